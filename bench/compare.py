@@ -1,0 +1,28 @@
+"""Print, per benchmark group, each entry's median and its ratio to the peer's median.
+
+Usage: python bench/compare.py RESULTS.json
+(RESULTS.json from ``pytest bench/... --benchmark-only --benchmark-json=RESULTS.json``.)
+The peer of a group is its entry whose name does not contain "recforge".
+"""
+import json
+import sys
+from collections import defaultdict
+
+
+def main(path: str) -> None:
+    with open(path) as f:
+        benchmarks = json.load(f)["benchmarks"]
+    groups = defaultdict(list)
+    for b in benchmarks:
+        groups[b["group"] or "(none)"].append((b["name"], b["stats"]["median"]))
+    for group, rows in sorted(groups.items()):
+        peers = [median for name, median in rows if "recforge" not in name]
+        peer = min(peers) if peers else None
+        print(f"[{group}]")
+        for name, median in sorted(rows, key=lambda r: r[1]):
+            ratio = f"  peer/ours = {peer / median:6.2f}x" if peer and "recforge" in name else ""
+            print(f"  {name:<55} median {median * 1e3:10.2f} ms{ratio}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,22 @@
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+#include <thread>
+
+namespace py = pybind11;
+
+void bind_topk(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "recforge compiled kernels (private: use the recforge Python API)";
+    m.def("hardware_concurrency", []() { return static_cast<int>(std::thread::hardware_concurrency()); },
+          "Number of hardware threads std::thread reports (0 if unknown).");
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::invalid_argument& e) {
+            PyErr_SetString(PyExc_ValueError, e.what());
+        }
+    });
+    bind_topk(m);
+}

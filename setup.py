@@ -1,0 +1,27 @@
+"""Build the one compiled extension, ``recforge._core``, with pybind11.
+
+Portable flags only (no -march=native): wheels must run on any CPU of their platform.
+"""
+import sys
+from glob import glob
+
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
+from setuptools import setup
+
+ParallelCompile("RECFORGE_BUILD_JOBS", default=2).install()
+
+extra_compile_args = ["/O2"] if sys.platform == "win32" else ["-O3", "-fvisibility=hidden"]
+extra_link_args = [] if sys.platform == "win32" else ["-pthread"]
+
+ext_modules = [
+    Pybind11Extension(
+        "recforge._core",
+        sorted(glob("csrc/bindings/*.cpp")),
+        include_dirs=["csrc/include"],
+        cxx_std=17,
+        extra_compile_args=extra_compile_args,
+        extra_link_args=extra_link_args,
+    )
+]
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})

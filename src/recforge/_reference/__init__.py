@@ -1,0 +1,1 @@
+"""Slow, readable NumPy implementations: the specification of each kernel. Used by tests only."""

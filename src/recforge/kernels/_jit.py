@@ -1,0 +1,23 @@
+"""The one place Numba's ``njit`` is configured for recforge kernels.
+
+* ``cache=True`` unless ``RECFORGE_NUMBA_CACHE=0``: compiled code is reused across processes.
+  Numba stores the cache beside the module, or in a per-user directory when the install is
+  read-only; ``NUMBA_CACHE_DIR`` overrides both.
+* ``nogil=True``: kernels only touch arrays and scalars.
+* Decorating compiles nothing: compilation happens on first call, so ``import recforge`` stays fast.
+"""
+from __future__ import annotations
+
+import os
+
+import numba
+
+CACHE = os.environ.get("RECFORGE_NUMBA_CACHE", "1") != "0"
+
+
+def jit(fn=None, *, parallel: bool = False, fastmath: bool = False):
+    """``numba.njit`` with recforge's defaults (cache, nogil, no fastmath unless tested)."""
+    def wrap(f):
+        return numba.njit(cache=CACHE, nogil=True, parallel=parallel, fastmath=fastmath)(f)
+
+    return wrap if fn is None else wrap(fn)

@@ -1,0 +1,298 @@
+"""The recommend contract shared by every recall model.
+
+A recall model learns from an :class:`~recforge.data.Interactions` (users × items) and answers:
+
+* ``recommend(user_ids, k=10, filter_seen=True, filter_items=None, items=None)``
+* ``recommend_from_history(item_ids, weights=None, k=10, ...)`` — a user the model never saw (fold-in)
+* ``similar_items(item_ids, k=10, ...)``
+
+Each returns ``(item_ids, scores)``: 1-D arrays for a scalar query, 2-D ``(n_queries, k)`` for an
+array of queries, always **exactly k** columns, best first (equal scores: lower internal index
+first), padded with ``-1`` (``None`` for non-integer ids) and ``-inf`` when fewer than ``k``
+candidates exist. Batch results equal looped scalar calls. Ids are the external ids of the
+training data; unknown user or query item ids raise ``KeyError`` naming the id, while unknown
+ids inside ``filter_items``/``items`` are ignored (they cannot be recommended anyway).
+
+Subclasses implement ``_fit`` and the scoring hooks; everything else — id mapping, filtering,
+batching with bounded memory, top-k selection in C++, save/load — lives here once.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._params import ParamsMixin
+from .._threads import resolve_n_threads
+from .._validation import check_1d, check_int
+from ..data import IdMap, Interactions
+from ..exceptions import NotFittedError
+from ..io import load_arrays, save_arrays
+from ..kernels.topk import topk
+
+#: Upper bound on the dense score block scored at once (bytes); keeps batch recommend O(chunk × n_items).
+SCORE_BLOCK_BYTES = 64 * 2**20
+
+
+def as_interactions(data, name: str = "interactions") -> Interactions:
+    """Accept an :class:`Interactions` or a scipy sparse (n_users, n_items) matrix."""
+    if isinstance(data, Interactions):
+        return data
+    if sp.issparse(data):
+        return Interactions(data)
+    raise TypeError(
+        f"{name} must be a recforge.data.Interactions or a scipy sparse matrix of shape (n_users, n_items), "
+        f"got {type(data).__name__}; build one with Interactions.from_dataframe(df, user_col=..., item_col=...)"
+    )
+
+
+class RecallModel(ParamsMixin):
+    """Base class of recall models. See the module docstring for the contract.
+
+    Fitted attributes
+    -----------------
+    user_map_, item_map_ : IdMap
+        External ↔ internal ids of the training data.
+    user_items_ : scipy.sparse.csr_matrix of shape (n_users, n_items), float32
+        The training interactions (used to filter seen items).
+    """
+
+    # ---- hooks for subclasses -------------------------------------------------------------------
+    def _fit(self, data: Interactions) -> None:
+        raise NotImplementedError
+
+    def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        """Scores (len(user_idx), n_items) float32 for internal user indices (int64)."""
+        raise NotImplementedError
+
+    def _score_history(self, item_idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Scores (n_items,) float32 for a new user who interacted with ``item_idx`` (int64) with ``weights``."""
+        raise NotImplementedError
+
+    def _score_similar(self, item_idx: np.ndarray) -> np.ndarray:
+        """Similarity scores (len(item_idx), n_items) float32 of the query items to every item."""
+        raise NotImplementedError
+
+    def _get_state(self) -> dict:
+        """Fitted arrays to save, beyond the id maps and ``user_items_``."""
+        return {}
+
+    def _set_state(self, arrays: dict) -> None:
+        """Restore what ``_get_state`` returned."""
+
+    # ---- fitting ------------------------------------------------------------------------------
+    def fit(self, interactions):
+        """Learn from ``interactions`` (an :class:`Interactions` or sparse (n_users, n_items)). Returns ``self``."""
+        data = as_interactions(interactions)
+        if data.nnz == 0:
+            raise ValueError("interactions has no entries; a recall model needs at least one interaction")
+        self._validate_params()
+        self._fit(data)
+        self.user_map_ = data.user_map
+        self.item_map_ = data.item_map
+        self.user_items_ = data.matrix
+        return self
+
+    def _validate_params(self) -> None:
+        """Check hyper-parameters (called at the start of ``fit``); subclasses extend it."""
+        if getattr(self, "n_threads", None) is not None:
+            resolve_n_threads(self.n_threads)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_map_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(interactions) first")
+
+    @property
+    def n_users_(self) -> int:
+        self._check_fitted()
+        return len(self.user_map_)
+
+    @property
+    def n_items_(self) -> int:
+        self._check_fitted()
+        return len(self.item_map_)
+
+    def _n_threads(self) -> int:
+        return resolve_n_threads(getattr(self, "n_threads", None))
+
+    # ---- the contract --------------------------------------------------------------------------
+    def recommend(self, user_ids, k=10, *, filter_seen=True, filter_items=None, items=None):
+        """Top-``k`` items for known users.
+
+        Parameters
+        ----------
+        user_ids : scalar or array-like of external user ids
+        k : int >= 1
+        filter_seen : bool, default True
+            Remove the items each user interacted with in the training data.
+        filter_items : array-like of external item ids, optional
+            Never recommend these.
+        items : array-like of external item ids, optional
+            Recommend only among these (a whitelist).
+
+        Returns
+        -------
+        item_ids : ndarray (k,) or (n_users, k)
+            External item ids, best first; ``-1`` (``None`` for non-integer ids) pads.
+        scores : ndarray (k,) or (n_users, k), float32
+            Their scores; ``-inf`` pads.
+        """
+        self._check_fitted()
+        k = check_int(k, "k", min_value=1)
+        scalar = np.ndim(user_ids) == 0
+        user_idx = np.atleast_1d(np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64))
+        exclude = (lambda rows: self.user_items_[rows]) if filter_seen else (lambda rows: None)
+        idx, val = self._topk_in_blocks(user_idx, self._score_users, exclude, k,
+                                        self._global_mask(filter_items, items))
+        return self._finish(idx, val, scalar)
+
+    def recommend_from_history(self, item_ids, weights=None, k=10, *, filter_seen=True, filter_items=None,
+                               items=None):
+        """Top-``k`` items for a new user who interacted with ``item_ids`` (fold-in, no refit).
+
+        Parameters
+        ----------
+        item_ids : array-like of external item ids (may be empty: the model's cold-start answer)
+        weights : array-like of float, same length, optional (default 1.0 each)
+        filter_seen : bool, default True
+            Remove the history items from the result.
+
+        Returns
+        -------
+        item_ids : ndarray (k,), scores : ndarray (k,) float32
+        """
+        self._check_fitted()
+        k = check_int(k, "k", min_value=1)
+        history = np.atleast_1d(np.asarray(item_ids))
+        item_idx = (np.asarray(self.item_map_.index(history, name="item_id"), dtype=np.int64).reshape(-1)
+                    if history.size else np.empty(0, np.int64))
+        if weights is None:
+            w = np.ones(len(item_idx), np.float32)
+        else:
+            w = check_1d(weights, "weights", dtype=np.float32, finite=True)
+            if len(w) != len(item_idx):
+                raise ValueError(f"weights has length {len(w)}, item_ids has length {len(item_idx)}")
+            if np.any(w < 0):
+                raise ValueError("weights must be >= 0")
+        scores = np.asarray(self._score_history(item_idx, w), dtype=np.float32).reshape(1, -1)
+        exclude = None
+        if filter_seen and len(item_idx):
+            cols = np.unique(item_idx)
+            exclude = sp.csr_matrix((np.ones(len(cols), np.float32), cols, [0, len(cols)]),
+                                    shape=(1, self.n_items_))
+        idx, val = topk(scores, k, exclude=exclude, global_mask=self._global_mask(filter_items, items),
+                        n_threads=1)
+        return self._finish(idx, val, scalar=True)
+
+    def similar_items(self, item_ids, k=10, *, filter_items=None, items=None):
+        """The ``k`` items most similar to each query item (the query item itself excluded).
+
+        Returns
+        -------
+        item_ids : ndarray (k,) or (n_queries, k); scores : same shape, float32
+        """
+        self._check_fitted()
+        k = check_int(k, "k", min_value=1)
+        scalar = np.ndim(item_ids) == 0
+        query = np.atleast_1d(np.asarray(self.item_map_.index(item_ids, name="item_id"), dtype=np.int64))
+        def itself(rows):
+            return sp.csr_matrix((np.ones(len(rows), np.float32), rows, np.arange(len(rows) + 1)),
+                                 shape=(len(rows), self.n_items_))
+
+        idx, val = self._topk_in_blocks(query, self._score_similar, itself, k,
+                                        self._global_mask(filter_items, items))
+        return self._finish(idx, val, scalar)
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _topk_in_blocks(self, queries, score, exclude, k, mask):
+        """Score ``queries`` in blocks of bounded memory and keep each row's top ``k``.
+
+        ``score(rows)`` → (len(rows), n_items) scores; ``exclude(rows)`` → sparse rows to drop, or None.
+        """
+        block = max(1, SCORE_BLOCK_BYTES // (4 * max(1, self.n_items_)))
+        out_idx = np.empty((len(queries), k), np.int64)
+        out_val = np.empty((len(queries), k), np.float32)
+        for start in range(0, len(queries), block):
+            rows = queries[start:start + block]
+            idx, val = topk(score(rows), k, exclude=exclude(rows), global_mask=mask, n_threads=self._n_threads())
+            out_idx[start:start + len(rows)] = idx
+            out_val[start:start + len(rows)] = val
+        return out_idx, out_val
+
+    def _global_mask(self, filter_items, items):
+        if filter_items is None and items is None:
+            return None
+        n_items = self.n_items_
+        if items is not None:
+            mask = np.ones(n_items, dtype=bool)
+            mask[self._known_item_indices(items)] = False
+        else:
+            mask = np.zeros(n_items, dtype=bool)
+        if filter_items is not None:
+            mask[self._known_item_indices(filter_items)] = True
+        return mask
+
+    def _known_item_indices(self, values) -> np.ndarray:
+        values = np.atleast_1d(np.asarray(values))
+        if values.size == 0:
+            return np.empty(0, np.int64)
+        known = values[self.item_map_.contains(values)]
+        if known.size == 0:
+            return np.empty(0, np.int64)
+        return np.asarray(self.item_map_.index(known, name="item_id"), dtype=np.int64).reshape(-1)
+
+    def _finish(self, idx: np.ndarray, val: np.ndarray, scalar: bool):
+        ids = self.item_map_.ids
+        valid = idx >= 0
+        if ids.dtype.kind in "iu":
+            out = np.full(idx.shape, -1, dtype=np.int64)
+            out[valid] = ids[idx[valid]]
+        else:
+            out = np.full(idx.shape, None, dtype=object)
+            out[valid] = ids[idx[valid]]
+        val = val.astype(np.float32, copy=False)
+        if scalar:
+            return out[0], val[0]
+        return out, val
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save(self, file) -> None:
+        """Write the fitted model to ``file`` (path or binary file object): ``.npz`` + JSON, no pickle."""
+        self._check_fitted()
+        ui = self.user_items_
+        arrays = {
+            "user_ids": self.user_map_.ids,
+            "item_ids": self.item_map_.ids,
+            "user_items_indptr": ui.indptr,
+            "user_items_indices": ui.indices,
+            "user_items_data": ui.data,
+        }
+        state = self._get_state()
+        clash = set(state) & set(arrays)
+        if clash:
+            raise RuntimeError(f"state arrays {sorted(clash)} clash with the base arrays")
+        arrays.update(state)
+        save_arrays(file, model_class=type(self).__name__, params=self.get_params(), arrays=arrays)
+
+    @classmethod
+    def load(cls, file):
+        """Read a model written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
+        from ..exceptions import ModelFileError
+
+        params, arrays, _ = load_arrays(
+            file, expected_class=cls.__name__,
+            required=("user_ids", "item_ids", "user_items_indptr", "user_items_indices", "user_items_data"),
+        )
+        try:
+            model = cls(**params)
+            user_map, item_map = IdMap(arrays.pop("user_ids")), IdMap(arrays.pop("item_ids"))
+            matrix = sp.csr_matrix(
+                (arrays.pop("user_items_data"), arrays.pop("user_items_indices"), arrays.pop("user_items_indptr")),
+                shape=(len(user_map), len(item_map)),
+            )
+            matrix.check_format(full_check=True)
+            model.user_items_ = Interactions(matrix, user_map=user_map, item_map=item_map).matrix
+            model.user_map_, model.item_map_ = user_map, item_map
+            model._set_state(arrays)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
+        return model

@@ -47,12 +47,14 @@ class RecallContract:
         raise NotImplementedError
 
     @pytest.fixture(scope="class")
-    def data(self):
+    @classmethod
+    def data(cls):
         return contract_interactions()
 
     @pytest.fixture(scope="class")
-    def fitted(self, data):
-        return self.make_model().fit(data)
+    @classmethod
+    def fitted(cls, data):
+        return cls().make_model().fit(data)
 
     def _users(self, data):
         return data.user_map.ids[:29]

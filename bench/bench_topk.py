@@ -74,3 +74,12 @@ def test_recforge_topk_excluding(benchmark, scores, seen, n_threads):
     idx, _ = benchmark.pedantic(topk, args=(scores, K), kwargs={"exclude": seen, "n_threads": n_threads},
                                 rounds=5, warmup_rounds=1)
     np.testing.assert_array_equal(idx[:50], numpy_topk_excluding(scores[:50], K, seen[:50]))
+
+
+@pytest.mark.benchmark(group="topk-one-core-busy")
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_recforge_topk_contended(benchmark, scores, seen, busy_core, n_threads):
+    """With a foreign busy loop on one core, 2 threads must not be slower than 1 (threads block, never spin)."""
+    idx, _ = benchmark.pedantic(topk, args=(scores, K), kwargs={"exclude": seen, "n_threads": n_threads},
+                                rounds=5, warmup_rounds=1)
+    assert idx.shape == (N_USERS, K)

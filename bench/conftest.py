@@ -15,3 +15,23 @@ if SIZE not in ("full", "smoke"):
 def pick(full, smoke):
     """The full-size value, or the smoke-size value under RECFORGE_BENCH_SIZE=smoke."""
     return full if SIZE == "full" else smoke
+
+
+@pytest.fixture
+def busy_core():
+    """Keep one core busy with a foreign process for the duration of a benchmark.
+
+    DESIGN.md: with one core busy, a 2-thread recforge run must not be slower than its 1-thread run
+    (spin-waiting OpenMP peers collapse here). The busy loop is a separate process, as on a shared machine.
+    """
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(0.2)  # let it get scheduled
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

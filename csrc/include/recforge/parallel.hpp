@@ -11,6 +11,15 @@
 
 namespace recforge {
 
+// Threads worth starting for `work` units when each thread should get at least `min_work_per_thread`:
+// starting a thread costs microseconds, and on a loaded machine joining one that the OS has not yet
+// scheduled costs a time slice, so small jobs run on the calling thread alone.
+inline int threads_for_work(int n_threads, double work, double min_work_per_thread) {
+    const double useful = work / min_work_per_thread;
+    if (useful < 2.0) return 1;
+    return useful < n_threads ? static_cast<int>(useful) : std::max(1, n_threads);
+}
+
 // Run fn(task, thread_id) for task in [0, n_tasks) on up to n_threads threads.
 // Tasks are handed out in chunks from a shared atomic counter (dynamic schedule), so uneven
 // rows balance out. The first exception thrown by any worker stops the hand-out and is

@@ -73,7 +73,9 @@ template <typename Score>
 int64_t topk_rows(const Score* scores, int64_t n_rows, int64_t n_items, int64_t k,
                   const int64_t* exclude_indptr, const int32_t* exclude_indices,
                   const uint8_t* global_mask, int64_t* out_index, Score* out_score, int n_threads) {
-    std::vector<int64_t> nan_per_thread(static_cast<size_t>(std::max(1, n_threads)), 0);
+    // ~1M scores per thread before a second thread pays for itself
+    n_threads = threads_for_work(n_threads, static_cast<double>(n_rows) * static_cast<double>(n_items), 1 << 20);
+    std::vector<int64_t> nan_per_thread(static_cast<size_t>(n_threads), 0);
     std::vector<std::vector<uint8_t>> marks(nan_per_thread.size());
     std::vector<std::vector<Candidate<Score>>> heaps(nan_per_thread.size());
 

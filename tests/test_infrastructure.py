@@ -201,3 +201,20 @@ def test_cli_version_and_info():
     info = subprocess.run([sys.executable, "-m", "recforge", "info"], capture_output=True, text=True,
                           check=True).stdout
     assert "cores available" in info
+
+
+def test_warmup_compiles_every_kernel_module_with_a_hook():
+    import pkgutil
+
+    import recforge.kernels as kernels
+
+    spent = kernels.warmup()
+    with_hook = {m.name for m in pkgutil.iter_modules(kernels.__path__)
+                 if hasattr(__import__(f"recforge.kernels.{m.name}", fromlist=["_"]), "_warmup")}
+    assert set(spent) == with_hook and {"ranking", "segsort"} <= with_hook
+
+
+def test_cli_warmup():
+    out = subprocess.run([sys.executable, "-m", "recforge", "warmup"], capture_output=True, text=True,
+                         check=True, timeout=600).stdout
+    assert "ranking" in out and "done in" in out

@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     demo.add_argument("--threads", type=int, default=None, help="threads per model (default: all cores)")
     demo.add_argument("--models", nargs="+", default=None, help="only these demo rows (e.g. popularity)")
     commands.add_parser("info", help="versions and the threads recforge will use")
+    commands.add_parser("warmup", help="compile every Numba kernel now (and cache it), e.g. in a container build")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -45,6 +46,13 @@ def main(argv=None) -> int:
         print(f"recforge {__version__} demo", flush=True)
         result = run_demo(k=args.k, n_threads=args.threads, models=args.models)
         print(format_demo(result, k=args.k))
+        return 0
+    if args.command == "warmup":
+        from .kernels import warmup
+
+        print("compiling recforge kernels (cached for later runs):")
+        total = sum(warmup(verbose=True).values())
+        print(f"done in {total:.1f} s")
         return 0
     if args.command == "info":
         print(_info())

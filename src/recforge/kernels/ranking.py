@@ -55,3 +55,7 @@ def hit_matrix(recommended, indptr, indices):
             if lo < stop and indices[lo] == item:
                 hits[u, j] = True
     return hits
+
+
+def _warmup():
+    hit_matrix(np.zeros((1, 1), np.int64), np.array([0, 1], np.int64), np.zeros(1, np.int64))

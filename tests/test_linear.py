@@ -237,8 +237,8 @@ def test_partial_fit_stream_equals_one_pass():
     np.testing.assert_allclose(stream._ftrl_z, z, rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="classes"):
         LogisticRegression(penalty="l1").partial_fit(X, y)
-    with pytest.raises(ValueError, match="FTRL"):
-        LogisticRegression().partial_fit(X, y, classes=[0, 1])
+    assert not hasattr(LogisticRegression(), "partial_fit")
+    assert hasattr(LogisticRegression(solver="ftrl"), "partial_fit")
     with pytest.raises(ValueError, match="not in classes"):
         stream.partial_fit(X, y + 5)
 
@@ -279,9 +279,9 @@ def test_bad_input():
         LogisticRegression().fit(np.where(X == 0, np.nan, X), y)
     with pytest.raises(ValueError, match="rows"):
         LogisticRegression().fit(X, y[:-1])
-    with pytest.raises(ValueError, match="single class"):
+    with pytest.raises(ValueError, match="1 class"):
         LogisticRegression().fit(X, np.zeros(300))
-    with pytest.raises(ValueError, match="3 classes"):
+    with pytest.raises(ValueError, match="Only binary.*3 classes"):
         LogisticRegression().fit(X, np.arange(300) % 3)
     with pytest.raises(ValueError, match="Unknown label type"):
         LogisticRegression().fit(X, y + 0.5)

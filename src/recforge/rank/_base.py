@@ -20,7 +20,9 @@ The functions :func:`check_X`, :func:`check_binary_target`, :func:`check_sample_
 """
 from __future__ import annotations
 
+import functools
 import numbers
+import sys
 import warnings
 
 import numpy as np
@@ -72,7 +74,7 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
     if arr.dtype.kind == "c":
         raise ValueError(f"Complex data not supported in {name}")
     if arr.ndim != 2:
-        raise ValueError(f"Expected 2D array for {name}, got shape {arr.shape} instead; reshape your data "
+        raise ValueError(f"Expected 2D array for {name}, got shape {arr.shape} instead. Reshape your data "
                          "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single row")
     if arr.dtype not in (np.float32, np.float64):
         if arr.dtype.kind not in "biuO":
@@ -127,10 +129,10 @@ def check_binary_target(y, n_rows: int | None = None, name: str = "y", classes=N
     if classes is None:
         classes = np.unique(arr)
         if classes.size < 2:
-            raise ValueError(f"{name} has a single class {classes.tolist()}; a binary ranker needs 2 classes")
+            raise ValueError(f"{name} has 1 class {classes.tolist()}; a binary ranker needs 2 classes")
         if classes.size > 2:
-            raise ValueError(f"{name} has {classes.size} classes {classes[:5].tolist()}...; this ranker is "
-                             "binary (click / no click) and needs exactly 2 classes")
+            raise ValueError(f"Only binary classification is supported. {name} has {classes.size} classes "
+                             f"{classes[:5].tolist()}; rankers predict click / no click")
     else:
         unknown = np.setdiff1d(np.unique(arr), classes)
         if unknown.size:
@@ -349,7 +351,7 @@ class Ranker(ParamsMixin):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+            raise _not_fitted_error()(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                                  "appropriate arguments before using this estimator.")
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -418,6 +420,41 @@ class Ranker(ParamsMixin):
         except (TypeError, ValueError, KeyError) as exc:
             raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
         return model
+
+
+def _not_fitted_error() -> type:
+    """recforge's NotFittedError; when scikit-learn is loaded, a subclass that is also scikit-learn's
+    NotFittedError, so scikit-learn's tools (``check_is_fitted``, estimator checks) recognise it."""
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return NotFittedError
+    return _combined_not_fitted(sk.NotFittedError)
+
+
+@functools.lru_cache(maxsize=None)
+def _combined_not_fitted(sk_error: type) -> type:
+    return type("NotFittedError", (NotFittedError, sk_error), {"__module__": NotFittedError.__module__})
+
+
+class available_if:
+    """A method that exists only when ``check(self)`` is true (else ``hasattr`` is False), like
+    scikit-learn's ``available_if``: e.g. ``partial_fit`` only for online solvers."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __call__(self, fn):
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+        return self
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.fn
+        if not self.check(obj):
+            raise AttributeError(f"{type(obj).__name__} has no attribute {self.fn.__name__!r} with these "
+                                 "hyper-parameters")
+        return functools.partial(self.fn, obj)
 
 
 def _expit(z: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from .._threads import resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..kernels import linear as K
-from ._base import Ranker, check_binary_target, check_sample_weight, class_weight_factors
+from ._base import Ranker, available_if, check_binary_target, check_sample_weight, class_weight_factors
 
 
 class ConvergenceWarning(UserWarning):
@@ -329,13 +329,14 @@ class LogisticRegression(Ranker):
         self.coef_ = out[:d].reshape(1, d)
         self.intercept_ = np.array([out[d] if self.fit_intercept else 0.0])
 
+    @available_if(lambda self: self._solver() == "ftrl")
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One FTRL-proximal pass over a batch of a stream (rows in the given order); returns ``self``.
 
         The first call needs ``classes`` (the two labels) unless the model is already fitted. Each
         call continues from the current state: ``z`` and the squared-gradient sums of every
-        coordinate (McMahan et al. 2013). Requires ``solver`` "ftrl" or "auto" with an l1/elasticnet
-        penalty, or ``solver="ftrl"`` with any penalty.
+        coordinate (McMahan et al. 2013). Exists only for the FTRL solver (``solver="ftrl"``, or
+        ``"auto"`` with an l1/elasticnet penalty); otherwise ``hasattr(model, "partial_fit")`` is False.
 
         Parameters
         ----------
@@ -345,8 +346,6 @@ class LogisticRegression(Ranker):
         classes : array-like of shape (2,), optional
         sample_weight : array-like of shape (n_rows,), optional
         """
-        if self._solver() != "ftrl":
-            raise ValueError("partial_fit needs the FTRL solver: set solver='ftrl' (or penalty='l1'/'elasticnet')")
         first = not hasattr(self, "classes_")
         if first:
             self._validate_params()

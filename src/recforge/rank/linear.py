@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
-from .._threads import resolve_n_threads
+from .._threads import limit_blas_threads, resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..kernels import linear as K
 from ._base import Ranker, available_if, check_binary_target, check_sample_weight, class_weight_factors
@@ -175,7 +175,9 @@ class LogisticRegression(Ranker):
         self.best_iteration_ = None
         n_threads = resolve_n_threads(self.n_threads)
         start = time.perf_counter()
-        with _thread_pool(n_threads) as pool:
+        # BLAS inside scipy's L-BFGS-B works on vectors of n_features: its threads only spin and steal
+        # the cores our kernel threads need (2-4x slower fits on a busy machine), so cap them at 1.
+        with _thread_pool(n_threads) as pool, limit_blas_threads(1):
             self._pool = pool
             try:
                 if self._solver() == "lbfgs":

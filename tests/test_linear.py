@@ -122,9 +122,12 @@ def test_matches_scikit_learn():
     np.testing.assert_allclose(ours.predict_proba(X), peer.predict_proba(X), atol=1e-5)
 
 
-def test_results_do_not_depend_on_threads():
+@pytest.mark.parametrize("fmt", ["csr", "dense"])
+def test_results_do_not_depend_on_threads(fmt):
     rng = np.random.default_rng(5)
     X = sp.random(40_000, 30, density=0.2, format="csr", dtype=np.float32, random_state=rng)
+    if fmt == "dense":
+        X = X.toarray()
     y = (rng.random(40_000) < 0.3).astype(int)
     a = LogisticRegression(n_threads=1).fit(X, y)
     b = LogisticRegression(n_threads=2).fit(X, y)

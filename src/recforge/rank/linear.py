@@ -2,10 +2,8 @@
 l1 / elastic-net with ``partial_fit`` on streams."""
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -429,14 +427,9 @@ def _margins(X, w, b, pool=None) -> np.ndarray:
     return out
 
 
-@contextlib.contextmanager
 def _thread_pool(n_threads: int):
-    """A pool of ``n_threads`` blocking worker threads for the nogil kernels (None for one thread)."""
-    if n_threads <= 1:
-        yield None
-        return
-    with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="recforge-lr") as pool:
-        yield pool
+    """The calling thread plus ``n_threads - 1`` blocking helpers for the nogil kernels."""
+    return K.ChunkPool(n_threads)
 
 
 def _progress(enabled, total, desc):

@@ -7,6 +7,9 @@ Two data sets, each its own group:
 * ``lr-fit-synthetic`` — ``synthetic_ctr`` 1M rows x 50 float32 features (plus 200k held-out rows
   of the same draw), C=1.0.
 
+* ``lr-fit-synthetic-busy`` — the synthetic fit again while a separate process keeps one core
+  busy (a spinning loop): threads that spin-wait collapse here, ours block.
+
 Both fits use tol=1e-4 and max_iter=1000; each benchmark records the test AUC in ``extra_info`` and
 asserts it is within 0.002 of scikit-learn's, so the timings compare fits of equal quality.
 
@@ -86,4 +89,35 @@ def test_sklearn_lbfgs_synthetic(benchmark, synthetic_matrices):
 @pytest.mark.benchmark(group="lr-fit-synthetic")
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_recforge_lr_synthetic(benchmark, synthetic_matrices, n_threads):
+    _run(benchmark, _recforge(1.0, n_threads), synthetic_matrices, "synthetic")
+
+
+@pytest.fixture
+def busy_core():
+    """A child process spinning on one core for the duration of the benchmark (ended by its handle)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    proc = ctx.Process(target=_spin, daemon=True)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.join(timeout=10)
+
+
+def _spin():  # pragma: no cover - runs in the child
+    while True:
+        pass
+
+
+@pytest.mark.benchmark(group="lr-fit-synthetic-busy")
+def test_sklearn_lbfgs_synthetic_busy(benchmark, synthetic_matrices, busy_core):
+    _run(benchmark, _sklearn(1.0), synthetic_matrices, "synthetic")
+
+
+@pytest.mark.benchmark(group="lr-fit-synthetic-busy")
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_recforge_lr_synthetic_busy(benchmark, synthetic_matrices, busy_core, n_threads):
     _run(benchmark, _recforge(1.0, n_threads), synthetic_matrices, "synthetic")

@@ -330,3 +330,10 @@ def test_adult_quality_ftrl_l1():
     auc = roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1])
     assert auc >= 0.908, auc  # measured 0.9101 (10 epochs; tol stops it there), 149 of 192 weights non-zero
     assert np.count_nonzero(model.coef_) < model.coef_.size
+
+
+def test_verbose_progress_bar(capsys):
+    X, y, _ = make_data()
+    LogisticRegression(verbose=True).fit(X, y)
+    LogisticRegression(penalty="l1", verbose=True, max_iter=3).fit(X, y)
+    assert "LR" in capsys.readouterr().err

@@ -258,6 +258,15 @@ def test_save_load_with_encoder(tmp_path):
         LogisticRegression.load(io.BytesIO(b"junk"))
 
 
+def test_save_with_callback_and_generator(tmp_path):
+    X, y, _ = make_data()
+    m = LogisticRegression(callback=lambda info: False, random_state=np.random.default_rng(0)).fit(X, y)
+    m.save(tmp_path / "m.npz")
+    back = LogisticRegression.load(tmp_path / "m.npz")
+    assert back.callback is None and back.random_state is None  # not storable without pickle
+    np.testing.assert_array_equal(back.coef_, m.coef_)
+
+
 def test_save_load_ftrl_continues(tmp_path):
     X, y, _ = make_data()
     m = LogisticRegression(penalty="l1").partial_fit(X, y, classes=[0, 1])

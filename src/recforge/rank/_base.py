@@ -405,13 +405,7 @@ class Ranker(ParamsMixin):
             arrays.update(enc_arrays)
             record["encoder"] = enc_meta
             params = {**params, "encoder": None}  # rebuilt from record["encoder"]
-        try:
-            import json
-
-            json.dumps(params)
-        except TypeError as exc:
-            raise TypeError(f"cannot save {type(self).__name__}: a hyper-parameter is not JSON-serialisable "
-                            f"({exc})") from None
+        params = {k: _jsonable_or_none(v) for k, v in params.items()}  # callbacks, Generators -> None
         save_arrays(file, model_class=type(self).__name__, params=params, arrays=arrays, meta=record)
 
     @classmethod
@@ -438,6 +432,19 @@ class Ranker(ParamsMixin):
         except (TypeError, ValueError, KeyError) as exc:
             raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
         return model
+
+
+def _jsonable_or_none(value):
+    """``value`` if JSON can store it (numpy scalars become Python ones), else None (a callback, a Generator)."""
+    import json
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return None
+    return value
 
 
 def _not_fitted_error() -> type:

@@ -220,8 +220,6 @@ class LogisticRegression(Ranker):
             return loss, g
 
         theta0 = np.zeros(d + 1)
-        if getattr(self, "_warm_start_theta", None) is not None:
-            theta0 = self._warm_start_theta
         state = {"it": 0, "best": np.inf, "best_theta": None, "since": 0, "stopped": False}
         bar = _progress(self.verbose, int(self.max_iter), "LR L-BFGS")
 

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["recforge.features.encoder"]
+MODULES = ["recforge.features.encoder", "recforge.rank.linear"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -346,3 +346,17 @@ def test_verbose_progress_bar(capsys):
     LogisticRegression(verbose=True).fit(X, y)
     LogisticRegression(penalty="l1", verbose=True, max_iter=3).fit(X, y)
     assert "LR" in capsys.readouterr().err
+
+
+def test_int64_csr_and_input_not_modified():
+    X, y, sw = make_data()
+    S = sp.csr_matrix(X)
+    S64 = S.copy()
+    S64.indices = S64.indices.astype(np.int64)
+    S64.indptr = S64.indptr.astype(np.int64)
+    before = (S64.data.copy(), S64.indices.copy(), S64.indptr.copy(), sw.copy())
+    a = LogisticRegression(tol=1e-8).fit(S, y, sample_weight=sw)
+    b = LogisticRegression(tol=1e-8).fit(S64, y, sample_weight=sw)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    for old, new in zip(before, (S64.data, S64.indices, S64.indptr, sw)):
+        np.testing.assert_array_equal(old, new)

@@ -64,7 +64,7 @@ def test_loss_is_stable_for_large_margins():
     X = np.array([[1.0], [1.0]])
     y = np.array([1.0, 0.0])
     f, gw, gb = kernel_objective(X, y, np.ones(2), np.array([800.0]), 0.0, 0.0, 1)
-    assert np.isfinite(f) and f == pytest.approx(400.0) and np.isfinite(gw).all()
+    assert np.isfinite(f) and f == pytest.approx(400.0) and np.isfinite(gw).all() and np.isfinite(gb)
 
 
 def test_gradient_matches_finite_differences():
@@ -77,6 +77,8 @@ def test_gradient_matches_finite_differences():
         e[j] = eps
         num = (kernel_objective(X, y, sw, w + e, b, lam, 2)[0] - kernel_objective(X, y, sw, w - e, b, lam, 2)[0])
         assert num / (2 * eps) == pytest.approx(gw[j], rel=1e-5, abs=1e-8)
+    num_b = (kernel_objective(X, y, sw, w, b + eps, lam, 2)[0] - kernel_objective(X, y, sw, w, b - eps, lam, 2)[0])
+    assert num_b / (2 * eps) == pytest.approx(gb, rel=1e-5, abs=1e-8)
 
 
 @pytest.mark.parametrize("fmt", ["dense", "csr"])
@@ -238,6 +240,7 @@ def test_partial_fit_stream_equals_one_pass():
         stream.partial_fit(X[lo:lo + 100], y[lo:lo + 100], classes=[0.0, 1.0], sample_weight=sw[lo:lo + 100])
     z, n, _ = ref.ftrl_epoch(X, y, sw, np.arange(400), np.zeros(13), np.zeros(13), 0.1, 1.0, 1.0, 0.0)
     np.testing.assert_allclose(stream._ftrl_z, z, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(stream._ftrl_n, n, rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="classes"):
         LogisticRegression(penalty="l1").partial_fit(X, y)
     assert not hasattr(LogisticRegression(), "partial_fit")
@@ -312,9 +315,8 @@ def test_bad_input():
 def test_adult_quality():
     """Adult test AUC with the documented config (one-hot + 20 quantile buckets + scaled numerics, C=0.3)."""
     from recforge.datasets import adult
-    from recforge.metrics import log_loss, roc_auc_score
-
     from recforge.demo import RANKERS
+    from recforge.metrics import log_loss, roc_auc_score
 
     data = adult()
     model = dict(RANKERS)["LR"](1)  # the demo's row: C=0.3, encoder=FeatureEncoder(n_bins=20)

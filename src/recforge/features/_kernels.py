@@ -4,6 +4,8 @@ Pure functions on contiguous arrays; the encoder validates and prepares them.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..kernels._jit import jit
@@ -39,7 +41,7 @@ def bucketize(x, edges, out):
     m = edges.shape[0]
     for i in range(x.shape[0]):
         v = x[i]
-        if v != v:
+        if math.isnan(v):
             out[i] = 0
             continue
         out[i] = 1 + _bucket(v, edges, 0, m)
@@ -57,7 +59,7 @@ def numeric_blocks(x, edges, mean, scale, with_scaled, off_scaled, cols_scaled, 
     n_inf = 0
     for i in range(x.shape[0]):
         v = np.float64(x[i])
-        if v != v:
+        if math.isnan(v):
             code = 0
             z = 0.0
         else:
@@ -93,7 +95,7 @@ def numeric_blocks_2d(X, col_idx, edges, edge_ptr, mean, scale, scaled_row, val_
     for i in range(X.shape[0]):
         for t in range(k):
             v = np.float64(X[i, col_idx[t]])
-            if v != v:
+            if math.isnan(v):
                 code = 0
                 z = 0.0
             else:

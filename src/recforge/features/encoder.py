@@ -28,8 +28,15 @@ from .._params import ParamsMixin
 from .._validation import check_int
 from ..exceptions import NotFittedError
 from ..io import load_arrays, save_arrays
-from ._columns import (Table, as_category_strings, looks_numeric, missing_mask, mix64, parse_numeric,
-                       stable_hash)
+from ._columns import (
+    Table,
+    as_category_strings,
+    looks_numeric,
+    missing_mask,
+    mix64,
+    parse_numeric,
+    stable_hash,
+)
 
 _STATE_VERSION = 1
 
@@ -626,7 +633,7 @@ class FeatureEncoder(ParamsMixin):
         return arrays, meta
 
     @classmethod
-    def from_state(cls, arrays: dict, meta: dict, prefix: str = "") -> "FeatureEncoder":
+    def from_state(cls, arrays: dict, meta: dict, prefix: str = "") -> FeatureEncoder:
         """Rebuild a fitted encoder from :meth:`get_state`'s output (raises ValueError if inconsistent)."""
         if meta.get("state_version") != _STATE_VERSION:
             raise ValueError(f"unsupported FeatureEncoder state version {meta.get('state_version')!r}")
@@ -673,7 +680,7 @@ class FeatureEncoder(ParamsMixin):
         save_arrays(file, model_class=type(self).__name__, params=meta["params"], arrays=arrays, meta=meta)
 
     @classmethod
-    def load(cls, file) -> "FeatureEncoder":
+    def load(cls, file) -> FeatureEncoder:
         """Read an encoder written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
         from ..exceptions import ModelFileError
 

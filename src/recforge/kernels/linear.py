@@ -23,6 +23,7 @@ import itertools
 import math
 
 import numpy as np
+
 from ._jit import jit
 
 #: LLVM flags of the dense kernels: re-associating the row dot product lets it vectorise (SIMD

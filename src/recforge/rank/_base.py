@@ -393,7 +393,7 @@ class Ranker(ParamsMixin):
         self._check_fitted()
         arrays, meta = self._get_state()
         arrays = dict(arrays)
-        if any(k.startswith(_ENCODER_PREFIX) or k.startswith("_") for k in arrays):
+        if any(k.startswith((_ENCODER_PREFIX, "_")) for k in arrays):
             raise RuntimeError("state array names must not start with 'encoder.' or '_'")
         if hasattr(self, "classes_"):
             classes = np.asarray(self.classes_)
@@ -460,7 +460,7 @@ def _not_fitted_error() -> type:
     return _combined_not_fitted(sk.NotFittedError)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _combined_not_fitted(sk_error: type) -> type:
     return type("NotFittedError", (NotFittedError, sk_error), {"__module__": NotFittedError.__module__})
 

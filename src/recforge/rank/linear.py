@@ -11,7 +11,13 @@ import scipy.sparse as sp
 from .._threads import limit_blas_threads, resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..kernels import linear as K
-from ._base import Ranker, available_if, check_binary_target, check_sample_weight, class_weight_factors
+from ._base import (
+    Ranker,
+    available_if,
+    check_binary_target,
+    check_sample_weight,
+    class_weight_factors,
+)
 
 
 class ConvergenceWarning(UserWarning):

@@ -8,9 +8,9 @@ import warnings
 import pytest
 
 pytest.importorskip("sklearn")
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from recforge.rank import LogisticRegression
+from recforge.rank import LogisticRegression  # noqa: E402
 
 ESTIMATORS = [
     LogisticRegression(),

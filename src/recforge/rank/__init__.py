@@ -7,4 +7,4 @@ All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``pre
 from ._base import Ranker
 from .linear import LogisticRegression
 
-__all__ = ["LogisticRegression", "Ranker"]
+__all__ = ["Ranker", "LogisticRegression"]

@@ -367,7 +367,8 @@ class LogisticRegression(Ranker):
             Xm = self._prepare_X(X, reset=False)
         _, y01 = check_binary_target(y, Xm.shape[0], classes=self.classes_)
         sw = check_sample_weight(sample_weight, Xm.shape[0])
-        sw = sw * class_weight_factors(self.class_weight, self.classes_, y01, sw)
+        if self.class_weight is not None:
+            sw = sw * class_weight_factors(self.class_weight, self.classes_, y01, sw)
         self._pool = None
         try:
             self._fit_ftrl(Xm, y01, sw, [], epochs=1, reset=first, scale_by_epoch=False)

@@ -125,7 +125,10 @@ def test_matches_scikit_learn():
 
 
 @pytest.mark.parametrize("fmt", ["csr", "dense"])
-def test_results_do_not_depend_on_threads(fmt):
+def test_results_do_not_depend_on_threads(fmt, monkeypatch):
+    from recforge.rank import linear
+
+    monkeypatch.setattr(linear, "MIN_ENTRIES_PER_THREAD", 1000)  # small data, but really use 2 threads
     rng = np.random.default_rng(5)
     X = sp.random(40_000, 30, density=0.2, format="csr", dtype=np.float32, random_state=rng)
     if fmt == "dense":

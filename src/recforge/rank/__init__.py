@@ -1,0 +1,10 @@
+"""Rankers: predict the click (positive-class) probability of candidate items.
+
+All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``predict``,
+``decision_function``, ``get_params``/``set_params``) with ``save``/``load``; see
+:mod:`recforge.rank._base` for the shared conventions.
+"""
+from ._base import Ranker
+from .linear import LogisticRegression
+
+__all__ = ["Ranker", "LogisticRegression"]

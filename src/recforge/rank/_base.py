@@ -254,6 +254,11 @@ class Ranker(ParamsMixin):
         enc = self.encoder_
         return enc.transform(X) if self._encoder_output == "csr" else enc.transform_dense(X)
 
+    def _check_encoded(self, Xm, name: str):
+        """Validate the encoder's output (a subclass whose ``_encode`` returns something other than an
+        array or CSR matrix overrides this)."""
+        return check_X(Xm, name, accept_sparse=self._accept_sparse, allow_nan=self._allow_nan)
+
     def _prepare_X(self, X, *, reset: bool, name: str = "X"):
         """Validate (and encode) ``X``; on ``reset`` learn ``n_features_in_``/``feature_names_in_``/``encoder_``."""
         encoder = getattr(self, "encoder", None)
@@ -280,8 +285,7 @@ class Ranker(ParamsMixin):
         if getattr(self, "encoder_", None) is not None:
             if reset:
                 self.n_features_in_ = len(self.encoder_.columns_)
-            Xm = self._encode(X, name)
-            Xm = check_X(Xm, name, accept_sparse=self._accept_sparse, allow_nan=self._allow_nan)
+            Xm = self._check_encoded(self._encode(X, name), name)
         else:
             Xm = check_X(X, name, accept_sparse=self._accept_sparse, allow_nan=self._allow_nan)
             if reset:

@@ -383,3 +383,55 @@ def predict_logits(codes, dense, lo, hi, col_flat_off, col_dim, col_in_off, emb,
             wide_logits(w_indptr, w_indices, w_data, rows, wide_w, z)
         for r in range(nb):
             out[s0 + r] = z[r]
+
+
+@jit
+def loss_grad(codes, dense, y, sw, rows, col_flat_off, col_row_off, col_dim, col_in_off, emb, sizes, params,
+              has_wide, w_indptr, w_indices, w_data, wide_w, l2, grads, emb_grad, wide_grad):
+    """Loss and gradients of one batch (``rows``) without updating anything (for tests and tools).
+
+    Returns the batch loss ``sum s_i logloss_i / B + l2 * sum ||W||^2`` (float64); fills ``grads``
+    (like ``params``), ``emb_grad`` (like ``emb``, zero on untouched rows) and ``wide_grad`` (like
+    ``wide_w``) in place.
+    """
+    nb = rows.shape[0]
+    d0 = sizes[0]
+    L = sizes.shape[0] - 1
+    act_width = 0
+    for l in range(1, L + 1):
+        act_width += sizes[l]
+    x0 = np.empty((nb, d0), np.float32)
+    acts = np.empty(nb * act_width, np.float32)
+    gather_inputs(codes, dense, rows, col_flat_off, col_dim, col_in_off, emb, x0)
+    z = mlp_forward(x0, params, sizes, acts)
+    if has_wide:
+        wide_logits(w_indptr, w_indices, w_data, rows, wide_w, z)
+    dz = np.empty(nb, np.float32)
+    total = 0.0
+    for r in range(nb):
+        i = rows[r]
+        zr = np.float64(z[r])
+        total += sw[i] * (_log1pexp(zr) - y[i] * zr)
+        dz[r] = np.float32(sw[i] * (_sigmoid(zr) - y[i]) / nb)
+    dx0 = mlp_backward(x0, params, sizes, acts, dz, l2, grads)
+    reg = 0.0
+    w_off, b_off, a_off = _layer_offsets(sizes)
+    for l in range(L):
+        for q in range(w_off[l], b_off[l]):
+            reg += np.float64(params[q]) ** 2
+    emb_grad[:] = 0.0
+    n_cat = codes.shape[1]
+    for r in range(nb):
+        i = rows[r]
+        for c in range(n_cat):
+            d = col_dim[c]
+            o = col_flat_off[c] + codes[i, c] * d
+            for j in range(d):
+                emb_grad[o + j] += dx0[r, col_in_off[c] + j]
+    wide_grad[:] = 0.0
+    if has_wide:
+        for r in range(nb):
+            i = rows[r]
+            for p in range(w_indptr[i], w_indptr[i + 1]):
+                wide_grad[w_indices[p]] += dz[r] * w_data[p]
+    return total / nb + l2 * reg

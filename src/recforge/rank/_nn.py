@@ -216,7 +216,7 @@ class NeuralRanker(Ranker):
         # the progress bar refreshes ~20 times per epoch; without it one kernel call runs the epoch
         seg = n if bar is None else max(bs, -(-n // 20) // bs * bs)
         try:
-            with limit_blas_threads(n_threads):
+            with _blas_threads(n_threads):
                 for epoch in range(1, epochs + 1):
                     t0 = time.perf_counter()
                     order = rng.permutation(n).astype(np.int64)
@@ -284,7 +284,7 @@ class NeuralRanker(Ranker):
     def _decision(self, X) -> np.ndarray:
         inp = self._as_inputs(X, fit=False)
         self._check_inputs(inp)
-        with limit_blas_threads(resolve_n_threads(self.n_threads)):
+        with _blas_threads(resolve_n_threads(self.n_threads)):
             return self._logits(inp)
 
     def _check_inputs(self, inp):
@@ -319,6 +319,14 @@ class NeuralRanker(Ranker):
         self.n_iter_ = int(meta.get("n_iter", 0))
         self.best_iteration_ = meta.get("best_iteration")
         self.evals_result_, self.loss_curve_ = [], []
+
+
+def _blas_threads(n_threads: int):
+    """Cap the BLAS that Numba's ``np.dot`` calls (SciPy's); it must be loaded before threadpoolctl
+    can limit it, otherwise the first fit of a process runs with every BLAS thread."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba binds to)
+
+    return limit_blas_threads(n_threads)
 
 
 def _EMPTY_INDPTR(n):

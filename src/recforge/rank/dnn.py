@@ -29,7 +29,7 @@ class DNN(NeuralRanker):
     learning_rate : float > 0, default 1e-3
     l2 : float >= 0, default 0.0
     batch_size : int >= 1, default 256
-    epochs : int >= 1, default 15
+    epochs : int >= 1, default 5
     early_stopping_rounds : int >= 1, optional
         Stop when the AUC on the first ``eval_set`` has not improved for this many epochs and keep
         the weights of the best epoch (``best_iteration_``).
@@ -77,7 +77,7 @@ class DNN(NeuralRanker):
     """
 
     def __init__(self, *, hidden_units=(128, 64, 32), embedding_dim=8, embed_numeric=True, optimizer="adam",
-                 learning_rate=1e-3, l2=0.0, batch_size=256, epochs=15, early_stopping_rounds=None, callback=None,
+                 learning_rate=1e-3, l2=0.0, batch_size=256, epochs=5, early_stopping_rounds=None, callback=None,
                  encoder=None, class_weight=None, random_state=None, n_threads=None, verbose=False):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim

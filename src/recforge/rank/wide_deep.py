@@ -56,7 +56,7 @@ class WideDeep(NeuralRanker):
 
     def __init__(self, *, hidden_units=(128, 64, 32), embedding_dim=8, embed_numeric=True, optimizer="adam",
                  learning_rate=1e-3, l2=0.0, wide_optimizer=None, wide_learning_rate=None, wide_l1=0.0,
-                 wide_l2=0.0, batch_size=256, epochs=15, early_stopping_rounds=None, callback=None, encoder=None,
+                 wide_l2=0.0, batch_size=256, epochs=5, early_stopping_rounds=None, callback=None, encoder=None,
                  class_weight=None, random_state=None, n_threads=None, verbose=False):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim

@@ -216,3 +216,19 @@ def test_adult_encoding():
     assert Xtr[:, col["occupation=missing"]].sum() == data.X_train["occupation"].isna().sum()
     # the test file has a native_country absent from train ("Holand-Netherlands" is train-only)
     assert Xte.shape[0] == 16_281 and np.all(np.diff(Xte.indptr) == np.diff(Xte.indptr)[0])
+
+
+def test_pandas_extension_dtypes():
+    df = pd.DataFrame({
+        "n": pd.array([1, None, 3, 4], dtype="Int64"),
+        "f": pd.array([1.5, None, 2.5, 1.0], dtype="Float64"),
+        "c": pd.Categorical(["x", "y", None, "x"]),
+        "b": np.array([True, False, True, True]),
+        "s": pd.array(["u", None, "v", "u"], dtype="string"),
+    })
+    enc = FeatureEncoder(n_bins=2).fit(df)
+    assert enc.numeric_columns_ == ["n", "f"] and enc.categorical_columns_ == ["c", "b", "s"]
+    D = enc.transform_dense(df)
+    assert np.isnan(D[1, 0]) and np.isnan(D[1, 1]) and np.isnan(D[2, 2]) and np.isnan(D[1, 4])
+    assert enc.transform(df).shape == (4, enc.n_features_out_)
+    assert FeatureEncoder().fit(pd.DataFrame(np.eye(3))).columns_ == ["0", "1", "2"]

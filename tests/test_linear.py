@@ -122,9 +122,12 @@ def test_matches_scikit_learn():
     np.testing.assert_allclose(ours.predict_proba(X), peer.predict_proba(X), atol=1e-5)
 
 
-def test_results_do_not_depend_on_threads():
+@pytest.mark.parametrize("fmt", ["csr", "dense"])
+def test_results_do_not_depend_on_threads(fmt):
     rng = np.random.default_rng(5)
     X = sp.random(40_000, 30, density=0.2, format="csr", dtype=np.float32, random_state=rng)
+    if fmt == "dense":
+        X = X.toarray()
     y = (rng.random(40_000) < 0.3).astype(int)
     a = LogisticRegression(n_threads=1).fit(X, y)
     b = LogisticRegression(n_threads=2).fit(X, y)
@@ -302,8 +305,12 @@ def test_adult_quality():
     from recforge.datasets import adult
     from recforge.metrics import log_loss, roc_auc_score
 
+    from recforge.demo import RANKERS
+
     data = adult()
-    model = LogisticRegression(C=0.3, encoder=FeatureEncoder(n_bins=20)).fit(data.X_train, data.y_train)
+    model = dict(RANKERS)["LR"](1)  # the demo's row: C=0.3, encoder=FeatureEncoder(n_bins=20)
+    assert model.C == 0.3 and model.encoder.get_params() == FeatureEncoder(n_bins=20).get_params()
+    model.fit(data.X_train, data.y_train)
     p = model.predict_proba(data.X_test)[:, 1]
     # measured 0.9103 AUC / 0.3100 log-loss (scikit-learn's lbfgs on the same matrix: 0.9103);
     # issue bar 0.908
@@ -321,5 +328,12 @@ def test_adult_quality_ftrl_l1():
     Xtr, Xte = enc.transform(data.X_train), enc.transform(data.X_test)
     model = LogisticRegression(penalty="l1", C=1.0, max_iter=10, random_state=0).fit(Xtr, data.y_train)
     auc = roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1])
-    assert auc >= 0.905, auc
+    assert auc >= 0.908, auc  # measured 0.9101 (10 epochs; tol stops it there), 149 of 192 weights non-zero
     assert np.count_nonzero(model.coef_) < model.coef_.size
+
+
+def test_verbose_progress_bar(capsys):
+    X, y, _ = make_data()
+    LogisticRegression(verbose=True).fit(X, y)
+    LogisticRegression(penalty="l1", verbose=True, max_iter=3).fit(X, y)
+    assert "LR" in capsys.readouterr().err

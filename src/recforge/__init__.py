@@ -12,7 +12,8 @@ import importlib
 
 from ._version import __version__
 
-_SUBMODULES = ("data", "datasets", "recall", "metrics", "evaluate", "io", "kernels", "exceptions", "demo")
+_SUBMODULES = ("data", "datasets", "recall", "features", "rank", "metrics", "evaluate", "io", "kernels", "exceptions",
+               "demo")
 
 __all__ = ["__version__", *_SUBMODULES]
 

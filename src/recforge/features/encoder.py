@@ -272,12 +272,11 @@ class FeatureEncoder(ParamsMixin):
 
     def _numeric_codes(self, name, x) -> np.ndarray:
         """int64 codes: 0 = missing, 1 + bucket (just 1 when there are no buckets)."""
-        codes = np.zeros(x.shape[0], dtype=np.int64)
-        present = ~np.isnan(x)
-        if self.n_bins > 0:
-            codes[present] = 1 + np.searchsorted(self.bin_edges_[name], x[present], side="right")
-        else:
-            codes[present] = 1
+        from ._kernels import bucketize
+
+        codes = np.empty(x.shape[0], dtype=np.int64)
+        edges = self.bin_edges_[name] if self.n_bins > 0 else np.zeros(0)
+        bucketize(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(edges, dtype=np.float64), codes)
         return codes
 
     def _categorical_codes(self, name, values, miss) -> np.ndarray:
@@ -405,31 +404,37 @@ class FeatureEncoder(ParamsMixin):
         n_blocks = len(self._blocks)
         if n_blocks == 0:
             return sp.csr_matrix((n, 0), dtype=np.float32)
+        from ._kernels import csr_arrays
+
         index_dtype = np.int32 if max(n * n_blocks, self.n_features_out_) < 2 ** 31 - 1 else np.int64
-        indices = np.empty((n, n_blocks), dtype=index_dtype)  # one stored entry per block and row
-        data = np.ones((n, n_blocks), dtype=np.float32)
+        cols = np.empty((n_blocks, n), dtype=index_dtype)  # block-major: each row of cols is contiguous
+        valued = [j for j, blk in enumerate(self._blocks)
+                  if blk[0] == "scaled" or (blk[0] == "bins" and self.n_bins == 0)]
+        val_row = np.full(n_blocks, -1, dtype=np.int64)  # blocks whose value is not 1
+        val_row[valued] = np.arange(len(valued))
+        vals = np.empty((len(valued), n), dtype=np.float32)
         for j, (kind, what, offset, width) in enumerate(self._blocks):
             if kind == "scaled":
                 z = (numbers[what] - self.mean_[what]) / self.scale_[what]
                 z[np.isnan(z)] = 0.0
-                indices[:, j] = offset
-                data[:, j] = z
+                cols[j] = offset
+                vals[val_row[j]] = z
             elif kind == "bins":
                 c = codes[what]
                 if self.n_bins > 0:
-                    indices[:, j] = offset + c
+                    np.add(c, offset, out=cols[j], casting="unsafe")
                 else:  # missing indicator only
-                    indices[:, j] = offset
-                    data[:, j] = c == 0
+                    cols[j] = offset
+                    vals[val_row[j]] = c == 0
             elif kind == "onehot":
-                indices[:, j] = offset + codes[what]
+                np.add(codes[what], offset, out=cols[j], casting="unsafe")
             else:
                 a, b = self.crosses_[what]
-                indices[:, j] = offset + self._cross_codes(what, codes[a], codes[b], self._n_codes(b))
-        indptr = np.arange(0, n * n_blocks + 1, n_blocks, dtype=index_dtype)
-        out = sp.csr_matrix((data.reshape(-1), indices.reshape(-1), indptr), shape=(n, self.n_features_out_))
+                cols[j] = offset + self._cross_codes(what, codes[a], codes[b], self._n_codes(b))
+        indptr, indices, data = csr_arrays(cols, vals, val_row, index_dtype)
+        del cols, vals
+        out = sp.csr_matrix((data, indices, indptr), shape=(n, self.n_features_out_))
         out.has_sorted_indices = True
-        out.eliminate_zeros()
         return out
 
     def transform_dense(self, X) -> np.ndarray:

@@ -301,9 +301,10 @@ class Ranker(ParamsMixin):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         Xm = self._prepare_X(X, reset=True)
-        self.classes_, y01 = check_binary_target(y, Xm.shape[0])
+        y01 = self._fit_target(y, Xm.shape[0])
         sw = check_sample_weight(sample_weight, Xm.shape[0])
-        sw = sw * class_weight_factors(getattr(self, "class_weight", None), self.classes_, y01, sw)
+        if hasattr(self, "classes_"):
+            sw = sw * class_weight_factors(getattr(self, "class_weight", None), self.classes_, y01, sw)
         evals = []
         if eval_set is not None:
             if isinstance(eval_set, tuple) and len(eval_set) in (2, 3) and not isinstance(eval_set[0], tuple):
@@ -312,11 +313,21 @@ class Ranker(ParamsMixin):
                 if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
                     raise ValueError("eval_set must be a list of (X, y) or (X, y, sample_weight) tuples")
                 Xe = self._prepare_X(item[0], reset=False, name=f"eval_set[{k}] X")
-                _, ye = check_binary_target(item[1], Xe.shape[0], name=f"eval_set[{k}] y", classes=self.classes_)
+                ye = self._eval_target(item[1], Xe.shape[0], f"eval_set[{k}] y")
                 swe = check_sample_weight(item[2] if len(item) == 3 else None, Xe.shape[0],
                                           name=f"eval_set[{k}] sample_weight")
                 evals.append((Xe, ye, swe))
         return Xm, y01, sw, evals
+
+    def _fit_target(self, y, n_rows: int) -> np.ndarray:
+        """Validate the training target and return it as float64; sets ``classes_`` (binary rankers).
+        A regression model overrides this (and ``_eval_target``, ``_fitted_attr``, ``__sklearn_tags__``)."""
+        self.classes_, y01 = check_binary_target(y, n_rows)
+        return y01
+
+    def _eval_target(self, y, n_rows: int, name: str) -> np.ndarray:
+        """Validate an ``eval_set`` target against the training classes; float64."""
+        return check_binary_target(y, n_rows, name=name, classes=self.classes_)[1]
 
     # -- public API -------------------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None, eval_set=None):
@@ -353,13 +364,16 @@ class Ranker(ParamsMixin):
         positive = self.decision_function(X) > 0
         return self.classes_[positive.astype(np.intp)]
 
+    #: the attribute whose presence means "fitted" (set by ``fit``/``load``)
+    _fitted_attr = "classes_"
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "classes_"):
+        if not hasattr(self, self._fitted_attr):
             raise _not_fitted_error()(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                                  "appropriate arguments before using this estimator.")
 
     def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "classes_")
+        return hasattr(self, self._fitted_attr)
 
     def __sklearn_tags__(self):
         from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
@@ -381,10 +395,11 @@ class Ranker(ParamsMixin):
         arrays = dict(arrays)
         if any(k.startswith(_ENCODER_PREFIX) or k.startswith("_") for k in arrays):
             raise RuntimeError("state array names must not start with 'encoder.' or '_'")
-        classes = np.asarray(self.classes_)
-        if classes.dtype == object:
-            classes = classes.astype(str)
-        arrays["_classes"] = classes
+        if hasattr(self, "classes_"):
+            classes = np.asarray(self.classes_)
+            if classes.dtype == object:
+                classes = classes.astype(str)
+            arrays["_classes"] = classes
         record = {"ranker": dict(meta), "n_features_in": int(self.n_features_in_)}
         if getattr(self, "feature_names_in_", None) is not None:
             record["feature_names_in"] = [str(n) for n in self.feature_names_in_]
@@ -406,10 +421,13 @@ class Ranker(ParamsMixin):
     @classmethod
     def load(cls, file):
         """Read a ranker written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
-        params, arrays, record = load_arrays(file, expected_class=cls.__name__, required=("_classes",))
+        params, arrays, record = load_arrays(file, expected_class=cls.__name__)
         try:
             model = cls(**params)
-            model.classes_ = arrays.pop("_classes")
+            if "_classes" in arrays:
+                model.classes_ = arrays.pop("_classes")
+            elif cls._fitted_attr == "classes_":
+                raise KeyError("the file has no class labels ('_classes')")
             model.n_features_in_ = int(record["n_features_in"])
             if "feature_names_in" in record:
                 model.feature_names_in_ = np.asarray(record["feature_names_in"], dtype=object)

@@ -2,15 +2,13 @@
 l1 / elastic-net with ``partial_fit`` on streams."""
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._threads import resolve_n_threads
+from .._threads import limit_blas_threads, resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..kernels import linear as K
 from ._base import Ranker, available_if, check_binary_target, check_sample_weight, class_weight_factors
@@ -175,7 +173,9 @@ class LogisticRegression(Ranker):
         self.best_iteration_ = None
         n_threads = resolve_n_threads(self.n_threads)
         start = time.perf_counter()
-        with _thread_pool(n_threads) as pool:
+        # BLAS inside scipy's L-BFGS-B works on vectors of n_features: its threads only spin and steal
+        # the cores our kernel threads need (2-4x slower fits on a busy machine), so cap them at 1.
+        with _thread_pool(n_threads) as pool, limit_blas_threads(1):
             self._pool = pool
             try:
                 if self._solver() == "lbfgs":
@@ -427,14 +427,9 @@ def _margins(X, w, b, pool=None) -> np.ndarray:
     return out
 
 
-@contextlib.contextmanager
 def _thread_pool(n_threads: int):
-    """A pool of ``n_threads`` blocking worker threads for the nogil kernels (None for one thread)."""
-    if n_threads <= 1:
-        yield None
-        return
-    with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="recforge-lr") as pool:
-        yield pool
+    """The calling thread plus ``n_threads - 1`` blocking helpers for the nogil kernels."""
+    return K.ChunkPool(n_threads)
 
 
 def _progress(enabled, total, desc):

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from .._threads import limit_blas_threads, resolve_n_threads
+from .._threads import resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..kernels import nn as K
 from ._base import Ranker, check_X
@@ -321,12 +321,22 @@ class NeuralRanker(Ranker):
         self.evals_result_, self.loss_curve_ = [], []
 
 
-def _blas_threads(n_threads: int):
-    """Cap the BLAS that Numba's ``np.dot`` calls (SciPy's); it must be loaded before threadpoolctl
-    can limit it, otherwise the first fit of a process runs with every BLAS thread."""
-    import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba binds to)
+_CONTROLLER = []
 
-    return limit_blas_threads(n_threads)
+
+def _blas_threads(n_threads: int):
+    """Cap the BLAS that Numba's ``np.dot`` calls (SciPy's) for a ``with`` block.
+
+    The library must be loaded before threadpoolctl looks for it, otherwise the first fit of a
+    process runs with every BLAS thread; the controller is built once (finding the libraries costs
+    ~20 ms, more than predicting the Adult test set).
+    """
+    if not _CONTROLLER:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba binds to)
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=int(n_threads), user_api="blas")
 
 
 def _EMPTY_INDPTR(n):

@@ -118,10 +118,8 @@ def _epoch_runner(model, inp, y, seed=0):
     yy = y.astype(np.float64)
     sw = np.ones_like(yy)
     n = yy.shape[0]
-    n_threads = resolve_n_threads(model.n_threads)
-
     def run():
-        with _blas_threads(n_threads):
+        with _blas_threads(1):  # as in fit
             return model._train_call(inp, yy, sw, rng.permutation(n).astype(np.int64), 0, n)
 
     return run
@@ -145,12 +143,11 @@ def test_keras_epoch(benchmark, adult_data, kind, batch_size):
 
 @pytest.mark.parametrize("kind", ["dnn", "wd"])
 @pytest.mark.parametrize("batch_size", [256, 1024])
-@pytest.mark.parametrize("n_threads", sorted({1, THREADS}))
-def test_recforge_epoch(benchmark, adult_data, kind, batch_size, n_threads):
+def test_recforge_epoch(benchmark, adult_data, kind, batch_size, n_threads=THREADS):
     X, y, _ = adult_data
     benchmark.group = f"nn-epoch-{kind}-b{batch_size}"
     model = _ours(kind, X, y, batch_size, n_threads)  # one epoch: compiles / loads the kernels
-    run = _epoch_runner(model, _encoded(model, X), y)
+    run = _epoch_runner(model, _encoded(model, X), y)  # training uses one BLAS thread whatever n_threads
     benchmark.extra_info["threads"] = n_threads
     benchmark.pedantic(run, rounds=5, warmup_rounds=1)
 
@@ -199,10 +196,10 @@ def test_recforge_predict(benchmark, adult_data, kind, raw):
     benchmark.group = f"nn-predict-{kind}"
     model = _ours(kind, X, y, 256, THREADS)
     if raw:
-        fn = lambda: model.predict_proba(Xt)  # noqa: E731
+        fn = lambda: model.predict_proba(Xt)
     else:
         inp = _encoded(model, Xt)
-        fn = lambda: model._decision(inp)  # noqa: E731
+        fn = lambda: model._decision(inp)
     out = benchmark.pedantic(fn, rounds=10, warmup_rounds=1)
     assert out.shape[0] == len(Xt)
 

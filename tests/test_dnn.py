@@ -24,7 +24,7 @@ def small(data):
 
 def _fit(small, **kw):
     X, y, _, _ = small
-    params = dict(encoder=FeatureEncoder(), epochs=2, random_state=0, n_threads=1, batch_size=128)
+    params = {"encoder": FeatureEncoder(), "epochs": 2, "random_state": 0, "n_threads": 1, "batch_size": 128}
     params.update(kw)
     return DNN(**params).fit(X, y)
 
@@ -41,12 +41,14 @@ def test_quality_on_adult(data):
 
 
 def test_bit_identical_for_a_seed_at_one_thread(small):
-    X, _, Xt, _ = small
+    _, _, Xt, _ = small
     a = _fit(small).predict_proba(Xt)
     b = _fit(small).predict_proba(Xt)
     np.testing.assert_array_equal(a, b)
     c = _fit(small, random_state=1).predict_proba(Xt)
     assert not np.array_equal(a, c)
+    two = _fit(small, n_threads=2)  # training runs on one core; prediction blocks do not depend on threads
+    np.testing.assert_array_equal(two.predict_proba(Xt), a)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
@@ -56,6 +58,14 @@ def test_optimizers_learn(small, optimizer):
     model = _fit(small, optimizer=optimizer, learning_rate=lr, epochs=4)
     assert model.loss_curve_[-1] < model.loss_curve_[0]
     assert roc_auc_score(yt, model.predict_proba(Xt)[:, 1]) > 0.84
+
+
+def test_dropout_is_seeded_and_changes_training(small):
+    _, _, Xt, yt = small
+    a = _fit(small, dropout=0.3)
+    np.testing.assert_array_equal(a.predict_proba(Xt), _fit(small, dropout=0.3).predict_proba(Xt))
+    assert not np.array_equal(a.predict_proba(Xt), _fit(small).predict_proba(Xt))
+    assert roc_auc_score(yt, a.predict_proba(Xt)[:, 1]) > 0.85
 
 
 def test_eval_set_early_stopping_keeps_best(small):
@@ -126,7 +136,7 @@ def test_string_labels_and_unseen_categories(small):
     ("hidden_units", (), None), ("hidden_units", (4, 0), ValueError), ("optimizer", "rmsprop", ValueError),
     ("learning_rate", 0.0, ValueError), ("batch_size", 0, ValueError), ("epochs", 0, ValueError),
     ("embedding_dim", 0, ValueError), ("l2", -1.0, ValueError), ("callback", 3, TypeError),
-    ("early_stopping_rounds", 0, ValueError),
+    ("early_stopping_rounds", 0, ValueError), ("dropout", 1.0, ValueError),
 ])
 def test_bad_parameters(small, param, value, err):
     X, y, _, _ = small

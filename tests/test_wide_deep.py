@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from recforge.datasets import adult
+from recforge.exceptions import ModelFileError
 from recforge.features import FeatureEncoder
 from recforge.metrics import roc_auc_score
 from recforge.rank import DNN, WideDeep
@@ -24,7 +25,8 @@ def small(data):
 
 def _fit(small, **kw):
     X, y, _, _ = small
-    params = dict(encoder=FeatureEncoder(crosses=CROSSES), epochs=2, random_state=0, n_threads=1, batch_size=128)
+    params = {"encoder": FeatureEncoder(crosses=CROSSES), "epochs": 2, "random_state": 0, "n_threads": 1,
+              "batch_size": 128}
     params.update(kw)
     return WideDeep(**params).fit(X, y)
 
@@ -80,7 +82,7 @@ def test_save_load_roundtrip(small, tmp_path):
     loaded = WideDeep.load(tmp_path / "wd.npz")
     np.testing.assert_array_equal(loaded.predict_proba(Xt), model.predict_proba(Xt))
     assert loaded.encoder_.crosses_ == model.encoder_.crosses_
-    with pytest.raises(Exception):
+    with pytest.raises(ModelFileError):
         DNN.load(tmp_path / "wd.npz")
 
 

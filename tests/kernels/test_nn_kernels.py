@@ -1,4 +1,6 @@
 """Neural-ranker kernels agree with the NumPy reference (recforge._reference.nn) on small random inputs."""
+import itertools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -16,7 +18,7 @@ def _problem(seed=0, n=37, cards=(5, 3, 7), dims=(4, 2, 3), n_num=3, hidden=(6, 
     sw = rng.uniform(0.5, 2.0, n)
     tables = [rng.normal(0, 0.3, size=(c, d)).astype(np.float32) for c, d in zip(cards, dims)]
     sizes = [sum(dims) + n_num, *hidden, 1]
-    kernels = [rng.normal(0, 0.5, size=(k, m)).astype(np.float32) for k, m in zip(sizes[:-1], sizes[1:])]
+    kernels = [rng.normal(0, 0.5, size=(k, m)).astype(np.float32) for k, m in itertools.pairwise(sizes)]
     biases = [rng.normal(0, 0.1, size=m).astype(np.float32) for m in sizes[1:]]
     wide = sp.random(n, n_wide, density=0.3, random_state=seed, format="csr", dtype=np.float32)
     wide_w = rng.normal(0, 0.3, n_wide).astype(np.float32)

@@ -97,7 +97,7 @@ def test_one_optimizer_step_equals_keras(opt):
     P = _problem(seed=12, n=48, cards=(40, 3, 7))  # many embedding rows stay untouched
     n = 48
     lr = 0.01
-    _, k_grads, model, embs, dense, wide_layer, variables = _keras_loss_grads(P, True, 0.0)
+    _, k_grads, *_, variables = _keras_loss_grads(P, True, 0.0)
     k_opt = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
              "sgd": keras.optimizers.SGD}[opt](learning_rate=lr)
     k_opt.apply_gradients(zip([tf.constant(g) for g in k_grads], variables))

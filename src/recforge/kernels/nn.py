@@ -100,8 +100,18 @@ def _layer_offsets(sizes):
 
 
 @jit
-def mlp_forward(x0, params, sizes, acts):
+def seed_rng(seed):
+    """Seed the random generator of the calling thread's Numba code (dropout masks)."""
+    np.random.seed(seed)
+
+
+@jit
+def mlp_forward(x0, params, sizes, acts, dropout=0.0):
     """Forward pass of the dense layers (ReLU hidden, linear output) on the rows of ``x0``.
+
+    ``dropout`` > 0 (training only): each hidden unit is zeroed with that probability and the kept
+    ones are scaled by ``1 / (1 - dropout)`` (inverted dropout; masks from Numba's generator, see
+    :func:`seed_rng`).
 
     ``acts`` (flat, >= nb * sum(sizes[1:])) receives layer l's output at
     ``a_off[l] * nb`` as a (nb, sizes[l+1]) block; returns the (nb,) logits (a view of ``acts``).
@@ -118,22 +128,31 @@ def mlp_forward(x0, params, sizes, acts):
         out = acts[a_off[l] * nb:a_off[l] * nb + nb * m].reshape((nb, m))
         np.dot(inp, W, out)
         relu = l < L - 1
+        drop = relu and dropout > 0.0
+        keep_scale = np.float32(1.0 / (1.0 - dropout)) if drop else np.float32(1.0)
         for r in range(nb):
             for j in range(m):
                 v = out[r, j] + b[j]
                 if relu and v < 0.0:
                     v = 0.0
+                if drop:
+                    if np.random.random() < dropout:
+                        v = 0.0
+                    else:
+                        v *= keep_scale
                 out[r, j] = v
         inp = out
     return out.reshape(nb)
 
 
 @jit
-def mlp_backward(x0, params, sizes, acts, dz, l2, grads):
+def mlp_backward(x0, params, sizes, acts, dz, l2, grads, dropout=0.0):
     """Backward pass: ``grads`` (flat like ``params``) = d loss / d params, returns d loss / d x0.
 
-    ``dz`` (nb,) float32 is d loss / d logit; ``l2`` adds ``2 * l2 * W`` to each kernel's gradient.
+    ``dz`` (nb,) float32 is d loss / d logit; ``l2`` adds ``2 * l2 * W`` to each kernel's gradient;
+    ``dropout`` as in the forward pass (dropped units are the zeros of the stored activations).
     """
+    keep_scale = np.float32(1.0 / (1.0 - dropout))
     nb = x0.shape[0]
     L = sizes.shape[0] - 1
     w_off, b_off, a_off = _layer_offsets(sizes)
@@ -163,6 +182,8 @@ def mlp_backward(x0, params, sizes, acts, dz, l2, grads):
                 for a in range(k):
                     if inp[r, a] <= 0.0:
                         Gp[r, a] = 0.0
+                    elif dropout > 0.0:
+                        Gp[r, a] *= keep_scale
         G = Gp
         dx0 = Gp
     return dx0
@@ -274,11 +295,12 @@ def train_batches(codes, dense, y, sw, order, start, stop, batch_size,
                   col_flat_off, col_row_off, col_dim, col_in_off, emb, emb_m, emb_v,
                   sizes, params, p_m, p_v,
                   has_wide, w_indptr, w_indices, w_data, wide_w, wide_m, wide_v,
-                  opt, lr, b1, b2, eps, l2, wide_opt, wide_lr, wide_l1, wide_l2, step):
+                  opt, lr, b1, b2, eps, l2, wide_opt, wide_lr, wide_l1, wide_l2, step, dropout=0.0):
     """Train on the rows ``order[start:stop]`` in mini-batches of ``batch_size``; returns the summed
     weighted log-loss (float64) of those rows before each batch's update.
 
-    ``step`` (int64 array of 1) counts optimiser steps (Adam's ``t``), incremented per batch.
+    ``step`` (int64 array of 1) counts optimiser steps (Adam's ``t``), incremented per batch;
+    ``dropout`` is the hidden units' dropout rate.
     """
     n_cat = codes.shape[1]
     d0 = sizes[0]
@@ -317,7 +339,7 @@ def train_batches(codes, dense, y, sw, order, start, stop, batch_size,
         rows = order[s0:s1]
         x0 = x0_buf[:nb * d0].reshape((nb, d0))
         gather_inputs(codes, dense, rows, col_flat_off, col_dim, col_in_off, emb, x0)
-        z = mlp_forward(x0, params, sizes, acts)
+        z = mlp_forward(x0, params, sizes, acts, dropout)
         if has_wide:
             wide_logits(w_indptr, w_indices, w_data, rows, wide_w, z)
         for r in range(nb):
@@ -326,7 +348,7 @@ def train_batches(codes, dense, y, sw, order, start, stop, batch_size,
             total += sw[i] * (_log1pexp(zr) - y[i] * zr)
             dz[r] = np.float32(sw[i] * (_sigmoid(zr) - y[i]) / nb)
         dzb = dz[:nb]
-        dx0 = mlp_backward(x0, params, sizes, acts, dzb, l2, grads)
+        dx0 = mlp_backward(x0, params, sizes, acts, dzb, l2, grads, dropout)
         step[0] += 1
         t = step[0]
         alpha = np.float32(lr * math.sqrt(1.0 - b2f ** t) / (1.0 - b1f ** t))
@@ -415,7 +437,7 @@ def loss_grad(codes, dense, y, sw, rows, col_flat_off, col_row_off, col_dim, col
         dz[r] = np.float32(sw[i] * (_sigmoid(zr) - y[i]) / nb)
     dx0 = mlp_backward(x0, params, sizes, acts, dz, l2, grads)
     reg = 0.0
-    w_off, b_off, a_off = _layer_offsets(sizes)
+    w_off, b_off, _ = _layer_offsets(sizes)
     for l in range(L):
         for q in range(w_off[l], b_off[l]):
             reg += np.float64(params[q]) ** 2

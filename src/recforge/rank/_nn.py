@@ -6,6 +6,7 @@ The kernels are in :mod:`recforge.kernels.nn` (see its docstring for the array l
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -75,6 +76,7 @@ class NeuralRanker(Ranker):
         check_choice(self.optimizer, "optimizer", {"sgd", "adagrad", "adam"})
         check_float(self.learning_rate, "learning_rate", min_value=0.0, min_inclusive=False)
         check_float(self.l2, "l2", min_value=0.0)
+        check_float(self.dropout, "dropout", min_value=0.0, max_value=1.0, max_inclusive=False)
         check_int(self.batch_size, "batch_size", min_value=1)
         check_int(self.epochs, "epochs", min_value=1)
         if self.early_stopping_rounds is not None:
@@ -196,7 +198,7 @@ class NeuralRanker(Ranker):
             self._emb_v, self._sizes, self._params, self._p_m, self._p_v,
             wide is not None, indptr, indices, data, self._wide_w, self._wide_m, self._wide_v,
             _OPTIMIZERS[self.optimizer], float(self.learning_rate), BETA_1, BETA_2, EPSILON, float(self.l2),
-            wopt, wlr, wl1, wl2, self._step)
+            wopt, wlr, wl1, wl2, self._step, float(self.dropout))
 
     def _fit(self, X, y, sw, evals):
         n_threads = resolve_n_threads(self.n_threads)
@@ -204,6 +206,7 @@ class NeuralRanker(Ranker):
         ev = [(self._as_inputs(Xe, fit=False), ye, swe) for Xe, ye, swe in evals]
         rng = check_random_state(self.random_state)
         self._build(inp, rng)
+        K.seed_rng(int(rng.integers(2 ** 31)))
         n = inp.codes.shape[0]
         yy = np.ascontiguousarray(y, dtype=np.float64)
         ss = np.ascontiguousarray(sw, dtype=np.float64)
@@ -216,7 +219,10 @@ class NeuralRanker(Ranker):
         # the progress bar refreshes ~20 times per epoch; without it one kernel call runs the epoch
         seg = n if bar is None else max(bs, -(-n // 20) // bs * bs)
         try:
-            with _blas_threads(n_threads):
+            # one BLAS thread: a batch's products (<= 1024 x 128 x 128) are too small for threaded BLAS to
+            # pay — two OpenBLAS threads made an Adult epoch 6-17x slower on a busy 2-core machine
+            # (bench/bench_nn.py); ``n_threads`` parallelises prediction and evaluation instead
+            with _blas_threads(1):
                 for epoch in range(1, epochs + 1):
                     t0 = time.perf_counter()
                     order = rng.permutation(n).astype(np.int64)
@@ -235,7 +241,7 @@ class NeuralRanker(Ranker):
                         from ..metrics import roc_auc_score
 
                         Xe, ye, swe = ev[0]
-                        auc = float(roc_auc_score(ye, self._logits(Xe), sample_weight=swe))
+                        auc = float(roc_auc_score(ye, self._logits(Xe, n_threads), sample_weight=swe))
                         info["eval_auc"] = auc
                         self.evals_result_.append(auc)
                         if auc > best:
@@ -268,7 +274,10 @@ class NeuralRanker(Ranker):
     _LAYOUT = ("_col_dim", "_col_flat_off", "_col_row_off", "_col_in_off", "_sizes")
 
     # -- prediction ---------------------------------------------------------------------------------
-    def _logits(self, inp: NNInputs) -> np.ndarray:
+    def _logits(self, inp: NNInputs, n_threads: int = 1) -> np.ndarray:
+        """Logits (float64) of every row: blocks of ``PREDICT_CHUNK`` rows, spread over ``n_threads``
+        Python threads running the nogil kernel with one BLAS thread each. The blocks do not depend
+        on ``n_threads``, so neither do the results."""
         n = inp.codes.shape[0]
         out = np.empty(n, np.float64)
         wide = inp.wide
@@ -276,16 +285,26 @@ class NeuralRanker(Ranker):
             indptr, indices, data = _EMPTY_INDPTR(n), np.zeros(0, np.int32), np.zeros(0, np.float32)
         else:
             indptr, indices, data = wide.indptr, wide.indices, wide.data
-        K.predict_logits(inp.codes, inp.dense, 0, n, self._col_flat_off, self._col_dim, self._col_in_off,
-                         self._emb, self._sizes, self._params, wide is not None, indptr, indices, data,
-                         self._wide_w, PREDICT_CHUNK, out)
+
+        def block(lo):
+            K.predict_logits(inp.codes, inp.dense, lo, min(n, lo + PREDICT_CHUNK), self._col_flat_off,
+                             self._col_dim, self._col_in_off, self._emb, self._sizes, self._params,
+                             wide is not None, indptr, indices, data, self._wide_w, PREDICT_CHUNK, out)
+
+        starts = range(0, n, PREDICT_CHUNK)
+        with _blas_threads(1):
+            if n_threads <= 1 or len(starts) <= 1:
+                for lo in starts:
+                    block(lo)
+            else:
+                with ThreadPoolExecutor(max_workers=min(n_threads, len(starts))) as pool:
+                    list(pool.map(block, starts))
         return out
 
     def _decision(self, X) -> np.ndarray:
         inp = self._as_inputs(X, fit=False)
         self._check_inputs(inp)
-        with _blas_threads(resolve_n_threads(self.n_threads)):
-            return self._logits(inp)
+        return self._logits(inp, resolve_n_threads(self.n_threads))
 
     def _check_inputs(self, inp):
         if inp.codes.shape[1] != self._col_dim.shape[0] or (
@@ -312,7 +331,7 @@ class NeuralRanker(Ranker):
             setattr(self, k, np.ascontiguousarray(arrays[k.lstrip("_")]))
         if "x_mean" in arrays:
             self._x_mean, self._x_scale = arrays["x_mean"], arrays["x_scale"]
-        kernels, _ = _unflatten(self._params, self._sizes)  # raises on an inconsistent layout
+        _unflatten(self._params, self._sizes)  # raises on an inconsistent layout
         if self._emb.shape[0] != int((np.diff(self._col_row_off) * self._col_dim).sum()):
             raise ValueError("embedding table size does not match the layout")
         self.embedding_columns_ = list(meta.get("embedding_columns", []))

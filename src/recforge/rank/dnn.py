@@ -28,6 +28,8 @@ class DNN(NeuralRanker):
     optimizer : {"adam", "adagrad", "sgd"}, default "adam"
     learning_rate : float > 0, default 1e-3
     l2 : float >= 0, default 0.0
+    dropout : float in [0, 1), default 0.0
+        Inverted dropout on the hidden layers' outputs during training.
     batch_size : int >= 1, default 256
     epochs : int >= 1, default 5
     early_stopping_rounds : int >= 1, optional
@@ -43,7 +45,9 @@ class DNN(NeuralRanker):
     random_state : int, Generator or None, default None
         Initialisation and the shuffling of every epoch.
     n_threads : int, optional
-        BLAS threads (None = all cores). Results are bit-identical for a seed with ``n_threads=1``.
+        Threads of prediction and evaluation (None = all cores): row blocks in parallel. Training
+        runs on one core (a mini-batch's matrix products are too small for threaded BLAS to pay),
+        so results are bit-identical for a seed whatever ``n_threads``.
     verbose : bool, default False
         Progress bar with the running loss (and the eval AUC after each epoch).
 
@@ -77,14 +81,15 @@ class DNN(NeuralRanker):
     """
 
     def __init__(self, *, hidden_units=(128, 64, 32), embedding_dim=8, embed_numeric=True, optimizer="adam",
-                 learning_rate=1e-3, l2=0.0, batch_size=256, epochs=5, early_stopping_rounds=None, callback=None,
-                 encoder=None, class_weight=None, random_state=None, n_threads=None, verbose=False):
+                 learning_rate=1e-3, l2=0.0, dropout=0.0, batch_size=256, epochs=5, early_stopping_rounds=None,
+                 callback=None, encoder=None, class_weight=None, random_state=None, n_threads=None, verbose=False):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
         self.embed_numeric = embed_numeric
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.l2 = l2
+        self.dropout = dropout
         self.batch_size = batch_size
         self.epochs = epochs
         self.early_stopping_rounds = early_stopping_rounds

@@ -21,7 +21,7 @@ class WideDeep(NeuralRanker):
 
     Parameters
     ----------
-    hidden_units, embedding_dim, embed_numeric, optimizer, learning_rate, l2, batch_size, epochs,
+    hidden_units, embedding_dim, embed_numeric, optimizer, learning_rate, l2, dropout, batch_size, epochs,
     early_stopping_rounds, callback, class_weight, random_state, n_threads, verbose
         As in :class:`~recforge.rank.DNN`.
     encoder : FeatureEncoder, optional
@@ -55,7 +55,7 @@ class WideDeep(NeuralRanker):
     _has_wide = True
 
     def __init__(self, *, hidden_units=(128, 64, 32), embedding_dim=8, embed_numeric=True, optimizer="adam",
-                 learning_rate=1e-3, l2=0.0, wide_optimizer=None, wide_learning_rate=None, wide_l1=0.0,
+                 learning_rate=1e-3, l2=0.0, dropout=0.0, wide_optimizer=None, wide_learning_rate=None, wide_l1=0.0,
                  wide_l2=0.0, batch_size=256, epochs=5, early_stopping_rounds=None, callback=None, encoder=None,
                  class_weight=None, random_state=None, n_threads=None, verbose=False):
         self.hidden_units = hidden_units
@@ -64,6 +64,7 @@ class WideDeep(NeuralRanker):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.l2 = l2
+        self.dropout = dropout
         self.wide_optimizer = wide_optimizer
         self.wide_learning_rate = wide_learning_rate
         self.wide_l1 = wide_l1

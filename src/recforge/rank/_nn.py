@@ -310,8 +310,8 @@ class NeuralRanker(Ranker):
         if inp.codes.shape[1] != self._col_dim.shape[0] or (
                 inp.dense.shape[1] != self._sizes[0] - int(self._col_dim.sum())):
             raise ValueError("X does not match the features the model was trained on")
-        if inp.codes.size and (inp.codes.min() < 0):
-            raise ValueError("negative embedding codes")
+        if inp.codes.size and (inp.codes.min() < 0 or np.any(inp.codes.max(axis=0) >= np.diff(self._col_row_off))):
+            raise ValueError("embedding codes outside the tables: X was encoded by another encoder")
         if self._has_wide and inp.wide.shape[1] != self._wide_w.shape[0]:
             raise ValueError(f"X has {inp.wide.shape[1]} wide features, the model {self._wide_w.shape[0]}")
 

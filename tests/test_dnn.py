@@ -32,12 +32,17 @@ def _fit(small, **kw):
 @pytest.mark.data
 def test_quality_on_adult(data):
     """Default DNN (5 epochs of Adam 1e-3, batch 256, 128-64-32, embeddings 8) on the full Adult
-    data: measured test AUC 0.9114 (mean of seeds 0-2, seed 0: 0.911x); threshold 0.909."""
-    model = DNN(encoder=FeatureEncoder(), random_state=0, n_threads=1).fit(data.X_train, data.y_train)
-    proba = model.predict_proba(data.X_test)
-    assert proba.shape == (len(data.X_test), 2)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    assert roc_auc_score(data.y_test, proba[:, 1]) > 0.909
+    data, seeds 0-2: measured test AUC 0.9112 / 0.9114 / 0.9118, mean 0.9114 (issue: >= 0.910);
+    thresholds: mean > 0.9104, each seed > 0.910 (measured minus 0.001 / 0.0012)."""
+    aucs = []
+    for seed in (0, 1, 2):
+        model = DNN(encoder=FeatureEncoder(), random_state=seed, n_threads=1).fit(data.X_train, data.y_train)
+        proba = model.predict_proba(data.X_test)
+        assert proba.shape == (len(data.X_test), 2)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        aucs.append(roc_auc_score(data.y_test, proba[:, 1]))
+    assert min(aucs) > 0.910
+    assert np.mean(aucs) > 0.9104
 
 
 def test_bit_identical_for_a_seed_at_one_thread(small):

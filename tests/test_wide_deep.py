@@ -34,12 +34,16 @@ def _fit(small, **kw):
 @pytest.mark.data
 def test_quality_on_adult(data):
     """Defaults (5 epochs of Adam 1e-3 on both parts, batch 256, 128-64-32, embeddings 8) with the
-    crosses education x occupation and native_country x occupation: measured test AUC 0.9117 (mean
-    of seeds 0-2; seed 0: 0.9114); threshold 0.910."""
-    model = WideDeep(encoder=FeatureEncoder(crosses=CROSSES), random_state=0, n_threads=1)
-    model.fit(data.X_train, data.y_train)
-    auc = roc_auc_score(data.y_test, model.predict_proba(data.X_test)[:, 1])
-    assert auc > 0.910
+    crosses education x occupation and native_country x occupation, seeds 0-2: measured test AUC
+    0.9114 / 0.9114 / 0.9119, mean 0.9116 (issue: >= 0.911); thresholds: mean > 0.9106, each
+    seed > 0.910 (measured minus 0.001 / 0.0014)."""
+    aucs = []
+    for seed in (0, 1, 2):
+        model = WideDeep(encoder=FeatureEncoder(crosses=CROSSES), random_state=seed, n_threads=1)
+        model.fit(data.X_train, data.y_train)
+        aucs.append(roc_auc_score(data.y_test, model.predict_proba(data.X_test)[:, 1]))
+    assert min(aucs) > 0.910
+    assert np.mean(aucs) > 0.9106
 
 
 def test_wide_part_is_trained_jointly(small):

@@ -45,6 +45,7 @@ CROSSES = [("education", "occupation"), ("native_country", "occupation")]
 N_TRAIN = pick(None, 2000)  # None = all rows
 HIDDEN = (128, 64, 32)
 PRED_BATCH = 4096
+ROUNDS = pick(5, 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ def test_keras_epoch(benchmark, adult_data, kind, batch_size):
     km, feed = _keras_model(kind, model, inp)
     benchmark.extra_info["threads"] = THREADS
     benchmark.pedantic(lambda: km.fit(feed, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True),
-                       rounds=5, warmup_rounds=1)
+                       rounds=ROUNDS, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("kind", ["dnn", "wd"])
@@ -149,7 +150,7 @@ def test_recforge_epoch(benchmark, adult_data, kind, batch_size, n_threads=THREA
     model = _ours(kind, X, y, batch_size, n_threads)  # one epoch: compiles / loads the kernels
     run = _epoch_runner(model, _encoded(model, X), y)  # training uses one BLAS thread whatever n_threads
     benchmark.extra_info["threads"] = n_threads
-    benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def test_keras_fit5(benchmark, adult_data, kind):
     inp = _encoded(model, X)
     km, feed = _keras_model(kind, model, inp)
     km.fit(feed, y, batch_size=256, epochs=1, verbose=0)  # tracing
-    benchmark.pedantic(lambda: km.fit(feed, y, batch_size=256, epochs=5, verbose=0, shuffle=True), rounds=3)
+    benchmark.pedantic(lambda: km.fit(feed, y, batch_size=256, epochs=5, verbose=0, shuffle=True), rounds=pick(3, 1))
 
 
 @pytest.mark.parametrize("kind", ["dnn", "wd"])
@@ -171,7 +172,7 @@ def test_recforge_fit5(benchmark, adult_data, kind):
     X, y, _ = adult_data
     benchmark.group = f"nn-fit5-{kind}"
     _ours(kind, X.iloc[:500], y[:500], 256, THREADS)  # kernels compiled / loaded
-    benchmark.pedantic(lambda: _ours(kind, X, y, 256, THREADS, epochs=5), rounds=3)
+    benchmark.pedantic(lambda: _ours(kind, X, y, 256, THREADS, epochs=5), rounds=pick(3, 1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def test_keras_predict(benchmark, adult_data, kind):
     inp = _encoded(model, Xt)
     km, feed = _keras_model(kind, model, inp)
     km.predict(feed, batch_size=PRED_BATCH, verbose=0)
-    out = benchmark.pedantic(lambda: km.predict(feed, batch_size=PRED_BATCH, verbose=0), rounds=10, warmup_rounds=1)
+    out = benchmark.pedantic(lambda: km.predict(feed, batch_size=PRED_BATCH, verbose=0), rounds=pick(10, 1), warmup_rounds=1)
     assert out.shape[0] == len(Xt)
 
 
@@ -200,7 +201,7 @@ def test_recforge_predict(benchmark, adult_data, kind, raw):
     else:
         inp = _encoded(model, Xt)
         fn = lambda: model._decision(inp)
-    out = benchmark.pedantic(fn, rounds=10, warmup_rounds=1)
+    out = benchmark.pedantic(fn, rounds=pick(10, 1), warmup_rounds=1)
     assert out.shape[0] == len(Xt)
 
 

@@ -174,3 +174,30 @@ def test_train_batches_is_deterministic():
     assert outs[0][0] == outs[1][0]
     for a, b in zip(outs[0][1:], outs[1][1:]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_dropout_forward_backward_match_reference_on_the_realised_mask():
+    P = _problem(seed=7, n=50, hidden=(12, 9))
+    rate = 0.4
+    rows = np.arange(50, dtype=np.int64)
+    sizes = P["sizes"]
+    x0 = np.empty((50, int(sizes[0])), np.float32)
+    K.gather_inputs(P["codes"], P["dense"], rows, P["col_flat_off"], P["col_dim"], P["col_in_off"], P["emb"], x0)
+    acts = np.empty(50 * int(sizes[1:].sum()), np.float32)
+    K.seed_rng(3)
+    z = K.mlp_forward(x0, P["params"], sizes, acts, rate).copy()
+    masks, off = [], 0
+    for width in sizes[1:-1].tolist():
+        h = acts[off * 50:(off + width) * 50].reshape(50, width)
+        masks.append(np.where(h != 0, 1.0 / (1.0 - rate), 0.0))
+        off += width
+    assert 0.25 < np.mean(np.concatenate([m.ravel() for m in masks]) == 0) < 0.75
+    zr, _ = R.forward(x0, P["kernels"], P["biases"], masks)
+    np.testing.assert_allclose(z, zr, rtol=1e-4, atol=1e-5)
+    ref = R.loss_and_grads(P["codes"], P["dense"], P["y"], P["sw"], P["tables"], P["kernels"], P["biases"],
+                           masks=masks)
+    p = 1.0 / (1.0 + np.exp(-zr))
+    dz = (P["sw"] * (p - P["y"]) / 50).astype(np.float32)
+    grads = np.empty_like(P["params"])
+    K.mlp_backward(x0, P["params"], sizes, acts, dz, 0.0, grads, rate)
+    np.testing.assert_allclose(grads, flatten_params(ref[2], ref[3]), rtol=2e-4, atol=1e-6)

@@ -12,13 +12,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def forward(x0, kernels, biases):
-    """Activations of every layer (ReLU hidden, linear output); returns ``(logits (n,), [x0, h1, ...])``."""
+def forward(x0, kernels, biases, masks=None):
+    """Activations of every layer (ReLU hidden, linear output); returns ``(logits (n,), [x0, h1, ...])``.
+
+    ``masks`` (dropout): one (n, width) array per hidden layer, 0 for a dropped unit and
+    ``1 / (1 - rate)`` for a kept one, multiplied into the ReLU output.
+    """
     acts = [np.asarray(x0, np.float64)]
     h = acts[0]
     for layer, (W, b) in enumerate(zip(kernels, biases)):
         a = h @ np.asarray(W, np.float64) + np.asarray(b, np.float64)
         h = a if layer == len(kernels) - 1 else np.maximum(a, 0.0)
+        if masks is not None and layer < len(kernels) - 1:
+            h = h * masks[layer]
         acts.append(h)
     return h[:, 0], acts
 
@@ -29,8 +35,8 @@ def inputs(codes, dense, tables):
     return np.hstack(parts + [np.asarray(dense, np.float64)])
 
 
-def loss_and_grads(codes, dense, y, sw, tables, kernels, biases, wide_X=None, wide_w=None, l2=0.0):
-    """Loss and gradients of one batch (all rows given).
+def loss_and_grads(codes, dense, y, sw, tables, kernels, biases, wide_X=None, wide_w=None, l2=0.0, masks=None):
+    """Loss and gradients of one batch (all rows given); ``masks`` as in :func:`forward`.
 
     Returns ``(loss, g_tables, g_kernels, g_biases, g_wide)``; ``g_wide`` is None without a wide part.
     """
@@ -38,7 +44,7 @@ def loss_and_grads(codes, dense, y, sw, tables, kernels, biases, wide_X=None, wi
     sw = np.asarray(sw, np.float64)
     B = y.shape[0]
     x0 = inputs(codes, dense, tables)
-    z, acts = forward(x0, kernels, biases)
+    z, acts = forward(x0, kernels, biases, masks)
     if wide_X is not None:
         z = z + np.asarray(wide_X, np.float64) @ np.asarray(wide_w, np.float64)
     loss_i = np.logaddexp(0.0, z) - y * z
@@ -53,6 +59,8 @@ def loss_and_grads(codes, dense, y, sw, tables, kernels, biases, wide_X=None, wi
         G = G @ W.T
         if layer > 0:
             G = G * (acts[layer] > 0)
+            if masks is not None:
+                G = G * masks[layer - 1]
     g_tables, col = [], 0
     for c, t in enumerate(tables):
         d = t.shape[1]

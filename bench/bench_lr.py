@@ -27,6 +27,7 @@ from .conftest import pick
 N_SYNTH = pick(1_000_000, 20_000)
 N_SYNTH_TEST = pick(200_000, 5_000)
 ROUNDS = pick(5, 1)
+ROUNDS_ADULT = pick(15, 1)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,8 @@ _AUC = {}
 
 def _run(benchmark, make, data, key):
     Xtr, ytr, Xte, yte = data
-    model = benchmark.pedantic(lambda: make().fit(Xtr, ytr), rounds=ROUNDS, warmup_rounds=1)
+    rounds = ROUNDS_ADULT if key == "adult" else ROUNDS
+    model = benchmark.pedantic(lambda: make().fit(Xtr, ytr), rounds=rounds, warmup_rounds=1)
     auc = roc_auc_score(yte, model.predict_proba(Xte)[:, 1])
     benchmark.extra_info["auc"] = auc
     benchmark.extra_info["n_iter"] = int(np.ravel(model.n_iter_)[0])

@@ -232,3 +232,32 @@ def test_pandas_extension_dtypes():
     assert np.isnan(D[1, 0]) and np.isnan(D[1, 1]) and np.isnan(D[2, 2]) and np.isnan(D[1, 4])
     assert enc.transform(df).shape == (4, enc.n_features_out_)
     assert FeatureEncoder().fit(pd.DataFrame(np.eye(3))).columns_ == ["0", "1", "2"]
+
+
+def test_fused_numeric_path_equals_generic_path():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 3))
+    x[rng.random((500, 3)) < 0.1] = np.nan
+    enc = FeatureEncoder(n_bins=7).fit(x)
+    fused = enc.transform(x)                    # float columns: the one-pass kernel
+    generic = enc.transform(x.astype(object))  # object columns: parse, then bucket
+    assert (fused != generic).nnz == 0
+    np.testing.assert_array_equal(fused.indptr, generic.indptr)
+    no_scale = FeatureEncoder(n_bins=7, scale_numeric=False).fit(x)
+    assert (no_scale.transform(x) != no_scale.transform(x.astype(object))).nnz == 0
+    with pytest.raises(ValueError, match="infinite"):
+        enc.transform(np.array([[np.inf, 0.0, 0.0]]))
+
+
+def test_bucket_count_matches_searchsorted():
+    from recforge.features._kernels import bucketize
+
+    rng = np.random.default_rng(1)
+    for m in (0, 1, 5, 64, 65, 300):  # linear count up to 64 edges, binary search above
+        edges = np.sort(rng.standard_normal(m))
+        x = np.concatenate([rng.standard_normal(1000), edges, [np.nan]])
+        out = np.empty(x.size, dtype=np.int64)
+        bucketize(x, edges, out)
+        expected = 1 + np.searchsorted(edges, x, side="right")
+        expected[np.isnan(x)] = 0
+        np.testing.assert_array_equal(out, expected)

@@ -64,7 +64,7 @@ def test_loss_is_stable_for_large_margins():
     X = np.array([[1.0], [1.0]])
     y = np.array([1.0, 0.0])
     f, gw, gb = kernel_objective(X, y, np.ones(2), np.array([800.0]), 0.0, 0.0, 1)
-    assert np.isfinite(f) and f == pytest.approx(400.0) and np.isfinite(gw).all()
+    assert np.isfinite(f) and f == pytest.approx(400.0) and np.isfinite(gw).all() and np.isfinite(gb)
 
 
 def test_gradient_matches_finite_differences():
@@ -77,6 +77,8 @@ def test_gradient_matches_finite_differences():
         e[j] = eps
         num = (kernel_objective(X, y, sw, w + e, b, lam, 2)[0] - kernel_objective(X, y, sw, w - e, b, lam, 2)[0])
         assert num / (2 * eps) == pytest.approx(gw[j], rel=1e-5, abs=1e-8)
+    num_b = (kernel_objective(X, y, sw, w, b + eps, lam, 2)[0] - kernel_objective(X, y, sw, w, b - eps, lam, 2)[0])
+    assert num_b / (2 * eps) == pytest.approx(gb, rel=1e-5, abs=1e-8)
 
 
 @pytest.mark.parametrize("fmt", ["dense", "csr"])
@@ -123,7 +125,10 @@ def test_matches_scikit_learn():
 
 
 @pytest.mark.parametrize("fmt", ["csr", "dense"])
-def test_results_do_not_depend_on_threads(fmt):
+def test_results_do_not_depend_on_threads(fmt, monkeypatch):
+    from recforge.rank import linear
+
+    monkeypatch.setattr(linear, "MIN_ENTRIES_PER_THREAD", 1000)  # small data, but really use 2 threads
     rng = np.random.default_rng(5)
     X = sp.random(40_000, 30, density=0.2, format="csr", dtype=np.float32, random_state=rng)
     if fmt == "dense":
@@ -238,6 +243,7 @@ def test_partial_fit_stream_equals_one_pass():
         stream.partial_fit(X[lo:lo + 100], y[lo:lo + 100], classes=[0.0, 1.0], sample_weight=sw[lo:lo + 100])
     z, n, _ = ref.ftrl_epoch(X, y, sw, np.arange(400), np.zeros(13), np.zeros(13), 0.1, 1.0, 1.0, 0.0)
     np.testing.assert_allclose(stream._ftrl_z, z, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(stream._ftrl_n, n, rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="classes"):
         LogisticRegression(penalty="l1").partial_fit(X, y)
     assert not hasattr(LogisticRegression(), "partial_fit")
@@ -256,6 +262,15 @@ def test_save_load_with_encoder(tmp_path):
     assert back.C == 2.0 and back.encoder.n_bins == 3 and back.n_features_in_ == 2
     with pytest.raises(ModelFileError):
         LogisticRegression.load(io.BytesIO(b"junk"))
+
+
+def test_save_with_callback_and_generator(tmp_path):
+    X, y, _ = make_data()
+    m = LogisticRegression(callback=lambda info: False, random_state=np.random.default_rng(0)).fit(X, y)
+    m.save(tmp_path / "m.npz")
+    back = LogisticRegression.load(tmp_path / "m.npz")
+    assert back.callback is None and back.random_state is None  # not storable without pickle
+    np.testing.assert_array_equal(back.coef_, m.coef_)
 
 
 def test_save_load_ftrl_continues(tmp_path):
@@ -303,9 +318,8 @@ def test_bad_input():
 def test_adult_quality():
     """Adult test AUC with the documented config (one-hot + 20 quantile buckets + scaled numerics, C=0.3)."""
     from recforge.datasets import adult
-    from recforge.metrics import log_loss, roc_auc_score
-
     from recforge.demo import RANKERS
+    from recforge.metrics import log_loss, roc_auc_score
 
     data = adult()
     model = dict(RANKERS)["LR"](1)  # the demo's row: C=0.3, encoder=FeatureEncoder(n_bins=20)
@@ -337,3 +351,17 @@ def test_verbose_progress_bar(capsys):
     LogisticRegression(verbose=True).fit(X, y)
     LogisticRegression(penalty="l1", verbose=True, max_iter=3).fit(X, y)
     assert "LR" in capsys.readouterr().err
+
+
+def test_int64_csr_and_input_not_modified():
+    X, y, sw = make_data()
+    S = sp.csr_matrix(X)
+    S64 = S.copy()
+    S64.indices = S64.indices.astype(np.int64)
+    S64.indptr = S64.indptr.astype(np.int64)
+    before = (S64.data.copy(), S64.indices.copy(), S64.indptr.copy(), sw.copy())
+    a = LogisticRegression(tol=1e-8).fit(S, y, sample_weight=sw)
+    b = LogisticRegression(tol=1e-8).fit(S64, y, sample_weight=sw)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    for old, new in zip(before, (S64.data, S64.indices, S64.indptr, sw)):
+        np.testing.assert_array_equal(old, new)

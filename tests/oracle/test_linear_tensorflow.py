@@ -31,10 +31,10 @@ def tensorflow_objective(tf, X, y, sw, w, b, lam):
         coo = X.tocoo()
         X_t = tf.sparse.SparseTensor(np.stack([coo.row, coo.col], 1).astype(np.int64), coo.data.astype(np.float64),
                                      coo.shape)
-        matmul = lambda: tf.sparse.sparse_dense_matmul(X_t, w_t)  # noqa: E731
+        matmul = lambda: tf.sparse.sparse_dense_matmul(X_t, w_t)
     else:
         X_t = tf.constant(X.astype(np.float64))
-        matmul = lambda: tf.matmul(X_t, w_t)  # noqa: E731
+        matmul = lambda: tf.matmul(X_t, w_t)
     y_t, sw_t = tf.constant(y.reshape(-1, 1)), tf.constant(sw.reshape(-1, 1))
     with tf.GradientTape() as tape:
         z = matmul() + b_t

@@ -31,7 +31,7 @@ class Table:
             self.array = None
         else:
             if isinstance(X, pd.Series):
-                raise ValueError(f"{name} must be 2-D (a DataFrame or an array of shape (n_rows, n_columns)), "
+                raise TypeError(f"{name} must be 2-D (a DataFrame or an array of shape (n_rows, n_columns)), "
                                  "got a Series")
             arr = np.asarray(X)
             if arr.ndim != 2:

@@ -4,9 +4,30 @@ Pure functions on contiguous arrays; the encoder validates and prepares them.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..kernels._jit import jit
+
+
+@jit
+def _bucket(v, edges, lo, hi):
+    """Number of ``edges[lo:hi]`` that are <= v: a branch-free count for short edge lists (the usual
+    case, n_bins <= 64), a binary search for long ones."""
+    if hi - lo <= 64:
+        c = 0
+        for e in range(lo, hi):
+            c += edges[e] <= v
+        return c
+    base = lo
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if edges[mid] <= v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - base
 
 
 @jit
@@ -20,18 +41,72 @@ def bucketize(x, edges, out):
     m = edges.shape[0]
     for i in range(x.shape[0]):
         v = x[i]
-        if v != v:
+        if math.isnan(v):
             out[i] = 0
             continue
-        lo = 0
-        hi = m
-        while lo < hi:  # first edge > v
-            mid = (lo + hi) >> 1
-            if edges[mid] <= v:
-                lo = mid + 1
+        out[i] = 1 + _bucket(v, edges, 0, m)
+
+
+@jit
+def numeric_blocks(x, edges, mean, scale, with_scaled, off_scaled, cols_scaled, vals_scaled, off_bins, cols_bins):
+    """A numeric column's two output blocks in one pass over its raw values (float or int, any stride).
+
+    Scaled block (when ``with_scaled``): ``cols_scaled[i] = off_scaled``, ``vals_scaled[i] = (x - mean) / scale``
+    (0 where x is NaN). Bucket block: ``cols_bins[i] = off_bins + code`` with the code of :func:`bucketize`.
+    Returns the number of infinite values met (the caller raises).
+    """
+    m = edges.shape[0]
+    n_inf = 0
+    for i in range(x.shape[0]):
+        v = np.float64(x[i])
+        if math.isnan(v):
+            code = 0
+            z = 0.0
+        else:
+            if v == np.inf or v == -np.inf:
+                n_inf += 1
+            code = 1 + _bucket(v, edges, 0, m)
+            z = (v - mean) / scale
+        cols_bins[i] = off_bins + code
+        if with_scaled:
+            cols_scaled[i] = off_scaled
+            vals_scaled[i] = z
+    return n_inf
+
+
+@jit
+def numeric_blocks_2d(X, col_idx, edges, edge_ptr, mean, scale, scaled_row, val_row, off_scaled, bins_row,
+                      off_bins, cols, vals, n_inf):
+    """:func:`numeric_blocks` for ``k`` columns of a row-major matrix at once (one pass over its rows).
+
+    X : ndarray of shape (n, p), any numeric dtype, C-contiguous         # IN
+    col_idx : (k,) int64 — which columns of X                             # IN
+    edges : concatenated bucket edges; column t's are edges[edge_ptr[t]:edge_ptr[t + 1]]   # IN
+    mean, scale : (k,) float64                                            # IN
+    scaled_row : (k,) int64 — row of ``cols`` of the scaled block, -1 = none; val_row: its row of ``vals``
+    bins_row : (k,) int64 — row of ``cols`` of the bucket block           # IN
+    off_scaled, off_bins : (k,) int64 — the blocks' first output column   # IN
+    cols : (n_blocks, n) int32/int64, vals : (n_valued, n) float32        # OUT (rows of these columns)
+    n_inf : (k,) int64                                                    # OUT (count of infinite values)
+    """
+    k = col_idx.shape[0]
+    for t in range(k):
+        n_inf[t] = 0
+    for i in range(X.shape[0]):
+        for t in range(k):
+            v = np.float64(X[i, col_idx[t]])
+            if math.isnan(v):
+                code = 0
+                z = 0.0
             else:
-                hi = mid
-        out[i] = 1 + lo
+                if v == np.inf or v == -np.inf:
+                    n_inf[t] += 1
+                code = 1 + _bucket(v, edges, edge_ptr[t], edge_ptr[t + 1])
+                z = (v - mean[t]) / scale[t]
+            cols[bins_row[t], i] = off_bins[t] + code
+            if scaled_row[t] >= 0:
+                cols[scaled_row[t], i] = off_scaled[t]
+                vals[val_row[t], i] = z
 
 
 @jit

@@ -28,8 +28,15 @@ from .._params import ParamsMixin
 from .._validation import check_int
 from ..exceptions import NotFittedError
 from ..io import load_arrays, save_arrays
-from ._columns import (Table, as_category_strings, looks_numeric, missing_mask, mix64, parse_numeric,
-                       stable_hash)
+from ._columns import (
+    Table,
+    as_category_strings,
+    looks_numeric,
+    missing_mask,
+    mix64,
+    parse_numeric,
+    stable_hash,
+)
 
 _STATE_VERSION = 1
 
@@ -67,6 +74,11 @@ class FeatureEncoder(ParamsMixin):
         Slots per hashed column or cross.
     missing_values : tuple of str, default ("?", "")
         Values read as missing, besides NaN, None and pd.NA. Missing values get their own slot.
+    subsample : int or None, default 200_000
+        Bucket edges are the quantiles of at most this many rows (drawn without replacement with
+        ``random_state``); None = all rows. Means and scales always use every row.
+    random_state : int or None, default 0
+        Seed of that draw.
 
     Attributes
     ----------
@@ -108,7 +120,7 @@ class FeatureEncoder(ParamsMixin):
 
     def __init__(self, *, categorical=None, numeric=None, n_bins=20, scale_numeric=True, crosses=(),
                  min_frequency=1, max_categories=None, hash_columns=(), n_hash_buckets=4096,
-                 missing_values=("?", "")):
+                 missing_values=("?", ""), subsample=200_000, random_state=0):
         self.categorical = categorical
         self.numeric = numeric
         self.n_bins = n_bins
@@ -119,6 +131,8 @@ class FeatureEncoder(ParamsMixin):
         self.hash_columns = hash_columns
         self.n_hash_buckets = n_hash_buckets
         self.missing_values = missing_values
+        self.subsample = subsample
+        self.random_state = random_state
 
     # ------------------------------------------------------------------------------------------
     # fit
@@ -190,6 +204,8 @@ class FeatureEncoder(ParamsMixin):
         check_int(self.n_bins, "n_bins", min_value=0, max_value=65_536)
         check_int(self.min_frequency, "min_frequency", min_value=1)
         check_int(self.n_hash_buckets, "n_hash_buckets", min_value=1, max_value=2 ** 30)
+        if self.subsample is not None:
+            check_int(self.subsample, "subsample", min_value=1)
         if self.max_categories is not None:
             check_int(self.max_categories, "max_categories", min_value=1)
         if not isinstance(self.scale_numeric, (bool, np.bool_)):
@@ -243,6 +259,9 @@ class FeatureEncoder(ParamsMixin):
         self.mean_[name] = mean
         self.scale_[name] = std if std > 0 else 1.0
         if self.n_bins > 0:
+            if self.subsample is not None and present.size > self.subsample:
+                rng = np.random.default_rng(self.random_state)
+                present = present[np.sort(rng.choice(present.size, int(self.subsample), replace=False))]
             if present.size:
                 qs = np.quantile(present, np.arange(1, self.n_bins) / self.n_bins)
                 edges = np.unique(qs)
@@ -313,15 +332,21 @@ class FeatureEncoder(ParamsMixin):
             raise ValueError(f"X has no column {name!r}; the encoder was fitted on {self.columns_}") from None
         return values, missing_mask(values, mv)
 
-    def _codes_and_numbers(self, X, need_numbers: bool):
+    def _table(self, X) -> Table:
         self._check_fitted()
         table = Table(X)
         if table.frame is None and len(table.names) != len(self.columns_):
             raise ValueError(f"X has {len(table.names)} columns, but the encoder was fitted on "
                              f"{len(self.columns_)}")
+        return table
+
+    def _codes_and_numbers(self, X, need_numbers: bool, skip=frozenset()):
+        table = X if isinstance(X, Table) else self._table(X)
         mv = tuple(self.missing_values)
         codes, numbers = {}, {}
         for name in self.columns_:
+            if name in skip:
+                continue
             values, miss = self._column_values(table, name, mv)
             if name in self.mean_:
                 x = parse_numeric(values, miss, name)
@@ -330,7 +355,7 @@ class FeatureEncoder(ParamsMixin):
                     numbers[name] = x
             else:
                 codes[name] = self._categorical_codes(name, values, miss)
-        return table.n_rows, codes, numbers
+        return codes, numbers
 
     # ------------------------------------------------------------------------------------------
     # outputs
@@ -400,11 +425,28 @@ class FeatureEncoder(ParamsMixin):
             Sorted indices, no explicit zeros. Per row: one value per scaled numeric column, one 1.0
             per bucket block, one-hot block and cross block. Column names: ``feature_names_out_``.
         """
-        n, codes, numbers = self._codes_and_numbers(X, need_numbers=self.scale_numeric)
+        from ._kernels import csr_arrays, numeric_blocks
+
+        table = self._table(X)
+        # numeric columns of a numeric dtype (not in a cross) go through one fused kernel that writes
+        # their scaled value and bucket straight into the output buffers: no temporaries per column
+        fused = {}
+        if self.n_bins > 0:
+            crossed = {c for pair in self.crosses_ for c in pair}
+            for name in self.numeric_columns_:
+                if name in crossed:
+                    continue
+                try:
+                    values = table.column(name)
+                except (KeyError, ValueError):
+                    continue  # reported by _codes_and_numbers
+                if values.dtype.kind in "iuf":
+                    fused[name] = values
+        n = table.n_rows
+        codes, numbers = self._codes_and_numbers(table, need_numbers=self.scale_numeric, skip=set(fused))
         n_blocks = len(self._blocks)
         if n_blocks == 0:
             return sp.csr_matrix((n, 0), dtype=np.float32)
-        from ._kernels import csr_arrays
 
         index_dtype = np.int32 if max(n * n_blocks, self.n_features_out_) < 2 ** 31 - 1 else np.int64
         cols = np.empty((n_blocks, n), dtype=index_dtype)  # block-major: each row of cols is contiguous
@@ -413,8 +455,26 @@ class FeatureEncoder(ParamsMixin):
         val_row = np.full(n_blocks, -1, dtype=np.int64)  # blocks whose value is not 1
         val_row[valued] = np.arange(len(valued))
         vals = np.empty((len(valued), n), dtype=np.float32)
+        scaled_block = {what: j for j, (kind, what, _, _) in enumerate(self._blocks) if kind == "scaled"}
+        if fused and table.array is not None and table.array.dtype.kind in "iuf":
+            self._fused_2d(table.array, list(fused), scaled_block, cols, vals, val_row)
+            fused_done = True
+        else:
+            fused_done = False
         for j, (kind, what, offset, width) in enumerate(self._blocks):
-            if kind == "scaled":
+            if what in fused and fused_done:
+                continue
+            if what in fused and kind == "bins":
+                js = scaled_block.get(what)
+                n_inf = numeric_blocks(fused[what], self.bin_edges_[what], self.mean_[what], self.scale_[what],
+                                       js is not None, self._blocks[js][2] if js is not None else 0,
+                                       cols[js] if js is not None else cols[j], vals[val_row[js]] if js is not None
+                                       else vals[:0].reshape(-1), offset, cols[j])
+                if n_inf:
+                    raise ValueError(f"column {what!r} holds an infinite value")
+            elif what in fused:
+                continue  # its scaled block is written together with its bins block
+            elif kind == "scaled":
                 z = (numbers[what] - self.mean_[what]) / self.scale_[what]
                 z[np.isnan(z)] = 0.0
                 cols[j] = offset
@@ -437,6 +497,30 @@ class FeatureEncoder(ParamsMixin):
         out.has_sorted_indices = True
         return out
 
+    def _fused_2d(self, X, names, scaled_block, cols, vals, val_row):
+        """Scaled + bucket blocks of the numeric columns ``names`` of a numeric 2-D array, one row-major pass."""
+        from ._kernels import numeric_blocks_2d
+
+        X = np.ascontiguousarray(X)
+        bins_block = {what: j for j, (kind, what, _, _) in enumerate(self._blocks) if kind == "bins"}
+        k = len(names)
+        col_idx = np.array([self.columns_.index(c) for c in names], dtype=np.int64)
+        edge_list = [self.bin_edges_[c] for c in names]
+        edge_ptr = np.zeros(k + 1, dtype=np.int64)
+        edge_ptr[1:] = np.cumsum([e.size for e in edge_list])
+        edges = np.concatenate(edge_list) if k else np.zeros(0)
+        srow = np.array([scaled_block.get(c, -1) for c in names], dtype=np.int64)
+        vrow = np.array([val_row[r] if r >= 0 else -1 for r in srow], dtype=np.int64)
+        off_s = np.array([self._blocks[r][2] if r >= 0 else 0 for r in srow], dtype=np.int64)
+        brow = np.array([bins_block[c] for c in names], dtype=np.int64)
+        off_b = np.array([self._blocks[r][2] for r in brow], dtype=np.int64)
+        n_inf = np.zeros(k, dtype=np.int64)
+        numeric_blocks_2d(X, col_idx, edges.astype(np.float64), edge_ptr,
+                          np.array([self.mean_[c] for c in names]), np.array([self.scale_[c] for c in names]),
+                          srow, vrow, off_s, brow, off_b, cols, vals, n_inf)
+        if n_inf.any():
+            raise ValueError(f"column {names[int(np.flatnonzero(n_inf)[0])]!r} holds an infinite value")
+
     def transform_dense(self, X) -> np.ndarray:
         """Dense features for trees, one column per input column in ``columns_`` order.
 
@@ -447,7 +531,8 @@ class FeatureEncoder(ParamsMixin):
             (``categorical_mask_``): ``code - 1`` — 0 = other/unseen, 1 + i = the i-th category
             (or hash bucket) — and NaN where missing; values lie in ``[0, cardinalities_[c] - 1)``.
         """
-        n, codes, numbers = self._codes_and_numbers(X, need_numbers=True)
+        table = self._table(X)
+        n, (codes, numbers) = table.n_rows, self._codes_and_numbers(table, need_numbers=True)
         out = np.empty((n, len(self.columns_)), dtype=np.float32)
         for j, name in enumerate(self.columns_):
             if name in numbers:
@@ -476,8 +561,8 @@ class FeatureEncoder(ParamsMixin):
         self._check_fitted()
         columns = self.categorical_columns_ if columns is None else [
             self._column_name(c, self.columns_, "columns") for c in columns]
-        _, codes, _ = self._codes_and_numbers(X, need_numbers=False)
-        n = next(iter(codes.values())).shape[0]
+        table = self._table(X)
+        n, (codes, _) = table.n_rows, self._codes_and_numbers(table, need_numbers=False)
         out = np.empty((n, len(columns)), dtype=np.int32)
         for j, name in enumerate(columns):
             out[:, j] = codes[name]
@@ -496,7 +581,8 @@ class FeatureEncoder(ParamsMixin):
         ndarray of shape (n_rows, n_numeric), float32
             ``(x - mean_) / scale_`` with missing -> 0 when ``standardize``; else raw values with NaN.
         """
-        n, _, numbers = self._codes_and_numbers(X, need_numbers=True)
+        table = self._table(X)
+        n, (_, numbers) = table.n_rows, self._codes_and_numbers(table, need_numbers=True)
         out = np.empty((n, len(self.numeric_columns_)), dtype=np.float32)
         for j, name in enumerate(self.numeric_columns_):
             x = numbers[name]
@@ -547,7 +633,7 @@ class FeatureEncoder(ParamsMixin):
         return arrays, meta
 
     @classmethod
-    def from_state(cls, arrays: dict, meta: dict, prefix: str = "") -> "FeatureEncoder":
+    def from_state(cls, arrays: dict, meta: dict, prefix: str = "") -> FeatureEncoder:
         """Rebuild a fitted encoder from :meth:`get_state`'s output (raises ValueError if inconsistent)."""
         if meta.get("state_version") != _STATE_VERSION:
             raise ValueError(f"unsupported FeatureEncoder state version {meta.get('state_version')!r}")
@@ -594,7 +680,7 @@ class FeatureEncoder(ParamsMixin):
         save_arrays(file, model_class=type(self).__name__, params=meta["params"], arrays=arrays, meta=meta)
 
     @classmethod
-    def load(cls, file) -> "FeatureEncoder":
+    def load(cls, file) -> FeatureEncoder:
         """Read an encoder written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
         from ..exceptions import ModelFileError
 

@@ -23,6 +23,7 @@ import itertools
 import math
 
 import numpy as np
+
 from ._jit import jit
 
 #: LLVM flags of the dense kernels: re-associating the row dot product lets it vectorise (SIMD
@@ -104,6 +105,15 @@ def _log1pexp(z):
 
 
 @jit
+def _loss_and_sigmoid(z, y):
+    """``(log(1 + exp(z)) - y z, sigmoid(z))`` from one ``exp(-|z|)``, stable for any z."""
+    e = math.exp(-abs(z))
+    if z >= 0.0:
+        return z + math.log1p(e) - y * z, 1.0 / (1.0 + e)
+    return math.log1p(e) - y * z, e / (1.0 + e)
+
+
+@jit
 def _sigmoid(z):
     if z >= 0.0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -140,8 +150,9 @@ def loss_grad_dense(X, y, sw, w, b, lo, hi, g):
         for j in range(d):
             z += X[i, j] * w[j]
         s = sw[i]
-        loss += s * (_log1pexp(z) - y[i] * z)
-        r = s * (_sigmoid(z) - y[i])
+        li, p = _loss_and_sigmoid(z, y[i])
+        loss += s * li
+        r = s * (p - y[i])
         for j in range(d):
             g[j] += r * X[i, j]
         g[d] += r
@@ -161,8 +172,9 @@ def loss_grad_csr(indptr, indices, data, y, sw, w, b, lo, hi, g):
         for k in range(indptr[i], indptr[i + 1]):
             z += data[k] * w[indices[k]]
         s = sw[i]
-        loss += s * (_log1pexp(z) - y[i] * z)
-        r = s * (_sigmoid(z) - y[i])
+        li, p = _loss_and_sigmoid(z, y[i])
+        loss += s * li
+        r = s * (p - y[i])
         for k in range(indptr[i], indptr[i + 1]):
             g[indices[k]] += r * data[k]
         g[d] += r

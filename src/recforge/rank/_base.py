@@ -57,7 +57,7 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
         if X.indices.dtype.kind not in "iu" or X.indptr.dtype.kind not in "iu":
             raise TypeError(f"{name} has non-integer CSR indices")
         _check_shape(X.shape, name)
-        if not allow_nan and not np.all(np.isfinite(X.data)):
+        if not allow_nan and not _all_finite(X.data):
             raise ValueError(f"{name} contains NaN or infinity")
         if X.indptr.size != X.shape[0] + 1 or X.indices.size != X.data.size or (
                 X.indices.size and (X.indices.min() < 0 or X.indices.max() >= X.shape[1])):
@@ -82,11 +82,18 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
         arr = arr.astype(np.float64)
     arr = np.ascontiguousarray(arr)
     _check_shape(arr.shape, name)
-    if not allow_nan and not np.all(np.isfinite(arr)):
+    if not allow_nan and not _all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     if allow_nan and np.isinf(arr).any():
         raise ValueError(f"{name} contains infinity")
     return arr
+
+
+def _all_finite(arr) -> bool:
+    """No NaN/inf, without a temporary of arr's size: min and max propagate NaN and expose infinities."""
+    if arr.size == 0 or arr.dtype.kind not in "fc":
+        return True
+    return bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
 
 
 def _check_shape(shape, name):
@@ -303,8 +310,8 @@ class Ranker(ParamsMixin):
         Xm = self._prepare_X(X, reset=True)
         y01 = self._fit_target(y, Xm.shape[0])
         sw = check_sample_weight(sample_weight, Xm.shape[0])
-        if hasattr(self, "classes_"):
-            sw = sw * class_weight_factors(getattr(self, "class_weight", None), self.classes_, y01, sw)
+        if hasattr(self, "classes_") and getattr(self, "class_weight", None) is not None:
+            sw = sw * class_weight_factors(self.class_weight, self.classes_, y01, sw)
         evals = []
         if eval_set is not None:
             if isinstance(eval_set, tuple) and len(eval_set) in (2, 3) and not isinstance(eval_set[0], tuple):
@@ -393,7 +400,7 @@ class Ranker(ParamsMixin):
         self._check_fitted()
         arrays, meta = self._get_state()
         arrays = dict(arrays)
-        if any(k.startswith(_ENCODER_PREFIX) or k.startswith("_") for k in arrays):
+        if any(k.startswith((_ENCODER_PREFIX, "_")) for k in arrays):
             raise RuntimeError("state array names must not start with 'encoder.' or '_'")
         if hasattr(self, "classes_"):
             classes = np.asarray(self.classes_)
@@ -409,13 +416,7 @@ class Ranker(ParamsMixin):
             arrays.update(enc_arrays)
             record["encoder"] = enc_meta
             params = {**params, "encoder": None}  # rebuilt from record["encoder"]
-        try:
-            import json
-
-            json.dumps(params)
-        except TypeError as exc:
-            raise TypeError(f"cannot save {type(self).__name__}: a hyper-parameter is not JSON-serialisable "
-                            f"({exc})") from None
+        params = {k: _jsonable_or_none(v) for k, v in params.items()}  # callbacks, Generators -> None
         save_arrays(file, model_class=type(self).__name__, params=params, arrays=arrays, meta=record)
 
     @classmethod
@@ -444,6 +445,19 @@ class Ranker(ParamsMixin):
         return model
 
 
+def _jsonable_or_none(value):
+    """``value`` if JSON can store it (numpy scalars become Python ones), else None (a callback, a Generator)."""
+    import json
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return None
+    return value
+
+
 def _not_fitted_error() -> type:
     """recforge's NotFittedError; when scikit-learn is loaded, a subclass that is also scikit-learn's
     NotFittedError, so scikit-learn's tools (``check_is_fitted``, estimator checks) recognise it."""
@@ -453,7 +467,7 @@ def _not_fitted_error() -> type:
     return _combined_not_fitted(sk.NotFittedError)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _combined_not_fitted(sk_error: type) -> type:
     return type("NotFittedError", (NotFittedError, sk_error), {"__module__": NotFittedError.__module__})
 

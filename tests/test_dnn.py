@@ -164,3 +164,14 @@ def test_not_fitted_and_bad_input(small):
         model.predict_proba(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="NaN"):
         DNN(epochs=1).fit(pd.DataFrame({"a": [1.0, np.nan]}), [0, 1])
+
+
+def test_encoder_one_pass_inputs_equal_the_separate_transforms(small):
+    X, _, Xt, _ = small
+    enc = FeatureEncoder().fit(X)
+    cols = ["age", "education", "sex"]
+    codes, num = enc.transform_codes_numeric(Xt, columns=cols)
+    np.testing.assert_array_equal(codes, enc.transform_codes(Xt, columns=cols))
+    np.testing.assert_array_equal(num, enc.transform_numeric(Xt))
+    codes, _ = enc.transform_codes_numeric(Xt)
+    np.testing.assert_array_equal(codes, enc.transform_codes(Xt))

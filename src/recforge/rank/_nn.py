@@ -100,9 +100,7 @@ class NeuralRanker(Ranker):
 
     def _encode(self, X, name):
         enc = self.encoder_
-        cols = self._embedded_columns(enc)
-        codes = enc.transform_codes(X, columns=cols) if cols else np.zeros((_n_rows(X), 0), np.int32)
-        dense = enc.transform_numeric(X)
+        codes, dense = enc.transform_codes_numeric(X, columns=self._embedded_columns(enc))
         wide = enc.transform(X) if self._has_wide else None
         return NNInputs(codes, dense, wide)
 
@@ -360,10 +358,6 @@ def _blas_threads(n_threads: int):
 
 def _EMPTY_INDPTR(n):
     return np.zeros(n + 1, np.int64)
-
-
-def _n_rows(X) -> int:
-    return X.shape[0] if hasattr(X, "shape") else len(X)
 
 
 def _unflatten(params, sizes):

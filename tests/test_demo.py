@@ -49,3 +49,9 @@ def test_cli_demo_runs():
 def test_cli_rejects_bad_k():
     proc = subprocess.run([sys.executable, "-m", "recforge", "demo", "-k", "0"], capture_output=True, text=True)
     assert proc.returncode != 0 and "-k must be >= 1" in proc.stderr
+
+
+def test_neural_rank_rows(result):
+    """DNN and Wide&Deep rows (seed 0, 5 epochs): measured 0.911x; thresholds 0.909."""
+    rows = {r["model"]: r for r in result.rank_rows}
+    assert rows["DNN"]["auc"] > 0.909 and rows["Wide&Deep"]["auc"] > 0.909

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["recforge.features.encoder", "recforge.rank.linear"]
+MODULES = ["recforge.features.encoder", "recforge.rank.linear", "recforge.rank.dnn", "recforge.rank.wide_deep"]
 
 
 @pytest.mark.parametrize("name", MODULES)

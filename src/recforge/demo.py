@@ -24,10 +24,29 @@ def _lr(n_threads):
     return LogisticRegression(C=0.3, encoder=FeatureEncoder(n_bins=20), n_threads=n_threads)
 
 
+def _dnn(n_threads):
+    """DNN: embeddings 8 of every categorical column and numeric bucket + standardised numerics,
+    128-64-32 ReLU, Adam 1e-3, batch 256, 5 epochs."""
+    from .features import FeatureEncoder
+    from .rank import DNN
+
+    return DNN(encoder=FeatureEncoder(), random_state=0, n_threads=n_threads)
+
+
+def _wide_deep(n_threads):
+    """Wide&Deep: the DNN above + a wide part on one-hot features and the crosses education x occupation,
+    native_country x occupation, trained jointly with Adam."""
+    from .features import FeatureEncoder
+    from .rank import WideDeep
+
+    crosses = [("education", "occupation"), ("native_country", "occupation")]
+    return WideDeep(encoder=FeatureEncoder(crosses=crosses), random_state=0, n_threads=n_threads)
+
+
 #: (row name, factory(n_threads) -> unfitted recall model)
 RECALL_MODELS = [("popularity", _popularity)]
 #: (row name, factory(n_threads) -> unfitted ranker with fit/predict_proba)
-RANKERS: list = [("LR", _lr)]
+RANKERS: list = [("LR", _lr), ("DNN", _dnn), ("Wide&Deep", _wide_deep)]
 
 
 @dataclass

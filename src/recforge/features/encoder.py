@@ -592,6 +592,23 @@ class FeatureEncoder(ParamsMixin):
             out[:, j] = x
         return out
 
+    def transform_codes_numeric(self, X, columns=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(transform_codes(X, columns), transform_numeric(X))`` from one pass over ``X`` (the inputs
+        of an embedding model; half the time of the two calls)."""
+        columns = self.categorical_columns_ if columns is None else [
+            self._column_name(c, self.columns_, "columns") for c in columns]
+        table = self._table(X)
+        n, (codes, numbers) = table.n_rows, self._codes_and_numbers(table, need_numbers=True)
+        out_codes = np.empty((n, len(columns)), dtype=np.int32)
+        for j, name in enumerate(columns):
+            out_codes[:, j] = codes[name]
+        out_num = np.empty((n, len(self.numeric_columns_)), dtype=np.float32)
+        for j, name in enumerate(self.numeric_columns_):
+            x = (numbers[name] - self.mean_[name]) / self.scale_[name]
+            x[np.isnan(x)] = 0.0
+            out_num[:, j] = x
+        return out_codes, out_num
+
     # ------------------------------------------------------------------------------------------
     # persistence (arrays + JSON, embeddable in a model file)
     # ------------------------------------------------------------------------------------------

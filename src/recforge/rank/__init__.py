@@ -5,6 +5,8 @@ All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``pre
 :mod:`recforge.rank._base` for the shared conventions.
 """
 from ._base import Ranker
+from .dnn import DNN
 from .linear import LogisticRegression
+from .wide_deep import WideDeep
 
-__all__ = ["Ranker", "LogisticRegression"]
+__all__ = ["Ranker", "LogisticRegression", "DNN", "WideDeep"]

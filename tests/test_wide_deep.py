@@ -1,0 +1,117 @@
+"""Wide&Deep through the public API: quality on Adult, joint training, FTRL wide part, determinism,
+save/load, early stopping."""
+import numpy as np
+import pytest
+
+from recforge.datasets import adult
+from recforge.exceptions import ModelFileError
+from recforge.features import FeatureEncoder
+from recforge.metrics import roc_auc_score
+from recforge.rank import DNN, WideDeep
+
+CROSSES = [("education", "occupation"), ("native_country", "occupation")]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return adult()
+
+
+@pytest.fixture(scope="module")
+def small(data):
+    n = 3000
+    return data.X_train.iloc[:n], data.y_train[:n], data.X_test.iloc[:2000], data.y_test[:2000]
+
+
+def _fit(small, **kw):
+    X, y, _, _ = small
+    params = {"encoder": FeatureEncoder(crosses=CROSSES), "epochs": 2, "random_state": 0, "n_threads": 1,
+              "batch_size": 128}
+    params.update(kw)
+    return WideDeep(**params).fit(X, y)
+
+
+@pytest.mark.data
+def test_quality_on_adult(data):
+    """Defaults (5 epochs of Adam 1e-3 on both parts, batch 256, 128-64-32, embeddings 8) with the
+    crosses education x occupation and native_country x occupation, seeds 0-2: measured test AUC
+    0.9114 / 0.9114 / 0.9119, mean 0.9116 (issue: >= 0.911); thresholds: mean > 0.9106, each
+    seed > 0.910 (measured minus 0.001 / 0.0014)."""
+    aucs = []
+    for seed in (0, 1, 2):
+        model = WideDeep(encoder=FeatureEncoder(crosses=CROSSES), random_state=seed, n_threads=1)
+        model.fit(data.X_train, data.y_train)
+        aucs.append(roc_auc_score(data.y_test, model.predict_proba(data.X_test)[:, 1]))
+    assert min(aucs) > 0.910
+    assert np.mean(aucs) > 0.9106
+
+
+def test_wide_part_is_trained_jointly(small):
+    """The wide weights move, only on features that occur, and the logit is wide + deep."""
+    X, _, Xt, _ = small
+    model = _fit(small)
+    w = model.get_weights()["wide"]
+    assert w.shape == (model.encoder_.n_features_out_,)
+    used = np.unique(model.encoder_.transform(X).indices)
+    assert np.all(w[np.setdiff1d(np.arange(w.size), used)] == 0)
+    assert np.count_nonzero(w[used]) > 0.9 * used.size
+    deep_only = model._logits(model._as_inputs(model._prepare_X(Xt, reset=False), fit=False))
+    wide_part = model.encoder_.transform(Xt) @ w.astype(np.float64)
+    saved = model._wide_w.copy()
+    model._wide_w[:] = 0
+    deep = model.decision_function(Xt)
+    model._wide_w[:] = saved
+    np.testing.assert_allclose(deep_only, deep + wide_part, rtol=1e-4, atol=1e-4)
+
+
+def test_ftrl_l1_wide_part_is_sparse(small):
+    _, _, Xt, yt = small
+    model = _fit(small, wide_optimizer="ftrl", wide_learning_rate=0.1, wide_l1=0.5, epochs=3)
+    w = model.get_weights()["wide"]
+    assert np.mean(w == 0) > 0.5
+    assert roc_auc_score(yt, model.predict_proba(Xt)[:, 1]) > 0.85
+    dense = _fit(small, wide_optimizer="ftrl", wide_learning_rate=0.1, wide_l1=0.0, epochs=3)
+    assert np.mean(dense.get_weights()["wide"] == 0) < np.mean(w == 0)
+
+
+def test_bit_identical_for_a_seed_at_one_thread(small):
+    _, _, Xt, _ = small
+    np.testing.assert_array_equal(_fit(small).predict_proba(Xt), _fit(small).predict_proba(Xt))
+
+
+def test_save_load_roundtrip(small, tmp_path):
+    _, _, Xt, _ = small
+    model = _fit(small, wide_optimizer="ftrl", wide_learning_rate=0.1)
+    model.save(tmp_path / "wd.npz")
+    loaded = WideDeep.load(tmp_path / "wd.npz")
+    np.testing.assert_array_equal(loaded.predict_proba(Xt), model.predict_proba(Xt))
+    assert loaded.encoder_.crosses_ == model.encoder_.crosses_
+    with pytest.raises(ModelFileError):
+        DNN.load(tmp_path / "wd.npz")
+
+
+def test_early_stopping(small):
+    X, y, Xt, yt = small
+    model = WideDeep(encoder=FeatureEncoder(crosses=CROSSES), epochs=30, learning_rate=0.01,
+                     early_stopping_rounds=2, random_state=0, n_threads=1).fit(X, y, eval_set=(Xt, yt))
+    assert model.n_iter_ == model.best_iteration_ + 2 < 30
+    assert roc_auc_score(yt, model.predict_proba(Xt)[:, 1]) == pytest.approx(max(model.evals_result_))
+
+
+def test_numeric_array_without_encoder():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 4))
+    y = (X[:, 0] - X[:, 1] > 0).astype(int)
+    model = WideDeep(epochs=10, learning_rate=0.01, random_state=0, n_threads=1, hidden_units=(8,)).fit(X, y)
+    assert model.get_weights()["wide"].shape == (4,)
+    assert (model.predict(X) == y).mean() > 0.95
+
+
+@pytest.mark.parametrize("param,value,err", [
+    ("wide_optimizer", "lbfgs", ValueError), ("wide_learning_rate", -1.0, ValueError),
+    ("wide_l1", -0.1, ValueError), ("wide_l2", np.nan, ValueError),
+])
+def test_bad_parameters(small, param, value, err):
+    X, y, _, _ = small
+    with pytest.raises(err, match=param):
+        WideDeep(**{"encoder": FeatureEncoder(), "epochs": 1, param: value}).fit(X.iloc[:100], y[:100])

@@ -1,0 +1,132 @@
+// GBDT row partition (stable, in place in the shared row buffer), leaf updates and gradients.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "recforge/histogram.hpp"
+#include "recforge/parallel.hpp"
+
+namespace recforge {
+namespace gbdt {
+
+// Split rows[starts[k], ends[k]) of every node k: rows going left first, then rows going right,
+// each group keeping its order. A row goes left when its bin of feature[k] is missing and
+// default_left[k], or (categorical) bin == threshold[k], or (numeric) bin <= threshold[k].
+// Work is cut into fixed blocks of rows whose output positions are known from a prefix sum, so
+// the result does not depend on n_threads. Writes the number of left rows of node k to n_left[k].
+inline void partition_rows(const uint8_t* X, int64_t n_features, int32_t* rows, const int64_t* starts,
+                           const int64_t* ends, int64_t n_nodes, const int32_t* feature, const int32_t* threshold,
+                           const uint8_t* default_left, const uint8_t* is_categorical, int64_t* n_left,
+                           int n_threads) {
+    const int64_t block = 16384;
+    struct Task {
+        int64_t node, begin, end, left_before, right_before;
+    };
+    std::vector<Task> tasks;
+    int64_t total = 0;
+    for (int64_t k = 0; k < n_nodes; ++k) {
+        for (int64_t b = starts[k]; b < ends[k]; b += block)
+            tasks.push_back({k, b, std::min(ends[k], b + block), 0, 0});
+        total += ends[k] - starts[k];
+    }
+    if (total < 50000) n_threads = 1;
+    auto goes_left = [&](int64_t k, int32_t r) {
+        const uint8_t b = X[static_cast<int64_t>(r) * n_features + feature[k]];
+        if (b == kMissingBin) return default_left[k] != 0;
+        if (is_categorical[feature[k]]) return static_cast<int32_t>(b) == threshold[k];
+        return static_cast<int32_t>(b) <= threshold[k];
+    };
+    std::vector<uint8_t> dir(static_cast<size_t>(total));
+    std::vector<int64_t> offset(static_cast<size_t>(n_nodes));
+    // pass 1: directions and per-block left counts
+    std::vector<int64_t> block_left(tasks.size());
+    {
+        int64_t acc = 0;
+        for (int64_t k = 0; k < n_nodes; ++k) {
+            offset[k] = acc;
+            acc += ends[k] - starts[k];
+        }
+    }
+    parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
+        const Task& tk = tasks[t];
+        uint8_t* d = dir.data() + offset[tk.node] + (tk.begin - starts[tk.node]);
+        int64_t c = 0;
+        for (int64_t p = tk.begin; p < tk.end; ++p) {
+            const bool l = goes_left(tk.node, rows[p]);
+            d[p - tk.begin] = l;
+            c += l;
+        }
+        block_left[t] = c;
+    }, 1);
+    // prefix sums per node
+    for (int64_t k = 0; k < n_nodes; ++k) n_left[k] = 0;
+    for (size_t t = 0; t < tasks.size(); ++t) {
+        Task& tk = tasks[t];
+        tk.left_before = n_left[tk.node];
+        tk.right_before = (tk.begin - starts[tk.node]) - tk.left_before;
+        n_left[tk.node] += block_left[t];
+    }
+    // pass 2: scatter into a copy, then copy back
+    std::vector<int32_t> out(static_cast<size_t>(total));
+    parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
+        const Task& tk = tasks[t];
+        const int64_t k = tk.node;
+        const uint8_t* d = dir.data() + offset[k] + (tk.begin - starts[k]);
+        int32_t* o = out.data() + offset[k];
+        int64_t li = tk.left_before, ri = n_left[k] + tk.right_before;
+        for (int64_t p = tk.begin; p < tk.end; ++p) {
+            if (d[p - tk.begin]) o[li++] = rows[p];
+            else o[ri++] = rows[p];
+        }
+    }, 1);
+    parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
+        std::copy(out.data() + offset[k], out.data() + offset[k] + (ends[k] - starts[k]), rows + starts[k]);
+    }, 1);
+}
+
+// raw[rows[p]] += values[k] for p in [starts[k], ends[k]).
+inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const int64_t* ends, const double* values,
+                            int64_t n_leaves, double* raw, int n_threads) {
+    int64_t total = 0;
+    for (int64_t k = 0; k < n_leaves; ++k) total += ends[k] - starts[k];
+    if (total < 100000) n_threads = 1;
+    parallel_for(n_leaves, n_threads, [&](int64_t k, int) {
+        const double v = values[k];
+        for (int64_t p = starts[k]; p < ends[k]; ++p) raw[rows[p]] += v;
+    }, 1);
+}
+
+// Gradient and hessian (float32, interleaved) of the loss at the raw margins.
+// objective 0: binary:logistic, y in {0, 1}: g = p − y, h = max(p(1 − p), 1e-16), p = sigmoid(raw).
+// objective 1: reg:squarederror: g = raw − y, h = 1. Both times the sample weight (if given).
+inline void compute_gradients(int objective, const double* raw, const float* y, const float* weight, int64_t n,
+                              float* gh, int n_threads) {
+    const int64_t block = 8192;
+    if (n < 100000) n_threads = 1;
+    parallel_for((n + block - 1) / block, n_threads, [&](int64_t b, int) {
+        const int64_t i0 = b * block, i1 = std::min(n, i0 + block);
+        for (int64_t i = i0; i < i1; ++i) {
+            float g, h;
+            if (objective == 0) {
+                const float p = 1.0f / (1.0f + std::exp(-static_cast<float>(raw[i])));
+                g = p - y[i];
+                h = std::max(p * (1.0f - p), 1e-16f);
+            } else {
+                g = static_cast<float>(raw[i]) - y[i];
+                h = 1.0f;
+            }
+            if (weight) {
+                g *= weight[i];
+                h *= weight[i];
+            }
+            gh[2 * i] = g;
+            gh[2 * i + 1] = h;
+        }
+    }, 1);
+}
+
+}  // namespace gbdt
+}  // namespace recforge

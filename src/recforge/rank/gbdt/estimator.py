@@ -1,0 +1,512 @@
+"""GBDTClassifier / GBDTRegressor: XGBoost-style second-order histogram gradient boosting."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..._params import ParamsMixin
+from ..._threads import resolve_n_threads
+from ..._validation import check_choice, check_float, check_int, check_random_state
+from ...exceptions import ModelFileError, NotFittedError
+from ...io import load_arrays, save_arrays
+from ...kernels import gbdt as kern
+from ._binning import MAX_BIN, BinMapper
+from ._grower import GrowParams, Tree, TreeGrower
+from ._input import InputSchema
+from ._predict import Forest
+
+_METRICS = {"logloss": False, "error": False, "auc": True, "rmse": False}  # name -> higher is better
+_SCHEMA_VERSION = 1
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+class _BaseGBDT(ParamsMixin):
+    _objective = None
+
+    def __init__(self, *, n_estimators=100, learning_rate=0.3, max_depth=6, max_leaves=None, min_child_weight=1.0,
+                 reg_lambda=1.0, gamma=0.0, subsample=1.0, colsample_bytree=1.0, max_bin=256,
+                 base_score=None, categorical_features="auto", early_stopping_rounds=None, eval_metric=None,
+                 n_threads=None, random_state=None, verbose=False):
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.max_leaves = max_leaves
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.gamma = gamma
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.max_bin = max_bin
+        self.base_score = base_score
+        self.categorical_features = categorical_features
+        self.early_stopping_rounds = early_stopping_rounds
+        self.eval_metric = eval_metric
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ---- parameters ----------------------------------------------------------------------------
+    def _check_params(self):
+        check_int(self.n_estimators, "n_estimators", min_value=1)
+        check_float(self.learning_rate, "learning_rate", min_value=0.0, min_inclusive=False)
+        if self.max_depth is not None:
+            check_int(self.max_depth, "max_depth", min_value=0)
+        if self.max_leaves is not None:
+            check_int(self.max_leaves, "max_leaves", min_value=2)
+        if self.max_leaves is None and self.max_depth is None:
+            raise ValueError("set max_depth (depth-wise growth) or max_leaves (best-first growth)")
+        check_float(self.min_child_weight, "min_child_weight", min_value=0.0)
+        check_float(self.reg_lambda, "reg_lambda", min_value=0.0)
+        check_float(self.gamma, "gamma", min_value=0.0)
+        check_float(self.subsample, "subsample", min_value=0.0, max_value=1.0, min_inclusive=False)
+        check_float(self.colsample_bytree, "colsample_bytree", min_value=0.0, max_value=1.0, min_inclusive=False)
+        check_int(self.max_bin, "max_bin", min_value=2, max_value=MAX_BIN + 1)
+        if self.early_stopping_rounds is not None:
+            check_int(self.early_stopping_rounds, "early_stopping_rounds", min_value=1)
+        if self.eval_metric is not None:
+            check_choice(self.eval_metric, "eval_metric", set(self._metrics()))
+
+    def _metrics(self):
+        return ("logloss", "error", "auc") if self._objective == "binary:logistic" else ("rmse",)
+
+    # ---- fit -----------------------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight, eval_set):
+        self._check_params()
+        n_threads = resolve_n_threads(self.n_threads)
+        rng = check_random_state(self.random_state)
+        t_start = time.perf_counter()
+        schema = InputSchema().fit(X, self.categorical_features)
+        Xf = schema.transform(X)
+        n, n_features = Xf.shape
+        if y.shape[0] != n:
+            raise ValueError(f"y has {y.shape[0]} rows but X has {n}")
+        weight = self._check_weight(sample_weight, n)
+        # value bins: max_bin counts the missing bin as xgboost's does, so at most 255 value bins
+        mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN), random_state=rng).fit(Xf, schema.is_categorical)
+        Xb = mapper.transform(Xf, n_threads=n_threads)
+        self.binning_seconds_ = time.perf_counter() - t_start
+
+        evals = [(schema.transform(Xe, "eval_set X"), self._encode_eval_y(ye, "eval_set y"))
+                 for Xe, ye in self._check_eval_set(eval_set)]
+        if self.early_stopping_rounds is not None and not evals:
+            raise ValueError("early_stopping_rounds needs an eval_set")
+        metric = self.eval_metric or self._metrics()[0]
+
+        self.base_margin_ = self._base_margin(y, weight)
+        raw = np.full(n, self.base_margin_, np.float64)
+        y32 = y.astype(np.float32)
+        w32 = None if weight is None else weight.astype(np.float32)
+        gh = np.empty((n, 2), np.float32)
+        eval_raw = [np.full(len(Xe), self.base_margin_, np.float64) for Xe, _ in evals]
+        forest = Forest()
+        params = GrowParams(self.max_depth, self.max_leaves, float(self.min_child_weight), float(self.reg_lambda),
+                            float(self.gamma), float(self.learning_rate))
+        n_col = max(1, int(round(float(self.colsample_bytree) * n_features)))
+        history = {f"validation_{i}": {metric: []} for i in range(len(evals))}
+        best_score, best_it, since_best = None, 0, 0
+        rounds = range(int(self.n_estimators))
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            rounds = tqdm(rounds, desc=type(self).__name__, unit="tree")
+        for it in rounds:
+            kern.gradients(self._objective, raw, y32, w32, out=gh, n_threads=n_threads)
+            if self.subsample < 1.0:
+                rows = np.flatnonzero(rng.random(n) < self.subsample).astype(np.int32)
+            else:
+                rows = np.arange(n, dtype=np.int32)
+            mask = None
+            if n_col < n_features:
+                mask = np.zeros(n_features, np.uint8)
+                mask[rng.choice(n_features, n_col, replace=False)] = 1
+            grower = TreeGrower(Xb, gh, rows, mapper, mask, params, n_threads=n_threads)
+            tree = grower.grow().arrays()
+            forest.append(tree)
+            if self.subsample < 1.0:
+                forest.predict_raw(Xf, t0=it, t1=it + 1, out=raw, n_threads=n_threads)
+            else:
+                leaves = np.array(grower.leaf_ranges, np.int64).reshape(-1, 3)
+                kern.add_leaf_values(rows, leaves[:, 1], leaves[:, 2], tree["value"][leaves[:, 0]], raw,
+                                     n_threads=n_threads)
+            for k, (Xe, ye) in enumerate(evals):
+                forest.predict_raw(Xe, t0=it, t1=it + 1, out=eval_raw[k], n_threads=n_threads)
+                history[f"validation_{k}"][metric].append(self._metric(metric, ye, eval_raw[k]))
+            if evals and self.early_stopping_rounds is not None:
+                score = history[f"validation_{len(evals) - 1}"][metric][-1]
+                better = _METRICS[metric]
+                if best_score is None or (score > best_score if better else score < best_score):
+                    best_score, best_it, since_best = score, it, 0
+                else:
+                    since_best += 1
+                    if since_best >= self.early_stopping_rounds:
+                        break
+        self.training_seconds_ = time.perf_counter() - t_start - self.binning_seconds_
+        self._forest = forest
+        self._schema = schema
+        self._mapper = mapper
+        self.n_features_in_ = n_features
+        if schema.columns is not None:
+            self.feature_names_in_ = np.array(schema.columns, dtype=object)
+        self.evals_result_ = history
+        if self.early_stopping_rounds is not None:
+            self.best_iteration_, self.best_score_ = best_it, best_score
+        else:
+            self.best_iteration_ = forest.n_trees - 1
+            self.best_score_ = history[f"validation_{len(evals) - 1}"][metric][-1] if evals else None
+        self.n_trees_ = forest.n_trees
+        return self
+
+    def _check_weight(self, sample_weight, n):
+        if sample_weight is None:
+            return None
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
+        if not np.all(np.isfinite(w)) or (w < 0).any():
+            raise ValueError("sample_weight must be finite and >= 0")
+        if w.sum() <= 0:
+            raise ValueError("sample_weight must not be all zero")
+        return w
+
+    def _check_eval_set(self, eval_set):
+        if eval_set is None:
+            return []
+        if isinstance(eval_set, tuple) and len(eval_set) == 2:
+            eval_set = [eval_set]
+        out = []
+        for pair in eval_set:
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                raise ValueError("eval_set must be a list of (X, y) pairs")
+            out.append(pair)
+        return out
+
+    def _metric(self, name, y, raw):
+        if name == "rmse":
+            return float(np.sqrt(np.mean((raw - y) ** 2)))
+        p = _sigmoid(raw)
+        if name == "error":
+            return float(np.mean((p > 0.5) != (y > 0.5)))
+        if name == "auc":
+            from ...metrics import roc_auc_score
+
+            return float(roc_auc_score(y.astype(np.int8), p))
+        p = np.clip(p, 1e-15, 1 - 1e-15)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+    # ---- predict -------------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "_forest"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' first.")
+
+    def _n_used(self, iteration_range=None):
+        return int(self.best_iteration_) + 1
+
+    def _raw(self, X):
+        self._check_fitted()
+        Xf = self._schema.transform(X)
+        out = np.full(len(Xf), self.base_margin_, np.float64)
+        return self._forest.predict_raw(Xf, t1=self._n_used(), out=out, n_threads=resolve_n_threads(self.n_threads))
+
+    def apply(self, X):
+        """Leaf reached in every tree.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_trees), int32
+            Node index of the leaf within its tree (trees up to ``best_iteration_``).
+        """
+        self._check_fitted()
+        Xf = self._schema.transform(X)
+        return self._forest.apply(Xf, t1=self._n_used(), n_threads=resolve_n_threads(self.n_threads))
+
+    @property
+    def feature_importances_(self):
+        """Total split gain (loss reduction) per feature over the used trees, normalised to sum 1."""
+        self._check_fitted()
+        a = self._forest.arrays if not self._forest._pending else (self._forest._flush() or self._forest.arrays)
+        roots = a["roots"]
+        end = int(roots[self._n_used()]) if self._n_used() < len(roots) else len(a["feature"])
+        f, g = a["feature"][:end], a["gain"][:end]
+        imp = np.bincount(f[f >= 0], weights=g[f >= 0], minlength=self.n_features_in_)
+        total = imp.sum()
+        return imp / total if total > 0 else imp
+
+    def trees_to_dataframe(self):
+        """One row per node of every used tree (``tree, node, feature, threshold, ...``)."""
+        import pandas as pd
+
+        self._check_fitted()
+        frames = []
+        for t in range(self._n_used()):
+            tr = self._forest.tree(t)
+            df = pd.DataFrame(tr)
+            df.insert(0, "node", np.arange(len(df)))
+            df.insert(0, "tree", t)
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save(self, file) -> None:
+        """Write the model (``.npz`` arrays + JSON metadata, versioned, no pickle) to a path or file object."""
+        self._check_fitted()
+        self._forest._flush()
+        arrays = {f"forest_{k}": v for k, v in self._forest.arrays.items()}
+        s_arrays, s_meta = self._schema.state()
+        arrays.update(s_arrays)
+        offsets = np.zeros(len(self._mapper.edges_) + 1, np.int64)
+        offsets[1:] = np.cumsum([len(e) for e in self._mapper.edges_])
+        arrays["bin_edges"] = (np.concatenate(self._mapper.edges_) if offsets[-1] else np.zeros(0, np.float32))
+        arrays["bin_offsets"] = offsets
+        arrays.update(self._extra_state())
+        meta = {"gbdt_version": _SCHEMA_VERSION, "schema": s_meta, "base_margin": float(self.base_margin_),
+                "best_iteration": int(self.best_iteration_), "n_features_in": int(self.n_features_in_)}
+        params = {k: v for k, v in self.get_params().items() if k != "random_state" or v is None
+                  or isinstance(v, int)}
+        save_arrays(file, model_class=type(self).__name__, params=params, arrays=arrays, meta=meta)
+
+    def _extra_state(self):
+        return {}
+
+    @classmethod
+    def load(cls, file):
+        """Read a model written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
+        required = tuple(f"forest_{k}" for k in (*Tree.FIELDS, "roots")) + ("bin_edges", "bin_offsets")
+        params, arrays, meta = load_arrays(file, expected_class=cls.__name__, required=required)
+        try:
+            if meta.get("gbdt_version") != _SCHEMA_VERSION:
+                raise ValueError(f"unknown GBDT layout version {meta.get('gbdt_version')!r}")
+            model = cls(**params)
+            forest = Forest({k: arrays[f"forest_{k}"] for k in (*Tree.FIELDS, "roots")})
+            for name, dt in zip(Tree.FIELDS, Tree.DTYPES):
+                if forest.arrays[name].dtype != dt:
+                    raise ValueError(f"forest array {name} has dtype {forest.arrays[name].dtype}")
+            model._schema = InputSchema.from_state(arrays, meta["schema"])
+            mapper = BinMapper(max_bin=min(int(model.max_bin), MAX_BIN))
+            off, edges = arrays["bin_offsets"], arrays["bin_edges"]
+            mapper.edges_ = [edges[off[j]:off[j + 1]] for j in range(len(off) - 1)]
+            mapper.is_categorical_ = model._schema.is_categorical
+            mapper.n_bins_ = np.array([len(e) if c else len(e) + 1 for e, c in
+                                       zip(mapper.edges_, mapper.is_categorical_)], np.int32)
+            model._mapper = mapper
+            model._forest = forest
+            model.base_margin_ = float(meta["base_margin"])
+            model.best_iteration_ = int(meta["best_iteration"])
+            model.n_features_in_ = int(meta["n_features_in"])
+            model.n_trees_ = forest.n_trees
+            if not 0 <= model.best_iteration_ < max(1, model.n_trees_):
+                raise ValueError("best_iteration out of range")
+            if model._schema.columns is not None:
+                model.feature_names_in_ = np.array(model._schema.columns, dtype=object)
+            model._set_extra_state(arrays)
+            # check the node arrays once (child/feature ranges) on a dummy row
+            kern.predict_raw(np.zeros((1, model.n_features_in_), np.float32), forest.arrays)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
+        return model
+
+    def _set_extra_state(self, arrays):
+        pass
+
+
+_DOC_PARAMS = """
+    Parameters
+    ----------
+    n_estimators : int, default 100
+        Boosting rounds (trees).
+    learning_rate : float, default 0.3
+        Shrinkage ``eta`` applied to every leaf value.
+    max_depth : int or None, default 6
+        Depth limit. With ``max_leaves=None`` trees grow depth-wise (level by level) to this depth.
+    max_leaves : int or None, default None
+        If set, trees grow best-first (largest loss reduction first) up to this many leaves
+        (``max_depth`` still limits depth; ``None`` = unlimited).
+    min_child_weight : float, default 1.0
+        Least hessian sum in a child.
+    reg_lambda : float, default 1.0
+        L2 penalty λ on leaf values: leaf value ``−G/(H+λ) × learning_rate``.
+    gamma : float, default 0.0
+        Least loss reduction ``G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)`` for a split. This is
+        xgboost's ``gamma`` exactly (xgboost's code compares it with this un-halved quantity, i.e.
+        the split condition is ``½[…] − γ/2 > 0`` in the paper's notation).
+    subsample : float in (0, 1], default 1.0
+        Fraction of rows (Bernoulli per row) used to grow each tree.
+    colsample_bytree : float in (0, 1], default 1.0
+        Fraction of features drawn (without replacement) for each tree.
+    max_bin : int in [2, 256], default 256
+        Bins per feature as in xgboost: at most ``min(max_bin, 255)`` value bins (quantiles) plus one
+        bin for missing values.
+    base_score : float or None, default None
+        Initial prediction (a probability for the classifier). None: the (weighted) mean of ``y``.
+    categorical_features : "auto", None, array of int/str or bool mask, default "auto"
+        Columns whose values are categories. "auto": the category/object/string columns of a
+        DataFrame. A DataFrame categorical column may hold any labels (unseen labels at predict
+        time are treated as missing); a NumPy categorical column must hold non-negative integer
+        codes. Categorical splits send one category left and all others right (like xgboost's
+        one-hot splits), missing values to the learned side.
+    early_stopping_rounds : int or None, default None
+        Stop when the metric on the last ``eval_set`` pair has not improved for this many rounds;
+        ``best_iteration_`` is then the best round and predictions use trees ``0..best_iteration_``.
+    eval_metric : str or None
+        ``"logloss"`` (default), ``"error"`` or ``"auc"`` for the classifier; ``"rmse"`` for the regressor.
+    n_threads : int or None, default None
+        Threads of the C++ kernels (None = all available cores). Results do not depend on it.
+    random_state : int, Generator or None
+        Seeds row/column subsampling and the quantile subsample (used above 200,000 rows).
+    verbose : bool, default False
+        Show a tqdm progress bar over boosting rounds.
+
+    Attributes
+    ----------
+    n_trees_ : int
+        Trees grown. ``best_iteration_`` : int, 0-based index of the last tree used by predictions.
+    best_score_ : float or None
+        Metric of the last eval set at ``best_iteration_``. ``evals_result_`` : dict of metric histories.
+    feature_importances_ : ndarray (n_features,), float64
+        Total gain per feature, normalised to sum 1.
+    base_margin_ : float
+        Initial raw score (log-odds for the classifier).
+    binning_seconds_, training_seconds_ : float
+        Time spent on binning and on boosting in the last fit.
+    n_features_in_ : int; feature_names_in_ : ndarray of str (DataFrame input)
+"""
+
+
+class GBDTClassifier(_BaseGBDT):
+    __doc__ = """Binary classifier by gradient-boosted trees, XGBoost's ``binary:logistic`` + ``hist`` method.
+
+    Second-order boosting: each tree fits gradients ``g = p − y`` and hessians ``h = p(1 − p)``
+    of the log-loss; a split maximises ``G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)`` over quantile
+    bins (uint8; missing values have their own bin and a learned default direction).
+    Histograms, split search, row partition and prediction run in C++ threads.
+
+    Quality on UCI Adult (``recforge.datasets.adult``, test AUC; see tests/test_gbdt_quality.py):
+    ``GBDTClassifier(n_estimators=300, max_depth=6, learning_rate=0.1)`` on the raw DataFrame
+    (categorical columns as categories) reaches AUC >= 0.928.
+""" + _DOC_PARAMS + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recforge.rank import GBDTClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 3)); y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    >>> model = GBDTClassifier(n_estimators=20, max_depth=3, n_threads=1).fit(X, y)
+    >>> model.predict_proba(X[:2]).shape, bool((model.predict(X) == y).mean() > 0.9)
+    ((2, 2), True)
+    """
+    _objective = "binary:logistic"
+
+    def fit(self, X, y, sample_weight=None, eval_set=None):
+        """Fit on ``X`` (n_rows, n_features) array or DataFrame and binary ``y`` (n_rows,). Returns self.
+
+        ``eval_set``: list of ``(X, y)`` pairs evaluated after every tree (``evals_result_``).
+        """
+        classes, y01 = _binary_target(y)
+        self.classes_ = classes
+        return self._fit(X, y01, sample_weight, eval_set)
+
+    def _encode_eval_y(self, y, name):
+        arr = np.asarray(y).ravel()
+        unknown = np.setdiff1d(np.unique(arr), self.classes_)
+        if unknown.size:
+            raise ValueError(f"{name} holds labels {unknown[:5].tolist()} not in classes {self.classes_.tolist()}")
+        return (arr == self.classes_[1]).astype(np.float64)
+
+    def _base_margin(self, y, w):
+        if self.base_score is not None:
+            p = check_float(self.base_score, "base_score", min_value=0.0, max_value=1.0, min_inclusive=False,
+                            max_inclusive=False)
+        else:
+            p = float(np.average(y, weights=w))
+            p = min(max(p, 1e-6), 1 - 1e-6)
+        return float(np.log(p / (1 - p)))
+
+    def decision_function(self, X):
+        """Raw margin (log-odds), float64 (n_rows,)."""
+        return self._raw(X)
+
+    def predict_proba(self, X):
+        """Class probabilities, float64 (n_rows, 2), columns in ``classes_`` order."""
+        p = _sigmoid(self._raw(X))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X):
+        """Predicted class labels (n_rows,)."""
+        return self.classes_[(self._raw(X) > 0).astype(np.int64)]
+
+    def _extra_state(self):
+        return {"classes": self.classes_}
+
+    def _set_extra_state(self, arrays):
+        if "classes" not in arrays or len(arrays["classes"]) != 2:
+            raise ValueError("classes array missing or not of length 2")
+        self.classes_ = arrays["classes"]
+
+
+class GBDTRegressor(_BaseGBDT):
+    __doc__ = """Regression by gradient-boosted trees, XGBoost's ``reg:squarederror`` + ``hist`` method.
+
+    Same trees as :class:`GBDTClassifier` with ``g = ŷ − y``, ``h = 1``.
+""" + _DOC_PARAMS + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recforge.rank import GBDTRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 2)); y = 3 * X[:, 0] + rng.normal(scale=0.1, size=500)
+    >>> model = GBDTRegressor(n_estimators=50, max_depth=3, n_threads=1).fit(X, y)
+    >>> bool(np.corrcoef(model.predict(X), y)[0, 1] > 0.99)
+    True
+    """
+    _objective = "reg:squarederror"
+
+    def fit(self, X, y, sample_weight=None, eval_set=None):
+        """Fit on ``X`` (n_rows, n_features) and real ``y`` (n_rows,). Returns self."""
+        return self._fit(X, _real_target(y), sample_weight, eval_set)
+
+    def _encode_eval_y(self, y, name):
+        return _real_target(y, name)
+
+    def _base_margin(self, y, w):
+        if self.base_score is not None:
+            return check_float(self.base_score, "base_score")
+        return float(np.average(y, weights=w))
+
+    def predict(self, X):
+        """Predictions, float64 (n_rows,)."""
+        return self._raw(X)
+
+
+def _binary_target(y):
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"y must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("y contains NaN or infinity")
+        if not np.all(arr == np.round(arr)):
+            raise ValueError("Unknown label type: continuous. y must hold class labels (binary)")
+    classes = np.unique(arr)
+    if classes.size != 2:
+        raise ValueError(f"y has {classes.size} classes {classes[:5].tolist()}; GBDTClassifier is binary and "
+                         "needs exactly 2")
+    return classes, (arr == classes[1]).astype(np.float64)
+
+
+def _real_target(y, name="y"):
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr

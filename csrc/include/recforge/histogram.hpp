@@ -26,27 +26,41 @@ constexpr uint8_t kMissingBin = 255;
 // bin is the code's position (a code not in edges is treated as missing).
 inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, const float* edges,
                          const int64_t* offsets, const uint8_t* is_categorical, uint8_t* out, int n_threads) {
-    const int64_t block = 4096;
+    const int64_t block = 256;  // rows per task: the block of X stays in cache while features change
     const int64_t n_blocks = (n_rows + block - 1) / block;
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
         const int64_t r0 = b * block, r1 = std::min(n_rows, r0 + block);
-        for (int64_t r = r0; r < r1; ++r) {
-            const float* x = X + r * n_features;
-            uint8_t* o = out + r * n_features;
-            for (int64_t f = 0; f < n_features; ++f) {
-                const float v = x[f];
-                if (std::isnan(v)) {
-                    o[f] = kMissingBin;
-                    continue;
-                }
-                const float* e0 = edges + offsets[f];
-                const float* e1 = edges + offsets[f + 1];
-                if (is_categorical[f]) {
-                    const float* it = std::lower_bound(e0, e1, v);
-                    o[f] = (it != e1 && *it == v) ? static_cast<uint8_t>(it - e0) : kMissingBin;
+        for (int64_t f = 0; f < n_features; ++f) {
+            const float* e0 = edges + offsets[f];
+            const int64_t len = offsets[f + 1] - offsets[f];
+            const bool cat = is_categorical[f] != 0;
+            for (int64_t r = r0; r < r1; ++r) {
+                const float v = X[r * n_features + f];
+                uint8_t bin;
+                if (std::isnan(v) || len == 0) {
+                    bin = (std::isnan(v) || cat) ? kMissingBin : 0;
                 } else {
-                    o[f] = static_cast<uint8_t>(std::upper_bound(e0, e1, v) - e0);
+                    // branchless count of edges <= v (or < v for the categorical lookup)
+                    const float* base = e0;
+                    int64_t n = len;
+                    if (cat) {
+                        while (n > 1) {
+                            const int64_t half = n / 2;
+                            base = (base[half] < v) ? base + half : base;
+                            n -= half;
+                        }
+                        const int64_t pos = (base - e0) + (*base < v);
+                        bin = (pos < len && e0[pos] == v) ? static_cast<uint8_t>(pos) : kMissingBin;
+                    } else {
+                        while (n > 1) {
+                            const int64_t half = n / 2;
+                            base = (base[half] <= v) ? base + half : base;
+                            n -= half;
+                        }
+                        bin = static_cast<uint8_t>((base - e0) + (*base <= v));
+                    }
                 }
+                out[r * n_features + f] = bin;
             }
         }
     });

@@ -17,7 +17,9 @@ namespace gbdt {
 // default_left[k], or (categorical) bin == threshold[k], or (numeric) bin <= threshold[k].
 // Work is cut into fixed blocks of rows whose output positions are known from a prefix sum, so
 // the result does not depend on n_threads. Writes the number of left rows of node k to n_left[k].
-inline void partition_rows(const uint8_t* X, int64_t n_features, int32_t* rows, const int64_t* starts,
+// X_cols: the binned matrix in column-major order (n_features, n_rows); rows of a node are kept in
+// ascending order by every partition, so reading one feature's column is a forward sweep.
+inline void partition_rows(const uint8_t* X_cols, int64_t n_rows, int32_t* rows, const int64_t* starts,
                            const int64_t* ends, int64_t n_nodes, const int32_t* feature, const int32_t* threshold,
                            const uint8_t* default_left, const uint8_t* is_categorical, int64_t* n_left,
                            int n_threads) {
@@ -34,7 +36,7 @@ inline void partition_rows(const uint8_t* X, int64_t n_features, int32_t* rows, 
     }
     if (total < 50000) n_threads = 1;
     auto goes_left = [&](int64_t k, int32_t r) {
-        const uint8_t b = X[static_cast<int64_t>(r) * n_features + feature[k]];
+        const uint8_t b = X_cols[static_cast<int64_t>(feature[k]) * n_rows + r];
         if (b == kMissingBin) return default_left[k] != 0;
         if (is_categorical[feature[k]]) return static_cast<int32_t>(b) == threshold[k];
         return static_cast<int32_t>(b) <= threshold[k];

@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from .._threads import resolve_n_threads
+from .._threads import resolve_n_threads as _resolve
+
+
+def resolve_n_threads(n_threads):
+    """A positive int is used as is (no cgroup lookup on the hot path); anything else is resolved."""
+    if type(n_threads) is int and n_threads > 0:
+        return n_threads
+    return _resolve(n_threads)
 
 #: bin index of missing values (NaN) in a binned matrix
 MISSING_BIN = 255
@@ -62,6 +69,7 @@ def build_histograms(X_binned, gh, rows, starts, ends, *, feature_mask=None, n_t
     """
     X_binned = _arr(X_binned, np.uint8, "X_binned", 2)
     rows = _arr(rows, np.int32, "rows", 1)
+    _check_rows(rows, X_binned.shape[0])
     return _core.gbdt_build_histograms(X_binned, _arr(gh, np.float32, "gh", 2), rows,
                                        _arr(starts, np.int64, "starts", 1), _arr(ends, np.int64, "ends", 1),
                                        _opt(feature_mask, np.uint8, "feature_mask", 1), resolve_n_threads(n_threads))
@@ -85,14 +93,22 @@ def find_splits(hist, sum_g, sum_h, n_bins, is_categorical, *, feature_mask=None
                                   float(min_child_weight), resolve_n_threads(n_threads))
 
 
-def partition(X_binned, rows, starts, ends, feature, threshold, default_left, is_categorical, *, n_threads=1):
+def _check_rows(rows, n_rows):
+    if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
+        raise ValueError(f"rows must hold row indices in [0, {n_rows})")
+
+
+def partition(X_cols, rows, starts, ends, feature, threshold, default_left, is_categorical, *, n_threads=1):
     """Stable in-place partition of each node's slice of ``rows`` (int32, modified): left rows first.
 
-    Returns the number of left rows per node, int64 (n_nodes,).
+    ``X_cols`` is the binned matrix in column-major layout, uint8 (n_features, n_rows) (e.g.
+    ``np.ascontiguousarray(X_binned.T)``). Returns the number of left rows per node, int64 (n_nodes,).
     """
     if not (isinstance(rows, np.ndarray) and rows.dtype == np.int32 and rows.flags.c_contiguous):
         raise TypeError("rows must be a C-contiguous int32 array (it is partitioned in place)")
-    return _core.gbdt_partition(_arr(X_binned, np.uint8, "X_binned", 2), rows, _arr(starts, np.int64, "starts", 1),
+    X_cols = _arr(X_cols, np.uint8, "X_cols", 2)
+    _check_rows(rows, X_cols.shape[1])
+    return _core.gbdt_partition(X_cols, rows, _arr(starts, np.int64, "starts", 1),
                                 _arr(ends, np.int64, "ends", 1), _arr(feature, np.int32, "feature", 1),
                                 _arr(threshold, np.int32, "threshold", 1), _arr(default_left, np.uint8, "default_left", 1),
                                 _arr(is_categorical, np.uint8, "is_categorical", 1), resolve_n_threads(n_threads))
@@ -102,7 +118,9 @@ def add_leaf_values(rows, starts, ends, values, raw, *, n_threads=1):
     """``raw[rows[starts[k]:ends[k]]] += values[k]`` for every leaf ``k`` (``raw`` float64, in place)."""
     if not (isinstance(raw, np.ndarray) and raw.dtype == np.float64 and raw.flags.c_contiguous):
         raise TypeError("raw must be a C-contiguous float64 array (it is updated in place)")
-    _core.gbdt_add_leaf_values(_arr(rows, np.int32, "rows", 1), _arr(starts, np.int64, "starts", 1),
+    rows = _arr(rows, np.int32, "rows", 1)
+    _check_rows(rows, raw.shape[0])
+    _core.gbdt_add_leaf_values(rows, _arr(starts, np.int64, "starts", 1),
                                _arr(ends, np.int64, "ends", 1), _arr(values, np.float64, "values", 1), raw,
                                resolve_n_threads(n_threads))
 

@@ -41,8 +41,8 @@ class BinMapper:
         self.subsample = subsample
         self.random_state = random_state
 
-    def fit(self, X, is_categorical):
-        """X: float32 (n_rows, n_features), C order, NaN = missing, no inf."""
+    def fit(self, X, is_categorical, n_threads=1):
+        """X: float32 (n_rows, n_features), C order, NaN = missing, no inf. Features in parallel threads."""
         n_rows, n_features = X.shape
         self.is_categorical_ = np.asarray(is_categorical, dtype=bool)
         sample = X
@@ -50,18 +50,26 @@ class BinMapper:
             rng = self.random_state if self.random_state is not None else np.random.default_rng(0)
             idx = np.sort(rng.choice(n_rows, self.subsample, replace=False))
             sample = X[idx]
-        self.edges_ = []
-        for f in range(n_features):
-            col = X[:, f] if self.is_categorical_[f] else sample[:, f]
+        sample_t = np.ascontiguousarray(sample.T)  # one pass, then every column is contiguous
+
+        def edges(f):
+            col = X[:, f] if self.is_categorical_[f] else sample_t[f]
             col = col[~np.isnan(col)]
             if self.is_categorical_[f]:
                 codes = np.unique(col)
                 if codes.size > self.max_bin:
                     raise ValueError(f"categorical feature {f} has {codes.size} categories; at most "
                                      f"max_bin={self.max_bin} are supported")
-                self.edges_.append(codes.astype(np.float32))
-            else:
-                self.edges_.append(_numeric_edges(col, self.max_bin))
+                return codes.astype(np.float32)
+            return _numeric_edges(col, self.max_bin)
+
+        if n_threads > 1 and n_features > 1 and sample.shape[0] > 10_000:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(n_threads, n_features)) as pool:  # np.sort releases the GIL
+                self.edges_ = list(pool.map(edges, range(n_features)))
+        else:
+            self.edges_ = [edges(f) for f in range(n_features)]
         self.n_bins_ = np.array([len(e) if c else len(e) + 1 for e, c in zip(self.edges_, self.is_categorical_)],
                                 dtype=np.int32)
         return self
@@ -72,6 +80,18 @@ class BinMapper:
         offsets[1:] = np.cumsum([len(e) for e in self.edges_])
         edges = np.concatenate(self.edges_) if self.edges_ else np.zeros(0, np.float32)
         return kern.bin_features(X, edges, offsets, self.is_categorical_, n_threads=n_threads)
+
+    def threshold_table(self):
+        """float32 (n_features, 257): ``table[f, t + 1]`` is the raw threshold of split bin ``t`` (-1..255)."""
+        table = np.full((len(self.edges_), 257), np.inf, np.float32)
+        for f, e in enumerate(self.edges_):
+            if self.is_categorical_[f]:
+                table[f, 0] = np.nan
+                table[f, 1:1 + len(e)] = e
+            else:
+                table[f, 0] = -np.inf
+                table[f, 1:1 + len(e)] = e
+        return table
 
     def threshold_value(self, feature, threshold_bin):
         """Raw-value threshold of a split: numeric ``x < value`` goes left, categorical ``x == value``."""
@@ -89,10 +109,12 @@ def _numeric_edges(values, max_bin):
     """Edges (float32, strictly increasing) so that bins hold about equal numbers of values."""
     if values.size == 0:
         return np.zeros(0, np.float32)
-    distinct = np.unique(values)
-    if distinct.size <= max_bin:
-        return distinct[1:].astype(np.float32)
     ordered = np.sort(values)
+    is_new = np.empty(ordered.size, bool)
+    is_new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=is_new[1:])
+    if np.count_nonzero(is_new) <= max_bin:
+        return ordered[is_new][1:].astype(np.float32)
     positions = (np.arange(1, max_bin) * ordered.size) // max_bin
     edges = np.unique(ordered[positions])
     return edges[edges > ordered[0]].astype(np.float32)

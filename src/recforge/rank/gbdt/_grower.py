@@ -1,9 +1,10 @@
 """Grow one regression tree on gradients: Python drives, the C++ kernels do the row work.
 
-Depth-wise growth (``max_leaves=None``) splits every node of a level at once: one kernel call
-builds the histograms of the smaller child of every split (the larger sibling is parent − smaller,
-the subtraction trick), one finds all best splits, one partitions all rows. Best-first growth
-(``max_leaves`` set) always splits the leaf with the largest loss reduction next.
+Depth-wise growth (``max_leaves=None``) handles a whole level per kernel call: one call builds the
+histograms of the smaller child of every split (the larger sibling is parent − smaller, the
+subtraction trick, one NumPy operation for the level), one finds every node's best split, one
+partitions all rows. Best-first growth (``max_leaves`` set) splits the leaf with the largest loss
+reduction next, one node at a time. The bookkeeping is vectorised over the nodes of a level.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...kernels import gbdt as kern
+from ... import _core
 
 
 @dataclass
@@ -28,10 +29,11 @@ class GrowParams:
 class Tree:
     """One tree's nodes (root = 0). Leaves have ``feature == -1`` and ``left == right == -1``.
 
-    Arrays (n_nodes,): ``feature`` int32, ``threshold_bin`` int32, ``threshold`` float32 (raw value),
-    ``default_left`` uint8, ``categorical`` uint8, ``left``/``right`` int32, ``value`` float64 (leaf
-    output, learning rate applied), ``gain`` float64 (loss reduction of the split), ``cover`` float64
-    (hessian sum), ``depth`` int32.
+    Arrays (n_nodes,): ``feature`` int32, ``threshold_bin`` int32, ``threshold`` float32 (raw value:
+    numeric ``x < threshold`` goes left, categorical ``x == threshold``), ``default_left`` uint8
+    (side of missing values), ``categorical`` uint8, ``left``/``right`` int32, ``value`` float64 (leaf
+    output, learning rate applied; 0 for splits), ``gain`` float64 (loss reduction of the split),
+    ``cover`` float64 (hessian sum), ``depth`` int32.
     """
 
     FIELDS = ("feature", "threshold_bin", "threshold", "default_left", "categorical", "left", "right", "value",
@@ -39,168 +41,181 @@ class Tree:
     DTYPES = (np.int32, np.int32, np.float32, np.uint8, np.uint8, np.int32, np.int32, np.float64, np.float64,
               np.float64, np.int32)
 
-    def __init__(self):
-        self._rows = []
+    def __init__(self, capacity=64):
+        self.n = 0
+        self.a = {name: np.zeros(capacity, dt) for name, dt in zip(self.FIELDS, self.DTYPES)}
 
     def add(self, depth, cover, value):
-        self._rows.append([-1, 0, 0.0, 0, 0, -1, -1, value, 0.0, cover, depth])
-        return len(self._rows) - 1
+        """Append leaves (array arguments); returns their node ids."""
+        depth, cover, value = np.atleast_1d(depth), np.atleast_1d(cover), np.atleast_1d(value)
+        k = len(cover)
+        if self.n + k > len(self.a["feature"]):
+            cap = max(2 * len(self.a["feature"]), self.n + k)
+            for name in self.FIELDS:
+                grown = np.zeros(cap, self.a[name].dtype)
+                grown[:self.n] = self.a[name][:self.n]
+                self.a[name] = grown
+        ids = np.arange(self.n, self.n + k)
+        self.a["feature"][ids] = -1
+        self.a["left"][ids] = -1
+        self.a["right"][ids] = -1
+        self.a["depth"][ids] = depth
+        self.a["cover"][ids] = cover
+        self.a["value"][ids] = value
+        self.n += k
+        return ids
 
-    def set_split(self, node, feature, threshold_bin, threshold, default_left, categorical, gain, left, right):
-        row = self._rows[node]
-        row[0:7] = [feature, threshold_bin, threshold, default_left, categorical, left, right]
-        row[7] = 0.0
-        row[8] = gain
+    def set_split(self, ids, feature, threshold_bin, threshold, default_left, categorical, gain, left, right):
+        a = self.a
+        a["feature"][ids], a["threshold_bin"][ids], a["threshold"][ids] = feature, threshold_bin, threshold
+        a["default_left"][ids], a["categorical"][ids], a["gain"][ids] = default_left, categorical, gain
+        a["left"][ids], a["right"][ids], a["value"][ids] = left, right, 0.0
 
     def arrays(self):
-        cols = list(zip(*self._rows))
-        return {name: np.array(col, dtype=dt) for name, col, dt in zip(self.FIELDS, cols, self.DTYPES)}
+        return {name: self.a[name][:self.n].copy() for name in self.FIELDS}
 
 
 class TreeGrower:
     """Grow a tree on binned data ``X_binned`` (uint8, C order) with gradients ``gh`` (float32, (n, 2)).
 
+    ``X_cols`` is the same matrix column-major (n_features, n_rows) for the partition kernel.
     ``rows``: int32 indices of the rows to use (sorted; all rows or a subsample); it is partitioned
-    in place, so that after :meth:`grow` each leaf's rows are ``rows[leaf_start:leaf_end]``.
+    in place, so that after :meth:`grow` leaf ``leaf_nodes[i]`` holds ``rows[leaf_starts[i]:leaf_ends[i]]``.
+    The estimator builds every array with the right dtype, layout and range, so the kernels of
+    ``recforge._core`` are called directly (``recforge.kernels.gbdt`` is the checked public entry).
     """
 
-    def __init__(self, X_binned, gh, rows, bin_mapper, feature_mask, params: GrowParams, n_threads=1):
+    def __init__(self, X_binned, X_cols, gh, rows, bin_mapper, feature_mask, params: GrowParams, n_threads=1):
         self.X = X_binned
+        self.X_cols = X_cols
         self.gh = gh
         self.rows = rows
-        self.mapper = bin_mapper
         self.is_cat = bin_mapper.is_categorical_.astype(np.uint8)
         self.n_bins = bin_mapper.n_bins_
-        self.mask = feature_mask
+        self.thr_table = bin_mapper.threshold_table()
+        self.mask = None if feature_mask is None else np.ascontiguousarray(feature_mask, np.uint8)
         self.p = params
         self.n_threads = n_threads
-        self.leaf_ranges = []  # (node, start, end)
+        self._leaves = []  # (node ids, starts, ends) arrays
 
     # ---- kernel calls --------------------------------------------------------------------------
     def _hist(self, starts, ends):
-        return kern.build_histograms(self.X, self.gh, self.rows, np.asarray(starts, np.int64),
-                                     np.asarray(ends, np.int64), feature_mask=self.mask, n_threads=self.n_threads)
+        return _core.gbdt_build_histograms(self.X, self.gh, self.rows, np.ascontiguousarray(starts, np.int64),
+                                           np.ascontiguousarray(ends, np.int64), self.mask, self.n_threads)
 
     def _splits(self, hist, sums):
-        sums = np.asarray(sums, dtype=np.float64).reshape(-1, 2)
-        return kern.find_splits(hist, sums[:, 0].copy(), sums[:, 1].copy(), self.n_bins, self.is_cat,
-                                feature_mask=self.mask, reg_lambda=self.p.reg_lambda, gamma=self.p.gamma,
-                                min_child_weight=self.p.min_child_weight, n_threads=self.n_threads)
+        return _core.gbdt_find_splits(hist, np.ascontiguousarray(sums[:, 0]), np.ascontiguousarray(sums[:, 1]),
+                                      self.n_bins, self.is_cat, self.mask, self.p.reg_lambda, self.p.gamma,
+                                      self.p.min_child_weight, self.n_threads)
 
-    def _leaf_value(self, g, h):
-        if h < self.p.min_child_weight or h <= 0:
-            return 0.0
-        return -g / (h + self.p.reg_lambda) * self.p.learning_rate
+    def _leaf_values(self, sums):
+        g, h = sums[:, 0], sums[:, 1]
+        ok = (h >= self.p.min_child_weight) & (h > 0)
+        return np.where(ok, -g / np.where(ok, h + self.p.reg_lambda, 1.0) * self.p.learning_rate, 0.0)
 
     def _can_split(self, depth):
         return self.p.max_depth is None or depth < self.p.max_depth
 
+    def leaf_ranges(self):
+        """(node ids, starts, ends) of every leaf, int64 arrays."""
+        if not self._leaves:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return tuple(np.concatenate([np.asarray(part[i], np.int64) for part in self._leaves]) for i in range(3))
+
     # ---- growth --------------------------------------------------------------------------------
     def grow(self) -> Tree:
         n = len(self.rows)
-        root_sum = self.gh[self.rows].astype(np.float64).sum(axis=0) if n else np.zeros(2)
-        tree = Tree()
-        root = tree.add(0, float(root_sum[1]), self._leaf_value(*root_sum))
-        node = {"id": root, "start": 0, "end": n, "sum": root_sum, "depth": 0}
+        root_sum = (self.gh[self.rows].astype(np.float64).sum(axis=0) if n else np.zeros(2)).reshape(1, 2)
+        cap = 2 ** (self.p.max_depth + 1) - 1 if self.p.max_leaves is None and self.p.max_depth is not None else 64
+        tree = Tree(min(cap, 4096))
+        tree.add(0, root_sum[:, 1], self._leaf_values(root_sum))
+        starts, ends = np.array([0], np.int64), np.array([n], np.int64)
         if n == 0 or not self._can_split(0) or (self.p.max_leaves is not None and self.p.max_leaves < 2):
-            self.leaf_ranges.append((root, 0, n))
+            self._leaves.append((np.array([0]), starts, ends))
             return tree
-        node["hist"] = self._hist([0], [n])[0]
+        hist = self._hist(starts, ends)
         if self.p.max_leaves is None:
-            self._grow_depthwise(tree, [node])
+            self._grow_depthwise(tree, np.array([0]), starts, ends, root_sum, hist, 0)
         else:
-            self._grow_best_first(tree, node)
+            self._grow_best_first(tree, root_sum, hist)
         return tree
 
-    def _apply_split(self, tree, nodes, split, n_left):
-        """Create both children of each node; returns the list of child dicts (left, right, ...)."""
+    def _split_nodes(self, tree, ids, starts, ends, sums, split, depth):
+        """Partition the rows of nodes ``ids`` and add their children. Returns the children's
+        (ids, starts, ends, sums) ordered left0, right0, left1, right1, ..."""
         feature, threshold, dleft, chg, lg, lh = split
-        children = []
-        for i, nd in enumerate(nodes):
-            f, t = int(feature[i]), int(threshold[i])
-            left_sum = np.array([lg[i], lh[i]])
-            right_sum = nd["sum"] - left_sum
-            mid = nd["start"] + int(n_left[i])
-            d = nd["depth"] + 1
-            li = tree.add(d, float(left_sum[1]), self._leaf_value(*left_sum))
-            ri = tree.add(d, float(right_sum[1]), self._leaf_value(*right_sum))
-            tree.set_split(nd["id"], f, t, self.mapper.threshold_value(f, t), int(dleft[i]),
-                           int(self.is_cat[f]), float(chg[i]), li, ri)
-            children.append({"id": li, "start": nd["start"], "end": mid, "sum": left_sum, "depth": d})
-            children.append({"id": ri, "start": mid, "end": nd["end"], "sum": right_sum, "depth": d})
-        return children
+        n_left = _core.gbdt_partition(self.X_cols, self.rows, starts, ends, feature, threshold, dleft, self.is_cat,
+                                      self.n_threads)
+        k = len(ids)
+        left_sum = np.column_stack([lg, lh])
+        child_sums = np.empty((2 * k, 2))
+        child_sums[0::2] = left_sum
+        child_sums[1::2] = sums - left_sum
+        child = tree.add(np.full(2 * k, depth + 1), child_sums[:, 1], self._leaf_values(child_sums))
+        thr = self.thr_table[feature, threshold + 1]
+        tree.set_split(ids, feature, threshold, thr, dleft, self.is_cat[feature], chg, child[0::2], child[1::2])
+        mid = starts + n_left
+        c_starts = np.empty(2 * k, np.int64)
+        c_ends = np.empty(2 * k, np.int64)
+        c_starts[0::2], c_ends[0::2] = starts, mid
+        c_starts[1::2], c_ends[1::2] = mid, ends
+        return child, c_starts, c_ends, child_sums
 
-    def _child_histograms(self, parents, children):
-        """Histogram of the smaller child of each parent by the kernel, the larger by subtraction."""
-        small = []
-        for i in range(len(parents)):
-            a, b = children[2 * i], children[2 * i + 1]
-            small.append(a if (a["end"] - a["start"]) <= (b["end"] - b["start"]) else b)
-        hist = self._hist([c["start"] for c in small], [c["end"] for c in small])
-        for i, par in enumerate(parents):
-            a, b = children[2 * i], children[2 * i + 1]
-            s = small[i]
-            large = b if s is a else a
-            s["hist"] = hist[i]
-            large["hist"] = par.pop("hist") - hist[i]
+    def _child_histograms(self, parent_hist, c_starts, c_ends):
+        """Histograms of both children of each parent: the smaller by the kernel, the larger by subtraction."""
+        sizes = (c_ends - c_starts).reshape(-1, 2)
+        small_is_right = sizes[:, 1] < sizes[:, 0]
+        k = len(sizes)
+        small = 2 * np.arange(k) + small_is_right
+        small_hist = self._hist(c_starts[small], c_ends[small])
+        large_hist = parent_hist - small_hist
+        out = np.empty((2 * k,) + small_hist.shape[1:])
+        out[small] = small_hist
+        out[small ^ 1] = large_hist
+        return out
 
-    def _partition(self, nodes, split):
-        feature, threshold, dleft = split[0], split[1], split[2]
-        return kern.partition(self.X, self.rows, np.array([nd["start"] for nd in nodes], np.int64),
-                              np.array([nd["end"] for nd in nodes], np.int64), feature, threshold, dleft,
-                              self.is_cat, n_threads=self.n_threads)
-
-    def _grow_depthwise(self, tree, frontier):
-        while frontier:
-            hist = np.stack([nd["hist"] for nd in frontier]) if len(frontier) > 1 else frontier[0]["hist"][None]
-            split = self._splits(hist, [nd["sum"] for nd in frontier])
+    def _grow_depthwise(self, tree, ids, starts, ends, sums, hist, depth):
+        while True:
+            split = self._splits(hist, sums)
             ok = split[0] >= 0
-            for i, nd in enumerate(frontier):
-                if not ok[i]:
-                    self.leaf_ranges.append((nd["id"], nd["start"], nd["end"]))
-                    nd.pop("hist", None)
+            if not ok.all():
+                self._leaves.append((ids[~ok], starts[~ok], ends[~ok]))
             if not ok.any():
                 return
-            sel = np.flatnonzero(ok)
-            parents = [frontier[i] for i in sel]
-            split = tuple(a[sel] for a in split)
-            n_left = self._partition(parents, split)
-            children = self._apply_split(tree, parents, split, n_left)
-            if not self._can_split(children[0]["depth"]):
-                for c in children:
-                    self.leaf_ranges.append((c["id"], c["start"], c["end"]))
+            ids, starts, ends, sums, hist = ids[ok], starts[ok], ends[ok], sums[ok], hist[ok]
+            split = tuple(np.ascontiguousarray(a[ok]) for a in split)
+            ids, starts, ends, sums = self._split_nodes(tree, ids, starts, ends, sums, split, depth)
+            depth += 1
+            if not self._can_split(depth):
+                self._leaves.append((ids, starts, ends))
                 return
-            self._child_histograms(parents, children)
-            frontier = children
+            hist = self._child_histograms(hist, starts, ends)
 
-    def _grow_best_first(self, tree, root):
+    def _grow_best_first(self, tree, root_sum, root_hist):
         heap, counter, n_leaves = [], 0, 1
 
-        def consider(nd):
+        def consider(node, start, end, s, h, depth):
             nonlocal counter
-            if not self._can_split(nd["depth"]):
-                self.leaf_ranges.append((nd["id"], nd["start"], nd["end"]))
-                nd.pop("hist", None)
-                return
-            split = self._splits(nd["hist"][None], [nd["sum"]])
-            if split[0][0] < 0:
-                self.leaf_ranges.append((nd["id"], nd["start"], nd["end"]))
-                nd.pop("hist", None)
-                return
-            nd["split"] = split
-            heapq.heappush(heap, (-float(split[3][0]), counter, nd))
-            counter += 1
+            if self._can_split(depth):
+                split = self._splits(h[None] if h.ndim == 3 else h, s.reshape(1, 2))
+                if split[0][0] >= 0:
+                    heapq.heappush(heap, (-float(split[3][0]), counter, (node, start, end, s, h, depth, split)))
+                    counter += 1
+                    return
+            self._leaves.append((np.array([node]), np.array([start]), np.array([end])))
 
-        consider(root)
+        consider(0, 0, len(self.rows), root_sum[0], root_hist[0], 0)
         while heap and n_leaves < self.p.max_leaves:
-            _, _, nd = heapq.heappop(heap)
-            split = nd.pop("split")
-            n_left = self._partition([nd], split)
-            children = self._apply_split(tree, [nd], split, n_left)
+            _, _, (node, start, end, s, h, depth, split) = heapq.heappop(heap)
+            ids, c_starts, c_ends, c_sums = self._split_nodes(
+                tree, np.array([node]), np.array([start], np.int64), np.array([end], np.int64), s.reshape(1, 2),
+                split, depth)
             n_leaves += 1
-            if self._can_split(children[0]["depth"]):
-                self._child_histograms([nd], children)
-            for c in children:
-                consider(c)
-        for _, _, nd in heap:
-            self.leaf_ranges.append((nd["id"], nd["start"], nd["end"]))
+            if self._can_split(depth + 1):
+                c_hist = self._child_histograms(h[None], c_starts, c_ends)
+            else:
+                c_hist = [None, None]
+            for j in range(2):
+                consider(int(ids[j]), int(c_starts[j]), int(c_ends[j]), c_sums[j], c_hist[j], depth + 1)
+        for _, _, (node, start, end, *_rest) in heap:
+            self._leaves.append((np.array([node]), np.array([start]), np.array([end])))

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from ... import _core
 from ..._params import ParamsMixin
 from ..._threads import resolve_n_threads
 from ..._validation import check_choice, check_float, check_int, check_random_state
@@ -86,8 +87,9 @@ class _BaseGBDT(ParamsMixin):
             raise ValueError(f"y has {y.shape[0]} rows but X has {n}")
         weight = self._check_weight(sample_weight, n)
         # value bins: max_bin counts the missing bin as xgboost's does, so at most 255 value bins
-        mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN), random_state=rng).fit(Xf, schema.is_categorical)
+        mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN), random_state=rng).fit(Xf, schema.is_categorical, n_threads=n_threads)
         Xb = mapper.transform(Xf, n_threads=n_threads)
+        X_cols = np.ascontiguousarray(Xb.T)
         self.binning_seconds_ = time.perf_counter() - t_start
 
         evals = [(schema.transform(Xe, "eval_set X"), self._encode_eval_y(ye, "eval_set y"))
@@ -123,15 +125,14 @@ class _BaseGBDT(ParamsMixin):
             if n_col < n_features:
                 mask = np.zeros(n_features, np.uint8)
                 mask[rng.choice(n_features, n_col, replace=False)] = 1
-            grower = TreeGrower(Xb, gh, rows, mapper, mask, params, n_threads=n_threads)
+            grower = TreeGrower(Xb, X_cols, gh, rows, mapper, mask, params, n_threads=n_threads)
             tree = grower.grow().arrays()
             forest.append(tree)
             if self.subsample < 1.0:
                 forest.predict_raw(Xf, t0=it, t1=it + 1, out=raw, n_threads=n_threads)
             else:
-                leaves = np.array(grower.leaf_ranges, np.int64).reshape(-1, 3)
-                kern.add_leaf_values(rows, leaves[:, 1], leaves[:, 2], tree["value"][leaves[:, 0]], raw,
-                                     n_threads=n_threads)
+                nodes, starts, ends = grower.leaf_ranges()
+                _core.gbdt_add_leaf_values(rows, starts, ends, tree["value"][nodes], raw, n_threads)
             for k, (Xe, ye) in enumerate(evals):
                 forest.predict_raw(Xe, t0=it, t1=it + 1, out=eval_raw[k], n_threads=n_threads)
                 history[f"validation_{k}"][metric].append(self._metric(metric, ye, eval_raw[k]))

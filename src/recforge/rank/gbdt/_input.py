@@ -85,7 +85,7 @@ class InputSchema:
                 s = X.iloc[:, j]
                 if self.categories[j] is not None:
                     missing = s.isna().to_numpy()
-                    codes = pd.Categorical(s.astype(str).to_numpy(), categories=self.categories[j]).codes
+                    codes = pd.Index(self.categories[j]).get_indexer(s.astype(str).to_numpy())
                     col = codes.astype(np.float32)
                     col[(codes < 0) | missing] = np.nan
                     out[:, j] = col

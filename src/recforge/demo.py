@@ -16,10 +16,18 @@ def _popularity(n_threads):
     return Popularity(n_threads=n_threads)
 
 
+def _lr(n_threads):
+    """LR on one-hot + 20 quantile buckets + standardised numerics (the encoder lives in the model), C=0.3."""
+    from .features import FeatureEncoder
+    from .rank import LogisticRegression
+
+    return LogisticRegression(C=0.3, encoder=FeatureEncoder(n_bins=20), n_threads=n_threads)
+
+
 #: (row name, factory(n_threads) -> unfitted recall model)
 RECALL_MODELS = [("popularity", _popularity)]
 #: (row name, factory(n_threads) -> unfitted ranker with fit/predict_proba)
-RANKERS: list = []
+RANKERS: list = [("LR", _lr)]
 
 
 @dataclass

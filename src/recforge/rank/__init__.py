@@ -1,4 +1,11 @@
-"""Rankers: scikit-learn style binary classifiers of click / no click."""
-from .gbdt import GBDTClassifier, GBDTRegressor
+"""Rankers: predict the click (positive-class) probability of candidate items.
 
-__all__ = ["GBDTClassifier", "GBDTRegressor"]
+All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``predict``,
+``decision_function``, ``get_params``/``set_params``) with ``save``/``load``; see
+:mod:`recforge.rank._base` for the shared conventions.
+"""
+from ._base import Ranker
+from .gbdt import GBDTClassifier, GBDTRegressor
+from .linear import LogisticRegression
+
+__all__ = ["Ranker", "LogisticRegression", "GBDTClassifier", "GBDTRegressor"]

@@ -1,0 +1,618 @@
+"""FeatureEncoder: raw mixed columns -> the inputs every ranker needs.
+
+One fitted encoder serves all rankers:
+
+* :meth:`FeatureEncoder.transform` — CSR float32 for linear models (LR, the wide part of
+  Wide&Deep, GBDT+LR): standardised numerics, quantile buckets, one-hot categoricals, crosses.
+* :meth:`FeatureEncoder.transform_dense` — float32 matrix for trees: raw numerics with NaN for
+  missing, categorical columns as integer codes (see ``categorical_mask_``).
+* :meth:`FeatureEncoder.transform_codes` / :meth:`FeatureEncoder.transform_numeric` — int32 codes
+  for embedding tables and standardised float32 numerics for DNNs.
+
+Codes (per column, shared by every output)::
+
+    categorical column (vocabulary)   0 = missing, 1 = other (unseen or rarer than min_frequency),
+                                      2 + i = categories_[col][i]
+    categorical column (hashed)       0 = missing, 1 = other (never used), 2 + crc32(value) % n_hash_buckets
+    numeric column (buckets)          0 = missing, 1 + b = bucket b: x < edges[0] is b = 0,
+                                      edges[b-1] <= x < edges[b], x >= edges[-1] is the last bucket
+    cross (a, b)                      0 = other (pair unseen in fit or rarer than min_frequency),
+                                      1 + i = i-th known pair; hashed: 1 + mix64(pair) % n_hash_buckets
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._params import ParamsMixin
+from .._validation import check_int
+from ..exceptions import NotFittedError
+from ..io import load_arrays, save_arrays
+from ._columns import (Table, as_category_strings, looks_numeric, missing_mask, mix64, parse_numeric,
+                       stable_hash)
+
+_STATE_VERSION = 1
+
+
+class FeatureEncoder(ParamsMixin):
+    """Encode a DataFrame or array of mixed columns for linear models, trees and DNNs.
+
+    Parameters
+    ----------
+    categorical : list of str or int, optional
+        Columns to treat as categorical (names, or positions for arrays). Columns not listed in
+        ``categorical`` or ``numeric`` are inferred: numeric dtypes (and object columns whose values
+        all parse as numbers) are numeric, everything else (strings, booleans, pandas categories) is
+        categorical.
+    numeric : list of str or int, optional
+        Columns to treat as numeric.
+    n_bins : int >= 0, default 20
+        Quantile buckets per numeric column, one-hot encoded in :meth:`transform` (0 = no buckets).
+        Ties collapse edges, so a column with few distinct values gets fewer buckets.
+    scale_numeric : bool, default True
+        Put each numeric column, standardised (zero mean, unit variance on the fit data; missing -> 0),
+        as one column of :meth:`transform`'s output.
+    crosses : list of (column, column) pairs, default ()
+        Feature crosses: each pair becomes a one-hot block over the observed value pairs (numeric
+        columns take part through their bucket). Pairs seen fewer than ``min_frequency`` times, or
+        not at all, fall into the block's "other" slot.
+    min_frequency : int >= 1, default 1
+        Categories (and cross pairs) seen fewer times during fit go to the "other" slot.
+    max_categories : int >= 1, optional
+        A categorical column (or cross) with more known categories than this is hashed instead.
+    hash_columns : list of str or int, default ()
+        Categorical columns to hash into ``n_hash_buckets`` slots (CRC-32 of the value's text, stable
+        across processes and versions) instead of learning a vocabulary — for ids with millions of values.
+    n_hash_buckets : int >= 1, default 4096
+        Slots per hashed column or cross.
+    missing_values : tuple of str, default ("?", "")
+        Values read as missing, besides NaN, None and pd.NA. Missing values get their own slot.
+
+    Attributes
+    ----------
+    columns_ : list of str
+        Input columns in order (``"x0", "x1", ...`` for arrays).
+    numeric_columns_, categorical_columns_ : list of str
+    categorical_mask_ : ndarray of shape (n_columns,), bool
+        Which columns of :meth:`transform_dense` are categorical codes.
+    categories_ : dict str -> ndarray of str
+        Known categories of each vocabulary-encoded categorical column, sorted.
+    cardinalities_ : dict str -> int
+        Number of codes of each categorical column (missing and other slots included): the
+        embedding-table size for :meth:`transform_codes`.
+    bin_edges_ : dict str -> ndarray of float64
+        Bucket edges of each numeric column (``n_bins > 0``).
+    mean_, scale_ : dict str -> float
+        Mean and standard deviation of each numeric column on the fit data (missing values ignored).
+    feature_names_out_ : ndarray of str, shape (n_features_out_,)
+        Names of :meth:`transform`'s columns, e.g. ``"age"``, ``"age=[25,33)"``, ``"sex=Male"``,
+        ``"education*sex=Bachelors*Male"``.
+    n_features_out_ : int
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recforge.features import FeatureEncoder
+    >>> df = pd.DataFrame({"age": [25, 38, None, 52], "city": ["a", "b", "a", "?"]})
+    >>> enc = FeatureEncoder(n_bins=2).fit(df)
+    >>> X = enc.transform(df)                        # CSR float32 for LR
+    >>> X.shape, X.dtype
+    ((4, 8), dtype('float32'))
+    >>> enc.feature_names_out_[:4].tolist()
+    ['age', 'age=missing', 'age=[-inf,38)', 'age=[38,inf)']
+    >>> enc.transform_codes(pd.DataFrame({"age": [1], "city": ["zzz"]})).tolist()  # unseen -> other
+    [[1]]
+    >>> enc.transform_dense(df)[:, 1].tolist()       # trees: codes - 1, NaN = missing
+    [1.0, 2.0, 1.0, nan]
+    """
+
+    def __init__(self, *, categorical=None, numeric=None, n_bins=20, scale_numeric=True, crosses=(),
+                 min_frequency=1, max_categories=None, hash_columns=(), n_hash_buckets=4096,
+                 missing_values=("?", "")):
+        self.categorical = categorical
+        self.numeric = numeric
+        self.n_bins = n_bins
+        self.scale_numeric = scale_numeric
+        self.crosses = crosses
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.hash_columns = hash_columns
+        self.n_hash_buckets = n_hash_buckets
+        self.missing_values = missing_values
+
+    # ------------------------------------------------------------------------------------------
+    # fit
+    # ------------------------------------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Learn column kinds, buckets, vocabularies and cross pairs from ``X``; returns ``self``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like of shape (n_rows, n_columns)
+        y : ignored
+        """
+        self._validate_params()
+        table = Table(X)
+        if table.n_rows == 0:
+            raise ValueError("X has no rows; the encoder needs at least one row to fit")
+        if not table.names:
+            raise ValueError("X has no columns")
+        forced_cat = self._resolve(self.categorical, table.names, "categorical")
+        forced_num = self._resolve(self.numeric, table.names, "numeric")
+        both = forced_cat & forced_num
+        if both:
+            raise ValueError(f"columns {sorted(both)} are listed in both `categorical` and `numeric`")
+        hashed = self._resolve(self.hash_columns, table.names, "hash_columns")
+        if hashed & forced_num:
+            raise ValueError(f"hash_columns {sorted(hashed & forced_num)} are declared numeric")
+        mv = tuple(self.missing_values)
+
+        self.columns_ = list(table.names)
+        self.numeric_columns_, self.categorical_columns_ = [], []
+        self.categories_, self.cardinalities_, self.hashed_ = {}, {}, {}
+        self.bin_edges_, self.mean_, self.scale_ = {}, {}, {}
+        codes = {}
+        in_cross = {c for pair in self._resolve_crosses(table.names) for c in pair}
+        for name in table.names:
+            values = table.column(name)
+            miss = missing_mask(values, mv)
+            is_num = name in forced_num or (name not in forced_cat and name not in hashed
+                                            and looks_numeric(values, miss))
+            if is_num:
+                x = parse_numeric(values, miss, name)
+                self._fit_numeric(name, x)
+                self.numeric_columns_.append(name)
+                if name in in_cross:
+                    codes[name] = self._numeric_codes(name, x)
+            else:
+                self._fit_categorical(name, values, miss, name in hashed)
+                self.categorical_columns_.append(name)
+                if name in in_cross:
+                    codes[name] = self._categorical_codes(name, values, miss)
+        self.categorical_mask_ = np.array([c in self.hashed_ for c in self.columns_], dtype=bool)
+        self.crosses_ = self._resolve_crosses(table.names)
+        self.cross_keys_, self.cross_hashed_ = [], []
+        for a, b in self.crosses_:
+            key = codes[a] * self._n_codes(b) + codes[b]
+            uniq, counts = np.unique(key, return_counts=True)
+            uniq = uniq[counts >= self.min_frequency]
+            hashed_cross = self.max_categories is not None and uniq.size > self.max_categories
+            self.cross_hashed_.append(bool(hashed_cross))
+            self.cross_keys_.append(np.zeros(0, np.int64) if hashed_cross else uniq.astype(np.int64))
+        self._build_layout()
+        return self
+
+    def fit_transform(self, X, y=None):
+        """``fit(X).transform(X)``: CSR float32 of shape (n_rows, n_features_out_)."""
+        return self.fit(X, y).transform(X)
+
+    def _validate_params(self):
+        check_int(self.n_bins, "n_bins", min_value=0, max_value=65_536)
+        check_int(self.min_frequency, "min_frequency", min_value=1)
+        check_int(self.n_hash_buckets, "n_hash_buckets", min_value=1, max_value=2 ** 30)
+        if self.max_categories is not None:
+            check_int(self.max_categories, "max_categories", min_value=1)
+        if not isinstance(self.scale_numeric, (bool, np.bool_)):
+            raise TypeError(f"scale_numeric must be a bool, got {self.scale_numeric!r}")
+        if isinstance(self.missing_values, str) or not all(isinstance(v, str) for v in self.missing_values):
+            raise TypeError(f"missing_values must be a tuple of strings, got {self.missing_values!r}")
+
+    @staticmethod
+    def _resolve(spec, names, argname) -> set:
+        if spec is None:
+            return set()
+        if isinstance(spec, (str, int, np.integer)):
+            spec = [spec]
+        out = set()
+        for key in spec:
+            out.add(FeatureEncoder._column_name(key, names, argname))
+        return out
+
+    @staticmethod
+    def _column_name(key, names, argname) -> str:
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            if not 0 <= int(key) < len(names):
+                raise ValueError(f"{argname}: column position {key} is out of range for {len(names)} columns")
+            return names[int(key)]
+        if isinstance(key, str) and key in names:
+            return key
+        raise ValueError(f"{argname}: unknown column {key!r}; columns are {names}")
+
+    def _resolve_crosses(self, names):
+        if isinstance(self.crosses, str):
+            raise TypeError("crosses must be a list of (column, column) pairs")
+        out = []
+        for pair in self.crosses:
+            if isinstance(pair, str) or len(pair) != 2:
+                raise ValueError(f"crosses: each cross must be a pair of columns, got {pair!r}")
+            a, b = (self._column_name(k, names, "crosses") for k in pair)
+            if a == b:
+                raise ValueError(f"crosses: a column cannot be crossed with itself ({a!r})")
+            if (a, b) in out:
+                raise ValueError(f"crosses: ({a!r}, {b!r}) is listed twice")
+            out.append((a, b))
+        return out
+
+    def _fit_numeric(self, name, x):
+        present = x[~np.isnan(x)]
+        if present.size:
+            mean = float(present.mean())
+            std = float(present.std())
+        else:
+            mean, std = 0.0, 1.0
+        self.mean_[name] = mean
+        self.scale_[name] = std if std > 0 else 1.0
+        if self.n_bins > 0:
+            if present.size:
+                qs = np.quantile(present, np.arange(1, self.n_bins) / self.n_bins)
+                edges = np.unique(qs)
+            else:
+                edges = np.zeros(0)
+            self.bin_edges_[name] = edges.astype(np.float64)
+
+    def _fit_categorical(self, name, values, miss, hashed):
+        cats, idx = as_category_strings(values, miss)
+        counts = np.bincount(idx[idx >= 0], minlength=cats.size)
+        kept = cats[counts >= self.min_frequency]
+        if hashed or (self.max_categories is not None and kept.size > self.max_categories):
+            self.hashed_[name] = True
+            self.cardinalities_[name] = 2 + int(self.n_hash_buckets)
+        else:
+            self.hashed_[name] = False
+            self.categories_[name] = kept.astype(str)
+            self.cardinalities_[name] = 2 + int(kept.size)
+
+    # ------------------------------------------------------------------------------------------
+    # per-column codes
+    # ------------------------------------------------------------------------------------------
+    def _n_codes(self, name) -> int:
+        if name in self.cardinalities_:
+            return self.cardinalities_[name]
+        return 2 + (self.bin_edges_[name].size if self.n_bins > 0 else 0)
+
+    def _numeric_codes(self, name, x) -> np.ndarray:
+        """int64 codes: 0 = missing, 1 + bucket (just 1 when there are no buckets)."""
+        codes = np.zeros(x.shape[0], dtype=np.int64)
+        present = ~np.isnan(x)
+        if self.n_bins > 0:
+            codes[present] = 1 + np.searchsorted(self.bin_edges_[name], x[present], side="right")
+        else:
+            codes[present] = 1
+        return codes
+
+    def _categorical_codes(self, name, values, miss) -> np.ndarray:
+        """int64 codes: 0 = missing, 1 = other, 2 + category index (or hash bucket)."""
+        labels, idx = as_category_strings(values, miss)
+        if self.hashed_[name]:
+            lut = 2 + stable_hash(labels) % int(self.n_hash_buckets)
+        else:
+            cats = self.categories_[name]
+            pos = np.searchsorted(cats, labels)
+            pos_c = np.minimum(pos, max(cats.size - 1, 0))
+            found = (pos < cats.size) & (cats[pos_c] == labels) if cats.size else np.zeros(labels.size, bool)
+            lut = np.where(found, 2 + pos, 1).astype(np.int64)
+        codes = np.zeros(idx.shape[0], dtype=np.int64)
+        present = idx >= 0
+        codes[present] = lut[idx[present]]
+        return codes
+
+    def _cross_codes(self, k, ca, cb, n_b) -> np.ndarray:
+        key = ca * n_b + cb
+        if self.cross_hashed_[k]:
+            return 1 + mix64(key) % int(self.n_hash_buckets)
+        known = self.cross_keys_[k]
+        pos = np.searchsorted(known, key)
+        if known.size == 0:
+            return np.zeros(key.shape[0], np.int64)
+        found = known[np.minimum(pos, known.size - 1)] == key
+        return np.where(found, 1 + pos, 0).astype(np.int64)
+
+    def _column_values(self, table, name, mv):
+        try:
+            values = table.column(name)
+        except (KeyError, ValueError):
+            raise ValueError(f"X has no column {name!r}; the encoder was fitted on {self.columns_}") from None
+        return values, missing_mask(values, mv)
+
+    def _codes_and_numbers(self, X, need_numbers: bool):
+        self._check_fitted()
+        table = Table(X)
+        if table.frame is None and len(table.names) != len(self.columns_):
+            raise ValueError(f"X has {len(table.names)} columns, but the encoder was fitted on "
+                             f"{len(self.columns_)}")
+        mv = tuple(self.missing_values)
+        codes, numbers = {}, {}
+        for name in self.columns_:
+            values, miss = self._column_values(table, name, mv)
+            if name in self.mean_:
+                x = parse_numeric(values, miss, name)
+                codes[name] = self._numeric_codes(name, x)
+                if need_numbers:
+                    numbers[name] = x
+            else:
+                codes[name] = self._categorical_codes(name, values, miss)
+        return table.n_rows, codes, numbers
+
+    # ------------------------------------------------------------------------------------------
+    # outputs
+    # ------------------------------------------------------------------------------------------
+    def _build_layout(self):
+        """Column offsets and names of :meth:`transform`'s output."""
+        names, blocks = [], []  # blocks: (kind, column or cross index, offset, width)
+        if self.scale_numeric:
+            for c in self.numeric_columns_:
+                blocks.append(("scaled", c, len(names), 1))
+                names.append(c)
+        for c in self.numeric_columns_:
+            edges = self.bin_edges_.get(c, np.zeros(0))
+            slot_names = [f"{c}=missing"]
+            if self.n_bins > 0:
+                bounds = np.concatenate([[-np.inf], edges, [np.inf]])
+                slot_names += [f"{c}=[{bounds[i]:g},{bounds[i + 1]:g})" for i in range(edges.size + 1)]
+            elif self.scale_numeric:
+                pass  # only the missing indicator
+            else:
+                slot_names = []
+            if slot_names:
+                blocks.append(("bins", c, len(names), len(slot_names)))
+                names += slot_names
+        for c in self.categorical_columns_:
+            if self.hashed_[c]:
+                slots = [f"{c}=missing", f"{c}=other"] + [f"{c}=hash{h}" for h in range(int(self.n_hash_buckets))]
+            else:
+                slots = [f"{c}=missing", f"{c}=other"] + [f"{c}={v}" for v in self.categories_[c]]
+            blocks.append(("onehot", c, len(names), len(slots)))
+            names += slots
+        for k, (a, b) in enumerate(self.crosses_):
+            prefix = f"{a}*{b}"
+            if self.cross_hashed_[k]:
+                slots = [f"{prefix}=other"] + [f"{prefix}=hash{h}" for h in range(int(self.n_hash_buckets))]
+            else:
+                n_b = self._n_codes(b)
+                keys = self.cross_keys_[k]
+                la, lb = self._code_labels(a), self._code_labels(b)
+                slots = [f"{prefix}=other"] + [f"{prefix}={la[i]}*{lb[j]}" for i, j in zip(keys // n_b, keys % n_b)]
+            blocks.append(("cross", k, len(names), len(slots)))
+            names += slots
+        self._blocks = blocks
+        self.feature_names_out_ = np.array(names, dtype=str)
+        self.n_features_out_ = len(names)
+
+    def _code_labels(self, name) -> list:
+        if name in self.mean_:
+            edges = self.bin_edges_.get(name, np.zeros(0))
+            bounds = np.concatenate([[-np.inf], edges, [np.inf]])
+            return ["missing"] + [f"[{bounds[i]:g},{bounds[i + 1]:g})" for i in range(bounds.size - 1)]
+        if self.hashed_[name]:
+            return ["missing", "other"] + [f"hash{h}" for h in range(int(self.n_hash_buckets))]
+        return ["missing", "other"] + list(self.categories_[name])
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of :meth:`transform`'s columns (scikit-learn's spelling of ``feature_names_out_``)."""
+        self._check_fitted()
+        return self.feature_names_out_.astype(object)
+
+    def transform(self, X) -> sp.csr_matrix:
+        """Sparse features for linear models.
+
+        Returns
+        -------
+        csr_matrix of shape (n_rows, n_features_out_), float32
+            Sorted indices, no explicit zeros. Per row: one value per scaled numeric column, one 1.0
+            per bucket block, one-hot block and cross block. Column names: ``feature_names_out_``.
+        """
+        n, codes, numbers = self._codes_and_numbers(X, need_numbers=self.scale_numeric)
+        n_blocks = len(self._blocks)
+        if n_blocks == 0:
+            return sp.csr_matrix((n, 0), dtype=np.float32)
+        index_dtype = np.int32 if max(n * n_blocks, self.n_features_out_) < 2 ** 31 - 1 else np.int64
+        indices = np.empty((n, n_blocks), dtype=index_dtype)  # one stored entry per block and row
+        data = np.ones((n, n_blocks), dtype=np.float32)
+        for j, (kind, what, offset, width) in enumerate(self._blocks):
+            if kind == "scaled":
+                z = (numbers[what] - self.mean_[what]) / self.scale_[what]
+                z[np.isnan(z)] = 0.0
+                indices[:, j] = offset
+                data[:, j] = z
+            elif kind == "bins":
+                c = codes[what]
+                if self.n_bins > 0:
+                    indices[:, j] = offset + c
+                else:  # missing indicator only
+                    indices[:, j] = offset
+                    data[:, j] = c == 0
+            elif kind == "onehot":
+                indices[:, j] = offset + codes[what]
+            else:
+                a, b = self.crosses_[what]
+                indices[:, j] = offset + self._cross_codes(what, codes[a], codes[b], self._n_codes(b))
+        indptr = np.arange(0, n * n_blocks + 1, n_blocks, dtype=index_dtype)
+        out = sp.csr_matrix((data.reshape(-1), indices.reshape(-1), indptr), shape=(n, self.n_features_out_))
+        out.has_sorted_indices = True
+        out.eliminate_zeros()
+        return out
+
+    def transform_dense(self, X) -> np.ndarray:
+        """Dense features for trees, one column per input column in ``columns_`` order.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_columns), float32, C-contiguous
+            Numeric columns: the raw value, NaN where missing. Categorical columns
+            (``categorical_mask_``): ``code - 1`` — 0 = other/unseen, 1 + i = the i-th category
+            (or hash bucket) — and NaN where missing; values lie in ``[0, cardinalities_[c] - 1)``.
+        """
+        n, codes, numbers = self._codes_and_numbers(X, need_numbers=True)
+        out = np.empty((n, len(self.columns_)), dtype=np.float32)
+        for j, name in enumerate(self.columns_):
+            if name in numbers:
+                out[:, j] = numbers[name]
+            else:
+                c = codes[name].astype(np.float32) - 1.0
+                c[codes[name] == 0] = np.nan
+                out[:, j] = c
+        return out
+
+    def transform_codes(self, X, columns=None) -> np.ndarray:
+        """Integer codes for embedding look-ups.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_rows, n_columns)
+        columns : list of str, optional
+            Which columns (default ``categorical_columns_``). A numeric column gives its bucket code
+            (0 = missing, 1 + bucket); see :meth:`n_codes` for the table size.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, len(columns)), int32
+            Code of each row in each column, in ``[0, n_codes(column))``.
+        """
+        self._check_fitted()
+        columns = self.categorical_columns_ if columns is None else [
+            self._column_name(c, self.columns_, "columns") for c in columns]
+        _, codes, _ = self._codes_and_numbers(X, need_numbers=False)
+        n = next(iter(codes.values())).shape[0]
+        out = np.empty((n, len(columns)), dtype=np.int32)
+        for j, name in enumerate(columns):
+            out[:, j] = codes[name]
+        return out
+
+    def n_codes(self, column) -> int:
+        """Number of distinct codes of ``column`` in :meth:`transform_codes` (an embedding table's rows)."""
+        self._check_fitted()
+        return self._n_codes(self._column_name(column, self.columns_, "column"))
+
+    def transform_numeric(self, X, standardize: bool = True) -> np.ndarray:
+        """Numeric columns only, in ``numeric_columns_`` order.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_numeric), float32
+            ``(x - mean_) / scale_`` with missing -> 0 when ``standardize``; else raw values with NaN.
+        """
+        n, _, numbers = self._codes_and_numbers(X, need_numbers=True)
+        out = np.empty((n, len(self.numeric_columns_)), dtype=np.float32)
+        for j, name in enumerate(self.numeric_columns_):
+            x = numbers[name]
+            if standardize:
+                x = (x - self.mean_[name]) / self.scale_[name]
+                x[np.isnan(x)] = 0.0
+            out[:, j] = x
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    # persistence (arrays + JSON, embeddable in a model file)
+    # ------------------------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "columns_"):
+            raise NotFittedError("this FeatureEncoder is not fitted yet; call fit(X) first")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "columns_")
+
+    def get_state(self, prefix: str = "") -> tuple[dict, dict]:
+        """Fitted state as ``(arrays, meta)``: numeric/str arrays named ``prefix + ...`` and a JSON-able dict.
+
+        A model that embeds an encoder stores both in its own file (see :mod:`recforge.io`) and
+        rebuilds it with :meth:`from_state`.
+        """
+        self._check_fitted()
+        arrays = {}
+        for j, c in enumerate(self.numeric_columns_):
+            if c in self.bin_edges_:
+                arrays[f"{prefix}edges{j}"] = self.bin_edges_[c]
+        for j, c in enumerate(self.categorical_columns_):
+            if not self.hashed_[c]:
+                arrays[f"{prefix}categories{j}"] = self.categories_[c]
+        for k, keys in enumerate(self.cross_keys_):
+            arrays[f"{prefix}cross{k}"] = keys
+        meta = {
+            "state_version": _STATE_VERSION,
+            "params": _jsonable_params(self.get_params()),
+            "columns": self.columns_,
+            "numeric": self.numeric_columns_,
+            "categorical": self.categorical_columns_,
+            "hashed": [bool(self.hashed_[c]) for c in self.categorical_columns_],
+            "mean": [self.mean_[c] for c in self.numeric_columns_],
+            "scale": [self.scale_[c] for c in self.numeric_columns_],
+            "crosses": [list(p) for p in self.crosses_],
+            "cross_hashed": self.cross_hashed_,
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict, meta: dict, prefix: str = "") -> "FeatureEncoder":
+        """Rebuild a fitted encoder from :meth:`get_state`'s output (raises ValueError if inconsistent)."""
+        if meta.get("state_version") != _STATE_VERSION:
+            raise ValueError(f"unsupported FeatureEncoder state version {meta.get('state_version')!r}")
+        params = dict(meta["params"])
+        params["crosses"] = [tuple(p) for p in params["crosses"]]
+        params["missing_values"] = tuple(params["missing_values"])
+        enc = cls(**params)
+        enc._validate_params()
+        enc.columns_ = list(meta["columns"])
+        enc.numeric_columns_ = list(meta["numeric"])
+        enc.categorical_columns_ = list(meta["categorical"])
+        enc.mean_ = dict(zip(enc.numeric_columns_, map(float, meta["mean"])))
+        enc.scale_ = dict(zip(enc.numeric_columns_, map(float, meta["scale"])))
+        enc.bin_edges_ = {}
+        if enc.n_bins > 0:
+            for j, c in enumerate(enc.numeric_columns_):
+                edges = np.asarray(arrays[f"{prefix}edges{j}"], dtype=np.float64)
+                if edges.ndim != 1 or np.any(np.diff(edges) <= 0):
+                    raise ValueError(f"bucket edges of column {c!r} are not strictly increasing")
+                enc.bin_edges_[c] = edges
+        enc.hashed_, enc.categories_, enc.cardinalities_ = {}, {}, {}
+        for j, (c, h) in enumerate(zip(enc.categorical_columns_, meta["hashed"])):
+            enc.hashed_[c] = bool(h)
+            if h:
+                enc.cardinalities_[c] = 2 + int(enc.n_hash_buckets)
+            else:
+                cats = np.asarray(arrays[f"{prefix}categories{j}"]).astype(str)
+                if cats.size > 1 and not np.all(cats[1:] > cats[:-1]):
+                    raise ValueError(f"categories of column {c!r} are not sorted and unique")
+                enc.categories_[c] = cats
+                enc.cardinalities_[c] = 2 + int(cats.size)
+        enc.categorical_mask_ = np.array([c in enc.hashed_ for c in enc.columns_], dtype=bool)
+        enc.crosses_ = [tuple(p) for p in meta["crosses"]]
+        enc.cross_hashed_ = [bool(h) for h in meta["cross_hashed"]]
+        enc.cross_keys_ = [np.asarray(arrays[f"{prefix}cross{k}"], dtype=np.int64) for k in range(len(enc.crosses_))]
+        if set(enc.numeric_columns_) | set(enc.categorical_columns_) != set(enc.columns_):
+            raise ValueError("numeric and categorical columns do not cover the encoder's columns")
+        enc._build_layout()
+        return enc
+
+    def save(self, file) -> None:
+        """Write the fitted encoder to ``file`` (path or binary file object): ``.npz`` + JSON, no pickle."""
+        arrays, meta = self.get_state()
+        save_arrays(file, model_class=type(self).__name__, params=meta["params"], arrays=arrays, meta=meta)
+
+    @classmethod
+    def load(cls, file) -> "FeatureEncoder":
+        """Read an encoder written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
+        from ..exceptions import ModelFileError
+
+        _, arrays, meta = load_arrays(file, expected_class=cls.__name__)
+        try:
+            return cls.from_state(arrays, meta)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{file!r} holds an inconsistent FeatureEncoder: {exc}") from exc
+
+
+def _jsonable_params(params: dict) -> dict:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, (list, tuple)):
+            out[k] = [list(x) if isinstance(x, (list, tuple)) else _plain(x) for x in v]
+        else:
+            out[k] = _plain(v)
+    return out
+
+
+def _plain(v):
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v

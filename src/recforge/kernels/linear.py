@@ -1,0 +1,234 @@
+"""Numba kernels of logistic regression: weighted loss + gradient (dense and CSR), margins, FTRL-proximal.
+
+Pure functions on arrays; validation lives in :mod:`recforge.rank.linear`. The readable NumPy
+specification is :mod:`recforge._reference.linear`.
+
+Threads: the kernels are serial and release the GIL (``nogil``); :func:`run_chunks` runs them on
+row chunks in a pool of Python threads. Those threads block when idle (unlike an OpenMP team,
+which spins after each parallel region and starves the L-BFGS driver, and everyone else, on a
+busy machine). The rows are split into ``n_chunks`` contiguous chunks chosen by
+:func:`n_chunks_for` from the data's shape only; each chunk writes its own row of a partial
+gradient buffer, and the rows are summed in chunk order, so results are bit-identical for any
+number of threads. The FTRL kernel is sequential (one pass in the given row order).
+
+Layout of the partial-gradient buffer::
+
+    partial[c, :n_features]  sum over rows of chunk c of  s_i (p_i - y_i) x_i
+    partial[c, n_features]   sum over rows of chunk c of  s_i (p_i - y_i)        (intercept)
+    losses[c]                sum over rows of chunk c of  s_i * logloss_i
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from ._jit import jit
+
+CHUNK_ROWS = 16_384
+MAX_CHUNKS = 64
+MAX_PARTIAL_FLOATS = 1 << 24  # 128 MB of float64 partial gradients at most
+
+
+def n_chunks_for(n_rows: int, n_features: int) -> int:
+    """Row chunks of the loss/gradient kernels: a function of the data's shape only (not of threads)."""
+    by_rows = -(-n_rows // CHUNK_ROWS)
+    by_memory = MAX_PARTIAL_FLOATS // (n_features + 1)
+    return int(max(1, min(by_rows, MAX_CHUNKS, by_memory)))
+
+
+def chunk_bounds(n_rows: int, n_chunks: int) -> np.ndarray:
+    """``n_chunks + 1`` row boundaries of equal contiguous chunks (int64)."""
+    step = -(-n_rows // n_chunks)
+    return np.minimum(np.arange(n_chunks + 1, dtype=np.int64) * step, n_rows)
+
+
+def run_chunks(fn, n_chunks: int, executor=None) -> list:
+    """``[fn(c) for c in range(n_chunks)]``, on ``executor`` (a thread pool) when given.
+
+    ``fn`` must call nogil kernels only on its own chunk's rows and output slots.
+    """
+    if executor is None or n_chunks == 1:
+        return [fn(c) for c in range(n_chunks)]
+    return list(executor.map(fn, range(n_chunks)))
+
+
+@jit
+def _log1pexp(z):
+    """log(1 + exp(z)) without overflow."""
+    if z > 0.0:
+        return z + math.log1p(math.exp(-z))
+    return math.log1p(math.exp(z))
+
+
+@jit
+def _sigmoid(z):
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@jit
+def loss_grad_dense(X, y, sw, w, b, lo, hi, g):
+    """Weighted logistic loss and gradient of rows ``lo:hi`` of a dense matrix.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64, C-contiguous          # IN
+    y : ndarray of shape (n,), float64, values 0 / 1                       # IN
+    sw : ndarray of shape (n,), float64, sample weights                    # IN
+    w : ndarray of shape (d,), float64                                     # IN
+    b : float, intercept                                                   # IN
+    lo, hi : int, the row range                                            # IN
+    g : ndarray of shape (d + 1,), float64                                 # OUT (overwritten)
+        ``g[:d] = sum_i s_i (p_i - y_i) x_i`` and ``g[d] = sum_i s_i (p_i - y_i)``.
+
+    Returns
+    -------
+    float
+        ``sum_i s_i * logloss_i`` over the rows.
+    """
+    d = X.shape[1]
+    for j in range(d + 1):
+        g[j] = 0.0
+    loss = 0.0
+    for i in range(lo, hi):
+        z = b
+        for j in range(d):
+            z += X[i, j] * w[j]
+        s = sw[i]
+        loss += s * (_log1pexp(z) - y[i] * z)
+        r = s * (_sigmoid(z) - y[i])
+        for j in range(d):
+            g[j] += r * X[i, j]
+        g[d] += r
+    return loss
+
+
+@jit
+def loss_grad_csr(indptr, indices, data, y, sw, w, b, lo, hi, g):
+    """Same as :func:`loss_grad_dense` for a CSR matrix (``indptr`` of length n + 1, int32/int64;
+    ``indices``/``data`` of length nnz, int32/int64 and float32/float64); ``d = g.shape[0] - 1``."""
+    d = g.shape[0] - 1
+    for j in range(d + 1):
+        g[j] = 0.0
+    loss = 0.0
+    for i in range(lo, hi):
+        z = b
+        for k in range(indptr[i], indptr[i + 1]):
+            z += data[k] * w[indices[k]]
+        s = sw[i]
+        loss += s * (_log1pexp(z) - y[i] * z)
+        r = s * (_sigmoid(z) - y[i])
+        for k in range(indptr[i], indptr[i + 1]):
+            g[indices[k]] += r * data[k]
+        g[d] += r
+    return loss
+
+
+@jit
+def margins_dense(X, w, b, lo, hi, out):
+    """``out[i] = X[i] @ w + b`` for rows ``lo:hi``, accumulated in float64 (X float32/float64, w float64)."""
+    d = X.shape[1]
+    for i in range(lo, hi):
+        z = b
+        for j in range(d):
+            z += X[i, j] * w[j]
+        out[i] = z
+
+
+@jit
+def margins_csr(indptr, indices, data, w, b, lo, hi, out):
+    """``out[i] = X[i] @ w + b`` for rows ``lo:hi`` of a CSR matrix, accumulated in float64."""
+    for i in range(lo, hi):
+        z = b
+        for k in range(indptr[i], indptr[i + 1]):
+            z += data[k] * w[indices[k]]
+        out[i] = z
+
+
+@jit
+def _ftrl_weight(z, n, alpha, beta, l1, l2):
+    """Closed-form FTRL-proximal weight of one coordinate (McMahan et al. 2013, Algorithm 1)."""
+    if abs(z) <= l1:
+        return 0.0
+    sign = 1.0 if z > 0.0 else -1.0
+    return -(z - sign * l1) / ((beta + math.sqrt(n)) / alpha + l2)
+
+
+@jit
+def ftrl_epoch_csr(indptr, indices, data, y, sw, order, z, nsq, alpha, beta, l1, l2, fit_intercept):
+    """One FTRL-proximal pass over the rows ``order`` of a CSR matrix; updates ``z`` and ``nsq`` in place.
+
+    ``z``/``nsq`` have length d + 1 (the last slot is the intercept, never regularised).
+    Returns the progressive (before-update) weighted log-loss summed over the pass.
+    """
+    d = z.shape[0] - 1
+    total = 0.0
+    for t in range(order.shape[0]):
+        i = order[t]
+        start = indptr[i]
+        stop = indptr[i + 1]
+        m = 0.0
+        for k in range(start, stop):
+            j = indices[k]
+            m += data[k] * _ftrl_weight(z[j], nsq[j], alpha, beta, l1, l2)
+        wb = 0.0
+        if fit_intercept:
+            wb = _ftrl_weight(z[d], nsq[d], alpha, beta, 0.0, 0.0)
+            m += wb
+        s = sw[i]
+        total += s * (_log1pexp(m) - y[i] * m)
+        r = s * (_sigmoid(m) - y[i])
+        for k in range(start, stop):
+            j = indices[k]
+            g = r * data[k]
+            wj = _ftrl_weight(z[j], nsq[j], alpha, beta, l1, l2)
+            sigma = (math.sqrt(nsq[j] + g * g) - math.sqrt(nsq[j])) / alpha
+            z[j] += g - sigma * wj
+            nsq[j] += g * g
+        if fit_intercept:
+            sigma = (math.sqrt(nsq[d] + r * r) - math.sqrt(nsq[d])) / alpha
+            z[d] += r - sigma * wb
+            nsq[d] += r * r
+    return total
+
+
+@jit
+def ftrl_epoch_dense(X, y, sw, order, z, nsq, alpha, beta, l1, l2, fit_intercept):
+    """:func:`ftrl_epoch_csr` for a dense C-contiguous matrix (every feature of a row is active)."""
+    d = X.shape[1]
+    w = np.empty(d)
+    total = 0.0
+    for t in range(order.shape[0]):
+        i = order[t]
+        m = 0.0
+        for j in range(d):
+            w[j] = _ftrl_weight(z[j], nsq[j], alpha, beta, l1, l2)
+            m += X[i, j] * w[j]
+        wb = 0.0
+        if fit_intercept:
+            wb = _ftrl_weight(z[d], nsq[d], alpha, beta, 0.0, 0.0)
+            m += wb
+        s = sw[i]
+        total += s * (_log1pexp(m) - y[i] * m)
+        r = s * (_sigmoid(m) - y[i])
+        for j in range(d):
+            g = r * X[i, j]
+            sigma = (math.sqrt(nsq[j] + g * g) - math.sqrt(nsq[j])) / alpha
+            z[j] += g - sigma * w[j]
+            nsq[j] += g * g
+        if fit_intercept:
+            sigma = (math.sqrt(nsq[d] + r * r) - math.sqrt(nsq[d])) / alpha
+            z[d] += r - sigma * wb
+            nsq[d] += r * r
+    return total
+
+
+@jit
+def ftrl_weights(z, nsq, alpha, beta, l1, l2, out):
+    """Weights from FTRL state: ``out[j]`` for j < d with (l1, l2); the intercept slot unregularised."""
+    d = z.shape[0] - 1
+    for j in range(d):
+        out[j] = _ftrl_weight(z[j], nsq[j], alpha, beta, l1, l2)
+    out[d] = _ftrl_weight(z[d], nsq[d], alpha, beta, 0.0, 0.0)

@@ -1,0 +1,466 @@
+"""What every ranker shares: input validation, the binary target, sample/class weights, the
+optional embedded :class:`~recforge.features.FeatureEncoder`, the predict methods, scikit-learn
+tags and save/load.
+
+A ranker subclasses :class:`Ranker` and implements
+
+* ``_fit(X, y, sample_weight, eval_set)`` — ``X`` is what :meth:`Ranker._prepare_X` returned
+  (validated dense array or CSR matrix, or the encoder's output), ``y`` float64 0/1,
+  ``sample_weight`` float64 (class weights already folded in), ``eval_set`` a list of
+  ``(X, y, sample_weight)`` prepared the same way;
+* ``_decision(X)`` — float64 margins (log-odds) of shape (n,);
+* ``_get_state()`` / ``_set_state(arrays, meta)`` — fitted arrays (and a JSON-able dict) for save/load.
+
+Class attributes tune the input handling: ``_encoder_output`` (``"csr"`` for linear models:
+``encoder.transform``; ``"dense"`` for trees: ``encoder.transform_dense``), ``_accept_sparse``,
+``_allow_nan`` (trees route missing values, linear models cannot).
+
+The functions :func:`check_X`, :func:`check_binary_target`, :func:`check_sample_weight` and
+:func:`class_weight_factors` are usable on their own.
+"""
+from __future__ import annotations
+
+import functools
+import numbers
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._params import ParamsMixin
+from ..exceptions import ModelFileError, NotFittedError
+from ..io import load_arrays, save_arrays
+
+_ENCODER_PREFIX = "encoder."
+
+
+# ----------------------------------------------------------------------------------------------
+# validation helpers
+# ----------------------------------------------------------------------------------------------
+def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool = False):
+    """Validate a feature matrix.
+
+    Returns a C-contiguous float32/float64 ndarray (float32 and float64 input keep their dtype,
+    everything else becomes float64) or a CSR matrix with float32/float64 data. Never modifies
+    ``X``; copies only when a conversion is needed.
+    """
+    if sp.issparse(X):
+        if not accept_sparse:
+            raise TypeError(f"{name} is a sparse matrix; this model needs a dense array")
+        X = X.tocsr() if X.format != "csr" else X
+        if X.data.dtype not in (np.float32, np.float64):
+            if X.data.dtype.kind == "c":
+                raise ValueError(f"Complex data not supported in {name}")
+            X = X.astype(np.float64)
+        if X.indices.dtype.kind not in "iu" or X.indptr.dtype.kind not in "iu":
+            raise TypeError(f"{name} has non-integer CSR indices")
+        _check_shape(X.shape, name)
+        if not allow_nan and not np.all(np.isfinite(X.data)):
+            raise ValueError(f"{name} contains NaN or infinity")
+        if X.indptr.size != X.shape[0] + 1 or X.indices.size != X.data.size or (
+                X.indices.size and (X.indices.min() < 0 or X.indices.max() >= X.shape[1])):
+            raise ValueError(f"{name} is not a valid CSR matrix")
+        return X
+    if isinstance(X, pd.DataFrame):
+        kinds = {c: X[c].dtype.kind for c in X.columns}
+        bad = [c for c, k in kinds.items() if k not in "biuf"]
+        if bad:
+            raise TypeError(f"{name} has non-numeric columns {bad[:5]}; encode them first, e.g. with "
+                            "encoder=FeatureEncoder() or recforge.features.FeatureEncoder")
+        X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    arr = np.asarray(X)
+    if arr.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported in {name}")
+    if arr.ndim != 2:
+        raise ValueError(f"Expected 2D array for {name}, got shape {arr.shape} instead. Reshape your data "
+                         "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single row")
+    if arr.dtype not in (np.float32, np.float64):
+        if arr.dtype.kind not in "biuO":
+            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+    arr = np.ascontiguousarray(arr)
+    _check_shape(arr.shape, name)
+    if not allow_nan and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    if allow_nan and np.isinf(arr).any():
+        raise ValueError(f"{name} contains infinity")
+    return arr
+
+
+def _check_shape(shape, name):
+    if shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required "
+                         f"({name})")
+    if shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 is required "
+                         f"({name})")
+
+
+def check_binary_target(y, n_rows: int | None = None, name: str = "y", classes=None):
+    """Return ``(classes, y01)``: the two sorted class labels and y as float64 0/1.
+
+    A column vector is accepted with a ``DataConversionWarning`` (scikit-learn's, when available).
+    Continuous targets raise ``ValueError("Unknown label type: continuous ...")``; one class, or more
+    than two, raise ``ValueError`` naming the classes.
+    """
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape "
+                      "of y to (n_samples,), for example using ravel().", _data_conversion_warning(), stacklevel=3)
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_rows}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinity")
+        if not np.all(arr == np.round(arr)):
+            raise ValueError(f"Unknown label type: continuous. {name} must hold class labels (binary)")
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(str) if any(isinstance(v, str) for v in arr[:100]) else arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Unknown label type: {name} holds objects that are not labels ({exc})") from None
+    if arr.dtype.kind not in "biufUS":
+        raise ValueError(f"Unknown label type: {name} has dtype {arr.dtype}")
+    if classes is None:
+        classes = np.unique(arr)
+        if classes.size < 2:
+            raise ValueError(f"{name} has 1 class {classes.tolist()}; a binary ranker needs 2 classes")
+        if classes.size > 2:
+            raise ValueError(f"Only binary classification is supported. {name} has {classes.size} classes "
+                             f"{classes[:5].tolist()}; rankers predict click / no click")
+    else:
+        unknown = np.setdiff1d(np.unique(arr), classes)
+        if unknown.size:
+            raise ValueError(f"{name} holds labels {unknown[:5].tolist()} not in classes {list(classes)}")
+    y01 = (arr == classes[1]).astype(np.float64)
+    return classes, y01
+
+
+def _data_conversion_warning():
+    try:
+        from sklearn.exceptions import DataConversionWarning
+    except ImportError:  # pragma: no cover - scikit-learn is optional
+        return UserWarning
+    return DataConversionWarning
+
+
+def check_sample_weight(sample_weight, n_rows: int, name: str = "sample_weight") -> np.ndarray:
+    """float64 copy of the weights (ones when None); negative, NaN or all-zero weights raise ValueError."""
+    if sample_weight is None:
+        return np.ones(n_rows, dtype=np.float64)
+    if isinstance(sample_weight, numbers.Number):
+        return np.full(n_rows, float(sample_weight))
+    sw = np.asarray(sample_weight)
+    if sw.ndim != 1 or sw.shape[0] != n_rows:
+        raise ValueError(f"{name} must have shape ({n_rows},), got {sw.shape}")
+    if sw.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {sw.dtype}")
+    sw = sw.astype(np.float64)
+    if not np.all(np.isfinite(sw)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    if np.any(sw < 0):
+        raise ValueError(f"{name} must be non-negative")
+    if not np.any(sw > 0):
+        raise ValueError(f"{name} sums to zero")
+    return sw
+
+
+def class_weight_factors(class_weight, classes, y01: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """Per-row factors of ``class_weight``: None, ``"balanced"`` (n / (2 * count of the class), counted
+    with the sample weights) or a dict label -> weight."""
+    if class_weight is None:
+        return np.ones_like(y01)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}")
+        counts = np.array([sample_weight[y01 == 0].sum(), sample_weight[y01 == 1].sum()])
+        weights = sample_weight.sum() / (2.0 * np.maximum(counts, 1e-300))
+    elif isinstance(class_weight, dict):
+        unknown = set(class_weight) - set(classes.tolist())
+        if unknown:
+            raise ValueError(f"class_weight has labels {sorted(map(str, unknown))} not in the classes "
+                             f"{classes.tolist()}")
+        weights = np.array([float(class_weight.get(c, 1.0)) for c in classes.tolist()])
+        if np.any(weights < 0) or not np.all(np.isfinite(weights)):
+            raise ValueError("class_weight values must be finite and non-negative")
+    else:
+        raise TypeError(f"class_weight must be None, 'balanced' or a dict, got {type(class_weight).__name__}")
+    return np.where(y01 == 1, weights[1], weights[0])
+
+
+def feature_names_of(X):
+    """Column names of a DataFrame whose columns are all strings, as an object array; else None."""
+    if isinstance(X, pd.DataFrame) and len(X.columns) and all(isinstance(c, str) for c in X.columns):
+        return np.asarray(X.columns, dtype=object)
+    return None
+
+
+def _feature_name_error(fitted, given) -> ValueError:
+    message = "The feature names should match those that were passed during fit.\n"
+    fitted_set, given_set = set(fitted), set(given)
+    unexpected = sorted(given_set - fitted_set)
+    missing = sorted(fitted_set - given_set)
+
+    def listing(names):
+        out = ""
+        for i, n in enumerate(names):
+            if i >= 5:
+                return out + "- ...\n"
+            out += f"- {n}\n"
+        return out
+
+    if unexpected:
+        message += "Feature names unseen at fit time:\n" + listing(unexpected)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + listing(missing)
+    if not unexpected and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    return ValueError(message)
+
+
+# ----------------------------------------------------------------------------------------------
+# the base class
+# ----------------------------------------------------------------------------------------------
+class Ranker(ParamsMixin):
+    """Base class of binary rankers (click-probability models). See the module docstring."""
+
+    _encoder_output = "csr"
+    _accept_sparse = True
+    _allow_nan = False
+
+    # -- subclass hooks ---------------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight, eval_set):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _decision(self, X) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _get_state(self) -> tuple[dict, dict]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _set_state(self, arrays: dict, meta: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _validate_params(self) -> None:
+        """Check hyper-parameters (called at the start of ``fit``); raise ValueError/TypeError naming them."""
+
+    # -- input handling ---------------------------------------------------------------------------
+    def _encode(self, X, name: str):
+        enc = self.encoder_
+        return enc.transform(X) if self._encoder_output == "csr" else enc.transform_dense(X)
+
+    def _prepare_X(self, X, *, reset: bool, name: str = "X"):
+        """Validate (and encode) ``X``; on ``reset`` learn ``n_features_in_``/``feature_names_in_``/``encoder_``."""
+        encoder = getattr(self, "encoder", None)
+        names = feature_names_of(X)
+        if reset:
+            if encoder is not None:
+                from ..features import FeatureEncoder
+
+                if not isinstance(encoder, FeatureEncoder):
+                    raise TypeError(f"encoder must be a FeatureEncoder or None, got {type(encoder).__name__}")
+                self.encoder_ = FeatureEncoder(**encoder.get_params()).fit(X)
+            elif hasattr(self, "encoder_"):
+                del self.encoder_
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            self._check_fitted()
+            fitted = getattr(self, "feature_names_in_", None)
+            if fitted is not None and names is not None and (
+                    len(fitted) != len(names) or np.any(fitted != names)) and encoder is None:
+                raise _feature_name_error(fitted, names)
+        if getattr(self, "encoder_", None) is not None:
+            if reset:
+                self.n_features_in_ = len(self.encoder_.columns_)
+            Xm = self._encode(X, name)
+            Xm = check_X(Xm, name, accept_sparse=self._accept_sparse, allow_nan=self._allow_nan)
+        else:
+            Xm = check_X(X, name, accept_sparse=self._accept_sparse, allow_nan=self._allow_nan)
+            if reset:
+                self.n_features_in_ = Xm.shape[1]
+            elif Xm.shape[1] != self.n_features_in_:
+                raise ValueError(f"{name} has {Xm.shape[1]} features, but {type(self).__name__} is expecting "
+                                 f"{self.n_features_in_} features as input")
+        return Xm
+
+    def _prepare_fit(self, X, y, sample_weight, eval_set):
+        """Validate everything ``fit`` receives; returns ``(X, y01, weights, eval_list)``."""
+        self._validate_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        Xm = self._prepare_X(X, reset=True)
+        self.classes_, y01 = check_binary_target(y, Xm.shape[0])
+        sw = check_sample_weight(sample_weight, Xm.shape[0])
+        sw = sw * class_weight_factors(getattr(self, "class_weight", None), self.classes_, y01, sw)
+        evals = []
+        if eval_set is not None:
+            if isinstance(eval_set, tuple) and len(eval_set) in (2, 3) and not isinstance(eval_set[0], tuple):
+                eval_set = [eval_set]
+            for k, item in enumerate(eval_set):
+                if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+                    raise ValueError("eval_set must be a list of (X, y) or (X, y, sample_weight) tuples")
+                Xe = self._prepare_X(item[0], reset=False, name=f"eval_set[{k}] X")
+                _, ye = check_binary_target(item[1], Xe.shape[0], name=f"eval_set[{k}] y", classes=self.classes_)
+                swe = check_sample_weight(item[2] if len(item) == 3 else None, Xe.shape[0],
+                                          name=f"eval_set[{k}] sample_weight")
+                evals.append((Xe, ye, swe))
+        return Xm, y01, sw, evals
+
+    # -- public API -------------------------------------------------------------------------------
+    def fit(self, X, y, sample_weight=None, eval_set=None):
+        """Fit on ``X`` (n_rows, n_features) and binary labels ``y``; returns ``self``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features), scipy.sparse matrix, or DataFrame
+            With ``encoder`` set: the raw columns (DataFrame or array) the encoder turns into features.
+        y : array-like of shape (n_rows,)
+            Two classes; ``classes_[1]`` is the positive one.
+        sample_weight : array-like of shape (n_rows,), optional
+        eval_set : list of (X, y) or (X, y, sample_weight), optional
+            Scored after every iteration (``evals_result_``); the first drives early stopping.
+        """
+        Xm, y01, sw, evals = self._prepare_fit(X, y, sample_weight, eval_set)
+        self._fit(Xm, y01, sw, evals)
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """Log-odds of the positive class, shape (n_rows,), float64."""
+        return self._decision(self._prepare_X(X, reset=False))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_rows, 2), float64: ``[:, 1]`` is P(``classes_[1]``)."""
+        z = self.decision_function(X)
+        p = np.empty((z.shape[0], 2), dtype=np.float64)
+        p[:, 1] = _expit(z)
+        p[:, 0] = 1.0 - p[:, 1]
+        return p
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels (``classes_[1]`` where the log-odds are > 0), shape (n_rows,)."""
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(np.intp)]
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise _not_fitted_error()(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                                 "appropriate arguments before using this estimator.")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "classes_")
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            transformer_tags=None,
+            regressor_tags=None,
+            classifier_tags=ClassifierTags(multi_class=False),
+            input_tags=InputTags(sparse=self._accept_sparse, allow_nan=self._allow_nan),
+        )
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, file) -> None:
+        """Write the fitted ranker (and its encoder, if any) to ``file``: ``.npz`` + JSON, never pickle."""
+        self._check_fitted()
+        arrays, meta = self._get_state()
+        arrays = dict(arrays)
+        if any(k.startswith(_ENCODER_PREFIX) or k.startswith("_") for k in arrays):
+            raise RuntimeError("state array names must not start with 'encoder.' or '_'")
+        classes = np.asarray(self.classes_)
+        if classes.dtype == object:
+            classes = classes.astype(str)
+        arrays["_classes"] = classes
+        record = {"ranker": dict(meta), "n_features_in": int(self.n_features_in_)}
+        if getattr(self, "feature_names_in_", None) is not None:
+            record["feature_names_in"] = [str(n) for n in self.feature_names_in_]
+        params = self.get_params()
+        if getattr(self, "encoder_", None) is not None:
+            enc_arrays, enc_meta = self.encoder_.get_state(prefix=_ENCODER_PREFIX)
+            arrays.update(enc_arrays)
+            record["encoder"] = enc_meta
+            params = {**params, "encoder": None}  # rebuilt from record["encoder"]
+        try:
+            import json
+
+            json.dumps(params)
+        except TypeError as exc:
+            raise TypeError(f"cannot save {type(self).__name__}: a hyper-parameter is not JSON-serialisable "
+                            f"({exc})") from None
+        save_arrays(file, model_class=type(self).__name__, params=params, arrays=arrays, meta=record)
+
+    @classmethod
+    def load(cls, file):
+        """Read a ranker written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
+        params, arrays, record = load_arrays(file, expected_class=cls.__name__, required=("_classes",))
+        try:
+            model = cls(**params)
+            model.classes_ = arrays.pop("_classes")
+            model.n_features_in_ = int(record["n_features_in"])
+            if "feature_names_in" in record:
+                model.feature_names_in_ = np.asarray(record["feature_names_in"], dtype=object)
+            if "encoder" in record:
+                from ..features import FeatureEncoder
+
+                enc_arrays = {k: v for k, v in arrays.items() if k.startswith(_ENCODER_PREFIX)}
+                model.encoder_ = FeatureEncoder.from_state(enc_arrays, record["encoder"], prefix=_ENCODER_PREFIX)
+                model.encoder = FeatureEncoder(**model.encoder_.get_params())
+                arrays = {k: v for k, v in arrays.items() if not k.startswith(_ENCODER_PREFIX)}
+            model._set_state(arrays, record.get("ranker", {}))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
+        return model
+
+
+def _not_fitted_error() -> type:
+    """recforge's NotFittedError; when scikit-learn is loaded, a subclass that is also scikit-learn's
+    NotFittedError, so scikit-learn's tools (``check_is_fitted``, estimator checks) recognise it."""
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return NotFittedError
+    return _combined_not_fitted(sk.NotFittedError)
+
+
+@functools.lru_cache(maxsize=None)
+def _combined_not_fitted(sk_error: type) -> type:
+    return type("NotFittedError", (NotFittedError, sk_error), {"__module__": NotFittedError.__module__})
+
+
+class available_if:
+    """A method that exists only when ``check(self)`` is true (else ``hasattr`` is False), like
+    scikit-learn's ``available_if``: e.g. ``partial_fit`` only for online solvers."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __call__(self, fn):
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+        return self
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.fn
+        if not self.check(obj):
+            raise AttributeError(f"{type(obj).__name__} has no attribute {self.fn.__name__!r} with these "
+                                 "hyper-parameters")
+        return functools.partial(self.fn, obj)
+
+
+def _expit(z: np.ndarray) -> np.ndarray:
+    out = np.empty_like(z, dtype=np.float64)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    e = np.exp(z[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out

@@ -218,7 +218,7 @@ def test_not_fitted_and_bad_input():
     X, y = _data(200)
     with pytest.raises(NotFittedError):
         GBDTClassifier().predict_proba(X)
-    with pytest.raises(ValueError, match="2 classes|exactly 2"):
+    with pytest.raises(ValueError, match="binary"):
         _small().fit(X, np.arange(200) % 3)
     with pytest.raises(ValueError, match="continuous"):
         _small().fit(X, np.linspace(0, 1, 200))

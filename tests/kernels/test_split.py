@@ -25,8 +25,8 @@ def test_best_split_matches_exhaustive_search(seed):
     n_bins = rng.integers(2, 40, size=n_features).astype(np.int32)
     is_cat = (rng.random(n_features) < 0.3).astype(np.uint8)
     hist = _random_hist(rng, n_features, n_bins)
-    params = dict(reg_lambda=float(rng.choice([0.0, 1.0, 5.0])), gamma=float(rng.choice([0.0, 1.0, 50.0])),
-                  min_child_weight=float(rng.choice([0.0, 1.0, 10.0])))
+    params = {"reg_lambda": float(rng.choice([0.0, 1.0, 5.0])), "gamma": float(rng.choice([0.0, 1.0, 50.0])),
+                  "min_child_weight": float(rng.choice([0.0, 1.0, 10.0]))}
     mask = (rng.random(n_features) < 0.8) if seed % 3 == 0 else None
     sum_g, sum_h = hist[0].sum(axis=0)
     feature, threshold, dleft, chg, lg, lh = kern.find_splits(

@@ -7,7 +7,6 @@ feature, same threshold, same missing-value direction, leaf values within 1e-5, 
 within 1e-5.
 """
 import numpy as np
-import pandas as pd
 import pytest
 
 from recforge.rank import GBDTClassifier, GBDTRegressor
@@ -63,9 +62,9 @@ def _compare_tree(ours, theirs, t, X):
 
 
 PARAMS = [
-    dict(n_estimators=5, max_depth=4, learning_rate=0.3, reg_lambda=1.0, gamma=0.0, min_child_weight=1.0),
-    dict(n_estimators=5, max_depth=6, learning_rate=0.1, reg_lambda=3.0, gamma=0.5, min_child_weight=5.0),
-    dict(n_estimators=4, max_depth=3, learning_rate=0.5, reg_lambda=0.0, gamma=2.0, min_child_weight=0.5),
+    {"n_estimators": 5, "max_depth": 4, "learning_rate": 0.3, "reg_lambda": 1.0, "gamma": 0.0, "min_child_weight": 1.0},
+    {"n_estimators": 5, "max_depth": 6, "learning_rate": 0.1, "reg_lambda": 3.0, "gamma": 0.5, "min_child_weight": 5.0},
+    {"n_estimators": 4, "max_depth": 3, "learning_rate": 0.5, "reg_lambda": 0.0, "gamma": 2.0, "min_child_weight": 0.5},
 ]
 
 
@@ -84,7 +83,7 @@ def test_classifier_same_trees_as_xgboost(params):
 
 def test_regressor_same_trees_as_xgboost():
     X, y = _data(regression=True, seed=1)
-    params = dict(n_estimators=5, max_depth=5, learning_rate=0.3, reg_lambda=1.0, gamma=0.1, min_child_weight=1.0)
+    params = {"n_estimators": 5, "max_depth": 5, "learning_rate": 0.3, "reg_lambda": 1.0, "gamma": 0.1, "min_child_weight": 1.0}
     theirs = xgb.XGBRegressor(tree_method="hist", max_bin=256, base_score=0.0, n_jobs=1, **params).fit(X, y)
     ours = GBDTRegressor(base_score=0.0, n_threads=1, **params).fit(X, y)
     for t in range(5):
@@ -94,7 +93,7 @@ def test_regressor_same_trees_as_xgboost():
 
 def test_best_first_same_trees_as_xgboost_lossguide():
     X, y = _data(seed=2)
-    params = dict(n_estimators=4, max_leaves=9, learning_rate=0.3, reg_lambda=1.0, gamma=0.0, min_child_weight=1.0)
+    params = {"n_estimators": 4, "max_leaves": 9, "learning_rate": 0.3, "reg_lambda": 1.0, "gamma": 0.0, "min_child_weight": 1.0}
     theirs = xgb.XGBClassifier(tree_method="hist", grow_policy="lossguide", max_depth=0, max_bin=256,
                                base_score=0.5, n_jobs=1, **params).fit(X, y)
     ours = GBDTClassifier(base_score=0.5, n_threads=1, max_depth=None, **params).fit(X, y)
@@ -106,7 +105,7 @@ def test_best_first_same_trees_as_xgboost_lossguide():
 def test_sample_weights_same_as_xgboost():
     X, y = _data(seed=3)
     w = np.random.default_rng(3).uniform(0.2, 3.0, size=len(y))
-    params = dict(n_estimators=3, max_depth=4, learning_rate=0.3)
+    params = {"n_estimators": 3, "max_depth": 4, "learning_rate": 0.3}
     theirs = xgb.XGBClassifier(tree_method="hist", max_bin=256, base_score=0.5, n_jobs=1, **params).fit(
         X, y, sample_weight=w)
     ours = GBDTClassifier(base_score=0.5, n_threads=1, **params).fit(X, y, sample_weight=w)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 
 from ... import _core
 from ..._params import ParamsMixin
@@ -12,11 +13,13 @@ from ..._validation import check_choice, check_float, check_int, check_random_st
 from ...exceptions import ModelFileError, NotFittedError
 from ...io import load_arrays, save_arrays
 from ...kernels import gbdt as kern
+from .._base import Ranker, _feature_name_error, check_sample_weight, check_X, feature_names_of
 from ._binning import MAX_BIN, BinMapper
 from ._grower import GrowParams, Tree, TreeGrower
 from ._input import InputSchema
 from ._predict import Forest
 
+_OBJECTIVE_CODE = {"binary:logistic": 0, "reg:squarederror": 1}
 _METRICS = {"logloss": False, "error": False, "auc": True, "rmse": False}  # name -> higher is better
 _SCHEMA_VERSION = 1
 
@@ -25,8 +28,11 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-class _BaseGBDT(ParamsMixin):
+class _BaseGBDT:
+    """The boosting machinery shared by the classifier and the regressor (a mixin)."""
+
     _objective = None
+    _prepare_seconds = 0.0
 
     def __init__(self, *, n_estimators=100, learning_rate=0.3, max_depth=6, max_leaves=None, min_child_weight=1.0,
                  reg_lambda=1.0, gamma=0.0, subsample=1.0, colsample_bytree=1.0, max_bin=256,
@@ -74,26 +80,22 @@ class _BaseGBDT(ParamsMixin):
     def _metrics(self):
         return ("logloss", "error", "auc") if self._objective == "binary:logistic" else ("rmse",)
 
-    # ---- fit -----------------------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight, eval_set):
+    # ---- boosting ------------------------------------------------------------------------------
+    def _boost(self, Xf, y, weight, evals):
+        """Boost on float32 ``Xf`` (prepared by :class:`InputSchema`), float64 ``y``, weights or None,
+        ``evals`` a list of ``(X float32, y, weight or None)``."""
         self._check_params()
         n_threads = resolve_n_threads(self.n_threads)
         rng = check_random_state(self.random_state)
         t_start = time.perf_counter()
-        schema = InputSchema().fit(X, self.categorical_features)
-        Xf = schema.transform(X)
         n, n_features = Xf.shape
-        if y.shape[0] != n:
-            raise ValueError(f"y has {y.shape[0]} rows but X has {n}")
-        weight = self._check_weight(sample_weight, n)
         # value bins: max_bin counts the missing bin as xgboost's does, so at most 255 value bins
-        mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN), random_state=rng).fit(Xf, schema.is_categorical, n_threads=n_threads)
+        mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN), random_state=rng).fit(
+            Xf, self._schema.is_categorical, n_threads=n_threads)
         Xb = mapper.transform(Xf, n_threads=n_threads)
         X_cols = np.ascontiguousarray(Xb.T)
-        self.binning_seconds_ = time.perf_counter() - t_start
-
-        evals = [(schema.transform(Xe, "eval_set X"), self._encode_eval_y(ye, "eval_set y"))
-                 for Xe, ye in self._check_eval_set(eval_set)]
+        self.binning_seconds_ = self._prepare_seconds + time.perf_counter() - t_start
+        t_train = time.perf_counter()
         if self.early_stopping_rounds is not None and not evals:
             raise ValueError("early_stopping_rounds needs an eval_set")
         metric = self.eval_metric or self._metrics()[0]
@@ -103,11 +105,11 @@ class _BaseGBDT(ParamsMixin):
         y32 = y.astype(np.float32)
         w32 = None if weight is None else weight.astype(np.float32)
         gh = np.empty((n, 2), np.float32)
-        eval_raw = [np.full(len(Xe), self.base_margin_, np.float64) for Xe, _ in evals]
+        eval_raw = [np.full(len(Xe), self.base_margin_, np.float64) for Xe, _, _ in evals]
         forest = Forest()
         params = GrowParams(self.max_depth, self.max_leaves, float(self.min_child_weight), float(self.reg_lambda),
                             float(self.gamma), float(self.learning_rate))
-        n_col = max(1, int(round(float(self.colsample_bytree) * n_features)))
+        n_col = max(1, round(float(self.colsample_bytree) * n_features))
         history = {f"validation_{i}": {metric: []} for i in range(len(evals))}
         best_score, best_it, since_best = None, 0, 0
         rounds = range(int(self.n_estimators))
@@ -116,7 +118,7 @@ class _BaseGBDT(ParamsMixin):
 
             rounds = tqdm(rounds, desc=type(self).__name__, unit="tree")
         for it in rounds:
-            kern.gradients(self._objective, raw, y32, w32, out=gh, n_threads=n_threads)
+            _core.gbdt_gradients(_OBJECTIVE_CODE[self._objective], raw, y32, w32, gh, n_threads)
             if self.subsample < 1.0:
                 rows = np.flatnonzero(rng.random(n) < self.subsample).astype(np.int32)
             else:
@@ -133,11 +135,11 @@ class _BaseGBDT(ParamsMixin):
             else:
                 nodes, starts, ends = grower.leaf_ranges()
                 _core.gbdt_add_leaf_values(rows, starts, ends, tree["value"][nodes], raw, n_threads)
-            for k, (Xe, ye) in enumerate(evals):
+            for k, (Xe, ye, we) in enumerate(evals):
                 forest.predict_raw(Xe, t0=it, t1=it + 1, out=eval_raw[k], n_threads=n_threads)
-                history[f"validation_{k}"][metric].append(self._metric(metric, ye, eval_raw[k]))
+                history[f"validation_{k}"][metric].append(self._metric(metric, ye, eval_raw[k], we))
             if evals and self.early_stopping_rounds is not None:
-                score = history[f"validation_{len(evals) - 1}"][metric][-1]
+                score = history["validation_0"][metric][-1]
                 better = _METRICS[metric]
                 if best_score is None or (score > best_score if better else score < best_score):
                     best_score, best_it, since_best = score, it, 0
@@ -145,90 +147,48 @@ class _BaseGBDT(ParamsMixin):
                     since_best += 1
                     if since_best >= self.early_stopping_rounds:
                         break
-        self.training_seconds_ = time.perf_counter() - t_start - self.binning_seconds_
+        self.training_seconds_ = time.perf_counter() - t_train
         self._forest = forest
-        self._schema = schema
         self._mapper = mapper
-        self.n_features_in_ = n_features
-        if schema.columns is not None:
-            self.feature_names_in_ = np.array(schema.columns, dtype=object)
         self.evals_result_ = history
         if self.early_stopping_rounds is not None:
             self.best_iteration_, self.best_score_ = best_it, best_score
         else:
             self.best_iteration_ = forest.n_trees - 1
-            self.best_score_ = history[f"validation_{len(evals) - 1}"][metric][-1] if evals else None
+            self.best_score_ = history["validation_0"][metric][-1] if evals else None
         self.n_trees_ = forest.n_trees
         return self
 
-    def _check_weight(self, sample_weight, n):
-        if sample_weight is None:
-            return None
-        w = np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != (n,):
-            raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
-        if not np.all(np.isfinite(w)) or (w < 0).any():
-            raise ValueError("sample_weight must be finite and >= 0")
-        if w.sum() <= 0:
-            raise ValueError("sample_weight must not be all zero")
-        return w
-
-    def _check_eval_set(self, eval_set):
-        if eval_set is None:
-            return []
-        if isinstance(eval_set, tuple) and len(eval_set) == 2:
-            eval_set = [eval_set]
-        out = []
-        for pair in eval_set:
-            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-                raise ValueError("eval_set must be a list of (X, y) pairs")
-            out.append(pair)
-        return out
-
-    def _metric(self, name, y, raw):
+    def _metric(self, name, y, raw, w=None):
         if name == "rmse":
-            return float(np.sqrt(np.mean((raw - y) ** 2)))
+            return float(np.sqrt(np.average((raw - y) ** 2, weights=w)))
         p = _sigmoid(raw)
         if name == "error":
-            return float(np.mean((p > 0.5) != (y > 0.5)))
+            return float(np.average((p > 0.5) != (y > 0.5), weights=w))
         if name == "auc":
             from ...metrics import roc_auc_score
 
-            return float(roc_auc_score(y.astype(np.int8), p))
+            return float(roc_auc_score(y.astype(np.int8), p, sample_weight=w))
         p = np.clip(p, 1e-15, 1 - 1e-15)
-        return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+        return float(-np.average(y * np.log(p) + (1 - y) * np.log1p(-p), weights=w))
 
-    # ---- predict -------------------------------------------------------------------------------
-    def _check_fitted(self):
-        if not hasattr(self, "_forest"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' first.")
-
-    def _n_used(self, iteration_range=None):
+    # ---- prediction on prepared float32 input --------------------------------------------------
+    def _n_used(self):
         return int(self.best_iteration_) + 1
 
-    def _raw(self, X):
-        self._check_fitted()
-        Xf = self._schema.transform(X)
+    def _raw_prepared(self, Xf):
         out = np.full(len(Xf), self.base_margin_, np.float64)
         return self._forest.predict_raw(Xf, t1=self._n_used(), out=out, n_threads=resolve_n_threads(self.n_threads))
 
-    def apply(self, X):
-        """Leaf reached in every tree.
-
-        Returns
-        -------
-        ndarray of shape (n_rows, n_trees), int32
-            Node index of the leaf within its tree (trees up to ``best_iteration_``).
-        """
-        self._check_fitted()
-        Xf = self._schema.transform(X)
+    def _apply_prepared(self, Xf):
         return self._forest.apply(Xf, t1=self._n_used(), n_threads=resolve_n_threads(self.n_threads))
 
     @property
     def feature_importances_(self):
         """Total split gain (loss reduction) per feature over the used trees, normalised to sum 1."""
         self._check_fitted()
-        a = self._forest.arrays if not self._forest._pending else (self._forest._flush() or self._forest.arrays)
+        self._forest._flush()
+        a = self._forest.arrays
         roots = a["roots"]
         end = int(roots[self._n_used()]) if self._n_used() < len(roots) else len(a["feature"])
         f, g = a["feature"][:end], a["gain"][:end]
@@ -237,80 +197,64 @@ class _BaseGBDT(ParamsMixin):
         return imp / total if total > 0 else imp
 
     def trees_to_dataframe(self):
-        """One row per node of every used tree (``tree, node, feature, threshold, ...``)."""
+        """One row per node of every used tree: ``tree, node`` and the :class:`Tree` fields."""
         import pandas as pd
 
         self._check_fitted()
         frames = []
         for t in range(self._n_used()):
-            tr = self._forest.tree(t)
-            df = pd.DataFrame(tr)
+            df = pd.DataFrame(self._forest.tree(t))
             df.insert(0, "node", np.arange(len(df)))
             df.insert(0, "tree", t)
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
 
-    # ---- persistence ---------------------------------------------------------------------------
-    def save(self, file) -> None:
-        """Write the model (``.npz`` arrays + JSON metadata, versioned, no pickle) to a path or file object."""
-        self._check_fitted()
+    # ---- state for save/load -------------------------------------------------------------------
+    def _forest_state(self):
         self._forest._flush()
         arrays = {f"forest_{k}": v for k, v in self._forest.arrays.items()}
         s_arrays, s_meta = self._schema.state()
         arrays.update(s_arrays)
         offsets = np.zeros(len(self._mapper.edges_) + 1, np.int64)
         offsets[1:] = np.cumsum([len(e) for e in self._mapper.edges_])
-        arrays["bin_edges"] = (np.concatenate(self._mapper.edges_) if offsets[-1] else np.zeros(0, np.float32))
+        arrays["bin_edges"] = np.concatenate(self._mapper.edges_) if offsets[-1] else np.zeros(0, np.float32)
         arrays["bin_offsets"] = offsets
-        arrays.update(self._extra_state())
         meta = {"gbdt_version": _SCHEMA_VERSION, "schema": s_meta, "base_margin": float(self.base_margin_),
-                "best_iteration": int(self.best_iteration_), "n_features_in": int(self.n_features_in_)}
-        params = {k: v for k, v in self.get_params().items() if k != "random_state" or v is None
-                  or isinstance(v, int)}
-        save_arrays(file, model_class=type(self).__name__, params=params, arrays=arrays, meta=meta)
+                "best_iteration": int(self.best_iteration_), "n_trees": int(self.n_trees_)}
+        return arrays, meta
 
-    def _extra_state(self):
-        return {}
-
-    @classmethod
-    def load(cls, file):
-        """Read a model written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
-        required = tuple(f"forest_{k}" for k in (*Tree.FIELDS, "roots")) + ("bin_edges", "bin_offsets")
-        params, arrays, meta = load_arrays(file, expected_class=cls.__name__, required=required)
-        try:
-            if meta.get("gbdt_version") != _SCHEMA_VERSION:
-                raise ValueError(f"unknown GBDT layout version {meta.get('gbdt_version')!r}")
-            model = cls(**params)
-            forest = Forest({k: arrays[f"forest_{k}"] for k in (*Tree.FIELDS, "roots")})
-            for name, dt in zip(Tree.FIELDS, Tree.DTYPES):
-                if forest.arrays[name].dtype != dt:
-                    raise ValueError(f"forest array {name} has dtype {forest.arrays[name].dtype}")
-            model._schema = InputSchema.from_state(arrays, meta["schema"])
-            mapper = BinMapper(max_bin=min(int(model.max_bin), MAX_BIN))
-            off, edges = arrays["bin_offsets"], arrays["bin_edges"]
-            mapper.edges_ = [edges[off[j]:off[j + 1]] for j in range(len(off) - 1)]
-            mapper.is_categorical_ = model._schema.is_categorical
-            mapper.n_bins_ = np.array([len(e) if c else len(e) + 1 for e, c in
-                                       zip(mapper.edges_, mapper.is_categorical_)], np.int32)
-            model._mapper = mapper
-            model._forest = forest
-            model.base_margin_ = float(meta["base_margin"])
-            model.best_iteration_ = int(meta["best_iteration"])
-            model.n_features_in_ = int(meta["n_features_in"])
-            model.n_trees_ = forest.n_trees
-            if not 0 <= model.best_iteration_ < max(1, model.n_trees_):
-                raise ValueError("best_iteration out of range")
-            if model._schema.columns is not None:
-                model.feature_names_in_ = np.array(model._schema.columns, dtype=object)
-            model._set_extra_state(arrays)
-            # check the node arrays once (child/feature ranges) on a dummy row
-            kern.predict_raw(np.zeros((1, model.n_features_in_), np.float32), forest.arrays)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
-        return model
-
-    def _set_extra_state(self, arrays):
-        pass
+    def _set_forest_state(self, arrays, meta):
+        if meta.get("gbdt_version") != _SCHEMA_VERSION:
+            raise ValueError(f"unknown GBDT layout version {meta.get('gbdt_version')!r}")
+        names = (*Tree.FIELDS, "roots")
+        missing = [k for k in names if f"forest_{k}" not in arrays] + [
+            k for k in ("bin_edges", "bin_offsets") if k not in arrays]
+        if missing:
+            raise ValueError(f"missing arrays {missing}")
+        forest = Forest({k: arrays[f"forest_{k}"] for k in names})
+        for name, dt in zip(Tree.FIELDS, Tree.DTYPES):
+            if forest.arrays[name].dtype != dt:
+                raise ValueError(f"forest array {name} has dtype {forest.arrays[name].dtype}")
+        if forest.arrays["roots"].dtype != np.int64:
+            raise ValueError("forest roots must be int64")
+        schema = InputSchema.from_state(arrays, meta["schema"])
+        mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN))
+        off, edges = arrays["bin_offsets"], arrays["bin_edges"]
+        if len(off) != schema.n_features + 1 or off[0] != 0 or off[-1] != len(edges) or np.any(np.diff(off) < 0):
+            raise ValueError("bin offsets do not match the features")
+        mapper.edges_ = [edges[off[j]:off[j + 1]] for j in range(len(off) - 1)]
+        mapper.is_categorical_ = schema.is_categorical
+        mapper.n_bins_ = np.array([len(e) if c else len(e) + 1 for e, c in zip(mapper.edges_, mapper.is_categorical_)],
+                                  np.int32)
+        self._schema, self._mapper, self._forest = schema, mapper, forest
+        self.base_margin_ = float(meta["base_margin"])
+        self.best_iteration_ = int(meta["best_iteration"])
+        self.n_trees_ = forest.n_trees
+        if int(meta.get("n_trees", self.n_trees_)) != self.n_trees_ or not 0 <= self.best_iteration_ < self.n_trees_:
+            raise ValueError("tree count or best_iteration out of range")
+        self.evals_result_ = {}
+        # checks every node's child and feature indices once (a corrupt file raises here, not in predict)
+        kern.predict_raw(np.zeros((1, schema.n_features), np.float32), forest.arrays)
 
 
 _DOC_PARAMS = """
@@ -376,7 +320,7 @@ _DOC_PARAMS = """
 """
 
 
-class GBDTClassifier(_BaseGBDT):
+class GBDTClassifier(_BaseGBDT, Ranker):
     __doc__ = """Binary classifier by gradient-boosted trees, XGBoost's ``binary:logistic`` + ``hist`` method.
 
     Second-order boosting: each tree fits gradients ``g = p − y`` and hessians ``h = p(1 − p)``
@@ -399,22 +343,42 @@ class GBDTClassifier(_BaseGBDT):
     ((2, 2), True)
     """
     _objective = "binary:logistic"
+    _accept_sparse = False
+    _allow_nan = True
 
-    def fit(self, X, y, sample_weight=None, eval_set=None):
-        """Fit on ``X`` (n_rows, n_features) array or DataFrame and binary ``y`` (n_rows,). Returns self.
+    def _validate_params(self):
+        self._check_params()
 
-        ``eval_set``: list of ``(X, y)`` pairs evaluated after every tree (``evals_result_``).
-        """
-        classes, y01 = _binary_target(y)
-        self.classes_ = classes
-        return self._fit(X, y01, sample_weight, eval_set)
+    def _prepare_X(self, X, *, reset, name="X"):
+        """Validate ``X`` and turn it into float32 (categorical columns as codes, NaN = missing)."""
+        start = time.perf_counter()
+        if not isinstance(X, pd.DataFrame):
+            X = check_X(X, name, accept_sparse=False, allow_nan=True)
+        names = feature_names_of(X)
+        if reset:
+            self._schema = InputSchema().fit(X, self.categorical_features)
+            self.n_features_in_ = self._schema.n_features
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            self._check_fitted()
+            fitted = getattr(self, "feature_names_in_", None)
+            if fitted is not None and names is not None and (len(fitted) != len(names) or np.any(fitted != names)):
+                raise _feature_name_error(fitted, names)
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                                 f"{self.n_features_in_} features as input")
+        Xf = self._schema.transform(X, name)
+        if reset:
+            self._prepare_seconds = time.perf_counter() - start
+        return Xf
 
-    def _encode_eval_y(self, y, name):
-        arr = np.asarray(y).ravel()
-        unknown = np.setdiff1d(np.unique(arr), self.classes_)
-        if unknown.size:
-            raise ValueError(f"{name} holds labels {unknown[:5].tolist()} not in classes {self.classes_.tolist()}")
-        return (arr == self.classes_[1]).astype(np.float64)
+    def _fit(self, X, y, sample_weight, eval_set):
+        weight = None if np.all(sample_weight == 1.0) else sample_weight
+        evals = [(Xe, ye, None if np.all(we == 1.0) else we) for Xe, ye, we in eval_set]
+        self._boost(X, y, weight, evals)
 
     def _base_margin(self, y, w):
         if self.base_score is not None:
@@ -425,29 +389,27 @@ class GBDTClassifier(_BaseGBDT):
             p = min(max(p, 1e-6), 1 - 1e-6)
         return float(np.log(p / (1 - p)))
 
-    def decision_function(self, X):
-        """Raw margin (log-odds), float64 (n_rows,)."""
-        return self._raw(X)
+    def _decision(self, X):
+        return self._raw_prepared(X)
 
-    def predict_proba(self, X):
-        """Class probabilities, float64 (n_rows, 2), columns in ``classes_`` order."""
-        p = _sigmoid(self._raw(X))
-        return np.column_stack([1.0 - p, p])
+    def apply(self, X):
+        """Leaf reached by every row in every used tree.
 
-    def predict(self, X):
-        """Predicted class labels (n_rows,)."""
-        return self.classes_[(self._raw(X) > 0).astype(np.int64)]
+        Returns
+        -------
+        ndarray of shape (n_rows, best_iteration_ + 1), int32
+            Node index of the leaf within its tree.
+        """
+        return self._apply_prepared(self._prepare_X(X, reset=False))
 
-    def _extra_state(self):
-        return {"classes": self.classes_}
+    def _get_state(self):
+        return self._forest_state()
 
-    def _set_extra_state(self, arrays):
-        if "classes" not in arrays or len(arrays["classes"]) != 2:
-            raise ValueError("classes array missing or not of length 2")
-        self.classes_ = arrays["classes"]
+    def _set_state(self, arrays, meta):
+        self._set_forest_state(arrays, meta)
 
 
-class GBDTRegressor(_BaseGBDT):
+class GBDTRegressor(_BaseGBDT, ParamsMixin):
     __doc__ = """Regression by gradient-boosted trees, XGBoost's ``reg:squarederror`` + ``hist`` method.
 
     Same trees as :class:`GBDTClassifier` with ``g = ŷ − y``, ``h = 1``.
@@ -465,38 +427,79 @@ class GBDTRegressor(_BaseGBDT):
     _objective = "reg:squarederror"
 
     def fit(self, X, y, sample_weight=None, eval_set=None):
-        """Fit on ``X`` (n_rows, n_features) and real ``y`` (n_rows,). Returns self."""
-        return self._fit(X, _real_target(y), sample_weight, eval_set)
+        """Fit on ``X`` (n_rows, n_features) array or DataFrame and real ``y`` (n_rows,). Returns self.
 
-    def _encode_eval_y(self, y, name):
-        return _real_target(y, name)
+        ``eval_set``: list of ``(X, y)`` or ``(X, y, sample_weight)``; the first drives early stopping.
+        """
+        self._check_params()
+        start = time.perf_counter()
+        if not isinstance(X, pd.DataFrame):
+            X = check_X(X, "X", accept_sparse=False, allow_nan=True)
+        self._schema = InputSchema().fit(X, self.categorical_features)
+        Xf = self._schema.transform(X)
+        self.n_features_in_ = self._schema.n_features
+        names = feature_names_of(X)
+        if names is not None:
+            self.feature_names_in_ = names
+        self._prepare_seconds = time.perf_counter() - start
+        y = _real_target(y)
+        if len(y) != len(Xf):
+            raise ValueError(f"y has {len(y)} rows but X has {len(Xf)}")
+        weight = None if sample_weight is None else check_sample_weight(sample_weight, len(y))
+        evals = []
+        if eval_set is not None:
+            if isinstance(eval_set, tuple):
+                eval_set = [eval_set]
+            for k, item in enumerate(eval_set):
+                if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+                    raise ValueError("eval_set must be a list of (X, y) or (X, y, sample_weight) tuples")
+                Xe = self._schema.transform(item[0], f"eval_set[{k}] X")
+                ye = _real_target(item[1], f"eval_set[{k}] y")
+                we = check_sample_weight(item[2], len(ye)) if len(item) == 3 else None
+                evals.append((Xe, ye, we))
+        return self._boost(Xf, y, weight, evals)
 
     def _base_margin(self, y, w):
         if self.base_score is not None:
             return check_float(self.base_score, "base_score")
         return float(np.average(y, weights=w))
 
+    def _check_fitted(self):
+        if not hasattr(self, "_forest"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' first.")
+
     def predict(self, X):
         """Predictions, float64 (n_rows,)."""
-        return self._raw(X)
+        self._check_fitted()
+        if not isinstance(X, pd.DataFrame):
+            X = check_X(X, "X", accept_sparse=False, allow_nan=True)
+        return self._raw_prepared(self._schema.transform(X))
 
+    def apply(self, X):
+        """Leaf index (within its tree) per row and used tree, int32 (n_rows, best_iteration_ + 1)."""
+        self._check_fitted()
+        return self._apply_prepared(self._schema.transform(X))
 
-def _binary_target(y):
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr.ravel()
-    if arr.ndim != 1:
-        raise ValueError(f"y must be 1-D, got shape {arr.shape}")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("y contains NaN or infinity")
-        if not np.all(arr == np.round(arr)):
-            raise ValueError("Unknown label type: continuous. y must hold class labels (binary)")
-    classes = np.unique(arr)
-    if classes.size != 2:
-        raise ValueError(f"y has {classes.size} classes {classes[:5].tolist()}; GBDTClassifier is binary and "
-                         "needs exactly 2")
-    return classes, (arr == classes[1]).astype(np.float64)
+    def save(self, file) -> None:
+        """Write the model (``.npz`` arrays + JSON metadata, versioned, no pickle) to a path or file object."""
+        self._check_fitted()
+        arrays, meta = self._forest_state()
+        meta["n_features_in"] = int(self.n_features_in_)
+        save_arrays(file, model_class=type(self).__name__, params=self.get_params(), arrays=arrays, meta=meta)
+
+    @classmethod
+    def load(cls, file):
+        """Read a model written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
+        params, arrays, meta = load_arrays(file, expected_class=cls.__name__)
+        try:
+            model = cls(**params)
+            model._set_forest_state(arrays, meta)
+            model.n_features_in_ = int(meta["n_features_in"])
+            if model._schema.columns is not None:
+                model.feature_names_in_ = np.array(model._schema.columns, dtype=object)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
+        return model
 
 
 def _real_target(y, name="y"):

@@ -10,12 +10,13 @@ import pytest
 pytest.importorskip("sklearn")
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from recforge.rank import GBDTClassifier, LogisticRegression  # noqa: E402
+from recforge.rank import GBDTLR, GBDTClassifier, LogisticRegression  # noqa: E402
 
 ESTIMATORS = [
     LogisticRegression(),
     LogisticRegression(penalty="l1", C=10.0, max_iter=30, random_state=0),
     GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1),
+    GBDTLR(n_estimators=5, max_depth=2, n_threads=1),
 ]
 
 _FTRL = {
@@ -35,6 +36,7 @@ _GBDT = {
 EXPECTED_FAILED = {
     "LogisticRegression": lambda est: _FTRL if est._solver() == "ftrl" else {},
     "GBDTClassifier": lambda est: _GBDT,
+    "GBDTLR": lambda est: _GBDT,
 }
 
 

@@ -6,6 +6,7 @@ All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``pre
 """
 from ._base import Ranker
 from .gbdt import GBDTClassifier, GBDTRegressor
+from .gbdt_lr import GBDTLR
 from .linear import LogisticRegression
 
-__all__ = ["Ranker", "LogisticRegression", "GBDTClassifier", "GBDTRegressor"]
+__all__ = ["Ranker", "LogisticRegression", "GBDTClassifier", "GBDTRegressor", "GBDTLR"]

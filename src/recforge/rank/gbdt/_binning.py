@@ -22,7 +22,8 @@ class BinMapper:
     Parameters
     ----------
     max_bin : int in [2, 255]
-        Most value bins per feature (the missing-value bin comes on top).
+        Most value bins per numeric feature (the missing-value bin comes on top). A categorical
+        feature may have up to 255 categories whatever ``max_bin``.
     subsample : int or None
         Rows used to find the quantiles of a numeric feature (None: all).
     random_state : numpy Generator
@@ -57,9 +58,9 @@ class BinMapper:
             col = col[~np.isnan(col)]
             if self.is_categorical_[f]:
                 codes = np.unique(col)
-                if codes.size > self.max_bin:
+                if codes.size > MAX_BIN:
                     raise ValueError(f"categorical feature {f} has {codes.size} categories; at most "
-                                     f"max_bin={self.max_bin} are supported")
+                                     f"{MAX_BIN} are supported")
                 return codes.astype(np.float32)
             return _numeric_edges(col, self.max_bin)
 

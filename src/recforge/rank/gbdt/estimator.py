@@ -172,6 +172,9 @@ class _BaseGBDT:
         p = np.clip(p, 1e-15, 1 - 1e-15)
         return float(-np.average(y * np.log(p) + (1 - y) * np.log1p(-p), weights=w))
 
+    def _threads(self):
+        return resolve_n_threads(self.n_threads)
+
     # ---- prediction on prepared float32 input --------------------------------------------------
     def _n_used(self):
         return int(self.best_iteration_) + 1

@@ -24,10 +24,24 @@ def _lr(n_threads):
     return LogisticRegression(C=0.3, encoder=FeatureEncoder(n_bins=20), n_threads=n_threads)
 
 
+def _gbdt(n_threads):
+    """GBDT: 300 trees of depth 6, eta 0.1, reg_lambda 5, on the raw DataFrame (categories as categories)."""
+    from .rank import GBDTClassifier
+
+    return GBDTClassifier(n_estimators=300, max_depth=6, learning_rate=0.1, reg_lambda=5, n_threads=n_threads)
+
+
+def _gbdt_lr(n_threads):
+    """GBDT+LR: 50 trees of depth 5 → leaf one-hot + original buckets → LR (C=0.1)."""
+    from .rank import GBDTLR
+
+    return GBDTLR(n_threads=n_threads)
+
+
 #: (row name, factory(n_threads) -> unfitted recall model)
 RECALL_MODELS = [("popularity", _popularity)]
 #: (row name, factory(n_threads) -> unfitted ranker with fit/predict_proba)
-RANKERS: list = [("LR", _lr)]
+RANKERS: list = [("LR", _lr), ("GBDT", _gbdt), ("GBDT+LR", _gbdt_lr)]
 
 
 @dataclass

@@ -75,7 +75,7 @@ inline void build_histograms(const uint8_t* X, int64_t n_features, const float* 
     std::memset(hist, 0, sizeof(double) * static_cast<size_t>(node_stride * n_nodes));
     int64_t work = 0;
     for (int64_t k = 0; k < n_nodes; ++k) work += (ends[k] - starts[k]) * n_features;
-    if (work < 200000) n_threads = 1;  // thread start-up costs more than the work
+    if (work < 1000000) n_threads = 1;  // thread start-up (and a busy machine's scheduling) costs more
     const int64_t n_blocks = std::max<int64_t>(1, std::min<int64_t>(n_threads, n_features));
     const int64_t per_block = (n_features + n_blocks - 1) / n_blocks;
     parallel_for(n_nodes * n_blocks, n_threads, [&](int64_t task, int) {

@@ -34,13 +34,28 @@ inline void partition_rows(const uint8_t* X_cols, int64_t n_rows, int32_t* rows,
             tasks.push_back({k, b, std::min(ends[k], b + block), 0, 0});
         total += ends[k] - starts[k];
     }
-    if (total < 50000) n_threads = 1;
+    if (total < 200000) n_threads = 1;
     auto goes_left = [&](int64_t k, int32_t r) {
         const uint8_t b = X_cols[static_cast<int64_t>(feature[k]) * n_rows + r];
         if (b == kMissingBin) return default_left[k] != 0;
         if (is_categorical[feature[k]]) return static_cast<int32_t>(b) == threshold[k];
         return static_cast<int32_t>(b) <= threshold[k];
     };
+    if (n_threads == 1) {
+        // one pass: left rows compacted in place, right rows to a buffer, then copied behind them
+        std::vector<int32_t> right(static_cast<size_t>(total));
+        for (int64_t k = 0; k < n_nodes; ++k) {
+            int64_t li = starts[k], ri = 0;
+            for (int64_t p = starts[k]; p < ends[k]; ++p) {
+                const int32_t r = rows[p];
+                if (goes_left(k, r)) rows[li++] = r;
+                else right[ri++] = r;
+            }
+            std::copy(right.data(), right.data() + ri, rows + li);
+            n_left[k] = li - starts[k];
+        }
+        return;
+    }
     std::vector<uint8_t> dir(static_cast<size_t>(total));
     std::vector<int64_t> offset(static_cast<size_t>(n_nodes));
     // pass 1: directions and per-block left counts

@@ -125,15 +125,19 @@ class TreeGrower:
     # ---- growth --------------------------------------------------------------------------------
     def grow(self) -> Tree:
         n = len(self.rows)
-        root_sum = (self.gh[self.rows].astype(np.float64).sum(axis=0) if n else np.zeros(2)).reshape(1, 2)
+        starts, ends = np.array([0], np.int64), np.array([n], np.int64)
+        hist = self._hist(starts, ends) if n else None
+        if n:  # every (switched-on) feature's bins add up to the node's totals
+            f = 0 if self.mask is None else int(np.flatnonzero(self.mask)[0])
+            root_sum = hist[0, f].sum(axis=0).reshape(1, 2)
+        else:
+            root_sum = np.zeros((1, 2))
         cap = 2 ** (self.p.max_depth + 1) - 1 if self.p.max_leaves is None and self.p.max_depth is not None else 64
         tree = Tree(min(cap, 4096))
         tree.add(0, root_sum[:, 1], self._leaf_values(root_sum))
-        starts, ends = np.array([0], np.int64), np.array([n], np.int64)
         if n == 0 or not self._can_split(0) or (self.p.max_leaves is not None and self.p.max_leaves < 2):
             self._leaves.append((np.array([0]), starts, ends))
             return tree
-        hist = self._hist(starts, ends)
         if self.p.max_leaves is None:
             self._grow_depthwise(tree, np.array([0]), starts, ends, root_sum, hist, 0)
         else:

@@ -143,29 +143,25 @@ void gradients_py(int objective, carr<double> raw, carr<float> y, std::optional<
                           gh.mutable_data(), n_threads);
 }
 
-struct Forest {
-    std::vector<gb::PackedNode> nodes;
-    const int64_t* roots;
-    int64_t n_trees;
-};
-
-Forest make_forest(int64_t F, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left, carr<int32_t> right,
-                   carr<uint8_t> default_left, carr<uint8_t> categorical, carr<double> value, carr<int64_t> roots) {
+gb::PackedForest make_forest(int64_t F, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left,
+                             carr<int32_t> right, carr<uint8_t> default_left, carr<uint8_t> categorical,
+                             carr<double> value, carr<int64_t> roots) {
     const int64_t N = feature.shape(0);
     need(threshold.shape(0) == N && left.shape(0) == N && right.shape(0) == N && default_left.shape(0) == N &&
              categorical.shape(0) == N && value.shape(0) == N, "tree node arrays must have equal lengths");
     for (int64_t i = 0; i < N; ++i) {
         const int32_t l = left.data()[i], r = right.data()[i];
         if (l >= 0) {
-            need(l > i && r > i && l < N && r < N, "tree child index out of range (corrupt model)");
+            need(l > i && r == l + 1 && r < N, "tree child index out of range (corrupt model)");
             need(feature.data()[i] >= 0 && feature.data()[i] < F, "tree feature index out of range for X");
         }
     }
-    for (int64_t t = 0; t < roots.shape(0); ++t)
-        need(roots.data()[t] >= 0 && roots.data()[t] < N, "tree root out of range (corrupt model)");
-    return {gb::pack_nodes(N, feature.data(), threshold.data(), left.data(), right.data(), default_left.data(),
-                           categorical.data(), value.data()),
-            roots.data(), roots.shape(0)};
+    const int64_t T = roots.shape(0);
+    for (int64_t t = 0; t < T; ++t)
+        need(roots.data()[t] >= 0 && roots.data()[t] < N && (t == 0 || roots.data()[t] > roots.data()[t - 1]),
+             "tree roots out of range or not increasing (corrupt model)");
+    return gb::pack_forest(N, feature.data(), threshold.data(), left.data(), default_left.data(), categorical.data(),
+                           value.data(), roots.data(), T);
 }
 
 void predict_raw_py(carr<float> X, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left,
@@ -174,10 +170,10 @@ void predict_raw_py(carr<float> X, carr<int32_t> feature, carr<float> threshold,
     need(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
     need(out.ndim() == 1 && out.shape(0) == n, "out must have length n_rows");
-    Forest forest = make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
-    need(0 <= t0 && t0 <= t1 && t1 <= forest.n_trees, "tree range out of bounds");
+    gb::PackedForest forest = make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
+    need(0 <= t0 && t0 <= t1 && t1 <= roots.shape(0), "tree range out of bounds");
     py::gil_scoped_release release;
-    gb::predict_raw(X.data(), n, F, forest.nodes.data(), forest.roots, t0, t1, out.mutable_data(), n_threads);
+    gb::predict_raw(X.data(), n, F, forest, roots.data(), t0, t1, out.mutable_data(), n_threads);
 }
 
 carr<int32_t> apply_py(carr<float> X, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left,
@@ -185,12 +181,12 @@ carr<int32_t> apply_py(carr<float> X, carr<int32_t> feature, carr<float> thresho
                        carr<int64_t> roots, int64_t t0, int64_t t1, int n_threads) {
     need(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
-    Forest forest = make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
-    need(0 <= t0 && t0 <= t1 && t1 <= forest.n_trees, "tree range out of bounds");
+    gb::PackedForest forest = make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
+    need(0 <= t0 && t0 <= t1 && t1 <= roots.shape(0), "tree range out of bounds");
     carr<int32_t> out({n, t1 - t0});
     {
         py::gil_scoped_release release;
-        gb::apply_trees(X.data(), n, F, forest.nodes.data(), forest.roots, t0, t1, out.mutable_data(), n_threads);
+        gb::apply_trees(X.data(), n, F, forest, roots.data(), t0, t1, out.mutable_data(), n_threads);
     }
     return out;
 }

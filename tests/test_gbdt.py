@@ -247,3 +247,18 @@ def test_max_depth_zero_is_a_constant_model():
     X, y = _data(300)
     model = GBDTClassifier(n_estimators=3, max_depth=0).fit(X, y)
     assert np.ptp(model.decision_function(X)) == 0
+
+
+def test_regressor_save_load_and_categorical(tmp_path):
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame({"a": rng.normal(size=600), "c": rng.choice(["u", "v"], size=600)})
+    y = df.a.to_numpy() * 2 + (df.c == "v") * 3
+    model = GBDTRegressor(n_estimators=20, max_depth=3).fit(df, y)
+    assert model._schema.is_categorical.tolist() == [False, True]
+    path = tmp_path / "reg.npz"
+    model.save(path)
+    loaded = GBDTRegressor.load(path)
+    np.testing.assert_array_equal(loaded.predict(df), model.predict(df))
+    assert loaded.feature_names_in_.tolist() == ["a", "c"]
+    with pytest.raises(NotFittedError):
+        GBDTRegressor().predict(df)

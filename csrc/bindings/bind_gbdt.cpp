@@ -54,18 +54,24 @@ void check_nodes(const carr<int32_t>& rows, const carr<int64_t>& starts, const c
              "node ranges must satisfy 0 <= start <= end <= len(rows)");
 }
 
-carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh, carr<int32_t> rows, carr<int64_t> starts,
-                                 carr<int64_t> ends, std::optional<carr<uint8_t>> feature_mask, int n_threads) {
+carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh, std::optional<carr<int32_t>> rows,
+                                 carr<int64_t> starts, carr<int64_t> ends, std::optional<carr<uint8_t>> feature_mask,
+                                 int n_threads) {
     need(Xb.ndim() == 2, "X_binned must be 2-D");
     const int64_t F = Xb.shape(1);
     need(gh.ndim() == 2 && gh.shape(0) == Xb.shape(0) && gh.shape(1) == 2, "gh must have shape (n_rows, 2)");
-    check_nodes(rows, starts, ends);
+    if (rows) {
+        check_nodes(*rows, starts, ends);
+    } else {
+        carr<int32_t> none(Xb.shape(0));  // node ranges index X itself
+        check_nodes(none, starts, ends);
+    }
     if (feature_mask) need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
     const int64_t K = starts.shape(0);
     carr<double> hist({K, F, static_cast<int64_t>(gb::kBins), static_cast<int64_t>(2)});
     {
         py::gil_scoped_release release;
-        gb::build_histograms(Xb.data(), F, gh.data(), rows.data(), starts.data(), ends.data(), K,
+        gb::build_histograms(Xb.data(), F, gh.data(), rows ? rows->data() : nullptr, starts.data(), ends.data(), K,
                              feature_mask ? feature_mask->data() : nullptr, hist.mutable_data(), n_threads);
     }
     return hist;
@@ -116,6 +122,32 @@ carr<int64_t> partition_py(carr<uint8_t> X_cols, carr<int32_t> rows, carr<int64_
         py::gil_scoped_release release;
         gb::partition_rows(X_cols.data(), n_rows, rows.mutable_data(), starts.data(), ends.data(), K, feature.data(),
                            threshold.data(), default_left.data(), is_cat.data(), n_left.mutable_data(), n_threads);
+    }
+    return n_left;
+}
+
+carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows, carr<uint8_t> scratch_X,
+                                   carr<float> scratch_gh, carr<int32_t> scratch_rows, carr<int64_t> starts,
+                                   carr<int64_t> ends, carr<int32_t> feature, carr<int32_t> threshold,
+                                   carr<uint8_t> default_left, carr<uint8_t> is_cat, int n_threads) {
+    need(Xn.ndim() == 2, "Xn must be 2-D");
+    const int64_t m = Xn.shape(0), F = Xn.shape(1);
+    need(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.shape(0) == m,
+         "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
+    need(scratch_X.ndim() == 2 && scratch_X.shape(0) == m && scratch_X.shape(1) == F && scratch_gh.ndim() == 2 &&
+             scratch_gh.shape(0) == m && scratch_rows.shape(0) == m, "scratch buffers must match Xn, ghn, rows");
+    check_nodes(rows, starts, ends);
+    const int64_t K = starts.shape(0);
+    need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K, "split arrays length");
+    need(is_cat.shape(0) == F, "is_categorical length");
+    for (int64_t k = 0; k < K; ++k) need(feature.data()[k] >= 0 && feature.data()[k] < F, "feature out of range");
+    carr<int64_t> n_left(K);
+    {
+        py::gil_scoped_release release;
+        gb::partition_ordered(Xn.mutable_data(), F, ghn.mutable_data(), rows.mutable_data(), scratch_X.mutable_data(),
+                              scratch_gh.mutable_data(), scratch_rows.mutable_data(), starts.data(), ends.data(), K,
+                              feature.data(), threshold.data(), default_left.data(), is_cat.data(),
+                              n_left.mutable_data(), n_threads);
     }
     return n_left;
 }
@@ -198,7 +230,7 @@ void bind_gbdt(py::module_& m) {
           py::arg("offsets").noconvert(), py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
           "Bin float32 X (n, F) by per-feature sorted edges -> uint8 (n, F); NaN -> 255.");
     m.def("gbdt_build_histograms", &build_histograms_py, py::arg("X_binned").noconvert(), py::arg("gh").noconvert(),
-          py::arg("rows").noconvert(), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
+          py::arg("rows").noconvert().none(true), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
           py::arg("feature_mask").noconvert() = py::none(), py::arg("n_threads") = 1,
           "(g, h) sums per node, feature and bin -> float64 (n_nodes, F, 256, 2).");
     m.def("gbdt_find_splits", &find_splits_py, py::arg("hist").noconvert(), py::arg("sum_g").noconvert(),
@@ -211,6 +243,12 @@ void bind_gbdt(py::module_& m) {
           py::arg("threshold").noconvert(), py::arg("default_left").noconvert(),
           py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
           "Stable in-place partition of each node's rows (left first) -> n_left per node.");
+    m.def("gbdt_partition_ordered", &partition_ordered_py, py::arg("Xn").noconvert(), py::arg("ghn").noconvert(),
+          py::arg("rows").noconvert(), py::arg("scratch_X").noconvert(), py::arg("scratch_gh").noconvert(),
+          py::arg("scratch_rows").noconvert(), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
+          py::arg("feature").noconvert(), py::arg("threshold").noconvert(), py::arg("default_left").noconvert(),
+          py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
+          "Stable in-place partition of node-ordered data (binned rows, gradients, row ids) -> n_left.");
     m.def("gbdt_add_leaf_values", &add_leaf_values_py, py::arg("rows").noconvert(), py::arg("starts").noconvert(),
           py::arg("ends").noconvert(), py::arg("values").noconvert(), py::arg("raw").noconvert(),
           py::arg("n_threads") = 1, "raw[rows[start:end]] += value for each leaf (in place).");

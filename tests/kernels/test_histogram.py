@@ -125,3 +125,30 @@ def test_kernel_argument_errors_name_the_argument():
         kern.partition(np.ascontiguousarray(Xb.T), rows.astype(np.int64), [0], [10], [0], [1], [0], [0, 0])
     with pytest.raises(ValueError, match="objective"):
         kern.gradients("multi:softmax", np.zeros(2), np.zeros(2))
+
+
+@pytest.mark.parametrize("n,n_threads", [(1000, 1), (250_000, 2)])
+def test_partition_ordered_moves_rows_gradients_and_ids(n, n_threads):
+    Xb, gh = _binned(n, 3, 10, n_values=30)
+    ids = np.random.default_rng(10).permutation(n).astype(np.int32)
+    Xn, ghn, rows = Xb.copy(), gh.copy(), ids.copy()
+    starts, ends = np.array([0, n // 3]), np.array([n // 3, n])
+    feature, threshold, dleft = np.array([0, 2], np.int32), np.array([10, 4], np.int32), np.array([0, 1], np.uint8)
+    is_cat = np.array([0, 0, 1], np.uint8)
+    n_left = kern.partition_ordered(Xn, ghn, rows, starts, ends, feature, threshold, dleft, is_cat,
+                                    n_threads=n_threads)
+    orders = []
+    for k in range(2):
+        seg = np.arange(starts[k], ends[k])
+        go = ref.goes_left(Xb[seg, feature[k]], threshold[k], dleft[k], bool(is_cat[feature[k]]))
+        order = np.concatenate([seg[go], seg[~go]])
+        orders.append(order)
+        assert n_left[k] == go.sum()
+        np.testing.assert_array_equal(Xn[starts[k]:ends[k]], Xb[order])
+        np.testing.assert_array_equal(ghn[starts[k]:ends[k]], gh[order])
+        np.testing.assert_array_equal(rows[starts[k]:ends[k]], ids[order])
+    # histogram of a node-ordered range (rows=None) = histogram of the same rows by index
+    left0 = int(n_left[0])
+    direct = kern.build_histograms(Xn, ghn, None, [0], [left0])
+    indexed = kern.build_histograms(Xb, gh, orders[0][:left0].astype(np.int32), [0], [left0])
+    np.testing.assert_array_equal(direct, indexed)

@@ -67,6 +67,8 @@ inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, con
 }
 
 // Build the histograms of n_nodes nodes. gh: interleaved (g, h) float32 per row.
+// rows == nullptr: node k is rows [starts[k], ends[k]) of X and gh themselves (data kept in node
+// order, so every node reads contiguous memory); otherwise rows[starts[k], ends[k]) index them.
 // feature_mask (may be null): features with mask 0 are left as zeros.
 inline void build_histograms(const uint8_t* X, int64_t n_features, const float* gh, const int32_t* rows,
                              const int64_t* starts, const int64_t* ends, int64_t n_nodes,
@@ -92,9 +94,18 @@ inline void build_histograms(const uint8_t* X, int64_t n_features, const float* 
                 if (!feature_mask || feature_mask[f]) feats[nf++] = static_cast<int32_t>(f);
             if (nf == 0) return;
             if (nf == f1 - f0) {
-                // contiguous block: the common case
+                // contiguous block: the common case. Rows of a deep node are scattered: fetch the
+                // X row and gradient of a row some iterations ahead so the loads overlap.
+                constexpr int64_t kAhead = 24;
                 for (int64_t p = s; p < e; ++p) {
-                    const int64_t r = rows[p];
+#if defined(__GNUC__) || defined(__clang__)
+                    if (rows && p + kAhead < e) {
+                        const int64_t ra = rows[p + kAhead];
+                        __builtin_prefetch(X + ra * n_features + f0);
+                        __builtin_prefetch(gh + 2 * ra);
+                    }
+#endif
+                    const int64_t r = rows ? rows[p] : p;
                     const uint8_t* x = X + r * n_features;
                     const double g = gh[2 * r], h = gh[2 * r + 1];
                     for (int64_t f = f0; f < f1; ++f) {
@@ -105,7 +116,7 @@ inline void build_histograms(const uint8_t* X, int64_t n_features, const float* 
                 }
             } else {
                 for (int64_t p = s; p < e; ++p) {
-                    const int64_t r = rows[p];
+                    const int64_t r = rows ? rows[p] : p;
                     const uint8_t* x = X + r * n_features;
                     const double g = gh[2 * r], h = gh[2 * r + 1];
                     for (int64_t j = 0; j < nf; ++j) {
@@ -118,7 +129,7 @@ inline void build_histograms(const uint8_t* X, int64_t n_features, const float* 
             }
         } else {
             for (int64_t p = s; p < e; ++p) {
-                const int64_t r = rows[p];
+                const int64_t r = rows ? rows[p] : p;
                 const uint8_t* x = X + r * n_features;
                 const double g = gh[2 * r], h = gh[2 * r + 1];
                 for (int64_t f = f0; f < f1; ++f) {

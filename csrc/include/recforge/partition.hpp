@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "recforge/histogram.hpp"
@@ -101,6 +102,107 @@ inline void partition_rows(const uint8_t* X_cols, int64_t n_rows, int32_t* rows,
     }, 1);
     parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
         std::copy(out.data() + offset[k], out.data() + offset[k] + (ends[k] - starts[k]), rows + starts[k]);
+    }, 1);
+}
+
+// Copy one binned row (n bytes): 8-byte words then the tail, inlined (a libc memcpy call per
+// 50-byte row costs more than the copy).
+inline void copy_row(uint8_t* dst, const uint8_t* src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        std::memcpy(&w, src + i, 8);
+        std::memcpy(dst + i, &w, 8);
+    }
+    for (; i < n; ++i) dst[i] = src[i];
+}
+
+// Node-ordered data: positions [starts[k], ends[k]) of Xn (row-major binned rows), ghn (g, h pairs)
+// and rows (original row ids) belong to node k. Split every node and move all three arrays so
+// that its left rows come first, then its right rows, each group keeping its order (stable).
+// scratch_* are buffers of the same sizes as the arrays. Writes the left counts to n_left.
+inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32_t* rows, uint8_t* scratch_X,
+                              float* scratch_gh, int32_t* scratch_rows, const int64_t* starts, const int64_t* ends,
+                              int64_t n_nodes, const int32_t* feature, const int32_t* threshold,
+                              const uint8_t* default_left, const uint8_t* is_categorical, int64_t* n_left,
+                              int n_threads) {
+    const int64_t block = 16384;
+    struct Task {
+        int64_t node, begin, end, left_before;
+    };
+    std::vector<Task> tasks;
+    int64_t total = 0;
+    for (int64_t k = 0; k < n_nodes; ++k) {
+        for (int64_t b = starts[k]; b < ends[k]; b += block) tasks.push_back({k, b, std::min(ends[k], b + block), 0});
+        total += ends[k] - starts[k];
+    }
+    if (total < 100000) n_threads = 1;
+    auto goes_left = [&](int64_t k, int64_t p) {
+        const uint8_t b = Xn[p * n_features + feature[k]];
+        if (b == kMissingBin) return default_left[k] != 0;
+        if (is_categorical[feature[k]]) return static_cast<int32_t>(b) == threshold[k];
+        return static_cast<int32_t>(b) <= threshold[k];
+    };
+    const size_t row_bytes = static_cast<size_t>(n_features);
+    if (n_threads == 1) {
+        // one pass per node: left rows compacted in place, right rows to scratch, then appended
+        for (int64_t k = 0; k < n_nodes; ++k) {
+            int64_t li = starts[k], ri = 0;
+            for (int64_t p = starts[k]; p < ends[k]; ++p) {
+                if (goes_left(k, p)) {
+                    if (li != p) {
+                        copy_row(Xn + li * n_features, Xn + p * n_features, row_bytes);
+                        ghn[2 * li] = ghn[2 * p];
+                        ghn[2 * li + 1] = ghn[2 * p + 1];
+                        rows[li] = rows[p];
+                    }
+                    ++li;
+                } else {
+                    copy_row(scratch_X + ri * n_features, Xn + p * n_features, row_bytes);
+                    scratch_gh[2 * ri] = ghn[2 * p];
+                    scratch_gh[2 * ri + 1] = ghn[2 * p + 1];
+                    scratch_rows[ri] = rows[p];
+                    ++ri;
+                }
+            }
+            std::memcpy(Xn + li * n_features, scratch_X, static_cast<size_t>(ri) * row_bytes);
+            std::memcpy(ghn + 2 * li, scratch_gh, static_cast<size_t>(ri) * 2 * sizeof(float));
+            std::memcpy(rows + li, scratch_rows, static_cast<size_t>(ri) * sizeof(int32_t));
+            n_left[k] = li - starts[k];
+        }
+        return;
+    }
+    std::vector<int64_t> block_left(tasks.size());
+    parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
+        const Task& tk = tasks[t];
+        int64_t c = 0;
+        for (int64_t p = tk.begin; p < tk.end; ++p) c += goes_left(tk.node, p);
+        block_left[t] = c;
+    }, 1);
+    for (int64_t k = 0; k < n_nodes; ++k) n_left[k] = 0;
+    for (size_t t = 0; t < tasks.size(); ++t) {
+        tasks[t].left_before = n_left[tasks[t].node];
+        n_left[tasks[t].node] += block_left[t];
+    }
+    // scatter every row to its final position in the scratch buffers, then copy the ranges back
+    parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
+        const Task& tk = tasks[t];
+        const int64_t k = tk.node;
+        int64_t li = starts[k] + tk.left_before;
+        int64_t ri = starts[k] + n_left[k] + (tk.begin - starts[k]) - tk.left_before;
+        for (int64_t p = tk.begin; p < tk.end; ++p) {
+            const int64_t q = goes_left(k, p) ? li++ : ri++;
+            copy_row(scratch_X + q * n_features, Xn + p * n_features, row_bytes);
+            scratch_gh[2 * q] = ghn[2 * p];
+            scratch_gh[2 * q + 1] = ghn[2 * p + 1];
+            scratch_rows[q] = rows[p];
+        }
+    }, 1);
+    parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
+        const int64_t s = starts[k], len = ends[k] - starts[k];
+        std::memcpy(Xn + s * n_features, scratch_X + s * n_features, static_cast<size_t>(len) * row_bytes);
+        std::memcpy(ghn + 2 * s, scratch_gh + 2 * s, static_cast<size_t>(len) * 2 * sizeof(float));
+        std::memcpy(rows + s, scratch_rows + s, static_cast<size_t>(len) * sizeof(int32_t));
     }, 1);
 }
 

@@ -50,7 +50,8 @@ def bin_features(X, edges, offsets, is_categorical, *, n_threads=1):
 
 
 def build_histograms(X_binned, gh, rows, starts, ends, *, feature_mask=None, n_threads=1):
-    """Gradient/hessian sums per bin for each node ``k`` = rows ``rows[starts[k]:ends[k]]``.
+    """Gradient/hessian sums per bin for each node ``k`` = rows ``rows[starts[k]:ends[k]]``
+    (``rows=None``: rows ``starts[k]:ends[k]`` of ``X_binned`` and ``gh`` themselves).
 
     Parameters
     ----------
@@ -68,8 +69,9 @@ def build_histograms(X_binned, gh, rows, starts, ends, *, feature_mask=None, n_t
     ndarray (n_nodes, n_features, 256, 2) float64
     """
     X_binned = _arr(X_binned, np.uint8, "X_binned", 2)
-    rows = _arr(rows, np.int32, "rows", 1)
-    _check_rows(rows, X_binned.shape[0])
+    if rows is not None:
+        rows = _arr(rows, np.int32, "rows", 1)
+        _check_rows(rows, X_binned.shape[0])
     return _core.gbdt_build_histograms(X_binned, _arr(gh, np.float32, "gh", 2), rows,
                                        _arr(starts, np.int64, "starts", 1), _arr(ends, np.int64, "ends", 1),
                                        _opt(feature_mask, np.uint8, "feature_mask", 1), resolve_n_threads(n_threads))
@@ -112,6 +114,26 @@ def partition(X_cols, rows, starts, ends, feature, threshold, default_left, is_c
                                 _arr(ends, np.int64, "ends", 1), _arr(feature, np.int32, "feature", 1),
                                 _arr(threshold, np.int32, "threshold", 1), _arr(default_left, np.uint8, "default_left", 1),
                                 _arr(is_categorical, np.uint8, "is_categorical", 1), resolve_n_threads(n_threads))
+
+
+def partition_ordered(Xn, ghn, rows, starts, ends, feature, threshold, default_left, is_categorical, *,
+                      n_threads=1):
+    """Split node-ordered data in place: positions ``[starts[k], ends[k])`` of ``Xn`` (uint8 (m, F),
+    binned rows), ``ghn`` (float32 (m, 2)) and ``rows`` (int32 (m,), original ids) are node ``k``;
+    afterwards its left rows come first, then its right rows, each group in its old order.
+
+    Returns the number of left rows per node, int64 (n_nodes,). The three arrays are modified.
+    """
+    for name, a, dt, nd in (("Xn", Xn, np.uint8, 2), ("ghn", ghn, np.float32, 2), ("rows", rows, np.int32, 1)):
+        if not (isinstance(a, np.ndarray) and a.dtype == dt and a.ndim == nd and a.flags.c_contiguous):
+            raise TypeError(f"{name} must be a C-contiguous {np.dtype(dt).name} {nd}-D array (modified in place)")
+    scratch = (np.empty_like(Xn), np.empty_like(ghn), np.empty_like(rows))
+    return _core.gbdt_partition_ordered(Xn, ghn, rows, *scratch, _arr(starts, np.int64, "starts", 1),
+                                        _arr(ends, np.int64, "ends", 1), _arr(feature, np.int32, "feature", 1),
+                                        _arr(threshold, np.int32, "threshold", 1),
+                                        _arr(default_left, np.uint8, "default_left", 1),
+                                        _arr(is_categorical, np.uint8, "is_categorical", 1),
+                                        resolve_n_threads(n_threads))
 
 
 def add_leaf_values(rows, starts, ends, values, raw, *, n_threads=1):

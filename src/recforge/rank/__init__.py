@@ -9,4 +9,4 @@ from .gbdt import GBDTClassifier, GBDTRegressor
 from .gbdt_lr import GBDTLR
 from .linear import LogisticRegression
 
-__all__ = ["Ranker", "LogisticRegression", "GBDTClassifier", "GBDTRegressor", "GBDTLR"]
+__all__ = ["GBDTLR", "GBDTClassifier", "GBDTRegressor", "LogisticRegression", "Ranker"]

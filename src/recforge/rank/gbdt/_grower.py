@@ -76,20 +76,21 @@ class Tree:
 
 
 class TreeGrower:
-    """Grow a tree on binned data ``X_binned`` (uint8, C order) with gradients ``gh`` (float32, (n, 2)).
+    """Grow a tree on node-ordered data: binned rows ``Xn`` (uint8, (m, n_features), C order), their
+    gradients ``ghn`` (float32, (m, 2)) and original row ids ``rows`` (int32, (m,)).
 
-    ``X_cols`` is the same matrix column-major (n_features, n_rows) for the partition kernel.
-    ``rows``: int32 indices of the rows to use (sorted; all rows or a subsample); it is partitioned
-    in place, so that after :meth:`grow` leaf ``leaf_nodes[i]`` holds ``rows[leaf_starts[i]:leaf_ends[i]]``.
+    Every split moves the three arrays in place (stable), so a node is always a contiguous range of
+    positions and its histogram reads contiguous memory; after :meth:`grow` the leaves' rows are
+    ``rows[start:end]`` of :meth:`leaf_ranges`. ``scratch`` holds three buffers of the same shapes.
     The estimator builds every array with the right dtype, layout and range, so the kernels of
     ``recforge._core`` are called directly (``recforge.kernels.gbdt`` is the checked public entry).
     """
 
-    def __init__(self, X_binned, X_cols, gh, rows, bin_mapper, feature_mask, params: GrowParams, n_threads=1):
-        self.X = X_binned
-        self.X_cols = X_cols
-        self.gh = gh
+    def __init__(self, Xn, ghn, rows, scratch, bin_mapper, feature_mask, params: GrowParams, n_threads=1):
+        self.X = Xn
+        self.gh = ghn
         self.rows = rows
+        self.scratch = scratch
         self.is_cat = bin_mapper.is_categorical_.astype(np.uint8)
         self.n_bins = bin_mapper.n_bins_
         self.thr_table = bin_mapper.threshold_table()
@@ -100,7 +101,7 @@ class TreeGrower:
 
     # ---- kernel calls --------------------------------------------------------------------------
     def _hist(self, starts, ends):
-        return _core.gbdt_build_histograms(self.X, self.gh, self.rows, np.ascontiguousarray(starts, np.int64),
+        return _core.gbdt_build_histograms(self.X, self.gh, None, np.ascontiguousarray(starts, np.int64),
                                            np.ascontiguousarray(ends, np.int64), self.mask, self.n_threads)
 
     def _splits(self, hist, sums):
@@ -148,8 +149,8 @@ class TreeGrower:
         """Partition the rows of nodes ``ids`` and add their children. Returns the children's
         (ids, starts, ends, sums) ordered left0, right0, left1, right1, ..."""
         feature, threshold, dleft, chg, lg, lh = split
-        n_left = _core.gbdt_partition(self.X_cols, self.rows, starts, ends, feature, threshold, dleft, self.is_cat,
-                                      self.n_threads)
+        n_left = _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
+                                              threshold, dleft, self.is_cat, self.n_threads)
         k = len(ids)
         left_sum = np.column_stack([lg, lh])
         child_sums = np.empty((2 * k, 2))

@@ -93,7 +93,6 @@ class _BaseGBDT:
         mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN), random_state=rng).fit(
             Xf, self._schema.is_categorical, n_threads=n_threads)
         Xb = mapper.transform(Xf, n_threads=n_threads)
-        X_cols = np.ascontiguousarray(Xb.T)
         self.binning_seconds_ = self._prepare_seconds + time.perf_counter() - t_start
         t_train = time.perf_counter()
         if self.early_stopping_rounds is not None and not evals:
@@ -117,17 +116,28 @@ class _BaseGBDT:
             from tqdm.auto import tqdm
 
             rounds = tqdm(rounds, desc=type(self).__name__, unit="tree")
+        # Node-ordered data: the growers keep the binned rows, gradients and row ids sorted by node.
+        # Without row subsampling Xb itself is reordered tree after tree (rows_perm tracks the ids);
+        # with it, each tree gathers its sample.
+        scratch_full = (np.empty_like(Xb), np.empty((n, 2), np.float32), np.empty(n, np.int32))
+        rows_perm = np.arange(n, dtype=np.int32)
+        ghn_full = np.empty((n, 2), np.float32)
         for it in rounds:
             _core.gbdt_gradients(_OBJECTIVE_CODE[self._objective], raw, y32, w32, gh, n_threads)
             if self.subsample < 1.0:
                 rows = np.flatnonzero(rng.random(n) < self.subsample).astype(np.int32)
+                m = len(rows)
+                Xn = np.take(Xb, rows, axis=0)
+                ghn = np.take(gh, rows, axis=0)
             else:
-                rows = np.arange(n, dtype=np.int32)
+                rows, m, Xn = rows_perm, n, Xb
+                ghn = np.take(gh, rows, axis=0, out=ghn_full)
+            scratch = tuple(b[:m] for b in scratch_full)
             mask = None
             if n_col < n_features:
                 mask = np.zeros(n_features, np.uint8)
                 mask[rng.choice(n_features, n_col, replace=False)] = 1
-            grower = TreeGrower(Xb, X_cols, gh, rows, mapper, mask, params, n_threads=n_threads)
+            grower = TreeGrower(Xn, ghn, rows, scratch, mapper, mask, params, n_threads=n_threads)
             tree = grower.grow().arrays()
             forest.append(tree)
             if self.subsample < 1.0:
@@ -296,7 +306,7 @@ _DOC_PARAMS = """
         codes. Categorical splits send one category left and all others right (like xgboost's
         one-hot splits), missing values to the learned side.
     early_stopping_rounds : int or None, default None
-        Stop when the metric on the last ``eval_set`` pair has not improved for this many rounds;
+        Stop when the metric on the first ``eval_set`` entry has not improved for this many rounds;
         ``best_iteration_`` is then the best round and predictions use trees ``0..best_iteration_``.
     eval_metric : str or None
         ``"logloss"`` (default), ``"error"`` or ``"auc"`` for the classifier; ``"rmse"`` for the regressor.
@@ -332,8 +342,9 @@ class GBDTClassifier(_BaseGBDT, Ranker):
     Histograms, split search, row partition and prediction run in C++ threads.
 
     Quality on UCI Adult (``recforge.datasets.adult``, test AUC; see tests/test_gbdt_quality.py):
-    ``GBDTClassifier(n_estimators=300, max_depth=6, learning_rate=0.1)`` on the raw DataFrame
-    (categorical columns as categories) reaches AUC >= 0.928.
+    ``GBDTClassifier(n_estimators=300, max_depth=6, learning_rate=0.1, reg_lambda=5)`` on the raw
+    DataFrame (categorical columns as categories) reaches AUC 0.9287 (0.9280 with reg_lambda=1;
+    xgboost hist with the same trees on one-hot columns: 0.9285).
 """ + _DOC_PARAMS + """
     Examples
     --------

@@ -6,6 +6,7 @@
 namespace py = pybind11;
 
 void bind_topk(py::module_& m);
+void bind_gbdt(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge compiled kernels (private: use the recforge Python API)";
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_core, m) {
         }
     });
     bind_topk(m);
+    bind_gbdt(m);
 }

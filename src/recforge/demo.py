@@ -43,10 +43,24 @@ def _wide_deep(n_threads):
     return WideDeep(encoder=FeatureEncoder(crosses=crosses), random_state=0, n_threads=n_threads)
 
 
+def _gbdt(n_threads):
+    """GBDT: 300 trees of depth 6, eta 0.1, reg_lambda 5, on the raw DataFrame (categories as categories)."""
+    from .rank import GBDTClassifier
+
+    return GBDTClassifier(n_estimators=300, max_depth=6, learning_rate=0.1, reg_lambda=5, n_threads=n_threads)
+
+
+def _gbdt_lr(n_threads):
+    """GBDT+LR: 50 trees of depth 5 → leaf one-hot + original buckets → LR (C=0.1)."""
+    from .rank import GBDTLR
+
+    return GBDTLR(n_threads=n_threads)
+
+
 #: (row name, factory(n_threads) -> unfitted recall model)
 RECALL_MODELS = [("popularity", _popularity)]
 #: (row name, factory(n_threads) -> unfitted ranker with fit/predict_proba)
-RANKERS: list = [("LR", _lr), ("DNN", _dnn), ("Wide&Deep", _wide_deep)]
+RANKERS: list = [("LR", _lr), ("GBDT", _gbdt), ("GBDT+LR", _gbdt_lr), ("DNN", _dnn), ("Wide&Deep", _wide_deep)]
 
 
 @dataclass

@@ -6,7 +6,9 @@ All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``pre
 """
 from ._base import Ranker
 from .dnn import DNN
+from .gbdt import GBDTClassifier, GBDTRegressor
+from .gbdt_lr import GBDTLR
 from .linear import LogisticRegression
 from .wide_deep import WideDeep
 
-__all__ = ["Ranker", "LogisticRegression", "DNN", "WideDeep"]
+__all__ = ["Ranker", "LogisticRegression", "GBDTClassifier", "GBDTRegressor", "GBDTLR", "DNN", "WideDeep"]

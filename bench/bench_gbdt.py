@@ -1,0 +1,168 @@
+"""GBDT: recforge's GBDTClassifier vs xgboost ``tree_method="hist"``, same trees/depth/bins/threads.
+
+Groups (1 and 2 threads each; the peer's name has no "recforge"):
+
+* ``gbdt-fit-adult-{n}thr`` — UCI Adult, 300 trees, depth 6, eta 0.1, 256 bins. recforge fits the
+  raw DataFrame (categorical columns as categories); xgboost fits the one-hot float32 matrix
+  (xgboost's best Adult recipe, AUC 0.9285). Whole fit: binning included.
+* ``gbdt-fit-synthetic-{n}thr`` — ``synthetic_ctr`` 1M rows x 50 float32 features, 100 trees,
+  depth 6, 256 bins (plus 200k held-out rows of the same draw for the AUC). Whole fit.
+* ``gbdt-binning-synthetic`` — the binning step alone: recforge's BinMapper fit + transform vs
+  xgboost's ``QuantileDMatrix`` construction (2 threads).
+* ``gbdt-predict-synthetic-{n}thr`` — raw margins of 200k rows from the 100-tree models:
+  ``decision_function`` vs ``Booster.inplace_predict`` (rows/s in ``extra_info``).
+
+Every fit records its test AUC and the binning / training split (``binning_s`` / ``training_s``)
+in ``extra_info``; AUCs within a group must agree to 0.002 (equal quality). Full size: 3 rounds
+for Adult, 1 round for the 1M-row fits (each takes 10-40 s), 5 for predict.
+
+Run:  pytest bench/bench_gbdt.py --benchmark-only --benchmark-json=/tmp/gbdt.json
+      python bench/compare.py /tmp/gbdt.json
+"""
+import numpy as np
+import pandas as pd
+import pytest
+
+from recforge.metrics import roc_auc_score
+from recforge.rank import GBDTClassifier
+
+from .conftest import pick
+
+xgb = pytest.importorskip("xgboost")
+
+N_SYNTH = pick(1_000_000, 20_000)
+N_SYNTH_TEST = pick(200_000, 5_000)
+ADULT_TREES = pick(300, 20)
+SYNTH_TREES = pick(100, 10)
+ROUNDS_ADULT = pick(3, 1)
+ROUNDS_SYNTH = pick(1, 1)
+
+
+@pytest.fixture(scope="module")
+def adult_data():
+    from recforge.datasets import adult
+
+    data = adult()
+    both = pd.get_dummies(pd.concat([data.X_train, data.X_test]), dtype=np.float32).astype(np.float32)
+    n = len(data.X_train)
+    onehot_train, onehot_test = both.iloc[:n].to_numpy(), both.iloc[n:].to_numpy()
+    return data, onehot_train, onehot_test
+
+
+@pytest.fixture(scope="module")
+def synthetic_data():
+    from recforge.data import synthetic_ctr
+
+    X, y = synthetic_ctr(N_SYNTH + N_SYNTH_TEST, 50, seed=0)
+    return X[:N_SYNTH], y[:N_SYNTH], X[N_SYNTH:], y[N_SYNTH:]
+
+
+_AUC = {}
+
+
+def _record(benchmark, key, model, auc):
+    benchmark.extra_info["auc"] = auc
+    if hasattr(model, "binning_seconds_"):
+        benchmark.extra_info["binning_s"] = model.binning_seconds_
+        benchmark.extra_info["training_s"] = model.training_seconds_
+    _AUC.setdefault(key, []).append(auc)
+    assert max(_AUC[key]) - min(_AUC[key]) <= 0.002, _AUC[key]  # equal quality across the group
+
+
+def _xgb(n_trees, n_threads):
+    return xgb.XGBClassifier(n_estimators=n_trees, max_depth=6, learning_rate=0.1, tree_method="hist", max_bin=256,
+                             n_jobs=n_threads)
+
+
+def _ours(n_trees, n_threads):
+    return GBDTClassifier(n_estimators=n_trees, max_depth=6, learning_rate=0.1, max_bin=256, n_threads=n_threads)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_xgboost_fit_adult(benchmark, adult_data, n_threads):
+    data, Xtr, Xte = adult_data
+    benchmark.group = f"gbdt-fit-adult-{n_threads}thr"
+    model = benchmark.pedantic(lambda: _xgb(ADULT_TREES, n_threads).fit(Xtr, data.y_train), rounds=ROUNDS_ADULT,
+                               warmup_rounds=0)
+    _record(benchmark, f"adult-{n_threads}", model, roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1]))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_recforge_fit_adult(benchmark, adult_data, n_threads):
+    data, _, _ = adult_data
+    benchmark.group = f"gbdt-fit-adult-{n_threads}thr"
+    model = benchmark.pedantic(lambda: _ours(ADULT_TREES, n_threads).fit(data.X_train, data.y_train),
+                               rounds=ROUNDS_ADULT, warmup_rounds=0)
+    _record(benchmark, f"adult-{n_threads}", model,
+            roc_auc_score(data.y_test, model.predict_proba(data.X_test)[:, 1]))
+
+
+_MODELS = {}
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_xgboost_fit_synthetic(benchmark, synthetic_data, n_threads):
+    Xtr, ytr, Xte, yte = synthetic_data
+    benchmark.group = f"gbdt-fit-synthetic-{n_threads}thr"
+    model = benchmark.pedantic(lambda: _xgb(SYNTH_TREES, n_threads).fit(Xtr, ytr), rounds=ROUNDS_SYNTH,
+                               warmup_rounds=0)
+    _MODELS["xgboost"] = model
+    _record(benchmark, f"synth-{n_threads}", model, roc_auc_score(yte, model.predict_proba(Xte)[:, 1]))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_recforge_fit_synthetic(benchmark, synthetic_data, n_threads):
+    Xtr, ytr, Xte, yte = synthetic_data
+    benchmark.group = f"gbdt-fit-synthetic-{n_threads}thr"
+    model = benchmark.pedantic(lambda: _ours(SYNTH_TREES, n_threads).fit(Xtr, ytr), rounds=ROUNDS_SYNTH,
+                               warmup_rounds=0)
+    _MODELS["recforge"] = model
+    _record(benchmark, f"synth-{n_threads}", model, roc_auc_score(yte, model.predict_proba(Xte)[:, 1]))
+
+
+def test_xgboost_binning_synthetic(benchmark, synthetic_data):
+    Xtr, ytr, _, _ = synthetic_data
+    benchmark.group = "gbdt-binning-synthetic"
+    benchmark.pedantic(lambda: xgb.QuantileDMatrix(Xtr, ytr, max_bin=256, nthread=2), rounds=ROUNDS_SYNTH + 1,
+                       warmup_rounds=0)
+
+
+def test_recforge_binning_synthetic(benchmark, synthetic_data):
+    from recforge.rank.gbdt._binning import BinMapper
+
+    Xtr, _, _, _ = synthetic_data
+
+    def run():
+        mapper = BinMapper(max_bin=255, random_state=np.random.default_rng(0)).fit(
+            Xtr, np.zeros(Xtr.shape[1], bool), n_threads=2)
+        return mapper.transform(Xtr, n_threads=2)
+
+    benchmark.group = "gbdt-binning-synthetic"
+    benchmark.pedantic(run, rounds=ROUNDS_SYNTH + 1, warmup_rounds=0)
+
+
+def _fitted(name, synthetic_data):
+    if name not in _MODELS:  # when run on its own
+        Xtr, ytr, _, _ = synthetic_data
+        _MODELS[name] = (_ours if name == "recforge" else _xgb)(SYNTH_TREES, 2).fit(Xtr, ytr)
+    return _MODELS[name]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_xgboost_predict_synthetic(benchmark, synthetic_data, n_threads):
+    _, _, Xte, _ = synthetic_data
+    booster = _fitted("xgboost", synthetic_data).get_booster()
+    booster.set_param({"nthread": n_threads})
+    benchmark.group = f"gbdt-predict-synthetic-{n_threads}thr"
+    benchmark.pedantic(lambda: booster.inplace_predict(Xte, predict_type="margin"), rounds=5, warmup_rounds=1)
+    benchmark.extra_info["rows_per_s"] = len(Xte) / benchmark.stats.stats.median
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_recforge_predict_synthetic(benchmark, synthetic_data, n_threads):
+    _, _, Xte, _ = synthetic_data
+    model = _fitted("recforge", synthetic_data)
+    model.n_threads = n_threads
+    benchmark.group = f"gbdt-predict-synthetic-{n_threads}thr"
+    benchmark.pedantic(lambda: model.decision_function(Xte), rounds=5, warmup_rounds=1)
+    benchmark.extra_info["rows_per_s"] = len(Xte) / benchmark.stats.stats.median

@@ -1,0 +1,147 @@
+// GBDT histograms: per node, per feature, per bin sums of (gradient, hessian).
+//
+// Layout: hist[node][feature][bin][2] (double), kBins bins per feature, bin kMissingBin holds
+// rows whose value is missing. Rows of a node are rows[start, end) of a shared row-index buffer.
+// Threads split the work by (node, block of features): every (node, feature, bin) sum is a
+// sequential pass over the node's rows in buffer order, so the result is bit-identical for any
+// n_threads (no per-thread partial histograms to merge).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "recforge/parallel.hpp"
+
+namespace recforge {
+namespace gbdt {
+
+constexpr int kBins = 256;
+constexpr uint8_t kMissingBin = 255;
+
+// Assign each value of X (n_rows, n_features) float32, C order, to its bin: the number of
+// edges[f] that are <= x (edges of feature f are edges[offsets[f], offsets[f+1]), sorted
+// ascending). NaN → kMissingBin. For categorical features the edges are the category codes and the
+// bin is the code's position (a code not in edges is treated as missing).
+inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, const float* edges,
+                         const int64_t* offsets, const uint8_t* is_categorical, uint8_t* out, int n_threads) {
+    const int64_t block = 256;  // rows per task: the block of X stays in cache while features change
+    const int64_t n_blocks = (n_rows + block - 1) / block;
+    parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
+        const int64_t r0 = b * block, r1 = std::min(n_rows, r0 + block);
+        for (int64_t f = 0; f < n_features; ++f) {
+            const float* e0 = edges + offsets[f];
+            const int64_t len = offsets[f + 1] - offsets[f];
+            const bool cat = is_categorical[f] != 0;
+            for (int64_t r = r0; r < r1; ++r) {
+                const float v = X[r * n_features + f];
+                uint8_t bin;
+                if (std::isnan(v) || len == 0) {
+                    bin = (std::isnan(v) || cat) ? kMissingBin : 0;
+                } else {
+                    // branchless count of edges <= v (or < v for the categorical lookup)
+                    const float* base = e0;
+                    int64_t n = len;
+                    if (cat) {
+                        while (n > 1) {
+                            const int64_t half = n / 2;
+                            base = (base[half] < v) ? base + half : base;
+                            n -= half;
+                        }
+                        const int64_t pos = (base - e0) + (*base < v);
+                        bin = (pos < len && e0[pos] == v) ? static_cast<uint8_t>(pos) : kMissingBin;
+                    } else {
+                        while (n > 1) {
+                            const int64_t half = n / 2;
+                            base = (base[half] <= v) ? base + half : base;
+                            n -= half;
+                        }
+                        bin = static_cast<uint8_t>((base - e0) + (*base <= v));
+                    }
+                }
+                out[r * n_features + f] = bin;
+            }
+        }
+    });
+}
+
+// Build the histograms of n_nodes nodes. gh: interleaved (g, h) float32 per row.
+// rows == nullptr: node k is rows [starts[k], ends[k]) of X and gh themselves (data kept in node
+// order, so every node reads contiguous memory); otherwise rows[starts[k], ends[k]) index them.
+// feature_mask (may be null): features with mask 0 are left as zeros.
+inline void build_histograms(const uint8_t* X, int64_t n_features, const float* gh, const int32_t* rows,
+                             const int64_t* starts, const int64_t* ends, int64_t n_nodes,
+                             const uint8_t* feature_mask, double* hist, int n_threads) {
+    const int64_t node_stride = n_features * kBins * 2;
+    std::memset(hist, 0, sizeof(double) * static_cast<size_t>(node_stride * n_nodes));
+    int64_t work = 0;
+    for (int64_t k = 0; k < n_nodes; ++k) work += (ends[k] - starts[k]) * n_features;
+    if (work < 1000000) n_threads = 1;  // thread start-up (and a busy machine's scheduling) costs more
+    const int64_t n_blocks = std::max<int64_t>(1, std::min<int64_t>(n_threads, n_features));
+    const int64_t per_block = (n_features + n_blocks - 1) / n_blocks;
+    parallel_for(n_nodes * n_blocks, n_threads, [&](int64_t task, int) {
+        const int64_t k = task / n_blocks, blk = task % n_blocks;
+        const int64_t f0 = blk * per_block, f1 = std::min(n_features, f0 + per_block);
+        if (f0 >= f1) return;
+        // the features of this block that are switched on
+        int32_t feats[256];
+        int64_t nf = 0;
+        double* H = hist + k * node_stride;
+        const int64_t s = starts[k], e = ends[k];
+        if (f1 - f0 <= 256) {
+            for (int64_t f = f0; f < f1; ++f)
+                if (!feature_mask || feature_mask[f]) feats[nf++] = static_cast<int32_t>(f);
+            if (nf == 0) return;
+            if (nf == f1 - f0) {
+                // contiguous block: the common case. Rows of a deep node are scattered: fetch the
+                // X row and gradient of a row some iterations ahead so the loads overlap.
+                constexpr int64_t kAhead = 24;
+                for (int64_t p = s; p < e; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+                    if (rows && p + kAhead < e) {
+                        const int64_t ra = rows[p + kAhead];
+                        __builtin_prefetch(X + ra * n_features + f0);
+                        __builtin_prefetch(gh + 2 * ra);
+                    }
+#endif
+                    const int64_t r = rows ? rows[p] : p;
+                    const uint8_t* x = X + r * n_features;
+                    const double g = gh[2 * r], h = gh[2 * r + 1];
+                    for (int64_t f = f0; f < f1; ++f) {
+                        double* c = H + (f * kBins + x[f]) * 2;
+                        c[0] += g;
+                        c[1] += h;
+                    }
+                }
+            } else {
+                for (int64_t p = s; p < e; ++p) {
+                    const int64_t r = rows ? rows[p] : p;
+                    const uint8_t* x = X + r * n_features;
+                    const double g = gh[2 * r], h = gh[2 * r + 1];
+                    for (int64_t j = 0; j < nf; ++j) {
+                        const int64_t f = feats[j];
+                        double* c = H + (f * kBins + x[f]) * 2;
+                        c[0] += g;
+                        c[1] += h;
+                    }
+                }
+            }
+        } else {
+            for (int64_t p = s; p < e; ++p) {
+                const int64_t r = rows ? rows[p] : p;
+                const uint8_t* x = X + r * n_features;
+                const double g = gh[2 * r], h = gh[2 * r + 1];
+                for (int64_t f = f0; f < f1; ++f) {
+                    if (feature_mask && !feature_mask[f]) continue;
+                    double* c = H + (f * kBins + x[f]) * 2;
+                    c[0] += g;
+                    c[1] += h;
+                }
+            }
+        }
+    }, 1);
+}
+
+}  // namespace gbdt
+}  // namespace recforge

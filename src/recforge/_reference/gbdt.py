@@ -1,0 +1,78 @@
+"""GBDT reference: histograms by a plain loop over rows, splits by exhaustive search over bins.
+
+The specification of ``recforge.kernels.gbdt``; slow, used by tests only. Split gain follows
+xgboost's implementation: ``loss_chg = G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)`` (twice the paper's
+½[…]); a split needs both hessian sums ``>= min_child_weight`` and ``> 0``, ``loss_chg > 1e-6``
+and ``loss_chg >= gamma``; ties keep the first candidate found (features ascending; numeric:
+missing-right thresholds ascending, then missing-left thresholds descending).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MISSING_BIN = 255
+
+
+def build_histogram(X_binned, gh, rows):
+    """(n_features, 256, 2) float64 sums of gh over ``rows``."""
+    n_features = X_binned.shape[1]
+    hist = np.zeros((n_features, 256, 2))
+    for r in rows:
+        for f in range(n_features):
+            hist[f, X_binned[r, f]] += gh[r]
+    return hist
+
+
+def _gain(g, h, lam, mcw):
+    return 0.0 if (h < mcw or h <= 0) else g * g / (h + lam)
+
+
+def best_split(hist, sum_g, sum_h, n_bins, is_categorical, *, reg_lambda=1.0, gamma=0.0, min_child_weight=1.0,
+               feature_mask=None):
+    """Exhaustive search: ``(feature, threshold_bin, default_left, loss_chg)``; feature -1 if none."""
+    best = (-1, 0, False, 1e-6)
+    parent = _gain(sum_g, sum_h, reg_lambda, min_child_weight)
+    for f in range(hist.shape[0]):
+        if feature_mask is not None and not feature_mask[f]:
+            continue
+        nb = int(n_bins[f])
+        miss = hist[f, MISSING_BIN]
+        has_missing = miss[0] != 0 or miss[1] != 0
+        candidates = []  # (left-bin set, threshold, default_left) in the kernel's order
+        if is_categorical[f]:
+            candidates += [([b], b, False) for b in range(nb)]
+            if has_missing:
+                candidates += [([b], b, True) for b in range(nb)]
+        else:
+            candidates += [(list(range(t + 1)), t, False) for t in range(nb)]
+            if has_missing:
+                candidates += [(list(range(t + 1)), t, True) for t in range(nb - 2, -2, -1)]
+        for bins, t, dleft in candidates:
+            lg, lh = hist[f, bins].sum(axis=0) if bins else (0.0, 0.0)
+            if dleft:
+                lg, lh = lg + miss[0], lh + miss[1]
+            rg, rh = sum_g - lg, sum_h - lh
+            if lh < min_child_weight or rh < min_child_weight or lh <= 0 or rh <= 0:
+                continue
+            chg = (_gain(lg, lh, reg_lambda, min_child_weight) + _gain(rg, rh, reg_lambda, min_child_weight)
+                   - parent)
+            if chg > best[3] + 1e-9 * max(1.0, abs(chg)):
+                best = (f, t, dleft, chg)
+    if best[0] >= 0 and best[3] < gamma:
+        return (-1, 0, False, 0.0)
+    return best if best[0] >= 0 else (-1, 0, False, 0.0)
+
+
+def goes_left(bins_of_feature, threshold, default_left, categorical):
+    """Boolean mask of the rows (their bins of the split feature) that go to the left child."""
+    b = np.asarray(bins_of_feature).astype(np.int64)
+    missing = b == MISSING_BIN
+    left = (b == threshold) if categorical else (b <= threshold)
+    return np.where(missing, bool(default_left), left)
+
+
+def leaf_value(sum_g, sum_h, *, reg_lambda=1.0, min_child_weight=1.0, learning_rate=1.0):
+    """``−G/(H+λ) × learning_rate`` (0 when ``H < min_child_weight``)."""
+    if sum_h < min_child_weight or sum_h <= 0:
+        return 0.0
+    return -sum_g / (sum_h + reg_lambda) * learning_rate

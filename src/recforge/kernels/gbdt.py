@@ -1,0 +1,188 @@
+"""GBDT kernels: argument checks in Python, the work in C++ (``recforge._core.gbdt_*``).
+
+Every function takes contiguous arrays of the stated dtypes (a cast is made once, here, when the
+caller passes another dtype) and ``n_threads``; every result is independent of ``n_threads``.
+Histograms have shape ``(n_nodes, n_features, 256, 2)``, float64: ``[..., b, 0]`` is the gradient
+sum of bin ``b``, ``[..., b, 1]`` the hessian sum; bin 255 (:data:`MISSING_BIN`) holds missing values.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._threads import resolve_n_threads as _resolve
+
+
+def resolve_n_threads(n_threads):
+    """A positive int is used as is (no cgroup lookup on the hot path); anything else is resolved."""
+    if type(n_threads) is int and n_threads > 0:
+        return n_threads
+    return _resolve(n_threads)
+
+#: bin index of missing values (NaN) in a binned matrix
+MISSING_BIN = 255
+#: bins per feature in a histogram (254 value bins at most are used + the missing bin)
+N_BINS = 256
+OBJECTIVES = {"binary:logistic": 0, "reg:squarederror": 1}
+
+
+def _arr(a, dtype, name, ndim):
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    return a
+
+
+def _opt(a, dtype, name, ndim):
+    return None if a is None else _arr(a, dtype, name, ndim)
+
+
+def bin_features(X, edges, offsets, is_categorical, *, n_threads=1):
+    """Bin ``X`` (n_rows, n_features) float32 by per-feature edges.
+
+    A numeric value ``x`` of feature ``f`` goes to bin ``#{e in edges[offsets[f]:offsets[f+1]] : e <= x}``;
+    a categorical value to the position of its code among the feature's edges (the sorted codes),
+    an unknown code and NaN to :data:`MISSING_BIN`. Returns uint8 (n_rows, n_features), C order.
+    """
+    X = _arr(X, np.float32, "X", 2)
+    return _core.gbdt_bin_features(X, _arr(edges, np.float32, "edges", 1), _arr(offsets, np.int64, "offsets", 1),
+                                   _arr(is_categorical, np.uint8, "is_categorical", 1), resolve_n_threads(n_threads))
+
+
+def build_histograms(X_binned, gh, rows, starts, ends, *, feature_mask=None, n_threads=1):
+    """Gradient/hessian sums per bin for each node ``k`` = rows ``rows[starts[k]:ends[k]]``
+    (``rows=None``: rows ``starts[k]:ends[k]`` of ``X_binned`` and ``gh`` themselves).
+
+    Parameters
+    ----------
+    X_binned : ndarray (n_rows, n_features) uint8
+    gh : ndarray (n_rows, 2) float32
+        Gradient and hessian of every row.
+    rows : ndarray (m,) int32
+        Row-index buffer; node ranges index into it.
+    starts, ends : ndarray (n_nodes,) int64
+    feature_mask : ndarray (n_features,) bool, optional
+        Features left out stay zero.
+
+    Returns
+    -------
+    ndarray (n_nodes, n_features, 256, 2) float64
+    """
+    X_binned = _arr(X_binned, np.uint8, "X_binned", 2)
+    if rows is not None:
+        rows = _arr(rows, np.int32, "rows", 1)
+        _check_rows(rows, X_binned.shape[0])
+    return _core.gbdt_build_histograms(X_binned, _arr(gh, np.float32, "gh", 2), rows,
+                                       _arr(starts, np.int64, "starts", 1), _arr(ends, np.int64, "ends", 1),
+                                       _opt(feature_mask, np.uint8, "feature_mask", 1), resolve_n_threads(n_threads))
+
+
+def find_splits(hist, sum_g, sum_h, n_bins, is_categorical, *, feature_mask=None, reg_lambda=1.0, gamma=0.0,
+                min_child_weight=1.0, n_threads=1):
+    """Best split of each node's histogram (XGBoost gain; see ``csrc/include/recforge/split.hpp``).
+
+    Returns ``(feature int32, threshold_bin int32, default_left uint8, loss_chg float64, left_g, left_h)``,
+    each of shape (n_nodes,); ``feature == -1`` where no split is valid. A numeric split sends bins
+    ``<= threshold_bin`` left (``-1``: none), a categorical one the bin ``== threshold_bin``.
+    """
+    hist = np.ascontiguousarray(hist, dtype=np.float64)
+    if hist.ndim != 4 or hist.shape[2:] != (N_BINS, 2):
+        raise ValueError(f"hist must have shape (n_nodes, n_features, 256, 2), got {hist.shape}")
+    return _core.gbdt_find_splits(hist, _arr(sum_g, np.float64, "sum_g", 1), _arr(sum_h, np.float64, "sum_h", 1),
+                                  _arr(n_bins, np.int32, "n_bins", 1),
+                                  _arr(is_categorical, np.uint8, "is_categorical", 1),
+                                  _opt(feature_mask, np.uint8, "feature_mask", 1), float(reg_lambda), float(gamma),
+                                  float(min_child_weight), resolve_n_threads(n_threads))
+
+
+def _check_rows(rows, n_rows):
+    if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
+        raise ValueError(f"rows must hold row indices in [0, {n_rows})")
+
+
+def partition(X_cols, rows, starts, ends, feature, threshold, default_left, is_categorical, *, n_threads=1):
+    """Stable in-place partition of each node's slice of ``rows`` (int32, modified): left rows first.
+
+    ``X_cols`` is the binned matrix in column-major layout, uint8 (n_features, n_rows) (e.g.
+    ``np.ascontiguousarray(X_binned.T)``). Returns the number of left rows per node, int64 (n_nodes,).
+    """
+    if not (isinstance(rows, np.ndarray) and rows.dtype == np.int32 and rows.flags.c_contiguous):
+        raise TypeError("rows must be a C-contiguous int32 array (it is partitioned in place)")
+    X_cols = _arr(X_cols, np.uint8, "X_cols", 2)
+    _check_rows(rows, X_cols.shape[1])
+    return _core.gbdt_partition(X_cols, rows, _arr(starts, np.int64, "starts", 1),
+                                _arr(ends, np.int64, "ends", 1), _arr(feature, np.int32, "feature", 1),
+                                _arr(threshold, np.int32, "threshold", 1), _arr(default_left, np.uint8, "default_left", 1),
+                                _arr(is_categorical, np.uint8, "is_categorical", 1), resolve_n_threads(n_threads))
+
+
+def partition_ordered(Xn, ghn, rows, starts, ends, feature, threshold, default_left, is_categorical, *,
+                      n_threads=1):
+    """Split node-ordered data in place: positions ``[starts[k], ends[k])`` of ``Xn`` (uint8 (m, F),
+    binned rows), ``ghn`` (float32 (m, 2)) and ``rows`` (int32 (m,), original ids) are node ``k``;
+    afterwards its left rows come first, then its right rows, each group in its old order.
+
+    Returns the number of left rows per node, int64 (n_nodes,). The three arrays are modified.
+    """
+    for name, a, dt, nd in (("Xn", Xn, np.uint8, 2), ("ghn", ghn, np.float32, 2), ("rows", rows, np.int32, 1)):
+        if not (isinstance(a, np.ndarray) and a.dtype == dt and a.ndim == nd and a.flags.c_contiguous):
+            raise TypeError(f"{name} must be a C-contiguous {np.dtype(dt).name} {nd}-D array (modified in place)")
+    scratch = (np.empty_like(Xn), np.empty_like(ghn), np.empty_like(rows))
+    return _core.gbdt_partition_ordered(Xn, ghn, rows, *scratch, _arr(starts, np.int64, "starts", 1),
+                                        _arr(ends, np.int64, "ends", 1), _arr(feature, np.int32, "feature", 1),
+                                        _arr(threshold, np.int32, "threshold", 1),
+                                        _arr(default_left, np.uint8, "default_left", 1),
+                                        _arr(is_categorical, np.uint8, "is_categorical", 1),
+                                        resolve_n_threads(n_threads))
+
+
+def add_leaf_values(rows, starts, ends, values, raw, *, n_threads=1):
+    """``raw[rows[starts[k]:ends[k]]] += values[k]`` for every leaf ``k`` (``raw`` float64, in place)."""
+    if not (isinstance(raw, np.ndarray) and raw.dtype == np.float64 and raw.flags.c_contiguous):
+        raise TypeError("raw must be a C-contiguous float64 array (it is updated in place)")
+    rows = _arr(rows, np.int32, "rows", 1)
+    _check_rows(rows, raw.shape[0])
+    _core.gbdt_add_leaf_values(rows, _arr(starts, np.int64, "starts", 1),
+                               _arr(ends, np.int64, "ends", 1), _arr(values, np.float64, "values", 1), raw,
+                               resolve_n_threads(n_threads))
+
+
+def gradients(objective, raw, y, weight=None, *, out=None, n_threads=1):
+    """Gradient and hessian of ``objective`` at the margins ``raw`` → float32 (n, 2).
+
+    ``binary:logistic``: ``g = p - y``, ``h = max(p (1 - p), 1e-16)``, ``p = sigmoid(raw)``;
+    ``reg:squarederror``: ``g = raw - y``, ``h = 1``; both multiplied by ``weight`` when given.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {objective!r}")
+    raw = _arr(raw, np.float64, "raw", 1)
+    if out is None:
+        out = np.empty((raw.shape[0], 2), np.float32)
+    _core.gbdt_gradients(OBJECTIVES[objective], raw, _arr(y, np.float32, "y", 1),
+                         _opt(weight, np.float32, "weight", 1), out, resolve_n_threads(n_threads))
+    return out
+
+
+def predict_raw(X, trees, *, t0=0, t1=None, out=None, n_threads=1):
+    """Sum of the leaf values of trees ``[t0, t1)`` per row of float32 ``X`` → float64 (n_rows,).
+
+    ``trees`` is a dict of flat node arrays (``feature, threshold, left, right, default_left,
+    categorical, value, roots``; see :class:`recforge.rank.gbdt._predict.Forest`). ``out`` is added to.
+    """
+    X = _arr(X, np.float32, "X", 2)
+    t1 = len(trees["roots"]) if t1 is None else t1
+    if out is None:
+        out = np.zeros(X.shape[0], np.float64)
+    _core.gbdt_predict_raw(X, trees["feature"], trees["threshold"], trees["left"], trees["right"],
+                           trees["default_left"], trees["categorical"], trees["value"], trees["roots"], int(t0),
+                           int(t1), out, resolve_n_threads(n_threads))
+    return out
+
+
+def apply(X, trees, *, t0=0, t1=None, n_threads=1):
+    """Index (within its tree) of the leaf each row reaches in trees ``[t0, t1)`` → int32 (n_rows, t1 - t0)."""
+    X = _arr(X, np.float32, "X", 2)
+    t1 = len(trees["roots"]) if t1 is None else t1
+    return _core.gbdt_apply(X, trees["feature"], trees["threshold"], trees["left"], trees["right"],
+                            trees["default_left"], trees["categorical"], trees["value"], trees["roots"], int(t0),
+                            int(t1), resolve_n_threads(n_threads))

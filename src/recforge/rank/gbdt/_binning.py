@@ -1,0 +1,121 @@
+"""Feature binning for GBDT: per-feature quantile edges, uint8 bins, a bin for missing values.
+
+A numeric feature with at most ``max_bin`` distinct values gets one bin per value (its edges are
+the distinct values but the smallest, so a split "bin <= t" is the split "x < edges[t]" — the
+thresholds xgboost's hist method uses on such data). Otherwise edges are quantiles of the values
+(taken from a subsample of ``subsample`` rows), so bins hold about equal numbers of rows.
+A categorical feature (non-negative integer codes) gets one bin per category seen in fit.
+NaN goes to bin 255 (:data:`~recforge.kernels.gbdt.MISSING_BIN`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...kernels import gbdt as kern
+
+MAX_BIN = 255  # value bins per feature; bin 255 is for missing values
+
+
+class BinMapper:
+    """Learn bin edges on training data and map any data to uint8 bins.
+
+    Parameters
+    ----------
+    max_bin : int in [2, 255]
+        Most value bins per numeric feature (the missing-value bin comes on top). A categorical
+        feature may have up to 255 categories whatever ``max_bin``.
+    subsample : int or None
+        Rows used to find the quantiles of a numeric feature (None: all).
+    random_state : numpy Generator
+
+    Attributes
+    ----------
+    edges_ : list of ndarray float32
+        Sorted edges per feature (numeric: bin upper bounds; categorical: the category codes).
+    n_bins_ : ndarray (n_features,) int32
+        Value bins per feature (``len(edges) + 1`` numeric, ``len(edges)`` categorical).
+    is_categorical_ : ndarray (n_features,) bool
+    """
+
+    def __init__(self, max_bin=MAX_BIN, subsample=200_000, random_state=None):
+        self.max_bin = max_bin
+        self.subsample = subsample
+        self.random_state = random_state
+
+    def fit(self, X, is_categorical, n_threads=1):
+        """X: float32 (n_rows, n_features), C order, NaN = missing, no inf. Features in parallel threads."""
+        n_rows, n_features = X.shape
+        self.is_categorical_ = np.asarray(is_categorical, dtype=bool)
+        sample = X
+        if self.subsample is not None and n_rows > self.subsample:
+            rng = self.random_state if self.random_state is not None else np.random.default_rng(0)
+            idx = np.sort(rng.choice(n_rows, self.subsample, replace=False))
+            sample = X[idx]
+        sample_t = np.ascontiguousarray(sample.T)  # one pass, then every column is contiguous
+
+        def edges(f):
+            col = X[:, f] if self.is_categorical_[f] else sample_t[f]
+            col = col[~np.isnan(col)]
+            if self.is_categorical_[f]:
+                codes = np.unique(col)
+                if codes.size > MAX_BIN:
+                    raise ValueError(f"categorical feature {f} has {codes.size} categories; at most "
+                                     f"{MAX_BIN} are supported")
+                return codes.astype(np.float32)
+            return _numeric_edges(col, self.max_bin)
+
+        if n_threads > 1 and n_features > 1 and sample.shape[0] > 10_000:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(n_threads, n_features)) as pool:  # np.sort releases the GIL
+                self.edges_ = list(pool.map(edges, range(n_features)))
+        else:
+            self.edges_ = [edges(f) for f in range(n_features)]
+        self.n_bins_ = np.array([len(e) if c else len(e) + 1 for e, c in zip(self.edges_, self.is_categorical_)],
+                                dtype=np.int32)
+        return self
+
+    def transform(self, X, n_threads=1):
+        """uint8 bins of float32 ``X`` (n_rows, n_features), C order."""
+        offsets = np.zeros(len(self.edges_) + 1, np.int64)
+        offsets[1:] = np.cumsum([len(e) for e in self.edges_])
+        edges = np.concatenate(self.edges_) if self.edges_ else np.zeros(0, np.float32)
+        return kern.bin_features(X, edges, offsets, self.is_categorical_, n_threads=n_threads)
+
+    def threshold_table(self):
+        """float32 (n_features, 257): ``table[f, t + 1]`` is the raw threshold of split bin ``t`` (-1..255)."""
+        table = np.full((len(self.edges_), 257), np.inf, np.float32)
+        for f, e in enumerate(self.edges_):
+            if self.is_categorical_[f]:
+                table[f, 0] = np.nan
+                table[f, 1:1 + len(e)] = e
+            else:
+                table[f, 0] = -np.inf
+                table[f, 1:1 + len(e)] = e
+        return table
+
+    def threshold_value(self, feature, threshold_bin):
+        """Raw-value threshold of a split: numeric ``x < value`` goes left, categorical ``x == value``."""
+        e = self.edges_[feature]
+        if self.is_categorical_[feature]:
+            return np.float32(e[threshold_bin])
+        if threshold_bin < 0:
+            return np.float32(-np.inf)
+        if threshold_bin >= len(e):
+            return np.float32(np.inf)
+        return np.float32(e[threshold_bin])
+
+
+def _numeric_edges(values, max_bin):
+    """Edges (float32, strictly increasing) so that bins hold about equal numbers of values."""
+    if values.size == 0:
+        return np.zeros(0, np.float32)
+    ordered = np.sort(values)
+    is_new = np.empty(ordered.size, bool)
+    is_new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=is_new[1:])
+    if np.count_nonzero(is_new) <= max_bin:
+        return ordered[is_new][1:].astype(np.float32)
+    positions = (np.arange(1, max_bin) * ordered.size) // max_bin
+    edges = np.unique(ordered[positions])
+    return edges[edges > ordered[0]].astype(np.float32)

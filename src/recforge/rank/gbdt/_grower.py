@@ -1,0 +1,226 @@
+"""Grow one regression tree on gradients: Python drives, the C++ kernels do the row work.
+
+Depth-wise growth (``max_leaves=None``) handles a whole level per kernel call: one call builds the
+histograms of the smaller child of every split (the larger sibling is parent − smaller, the
+subtraction trick, one NumPy operation for the level), one finds every node's best split, one
+partitions all rows. Best-first growth (``max_leaves`` set) splits the leaf with the largest loss
+reduction next, one node at a time. The bookkeeping is vectorised over the nodes of a level.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import _core
+
+
+@dataclass
+class GrowParams:
+    max_depth: int | None
+    max_leaves: int | None
+    min_child_weight: float
+    reg_lambda: float
+    gamma: float
+    learning_rate: float
+
+
+class Tree:
+    """One tree's nodes (root = 0). Leaves have ``feature == -1`` and ``left == right == -1``.
+
+    Arrays (n_nodes,): ``feature`` int32, ``threshold_bin`` int32, ``threshold`` float32 (raw value:
+    numeric ``x < threshold`` goes left, categorical ``x == threshold``), ``default_left`` uint8
+    (side of missing values), ``categorical`` uint8, ``left``/``right`` int32, ``value`` float64 (leaf
+    output, learning rate applied; 0 for splits), ``gain`` float64 (loss reduction of the split),
+    ``cover`` float64 (hessian sum), ``depth`` int32.
+    """
+
+    FIELDS = ("feature", "threshold_bin", "threshold", "default_left", "categorical", "left", "right", "value",
+              "gain", "cover", "depth")
+    DTYPES = (np.int32, np.int32, np.float32, np.uint8, np.uint8, np.int32, np.int32, np.float64, np.float64,
+              np.float64, np.int32)
+
+    def __init__(self, capacity=64):
+        self.n = 0
+        self.a = {name: np.zeros(capacity, dt) for name, dt in zip(self.FIELDS, self.DTYPES)}
+
+    def add(self, depth, cover, value):
+        """Append leaves (array arguments); returns their node ids."""
+        depth, cover, value = np.atleast_1d(depth), np.atleast_1d(cover), np.atleast_1d(value)
+        k = len(cover)
+        if self.n + k > len(self.a["feature"]):
+            cap = max(2 * len(self.a["feature"]), self.n + k)
+            for name in self.FIELDS:
+                grown = np.zeros(cap, self.a[name].dtype)
+                grown[:self.n] = self.a[name][:self.n]
+                self.a[name] = grown
+        ids = np.arange(self.n, self.n + k)
+        self.a["feature"][ids] = -1
+        self.a["left"][ids] = -1
+        self.a["right"][ids] = -1
+        self.a["depth"][ids] = depth
+        self.a["cover"][ids] = cover
+        self.a["value"][ids] = value
+        self.n += k
+        return ids
+
+    def set_split(self, ids, feature, threshold_bin, threshold, default_left, categorical, gain, left, right):
+        a = self.a
+        a["feature"][ids], a["threshold_bin"][ids], a["threshold"][ids] = feature, threshold_bin, threshold
+        a["default_left"][ids], a["categorical"][ids], a["gain"][ids] = default_left, categorical, gain
+        a["left"][ids], a["right"][ids], a["value"][ids] = left, right, 0.0
+
+    def arrays(self):
+        return {name: self.a[name][:self.n].copy() for name in self.FIELDS}
+
+
+class TreeGrower:
+    """Grow a tree on node-ordered data: binned rows ``Xn`` (uint8, (m, n_features), C order), their
+    gradients ``ghn`` (float32, (m, 2)) and original row ids ``rows`` (int32, (m,)).
+
+    Every split moves the three arrays in place (stable), so a node is always a contiguous range of
+    positions and its histogram reads contiguous memory; after :meth:`grow` the leaves' rows are
+    ``rows[start:end]`` of :meth:`leaf_ranges`. ``scratch`` holds three buffers of the same shapes.
+    The estimator builds every array with the right dtype, layout and range, so the kernels of
+    ``recforge._core`` are called directly (``recforge.kernels.gbdt`` is the checked public entry).
+    """
+
+    def __init__(self, Xn, ghn, rows, scratch, bin_mapper, feature_mask, params: GrowParams, n_threads=1):
+        self.X = Xn
+        self.gh = ghn
+        self.rows = rows
+        self.scratch = scratch
+        self.is_cat = bin_mapper.is_categorical_.astype(np.uint8)
+        self.n_bins = bin_mapper.n_bins_
+        self.thr_table = bin_mapper.threshold_table()
+        self.mask = None if feature_mask is None else np.ascontiguousarray(feature_mask, np.uint8)
+        self.p = params
+        self.n_threads = n_threads
+        self._leaves = []  # (node ids, starts, ends) arrays
+
+    # ---- kernel calls --------------------------------------------------------------------------
+    def _hist(self, starts, ends):
+        return _core.gbdt_build_histograms(self.X, self.gh, None, np.ascontiguousarray(starts, np.int64),
+                                           np.ascontiguousarray(ends, np.int64), self.mask, self.n_threads)
+
+    def _splits(self, hist, sums):
+        return _core.gbdt_find_splits(hist, np.ascontiguousarray(sums[:, 0]), np.ascontiguousarray(sums[:, 1]),
+                                      self.n_bins, self.is_cat, self.mask, self.p.reg_lambda, self.p.gamma,
+                                      self.p.min_child_weight, self.n_threads)
+
+    def _leaf_values(self, sums):
+        g, h = sums[:, 0], sums[:, 1]
+        ok = (h >= self.p.min_child_weight) & (h > 0)
+        return np.where(ok, -g / np.where(ok, h + self.p.reg_lambda, 1.0) * self.p.learning_rate, 0.0)
+
+    def _can_split(self, depth):
+        return self.p.max_depth is None or depth < self.p.max_depth
+
+    def leaf_ranges(self):
+        """(node ids, starts, ends) of every leaf, int64 arrays."""
+        if not self._leaves:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return tuple(np.concatenate([np.asarray(part[i], np.int64) for part in self._leaves]) for i in range(3))
+
+    # ---- growth --------------------------------------------------------------------------------
+    def grow(self) -> Tree:
+        n = len(self.rows)
+        starts, ends = np.array([0], np.int64), np.array([n], np.int64)
+        hist = self._hist(starts, ends) if n else None
+        if n:  # every (switched-on) feature's bins add up to the node's totals
+            f = 0 if self.mask is None else int(np.flatnonzero(self.mask)[0])
+            root_sum = hist[0, f].sum(axis=0).reshape(1, 2)
+        else:
+            root_sum = np.zeros((1, 2))
+        cap = 2 ** (self.p.max_depth + 1) - 1 if self.p.max_leaves is None and self.p.max_depth is not None else 64
+        tree = Tree(min(cap, 4096))
+        tree.add(0, root_sum[:, 1], self._leaf_values(root_sum))
+        if n == 0 or not self._can_split(0) or (self.p.max_leaves is not None and self.p.max_leaves < 2):
+            self._leaves.append((np.array([0]), starts, ends))
+            return tree
+        if self.p.max_leaves is None:
+            self._grow_depthwise(tree, np.array([0]), starts, ends, root_sum, hist, 0)
+        else:
+            self._grow_best_first(tree, root_sum, hist)
+        return tree
+
+    def _split_nodes(self, tree, ids, starts, ends, sums, split, depth):
+        """Partition the rows of nodes ``ids`` and add their children. Returns the children's
+        (ids, starts, ends, sums) ordered left0, right0, left1, right1, ..."""
+        feature, threshold, dleft, chg, lg, lh = split
+        n_left = _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
+                                              threshold, dleft, self.is_cat, self.n_threads)
+        k = len(ids)
+        left_sum = np.column_stack([lg, lh])
+        child_sums = np.empty((2 * k, 2))
+        child_sums[0::2] = left_sum
+        child_sums[1::2] = sums - left_sum
+        child = tree.add(np.full(2 * k, depth + 1), child_sums[:, 1], self._leaf_values(child_sums))
+        thr = self.thr_table[feature, threshold + 1]
+        tree.set_split(ids, feature, threshold, thr, dleft, self.is_cat[feature], chg, child[0::2], child[1::2])
+        mid = starts + n_left
+        c_starts = np.empty(2 * k, np.int64)
+        c_ends = np.empty(2 * k, np.int64)
+        c_starts[0::2], c_ends[0::2] = starts, mid
+        c_starts[1::2], c_ends[1::2] = mid, ends
+        return child, c_starts, c_ends, child_sums
+
+    def _child_histograms(self, parent_hist, c_starts, c_ends):
+        """Histograms of both children of each parent: the smaller by the kernel, the larger by subtraction."""
+        sizes = (c_ends - c_starts).reshape(-1, 2)
+        small_is_right = sizes[:, 1] < sizes[:, 0]
+        k = len(sizes)
+        small = 2 * np.arange(k) + small_is_right
+        small_hist = self._hist(c_starts[small], c_ends[small])
+        large_hist = parent_hist - small_hist
+        out = np.empty((2 * k,) + small_hist.shape[1:])
+        out[small] = small_hist
+        out[small ^ 1] = large_hist
+        return out
+
+    def _grow_depthwise(self, tree, ids, starts, ends, sums, hist, depth):
+        while True:
+            split = self._splits(hist, sums)
+            ok = split[0] >= 0
+            if not ok.all():
+                self._leaves.append((ids[~ok], starts[~ok], ends[~ok]))
+            if not ok.any():
+                return
+            ids, starts, ends, sums, hist = ids[ok], starts[ok], ends[ok], sums[ok], hist[ok]
+            split = tuple(np.ascontiguousarray(a[ok]) for a in split)
+            ids, starts, ends, sums = self._split_nodes(tree, ids, starts, ends, sums, split, depth)
+            depth += 1
+            if not self._can_split(depth):
+                self._leaves.append((ids, starts, ends))
+                return
+            hist = self._child_histograms(hist, starts, ends)
+
+    def _grow_best_first(self, tree, root_sum, root_hist):
+        heap, counter, n_leaves = [], 0, 1
+
+        def consider(node, start, end, s, h, depth):
+            nonlocal counter
+            if self._can_split(depth):
+                split = self._splits(h[None] if h.ndim == 3 else h, s.reshape(1, 2))
+                if split[0][0] >= 0:
+                    heapq.heappush(heap, (-float(split[3][0]), counter, (node, start, end, s, h, depth, split)))
+                    counter += 1
+                    return
+            self._leaves.append((np.array([node]), np.array([start]), np.array([end])))
+
+        consider(0, 0, len(self.rows), root_sum[0], root_hist[0], 0)
+        while heap and n_leaves < self.p.max_leaves:
+            _, _, (node, start, end, s, h, depth, split) = heapq.heappop(heap)
+            ids, c_starts, c_ends, c_sums = self._split_nodes(
+                tree, np.array([node]), np.array([start], np.int64), np.array([end], np.int64), s.reshape(1, 2),
+                split, depth)
+            n_leaves += 1
+            if self._can_split(depth + 1):
+                c_hist = self._child_histograms(h[None], c_starts, c_ends)
+            else:
+                c_hist = [None, None]
+            for j in range(2):
+                consider(int(ids[j]), int(c_starts[j]), int(c_ends[j]), c_sums[j], c_hist[j], depth + 1)
+        for _, _, (node, start, end, *_rest) in heap:
+            self._leaves.append((np.array([node]), np.array([start]), np.array([end])))

@@ -1,0 +1,145 @@
+"""Turn the user's X (ndarray or DataFrame, numeric and categorical columns) into float32 for GBDT.
+
+Categorical columns become float codes (position in the categories learned in fit; unseen
+categories and missing values become NaN, i.e. the missing-value bin). Numeric values keep NaN
+as missing; infinity is an error.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+def _is_categorical_series(s: pd.Series) -> bool:
+    return isinstance(s.dtype, pd.CategoricalDtype) or not (pd.api.types.is_numeric_dtype(s)
+                                                              or pd.api.types.is_bool_dtype(s))
+
+
+class InputSchema:
+    """Columns, which are categorical, and the categories of each, learned in :meth:`fit`."""
+
+    def fit(self, X, categorical_features="auto"):
+        if sp.issparse(X):
+            raise TypeError("X is a sparse matrix; GBDT needs a dense array or a DataFrame")
+        self.is_frame = isinstance(X, pd.DataFrame)
+        if self.is_frame:
+            self.columns = [str(c) for c in X.columns]
+            n_features = X.shape[1]
+        else:
+            arr = np.asarray(X)
+            if arr.ndim != 2:
+                raise ValueError(f"Expected 2D array for X, got shape {arr.shape} instead; reshape your data with "
+                                 "array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for one row")
+            self.columns = None
+            n_features = arr.shape[1]
+        self.n_features = n_features
+        is_cat = np.zeros(n_features, bool)
+        if isinstance(categorical_features, str) and categorical_features == "auto":
+            if self.is_frame:
+                is_cat[:] = [_is_categorical_series(X.iloc[:, j]) for j in range(n_features)]
+        elif categorical_features is not None:
+            sel = np.asarray(categorical_features)
+            if sel.dtype == bool:
+                if sel.shape != (n_features,):
+                    raise ValueError(f"categorical_features mask must have length {n_features}")
+                is_cat = sel.copy()
+            else:
+                for c in sel.ravel():
+                    if isinstance(c, (str, np.str_)):
+                        if not self.is_frame or str(c) not in self.columns:
+                            raise ValueError(f"categorical_features names unknown column {c!r}")
+                        is_cat[self.columns.index(str(c))] = True
+                    else:
+                        j = int(c)
+                        if not -n_features <= j < n_features:
+                            raise ValueError(f"categorical_features index {j} out of range for {n_features} "
+                                             "features")
+                        is_cat[j] = True
+        self.is_categorical = is_cat
+        self.categories = [None] * n_features  # labels (str arrays) of DataFrame categorical columns
+        if self.is_frame:
+            for j in np.flatnonzero(is_cat):
+                s = X.iloc[:, j]
+                if isinstance(s.dtype, pd.CategoricalDtype):
+                    labels = np.asarray(s.cat.categories.astype(str))
+                elif pd.api.types.is_numeric_dtype(s):
+                    continue  # numeric codes, used as they are
+                else:
+                    labels = np.unique(s.dropna().astype(str).to_numpy())
+                self.categories[j] = labels.astype(str)
+        return self
+
+    def transform(self, X, name="X"):
+        """float32 (n_rows, n_features), C order."""
+        if sp.issparse(X):
+            raise TypeError(f"{name} is a sparse matrix; GBDT needs a dense array or a DataFrame")
+        if isinstance(X, pd.DataFrame):
+            if X.shape[1] != self.n_features:
+                raise ValueError(f"{name} has {X.shape[1]} features, the model was fitted with {self.n_features}")
+            if self.columns is not None and [str(c) for c in X.columns] != self.columns:
+                raise ValueError(f"{name} columns {list(X.columns)[:5]}... differ from the fitted columns "
+                                 f"{self.columns[:5]}...")
+            out = np.empty(X.shape, np.float32)
+            for j in range(self.n_features):
+                s = X.iloc[:, j]
+                if self.categories[j] is not None:
+                    missing = s.isna().to_numpy()
+                    codes = pd.Index(self.categories[j]).get_indexer(s.astype(str).to_numpy())
+                    col = codes.astype(np.float32)
+                    col[(codes < 0) | missing] = np.nan
+                    out[:, j] = col
+                elif not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+                    raise TypeError(f"{name} column {X.columns[j]!r} is not numeric; declare it in "
+                                    "categorical_features")
+                else:
+                    out[:, j] = s.to_numpy(dtype=np.float32, na_value=np.nan)
+        else:
+            arr = np.asarray(X)
+            if arr.ndim != 2:
+                raise ValueError(f"Expected 2D array for {name}, got shape {arr.shape} instead; reshape your data "
+                                 "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for one row")
+            if arr.dtype.kind == "c":
+                raise ValueError(f"Complex data not supported in {name}")
+            if arr.dtype.kind not in "biuf":
+                try:
+                    arr = arr.astype(np.float32)
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(f"{name} must be numeric, got dtype {arr.dtype} ({exc})") from None
+            if arr.shape[1] != self.n_features:
+                raise ValueError(f"{name} has {arr.shape[1]} features, the model was fitted with {self.n_features}")
+            out = np.ascontiguousarray(arr, dtype=np.float32)
+        if out.shape[0] < 1:
+            raise ValueError(f"Found array with 0 sample(s) (shape={out.shape}) while a minimum of 1 is required")
+        if np.isinf(out).any():
+            raise ValueError(f"{name} contains infinity (NaN is allowed: it means missing)")
+        cat = np.flatnonzero(self.is_categorical)
+        if cat.size:
+            vals = out[:, cat]
+            bad = ~np.isnan(vals) & ((vals < 0) | (vals != np.round(vals)))
+            if bad.any():
+                raise ValueError(f"{name}: categorical features must hold non-negative integer codes (or NaN)")
+        return out
+
+    def state(self):
+        """Arrays and JSON for save/load."""
+        labels = [c if c is not None else np.zeros(0, str) for c in self.categories]
+        offsets = np.zeros(self.n_features + 1, np.int64)
+        offsets[1:] = np.cumsum([len(c) for c in labels])
+        flat = np.concatenate(labels).astype(str) if offsets[-1] else np.zeros(0, "<U1")
+        has = np.array([c is not None for c in self.categories], np.uint8)
+        arrays = {"schema_is_categorical": self.is_categorical.astype(np.uint8), "schema_cat_labels": flat,
+                  "schema_cat_offsets": offsets, "schema_has_labels": has}
+        meta = {"is_frame": self.is_frame, "columns": self.columns, "n_features": self.n_features}
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays, meta):
+        self = cls()
+        self.is_frame, self.columns, self.n_features = meta["is_frame"], meta["columns"], int(meta["n_features"])
+        self.is_categorical = arrays["schema_is_categorical"].astype(bool)
+        off, flat, has = arrays["schema_cat_offsets"], arrays["schema_cat_labels"], arrays["schema_has_labels"]
+        if len(self.is_categorical) != self.n_features or len(off) != self.n_features + 1:
+            raise ValueError("schema arrays do not match n_features")
+        self.categories = [flat[off[j]:off[j + 1]].astype(str) if has[j] else None for j in range(self.n_features)]
+        return self

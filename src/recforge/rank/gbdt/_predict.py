@@ -1,0 +1,76 @@
+"""The fitted forest: trees concatenated into flat node arrays for the C++ predictor."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...kernels import gbdt as kern
+from ._grower import Tree
+
+
+class Forest:
+    """Flat storage of many trees.
+
+    ``arrays`` holds every :class:`~recforge.rank.gbdt._grower.Tree` field over all nodes
+    (child indices absolute) plus ``roots`` int64 (n_trees,): tree ``t`` starts at node ``roots[t]``.
+    """
+
+    def __init__(self, arrays=None):
+        if arrays is None:
+            arrays = {name: np.zeros(0, dt) for name, dt in zip(Tree.FIELDS, Tree.DTYPES)}
+            arrays["roots"] = np.zeros(0, np.int64)
+        self.arrays = arrays
+        self._pending = []
+
+    @property
+    def n_trees(self):
+        self._flush()
+        return len(self.arrays["roots"])
+
+    def append(self, tree_arrays):
+        self._pending.append(tree_arrays)
+
+    def _flush(self):
+        if not self._pending:
+            return
+        parts = {name: [self.arrays[name]] for name in Tree.FIELDS}
+        roots = [self.arrays["roots"]]
+        offset = len(self.arrays["feature"])
+        for t in self._pending:
+            roots.append(np.array([offset], np.int64))
+            for name in Tree.FIELDS:
+                a = t[name]
+                if name in ("left", "right"):
+                    a = np.where(a >= 0, a + offset, -1).astype(np.int32)
+                parts[name].append(a)
+            offset += len(t["feature"])
+        self.arrays = {name: np.concatenate(parts[name]) for name in Tree.FIELDS}
+        self.arrays["roots"] = np.concatenate(roots)
+        self._pending = []
+
+    def predict_raw(self, X, t1=None, *, t0=0, out=None, n_threads=1):
+        self._flush()
+        return kern.predict_raw(X, self.arrays, t0=t0, t1=t1, out=out, n_threads=n_threads)
+
+    def apply(self, X, t1=None, *, n_threads=1):
+        self._flush()
+        return kern.apply(X, self.arrays, t1=t1, n_threads=n_threads)
+
+    def tree(self, t):
+        """Node arrays of tree ``t`` with tree-local child indices."""
+        self._flush()
+        roots = self.arrays["roots"]
+        start = int(roots[t])
+        end = int(roots[t + 1]) if t + 1 < len(roots) else len(self.arrays["feature"])
+        out = {name: self.arrays[name][start:end].copy() for name in Tree.FIELDS}
+        for name in ("left", "right"):
+            out[name] = np.where(out[name] >= 0, out[name] - start, -1).astype(np.int32)
+        return out
+
+    def n_leaves(self, t1=None):
+        """Leaves per tree (int64 (n_trees,))."""
+        self._flush()
+        roots = self.arrays["roots"][:t1]
+        is_leaf = (self.arrays["left"] < 0).astype(np.int64)
+        bounds = np.append(self.arrays["roots"], len(is_leaf))
+        csum = np.concatenate([[0], np.cumsum(is_leaf)])
+        return csum[bounds[1:len(roots) + 1]] - csum[bounds[:len(roots)]]

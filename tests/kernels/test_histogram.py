@@ -1,0 +1,154 @@
+"""GBDT histogram, binning and partition kernels vs the NumPy reference (recforge._reference.gbdt)."""
+import numpy as np
+import pytest
+
+from recforge._reference import gbdt as ref
+from recforge.kernels import gbdt as kern
+
+
+def _binned(n, n_features, seed, n_values=20, missing=0.1):
+    rng = np.random.default_rng(seed)
+    Xb = rng.integers(0, n_values, size=(n, n_features)).astype(np.uint8)
+    Xb[rng.random(Xb.shape) < missing] = kern.MISSING_BIN
+    gh = np.column_stack([rng.normal(size=n), rng.uniform(0.05, 1.0, size=n)]).astype(np.float32)
+    return Xb, gh
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_histograms_match_reference(seed):
+    Xb, gh = _binned(300, 5, seed)
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(300).astype(np.int32)
+    starts, ends = np.array([0, 100, 100, 250]), np.array([100, 250, 100, 300])
+    hist = kern.build_histograms(Xb, gh, rows, starts, ends, n_threads=2)
+    assert hist.shape == (4, 5, 256, 2) and hist.dtype == np.float64
+    for k in range(4):
+        expected = ref.build_histogram(Xb, gh.astype(np.float64), rows[starts[k]:ends[k]])
+        np.testing.assert_allclose(hist[k], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_histograms_identical_for_any_n_threads():
+    Xb, gh = _binned(200_000, 8, 3, n_values=200)
+    rows = np.arange(200_000, dtype=np.int32)
+    starts, ends = np.array([0, 50_000]), np.array([50_000, 200_000])
+    one = kern.build_histograms(Xb, gh, rows, starts, ends, n_threads=1)
+    for n_threads in (2, 3, 7):
+        np.testing.assert_array_equal(kern.build_histograms(Xb, gh, rows, starts, ends, n_threads=n_threads), one)
+
+
+def test_feature_mask_leaves_features_out():
+    Xb, gh = _binned(100, 4, 4)
+    rows = np.arange(100, dtype=np.int32)
+    mask = np.array([1, 0, 1, 0], bool)
+    hist = kern.build_histograms(Xb, gh, rows, [0], [100], feature_mask=mask)
+    assert np.all(hist[0, ~mask] == 0) and np.any(hist[0, mask] != 0)
+
+
+def test_subtraction_trick_equals_direct_histogram():
+    Xb, gh = _binned(500, 3, 5)
+    rows = np.arange(500, dtype=np.int32)
+    parent, left, right = kern.build_histograms(Xb, gh, rows, [0, 0, 200], [500, 200, 500])
+    np.testing.assert_allclose(parent - left, right, atol=1e-9)
+
+
+def test_partition_is_stable_and_matches_reference():
+    Xb, _ = _binned(1000, 3, 6)
+    cols = np.ascontiguousarray(Xb.T)
+    rows = np.sort(np.random.default_rng(6).choice(1000, 600, replace=False)).astype(np.int32)
+    before = rows.copy()
+    starts, ends = np.array([0, 300]), np.array([300, 600])
+    feature, threshold, dleft = np.array([1, 2], np.int32), np.array([7, 3], np.int32), np.array([1, 0], np.uint8)
+    is_cat = np.array([0, 0, 1], np.uint8)
+    n_left = kern.partition(cols, rows, starts, ends, feature, threshold, dleft, is_cat, n_threads=2)
+    for k in range(2):
+        seg = before[starts[k]:ends[k]]
+        go = ref.goes_left(Xb[seg, feature[k]], threshold[k], dleft[k], bool(is_cat[feature[k]]))
+        expected = np.concatenate([seg[go], seg[~go]])  # stable: order kept on both sides
+        np.testing.assert_array_equal(rows[starts[k]:ends[k]], expected)
+        assert n_left[k] == go.sum()
+
+
+def test_partition_identical_for_any_n_threads():
+    Xb, _ = _binned(300_000, 2, 7, n_values=100)
+    cols = np.ascontiguousarray(Xb.T)
+    results = []
+    for n_threads in (1, 2, 5):
+        rows = np.arange(300_000, dtype=np.int32)
+        kern.partition(cols, rows, [0], [300_000], [0], [40], [1], [0, 0], n_threads=n_threads)
+        results.append(rows)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+
+
+def test_bin_features_numeric_categorical_missing():
+    X = np.array([[0.5, 2.0], [1.0, 7.0], [np.nan, np.nan], [3.0, 5.0], [-1.0, 2.0]], np.float32)
+    edges = np.array([1.0, 2.0, 2.0, 5.0, 7.0], np.float32)  # feature 0: [1, 2]; feature 1 codes [2, 5, 7]
+    offsets = np.array([0, 2, 5])
+    out = kern.bin_features(X, edges, offsets, np.array([0, 1], np.uint8), n_threads=2)
+    np.testing.assert_array_equal(out[:, 0], [0, 1, 255, 2, 0])
+    np.testing.assert_array_equal(out[:, 1], [0, 2, 255, 1, 0])
+    assert np.searchsorted(edges[:2], X[:, 0][~np.isnan(X[:, 0])], side="right").tolist() == [0, 1, 2, 0]
+
+
+def test_bin_features_matches_searchsorted_on_random_data():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(2000, 3)).astype(np.float32)
+    edges = [np.sort(rng.normal(size=k)).astype(np.float32) for k in (1, 17, 254)]
+    offsets = np.concatenate([[0], np.cumsum([len(e) for e in edges])])
+    out = kern.bin_features(X, np.concatenate(edges), offsets, np.zeros(3, np.uint8))
+    for f in range(3):
+        np.testing.assert_array_equal(out[:, f], np.searchsorted(edges[f], X[:, f], side="right"))
+
+
+def test_gradients_logistic_and_squared_error():
+    raw = np.array([-2.0, 0.0, 3.0])
+    y = np.array([0.0, 1.0, 1.0])
+    gh = kern.gradients("binary:logistic", raw, y)
+    p = 1 / (1 + np.exp(-raw))
+    np.testing.assert_allclose(gh[:, 0], p - y, rtol=1e-6)
+    np.testing.assert_allclose(gh[:, 1], p * (1 - p), rtol=1e-6)
+    gh = kern.gradients("reg:squarederror", raw, y, weight=np.array([1.0, 2.0, 0.5]))
+    np.testing.assert_allclose(gh[:, 0], (raw - y) * [1.0, 2.0, 0.5])
+    np.testing.assert_allclose(gh[:, 1], [1.0, 2.0, 0.5])
+
+
+def test_kernel_argument_errors_name_the_argument():
+    Xb, gh = _binned(10, 2, 9)
+    rows = np.arange(10, dtype=np.int32)
+    with pytest.raises(ValueError, match="rows"):
+        kern.build_histograms(Xb, gh, np.array([0, 12], np.int32), [0], [2])
+    with pytest.raises(ValueError, match="node ranges"):
+        kern.build_histograms(Xb, gh, rows, [0], [11])
+    with pytest.raises(ValueError, match="gh"):
+        kern.build_histograms(Xb, gh[:5], rows, [0], [5])
+    with pytest.raises(TypeError, match="rows"):
+        kern.partition(np.ascontiguousarray(Xb.T), rows.astype(np.int64), [0], [10], [0], [1], [0], [0, 0])
+    with pytest.raises(ValueError, match="objective"):
+        kern.gradients("multi:softmax", np.zeros(2), np.zeros(2))
+
+
+@pytest.mark.parametrize("n,n_threads", [(1000, 1), (250_000, 2)])
+def test_partition_ordered_moves_rows_gradients_and_ids(n, n_threads):
+    Xb, gh = _binned(n, 3, 10, n_values=30)
+    ids = np.random.default_rng(10).permutation(n).astype(np.int32)
+    Xn, ghn, rows = Xb.copy(), gh.copy(), ids.copy()
+    starts, ends = np.array([0, n // 3]), np.array([n // 3, n])
+    feature, threshold, dleft = np.array([0, 2], np.int32), np.array([10, 4], np.int32), np.array([0, 1], np.uint8)
+    is_cat = np.array([0, 0, 1], np.uint8)
+    n_left = kern.partition_ordered(Xn, ghn, rows, starts, ends, feature, threshold, dleft, is_cat,
+                                    n_threads=n_threads)
+    orders = []
+    for k in range(2):
+        seg = np.arange(starts[k], ends[k])
+        go = ref.goes_left(Xb[seg, feature[k]], threshold[k], dleft[k], bool(is_cat[feature[k]]))
+        order = np.concatenate([seg[go], seg[~go]])
+        orders.append(order)
+        assert n_left[k] == go.sum()
+        np.testing.assert_array_equal(Xn[starts[k]:ends[k]], Xb[order])
+        np.testing.assert_array_equal(ghn[starts[k]:ends[k]], gh[order])
+        np.testing.assert_array_equal(rows[starts[k]:ends[k]], ids[order])
+    # histogram of a node-ordered range (rows=None) = histogram of the same rows by index
+    left0 = int(n_left[0])
+    direct = kern.build_histograms(Xn, ghn, None, [0], [left0])
+    indexed = kern.build_histograms(Xb, gh, orders[0][:left0].astype(np.int32), [0], [left0])
+    np.testing.assert_array_equal(direct, indexed)

@@ -1,0 +1,264 @@
+"""GBDTClassifier / GBDTRegressor through the public API: fit/predict, determinism, missing values,
+categorical columns, early stopping, apply, importances, save/load, bad input."""
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recforge.exceptions import ModelFileError, NotFittedError
+from recforge.metrics import roc_auc_score
+from recforge.rank import GBDTClassifier, GBDTRegressor
+from recforge.rank.gbdt._grower import Tree
+
+
+def _data(n=2000, seed=0, missing=0.05):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    logit = 1.5 * X[:, 0] - X[:, 1] + 0.8 * (X[:, 2] > 0.5) * X[:, 3]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+    X[rng.random(X.shape) < missing] = np.nan
+    return X, y
+
+
+def _small(**kw):
+    return GBDTClassifier(n_estimators=kw.pop("n_estimators", 20), max_depth=kw.pop("max_depth", 4),
+                          learning_rate=0.3, **kw)
+
+
+def test_fit_predict_shapes_and_quality():
+    X, y = _data()
+    model = _small(n_threads=1).fit(X[:1500], y[:1500])
+    assert model.fit(X[:1500], y[:1500]) is model
+    proba = model.predict_proba(X[1500:])
+    assert proba.shape == (500, 2) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert roc_auc_score(y[1500:], proba[:, 1]) > 0.75
+    np.testing.assert_array_equal(model.predict(X[1500:]), (proba[:, 1] > 0.5).astype(int))
+    np.testing.assert_allclose(1 / (1 + np.exp(-model.decision_function(X[1500:]))), proba[:, 1])
+    assert model.n_features_in_ == 5 and model.n_trees_ == 20 and model.best_iteration_ == 19
+
+
+def test_string_labels_and_classes():
+    X, y = _data(500)
+    labels = np.where(y == 1, "click", "skip")
+    model = _small(n_estimators=5).fit(X, labels)
+    assert model.classes_.tolist() == ["click", "skip"]
+    assert set(model.predict(X)) <= {"click", "skip"}
+
+
+@pytest.mark.parametrize("extra", [{}, {"subsample": 0.7, "colsample_bytree": 0.6}, {"max_leaves": 8}])
+def test_same_model_for_any_n_threads(extra):
+    X, y = _data(3000)
+    a = _small(n_threads=1, random_state=3, **extra).fit(X, y)
+    b = _small(n_threads=2, random_state=3, **extra).fit(X, y)
+    c = _small(n_threads=4, random_state=3, **extra).fit(X, y)
+    for other in (b, c):
+        for name in Tree.FIELDS:
+            np.testing.assert_array_equal(a._forest.arrays[name], other._forest.arrays[name])
+        np.testing.assert_array_equal(a.decision_function(X), other.decision_function(X))
+
+
+def test_seed_controls_subsampling():
+    X, y = _data(1000)
+    a = _small(subsample=0.5, random_state=1).fit(X, y).decision_function(X)
+    b = _small(subsample=0.5, random_state=1).fit(X, y).decision_function(X)
+    c = _small(subsample=0.5, random_state=2).fit(X, y).decision_function(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_missing_values_follow_learned_direction():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=4000)
+    y = (x > 0).astype(int)
+    y_missing = rng.random(4000) < 0.2
+    X = x[:, None].copy()
+    X[y_missing & (y == 1), 0] = np.nan  # missing means "positive" here
+    model = _small(n_estimators=10, max_depth=2).fit(X, y)
+    assert model.predict_proba(np.array([[np.nan]]))[0, 1] > 0.9
+    assert model.predict_proba(np.array([[-1.0]]))[0, 1] < 0.1
+
+
+def test_categorical_dataframe_columns():
+    rng = np.random.default_rng(1)
+    n = 3000
+    city = rng.choice(["paris", "rome", "oslo", "lima"], size=n)
+    num = rng.normal(size=n)
+    y = ((city == "oslo") | ((city == "lima") & (num > 0))).astype(int)
+    df = pd.DataFrame({"city": city, "num": num})
+    df.loc[rng.random(n) < 0.05, "city"] = None
+    model = _small(n_estimators=30).fit(df, y)
+    assert model._schema.is_categorical.tolist() == [True, False]
+    assert model.feature_names_in_.tolist() == ["city", "num"]
+    test = pd.DataFrame({"city": ["oslo", "paris", "lima", "lima", "tokyo"], "num": [0.0, 0.0, 1.0, -1.0, 0.0]})
+    p = model.predict_proba(test)[:, 1]
+    assert p[0] > 0.9 and p[1] < 0.1 and p[2] > 0.9 and p[3] < 0.1  # unseen "tokyo" is treated as missing
+    assert np.isfinite(p[4])
+    # the same as pandas category dtype
+    cat = df.assign(city=df["city"].astype("category"))
+    np.testing.assert_allclose(_small(n_estimators=30).fit(cat, y).predict_proba(test.astype({"city": "category"})),
+                               model.predict_proba(test), atol=1e-12)
+
+
+def test_categorical_codes_in_numpy():
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 6, size=2000).astype(float)
+    y = np.isin(codes, [1, 4]).astype(int)
+    model = _small(categorical_features=[0], n_estimators=20).fit(codes[:, None], y)
+    p = model.predict_proba(np.arange(6, dtype=float)[:, None])[:, 1]
+    assert (p[[1, 4]] > 0.9).all() and (p[[0, 2, 3, 5]] < 0.1).all()
+    with pytest.raises(ValueError, match="categorical"):
+        model.predict_proba(np.array([[1.5]]))
+
+
+def test_eval_set_and_early_stopping():
+    X, y = _data(3000, seed=4)
+    model = GBDTClassifier(n_estimators=500, learning_rate=0.5, max_depth=6, early_stopping_rounds=5)
+    model.fit(X[:2000], y[:2000], eval_set=[(X[2000:], y[2000:])])
+    history = model.evals_result_["validation_0"]["logloss"]
+    assert model.n_trees_ < 500 and model.n_trees_ == len(history)
+    assert model.best_iteration_ == int(np.argmin(history))
+    assert model.n_trees_ == model.best_iteration_ + 1 + 5
+    assert model.best_score_ == pytest.approx(min(history))
+    assert model.apply(X[:3]).shape == (3, model.best_iteration_ + 1)  # predictions use the best trees
+    auc = GBDTClassifier(n_estimators=30, eval_metric="auc", early_stopping_rounds=3).fit(
+        X[:2000], y[:2000], eval_set=[(X[2000:], y[2000:])])
+    assert auc.best_score_ == pytest.approx(max(auc.evals_result_["validation_0"]["auc"]))
+    with pytest.raises(ValueError, match="eval_set"):
+        GBDTClassifier(early_stopping_rounds=3).fit(X, y)
+
+
+def test_apply_gives_leaves_and_their_values_sum_to_margin():
+    X, y = _data(1000)
+    model = _small(n_estimators=7).fit(X, y)
+    leaves = model.apply(X)
+    assert leaves.shape == (1000, 7) and leaves.dtype == np.int32
+    margin = np.full(1000, model.base_margin_)
+    for t in range(7):
+        tree = model._forest.tree(t)
+        assert (tree["left"][leaves[:, t]] == -1).all()
+        margin += tree["value"][leaves[:, t]]
+    np.testing.assert_allclose(margin, model.decision_function(X), atol=1e-12)
+
+
+def test_feature_importances_are_total_gain():
+    X, y = _data(2000)
+    model = _small().fit(X, y)
+    imp = model.feature_importances_
+    assert imp.shape == (5,) and imp.sum() == pytest.approx(1.0)
+    assert imp[0] == imp.max() and imp[4] < 0.1  # feature 4 is noise
+    df = model.trees_to_dataframe()
+    gain = df[df.feature >= 0].groupby("feature").gain.sum()
+    np.testing.assert_allclose(imp[gain.index], gain / gain.sum())
+
+
+def test_best_first_growth_respects_max_leaves():
+    X, y = _data(2000)
+    model = GBDTClassifier(n_estimators=5, max_leaves=6, max_depth=None).fit(X, y)
+    leaves = model._forest.n_leaves()
+    assert leaves.max() <= 6 and leaves.max() == 6
+
+
+def test_regressor():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(2000, 3))
+    y = 2 * X[:, 0] + np.sin(3 * X[:, 1]) + rng.normal(scale=0.1, size=2000)
+    model = GBDTRegressor(n_estimators=100, max_depth=4, learning_rate=0.2).fit(X[:1500], y[:1500],
+                                                                                eval_set=[(X[1500:], y[1500:])])
+    pred = model.predict(X[1500:])
+    assert np.sqrt(np.mean((pred - y[1500:]) ** 2)) < 0.35
+    assert model.evals_result_["validation_0"]["rmse"][-1] == pytest.approx(np.sqrt(np.mean((pred - y[1500:]) ** 2)))
+
+
+def test_sample_weight_zero_rows_are_ignored():
+    X, y = _data(1000)
+    X = np.round(X * 2)  # few distinct values: both fits bin every value apart
+    w = np.ones(1000)
+    w[500:] = 0
+    a = _small().fit(X, y, sample_weight=w).decision_function(X[:500])
+    b = _small().fit(X[:500], y[:500]).decision_function(X[:500])
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_save_load_roundtrip(tmp_path):
+    rng = np.random.default_rng(6)
+    df = pd.DataFrame({"a": rng.normal(size=500), "c": rng.choice(["x", "y", "z"], size=500)})
+    y = ((df.a > 0) ^ (df.c == "y")).astype(int)
+    model = _small(n_estimators=10, early_stopping_rounds=2).fit(df, y, eval_set=[(df, y)])
+    path = tmp_path / "gbdt.npz"
+    model.save(path)
+    loaded = GBDTClassifier.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(df), model.predict_proba(df))
+    np.testing.assert_array_equal(loaded.apply(df), model.apply(df))
+    assert loaded.get_params() == model.get_params() and loaded.best_iteration_ == model.best_iteration_
+    assert loaded.classes_.tolist() == [0, 1]
+    buf = io.BytesIO()
+    GBDTRegressor(n_estimators=3).fit(df[["a"]], df.a * 2).save(buf)
+    buf.seek(0)
+    with pytest.raises(ModelFileError, match="GBDTRegressor"):
+        GBDTClassifier.load(buf)
+
+
+def test_corrupt_model_file_is_rejected(tmp_path):
+    from recforge.io import load_arrays, save_arrays
+
+    X, y = _data(300)
+    path = tmp_path / "m.npz"
+    _small(n_estimators=3).fit(X, y).save(path)
+    params, arrays, meta = load_arrays(path)
+    arrays["forest_left"] = arrays["forest_left"].copy()
+    arrays["forest_left"][0] = 10_000
+    save_arrays(path, model_class="GBDTClassifier", params=params, arrays=arrays, meta=meta)
+    with pytest.raises(ModelFileError, match="corrupt|range"):
+        GBDTClassifier.load(path)
+
+
+def test_not_fitted_and_bad_input():
+    X, y = _data(200)
+    with pytest.raises(NotFittedError):
+        GBDTClassifier().predict_proba(X)
+    with pytest.raises(ValueError, match="binary"):
+        _small().fit(X, np.arange(200) % 3)
+    with pytest.raises(ValueError, match="continuous"):
+        _small().fit(X, np.linspace(0, 1, 200))
+    with pytest.raises(ValueError, match="infinity"):
+        _small().fit(np.where(np.isnan(X), np.inf, X), y)
+    with pytest.raises(ValueError, match="rows"):
+        _small().fit(X, y[:100])
+    with pytest.raises(TypeError, match="sparse"):
+        import scipy.sparse as sp
+        _small().fit(sp.csr_matrix(np.nan_to_num(X)), y)
+    model = _small(n_estimators=2).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        model.predict_proba(X[:, :3])
+    for name, value in [("n_estimators", 0), ("learning_rate", -1.0), ("max_depth", -1), ("subsample", 1.5),
+                        ("colsample_bytree", 0.0), ("max_bin", 1), ("max_bin", 300), ("max_leaves", 1),
+                        ("reg_lambda", -1.0), ("gamma", -0.1), ("min_child_weight", -1.0)]:
+        with pytest.raises(ValueError, match=name):
+            GBDTClassifier(**{name: value}).fit(X, y)
+    with pytest.raises(ValueError, match="sample_weight"):
+        _small().fit(X, y, sample_weight=-np.ones(200))
+    with pytest.raises(ValueError, match="eval_metric"):
+        _small(eval_metric="rmse").fit(X, y)
+
+
+def test_max_depth_zero_is_a_constant_model():
+    X, y = _data(300)
+    model = GBDTClassifier(n_estimators=3, max_depth=0).fit(X, y)
+    assert np.ptp(model.decision_function(X)) == 0
+
+
+def test_regressor_save_load_and_categorical(tmp_path):
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame({"a": rng.normal(size=600), "c": rng.choice(["u", "v"], size=600)})
+    y = df.a.to_numpy() * 2 + (df.c == "v") * 3
+    model = GBDTRegressor(n_estimators=20, max_depth=3).fit(df, y)
+    assert model._schema.is_categorical.tolist() == [False, True]
+    path = tmp_path / "reg.npz"
+    model.save(path)
+    loaded = GBDTRegressor.load(path)
+    np.testing.assert_array_equal(loaded.predict(df), model.predict(df))
+    assert loaded.feature_names_in_.tolist() == ["a", "c"]
+    with pytest.raises(NotFittedError):
+        GBDTRegressor().predict(df)

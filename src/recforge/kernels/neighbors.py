@@ -1,0 +1,226 @@
+"""Numba kernels of neighbourhood collaborative filtering (ItemCF / UserCF).
+
+Two kernels, each a pure function on CSR arrays (``indptr`` int64, ``indices`` int32, ``data`` float32):
+
+* :func:`cooccurrence_topk` — penalised co-occurrence cosine similarity of the rows of a sparse
+  matrix and the top-``K`` neighbours of every row (never a dense row × row matrix).
+* :func:`two_hop_scores` / :func:`two_hop_topk` — scores of ``Q @ N`` for a few rows of ``Q``
+  (``Q`` = query → intermediate weights, ``N`` = intermediate → item weights), written to a
+  dense block or reduced straight to each row's top-``k`` (the *fused* path: per thread one dense
+  accumulator, only touched entries are reset).
+
+Both reductions follow the same accumulation order (entries of ``Q``'s row in stored order, then
+entries of ``N``'s row in stored order, float64 accumulators cast to float32), so the dense and
+the fused path give bit-identical scores. Validation lives in the Python callers.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit
+
+
+@jit
+def _insert(top_val, top_idx, count, k, value, index):
+    """Insert (value, index) into the sorted top lists (value desc, index asc); returns the new count."""
+    if count == k:
+        last_v = top_val[k - 1]
+        if value < last_v or (value == last_v and index > top_idx[k - 1]):
+            return count
+        pos = k - 1
+    else:
+        pos = count
+        count += 1
+    while pos > 0:
+        pv = top_val[pos - 1]
+        if pv > value or (pv == value and top_idx[pos - 1] < index):
+            break
+        top_val[pos] = pv
+        top_idx[pos] = top_idx[pos - 1]
+        pos -= 1
+    top_val[pos] = value
+    top_idx[pos] = index
+    return count
+
+
+@jit(parallel=True)
+def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks):
+    """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``.
+
+    ``A`` (n_rows × n_mid) holds which intermediates each row touches (for ItemCF: item → users),
+    ``B`` = ``Aᵀ`` (n_mid × n_rows, for ItemCF: user → items). The similarity of rows ``a != b`` is
+
+        sim(a, b) = Σ_{m ∈ A[a] ∩ A[b]} penalty[m] / (norm[a] · norm[b])
+
+    Parameters
+    ----------
+    a_indptr : int64 (n_rows + 1,); a_indices : int32 (nnz,)
+    b_indptr : int64 (n_mid + 1,); b_indices : int32 (nnz,)
+    penalty : float64 (n_mid,), > 0
+    norm : float64 (n_rows,), > 0 for rows with entries
+    n_neighbors : int >= 1
+    n_chunks : int >= 1
+        Work is split into this many interleaved chunks (row ``r`` goes to chunk ``r % n_chunks``),
+        each with its own dense accumulator; the result does not depend on it.
+
+    Returns
+    -------
+    nbr_idx : int32 (n_rows, n_neighbors), ``-1`` pads
+        Neighbours by (similarity desc, index asc).
+    nbr_val : float32 (n_rows, n_neighbors), 0 pads
+    counts : int64 (n_rows,)
+    """
+    n_rows = a_indptr.shape[0] - 1
+    k = n_neighbors
+    nbr_idx = np.full((n_rows, k), -1, dtype=np.int32)
+    nbr_val = np.zeros((n_rows, k), dtype=np.float32)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for c in prange(n_chunks):
+        acc = np.zeros(n_rows, dtype=np.float64)
+        touched = np.empty(n_rows, dtype=np.int32)
+        top_val = np.empty(k, dtype=np.float32)
+        top_idx = np.empty(k, dtype=np.int32)
+        for a in range(c, n_rows, n_chunks):
+            n_touched = 0
+            for p in range(a_indptr[a], a_indptr[a + 1]):
+                m = a_indices[p]
+                w = penalty[m]
+                for q in range(b_indptr[m], b_indptr[m + 1]):
+                    b = b_indices[q]
+                    if b == a:
+                        continue
+                    if acc[b] == 0.0:
+                        touched[n_touched] = b
+                        n_touched += 1
+                    acc[b] += w
+            count = 0
+            for t in range(n_touched):
+                b = touched[t]
+                value = np.float32(acc[b] / (norm[a] * norm[b]))
+                acc[b] = 0.0
+                if value > 0:
+                    count = _insert(top_val, top_idx, count, k, value, b)
+            for t in range(count):
+                nbr_idx[a, t] = top_idx[t]
+                nbr_val[a, t] = top_val[t]
+            counts[a] = count
+    return nbr_idx, nbr_val, counts
+
+
+@jit(parallel=True)
+def two_hop_scores(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items):
+    """Dense scores ``(Q @ N)[rows]`` as float32 (len(rows), n_items).
+
+    Parameters
+    ----------
+    rows : int64 (n_rows,)
+        Rows of ``Q`` to score.
+    q_indptr : int64, q_indices : int32, q_data : float32
+        ``Q`` (n_queries_total × n_mid) in CSR.
+    n_indptr : int64, n_indices : int32, n_data : float32
+        ``N`` (n_mid × n_items) in CSR.
+    n_items : int
+
+    Returns
+    -------
+    scores : float32 (n_rows, n_items)
+        Accumulated in float64 in the order (Q's entries, then N's entries), then cast.
+    """
+    n_rows = rows.shape[0]
+    out = np.zeros((n_rows, n_items), dtype=np.float32)
+    for r in prange(n_rows):
+        acc = np.zeros(n_items, dtype=np.float64)
+        row = rows[r]
+        for p in range(q_indptr[row], q_indptr[row + 1]):
+            m = q_indices[p]
+            w = np.float64(q_data[p])
+            for q in range(n_indptr[m], n_indptr[m + 1]):
+                acc[n_indices[q]] += w * n_data[q]
+        for i in range(n_items):
+            out[r, i] = np.float32(acc[i])
+    return out
+
+
+@jit(parallel=True)
+def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items,
+                 ex_indptr, ex_indices, mask, k, n_chunks):
+    """Top-``k`` of ``(Q @ N)[rows]`` without a dense score block (the fused path).
+
+    Same scores as :func:`two_hop_scores` followed by :func:`recforge.kernels.topk.topk` with
+    ``exclude`` and ``global_mask``, **provided every score is >= 0** (the callers guarantee it: all
+    weights are non-negative). Rule: candidates are ordered by (float32 score desc, index asc);
+    items no entry reached have score 0, so once the positive scores are used up the row is filled
+    with the remaining score-0 items in increasing index order; only a row with fewer than ``k``
+    allowed items is padded (``-1`` / ``-inf``).
+
+    Parameters
+    ----------
+    rows, q_*, n_*, n_items : as in :func:`two_hop_scores`
+    ex_indptr : int64 (len(rows) + 1,), ex_indices : int32
+        Items excluded per query row (row ``r`` of the exclusion CSR belongs to ``rows[r]``).
+    mask : uint8 (n_items,)
+        1 = never recommend.
+    k : int >= 1
+    n_chunks : int >= 1
+        Interleaved work chunks, each with its own dense accumulator; the result does not depend on it.
+
+    Returns
+    -------
+    indices : int64 (n_rows, k); values : float32 (n_rows, k)
+    """
+    n_rows = rows.shape[0]
+    out_idx = np.full((n_rows, k), -1, dtype=np.int64)
+    out_val = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    for c in prange(n_chunks):
+        acc = np.zeros(n_items, dtype=np.float64)
+        flag = np.zeros(n_items, dtype=np.uint8)  # 1 touched, 2 excluded (per row), reset after
+        touched = np.empty(n_items, dtype=np.int32)
+        top_val = np.empty(k, dtype=np.float32)
+        top_idx = np.empty(k, dtype=np.int32)
+        for r in range(c, n_rows, n_chunks):
+            row = rows[r]
+            n_touched = 0
+            for p in range(q_indptr[row], q_indptr[row + 1]):
+                m = q_indices[p]
+                w = np.float64(q_data[p])
+                for q in range(n_indptr[m], n_indptr[m + 1]):
+                    i = n_indices[q]
+                    if flag[i] == 0:
+                        flag[i] = 1
+                        touched[n_touched] = i
+                        n_touched += 1
+                    acc[i] += w * n_data[q]
+            for p in range(ex_indptr[r], ex_indptr[r + 1]):
+                flag[ex_indices[p]] = 2
+            count = 0
+            for t in range(n_touched):
+                i = touched[t]
+                if flag[i] == 1 and mask[i] == 0:
+                    value = np.float32(acc[i])
+                    if value > 0:
+                        count = _insert(top_val, top_idx, count, k, value, i)
+            n_pos = count
+            for t in range(count):
+                out_idx[r, t] = top_idx[t]
+                out_val[r, t] = top_val[t]
+            if count < k:
+                # score-0 fill in index order: skip excluded, masked and already chosen (positive) items
+                for t in range(n_pos):
+                    flag[top_idx[t]] = 3
+                i = 0
+                while count < k and i < n_items:
+                    if flag[i] != 2 and flag[i] != 3 and mask[i] == 0:
+                        out_idx[r, count] = i
+                        out_val[r, count] = 0.0
+                        count += 1
+                    i += 1
+                for t in range(n_pos):
+                    flag[top_idx[t]] = 1
+            for t in range(n_touched):
+                i = touched[t]
+                acc[i] = 0.0
+                flag[i] = 0
+            for p in range(ex_indptr[r], ex_indptr[r + 1]):
+                flag[ex_indices[p]] = 0
+    return out_idx, out_val

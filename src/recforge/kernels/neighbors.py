@@ -22,25 +22,28 @@ from ._jit import jit
 
 
 @jit
-def _insert(top_val, top_idx, count, k, value, index):
-    """Insert (value, index) into the sorted top lists (value desc, index asc); returns the new count."""
+def _insert(top_val, top_idx, base, count, k, value, index):
+    """Insert (value, index) into the sorted list ``top_*[base:base + count]`` (value desc, index asc).
+
+    The list holds at most ``k`` entries; returns the new count.
+    """
     if count == k:
-        last_v = top_val[k - 1]
-        if value < last_v or (value == last_v and index > top_idx[k - 1]):
+        last_v = top_val[base + k - 1]
+        if value < last_v or (value == last_v and index > top_idx[base + k - 1]):
             return count
         pos = k - 1
     else:
         pos = count
         count += 1
     while pos > 0:
-        pv = top_val[pos - 1]
-        if pv > value or (pv == value and top_idx[pos - 1] < index):
+        pv = top_val[base + pos - 1]
+        if pv > value or (pv == value and top_idx[base + pos - 1] < index):
             break
-        top_val[pos] = pv
-        top_idx[pos] = top_idx[pos - 1]
+        top_val[base + pos] = pv
+        top_idx[base + pos] = top_idx[base + pos - 1]
         pos -= 1
-    top_val[pos] = value
-    top_idx[pos] = index
+    top_val[base + pos] = value
+    top_idx[base + pos] = index
     return count
 
 
@@ -53,16 +56,20 @@ def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n
 
         sim(a, b) = Σ_{m ∈ A[a] ∩ A[b]} penalty[m] / (norm[a] · norm[b])
 
+    Each pair is computed once (from its larger row, ``b < a``; both sides sum over the shared
+    intermediates in increasing order, so the value is the same either way) and offered to both
+    rows' top lists. Every chunk keeps its own top lists of all rows; a final pass merges them.
+
     Parameters
     ----------
-    a_indptr : int64 (n_rows + 1,); a_indices : int32 (nnz,)
-    b_indptr : int64 (n_mid + 1,); b_indices : int32 (nnz,)
+    a_indptr : int64 (n_rows + 1,); a_indices : int32 (nnz,), sorted within rows
+    b_indptr : int64 (n_mid + 1,); b_indices : int32 (nnz,), sorted within rows
     penalty : float64 (n_mid,), > 0
-    norm : float64 (n_rows,), > 0 for rows with entries
+    norm : float64 (n_rows,), > 0
     n_neighbors : int >= 1
     n_chunks : int >= 1
-        Work is split into this many interleaved chunks (row ``r`` goes to chunk ``r % n_chunks``),
-        each with its own dense accumulator; the result does not depend on it.
+        Rows are dealt to this many chunks (row ``a`` to chunk ``a % n_chunks``), run in parallel;
+        memory ``n_chunks · n_rows · n_neighbors · 8`` bytes. The result does not depend on it.
 
     Returns
     -------
@@ -73,14 +80,14 @@ def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n
     """
     n_rows = a_indptr.shape[0] - 1
     k = n_neighbors
-    nbr_idx = np.full((n_rows, k), -1, dtype=np.int32)
-    nbr_val = np.zeros((n_rows, k), dtype=np.float32)
-    counts = np.zeros(n_rows, dtype=np.int64)
+    heap_val = np.empty(n_chunks * n_rows * k, dtype=np.float32)  # chunk c, row a at (c * n_rows + a) * k
+    heap_idx = np.empty(n_chunks * n_rows * k, dtype=np.int32)
+    heap_cnt = np.zeros(n_chunks * n_rows, dtype=np.int64)
+    # the k-th best value of each list once full (0 before): most offers fail this compact test
+    heap_min = np.zeros(n_chunks * n_rows, dtype=np.float32)
     for c in prange(n_chunks):
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows, dtype=np.int32)
-        top_val = np.empty(k, dtype=np.float32)
-        top_idx = np.empty(k, dtype=np.int32)
         for a in range(c, n_rows, n_chunks):
             n_touched = 0
             for p in range(a_indptr[a], a_indptr[a + 1]):
@@ -88,24 +95,38 @@ def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n
                 w = penalty[m]
                 for q in range(b_indptr[m], b_indptr[m + 1]):
                     b = b_indices[q]
-                    if b == a:
-                        continue
+                    if b >= a:
+                        break
                     if acc[b] == 0.0:
                         touched[n_touched] = b
                         n_touched += 1
                     acc[b] += w
-            count = 0
             for t in range(n_touched):
                 b = touched[t]
                 value = np.float32(acc[b] / (norm[a] * norm[b]))
                 acc[b] = 0.0
                 if value > 0:
-                    count = _insert(top_val, top_idx, count, k, value, b)
-            for t in range(count):
-                nbr_idx[a, t] = top_idx[t]
-                nbr_val[a, t] = top_val[t]
-            counts[a] = count
-    return nbr_idx, nbr_val, counts
+                    ha = c * n_rows + a
+                    if value >= heap_min[ha]:
+                        heap_cnt[ha] = _insert(heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b)
+                        if heap_cnt[ha] == k:
+                            heap_min[ha] = heap_val[ha * k + k - 1]
+                    hb = c * n_rows + b
+                    if value >= heap_min[hb]:
+                        heap_cnt[hb] = _insert(heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a)
+                        if heap_cnt[hb] == k:
+                            heap_min[hb] = heap_val[hb * k + k - 1]
+    nbr_idx = np.full(n_rows * k, -1, dtype=np.int32)
+    nbr_val = np.zeros(n_rows * k, dtype=np.float32)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for a in prange(n_rows):
+        count = 0
+        for c in range(n_chunks):
+            h = c * n_rows + a
+            for t in range(heap_cnt[h]):
+                count = _insert(nbr_val, nbr_idx, a * k, count, k, heap_val[h * k + t], heap_idx[h * k + t])
+        counts[a] = count
+    return nbr_idx.reshape(n_rows, k), nbr_val.reshape(n_rows, k), counts
 
 
 @jit(parallel=True)
@@ -199,7 +220,7 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
                 if flag[i] == 1 and mask[i] == 0:
                     value = np.float32(acc[i])
                     if value > 0:
-                        count = _insert(top_val, top_idx, count, k, value, i)
+                        count = _insert(top_val, top_idx, 0, count, k, value, i)
             n_pos = count
             for t in range(count):
                 out_idx[r, t] = top_idx[t]
@@ -224,3 +245,4 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
             for p in range(ex_indptr[r], ex_indptr[r + 1]):
                 flag[ex_indices[p]] = 0
     return out_idx, out_val
+

@@ -30,16 +30,18 @@ def log_penalty(counts: np.ndarray) -> np.ndarray:
 
 
 def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n_threads: int,
-                   normalize_max: bool = False) -> sp.csr_matrix:
+                   normalize_max: bool = False, cols: sp.csr_matrix | None = None) -> sp.csr_matrix:
     """Top-``n_neighbors`` penalised-cosine neighbours of every row of the binary pattern of ``rows``.
 
     ``rows`` is (n_rows × n_mid) CSR; ``penalty`` (n_mid,) weighs each shared intermediate. Returns a
     (n_rows × n_rows) CSR float32 with at most ``n_neighbors`` entries per row, neighbours sorted by
     (similarity desc, index asc); with ``normalize_max`` each row is divided by its maximum.
+    Rows and columns must have sorted indices.
     """
     rows = sp.csr_matrix(rows)
-    cols = rows.T.tocsr()
-    cols.sort_indices()
+    if cols is None:  # the transpose, if the caller has it
+        cols = rows.T.tocsr()
+        cols.sort_indices()
     a_indptr, a_indices, _ = csr_arrays(rows)
     b_indptr, b_indices, _ = csr_arrays(cols)
     degree = np.diff(a_indptr).astype(np.float64)
@@ -48,7 +50,7 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
     with numba_threads(n_threads) as n:
         idx, val, counts = cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices,
                                              np.ascontiguousarray(penalty, dtype=np.float64), norm,
-                                             int(n_neighbors), max(1, min(n_rows, 8 * n)))
+                                             int(n_neighbors), max(1, min(n_rows, n)))
     if normalize_max:
         top = val[:, :1].copy()
         top[top == 0] = 1.0

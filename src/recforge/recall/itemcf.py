@@ -71,7 +71,7 @@ class ItemCF(TwoHopModel):
         items.sort_indices()
         penalty = log_penalty(data.user_activity())
         self.similarity_ = topk_neighbors(items, self.n_neighbors, penalty, self._n_threads(),
-                                          normalize_max=bool(self.normalize_max))
+                                          normalize_max=bool(self.normalize_max), cols=matrix)
         weights = time_decay_weights(matrix, data.timestamps, float(self.time_decay))
         if self.use_weights:
             weights = weights * matrix.data

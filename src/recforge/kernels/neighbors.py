@@ -2,8 +2,11 @@
 
 Two kernels, each a pure function on CSR arrays (``indptr`` int64, ``indices`` int32, ``data`` float32):
 
-* :func:`cooccurrence_topk` — penalised co-occurrence cosine similarity of the rows of a sparse
-  matrix and the top-``K`` neighbours of every row (never a dense row × row matrix).
+* :func:`cooccurrence_topk` / :func:`cooccurrence_topk_symmetric` — penalised co-occurrence cosine
+  similarity of the rows of a sparse matrix and the top-``K`` neighbours of every row (never a dense
+  row × row matrix). Same result; the first computes every row on its own (each pair twice, top
+  lists stay in cache: faster on small data), the second each pair once (half the accumulation work,
+  scattered heap updates: faster on large data).
 * :func:`two_hop_scores` / :func:`two_hop_topk` — scores of ``Q @ N`` for a few rows of ``Q``
   (``Q`` = query → intermediate weights, ``N`` = intermediate → item weights), written to a
   dense block or reduced straight to each row's top-``k`` (the *fused* path: per thread one dense
@@ -47,6 +50,113 @@ def _insert(top_val, top_idx, base, count, k, value, index):
     return count
 
 
+@jit
+def _worse(v1, i1, v2, i2):
+    """(v1, i1) ranks below (v2, i2): smaller value, or equal value and larger index."""
+    return v1 < v2 or (v1 == v2 and i1 > i2)
+
+
+@jit
+def _heap_offer(hv, hi, base, count, k, value, index):
+    """Offer (value, index) to the bounded heap ``h*[base:base + k]`` whose root is its worst entry.
+
+    Returns the new count (at most ``k``). The kept set is the top-``k`` by (value desc, index asc)
+    whatever the order of the offers.
+    """
+    if count < k:
+        pos = count
+        count += 1
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            if not _worse(value, index, hv[base + parent], hi[base + parent]):
+                break
+            hv[base + pos] = hv[base + parent]
+            hi[base + pos] = hi[base + parent]
+            pos = parent
+        hv[base + pos] = value
+        hi[base + pos] = index
+        return count
+    if not _worse(hv[base], hi[base], value, index):
+        return count
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= k:
+            break
+        if child + 1 < k and _worse(hv[base + child + 1], hi[base + child + 1], hv[base + child], hi[base + child]):
+            child += 1
+        if not _worse(hv[base + child], hi[base + child], value, index):
+            break
+        hv[base + pos] = hv[base + child]
+        hi[base + pos] = hi[base + child]
+        pos = child
+    hv[base + pos] = value
+    hi[base + pos] = index
+    return count
+
+
+@jit
+def _heap_sorted(hv, hi, base, count, out_v, out_i, out_base):
+    """Write the heap's entries to ``out_*[out_base:out_base + count]`` best first (destroys the heap)."""
+    n = count
+    while n > 0:
+        out_v[out_base + n - 1] = hv[base]
+        out_i[out_base + n - 1] = hi[base]
+        n -= 1
+        v = hv[base + n]
+        i = hi[base + n]
+        pos = 0
+        while True:
+            child = 2 * pos + 1
+            if child >= n:
+                break
+            if child + 1 < n and _worse(hv[base + child + 1], hi[base + child + 1], hv[base + child], hi[base + child]):
+                child += 1
+            if not _worse(hv[base + child], hi[base + child], v, i):
+                break
+            hv[base + pos] = hv[base + child]
+            hi[base + pos] = hi[base + child]
+            pos = child
+        hv[base + pos] = v
+        hi[base + pos] = i
+
+
+@jit
+def _select_topk(cand_val, cand_idx, m, k, out_val, out_idx, out_base):
+    """Best ``k`` of the ``m`` candidates by (value desc, index asc) into ``out_*[out_base:]``, sorted.
+
+    O(m) selection (``np.partition``) then a sort of the chosen; overwrites the candidates; returns
+    how many were written (``min(m, k)``).
+    """
+    if m > k:
+        threshold = np.partition(cand_val[:m].copy(), m - k)[m - k]  # the k-th largest value
+        ties = np.empty(m, dtype=np.int32)
+        n_ties = 0
+        n_above = 0
+        for t in range(m):  # compact in place: position t is read before anything is written there
+            v = cand_val[t]
+            if v > threshold:
+                cand_val[n_above] = v
+                cand_idx[n_above] = cand_idx[t]
+                n_above += 1
+            elif v == threshold:
+                ties[n_ties] = cand_idx[t]
+                n_ties += 1
+        ties = np.sort(ties[:n_ties])
+        for t in range(k - n_above):  # equal values: the lowest indices
+            cand_val[n_above + t] = threshold
+            cand_idx[n_above + t] = ties[t]
+        m = k
+    by_index = np.argsort(cand_idx[:m], kind="mergesort")
+    vals = cand_val[:m][by_index]
+    idxs = cand_idx[:m][by_index]
+    order = np.argsort(-vals, kind="mergesort")  # stable: equal values keep index order
+    for t in range(m):
+        out_val[out_base + t] = vals[order[t]]
+        out_idx[out_base + t] = idxs[order[t]]
+    return m
+
+
 @jit(parallel=True)
 def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks):
     """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``.
@@ -56,9 +166,75 @@ def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n
 
         sim(a, b) = Σ_{m ∈ A[a] ∩ A[b]} penalty[m] / (norm[a] · norm[b])
 
+    accumulated in float64 over the shared intermediates in increasing order, then cast to float32.
+
+    Parameters
+    ----------
+    a_indptr : int64 (n_rows + 1,); a_indices : int32 (nnz,)
+    b_indptr : int64 (n_mid + 1,); b_indices : int32 (nnz,)
+    penalty : float64 (n_mid,), > 0
+    norm : float64 (n_rows,), > 0 for rows with entries
+    n_neighbors : int >= 1
+    n_chunks : int >= 1
+        Work is split into this many interleaved chunks (row ``r`` goes to chunk ``r % n_chunks``),
+        each with its own dense accumulator; the result does not depend on it.
+
+    Returns
+    -------
+    nbr_idx : int32 (n_rows, n_neighbors), ``-1`` pads
+        Neighbours by (similarity desc, index asc).
+    nbr_val : float32 (n_rows, n_neighbors), 0 pads
+    counts : int64 (n_rows,)
+    """
+    n_rows = a_indptr.shape[0] - 1
+    k = n_neighbors
+    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
+    out_val = np.zeros(n_rows * k, dtype=np.float32)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for c in prange(n_chunks):
+        acc = np.zeros(n_rows, dtype=np.float64)
+        touched = np.empty(n_rows, dtype=np.int32)
+        cand_val = np.empty(n_rows, dtype=np.float32)
+        cand_idx = np.empty(n_rows, dtype=np.int32)
+        for a in range(c, n_rows, n_chunks):
+            n_touched = 0
+            for p in range(a_indptr[a], a_indptr[a + 1]):
+                mid = a_indices[p]
+                w = penalty[mid]
+                for q in range(b_indptr[mid], b_indptr[mid + 1]):
+                    b = b_indices[q]
+                    if b == a:
+                        continue
+                    if acc[b] == 0.0:
+                        touched[n_touched] = b
+                        n_touched += 1
+                    acc[b] += w
+            n_cand = 0
+            for t in range(n_touched):
+                b = touched[t]
+                value = np.float32(acc[b] / (norm[a] * norm[b]))
+                acc[b] = 0.0
+                if value > 0:
+                    cand_val[n_cand] = value
+                    cand_idx[n_cand] = b
+                    n_cand += 1
+            count = _select_topk(cand_val, cand_idx, n_cand, k, out_val, out_idx, a * k)
+            counts[a] = count
+    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
+
+
+@jit(parallel=True)
+def cooccurrence_topk_symmetric(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks):
+    """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``.
+
+    ``A`` (n_rows × n_mid) holds which intermediates each row touches (for ItemCF: item → users),
+    ``B`` = ``Aᵀ`` (n_mid × n_rows, for ItemCF: user → items). The similarity of rows ``a != b`` is
+
+        sim(a, b) = Σ_{m ∈ A[a] ∩ A[b]} penalty[m] / (norm[a] · norm[b])
+
     Each pair is computed once (from its larger row, ``b < a``; both sides sum over the shared
     intermediates in increasing order, so the value is the same either way) and offered to both
-    rows' top lists. Every chunk keeps its own top lists of all rows; a final pass merges them.
+    rows' bounded heaps. Every chunk keeps its own heaps of all rows; a final pass merges them.
 
     Parameters
     ----------
@@ -108,23 +284,26 @@ def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n
                 if value > 0:
                     ha = c * n_rows + a
                     if value >= heap_min[ha]:
-                        heap_cnt[ha] = _insert(heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b)
+                        heap_cnt[ha] = _heap_offer(heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b)
                         if heap_cnt[ha] == k:
-                            heap_min[ha] = heap_val[ha * k + k - 1]
+                            heap_min[ha] = heap_val[ha * k]
                     hb = c * n_rows + b
                     if value >= heap_min[hb]:
-                        heap_cnt[hb] = _insert(heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a)
+                        heap_cnt[hb] = _heap_offer(heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a)
                         if heap_cnt[hb] == k:
-                            heap_min[hb] = heap_val[hb * k + k - 1]
+                            heap_min[hb] = heap_val[hb * k]
     nbr_idx = np.full(n_rows * k, -1, dtype=np.int32)
     nbr_val = np.zeros(n_rows * k, dtype=np.float32)
     counts = np.zeros(n_rows, dtype=np.int64)
     for a in prange(n_rows):
-        count = 0
-        for c in range(n_chunks):
+        # merge the chunks' heaps into chunk 0's, then sort it into the output row
+        h0 = a
+        count = heap_cnt[h0]
+        for c in range(1, n_chunks):
             h = c * n_rows + a
             for t in range(heap_cnt[h]):
-                count = _insert(nbr_val, nbr_idx, a * k, count, k, heap_val[h * k + t], heap_idx[h * k + t])
+                count = _heap_offer(heap_val, heap_idx, h0 * k, count, k, heap_val[h * k + t], heap_idx[h * k + t])
+        _heap_sorted(heap_val, heap_idx, h0 * k, count, nbr_val, nbr_idx, a * k)
         counts[a] = count
     return nbr_idx.reshape(n_rows, k), nbr_val.reshape(n_rows, k), counts
 

@@ -12,7 +12,10 @@ import scipy.sparse as sp
 
 from .._threads import numba_threads
 from .._validation import check_float, check_int
-from ..kernels.neighbors import cooccurrence_topk, two_hop_scores, two_hop_topk
+from ..kernels.neighbors import cooccurrence_topk, cooccurrence_topk_symmetric, two_hop_scores, two_hop_topk
+
+#: pair work (Σ over intermediates of degree²) above which each pair is computed once (see kernels.neighbors)
+SYMMETRIC_MIN_WORK = 10**8
 from .base import RecallModel
 
 SECONDS_PER_DAY = 86_400.0
@@ -47,10 +50,13 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
     degree = np.diff(a_indptr).astype(np.float64)
     norm = np.sqrt(np.maximum(degree, 1.0))
     n_rows = rows.shape[0]
+    work = float(np.square(np.diff(b_indptr).astype(np.float64)).sum())
+    symmetric = work >= SYMMETRIC_MIN_WORK
+    kernel = cooccurrence_topk_symmetric if symmetric else cooccurrence_topk
     with numba_threads(n_threads) as n:
-        idx, val, counts = cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices,
-                                             np.ascontiguousarray(penalty, dtype=np.float64), norm,
-                                             int(n_neighbors), max(1, min(n_rows, n)))
+        n_chunks = max(1, min(n_rows, n if symmetric else 8 * n))
+        idx, val, counts = kernel(a_indptr, a_indices, b_indptr, b_indices,
+                                  np.ascontiguousarray(penalty, dtype=np.float64), norm, int(n_neighbors), n_chunks)
     if normalize_max:
         top = val[:, :1].copy()
         top[top == 0] = 1.0

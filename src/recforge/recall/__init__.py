@@ -3,5 +3,6 @@ from .base import RecallModel
 from .popularity import Popularity
 from .itemcf import ItemCF
 from .usercf import UserCF
+from .personal_rank import PersonalRank
 
-__all__ = ["RecallModel", "Popularity", "ItemCF", "UserCF"]
+__all__ = ["RecallModel", "Popularity", "ItemCF", "UserCF", "PersonalRank"]

@@ -16,8 +16,40 @@ def _popularity(n_threads):
     return Popularity(n_threads=n_threads)
 
 
+def _itemcf(n_threads):
+    from .recall import ItemCF
+
+    return ItemCF(n_threads=n_threads)
+
+
+def _usercf(n_threads):
+    from .recall import UserCF
+
+    return UserCF(n_threads=n_threads)
+
+
+def _personal_rank(n_threads):
+    from .recall import PersonalRank
+
+    return PersonalRank(n_threads=n_threads)
+
+
+def _content_based(n_threads):
+    """ContentBased on the MovieLens genres (its ``fit(train)`` brings the genres along)."""
+    from .datasets import movielens_small
+    from .recall import ContentBased
+    from .recall.content_based import genre_topics
+
+    class MovieLensContentBased(ContentBased):
+        def fit(self, interactions, item_features=None):
+            return super().fit(interactions, item_features=genre_topics(movielens_small().movies))
+
+    return MovieLensContentBased(n_threads=n_threads)
+
+
 #: (row name, factory(n_threads) -> unfitted recall model)
-RECALL_MODELS = [("popularity", _popularity)]
+RECALL_MODELS = [("popularity", _popularity), ("itemcf", _itemcf), ("usercf", _usercf),
+                 ("personal_rank", _personal_rank), ("content_based", _content_based)]
 #: (row name, factory(n_threads) -> unfitted ranker with fit/predict_proba)
 RANKERS: list = []
 

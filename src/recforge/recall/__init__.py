@@ -4,5 +4,6 @@ from .popularity import Popularity
 from .itemcf import ItemCF
 from .usercf import UserCF
 from .personal_rank import PersonalRank
+from .content_based import ContentBased
 
-__all__ = ["RecallModel", "Popularity", "ItemCF", "UserCF", "PersonalRank"]
+__all__ = ["RecallModel", "Popularity", "ItemCF", "UserCF", "PersonalRank", "ContentBased"]

@@ -40,9 +40,9 @@ def ours_itemcf(data, n_neighbors):
 
 
 def implicit_cosine(data, n_neighbors):
-    from implicit.nearest_neighbours import CosineRecommender
-
     import warnings
+
+    from implicit.nearest_neighbours import CosineRecommender
 
     matrix = sp.csr_matrix(data.matrix)
     model = CosineRecommender(K=n_neighbors, num_threads=N_THREADS)

@@ -119,3 +119,11 @@ def test_quality_movielens():
     report = evaluate_recall(ItemCF().fit(train), train, test, k=10)
     assert report.ndcg >= 0.0900
     assert report.precision >= 0.0725
+
+
+def test_verbose_same_result(capsys):
+    m = random_interactions(seed=13)
+    quiet = ItemCF(n_neighbors=4).fit(m)
+    loud = ItemCF(n_neighbors=4, verbose=True).fit(m)
+    assert (quiet.similarity_ != loud.similarity_).nnz == 0
+    assert "similarity" in capsys.readouterr().err

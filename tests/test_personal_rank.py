@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from recforge._reference.personal_rank import personal_rank
 from recforge.recall import PersonalRank
@@ -77,3 +76,19 @@ def test_quality_movielens():
     train, test = temporal_split(pos)
     report = evaluate_recall(PersonalRank().fit(train), train, test, k=10)
     assert report.ndcg >= 0.0756
+
+
+@pytest.mark.parametrize("start_on_items", [False, True])
+def test_chebyshev_agrees_with_solve(start_on_items):
+    m = random_interactions(n_users=60, n_items=40, density=0.1, seed=14)
+    cheb = PersonalRank(alpha=0.8, method="chebyshev", tol=1e-13).fit(m)
+    so = PersonalRank(alpha=0.8, method="solve").fit(m)
+    n = 40 if start_on_items else 60
+    x0 = np.zeros((n, 7))
+    x0[np.arange(0, 35, 5), np.arange(7)] = 1.0
+    np.testing.assert_allclose(cheb._walk(x0, start_on_items), so._walk(x0, start_on_items), rtol=0, atol=1e-8)
+
+
+class TestPersonalRankChebyshevContract(RecallContract):
+    def make_model(self):
+        return PersonalRank(method="chebyshev", n_threads=2)

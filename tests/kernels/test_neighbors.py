@@ -3,7 +3,12 @@ import pytest
 import scipy.sparse as sp
 
 from recforge._reference.cf import penalised_cosine_topk
-from recforge.kernels.neighbors import cooccurrence_topk, cooccurrence_topk_symmetric, two_hop_scores, two_hop_topk
+from recforge.kernels.neighbors import (
+    cooccurrence_topk,
+    cooccurrence_topk_symmetric,
+    two_hop_scores,
+    two_hop_topk,
+)
 from recforge.kernels.topk import topk
 from recforge.recall._neighbors import csr_arrays
 
@@ -65,3 +70,19 @@ def test_two_hop_topk_equals_dense_then_topk(k):
     ref_idx, ref_val = topk(dense, k, exclude=exclude, global_mask=mask.astype(bool))
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_array_equal(val, ref_val)
+
+
+@pytest.mark.parametrize("kernel", [cooccurrence_topk, cooccurrence_topk_symmetric])
+def test_slices_and_progress_do_not_change_results(kernel):
+    rows = _random_binary(50, 30, 0.15, seed=12)
+    cols = rows.T.tocsr()
+    cols.sort_indices()
+    a, b = csr_arrays(rows), csr_arrays(cols)
+    penalty = np.ones(30)
+    norm = np.sqrt(np.maximum(np.diff(rows.indptr), 1).astype(np.float64))
+    done = []
+    one = kernel(a[0], a[1], b[0], b[1], penalty, norm, 5, 2)
+    many = kernel(a[0], a[1], b[0], b[1], penalty, norm, 5, 2, n_slices=7, progress=done.append)
+    assert sum(done) == 50 and len(done) == 7
+    for x, y in zip(one, many):
+        np.testing.assert_array_equal(x, y)

@@ -157,10 +157,7 @@ def _select_topk(cand_val, cand_idx, m, k, out_val, out_idx, out_base):
     return m
 
 
-@jit(parallel=True)
-def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks):
-    """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``.
-
+_COOC_DOC = """
     ``A`` (n_rows × n_mid) holds which intermediates each row touches (for ItemCF: item → users),
     ``B`` = ``Aᵀ`` (n_mid × n_rows, for ItemCF: user → items). The similarity of rows ``a != b`` is
 
@@ -170,14 +167,17 @@ def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n
 
     Parameters
     ----------
-    a_indptr : int64 (n_rows + 1,); a_indices : int32 (nnz,)
-    b_indptr : int64 (n_mid + 1,); b_indices : int32 (nnz,)
+    a_indptr : int64 (n_rows + 1,); a_indices : int32 (nnz,), sorted within rows
+    b_indptr : int64 (n_mid + 1,); b_indices : int32 (nnz,), sorted within rows
     penalty : float64 (n_mid,), > 0
-    norm : float64 (n_rows,), > 0 for rows with entries
+    norm : float64 (n_rows,), > 0
     n_neighbors : int >= 1
     n_chunks : int >= 1
-        Work is split into this many interleaved chunks (row ``r`` goes to chunk ``r % n_chunks``),
-        each with its own dense accumulator; the result does not depend on it.
+        Rows are dealt to this many chunks (row ``a`` to chunk ``a % n_chunks``) run in parallel,
+        each with its own accumulator. The result does not depend on it.
+    n_slices : int >= 1
+        The rows are processed in this many consecutive slices, ``progress(n_rows_done)`` called after
+        each (a progress bar). The result does not depend on it.
 
     Returns
     -------
@@ -185,18 +185,77 @@ def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n
         Neighbours by (similarity desc, index asc).
     nbr_val : float32 (n_rows, n_neighbors), 0 pads
     counts : int64 (n_rows,)
-    """
+"""
+
+
+def _slices(n_rows, n_slices):
+    bounds = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
+    return [(int(bounds[i]), int(bounds[i + 1])) for i in range(len(bounds) - 1) if bounds[i + 1] > bounds[i]]
+
+
+def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks,
+                      n_slices=1, progress=None):
     n_rows = a_indptr.shape[0] - 1
-    k = n_neighbors
+    k = int(n_neighbors)
     out_idx = np.full(n_rows * k, -1, dtype=np.int32)
     out_val = np.zeros(n_rows * k, dtype=np.float32)
     counts = np.zeros(n_rows, dtype=np.int64)
+    for start, stop in _slices(n_rows, n_slices):
+        _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, start, stop,
+                           out_idx, out_val, counts)
+        if progress is not None:
+            progress(stop - start)
+    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
+
+
+cooccurrence_topk.__doc__ = """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, row by row.
+
+    Every row is computed on its own (each pair twice); its candidates are reduced with an O(m)
+    selection. Faster than :func:`cooccurrence_topk_symmetric` on small data.
+""" + _COOC_DOC
+
+
+def cooccurrence_topk_symmetric(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks,
+                                n_slices=1, progress=None):
+    n_rows = a_indptr.shape[0] - 1
+    k = int(n_neighbors)
+    heap_val = np.empty(n_chunks * n_rows * k, dtype=np.float32)  # chunk c, row a at (c * n_rows + a) * k
+    heap_idx = np.empty(n_chunks * n_rows * k, dtype=np.int32)
+    heap_cnt = np.zeros(n_chunks * n_rows, dtype=np.int64)
+    heap_min = np.zeros(n_chunks * n_rows, dtype=np.float32)  # k-th best once full (0 before)
+    for start, stop in _slices(n_rows, n_slices):
+        _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, start, stop,
+                            heap_val, heap_idx, heap_cnt, heap_min)
+        if progress is not None:
+            progress(stop - start)
+    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
+    out_val = np.zeros(n_rows * k, dtype=np.float32)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    _merge_heaps(heap_val, heap_idx, heap_cnt, n_chunks, n_rows, k, out_idx, out_val, counts)
+    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
+
+
+cooccurrence_topk_symmetric.__doc__ = """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, each pair once.
+
+    Each pair is computed from its larger row (``b < a``; both sides sum over the shared
+    intermediates in increasing order, so the value is the same either way) and offered to both
+    rows' bounded heaps. Every chunk keeps its own heaps of all rows (memory
+    ``n_chunks · n_rows · n_neighbors · 8`` bytes); a final pass merges them. Half the accumulation
+    work of :func:`cooccurrence_topk`, scattered heap updates: faster on large data.
+""" + _COOC_DOC
+
+
+@jit(parallel=True)
+def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, row_start, row_stop,
+                       out_idx, out_val, counts):
+    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_topk` into the flat outputs."""
+    n_rows = a_indptr.shape[0] - 1
     for c in prange(n_chunks):
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows, dtype=np.int32)
         cand_val = np.empty(n_rows, dtype=np.float32)
         cand_idx = np.empty(n_rows, dtype=np.int32)
-        for a in range(c, n_rows, n_chunks):
+        for a in range(row_start + c, row_stop, n_chunks):
             n_touched = 0
             for p in range(a_indptr[a], a_indptr[a + 1]):
                 mid = a_indices[p]
@@ -218,58 +277,23 @@ def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n
                     cand_val[n_cand] = value
                     cand_idx[n_cand] = b
                     n_cand += 1
-            count = _select_topk(cand_val, cand_idx, n_cand, k, out_val, out_idx, a * k)
-            counts[a] = count
-    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
+            counts[a] = _select_topk(cand_val, cand_idx, n_cand, k, out_val, out_idx, a * k)
 
 
 @jit(parallel=True)
-def cooccurrence_topk_symmetric(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks):
-    """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``.
-
-    ``A`` (n_rows × n_mid) holds which intermediates each row touches (for ItemCF: item → users),
-    ``B`` = ``Aᵀ`` (n_mid × n_rows, for ItemCF: user → items). The similarity of rows ``a != b`` is
-
-        sim(a, b) = Σ_{m ∈ A[a] ∩ A[b]} penalty[m] / (norm[a] · norm[b])
-
-    Each pair is computed once (from its larger row, ``b < a``; both sides sum over the shared
-    intermediates in increasing order, so the value is the same either way) and offered to both
-    rows' bounded heaps. Every chunk keeps its own heaps of all rows; a final pass merges them.
-
-    Parameters
-    ----------
-    a_indptr : int64 (n_rows + 1,); a_indices : int32 (nnz,), sorted within rows
-    b_indptr : int64 (n_mid + 1,); b_indices : int32 (nnz,), sorted within rows
-    penalty : float64 (n_mid,), > 0
-    norm : float64 (n_rows,), > 0
-    n_neighbors : int >= 1
-    n_chunks : int >= 1
-        Rows are dealt to this many chunks (row ``a`` to chunk ``a % n_chunks``), run in parallel;
-        memory ``n_chunks · n_rows · n_neighbors · 8`` bytes. The result does not depend on it.
-
-    Returns
-    -------
-    nbr_idx : int32 (n_rows, n_neighbors), ``-1`` pads
-        Neighbours by (similarity desc, index asc).
-    nbr_val : float32 (n_rows, n_neighbors), 0 pads
-    counts : int64 (n_rows,)
-    """
+def _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, row_start, row_stop,
+                        heap_val, heap_idx, heap_cnt, heap_min):
+    """Pairs (a, b < a) for rows ``row_start <= a < row_stop``, offered to the chunk's heaps of a and b."""
     n_rows = a_indptr.shape[0] - 1
-    k = n_neighbors
-    heap_val = np.empty(n_chunks * n_rows * k, dtype=np.float32)  # chunk c, row a at (c * n_rows + a) * k
-    heap_idx = np.empty(n_chunks * n_rows * k, dtype=np.int32)
-    heap_cnt = np.zeros(n_chunks * n_rows, dtype=np.int64)
-    # the k-th best value of each list once full (0 before): most offers fail this compact test
-    heap_min = np.zeros(n_chunks * n_rows, dtype=np.float32)
     for c in prange(n_chunks):
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows, dtype=np.int32)
-        for a in range(c, n_rows, n_chunks):
+        for a in range(row_start + c, row_stop, n_chunks):
             n_touched = 0
             for p in range(a_indptr[a], a_indptr[a + 1]):
-                m = a_indices[p]
-                w = penalty[m]
-                for q in range(b_indptr[m], b_indptr[m + 1]):
+                mid = a_indices[p]
+                w = penalty[mid]
+                for q in range(b_indptr[mid], b_indptr[mid + 1]):
                     b = b_indices[q]
                     if b >= a:
                         break
@@ -292,20 +316,19 @@ def cooccurrence_topk_symmetric(a_indptr, a_indices, b_indptr, b_indices, penalt
                         heap_cnt[hb] = _heap_offer(heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a)
                         if heap_cnt[hb] == k:
                             heap_min[hb] = heap_val[hb * k]
-    nbr_idx = np.full(n_rows * k, -1, dtype=np.int32)
-    nbr_val = np.zeros(n_rows * k, dtype=np.float32)
-    counts = np.zeros(n_rows, dtype=np.int64)
+
+
+@jit(parallel=True)
+def _merge_heaps(heap_val, heap_idx, heap_cnt, n_chunks, n_rows, k, out_idx, out_val, counts):
+    """Merge every row's per-chunk heaps into chunk 0's and write it sorted (best first)."""
     for a in prange(n_rows):
-        # merge the chunks' heaps into chunk 0's, then sort it into the output row
-        h0 = a
-        count = heap_cnt[h0]
+        count = heap_cnt[a]
         for c in range(1, n_chunks):
             h = c * n_rows + a
             for t in range(heap_cnt[h]):
-                count = _heap_offer(heap_val, heap_idx, h0 * k, count, k, heap_val[h * k + t], heap_idx[h * k + t])
-        _heap_sorted(heap_val, heap_idx, h0 * k, count, nbr_val, nbr_idx, a * k)
+                count = _heap_offer(heap_val, heap_idx, a * k, count, k, heap_val[h * k + t], heap_idx[h * k + t])
+        _heap_sorted(heap_val, heap_idx, a * k, count, out_val, out_idx, a * k)
         counts[a] = count
-    return nbr_idx.reshape(n_rows, k), nbr_val.reshape(n_rows, k), counts
 
 
 @jit(parallel=True)

@@ -7,7 +7,6 @@ written by one thread: no shared reductions, same result for any thread count).
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
 from ._jit import jit

@@ -7,12 +7,19 @@ similar users, N = user → items). ``recommend`` reduces them to top-k with a f
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import scipy.sparse as sp
 
 from .._threads import numba_threads
 from .._validation import check_float, check_int
-from ..kernels.neighbors import cooccurrence_topk, cooccurrence_topk_symmetric, two_hop_scores, two_hop_topk
+from ..kernels.neighbors import (
+    cooccurrence_topk,
+    cooccurrence_topk_symmetric,
+    two_hop_scores,
+    two_hop_topk,
+)
 
 #: pair work (Σ over intermediates of degree²) above which each pair is computed once (see kernels.neighbors)
 SYMMETRIC_MIN_WORK = 10**8
@@ -33,7 +40,8 @@ def log_penalty(counts: np.ndarray) -> np.ndarray:
 
 
 def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n_threads: int,
-                   normalize_max: bool = False, cols: sp.csr_matrix | None = None) -> sp.csr_matrix:
+                   normalize_max: bool = False, cols: sp.csr_matrix | None = None,
+                   verbose: bool = False) -> sp.csr_matrix:
     """Top-``n_neighbors`` penalised-cosine neighbours of every row of the binary pattern of ``rows``.
 
     ``rows`` is (n_rows × n_mid) CSR; ``penalty`` (n_mid,) weighs each shared intermediate. Returns a
@@ -53,10 +61,11 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
     work = float(np.square(np.diff(b_indptr).astype(np.float64)).sum())
     symmetric = work >= SYMMETRIC_MIN_WORK
     kernel = cooccurrence_topk_symmetric if symmetric else cooccurrence_topk
-    with numba_threads(n_threads) as n:
+    with numba_threads(n_threads) as n, _progress(verbose, n_rows) as bar:
         n_chunks = max(1, min(n_rows, n if symmetric else 8 * n))
         idx, val, counts = kernel(a_indptr, a_indices, b_indptr, b_indices,
-                                  np.ascontiguousarray(penalty, dtype=np.float64), norm, int(n_neighbors), n_chunks)
+                                  np.ascontiguousarray(penalty, dtype=np.float64), norm, int(n_neighbors), n_chunks,
+                                  n_slices=50 if verbose else 1, progress=bar.update if verbose else None)
     if normalize_max:
         top = val[:, :1].copy()
         top[top == 0] = 1.0
@@ -66,6 +75,18 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
     np.cumsum(counts, out=indptr[1:])
     return sp.csr_matrix((val[keep].astype(np.float32), idx[keep].astype(np.int32), indptr),
                          shape=(n_rows, n_rows))
+
+
+@contextlib.contextmanager
+def _progress(verbose: bool, total: int):
+    """A tqdm bar over the similarity rows when ``verbose``, else a no-op."""
+    if not verbose:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc="similarity", unit="row") as bar:
+        yield bar
 
 
 def time_decay_weights(matrix: sp.csr_matrix, timestamps, rate: float) -> np.ndarray:

@@ -33,6 +33,8 @@ class ItemCF(TwoHopModel):
     n_threads : int or None, default None
         Threads of the similarity and scoring kernels (``None`` = all available cores). Results do
         not depend on it.
+    verbose : bool, default False
+        Progress bar (tqdm) over the similarity computation.
 
     Attributes
     ----------
@@ -58,12 +60,13 @@ class ItemCF(TwoHopModel):
     """
 
     def __init__(self, *, n_neighbors=100, normalize_max=True, use_weights=True, time_decay=0.0,
-                 n_threads=None):
+                 n_threads=None, verbose=False):
         self.n_neighbors = n_neighbors
         self.normalize_max = normalize_max
         self.use_weights = use_weights
         self.time_decay = time_decay
         self.n_threads = n_threads
+        self.verbose = verbose
 
     def _fit(self, data: Interactions) -> None:
         matrix = data.matrix
@@ -71,7 +74,7 @@ class ItemCF(TwoHopModel):
         items.sort_indices()
         penalty = log_penalty(data.user_activity())
         self.similarity_ = topk_neighbors(items, self.n_neighbors, penalty, self._n_threads(),
-                                          normalize_max=bool(self.normalize_max), cols=matrix)
+                                          normalize_max=bool(self.normalize_max), cols=matrix, verbose=bool(self.verbose))
         weights = time_decay_weights(matrix, data.timestamps, float(self.time_decay))
         if self.use_weights:
             weights = weights * matrix.data

@@ -29,14 +29,17 @@ class PersonalRank(RecallModel):
     ----------
     alpha : float in (0, 1), default 0.8
         Probability of walking on.
-    method : {"iterate", "solve"}, default "iterate"
+    method : {"iterate", "chebyshev", "solve"}, default "iterate"
         ``"iterate"``: the recurrence above from ``r = (1 − α) r0``, for a block of users at once
         (Numba: sparse transitions × dense block, parallel over rows), each user until the L1 change
         of its ``r`` is below ``tol``. The graph is bipartite, so each step only moves the newest term
         ``(αMᵀ)^t r0`` from one side to the other. ``"solve"``: factorise ``I − α Mᵀ`` once (scipy
         SuperLU) and solve for many users; exact, but the factorisation does not scale to large graphs.
+        ``"chebyshev"``: the same fixed point by Chebyshev iteration on the two-step system of the start
+        side (see Notes), same kernels and blocks; about 3× fewer steps than ``"iterate"`` at α = 0.8.
     tol : float > 0, default 1e-8
-        L1 convergence threshold of ``"iterate"``.
+        L1 convergence threshold: of the change of ``r`` (``"iterate"``), of the residual of the
+        two-step system (``"chebyshev"``).
     max_iter : int >= 1, default 500
         Iterations (steps of the recurrence) of ``"iterate"``; a ``RuntimeWarning`` says when a user
         did not converge.
@@ -50,6 +53,13 @@ class PersonalRank(RecallModel):
     ``recommend_from_history`` starts the walk at a new user linked to the history items (weights
     ``weights``); the graph is not changed, so the walk never returns to that user.
     ``similar_items`` starts the walk at the query item.
+
+    The graph is bipartite: two steps from a user side vector ``x`` give ``G x`` with
+    ``G = α² T_IU T_UI`` (``T`` = the transition blocks of ``Mᵀ``), and the item scores of a user
+    start are ``(1 − α) α T_UI y`` with ``(I − G) y = r0``. ``G`` is similar to a symmetric PSD matrix
+    with eigenvalues in ``[0, α²]``, so the spectrum of ``I − G`` lies in ``[1 − α², 1]``: exactly what
+    Chebyshev iteration needs (convergence factor ``(√κ − 1)/(√κ + 1)`` per two steps,
+    ``κ = 1/(1 − α²)``: 0.25 at α = 0.8 against α² = 0.64 for the plain recurrence).
 
     Examples
     --------
@@ -73,7 +83,7 @@ class PersonalRank(RecallModel):
         a = check_float(self.alpha, "alpha", min_value=0.0, max_value=1.0)
         if not 0.0 < a < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {a}")
-        check_choice(self.method, "method", {"iterate", "solve"})
+        check_choice(self.method, "method", {"iterate", "chebyshev", "solve"})
         if check_float(self.tol, "tol", min_value=0.0) <= 0:
             raise ValueError(f"tol must be > 0, got {self.tol}")
         check_int(self.max_iter, "max_iter", min_value=1)
@@ -106,6 +116,8 @@ class PersonalRank(RecallModel):
         """Item part of ``r`` for the start vectors ``x0`` (n_users or n_items × B): (n_items, B) float64."""
         if self.method == "solve":
             return self._solve(x0, start_on_items)
+        if self.method == "chebyshev":
+            return self._chebyshev(x0, start_on_items)
         alpha, tol = float(self.alpha), float(self.tol)
         n_users, n_items = self._to_users.shape
         n_cols = x0.shape[1]
@@ -140,6 +152,56 @@ class PersonalRank(RecallModel):
         warnings.warn(f"PersonalRank did not converge to tol={tol} within max_iter={self.max_iter} iterations "
                       f"for {int(active.sum())} start node(s); raise max_iter or tol", RuntimeWarning, stacklevel=3)
         return scores
+
+    def _chebyshev(self, x0: np.ndarray, start_on_items: bool) -> np.ndarray:
+        """Chebyshev iteration on the two-step system of the start side (see the class Notes)."""
+        alpha, tol = float(self.alpha), float(self.tol)
+        n_users, n_items = self._to_users.shape
+        ti, tu = self._kernel_arrays()
+        n_cols = x0.shape[1]
+        # two-step operator G of the start side: G d = α² T_back (T_out d); eigenvalues in [0, α²]
+        out, back = (tu, ti) if start_on_items else (ti, tu)
+        n_side, n_other = (n_items, n_users) if start_on_items else (n_users, n_items)
+        other = np.empty((n_other, n_cols), np.float64)
+        g_d = np.empty((n_side, n_cols), np.float64)
+        theta, delta = 1.0 - alpha * alpha / 2.0, alpha * alpha / 2.0  # centre and half-width of spec(I - G)
+        sigma = theta / delta
+        y = np.zeros((n_side, n_cols), np.float64)
+        r = np.ascontiguousarray(x0, dtype=np.float64).copy()
+        rho = 1.0 / sigma
+        d = r / theta
+        active = np.ones(n_cols, np.uint8)
+        converged = False
+        with numba_threads(self._n_threads()):
+            for _ in range(int(self.max_iter)):
+                accumulate_active(y, d, 1.0, active)
+                half_step(*out, d, other, alpha)
+                half_step(*back, other, g_d, alpha)
+                r -= d - g_d  # r ← r − (I − G) d
+                active &= (np.abs(r).sum(axis=0) >= tol).astype(np.uint8)
+                if not active.any():
+                    converged = True
+                    break
+                rho_next = 1.0 / (2.0 * sigma - rho)
+                d *= rho_next * rho
+                d += (2.0 * rho_next / delta) * r
+                rho = rho_next
+            if not converged:
+                warnings.warn(f"PersonalRank did not converge to tol={tol} within max_iter={self.max_iter} "
+                              f"iterations for {int(active.sum())} start node(s); raise max_iter or tol",
+                              RuntimeWarning, stacklevel=3)
+            if start_on_items:
+                return (1.0 - alpha) * y
+            scores = np.empty((n_items, n_cols), np.float64)
+            half_step(*ti, y, scores, alpha)
+        return (1.0 - alpha) * scores
+
+    def _kernel_arrays(self):
+        def arrays(m):
+            return (np.ascontiguousarray(m.indptr, np.int64), np.ascontiguousarray(m.indices, np.int32),
+                    np.ascontiguousarray(m.data, np.float64))
+
+        return arrays(self._to_items), arrays(self._to_users)
 
     def _solve(self, x0: np.ndarray, start_on_items: bool) -> np.ndarray:
         n_users, n_items = self._to_users.shape

@@ -31,6 +31,8 @@ class UserCF(TwoHopModel):
         Decay rate per day of ``w(v, i)``; needs timestamps when > 0.
     n_threads : int or None, default None
         Threads of the kernels (``None`` = all available cores). Results do not depend on it.
+    verbose : bool, default False
+        Progress bar (tqdm) over the similarity computation.
 
     Attributes
     ----------
@@ -54,17 +56,18 @@ class UserCF(TwoHopModel):
     """
 
     def __init__(self, *, n_neighbors=20, normalize_max=False, use_weights=True, time_decay=0.0,
-                 n_threads=None):
+                 n_threads=None, verbose=False):
         self.n_neighbors = n_neighbors
         self.normalize_max = normalize_max
         self.use_weights = use_weights
         self.time_decay = time_decay
         self.n_threads = n_threads
+        self.verbose = verbose
 
     def _fit(self, data: Interactions) -> None:
         matrix = data.matrix
         self.similarity_ = topk_neighbors(matrix, self.n_neighbors, self._item_penalty(matrix), self._n_threads(),
-                                          normalize_max=bool(self.normalize_max))
+                                          normalize_max=bool(self.normalize_max), verbose=bool(self.verbose))
         weights = time_decay_weights(matrix, data.timestamps, float(self.time_decay))
         if self.use_weights:
             weights = weights * matrix.data

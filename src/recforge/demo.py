@@ -57,8 +57,40 @@ def _gbdt_lr(n_threads):
     return GBDTLR(n_threads=n_threads)
 
 
-#: (row name, factory(n_threads) -> unfitted recall model)
-RECALL_MODELS = [("popularity", _popularity)]
+def _itemcf(n_threads):
+    from .recall import ItemCF
+
+    return ItemCF(n_threads=n_threads)
+
+
+def _usercf(n_threads):
+    from .recall import UserCF
+
+    return UserCF(n_threads=n_threads)
+
+
+def _personal_rank(n_threads):
+    from .recall import PersonalRank
+
+    return PersonalRank(n_threads=n_threads)
+
+
+def _content_based(n_threads):
+    from .recall import ContentBased
+
+    return ContentBased(n_threads=n_threads)
+
+
+def _genres(movielens):
+    """ContentBased's side information: the MovieLens genres as item topics."""
+    from .recall.content_based import genre_topics
+
+    return {"item_features": genre_topics(movielens.movies)}
+
+
+#: (row name, factory(n_threads) -> unfitted recall model[, fit_kwargs(movielens) -> extra fit arguments])
+RECALL_MODELS = [("popularity", _popularity), ("itemcf", _itemcf), ("usercf", _usercf),
+                 ("personal_rank", _personal_rank), ("content_based", _content_based, _genres)]
 #: (row name, factory(n_threads) -> unfitted ranker with fit/predict_proba)
 RANKERS: list = [("LR", _lr), ("GBDT", _gbdt), ("GBDT+LR", _gbdt_lr), ("DNN", _dnn), ("Wide&Deep", _wide_deep)]
 
@@ -90,12 +122,13 @@ def run_demo(k: int = 10, n_threads=None, models=None) -> DemoResult:
         "test_users": int((test.matrix.getnnz(axis=1) > 0).sum()),
         "universe": int((train.matrix.getnnz(axis=0) > 0).sum()),
     }
-    for name, factory in RECALL_MODELS:
+    for name, factory, *fit_kwargs in RECALL_MODELS:
         if models is not None and name not in models:
             continue
         model = factory(n_threads)
+        kwargs = fit_kwargs[0](ml) if fit_kwargs else {}
         start = time.perf_counter()
-        model.fit(train)
+        model.fit(train, **kwargs)
         fit_seconds = time.perf_counter() - start
         report = evaluate_recall(model, train, test, k=k)
         result.recall_rows.append({"model": name, **report.as_dict(), "fit_s": fit_seconds})

@@ -1,5 +1,9 @@
 """Recall models: choose candidates for a user out of the whole catalogue."""
 from .base import RecallModel
 from .popularity import Popularity
+from .itemcf import ItemCF
+from .usercf import UserCF
+from .personal_rank import PersonalRank
+from .content_based import ContentBased
 
-__all__ = ["RecallModel", "Popularity"]
+__all__ = ["RecallModel", "Popularity", "ItemCF", "UserCF", "PersonalRank", "ContentBased"]

@@ -140,10 +140,19 @@ class RecallModel(ParamsMixin):
         k = check_int(k, "k", min_value=1)
         scalar = np.ndim(user_ids) == 0
         user_idx = np.atleast_1d(np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64))
-        exclude = (lambda rows: self.user_items_[rows]) if filter_seen else (lambda rows: None)
-        idx, val = self._topk_in_blocks(user_idx, self._score_users, exclude, k,
-                                        self._global_mask(filter_items, items))
+        idx, val = self._topk_users(user_idx, k, filter_seen, self._global_mask(filter_items, items))
         return self._finish(idx, val, scalar)
+
+    def _topk_users(self, user_idx, k, filter_seen, mask):
+        """Top-``k`` internal item indices and scores (len(user_idx), k) for internal users.
+
+        The default scores dense blocks with ``_score_users`` and selects in C++. A subclass may
+        override it with a fused kernel (never a dense block) that returns **the same** result:
+        same scores, ties by lower index, exactly ``k`` columns padded with ``-1`` / ``-inf``.
+        ``mask`` is a bool (n_items,) array (True = never recommend) or None.
+        """
+        exclude = (lambda rows: self.user_items_[rows]) if filter_seen else (lambda rows: None)
+        return self._topk_in_blocks(user_idx, self._score_users, exclude, k, mask)
 
     def recommend_from_history(self, item_ids, weights=None, k=10, *, filter_seen=True, filter_items=None,
                                items=None):

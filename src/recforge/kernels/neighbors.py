@@ -1,0 +1,450 @@
+"""Numba kernels of neighbourhood collaborative filtering (ItemCF / UserCF).
+
+Two kernels, each a pure function on CSR arrays (``indptr`` int64, ``indices`` int32, ``data`` float32):
+
+* :func:`cooccurrence_topk` / :func:`cooccurrence_topk_symmetric` — penalised co-occurrence cosine
+  similarity of the rows of a sparse matrix and the top-``K`` neighbours of every row (never a dense
+  row × row matrix). Same result; the first computes every row on its own (each pair twice, top
+  lists stay in cache: faster on small data), the second each pair once (half the accumulation work,
+  scattered heap updates: faster on large data).
+* :func:`two_hop_scores` / :func:`two_hop_topk` — scores of ``Q @ N`` for a few rows of ``Q``
+  (``Q`` = query → intermediate weights, ``N`` = intermediate → item weights), written to a
+  dense block or reduced straight to each row's top-``k`` (the *fused* path: per thread one dense
+  accumulator, only touched entries are reset).
+
+Both reductions follow the same accumulation order (entries of ``Q``'s row in stored order, then
+entries of ``N``'s row in stored order, float64 accumulators cast to float32), so the dense and
+the fused path give bit-identical scores. Validation lives in the Python callers.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit
+
+
+@jit
+def _insert(top_val, top_idx, base, count, k, value, index):
+    """Insert (value, index) into the sorted list ``top_*[base:base + count]`` (value desc, index asc).
+
+    The list holds at most ``k`` entries; returns the new count.
+    """
+    if count == k:
+        last_v = top_val[base + k - 1]
+        if value < last_v or (value == last_v and index > top_idx[base + k - 1]):
+            return count
+        pos = k - 1
+    else:
+        pos = count
+        count += 1
+    while pos > 0:
+        pv = top_val[base + pos - 1]
+        if pv > value or (pv == value and top_idx[base + pos - 1] < index):
+            break
+        top_val[base + pos] = pv
+        top_idx[base + pos] = top_idx[base + pos - 1]
+        pos -= 1
+    top_val[base + pos] = value
+    top_idx[base + pos] = index
+    return count
+
+
+@jit
+def _worse(v1, i1, v2, i2):
+    """(v1, i1) ranks below (v2, i2): smaller value, or equal value and larger index."""
+    return v1 < v2 or (v1 == v2 and i1 > i2)
+
+
+@jit
+def _heap_offer(hv, hi, base, count, k, value, index):
+    """Offer (value, index) to the bounded heap ``h*[base:base + k]`` whose root is its worst entry.
+
+    Returns the new count (at most ``k``). The kept set is the top-``k`` by (value desc, index asc)
+    whatever the order of the offers.
+    """
+    if count < k:
+        pos = count
+        count += 1
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            if not _worse(value, index, hv[base + parent], hi[base + parent]):
+                break
+            hv[base + pos] = hv[base + parent]
+            hi[base + pos] = hi[base + parent]
+            pos = parent
+        hv[base + pos] = value
+        hi[base + pos] = index
+        return count
+    if not _worse(hv[base], hi[base], value, index):
+        return count
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= k:
+            break
+        if child + 1 < k and _worse(hv[base + child + 1], hi[base + child + 1], hv[base + child], hi[base + child]):
+            child += 1
+        if not _worse(hv[base + child], hi[base + child], value, index):
+            break
+        hv[base + pos] = hv[base + child]
+        hi[base + pos] = hi[base + child]
+        pos = child
+    hv[base + pos] = value
+    hi[base + pos] = index
+    return count
+
+
+@jit
+def _heap_sorted(hv, hi, base, count, out_v, out_i, out_base):
+    """Write the heap's entries to ``out_*[out_base:out_base + count]`` best first (destroys the heap)."""
+    n = count
+    while n > 0:
+        out_v[out_base + n - 1] = hv[base]
+        out_i[out_base + n - 1] = hi[base]
+        n -= 1
+        v = hv[base + n]
+        i = hi[base + n]
+        pos = 0
+        while True:
+            child = 2 * pos + 1
+            if child >= n:
+                break
+            if child + 1 < n and _worse(hv[base + child + 1], hi[base + child + 1], hv[base + child], hi[base + child]):
+                child += 1
+            if not _worse(hv[base + child], hi[base + child], v, i):
+                break
+            hv[base + pos] = hv[base + child]
+            hi[base + pos] = hi[base + child]
+            pos = child
+        hv[base + pos] = v
+        hi[base + pos] = i
+
+
+@jit
+def _select_topk(cand_val, cand_idx, m, k, out_val, out_idx, out_base):
+    """Best ``k`` of the ``m`` candidates by (value desc, index asc) into ``out_*[out_base:]``, sorted.
+
+    O(m) selection (``np.partition``) then a sort of the chosen; overwrites the candidates; returns
+    how many were written (``min(m, k)``).
+    """
+    if m > k:
+        threshold = np.partition(cand_val[:m].copy(), m - k)[m - k]  # the k-th largest value
+        ties = np.empty(m, dtype=np.int32)
+        n_ties = 0
+        n_above = 0
+        for t in range(m):  # compact in place: position t is read before anything is written there
+            v = cand_val[t]
+            if v > threshold:
+                cand_val[n_above] = v
+                cand_idx[n_above] = cand_idx[t]
+                n_above += 1
+            elif v == threshold:
+                ties[n_ties] = cand_idx[t]
+                n_ties += 1
+        ties = np.sort(ties[:n_ties])
+        for t in range(k - n_above):  # equal values: the lowest indices
+            cand_val[n_above + t] = threshold
+            cand_idx[n_above + t] = ties[t]
+        m = k
+    by_index = np.argsort(cand_idx[:m], kind="mergesort")
+    vals = cand_val[:m][by_index]
+    idxs = cand_idx[:m][by_index]
+    order = np.argsort(-vals, kind="mergesort")  # stable: equal values keep index order
+    for t in range(m):
+        out_val[out_base + t] = vals[order[t]]
+        out_idx[out_base + t] = idxs[order[t]]
+    return m
+
+
+_COOC_DOC = """
+    ``A`` (n_rows × n_mid) holds which intermediates each row touches (for ItemCF: item → users),
+    ``B`` = ``Aᵀ`` (n_mid × n_rows, for ItemCF: user → items). The similarity of rows ``a != b`` is
+
+        sim(a, b) = Σ_{m ∈ A[a] ∩ A[b]} penalty[m] / (norm[a] · norm[b])
+
+    accumulated in float64 over the shared intermediates in increasing order, then cast to float32.
+
+    Parameters
+    ----------
+    a_indptr : int64 (n_rows + 1,); a_indices : int32 (nnz,), sorted within rows
+    b_indptr : int64 (n_mid + 1,); b_indices : int32 (nnz,), sorted within rows
+    penalty : float64 (n_mid,), > 0
+    norm : float64 (n_rows,), > 0
+    n_neighbors : int >= 1
+    n_chunks : int >= 1
+        Rows are dealt to this many chunks (row ``a`` to chunk ``a % n_chunks``) run in parallel,
+        each with its own accumulator. The result does not depend on it.
+    n_slices : int >= 1
+        The rows are processed in this many consecutive slices, ``progress(n_rows_done)`` called after
+        each (a progress bar). The result does not depend on it.
+
+    Returns
+    -------
+    nbr_idx : int32 (n_rows, n_neighbors), ``-1`` pads
+        Neighbours by (similarity desc, index asc).
+    nbr_val : float32 (n_rows, n_neighbors), 0 pads
+    counts : int64 (n_rows,)
+"""
+
+
+def _slices(n_rows, n_slices):
+    bounds = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
+    return [(int(bounds[i]), int(bounds[i + 1])) for i in range(len(bounds) - 1) if bounds[i + 1] > bounds[i]]
+
+
+def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks,
+                      n_slices=1, progress=None):
+    n_rows = a_indptr.shape[0] - 1
+    k = int(n_neighbors)
+    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
+    out_val = np.zeros(n_rows * k, dtype=np.float32)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for start, stop in _slices(n_rows, n_slices):
+        _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, start, stop,
+                           out_idx, out_val, counts)
+        if progress is not None:
+            progress(stop - start)
+    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
+
+
+cooccurrence_topk.__doc__ = """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, row by row.
+
+    Every row is computed on its own (each pair twice); its candidates are reduced with an O(m)
+    selection. Faster than :func:`cooccurrence_topk_symmetric` on small data.
+""" + _COOC_DOC
+
+
+def cooccurrence_topk_symmetric(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks,
+                                n_slices=1, progress=None):
+    n_rows = a_indptr.shape[0] - 1
+    k = int(n_neighbors)
+    heap_val = np.empty(n_chunks * n_rows * k, dtype=np.float32)  # chunk c, row a at (c * n_rows + a) * k
+    heap_idx = np.empty(n_chunks * n_rows * k, dtype=np.int32)
+    heap_cnt = np.zeros(n_chunks * n_rows, dtype=np.int64)
+    heap_min = np.zeros(n_chunks * n_rows, dtype=np.float32)  # k-th best once full (0 before)
+    for start, stop in _slices(n_rows, n_slices):
+        _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, start, stop,
+                            heap_val, heap_idx, heap_cnt, heap_min)
+        if progress is not None:
+            progress(stop - start)
+    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
+    out_val = np.zeros(n_rows * k, dtype=np.float32)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    _merge_heaps(heap_val, heap_idx, heap_cnt, n_chunks, n_rows, k, out_idx, out_val, counts)
+    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
+
+
+cooccurrence_topk_symmetric.__doc__ = """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, each pair once.
+
+    Each pair is computed from its larger row (``b < a``; both sides sum over the shared
+    intermediates in increasing order, so the value is the same either way) and offered to both
+    rows' bounded heaps. Every chunk keeps its own heaps of all rows (memory
+    ``n_chunks · n_rows · n_neighbors · 8`` bytes); a final pass merges them. Half the accumulation
+    work of :func:`cooccurrence_topk`, scattered heap updates: faster on large data.
+""" + _COOC_DOC
+
+
+@jit(parallel=True)
+def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, row_start, row_stop,
+                       out_idx, out_val, counts):
+    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_topk` into the flat outputs."""
+    n_rows = a_indptr.shape[0] - 1
+    for c in prange(n_chunks):
+        acc = np.zeros(n_rows, dtype=np.float64)
+        touched = np.empty(n_rows, dtype=np.int32)
+        cand_val = np.empty(n_rows, dtype=np.float32)
+        cand_idx = np.empty(n_rows, dtype=np.int32)
+        for a in range(row_start + c, row_stop, n_chunks):
+            n_touched = 0
+            for p in range(a_indptr[a], a_indptr[a + 1]):
+                mid = a_indices[p]
+                w = penalty[mid]
+                for q in range(b_indptr[mid], b_indptr[mid + 1]):
+                    b = b_indices[q]
+                    if b == a:
+                        continue
+                    if acc[b] == 0.0:
+                        touched[n_touched] = b
+                        n_touched += 1
+                    acc[b] += w
+            n_cand = 0
+            for t in range(n_touched):
+                b = touched[t]
+                value = np.float32(acc[b] / (norm[a] * norm[b]))
+                acc[b] = 0.0
+                if value > 0:
+                    cand_val[n_cand] = value
+                    cand_idx[n_cand] = b
+                    n_cand += 1
+            counts[a] = _select_topk(cand_val, cand_idx, n_cand, k, out_val, out_idx, a * k)
+
+
+@jit(parallel=True)
+def _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, row_start, row_stop,
+                        heap_val, heap_idx, heap_cnt, heap_min):
+    """Pairs (a, b < a) for rows ``row_start <= a < row_stop``, offered to the chunk's heaps of a and b."""
+    n_rows = a_indptr.shape[0] - 1
+    for c in prange(n_chunks):
+        acc = np.zeros(n_rows, dtype=np.float64)
+        touched = np.empty(n_rows, dtype=np.int32)
+        for a in range(row_start + c, row_stop, n_chunks):
+            n_touched = 0
+            for p in range(a_indptr[a], a_indptr[a + 1]):
+                mid = a_indices[p]
+                w = penalty[mid]
+                for q in range(b_indptr[mid], b_indptr[mid + 1]):
+                    b = b_indices[q]
+                    if b >= a:
+                        break
+                    if acc[b] == 0.0:
+                        touched[n_touched] = b
+                        n_touched += 1
+                    acc[b] += w
+            for t in range(n_touched):
+                b = touched[t]
+                value = np.float32(acc[b] / (norm[a] * norm[b]))
+                acc[b] = 0.0
+                if value > 0:
+                    ha = c * n_rows + a
+                    if value >= heap_min[ha]:
+                        heap_cnt[ha] = _heap_offer(heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b)
+                        if heap_cnt[ha] == k:
+                            heap_min[ha] = heap_val[ha * k]
+                    hb = c * n_rows + b
+                    if value >= heap_min[hb]:
+                        heap_cnt[hb] = _heap_offer(heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a)
+                        if heap_cnt[hb] == k:
+                            heap_min[hb] = heap_val[hb * k]
+
+
+@jit(parallel=True)
+def _merge_heaps(heap_val, heap_idx, heap_cnt, n_chunks, n_rows, k, out_idx, out_val, counts):
+    """Merge every row's per-chunk heaps into chunk 0's and write it sorted (best first)."""
+    for a in prange(n_rows):
+        count = heap_cnt[a]
+        for c in range(1, n_chunks):
+            h = c * n_rows + a
+            for t in range(heap_cnt[h]):
+                count = _heap_offer(heap_val, heap_idx, a * k, count, k, heap_val[h * k + t], heap_idx[h * k + t])
+        _heap_sorted(heap_val, heap_idx, a * k, count, out_val, out_idx, a * k)
+        counts[a] = count
+
+
+@jit(parallel=True)
+def two_hop_scores(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items):
+    """Dense scores ``(Q @ N)[rows]`` as float32 (len(rows), n_items).
+
+    Parameters
+    ----------
+    rows : int64 (n_rows,)
+        Rows of ``Q`` to score.
+    q_indptr : int64, q_indices : int32, q_data : float32
+        ``Q`` (n_queries_total × n_mid) in CSR.
+    n_indptr : int64, n_indices : int32, n_data : float32
+        ``N`` (n_mid × n_items) in CSR.
+    n_items : int
+
+    Returns
+    -------
+    scores : float32 (n_rows, n_items)
+        Accumulated in float64 in the order (Q's entries, then N's entries), then cast.
+    """
+    n_rows = rows.shape[0]
+    out = np.zeros((n_rows, n_items), dtype=np.float32)
+    for r in prange(n_rows):
+        acc = np.zeros(n_items, dtype=np.float64)
+        row = rows[r]
+        for p in range(q_indptr[row], q_indptr[row + 1]):
+            m = q_indices[p]
+            w = np.float64(q_data[p])
+            for q in range(n_indptr[m], n_indptr[m + 1]):
+                acc[n_indices[q]] += w * n_data[q]
+        for i in range(n_items):
+            out[r, i] = np.float32(acc[i])
+    return out
+
+
+@jit(parallel=True)
+def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items,
+                 ex_indptr, ex_indices, mask, k, n_chunks):
+    """Top-``k`` of ``(Q @ N)[rows]`` without a dense score block (the fused path).
+
+    Same scores as :func:`two_hop_scores` followed by :func:`recforge.kernels.topk.topk` with
+    ``exclude`` and ``global_mask``, **provided every score is >= 0** (the callers guarantee it: all
+    weights are non-negative). Rule: candidates are ordered by (float32 score desc, index asc);
+    items no entry reached have score 0, so once the positive scores are used up the row is filled
+    with the remaining score-0 items in increasing index order; only a row with fewer than ``k``
+    allowed items is padded (``-1`` / ``-inf``).
+
+    Parameters
+    ----------
+    rows, q_*, n_*, n_items : as in :func:`two_hop_scores`
+    ex_indptr : int64 (len(rows) + 1,), ex_indices : int32
+        Items excluded per query row (row ``r`` of the exclusion CSR belongs to ``rows[r]``).
+    mask : uint8 (n_items,)
+        1 = never recommend.
+    k : int >= 1
+    n_chunks : int >= 1
+        Interleaved work chunks, each with its own dense accumulator; the result does not depend on it.
+
+    Returns
+    -------
+    indices : int64 (n_rows, k); values : float32 (n_rows, k)
+    """
+    n_rows = rows.shape[0]
+    out_idx = np.full((n_rows, k), -1, dtype=np.int64)
+    out_val = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    for c in prange(n_chunks):
+        acc = np.zeros(n_items, dtype=np.float64)
+        flag = np.zeros(n_items, dtype=np.uint8)  # 1 touched, 2 excluded (per row), reset after
+        touched = np.empty(n_items, dtype=np.int32)
+        top_val = np.empty(k, dtype=np.float32)
+        top_idx = np.empty(k, dtype=np.int32)
+        for r in range(c, n_rows, n_chunks):
+            row = rows[r]
+            n_touched = 0
+            for p in range(q_indptr[row], q_indptr[row + 1]):
+                m = q_indices[p]
+                w = np.float64(q_data[p])
+                for q in range(n_indptr[m], n_indptr[m + 1]):
+                    i = n_indices[q]
+                    if flag[i] == 0:
+                        flag[i] = 1
+                        touched[n_touched] = i
+                        n_touched += 1
+                    acc[i] += w * n_data[q]
+            for p in range(ex_indptr[r], ex_indptr[r + 1]):
+                flag[ex_indices[p]] = 2
+            count = 0
+            for t in range(n_touched):
+                i = touched[t]
+                if flag[i] == 1 and mask[i] == 0:
+                    value = np.float32(acc[i])
+                    if value > 0:
+                        count = _insert(top_val, top_idx, 0, count, k, value, i)
+            n_pos = count
+            for t in range(count):
+                out_idx[r, t] = top_idx[t]
+                out_val[r, t] = top_val[t]
+            if count < k:
+                # score-0 fill in index order: skip excluded, masked and already chosen (positive) items
+                for t in range(n_pos):
+                    flag[top_idx[t]] = 3
+                i = 0
+                while count < k and i < n_items:
+                    if flag[i] != 2 and flag[i] != 3 and mask[i] == 0:
+                        out_idx[r, count] = i
+                        out_val[r, count] = 0.0
+                        count += 1
+                    i += 1
+                for t in range(n_pos):
+                    flag[top_idx[t]] = 1
+            for t in range(n_touched):
+                i = touched[t]
+                acc[i] = 0.0
+                flag[i] = 0
+            for p in range(ex_indptr[r], ex_indptr[r + 1]):
+                flag[ex_indices[p]] = 0
+    return out_idx, out_val
+

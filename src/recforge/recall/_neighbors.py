@@ -1,0 +1,153 @@
+"""Shared machinery of the neighbourhood models (ItemCF, UserCF): sparse top-K similarity and two-hop scoring.
+
+Scores of both models have the form ``(Q @ N)[user]`` with two sparse non-negative matrices
+(ItemCF: Q = user → item weights, N = item → top-K similar items; UserCF: Q = user → top-K
+similar users, N = user → items). ``recommend`` reduces them to top-k with a fused Numba kernel
+(no dense score block); the dense block path of the base class gives the identical result.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._threads import numba_threads
+from .._validation import check_float, check_int
+from ..kernels.neighbors import (
+    cooccurrence_topk,
+    cooccurrence_topk_symmetric,
+    two_hop_scores,
+    two_hop_topk,
+)
+
+#: pair work (Σ over intermediates of degree²) above which each pair is computed once (see kernels.neighbors)
+SYMMETRIC_MIN_WORK = 10**8
+from .base import RecallModel
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def csr_arrays(m: sp.csr_matrix):
+    """(indptr int64, indices int32, data float32) C-contiguous views/copies of a CSR matrix."""
+    return (np.ascontiguousarray(m.indptr, dtype=np.int64), np.ascontiguousarray(m.indices, dtype=np.int32),
+            np.ascontiguousarray(m.data, dtype=np.float32))
+
+
+def log_penalty(counts: np.ndarray) -> np.ndarray:
+    """``1 / log(1 + count)`` (float64); counts >= 1 give a positive finite penalty."""
+    return 1.0 / np.log1p(np.maximum(counts, 1).astype(np.float64))
+
+
+def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n_threads: int,
+                   normalize_max: bool = False, cols: sp.csr_matrix | None = None,
+                   verbose: bool = False) -> sp.csr_matrix:
+    """Top-``n_neighbors`` penalised-cosine neighbours of every row of the binary pattern of ``rows``.
+
+    ``rows`` is (n_rows × n_mid) CSR; ``penalty`` (n_mid,) weighs each shared intermediate. Returns a
+    (n_rows × n_rows) CSR float32 with at most ``n_neighbors`` entries per row, neighbours sorted by
+    (similarity desc, index asc); with ``normalize_max`` each row is divided by its maximum.
+    Rows and columns must have sorted indices.
+    """
+    rows = sp.csr_matrix(rows)
+    if cols is None:  # the transpose, if the caller has it
+        cols = rows.T.tocsr()
+        cols.sort_indices()
+    a_indptr, a_indices, _ = csr_arrays(rows)
+    b_indptr, b_indices, _ = csr_arrays(cols)
+    degree = np.diff(a_indptr).astype(np.float64)
+    norm = np.sqrt(np.maximum(degree, 1.0))
+    n_rows = rows.shape[0]
+    work = float(np.square(np.diff(b_indptr).astype(np.float64)).sum())
+    symmetric = work >= SYMMETRIC_MIN_WORK
+    kernel = cooccurrence_topk_symmetric if symmetric else cooccurrence_topk
+    with numba_threads(n_threads) as n, _progress(verbose, n_rows) as bar:
+        n_chunks = max(1, min(n_rows, n if symmetric else 8 * n))
+        idx, val, counts = kernel(a_indptr, a_indices, b_indptr, b_indices,
+                                  np.ascontiguousarray(penalty, dtype=np.float64), norm, int(n_neighbors), n_chunks,
+                                  n_slices=50 if verbose else 1, progress=bar.update if verbose else None)
+    if normalize_max:
+        top = val[:, :1].copy()
+        top[top == 0] = 1.0
+        val = val / top
+    keep = idx >= 0
+    indptr = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return sp.csr_matrix((val[keep].astype(np.float32), idx[keep].astype(np.int32), indptr),
+                         shape=(n_rows, n_rows))
+
+
+@contextlib.contextmanager
+def _progress(verbose: bool, total: int):
+    """A tqdm bar over the similarity rows when ``verbose``, else a no-op."""
+    if not verbose:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc="similarity", unit="row") as bar:
+        yield bar
+
+
+def time_decay_weights(matrix: sp.csr_matrix, timestamps, rate: float) -> np.ndarray:
+    """Per stored entry: ``exp(-rate * age_days)``, age = the row's latest timestamp minus the entry's.
+
+    Without decay (``rate == 0``) every weight is 1. Returns float32 (nnz,).
+    """
+    if rate == 0.0:
+        return np.ones(matrix.nnz, np.float32)
+    if timestamps is None:
+        raise ValueError("time_decay > 0 needs interactions with timestamps (Interactions(..., timestamps=...))")
+    indptr = matrix.indptr
+    counts = np.diff(indptr)
+    latest = np.zeros(len(counts), np.float64)
+    nonempty = counts > 0
+    latest[nonempty] = np.maximum.reduceat(timestamps, indptr[:-1][nonempty])
+    age_days = (np.repeat(latest, counts) - timestamps) / SECONDS_PER_DAY
+    return np.exp(-rate * age_days).astype(np.float32)
+
+
+class TwoHopModel(RecallModel):
+    """Base of models scoring ``(Q @ N)[user]``; subclasses set ``query_`` (Q) and ``next_`` (N) CSR."""
+
+    #: use the fused top-k kernel in ``recommend`` (tests switch it off to compare with the dense path)
+    _fused = True
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        check_int(self.n_neighbors, "n_neighbors", min_value=1)
+        check_float(self.time_decay, "time_decay", min_value=0.0)
+
+    def _two_hop(self):
+        q = csr_arrays(self.query_)
+        n = csr_arrays(self.next_)
+        return q, n
+
+    def _score_users(self, user_idx):
+        q, n = self._two_hop()
+        with numba_threads(self._n_threads()):
+            return two_hop_scores(np.ascontiguousarray(user_idx, dtype=np.int64), *q, *n, self.n_items_)
+
+    def _score_rows(self, q_matrix: sp.csr_matrix) -> np.ndarray:
+        """Dense scores of ad-hoc query rows (``q_matrix`` has the columns of ``query_``)."""
+        q = csr_arrays(sp.csr_matrix(q_matrix))
+        _, n = self._two_hop()
+        rows = np.arange(q_matrix.shape[0], dtype=np.int64)
+        return two_hop_scores(rows, *q, *n, self.n_items_)
+
+    def _topk_users(self, user_idx, k, filter_seen, mask):
+        if not self._fused:
+            return super()._topk_users(user_idx, k, filter_seen, mask)
+        user_idx = np.ascontiguousarray(user_idx, dtype=np.int64)
+        if filter_seen:
+            seen = self.user_items_[user_idx]
+            ex_indptr, ex_indices, _ = csr_arrays(seen)
+        else:
+            ex_indptr = np.zeros(len(user_idx) + 1, np.int64)
+            ex_indices = np.empty(0, np.int32)
+        mask_u8 = (np.zeros(self.n_items_, np.uint8) if mask is None
+                   else np.ascontiguousarray(mask, dtype=np.uint8))
+        q, n = self._two_hop()
+        with numba_threads(self._n_threads()) as n_threads:
+            n_chunks = max(1, min(len(user_idx), 8 * n_threads))
+            return two_hop_topk(user_idx, *q, *n, self.n_items_, ex_indptr, ex_indices, mask_u8, int(k), n_chunks)

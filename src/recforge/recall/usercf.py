@@ -1,0 +1,134 @@
+"""UserCF: user-based collaborative filtering with a sparse top-K user–user similarity."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data import Interactions
+from ._neighbors import TwoHopModel, log_penalty, time_decay_weights, topk_neighbors
+
+
+class UserCF(TwoHopModel):
+    """User-based collaborative filtering.
+
+    Similarity of users ``u != v`` (binary interactions, each item weighted by the popularity penalty)::
+
+        sim(u, v) = Σ_{i ∈ N(u) ∩ N(v)} 1 / log(1 + |N(i)|)  /  sqrt(|N(u)| · |N(v)|)
+
+    Only the ``n_neighbors`` most similar users of each user are kept (sparse CSR). A user's score
+    of item ``i`` is ``Σ_{v ∈ K(u)} sim(u, v) · w(v, i)`` with ``w(v, i) = [r(v, i)] · exp(-time_decay · age)``
+    (``age`` in days since ``v``'s latest interaction; ``w = 1`` without decay).
+
+    Parameters
+    ----------
+    n_neighbors : int, default 20
+        Neighbours kept per user.
+    normalize_max : bool, default False
+        Divide each user's similarity row by its largest value.
+    use_weights : bool, default True
+        Multiply ``w`` by the interaction weight (e.g. the rating); the similarity stays binary.
+    time_decay : float >= 0, default 0.0
+        Decay rate per day of ``w(v, i)``; needs timestamps when > 0.
+    n_threads : int or None, default None
+        Threads of the kernels (``None`` = all available cores). Results do not depend on it.
+    verbose : bool, default False
+        Progress bar (tqdm) over the similarity computation.
+
+    Attributes
+    ----------
+    similarity_ : scipy.sparse.csr_matrix of shape (n_users, n_users), float32
+    item_weights_ : scipy.sparse.csr_matrix of shape (n_users, n_items), float32
+        ``w(v, i)`` on the training interactions.
+
+    Notes
+    -----
+    ``recommend_from_history`` computes the new user's similarities to every training user on the
+    fly (same formula) and keeps the top ``n_neighbors``. ``similar_items`` uses the penalised item
+    cosine of ItemCF computed on the fly (UserCF itself has no item similarity).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from recforge.recall import UserCF
+    >>> m = sp.csr_matrix([[1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 0]], dtype="float32")
+    >>> UserCF(n_neighbors=2).fit(m).recommend(0, k=2)[0].tolist()
+    [2, 3]
+    """
+
+    def __init__(self, *, n_neighbors=20, normalize_max=False, use_weights=True, time_decay=0.0,
+                 n_threads=None, verbose=False):
+        self.n_neighbors = n_neighbors
+        self.normalize_max = normalize_max
+        self.use_weights = use_weights
+        self.time_decay = time_decay
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    def _fit(self, data: Interactions) -> None:
+        matrix = data.matrix
+        self.similarity_ = topk_neighbors(matrix, self.n_neighbors, self._item_penalty(matrix), self._n_threads(),
+                                          normalize_max=bool(self.normalize_max), verbose=bool(self.verbose))
+        weights = time_decay_weights(matrix, data.timestamps, float(self.time_decay))
+        if self.use_weights:
+            weights = weights * matrix.data
+        self.item_weights_ = sp.csr_matrix((weights, matrix.indices.copy(), matrix.indptr.copy()),
+                                           shape=matrix.shape)
+
+    @staticmethod
+    def _item_penalty(matrix) -> np.ndarray:
+        return log_penalty(np.bincount(matrix.indices, minlength=matrix.shape[1]))
+
+    # TwoHopModel: scores = similarity_ @ item_weights_
+    @property
+    def query_(self):
+        return self.similarity_
+
+    @property
+    def next_(self):
+        return self.item_weights_
+
+    def _score_history(self, item_idx, weights):
+        items = np.unique(item_idx)
+        if len(items) == 0:
+            return np.zeros(self.n_items_, np.float32)
+        ui = self.user_items_
+        penalty = self._item_penalty(ui)
+        binary = sp.csr_matrix((np.ones(ui.nnz), ui.indices, ui.indptr), shape=ui.shape)
+        overlap = binary[:, items] @ penalty[items]  # (n_users,)
+        degree = np.maximum(np.diff(ui.indptr), 1).astype(np.float64)
+        sim = (overlap / np.sqrt(len(items) * degree)).astype(np.float32)
+        candidates = np.flatnonzero(sim > 0)
+        order = np.lexsort((candidates, -sim[candidates]))[: int(self.n_neighbors)]
+        chosen = np.sort(candidates[order])
+        vals = sim[chosen]
+        if self.normalize_max and len(vals):
+            vals = vals / vals.max()
+        q = sp.csr_matrix((vals.astype(np.float32), chosen.astype(np.int32), [0, len(chosen)]),
+                          shape=(1, self.n_users_))
+        return self._score_rows(q)[0]
+
+    def _score_similar(self, item_idx):
+        ui = self.user_items_
+        binary = sp.csr_matrix((np.ones(ui.nnz, np.float64), ui.indices, ui.indptr), shape=ui.shape)
+        penalty = 1.0 / np.log1p(np.maximum(np.diff(ui.indptr), 1))
+        cols = binary.T.tocsr()
+        overlap = (cols[item_idx] @ sp.diags(penalty) @ binary).toarray()
+        norm = np.sqrt(np.maximum(np.diff(cols.indptr), 1).astype(np.float64))
+        return (overlap / norm[item_idx, None] / norm[None, :]).astype(np.float32)
+
+    def _get_state(self) -> dict:
+        s = self.similarity_
+        return {"sim_indptr": s.indptr, "sim_indices": s.indices, "sim_data": s.data,
+                "item_weights": self.item_weights_.data}
+
+    def _set_state(self, arrays: dict) -> None:
+        n = self.n_users_
+        sim = sp.csr_matrix((np.asarray(arrays["sim_data"], np.float32), arrays["sim_indices"],
+                             arrays["sim_indptr"]), shape=(n, n))
+        sim.check_format(full_check=True)
+        ui = self.user_items_
+        weights = np.asarray(arrays["item_weights"], np.float32)
+        if weights.shape != (ui.nnz,):
+            raise ValueError(f"item_weights has shape {weights.shape}, expected ({ui.nnz},)")
+        self.similarity_ = sim
+        self.item_weights_ = sp.csr_matrix((weights, ui.indices, ui.indptr), shape=ui.shape)

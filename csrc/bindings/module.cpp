@@ -5,6 +5,7 @@
 
 namespace py = pybind11;
 
+void bind_parallel(py::module_& m);
 void bind_topk(py::module_& m);
 void bind_gbdt(py::module_& m);
 
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
             PyErr_SetString(PyExc_ValueError, e.what());
         }
     });
+    bind_parallel(m);
     bind_topk(m);
     bind_gbdt(m);
 }

@@ -26,22 +26,29 @@ class Item2Vec(RecallModel):
     Parameters
     ----------
     vector_size : int, default 64
-    window : int or "basket", default 5
+    window : int or "basket", default 10
         Maximum context distance (each position draws its window from 1..window), or ``"basket"``:
         every other item of the sequence is a context (a sequence is a set).
     negative : int, default 5
         Negatives per positive pair.
-    algorithm : {"cbow", "skipgram"}, default "cbow"
-    ns_exponent : float, default 0.75
-        Negatives are drawn with probability ∝ count ** ns_exponent.
+    algorithm : {"skipgram", "cbow"}, default "skipgram"
+    ns_exponent : float, default 0.0
+        Negatives are drawn with probability ∝ count ** ns_exponent (word2vec/gensim use 0.75; 0, uniform
+        negatives, keeps popularity in the output scores and measures better for recommendation).
     sample : float, default 1e-3
         Subsampling threshold of frequent items (0 disables it).
-    epochs : int, default 10
+    epochs : int, default 30
     learning_rate, min_learning_rate : float, default 0.025, 0.0001
         Linear decay from the first to the second over all epochs.
-    n_recent : int, default 5
+    scoring : {"output", "cosine"}, default "output"
+        How a history scores candidates. ``"output"``: the weighted mean of the history's item
+        vectors dotted with each candidate's output vector (the model's own prediction of the next
+        item, as in CBOW); ``"cosine"``: the weighted sum of the history's unit item vectors, cosine
+        to each candidate (gensim's ``most_similar``, the usual item2vec recipe). ``similar_items``
+        is always the cosine of item vectors.
+    n_recent : int, default 10
         ``recommend`` scores by the user's last ``n_recent`` training items.
-    recency_decay : float in (0, 1], default 1.0
+    recency_decay : float in (0, 1], default 0.8
         Weight of the item ``a`` steps before the last one: ``recency_decay ** a``.
     n_threads : int or None, default None
         Training and top-k threads (``None`` = all cores). Results are bit-identical for a seed at 1 thread.
@@ -53,6 +60,8 @@ class Item2Vec(RecallModel):
     ----------
     item_vectors_ : ndarray (n_items, vector_size), float32
         The learned item (input) vectors; items never seen in a sequence get zeros.
+    output_vectors_ : ndarray (n_items, vector_size), float32
+        The negative-sampling output vectors.
     words_trained_ : int
         Words trained on over all epochs (after subsampling).
 
@@ -66,9 +75,9 @@ class Item2Vec(RecallModel):
     [1, 2, 3, 4]
     """
 
-    def __init__(self, *, vector_size=64, window=5, negative=5, algorithm="cbow", ns_exponent=0.75, sample=1e-3,
-                 epochs=10, learning_rate=0.025, min_learning_rate=0.0001, n_recent=5, recency_decay=1.0,
-                 n_threads=None, random_state=None, verbose=False):
+    def __init__(self, *, vector_size=64, window=10, negative=5, algorithm="skipgram", ns_exponent=0.0,
+                 sample=1e-3, epochs=30, learning_rate=0.025, min_learning_rate=0.0001, scoring="output",
+                 n_recent=10, recency_decay=0.8, n_threads=None, random_state=None, verbose=False):
         self.vector_size = vector_size
         self.window = window
         self.negative = negative
@@ -78,6 +87,7 @@ class Item2Vec(RecallModel):
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.min_learning_rate = min_learning_rate
+        self.scoring = scoring
         self.n_recent = n_recent
         self.recency_decay = recency_decay
         self.n_threads = n_threads
@@ -98,6 +108,7 @@ class Item2Vec(RecallModel):
         check_int(self.epochs, "epochs", min_value=1)
         check_float(self.learning_rate, "learning_rate", min_value=0.0, min_inclusive=False)
         check_float(self.min_learning_rate, "min_learning_rate", min_value=0.0)
+        check_choice(self.scoring, "scoring", {"output", "cosine"})
         check_int(self.n_recent, "n_recent", min_value=1)
         check_float(self.recency_decay, "recency_decay", min_value=0.0, max_value=1.0, min_inclusive=False)
         check_random_state(self.random_state)
@@ -175,6 +186,7 @@ class Item2Vec(RecallModel):
                 break
         in_vecs[counts == 0] = 0.0
         self.item_vectors_ = in_vecs
+        self.output_vectors_ = out_vecs
         self._set_derived(data)
 
     def _set_derived(self, data: Interactions | None = None) -> None:
@@ -191,43 +203,59 @@ class Item2Vec(RecallModel):
 
     # ---- scoring ---------------------------------------------------------------------------------
     def _profile(self, item_idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The query vector of a history (oldest first): recency- and user-weighted."""
         n = len(item_idx)
+        dim = self.item_vectors_.shape[1]
+        if n == 0:
+            return np.zeros(dim, np.float32)
         decay = float(self.recency_decay) ** np.arange(n - 1, -1, -1, dtype=np.float64)
-        w = (weights * decay).astype(np.float32)
-        return w @ self._unit[item_idx] if n else np.zeros(self._unit.shape[1], np.float32)
+        w = weights * decay
+        if self.scoring == "cosine":  # sum of unit vectors, then cosine (gensim's most_similar)
+            return (w.astype(np.float32) @ self._unit[item_idx]).astype(np.float32)
+        total = w.sum()  # weighted mean input vector, as CBOW predicts the next item
+        return ((w / total).astype(np.float32) @ self.item_vectors_[item_idx] if total > 0
+                else np.zeros(dim, np.float32))
+
+    def _targets(self) -> np.ndarray:
+        return self._unit if self.scoring == "cosine" else self.output_vectors_
 
     def _score_users(self, user_idx):
-        profiles = np.zeros((len(user_idx), self._unit.shape[1]), np.float32)
+        profiles = np.zeros((len(user_idx), self.item_vectors_.shape[1]), np.float32)
         for row, u in enumerate(user_idx):
             recent = self.recent_items_[self.recent_offsets_[u]:self.recent_offsets_[u + 1]]
-            profiles[row] = self._profile(recent, np.ones(len(recent), np.float32))
-        return profiles @ self._unit.T
+            profiles[row] = self._profile(recent, np.ones(len(recent)))
+        return profiles @ self._targets().T
 
     def _score_history(self, item_idx, weights):
         n = int(self.n_recent)
-        return self._unit @ self._profile(item_idx[-n:], weights[-n:])
+        return self._targets() @ self._profile(item_idx[-n:], weights[-n:].astype(np.float64))
 
     def _score_similar(self, item_idx):
         return self._unit[item_idx] @ self._unit.T
 
     # ---- state -----------------------------------------------------------------------------------
     def _get_state(self) -> dict:
-        return {"item_vectors": self.item_vectors_, "recent_offsets": self.recent_offsets_,
+        return {"item_vectors": self.item_vectors_, "output_vectors": self.output_vectors_,
+                "recent_offsets": self.recent_offsets_,
                 "recent_items": self.recent_items_}
 
     def _set_state(self, arrays: dict) -> None:
         vectors = np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32)
+        output = np.ascontiguousarray(arrays["output_vectors"], dtype=np.float32)
         offsets = np.asarray(arrays["recent_offsets"], dtype=np.int64)
         recent = np.asarray(arrays["recent_items"], dtype=np.int32)
         n_items, n_users = len(self.item_map_), len(self.user_map_)
         if vectors.ndim != 2 or vectors.shape[0] != n_items or not np.isfinite(vectors).all():
             raise ValueError(f"item_vectors must be finite with shape ({n_items}, dim), got {vectors.shape}")
+        if output.shape != vectors.shape or not np.isfinite(output).all():
+            raise ValueError(f"output_vectors must be finite with shape {vectors.shape}, got {output.shape}")
         if offsets.shape != (n_users + 1,) or offsets[0] != 0 or offsets[-1] != len(recent) \
                 or np.any(np.diff(offsets) < 0):
             raise ValueError("recent_offsets is inconsistent with recent_items")
         if recent.size and (recent.min() < 0 or recent.max() >= n_items):
             raise ValueError("recent_items holds an item index out of range")
-        self.item_vectors_, self.recent_offsets_, self.recent_items_ = vectors, offsets, recent
+        self.item_vectors_, self.output_vectors_ = vectors, output
+        self.recent_offsets_, self.recent_items_ = offsets, recent
         self._set_derived()
 
     # ---- word2vec text format --------------------------------------------------------------------

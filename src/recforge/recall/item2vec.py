@@ -11,6 +11,15 @@ from .base import RecallModel
 __all__ = ["Item2Vec", "save_word2vec_format", "load_word2vec_format"]
 
 
+def _rowwise(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``queries @ targets.T`` one row at a time (matrix-vector products), so a user's scores do not
+    depend on which other users share the batch (BLAS matrix products block differently)."""
+    out = np.empty((len(queries), len(targets)), np.float32)
+    for row, q in enumerate(queries):
+        np.dot(targets, q, out=out[row])
+    return out
+
+
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)
@@ -224,14 +233,14 @@ class Item2Vec(RecallModel):
         for row, u in enumerate(user_idx):
             recent = self.recent_items_[self.recent_offsets_[u]:self.recent_offsets_[u + 1]]
             profiles[row] = self._profile(recent, np.ones(len(recent)))
-        return profiles @ self._targets().T
+        return _rowwise(profiles, self._targets())
 
     def _score_history(self, item_idx, weights):
         n = int(self.n_recent)
         return self._targets() @ self._profile(item_idx[-n:], weights[-n:].astype(np.float64))
 
     def _score_similar(self, item_idx):
-        return self._unit[item_idx] @ self._unit.T
+        return _rowwise(self._unit[item_idx], self._unit)
 
     # ---- state -----------------------------------------------------------------------------------
     def _get_state(self) -> dict:

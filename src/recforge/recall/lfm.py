@@ -7,6 +7,7 @@ from .._validation import check_choice, check_float, check_int, check_random_sta
 from ..data import Interactions
 from ..kernels.lfm import LOSSES, lfm_train_epoch
 from .base import RecallModel
+from .item2vec import _rowwise
 
 __all__ = ["LFM"]
 
@@ -120,8 +121,9 @@ class LFM(RecallModel):
         check_random_state(self.random_state)
 
     def fit(self, interactions, *, callback=None):
-        """Learn the factors. ``callback(model, epoch, mean_loss)`` runs after each epoch; ``True`` stops.
-        Returns ``self``."""
+        """Learn the factors. ``callback(model, epoch, mean_loss)`` runs after each epoch (the model's
+        ``user_factors_``/``item_factors_``/``item_bias_`` are then the factors being trained); returning
+        ``True`` stops. Returns ``self``."""
         self._fit_callback = callback
         try:
             return super().fit(interactions)
@@ -185,8 +187,10 @@ class LFM(RecallModel):
                     if since_best >= int(self.n_iter_no_change):
                         uf, itf, bias = best[1]
                         break
-            if self._fit_callback is not None and self._fit_callback(self, epoch, float(mean_loss)) is True:
-                break
+            if self._fit_callback is not None:
+                self.user_factors_, self.item_factors_, self.item_bias_ = uf, itf, bias  # the live arrays
+                if self._fit_callback(self, epoch, float(mean_loss)) is True:
+                    break
         self.user_factors_, self.item_factors_, self.item_bias_ = uf, itf, bias
 
     @staticmethod
@@ -199,7 +203,7 @@ class LFM(RecallModel):
 
     # ---- scoring ---------------------------------------------------------------------------------
     def _score_users(self, user_idx):
-        return self.user_factors_[user_idx] @ self.item_factors_.T + self.item_bias_
+        return _rowwise(self.user_factors_[user_idx], self.item_factors_) + self.item_bias_
 
     def _fold_in(self, item_idx, weights) -> np.ndarray:
         """p minimising Σ w_i (1 − b_i − p·q_i)² + reg_user·Σw ‖p‖² (item factors fixed)."""
@@ -220,7 +224,7 @@ class LFM(RecallModel):
         norms = np.linalg.norm(self.item_factors_, axis=1)
         unit = np.divide(self.item_factors_, norms[:, None], out=np.zeros_like(self.item_factors_),
                          where=norms[:, None] > 0)
-        return unit[item_idx] @ unit.T
+        return _rowwise(unit[item_idx], unit)
 
     # ---- state -----------------------------------------------------------------------------------
     def _get_state(self) -> dict:

@@ -18,6 +18,22 @@ def _popularity(n_threads):
 
 #: (row name, factory(n_threads) -> unfitted recall model)
 RECALL_MODELS = [("popularity", _popularity)]
+
+
+def _lfm(n_threads):
+    from .recall import LFM
+
+    return LFM(n_threads=n_threads, random_state=0)
+
+
+def _item2vec(n_threads):
+    from .recall import Item2Vec
+
+    return Item2Vec(n_threads=n_threads, random_state=0)
+
+
+RECALL_MODELS += [("lfm (bpr)", _lfm), ("item2vec", _item2vec)]
+
 #: (row name, factory(n_threads) -> unfitted ranker with fit/predict_proba)
 RANKERS: list = []
 

@@ -41,8 +41,8 @@ def keep_probabilities(counts, sample):
 
     Examples
     --------
-    >>> keep_probabilities(np.array([1000, 1]), 1e-3).round(3).tolist()
-    [0.077, 1.0]
+    >>> [round(float(p), 3) for p in keep_probabilities(np.array([1000, 1]), 1e-3)]
+    [0.033, 1.0]
     """
     sample = check_float(sample, "sample", min_value=0.0)
     counts = np.asarray(counts, dtype=np.float64)

@@ -194,12 +194,12 @@ class Item2Vec(RecallModel):
         in_vecs[counts == 0] = 0.0
         self.item_vectors_ = in_vecs
         self.output_vectors_ = out_vecs
-        self._set_derived(data)
+        self._set_derived(data, None if self._fit_sequences is not None else (offsets, items))
 
-    def _set_derived(self, data: Interactions | None = None) -> None:
+    def _set_derived(self, data: Interactions | None = None, sequences=None) -> None:
         self._unit = _unit_rows(self.item_vectors_)
         if data is not None:
-            offsets, items = data.sequences()
+            offsets, items = data.sequences() if sequences is None else sequences
             n = int(self.n_recent)
             starts = np.maximum(offsets[:-1], offsets[1:] - n)
             lengths = offsets[1:] - starts

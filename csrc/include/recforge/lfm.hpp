@@ -25,8 +25,9 @@ inline float exact_sigmoid(float x) {
     return 1.0f / (1.0f + std::exp(-x));
 }
 
-// log(1 + exp(-x)) without overflow: the logistic loss of a positive with score x.
-inline double softplus_neg(double x) { return x > 0 ? std::log1p(std::exp(-x)) : -x + std::log1p(std::exp(x)); }
+// log(1 + exp(-x)) in float, without overflow.
+inline float softplus_negf(float x) { return x > 0 ? std::log1p(std::exp(-x)) : -x + std::log1p(std::exp(x)); }
+
 
 struct LfmConfig {
     LfmLoss loss = LfmLoss::bpr;
@@ -52,7 +53,7 @@ inline double lfm_pointwise_step(float* p, float* q, float* b, int k, float y, c
         loss = 0.5 * static_cast<double>(e) * e;
     } else {
         e = y - exact_sigmoid(s);
-        loss = y > 0.5f ? softplus_neg(s) : softplus_neg(-s);
+        loss = y > 0.5f ? softplus_negf(s) : softplus_negf(-s);
     }
     const float lr = c.lr, ru = c.reg_user, ri = c.reg_item;
     for (int f = 0; f < k; ++f) {
@@ -88,7 +89,7 @@ inline double lfm_bpr_step(float* p, float* qi, float* qj, float* bi, float* bj,
         *bi += lr * (e - c.reg_bias * *bi);
         *bj += lr * (-e - c.reg_bias * *bj);
     }
-    return softplus_neg(x);
+    return softplus_negf(x);
 }
 
 struct LfmEpochResult {
@@ -97,33 +98,64 @@ struct LfmEpochResult {
     int64_t n_skipped = 0;  // negatives given up on (every draw was an item the user touched)
 };
 
-// Steps [0, steps) of one block, with its own random stream.
+// Steps [0, steps) of one block, with its own random stream. The positives and first negatives of
+// the whole block are drawn first, so the rows of step s + LOOKAHEAD can be prefetched while step s
+// runs (every step touches random rows of arrays far larger than the cache).
 RECFORGE_HOT_CLONES
 inline LfmEpochResult lfm_train_block(const int32_t* pos_users, const int32_t* pos_items, int64_t n_pos, int64_t steps,
                                       const int64_t* touched_indptr, const int32_t* touched_indices,
                                       const AliasTable& negatives, float* user_factors, float* item_factors,
                                       float* item_bias, int k, const LfmConfig& cfg, uint64_t block_seed) {
+    constexpr int64_t LOOKAHEAD = 8;
     Rng rng(block_seed);
     LfmEpochResult r;
-    auto draw_negative = [&](int32_t u) -> int32_t {
-        const int32_t* lo = touched_indices + touched_indptr[u];
-        const int32_t* hi = touched_indices + touched_indptr[u + 1];
+    std::vector<int64_t> picks(static_cast<size_t>(steps));
+    std::vector<int32_t> first_negative(static_cast<size_t>(steps));
+    for (int64_t s = 0; s < steps; ++s) {
+        const uint64_t x = rng.next();
+        picks[s] = n_pos < (int64_t(1) << 32) ? static_cast<int64_t>(((x >> 32) * static_cast<uint64_t>(n_pos)) >> 32)
+                                              : static_cast<int64_t>(x % static_cast<uint64_t>(n_pos));
+        first_negative[s] = static_cast<int32_t>(negatives.draw(rng.next()));
+    }
+    auto touched = [&](int32_t u, int32_t j) {
+        return std::binary_search(touched_indices + touched_indptr[u], touched_indices + touched_indptr[u + 1], j);
+    };
+    // A negative for user u: `candidate` if the user never touched it, else redraws (up to max_tries in all).
+    auto negative_for = [&](int32_t u, int32_t candidate) -> int32_t {
         for (int t = 0; t < cfg.max_tries; ++t) {
-            const int32_t j = static_cast<int32_t>(negatives.draw(rng.next()));
-            if (!std::binary_search(lo, hi, j)) return j;
+            if (t > 0) candidate = static_cast<int32_t>(negatives.draw(rng.next()));
+            if (!touched(u, candidate)) return candidate;
         }
         return -1;
     };
     for (int64_t s = 0; s < steps; ++s) {
-        const uint64_t pick = rng.next();
-        const int64_t ridx = n_pos < (int64_t(1) << 32)
-                                 ? static_cast<int64_t>(((pick >> 32) * static_cast<uint64_t>(n_pos)) >> 32)
-                                 : static_cast<int64_t>(pick % static_cast<uint64_t>(n_pos));
-        const int32_t u = pos_users[ridx], i = pos_items[ridx];
+        if (s + 2 * LOOKAHEAD < steps) {
+            RECFORGE_PREFETCH(pos_users + picks[s + 2 * LOOKAHEAD]);
+            RECFORGE_PREFETCH(pos_items + picks[s + 2 * LOOKAHEAD]);
+        }
+        if (s + LOOKAHEAD < steps) {
+            const int64_t ahead = picks[s + LOOKAHEAD];
+            const int32_t ua = pos_users[ahead];
+            prefetch_row(user_factors + static_cast<int64_t>(ua) * k, k);
+            prefetch_row(item_factors + static_cast<int64_t>(pos_items[ahead]) * k, k);
+            prefetch_row(item_factors + static_cast<int64_t>(first_negative[s + LOOKAHEAD]) * k, k);
+            RECFORGE_PREFETCH(touched_indptr + ua);
+        }
+        if (s + LOOKAHEAD / 2 < steps) {  // the user's touched row, where the negative's check will search
+            const int32_t ua = pos_users[picks[s + LOOKAHEAD / 2]];
+            const int32_t* row = touched_indices + touched_indptr[ua];
+            const int64_t len = touched_indptr[ua + 1] - touched_indptr[ua];
+            if (len <= 256) {
+                for (int64_t o = 0; o < len; o += 16) RECFORGE_PREFETCH(row + o);
+            } else {  // the first probes of the binary search
+                for (int64_t d = 1; d <= 8; ++d) RECFORGE_PREFETCH(row + len * d / 9);
+            }
+        }
+        const int32_t u = pos_users[picks[s]], i = pos_items[picks[s]];
         float* p = user_factors + static_cast<int64_t>(u) * k;
         float* qi = item_factors + static_cast<int64_t>(i) * k;
         if (cfg.loss == LfmLoss::bpr) {
-            const int32_t j = draw_negative(u);
+            const int32_t j = negative_for(u, first_negative[s]);
             if (j < 0) {
                 ++r.n_skipped;
                 continue;
@@ -135,7 +167,8 @@ inline LfmEpochResult lfm_train_block(const int32_t* pos_users, const int32_t* p
             r.loss_sum += lfm_pointwise_step(p, qi, item_bias + i, k, 1.0f, cfg);
             ++r.n_terms;
             for (int n = 0; n < cfg.n_negatives; ++n) {
-                const int32_t j = draw_negative(u);
+                const int32_t j =
+                    negative_for(u, n == 0 ? first_negative[s] : static_cast<int32_t>(negatives.draw(rng.next())));
                 if (j < 0) {
                     ++r.n_skipped;
                     continue;

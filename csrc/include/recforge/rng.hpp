@@ -106,6 +106,17 @@ class AliasTable {
     std::vector<uint32_t> alias_;
 };
 
+#if defined(__GNUC__) || defined(__clang__)
+#define RECFORGE_PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#else
+#define RECFORGE_PREFETCH(p) ((void)0)
+#endif
+
+// Fetch the cache lines of a row of k floats ahead of its use.
+inline void prefetch_row(const float* row, int k) {
+    for (int f = 0; f < k; f += 16) RECFORGE_PREFETCH(row + f);
+}
+
 // Dot product and axpy on float vectors, 8 lanes at a time with a fixed order of partial sums
 // (vectorised without -ffast-math; the same result on every run of the same binary).
 #if defined(__GNUC__)

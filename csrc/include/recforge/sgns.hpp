@@ -112,7 +112,23 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
     const int dim = cfg.dim;
     std::vector<float> neu1(static_cast<size_t>(dim)), neu1e(static_cast<size_t>(dim));
     std::vector<int32_t> sent, ctx;
-    auto next_negative = [&](int) { return static_cast<int32_t>(negatives.draw(rng.next())); };
+    // Negatives are drawn one update ahead so that their output rows can be prefetched: on a large
+    // catalogue the rows are far from the cache, and waiting for them dominates the update.
+    std::vector<int32_t> negs_cur(static_cast<size_t>(cfg.negative)), negs_next(static_cast<size_t>(cfg.negative));
+    auto refill = [&]() {
+        for (auto& j : negs_next) {
+            j = static_cast<int32_t>(negatives.draw(rng.next()));
+            prefetch_row(out_vecs + static_cast<int64_t>(j) * dim, dim);
+        }
+    };
+    refill();
+    auto next_negative = [&](int d) {
+        if (d == 1) {  // a new update starts: take the prefetched draws, draw (and prefetch) the next ones
+            negs_cur.swap(negs_next);
+            refill();
+        }
+        return negs_cur[static_cast<size_t>(d - 1)];
+    };
     int64_t count = 0;
     for (int64_t s = s_begin; s < s_end; ++s) {
         const float lr = cfg.alpha_start + (cfg.alpha_end - cfg.alpha_start) *
@@ -127,6 +143,7 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
         count += n;
         if (n < 2) continue;
         for (int pos = 0; pos < n; ++pos) {
+            if (pos + 1 < n) prefetch_row(out_vecs + static_cast<int64_t>(sent[pos + 1]) * dim, dim);
             const int win = cfg.basket ? n : cfg.window - static_cast<int>(rng.below(cfg.window));
             const int lo = std::max(0, pos - win), hi = std::min(n, pos + win + 1);
             if (cfg.cbow) {
@@ -136,10 +153,12 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
                 cbow_update(sent[pos], ctx.data(), static_cast<int>(ctx.size()), cfg.negative, next_negative, in_vecs,
                             out_vecs, dim, lr, neu1.data(), neu1e.data());
             } else {
-                for (int c = lo; c < hi; ++c)
+                for (int c = lo; c < hi; ++c) {
+                    if (c + 1 < hi) prefetch_row(in_vecs + static_cast<int64_t>(sent[c + 1]) * dim, dim);
                     if (c != pos)
                         sg_pair(sent[pos], sent[c], cfg.negative, next_negative, in_vecs, out_vecs, dim, lr,
                                 neu1e.data());
+                }
             }
         }
     }

@@ -59,10 +59,10 @@ def test_recforge_item2vec_epoch(benchmark, name, algorithm):
     vout = np.zeros_like(vin)
     benchmark.group = f"item2vec-{algorithm}-{name}"
     benchmark.pedantic(sgns_train_epoch, args=(offsets, items, vin, vout, weights),
-                       kwargs=dict(keep_prob=keep, window=WINDOW, negative=NEGATIVE, cbow=algorithm == "cbow",
-                                   alpha_start=0.025, alpha_end=0.0001, seed=1, n_threads=THREADS),
+                       kwargs={"keep_prob": keep, "window": WINDOW, "negative": NEGATIVE, "cbow": algorithm == "cbow",
+                                   "alpha_start": 0.025, "alpha_end": 0.0001, "seed": 1, "n_threads": THREADS},
                        rounds=ROUNDS[name], warmup_rounds=0)
-    benchmark.extra_info["words"] = int(len(items))
+    benchmark.extra_info["words"] = len(items)
     benchmark.extra_info["words_per_s"] = len(items) / benchmark.stats.stats.median
     assert np.isfinite(vin).all()
 
@@ -78,7 +78,7 @@ def test_gensim_word2vec_epoch(benchmark, name, algorithm):
                                    sg=int(algorithm == "skipgram"), workers=THREADS, seed=1)
     model.build_vocab(sentences)
     benchmark.group = f"item2vec-{algorithm}-{name}"
-    benchmark.pedantic(model.train, args=(sentences,), kwargs=dict(total_examples=len(sentences), epochs=1),
+    benchmark.pedantic(model.train, args=(sentences,), kwargs={"total_examples": len(sentences), "epochs": 1},
                        rounds=ROUNDS[name], warmup_rounds=0)
-    benchmark.extra_info["words"] = int(len(items))
+    benchmark.extra_info["words"] = len(items)
     benchmark.extra_info["words_per_s"] = len(items) / benchmark.stats.stats.median

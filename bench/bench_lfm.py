@@ -58,5 +58,5 @@ def test_implicit_bpr_epoch(benchmark, name):
     matrix = interactions.matrix.copy()  # implicit needs writeable buffers; copied outside the timing
     benchmark.group = f"lfm-epoch-{name}"
     model = bpr.BayesianPersonalizedRanking(factors=FACTORS, iterations=1, num_threads=THREADS, random_state=0)
-    benchmark.pedantic(model.fit, args=(matrix,), kwargs=dict(show_progress=False), rounds=ROUNDS[name],
+    benchmark.pedantic(model.fit, args=(matrix,), kwargs={"show_progress": False}, rounds=ROUNDS[name],
                        warmup_rounds=0)

@@ -113,9 +113,9 @@ def test_word2vec_format_round_trip_and_gensim(tmp_path):
 
 
 @pytest.mark.parametrize("params, error", [
-    (dict(window="sentence"), ValueError), (dict(window=0), ValueError), (dict(algorithm="glove"), ValueError),
-    (dict(vector_size=2.5), TypeError), (dict(scoring="dot"), ValueError), (dict(recency_decay=0.0), ValueError),
-    (dict(sample=-1.0), ValueError), (dict(epochs=0), ValueError),
+    ({"window": "sentence"}, ValueError), ({"window": 0}, ValueError), ({"algorithm": "glove"}, ValueError),
+    ({"vector_size": 2.5}, TypeError), ({"scoring": "dot"}, ValueError), ({"recency_decay": 0.0}, ValueError),
+    ({"sample": -1.0}, ValueError), ({"epochs": 0}, ValueError),
 ])
 def test_bad_params(params, error):
     with pytest.raises(error, match=next(iter(params))):
@@ -155,8 +155,8 @@ def test_quality_equals_gensim_at_its_parameters(movielens_split, algorithm):
     offsets, items = train.sequences()
     sentences = [[str(x) for x in items[offsets[u]:offsets[u + 1]]] for u in range(train.n_users)]
     sentences = [s for s in sentences if s]
-    params = dict(vector_size=64, window=5, negative=5, epochs=10, ns_exponent=0.75, sample=1e-3,
-                  scoring="cosine", n_recent=5, recency_decay=1.0, algorithm=algorithm)
+    params = {"vector_size": 64, "window": 5, "negative": 5, "epochs": 10, "ns_exponent": 0.75, "sample": 1e-3,
+                  "scoring": "cosine", "n_recent": 5, "recency_decay": 1.0, "algorithm": algorithm}
     ours, theirs = [], []
     for seed in range(3):
         model = Item2Vec(n_threads=1, random_state=seed, **params).fit(train)

@@ -99,9 +99,9 @@ def test_fold_in_recovers_a_known_user():
 
 
 @pytest.mark.parametrize("params, error", [
-    (dict(loss="hinge"), ValueError), (dict(n_factors=0), ValueError), (dict(learning_rate=0.0), ValueError),
-    (dict(learning_rate_decay=1.5), ValueError), (dict(item_bias="yes"), TypeError), (dict(threshold="4"), TypeError),
-    (dict(validation_fraction=1.0), ValueError), (dict(epochs=2.0), TypeError), (dict(threshold=99.0), ValueError),
+    ({"loss": "hinge"}, ValueError), ({"n_factors": 0}, ValueError), ({"learning_rate": 0.0}, ValueError),
+    ({"learning_rate_decay": 1.5}, ValueError), ({"item_bias": "yes"}, TypeError), ({"threshold": "4"}, TypeError),
+    ({"validation_fraction": 1.0}, ValueError), ({"epochs": 2.0}, TypeError), ({"threshold": 99.0}, ValueError),
 ])
 def test_bad_params(params, error):
     with pytest.raises(error, match=next(iter(params)) if error is TypeError or "threshold" not in params else "threshold"):

@@ -18,7 +18,7 @@ def _factors(seed=0, n_users=5, n_items=7, k=12):
 def test_step_matches_reference(loss, fit_bias, label):
     uf, itf, b = _factors()
     ruf, ritf, rb = uf.astype(np.float64), itf.astype(np.float64), b.astype(np.float64)
-    hyper = dict(loss=loss, lr=0.1, reg_user=0.02, reg_item=0.03, reg_bias=0.04, fit_bias=fit_bias)
+    hyper = {"loss": loss, "lr": 0.1, "reg_user": 0.02, "reg_item": 0.03, "reg_bias": 0.04, "fit_bias": fit_bias}
     before = lfm_step(uf, itf, b, 2, 3, 5, label, **hyper)
     ref.lfm_step(ruf, ritf, rb, 2, 3, 5, label, **hyper)
     np.testing.assert_allclose(uf, ruf, rtol=1e-5, atol=1e-6)
@@ -42,11 +42,11 @@ def _problem(seed=0, n_users=60, n_items=30):
 
 @pytest.mark.parametrize("loss", ["squared", "logistic", "bpr"])
 def test_epoch_bit_identical_at_one_thread(loss):
-    users, items, indptr, indices, m = _problem()
+    users, items, indptr, indices, _m = _problem()
     out = []
     for _ in range(2):
         uf, itf, b = _factors(n_users=60, n_items=30)
-        mean, skipped = lfm_train_epoch(users, items, indptr, indices, np.ones(30), uf, itf, b, loss=loss,
+        mean, _skipped = lfm_train_epoch(users, items, indptr, indices, np.ones(30), uf, itf, b, loss=loss,
                                         fit_bias=True, seed=5, n_threads=1)
         out.append((uf, itf, b, mean))
     for a, c in zip(out[0], out[1]):
@@ -69,7 +69,7 @@ def test_negatives_are_never_touched_items():
 
 
 def test_bad_input():
-    users, items, indptr, indices, m = _problem()
+    users, items, indptr, indices, _m = _problem()
     uf, itf, b = _factors(n_users=60, n_items=30)
     w = np.ones(30)
     with pytest.raises(TypeError, match="user_factors"):

@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from recforge._reference import sgns as ref
-from recforge.kernels.sgns import (SIGMOID_ERROR_BOUND, keep_probabilities, sgns_sigmoid, sgns_step,
-                                   sgns_train_epoch)
+from recforge.kernels.sgns import (
+    SIGMOID_ERROR_BOUND,
+    keep_probabilities,
+    sgns_sigmoid,
+    sgns_step,
+    sgns_train_epoch,
+)
 
 
 def _vectors(n=12, dim=16, seed=0):

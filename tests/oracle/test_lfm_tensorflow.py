@@ -8,7 +8,7 @@ tf = pytest.importorskip("tensorflow")
 
 pytestmark = pytest.mark.oracle
 
-REG = dict(reg_user=0.02, reg_item=0.03, reg_bias=0.04)
+REG = {"reg_user": 0.02, "reg_item": 0.03, "reg_bias": 0.04}
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic", "bpr"])

@@ -18,8 +18,8 @@ def _loss(h, o_center, o_neg):
 def test_sgns_update_is_the_gradient_step(cbow):
     rng = np.random.default_rng(0)
     n, dim, lr = 10, 8, 0.05
-    vin = ((rng.random((n, dim)) - 0.5)).astype(np.float32)
-    vout = ((rng.random((n, dim)) - 0.5)).astype(np.float32)
+    vin = (rng.random((n, dim)) - 0.5).astype(np.float32)
+    vout = (rng.random((n, dim)) - 0.5).astype(np.float32)
     center, contexts, negatives = 0, [1, 2, 3] if cbow else [1], [4, 5, 6, 7, 8]
     ctx = tf.Variable(vin[contexts].astype(np.float64))
     oc = tf.Variable(vout[center].astype(np.float64))

@@ -7,7 +7,7 @@ from .. import _core
 from .._threads import resolve_n_threads
 from .._validation import check_choice, check_float, check_int
 
-__all__ = ["LOSSES", "lfm_train_epoch", "lfm_step"]
+__all__ = ["LOSSES", "lfm_step", "lfm_train_epoch"]
 
 #: Loss name → the kernel's code.
 LOSSES = {"squared": 0, "logistic": 1, "bpr": 2}

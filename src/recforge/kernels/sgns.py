@@ -7,7 +7,7 @@ from .. import _core
 from .._threads import resolve_n_threads
 from .._validation import check_float, check_int
 
-__all__ = ["sgns_train_epoch", "sgns_step", "sgns_sigmoid", "keep_probabilities", "SIGMOID_ERROR_BOUND"]
+__all__ = ["SIGMOID_ERROR_BOUND", "keep_probabilities", "sgns_sigmoid", "sgns_step", "sgns_train_epoch"]
 
 #: Largest |table sigmoid - exact sigmoid| inside (-6, 6): 0.25 (the slope bound) × half a bin of 12/4096.
 SIGMOID_ERROR_BOUND = 0.25 * 6.0 / 4096

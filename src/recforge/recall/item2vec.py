@@ -8,7 +8,7 @@ from ..data import Interactions
 from ..kernels.sgns import keep_probabilities, sgns_train_epoch
 from .base import RecallModel
 
-__all__ = ["Item2Vec", "save_word2vec_format", "load_word2vec_format"]
+__all__ = ["Item2Vec", "load_word2vec_format", "save_word2vec_format"]
 
 
 def _rowwise(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ ext_modules = [
         "recforge._core",
         sorted(glob("csrc/bindings/*.cpp")),
         include_dirs=["csrc/include"],
+        depends=sorted(glob("csrc/include/recforge/*.hpp")),  # rebuild when a kernel header changes
         cxx_std=17,
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,

@@ -8,6 +8,8 @@ namespace py = pybind11;
 void bind_parallel(py::module_& m);
 void bind_topk(py::module_& m);
 void bind_gbdt(py::module_& m);
+void bind_lfm(py::module_& m);
+void bind_sgns(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge compiled kernels (private: use the recforge Python API)";
@@ -23,4 +25,6 @@ PYBIND11_MODULE(_core, m) {
     bind_parallel(m);
     bind_topk(m);
     bind_gbdt(m);
+    bind_lfm(m);
+    bind_sgns(m);
 }

@@ -88,9 +88,22 @@ def _genres(movielens):
     return {"item_features": genre_topics(movielens.movies)}
 
 
+def _lfm(n_threads):
+    from .recall import LFM
+
+    return LFM(n_threads=n_threads, random_state=0)
+
+
+def _item2vec(n_threads):
+    from .recall import Item2Vec
+
+    return Item2Vec(n_threads=n_threads, random_state=0)
+
+
 #: (row name, factory(n_threads) -> unfitted recall model[, fit_kwargs(movielens) -> extra fit arguments])
 RECALL_MODELS = [("popularity", _popularity), ("itemcf", _itemcf), ("usercf", _usercf),
-                 ("personal_rank", _personal_rank), ("content_based", _content_based, _genres)]
+                 ("personal_rank", _personal_rank), ("content_based", _content_based, _genres),
+                 ("lfm (bpr)", _lfm), ("item2vec", _item2vec)]
 #: (row name, factory(n_threads) -> unfitted ranker with fit/predict_proba)
 RANKERS: list = [("LR", _lr), ("GBDT", _gbdt), ("GBDT+LR", _gbdt_lr), ("DNN", _dnn), ("Wide&Deep", _wide_deep)]
 

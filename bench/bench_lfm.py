@@ -1,0 +1,62 @@
+"""LFM epoch time: recforge's C++ Hogwild SGD vs implicit's BPR, one epoch, 64 factors, 2 threads.
+
+Both are timed as a full ``fit`` with one epoch/iteration (each library's own setup included), on
+MovieLens ml-latest-small positives (ratings >= 4) and on the synthetic 160k × 60k × 20M set.
+
+Run:  pytest bench/bench_lfm.py --benchmark-only --benchmark-json=/tmp/lfm.json
+      python bench/compare.py /tmp/lfm.json
+"""
+import pytest
+
+from recforge.recall import LFM
+
+from .conftest import pick
+
+THREADS = 2
+FACTORS = 64
+SYNTH = pick((160_000, 60_000, 20_000_000), (2_000, 1_000, 100_000))
+
+
+def _movielens():
+    from recforge.datasets import movielens_small
+
+    return movielens_small().interactions().positives(4.0)
+
+
+def _synthetic():
+    from recforge.data import synthetic_interactions
+
+    return synthetic_interactions(*SYNTH, timestamps=False)
+
+
+DATA = {"movielens": _movielens, "synthetic20M": _synthetic}
+ROUNDS = {"movielens": pick(5, 2), "synthetic20M": pick(3, 2)}
+_cache = {}
+
+
+def data(name):
+    if name not in _cache:
+        _cache.clear()
+        _cache[name] = DATA[name]()
+    return _cache[name]
+
+
+@pytest.mark.parametrize("name", list(DATA))
+@pytest.mark.parametrize("loss", ["bpr", "squared"])
+def test_recforge_lfm_epoch(benchmark, name, loss):
+    interactions = data(name)
+    benchmark.group = f"lfm-epoch-{name}"
+    model = LFM(n_factors=FACTORS, loss=loss, epochs=1, n_threads=THREADS, random_state=0)
+    benchmark.pedantic(model.fit, args=(interactions,), rounds=ROUNDS[name], warmup_rounds=0)
+    benchmark.extra_info["steps"] = int(interactions.nnz)
+
+
+@pytest.mark.parametrize("name", list(DATA))
+def test_implicit_bpr_epoch(benchmark, name):
+    bpr = pytest.importorskip("implicit.cpu.bpr")
+    interactions = data(name)
+    matrix = interactions.matrix.copy()  # implicit needs writeable buffers; copied outside the timing
+    benchmark.group = f"lfm-epoch-{name}"
+    model = bpr.BayesianPersonalizedRanking(factors=FACTORS, iterations=1, num_threads=THREADS, random_state=0)
+    benchmark.pedantic(model.fit, args=(matrix,), kwargs={"show_progress": False}, rounds=ROUNDS[name],
+                       warmup_rounds=0)

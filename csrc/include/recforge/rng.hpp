@@ -1,0 +1,167 @@
+// Small, fast random numbers for the SGD kernels: splitmix64 seeding, xoshiro256** streams,
+// Lemire's bounded integers and Walker/Vose alias tables for O(1) weighted draws.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+// Runtime dispatch for the hot SGD loops: an AVX2 clone next to the portable one (no -march flags,
+// so the binary still runs on any x86-64). Elsewhere the portable build only.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define RECFORGE_HOT_CLONES __attribute__((noinline, target_clones("avx2", "default")))
+#else
+#define RECFORGE_HOT_CLONES
+#endif
+
+namespace recforge {
+
+// One step of splitmix64: a good 64-bit mix of x (used to derive independent seeds).
+inline uint64_t splitmix64(uint64_t& x) {
+    uint64_t z = (x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+// Seed of stream `stream` under `seed` (e.g. stream = block index of an epoch).
+inline uint64_t derive_seed(uint64_t seed, uint64_t stream) {
+    uint64_t x = seed ^ (stream * 0xD1B54A32D192ED03ULL);
+    splitmix64(x);
+    return splitmix64(x);
+}
+
+// xoshiro256** (Blackman & Vigna): fast, 256-bit state, seeded through splitmix64.
+class Rng {
+  public:
+    explicit Rng(uint64_t seed) {
+        uint64_t x = seed;
+        for (auto& w : s_) w = splitmix64(x);
+    }
+    uint64_t next() {
+        const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+        const uint64_t t = s_[1] << 17;
+        s_[2] ^= s_[0];
+        s_[3] ^= s_[1];
+        s_[1] ^= s_[2];
+        s_[0] ^= s_[3];
+        s_[2] ^= t;
+        s_[3] = rotl(s_[3], 45);
+        return result;
+    }
+    // Uniform integer in [0, n) for n < 2^32 (Lemire's multiply-shift; bias < n / 2^32).
+    uint32_t below(uint32_t n) { return static_cast<uint32_t>(((next() >> 32) * static_cast<uint64_t>(n)) >> 32); }
+    // Uniform float in [0, 1).
+    float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
+
+  private:
+    static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+    uint64_t s_[4];
+};
+
+// Alias table (Vose) over n outcomes with non-negative weights: draw() costs one random number.
+class AliasTable {
+  public:
+    AliasTable() = default;
+    AliasTable(const double* weights, int64_t n) : prob_(static_cast<size_t>(n)), alias_(static_cast<size_t>(n)) {
+        if (n <= 0 || n >= (int64_t(1) << 32)) throw std::invalid_argument("alias table needs 1 <= n < 2^32 outcomes");
+        double total = 0.0;
+        for (int64_t i = 0; i < n; ++i) {
+            if (!(weights[i] >= 0.0) || !std::isfinite(weights[i]))
+                throw std::invalid_argument("sampling weights must be finite and >= 0");
+            total += weights[i];
+        }
+        if (!(total > 0.0)) throw std::invalid_argument("sampling weights must not all be 0");
+        std::vector<double> scaled(static_cast<size_t>(n));
+        std::vector<uint32_t> small, large;
+        for (int64_t i = 0; i < n; ++i) {
+            scaled[i] = weights[i] * static_cast<double>(n) / total;
+            (scaled[i] < 1.0 ? small : large).push_back(static_cast<uint32_t>(i));
+        }
+        while (!small.empty() && !large.empty()) {
+            const uint32_t s = small.back(), l = large.back();
+            small.pop_back();
+            prob_[s] = static_cast<float>(scaled[s]);
+            alias_[s] = l;
+            scaled[l] = (scaled[l] + scaled[s]) - 1.0;
+            if (scaled[l] < 1.0) {
+                large.pop_back();
+                small.push_back(l);
+            }
+        }
+        for (uint32_t i : large) prob_[i] = 1.0f, alias_[i] = i;
+        for (uint32_t i : small) prob_[i] = 1.0f, alias_[i] = i;  // round-off leftovers
+    }
+    int64_t size() const { return static_cast<int64_t>(prob_.size()); }
+    // One draw from one 64-bit random number: high 32 bits pick the column, low 24 bits the coin.
+    uint32_t draw(uint64_t r) const {
+        const uint32_t col = static_cast<uint32_t>(((r >> 32) * static_cast<uint64_t>(prob_.size())) >> 32);
+        const float coin = static_cast<float>(r & 0xFFFFFFULL) * (1.0f / 16777216.0f);
+        return coin < prob_[col] ? col : alias_[col];
+    }
+
+  private:
+    std::vector<float> prob_;
+    std::vector<uint32_t> alias_;
+};
+
+#if defined(__GNUC__) || defined(__clang__)
+#define RECFORGE_PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#else
+#define RECFORGE_PREFETCH(p) ((void)0)
+#endif
+
+// Fetch the cache lines of a row of k floats ahead of its use.
+inline void prefetch_row(const float* row, int k) {
+    for (int f = 0; f < k; f += 16) RECFORGE_PREFETCH(row + f);
+}
+
+// Dot product and axpy on float vectors, 8 lanes at a time with a fixed order of partial sums
+// (vectorised without -ffast-math; the same result on every run of the same binary).
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float f32x8 __attribute__((vector_size(32)));
+
+inline f32x8 load8(const float* p) {
+    f32x8 v;
+    __builtin_memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+inline void store8(float* p, f32x8 v) { __builtin_memcpy(p, &v, sizeof(v)); }
+
+inline float dot(const float* a, const float* b, int n) {
+    f32x8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc += load8(a + i) * load8(b + i);
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+inline void axpy(float alpha, const float* x, float* y, int n) {
+    const f32x8 va = {alpha, alpha, alpha, alpha, alpha, alpha, alpha, alpha};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + va * load8(x + i));
+    for (; i < n; ++i) y[i] += alpha * x[i];
+}
+#pragma GCC diagnostic pop
+#else
+inline float dot(const float* a, const float* b, int n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+inline void axpy(float alpha, const float* x, float* y, int n) {
+    for (int i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+#endif
+
+}  // namespace recforge

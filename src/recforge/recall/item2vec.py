@@ -1,0 +1,321 @@
+"""Item2Vec: word2vec (skip-gram or CBOW, negative sampling) over users' behaviour sequences."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_choice, check_float, check_int, check_random_state
+from ..data import Interactions
+from ..kernels.sgns import keep_probabilities, sgns_train_epoch
+from .base import RecallModel
+
+__all__ = ["Item2Vec", "load_word2vec_format", "save_word2vec_format"]
+
+
+def _rowwise(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``queries @ targets.T`` as float32, computed in float64 so that a user's scores do not depend on
+    which other users share the batch (BLAS blocks float32 products differently per batch shape; the
+    float64 differences vanish when rounded to float32)."""
+    return (np.asarray(queries, np.float64) @ np.asarray(targets, np.float64).T).astype(np.float32)
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)
+
+
+class Item2Vec(RecallModel):
+    """Item embeddings learned by word2vec with negative sampling over item sequences (Barkan & Koenigstein 2016).
+
+    Each user's items ordered by time form a "sentence" (or pass your own sessions to :meth:`fit`).
+    The trainer is a Hogwild C++ word2vec: unigram^``ns_exponent`` negative table, frequent-item
+    subsampling, random window shrink, linear learning-rate decay over all epochs.
+
+    Parameters
+    ----------
+    vector_size : int, default 64
+    window : int or "basket", default 10
+        Maximum context distance (each position draws its window from 1..window), or ``"basket"``:
+        every other item of the sequence is a context (a sequence is a set).
+    negative : int, default 5
+        Negatives per positive pair.
+    algorithm : {"skipgram", "cbow"}, default "skipgram"
+    ns_exponent : float, default 0.0
+        Negatives are drawn with probability ∝ count ** ns_exponent (word2vec/gensim use 0.75; 0, uniform
+        negatives, keeps popularity in the output scores and measures better for recommendation).
+    sample : float, default 1e-3
+        Subsampling threshold of frequent items (0 disables it).
+    epochs : int, default 30
+    learning_rate, min_learning_rate : float, default 0.025, 0.0001
+        Linear decay from the first to the second over all epochs.
+    scoring : {"output", "cosine"}, default "output"
+        How a history scores candidates. ``"output"``: the weighted mean of the history's item
+        vectors dotted with each candidate's output vector (the model's own prediction of the next
+        item, as in CBOW); ``"cosine"``: the weighted sum of the history's unit item vectors, cosine
+        to each candidate (gensim's ``most_similar``, the usual item2vec recipe). ``similar_items``
+        is always the cosine of item vectors.
+    n_recent : int, default 10
+        ``recommend`` scores by the user's last ``n_recent`` training items.
+    recency_decay : float in (0, 1], default 0.8
+        Weight of the item ``a`` steps before the last one: ``recency_decay ** a``.
+    n_threads : int or None, default None
+        Training and top-k threads (``None`` = all cores). Results are bit-identical for a seed at 1 thread.
+    random_state : int or None
+    verbose : bool, default False
+        tqdm progress bar over epochs.
+
+    Attributes
+    ----------
+    item_vectors_ : ndarray (n_items, vector_size), float32
+        The learned item (input) vectors; items never seen in a sequence get zeros.
+    output_vectors_ : ndarray (n_items, vector_size), float32
+        The negative-sampling output vectors.
+    words_trained_ : int
+        Words trained on over all epochs (after subsampling).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from recforge.recall import Item2Vec
+    >>> m = sp.csr_matrix(np.kron(np.eye(2), np.ones((20, 5))), dtype=np.float32)  # 2 clusters of 5 items
+    >>> model = Item2Vec(vector_size=8, window="basket", epochs=30, sample=0, n_threads=1, random_state=0).fit(m)
+    >>> sorted(model.similar_items(0, k=4)[0].tolist())
+    [1, 2, 3, 4]
+    """
+
+    def __init__(self, *, vector_size=64, window=10, negative=5, algorithm="skipgram", ns_exponent=0.0,
+                 sample=1e-3, epochs=30, learning_rate=0.025, min_learning_rate=0.0001, scoring="output",
+                 n_recent=10, recency_decay=0.8, n_threads=None, random_state=None, verbose=False):
+        self.vector_size = vector_size
+        self.window = window
+        self.negative = negative
+        self.algorithm = algorithm
+        self.ns_exponent = ns_exponent
+        self.sample = sample
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.min_learning_rate = min_learning_rate
+        self.scoring = scoring
+        self.n_recent = n_recent
+        self.recency_decay = recency_decay
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        check_int(self.vector_size, "vector_size", min_value=1)
+        if not (isinstance(self.window, str) and self.window == "basket"):
+            if isinstance(self.window, str):
+                raise ValueError(f"window must be a positive integer or 'basket', got {self.window!r}")
+            check_int(self.window, "window", min_value=1)
+        check_int(self.negative, "negative", min_value=1)
+        check_choice(self.algorithm, "algorithm", {"cbow", "skipgram"})
+        check_float(self.ns_exponent, "ns_exponent")
+        check_float(self.sample, "sample", min_value=0.0)
+        check_int(self.epochs, "epochs", min_value=1)
+        check_float(self.learning_rate, "learning_rate", min_value=0.0, min_inclusive=False)
+        check_float(self.min_learning_rate, "min_learning_rate", min_value=0.0)
+        check_choice(self.scoring, "scoring", {"output", "cosine"})
+        check_int(self.n_recent, "n_recent", min_value=1)
+        check_float(self.recency_decay, "recency_decay", min_value=0.0, max_value=1.0, min_inclusive=False)
+        check_random_state(self.random_state)
+
+    # ---- fitting ---------------------------------------------------------------------------------
+    def fit(self, interactions, sequences=None, *, callback=None):
+        """Learn item vectors.
+
+        Parameters
+        ----------
+        interactions : Interactions or sparse (n_users, n_items)
+            The users' items; their time-ordered rows (:meth:`Interactions.sequences`) are the
+            training sequences unless ``sequences`` is given. ``recommend`` uses their last items.
+        sequences : list of array-like of external item ids, optional
+            Train on these sequences (sessions, baskets) instead; the ids must be items of ``interactions``.
+        callback : callable(model, epoch, words) -> bool or None, optional
+            Called after each epoch; returning ``True`` stops training.
+
+        Returns
+        -------
+        self
+        """
+        self._fit_sequences, self._fit_callback = sequences, callback
+        try:
+            return super().fit(interactions)
+        finally:
+            del self._fit_sequences, self._fit_callback
+
+    def _sequences(self, data: Interactions):
+        if self._fit_sequences is None:
+            return data.sequences()
+        lengths, parts = [], []
+        for s, seq in enumerate(self._fit_sequences):
+            ids = np.atleast_1d(np.asarray(seq))
+            idx = (np.asarray(data.item_map.index(ids, name="item_id"), dtype=np.int32).reshape(-1)
+                   if ids.size else np.empty(0, np.int32))
+            lengths.append(len(idx))
+            parts.append(idx)
+        offsets = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        items = np.concatenate(parts).astype(np.int32) if parts else np.empty(0, np.int32)
+        return offsets, items
+
+    def _fit(self, data: Interactions) -> None:
+        offsets, items = self._sequences(data)
+        n_items, dim = data.n_items, int(self.vector_size)
+        rng = check_random_state(self.random_state)
+        counts = np.bincount(items, minlength=n_items).astype(np.float64)
+        if counts.sum() == 0:
+            raise ValueError("sequences hold no items to train on")
+        in_vecs = ((rng.random((n_items, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+        out_vecs = np.zeros((n_items, dim), np.float32)
+        neg_weights = np.where(counts > 0, counts, 0.0) ** float(self.ns_exponent)
+        neg_weights[counts == 0] = 0.0
+        keep = keep_probabilities(counts, self.sample)
+        basket = isinstance(self.window, str)
+        epochs, lr0, lr1 = int(self.epochs), float(self.learning_rate), float(self.min_learning_rate)
+        epoch_iter = range(epochs)
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            epoch_iter = tqdm(epoch_iter, desc="Item2Vec", unit="epoch")
+        self.words_trained_ = 0
+        for epoch in epoch_iter:
+            trained = sgns_train_epoch(
+                offsets, items, in_vecs, out_vecs, neg_weights, keep_prob=keep,
+                window=1 if basket else int(self.window), negative=int(self.negative),
+                cbow=self.algorithm == "cbow", basket=basket,
+                alpha_start=lr0 + (lr1 - lr0) * epoch / epochs, alpha_end=lr0 + (lr1 - lr0) * (epoch + 1) / epochs,
+                seed=int(rng.integers(2**63)), n_threads=self._n_threads())
+            self.words_trained_ += trained
+            if not np.isfinite(in_vecs[:1]).all():
+                raise FloatingPointError("Item2Vec diverged (non-finite vectors); lower learning_rate")
+            if self._fit_callback is not None and self._fit_callback(self, epoch, trained) is True:
+                break
+        in_vecs[counts == 0] = 0.0
+        self.item_vectors_ = in_vecs
+        self.output_vectors_ = out_vecs
+        self._set_derived(data, None if self._fit_sequences is not None else (offsets, items))
+
+    def _set_derived(self, data: Interactions | None = None, sequences=None) -> None:
+        self._unit = _unit_rows(self.item_vectors_)
+        if data is not None:
+            offsets, items = data.sequences() if sequences is None else sequences
+            n = int(self.n_recent)
+            starts = np.maximum(offsets[:-1], offsets[1:] - n)
+            lengths = offsets[1:] - starts
+            self.recent_offsets_ = np.zeros(len(lengths) + 1, np.int64)
+            np.cumsum(lengths, out=self.recent_offsets_[1:])
+            take = np.repeat(starts - self.recent_offsets_[:-1], lengths) + np.arange(lengths.sum())
+            self.recent_items_ = items[take].astype(np.int32)
+
+    # ---- scoring ---------------------------------------------------------------------------------
+    def _profile(self, item_idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The query vector of a history (oldest first): recency- and user-weighted."""
+        n = len(item_idx)
+        dim = self.item_vectors_.shape[1]
+        if n == 0:
+            return np.zeros(dim, np.float32)
+        decay = float(self.recency_decay) ** np.arange(n - 1, -1, -1, dtype=np.float64)
+        w = weights * decay
+        if self.scoring == "cosine":  # sum of unit vectors, then cosine (gensim's most_similar)
+            return (w.astype(np.float32) @ self._unit[item_idx]).astype(np.float32)
+        total = w.sum()  # weighted mean input vector, as CBOW predicts the next item
+        return ((w / total).astype(np.float32) @ self.item_vectors_[item_idx] if total > 0
+                else np.zeros(dim, np.float32))
+
+    def _targets(self) -> np.ndarray:
+        return self._unit if self.scoring == "cosine" else self.output_vectors_
+
+    def _score_users(self, user_idx):
+        profiles = np.zeros((len(user_idx), self.item_vectors_.shape[1]), np.float32)
+        for row, u in enumerate(user_idx):
+            recent = self.recent_items_[self.recent_offsets_[u]:self.recent_offsets_[u + 1]]
+            profiles[row] = self._profile(recent, np.ones(len(recent)))
+        return _rowwise(profiles, self._targets())
+
+    def _score_history(self, item_idx, weights):
+        n = int(self.n_recent)
+        return self._targets() @ self._profile(item_idx[-n:], weights[-n:].astype(np.float64))
+
+    def _score_similar(self, item_idx):
+        return _rowwise(self._unit[item_idx], self._unit)
+
+    # ---- state -----------------------------------------------------------------------------------
+    def _get_state(self) -> dict:
+        return {"item_vectors": self.item_vectors_, "output_vectors": self.output_vectors_,
+                "recent_offsets": self.recent_offsets_,
+                "recent_items": self.recent_items_}
+
+    def _set_state(self, arrays: dict) -> None:
+        vectors = np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32)
+        output = np.ascontiguousarray(arrays["output_vectors"], dtype=np.float32)
+        offsets = np.asarray(arrays["recent_offsets"], dtype=np.int64)
+        recent = np.asarray(arrays["recent_items"], dtype=np.int32)
+        n_items, n_users = len(self.item_map_), len(self.user_map_)
+        if vectors.ndim != 2 or vectors.shape[0] != n_items or not np.isfinite(vectors).all():
+            raise ValueError(f"item_vectors must be finite with shape ({n_items}, dim), got {vectors.shape}")
+        if output.shape != vectors.shape or not np.isfinite(output).all():
+            raise ValueError(f"output_vectors must be finite with shape {vectors.shape}, got {output.shape}")
+        if offsets.shape != (n_users + 1,) or offsets[0] != 0 or offsets[-1] != len(recent) \
+                or np.any(np.diff(offsets) < 0):
+            raise ValueError("recent_offsets is inconsistent with recent_items")
+        if recent.size and (recent.min() < 0 or recent.max() >= n_items):
+            raise ValueError("recent_items holds an item index out of range")
+        self.item_vectors_, self.output_vectors_ = vectors, output
+        self.recent_offsets_, self.recent_items_ = offsets, recent
+        self._set_derived()
+
+    # ---- word2vec text format --------------------------------------------------------------------
+    def save_word2vec_format(self, file) -> None:
+        """Write the item vectors in word2vec's text format (readable by gensim's
+        ``KeyedVectors.load_word2vec_format(path, binary=False)``); keys are the external item ids."""
+        self._check_fitted()
+        save_word2vec_format(file, self.item_map_.ids, self.item_vectors_)
+
+
+def save_word2vec_format(file, keys, vectors) -> None:
+    """Write ``vectors`` (n, dim) with ``keys`` (n,) as word2vec text: a ``"n dim"`` header, then one
+    ``"key v1 ... vdim"`` line per key. Keys must be non-empty and contain no whitespace."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    keys = [str(k) for k in np.asarray(keys).tolist()]
+    if vectors.ndim != 2 or len(keys) != vectors.shape[0]:
+        raise ValueError(f"keys ({len(keys)}) and vectors {vectors.shape} must align, vectors 2-D")
+    for k in keys:
+        if not k or any(c.isspace() for c in k):
+            raise ValueError(f"word2vec keys must be non-empty without whitespace, got {k!r}")
+    lines = [f"{len(keys)} {vectors.shape[1]}"]
+    lines += [k + " " + " ".join(repr(float(x)) for x in row) for k, row in zip(keys, vectors)]
+    text = "\n".join(lines) + "\n"
+    if hasattr(file, "write"):
+        file.write(text)
+    else:
+        with open(file, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def load_word2vec_format(file):
+    """Read word2vec text vectors. Returns ``(keys, vectors)``: keys an ndarray of str (n,), vectors
+    float32 (n, dim). A malformed file raises ``ValueError`` naming the line."""
+    if hasattr(file, "read"):
+        text = file.read()
+    else:
+        with open(file, encoding="utf-8") as f:
+            text = f.read()
+    lines = text.splitlines()
+    if not lines:
+        raise ValueError("empty word2vec file")
+    try:
+        n, dim = (int(x) for x in lines[0].split())
+    except ValueError:
+        raise ValueError(f"word2vec header must be 'n_vectors dim', got {lines[0]!r}") from None
+    body = [ln for ln in lines[1:] if ln.strip()]
+    if len(body) != n:
+        raise ValueError(f"word2vec header says {n} vectors, the file has {len(body)}")
+    keys, vectors = [], np.empty((n, dim), np.float32)
+    for row, line in enumerate(body):
+        parts = line.rstrip().split(" ")
+        if len(parts) != dim + 1:
+            raise ValueError(f"line {row + 2}: expected a key and {dim} numbers, got {len(parts)} fields")
+        keys.append(parts[0])
+        vectors[row] = np.array(parts[1:], dtype=np.float32)
+    return np.array(keys, dtype=str), vectors

@@ -11,27 +11,12 @@ from recforge.recall.item2vec import load_word2vec_format, save_word2vec_format
 from .contract import RecallContract, contract_interactions
 
 
-class _ClassFixtures(RecallContract):
-    """tests/contract.py's class-scoped fixtures are instance methods, which pytest 9 rejects
-    (PytestRemovedIn10Warning under filterwarnings=error); these classmethod versions replace them."""
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def data(cls):
-        return contract_interactions()
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def fitted(cls, data):
-        return cls().make_model().fit(data)
-
-
-class TestItem2VecContract(_ClassFixtures):
+class TestItem2VecContract(RecallContract):
     def make_model(self):
         return Item2Vec(vector_size=8, window=3, epochs=3, n_threads=1, random_state=0)
 
 
-class TestItem2VecCosineCbowContract(_ClassFixtures):
+class TestItem2VecCosineCbowContract(RecallContract):
     def make_model(self):
         return Item2Vec(vector_size=8, algorithm="cbow", window="basket", scoring="cosine", epochs=2, n_threads=1,
                         random_state=0)

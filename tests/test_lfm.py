@@ -8,27 +8,12 @@ from recforge.recall import LFM
 from .contract import RecallContract, contract_interactions
 
 
-class _ClassFixtures(RecallContract):
-    """tests/contract.py's class-scoped fixtures are instance methods, which pytest 9 rejects
-    (PytestRemovedIn10Warning under filterwarnings=error); these classmethod versions replace them."""
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def data(cls):
-        return contract_interactions()
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def fitted(cls, data):
-        return cls().make_model().fit(data)
-
-
-class TestLFMContract(_ClassFixtures):
+class TestLFMContract(RecallContract):
     def make_model(self):
         return LFM(n_factors=8, epochs=5, n_threads=1, random_state=0)
 
 
-class TestLFMSquaredContract(_ClassFixtures):
+class TestLFMSquaredContract(RecallContract):
     def make_model(self):
         return LFM(n_factors=8, loss="squared", epochs=5, threshold=3.0, n_threads=1, random_state=0)
 

@@ -78,12 +78,19 @@ def _heap_offer(hv, hi, base, count, k, value, index):
         return count
     if not _worse(hv[base], hi[base], value, index):
         return count
+    _sift_down(hv, hi, base, k, value, index)
+    return count
+
+
+@jit
+def _sift_down(hv, hi, base, n, value, index):
+    """Put (value, index) at the root of the n-entry heap at ``base`` (worst on top) and sift it down."""
     pos = 0
     while True:
         child = 2 * pos + 1
-        if child >= k:
+        if child >= n:
             break
-        if child + 1 < k and _worse(hv[base + child + 1], hi[base + child + 1], hv[base + child], hi[base + child]):
+        if child + 1 < n and _worse(hv[base + child + 1], hi[base + child + 1], hv[base + child], hi[base + child]):
             child += 1
         if not _worse(hv[base + child], hi[base + child], value, index):
             break
@@ -92,7 +99,6 @@ def _heap_offer(hv, hi, base, count, k, value, index):
         pos = child
     hv[base + pos] = value
     hi[base + pos] = index
-    return count
 
 
 @jit
@@ -103,22 +109,7 @@ def _heap_sorted(hv, hi, base, count, out_v, out_i, out_base):
         out_v[out_base + n - 1] = hv[base]
         out_i[out_base + n - 1] = hi[base]
         n -= 1
-        v = hv[base + n]
-        i = hi[base + n]
-        pos = 0
-        while True:
-            child = 2 * pos + 1
-            if child >= n:
-                break
-            if child + 1 < n and _worse(hv[base + child + 1], hi[base + child + 1], hv[base + child], hi[base + child]):
-                child += 1
-            if not _worse(hv[base + child], hi[base + child], v, i):
-                break
-            hv[base + pos] = hv[base + child]
-            hi[base + pos] = hi[base + child]
-            pos = child
-        hv[base + pos] = v
-        hi[base + pos] = i
+        _sift_down(hv, hi, base, n, hv[base + n], hi[base + n])
 
 
 @jit

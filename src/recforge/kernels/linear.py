@@ -212,6 +212,14 @@ def _ftrl_weight(z, n, alpha, beta, l1, l2):
 
 
 @jit
+def _ftrl_step(z, nsq, j, g, w, alpha):
+    """FTRL-proximal state update of coordinate ``j`` for gradient ``g`` at weight ``w`` (in place)."""
+    sigma = (math.sqrt(nsq[j] + g * g) - math.sqrt(nsq[j])) / alpha
+    z[j] += g - sigma * w
+    nsq[j] += g * g
+
+
+@jit
 def ftrl_epoch_csr(indptr, indices, data, y, sw, order, z, nsq, alpha, beta, l1, l2, fit_intercept):
     """One FTRL-proximal pass over the rows ``order`` of a CSR matrix; updates ``z`` and ``nsq`` in place.
 
@@ -238,14 +246,9 @@ def ftrl_epoch_csr(indptr, indices, data, y, sw, order, z, nsq, alpha, beta, l1,
         for k in range(start, stop):
             j = indices[k]
             g = r * data[k]
-            wj = _ftrl_weight(z[j], nsq[j], alpha, beta, l1, l2)
-            sigma = (math.sqrt(nsq[j] + g * g) - math.sqrt(nsq[j])) / alpha
-            z[j] += g - sigma * wj
-            nsq[j] += g * g
+            _ftrl_step(z, nsq, j, g, _ftrl_weight(z[j], nsq[j], alpha, beta, l1, l2), alpha)
         if fit_intercept:
-            sigma = (math.sqrt(nsq[d] + r * r) - math.sqrt(nsq[d])) / alpha
-            z[d] += r - sigma * wb
-            nsq[d] += r * r
+            _ftrl_step(z, nsq, d, r, wb, alpha)
     return total
 
 
@@ -269,14 +272,9 @@ def ftrl_epoch_dense(X, y, sw, order, z, nsq, alpha, beta, l1, l2, fit_intercept
         total += s * (_log1pexp(m) - y[i] * m)
         r = s * (_sigmoid(m) - y[i])
         for j in range(d):
-            g = r * X[i, j]
-            sigma = (math.sqrt(nsq[j] + g * g) - math.sqrt(nsq[j])) / alpha
-            z[j] += g - sigma * w[j]
-            nsq[j] += g * g
+            _ftrl_step(z, nsq, j, r * X[i, j], w[j], alpha)
         if fit_intercept:
-            sigma = (math.sqrt(nsq[d] + r * r) - math.sqrt(nsq[d])) / alpha
-            z[d] += r - sigma * wb
-            nsq[d] += r * r
+            _ftrl_step(z, nsq, d, r, wb, alpha)
     return total
 
 

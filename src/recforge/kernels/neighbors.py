@@ -112,40 +112,98 @@ def _heap_sorted(hv, hi, base, count, out_v, out_i, out_base):
         _sift_down(hv, hi, base, n, hv[base + n], hi[base + n])
 
 
-@jit
-def _select_topk(cand_val, cand_idx, m, k, out_val, out_idx, out_base):
-    """Best ``k`` of the ``m`` candidates by (value desc, index asc) into ``out_*[out_base:]``, sorted.
+_LOW32 = np.uint64(0xFFFFFFFF)
 
-    O(m) selection (``np.partition``) then a sort of the chosen; overwrites the candidates; returns
-    how many were written (``min(m, k)``).
+
+@jit
+def _rank_key(value, index):
+    """(float32 value > 0, index) as one uint64 ordered like (value desc, index asc): larger = better.
+
+    Positive float32s order like their bit patterns, so the value's bits go high and ``~index`` low.
     """
-    if m > k:
-        threshold = np.partition(cand_val[:m].copy(), m - k)[m - k]  # the k-th largest value
-        ties = np.empty(m, dtype=np.int32)
-        n_ties = 0
-        n_above = 0
-        for t in range(m):  # compact in place: position t is read before anything is written there
-            v = cand_val[t]
-            if v > threshold:
-                cand_val[n_above] = v
-                cand_idx[n_above] = cand_idx[t]
-                n_above += 1
-            elif v == threshold:
-                ties[n_ties] = cand_idx[t]
-                n_ties += 1
-        ties = np.sort(ties[:n_ties])
-        for t in range(k - n_above):  # equal values: the lowest indices
-            cand_val[n_above + t] = threshold
-            cand_idx[n_above + t] = ties[t]
-        m = k
-    by_index = np.argsort(cand_idx[:m], kind="mergesort")
-    vals = cand_val[:m][by_index]
-    idxs = cand_idx[:m][by_index]
-    order = np.argsort(-vals, kind="mergesort")  # stable: equal values keep index order
-    for t in range(m):
-        out_val[out_base + t] = vals[order[t]]
-        out_idx[out_base + t] = idxs[order[t]]
-    return m
+    return (np.uint64(np.float32(value).view(np.uint32)) << np.uint64(32)) | (_LOW32 - np.uint64(index))
+
+
+@jit
+def _key_value(key):
+    return np.uint32(key >> np.uint64(32)).view(np.float32)
+
+
+@jit
+def _key_index(key):
+    return np.int32(_LOW32 - (key & _LOW32))
+
+
+@jit
+def _select_largest(keys, n, k):
+    """Reorder the distinct ``keys[:n]`` so that ``keys[:k]`` holds the ``k`` largest, ``keys[k - 1]`` the
+    smallest of them (quickselect, median-of-three pivot; 1 <= k <= n)."""
+    target = k - 1
+    lo = 0
+    hi = n - 1
+    while hi > lo + 1:
+        mid = (lo + hi) >> 1
+        _swap(keys, mid, lo + 1)
+        if keys[lo] < keys[hi]:
+            _swap(keys, lo, hi)
+        if keys[lo + 1] < keys[hi]:
+            _swap(keys, lo + 1, hi)
+        if keys[lo] < keys[lo + 1]:
+            _swap(keys, lo, lo + 1)
+        pivot = keys[lo + 1]  # keys[lo] >= pivot >= keys[hi] stop both scans
+        i = lo + 1
+        j = hi
+        while True:
+            i += 1
+            while keys[i] > pivot:
+                i += 1
+            j -= 1
+            while keys[j] < pivot:
+                j -= 1
+            if j < i:
+                break
+            _swap(keys, i, j)
+        keys[lo + 1] = keys[j]
+        keys[j] = pivot
+        if j >= target:
+            hi = j - 1
+        if j <= target:
+            lo = i
+    if hi == lo + 1 and keys[hi] > keys[lo]:
+        _swap(keys, lo, hi)
+
+
+@jit
+def _write_sorted(keys, n, out_idx, out_val, base):
+    """Write the distinct ``keys[:n]`` best first as (index, value) to ``out_*[base:base + n]``.
+
+    Up to :data:`_RANK_SORT_MAX` keys each goes straight to its rank (how many keys are larger):
+    O(n²) compares, but branch-free and vectorised, faster than a sort at these sizes.
+    """
+    if n > _RANK_SORT_MAX:
+        keys[:n].sort()
+        for s in range(n):
+            key = keys[n - 1 - s]
+            out_val[base + s] = _key_value(key)
+            out_idx[base + s] = _key_index(key)
+        return
+    for s in range(n):
+        key = keys[s]
+        rank = 0
+        for t in range(n):
+            rank += keys[t] > key
+        out_val[base + rank] = _key_value(key)
+        out_idx[base + rank] = _key_index(key)
+
+
+_RANK_SORT_MAX = 128
+
+
+@jit
+def _swap(a, i, j):
+    t = a[i]
+    a[i] = a[j]
+    a[j] = t
 
 
 _COOC_DOC = """
@@ -239,13 +297,18 @@ cooccurrence_topk_symmetric.__doc__ = """Top-``n_neighbors`` penalised cosine ne
 @jit(parallel=True)
 def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, row_start, row_stop,
                        out_idx, out_val, counts):
-    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_topk` into the flat outputs."""
+    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_topk` into the flat outputs.
+
+    A row's candidates are ranked by :func:`_rank_key` and pass through a buffer of ``cap`` keys that
+    is cut back to its best ``k`` whenever full; only keys above the ``k``-th best so far enter.
+    """
     n_rows = a_indptr.shape[0] - 1
+    cap = max(4 * k, 64)
+    inv_norm = 1.0 / norm
     for c in prange(n_chunks):
         acc = np.zeros(n_rows, dtype=np.float64)
-        touched = np.empty(n_rows, dtype=np.int32)
-        cand_val = np.empty(n_rows, dtype=np.float32)
-        cand_idx = np.empty(n_rows, dtype=np.int32)
+        touched = np.empty(n_rows + 1, dtype=np.int32)
+        keys = np.empty(cap, dtype=np.uint64)
         for a in range(row_start + c, row_stop, n_chunks):
             n_touched = 0
             for p in range(a_indptr[a], a_indptr[a + 1]):
@@ -253,22 +316,41 @@ def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, 
                 w = penalty[mid]
                 for q in range(b_indptr[mid], b_indptr[mid + 1]):
                     b = b_indices[q]
-                    if b == a:
-                        continue
-                    if acc[b] == 0.0:
-                        touched[n_touched] = b
-                        n_touched += 1
-                    acc[b] += w
-            n_cand = 0
+                    x = acc[b]
+                    touched[n_touched] = b  # kept only when b is new: branch-free
+                    n_touched += x == 0.0
+                    acc[b] = x + w
+            acc[a] = 0.0
+            norm_a = norm[a]
+            n = 0
+            worst = np.uint64(0)  # the k-th best key once the buffer was cut, else 0
+            bound = 0.0
             for t in range(n_touched):
                 b = touched[t]
-                value = np.float32(acc[b] / (norm[a] * norm[b]))
+                x = acc[b]
                 acc[b] = 0.0
+                # bound = (midpoint below the k-th best float32) · norm_a, less a margin far above the
+                # rounding of this product: anything under it rounds to a smaller float32, no division needed
+                if x * inv_norm[b] < bound:
+                    continue
+                value = np.float32(x / (norm_a * norm[b]))
                 if value > 0:
-                    cand_val[n_cand] = value
-                    cand_idx[n_cand] = b
-                    n_cand += 1
-            counts[a] = _select_topk(cand_val, cand_idx, n_cand, k, out_val, out_idx, a * k)
+                    key = _rank_key(value, b)
+                    if key > worst:
+                        keys[n] = key
+                        n += 1
+                        if n == cap:
+                            _select_largest(keys, n, k)
+                            n = k
+                            worst = keys[k - 1]
+                            kth = _key_value(worst)
+                            below = np.nextafter(kth, np.float32(0.0))
+                            bound = (np.float64(below) + np.float64(kth)) * 0.5 * norm_a * (1.0 - 1e-12)
+            if n > k:
+                _select_largest(keys, n, k)
+                n = k
+            _write_sorted(keys, n, out_idx, out_val, a * k)
+            counts[a] = n
 
 
 @jit(parallel=True)
@@ -278,7 +360,7 @@ def _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm,
     n_rows = a_indptr.shape[0] - 1
     for c in prange(n_chunks):
         acc = np.zeros(n_rows, dtype=np.float64)
-        touched = np.empty(n_rows, dtype=np.int32)
+        touched = np.empty(n_rows + 1, dtype=np.int32)
         for a in range(row_start + c, row_stop, n_chunks):
             n_touched = 0
             for p in range(a_indptr[a], a_indptr[a + 1]):
@@ -288,10 +370,10 @@ def _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm,
                     b = b_indices[q]
                     if b >= a:
                         break
-                    if acc[b] == 0.0:
-                        touched[n_touched] = b
-                        n_touched += 1
-                    acc[b] += w
+                    x = acc[b]
+                    touched[n_touched] = b  # kept only when b is new: branch-free
+                    n_touched += x == 0.0
+                    acc[b] = x + w
             for t in range(n_touched):
                 b = touched[t]
                 value = np.float32(acc[b] / (norm[a] * norm[b]))
@@ -389,7 +471,7 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
     for c in prange(n_chunks):
         acc = np.zeros(n_items, dtype=np.float64)
         flag = np.zeros(n_items, dtype=np.uint8)  # 1 touched, 2 excluded (per row), reset after
-        touched = np.empty(n_items, dtype=np.int32)
+        touched = np.empty(n_items + 1, dtype=np.int32)
         top_val = np.empty(k, dtype=np.float32)
         top_idx = np.empty(k, dtype=np.int32)
         for r in range(c, n_rows, n_chunks):
@@ -400,10 +482,9 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
                 w = np.float64(q_data[p])
                 for q in range(n_indptr[m], n_indptr[m + 1]):
                     i = n_indices[q]
-                    if flag[i] == 0:
-                        flag[i] = 1
-                        touched[n_touched] = i
-                        n_touched += 1
+                    touched[n_touched] = i  # kept only when i is new: branch-free
+                    n_touched += flag[i] == 0
+                    flag[i] = 1
                     acc[i] += w * n_data[q]
             for p in range(ex_indptr[r], ex_indptr[r + 1]):
                 flag[ex_indices[p]] = 2

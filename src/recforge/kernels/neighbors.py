@@ -174,6 +174,36 @@ def _select_largest(keys, n, k):
 
 
 @jit
+def _accumulate(acc, touched, n_touched, targets, start, stop, w):
+    """``acc[targets[start:stop]] += w``; targets whose ``acc`` was 0 are appended to ``touched``.
+
+    Returns the new length of ``touched``, which needs a spare slot: every target is written there,
+    only new ones are kept (no branch). ``targets`` (uint32: no negative-index handling) are distinct
+    within the range, so two are loaded before either is stored.
+    """
+    q = start
+    while q + 1 < stop:
+        b0 = targets[q]
+        b1 = targets[q + 1]
+        x0 = acc[b0]
+        x1 = acc[b1]
+        touched[n_touched] = b0
+        n_touched += x0 == 0.0
+        touched[n_touched] = b1
+        n_touched += x1 == 0.0
+        acc[b0] = x0 + w
+        acc[b1] = x1 + w
+        q += 2
+    if q < stop:
+        b = targets[q]
+        x = acc[b]
+        touched[n_touched] = b
+        n_touched += x == 0.0
+        acc[b] = x + w
+    return n_touched
+
+
+@jit
 def _write_sorted(keys, n, out_idx, out_val, base):
     """Write the distinct ``keys[:n]`` best first as (index, value) to ``out_*[base:base + n]``.
 
@@ -197,6 +227,9 @@ def _write_sorted(keys, n, out_idx, out_val, base):
 
 
 _RANK_SORT_MAX = 128
+
+#: rows go to the parallel chunks in round-robin blocks of this many (no two threads write one cache line)
+_BLOCK = 16
 
 
 @jit
@@ -222,8 +255,8 @@ _COOC_DOC = """
     norm : float64 (n_rows,), > 0
     n_neighbors : int >= 1
     n_chunks : int >= 1
-        Rows are dealt to this many chunks (row ``a`` to chunk ``a % n_chunks``) run in parallel,
-        each with its own accumulator. The result does not depend on it.
+        Rows are dealt round robin, in blocks of ``_BLOCK`` consecutive rows, to this many chunks run in
+        parallel, each with its own accumulator. The result does not depend on it.
     n_slices : int >= 1
         The rows are processed in this many consecutive slices, ``progress(n_rows_done)`` called after
         each (a progress bar). The result does not depend on it.
@@ -305,52 +338,50 @@ def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, 
     n_rows = a_indptr.shape[0] - 1
     cap = max(4 * k, 64)
     inv_norm = 1.0 / norm
+    mids = a_indices.view(np.uint32)
+    targets = b_indices.view(np.uint32)
     for c in prange(n_chunks):
         acc = np.zeros(n_rows, dtype=np.float64)
-        touched = np.empty(n_rows + 1, dtype=np.int32)
+        touched = np.empty(n_rows + 1, dtype=np.uint32)
         keys = np.empty(cap, dtype=np.uint64)
-        for a in range(row_start + c, row_stop, n_chunks):
-            n_touched = 0
-            for p in range(a_indptr[a], a_indptr[a + 1]):
-                mid = a_indices[p]
-                w = penalty[mid]
-                for q in range(b_indptr[mid], b_indptr[mid + 1]):
-                    b = b_indices[q]
+        for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
+            for a in range(first, min(first + _BLOCK, row_stop)):
+                n_touched = 0
+                for p in range(a_indptr[a], a_indptr[a + 1]):
+                    mid = mids[p]
+                    n_touched = _accumulate(acc, touched, n_touched, targets, b_indptr[mid], b_indptr[mid + 1],
+                                            penalty[mid])
+                acc[a] = 0.0
+                norm_a = norm[a]
+                n = 0
+                worst = np.uint64(0)  # the k-th best key once the buffer was cut, else 0
+                bound = 0.0
+                for t in range(n_touched):
+                    b = touched[t]
                     x = acc[b]
-                    touched[n_touched] = b  # kept only when b is new: branch-free
-                    n_touched += x == 0.0
-                    acc[b] = x + w
-            acc[a] = 0.0
-            norm_a = norm[a]
-            n = 0
-            worst = np.uint64(0)  # the k-th best key once the buffer was cut, else 0
-            bound = 0.0
-            for t in range(n_touched):
-                b = touched[t]
-                x = acc[b]
-                acc[b] = 0.0
-                # bound = (midpoint below the k-th best float32) · norm_a, less a margin far above the
-                # rounding of this product: anything under it rounds to a smaller float32, no division needed
-                if x * inv_norm[b] < bound:
-                    continue
-                value = np.float32(x / (norm_a * norm[b]))
-                if value > 0:
-                    key = _rank_key(value, b)
-                    if key > worst:
-                        keys[n] = key
-                        n += 1
-                        if n == cap:
-                            _select_largest(keys, n, k)
-                            n = k
-                            worst = keys[k - 1]
-                            kth = _key_value(worst)
-                            below = np.nextafter(kth, np.float32(0.0))
-                            bound = (np.float64(below) + np.float64(kth)) * 0.5 * norm_a * (1.0 - 1e-12)
-            if n > k:
-                _select_largest(keys, n, k)
-                n = k
-            _write_sorted(keys, n, out_idx, out_val, a * k)
-            counts[a] = n
+                    acc[b] = 0.0
+                    # bound = (midpoint below the k-th best float32) · norm_a, less a margin far above the
+                    # rounding of this product: anything under it rounds to a smaller float32, no division needed
+                    if x * inv_norm[b] < bound:
+                        continue
+                    value = np.float32(x / (norm_a * norm[b]))
+                    if value > 0:
+                        key = _rank_key(value, b)
+                        if key > worst:
+                            keys[n] = key
+                            n += 1
+                            if n == cap:
+                                _select_largest(keys, n, k)
+                                n = k
+                                worst = keys[k - 1]
+                                kth = _key_value(worst)
+                                below = np.nextafter(kth, np.float32(0.0))
+                                bound = (np.float64(below) + np.float64(kth)) * 0.5 * norm_a * (1.0 - 1e-12)
+                if n > k:
+                    _select_largest(keys, n, k)
+                    n = k
+                _write_sorted(keys, n, out_idx, out_val, a * k)
+                counts[a] = n
 
 
 @jit(parallel=True)
@@ -358,37 +389,34 @@ def _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm,
                         heap_val, heap_idx, heap_cnt, heap_min):
     """Pairs (a, b < a) for rows ``row_start <= a < row_stop``, offered to the chunk's heaps of a and b."""
     n_rows = a_indptr.shape[0] - 1
+    mids = a_indices.view(np.uint32)
+    targets = b_indices.view(np.uint32)
     for c in prange(n_chunks):
         acc = np.zeros(n_rows, dtype=np.float64)
-        touched = np.empty(n_rows + 1, dtype=np.int32)
-        for a in range(row_start + c, row_stop, n_chunks):
-            n_touched = 0
-            for p in range(a_indptr[a], a_indptr[a + 1]):
-                mid = a_indices[p]
-                w = penalty[mid]
-                for q in range(b_indptr[mid], b_indptr[mid + 1]):
-                    b = b_indices[q]
-                    if b >= a:
-                        break
-                    x = acc[b]
-                    touched[n_touched] = b  # kept only when b is new: branch-free
-                    n_touched += x == 0.0
-                    acc[b] = x + w
-            for t in range(n_touched):
-                b = touched[t]
-                value = np.float32(acc[b] / (norm[a] * norm[b]))
-                acc[b] = 0.0
-                if value > 0:
-                    ha = c * n_rows + a
-                    if value >= heap_min[ha]:
-                        heap_cnt[ha] = _heap_offer(heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b)
-                        if heap_cnt[ha] == k:
-                            heap_min[ha] = heap_val[ha * k]
-                    hb = c * n_rows + b
-                    if value >= heap_min[hb]:
-                        heap_cnt[hb] = _heap_offer(heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a)
-                        if heap_cnt[hb] == k:
-                            heap_min[hb] = heap_val[hb * k]
+        touched = np.empty(n_rows + 1, dtype=np.uint32)
+        for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
+            for a in range(first, min(first + _BLOCK, row_stop)):
+                n_touched = 0
+                for p in range(a_indptr[a], a_indptr[a + 1]):
+                    mid = mids[p]
+                    start = b_indptr[mid]
+                    stop = start + np.searchsorted(targets[start:b_indptr[mid + 1]], np.uint32(a))  # b < a
+                    n_touched = _accumulate(acc, touched, n_touched, targets, start, stop, penalty[mid])
+                for t in range(n_touched):
+                    b = touched[t]
+                    value = np.float32(acc[b] / (norm[a] * norm[b]))
+                    acc[b] = 0.0
+                    if value > 0:
+                        ha = c * n_rows + a
+                        if value >= heap_min[ha]:
+                            heap_cnt[ha] = _heap_offer(heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b)
+                            if heap_cnt[ha] == k:
+                                heap_min[ha] = heap_val[ha * k]
+                        hb = c * n_rows + b
+                        if value >= heap_min[hb]:
+                            heap_cnt[hb] = _heap_offer(heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a)
+                            if heap_cnt[hb] == k:
+                                heap_min[hb] = heap_val[hb * k]
 
 
 @jit(parallel=True)
@@ -459,7 +487,8 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
         1 = never recommend.
     k : int >= 1
     n_chunks : int >= 1
-        Interleaved work chunks, each with its own dense accumulator; the result does not depend on it.
+        Work chunks (rows dealt round robin in blocks of ``_BLOCK``), each with its own dense accumulator;
+        the result does not depend on it.
 
     Returns
     -------
@@ -468,55 +497,58 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
     n_rows = rows.shape[0]
     out_idx = np.full((n_rows, k), -1, dtype=np.int64)
     out_val = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    mids = q_indices.view(np.uint32)  # unsigned: no negative-index handling in the loops
+    targets = n_indices.view(np.uint32)
     for c in prange(n_chunks):
         acc = np.zeros(n_items, dtype=np.float64)
         flag = np.zeros(n_items, dtype=np.uint8)  # 1 touched, 2 excluded (per row), reset after
-        touched = np.empty(n_items + 1, dtype=np.int32)
+        touched = np.empty(n_items + 1, dtype=np.uint32)
         top_val = np.empty(k, dtype=np.float32)
         top_idx = np.empty(k, dtype=np.int32)
-        for r in range(c, n_rows, n_chunks):
-            row = rows[r]
-            n_touched = 0
-            for p in range(q_indptr[row], q_indptr[row + 1]):
-                m = q_indices[p]
-                w = np.float64(q_data[p])
-                for q in range(n_indptr[m], n_indptr[m + 1]):
-                    i = n_indices[q]
-                    touched[n_touched] = i  # kept only when i is new: branch-free
-                    n_touched += flag[i] == 0
-                    flag[i] = 1
-                    acc[i] += w * n_data[q]
-            for p in range(ex_indptr[r], ex_indptr[r + 1]):
-                flag[ex_indices[p]] = 2
-            count = 0
-            for t in range(n_touched):
-                i = touched[t]
-                if flag[i] == 1 and mask[i] == 0:
-                    value = np.float32(acc[i])
-                    if value > 0:
-                        count = _insert(top_val, top_idx, 0, count, k, value, i)
-            n_pos = count
-            for t in range(count):
-                out_idx[r, t] = top_idx[t]
-                out_val[r, t] = top_val[t]
-            if count < k:
-                # score-0 fill in index order: skip excluded, masked and already chosen (positive) items
-                for t in range(n_pos):
-                    flag[top_idx[t]] = 3
-                i = 0
-                while count < k and i < n_items:
-                    if flag[i] != 2 and flag[i] != 3 and mask[i] == 0:
-                        out_idx[r, count] = i
-                        out_val[r, count] = 0.0
-                        count += 1
-                    i += 1
-                for t in range(n_pos):
-                    flag[top_idx[t]] = 1
-            for t in range(n_touched):
-                i = touched[t]
-                acc[i] = 0.0
-                flag[i] = 0
-            for p in range(ex_indptr[r], ex_indptr[r + 1]):
-                flag[ex_indices[p]] = 0
+        for first in range(c * _BLOCK, n_rows, n_chunks * _BLOCK):
+            for r in range(first, min(first + _BLOCK, n_rows)):
+                row = rows[r]
+                n_touched = 0
+                for p in range(q_indptr[row], q_indptr[row + 1]):
+                    m = mids[p]
+                    w = np.float64(q_data[p])
+                    for q in range(n_indptr[m], n_indptr[m + 1]):
+                        i = targets[q]
+                        touched[n_touched] = i  # kept only when i is new: branch-free
+                        n_touched += flag[i] == 0
+                        flag[i] = 1
+                        acc[i] += w * n_data[q]
+                for p in range(ex_indptr[r], ex_indptr[r + 1]):
+                    flag[ex_indices[p]] = 2
+                count = 0
+                for t in range(n_touched):
+                    i = touched[t]
+                    if flag[i] == 1 and mask[i] == 0:
+                        value = np.float32(acc[i])
+                        if value > 0:
+                            count = _insert(top_val, top_idx, 0, count, k, value, i)
+                n_pos = count
+                for t in range(count):
+                    out_idx[r, t] = top_idx[t]
+                    out_val[r, t] = top_val[t]
+                if count < k:
+                    # score-0 fill in index order: skip excluded, masked and already chosen (positive) items
+                    for t in range(n_pos):
+                        flag[top_idx[t]] = 3
+                    i = 0
+                    while count < k and i < n_items:
+                        if flag[i] != 2 and flag[i] != 3 and mask[i] == 0:
+                            out_idx[r, count] = i
+                            out_val[r, count] = 0.0
+                            count += 1
+                        i += 1
+                    for t in range(n_pos):
+                        flag[top_idx[t]] = 1
+                for t in range(n_touched):
+                    i = touched[t]
+                    acc[i] = 0.0
+                    flag[i] = 0
+                for p in range(ex_indptr[r], ex_indptr[r + 1]):
+                    flag[ex_indices[p]] = 0
     return out_idx, out_val
 

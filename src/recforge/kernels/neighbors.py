@@ -1,12 +1,13 @@
 """Numba kernels of neighbourhood collaborative filtering (ItemCF / UserCF).
 
-Two kernels, each a pure function on CSR arrays (``indptr`` int64, ``indices`` int32, ``data`` float32):
+Kernels that are pure functions on CSR arrays (``indptr`` int64, ``indices`` int32, ``data`` float32):
 
 * :func:`cooccurrence_topk` / :func:`cooccurrence_topk_symmetric` — penalised co-occurrence cosine
   similarity of the rows of a sparse matrix and the top-``K`` neighbours of every row (never a dense
   row × row matrix). Same result; the first computes every row on its own (each pair twice, top
   lists stay in cache: faster on small data), the second each pair once (half the accumulation work,
   scattered heap updates: faster on large data).
+* :func:`neighbors_to_csr` — those top lists as CSR arrays.
 * :func:`two_hop_scores` / :func:`two_hop_topk` — scores of ``Q @ N`` for a few rows of ``Q``
   (``Q`` = query → intermediate weights, ``N`` = intermediate → item weights), written to a
   dense block or reduced straight to each row's top-``k`` (the *fused* path: per thread one dense
@@ -114,6 +115,12 @@ def _heap_sorted(hv, hi, base, count, out_v, out_i, out_base):
 
 _LOW32 = np.uint64(0xFFFFFFFF)
 
+#: at most this many keys are ordered by rank counting (O(n²)), more by a sort
+_RANK_SORT_MAX = 128
+
+#: rows go to the parallel chunks in round-robin blocks of this many (no two threads write one cache line)
+_BLOCK = 16
+
 
 @jit
 def _rank_key(value, index):
@@ -174,6 +181,13 @@ def _select_largest(keys, n, k):
 
 
 @jit
+def _swap(a, i, j):
+    t = a[i]
+    a[i] = a[j]
+    a[j] = t
+
+
+@jit
 def _accumulate(acc, touched, n_touched, targets, start, stop, w):
     """``acc[targets[start:stop]] += w``; targets whose ``acc`` was 0 are appended to ``touched``.
 
@@ -226,17 +240,6 @@ def _write_sorted(keys, n, out_idx, out_val, base):
         out_idx[base + rank] = _key_index(key)
 
 
-_RANK_SORT_MAX = 128
-
-#: rows go to the parallel chunks in round-robin blocks of this many (no two threads write one cache line)
-_BLOCK = 16
-
-
-@jit
-def _swap(a, i, j):
-    t = a[i]
-    a[i] = a[j]
-    a[j] = t
 
 
 _COOC_DOC = """
@@ -430,6 +433,35 @@ def _merge_heaps(heap_val, heap_idx, heap_cnt, n_chunks, n_rows, k, out_idx, out
                 count = _heap_offer(heap_val, heap_idx, a * k, count, k, heap_val[h * k + t], heap_idx[h * k + t])
         _heap_sorted(heap_val, heap_idx, a * k, count, out_val, out_idx, a * k)
         counts[a] = count
+
+
+@jit
+def neighbors_to_csr(nbr_idx, nbr_val, counts, normalize_max):
+    """The top lists of :func:`cooccurrence_topk` as CSR arrays.
+
+    Parameters
+    ----------
+    nbr_idx : int32 (n_rows, k); nbr_val : float32 (n_rows, k); counts : int64 (n_rows,)
+    normalize_max : bool
+        Divide each row by its first (largest) value.
+
+    Returns
+    -------
+    indptr : int64 (n_rows + 1,); indices : int32 (nnz,); data : float32 (nnz,)
+    """
+    n_rows = counts.shape[0]
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    for a in range(n_rows):
+        indptr[a + 1] = indptr[a] + counts[a]
+    indices = np.empty(indptr[n_rows], dtype=np.int32)
+    data = np.empty(indptr[n_rows], dtype=np.float32)
+    for a in range(n_rows):
+        base = indptr[a]
+        top = nbr_val[a, 0]
+        for s in range(counts[a]):
+            indices[base + s] = nbr_idx[a, s]
+            data[base + s] = nbr_val[a, s] / top if normalize_max else nbr_val[a, s]
+    return indptr, indices, data
 
 
 @jit(parallel=True)

@@ -17,6 +17,7 @@ from .._validation import check_float, check_int
 from ..kernels.neighbors import (
     cooccurrence_topk,
     cooccurrence_topk_symmetric,
+    neighbors_to_csr,
     two_hop_scores,
     two_hop_topk,
 )
@@ -66,15 +67,8 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
         idx, val, counts = kernel(a_indptr, a_indices, b_indptr, b_indices,
                                   np.ascontiguousarray(penalty, dtype=np.float64), norm, int(n_neighbors), n_chunks,
                                   n_slices=50 if verbose else 1, progress=bar.update if verbose else None)
-    if normalize_max:
-        top = val[:, :1].copy()
-        top[top == 0] = 1.0
-        val = val / top
-    keep = idx >= 0
-    indptr = np.zeros(n_rows + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return sp.csr_matrix((val[keep].astype(np.float32), idx[keep].astype(np.int32), indptr),
-                         shape=(n_rows, n_rows))
+    indptr, indices, data = neighbors_to_csr(idx, val, counts, bool(normalize_max))
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_rows))
 
 
 @contextlib.contextmanager

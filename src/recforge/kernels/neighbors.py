@@ -143,8 +143,10 @@ def _key_index(key):
 
 @jit
 def _select_largest(keys, n, k):
-    """Reorder the distinct ``keys[:n]`` so that ``keys[:k]`` holds the ``k`` largest, ``keys[k - 1]`` the
-    smallest of them (quickselect, median-of-three pivot; 1 <= k <= n)."""
+    """Reorder the distinct ``keys[:n]``: the ``k`` largest to ``keys[:k]``, the smallest of them at ``k - 1``.
+
+    Quickselect with a median-of-three pivot, in place; ``1 <= k <= n``.
+    """
     target = k - 1
     lo = 0
     hi = n - 1
@@ -238,8 +240,6 @@ def _write_sorted(keys, n, out_idx, out_val, base):
             rank += keys[t] > key
         out_val[base + rank] = _key_value(key)
         out_idx[base + rank] = _key_index(key)
-
-
 
 
 _COOC_DOC = """
@@ -363,8 +363,9 @@ def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, 
                     b = touched[t]
                     x = acc[b]
                     acc[b] = 0.0
-                    # bound = (midpoint below the k-th best float32) · norm_a, less a margin far above the
-                    # rounding of this product: anything under it rounds to a smaller float32, no division needed
+                    # no division for most: x / (norm_a · norm[b]) under the midpoint between the k-th best
+                    # float32 and the next smaller one rounds below the k-th best (the 1e-12 margin covers
+                    # the rounding of x · inv_norm[b] and of the bound)
                     if x * inv_norm[b] < bound:
                         continue
                     value = np.float32(x / (norm_a * norm[b]))

@@ -63,7 +63,7 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
     symmetric = work >= SYMMETRIC_MIN_WORK
     kernel = cooccurrence_topk_symmetric if symmetric else cooccurrence_topk
     with numba_threads(n_threads) as n, _progress(verbose, n_rows) as bar:
-        n_chunks = max(1, min(n_rows, n))
+        n_chunks = max(1, min(n_rows, n))  # prange deals chunks statically: more would only add accumulators
         idx, val, counts = kernel(a_indptr, a_indices, b_indptr, b_indices,
                                   np.ascontiguousarray(penalty, dtype=np.float64), norm, int(n_neighbors), n_chunks,
                                   n_slices=50 if verbose else 1, progress=bar.update if verbose else None)

@@ -54,6 +54,32 @@ def test_both_cooccurrence_kernels_identical():
         np.testing.assert_array_equal(x, y)  # ties (many here: binary data, unit penalty) by lower index
 
 
+@pytest.mark.parametrize("k", [1, 3, 20, 150])
+def test_row_kernel_long_rows_and_ties(k):
+    """Rows with ~300 candidates: more than the row kernel's selection buffer for small k (cut back
+    many times), more than its rank-sort limit for k=150. With a unit penalty ties are everywhere;
+    the pair kernel (heaps) is an independent implementation of the same rule."""
+    rows = _random_binary(400, 30, 0.2, seed=5)
+    cols = rows.T.tocsr()
+    cols.sort_indices()
+    a, b = csr_arrays(rows), csr_arrays(cols)
+    norm = np.sqrt(np.maximum(np.diff(rows.indptr), 1).astype(np.float64))
+    unit = np.ones(30)
+    by_rows = cooccurrence_topk(a[0], a[1], b[0], b[1], unit, norm, k, 3)
+    assert np.mean(by_rows[2] == k) > 0.5  # most rows have more than k candidates
+    for n_chunks in (1, 2):
+        by_pairs = cooccurrence_topk_symmetric(a[0], a[1], b[0], b[1], unit, norm, k, n_chunks)
+        for x, y in zip(by_rows, by_pairs):
+            np.testing.assert_array_equal(x, y)
+    penalty = np.random.default_rng(3).random(30) + 0.1
+    idx, val, counts = cooccurrence_topk(a[0], a[1], b[0], b[1], penalty, norm, k, 2)
+    expected = penalised_cosine_topk(rows.toarray(), penalty, k)
+    got = np.zeros_like(expected)
+    for r in range(400):
+        got[r, idx[r, :counts[r]]] = val[r, :counts[r]]
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("k", [1, 5, 60])
 def test_two_hop_topk_equals_dense_then_topk(k):
     q = sp.random(25, 15, density=0.3, random_state=2, format="csr", dtype=np.float32)

@@ -1,12 +1,13 @@
 """Numba kernels of neighbourhood collaborative filtering (ItemCF / UserCF).
 
-Two kernels, each a pure function on CSR arrays (``indptr`` int64, ``indices`` int32, ``data`` float32):
+Kernels that are pure functions on CSR arrays (``indptr`` int64, ``indices`` int32, ``data`` float32):
 
 * :func:`cooccurrence_topk` / :func:`cooccurrence_topk_symmetric` — penalised co-occurrence cosine
   similarity of the rows of a sparse matrix and the top-``K`` neighbours of every row (never a dense
   row × row matrix). Same result; the first computes every row on its own (each pair twice, top
   lists stay in cache: faster on small data), the second each pair once (half the accumulation work,
   scattered heap updates: faster on large data).
+* :func:`neighbors_to_csr` — those top lists as CSR arrays.
 * :func:`two_hop_scores` / :func:`two_hop_topk` — scores of ``Q @ N`` for a few rows of ``Q``
   (``Q`` = query → intermediate weights, ``N`` = intermediate → item weights), written to a
   dense block or reduced straight to each row's top-``k`` (the *fused* path: per thread one dense
@@ -112,40 +113,133 @@ def _heap_sorted(hv, hi, base, count, out_v, out_i, out_base):
         _sift_down(hv, hi, base, n, hv[base + n], hi[base + n])
 
 
-@jit
-def _select_topk(cand_val, cand_idx, m, k, out_val, out_idx, out_base):
-    """Best ``k`` of the ``m`` candidates by (value desc, index asc) into ``out_*[out_base:]``, sorted.
+_LOW32 = np.uint64(0xFFFFFFFF)
 
-    O(m) selection (``np.partition``) then a sort of the chosen; overwrites the candidates; returns
-    how many were written (``min(m, k)``).
+#: at most this many keys are ordered by rank counting (O(n²)), more by a sort
+_RANK_SORT_MAX = 128
+
+#: rows go to the parallel chunks in round-robin blocks of this many (no two threads write one cache line)
+_BLOCK = 16
+
+
+@jit
+def _rank_key(value, index):
+    """(float32 value > 0, index) as one uint64 ordered like (value desc, index asc): larger = better.
+
+    Positive float32s order like their bit patterns, so the value's bits go high and ``~index`` low.
     """
-    if m > k:
-        threshold = np.partition(cand_val[:m].copy(), m - k)[m - k]  # the k-th largest value
-        ties = np.empty(m, dtype=np.int32)
-        n_ties = 0
-        n_above = 0
-        for t in range(m):  # compact in place: position t is read before anything is written there
-            v = cand_val[t]
-            if v > threshold:
-                cand_val[n_above] = v
-                cand_idx[n_above] = cand_idx[t]
-                n_above += 1
-            elif v == threshold:
-                ties[n_ties] = cand_idx[t]
-                n_ties += 1
-        ties = np.sort(ties[:n_ties])
-        for t in range(k - n_above):  # equal values: the lowest indices
-            cand_val[n_above + t] = threshold
-            cand_idx[n_above + t] = ties[t]
-        m = k
-    by_index = np.argsort(cand_idx[:m], kind="mergesort")
-    vals = cand_val[:m][by_index]
-    idxs = cand_idx[:m][by_index]
-    order = np.argsort(-vals, kind="mergesort")  # stable: equal values keep index order
-    for t in range(m):
-        out_val[out_base + t] = vals[order[t]]
-        out_idx[out_base + t] = idxs[order[t]]
-    return m
+    return (np.uint64(np.float32(value).view(np.uint32)) << np.uint64(32)) | (_LOW32 - np.uint64(index))
+
+
+@jit
+def _key_value(key):
+    return np.uint32(key >> np.uint64(32)).view(np.float32)
+
+
+@jit
+def _key_index(key):
+    return np.int32(_LOW32 - (key & _LOW32))
+
+
+@jit
+def _select_largest(keys, n, k):
+    """Reorder the distinct ``keys[:n]``: the ``k`` largest to ``keys[:k]``, the smallest of them at ``k - 1``.
+
+    Quickselect with a median-of-three pivot, in place; ``1 <= k <= n``.
+    """
+    target = k - 1
+    lo = 0
+    hi = n - 1
+    while hi > lo + 1:
+        mid = (lo + hi) >> 1
+        _swap(keys, mid, lo + 1)
+        if keys[lo] < keys[hi]:
+            _swap(keys, lo, hi)
+        if keys[lo + 1] < keys[hi]:
+            _swap(keys, lo + 1, hi)
+        if keys[lo] < keys[lo + 1]:
+            _swap(keys, lo, lo + 1)
+        pivot = keys[lo + 1]  # keys[lo] >= pivot >= keys[hi] stop both scans
+        i = lo + 1
+        j = hi
+        while True:
+            i += 1
+            while keys[i] > pivot:
+                i += 1
+            j -= 1
+            while keys[j] < pivot:
+                j -= 1
+            if j < i:
+                break
+            _swap(keys, i, j)
+        keys[lo + 1] = keys[j]
+        keys[j] = pivot
+        if j >= target:
+            hi = j - 1
+        if j <= target:
+            lo = i
+    if hi == lo + 1 and keys[hi] > keys[lo]:
+        _swap(keys, lo, hi)
+
+
+@jit
+def _swap(a, i, j):
+    t = a[i]
+    a[i] = a[j]
+    a[j] = t
+
+
+@jit
+def _accumulate(acc, touched, n_touched, targets, start, stop, w):
+    """``acc[targets[start:stop]] += w``; targets whose ``acc`` was 0 are appended to ``touched``.
+
+    Returns the new length of ``touched``, which needs a spare slot: every target is written there,
+    only new ones are kept (no branch). ``targets`` (uint32: no negative-index handling) are distinct
+    within the range, so two are loaded before either is stored.
+    """
+    q = start
+    while q + 1 < stop:
+        b0 = targets[q]
+        b1 = targets[q + 1]
+        x0 = acc[b0]
+        x1 = acc[b1]
+        touched[n_touched] = b0
+        n_touched += x0 == 0.0
+        touched[n_touched] = b1
+        n_touched += x1 == 0.0
+        acc[b0] = x0 + w
+        acc[b1] = x1 + w
+        q += 2
+    if q < stop:
+        b = targets[q]
+        x = acc[b]
+        touched[n_touched] = b
+        n_touched += x == 0.0
+        acc[b] = x + w
+    return n_touched
+
+
+@jit
+def _write_sorted(keys, n, out_idx, out_val, base):
+    """Write the distinct ``keys[:n]`` best first as (index, value) to ``out_*[base:base + n]``.
+
+    Up to :data:`_RANK_SORT_MAX` keys each goes straight to its rank (how many keys are larger):
+    O(n²) compares, but branch-free and vectorised, faster than a sort at these sizes.
+    """
+    if n > _RANK_SORT_MAX:
+        keys[:n].sort()
+        for s in range(n):
+            key = keys[n - 1 - s]
+            out_val[base + s] = _key_value(key)
+            out_idx[base + s] = _key_index(key)
+        return
+    for s in range(n):
+        key = keys[s]
+        rank = 0
+        for t in range(n):
+            rank += keys[t] > key
+        out_val[base + rank] = _key_value(key)
+        out_idx[base + rank] = _key_index(key)
 
 
 _COOC_DOC = """
@@ -164,8 +258,8 @@ _COOC_DOC = """
     norm : float64 (n_rows,), > 0
     n_neighbors : int >= 1
     n_chunks : int >= 1
-        Rows are dealt to this many chunks (row ``a`` to chunk ``a % n_chunks``) run in parallel,
-        each with its own accumulator. The result does not depend on it.
+        Rows are dealt round robin, in blocks of ``_BLOCK`` consecutive rows, to this many chunks run in
+        parallel, each with its own accumulator. The result does not depend on it.
     n_slices : int >= 1
         The rows are processed in this many consecutive slices, ``progress(n_rows_done)`` called after
         each (a progress bar). The result does not depend on it.
@@ -239,36 +333,59 @@ cooccurrence_topk_symmetric.__doc__ = """Top-``n_neighbors`` penalised cosine ne
 @jit(parallel=True)
 def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, row_start, row_stop,
                        out_idx, out_val, counts):
-    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_topk` into the flat outputs."""
+    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_topk` into the flat outputs.
+
+    A row's candidates are ranked by :func:`_rank_key` and pass through a buffer of ``cap`` keys that
+    is cut back to its best ``k`` whenever full; only keys above the ``k``-th best so far enter.
+    """
     n_rows = a_indptr.shape[0] - 1
+    cap = max(4 * k, 64)
+    inv_norm = 1.0 / norm
+    mids = a_indices.view(np.uint32)
+    targets = b_indices.view(np.uint32)
     for c in prange(n_chunks):
         acc = np.zeros(n_rows, dtype=np.float64)
-        touched = np.empty(n_rows, dtype=np.int32)
-        cand_val = np.empty(n_rows, dtype=np.float32)
-        cand_idx = np.empty(n_rows, dtype=np.int32)
-        for a in range(row_start + c, row_stop, n_chunks):
-            n_touched = 0
-            for p in range(a_indptr[a], a_indptr[a + 1]):
-                mid = a_indices[p]
-                w = penalty[mid]
-                for q in range(b_indptr[mid], b_indptr[mid + 1]):
-                    b = b_indices[q]
-                    if b == a:
+        touched = np.empty(n_rows + 1, dtype=np.uint32)
+        keys = np.empty(cap, dtype=np.uint64)
+        for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
+            for a in range(first, min(first + _BLOCK, row_stop)):
+                n_touched = 0
+                for p in range(a_indptr[a], a_indptr[a + 1]):
+                    mid = mids[p]
+                    n_touched = _accumulate(acc, touched, n_touched, targets, b_indptr[mid], b_indptr[mid + 1],
+                                            penalty[mid])
+                acc[a] = 0.0
+                norm_a = norm[a]
+                n = 0
+                worst = np.uint64(0)  # the k-th best key once the buffer was cut, else 0
+                bound = 0.0
+                for t in range(n_touched):
+                    b = touched[t]
+                    x = acc[b]
+                    acc[b] = 0.0
+                    # no division for most: x / (norm_a · norm[b]) under the midpoint between the k-th best
+                    # float32 and the next smaller one rounds below the k-th best (the 1e-12 margin covers
+                    # the rounding of x · inv_norm[b] and of the bound)
+                    if x * inv_norm[b] < bound:
                         continue
-                    if acc[b] == 0.0:
-                        touched[n_touched] = b
-                        n_touched += 1
-                    acc[b] += w
-            n_cand = 0
-            for t in range(n_touched):
-                b = touched[t]
-                value = np.float32(acc[b] / (norm[a] * norm[b]))
-                acc[b] = 0.0
-                if value > 0:
-                    cand_val[n_cand] = value
-                    cand_idx[n_cand] = b
-                    n_cand += 1
-            counts[a] = _select_topk(cand_val, cand_idx, n_cand, k, out_val, out_idx, a * k)
+                    value = np.float32(x / (norm_a * norm[b]))
+                    if value > 0:
+                        key = _rank_key(value, b)
+                        if key > worst:
+                            keys[n] = key
+                            n += 1
+                            if n == cap:
+                                _select_largest(keys, n, k)
+                                n = k
+                                worst = keys[k - 1]
+                                kth = _key_value(worst)
+                                below = np.nextafter(kth, np.float32(0.0))
+                                bound = (np.float64(below) + np.float64(kth)) * 0.5 * norm_a * (1.0 - 1e-12)
+                if n > k:
+                    _select_largest(keys, n, k)
+                    n = k
+                _write_sorted(keys, n, out_idx, out_val, a * k)
+                counts[a] = n
 
 
 @jit(parallel=True)
@@ -276,37 +393,34 @@ def _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm,
                         heap_val, heap_idx, heap_cnt, heap_min):
     """Pairs (a, b < a) for rows ``row_start <= a < row_stop``, offered to the chunk's heaps of a and b."""
     n_rows = a_indptr.shape[0] - 1
+    mids = a_indices.view(np.uint32)
+    targets = b_indices.view(np.uint32)
     for c in prange(n_chunks):
         acc = np.zeros(n_rows, dtype=np.float64)
-        touched = np.empty(n_rows, dtype=np.int32)
-        for a in range(row_start + c, row_stop, n_chunks):
-            n_touched = 0
-            for p in range(a_indptr[a], a_indptr[a + 1]):
-                mid = a_indices[p]
-                w = penalty[mid]
-                for q in range(b_indptr[mid], b_indptr[mid + 1]):
-                    b = b_indices[q]
-                    if b >= a:
-                        break
-                    if acc[b] == 0.0:
-                        touched[n_touched] = b
-                        n_touched += 1
-                    acc[b] += w
-            for t in range(n_touched):
-                b = touched[t]
-                value = np.float32(acc[b] / (norm[a] * norm[b]))
-                acc[b] = 0.0
-                if value > 0:
-                    ha = c * n_rows + a
-                    if value >= heap_min[ha]:
-                        heap_cnt[ha] = _heap_offer(heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b)
-                        if heap_cnt[ha] == k:
-                            heap_min[ha] = heap_val[ha * k]
-                    hb = c * n_rows + b
-                    if value >= heap_min[hb]:
-                        heap_cnt[hb] = _heap_offer(heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a)
-                        if heap_cnt[hb] == k:
-                            heap_min[hb] = heap_val[hb * k]
+        touched = np.empty(n_rows + 1, dtype=np.uint32)
+        for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
+            for a in range(first, min(first + _BLOCK, row_stop)):
+                n_touched = 0
+                for p in range(a_indptr[a], a_indptr[a + 1]):
+                    mid = mids[p]
+                    start = b_indptr[mid]
+                    stop = start + np.searchsorted(targets[start:b_indptr[mid + 1]], np.uint32(a))  # b < a
+                    n_touched = _accumulate(acc, touched, n_touched, targets, start, stop, penalty[mid])
+                for t in range(n_touched):
+                    b = touched[t]
+                    value = np.float32(acc[b] / (norm[a] * norm[b]))
+                    acc[b] = 0.0
+                    if value > 0:
+                        ha = c * n_rows + a
+                        if value >= heap_min[ha]:
+                            heap_cnt[ha] = _heap_offer(heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b)
+                            if heap_cnt[ha] == k:
+                                heap_min[ha] = heap_val[ha * k]
+                        hb = c * n_rows + b
+                        if value >= heap_min[hb]:
+                            heap_cnt[hb] = _heap_offer(heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a)
+                            if heap_cnt[hb] == k:
+                                heap_min[hb] = heap_val[hb * k]
 
 
 @jit(parallel=True)
@@ -320,6 +434,35 @@ def _merge_heaps(heap_val, heap_idx, heap_cnt, n_chunks, n_rows, k, out_idx, out
                 count = _heap_offer(heap_val, heap_idx, a * k, count, k, heap_val[h * k + t], heap_idx[h * k + t])
         _heap_sorted(heap_val, heap_idx, a * k, count, out_val, out_idx, a * k)
         counts[a] = count
+
+
+@jit
+def neighbors_to_csr(nbr_idx, nbr_val, counts, normalize_max):
+    """The top lists of :func:`cooccurrence_topk` as CSR arrays.
+
+    Parameters
+    ----------
+    nbr_idx : int32 (n_rows, k); nbr_val : float32 (n_rows, k); counts : int64 (n_rows,)
+    normalize_max : bool
+        Divide each row by its first (largest) value.
+
+    Returns
+    -------
+    indptr : int64 (n_rows + 1,); indices : int32 (nnz,); data : float32 (nnz,)
+    """
+    n_rows = counts.shape[0]
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    for a in range(n_rows):
+        indptr[a + 1] = indptr[a] + counts[a]
+    indices = np.empty(indptr[n_rows], dtype=np.int32)
+    data = np.empty(indptr[n_rows], dtype=np.float32)
+    for a in range(n_rows):
+        base = indptr[a]
+        top = nbr_val[a, 0]
+        for s in range(counts[a]):
+            indices[base + s] = nbr_idx[a, s]
+            data[base + s] = nbr_val[a, s] / top if normalize_max else nbr_val[a, s]
+    return indptr, indices, data
 
 
 @jit(parallel=True)
@@ -377,7 +520,8 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
         1 = never recommend.
     k : int >= 1
     n_chunks : int >= 1
-        Interleaved work chunks, each with its own dense accumulator; the result does not depend on it.
+        Work chunks (rows dealt round robin in blocks of ``_BLOCK``), each with its own dense accumulator;
+        the result does not depend on it.
 
     Returns
     -------
@@ -386,56 +530,58 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
     n_rows = rows.shape[0]
     out_idx = np.full((n_rows, k), -1, dtype=np.int64)
     out_val = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    mids = q_indices.view(np.uint32)  # unsigned: no negative-index handling in the loops
+    targets = n_indices.view(np.uint32)
     for c in prange(n_chunks):
         acc = np.zeros(n_items, dtype=np.float64)
         flag = np.zeros(n_items, dtype=np.uint8)  # 1 touched, 2 excluded (per row), reset after
-        touched = np.empty(n_items, dtype=np.int32)
+        touched = np.empty(n_items + 1, dtype=np.uint32)
         top_val = np.empty(k, dtype=np.float32)
         top_idx = np.empty(k, dtype=np.int32)
-        for r in range(c, n_rows, n_chunks):
-            row = rows[r]
-            n_touched = 0
-            for p in range(q_indptr[row], q_indptr[row + 1]):
-                m = q_indices[p]
-                w = np.float64(q_data[p])
-                for q in range(n_indptr[m], n_indptr[m + 1]):
-                    i = n_indices[q]
-                    if flag[i] == 0:
+        for first in range(c * _BLOCK, n_rows, n_chunks * _BLOCK):
+            for r in range(first, min(first + _BLOCK, n_rows)):
+                row = rows[r]
+                n_touched = 0
+                for p in range(q_indptr[row], q_indptr[row + 1]):
+                    m = mids[p]
+                    w = np.float64(q_data[p])
+                    for q in range(n_indptr[m], n_indptr[m + 1]):
+                        i = targets[q]
+                        touched[n_touched] = i  # kept only when i is new: branch-free
+                        n_touched += flag[i] == 0
                         flag[i] = 1
-                        touched[n_touched] = i
-                        n_touched += 1
-                    acc[i] += w * n_data[q]
-            for p in range(ex_indptr[r], ex_indptr[r + 1]):
-                flag[ex_indices[p]] = 2
-            count = 0
-            for t in range(n_touched):
-                i = touched[t]
-                if flag[i] == 1 and mask[i] == 0:
-                    value = np.float32(acc[i])
-                    if value > 0:
-                        count = _insert(top_val, top_idx, 0, count, k, value, i)
-            n_pos = count
-            for t in range(count):
-                out_idx[r, t] = top_idx[t]
-                out_val[r, t] = top_val[t]
-            if count < k:
-                # score-0 fill in index order: skip excluded, masked and already chosen (positive) items
-                for t in range(n_pos):
-                    flag[top_idx[t]] = 3
-                i = 0
-                while count < k and i < n_items:
-                    if flag[i] != 2 and flag[i] != 3 and mask[i] == 0:
-                        out_idx[r, count] = i
-                        out_val[r, count] = 0.0
-                        count += 1
-                    i += 1
-                for t in range(n_pos):
-                    flag[top_idx[t]] = 1
-            for t in range(n_touched):
-                i = touched[t]
-                acc[i] = 0.0
-                flag[i] = 0
-            for p in range(ex_indptr[r], ex_indptr[r + 1]):
-                flag[ex_indices[p]] = 0
+                        acc[i] += w * n_data[q]
+                for p in range(ex_indptr[r], ex_indptr[r + 1]):
+                    flag[ex_indices[p]] = 2
+                count = 0
+                for t in range(n_touched):
+                    i = touched[t]
+                    if flag[i] == 1 and mask[i] == 0:
+                        value = np.float32(acc[i])
+                        if value > 0:
+                            count = _insert(top_val, top_idx, 0, count, k, value, i)
+                n_pos = count
+                for t in range(count):
+                    out_idx[r, t] = top_idx[t]
+                    out_val[r, t] = top_val[t]
+                if count < k:
+                    # score-0 fill in index order: skip excluded, masked and already chosen (positive) items
+                    for t in range(n_pos):
+                        flag[top_idx[t]] = 3
+                    i = 0
+                    while count < k and i < n_items:
+                        if flag[i] != 2 and flag[i] != 3 and mask[i] == 0:
+                            out_idx[r, count] = i
+                            out_val[r, count] = 0.0
+                            count += 1
+                        i += 1
+                    for t in range(n_pos):
+                        flag[top_idx[t]] = 1
+                for t in range(n_touched):
+                    i = touched[t]
+                    acc[i] = 0.0
+                    flag[i] = 0
+                for p in range(ex_indptr[r], ex_indptr[r + 1]):
+                    flag[ex_indices[p]] = 0
     return out_idx, out_val
 

@@ -17,6 +17,7 @@ from .._validation import check_float, check_int
 from ..kernels.neighbors import (
     cooccurrence_topk,
     cooccurrence_topk_symmetric,
+    neighbors_to_csr,
     two_hop_scores,
     two_hop_topk,
 )
@@ -62,19 +63,12 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
     symmetric = work >= SYMMETRIC_MIN_WORK
     kernel = cooccurrence_topk_symmetric if symmetric else cooccurrence_topk
     with numba_threads(n_threads) as n, _progress(verbose, n_rows) as bar:
-        n_chunks = max(1, min(n_rows, n if symmetric else 8 * n))
+        n_chunks = max(1, min(n_rows, n))  # prange deals chunks statically: more would only add accumulators
         idx, val, counts = kernel(a_indptr, a_indices, b_indptr, b_indices,
                                   np.ascontiguousarray(penalty, dtype=np.float64), norm, int(n_neighbors), n_chunks,
                                   n_slices=50 if verbose else 1, progress=bar.update if verbose else None)
-    if normalize_max:
-        top = val[:, :1].copy()
-        top[top == 0] = 1.0
-        val = val / top
-    keep = idx >= 0
-    indptr = np.zeros(n_rows + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return sp.csr_matrix((val[keep].astype(np.float32), idx[keep].astype(np.int32), indptr),
-                         shape=(n_rows, n_rows))
+    indptr, indices, data = neighbors_to_csr(idx, val, counts, bool(normalize_max))
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_rows))
 
 
 @contextlib.contextmanager
@@ -149,5 +143,5 @@ class TwoHopModel(RecallModel):
                    else np.ascontiguousarray(mask, dtype=np.uint8))
         q, n = self._two_hop()
         with numba_threads(self._n_threads()) as n_threads:
-            n_chunks = max(1, min(len(user_idx), 8 * n_threads))
+            n_chunks = max(1, min(len(user_idx), n_threads))
             return two_hop_topk(user_idx, *q, *n, self.n_items_, ex_indptr, ex_indices, mask_u8, int(k), n_chunks)

@@ -145,3 +145,12 @@ def test_column_chunks_do_not_change_results(monkeypatch, method):
     whole = model._walk(x0, start_on_items=False)
     monkeypatch.setattr(module, "WALK_CACHE_BYTES", 8 * 50 * 2)  # two columns at a time
     np.testing.assert_array_equal(model._walk(x0, start_on_items=False), whole)
+
+
+def test_verbose_bar_over_column_blocks(monkeypatch, capsys):
+    import recforge.recall.personal_rank as module
+
+    m = random_interactions(n_users=50, n_items=30, density=0.15, seed=18)
+    monkeypatch.setattr(module, "WALK_CACHE_BYTES", 8 * 50 * 2)
+    PersonalRank(method="chebyshev", verbose=True).fit(m).recommend(np.arange(6), k=3)
+    assert "PersonalRank chebyshev" in capsys.readouterr().err

@@ -66,6 +66,9 @@ class PersonalRank(RecallModel):
     n_threads : int or None, default None
         Threads of the Numba kernels and of BLAS/LAPACK in ``"direct"`` (``None`` = all available cores).
         Results do not depend on it.
+    verbose : bool, default False
+        A progress bar over the column blocks of ``"iterate"`` / ``"chebyshev"`` walks (large graphs, where
+        each block takes seconds).
 
     Notes
     -----
@@ -96,13 +99,15 @@ class PersonalRank(RecallModel):
     [2, 3]
     """
 
-    def __init__(self, *, alpha=0.8, method="auto", tol=1e-8, max_iter=500, use_weights=False, n_threads=None):
+    def __init__(self, *, alpha=0.8, method="auto", tol=1e-8, max_iter=500, use_weights=False, n_threads=None,
+                 verbose=False):
         self.alpha = alpha
         self.method = method
         self.tol = tol
         self.max_iter = max_iter
         self.use_weights = use_weights
         self.n_threads = n_threads
+        self.verbose = verbose
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -169,8 +174,12 @@ class PersonalRank(RecallModel):
         if n_cols <= chunk:
             return walk(x0, start_on_items)
         # columns are independent walks: a few at a time keeps the gathered block in the CPU cache
-        return np.hstack([walk(np.ascontiguousarray(x0[:, c:c + chunk]), start_on_items)
-                          for c in range(0, n_cols, chunk)])
+        starts = range(0, n_cols, chunk)
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=f"PersonalRank {method}", unit="block", leave=False)
+        return np.hstack([walk(np.ascontiguousarray(x0[:, c:c + chunk]), start_on_items) for c in starts])
 
     def _iterate(self, x0: np.ndarray, start_on_items: bool) -> np.ndarray:
         """The plain recurrence (``method="iterate"``) for the start columns ``x0``: (n_items, B) float64."""

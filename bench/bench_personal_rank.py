@@ -92,7 +92,7 @@ def _report(benchmark, name, n_users):
 
 
 @pytest.mark.benchmark(group="personal_rank ml-latest-small per user")
-@pytest.mark.parametrize("method", ["auto", "iterate", "chebyshev", "solve"])  # auto = "direct" here
+@pytest.mark.parametrize("method", ["auto", "iterate", "cg", "solve"])  # auto = "direct" here
 def test_recforge(benchmark, movielens_train, method):
     users = np.arange(movielens_train.n_users)
     ids = benchmark.pedantic(ours_recommend, args=(movielens_train, users), kwargs={"method": method},
@@ -154,7 +154,7 @@ def gmres_scores(a, data, users):
 
 
 @pytest.mark.benchmark(group="personal_rank synthetic per user")
-@pytest.mark.parametrize("method", ["auto", "iterate"])  # auto = "chebyshev" at this size
+@pytest.mark.parametrize("method", ["auto", "iterate"])  # auto = "cg" at this size
 def test_recforge_synthetic(benchmark, synthetic, method):
     n_users = pick(64, 20)  # 64 users: several column blocks, and a short run
     model = PersonalRank(alpha=ALPHA, tol=1e-6, method=method, n_threads=N_THREADS).fit(synthetic)

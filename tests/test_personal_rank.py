@@ -46,7 +46,7 @@ def test_iterate_and_solve_agree():
     np.testing.assert_array_equal(it.recommend(users, k=5)[0], so.recommend(users, k=5)[0])
 
 
-@pytest.mark.parametrize("method", ["direct", "iterate", "chebyshev"])
+@pytest.mark.parametrize("method", ["direct", "iterate", "cg"])
 def test_blocks_and_threads_do_not_change_results(method):
     m = random_interactions(seed=9)
     one = PersonalRank(method=method, n_threads=1).fit(m)
@@ -58,9 +58,10 @@ def test_blocks_and_threads_do_not_change_results(method):
         np.testing.assert_array_equal(two.recommend(u, k=6)[1], batch[1][u])
 
 
-def test_not_converged_warns():
+@pytest.mark.parametrize("method", ["iterate", "cg"])
+def test_not_converged_warns(method):
     with pytest.warns(RuntimeWarning, match="max_iter"):
-        PersonalRank(method="iterate", max_iter=2).fit(random_interactions()).recommend(0, k=3)
+        PersonalRank(method=method, max_iter=2).fit(random_interactions()).recommend(0, k=3)
 
 
 @pytest.mark.parametrize("param, value, error", [
@@ -85,19 +86,19 @@ def test_quality_movielens():
 
 
 @pytest.mark.parametrize("start_on_items", [False, True])
-def test_chebyshev_agrees_with_solve(start_on_items):
+def test_cg_agrees_with_solve(start_on_items):
     m = random_interactions(n_users=60, n_items=40, density=0.1, seed=14)
-    cheb = PersonalRank(alpha=0.8, method="chebyshev", tol=1e-13).fit(m)
+    cg = PersonalRank(alpha=0.8, method="cg", tol=1e-13).fit(m)
     so = PersonalRank(alpha=0.8, method="solve").fit(m)
     n = 40 if start_on_items else 60
     x0 = np.zeros((n, 7))
     x0[np.arange(0, 35, 5), np.arange(7)] = 1.0
-    np.testing.assert_allclose(cheb._walk(x0, start_on_items), so._walk(x0, start_on_items), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(cg._walk(x0, start_on_items), so._walk(x0, start_on_items), rtol=0, atol=1e-8)
 
 
-class TestPersonalRankChebyshevContract(RecallContract):
+class TestPersonalRankCGContract(RecallContract):
     def make_model(self):
-        return PersonalRank(method="chebyshev", n_threads=2)
+        return PersonalRank(method="cg", n_threads=2)
 
 
 @pytest.mark.parametrize("shape", [(60, 40), (40, 60)])  # the factorised side is the users, then the items
@@ -131,11 +132,11 @@ def test_auto_picks_direct_on_a_small_side_only(monkeypatch):
     direct = model.recommend(np.arange(60), k=5)
     monkeypatch.setattr(module, "DIRECT_MAX_SIDE", 39)
     model = PersonalRank(tol=1e-12).fit(m)
-    assert model._resolved_method() == "chebyshev"
+    assert model._resolved_method() == "cg"
     np.testing.assert_array_equal(model.recommend(np.arange(60), k=5)[0], direct[0])
 
 
-@pytest.mark.parametrize("method", ["iterate", "chebyshev"])
+@pytest.mark.parametrize("method", ["iterate", "cg"])
 def test_column_chunks_do_not_change_results(monkeypatch, method):
     import recforge.recall.personal_rank as module
 
@@ -152,5 +153,5 @@ def test_verbose_bar_over_column_blocks(monkeypatch, capsys):
 
     m = random_interactions(n_users=50, n_items=30, density=0.15, seed=18)
     monkeypatch.setattr(module, "WALK_CACHE_BYTES", 8 * 50 * 2)
-    PersonalRank(method="chebyshev", verbose=True).fit(m).recommend(np.arange(6), k=3)
-    assert "PersonalRank chebyshev" in capsys.readouterr().err
+    PersonalRank(method="cg", verbose=True).fit(m).recommend(np.arange(6), k=3)
+    assert "PersonalRank cg" in capsys.readouterr().err

@@ -7,6 +7,7 @@ written by one thread: no shared reductions, same result for any thread count).
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from ._jit import jit
@@ -94,3 +95,22 @@ def half_step_pattern(indptr, indices, src, dst):
             s = indices[p]
             for j in range(n_cols):
                 dst[r, j] += src[s, j]
+
+
+@jit
+def column_dots(a, b):
+    """``Σ_i a[i, j] · b[i, j]`` per column, summed in row order: (B,) float64.
+
+    The order does not depend on the number of columns (unlike NumPy's reductions), so a walk gives the
+    same result whichever block of columns it is computed in.
+
+    Parameters
+    ----------
+    a, b : float64 (n, B), C-contiguous
+    """
+    n_rows, n_cols = a.shape
+    out = np.zeros(n_cols)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            out[j] += a[i, j] * b[i, j]
+    return out

@@ -7,7 +7,7 @@ from tests._cf_helpers import random_interactions
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("method", ["iterate", "solve"])
+@pytest.mark.parametrize("method", ["direct", "iterate", "cg", "solve"])
 def test_matches_scipy_closed_form(method):
     sla = pytest.importorskip("scipy.sparse.linalg")
     import scipy.sparse as sp

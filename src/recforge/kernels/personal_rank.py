@@ -7,6 +7,7 @@ written by one thread: no shared reductions, same result for any thread count).
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from ._jit import jit
@@ -43,3 +44,73 @@ def accumulate_active(total, x, scale, active):
         for j in range(n_cols):
             if active[j]:
                 total[r, j] += scale * x[r, j]
+
+
+@jit(parallel=True)
+def rows_times_csr(x, indptr, indices, data, scale, out):
+    """``out[j, :] = scale · Σ_s x[j, s] · A[s, :]`` for a dense block ``x`` and a CSR ``A``, parallel over ``j``.
+
+    The row-layout twin of :func:`half_step` (``out = scale · x A``), for blocks whose rows are the queries;
+    zero entries of ``x`` are skipped, so indicator rows cost one CSR row.
+
+    Parameters
+    ----------
+    x : float64 (B, n_src), C-contiguous
+    indptr : int64 (n_src + 1,); indices : int32 (nnz,); data : float64 (nnz,)
+        ``A`` (n_src × n_dst) as CSR.
+    scale : float
+    out : float64 (B, n_dst), C-contiguous, overwritten
+    """
+    n_rows, n_src = x.shape
+    n_dst = out.shape[1]
+    for j in prange(n_rows):
+        for d in range(n_dst):
+            out[j, d] = 0.0
+        for s in range(n_src):
+            v = x[j, s]
+            if v != 0.0:
+                v *= scale
+                for p in range(indptr[s], indptr[s + 1]):
+                    out[j, indices[p]] += v * data[p]
+
+
+@jit(parallel=True)
+def half_step_pattern(indptr, indices, src, dst):
+    """``dst[r, :] = Σ_p src[indices[p], :]`` over row ``r``'s entries: :func:`half_step` without weights.
+
+    For graphs whose transition weights are ``1 / deg(source)``: the caller passes ``src`` already scaled
+    by ``alpha / deg(source)``, so no weight array is streamed (a third less memory traffic per edge).
+
+    Parameters
+    ----------
+    indptr : int64 (n_dst + 1,); indices : int32 (nnz,)
+    src : float64 (n_src, B), C-contiguous
+    dst : float64 (n_dst, B), C-contiguous, overwritten
+    """
+    n_dst, n_cols = dst.shape
+    for r in prange(n_dst):
+        for j in range(n_cols):
+            dst[r, j] = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            s = indices[p]
+            for j in range(n_cols):
+                dst[r, j] += src[s, j]
+
+
+@jit
+def column_dots(a, b):
+    """``Σ_i a[i, j] · b[i, j]`` per column, summed in row order: (B,) float64.
+
+    The order does not depend on the number of columns (unlike NumPy's reductions), so a walk gives the
+    same result whichever block of columns it is computed in.
+
+    Parameters
+    ----------
+    a, b : float64 (n, B), C-contiguous
+    """
+    n_rows, n_cols = a.shape
+    out = np.zeros(n_cols)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            out[j] += a[i, j] * b[i, j]
+    return out

@@ -289,9 +289,9 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
 
 // One epoch over the sequences items[offsets[s]:offsets[s+1]], s < n_seq.
 // keep_prob (n_items, may be null): probability of keeping each occurrence of an item (subsampling).
-// Randomness comes from one stream per block of sequences (seeded from cfg.seed and the block index),
-// and the learning rate of a sequence from its position in the corpus, so at n_threads=1 the result is
-// bit-identical for a seed; with more threads the Hogwild updates race (as in word2vec and gensim).
+// Randomness comes from two streams per block of sequences (subsampling and windows; negatives), both
+// seeded from cfg.seed and the block index, and the learning rate of a sequence from its position in
+// the corpus, so at n_threads=1 the result is bit-identical for a seed; with more threads the Hogwild updates race (as in word2vec and gensim).
 // Returns the number of words trained on (after subsampling).
 inline int64_t sgns_train_epoch(const int64_t* offsets, int64_t n_seq, const int32_t* items, const float* keep_prob,
                                 const AliasTable& negatives, float* in_vecs, float* out_vecs, const SgnsConfig& cfg) {

@@ -35,11 +35,11 @@ struct SigmoidTable {
             v[i] = static_cast<float>(1.0 / (1.0 + std::exp(-x)));
         }
     }
+    // Branch-free (the clamped index is always valid; selects pick 0/1 outside the range).
     float operator()(float x) const {
-        if (x >= SIGMOID_MAX) return 1.0f;
-        if (x <= -SIGMOID_MAX) return 0.0f;
-        int i = static_cast<int>((x + SIGMOID_MAX) * (SIGMOID_BINS / (2.0f * SIGMOID_MAX)));
-        return v[std::min(i, SIGMOID_BINS - 1)];
+        const float bin = (x + SIGMOID_MAX) * (SIGMOID_BINS / (2.0f * SIGMOID_MAX));
+        const float t = v[static_cast<int>(std::min(std::max(0.0f, bin), static_cast<float>(SIGMOID_BINS - 1)))];
+        return x >= SIGMOID_MAX ? 1.0f : (x <= -SIGMOID_MAX ? 0.0f : t);
     }
 };
 

@@ -53,8 +53,8 @@ def test_recforge_lfm_epoch(benchmark, name, loss):
     benchmark.extra_info["steps"] = int(interactions.nnz)
 
 
-@pytest.mark.parametrize("name", list(DATA))
 @pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("name", list(DATA))
 def test_recforge_lfm_epoch_busy_core(benchmark, busy_core, name, n_threads):
     interactions = data(name)
     benchmark.group = f"lfm-one-core-busy-{name}"

@@ -2,6 +2,8 @@
 
 Both are timed as a full ``fit`` with one epoch/iteration (each library's own setup included), on
 MovieLens ml-latest-small positives (ratings >= 4) and on the synthetic 160k × 60k × 20M set.
+The group ``lfm-one-core-busy-*`` fits with 1 and 2 threads while a foreign process keeps one core
+busy (DESIGN.md: 2 threads must not be slower than 1 there).
 
 Run:  pytest bench/bench_lfm.py --benchmark-only --benchmark-json=/tmp/lfm.json
       python bench/compare.py /tmp/lfm.json
@@ -49,6 +51,15 @@ def test_recforge_lfm_epoch(benchmark, name, loss):
     model = LFM(n_factors=FACTORS, loss=loss, epochs=1, n_threads=THREADS, random_state=0)
     benchmark.pedantic(model.fit, args=(interactions,), rounds=ROUNDS[name], warmup_rounds=0)
     benchmark.extra_info["steps"] = int(interactions.nnz)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("name", list(DATA))
+def test_recforge_lfm_epoch_busy_core(benchmark, busy_core, name, n_threads):
+    interactions = data(name)
+    benchmark.group = f"lfm-one-core-busy-{name}"
+    model = LFM(n_factors=FACTORS, loss="bpr", epochs=1, n_threads=n_threads, random_state=0)
+    benchmark.pedantic(model.fit, args=(interactions,), rounds=ROUNDS[name], warmup_rounds=0)
 
 
 @pytest.mark.parametrize("name", list(DATA))

@@ -75,18 +75,18 @@ void step_py(F32 in_vecs, F32 out_vecs, int32_t center, I32 contexts, I32 negati
         if (!in_range(contexts.data()[i])) throw std::invalid_argument("contexts out of range");
     for (int64_t i = 0; i < negatives.shape(0); ++i)
         if (!in_range(negatives.data()[i])) throw std::invalid_argument("negatives out of range");
-    const int32_t* neg = negatives.data();
-    auto next_negative = [&](int d) { return neg[d - 1]; };
     const int n_neg = static_cast<int>(negatives.shape(0));
-    std::vector<float> neu1(static_cast<size_t>(dim)), neu1e(static_cast<size_t>(dim));
+    std::vector<float> neu1(static_cast<size_t>(dim)), neu1e(static_cast<size_t>(dim)), g(n_neg + 1);
+    std::vector<float*> rows(n_neg + 1);
     float* in = in_vecs.mutable_data();
     float* out = out_vecs.mutable_data();
     if (cbow) {
-        recforge::cbow_update(center, contexts.data(), static_cast<int>(contexts.shape(0)), n_neg, next_negative, in,
-                              out, dim, lr, neu1.data(), neu1e.data());
+        recforge::cbow_update(center, contexts.data(), static_cast<int>(contexts.shape(0)), negatives.data(), n_neg,
+                              in, out, dim, lr, neu1.data(), neu1e.data(), rows.data(), g.data());
     } else {
         for (int64_t i = 0; i < contexts.shape(0); ++i)
-            recforge::sg_pair(center, contexts.data()[i], n_neg, next_negative, in, out, dim, lr, neu1e.data());
+            recforge::sg_pair(center, contexts.data()[i], negatives.data(), n_neg, in, out, dim, lr, neu1e.data(),
+                              rows.data(), g.data());
     }
 }
 

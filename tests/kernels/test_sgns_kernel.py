@@ -5,6 +5,7 @@ import pytest
 from recforge._reference import sgns as ref
 from recforge.kernels.sgns import (
     SIGMOID_ERROR_BOUND,
+    aligned_vectors,
     keep_probabilities,
     sgns_sigmoid,
     sgns_step,
@@ -27,12 +28,16 @@ def test_sigmoid_table_error_bound():
     assert np.all(table[x >= 6] == 1) and np.all(table[x <= -6] == 0)
 
 
+# The trainer takes every dot product first when an update's rows are distinct, and goes row by row
+# when a negative repeats: both paths must match the reference.
+@pytest.mark.parametrize("negatives", [[2, 3, 0, 9, 3], [2, 3, 5, 9, 8], [2, 0, 5, 11]],
+                         ids=["repeated-and-center", "distinct", "center"])
 @pytest.mark.parametrize("cbow", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_step_matches_reference(cbow, seed):
+def test_step_matches_reference(cbow, seed, negatives):
     vin, vout = _vectors(seed=seed)
     rin, rout = vin.astype(np.float64), vout.astype(np.float64)
-    contexts, negatives = [1, 4, 7], [2, 3, 0, 9, 3]  # 0 == center: skipped
+    contexts = [1, 4, 7]  # a negative equal to the center (0) is skipped
     sgns_step(vin, vout, 0, contexts, negatives, 0.05, cbow=cbow)
     ref.sgns_step(rin, rout, 0, contexts, negatives, 0.05, cbow=cbow)
     # the table sigmoid differs from the exact one by at most SIGMOID_ERROR_BOUND per term
@@ -73,6 +78,30 @@ def test_epoch_threads_run_and_stay_finite():
     vin, vout = _vectors(40, 8)
     assert sgns_train_epoch(offsets, items, vin, vout, counts ** 0.75, n_threads=2) == len(items)
     assert np.isfinite(vin).all() and np.isfinite(vout).all()
+
+
+def _offset_copy(v, aligned):
+    """A copy of v whose data starts on a 64-byte boundary, or 16 bytes past one."""
+    buf = aligned_vectors(1, v.size + 16).reshape(-1)
+    start = 0 if aligned else 4
+    out = buf[start:start + v.size].reshape(v.shape)
+    out[:] = v
+    return out
+
+
+def test_aligned_vectors_and_alignment_does_not_change_results():
+    v = aligned_vectors(7, 5)
+    assert v.shape == (7, 5) and v.dtype == np.float32 and v.flags.c_contiguous and v.ctypes.data % 64 == 0
+    assert not v.any()
+    offsets, items, counts = _corpus(n_items=40)
+    runs = []
+    for aligned in (True, False):
+        vin, vout = (_offset_copy(v, aligned) for v in _vectors(40, 16))
+        assert (vin.ctypes.data % 64 == 0) == aligned
+        sgns_train_epoch(offsets, items, vin, vout, counts ** 0.75, seed=5, n_threads=1)
+        runs.append((vin.copy(), vout.copy()))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
 
 
 def test_keep_probabilities():

@@ -12,6 +12,14 @@
 #include "recforge/parallel.hpp"
 #include "recforge/rng.hpp"
 
+// The update helpers must be inlined into the trainer's per-ISA clones (RECFORGE_HOT_CLONES): called
+// out of line they would be compiled for the baseline ISA only.
+#if defined(__GNUC__)
+#define RECFORGE_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define RECFORGE_ALWAYS_INLINE inline
+#endif
+
 namespace recforge {
 
 // sigmoid(x) from a table over (-SIGMOID_MAX, SIGMOID_MAX), 0/1 outside (word2vec's convention).
@@ -27,11 +35,11 @@ struct SigmoidTable {
             v[i] = static_cast<float>(1.0 / (1.0 + std::exp(-x)));
         }
     }
+    // Branch-free (the clamped index is always valid; selects pick 0/1 outside the range).
     float operator()(float x) const {
-        if (x >= SIGMOID_MAX) return 1.0f;
-        if (x <= -SIGMOID_MAX) return 0.0f;
-        int i = static_cast<int>((x + SIGMOID_MAX) * (SIGMOID_BINS / (2.0f * SIGMOID_MAX)));
-        return v[std::min(i, SIGMOID_BINS - 1)];
+        const float bin = (x + SIGMOID_MAX) * (SIGMOID_BINS / (2.0f * SIGMOID_MAX));
+        const float t = v[static_cast<int>(std::min(std::max(0.0f, bin), static_cast<float>(SIGMOID_BINS - 1)))];
+        return x >= SIGMOID_MAX ? 1.0f : (x <= -SIGMOID_MAX ? 0.0f : t);
     }
 };
 
@@ -40,55 +48,183 @@ inline const SigmoidTable& sigmoid_table() {
     return table;
 }
 
-// Negative-sampling update of input vector `l1` towards `target` (label 1) and away from the
-// negatives next_negative(d), d = 1..negative (a negative equal to `target` is skipped).
-// Accumulates the input gradient (times lr) into `neu1e`; out_vecs rows are updated in place.
-template <typename NextNegative>
-inline void ns_update(const float* l1, int32_t target, int negative, NextNegative&& next_negative, float* out_vecs,
-                      int dim, float lr, float* neu1e) {
-    const SigmoidTable& sig = sigmoid_table();
-    for (int d = 0; d <= negative; ++d) {
-        int32_t t;
-        float label;
-        if (d == 0) {
-            t = target;
-            label = 1.0f;
-        } else {
-            t = next_negative(d);
-            if (t == target) continue;
-            label = 0.0f;
+// Prefetch every cache line of a row of k floats, wherever it starts (NumPy's large arrays are
+// often 16 bytes past a line boundary, so a 64-float row spans five lines).
+inline void prefetch_lines(const float* row, int k) {
+    const uintptr_t end = reinterpret_cast<uintptr_t>(row + k);
+    for (uintptr_t a = reinterpret_cast<uintptr_t>(row) & ~uintptr_t(63); a < end; a += 64)
+        RECFORGE_PREFETCH(reinterpret_cast<const void*>(a));
+}
+
+// out[d] = dot(l1, rows[d], dim) for d < n, bit-identical to dot() (same partial sums in the same
+// order), two rows per pass so that their loads and add chains overlap.
+RECFORGE_ALWAYS_INLINE void dot_rows(const float* l1, float* const* rows, int n, int dim, float* out) {
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+    int d = 0;
+    for (; d + 2 <= n; d += 2) {
+        const float *r0 = rows[d], *r1 = rows[d + 1];
+        f32x8 a0 = {0, 0, 0, 0, 0, 0, 0, 0}, a1 = a0;
+        int i = 0;
+        for (; i + 8 <= dim; i += 8) {
+            const f32x8 l = load8(l1 + i);
+            a0 += l * load8(r0 + i);
+            a1 += l * load8(r1 + i);
         }
-        float* l2 = out_vecs + static_cast<int64_t>(t) * dim;
-        const float g = (label - sig(dot(l1, l2, dim))) * lr;
-        axpy(g, l2, neu1e, dim);
-        axpy(g, l1, l2, dim);
+        float s0 = ((a0[0] + a0[4]) + (a0[1] + a0[5])) + ((a0[2] + a0[6]) + (a0[3] + a0[7]));
+        float s1 = ((a1[0] + a1[4]) + (a1[1] + a1[5])) + ((a1[2] + a1[6]) + (a1[3] + a1[7]));
+        for (; i < dim; ++i) {
+            s0 += l1[i] * r0[i];
+            s1 += l1[i] * r1[i];
+        }
+        out[d] = s0;
+        out[d + 1] = s1;
+    }
+    if (d < n) out[d] = dot(l1, rows[d], dim);
+#pragma GCC diagnostic pop
+#else
+    for (int d = 0; d < n; ++d) out[d] = dot(l1, rows[d], dim);
+#endif
+}
+
+// The updates of ns_update's fast path, one column block at a time: e = sum_d g[d] * rows[d]
+// (accumulated in order d = 0, 1, ...) and rows[d] += g[d] * l1, each row read before it is written.
+// e is stored in neu1e, or, with ADD_TO_INPUT, added to l1 itself (skip-gram) once the block is done.
+template <bool ADD_TO_INPUT>
+RECFORGE_ALWAYS_INLINE void ns_apply(float* l1, float* const* rows, const float* g, int n, int dim, float* neu1e) {
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+    int j = 0;
+    for (; j + 8 <= dim; j += 8) {
+        const f32x8 l = load8(l1 + j);
+        f32x8 e = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int d = 0; d < n; ++d) {
+            const f32x8 gd = {g[d], g[d], g[d], g[d], g[d], g[d], g[d], g[d]};
+            const f32x8 r = load8(rows[d] + j);
+            e += gd * r;
+            store8(rows[d] + j, r + gd * l);
+        }
+        if (ADD_TO_INPUT)
+            store8(l1 + j, l + e);
+        else
+            store8(neu1e + j, e);
+    }
+#pragma GCC diagnostic pop
+#else
+    int j = 0;
+#endif
+    for (; j < dim; ++j) {
+        const float l = l1[j];
+        float e = 0.0f;
+        for (int d = 0; d < n; ++d) {
+            const float r = rows[d][j];
+            e += g[d] * r;
+            rows[d][j] = r + g[d] * l;
+        }
+        if (ADD_TO_INPUT)
+            l1[j] = l + e;
+        else
+            neu1e[j] = e;
     }
 }
 
+// Negative-sampling update of input vector `l1` towards `target` (label 1) and away from the
+// negatives neg[0..negative) (a negative equal to `target` is skipped). Every output row moves in
+// turn, each using its current value. The input gradient (times lr) is added to l1 (ADD_TO_INPUT,
+// skip-gram) or returned in `neu1e` (CBOW), which is overwritten either way. `rows` and `g` are
+// scratch of at least negative + 1 entries.
+//
+// When the rows are distinct (almost always) no row update can change a later dot product, so all
+// dot products are taken first -- the row loads overlap instead of waiting on each other -- and the
+// updates then run in one pass over the columns, with the same float operations in the same order
+// as the row-by-row form (the fallback for repeated rows): the results are bit-identical.
+template <bool ADD_TO_INPUT>
+RECFORGE_ALWAYS_INLINE void ns_update(float* l1, int32_t target, const int32_t* neg, int negative, float* out_vecs,
+                                      int dim, float lr, float* neu1e, float** rows, float* g) {
+    const SigmoidTable& sig = sigmoid_table();
+    int n = 0;
+    rows[n++] = out_vecs + static_cast<int64_t>(target) * dim;
+    for (int d = 0; d < negative; ++d)
+        if (neg[d] != target) rows[n++] = out_vecs + static_cast<int64_t>(neg[d]) * dim;
+    bool distinct = true;
+    for (int a = 1; a < n && distinct; ++a)
+        for (int b = 1; b < a; ++b)
+            if (rows[a] == rows[b]) distinct = false;
+    if (!distinct) {
+        std::fill(neu1e, neu1e + dim, 0.0f);
+        for (int d = 0; d < n; ++d) {
+            const float gd = ((d == 0 ? 1.0f : 0.0f) - sig(dot(l1, rows[d], dim))) * lr;
+            axpy(gd, rows[d], neu1e, dim);
+            axpy(gd, l1, rows[d], dim);
+        }
+        if (ADD_TO_INPUT) axpy(1.0f, neu1e, l1, dim);
+        return;
+    }
+    dot_rows(l1, rows, n, dim, g);
+    for (int d = 0; d < n; ++d) g[d] = ((d == 0 ? 1.0f : 0.0f) - sig(g[d])) * lr;
+    ns_apply<ADD_TO_INPUT>(l1, rows, g, n, dim, neu1e);
+}
+
 // Skip-gram pair: the input vector of `context` predicts `center`.
-template <typename NextNegative>
-inline void sg_pair(int32_t center, int32_t context, int negative, NextNegative&& next_negative, float* in_vecs,
-                    float* out_vecs, int dim, float lr, float* neu1e) {
-    float* l1 = in_vecs + static_cast<int64_t>(context) * dim;
-    std::fill(neu1e, neu1e + dim, 0.0f);
-    ns_update(l1, center, negative, next_negative, out_vecs, dim, lr, neu1e);
-    axpy(1.0f, neu1e, l1, dim);
+RECFORGE_ALWAYS_INLINE void sg_pair(int32_t center, int32_t context, const int32_t* neg, int negative, float* in_vecs,
+                                    float* out_vecs, int dim, float lr, float* neu1e, float** rows, float* g) {
+    ns_update<true>(in_vecs + static_cast<int64_t>(context) * dim, center, neg, negative, out_vecs, dim, lr, neu1e,
+                    rows, g);
 }
 
 // CBOW: the mean of the contexts' input vectors predicts `center`; each context gets the full error.
-template <typename NextNegative>
-inline void cbow_update(int32_t center, const int32_t* contexts, int n_contexts, int negative,
-                        NextNegative&& next_negative, float* in_vecs, float* out_vecs, int dim, float lr, float* neu1,
-                        float* neu1e) {
+RECFORGE_ALWAYS_INLINE void cbow_update(int32_t center, const int32_t* contexts, int n_contexts, const int32_t* neg, int negative,
+                        float* in_vecs, float* out_vecs, int dim, float lr, float* neu1, float* neu1e, float** rows,
+                        float* g) {
     if (n_contexts <= 0) return;
     std::fill(neu1, neu1 + dim, 0.0f);
-    std::fill(neu1e, neu1e + dim, 0.0f);
     for (int c = 0; c < n_contexts; ++c) axpy(1.0f, in_vecs + static_cast<int64_t>(contexts[c]) * dim, neu1, dim);
     const float inv = 1.0f / static_cast<float>(n_contexts);
     for (int j = 0; j < dim; ++j) neu1[j] *= inv;
-    ns_update(neu1, center, negative, next_negative, out_vecs, dim, lr, neu1e);
+    ns_update<false>(neu1, center, neg, negative, out_vecs, dim, lr, neu1e, rows, g);
     for (int c = 0; c < n_contexts; ++c) axpy(1.0f, neu1e, in_vecs + static_cast<int64_t>(contexts[c]) * dim, dim);
 }
+
+// Negatives drawn `lookahead` updates ahead of their use from a stream of their own, so that their
+// output rows can be prefetched: on a large catalogue the rows are far from the cache and waiting
+// for them dominated the update. The draws do not depend on the lookahead.
+class NegativeQueue {
+  public:
+    NegativeQueue(const AliasTable& table, uint64_t seed, int negative, int lookahead, const float* out_vecs, int dim)
+        : table_(table), rng_(seed), negative_(negative), ahead_(negative * lookahead),
+          buf_(static_cast<size_t>(negative) * (lookahead + 1)), out_vecs_(out_vecs), dim_(dim) {
+        for (int i = 0; i < ahead_; ++i) draw(i);
+    }
+    // The `negative` draws of the next update (valid until the following call).
+    const int32_t* next() {
+        const size_t cap = buf_.size();
+        size_t tail = head_ + static_cast<size_t>(ahead_);
+        if (tail >= cap) tail -= cap;
+        for (int k = 0; k < negative_; ++k) draw(tail + static_cast<size_t>(k));
+        const int32_t* group = buf_.data() + head_;
+        head_ += static_cast<size_t>(negative_);
+        if (head_ == cap) head_ = 0;
+        return group;
+    }
+
+  private:
+    void draw(size_t i) {
+        buf_[i] = static_cast<int32_t>(table_.draw(rng_.next()));
+        prefetch_lines(out_vecs_ + static_cast<int64_t>(buf_[i]) * dim_, dim_);
+    }
+    const AliasTable& table_;
+    Rng rng_;
+    int negative_, ahead_;
+    std::vector<int32_t> buf_;
+    size_t head_ = 0;
+    const float* out_vecs_;
+    int dim_;
+};
+
+// Updates between drawing a negative (and prefetching its output row) and using it.
+constexpr int NEGATIVE_LOOKAHEAD = 2;
 
 struct SgnsConfig {
     int dim = 64;
@@ -108,27 +244,13 @@ RECFORGE_HOT_CLONES
 inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t s_end, const int32_t* items,
                                 const float* keep_prob, const AliasTable& negatives, float* in_vecs, float* out_vecs,
                                 const SgnsConfig& cfg, uint64_t block_seed, int64_t first, int64_t total) {
-    Rng rng(block_seed);
+    Rng rng(block_seed);  // subsampling and window shrink; the negatives have a stream of their own
+    NegativeQueue negs(negatives, derive_seed(block_seed, 1), cfg.negative, NEGATIVE_LOOKAHEAD, out_vecs, cfg.dim);
     const int dim = cfg.dim;
     std::vector<float> neu1(static_cast<size_t>(dim)), neu1e(static_cast<size_t>(dim));
+    std::vector<float*> rows(static_cast<size_t>(cfg.negative) + 1);
+    std::vector<float> g(static_cast<size_t>(cfg.negative) + 1);
     std::vector<int32_t> sent, ctx;
-    // Negatives are drawn one update ahead so that their output rows can be prefetched: on a large
-    // catalogue the rows are far from the cache, and waiting for them dominates the update.
-    std::vector<int32_t> negs_cur(static_cast<size_t>(cfg.negative)), negs_next(static_cast<size_t>(cfg.negative));
-    auto refill = [&]() {
-        for (auto& j : negs_next) {
-            j = static_cast<int32_t>(negatives.draw(rng.next()));
-            prefetch_row(out_vecs + static_cast<int64_t>(j) * dim, dim);
-        }
-    };
-    refill();
-    auto next_negative = [&](int d) {
-        if (d == 1) {  // a new update starts: take the prefetched draws, draw (and prefetch) the next ones
-            negs_cur.swap(negs_next);
-            refill();
-        }
-        return negs_cur[static_cast<size_t>(d - 1)];
-    };
     int64_t count = 0;
     for (int64_t s = s_begin; s < s_end; ++s) {
         const float lr = cfg.alpha_start + (cfg.alpha_end - cfg.alpha_start) *
@@ -143,21 +265,21 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
         count += n;
         if (n < 2) continue;
         for (int pos = 0; pos < n; ++pos) {
-            if (pos + 1 < n) prefetch_row(out_vecs + static_cast<int64_t>(sent[pos + 1]) * dim, dim);
+            if (pos + 1 < n) prefetch_lines(out_vecs + static_cast<int64_t>(sent[pos + 1]) * dim, dim);
             const int win = cfg.basket ? n : cfg.window - static_cast<int>(rng.below(cfg.window));
             const int lo = std::max(0, pos - win), hi = std::min(n, pos + win + 1);
             if (cfg.cbow) {
                 ctx.clear();
                 for (int c = lo; c < hi; ++c)
                     if (c != pos) ctx.push_back(sent[c]);
-                cbow_update(sent[pos], ctx.data(), static_cast<int>(ctx.size()), cfg.negative, next_negative, in_vecs,
-                            out_vecs, dim, lr, neu1.data(), neu1e.data());
+                cbow_update(sent[pos], ctx.data(), static_cast<int>(ctx.size()), negs.next(), cfg.negative, in_vecs,
+                            out_vecs, dim, lr, neu1.data(), neu1e.data(), rows.data(), g.data());
             } else {
                 for (int c = lo; c < hi; ++c) {
-                    if (c + 1 < hi) prefetch_row(in_vecs + static_cast<int64_t>(sent[c + 1]) * dim, dim);
+                    if (c + 1 < hi) prefetch_lines(in_vecs + static_cast<int64_t>(sent[c + 1]) * dim, dim);
                     if (c != pos)
-                        sg_pair(sent[pos], sent[c], cfg.negative, next_negative, in_vecs, out_vecs, dim, lr,
-                                neu1e.data());
+                        sg_pair(sent[pos], sent[c], negs.next(), cfg.negative, in_vecs, out_vecs, dim, lr,
+                                neu1e.data(), rows.data(), g.data());
                 }
             }
         }
@@ -167,9 +289,9 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
 
 // One epoch over the sequences items[offsets[s]:offsets[s+1]], s < n_seq.
 // keep_prob (n_items, may be null): probability of keeping each occurrence of an item (subsampling).
-// Randomness comes from one stream per block of sequences (seeded from cfg.seed and the block index),
-// and the learning rate of a sequence from its position in the corpus, so at n_threads=1 the result is
-// bit-identical for a seed; with more threads the Hogwild updates race (as in word2vec and gensim).
+// Randomness comes from two streams per block of sequences (subsampling and windows; negatives), both
+// seeded from cfg.seed and the block index, and the learning rate of a sequence from its position in
+// the corpus, so at n_threads=1 the result is bit-identical for a seed; with more threads the Hogwild updates race (as in word2vec and gensim).
 // Returns the number of words trained on (after subsampling).
 inline int64_t sgns_train_epoch(const int64_t* offsets, int64_t n_seq, const int32_t* items, const float* keep_prob,
                                 const AliasTable& negatives, float* in_vecs, float* out_vecs, const SgnsConfig& cfg) {

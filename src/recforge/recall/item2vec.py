@@ -5,7 +5,7 @@ import numpy as np
 
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..data import Interactions
-from ..kernels.sgns import keep_probabilities, sgns_train_epoch
+from ..kernels.sgns import aligned_vectors, keep_probabilities, sgns_train_epoch
 from .base import RecallModel
 
 __all__ = ["Item2Vec", "load_word2vec_format", "save_word2vec_format"]
@@ -166,8 +166,8 @@ class Item2Vec(RecallModel):
         counts = np.bincount(items, minlength=n_items).astype(np.float64)
         if counts.sum() == 0:
             raise ValueError("sequences hold no items to train on")
-        in_vecs = ((rng.random((n_items, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
-        out_vecs = np.zeros((n_items, dim), np.float32)
+        in_vecs, out_vecs = aligned_vectors(n_items, dim), aligned_vectors(n_items, dim)  # cache-line rows
+        in_vecs[:] = (rng.random((n_items, dim), dtype=np.float32) - 0.5) / dim
         neg_weights = np.where(counts > 0, counts, 0.0) ** float(self.ns_exponent)
         neg_weights[counts == 0] = 0.0
         keep = keep_probabilities(counts, self.sample)

@@ -1,8 +1,10 @@
-"""Peak memory of one training epoch on the synthetic 160k × 60k × 20M set (run under /usr/bin/time -v).
+"""Peak memory of the 20M runs on the synthetic 160k × 60k × 20M set (run under /usr/bin/time -v).
 
 Usage:  /usr/bin/time -v python bench/peak_memory_20m.py WHAT      (read "Maximum resident set size")
 WHAT: data (the baseline: generating the set and its sequences), item2vec-skipgram, item2vec-cbow,
-gensim-skipgram, gensim-cbow, lfm, implicit-bpr. Parameters as bench_item2vec.py / bench_lfm.py, 2 threads.
+gensim-skipgram, gensim-cbow, lfm, implicit-bpr (one training epoch each, parameters as bench_item2vec.py /
+bench_lfm.py); personal-rank (recommend for 1,000 users, tol 1e-6); itemcf (fit + recommend for every user,
+K = 20). 2 threads.
 """
 import sys
 import time
@@ -37,6 +39,14 @@ def main(what: str) -> None:
 
         BayesianPersonalizedRanking(factors=64, iterations=1, num_threads=2, random_state=0).fit(
             data.matrix.copy(), show_progress=False)
+    elif what == "personal-rank":
+        from recforge.recall import PersonalRank
+
+        PersonalRank(tol=1e-6, n_threads=2).fit(data).recommend(data.user_map.ids[:1000], k=10)
+    elif what == "itemcf":
+        from recforge.recall import ItemCF
+
+        ItemCF(n_neighbors=20, n_threads=2).fit(data).recommend(data.user_map.ids, k=10)
     else:
         raise SystemExit(f"unknown WHAT {what!r}; see the module docstring")
     print(f"{what}: {time.perf_counter() - start:.1f} s after data generation")

@@ -45,13 +45,16 @@ carr<uint8_t> bin_features_py(carr<float> X, carr<float> edges, carr<int64_t> of
     return out;
 }
 
-void check_nodes(const carr<int32_t>& rows, const carr<int64_t>& starts, const carr<int64_t>& ends) {
+void check_ranges(int64_t n, const carr<int64_t>& starts, const carr<int64_t>& ends) {
     need(starts.ndim() == 1 && ends.ndim() == 1 && starts.shape(0) == ends.shape(0),
          "starts and ends must be 1-D of equal length");
-    const int64_t n = rows.shape(0);
     for (int64_t k = 0; k < starts.shape(0); ++k)
         need(0 <= starts.data()[k] && starts.data()[k] <= ends.data()[k] && ends.data()[k] <= n,
              "node ranges must satisfy 0 <= start <= end <= len(rows)");
+}
+
+void check_nodes(const carr<int32_t>& rows, const carr<int64_t>& starts, const carr<int64_t>& ends) {
+    check_ranges(rows.shape(0), starts, ends);
 }
 
 carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh, std::optional<carr<int32_t>> rows,
@@ -63,8 +66,7 @@ carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh, std::optional
     if (rows) {
         check_nodes(*rows, starts, ends);
     } else {
-        carr<int32_t> none(Xb.shape(0));  // node ranges index X itself
-        check_nodes(none, starts, ends);
+        check_ranges(Xb.shape(0), starts, ends);  // node ranges index X itself
     }
     if (feature_mask) need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
     const int64_t K = starts.shape(0);
@@ -75,6 +77,27 @@ carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh, std::optional
                              feature_mask ? feature_mask->data() : nullptr, hist.mutable_data(), n_threads);
     }
     return hist;
+}
+
+carr<double> build_child_histograms_py(carr<uint8_t> Xn, carr<float> ghn, carr<double> parent_hist,
+                                       carr<int64_t> c_starts, carr<int64_t> c_ends,
+                                       std::optional<carr<uint8_t>> feature_mask, int n_threads) {
+    need(Xn.ndim() == 2, "Xn must be 2-D");
+    const int64_t F = Xn.shape(1);
+    need(ghn.ndim() == 2 && ghn.shape(0) == Xn.shape(0) && ghn.shape(1) == 2, "ghn must have shape (n_rows, 2)");
+    const int64_t P = parent_hist.ndim() == 4 ? parent_hist.shape(0) : -1;
+    need(P >= 0 && parent_hist.shape(1) == F && parent_hist.shape(2) == gb::kBins && parent_hist.shape(3) == 2,
+         "parent_hist must be (n_parents, n_features, 256, 2)");
+    need(c_starts.ndim() == 1 && c_starts.shape(0) == 2 * P, "c_starts/c_ends must have length 2 * n_parents");
+    check_ranges(Xn.shape(0), c_starts, c_ends);
+    if (feature_mask) need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
+    carr<double> out({2 * P, F, static_cast<int64_t>(gb::kBins), static_cast<int64_t>(2)});
+    {
+        py::gil_scoped_release release;
+        gb::build_child_histograms(Xn.data(), F, ghn.data(), parent_hist.data(), c_starts.data(), c_ends.data(), P,
+                                   feature_mask ? feature_mask->data() : nullptr, out.mutable_data(), n_threads);
+    }
+    return out;
 }
 
 py::tuple find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> sum_h, carr<int32_t> n_bins,
@@ -233,6 +256,10 @@ void bind_gbdt(py::module_& m) {
           py::arg("rows").noconvert().none(true), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
           py::arg("feature_mask").noconvert() = py::none(), py::arg("n_threads") = 1,
           "(g, h) sums per node, feature and bin -> float64 (n_nodes, F, 256, 2).");
+    m.def("gbdt_build_child_histograms", &build_child_histograms_py, py::arg("Xn").noconvert(),
+          py::arg("ghn").noconvert(), py::arg("parent_hist").noconvert(), py::arg("c_starts").noconvert(),
+          py::arg("c_ends").noconvert(), py::arg("feature_mask").noconvert() = py::none(), py::arg("n_threads") = 1,
+          "Children (2 per parent, node-ordered rows) histograms: smaller built, larger = parent - smaller.");
     m.def("gbdt_find_splits", &find_splits_py, py::arg("hist").noconvert(), py::arg("sum_g").noconvert(),
           py::arg("sum_h").noconvert(), py::arg("n_bins").noconvert(), py::arg("is_categorical").noconvert(),
           py::arg("feature_mask").noconvert() = py::none(), py::arg("reg_lambda") = 1.0, py::arg("gamma") = 0.0,

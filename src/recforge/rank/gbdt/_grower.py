@@ -93,7 +93,7 @@ class TreeGrower:
         self.scratch = scratch
         self.is_cat = bin_mapper.is_categorical_.astype(np.uint8)
         self.n_bins = bin_mapper.n_bins_
-        self.thr_table = bin_mapper.threshold_table()
+        self.thr_table = bin_mapper.threshold_table_
         self.mask = None if feature_mask is None else np.ascontiguousarray(feature_mask, np.uint8)
         self.p = params
         self.n_threads = n_threads
@@ -168,16 +168,8 @@ class TreeGrower:
 
     def _child_histograms(self, parent_hist, c_starts, c_ends):
         """Histograms of both children of each parent: the smaller by the kernel, the larger by subtraction."""
-        sizes = (c_ends - c_starts).reshape(-1, 2)
-        small_is_right = sizes[:, 1] < sizes[:, 0]
-        k = len(sizes)
-        small = 2 * np.arange(k) + small_is_right
-        small_hist = self._hist(c_starts[small], c_ends[small])
-        large_hist = parent_hist - small_hist
-        out = np.empty((2 * k,) + small_hist.shape[1:])
-        out[small] = small_hist
-        out[small ^ 1] = large_hist
-        return out
+        return _core.gbdt_build_child_histograms(self.X, self.gh, np.ascontiguousarray(parent_hist), c_starts,
+                                                 c_ends, self.mask, self.n_threads)
 
     def _grow_depthwise(self, tree, ids, starts, ends, sums, hist, depth):
         while True:
@@ -187,8 +179,9 @@ class TreeGrower:
                 self._leaves.append((ids[~ok], starts[~ok], ends[~ok]))
             if not ok.any():
                 return
-            ids, starts, ends, sums, hist = ids[ok], starts[ok], ends[ok], sums[ok], hist[ok]
-            split = tuple(np.ascontiguousarray(a[ok]) for a in split)
+            if not ok.all():
+                ids, starts, ends, sums, hist = ids[ok], starts[ok], ends[ok], sums[ok], hist[ok]
+                split = tuple(np.ascontiguousarray(a[ok]) for a in split)
             ids, starts, ends, sums = self._split_nodes(tree, ids, starts, ends, sums, split, depth)
             depth += 1
             if not self._can_split(depth):

@@ -22,7 +22,7 @@ using carr = py::array_t<T, py::array::c_style>;
 
 namespace {
 
-void need(bool ok, const std::string& msg) {
+void need(bool ok, const char* msg) {  // no std::string built unless it fails: called in loops
     if (!ok) throw std::invalid_argument(msg);
 }
 
@@ -152,7 +152,8 @@ carr<int64_t> partition_py(carr<uint8_t> X_cols, carr<int32_t> rows, carr<int64_
 carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows, carr<uint8_t> scratch_X,
                                    carr<float> scratch_gh, carr<int32_t> scratch_rows, carr<int64_t> starts,
                                    carr<int64_t> ends, carr<int32_t> feature, carr<int32_t> threshold,
-                                   carr<uint8_t> default_left, carr<uint8_t> is_cat, int n_threads) {
+                                   carr<uint8_t> default_left, carr<uint8_t> is_cat, int n_threads,
+                                   bool into_scratch) {
     need(Xn.ndim() == 2, "Xn must be 2-D");
     const int64_t m = Xn.shape(0), F = Xn.shape(1);
     need(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.shape(0) == m,
@@ -170,7 +171,7 @@ carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32
         gb::partition_ordered(Xn.mutable_data(), F, ghn.mutable_data(), rows.mutable_data(), scratch_X.mutable_data(),
                               scratch_gh.mutable_data(), scratch_rows.mutable_data(), starts.data(), ends.data(), K,
                               feature.data(), threshold.data(), default_left.data(), is_cat.data(),
-                              n_left.mutable_data(), n_threads);
+                              n_left.mutable_data(), n_threads, into_scratch);
     }
     return n_left;
 }
@@ -185,6 +186,29 @@ void add_leaf_values_py(carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> 
         gb::add_leaf_values(rows.data(), starts.data(), ends.data(), values.data(), starts.shape(0),
                             raw.mutable_data(), n_threads);
     }
+}
+
+void add_split_leaf_values_py(carr<uint8_t> Xn, carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> ends,
+                              carr<int32_t> feature, carr<int32_t> threshold, carr<uint8_t> default_left,
+                              carr<uint8_t> is_cat, carr<double> left_value, carr<double> right_value,
+                              carr<double> raw, int n_threads) {
+    need(Xn.ndim() == 2 && rows.ndim() == 1 && rows.shape(0) == Xn.shape(0), "Xn (m, F) and rows (m,) must match");
+    const int64_t F = Xn.shape(1), K = starts.shape(0);
+    check_nodes(rows, starts, ends);
+    need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K && left_value.shape(0) == K &&
+             right_value.shape(0) == K, "split and value arrays must have length n_nodes");
+    need(is_cat.shape(0) == F, "is_categorical length");
+    need(raw.ndim() == 1, "raw must be 1-D");
+    for (int64_t k = 0; k < K; ++k) need(feature.data()[k] >= 0 && feature.data()[k] < F, "feature out of range");
+    const int32_t* r = rows.data();
+    const int64_t n_raw = raw.shape(0);
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t p = starts.data()[k]; p < ends.data()[k]; ++p)
+            need(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
+    py::gil_scoped_release release;
+    gb::add_split_leaf_values(Xn.data(), F, r, starts.data(), ends.data(), K, feature.data(), threshold.data(),
+                              default_left.data(), is_cat.data(), left_value.data(), right_value.data(),
+                              raw.mutable_data(), n_threads);
 }
 
 void gradients_py(int objective, carr<double> raw, carr<float> y, std::optional<carr<float>> weight,
@@ -274,11 +298,18 @@ void bind_gbdt(py::module_& m) {
           py::arg("rows").noconvert(), py::arg("scratch_X").noconvert(), py::arg("scratch_gh").noconvert(),
           py::arg("scratch_rows").noconvert(), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
           py::arg("feature").noconvert(), py::arg("threshold").noconvert(), py::arg("default_left").noconvert(),
-          py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
-          "Stable in-place partition of node-ordered data (binned rows, gradients, row ids) -> n_left.");
+          py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1, py::arg("into_scratch") = false,
+          "Stable partition of node-ordered data (binned rows, gradients, row ids), in place or (into_scratch)\n"
+          "into the scratch buffers -> n_left.");
     m.def("gbdt_add_leaf_values", &add_leaf_values_py, py::arg("rows").noconvert(), py::arg("starts").noconvert(),
           py::arg("ends").noconvert(), py::arg("values").noconvert(), py::arg("raw").noconvert(),
           py::arg("n_threads") = 1, "raw[rows[start:end]] += value for each leaf (in place).");
+    m.def("gbdt_add_split_leaf_values", &add_split_leaf_values_py, py::arg("Xn").noconvert(),
+          py::arg("rows").noconvert(), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
+          py::arg("feature").noconvert(), py::arg("threshold").noconvert(), py::arg("default_left").noconvert(),
+          py::arg("is_categorical").noconvert(), py::arg("left_value").noconvert(),
+          py::arg("right_value").noconvert(), py::arg("raw").noconvert(), py::arg("n_threads") = 1,
+          "raw[rows[p]] += left or right leaf value of node k's split, p in [start_k, end_k) (in place).");
     m.def("gbdt_gradients", &gradients_py, py::arg("objective"), py::arg("raw").noconvert(), py::arg("y").noconvert(),
           py::arg("weight").noconvert() = py::none(), py::arg("gh").noconvert(), py::arg("n_threads") = 1,
           "Fill gh (n, 2) float32 with gradient/hessian of the objective at raw margins.");

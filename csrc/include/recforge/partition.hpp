@@ -164,6 +164,8 @@ inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
 // and rows (original row ids) belong to node k. Split every node and move all three arrays so
 // that its left rows come first, then its right rows, each group keeping its order (stable).
 // scratch_* are buffers of the same sizes as the arrays. Writes the left counts to n_left.
+// into_scratch: leave the partitioned ranges in the scratch buffers instead (the arrays are then
+// unchanged; positions outside the nodes' ranges of the scratch buffers are not written).
 // Nodes are independent (node k only touches positions [starts[k], ends[k]) of the arrays and of
 // the scratch buffers), so several nodes run on separate threads; one large node is cut into
 // fixed blocks of rows whose output positions come from a prefix sum. Either way the result does
@@ -172,7 +174,7 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
                               float* scratch_gh, int32_t* scratch_rows, const int64_t* starts, const int64_t* ends,
                               int64_t n_nodes, const int32_t* feature, const int32_t* threshold,
                               const uint8_t* default_left, const uint8_t* is_categorical, int64_t* n_left,
-                              int n_threads) {
+                              int n_threads, bool into_scratch = false) {
     const int64_t F = n_features;
     const size_t row_bytes = static_cast<size_t>(F);
     std::vector<uint8_t> luts(static_cast<size_t>(n_nodes) * kBins);
@@ -189,11 +191,11 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
         n_left[k] = partition_node(Xn, F, ghn, rows, scratch_X + s * F, scratch_gh + 2 * s, scratch_rows + s, s,
                                    ends[k], feature[k], luts.data() + k * kBins);
     };
-    if (n_threads == 1) {
+    if (!into_scratch && n_threads == 1) {
         for (int64_t k = 0; k < n_nodes; ++k) one_node(k);
         return;
     }
-    if (largest * 2 <= total + total / 4 || total < 1000000) {
+    if (!into_scratch && (largest * 2 <= total + total / 4 || total < 1000000)) {
         // several nodes of comparable size (or too little work for a second pass): node-parallel
         parallel_for(n_nodes, n_threads, [&](int64_t k, int) { one_node(k); }, 1);
         return;
@@ -220,6 +222,7 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
         n_left[tasks[t].node] += block_left[t];
     }
     // scatter every row to its final position in the scratch buffers, then copy the ranges back
+    // (into_scratch: the result stays there, one write per row instead of two)
     parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
         const Task& tk = tasks[t];
         const int64_t k = tk.node;
@@ -237,6 +240,7 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
             scratch_rows[q] = rows[p];
         }
     }, 1);
+    if (into_scratch) return;
     parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
         const int64_t s = starts[k], len = ends[k] - starts[k];
         std::memcpy(Xn + s * F, scratch_X + s * F, static_cast<size_t>(len) * row_bytes);
@@ -254,6 +258,27 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
     parallel_for(n_leaves, n_threads, [&](int64_t k, int) {
         const double v = values[k];
         for (int64_t p = starts[k]; p < ends[k]; ++p) raw[rows[p]] += v;
+    }, 1);
+}
+
+// The last split level of a tree without moving rows: for every node k (positions [starts[k],
+// ends[k]) of node-ordered data Xn with original ids rows), raw[rows[p]] += left_value[k] when the
+// node's split sends row p left, else right_value[k]. Nodes on separate threads (each row is in
+// one node), so the result does not depend on n_threads.
+inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const int32_t* rows, const int64_t* starts,
+                                  const int64_t* ends, int64_t n_nodes, const int32_t* feature,
+                                  const int32_t* threshold, const uint8_t* default_left,
+                                  const uint8_t* is_categorical, const double* left_value,
+                                  const double* right_value, double* raw, int n_threads) {
+    int64_t total = 0;
+    for (int64_t k = 0; k < n_nodes; ++k) total += ends[k] - starts[k];
+    n_threads = threads_for_work(n_threads, static_cast<double>(total), 50000.0);
+    parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
+        uint8_t lut[kBins];
+        direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, lut);
+        const double v[2] = {right_value[k], left_value[k]};
+        const uint8_t* col = Xn + feature[k];
+        for (int64_t p = starts[k]; p < ends[k]; ++p) raw[rows[p]] += v[lut[col[p * n_features]]];
     }, 1);
 }
 

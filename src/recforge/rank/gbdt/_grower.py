@@ -79,9 +79,12 @@ class TreeGrower:
     """Grow a tree on node-ordered data: binned rows ``Xn`` (uint8, (m, n_features), C order), their
     gradients ``ghn`` (float32, (m, 2)) and original row ids ``rows`` (int32, (m,)).
 
-    Every split moves the three arrays in place (stable), so a node is always a contiguous range of
-    positions and its histogram reads contiguous memory; after :meth:`grow` the leaves' rows are
-    ``rows[start:end]`` of :meth:`leaf_ranges`. ``scratch`` holds three buffers of the same shapes.
+    Every split moves the three arrays (stable), so a node is always a contiguous range of
+    positions and its histogram reads contiguous memory. ``scratch`` holds three buffers of the
+    same shapes. The split of a node that holds every row writes its result into the scratch
+    buffers, which then swap roles with the arrays: after :meth:`grow`, ``X``, ``gh``, ``rows`` and
+    ``scratch`` may be each other's former buffers. The last level of a depth-limited tree is not
+    partitioned: :meth:`add_leaf_values` routes those rows by their split.
     The estimator builds every array with the right dtype, layout and range, so the kernels of
     ``recforge._core`` are called directly (``recforge.kernels.gbdt`` is the checked public entry).
     """
@@ -98,6 +101,7 @@ class TreeGrower:
         self.p = params
         self.n_threads = n_threads
         self._leaves = []  # (node ids, starts, ends) arrays
+        self._last = []  # splits of the last level: (starts, ends, feature, threshold, default_left, left, right)
 
     # ---- kernel calls --------------------------------------------------------------------------
     def _hist(self, starts, ends):
@@ -118,10 +122,23 @@ class TreeGrower:
         return self.p.max_depth is None or depth < self.p.max_depth
 
     def leaf_ranges(self):
-        """(node ids, starts, ends) of every leaf, int64 arrays."""
+        """(node ids, starts, ends) of every leaf whose rows are a range, int64 arrays (the children of
+        the unpartitioned last level are not among them)."""
         if not self._leaves:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
         return tuple(np.concatenate([np.asarray(part[i], np.int64) for part in self._leaves]) for i in range(3))
+
+    def add_leaf_values(self, raw, values):
+        """``raw[r] += values[leaf of row r]`` for every row of the grown tree (``raw`` float64 (n_rows,),
+        indexed by the original row ids; ``values`` float64 (tree nodes,))."""
+        nodes, starts, ends = self.leaf_ranges()
+        if len(nodes):
+            _core.gbdt_add_leaf_values(self.rows, starts, ends, np.ascontiguousarray(values[nodes]), raw,
+                                       self.n_threads)
+        for starts, ends, feature, threshold, dleft, left, right in self._last:
+            _core.gbdt_add_split_leaf_values(self.X, self.rows, starts, ends, feature, threshold, dleft, self.is_cat,
+                                             np.ascontiguousarray(values[left]),
+                                             np.ascontiguousarray(values[right]), raw, self.n_threads)
 
     # ---- growth --------------------------------------------------------------------------------
     def grow(self) -> Tree:
@@ -145,12 +162,24 @@ class TreeGrower:
             self._grow_best_first(tree, root_sum, hist)
         return tree
 
-    def _split_nodes(self, tree, ids, starts, ends, sums, split, depth):
+    def _partition(self, starts, ends, feature, threshold, dleft):
+        if len(starts) == 1 and starts[0] == 0 and ends[0] == len(self.rows):
+            # one node holding every row: partition into the scratch buffers (one write per row), swap
+            n_left = _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
+                                                  threshold, dleft, self.is_cat, self.n_threads, True)
+            old = (self.X, self.gh, self.rows)
+            self.X, self.gh, self.rows = self.scratch
+            self.scratch = old
+            return n_left
+        return _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
+                                            threshold, dleft, self.is_cat, self.n_threads)
+
+    def _split_nodes(self, tree, ids, starts, ends, sums, split, depth, last=False):
         """Partition the rows of nodes ``ids`` and add their children. Returns the children's
-        (ids, starts, ends, sums) ordered left0, right0, left1, right1, ..."""
+        (ids, starts, ends, sums) ordered left0, right0, left1, right1, ...
+        ``last``: the children will be leaves; their rows are not partitioned (starts, ends: None)."""
         feature, threshold, dleft, chg, lg, lh = split
-        n_left = _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
-                                              threshold, dleft, self.is_cat, self.n_threads)
+        n_left = None if last else self._partition(starts, ends, feature, threshold, dleft)
         k = len(ids)
         left_sum = np.column_stack([lg, lh])
         child_sums = np.empty((2 * k, 2))
@@ -159,6 +188,9 @@ class TreeGrower:
         child = tree.add(np.full(2 * k, depth + 1), child_sums[:, 1], self._leaf_values(child_sums))
         thr = self.thr_table[feature, threshold + 1]
         tree.set_split(ids, feature, threshold, thr, dleft, self.is_cat[feature], chg, child[0::2], child[1::2])
+        if last:
+            self._last.append((starts, ends, feature, threshold, dleft, child[0::2], child[1::2]))
+            return child, None, None, child_sums
         mid = starts + n_left
         c_starts = np.empty(2 * k, np.int64)
         c_ends = np.empty(2 * k, np.int64)
@@ -182,10 +214,10 @@ class TreeGrower:
             if not ok.all():
                 ids, starts, ends, sums, hist = ids[ok], starts[ok], ends[ok], sums[ok], hist[ok]
                 split = tuple(np.ascontiguousarray(a[ok]) for a in split)
-            ids, starts, ends, sums = self._split_nodes(tree, ids, starts, ends, sums, split, depth)
             depth += 1
-            if not self._can_split(depth):
-                self._leaves.append((ids, starts, ends))
+            last = not self._can_split(depth)
+            ids, starts, ends, sums = self._split_nodes(tree, ids, starts, ends, sums, split, depth - 1, last)
+            if last:
                 return
             hist = self._child_histograms(hist, starts, ends)
 

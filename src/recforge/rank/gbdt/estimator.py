@@ -143,8 +143,10 @@ class _BaseGBDT:
             if self.subsample < 1.0:
                 forest.predict_raw(Xf, t0=it, t1=it + 1, out=raw, n_threads=n_threads)
             else:
-                nodes, starts, ends = grower.leaf_ranges()
-                _core.gbdt_add_leaf_values(rows, starts, ends, tree["value"][nodes], raw, n_threads)
+                grower.add_leaf_values(raw, tree["value"])
+                # the grower may have swapped its arrays with the scratch buffers: keep its final ones
+                Xb, ghn_full, rows_perm = grower.X, grower.gh, grower.rows
+                scratch_full = grower.scratch
             for k, (Xe, ye, we) in enumerate(evals):
                 forest.predict_raw(Xe, t0=it, t1=it + 1, out=eval_raw[k], n_threads=n_threads)
                 history[f"validation_{k}"][metric].append(self._metric(metric, ye, eval_raw[k], we))

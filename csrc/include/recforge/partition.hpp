@@ -254,7 +254,7 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
                             int64_t n_leaves, double* raw, int n_threads) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_leaves; ++k) total += ends[k] - starts[k];
-    if (total < 100000) n_threads = 1;
+    n_threads = threads_for_work(n_threads, static_cast<double>(total), 50000.0);
     parallel_for(n_leaves, n_threads, [&](int64_t k, int) {
         const double v = values[k];
         for (int64_t p = starts[k]; p < ends[k]; ++p) raw[rows[p]] += v;
@@ -288,7 +288,7 @@ inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const i
 inline void compute_gradients(int objective, const double* raw, const float* y, const float* weight, int64_t n,
                               float* gh, int n_threads) {
     const int64_t block = 8192;
-    if (n < 100000) n_threads = 1;
+    n_threads = threads_for_work(n_threads, static_cast<double>(n), 16384.0);
     parallel_for((n + block - 1) / block, n_threads, [&](int64_t b, int) {
         const int64_t i0 = b * block, i1 = std::min(n, i0 + block);
         for (int64_t i = i0; i < i1; ++i) {

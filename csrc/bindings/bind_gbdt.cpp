@@ -222,6 +222,20 @@ void gradients_py(int objective, carr<double> raw, carr<float> y, std::optional<
                           gh.mutable_data(), n_threads);
 }
 
+void gradients_at_py(int objective, carr<double> raw, carr<float> y, std::optional<carr<float>> weight,
+                     carr<int32_t> rows, carr<float> ghn, int n_threads) {
+    const int64_t n = raw.shape(0), m = rows.shape(0);
+    need(objective == 0 || objective == 1, "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
+    need(y.shape(0) == n && rows.ndim() == 1 && ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2,
+         "raw/y (n,), rows (m,) and ghn (m, 2) shapes differ");
+    if (weight) need(weight->shape(0) == n, "weight length");
+    const int32_t* r = rows.data();
+    for (int64_t p = 0; p < m; ++p) need(r[p] >= 0 && r[p] < n, "rows must index raw");
+    py::gil_scoped_release release;
+    gb::compute_gradients_at(objective, raw.data(), y.data(), weight ? weight->data() : nullptr, r, m,
+                             ghn.mutable_data(), n_threads);
+}
+
 gb::PackedForest make_forest(int64_t F, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left,
                              carr<int32_t> right, carr<uint8_t> default_left, carr<uint8_t> categorical,
                              carr<double> value, carr<int64_t> roots) {
@@ -313,6 +327,10 @@ void bind_gbdt(py::module_& m) {
     m.def("gbdt_gradients", &gradients_py, py::arg("objective"), py::arg("raw").noconvert(), py::arg("y").noconvert(),
           py::arg("weight").noconvert() = py::none(), py::arg("gh").noconvert(), py::arg("n_threads") = 1,
           "Fill gh (n, 2) float32 with gradient/hessian of the objective at raw margins.");
+    m.def("gbdt_gradients_at", &gradients_at_py, py::arg("objective"), py::arg("raw").noconvert(),
+          py::arg("y").noconvert(), py::arg("weight").noconvert().none(true), py::arg("rows").noconvert(),
+          py::arg("ghn").noconvert(), py::arg("n_threads") = 1,
+          "Fill ghn (m, 2) float32 with gradient/hessian of rows[p] (gathered gradients, node order).");
     m.def("gbdt_predict_raw", &predict_raw_py, py::arg("X").noconvert(), py::arg("feature").noconvert(),
           py::arg("threshold").noconvert(), py::arg("left").noconvert(), py::arg("right").noconvert(),
           py::arg("default_left").noconvert(), py::arg("categorical").noconvert(), py::arg("value").noconvert(),

@@ -285,28 +285,45 @@ inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const i
 // Gradient and hessian (float32, interleaved) of the loss at the raw margins.
 // objective 0: binary:logistic, y in {0, 1}: g = p − y, h = max(p(1 − p), 1e-16), p = sigmoid(raw).
 // objective 1: reg:squarederror: g = raw − y, h = 1. Both times the sample weight (if given).
+inline void gradient_pair(int objective, double raw, float y, const float* weight, int64_t i, float* out) {
+    float g, h;
+    if (objective == 0) {
+        const float p = 1.0f / (1.0f + std::exp(-static_cast<float>(raw)));
+        g = p - y;
+        h = std::max(p * (1.0f - p), 1e-16f);
+    } else {
+        g = static_cast<float>(raw) - y;
+        h = 1.0f;
+    }
+    if (weight) {
+        g *= weight[i];
+        h *= weight[i];
+    }
+    out[0] = g;
+    out[1] = h;
+}
+
 inline void compute_gradients(int objective, const double* raw, const float* y, const float* weight, int64_t n,
                               float* gh, int n_threads) {
     const int64_t block = 8192;
     n_threads = threads_for_work(n_threads, static_cast<double>(n), 16384.0);
     parallel_for((n + block - 1) / block, n_threads, [&](int64_t b, int) {
         const int64_t i0 = b * block, i1 = std::min(n, i0 + block);
-        for (int64_t i = i0; i < i1; ++i) {
-            float g, h;
-            if (objective == 0) {
-                const float p = 1.0f / (1.0f + std::exp(-static_cast<float>(raw[i])));
-                g = p - y[i];
-                h = std::max(p * (1.0f - p), 1e-16f);
-            } else {
-                g = static_cast<float>(raw[i]) - y[i];
-                h = 1.0f;
-            }
-            if (weight) {
-                g *= weight[i];
-                h *= weight[i];
-            }
-            gh[2 * i] = g;
-            gh[2 * i + 1] = h;
+        for (int64_t i = i0; i < i1; ++i) gradient_pair(objective, raw[i], y[i], weight, i, gh + 2 * i);
+    }, 1);
+}
+
+// The same gradients for rows rows[0..m) only, in that order: ghn[p] = gradient pair of row rows[p]
+// (the node-ordered gradients of a tree without a separate gather).
+inline void compute_gradients_at(int objective, const double* raw, const float* y, const float* weight,
+                                 const int32_t* rows, int64_t m, float* ghn, int n_threads) {
+    const int64_t block = 8192;
+    n_threads = threads_for_work(n_threads, static_cast<double>(m), 16384.0);
+    parallel_for((m + block - 1) / block, n_threads, [&](int64_t b, int) {
+        const int64_t p0 = b * block, p1 = std::min(m, p0 + block);
+        for (int64_t p = p0; p < p1; ++p) {
+            const int64_t i = rows[p];
+            gradient_pair(objective, raw[i], y[i], weight, i, ghn + 2 * p);
         }
     }, 1);
 }

@@ -257,7 +257,13 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
     n_threads = threads_for_work(n_threads, static_cast<double>(total), 50000.0);
     parallel_for(n_leaves, n_threads, [&](int64_t k, int) {
         const double v = values[k];
-        for (int64_t p = starts[k]; p < ends[k]; ++p) raw[rows[p]] += v;
+        const int64_t e = ends[k];
+        for (int64_t p = starts[k]; p < e; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+            if (p + 32 < e) __builtin_prefetch(raw + rows[p + 32], 1);  // scattered rows: load ahead
+#endif
+            raw[rows[p]] += v;
+        }
     }, 1);
 }
 
@@ -278,7 +284,13 @@ inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const i
         direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, lut);
         const double v[2] = {right_value[k], left_value[k]};
         const uint8_t* col = Xn + feature[k];
-        for (int64_t p = starts[k]; p < ends[k]; ++p) raw[rows[p]] += v[lut[col[p * n_features]]];
+        const int64_t e = ends[k];
+        for (int64_t p = starts[k]; p < e; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+            if (p + 32 < e) __builtin_prefetch(raw + rows[p + 32], 1);  // scattered rows: load ahead
+#endif
+            raw[rows[p]] += v[lut[col[p * n_features]]];
+        }
     }, 1);
 }
 
@@ -321,7 +333,16 @@ inline void compute_gradients_at(int objective, const double* raw, const float* 
     n_threads = threads_for_work(n_threads, static_cast<double>(m), 16384.0);
     parallel_for((m + block - 1) / block, n_threads, [&](int64_t b, int) {
         const int64_t p0 = b * block, p1 = std::min(m, p0 + block);
+        constexpr int64_t kAhead = 32;  // rows are scattered: start the loads of later rows early
         for (int64_t p = p0; p < p1; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+            if (p + kAhead < p1) {
+                const int64_t ia = rows[p + kAhead];
+                __builtin_prefetch(raw + ia);
+                __builtin_prefetch(y + ia);
+                if (weight) __builtin_prefetch(weight + ia);
+            }
+#endif
             const int64_t i = rows[p];
             gradient_pair(objective, raw[i], y[i], weight, i, ghn + 2 * p);
         }

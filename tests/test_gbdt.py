@@ -59,6 +59,20 @@ def test_same_model_for_any_n_threads(extra):
         np.testing.assert_array_equal(a.decision_function(X), other.decision_function(X))
 
 
+@pytest.mark.parametrize("extra", [{}, {"subsample": 0.8}])
+def test_same_model_for_any_n_threads_on_multithreaded_sizes(extra):
+    # big enough that the kernels really split the work (row blocks, feature blocks, node-parallel)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(150_000, 8)).astype(np.float32)
+    X[rng.random(X.shape) < 0.02] = np.nan
+    y = (X[:, 0] + 0.5 * np.nan_to_num(X[:, 1]) + rng.normal(size=len(X)) > 0).astype(int)
+    models = [_small(n_estimators=3, max_depth=6, n_threads=t, random_state=0, **extra).fit(X, y) for t in (1, 2, 3)]
+    for other in models[1:]:
+        for name in Tree.FIELDS:
+            np.testing.assert_array_equal(models[0]._forest.arrays[name], other._forest.arrays[name])
+        np.testing.assert_array_equal(models[0].decision_function(X[:5000]), other.decision_function(X[:5000]))
+
+
 def test_seed_controls_subsampling():
     X, y = _data(1000)
     a = _small(subsample=0.5, random_state=1).fit(X, y).decision_function(X)

@@ -164,7 +164,8 @@ carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32
     const int64_t K = starts.shape(0);
     need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K, "split arrays length");
     need(is_cat.shape(0) == F, "is_categorical length");
-    for (int64_t k = 0; k < K; ++k) need(feature.data()[k] >= 0 && feature.data()[k] < F, "feature out of range");
+    for (int64_t k = 0; k < K; ++k)
+        need(feature.data()[k] >= (into_scratch ? -1 : 0) && feature.data()[k] < F, "feature out of range");
     carr<int64_t> n_left(K);
     {
         py::gil_scoped_release release;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "recforge/histogram.hpp"
@@ -165,7 +166,8 @@ inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
 // that its left rows come first, then its right rows, each group keeping its order (stable).
 // scratch_* are buffers of the same sizes as the arrays. Writes the left counts to n_left.
 // into_scratch: leave the partitioned ranges in the scratch buffers instead (the arrays are then
-// unchanged; positions outside the nodes' ranges of the scratch buffers are not written).
+// unchanged; positions outside the nodes' ranges of the scratch buffers are not written). Then a
+// node with feature −1 is carried over unchanged (all its rows count as left).
 // Nodes are independent (node k only touches positions [starts[k], ends[k]) of the arrays and of
 // the scratch buffers), so several nodes run on separate threads; one large node is cut into
 // fixed blocks of rows whose output positions come from a prefix sum. Either way the result does
@@ -180,7 +182,8 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
     std::vector<uint8_t> luts(static_cast<size_t>(n_nodes) * kBins);
     int64_t total = 0, largest = 0;
     for (int64_t k = 0; k < n_nodes; ++k) {
-        direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, luts.data() + k * kBins);
+        if (feature[k] < 0) std::memset(luts.data() + k * kBins, 1, kBins);  // a carried node: all "left"
+        else direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, luts.data() + k * kBins);
         total += ends[k] - starts[k];
         largest = std::max(largest, ends[k] - starts[k]);
     }
@@ -191,6 +194,9 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
         n_left[k] = partition_node(Xn, F, ghn, rows, scratch_X + s * F, scratch_gh + 2 * s, scratch_rows + s, s,
                                    ends[k], feature[k], luts.data() + k * kBins);
     };
+    if (!into_scratch)
+        for (int64_t k = 0; k < n_nodes; ++k)
+            if (feature[k] < 0) throw std::invalid_argument("feature -1 (carry a node) needs into_scratch");
     if (!into_scratch && n_threads == 1) {
         for (int64_t k = 0; k < n_nodes; ++k) one_node(k);
         return;
@@ -211,7 +217,7 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
     parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
         const Task& tk = tasks[t];
         const uint8_t* lut = luts.data() + tk.node * kBins;
-        const uint8_t* col = Xn + feature[tk.node];
+        const uint8_t* col = Xn + std::max(feature[tk.node], 0);
         int64_t c = 0;
         for (int64_t p = tk.begin; p < tk.end; ++p) c += lut[col[p * F]];
         block_left[t] = c;
@@ -227,7 +233,7 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
         const Task& tk = tasks[t];
         const int64_t k = tk.node;
         const uint8_t* lut = luts.data() + k * kBins;
-        const uint8_t* col = Xn + feature[k];
+        const uint8_t* col = Xn + std::max(feature[k], 0);
         int64_t li = starts[k] + tk.left_before;
         int64_t ri = starts[k] + n_left[k] + (tk.begin - starts[k]) - tk.left_before;
         for (int64_t p = tk.begin; p < tk.end; ++p) {

@@ -89,6 +89,8 @@ class TreeGrower:
     ``recforge._core`` are called directly (``recforge.kernels.gbdt`` is the checked public entry).
     """
 
+    swap_rows = 500_000  # from this many rows on, every depth-wise level is partitioned into the scratch buffers
+
     def __init__(self, Xn, ghn, rows, scratch, bin_mapper, feature_mask, params: GrowParams, n_threads=1):
         self.X = Xn
         self.gh = ghn
@@ -102,6 +104,7 @@ class TreeGrower:
         self.n_threads = n_threads
         self._leaves = []  # (node ids, starts, ends) arrays
         self._last = []  # splits of the last level: (starts, ends, feature, threshold, default_left, left, right)
+        self._carry = []  # (starts, ends) of leaves whose rows are not yet in the scratch buffers
 
     # ---- kernel calls --------------------------------------------------------------------------
     def _hist(self, starts, ends):
@@ -162,24 +165,37 @@ class TreeGrower:
             self._grow_best_first(tree, root_sum, hist)
         return tree
 
-    def _partition(self, starts, ends, feature, threshold, dleft):
-        if len(starts) == 1 and starts[0] == 0 and ends[0] == len(self.rows):
-            # one node holding every row: partition into the scratch buffers (one write per row), swap
-            n_left = _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
-                                                  threshold, dleft, self.is_cat, self.n_threads, True)
-            old = (self.X, self.gh, self.rows)
-            self.X, self.gh, self.rows = self.scratch
-            self.scratch = old
-            return n_left
-        return _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
-                                            threshold, dleft, self.is_cat, self.n_threads)
+    def _partition(self, starts, ends, feature, threshold, dleft, whole_level=False):
+        """Partition nodes' rows; returns their left counts. With every row in one node, or (on large
+        data) a whole level of depth-wise growth, the result goes to the scratch buffers, which then
+        swap roles with the arrays: one write per row, and the leaves made since the last swap
+        (``self._carry``) are copied over so that the arrays hold every row again."""
+        m = len(self.rows)
+        if not (len(starts) == 1 and starts[0] == 0 and ends[0] == m) and not (whole_level and m >= self.swap_rows):
+            return _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
+                                                threshold, dleft, self.is_cat, self.n_threads)
+        k = len(starts)
+        if self._carry:
+            c_starts, c_ends = (np.concatenate([np.asarray(c[i], np.int64) for c in self._carry]) for i in (0, 1))
+            starts, ends = np.concatenate([starts, c_starts]), np.concatenate([ends, c_ends])
+            extra = len(c_starts)
+            feature = np.concatenate([feature, np.full(extra, -1, np.int32)])
+            threshold = np.concatenate([threshold, np.zeros(extra, np.int32)])
+            dleft = np.concatenate([dleft, np.zeros(extra, np.uint8)])
+        n_left = _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
+                                              threshold, dleft, self.is_cat, self.n_threads, True)
+        old = (self.X, self.gh, self.rows)
+        self.X, self.gh, self.rows = self.scratch
+        self.scratch = old
+        self._carry = []
+        return n_left[:k]
 
-    def _split_nodes(self, tree, ids, starts, ends, sums, split, depth, last=False):
+    def _split_nodes(self, tree, ids, starts, ends, sums, split, depth, last=False, whole_level=False):
         """Partition the rows of nodes ``ids`` and add their children. Returns the children's
         (ids, starts, ends, sums) ordered left0, right0, left1, right1, ...
         ``last``: the children will be leaves; their rows are not partitioned (starts, ends: None)."""
         feature, threshold, dleft, chg, lg, lh = split
-        n_left = None if last else self._partition(starts, ends, feature, threshold, dleft)
+        n_left = None if last else self._partition(starts, ends, feature, threshold, dleft, whole_level)
         k = len(ids)
         left_sum = np.column_stack([lg, lh])
         child_sums = np.empty((2 * k, 2))
@@ -209,6 +225,7 @@ class TreeGrower:
             ok = split[0] >= 0
             if not ok.all():
                 self._leaves.append((ids[~ok], starts[~ok], ends[~ok]))
+                self._carry.append((starts[~ok], ends[~ok]))
             if not ok.any():
                 return
             if not ok.all():
@@ -216,7 +233,7 @@ class TreeGrower:
                 split = tuple(np.ascontiguousarray(a[ok]) for a in split)
             depth += 1
             last = not self._can_split(depth)
-            ids, starts, ends, sums = self._split_nodes(tree, ids, starts, ends, sums, split, depth - 1, last)
+            ids, starts, ends, sums = self._split_nodes(tree, ids, starts, ends, sums, split, depth - 1, last, True)
             if last:
                 return
             hist = self._child_histograms(hist, starts, ends)

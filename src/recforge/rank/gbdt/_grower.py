@@ -166,12 +166,14 @@ class TreeGrower:
         return tree
 
     def _partition(self, starts, ends, feature, threshold, dleft, whole_level=False):
-        """Partition nodes' rows; returns their left counts. With every row in one node, or (on large
-        data) a whole level of depth-wise growth, the result goes to the scratch buffers, which then
-        swap roles with the arrays: one write per row, and the leaves made since the last swap
-        (``self._carry``) are copied over so that the arrays hold every row again."""
+        """Partition nodes' rows; returns their left counts. With every row in one node (several threads
+        or large data), or a whole level of depth-wise growth on large data, the result goes to the
+        scratch buffers, which then swap roles with the arrays: one write per row, and the leaves made
+        since the last swap (``self._carry``) are copied over so that the arrays hold every row again."""
         m = len(self.rows)
-        if not (len(starts) == 1 and starts[0] == 0 and ends[0] == m) and not (whole_level and m >= self.swap_rows):
+        whole = len(starts) == 1 and starts[0] == 0 and ends[0] == m
+        # (on one thread and small data the in-place one-pass partition is the faster one)
+        if not (whole and (self.n_threads > 1 or m >= self.swap_rows)) and not (whole_level and m >= self.swap_rows):
             return _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
                                                 threshold, dleft, self.is_cat, self.n_threads)
         k = len(starts)

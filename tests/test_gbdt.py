@@ -63,7 +63,7 @@ def test_same_model_for_any_n_threads(extra):
 def test_same_model_for_any_n_threads_on_multithreaded_sizes(extra):
     # big enough that the kernels really split the work (row blocks, feature blocks, node-parallel)
     rng = np.random.default_rng(5)
-    X = rng.normal(size=(150_000, 8)).astype(np.float32)
+    X = rng.normal(size=(250_000, 8)).astype(np.float32)
     X[rng.random(X.shape) < 0.02] = np.nan
     y = (X[:, 0] + 0.5 * np.nan_to_num(X[:, 1]) + rng.normal(size=len(X)) > 0).astype(int)
     models = [_small(n_estimators=3, max_depth=6, n_threads=t, random_state=0, **extra).fit(X, y) for t in (1, 2, 3)]

@@ -155,7 +155,7 @@ def test_partition_ordered_moves_rows_gradients_and_ids(n, n_threads):
 
 
 # ---- kernels the tree grower calls directly (recforge._core) ----------------------------------
-@pytest.mark.parametrize("n,n_threads", [(900, 1), (300_000, 2), (300_000, 3)])
+@pytest.mark.parametrize("n,n_threads", [(900, 1), (600_000, 2), (600_000, 3)])
 def test_child_histograms_are_smaller_built_and_larger_subtracted(n, n_threads):
     from recforge import _core
 
@@ -209,7 +209,7 @@ def test_partition_into_scratch_leaves_arrays_and_fills_scratch(n, n_threads):
 def test_split_leaf_values_route_rows_like_the_partition(n_threads):
     from recforge import _core
 
-    n = 120_000
+    n = 250_000
     Xn, _ = _binned(n, 3, 13, n_values=25)
     rows = np.random.default_rng(13).permutation(n).astype(np.int32)
     starts, ends = np.array([0, 50_000], np.int64), np.array([50_000, n], np.int64)
@@ -235,7 +235,7 @@ def test_gradients_at_rows_equal_gathered_gradients(objective):
     from recforge import _core
 
     rng = np.random.default_rng(14)
-    n = 50_000
+    n = 300_000
     raw, y = rng.normal(size=n), (rng.random(n) < 0.4).astype(np.float64)
     w = rng.uniform(0.5, 2.0, n)
     rows = rng.permutation(n)[: n // 2].astype(np.int32)

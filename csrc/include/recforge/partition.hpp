@@ -187,7 +187,7 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
         total += ends[k] - starts[k];
         largest = std::max(largest, ends[k] - starts[k]);
     }
-    n_threads = threads_for_work(n_threads, static_cast<double>(total) * (F + 12), 400000.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(total) * (F + 12), 1000000.0);
 
     auto one_node = [&](int64_t k) {
         const int64_t s = starts[k];
@@ -260,7 +260,7 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
                             int64_t n_leaves, double* raw, int n_threads) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_leaves; ++k) total += ends[k] - starts[k];
-    n_threads = threads_for_work(n_threads, static_cast<double>(total), 50000.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(total), 100000.0);
     parallel_for(n_leaves, n_threads, [&](int64_t k, int) {
         const double v = values[k];
         const int64_t e = ends[k];
@@ -284,7 +284,7 @@ inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const i
                                   const double* right_value, double* raw, int n_threads) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_nodes; ++k) total += ends[k] - starts[k];
-    n_threads = threads_for_work(n_threads, static_cast<double>(total), 50000.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(total), 100000.0);
     parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
         uint8_t lut[kBins];
         direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, lut);
@@ -324,7 +324,7 @@ inline void gradient_pair(int objective, double raw, float y, const float* weigh
 inline void compute_gradients(int objective, const double* raw, const float* y, const float* weight, int64_t n,
                               float* gh, int n_threads) {
     const int64_t block = 8192;
-    n_threads = threads_for_work(n_threads, static_cast<double>(n), 16384.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(n), 65536.0);
     parallel_for((n + block - 1) / block, n_threads, [&](int64_t b, int) {
         const int64_t i0 = b * block, i1 = std::min(n, i0 + block);
         for (int64_t i = i0; i < i1; ++i) gradient_pair(objective, raw[i], y[i], weight, i, gh + 2 * i);
@@ -336,7 +336,7 @@ inline void compute_gradients(int objective, const double* raw, const float* y, 
 inline void compute_gradients_at(int objective, const double* raw, const float* y, const float* weight,
                                  const int32_t* rows, int64_t m, float* ghn, int n_threads) {
     const int64_t block = 8192;
-    n_threads = threads_for_work(n_threads, static_cast<double>(m), 16384.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(m), 65536.0);
     parallel_for((m + block - 1) / block, n_threads, [&](int64_t b, int) {
         const int64_t p0 = b * block, p1 = std::min(m, p0 + block);
         constexpr int64_t kAhead = 32;  // rows are scattered: start the loads of later rows early

@@ -132,13 +132,16 @@ inline void accumulate_node(const uint8_t* X, int64_t n_features, const float* g
 // (Every block reads the node's whole rows, so no more blocks than needed.)
 inline int64_t feature_blocks(int64_t n_nodes, int64_t n_features, int n_threads) {
     if (n_threads <= 1 || n_nodes >= 4 * n_threads) return 1;
-    const int64_t want = n_nodes == 1 ? n_threads : (2 * n_threads + n_nodes - 1) / n_nodes;
+    // (2 blocks per thread where features allow: a thread descheduled on a busy machine then holds
+    // back less of the work)
+    const int64_t want = n_nodes == 1 ? (n_features >= 8 * n_threads ? 2 * n_threads : n_threads)
+                                      : (2 * n_threads + n_nodes - 1) / n_nodes;
     return std::max<int64_t>(1, std::min<int64_t>(n_features, want));
 }
 
 // Threads worth waking for `work` (rows x features) histogram updates.
 inline int histogram_threads(int64_t work, int n_threads) {
-    return threads_for_work(n_threads, static_cast<double>(work), 200000.0);
+    return threads_for_work(n_threads, static_cast<double>(work), 300000.0);
 }
 
 // Build the histograms of n_nodes nodes. gh: interleaved (g, h) float32 per row.

@@ -59,6 +59,39 @@ def test_same_model_for_any_n_threads(extra):
         np.testing.assert_array_equal(a.decision_function(X), other.decision_function(X))
 
 
+@pytest.mark.parametrize("extra", [{}, {"subsample": 0.8}])
+def test_same_model_for_any_n_threads_on_multithreaded_sizes(extra):
+    # big enough that the kernels really split the work (row blocks, feature blocks, node-parallel)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(250_000, 8)).astype(np.float32)
+    X[rng.random(X.shape) < 0.02] = np.nan
+    y = (X[:, 0] + 0.5 * np.nan_to_num(X[:, 1]) + rng.normal(size=len(X)) > 0).astype(int)
+    models = [_small(n_estimators=3, max_depth=6, n_threads=t, random_state=0, **extra).fit(X, y) for t in (1, 2, 3)]
+    for other in models[1:]:
+        for name in Tree.FIELDS:
+            np.testing.assert_array_equal(models[0]._forest.arrays[name], other._forest.arrays[name])
+        np.testing.assert_array_equal(models[0].decision_function(X[:5000]), other.decision_function(X[:5000]))
+
+
+def test_level_partition_into_scratch_gives_the_same_trees(monkeypatch):
+    # large data partitions whole levels into the scratch buffers, carrying early leaves over;
+    # force that path on small data (with early leaves: a feature of few values, min_child_weight)
+    from recforge.rank.gbdt import _grower
+
+    X, y = _data(4000, seed=7)
+    X[:, 4] = np.round(X[:, 4])
+    kw = dict(n_estimators=6, max_depth=6, min_child_weight=8.0, n_threads=2)
+    for extra in ({}, {"subsample": 0.7, "random_state": 1}):
+        usual = _small(**kw, **extra).fit(X, y)
+        monkeypatch.setattr(_grower.TreeGrower, "swap_rows", 0)
+        swapped = _small(**kw, **extra).fit(X, y)
+        monkeypatch.undo()
+        assert np.any(usual._forest.arrays["depth"][usual._forest.arrays["left"] < 0] < 6)  # early leaves
+        for name in Tree.FIELDS:
+            np.testing.assert_array_equal(usual._forest.arrays[name], swapped._forest.arrays[name])
+        np.testing.assert_array_equal(usual.decision_function(X), swapped.decision_function(X))
+
+
 def test_seed_controls_subsampling():
     X, y = _data(1000)
     a = _small(subsample=0.5, random_state=1).fit(X, y).decision_function(X)

@@ -22,7 +22,7 @@ using carr = py::array_t<T, py::array::c_style>;
 
 namespace {
 
-void need(bool ok, const std::string& msg) {
+void need(bool ok, const char* msg) {  // no std::string built unless it fails: called in loops
     if (!ok) throw std::invalid_argument(msg);
 }
 
@@ -45,13 +45,16 @@ carr<uint8_t> bin_features_py(carr<float> X, carr<float> edges, carr<int64_t> of
     return out;
 }
 
-void check_nodes(const carr<int32_t>& rows, const carr<int64_t>& starts, const carr<int64_t>& ends) {
+void check_ranges(int64_t n, const carr<int64_t>& starts, const carr<int64_t>& ends) {
     need(starts.ndim() == 1 && ends.ndim() == 1 && starts.shape(0) == ends.shape(0),
          "starts and ends must be 1-D of equal length");
-    const int64_t n = rows.shape(0);
     for (int64_t k = 0; k < starts.shape(0); ++k)
         need(0 <= starts.data()[k] && starts.data()[k] <= ends.data()[k] && ends.data()[k] <= n,
              "node ranges must satisfy 0 <= start <= end <= len(rows)");
+}
+
+void check_nodes(const carr<int32_t>& rows, const carr<int64_t>& starts, const carr<int64_t>& ends) {
+    check_ranges(rows.shape(0), starts, ends);
 }
 
 carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh, std::optional<carr<int32_t>> rows,
@@ -63,8 +66,7 @@ carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh, std::optional
     if (rows) {
         check_nodes(*rows, starts, ends);
     } else {
-        carr<int32_t> none(Xb.shape(0));  // node ranges index X itself
-        check_nodes(none, starts, ends);
+        check_ranges(Xb.shape(0), starts, ends);  // node ranges index X itself
     }
     if (feature_mask) need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
     const int64_t K = starts.shape(0);
@@ -75,6 +77,27 @@ carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh, std::optional
                              feature_mask ? feature_mask->data() : nullptr, hist.mutable_data(), n_threads);
     }
     return hist;
+}
+
+carr<double> build_child_histograms_py(carr<uint8_t> Xn, carr<float> ghn, carr<double> parent_hist,
+                                       carr<int64_t> c_starts, carr<int64_t> c_ends,
+                                       std::optional<carr<uint8_t>> feature_mask, int n_threads) {
+    need(Xn.ndim() == 2, "Xn must be 2-D");
+    const int64_t F = Xn.shape(1);
+    need(ghn.ndim() == 2 && ghn.shape(0) == Xn.shape(0) && ghn.shape(1) == 2, "ghn must have shape (n_rows, 2)");
+    const int64_t P = parent_hist.ndim() == 4 ? parent_hist.shape(0) : -1;
+    need(P >= 0 && parent_hist.shape(1) == F && parent_hist.shape(2) == gb::kBins && parent_hist.shape(3) == 2,
+         "parent_hist must be (n_parents, n_features, 256, 2)");
+    need(c_starts.ndim() == 1 && c_starts.shape(0) == 2 * P, "c_starts/c_ends must have length 2 * n_parents");
+    check_ranges(Xn.shape(0), c_starts, c_ends);
+    if (feature_mask) need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
+    carr<double> out({2 * P, F, static_cast<int64_t>(gb::kBins), static_cast<int64_t>(2)});
+    {
+        py::gil_scoped_release release;
+        gb::build_child_histograms(Xn.data(), F, ghn.data(), parent_hist.data(), c_starts.data(), c_ends.data(), P,
+                                   feature_mask ? feature_mask->data() : nullptr, out.mutable_data(), n_threads);
+    }
+    return out;
 }
 
 py::tuple find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> sum_h, carr<int32_t> n_bins,
@@ -129,7 +152,8 @@ carr<int64_t> partition_py(carr<uint8_t> X_cols, carr<int32_t> rows, carr<int64_
 carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows, carr<uint8_t> scratch_X,
                                    carr<float> scratch_gh, carr<int32_t> scratch_rows, carr<int64_t> starts,
                                    carr<int64_t> ends, carr<int32_t> feature, carr<int32_t> threshold,
-                                   carr<uint8_t> default_left, carr<uint8_t> is_cat, int n_threads) {
+                                   carr<uint8_t> default_left, carr<uint8_t> is_cat, int n_threads,
+                                   bool into_scratch) {
     need(Xn.ndim() == 2, "Xn must be 2-D");
     const int64_t m = Xn.shape(0), F = Xn.shape(1);
     need(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.shape(0) == m,
@@ -140,14 +164,15 @@ carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32
     const int64_t K = starts.shape(0);
     need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K, "split arrays length");
     need(is_cat.shape(0) == F, "is_categorical length");
-    for (int64_t k = 0; k < K; ++k) need(feature.data()[k] >= 0 && feature.data()[k] < F, "feature out of range");
+    for (int64_t k = 0; k < K; ++k)
+        need(feature.data()[k] >= (into_scratch ? -1 : 0) && feature.data()[k] < F, "feature out of range");
     carr<int64_t> n_left(K);
     {
         py::gil_scoped_release release;
         gb::partition_ordered(Xn.mutable_data(), F, ghn.mutable_data(), rows.mutable_data(), scratch_X.mutable_data(),
                               scratch_gh.mutable_data(), scratch_rows.mutable_data(), starts.data(), ends.data(), K,
                               feature.data(), threshold.data(), default_left.data(), is_cat.data(),
-                              n_left.mutable_data(), n_threads);
+                              n_left.mutable_data(), n_threads, into_scratch);
     }
     return n_left;
 }
@@ -164,6 +189,29 @@ void add_leaf_values_py(carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> 
     }
 }
 
+void add_split_leaf_values_py(carr<uint8_t> Xn, carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> ends,
+                              carr<int32_t> feature, carr<int32_t> threshold, carr<uint8_t> default_left,
+                              carr<uint8_t> is_cat, carr<double> left_value, carr<double> right_value,
+                              carr<double> raw, int n_threads) {
+    need(Xn.ndim() == 2 && rows.ndim() == 1 && rows.shape(0) == Xn.shape(0), "Xn (m, F) and rows (m,) must match");
+    const int64_t F = Xn.shape(1), K = starts.shape(0);
+    check_nodes(rows, starts, ends);
+    need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K && left_value.shape(0) == K &&
+             right_value.shape(0) == K, "split and value arrays must have length n_nodes");
+    need(is_cat.shape(0) == F, "is_categorical length");
+    need(raw.ndim() == 1, "raw must be 1-D");
+    for (int64_t k = 0; k < K; ++k) need(feature.data()[k] >= 0 && feature.data()[k] < F, "feature out of range");
+    const int32_t* r = rows.data();
+    const int64_t n_raw = raw.shape(0);
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t p = starts.data()[k]; p < ends.data()[k]; ++p)
+            need(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
+    py::gil_scoped_release release;
+    gb::add_split_leaf_values(Xn.data(), F, r, starts.data(), ends.data(), K, feature.data(), threshold.data(),
+                              default_left.data(), is_cat.data(), left_value.data(), right_value.data(),
+                              raw.mutable_data(), n_threads);
+}
+
 void gradients_py(int objective, carr<double> raw, carr<float> y, std::optional<carr<float>> weight,
                   carr<float> gh, int n_threads) {
     const int64_t n = raw.shape(0);
@@ -173,6 +221,20 @@ void gradients_py(int objective, carr<double> raw, carr<float> y, std::optional<
     py::gil_scoped_release release;
     gb::compute_gradients(objective, raw.data(), y.data(), weight ? weight->data() : nullptr, n,
                           gh.mutable_data(), n_threads);
+}
+
+void gradients_at_py(int objective, carr<double> raw, carr<float> y, std::optional<carr<float>> weight,
+                     carr<int32_t> rows, carr<float> ghn, int n_threads) {
+    const int64_t n = raw.shape(0), m = rows.shape(0);
+    need(objective == 0 || objective == 1, "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
+    need(y.shape(0) == n && rows.ndim() == 1 && ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2,
+         "raw/y (n,), rows (m,) and ghn (m, 2) shapes differ");
+    if (weight) need(weight->shape(0) == n, "weight length");
+    const int32_t* r = rows.data();
+    for (int64_t p = 0; p < m; ++p) need(r[p] >= 0 && r[p] < n, "rows must index raw");
+    py::gil_scoped_release release;
+    gb::compute_gradients_at(objective, raw.data(), y.data(), weight ? weight->data() : nullptr, r, m,
+                             ghn.mutable_data(), n_threads);
 }
 
 gb::PackedForest make_forest(int64_t F, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left,
@@ -233,6 +295,10 @@ void bind_gbdt(py::module_& m) {
           py::arg("rows").noconvert().none(true), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
           py::arg("feature_mask").noconvert() = py::none(), py::arg("n_threads") = 1,
           "(g, h) sums per node, feature and bin -> float64 (n_nodes, F, 256, 2).");
+    m.def("gbdt_build_child_histograms", &build_child_histograms_py, py::arg("Xn").noconvert(),
+          py::arg("ghn").noconvert(), py::arg("parent_hist").noconvert(), py::arg("c_starts").noconvert(),
+          py::arg("c_ends").noconvert(), py::arg("feature_mask").noconvert() = py::none(), py::arg("n_threads") = 1,
+          "Children (2 per parent, node-ordered rows) histograms: smaller built, larger = parent - smaller.");
     m.def("gbdt_find_splits", &find_splits_py, py::arg("hist").noconvert(), py::arg("sum_g").noconvert(),
           py::arg("sum_h").noconvert(), py::arg("n_bins").noconvert(), py::arg("is_categorical").noconvert(),
           py::arg("feature_mask").noconvert() = py::none(), py::arg("reg_lambda") = 1.0, py::arg("gamma") = 0.0,
@@ -247,14 +313,25 @@ void bind_gbdt(py::module_& m) {
           py::arg("rows").noconvert(), py::arg("scratch_X").noconvert(), py::arg("scratch_gh").noconvert(),
           py::arg("scratch_rows").noconvert(), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
           py::arg("feature").noconvert(), py::arg("threshold").noconvert(), py::arg("default_left").noconvert(),
-          py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
-          "Stable in-place partition of node-ordered data (binned rows, gradients, row ids) -> n_left.");
+          py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1, py::arg("into_scratch") = false,
+          "Stable partition of node-ordered data (binned rows, gradients, row ids), in place or (into_scratch)\n"
+          "into the scratch buffers -> n_left.");
     m.def("gbdt_add_leaf_values", &add_leaf_values_py, py::arg("rows").noconvert(), py::arg("starts").noconvert(),
           py::arg("ends").noconvert(), py::arg("values").noconvert(), py::arg("raw").noconvert(),
           py::arg("n_threads") = 1, "raw[rows[start:end]] += value for each leaf (in place).");
+    m.def("gbdt_add_split_leaf_values", &add_split_leaf_values_py, py::arg("Xn").noconvert(),
+          py::arg("rows").noconvert(), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
+          py::arg("feature").noconvert(), py::arg("threshold").noconvert(), py::arg("default_left").noconvert(),
+          py::arg("is_categorical").noconvert(), py::arg("left_value").noconvert(),
+          py::arg("right_value").noconvert(), py::arg("raw").noconvert(), py::arg("n_threads") = 1,
+          "raw[rows[p]] += left or right leaf value of node k's split, p in [start_k, end_k) (in place).");
     m.def("gbdt_gradients", &gradients_py, py::arg("objective"), py::arg("raw").noconvert(), py::arg("y").noconvert(),
           py::arg("weight").noconvert() = py::none(), py::arg("gh").noconvert(), py::arg("n_threads") = 1,
           "Fill gh (n, 2) float32 with gradient/hessian of the objective at raw margins.");
+    m.def("gbdt_gradients_at", &gradients_at_py, py::arg("objective"), py::arg("raw").noconvert(),
+          py::arg("y").noconvert(), py::arg("weight").noconvert().none(true), py::arg("rows").noconvert(),
+          py::arg("ghn").noconvert(), py::arg("n_threads") = 1,
+          "Fill ghn (m, 2) float32 with gradient/hessian of rows[p] (gathered gradients, node order).");
     m.def("gbdt_predict_raw", &predict_raw_py, py::arg("X").noconvert(), py::arg("feature").noconvert(),
           py::arg("threshold").noconvert(), py::arg("left").noconvert(), py::arg("right").noconvert(),
           py::arg("default_left").noconvert(), py::arg("categorical").noconvert(), py::arg("value").noconvert(),

@@ -127,7 +127,7 @@ def test_kernel_argument_errors_name_the_argument():
         kern.gradients("multi:softmax", np.zeros(2), np.zeros(2))
 
 
-@pytest.mark.parametrize("n,n_threads", [(1000, 1), (250_000, 2)])
+@pytest.mark.parametrize("n,n_threads", [(1000, 1), (250_000, 2), (1_200_000, 2)])  # node-parallel, row blocks
 def test_partition_ordered_moves_rows_gradients_and_ids(n, n_threads):
     Xb, gh = _binned(n, 3, 10, n_values=30)
     ids = np.random.default_rng(10).permutation(n).astype(np.int32)
@@ -152,3 +152,100 @@ def test_partition_ordered_moves_rows_gradients_and_ids(n, n_threads):
     direct = kern.build_histograms(Xn, ghn, None, [0], [left0])
     indexed = kern.build_histograms(Xb, gh, orders[0][:left0].astype(np.int32), [0], [left0])
     np.testing.assert_array_equal(direct, indexed)
+
+
+# ---- kernels the tree grower calls directly (recforge._core) ----------------------------------
+@pytest.mark.parametrize("n,n_threads", [(900, 1), (600_000, 2), (600_000, 3)])
+def test_child_histograms_are_smaller_built_and_larger_subtracted(n, n_threads):
+    from recforge import _core
+
+    Xn, ghn = _binned(n, 4, 11, n_values=40)
+    # two parents: [0, n/2) split at n/8 (left smaller), [n/2, n) split at 7n/8 (right smaller)
+    starts, ends = np.array([0, n // 2], np.int64), np.array([n // 2, n], np.int64)
+    parent = kern.build_histograms(Xn, ghn, None, starts, ends)
+    c_starts = np.array([0, n // 8, n // 2, 7 * n // 8], np.int64)
+    c_ends = np.array([n // 8, n // 2, 7 * n // 8, n], np.int64)
+    mask = np.array([1, 1, 0, 1], np.uint8)
+    masked_parent = parent * mask[None, :, None, None]
+    out = _core.gbdt_build_child_histograms(Xn, ghn, masked_parent, c_starts, c_ends, mask, n_threads)
+    assert out.shape == (4, 4, 256, 2)
+    direct = kern.build_histograms(Xn, ghn, None, c_starts, c_ends, feature_mask=mask)
+    for small, large, p in ((0, 1, 0), (3, 2, 1)):
+        np.testing.assert_array_equal(out[small], direct[small])  # the same sequential sums
+        np.testing.assert_array_equal(out[large], masked_parent[p] - direct[small])
+        np.testing.assert_allclose(out[large], direct[large], atol=1e-6)
+    if n < 1000:  # the formula itself
+        rows = np.arange(n)
+        np.testing.assert_allclose(out[0, 0], ref.build_histogram(Xn, ghn.astype(np.float64), rows[:n // 8])[0],
+                                   rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="c_starts"):
+        _core.gbdt_build_child_histograms(Xn, ghn, masked_parent, c_starts[:2], c_ends[:2], None, 1)
+
+
+@pytest.mark.parametrize("n,n_threads", [(1000, 1), (250_000, 2)])
+def test_partition_into_scratch_leaves_arrays_and_fills_scratch(n, n_threads):
+    from recforge import _core
+
+    Xb, gh = _binned(n, 3, 12, n_values=30)
+    ids = np.random.default_rng(12).permutation(n).astype(np.int32)
+    Xn, ghn, rows = Xb.copy(), gh.copy(), ids.copy()
+    scratch = (np.empty_like(Xn), np.empty_like(ghn), np.empty_like(rows))
+    args = (np.array([0], np.int64), np.array([n], np.int64), np.array([1], np.int32), np.array([12], np.int32),
+            np.array([1], np.uint8), np.array([0, 0, 0], np.uint8), n_threads)
+    n_left = _core.gbdt_partition_ordered(Xn, ghn, rows, *scratch, *args, True)
+    np.testing.assert_array_equal(Xn, Xb)  # the source is untouched
+    go = ref.goes_left(Xb[:, 1], 12, 1, False)
+    order = np.concatenate([np.flatnonzero(go), np.flatnonzero(~go)])
+    assert n_left[0] == go.sum()
+    np.testing.assert_array_equal(scratch[0], Xb[order])
+    np.testing.assert_array_equal(scratch[1], gh[order])
+    np.testing.assert_array_equal(scratch[2], ids[order])
+    in_place = kern.partition_ordered(Xn, ghn, rows, *args[:-1], n_threads=n_threads)
+    assert in_place[0] == n_left[0]
+    np.testing.assert_array_equal(Xn, scratch[0])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_split_leaf_values_route_rows_like_the_partition(n_threads):
+    from recforge import _core
+
+    n = 250_000
+    Xn, _ = _binned(n, 3, 13, n_values=25)
+    rows = np.random.default_rng(13).permutation(n).astype(np.int32)
+    starts, ends = np.array([0, 50_000], np.int64), np.array([50_000, n], np.int64)
+    feature, threshold = np.array([2, 0], np.int32), np.array([3, 9], np.int32)
+    dleft, is_cat = np.array([0, 1], np.uint8), np.array([0, 0, 1], np.uint8)
+    left_value, right_value = np.array([0.5, -1.0]), np.array([2.0, 0.25])
+    raw = np.full(n, 0.1)
+    _core.gbdt_add_split_leaf_values(Xn, rows, starts, ends, feature, threshold, dleft, is_cat, left_value,
+                                     right_value, raw, n_threads)
+    expected = np.full(n, 0.1)
+    for k in range(2):
+        seg = np.arange(starts[k], ends[k])
+        go = ref.goes_left(Xn[seg, feature[k]], threshold[k], dleft[k], bool(is_cat[feature[k]]))
+        expected[rows[seg]] += np.where(go, left_value[k], right_value[k])
+    np.testing.assert_array_equal(raw, expected)
+    with pytest.raises(ValueError, match="rows must index raw"):
+        _core.gbdt_add_split_leaf_values(Xn, rows, starts, ends, feature, threshold, dleft, is_cat, left_value,
+                                         right_value, raw[:10], 1)
+
+
+@pytest.mark.parametrize("objective", ["binary:logistic", "reg:squarederror"])
+def test_gradients_at_rows_equal_gathered_gradients(objective):
+    from recforge import _core
+
+    rng = np.random.default_rng(14)
+    n = 300_000
+    raw, y = rng.normal(size=n), (rng.random(n) < 0.4).astype(np.float64)
+    w = rng.uniform(0.5, 2.0, n)
+    rows = rng.permutation(n)[: n // 2].astype(np.int32)
+    for weight in (None, w):
+        full = kern.gradients(objective, raw, y, weight=weight)
+        for n_threads in (1, 2):
+            ghn = np.empty((len(rows), 2), np.float32)
+            _core.gbdt_gradients_at(0 if objective == "binary:logistic" else 1, raw, y.astype(np.float32),
+                                    None if weight is None else weight.astype(np.float32), rows, ghn, n_threads)
+            np.testing.assert_array_equal(ghn, full[rows])
+    with pytest.raises(ValueError, match="rows must index raw"):
+        _core.gbdt_gradients_at(0, raw, y.astype(np.float32), None, np.array([n], np.int32),
+                                np.empty((1, 2), np.float32), 1)

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "recforge/histogram.hpp"
@@ -105,78 +106,120 @@ inline void partition_rows(const uint8_t* X_cols, int64_t n_rows, int32_t* rows,
     }, 1);
 }
 
-// Copy one binned row (n bytes): 8-byte words then the tail, inlined (a libc memcpy call per
-// 50-byte row costs more than the copy).
+// Copy one binned row of n bytes, inlined (a libc memcpy call per 50-byte row costs more than the
+// copy): 16- or 8-byte words, the last word overlapping the one before it. dst and src must not
+// overlap unless equal.
 inline void copy_row(uint8_t* dst, const uint8_t* src, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        std::memcpy(&w, src + i, 8);
-        std::memcpy(dst + i, &w, 8);
+    if (n >= 16) {
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16) std::memcpy(dst + i, src + i, 16);
+        if (i < n) std::memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8) {
+        uint64_t a, b;
+        std::memcpy(&a, src, 8);
+        std::memcpy(&b, src + n - 8, 8);
+        std::memcpy(dst, &a, 8);
+        std::memcpy(dst + n - 8, &b, 8);
+    } else {
+        for (size_t i = 0; i < n; ++i) dst[i] = src[i];
     }
-    for (; i < n; ++i) dst[i] = src[i];
+}
+
+// lut[b] = 1 when a row whose bin of the split feature is b goes left.
+inline void direction_table(int32_t threshold, uint8_t default_left, bool categorical, uint8_t* lut) {
+    for (int b = 0; b < kBins; ++b) lut[b] = categorical ? (b == threshold) : (b <= threshold);
+    lut[kMissingBin] = default_left != 0;
+}
+
+// Stable partition of positions [s, e) of node-ordered data on one thread, one pass, no branch on
+// the direction: every row is written both to the next left slot (in place: left rows are
+// compacted) and to the next right slot (scratch), and only the side it goes to advances. The
+// right rows are then appended behind the left ones. Returns the number of left rows.
+inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows, uint8_t* __restrict sX,
+                              float* __restrict sgh, int32_t* __restrict srows, int64_t s, int64_t e, int32_t feature,
+                              const uint8_t* __restrict lut) {
+    const size_t row_bytes = static_cast<size_t>(F);
+    const uint8_t* col = Xn + feature;
+    int64_t li = s, ri = 0;
+    for (int64_t p = s; p < e; ++p) {
+        const int64_t l = lut[col[p * F]];
+        uint64_t g;  // the (g, h) pair as one word
+        std::memcpy(&g, ghn + 2 * p, 8);
+        const int32_t r = rows[p];
+        copy_row(sX + ri * F, Xn + p * F, row_bytes);
+        copy_row(Xn + li * F, Xn + p * F, row_bytes);  // li <= p: row p is read before it is overwritten
+        std::memcpy(ghn + 2 * li, &g, 8);
+        std::memcpy(sgh + 2 * ri, &g, 8);
+        rows[li] = r;
+        srows[ri] = r;
+        li += l;
+        ri += 1 - l;
+    }
+    std::memcpy(Xn + li * F, sX, static_cast<size_t>(ri) * row_bytes);
+    std::memcpy(ghn + 2 * li, sgh, static_cast<size_t>(ri) * 2 * sizeof(float));
+    std::memcpy(rows + li, srows, static_cast<size_t>(ri) * sizeof(int32_t));
+    return li - s;
 }
 
 // Node-ordered data: positions [starts[k], ends[k]) of Xn (row-major binned rows), ghn (g, h pairs)
 // and rows (original row ids) belong to node k. Split every node and move all three arrays so
 // that its left rows come first, then its right rows, each group keeping its order (stable).
 // scratch_* are buffers of the same sizes as the arrays. Writes the left counts to n_left.
+// into_scratch: leave the partitioned ranges in the scratch buffers instead (the arrays are then
+// unchanged; positions outside the nodes' ranges of the scratch buffers are not written). Then a
+// node with feature −1 is carried over unchanged (all its rows count as left).
+// Nodes are independent (node k only touches positions [starts[k], ends[k]) of the arrays and of
+// the scratch buffers), so several nodes run on separate threads; one large node is cut into
+// fixed blocks of rows whose output positions come from a prefix sum. Either way the result does
+// not depend on n_threads.
 inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32_t* rows, uint8_t* scratch_X,
                               float* scratch_gh, int32_t* scratch_rows, const int64_t* starts, const int64_t* ends,
                               int64_t n_nodes, const int32_t* feature, const int32_t* threshold,
                               const uint8_t* default_left, const uint8_t* is_categorical, int64_t* n_left,
-                              int n_threads) {
+                              int n_threads, bool into_scratch = false) {
+    const int64_t F = n_features;
+    const size_t row_bytes = static_cast<size_t>(F);
+    std::vector<uint8_t> luts(static_cast<size_t>(n_nodes) * kBins);
+    int64_t total = 0, largest = 0;
+    for (int64_t k = 0; k < n_nodes; ++k) {
+        if (feature[k] < 0) std::memset(luts.data() + k * kBins, 1, kBins);  // a carried node: all "left"
+        else direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, luts.data() + k * kBins);
+        total += ends[k] - starts[k];
+        largest = std::max(largest, ends[k] - starts[k]);
+    }
+    n_threads = threads_for_work(n_threads, static_cast<double>(total) * (F + 12), 1000000.0);
+
+    auto one_node = [&](int64_t k) {
+        const int64_t s = starts[k];
+        n_left[k] = partition_node(Xn, F, ghn, rows, scratch_X + s * F, scratch_gh + 2 * s, scratch_rows + s, s,
+                                   ends[k], feature[k], luts.data() + k * kBins);
+    };
+    if (!into_scratch)
+        for (int64_t k = 0; k < n_nodes; ++k)
+            if (feature[k] < 0) throw std::invalid_argument("feature -1 (carry a node) needs into_scratch");
+    if (!into_scratch && n_threads == 1) {
+        for (int64_t k = 0; k < n_nodes; ++k) one_node(k);
+        return;
+    }
+    if (!into_scratch && (largest * 2 <= total + total / 4 || total < 1000000)) {
+        // several nodes of comparable size (or too little work for a second pass): node-parallel
+        parallel_for(n_nodes, n_threads, [&](int64_t k, int) { one_node(k); }, 1);
+        return;
+    }
     const int64_t block = 16384;
     struct Task {
         int64_t node, begin, end, left_before;
     };
     std::vector<Task> tasks;
-    int64_t total = 0;
-    for (int64_t k = 0; k < n_nodes; ++k) {
+    for (int64_t k = 0; k < n_nodes; ++k)
         for (int64_t b = starts[k]; b < ends[k]; b += block) tasks.push_back({k, b, std::min(ends[k], b + block), 0});
-        total += ends[k] - starts[k];
-    }
-    if (total < 100000) n_threads = 1;
-    auto goes_left = [&](int64_t k, int64_t p) {
-        const uint8_t b = Xn[p * n_features + feature[k]];
-        if (b == kMissingBin) return default_left[k] != 0;
-        if (is_categorical[feature[k]]) return static_cast<int32_t>(b) == threshold[k];
-        return static_cast<int32_t>(b) <= threshold[k];
-    };
-    const size_t row_bytes = static_cast<size_t>(n_features);
-    if (n_threads == 1) {
-        // one pass per node: left rows compacted in place, right rows to scratch, then appended
-        for (int64_t k = 0; k < n_nodes; ++k) {
-            int64_t li = starts[k], ri = 0;
-            for (int64_t p = starts[k]; p < ends[k]; ++p) {
-                if (goes_left(k, p)) {
-                    if (li != p) {
-                        copy_row(Xn + li * n_features, Xn + p * n_features, row_bytes);
-                        ghn[2 * li] = ghn[2 * p];
-                        ghn[2 * li + 1] = ghn[2 * p + 1];
-                        rows[li] = rows[p];
-                    }
-                    ++li;
-                } else {
-                    copy_row(scratch_X + ri * n_features, Xn + p * n_features, row_bytes);
-                    scratch_gh[2 * ri] = ghn[2 * p];
-                    scratch_gh[2 * ri + 1] = ghn[2 * p + 1];
-                    scratch_rows[ri] = rows[p];
-                    ++ri;
-                }
-            }
-            std::memcpy(Xn + li * n_features, scratch_X, static_cast<size_t>(ri) * row_bytes);
-            std::memcpy(ghn + 2 * li, scratch_gh, static_cast<size_t>(ri) * 2 * sizeof(float));
-            std::memcpy(rows + li, scratch_rows, static_cast<size_t>(ri) * sizeof(int32_t));
-            n_left[k] = li - starts[k];
-        }
-        return;
-    }
     std::vector<int64_t> block_left(tasks.size());
     parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
         const Task& tk = tasks[t];
+        const uint8_t* lut = luts.data() + tk.node * kBins;
+        const uint8_t* col = Xn + std::max(feature[tk.node], 0);
         int64_t c = 0;
-        for (int64_t p = tk.begin; p < tk.end; ++p) c += goes_left(tk.node, p);
+        for (int64_t p = tk.begin; p < tk.end; ++p) c += lut[col[p * F]];
         block_left[t] = c;
     }, 1);
     for (int64_t k = 0; k < n_nodes; ++k) n_left[k] = 0;
@@ -185,22 +228,28 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
         n_left[tasks[t].node] += block_left[t];
     }
     // scatter every row to its final position in the scratch buffers, then copy the ranges back
+    // (into_scratch: the result stays there, one write per row instead of two)
     parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
         const Task& tk = tasks[t];
         const int64_t k = tk.node;
+        const uint8_t* lut = luts.data() + k * kBins;
+        const uint8_t* col = Xn + std::max(feature[k], 0);
         int64_t li = starts[k] + tk.left_before;
         int64_t ri = starts[k] + n_left[k] + (tk.begin - starts[k]) - tk.left_before;
         for (int64_t p = tk.begin; p < tk.end; ++p) {
-            const int64_t q = goes_left(k, p) ? li++ : ri++;
-            copy_row(scratch_X + q * n_features, Xn + p * n_features, row_bytes);
-            scratch_gh[2 * q] = ghn[2 * p];
-            scratch_gh[2 * q + 1] = ghn[2 * p + 1];
+            const int64_t l = lut[col[p * F]];
+            const int64_t q = l ? li : ri;
+            li += l;
+            ri += 1 - l;
+            copy_row(scratch_X + q * F, Xn + p * F, row_bytes);
+            std::memcpy(scratch_gh + 2 * q, ghn + 2 * p, 8);
             scratch_rows[q] = rows[p];
         }
     }, 1);
+    if (into_scratch) return;
     parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
         const int64_t s = starts[k], len = ends[k] - starts[k];
-        std::memcpy(Xn + s * n_features, scratch_X + s * n_features, static_cast<size_t>(len) * row_bytes);
+        std::memcpy(Xn + s * F, scratch_X + s * F, static_cast<size_t>(len) * row_bytes);
         std::memcpy(ghn + 2 * s, scratch_gh + 2 * s, static_cast<size_t>(len) * 2 * sizeof(float));
         std::memcpy(rows + s, scratch_rows + s, static_cast<size_t>(len) * sizeof(int32_t));
     }, 1);
@@ -211,38 +260,97 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
                             int64_t n_leaves, double* raw, int n_threads) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_leaves; ++k) total += ends[k] - starts[k];
-    if (total < 100000) n_threads = 1;
+    n_threads = threads_for_work(n_threads, static_cast<double>(total), 100000.0);
     parallel_for(n_leaves, n_threads, [&](int64_t k, int) {
         const double v = values[k];
-        for (int64_t p = starts[k]; p < ends[k]; ++p) raw[rows[p]] += v;
+        const int64_t e = ends[k];
+        for (int64_t p = starts[k]; p < e; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+            if (p + 32 < e) __builtin_prefetch(raw + rows[p + 32], 1);  // scattered rows: load ahead
+#endif
+            raw[rows[p]] += v;
+        }
+    }, 1);
+}
+
+// The last split level of a tree without moving rows: for every node k (positions [starts[k],
+// ends[k]) of node-ordered data Xn with original ids rows), raw[rows[p]] += left_value[k] when the
+// node's split sends row p left, else right_value[k]. Nodes on separate threads (each row is in
+// one node), so the result does not depend on n_threads.
+inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const int32_t* rows, const int64_t* starts,
+                                  const int64_t* ends, int64_t n_nodes, const int32_t* feature,
+                                  const int32_t* threshold, const uint8_t* default_left,
+                                  const uint8_t* is_categorical, const double* left_value,
+                                  const double* right_value, double* raw, int n_threads) {
+    int64_t total = 0;
+    for (int64_t k = 0; k < n_nodes; ++k) total += ends[k] - starts[k];
+    n_threads = threads_for_work(n_threads, static_cast<double>(total), 100000.0);
+    parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
+        uint8_t lut[kBins];
+        direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, lut);
+        const double v[2] = {right_value[k], left_value[k]};
+        const uint8_t* col = Xn + feature[k];
+        const int64_t e = ends[k];
+        for (int64_t p = starts[k]; p < e; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+            if (p + 32 < e) __builtin_prefetch(raw + rows[p + 32], 1);  // scattered rows: load ahead
+#endif
+            raw[rows[p]] += v[lut[col[p * n_features]]];
+        }
     }, 1);
 }
 
 // Gradient and hessian (float32, interleaved) of the loss at the raw margins.
 // objective 0: binary:logistic, y in {0, 1}: g = p − y, h = max(p(1 − p), 1e-16), p = sigmoid(raw).
 // objective 1: reg:squarederror: g = raw − y, h = 1. Both times the sample weight (if given).
+inline void gradient_pair(int objective, double raw, float y, const float* weight, int64_t i, float* out) {
+    float g, h;
+    if (objective == 0) {
+        const float p = 1.0f / (1.0f + std::exp(-static_cast<float>(raw)));
+        g = p - y;
+        h = std::max(p * (1.0f - p), 1e-16f);
+    } else {
+        g = static_cast<float>(raw) - y;
+        h = 1.0f;
+    }
+    if (weight) {
+        g *= weight[i];
+        h *= weight[i];
+    }
+    out[0] = g;
+    out[1] = h;
+}
+
 inline void compute_gradients(int objective, const double* raw, const float* y, const float* weight, int64_t n,
                               float* gh, int n_threads) {
     const int64_t block = 8192;
-    if (n < 100000) n_threads = 1;
+    n_threads = threads_for_work(n_threads, static_cast<double>(n), 65536.0);
     parallel_for((n + block - 1) / block, n_threads, [&](int64_t b, int) {
         const int64_t i0 = b * block, i1 = std::min(n, i0 + block);
-        for (int64_t i = i0; i < i1; ++i) {
-            float g, h;
-            if (objective == 0) {
-                const float p = 1.0f / (1.0f + std::exp(-static_cast<float>(raw[i])));
-                g = p - y[i];
-                h = std::max(p * (1.0f - p), 1e-16f);
-            } else {
-                g = static_cast<float>(raw[i]) - y[i];
-                h = 1.0f;
+        for (int64_t i = i0; i < i1; ++i) gradient_pair(objective, raw[i], y[i], weight, i, gh + 2 * i);
+    }, 1);
+}
+
+// The same gradients for rows rows[0..m) only, in that order: ghn[p] = gradient pair of row rows[p]
+// (the node-ordered gradients of a tree without a separate gather).
+inline void compute_gradients_at(int objective, const double* raw, const float* y, const float* weight,
+                                 const int32_t* rows, int64_t m, float* ghn, int n_threads) {
+    const int64_t block = 8192;
+    n_threads = threads_for_work(n_threads, static_cast<double>(m), 65536.0);
+    parallel_for((m + block - 1) / block, n_threads, [&](int64_t b, int) {
+        const int64_t p0 = b * block, p1 = std::min(m, p0 + block);
+        constexpr int64_t kAhead = 32;  // rows are scattered: start the loads of later rows early
+        for (int64_t p = p0; p < p1; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+            if (p + kAhead < p1) {
+                const int64_t ia = rows[p + kAhead];
+                __builtin_prefetch(raw + ia);
+                __builtin_prefetch(y + ia);
+                if (weight) __builtin_prefetch(weight + ia);
             }
-            if (weight) {
-                g *= weight[i];
-                h *= weight[i];
-            }
-            gh[2 * i] = g;
-            gh[2 * i + 1] = h;
+#endif
+            const int64_t i = rows[p];
+            gradient_pair(objective, raw[i], y[i], weight, i, ghn + 2 * p);
         }
     }, 1);
 }

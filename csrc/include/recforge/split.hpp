@@ -88,7 +88,9 @@ inline void find_splits(const double* hist, int64_t n_nodes, int64_t n_features,
                         const uint8_t* feature_mask, const SplitParams& p, SplitResult* out, int n_threads) {
     const int64_t node_stride = n_features * kBins * 2;
     std::vector<SplitResult> per(static_cast<size_t>(n_nodes * n_features));
-    if (n_nodes * n_features < 64) n_threads = 1;
+    // a task (one feature's bins) takes about a microsecond: a second thread only for >= 1024 of them
+    // (waking a thread costs tens of microseconds on a VM)
+    n_threads = threads_for_work(n_threads, static_cast<double>(n_nodes * n_features), 512.0);
     parallel_for(n_nodes * n_features, n_threads, [&](int64_t task, int) {
         const int64_t k = task / n_features;
         const int32_t f = static_cast<int32_t>(task % n_features);

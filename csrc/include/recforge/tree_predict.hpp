@@ -21,17 +21,18 @@
 namespace recforge {
 namespace gbdt {
 
-struct PackedNode {
+struct PackedNode {  // 16 bytes: four nodes per cache line
     float threshold;  // NaN for a leaf: nothing compares true, so the row "goes right" to itself
     int32_t feature;
     int32_t left;     // a leaf: its own index − 1
     uint8_t default_left;
     uint8_t categorical;
-    uint8_t pad[6];
+    uint8_t pad[2];
 };
 
 struct PackedForest {
     std::vector<PackedNode> nodes;
+    bool any_categorical = false;
     std::vector<double> values;
     std::vector<int32_t> depth;  // per tree: steps from the root to the deepest leaf
 };
@@ -51,6 +52,7 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
             p = {std::numeric_limits<float>::quiet_NaN(), 0, static_cast<int32_t>(i - 1), 0, 0, {0}};
         } else {
             p = {threshold[i], feature[i], left[i], default_left[i], categorical[i], {0}};
+            f.any_categorical = f.any_categorical || categorical[i] != 0;
             node_depth[left[i]] = node_depth[i] + 1;
             node_depth[left[i] + 1] = node_depth[i] + 1;
         }
@@ -65,28 +67,80 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
     return f;
 }
 
+// One step down: the child the row x goes to (a leaf: itself). kCategorical = false when no node
+// of the forest is categorical (one compare less per step).
+template <bool kCategorical>
 inline int32_t step(const PackedNode* nodes, int32_t node, const float* x) {
     const PackedNode& nd = nodes[node];
     const float v = x[nd.feature];
     const bool is_nan = v != v;
-    const bool cmp = nd.categorical ? (v == nd.threshold) : (v < nd.threshold);
+    const bool cmp = (kCategorical && nd.categorical) ? (v == nd.threshold) : (v < nd.threshold);
     const bool go_left = is_nan ? (nd.default_left != 0) : cmp;
     return nd.left + (go_left ? 0 : 1);
 }
 
 constexpr int64_t kPredictBlock = 64;
 
+template <bool kCategorical, typename Visit>
+inline void walk_block_t(const PackedForest& f, const float* X, int64_t n_features, const int64_t* roots, int64_t t,
+                         int64_t r0, int64_t r1, Visit&& visit) {
+    int32_t node[kPredictBlock];
+    const float* x[kPredictBlock];
+    const int32_t root = static_cast<int32_t>(roots[t]);
+    const int64_t m = r1 - r0;
+    for (int64_t j = 0; j < m; ++j) {
+        node[j] = root;
+        x[j] = X + (r0 + j) * n_features;
+    }
+    const PackedNode* nodes = f.nodes.data();
+    for (int32_t d = 0; d < f.depth[t]; ++d)
+        for (int64_t j = 0; j < m; ++j) node[j] = step<kCategorical>(nodes, node[j], x[j]);
+    for (int64_t j = 0; j < m; ++j) visit(j, node[j]);
+}
+
 template <typename Visit>
 inline void walk_block(const PackedForest& f, const float* X, int64_t n_features, const int64_t* roots, int64_t t,
                        int64_t r0, int64_t r1, Visit&& visit) {
-    int32_t node[kPredictBlock];
-    const int32_t root = static_cast<int32_t>(roots[t]);
+    if (f.any_categorical) walk_block_t<true>(f, X, n_features, roots, t, r0, r1, visit);
+    else walk_block_t<false>(f, X, n_features, roots, t, r0, r1, visit);
+}
+
+// acc[j] += leaf values of trees [t0, t1) for rows r0 + j < r1, two trees walked together (more
+// independent loads in flight); values are still added tree after tree, in order.
+template <bool kCategorical>
+inline void predict_block(const PackedForest& f, const float* X, int64_t n_features, const int64_t* roots,
+                          int64_t t0, int64_t t1, int64_t r0, int64_t r1, double* acc) {
+    const float* x[kPredictBlock];
+    int32_t a[kPredictBlock], b[kPredictBlock];
     const int64_t m = r1 - r0;
-    for (int64_t j = 0; j < m; ++j) node[j] = root;
+    for (int64_t j = 0; j < m; ++j) x[j] = X + (r0 + j) * n_features;
     const PackedNode* nodes = f.nodes.data();
-    for (int32_t d = 0; d < f.depth[t]; ++d)
-        for (int64_t j = 0; j < m; ++j) node[j] = step(nodes, node[j], X + (r0 + j) * n_features);
-    for (int64_t j = 0; j < m; ++j) visit(j, node[j]);
+    const double* values = f.values.data();
+    int64_t t = t0;
+    for (; t + 1 < t1; t += 2) {
+        const int32_t ra = static_cast<int32_t>(roots[t]), rb = static_cast<int32_t>(roots[t + 1]);
+        for (int64_t j = 0; j < m; ++j) {
+            a[j] = ra;
+            b[j] = rb;
+        }
+        const int32_t depth = std::max(f.depth[t], f.depth[t + 1]);  // a leaf steps onto itself
+        for (int32_t d = 0; d < depth; ++d)
+            for (int64_t j = 0; j < m; ++j) {
+                a[j] = step<kCategorical>(nodes, a[j], x[j]);
+                b[j] = step<kCategorical>(nodes, b[j], x[j]);
+            }
+        for (int64_t j = 0; j < m; ++j) {
+            acc[j] += values[a[j]];
+            acc[j] += values[b[j]];
+        }
+    }
+    if (t < t1) {
+        const int32_t ra = static_cast<int32_t>(roots[t]);
+        for (int64_t j = 0; j < m; ++j) a[j] = ra;
+        for (int32_t d = 0; d < f.depth[t]; ++d)
+            for (int64_t j = 0; j < m; ++j) a[j] = step<kCategorical>(nodes, a[j], x[j]);
+        for (int64_t j = 0; j < m; ++j) acc[j] += values[a[j]];
+    }
 }
 
 // out[r] += sum over trees [t0, t1) of the leaf value reached by row r (trees added in order).
@@ -97,8 +151,8 @@ inline void predict_raw(const float* X, int64_t n_rows, int64_t n_features, cons
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
         const int64_t r0 = b * kPredictBlock, r1 = std::min(n_rows, r0 + kPredictBlock);
         double acc[kPredictBlock] = {0.0};
-        for (int64_t t = t0; t < t1; ++t)
-            walk_block(f, X, n_features, roots, t, r0, r1, [&](int64_t j, int32_t leaf) { acc[j] += f.values[leaf]; });
+        if (f.any_categorical) predict_block<true>(f, X, n_features, roots, t0, t1, r0, r1, acc);
+        else predict_block<false>(f, X, n_features, roots, t0, t1, r0, r1, acc);
         for (int64_t j = 0; j < r1 - r0; ++j) out[r0 + j] += acc[j];
     });
 }

@@ -82,6 +82,14 @@ class BinMapper:
         edges = np.concatenate(self.edges_) if self.edges_ else np.zeros(0, np.float32)
         return kern.bin_features(X, edges, offsets, self.is_categorical_, n_threads=n_threads)
 
+    @property
+    def threshold_table_(self):
+        """:meth:`threshold_table`, computed once (the edges do not change after fit)."""
+        table = getattr(self, "_threshold_table", None)
+        if table is None:
+            table = self._threshold_table = self.threshold_table()
+        return table
+
     def threshold_table(self):
         """float32 (n_features, 257): ``table[f, t + 1]`` is the raw threshold of split bin ``t`` (-1..255)."""
         table = np.full((len(self.edges_), 257), np.inf, np.float32)

@@ -79,12 +79,17 @@ class TreeGrower:
     """Grow a tree on node-ordered data: binned rows ``Xn`` (uint8, (m, n_features), C order), their
     gradients ``ghn`` (float32, (m, 2)) and original row ids ``rows`` (int32, (m,)).
 
-    Every split moves the three arrays in place (stable), so a node is always a contiguous range of
-    positions and its histogram reads contiguous memory; after :meth:`grow` the leaves' rows are
-    ``rows[start:end]`` of :meth:`leaf_ranges`. ``scratch`` holds three buffers of the same shapes.
+    Every split moves the three arrays (stable), so a node is always a contiguous range of
+    positions and its histogram reads contiguous memory. ``scratch`` holds three buffers of the
+    same shapes. The split of a node that holds every row writes its result into the scratch
+    buffers, which then swap roles with the arrays: after :meth:`grow`, ``X``, ``gh``, ``rows`` and
+    ``scratch`` may be each other's former buffers. The last level of a depth-limited tree is not
+    partitioned: :meth:`add_leaf_values` routes those rows by their split.
     The estimator builds every array with the right dtype, layout and range, so the kernels of
     ``recforge._core`` are called directly (``recforge.kernels.gbdt`` is the checked public entry).
     """
+
+    swap_rows = 500_000  # from this many rows on, every depth-wise level is partitioned into the scratch buffers
 
     def __init__(self, Xn, ghn, rows, scratch, bin_mapper, feature_mask, params: GrowParams, n_threads=1):
         self.X = Xn
@@ -93,11 +98,13 @@ class TreeGrower:
         self.scratch = scratch
         self.is_cat = bin_mapper.is_categorical_.astype(np.uint8)
         self.n_bins = bin_mapper.n_bins_
-        self.thr_table = bin_mapper.threshold_table()
+        self.thr_table = bin_mapper.threshold_table_
         self.mask = None if feature_mask is None else np.ascontiguousarray(feature_mask, np.uint8)
         self.p = params
         self.n_threads = n_threads
         self._leaves = []  # (node ids, starts, ends) arrays
+        self._last = []  # splits of the last level: (starts, ends, feature, threshold, default_left, left, right)
+        self._carry = []  # (starts, ends) of leaves whose rows are not yet in the scratch buffers
 
     # ---- kernel calls --------------------------------------------------------------------------
     def _hist(self, starts, ends):
@@ -118,10 +125,23 @@ class TreeGrower:
         return self.p.max_depth is None or depth < self.p.max_depth
 
     def leaf_ranges(self):
-        """(node ids, starts, ends) of every leaf, int64 arrays."""
+        """(node ids, starts, ends) of every leaf whose rows are a range, int64 arrays (the children of
+        the unpartitioned last level are not among them)."""
         if not self._leaves:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
         return tuple(np.concatenate([np.asarray(part[i], np.int64) for part in self._leaves]) for i in range(3))
+
+    def add_leaf_values(self, raw, values):
+        """``raw[r] += values[leaf of row r]`` for every row of the grown tree (``raw`` float64 (n_rows,),
+        indexed by the original row ids; ``values`` float64 (tree nodes,))."""
+        nodes, starts, ends = self.leaf_ranges()
+        if len(nodes):
+            _core.gbdt_add_leaf_values(self.rows, starts, ends, np.ascontiguousarray(values[nodes]), raw,
+                                       self.n_threads)
+        for starts, ends, feature, threshold, dleft, left, right in self._last:
+            _core.gbdt_add_split_leaf_values(self.X, self.rows, starts, ends, feature, threshold, dleft, self.is_cat,
+                                             np.ascontiguousarray(values[left]),
+                                             np.ascontiguousarray(values[right]), raw, self.n_threads)
 
     # ---- growth --------------------------------------------------------------------------------
     def grow(self) -> Tree:
@@ -145,12 +165,40 @@ class TreeGrower:
             self._grow_best_first(tree, root_sum, hist)
         return tree
 
-    def _split_nodes(self, tree, ids, starts, ends, sums, split, depth):
-        """Partition the rows of nodes ``ids`` and add their children. Returns the children's
-        (ids, starts, ends, sums) ordered left0, right0, left1, right1, ..."""
-        feature, threshold, dleft, chg, lg, lh = split
+    def _partition(self, starts, ends, feature, threshold, dleft, whole_level=False):
+        """Partition nodes' rows; returns their left counts. With every row in one node (several threads
+        or large data), or a whole level of depth-wise growth on large data, the result goes to the
+        scratch buffers, which then swap roles with the arrays: one write per row, and the leaves made
+        since the last swap (``self._carry``) are copied over so that the arrays hold every row again."""
+        m = len(self.rows)
+        whole = len(starts) == 1 and starts[0] == 0 and ends[0] == m
+        # on one thread (the kernel uses two from 2 MB of rows on) the in-place partition is faster
+        threaded = self.n_threads > 1 and m * (self.X.shape[1] + 12) >= 2_000_000
+        if not (whole and (threaded or m >= self.swap_rows)) and not (whole_level and m >= self.swap_rows):
+            return _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
+                                                threshold, dleft, self.is_cat, self.n_threads)
+        k = len(starts)
+        if self._carry:
+            c_starts, c_ends = (np.concatenate([np.asarray(c[i], np.int64) for c in self._carry]) for i in (0, 1))
+            starts, ends = np.concatenate([starts, c_starts]), np.concatenate([ends, c_ends])
+            extra = len(c_starts)
+            feature = np.concatenate([feature, np.full(extra, -1, np.int32)])
+            threshold = np.concatenate([threshold, np.zeros(extra, np.int32)])
+            dleft = np.concatenate([dleft, np.zeros(extra, np.uint8)])
         n_left = _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
-                                              threshold, dleft, self.is_cat, self.n_threads)
+                                              threshold, dleft, self.is_cat, self.n_threads, True)
+        old = (self.X, self.gh, self.rows)
+        self.X, self.gh, self.rows = self.scratch
+        self.scratch = old
+        self._carry = []
+        return n_left[:k]
+
+    def _split_nodes(self, tree, ids, starts, ends, sums, split, depth, last=False, whole_level=False):
+        """Partition the rows of nodes ``ids`` and add their children. Returns the children's
+        (ids, starts, ends, sums) ordered left0, right0, left1, right1, ...
+        ``last``: the children will be leaves; their rows are not partitioned (starts, ends: None)."""
+        feature, threshold, dleft, chg, lg, lh = split
+        n_left = None if last else self._partition(starts, ends, feature, threshold, dleft, whole_level)
         k = len(ids)
         left_sum = np.column_stack([lg, lh])
         child_sums = np.empty((2 * k, 2))
@@ -159,6 +207,9 @@ class TreeGrower:
         child = tree.add(np.full(2 * k, depth + 1), child_sums[:, 1], self._leaf_values(child_sums))
         thr = self.thr_table[feature, threshold + 1]
         tree.set_split(ids, feature, threshold, thr, dleft, self.is_cat[feature], chg, child[0::2], child[1::2])
+        if last:
+            self._last.append((starts, ends, feature, threshold, dleft, child[0::2], child[1::2]))
+            return child, None, None, child_sums
         mid = starts + n_left
         c_starts = np.empty(2 * k, np.int64)
         c_ends = np.empty(2 * k, np.int64)
@@ -168,16 +219,8 @@ class TreeGrower:
 
     def _child_histograms(self, parent_hist, c_starts, c_ends):
         """Histograms of both children of each parent: the smaller by the kernel, the larger by subtraction."""
-        sizes = (c_ends - c_starts).reshape(-1, 2)
-        small_is_right = sizes[:, 1] < sizes[:, 0]
-        k = len(sizes)
-        small = 2 * np.arange(k) + small_is_right
-        small_hist = self._hist(c_starts[small], c_ends[small])
-        large_hist = parent_hist - small_hist
-        out = np.empty((2 * k,) + small_hist.shape[1:])
-        out[small] = small_hist
-        out[small ^ 1] = large_hist
-        return out
+        return _core.gbdt_build_child_histograms(self.X, self.gh, np.ascontiguousarray(parent_hist), c_starts,
+                                                 c_ends, self.mask, self.n_threads)
 
     def _grow_depthwise(self, tree, ids, starts, ends, sums, hist, depth):
         while True:
@@ -185,14 +228,16 @@ class TreeGrower:
             ok = split[0] >= 0
             if not ok.all():
                 self._leaves.append((ids[~ok], starts[~ok], ends[~ok]))
+                self._carry.append((starts[~ok], ends[~ok]))
             if not ok.any():
                 return
-            ids, starts, ends, sums, hist = ids[ok], starts[ok], ends[ok], sums[ok], hist[ok]
-            split = tuple(np.ascontiguousarray(a[ok]) for a in split)
-            ids, starts, ends, sums = self._split_nodes(tree, ids, starts, ends, sums, split, depth)
+            if not ok.all():
+                ids, starts, ends, sums, hist = ids[ok], starts[ok], ends[ok], sums[ok], hist[ok]
+                split = tuple(np.ascontiguousarray(a[ok]) for a in split)
             depth += 1
-            if not self._can_split(depth):
-                self._leaves.append((ids, starts, ends))
+            last = not self._can_split(depth)
+            ids, starts, ends, sums = self._split_nodes(tree, ids, starts, ends, sums, split, depth - 1, last, True)
+            if last:
                 return
             hist = self._child_histograms(hist, starts, ends)
 

@@ -65,8 +65,8 @@ class InputSchema:
                     labels = np.asarray(s.cat.categories.astype(str))
                 elif pd.api.types.is_numeric_dtype(s):
                     continue  # numeric codes, used as they are
-                else:
-                    labels = np.unique(s.dropna().astype(str).to_numpy())
+                else:  # the labels as str; hashing the distinct values first is much faster than str-ing every row
+                    labels = np.unique(np.asarray(pd.unique(s.dropna()), dtype=object).astype(str))
                 self.categories[j] = labels.astype(str)
         return self
 
@@ -84,10 +84,12 @@ class InputSchema:
             for j in range(self.n_features):
                 s = X.iloc[:, j]
                 if self.categories[j] is not None:
-                    missing = s.isna().to_numpy()
-                    codes = pd.Index(self.categories[j]).get_indexer(s.astype(str).to_numpy())
-                    col = codes.astype(np.float32)
-                    col[(codes < 0) | missing] = np.nan
+                    # code of str(value) among the categories, found once per distinct value
+                    value_ids, values = pd.factorize(s)  # missing values: -1
+                    value_codes = pd.Index(self.categories[j]).get_indexer(
+                        np.asarray(values, dtype=object).astype(str))
+                    col = np.append(value_codes, -1)[value_ids].astype(np.float32)
+                    col[col < 0] = np.nan
                     out[:, j] = col
                 elif not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
                     raise TypeError(f"{name} column {X.columns[j]!r} is not numeric; declare it in "

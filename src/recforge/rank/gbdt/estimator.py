@@ -103,7 +103,6 @@ class _BaseGBDT:
         raw = np.full(n, self.base_margin_, np.float64)
         y32 = y.astype(np.float32)
         w32 = None if weight is None else weight.astype(np.float32)
-        gh = np.empty((n, 2), np.float32)
         eval_raw = [np.full(len(Xe), self.base_margin_, np.float64) for Xe, _, _ in evals]
         forest = Forest()
         params = GrowParams(self.max_depth, self.max_leaves, float(self.min_child_weight), float(self.reg_lambda),
@@ -122,16 +121,16 @@ class _BaseGBDT:
         scratch_full = (np.empty_like(Xb), np.empty((n, 2), np.float32), np.empty(n, np.int32))
         rows_perm = np.arange(n, dtype=np.int32)
         ghn_full = np.empty((n, 2), np.float32)
+        objective = _OBJECTIVE_CODE[self._objective]
         for it in rounds:
-            _core.gbdt_gradients(_OBJECTIVE_CODE[self._objective], raw, y32, w32, gh, n_threads)
             if self.subsample < 1.0:
                 rows = np.flatnonzero(rng.random(n) < self.subsample).astype(np.int32)
                 m = len(rows)
                 Xn = np.take(Xb, rows, axis=0)
-                ghn = np.take(gh, rows, axis=0)
+                ghn = np.empty((m, 2), np.float32)
             else:
-                rows, m, Xn = rows_perm, n, Xb
-                ghn = np.take(gh, rows, axis=0, out=ghn_full)
+                rows, m, Xn, ghn = rows_perm, n, Xb, ghn_full
+            _core.gbdt_gradients_at(objective, raw, y32, w32, rows, ghn, n_threads)  # in node order
             scratch = tuple(b[:m] for b in scratch_full)
             mask = None
             if n_col < n_features:
@@ -143,8 +142,10 @@ class _BaseGBDT:
             if self.subsample < 1.0:
                 forest.predict_raw(Xf, t0=it, t1=it + 1, out=raw, n_threads=n_threads)
             else:
-                nodes, starts, ends = grower.leaf_ranges()
-                _core.gbdt_add_leaf_values(rows, starts, ends, tree["value"][nodes], raw, n_threads)
+                grower.add_leaf_values(raw, tree["value"])
+                # the grower may have swapped its arrays with the scratch buffers: keep its final ones
+                Xb, ghn_full, rows_perm = grower.X, grower.gh, grower.rows
+                scratch_full = grower.scratch
             for k, (Xe, ye, we) in enumerate(evals):
                 forest.predict_raw(Xe, t0=it, t1=it + 1, out=eval_raw[k], n_threads=n_threads)
                 history[f"validation_{k}"][metric].append(self._metric(metric, ye, eval_raw[k], we))

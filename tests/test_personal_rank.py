@@ -155,3 +155,15 @@ def test_verbose_bar_over_column_blocks(monkeypatch, capsys):
     monkeypatch.setattr(module, "WALK_CACHE_BYTES", 8 * 50 * 2)
     PersonalRank(method="cg", verbose=True).fit(m).recommend(np.arange(6), k=3)
     assert "PersonalRank cg" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["direct", "solve"])
+def test_factorisation_follows_alpha_changed_after_fit(method):
+    m = random_interactions(n_users=30, n_items=20, density=0.2, seed=19)
+    model = PersonalRank(alpha=0.8, method=method).fit(m)
+    model.recommend(np.arange(30), k=5)  # factorises at α = 0.8
+    model.set_params(alpha=0.5)
+    expected = PersonalRank(alpha=0.5, method=method).fit(m).recommend(np.arange(30), k=5)
+    got = model.recommend(np.arange(30), k=5)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-6)

@@ -342,19 +342,19 @@ class PersonalRank(RecallModel):
 
     def _solve(self, x0: np.ndarray, start_on_items: bool) -> np.ndarray:
         n_users, n_items = self._to_users.shape
-        if self._lu is None:
+        if self._lu is None or self._lu[0] != float(self.alpha):
             from scipy.sparse.linalg import splu
 
             # Mᵀ in node order (users, items): block [[0, to_users], [to_items, 0]]
             mt = sp.bmat([[None, self._to_users], [self._to_items, None]], format="csc")
             a = (sp.identity(n_users + n_items, format="csc") - float(self.alpha) * mt).tocsc()
-            self._lu = splu(a)
+            self._lu = (float(self.alpha), splu(a))
         rhs = np.zeros((n_users + n_items, x0.shape[1]), np.float64)
         if start_on_items:
             rhs[n_users:] = x0
         else:
             rhs[:n_users] = x0
-        r = self._lu.solve((1.0 - float(self.alpha)) * rhs)
+        r = self._lu[1].solve((1.0 - float(self.alpha)) * rhs)
         return r[n_users:]
 
     # ---- contract hooks -------------------------------------------------------------------------

@@ -43,23 +43,9 @@ import math
 import numpy as np
 
 from ._jit import jit
+from .linear import _log1pexp, _sigmoid
 
 SGD, ADAGRAD, ADAM, FTRL = 0, 1, 2, 3
-
-
-@jit
-def _log1pexp(z):
-    if z > 0.0:
-        return z + math.log1p(math.exp(-z))
-    return math.log1p(math.exp(z))
-
-
-@jit
-def _sigmoid(z):
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 @jit

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from .._threads import numba_threads
 from .._validation import check_float, check_int
+from ..data import Interactions
 from ..kernels.neighbors import (
     cooccurrence_topk,
     cooccurrence_topk_symmetric,
@@ -21,11 +22,10 @@ from ..kernels.neighbors import (
     two_hop_scores,
     two_hop_topk,
 )
+from .base import RecallModel
 
 #: pair work (Σ over intermediates of degree²) above which each pair is computed once (see kernels.neighbors)
 SYMMETRIC_MIN_WORK = 10**8
-from .base import RecallModel
-
 SECONDS_PER_DAY = 86_400.0
 
 
@@ -111,6 +111,14 @@ class TwoHopModel(RecallModel):
         super()._validate_params()
         check_int(self.n_neighbors, "n_neighbors", min_value=1)
         check_float(self.time_decay, "time_decay", min_value=0.0)
+
+    def _interaction_weights(self, data: Interactions) -> sp.csr_matrix:
+        """``w(u, i)``: the time decay of each interaction, times its weight when ``use_weights`` (float32 CSR)."""
+        matrix = data.matrix
+        weights = time_decay_weights(matrix, data.timestamps, float(self.time_decay))
+        if self.use_weights:
+            weights = weights * matrix.data
+        return sp.csr_matrix((weights, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
 
     def _two_hop(self):
         q = csr_arrays(self.query_)

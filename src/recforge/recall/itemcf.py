@@ -5,7 +5,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from ._neighbors import TwoHopModel, log_penalty, time_decay_weights, topk_neighbors
+from ._neighbors import TwoHopModel, log_penalty, topk_neighbors
 
 
 class ItemCF(TwoHopModel):
@@ -75,11 +75,7 @@ class ItemCF(TwoHopModel):
         penalty = log_penalty(data.user_activity())
         self.similarity_ = topk_neighbors(items, self.n_neighbors, penalty, self._n_threads(),
                                           normalize_max=bool(self.normalize_max), cols=matrix, verbose=bool(self.verbose))
-        weights = time_decay_weights(matrix, data.timestamps, float(self.time_decay))
-        if self.use_weights:
-            weights = weights * matrix.data
-        self.user_weights_ = sp.csr_matrix((weights, matrix.indices.copy(), matrix.indptr.copy()),
-                                           shape=matrix.shape)
+        self.user_weights_ = self._interaction_weights(data)
 
     # TwoHopModel: scores = user_weights_ @ similarity_
     @property

@@ -5,7 +5,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from ._neighbors import TwoHopModel, log_penalty, time_decay_weights, topk_neighbors
+from ._neighbors import TwoHopModel, log_penalty, topk_neighbors
 
 
 class UserCF(TwoHopModel):
@@ -68,11 +68,7 @@ class UserCF(TwoHopModel):
         matrix = data.matrix
         self.similarity_ = topk_neighbors(matrix, self.n_neighbors, self._item_penalty(matrix), self._n_threads(),
                                           normalize_max=bool(self.normalize_max), verbose=bool(self.verbose))
-        weights = time_decay_weights(matrix, data.timestamps, float(self.time_decay))
-        if self.use_weights:
-            weights = weights * matrix.data
-        self.item_weights_ = sp.csr_matrix((weights, matrix.indices.copy(), matrix.indptr.copy()),
-                                           shape=matrix.shape)
+        self.item_weights_ = self._interaction_weights(data)
 
     @staticmethod
     def _item_penalty(matrix) -> np.ndarray:

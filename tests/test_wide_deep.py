@@ -3,7 +3,6 @@ save/load, early stopping."""
 import numpy as np
 import pytest
 
-from recforge.datasets import adult
 from recforge.exceptions import ModelFileError
 from recforge.features import FeatureEncoder
 from recforge.metrics import roc_auc_score
@@ -12,19 +11,8 @@ from recforge.rank import DNN, WideDeep
 CROSSES = [("education", "occupation"), ("native_country", "occupation")]
 
 
-@pytest.fixture(scope="module")
-def data():
-    return adult()
-
-
-@pytest.fixture(scope="module")
-def small(data):
-    n = 3000
-    return data.X_train.iloc[:n], data.y_train[:n], data.X_test.iloc[:2000], data.y_test[:2000]
-
-
-def _fit(small, **kw):
-    X, y, _, _ = small
+def _fit(adult_small, **kw):
+    X, y, _, _ = adult_small
     params = {"encoder": FeatureEncoder(crosses=CROSSES), "epochs": 2, "random_state": 0, "n_threads": 1,
               "batch_size": 128}
     params.update(kw)
@@ -32,7 +20,7 @@ def _fit(small, **kw):
 
 
 @pytest.mark.data
-def test_quality_on_adult(data):
+def test_quality_on_adult(adult_data):
     """Defaults (5 epochs of Adam 1e-3 on both parts, batch 256, 128-64-32, embeddings 8) with the
     crosses education x occupation and native_country x occupation, seeds 0-2: measured test AUC
     0.9114 / 0.9114 / 0.9119, mean 0.9116 (issue: >= 0.911); thresholds: mean > 0.9106, each
@@ -40,16 +28,16 @@ def test_quality_on_adult(data):
     aucs = []
     for seed in (0, 1, 2):
         model = WideDeep(encoder=FeatureEncoder(crosses=CROSSES), random_state=seed, n_threads=1)
-        model.fit(data.X_train, data.y_train)
-        aucs.append(roc_auc_score(data.y_test, model.predict_proba(data.X_test)[:, 1]))
+        model.fit(adult_data.X_train, adult_data.y_train)
+        aucs.append(roc_auc_score(adult_data.y_test, model.predict_proba(adult_data.X_test)[:, 1]))
     assert min(aucs) > 0.910
     assert np.mean(aucs) > 0.9106
 
 
-def test_wide_part_is_trained_jointly(small):
+def test_wide_part_is_trained_jointly(adult_small):
     """The wide weights move, only on features that occur, and the logit is wide + deep."""
-    X, _, Xt, _ = small
-    model = _fit(small)
+    X, _, Xt, _ = adult_small
+    model = _fit(adult_small)
     w = model.get_weights()["wide"]
     assert w.shape == (model.encoder_.n_features_out_,)
     used = np.unique(model.encoder_.transform(X).indices)
@@ -64,24 +52,24 @@ def test_wide_part_is_trained_jointly(small):
     np.testing.assert_allclose(deep_only, deep + wide_part, rtol=1e-4, atol=1e-4)
 
 
-def test_ftrl_l1_wide_part_is_sparse(small):
-    _, _, Xt, yt = small
-    model = _fit(small, wide_optimizer="ftrl", wide_learning_rate=0.1, wide_l1=0.5, epochs=3)
+def test_ftrl_l1_wide_part_is_sparse(adult_small):
+    _, _, Xt, yt = adult_small
+    model = _fit(adult_small, wide_optimizer="ftrl", wide_learning_rate=0.1, wide_l1=0.5, epochs=3)
     w = model.get_weights()["wide"]
     assert np.mean(w == 0) > 0.5
     assert roc_auc_score(yt, model.predict_proba(Xt)[:, 1]) > 0.85
-    dense = _fit(small, wide_optimizer="ftrl", wide_learning_rate=0.1, wide_l1=0.0, epochs=3)
+    dense = _fit(adult_small, wide_optimizer="ftrl", wide_learning_rate=0.1, wide_l1=0.0, epochs=3)
     assert np.mean(dense.get_weights()["wide"] == 0) < np.mean(w == 0)
 
 
-def test_bit_identical_for_a_seed_at_one_thread(small):
-    _, _, Xt, _ = small
-    np.testing.assert_array_equal(_fit(small).predict_proba(Xt), _fit(small).predict_proba(Xt))
+def test_bit_identical_for_a_seed_at_one_thread(adult_small):
+    _, _, Xt, _ = adult_small
+    np.testing.assert_array_equal(_fit(adult_small).predict_proba(Xt), _fit(adult_small).predict_proba(Xt))
 
 
-def test_save_load_roundtrip(small, tmp_path):
-    _, _, Xt, _ = small
-    model = _fit(small, wide_optimizer="ftrl", wide_learning_rate=0.1)
+def test_save_load_roundtrip(adult_small, tmp_path):
+    _, _, Xt, _ = adult_small
+    model = _fit(adult_small, wide_optimizer="ftrl", wide_learning_rate=0.1)
     model.save(tmp_path / "wd.npz")
     loaded = WideDeep.load(tmp_path / "wd.npz")
     np.testing.assert_array_equal(loaded.predict_proba(Xt), model.predict_proba(Xt))
@@ -90,8 +78,8 @@ def test_save_load_roundtrip(small, tmp_path):
         DNN.load(tmp_path / "wd.npz")
 
 
-def test_early_stopping(small):
-    X, y, Xt, yt = small
+def test_early_stopping(adult_small):
+    X, y, Xt, yt = adult_small
     model = WideDeep(encoder=FeatureEncoder(crosses=CROSSES), epochs=30, learning_rate=0.01,
                      early_stopping_rounds=2, random_state=0, n_threads=1).fit(X, y, eval_set=(Xt, yt))
     assert model.n_iter_ == model.best_iteration_ + 2 < 30
@@ -111,7 +99,7 @@ def test_numeric_array_without_encoder():
     ("wide_optimizer", "lbfgs", ValueError), ("wide_learning_rate", -1.0, ValueError),
     ("wide_l1", -0.1, ValueError), ("wide_l2", np.nan, ValueError),
 ])
-def test_bad_parameters(small, param, value, err):
-    X, y, _, _ = small
+def test_bad_parameters(adult_small, param, value, err):
+    X, y, _, _ = adult_small
     with pytest.raises(err, match=param):
         WideDeep(**{"encoder": FeatureEncoder(), "epochs": 1, param: value}).fit(X.iloc[:100], y[:100])

@@ -29,7 +29,7 @@ import pytest
 from recforge.metrics import roc_auc_score
 from recforge.rank import GBDTClassifier
 
-from .conftest import pick
+from .conftest import pick, synthetic_ctr_split
 
 xgb = pytest.importorskip("xgboost")
 
@@ -54,10 +54,7 @@ def adult_data():
 
 @pytest.fixture(scope="module")
 def synthetic_data():
-    from recforge.data import synthetic_ctr
-
-    X, y = synthetic_ctr(N_SYNTH + N_SYNTH_TEST, 50, seed=0)
-    return X[:N_SYNTH], y[:N_SYNTH], X[N_SYNTH:], y[N_SYNTH:]
+    return synthetic_ctr_split(N_SYNTH, N_SYNTH_TEST)
 
 
 _AUC = {}

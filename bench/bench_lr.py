@@ -22,7 +22,7 @@ import pytest
 from recforge.metrics import roc_auc_score
 from recforge.rank import LogisticRegression
 
-from .conftest import pick
+from .conftest import pick, synthetic_ctr_split
 
 N_SYNTH = pick(1_000_000, 20_000)
 N_SYNTH_TEST = pick(200_000, 5_000)
@@ -42,10 +42,7 @@ def adult_matrices():
 
 @pytest.fixture(scope="module")
 def synthetic_matrices():
-    from recforge.data import synthetic_ctr
-
-    X, y = synthetic_ctr(N_SYNTH + N_SYNTH_TEST, 50, seed=0)
-    return X[:N_SYNTH], y[:N_SYNTH], X[N_SYNTH:], y[N_SYNTH:]
+    return synthetic_ctr_split(N_SYNTH, N_SYNTH_TEST)
 
 
 _AUC = {}

@@ -17,6 +17,14 @@ def pick(full, smoke):
     return full if SIZE == "full" else smoke
 
 
+def synthetic_ctr_split(n_train, n_test, n_features=50):
+    """``(X_train, y_train, X_test, y_test)`` from one ``synthetic_ctr`` draw (seed 0): the rank benchmarks' set."""
+    from recforge.data import synthetic_ctr
+
+    X, y = synthetic_ctr(n_train + n_test, n_features, seed=0)
+    return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+
+
 @pytest.fixture
 def busy_core():
     """Keep one core busy with a foreign process for the duration of a benchmark.

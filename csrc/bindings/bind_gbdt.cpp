@@ -130,25 +130,6 @@ py::tuple find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> sum
     return py::make_tuple(feature, threshold, dleft, chg, lg, lh);
 }
 
-carr<int64_t> partition_py(carr<uint8_t> X_cols, carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> ends,
-                           carr<int32_t> feature, carr<int32_t> threshold, carr<uint8_t> default_left,
-                           carr<uint8_t> is_cat, int n_threads) {
-    need(X_cols.ndim() == 2, "X_cols must be 2-D (n_features, n_rows)");
-    const int64_t F = X_cols.shape(0), n_rows = X_cols.shape(1);
-    check_nodes(rows, starts, ends);
-    const int64_t K = starts.shape(0);
-    need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K, "split arrays length");
-    need(is_cat.shape(0) == F, "is_categorical length");
-    for (int64_t k = 0; k < K; ++k) need(feature.data()[k] >= 0 && feature.data()[k] < F, "feature out of range");
-    carr<int64_t> n_left(K);
-    {
-        py::gil_scoped_release release;
-        gb::partition_rows(X_cols.data(), n_rows, rows.mutable_data(), starts.data(), ends.data(), K, feature.data(),
-                           threshold.data(), default_left.data(), is_cat.data(), n_left.mutable_data(), n_threads);
-    }
-    return n_left;
-}
-
 carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows, carr<uint8_t> scratch_X,
                                    carr<float> scratch_gh, carr<int32_t> scratch_rows, carr<int64_t> starts,
                                    carr<int64_t> ends, carr<int32_t> feature, carr<int32_t> threshold,
@@ -304,11 +285,6 @@ void bind_gbdt(py::module_& m) {
           py::arg("feature_mask").noconvert() = py::none(), py::arg("reg_lambda") = 1.0, py::arg("gamma") = 0.0,
           py::arg("min_child_weight") = 1.0, py::arg("n_threads") = 1,
           "Best split per node -> (feature, threshold_bin, default_left, loss_chg, left_g, left_h).");
-    m.def("gbdt_partition", &partition_py, py::arg("X_cols").noconvert(), py::arg("rows").noconvert(),
-          py::arg("starts").noconvert(), py::arg("ends").noconvert(), py::arg("feature").noconvert(),
-          py::arg("threshold").noconvert(), py::arg("default_left").noconvert(),
-          py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
-          "Stable in-place partition of each node's rows (left first) -> n_left per node.");
     m.def("gbdt_partition_ordered", &partition_ordered_py, py::arg("Xn").noconvert(), py::arg("ghn").noconvert(),
           py::arg("rows").noconvert(), py::arg("scratch_X").noconvert(), py::arg("scratch_gh").noconvert(),
           py::arg("scratch_rows").noconvert(), py::arg("starts").noconvert(), py::arg("ends").noconvert(),

@@ -51,35 +51,6 @@ def test_subtraction_trick_equals_direct_histogram():
     np.testing.assert_allclose(parent - left, right, atol=1e-9)
 
 
-def test_partition_is_stable_and_matches_reference():
-    Xb, _ = _binned(1000, 3, 6)
-    cols = np.ascontiguousarray(Xb.T)
-    rows = np.sort(np.random.default_rng(6).choice(1000, 600, replace=False)).astype(np.int32)
-    before = rows.copy()
-    starts, ends = np.array([0, 300]), np.array([300, 600])
-    feature, threshold, dleft = np.array([1, 2], np.int32), np.array([7, 3], np.int32), np.array([1, 0], np.uint8)
-    is_cat = np.array([0, 0, 1], np.uint8)
-    n_left = kern.partition(cols, rows, starts, ends, feature, threshold, dleft, is_cat, n_threads=2)
-    for k in range(2):
-        seg = before[starts[k]:ends[k]]
-        go = ref.goes_left(Xb[seg, feature[k]], threshold[k], dleft[k], bool(is_cat[feature[k]]))
-        expected = np.concatenate([seg[go], seg[~go]])  # stable: order kept on both sides
-        np.testing.assert_array_equal(rows[starts[k]:ends[k]], expected)
-        assert n_left[k] == go.sum()
-
-
-def test_partition_identical_for_any_n_threads():
-    Xb, _ = _binned(300_000, 2, 7, n_values=100)
-    cols = np.ascontiguousarray(Xb.T)
-    results = []
-    for n_threads in (1, 2, 5):
-        rows = np.arange(300_000, dtype=np.int32)
-        kern.partition(cols, rows, [0], [300_000], [0], [40], [1], [0, 0], n_threads=n_threads)
-        results.append(rows)
-    np.testing.assert_array_equal(results[0], results[1])
-    np.testing.assert_array_equal(results[0], results[2])
-
-
 def test_bin_features_numeric_categorical_missing():
     X = np.array([[0.5, 2.0], [1.0, 7.0], [np.nan, np.nan], [3.0, 5.0], [-1.0, 2.0]], np.float32)
     edges = np.array([1.0, 2.0, 2.0, 5.0, 7.0], np.float32)  # feature 0: [1, 2]; feature 1 codes [2, 5, 7]
@@ -122,7 +93,7 @@ def test_kernel_argument_errors_name_the_argument():
     with pytest.raises(ValueError, match="gh"):
         kern.build_histograms(Xb, gh[:5], rows, [0], [5])
     with pytest.raises(TypeError, match="rows"):
-        kern.partition(np.ascontiguousarray(Xb.T), rows.astype(np.int64), [0], [10], [0], [1], [0], [0, 0])
+        kern.partition_ordered(Xb.copy(), gh.copy(), rows.astype(np.int64), [0], [10], [0], [1], [0], [0, 0])
     with pytest.raises(ValueError, match="objective"):
         kern.gradients("multi:softmax", np.zeros(2), np.zeros(2))
 

@@ -1,4 +1,4 @@
-// GBDT row partition (stable, in place in the shared row buffer), leaf updates and gradients.
+// GBDT partition of node-ordered rows (binned rows, gradients and row ids moved together), leaf updates and gradients.
 #pragma once
 
 #include <algorithm>
@@ -13,98 +13,6 @@
 
 namespace recforge {
 namespace gbdt {
-
-// Split rows[starts[k], ends[k]) of every node k: rows going left first, then rows going right,
-// each group keeping its order. A row goes left when its bin of feature[k] is missing and
-// default_left[k], or (categorical) bin == threshold[k], or (numeric) bin <= threshold[k].
-// Work is cut into fixed blocks of rows whose output positions are known from a prefix sum, so
-// the result does not depend on n_threads. Writes the number of left rows of node k to n_left[k].
-// X_cols: the binned matrix in column-major order (n_features, n_rows); rows of a node are kept in
-// ascending order by every partition, so reading one feature's column is a forward sweep.
-inline void partition_rows(const uint8_t* X_cols, int64_t n_rows, int32_t* rows, const int64_t* starts,
-                           const int64_t* ends, int64_t n_nodes, const int32_t* feature, const int32_t* threshold,
-                           const uint8_t* default_left, const uint8_t* is_categorical, int64_t* n_left,
-                           int n_threads) {
-    const int64_t block = 16384;
-    struct Task {
-        int64_t node, begin, end, left_before, right_before;
-    };
-    std::vector<Task> tasks;
-    int64_t total = 0;
-    for (int64_t k = 0; k < n_nodes; ++k) {
-        for (int64_t b = starts[k]; b < ends[k]; b += block)
-            tasks.push_back({k, b, std::min(ends[k], b + block), 0, 0});
-        total += ends[k] - starts[k];
-    }
-    if (total < 200000) n_threads = 1;
-    auto goes_left = [&](int64_t k, int32_t r) {
-        const uint8_t b = X_cols[static_cast<int64_t>(feature[k]) * n_rows + r];
-        if (b == kMissingBin) return default_left[k] != 0;
-        if (is_categorical[feature[k]]) return static_cast<int32_t>(b) == threshold[k];
-        return static_cast<int32_t>(b) <= threshold[k];
-    };
-    if (n_threads == 1) {
-        // one pass: left rows compacted in place, right rows to a buffer, then copied behind them
-        std::vector<int32_t> right(static_cast<size_t>(total));
-        for (int64_t k = 0; k < n_nodes; ++k) {
-            int64_t li = starts[k], ri = 0;
-            for (int64_t p = starts[k]; p < ends[k]; ++p) {
-                const int32_t r = rows[p];
-                if (goes_left(k, r)) rows[li++] = r;
-                else right[ri++] = r;
-            }
-            std::copy(right.data(), right.data() + ri, rows + li);
-            n_left[k] = li - starts[k];
-        }
-        return;
-    }
-    std::vector<uint8_t> dir(static_cast<size_t>(total));
-    std::vector<int64_t> offset(static_cast<size_t>(n_nodes));
-    // pass 1: directions and per-block left counts
-    std::vector<int64_t> block_left(tasks.size());
-    {
-        int64_t acc = 0;
-        for (int64_t k = 0; k < n_nodes; ++k) {
-            offset[k] = acc;
-            acc += ends[k] - starts[k];
-        }
-    }
-    parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
-        const Task& tk = tasks[t];
-        uint8_t* d = dir.data() + offset[tk.node] + (tk.begin - starts[tk.node]);
-        int64_t c = 0;
-        for (int64_t p = tk.begin; p < tk.end; ++p) {
-            const bool l = goes_left(tk.node, rows[p]);
-            d[p - tk.begin] = l;
-            c += l;
-        }
-        block_left[t] = c;
-    }, 1);
-    // prefix sums per node
-    for (int64_t k = 0; k < n_nodes; ++k) n_left[k] = 0;
-    for (size_t t = 0; t < tasks.size(); ++t) {
-        Task& tk = tasks[t];
-        tk.left_before = n_left[tk.node];
-        tk.right_before = (tk.begin - starts[tk.node]) - tk.left_before;
-        n_left[tk.node] += block_left[t];
-    }
-    // pass 2: scatter into a copy, then copy back
-    std::vector<int32_t> out(static_cast<size_t>(total));
-    parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
-        const Task& tk = tasks[t];
-        const int64_t k = tk.node;
-        const uint8_t* d = dir.data() + offset[k] + (tk.begin - starts[k]);
-        int32_t* o = out.data() + offset[k];
-        int64_t li = tk.left_before, ri = n_left[k] + tk.right_before;
-        for (int64_t p = tk.begin; p < tk.end; ++p) {
-            if (d[p - tk.begin]) o[li++] = rows[p];
-            else o[ri++] = rows[p];
-        }
-    }, 1);
-    parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
-        std::copy(out.data() + offset[k], out.data() + offset[k] + (ends[k] - starts[k]), rows + starts[k]);
-    }, 1);
-}
 
 // Copy one binned row of n bytes, inlined (a libc memcpy call per 50-byte row costs more than the
 // copy): 16- or 8-byte words, the last word overlapping the one before it. dst and src must not

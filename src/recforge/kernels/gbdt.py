@@ -100,22 +100,6 @@ def _check_rows(rows, n_rows):
         raise ValueError(f"rows must hold row indices in [0, {n_rows})")
 
 
-def partition(X_cols, rows, starts, ends, feature, threshold, default_left, is_categorical, *, n_threads=1):
-    """Stable in-place partition of each node's slice of ``rows`` (int32, modified): left rows first.
-
-    ``X_cols`` is the binned matrix in column-major layout, uint8 (n_features, n_rows) (e.g.
-    ``np.ascontiguousarray(X_binned.T)``). Returns the number of left rows per node, int64 (n_nodes,).
-    """
-    if not (isinstance(rows, np.ndarray) and rows.dtype == np.int32 and rows.flags.c_contiguous):
-        raise TypeError("rows must be a C-contiguous int32 array (it is partitioned in place)")
-    X_cols = _arr(X_cols, np.uint8, "X_cols", 2)
-    _check_rows(rows, X_cols.shape[1])
-    return _core.gbdt_partition(X_cols, rows, _arr(starts, np.int64, "starts", 1),
-                                _arr(ends, np.int64, "ends", 1), _arr(feature, np.int32, "feature", 1),
-                                _arr(threshold, np.int32, "threshold", 1), _arr(default_left, np.uint8, "default_left", 1),
-                                _arr(is_categorical, np.uint8, "is_categorical", 1), resolve_n_threads(n_threads))
-
-
 def partition_ordered(Xn, ghn, rows, starts, ends, feature, threshold, default_left, is_categorical, *,
                       n_threads=1):
     """Split node-ordered data in place: positions ``[starts[k], ends[k])`` of ``Xn`` (uint8 (m, F),

@@ -98,3 +98,62 @@ def check_2d_float(values, name: str, *, dtype=np.float32) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (no NaN/inf)")
     return arr
+
+
+_INDEX_KINDS = "iu"
+
+
+def check_csr_arrays(indptr, indices, data, shape: tuple[int, int], name: str):
+    """Validate the three arrays of a CSR matrix of ``shape`` before any kernel or scipy sees them.
+
+    scipy's ``check_format(full_check=True)`` skips its checks when ``indptr[-1]`` is negative, and a
+    kernel given an ``indptr`` past the data reads out of bounds, so every CSR that reaches compiled
+    code goes through this one O(nnz) check: integer ``indptr``/``indices`` of 1-D shape,
+    ``len(indptr) == n_rows + 1``, ``indptr[0] == 0``, non-decreasing ``indptr``,
+    ``indptr[-1] == len(indices) == len(data)``, every index in ``[0, n_cols)``.
+
+    Returns ``(indptr, indices, data)`` as int64, int64 (int32 kept when already int32) and the data
+    unchanged; raises ``ValueError``/``TypeError`` naming ``name``.
+    """
+    n_rows, n_cols = int(shape[0]), int(shape[1])
+    indptr, indices, data = np.asarray(indptr), np.asarray(indices), np.asarray(data)
+    for part, arr in (("indptr", indptr), ("indices", indices)):
+        if arr.dtype.kind not in _INDEX_KINDS:
+            raise TypeError(f"{name}: {part} must hold integers, got dtype {arr.dtype}")
+        if arr.ndim != 1:
+            raise ValueError(f"{name}: {part} must be 1-D, got shape {arr.shape}")
+    if data.ndim != 1:
+        raise ValueError(f"{name}: data must be 1-D, got shape {data.shape}")
+    if len(indptr) != n_rows + 1:
+        raise ValueError(f"{name}: indptr has {len(indptr)} entries, expected n_rows + 1 = {n_rows + 1}")
+    if indptr.dtype.kind == "u" and indptr.size and int(indptr.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: indptr holds values beyond int64")
+    indptr = indptr.astype(np.int64, copy=False)
+    if indptr[0] != 0:
+        raise ValueError(f"{name}: indptr[0] must be 0, got {int(indptr[0])}")
+    if n_rows and np.any(indptr[1:] < indptr[:-1]):
+        bad = int(np.flatnonzero(indptr[1:] < indptr[:-1])[0])
+        raise ValueError(f"{name}: indptr must be non-decreasing; it falls at row {bad}")
+    nnz = int(indptr[-1])
+    if nnz != len(indices) or nnz != len(data):
+        raise ValueError(
+            f"{name}: indptr[-1] = {nnz} must equal len(indices) = {len(indices)} and len(data) = {len(data)}"
+        )
+    if indices.size:
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= n_cols:
+            raise ValueError(f"{name}: column indices must lie in [0, {n_cols}), found {lo if lo < 0 else hi}")
+    if indices.dtype != np.int32:
+        indices = indices.astype(np.int64, copy=False)
+    return indptr, indices, data
+
+
+def check_csr_matrix(matrix, name: str):
+    """Validate a ``scipy.sparse`` CSR/CSC matrix's arrays in place of ``check_format`` (see :func:`check_csr_arrays`).
+
+    Returns the matrix unchanged (a CSC matrix is checked as the CSR of its transpose).
+    """
+    n_major = matrix.shape[0] if matrix.format == "csr" else matrix.shape[1]
+    n_minor = matrix.shape[1] if matrix.format == "csr" else matrix.shape[0]
+    check_csr_arrays(matrix.indptr, matrix.indices, matrix.data, (n_major, n_minor), name)
+    return matrix

@@ -11,12 +11,13 @@ array; any failure raises :class:`~recforge.exceptions.ModelFileError` naming th
 """
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import json
 import os
-import zipfile
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._version import __version__
 from .exceptions import ModelFileError
@@ -65,18 +66,22 @@ def load_arrays(file, *, expected_class: str | None = None, required: tuple = ()
                 arrays = _read_npz(handle)
         else:
             arrays = _read_npz(file)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # zlib, zipfile, tokenize, NotImplementedError, ...: all mean a broken file
         raise ModelFileError(f"{where} is not a readable recforge model file ({type(exc).__name__}: {exc})") from exc
     if _META_KEY not in arrays:
         raise ModelFileError(f"{where} is not a recforge model file (no metadata record)")
     try:
         record = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{where}: the metadata record is corrupt ({exc})") from exc
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
+    except Exception as exc:  # bad UTF-8, bad JSON, nesting too deep, integers too long
+        raise ModelFileError(f"{where}: the metadata record is corrupt ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(record, dict):
+        raise ModelFileError(f"{where}: the metadata record is a JSON {type(record).__name__}, not an object")
+    if record.get("format") != FORMAT:
         raise ModelFileError(f"{where} is not a recforge model file (format={record.get('format')!r})")
     version = record.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
         raise ModelFileError(
             f"{where} has model format version {version!r}; this recforge ({__version__}) reads versions "
             f"1..{FORMAT_VERSION} — upgrade recforge to load it"
@@ -86,7 +91,99 @@ def load_arrays(file, *, expected_class: str | None = None, required: tuple = ()
     missing = [name for name in required if name not in arrays]
     if missing:
         raise ModelFileError(f"{where} is incomplete: missing arrays {missing}")
-    return record.get("params", {}), arrays, record.get("meta", {})
+    params, meta = record.get("params", {}), record.get("meta", {})
+    if not isinstance(params, dict) or not isinstance(meta, dict):
+        raise ModelFileError(f"{where}: the metadata record's 'params' and 'meta' must be JSON objects")
+    return params, ModelArrays(arrays, where), meta
+
+
+def describe_file(file) -> str:
+    """How a model file is named in messages: its path, or ``<file object>``."""
+    return os.fspath(file) if isinstance(file, (str, os.PathLike)) else "<file object>"
+
+
+@contextlib.contextmanager
+def model_file_errors(file, model_class: str):
+    """Turn any error raised while rebuilding a model from a file into :class:`ModelFileError`.
+
+    Wrap the whole of a ``load`` after :func:`load_arrays` in it: whatever a tampered file makes fail
+    (a wrong dtype reaching Numba, a shape mismatch, an index error) reaches the user as one error
+    type naming the file. ``MemoryError`` passes through unchanged.
+    """
+    try:
+        yield
+    except (ModelFileError, MemoryError):
+        raise
+    except Exception as exc:
+        raise ModelFileError(
+            f"{describe_file(file)} holds an inconsistent {model_class} model ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+class ModelArrays(dict):
+    """The arrays of a model file (name → array), with checked access for the code that rebuilds a model.
+
+    Every array a model reads back goes through :meth:`take` (or :meth:`csr`) so that a tampered file
+    is refused at load, naming the file and the array, instead of reaching a kernel.
+    """
+
+    def __init__(self, arrays: dict, where: str = "<file object>"):
+        super().__init__(arrays)
+        self.where = where
+
+    def error(self, message: str) -> ModelFileError:
+        """A :class:`ModelFileError` naming this file."""
+        return ModelFileError(f"{self.where}: {message}")
+
+    def take(self, name: str, *, kinds: str = "f", ndim: int | None = 1, shape: tuple | None = None,
+             dtype=None, finite: bool = True, pop: bool = False) -> np.ndarray:
+        """Return array ``name`` after checking it.
+
+        ``kinds``: allowed dtype kinds (``"f"`` float, ``"iu"`` integers, ``"U"`` strings, ``"b"`` bool);
+        ``ndim``/``shape``: expected dimensions (``None`` entries in ``shape`` match any length);
+        ``dtype``: cast to it after the checks (a float cast must stay finite); ``finite``: refuse NaN/inf
+        in float arrays; ``pop``: remove it from the mapping.
+        """
+        if name not in self:
+            raise self.error(f"array {name!r} is missing")
+        arr = self.pop(name) if pop else self[name]
+        if not isinstance(arr, np.ndarray):
+            arr = np.asarray(arr)
+        if arr.dtype.kind not in kinds:
+            raise self.error(f"array {name!r} has dtype {arr.dtype}, expected kind {kinds!r}")
+        if ndim is not None and arr.ndim != ndim:
+            raise self.error(f"array {name!r} has {arr.ndim} dimensions, expected {ndim}")
+        if shape is not None:
+            if len(shape) != arr.ndim or any(e is not None and int(e) != a for e, a in zip(shape, arr.shape)):
+                raise self.error(f"array {name!r} has shape {arr.shape}, expected {tuple(shape)}")
+        if dtype is not None:
+            target = np.dtype(dtype)
+            if target.kind in "iu" and arr.dtype.kind in "iu" and arr.size:
+                info = np.iinfo(target)
+                if int(arr.min()) < info.min or int(arr.max()) > info.max:
+                    raise self.error(f"array {name!r} holds values outside {target}")
+            with np.errstate(over="ignore", invalid="ignore"):
+                arr = arr.astype(target, copy=False)
+        if finite and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            raise self.error(f"array {name!r} holds non-finite values (NaN/inf or beyond its dtype's range)")
+        return arr
+
+    def csr(self, prefix: str, shape: tuple[int, int], *, data_dtype=np.float32, pop: bool = False) -> sp.csr_matrix:
+        """Rebuild the CSR matrix saved as ``{prefix}_indptr``, ``{prefix}_indices``, ``{prefix}_data``.
+
+        The three arrays pass :func:`recforge._validation.check_csr_arrays` first, so scipy and the
+        kernels only ever see a consistent matrix of ``shape``; the data must be finite.
+        """
+        from ._validation import check_csr_arrays
+
+        indptr = self.take(f"{prefix}_indptr", kinds="iu", pop=pop)
+        indices = self.take(f"{prefix}_indices", kinds="iu", pop=pop)
+        data = self.take(f"{prefix}_data", kinds="biuf", dtype=data_dtype, pop=pop)
+        try:
+            indptr, indices, data = check_csr_arrays(indptr, indices, data, shape, prefix)
+        except (TypeError, ValueError) as exc:
+            raise self.error(f"the sparse matrix {prefix!r} is inconsistent: {exc}") from exc
+        return sp.csr_matrix((data, indices, indptr), shape=shape)
 
 
 def _read_npz(handle) -> dict:

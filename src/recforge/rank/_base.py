@@ -30,8 +30,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._params import ParamsMixin
-from ..exceptions import ModelFileError, NotFittedError
-from ..io import load_arrays, save_arrays
+from ..exceptions import NotFittedError
+from ..io import ModelArrays, load_arrays, model_file_errors, save_arrays
 
 _ENCODER_PREFIX = "encoder."
 
@@ -423,7 +423,7 @@ class Ranker(ParamsMixin):
     def load(cls, file):
         """Read a ranker written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
         params, arrays, record = load_arrays(file, expected_class=cls.__name__)
-        try:
+        with model_file_errors(file, cls.__name__):
             model = cls(**params)
             if "_classes" in arrays:
                 model.classes_ = arrays.pop("_classes")
@@ -435,13 +435,15 @@ class Ranker(ParamsMixin):
             if "encoder" in record:
                 from ..features import FeatureEncoder
 
-                enc_arrays = {k: v for k, v in arrays.items() if k.startswith(_ENCODER_PREFIX)}
+                enc_arrays = ModelArrays(
+                    {k: v for k, v in arrays.items() if k.startswith(_ENCODER_PREFIX)}, arrays.where
+                )
                 model.encoder_ = FeatureEncoder.from_state(enc_arrays, record["encoder"], prefix=_ENCODER_PREFIX)
                 model.encoder = FeatureEncoder(**model.encoder_.get_params())
-                arrays = {k: v for k, v in arrays.items() if not k.startswith(_ENCODER_PREFIX)}
+                arrays = ModelArrays(
+                    {k: v for k, v in arrays.items() if not k.startswith(_ENCODER_PREFIX)}, arrays.where
+                )
             model._set_state(arrays, record.get("ranker", {}))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
         return model
 
 

@@ -26,7 +26,7 @@ from .._threads import resolve_n_threads
 from .._validation import check_1d, check_int
 from ..data import IdMap, Interactions
 from ..exceptions import NotFittedError
-from ..io import load_arrays, save_arrays
+from ..io import load_arrays, model_file_errors, save_arrays
 from ..kernels.topk import topk
 
 #: Upper bound on the dense score block scored at once (bytes); keeps batch recommend O(chunk × n_items).
@@ -285,23 +285,16 @@ class RecallModel(ParamsMixin):
     @classmethod
     def load(cls, file):
         """Read a model written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
-        from ..exceptions import ModelFileError
-
         params, arrays, _ = load_arrays(
             file, expected_class=cls.__name__,
             required=("user_ids", "item_ids", "user_items_indptr", "user_items_indices", "user_items_data"),
         )
-        try:
+        with model_file_errors(file, cls.__name__):
             model = cls(**params)
-            user_map, item_map = IdMap(arrays.pop("user_ids")), IdMap(arrays.pop("item_ids"))
-            matrix = sp.csr_matrix(
-                (arrays.pop("user_items_data"), arrays.pop("user_items_indices"), arrays.pop("user_items_indptr")),
-                shape=(len(user_map), len(item_map)),
-            )
-            matrix.check_format(full_check=True)
+            user_map = IdMap(arrays.take("user_ids", kinds="iuU", pop=True))
+            item_map = IdMap(arrays.take("item_ids", kinds="iuU", pop=True))
+            matrix = arrays.csr("user_items", (len(user_map), len(item_map)), pop=True)
             model.user_items_ = Interactions(matrix, user_map=user_map, item_map=item_map).matrix
             model.user_map_, model.item_map_ = user_map, item_map
             model._set_state(arrays)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
         return model

@@ -44,8 +44,16 @@ def _cgroup_cpu_quota() -> float | None:
     return None
 
 
+#: Upper bound of a resolved thread count: larger requests are capped (the C++ kernels take an int32
+#: and never use more threads than tasks, so more than this only costs thread start-up).
+MAX_THREADS = 1024
+
+
 def resolve_n_threads(n_threads) -> int:
-    """``None``/0 → all available cores; a negative value counts back from them (-1 = all)."""
+    """``None``/0 → all available cores; a negative value counts back from them (-1 = all).
+
+    Positive values are capped at :data:`MAX_THREADS`.
+    """
     if n_threads is None:
         return available_cores()
     n = check_int(n_threads, "n_threads")
@@ -54,7 +62,7 @@ def resolve_n_threads(n_threads) -> int:
         return cores
     if n < 0:
         return max(1, cores + 1 + n)
-    return n
+    return min(n, MAX_THREADS)
 
 
 @contextlib.contextmanager

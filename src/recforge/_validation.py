@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 
@@ -28,7 +29,10 @@ def check_float(value, name: str, *, min_value: float | None = None, max_value: 
     """Return ``value`` as a finite Python float, or raise naming ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # a Python int beyond float64's range
+        raise ValueError(f"{name} must be finite, got an integer of {int(value).bit_length()} bits") from None
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if min_value is not None and (value < min_value or (not min_inclusive and value == min_value)):
@@ -60,11 +64,35 @@ def check_random_state(random_state) -> np.random.Generator:
     raise TypeError(f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}")
 
 
+def as_numpy(values) -> np.ndarray:
+    """``values`` as a NumPy array; a pandas Series/Index keeps its dtype (its own values, not a
+    lossy cast), and a nullable extension dtype (``Int64``, ``Float64``, ``boolean``) becomes its
+    NumPy dtype, or float64 with NaN where values are missing."""
+    if isinstance(values, (pd.Series, pd.Index)):
+        dtype = values.dtype
+        numpy_dtype = getattr(dtype, "numpy_dtype", None)
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and numpy_dtype is not None \
+                and numpy_dtype.kind in "biuf":
+            if values.isna().any():
+                return values.to_numpy(dtype=np.float64, na_value=np.nan)
+            return values.to_numpy(dtype=numpy_dtype)
+        return values.to_numpy()
+    return np.asarray(values)
+
+
+def check_unique_columns(frame, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` and the repeated labels if a DataFrame's columns repeat."""
+    duplicated = frame.columns[frame.columns.duplicated()]
+    if len(duplicated):
+        raise ValueError(f"{name} has duplicated column names {list(dict.fromkeys(duplicated))[:5]}; "
+                         "every column needs its own name")
+
+
 def check_1d(values, name: str, *, dtype=None, allow_empty: bool = True, finite: bool = False) -> np.ndarray:
     """Return ``values`` as a 1-D array (a copy when cast), or raise naming ``name``."""
     if sp.issparse(values):
         raise TypeError(f"{name} must be a 1-D array, got a sparse matrix")
-    arr = np.asarray(values)
+    arr = as_numpy(values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
@@ -156,4 +184,38 @@ def check_csr_matrix(matrix, name: str):
     n_major = matrix.shape[0] if matrix.format == "csr" else matrix.shape[1]
     n_minor = matrix.shape[1] if matrix.format == "csr" else matrix.shape[0]
     check_csr_arrays(matrix.indptr, matrix.indices, matrix.data, (n_major, n_minor), name)
+    return matrix
+
+
+def check_sparse(matrix, name: str):
+    """Check a user-given ``scipy.sparse`` matrix's structure before scipy or a kernel reads it.
+
+    CSR/CSC go through :func:`check_csr_matrix`; COO's ``row``/``col`` must be integer, as long as
+    ``data`` and in range; BSR's block ``indptr``/``indices`` go through :func:`check_csr_arrays`.
+    (LIL, DOK and DIA hold Python or dense structures that scipy converts with bounds checks.)
+    Returns the matrix unchanged; raises ``TypeError``/``ValueError`` naming ``name``.
+    """
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D sparse matrix, got shape {matrix.shape}")
+    fmt = matrix.format
+    if fmt in ("csr", "csc"):
+        check_csr_matrix(matrix, name)
+    elif fmt == "coo":
+        n_rows, n_cols = matrix.shape
+        data = np.asarray(matrix.data)
+        for part, arr, bound in (("row", matrix.row, n_rows), ("col", matrix.col, n_cols)):
+            arr = np.asarray(arr)
+            if arr.dtype.kind not in _INDEX_KINDS or arr.ndim != 1:
+                raise TypeError(f"{name}: COO {part} must be a 1-D integer array, got {arr.dtype} {arr.shape}")
+            if arr.shape != data.shape:
+                raise ValueError(f"{name}: COO {part} has {arr.size} entries, data has {data.size}")
+            if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= bound):
+                raise ValueError(f"{name}: COO {part} indices must lie in [0, {bound})")
+    elif fmt == "bsr":
+        r, c = matrix.blocksize
+        n_blocks = len(matrix.indices)
+        if np.ndim(matrix.data) != 3 or len(matrix.data) != n_blocks:
+            raise ValueError(f"{name}: BSR data must hold one ({r}, {c}) block per index")
+        check_csr_arrays(matrix.indptr, matrix.indices, np.empty(n_blocks),
+                         (matrix.shape[0] // r, matrix.shape[1] // c), name)
     return matrix

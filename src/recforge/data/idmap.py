@@ -29,6 +29,25 @@ def _integral_floats_to_int64(arr: np.ndarray, name: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _ends_with_nul(strings: np.ndarray) -> np.ndarray:
+    """Bool mask of the Python strings (object array) that end with NUL (NumPy's ``U`` drops those)."""
+    return np.fromiter((len(v) > 0 and v[-1] == "\x00" for v in strings.tolist()), dtype=bool,
+                       count=strings.size)
+
+
+def _python_ints_to_64(values: np.ndarray) -> np.ndarray | None:
+    """An object array of ints as int64 (uint64 when beyond int64 and all >= 0), or None when an
+    int does not fit in 64 bits."""
+    try:
+        return values.astype(np.int64)
+    except OverflowError:
+        pass
+    try:
+        return values.astype(np.uint64)
+    except OverflowError:
+        return None
+
+
 def as_id_array(values, name: str = "ids") -> np.ndarray:
     """Normalise external ids to one of three dtypes: int64, uint64 (beyond int64) or unicode ``U``.
 
@@ -68,12 +87,20 @@ def as_id_array(values, name: str = "ids") -> np.ndarray:
                              f"{int(np.flatnonzero(missing)[0])}")
         inferred = pd.api.types.infer_dtype(arr, skipna=False)
         if inferred == "string":
+            nul = _ends_with_nul(arr)
+            if nul.any():
+                bad = int(np.flatnonzero(nul)[0])
+                raise ValueError(f"{name} must not end with a NUL character ('\\x00'): NumPy strings drop "
+                                 f"trailing NULs, so {arr[bad]!r} (position {bad}) would merge with "
+                                 f"{arr[bad].rstrip(chr(0))!r}")
             return arr.astype(str)
         if inferred == "integer":
-            try:
-                return arr.astype(np.int64)
-            except OverflowError:
-                return arr.astype(np.uint64)
+            typed = _python_ints_to_64(arr)
+            if typed is None:
+                bad = int(np.flatnonzero([not -2**63 <= int(v) < 2**64 for v in arr])[0])
+                raise ValueError(f"{name} must fit in 64 bits (int64, or uint64 when all >= 0); position {bad} "
+                                 f"is {int(arr[bad])}")
+            return typed
         if inferred in ("floating", "mixed-integer-float"):
             return _integral_floats_to_int64(arr.astype(np.float64), name)
         raise TypeError(f"{name} must all be integers or all be strings, got {inferred!r} values")
@@ -176,7 +203,13 @@ class IdMap:
         """Return (raw 1-D array, candidates in the map's dtype, mask of convertible entries)."""
         if isinstance(values, (pd.Series, pd.Index)) or hasattr(values, "to_numpy"):
             values = values.to_numpy()
-        raw = np.asarray(values)
+        if isinstance(values, str) or (isinstance(values, list) and any(isinstance(v, str) for v in values)):
+            # as objects: NumPy's U dtype would drop a trailing NUL and match another id
+            values = [values] if isinstance(values, str) else values
+            raw = np.empty(len(values), dtype=object)
+            raw[:] = values
+        else:
+            raw = np.asarray(values)
         if raw.ndim == 0:
             raw = raw.reshape(1)
         if raw.ndim != 1:
@@ -186,12 +219,22 @@ class IdMap:
         if kind == "O" and raw.size:
             inferred = pd.api.types.infer_dtype(raw, skipna=False)
             if inferred == "string":
+                # a NUL-terminated string is never an id (the maps refuse them); as U it would match one
+                nul = _ends_with_nul(raw)
+                if nul.any():
+                    typed = raw.astype(str)
+                    return raw, typed, ~nul if want_str else np.zeros(raw.size, dtype=bool)
                 raw_typed, kind = raw.astype(str), "U"
             elif inferred == "integer":
-                try:
-                    raw_typed, kind = raw.astype(np.int64), "i"
-                except OverflowError:
-                    raw_typed, kind = raw.astype(np.uint64), "u"
+                typed = _python_ints_to_64(raw)
+                if typed is None:  # some ints beyond 64 bits: unknown ids, the others looked up one by one
+                    ok = np.array([-2**63 <= int(v) < 2**63 if self._ids.dtype.kind == "i" else 0 <= int(v) < 2**64
+                                   for v in raw], dtype=bool) if not want_str else np.zeros(raw.size, dtype=bool)
+                    cand = np.zeros(raw.size, dtype=self._ids.dtype)
+                    if ok.any():
+                        cand[ok] = np.array([int(v) for v in raw[ok]], dtype=self._ids.dtype)
+                    return raw, cand, ok
+                raw_typed, kind = typed, typed.dtype.kind
             elif inferred in ("floating", "mixed-integer-float"):
                 raw_typed, kind = np.array([x if x is not None else np.nan for x in raw], dtype=np.float64), "f"
             else:  # mixed: convert element by element (rare, slow path)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._validation import check_1d, check_choice, check_float
+from .._validation import as_numpy, check_1d, check_choice, check_float, check_sparse
 from ._coo import DUPLICATE_POLICIES, build_csr
 from ._segsort import order_within_rows
 from .idmap import IdMap, as_id_array
@@ -32,22 +32,41 @@ def _check_weights(data: np.ndarray, name: str = "weights") -> None:
 
 
 def _as_timestamps(timestamps, n: int) -> np.ndarray | None:
+    """float64 seconds since the epoch (UTC) from numbers, datetime64 or (timezone-aware) datetimes."""
     if timestamps is None:
         return None
-    if isinstance(timestamps, (pd.Series, pd.Index)) or hasattr(timestamps, "to_numpy"):
-        timestamps = timestamps.to_numpy()
-    ts = np.asarray(timestamps)
+    if isinstance(timestamps, (pd.Series, pd.Index)) and isinstance(timestamps.dtype, pd.DatetimeTZDtype):
+        timestamps = pd.DatetimeIndex(timestamps).tz_convert("UTC").tz_localize(None)
+    ts = as_numpy(timestamps)
+    if ts.dtype.kind == "O" and ts.size:
+        ts = _object_timestamps(ts)
     if ts.dtype.kind == "M":  # datetime64 -> seconds since the epoch
         if np.isnat(ts).any():
             bad = int(np.flatnonzero(np.isnat(ts))[0])
             raise ValueError(f"timestamps must not be missing (NaT at position {bad})")
         ts = ts.astype("datetime64[ns]").astype(np.int64) / 1e9
-    elif ts.dtype.kind == "O":
-        ts = pd.to_numeric(pd.Series(ts), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    elif ts.dtype.kind in "USm":
+        raise TypeError(f"timestamps must be numbers or datetimes, got dtype {ts.dtype}"
+                        + (" (parse date strings with pandas.to_datetime first)" if ts.dtype.kind in "US" else ""))
     ts = check_1d(ts, "timestamps", dtype=np.float64, finite=True)
     if ts.size != n:
         raise ValueError(f"timestamps has {ts.size} entries, expected {n} (one per stored interaction)")
     return ts
+
+
+def _object_timestamps(ts: np.ndarray) -> np.ndarray:
+    """An object array of numbers or numeric strings (float64), or of datetimes (datetime64, aware
+    ones converted to UTC)."""
+    kind = pd.api.types.infer_dtype(ts, skipna=False)
+    if kind in ("datetime", "datetime64", "date"):
+        return pd.to_datetime(pd.Series(ts), utc=True).dt.tz_localize(None).to_numpy()
+    try:
+        return pd.to_numeric(pd.Series(ts)).to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        pass
+    first = next((v for v in ts.tolist() if not isinstance(v, (int, float))), ts[0])
+    hint = " (parse date strings with pandas.to_datetime first)" if isinstance(first, str) else ""
+    raise TypeError(f"timestamps must be numbers or datetimes, got {kind} values such as {first!r}{hint}")
 
 
 def _as_idmap(value, n: int, name: str) -> IdMap:
@@ -130,9 +149,7 @@ class Interactions:
         if isinstance(matrix, Interactions):
             matrix = matrix.matrix
         if sp.issparse(matrix):
-            if matrix.ndim != 2:
-                raise ValueError(f"matrix must be 2-D, got shape {matrix.shape}")
-            coo = matrix.tocoo()
+            coo = check_sparse(matrix, "matrix").tocoo()
             rows = np.asarray(coo.row, dtype=np.int64)
             cols = np.asarray(coo.col, dtype=np.int64)
             values = np.asarray(coo.data)
@@ -263,8 +280,6 @@ class Interactions:
         if weights is None:
             w = np.ones(n, dtype=np.float64)
         else:
-            if isinstance(weights, (pd.Series, pd.Index)):
-                weights = weights.to_numpy(dtype=np.float64, na_value=np.nan)
             w = check_1d(weights, "weights", dtype=np.float64)
             if w.size != n:
                 raise ValueError(f"weights has {w.size} entries, expected {n} (the length of users)")
@@ -324,7 +339,7 @@ class Interactions:
         return cls.from_arrays(
             df[user_col].to_numpy(), df[item_col].to_numpy(),
             None if weight_col is None else df[weight_col],
-            None if timestamp_col is None else df[timestamp_col].to_numpy(),
+            None if timestamp_col is None else df[timestamp_col],
             duplicates=duplicates, user_ids=user_ids, item_ids=item_ids)
 
     # ------------------------------------------------------------------ attributes

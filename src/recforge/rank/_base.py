@@ -21,7 +21,6 @@ The functions :func:`check_X`, :func:`check_binary_target`, :func:`check_sample_
 from __future__ import annotations
 
 import functools
-import numbers
 import sys
 import warnings
 
@@ -30,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._params import ParamsMixin
+from .._validation import as_numpy, check_sparse, check_unique_columns
 from ..exceptions import NotFittedError
 from ..io import ModelArrays, load_arrays, model_file_errors, save_arrays
 
@@ -43,27 +43,27 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
     """Validate a feature matrix.
 
     Returns a C-contiguous float32/float64 ndarray (float32 and float64 input keep their dtype,
-    everything else becomes float64) or a CSR matrix with float32/float64 data. Never modifies
-    ``X``; copies only when a conversion is needed.
+    float16 becomes float32, everything else float64) or a CSR matrix with float32/float64 data.
+    A sparse input's structure is checked (:func:`recforge._validation.check_sparse`) before
+    anything reads it. Values must lie within float32's range (the rankers compute in float32, or
+    cast to it). Never modifies ``X``; copies only when a conversion is needed.
     """
     if sp.issparse(X):
         if not accept_sparse:
             raise TypeError(f"{name} is a sparse matrix; this model needs a dense array")
+        X = check_sparse(X, name)
         X = X.tocsr() if X.format != "csr" else X
         if X.data.dtype not in (np.float32, np.float64):
             if X.data.dtype.kind == "c":
                 raise ValueError(f"Complex data not supported in {name}")
-            X = X.astype(np.float64)
-        if X.indices.dtype.kind not in "iu" or X.indptr.dtype.kind not in "iu":
-            raise TypeError(f"{name} has non-integer CSR indices")
+            if X.data.dtype.kind not in "biuf":
+                raise TypeError(f"{name} must be numeric, got dtype {X.data.dtype}")
+            X = X.astype(_float_dtype_for(X.data.dtype))
         _check_shape(X.shape, name)
-        if not allow_nan and not _all_finite(X.data):
-            raise ValueError(f"{name} contains NaN or infinity")
-        if X.indptr.size != X.shape[0] + 1 or X.indices.size != X.data.size or (
-                X.indices.size and (X.indices.min() < 0 or X.indices.max() >= X.shape[1])):
-            raise ValueError(f"{name} is not a valid CSR matrix")
+        _check_values(X.data, name, allow_nan)
         return X
     if isinstance(X, pd.DataFrame):
+        check_unique_columns(X, name)
         kinds = {c: X[c].dtype.kind for c in X.columns}
         bad = [c for c, k in kinds.items() if k not in "biuf"]
         if bad:
@@ -77,23 +77,45 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
         raise ValueError(f"Expected 2D array for {name}, got shape {arr.shape} instead. Reshape your data "
                          "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single row")
     if arr.dtype not in (np.float32, np.float64):
-        if arr.dtype.kind not in "biuO":
+        if arr.dtype.kind == "O":
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError) as exc:  # same class as numpy's, so callers matching it still do
+                raise type(exc)(f"{name} must hold numbers only: {exc}") from None
+        elif arr.dtype.kind in "biuf":
+            arr = arr.astype(_float_dtype_for(arr.dtype))
+        else:
             raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-        arr = arr.astype(np.float64)
     arr = np.ascontiguousarray(arr)
     _check_shape(arr.shape, name)
-    if not allow_nan and not _all_finite(arr):
-        raise ValueError(f"{name} contains NaN or infinity")
-    if allow_nan and np.isinf(arr).any():
-        raise ValueError(f"{name} contains infinity")
+    _check_values(arr, name, allow_nan)
     return arr
 
 
-def _all_finite(arr) -> bool:
-    """No NaN/inf, without a temporary of arr's size: min and max propagate NaN and expose infinities."""
-    if arr.size == 0 or arr.dtype.kind not in "fc":
-        return True
-    return bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
+def _float_dtype_for(dtype) -> type:
+    """float32 for float16 (exact upcast), float64 for every other non-float32/64 numeric dtype."""
+    return np.float32 if dtype == np.float16 else np.float64
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_values(arr, name: str, allow_nan: bool) -> None:
+    """No infinity, NaN only when ``allow_nan``, every value within float32's range; one min and one
+    max pass, no temporary of ``arr``'s size."""
+    if arr.size == 0 or arr.dtype.kind != "f":
+        return
+    lo, hi = (np.nanmin(arr), np.nanmax(arr)) if allow_nan and np.isnan(arr.min()) else (arr.min(), arr.max())
+    if np.isnan(lo) or np.isnan(hi):
+        if not allow_nan:
+            raise ValueError(f"{name} contains NaN or infinity")
+        return  # every value is NaN
+    if np.isinf(lo) or np.isinf(hi):
+        raise ValueError(f"{name} contains {'NaN or ' if not allow_nan else ''}infinity")
+    largest = max(-float(lo), float(hi))
+    if largest > _FLOAT32_MAX:
+        raise ValueError(f"{name} holds values beyond float32's range (|value| up to {largest:.3g} > "
+                         f"{_FLOAT32_MAX:.3g}); the models compute in float32: rescale these features")
 
 
 def _check_shape(shape, name):
@@ -157,12 +179,13 @@ def _data_conversion_warning():
 
 
 def check_sample_weight(sample_weight, n_rows: int, name: str = "sample_weight") -> np.ndarray:
-    """float64 copy of the weights (ones when None); negative, NaN or all-zero weights raise ValueError."""
+    """float64 copy of the weights (ones when None); a scalar applies to every row and is checked the
+    same way. Negative, NaN/inf, all-zero or weights beyond float32's range raise ValueError."""
     if sample_weight is None:
         return np.ones(n_rows, dtype=np.float64)
-    if isinstance(sample_weight, numbers.Number):
-        return np.full(n_rows, float(sample_weight))
-    sw = np.asarray(sample_weight)
+    sw = as_numpy(sample_weight)
+    if sw.ndim == 0:
+        sw = np.broadcast_to(sw, (n_rows,))
     if sw.ndim != 1 or sw.shape[0] != n_rows:
         raise ValueError(f"{name} must have shape ({n_rows},), got {sw.shape}")
     if sw.dtype.kind not in "biuf":
@@ -174,6 +197,8 @@ def check_sample_weight(sample_weight, n_rows: int, name: str = "sample_weight")
         raise ValueError(f"{name} must be non-negative")
     if not np.any(sw > 0):
         raise ValueError(f"{name} sums to zero")
+    if sw.size and sw.max() > _FLOAT32_MAX:
+        raise ValueError(f"{name} holds values beyond float32's range (up to {sw.max():.3g}); rescale them")
     return sw
 
 

@@ -183,7 +183,7 @@ class NeuralRanker(Ranker):
         return out
 
     # -- training -----------------------------------------------------------------------------------
-    def _train_call(self, inp, y, sw, order, start, stop):
+    def _train_call(self, inp, y, sw, order, start, stop, batch_size):
         wopt, wlr, wl1, wl2 = self._wide_settings()
         wide = inp.wide
         if wide is None:
@@ -191,7 +191,7 @@ class NeuralRanker(Ranker):
         else:
             indptr, indices, data = wide.indptr, wide.indices, wide.data
         return K.train_batches(
-            inp.codes, inp.dense, y, sw, order, start, stop, int(self.batch_size),
+            inp.codes, inp.dense, y, sw, order, start, stop, batch_size,
             self._col_flat_off, self._col_row_off, self._col_dim, self._col_in_off, self._emb, self._emb_m,
             self._emb_v, self._sizes, self._params, self._p_m, self._p_v,
             wide is not None, indptr, indices, data, self._wide_w, self._wide_m, self._wide_v,
@@ -212,7 +212,7 @@ class NeuralRanker(Ranker):
         self.timings_ = {"epochs": []}
         best, best_state, since = -np.inf, None, 0
         epochs = int(self.epochs)
-        bs = int(self.batch_size)
+        bs = min(int(self.batch_size), n)  # a larger batch is the same single batch; the kernel sizes buffers by it
         bar = _progress(self.verbose, epochs * n, type(self).__name__)
         # the progress bar refreshes ~20 times per epoch; without it one kernel call runs the epoch
         seg = n if bar is None else max(bs, -(-n // 20) // bs * bs)
@@ -227,7 +227,7 @@ class NeuralRanker(Ranker):
                     total = 0.0
                     for s0 in range(0, n, seg):
                         s1 = min(n, s0 + seg)
-                        total += self._train_call(inp, yy, ss, order, s0, s1)
+                        total += self._train_call(inp, yy, ss, order, s0, s1, bs)
                         if bar is not None:
                             bar.update(s1 - s0)
                             bar.set_postfix(epoch=epoch, loss=f"{total / s1:.5f}")
@@ -260,6 +260,9 @@ class NeuralRanker(Ranker):
                 bar.close()
         if best_state is not None:
             self._restore(best_state)
+        if not all(np.all(np.isfinite(getattr(self, k))) for k in ("_emb", "_params", "_wide_w")):
+            raise FloatingPointError(f"{type(self).__name__} diverged (non-finite weights); lower learning_rate "
+                                     "or rescale the features or sample_weight")
 
     def _snapshot(self):
         return {k: getattr(self, k).copy() for k in self._STATE}

@@ -192,6 +192,12 @@ class LogisticRegression(Ranker):
             finally:
                 del self._pool
         self.timings_["solver"] = time.perf_counter() - start
+        self._check_finite_weights()
+
+    def _check_finite_weights(self):
+        if not (np.all(np.isfinite(self.coef_)) and np.all(np.isfinite(self.intercept_))):
+            raise FloatingPointError("LogisticRegression diverged (non-finite weights); rescale the features "
+                                     "or sample_weight, or lower alpha (FTRL)")
 
     def _fit_lbfgs(self, X, y, sw, evals):
         from scipy.optimize import minimize
@@ -375,6 +381,7 @@ class LogisticRegression(Ranker):
             self._fit_ftrl(Xm, y01, sw, [], epochs=1, reset=first, scale_by_epoch=False)
         finally:
             del self._pool
+        self._check_finite_weights()
         return self
 
     # ------------------------------------------------------------------------------------------

@@ -8,22 +8,28 @@ A recall model learns from an :class:`~recforge.data.Interactions` (users × ite
 
 Each returns ``(item_ids, scores)``: 1-D arrays for a scalar query, 2-D ``(n_queries, k)`` for an
 array of queries, always **exactly k** columns, best first (equal scores: lower internal index
-first), padded with ``-1`` (``None`` for non-integer ids) and ``-inf`` when fewer than ``k``
-candidates exist. Batch results equal looped scalar calls. Ids are the external ids of the
+first), padded with ``-1`` (``None`` for string ids and for ids beyond int64, returned as an object
+array of Python ints) and ``-inf`` when fewer than ``k`` candidates exist. Item id ``-1`` is
+therefore refused by ``fit``. ``k`` may exceed the catalogue (padding) up to ``MAX_PADDED_K``. Batch results equal looped scalar calls. Ids are the external ids of the
 training data; unknown user or query item ids raise ``KeyError`` naming the id, while unknown
-ids inside ``filter_items``/``items`` are ignored (they cannot be recommended anyway).
+ids inside ``filter_items``/``items`` (any iterable of ids; not a boolean mask) are ignored
+(they cannot be recommended anyway).
 
 Subclasses implement ``_fit`` and the scoring hooks; everything else — id mapping, filtering,
 batching with bounded memory, top-k selection in C++, save/load — lives here once.
 """
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable
+
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from .._params import ParamsMixin
 from .._threads import resolve_n_threads
-from .._validation import check_1d, check_int
+from .._validation import as_numpy, check_1d, check_int
 from ..data import IdMap, Interactions
 from ..exceptions import NotFittedError
 from ..io import load_arrays, model_file_errors, save_arrays
@@ -31,6 +37,32 @@ from ..kernels.topk import topk
 
 #: Upper bound on the dense score block scored at once (bytes); keeps batch recommend O(chunk × n_items).
 SCORE_BLOCK_BYTES = 64 * 2**20
+#: ``k`` may exceed the catalogue (the extra columns are padding) up to this many columns
+MAX_PADDED_K = 2**16
+
+
+def as_id_collection(values, name: str) -> np.ndarray:
+    """External ids from a scalar, an array, a Series or any iterable (list, set, ``dict.keys()``,
+    generator) as a 1-D array; boolean masks and elements that are not ids (unhashable, nested,
+    ``None``) raise ``TypeError`` naming ``name``."""
+    if isinstance(values, (np.ndarray, pd.Series, pd.Index)):
+        arr = as_numpy(values)
+    else:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            values = [values]
+        values = list(values)
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = values  # element by element: a nested sequence stays one (rejected) element
+    if arr.dtype.kind == "b":
+        raise TypeError(f"{name} must be item ids, got booleans; pass the ids themselves (ids[mask]), "
+                        "not a boolean mask")
+    if arr.ndim != 1:
+        raise TypeError(f"{name} must be a flat collection of item ids, got shape {arr.shape}")
+    if arr.dtype.kind == "O":
+        for v in arr.tolist():
+            if isinstance(v, bool) or not isinstance(v, (str, numbers.Real)):
+                raise TypeError(f"{name} must hold item ids (ints or strings), got {v!r}")
+    return arr
 
 
 def as_interactions(data, name: str = "interactions") -> Interactions:
@@ -85,6 +117,9 @@ class RecallModel(ParamsMixin):
         data = as_interactions(interactions)
         if data.nnz == 0:
             raise ValueError("interactions has no entries; a recall model needs at least one interaction")
+        if data.item_map.kind == "i" and data.item_map.contains(-1):
+            raise ValueError("item id -1 is the padding value of recommend's integer item ids, so it cannot "
+                             "be an item id of a recall model; map it to another id")
         self._validate_params()
         self._fit(data)
         self.user_map_ = data.user_map
@@ -124,20 +159,20 @@ class RecallModel(ParamsMixin):
         k : int >= 1
         filter_seen : bool, default True
             Remove the items each user interacted with in the training data.
-        filter_items : array-like of external item ids, optional
+        filter_items : iterable of external item ids (array, list, set, ...), optional
             Never recommend these.
-        items : array-like of external item ids, optional
+        items : iterable of external item ids, optional
             Recommend only among these (a whitelist).
 
         Returns
         -------
         item_ids : ndarray (k,) or (n_users, k)
-            External item ids, best first; ``-1`` (``None`` for non-integer ids) pads.
+            External item ids, best first; ``-1`` pads (``None`` for string ids and ids beyond int64).
         scores : ndarray (k,) or (n_users, k), float32
             Their scores; ``-inf`` pads.
         """
         self._check_fitted()
-        k = check_int(k, "k", min_value=1)
+        k = self._check_k(k)
         scalar = np.ndim(user_ids) == 0
         user_idx = np.atleast_1d(np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64))
         idx, val = self._topk_users(user_idx, k, filter_seen, self._global_mask(filter_items, items))
@@ -170,8 +205,8 @@ class RecallModel(ParamsMixin):
         item_ids : ndarray (k,), scores : ndarray (k,) float32
         """
         self._check_fitted()
-        k = check_int(k, "k", min_value=1)
-        history = np.atleast_1d(np.asarray(item_ids))
+        k = self._check_k(k)
+        history = as_id_collection(item_ids, "item_ids")
         item_idx = (np.asarray(self.item_map_.index(history, name="item_id"), dtype=np.int64).reshape(-1)
                     if history.size else np.empty(0, np.int64))
         if weights is None:
@@ -188,8 +223,12 @@ class RecallModel(ParamsMixin):
             cols = np.unique(item_idx)
             exclude = sp.csr_matrix((np.ones(len(cols), np.float32), cols, [0, len(cols)]),
                                     shape=(1, self.n_items_))
-        idx, val = topk(scores, k, exclude=exclude, global_mask=self._global_mask(filter_items, items),
+        work = min(k, self.n_items_)  # the columns beyond the catalogue are padding
+        idx, val = topk(scores, work, exclude=exclude, global_mask=self._global_mask(filter_items, items),
                         n_threads=1)
+        if work < k:
+            idx = np.concatenate([idx, np.full((1, k - work), -1, np.int64)], axis=1)
+            val = np.concatenate([val, np.full((1, k - work), -np.inf, val.dtype)], axis=1)
         return self._finish(idx, val, scalar=True)
 
     def similar_items(self, item_ids, k=10, *, filter_items=None, items=None):
@@ -200,7 +239,7 @@ class RecallModel(ParamsMixin):
         item_ids : ndarray (k,) or (n_queries, k); scores : same shape, float32
         """
         self._check_fitted()
-        k = check_int(k, "k", min_value=1)
+        k = self._check_k(k)
         scalar = np.ndim(item_ids) == 0
         query = np.atleast_1d(np.asarray(self.item_map_.index(item_ids, name="item_id"), dtype=np.int64))
         def itself(rows):
@@ -218,13 +257,15 @@ class RecallModel(ParamsMixin):
         ``score(rows)`` → (len(rows), n_items) scores; ``exclude(rows)`` → sparse rows to drop, or None.
         """
         block = max(1, SCORE_BLOCK_BYTES // (4 * max(1, self.n_items_)))
-        out_idx = np.empty((len(queries), k), np.int64)
-        out_val = np.empty((len(queries), k), np.float32)
+        out_idx = np.full((len(queries), k), -1, np.int64)
+        out_val = np.full((len(queries), k), -np.inf, np.float32)
+        work = min(k, self.n_items_)  # the columns beyond the catalogue are padding
         for start in range(0, len(queries), block):
             rows = queries[start:start + block]
-            idx, val = topk(score(rows), k, exclude=exclude(rows), global_mask=mask, n_threads=self._n_threads())
-            out_idx[start:start + len(rows)] = idx
-            out_val[start:start + len(rows)] = val
+            idx, val = topk(score(rows), work, exclude=exclude(rows), global_mask=mask,
+                            n_threads=self._n_threads())
+            out_idx[start:start + len(rows), :work] = idx
+            out_val[start:start + len(rows), :work] = val
         return out_idx, out_val
 
     def _global_mask(self, filter_items, items):
@@ -233,15 +274,25 @@ class RecallModel(ParamsMixin):
         n_items = self.n_items_
         if items is not None:
             mask = np.ones(n_items, dtype=bool)
-            mask[self._known_item_indices(items)] = False
+            mask[self._known_item_indices(items, "items")] = False
         else:
             mask = np.zeros(n_items, dtype=bool)
         if filter_items is not None:
-            mask[self._known_item_indices(filter_items)] = True
+            mask[self._known_item_indices(filter_items, "filter_items")] = True
         return mask
 
-    def _known_item_indices(self, values) -> np.ndarray:
-        values = np.atleast_1d(np.asarray(values))
+    def _check_k(self, k) -> int:
+        """``k`` as an int in ``[1, max(n_items_, MAX_PADDED_K)]``: more columns than the catalogue
+        are only padding, so an absurd ``k`` is refused rather than allocated."""
+        limit = max(self.n_items_, MAX_PADDED_K)
+        k = check_int(k, "k", min_value=1)
+        if k > limit:
+            raise ValueError(f"k must be <= {limit} (the catalogue has {self.n_items_} items; columns beyond it "
+                             f"are only padding), got {k}")
+        return k
+
+    def _known_item_indices(self, values, name: str) -> np.ndarray:
+        values = as_id_collection(values, name)
         if values.size == 0:
             return np.empty(0, np.int64)
         known = values[self.item_map_.contains(values)]
@@ -252,7 +303,7 @@ class RecallModel(ParamsMixin):
     def _finish(self, idx: np.ndarray, val: np.ndarray, scalar: bool):
         ids = self.item_map_.ids
         valid = idx >= 0
-        if ids.dtype.kind in "iu":
+        if ids.dtype.kind == "i":
             out = np.full(idx.shape, -1, dtype=np.int64)
             out[valid] = ids[idx[valid]]
         else:

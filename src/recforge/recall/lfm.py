@@ -148,8 +148,18 @@ class LFM(RecallModel):
             users, items = users[~held], items[~held]
             if len(users) == 0 or len(val_users) == 0:
                 raise ValueError("validation_fraction leaves no training or no validation positives")
+        touched = np.diff(matrix.indptr)
+        full = np.flatnonzero(touched[np.unique(users)] >= n_items)
+        if full.size:
+            example = data.user_map.ids[np.unique(users)[full[0]]].item()
+            raise ValueError(f"LFM draws negatives among the items a user has not touched, but {full.size} user(s) "
+                             f"touched all {n_items} items (e.g. user {example!r}); remove them or add items")
         popularity = np.bincount(items, minlength=n_items).astype(np.float64)
-        neg_weights = np.power(popularity + 1.0, float(self.neg_exponent))  # +1: every item can be a negative
+        with np.errstate(over="ignore", under="ignore"):
+            neg_weights = np.power(popularity + 1.0, float(self.neg_exponent))  # +1: every item can be a negative
+        if not (np.all(np.isfinite(neg_weights)) and np.all(neg_weights > 0)):
+            raise ValueError(f"neg_exponent={self.neg_exponent} is too extreme: (popularity + 1) ** neg_exponent "
+                             "leaves float64's range for these popularities; use a smaller |neg_exponent|")
         indptr = matrix.indptr.astype(np.int64)
         indices = matrix.indices.astype(np.int32)
         scale = float(self.init_std) / np.sqrt(k)
@@ -206,7 +216,12 @@ class LFM(RecallModel):
         return _rowwise(self.user_factors_[user_idx], self.item_factors_) + self.item_bias_
 
     def _fold_in(self, item_idx, weights) -> np.ndarray:
-        """p minimising Σ w_i (1 − b_i − p·q_i)² + reg_user·Σw ‖p‖² (item factors fixed)."""
+        """p minimising Σ w_i (1 − b_i − p·q_i)² + reg_user·Σw ‖p‖² (item factors fixed).
+
+        Solved on the smaller side: the (k, k) normal equations, or, for a history shorter than
+        ``n_factors``, the (h, h) system of ``p = Qᵀ W (Q Qᵀ W + λI)⁻¹ t`` (the same p), so memory
+        stays O(min(h, k)²) whatever ``n_factors``.
+        """
         k = self.item_factors_.shape[1]
         if len(item_idx) == 0:
             return np.zeros(k, np.float32)
@@ -214,8 +229,11 @@ class LFM(RecallModel):
         w = weights.astype(np.float64)
         target = 1.0 - self.item_bias_[item_idx].astype(np.float64)
         lam = max(float(self.reg_user), 1e-3) * max(w.sum(), 1.0)
-        a = (q * w[:, None]).T @ q + lam * np.eye(k)
-        return np.linalg.solve(a, q.T @ (w * target)).astype(np.float32)
+        if len(item_idx) >= k:
+            a = (q * w[:, None]).T @ q + lam * np.eye(k)
+            return np.linalg.solve(a, q.T @ (w * target)).astype(np.float32)
+        a = (q @ q.T) * w[None, :] + lam * np.eye(len(item_idx))
+        return (q.T @ (w * np.linalg.solve(a, target))).astype(np.float32)
 
     def _score_history(self, item_idx, weights):
         return self.item_factors_ @ self._fold_in(item_idx, weights) + self.item_bias_

@@ -7,10 +7,12 @@ line-by-line parser directly (``engine="python"``).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 INT, FLOAT, NUM, STR, MAP = "int", "float", "num", "str", "map"
+_BOM = b"\xef\xbb\xbf"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class DecodeError(ValueError):
@@ -31,7 +35,8 @@ class DecodeError(ValueError):
 class Col:
     """One column: ``kind`` is int (int64), float (finite float64), num (float64, NaN for a missing
     marker), str (stripped; NaN for a missing marker only if ``na_ok``; empty only if ``empty_ok``)
-    or map (stripped string looked up in ``mapping``; ``dtype`` of the result)."""
+    or map (stripped string looked up in ``mapping``; ``dtype`` of the result). ``max_abs`` bounds
+    the absolute value of a float/num column."""
 
     name: str
     kind: str
@@ -39,6 +44,7 @@ class Col:
     empty_ok: bool = False
     mapping: dict = field(default_factory=dict)
     dtype: str = "int8"
+    max_abs: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,18 @@ class Source:
 
         return cls(f"recforge bundled data _data/{relpath}", opener)
 
+    @contextlib.contextmanager
+    def reading(self):
+        """The binary stream past a UTF-8 byte-order mark; a corrupt or truncated gzip file raises
+        ``ValueError`` naming the file."""
+        try:
+            with self.opener() as stream:
+                if stream.read(len(_BOM)) != _BOM:
+                    stream.seek(0)
+                yield stream
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise ValueError(f"{self.name}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})") from None
+
 
 def _is_number(text: str) -> bool:
     try:
@@ -92,7 +110,7 @@ def detect_header(src: Source, *, sep: str, encoding: str, comment: str | None =
 
     A row whose first field is not a number is a header.
     """
-    with src.opener() as raw:
+    with src.reading() as raw:
         for lineno, data in enumerate(raw, start=1):
             line = data.decode(encoding, errors="replace")  # sniffing only; parse errors come later
             if _skip(line, comment):
@@ -107,9 +125,12 @@ def _convert(value: str, col: Col, na_values: tuple[str, ...]):
     v = value.strip()
     if col.kind == INT:
         try:
-            return int(v)
+            x = int(v)
         except ValueError:
             raise ValueError(f"column {col.name!r}: {value!r} is not an integer") from None
+        if not _INT64_MIN <= x <= _INT64_MAX:
+            raise ValueError(f"column {col.name!r}: {value!r} is beyond the int64 range")
+        return x
     if col.kind in (FLOAT, NUM):
         if col.kind == NUM and v in na_values:
             return math.nan
@@ -119,6 +140,8 @@ def _convert(value: str, col: Col, na_values: tuple[str, ...]):
             raise ValueError(f"column {col.name!r}: {value!r} is not a number") from None
         if not math.isfinite(x):
             raise ValueError(f"column {col.name!r}: {value!r} is not a finite number")
+        if col.max_abs is not None and abs(x) > col.max_abs:
+            raise ValueError(f"column {col.name!r}: {value!r} is out of range (|value| <= {col.max_abs:.6g})")
         return x
     if col.kind == MAP:
         if v not in col.mapping:
@@ -142,7 +165,7 @@ def parse_lines(src: Source, cols: list[Col], *, sep: str, encoding: str, skip: 
     """
     values: list[list] = [[] for _ in cols]
     lineno = 0
-    with src.opener() as raw:
+    with src.reading() as raw:
         for data in raw:  # binary lines, decoded one by one so a bad byte is reported on its own line
             lineno += 1
             if lineno <= skip:
@@ -156,6 +179,8 @@ def parse_lines(src: Source, cols: list[Col], *, sep: str, encoding: str, skip: 
             line = line.rstrip("\r\n")
             try:
                 fields = _split_line(line, sep, quoted)
+                if len(fields) == len(cols) + 1 and not fields[-1].strip():
+                    fields.pop()  # a separator at the end of the line
                 if len(fields) != len(cols):
                     raise ValueError(f"expected {len(cols)} fields separated by {sep!r}, found {len(fields)}")
                 row = [_convert(f, c, na_values) for f, c in zip(fields, cols)]
@@ -215,7 +240,7 @@ def read_table(src: Source, cols: list[Col], *, sep: str, encoding: str = "utf-8
         df = _read_fast(src, cols, sep=sep, encoding=encoding, skip=skip, comment=comment, quoted=quoted,
                         na_values=na_values, colon_pairs=colon_pairs, skipinitialspace=skipinitialspace)
         problem = None
-    except (ValueError, csv.Error, IndexError) as exc:
+    except (ValueError, csv.Error, IndexError, OverflowError) as exc:
         df, problem = None, exc
     if df is None:
         parse_lines(src, cols, sep=sep, encoding=encoding, skip=skip, comment=comment, quoted=quoted,
@@ -224,28 +249,46 @@ def read_table(src: Source, cols: list[Col], *, sep: str, encoding: str = "utf-8
     return df
 
 
+def _all_empty(column: pd.Series) -> bool:
+    """True if every field of ``column`` is missing or blank."""
+    if column.dtype.kind == "f":
+        return bool(column.isna().all())
+    return bool((column.isna() | (column.astype(str).str.strip() == "")).all())
+
+
 def _read_fast(src: Source, cols: list[Col], *, sep, encoding, skip, comment, quoted, na_values,
                colon_pairs, skipinitialspace) -> pd.DataFrame | None:
-    """One ``read_csv``; ``None`` when the result does not validate."""
+    """One ``read_csv``; ``None`` when the result does not validate.
+
+    Every field that is not a column (the empty halves of ``::``, a separator at the end of the
+    line) must be empty: an extra field fails the validation.
+    """
     n = len(cols)
     positions = [2 * i for i in range(n)] if colon_pairs else list(range(n))
     dtype = {}
     for pos, col in zip(positions, cols):
         dtype[pos] = {INT: "int64", FLOAT: "float64", NUM: "float64"}.get(col.kind, "str")
-    with src.opener() as raw:
+    with src.reading() as raw:
         df = pd.read_csv(
             raw, sep=":" if colon_pairs else sep, header=None, skiprows=skip, dtype=dtype,
             encoding=encoding, comment=comment, skip_blank_lines=True, keep_default_na=False,
             na_values=list(na_values), quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
-            engine="c", usecols=positions if colon_pairs else None, low_memory=False,
-            skipinitialspace=skipinitialspace)
-    if df.shape[1] != n or (colon_pairs and list(df.columns) != positions):
+            engine="c", low_memory=False, skipinitialspace=skipinitialspace)
+    width = positions[-1] + 1
+    trailing = 2 if colon_pairs else 1  # the fields a separator at the end of the line adds
+    if df.shape[1] not in (width, width + trailing) or list(df.columns[:width]) != list(range(width)):
         return None
+    if not all(_all_empty(df[c]) for c in df.columns if c not in dtype):
+        return None
+    df = df[positions]
     df.columns = [c.name for c in cols]
     for col in cols:
         s = df[col.name]
-        if col.kind == FLOAT and not np.isfinite(s.to_numpy()).all():
-            return None
+        if col.kind in (FLOAT, NUM):
+            values = s.to_numpy()
+            finite = np.isfinite(values) if col.kind == FLOAT else ~np.isinf(values)
+            if not finite.all() or (col.max_abs is not None and np.nanmax(np.abs(values), initial=0) > col.max_abs):
+                return None
         if col.kind == STR:
             if s.isna().any() and not col.na_ok:
                 return None

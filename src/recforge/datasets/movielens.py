@@ -182,7 +182,7 @@ def _first_existing(folder: Path, names: list[str]) -> Path | None:
 
 
 def _sniff(path: Path) -> str:
-    with Source.from_path(path).opener() as f:
+    with Source.from_path(path).reading() as f:
         head = f.readline().decode("latin-1")
     if "::" in head:
         return "ml-1m"

@@ -464,3 +464,27 @@ def test_real_world_adult_file(tmp_path, eol):  # issue 14
     with pytest.raises(ValueError, match="adult.data, line 3: expected 15 fields"):
         load_adult(f)
 
+
+# ---------------------------------------------------------------------------------------------- issue 14
+@pytest.mark.data
+@pytest.mark.parametrize("make, threshold", [
+    (lambda **kw: LogisticRegression(C=0.3, **kw), 0.89),
+    (lambda **kw: DNN(epochs=4, batch_size=128, random_state=0, n_threads=1, **kw), 0.84),
+    (lambda **kw: WideDeep(epochs=4, batch_size=128, random_state=0, n_threads=1, **kw), 0.84)])
+def test_raw_adult_dataframe_gets_an_automatic_encoder(adult_small, tmp_path, make, threshold):
+    from recforge.features import FeatureEncoder
+    from recforge.metrics import roc_auc_score
+
+    X_train, y_train, X_test, y_test = adult_small
+    auto = make().fit(X_train, y_train)
+    assert isinstance(auto.encoder_, FeatureEncoder) and auto.encoder is None
+    assert auto.n_features_in_ == X_train.shape[1]
+    proba = auto.predict_proba(X_test)[:, 1]
+    assert roc_auc_score(y_test, proba) > threshold
+    explicit = make(encoder=FeatureEncoder()).fit(X_train, y_train)  # the explicit path is unchanged
+    np.testing.assert_allclose(explicit.predict_proba(X_test)[:, 1], proba, rtol=1e-6, atol=1e-9)
+    auto.save(tmp_path / "model.npz")
+    loaded = type(auto).load(tmp_path / "model.npz")
+    np.testing.assert_array_equal(loaded.predict_proba(X_test)[:, 1], proba)
+    numeric = X_train[["age", "education_num"]]  # all-numeric input is used as it is, no encoder
+    assert not hasattr(make().fit(numeric, y_train), "encoder_")

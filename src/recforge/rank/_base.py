@@ -13,7 +13,8 @@ A ranker subclasses :class:`Ranker` and implements
 
 Class attributes tune the input handling: ``_encoder_output`` (``"csr"`` for linear models:
 ``encoder.transform``; ``"dense"`` for trees: ``encoder.transform_dense``), ``_accept_sparse``,
-``_allow_nan`` (trees route missing values, linear models cannot).
+``_allow_nan`` (trees route missing values, linear models cannot), ``_auto_encoder`` (a DataFrame
+with non-numeric columns and no ``encoder`` gets a default :class:`~recforge.features.FeatureEncoder`).
 
 The functions :func:`check_X`, :func:`check_binary_target`, :func:`check_sample_weight` and
 :func:`class_weight_factors` are usable on their own.
@@ -225,6 +226,11 @@ def class_weight_factors(class_weight, classes, y01: np.ndarray, sample_weight: 
     return np.where(y01 == 1, weights[1], weights[0])
 
 
+def _has_non_numeric_columns(X) -> bool:
+    """True for a DataFrame with a column that is not bool/int/float (strings, categories, objects)."""
+    return isinstance(X, pd.DataFrame) and any(dtype.kind not in "biuf" for dtype in X.dtypes)
+
+
 def feature_names_of(X):
     """Column names of a DataFrame whose columns are all strings, as an object array; else None."""
     if isinstance(X, pd.DataFrame) and len(X.columns) and all(isinstance(c, str) for c in X.columns):
@@ -264,6 +270,9 @@ class Ranker(ParamsMixin):
     _encoder_output = "csr"
     _accept_sparse = True
     _allow_nan = False
+    #: fit a default FeatureEncoder (``encoder_``) when ``encoder`` is None and X is a DataFrame with
+    #: non-numeric columns
+    _auto_encoder = False
 
     # -- subclass hooks ---------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight, eval_set):  # pragma: no cover - abstract
@@ -296,6 +305,11 @@ class Ranker(ParamsMixin):
         encoder = getattr(self, "encoder", None)
         names = feature_names_of(X)
         if reset:
+            if encoder is None and self._auto_encoder and _has_non_numeric_columns(X):
+                from ..features import FeatureEncoder
+
+                check_unique_columns(X, name)
+                encoder = FeatureEncoder()  # raw columns, as GBDT takes them: encoded inside the model
             if encoder is not None:
                 from ..features import FeatureEncoder
 

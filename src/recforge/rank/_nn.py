@@ -60,6 +60,7 @@ class NeuralRanker(Ranker):
 
     _accept_sparse = False
     _has_wide = False
+    _auto_encoder = True
 
     # -- parameters -----------------------------------------------------------------------------
     def _validate_params(self):

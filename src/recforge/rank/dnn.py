@@ -40,7 +40,8 @@ class DNN(NeuralRanker):
         True stops training.
     encoder : FeatureEncoder, optional
         Encodes raw columns (a DataFrame) inside the model; it decides which columns are categorical.
-        Without it, ``X`` must be a numeric array, used standardised with no embeddings.
+        When None, a DataFrame with non-numeric (string, category) columns gets a default
+        ``FeatureEncoder()`` (``encoder_``); numeric input is used standardised with no embeddings.
     class_weight : None, "balanced" or dict, default None
     random_state : int, Generator or None, default None
         Initialisation and the shuffling of every epoch.

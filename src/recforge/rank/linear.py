@@ -78,7 +78,9 @@ class LogisticRegression(Ranker):
         returning True stops the fit.
     encoder : FeatureEncoder, optional
         Encode raw columns (e.g. a DataFrame) inside the model: ``fit`` fits a copy of it
-        (``encoder_``), every predict method applies it, ``save``/``load`` store it.
+        (``encoder_``), every predict method applies it, ``save``/``load`` store it. When None, a
+        DataFrame with non-numeric (string, category) columns gets a default ``FeatureEncoder()``
+        the same way; numeric input is used as it is.
     random_state : int, Generator or None, default None
         Row order of the FTRL epochs.
     n_threads : int, optional
@@ -113,6 +115,8 @@ class LogisticRegression(Ranker):
     >>> bool(auc > 0.905)
     True
     """
+
+    _auto_encoder = True
 
     def __init__(self, *, penalty="l2", C=1.0, l1_ratio=0.5, fit_intercept=True, solver="auto", tol=1e-4,
                  max_iter=100, class_weight=None, alpha=0.1, beta=1.0, early_stopping_rounds=None,

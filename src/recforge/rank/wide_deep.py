@@ -25,8 +25,10 @@ class WideDeep(NeuralRanker):
     early_stopping_rounds, callback, class_weight, random_state, n_threads, verbose
         As in :class:`~recforge.rank.DNN`.
     encoder : FeatureEncoder, optional
-        Encodes raw columns; its ``crosses`` become the wide part's cross features. Without it,
-        ``X`` (numeric) is both the wide input and, standardised, the deep input.
+        Encodes raw columns; its ``crosses`` become the wide part's cross features. When None, a
+        DataFrame with non-numeric (string, category) columns gets a default ``FeatureEncoder()``
+        (``encoder_``, no crosses); numeric ``X`` is both the wide input and, standardised, the deep
+        input.
     wide_optimizer : {None, "sgd", "adagrad", "adam", "ftrl"}, default None
         None = the deep part's ``optimizer``.
     wide_learning_rate : float > 0, optional

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import check_1d, check_float, check_int
+from ._validation import check_1d, check_float, check_int, check_sparse
 from .kernels.ranking import hit_matrix
 
 __all__ = [
@@ -101,7 +101,7 @@ def _relevant_structure(relevant, n_rows: int, *, name: str = "relevant",
     or hold duplicated entries.
     """
     if sp.issparse(relevant):
-        mat = relevant.tocsr()
+        mat = check_sparse(relevant, name).tocsr()
     else:
         arr = np.asarray(relevant)
         if arr.ndim != 2:

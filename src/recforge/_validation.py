@@ -32,7 +32,8 @@ def check_float(value, name: str, *, min_value: float | None = None, max_value: 
     try:
         value = float(value)
     except OverflowError:  # a Python int beyond float64's range
-        raise ValueError(f"{name} must be finite, got an integer of {int(value).bit_length()} bits") from None
+        bits = int(value).bit_length()
+        raise ValueError(f"{name} must be finite, got an integer of {bits} bits") from None
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if min_value is not None and (value < min_value or (not min_inclusive and value == min_value)):
@@ -81,10 +82,12 @@ def as_numpy(values) -> np.ndarray:
 
 
 def check_unique_columns(frame, name: str) -> None:
-    """Raise ``ValueError`` naming ``name`` and the repeated labels if a DataFrame's columns repeat."""
+    """Raise ``ValueError`` naming ``name`` and the repeated labels if a DataFrame's columns
+    repeat."""
     duplicated = frame.columns[frame.columns.duplicated()]
     if len(duplicated):
-        raise ValueError(f"{name} has duplicated column names {list(dict.fromkeys(duplicated))[:5]}; "
+        shown = list(dict.fromkeys(duplicated))[:5]
+        raise ValueError(f"{name} has duplicated column names {shown}; "
                          "every column needs its own name")
 
 
@@ -206,7 +209,8 @@ def check_sparse(matrix, name: str):
         for part, arr, bound in (("row", matrix.row, n_rows), ("col", matrix.col, n_cols)):
             arr = np.asarray(arr)
             if arr.dtype.kind not in _INDEX_KINDS or arr.ndim != 1:
-                raise TypeError(f"{name}: COO {part} must be a 1-D integer array, got {arr.dtype} {arr.shape}")
+                raise TypeError(f"{name}: COO {part} must be a 1-D integer array, "
+                                f"got {arr.dtype} {arr.shape}")
             if arr.shape != data.shape:
                 raise ValueError(f"{name}: COO {part} has {arr.size} entries, data has {data.size}")
             if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= bound):

@@ -30,7 +30,8 @@ def _integral_floats_to_int64(arr: np.ndarray, name: str) -> np.ndarray:
 
 
 def _ends_with_nul(strings: np.ndarray) -> np.ndarray:
-    """Bool mask of the Python strings (object array) that end with NUL (NumPy's ``U`` drops those)."""
+    """Bool mask of the Python strings (object array) that end with NUL (NumPy's ``U`` drops
+    them)."""
     return np.fromiter((len(v) > 0 and v[-1] == "\x00" for v in strings.tolist()), dtype=bool,
                        count=strings.size)
 
@@ -90,16 +91,16 @@ def as_id_array(values, name: str = "ids") -> np.ndarray:
             nul = _ends_with_nul(arr)
             if nul.any():
                 bad = int(np.flatnonzero(nul)[0])
-                raise ValueError(f"{name} must not end with a NUL character ('\\x00'): NumPy strings drop "
-                                 f"trailing NULs, so {arr[bad]!r} (position {bad}) would merge with "
-                                 f"{arr[bad].rstrip(chr(0))!r}")
+                raise ValueError(f"{name} must not end with a NUL character ('\\x00'): NumPy "
+                                 f"strings drop trailing NULs, so {arr[bad]!r} (position {bad}) "
+                                 f"would merge with {arr[bad].rstrip(chr(0))!r}")
             return arr.astype(str)
         if inferred == "integer":
             typed = _python_ints_to_64(arr)
             if typed is None:
                 bad = int(np.flatnonzero([not -2**63 <= int(v) < 2**64 for v in arr])[0])
-                raise ValueError(f"{name} must fit in 64 bits (int64, or uint64 when all >= 0); position {bad} "
-                                 f"is {int(arr[bad])}")
+                raise ValueError(f"{name} must fit in 64 bits (int64, or uint64 when all >= 0); "
+                                 f"position {bad} is {int(arr[bad])}")
             return typed
         if inferred in ("floating", "mixed-integer-float"):
             return _integral_floats_to_int64(arr.astype(np.float64), name)
@@ -203,7 +204,8 @@ class IdMap:
         """Return (raw 1-D array, candidates in the map's dtype, mask of convertible entries)."""
         if isinstance(values, (pd.Series, pd.Index)) or hasattr(values, "to_numpy"):
             values = values.to_numpy()
-        if isinstance(values, str) or (isinstance(values, list) and any(isinstance(v, str) for v in values)):
+        if isinstance(values, str) or (isinstance(values, list)
+                                       and any(isinstance(v, str) for v in values)):
             # as objects: NumPy's U dtype would drop a trailing NUL and match another id
             values = [values] if isinstance(values, str) else values
             raw = np.empty(len(values), dtype=object)
@@ -219,7 +221,7 @@ class IdMap:
         if kind == "O" and raw.size:
             inferred = pd.api.types.infer_dtype(raw, skipna=False)
             if inferred == "string":
-                # a NUL-terminated string is never an id (the maps refuse them); as U it would match one
+                # a NUL-terminated string is never an id (maps refuse them); as U it would match one
                 nul = _ends_with_nul(raw)
                 if nul.any():
                     typed = raw.astype(str)
@@ -227,9 +229,9 @@ class IdMap:
                 raw_typed, kind = raw.astype(str), "U"
             elif inferred == "integer":
                 typed = _python_ints_to_64(raw)
-                if typed is None:  # some ints beyond 64 bits: unknown ids, the others looked up one by one
-                    ok = np.array([-2**63 <= int(v) < 2**63 if self._ids.dtype.kind == "i" else 0 <= int(v) < 2**64
-                                   for v in raw], dtype=bool) if not want_str else np.zeros(raw.size, dtype=bool)
+                if typed is None:  # ints beyond 64 bits are unknown; the others looked up 1 by 1
+                    lo, hi = (-(2**63), 2**63) if self._ids.dtype.kind == "i" else (0, 2**64)
+                    ok = np.array([not want_str and lo <= int(v) < hi for v in raw], dtype=bool)
                     cand = np.zeros(raw.size, dtype=self._ids.dtype)
                     if ok.any():
                         cand[ok] = np.array([int(v) for v in raw[ok]], dtype=self._ids.dtype)

@@ -32,10 +32,11 @@ def _check_weights(data: np.ndarray, name: str = "weights") -> None:
 
 
 def _as_timestamps(timestamps, n: int) -> np.ndarray | None:
-    """float64 seconds since the epoch (UTC) from numbers, datetime64 or (timezone-aware) datetimes."""
+    """float64 seconds since the epoch (UTC) from numbers, datetime64 or (aware) datetimes."""
     if timestamps is None:
         return None
-    if isinstance(timestamps, (pd.Series, pd.Index)) and isinstance(timestamps.dtype, pd.DatetimeTZDtype):
+    if isinstance(timestamps, (pd.Series, pd.Index)) \
+            and isinstance(timestamps.dtype, pd.DatetimeTZDtype):
         timestamps = pd.DatetimeIndex(timestamps).tz_convert("UTC").tz_localize(None)
     ts = as_numpy(timestamps)
     if ts.dtype.kind == "O" and ts.size:
@@ -46,8 +47,8 @@ def _as_timestamps(timestamps, n: int) -> np.ndarray | None:
             raise ValueError(f"timestamps must not be missing (NaT at position {bad})")
         ts = ts.astype("datetime64[ns]").astype(np.int64) / 1e9
     elif ts.dtype.kind in "USm":
-        raise TypeError(f"timestamps must be numbers or datetimes, got dtype {ts.dtype}"
-                        + (" (parse date strings with pandas.to_datetime first)" if ts.dtype.kind in "US" else ""))
+        hint = " (parse date strings with pandas.to_datetime)" if ts.dtype.kind in "US" else ""
+        raise TypeError(f"timestamps must be numbers or datetimes, got dtype {ts.dtype}{hint}")
     ts = check_1d(ts, "timestamps", dtype=np.float64, finite=True)
     if ts.size != n:
         raise ValueError(f"timestamps has {ts.size} entries, expected {n} (one per stored interaction)")
@@ -66,7 +67,8 @@ def _object_timestamps(ts: np.ndarray) -> np.ndarray:
         pass
     first = next((v for v in ts.tolist() if not isinstance(v, (int, float))), ts[0])
     hint = " (parse date strings with pandas.to_datetime first)" if isinstance(first, str) else ""
-    raise TypeError(f"timestamps must be numbers or datetimes, got {kind} values such as {first!r}{hint}")
+    raise TypeError(f"timestamps must be numbers or datetimes, got {kind} values such as "
+                    f"{first!r}{hint}")
 
 
 def _as_idmap(value, n: int, name: str) -> IdMap:

@@ -82,7 +82,8 @@ class Source:
                     stream.seek(0)
                 yield stream
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-            raise ValueError(f"{self.name}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})") from None
+            raise ValueError(f"{self.name}: corrupt or truncated gzip file "
+                             f"({type(exc).__name__}: {exc})") from None
 
 
 def _is_number(text: str) -> bool:
@@ -141,7 +142,8 @@ def _convert(value: str, col: Col, na_values: tuple[str, ...]):
         if not math.isfinite(x):
             raise ValueError(f"column {col.name!r}: {value!r} is not a finite number")
         if col.max_abs is not None and abs(x) > col.max_abs:
-            raise ValueError(f"column {col.name!r}: {value!r} is out of range (|value| <= {col.max_abs:.6g})")
+            raise ValueError(f"column {col.name!r}: {value!r} is out of range "
+                             f"(|value| <= {col.max_abs:.6g})")
         return x
     if col.kind == MAP:
         if v not in col.mapping:
@@ -276,7 +278,8 @@ def _read_fast(src: Source, cols: list[Col], *, sep, encoding, skip, comment, qu
             engine="c", low_memory=False, skipinitialspace=skipinitialspace)
     width = positions[-1] + 1
     trailing = 2 if colon_pairs else 1  # the fields a separator at the end of the line adds
-    if df.shape[1] not in (width, width + trailing) or list(df.columns[:width]) != list(range(width)):
+    if df.shape[1] not in (width, width + trailing) \
+            or list(df.columns[:width]) != list(range(width)):
         return None
     if not all(_all_empty(df[c]) for c in df.columns if c not in dtype):
         return None
@@ -287,7 +290,9 @@ def _read_fast(src: Source, cols: list[Col], *, sep, encoding, skip, comment, qu
         if col.kind in (FLOAT, NUM):
             values = s.to_numpy()
             finite = np.isfinite(values) if col.kind == FLOAT else ~np.isinf(values)
-            if not finite.all() or (col.max_abs is not None and np.nanmax(np.abs(values), initial=0) > col.max_abs):
+            if not finite.all():
+                return None
+            if col.max_abs is not None and np.nanmax(np.abs(values), initial=0) > col.max_abs:
                 return None
         if col.kind == STR:
             if s.isna().any() and not col.na_ok:

@@ -19,7 +19,8 @@ LABEL_COLUMN = "income"
 _LABELS = {"<=50K": 0, "<=50K.": 0, ">50K": 1, ">50K.": 1}
 #: numeric fields beyond this are refused (integers stay exact in float64, and fit int64)
 MAX_NUMERIC = 2.0 ** 53
-_COLS = ([Col(c, NUM, max_abs=MAX_NUMERIC) if c in NUMERIC_COLUMNS else Col(c, STR, na_ok=True) for c in FEATURE_COLUMNS]
+_COLS = ([Col(c, NUM, max_abs=MAX_NUMERIC) if c in NUMERIC_COLUMNS else Col(c, STR, na_ok=True)
+          for c in FEATURE_COLUMNS]
          + [Col(LABEL_COLUMN, MAP, mapping=_LABELS, dtype="int8")])
 
 

@@ -13,8 +13,9 @@ A ranker subclasses :class:`Ranker` and implements
 
 Class attributes tune the input handling: ``_encoder_output`` (``"csr"`` for linear models:
 ``encoder.transform``; ``"dense"`` for trees: ``encoder.transform_dense``), ``_accept_sparse``,
-``_allow_nan`` (trees route missing values, linear models cannot), ``_auto_encoder`` (a DataFrame
-with non-numeric columns and no ``encoder`` gets a default :class:`~recforge.features.FeatureEncoder`).
+``_allow_nan`` (trees route missing values, linear models cannot), ``_auto_encoder`` (a
+DataFrame with non-numeric columns and no ``encoder`` gets a default
+:class:`~recforge.features.FeatureEncoder`).
 
 The functions :func:`check_X`, :func:`check_binary_target`, :func:`check_sample_weight` and
 :func:`class_weight_factors` are usable on their own.
@@ -81,7 +82,7 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
         if arr.dtype.kind == "O":
             try:
                 arr = arr.astype(np.float64)
-            except (TypeError, ValueError) as exc:  # same class as numpy's, so callers matching it still do
+            except (TypeError, ValueError) as exc:  # numpy's class: callers matching it still do
                 raise type(exc)(f"{name} must hold numbers only: {exc}") from None
         elif arr.dtype.kind in "biuf":
             arr = arr.astype(_float_dtype_for(arr.dtype))
@@ -102,21 +103,24 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_values(arr, name: str, allow_nan: bool) -> None:
-    """No infinity, NaN only when ``allow_nan``, every value within float32's range; one min and one
-    max pass, no temporary of ``arr``'s size."""
+    """No infinity, NaN only when ``allow_nan``, every value within float32's range: one min and one
+    max pass (NaN-aware ones only when NaN is allowed and present)."""
     if arr.size == 0 or arr.dtype.kind != "f":
         return
-    lo, hi = (np.nanmin(arr), np.nanmax(arr)) if allow_nan and np.isnan(arr.min()) else (arr.min(), arr.max())
-    if np.isnan(lo) or np.isnan(hi):
+    lo, hi = arr.min(), arr.max()
+    if np.isnan(lo):
         if not allow_nan:
             raise ValueError(f"{name} contains NaN or infinity")
-        return  # every value is NaN
+        if np.isnan(arr).all():
+            return
+        lo, hi = np.nanmin(arr), np.nanmax(arr)
     if np.isinf(lo) or np.isinf(hi):
         raise ValueError(f"{name} contains {'NaN or ' if not allow_nan else ''}infinity")
     largest = max(-float(lo), float(hi))
     if largest > _FLOAT32_MAX:
-        raise ValueError(f"{name} holds values beyond float32's range (|value| up to {largest:.3g} > "
-                         f"{_FLOAT32_MAX:.3g}); the models compute in float32: rescale these features")
+        raise ValueError(f"{name} holds values beyond float32's range (|value| up to {largest:.3g} "
+                         f"> {_FLOAT32_MAX:.3g}); the models compute in float32: rescale these "
+                         "features")
 
 
 def _check_shape(shape, name):
@@ -180,8 +184,8 @@ def _data_conversion_warning():
 
 
 def check_sample_weight(sample_weight, n_rows: int, name: str = "sample_weight") -> np.ndarray:
-    """float64 copy of the weights (ones when None); a scalar applies to every row and is checked the
-    same way. Negative, NaN/inf, all-zero or weights beyond float32's range raise ValueError."""
+    """float64 copy of the weights (ones when None); a scalar applies to every row and is checked
+    the same way. Negative, NaN/inf, all-zero or weights beyond float32's range raise ValueError."""
     if sample_weight is None:
         return np.ones(n_rows, dtype=np.float64)
     sw = as_numpy(sample_weight)
@@ -199,7 +203,8 @@ def check_sample_weight(sample_weight, n_rows: int, name: str = "sample_weight")
     if not np.any(sw > 0):
         raise ValueError(f"{name} sums to zero")
     if sw.size and sw.max() > _FLOAT32_MAX:
-        raise ValueError(f"{name} holds values beyond float32's range (up to {sw.max():.3g}); rescale them")
+        raise ValueError(f"{name} holds values beyond float32's range (up to {sw.max():.3g}); "
+                         "rescale them")
     return sw
 
 
@@ -227,7 +232,8 @@ def class_weight_factors(class_weight, classes, y01: np.ndarray, sample_weight: 
 
 
 def _has_non_numeric_columns(X) -> bool:
-    """True for a DataFrame with a column that is not bool/int/float (strings, categories, objects)."""
+    """True for a DataFrame with a column that is not bool/int/float (strings, categories,
+    objects)."""
     return isinstance(X, pd.DataFrame) and any(dtype.kind not in "biuf" for dtype in X.dtypes)
 
 
@@ -270,8 +276,8 @@ class Ranker(ParamsMixin):
     _encoder_output = "csr"
     _accept_sparse = True
     _allow_nan = False
-    #: fit a default FeatureEncoder (``encoder_``) when ``encoder`` is None and X is a DataFrame with
-    #: non-numeric columns
+    #: fit a default FeatureEncoder (``encoder_``) when ``encoder`` is None and X is a DataFrame
+    #: with non-numeric columns
     _auto_encoder = False
 
     # -- subclass hooks ---------------------------------------------------------------------------
@@ -309,7 +315,7 @@ class Ranker(ParamsMixin):
                 from ..features import FeatureEncoder
 
                 check_unique_columns(X, name)
-                encoder = FeatureEncoder()  # raw columns, as GBDT takes them: encoded inside the model
+                encoder = FeatureEncoder()  # raw columns, as GBDT takes them, encoded inside
             if encoder is not None:
                 from ..features import FeatureEncoder
 

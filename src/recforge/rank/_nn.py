@@ -213,7 +213,8 @@ class NeuralRanker(Ranker):
         self.timings_ = {"epochs": []}
         best, best_state, since = -np.inf, None, 0
         epochs = int(self.epochs)
-        bs = min(int(self.batch_size), n)  # a larger batch is the same single batch; the kernel sizes buffers by it
+        # a larger batch is the same single batch, and the kernel sizes its buffers by it
+        bs = min(int(self.batch_size), n)
         bar = _progress(self.verbose, epochs * n, type(self).__name__)
         # the progress bar refreshes ~20 times per epoch; without it one kernel call runs the epoch
         seg = n if bar is None else max(bs, -(-n // 20) // bs * bs)
@@ -262,8 +263,8 @@ class NeuralRanker(Ranker):
         if best_state is not None:
             self._restore(best_state)
         if not all(np.all(np.isfinite(getattr(self, k))) for k in ("_emb", "_params", "_wide_w")):
-            raise FloatingPointError(f"{type(self).__name__} diverged (non-finite weights); lower learning_rate "
-                                     "or rescale the features or sample_weight")
+            raise FloatingPointError(f"{type(self).__name__} diverged (non-finite weights); lower "
+                                     "learning_rate or rescale the features or sample_weight")
 
     def _snapshot(self):
         return {k: getattr(self, k).copy() for k in self._STATE}

@@ -200,8 +200,8 @@ class LogisticRegression(Ranker):
 
     def _check_finite_weights(self):
         if not (np.all(np.isfinite(self.coef_)) and np.all(np.isfinite(self.intercept_))):
-            raise FloatingPointError("LogisticRegression diverged (non-finite weights); rescale the features "
-                                     "or sample_weight, or lower alpha (FTRL)")
+            raise FloatingPointError("LogisticRegression diverged (non-finite weights); rescale "
+                                     "the features or sample_weight, or lower alpha (FTRL)")
 
     def _fit_lbfgs(self, X, y, sw, evals):
         from scipy.optimize import minimize

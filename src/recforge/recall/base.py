@@ -10,8 +10,9 @@ Each returns ``(item_ids, scores)``: 1-D arrays for a scalar query, 2-D ``(n_que
 array of queries, always **exactly k** columns, best first (equal scores: lower internal index
 first), padded with ``-1`` (``None`` for string ids and for ids beyond int64, returned as an object
 array of Python ints) and ``-inf`` when fewer than ``k`` candidates exist. Item id ``-1`` is
-therefore refused by ``fit``. ``k`` may exceed the catalogue (padding) up to ``MAX_PADDED_K``. Batch results equal looped scalar calls. Ids are the external ids of the
-training data; unknown user or query item ids raise ``KeyError`` naming the id, while unknown
+therefore refused by ``fit``. ``k`` may exceed the catalogue (padding) up to ``MAX_PADDED_K``.
+Batch results equal looped scalar calls. Ids are the external ids of the training data; unknown
+user or query item ids raise ``KeyError`` naming the id, while unknown
 ids inside ``filter_items``/``items`` (any iterable of ids; not a boolean mask) are ignored
 (they cannot be recommended anyway).
 
@@ -54,8 +55,8 @@ def as_id_collection(values, name: str) -> np.ndarray:
         arr = np.empty(len(values), dtype=object)
         arr[:] = values  # element by element: a nested sequence stays one (rejected) element
     if arr.dtype.kind == "b":
-        raise TypeError(f"{name} must be item ids, got booleans; pass the ids themselves (ids[mask]), "
-                        "not a boolean mask")
+        raise TypeError(f"{name} must be item ids, got booleans; pass the ids themselves "
+                        "(ids[mask]), not a boolean mask")
     if arr.ndim != 1:
         raise TypeError(f"{name} must be a flat collection of item ids, got shape {arr.shape}")
     if arr.dtype.kind == "O":
@@ -118,8 +119,8 @@ class RecallModel(ParamsMixin):
         if data.nnz == 0:
             raise ValueError("interactions has no entries; a recall model needs at least one interaction")
         if data.item_map.kind == "i" and data.item_map.contains(-1):
-            raise ValueError("item id -1 is the padding value of recommend's integer item ids, so it cannot "
-                             "be an item id of a recall model; map it to another id")
+            raise ValueError("item id -1 is the padding value of recommend's integer item ids, so "
+                             "it cannot be an item id of a recall model; map it to another id")
         self._validate_params()
         self._fit(data)
         self.user_map_ = data.user_map
@@ -167,7 +168,8 @@ class RecallModel(ParamsMixin):
         Returns
         -------
         item_ids : ndarray (k,) or (n_users, k)
-            External item ids, best first; ``-1`` pads (``None`` for string ids and ids beyond int64).
+            External item ids, best first; ``-1`` pads (``None`` for string ids and ids beyond
+            int64).
         scores : ndarray (k,) or (n_users, k), float32
             Their scores; ``-inf`` pads.
         """
@@ -224,8 +226,8 @@ class RecallModel(ParamsMixin):
             exclude = sp.csr_matrix((np.ones(len(cols), np.float32), cols, [0, len(cols)]),
                                     shape=(1, self.n_items_))
         work = min(k, self.n_items_)  # the columns beyond the catalogue are padding
-        idx, val = topk(scores, work, exclude=exclude, global_mask=self._global_mask(filter_items, items),
-                        n_threads=1)
+        idx, val = topk(scores, work, exclude=exclude,
+                        global_mask=self._global_mask(filter_items, items), n_threads=1)
         if work < k:
             idx = np.concatenate([idx, np.full((1, k - work), -1, np.int64)], axis=1)
             val = np.concatenate([val, np.full((1, k - work), -np.inf, val.dtype)], axis=1)
@@ -287,8 +289,8 @@ class RecallModel(ParamsMixin):
         limit = max(self.n_items_, MAX_PADDED_K)
         k = check_int(k, "k", min_value=1)
         if k > limit:
-            raise ValueError(f"k must be <= {limit} (the catalogue has {self.n_items_} items; columns beyond it "
-                             f"are only padding), got {k}")
+            raise ValueError(f"k must be <= {limit} (the catalogue has {self.n_items_} items; "
+                             f"columns beyond it are only padding), got {k}")
         return k
 
     def _known_item_indices(self, values, name: str) -> np.ndarray:

@@ -15,7 +15,8 @@ MIN_MATCHED_SHARE = 0.5
 
 
 def _item_feature_matrix(item_features, item_ids) -> np.ndarray:
-    """Align ``item_features`` to ``item_ids``: (n_items, n_topics) float64; unknown items get zeros.
+    """Align ``item_features`` to ``item_ids``: (n_items, n_topics) float64; unknown items get
+    zeros.
 
     Raises ``ValueError`` when the feature ids repeat, or match fewer than ``MIN_MATCHED_SHARE`` of
     the items (e.g. ids ``'0', '1'`` for integer item ids), showing examples of both sides.
@@ -26,13 +27,15 @@ def _item_feature_matrix(item_features, item_ids) -> np.ndarray:
         ids, values = item_features.index.to_numpy(), item_features.to_numpy()
     elif isinstance(item_features, tuple) and len(item_features) == 2:
         ids, values = as_numpy(item_features[0]), item_features[1]
-        values = check_sparse(values, "item_features matrix").toarray() if sp.issparse(values) else np.asarray(values)
+        if sp.issparse(values):
+            values = check_sparse(values, "item_features matrix").toarray()
+        values = np.asarray(values)
     else:
         raise TypeError("item_features must be a pandas DataFrame indexed by item id (one column per topic) "
                         f"or a tuple (item_ids, matrix), got {type(item_features).__name__}")
     if values.ndim != 2 or ids.ndim != 1 or len(ids) != values.shape[0]:
-        raise ValueError(f"item_features must be 2-D with one row per item id, got {values.shape} for "
-                         f"{np.shape(ids)} ids")
+        raise ValueError(f"item_features must be 2-D with one row per item id, got {values.shape} "
+                         f"for {np.shape(ids)} ids")
     if values.dtype.kind not in "biuf":
         raise TypeError(f"item_features must be numeric, got dtype {values.dtype}")
     values = values.astype(np.float64)
@@ -40,18 +43,20 @@ def _item_feature_matrix(item_features, item_ids) -> np.ndarray:
         raise ValueError("item_features must be finite and >= 0")
     index = pd.Index(ids)
     if index.has_duplicates:
-        raise ValueError(f"item_features has duplicated item ids, e.g. {index[index.duplicated()][:3].tolist()}; "
-                         "give one row per item")
+        repeated = index[index.duplicated()][:3].tolist()
+        raise ValueError(f"item_features has duplicated item ids, e.g. {repeated}; give one row "
+                         "per item")
     out = np.zeros((len(item_ids), values.shape[1]))
     lookup = index.get_indexer(item_ids)
     found = lookup >= 0
     if found.sum() < MIN_MATCHED_SHARE * len(item_ids):
         missing = np.asarray(item_ids)[~found][:3].tolist()
         raise ValueError(
-            f"item_features matches only {int(found.sum())} of the {len(item_ids)} item ids of the interactions "
-            f"(at least {MIN_MATCHED_SHARE:.0%} needed); items such as {missing} have no row, while the features "
-            f"are indexed by {index[:3].tolist()} ({index.dtype}); index them by the interactions' item ids "
-            "(same type), with zero rows for items without topics")
+            f"item_features matches only {int(found.sum())} of the {len(item_ids)} item ids of the "
+            f"interactions (at least {MIN_MATCHED_SHARE:.0%} needed); items such as {missing} have "
+            f"no row, while the features are indexed by {index[:3].tolist()} ({index.dtype}); "
+            "index them by the interactions' item ids (same type), with zero rows for items "
+            "without topics")
     out[found] = values[lookup[found]]
     return out
 

@@ -152,14 +152,17 @@ class LFM(RecallModel):
         full = np.flatnonzero(touched[np.unique(users)] >= n_items)
         if full.size:
             example = data.user_map.ids[np.unique(users)[full[0]]].item()
-            raise ValueError(f"LFM draws negatives among the items a user has not touched, but {full.size} user(s) "
-                             f"touched all {n_items} items (e.g. user {example!r}); remove them or add items")
+            raise ValueError(f"LFM draws negatives among the items a user has not touched, but "
+                             f"{full.size} user(s) touched all {n_items} items (e.g. user "
+                             f"{example!r}); remove them or add items")
         popularity = np.bincount(items, minlength=n_items).astype(np.float64)
         with np.errstate(over="ignore", under="ignore"):
-            neg_weights = np.power(popularity + 1.0, float(self.neg_exponent))  # +1: every item can be a negative
+            # +1: every item can be a negative
+            neg_weights = np.power(popularity + 1.0, float(self.neg_exponent))
         if not (np.all(np.isfinite(neg_weights)) and np.all(neg_weights > 0)):
-            raise ValueError(f"neg_exponent={self.neg_exponent} is too extreme: (popularity + 1) ** neg_exponent "
-                             "leaves float64's range for these popularities; use a smaller |neg_exponent|")
+            raise ValueError(f"neg_exponent={self.neg_exponent} is too extreme: (popularity + 1)"
+                             " ** neg_exponent leaves float64's range for these popularities; use "
+                             "a smaller |neg_exponent|")
         indptr = matrix.indptr.astype(np.int64)
         indices = matrix.indices.astype(np.int32)
         scale = float(self.init_std) / np.sqrt(k)

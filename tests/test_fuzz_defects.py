@@ -152,6 +152,14 @@ def test_filter_items_and_items_accept_any_iterable(popularity, make):
     assert ids.tolist() == [20, -1, -1]
 
 
+def test_filter_items_scalars_stay_one_id(popularity):
+    for one in (20, np.int64(20), np.array(20), [20]):
+        assert popularity.recommend(3, k=3, filter_items=one)[0].tolist() == [30, -1, -1]
+    strings = Popularity().fit(Interactions.from_arrays([1, 2], ["ab", "cd"]))
+    assert strings.recommend(1, k=2, filter_items="cd")[0].tolist() == [None, None]
+    assert strings.recommend(1, k=2, items="cd")[0].tolist() == ["cd", None]
+
+
 @pytest.mark.parametrize(
     "bad",
     [

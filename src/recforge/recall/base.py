@@ -47,7 +47,7 @@ def as_id_collection(values, name: str) -> np.ndarray:
     generator) as a 1-D array; boolean masks and elements that are not ids (unhashable, nested,
     ``None``) raise ``TypeError`` naming ``name``."""
     if isinstance(values, (np.ndarray, pd.Series, pd.Index)):
-        arr = as_numpy(values)
+        arr = as_numpy(values).reshape(-1) if np.ndim(values) == 0 else as_numpy(values)
     else:
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             values = [values]

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from recforge.data import Interactions
 from recforge.rank import DNN, LogisticRegression, WideDeep
-from recforge.recall import LFM, ContentBased, ItemCF, Popularity
+from recforge.recall import LFM, ContentBased, Item2Vec, ItemCF, Popularity
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -429,12 +429,13 @@ def test_date_strings_as_timestamps_say_what_is_expected():
     ).timestamps.tolist() == [5.0, 6.0]
 
 
-@pytest.mark.parametrize("exponent", [1e6, -1e6])
+@pytest.mark.parametrize("exponent", [1e6, 1e3, -1e6])
 def test_extreme_negative_sampling_exponent_names_the_parameter(exponent):
-    with pytest.raises(ValueError, match="neg_exponent"):
-        LFM(epochs=1, n_threads=1, neg_exponent=exponent).fit(
-            Interactions(np.eye(6) + np.eye(6, k=1))
-        )
+    data = Interactions(np.eye(6) + np.eye(6, k=1) + np.eye(6, k=2))
+    with pytest.raises(ValueError, match="neg_exponent=.* is too extreme"):
+        LFM(epochs=1, n_threads=1, neg_exponent=exponent).fit(data)
+    with pytest.raises(ValueError, match="ns_exponent=.* is too extreme"):
+        Item2Vec(epochs=1, n_threads=1, ns_exponent=exponent).fit(data)
 
 
 def test_content_based_duplicated_feature_index():

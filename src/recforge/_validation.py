@@ -116,6 +116,19 @@ def check_1d(values, name: str, *, dtype=None, allow_empty: bool = True, finite:
     return arr
 
 
+def sampling_weights(base, exponent: float, name: str) -> np.ndarray:
+    """Negative-sampling weights ``base ** exponent`` (float64, ``base`` > 0), or ``ValueError``
+    naming the exponent's parameter ``name`` when a weight leaves float64's range (overflows to
+    inf, or underflows to 0 so that an item could never be drawn)."""
+    base = np.asarray(base, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        weights = np.power(base, float(exponent))
+    if not (np.all(np.isfinite(weights)) and np.all(weights > 0)):
+        raise ValueError(f"{name}={exponent} is too extreme: the negative-sampling weights (count or "
+                         f"popularity) ** {name} leave float64's range; use a smaller |{name}|")
+    return weights
+
+
 def check_2d_float(values, name: str, *, dtype=np.float32) -> np.ndarray:
     """Return a C-contiguous 2-D float array without NaN/inf, or raise naming ``name``."""
     if sp.issparse(values):

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_choice, check_float, check_int, check_random_state
+from .._validation import (
+    check_choice,
+    check_float,
+    check_int,
+    check_random_state,
+    sampling_weights,
+)
 from ..data import Interactions
 from ..kernels.sgns import aligned_vectors, keep_probabilities, sgns_train_epoch
 from .base import RecallModel
@@ -168,8 +174,8 @@ class Item2Vec(RecallModel):
             raise ValueError("sequences hold no items to train on")
         in_vecs, out_vecs = aligned_vectors(n_items, dim), aligned_vectors(n_items, dim)  # cache-line rows
         in_vecs[:] = (rng.random((n_items, dim), dtype=np.float32) - 0.5) / dim
-        neg_weights = np.where(counts > 0, counts, 0.0) ** float(self.ns_exponent)
-        neg_weights[counts == 0] = 0.0
+        neg_weights = np.zeros(n_items)
+        neg_weights[counts > 0] = sampling_weights(counts[counts > 0], self.ns_exponent, "ns_exponent")
         keep = keep_probabilities(counts, self.sample)
         basket = isinstance(self.window, str)
         epochs, lr0, lr1 = int(self.epochs), float(self.learning_rate), float(self.min_learning_rate)

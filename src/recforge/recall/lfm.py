@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_choice, check_float, check_int, check_random_state
+from .._validation import (
+    check_choice,
+    check_float,
+    check_int,
+    check_random_state,
+    sampling_weights,
+)
 from ..data import Interactions
 from ..kernels.lfm import LOSSES, lfm_train_epoch
 from .base import RecallModel
@@ -156,13 +162,8 @@ class LFM(RecallModel):
                              f"{full.size} user(s) touched all {n_items} items (e.g. user "
                              f"{example!r}); remove them or add items")
         popularity = np.bincount(items, minlength=n_items).astype(np.float64)
-        with np.errstate(over="ignore", under="ignore"):
-            # +1: every item can be a negative
-            neg_weights = np.power(popularity + 1.0, float(self.neg_exponent))
-        if not (np.all(np.isfinite(neg_weights)) and np.all(neg_weights > 0)):
-            raise ValueError(f"neg_exponent={self.neg_exponent} is too extreme: (popularity + 1)"
-                             " ** neg_exponent leaves float64's range for these popularities; use "
-                             "a smaller |neg_exponent|")
+        # +1: every item can be a negative
+        neg_weights = sampling_weights(popularity + 1.0, self.neg_exponent, "neg_exponent")
         indptr = matrix.indptr.astype(np.int64)
         indices = matrix.indices.astype(np.int32)
         scale = float(self.init_std) / np.sqrt(k)

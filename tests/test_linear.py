@@ -305,8 +305,9 @@ def test_bad_input():
         LogisticRegression().fit(X, y + 0.5)
     with pytest.raises(ValueError, match="sample_weight"):
         LogisticRegression().fit(X, y, sample_weight=-np.ones(300))
-    # string columns get an automatic FeatureEncoder (issue 14); other non-numeric dtypes are refused
-    assert LogisticRegression().fit(pd.DataFrame({"a": ["x", "y"] * 2}), [0, 1, 0, 1]).encoder_ is not None
+    # string columns get an automatic FeatureEncoder (issue 14); other non-numeric X is refused
+    strings = pd.DataFrame({"a": ["x", "y"] * 2})
+    assert LogisticRegression().fit(strings, [0, 1, 0, 1]).encoder_ is not None
     with pytest.raises(TypeError, match="numeric"):
         LogisticRegression().fit(np.array([["x"], ["y"]], dtype=object).astype("U1"), [0, 1])
     m = LogisticRegression().fit(X, y)

@@ -124,8 +124,8 @@ def sampling_weights(base, exponent: float, name: str) -> np.ndarray:
     with np.errstate(over="ignore", under="ignore"):
         weights = np.power(base, float(exponent))
     if not (np.all(np.isfinite(weights)) and np.all(weights > 0)):
-        raise ValueError(f"{name}={exponent} is too extreme: the negative-sampling weights (count or "
-                         f"popularity) ** {name} leave float64's range; use a smaller |{name}|")
+        raise ValueError(f"{name}={exponent} is too extreme: the negative-sampling weights (count "
+                         f"or popularity) ** {name} leave float64's range; use a smaller |{name}|")
     return weights
 
 

@@ -174,8 +174,9 @@ class Item2Vec(RecallModel):
             raise ValueError("sequences hold no items to train on")
         in_vecs, out_vecs = aligned_vectors(n_items, dim), aligned_vectors(n_items, dim)  # cache-line rows
         in_vecs[:] = (rng.random((n_items, dim), dtype=np.float32) - 0.5) / dim
+        seen = counts > 0
         neg_weights = np.zeros(n_items)
-        neg_weights[counts > 0] = sampling_weights(counts[counts > 0], self.ns_exponent, "ns_exponent")
+        neg_weights[seen] = sampling_weights(counts[seen], self.ns_exponent, "ns_exponent")
         keep = keep_probabilities(counts, self.sample)
         basket = isinstance(self.window, str)
         epochs, lr0, lr1 = int(self.epochs), float(self.learning_rate), float(self.min_learning_rate)

@@ -355,6 +355,14 @@ def test_duplicated_dataframe_columns_are_named(dense_xy):
             ranker.fit(df, y)
 
 
+def test_interactions_from_a_dataframe_with_duplicated_columns():
+    df = pd.DataFrame([[1, 10, 2.0], [2, 20, 3.0]], columns=["user_id", "item_id", "user_id"])
+    with pytest.raises(ValueError, match="user_col='user_id' names 2 columns of df"):
+        Interactions.from_dataframe(df)
+    df.columns = ["user_id", "item_id", "w"]
+    assert Interactions.from_dataframe(df, weight_col="w").nnz == 2
+
+
 # -------------------------------------------------------------------------------- item 22
 def test_python_ints_beyond_64_bits(popularity):
     with pytest.raises(KeyError, match=str(2**70)):

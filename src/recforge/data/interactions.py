@@ -338,6 +338,9 @@ class Interactions:
                          ("timestamp_col", timestamp_col)):
             if col is not None and col not in df.columns:
                 raise ValueError(f"{arg}={col!r} is not a column of df (columns: {list(df.columns)})")
+            if col is not None and int((df.columns == col).sum()) > 1:
+                raise ValueError(f"{arg}={col!r} names {int((df.columns == col).sum())} columns of df; "
+                                 "column names must be unique")
         return cls.from_arrays(
             df[user_col].to_numpy(), df[item_col].to_numpy(),
             None if weight_col is None else df[weight_col],

@@ -116,7 +116,8 @@ class DemoResult:
     recall_rows: list = field(default_factory=list)
     adult: dict = field(default_factory=dict)
     rank_rows: list = field(default_factory=list)
-    #: Adult test labels, each ranker's test probabilities and the fitted rankers (for the report's figures).
+    #: The fitted models, Adult test labels and each ranker's test probabilities (for the report's figures).
+    recall_models: dict = field(default_factory=dict)
     y_test: object = None
     rank_proba: dict = field(default_factory=dict)
     rankers: dict = field(default_factory=dict)
@@ -175,7 +176,7 @@ def run_demo(k: int = 10, n_threads=None, models=None, curve_ks=()) -> DemoResul
     train, test = temporal_split(positives, test_fraction=0.2, min_interactions=5)
     result.movielens = split_summary(ratings, positives, train, test)
     result.recall_rows = run_recall_models(train, test, k=k, n_threads=n_threads, models=models, side=ml,
-                                          curve_ks=curve_ks)
+                                          curve_ks=curve_ks, fitted=result.recall_models)
 
     data = adult()
     result.adult = {"train": len(data.train), "test": len(data.test), "positive_rate": float(data.y_train.mean())}

@@ -12,6 +12,7 @@ EXAMPLES = """\
   recforge evaluate log.tsv --models itemcf,usercf,lfm --k 20
   recforge evaluate clicks.parquet --user-col visitor --item-col product --time-col ts
   recforge evaluate ml-1m/ --models itemcf --json > itemcf.json
+  recforge evaluate ratings.csv --report report.html  # tables and figures in one HTML page
 """
 
 
@@ -37,6 +38,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random split without timestamps")
     parser.add_argument("--threads", type=positive_int, default=None, help="threads per model (default: all cores)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--report", metavar="HTML", default=None,
+                        help="also write a self-contained HTML report (needs recforge[plot])")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(run=run)
 
@@ -53,11 +56,20 @@ def _rows_to_run(args, data) -> list[tuple]:
     return rows
 
 
-def evaluate(args) -> dict:
-    """Read, split, fit and evaluate; the JSON-ready result (also what the report is built from)."""
+def evaluate(args, fitted: dict | None = None) -> dict:
+    """Read, split, fit and evaluate; the JSON-ready result (also what the report is built from).
+
+    With ``--report`` each row also gets the metrics at :data:`recforge.report.CURVE_KS`, and
+    ``fitted`` receives the fitted models.
+    """
     from ..data import random_split, temporal_split
     from ..demo import run_recall_models, split_summary
 
+    curve_ks = ()
+    if args.report is not None:
+        from ..report import CURVE_KS
+
+        curve_ks = CURVE_KS
     with Timer(f"reading {args.data}", args.quiet):
         data = read_interactions(args)
     rows = _rows_to_run(args, data)
@@ -80,7 +92,8 @@ def evaluate(args) -> dict:
     for row in rows:
         with Timer(f"fitting and evaluating {row[0]}", args.quiet):
             result["models"] += run_recall_models(train, test, k=args.k, n_threads=args.threads,
-                                                  models=[row[0]], side=data.movielens)
+                                                  models=[row[0]], side=data.movielens,
+                                                  curve_ks=curve_ks, fitted=fitted)
     return result
 
 
@@ -103,6 +116,16 @@ def format_result(result: dict) -> str:
 
 
 def run(args) -> int:
-    result = evaluate(args)
+    if args.report is not None:
+        from ..plot import require_matplotlib
+
+        require_matplotlib()  # fail before the long part
+    fitted = {}
+    result = evaluate(args, fitted)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
+    if args.report is not None:
+        from ..report import evaluate_report
+
+        with Timer(f"writing {args.report}", args.quiet):
+            evaluate_report(result, args.report, fitted)
     return 0

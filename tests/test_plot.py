@@ -93,6 +93,13 @@ def ranker_scores():
     return y, {"good": good, "weak": weak}
 
 
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(plot, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 16 and result.failed == 0
+
+
 def test_metrics_at_k_lines_follow_the_numbers():
     curves = {"a": [{"k": 10, "recall": 0.2, "ndcg": 0.1}, {"k": 5, "recall": 0.1, "ndcg": 0.08}],
               "b": [{"k": 5, "recall": 0.05, "ndcg": 0.04}, {"k": 10, "recall": 0.07, "ndcg": 0.05}]}

@@ -1,4 +1,5 @@
 """Sphinx configuration of the recforge documentation (build: see CONTRIBUTING.md)."""
+
 import re
 import sys
 import warnings
@@ -15,9 +16,9 @@ copyright = "recforge developers, BSD-3-Clause"
 release = version = __version__
 
 extensions = [
-    "myst_parser",            # the pages are Markdown
-    "sphinx.ext.autodoc",     # the API reference from the docstrings
-    "numpydoc",               # ... which are numpydoc-style
+    "myst_parser",  # the pages are Markdown
+    "sphinx.ext.autodoc",  # the API reference from the docstrings
+    "numpydoc",  # ... which are numpydoc-style
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
 ]
@@ -27,7 +28,7 @@ myst_heading_anchors = 3
 exclude_patterns = ["_build"]
 
 autodoc_member_order = "bysource"
-autodoc_typehints = "none"          # the numpydoc sections carry the types
+autodoc_typehints = "none"  # the numpydoc sections carry the types
 autodoc_mock_imports = []
 numpydoc_show_class_members = False  # members are listed by autodoc's :members:
 numpydoc_class_members_toctree = False
@@ -35,10 +36,13 @@ numpydoc_xref_param_type = False
 
 html_theme = "alabaster"
 html_title = f"recforge {version}"
-html_theme_options = {"description": "The classic industrial recommender stack on compiled kernels",
-                      "fixed_sidebar": True}
+html_theme_options = {
+    "description": "The classic industrial recommender stack on compiled kernels",
+    "fixed_sidebar": True,
+}
 
-# Pages written on other branches (the pipeline, scale-out) join the table of contents once they exist;
+# Pages written on other branches (the pipeline, scale-out) join the table of contents once they
+# exist;
 # until docs/scale-out.md exists, its placeholder page stands in.
 OPTIONAL_PAGES = {"pipeline": None, "scale-out": "scale-out-placeholder"}
 
@@ -80,7 +84,11 @@ def _quote_fitted_names(app, what, name, obj, options, lines):
             continue
         if stripped.endswith("::"):
             in_code = True
-        if stripped in _SECTION_ALIASES and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}:
+        if (
+            stripped in _SECTION_ALIASES
+            and i + 1 < len(lines)
+            and set(lines[i + 1].strip()) == {"-"}
+        ):
             lines[i] = line.replace(stripped, _SECTION_ALIASES[stripped])
             lines[i + 1] = lines[i + 1].strip()[0] * len(_SECTION_ALIASES[stripped])
             continue

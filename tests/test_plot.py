@@ -1,4 +1,5 @@
-"""recforge.plot figures and the self-contained HTML reports of `recforge demo` / `recforge evaluate`."""
+"""recforge.plot figures and the HTML reports of `recforge demo` / `recforge evaluate`."""
+
 import base64
 import html.parser
 import io
@@ -73,7 +74,7 @@ def decoded_images(page: PageParser) -> list[tuple[str, bytes]]:
     for img in page.images:
         prefix = "data:image/png;base64,"
         assert img["src"].startswith(prefix) and img.get("alt")
-        data = base64.b64decode(img["src"][len(prefix):], validate=True)
+        data = base64.b64decode(img["src"][len(prefix) :], validate=True)
         width, height = png_size(data)
         assert 200 <= width <= 2500 and 150 <= height <= 2000
         out.append((img["alt"], data))
@@ -101,8 +102,10 @@ def test_docstring_examples():
 
 
 def test_metrics_at_k_lines_follow_the_numbers():
-    curves = {"a": [{"k": 10, "recall": 0.2, "ndcg": 0.1}, {"k": 5, "recall": 0.1, "ndcg": 0.08}],
-              "b": [{"k": 5, "recall": 0.05, "ndcg": 0.04}, {"k": 10, "recall": 0.07, "ndcg": 0.05}]}
+    curves = {
+        "a": [{"k": 10, "recall": 0.2, "ndcg": 0.1}, {"k": 5, "recall": 0.1, "ndcg": 0.08}],
+        "b": [{"k": 5, "recall": 0.05, "ndcg": 0.04}, {"k": 10, "recall": 0.07, "ndcg": 0.05}],
+    }
     fig = plot.metrics_at_k(curves)
     recall_ax = fig.axes[0]
     (line_a, line_b) = recall_ax.get_lines()
@@ -111,10 +114,15 @@ def test_metrics_at_k_lines_follow_the_numbers():
     import pandas as pd
 
     frame = pd.DataFrame([{"model": m, **p} for m, pts in curves.items() for p in pts])
-    assert plot.metrics_at_k(frame, "recall").axes[0].get_lines()[0].get_ydata().tolist() == [0.1, 0.2]
+    assert plot.metrics_at_k(frame, "recall").axes[0].get_lines()[0].get_ydata().tolist() == [
+        0.1,
+        0.2,
+    ]
     with pytest.raises(KeyError, match="no 'hit_rate'"):
         plot.metrics_at_k(curves, ("hit_rate",))
-    assert figure_size(fig)[0] > figure_size(plot.metrics_at_k(curves, "recall"))[0]  # one panel per metric
+    assert (
+        figure_size(fig)[0] > figure_size(plot.metrics_at_k(curves, "recall"))[0]
+    )  # one panel per metric
 
 
 def test_funnel_orders_sources_then_ceiling_then_final():
@@ -141,10 +149,15 @@ def test_roc_and_pr_curves_rank_the_better_model_higher(ranker_scores):
     good, weak, _diagonal = roc.axes[0].get_lines()
     assert good.get_xdata()[0] == 0 and good.get_ydata()[-1] == 1
     x, tpr = good.get_xdata(), good.get_ydata()
-    area = float(np.sum(np.diff(x) * (tpr[1:] + tpr[:-1]) / 2))  # trapezoids (np.trapezoid needs numpy 2)
+    area = float(
+        np.sum(np.diff(x) * (tpr[1:] + tpr[:-1]) / 2)
+    )  # trapezoids (np.trapezoid needs numpy 2)
     assert area == pytest.approx(roc_auc_score(y, scores["good"]), abs=1e-9)
     pr = plot.precision_recall_curve(y, scores)
-    ap = [float(t.get_text().split("AP ")[1].rstrip(")")) for t in pr.axes[0].get_legend().get_texts()[:2]]
+    ap = [
+        float(t.get_text().split("AP ")[1].rstrip(")"))
+        for t in pr.axes[0].get_legend().get_texts()[:2]
+    ]
     assert ap[0] > ap[1] > y.mean() - 0.05
     with pytest.raises(ValueError, match="both classes"):
         plot.roc_curve(np.ones(4), np.arange(4.0))
@@ -168,7 +181,10 @@ def test_learning_curves_accept_every_history_shape():
     gbdt = {"validation_0": {"logloss": [0.6, 0.5, 0.45], "auc": [0.8, 0.85, 0.86]}}
     labels = [line.get_label() for line in plot.learning_curves(gbdt).axes[0].get_lines()]
     assert labels == ["validation_0 logloss", "validation_0 auc"]
-    assert plot.learning_curves([0.7, 0.6]).axes[0].get_lines()[0].get_ydata().tolist() == [0.7, 0.6]
+    assert plot.learning_curves([0.7, 0.6]).axes[0].get_lines()[0].get_ydata().tolist() == [
+        0.7,
+        0.6,
+    ]
     with pytest.raises(ValueError, match="eval_set"):
         plot.learning_curves({"DNN": []})
 
@@ -201,10 +217,14 @@ def test_embedding_neighbours_shows_the_cosine_neighbours():
 
 
 def test_missing_matplotlib_names_the_extra():
-    code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from recforge import plot\n"
-            "try:\n    plot.funnel({'a': 0.1}, 0.2, 0.1)\nexcept ImportError as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from recforge import plot\n"
+        "try:\n    plot.funnel({'a': 0.1}, 0.2, 0.1)\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert 'pip install "recforge[plot]"' in out
 
 
@@ -213,7 +233,9 @@ def demo_page(tmp_path_factory):
     from recforge.demo import run_demo
     from recforge.report import CURVE_KS, demo_report
 
-    result = run_demo(k=10, n_threads=1, models=["popularity", "lfm (bpr)", "LR", "GBDT"], curve_ks=CURVE_KS)
+    result = run_demo(
+        k=10, n_threads=1, models=["popularity", "lfm (bpr)", "LR", "GBDT"], curve_ks=CURVE_KS
+    )
     path = tmp_path_factory.mktemp("report") / "demo.html"
     demo_report(result, path, k=10)
     return result, path.read_text(encoding="utf-8")
@@ -224,13 +246,21 @@ def test_demo_report_is_one_well_formed_page(demo_page):
     page = parse_page(text)
     assert page.headings == ["MovieLens ml-latest-small (bundled)", "Rank — UCI Adult"]
     alts = [alt for alt, _ in decoded_images(page)]
-    assert alts == ["recall metrics against k", "lfm (bpr) learning curve", "ROC curves", "precision-recall",
-                    "calibration", "GBDT feature importance"]
+    assert alts == [
+        "recall metrics against k",
+        "lfm (bpr) learning curve",
+        "ROC curves",
+        "precision-recall",
+        "calibration",
+        "GBDT feature importance",
+    ]
     popularity = next(r for r in result.recall_rows if r["model"] == "popularity")
     i = page.cells.index("popularity")
     assert page.cells[i + 1] == f"{popularity['ndcg']:.4f}"
     assert [c["k"] for c in popularity["curve"]] == [1, 5, 10, 20, 50, 100]
-    assert popularity["curve"][2]["ndcg"] == popularity["ndcg"]  # the curve at k=10 is the table's row
+    assert (
+        popularity["curve"][2]["ndcg"] == popularity["ndcg"]
+    )  # the curve at k=10 is the table's row
     assert f"{result.rank_rows[1]['auc']:.4f}" in page.cells
 
 
@@ -238,13 +268,26 @@ def test_cli_evaluate_report(tmp_path):
     from .test_cli import clustered_log, run
 
     clustered_log().to_csv(tmp_path / "log.csv", index=False)
-    proc = run("evaluate", "log.csv", "--models", "popularity,item2vec", "--report", "out.html", "--json",
-               "--threads", "1", cwd=tmp_path)
+    proc = run(
+        "evaluate",
+        "log.csv",
+        "--models",
+        "popularity,item2vec",
+        "--report",
+        "out.html",
+        "--json",
+        "--threads",
+        "1",
+        cwd=tmp_path,
+    )
     result = json.loads(proc.stdout)
     page = parse_page((tmp_path / "out.html").read_text(encoding="utf-8"))
     assert page.headings == ["Recall — log.csv"]
     alts = [alt for alt, _ in decoded_images(page)]
-    assert alts == ["recall metrics against k", "item2vec: embedding neighbours of the most popular item"]
+    assert alts == [
+        "recall metrics against k",
+        "item2vec: embedding neighbours of the most popular item",
+    ]
     rows = {r["model"]: r for r in result["models"]}
     assert f"{rows['item2vec']['recall']:.4f}" in page.cells
     from PIL import Image  # matplotlib depends on Pillow

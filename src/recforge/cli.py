@@ -4,6 +4,7 @@ User errors (a missing file, a bad column or line, an unknown id or model, a mis
 package) print one line ``recforge <command>: error: <message>`` on stderr and exit with status 1;
 set ``RECFORGE_TRACEBACK=1`` to see the traceback instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,9 +13,9 @@ import sys
 
 from ._version import __version__
 
-#: The sub-command modules, in the order ``--help`` lists them. ``recforge pipeline fit CONFIG.toml``
-#: (the recall → rank pipeline) plugs in here as ``_cli/pipeline.py`` with the same
-#: ``add_parser(commands)`` / ``run(args)`` pair.
+#: The sub-command modules, in the order ``--help`` lists them.
+#: ``recforge pipeline fit CONFIG.toml`` (the recall → rank pipeline) plugs in here as
+#: ``_cli/pipeline.py`` with the same ``add_parser(commands)`` / ``run(args)`` pair.
 COMMANDS = ("demo", "evaluate", "fit", "recommend", "similar")
 
 EXAMPLES = """\
@@ -38,12 +39,15 @@ def _info() -> str:
     from . import _core
     from ._threads import available_cores
 
-    return "\n".join([
-        f"recforge {__version__}",
-        f"python {platform.python_version()} · numpy {numpy.__version__} · scipy {scipy.__version__} · "
-        f"numba {numba.__version__}",
-        f"cores available: {available_cores()} (std::thread reports {_core.hardware_concurrency()})",
-    ])
+    return "\n".join(
+        [
+            f"recforge {__version__}",
+            f"python {platform.python_version()} · numpy {numpy.__version__} · "
+            f"scipy {scipy.__version__} · numba {numba.__version__}",
+            f"cores available: {available_cores()} "
+            f"(std::thread reports {_core.hardware_concurrency()})",
+        ]
+    )
 
 
 def _run_info(args) -> int:
@@ -64,15 +68,35 @@ def build_parser() -> argparse.ArgumentParser:
     """The full ``recforge`` argument parser."""
     import importlib
 
-    parser = argparse.ArgumentParser(prog="recforge", description="The classic recommender stack on compiled kernels.",
-                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ._cli import command_parser
+
+    parser = argparse.ArgumentParser(
+        prog="recforge",
+        description="The classic recommender stack on compiled kernels.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"recforge {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"._cli.{name}", __package__).add_parser(commands)
-    commands.add_parser("info", help="versions and the threads recforge will use").set_defaults(run=_run_info)
-    commands.add_parser("warmup", help="compile every Numba kernel now (and cache it), e.g. in a container "
-                                       "build").set_defaults(run=_run_warmup)
+    command_parser(
+        commands,
+        "info",
+        help="versions and the threads recforge will use",
+        description="Print the versions of recforge and its core dependencies and the number of "
+        "cores recforge's threads will use (CPU affinity and cgroup quota respected).",
+        examples="  recforge info\n",
+    ).set_defaults(run=_run_info)
+    command_parser(
+        commands,
+        "warmup",
+        help="compile every Numba kernel now (and cache it), e.g. in a container build",
+        description="Compile every Numba kernel (or load it from the on-disk cache) "
+        "so that no later "
+        "call pays for compilation.",
+        examples="  recforge warmup                 # e.g. in a Dockerfile: RUN recforge warmup\n",
+    ).set_defaults(run=_run_warmup)
     return parser
 
 
@@ -80,7 +104,15 @@ def _user_errors() -> tuple:
     from ._cli import UserError
     from .exceptions import ModelFileError
 
-    return (UserError, ModelFileError, KeyError, ValueError, TypeError, FileNotFoundError, ImportError)
+    return (
+        UserError,
+        ModelFileError,
+        KeyError,
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        ImportError,
+    )
 
 
 def main(argv=None) -> int:

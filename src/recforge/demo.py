@@ -116,7 +116,8 @@ class DemoResult:
     recall_rows: list = field(default_factory=list)
     adult: dict = field(default_factory=dict)
     rank_rows: list = field(default_factory=list)
-    #: The fitted models, Adult test labels and each ranker's test probabilities (for the report's figures).
+    #: The fitted recall models and rankers, the Adult test labels and each ranker's test
+    #: probabilities (what the report's figures are drawn from).
     recall_models: dict = field(default_factory=dict)
     y_test: object = None
     rank_proba: dict = field(default_factory=dict)
@@ -135,11 +136,12 @@ def split_summary(ratings, positives, train, test) -> dict:
 
 def run_recall_models(train, test, k: int = 10, n_threads=None, models=None, side=None, curve_ks=(),
                       fitted=None) -> list[dict]:
-    """Fit each :data:`RECALL_MODELS` row on ``train`` and evaluate it on ``test``: one dict per row.
+    """Fit each :data:`RECALL_MODELS` row on ``train``, evaluate it on ``test``: one dict per row.
 
-    ``models`` restricts to row names; ``side`` is what a row's fit-arguments function reads (the
-    :class:`~recforge.datasets.MovieLens` in the demo). Each cut-off of ``curve_ks`` adds the metrics
-    at that k to the row's ``"curve"`` list; a ``fitted`` dict receives each fitted model by row name.
+    ``models`` restricts to row names; ``side`` is what a row's fit-arguments function reads
+    (the :class:`~recforge.datasets.MovieLens` in the demo). Each cut-off of ``curve_ks`` adds
+    the metrics at that k to the row's ``"curve"`` list; a ``fitted`` dict receives each
+    fitted model by row name.
     """
     from .evaluate import evaluate_recall
 
@@ -155,7 +157,8 @@ def run_recall_models(train, test, k: int = 10, n_threads=None, models=None, sid
         report = evaluate_recall(model, train, test, k=k)
         rows.append({"model": name, **report.as_dict(), "fit_s": fit_seconds})
         if curve_ks:
-            rows[-1]["curve"] = [evaluate_recall(model, train, test, k=ck).as_dict() for ck in curve_ks]
+            rows[-1]["curve"] = [evaluate_recall(model, train, test, k=ck).as_dict()
+                                 for ck in curve_ks]
         if fitted is not None:
             fitted[name] = model
     return rows
@@ -175,8 +178,8 @@ def run_demo(k: int = 10, n_threads=None, models=None, curve_ks=()) -> DemoResul
     positives = ratings.positives(4.0)
     train, test = temporal_split(positives, test_fraction=0.2, min_interactions=5)
     result.movielens = split_summary(ratings, positives, train, test)
-    result.recall_rows = run_recall_models(train, test, k=k, n_threads=n_threads, models=models, side=ml,
-                                          curve_ks=curve_ks, fitted=result.recall_models)
+    result.recall_rows = run_recall_models(train, test, k=k, n_threads=n_threads, models=models,
+                                           side=ml, curve_ks=curve_ks, fitted=result.recall_models)
 
     data = adult()
     result.adult = {"train": len(data.train), "test": len(data.test), "positive_rate": float(data.y_train.mean())}

@@ -18,14 +18,24 @@ leaving it as the cell's value, or save it with ``fig.savefig("x.png")``.
 :func:`embedding_neighbours`   an item and its nearest neighbours in embedding space (2-D PCA)
 =============================  =========================================================
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["require_matplotlib", "metrics_at_k", "funnel", "roc_curve", "precision_recall_curve", "calibration",
-           "learning_curves", "feature_importance", "embedding_neighbours"]
+__all__ = [
+    "require_matplotlib",
+    "metrics_at_k",
+    "funnel",
+    "roc_curve",
+    "precision_recall_curve",
+    "calibration",
+    "learning_curves",
+    "feature_importance",
+    "embedding_neighbours",
+]
 
 INSTALL_HINT = 'pip install "recforge[plot]"'
 
@@ -75,7 +85,9 @@ def _scores(y_true, scores) -> tuple[np.ndarray, dict]:
     series = _named_series(scores, "scores")
     n = {v.size for v in series.values()}
     if len(n) != 1:
-        raise ValueError(f"every score array must have one value per label; got lengths {sorted(n)}")
+        raise ValueError(
+            f"every score array must have one value per label; got lengths {sorted(n)}"
+        )
     for label, v in series.items():
         if not np.isfinite(v).all():
             raise ValueError(f"scores {label!r} hold NaN or inf")
@@ -117,9 +129,13 @@ def metrics_at_k(curves, metrics=("recall", "ndcg")):
     ['recall@k', 'ndcg@k']
     """
     if hasattr(curves, "groupby"):
-        curves = {model: part.to_dict("records") for model, part in curves.groupby("model", sort=False)}
+        curves = {
+            model: part.to_dict("records") for model, part in curves.groupby("model", sort=False)
+        }
     if not isinstance(curves, Mapping) or not curves:
-        raise ValueError("curves must be a non-empty {model: [{'k': ..., metric: ...}, ...]} or DataFrame")
+        raise ValueError(
+            "curves must be a non-empty {model: [{'k': ..., metric: ...}, ...]} or DataFrame"
+        )
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     fig, axes = _figure(len(metrics), width=4.8)
     for ax, metric in zip(axes, metrics):
@@ -128,7 +144,9 @@ def metrics_at_k(curves, metrics=("recall", "ndcg")):
             missing = [p["k"] for p in points if metric not in p]
             if missing:
                 raise KeyError(f"curves[{model!r}] has no {metric!r} at k={missing[0]}")
-            ax.plot([p["k"] for p in points], [p[metric] for p in points], marker="o", label=str(model))
+            ax.plot(
+                [p["k"] for p in points], [p[metric] for p in points], marker="o", label=str(model)
+            )
         ax.set(title=f"{metric}@k", xlabel="k", ylabel=metric)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
@@ -136,7 +154,7 @@ def metrics_at_k(curves, metrics=("recall", "ndcg")):
 
 
 def funnel(sources, ceiling: float, final: float, *, n: int | None = None, k: int | None = None):
-    """The recall → rank funnel: each source's recall@N, the merged candidates' ceiling, the final list.
+    """The recall → rank funnel: each source's recall@N, the candidates' ceiling, the final list.
 
     Takes plain numbers (the pipeline's report, or your own measurements).
 
@@ -167,8 +185,10 @@ def funnel(sources, ceiling: float, final: float, *, n: int | None = None, k: in
     if not isinstance(sources, Mapping) or not sources:
         raise ValueError("sources must be a non-empty {source: recall@N} mapping")
     at_n = f"@{n}" if n is not None else "@N"
-    labels = [f"{name} recall{at_n}" for name in sources] + ["candidates (ceiling)",
-                                                               f"final recall@{k if k is not None else 'k'}"]
+    labels = [f"{name} recall{at_n}" for name in sources] + [
+        "candidates (ceiling)",
+        f"final recall@{k if k is not None else 'k'}",
+    ]
     values = np.array([*sources.values(), ceiling, final], dtype=np.float64)
     if not (np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()):
         raise ValueError(f"funnel values must be recalls in [0, 1], got {values.tolist()}")
@@ -211,10 +231,19 @@ def roc_curve(y_true, scores):
     for label, s in series.items():
         tp, fp = _curve_points(y, s)
         auc = roc_auc_score(y, s)
-        ax.plot(np.r_[0, fp / fp[-1] if fp[-1] else fp], np.r_[0, tp / tp[-1]],
-                label=f"{label} (AUC {auc:.3f})".strip())
+        ax.plot(
+            np.r_[0, fp / fp[-1] if fp[-1] else fp],
+            np.r_[0, tp / tp[-1]],
+            label=f"{label} (AUC {auc:.3f})".strip(),
+        )
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        title="ROC",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax.legend(loc="lower right", fontsize="small")
     return fig
 
@@ -237,10 +266,18 @@ def precision_recall_curve(y_true, scores):
         tp, fp = _curve_points(y, s)
         precision, recall = tp / (tp + fp), tp / tp[-1]
         average_precision = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-        ax.step(np.r_[0, recall], np.r_[precision[0], precision], where="post",
-                label=f"{label} (AP {average_precision:.3f})".strip())
-    ax.axhline(y.mean(), color="grey", linestyle=":", linewidth=1, label=f"base rate {y.mean():.3f}")
-    ax.set(xlabel="recall", ylabel="precision", title="Precision–recall", xlim=(0, 1), ylim=(0, 1.01))
+        ax.step(
+            np.r_[0, recall],
+            np.r_[precision[0], precision],
+            where="post",
+            label=f"{label} (AP {average_precision:.3f})".strip(),
+        )
+    ax.axhline(
+        y.mean(), color="grey", linestyle=":", linewidth=1, label=f"base rate {y.mean():.3f}"
+    )
+    ax.set(
+        xlabel="recall", ylabel="precision", title="Precision–recall", xlim=(0, 1), ylim=(0, 1.01)
+    )
     ax.legend(loc="upper right", fontsize="small")
     return fig
 
@@ -282,15 +319,20 @@ def calibration(y_true, proba, n_bins: int = 10):
         rate = np.bincount(bins, weights=y, minlength=n_bins)[used] / count[used]
         ax.plot(mean_p, rate, marker="o", label=label or None)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    ax.set(xlabel="mean predicted probability", ylabel="observed positive rate", title="Calibration",
-           xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        xlabel="mean predicted probability",
+        ylabel="observed positive rate",
+        title="Calibration",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     if any(series):
         ax.legend(loc="upper left", fontsize="small")
     return fig
 
 
 def _flatten_histories(histories) -> dict:
-    """``evals_result_`` shapes → ``{label: values}``: a list, a dict of lists, or GBDT's dict of dicts."""
+    """``evals_result_`` shapes → ``{label: values}``: list, dict of lists, GBDT's dict of dicts."""
     if not isinstance(histories, Mapping):
         return _named_series(histories, "histories")
     flat = {}
@@ -311,8 +353,9 @@ def learning_curves(histories, *, ylabel: str = "metric", title: str = "Learning
     Parameters
     ----------
     histories : list, dict of lists, or dict of dicts of lists
-        A ranker's ``evals_result_`` (a list for LR / DNN / Wide&Deep, ``{"validation_0": {"logloss":
-        [...]}}`` for GBDT), LFM's ``loss_history_``, or ``{"model": history, ...}`` to compare models.
+        A ranker's ``evals_result_`` (a list for LR / DNN / Wide&Deep,
+        ``{"validation_0": {"logloss": [...]}}`` for GBDT), LFM's ``loss_history_``, or
+        ``{"model": history, ...}`` to compare models.
     ylabel, title : str
 
     Returns
@@ -379,12 +422,14 @@ def feature_importance(importances, names=None, *, top: int = 20):
     ax.barh(np.arange(len(order)), values[order], color="#66c2a5")
     ax.set_yticks(np.arange(len(order)), [names[i] for i in order])
     ax.invert_yaxis()
-    ax.set(xlabel="importance (share of total gain)", title=f"Feature importance (top {len(order)})")
+    ax.set(
+        xlabel="importance (share of total gain)", title=f"Feature importance (top {len(order)})"
+    )
     return fig
 
 
 def embedding_neighbours(vectors, ids, item, *, k: int = 10, labels=None):
-    """An item and its ``k`` nearest neighbours (cosine) in embedding space, projected on 2-D by PCA.
+    """An item and its ``k`` nearest neighbours (cosine) in embedding space, in 2-D by PCA.
 
     Parameters
     ----------
@@ -433,8 +478,11 @@ def embedding_neighbours(vectors, ids, item, *, k: int = 10, labels=None):
     fig, (ax,) = _figure(width=6.4, height=5.0)
     ax.scatter(xy[1:, 0], xy[1:, 1], c=cosine[neighbours], cmap="viridis", s=40, label="neighbours")
     ax.scatter(xy[:1, 0], xy[:1, 1], marker="*", s=250, color="#d62728", label="query")
-    text = (lambda i: str(labels.get(ids[i].item() if hasattr(ids[i], "item") else ids[i], ids[i]))) \
-        if labels is not None else (lambda i: str(ids[i]))
+    text = (
+        (lambda i: str(labels.get(ids[i].item() if hasattr(ids[i], "item") else ids[i], ids[i])))
+        if labels is not None
+        else (lambda i: str(ids[i]))
+    )
     for (px, py), i in zip(xy, shown):
         ax.annotate(text(i)[:28], (px, py), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_title(f"{text(q)[:40]}\nand its {k} nearest neighbours (cosine)", fontsize="medium")

@@ -4,6 +4,7 @@ Each command module has ``add_parser(commands)`` (registers its ``argparse`` sub
 ``run``) and ``run(args) -> int``. :mod:`recforge.cli` lists the modules and turns user errors
 into a one-line message and a non-zero exit status.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,13 @@ class Timer:
 
 def command_parser(commands, name: str, *, help: str, description: str, examples: str):
     """A sub-parser whose ``--help`` ends with worked examples."""
-    return commands.add_parser(name, help=help, description=description, epilog="examples:\n" + examples,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    return commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def positive_int(text: str) -> int:

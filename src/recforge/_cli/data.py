@@ -5,6 +5,7 @@ Columns are detected from the header (``user``/``user_id``/``userId``..., ``item
 without a header row is read as ``user, item[, rating[, timestamp]]``. Every error names the file
 and, for a bad value, the column and the line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,16 +21,55 @@ from . import UserError
 
 #: Normalised header names (lower case, letters and digits only) that each role accepts, best first.
 COLUMN_ALIASES = {
-    "user": ("user", "userid", "uid", "customer", "customerid", "visitorid", "clientid", "accountid",
-             "memberid", "session", "sessionid"),
-    "item": ("item", "itemid", "iid", "movieid", "productid", "articleid", "songid", "trackid", "sku",
-             "contentid", "docid", "videoid", "bookid", "isbn"),
+    "user": (
+        "user",
+        "userid",
+        "uid",
+        "customer",
+        "customerid",
+        "visitorid",
+        "clientid",
+        "accountid",
+        "memberid",
+        "session",
+        "sessionid",
+    ),
+    "item": (
+        "item",
+        "itemid",
+        "iid",
+        "movieid",
+        "productid",
+        "articleid",
+        "songid",
+        "trackid",
+        "sku",
+        "contentid",
+        "docid",
+        "videoid",
+        "bookid",
+        "isbn",
+    ),
     "rating": ("rating", "score", "stars", "weight", "value", "count", "plays", "clicks"),
-    "timestamp": ("timestamp", "ts", "time", "datetime", "date", "eventtime", "createdat", "unixtime",
-                  "timestampms"),
+    "timestamp": (
+        "timestamp",
+        "ts",
+        "time",
+        "datetime",
+        "date",
+        "eventtime",
+        "createdat",
+        "unixtime",
+        "timestampms",
+    ),
 }
 ROLES = tuple(COLUMN_ALIASES)
-_FLAGS = {"user": "--user-col", "item": "--item-col", "rating": "--rating-col", "timestamp": "--time-col"}
+_FLAGS = {
+    "user": "--user-col",
+    "item": "--item-col",
+    "rating": "--rating-col",
+    "timestamp": "--time-col",
+}
 _INTEGER = re.compile(r"[+-]?\d+")
 _MOVIELENS_FILES = ("u.data", "ratings.dat")
 
@@ -54,17 +94,32 @@ class Dataset:
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The DATA argument and the flags that say how to read it."""
-    parser.add_argument("data", metavar="DATA",
-                        help="interaction log: .csv, .tsv (also .gz) or .parquet with one row per interaction, "
-                             "or a MovieLens folder (u.data / ratings.dat / ratings.csv)")
+    parser.add_argument(
+        "data",
+        metavar="DATA",
+        help="interaction log: .csv, .tsv (also .gz) or .parquet with one row per interaction, "
+        "or a MovieLens folder (u.data / ratings.dat / ratings.csv)",
+    )
     group = parser.add_argument_group("reading DATA")
     for role, flag in _FLAGS.items():
-        group.add_argument(flag, dest=f"{role}_col", metavar="NAME", default=None,
-                           help=f"the {role} column (default: detected from the header)")
-    group.add_argument("--sep", default=None,
-                       help="field separator of a text file (default: from the extension, else sniffed)")
-    group.add_argument("--duplicates", choices=["last", "first", "max", "sum", "raise"], default="last",
-                       help="what to do when a user-item pair occurs more than once (default: keep the last)")
+        group.add_argument(
+            flag,
+            dest=f"{role}_col",
+            metavar="NAME",
+            default=None,
+            help=f"the {role} column (default: detected from the header)",
+        )
+    group.add_argument(
+        "--sep",
+        default=None,
+        help="field separator of a text file (default: from the extension, else sniffed)",
+    )
+    group.add_argument(
+        "--duplicates",
+        choices=["last", "first", "max", "sum", "raise"],
+        default="last",
+        help="what to do when a user-item pair occurs more than once (default: keep the last)",
+    )
 
 
 def _normalise(name) -> str:
@@ -72,7 +127,10 @@ def _normalise(name) -> str:
 
 
 def detect_columns(columns: list, given: dict, source: str) -> dict:
-    """Map each role to a column: the given name, else the first alias found; user and item are required."""
+    """Map each role to a column: the given name, else the first alias found.
+
+    User and item are required.
+    """
     found = {}
     by_norm = {}
     for col in columns:
@@ -81,17 +139,23 @@ def detect_columns(columns: list, given: dict, source: str) -> dict:
         name = given.get(role)
         if name is not None:
             if name not in columns:
-                raise UserError(f"{source}: {_FLAGS[role]} {name!r} is not a column (columns: {list(columns)})")
+                raise UserError(
+                    f"{source}: {_FLAGS[role]} {name!r} is not a column (columns: {list(columns)})"
+                )
             found[role] = name
             continue
         found[role] = next((by_norm[a] for a in COLUMN_ALIASES[role] if a in by_norm), None)
     for role in ("user", "item"):
         if found[role] is None:
-            raise UserError(f"{source}: no {role} column found among {list(columns)}; "
-                            f"name it with {_FLAGS[role]}")
+            raise UserError(
+                f"{source}: no {role} column found among {list(columns)}; "
+                f"name it with {_FLAGS[role]}"
+            )
     chosen = [c for c in found.values() if c is not None]
     if len(set(chosen)) != len(chosen):
-        raise UserError(f"{source}: one column plays two roles ({found}); name them with the --*-col flags")
+        raise UserError(
+            f"{source}: one column plays two roles ({found}); name them with the --*-col flags"
+        )
     return found
 
 
@@ -107,8 +171,10 @@ def _text_separator(path: Path, sep: str | None) -> str:
     for candidate in ("\t", ",", ";", "|"):
         if candidate in head:
             return candidate
-    raise UserError(f"{path}: cannot tell the field separator from the first line {head[:80]!r}; "
-                    "give it with --sep")
+    raise UserError(
+        f"{path}: cannot tell the field separator from the first line {head[:80]!r}; "
+        "give it with --sep"
+    )
 
 
 def _first_line(path: Path) -> str:
@@ -132,13 +198,25 @@ def _read_text(path: Path, sep: str) -> tuple[pd.DataFrame, int]:
     names = None
     if not header:
         if len(first) > len(ROLES):
-            raise UserError(f"{path}: no header row and {len(first)} fields per line; add a header line naming "
-                            "the columns (user, item, rating, timestamp)")
-        names = list(ROLES[:len(first)])
+            raise UserError(
+                f"{path}: no header row and {len(first)} fields per line; add a header line naming "
+                "the columns (user, item, rating, timestamp)"
+            )
+        names = list(ROLES[: len(first)])
     try:
-        df = pd.read_csv(path, sep=sep, header=0 if header else None, names=names, dtype=str,
-                         keep_default_na=False, na_filter=False, skip_blank_lines=False, index_col=False,
-                         encoding="utf-8-sig", engine="c" if len(sep) == 1 else "python")
+        df = pd.read_csv(
+            path,
+            sep=sep,
+            header=0 if header else None,
+            names=names,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            index_col=False,
+            encoding="utf-8-sig",
+            engine="c" if len(sep) == 1 else "python",
+        )
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except pd.errors.EmptyDataError:
@@ -166,7 +244,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises its own types for a broken file
-        raise UserError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
+        raise UserError(
+            f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})"
+        ) from None
     df.index = np.arange(1, len(df) + 1)  # "row N" in messages
     return df
 
@@ -180,8 +260,10 @@ def _ids(values: pd.Series, column: str, source: str, parquet: bool) -> np.ndarr
         text = values.astype(str).str.strip()
         empty = (text == "") | values.isna().to_numpy()
         if empty.any():
-            raise UserError(f"{_where(source, text.index[np.argmax(empty.to_numpy())], parquet)}: "
-                            f"column {column!r} is empty")
+            raise UserError(
+                f"{_where(source, text.index[np.argmax(empty.to_numpy())], parquet)}: "
+                f"column {column!r} is empty"
+            )
         if text.str.fullmatch(_INTEGER.pattern).all():
             try:
                 return text.astype(np.int64).to_numpy()
@@ -190,7 +272,10 @@ def _ids(values: pd.Series, column: str, source: str, parquet: bool) -> np.ndarr
         return text.to_numpy(dtype=str)
     missing = values.isna().to_numpy()
     if missing.any():
-        raise UserError(f"{_where(source, values.index[np.argmax(missing)], parquet)}: column {column!r} is missing")
+        raise UserError(
+            f"{_where(source, values.index[np.argmax(missing)], parquet)}: "
+            f"column {column!r} is missing"
+        )
     return values.to_numpy()
 
 
@@ -199,7 +284,10 @@ def _numbers(values: pd.Series, column: str, source: str, parquet: bool) -> np.n
     bad = ~np.isfinite(numbers.to_numpy(dtype=np.float64))
     if bad.any():
         at = values.index[np.argmax(bad)]
-        raise UserError(f"{_where(source, at, parquet)}: column {column!r}: {values.loc[at]!r} is not a finite number")
+        raise UserError(
+            f"{_where(source, at, parquet)}: column {column!r}: {values.loc[at]!r} "
+            f"is not a finite number"
+        )
     return numbers.to_numpy(dtype=np.float64)
 
 
@@ -213,8 +301,10 @@ def _times(values: pd.Series, column: str, source: str, parquet: bool) -> np.nda
     bad = parsed.isna().to_numpy()
     if bad.any():
         at = values.index[np.argmax(bad)]
-        raise UserError(f"{_where(source, at, parquet)}: column {column!r}: {values.loc[at]!r} is neither a "
-                        "number nor a date/time")
+        raise UserError(
+            f"{_where(source, at, parquet)}: column {column!r}: {values.loc[at]!r} is neither a "
+            "number nor a date/time"
+        )
     return parsed.dt.tz_localize(None).to_numpy()
 
 
@@ -236,16 +326,26 @@ def read_interactions(args) -> Dataset:
     columns = detect_columns(list(df.columns), given, source)
     users = _ids(df[columns["user"]], columns["user"], source, parquet)
     items = _ids(df[columns["item"]], columns["item"], source, parquet)
-    weights = None if columns["rating"] is None else _numbers(df[columns["rating"]], columns["rating"], source,
-                                                                parquet)
-    times = None if columns["timestamp"] is None else _times(df[columns["timestamp"]], columns["timestamp"],
-                                                             source, parquet)
+    weights = (
+        None
+        if columns["rating"] is None
+        else _numbers(df[columns["rating"]], columns["rating"], source, parquet)
+    )
+    times = (
+        None
+        if columns["timestamp"] is None
+        else _times(df[columns["timestamp"]], columns["timestamp"], source, parquet)
+    )
     if weights is not None and (weights < 0).any():
         at = df.index[np.argmax(weights < 0)]
-        raise UserError(f"{_where(source, at, parquet)}: column {columns['rating']!r}: negative value "
-                        f"{weights[np.argmax(weights < 0)]:g} (weights must be >= 0)")
+        raise UserError(
+            f"{_where(source, at, parquet)}: column {columns['rating']!r}: negative value "
+            f"{weights[np.argmax(weights < 0)]:g} (weights must be >= 0)"
+        )
     try:
-        interactions = Interactions.from_arrays(users, items, weights, times, duplicates=args.duplicates)
+        interactions = Interactions.from_arrays(
+            users, items, weights, times, duplicates=args.duplicates
+        )
     except (ValueError, TypeError) as exc:
         raise UserError(f"{source}: {exc}") from None
     return Dataset(interactions, source, columns)
@@ -255,7 +355,10 @@ def _read_movielens(path: Path, given: dict) -> Dataset:
     from ..datasets import load_movielens
 
     if any(v is not None for v in given.values()):
-        raise UserError(f"{path}: a MovieLens release has fixed columns; the --*-col flags are for CSV/TSV/Parquet")
+        raise UserError(
+            f"{path}: a MovieLens release has fixed columns; "
+            f"the --*-col flags are for CSV/TSV/Parquet"
+        )
     try:
         ml = load_movielens(path)
     except (ValueError, FileNotFoundError) as exc:
@@ -265,15 +368,19 @@ def _read_movielens(path: Path, given: dict) -> Dataset:
 
 
 def positives(data: Dataset, min_rating: float | None):
-    """The interactions the models learn from: rating >= ``min_rating`` (default 4) when there are ratings."""
+    """What the models learn from: rating >= ``min_rating`` (default 4) when there are ratings."""
     if not data.has_rating:
         if min_rating is not None:
-            raise UserError(f"--min-rating needs a rating column, and {data.source} has none "
-                            "(every row counts as a positive); name it with --rating-col")
+            raise UserError(
+                f"--min-rating needs a rating column, and {data.source} has none "
+                "(every row counts as a positive); name it with --rating-col"
+            )
         return data.interactions, None
     threshold = 4.0 if min_rating is None else float(min_rating)
     kept = data.interactions.positives(threshold)
     if kept.nnz == 0:
-        raise UserError(f"{data.source}: no rating >= {threshold:g} in column {data.columns['rating']!r}; "
-                        "lower --min-rating")
+        raise UserError(
+            f"{data.source}: no rating >= {threshold:g} in column {data.columns['rating']!r}; "
+            "lower --min-rating"
+        )
     return kept, threshold

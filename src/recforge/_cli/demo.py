@@ -1,4 +1,5 @@
 """``recforge demo``: every available model on the bundled MovieLens and Adult data."""
+
 from __future__ import annotations
 
 from .._version import __version__
@@ -13,17 +14,31 @@ EXAMPLES = """\
 
 def add_parser(commands) -> None:
     parser = command_parser(
-        commands, "demo", help="run every available model on the bundled MovieLens and Adult data",
-        description="Fit and evaluate every recall model on MovieLens ml-latest-small (ratings >= 4, each "
-                    "user's last 20 %% of positives in test) and every ranker on UCI Adult, and print their "
-                    "metrics. No download: the data ship with recforge.",
-        examples=EXAMPLES)
-    parser.add_argument("-k", type=int, default=10, help="list length for the recall metrics (default 10)")
-    parser.add_argument("--threads", type=int, default=None, help="threads per model (default: all cores)")
-    parser.add_argument("--models", nargs="+", default=None, help="only these demo rows (e.g. popularity)")
-    parser.add_argument("--report", metavar="HTML", default=None,
-                        help="also write a self-contained HTML page with the tables and figures "
-                             "(needs recforge[plot])")
+        commands,
+        "demo",
+        help="run every available model on the bundled MovieLens and Adult data",
+        description="Fit and evaluate every recall model on MovieLens ml-latest-small "
+        "(ratings >= 4, each "
+        "user's last 20 %% of positives in test) and every ranker on UCI Adult, and print their "
+        "metrics. No download: the data ship with recforge.",
+        examples=EXAMPLES,
+    )
+    parser.add_argument(
+        "-k", type=int, default=10, help="list length for the recall metrics (default 10)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads per model (default: all cores)"
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=None, help="only these demo rows (e.g. popularity)"
+    )
+    parser.add_argument(
+        "--report",
+        metavar="HTML",
+        default=None,
+        help="also write a self-contained HTML page with the tables and figures "
+        "(needs recforge[plot])",
+    )
     parser.set_defaults(run=run, parser=parser)
 
 

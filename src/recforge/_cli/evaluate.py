@@ -1,4 +1,5 @@
 """``recforge evaluate DATA``: the demo's recall protocol and table on your own interaction log."""
+
 from __future__ import annotations
 
 import json
@@ -18,28 +19,53 @@ EXAMPLES = """\
 
 def add_parser(commands) -> None:
     parser = command_parser(
-        commands, "evaluate", help="fit and evaluate recall models on your own interaction log",
-        description="Fit recall models on your interactions and evaluate them with the demo's protocol: keep "
-                    "ratings >= --min-rating (when there is a rating column), put each user's last "
-                    "--test-fraction of positives by time in test (a seeded random split when there is no "
-                    "timestamp column; users with fewer than 5 positives stay in train), rank the whole "
-                    "catalogue with train items filtered and print NDCG / precision / recall / hit rate / "
-                    "coverage @k.",
-        examples=EXAMPLES)
+        commands,
+        "evaluate",
+        help="fit and evaluate recall models on your own interaction log",
+        description="Fit recall models on your interactions and evaluate them with "
+        "the demo's protocol: keep "
+        "ratings >= --min-rating (when there is a rating column), put each user's last "
+        "--test-fraction of positives by time in test (a seeded random split when there is no "
+        "timestamp column; users with fewer than 5 positives stay in train), rank the whole "
+        "catalogue with train items filtered and print NDCG / precision / recall / hit rate / "
+        "coverage @k.",
+        examples=EXAMPLES,
+    )
     add_data_arguments(parser)
-    parser.add_argument("--models", default=None,
-                        help=f"comma-separated models (default: all of {','.join(model_names())}; content_based "
-                             "only for a MovieLens folder with its movies file)")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated models (default: all of {','.join(model_names())}; content_based "
+        "only for a MovieLens folder with its movies file)",
+    )
     parser.add_argument("-k", "--k", type=positive_int, default=10, help="list length (default 10)")
-    parser.add_argument("--test-fraction", type=fraction, default=0.2,
-                        help="share of each user's positives held out (default 0.2)")
-    parser.add_argument("--min-rating", type=float, default=None,
-                        help="ratings >= this are positives (default 4; needs a rating column)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random split without timestamps")
-    parser.add_argument("--threads", type=positive_int, default=None, help="threads per model (default: all cores)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--report", metavar="HTML", default=None,
-                        help="also write a self-contained HTML report (needs recforge[plot])")
+    parser.add_argument(
+        "--test-fraction",
+        type=fraction,
+        default=0.2,
+        help="share of each user's positives held out (default 0.2)",
+    )
+    parser.add_argument(
+        "--min-rating",
+        type=float,
+        default=None,
+        help="ratings >= this are positives (default 4; needs a rating column)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random split without timestamps"
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="threads per model (default: all cores)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the table"
+    )
+    parser.add_argument(
+        "--report",
+        metavar="HTML",
+        default=None,
+        help="also write a self-contained HTML report (needs recforge[plot])",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(run=run)
 
@@ -51,8 +77,10 @@ def _rows_to_run(args, data) -> list[tuple]:
     rows = parse_model_list(args.models)
     for row in rows:
         if needs_item_features(row) and data.movielens is None:
-            raise UserError(f"{row[0]} needs item features (the genres of a MovieLens folder with its movies "
-                            f"file), and {data.source} has none; leave it out of --models")
+            raise UserError(
+                f"{row[0]} needs item features (the genres of a MovieLens folder with its movies "
+                f"file), and {data.source} has none; leave it out of --models"
+            )
     return rows
 
 
@@ -78,22 +106,38 @@ def evaluate(args, fitted: dict | None = None) -> dict:
         split = f"temporal split (last {args.test_fraction:.0%} per user)"
         train, test = temporal_split(kept, test_fraction=args.test_fraction, min_interactions=5)
     else:
-        split = f"random split ({args.test_fraction:.0%} per user, seed {args.seed}; no timestamp column)"
-        train, test = random_split(kept, test_fraction=args.test_fraction, min_interactions=5,
-                                   random_state=args.seed)
+        seed = args.seed
+        split = (
+            f"random split ({args.test_fraction:.0%} per user, seed {seed}; no timestamp column)"
+        )
+        train, test = random_split(
+            kept, test_fraction=args.test_fraction, min_interactions=5, random_state=args.seed
+        )
     if test.nnz == 0:
         raise UserError(f"{data.source}: no user has 5 or more positives, so the test set is empty")
     result = {
-        "data": {"source": data.source, "columns": data.columns, "min_rating": threshold, "split": split,
-                 **split_summary(data.interactions, kept, train, test)},
+        "data": {
+            "source": data.source,
+            "columns": data.columns,
+            "min_rating": threshold,
+            "split": split,
+            **split_summary(data.interactions, kept, train, test),
+        },
         "k": args.k,
         "models": [],
     }
     for row in rows:
         with Timer(f"fitting and evaluating {row[0]}", args.quiet):
-            result["models"] += run_recall_models(train, test, k=args.k, n_threads=args.threads,
-                                                  models=[row[0]], side=data.movielens,
-                                                  curve_ks=curve_ks, fitted=fitted)
+            result["models"] += run_recall_models(
+                train,
+                test,
+                k=args.k,
+                n_threads=args.threads,
+                models=[row[0]],
+                side=data.movielens,
+                curve_ks=curve_ks,
+                fitted=fitted,
+            )
     return result
 
 
@@ -108,7 +152,8 @@ def format_result(result: dict) -> str:
         f"{d['source']} ({roles})",
         f"  {d['ratings']:,} interactions · {d['users']:,} users · {d['items']:,} items",
         f"  positives ({kept}): {d['positives']:,} · {d['split']}: {d['train']:,} train / "
-        f"{d['test']:,} test · {d['test_users']:,} test users · {d['universe']:,} items with a train positive",
+        f"{d['test']:,} test · {d['test_users']:,} test users · "
+        f"{d['universe']:,} items with a train positive",
         "",
         *format_recall_table(result["models"], result["k"]),
     ]

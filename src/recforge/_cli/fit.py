@@ -1,4 +1,5 @@
 """``recforge fit DATA --model NAME -o model.npz``: fit one recall model on all your positives."""
+
 from __future__ import annotations
 
 from . import Timer, UserError, command_parser, positive_int
@@ -15,20 +16,36 @@ EXAMPLES = """\
 
 def add_parser(commands) -> None:
     parser = command_parser(
-        commands, "fit", help="fit one recall model on your interaction log and save it",
-        description="Fit a recall model (the demo's settings, changed with --param) on every positive of DATA "
-                    "(ratings >= --min-rating when there is a rating column; no split) and save it as .npz + "
-                    "JSON (no pickle). Use the file with `recforge recommend` and `recforge similar`, or "
-                    "Model.load(path) in Python.",
-        examples=EXAMPLES)
+        commands,
+        "fit",
+        help="fit one recall model on your interaction log and save it",
+        description="Fit a recall model (the demo's settings, changed with --param) "
+        "on every positive of DATA "
+        "(ratings >= --min-rating when there is a rating column; no split) and save it as .npz + "
+        "JSON (no pickle). Use the file with `recforge recommend` and `recforge similar`, or "
+        "Model.load(path) in Python.",
+        examples=EXAMPLES,
+    )
     add_data_arguments(parser)
     parser.add_argument("--model", required=True, help=f"one of {', '.join(model_names())}")
-    parser.add_argument("--param", action="append", metavar="KEY=VALUE",
-                        help="a hyper-parameter of the model (repeatable), e.g. --param n_neighbors=50")
-    parser.add_argument("--min-rating", type=float, default=None,
-                        help="ratings >= this are positives (default 4; needs a rating column)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="threads (default: all cores)")
-    parser.add_argument("-o", "--output", required=True, metavar="MODEL.npz", help="where to save the model")
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a hyper-parameter of the model (repeatable), e.g. --param n_neighbors=50",
+    )
+    parser.add_argument(
+        "--min-rating",
+        type=float,
+        default=None,
+        help="ratings >= this are positives (default 4; needs a rating column)",
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="threads (default: all cores)"
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="MODEL.npz", help="where to save the model"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(run=run)
 
@@ -41,8 +58,10 @@ def run(args) -> int:
     kwargs = {}
     if needs_item_features(row):
         if data.movielens is None:
-            raise UserError(f"{row[0]} needs item features (the genres of a MovieLens folder with its movies "
-                            f"file), and {data.source} has none")
+            raise UserError(
+                f"{row[0]} needs item features (the genres of a MovieLens folder with its movies "
+                f"file), and {data.source} has none"
+            )
         kwargs = row[2](data.movielens)
     kept, _ = positives(data, args.min_rating)
     with Timer(f"fitting {model!r} on {kept.nnz:,} interactions", args.quiet):
@@ -54,5 +73,8 @@ def run(args) -> int:
         model.save(args.output)
     except OSError as exc:
         raise UserError(f"{args.output}: cannot be written ({exc.strerror or exc})") from None
-    print(f"saved {type(model).__name__} ({model.n_users_:,} users, {model.n_items_:,} items) to {args.output}")
+    print(
+        f"saved {type(model).__name__} ({model.n_users_:,} users, {model.n_items_:,} items) "
+        f"to {args.output}"
+    )
     return 0

@@ -3,6 +3,7 @@
 The models and their settings are the demo's (:data:`recforge.demo.RECALL_MODELS`); a command-line
 name is a demo row name without its parenthesis (``lfm (bpr)`` → ``lfm``).
 """
+
 from __future__ import annotations
 
 import ast
@@ -62,7 +63,7 @@ def needs_item_features(row: tuple) -> bool:
 
 
 def parse_value(text: str):
-    """A ``--param`` value: a Python literal (``50``, ``0.1``, ``'bpr'``, ``None``, ``true``) or a plain string."""
+    """A ``--param`` value: a Python literal (``50``, ``0.1``, ``'bpr'``, ``true``) or a string."""
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -113,11 +114,15 @@ def load_model(path: str):
         with np.load(path, allow_pickle=False) as archive:
             model_class = json.loads(archive["__meta__"].tobytes().decode("utf-8")).get("class")
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, AttributeError) as exc:
-        raise UserError(f"{path} is not a recforge model file ({type(exc).__name__}: {exc})") from None
+        raise UserError(
+            f"{path} is not a recforge model file ({type(exc).__name__}: {exc})"
+        ) from None
     classes = _recall_classes()
     if model_class not in classes:
-        raise UserError(f"{path} holds a {model_class!r} model; recommend/similar need a recall model "
-                        f"({', '.join(classes)})")
+        raise UserError(
+            f"{path} holds a {model_class!r} model; recommend/similar need a recall model "
+            f"({', '.join(classes)})"
+        )
     try:
         return classes[model_class].load(path)
     except ModelFileError as exc:
@@ -132,8 +137,10 @@ def parse_ids(texts: list[str], id_map, what: str) -> np.ndarray:
             try:
                 out.append(int(text))
             except ValueError:
-                raise UserError(f"{what} id {text!r} is not an integer, and this model's {what} ids are "
-                                "integers") from None
+                raise UserError(
+                    f"{what} id {text!r} is not an integer, and this model's {what} ids are "
+                    "integers"
+                ) from None
         return np.array(out, dtype=np.uint64 if id_map.kind == "u" else np.int64)
     return np.array(texts, dtype=str)
 
@@ -143,15 +150,22 @@ def python_id(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def print_lists(query_name: str, queries, items, scores, *, as_json: bool, result_name: str = "item") -> None:
+def print_lists(
+    query_name: str, queries, items, scores, *, as_json: bool, result_name: str = "item"
+) -> None:
     """Print ``(n_queries, k)`` results, leaving out the padding (``-inf`` scores)."""
     lists = {}
     for query, row_items, row_scores in zip(queries, items, scores):
-        lists[python_id(query)] = [(python_id(i), float(s)) for i, s in zip(row_items, row_scores)
-                                   if not math.isinf(s)]
+        lists[python_id(query)] = [
+            (python_id(i), float(s)) for i, s in zip(row_items, row_scores) if not math.isinf(s)
+        ]
     if as_json:
-        print(json.dumps({str(q): [{"item": i, "score": s} for i, s in pairs] for q, pairs in lists.items()},
-                         indent=2))
+        print(
+            json.dumps(
+                {str(q): [{"item": i, "score": s} for i, s in pairs] for q, pairs in lists.items()},
+                indent=2,
+            )
+        )
         return
     print(f"{query_name}\trank\t{result_name}\tscore")
     for query, pairs in lists.items():

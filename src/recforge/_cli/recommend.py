@@ -1,4 +1,5 @@
 """``recforge recommend MODEL USER...``: top-k items for users a saved recall model knows."""
+
 from __future__ import annotations
 
 from . import command_parser, positive_int
@@ -13,15 +14,27 @@ EXAMPLES = """\
 
 def add_parser(commands) -> None:
     parser = command_parser(
-        commands, "recommend", help="top-k items for users of a model saved by `recforge fit`",
-        description="Print the top-k items of each user (best first; training items filtered unless "
-                    "--include-seen) as tab-separated lines `user rank item score`, or JSON.",
-        examples=EXAMPLES)
-    parser.add_argument("model", metavar="MODEL.npz", help="a recall model file (recforge fit -o ...)")
+        commands,
+        "recommend",
+        help="top-k items for users of a model saved by `recforge fit`",
+        description="Print the top-k items of each user "
+        "(best first; training items filtered unless "
+        "--include-seen) as tab-separated lines `user rank item score`, or JSON.",
+        examples=EXAMPLES,
+    )
+    parser.add_argument(
+        "model", metavar="MODEL.npz", help="a recall model file (recforge fit -o ...)"
+    )
     parser.add_argument("users", metavar="USER", nargs="+", help="user ids as in the training data")
-    parser.add_argument("-k", "--k", type=positive_int, default=10, help="items per user (default 10)")
-    parser.add_argument("--include-seen", action="store_true", help="also recommend the user's training items")
-    parser.add_argument("--json", action="store_true", help='print {"user": [{"item": ..., "score": ...}]}')
+    parser.add_argument(
+        "-k", "--k", type=positive_int, default=10, help="items per user (default 10)"
+    )
+    parser.add_argument(
+        "--include-seen", action="store_true", help="also recommend the user's training items"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help='print {"user": [{"item": ..., "score": ...}]}'
+    )
     parser.set_defaults(run=run)
 
 

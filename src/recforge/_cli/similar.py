@@ -1,4 +1,5 @@
 """``recforge similar MODEL ITEM...``: the items most similar to each given item."""
+
 from __future__ import annotations
 
 from . import command_parser, positive_int
@@ -12,14 +13,24 @@ EXAMPLES = """\
 
 def add_parser(commands) -> None:
     parser = command_parser(
-        commands, "similar", help="the items most similar to given items, from a model saved by `recforge fit`",
-        description="Print the k most similar items of each query item (the item itself left out) as "
-                    "tab-separated lines `item rank similar score`, or JSON.",
-        examples=EXAMPLES)
-    parser.add_argument("model", metavar="MODEL.npz", help="a recall model file (recforge fit -o ...)")
+        commands,
+        "similar",
+        help="the items most similar to given items, from a model saved by `recforge fit`",
+        description="Print the k most similar items of each query item "
+        "(the item itself left out) as "
+        "tab-separated lines `item rank similar score`, or JSON.",
+        examples=EXAMPLES,
+    )
+    parser.add_argument(
+        "model", metavar="MODEL.npz", help="a recall model file (recforge fit -o ...)"
+    )
     parser.add_argument("items", metavar="ITEM", nargs="+", help="item ids as in the training data")
-    parser.add_argument("-k", "--k", type=positive_int, default=10, help="items per query (default 10)")
-    parser.add_argument("--json", action="store_true", help='print {"item": [{"item": ..., "score": ...}]}')
+    parser.add_argument(
+        "-k", "--k", type=positive_int, default=10, help="items per query (default 10)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help='print {"item": [{"item": ..., "score": ...}]}'
+    )
     parser.set_defaults(run=run)
 
 

@@ -1,10 +1,32 @@
-"""The ``recforge`` command."""
+"""The ``recforge`` command: one sub-command per module of :mod:`recforge._cli`.
+
+User errors (a missing file, a bad column or line, an unknown id or model, a missing optional
+package) print one line ``recforge <command>: error: <message>`` on stderr and exit with status 1;
+set ``RECFORGE_TRACEBACK=1`` to see the traceback instead.
+"""
+
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ._version import __version__
+
+#: The sub-command modules, in the order ``--help`` lists them.
+#: ``recforge pipeline fit CONFIG.toml`` (the recall → rank pipeline) plugs in here as
+#: ``_cli/pipeline.py`` with the same ``add_parser(commands)`` / ``run(args)`` pair.
+COMMANDS = ("demo", "evaluate", "fit", "recommend", "similar")
+
+EXAMPLES = """\
+examples:
+  recforge demo                                   # every model on the bundled data
+  recforge evaluate ratings.csv --models itemcf,usercf,lfm --k 10
+  recforge fit ratings.csv --model itemcf -o itemcf.npz
+  recforge recommend itemcf.npz 1 2 3 --k 5
+  recforge similar itemcf.npz 318
+  recforge <command> --help                       # the options and examples of a command
+"""
 
 
 def _info() -> str:
@@ -17,48 +39,100 @@ def _info() -> str:
     from . import _core
     from ._threads import available_cores
 
-    return "\n".join([
-        f"recforge {__version__}",
-        f"python {platform.python_version()} · numpy {numpy.__version__} · scipy {scipy.__version__} · "
-        f"numba {numba.__version__}",
-        f"cores available: {available_cores()} (std::thread reports {_core.hardware_concurrency()})",
-    ])
+    return "\n".join(
+        [
+            f"recforge {__version__}",
+            f"python {platform.python_version()} · numpy {numpy.__version__} · "
+            f"scipy {scipy.__version__} · numba {numba.__version__}",
+            f"cores available: {available_cores()} "
+            f"(std::thread reports {_core.hardware_concurrency()})",
+        ]
+    )
+
+
+def _run_info(args) -> int:
+    print(_info())
+    return 0
+
+
+def _run_warmup(args) -> int:
+    from .kernels import warmup
+
+    print("compiling recforge kernels (cached for later runs):")
+    total = sum(warmup(verbose=True).values())
+    print(f"done in {total:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``recforge`` argument parser."""
+    import importlib
+
+    from ._cli import command_parser
+
+    parser = argparse.ArgumentParser(
+        prog="recforge",
+        description="The classic recommender stack on compiled kernels.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"recforge {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"._cli.{name}", __package__).add_parser(commands)
+    command_parser(
+        commands,
+        "info",
+        help="versions and the threads recforge will use",
+        description="Print the versions of recforge and its core dependencies and the number of "
+        "cores recforge's threads will use (CPU affinity and cgroup quota respected).",
+        examples="  recforge info\n",
+    ).set_defaults(run=_run_info)
+    command_parser(
+        commands,
+        "warmup",
+        help="compile every Numba kernel now (and cache it), e.g. in a container build",
+        description="Compile every Numba kernel (or load it from the on-disk cache) "
+        "so that no later "
+        "call pays for compilation.",
+        examples="  recforge warmup                 # e.g. in a Dockerfile: RUN recforge warmup\n",
+    ).set_defaults(run=_run_warmup)
+    return parser
+
+
+def _user_errors() -> tuple:
+    from ._cli import UserError
+    from .exceptions import ModelFileError
+
+    return (
+        UserError,
+        ModelFileError,
+        KeyError,
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        ImportError,
+    )
 
 
 def main(argv=None) -> int:
     """Entry point of the ``recforge`` console script."""
-    parser = argparse.ArgumentParser(prog="recforge", description="The classic recommender stack on compiled kernels.")
-    parser.add_argument("--version", action="version", version=f"recforge {__version__}")
-    commands = parser.add_subparsers(dest="command")
-    demo = commands.add_parser("demo", help="run every available model on the bundled MovieLens and Adult data")
-    demo.add_argument("-k", type=int, default=10, help="list length for the recall metrics (default 10)")
-    demo.add_argument("--threads", type=int, default=None, help="threads per model (default: all cores)")
-    demo.add_argument("--models", nargs="+", default=None, help="only these demo rows (e.g. popularity)")
-    commands.add_parser("info", help="versions and the threads recforge will use")
-    commands.add_parser("warmup", help="compile every Numba kernel now (and cache it), e.g. in a container build")
+    parser = build_parser()
     args = parser.parse_args(argv)
-
-    if args.command == "demo":
-        from .demo import format_demo, run_demo
-
-        if args.k < 1:
-            parser.error(f"-k must be >= 1, got {args.k}")
-        print(f"recforge {__version__} demo", flush=True)
-        result = run_demo(k=args.k, n_threads=args.threads, models=args.models)
-        print(format_demo(result, k=args.k))
+    if getattr(args, "run", None) is None:
+        parser.print_help()
         return 0
-    if args.command == "warmup":
-        from .kernels import warmup
-
-        print("compiling recforge kernels (cached for later runs):")
-        total = sum(warmup(verbose=True).values())
-        print(f"done in {total:.1f} s")
-        return 0
-    if args.command == "info":
-        print(_info())
-        return 0
-    parser.print_help()
-    return 0
+    try:
+        return args.run(args)
+    except _user_errors() as exc:
+        if os.environ.get("RECFORGE_TRACEBACK"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"recforge {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"recforge {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -116,35 +116,70 @@ class DemoResult:
     recall_rows: list = field(default_factory=list)
     adult: dict = field(default_factory=dict)
     rank_rows: list = field(default_factory=list)
+    #: The fitted recall models and rankers, the Adult test labels and each ranker's test
+    #: probabilities (what the report's figures are drawn from).
+    recall_models: dict = field(default_factory=dict)
+    y_test: object = None
+    rank_proba: dict = field(default_factory=dict)
+    rankers: dict = field(default_factory=dict)
 
 
-def run_demo(k: int = 10, n_threads=None, models=None) -> DemoResult:
-    """Fit and evaluate every demo model on the bundled data; ``models`` restricts to row names."""
+def split_summary(ratings, positives, train, test) -> dict:
+    """Counts of the recall protocol's data: all ratings, positives, the split and its universe."""
+    return {
+        "ratings": ratings.nnz, "users": ratings.n_users, "items": ratings.n_items, "positives": positives.nnz,
+        "train": train.nnz, "test": test.nnz,
+        "test_users": int((test.matrix.getnnz(axis=1) > 0).sum()),
+        "universe": int((train.matrix.getnnz(axis=0) > 0).sum()),
+    }
+
+
+def run_recall_models(train, test, k: int = 10, n_threads=None, models=None, side=None, curve_ks=(),
+                      fitted=None) -> list[dict]:
+    """Fit each :data:`RECALL_MODELS` row on ``train``, evaluate it on ``test``: one dict per row.
+
+    ``models`` restricts to row names; ``side`` is what a row's fit-arguments function reads
+    (the :class:`~recforge.datasets.MovieLens` in the demo). Each cut-off of ``curve_ks`` adds
+    the metrics at that k to the row's ``"curve"`` list; a ``fitted`` dict receives each
+    fitted model by row name.
+    """
+    from .evaluate import evaluate_recall
+
+    rows = []
+    for name, factory, *fit_kwargs in RECALL_MODELS:
+        if models is not None and name not in models:
+            continue
+        model = factory(n_threads)
+        kwargs = fit_kwargs[0](side) if fit_kwargs else {}
+        start = time.perf_counter()
+        model.fit(train, **kwargs)
+        fit_seconds = time.perf_counter() - start
+        report = evaluate_recall(model, train, test, k=k)
+        rows.append({"model": name, **report.as_dict(), "fit_s": fit_seconds})
+        if curve_ks:
+            rows[-1]["curve"] = [evaluate_recall(model, train, test, k=ck).as_dict()
+                                 for ck in curve_ks]
+        if fitted is not None:
+            fitted[name] = model
+    return rows
+
+
+def run_demo(k: int = 10, n_threads=None, models=None, curve_ks=()) -> DemoResult:
+    """Fit and evaluate every demo model on the bundled data; ``models`` restricts to row names.
+
+    ``curve_ks``: extra cut-offs for each recall row's ``"curve"`` (see :func:`run_recall_models`).
+    """
     from .data import temporal_split
     from .datasets import adult, movielens_small
-    from .evaluate import evaluate_recall
 
     result = DemoResult()
     ml = movielens_small()
     ratings = ml.interactions()
     positives = ratings.positives(4.0)
     train, test = temporal_split(positives, test_fraction=0.2, min_interactions=5)
-    result.movielens = {
-        "ratings": ratings.nnz, "users": ratings.n_users, "items": ratings.n_items, "positives": positives.nnz,
-        "train": train.nnz, "test": test.nnz,
-        "test_users": int((test.matrix.getnnz(axis=1) > 0).sum()),
-        "universe": int((train.matrix.getnnz(axis=0) > 0).sum()),
-    }
-    for name, factory, *fit_kwargs in RECALL_MODELS:
-        if models is not None and name not in models:
-            continue
-        model = factory(n_threads)
-        kwargs = fit_kwargs[0](ml) if fit_kwargs else {}
-        start = time.perf_counter()
-        model.fit(train, **kwargs)
-        fit_seconds = time.perf_counter() - start
-        report = evaluate_recall(model, train, test, k=k)
-        result.recall_rows.append({"model": name, **report.as_dict(), "fit_s": fit_seconds})
+    result.movielens = split_summary(ratings, positives, train, test)
+    result.recall_rows = run_recall_models(train, test, k=k, n_threads=n_threads, models=models,
+                                           side=ml, curve_ks=curve_ks, fitted=result.recall_models)
 
     data = adult()
     result.adult = {"train": len(data.train), "test": len(data.test), "positive_rate": float(data.y_train.mean())}
@@ -162,6 +197,8 @@ def run_demo(k: int = 10, n_threads=None, models=None) -> DemoResult:
             "model": name, "auc": roc_auc_score(data.y_test, proba), "log_loss": log_loss(data.y_test, proba),
             "fit_s": fit_seconds,
         })
+        result.rank_proba[name], result.rankers[name] = proba, model
+    result.y_test = data.y_test
     return result
 
 
@@ -175,14 +212,8 @@ def format_demo(result: DemoResult, k: int = 10) -> str:
         f"{ml['train']:,} train / {ml['test']:,} test · {ml['test_users']:,} test users · "
         f"{ml['universe']:,} items with a train positive",
         "",
-        f"Recall @{k} — full-catalogue ranking, train items filtered",
-        f"  {'model':<14}{'NDCG':>8}{'P':>8}{'R':>8}{'HR':>8}{'coverage':>10}{'fit s':>9}{'users':>7}",
+        *format_recall_table(result.recall_rows, k),
     ]
-    for row in result.recall_rows:
-        lines.append(
-            f"  {row['model']:<14}{row['ndcg']:>8.4f}{row['precision']:>8.4f}{row['recall']:>8.4f}"
-            f"{row['hit_rate']:>8.4f}{row['coverage']:>10.4f}{row['fit_s']:>9.3f}{row['n_users_evaluated']:>7}"
-        )
     ad = result.adult
     lines += [
         "",
@@ -198,3 +229,17 @@ def format_demo(result: DemoResult, k: int = 10) -> str:
     else:
         lines.append("  (no rankers in this version yet)")
     return "\n".join(lines)
+
+
+def format_recall_table(rows: list[dict], k: int = 10) -> list[str]:
+    """The recall table's lines (title, header, one line per row of :func:`run_recall_models`)."""
+    lines = [
+        f"Recall @{k} — full-catalogue ranking, train items filtered",
+        f"  {'model':<14}{'NDCG':>8}{'P':>8}{'R':>8}{'HR':>8}{'coverage':>10}{'fit s':>9}{'users':>7}",
+    ]
+    for row in rows:
+        lines.append(
+            f"  {row['model']:<14}{row['ndcg']:>8.4f}{row['precision']:>8.4f}{row['recall']:>8.4f}"
+            f"{row['hit_rate']:>8.4f}{row['coverage']:>10.4f}{row['fit_s']:>9.3f}{row['n_users_evaluated']:>7}"
+        )
+    return lines

@@ -1,0 +1,176 @@
+"""``recforge evaluate DATA``: the demo's recall protocol and table on your own interaction log."""
+
+from __future__ import annotations
+
+import json
+
+from . import Timer, UserError, command_parser, fraction, positive_int
+from .data import add_data_arguments, positives, read_interactions
+from .models import model_names, needs_item_features, parse_model_list
+
+EXAMPLES = """\
+  recforge evaluate ratings.csv                       # every model, k=10, columns detected
+  recforge evaluate log.tsv --models itemcf,usercf,lfm --k 20
+  recforge evaluate clicks.parquet --user-col visitor --item-col product --time-col ts
+  recforge evaluate ml-1m/ --models itemcf --json > itemcf.json
+  recforge evaluate ratings.csv --report report.html  # tables and figures in one HTML page
+"""
+
+
+def add_parser(commands) -> None:
+    parser = command_parser(
+        commands,
+        "evaluate",
+        help="fit and evaluate recall models on your own interaction log",
+        description="Fit recall models on your interactions and evaluate them with "
+        "the demo's protocol: keep "
+        "ratings >= --min-rating (when there is a rating column), put each user's last "
+        "--test-fraction of positives by time in test (a seeded random split when there is no "
+        "timestamp column; users with fewer than 5 positives stay in train), rank the whole "
+        "catalogue with train items filtered and print NDCG / precision / recall / hit rate / "
+        "coverage @k.",
+        examples=EXAMPLES,
+    )
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated models (default: all of {','.join(model_names())}; content_based "
+        "only for a MovieLens folder with its movies file)",
+    )
+    parser.add_argument("-k", "--k", type=positive_int, default=10, help="list length (default 10)")
+    parser.add_argument(
+        "--test-fraction",
+        type=fraction,
+        default=0.2,
+        help="share of each user's positives held out (default 0.2)",
+    )
+    parser.add_argument(
+        "--min-rating",
+        type=float,
+        default=None,
+        help="ratings >= this are positives (default 4; needs a rating column)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random split without timestamps"
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="threads per model (default: all cores)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the table"
+    )
+    parser.add_argument(
+        "--report",
+        metavar="HTML",
+        default=None,
+        help="also write a self-contained HTML report (needs recforge[plot])",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    parser.set_defaults(run=run)
+
+
+def _rows_to_run(args, data) -> list[tuple]:
+    if args.models is None:
+        rows = parse_model_list(",".join(model_names()))
+        return [row for row in rows if data.movielens is not None or not needs_item_features(row)]
+    rows = parse_model_list(args.models)
+    for row in rows:
+        if needs_item_features(row) and data.movielens is None:
+            raise UserError(
+                f"{row[0]} needs item features (the genres of a MovieLens folder with its movies "
+                f"file), and {data.source} has none; leave it out of --models"
+            )
+    return rows
+
+
+def evaluate(args, fitted: dict | None = None) -> dict:
+    """Read, split, fit and evaluate; the JSON-ready result (also what the report is built from).
+
+    With ``--report`` each row also gets the metrics at :data:`recforge.report.CURVE_KS`, and
+    ``fitted`` receives the fitted models.
+    """
+    from ..data import random_split, temporal_split
+    from ..demo import run_recall_models, split_summary
+
+    curve_ks = ()
+    if args.report is not None:
+        from ..report import CURVE_KS
+
+        curve_ks = CURVE_KS
+    with Timer(f"reading {args.data}", args.quiet):
+        data = read_interactions(args)
+    rows = _rows_to_run(args, data)
+    kept, threshold = positives(data, args.min_rating)
+    if data.has_timestamp:
+        split = f"temporal split (last {args.test_fraction:.0%} per user)"
+        train, test = temporal_split(kept, test_fraction=args.test_fraction, min_interactions=5)
+    else:
+        seed = args.seed
+        split = (
+            f"random split ({args.test_fraction:.0%} per user, seed {seed}; no timestamp column)"
+        )
+        train, test = random_split(
+            kept, test_fraction=args.test_fraction, min_interactions=5, random_state=args.seed
+        )
+    if test.nnz == 0:
+        raise UserError(f"{data.source}: no user has 5 or more positives, so the test set is empty")
+    result = {
+        "data": {
+            "source": data.source,
+            "columns": data.columns,
+            "min_rating": threshold,
+            "split": split,
+            **split_summary(data.interactions, kept, train, test),
+        },
+        "k": args.k,
+        "models": [],
+    }
+    for row in rows:
+        with Timer(f"fitting and evaluating {row[0]}", args.quiet):
+            result["models"] += run_recall_models(
+                train,
+                test,
+                k=args.k,
+                n_threads=args.threads,
+                models=[row[0]],
+                side=data.movielens,
+                curve_ks=curve_ks,
+                fitted=fitted,
+            )
+    return result
+
+
+def format_result(result: dict) -> str:
+    """The plain-text summary and the demo's recall table."""
+    from ..demo import format_recall_table
+
+    d = result["data"]
+    roles = ", ".join(f"{role}={col}" for role, col in d["columns"].items() if col is not None)
+    kept = "every row" if d["min_rating"] is None else f"rating >= {d['min_rating']:g}"
+    lines = [
+        f"{d['source']} ({roles})",
+        f"  {d['ratings']:,} interactions · {d['users']:,} users · {d['items']:,} items",
+        f"  positives ({kept}): {d['positives']:,} · {d['split']}: {d['train']:,} train / "
+        f"{d['test']:,} test · {d['test_users']:,} test users · "
+        f"{d['universe']:,} items with a train positive",
+        "",
+        *format_recall_table(result["models"], result["k"]),
+    ]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    if args.report is not None:
+        from ..plot import require_matplotlib
+
+        require_matplotlib()  # fail before the long part
+    fitted = {}
+    result = evaluate(args, fitted)
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
+    if args.report is not None:
+        from ..report import evaluate_report
+
+        with Timer(f"writing {args.report}", args.quiet):
+            evaluate_report(result, args.report, fitted)
+    return 0

@@ -1,0 +1,46 @@
+"""``recforge recommend MODEL USER...``: top-k items for users a saved recall model knows."""
+
+from __future__ import annotations
+
+from . import command_parser, positive_int
+from .models import load_model, parse_ids, print_lists
+
+EXAMPLES = """\
+  recforge recommend itemcf.npz 1 2 3              # 10 items for users 1, 2 and 3
+  recforge recommend lfm.npz alice bob --k 20 --json
+  recforge recommend itemcf.npz 1 --include-seen   # do not filter the user's training items
+"""
+
+
+def add_parser(commands) -> None:
+    parser = command_parser(
+        commands,
+        "recommend",
+        help="top-k items for users of a model saved by `recforge fit`",
+        description="Print the top-k items of each user "
+        "(best first; training items filtered unless "
+        "--include-seen) as tab-separated lines `user rank item score`, or JSON.",
+        examples=EXAMPLES,
+    )
+    parser.add_argument(
+        "model", metavar="MODEL.npz", help="a recall model file (recforge fit -o ...)"
+    )
+    parser.add_argument("users", metavar="USER", nargs="+", help="user ids as in the training data")
+    parser.add_argument(
+        "-k", "--k", type=positive_int, default=10, help="items per user (default 10)"
+    )
+    parser.add_argument(
+        "--include-seen", action="store_true", help="also recommend the user's training items"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help='print {"user": [{"item": ..., "score": ...}]}'
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    model = load_model(args.model)
+    users = parse_ids(args.users, model.user_map_, "user")
+    items, scores = model.recommend(users, k=args.k, filter_seen=not args.include_seen)
+    print_lists("user", users, items, scores, as_json=args.json)
+    return 0

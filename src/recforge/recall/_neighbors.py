@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from .._threads import numba_threads
 from .._validation import check_float, check_int
 from ..data import Interactions
+from ..io import ModelArrays
 from ..kernels.neighbors import (
     cooccurrence_topk,
     cooccurrence_topk_symmetric,
@@ -99,6 +100,21 @@ def time_decay_weights(matrix: sp.csr_matrix, timestamps, rate: float) -> np.nda
     latest[nonempty] = np.maximum.reduceat(timestamps, indptr[:-1][nonempty])
     age_days = (np.repeat(latest, counts) - timestamps) / SECONDS_PER_DAY
     return np.exp(-rate * age_days).astype(np.float32)
+
+
+def load_similarity(arrays: ModelArrays, n: int) -> sp.csr_matrix:
+    """The (n × n) similarity CSR ``sim_*`` of a model file: consistent, finite, non-negative."""
+    sim = arrays.csr("sim", (n, n))
+    if sim.nnz and sim.data.min() < 0:
+        raise arrays.error("the similarities 'sim_data' must be >= 0")
+    return sim
+
+
+def load_interaction_weights(arrays: ModelArrays, name: str,
+                             user_items: sp.csr_matrix) -> sp.csr_matrix:
+    """The per-interaction weights ``name`` of a model file (finite, >= 0), as ``user_items``."""
+    weights = arrays.take(name, shape=(user_items.nnz,), dtype=np.float32, min_value=0.0)
+    return sp.csr_matrix((weights, user_items.indices, user_items.indptr), shape=user_items.shape)
 
 
 class TwoHopModel(RecallModel):

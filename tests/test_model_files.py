@@ -271,6 +271,8 @@ def array_mutations(arr: np.ndarray) -> dict:
         out["nan"] = _first_set(arr, np.nan)
         out["inf"] = _last_set(arr, np.inf)
         out["huge"] = _last_set(arr.astype(np.float64), 1e300)
+        out["dtype-max"] = _first_set(arr, np.finfo(arr.dtype).max)
+        out["dtype-min"] = _last_set(arr, np.finfo(arr.dtype).min)
         out["as-int"] = arr.astype(np.int64)
         out["as-bool"] = arr != 0
     if arr.dtype.kind in "iu" and arr.size:

@@ -23,6 +23,8 @@ import scipy.sparse as sp
 from ._version import __version__
 from .exceptions import ModelFileError
 
+#: the largest finite float32: scores and weights reach the kernels as float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 FORMAT = "recforge-model"
 FORMAT_VERSION = 1
 _META_KEY = "__meta__"
@@ -180,6 +182,17 @@ class ModelArrays(dict):
         if arr.size and max_value is not None and arr.max() > max_value:
             raise self.error(f"array {name!r} holds {arr.max()}, above its maximum {max_value}")
         return np.ascontiguousarray(arr)
+
+    def check_products(self, left: str, right: str, *, offset: float = 0.0,
+                       scale: float = 1.0) -> None:
+        """Refuse factor matrices (arrays ``left``, ``right`` of this file, already taken) whose
+        row dot products, times ``scale`` plus ``offset``, could overflow float32 (Cauchy–Schwarz:
+        ``|l_i · r_j| <= max ||l_i|| * max ||r_j||``): finite weights that score inf or NaN."""
+        norms = [float(np.linalg.norm(np.asarray(self[name], np.float64), axis=1).max(initial=0.0))
+                 for name in (left, right)]
+        if not scale * norms[0] * norms[1] + abs(offset) <= FLOAT32_MAX:
+            raise self.error(f"arrays {left!r} and {right!r} hold vectors so long that their dot "
+                             "products overflow float32")
 
     def csr(self, prefix: str, shape: tuple[int, int], *, data_dtype=np.float32, pop: bool = False) -> sp.csr_matrix:
         """Rebuild the CSR matrix saved as ``{prefix}_indptr``, ``{prefix}_indices``, ``{prefix}_data``.

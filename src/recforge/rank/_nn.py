@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from .._threads import resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
-from ..io import ModelArrays
+from ..io import FLOAT32_MAX, ModelArrays
 from ..kernels import nn as K
 from ._base import Ranker, check_X
 
@@ -344,8 +344,9 @@ class NeuralRanker(Ranker):
         if enc is None:
             self._x_mean = arrays.take("x_mean", shape=(n_in,), dtype=np.float64)
             self._x_scale = arrays.take("x_scale", shape=(n_in,), dtype=np.float64)
-            if np.any(self._x_scale <= 0):
-                raise arrays.error("'x_scale' must be > 0")
+            if np.any(self._x_scale <= 0) or max(np.abs(self._x_mean).max(initial=0),
+                                                 self._x_scale.max(initial=0)) > FLOAT32_MAX:
+                raise arrays.error("'x_scale' must be > 0, 'x_mean' and 'x_scale' within float32")
         layout = self._layout(len(enc.numeric_columns_) if enc is not None else n_in)
         if meta.get("embedding_columns", []) != layout["columns"]:
             raise arrays.error(f"the record's embedding_columns {meta.get('embedding_columns')!r} "

@@ -252,6 +252,7 @@ class Item2Vec(RecallModel):
         for name in ("item_vectors", "output_vectors"):
             vectors = arrays.take(name, ndim=2, shape=(n_items, dim), dtype=np.float32)
             setattr(self, f"{name}_", vectors)
+        arrays.check_products("item_vectors", "output_vectors")
         recent = arrays.take("recent_items", kinds="iu", dtype=np.int32, min_value=0,
                              max_value=n_items - 1)
         offsets = arrays.take("recent_offsets", kinds="iu", shape=(n_users + 1,), dtype=np.int64)

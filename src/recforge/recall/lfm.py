@@ -12,6 +12,9 @@ from .item2vec import _rowwise
 
 __all__ = ["LFM"]
 
+#: the least ridge term per unit of history weight in the fold-in of a new user
+FOLD_IN_MIN_REG = 1e-3
+
 
 class LFM(RecallModel):
     """Latent factor model: score(u, i) = p_u · q_i (+ b_i), learned by SGD on implicit feedback.
@@ -214,7 +217,7 @@ class LFM(RecallModel):
         q = self.item_factors_[item_idx].astype(np.float64)
         w = weights.astype(np.float64)
         target = 1.0 - self.item_bias_[item_idx].astype(np.float64)
-        lam = max(float(self.reg_user), 1e-3) * max(w.sum(), 1.0)
+        lam = max(float(self.reg_user), FOLD_IN_MIN_REG) * max(w.sum(), 1.0)
         a = (q * w[:, None]).T @ q + lam * np.eye(k)
         return np.linalg.solve(a, q.T @ (w * target)).astype(np.float32)
 
@@ -236,3 +239,8 @@ class LFM(RecallModel):
         for name, n in (("user_factors", self.n_users_), ("item_factors", self.n_items_)):
             setattr(self, f"{name}_", arrays.take(name, ndim=2, shape=(n, k), dtype=np.float32))
         self.item_bias_ = arrays.take("item_bias", shape=(self.n_items_,), dtype=np.float32)
+        bias = float(np.abs(self.item_bias_).max(initial=0.0))
+        arrays.check_products("user_factors", "item_factors", offset=bias)
+        # a fold-in vector (recommend_from_history) has norm <= max|q| (1 + bias) / FOLD_IN_MIN_REG
+        arrays.check_products("item_factors", "item_factors", offset=bias,
+                              scale=(1.0 + bias) / FOLD_IN_MIN_REG)

@@ -764,3 +764,16 @@ def test_feature_names_are_built_on_first_use():
         "user=hash2",
     ]
     assert enc.feature_names_out_ is names  # built once
+
+
+def test_a_part_state_error_names_the_file(tmp_path):
+    """GBDT+LR restores its LR from a plain dict: the LR's check still names the file."""
+    from recforge.rank import GBDTLR
+
+    X, y = ranker_array()
+    GBDTLR(n_estimators=3, max_depth=2, n_threads=1).fit(X, y).save(tmp_path / "m.npz")
+    arrays = read_npz(tmp_path / "m.npz")
+    arrays["lr.coef"] = _first_set(arrays["lr.coef"], np.nan)
+    write_npz(tmp_path / "nan.npz", arrays)
+    with pytest.raises(ModelFileError, match=f"{tmp_path / 'nan.npz'}.*'coef'.*non-finite"):
+        GBDTLR.load(tmp_path / "nan.npz")

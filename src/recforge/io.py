@@ -60,7 +60,7 @@ def load_arrays(file, *, expected_class: str | None = None, required: tuple = ()
     Returns ``(params, arrays, meta)``. Raises :class:`ModelFileError` for anything that is not
     a complete recforge model file of ``expected_class``.
     """
-    where = os.fspath(file) if isinstance(file, (str, os.PathLike)) else "<file object>"
+    where = describe_file(file)
     if isinstance(file, (str, os.PathLike)) and not os.path.exists(file):
         raise FileNotFoundError(f"model file not found: {where}")
     try:
@@ -113,13 +113,18 @@ def model_file_errors(file, model_class: str):
     (a wrong dtype reaching Numba, a shape mismatch, an index error) reaches the user as one error
     type naming the file. ``MemoryError`` passes through unchanged.
     """
+    where = describe_file(file)
     try:
         yield
-    except (ModelFileError, MemoryError):
+    except MemoryError:
         raise
+    except ModelFileError as exc:  # raised by a part's state check that did not know the file
+        if where in str(exc):
+            raise
+        raise ModelFileError(f"{where}: {exc}") from exc
     except Exception as exc:
         raise ModelFileError(
-            f"{describe_file(file)} holds an inconsistent {model_class} model ({type(exc).__name__}: {exc})"
+            f"{where} holds an inconsistent {model_class} model ({type(exc).__name__}: {exc})"
         ) from exc
 
 
@@ -135,7 +140,7 @@ class ModelArrays(dict):
         self.where = where
 
     @classmethod
-    def of(cls, arrays: dict, where: str = "<model state>") -> ModelArrays:
+    def of(cls, arrays: dict, where: str = "the model state") -> ModelArrays:
         """``arrays`` itself if it is a :class:`ModelArrays`, else a checked view of the plain dict
         (for a ``_set_state`` that a composite model calls with a dict of its part's arrays)."""
         return arrays if isinstance(arrays, ModelArrays) else cls(arrays, where)

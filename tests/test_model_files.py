@@ -777,3 +777,42 @@ def test_a_part_state_error_names_the_file(tmp_path):
     write_npz(tmp_path / "nan.npz", arrays)
     with pytest.raises(ModelFileError, match=f"{tmp_path / 'nan.npz'}.*'coef'.*non-finite"):
         GBDTLR.load(tmp_path / "nan.npz")
+
+
+# ---------------------------------------------------------------------------------------------
+# the shared checks in recforge.io
+# ---------------------------------------------------------------------------------------------
+def test_model_arrays_take_checks_bounds_and_keeps_shape():
+    from recforge.io import ModelArrays
+
+    arrays = ModelArrays.of(
+        {"a": np.array([0, 3, 7]), "s": np.array(2.5), "f": np.ones((3, 2))[:, ::2]}
+    )
+    assert arrays.take("a", kinds="iu", min_value=0, max_value=7).tolist() == [0, 3, 7]
+    with pytest.raises(
+        ModelFileError, match=r"the model state: array 'a' holds 7, above its maximum 6"
+    ):
+        arrays.take("a", kinds="iu", max_value=6)
+    with pytest.raises(ModelFileError, match="below its minimum 1"):
+        arrays.take("a", kinds="iu", min_value=1)
+    assert arrays.take("s", ndim=0).shape == ()
+    assert arrays.take("f", ndim=2).flags.c_contiguous
+    assert ModelArrays.of(arrays) is arrays
+
+
+def test_check_products_refuses_overflowing_factors():
+    from recforge.io import ModelArrays
+
+    big = np.full((2, 4), 1e19, np.float32)  # finite, but |row| * |row| = 4e38 > float32 max
+    arrays = ModelArrays.of({"u": big, "v": np.ones((3, 4), np.float32), "w": big})
+    arrays.check_products("u", "v")
+    with pytest.raises(ModelFileError, match="overflow float32"):
+        arrays.check_products("u", "w")
+    with pytest.raises(ModelFileError, match="overflow float32"):
+        arrays.check_products("u", "v", scale=1e20)
+
+
+def test_member_size_check_reads_file_objects_from_their_position(saved_models):
+    buffer = io.BytesIO(b"some prefix" + saved_models["Popularity"].read_bytes())
+    buffer.seek(len(b"some prefix"))
+    assert Popularity.load(buffer).n_items_ == interactions_matrix().shape[1]

@@ -186,7 +186,7 @@ class ModelArrays(dict):
             raise self.error(f"array {name!r} holds {arr.min()}, below its minimum {min_value}")
         if arr.size and max_value is not None and arr.max() > max_value:
             raise self.error(f"array {name!r} holds {arr.max()}, above its maximum {max_value}")
-        return np.ascontiguousarray(arr)
+        return np.ascontiguousarray(arr) if arr.ndim else arr  # (ascontiguousarray makes 0-d 1-d)
 
     def check_products(self, left: str, right: str, *, offset: float = 0.0,
                        scale: float = 1.0) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io as _io
 import json
+import math
 import os
 
 import numpy as np
@@ -22,6 +23,8 @@ import scipy.sparse as sp
 from ._version import __version__
 from .exceptions import ModelFileError
 
+#: the largest finite float32: scores and weights reach the kernels as float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 FORMAT = "recforge-model"
 FORMAT_VERSION = 1
 _META_KEY = "__meta__"
@@ -57,7 +60,7 @@ def load_arrays(file, *, expected_class: str | None = None, required: tuple = ()
     Returns ``(params, arrays, meta)``. Raises :class:`ModelFileError` for anything that is not
     a complete recforge model file of ``expected_class``.
     """
-    where = os.fspath(file) if isinstance(file, (str, os.PathLike)) else "<file object>"
+    where = describe_file(file)
     if isinstance(file, (str, os.PathLike)) and not os.path.exists(file):
         raise FileNotFoundError(f"model file not found: {where}")
     try:
@@ -110,13 +113,18 @@ def model_file_errors(file, model_class: str):
     (a wrong dtype reaching Numba, a shape mismatch, an index error) reaches the user as one error
     type naming the file. ``MemoryError`` passes through unchanged.
     """
+    where = describe_file(file)
     try:
         yield
-    except (ModelFileError, MemoryError):
+    except MemoryError:
         raise
+    except ModelFileError as exc:  # raised by a part's state check that did not know the file
+        if where in str(exc):
+            raise
+        raise ModelFileError(f"{where}: {exc}") from exc
     except Exception as exc:
         raise ModelFileError(
-            f"{describe_file(file)} holds an inconsistent {model_class} model ({type(exc).__name__}: {exc})"
+            f"{where} holds an inconsistent {model_class} model ({type(exc).__name__}: {exc})"
         ) from exc
 
 
@@ -131,18 +139,26 @@ class ModelArrays(dict):
         super().__init__(arrays)
         self.where = where
 
+    @classmethod
+    def of(cls, arrays: dict, where: str = "the model state") -> ModelArrays:
+        """``arrays`` itself if it is a :class:`ModelArrays`, else a checked view of the plain dict
+        (for a ``_set_state`` that a composite model calls with a dict of its part's arrays)."""
+        return arrays if isinstance(arrays, ModelArrays) else cls(arrays, where)
+
     def error(self, message: str) -> ModelFileError:
         """A :class:`ModelFileError` naming this file."""
         return ModelFileError(f"{self.where}: {message}")
 
     def take(self, name: str, *, kinds: str = "f", ndim: int | None = 1, shape: tuple | None = None,
-             dtype=None, finite: bool = True, pop: bool = False) -> np.ndarray:
+             dtype=None, finite: bool = True, min_value=None, max_value=None,
+             pop: bool = False) -> np.ndarray:
         """Return array ``name`` after checking it.
 
         ``kinds``: allowed dtype kinds (``"f"`` float, ``"iu"`` integers, ``"U"`` strings, ``"b"`` bool);
         ``ndim``/``shape``: expected dimensions (``None`` entries in ``shape`` match any length);
         ``dtype``: cast to it after the checks (a float cast must stay finite); ``finite``: refuse NaN/inf
-        in float arrays; ``pop``: remove it from the mapping.
+        in float arrays; ``min_value``/``max_value``: inclusive bounds of every value (numeric
+        arrays); ``pop``: remove it from the mapping. The result is C-contiguous.
         """
         if name not in self:
             raise self.error(f"array {name!r} is missing")
@@ -166,7 +182,22 @@ class ModelArrays(dict):
                 arr = arr.astype(target, copy=False)
         if finite and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
             raise self.error(f"array {name!r} holds non-finite values (NaN/inf or beyond its dtype's range)")
-        return arr
+        if arr.size and min_value is not None and arr.min() < min_value:
+            raise self.error(f"array {name!r} holds {arr.min()}, below its minimum {min_value}")
+        if arr.size and max_value is not None and arr.max() > max_value:
+            raise self.error(f"array {name!r} holds {arr.max()}, above its maximum {max_value}")
+        return np.ascontiguousarray(arr) if arr.ndim else arr  # (ascontiguousarray makes 0-d 1-d)
+
+    def check_products(self, left: str, right: str, *, offset: float = 0.0,
+                       scale: float = 1.0) -> None:
+        """Refuse factor matrices (arrays ``left``, ``right`` of this file, already taken) whose
+        row dot products, times ``scale`` plus ``offset``, could overflow float32 (Cauchy–Schwarz:
+        ``|l_i · r_j| <= max ||l_i|| * max ||r_j||``): finite weights that score inf or NaN."""
+        norms = [float(np.linalg.norm(np.asarray(self[name], np.float64), axis=1).max(initial=0.0))
+                 for name in (left, right)]
+        if not scale * norms[0] * norms[1] + abs(offset) <= FLOAT32_MAX:
+            raise self.error(f"arrays {left!r} and {right!r} hold vectors so long that their dot "
+                             "products overflow float32")
 
     def csr(self, prefix: str, shape: tuple[int, int], *, data_dtype=np.float32, pop: bool = False) -> sp.csr_matrix:
         """Rebuild the CSR matrix saved as ``{prefix}_indptr``, ``{prefix}_indices``, ``{prefix}_data``.
@@ -186,11 +217,45 @@ class ModelArrays(dict):
         return sp.csr_matrix((data, indices, indptr), shape=shape)
 
 
+#: deflate expands at most ~1032:1: a member claiming more than this times its compressed size lies
+_MAX_DEFLATE_RATIO = 1100
+
+
 def _read_npz(handle) -> dict:
+    start = handle.tell()
+    file_size = handle.seek(0, os.SEEK_END) - start
+    handle.seek(start)
     with np.load(handle, allow_pickle=False) as archive:
         if not hasattr(archive, "files"):
             raise ValueError("not an .npz archive")
+        for info in archive.zip.infolist():
+            _check_member_size(archive.zip, info, file_size)
         return {name: archive[name] for name in archive.files}
+
+
+def _check_member_size(zf, info, file_size: int) -> None:
+    """Refuse a member whose header declares more data than the file holds, before numpy allocates
+    it (a 2 KB file declaring shape (10**10,) would otherwise allocate 40 GB)."""
+    too_big = info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + 1024
+    if info.compress_size > file_size or too_big:
+        raise ValueError(f"member {info.filename!r} claims {info.file_size} bytes, more than the "
+                         "file can hold")
+    if not info.filename.endswith(".npy"):
+        return
+    with zf.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"member {info.filename!r} has .npy format version {version}, "
+                             "not 1.0 or 2.0")
+        declared = math.prod(int(n) for n in shape) * dtype.itemsize
+        held = info.file_size - member.tell()
+        if declared > held:
+            raise ValueError(f"member {info.filename!r} declares shape {shape} of {dtype} "
+                             f"({declared} bytes) but holds {held} bytes")
 
 
 def to_bytes(save) -> bytes:

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from .._params import ParamsMixin
 from .._validation import check_int
 from ..exceptions import NotFittedError
-from ..io import load_arrays, save_arrays
+from ..io import ModelArrays, load_arrays, model_file_errors, save_arrays
 from ._columns import (
     Table,
     as_category_strings,
@@ -361,12 +361,49 @@ class FeatureEncoder(ParamsMixin):
     # outputs
     # ------------------------------------------------------------------------------------------
     def _build_layout(self):
-        """Column offsets and names of :meth:`transform`'s output."""
-        names, blocks = [], []  # blocks: (kind, column or cross index, offset, width)
+        """Column offsets of :meth:`transform`'s output; the names are built on first use
+        (:attr:`feature_names_out_`), since a hashed column has one per bucket."""
+        blocks = []  # (kind, column or cross index, offset, width)
+        width = 0
+        for kind, what, n_slots in self._block_widths():
+            blocks.append((kind, what, width, n_slots))
+            width += n_slots
+        self._blocks = blocks
+        self.n_features_out_ = width
+        self._feature_names = None
+
+    def _block_widths(self):
+        """``(kind, column or cross index, width)`` of each block of :meth:`transform`'s output."""
         if self.scale_numeric:
             for c in self.numeric_columns_:
-                blocks.append(("scaled", c, len(names), 1))
-                names.append(c)
+                yield "scaled", c, 1
+        for c in self.numeric_columns_:
+            if self.n_bins > 0:
+                # the missing slot and len(edges) + 1 buckets
+                yield "bins", c, 2 + self.bin_edges_.get(c, np.zeros(0)).size
+            elif self.scale_numeric:
+                yield "bins", c, 1  # only the missing indicator
+        for c in self.categorical_columns_:
+            yield "onehot", c, self._n_codes(c)
+        for k in range(len(self.crosses_)):
+            known = int(self.n_hash_buckets) if self.cross_hashed_[k] else self.cross_keys_[k].size
+            yield "cross", k, 1 + known
+
+    @property
+    def feature_names_out_(self) -> np.ndarray:
+        """Names of :meth:`transform`'s columns, (n_features_out_,) str, built on first use."""
+        self._check_fitted()
+        if getattr(self, "_feature_names", None) is None:
+            names = self._feature_name_list()
+            if len(names) != self.n_features_out_:  # pragma: no cover - the two layouts must agree
+                raise RuntimeError(f"{len(names)} names for {self.n_features_out_} features")
+            self._feature_names = np.array(names, dtype=str)
+        return self._feature_names
+
+    def _feature_name_list(self) -> list:
+        names = []
+        if self.scale_numeric:
+            names += list(self.numeric_columns_)
         for c in self.numeric_columns_:
             edges = self.bin_edges_.get(c, np.zeros(0))
             slot_names = [f"{c}=missing"]
@@ -377,16 +414,13 @@ class FeatureEncoder(ParamsMixin):
                 pass  # only the missing indicator
             else:
                 slot_names = []
-            if slot_names:
-                blocks.append(("bins", c, len(names), len(slot_names)))
-                names += slot_names
+            names += slot_names
         for c in self.categorical_columns_:
             if self.hashed_[c]:
-                slots = [f"{c}=missing", f"{c}=other"] + [f"{c}=hash{h}" for h in range(int(self.n_hash_buckets))]
+                buckets = range(int(self.n_hash_buckets))
+                names += [f"{c}=missing", f"{c}=other"] + [f"{c}=hash{h}" for h in buckets]
             else:
-                slots = [f"{c}=missing", f"{c}=other"] + [f"{c}={v}" for v in self.categories_[c]]
-            blocks.append(("onehot", c, len(names), len(slots)))
-            names += slots
+                names += [f"{c}=missing", f"{c}=other"] + [f"{c}={v}" for v in self.categories_[c]]
         for k, (a, b) in enumerate(self.crosses_):
             prefix = f"{a}*{b}"
             if self.cross_hashed_[k]:
@@ -396,11 +430,8 @@ class FeatureEncoder(ParamsMixin):
                 keys = self.cross_keys_[k]
                 la, lb = self._code_labels(a), self._code_labels(b)
                 slots = [f"{prefix}=other"] + [f"{prefix}={la[i]}*{lb[j]}" for i, j in zip(keys // n_b, keys % n_b)]
-            blocks.append(("cross", k, len(names), len(slots)))
             names += slots
-        self._blocks = blocks
-        self.feature_names_out_ = np.array(names, dtype=str)
-        self.n_features_out_ = len(names)
+        return names
 
     def _code_labels(self, name) -> list:
         if name in self.mean_:
@@ -651,43 +682,74 @@ class FeatureEncoder(ParamsMixin):
 
     @classmethod
     def from_state(cls, arrays: dict, meta: dict, prefix: str = "") -> FeatureEncoder:
-        """Rebuild a fitted encoder from :meth:`get_state`'s output (raises ValueError if inconsistent)."""
-        if meta.get("state_version") != _STATE_VERSION:
-            raise ValueError(f"unsupported FeatureEncoder state version {meta.get('state_version')!r}")
-        params = dict(meta["params"])
-        params["crosses"] = [tuple(p) for p in params["crosses"]]
-        params["missing_values"] = tuple(params["missing_values"])
+        """Rebuild a fitted encoder from :meth:`get_state`'s output.
+
+        Every entry is checked (types, lengths, finite means and scales > 0, strictly increasing
+        bucket edges, sorted unique categories, cross keys in range); an inconsistent state raises
+        ``ValueError`` (:class:`~recforge.exceptions.ModelFileError`, naming the file when
+        ``arrays`` come from one).
+        """
+        arrays = ModelArrays.of(arrays)
+        if not isinstance(meta, dict) or meta.get("state_version") != _STATE_VERSION:
+            version = meta.get("state_version") if isinstance(meta, dict) else None
+            raise arrays.error(f"unsupported FeatureEncoder state version {version!r}")
+        params = meta.get("params")
+        if not isinstance(params, dict):
+            raise arrays.error("the encoder state's 'params' must be a JSON object")
+        params = dict(params)
+        params["crosses"] = [tuple(p) for p in _json_list(arrays, params, "crosses", of=list)]
+        params["missing_values"] = tuple(_json_list(arrays, params, "missing_values", of=str))
         enc = cls(**params)
         enc._validate_params()
-        enc.columns_ = list(meta["columns"])
-        enc.numeric_columns_ = list(meta["numeric"])
-        enc.categorical_columns_ = list(meta["categorical"])
-        enc.mean_ = dict(zip(enc.numeric_columns_, map(float, meta["mean"])))
-        enc.scale_ = dict(zip(enc.numeric_columns_, map(float, meta["scale"])))
+        enc.columns_ = _json_list(arrays, meta, "columns", of=str)
+        enc.numeric_columns_ = _json_list(arrays, meta, "numeric", of=str)
+        enc.categorical_columns_ = _json_list(arrays, meta, "categorical", of=str)
+        listed = enc.numeric_columns_ + enc.categorical_columns_
+        if len(set(enc.columns_)) != len(enc.columns_) or sorted(listed) != sorted(enc.columns_):
+            raise arrays.error("the encoder's numeric and categorical columns must split its "
+                               "unique columns")
+        n_num, n_cat = len(enc.numeric_columns_), len(enc.categorical_columns_)
+        mean = _json_floats(arrays, meta, "mean", n_num)
+        scale = _json_floats(arrays, meta, "scale", n_num)
+        if np.any(scale <= 0):
+            raise arrays.error("the encoder's scales must be > 0")
+        enc.mean_ = dict(zip(enc.numeric_columns_, map(float, mean)))
+        enc.scale_ = dict(zip(enc.numeric_columns_, map(float, scale)))
         enc.bin_edges_ = {}
         if enc.n_bins > 0:
             for j, c in enumerate(enc.numeric_columns_):
-                edges = np.asarray(arrays[f"{prefix}edges{j}"], dtype=np.float64)
-                if edges.ndim != 1 or np.any(np.diff(edges) <= 0):
-                    raise ValueError(f"bucket edges of column {c!r} are not strictly increasing")
+                edges = arrays.take(f"{prefix}edges{j}", dtype=np.float64)
+                if edges.size > enc.n_bins - 1 or np.any(np.diff(edges) <= 0):
+                    raise arrays.error(f"bucket edges of column {c!r} must be at most n_bins - 1 = "
+                                       f"{enc.n_bins - 1} strictly increasing values")
                 enc.bin_edges_[c] = edges
+        hashed = _json_list(arrays, meta, "hashed", of=bool, length=n_cat)
         enc.hashed_, enc.categories_, enc.cardinalities_ = {}, {}, {}
-        for j, (c, h) in enumerate(zip(enc.categorical_columns_, meta["hashed"])):
-            enc.hashed_[c] = bool(h)
+        for j, (c, h) in enumerate(zip(enc.categorical_columns_, hashed)):
+            enc.hashed_[c] = h
             if h:
                 enc.cardinalities_[c] = 2 + int(enc.n_hash_buckets)
             else:
-                cats = np.asarray(arrays[f"{prefix}categories{j}"]).astype(str)
+                cats = arrays.take(f"{prefix}categories{j}", kinds="U")
                 if cats.size > 1 and not np.all(cats[1:] > cats[:-1]):
-                    raise ValueError(f"categories of column {c!r} are not sorted and unique")
+                    raise arrays.error(f"categories of column {c!r} are not sorted and unique")
                 enc.categories_[c] = cats
                 enc.cardinalities_[c] = 2 + int(cats.size)
         enc.categorical_mask_ = np.array([c in enc.hashed_ for c in enc.columns_], dtype=bool)
-        enc.crosses_ = [tuple(p) for p in meta["crosses"]]
-        enc.cross_hashed_ = [bool(h) for h in meta["cross_hashed"]]
-        enc.cross_keys_ = [np.asarray(arrays[f"{prefix}cross{k}"], dtype=np.int64) for k in range(len(enc.crosses_))]
-        if set(enc.numeric_columns_) | set(enc.categorical_columns_) != set(enc.columns_):
-            raise ValueError("numeric and categorical columns do not cover the encoder's columns")
+        enc.crosses_ = enc._resolve_crosses(enc.columns_)
+        if [list(p) for p in enc.crosses_] != _json_list(arrays, meta, "crosses", of=list):
+            raise arrays.error("the encoder's crosses do not match its 'crosses' parameter")
+        enc.cross_hashed_ = _json_list(arrays, meta, "cross_hashed", of=bool,
+                                       length=len(enc.crosses_))
+        enc.cross_keys_ = []
+        for k, (a, b) in enumerate(enc.crosses_):
+            n_keys = enc._n_codes(a) * enc._n_codes(b)
+            keys = arrays.take(f"{prefix}cross{k}", kinds="iu", dtype=np.int64, min_value=0,
+                               max_value=n_keys - 1)
+            if np.any(np.diff(keys) <= 0) or (enc.cross_hashed_[k] and keys.size):
+                raise arrays.error(f"the known pairs of cross {a}*{b} must be sorted and unique "
+                                   "(none when hashed)")
+            enc.cross_keys_.append(keys)
         enc._build_layout()
         return enc
 
@@ -699,13 +761,33 @@ class FeatureEncoder(ParamsMixin):
     @classmethod
     def load(cls, file) -> FeatureEncoder:
         """Read an encoder written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
-        from ..exceptions import ModelFileError
-
         _, arrays, meta = load_arrays(file, expected_class=cls.__name__)
-        try:
+        with model_file_errors(file, cls.__name__):
             return cls.from_state(arrays, meta)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{file!r} holds an inconsistent FeatureEncoder: {exc}") from exc
+
+
+def _json_list(arrays: ModelArrays, record: dict, key: str, *, of, length=None) -> list:
+    """``record[key]`` checked to be a list of ``length`` (any if None) elements of type ``of``."""
+    value = record.get(key)
+    if not isinstance(value, list) or (length is not None and len(value) != length) or not all(
+            isinstance(v, of) and (of is bool or not isinstance(v, bool)) for v in value):
+        what = getattr(of, "__name__", None) or "/".join(t.__name__ for t in of)
+        count = "" if length is None else f"{length} "
+        raise arrays.error(f"the encoder state's {key!r} must be a list of {count}{what} values, "
+                           f"got {str(value)[:80]}")
+    return value
+
+
+def _json_floats(arrays: ModelArrays, record: dict, key: str, length: int) -> np.ndarray:
+    """``record[key]``: ``length`` finite numbers as float64."""
+    values = _json_list(arrays, record, key, of=(int, float), length=length)
+    try:
+        out = np.array([float(v) for v in values], dtype=np.float64)
+    except OverflowError:
+        out = np.array([np.inf])
+    if not np.all(np.isfinite(out)):
+        raise arrays.error(f"the encoder state's {key!r} must hold finite numbers")
+    return out
 
 
 def _jsonable_params(params: dict) -> dict:

@@ -31,7 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._params import ParamsMixin
-from .._validation import as_numpy, check_sparse, check_unique_columns
+from .._validation import as_numpy, check_int, check_sparse, check_unique_columns
 from ..exceptions import NotFittedError
 from ..io import ModelArrays, load_arrays, model_file_errors, save_arrays
 
@@ -470,13 +470,24 @@ class Ranker(ParamsMixin):
         params, arrays, record = load_arrays(file, expected_class=cls.__name__)
         with model_file_errors(file, cls.__name__):
             model = cls(**params)
+            model._validate_params()
             if "_classes" in arrays:
-                model.classes_ = arrays.pop("_classes")
+                classes = arrays.take("_classes", kinds="biufU", shape=(2,), pop=True)
+                if classes[0] == classes[1]:
+                    raise arrays.error(f"'_classes' must hold two distinct labels, "
+                                       f"got {classes.tolist()}")
+                model.classes_ = classes
             elif cls._fitted_attr == "classes_":
-                raise KeyError("the file has no class labels ('_classes')")
-            model.n_features_in_ = int(record["n_features_in"])
+                raise arrays.error("the file has no class labels ('_classes')")
+            n_features = check_int(record.get("n_features_in"), "the record's n_features_in",
+                                   min_value=0)
+            model.n_features_in_ = n_features
             if "feature_names_in" in record:
-                model.feature_names_in_ = np.asarray(record["feature_names_in"], dtype=object)
+                names = record["feature_names_in"]
+                if not isinstance(names, list) or len(names) != n_features or not all(
+                        isinstance(n, str) for n in names):
+                    raise arrays.error(f"'feature_names_in' must be a list of {n_features} strings")
+                model.feature_names_in_ = np.asarray(names, dtype=object)
             if "encoder" in record:
                 from ..features import FeatureEncoder
 
@@ -484,11 +495,17 @@ class Ranker(ParamsMixin):
                     {k: v for k, v in arrays.items() if k.startswith(_ENCODER_PREFIX)}, arrays.where
                 )
                 model.encoder_ = FeatureEncoder.from_state(enc_arrays, record["encoder"], prefix=_ENCODER_PREFIX)
+                if len(model.encoder_.columns_) != n_features:
+                    raise arrays.error(f"the encoder has {len(model.encoder_.columns_)} columns, "
+                                       f"the record's n_features_in is {n_features}")
                 model.encoder = FeatureEncoder(**model.encoder_.get_params())
                 arrays = ModelArrays(
                     {k: v for k, v in arrays.items() if not k.startswith(_ENCODER_PREFIX)}, arrays.where
                 )
-            model._set_state(arrays, record.get("ranker", {}))
+            ranker_meta = record.get("ranker", {})
+            if not isinstance(ranker_meta, dict):
+                raise arrays.error("the record's 'ranker' entry must be a JSON object")
+            model._set_state(arrays, ranker_meta)
         return model
 
 

@@ -5,6 +5,7 @@ The kernels are in :mod:`recforge.kernels.nn` (see its docstring for the array l
 """
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,6 +14,7 @@ import scipy.sparse as sp
 
 from .._threads import resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
+from ..io import FLOAT32_MAX, ModelArrays
 from ..kernels import nn as K
 from ._base import Ranker, check_X
 
@@ -121,29 +123,39 @@ class NeuralRanker(Ranker):
         return NNInputs(np.zeros((X.shape[0], 0), np.int32), dense, X if self._has_wide else None)
 
     # -- layout -----------------------------------------------------------------------------------
-    def _build(self, inputs: NNInputs, rng):
+    def _layout(self, n_num: int) -> dict:
+        """The embedding and layer layout (the ``_LAYOUT`` arrays, int64) for the fitted encoder and
+        ``n_num`` numeric inputs, with the embedded ``columns`` and the table size ``n_emb``: a pure
+        function of the parameters and the encoder, so that a model file's copy can be checked."""
         enc = getattr(self, "encoder_", None)
         cols = self._embedded_columns(enc) if enc is not None else []
         cards = [enc.n_codes(c) for c in cols]
         dims = [int(self.embedding_dim.get(c, 8)) if isinstance(self.embedding_dim, dict)
                 else int(self.embedding_dim) for c in cols]
         n_cat = len(cols)
-        self._col_dim = np.asarray(dims, dtype=np.int64).reshape(n_cat)
-        self._col_flat_off = np.zeros(n_cat, np.int64)
-        self._col_row_off = np.zeros(n_cat + 1, np.int64)
-        self._col_in_off = np.zeros(n_cat, np.int64)
+        col_flat_off = np.zeros(n_cat, np.int64)
+        col_row_off = np.zeros(n_cat + 1, np.int64)
+        col_in_off = np.zeros(n_cat, np.int64)
         flat = row = inp = 0
         for c in range(n_cat):
-            self._col_flat_off[c], self._col_row_off[c], self._col_in_off[c] = flat, row, inp
+            col_flat_off[c], col_row_off[c], col_in_off[c] = flat, row, inp
             flat += cards[c] * dims[c]
             row += cards[c]
             inp += dims[c]
-        self._col_row_off[n_cat] = row
-        d0 = inp + inputs.dense.shape[1]
-        self._sizes = np.asarray([d0, *[int(h) for h in self.hidden_units], 1], dtype=np.int64)
-        self.embedding_columns_ = cols
+        col_row_off[n_cat] = row
+        sizes = [inp + n_num, *[int(h) for h in self.hidden_units], 1]
+        return {"_col_dim": np.asarray(dims, dtype=np.int64).reshape(n_cat),
+                "_col_flat_off": col_flat_off, "_col_row_off": col_row_off,
+                "_col_in_off": col_in_off,
+                "_sizes": np.asarray(sizes, dtype=np.int64), "columns": cols, "n_emb": flat}
+
+    def _build(self, inputs: NNInputs, rng):
+        layout = self._layout(inputs.dense.shape[1])
+        for name in self._LAYOUT:
+            setattr(self, name, layout[name])
+        self.embedding_columns_ = layout["columns"]
         # Keras' initialisers: embeddings U(-0.05, 0.05), kernels Glorot uniform, biases 0
-        self._emb = rng.uniform(-0.05, 0.05, size=flat).astype(np.float32)
+        self._emb = rng.uniform(-0.05, 0.05, size=layout["n_emb"]).astype(np.float32)
         parts = []
         for k, m in zip(self._sizes[:-1], self._sizes[1:]):
             limit = np.sqrt(6.0 / (k + m))
@@ -328,18 +340,43 @@ class NeuralRanker(Ranker):
         return arrays, meta
 
     def _set_state(self, arrays, meta):
-        for k in self._STATE + self._LAYOUT:
-            if k.lstrip("_") not in arrays:
-                raise ValueError(f"missing array {k.lstrip('_')!r}")
-            setattr(self, k, np.ascontiguousarray(arrays[k.lstrip("_")]))
-        if "x_mean" in arrays:
-            self._x_mean, self._x_scale = arrays["x_mean"], arrays["x_scale"]
-        _unflatten(self._params, self._sizes)  # raises on an inconsistent layout
-        if self._emb.shape[0] != int((np.diff(self._col_row_off) * self._col_dim).sum()):
-            raise ValueError("embedding table size does not match the layout")
-        self.embedding_columns_ = list(meta.get("embedding_columns", []))
-        self.n_iter_ = int(meta.get("n_iter", 0))
-        self.best_iteration_ = meta.get("best_iteration")
+        """Restore the fitted state. Every array is checked (dtype, shape, finite) and the layout
+        arrays must equal the layout recomputed from the parameters and the encoder: nothing a
+        kernel indexes with comes from the file unchecked."""
+        arrays = ModelArrays.of(arrays)
+        enc = getattr(self, "encoder_", None)
+        n_in = int(self.n_features_in_)
+        if enc is None:
+            self._x_mean = arrays.take("x_mean", shape=(n_in,), dtype=np.float64)
+            self._x_scale = arrays.take("x_scale", shape=(n_in,), dtype=np.float64)
+            if np.any(self._x_scale <= 0) or max(np.abs(self._x_mean).max(initial=0),
+                                                 self._x_scale.max(initial=0)) > FLOAT32_MAX:
+                raise arrays.error("'x_scale' must be > 0, 'x_mean' and 'x_scale' within float32")
+        layout = self._layout(len(enc.numeric_columns_) if enc is not None else n_in)
+        if meta.get("embedding_columns", []) != layout["columns"]:
+            raise arrays.error(f"the record's embedding_columns {meta.get('embedding_columns')!r} "
+                               f"are not the encoder's {layout['columns']!r}")
+        for name in self._LAYOUT:
+            expected = layout[name]
+            saved = arrays.take(name.lstrip("_"), kinds="iu", shape=expected.shape, dtype=np.int64)
+            if not np.array_equal(saved, expected):
+                raise arrays.error(f"the layout array {name.lstrip('_')!r} is {saved.tolist()}; "
+                                   f"the parameters and the encoder give {expected.tolist()}")
+            setattr(self, name, expected)
+        sizes = layout["_sizes"].tolist()
+        n_params = sum(k * m + m for k, m in itertools.pairwise(sizes))
+        n_wide = (enc.n_features_out_ if enc is not None else n_in) if self._has_wide else 0
+        for names, n in ((("_emb", "_emb_m", "_emb_v"), layout["n_emb"]),
+                         (("_params", "_p_m", "_p_v"), n_params),
+                         (("_wide_w", "_wide_m", "_wide_v"), n_wide)):
+            for name in names:
+                setattr(self, name, arrays.take(name.lstrip("_"), shape=(n,), dtype=np.float32))
+        self._step = arrays.take("step", kinds="iu", shape=(1,), dtype=np.int64, min_value=0)
+        self.embedding_columns_ = layout["columns"]
+        self.n_iter_ = check_int(meta.get("n_iter", 0), "the record's n_iter", min_value=0)
+        best = meta.get("best_iteration")
+        self.best_iteration_ = (None if best is None
+                                else check_int(best, "the record's best_iteration", min_value=0))
         self.evals_result_, self.loss_curve_ = [], []
 
 

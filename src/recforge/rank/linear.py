@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from .._threads import limit_blas_threads, resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
+from ..io import ModelArrays
 from ..kernels import linear as K
 from ._base import (
     Ranker,
@@ -410,18 +411,21 @@ class LogisticRegression(Ranker):
         return arrays, meta
 
     def _set_state(self, arrays, meta):
-        coef = np.asarray(arrays["coef"], dtype=np.float64)
-        intercept = np.asarray(arrays["intercept"], dtype=np.float64)
-        if coef.ndim != 2 or coef.shape[0] != 1 or intercept.shape != (1,):
-            raise ValueError("coef must have shape (1, n_features) and intercept shape (1,)")
-        self.coef_, self.intercept_ = coef, intercept
-        self.n_iter_ = np.asarray(arrays["n_iter"], dtype=np.int32)
-        if "ftrl_z" in arrays:
-            self._ftrl_z = np.asarray(arrays["ftrl_z"], dtype=np.float64)
-            self._ftrl_n = np.asarray(arrays["ftrl_n"], dtype=np.float64)
-            if self._ftrl_z.shape != (coef.shape[1] + 1,) or self._ftrl_n.shape != self._ftrl_z.shape:
-                raise ValueError("FTRL state does not match coef")
-            self._ftrl_epochs = int(meta.get("ftrl_epochs", 0))
+        arrays = ModelArrays.of(arrays)
+        # the width of the inputs: the encoder's output, else n_features_in_ (a composite model
+        # that sets n_features_in_ afterwards checks the width itself)
+        encoder = getattr(self, "encoder_", None)
+        width = (encoder.n_features_out_ if encoder is not None
+                 else getattr(self, "n_features_in_", None))
+        self.coef_ = arrays.take("coef", ndim=2, shape=(1, width), dtype=np.float64)
+        d = self.coef_.shape[1]
+        self.intercept_ = arrays.take("intercept", shape=(1,), dtype=np.float64)
+        self.n_iter_ = arrays.take("n_iter", kinds="iu", shape=(1,), dtype=np.int32, min_value=0)
+        if "ftrl_z" in arrays or "ftrl_n" in arrays:
+            self._ftrl_z = arrays.take("ftrl_z", shape=(d + 1,), dtype=np.float64)
+            self._ftrl_n = arrays.take("ftrl_n", shape=(d + 1,), dtype=np.float64, min_value=0.0)
+            self._ftrl_epochs = check_int(meta.get("ftrl_epochs", 0), "the record's ftrl_epochs",
+                                          min_value=0)
         self.evals_result_, self.best_iteration_ = [], None
 
 

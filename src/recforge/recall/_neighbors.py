@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from .._threads import numba_threads
 from .._validation import check_float, check_int
 from ..data import Interactions
+from ..io import ModelArrays
 from ..kernels.neighbors import (
     cooccurrence_topk,
     cooccurrence_topk_symmetric,
@@ -99,6 +100,30 @@ def time_decay_weights(matrix: sp.csr_matrix, timestamps, rate: float) -> np.nda
     latest[nonempty] = np.maximum.reduceat(timestamps, indptr[:-1][nonempty])
     age_days = (np.repeat(latest, counts) - timestamps) / SECONDS_PER_DAY
     return np.exp(-rate * age_days).astype(np.float32)
+
+
+#: the largest similarity :func:`topk_neighbors` gives: a penalty 1 / log(1 + count) <= 1 / log 2
+#: per shared intermediate, at most sqrt(deg(i) deg(j)) of them, divided by sqrt(deg(i) deg(j))
+MAX_SIMILARITY = 1.0 / np.log(2.0)
+
+
+def load_similarity(arrays: ModelArrays, n: int) -> sp.csr_matrix:
+    """The (n × n) similarity CSR ``sim_*`` of a model file: consistent, in [0, MAX_SIMILARITY]."""
+    sim = arrays.csr("sim", (n, n))
+    if sim.nnz and (sim.data.min() < 0 or sim.data.max() > MAX_SIMILARITY * (1 + 1e-6)):
+        raise arrays.error(f"the similarities 'sim_data' must lie in [0, 1 / log 2], found "
+                           f"{sim.data.min()} .. {sim.data.max()}")
+    return sim
+
+
+def load_interaction_weights(arrays: ModelArrays, name: str,
+                             user_items: sp.csr_matrix) -> sp.csr_matrix:
+    """The per-interaction weights ``name`` of a model file, as ``user_items``: a decay in [0, 1]
+    times the interaction's weight (or 1), so in [0, max(1, weight)]."""
+    weights = arrays.take(name, shape=(user_items.nnz,), dtype=np.float32, min_value=0.0)
+    if np.any(weights > np.maximum(user_items.data, 1.0)):
+        raise arrays.error(f"the weights {name!r} exceed the interactions' own weights")
+    return sp.csr_matrix((weights, user_items.indices, user_items.indptr), shape=user_items.shape)
 
 
 class TwoHopModel(RecallModel):

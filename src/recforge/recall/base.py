@@ -344,9 +344,12 @@ class RecallModel(ParamsMixin):
         )
         with model_file_errors(file, cls.__name__):
             model = cls(**params)
+            model._validate_params()
             user_map = IdMap(arrays.take("user_ids", kinds="iuU", pop=True))
             item_map = IdMap(arrays.take("item_ids", kinds="iuU", pop=True))
             matrix = arrays.csr("user_items", (len(user_map), len(item_map)), pop=True)
+            if matrix.nnz == 0:
+                raise arrays.error("the training interactions 'user_items' are empty")
             model.user_items_ = Interactions(matrix, user_map=user_map, item_map=item_map).matrix
             model.user_map_, model.item_map_ = user_map, item_map
             model._set_state(arrays)

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 
 from .._validation import as_numpy, check_choice, check_float, check_int, check_sparse
 from ..data import Interactions
+from ..io import ModelArrays
 from ._neighbors import time_decay_weights
 from .base import RecallModel, as_interactions
 
@@ -206,12 +207,9 @@ class ContentBased(RecallModel):
     def _get_state(self) -> dict:
         return {"item_profiles": self.item_profiles_, "user_profiles": self.user_profiles_, "quality": self.quality_}
 
-    def _set_state(self, arrays: dict) -> None:
-        items = np.asarray(arrays["item_profiles"], np.float32)
-        users = np.asarray(arrays["user_profiles"], np.float32)
-        quality = np.asarray(arrays["quality"], np.float32)
-        if items.ndim != 2 or items.shape[0] != self.n_items_:
-            raise ValueError(f"item_profiles has shape {items.shape}, expected ({self.n_items_}, n_topics)")
-        if users.shape != (self.n_users_, items.shape[1]) or quality.shape != (self.n_items_,):
-            raise ValueError("user_profiles / quality do not match the item profiles")
-        self.item_profiles_, self.user_profiles_, self.quality_ = items, users, quality
+    def _set_state(self, arrays: ModelArrays) -> None:
+        items = arrays.take("item_profiles", ndim=2, shape=(self.n_items_, None), dtype=np.float32)
+        self.item_profiles_ = items
+        self.user_profiles_ = arrays.take("user_profiles", ndim=2,
+                                          shape=(self.n_users_, items.shape[1]), dtype=np.float32)
+        self.quality_ = arrays.take("quality", shape=(self.n_items_,), dtype=np.float32)

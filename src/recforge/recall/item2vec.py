@@ -11,6 +11,7 @@ from .._validation import (
     sampling_weights,
 )
 from ..data import Interactions
+from ..io import ModelArrays
 from ..kernels.sgns import aligned_vectors, keep_probabilities, sgns_train_epoch
 from .base import RecallModel
 
@@ -253,22 +254,21 @@ class Item2Vec(RecallModel):
                 "recent_offsets": self.recent_offsets_,
                 "recent_items": self.recent_items_}
 
-    def _set_state(self, arrays: dict) -> None:
-        vectors = np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32)
-        output = np.ascontiguousarray(arrays["output_vectors"], dtype=np.float32)
-        offsets = np.asarray(arrays["recent_offsets"], dtype=np.int64)
-        recent = np.asarray(arrays["recent_items"], dtype=np.int32)
-        n_items, n_users = len(self.item_map_), len(self.user_map_)
-        if vectors.ndim != 2 or vectors.shape[0] != n_items or not np.isfinite(vectors).all():
-            raise ValueError(f"item_vectors must be finite with shape ({n_items}, dim), got {vectors.shape}")
-        if output.shape != vectors.shape or not np.isfinite(output).all():
-            raise ValueError(f"output_vectors must be finite with shape {vectors.shape}, got {output.shape}")
-        if offsets.shape != (n_users + 1,) or offsets[0] != 0 or offsets[-1] != len(recent) \
-                or np.any(np.diff(offsets) < 0):
-            raise ValueError("recent_offsets is inconsistent with recent_items")
-        if recent.size and (recent.min() < 0 or recent.max() >= n_items):
-            raise ValueError("recent_items holds an item index out of range")
-        self.item_vectors_, self.output_vectors_ = vectors, output
+    def _set_state(self, arrays: ModelArrays) -> None:
+        n_items, n_users, dim = self.n_items_, self.n_users_, int(self.vector_size)
+        for name in ("item_vectors", "output_vectors"):
+            vectors = arrays.take(name, ndim=2, shape=(n_items, dim), dtype=np.float32)
+            setattr(self, f"{name}_", vectors)
+        arrays.check_products("item_vectors", "output_vectors")
+        recent = arrays.take("recent_items", kinds="iu", dtype=np.int32, min_value=0,
+                             max_value=n_items - 1)
+        offsets = arrays.take("recent_offsets", kinds="iu", shape=(n_users + 1,), dtype=np.int64)
+        if offsets[0] != 0 or offsets[-1] != len(recent) or np.any(np.diff(offsets) < 0):
+            raise arrays.error("'recent_offsets' is inconsistent with 'recent_items' (it must rise "
+                               "from 0 to len(recent_items))")
+        if np.any(np.diff(offsets) > int(self.n_recent)):
+            raise arrays.error(f"'recent_offsets' gives a user more than n_recent = "
+                               f"{self.n_recent} items")
         self.recent_offsets_, self.recent_items_ = offsets, recent
         self._set_derived()
 

@@ -5,7 +5,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from ._neighbors import TwoHopModel, log_penalty, topk_neighbors
+from ..io import ModelArrays
+from ._neighbors import (
+    TwoHopModel,
+    load_interaction_weights,
+    load_similarity,
+    log_penalty,
+    topk_neighbors,
+)
 
 
 class ItemCF(TwoHopModel):
@@ -121,14 +128,6 @@ class ItemCF(TwoHopModel):
         s, w = self.similarity_, self.user_weights_
         return {"sim_indptr": s.indptr, "sim_indices": s.indices, "sim_data": s.data, "user_weights": w.data}
 
-    def _set_state(self, arrays: dict) -> None:
-        n = self.n_items_
-        sim = sp.csr_matrix((np.asarray(arrays["sim_data"], np.float32), arrays["sim_indices"],
-                             arrays["sim_indptr"]), shape=(n, n))
-        sim.check_format(full_check=True)
-        weights = np.asarray(arrays["user_weights"], np.float32)
-        if weights.shape != (self.user_items_.nnz,):
-            raise ValueError(f"user_weights has shape {weights.shape}, expected ({self.user_items_.nnz},)")
-        self.similarity_ = sim
-        ui = self.user_items_
-        self.user_weights_ = sp.csr_matrix((weights, ui.indices, ui.indptr), shape=ui.shape)
+    def _set_state(self, arrays: ModelArrays) -> None:
+        self.similarity_ = load_similarity(arrays, self.n_items_)
+        self.user_weights_ = load_interaction_weights(arrays, "user_weights", self.user_items_)

@@ -11,11 +11,15 @@ from .._validation import (
     sampling_weights,
 )
 from ..data import Interactions
+from ..io import ModelArrays
 from ..kernels.lfm import LOSSES, lfm_train_epoch
 from .base import RecallModel
 from .item2vec import _rowwise
 
 __all__ = ["LFM"]
+
+#: the least ridge term per unit of history weight in the fold-in of a new user
+FOLD_IN_MIN_REG = 1e-3
 
 
 class LFM(RecallModel):
@@ -232,7 +236,7 @@ class LFM(RecallModel):
         q = self.item_factors_[item_idx].astype(np.float64)
         w = weights.astype(np.float64)
         target = 1.0 - self.item_bias_[item_idx].astype(np.float64)
-        lam = max(float(self.reg_user), 1e-3) * max(w.sum(), 1.0)
+        lam = max(float(self.reg_user), FOLD_IN_MIN_REG) * max(w.sum(), 1.0)
         if len(item_idx) >= k:
             a = (q * w[:, None]).T @ q + lam * np.eye(k)
             return np.linalg.solve(a, q.T @ (w * target)).astype(np.float32)
@@ -252,15 +256,13 @@ class LFM(RecallModel):
     def _get_state(self) -> dict:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_, "item_bias": self.item_bias_}
 
-    def _set_state(self, arrays: dict) -> None:
-        uf = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
-        itf = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
-        bias = np.ascontiguousarray(arrays["item_bias"], dtype=np.float32)
-        n_users, n_items = len(self.user_map_), len(self.item_map_)
-        if uf.ndim != 2 or itf.ndim != 2 or uf.shape[0] != n_users or itf.shape[0] != n_items \
-                or uf.shape[1] != itf.shape[1] or bias.shape != (n_items,):
-            raise ValueError(f"factor shapes {uf.shape}, {itf.shape}, {bias.shape} do not fit "
-                             f"{n_users} users × {n_items} items")
-        if not (np.isfinite(uf).all() and np.isfinite(itf).all() and np.isfinite(bias).all()):
-            raise ValueError("factors must be finite")
-        self.user_factors_, self.item_factors_, self.item_bias_ = uf, itf, bias
+    def _set_state(self, arrays: ModelArrays) -> None:
+        k = int(self.n_factors)
+        for name, n in (("user_factors", self.n_users_), ("item_factors", self.n_items_)):
+            setattr(self, f"{name}_", arrays.take(name, ndim=2, shape=(n, k), dtype=np.float32))
+        self.item_bias_ = arrays.take("item_bias", shape=(self.n_items_,), dtype=np.float32)
+        bias = float(np.abs(self.item_bias_).max(initial=0.0))
+        arrays.check_products("user_factors", "item_factors", offset=bias)
+        # a fold-in vector (recommend_from_history) has norm <= max|q| (1 + bias) / FOLD_IN_MIN_REG
+        arrays.check_products("item_factors", "item_factors", offset=bias,
+                              scale=(1.0 + bias) / FOLD_IN_MIN_REG)

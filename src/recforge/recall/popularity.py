@@ -5,6 +5,7 @@ import numpy as np
 
 from .._validation import check_choice
 from ..data import Interactions
+from ..io import ModelArrays
 from .base import RecallModel
 
 
@@ -63,8 +64,5 @@ class Popularity(RecallModel):
     def _get_state(self) -> dict:
         return {"item_scores": self.item_scores_}
 
-    def _set_state(self, arrays: dict) -> None:
-        scores = np.asarray(arrays["item_scores"], dtype=np.float32)
-        if scores.shape != (len(self.item_map_),):
-            raise ValueError(f"item_scores has shape {scores.shape}, expected ({len(self.item_map_)},)")
-        self.item_scores_ = scores
+    def _set_state(self, arrays: ModelArrays) -> None:
+        self.item_scores_ = arrays.take("item_scores", shape=(self.n_items_,), dtype=np.float32)

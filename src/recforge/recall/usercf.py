@@ -5,7 +5,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from ._neighbors import TwoHopModel, log_penalty, topk_neighbors
+from ..io import ModelArrays
+from ._neighbors import (
+    TwoHopModel,
+    load_interaction_weights,
+    load_similarity,
+    log_penalty,
+    topk_neighbors,
+)
 
 
 class UserCF(TwoHopModel):
@@ -117,14 +124,6 @@ class UserCF(TwoHopModel):
         return {"sim_indptr": s.indptr, "sim_indices": s.indices, "sim_data": s.data,
                 "item_weights": self.item_weights_.data}
 
-    def _set_state(self, arrays: dict) -> None:
-        n = self.n_users_
-        sim = sp.csr_matrix((np.asarray(arrays["sim_data"], np.float32), arrays["sim_indices"],
-                             arrays["sim_indptr"]), shape=(n, n))
-        sim.check_format(full_check=True)
-        ui = self.user_items_
-        weights = np.asarray(arrays["item_weights"], np.float32)
-        if weights.shape != (ui.nnz,):
-            raise ValueError(f"item_weights has shape {weights.shape}, expected ({ui.nnz},)")
-        self.similarity_ = sim
-        self.item_weights_ = sp.csr_matrix((weights, ui.indices, ui.indptr), shape=ui.shape)
+    def _set_state(self, arrays: ModelArrays) -> None:
+        self.similarity_ = load_similarity(arrays, self.n_users_)
+        self.item_weights_ = load_interaction_weights(arrays, "item_weights", self.user_items_)

@@ -15,6 +15,7 @@
 
 #include "recforge/parallel.hpp"
 #include "recforge/rng.hpp"
+#include "recforge/simd.hpp"
 
 namespace recforge {
 
@@ -136,9 +137,9 @@ inline LfmEpochResult lfm_train_block(const int32_t* pos_users, const int32_t* p
         if (s + LOOKAHEAD < steps) {
             const int64_t ahead = picks[s + LOOKAHEAD];
             const int32_t ua = pos_users[ahead];
-            prefetch_row(user_factors + static_cast<int64_t>(ua) * k, k);
-            prefetch_row(item_factors + static_cast<int64_t>(pos_items[ahead]) * k, k);
-            prefetch_row(item_factors + static_cast<int64_t>(first_negative[s + LOOKAHEAD]) * k, k);
+            prefetch_lines(user_factors + static_cast<int64_t>(ua) * k, k);
+            prefetch_lines(item_factors + static_cast<int64_t>(pos_items[ahead]) * k, k);
+            prefetch_lines(item_factors + static_cast<int64_t>(first_negative[s + LOOKAHEAD]) * k, k);
             RECFORGE_PREFETCH(touched_indptr + ua);
         }
         if (s + LOOKAHEAD / 2 < steps) {  // the user's touched row, where the negative's check will search

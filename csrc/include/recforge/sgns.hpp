@@ -11,6 +11,7 @@
 
 #include "recforge/parallel.hpp"
 #include "recforge/rng.hpp"
+#include "recforge/simd.hpp"
 
 // The update helpers must be inlined into the trainer's per-ISA clones (RECFORGE_HOT_CLONES): called
 // out of line they would be compiled for the baseline ISA only.
@@ -46,14 +47,6 @@ struct SigmoidTable {
 inline const SigmoidTable& sigmoid_table() {
     static const SigmoidTable table;
     return table;
-}
-
-// Prefetch every cache line of a row of k floats, wherever it starts (NumPy's large arrays are
-// often 16 bytes past a line boundary, so a 64-float row spans five lines).
-inline void prefetch_lines(const float* row, int k) {
-    const uintptr_t end = reinterpret_cast<uintptr_t>(row + k);
-    for (uintptr_t a = reinterpret_cast<uintptr_t>(row) & ~uintptr_t(63); a < end; a += 64)
-        RECFORGE_PREFETCH(reinterpret_cast<const void*>(a));
 }
 
 // out[d] = dot(l1, rows[d], dim) for d < n, bit-identical to dot() (same partial sums in the same

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "recforge/constants.hpp"
 #include "recforge/histogram.hpp"
 #include "recforge/partition.hpp"
 #include "recforge/split.hpp"
@@ -35,7 +36,7 @@ carr<uint8_t> bin_features_py(carr<float> X, carr<float> edges, carr<int64_t> of
     const int64_t* off = offsets.data();
     need(off[0] == 0 && off[F] == edges.shape(0), "offsets must start at 0 and end at len(edges)");
     for (int64_t f = 0; f < F; ++f)
-        need(off[f + 1] >= off[f] && off[f + 1] - off[f] <= (is_cat.data()[f] ? 255 : 254),
+        need(off[f + 1] >= off[f] && off[f + 1] - off[f] <= (is_cat.data()[f] ? gb::kMaxBin : gb::kMaxBin - 1),
              "a feature has at most 254 edges (255 categories)");
     carr<uint8_t> out({n, F});
     {
@@ -100,14 +101,17 @@ carr<double> build_child_histograms_py(carr<uint8_t> Xn, carr<float> ghn, carr<d
     return out;
 }
 
-py::tuple find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> sum_h, carr<int32_t> n_bins,
+// The named tuple type of find_splits' result (created in bind_gbdt; the module keeps it alive).
+py::handle split_result_type;
+
+py::object find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> sum_h, carr<int32_t> n_bins,
                          carr<uint8_t> is_cat, std::optional<carr<uint8_t>> feature_mask, double reg_lambda,
                          double gamma, double min_child_weight, int n_threads) {
     need(hist.ndim() == 4 && hist.shape(2) == gb::kBins && hist.shape(3) == 2, "hist must be (K, F, 256, 2)");
     const int64_t K = hist.shape(0), F = hist.shape(1);
     need(sum_g.shape(0) == K && sum_h.shape(0) == K, "sum_g/sum_h must have length n_nodes");
     need(n_bins.shape(0) == F && is_cat.shape(0) == F, "n_bins/is_categorical must have length n_features");
-    for (int64_t f = 0; f < F; ++f) need(n_bins.data()[f] >= 0 && n_bins.data()[f] <= 255, "n_bins in [0, 255]");
+    for (int64_t f = 0; f < F; ++f) need(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
     if (feature_mask) need(feature_mask->shape(0) == F, "feature_mask length");
     std::vector<gb::SplitResult> res(static_cast<size_t>(K));
     {
@@ -127,7 +131,7 @@ py::tuple find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> sum
         lg.mutable_data()[k] = res[k].left_g;
         lh.mutable_data()[k] = res[k].left_h;
     }
-    return py::make_tuple(feature, threshold, dleft, chg, lg, lh);
+    return split_result_type(feature, threshold, dleft, chg, lg, lh);
 }
 
 carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows, carr<uint8_t> scratch_X,
@@ -196,7 +200,8 @@ void add_split_leaf_values_py(carr<uint8_t> Xn, carr<int32_t> rows, carr<int64_t
 void gradients_py(int objective, carr<double> raw, carr<float> y, std::optional<carr<float>> weight,
                   carr<float> gh, int n_threads) {
     const int64_t n = raw.shape(0);
-    need(objective == 0 || objective == 1, "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
+    need(objective == gb::kBinaryLogistic || objective == gb::kSquaredError,
+         "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
     need(y.shape(0) == n && gh.ndim() == 2 && gh.shape(0) == n && gh.shape(1) == 2, "raw/y/gh shapes differ");
     if (weight) need(weight->shape(0) == n, "weight length");
     py::gil_scoped_release release;
@@ -207,7 +212,8 @@ void gradients_py(int objective, carr<double> raw, carr<float> y, std::optional<
 void gradients_at_py(int objective, carr<double> raw, carr<float> y, std::optional<carr<float>> weight,
                      carr<int32_t> rows, carr<float> ghn, int n_threads) {
     const int64_t n = raw.shape(0), m = rows.shape(0);
-    need(objective == 0 || objective == 1, "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
+    need(objective == gb::kBinaryLogistic || objective == gb::kSquaredError,
+         "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
     need(y.shape(0) == n && rows.ndim() == 1 && ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2,
          "raw/y (n,), rows (m,) and ghn (m, 2) shapes differ");
     if (weight) need(weight->shape(0) == n, "weight length");
@@ -269,6 +275,13 @@ carr<int32_t> apply_py(carr<float> X, carr<int32_t> feature, carr<float> thresho
 }  // namespace
 
 void bind_gbdt(py::module_& m) {
+    py::object splits = py::module_::import("collections").attr("namedtuple")(
+        "GBDTSplits", py::make_tuple("feature", "threshold", "default_left", "loss_chg", "left_g", "left_h"));
+    splits.attr("__module__") = m.attr("__name__");
+    splits.attr("__doc__") = "Best split per node (each field (n_nodes,)): feature int32 (-1: none), threshold "
+                             "bin int32, default_left uint8, loss_chg, left_g, left_h float64.";
+    m.attr("GBDTSplits") = splits;
+    split_result_type = splits;
     m.def("gbdt_bin_features", &bin_features_py, py::arg("X").noconvert(), py::arg("edges").noconvert(),
           py::arg("offsets").noconvert(), py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
           "Bin float32 X (n, F) by per-feature sorted edges -> uint8 (n, F); NaN -> 255.");
@@ -284,7 +297,7 @@ void bind_gbdt(py::module_& m) {
           py::arg("sum_h").noconvert(), py::arg("n_bins").noconvert(), py::arg("is_categorical").noconvert(),
           py::arg("feature_mask").noconvert() = py::none(), py::arg("reg_lambda") = 1.0, py::arg("gamma") = 0.0,
           py::arg("min_child_weight") = 1.0, py::arg("n_threads") = 1,
-          "Best split per node -> (feature, threshold_bin, default_left, loss_chg, left_g, left_h).");
+          "Best split per node -> GBDTSplits(feature, threshold, default_left, loss_chg, left_g, left_h).");
     m.def("gbdt_partition_ordered", &partition_ordered_py, py::arg("Xn").noconvert(), py::arg("ghn").noconvert(),
           py::arg("rows").noconvert(), py::arg("scratch_X").noconvert(), py::arg("scratch_gh").noconvert(),
           py::arg("scratch_rows").noconvert(), py::arg("starts").noconvert(), py::arg("ends").noconvert(),

@@ -5,6 +5,7 @@
 
 namespace py = pybind11;
 
+void bind_constants(py::module_& m);
 void bind_parallel(py::module_& m);
 void bind_topk(py::module_& m);
 void bind_gbdt(py::module_& m);
@@ -22,6 +23,7 @@ PYBIND11_MODULE(_core, m) {
             PyErr_SetString(PyExc_ValueError, e.what());
         }
     });
+    bind_constants(m);
     bind_parallel(m);
     bind_topk(m);
     bind_gbdt(m);

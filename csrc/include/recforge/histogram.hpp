@@ -12,13 +12,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "recforge/constants.hpp"
 #include "recforge/parallel.hpp"
 
 namespace recforge {
 namespace gbdt {
-
-constexpr int kBins = 256;
-constexpr uint8_t kMissingBin = 255;
 
 // Assign each value of X (n_rows, n_features) float32, C order, to its bin: the number of
 // edges[f] that are <= x (edges of feature f are edges[offsets[f], offsets[f+1]), sorted

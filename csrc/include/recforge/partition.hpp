@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "recforge/constants.hpp"
 #include "recforge/histogram.hpp"
 #include "recforge/parallel.hpp"
 
@@ -209,11 +210,11 @@ inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const i
 }
 
 // Gradient and hessian (float32, interleaved) of the loss at the raw margins.
-// objective 0: binary:logistic, y in {0, 1}: g = p − y, h = max(p(1 − p), 1e-16), p = sigmoid(raw).
-// objective 1: reg:squarederror: g = raw − y, h = 1. Both times the sample weight (if given).
+// kBinaryLogistic, y in {0, 1}: g = p − y, h = max(p(1 − p), 1e-16), p = sigmoid(raw).
+// kSquaredError: g = raw − y, h = 1. Both times the sample weight (if given).
 inline void gradient_pair(int objective, double raw, float y, const float* weight, int64_t i, float* out) {
     float g, h;
-    if (objective == 0) {
+    if (objective == kBinaryLogistic) {
         const float p = 1.0f / (1.0f + std::exp(-static_cast<float>(raw)));
         g = p - y;
         h = std::max(p * (1.0f - p), 1e-16f);

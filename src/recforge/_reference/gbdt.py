@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-MISSING_BIN = 255
+from ..kernels.gbdt import MISSING_BIN, N_BINS
 
 
 def build_histogram(X_binned, gh, rows):
     """(n_features, 256, 2) float64 sums of gh over ``rows``."""
     n_features = X_binned.shape[1]
-    hist = np.zeros((n_features, 256, 2))
+    hist = np.zeros((n_features, N_BINS, 2))
     for r in rows:
         for f in range(n_features):
             hist[f, X_binned[r, f]] += gh[r]

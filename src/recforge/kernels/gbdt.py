@@ -20,10 +20,13 @@ def resolve_n_threads(n_threads):
     return _resolve(n_threads)
 
 #: bin index of missing values (NaN) in a binned matrix
-MISSING_BIN = 255
-#: bins per feature in a histogram (254 value bins at most are used + the missing bin)
-N_BINS = 256
-OBJECTIVES = {"binary:logistic": 0, "reg:squarederror": 1}
+MISSING_BIN = _core.constants.GBDT_MISSING_BIN
+#: bins per feature in a histogram: :data:`MAX_BIN` value bins at most + the missing bin
+N_BINS = _core.constants.GBDT_N_BINS
+#: most value bins of a feature (numeric: bins between edges; categorical: categories)
+MAX_BIN = _core.constants.GBDT_MAX_BIN
+#: objective name -> code of the gradient kernels
+OBJECTIVES = dict(_core.constants.GBDT_OBJECTIVES)
 
 
 def _arr(a, dtype, name, ndim):
@@ -81,13 +84,14 @@ def find_splits(hist, sum_g, sum_h, n_bins, is_categorical, *, feature_mask=None
                 min_child_weight=1.0, n_threads=1):
     """Best split of each node's histogram (XGBoost gain; see ``csrc/include/recforge/split.hpp``).
 
-    Returns ``(feature int32, threshold_bin int32, default_left uint8, loss_chg float64, left_g, left_h)``,
-    each of shape (n_nodes,); ``feature == -1`` where no split is valid. A numeric split sends bins
+    Returns the named tuple ``GBDTSplits(feature int32, threshold int32, default_left uint8,
+    loss_chg float64, left_g float64, left_h float64)``, each of shape (n_nodes,); ``feature == -1``
+    where no split is valid. A numeric split sends bins
     ``<= threshold_bin`` left (``-1``: none), a categorical one the bin ``== threshold_bin``.
     """
     hist = np.ascontiguousarray(hist, dtype=np.float64)
     if hist.ndim != 4 or hist.shape[2:] != (N_BINS, 2):
-        raise ValueError(f"hist must have shape (n_nodes, n_features, 256, 2), got {hist.shape}")
+        raise ValueError(f"hist must have shape (n_nodes, n_features, {N_BINS}, 2), got {hist.shape}")
     return _core.gbdt_find_splits(hist, _arr(sum_g, np.float64, "sum_g", 1), _arr(sum_h, np.float64, "sum_h", 1),
                                   _arr(n_bins, np.int32, "n_bins", 1),
                                   _arr(is_categorical, np.uint8, "is_categorical", 1),

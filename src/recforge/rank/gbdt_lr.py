@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from .._validation import check_float, check_int
 from ._base import Ranker
 from .gbdt import GBDTClassifier
+from ..kernels.gbdt import MAX_BIN, MISSING_BIN
 from .gbdt._binning import BinMapper
 from .linear import LogisticRegression
 
@@ -110,7 +111,7 @@ class GBDTLR(Ranker):
 
     def _validate_params(self):
         check_float(self.C, "C", min_value=0.0, min_inclusive=False)
-        check_int(self.original_bins, "original_bins", min_value=2, max_value=255)
+        check_int(self.original_bins, "original_bins", min_value=2, max_value=MAX_BIN)
         if not isinstance(self.include_original, (bool, np.bool_)):
             raise TypeError(f"include_original must be a bool, got {type(self.include_original).__name__}")
         self._make_gbdt()._check_params()
@@ -156,7 +157,7 @@ class GBDTLR(Ranker):
         width = self._original_bins.n_bins_.astype(np.int64) + 1  # + the missing bucket
         starts = np.concatenate([[0], np.cumsum(width)[:-1]])
         b = bins.astype(np.int64)
-        b = np.where(b == 255, self._original_bins.n_bins_[None, :], b)
+        b = np.where(b == MISSING_BIN, self._original_bins.n_bins_[None, :], b)
         F = b.shape[1]
         orig = sp.csr_matrix((np.ones(n * F), (b + starts[None, :]).ravel(),
                               np.arange(0, n * F + 1, F, dtype=np.int64)), shape=(n, int(width.sum())))

@@ -5,15 +5,14 @@ the distinct values but the smallest, so a split "bin <= t" is the split "x < ed
 thresholds xgboost's hist method uses on such data). Otherwise edges are quantiles of the values
 (taken from a subsample of ``subsample`` rows), so bins hold about equal numbers of rows.
 A categorical feature (non-negative integer codes) gets one bin per category seen in fit.
-NaN goes to bin 255 (:data:`~recforge.kernels.gbdt.MISSING_BIN`).
+NaN goes to bin :data:`~recforge.kernels.gbdt.MISSING_BIN` (255).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...kernels import gbdt as kern
-
-MAX_BIN = 255  # value bins per feature; bin 255 is for missing values
+from ...kernels.gbdt import MAX_BIN
 
 
 class BinMapper:

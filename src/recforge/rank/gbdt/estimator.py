@@ -14,12 +14,11 @@ from ...exceptions import ModelFileError, NotFittedError
 from ...io import load_arrays, save_arrays
 from ...kernels import gbdt as kern
 from .._base import Ranker, _feature_name_error, check_sample_weight, check_X, feature_names_of
-from ._binning import MAX_BIN, BinMapper
+from ._binning import BinMapper
 from ._grower import GrowParams, Tree, TreeGrower
 from ._input import InputSchema
 from ._predict import Forest
 
-_OBJECTIVE_CODE = {"binary:logistic": 0, "reg:squarederror": 1}
 _METRICS = {"logloss": False, "error": False, "auc": True, "rmse": False}  # name -> higher is better
 _SCHEMA_VERSION = 1
 
@@ -71,7 +70,7 @@ class _BaseGBDT:
         check_float(self.gamma, "gamma", min_value=0.0)
         check_float(self.subsample, "subsample", min_value=0.0, max_value=1.0, min_inclusive=False)
         check_float(self.colsample_bytree, "colsample_bytree", min_value=0.0, max_value=1.0, min_inclusive=False)
-        check_int(self.max_bin, "max_bin", min_value=2, max_value=MAX_BIN + 1)
+        check_int(self.max_bin, "max_bin", min_value=2, max_value=kern.N_BINS)
         if self.early_stopping_rounds is not None:
             check_int(self.early_stopping_rounds, "early_stopping_rounds", min_value=1)
         if self.eval_metric is not None:
@@ -90,7 +89,7 @@ class _BaseGBDT:
         t_start = time.perf_counter()
         n, n_features = Xf.shape
         # value bins: max_bin counts the missing bin as xgboost's does, so at most 255 value bins
-        mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN), random_state=rng).fit(
+        mapper = BinMapper(max_bin=min(int(self.max_bin), kern.MAX_BIN), random_state=rng).fit(
             Xf, self._schema.is_categorical, n_threads=n_threads)
         Xb = mapper.transform(Xf, n_threads=n_threads)
         self.binning_seconds_ = self._prepare_seconds + time.perf_counter() - t_start
@@ -121,7 +120,7 @@ class _BaseGBDT:
         scratch_full = (np.empty_like(Xb), np.empty((n, 2), np.float32), np.empty(n, np.int32))
         rows_perm = np.arange(n, dtype=np.int32)
         ghn_full = np.empty((n, 2), np.float32)
-        objective = _OBJECTIVE_CODE[self._objective]
+        objective = kern.OBJECTIVES[self._objective]
         for it in rounds:
             if self.subsample < 1.0:
                 rows = np.flatnonzero(rng.random(n) < self.subsample).astype(np.int32)
@@ -252,7 +251,7 @@ class _BaseGBDT:
         if forest.arrays["roots"].dtype != np.int64:
             raise ValueError("forest roots must be int64")
         schema = InputSchema.from_state(arrays, meta["schema"])
-        mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN))
+        mapper = BinMapper(max_bin=min(int(self.max_bin), kern.MAX_BIN))
         off, edges = arrays["bin_offsets"], arrays["bin_edges"]
         if len(off) != schema.n_features + 1 or off[0] != 0 or off[-1] != len(edges) or np.any(np.diff(off) < 0):
             raise ValueError("bin offsets do not match the features")

@@ -295,3 +295,16 @@ def test_regressor_save_load_and_categorical(tmp_path):
     assert loaded.feature_names_in_.tolist() == ["a", "c"]
     with pytest.raises(NotFittedError):
         GBDTRegressor().predict(df)
+
+
+def test_regressor_checks_feature_names_and_fitted_state_like_the_classifier():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    model = GBDTRegressor(n_estimators=5, max_depth=2, n_threads=1)
+    with pytest.raises(NotFittedError):
+        model.predict(df)
+    model.fit(df, 2 * df.a, eval_set=[(df, 2 * df.a)])
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.predict(df.rename(columns={"b": "c"}))
+    assert not hasattr(model, "predict_proba") and not hasattr(model, "decision_function")
+    assert model.score(df, 2 * df.a) > 0.9

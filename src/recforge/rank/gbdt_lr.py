@@ -206,8 +206,8 @@ class GBDTLR(Ranker):
 
     def _set_state(self, arrays, meta):
         self.gbdt_ = self._make_gbdt()
-        self.gbdt_._set_state({k[5:]: v for k, v in arrays.items() if k.startswith("gbdt.")}, meta["gbdt"])
         self.gbdt_.classes_ = self.classes_
+        self.gbdt_._set_state({k[5:]: v for k, v in arrays.items() if k.startswith("gbdt.")}, meta["gbdt"])
         self.gbdt_.n_features_in_ = self.n_features_in_
         if getattr(self, "feature_names_in_", None) is not None:
             self.gbdt_.feature_names_in_ = self.feature_names_in_

@@ -1,19 +1,24 @@
-"""GBDTClassifier / GBDTRegressor: XGBoost-style second-order histogram gradient boosting."""
+"""GBDTClassifier / GBDTRegressor: XGBoost-style second-order histogram gradient boosting.
+
+Both are :class:`~recforge.rank._base.Ranker` subclasses sharing :class:`_BaseGBDT` (input
+preparation, boosting, save/load state); they differ only in the target hooks (as scikit-learn's
+``BaseHistGradientBoosting``): the classifier's binary target and log-odds base margin, the
+regressor's real target and mean base margin.
+"""
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from ... import _core
-from ..._params import ParamsMixin
 from ..._threads import resolve_n_threads
 from ..._validation import check_choice, check_float, check_int, check_random_state
-from ...exceptions import ModelFileError, NotFittedError
-from ...io import load_arrays, save_arrays
 from ...kernels import gbdt as kern
-from .._base import Ranker, _feature_name_error, check_sample_weight, check_X, feature_names_of
+from .._base import (Ranker, _data_conversion_warning, _feature_name_error, check_sample_weight, check_X,
+                     feature_names_of)
 from ._binning import BinMapper
 from ._grower import GrowParams, Tree, TreeGrower
 from ._input import InputSchema
@@ -23,15 +28,32 @@ _METRICS = {"logloss": False, "error": False, "auc": True, "rmse": False}  # nam
 _SCHEMA_VERSION = 1
 
 
+def _unavailable(name):
+    """A method a subclass does not have (``hasattr`` is False), e.g. the regressor's ``predict_proba``."""
+
+    def missing(self):
+        raise AttributeError(f"{type(self).__name__} predicts real values; it has no {name!r}")
+
+    return property(missing)
+
+
 def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-class _BaseGBDT:
-    """The boosting machinery shared by the classifier and the regressor (a mixin)."""
+class _BaseGBDT(Ranker):
+    """The boosting machinery shared by the classifier and the regressor.
+
+    Subclasses set ``_objective`` and implement ``_base_margin(y, weight)``; the regressor also
+    overrides the target hooks of :class:`~recforge.rank._base.Ranker` (``_fit_target``,
+    ``_eval_target``).
+    """
 
     _objective = None
     _prepare_seconds = 0.0
+    _accept_sparse = False
+    _allow_nan = True
+    _fitted_attr = "n_trees_"
 
     def __init__(self, *, n_estimators=100, learning_rate=0.3, max_depth=6, max_leaves=None, min_child_weight=1.0,
                  reg_lambda=1.0, gamma=0.0, subsample=1.0, colsample_bytree=1.0, max_bin=256,
@@ -78,6 +100,66 @@ class _BaseGBDT:
 
     def _metrics(self):
         return ("logloss", "error", "auc") if self._objective == "binary:logistic" else ("rmse",)
+
+    # ---- Ranker hooks --------------------------------------------------------------------------
+    def _validate_params(self):
+        self._check_params()
+
+    def _prepare_X(self, X, *, reset, name="X"):
+        """Validate ``X`` and turn it into float32 (categorical columns as codes, NaN = missing)."""
+        start = time.perf_counter()
+        if not isinstance(X, pd.DataFrame):
+            X = check_X(X, name, accept_sparse=False, allow_nan=True)
+        names = feature_names_of(X)
+        if reset:
+            for stale in ("n_trees_", "_forest"):  # a fit that fails leaves the model unfitted
+                self.__dict__.pop(stale, None)
+            self._schema = InputSchema().fit(X, self.categorical_features)
+            self.n_features_in_ = self._schema.n_features
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            if not hasattr(self, "_schema"):  # (eval_set inputs are prepared before the trees exist)
+                self._check_fitted()
+            fitted = getattr(self, "feature_names_in_", None)
+            if fitted is not None and names is not None and (len(fitted) != len(names) or np.any(fitted != names)):
+                raise _feature_name_error(fitted, names)
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                                 f"{self.n_features_in_} features as input")
+        Xf = self._schema.transform(X, name)
+        if reset:
+            self._prepare_seconds = time.perf_counter() - start
+        return Xf
+
+    def _fit(self, X, y, sample_weight, eval_set):
+        weight = None if np.all(sample_weight == 1.0) else sample_weight
+        evals = [(Xe, ye, None if np.all(we == 1.0) else we) for Xe, ye, we in eval_set]
+        self._boost(X, y, weight, evals)
+
+    def _decision(self, X):
+        self._check_fitted()
+        return self._raw_prepared(X)
+
+    def apply(self, X):
+        """Leaf reached by every row in every used tree.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, best_iteration_ + 1), int32
+            Node index of the leaf within its tree.
+        """
+        Xf = self._prepare_X(X, reset=False)
+        self._check_fitted()
+        return self._apply_prepared(Xf)
+
+    def _get_state(self):
+        return self._forest_state()
+
+    def _set_state(self, arrays, meta):
+        self._set_forest_state(arrays, meta)
 
     # ---- boosting ------------------------------------------------------------------------------
     def _boost(self, Xf, y, weight, evals):
@@ -333,7 +415,7 @@ _DOC_PARAMS = """
 """
 
 
-class GBDTClassifier(_BaseGBDT, Ranker):
+class GBDTClassifier(_BaseGBDT):
     __doc__ = """Binary classifier by gradient-boosted trees, XGBoost's ``binary:logistic`` + ``hist`` method.
 
     Second-order boosting: each tree fits gradients ``g = p − y`` and hessians ``h = p(1 − p)``
@@ -357,42 +439,12 @@ class GBDTClassifier(_BaseGBDT, Ranker):
     ((2, 2), True)
     """
     _objective = "binary:logistic"
-    _accept_sparse = False
-    _allow_nan = True
 
-    def _validate_params(self):
-        self._check_params()
-
-    def _prepare_X(self, X, *, reset, name="X"):
-        """Validate ``X`` and turn it into float32 (categorical columns as codes, NaN = missing)."""
-        start = time.perf_counter()
-        if not isinstance(X, pd.DataFrame):
-            X = check_X(X, name, accept_sparse=False, allow_nan=True)
-        names = feature_names_of(X)
-        if reset:
-            self._schema = InputSchema().fit(X, self.categorical_features)
-            self.n_features_in_ = self._schema.n_features
-            if names is not None:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        else:
-            self._check_fitted()
-            fitted = getattr(self, "feature_names_in_", None)
-            if fitted is not None and names is not None and (len(fitted) != len(names) or np.any(fitted != names)):
-                raise _feature_name_error(fitted, names)
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                                 f"{self.n_features_in_} features as input")
-        Xf = self._schema.transform(X, name)
-        if reset:
-            self._prepare_seconds = time.perf_counter() - start
-        return Xf
-
-    def _fit(self, X, y, sample_weight, eval_set):
-        weight = None if np.all(sample_weight == 1.0) else sample_weight
-        evals = [(Xe, ye, None if np.all(we == 1.0) else we) for Xe, ye, we in eval_set]
-        self._boost(X, y, weight, evals)
+    def _set_state(self, arrays, meta):
+        classes = getattr(self, "classes_", None)
+        if classes is None or classes.ndim != 1 or len(classes) != 2:
+            raise ValueError(f"the file's class labels ('_classes') must be 2 labels, got {classes!r}")
+        super()._set_state(arrays, meta)
 
     def _base_margin(self, y, w):
         if self.base_score is not None:
@@ -403,27 +455,7 @@ class GBDTClassifier(_BaseGBDT, Ranker):
             p = min(max(p, 1e-6), 1 - 1e-6)
         return float(np.log(p / (1 - p)))
 
-    def _decision(self, X):
-        return self._raw_prepared(X)
-
-    def apply(self, X):
-        """Leaf reached by every row in every used tree.
-
-        Returns
-        -------
-        ndarray of shape (n_rows, best_iteration_ + 1), int32
-            Node index of the leaf within its tree.
-        """
-        return self._apply_prepared(self._prepare_X(X, reset=False))
-
-    def _get_state(self):
-        return self._forest_state()
-
-    def _set_state(self, arrays, meta):
-        self._set_forest_state(arrays, meta)
-
-
-class GBDTRegressor(_BaseGBDT, ParamsMixin):
+class GBDTRegressor(_BaseGBDT):
     __doc__ = """Regression by gradient-boosted trees, XGBoost's ``reg:squarederror`` + ``hist`` method.
 
     Same trees as :class:`GBDTClassifier` with ``g = ŷ − y``, ``h = 1``.
@@ -445,83 +477,62 @@ class GBDTRegressor(_BaseGBDT, ParamsMixin):
 
         ``eval_set``: list of ``(X, y)`` or ``(X, y, sample_weight)``; the first drives early stopping.
         """
-        self._check_params()
-        start = time.perf_counter()
-        if not isinstance(X, pd.DataFrame):
-            X = check_X(X, "X", accept_sparse=False, allow_nan=True)
-        self._schema = InputSchema().fit(X, self.categorical_features)
-        Xf = self._schema.transform(X)
-        self.n_features_in_ = self._schema.n_features
-        names = feature_names_of(X)
-        if names is not None:
-            self.feature_names_in_ = names
-        self._prepare_seconds = time.perf_counter() - start
+        return super().fit(X, y, sample_weight=sample_weight, eval_set=eval_set)
+
+    def _fit_target(self, y, n_rows):
         y = _real_target(y)
-        if len(y) != len(Xf):
-            raise ValueError(f"y has {len(y)} rows but X has {len(Xf)}")
-        weight = None if sample_weight is None else check_sample_weight(sample_weight, len(y))
-        evals = []
-        if eval_set is not None:
-            if isinstance(eval_set, tuple):
-                eval_set = [eval_set]
-            for k, item in enumerate(eval_set):
-                if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-                    raise ValueError("eval_set must be a list of (X, y) or (X, y, sample_weight) tuples")
-                Xe = self._schema.transform(item[0], f"eval_set[{k}] X")
-                ye = _real_target(item[1], f"eval_set[{k}] y")
-                we = check_sample_weight(item[2], len(ye)) if len(item) == 3 else None
-                evals.append((Xe, ye, we))
-        return self._boost(Xf, y, weight, evals)
+        if len(y) != n_rows:
+            raise ValueError(f"y has {len(y)} rows but X has {n_rows}")
+        return y
+
+    def _eval_target(self, y, n_rows, name):
+        y = _real_target(y, name)
+        if len(y) != n_rows:
+            raise ValueError(f"{name} has {len(y)} rows but X has {n_rows}")
+        return y
 
     def _base_margin(self, y, w):
         if self.base_score is not None:
             return check_float(self.base_score, "base_score")
         return float(np.average(y, weights=w))
 
-    def _check_fitted(self):
-        if not hasattr(self, "_forest"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' first.")
-
     def predict(self, X):
         """Predictions, float64 (n_rows,)."""
-        self._check_fitted()
-        if not isinstance(X, pd.DataFrame):
-            X = check_X(X, "X", accept_sparse=False, allow_nan=True)
-        return self._raw_prepared(self._schema.transform(X))
+        return self._decision(self._prepare_X(X, reset=False))
 
-    def apply(self, X):
-        """Leaf index (within its tree) per row and used tree, int32 (n_rows, best_iteration_ + 1)."""
-        self._check_fitted()
-        return self._apply_prepared(self._schema.transform(X))
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R² of :meth:`predict` on ``(X, y)`` (1 is perfect)."""
+        pred = self.predict(X)
+        y = self._eval_target(y, len(pred), "y")
+        w = check_sample_weight(sample_weight, len(y))
+        residual = np.average((y - pred) ** 2, weights=w)
+        total = np.average((y - np.average(y, weights=w)) ** 2, weights=w)
+        return float(1.0 - residual / total) if total > 0 else (1.0 if residual == 0 else 0.0)
 
-    def save(self, file) -> None:
-        """Write the model (``.npz`` arrays + JSON metadata, versioned, no pickle) to a path or file object."""
-        self._check_fitted()
-        arrays, meta = self._forest_state()
-        meta["n_features_in"] = int(self.n_features_in_)
-        save_arrays(file, model_class=type(self).__name__, params=self.get_params(), arrays=arrays, meta=meta)
+    predict_proba = _unavailable("predict_proba")
+    decision_function = _unavailable("decision_function")
 
-    @classmethod
-    def load(cls, file):
-        """Read a model written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
-        params, arrays, meta = load_arrays(file, expected_class=cls.__name__)
-        try:
-            model = cls(**params)
-            model._set_forest_state(arrays, meta)
-            model.n_features_in_ = int(meta["n_features_in"])
-            if model._schema.columns is not None:
-                model.feature_names_in_ = np.array(model._schema.columns, dtype=object)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
-        return model
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+
+        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True), transformer_tags=None,
+                    regressor_tags=RegressorTags(), classifier_tags=None,
+                    input_tags=InputTags(sparse=False, allow_nan=True))
 
 
 def _real_target(y, name="y"):
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape "
+                      "of y to (n_samples,), for example using ravel().", _data_conversion_warning(), stacklevel=4)
         arr = arr.ravel()
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"Unknown label type: {name} must hold real numbers for a regressor") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)

@@ -74,3 +74,18 @@ class Forest:
         bounds = np.append(self.arrays["roots"], len(is_leaf))
         csum = np.concatenate([[0], np.cumsum(is_leaf)])
         return csum[bounds[1:len(roots) + 1]] - csum[bounds[:len(roots)]]
+
+    def leaf_ordinals(self, t1=None):
+        """``(ordinal, roots)`` of the first ``t1`` trees: ``ordinal`` int32 (nodes of those trees,) is a
+        leaf's position among its tree's leaves in node order (-1 for a split node), ``roots`` int64
+        (t1,) the first node of each tree (so tree ``t``'s node ``k`` is ``ordinal[roots[t] + k]``)."""
+        self._flush()
+        roots = self.arrays["roots"][:t1]
+        end = int(self.arrays["roots"][len(roots)]) if len(roots) < len(self.arrays["roots"]) else len(
+            self.arrays["left"])
+        is_leaf = self.arrays["left"][:end] < 0
+        before = np.cumsum(is_leaf) - is_leaf  # leaves before each node, over all trees
+        tree_of = np.repeat(np.arange(len(roots)), np.diff(np.append(roots, end)))
+        first = before[roots] if len(roots) else np.zeros(0, np.int64)
+        ordinal = np.where(is_leaf, before - first[tree_of], -1).astype(np.int32)
+        return ordinal, roots.astype(np.int64)

@@ -143,17 +143,49 @@ class _BaseGBDT(Ranker):
         self._check_fitted()
         return self._raw_prepared(X)
 
-    def apply(self, X):
-        """Leaf reached by every row in every used tree.
+    # ---- the fitted forest, public ---------------------------------------------------------------
+    def apply(self, X, *, numbering="node"):
+        """Leaf reached by every row in every used tree (xgboost's ``pred_leaf``).
+
+        Parameters
+        ----------
+        X : array-like (n_rows, n_features) or DataFrame
+        numbering : {"node", "leaf"}, default "node"
+            ``"node"``: the leaf's node index within its tree (the ``node`` of
+            :meth:`trees_to_dataframe`); ``"leaf"``: its position among the tree's leaves in node
+            order, ``0 .. leaves_per_tree_[t] - 1`` (e.g. a one-hot column, as GBDT+LR uses it).
 
         Returns
         -------
         ndarray of shape (n_rows, best_iteration_ + 1), int32
-            Node index of the leaf within its tree.
         """
+        check_choice(numbering, "numbering", {"node", "leaf"})
         Xf = self._prepare_X(X, reset=False)
         self._check_fitted()
-        return self._apply_prepared(Xf)
+        nodes = self._apply_prepared(Xf)
+        if numbering == "node":
+            return nodes
+        ordinal, roots = self._forest.leaf_ordinals(self._n_used())
+        return ordinal[roots[None, :] + nodes]
+
+    @property
+    def leaves_per_tree_(self):
+        """Number of leaves of every used tree, int64 (best_iteration_ + 1,)."""
+        self._check_fitted()
+        return self._forest.n_leaves(self._n_used())
+
+    @property
+    def is_categorical_(self):
+        """Which input columns are categorical, bool (n_features_in_,)."""
+        self._check_fitted()
+        return self._schema.is_categorical.copy()
+
+    def encode_input(self, X):
+        """``X`` as the trees see it: float32 (n_rows, n_features_in_), C order, categorical columns as
+        codes (their position among the categories seen in fit), NaN for missing or unseen values."""
+        Xf = self._prepare_X(X, reset=False)
+        self._check_fitted()
+        return Xf
 
     def _get_state(self):
         return self._forest_state()
@@ -310,10 +342,7 @@ class _BaseGBDT(Ranker):
         arrays = {f"forest_{k}": v for k, v in self._forest.arrays.items()}
         s_arrays, s_meta = self._schema.state()
         arrays.update(s_arrays)
-        offsets = np.zeros(len(self._mapper.edges_) + 1, np.int64)
-        offsets[1:] = np.cumsum([len(e) for e in self._mapper.edges_])
-        arrays["bin_edges"] = np.concatenate(self._mapper.edges_) if offsets[-1] else np.zeros(0, np.float32)
-        arrays["bin_offsets"] = offsets
+        arrays["bin_edges"], arrays["bin_offsets"] = self._mapper.get_state()
         meta = {"gbdt_version": _SCHEMA_VERSION, "schema": s_meta, "base_margin": float(self.base_margin_),
                 "best_iteration": int(self.best_iteration_), "n_trees": int(self.n_trees_)}
         return arrays, meta
@@ -333,14 +362,8 @@ class _BaseGBDT(Ranker):
         if forest.arrays["roots"].dtype != np.int64:
             raise ValueError("forest roots must be int64")
         schema = InputSchema.from_state(arrays, meta["schema"])
-        mapper = BinMapper(max_bin=min(int(self.max_bin), kern.MAX_BIN))
-        off, edges = arrays["bin_offsets"], arrays["bin_edges"]
-        if len(off) != schema.n_features + 1 or off[0] != 0 or off[-1] != len(edges) or np.any(np.diff(off) < 0):
-            raise ValueError("bin offsets do not match the features")
-        mapper.edges_ = [edges[off[j]:off[j + 1]] for j in range(len(off) - 1)]
-        mapper.is_categorical_ = schema.is_categorical
-        mapper.n_bins_ = np.array([len(e) if c else len(e) + 1 for e, c in zip(mapper.edges_, mapper.is_categorical_)],
-                                  np.int32)
+        mapper = BinMapper.from_state(arrays["bin_edges"], arrays["bin_offsets"], schema.is_categorical,
+                                      max_bin=min(int(self.max_bin), kern.MAX_BIN))
         self._schema, self._mapper, self._forest = schema, mapper, forest
         self.base_margin_ = float(meta["base_margin"])
         self.best_iteration_ = int(meta["best_iteration"])

@@ -212,10 +212,13 @@ class _BaseGBDT(Ranker):
             raise ValueError("early_stopping_rounds needs an eval_set")
         metric = self.eval_metric or self._metrics()[0]
 
+        y32 = _float32(y, "y")
+        w32 = None if weight is None else _float32(weight, "sample_weight")
         self.base_margin_ = self._base_margin(y, weight)
+        if not np.isfinite(self.base_margin_):
+            raise ValueError(f"the base margin (the weighted mean of y) is {self.base_margin_}: y or "
+                             "sample_weight are too large")
         raw = np.full(n, self.base_margin_, np.float64)
-        y32 = y.astype(np.float32)
-        w32 = None if weight is None else weight.astype(np.float32)
         eval_raw = [np.full(len(Xe), self.base_margin_, np.float64) for Xe, _, _ in evals]
         forest = Forest()
         params = GrowParams(self.max_depth, self.max_leaves, float(self.min_child_weight), float(self.reg_lambda),
@@ -244,6 +247,10 @@ class _BaseGBDT(Ranker):
             else:
                 rows, m, Xn, ghn = rows_perm, n, Xb, ghn_full
             _core.gbdt_gradients_at(objective, raw, y32, w32, rows, ghn, n_threads)  # in node order
+            with np.errstate(invalid="ignore"):  # one pass; a float64 sum of float32 values cannot overflow
+                finite = np.isfinite(ghn.sum(dtype=np.float64))
+            if not finite:
+                raise self._diverged(f"non-finite gradients before tree {it}")
             scratch = tuple(b[:m] for b in scratch_full)
             mask = None
             if n_col < n_features:
@@ -251,6 +258,8 @@ class _BaseGBDT(Ranker):
                 mask[rng.choice(n_features, n_col, replace=False)] = 1
             grower = TreeGrower(Xn, ghn, rows, scratch, mapper, mask, params, n_threads=n_threads)
             tree = grower.grow().arrays()
+            if not np.all(np.isfinite(tree["value"])):
+                raise self._diverged(f"tree {it} has non-finite leaf values")
             forest.append(tree)
             if self.subsample < 1.0:
                 forest.predict_raw(Xf, t0=it, t1=it + 1, out=raw, n_threads=n_threads)
@@ -271,6 +280,8 @@ class _BaseGBDT(Ranker):
                     since_best += 1
                     if since_best >= self.early_stopping_rounds:
                         break
+        if not np.all(np.isfinite(raw)):
+            raise self._diverged("the training predictions overflowed")
         self.training_seconds_ = time.perf_counter() - t_train
         self._forest = forest
         self._mapper = mapper
@@ -282,6 +293,10 @@ class _BaseGBDT(Ranker):
             self.best_score_ = history["validation_0"][metric][-1] if evals else None
         self.n_trees_ = forest.n_trees
         return self
+
+    def _diverged(self, what):
+        return ValueError(f"{type(self).__name__} diverged ({what}); lower learning_rate or scale y and "
+                          "sample_weight")
 
     def _metric(self, name, y, raw, w=None):
         if name == "rmse":
@@ -348,31 +363,29 @@ class _BaseGBDT(Ranker):
         return arrays, meta
 
     def _set_forest_state(self, arrays, meta):
+        """Rebuild the fitted state from a model file's arrays (a :class:`recforge.io.ModelArrays`) and
+        meta; every array is checked (:meth:`Forest.from_state`), so nothing invalid reaches a kernel."""
         if meta.get("gbdt_version") != _SCHEMA_VERSION:
             raise ValueError(f"unknown GBDT layout version {meta.get('gbdt_version')!r}")
-        names = (*Tree.FIELDS, "roots")
-        missing = [k for k in names if f"forest_{k}" not in arrays] + [
-            k for k in ("bin_edges", "bin_offsets") if k not in arrays]
-        if missing:
-            raise ValueError(f"missing arrays {missing}")
-        forest = Forest({k: arrays[f"forest_{k}"] for k in names})
-        for name, dt in zip(Tree.FIELDS, Tree.DTYPES):
-            if forest.arrays[name].dtype != dt:
-                raise ValueError(f"forest array {name} has dtype {forest.arrays[name].dtype}")
-        if forest.arrays["roots"].dtype != np.int64:
-            raise ValueError("forest roots must be int64")
         schema = InputSchema.from_state(arrays, meta["schema"])
-        mapper = BinMapper.from_state(arrays["bin_edges"], arrays["bin_offsets"], schema.is_categorical,
+        if schema.n_features != self.n_features_in_:
+            raise ValueError(f"the schema has {schema.n_features} features, n_features_in is {self.n_features_in_}")
+        edges = arrays.take("bin_edges", kinds="f", finite=True)
+        offsets = arrays.take("bin_offsets", kinds="iu", dtype=np.int64)
+        mapper = BinMapper.from_state(edges, offsets, schema.is_categorical,
                                       max_bin=min(int(self.max_bin), kern.MAX_BIN))
-        self._schema, self._mapper, self._forest = schema, mapper, forest
-        self.base_margin_ = float(meta["base_margin"])
-        self.best_iteration_ = int(meta["best_iteration"])
-        self.n_trees_ = forest.n_trees
-        if int(meta.get("n_trees", self.n_trees_)) != self.n_trees_ or not 0 <= self.best_iteration_ < self.n_trees_:
+        forest = Forest.from_state(arrays, "forest_", mapper, schema.n_features)
+        base_margin = float(meta["base_margin"])
+        if not np.isfinite(base_margin):
+            raise ValueError(f"base_margin must be finite, got {base_margin}")
+        best_iteration, n_trees = meta["best_iteration"], meta["n_trees"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (best_iteration, n_trees)):
+            raise ValueError("best_iteration and n_trees must be ints")
+        if n_trees != forest.n_trees or not 0 <= best_iteration < n_trees:
             raise ValueError("tree count or best_iteration out of range")
+        self._schema, self._mapper, self._forest = schema, mapper, forest
+        self.base_margin_, self.best_iteration_, self.n_trees_ = base_margin, best_iteration, n_trees
         self.evals_result_ = {}
-        # checks every node's child and feature indices once (a corrupt file raises here, not in predict)
-        kern.predict_raw(np.zeros((1, schema.n_features), np.float32), forest.arrays)
 
 
 _DOC_PARAMS = """
@@ -465,7 +478,7 @@ class GBDTClassifier(_BaseGBDT):
 
     def _set_state(self, arrays, meta):
         classes = getattr(self, "classes_", None)
-        if classes is None or classes.ndim != 1 or len(classes) != 2:
+        if classes is None or classes.ndim != 1 or len(np.unique(classes)) != 2 or len(classes) != 2:
             raise ValueError(f"the file's class labels ('_classes') must be 2 labels, got {classes!r}")
         super()._set_state(arrays, meta)
 
@@ -541,6 +554,15 @@ class GBDTRegressor(_BaseGBDT):
         return Tags(estimator_type="regressor", target_tags=TargetTags(required=True), transformer_tags=None,
                     regressor_tags=RegressorTags(), classifier_tags=None,
                     input_tags=InputTags(sparse=False, allow_nan=True))
+
+
+def _float32(values, name):
+    """float32 copy of finite float64 ``values``; values beyond float32's range raise ValueError."""
+    with np.errstate(over="ignore"):
+        out = values.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} holds values beyond float32's range (|v| > 3.4e38), which GBDT trains in")
+    return out
 
 
 def _real_target(y, name="y"):

@@ -15,6 +15,8 @@ void bind_constants(py::module_& m) {
     py::dict objectives;
     objectives["binary:logistic"] = static_cast<int>(gb::kBinaryLogistic);
     objectives["reg:squarederror"] = static_cast<int>(gb::kSquaredError);
+    objectives["rank:pairwise"] = static_cast<int>(gb::kRankPairwise);
+    objectives["rank:ndcg"] = static_cast<int>(gb::kRankNdcg);
     c.attr("GBDT_OBJECTIVES") = objectives;
     py::dict optimizers;
     optimizers["sgd"] = static_cast<int>(nn::kSgd);

@@ -12,6 +12,7 @@
 #include "recforge/constants.hpp"
 #include "recforge/histogram.hpp"
 #include "recforge/partition.hpp"
+#include "recforge/rank_objective.hpp"
 #include "recforge/split.hpp"
 #include "recforge/tree_predict.hpp"
 
@@ -224,6 +225,32 @@ void gradients_at_py(int objective, carr<double> raw, carr<float> y, std::option
                              ghn.mutable_data(), n_threads);
 }
 
+void rank_gradients_py(int objective, carr<double> raw, carr<float> y, carr<int64_t> group_ptr,
+                       std::optional<carr<float>> group_weight, carr<float> gh, int64_t top_k, bool normalize,
+                       bool score_normalize, bool exp_gain, int n_threads) {
+    need(objective == gb::kRankPairwise || objective == gb::kRankNdcg,
+         "objective must be 2 (rank:pairwise) or 3 (rank:ndcg)");
+    const int64_t n = raw.shape(0);
+    need(raw.ndim() == 1 && y.ndim() == 1 && y.shape(0) == n && gh.ndim() == 2 && gh.shape(0) == n &&
+             gh.shape(1) == 2, "raw/y (n,) and gh (n, 2) shapes differ");
+    need(group_ptr.ndim() == 1 && group_ptr.shape(0) >= 1, "group_ptr must be 1-D with n_groups + 1 entries");
+    const int64_t G = group_ptr.shape(0) - 1;
+    const int64_t* ptr = group_ptr.data();
+    need(ptr[0] == 0 && ptr[G] == n, "group_ptr must start at 0 and end at n_rows");
+    for (int64_t g = 0; g < G; ++g) need(ptr[g] <= ptr[g + 1], "group_ptr must not decrease");
+    if (group_weight) need(group_weight->ndim() == 1 && group_weight->shape(0) == G, "group_weight length");
+    need(top_k >= 1, "top_k must be >= 1");
+    gb::RankParams p;
+    p.objective = objective;
+    p.top_k = top_k;
+    p.normalize = normalize;
+    p.score_normalize = score_normalize;
+    p.exp_gain = exp_gain;
+    py::gil_scoped_release release;
+    gb::rank_gradients(p, raw.data(), y.data(), ptr, G, group_weight ? group_weight->data() : nullptr,
+                       gh.mutable_data(), n_threads);
+}
+
 gb::PackedForest make_forest(int64_t F, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left,
                              carr<int32_t> right, carr<uint8_t> default_left, carr<uint8_t> categorical,
                              carr<double> value, carr<int64_t> roots) {
@@ -321,6 +348,12 @@ void bind_gbdt(py::module_& m) {
           py::arg("y").noconvert(), py::arg("weight").noconvert().none(true), py::arg("rows").noconvert(),
           py::arg("ghn").noconvert(), py::arg("n_threads") = 1,
           "Fill ghn (m, 2) float32 with gradient/hessian of rows[p] (gathered gradients, node order).");
+    m.def("gbdt_rank_gradients", &rank_gradients_py, py::arg("objective"), py::arg("raw").noconvert(),
+          py::arg("y").noconvert(), py::arg("group_ptr").noconvert(), py::arg("group_weight").noconvert().none(true),
+          py::arg("gh").noconvert(), py::arg("top_k") = 32, py::arg("normalize") = true,
+          py::arg("score_normalize") = true, py::arg("exp_gain") = true, py::arg("n_threads") = 1,
+          "Fill gh (n, 2) float32 with the LambdaMART gradient/hessian of rank:pairwise or rank:ndcg per query\n"
+          "group (rows group_ptr[g]:group_ptr[g+1]); see rank_objective.hpp.");
     m.def("gbdt_predict_raw", &predict_raw_py, py::arg("X").noconvert(), py::arg("feature").noconvert(),
           py::arg("threshold").noconvert(), py::arg("left").noconvert(), py::arg("right").noconvert(),
           py::arg("default_left").noconvert(), py::arg("categorical").noconvert(), py::arg("value").noconvert(),

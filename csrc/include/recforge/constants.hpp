@@ -19,6 +19,8 @@ constexpr int kMaxBin = kMissingBin;
 enum Objective : int {
     kBinaryLogistic = 0,  // "binary:logistic"
     kSquaredError = 1,    // "reg:squarederror"
+    kRankPairwise = 2,    // "rank:pairwise" (gradients per query group: rank_objective.hpp)
+    kRankNdcg = 3,        // "rank:ndcg"
 };
 
 }  // namespace gbdt

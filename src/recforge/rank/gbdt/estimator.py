@@ -96,10 +96,17 @@ class _BaseGBDT(Ranker):
         if self.early_stopping_rounds is not None:
             check_int(self.early_stopping_rounds, "early_stopping_rounds", min_value=1)
         if self.eval_metric is not None:
-            check_choice(self.eval_metric, "eval_metric", set(self._metrics()))
+            self._check_eval_metric(self.eval_metric)
 
     def _metrics(self):
+        """Metric names for ``eval_metric``, the default first."""
         return ("logloss", "error", "auc") if self._objective == "binary:logistic" else ("rmse",)
+
+    def _check_eval_metric(self, name):
+        check_choice(name, "eval_metric", set(self._metrics()))
+
+    def _higher_is_better(self, metric):
+        return _METRICS[metric]
 
     # ---- Ranker hooks --------------------------------------------------------------------------
     def _validate_params(self):
@@ -194,9 +201,13 @@ class _BaseGBDT(Ranker):
         self._set_forest_state(arrays, meta)
 
     # ---- boosting ------------------------------------------------------------------------------
-    def _boost(self, Xf, y, weight, evals):
-        """Boost on float32 ``Xf`` (prepared by :class:`InputSchema`), float64 ``y``, weights or None,
-        ``evals`` a list of ``(X float32, y, weight or None)``."""
+    def _boost(self, Xf, y, weight, evals, **objective_data):
+        """Boost on float32 ``Xf`` (prepared by :class:`InputSchema`), float64 ``y``, weights or None.
+
+        ``evals``: a list of ``(X float32, y, metric_data)``, ``metric_data`` what :meth:`_metric`
+        takes besides ``y`` and the margins (weights or None; the ranker's query groups).
+        ``objective_data``: passed to :meth:`_gradient_fn` (the ranker's query groups).
+        """
         self._check_params()
         n_threads = resolve_n_threads(self.n_threads)
         rng = check_random_state(self.random_state)
@@ -212,8 +223,7 @@ class _BaseGBDT(Ranker):
             raise ValueError("early_stopping_rounds needs an eval_set")
         metric = self.eval_metric or self._metrics()[0]
 
-        y32 = _float32(y, "y")
-        w32 = None if weight is None else _float32(weight, "sample_weight")
+        gradients = self._gradient_fn(y, weight, n_threads, **objective_data)
         self.base_margin_ = self._base_margin(y, weight)
         if not np.isfinite(self.base_margin_):
             raise ValueError(f"the base margin (the weighted mean of y) is {self.base_margin_}: y or "
@@ -237,7 +247,6 @@ class _BaseGBDT(Ranker):
         scratch_full = (np.empty_like(Xb), np.empty((n, 2), np.float32), np.empty(n, np.int32))
         rows_perm = np.arange(n, dtype=np.int32)
         ghn_full = np.empty((n, 2), np.float32)
-        objective = kern.OBJECTIVES[self._objective]
         for it in rounds:
             if self.subsample < 1.0:
                 rows = np.flatnonzero(rng.random(n) < self.subsample).astype(np.int32)
@@ -246,7 +255,7 @@ class _BaseGBDT(Ranker):
                 ghn = np.empty((m, 2), np.float32)
             else:
                 rows, m, Xn, ghn = rows_perm, n, Xb, ghn_full
-            _core.gbdt_gradients_at(objective, raw, y32, w32, rows, ghn, n_threads)  # in node order
+            gradients(raw, rows, ghn)  # in node order
             with np.errstate(invalid="ignore"):  # one pass; a float64 sum of float32 values cannot overflow
                 finite = np.isfinite(ghn.sum(dtype=np.float64))
             if not finite:
@@ -273,7 +282,7 @@ class _BaseGBDT(Ranker):
                 history[f"validation_{k}"][metric].append(self._metric(metric, ye, eval_raw[k], we))
             if evals and self.early_stopping_rounds is not None:
                 score = history["validation_0"][metric][-1]
-                better = _METRICS[metric]
+                better = self._higher_is_better(metric)
                 if best_score is None or (score > best_score if better else score < best_score):
                     best_score, best_it, since_best = score, it, 0
                 else:
@@ -293,6 +302,18 @@ class _BaseGBDT(Ranker):
             self.best_score_ = history["validation_0"][metric][-1] if evals else None
         self.n_trees_ = forest.n_trees
         return self
+
+    def _gradient_fn(self, y, weight, n_threads):
+        """``fill(raw, rows, ghn)``: write the (gradient, hessian) of rows ``rows`` at margins ``raw`` into
+        ``ghn`` (float32 (len(rows), 2))."""
+        y32 = _float32(y, "y")
+        w32 = None if weight is None else _float32(weight, "sample_weight")
+        code = kern.OBJECTIVES[self._objective]
+
+        def fill(raw, rows, ghn):
+            _core.gbdt_gradients_at(code, raw, y32, w32, rows, ghn, n_threads)
+
+        return fill
 
     def _diverged(self, what):
         return ValueError(f"{type(self).__name__} diverged ({what}); lower learning_rate or scale y and "

@@ -147,3 +147,73 @@ def test_tampered_ranker_file_is_refused(tmp_path):
         GBDTRanker.load(path)
 
 
+
+
+# ---- quality: MovieLens candidates ------------------------------------------------------------
+def _movielens_candidates(n_candidates=50):
+    """Per user of a temporal split (ratings >= 4): the Popularity top-50 unseen items of the train
+    part as one query group, label 1 for the user's held-out positives. Features from the train part
+    only: item popularity (all, last 20 % of the time), item age, popularity rank, user activity, the
+    mean popularity of the user's items, the ratio of the two, and the item's cosine co-occurrence
+    score with the user's items (raw, divided by the group's max, rank in the group)."""
+    from recforge.data import temporal_split
+    from recforge.datasets import movielens_small
+    from recforge.recall import Popularity
+
+    positives = movielens_small().interactions().positives(4.0)
+    train, test = temporal_split(positives, test_fraction=0.2, min_interactions=5)
+    A = (train.matrix.tocsr() > 0).astype(np.float64).tocsr()
+    ts = train.timestamps
+    recent = A.copy()
+    recent.data = (ts >= np.quantile(ts, 0.8)).astype(np.float64)
+    item_pop = np.asarray(A.sum(axis=0)).ravel()
+    item_recent = np.asarray(recent.sum(axis=0)).ravel()
+    first_seen = np.full(A.shape[1], np.inf)
+    np.minimum.at(first_seen, A.tocoo().col, ts)
+    user_act = np.diff(A.indptr).astype(np.float64)
+    user_mainstream = (A @ item_pop) / np.maximum(user_act, 1)
+    scaled = A.multiply(1.0 / np.sqrt(np.maximum(item_pop, 1))[None, :]).tocsr()
+    cooc = (scaled @ A.T).toarray() @ scaled.toarray()  # (users, items): Σ over the user's items of cosine
+    held_out = test.matrix.tocsr()
+    users = np.flatnonzero((np.diff(held_out.indptr) > 0) & (user_act > 0))
+    items, _ = Popularity().fit(train).recommend(train.user_map.to_external(users), k=n_candidates)
+    X, y, qid = [], [], []
+    for g, (u, its) in enumerate(zip(users, items)):
+        ii = train.item_map.index(its[its != -1])
+        c = cooc[u, ii]
+        X.append(np.column_stack([
+            item_pop[ii], item_recent[ii], ts.max() - first_seen[ii], np.arange(len(ii)),
+            np.full(len(ii), user_act[u]), np.full(len(ii), user_mainstream[u]), item_pop[ii] / user_mainstream[u],
+            c, c / max(c.max(), 1e-12), np.argsort(np.argsort(-c))]))
+        y.append(np.isin(ii, held_out.indices[held_out.indptr[u]:held_out.indptr[u + 1]]).astype(np.float64))
+        qid.append(np.full(len(ii), g))
+    return np.vstack(X), np.concatenate(y), np.concatenate(qid)
+
+
+def _ndcg10(y, score, qid):
+    """Mean NDCG@10 over the groups with at least one held-out positive."""
+    keep = np.isin(qid, np.unique(qid[y > 0]))
+    y, score, qid = y[keep], score[keep], qid[keep]
+    ptr = np.concatenate([[0], np.cumsum(np.unique(qid, return_counts=True)[1])])
+    return grouped_ndcg(y, score, ptr, k=10)
+
+
+def test_ranker_at_least_matches_the_pointwise_classifier_on_movielens():
+    """603 users, 50 candidates each, 1,073 held-out positives among them. Two folds of users (even /
+    odd groups), NDCG@10 of each fold's test users, mean of the folds. Measured (same trees: 300 of
+    depth 3, eta 0.05): classifier 0.2777 (0.3033, 0.2520); GBDTRanker rank:ndcg with every pair
+    0.2843 (0.3113, 0.2572), with the default 32 pairs per document 0.2733, rank:pairwise 0.2662;
+    the popularity order 0.2087 (fold 0)."""
+    X, y, qid = _movielens_candidates()
+    params = {"n_estimators": 300, "max_depth": 3, "learning_rate": 0.05, "n_threads": 2, "random_state": 0}
+    clf, ranker = [], []
+    for fold in (0, 1):
+        train, test = qid % 2 == fold, qid % 2 != fold
+        scores = GBDTClassifier(**params).fit(X[train], y[train]).decision_function(X[test])
+        clf.append(_ndcg10(y[test], scores, qid[test]))
+        model = GBDTRanker(objective="rank:ndcg", lambdarank_num_pair_per_sample=50, **params)
+        ranker.append(_ndcg10(y[test], model.fit(X[train], y[train], qid=qid[train]).predict(X[test]), qid[test]))
+        if fold == 0:
+            popularity_order = _ndcg10(y[test], -X[test, 3], qid[test])
+    assert np.mean(ranker) >= np.mean(clf)
+    assert ranker[0] > popularity_order + 0.05

@@ -14,8 +14,10 @@ void bind_sgns(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge compiled kernels (private: use the recforge Python API)";
-    m.def("hardware_concurrency", []() { return static_cast<int>(std::thread::hardware_concurrency()); },
-          "Number of hardware threads std::thread reports (0 if unknown).");
+    m.def(
+        "hardware_concurrency",
+        []() { return static_cast<int>(std::thread::hardware_concurrency()); },
+        "Number of hardware threads std::thread reports (0 if unknown).");
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);

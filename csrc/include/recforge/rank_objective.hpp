@@ -39,14 +39,19 @@ inline float rank_sigmoid(float x) {
     return 1.0f / (std::exp(t) + 1.0f + 1e-16f);
 }
 
-inline double ndcg_gain(float y, bool exp_gain) { return exp_gain ? std::exp2(static_cast<double>(y)) - 1.0 : y; }
+inline double ndcg_gain(float y, bool exp_gain) {
+    return exp_gain ? std::exp2(static_cast<double>(y)) - 1.0 : y;
+}
 
-inline double ndcg_discount(int64_t rank) { return 1.0 / std::log2(static_cast<double>(rank) + 2.0); }
+inline double ndcg_discount(int64_t rank) {
+    return 1.0 / std::log2(static_cast<double>(rank) + 2.0);
+}
 
 // Gradients of one group: rows [0, n) of raw / y / gh (gh: interleaved float32 (g, h)).
 // order, sorted_y: scratch of n entries.
-inline void rank_group_gradients(const RankParams& p, const double* raw, const float* y, int64_t n, float scale,
-                                 std::vector<int64_t>& order, std::vector<float>& score, std::vector<float>& sorted_y,
+inline void rank_group_gradients(const RankParams& p, const double* raw, const float* y, int64_t n,
+                                 float scale, std::vector<int64_t>& order,
+                                 std::vector<float>& score, std::vector<float>& sorted_y,
                                  float* gh) {
     std::fill(gh, gh + 2 * n, 0.0f);
     if (n < 2) return;
@@ -54,14 +59,16 @@ inline void rank_group_gradients(const RankParams& p, const double* raw, const f
     score.resize(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) score[i] = static_cast<float>(raw[i]);
     std::iota(order.begin(), order.end(), int64_t(0));
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return score[a] > score[b]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return score[a] > score[b]; });
     const int64_t k = std::min(n, p.top_k);
     double inv_idcg = 0.0;
     if (p.objective == kRankNdcg) {
         sorted_y.assign(y, y + n);
         std::sort(sorted_y.begin(), sorted_y.end(), [](float a, float b) { return a > b; });
         double idcg = 0.0;
-        for (int64_t r = 0; r < k; ++r) idcg += ndcg_gain(sorted_y[r], p.exp_gain) * ndcg_discount(r);
+        for (int64_t r = 0; r < k; ++r)
+            idcg += ndcg_gain(sorted_y[r], p.exp_gain) * ndcg_discount(r);
         inv_idcg = idcg > 0.0 ? 1.0 / idcg : 0.0;
     }
     const float best = score[order.front()], worst = score[order.back()];
@@ -75,14 +82,18 @@ inline void rank_group_gradients(const RankParams& p, const double* raw, const f
             const float s_high = score[high], s_low = score[low];
             double delta = 1.0;
             if (p.objective == kRankNdcg) {
-                const double g_high = ndcg_gain(y[high], p.exp_gain), g_low = ndcg_gain(y[low], p.exp_gain);
+                const double g_high = ndcg_gain(y[high], p.exp_gain),
+                             g_low = ndcg_gain(y[low], p.exp_gain);
                 const double d_high = ndcg_discount(rank_high), d_low = ndcg_discount(rank_low);
-                delta = std::abs((g_high * d_high + g_low * d_low - (g_low * d_high + g_high * d_low)) * inv_idcg);
+                delta =
+                    std::abs((g_high * d_high + g_low * d_low - (g_low * d_high + g_high * d_low)) *
+                             inv_idcg);
             }
             if (p.score_normalize && best != worst) delta /= std::abs(s_high - s_low) + 0.01;
             const double sigma = rank_sigmoid(s_high - s_low);
             const float lambda = static_cast<float>((sigma - 1.0) * delta);
-            const float hess = static_cast<float>(std::max(sigma * (1.0 - sigma), 1e-16) * delta * 2.0);
+            const float hess =
+                static_cast<float>(std::max(sigma * (1.0 - sigma), 1e-16) * delta * 2.0);
             gh[2 * high] += lambda;
             gh[2 * high + 1] += hess;
             gh[2 * low] -= lambda;
@@ -100,8 +111,9 @@ inline void rank_group_gradients(const RankParams& p, const double* raw, const f
 
 // Gradients of every group: group g is rows [group_ptr[g], group_ptr[g + 1]). group_weight may be
 // null (all 1). gh: (n_rows, 2) float32, rows outside every group are left untouched.
-inline void rank_gradients(const RankParams& p, const double* raw, const float* y, const int64_t* group_ptr,
-                           int64_t n_groups, const float* group_weight, float* gh, int n_threads) {
+inline void rank_gradients(const RankParams& p, const double* raw, const float* y,
+                           const int64_t* group_ptr, int64_t n_groups, const float* group_weight,
+                           float* gh, int n_threads) {
     double weight_norm = 1.0;
     if (group_weight) {
         double sum = 0.0;
@@ -115,7 +127,8 @@ inline void rank_gradients(const RankParams& p, const double* raw, const float* 
     parallel_for(n_groups, n_threads, [&](int64_t g, int t) {
         const int64_t s = group_ptr[g], e = group_ptr[g + 1];
         const float scale = group_weight ? static_cast<float>(group_weight[g] * weight_norm) : 1.0f;
-        rank_group_gradients(p, raw + s, y + s, e - s, scale, orders[t], scores[t], sorted[t], gh + 2 * s);
+        rank_group_gradients(p, raw + s, y + s, e - s, scale, orders[t], scores[t], sorted[t],
+                             gh + 2 * s);
     });
 }
 

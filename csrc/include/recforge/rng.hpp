@@ -43,7 +43,9 @@ class Rng {
         return result;
     }
     // Uniform integer in [0, n) for n < 2^32 (Lemire's multiply-shift; bias < n / 2^32).
-    uint32_t below(uint32_t n) { return static_cast<uint32_t>(((next() >> 32) * static_cast<uint64_t>(n)) >> 32); }
+    uint32_t below(uint32_t n) {
+        return static_cast<uint32_t>(((next() >> 32) * static_cast<uint64_t>(n)) >> 32);
+    }
     // Uniform float in [0, 1).
     float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
 
@@ -56,8 +58,10 @@ class Rng {
 class AliasTable {
   public:
     AliasTable() = default;
-    AliasTable(const double* weights, int64_t n) : prob_(static_cast<size_t>(n)), alias_(static_cast<size_t>(n)) {
-        if (n <= 0 || n >= (int64_t(1) << 32)) throw std::invalid_argument("alias table needs 1 <= n < 2^32 outcomes");
+    AliasTable(const double* weights, int64_t n)
+        : prob_(static_cast<size_t>(n)), alias_(static_cast<size_t>(n)) {
+        if (n <= 0 || n >= (int64_t(1) << 32))
+            throw std::invalid_argument("alias table needs 1 <= n < 2^32 outcomes");
         double total = 0.0;
         for (int64_t i = 0; i < n; ++i) {
             if (!(weights[i] >= 0.0) || !std::isfinite(weights[i]))
@@ -88,7 +92,8 @@ class AliasTable {
     int64_t size() const { return static_cast<int64_t>(prob_.size()); }
     // One draw from one 64-bit random number: high 32 bits pick the column, low 24 bits the coin.
     uint32_t draw(uint64_t r) const {
-        const uint32_t col = static_cast<uint32_t>(((r >> 32) * static_cast<uint64_t>(prob_.size())) >> 32);
+        const uint32_t col =
+            static_cast<uint32_t>(((r >> 32) * static_cast<uint64_t>(prob_.size())) >> 32);
         const float coin = static_cast<float>(r & 0xFFFFFFULL) * (1.0f / 16777216.0f);
         return coin < prob_[col] ? col : alias_[col];
     }

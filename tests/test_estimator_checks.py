@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("sklearn")
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from recforge.rank import DNN, GBDTLR, GBDTClassifier, LogisticRegression, WideDeep  # noqa: E402
+from recforge.rank import DNN, GBDTLR, GBDTClassifier, GBDTRegressor, LogisticRegression, WideDeep  # noqa: E402
 
 ESTIMATORS = [
     LogisticRegression(),
@@ -18,6 +18,7 @@ ESTIMATORS = [
     DNN(hidden_units=(16,), learning_rate=0.01, epochs=30, batch_size=32, random_state=0, n_threads=1),
     WideDeep(hidden_units=(16,), learning_rate=0.01, epochs=30, batch_size=32, random_state=0, n_threads=1),
     GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1),
+    GBDTRegressor(n_estimators=10, max_depth=3, n_threads=1),
     GBDTLR(n_estimators=5, max_depth=2, n_threads=1),
 ]
 
@@ -45,6 +46,7 @@ EXPECTED_FAILED = {
     "DNN": lambda est: _MINIBATCH,
     "WideDeep": lambda est: _MINIBATCH,
     "GBDTClassifier": lambda est: _GBDT,
+    "GBDTRegressor": lambda est: _GBDT,
     "GBDTLR": lambda est: _GBDT,
 }
 

@@ -295,3 +295,33 @@ def test_regressor_save_load_and_categorical(tmp_path):
     assert loaded.feature_names_in_.tolist() == ["a", "c"]
     with pytest.raises(NotFittedError):
         GBDTRegressor().predict(df)
+
+
+def test_regressor_checks_feature_names_and_fitted_state_like_the_classifier():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    model = GBDTRegressor(n_estimators=5, max_depth=2, n_threads=1)
+    with pytest.raises(NotFittedError):
+        model.predict(df)
+    model.fit(df, 2 * df.a, eval_set=[(df, 2 * df.a)])
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.predict(df.rename(columns={"b": "c"}))
+    assert not hasattr(model, "predict_proba") and not hasattr(model, "decision_function")
+    assert model.score(df, 2 * df.a) > 0.9
+
+
+def test_public_forest_surface_leaf_numbering():
+    X, y = _data(800)
+    model = GBDTClassifier(n_estimators=6, max_depth=3, max_leaves=5, n_threads=1).fit(X, y)
+    nodes, leaves = model.apply(X), model.apply(X, numbering="leaf")
+    per_tree = model.leaves_per_tree_
+    assert per_tree.shape == (6,) and np.all(leaves >= 0) and np.all(leaves < per_tree[None, :])
+    trees = model.trees_to_dataframe()
+    for t in range(6):  # leaf number = rank of the node among the tree's leaves
+        leaf_nodes = trees[(trees.tree == t) & (trees.left < 0)].node.to_numpy()
+        assert len(leaf_nodes) == per_tree[t]
+        np.testing.assert_array_equal(leaf_nodes[leaves[:, t]], nodes[:, t])
+    assert model.is_categorical_.tolist() == [False] * X.shape[1]
+    np.testing.assert_array_equal(model.encode_input(X), X.astype(np.float32))
+    with pytest.raises(ValueError, match="numbering"):
+        model.apply(X, numbering="tree")

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["recforge.rank.gbdt.estimator", "recforge.rank.gbdt_lr"]
+MODULES = ["recforge.rank.gbdt.estimator", "recforge.rank.gbdt.ranker", "recforge.rank.gbdt_lr"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -15,7 +15,7 @@ def test_docstring_examples(name):
 
 
 def test_public_rankers_have_examples():
-    from recforge.rank import GBDTLR, GBDTClassifier, GBDTRegressor
+    from recforge.rank import GBDTLR, GBDTClassifier, GBDTRanker, GBDTRegressor
 
-    for cls in (GBDTClassifier, GBDTRegressor, GBDTLR):
+    for cls in (GBDTClassifier, GBDTRegressor, GBDTRanker, GBDTLR):
         assert "Examples" in cls.__doc__

@@ -1,4 +1,6 @@
 """GBDT+LR: leaf one-hot features, the two fits, save/load, and quality on UCI Adult."""
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,9 +57,17 @@ def test_dataframe_with_categories_and_save_load(tmp_path):
     from recforge.io import load_arrays, save_arrays
 
     params, arrays, meta = load_arrays(path)
-    arrays["lr.coef"] = arrays["lr.coef"][:, :3]
+    lr_params, lr_arrays, lr_meta = load_arrays(io.BytesIO(arrays["lr"].tobytes()))  # the LR part, a whole file
+    lr_arrays["coef"] = lr_arrays["coef"][:, :3]
+    part = io.BytesIO()
+    save_arrays(part, model_class="LogisticRegression", params=lr_params, arrays=lr_arrays, meta=lr_meta)
+    arrays["lr"] = np.frombuffer(part.getvalue(), np.uint8)
     save_arrays(path, model_class="GBDTLR", params=params, arrays=arrays, meta=meta)
-    with pytest.raises(ModelFileError):
+    with pytest.raises(ModelFileError, match="gbdt_lr.npz"):
+        GBDTLR.load(path)
+    arrays["gbdt"] = arrays["gbdt"][:100]  # a truncated part
+    save_arrays(path, model_class="GBDTLR", params=params, arrays=arrays, meta=meta)
+    with pytest.raises(ModelFileError, match="gbdt_lr.npz.*'gbdt' part"):
         GBDTLR.load(path)
 
 

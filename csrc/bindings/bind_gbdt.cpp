@@ -9,8 +9,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "recforge/constants.hpp"
 #include "recforge/histogram.hpp"
 #include "recforge/partition.hpp"
+#include "recforge/rank_objective.hpp"
 #include "recforge/split.hpp"
 #include "recforge/tree_predict.hpp"
 
@@ -26,21 +28,24 @@ void need(bool ok, const char* msg) {  // no std::string built unless it fails: 
     if (!ok) throw std::invalid_argument(msg);
 }
 
-carr<uint8_t> bin_features_py(carr<float> X, carr<float> edges, carr<int64_t> offsets, carr<uint8_t> is_cat,
-                              int n_threads) {
+carr<uint8_t> bin_features_py(carr<float> X, carr<float> edges, carr<int64_t> offsets,
+                              carr<uint8_t> is_cat, int n_threads) {
     need(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
-    need(offsets.ndim() == 1 && offsets.shape(0) == F + 1, "offsets must have length n_features + 1");
+    need(offsets.ndim() == 1 && offsets.shape(0) == F + 1,
+         "offsets must have length n_features + 1");
     need(is_cat.ndim() == 1 && is_cat.shape(0) == F, "is_categorical must have length n_features");
     const int64_t* off = offsets.data();
     need(off[0] == 0 && off[F] == edges.shape(0), "offsets must start at 0 and end at len(edges)");
     for (int64_t f = 0; f < F; ++f)
-        need(off[f + 1] >= off[f] && off[f + 1] - off[f] <= (is_cat.data()[f] ? 255 : 254),
+        need(off[f + 1] >= off[f] &&
+                 off[f + 1] - off[f] <= (is_cat.data()[f] ? gb::kMaxBin : gb::kMaxBin - 1),
              "a feature has at most 254 edges (255 categories)");
     carr<uint8_t> out({n, F});
     {
         py::gil_scoped_release release;
-        gb::bin_features(X.data(), n, F, edges.data(), off, is_cat.data(), out.mutable_data(), n_threads);
+        gb::bin_features(X.data(), n, F, edges.data(), off, is_cat.data(), out.mutable_data(),
+                         n_threads);
     }
     return out;
 }
@@ -53,28 +58,33 @@ void check_ranges(int64_t n, const carr<int64_t>& starts, const carr<int64_t>& e
              "node ranges must satisfy 0 <= start <= end <= len(rows)");
 }
 
-void check_nodes(const carr<int32_t>& rows, const carr<int64_t>& starts, const carr<int64_t>& ends) {
+void check_nodes(const carr<int32_t>& rows, const carr<int64_t>& starts,
+                 const carr<int64_t>& ends) {
     check_ranges(rows.shape(0), starts, ends);
 }
 
-carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh, std::optional<carr<int32_t>> rows,
-                                 carr<int64_t> starts, carr<int64_t> ends, std::optional<carr<uint8_t>> feature_mask,
+carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh,
+                                 std::optional<carr<int32_t>> rows, carr<int64_t> starts,
+                                 carr<int64_t> ends, std::optional<carr<uint8_t>> feature_mask,
                                  int n_threads) {
     need(Xb.ndim() == 2, "X_binned must be 2-D");
     const int64_t F = Xb.shape(1);
-    need(gh.ndim() == 2 && gh.shape(0) == Xb.shape(0) && gh.shape(1) == 2, "gh must have shape (n_rows, 2)");
+    need(gh.ndim() == 2 && gh.shape(0) == Xb.shape(0) && gh.shape(1) == 2,
+         "gh must have shape (n_rows, 2)");
     if (rows) {
         check_nodes(*rows, starts, ends);
     } else {
         check_ranges(Xb.shape(0), starts, ends);  // node ranges index X itself
     }
-    if (feature_mask) need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
+    if (feature_mask)
+        need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
     const int64_t K = starts.shape(0);
     carr<double> hist({K, F, static_cast<int64_t>(gb::kBins), static_cast<int64_t>(2)});
     {
         py::gil_scoped_release release;
-        gb::build_histograms(Xb.data(), F, gh.data(), rows ? rows->data() : nullptr, starts.data(), ends.data(), K,
-                             feature_mask ? feature_mask->data() : nullptr, hist.mutable_data(), n_threads);
+        gb::build_histograms(Xb.data(), F, gh.data(), rows ? rows->data() : nullptr, starts.data(),
+                             ends.data(), K, feature_mask ? feature_mask->data() : nullptr,
+                             hist.mutable_data(), n_threads);
     }
     return hist;
 }
@@ -84,37 +94,49 @@ carr<double> build_child_histograms_py(carr<uint8_t> Xn, carr<float> ghn, carr<d
                                        std::optional<carr<uint8_t>> feature_mask, int n_threads) {
     need(Xn.ndim() == 2, "Xn must be 2-D");
     const int64_t F = Xn.shape(1);
-    need(ghn.ndim() == 2 && ghn.shape(0) == Xn.shape(0) && ghn.shape(1) == 2, "ghn must have shape (n_rows, 2)");
+    need(ghn.ndim() == 2 && ghn.shape(0) == Xn.shape(0) && ghn.shape(1) == 2,
+         "ghn must have shape (n_rows, 2)");
     const int64_t P = parent_hist.ndim() == 4 ? parent_hist.shape(0) : -1;
-    need(P >= 0 && parent_hist.shape(1) == F && parent_hist.shape(2) == gb::kBins && parent_hist.shape(3) == 2,
+    need(P >= 0 && parent_hist.shape(1) == F && parent_hist.shape(2) == gb::kBins &&
+             parent_hist.shape(3) == 2,
          "parent_hist must be (n_parents, n_features, 256, 2)");
-    need(c_starts.ndim() == 1 && c_starts.shape(0) == 2 * P, "c_starts/c_ends must have length 2 * n_parents");
+    need(c_starts.ndim() == 1 && c_starts.shape(0) == 2 * P,
+         "c_starts/c_ends must have length 2 * n_parents");
     check_ranges(Xn.shape(0), c_starts, c_ends);
-    if (feature_mask) need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
+    if (feature_mask)
+        need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
     carr<double> out({2 * P, F, static_cast<int64_t>(gb::kBins), static_cast<int64_t>(2)});
     {
         py::gil_scoped_release release;
-        gb::build_child_histograms(Xn.data(), F, ghn.data(), parent_hist.data(), c_starts.data(), c_ends.data(), P,
-                                   feature_mask ? feature_mask->data() : nullptr, out.mutable_data(), n_threads);
+        gb::build_child_histograms(Xn.data(), F, ghn.data(), parent_hist.data(), c_starts.data(),
+                                   c_ends.data(), P, feature_mask ? feature_mask->data() : nullptr,
+                                   out.mutable_data(), n_threads);
     }
     return out;
 }
 
-py::tuple find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> sum_h, carr<int32_t> n_bins,
-                         carr<uint8_t> is_cat, std::optional<carr<uint8_t>> feature_mask, double reg_lambda,
-                         double gamma, double min_child_weight, int n_threads) {
-    need(hist.ndim() == 4 && hist.shape(2) == gb::kBins && hist.shape(3) == 2, "hist must be (K, F, 256, 2)");
+// The named tuple type of find_splits' result (created in bind_gbdt; the module keeps it alive).
+py::handle split_result_type;
+
+py::object find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> sum_h,
+                          carr<int32_t> n_bins, carr<uint8_t> is_cat,
+                          std::optional<carr<uint8_t>> feature_mask, double reg_lambda,
+                          double gamma, double min_child_weight, int n_threads) {
+    need(hist.ndim() == 4 && hist.shape(2) == gb::kBins && hist.shape(3) == 2,
+         "hist must be (K, F, 256, 2)");
     const int64_t K = hist.shape(0), F = hist.shape(1);
     need(sum_g.shape(0) == K && sum_h.shape(0) == K, "sum_g/sum_h must have length n_nodes");
-    need(n_bins.shape(0) == F && is_cat.shape(0) == F, "n_bins/is_categorical must have length n_features");
-    for (int64_t f = 0; f < F; ++f) need(n_bins.data()[f] >= 0 && n_bins.data()[f] <= 255, "n_bins in [0, 255]");
+    need(n_bins.shape(0) == F && is_cat.shape(0) == F,
+         "n_bins/is_categorical must have length n_features");
+    for (int64_t f = 0; f < F; ++f)
+        need(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
     if (feature_mask) need(feature_mask->shape(0) == F, "feature_mask length");
     std::vector<gb::SplitResult> res(static_cast<size_t>(K));
     {
         py::gil_scoped_release release;
         gb::find_splits(hist.data(), K, F, sum_g.data(), sum_h.data(), n_bins.data(), is_cat.data(),
-                        feature_mask ? feature_mask->data() : nullptr, {reg_lambda, gamma, min_child_weight},
-                        res.data(), n_threads);
+                        feature_mask ? feature_mask->data() : nullptr,
+                        {reg_lambda, gamma, min_child_weight}, res.data(), n_threads);
     }
     carr<int32_t> feature(K), threshold(K);
     carr<uint8_t> dleft(K);
@@ -127,39 +149,44 @@ py::tuple find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> sum
         lg.mutable_data()[k] = res[k].left_g;
         lh.mutable_data()[k] = res[k].left_h;
     }
-    return py::make_tuple(feature, threshold, dleft, chg, lg, lh);
+    return split_result_type(feature, threshold, dleft, chg, lg, lh);
 }
 
-carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows, carr<uint8_t> scratch_X,
-                                   carr<float> scratch_gh, carr<int32_t> scratch_rows, carr<int64_t> starts,
-                                   carr<int64_t> ends, carr<int32_t> feature, carr<int32_t> threshold,
-                                   carr<uint8_t> default_left, carr<uint8_t> is_cat, int n_threads,
-                                   bool into_scratch) {
+carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows,
+                                   carr<uint8_t> scratch_X, carr<float> scratch_gh,
+                                   carr<int32_t> scratch_rows, carr<int64_t> starts,
+                                   carr<int64_t> ends, carr<int32_t> feature,
+                                   carr<int32_t> threshold, carr<uint8_t> default_left,
+                                   carr<uint8_t> is_cat, int n_threads, bool into_scratch) {
     need(Xn.ndim() == 2, "Xn must be 2-D");
     const int64_t m = Xn.shape(0), F = Xn.shape(1);
     need(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.shape(0) == m,
          "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
-    need(scratch_X.ndim() == 2 && scratch_X.shape(0) == m && scratch_X.shape(1) == F && scratch_gh.ndim() == 2 &&
-             scratch_gh.shape(0) == m && scratch_rows.shape(0) == m, "scratch buffers must match Xn, ghn, rows");
+    need(scratch_X.ndim() == 2 && scratch_X.shape(0) == m && scratch_X.shape(1) == F &&
+             scratch_gh.ndim() == 2 && scratch_gh.shape(0) == m && scratch_rows.shape(0) == m,
+         "scratch buffers must match Xn, ghn, rows");
     check_nodes(rows, starts, ends);
     const int64_t K = starts.shape(0);
-    need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K, "split arrays length");
+    need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K,
+         "split arrays length");
     need(is_cat.shape(0) == F, "is_categorical length");
     for (int64_t k = 0; k < K; ++k)
-        need(feature.data()[k] >= (into_scratch ? -1 : 0) && feature.data()[k] < F, "feature out of range");
+        need(feature.data()[k] >= (into_scratch ? -1 : 0) && feature.data()[k] < F,
+             "feature out of range");
     carr<int64_t> n_left(K);
     {
         py::gil_scoped_release release;
-        gb::partition_ordered(Xn.mutable_data(), F, ghn.mutable_data(), rows.mutable_data(), scratch_X.mutable_data(),
-                              scratch_gh.mutable_data(), scratch_rows.mutable_data(), starts.data(), ends.data(), K,
+        gb::partition_ordered(Xn.mutable_data(), F, ghn.mutable_data(), rows.mutable_data(),
+                              scratch_X.mutable_data(), scratch_gh.mutable_data(),
+                              scratch_rows.mutable_data(), starts.data(), ends.data(), K,
                               feature.data(), threshold.data(), default_left.data(), is_cat.data(),
                               n_left.mutable_data(), n_threads, into_scratch);
     }
     return n_left;
 }
 
-void add_leaf_values_py(carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> ends, carr<double> values,
-                        carr<double> raw, int n_threads) {
+void add_leaf_values_py(carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> ends,
+                        carr<double> values, carr<double> raw, int n_threads) {
     check_nodes(rows, starts, ends);
     need(values.shape(0) == starts.shape(0), "values must have length n_leaves");
     need(raw.ndim() == 1, "raw must be 1-D");
@@ -170,98 +197,144 @@ void add_leaf_values_py(carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> 
     }
 }
 
-void add_split_leaf_values_py(carr<uint8_t> Xn, carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> ends,
-                              carr<int32_t> feature, carr<int32_t> threshold, carr<uint8_t> default_left,
-                              carr<uint8_t> is_cat, carr<double> left_value, carr<double> right_value,
-                              carr<double> raw, int n_threads) {
-    need(Xn.ndim() == 2 && rows.ndim() == 1 && rows.shape(0) == Xn.shape(0), "Xn (m, F) and rows (m,) must match");
+void add_split_leaf_values_py(carr<uint8_t> Xn, carr<int32_t> rows, carr<int64_t> starts,
+                              carr<int64_t> ends, carr<int32_t> feature, carr<int32_t> threshold,
+                              carr<uint8_t> default_left, carr<uint8_t> is_cat,
+                              carr<double> left_value, carr<double> right_value, carr<double> raw,
+                              int n_threads) {
+    need(Xn.ndim() == 2 && rows.ndim() == 1 && rows.shape(0) == Xn.shape(0),
+         "Xn (m, F) and rows (m,) must match");
     const int64_t F = Xn.shape(1), K = starts.shape(0);
     check_nodes(rows, starts, ends);
-    need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K && left_value.shape(0) == K &&
-             right_value.shape(0) == K, "split and value arrays must have length n_nodes");
+    need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K &&
+             left_value.shape(0) == K && right_value.shape(0) == K,
+         "split and value arrays must have length n_nodes");
     need(is_cat.shape(0) == F, "is_categorical length");
     need(raw.ndim() == 1, "raw must be 1-D");
-    for (int64_t k = 0; k < K; ++k) need(feature.data()[k] >= 0 && feature.data()[k] < F, "feature out of range");
+    for (int64_t k = 0; k < K; ++k)
+        need(feature.data()[k] >= 0 && feature.data()[k] < F, "feature out of range");
     const int32_t* r = rows.data();
     const int64_t n_raw = raw.shape(0);
     for (int64_t k = 0; k < K; ++k)
         for (int64_t p = starts.data()[k]; p < ends.data()[k]; ++p)
             need(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
     py::gil_scoped_release release;
-    gb::add_split_leaf_values(Xn.data(), F, r, starts.data(), ends.data(), K, feature.data(), threshold.data(),
-                              default_left.data(), is_cat.data(), left_value.data(), right_value.data(),
-                              raw.mutable_data(), n_threads);
+    gb::add_split_leaf_values(Xn.data(), F, r, starts.data(), ends.data(), K, feature.data(),
+                              threshold.data(), default_left.data(), is_cat.data(),
+                              left_value.data(), right_value.data(), raw.mutable_data(), n_threads);
 }
 
 void gradients_py(int objective, carr<double> raw, carr<float> y, std::optional<carr<float>> weight,
                   carr<float> gh, int n_threads) {
     const int64_t n = raw.shape(0);
-    need(objective == 0 || objective == 1, "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
-    need(y.shape(0) == n && gh.ndim() == 2 && gh.shape(0) == n && gh.shape(1) == 2, "raw/y/gh shapes differ");
+    need(objective == gb::kBinaryLogistic || objective == gb::kSquaredError,
+         "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
+    need(y.shape(0) == n && gh.ndim() == 2 && gh.shape(0) == n && gh.shape(1) == 2,
+         "raw/y/gh shapes differ");
     if (weight) need(weight->shape(0) == n, "weight length");
     py::gil_scoped_release release;
     gb::compute_gradients(objective, raw.data(), y.data(), weight ? weight->data() : nullptr, n,
                           gh.mutable_data(), n_threads);
 }
 
-void gradients_at_py(int objective, carr<double> raw, carr<float> y, std::optional<carr<float>> weight,
-                     carr<int32_t> rows, carr<float> ghn, int n_threads) {
+void gradients_at_py(int objective, carr<double> raw, carr<float> y,
+                     std::optional<carr<float>> weight, carr<int32_t> rows, carr<float> ghn,
+                     int n_threads) {
     const int64_t n = raw.shape(0), m = rows.shape(0);
-    need(objective == 0 || objective == 1, "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
-    need(y.shape(0) == n && rows.ndim() == 1 && ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2,
+    need(objective == gb::kBinaryLogistic || objective == gb::kSquaredError,
+         "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
+    need(y.shape(0) == n && rows.ndim() == 1 && ghn.ndim() == 2 && ghn.shape(0) == m &&
+             ghn.shape(1) == 2,
          "raw/y (n,), rows (m,) and ghn (m, 2) shapes differ");
     if (weight) need(weight->shape(0) == n, "weight length");
     const int32_t* r = rows.data();
     for (int64_t p = 0; p < m; ++p) need(r[p] >= 0 && r[p] < n, "rows must index raw");
     py::gil_scoped_release release;
-    gb::compute_gradients_at(objective, raw.data(), y.data(), weight ? weight->data() : nullptr, r, m,
-                             ghn.mutable_data(), n_threads);
+    gb::compute_gradients_at(objective, raw.data(), y.data(), weight ? weight->data() : nullptr, r,
+                             m, ghn.mutable_data(), n_threads);
 }
 
-gb::PackedForest make_forest(int64_t F, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left,
-                             carr<int32_t> right, carr<uint8_t> default_left, carr<uint8_t> categorical,
-                             carr<double> value, carr<int64_t> roots) {
+void rank_gradients_py(int objective, carr<double> raw, carr<float> y, carr<int64_t> group_ptr,
+                       std::optional<carr<float>> group_weight, carr<float> gh, int64_t top_k,
+                       bool normalize, bool score_normalize, bool exp_gain, int n_threads) {
+    need(objective == gb::kRankPairwise || objective == gb::kRankNdcg,
+         "objective must be 2 (rank:pairwise) or 3 (rank:ndcg)");
+    const int64_t n = raw.shape(0);
+    need(raw.ndim() == 1 && y.ndim() == 1 && y.shape(0) == n && gh.ndim() == 2 &&
+             gh.shape(0) == n && gh.shape(1) == 2,
+         "raw/y (n,) and gh (n, 2) shapes differ");
+    need(group_ptr.ndim() == 1 && group_ptr.shape(0) >= 1,
+         "group_ptr must be 1-D with n_groups + 1 entries");
+    const int64_t G = group_ptr.shape(0) - 1;
+    const int64_t* ptr = group_ptr.data();
+    need(ptr[0] == 0 && ptr[G] == n, "group_ptr must start at 0 and end at n_rows");
+    for (int64_t g = 0; g < G; ++g) need(ptr[g] <= ptr[g + 1], "group_ptr must not decrease");
+    if (group_weight)
+        need(group_weight->ndim() == 1 && group_weight->shape(0) == G, "group_weight length");
+    need(top_k >= 1, "top_k must be >= 1");
+    gb::RankParams p;
+    p.objective = objective;
+    p.top_k = top_k;
+    p.normalize = normalize;
+    p.score_normalize = score_normalize;
+    p.exp_gain = exp_gain;
+    py::gil_scoped_release release;
+    gb::rank_gradients(p, raw.data(), y.data(), ptr, G,
+                       group_weight ? group_weight->data() : nullptr, gh.mutable_data(), n_threads);
+}
+
+gb::PackedForest make_forest(int64_t F, carr<int32_t> feature, carr<float> threshold,
+                             carr<int32_t> left, carr<int32_t> right, carr<uint8_t> default_left,
+                             carr<uint8_t> categorical, carr<double> value, carr<int64_t> roots) {
     const int64_t N = feature.shape(0);
-    need(threshold.shape(0) == N && left.shape(0) == N && right.shape(0) == N && default_left.shape(0) == N &&
-             categorical.shape(0) == N && value.shape(0) == N, "tree node arrays must have equal lengths");
+    need(threshold.shape(0) == N && left.shape(0) == N && right.shape(0) == N &&
+             default_left.shape(0) == N && categorical.shape(0) == N && value.shape(0) == N,
+         "tree node arrays must have equal lengths");
     for (int64_t i = 0; i < N; ++i) {
         const int32_t l = left.data()[i], r = right.data()[i];
         if (l >= 0) {
             need(l > i && r == l + 1 && r < N, "tree child index out of range (corrupt model)");
-            need(feature.data()[i] >= 0 && feature.data()[i] < F, "tree feature index out of range for X");
+            need(feature.data()[i] >= 0 && feature.data()[i] < F,
+                 "tree feature index out of range for X");
         }
     }
     const int64_t T = roots.shape(0);
     for (int64_t t = 0; t < T; ++t)
-        need(roots.data()[t] >= 0 && roots.data()[t] < N && (t == 0 || roots.data()[t] > roots.data()[t - 1]),
+        need(roots.data()[t] >= 0 && roots.data()[t] < N &&
+                 (t == 0 || roots.data()[t] > roots.data()[t - 1]),
              "tree roots out of range or not increasing (corrupt model)");
-    return gb::pack_forest(N, feature.data(), threshold.data(), left.data(), default_left.data(), categorical.data(),
-                           value.data(), roots.data(), T);
+    return gb::pack_forest(N, feature.data(), threshold.data(), left.data(), default_left.data(),
+                           categorical.data(), value.data(), roots.data(), T);
 }
 
 void predict_raw_py(carr<float> X, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left,
-                    carr<int32_t> right, carr<uint8_t> default_left, carr<uint8_t> categorical, carr<double> value,
-                    carr<int64_t> roots, int64_t t0, int64_t t1, carr<double> out, int n_threads) {
+                    carr<int32_t> right, carr<uint8_t> default_left, carr<uint8_t> categorical,
+                    carr<double> value, carr<int64_t> roots, int64_t t0, int64_t t1,
+                    carr<double> out, int n_threads) {
     need(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
     need(out.ndim() == 1 && out.shape(0) == n, "out must have length n_rows");
-    gb::PackedForest forest = make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
+    gb::PackedForest forest =
+        make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
     need(0 <= t0 && t0 <= t1 && t1 <= roots.shape(0), "tree range out of bounds");
     py::gil_scoped_release release;
     gb::predict_raw(X.data(), n, F, forest, roots.data(), t0, t1, out.mutable_data(), n_threads);
 }
 
-carr<int32_t> apply_py(carr<float> X, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left,
-                       carr<int32_t> right, carr<uint8_t> default_left, carr<uint8_t> categorical, carr<double> value,
-                       carr<int64_t> roots, int64_t t0, int64_t t1, int n_threads) {
+carr<int32_t> apply_py(carr<float> X, carr<int32_t> feature, carr<float> threshold,
+                       carr<int32_t> left, carr<int32_t> right, carr<uint8_t> default_left,
+                       carr<uint8_t> categorical, carr<double> value, carr<int64_t> roots,
+                       int64_t t0, int64_t t1, int n_threads) {
     need(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
-    gb::PackedForest forest = make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
+    gb::PackedForest forest =
+        make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
     need(0 <= t0 && t0 <= t1 && t1 <= roots.shape(0), "tree range out of bounds");
     carr<int32_t> out({n, t1 - t0});
     {
         py::gil_scoped_release release;
-        gb::apply_trees(X.data(), n, F, forest, roots.data(), t0, t1, out.mutable_data(), n_threads);
+        gb::apply_trees(X.data(), n, F, forest, roots.data(), t0, t1, out.mutable_data(),
+                        n_threads);
     }
     return out;
 }
@@ -269,53 +342,88 @@ carr<int32_t> apply_py(carr<float> X, carr<int32_t> feature, carr<float> thresho
 }  // namespace
 
 void bind_gbdt(py::module_& m) {
-    m.def("gbdt_bin_features", &bin_features_py, py::arg("X").noconvert(), py::arg("edges").noconvert(),
-          py::arg("offsets").noconvert(), py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
+    py::object splits =
+        py::module_::import("collections")
+            .attr("namedtuple")("GBDTSplits", py::make_tuple("feature", "threshold", "default_left",
+                                                             "loss_chg", "left_g", "left_h"));
+    splits.attr("__module__") = m.attr("__name__");
+    splits.attr("__doc__") =
+        "Best split per node (each field (n_nodes,)): feature int32 (-1: none), threshold "
+        "bin int32, default_left uint8, loss_chg, left_g, left_h float64.";
+    m.attr("GBDTSplits") = splits;
+    split_result_type = splits;
+    m.def("gbdt_bin_features", &bin_features_py, py::arg("X").noconvert(),
+          py::arg("edges").noconvert(), py::arg("offsets").noconvert(),
+          py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
           "Bin float32 X (n, F) by per-feature sorted edges -> uint8 (n, F); NaN -> 255.");
-    m.def("gbdt_build_histograms", &build_histograms_py, py::arg("X_binned").noconvert(), py::arg("gh").noconvert(),
-          py::arg("rows").noconvert().none(true), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
+    m.def("gbdt_build_histograms", &build_histograms_py, py::arg("X_binned").noconvert(),
+          py::arg("gh").noconvert(), py::arg("rows").noconvert().none(true),
+          py::arg("starts").noconvert(), py::arg("ends").noconvert(),
           py::arg("feature_mask").noconvert() = py::none(), py::arg("n_threads") = 1,
           "(g, h) sums per node, feature and bin -> float64 (n_nodes, F, 256, 2).");
     m.def("gbdt_build_child_histograms", &build_child_histograms_py, py::arg("Xn").noconvert(),
-          py::arg("ghn").noconvert(), py::arg("parent_hist").noconvert(), py::arg("c_starts").noconvert(),
-          py::arg("c_ends").noconvert(), py::arg("feature_mask").noconvert() = py::none(), py::arg("n_threads") = 1,
-          "Children (2 per parent, node-ordered rows) histograms: smaller built, larger = parent - smaller.");
-    m.def("gbdt_find_splits", &find_splits_py, py::arg("hist").noconvert(), py::arg("sum_g").noconvert(),
-          py::arg("sum_h").noconvert(), py::arg("n_bins").noconvert(), py::arg("is_categorical").noconvert(),
-          py::arg("feature_mask").noconvert() = py::none(), py::arg("reg_lambda") = 1.0, py::arg("gamma") = 0.0,
-          py::arg("min_child_weight") = 1.0, py::arg("n_threads") = 1,
-          "Best split per node -> (feature, threshold_bin, default_left, loss_chg, left_g, left_h).");
-    m.def("gbdt_partition_ordered", &partition_ordered_py, py::arg("Xn").noconvert(), py::arg("ghn").noconvert(),
-          py::arg("rows").noconvert(), py::arg("scratch_X").noconvert(), py::arg("scratch_gh").noconvert(),
-          py::arg("scratch_rows").noconvert(), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
-          py::arg("feature").noconvert(), py::arg("threshold").noconvert(), py::arg("default_left").noconvert(),
-          py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1, py::arg("into_scratch") = false,
-          "Stable partition of node-ordered data (binned rows, gradients, row ids), in place or (into_scratch)\n"
+          py::arg("ghn").noconvert(), py::arg("parent_hist").noconvert(),
+          py::arg("c_starts").noconvert(), py::arg("c_ends").noconvert(),
+          py::arg("feature_mask").noconvert() = py::none(), py::arg("n_threads") = 1,
+          "Children (2 per parent, node-ordered rows) histograms: smaller built, larger = parent - "
+          "smaller.");
+    m.def("gbdt_find_splits", &find_splits_py, py::arg("hist").noconvert(),
+          py::arg("sum_g").noconvert(), py::arg("sum_h").noconvert(), py::arg("n_bins").noconvert(),
+          py::arg("is_categorical").noconvert(), py::arg("feature_mask").noconvert() = py::none(),
+          py::arg("reg_lambda") = 1.0, py::arg("gamma") = 0.0, py::arg("min_child_weight") = 1.0,
+          py::arg("n_threads") = 1,
+          "Best split per node -> GBDTSplits(feature, threshold, default_left, loss_chg, left_g, "
+          "left_h).");
+    m.def("gbdt_partition_ordered", &partition_ordered_py, py::arg("Xn").noconvert(),
+          py::arg("ghn").noconvert(), py::arg("rows").noconvert(), py::arg("scratch_X").noconvert(),
+          py::arg("scratch_gh").noconvert(), py::arg("scratch_rows").noconvert(),
+          py::arg("starts").noconvert(), py::arg("ends").noconvert(),
+          py::arg("feature").noconvert(), py::arg("threshold").noconvert(),
+          py::arg("default_left").noconvert(), py::arg("is_categorical").noconvert(),
+          py::arg("n_threads") = 1, py::arg("into_scratch") = false,
+          "Stable partition of node-ordered data (binned rows, gradients, row ids), in place or "
+          "(into_scratch)\n"
           "into the scratch buffers -> n_left.");
-    m.def("gbdt_add_leaf_values", &add_leaf_values_py, py::arg("rows").noconvert(), py::arg("starts").noconvert(),
-          py::arg("ends").noconvert(), py::arg("values").noconvert(), py::arg("raw").noconvert(),
-          py::arg("n_threads") = 1, "raw[rows[start:end]] += value for each leaf (in place).");
+    m.def("gbdt_add_leaf_values", &add_leaf_values_py, py::arg("rows").noconvert(),
+          py::arg("starts").noconvert(), py::arg("ends").noconvert(), py::arg("values").noconvert(),
+          py::arg("raw").noconvert(), py::arg("n_threads") = 1,
+          "raw[rows[start:end]] += value for each leaf (in place).");
     m.def("gbdt_add_split_leaf_values", &add_split_leaf_values_py, py::arg("Xn").noconvert(),
           py::arg("rows").noconvert(), py::arg("starts").noconvert(), py::arg("ends").noconvert(),
-          py::arg("feature").noconvert(), py::arg("threshold").noconvert(), py::arg("default_left").noconvert(),
-          py::arg("is_categorical").noconvert(), py::arg("left_value").noconvert(),
-          py::arg("right_value").noconvert(), py::arg("raw").noconvert(), py::arg("n_threads") = 1,
-          "raw[rows[p]] += left or right leaf value of node k's split, p in [start_k, end_k) (in place).");
-    m.def("gbdt_gradients", &gradients_py, py::arg("objective"), py::arg("raw").noconvert(), py::arg("y").noconvert(),
-          py::arg("weight").noconvert() = py::none(), py::arg("gh").noconvert(), py::arg("n_threads") = 1,
+          py::arg("feature").noconvert(), py::arg("threshold").noconvert(),
+          py::arg("default_left").noconvert(), py::arg("is_categorical").noconvert(),
+          py::arg("left_value").noconvert(), py::arg("right_value").noconvert(),
+          py::arg("raw").noconvert(), py::arg("n_threads") = 1,
+          "raw[rows[p]] += left or right leaf value of node k's split, p in [start_k, end_k) (in "
+          "place).");
+    m.def("gbdt_gradients", &gradients_py, py::arg("objective"), py::arg("raw").noconvert(),
+          py::arg("y").noconvert(), py::arg("weight").noconvert() = py::none(),
+          py::arg("gh").noconvert(), py::arg("n_threads") = 1,
           "Fill gh (n, 2) float32 with gradient/hessian of the objective at raw margins.");
     m.def("gbdt_gradients_at", &gradients_at_py, py::arg("objective"), py::arg("raw").noconvert(),
-          py::arg("y").noconvert(), py::arg("weight").noconvert().none(true), py::arg("rows").noconvert(),
-          py::arg("ghn").noconvert(), py::arg("n_threads") = 1,
-          "Fill ghn (m, 2) float32 with gradient/hessian of rows[p] (gathered gradients, node order).");
-    m.def("gbdt_predict_raw", &predict_raw_py, py::arg("X").noconvert(), py::arg("feature").noconvert(),
-          py::arg("threshold").noconvert(), py::arg("left").noconvert(), py::arg("right").noconvert(),
-          py::arg("default_left").noconvert(), py::arg("categorical").noconvert(), py::arg("value").noconvert(),
-          py::arg("roots").noconvert(), py::arg("t0"), py::arg("t1"), py::arg("out").noconvert(),
-          py::arg("n_threads") = 1, "out += sum of leaf values of trees [t0, t1) (in place).");
+          py::arg("y").noconvert(), py::arg("weight").noconvert().none(true),
+          py::arg("rows").noconvert(), py::arg("ghn").noconvert(), py::arg("n_threads") = 1,
+          "Fill ghn (m, 2) float32 with gradient/hessian of rows[p] (gathered gradients, node "
+          "order).");
+    m.def("gbdt_rank_gradients", &rank_gradients_py, py::arg("objective"),
+          py::arg("raw").noconvert(), py::arg("y").noconvert(), py::arg("group_ptr").noconvert(),
+          py::arg("group_weight").noconvert().none(true), py::arg("gh").noconvert(),
+          py::arg("top_k") = 32, py::arg("normalize") = true, py::arg("score_normalize") = true,
+          py::arg("exp_gain") = true, py::arg("n_threads") = 1,
+          "Fill gh (n, 2) float32 with the LambdaMART gradient/hessian of rank:pairwise or "
+          "rank:ndcg per query\n"
+          "group (rows group_ptr[g]:group_ptr[g+1]); see rank_objective.hpp.");
+    m.def("gbdt_predict_raw", &predict_raw_py, py::arg("X").noconvert(),
+          py::arg("feature").noconvert(), py::arg("threshold").noconvert(),
+          py::arg("left").noconvert(), py::arg("right").noconvert(),
+          py::arg("default_left").noconvert(), py::arg("categorical").noconvert(),
+          py::arg("value").noconvert(), py::arg("roots").noconvert(), py::arg("t0"), py::arg("t1"),
+          py::arg("out").noconvert(), py::arg("n_threads") = 1,
+          "out += sum of leaf values of trees [t0, t1) (in place).");
     m.def("gbdt_apply", &apply_py, py::arg("X").noconvert(), py::arg("feature").noconvert(),
-          py::arg("threshold").noconvert(), py::arg("left").noconvert(), py::arg("right").noconvert(),
-          py::arg("default_left").noconvert(), py::arg("categorical").noconvert(), py::arg("value").noconvert(),
+          py::arg("threshold").noconvert(), py::arg("left").noconvert(),
+          py::arg("right").noconvert(), py::arg("default_left").noconvert(),
+          py::arg("categorical").noconvert(), py::arg("value").noconvert(),
           py::arg("roots").noconvert(), py::arg("t0"), py::arg("t1"), py::arg("n_threads") = 1,
           "Leaf node index (within its tree) per row and tree -> int32 (n, t1 - t0).");
 }

@@ -19,7 +19,8 @@ void bind_parallel(py::module_& m) {
             {
                 py::gil_scoped_release release;
                 recforge::parallel_for(n_tasks, n_threads, [&](int64_t t, int tid) {
-                    if (t == fail_at) throw std::invalid_argument("task " + std::to_string(t) + " failed");
+                    if (t == fail_at)
+                        throw std::invalid_argument("task " + std::to_string(t) + " failed");
                     out[static_cast<size_t>(t)] = 2 * t;
                     int seen = max_thread_id.load();
                     while (tid > seen && !max_thread_id.compare_exchange_weak(seen, tid)) {
@@ -31,6 +32,7 @@ void bind_parallel(py::module_& m) {
             return py::make_tuple(total, max_thread_id.load());
         },
         py::arg("n_tasks"), py::arg("n_threads"), py::arg("fail_at") = -1,
-        "Run parallel_for(n_tasks, n_threads) writing 2*t per task; returns (sum, largest thread id used).\n"
+        "Run parallel_for(n_tasks, n_threads) writing 2*t per task; returns (sum, largest thread "
+        "id used).\n"
         "Task `fail_at` throws (→ ValueError). Private: for tests.");
 }

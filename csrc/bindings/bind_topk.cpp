@@ -15,7 +15,8 @@ template <typename Score>
 py::tuple topk_rows_py(py::array_t<Score, py::array::c_style> scores, int64_t k,
                        std::optional<py::array_t<int64_t, py::array::c_style>> exclude_indptr,
                        std::optional<py::array_t<int32_t, py::array::c_style>> exclude_indices,
-                       std::optional<py::array_t<uint8_t, py::array::c_style>> global_mask, int n_threads) {
+                       std::optional<py::array_t<uint8_t, py::array::c_style>> global_mask,
+                       int n_threads) {
     if (scores.ndim() != 2) throw std::invalid_argument("scores must be 2-D (n_rows, n_items)");
     if (k <= 0) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
     const int64_t n_rows = scores.shape(0), n_items = scores.shape(1);
@@ -31,12 +32,15 @@ py::tuple topk_rows_py(py::array_t<Score, py::array::c_style> scores, int64_t k,
         indices = exclude_indices->data();
         const int64_t nnz = exclude_indices->shape(0);
         if (indptr[0] != 0 || indptr[n_rows] != nnz)
-            throw std::invalid_argument("exclude_indptr must start at 0 and end at len(exclude_indices)");
+            throw std::invalid_argument(
+                "exclude_indptr must start at 0 and end at len(exclude_indices)");
         for (int64_t r = 0; r < n_rows; ++r)
-            if (indptr[r + 1] < indptr[r]) throw std::invalid_argument("exclude_indptr must be non-decreasing");
+            if (indptr[r + 1] < indptr[r])
+                throw std::invalid_argument("exclude_indptr must be non-decreasing");
         for (int64_t p = 0; p < nnz; ++p)
             if (indices[p] < 0 || indices[p] >= n_items)
-                throw std::invalid_argument("exclude_indices out of range [0, n_items): " + std::to_string(indices[p]));
+                throw std::invalid_argument("exclude_indices out of range [0, n_items): " +
+                                            std::to_string(indices[p]));
     }
     const uint8_t* mask = nullptr;
     if (global_mask) {
@@ -51,7 +55,8 @@ py::tuple topk_rows_py(py::array_t<Score, py::array::c_style> scores, int64_t k,
     {
         py::gil_scoped_release release;
         n_nan = recforge::topk_rows<Score>(scores.data(), n_rows, n_items, k, indptr, indices, mask,
-                                           out_index.mutable_data(), out_score.mutable_data(), n_threads);
+                                           out_index.mutable_data(), out_score.mutable_data(),
+                                           n_threads);
     }
     return py::make_tuple(out_index, out_score, n_nan);
 }
@@ -65,9 +70,11 @@ void bind_topk(py::module_& m) {
         "Excluded, NaN and -inf items are skipped; rows are padded with -1 / -inf.\n"
         "Returns (indices int64 (n_rows, k), scores (n_rows, k), number of NaN scores).";
     m.def("topk_rows", &topk_rows_py<float>, py::arg("scores").noconvert(), py::arg("k"),
-          py::arg("exclude_indptr").noconvert() = py::none(), py::arg("exclude_indices").noconvert() = py::none(),
+          py::arg("exclude_indptr").noconvert() = py::none(),
+          py::arg("exclude_indices").noconvert() = py::none(),
           py::arg("global_mask").noconvert() = py::none(), py::arg("n_threads") = 1, doc);
     m.def("topk_rows", &topk_rows_py<double>, py::arg("scores").noconvert(), py::arg("k"),
-          py::arg("exclude_indptr").noconvert() = py::none(), py::arg("exclude_indices").noconvert() = py::none(),
+          py::arg("exclude_indptr").noconvert() = py::none(),
+          py::arg("exclude_indices").noconvert() = py::none(),
           py::arg("global_mask").noconvert() = py::none(), py::arg("n_threads") = 1, doc);
 }

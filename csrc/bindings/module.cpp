@@ -5,6 +5,7 @@
 
 namespace py = pybind11;
 
+void bind_constants(py::module_& m);
 void bind_parallel(py::module_& m);
 void bind_topk(py::module_& m);
 void bind_gbdt(py::module_& m);
@@ -13,8 +14,10 @@ void bind_sgns(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge compiled kernels (private: use the recforge Python API)";
-    m.def("hardware_concurrency", []() { return static_cast<int>(std::thread::hardware_concurrency()); },
-          "Number of hardware threads std::thread reports (0 if unknown).");
+    m.def(
+        "hardware_concurrency",
+        []() { return static_cast<int>(std::thread::hardware_concurrency()); },
+        "Number of hardware threads std::thread reports (0 if unknown).");
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
@@ -22,6 +25,7 @@ PYBIND11_MODULE(_core, m) {
             PyErr_SetString(PyExc_ValueError, e.what());
         }
     });
+    bind_constants(m);
     bind_parallel(m);
     bind_topk(m);
     bind_gbdt(m);

@@ -12,21 +12,21 @@
 #include <cstdint>
 #include <cstring>
 
+#include "recforge/constants.hpp"
 #include "recforge/parallel.hpp"
 
 namespace recforge {
 namespace gbdt {
-
-constexpr int kBins = 256;
-constexpr uint8_t kMissingBin = 255;
 
 // Assign each value of X (n_rows, n_features) float32, C order, to its bin: the number of
 // edges[f] that are <= x (edges of feature f are edges[offsets[f], offsets[f+1]), sorted
 // ascending). NaN → kMissingBin. For categorical features the edges are the category codes and the
 // bin is the code's position (a code not in edges is treated as missing).
 inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, const float* edges,
-                         const int64_t* offsets, const uint8_t* is_categorical, uint8_t* out, int n_threads) {
-    const int64_t block = 256;  // rows per task: the block of X stays in cache while features change
+                         const int64_t* offsets, const uint8_t* is_categorical, uint8_t* out,
+                         int n_threads) {
+    const int64_t block =
+        256;  // rows per task: the block of X stays in cache while features change
     const int64_t n_blocks = (n_rows + block - 1) / block;
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
         const int64_t r0 = b * block, r1 = std::min(n_rows, r0 + block);
@@ -69,8 +69,9 @@ inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, con
 // Add the (g, h) of rows [s, e) (positions in rows, or of X/gh themselves when rows is null) to
 // the histogram H of one node, features [f0, f1) only (mask 0: skipped). Rows in buffer order, so
 // each (feature, bin) sum is the same sequential sum whoever runs it.
-inline void accumulate_node(const uint8_t* X, int64_t n_features, const float* gh, const int32_t* rows, int64_t s,
-                            int64_t e, int64_t f0, int64_t f1, const uint8_t* feature_mask, double* H) {
+inline void accumulate_node(const uint8_t* X, int64_t n_features, const float* gh,
+                            const int32_t* rows, int64_t s, int64_t e, int64_t f0, int64_t f1,
+                            const uint8_t* feature_mask, double* H) {
     if (f0 >= f1) return;
     int32_t feats[256];
     int64_t nf = 0;
@@ -148,22 +149,28 @@ inline int histogram_threads(int64_t work, int n_threads) {
 // rows == nullptr: node k is rows [starts[k], ends[k]) of X and gh themselves (data kept in node
 // order, so every node reads contiguous memory); otherwise rows[starts[k], ends[k]) index them.
 // feature_mask (may be null): features with mask 0 are left as zeros.
-inline void build_histograms(const uint8_t* X, int64_t n_features, const float* gh, const int32_t* rows,
-                             const int64_t* starts, const int64_t* ends, int64_t n_nodes,
-                             const uint8_t* feature_mask, double* hist, int n_threads) {
+inline void build_histograms(const uint8_t* X, int64_t n_features, const float* gh,
+                             const int32_t* rows, const int64_t* starts, const int64_t* ends,
+                             int64_t n_nodes, const uint8_t* feature_mask, double* hist,
+                             int n_threads) {
     const int64_t node_stride = n_features * kBins * 2;
     int64_t work = 0;
     for (int64_t k = 0; k < n_nodes; ++k) work += (ends[k] - starts[k]) * n_features;
     n_threads = histogram_threads(work, n_threads);
     const int64_t n_blocks = feature_blocks(n_nodes, n_features, n_threads);
     const int64_t per_block = (n_features + n_blocks - 1) / n_blocks;
-    parallel_for(n_nodes * n_blocks, n_threads, [&](int64_t task, int) {
-        const int64_t k = task / n_blocks, blk = task % n_blocks;
-        const int64_t f0 = blk * per_block, f1 = std::min(n_features, f0 + per_block);
-        double* H = hist + k * node_stride;
-        if (f0 < f1) std::memset(H + f0 * kBins * 2, 0, sizeof(double) * static_cast<size_t>((f1 - f0) * kBins * 2));
-        accumulate_node(X, n_features, gh, rows, starts[k], ends[k], f0, f1, feature_mask, H);
-    }, 1);
+    parallel_for(
+        n_nodes * n_blocks, n_threads,
+        [&](int64_t task, int) {
+            const int64_t k = task / n_blocks, blk = task % n_blocks;
+            const int64_t f0 = blk * per_block, f1 = std::min(n_features, f0 + per_block);
+            double* H = hist + k * node_stride;
+            if (f0 < f1)
+                std::memset(H + f0 * kBins * 2, 0,
+                            sizeof(double) * static_cast<size_t>((f1 - f0) * kBins * 2));
+            accumulate_node(X, n_features, gh, rows, starts[k], ends[k], f0, f1, feature_mask, H);
+        },
+        1);
 }
 
 // Histograms of the two children of each of n_parents split nodes, node-ordered data (rows of
@@ -171,11 +178,13 @@ inline void build_histograms(const uint8_t* X, int64_t n_features, const float* 
 // parent j, whose histogram is parent_hist[j]. The smaller child (the left one on a tie) is built
 // from its rows, the other is parent − smaller (the subtraction trick). out: (2 n_parents) nodes.
 inline void build_child_histograms(const uint8_t* X, int64_t n_features, const float* gh,
-                                   const double* parent_hist, const int64_t* c_starts, const int64_t* c_ends,
-                                   int64_t n_parents, const uint8_t* feature_mask, double* out, int n_threads) {
+                                   const double* parent_hist, const int64_t* c_starts,
+                                   const int64_t* c_ends, int64_t n_parents,
+                                   const uint8_t* feature_mask, double* out, int n_threads) {
     const int64_t node_stride = n_features * kBins * 2;
     auto small_of = [&](int64_t j) {
-        const int64_t nl = c_ends[2 * j] - c_starts[2 * j], nr = c_ends[2 * j + 1] - c_starts[2 * j + 1];
+        const int64_t nl = c_ends[2 * j] - c_starts[2 * j],
+                      nr = c_ends[2 * j + 1] - c_starts[2 * j + 1];
         return 2 * j + (nr < nl ? 1 : 0);
     };
     int64_t work = 0;
@@ -186,19 +195,23 @@ inline void build_child_histograms(const uint8_t* X, int64_t n_features, const f
     n_threads = histogram_threads(work, n_threads);
     const int64_t n_blocks = feature_blocks(n_parents, n_features, n_threads);
     const int64_t per_block = (n_features + n_blocks - 1) / n_blocks;
-    parallel_for(n_parents * n_blocks, n_threads, [&](int64_t task, int) {
-        const int64_t j = task / n_blocks, blk = task % n_blocks;
-        const int64_t f0 = blk * per_block, f1 = std::min(n_features, f0 + per_block);
-        if (f0 >= f1) return;
-        const int64_t c = small_of(j);
-        const int64_t lo = f0 * kBins * 2, len = (f1 - f0) * kBins * 2;
-        double* S = out + c * node_stride;
-        double* L = out + (c ^ 1) * node_stride;
-        const double* P = parent_hist + j * node_stride;
-        std::memset(S + lo, 0, sizeof(double) * static_cast<size_t>(len));
-        accumulate_node(X, n_features, gh, nullptr, c_starts[c], c_ends[c], f0, f1, feature_mask, S);
-        for (int64_t i = lo; i < lo + len; ++i) L[i] = P[i] - S[i];
-    }, 1);
+    parallel_for(
+        n_parents * n_blocks, n_threads,
+        [&](int64_t task, int) {
+            const int64_t j = task / n_blocks, blk = task % n_blocks;
+            const int64_t f0 = blk * per_block, f1 = std::min(n_features, f0 + per_block);
+            if (f0 >= f1) return;
+            const int64_t c = small_of(j);
+            const int64_t lo = f0 * kBins * 2, len = (f1 - f0) * kBins * 2;
+            double* S = out + c * node_stride;
+            double* L = out + (c ^ 1) * node_stride;
+            const double* P = parent_hist + j * node_stride;
+            std::memset(S + lo, 0, sizeof(double) * static_cast<size_t>(len));
+            accumulate_node(X, n_features, gh, nullptr, c_starts[c], c_ends[c], f0, f1,
+                            feature_mask, S);
+            for (int64_t i = lo; i < lo + len; ++i) L[i] = P[i] - S[i];
+        },
+        1);
 }
 
 }  // namespace gbdt

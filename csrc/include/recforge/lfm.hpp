@@ -1,11 +1,12 @@
 // Latent factor model trained by SGD on implicit feedback, Hogwild threads.
 //
 // Score s(u, i) = p_u . q_i (+ b_i when item biases are fitted). Losses, with y the label:
-//   squared  : 1/2 (y - s)^2                          (the course formulation; y = 1 positive, 0 sampled negative)
-//   logistic : -y log sig(s) - (1 - y) log(1 - sig(s))
-//   bpr      : -log sig(s(u, i) - s(u, j))             (i positive, j sampled negative)
+//   squared  : 1/2 (y - s)^2                          (the course formulation; y = 1 positive, 0
+//   sampled negative) logistic : -y log sig(s) - (1 - y) log(1 - sig(s)) bpr      : -log sig(s(u,
+//   i) - s(u, j))             (i positive, j sampled negative)
 // plus 1/2 reg_user |p_u|^2 + 1/2 reg_item |q|^2 + 1/2 reg_bias b^2 on the rows a step touches.
-// One SGD step moves every touched parameter by -lr * its gradient, all gradients taken at the old values.
+// One SGD step moves every touched parameter by -lr * its gradient, all gradients taken at the old
+// values.
 #pragma once
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 
 #include "recforge/parallel.hpp"
 #include "recforge/rng.hpp"
+#include "recforge/simd.hpp"
 
 namespace recforge {
 
@@ -26,8 +28,9 @@ inline float exact_sigmoid(float x) {
 }
 
 // log(1 + exp(-x)) in float, without overflow.
-inline float softplus_negf(float x) { return x > 0 ? std::log1p(std::exp(-x)) : -x + std::log1p(std::exp(x)); }
-
+inline float softplus_negf(float x) {
+    return x > 0 ? std::log1p(std::exp(-x)) : -x + std::log1p(std::exp(x));
+}
 
 struct LfmConfig {
     LfmLoss loss = LfmLoss::bpr;
@@ -36,14 +39,15 @@ struct LfmConfig {
     float reg_item = 0.01f;
     float reg_bias = 0.01f;
     bool fit_bias = false;
-    int n_negatives = 1;   // pointwise losses: negatives per positive
-    int max_tries = 16;    // re-draws of a negative the user has touched before giving up on it
+    int n_negatives = 1;  // pointwise losses: negatives per positive
+    int max_tries = 16;   // re-draws of a negative the user has touched before giving up on it
     uint64_t seed = 0;
     int n_threads = 1;
     int64_t block_steps = 4096;
 };
 
-// Pointwise step on (p, q, b) with label y; returns the loss before the step (regularisation excluded).
+// Pointwise step on (p, q, b) with label y; returns the loss before the step (regularisation
+// excluded).
 inline double lfm_pointwise_step(float* p, float* q, float* b, int k, float y, const LfmConfig& c) {
     const float s = dot(p, q, k) + (c.fit_bias ? *b : 0.0f);
     float e;
@@ -65,8 +69,10 @@ inline double lfm_pointwise_step(float* p, float* q, float* b, int k, float y, c
     return loss;
 }
 
-// BPR step on user p, positive (qi, bi), negative (qj, bj); returns -log sig(x_uij) before the step.
-inline double lfm_bpr_step(float* p, float* qi, float* qj, float* bi, float* bj, int k, const LfmConfig& c) {
+// BPR step on user p, positive (qi, bi), negative (qj, bj); returns -log sig(x_uij) before the
+// step.
+inline double lfm_bpr_step(float* p, float* qi, float* qj, float* bi, float* bj, int k,
+                           const LfmConfig& c) {
     float x = 0.0f;
     {
         float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -102,10 +108,11 @@ struct LfmEpochResult {
 // the whole block are drawn first, so the rows of step s + LOOKAHEAD can be prefetched while step s
 // runs (every step touches random rows of arrays far larger than the cache).
 RECFORGE_HOT_CLONES
-inline LfmEpochResult lfm_train_block(const int32_t* pos_users, const int32_t* pos_items, int64_t n_pos, int64_t steps,
-                                      const int64_t* touched_indptr, const int32_t* touched_indices,
-                                      const AliasTable& negatives, float* user_factors, float* item_factors,
-                                      float* item_bias, int k, const LfmConfig& cfg, uint64_t block_seed) {
+inline LfmEpochResult lfm_train_block(const int32_t* pos_users, const int32_t* pos_items,
+                                      int64_t n_pos, int64_t steps, const int64_t* touched_indptr,
+                                      const int32_t* touched_indices, const AliasTable& negatives,
+                                      float* user_factors, float* item_factors, float* item_bias,
+                                      int k, const LfmConfig& cfg, uint64_t block_seed) {
     constexpr int64_t LOOKAHEAD = 8;
     Rng rng(block_seed);
     LfmEpochResult r;
@@ -113,14 +120,17 @@ inline LfmEpochResult lfm_train_block(const int32_t* pos_users, const int32_t* p
     std::vector<int32_t> first_negative(static_cast<size_t>(steps));
     for (int64_t s = 0; s < steps; ++s) {
         const uint64_t x = rng.next();
-        picks[s] = n_pos < (int64_t(1) << 32) ? static_cast<int64_t>(((x >> 32) * static_cast<uint64_t>(n_pos)) >> 32)
-                                              : static_cast<int64_t>(x % static_cast<uint64_t>(n_pos));
+        picks[s] = n_pos < (int64_t(1) << 32)
+                       ? static_cast<int64_t>(((x >> 32) * static_cast<uint64_t>(n_pos)) >> 32)
+                       : static_cast<int64_t>(x % static_cast<uint64_t>(n_pos));
         first_negative[s] = static_cast<int32_t>(negatives.draw(rng.next()));
     }
     auto touched = [&](int32_t u, int32_t j) {
-        return std::binary_search(touched_indices + touched_indptr[u], touched_indices + touched_indptr[u + 1], j);
+        return std::binary_search(touched_indices + touched_indptr[u],
+                                  touched_indices + touched_indptr[u + 1], j);
     };
-    // A negative for user u: `candidate` if the user never touched it, else redraws (up to max_tries in all).
+    // A negative for user u: `candidate` if the user never touched it, else redraws (up to
+    // max_tries in all).
     auto negative_for = [&](int32_t u, int32_t candidate) -> int32_t {
         for (int t = 0; t < cfg.max_tries; ++t) {
             if (t > 0) candidate = static_cast<int32_t>(negatives.draw(rng.next()));
@@ -136,12 +146,14 @@ inline LfmEpochResult lfm_train_block(const int32_t* pos_users, const int32_t* p
         if (s + LOOKAHEAD < steps) {
             const int64_t ahead = picks[s + LOOKAHEAD];
             const int32_t ua = pos_users[ahead];
-            prefetch_row(user_factors + static_cast<int64_t>(ua) * k, k);
-            prefetch_row(item_factors + static_cast<int64_t>(pos_items[ahead]) * k, k);
-            prefetch_row(item_factors + static_cast<int64_t>(first_negative[s + LOOKAHEAD]) * k, k);
+            prefetch_lines(user_factors + static_cast<int64_t>(ua) * k, k);
+            prefetch_lines(item_factors + static_cast<int64_t>(pos_items[ahead]) * k, k);
+            prefetch_lines(item_factors + static_cast<int64_t>(first_negative[s + LOOKAHEAD]) * k,
+                           k);
             RECFORGE_PREFETCH(touched_indptr + ua);
         }
-        if (s + LOOKAHEAD / 2 < steps) {  // the user's touched row, where the negative's check will search
+        if (s + LOOKAHEAD / 2 <
+            steps) {  // the user's touched row, where the negative's check will search
             const int32_t ua = pos_users[picks[s + LOOKAHEAD / 2]];
             const int32_t* row = touched_indices + touched_indptr[ua];
             const int64_t len = touched_indptr[ua + 1] - touched_indptr[ua];
@@ -160,21 +172,22 @@ inline LfmEpochResult lfm_train_block(const int32_t* pos_users, const int32_t* p
                 ++r.n_skipped;
                 continue;
             }
-            r.loss_sum += lfm_bpr_step(p, qi, item_factors + static_cast<int64_t>(j) * k, item_bias + i, item_bias + j,
-                                       k, cfg);
+            r.loss_sum += lfm_bpr_step(p, qi, item_factors + static_cast<int64_t>(j) * k,
+                                       item_bias + i, item_bias + j, k, cfg);
             ++r.n_terms;
         } else {
             r.loss_sum += lfm_pointwise_step(p, qi, item_bias + i, k, 1.0f, cfg);
             ++r.n_terms;
             for (int n = 0; n < cfg.n_negatives; ++n) {
                 const int32_t j =
-                    negative_for(u, n == 0 ? first_negative[s] : static_cast<int32_t>(negatives.draw(rng.next())));
+                    negative_for(u, n == 0 ? first_negative[s]
+                                           : static_cast<int32_t>(negatives.draw(rng.next())));
                 if (j < 0) {
                     ++r.n_skipped;
                     continue;
                 }
-                r.loss_sum +=
-                    lfm_pointwise_step(p, item_factors + static_cast<int64_t>(j) * k, item_bias + j, k, 0.0f, cfg);
+                r.loss_sum += lfm_pointwise_step(p, item_factors + static_cast<int64_t>(j) * k,
+                                                 item_bias + j, k, 0.0f, cfg);
                 ++r.n_terms;
             }
         }
@@ -187,10 +200,11 @@ inline LfmEpochResult lfm_train_block(const int32_t* pos_users, const int32_t* p
 // redrawn while the user touched them (touched_indptr/touched_indices: sorted CSR rows).
 // One random stream per block of steps (seeded from cfg.seed and the block index): bit-identical at
 // n_threads=1; Hogwild races with more threads.
-inline LfmEpochResult lfm_train_epoch(const int32_t* pos_users, const int32_t* pos_items, int64_t n_pos,
-                                      int64_t n_steps, const int64_t* touched_indptr, const int32_t* touched_indices,
-                                      const AliasTable& negatives, float* user_factors, float* item_factors,
-                                      float* item_bias, int k, const LfmConfig& cfg) {
+inline LfmEpochResult lfm_train_epoch(const int32_t* pos_users, const int32_t* pos_items,
+                                      int64_t n_pos, int64_t n_steps, const int64_t* touched_indptr,
+                                      const int32_t* touched_indices, const AliasTable& negatives,
+                                      float* user_factors, float* item_factors, float* item_bias,
+                                      int k, const LfmConfig& cfg) {
     LfmEpochResult total;
     if (n_pos <= 0 || n_steps <= 0) return total;
     const int64_t n_blocks = (n_steps + cfg.block_steps - 1) / cfg.block_steps;
@@ -200,8 +214,8 @@ inline LfmEpochResult lfm_train_epoch(const int32_t* pos_users, const int32_t* p
         [&](int64_t b, int) {
             const int64_t steps = std::min(cfg.block_steps, n_steps - b * cfg.block_steps);
             parts[static_cast<size_t>(b)] =
-                lfm_train_block(pos_users, pos_items, n_pos, steps, touched_indptr, touched_indices, negatives,
-                                user_factors, item_factors, item_bias, k, cfg,
+                lfm_train_block(pos_users, pos_items, n_pos, steps, touched_indptr, touched_indices,
+                                negatives, user_factors, item_factors, item_bias, k, cfg,
                                 derive_seed(cfg.seed, static_cast<uint64_t>(b)));
         },
         1);

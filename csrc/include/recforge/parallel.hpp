@@ -69,13 +69,14 @@ struct Job {
 };
 
 class Pool {
-public:
+  public:
     // The pool of this process (a child after fork() gets a fresh one; the parent's is abandoned).
     static Pool& instance() {
         static std::mutex create_mutex;
         static Pool* pool = nullptr;
         std::lock_guard<std::mutex> lock(create_mutex);
-        if (pool == nullptr || pool->pid_ != RECFORGE_GETPID()) pool = new Pool();  // never destroyed: see below
+        if (pool == nullptr || pool->pid_ != RECFORGE_GETPID())
+            pool = new Pool();  // never destroyed: see below
         return *pool;
     }
 
@@ -99,7 +100,7 @@ public:
         return true;
     }
 
-private:
+  private:
     Pool() : pid_(RECFORGE_GETPID()) {}
 
     void worker_loop() {
@@ -119,8 +120,9 @@ private:
         }
     }
 
-    // Workers are detached in spirit: the pool is never destroyed, so no std::thread destructor runs
-    // at interpreter exit (joining sleeping workers there could deadlock); the OS reclaims them.
+    // Workers are detached in spirit: the pool is never destroyed, so no std::thread destructor
+    // runs at interpreter exit (joining sleeping workers there could deadlock); the OS reclaims
+    // them.
     std::vector<std::thread*> workers_;
     std::mutex run_mutex_;
     std::mutex mutex_;
@@ -133,9 +135,10 @@ private:
 
 }  // namespace detail
 
-// Run fn(task, thread_id) for task in [0, n_tasks) on up to n_threads threads (thread_id < n_threads).
-// Tasks are handed out in chunks from a shared counter (dynamic schedule). The first exception thrown
-// by any task stops the hand-out and is rethrown in the calling thread once no thread runs a task.
+// Run fn(task, thread_id) for task in [0, n_tasks) on up to n_threads threads (thread_id <
+// n_threads). Tasks are handed out in chunks from a shared counter (dynamic schedule). The first
+// exception thrown by any task stops the hand-out and is rethrown in the calling thread once no
+// thread runs a task.
 template <typename Fn>
 void parallel_for(int64_t n_tasks, int n_threads, Fn&& fn, int64_t chunk = 0) {
     if (n_tasks <= 0) return;
@@ -148,7 +151,8 @@ void parallel_for(int64_t n_tasks, int n_threads, Fn&& fn, int64_t chunk = 0) {
     detail::Job job;
     job.fn = [&fn](int64_t t, int tid) { fn(t, tid); };
     job.n_tasks = n_tasks;
-    job.chunk = chunk > 0 ? chunk : std::max<int64_t>(1, n_tasks / (static_cast<int64_t>(n_threads) * 16));
+    job.chunk =
+        chunk > 0 ? chunk : std::max<int64_t>(1, n_tasks / (static_cast<int64_t>(n_threads) * 16));
     job.max_threads = n_threads;
 
     if (!detail::Pool::instance().try_run(job)) {

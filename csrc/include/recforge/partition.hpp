@@ -1,4 +1,5 @@
-// GBDT partition of node-ordered rows (binned rows, gradients and row ids moved together), leaf updates and gradients.
+// GBDT partition of node-ordered rows (binned rows, gradients and row ids moved together), leaf
+// updates and gradients.
 #pragma once
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "recforge/constants.hpp"
 #include "recforge/histogram.hpp"
 #include "recforge/parallel.hpp"
 
@@ -34,7 +36,8 @@ inline void copy_row(uint8_t* dst, const uint8_t* src, size_t n) {
 }
 
 // lut[b] = 1 when a row whose bin of the split feature is b goes left.
-inline void direction_table(int32_t threshold, uint8_t default_left, bool categorical, uint8_t* lut) {
+inline void direction_table(int32_t threshold, uint8_t default_left, bool categorical,
+                            uint8_t* lut) {
     for (int b = 0; b < kBins; ++b) lut[b] = categorical ? (b == threshold) : (b <= threshold);
     lut[kMissingBin] = default_left != 0;
 }
@@ -43,8 +46,9 @@ inline void direction_table(int32_t threshold, uint8_t default_left, bool catego
 // the direction: every row is written both to the next left slot (in place: left rows are
 // compacted) and to the next right slot (scratch), and only the side it goes to advances. The
 // right rows are then appended behind the left ones. Returns the number of left rows.
-inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows, uint8_t* __restrict sX,
-                              float* __restrict sgh, int32_t* __restrict srows, int64_t s, int64_t e, int32_t feature,
+inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
+                              uint8_t* __restrict sX, float* __restrict sgh,
+                              int32_t* __restrict srows, int64_t s, int64_t e, int32_t feature,
                               const uint8_t* __restrict lut) {
     const size_t row_bytes = static_cast<size_t>(F);
     const uint8_t* col = Xn + feature;
@@ -55,7 +59,8 @@ inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
         std::memcpy(&g, ghn + 2 * p, 8);
         const int32_t r = rows[p];
         copy_row(sX + ri * F, Xn + p * F, row_bytes);
-        copy_row(Xn + li * F, Xn + p * F, row_bytes);  // li <= p: row p is read before it is overwritten
+        copy_row(Xn + li * F, Xn + p * F,
+                 row_bytes);  // li <= p: row p is read before it is overwritten
         std::memcpy(ghn + 2 * li, &g, 8);
         std::memcpy(sgh + 2 * ri, &g, 8);
         rows[li] = r;
@@ -80,18 +85,22 @@ inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
 // the scratch buffers), so several nodes run on separate threads; one large node is cut into
 // fixed blocks of rows whose output positions come from a prefix sum. Either way the result does
 // not depend on n_threads.
-inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32_t* rows, uint8_t* scratch_X,
-                              float* scratch_gh, int32_t* scratch_rows, const int64_t* starts, const int64_t* ends,
-                              int64_t n_nodes, const int32_t* feature, const int32_t* threshold,
-                              const uint8_t* default_left, const uint8_t* is_categorical, int64_t* n_left,
-                              int n_threads, bool into_scratch = false) {
+inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32_t* rows,
+                              uint8_t* scratch_X, float* scratch_gh, int32_t* scratch_rows,
+                              const int64_t* starts, const int64_t* ends, int64_t n_nodes,
+                              const int32_t* feature, const int32_t* threshold,
+                              const uint8_t* default_left, const uint8_t* is_categorical,
+                              int64_t* n_left, int n_threads, bool into_scratch = false) {
     const int64_t F = n_features;
     const size_t row_bytes = static_cast<size_t>(F);
     std::vector<uint8_t> luts(static_cast<size_t>(n_nodes) * kBins);
     int64_t total = 0, largest = 0;
     for (int64_t k = 0; k < n_nodes; ++k) {
-        if (feature[k] < 0) std::memset(luts.data() + k * kBins, 1, kBins);  // a carried node: all "left"
-        else direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, luts.data() + k * kBins);
+        if (feature[k] < 0)
+            std::memset(luts.data() + k * kBins, 1, kBins);  // a carried node: all "left"
+        else
+            direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0,
+                            luts.data() + k * kBins);
         total += ends[k] - starts[k];
         largest = std::max(largest, ends[k] - starts[k]);
     }
@@ -99,12 +108,14 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
 
     auto one_node = [&](int64_t k) {
         const int64_t s = starts[k];
-        n_left[k] = partition_node(Xn, F, ghn, rows, scratch_X + s * F, scratch_gh + 2 * s, scratch_rows + s, s,
-                                   ends[k], feature[k], luts.data() + k * kBins);
+        n_left[k] =
+            partition_node(Xn, F, ghn, rows, scratch_X + s * F, scratch_gh + 2 * s,
+                           scratch_rows + s, s, ends[k], feature[k], luts.data() + k * kBins);
     };
     if (!into_scratch)
         for (int64_t k = 0; k < n_nodes; ++k)
-            if (feature[k] < 0) throw std::invalid_argument("feature -1 (carry a node) needs into_scratch");
+            if (feature[k] < 0)
+                throw std::invalid_argument("feature -1 (carry a node) needs into_scratch");
     if (!into_scratch && n_threads == 1) {
         for (int64_t k = 0; k < n_nodes; ++k) one_node(k);
         return;
@@ -120,16 +131,20 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
     };
     std::vector<Task> tasks;
     for (int64_t k = 0; k < n_nodes; ++k)
-        for (int64_t b = starts[k]; b < ends[k]; b += block) tasks.push_back({k, b, std::min(ends[k], b + block), 0});
+        for (int64_t b = starts[k]; b < ends[k]; b += block)
+            tasks.push_back({k, b, std::min(ends[k], b + block), 0});
     std::vector<int64_t> block_left(tasks.size());
-    parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
-        const Task& tk = tasks[t];
-        const uint8_t* lut = luts.data() + tk.node * kBins;
-        const uint8_t* col = Xn + std::max(feature[tk.node], 0);
-        int64_t c = 0;
-        for (int64_t p = tk.begin; p < tk.end; ++p) c += lut[col[p * F]];
-        block_left[t] = c;
-    }, 1);
+    parallel_for(
+        static_cast<int64_t>(tasks.size()), n_threads,
+        [&](int64_t t, int) {
+            const Task& tk = tasks[t];
+            const uint8_t* lut = luts.data() + tk.node * kBins;
+            const uint8_t* col = Xn + std::max(feature[tk.node], 0);
+            int64_t c = 0;
+            for (int64_t p = tk.begin; p < tk.end; ++p) c += lut[col[p * F]];
+            block_left[t] = c;
+        },
+        1);
     for (int64_t k = 0; k < n_nodes; ++k) n_left[k] = 0;
     for (size_t t = 0; t < tasks.size(); ++t) {
         tasks[t].left_before = n_left[tasks[t].node];
@@ -137,83 +152,100 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
     }
     // scatter every row to its final position in the scratch buffers, then copy the ranges back
     // (into_scratch: the result stays there, one write per row instead of two)
-    parallel_for(static_cast<int64_t>(tasks.size()), n_threads, [&](int64_t t, int) {
-        const Task& tk = tasks[t];
-        const int64_t k = tk.node;
-        const uint8_t* lut = luts.data() + k * kBins;
-        const uint8_t* col = Xn + std::max(feature[k], 0);
-        int64_t li = starts[k] + tk.left_before;
-        int64_t ri = starts[k] + n_left[k] + (tk.begin - starts[k]) - tk.left_before;
-        for (int64_t p = tk.begin; p < tk.end; ++p) {
-            const int64_t l = lut[col[p * F]];
-            const int64_t q = l ? li : ri;
-            li += l;
-            ri += 1 - l;
-            copy_row(scratch_X + q * F, Xn + p * F, row_bytes);
-            std::memcpy(scratch_gh + 2 * q, ghn + 2 * p, 8);
-            scratch_rows[q] = rows[p];
-        }
-    }, 1);
+    parallel_for(
+        static_cast<int64_t>(tasks.size()), n_threads,
+        [&](int64_t t, int) {
+            const Task& tk = tasks[t];
+            const int64_t k = tk.node;
+            const uint8_t* lut = luts.data() + k * kBins;
+            const uint8_t* col = Xn + std::max(feature[k], 0);
+            int64_t li = starts[k] + tk.left_before;
+            int64_t ri = starts[k] + n_left[k] + (tk.begin - starts[k]) - tk.left_before;
+            for (int64_t p = tk.begin; p < tk.end; ++p) {
+                const int64_t l = lut[col[p * F]];
+                const int64_t q = l ? li : ri;
+                li += l;
+                ri += 1 - l;
+                copy_row(scratch_X + q * F, Xn + p * F, row_bytes);
+                std::memcpy(scratch_gh + 2 * q, ghn + 2 * p, 8);
+                scratch_rows[q] = rows[p];
+            }
+        },
+        1);
     if (into_scratch) return;
-    parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
-        const int64_t s = starts[k], len = ends[k] - starts[k];
-        std::memcpy(Xn + s * F, scratch_X + s * F, static_cast<size_t>(len) * row_bytes);
-        std::memcpy(ghn + 2 * s, scratch_gh + 2 * s, static_cast<size_t>(len) * 2 * sizeof(float));
-        std::memcpy(rows + s, scratch_rows + s, static_cast<size_t>(len) * sizeof(int32_t));
-    }, 1);
+    parallel_for(
+        n_nodes, n_threads,
+        [&](int64_t k, int) {
+            const int64_t s = starts[k], len = ends[k] - starts[k];
+            std::memcpy(Xn + s * F, scratch_X + s * F, static_cast<size_t>(len) * row_bytes);
+            std::memcpy(ghn + 2 * s, scratch_gh + 2 * s,
+                        static_cast<size_t>(len) * 2 * sizeof(float));
+            std::memcpy(rows + s, scratch_rows + s, static_cast<size_t>(len) * sizeof(int32_t));
+        },
+        1);
 }
 
 // raw[rows[p]] += values[k] for p in [starts[k], ends[k]).
-inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const int64_t* ends, const double* values,
-                            int64_t n_leaves, double* raw, int n_threads) {
+inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const int64_t* ends,
+                            const double* values, int64_t n_leaves, double* raw, int n_threads) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_leaves; ++k) total += ends[k] - starts[k];
     n_threads = threads_for_work(n_threads, static_cast<double>(total), 100000.0);
-    parallel_for(n_leaves, n_threads, [&](int64_t k, int) {
-        const double v = values[k];
-        const int64_t e = ends[k];
-        for (int64_t p = starts[k]; p < e; ++p) {
+    parallel_for(
+        n_leaves, n_threads,
+        [&](int64_t k, int) {
+            const double v = values[k];
+            const int64_t e = ends[k];
+            for (int64_t p = starts[k]; p < e; ++p) {
 #if defined(__GNUC__) || defined(__clang__)
-            if (p + 32 < e) __builtin_prefetch(raw + rows[p + 32], 1);  // scattered rows: load ahead
+                if (p + 32 < e)
+                    __builtin_prefetch(raw + rows[p + 32], 1);  // scattered rows: load ahead
 #endif
-            raw[rows[p]] += v;
-        }
-    }, 1);
+                raw[rows[p]] += v;
+            }
+        },
+        1);
 }
 
 // The last split level of a tree without moving rows: for every node k (positions [starts[k],
 // ends[k]) of node-ordered data Xn with original ids rows), raw[rows[p]] += left_value[k] when the
 // node's split sends row p left, else right_value[k]. Nodes on separate threads (each row is in
 // one node), so the result does not depend on n_threads.
-inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const int32_t* rows, const int64_t* starts,
-                                  const int64_t* ends, int64_t n_nodes, const int32_t* feature,
-                                  const int32_t* threshold, const uint8_t* default_left,
-                                  const uint8_t* is_categorical, const double* left_value,
-                                  const double* right_value, double* raw, int n_threads) {
+inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const int32_t* rows,
+                                  const int64_t* starts, const int64_t* ends, int64_t n_nodes,
+                                  const int32_t* feature, const int32_t* threshold,
+                                  const uint8_t* default_left, const uint8_t* is_categorical,
+                                  const double* left_value, const double* right_value, double* raw,
+                                  int n_threads) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_nodes; ++k) total += ends[k] - starts[k];
     n_threads = threads_for_work(n_threads, static_cast<double>(total), 100000.0);
-    parallel_for(n_nodes, n_threads, [&](int64_t k, int) {
-        uint8_t lut[kBins];
-        direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, lut);
-        const double v[2] = {right_value[k], left_value[k]};
-        const uint8_t* col = Xn + feature[k];
-        const int64_t e = ends[k];
-        for (int64_t p = starts[k]; p < e; ++p) {
+    parallel_for(
+        n_nodes, n_threads,
+        [&](int64_t k, int) {
+            uint8_t lut[kBins];
+            direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, lut);
+            const double v[2] = {right_value[k], left_value[k]};
+            const uint8_t* col = Xn + feature[k];
+            const int64_t e = ends[k];
+            for (int64_t p = starts[k]; p < e; ++p) {
 #if defined(__GNUC__) || defined(__clang__)
-            if (p + 32 < e) __builtin_prefetch(raw + rows[p + 32], 1);  // scattered rows: load ahead
+                if (p + 32 < e)
+                    __builtin_prefetch(raw + rows[p + 32], 1);  // scattered rows: load ahead
 #endif
-            raw[rows[p]] += v[lut[col[p * n_features]]];
-        }
-    }, 1);
+                raw[rows[p]] += v[lut[col[p * n_features]]];
+            }
+        },
+        1);
 }
 
 // Gradient and hessian (float32, interleaved) of the loss at the raw margins.
-// objective 0: binary:logistic, y in {0, 1}: g = p − y, h = max(p(1 − p), 1e-16), p = sigmoid(raw).
-// objective 1: reg:squarederror: g = raw − y, h = 1. Both times the sample weight (if given).
-inline void gradient_pair(int objective, double raw, float y, const float* weight, int64_t i, float* out) {
+// kBinaryLogistic, y in {0, 1}: g = p − y, h = max(p(1 − p), 1e-16), p = sigmoid(raw).
+// kSquaredError: g = raw − y, h = 1. Both times the sample weight (if given).
+inline void gradient_pair(int objective, double raw, float y, const float* weight, int64_t i,
+                          float* out) {
     float g, h;
-    if (objective == 0) {
+    if (objective == kBinaryLogistic) {
         const float p = 1.0f / (1.0f + std::exp(-static_cast<float>(raw)));
         g = p - y;
         h = std::max(p * (1.0f - p), 1e-16f);
@@ -229,38 +261,45 @@ inline void gradient_pair(int objective, double raw, float y, const float* weigh
     out[1] = h;
 }
 
-inline void compute_gradients(int objective, const double* raw, const float* y, const float* weight, int64_t n,
-                              float* gh, int n_threads) {
+inline void compute_gradients(int objective, const double* raw, const float* y, const float* weight,
+                              int64_t n, float* gh, int n_threads) {
     const int64_t block = 8192;
     n_threads = threads_for_work(n_threads, static_cast<double>(n), 65536.0);
-    parallel_for((n + block - 1) / block, n_threads, [&](int64_t b, int) {
-        const int64_t i0 = b * block, i1 = std::min(n, i0 + block);
-        for (int64_t i = i0; i < i1; ++i) gradient_pair(objective, raw[i], y[i], weight, i, gh + 2 * i);
-    }, 1);
+    parallel_for((n + block - 1) / block, n_threads,
+                 [&](int64_t b, int) {
+                     const int64_t i0 = b * block, i1 = std::min(n, i0 + block);
+                     for (int64_t i = i0; i < i1; ++i)
+                         gradient_pair(objective, raw[i], y[i], weight, i, gh + 2 * i);
+                 },
+                 1);
 }
 
 // The same gradients for rows rows[0..m) only, in that order: ghn[p] = gradient pair of row rows[p]
 // (the node-ordered gradients of a tree without a separate gather).
-inline void compute_gradients_at(int objective, const double* raw, const float* y, const float* weight,
-                                 const int32_t* rows, int64_t m, float* ghn, int n_threads) {
+inline void compute_gradients_at(int objective, const double* raw, const float* y,
+                                 const float* weight, const int32_t* rows, int64_t m, float* ghn,
+                                 int n_threads) {
     const int64_t block = 8192;
     n_threads = threads_for_work(n_threads, static_cast<double>(m), 65536.0);
-    parallel_for((m + block - 1) / block, n_threads, [&](int64_t b, int) {
-        const int64_t p0 = b * block, p1 = std::min(m, p0 + block);
-        constexpr int64_t kAhead = 32;  // rows are scattered: start the loads of later rows early
-        for (int64_t p = p0; p < p1; ++p) {
+    parallel_for((m + block - 1) / block, n_threads,
+                 [&](int64_t b, int) {
+                     const int64_t p0 = b * block, p1 = std::min(m, p0 + block);
+                     constexpr int64_t kAhead =
+                         32;  // rows are scattered: start the loads of later rows early
+                     for (int64_t p = p0; p < p1; ++p) {
 #if defined(__GNUC__) || defined(__clang__)
-            if (p + kAhead < p1) {
-                const int64_t ia = rows[p + kAhead];
-                __builtin_prefetch(raw + ia);
-                __builtin_prefetch(y + ia);
-                if (weight) __builtin_prefetch(weight + ia);
-            }
+                         if (p + kAhead < p1) {
+                             const int64_t ia = rows[p + kAhead];
+                             __builtin_prefetch(raw + ia);
+                             __builtin_prefetch(y + ia);
+                             if (weight) __builtin_prefetch(weight + ia);
+                         }
 #endif
-            const int64_t i = rows[p];
-            gradient_pair(objective, raw[i], y[i], weight, i, ghn + 2 * p);
-        }
-    }, 1);
+                         const int64_t i = rows[p];
+                         gradient_pair(objective, raw[i], y[i], weight, i, ghn + 2 * p);
+                     }
+                 },
+                 1);
 }
 
 }  // namespace gbdt

@@ -7,14 +7,6 @@
 #include <stdexcept>
 #include <vector>
 
-// Runtime dispatch for the hot SGD loops: an AVX2 clone next to the portable one (no -march flags,
-// so the binary still runs on any x86-64). Elsewhere the portable build only.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define RECFORGE_HOT_CLONES __attribute__((noinline, target_clones("avx2", "default")))
-#else
-#define RECFORGE_HOT_CLONES
-#endif
-
 namespace recforge {
 
 // One step of splitmix64: a good 64-bit mix of x (used to derive independent seeds).
@@ -51,7 +43,9 @@ class Rng {
         return result;
     }
     // Uniform integer in [0, n) for n < 2^32 (Lemire's multiply-shift; bias < n / 2^32).
-    uint32_t below(uint32_t n) { return static_cast<uint32_t>(((next() >> 32) * static_cast<uint64_t>(n)) >> 32); }
+    uint32_t below(uint32_t n) {
+        return static_cast<uint32_t>(((next() >> 32) * static_cast<uint64_t>(n)) >> 32);
+    }
     // Uniform float in [0, 1).
     float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
 
@@ -64,8 +58,10 @@ class Rng {
 class AliasTable {
   public:
     AliasTable() = default;
-    AliasTable(const double* weights, int64_t n) : prob_(static_cast<size_t>(n)), alias_(static_cast<size_t>(n)) {
-        if (n <= 0 || n >= (int64_t(1) << 32)) throw std::invalid_argument("alias table needs 1 <= n < 2^32 outcomes");
+    AliasTable(const double* weights, int64_t n)
+        : prob_(static_cast<size_t>(n)), alias_(static_cast<size_t>(n)) {
+        if (n <= 0 || n >= (int64_t(1) << 32))
+            throw std::invalid_argument("alias table needs 1 <= n < 2^32 outcomes");
         double total = 0.0;
         for (int64_t i = 0; i < n; ++i) {
             if (!(weights[i] >= 0.0) || !std::isfinite(weights[i]))
@@ -96,7 +92,8 @@ class AliasTable {
     int64_t size() const { return static_cast<int64_t>(prob_.size()); }
     // One draw from one 64-bit random number: high 32 bits pick the column, low 24 bits the coin.
     uint32_t draw(uint64_t r) const {
-        const uint32_t col = static_cast<uint32_t>(((r >> 32) * static_cast<uint64_t>(prob_.size())) >> 32);
+        const uint32_t col =
+            static_cast<uint32_t>(((r >> 32) * static_cast<uint64_t>(prob_.size())) >> 32);
         const float coin = static_cast<float>(r & 0xFFFFFFULL) * (1.0f / 16777216.0f);
         return coin < prob_[col] ? col : alias_[col];
     }
@@ -105,63 +102,5 @@ class AliasTable {
     std::vector<float> prob_;
     std::vector<uint32_t> alias_;
 };
-
-#if defined(__GNUC__) || defined(__clang__)
-#define RECFORGE_PREFETCH(p) __builtin_prefetch((p), 1, 3)
-#else
-#define RECFORGE_PREFETCH(p) ((void)0)
-#endif
-
-// Fetch the cache lines of a row of k floats ahead of its use.
-inline void prefetch_row(const float* row, int k) {
-    for (int f = 0; f < k; f += 16) RECFORGE_PREFETCH(row + f);
-}
-
-// Dot product and axpy on float vectors, 8 lanes at a time with a fixed order of partial sums
-// (vectorised without -ffast-math; the same result on every run of the same binary).
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float f32x8 __attribute__((vector_size(32)));
-
-inline f32x8 load8(const float* p) {
-    f32x8 v;
-    __builtin_memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-inline void store8(float* p, f32x8 v) { __builtin_memcpy(p, &v, sizeof(v)); }
-
-inline float dot(const float* a, const float* b, int n) {
-    f32x8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8) acc += load8(a + i) * load8(b + i);
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; ++i) s += a[i] * b[i];
-    return s;
-}
-
-inline void axpy(float alpha, const float* x, float* y, int n) {
-    const f32x8 va = {alpha, alpha, alpha, alpha, alpha, alpha, alpha, alpha};
-    int i = 0;
-    for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + va * load8(x + i));
-    for (; i < n; ++i) y[i] += alpha * x[i];
-}
-#pragma GCC diagnostic pop
-#else
-inline float dot(const float* a, const float* b, int n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; ++i) s += a[i] * b[i];
-    return s;
-}
-
-inline void axpy(float alpha, const float* x, float* y, int n) {
-    for (int i = 0; i < n; ++i) y[i] += alpha * x[i];
-}
-#endif
 
 }  // namespace recforge

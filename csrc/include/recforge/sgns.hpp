@@ -11,9 +11,10 @@
 
 #include "recforge/parallel.hpp"
 #include "recforge/rng.hpp"
+#include "recforge/simd.hpp"
 
-// The update helpers must be inlined into the trainer's per-ISA clones (RECFORGE_HOT_CLONES): called
-// out of line they would be compiled for the baseline ISA only.
+// The update helpers must be inlined into the trainer's per-ISA clones (RECFORGE_HOT_CLONES):
+// called out of line they would be compiled for the baseline ISA only.
 #if defined(__GNUC__)
 #define RECFORGE_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
@@ -23,7 +24,8 @@
 namespace recforge {
 
 // sigmoid(x) from a table over (-SIGMOID_MAX, SIGMOID_MAX), 0/1 outside (word2vec's convention).
-// The table holds sigmoid at bin centres: |error| <= 0.25 * half a bin = 0.25 * SIGMOID_MAX / SIGMOID_BINS.
+// The table holds sigmoid at bin centres: |error| <= 0.25 * half a bin = 0.25 * SIGMOID_MAX /
+// SIGMOID_BINS.
 constexpr float SIGMOID_MAX = 6.0f;
 constexpr int SIGMOID_BINS = 4096;
 
@@ -38,7 +40,8 @@ struct SigmoidTable {
     // Branch-free (the clamped index is always valid; selects pick 0/1 outside the range).
     float operator()(float x) const {
         const float bin = (x + SIGMOID_MAX) * (SIGMOID_BINS / (2.0f * SIGMOID_MAX));
-        const float t = v[static_cast<int>(std::min(std::max(0.0f, bin), static_cast<float>(SIGMOID_BINS - 1)))];
+        const float t = v[static_cast<int>(
+            std::min(std::max(0.0f, bin), static_cast<float>(SIGMOID_BINS - 1)))];
         return x >= SIGMOID_MAX ? 1.0f : (x <= -SIGMOID_MAX ? 0.0f : t);
     }
 };
@@ -48,17 +51,10 @@ inline const SigmoidTable& sigmoid_table() {
     return table;
 }
 
-// Prefetch every cache line of a row of k floats, wherever it starts (NumPy's large arrays are
-// often 16 bytes past a line boundary, so a 64-float row spans five lines).
-inline void prefetch_lines(const float* row, int k) {
-    const uintptr_t end = reinterpret_cast<uintptr_t>(row + k);
-    for (uintptr_t a = reinterpret_cast<uintptr_t>(row) & ~uintptr_t(63); a < end; a += 64)
-        RECFORGE_PREFETCH(reinterpret_cast<const void*>(a));
-}
-
 // out[d] = dot(l1, rows[d], dim) for d < n, bit-identical to dot() (same partial sums in the same
 // order), two rows per pass so that their loads and add chains overlap.
-RECFORGE_ALWAYS_INLINE void dot_rows(const float* l1, float* const* rows, int n, int dim, float* out) {
+RECFORGE_ALWAYS_INLINE void dot_rows(const float* l1, float* const* rows, int n, int dim,
+                                     float* out) {
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -89,10 +85,12 @@ RECFORGE_ALWAYS_INLINE void dot_rows(const float* l1, float* const* rows, int n,
 }
 
 // The updates of ns_update's fast path, one column block at a time: e = sum_d g[d] * rows[d]
-// (accumulated in order d = 0, 1, ...) and rows[d] += g[d] * l1, each row read before it is written.
-// e is stored in neu1e, or, with ADD_TO_INPUT, added to l1 itself (skip-gram) once the block is done.
+// (accumulated in order d = 0, 1, ...) and rows[d] += g[d] * l1, each row read before it is
+// written. e is stored in neu1e, or, with ADD_TO_INPUT, added to l1 itself (skip-gram) once the
+// block is done.
 template <bool ADD_TO_INPUT>
-RECFORGE_ALWAYS_INLINE void ns_apply(float* l1, float* const* rows, const float* g, int n, int dim, float* neu1e) {
+RECFORGE_ALWAYS_INLINE void ns_apply(float* l1, float* const* rows, const float* g, int n, int dim,
+                                     float* neu1e) {
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -141,8 +139,9 @@ RECFORGE_ALWAYS_INLINE void ns_apply(float* l1, float* const* rows, const float*
 // updates then run in one pass over the columns, with the same float operations in the same order
 // as the row-by-row form (the fallback for repeated rows): the results are bit-identical.
 template <bool ADD_TO_INPUT>
-RECFORGE_ALWAYS_INLINE void ns_update(float* l1, int32_t target, const int32_t* neg, int negative, float* out_vecs,
-                                      int dim, float lr, float* neu1e, float** rows, float* g) {
+RECFORGE_ALWAYS_INLINE void ns_update(float* l1, int32_t target, const int32_t* neg, int negative,
+                                      float* out_vecs, int dim, float lr, float* neu1e,
+                                      float** rows, float* g) {
     const SigmoidTable& sig = sigmoid_table();
     int n = 0;
     rows[n++] = out_vecs + static_cast<int64_t>(target) * dim;
@@ -168,23 +167,28 @@ RECFORGE_ALWAYS_INLINE void ns_update(float* l1, int32_t target, const int32_t* 
 }
 
 // Skip-gram pair: the input vector of `context` predicts `center`.
-RECFORGE_ALWAYS_INLINE void sg_pair(int32_t center, int32_t context, const int32_t* neg, int negative, float* in_vecs,
-                                    float* out_vecs, int dim, float lr, float* neu1e, float** rows, float* g) {
-    ns_update<true>(in_vecs + static_cast<int64_t>(context) * dim, center, neg, negative, out_vecs, dim, lr, neu1e,
-                    rows, g);
+RECFORGE_ALWAYS_INLINE void sg_pair(int32_t center, int32_t context, const int32_t* neg,
+                                    int negative, float* in_vecs, float* out_vecs, int dim,
+                                    float lr, float* neu1e, float** rows, float* g) {
+    ns_update<true>(in_vecs + static_cast<int64_t>(context) * dim, center, neg, negative, out_vecs,
+                    dim, lr, neu1e, rows, g);
 }
 
-// CBOW: the mean of the contexts' input vectors predicts `center`; each context gets the full error.
-RECFORGE_ALWAYS_INLINE void cbow_update(int32_t center, const int32_t* contexts, int n_contexts, const int32_t* neg, int negative,
-                        float* in_vecs, float* out_vecs, int dim, float lr, float* neu1, float* neu1e, float** rows,
-                        float* g) {
+// CBOW: the mean of the contexts' input vectors predicts `center`; each context gets the full
+// error.
+RECFORGE_ALWAYS_INLINE void cbow_update(int32_t center, const int32_t* contexts, int n_contexts,
+                                        const int32_t* neg, int negative, float* in_vecs,
+                                        float* out_vecs, int dim, float lr, float* neu1,
+                                        float* neu1e, float** rows, float* g) {
     if (n_contexts <= 0) return;
     std::fill(neu1, neu1 + dim, 0.0f);
-    for (int c = 0; c < n_contexts; ++c) axpy(1.0f, in_vecs + static_cast<int64_t>(contexts[c]) * dim, neu1, dim);
+    for (int c = 0; c < n_contexts; ++c)
+        axpy(1.0f, in_vecs + static_cast<int64_t>(contexts[c]) * dim, neu1, dim);
     const float inv = 1.0f / static_cast<float>(n_contexts);
     for (int j = 0; j < dim; ++j) neu1[j] *= inv;
     ns_update<false>(neu1, center, neg, negative, out_vecs, dim, lr, neu1e, rows, g);
-    for (int c = 0; c < n_contexts; ++c) axpy(1.0f, neu1e, in_vecs + static_cast<int64_t>(contexts[c]) * dim, dim);
+    for (int c = 0; c < n_contexts; ++c)
+        axpy(1.0f, neu1e, in_vecs + static_cast<int64_t>(contexts[c]) * dim, dim);
 }
 
 // Negatives drawn `lookahead` updates ahead of their use from a stream of their own, so that their
@@ -192,9 +196,15 @@ RECFORGE_ALWAYS_INLINE void cbow_update(int32_t center, const int32_t* contexts,
 // for them dominated the update. The draws do not depend on the lookahead.
 class NegativeQueue {
   public:
-    NegativeQueue(const AliasTable& table, uint64_t seed, int negative, int lookahead, const float* out_vecs, int dim)
-        : table_(table), rng_(seed), negative_(negative), ahead_(negative * lookahead),
-          buf_(static_cast<size_t>(negative) * (lookahead + 1)), out_vecs_(out_vecs), dim_(dim) {
+    NegativeQueue(const AliasTable& table, uint64_t seed, int negative, int lookahead,
+                  const float* out_vecs, int dim)
+        : table_(table),
+          rng_(seed),
+          negative_(negative),
+          ahead_(negative * lookahead),
+          buf_(static_cast<size_t>(negative) * (lookahead + 1)),
+          out_vecs_(out_vecs),
+          dim_(dim) {
         for (int i = 0; i < ahead_; ++i) draw(i);
     }
     // The `negative` draws of the next update (valid until the following call).
@@ -231,7 +241,7 @@ struct SgnsConfig {
     int window = 5;
     int negative = 5;
     bool cbow = false;
-    bool basket = false;       // window = the whole sequence
+    bool basket = false;         // window = the whole sequence
     float alpha_start = 0.025f;  // learning rate at the first word of the epoch
     float alpha_end = 0.025f;    // ... and after its last word (linear in between)
     uint64_t seed = 0;
@@ -241,11 +251,14 @@ struct SgnsConfig {
 
 // Train on the sequences of one block [s_begin, s_end) with its own random stream.
 RECFORGE_HOT_CLONES
-inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t s_end, const int32_t* items,
-                                const float* keep_prob, const AliasTable& negatives, float* in_vecs, float* out_vecs,
-                                const SgnsConfig& cfg, uint64_t block_seed, int64_t first, int64_t total) {
+inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t s_end,
+                                const int32_t* items, const float* keep_prob,
+                                const AliasTable& negatives, float* in_vecs, float* out_vecs,
+                                const SgnsConfig& cfg, uint64_t block_seed, int64_t first,
+                                int64_t total) {
     Rng rng(block_seed);  // subsampling and window shrink; the negatives have a stream of their own
-    NegativeQueue negs(negatives, derive_seed(block_seed, 1), cfg.negative, NEGATIVE_LOOKAHEAD, out_vecs, cfg.dim);
+    NegativeQueue negs(negatives, derive_seed(block_seed, 1), cfg.negative, NEGATIVE_LOOKAHEAD,
+                       out_vecs, cfg.dim);
     const int dim = cfg.dim;
     std::vector<float> neu1(static_cast<size_t>(dim)), neu1e(static_cast<size_t>(dim));
     std::vector<float*> rows(static_cast<size_t>(cfg.negative) + 1);
@@ -254,7 +267,8 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
     int64_t count = 0;
     for (int64_t s = s_begin; s < s_end; ++s) {
         const float lr = cfg.alpha_start + (cfg.alpha_end - cfg.alpha_start) *
-                                               static_cast<float>(offsets[s] - first) / static_cast<float>(total);
+                                               static_cast<float>(offsets[s] - first) /
+                                               static_cast<float>(total);
         sent.clear();
         for (int64_t p = offsets[s]; p < offsets[s + 1]; ++p) {
             const int32_t w = items[p];
@@ -265,21 +279,24 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
         count += n;
         if (n < 2) continue;
         for (int pos = 0; pos < n; ++pos) {
-            if (pos + 1 < n) prefetch_lines(out_vecs + static_cast<int64_t>(sent[pos + 1]) * dim, dim);
+            if (pos + 1 < n)
+                prefetch_lines(out_vecs + static_cast<int64_t>(sent[pos + 1]) * dim, dim);
             const int win = cfg.basket ? n : cfg.window - static_cast<int>(rng.below(cfg.window));
             const int lo = std::max(0, pos - win), hi = std::min(n, pos + win + 1);
             if (cfg.cbow) {
                 ctx.clear();
                 for (int c = lo; c < hi; ++c)
                     if (c != pos) ctx.push_back(sent[c]);
-                cbow_update(sent[pos], ctx.data(), static_cast<int>(ctx.size()), negs.next(), cfg.negative, in_vecs,
-                            out_vecs, dim, lr, neu1.data(), neu1e.data(), rows.data(), g.data());
+                cbow_update(sent[pos], ctx.data(), static_cast<int>(ctx.size()), negs.next(),
+                            cfg.negative, in_vecs, out_vecs, dim, lr, neu1.data(), neu1e.data(),
+                            rows.data(), g.data());
             } else {
                 for (int c = lo; c < hi; ++c) {
-                    if (c + 1 < hi) prefetch_lines(in_vecs + static_cast<int64_t>(sent[c + 1]) * dim, dim);
+                    if (c + 1 < hi)
+                        prefetch_lines(in_vecs + static_cast<int64_t>(sent[c + 1]) * dim, dim);
                     if (c != pos)
-                        sg_pair(sent[pos], sent[c], negs.next(), cfg.negative, in_vecs, out_vecs, dim, lr,
-                                neu1e.data(), rows.data(), g.data());
+                        sg_pair(sent[pos], sent[c], negs.next(), cfg.negative, in_vecs, out_vecs,
+                                dim, lr, neu1e.data(), rows.data(), g.data());
                 }
             }
         }
@@ -288,27 +305,30 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
 }
 
 // One epoch over the sequences items[offsets[s]:offsets[s+1]], s < n_seq.
-// keep_prob (n_items, may be null): probability of keeping each occurrence of an item (subsampling).
-// Randomness comes from two streams per block of sequences (subsampling and windows; negatives), both
-// seeded from cfg.seed and the block index, and the learning rate of a sequence from its position in
-// the corpus, so at n_threads=1 the result is bit-identical for a seed; with more threads the Hogwild updates race (as in word2vec and gensim).
-// Returns the number of words trained on (after subsampling).
-inline int64_t sgns_train_epoch(const int64_t* offsets, int64_t n_seq, const int32_t* items, const float* keep_prob,
-                                const AliasTable& negatives, float* in_vecs, float* out_vecs, const SgnsConfig& cfg) {
+// keep_prob (n_items, may be null): probability of keeping each occurrence of an item
+// (subsampling). Randomness comes from two streams per block of sequences (subsampling and windows;
+// negatives), both seeded from cfg.seed and the block index, and the learning rate of a sequence
+// from its position in the corpus, so at n_threads=1 the result is bit-identical for a seed; with
+// more threads the Hogwild updates race (as in word2vec and gensim). Returns the number of words
+// trained on (after subsampling).
+inline int64_t sgns_train_epoch(const int64_t* offsets, int64_t n_seq, const int32_t* items,
+                                const float* keep_prob, const AliasTable& negatives, float* in_vecs,
+                                float* out_vecs, const SgnsConfig& cfg) {
     if (n_seq <= 0) return 0;
     const int64_t first = offsets[0], total = std::max<int64_t>(1, offsets[n_seq] - offsets[0]);
     std::vector<int64_t> block_start{0};
     for (int64_t s = 0; s < n_seq; ++s)
-        if (offsets[s + 1] - offsets[block_start.back()] >= cfg.block_words) block_start.push_back(s + 1);
+        if (offsets[s + 1] - offsets[block_start.back()] >= cfg.block_words)
+            block_start.push_back(s + 1);
     if (block_start.back() != n_seq) block_start.push_back(n_seq);
     const int64_t n_blocks = static_cast<int64_t>(block_start.size()) - 1;
     std::vector<int64_t> trained(static_cast<size_t>(n_blocks), 0);
     parallel_for(
         n_blocks, cfg.n_threads,
         [&](int64_t b, int) {
-            trained[static_cast<size_t>(b)] =
-                sgns_train_block(offsets, block_start[b], block_start[b + 1], items, keep_prob, negatives, in_vecs,
-                                 out_vecs, cfg, derive_seed(cfg.seed, static_cast<uint64_t>(b)), first, total);
+            trained[static_cast<size_t>(b)] = sgns_train_block(
+                offsets, block_start[b], block_start[b + 1], items, keep_prob, negatives, in_vecs,
+                out_vecs, cfg, derive_seed(cfg.seed, static_cast<uint64_t>(b)), first, total);
         },
         1);
     int64_t sum = 0;

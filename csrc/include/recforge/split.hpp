@@ -42,8 +42,9 @@ inline double calc_gain(double g, double h, const SplitParams& p) {
     return g * g / (h + p.reg_lambda);
 }
 
-inline void best_split_feature(const double* H, int32_t f, int n_bins, bool categorical, double sum_g,
-                               double sum_h, const SplitParams& p, SplitResult& best) {
+inline void best_split_feature(const double* H, int32_t f, int n_bins, bool categorical,
+                               double sum_g, double sum_h, const SplitParams& p,
+                               SplitResult& best) {
     const double parent_gain = calc_gain(sum_g, sum_h, p);
     const double miss_g = H[2 * kMissingBin], miss_h = H[2 * kMissingBin + 1];
     const bool has_missing = miss_h != 0.0 || miss_g != 0.0;
@@ -63,7 +64,8 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, bool cate
     if (categorical) {
         for (int b = 0; b < n_bins; ++b) consider(H[2 * b], H[2 * b + 1], b, false);
         if (has_missing)
-            for (int b = 0; b < n_bins; ++b) consider(H[2 * b] + miss_g, H[2 * b + 1] + miss_h, b, true);
+            for (int b = 0; b < n_bins; ++b)
+                consider(H[2 * b] + miss_g, H[2 * b + 1] + miss_h, b, true);
         return;
     }
     double lg = 0.0, lh = 0.0;
@@ -82,14 +84,16 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, bool cate
     }
 }
 
-// For each node k: best split of hist[k] given its sums. Results with feature -1 mean no valid split.
-inline void find_splits(const double* hist, int64_t n_nodes, int64_t n_features, const double* sum_g,
-                        const double* sum_h, const int32_t* n_bins, const uint8_t* is_categorical,
-                        const uint8_t* feature_mask, const SplitParams& p, SplitResult* out, int n_threads) {
+// For each node k: best split of hist[k] given its sums. Results with feature -1 mean no valid
+// split.
+inline void find_splits(const double* hist, int64_t n_nodes, int64_t n_features,
+                        const double* sum_g, const double* sum_h, const int32_t* n_bins,
+                        const uint8_t* is_categorical, const uint8_t* feature_mask,
+                        const SplitParams& p, SplitResult* out, int n_threads) {
     const int64_t node_stride = n_features * kBins * 2;
     std::vector<SplitResult> per(static_cast<size_t>(n_nodes * n_features));
-    // a task (one feature's bins) takes about a microsecond: a second thread only for >= 1024 of them
-    // (waking a thread costs tens of microseconds on a VM)
+    // a task (one feature's bins) takes about a microsecond: a second thread only for >= 1024 of
+    // them (waking a thread costs tens of microseconds on a VM)
     n_threads = threads_for_work(n_threads, static_cast<double>(n_nodes * n_features), 512.0);
     parallel_for(n_nodes * n_features, n_threads, [&](int64_t task, int) {
         const int64_t k = task / n_features;
@@ -97,8 +101,8 @@ inline void find_splits(const double* hist, int64_t n_nodes, int64_t n_features,
         SplitResult& r = per[static_cast<size_t>(task)];
         r.loss_chg = 1e-6;  // xgboost's kRtEps: anything not better than this is no split
         if (feature_mask && !feature_mask[f]) return;
-        best_split_feature(hist + k * node_stride + static_cast<int64_t>(f) * kBins * 2, f, n_bins[f],
-                           is_categorical[f] != 0, sum_g[k], sum_h[k], p, r);
+        best_split_feature(hist + k * node_stride + static_cast<int64_t>(f) * kBins * 2, f,
+                           n_bins[f], is_categorical[f] != 0, sum_g[k], sum_h[k], p, r);
     });
     for (int64_t k = 0; k < n_nodes; ++k) {
         SplitResult best;

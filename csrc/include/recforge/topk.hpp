@@ -27,7 +27,8 @@ inline bool better(const Candidate<Score>& a, const Candidate<Score>& b) {
 }
 
 // Select the k best items of one row. `excluded[j] != 0` removes item j.
-// `heap` is scratch space of capacity >= k, reused across rows. Returns the number of NaN scores seen.
+// `heap` is scratch space of capacity >= k, reused across rows. Returns the number of NaN scores
+// seen.
 template <typename Score>
 int64_t topk_row(const Score* scores, int64_t n_items, int64_t k, const uint8_t* excluded,
                  std::vector<Candidate<Score>>& heap, int64_t* out_index, Score* out_score) {
@@ -35,7 +36,9 @@ int64_t topk_row(const Score* scores, int64_t n_items, int64_t k, const uint8_t*
     int64_t n_nan = 0;
     // Min-heap on `better`: heap.front() is the worst of the kept candidates. Items arrive in
     // increasing index, so a newcomer tied with the worst kept item loses the tie.
-    auto worse_first = [](const Candidate<Score>& a, const Candidate<Score>& b) { return better(a, b); };
+    auto worse_first = [](const Candidate<Score>& a, const Candidate<Score>& b) {
+        return better(a, b);
+    };
     const Score neg_inf = -std::numeric_limits<Score>::infinity();
     for (int64_t j = 0; j < n_items; ++j) {
         const Score s = scores[j];
@@ -66,15 +69,17 @@ int64_t topk_row(const Score* scores, int64_t n_items, int64_t k, const uint8_t*
     return n_nan;
 }
 
-// scores: (n_rows, n_items) row-major. Row r excludes exclude_indices[exclude_indptr[r]:exclude_indptr[r+1]]
-// (may be empty: exclude_indptr == nullptr) and every item with global_mask[j] != 0 (may be nullptr).
-// out_index / out_score: (n_rows, k). Returns the total number of NaN scores seen.
+// scores: (n_rows, n_items) row-major. Row r excludes
+// exclude_indices[exclude_indptr[r]:exclude_indptr[r+1]] (may be empty: exclude_indptr == nullptr)
+// and every item with global_mask[j] != 0 (may be nullptr). out_index / out_score: (n_rows, k).
+// Returns the total number of NaN scores seen.
 template <typename Score>
 int64_t topk_rows(const Score* scores, int64_t n_rows, int64_t n_items, int64_t k,
                   const int64_t* exclude_indptr, const int32_t* exclude_indices,
                   const uint8_t* global_mask, int64_t* out_index, Score* out_score, int n_threads) {
     // ~1M scores per thread before a second thread pays for itself
-    n_threads = threads_for_work(n_threads, static_cast<double>(n_rows) * static_cast<double>(n_items), 1 << 20);
+    n_threads = threads_for_work(
+        n_threads, static_cast<double>(n_rows) * static_cast<double>(n_items), 1 << 20);
     std::vector<int64_t> nan_per_thread(static_cast<size_t>(n_threads), 0);
     std::vector<std::vector<uint8_t>> marks(nan_per_thread.size());
     std::vector<std::vector<Candidate<Score>>> heaps(nan_per_thread.size());
@@ -82,8 +87,10 @@ int64_t topk_rows(const Score* scores, int64_t n_rows, int64_t n_items, int64_t 
     parallel_for(n_rows, n_threads, [&](int64_t row, int tid) {
         auto& mark = marks[tid];
         if (mark.empty()) {
-            if (global_mask) mark.assign(global_mask, global_mask + n_items);
-            else mark.assign(static_cast<size_t>(n_items), 0);
+            if (global_mask)
+                mark.assign(global_mask, global_mask + n_items);
+            else
+                mark.assign(static_cast<size_t>(n_items), 0);
             heaps[tid].reserve(static_cast<size_t>(std::min(k, n_items)));
         }
         int64_t lo = 0, hi = 0;
@@ -92,8 +99,9 @@ int64_t topk_rows(const Score* scores, int64_t n_rows, int64_t n_items, int64_t 
             hi = exclude_indptr[row + 1];
             for (int64_t p = lo; p < hi; ++p) mark[exclude_indices[p]] = 1;
         }
-        nan_per_thread[tid] += topk_row<Score>(scores + row * n_items, n_items, k, mark.data(), heaps[tid],
-                                               out_index + row * k, out_score + row * k);
+        nan_per_thread[tid] +=
+            topk_row<Score>(scores + row * n_items, n_items, k, mark.data(), heaps[tid],
+                            out_index + row * k, out_score + row * k);
         for (int64_t p = lo; p < hi; ++p) {
             const int32_t j = exclude_indices[p];
             mark[j] = global_mask ? global_mask[j] : 0;

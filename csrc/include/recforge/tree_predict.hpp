@@ -21,10 +21,10 @@
 namespace recforge {
 namespace gbdt {
 
-struct PackedNode {  // 16 bytes: four nodes per cache line
+struct PackedNode {   // 16 bytes: four nodes per cache line
     float threshold;  // NaN for a leaf: nothing compares true, so the row "goes right" to itself
     int32_t feature;
-    int32_t left;     // a leaf: its own index − 1
+    int32_t left;  // a leaf: its own index − 1
     uint8_t default_left;
     uint8_t categorical;
     uint8_t pad[2];
@@ -39,8 +39,9 @@ struct PackedForest {
 
 // Children must follow their parent (left > i, right == left + 1, both < n_nodes) and features
 // lie in [0, n_features); the binding checks this before packing.
-inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const float* threshold, const int32_t* left,
-                                const uint8_t* default_left, const uint8_t* categorical, const double* value,
+inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const float* threshold,
+                                const int32_t* left, const uint8_t* default_left,
+                                const uint8_t* categorical, const double* value,
                                 const int64_t* roots, int64_t n_trees) {
     PackedForest f;
     f.nodes.resize(static_cast<size_t>(n_nodes));
@@ -49,7 +50,8 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
     for (int64_t i = 0; i < n_nodes; ++i) {
         PackedNode& p = f.nodes[i];
         if (left[i] < 0) {
-            p = {std::numeric_limits<float>::quiet_NaN(), 0, static_cast<int32_t>(i - 1), 0, 0, {0}};
+            p = {
+                std::numeric_limits<float>::quiet_NaN(), 0, static_cast<int32_t>(i - 1), 0, 0, {0}};
         } else {
             p = {threshold[i], feature[i], left[i], default_left[i], categorical[i], {0}};
             f.any_categorical = f.any_categorical || categorical[i] != 0;
@@ -82,8 +84,8 @@ inline int32_t step(const PackedNode* nodes, int32_t node, const float* x) {
 constexpr int64_t kPredictBlock = 64;
 
 template <bool kCategorical, typename Visit>
-inline void walk_block_t(const PackedForest& f, const float* X, int64_t n_features, const int64_t* roots, int64_t t,
-                         int64_t r0, int64_t r1, Visit&& visit) {
+inline void walk_block_t(const PackedForest& f, const float* X, int64_t n_features,
+                         const int64_t* roots, int64_t t, int64_t r0, int64_t r1, Visit&& visit) {
     int32_t node[kPredictBlock];
     const float* x[kPredictBlock];
     const int32_t root = static_cast<int32_t>(roots[t]);
@@ -99,17 +101,20 @@ inline void walk_block_t(const PackedForest& f, const float* X, int64_t n_featur
 }
 
 template <typename Visit>
-inline void walk_block(const PackedForest& f, const float* X, int64_t n_features, const int64_t* roots, int64_t t,
-                       int64_t r0, int64_t r1, Visit&& visit) {
-    if (f.any_categorical) walk_block_t<true>(f, X, n_features, roots, t, r0, r1, visit);
-    else walk_block_t<false>(f, X, n_features, roots, t, r0, r1, visit);
+inline void walk_block(const PackedForest& f, const float* X, int64_t n_features,
+                       const int64_t* roots, int64_t t, int64_t r0, int64_t r1, Visit&& visit) {
+    if (f.any_categorical)
+        walk_block_t<true>(f, X, n_features, roots, t, r0, r1, visit);
+    else
+        walk_block_t<false>(f, X, n_features, roots, t, r0, r1, visit);
 }
 
 // acc[j] += leaf values of trees [t0, t1) for rows r0 + j < r1, two trees walked together (more
 // independent loads in flight); values are still added tree after tree, in order.
 template <bool kCategorical>
-inline void predict_block(const PackedForest& f, const float* X, int64_t n_features, const int64_t* roots,
-                          int64_t t0, int64_t t1, int64_t r0, int64_t r1, double* acc) {
+inline void predict_block(const PackedForest& f, const float* X, int64_t n_features,
+                          const int64_t* roots, int64_t t0, int64_t t1, int64_t r0, int64_t r1,
+                          double* acc) {
     const float* x[kPredictBlock];
     int32_t a[kPredictBlock], b[kPredictBlock];
     const int64_t m = r1 - r0;
@@ -151,8 +156,10 @@ inline void predict_raw(const float* X, int64_t n_rows, int64_t n_features, cons
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
         const int64_t r0 = b * kPredictBlock, r1 = std::min(n_rows, r0 + kPredictBlock);
         double acc[kPredictBlock] = {0.0};
-        if (f.any_categorical) predict_block<true>(f, X, n_features, roots, t0, t1, r0, r1, acc);
-        else predict_block<false>(f, X, n_features, roots, t0, t1, r0, r1, acc);
+        if (f.any_categorical)
+            predict_block<true>(f, X, n_features, roots, t0, t1, r0, r1, acc);
+        else
+            predict_block<false>(f, X, n_features, roots, t0, t1, r0, r1, acc);
         for (int64_t j = 0; j < r1 - r0; ++j) out[r0 + j] += acc[j];
     });
 }
@@ -167,8 +174,9 @@ inline void apply_trees(const float* X, int64_t n_rows, int64_t n_features, cons
         const int64_t r0 = b * kPredictBlock, r1 = std::min(n_rows, r0 + kPredictBlock);
         for (int64_t t = t0; t < t1; ++t) {
             const int32_t root = static_cast<int32_t>(roots[t]);
-            walk_block(f, X, n_features, roots, t, r0, r1,
-                       [&](int64_t j, int32_t leaf) { out[(r0 + j) * nt + (t - t0)] = leaf - root; });
+            walk_block(f, X, n_features, roots, t, r0, r1, [&](int64_t j, int32_t leaf) {
+                out[(r0 + j) * nt + (t - t0)] = leaf - root;
+            });
         }
     });
 }

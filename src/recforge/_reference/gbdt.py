@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-MISSING_BIN = 255
+from ..kernels.gbdt import MISSING_BIN, N_BINS
 
 
 def build_histogram(X_binned, gh, rows):
     """(n_features, 256, 2) float64 sums of gh over ``rows``."""
     n_features = X_binned.shape[1]
-    hist = np.zeros((n_features, 256, 2))
+    hist = np.zeros((n_features, N_BINS, 2))
     for r in rows:
         for f in range(n_features):
             hist[f, X_binned[r, f]] += gh[r]
@@ -76,3 +76,55 @@ def leaf_value(sum_g, sum_h, *, reg_lambda=1.0, min_child_weight=1.0, learning_r
     if sum_h < min_child_weight or sum_h <= 0:
         return 0.0
     return -sum_g / (sum_h + reg_lambda) * learning_rate
+
+
+def rank_gradients(objective, raw, y, group_ptr, group_weight=None, top_k=32, normalize=True,
+                   score_normalize=True, exp_gain=True):
+    """LambdaMART (gradient, hessian) per row, float64 (n, 2): for each group, rank by score
+    (float32, descending, stable); for ranks ``i < min(n, top_k)``, ``j > i`` with different labels,
+    ``h``/``l`` the higher/lower-labelled: ``σ = sigmoid(s_h - s_l)``, ``Δ = 1`` (pairwise) or
+    ``|ΔNDCG|`` of swapping ranks (gain ``2^y - 1``, discount ``1/log2(rank + 2)``, ideal DCG over
+    the top ``min(n, top_k)``), ``Δ /= |s_h - s_l| + 0.01`` if ``score_normalize`` and scores differ,
+    ``g_h += (σ - 1)Δ``, ``g_l -= (σ - 1)Δ``, ``h_h, h_l += 2 max(σ(1 - σ), 1e-16)Δ``; then per group
+    ``× log2(1 + S)/S`` (``S = Σ -2(σ - 1)Δ > 0``, if ``normalize``) and ``× w_g · G/Σw``."""
+    raw = np.asarray(raw, np.float64)
+    y = np.asarray(y, np.float64)
+    out = np.zeros((len(raw), 2))
+    n_groups = len(group_ptr) - 1
+    wnorm = 1.0 if group_weight is None else n_groups / float(np.sum(group_weight))
+    for g in range(n_groups):
+        s, e = int(group_ptr[g]), int(group_ptr[g + 1])
+        n = e - s
+        score = raw[s:e].astype(np.float32).astype(np.float64)
+        lab = y[s:e]
+        order = sorted(range(n), key=lambda i: -score[i])  # Python's sort is stable
+        k = min(n, top_k)
+        gain = (lambda v: 2.0 ** v - 1.0) if exp_gain else (lambda v: v)
+        disc = [1.0 / np.log2(r + 2.0) for r in range(n)]
+        idcg = sum(gain(v) * disc[r] for r, v in enumerate(sorted(lab, reverse=True)[:k]))
+        gh = np.zeros((n, 2))
+        total = 0.0
+        for i in range(k):
+            for j in range(i + 1, n):
+                a, b = order[i], order[j]
+                if lab[a] == lab[b]:
+                    continue
+                (rh, hi), (rl, lo) = ((i, a), (j, b)) if lab[a] > lab[b] else ((j, b), (i, a))
+                delta = 1.0
+                if objective == "rank:ndcg":
+                    change = (gain(lab[hi]) - gain(lab[lo])) * (disc[rh] - disc[rl])
+                    delta = abs(change / idcg) if idcg > 0 else 0.0
+                if score_normalize and score[order[0]] != score[order[-1]]:
+                    delta /= abs(score[hi] - score[lo]) + 0.01
+                sigma = 1.0 / (1.0 + np.exp(-(score[hi] - score[lo])))
+                lam = (sigma - 1.0) * delta
+                hess = 2.0 * max(sigma * (1.0 - sigma), 1e-16) * delta
+                gh[hi] += (lam, hess)
+                gh[lo] += (-lam, hess)
+                total += -2.0 * lam
+        if normalize and total > 0:
+            gh *= np.log2(1.0 + total) / total
+        if group_weight is not None:
+            gh *= group_weight[g] * wnorm
+        out[s:e] = gh
+    return out

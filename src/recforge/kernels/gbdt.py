@@ -20,10 +20,16 @@ def resolve_n_threads(n_threads):
     return _resolve(n_threads)
 
 #: bin index of missing values (NaN) in a binned matrix
-MISSING_BIN = 255
-#: bins per feature in a histogram (254 value bins at most are used + the missing bin)
-N_BINS = 256
-OBJECTIVES = {"binary:logistic": 0, "reg:squarederror": 1}
+MISSING_BIN = _core.constants.GBDT_MISSING_BIN
+#: bins per feature in a histogram: :data:`MAX_BIN` value bins at most + the missing bin
+N_BINS = _core.constants.GBDT_N_BINS
+#: most value bins of a feature (numeric: bins between edges; categorical: categories)
+MAX_BIN = _core.constants.GBDT_MAX_BIN
+#: objective name -> code of the gradient kernels
+OBJECTIVES = dict(_core.constants.GBDT_OBJECTIVES)
+#: objectives of :func:`gradients` (one row at a time) and of :func:`rank_gradients` (per query group)
+POINTWISE_OBJECTIVES = ("binary:logistic", "reg:squarederror")
+RANK_OBJECTIVES = ("rank:pairwise", "rank:ndcg")
 
 
 def _arr(a, dtype, name, ndim):
@@ -81,13 +87,14 @@ def find_splits(hist, sum_g, sum_h, n_bins, is_categorical, *, feature_mask=None
                 min_child_weight=1.0, n_threads=1):
     """Best split of each node's histogram (XGBoost gain; see ``csrc/include/recforge/split.hpp``).
 
-    Returns ``(feature int32, threshold_bin int32, default_left uint8, loss_chg float64, left_g, left_h)``,
-    each of shape (n_nodes,); ``feature == -1`` where no split is valid. A numeric split sends bins
+    Returns the named tuple ``GBDTSplits(feature int32, threshold int32, default_left uint8,
+    loss_chg float64, left_g float64, left_h float64)``, each of shape (n_nodes,); ``feature == -1``
+    where no split is valid. A numeric split sends bins
     ``<= threshold_bin`` left (``-1``: none), a categorical one the bin ``== threshold_bin``.
     """
     hist = np.ascontiguousarray(hist, dtype=np.float64)
     if hist.ndim != 4 or hist.shape[2:] != (N_BINS, 2):
-        raise ValueError(f"hist must have shape (n_nodes, n_features, 256, 2), got {hist.shape}")
+        raise ValueError(f"hist must have shape (n_nodes, n_features, {N_BINS}, 2), got {hist.shape}")
     return _core.gbdt_find_splits(hist, _arr(sum_g, np.float64, "sum_g", 1), _arr(sum_h, np.float64, "sum_h", 1),
                                   _arr(n_bins, np.int32, "n_bins", 1),
                                   _arr(is_categorical, np.uint8, "is_categorical", 1),
@@ -137,13 +144,48 @@ def gradients(objective, raw, y, weight=None, *, out=None, n_threads=1):
     ``binary:logistic``: ``g = p - y``, ``h = max(p (1 - p), 1e-16)``, ``p = sigmoid(raw)``;
     ``reg:squarederror``: ``g = raw - y``, ``h = 1``; both multiplied by ``weight`` when given.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {objective!r}")
+    if objective not in POINTWISE_OBJECTIVES:
+        raise ValueError(f"objective must be one of {list(POINTWISE_OBJECTIVES)}, got {objective!r}")
     raw = _arr(raw, np.float64, "raw", 1)
     if out is None:
         out = np.empty((raw.shape[0], 2), np.float32)
     _core.gbdt_gradients(OBJECTIVES[objective], raw, _arr(y, np.float32, "y", 1),
                          _opt(weight, np.float32, "weight", 1), out, resolve_n_threads(n_threads))
+    return out
+
+
+def rank_gradients(objective, raw, y, group_ptr, group_weight=None, *, top_k=32, normalize=True,
+                   score_normalize=True, exp_gain=True, out=None, n_threads=1):
+    """LambdaMART gradient and hessian per row → float32 (n, 2) (``csrc/include/recforge/rank_objective.hpp``).
+
+    Parameters
+    ----------
+    objective : {"rank:pairwise", "rank:ndcg"}
+    raw : ndarray (n,) float64
+        Current margins (scores); compared in float32, as xgboost does.
+    y : ndarray (n,) float32
+        Relevance labels.
+    group_ptr : ndarray (n_groups + 1,) int64
+        Query group ``g`` is rows ``group_ptr[g]:group_ptr[g + 1]`` (from 0 to n, non-decreasing).
+    group_weight : ndarray (n_groups,) float32, optional
+        Weight per group (scaled to mean 1).
+    top_k : int >= 1
+        Pairs start at the first ``top_k`` ranks of a group (xgboost's ``lambdarank_num_pair_per_sample``
+        with ``lambdarank_pair_method="topk"``); ``top_k >= group size``: every pair.
+    normalize, score_normalize : bool
+        xgboost's ``lambdarank_normalization`` and ``lambdarank_score_normalization``.
+    exp_gain : bool
+        NDCG gain ``2^y - 1`` (else ``y``); xgboost's ``ndcg_exp_gain``.
+    """
+    if objective not in RANK_OBJECTIVES:
+        raise ValueError(f"objective must be one of {list(RANK_OBJECTIVES)}, got {objective!r}")
+    raw = _arr(raw, np.float64, "raw", 1)
+    group_ptr = _arr(group_ptr, np.int64, "group_ptr", 1)
+    if out is None:
+        out = np.empty((raw.shape[0], 2), np.float32)
+    _core.gbdt_rank_gradients(OBJECTIVES[objective], raw, _arr(y, np.float32, "y", 1), group_ptr,
+                              _opt(group_weight, np.float32, "group_weight", 1), out, int(top_k), bool(normalize),
+                              bool(score_normalize), bool(exp_gain), resolve_n_threads(n_threads))
     return out
 
 

@@ -22,7 +22,7 @@ Loss of a batch of ``B`` rows: ``sum_i s_i * logloss_i / B`` (Keras' ``SUM_OVER_
 Sparse updates: only the embedding rows and wide coordinates a batch touches get a gradient and an
 optimiser update ("lazy" Adam for those; Adagrad, SGD and FTRL are exact since an untouched
 coordinate has a zero gradient). Dense layers use BLAS (``np.dot``) and dense updates.
-Optimiser codes: 0 SGD, 1 Adagrad, 2 Adam, 3 FTRL (wide part only). State arrays ``m``/``v``:
+Optimiser codes :data:`SGD`, :data:`ADAGRAD`, :data:`ADAM`, :data:`FTRL` (wide part only). State arrays ``m``/``v``:
 Adam moments; Adagrad accumulator in ``m``; FTRL accumulator in ``m`` and linear term in ``v``.
 Formulas follow Keras 3 (the oracle tests compare one step with Keras):
 
@@ -42,10 +42,12 @@ import math
 
 import numpy as np
 
+from .. import _core
 from ._jit import jit
 from .linear import _log1pexp, _sigmoid
 
-SGD, ADAGRAD, ADAM, FTRL = 0, 1, 2, 3
+# optimiser codes, defined once in csrc/include/recforge/constants.hpp
+SGD, ADAGRAD, ADAM, FTRL = (_core.constants.NN_OPTIMIZERS[k] for k in ("sgd", "adagrad", "adam", "ftrl"))
 
 
 @jit
@@ -194,15 +196,15 @@ def update(p, g, m, v, opt, lr, alpha, b1, b2, eps, l1, l2):
     are FTRL's penalties.
     """
     n = p.shape[0]
-    if opt == 0:
+    if opt == SGD:
         for j in range(n):
             p[j] -= lr * g[j]
-    elif opt == 1:
+    elif opt == ADAGRAD:
         for j in range(n):
             gj = g[j]
             m[j] += gj * gj
             p[j] -= lr * gj / math.sqrt(m[j] + eps)
-    elif opt == 2:
+    elif opt == ADAM:
         for j in range(n):
             gj = g[j]
             m[j] += (gj - m[j]) * (1.0 - b1)
@@ -357,7 +359,7 @@ def train_batches(codes, dense, y, sw, order, start, stop, batch_size,
                 wm[q] = wide_m[j]
                 wv[q] = wide_v[j]
             update(wp[:nw], wg[:nw], wm[:nw], wv[:nw], wide_opt, wide_lr,
-                   alpha if wide_opt == 2 and wide_lr == lr else
+                   alpha if wide_opt == ADAM and wide_lr == lr else
                    np.float32(wide_lr * math.sqrt(1.0 - b2f ** t) / (1.0 - b1f ** t)),
                    b1, b2, eps, wide_l1, wide_l2)
             for q in range(nw):

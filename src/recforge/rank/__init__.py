@@ -6,9 +6,9 @@ All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``pre
 """
 from ._base import Ranker
 from .dnn import DNN
-from .gbdt import GBDTClassifier, GBDTRegressor
+from .gbdt import GBDTClassifier, GBDTRanker, GBDTRegressor
 from .gbdt_lr import GBDTLR
 from .linear import LogisticRegression
 from .wide_deep import WideDeep
 
-__all__ = ["Ranker", "LogisticRegression", "GBDTClassifier", "GBDTRegressor", "GBDTLR", "DNN", "WideDeep"]
+__all__ = ["Ranker", "LogisticRegression", "GBDTClassifier", "GBDTRegressor", "GBDTRanker", "GBDTLR", "DNN", "WideDeep"]

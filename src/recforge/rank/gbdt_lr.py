@@ -7,12 +7,18 @@ are fitted one after the other, as in the paper, on the same rows, and saved tog
 """
 from __future__ import annotations
 
+import io
+
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
+from .._threads import resolve_n_threads
 from .._validation import check_float, check_int
-from ._base import Ranker
+from ..exceptions import ModelFileError
+from ._base import Ranker, check_X
 from .gbdt import GBDTClassifier
+from ..kernels.gbdt import MAX_BIN, MISSING_BIN
 from .gbdt._binning import BinMapper
 from .linear import LogisticRegression
 
@@ -110,65 +116,54 @@ class GBDTLR(Ranker):
 
     def _validate_params(self):
         check_float(self.C, "C", min_value=0.0, min_inclusive=False)
-        check_int(self.original_bins, "original_bins", min_value=2, max_value=255)
+        check_int(self.original_bins, "original_bins", min_value=2, max_value=MAX_BIN)
         if not isinstance(self.include_original, (bool, np.bool_)):
             raise TypeError(f"include_original must be a bool, got {type(self.include_original).__name__}")
-        self._make_gbdt()._check_params()
+        self._make_gbdt()  # unknown gbdt_params / lr_params keys raise here; values are checked by their fit
         self._make_lr()
 
     def _prepare_X(self, X, *, reset, name="X"):
-        if reset:
-            self.gbdt_ = self._make_gbdt()
-            Xf = self.gbdt_._prepare_X(X, reset=True, name=name)
-            self.n_features_in_ = self.gbdt_.n_features_in_
-            if hasattr(self.gbdt_, "feature_names_in_"):
-                self.feature_names_in_ = self.gbdt_.feature_names_in_
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-            self.gbdt_.classes_ = np.array([0, 1])  # lets eval_set rows through gbdt_'s checks
-            return Xf
-        self._check_fitted()
-        return self.gbdt_._prepare_X(X, reset=False, name=name)
+        """Light validation only: the trees' own input checks (schema, feature names) run in ``gbdt_``."""
+        if not reset:
+            self._check_fitted()
+        if isinstance(X, pd.DataFrame):
+            return X
+        return check_X(X, name, accept_sparse=False, allow_nan=True)
 
     # ---- features for the LR -------------------------------------------------------------------
-    def _leaf_columns(self):
-        """node -> LR column for every node of the used trees (-1 for split nodes), and tree offsets."""
-        forest = self.gbdt_._forest
-        forest._flush()
-        n_used = self.gbdt_._n_used()
-        roots = forest.arrays["roots"]
-        end = int(roots[n_used]) if n_used < len(roots) else len(forest.arrays["left"])
-        is_leaf = forest.arrays["left"][:end] < 0
-        node_to_col = np.where(is_leaf, np.cumsum(is_leaf) - 1, -1).astype(np.int64)
-        bounds = np.append(roots[:n_used], end)
-        offsets = np.concatenate([[0], np.cumsum(is_leaf)[bounds[1:] - 1]]).astype(np.int64)
-        return node_to_col, roots[:n_used].astype(np.int64), offsets
-
-    def _features(self, Xf):
-        leaves = self.gbdt_._apply_prepared(Xf)  # (n, n_trees) node ids within each tree
+    def _features(self, X):
+        """``[leaf one-hot | original one-hot]`` CSR (n_rows, n_leaf_features_ + n_original_features_)."""
+        leaves = self.gbdt_.apply(X, numbering="leaf")  # (n, n_trees): leaf number within each tree
         n, n_trees = leaves.shape
-        cols = self._node_to_col[self._tree_roots[None, :] + leaves]
+        cols = leaves + self.leaf_offsets_[None, :-1]
         indptr = np.arange(0, n * n_trees + 1, n_trees, dtype=np.int64)
         leaf_csr = sp.csr_matrix((np.ones(n * n_trees), cols.ravel(), indptr), shape=(n, self.n_leaf_features_))
         if not self.include_original:
             return leaf_csr
-        bins = self._original_bins.transform(Xf, n_threads=self.gbdt_._threads())
+        bins = self._original_bins.transform(self.gbdt_.encode_input(X), n_threads=resolve_n_threads(self.n_threads))
         width = self._original_bins.n_bins_.astype(np.int64) + 1  # + the missing bucket
         starts = np.concatenate([[0], np.cumsum(width)[:-1]])
         b = bins.astype(np.int64)
-        b = np.where(b == 255, self._original_bins.n_bins_[None, :], b)
+        b = np.where(b == MISSING_BIN, self._original_bins.n_bins_[None, :], b)
         F = b.shape[1]
         orig = sp.csr_matrix((np.ones(n * F), (b + starts[None, :]).ravel(),
                               np.arange(0, n * F + 1, F, dtype=np.int64)), shape=(n, int(width.sum())))
         return sp.hstack([leaf_csr, orig], format="csr")
 
+    def _set_leaf_layout(self):
+        self.leaf_offsets_ = np.concatenate([[0], np.cumsum(self.gbdt_.leaves_per_tree_)]).astype(np.int64)
+        self.n_leaf_features_ = int(self.leaf_offsets_[-1])
+
     # ---- Ranker hooks --------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight, eval_set):
-        self.gbdt_.classes_ = self.classes_
-        weight = None if np.all(sample_weight == 1.0) else sample_weight
-        self.gbdt_._boost(X, y, weight, [(Xe, ye, None if np.all(we == 1.0) else we) for Xe, ye, we in eval_set])
-        self._node_to_col, self._tree_roots, self.leaf_offsets_ = self._leaf_columns()
-        self.n_leaf_features_ = int(self.leaf_offsets_[-1])
+        self.gbdt_ = self._make_gbdt().fit(X, y, sample_weight=sample_weight,
+                                           eval_set=[(Xe, ye, we) for Xe, ye, we in eval_set] or None)
+        self.n_features_in_ = self.gbdt_.n_features_in_
+        if hasattr(self.gbdt_, "feature_names_in_"):
+            self.feature_names_in_ = self.gbdt_.feature_names_in_
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self._set_leaf_layout()
         self._fit_original(X)
         self.lr_ = self._make_lr()
         evals = [(self._features(Xe), ye, we) for Xe, ye, we in eval_set]
@@ -180,7 +175,7 @@ class GBDTLR(Ranker):
         if self.include_original:
             self._original_bins = BinMapper(max_bin=int(self.original_bins), subsample=200_000,
                                             random_state=np.random.default_rng(0)).fit(
-                X, self.gbdt_._schema.is_categorical, n_threads=self.gbdt_._threads())
+                self.gbdt_.encode_input(X), self.gbdt_.is_categorical_, n_threads=resolve_n_threads(self.n_threads))
             self.n_original_features_ = int((self._original_bins.n_bins_ + 1).sum())
 
     def _decision(self, X):
@@ -188,46 +183,45 @@ class GBDTLR(Ranker):
 
     def apply(self, X):
         """Leaf index per row and tree (see :meth:`GBDTClassifier.apply`), int32 (n_rows, n_trees)."""
-        return self.gbdt_._apply_prepared(self._prepare_X(X, reset=False))
+        self._check_fitted()
+        return self.gbdt_.apply(X)
 
     def _get_state(self):
-        g_arrays, g_meta = self.gbdt_._get_state()
-        l_arrays, l_meta = self.lr_._get_state()
-        arrays = {f"gbdt.{k}": v for k, v in g_arrays.items()}
-        arrays.update({f"lr.{k}": v for k, v in l_arrays.items()})
-        meta = {"gbdt": g_meta, "lr": l_meta, "n_lr_features": int(self.lr_.n_features_in_)}
+        # each part is saved whole (its own .npz bytes): it restores itself through its public load
+        arrays = {"gbdt": _saved(self.gbdt_), "lr": _saved(self.lr_)}
         if self._original_bins is not None:
-            e = self._original_bins.edges_
-            off = np.concatenate([[0], np.cumsum([len(x) for x in e])]).astype(np.int64)
-            arrays["orig.edges"] = np.concatenate(e) if off[-1] else np.zeros(0, np.float32)
-            arrays["orig.offsets"] = off
-        return arrays, meta
+            arrays["orig.edges"], arrays["orig.offsets"] = self._original_bins.get_state()
+        return arrays, {}
 
     def _set_state(self, arrays, meta):
-        self.gbdt_ = self._make_gbdt()
-        self.gbdt_._set_state({k[5:]: v for k, v in arrays.items() if k.startswith("gbdt.")}, meta["gbdt"])
-        self.gbdt_.classes_ = self.classes_
-        self.gbdt_.n_features_in_ = self.n_features_in_
-        if getattr(self, "feature_names_in_", None) is not None:
-            self.gbdt_.feature_names_in_ = self.feature_names_in_
-        self.lr_ = self._make_lr()
-        self.lr_._set_state({k[3:]: v for k, v in arrays.items() if k.startswith("lr.")}, meta["lr"])
-        self.lr_.classes_ = np.array([0.0, 1.0])
-        self.lr_.n_features_in_ = int(meta["n_lr_features"])
-        self._node_to_col, self._tree_roots, self.leaf_offsets_ = self._leaf_columns()
-        self.n_leaf_features_ = int(self.leaf_offsets_[-1])
+        self.gbdt_ = _load_part(GBDTClassifier, arrays, "gbdt")
+        self.lr_ = _load_part(LogisticRegression, arrays, "lr")
+        if self.gbdt_.n_features_in_ != self.n_features_in_:
+            raise ValueError("the trees' n_features_in_ differs from the model's")
+        self._set_leaf_layout()
         self._original_bins, self.n_original_features_ = None, 0
         if "orig.edges" in arrays:
-            mapper = BinMapper(max_bin=int(self.original_bins))
-            off, edges = arrays["orig.offsets"], arrays["orig.edges"]
-            if len(off) != self.n_features_in_ + 1:
-                raise ValueError("original-feature bins do not match n_features_in_")
-            mapper.edges_ = [edges[off[j]:off[j + 1]] for j in range(len(off) - 1)]
-            mapper.is_categorical_ = self.gbdt_._schema.is_categorical
-            mapper.n_bins_ = np.array([len(x) if c else len(x) + 1 for x, c in
-                                       zip(mapper.edges_, mapper.is_categorical_)], np.int32)
-            self._original_bins = mapper
-            self.n_original_features_ = int((mapper.n_bins_ + 1).sum())
+            self._original_bins = BinMapper.from_state(arrays["orig.edges"], arrays["orig.offsets"],
+                                                       self.gbdt_.is_categorical_, max_bin=int(self.original_bins))
+            self.n_original_features_ = int((self._original_bins.n_bins_ + 1).sum())
         width = self.n_leaf_features_ + self.n_original_features_
-        if width != self.lr_.n_features_in_ or self.lr_.coef_.shape[1] != width:
+        if width != self.lr_.n_features_in_ or self.lr_.coef_.shape[-1] != width:
             raise ValueError("LR width does not match the leaves and original features")
+
+
+def _saved(model):
+    """``model.save`` output as a uint8 array (stored inside the GBDT+LR file)."""
+    buffer = io.BytesIO()
+    model.save(buffer)
+    return np.frombuffer(buffer.getvalue(), np.uint8)
+
+
+def _load_part(cls, arrays, name):
+    """The part ``name`` of a GBDT+LR file, loaded by ``cls.load``; its errors name the outer file."""
+    blob = arrays.take(name, kinds="u", ndim=1, finite=False)
+    if blob.dtype != np.uint8:
+        raise arrays.error(f"array {name!r} must hold the bytes (uint8) of a saved {cls.__name__}")
+    try:
+        return cls.load(io.BytesIO(blob.tobytes()))
+    except ModelFileError as exc:
+        raise arrays.error(f"its {name!r} part: {exc}") from exc

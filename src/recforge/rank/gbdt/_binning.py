@@ -5,15 +5,14 @@ the distinct values but the smallest, so a split "bin <= t" is the split "x < ed
 thresholds xgboost's hist method uses on such data). Otherwise edges are quantiles of the values
 (taken from a subsample of ``subsample`` rows), so bins hold about equal numbers of rows.
 A categorical feature (non-negative integer codes) gets one bin per category seen in fit.
-NaN goes to bin 255 (:data:`~recforge.kernels.gbdt.MISSING_BIN`).
+NaN goes to bin :data:`~recforge.kernels.gbdt.MISSING_BIN` (255).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...kernels import gbdt as kern
-
-MAX_BIN = 255  # value bins per feature; bin 255 is for missing values
+from ...kernels.gbdt import MAX_BIN
 
 
 class BinMapper:
@@ -102,16 +101,50 @@ class BinMapper:
                 table[f, 1:1 + len(e)] = e
         return table
 
-    def threshold_value(self, feature, threshold_bin):
-        """Raw-value threshold of a split: numeric ``x < value`` goes left, categorical ``x == value``."""
-        e = self.edges_[feature]
-        if self.is_categorical_[feature]:
-            return np.float32(e[threshold_bin])
-        if threshold_bin < 0:
-            return np.float32(-np.inf)
-        if threshold_bin >= len(e):
-            return np.float32(np.inf)
-        return np.float32(e[threshold_bin])
+    # ---- state (save/load) -------------------------------------------------------------------
+    def get_state(self):
+        """The fitted edges as two arrays: ``(edges float32 (n_edges,), offsets int64 (n_features + 1,))``;
+        feature ``f``'s edges are ``edges[offsets[f]:offsets[f + 1]]``."""
+        offsets = np.zeros(len(self.edges_) + 1, np.int64)
+        offsets[1:] = np.cumsum([len(e) for e in self.edges_])
+        edges = np.concatenate(self.edges_).astype(np.float32) if offsets[-1] else np.zeros(0, np.float32)
+        return edges, offsets
+
+    @classmethod
+    def from_state(cls, edges, offsets, is_categorical, max_bin=MAX_BIN):
+        """A fitted mapper from :meth:`get_state`'s arrays (e.g. read from a model file).
+
+        Raises ``ValueError`` unless ``offsets`` (int64, ``n_features + 1``, from 0 to ``len(edges)``,
+        non-decreasing) and ``edges`` (float32, finite, strictly increasing per feature; categorical
+        codes non-negative integers; at most ``MAX_BIN - 1`` numeric edges or ``MAX_BIN`` categories)
+        describe valid bins for the ``is_categorical`` mask (bool (n_features,)).
+        """
+        is_categorical = np.asarray(is_categorical, dtype=bool)
+        edges, offsets = np.asarray(edges), np.asarray(offsets)
+        n_features = len(is_categorical)
+        if edges.dtype != np.float32 or edges.ndim != 1:
+            raise ValueError(f"bin edges must be a 1-D float32 array, got {edges.dtype} of shape {edges.shape}")
+        if offsets.dtype != np.int64 or offsets.shape != (n_features + 1,):
+            raise ValueError(f"bin offsets must be int64 of shape ({n_features + 1},), got {offsets.dtype} of "
+                             f"shape {offsets.shape}")
+        if offsets[0] != 0 or offsets[-1] != len(edges) or np.any(np.diff(offsets) < 0):
+            raise ValueError("bin offsets must rise from 0 to the number of edges")
+        if not np.all(np.isfinite(edges)):
+            raise ValueError("bin edges must be finite")
+        mapper = cls(max_bin=max_bin)
+        mapper.edges_ = [edges[offsets[f]:offsets[f + 1]] for f in range(n_features)]
+        for f, e in enumerate(mapper.edges_):
+            if np.any(np.diff(e) <= 0):
+                raise ValueError(f"bin edges of feature {f} are not strictly increasing")
+            cat = is_categorical[f]
+            if len(e) > (MAX_BIN if cat else MAX_BIN - 1):
+                raise ValueError(f"feature {f} has {len(e)} bin edges, more than a uint8 bin can index")
+            if cat and len(e) and (e[0] < 0 or np.any(e != np.round(e))):
+                raise ValueError(f"categorical feature {f} has codes that are not non-negative integers")
+        mapper.is_categorical_ = is_categorical
+        mapper.n_bins_ = np.array([len(e) if c else len(e) + 1 for e, c in zip(mapper.edges_, is_categorical)],
+                                  dtype=np.int32)
+        return mapper
 
 
 def _numeric_edges(values, max_bin):

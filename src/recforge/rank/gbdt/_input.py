@@ -95,7 +95,8 @@ class InputSchema:
                     raise TypeError(f"{name} column {X.columns[j]!r} is not numeric; declare it in "
                                     "categorical_features")
                 else:
-                    out[:, j] = s.to_numpy(dtype=np.float32, na_value=np.nan)
+                    with np.errstate(over="ignore"):
+                        out[:, j] = s.to_numpy(dtype=np.float32, na_value=np.nan)
         else:
             arr = np.asarray(X)
             if arr.ndim != 2:
@@ -110,11 +111,13 @@ class InputSchema:
                     raise TypeError(f"{name} must be numeric, got dtype {arr.dtype} ({exc})") from None
             if arr.shape[1] != self.n_features:
                 raise ValueError(f"{name} has {arr.shape[1]} features, the model was fitted with {self.n_features}")
-            out = np.ascontiguousarray(arr, dtype=np.float32)
+            with np.errstate(over="ignore"):  # values beyond float32's range become inf: refused below
+                out = np.ascontiguousarray(arr, dtype=np.float32)
         if out.shape[0] < 1:
             raise ValueError(f"Found array with 0 sample(s) (shape={out.shape}) while a minimum of 1 is required")
         if np.isinf(out).any():
-            raise ValueError(f"{name} contains infinity (NaN is allowed: it means missing)")
+            raise ValueError(f"{name} contains infinity or values beyond float32's range (NaN is allowed: it means "
+                             "missing)")
         cat = np.flatnonzero(self.is_categorical)
         if cat.size:
             vals = out[:, cat]
@@ -137,11 +140,27 @@ class InputSchema:
 
     @classmethod
     def from_state(cls, arrays, meta):
+        """The schema from :meth:`state`'s output read back from a model file (``arrays`` a
+        :class:`recforge.io.ModelArrays`); an inconsistent record raises ``ModelFileError``/``ValueError``."""
         self = cls()
-        self.is_frame, self.columns, self.n_features = meta["is_frame"], meta["columns"], int(meta["n_features"])
-        self.is_categorical = arrays["schema_is_categorical"].astype(bool)
-        off, flat, has = arrays["schema_cat_offsets"], arrays["schema_cat_labels"], arrays["schema_has_labels"]
-        if len(self.is_categorical) != self.n_features or len(off) != self.n_features + 1:
-            raise ValueError("schema arrays do not match n_features")
-        self.categories = [flat[off[j]:off[j + 1]].astype(str) if has[j] else None for j in range(self.n_features)]
+        n = meta["n_features"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"schema n_features must be a positive int, got {n!r}")
+        self.n_features = n
+        self.is_frame = meta["is_frame"]
+        if not isinstance(self.is_frame, bool):
+            raise ValueError("schema is_frame must be a bool")
+        self.columns = meta["columns"]
+        if self.columns is not None and (not isinstance(self.columns, list) or len(self.columns) != n
+                                         or not all(isinstance(c, str) for c in self.columns)):
+            raise ValueError(f"schema columns must be None or {n} strings")
+        self.is_categorical = arrays.take("schema_is_categorical", kinds="biu", shape=(n,)).astype(bool)
+        has = arrays.take("schema_has_labels", kinds="biu", shape=(n,)).astype(bool)
+        off = arrays.take("schema_cat_offsets", kinds="iu", shape=(n + 1,), dtype=np.int64)
+        flat = arrays.take("schema_cat_labels", kinds="U", finite=False)
+        if off[0] != 0 or off[-1] != len(flat) or np.any(np.diff(off) < 0):
+            raise ValueError("schema category offsets must rise from 0 to the number of labels")
+        if np.any(has & ~self.is_categorical):
+            raise ValueError("schema has category labels for a numeric column")
+        self.categories = [flat[off[j]:off[j + 1]].astype(str) if has[j] else None for j in range(n)]
         return self

@@ -14,6 +14,53 @@ class Forest:
     (child indices absolute) plus ``roots`` int64 (n_trees,): tree ``t`` starts at node ``roots[t]``.
     """
 
+    @classmethod
+    def from_state(cls, arrays, prefix, mapper, n_features):
+        """The forest saved as ``{prefix}{field}`` arrays of a model file (a
+        :class:`recforge.io.ModelArrays`), checked so that nothing invalid reaches the predict kernel.
+
+        Every field must be 1-D with one entry per node and the tree's dtype; leaf values, gains and
+        covers finite; ``roots`` start at 0 and increase; a split node's children are ``left > node``,
+        ``right == left + 1``, inside its own tree (so every path ends at a leaf); its feature is
+        ``< n_features`` with the mapper's kind (numeric / categorical), its bin threshold within the
+        feature's bins and its raw threshold the mapper's value for that bin. A leaf has no children.
+        Raises :class:`~recforge.exceptions.ModelFileError` naming the file and the array.
+        """
+        roots = arrays.take(f"{prefix}roots", kinds="iu", dtype=np.int64)
+        n_nodes = len(arrays.get(f"{prefix}feature", ()))
+        a = {}
+        for name, dt in zip(Tree.FIELDS, Tree.DTYPES):
+            kinds = "f" if np.dtype(dt).kind == "f" else "iu"
+            a[name] = arrays.take(f"{prefix}{name}", kinds=kinds, shape=(n_nodes,), dtype=dt,
+                                  finite=name != "threshold")  # thresholds may be ±inf (checked below)
+        a["roots"] = roots
+        if n_nodes == 0 or len(roots) == 0 or roots[0] != 0 or np.any(np.diff(roots) <= 0) or roots[-1] >= n_nodes:
+            raise arrays.error(f"array {prefix + 'roots'!r} must start at 0 and increase within the "
+                               f"{n_nodes} nodes")
+        node = np.arange(n_nodes)
+        tree_end = np.append(roots[1:], n_nodes)[np.repeat(np.arange(len(roots)), np.diff(np.append(roots, n_nodes)))]
+        left, right, feature = a["left"], a["right"], a["feature"]
+        split = left >= 0
+        if np.any(~split & ((left != -1) | (right != -1))):
+            raise arrays.error(f"a leaf in {prefix + 'left'!r}/{prefix + 'right'!r} has a child index other than -1")
+        if np.any(split & ((left <= node) | (right != left + 1) | (right >= tree_end))):
+            raise arrays.error(f"child indices in {prefix + 'left'!r}/{prefix + 'right'!r} leave their tree or "
+                               "point backwards (corrupt model)")
+        f = feature[split]
+        if np.any((f < 0) | (f >= n_features)):
+            raise arrays.error(f"array {prefix + 'feature'!r} holds feature indices outside [0, {n_features})")
+        cat = mapper.is_categorical_[f]
+        if np.any(a["categorical"][split] != cat) or np.any(a["default_left"] > 1):
+            raise arrays.error(f"arrays {prefix + 'categorical'!r}/{prefix + 'default_left'!r} do not match the "
+                               "features")
+        tb = a["threshold_bin"][split]
+        if np.any((tb < np.where(cat, 0, -1)) | (tb >= mapper.n_bins_[f])):
+            raise arrays.error(f"array {prefix + 'threshold_bin'!r} holds bins outside their feature's bins")
+        expected = mapper.threshold_table_[f, tb + 1]
+        if not np.array_equal(a["threshold"][split], expected):
+            raise arrays.error(f"array {prefix + 'threshold'!r} does not match the bin edges of its features")
+        return cls(a)
+
     def __init__(self, arrays=None):
         if arrays is None:
             arrays = {name: np.zeros(0, dt) for name, dt in zip(Tree.FIELDS, Tree.DTYPES)}
@@ -74,3 +121,18 @@ class Forest:
         bounds = np.append(self.arrays["roots"], len(is_leaf))
         csum = np.concatenate([[0], np.cumsum(is_leaf)])
         return csum[bounds[1:len(roots) + 1]] - csum[bounds[:len(roots)]]
+
+    def leaf_ordinals(self, t1=None):
+        """``(ordinal, roots)`` of the first ``t1`` trees: ``ordinal`` int32 (nodes of those trees,) is a
+        leaf's position among its tree's leaves in node order (-1 for a split node), ``roots`` int64
+        (t1,) the first node of each tree (so tree ``t``'s node ``k`` is ``ordinal[roots[t] + k]``)."""
+        self._flush()
+        roots = self.arrays["roots"][:t1]
+        end = int(self.arrays["roots"][len(roots)]) if len(roots) < len(self.arrays["roots"]) else len(
+            self.arrays["left"])
+        is_leaf = self.arrays["left"][:end] < 0
+        before = np.cumsum(is_leaf) - is_leaf  # leaves before each node, over all trees
+        tree_of = np.repeat(np.arange(len(roots)), np.diff(np.append(roots, end)))
+        first = before[roots] if len(roots) else np.zeros(0, np.int64)
+        ordinal = np.where(is_leaf, before - first[tree_of], -1).astype(np.int32)
+        return ordinal, roots.astype(np.int64)

@@ -1,38 +1,59 @@
-"""GBDTClassifier / GBDTRegressor: XGBoost-style second-order histogram gradient boosting."""
+"""GBDTClassifier / GBDTRegressor: XGBoost-style second-order histogram gradient boosting.
+
+Both are :class:`~recforge.rank._base.Ranker` subclasses sharing :class:`_BaseGBDT` (input
+preparation, boosting, save/load state); they differ only in the target hooks (as scikit-learn's
+``BaseHistGradientBoosting``): the classifier's binary target and log-odds base margin, the
+regressor's real target and mean base margin.
+"""
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from ... import _core
-from ..._params import ParamsMixin
 from ..._threads import resolve_n_threads
 from ..._validation import check_choice, check_float, check_int, check_random_state
-from ...exceptions import ModelFileError, NotFittedError
-from ...io import load_arrays, save_arrays
 from ...kernels import gbdt as kern
-from .._base import Ranker, _feature_name_error, check_sample_weight, check_X, feature_names_of
-from ._binning import MAX_BIN, BinMapper
+from .._base import (Ranker, _data_conversion_warning, _feature_name_error, check_sample_weight, check_X,
+                     feature_names_of)
+from ._binning import BinMapper
 from ._grower import GrowParams, Tree, TreeGrower
 from ._input import InputSchema
 from ._predict import Forest
 
-_OBJECTIVE_CODE = {"binary:logistic": 0, "reg:squarederror": 1}
 _METRICS = {"logloss": False, "error": False, "auc": True, "rmse": False}  # name -> higher is better
 _SCHEMA_VERSION = 1
+
+
+def _unavailable(name):
+    """A method a subclass does not have (``hasattr`` is False), e.g. the regressor's ``predict_proba``."""
+
+    def missing(self):
+        raise AttributeError(f"{type(self).__name__} predicts real values; it has no {name!r}")
+
+    return property(missing)
 
 
 def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-class _BaseGBDT:
-    """The boosting machinery shared by the classifier and the regressor (a mixin)."""
+class _BaseGBDT(Ranker):
+    """The boosting machinery shared by the classifier and the regressor.
+
+    Subclasses set ``_objective`` and implement ``_base_margin(y, weight)``; the regressor also
+    overrides the target hooks of :class:`~recforge.rank._base.Ranker` (``_fit_target``,
+    ``_eval_target``).
+    """
 
     _objective = None
     _prepare_seconds = 0.0
+    _accept_sparse = False
+    _allow_nan = True
+    _fitted_attr = "n_trees_"
 
     def __init__(self, *, n_estimators=100, learning_rate=0.3, max_depth=6, max_leaves=None, min_child_weight=1.0,
                  reg_lambda=1.0, gamma=0.0, subsample=1.0, colsample_bytree=1.0, max_bin=256,
@@ -71,26 +92,129 @@ class _BaseGBDT:
         check_float(self.gamma, "gamma", min_value=0.0)
         check_float(self.subsample, "subsample", min_value=0.0, max_value=1.0, min_inclusive=False)
         check_float(self.colsample_bytree, "colsample_bytree", min_value=0.0, max_value=1.0, min_inclusive=False)
-        check_int(self.max_bin, "max_bin", min_value=2, max_value=MAX_BIN + 1)
+        check_int(self.max_bin, "max_bin", min_value=2, max_value=kern.N_BINS)
         if self.early_stopping_rounds is not None:
             check_int(self.early_stopping_rounds, "early_stopping_rounds", min_value=1)
         if self.eval_metric is not None:
-            check_choice(self.eval_metric, "eval_metric", set(self._metrics()))
+            self._check_eval_metric(self.eval_metric)
 
     def _metrics(self):
+        """Metric names for ``eval_metric``, the default first."""
         return ("logloss", "error", "auc") if self._objective == "binary:logistic" else ("rmse",)
 
+    def _check_eval_metric(self, name):
+        check_choice(name, "eval_metric", set(self._metrics()))
+
+    def _higher_is_better(self, metric):
+        return _METRICS[metric]
+
+    # ---- Ranker hooks --------------------------------------------------------------------------
+    def _validate_params(self):
+        self._check_params()
+
+    def _prepare_X(self, X, *, reset, name="X"):
+        """Validate ``X`` and turn it into float32 (categorical columns as codes, NaN = missing)."""
+        start = time.perf_counter()
+        if not isinstance(X, pd.DataFrame):
+            X = check_X(X, name, accept_sparse=False, allow_nan=True)
+        names = feature_names_of(X)
+        if reset:
+            for stale in ("n_trees_", "_forest"):  # a fit that fails leaves the model unfitted
+                self.__dict__.pop(stale, None)
+            self._schema = InputSchema().fit(X, self.categorical_features)
+            self.n_features_in_ = self._schema.n_features
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            if not hasattr(self, "_schema"):  # (eval_set inputs are prepared before the trees exist)
+                self._check_fitted()
+            fitted = getattr(self, "feature_names_in_", None)
+            if fitted is not None and names is not None and (len(fitted) != len(names) or np.any(fitted != names)):
+                raise _feature_name_error(fitted, names)
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                                 f"{self.n_features_in_} features as input")
+        Xf = self._schema.transform(X, name)
+        if reset:
+            self._prepare_seconds = time.perf_counter() - start
+        return Xf
+
+    def _fit(self, X, y, sample_weight, eval_set):
+        weight = None if np.all(sample_weight == 1.0) else sample_weight
+        evals = [(Xe, ye, None if np.all(we == 1.0) else we) for Xe, ye, we in eval_set]
+        self._boost(X, y, weight, evals)
+
+    def _decision(self, X):
+        self._check_fitted()
+        return self._raw_prepared(X)
+
+    # ---- the fitted forest, public ---------------------------------------------------------------
+    def apply(self, X, *, numbering="node"):
+        """Leaf reached by every row in every used tree (xgboost's ``pred_leaf``).
+
+        Parameters
+        ----------
+        X : array-like (n_rows, n_features) or DataFrame
+        numbering : {"node", "leaf"}, default "node"
+            ``"node"``: the leaf's node index within its tree (the ``node`` of
+            :meth:`trees_to_dataframe`); ``"leaf"``: its position among the tree's leaves in node
+            order, ``0 .. leaves_per_tree_[t] - 1`` (e.g. a one-hot column, as GBDT+LR uses it).
+
+        Returns
+        -------
+        ndarray of shape (n_rows, best_iteration_ + 1), int32
+        """
+        check_choice(numbering, "numbering", {"node", "leaf"})
+        Xf = self._prepare_X(X, reset=False)
+        self._check_fitted()
+        nodes = self._apply_prepared(Xf)
+        if numbering == "node":
+            return nodes
+        ordinal, roots = self._forest.leaf_ordinals(self._n_used())
+        return ordinal[roots[None, :] + nodes]
+
+    @property
+    def leaves_per_tree_(self):
+        """Number of leaves of every used tree, int64 (best_iteration_ + 1,)."""
+        self._check_fitted()
+        return self._forest.n_leaves(self._n_used())
+
+    @property
+    def is_categorical_(self):
+        """Which input columns are categorical, bool (n_features_in_,)."""
+        self._check_fitted()
+        return self._schema.is_categorical.copy()
+
+    def encode_input(self, X):
+        """``X`` as the trees see it: float32 (n_rows, n_features_in_), C order, categorical columns as
+        codes (their position among the categories seen in fit), NaN for missing or unseen values."""
+        Xf = self._prepare_X(X, reset=False)
+        self._check_fitted()
+        return Xf
+
+    def _get_state(self):
+        return self._forest_state()
+
+    def _set_state(self, arrays, meta):
+        self._set_forest_state(arrays, meta)
+
     # ---- boosting ------------------------------------------------------------------------------
-    def _boost(self, Xf, y, weight, evals):
-        """Boost on float32 ``Xf`` (prepared by :class:`InputSchema`), float64 ``y``, weights or None,
-        ``evals`` a list of ``(X float32, y, weight or None)``."""
+    def _boost(self, Xf, y, weight, evals, **objective_data):
+        """Boost on float32 ``Xf`` (prepared by :class:`InputSchema`), float64 ``y``, weights or None.
+
+        ``evals``: a list of ``(X float32, y, metric_data)``, ``metric_data`` what :meth:`_metric`
+        takes besides ``y`` and the margins (weights or None; the ranker's query groups).
+        ``objective_data``: passed to :meth:`_gradient_fn` (the ranker's query groups).
+        """
         self._check_params()
         n_threads = resolve_n_threads(self.n_threads)
         rng = check_random_state(self.random_state)
         t_start = time.perf_counter()
         n, n_features = Xf.shape
         # value bins: max_bin counts the missing bin as xgboost's does, so at most 255 value bins
-        mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN), random_state=rng).fit(
+        mapper = BinMapper(max_bin=min(int(self.max_bin), kern.MAX_BIN), random_state=rng).fit(
             Xf, self._schema.is_categorical, n_threads=n_threads)
         Xb = mapper.transform(Xf, n_threads=n_threads)
         self.binning_seconds_ = self._prepare_seconds + time.perf_counter() - t_start
@@ -99,10 +223,12 @@ class _BaseGBDT:
             raise ValueError("early_stopping_rounds needs an eval_set")
         metric = self.eval_metric or self._metrics()[0]
 
+        gradients = self._gradient_fn(y, weight, n_threads, **objective_data)
         self.base_margin_ = self._base_margin(y, weight)
+        if not np.isfinite(self.base_margin_):
+            raise ValueError(f"the base margin (the weighted mean of y) is {self.base_margin_}: y or "
+                             "sample_weight are too large")
         raw = np.full(n, self.base_margin_, np.float64)
-        y32 = y.astype(np.float32)
-        w32 = None if weight is None else weight.astype(np.float32)
         eval_raw = [np.full(len(Xe), self.base_margin_, np.float64) for Xe, _, _ in evals]
         forest = Forest()
         params = GrowParams(self.max_depth, self.max_leaves, float(self.min_child_weight), float(self.reg_lambda),
@@ -121,7 +247,6 @@ class _BaseGBDT:
         scratch_full = (np.empty_like(Xb), np.empty((n, 2), np.float32), np.empty(n, np.int32))
         rows_perm = np.arange(n, dtype=np.int32)
         ghn_full = np.empty((n, 2), np.float32)
-        objective = _OBJECTIVE_CODE[self._objective]
         for it in rounds:
             if self.subsample < 1.0:
                 rows = np.flatnonzero(rng.random(n) < self.subsample).astype(np.int32)
@@ -130,7 +255,11 @@ class _BaseGBDT:
                 ghn = np.empty((m, 2), np.float32)
             else:
                 rows, m, Xn, ghn = rows_perm, n, Xb, ghn_full
-            _core.gbdt_gradients_at(objective, raw, y32, w32, rows, ghn, n_threads)  # in node order
+            gradients(raw, rows, ghn)  # in node order
+            with np.errstate(invalid="ignore"):  # one pass; a float64 sum of float32 values cannot overflow
+                finite = np.isfinite(ghn.sum(dtype=np.float64))
+            if not finite:
+                raise self._diverged(f"non-finite gradients before tree {it}")
             scratch = tuple(b[:m] for b in scratch_full)
             mask = None
             if n_col < n_features:
@@ -138,6 +267,8 @@ class _BaseGBDT:
                 mask[rng.choice(n_features, n_col, replace=False)] = 1
             grower = TreeGrower(Xn, ghn, rows, scratch, mapper, mask, params, n_threads=n_threads)
             tree = grower.grow().arrays()
+            if not np.all(np.isfinite(tree["value"])):
+                raise self._diverged(f"tree {it} has non-finite leaf values")
             forest.append(tree)
             if self.subsample < 1.0:
                 forest.predict_raw(Xf, t0=it, t1=it + 1, out=raw, n_threads=n_threads)
@@ -151,13 +282,15 @@ class _BaseGBDT:
                 history[f"validation_{k}"][metric].append(self._metric(metric, ye, eval_raw[k], we))
             if evals and self.early_stopping_rounds is not None:
                 score = history["validation_0"][metric][-1]
-                better = _METRICS[metric]
+                better = self._higher_is_better(metric)
                 if best_score is None or (score > best_score if better else score < best_score):
                     best_score, best_it, since_best = score, it, 0
                 else:
                     since_best += 1
                     if since_best >= self.early_stopping_rounds:
                         break
+        if not np.all(np.isfinite(raw)):
+            raise self._diverged("the training predictions overflowed")
         self.training_seconds_ = time.perf_counter() - t_train
         self._forest = forest
         self._mapper = mapper
@@ -169,6 +302,22 @@ class _BaseGBDT:
             self.best_score_ = history["validation_0"][metric][-1] if evals else None
         self.n_trees_ = forest.n_trees
         return self
+
+    def _gradient_fn(self, y, weight, n_threads):
+        """``fill(raw, rows, ghn)``: write the (gradient, hessian) of rows ``rows`` at margins ``raw`` into
+        ``ghn`` (float32 (len(rows), 2))."""
+        y32 = _float32(y, "y")
+        w32 = None if weight is None else _float32(weight, "sample_weight")
+        code = kern.OBJECTIVES[self._objective]
+
+        def fill(raw, rows, ghn):
+            _core.gbdt_gradients_at(code, raw, y32, w32, rows, ghn, n_threads)
+
+        return fill
+
+    def _diverged(self, what):
+        return ValueError(f"{type(self).__name__} diverged ({what}); lower learning_rate or scale y and "
+                          "sample_weight")
 
     def _metric(self, name, y, raw, w=None):
         if name == "rmse":
@@ -229,46 +378,35 @@ class _BaseGBDT:
         arrays = {f"forest_{k}": v for k, v in self._forest.arrays.items()}
         s_arrays, s_meta = self._schema.state()
         arrays.update(s_arrays)
-        offsets = np.zeros(len(self._mapper.edges_) + 1, np.int64)
-        offsets[1:] = np.cumsum([len(e) for e in self._mapper.edges_])
-        arrays["bin_edges"] = np.concatenate(self._mapper.edges_) if offsets[-1] else np.zeros(0, np.float32)
-        arrays["bin_offsets"] = offsets
+        arrays["bin_edges"], arrays["bin_offsets"] = self._mapper.get_state()
         meta = {"gbdt_version": _SCHEMA_VERSION, "schema": s_meta, "base_margin": float(self.base_margin_),
                 "best_iteration": int(self.best_iteration_), "n_trees": int(self.n_trees_)}
         return arrays, meta
 
     def _set_forest_state(self, arrays, meta):
+        """Rebuild the fitted state from a model file's arrays (a :class:`recforge.io.ModelArrays`) and
+        meta; every array is checked (:meth:`Forest.from_state`), so nothing invalid reaches a kernel."""
         if meta.get("gbdt_version") != _SCHEMA_VERSION:
             raise ValueError(f"unknown GBDT layout version {meta.get('gbdt_version')!r}")
-        names = (*Tree.FIELDS, "roots")
-        missing = [k for k in names if f"forest_{k}" not in arrays] + [
-            k for k in ("bin_edges", "bin_offsets") if k not in arrays]
-        if missing:
-            raise ValueError(f"missing arrays {missing}")
-        forest = Forest({k: arrays[f"forest_{k}"] for k in names})
-        for name, dt in zip(Tree.FIELDS, Tree.DTYPES):
-            if forest.arrays[name].dtype != dt:
-                raise ValueError(f"forest array {name} has dtype {forest.arrays[name].dtype}")
-        if forest.arrays["roots"].dtype != np.int64:
-            raise ValueError("forest roots must be int64")
         schema = InputSchema.from_state(arrays, meta["schema"])
-        mapper = BinMapper(max_bin=min(int(self.max_bin), MAX_BIN))
-        off, edges = arrays["bin_offsets"], arrays["bin_edges"]
-        if len(off) != schema.n_features + 1 or off[0] != 0 or off[-1] != len(edges) or np.any(np.diff(off) < 0):
-            raise ValueError("bin offsets do not match the features")
-        mapper.edges_ = [edges[off[j]:off[j + 1]] for j in range(len(off) - 1)]
-        mapper.is_categorical_ = schema.is_categorical
-        mapper.n_bins_ = np.array([len(e) if c else len(e) + 1 for e, c in zip(mapper.edges_, mapper.is_categorical_)],
-                                  np.int32)
-        self._schema, self._mapper, self._forest = schema, mapper, forest
-        self.base_margin_ = float(meta["base_margin"])
-        self.best_iteration_ = int(meta["best_iteration"])
-        self.n_trees_ = forest.n_trees
-        if int(meta.get("n_trees", self.n_trees_)) != self.n_trees_ or not 0 <= self.best_iteration_ < self.n_trees_:
+        if schema.n_features != self.n_features_in_:
+            raise ValueError(f"the schema has {schema.n_features} features, n_features_in is {self.n_features_in_}")
+        edges = arrays.take("bin_edges", kinds="f", finite=True)
+        offsets = arrays.take("bin_offsets", kinds="iu", dtype=np.int64)
+        mapper = BinMapper.from_state(edges, offsets, schema.is_categorical,
+                                      max_bin=min(int(self.max_bin), kern.MAX_BIN))
+        forest = Forest.from_state(arrays, "forest_", mapper, schema.n_features)
+        base_margin = float(meta["base_margin"])
+        if not np.isfinite(base_margin):
+            raise ValueError(f"base_margin must be finite, got {base_margin}")
+        best_iteration, n_trees = meta["best_iteration"], meta["n_trees"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (best_iteration, n_trees)):
+            raise ValueError("best_iteration and n_trees must be ints")
+        if n_trees != forest.n_trees or not 0 <= best_iteration < n_trees:
             raise ValueError("tree count or best_iteration out of range")
+        self._schema, self._mapper, self._forest = schema, mapper, forest
+        self.base_margin_, self.best_iteration_, self.n_trees_ = base_margin, best_iteration, n_trees
         self.evals_result_ = {}
-        # checks every node's child and feature indices once (a corrupt file raises here, not in predict)
-        kern.predict_raw(np.zeros((1, schema.n_features), np.float32), forest.arrays)
 
 
 _DOC_PARAMS = """
@@ -334,7 +472,7 @@ _DOC_PARAMS = """
 """
 
 
-class GBDTClassifier(_BaseGBDT, Ranker):
+class GBDTClassifier(_BaseGBDT):
     __doc__ = """Binary classifier by gradient-boosted trees, XGBoost's ``binary:logistic`` + ``hist`` method.
 
     Second-order boosting: each tree fits gradients ``g = p − y`` and hessians ``h = p(1 − p)``
@@ -358,42 +496,12 @@ class GBDTClassifier(_BaseGBDT, Ranker):
     ((2, 2), True)
     """
     _objective = "binary:logistic"
-    _accept_sparse = False
-    _allow_nan = True
 
-    def _validate_params(self):
-        self._check_params()
-
-    def _prepare_X(self, X, *, reset, name="X"):
-        """Validate ``X`` and turn it into float32 (categorical columns as codes, NaN = missing)."""
-        start = time.perf_counter()
-        if not isinstance(X, pd.DataFrame):
-            X = check_X(X, name, accept_sparse=False, allow_nan=True)
-        names = feature_names_of(X)
-        if reset:
-            self._schema = InputSchema().fit(X, self.categorical_features)
-            self.n_features_in_ = self._schema.n_features
-            if names is not None:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        else:
-            self._check_fitted()
-            fitted = getattr(self, "feature_names_in_", None)
-            if fitted is not None and names is not None and (len(fitted) != len(names) or np.any(fitted != names)):
-                raise _feature_name_error(fitted, names)
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                                 f"{self.n_features_in_} features as input")
-        Xf = self._schema.transform(X, name)
-        if reset:
-            self._prepare_seconds = time.perf_counter() - start
-        return Xf
-
-    def _fit(self, X, y, sample_weight, eval_set):
-        weight = None if np.all(sample_weight == 1.0) else sample_weight
-        evals = [(Xe, ye, None if np.all(we == 1.0) else we) for Xe, ye, we in eval_set]
-        self._boost(X, y, weight, evals)
+    def _set_state(self, arrays, meta):
+        classes = getattr(self, "classes_", None)
+        if classes is None or classes.ndim != 1 or len(np.unique(classes)) != 2 or len(classes) != 2:
+            raise ValueError(f"the file's class labels ('_classes') must be 2 labels, got {classes!r}")
+        super()._set_state(arrays, meta)
 
     def _base_margin(self, y, w):
         if self.base_score is not None:
@@ -404,27 +512,7 @@ class GBDTClassifier(_BaseGBDT, Ranker):
             p = min(max(p, 1e-6), 1 - 1e-6)
         return float(np.log(p / (1 - p)))
 
-    def _decision(self, X):
-        return self._raw_prepared(X)
-
-    def apply(self, X):
-        """Leaf reached by every row in every used tree.
-
-        Returns
-        -------
-        ndarray of shape (n_rows, best_iteration_ + 1), int32
-            Node index of the leaf within its tree.
-        """
-        return self._apply_prepared(self._prepare_X(X, reset=False))
-
-    def _get_state(self):
-        return self._forest_state()
-
-    def _set_state(self, arrays, meta):
-        self._set_forest_state(arrays, meta)
-
-
-class GBDTRegressor(_BaseGBDT, ParamsMixin):
+class GBDTRegressor(_BaseGBDT):
     __doc__ = """Regression by gradient-boosted trees, XGBoost's ``reg:squarederror`` + ``hist`` method.
 
     Same trees as :class:`GBDTClassifier` with ``g = ŷ − y``, ``h = 1``.
@@ -446,83 +534,71 @@ class GBDTRegressor(_BaseGBDT, ParamsMixin):
 
         ``eval_set``: list of ``(X, y)`` or ``(X, y, sample_weight)``; the first drives early stopping.
         """
-        self._check_params()
-        start = time.perf_counter()
-        if not isinstance(X, pd.DataFrame):
-            X = check_X(X, "X", accept_sparse=False, allow_nan=True)
-        self._schema = InputSchema().fit(X, self.categorical_features)
-        Xf = self._schema.transform(X)
-        self.n_features_in_ = self._schema.n_features
-        names = feature_names_of(X)
-        if names is not None:
-            self.feature_names_in_ = names
-        self._prepare_seconds = time.perf_counter() - start
+        return super().fit(X, y, sample_weight=sample_weight, eval_set=eval_set)
+
+    def _fit_target(self, y, n_rows):
         y = _real_target(y)
-        if len(y) != len(Xf):
-            raise ValueError(f"y has {len(y)} rows but X has {len(Xf)}")
-        weight = None if sample_weight is None else check_sample_weight(sample_weight, len(y))
-        evals = []
-        if eval_set is not None:
-            if isinstance(eval_set, tuple):
-                eval_set = [eval_set]
-            for k, item in enumerate(eval_set):
-                if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-                    raise ValueError("eval_set must be a list of (X, y) or (X, y, sample_weight) tuples")
-                Xe = self._schema.transform(item[0], f"eval_set[{k}] X")
-                ye = _real_target(item[1], f"eval_set[{k}] y")
-                we = check_sample_weight(item[2], len(ye)) if len(item) == 3 else None
-                evals.append((Xe, ye, we))
-        return self._boost(Xf, y, weight, evals)
+        if len(y) != n_rows:
+            raise ValueError(f"y has {len(y)} rows but X has {n_rows}")
+        return y
+
+    def _eval_target(self, y, n_rows, name):
+        y = _real_target(y, name)
+        if len(y) != n_rows:
+            raise ValueError(f"{name} has {len(y)} rows but X has {n_rows}")
+        return y
 
     def _base_margin(self, y, w):
         if self.base_score is not None:
             return check_float(self.base_score, "base_score")
         return float(np.average(y, weights=w))
 
-    def _check_fitted(self):
-        if not hasattr(self, "_forest"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' first.")
-
     def predict(self, X):
         """Predictions, float64 (n_rows,)."""
-        self._check_fitted()
-        if not isinstance(X, pd.DataFrame):
-            X = check_X(X, "X", accept_sparse=False, allow_nan=True)
-        return self._raw_prepared(self._schema.transform(X))
+        return self._decision(self._prepare_X(X, reset=False))
 
-    def apply(self, X):
-        """Leaf index (within its tree) per row and used tree, int32 (n_rows, best_iteration_ + 1)."""
-        self._check_fitted()
-        return self._apply_prepared(self._schema.transform(X))
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R² of :meth:`predict` on ``(X, y)`` (1 is perfect)."""
+        pred = self.predict(X)
+        y = self._eval_target(y, len(pred), "y")
+        w = check_sample_weight(sample_weight, len(y))
+        residual = np.average((y - pred) ** 2, weights=w)
+        total = np.average((y - np.average(y, weights=w)) ** 2, weights=w)
+        return float(1.0 - residual / total) if total > 0 else (1.0 if residual == 0 else 0.0)
 
-    def save(self, file) -> None:
-        """Write the model (``.npz`` arrays + JSON metadata, versioned, no pickle) to a path or file object."""
-        self._check_fitted()
-        arrays, meta = self._forest_state()
-        meta["n_features_in"] = int(self.n_features_in_)
-        save_arrays(file, model_class=type(self).__name__, params=self.get_params(), arrays=arrays, meta=meta)
+    predict_proba = _unavailable("predict_proba")
+    decision_function = _unavailable("decision_function")
 
-    @classmethod
-    def load(cls, file):
-        """Read a model written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
-        params, arrays, meta = load_arrays(file, expected_class=cls.__name__)
-        try:
-            model = cls(**params)
-            model._set_forest_state(arrays, meta)
-            model.n_features_in_ = int(meta["n_features_in"])
-            if model._schema.columns is not None:
-                model.feature_names_in_ = np.array(model._schema.columns, dtype=object)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ModelFileError(f"{file!r} holds an inconsistent {cls.__name__} model: {exc}") from exc
-        return model
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+
+        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True), transformer_tags=None,
+                    regressor_tags=RegressorTags(), classifier_tags=None,
+                    input_tags=InputTags(sparse=False, allow_nan=True))
+
+
+def _float32(values, name):
+    """float32 copy of finite float64 ``values``; values beyond float32's range raise ValueError."""
+    with np.errstate(over="ignore"):
+        out = values.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} holds values beyond float32's range (|v| > 3.4e38), which GBDT trains in")
+    return out
 
 
 def _real_target(y, name="y"):
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape "
+                      "of y to (n_samples,), for example using ravel().", _data_conversion_warning(), stacklevel=4)
         arr = arr.ravel()
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"Unknown label type: {name} must hold real numbers for a regressor") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)

@@ -1,0 +1,163 @@
+"""recforge.distributed on a local 2-process Dask cluster: every path equal to the single machine."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+pytest.importorskip("distributed")
+dd = pytest.importorskip("dask.dataframe")
+import dask  # noqa: E402
+
+from distributed import Client, LocalCluster  # noqa: E402
+
+import recforge.distributed as rd  # noqa: E402
+from recforge.data import Interactions, leave_last_k_split, synthetic_interactions, temporal_split  # noqa: E402
+from recforge.distributed._compat import balanced_bounds, require_dask  # noqa: E402
+
+COLS = {"user_col": "user", "item_col": "item", "weight_col": "rating", "timestamp_col": "ts"}
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def _frame(n_users=400, n_items=150, nnz=8000, seed=3) -> pd.DataFrame:
+    """Shuffled rows with string user ids, int item ids, float ratings and timestamp ties."""
+    x = synthetic_interactions(n_users, n_items, nnz, seed=seed)
+    df = x.to_dataframe().sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "user": "u" + df["user_id"].astype(str),
+        "item": (df["item_id"] * 7 + 1000).astype(np.int64),
+        "rating": rng.integers(1, 6, len(df)).astype(np.float64),
+        "ts": np.floor(df["timestamp"] / 1e5),  # coarse: many timestamp ties inside a user
+    })
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return _frame()
+
+
+@pytest.fixture(scope="module")
+def data(client, frame):
+    return rd.from_dask_dataframe(dd.from_pandas(frame, npartitions=4), client, n_partitions=3, **COLS)
+
+
+@pytest.fixture(scope="module")
+def reference(frame):
+    return Interactions.from_dataframe(frame, **COLS)
+
+
+@pytest.fixture(scope="module")
+def split(data):
+    return data.temporal_split(0.2, 5)
+
+
+@pytest.fixture(scope="module")
+def local_split(reference):
+    return temporal_split(reference, 0.2, 5)
+
+
+def assert_same_interactions(got: Interactions, want: Interactions):
+    assert got.user_map == want.user_map and got.item_map == want.item_map
+    assert got.shape == want.shape
+    for name in ("indptr", "indices", "data"):
+        a, b = getattr(got.matrix, name), getattr(want.matrix, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    if want.timestamps is None:
+        assert got.timestamps is None
+    else:
+        assert np.array_equal(got.timestamps, want.timestamps)
+
+
+# ----------------------------------------------------------------------------------- input
+def test_from_dask_dataframe_equals_from_dataframe(data, reference):
+    assert data.n_partitions == 3 and data.nnz == reference.nnz and data.has_timestamps
+    assert_same_interactions(data.to_local(), reference)
+
+
+def test_partitions_hold_whole_users_in_index_ranges(client, data, reference):
+    assert data.bounds[0] == 0 and data.bounds[-1] == reference.n_users
+    assert np.all(np.diff(data.bounds) > 0)
+    for q, part in enumerate(client.gather(data.partitions)):
+        lo, hi = data.bounds[q], data.bounds[q + 1]
+        assert np.array_equal(part.user_map.ids, reference.user_map.ids[lo:hi])
+        assert part.item_map == reference.item_map
+        assert (part.matrix != reference.matrix[lo:hi]).nnz == 0
+    counts = np.diff(reference.matrix.indptr)
+    per_part = [counts[lo:hi].sum() for lo, hi in zip(data.bounds[:-1], data.bounds[1:])]
+    assert max(per_part) < 2 * min(per_part)  # cut for balanced interaction counts
+
+
+@pytest.mark.parametrize("policy", ["sum", "last", "first", "max"])
+def test_duplicates_across_input_partitions(client, frame, policy):
+    doubled = pd.concat([frame, frame.assign(rating=frame["rating"] + 1, ts=frame["ts"] + 1)])
+    doubled = doubled.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    got = rd.from_dask_dataframe(dd.from_pandas(doubled, npartitions=5), client, duplicates=policy, **COLS)
+    assert_same_interactions(got.to_local(), Interactions.from_dataframe(doubled, duplicates=policy, **COLS))
+
+
+# dask's read_parquet passes inplace=True to pandas, which pandas 3.1 deprecates (not ours)
+@pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame")
+def test_from_parquet(client, frame, tmp_path):
+    dd.from_pandas(frame, npartitions=3).to_parquet(tmp_path / "interactions")
+    got = rd.from_parquet(tmp_path / "interactions", client, n_partitions=2, **COLS)
+    assert_same_interactions(got.to_local(), Interactions.from_dataframe(frame, **COLS))
+
+
+def test_optional_columns_and_int_ids(client):
+    df = pd.DataFrame({"u": [5, 3, 5, 9, 3], "i": [2, 2, 7, 2, 1]})
+    got = rd.from_dask_dataframe(dd.from_pandas(df, npartitions=2), client, user_col="u", item_col="i")
+    assert not got.has_timestamps
+    assert_same_interactions(got.to_local(), Interactions.from_dataframe(df, user_col="u", item_col="i"))
+
+
+def test_splits_per_partition_equal_single_machine(data, reference, split, local_split):
+    for got, want in zip(split, local_split):
+        assert_same_interactions(got.to_local(), want)
+    for got, want in zip(data.leave_last_k_split(2, 3), leave_last_k_split(reference, 2, 3)):
+        assert_same_interactions(got.to_local(), want)
+    assert_same_interactions(data.positives(4.0).to_local(), reference.positives(4.0))
+
+
+def test_input_errors(client, frame):
+    ddf = dd.from_pandas(frame, npartitions=2)
+    with pytest.raises(TypeError, match="ddf must be a dask.dataframe.DataFrame"):
+        rd.from_dask_dataframe(frame, client, **COLS)
+    with pytest.raises(TypeError, match="client must be a distributed.Client"):
+        rd.from_dask_dataframe(ddf, "tcp://x", **COLS)
+    with pytest.raises(ValueError, match="weight_col='nope' is not a column"):
+        rd.from_dask_dataframe(ddf, client, user_col="user", item_col="item", weight_col="nope")
+    with pytest.raises(ValueError, match="duplicates"):
+        rd.from_dask_dataframe(dd.from_pandas(pd.concat([frame, frame.head(3)]), npartitions=2), client, **COLS)
+    with pytest.raises(ValueError, match="weights must be >= 0"):
+        rd.from_dask_dataframe(dd.from_pandas(frame.assign(rating=-1.0), npartitions=2), client, **COLS)
+    ints = pd.DataFrame({"user": [1, 2], "item": [1, 2]})
+    strings = pd.DataFrame({"user": ["a", "b"], "item": [3, 4]})
+    mixed = dd.from_delayed([dask.delayed(ints), dask.delayed(strings)], meta=ints.head(0), verify_meta=False)
+    with pytest.raises(TypeError, match="users must all be integers or all be strings"):
+        rd.from_dask_dataframe(mixed, client, user_col="user", item_col="item")
+    with pytest.raises(ValueError, match="n_partitions must be >= 1"):
+        rd.from_dask_dataframe(ddf, client, n_partitions=0, **COLS)
+
+
+def test_missing_extra_names_the_pip_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r'pip install "recforge\[dask\]"'):
+        require_dask()
+
+
+def test_balanced_bounds():
+    assert balanced_bounds(np.ones(10), 3).tolist() == [0, 4, 7, 10]
+    assert balanced_bounds(np.ones(2), 5).tolist() == [0, 1, 2]
+    assert balanced_bounds(np.array([100, 1, 1, 1]), 2).tolist() == [0, 1, 4]

@@ -17,6 +17,9 @@ from distributed import Client, LocalCluster  # noqa: E402
 import recforge.distributed as rd  # noqa: E402
 from recforge.data import Interactions, leave_last_k_split, synthetic_interactions, temporal_split  # noqa: E402
 from recforge.distributed._compat import balanced_bounds, require_dask  # noqa: E402
+from recforge.evaluate import evaluate_recall  # noqa: E402
+from recforge.exceptions import NotFittedError  # noqa: E402
+from recforge.recall import LFM, ItemCF, Popularity  # noqa: E402
 
 COLS = {"user_col": "user", "item_col": "item", "weight_col": "rating", "timestamp_col": "ts"}
 
@@ -161,3 +164,79 @@ def test_balanced_bounds():
     assert balanced_bounds(np.ones(10), 3).tolist() == [0, 4, 7, 10]
     assert balanced_bounds(np.ones(2), 5).tolist() == [0, 1, 2]
     assert balanced_bounds(np.array([100, 1, 1, 1]), 2).tolist() == [0, 1, 4]
+
+
+# ----------------------------------------------------------------------------------- recommend
+def _flat(model, users, k, **kwargs):
+    ids, scores = model.recommend(users, k=k, **kwargs)
+    return ids.reshape(-1), scores.reshape(-1)
+
+
+def _assert_rows(recs: pd.DataFrame, model, users, k, **kwargs):
+    ids, scores = _flat(model, users, k, **kwargs)
+    assert list(recs.columns) == ["user", "rank", "item", "score"]
+    assert len(recs) == len(users) * k
+    assert np.array_equal(recs["user"].to_numpy(dtype=object), np.repeat(np.asarray(users), k).astype(object))
+    assert np.array_equal(recs["rank"].to_numpy(), np.tile(np.arange(1, k + 1), len(users)))
+    assert np.array_equal(recs["item"].to_numpy(dtype=object, na_value=None), ids.astype(object))
+    assert recs["score"].dtype == np.float32 and np.array_equal(recs["score"].to_numpy(), scores)
+
+
+@pytest.fixture(scope="module")
+def itemcf(local_split):
+    return ItemCF(n_neighbors=10).fit(local_split[0])
+
+
+def test_batch_recommend_all_users(client, itemcf):
+    recs = rd.batch_recommend(itemcf, client, k=7, n_partitions=5)
+    assert recs.npartitions == 5
+    _assert_rows(recs.compute(), itemcf, itemcf.user_map_.ids, 7)
+
+
+def test_batch_recommend_dask_users_and_filters(client, itemcf):
+    users = itemcf.user_map_.ids[::3]
+    series = dd.from_pandas(pd.Series(users, name="user"), npartitions=3, sort=False)
+    blocked, allowed = itemcf.item_map_.ids[:20], itemcf.item_map_.ids[10:60]
+    recs = rd.batch_recommend(itemcf, client, series, k=5, filter_items=blocked, items=allowed,
+                              batch_size=17).compute()
+    _assert_rows(recs, itemcf, users, 5, filter_items=blocked, items=allowed)
+
+
+def test_batch_recommend_other_models_and_padding(client, split, local_split):
+    train = local_split[0]
+    lfm = LFM(n_factors=8, epochs=3, random_state=0, n_threads=1).fit(train)
+    pop = Popularity().fit(train)
+    for model, users in ((lfm, split[0]), (pop, train.user_map.ids[:50])):
+        recs = rd.batch_recommend(model, client, users, k=4).compute()
+        ids = users if not isinstance(users, rd.DaskInteractions) else users.user_map.ids
+        _assert_rows(recs, model, ids, 4)
+    # a whitelist of 3 items: k=5 rows per user padded with -1 / -inf as recommend pads them
+    recs = rd.batch_recommend(pop, client, train.user_map.ids[:10], k=5, items=train.item_map.ids[:3]).compute()
+    _assert_rows(recs, pop, train.user_map.ids[:10], 5, items=train.item_map.ids[:3])
+    assert np.isneginf(recs["score"]).sum() > 0
+
+
+def test_batch_recommend_errors(client, itemcf):
+    with pytest.raises(KeyError, match="nobody"):
+        rd.batch_recommend(itemcf, client, np.array(["u1", "nobody"]), k=3).compute()
+    with pytest.raises(NotFittedError):
+        rd.batch_recommend(ItemCF(), client)
+    with pytest.raises(TypeError, match="model must be a fitted recforge model"):
+        rd.batch_recommend(object(), client)
+    with pytest.raises(TypeError, match="users must be None"):
+        rd.batch_recommend(itemcf, client, {"u1"})
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        rd.batch_recommend(itemcf, client, k=0)
+
+
+def test_evaluate_recall_equals_single_machine(client, frame, itemcf, split, local_split):
+    pop = Popularity().fit(local_split[0])
+    for model, k in ((itemcf, 10), (pop, 3)):
+        want = evaluate_recall(model, *local_split, k=k)
+        got = rd.evaluate_recall(model, *split, client, k=k, batch_size=29)
+        assert got == want
+    with pytest.raises(ValueError, match="other id maps or user partitions"):
+        other = rd.from_dask_dataframe(dd.from_pandas(frame, npartitions=2), client, n_partitions=2, **COLS)
+        rd.evaluate_recall(itemcf, split[0], other.temporal_split(0.2, 5)[1], client)
+    with pytest.raises(TypeError, match="train must be a DaskInteractions"):
+        rd.evaluate_recall(itemcf, local_split[0], split[1], client)

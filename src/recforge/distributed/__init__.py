@@ -22,10 +22,14 @@ from ._compat import require_dask
 
 require_dask()
 
+from .evaluate import evaluate_recall  # noqa: E402
 from .interactions import DaskInteractions, from_dask_dataframe, from_parquet  # noqa: E402
+from .recommend import batch_recommend  # noqa: E402
 
 __all__ = [
     "DaskInteractions",
+    "batch_recommend",
+    "evaluate_recall",
     "from_dask_dataframe",
     "from_parquet",
 ]

@@ -19,7 +19,9 @@ from recforge.data import Interactions, leave_last_k_split, synthetic_interactio
 from recforge.distributed._compat import balanced_bounds, require_dask  # noqa: E402
 from recforge.evaluate import evaluate_recall  # noqa: E402
 from recforge.exceptions import NotFittedError  # noqa: E402
-from recforge.recall import LFM, ItemCF, Popularity  # noqa: E402
+from recforge.kernels.neighbors import cooccurrence_sums  # noqa: E402
+from recforge.recall import LFM, ItemCF, Popularity, UserCF  # noqa: E402
+from recforge.recall._neighbors import csr_arrays, log_penalty  # noqa: E402
 
 COLS = {"user_col": "user", "item_col": "item", "weight_col": "rating", "timestamp_col": "ts"}
 
@@ -240,3 +242,63 @@ def test_evaluate_recall_equals_single_machine(client, frame, itemcf, split, loc
         rd.evaluate_recall(itemcf, split[0], other.temporal_split(0.2, 5)[1], client)
     with pytest.raises(TypeError, match="train must be a DaskInteractions"):
         rd.evaluate_recall(itemcf, local_split[0], split[1], client)
+
+
+# ----------------------------------------------------------------------------------- similarity
+def test_cooccurrence_sums_is_the_numerator():
+    m = sp.random(60, 25, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    items = m.T.tocsr()
+    items.sort_indices()
+    penalty = log_penalty(np.diff(m.indptr))
+    binary = (m != 0).astype(np.float64)
+    want = (binary.T @ sp.diags(penalty) @ binary).toarray()
+    np.fill_diagonal(want, 0.0)
+    for lo, hi, chunks in ((0, 25, 1), (3, 19, 3), (7, 7, 2)):
+        indptr, indices, data = cooccurrence_sums(*csr_arrays(items)[:2], *csr_arrays(m)[:2], penalty,
+                                                  lo, hi, chunks)
+        got = sp.csr_matrix((data, indices, indptr), shape=(hi - lo, 25))
+        assert got.has_sorted_indices and data.dtype == np.float64
+        np.testing.assert_allclose(got.toarray(), want[lo:hi], rtol=1e-12)
+
+
+def _assert_same_neighbors(got, want):
+    s, t = got.similarity_, want.similarity_
+    assert np.array_equal(s.indptr, t.indptr) and np.array_equal(s.indices, t.indices)
+    assert s.data.dtype == np.float32
+    np.testing.assert_allclose(s.data, t.data, rtol=1e-6, atol=0)
+    assert got.user_map_ == want.user_map_ and got.item_map_ == want.item_map_
+
+
+@pytest.mark.parametrize("params", [{"n_neighbors": 12},
+                                    {"n_neighbors": 5, "normalize_max": False, "time_decay": 0.01},
+                                    {"n_neighbors": 30, "use_weights": False, "n_blocks": 4}])
+def test_fit_itemcf_equals_single_machine(client, split, local_split, params):
+    got = rd.fit_itemcf(split[0], client, **params)
+    want = ItemCF(**{k: v for k, v in params.items() if k != "n_blocks"}).fit(local_split[0])
+    assert isinstance(got, ItemCF) and got.get_params() == want.get_params()
+    _assert_same_neighbors(got, want)
+    assert (got.user_weights_ != want.user_weights_).nnz == 0
+    users = want.user_map_.ids[::7]
+    for a, b in zip(got.recommend(users, k=10), want.recommend(users, k=10)):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("params", [{"n_neighbors": 8}, {"n_neighbors": 3, "normalize_max": True, "n_blocks": 5}])
+def test_fit_usercf_equals_single_machine(client, split, local_split, params):
+    got = rd.fit_usercf(split[0], client, **params)
+    want = UserCF(**{k: v for k, v in params.items() if k != "n_blocks"}).fit(local_split[0])
+    assert isinstance(got, UserCF)
+    _assert_same_neighbors(got, want)
+    assert (got.item_weights_ != want.item_weights_).nnz == 0
+    users = want.user_map_.ids[::7]
+    for a, b in zip(got.recommend(users, k=10), want.recommend(users, k=10)):
+        assert np.array_equal(a, b)
+
+
+def test_fit_similarity_errors(client, split, local_split):
+    with pytest.raises(TypeError, match="data must be a recforge.distributed.DaskInteractions"):
+        rd.fit_itemcf(local_split[0], client)
+    with pytest.raises(ValueError, match="n_neighbors must be >= 1"):
+        rd.fit_itemcf(split[0], client, n_neighbors=0)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        rd.fit_usercf(split[0], client, n_neighbours=5)

@@ -24,12 +24,15 @@ require_dask()
 
 from .evaluate import evaluate_recall  # noqa: E402
 from .interactions import DaskInteractions, from_dask_dataframe, from_parquet  # noqa: E402
+from .neighbors import fit_itemcf, fit_usercf  # noqa: E402
 from .recommend import batch_recommend  # noqa: E402
 
 __all__ = [
     "DaskInteractions",
     "batch_recommend",
     "evaluate_recall",
+    "fit_itemcf",
+    "fit_usercf",
     "from_dask_dataframe",
     "from_parquet",
 ]

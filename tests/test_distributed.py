@@ -19,7 +19,7 @@ from recforge.data import Interactions, leave_last_k_split, synthetic_interactio
 from recforge.distributed._compat import balanced_bounds, require_dask  # noqa: E402
 from recforge.evaluate import evaluate_recall  # noqa: E402
 from recforge.exceptions import NotFittedError  # noqa: E402
-from recforge.kernels.neighbors import cooccurrence_sums  # noqa: E402
+from recforge.kernels.neighbors import cooccurrence_sums, topk_csr_rows  # noqa: E402
 from recforge.recall import LFM, ItemCF, Popularity, UserCF  # noqa: E402
 from recforge.recall._neighbors import csr_arrays, log_penalty  # noqa: E402
 
@@ -245,20 +245,37 @@ def test_evaluate_recall_equals_single_machine(client, frame, itemcf, split, loc
 
 
 # ----------------------------------------------------------------------------------- similarity
-def test_cooccurrence_sums_is_the_numerator():
-    m = sp.random(60, 25, density=0.2, format="csr", random_state=0, dtype=np.float32)
+@pytest.mark.parametrize("shape, density", [((60, 25), 0.2), ((3000, 400), 0.003)])  # dense / sparse rows
+def test_cooccurrence_sums_is_the_numerator(shape, density):
+    m = sp.random(*shape, density=density, format="csr", random_state=0, dtype=np.float32)
+    n_items = shape[1]
     items = m.T.tocsr()
     items.sort_indices()
     penalty = log_penalty(np.diff(m.indptr))
     binary = (m != 0).astype(np.float64)
     want = (binary.T @ sp.diags(penalty) @ binary).toarray()
     np.fill_diagonal(want, 0.0)
-    for lo, hi, chunks in ((0, 25, 1), (3, 19, 3), (7, 7, 2)):
+    for lo, hi, chunks in ((0, n_items, 1), (3, n_items - 6, 3), (7, 7, 2)):
         indptr, indices, data = cooccurrence_sums(*csr_arrays(items)[:2], *csr_arrays(m)[:2], penalty,
                                                   lo, hi, chunks)
-        got = sp.csr_matrix((data, indices, indptr), shape=(hi - lo, 25))
+        got = sp.csr_matrix((data, indices, indptr), shape=(hi - lo, n_items))
         assert got.has_sorted_indices and data.dtype == np.float64
         np.testing.assert_allclose(got.toarray(), want[lo:hi], rtol=1e-12)
+
+
+def test_topk_csr_rows_ranks_like_the_single_machine_kernel():
+    rng = np.random.default_rng(0)
+    dense = np.where(rng.random((30, 40)) < 0.5, rng.integers(1, 4, (30, 40)).astype(np.float64), 0.0)
+    dense[:, 5] = dense[:, 6]  # ties: the lower index first
+    m = sp.csr_matrix(dense)
+    norm = rng.uniform(1.0, 3.0, 40)
+    idx, val, counts = topk_csr_rows(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data, 4, norm, 6, 3)
+    for r in range(30):
+        sims = np.float32(dense[r] / (norm[4 + r] * norm))
+        order = np.lexsort((np.arange(40), -sims))[:6]
+        order = order[sims[order] > 0]
+        assert counts[r] == order.size
+        assert np.array_equal(idx[r, :counts[r]], order) and np.array_equal(val[r, :counts[r]], sims[order])
 
 
 def _assert_same_neighbors(got, want):

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from .._threads import numba_threads
 from .._validation import check_int
-from ..kernels.neighbors import cooccurrence_sums, neighbors_to_csr
+from ..kernels.neighbors import cooccurrence_sums, neighbors_to_csr, topk_csr_rows
 from ..recall import ItemCF, UserCF
 from ..recall._neighbors import csr_arrays, log_penalty
 from ._compat import balanced_bounds, check_client, tree_reduce, worker_threads
@@ -110,21 +110,9 @@ def _add_pieces(a, b, n_cols: int):
 
 def _topk_block(summed, row_start: int, norm: np.ndarray, n_neighbors: int, normalize_max: bool):
     """Similarities of one row block and each row's top ``n_neighbors`` (as the single-machine kernels)."""
-    indptr, indices, data = summed
-    n_rows = indptr.size - 1
-    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(indptr))
-    values = (data / (norm[rows + row_start] * norm[indices])).astype(np.float32)
-    keep = values > 0
-    rows, cols, values = rows[keep], indices[keep], values[keep]
-    order = np.lexsort((cols, -values, rows))  # per row: similarity desc, index asc
-    rows, cols, values = rows[order], cols[order], values[order]
-    rank = np.arange(rows.size) - np.searchsorted(rows, rows, side="left")
-    top = rank < n_neighbors
-    nbr_idx = np.full((n_rows, n_neighbors), -1, dtype=np.int32)
-    nbr_val = np.zeros((n_rows, n_neighbors), dtype=np.float32)
-    nbr_idx[rows[top], rank[top]] = cols[top]
-    nbr_val[rows[top], rank[top]] = values[top]
-    counts = np.bincount(rows[top], minlength=n_rows).astype(np.int64)
+    with numba_threads(worker_threads()) as n:
+        n_chunks = max(1, min(summed[0].size - 1, n))
+        nbr_idx, nbr_val, counts = topk_csr_rows(*summed, int(row_start), norm, int(n_neighbors), n_chunks)
     return neighbors_to_csr(nbr_idx, nbr_val, counts, bool(normalize_max))
 
 

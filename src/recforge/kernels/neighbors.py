@@ -628,9 +628,18 @@ def _cooccurrence_fill(a_indptr, a_indices, b_indptr, b_indices, penalty, row_st
                     mid = mids[p]
                     n_touched = _accumulate(acc, touched, n_touched, targets, b_indptr[mid], b_indptr[mid + 1],
                                             penalty[mid])
+                pos = indptr[a - row_start]
+                if n_touched * 16 > n_rows:  # a dense row: one ordered scan beats a sort
+                    for b in range(n_rows):
+                        if acc[b] != 0.0:
+                            if b != a:
+                                out_indices[pos] = b
+                                out_data[pos] = acc[b]
+                                pos += 1
+                            acc[b] = 0.0
+                    continue
                 row = touched[:n_touched]
                 row.sort()
-                pos = indptr[a - row_start]
                 for t in range(n_touched):
                     b = row[t]
                     if b != a:
@@ -674,3 +683,53 @@ def cooccurrence_sums(a_indptr, a_indices, b_indptr, b_indices, penalty, row_sta
     _cooccurrence_fill(a_indptr, a_indices, b_indptr, b_indices, penalty, int(row_start), int(row_stop),
                        int(n_chunks), indptr, indices, data)
     return indptr, indices, data
+
+
+@jit(parallel=True)
+def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_chunks):
+    """Top-``n_neighbors`` of each row of summed co-occurrence numerators (the last step of the similarity).
+
+    Row ``r`` is row ``a = row_start + r`` of the whole matrix; its entry ``(a, b)`` with numerator
+    ``x`` has similarity ``float32(x / (norm[a] · norm[b]))``, exactly as in :func:`cooccurrence_topk`,
+    and the kept neighbours are the same: positive similarities by (value desc, index asc).
+
+    Parameters
+    ----------
+    indptr : int64 (n_rows + 1,); indices : int32 (nnz,); data : float64 (nnz,)
+    row_start : int
+    norm : float64 (n_total_rows,), > 0
+    n_neighbors, n_chunks : int >= 1
+
+    Returns
+    -------
+    nbr_idx : int32 (n_rows, n_neighbors), ``-1`` pads; nbr_val : float32 (n_rows, n_neighbors), 0 pads;
+    counts : int64 (n_rows,)
+    """
+    n_rows = indptr.shape[0] - 1
+    k = n_neighbors
+    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
+    out_val = np.zeros(n_rows * k, dtype=np.float32)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for c in prange(n_chunks):
+        cap = 64
+        keys = np.empty(cap, dtype=np.uint64)
+        for first in range(c * _BLOCK, n_rows, n_chunks * _BLOCK):
+            for r in range(first, min(first + _BLOCK, n_rows)):
+                length = indptr[r + 1] - indptr[r]
+                if length > cap:
+                    cap = length
+                    keys = np.empty(cap, dtype=np.uint64)
+                norm_a = norm[row_start + r]
+                n = 0
+                for p in range(indptr[r], indptr[r + 1]):
+                    b = indices[p]
+                    value = np.float32(data[p] / (norm_a * norm[b]))
+                    if value > 0:
+                        keys[n] = _rank_key(value, b)
+                        n += 1
+                if n > k:
+                    _select_largest(keys, n, k)
+                    n = k
+                _write_sorted(keys, n, out_idx, out_val, r * k)
+                counts[r] = n
+    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts

@@ -1,4 +1,5 @@
-"""recforge.distributed on a local 2-process Dask cluster: every path equal to the single machine."""
+"""recforge.distributed on a local 2-process Dask cluster: each path equal to the single machine."""
+
 from __future__ import annotations
 
 import sys
@@ -10,12 +11,17 @@ import scipy.sparse as sp
 
 pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")
-import dask  # noqa: E402
 
+import dask  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
 import recforge.distributed as rd  # noqa: E402
-from recforge.data import Interactions, leave_last_k_split, synthetic_interactions, temporal_split  # noqa: E402
+from recforge.data import (  # noqa: E402
+    Interactions,
+    leave_last_k_split,
+    synthetic_interactions,
+    temporal_split,
+)
 from recforge.distributed._compat import balanced_bounds, require_dask  # noqa: E402
 from recforge.evaluate import evaluate_recall  # noqa: E402
 from recforge.exceptions import NotFittedError  # noqa: E402
@@ -28,7 +34,9 @@ COLS = {"user_col": "user", "item_col": "item", "weight_col": "rating", "timesta
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
     client = Client(cluster)
     yield client
     client.close()
@@ -40,12 +48,14 @@ def _frame(n_users=400, n_items=150, nnz=8000, seed=3) -> pd.DataFrame:
     x = synthetic_interactions(n_users, n_items, nnz, seed=seed)
     df = x.to_dataframe().sample(frac=1.0, random_state=seed).reset_index(drop=True)
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "user": "u" + df["user_id"].astype(str),
-        "item": (df["item_id"] * 7 + 1000).astype(np.int64),
-        "rating": rng.integers(1, 6, len(df)).astype(np.float64),
-        "ts": np.floor(df["timestamp"] / 1e5),  # coarse: many timestamp ties inside a user
-    })
+    return pd.DataFrame(
+        {
+            "user": "u" + df["user_id"].astype(str),
+            "item": (df["item_id"] * 7 + 1000).astype(np.int64),
+            "rating": rng.integers(1, 6, len(df)).astype(np.float64),
+            "ts": np.floor(df["timestamp"] / 1e5),  # coarse: many timestamp ties inside a user
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +65,9 @@ def frame():
 
 @pytest.fixture(scope="module")
 def data(client, frame):
-    return rd.from_dask_dataframe(dd.from_pandas(frame, npartitions=4), client, n_partitions=3, **COLS)
+    return rd.from_dask_dataframe(
+        dd.from_pandas(frame, npartitions=4), client, n_partitions=3, **COLS
+    )
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +120,12 @@ def test_partitions_hold_whole_users_in_index_ranges(client, data, reference):
 def test_duplicates_across_input_partitions(client, frame, policy):
     doubled = pd.concat([frame, frame.assign(rating=frame["rating"] + 1, ts=frame["ts"] + 1)])
     doubled = doubled.sample(frac=1.0, random_state=1).reset_index(drop=True)
-    got = rd.from_dask_dataframe(dd.from_pandas(doubled, npartitions=5), client, duplicates=policy, **COLS)
-    assert_same_interactions(got.to_local(), Interactions.from_dataframe(doubled, duplicates=policy, **COLS))
+    got = rd.from_dask_dataframe(
+        dd.from_pandas(doubled, npartitions=5), client, duplicates=policy, **COLS
+    )
+    assert_same_interactions(
+        got.to_local(), Interactions.from_dataframe(doubled, duplicates=policy, **COLS)
+    )
 
 
 # dask's read_parquet passes inplace=True to pandas, which pandas 3.1 deprecates (not ours)
@@ -122,9 +138,13 @@ def test_from_parquet(client, frame, tmp_path):
 
 def test_optional_columns_and_int_ids(client):
     df = pd.DataFrame({"u": [5, 3, 5, 9, 3], "i": [2, 2, 7, 2, 1]})
-    got = rd.from_dask_dataframe(dd.from_pandas(df, npartitions=2), client, user_col="u", item_col="i")
+    got = rd.from_dask_dataframe(
+        dd.from_pandas(df, npartitions=2), client, user_col="u", item_col="i"
+    )
     assert not got.has_timestamps
-    assert_same_interactions(got.to_local(), Interactions.from_dataframe(df, user_col="u", item_col="i"))
+    assert_same_interactions(
+        got.to_local(), Interactions.from_dataframe(df, user_col="u", item_col="i")
+    )
 
 
 def test_splits_per_partition_equal_single_machine(data, reference, split, local_split):
@@ -144,12 +164,18 @@ def test_input_errors(client, frame):
     with pytest.raises(ValueError, match="weight_col='nope' is not a column"):
         rd.from_dask_dataframe(ddf, client, user_col="user", item_col="item", weight_col="nope")
     with pytest.raises(ValueError, match="duplicates"):
-        rd.from_dask_dataframe(dd.from_pandas(pd.concat([frame, frame.head(3)]), npartitions=2), client, **COLS)
+        rd.from_dask_dataframe(
+            dd.from_pandas(pd.concat([frame, frame.head(3)]), npartitions=2), client, **COLS
+        )
     with pytest.raises(ValueError, match="weights must be >= 0"):
-        rd.from_dask_dataframe(dd.from_pandas(frame.assign(rating=-1.0), npartitions=2), client, **COLS)
+        rd.from_dask_dataframe(
+            dd.from_pandas(frame.assign(rating=-1.0), npartitions=2), client, **COLS
+        )
     ints = pd.DataFrame({"user": [1, 2], "item": [1, 2]})
     strings = pd.DataFrame({"user": ["a", "b"], "item": [3, 4]})
-    mixed = dd.from_delayed([dask.delayed(ints), dask.delayed(strings)], meta=ints.head(0), verify_meta=False)
+    mixed = dd.from_delayed(
+        [dask.delayed(ints), dask.delayed(strings)], meta=ints.head(0), verify_meta=False
+    )
     with pytest.raises(TypeError, match="users must all be integers or all be strings"):
         rd.from_dask_dataframe(mixed, client, user_col="user", item_col="item")
     with pytest.raises(ValueError, match="n_partitions must be >= 1"):
@@ -178,7 +204,9 @@ def _assert_rows(recs: pd.DataFrame, model, users, k, **kwargs):
     ids, scores = _flat(model, users, k, **kwargs)
     assert list(recs.columns) == ["user", "rank", "item", "score"]
     assert len(recs) == len(users) * k
-    assert np.array_equal(recs["user"].to_numpy(dtype=object), np.repeat(np.asarray(users), k).astype(object))
+    assert np.array_equal(
+        recs["user"].to_numpy(dtype=object), np.repeat(np.asarray(users), k).astype(object)
+    )
     assert np.array_equal(recs["rank"].to_numpy(), np.tile(np.arange(1, k + 1), len(users)))
     assert np.array_equal(recs["item"].to_numpy(dtype=object, na_value=None), ids.astype(object))
     assert recs["score"].dtype == np.float32 and np.array_equal(recs["score"].to_numpy(), scores)
@@ -199,8 +227,9 @@ def test_batch_recommend_dask_users_and_filters(client, itemcf):
     users = itemcf.user_map_.ids[::3]
     series = dd.from_pandas(pd.Series(users, name="user"), npartitions=3, sort=False)
     blocked, allowed = itemcf.item_map_.ids[:20], itemcf.item_map_.ids[10:60]
-    recs = rd.batch_recommend(itemcf, client, series, k=5, filter_items=blocked, items=allowed,
-                              batch_size=17).compute()
+    recs = rd.batch_recommend(
+        itemcf, client, series, k=5, filter_items=blocked, items=allowed, batch_size=17
+    ).compute()
     _assert_rows(recs, itemcf, users, 5, filter_items=blocked, items=allowed)
 
 
@@ -213,7 +242,9 @@ def test_batch_recommend_other_models_and_padding(client, split, local_split):
         ids = users if not isinstance(users, rd.DaskInteractions) else users.user_map.ids
         _assert_rows(recs, model, ids, 4)
     # a whitelist of 3 items: k=5 rows per user padded with -1 / -inf as recommend pads them
-    recs = rd.batch_recommend(pop, client, train.user_map.ids[:10], k=5, items=train.item_map.ids[:3]).compute()
+    recs = rd.batch_recommend(
+        pop, client, train.user_map.ids[:10], k=5, items=train.item_map.ids[:3]
+    ).compute()
     _assert_rows(recs, pop, train.user_map.ids[:10], 5, items=train.item_map.ids[:3])
     assert np.isneginf(recs["score"]).sum() > 0
 
@@ -238,14 +269,18 @@ def test_evaluate_recall_equals_single_machine(client, frame, itemcf, split, loc
         got = rd.evaluate_recall(model, *split, client, k=k, batch_size=29)
         assert got == want
     with pytest.raises(ValueError, match="other id maps or user partitions"):
-        other = rd.from_dask_dataframe(dd.from_pandas(frame, npartitions=2), client, n_partitions=2, **COLS)
+        other = rd.from_dask_dataframe(
+            dd.from_pandas(frame, npartitions=2), client, n_partitions=2, **COLS
+        )
         rd.evaluate_recall(itemcf, split[0], other.temporal_split(0.2, 5)[1], client)
     with pytest.raises(TypeError, match="train must be a DaskInteractions"):
         rd.evaluate_recall(itemcf, local_split[0], split[1], client)
 
 
 # ----------------------------------------------------------------------------------- similarity
-@pytest.mark.parametrize("shape, density", [((60, 25), 0.2), ((3000, 400), 0.003)])  # dense / sparse rows
+@pytest.mark.parametrize(
+    "shape, density", [((60, 25), 0.2), ((3000, 400), 0.003)]
+)  # dense / sparse rows
 def test_cooccurrence_sums_is_the_numerator(shape, density):
     m = sp.random(*shape, density=density, format="csr", random_state=0, dtype=np.float32)
     n_items = shape[1]
@@ -256,8 +291,9 @@ def test_cooccurrence_sums_is_the_numerator(shape, density):
     want = (binary.T @ sp.diags(penalty) @ binary).toarray()
     np.fill_diagonal(want, 0.0)
     for lo, hi, chunks in ((0, n_items, 1), (3, n_items - 6, 3), (7, 7, 2)):
-        indptr, indices, data = cooccurrence_sums(*csr_arrays(items)[:2], *csr_arrays(m)[:2], penalty,
-                                                  lo, hi, chunks)
+        indptr, indices, data = cooccurrence_sums(
+            *csr_arrays(items)[:2], *csr_arrays(m)[:2], penalty, lo, hi, chunks
+        )
         got = sp.csr_matrix((data, indices, indptr), shape=(hi - lo, n_items))
         assert got.has_sorted_indices and data.dtype == np.float64
         np.testing.assert_allclose(got.toarray(), want[lo:hi], rtol=1e-12)
@@ -265,17 +301,23 @@ def test_cooccurrence_sums_is_the_numerator(shape, density):
 
 def test_topk_csr_rows_ranks_like_the_single_machine_kernel():
     rng = np.random.default_rng(0)
-    dense = np.where(rng.random((30, 40)) < 0.5, rng.integers(1, 4, (30, 40)).astype(np.float64), 0.0)
+    dense = np.where(
+        rng.random((30, 40)) < 0.5, rng.integers(1, 4, (30, 40)).astype(np.float64), 0.0
+    )
     dense[:, 5] = dense[:, 6]  # ties: the lower index first
     m = sp.csr_matrix(dense)
     norm = rng.uniform(1.0, 3.0, 40)
-    idx, val, counts = topk_csr_rows(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data, 4, norm, 6, 3)
+    idx, val, counts = topk_csr_rows(
+        m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data, 4, norm, 6, 3
+    )
     for r in range(30):
         sims = np.float32(dense[r] / (norm[4 + r] * norm))
         order = np.lexsort((np.arange(40), -sims))[:6]
         order = order[sims[order] > 0]
         assert counts[r] == order.size
-        assert np.array_equal(idx[r, :counts[r]], order) and np.array_equal(val[r, :counts[r]], sims[order])
+        assert np.array_equal(idx[r, : counts[r]], order) and np.array_equal(
+            val[r, : counts[r]], sims[order]
+        )
 
 
 def _assert_same_neighbors(got, want):
@@ -286,9 +328,14 @@ def _assert_same_neighbors(got, want):
     assert got.user_map_ == want.user_map_ and got.item_map_ == want.item_map_
 
 
-@pytest.mark.parametrize("params", [{"n_neighbors": 12},
-                                    {"n_neighbors": 5, "normalize_max": False, "time_decay": 0.01},
-                                    {"n_neighbors": 30, "use_weights": False, "n_blocks": 4}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_neighbors": 12},
+        {"n_neighbors": 5, "normalize_max": False, "time_decay": 0.01},
+        {"n_neighbors": 30, "use_weights": False, "n_blocks": 4},
+    ],
+)
 def test_fit_itemcf_equals_single_machine(client, split, local_split, params):
     got = rd.fit_itemcf(split[0], client, **params)
     want = ItemCF(**{k: v for k, v in params.items() if k != "n_blocks"}).fit(local_split[0])
@@ -300,7 +347,9 @@ def test_fit_itemcf_equals_single_machine(client, split, local_split, params):
         assert np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("params", [{"n_neighbors": 8}, {"n_neighbors": 3, "normalize_max": True, "n_blocks": 5}])
+@pytest.mark.parametrize(
+    "params", [{"n_neighbors": 8}, {"n_neighbors": 3, "normalize_max": True, "n_blocks": 5}]
+)
 def test_fit_usercf_equals_single_machine(client, split, local_split, params):
     got = rd.fit_usercf(split[0], client, **params)
     want = UserCF(**{k: v for k, v in params.items() if k != "n_blocks"}).fit(local_split[0])

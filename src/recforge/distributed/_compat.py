@@ -1,4 +1,5 @@
-"""The optional ``[dask]`` extra: import dask and distributed, or say which ``pip install`` to run."""
+"""The optional ``[dask]`` extra: import dask and distributed, or name the ``pip install``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,14 +8,16 @@ INSTALL_HINT = 'pip install "recforge[dask]"'
 
 
 def require_dask():
-    """Return ``(dask, dask.dataframe, distributed)``; ``ImportError`` naming the extra when missing."""
+    """``(dask, dask.dataframe, distributed)``; an ``ImportError`` naming the extra when missing."""
     try:
         import dask
         import dask.dataframe as dd
         import distributed
     except ImportError as exc:
-        raise ImportError(f"recforge.distributed needs dask[dataframe] and distributed ({exc.name} is "
-                          f"missing): {INSTALL_HINT}") from exc
+        raise ImportError(
+            f"recforge.distributed needs dask[dataframe] and distributed ({exc.name} is "
+            f"missing): {INSTALL_HINT}"
+        ) from exc
     return dask, dd, distributed
 
 
@@ -27,7 +30,7 @@ def check_client(client):
 
 
 def tree_reduce(client, combine, futures, *args):
-    """Pairwise-combine ``futures`` on the cluster (``combine(a, b, *args)``), left to right per level.
+    """Pairwise-combine ``futures`` on the cluster (``combine(a, b, *args)``), left to right.
 
     The pairing is fixed by the order of ``futures``, so the result does not depend on timing.
     Returns one future (the first of ``futures`` when there is only one).
@@ -36,8 +39,10 @@ def tree_reduce(client, combine, futures, *args):
         raise ValueError("tree_reduce needs at least one future")
     level = list(futures)
     while len(level) > 1:
-        merged = [client.submit(combine, level[i], level[i + 1], *args, pure=False)
-                  for i in range(0, len(level) - 1, 2)]
+        merged = [
+            client.submit(combine, level[i], level[i + 1], *args, pure=False)
+            for i in range(0, len(level) - 1, 2)
+        ]
         if len(level) % 2:
             merged.append(level[-1])
         level = merged
@@ -55,7 +60,7 @@ def worker_threads() -> int:
 
 
 def balanced_bounds(weights: np.ndarray, n_parts: int) -> np.ndarray:
-    """Cuts of ``range(len(weights))`` into at most ``n_parts`` non-empty ranges of about equal weight.
+    """Cut ``range(len(weights))`` into at most ``n_parts`` non-empty ranges of about equal weight.
 
     Returns int64 ``bounds``: range ``q`` is ``bounds[q]:bounds[q + 1]``; every weight must be > 0.
     """

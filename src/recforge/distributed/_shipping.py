@@ -1,9 +1,10 @@
-"""Ship a fitted model to every worker once, as its saved ``.npz`` bytes (never a pickle of the model).
+"""Ship a fitted model to every worker once, as its saved ``.npz`` bytes (never a pickle of it).
 
 The client saves the model to bytes (``model.save`` on a ``BytesIO``) and broadcasts them; a worker
 loads them with ``ModelClass.load`` the first time a task needs the model and keeps the loaded
 model for the next tasks (a small per-process cache keyed by the bytes' digest).
 """
+
 from __future__ import annotations
 
 import collections
@@ -25,7 +26,7 @@ _lock = threading.Lock()
 
 @dataclasses.dataclass(frozen=True)
 class ShippedModel:
-    """A model broadcast to the workers: its class path, the digest of its bytes and their future."""
+    """A model broadcast to the workers: class path, digest of its bytes, future of the bytes."""
 
     class_path: str
     digest: str
@@ -35,17 +36,21 @@ class ShippedModel:
 def ship_model(client, model, name: str = "model") -> ShippedModel:
     """Save ``model`` to bytes on the client and broadcast them to every worker.
 
-    Raises ``TypeError`` if ``model`` has no ``recommend``/``save``/``load``; an unfitted model raises
-    its own ``NotFittedError`` here, on the client.
+    Raises ``TypeError`` if ``model`` has no ``recommend``/``save``/``load``; an unfitted model
+    raises its own ``NotFittedError`` here, on the client.
     """
     cls = type(model)
     for attr in ("recommend", "save", "load"):
         if not callable(getattr(model, attr, None)):
-            raise TypeError(f"{name} must be a fitted recforge model with recommend/save/load, "
-                            f"got {cls.__name__} without .{attr}")
+            raise TypeError(
+                f"{name} must be a fitted recforge model with recommend/save/load, "
+                f"got {cls.__name__} without .{attr}"
+            )
     data = to_bytes(model.save)
     blob = client.scatter(data, broadcast=True, hash=False)
-    return ShippedModel(f"{cls.__module__}:{cls.__qualname__}", hashlib.sha256(data).hexdigest(), blob)
+    return ShippedModel(
+        f"{cls.__module__}:{cls.__qualname__}", hashlib.sha256(data).hexdigest(), blob
+    )
 
 
 def load_shipped(class_path: str, digest: str, data: bytes):

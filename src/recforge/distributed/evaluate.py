@@ -5,6 +5,7 @@ step by step) and sends back only each evaluated user's hit row (``k`` bits) and
 the bitmap of recommended items. The client stacks the rows in user order and takes the same means
 as the single machine, so the report is equal to the single-machine report, not just close.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,20 +37,30 @@ def _evaluate_partition(blob, class_path, digest, train, test, in_universe, k, b
     cold = np.diff(train_csr.indptr)[test_users] == 0
     eval_users = test_users[~cold]
     covered = np.zeros(n_items, dtype=np.bool_)
-    out = {"n_skipped": int(cold.sum()), "hits": np.zeros((0, (k + 7) // 8), np.uint8),
-           "n_relevant": np.zeros(0, np.int64), "covered": covered}
+    out = {
+        "n_skipped": int(cold.sum()),
+        "hits": np.zeros((0, (k + 7) // 8), np.uint8),
+        "n_relevant": np.zeros(0, np.int64),
+        "covered": covered,
+    }
     if eval_users.size == 0:
         return out
     universe_ext = train.item_map.ids[in_universe]
-    seen_indptr, seen_indices, _ = _relevant_structure(train_csr[eval_users], eval_users.size,
-                                                       name="train", rows_name="users")
+    seen_indptr, seen_indices, _ = _relevant_structure(
+        train_csr[eval_users], eval_users.size, name="train", rows_name="users"
+    )
     recommended = np.empty((eval_users.size, k), dtype=np.int64)
     user_ids = train.user_map.ids
     for start in range(0, eval_users.size, batch_size):
         stop = min(start + batch_size, eval_users.size)
-        rec = _recommend_batch(model, user_ids[eval_users[start:stop]], k, universe_ext, train.item_map, n_items)
-        seen = hit_matrix(rec, seen_indptr[start:stop + 1] - seen_indptr[start],
-                          seen_indices[seen_indptr[start]:seen_indptr[stop]])
+        rec = _recommend_batch(
+            model, user_ids[eval_users[start:stop]], k, universe_ext, train.item_map, n_items
+        )
+        seen = hit_matrix(
+            rec,
+            seen_indptr[start : stop + 1] - seen_indptr[start],
+            seen_indices[seen_indptr[start] : seen_indptr[stop]],
+        )
         outside = (rec >= 0) & ~in_universe[np.maximum(rec, 0)]
         rec[seen | outside] = -1
         recommended[start:stop] = rec
@@ -59,8 +70,10 @@ def _evaluate_partition(blob, class_path, digest, train, test, in_universe, k, b
     return out
 
 
-def evaluate_recall(model, train, test, client, k: int = 10, *, batch_size: int = 1024) -> RecallReport:
-    """:func:`recforge.evaluate.evaluate_recall` with the users ranked partition by partition on a cluster.
+def evaluate_recall(
+    model, train, test, client, k: int = 10, *, batch_size: int = 1024
+) -> RecallReport:
+    """:func:`recforge.evaluate.evaluate_recall` with the users ranked partition by partition.
 
     Parameters
     ----------
@@ -83,7 +96,8 @@ def evaluate_recall(model, train, test, client, k: int = 10, *, batch_size: int 
     Raises
     ------
     TypeError, ValueError, KeyError
-        As the single-machine function (checked on the client, or raised by the worker that meets it).
+        As the single-machine function (checked on the client, or raised by the worker that
+        meets it).
     """
     check_client(client)
     if not isinstance(train, DaskInteractions):
@@ -91,21 +105,40 @@ def evaluate_recall(model, train, test, client, k: int = 10, *, batch_size: int 
     train.same_layout(test, "test")
     k = check_int(k, "k", min_value=1)
     batch_size = check_int(batch_size, "batch_size", min_value=1)
-    in_universe = tree_reduce(client, np.logical_or, client.map(_train_items, train.partitions, pure=False))
+    in_universe = tree_reduce(
+        client, np.logical_or, client.map(_train_items, train.partitions, pure=False)
+    )
     n_universe = int(client.submit(np.count_nonzero, in_universe, pure=False).result())
     if n_universe == 0:
         raise ValueError("train has no interaction; the item universe is empty")
     shipped = ship_model(client, model)
-    results = client.gather([
-        client.submit(_evaluate_partition, shipped.blob, shipped.class_path, shipped.digest, tr, te,
-                      in_universe, k, batch_size, pure=False)
-        for tr, te in zip(train.partitions, test.partitions)])
+    results = client.gather(
+        [
+            client.submit(
+                _evaluate_partition,
+                shipped.blob,
+                shipped.class_path,
+                shipped.digest,
+                tr,
+                te,
+                in_universe,
+                k,
+                batch_size,
+                pure=False,
+            )
+            for tr, te in zip(train.partitions, test.partitions)
+        ]
+    )
     n_skipped = sum(r["n_skipped"] for r in results)
     n_relevant = np.concatenate([r["n_relevant"] for r in results])
     if n_relevant.size == 0:
-        raise ValueError(f"test has no user with both a test entry and a train entry to evaluate "
-                         f"({n_skipped} cold test user(s) skipped)")
-    hits = np.unpackbits(np.concatenate([r["hits"] for r in results]), axis=1, count=k).astype(np.bool_)
+        raise ValueError(
+            f"test has no user with both a test entry and a train entry to evaluate "
+            f"({n_skipped} cold test user(s) skipped)"
+        )
+    hits = np.unpackbits(np.concatenate([r["hits"] for r in results]), axis=1, count=k).astype(
+        np.bool_
+    )
     per_user = _per_user(hits, n_relevant, k)
     covered = np.logical_or.reduce([r["covered"] for r in results])
     return RecallReport(

@@ -14,6 +14,7 @@
 Each output partition is an ordinary :class:`~recforge.data.Interactions` (its rows are the
 partition's users, its columns the global item map) held on a worker.
 """
+
 from __future__ import annotations
 
 import operator
@@ -34,7 +35,7 @@ __all__ = ["DaskInteractions", "from_dask_dataframe", "from_parquet"]
 # worker-side steps (module-level functions: Dask ships them by reference)
 # ---------------------------------------------------------------------------------------------
 def _columns(frame, user_col, item_col, weight_col, timestamp_col) -> dict:
-    """One input partition's columns, normalised and checked as ``Interactions.from_arrays`` does."""
+    """One input partition's columns, normalised and checked as ``Interactions.from_arrays``."""
     n = len(frame)
     weights = None
     if weight_col is not None:
@@ -44,7 +45,9 @@ def _columns(frame, user_col, item_col, weight_col, timestamp_col) -> dict:
         "users": as_id_array(frame[user_col], "users"),
         "items": as_id_array(frame[item_col], "items"),
         "weights": weights,
-        "timestamps": _as_timestamps(None if timestamp_col is None else frame[timestamp_col].to_numpy(), n),
+        "timestamps": _as_timestamps(
+            None if timestamp_col is None else frame[timestamp_col].to_numpy(), n
+        ),
     }
 
 
@@ -101,8 +104,9 @@ def _bucket(split: tuple[dict, np.ndarray], q: int) -> dict:
     return {key: None if value is None else value[lo:hi] for key, value in moved.items()}
 
 
-def _build_partition(start: int, user_ids: np.ndarray, item_map: IdMap, duplicates: str,
-                     *buckets: dict) -> Interactions:
+def _build_partition(
+    start: int, user_ids: np.ndarray, item_map: IdMap, duplicates: str, *buckets: dict
+) -> Interactions:
     """Output partition: the users ``start .. start + len(user_ids) - 1`` as an ``Interactions``."""
     rows = np.concatenate([b["rows"] for b in buckets]) - np.int64(start)
     cols = np.concatenate([b["cols"] for b in buckets])
@@ -110,15 +114,27 @@ def _build_partition(start: int, user_ids: np.ndarray, item_map: IdMap, duplicat
         weights = np.ones(rows.size, dtype=np.float64)
     else:
         weights = np.concatenate([b["weights"] for b in buckets])
-    ts = None if buckets[0]["timestamps"] is None else np.concatenate([b["timestamps"] for b in buckets])
+    ts = (
+        None
+        if buckets[0]["timestamps"] is None
+        else np.concatenate([b["timestamps"] for b in buckets])
+    )
     user_map = IdMap(user_ids)
     shape = (len(user_map), len(item_map))
 
     def describe(j):
         return f"(user {user_map.ids[rows[j]].item()!r}, item {item_map.ids[cols[j]].item()!r})"
 
-    indptr, indices, data, ts = build_csr(rows, cols, weights, ts, shape, duplicates=duplicates,
-                                          describe=describe, argname="duplicates='raise'")
+    indptr, indices, data, ts = build_csr(
+        rows,
+        cols,
+        weights,
+        ts,
+        shape,
+        duplicates=duplicates,
+        describe=describe,
+        argname="duplicates='raise'",
+    )
     _check_weights(data, "weights (as float32)")
     return Interactions._trusted(indptr, indices, data, shape, ts, user_map, item_map)
 
@@ -159,19 +175,21 @@ class DaskInteractions:
 
     Examples
     --------
-    >>> import pandas as pd, dask.dataframe as dd                     # doctest: +SKIP
-    >>> from distributed import Client
-    >>> from recforge.distributed import from_dask_dataframe, temporal_split
-    >>> client = Client(n_workers=2, threads_per_worker=1)
-    >>> df = pd.DataFrame({"user": [1, 1, 2], "item": ["a", "b", "a"], "ts": [1, 2, 3]})
-    >>> data = from_dask_dataframe(dd.from_pandas(df, npartitions=2), client,
-    ...                            user_col="user", item_col="item", timestamp_col="ts")
-    >>> data.shape, data.to_local().matrix.toarray().tolist()
-    ((2, 2), [[1.0, 1.0], [1.0, 0.0]])
+    On a cluster (not run as a doctest)::
+
+        import pandas as pd, dask.dataframe as dd
+        from distributed import Client
+        from recforge.distributed import from_dask_dataframe
+        client = Client(n_workers=2, threads_per_worker=1)
+        df = pd.DataFrame({"user": [1, 1, 2], "item": ["a", "b", "a"], "ts": [1, 2, 3]})
+        data = from_dask_dataframe(dd.from_pandas(df, npartitions=2), client,
+                                   user_col="user", item_col="item", timestamp_col="ts")
+        data.shape                          # (2, 2)
     """
 
-    def __init__(self, client, partitions, bounds, user_map: IdMap, item_map: IdMap, *,
-                 summaries=None):
+    def __init__(
+        self, client, partitions, bounds, user_map: IdMap, item_map: IdMap, *, summaries=None
+    ):
         self.client = client
         self.partitions = list(partitions)
         self.bounds = np.asarray(bounds, dtype=np.int64)
@@ -200,22 +218,29 @@ class DaskInteractions:
         return len(self.partitions)
 
     def __repr__(self) -> str:
-        return (f"DaskInteractions(n_users={self.n_users}, n_items={self.n_items}, nnz={self.nnz}, "
-                f"n_partitions={self.n_partitions}, timestamps={self.has_timestamps})")
+        return (
+            f"DaskInteractions(n_users={self.n_users}, n_items={self.n_items}, nnz={self.nnz}, "
+            f"n_partitions={self.n_partitions}, timestamps={self.has_timestamps})"
+        )
 
     def partition_user_ids(self, q: int) -> np.ndarray:
         """External ids of partition ``q``'s users, in internal order."""
         q = check_int(q, "q", min_value=0, max_value=self.n_partitions - 1)
-        return self.user_map.ids[self.bounds[q]:self.bounds[q + 1]]
+        return self.user_map.ids[self.bounds[q] : self.bounds[q + 1]]
 
     def same_layout(self, other, name: str = "other") -> None:
         """Raise ``ValueError`` unless ``other`` has the same id maps and user partitions."""
         if not isinstance(other, DaskInteractions):
             raise TypeError(f"{name} must be a DaskInteractions, got {type(other).__name__}")
-        if not (np.array_equal(self.bounds, other.bounds) and self.user_map == other.user_map
-                and self.item_map == other.item_map):
-            raise ValueError(f"{name} has other id maps or user partitions; build both sides with one "
-                             "split of one DaskInteractions")
+        if not (
+            np.array_equal(self.bounds, other.bounds)
+            and self.user_map == other.user_map
+            and self.item_map == other.item_map
+        ):
+            raise ValueError(
+                f"{name} has other id maps or user partitions; build both sides with one "
+                "split of one DaskInteractions"
+            )
 
     def _derive(self, partitions) -> DaskInteractions:
         return DaskInteractions(self.client, partitions, self.bounds, self.user_map, self.item_map)
@@ -229,18 +254,22 @@ class DaskInteractions:
 
     def positives(self, threshold: float) -> DaskInteractions:
         """Only the entries with weight >= ``threshold`` (as :meth:`Interactions.positives`)."""
-        return self._derive(self.client.map(_positives, self.partitions, threshold=threshold, pure=False))
+        return self._derive(
+            self.client.map(_positives, self.partitions, threshold=threshold, pure=False)
+        )
 
     def temporal_split(self, test_fraction: float = 0.2, min_interactions: int = 5):
-        """:func:`recforge.data.temporal_split` per partition: the single-machine split, partitioned.
+        """:func:`recforge.data.temporal_split` per partition: the single-machine split.
 
         The split is a per-user rule and every user lives in one partition, so the union of the
         partitions' (train, test) is the split of the whole data. Returns ``(train, test)``.
         """
-        return self._split(temporal_split, test_fraction=test_fraction, min_interactions=min_interactions)
+        return self._split(
+            temporal_split, test_fraction=test_fraction, min_interactions=min_interactions
+        )
 
     def leave_last_k_split(self, k: int = 1, min_interactions: int = 2):
-        """:func:`recforge.data.leave_last_k_split` per partition (equal to the single-machine split)."""
+        """:func:`recforge.data.leave_last_k_split` per partition (the single-machine split)."""
         return self._split(leave_last_k_split, k=k, min_interactions=min_interactions)
 
     def to_local(self) -> Interactions:
@@ -256,20 +285,30 @@ class DaskInteractions:
         offset = 0
         for q, p in enumerate(parts):
             lo, hi = self.bounds[q], self.bounds[q + 1]
-            indptr[lo + 1:hi + 1] = p._indptr[1:].astype(idx_dtype) + offset
+            indptr[lo + 1 : hi + 1] = p._indptr[1:].astype(idx_dtype) + offset
             offset += p.nnz
         indices = np.concatenate([p._indices for p in parts]).astype(np.int32, copy=False)
         data = np.concatenate([p._data for p in parts]).astype(np.float32, copy=False)
         ts = np.concatenate([p.timestamps for p in parts]) if self.has_timestamps else None
-        return Interactions._trusted(indptr, indices, data, self.shape, ts, self.user_map, self.item_map)
+        return Interactions._trusted(
+            indptr, indices, data, self.shape, ts, self.user_map, self.item_map
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # construction
 # ---------------------------------------------------------------------------------------------
-def from_dask_dataframe(ddf, client, *, user_col: str = "user_id", item_col: str = "item_id",
-                        weight_col=None, timestamp_col=None, duplicates: str = "raise",
-                        n_partitions=None) -> DaskInteractions:
+def from_dask_dataframe(
+    ddf,
+    client,
+    *,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    weight_col=None,
+    timestamp_col=None,
+    duplicates: str = "raise",
+    n_partitions=None,
+) -> DaskInteractions:
     """Build a :class:`DaskInteractions` from a Dask DataFrame with one row per interaction.
 
     Parameters
@@ -301,17 +340,31 @@ def from_dask_dataframe(ddf, client, *, user_col: str = "user_id", item_col: str
     check_client(client)
     if not isinstance(ddf, dd.DataFrame):
         raise TypeError(f"ddf must be a dask.dataframe.DataFrame, got {type(ddf).__name__}")
-    for arg, col in (("user_col", user_col), ("item_col", item_col), ("weight_col", weight_col),
-                     ("timestamp_col", timestamp_col)):
+    for arg, col in (
+        ("user_col", user_col),
+        ("item_col", item_col),
+        ("weight_col", weight_col),
+        ("timestamp_col", timestamp_col),
+    ):
         if col is not None and col not in ddf.columns:
             raise ValueError(f"{arg}={col!r} is not a column of ddf (columns: {list(ddf.columns)})")
     check_choice(duplicates, "duplicates", DUPLICATE_POLICIES)
-    n_partitions = ddf.npartitions if n_partitions is None else check_int(n_partitions, "n_partitions",
-                                                                          min_value=1)
+    n_partitions = (
+        ddf.npartitions
+        if n_partitions is None
+        else check_int(n_partitions, "n_partitions", min_value=1)
+    )
     wanted = [c for c in (user_col, item_col, weight_col, timestamp_col) if c is not None]
     frames = client.compute(ddf[wanted].to_delayed())
-    cols = client.map(_columns, frames, user_col=user_col, item_col=item_col, weight_col=weight_col,
-                      timestamp_col=timestamp_col, pure=False)
+    cols = client.map(
+        _columns,
+        frames,
+        user_col=user_col,
+        item_col=item_col,
+        weight_col=weight_col,
+        timestamp_col=timestamp_col,
+        pure=False,
+    )
     uniques = tree_reduce(client, _merge_unique, client.map(_unique_ids, cols, pure=False))
     user_ids, item_ids = uniques.result()
     if user_ids.size == 0:
@@ -331,19 +384,45 @@ def from_dask_dataframe(ddf, client, *, user_col: str = "user_id", item_col: str
     parts = []
     for q in range(bounds.size - 1):
         buckets = [client.submit(_bucket, s, q, pure=False) for s in splits]
-        parts.append(client.submit(_build_partition, int(bounds[q]), user_map.ids[bounds[q]:bounds[q + 1]],
-                                   item_map_f, duplicates, *buckets, pure=False))
+        parts.append(
+            client.submit(
+                _build_partition,
+                int(bounds[q]),
+                user_map.ids[bounds[q] : bounds[q + 1]],
+                item_map_f,
+                duplicates,
+                *buckets,
+                pure=False,
+            )
+        )
     return DaskInteractions(client, parts, bounds, user_map, item_map)
 
 
-def from_parquet(path, client, *, user_col: str = "user_id", item_col: str = "item_id", weight_col=None,
-                 timestamp_col=None, duplicates: str = "raise", n_partitions=None) -> DaskInteractions:
-    """:func:`from_dask_dataframe` on ``dask.dataframe.read_parquet(path)`` (only the named columns read).
+def from_parquet(
+    path,
+    client,
+    *,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    weight_col=None,
+    timestamp_col=None,
+    duplicates: str = "raise",
+    n_partitions=None,
+) -> DaskInteractions:
+    """:func:`from_dask_dataframe` on ``dask.dataframe.read_parquet(path)`` (the named columns).
 
     ``path``: a file, a directory or a glob of Parquet files (anything ``read_parquet`` takes).
     """
     _, dd, _ = require_dask()
     columns = [c for c in (user_col, item_col, weight_col, timestamp_col) if c is not None]
     ddf = dd.read_parquet(path, columns=columns)
-    return from_dask_dataframe(ddf, client, user_col=user_col, item_col=item_col, weight_col=weight_col,
-                               timestamp_col=timestamp_col, duplicates=duplicates, n_partitions=n_partitions)
+    return from_dask_dataframe(
+        ddf,
+        client,
+        user_col=user_col,
+        item_col=item_col,
+        weight_col=weight_col,
+        timestamp_col=timestamp_col,
+        duplicates=duplicates,
+        n_partitions=n_partitions,
+    )

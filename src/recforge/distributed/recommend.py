@@ -1,4 +1,5 @@
 """Batch recommendation for many users on a Dask cluster, partition by partition."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,18 +21,22 @@ def _id_dtype(ids: np.ndarray):
 
 
 def _meta(user_ids: np.ndarray, item_ids: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({
-        "user": pd.Series([], dtype=_id_dtype(user_ids)),
-        "rank": pd.Series([], dtype=np.int32),
-        "item": pd.Series([], dtype=np.int64 if item_ids.dtype.kind in "iu" else object),
-        "score": pd.Series([], dtype=np.float32),
-    })
+    return pd.DataFrame(
+        {
+            "user": pd.Series([], dtype=_id_dtype(user_ids)),
+            "rank": pd.Series([], dtype=np.int32),
+            "item": pd.Series([], dtype=np.int64 if item_ids.dtype.kind in "iu" else object),
+            "score": pd.Series([], dtype=np.float32),
+        }
+    )
 
 
 def _user_array(users) -> np.ndarray:
     if isinstance(users, pd.DataFrame):
         if users.shape[1] != 1:
-            raise ValueError(f"users must have one column of user ids, got columns {list(users.columns)}")
+            raise ValueError(
+                f"users must have one column of user ids, got columns {list(users.columns)}"
+            )
         users = users.iloc[:, 0]
     if isinstance(users, (pd.Series, pd.Index)):
         users = users.to_numpy()
@@ -41,8 +46,21 @@ def _user_array(users) -> np.ndarray:
     return arr
 
 
-def _recommend_partition(blob: bytes, class_path: str, digest: str, users, k: int, filter_seen: bool,
-                         filter_items, items, batch_size: int) -> pd.DataFrame:
+def _partition_user_ids(part) -> np.ndarray:
+    return part.user_map.ids
+
+
+def _recommend_partition(
+    blob: bytes,
+    class_path: str,
+    digest: str,
+    users,
+    k: int,
+    filter_seen: bool,
+    filter_items,
+    items,
+    batch_size: int,
+) -> pd.DataFrame:
     """One partition of users → rows (user, rank, item, score), ``k`` per user, best first."""
     model = load_shipped(class_path, digest, blob)
     users = _user_array(users)
@@ -51,16 +69,23 @@ def _recommend_partition(blob: bytes, class_path: str, digest: str, users, k: in
         return meta
     ids, scores = [], []
     for start in range(0, users.size, batch_size):
-        item_ids, item_scores = model.recommend(users[start:start + batch_size], k=k, filter_seen=filter_seen,
-                                                filter_items=filter_items, items=items)
+        item_ids, item_scores = model.recommend(
+            users[start : start + batch_size],
+            k=k,
+            filter_seen=filter_seen,
+            filter_items=filter_items,
+            items=items,
+        )
         ids.append(np.asarray(item_ids).reshape(-1))
         scores.append(np.asarray(item_scores, dtype=np.float32).reshape(-1))
-    return pd.DataFrame({
-        "user": np.repeat(users, k).astype(meta["user"].dtype, copy=False),
-        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), users.size),
-        "item": np.concatenate(ids).astype(meta["item"].dtype, copy=False),
-        "score": np.concatenate(scores),
-    })
+    return pd.DataFrame(
+        {
+            "user": np.repeat(users, k).astype(meta["user"].dtype, copy=False),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), users.size),
+            "item": np.concatenate(ids).astype(meta["item"].dtype, copy=False),
+            "score": np.concatenate(scores),
+        }
+    )
 
 
 def _user_sources(users, model, client, n_partitions):
@@ -74,11 +99,13 @@ def _user_sources(users, model, client, n_partitions):
             n_partitions = PARTITIONS_PER_THREAD * max(1, sum(client.nthreads().values()))
         n_partitions = check_int(n_partitions, "n_partitions", min_value=1)
         return [chunk for chunk in np.array_split(ids, min(n_partitions, max(1, ids.size)))]
-    if isinstance(users, DaskInteractions):
-        return [users.partition_user_ids(q) for q in range(users.n_partitions)]
+    if isinstance(users, DaskInteractions):  # the ids are read on the worker holding the partition
+        return [dask.delayed(_partition_user_ids, pure=True)(part) for part in users.partitions]
     if isinstance(users, dd.DataFrame):
         if len(users.columns) != 1:
-            raise ValueError(f"users must have one column of user ids, got columns {list(users.columns)}")
+            raise ValueError(
+                f"users must have one column of user ids, got columns {list(users.columns)}"
+            )
         return list(users.to_delayed())
     if isinstance(users, (dd.Series, dd.Index)):
         return list(users.to_delayed())
@@ -86,14 +113,26 @@ def _user_sources(users, model, client, n_partitions):
         if users.ndim != 1:
             raise ValueError(f"users must be 1-D, got a dask array of shape {users.shape}")
         return list(users.to_delayed().ravel())
-    raise TypeError("users must be None (every user of the model), a DaskInteractions, a Dask "
-                    "Series/Index/Array/one-column DataFrame or an array of user ids, got "
-                    f"{type(users).__name__}")
+    raise TypeError(
+        "users must be None (every user of the model), a DaskInteractions, a Dask "
+        "Series/Index/Array/one-column DataFrame or an array of user ids, got "
+        f"{type(users).__name__}"
+    )
 
 
-def batch_recommend(model, client, users=None, *, k: int = 10, filter_seen: bool = True, filter_items=None,
-                    items=None, n_partitions=None, batch_size: int = 4096):
-    """Top-``k`` items for many users on a Dask cluster: a lazy Dask DataFrame (user, rank, item, score).
+def batch_recommend(
+    model,
+    client,
+    users=None,
+    *,
+    k: int = 10,
+    filter_seen: bool = True,
+    filter_items=None,
+    items=None,
+    n_partitions=None,
+    batch_size: int = 4096,
+):
+    """Top-``k`` items for many users on a cluster: a lazy Dask DataFrame (user, rank, item, score).
 
     The model is saved to ``.npz`` bytes once, broadcast to every worker and loaded there once per
     worker process (never pickled); each partition of users is scored with ``model.recommend``.
@@ -118,15 +157,18 @@ def batch_recommend(model, client, users=None, *, k: int = 10, filter_seen: bool
     -------
     dask.dataframe.DataFrame
         Columns ``user`` (the ids as given), ``rank`` (int32, 1 = best), ``item`` (the model's item
-        ids; int64 or object) and ``score`` (float32): ``k`` rows per user in rank order, the rows of
-        ``model.recommend(users, k)`` flattened, padding (``-1``/``None``, ``-inf``) included.
+        ids; int64 or object) and ``score`` (float32): ``k`` rows per user in rank order, the
+        rows of ``model.recommend(users, k)`` flattened, padding (``-1``/``None``, ``-inf``)
+        included.
         Unknown user ids raise ``KeyError`` when the frame is computed.
 
     Examples
     --------
-    >>> from recforge.distributed import batch_recommend       # doctest: +SKIP
-    >>> recs = batch_recommend(model, client, k=20)
-    >>> recs.to_parquet("recs/")                                 # or recs.compute()
+    On a cluster (not run as a doctest)::
+
+        from recforge.distributed import batch_recommend
+        recs = batch_recommend(model, client, k=20)
+        recs.to_parquet("recs/")                 # or recs.compute()
     """
     dask, dd, _ = require_dask()
     check_client(client)
@@ -134,9 +176,24 @@ def batch_recommend(model, client, users=None, *, k: int = 10, filter_seen: bool
     batch_size = check_int(batch_size, "batch_size", min_value=1)
     shipped = ship_model(client, model)
     sources = _user_sources(users, model, client, n_partitions)
-    extras = [None if arr is None else client.scatter(np.asarray(arr), broadcast=True, hash=False)
-              for arr in (filter_items, items)]
+    extras = [
+        None if arr is None else client.scatter(np.asarray(arr), broadcast=True, hash=False)
+        for arr in (filter_items, items)
+    ]
     task = dask.delayed(_recommend_partition, pure=True)
-    parts = [task(shipped.blob, shipped.class_path, shipped.digest, src, k, bool(filter_seen), *extras, batch_size)
-             for src in sources]
-    return dd.from_delayed(parts, meta=_meta(model.user_map_.ids, model.item_map_.ids), verify_meta=False)
+    parts = [
+        task(
+            shipped.blob,
+            shipped.class_path,
+            shipped.digest,
+            src,
+            k,
+            bool(filter_seen),
+            *extras,
+            batch_size,
+        )
+        for src in sources
+    ]
+    return dd.from_delayed(
+        parts, meta=_meta(model.user_map_.ids, model.item_map_.ids), verify_meta=False
+    )

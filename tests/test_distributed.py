@@ -249,6 +249,27 @@ def test_batch_recommend_other_models_and_padding(client, split, local_split):
     assert np.isneginf(recs["score"]).sum() > 0
 
 
+def test_batch_recommend_string_item_ids_and_one_load_per_worker(client):
+    df = _frame(200, 60, 2000, seed=5)
+    df["item"] = "i" + df["item"].astype(str)
+    x = Interactions.from_dataframe(df, **COLS)
+    model = Popularity().fit(x)
+    users = x.user_map.ids
+    # k above the unseen items of every user: each row is padded with None / -inf
+    recs = rd.batch_recommend(model, client, users, k=62, n_partitions=6).compute()
+    _assert_rows(recs, model, users, 62)
+    pads = recs["item"].isna().to_numpy()
+    assert pads.sum() >= len(users) and np.array_equal(pads, np.isneginf(recs["score"].to_numpy()))
+
+    def cached_digests():
+        from recforge.distributed import _shipping
+
+        return list(_shipping._cache)
+
+    loaded = client.run(cached_digests)
+    assert len(loaded) == 2 and all(1 <= len(d) <= rd._shipping.CACHE_SIZE for d in loaded.values())
+
+
 def test_batch_recommend_errors(client, itemcf):
     with pytest.raises(KeyError, match="nobody"):
         rd.batch_recommend(itemcf, client, np.array(["u1", "nobody"]), k=3).compute()

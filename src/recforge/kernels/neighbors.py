@@ -8,6 +8,9 @@ Kernels that are pure functions on CSR arrays (``indptr`` int64, ``indices`` int
   lists stay in cache: faster on small data), the second each pair once (half the accumulation work,
   scattered heap updates: faster on large data).
 * :func:`neighbors_to_csr` — those top lists as CSR arrays.
+* :func:`cooccurrence_sums` / :func:`topk_csr_rows` — the same similarity in two steps for a cluster
+  (``recforge.distributed``): the un-normalised co-occurrence of a range of rows as a sparse matrix
+  (summed over partitions of the intermediates), then each row's top-``K``.
 * :func:`two_hop_scores` / :func:`two_hop_topk` — scores of ``Q @ N`` for a few rows of ``Q``
   (``Q`` = query → intermediate weights, ``N`` = intermediate → item weights), written to a
   dense block or reduced straight to each row's top-``k`` (the *fused* path: per thread one dense

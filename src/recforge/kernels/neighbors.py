@@ -8,6 +8,9 @@ Kernels that are pure functions on CSR arrays (``indptr`` int64, ``indices`` int
   lists stay in cache: faster on small data), the second each pair once (half the accumulation work,
   scattered heap updates: faster on large data).
 * :func:`neighbors_to_csr` — those top lists as CSR arrays.
+* :func:`cooccurrence_sums` / :func:`topk_csr_rows` — the same similarity in two steps for a cluster
+  (``recforge.distributed``): the un-normalised co-occurrence of a range of rows as a sparse matrix
+  (summed over partitions of the intermediates), then each row's top-``K``.
 * :func:`two_hop_scores` / :func:`two_hop_topk` — scores of ``Q @ N`` for a few rows of ``Q``
   (``Q`` = query → intermediate weights, ``N`` = intermediate → item weights), written to a
   dense block or reduced straight to each row's top-``k`` (the *fused* path: per thread one dense
@@ -585,3 +588,151 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
                     flag[ex_indices[p]] = 0
     return out_idx, out_val
 
+
+
+@jit(parallel=True)
+def _cooccurrence_counts(a_indptr, a_indices, b_indptr, b_indices, row_start, row_stop, n_chunks, counts):
+    """``counts[a - row_start]`` = distinct rows ``b != a`` sharing an intermediate with row ``a``."""
+    n_rows = a_indptr.shape[0] - 1
+    for c in prange(n_chunks):
+        flag = np.zeros(n_rows, dtype=np.uint8)
+        touched = np.empty(n_rows + 1, dtype=np.uint32)
+        for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
+            for a in range(first, min(first + _BLOCK, row_stop)):
+                n_touched = 0
+                for p in range(a_indptr[a], a_indptr[a + 1]):
+                    mid = a_indices[p]
+                    for q in range(b_indptr[mid], b_indptr[mid + 1]):
+                        b = b_indices[q]
+                        touched[n_touched] = b
+                        n_touched += flag[b] == 0
+                        flag[b] = 1
+                count = n_touched
+                for t in range(n_touched):
+                    count -= touched[t] == a
+                    flag[touched[t]] = 0
+                counts[a - row_start] = count
+
+
+@jit(parallel=True)
+def _cooccurrence_fill(a_indptr, a_indices, b_indptr, b_indices, penalty, row_start, row_stop, n_chunks,
+                       indptr, out_indices, out_data):
+    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_sums` into preallocated CSR arrays."""
+    n_rows = a_indptr.shape[0] - 1
+    mids = a_indices.view(np.uint32)
+    targets = b_indices.view(np.uint32)
+    for c in prange(n_chunks):
+        acc = np.zeros(n_rows, dtype=np.float64)
+        touched = np.empty(n_rows + 1, dtype=np.uint32)
+        for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
+            for a in range(first, min(first + _BLOCK, row_stop)):
+                n_touched = 0
+                for p in range(a_indptr[a], a_indptr[a + 1]):
+                    mid = mids[p]
+                    n_touched = _accumulate(acc, touched, n_touched, targets, b_indptr[mid], b_indptr[mid + 1],
+                                            penalty[mid])
+                pos = indptr[a - row_start]
+                if n_touched * 16 > n_rows:  # a dense row: one ordered scan beats a sort
+                    for b in range(n_rows):
+                        if acc[b] != 0.0:
+                            if b != a:
+                                out_indices[pos] = b
+                                out_data[pos] = acc[b]
+                                pos += 1
+                            acc[b] = 0.0
+                    continue
+                row = touched[:n_touched]
+                row.sort()
+                for t in range(n_touched):
+                    b = row[t]
+                    if b != a:
+                        out_indices[pos] = b
+                        out_data[pos] = acc[b]
+                        pos += 1
+                    acc[b] = 0.0
+
+
+def cooccurrence_sums(a_indptr, a_indices, b_indptr, b_indices, penalty, row_start, row_stop, n_chunks):
+    """Rows ``row_start <= a < row_stop`` of the penalised co-occurrence ``A · diag(penalty) · B``, off-diagonal.
+
+    The un-normalised numerators of :func:`cooccurrence_topk` as a sparse matrix: entry ``(a, b)``,
+    ``b != a``, is ``Σ_{m ∈ A[a] ∩ A[b]} penalty[m]``, accumulated in float64 over the shared
+    intermediates in increasing order, exactly as :func:`cooccurrence_topk` does before dividing by
+    the norms. Summing this over a partition of the intermediates gives the whole numerator, so
+    a cluster computes it per partition and adds the pieces (``recforge.distributed``).
+
+    Parameters
+    ----------
+    a_indptr : int64 (n_rows + 1,); a_indices : int32 (nnz,), sorted within rows
+    b_indptr : int64 (n_mid + 1,); b_indices : int32 (nnz,), ``Aᵀ``, sorted within rows
+    penalty : float64 (n_mid,)
+    row_start, row_stop : int, ``0 <= row_start <= row_stop <= n_rows``
+    n_chunks : int >= 1
+        Parallel chunks (rows dealt in blocks of ``_BLOCK``); the result does not depend on it.
+
+    Returns
+    -------
+    indptr : int64 (row_stop - row_start + 1,); indices : int32 (nnz,), sorted within rows;
+    data : float64 (nnz,)
+    """
+    n_out = int(row_stop) - int(row_start)
+    counts = np.zeros(n_out, dtype=np.int64)
+    _cooccurrence_counts(a_indptr, a_indices, b_indptr, b_indices, int(row_start), int(row_stop), int(n_chunks),
+                         counts)
+    indptr = np.zeros(n_out + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.float64)
+    _cooccurrence_fill(a_indptr, a_indices, b_indptr, b_indices, penalty, int(row_start), int(row_stop),
+                       int(n_chunks), indptr, indices, data)
+    return indptr, indices, data
+
+
+@jit(parallel=True)
+def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_chunks):
+    """Top-``n_neighbors`` of each row of summed co-occurrence numerators (the last step of the similarity).
+
+    Row ``r`` is row ``a = row_start + r`` of the whole matrix; its entry ``(a, b)`` with numerator
+    ``x`` has similarity ``float32(x / (norm[a] · norm[b]))``, exactly as in :func:`cooccurrence_topk`,
+    and the kept neighbours are the same: positive similarities by (value desc, index asc).
+
+    Parameters
+    ----------
+    indptr : int64 (n_rows + 1,); indices : int32 (nnz,); data : float64 (nnz,)
+    row_start : int
+    norm : float64 (n_total_rows,), > 0
+    n_neighbors, n_chunks : int >= 1
+
+    Returns
+    -------
+    nbr_idx : int32 (n_rows, n_neighbors), ``-1`` pads; nbr_val : float32 (n_rows, n_neighbors), 0 pads;
+    counts : int64 (n_rows,)
+    """
+    n_rows = indptr.shape[0] - 1
+    k = n_neighbors
+    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
+    out_val = np.zeros(n_rows * k, dtype=np.float32)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for c in prange(n_chunks):
+        cap = 64
+        keys = np.empty(cap, dtype=np.uint64)
+        for first in range(c * _BLOCK, n_rows, n_chunks * _BLOCK):
+            for r in range(first, min(first + _BLOCK, n_rows)):
+                length = indptr[r + 1] - indptr[r]
+                if length > cap:
+                    cap = length
+                    keys = np.empty(cap, dtype=np.uint64)
+                norm_a = norm[row_start + r]
+                n = 0
+                for p in range(indptr[r], indptr[r + 1]):
+                    b = indices[p]
+                    value = np.float32(data[p] / (norm_a * norm[b]))
+                    if value > 0:
+                        keys[n] = _rank_key(value, b)
+                        n += 1
+                if n > k:
+                    _select_largest(keys, n, k)
+                    n = k
+                _write_sorted(keys, n, out_idx, out_val, r * k)
+                counts[r] = n
+    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts

@@ -103,8 +103,9 @@ class PersonalRank(RecallModel):
     [2, 3]
     """
 
-    def __init__(self, *, alpha=0.8, method="auto", tol=1e-8, max_iter=500, use_weights=False, n_threads=None,
-                 verbose=False):
+    def __init__(self, *, alpha: float = 0.8, method: str = "auto", tol: float = 1e-8,
+                 max_iter: int = 500, use_weights: bool = False, n_threads: int | None = None,
+                 verbose: bool = False) -> None:
         self.alpha = alpha
         self.method = method
         self.tol = tol

@@ -12,7 +12,6 @@ array; any failure raises :class:`~recforge.exceptions.ModelFileError` naming th
 from __future__ import annotations
 
 import contextlib
-import io as _io
 import json
 import os
 
@@ -191,10 +190,3 @@ def _read_npz(handle) -> dict:
         if not hasattr(archive, "files"):
             raise ValueError("not an .npz archive")
         return {name: archive[name] for name in archive.files}
-
-
-def to_bytes(save) -> bytes:
-    """Call ``save(file_object)`` and return the bytes written (handy for storing models elsewhere)."""
-    buffer = _io.BytesIO()
-    save(buffer)
-    return buffer.getvalue()

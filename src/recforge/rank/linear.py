@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from .._threads import limit_blas_threads, resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
+from ..exceptions import ConvergenceWarning
 from ..kernels import linear as K
 from ._base import (
     Ranker,
@@ -18,10 +19,6 @@ from ._base import (
     check_sample_weight,
     class_weight_factors,
 )
-
-
-class ConvergenceWarning(UserWarning):
-    """The solver stopped at ``max_iter`` before reaching ``tol``."""
 
 
 class LogisticRegression(Ranker):

@@ -57,13 +57,24 @@ def resolve_n_threads(n_threads) -> int:
     return n
 
 
-@contextlib.contextmanager
-def limit_blas_threads(n: int = 1):
-    """Cap BLAS/OpenMP pools while our own kernels run in parallel (avoids oversubscription)."""
-    from threadpoolctl import threadpool_limits
+_BLAS_CONTROLLER = []  # one threadpoolctl controller per process, built on first use
 
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
+
+def limit_blas_threads(n: int = 1):
+    """Cap the BLAS pools (numpy's, scipy's, the one Numba's ``np.dot`` calls) for a ``with`` block.
+
+    Used while our own kernels run in parallel (no oversubscription), and to run small
+    factorisations on one BLAS thread. scipy's BLAS is loaded before threadpoolctl looks for the
+    libraries (otherwise the first fit of a process runs with every BLAS thread), and the
+    controller is built once per process: finding the libraries costs ~20 ms, more than some
+    whole predictions.
+    """
+    if not _BLAS_CONTROLLER:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba binds to)
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER.append(ThreadpoolController())
+    return _BLAS_CONTROLLER[0].limit(limits=int(n), user_api="blas")
 
 
 @contextlib.contextmanager

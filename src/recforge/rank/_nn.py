@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
-from .._threads import resolve_n_threads
+from .._threads import limit_blas_threads, resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..kernels import nn as K
 from ._base import Ranker, check_X
@@ -220,7 +220,7 @@ class NeuralRanker(Ranker):
             # one BLAS thread: a batch's products (<= 1024 x 128 x 128) are too small for threaded BLAS to
             # pay — two OpenBLAS threads made an Adult epoch 6-17x slower on a busy 2-core machine
             # (bench/bench_nn.py); ``n_threads`` parallelises prediction and evaluation instead
-            with _blas_threads(1):
+            with limit_blas_threads(1):
                 for epoch in range(1, epochs + 1):
                     t0 = time.perf_counter()
                     order = rng.permutation(n).astype(np.int64)
@@ -290,7 +290,7 @@ class NeuralRanker(Ranker):
                              wide is not None, indptr, indices, data, self._wide_w, PREDICT_CHUNK, out)
 
         starts = range(0, n, PREDICT_CHUNK)
-        with _blas_threads(1):
+        with limit_blas_threads(1):
             if n_threads <= 1 or len(starts) <= 1:
                 for lo in starts:
                     block(lo)
@@ -336,24 +336,6 @@ class NeuralRanker(Ranker):
         self.n_iter_ = int(meta.get("n_iter", 0))
         self.best_iteration_ = meta.get("best_iteration")
         self.evals_result_, self.loss_curve_ = [], []
-
-
-_CONTROLLER = []
-
-
-def _blas_threads(n_threads: int):
-    """Cap the BLAS that Numba's ``np.dot`` calls (SciPy's) for a ``with`` block.
-
-    The library must be loaded before threadpoolctl looks for it, otherwise the first fit of a
-    process runs with every BLAS thread; the controller is built once (finding the libraries costs
-    ~20 ms, more than predicting the Adult test set).
-    """
-    if not _CONTROLLER:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba binds to)
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=int(n_threads), user_api="blas")
 
 
 def _EMPTY_INDPTR(n):

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from .._threads import numba_threads
+from .._threads import limit_blas_threads, numba_threads
 from .._validation import check_choice, check_float, check_int
 from ..data import Interactions
 from ..kernels.personal_rank import accumulate_active, column_dots, half_step, half_step_pattern, rows_times_csr
@@ -276,7 +276,6 @@ class PersonalRank(RecallModel):
         """
         if self._direct is None or self._direct[0] != float(self.alpha):
             from scipy.linalg import lapack
-            from threadpoolctl import threadpool_limits
 
             alpha = float(self.alpha)
             n_users, n_items = self._to_users.shape
@@ -291,7 +290,7 @@ class PersonalRank(RecallModel):
             a *= -alpha * alpha
             a[np.diag_indices_from(a)] += 1.0
             # small factorisations are faster on one BLAS thread than waking a pool of them
-            with threadpool_limits(1 if len(a) < 1024 else self._n_threads()):
+            with limit_blas_threads(1 if len(a) < 1024 else self._n_threads()):
                 chol, info = lapack.dpotrf(a, lower=1, overwrite_a=1)
                 if info == 0:
                     inv, info = lapack.dpotri(chol, lower=1, overwrite_c=1)
@@ -315,8 +314,6 @@ class PersonalRank(RecallModel):
 
         ``start_nodes`` (int, (B,)), when given, says that row ``j`` of ``x0`` is the indicator of that node.
         """
-        from threadpoolctl import threadpool_limits
-
         alpha = float(self.alpha)
         on_users, z_t, s_to_o, o_to_s = self._direct_inverse()
         start_on_s = start_on_items != on_users
@@ -329,7 +326,7 @@ class PersonalRank(RecallModel):
                 if not start_on_s:
                     bx = np.empty((n_rows, z_t.shape[0]), np.float64)
                     rows_times_csr(x0, *o_to_s, alpha, bx)
-                with threadpool_limits(self._n_threads()):
+                with limit_blas_threads(self._n_threads()):
                     y = (x0 if start_on_s else bx) @ z_t
             if not on_users:  # the items are S
                 y *= 1.0 - alpha

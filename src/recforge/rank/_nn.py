@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
+from .._progress import progress_bar
 from .._threads import limit_blas_threads, resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..kernels import nn as K
@@ -213,7 +214,8 @@ class NeuralRanker(Ranker):
         best, best_state, since = -np.inf, None, 0
         epochs = int(self.epochs)
         bs = int(self.batch_size)
-        bar = _progress(self.verbose, epochs * n, type(self).__name__)
+        bar = progress_bar(self.verbose, total=epochs * n, desc=type(self).__name__, unit="row",
+                           unit_scale=True, leave=False)
         # the progress bar refreshes ~20 times per epoch; without it one kernel call runs the epoch
         seg = n if bar is None else max(bs, -(-n // 20) // bs * bs)
         try:
@@ -360,11 +362,3 @@ def flatten_params(kernels, biases) -> np.ndarray:
     for k, b in zip(kernels, biases):
         parts += [np.asarray(k, np.float32).ravel(), np.asarray(b, np.float32).ravel()]
     return np.concatenate(parts)
-
-
-def _progress(enabled, total, desc):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="row", unit_scale=True, leave=False)

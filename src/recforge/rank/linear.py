@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from .._progress import progress_bar
 from .._threads import limit_blas_threads, resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..exceptions import ConvergenceWarning
@@ -225,7 +226,7 @@ class LogisticRegression(Ranker):
 
         theta0 = np.zeros(d + 1)
         state = {"it": 0, "best": np.inf, "best_theta": None, "since": 0, "stopped": False}
-        bar = _progress(self.verbose, int(self.max_iter), "LR L-BFGS")
+        bar = progress_bar(self.verbose, total=int(self.max_iter), desc="LR L-BFGS", leave=False)
 
         def on_iteration(intermediate_result):
             state["it"] += 1
@@ -282,7 +283,7 @@ class LogisticRegression(Ranker):
         csr = sp.issparse(X)
         S = float(sw.sum())
         best, best_state, since, prev = np.inf, None, 0, np.inf
-        bar = _progress(self.verbose and epochs > 1, epochs, "LR FTRL")
+        bar = progress_bar(self.verbose and epochs > 1, total=epochs, desc="LR FTRL", leave=False)
         it = 0
         try:
             for it in range(1, epochs + 1):
@@ -442,11 +443,3 @@ def _threads_that_pay(n_threads: int, X) -> int:
 def _thread_pool(n_threads: int):
     """The calling thread plus ``n_threads - 1`` blocking helpers for the nogil kernels."""
     return K.ChunkPool(n_threads)
-
-
-def _progress(enabled, total, desc):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False)

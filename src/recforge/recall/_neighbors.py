@@ -7,11 +7,10 @@ similar users, N = user → items). ``recommend`` reduces them to top-k with a f
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import scipy.sparse as sp
 
+from .._progress import progress
 from .._threads import numba_threads
 from .._validation import check_float, check_int
 from ..data import Interactions
@@ -62,25 +61,14 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
     work = float(np.square(np.diff(b_indptr).astype(np.float64)).sum())
     symmetric = work >= SYMMETRIC_MIN_WORK
     kernel = cooccurrence_topk_symmetric if symmetric else cooccurrence_topk
-    with numba_threads(n_threads) as n, _progress(verbose, n_rows) as bar:
+    with numba_threads(n_threads) as n, \
+            progress(verbose, total=n_rows, desc="similarity", unit="row") as bar:
         n_chunks = max(1, min(n_rows, n))  # prange deals chunks statically: more would only add accumulators
         idx, val, counts = kernel(a_indptr, a_indices, b_indptr, b_indices,
                                   np.ascontiguousarray(penalty, dtype=np.float64), norm, int(n_neighbors), n_chunks,
                                   n_slices=50 if verbose else 1, progress=bar.update if verbose else None)
     indptr, indices, data = neighbors_to_csr(idx, val, counts, bool(normalize_max))
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_rows))
-
-
-@contextlib.contextmanager
-def _progress(verbose: bool, total: int):
-    """A tqdm bar over the similarity rows when ``verbose``, else a no-op."""
-    if not verbose:
-        yield None
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, desc="similarity", unit="row") as bar:
-        yield bar
 
 
 def time_decay_weights(matrix: sp.csr_matrix, timestamps, rate: float) -> np.ndarray:

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from .._progress import progress_bar
 from .._threads import limit_blas_threads, numba_threads
 from .._validation import check_choice, check_float, check_int
 from ..data import Interactions
@@ -182,9 +183,8 @@ class PersonalRank(RecallModel):
         # columns are independent walks: a few at a time keeps the gathered block in the CPU cache
         starts = range(0, n_cols, chunk)
         if self.verbose:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=f"PersonalRank {method}", unit="block", leave=False)
+            starts = progress_bar(True, starts, desc=f"PersonalRank {method}", unit="block",
+                                  leave=False)
         return np.hstack([walk(np.ascontiguousarray(x0[:, c:c + chunk]), start_on_items) for c in starts])
 
     def _iterate(self, x0: np.ndarray, start_on_items: bool) -> np.ndarray:

@@ -15,6 +15,7 @@ from .._progress import progress_bar
 from .._threads import limit_blas_threads, resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..kernels import nn as K
+from ..kernels._csr import csr_kernel_arrays
 from ._base import Ranker, check_X
 
 _OPTIMIZERS = {"sgd": K.SGD, "adagrad": K.ADAGRAD, "adam": K.ADAM, "ftrl": K.FTRL}
@@ -52,8 +53,8 @@ class NNInputs:
 def _csr32(X):
     X = sp.csr_matrix(X)
     X.sort_indices()
-    return sp.csr_matrix((X.data.astype(np.float32, copy=False), X.indices.astype(np.int32, copy=False),
-                          X.indptr.astype(np.int64, copy=False)), shape=X.shape)
+    indptr, indices, data = csr_kernel_arrays(X)
+    return sp.csr_matrix((data, indices, indptr), shape=X.shape)
 
 
 class NeuralRanker(Ranker):

@@ -14,6 +14,7 @@ from .._progress import progress
 from .._threads import numba_threads
 from .._validation import check_float, check_int
 from ..data import Interactions
+from ..kernels._csr import csr_kernel_arrays
 from ..kernels.neighbors import (
     cooccurrence_topk,
     cooccurrence_topk_symmetric,
@@ -26,12 +27,6 @@ from .base import RecallModel
 #: pair work (Σ over intermediates of degree²) above which each pair is computed once (see kernels.neighbors)
 SYMMETRIC_MIN_WORK = 10**8
 SECONDS_PER_DAY = 86_400.0
-
-
-def csr_arrays(m: sp.csr_matrix):
-    """(indptr int64, indices int32, data float32) C-contiguous views/copies of a CSR matrix."""
-    return (np.ascontiguousarray(m.indptr, dtype=np.int64), np.ascontiguousarray(m.indices, dtype=np.int32),
-            np.ascontiguousarray(m.data, dtype=np.float32))
 
 
 def log_penalty(counts: np.ndarray) -> np.ndarray:
@@ -53,8 +48,8 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
     if cols is None:  # the transpose, if the caller has it
         cols = rows.T.tocsr()
         cols.sort_indices()
-    a_indptr, a_indices, _ = csr_arrays(rows)
-    b_indptr, b_indices, _ = csr_arrays(cols)
+    a_indptr, a_indices, _ = csr_kernel_arrays(rows)
+    b_indptr, b_indices, _ = csr_kernel_arrays(cols)
     degree = np.diff(a_indptr).astype(np.float64)
     norm = np.sqrt(np.maximum(degree, 1.0))
     n_rows = rows.shape[0]
@@ -109,8 +104,8 @@ class TwoHopModel(RecallModel):
         return sp.csr_matrix((weights, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
 
     def _two_hop(self):
-        q = csr_arrays(self.query_)
-        n = csr_arrays(self.next_)
+        q = csr_kernel_arrays(self.query_)
+        n = csr_kernel_arrays(self.next_)
         return q, n
 
     def _score_users(self, user_idx):
@@ -120,7 +115,7 @@ class TwoHopModel(RecallModel):
 
     def _score_rows(self, q_matrix: sp.csr_matrix) -> np.ndarray:
         """Dense scores of ad-hoc query rows (``q_matrix`` has the columns of ``query_``)."""
-        q = csr_arrays(sp.csr_matrix(q_matrix))
+        q = csr_kernel_arrays(sp.csr_matrix(q_matrix))
         _, n = self._two_hop()
         rows = np.arange(q_matrix.shape[0], dtype=np.int64)
         return two_hop_scores(rows, *q, *n, self.n_items_)
@@ -131,7 +126,7 @@ class TwoHopModel(RecallModel):
         user_idx = np.ascontiguousarray(user_idx, dtype=np.int64)
         if filter_seen:
             seen = self.user_items_[user_idx]
-            ex_indptr, ex_indices, _ = csr_arrays(seen)
+            ex_indptr, ex_indices, _ = csr_kernel_arrays(seen)
         else:
             ex_indptr = np.zeros(len(user_idx) + 1, np.int64)
             ex_indices = np.empty(0, np.int32)

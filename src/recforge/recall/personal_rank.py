@@ -10,6 +10,7 @@ from .._progress import progress_bar
 from .._threads import limit_blas_threads, numba_threads
 from .._validation import check_choice, check_float, check_int
 from ..data import Interactions
+from ..kernels._csr import csr_kernel_arrays
 from ..kernels.personal_rank import accumulate_active, column_dots, half_step, half_step_pattern, rows_times_csr
 from .base import RecallModel
 
@@ -21,12 +22,6 @@ WALK_CACHE_BYTES = 16 * 2**20
 #: ``method="auto"`` takes ``"direct"`` when the smaller side of the graph has at most this many nodes
 #: (its dense inverse: 8·n² bytes, 134 MB at 4096), else ``"cg"``.
 DIRECT_MAX_SIDE = 4096
-
-
-def _kernel_arrays(m: sp.csr_matrix):
-    """``(indptr int64, indices int32, data float64)`` of a CSR matrix, for the Numba kernels."""
-    return (np.ascontiguousarray(m.indptr, np.int64), np.ascontiguousarray(m.indices, np.int32),
-            np.ascontiguousarray(m.data, np.float64))
 
 
 class PersonalRank(RecallModel):
@@ -148,7 +143,8 @@ class PersonalRank(RecallModel):
             m.sort_indices()
         self._degrees = (user_deg, item_deg)
         # per direction (True: users → items): CSR kernel arrays and 1 / deg(source) for the unweighted kernel
-        self._steps = {True: (_kernel_arrays(self._to_items), inv_u), False: (_kernel_arrays(self._to_users), inv_i)}
+        self._steps = {True: (csr_kernel_arrays(self._to_items, np.float64), inv_u),
+                       False: (csr_kernel_arrays(self._to_users, np.float64), inv_i)}
         self._lu = None
         self._direct = None
 
@@ -304,7 +300,7 @@ class PersonalRank(RecallModel):
             def outgoing(into):
                 m = into.T.tocsr()
                 m.sort_indices()
-                return _kernel_arrays(m)
+                return csr_kernel_arrays(m, np.float64)
 
             self._direct = (alpha, on_users, inv, outgoing(into_o), outgoing(into_s))
         return self._direct[1:]

@@ -6,13 +6,12 @@ The kernels are in :mod:`recforge.kernels.nn` (see its docstring for the array l
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._progress import progress_bar
-from .._threads import limit_blas_threads, resolve_n_threads
+from .._threads import ChunkPool, limit_blas_threads, resolve_n_threads, run_chunks
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..kernels import nn as K
 from ..kernels._csr import csr_kernel_arrays
@@ -298,8 +297,8 @@ class NeuralRanker(Ranker):
                 for lo in starts:
                     block(lo)
             else:
-                with ThreadPoolExecutor(max_workers=min(n_threads, len(starts))) as pool:
-                    list(pool.map(block, starts))
+                with ChunkPool(min(n_threads, len(starts))) as pool:
+                    run_chunks(lambda c: block(starts[c]), len(starts), pool)
         return out
 
     def _decision(self, X) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._progress import progress_bar
-from .._threads import limit_blas_threads, resolve_n_threads
+from .._threads import ChunkPool, limit_blas_threads, resolve_n_threads, run_chunks
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..exceptions import ConvergenceWarning
 from ..kernels import linear as K
@@ -215,7 +215,7 @@ class LogisticRegression(Ranker):
             else:
                 def chunk(c):
                     return K.loss_grad_dense(X, y, sw, w, b, bounds[c], bounds[c + 1], partial[c])
-            losses = K.run_chunks(chunk, n_chunks, pool)
+            losses = run_chunks(chunk, n_chunks, pool)
             grad = partial.sum(axis=0)  # rows added in chunk order: independent of the threads
             loss = float(np.sum(losses)) / S + 0.5 * lam * float(w @ w)
             g = grad / S
@@ -426,7 +426,7 @@ def _margins(X, w, b, pool=None) -> np.ndarray:
     else:
         def chunk(c):
             K.margins_dense(X, w, b, bounds[c], bounds[c + 1], out)
-    K.run_chunks(chunk, n_chunks, pool)
+    run_chunks(chunk, n_chunks, pool)
     return out
 
 
@@ -442,4 +442,4 @@ def _threads_that_pay(n_threads: int, X) -> int:
 
 def _thread_pool(n_threads: int):
     """The calling thread plus ``n_threads - 1`` blocking helpers for the nogil kernels."""
-    return K.ChunkPool(n_threads)
+    return ChunkPool(n_threads)

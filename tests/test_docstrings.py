@@ -24,7 +24,8 @@ def test_pytest_runs_the_doctests_of_the_whole_package():
     assert "src/recforge" in pytest_config["testpaths"]
 
 
-@pytest.mark.parametrize("module", [recall, rank, metrics, evaluate, features], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [recall, rank, metrics, evaluate, features],
+                         ids=lambda m: m.__name__)
 def test_public_entries_have_examples(module):
     for name in module.__all__:
         obj = getattr(module, name)

@@ -31,4 +31,4 @@ def test_public_entries_have_examples(module):
         obj = getattr(module, name)
         if name in WITHOUT_EXAMPLES or not (inspect.isclass(obj) or inspect.isfunction(obj)):
             continue
-        assert "Examples" in (obj.__doc__ or ""), f"{module.__name__}.{name} has no Examples section"
+        assert "Examples" in (obj.__doc__ or ""), f"{module.__name__}.{name}: no Examples section"

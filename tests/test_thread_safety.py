@@ -1,12 +1,14 @@
 """A fitted model is shared by the threads of a server, and a worker process may fork from it.
 
 * 8 Python threads calling ``recommend`` / ``similar_items`` / ``recommend_from_history`` (every
-  recall model) or ``predict_proba`` / ``predict`` (every ranker) at once get exactly the serial answers.
+  recall model) or ``predict_proba`` / ``predict`` (every ranker) at once get exactly the serial
+  answers.
 * Two models fitted at the same time in two threads equal the same two models fitted one after the
   other (deterministic algorithms at any ``n_threads``; SGD ones at ``n_threads=1`` with a seed).
 * A child forked after the C++ thread pool and Numba's threads have run answers exactly like its
   parent and does not hang (bounded by a timeout; a hung child is killed and the test fails).
 """
+
 from __future__ import annotations
 
 import io
@@ -33,8 +35,10 @@ class _ContentBased(ContentBased):
     """ContentBased with the contract data's topics supplied by ``fit(data)``."""
 
     def fit(self, interactions, item_features=None):
-        return super().fit(interactions, item_features=topics_for(interactions)
-                           if item_features is None else item_features)
+        return super().fit(
+            interactions,
+            item_features=topics_for(interactions) if item_features is None else item_features,
+        )
 
 
 RECALL_MODELS = {
@@ -53,17 +57,23 @@ RECALL_MODELS = {
 #: concurrency of the *use* matters, to have the pool's threads running before a fork.
 POOL_MODELS = {
     "LFM-2threads": lambda: LFM(n_factors=8, epochs=5, n_threads=2, random_state=0),
-    "Item2Vec-2threads": lambda: Item2Vec(vector_size=8, window=3, epochs=3, n_threads=2, random_state=0),
+    "Item2Vec-2threads": lambda: Item2Vec(
+        vector_size=8, window=3, epochs=3, n_threads=2, random_state=0
+    ),
 }
 
 RANKERS = {
     "LR-lbfgs": lambda: LogisticRegression(C=1.0, n_threads=2),
-    "LR-ftrl": lambda: LogisticRegression(penalty="l1", C=10.0, max_iter=5, random_state=0, n_threads=1),
+    "LR-ftrl": lambda: LogisticRegression(
+        penalty="l1", C=10.0, max_iter=5, random_state=0, n_threads=1
+    ),
     "GBDTClassifier": lambda: GBDTClassifier(n_estimators=8, max_depth=3, n_threads=2),
     "GBDTRegressor": lambda: GBDTRegressor(n_estimators=8, max_depth=3, n_threads=2),
     "GBDTLR": lambda: GBDTLR(n_estimators=4, max_depth=2, n_threads=2, random_state=0),
     "DNN": lambda: DNN(hidden_units=(8,), epochs=3, batch_size=32, n_threads=1, random_state=0),
-    "WideDeep": lambda: WideDeep(hidden_units=(8,), epochs=3, batch_size=32, n_threads=1, random_state=0),
+    "WideDeep": lambda: WideDeep(
+        hidden_units=(8,), epochs=3, batch_size=32, n_threads=1, random_state=0
+    ),
 }
 
 
@@ -93,7 +103,10 @@ def _recall_calls(model, data):
         ("recommend-scalar", lambda: model.recommend(users[4], k=6, filter_seen=False)),
         ("recommend-whitelist", lambda: model.recommend(users[:10], k=4, items=items[::2])),
         ("similar_items", lambda: model.similar_items(items[:20], k=5)),
-        ("recommend_from_history", lambda: model.recommend_from_history(history, weights=[1.0, 2.0, 0.5], k=6)),
+        (
+            "recommend_from_history",
+            lambda: model.recommend_from_history(history, weights=[1.0, 2.0, 0.5], k=6),
+        ),
         ("recommend_from_history-empty", lambda: model.recommend_from_history([], k=6)),
     ]
 
@@ -115,7 +128,7 @@ def _assert_same(got, want, what):
 
 
 def _hammer(calls):
-    """Run every call ``ROUNDS`` times in each of ``N_THREADS`` threads started together; return all answers."""
+    """Every call ``ROUNDS`` times in each of ``N_THREADS`` threads started at once: all answers."""
     barrier = threading.Barrier(N_THREADS)
 
     def worker(_):
@@ -181,8 +194,15 @@ def _fit_pair_concurrently(make_a, make_b, fit_a, fit_b):
         return fa.result(), fb.result()
 
 
-RECALL_PAIRS = [("ItemCF", "UserCF"), ("Popularity", "PersonalRank-iterate"), ("PersonalRank-cg", "ContentBased"),
-                ("LFM", "Item2Vec"), ("LFM", "LFM"), ("Item2Vec", "ItemCF"), ("PersonalRank-direct", "UserCF")]
+RECALL_PAIRS = [
+    ("ItemCF", "UserCF"),
+    ("Popularity", "PersonalRank-iterate"),
+    ("PersonalRank-cg", "ContentBased"),
+    ("LFM", "Item2Vec"),
+    ("LFM", "LFM"),
+    ("Item2Vec", "ItemCF"),
+    ("PersonalRank-direct", "UserCF"),
+]
 
 
 @pytest.mark.parametrize("pair", RECALL_PAIRS, ids=["+".join(p) for p in RECALL_PAIRS])
@@ -192,11 +212,20 @@ def test_two_recall_fits_in_two_threads_equal_sequential_fits(pair, data):
     one_by_one = (make_a().fit(data), make_b().fit(data))
     for name, got, want in zip(pair, together, one_by_one):
         _assert_same_model(got, want, name)
-        _assert_same(got.recommend(data.user_map.ids[:29], k=5), want.recommend(data.user_map.ids[:29], k=5), name)
+        _assert_same(
+            got.recommend(data.user_map.ids[:29], k=5),
+            want.recommend(data.user_map.ids[:29], k=5),
+            name,
+        )
 
 
-RANKER_PAIRS = [("LR-lbfgs", "GBDTClassifier"), ("DNN", "WideDeep"), ("GBDTLR", "LR-ftrl"),
-                ("GBDTClassifier", "GBDTClassifier"), ("DNN", "DNN")]
+RANKER_PAIRS = [
+    ("LR-lbfgs", "GBDTClassifier"),
+    ("DNN", "WideDeep"),
+    ("GBDTLR", "LR-ftrl"),
+    ("GBDTClassifier", "GBDTClassifier"),
+    ("DNN", "DNN"),
+]
 
 
 @pytest.mark.parametrize("pair", RANKER_PAIRS, ids=["+".join(p) for p in RANKER_PAIRS])
@@ -207,21 +236,28 @@ def test_two_ranker_fits_in_two_threads_equal_sequential_fits(pair, tabular):
     one_by_one = (make_a().fit(X, y), make_b().fit(X, y))
     for name, got, want in zip(pair, together, one_by_one):
         _assert_same_model(got, want, name)
-        np.testing.assert_array_equal(got.predict_proba(X_new), want.predict_proba(X_new), err_msg=name)
+        np.testing.assert_array_equal(
+            got.predict_proba(X_new), want.predict_proba(X_new), err_msg=name
+        )
 
 
 # ---- fork after the thread pools have run --------------------------------------------------------
 def _answers(model, data, ranker, X_new, tabular_target):
-    """What the child must reproduce: recall calls, a ranker's probabilities, and a fresh fit of each."""
+    """What the child must reproduce: recall calls, a ranker's probabilities, fresh fits."""
     out = {name: call() for name, call in _recall_calls(model, data)}
     out["ranker-predict_proba"] = ranker.predict_proba(X_new)
     # a fit inside the child runs the C++ pool (LFM at 2 threads uses it for its epochs; only the
     # equality of the *deterministic* refits is asserted) and Numba's parallel kernels (ItemCF)
-    out["refit-ItemCF"] = ItemCF(n_neighbors=5, n_threads=2).fit(data).recommend(data.user_map.ids[:29], k=6)
+    out["refit-ItemCF"] = (
+        ItemCF(n_neighbors=5, n_threads=2).fit(data).recommend(data.user_map.ids[:29], k=6)
+    )
     lfm = LFM(n_factors=8, epochs=2, n_threads=2, random_state=0).fit(data)
     out["refit-LFM-finite"] = np.isfinite(lfm.recommend(data.user_map.ids[:29], k=6)[1][:, 0]).all()
-    out["refit-GBDT"] = GBDTClassifier(n_estimators=4, max_depth=3, n_threads=2).fit(
-        *tabular_target).predict_proba(X_new)
+    out["refit-GBDT"] = (
+        GBDTClassifier(n_estimators=4, max_depth=3, n_threads=2)
+        .fit(*tabular_target)
+        .predict_proba(X_new)
+    )
     return out
 
 
@@ -267,7 +303,9 @@ def test_os_fork_child_answers_like_parent(warmed, data, tabular):
     X, y, X_new = tabular
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: answer, write the result, exit without running the parent's atexit/pytest
+    if (
+        pid == 0
+    ):  # the child: answer, write the result, exit without running the parent's atexit/pytest
         status = 1
         try:
             os.close(read_end)
@@ -284,7 +322,9 @@ def test_os_fork_child_answers_like_parent(warmed, data, tabular):
             ready, _, _ = select.select([read_end], [], [], FORK_TIMEOUT_S)
             if not ready:
                 os.kill(pid, 9)
-                pytest.fail(f"the forked child did not answer within {FORK_TIMEOUT_S} s (hang after fork)")
+                pytest.fail(
+                    f"the forked child did not answer within {FORK_TIMEOUT_S} s (hang after fork)"
+                )
             chunk = os.read(read_end, 1 << 20)
             if not chunk:
                 break
@@ -312,10 +352,15 @@ def test_multiprocessing_fork_context_child_answers_like_parent(warmed, data, ta
     try:
         if not receiver.poll(FORK_TIMEOUT_S):
             child.kill()
-            pytest.fail(f"the 'fork' child did not answer within {FORK_TIMEOUT_S} s (hang after fork)")
+            pytest.fail(
+                f"the 'fork' child did not answer within {FORK_TIMEOUT_S} s (hang after fork)"
+            )
         payload = receiver.recv_bytes()
     except EOFError:
-        pytest.fail(f"the 'fork' child died without answering (exit code {child.join(FORK_TIMEOUT_S) or child.exitcode})")
+        pytest.fail(
+            f"the 'fork' child died without answering (exit code "
+            f"{child.join(FORK_TIMEOUT_S) or child.exitcode})"
+        )
     finally:
         child.join(FORK_TIMEOUT_S)
         receiver.close()

@@ -113,14 +113,14 @@ def _keras_model(kind, model, inp):
 
 def _epoch_runner(model, inp, y, seed=0):
     """One training epoch of a fitted recforge model on encoded inputs (what ``fit`` runs per epoch)."""
-    from recforge.rank._nn import _blas_threads
+    from recforge._threads import limit_blas_threads
 
     rng = np.random.default_rng(seed)
     yy = y.astype(np.float64)
     sw = np.ones_like(yy)
     n = yy.shape[0]
     def run():
-        with _blas_threads(1):  # as in fit
+        with limit_blas_threads(1):  # as in fit
             return model._train_call(inp, yy, sw, rng.permutation(n).astype(np.int64), 0, n)
 
     return run

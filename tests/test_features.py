@@ -250,7 +250,7 @@ def test_fused_numeric_path_equals_generic_path():
 
 
 def test_bucket_count_matches_searchsorted():
-    from recforge.features._kernels import bucketize
+    from recforge.kernels.encoder import bucketize
 
     rng = np.random.default_rng(1)
     for m in (0, 1, 5, 64, 65, 300):  # linear count up to 64 edges, binary search above

@@ -47,7 +47,7 @@ def test_regression_target_beyond_float32_raises():
 def test_X_beyond_float32_raises(cls):
     X, yc, yr = _data()
     X[3, 1] = 1e39
-    with pytest.raises(ValueError, match="X contains infinity or values beyond float32"):
+    with pytest.raises(ValueError, match=r"X .*beyond float32"):
         cls(n_estimators=3, n_threads=1).fit(X, yc if cls is GBDTClassifier else yr)
 
 

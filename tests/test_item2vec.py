@@ -34,16 +34,6 @@ def _clusters(n_clusters=4, per=6, users=40, seed=0):
     return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(users, n_clusters * per))
 
 
-@pytest.mark.parametrize("name", ["recforge.recall.item2vec", "recforge.recall.lfm", "recforge.kernels.sgns",
-                                  "recforge.kernels.lfm"])
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
-
-
 @pytest.mark.parametrize("algorithm", ["skipgram", "cbow"])
 def test_planted_clusters_are_recovered(algorithm):
     m = _clusters()

@@ -1,4 +1,4 @@
-"""Thread-count resolution and BLAS limits.
+"""Thread-count resolution, BLAS limits and the pool of Python threads that runs nogil kernels in chunks.
 
 ``n_threads=None`` (or 0) means every core this process may run on: the CPU affinity mask and a
 cgroup CPU quota are respected, unlike ``os.cpu_count()`` which reports the host's cores.
@@ -6,6 +6,7 @@ cgroup CPU quota are respected, unlike ``os.cpu_count()`` which reports the host
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 
@@ -65,13 +66,24 @@ def resolve_n_threads(n_threads) -> int:
     return min(n, MAX_THREADS)
 
 
-@contextlib.contextmanager
-def limit_blas_threads(n: int = 1):
-    """Cap BLAS/OpenMP pools while our own kernels run in parallel (avoids oversubscription)."""
-    from threadpoolctl import threadpool_limits
+_BLAS_CONTROLLER = []  # one threadpoolctl controller per process, built on first use
 
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
+
+def limit_blas_threads(n: int = 1):
+    """Cap the BLAS pools (numpy's, scipy's, the one Numba's ``np.dot`` calls) for a ``with`` block.
+
+    Used while our own kernels run in parallel (no oversubscription), and to run small
+    factorisations on one BLAS thread. scipy's BLAS is loaded before threadpoolctl looks for the
+    libraries (otherwise the first fit of a process runs with every BLAS thread), and the
+    controller is built once per process: finding the libraries costs ~20 ms, more than some
+    whole predictions.
+    """
+    if not _BLAS_CONTROLLER:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba binds to)
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER.append(ThreadpoolController())
+    return _BLAS_CONTROLLER[0].limit(limits=int(n), user_api="blas")
 
 
 @contextlib.contextmanager
@@ -86,3 +98,51 @@ def numba_threads(n: int):
         yield n
     finally:
         numba.set_num_threads(previous)
+
+
+def run_chunks(fn, n_chunks: int, pool=None) -> list:
+    """``[fn(c) for c in range(n_chunks)]``, shared between the calling thread and ``pool``'s helpers.
+
+    ``pool`` is a :class:`ChunkPool` (or None: run inline). The caller works too, and every
+    thread takes the next chunk from a shared counter, so a helper that the OS preempts delays
+    at most the one chunk it holds. ``fn`` must call nogil kernels only on its own chunk's rows
+    and output slots; results come back in chunk order whatever thread ran them.
+    """
+    if pool is None or pool.n_helpers == 0 or n_chunks == 1:
+        return [fn(c) for c in range(n_chunks)]
+    results = [None] * n_chunks
+    counter = itertools.count()  # next() is atomic under the GIL
+
+    def work():
+        while True:
+            c = next(counter)
+            if c >= n_chunks:
+                return
+            results[c] = fn(c)
+
+    futures = [pool.executor.submit(work) for _ in range(min(pool.n_helpers, n_chunks - 1))]
+    try:
+        work()
+    finally:
+        for f in futures:
+            f.result()
+    return results
+
+
+class ChunkPool:
+    """``n_threads - 1`` blocking helper threads (the caller is the n-th); use as a context manager."""
+
+    def __init__(self, n_threads: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.n_helpers = max(0, int(n_threads) - 1)
+        self.executor = (ThreadPoolExecutor(max_workers=self.n_helpers, thread_name_prefix="recforge")
+                         if self.n_helpers else None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+        return False

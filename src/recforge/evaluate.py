@@ -19,6 +19,7 @@ Protocol of :func:`evaluate_recall`:
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +27,12 @@ import scipy.sparse as sp
 from ._validation import check_int
 from .kernels.ranking import hit_matrix
 from .metrics import _check_recommended, _relevant_structure, coverage_at_k, ranking_metrics
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .data import Interactions
+    from .recall.base import RecallModel
 
 __all__ = ["RecallReport", "evaluate_recall"]
 
@@ -110,8 +117,9 @@ def _recommend_batch(model, ext_users, k, universe_ext, item_map, n_items):
                               n_items=n_items, items_name="n_items of train")
 
 
-def evaluate_recall(model, train, test, k=10, *, users=None, batch_size=1024,
-                    show_progress=False) -> RecallReport:
+def evaluate_recall(model: RecallModel, train: Interactions, test: Interactions, k: int = 10, *,
+                    users: ArrayLike | None = None, batch_size: int = 1024,
+                    show_progress: bool = False) -> RecallReport:
     """Evaluate a fitted recall model with full ranking over the train item universe.
 
     Parameters

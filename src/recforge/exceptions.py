@@ -1,4 +1,4 @@
-"""Exceptions raised by recforge."""
+"""Exceptions and warnings raised by recforge (one home for each class)."""
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -7,3 +7,7 @@ class NotFittedError(ValueError, AttributeError):
 
 class ModelFileError(ValueError):
     """A model file is corrupt, truncated, of another model class or from an unsupported format version."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solver stopped at ``max_iter`` before reaching ``tol``."""

@@ -259,7 +259,7 @@ def _check_member_size(zf, info, file_size: int) -> None:
 
 
 def to_bytes(save) -> bytes:
-    """Call ``save(file_object)`` and return the bytes written (handy for storing models elsewhere)."""
+    """Call ``save(file_object)`` and return the bytes written (how a model is shipped to Dask workers)."""
     buffer = _io.BytesIO()
     save(buffer)
     return buffer.getvalue()

@@ -24,11 +24,16 @@ construction. The per-user hits come from a parallel Numba kernel
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
 
 from ._validation import check_1d, check_float, check_int, check_sparse
 from .kernels.ranking import hit_matrix
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "coverage_at_k",
@@ -197,7 +202,8 @@ _SHARED_PARAMS = """
 """
 
 
-def precision_at_k(recommended, relevant, k=None) -> float:
+def precision_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
+                   k: int | None = None) -> float:
     """Precision@k = hits in the first k / k, averaged over users with a relevant item.
     {params}
     Examples
@@ -213,7 +219,8 @@ def precision_at_k(recommended, relevant, k=None) -> float:
     return float(_per_user(hits, n_rel, k)["precision"].mean())
 
 
-def recall_at_k(recommended, relevant, k=None) -> float:
+def recall_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
+                k: int | None = None) -> float:
     """Recall@k = hits in the first k / number of relevant items, averaged over users.
     {params}
     Examples
@@ -229,7 +236,8 @@ def recall_at_k(recommended, relevant, k=None) -> float:
     return float(_per_user(hits, n_rel, k)["recall"].mean())
 
 
-def ndcg_at_k(recommended, relevant, k=None) -> float:
+def ndcg_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
+              k: int | None = None) -> float:
     """Binary-gain NDCG@k, ideal DCG over min(k, number of relevant items), averaged over users.
     {params}
     Examples
@@ -245,7 +253,8 @@ def ndcg_at_k(recommended, relevant, k=None) -> float:
     return float(_per_user(hits, n_rel, k)["ndcg"].mean())
 
 
-def hit_rate_at_k(recommended, relevant, k=None) -> float:
+def hit_rate_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
+                  k: int | None = None) -> float:
     """Hit rate@k = share of users with at least one relevant item among their first k.
     {params}
     Examples
@@ -267,7 +276,8 @@ for _f in (precision_at_k, recall_at_k, ndcg_at_k, hit_rate_at_k):
 del _f
 
 
-def ranking_metrics(recommended, relevant, k=None) -> dict:
+def ranking_metrics(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
+                    k: int | None = None) -> dict[str, float]:
     """Precision, recall, NDCG and hit rate @k in one pass over the hit matrix.
 
     Parameters
@@ -303,7 +313,7 @@ def ranking_metrics(recommended, relevant, k=None) -> dict:
     return out
 
 
-def coverage_at_k(recommended, n_items, k=None) -> float:
+def coverage_at_k(recommended: ArrayLike, n_items: int, k: int | None = None) -> float:
     """Catalogue coverage@k: distinct items recommended in the first k / ``n_items``.
 
     This is *catalogue* (aggregate) coverage, not per-user prediction coverage.
@@ -367,7 +377,8 @@ def _check_weight(sample_weight, n: int, name: str = "sample_weight") -> np.ndar
     return w
 
 
-def roc_auc_score(y_true, y_score, sample_weight=None) -> float:
+def roc_auc_score(y_true: ArrayLike, y_score: ArrayLike,
+                  sample_weight: ArrayLike | None = None) -> float:
     """Area under the ROC curve, by ranks in O(n log n) with tied scores counted as 1/2.
 
     AUC = sum over (positive i, negative j) of w_i w_j [s_i > s_j] + 0.5 w_i w_j [s_i == s_j],
@@ -427,7 +438,8 @@ def roc_auc_score(y_true, y_score, sample_weight=None) -> float:
     return float(min(1.0, max(0.0, area / (total_pos * total_neg))))
 
 
-def log_loss(y_true, y_prob, eps=1e-15, sample_weight=None) -> float:
+def log_loss(y_true: ArrayLike, y_prob: ArrayLike, eps: float = 1e-15,
+             sample_weight: ArrayLike | None = None) -> float:
     """Binary cross-entropy: weighted mean of -[y log p + (1 - y) log(1 - p)], natural log.
 
     Probabilities are clipped to ``[eps, 1 - eps]`` first.

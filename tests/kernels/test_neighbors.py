@@ -10,7 +10,7 @@ from recforge.kernels.neighbors import (
     two_hop_topk,
 )
 from recforge.kernels.topk import topk
-from recforge.recall._neighbors import csr_arrays
+from recforge.kernels._csr import csr_kernel_arrays as csr_arrays
 
 
 def _random_binary(n_rows, n_mid, density, seed):

@@ -291,7 +291,7 @@ class FeatureEncoder(ParamsMixin):
 
     def _numeric_codes(self, name, x) -> np.ndarray:
         """int64 codes: 0 = missing, 1 + bucket (just 1 when there are no buckets)."""
-        from ._kernels import bucketize
+        from ..kernels.encoder import bucketize
 
         codes = np.empty(x.shape[0], dtype=np.int64)
         edges = self.bin_edges_[name] if self.n_bins > 0 else np.zeros(0)
@@ -456,7 +456,7 @@ class FeatureEncoder(ParamsMixin):
             Sorted indices, no explicit zeros. Per row: one value per scaled numeric column, one 1.0
             per bucket block, one-hot block and cross block. Column names: ``feature_names_out_``.
         """
-        from ._kernels import csr_arrays, numeric_blocks
+        from ..kernels.encoder import csr_arrays, numeric_blocks
 
         table = self._table(X)
         # numeric columns of a numeric dtype (not in a cross) go through one fused kernel that writes
@@ -530,7 +530,7 @@ class FeatureEncoder(ParamsMixin):
 
     def _fused_2d(self, X, names, scaled_block, cols, vals, val_row):
         """Scaled + bucket blocks of the numeric columns ``names`` of a numeric 2-D array, one row-major pass."""
-        from ._kernels import numeric_blocks_2d
+        from ..kernels.encoder import numeric_blocks_2d
 
         X = np.ascontiguousarray(X)
         bins_block = {what: j for j, (kind, what, _, _) in enumerate(self._blocks) if kind == "bins"}

@@ -5,6 +5,11 @@
   read-only; ``NUMBA_CACHE_DIR`` overrides both.
 * ``nogil=True``: kernels only touch arrays and scalars.
 * Decorating compiles nothing: compilation happens on first call, so ``import recforge`` stays fast.
+* ``parallel=True`` kernels survive ``fork()``: with GNU OpenMP (Numba's ``omp`` layer on Linux when
+  TBB is not installed) a child process that launches a parallel region after its parent did is
+  killed by Numba ("fork() called from a process already using GNU OpenMP"). In such a child the
+  kernel runs a serial compilation of the same function instead (``prange`` becomes ``range``), so
+  a pre-fork server's workers answer exactly like the parent, on one Numba thread each.
 """
 from __future__ import annotations
 
@@ -15,9 +20,50 @@ import numba
 CACHE = os.environ.get("RECFORGE_NUMBA_CACHE", "1") != "0"
 
 
+#: the pid of the process whose parallel kernel call started Numba's threading layer
+_LAYER_STARTED_IN = []
+
+
 def jit(fn=None, *, parallel: bool = False, fastmath: bool = False):
     """``numba.njit`` with recforge's defaults (cache, nogil, no fastmath unless tested)."""
     def wrap(f):
-        return numba.njit(cache=CACHE, nogil=True, parallel=parallel, fastmath=fastmath)(f)
+        kernel = numba.njit(cache=CACHE, nogil=True, parallel=parallel, fastmath=fastmath)(f)
+        return _ForkSafeKernel(kernel, fastmath) if parallel else kernel
 
     return wrap if fn is None else wrap(fn)
+
+
+def _forked_from_gnu_openmp() -> bool:
+    """True in a child process whose parent had started Numba's GNU OpenMP threading layer."""
+    if _LAYER_STARTED_IN and _LAYER_STARTED_IN[0] == os.getpid():
+        return False
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel region ran in this process or its parent: nothing to avoid
+        return False
+    if layer != "omp":
+        return False
+    from numba.np.ufunc import omppool
+
+    return getattr(omppool, "openmp_vendor", "GNU") == "GNU"
+
+
+class _ForkSafeKernel:
+    """A ``parallel=True`` Numba kernel, run serially in a child forked from a GNU OpenMP parent."""
+
+    def __init__(self, kernel, fastmath: bool):
+        self.kernel = kernel
+        self._fastmath = fastmath
+        self._serial = None
+        self.__doc__ = kernel.__doc__
+        self.__name__ = kernel.__name__
+        self.__wrapped__ = kernel.py_func
+
+    def __call__(self, *args):
+        if _forked_from_gnu_openmp():
+            if self._serial is None:  # no disk cache: it would share the parallel variant's index
+                self._serial = numba.njit(nogil=True, fastmath=self._fastmath)(self.kernel.py_func)
+            return self._serial(*args)
+        if not _LAYER_STARTED_IN:
+            _LAYER_STARTED_IN.append(os.getpid())
+        return self.kernel(*args)

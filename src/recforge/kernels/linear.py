@@ -3,13 +3,13 @@
 Pure functions on arrays; validation lives in :mod:`recforge.rank.linear`. The readable NumPy
 specification is :mod:`recforge._reference.linear`.
 
-Threads: the kernels are serial and release the GIL (``nogil``); :func:`run_chunks` runs them on
-row chunks in a pool of Python threads. Those threads block when idle (unlike an OpenMP team,
-which spins after each parallel region and starves the L-BFGS driver, and everyone else, on a
-busy machine). The rows are split into ``n_chunks`` contiguous chunks chosen by
-:func:`n_chunks_for` from the data's shape only; each chunk writes its own row of a partial
-gradient buffer, and the rows are summed in chunk order, so results are bit-identical for any
-number of threads. The FTRL kernel is sequential (one pass in the given row order).
+Threads: the kernels are serial and release the GIL (``nogil``);
+:func:`recforge._threads.run_chunks` runs them on row chunks in a pool of Python threads. Those
+threads block when idle (unlike an OpenMP team, which spins after each parallel region and starves
+the L-BFGS driver, and everyone else, on a busy machine). The rows are split into ``n_chunks``
+contiguous chunks chosen by :func:`n_chunks_for` from the data's shape only; each chunk writes its
+own row of a partial gradient buffer, and the rows are summed in chunk order, so results are
+bit-identical for any number of threads. The FTRL kernel is sequential (one pass in the given row order).
 
 Layout of the partial-gradient buffer::
 
@@ -19,7 +19,6 @@ Layout of the partial-gradient buffer::
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -46,54 +45,6 @@ def chunk_bounds(n_rows: int, n_chunks: int) -> np.ndarray:
     """``n_chunks + 1`` row boundaries of equal contiguous chunks (int64)."""
     step = -(-n_rows // n_chunks)
     return np.minimum(np.arange(n_chunks + 1, dtype=np.int64) * step, n_rows)
-
-
-def run_chunks(fn, n_chunks: int, pool=None) -> list:
-    """``[fn(c) for c in range(n_chunks)]``, shared between the calling thread and ``pool``'s helpers.
-
-    ``pool`` is a :class:`ChunkPool` (or None: run inline). The caller works too, and every
-    thread takes the next chunk from a shared counter, so a helper that the OS preempts delays
-    at most the one chunk it holds. ``fn`` must call nogil kernels only on its own chunk's rows
-    and output slots; results come back in chunk order whatever thread ran them.
-    """
-    if pool is None or pool.n_helpers == 0 or n_chunks == 1:
-        return [fn(c) for c in range(n_chunks)]
-    results = [None] * n_chunks
-    counter = itertools.count()  # next() is atomic under the GIL
-
-    def work():
-        while True:
-            c = next(counter)
-            if c >= n_chunks:
-                return
-            results[c] = fn(c)
-
-    futures = [pool.executor.submit(work) for _ in range(min(pool.n_helpers, n_chunks - 1))]
-    try:
-        work()
-    finally:
-        for f in futures:
-            f.result()
-    return results
-
-
-class ChunkPool:
-    """``n_threads - 1`` blocking helper threads (the caller is the n-th); use as a context manager."""
-
-    def __init__(self, n_threads: int):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.n_helpers = max(0, int(n_threads) - 1)
-        self.executor = (ThreadPoolExecutor(max_workers=self.n_helpers, thread_name_prefix="recforge")
-                         if self.n_helpers else None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.executor is not None:
-            self.executor.shutdown(wait=True)
-        return False
 
 
 @jit

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._threads import resolve_n_threads
+from .._progress import progress_bar
+from .._threads import ChunkPool, limit_blas_threads, resolve_n_threads, run_chunks
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..io import FLOAT32_MAX, ModelArrays
 from ..kernels import nn as K
+from ..kernels._csr import csr_kernel_arrays
 from ._base import Ranker, check_X
 
 _OPTIMIZERS = {"sgd": K.SGD, "adagrad": K.ADAGRAD, "adam": K.ADAM, "ftrl": K.FTRL}
@@ -53,8 +54,8 @@ class NNInputs:
 def _csr32(X):
     X = sp.csr_matrix(X)
     X.sort_indices()
-    return sp.csr_matrix((X.data.astype(np.float32, copy=False), X.indices.astype(np.int32, copy=False),
-                          X.indptr.astype(np.int64, copy=False)), shape=X.shape)
+    indptr, indices, data = csr_kernel_arrays(X)
+    return sp.csr_matrix((data, indices, indptr), shape=X.shape)
 
 
 class NeuralRanker(Ranker):
@@ -227,14 +228,15 @@ class NeuralRanker(Ranker):
         epochs = int(self.epochs)
         # a larger batch is the same single batch, and the kernel sizes its buffers by it
         bs = min(int(self.batch_size), n)
-        bar = _progress(self.verbose, epochs * n, type(self).__name__)
+        bar = progress_bar(self.verbose, total=epochs * n, desc=type(self).__name__, unit="row",
+                           unit_scale=True, leave=False)
         # the progress bar refreshes ~20 times per epoch; without it one kernel call runs the epoch
         seg = n if bar is None else max(bs, -(-n // 20) // bs * bs)
         try:
             # one BLAS thread: a batch's products (<= 1024 x 128 x 128) are too small for threaded BLAS to
             # pay — two OpenBLAS threads made an Adult epoch 6-17x slower on a busy 2-core machine
             # (bench/bench_nn.py); ``n_threads`` parallelises prediction and evaluation instead
-            with _blas_threads(1):
+            with limit_blas_threads(1):
                 for epoch in range(1, epochs + 1):
                     t0 = time.perf_counter()
                     order = rng.permutation(n).astype(np.int64)
@@ -307,13 +309,13 @@ class NeuralRanker(Ranker):
                              wide is not None, indptr, indices, data, self._wide_w, PREDICT_CHUNK, out)
 
         starts = range(0, n, PREDICT_CHUNK)
-        with _blas_threads(1):
+        with limit_blas_threads(1):
             if n_threads <= 1 or len(starts) <= 1:
                 for lo in starts:
                     block(lo)
             else:
-                with ThreadPoolExecutor(max_workers=min(n_threads, len(starts))) as pool:
-                    list(pool.map(block, starts))
+                with ChunkPool(min(n_threads, len(starts))) as pool:
+                    run_chunks(lambda c: block(starts[c]), len(starts), pool)
         return out
 
     def _decision(self, X) -> np.ndarray:
@@ -380,24 +382,6 @@ class NeuralRanker(Ranker):
         self.evals_result_, self.loss_curve_ = [], []
 
 
-_CONTROLLER = []
-
-
-def _blas_threads(n_threads: int):
-    """Cap the BLAS that Numba's ``np.dot`` calls (SciPy's) for a ``with`` block.
-
-    The library must be loaded before threadpoolctl looks for it, otherwise the first fit of a
-    process runs with every BLAS thread; the controller is built once (finding the libraries costs
-    ~20 ms, more than predicting the Adult test set).
-    """
-    if not _CONTROLLER:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba binds to)
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=int(n_threads), user_api="blas")
-
-
 def _EMPTY_INDPTR(n):
     return np.zeros(n + 1, np.int64)
 
@@ -420,11 +404,3 @@ def flatten_params(kernels, biases) -> np.ndarray:
     for k, b in zip(kernels, biases):
         parts += [np.asarray(k, np.float32).ravel(), np.asarray(b, np.float32).ravel()]
     return np.concatenate(parts)
-
-
-def _progress(enabled, total, desc):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="row", unit_scale=True, leave=False)

@@ -8,8 +8,10 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from .._threads import limit_blas_threads, resolve_n_threads
+from .._progress import progress_bar
+from .._threads import ChunkPool, limit_blas_threads, resolve_n_threads, run_chunks
 from .._validation import check_choice, check_float, check_int, check_random_state
+from ..exceptions import ConvergenceWarning
 from ..io import ModelArrays
 from ..kernels import linear as K
 from ._base import (
@@ -19,10 +21,6 @@ from ._base import (
     check_sample_weight,
     class_weight_factors,
 )
-
-
-class ConvergenceWarning(UserWarning):
-    """The solver stopped at ``max_iter`` before reaching ``tol``."""
 
 
 class LogisticRegression(Ranker):
@@ -228,7 +226,7 @@ class LogisticRegression(Ranker):
             else:
                 def chunk(c):
                     return K.loss_grad_dense(X, y, sw, w, b, bounds[c], bounds[c + 1], partial[c])
-            losses = K.run_chunks(chunk, n_chunks, pool)
+            losses = run_chunks(chunk, n_chunks, pool)
             grad = partial.sum(axis=0)  # rows added in chunk order: independent of the threads
             loss = float(np.sum(losses)) / S + 0.5 * lam * float(w @ w)
             g = grad / S
@@ -239,7 +237,7 @@ class LogisticRegression(Ranker):
 
         theta0 = np.zeros(d + 1)
         state = {"it": 0, "best": np.inf, "best_theta": None, "since": 0, "stopped": False}
-        bar = _progress(self.verbose, int(self.max_iter), "LR L-BFGS")
+        bar = progress_bar(self.verbose, total=int(self.max_iter), desc="LR L-BFGS", leave=False)
 
         def on_iteration(intermediate_result):
             state["it"] += 1
@@ -296,7 +294,7 @@ class LogisticRegression(Ranker):
         csr = sp.issparse(X)
         S = float(sw.sum())
         best, best_state, since, prev = np.inf, None, 0, np.inf
-        bar = _progress(self.verbose and epochs > 1, epochs, "LR FTRL")
+        bar = progress_bar(self.verbose and epochs > 1, total=epochs, desc="LR FTRL", leave=False)
         it = 0
         try:
             for it in range(1, epochs + 1):
@@ -443,7 +441,7 @@ def _margins(X, w, b, pool=None) -> np.ndarray:
     else:
         def chunk(c):
             K.margins_dense(X, w, b, bounds[c], bounds[c + 1], out)
-    K.run_chunks(chunk, n_chunks, pool)
+    run_chunks(chunk, n_chunks, pool)
     return out
 
 
@@ -459,12 +457,4 @@ def _threads_that_pay(n_threads: int, X) -> int:
 
 def _thread_pool(n_threads: int):
     """The calling thread plus ``n_threads - 1`` blocking helpers for the nogil kernels."""
-    return K.ChunkPool(n_threads)
-
-
-def _progress(enabled, total, desc):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False)
+    return ChunkPool(n_threads)

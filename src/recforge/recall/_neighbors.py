@@ -7,15 +7,15 @@ similar users, N = user → items). ``recommend`` reduces them to top-k with a f
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import scipy.sparse as sp
 
+from .._progress import progress
 from .._threads import numba_threads
 from .._validation import check_float, check_int
 from ..data import Interactions
 from ..io import ModelArrays
+from ..kernels._csr import csr_kernel_arrays
 from ..kernels.neighbors import (
     cooccurrence_topk,
     cooccurrence_topk_symmetric,
@@ -28,12 +28,6 @@ from .base import RecallModel
 #: pair work (Σ over intermediates of degree²) above which each pair is computed once (see kernels.neighbors)
 SYMMETRIC_MIN_WORK = 10**8
 SECONDS_PER_DAY = 86_400.0
-
-
-def csr_arrays(m: sp.csr_matrix):
-    """(indptr int64, indices int32, data float32) C-contiguous views/copies of a CSR matrix."""
-    return (np.ascontiguousarray(m.indptr, dtype=np.int64), np.ascontiguousarray(m.indices, dtype=np.int32),
-            np.ascontiguousarray(m.data, dtype=np.float32))
 
 
 def log_penalty(counts: np.ndarray) -> np.ndarray:
@@ -55,33 +49,22 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
     if cols is None:  # the transpose, if the caller has it
         cols = rows.T.tocsr()
         cols.sort_indices()
-    a_indptr, a_indices, _ = csr_arrays(rows)
-    b_indptr, b_indices, _ = csr_arrays(cols)
+    a_indptr, a_indices, _ = csr_kernel_arrays(rows)
+    b_indptr, b_indices, _ = csr_kernel_arrays(cols)
     degree = np.diff(a_indptr).astype(np.float64)
     norm = np.sqrt(np.maximum(degree, 1.0))
     n_rows = rows.shape[0]
     work = float(np.square(np.diff(b_indptr).astype(np.float64)).sum())
     symmetric = work >= SYMMETRIC_MIN_WORK
     kernel = cooccurrence_topk_symmetric if symmetric else cooccurrence_topk
-    with numba_threads(n_threads) as n, _progress(verbose, n_rows) as bar:
+    with numba_threads(n_threads) as n, \
+            progress(verbose, total=n_rows, desc="similarity", unit="row") as bar:
         n_chunks = max(1, min(n_rows, n))  # prange deals chunks statically: more would only add accumulators
         idx, val, counts = kernel(a_indptr, a_indices, b_indptr, b_indices,
                                   np.ascontiguousarray(penalty, dtype=np.float64), norm, int(n_neighbors), n_chunks,
                                   n_slices=50 if verbose else 1, progress=bar.update if verbose else None)
     indptr, indices, data = neighbors_to_csr(idx, val, counts, bool(normalize_max))
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_rows))
-
-
-@contextlib.contextmanager
-def _progress(verbose: bool, total: int):
-    """A tqdm bar over the similarity rows when ``verbose``, else a no-op."""
-    if not verbose:
-        yield None
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, desc="similarity", unit="row") as bar:
-        yield bar
 
 
 def time_decay_weights(matrix: sp.csr_matrix, timestamps, rate: float) -> np.ndarray:
@@ -146,8 +129,8 @@ class TwoHopModel(RecallModel):
         return sp.csr_matrix((weights, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
 
     def _two_hop(self):
-        q = csr_arrays(self.query_)
-        n = csr_arrays(self.next_)
+        q = csr_kernel_arrays(self.query_)
+        n = csr_kernel_arrays(self.next_)
         return q, n
 
     def _score_users(self, user_idx):
@@ -157,7 +140,7 @@ class TwoHopModel(RecallModel):
 
     def _score_rows(self, q_matrix: sp.csr_matrix) -> np.ndarray:
         """Dense scores of ad-hoc query rows (``q_matrix`` has the columns of ``query_``)."""
-        q = csr_arrays(sp.csr_matrix(q_matrix))
+        q = csr_kernel_arrays(sp.csr_matrix(q_matrix))
         _, n = self._two_hop()
         rows = np.arange(q_matrix.shape[0], dtype=np.int64)
         return two_hop_scores(rows, *q, *n, self.n_items_)
@@ -168,7 +151,7 @@ class TwoHopModel(RecallModel):
         user_idx = np.ascontiguousarray(user_idx, dtype=np.int64)
         if filter_seen:
             seen = self.user_items_[user_idx]
-            ex_indptr, ex_indices, _ = csr_arrays(seen)
+            ex_indptr, ex_indices, _ = csr_kernel_arrays(seen)
         else:
             ex_indptr = np.zeros(len(user_idx) + 1, np.int64)
             ex_indices = np.empty(0, np.int32)

@@ -1,6 +1,9 @@
 """Item2Vec: word2vec (skip-gram or CBOW, negative sampling) over users' behaviour sequences."""
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .._validation import (
@@ -14,6 +17,10 @@ from ..data import Interactions
 from ..io import ModelArrays
 from ..kernels.sgns import aligned_vectors, keep_probabilities, sgns_train_epoch
 from .base import RecallModel
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from numpy.typing import ArrayLike
 
 __all__ = ["Item2Vec", "load_word2vec_format", "save_word2vec_format"]
 
@@ -89,9 +96,13 @@ class Item2Vec(RecallModel):
     [1, 2, 3, 4]
     """
 
-    def __init__(self, *, vector_size=64, window=10, negative=5, algorithm="skipgram", ns_exponent=0.0,
-                 sample=1e-3, epochs=30, learning_rate=0.025, min_learning_rate=0.0001, scoring="output",
-                 n_recent=10, recency_decay=0.8, n_threads=None, random_state=None, verbose=False):
+    def __init__(self, *, vector_size: int = 64, window: int | str = 10, negative: int = 5,
+                 algorithm: str = "skipgram", ns_exponent: float = 0.0, sample: float = 1e-3,
+                 epochs: int = 30, learning_rate: float = 0.025, min_learning_rate: float = 0.0001,
+                 scoring: str = "output", n_recent: int = 10, recency_decay: float = 0.8,
+                 n_threads: int | None = None,
+                 random_state: int | np.random.Generator | None = None,
+                 verbose: bool = False) -> None:
         self.vector_size = vector_size
         self.window = window
         self.negative = negative
@@ -128,7 +139,9 @@ class Item2Vec(RecallModel):
         check_random_state(self.random_state)
 
     # ---- fitting ---------------------------------------------------------------------------------
-    def fit(self, interactions, sequences=None, *, callback=None):
+    def fit(self, interactions: Interactions | sp.spmatrix | ArrayLike,
+            sequences: Iterable[Sequence[Hashable]] | None = None, *,
+            callback: Callable[[Item2Vec, int, int], bool | None] | None = None) -> Item2Vec:
         """Learn item vectors.
 
         Parameters

@@ -1,6 +1,8 @@
 """ItemCF: item-based collaborative filtering with a sparse top-K item–item similarity."""
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -66,8 +68,9 @@ class ItemCF(TwoHopModel):
     [2, 3]
     """
 
-    def __init__(self, *, n_neighbors=100, normalize_max=True, use_weights=True, time_decay=0.0,
-                 n_threads=None, verbose=False):
+    def __init__(self, *, n_neighbors: int = 100, normalize_max: bool = True,
+                 use_weights: bool = True, time_decay: float = 0.0, n_threads: int | None = None,
+                 verbose: bool = False) -> None:
         self.n_neighbors = n_neighbors
         self.normalize_max = normalize_max
         self.use_weights = use_weights
@@ -102,7 +105,8 @@ class ItemCF(TwoHopModel):
     def _score_similar(self, item_idx):
         return self.similarity_[item_idx].toarray()
 
-    def explain(self, user_id, item_id, n=5):
+    def explain(self, user_id: Hashable, item_id: Hashable,
+                n: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """The user's items that contributed most to ``score(user, item)``, with their share.
 
         Returns

@@ -6,9 +6,11 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from .._threads import numba_threads
+from .._progress import progress_bar
+from .._threads import limit_blas_threads, numba_threads
 from .._validation import check_choice, check_float, check_int
 from ..data import Interactions
+from ..kernels._csr import csr_kernel_arrays
 from ..kernels.personal_rank import accumulate_active, column_dots, half_step, half_step_pattern, rows_times_csr
 from .base import RecallModel
 
@@ -20,12 +22,6 @@ WALK_CACHE_BYTES = 16 * 2**20
 #: ``method="auto"`` takes ``"direct"`` when the smaller side of the graph has at most this many nodes
 #: (its dense inverse: 8·n² bytes, 134 MB at 4096), else ``"cg"``.
 DIRECT_MAX_SIDE = 4096
-
-
-def _kernel_arrays(m: sp.csr_matrix):
-    """``(indptr int64, indices int32, data float64)`` of a CSR matrix, for the Numba kernels."""
-    return (np.ascontiguousarray(m.indptr, np.int64), np.ascontiguousarray(m.indices, np.int32),
-            np.ascontiguousarray(m.data, np.float64))
 
 
 class PersonalRank(RecallModel):
@@ -103,8 +99,9 @@ class PersonalRank(RecallModel):
     [2, 3]
     """
 
-    def __init__(self, *, alpha=0.8, method="auto", tol=1e-8, max_iter=500, use_weights=False, n_threads=None,
-                 verbose=False):
+    def __init__(self, *, alpha: float = 0.8, method: str = "auto", tol: float = 1e-8,
+                 max_iter: int = 500, use_weights: bool = False, n_threads: int | None = None,
+                 verbose: bool = False) -> None:
         self.alpha = alpha
         self.method = method
         self.tol = tol
@@ -146,7 +143,8 @@ class PersonalRank(RecallModel):
             m.sort_indices()
         self._degrees = (user_deg, item_deg)
         # per direction (True: users → items): CSR kernel arrays and 1 / deg(source) for the unweighted kernel
-        self._steps = {True: (_kernel_arrays(self._to_items), inv_u), False: (_kernel_arrays(self._to_users), inv_i)}
+        self._steps = {True: (csr_kernel_arrays(self._to_items, np.float64), inv_u),
+                       False: (csr_kernel_arrays(self._to_users, np.float64), inv_i)}
         self._lu = None
         self._direct = None
 
@@ -181,9 +179,8 @@ class PersonalRank(RecallModel):
         # columns are independent walks: a few at a time keeps the gathered block in the CPU cache
         starts = range(0, n_cols, chunk)
         if self.verbose:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=f"PersonalRank {method}", unit="block", leave=False)
+            starts = progress_bar(True, starts, desc=f"PersonalRank {method}", unit="block",
+                                  leave=False)
         return np.hstack([walk(np.ascontiguousarray(x0[:, c:c + chunk]), start_on_items) for c in starts])
 
     def _iterate(self, x0: np.ndarray, start_on_items: bool) -> np.ndarray:
@@ -275,7 +272,6 @@ class PersonalRank(RecallModel):
         """
         if self._direct is None or self._direct[0] != float(self.alpha):
             from scipy.linalg import lapack
-            from threadpoolctl import threadpool_limits
 
             alpha = float(self.alpha)
             n_users, n_items = self._to_users.shape
@@ -290,7 +286,7 @@ class PersonalRank(RecallModel):
             a *= -alpha * alpha
             a[np.diag_indices_from(a)] += 1.0
             # small factorisations are faster on one BLAS thread than waking a pool of them
-            with threadpool_limits(1 if len(a) < 1024 else self._n_threads()):
+            with limit_blas_threads(1 if len(a) < 1024 else self._n_threads()):
                 chol, info = lapack.dpotrf(a, lower=1, overwrite_a=1)
                 if info == 0:
                     inv, info = lapack.dpotri(chol, lower=1, overwrite_c=1)
@@ -304,7 +300,7 @@ class PersonalRank(RecallModel):
             def outgoing(into):
                 m = into.T.tocsr()
                 m.sort_indices()
-                return _kernel_arrays(m)
+                return csr_kernel_arrays(m, np.float64)
 
             self._direct = (alpha, on_users, inv, outgoing(into_o), outgoing(into_s))
         return self._direct[1:]
@@ -314,8 +310,6 @@ class PersonalRank(RecallModel):
 
         ``start_nodes`` (int, (B,)), when given, says that row ``j`` of ``x0`` is the indicator of that node.
         """
-        from threadpoolctl import threadpool_limits
-
         alpha = float(self.alpha)
         on_users, z_t, s_to_o, o_to_s = self._direct_inverse()
         start_on_s = start_on_items != on_users
@@ -328,7 +322,7 @@ class PersonalRank(RecallModel):
                 if not start_on_s:
                     bx = np.empty((n_rows, z_t.shape[0]), np.float64)
                     rows_times_csr(x0, *o_to_s, alpha, bx)
-                with threadpool_limits(self._n_threads()):
+                with limit_blas_threads(self._n_threads()):
                     y = (x0 if start_on_s else bx) @ z_t
             if not on_users:  # the items are S
                 y *= 1.0 - alpha

@@ -39,7 +39,7 @@ class Popularity(RecallModel):
     [2, -1]
     """
 
-    def __init__(self, *, weighting="count", n_threads=None):
+    def __init__(self, *, weighting: str = "count", n_threads: int | None = None) -> None:
         self.weighting = weighting
         self.n_threads = n_threads
 

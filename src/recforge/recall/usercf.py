@@ -62,8 +62,9 @@ class UserCF(TwoHopModel):
     [2, 3]
     """
 
-    def __init__(self, *, n_neighbors=20, normalize_max=False, use_weights=True, time_decay=0.0,
-                 n_threads=None, verbose=False):
+    def __init__(self, *, n_neighbors: int = 20, normalize_max: bool = False,
+                 use_weights: bool = True, time_decay: float = 0.0, n_threads: int | None = None,
+                 verbose: bool = False) -> None:
         self.n_neighbors = n_neighbors
         self.normalize_max = normalize_max
         self.use_weights = use_weights

@@ -1,4 +1,4 @@
-"""Numba kernels of the FeatureEncoder: bucketing a numeric column and assembling the CSR output.
+"""Numba kernels of the FeatureEncoder: bucketing a numeric column, assembling the CSR output.
 
 Pure functions on contiguous arrays; the encoder validates and prepares them.
 """
@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..kernels._jit import jit
+from ._jit import jit
 
 
 @jit

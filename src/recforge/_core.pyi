@@ -1,0 +1,278 @@
+"""Type stubs of the pybind11 module ``recforge._core`` (private: use the recforge Python API).
+
+Generated with ``pybind11-stubgen recforge._core`` and cleaned by hand: integer and float
+parameters as ``int`` / ``float``, arrays as ``NDArray[dtype]`` in the dtype the kernel works in.
+Regenerate (and clean) after changing a binding in ``csrc/bindings``.
+"""
+from __future__ import annotations
+
+from typing import overload
+
+import numpy as np
+from numpy.typing import NDArray
+
+def _parallel_for_check(n_tasks: int, n_threads: int, fail_at: int = -1) -> tuple[int, int]:
+    """Run parallel_for(n_tasks, n_threads) writing 2*t per task; returns (sum, largest thread id
+    used).
+    Task `fail_at` throws (→ ValueError). Private: for tests.
+    """
+
+def gbdt_add_leaf_values(
+    rows: NDArray[np.int32],
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
+    values: NDArray[np.float64],
+    raw: NDArray[np.float64],
+    n_threads: int = 1,
+) -> None:
+    """raw[rows[start:end]] += value for each leaf (in place)."""
+
+def gbdt_add_split_leaf_values(
+    Xn: NDArray[np.uint8],
+    rows: NDArray[np.int32],
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
+    feature: NDArray[np.int32],
+    threshold: NDArray[np.int32],
+    default_left: NDArray[np.uint8],
+    is_categorical: NDArray[np.uint8],
+    left_value: NDArray[np.float64],
+    right_value: NDArray[np.float64],
+    raw: NDArray[np.float64],
+    n_threads: int = 1,
+) -> None:
+    """raw[rows[p]] += left or right leaf value of node k's split, p in [start_k, end_k) (in
+    place).
+    """
+
+def gbdt_apply(
+    X: NDArray[np.float32],
+    feature: NDArray[np.int32],
+    threshold: NDArray[np.float32],
+    left: NDArray[np.int32],
+    right: NDArray[np.int32],
+    default_left: NDArray[np.uint8],
+    categorical: NDArray[np.uint8],
+    value: NDArray[np.float64],
+    roots: NDArray[np.int64],
+    t0: int,
+    t1: int,
+    n_threads: int = 1,
+) -> NDArray[np.int32]:
+    """Leaf node index (within its tree) per row and tree -> int32 (n, t1 - t0)."""
+
+def gbdt_bin_features(
+    X: NDArray[np.float32],
+    edges: NDArray[np.float32],
+    offsets: NDArray[np.int64],
+    is_categorical: NDArray[np.uint8],
+    n_threads: int = 1,
+) -> NDArray[np.uint8]:
+    """Bin float32 X (n, F) by per-feature sorted edges -> uint8 (n, F); NaN -> 255."""
+
+def gbdt_build_child_histograms(
+    Xn: NDArray[np.uint8],
+    ghn: NDArray[np.float32],
+    parent_hist: NDArray[np.float64],
+    c_starts: NDArray[np.int64],
+    c_ends: NDArray[np.int64],
+    feature_mask: NDArray[np.uint8] | None = None,
+    n_threads: int = 1,
+) -> NDArray[np.float64]:
+    """Children (2 per parent, node-ordered rows) histograms: smaller built, larger = parent -
+    smaller.
+    """
+
+def gbdt_build_histograms(
+    X_binned: NDArray[np.uint8],
+    gh: NDArray[np.float32],
+    rows: NDArray[np.int32] | None,
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
+    feature_mask: NDArray[np.uint8] | None = None,
+    n_threads: int = 1,
+) -> NDArray[np.float64]:
+    """(g, h) sums per node, feature and bin -> float64 (n_nodes, F, 256, 2)."""
+
+def gbdt_find_splits(
+    hist: NDArray[np.float64],
+    sum_g: NDArray[np.float64],
+    sum_h: NDArray[np.float64],
+    n_bins: NDArray[np.int32],
+    is_categorical: NDArray[np.uint8],
+    feature_mask: NDArray[np.uint8] | None = None,
+    reg_lambda: float = 1.0,
+    gamma: float = 0.0,
+    min_child_weight: float = 1.0,
+    n_threads: int = 1,
+) -> tuple:
+    """Best split per node -> (feature, threshold_bin, default_left, loss_chg, left_g, left_h)."""
+
+def gbdt_gradients(
+    objective: int,
+    raw: NDArray[np.float64],
+    y: NDArray[np.float32],
+    weight: NDArray[np.float32] | None,
+    gh: NDArray[np.float32],
+    n_threads: int = 1,
+) -> None:
+    """Fill gh (n, 2) float32 with gradient/hessian of the objective at raw margins."""
+
+def gbdt_gradients_at(
+    objective: int,
+    raw: NDArray[np.float64],
+    y: NDArray[np.float32],
+    weight: NDArray[np.float32] | None,
+    rows: NDArray[np.int32],
+    ghn: NDArray[np.float32],
+    n_threads: int = 1,
+) -> None:
+    """Fill ghn (m, 2) float32 with gradient/hessian of rows[p] (gathered gradients, node order)."""
+
+def gbdt_partition_ordered(
+    Xn: NDArray[np.uint8],
+    ghn: NDArray[np.float32],
+    rows: NDArray[np.int32],
+    scratch_X: NDArray[np.uint8],
+    scratch_gh: NDArray[np.float32],
+    scratch_rows: NDArray[np.int32],
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
+    feature: NDArray[np.int32],
+    threshold: NDArray[np.int32],
+    default_left: NDArray[np.uint8],
+    is_categorical: NDArray[np.uint8],
+    n_threads: int = 1,
+    into_scratch: bool = False,
+) -> NDArray[np.int64]:
+    """Stable partition of node-ordered data (binned rows, gradients, row ids), in place or
+    (into_scratch)
+    into the scratch buffers -> n_left.
+    """
+
+def gbdt_predict_raw(
+    X: NDArray[np.float32],
+    feature: NDArray[np.int32],
+    threshold: NDArray[np.float32],
+    left: NDArray[np.int32],
+    right: NDArray[np.int32],
+    default_left: NDArray[np.uint8],
+    categorical: NDArray[np.uint8],
+    value: NDArray[np.float64],
+    roots: NDArray[np.int64],
+    t0: int,
+    t1: int,
+    out: NDArray[np.float64],
+    n_threads: int = 1,
+) -> None:
+    """out += sum of leaf values of trees [t0, t1) (in place)."""
+
+def hardware_concurrency() -> int:
+    """Number of hardware threads std::thread reports (0 if unknown)."""
+
+def lfm_step(
+    user_factors: NDArray[np.float32],
+    item_factors: NDArray[np.float32],
+    item_bias: NDArray[np.float32],
+    u: int,
+    i: int,
+    j: int,
+    label: float,
+    loss: int,
+    lr: float,
+    reg_user: float,
+    reg_item: float,
+    reg_bias: float,
+    fit_bias: bool,
+) -> float:
+    """One SGD step (pointwise on (u, i, label), or BPR on (u, i, j)); returns the loss before
+    it.
+    """
+
+def lfm_train_epoch(
+    pos_users: NDArray[np.int32],
+    pos_items: NDArray[np.int32],
+    n_steps: int,
+    touched_indptr: NDArray[np.int64],
+    touched_indices: NDArray[np.int32],
+    neg_weights: NDArray[np.float64],
+    user_factors: NDArray[np.float32],
+    item_factors: NDArray[np.float32],
+    item_bias: NDArray[np.float32],
+    loss: int,
+    lr: float,
+    reg_user: float,
+    reg_item: float,
+    reg_bias: float,
+    fit_bias: bool,
+    n_negatives: int,
+    seed: int,
+    n_threads: int,
+) -> tuple:
+    """One Hogwild SGD epoch of the latent factor model; factors updated in place. Returns (loss
+    sum, number of loss terms, negatives skipped).
+    """
+
+def sgns_sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The trainer's table sigmoid, for tests."""
+
+def sgns_step(
+    in_vecs: NDArray[np.float32],
+    out_vecs: NDArray[np.float32],
+    center: int,
+    contexts: NDArray[np.int32],
+    negatives: NDArray[np.int32],
+    lr: float,
+    cbow: bool,
+) -> None:
+    """One negative-sampling update on fixed negatives (skip-gram: one pair per context, in
+    order).
+    """
+
+def sgns_train_epoch(
+    offsets: NDArray[np.int64],
+    items: NDArray[np.int32],
+    keep_prob: NDArray[np.float32] | None,
+    neg_weights: NDArray[np.float64],
+    in_vecs: NDArray[np.float32],
+    out_vecs: NDArray[np.float32],
+    window: int,
+    negative: int,
+    cbow: bool,
+    basket: bool,
+    alpha_start: float,
+    alpha_end: float,
+    seed: int,
+    n_threads: int,
+) -> int:
+    """One word2vec negative-sampling epoch (skip-gram or CBOW) over sequences, updating
+    in_vecs/out_vecs in place. Returns the number of words trained on after subsampling.
+    """
+
+@overload
+def topk_rows(  # type: ignore[overload-overlap]
+    scores: NDArray[np.float32],
+    k: int,
+    exclude_indptr: NDArray[np.int64] | None = None,
+    exclude_indices: NDArray[np.int32] | None = None,
+    global_mask: NDArray[np.uint8] | None = None,
+    n_threads: int = 1,
+) -> tuple[NDArray[np.int64], NDArray[np.float32], int]:
+    """Best k items per row of scores (n_rows, n_items), higher first, ties by lower index.
+    Excluded, NaN and -inf items are skipped; rows are padded with -1 / -inf.
+    Returns (indices int64 (n_rows, k), scores (n_rows, k), number of NaN scores).
+    """
+
+@overload
+def topk_rows(
+    scores: NDArray[np.float64],
+    k: int,
+    exclude_indptr: NDArray[np.int64] | None = None,
+    exclude_indices: NDArray[np.int32] | None = None,
+    global_mask: NDArray[np.uint8] | None = None,
+    n_threads: int = 1,
+) -> tuple[NDArray[np.int64], NDArray[np.float64], int]:
+    """Best k items per row of scores (n_rows, n_items), higher first, ties by lower index.
+    Excluded, NaN and -inf items are skipped; rows are padded with -1 / -inf.
+    Returns (indices int64 (n_rows, k), scores (n_rows, k), number of NaN scores).
+    """

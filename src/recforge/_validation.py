@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+#: the largest finite float32: the models compute in float32, so larger inputs are refused
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def check_int(value, name: str, *, min_value: int | None = None, max_value: int | None = None) -> int:
     """Return ``value`` as a Python int, or raise naming ``name``."""

@@ -20,11 +20,11 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
+from ._validation import FLOAT32_MAX, check_csr_arrays
 from ._version import __version__
 from .exceptions import ModelFileError
 
 #: the largest finite float32: scores and weights reach the kernels as float32
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 FORMAT = "recforge-model"
 FORMAT_VERSION = 1
 _META_KEY = "__meta__"
@@ -205,8 +205,6 @@ class ModelArrays(dict):
         The three arrays pass :func:`recforge._validation.check_csr_arrays` first, so scipy and the
         kernels only ever see a consistent matrix of ``shape``; the data must be finite.
         """
-        from ._validation import check_csr_arrays
-
         indptr = self.take(f"{prefix}_indptr", kinds="iu", pop=pop)
         indices = self.take(f"{prefix}_indices", kinds="iu", pop=pop)
         data = self.take(f"{prefix}_data", kinds="biuf", dtype=data_dtype, pop=pop)

@@ -31,7 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._params import ParamsMixin
-from .._validation import as_numpy, check_int, check_sparse, check_unique_columns
+from .._validation import FLOAT32_MAX, as_numpy, check_int, check_sparse, check_unique_columns
 from ..exceptions import NotFittedError
 from ..io import ModelArrays, load_arrays, model_file_errors, save_arrays
 
@@ -99,7 +99,6 @@ def _float_dtype_for(dtype) -> type:
     return np.float32 if dtype == np.float16 else np.float64
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_values(arr, name: str, allow_nan: bool) -> None:
@@ -117,9 +116,9 @@ def _check_values(arr, name: str, allow_nan: bool) -> None:
     if np.isinf(lo) or np.isinf(hi):
         raise ValueError(f"{name} contains {'NaN or ' if not allow_nan else ''}infinity")
     largest = max(-float(lo), float(hi))
-    if largest > _FLOAT32_MAX:
+    if largest > FLOAT32_MAX:
         raise ValueError(f"{name} holds values beyond float32's range (|value| up to {largest:.3g} "
-                         f"> {_FLOAT32_MAX:.3g}); the models compute in float32: rescale these "
+                         f"> {FLOAT32_MAX:.3g}); the models compute in float32: rescale these "
                          "features")
 
 
@@ -202,7 +201,7 @@ def check_sample_weight(sample_weight, n_rows: int, name: str = "sample_weight")
         raise ValueError(f"{name} must be non-negative")
     if not np.any(sw > 0):
         raise ValueError(f"{name} sums to zero")
-    if sw.size and sw.max() > _FLOAT32_MAX:
+    if sw.size and sw.max() > FLOAT32_MAX:
         raise ValueError(f"{name} holds values beyond float32's range (up to {sw.max():.3g}); "
                          "rescale them")
     return sw

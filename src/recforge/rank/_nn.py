@@ -13,8 +13,8 @@ import scipy.sparse as sp
 
 from .._progress import progress_bar
 from .._threads import ChunkPool, limit_blas_threads, resolve_n_threads, run_chunks
-from .._validation import check_choice, check_float, check_int, check_random_state
-from ..io import FLOAT32_MAX, ModelArrays
+from .._validation import FLOAT32_MAX, check_choice, check_float, check_int, check_random_state
+from ..io import ModelArrays
 from ..kernels import nn as K
 from ..kernels._csr import csr_kernel_arrays
 from ._base import Ranker, check_X

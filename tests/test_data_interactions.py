@@ -391,3 +391,11 @@ def test_pickle_round_trip_stays_read_only():
     assert (y.matrix != x.matrix).nnz == 0 and y.user_map == x.user_map and y.item_map == x.item_map
     np.testing.assert_array_equal(y.timestamps, x.timestamps)
     assert not y.matrix.data.flags.writeable and not y.timestamps.flags.writeable
+
+
+def test_dense_list_of_lists_is_a_matrix():
+    """A nested list is a dense matrix like the ndarray it converts to (it raised AttributeError)."""
+    x = Interactions([[1, 0, 2], [0, 3, 0]])
+    expected = Interactions(np.array([[1, 0, 2], [0, 3, 0]]))
+    assert x.shape == (2, 3)
+    np.testing.assert_array_equal(x.matrix.toarray(), expected.matrix.toarray())

@@ -218,3 +218,11 @@ def test_untampered_files_still_load(tmp_path):
         path = tmp_path / f"{cls.__name__}.npz"
         model.save(path)
         np.testing.assert_array_equal(cls.load(path).predict(df), model.predict(df))
+
+
+@pytest.mark.parametrize("cls", [GBDTClassifier, GBDTRegressor])
+def test_frame_without_columns_raises(cls):
+    """Rows but no columns: a clear error (it raised IndexError inside the grower)."""
+    y = np.array([0, 1, 0, 1, 1]) if cls is GBDTClassifier else np.arange(5.0)
+    with pytest.raises(ValueError, match="0 feature"):
+        cls(n_estimators=2).fit(pd.DataFrame(index=range(5)), y)

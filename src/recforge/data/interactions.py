@@ -163,6 +163,7 @@ class Interactions:
             rows, cols = np.nonzero(dense)
             values = dense[rows, cols]
             rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+            matrix = dense
         if values.dtype.kind not in "biuf":
             raise TypeError(f"matrix must hold numeric weights, got dtype {values.dtype}")
         shape = (int(matrix.shape[0]), int(matrix.shape[1]))

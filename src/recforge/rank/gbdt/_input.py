@@ -33,6 +33,9 @@ class InputSchema:
                                  "array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for one row")
             self.columns = None
             n_features = arr.shape[1]
+        if n_features == 0:
+            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required; "
+                             "X needs at least one column")
         self.n_features = n_features
         is_cat = np.zeros(n_features, bool)
         if isinstance(categorical_features, str) and categorical_features == "auto":

@@ -36,7 +36,11 @@ def main(argv=None) -> int:
     demo.add_argument("--models", nargs="+", default=None, help="only these demo rows (e.g. popularity)")
     commands.add_parser("info", help="versions and the threads recforge will use")
     commands.add_parser("warmup", help="compile every Numba kernel now (and cache it), e.g. in a container build")
+    from .serving.cli import add_serve_parser, run_serve
+    add_serve_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return run_serve(args)
 
     if args.command == "demo":
         from .demo import format_demo, run_demo

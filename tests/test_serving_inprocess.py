@@ -226,3 +226,24 @@ def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+class _PipelineLike:
+    """The recommend contract plus ``sources_`` and no ``user_items_``, like a fitted pipeline."""
+
+    def __init__(self, inner, sources):
+        self._inner, self.sources_ = inner, sources
+        self.user_map_, self.item_map_ = inner.user_map_, inner.item_map_
+        self.recommend = inner.recommend
+        self.recommend_from_history = inner.recommend_from_history
+        self.similar_items = inner.similar_items
+
+
+def test_a_pipeline_like_model_falls_back_to_its_popularity_source(data):
+    inner = ItemCF(n_threads=1).fit(data)
+    popularity = Popularity(weighting="weight").fit(data)
+    rec = Recommender(_PipelineLike(inner, {"itemcf": inner, "popularity": popularity}))
+    r = rec.recommend_one(k=5)
+    assert r.path == "popularity" and (r.items, r.scores) == _real(*popularity.recommend_from_history([], k=5))
+    with pytest.raises(TypeError, match="Popularity source"):
+        Recommender(_PipelineLike(inner, {"itemcf": inner}))

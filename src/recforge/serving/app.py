@@ -92,6 +92,7 @@ class _BodyLimitAndMetrics:
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
+                    status["code"] = 499  # the client went away before sending its body
                     return
                 chunk = message.get("body", b"")
                 size += len(chunk)

@@ -38,9 +38,18 @@ class Recommendation:
 
 
 def _popularity_of(model) -> Popularity:
-    """The popularity fallback: the model itself if it is one, else fitted on its stored history."""
+    """The popularity fallback: the model itself if it is one, else a fitted ``Popularity`` among
+    its recall sources (a pipeline's ``sources_``), else one fitted on its stored interactions."""
     if isinstance(model, Popularity):
         return model
+    sources = getattr(model, "sources_", None)
+    if isinstance(sources, dict):
+        for source in sources.values():
+            if isinstance(source, Popularity):
+                return source
+    if not hasattr(model, "user_items_"):
+        raise TypeError(f"{type(model).__name__} has no stored interactions (user_items_) and no "
+                        "Popularity source to answer users without history")
     data = Interactions(model.user_items_, user_map=model.user_map_, item_map=model.item_map_)
     return Popularity(n_threads=1).fit(data)
 
@@ -65,14 +74,16 @@ class Recommender:
     items the model does not know are ignored); with neither, the popularity of the model's
     stored interactions answers. A list shorter than ``k`` is filled up from popularity.
 
-    Calls into the model are serialised by a lock: Numba's default threading layer is not
-    re-entrant, and one request's work is a few milliseconds at most. Many server threads can
+    Calls into the model are serialised by a lock: Numba's workqueue threading layer (its
+    fallback without TBB or OpenMP) aborts the process on concurrent parallel calls, and one
+    request's work is a few milliseconds at most. Many server threads can
     share one ``Recommender``; replacing the model means building a new one and swapping the
     reference (in-flight requests finish on the old one).
 
     Parameters
     ----------
-    model : a fitted recall model (any :class:`~recforge.recall.RecallModel`)
+    model : a fitted recall model (any :class:`~recforge.recall.RecallModel`), or any fitted model
+        with the recommend contract and either ``user_items_`` or a Popularity in ``sources_``
     backfill : bool, default True
         Fill a list shorter than ``k`` with popular items.
     warm : bool, default True
@@ -95,8 +106,7 @@ class Recommender:
     __slots__ = ("_model", "_popularity", "_backfill", "_lock", "_source", "_file")
 
     def __init__(self, model, *, backfill: bool = True, warm: bool = True, file=None):
-        for attr in ("recommend", "recommend_from_history", "similar_items", "item_map_",
-                     "user_map_", "user_items_"):
+        for attr in ("recommend", "recommend_from_history", "similar_items", "item_map_", "user_map_"):
             if not hasattr(model, attr):
                 raise TypeError(f"model must be a fitted recforge recall model; "
                                 f"{type(model).__name__} has no {attr!r}")

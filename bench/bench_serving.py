@@ -12,6 +12,7 @@ Run:  python bench/bench_serving.py [--model itemcf|usercf|lfm|popularity] [--ra
 
 Numbers on a shared machine are noisy; compare runs made back to back, never one run to a target.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests' helpers
 
-from recforge.datasets import movielens_small  # noqa: E402
-from recforge.recall import LFM, ItemCF, Popularity, UserCF  # noqa: E402
-from recforge.serving import Recommender  # noqa: E402
+from recforge.datasets import movielens_small
+from recforge.recall import LFM, ItemCF, Popularity, UserCF
+from recforge.serving import Recommender
 
 MODELS = {"itemcf": ItemCF, "usercf": UserCF, "lfm": LFM, "popularity": Popularity}
 
@@ -49,7 +50,9 @@ def request_bodies(model, n: int, seed: int = 0, k: int = 10) -> list[dict]:
         if kind == 0:
             bodies.append({"user_id": users[rng.integers(len(users))].item(), "k": k})
         elif kind == 1:
-            bodies.append({"recent_items": items[rng.choice(len(items), 5, replace=False)].tolist(), "k": k})
+            bodies.append(
+                {"recent_items": items[rng.choice(len(items), 5, replace=False)].tolist(), "k": k}
+            )
         else:
             bodies.append({"user_id": -1 - int(rng.integers(1000)), "k": k})
     return bodies
@@ -72,9 +75,10 @@ def bench_in_process(rec: Recommender, bodies: list[dict]) -> None:
         print(f"  {stage:10s} {percentiles(ms)}")
 
 
-def load_generator(url: str, bodies: list[dict], rate: float, count: int, max_seconds: float,
-                   clients: int) -> dict:
-    """Open loop: request i is due at start + i / rate; ``clients`` threads take the next due one."""
+def load_generator(
+    url: str, bodies: list[dict], rate: float, count: int, max_seconds: float, clients: int
+) -> dict:
+    """Open loop: request i is due at start + i / rate; ``clients`` threads take the next one."""
     import httpx
 
     latencies, errors, lock = [], [], threading.Lock()
@@ -128,8 +132,10 @@ def main(argv=None) -> int:
     data = movielens_small().interactions().positives(4.0)
     t0 = time.perf_counter()
     model = MODELS[args.model](n_threads=1).fit(data)
-    print(f"{args.model} fitted on ml-latest-small positives ({data.n_users} users, "
-          f"{data.n_items} items) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"{args.model} fitted on ml-latest-small positives ({data.n_users} users, "
+        f"{data.n_items} items) in {time.perf_counter() - t0:.1f} s"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.npz"
         model.save(path)
@@ -143,10 +149,16 @@ def main(argv=None) -> int:
             out = load_generator(url, bodies, args.rate, args.count, args.max_seconds, args.clients)
             rss = _rss_mib(proc.pid)
         done = len(out["latencies"]) + len(out["errors"])
-        print(f"HTTP POST /recommend, open loop at {args.rate:.0f}/s, {args.clients} clients: "
-              f"{done} of {args.count} sent in {out['wall']:.1f} s ({done / out['wall']:.0f}/s achieved)")
+        print(
+            f"HTTP POST /recommend, open loop at {args.rate:.0f}/s, {args.clients} clients: "
+            f"{done} of {args.count} sent in {out['wall']:.1f} s "
+            f"({done / out['wall']:.0f}/s achieved)"
+        )
         print(f"  {'ok':10s} {percentiles(out['latencies'])}")
-        print(f"  errors     {len(out['errors'])}" + (f" e.g. {out['errors'][0]}" if out["errors"] else ""))
+        print(
+            f"  errors     {len(out['errors'])}"
+            + (f" e.g. {out['errors'][0]}" if out["errors"] else "")
+        )
         print(f"  server resident memory {rss}")
     print("(shared, overloaded machine: these numbers are noisy; no claim is made from one run)")
     return 0

@@ -1,4 +1,5 @@
 """Start ``recforge serve`` in a subprocess on a free loopback port, and always stop it."""
+
 from __future__ import annotations
 
 import contextlib
@@ -32,13 +33,22 @@ def small_interactions(seed: int = 0) -> Interactions:
 
 @contextlib.contextmanager
 def running_server(model_path, tmp_path, *, feedback_db=None, token=None, name="server"):
-    """Yield ``(process, base_url)`` of ``recforge serve model_path --port 0``; terminated on exit."""
+    """Yield ``(process, base_url)`` of ``recforge serve model_path --port 0``; always stopped."""
     src = str(Path(recforge.__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("RECFORGE_ADMIN_TOKEN", None)
     db = feedback_db or (tmp_path / f"{name}-feedback.sqlite3")
-    cmd = [sys.executable, "-m", "recforge", "serve", str(model_path), "--port", "0",
-           "--feedback-db", str(db)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "recforge",
+        "serve",
+        str(model_path),
+        "--port",
+        "0",
+        "--feedback-db",
+        str(db),
+    ]
     if token is not None:
         env["RECFORGE_ADMIN_TOKEN"] = token
     out_path, err_path = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
@@ -52,7 +62,9 @@ def running_server(model_path, tmp_path, *, feedback_db=None, token=None, name="
             if match:
                 url = match.group(1)
             elif proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start (exit {proc.poll()}): {err_path.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"server did not start (exit {proc.poll()}): {err_path.read_text()[-2000:]}"
+                )
             else:
                 time.sleep(0.05)
         yield proc, url

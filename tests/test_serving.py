@@ -1,4 +1,5 @@
 """``recforge serve`` over real HTTP: a server subprocess on a free loopback port per fixture."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -14,9 +15,9 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from recforge.recall import ItemCF, Popularity, UserCF  # noqa: E402
+from recforge.recall import ItemCF, Popularity, UserCF
 
-from ._serving_helpers import running_server, small_interactions  # noqa: E402
+from ._serving_helpers import running_server, small_interactions
 
 K = 10
 TOKEN = "s3cret-token"
@@ -43,9 +44,11 @@ def model_dir(tmp_path_factory, itemcf, data):
 
 @pytest.fixture(scope="module")
 def server(model_dir):
-    with running_server(model_dir / "itemcf.npz", model_dir, token=TOKEN, name="main") as (_, url):
-        with httpx.Client(base_url=url, timeout=30) as client:
-            yield client
+    with (
+        running_server(model_dir / "itemcf.npz", model_dir, token=TOKEN, name="main") as (_, url),
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        yield client
 
 
 def _real(items, scores):
@@ -85,7 +88,11 @@ def test_fresh_user_is_folded_in_from_recent_items(server, itemcf):
 
 def test_unknown_user_gets_popularity(server, data):
     expected = Popularity(n_threads=1).fit(data).recommend_from_history([], k=K)
-    for body in ({"user_id": 424242, "k": K}, {"k": K}, {"user_id": 1, "recent_items": [77], "k": K}):
+    for body in (
+        {"user_id": 424242, "k": K},
+        {"k": K},
+        {"user_id": 1, "recent_items": [77], "k": K},
+    ):
         r = server.post("/recommend", json=body)
         assert r.status_code == 200, r.text
         assert r.json()["path"] == "popularity"
@@ -95,7 +102,9 @@ def test_unknown_user_gets_popularity(server, data):
 def test_unknown_item_in_exclude_is_ignored(server, itemcf):
     user = int(itemcf.user_map_.ids[0])
     first = itemcf.recommend(user, K)[0][:2].tolist()
-    r = server.post("/recommend", json={"user_id": user, "k": K, "exclude": first + [123456789, "x"]})
+    r = server.post(
+        "/recommend", json={"user_id": user, "k": K, "exclude": first + [123456789, "x"]}
+    )
     assert r.status_code == 200, r.text
     _same(r.json(), itemcf.recommend(user, K, filter_items=first))
     assert not set(first) & set(r.json()["items"])
@@ -107,21 +116,46 @@ def test_k_beyond_the_catalogue_returns_what_exists(server, itemcf):
     assert len(r.json()["items"]) == itemcf.n_items_ == len(set(r.json()["items"]))
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json", b"", b"[1, 2]", b'{"k": 10', b"null",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"",
+        b"[1, 2]",
+        b'{"k": 10',
+        b"null",
+    ],
+)
 def test_bad_json_is_a_4xx(server, body):
     r = server.post("/recommend", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
     assert "detail" in r.json()
 
 
-@pytest.mark.parametrize("body", [
-    {"k": "10"}, {"k": 2.5}, {"k": True}, {"user_id": [1]}, {"user_id": 1.5}, {"user_id": True},
-    {"recent_items": "abc"}, {"recent_items": [[1]]}, {"recent_items": [None]}, {"exclude": {"a": 1}},
-    {"explain": "yes"}, {"k": 0}, {"k": -3}, {"k": 1001}, {"k": 10**30}, {"user_id": 2**64},
-    {"unknown_field": 1}, {"recent_items": list(range(1001))}, {"user_id": "x" * 300},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"k": "10"},
+        {"k": 2.5},
+        {"k": True},
+        {"user_id": [1]},
+        {"user_id": 1.5},
+        {"user_id": True},
+        {"recent_items": "abc"},
+        {"recent_items": [[1]]},
+        {"recent_items": [None]},
+        {"exclude": {"a": 1}},
+        {"explain": "yes"},
+        {"k": 0},
+        {"k": -3},
+        {"k": 1001},
+        {"k": 10**30},
+        {"user_id": 2**64},
+        {"unknown_field": 1},
+        {"recent_items": list(range(1001))},
+        {"user_id": "x" * 300},
+    ],
+)
 def test_wrong_types_and_out_of_range_values_are_422(server, body):
     r = server.post("/recommend", json=body)
     assert r.status_code == 422, (body, r.text)
@@ -155,22 +189,35 @@ def test_feedback_and_metrics(server):
     before = server.get("/metrics").text
     events = [("impression", 0), ("impression", 1), ("impression", 2), ("click", 1)]
     for event, position in events:
-        r = server.post("/feedback", json={"user_id": 1, "item_id": 5001, "event": event,
-                                           "position": position, "timestamp": 1.0})
+        r = server.post(
+            "/feedback",
+            json={
+                "user_id": 1,
+                "item_id": 5001,
+                "event": event,
+                "position": position,
+                "timestamp": 1.0,
+            },
+        )
         assert r.status_code == 200, r.text
-    for bad in ({"user_id": 1, "item_id": 2, "event": "like", "position": 0},
-                {"user_id": 1, "item_id": 2, "event": "click", "position": -1},
-                {"user_id": 1, "event": "click", "position": 0},
-                {"user_id": 1, "item_id": 2, "event": "click", "position": 0, "timestamp": "now"}):
+    for bad in (
+        {"user_id": 1, "item_id": 2, "event": "like", "position": 0},
+        {"user_id": 1, "item_id": 2, "event": "click", "position": -1},
+        {"user_id": 1, "event": "click", "position": 0},
+        {"user_id": 1, "item_id": 2, "event": "click", "position": 0, "timestamp": "now"},
+    ):
         assert server.post("/feedback", json=bad).status_code == 422
     text = server.get("/metrics").text
     assert 'recforge_feedback_events_total{event="click"}' in text
-    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    values = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
     assert 'recforge_requests_total{endpoint="/recommend",status="200"}' in values
     assert 'recforge_stage_latency_seconds_count{stage="recall"}' in values
     assert float(values["recforge_ctr"]) == pytest.approx(
         float(values['recforge_feedback_events_total{event="click"}'])
-        / float(values['recforge_feedback_events_total{event="impression"}']))
+        / float(values['recforge_feedback_events_total{event="impression"}'])
+    )
     assert before != text
 
 
@@ -178,7 +225,9 @@ def test_feedback_and_metrics(server):
 def test_concurrent_clients_get_the_serial_answers(server, itemcf):
     users = itemcf.user_map_.ids[:24].tolist()
     bodies = [{"user_id": u, "k": K} for u in users]
-    bodies += [{"recent_items": itemcf.item_map_.ids[[i, i + 1]].tolist(), "k": K} for i in range(8)]
+    bodies += [
+        {"recent_items": itemcf.item_map_.ids[[i, i + 1]].tolist(), "k": K} for i in range(8)
+    ]
     bodies += [{"k": K, "exclude": itemcf.item_map_.ids[:i].tolist()} for i in range(8)]
     serial = [server.post("/recommend", json=b).json() for b in bodies]
 
@@ -196,22 +245,28 @@ def test_concurrent_clients_get_the_serial_answers(server, itemcf):
 # ---------------------------------------------------------------------- reload
 def test_reload_needs_the_token(server):
     assert server.post("/admin/reload").status_code == 401
-    assert server.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert (
+        server.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    )
 
 
 def test_reload_swaps_good_files_and_keeps_the_old_model_on_bad_ones(model_dir, data, itemcf):
     usercf = UserCF.load(model_dir / "usercf.npz")
     auth = {"Authorization": f"Bearer {TOKEN}"}
     user = int(itemcf.user_map_.ids[2])
-    with running_server(model_dir / "itemcf.npz", model_dir, token=TOKEN, name="reload") as (_, url), \
-            httpx.Client(base_url=url, timeout=60) as client:
+    with (
+        running_server(model_dir / "itemcf.npz", model_dir, token=TOKEN, name="reload") as (_, url),
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
         stop = threading.Event()
         statuses = []
 
         def traffic():  # in-flight requests across the swaps: every one must succeed
             deadline = time.monotonic() + 60
             while not stop.is_set() and time.monotonic() < deadline and len(statuses) < 2000:
-                statuses.append(client.post("/recommend", json={"user_id": user, "k": K}).status_code)
+                statuses.append(
+                    client.post("/recommend", json={"user_id": user, "k": K}).status_code
+                )
 
         thread = threading.Thread(target=traffic)
         thread.start()
@@ -220,13 +275,19 @@ def test_reload_swaps_good_files_and_keeps_the_old_model_on_bad_ones(model_dir, 
                 r = client.post("/admin/reload", json={"path": str(model_dir / bad)}, headers=auth)
                 assert r.status_code == 422, r.text
                 assert client.get("/health").json()["model"] == "ItemCF"
-            _same(client.post("/recommend", json={"user_id": user, "k": K}).json(),
-                  itemcf.recommend(user, K))
-            r = client.post("/admin/reload", json={"path": str(model_dir / "usercf.npz")}, headers=auth)
+            _same(
+                client.post("/recommend", json={"user_id": user, "k": K}).json(),
+                itemcf.recommend(user, K),
+            )
+            r = client.post(
+                "/admin/reload", json={"path": str(model_dir / "usercf.npz")}, headers=auth
+            )
             assert r.status_code == 200, r.text
             assert client.get("/health").json()["model"] == "UserCF"
-            _same(client.post("/recommend", json={"user_id": user, "k": K}).json(),
-                  usercf.recommend(user, K))
+            _same(
+                client.post("/recommend", json={"user_id": user, "k": K}).json(),
+                usercf.recommend(user, K),
+            )
             r = client.post("/admin/reload", headers=auth)  # the current file again
             assert r.status_code == 200 and r.json()["model"] == "UserCF"
         finally:
@@ -239,7 +300,10 @@ def test_reload_swaps_good_files_and_keeps_the_old_model_on_bad_ones(model_dir, 
 def test_acknowledged_feedback_survives_sigkill(model_dir, tmp_path):
     db = tmp_path / "feedback.sqlite3"
     acked = {}
-    with running_server(model_dir / "itemcf.npz", tmp_path, feedback_db=db, name="victim") as (proc, url):
+    with running_server(model_dir / "itemcf.npz", tmp_path, feedback_db=db, name="victim") as (
+        proc,
+        url,
+    ):
         stop = threading.Event()
 
         def writer():
@@ -248,8 +312,13 @@ def test_acknowledged_feedback_survives_sigkill(model_dir, tmp_path):
                 for i in range(5000):
                     if stop.is_set() or time.monotonic() > deadline:
                         return
-                    event = {"user_id": i, "item_id": f"item-{i}", "event": ("click", "impression")[i % 2],
-                             "position": i % 7, "timestamp": float(i)}
+                    event = {
+                        "user_id": i,
+                        "item_id": f"item-{i}",
+                        "event": ("click", "impression")[i % 2],
+                        "position": i % 7,
+                        "timestamp": float(i),
+                    }
                     try:
                         r = client.post("/feedback", json=event)
                     except httpx.HTTPError:
@@ -269,15 +338,31 @@ def test_acknowledged_feedback_survives_sigkill(model_dir, tmp_path):
             stop.set()
             thread.join(timeout=40)
     assert len(acked) >= 100
-    with running_server(model_dir / "itemcf.npz", tmp_path, feedback_db=db, name="restarted") as (_, url):
+    with running_server(model_dir / "itemcf.npz", tmp_path, feedback_db=db, name="restarted") as (
+        _,
+        url,
+    ):
         text = httpx.get(url + "/metrics", timeout=30).text
-    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
-    stored_total = sum(float(values[f'recforge_feedback_events_total{{event="{e}"}}'])
-                       for e in ("click", "impression"))
+    values = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    stored_total = sum(
+        float(values[f'recforge_feedback_events_total{{event="{e}"}}'])
+        for e in ("click", "impression")
+    )
     assert stored_total >= len(acked)
     with sqlite3.connect(db) as conn:
-        rows = {row[0]: row[1:] for row in conn.execute(
-            "SELECT id, user_id, item_id, event, position, timestamp FROM feedback")}
+        rows = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT id, user_id, item_id, event, position, timestamp FROM feedback"
+            )
+        }
     for event_id, event in acked.items():
-        assert rows[event_id] == (event["user_id"], event["item_id"], event["event"], event["position"],
-                                  event["timestamp"])
+        assert rows[event_id] == (
+            event["user_id"],
+            event["item_id"],
+            event["event"],
+            event["position"],
+            event["timestamp"],
+        )

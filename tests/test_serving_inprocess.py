@@ -1,4 +1,5 @@
-"""The serving building blocks in-process: Recommender, model loader, feedback store, telemetry, CLI."""
+"""The serving parts in-process: Recommender, model loader, feedback store, telemetry, CLI."""
+
 from __future__ import annotations
 
 import doctest
@@ -13,7 +14,7 @@ import scipy.sparse as sp
 from recforge.cli import main
 from recforge.exceptions import ModelFileError
 from recforge.rank import LogisticRegression
-from recforge.recall import ItemCF, LFM, Popularity
+from recforge.recall import LFM, ItemCF, Popularity
 from recforge.serving import FeedbackStore, Recommender, load_model
 from recforge.serving.loader import SERVABLE_CLASSES, model_class_name
 from recforge.serving.telemetry import Telemetry
@@ -44,7 +45,9 @@ def test_the_three_paths_match_the_model(rec, data):
     assert r.path == "user" and (r.items, r.scores) == _real(*model.recommend(user, 10))
     recent = model.item_map_.ids[[1, 2]].tolist()
     r = rec.recommend_one(recent_items=recent + [987654], k=10)  # an unknown recent item is ignored
-    assert r.path == "history" and (r.items, r.scores) == _real(*model.recommend_from_history(recent, k=10))
+    assert r.path == "history" and (r.items, r.scores) == _real(
+        *model.recommend_from_history(recent, k=10)
+    )
     r = rec.recommend_one(user_id=user, recent_items=[987654], k=10)  # known user: stored history
     assert r.path == "user"
     popular = Popularity().fit(data).recommend_from_history([], k=10)
@@ -59,7 +62,7 @@ def test_explain_names_sources_and_stages_and_backfills_from_popularity(rec):
     k = model.n_items_
     r = rec.recommend_one(user_id=user, k=k, explain=True)
     own = _real(*model.recommend(user, k))[0]
-    assert r.items[:len(own)] == own
+    assert r.items[: len(own)] == own
     assert r.sources == ["ItemCF"] * len(own) + ["popularity"] * (len(r.items) - len(own))
     seen = set(model.item_map_.ids[model.user_items_[model.user_map_.index(user)].indices].tolist())
     assert len(r.items) == len(set(r.items)) == k - len(seen) and not seen & set(r.items)
@@ -108,9 +111,11 @@ def test_recommender_is_immutable(rec):
 
 def test_string_ids():
     m = sp.csr_matrix([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 1, 1]], dtype=np.float32)
-    from recforge.data import Interactions, IdMap
+    from recforge.data import IdMap, Interactions
 
-    inter = Interactions(m, user_map=IdMap(["u1", "u2", "u3"]), item_map=IdMap(["a", "b", "c", "d"]))
+    inter = Interactions(
+        m, user_map=IdMap(["u1", "u2", "u3"]), item_map=IdMap(["a", "b", "c", "d"])
+    )
     rec = Recommender(ItemCF().fit(inter))
     assert rec.recommend_one(user_id="u1", k=2).items == _real(*rec.model.recommend("u1", 2))[0]
     assert rec.recommend_one(user_id=1, recent_items=["b"], k=3).path == "history"
@@ -165,25 +170,33 @@ def test_store_keeps_events_types_and_aggregates(tmp_path):
     events = store.events()
     assert [(e["user_id"], e["item_id"]) for e in events] == [("123", 7), ("123", 8), (5, "8")]
     stats = store.stats()
-    assert (stats.impressions, stats.clicks, stats.ctr, stats.mean_click_position) == (2, 1, 0.5, 3.0)
+    assert (stats.impressions, stats.clicks, stats.ctr, stats.mean_click_position) == (
+        2,
+        1,
+        0.5,
+        3.0,
+    )
     assert store.count() == 3
     assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()
 
 
-@pytest.mark.parametrize("kwargs, error, name", [
-    ({"event": "like"}, ValueError, "event"),
-    ({"position": -1}, ValueError, "position"),
-    ({"position": True}, ValueError, "position"),
-    ({"timestamp": float("nan")}, ValueError, "timestamp"),
-    ({"user_id": 1.5}, TypeError, "user_id"),
-    ({"item_id": None}, TypeError, "item_id"),
-    ({"item_id": 2**70}, ValueError, "item_id"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"event": "like"}, ValueError, "event"),
+        ({"position": -1}, ValueError, "position"),
+        ({"position": True}, ValueError, "position"),
+        ({"timestamp": float("nan")}, ValueError, "timestamp"),
+        ({"user_id": 1.5}, TypeError, "user_id"),
+        ({"item_id": None}, TypeError, "item_id"),
+        ({"item_id": 2**70}, ValueError, "item_id"),
+    ],
+)
 def test_store_refuses_bad_events(kwargs, error, name):
     store = FeedbackStore(":memory:")
-    event = dict(user_id=1, item_id=2, event="click", position=0, timestamp=0.0) | kwargs
+    event = {"user_id": 1, "item_id": 2, "event": "click", "position": 0, "timestamp": 0.0} | kwargs
     with pytest.raises(error, match=name):
         store.add(**event)
     assert store.count() == 0
@@ -219,9 +232,16 @@ def test_serve_command_reports_a_bad_model_file(tmp_path, capsys):
     assert "--feedback-db" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", ["recforge.serving.recommender", "recforge.serving.store",
-                                  "recforge.serving.loader", "recforge.serving.telemetry",
-                                  "recforge.serving.app"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "recforge.serving.recommender",
+        "recforge.serving.store",
+        "recforge.serving.loader",
+        "recforge.serving.telemetry",
+        "recforge.serving.app",
+    ],
+)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
@@ -244,6 +264,8 @@ def test_a_pipeline_like_model_falls_back_to_its_popularity_source(data):
     popularity = Popularity(weighting="weight").fit(data)
     rec = Recommender(_PipelineLike(inner, {"itemcf": inner, "popularity": popularity}))
     r = rec.recommend_one(k=5)
-    assert r.path == "popularity" and (r.items, r.scores) == _real(*popularity.recommend_from_history([], k=5))
+    assert r.path == "popularity" and (r.items, r.scores) == _real(
+        *popularity.recommend_from_history([], k=5)
+    )
     with pytest.raises(TypeError, match="Popularity source"):
         Recommender(_PipelineLike(inner, {"itemcf": inner}))

@@ -1,9 +1,11 @@
-"""Serving: an in-process :class:`Recommender`, the feedback store and the HTTP app (extra ``[serve]``).
+"""Serving: an in-process :class:`Recommender`, the feedback store and the HTTP app
+(extra ``[serve]``).
 
 ``Recommender`` and ``FeedbackStore`` need only the core dependencies; :func:`create_app` needs
 FastAPI and uvicorn (``pip install "recforge[serve]"``). Names are imported on first use, so
 ``recforge --help`` stays fast.
 """
+
 import importlib
 
 _HOMES = {

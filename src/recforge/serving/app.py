@@ -4,19 +4,22 @@ Endpoints: ``POST /recommend``, ``GET /similar-items/{item_id}?k=``, ``GET /heal
 ``GET /metrics`` (Prometheus text), ``POST /feedback``, ``POST /admin/reload`` (token).
 Bad request content is answered with a 4xx and a message, never a 500.
 """
+
 from __future__ import annotations
 
 import hmac
 import threading
 import time
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal
 
 try:
     from fastapi import FastAPI, Header, HTTPException, Query, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
     from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError('recforge serve needs FastAPI and uvicorn: pip install "recforge[serve]"') from exc
+    raise ImportError(
+        'recforge serve needs FastAPI and uvicorn: pip install "recforge[serve]"'
+    ) from exc
 
 from ..exceptions import ModelFileError
 from .recommender import Recommender
@@ -35,18 +38,20 @@ MAX_ID_CHARS = 256
 #: The endpoint labels of the metrics (request paths are mapped onto these, never used raw).
 ENDPOINTS = ("/recommend", "/similar-items", "/health", "/metrics", "/feedback", "/admin/reload")
 
-Id = Union[Annotated[int, Field(strict=True, ge=-2**63, le=2**63 - 1)],
-           Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_ID_CHARS)]]
+Id = (
+    Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
+    | Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_ID_CHARS)]
+)
 
 
 class RecommendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user_id: Optional[Id] = None
-    recent_items: Optional[list[Id]] = Field(None, max_length=MAX_LIST_LENGTH)
+    user_id: Id | None = None
+    recent_items: list[Id] | None = Field(None, max_length=MAX_LIST_LENGTH)
     k: Annotated[int, Field(strict=True, ge=1, le=MAX_K)] = 10
-    exclude: Optional[list[Id]] = Field(None, max_length=MAX_LIST_LENGTH)
+    exclude: list[Id] | None = Field(None, max_length=MAX_LIST_LENGTH)
     explain: StrictBool = False
-    context: Optional[dict] = None  # accepted for the pipeline's context features; unused by recall
+    context: dict | None = None  # accepted for the pipeline's context features; unused by recall
 
 
 class FeedbackRequest(BaseModel):
@@ -55,12 +60,12 @@ class FeedbackRequest(BaseModel):
     item_id: Id
     event: Literal["impression", "click"]
     position: Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
-    timestamp: Optional[Annotated[float, Field(allow_inf_nan=False)]] = None  # default: now
+    timestamp: Annotated[float, Field(allow_inf_nan=False)] | None = None  # default: now
 
 
 class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: Optional[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = None
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
 
 
 def _endpoint_of(path: str) -> str:
@@ -97,8 +102,9 @@ class _BodyLimitAndMetrics:
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > self.max_body:
-                    response = JSONResponse({"detail": f"request body over {self.max_body} bytes"},
-                                            status_code=413)
+                    response = JSONResponse(
+                        {"detail": f"request body over {self.max_body} bytes"}, status_code=413
+                    )
                     return await response(scope, receive, send_counting)
                 chunks.append(chunk)
                 more = message.get("more_body", False)
@@ -114,8 +120,9 @@ class _BodyLimitAndMetrics:
 
             await self.app(scope, replay, send_counting)
         finally:
-            self.telemetry.count_request(_endpoint_of(scope.get("path", "")), status["code"],
-                                         time.perf_counter() - start)
+            self.telemetry.count_request(
+                _endpoint_of(scope.get("path", "")), status["code"], time.perf_counter() - start
+            )
 
 
 class _Service:
@@ -130,14 +137,21 @@ class _Service:
 
     def check_admin(self, authorization: str | None) -> None:
         if not self.admin_token:
-            raise HTTPException(403, "admin endpoints are disabled: start the server with "
-                                     "--admin-token or RECFORGE_ADMIN_TOKEN")
+            raise HTTPException(
+                403,
+                "admin endpoints are disabled: start the server with "
+                "--admin-token or RECFORGE_ADMIN_TOKEN",
+            )
         if not authorization:
-            raise HTTPException(401, "admin token required: send 'Authorization: Bearer <token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "admin token required: send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
-                                                                 self.admin_token.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self.admin_token.encode()
+        ):
             raise HTTPException(403, "wrong admin token")
 
 
@@ -157,7 +171,7 @@ def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None)
     >>> from recforge.recall import Popularity
     >>> rec = Recommender(Popularity().fit(sp.csr_matrix([[1.0, 1.0], [0.0, 1.0]])))
     >>> app = create_app(rec)   # then: uvicorn.run(app, host="127.0.0.1", port=8000)
-    >>> sorted(route.path for route in app.routes if not route.path.startswith(("/docs", "/openapi", "/redoc")))
+    >>> sorted(r.path for r in app.routes if not r.path.startswith(("/docs", "/openapi", "/redoc")))
     ['/admin/reload', '/feedback', '/health', '/metrics', '/recommend', '/similar-items/{item_id}']
     """
     recommender = model if isinstance(model, Recommender) else Recommender.load(model)
@@ -167,7 +181,9 @@ def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None)
 
     @app.exception_handler(KeyError)
     async def _key_error(request: Request, exc: KeyError):
-        return JSONResponse({"detail": str(exc.args[0]) if exc.args else "unknown id"}, status_code=404)
+        return JSONResponse(
+            {"detail": str(exc.args[0]) if exc.args else "unknown id"}, status_code=404
+        )
 
     @app.exception_handler(ValueError)
     async def _value_error(request: Request, exc: ValueError):
@@ -179,8 +195,13 @@ def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None)
 
     @app.post("/recommend")
     def recommend(body: RecommendRequest):
-        result = service.recommender.recommend_one(user_id=body.user_id, recent_items=body.recent_items,
-                                                   k=body.k, exclude=body.exclude, explain=True)
+        result = service.recommender.recommend_one(
+            user_id=body.user_id,
+            recent_items=body.recent_items,
+            k=body.k,
+            exclude=body.exclude,
+            explain=True,
+        )
         service.telemetry.observe_stages(result.timings_ms)
         answer = {"items": result.items, "scores": result.scores, "path": result.path}
         if body.explain:
@@ -195,16 +216,22 @@ def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None)
             try:
                 query = int(item_id)
             except ValueError:
-                raise HTTPException(404, f"unknown item_id {item_id!r} (the model's item ids are integers)")
+                raise HTTPException(
+                    404, f"unknown item_id {item_id!r} (the model's item ids are integers)"
+                )
         items, scores = rec.similar_items(query, k)
         return {"item_id": query, "items": items, "scores": scores}
 
     @app.get("/health")
     def health():
         rec = service.recommender
-        return {"status": "ok", "model": type(rec.model).__name__,
-                "file": None if rec.file is None else str(rec.file),
-                "n_users": rec.n_users, "n_items": rec.n_items}
+        return {
+            "status": "ok",
+            "model": type(rec.model).__name__,
+            "file": None if rec.file is None else str(rec.file),
+            "n_users": rec.n_users,
+            "n_items": rec.n_items,
+        }
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics():
@@ -213,25 +240,38 @@ def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None)
     @app.post("/feedback")
     def feedback(body: FeedbackRequest):
         timestamp = time.time() if body.timestamp is None else body.timestamp
-        event_id = service.store.add(user_id=body.user_id, item_id=body.item_id, event=body.event,
-                                     position=body.position, timestamp=timestamp)
+        event_id = service.store.add(
+            user_id=body.user_id,
+            item_id=body.item_id,
+            event=body.event,
+            position=body.position,
+            timestamp=timestamp,
+        )
         return {"id": event_id}
 
     @app.post("/admin/reload")
-    def reload(body: Optional[ReloadRequest] = None,
-               authorization: Annotated[Optional[str], Header()] = None):
+    def reload(
+        body: ReloadRequest | None = None, authorization: Annotated[str | None, Header()] = None
+    ):
         service.check_admin(authorization)
         with service.reload_lock:
             path = body.path if body is not None and body.path else service.recommender.file
             if path is None:
-                raise HTTPException(400, "no model path: send {\"path\": ...}")
+                raise HTTPException(400, 'no model path: send {"path": ...}')
             try:
                 fresh = Recommender.load(path)
             except (ModelFileError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-                raise HTTPException(422, f"model not reloaded, still serving the previous one: {exc}")
+                raise HTTPException(
+                    422, f"model not reloaded, still serving the previous one: {exc}"
+                )
             service.recommender = fresh  # one reference swap: in-flight requests keep the old model
-        return {"status": "reloaded", "model": type(fresh.model).__name__, "file": str(path),
-                "n_users": fresh.n_users, "n_items": fresh.n_items}
+        return {
+            "status": "reloaded",
+            "model": type(fresh.model).__name__,
+            "file": str(path),
+            "n_users": fresh.n_users,
+            "n_items": fresh.n_items,
+        }
 
     app.add_middleware(_BodyLimitAndMetrics, telemetry=service.telemetry, max_body=MAX_BODY_BYTES)
     return app

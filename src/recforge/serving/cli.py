@@ -1,4 +1,5 @@
 """``recforge serve MODEL``: the command's parser and runner (wired into :mod:`recforge.cli`)."""
+
 from __future__ import annotations
 
 import os
@@ -11,14 +12,26 @@ ADMIN_TOKEN_ENV = "RECFORGE_ADMIN_TOKEN"
 
 def add_serve_parser(subparsers) -> None:
     """Add the ``serve`` subcommand to an ``argparse`` subparsers object."""
-    serve = subparsers.add_parser("serve", help="serve a saved model over HTTP (needs recforge[serve])")
+    serve = subparsers.add_parser(
+        "serve", help="serve a saved model over HTTP (needs recforge[serve])"
+    )
     serve.add_argument("model", help="a model file saved by a recforge model's save()")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
-    serve.add_argument("--feedback-db", default="recforge_feedback.sqlite3",
-                       help="SQLite file of the feedback log (default ./recforge_feedback.sqlite3)")
-    serve.add_argument("--admin-token", default=None,
-                       help=f"token of POST /admin/reload (default: ${ADMIN_TOKEN_ENV}; none = disabled)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port (default 8000; 0 = any free port)"
+    )
+    serve.add_argument(
+        "--feedback-db",
+        default="recforge_feedback.sqlite3",
+        help="SQLite file of the feedback log (default ./recforge_feedback.sqlite3)",
+    )
+    serve.add_argument(
+        "--admin-token",
+        default=None,
+        help=f"token of POST /admin/reload (default: ${ADMIN_TOKEN_ENV}; none = disabled)",
+    )
 
 
 def run_serve(args) -> int:
@@ -28,7 +41,10 @@ def run_serve(args) -> int:
 
         from .app import create_app
     except ImportError:
-        print('recforge serve needs FastAPI and uvicorn: pip install "recforge[serve]"', file=sys.stderr)
+        print(
+            'recforge serve needs FastAPI and uvicorn: pip install "recforge[serve]"',
+            file=sys.stderr,
+        )
         return 2
     from ..exceptions import ModelFileError
     from .recommender import Recommender
@@ -54,7 +70,10 @@ def run_serve(args) -> int:
         return 2
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    print(f"recforge serve: {type(recommender.model).__name__} from {args.model} on "
-          f"http://{args.host}:{port}", flush=True)
+    print(
+        f"recforge serve: {type(recommender.model).__name__} from {args.model} on "
+        f"http://{args.host}:{port}",
+        flush=True,
+    )
     server.run(sockets=[sock])
     return 0

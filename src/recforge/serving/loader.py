@@ -1,4 +1,5 @@
 """Load any saved servable model by the class its file names."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,8 @@ def _servable_classes() -> dict:
     return classes
 
 
-#: Class name (as written in a model file's record) → class, for every model ``recforge serve`` serves.
+#: Class name (as written in a model file's record) → class, for every model ``recforge serve``
+#: serves.
 SERVABLE_CLASSES = _servable_classes()
 
 
@@ -39,8 +41,9 @@ def model_class_name(file) -> str:
         else:
             record = _read_record(file)
     except Exception as exc:  # not a zip, no record, bad JSON: all mean "not a model file"
-        raise ModelFileError(f"{where} is not a readable recforge model file "
-                             f"({type(exc).__name__}: {exc})") from exc
+        raise ModelFileError(
+            f"{where} is not a readable recforge model file ({type(exc).__name__}: {exc})"
+        ) from exc
     name = record.get("class") if isinstance(record, dict) else None
     if not isinstance(name, str):
         raise ModelFileError(f"{where}: the metadata record names no model class")
@@ -67,8 +70,10 @@ def load_model(file):
     """
     name = model_class_name(file)
     if name not in SERVABLE_CLASSES:
-        raise ModelFileError(f"{describe_file(file)} holds a {name!r} model, which recforge serve "
-                             f"cannot serve; servable: {sorted(SERVABLE_CLASSES)}")
+        raise ModelFileError(
+            f"{describe_file(file)} holds a {name!r} model, which recforge serve "
+            f"cannot serve; servable: {sorted(SERVABLE_CLASSES)}"
+        )
     if hasattr(file, "seek"):
         file.seek(0)
     return SERVABLE_CLASSES[name].load(file)

@@ -1,4 +1,5 @@
 """The in-process request path: one user in, one list out, shared read-only by server threads."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,7 +26,8 @@ class Recommendation:
     ----------
     items : list of ids (int or str), best first, at most ``k`` (no padding)
     scores : list of float, one per item (each source's own score scale)
-    path : {"user", "history", "popularity"} — stored history, fold-in of ``recent_items``, fallback
+    path : {"user", "history", "popularity"}
+        stored history, fold-in of ``recent_items``, or the popularity fallback
     sources : list of str or None — with ``explain``: the source that found each item
     timings_ms : dict stage → milliseconds or None — with ``explain``
     """
@@ -48,8 +50,10 @@ def _popularity_of(model) -> Popularity:
             if isinstance(source, Popularity):
                 return source
     if not hasattr(model, "user_items_"):
-        raise TypeError(f"{type(model).__name__} has no stored interactions (user_items_) and no "
-                        "Popularity source to answer users without history")
+        raise TypeError(
+            f"{type(model).__name__} has no stored interactions (user_items_) and no "
+            "Popularity source to answer users without history"
+        )
     data = Interactions(model.user_items_, user_map=model.user_map_, item_map=model.item_map_)
     return Popularity(n_threads=1).fit(data)
 
@@ -103,13 +107,21 @@ class Recommender:
     'popularity'
     """
 
-    __slots__ = ("_model", "_popularity", "_backfill", "_lock", "_source", "_file")
+    __slots__ = ("_backfill", "_file", "_lock", "_model", "_popularity", "_source")
 
     def __init__(self, model, *, backfill: bool = True, warm: bool = True, file=None):
-        for attr in ("recommend", "recommend_from_history", "similar_items", "item_map_", "user_map_"):
+        for attr in (
+            "recommend",
+            "recommend_from_history",
+            "similar_items",
+            "item_map_",
+            "user_map_",
+        ):
             if not hasattr(model, attr):
-                raise TypeError(f"model must be a fitted recforge recall model; "
-                                f"{type(model).__name__} has no {attr!r}")
+                raise TypeError(
+                    f"model must be a fitted recforge recall model; "
+                    f"{type(model).__name__} has no {attr!r}"
+                )
         self._model = model
         self._popularity = _popularity_of(model)
         self._backfill = bool(backfill)
@@ -120,7 +132,7 @@ class Recommender:
             self._warm()
 
     @classmethod
-    def load(cls, file, **kwargs) -> "Recommender":
+    def load(cls, file, **kwargs) -> Recommender:
         """A ``Recommender`` over the model saved in ``file`` (any servable class, see
         :func:`~recforge.serving.load_model`); a bad file raises ``ModelFileError``."""
         return cls(load_model(file), file=file, **kwargs)
@@ -146,12 +158,15 @@ class Recommender:
 
     def __setattr__(self, name, value):
         if hasattr(self, "_lock"):
-            raise AttributeError("a Recommender is immutable; build a new one to serve another model")
+            raise AttributeError(
+                "a Recommender is immutable; build a new one to serve another model"
+            )
         object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ requests
-    def recommend_one(self, user_id=None, recent_items=None, k: int = 10, exclude=None,
-                      explain: bool = False) -> Recommendation:
+    def recommend_one(
+        self, user_id=None, recent_items=None, k: int = 10, exclude=None, explain: bool = False
+    ) -> Recommendation:
         """Up to ``k`` items for one user.
 
         Parameters
@@ -159,7 +174,8 @@ class Recommender:
         user_id : int or str, optional
             A user of the training data uses the stored history; any other id is a fresh user.
         recent_items : iterable of item ids, optional
-            A fresh user's recent items (fold-in); ignored for a known user. Unknown ids are ignored.
+            A fresh user's recent items (fold-in); ignored for a known user. Unknown ids are
+            ignored.
         k : int >= 1
         exclude : iterable of item ids, optional
             Never recommend these; unknown ids are ignored.
@@ -190,11 +206,14 @@ class Recommender:
                 items, scores = self._model.recommend(user_id, k, filter_items=excluded)
             elif history is not None and history.size:
                 path = "history"
-                items, scores = self._model.recommend_from_history(history, k=k, filter_items=excluded)
+                items, scores = self._model.recommend_from_history(
+                    history, k=k, filter_items=excluded
+                )
             else:
                 path, history = "popularity", np.empty(0, np.int64)
-                items, scores = self._popularity.recommend_from_history(history, k=k,
-                                                                        filter_items=excluded)
+                items, scores = self._popularity.recommend_from_history(
+                    history, k=k, filter_items=excluded
+                )
             items, scores = _real(items, scores)
             name = POPULARITY_SOURCE if path == "popularity" else self._source
             sources = [name] * len(items)
@@ -202,8 +221,9 @@ class Recommender:
 
             t2 = time.perf_counter()
             if self._backfill and len(items) < k and path != "popularity":
-                more, more_scores = self._fill(user_id if known_user else None, history, k - len(items),
-                                               excluded + items)
+                more, more_scores = self._fill(
+                    user_id if known_user else None, history, k - len(items), excluded + items
+                )
                 items += more
                 scores += more_scores
                 sources += [POPULARITY_SOURCE] * len(more)

@@ -1,7 +1,9 @@
 """The feedback store: impressions and clicks appended to an embedded SQLite database."""
+
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 import sqlite3
@@ -36,7 +38,7 @@ class FeedbackStats:
 def _check_id(value, name: str):
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, str)):
         raise TypeError(f"{name} must be an int or a str, got {type(value).__name__}")
-    if isinstance(value, numbers.Integral) and not -2**63 <= int(value) < 2**63:
+    if isinstance(value, numbers.Integral) and not -(2**63) <= int(value) < 2**63:
         raise ValueError(f"{name} must fit in 64 bits, got {value}")
     return int(value) if isinstance(value, numbers.Integral) else value
 
@@ -82,11 +84,16 @@ class FeedbackStore:
             raise ValueError(f"event must be one of {EVENTS}, got {event!r}")
         if isinstance(position, bool) or not isinstance(position, numbers.Integral) or position < 0:
             raise ValueError(f"position must be an int >= 0, got {position!r}")
-        if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Real) or timestamp != timestamp:
+        if (
+            isinstance(timestamp, bool)
+            or not isinstance(timestamp, numbers.Real)
+            or not math.isfinite(timestamp)
+        ):
             raise ValueError(f"timestamp must be a finite number, got {timestamp!r}")
         with self._lock:
             cursor = self._conn.execute(
-                "INSERT INTO feedback (user_id, item_id, event, position, timestamp) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO feedback (user_id, item_id, event, position, timestamp) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (user_id, item_id, event, int(position), float(timestamp)),
             )
             return int(cursor.lastrowid)
@@ -97,11 +104,13 @@ class FeedbackStore:
             return int(self._conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 
     def events(self, limit: int | None = None) -> list[dict]:
-        """The stored events in insertion order (the first ``limit``), as dicts with their ``id``."""
+        """The stored events in insertion order (the first ``limit``), as dicts with an ``id``."""
         sql = "SELECT id, user_id, item_id, event, position, timestamp FROM feedback ORDER BY id"
         with self._lock:
-            rows = self._conn.execute(sql + (" LIMIT ?" if limit is not None else ""),
-                                      () if limit is None else (int(limit),)).fetchall()
+            rows = self._conn.execute(
+                sql + (" LIMIT ?" if limit is not None else ""),
+                () if limit is None else (int(limit),),
+            ).fetchall()
         keys = ("id", "user_id", "item_id", "event", "position", "timestamp")
         return [dict(zip(keys, row)) for row in rows]
 

@@ -107,7 +107,7 @@ class Recommender:
     'popularity'
     """
 
-    __slots__ = ("_backfill", "_file", "_lock", "_model", "_popularity", "_source")
+    __slots__ = ("_backfill", "_file", "_known_users", "_lock", "_model", "_popularity", "_source")
 
     def __init__(self, model, *, backfill: bool = True, warm: bool = True, file=None):
         for attr in (
@@ -127,6 +127,8 @@ class Recommender:
         self._backfill = bool(backfill)
         self._source = type(model).__name__
         self._file = file
+        # one hash lookup per request (~0.05 us) instead of IdMap.contains (~60 us on ml-latest-small)
+        self._known_users = frozenset(model.user_map_.ids.tolist())
         self._lock = threading.Lock()  # set last: from here on the object is immutable
         if warm:
             self._warm()
@@ -193,7 +195,7 @@ class Recommender:
         history = None
         known_user = False
         if user_id is not None:
-            known_user = bool(self._model.user_map_.contains(_as_user_id(user_id)))
+            known_user = _as_user_id(user_id) in self._known_users
         if not known_user and recent_items is not None:
             recent = as_id_collection(recent_items, "recent_items")
             history = recent[self._model.item_map_.contains(recent)] if recent.size else recent

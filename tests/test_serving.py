@@ -135,6 +135,20 @@ def test_bad_json_is_a_4xx(server, body):
 @pytest.mark.parametrize(
     "body",
     [
+        b'{"k": 1e999}',
+        b'{"k": NaN}',
+        b'{"k": 10, "context": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+    ],
+)
+def test_unencodable_and_deeply_nested_values_are_4xx(server, body):
+    r = server.post("/recommend", content=body, headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500, r.text
+    assert "detail" in r.json()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
         {"k": "10"},
         {"k": 2.5},
         {"k": True},
@@ -187,6 +201,7 @@ def test_health(server, itemcf):
 
 def test_feedback_and_metrics(server):
     before = server.get("/metrics").text
+    assert server.post("/recommend", json={"k": 3}).status_code == 200
     events = [("impression", 0), ("impression", 1), ("impression", 2), ("click", 1)]
     for event, position in events:
         r = server.post(

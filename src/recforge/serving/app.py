@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 try:
     from fastapi import FastAPI, Header, HTTPException, Query, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse
     from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -178,6 +179,15 @@ def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None)
     service = _Service(recommender, FeedbackStore(feedback_db), admin_token)
     app = FastAPI(title="recforge", description="recforge recommendations over HTTP")
     app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError):
+        # the offending input is not echoed back: it may be large or not JSON-encodable (inf)
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(KeyError)
     async def _key_error(request: Request, exc: KeyError):

@@ -25,6 +25,7 @@ examples:
   recforge fit ratings.csv --model itemcf -o itemcf.npz
   recforge recommend itemcf.npz 1 2 3 --k 5
   recforge similar itemcf.npz 318
+  recforge serve itemcf.npz --port 8000           # HTTP service (pip install "recforge[serve]")
   recforge <command> --help                       # the options and examples of a command
 """
 
@@ -80,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"._cli.{name}", __package__).add_parser(commands)
+    from .serving.cli import add_serve_parser, run_serve
+
+    add_serve_parser(commands)
+    commands.choices["serve"].set_defaults(run=run_serve)
     command_parser(
         commands,
         "info",

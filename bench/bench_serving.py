@@ -1,0 +1,179 @@
+"""Serving latency on MovieLens ml-latest-small: in-process ``recommend_one`` and HTTP on loopback.
+
+Run:  python bench/bench_serving.py [--model itemcf|usercf|lfm|popularity] [--rate 200]
+                                    [--count 3000] [--max-seconds 40] [--clients 8]
+
+1. In-process: ``Recommender.recommend_one`` for known users, fresh users (5 recent items, fold-in)
+   and unknown users (popularity), p50/p99 per path and per stage.
+2. HTTP: ``recforge serve`` in a subprocess on 127.0.0.1 (free port) and an open-loop load
+   generator: ``--count`` requests scheduled at ``--rate`` per second by ``--clients`` threads
+   (keep-alive), stopping by itself after the count or ``--max-seconds``, whichever comes first.
+   Latency is measured from each request's scheduled time, so queueing counts.
+
+Numbers on a shared machine are noisy; compare runs made back to back, never one run to a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests' helpers
+
+from recforge.datasets import movielens_small
+from recforge.recall import LFM, ItemCF, Popularity, UserCF
+from recforge.serving import Recommender
+
+MODELS = {"itemcf": ItemCF, "usercf": UserCF, "lfm": LFM, "popularity": Popularity}
+
+
+def percentiles(ms) -> str:
+    ms = np.asarray(ms, dtype=float)
+    if ms.size == 0:
+        return "n=0"
+    p50, p99 = np.percentile(ms, [50, 99])
+    return f"n={ms.size:5d}  p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  max {ms.max():7.2f} ms"
+
+
+def request_bodies(model, n: int, seed: int = 0, k: int = 10) -> list[dict]:
+    """A reproducible mix: 70 % known users, 20 % fresh users with 5 recent items, 10 % unknown."""
+    rng = np.random.default_rng(seed)
+    users, items = model.user_map_.ids, model.item_map_.ids
+    bodies = []
+    for kind in rng.choice(3, size=n, p=[0.7, 0.2, 0.1]):
+        if kind == 0:
+            bodies.append({"user_id": users[rng.integers(len(users))].item(), "k": k})
+        elif kind == 1:
+            bodies.append(
+                {"recent_items": items[rng.choice(len(items), 5, replace=False)].tolist(), "k": k}
+            )
+        else:
+            bodies.append({"user_id": -1 - int(rng.integers(1000)), "k": k})
+    return bodies
+
+
+def bench_in_process(rec: Recommender, bodies: list[dict]) -> None:
+    by_path, by_stage = {}, {}
+    for body in bodies:
+        start = time.perf_counter()
+        result = rec.recommend_one(**body, explain=True)
+        by_path.setdefault(result.path, []).append((time.perf_counter() - start) * 1e3)
+        for stage, ms in result.timings_ms.items():
+            by_stage.setdefault(stage, []).append(ms)
+    print("in-process recommend_one (wall clock per call):")
+    print(f"  {'all':10s} {percentiles([v for vs in by_path.values() for v in vs])}")
+    for path, ms in sorted(by_path.items()):
+        print(f"  {path:10s} {percentiles(ms)}")
+    print("  stages (explain timings):")
+    for stage, ms in by_stage.items():
+        print(f"  {stage:10s} {percentiles(ms)}")
+
+
+def load_generator(
+    url: str, bodies: list[dict], rate: float, count: int, max_seconds: float, clients: int
+) -> dict:
+    """Open loop: request i is due at start + i / rate; ``clients`` threads take the next one."""
+    import httpx
+
+    latencies, errors, lock = [], [], threading.Lock()
+    next_index = iter(range(count))
+    start = time.perf_counter() + 0.2
+    deadline = start + max_seconds
+
+    def client_loop():
+        with httpx.Client(base_url=url, timeout=10) as client:
+            while True:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    return
+                due = start + i / rate
+                now = time.perf_counter()
+                if due > deadline or now > deadline:
+                    return
+                if due > now:
+                    time.sleep(due - now)
+                try:
+                    r = client.post("/recommend", json=bodies[i % len(bodies)])
+                    ok = r.status_code == 200
+                except httpx.HTTPError as exc:
+                    ok, r = False, exc
+                elapsed = (time.perf_counter() - due) * 1e3
+                with lock:
+                    (latencies if ok else errors).append(elapsed if ok else repr(r))
+
+    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max_seconds + 15)
+    wall = time.perf_counter() - start
+    return {"latencies": latencies, "errors": errors, "wall": wall}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="itemcf")
+    parser.add_argument("--in-process", type=int, default=3000, help="in-process requests")
+    parser.add_argument("--rate", type=float, default=200.0, help="HTTP requests per second")
+    parser.add_argument("--count", type=int, default=3000, help="HTTP requests in all")
+    parser.add_argument("--max-seconds", type=float, default=40.0, help="HTTP time limit")
+    parser.add_argument("--clients", type=int, default=8, help="client threads")
+    args = parser.parse_args(argv)
+
+    from tests._serving_helpers import running_server
+
+    data = movielens_small().interactions().positives(4.0)
+    t0 = time.perf_counter()
+    model = MODELS[args.model](n_threads=1).fit(data)
+    print(
+        f"{args.model} fitted on ml-latest-small positives ({data.n_users} users, "
+        f"{data.n_items} items) in {time.perf_counter() - t0:.1f} s"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        model.save(path)
+        t0 = time.perf_counter()
+        rec = Recommender.load(path)
+        print(f"Recommender.load (with warm-up) {time.perf_counter() - t0:.2f} s")
+        bench_in_process(rec, request_bodies(model, args.in_process, seed=0))
+
+        with running_server(path, Path(tmp), name="bench") as (proc, url):
+            bodies = request_bodies(model, min(args.count, 5000), seed=1)
+            out = load_generator(url, bodies, args.rate, args.count, args.max_seconds, args.clients)
+            rss = _rss_mib(proc.pid)
+        done = len(out["latencies"]) + len(out["errors"])
+        print(
+            f"HTTP POST /recommend, open loop at {args.rate:.0f}/s, {args.clients} clients: "
+            f"{done} of {args.count} sent in {out['wall']:.1f} s "
+            f"({done / out['wall']:.0f}/s achieved)"
+        )
+        print(f"  {'ok':10s} {percentiles(out['latencies'])}")
+        print(
+            f"  errors     {len(out['errors'])}"
+            + (f" e.g. {out['errors'][0]}" if out["errors"] else "")
+        )
+        print(f"  server resident memory {rss}")
+    print("(shared, overloaded machine: these numbers are noisy; no claim is made from one run)")
+    return 0
+
+
+def _rss_mib(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return f"{int(line.split()[1]) / 1024:.0f} MiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

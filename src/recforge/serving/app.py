@@ -1,0 +1,287 @@
+"""The HTTP app (FastAPI): a thin layer over :class:`Recommender` and :class:`FeedbackStore`.
+
+Endpoints: ``POST /recommend``, ``GET /similar-items/{item_id}?k=``, ``GET /health``,
+``GET /metrics`` (Prometheus text), ``POST /feedback``, ``POST /admin/reload`` (token).
+Bad request content is answered with a 4xx and a message, never a 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from typing import Annotated, Literal
+
+try:
+    from fastapi import FastAPI, Header, HTTPException, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, PlainTextResponse
+    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'recforge serve needs FastAPI and uvicorn: pip install "recforge[serve]"'
+    ) from exc
+
+from ..exceptions import ModelFileError
+from .recommender import Recommender
+from .store import FeedbackStore
+from .telemetry import Telemetry
+
+#: Largest ``k`` a request may ask for.
+MAX_K = 1000
+#: Longest ``recent_items`` / ``exclude`` list a request may send.
+MAX_LIST_LENGTH = 1000
+#: Largest request body (bytes).
+MAX_BODY_BYTES = 64 * 1024
+#: Longest string id.
+MAX_ID_CHARS = 256
+
+#: The endpoint labels of the metrics (request paths are mapped onto these, never used raw).
+ENDPOINTS = ("/recommend", "/similar-items", "/health", "/metrics", "/feedback", "/admin/reload")
+
+Id = (
+    Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
+    | Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_ID_CHARS)]
+)
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: Id | None = None
+    recent_items: list[Id] | None = Field(None, max_length=MAX_LIST_LENGTH)
+    k: Annotated[int, Field(strict=True, ge=1, le=MAX_K)] = 10
+    exclude: list[Id] | None = Field(None, max_length=MAX_LIST_LENGTH)
+    explain: StrictBool = False
+    context: dict | None = None  # accepted for the pipeline's context features; unused by recall
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: Id
+    item_id: Id
+    event: Literal["impression", "click"]
+    position: Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
+    timestamp: Annotated[float, Field(allow_inf_nan=False)] | None = None  # default: now
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+
+
+def _endpoint_of(path: str) -> str:
+    if path.startswith("/similar-items/"):
+        return "/similar-items"
+    return path if path in ENDPOINTS else "other"
+
+
+class _BodyLimitAndMetrics:
+    """ASGI middleware: refuse bodies over ``MAX_BODY_BYTES`` with 413 (whatever Content-Length
+    says) and count every request with its status and latency."""
+
+    def __init__(self, app, telemetry: Telemetry, max_body: int):
+        self.app, self.telemetry, self.max_body = app, telemetry, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_counting(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            chunks, size, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    status["code"] = 499  # the client went away before sending its body
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    response = JSONResponse(
+                        {"detail": f"request body over {self.max_body} bytes"}, status_code=413
+                    )
+                    return await response(scope, receive, send_counting)
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+            body = b"".join(chunks)
+            sent = False
+
+            async def replay():
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send_counting)
+        finally:
+            self.telemetry.count_request(
+                _endpoint_of(scope.get("path", "")), status["code"], time.perf_counter() - start
+            )
+
+
+class _Service:
+    """The mutable part of the app: the current recommender (swapped whole on reload)."""
+
+    def __init__(self, recommender: Recommender, store: FeedbackStore, admin_token: str | None):
+        self.recommender = recommender
+        self.store = store
+        self.admin_token = admin_token
+        self.telemetry = Telemetry()
+        self.reload_lock = threading.Lock()
+
+    def check_admin(self, authorization: str | None) -> None:
+        if not self.admin_token:
+            raise HTTPException(
+                403,
+                "admin endpoints are disabled: start the server with "
+                "--admin-token or RECFORGE_ADMIN_TOKEN",
+            )
+        if not authorization:
+            raise HTTPException(
+                401,
+                "admin token required: send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self.admin_token.encode()
+        ):
+            raise HTTPException(403, "wrong admin token")
+
+
+def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None) -> FastAPI:
+    """The FastAPI app serving ``model``.
+
+    Parameters
+    ----------
+    model : Recommender, or the path of a saved model (loaded with :meth:`Recommender.load`)
+    feedback_db : path of the SQLite feedback log (default in memory: not durable)
+    admin_token : str, optional
+        Token of ``POST /admin/reload``; without one the admin endpoints answer 403.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from recforge.recall import Popularity
+    >>> rec = Recommender(Popularity().fit(sp.csr_matrix([[1.0, 1.0], [0.0, 1.0]])))
+    >>> app = create_app(rec)   # then: uvicorn.run(app, host="127.0.0.1", port=8000)
+    >>> sorted(r.path for r in app.routes if not r.path.startswith(("/docs", "/openapi", "/redoc")))
+    ['/admin/reload', '/feedback', '/health', '/metrics', '/recommend', '/similar-items/{item_id}']
+    """
+    recommender = model if isinstance(model, Recommender) else Recommender.load(model)
+    service = _Service(recommender, FeedbackStore(feedback_db), admin_token)
+    app = FastAPI(title="recforge", description="recforge recommendations over HTTP")
+    app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError):
+        # the offending input is not echoed back: it may be large or not JSON-encodable (inf)
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(KeyError)
+    async def _key_error(request: Request, exc: KeyError):
+        return JSONResponse(
+            {"detail": str(exc.args[0]) if exc.args else "unknown id"}, status_code=404
+        )
+
+    @app.exception_handler(ValueError)
+    async def _value_error(request: Request, exc: ValueError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(TypeError)
+    async def _type_error(request: Request, exc: TypeError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.post("/recommend")
+    def recommend(body: RecommendRequest):
+        result = service.recommender.recommend_one(
+            user_id=body.user_id,
+            recent_items=body.recent_items,
+            k=body.k,
+            exclude=body.exclude,
+            explain=True,
+        )
+        service.telemetry.observe_stages(result.timings_ms)
+        answer = {"items": result.items, "scores": result.scores, "path": result.path}
+        if body.explain:
+            answer.update(sources=result.sources, timings_ms=result.timings_ms)
+        return answer
+
+    @app.get("/similar-items/{item_id}")
+    def similar_items(item_id: str, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10):
+        rec = service.recommender
+        query = item_id
+        if rec.model.item_map_.kind in "iu":
+            try:
+                query = int(item_id)
+            except ValueError:
+                raise HTTPException(
+                    404, f"unknown item_id {item_id!r} (the model's item ids are integers)"
+                )
+        items, scores = rec.similar_items(query, k)
+        return {"item_id": query, "items": items, "scores": scores}
+
+    @app.get("/health")
+    def health():
+        rec = service.recommender
+        return {
+            "status": "ok",
+            "model": type(rec.model).__name__,
+            "file": None if rec.file is None else str(rec.file),
+            "n_users": rec.n_users,
+            "n_items": rec.n_items,
+        }
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics():
+        return service.telemetry.render(service.store.stats())
+
+    @app.post("/feedback")
+    def feedback(body: FeedbackRequest):
+        timestamp = time.time() if body.timestamp is None else body.timestamp
+        event_id = service.store.add(
+            user_id=body.user_id,
+            item_id=body.item_id,
+            event=body.event,
+            position=body.position,
+            timestamp=timestamp,
+        )
+        return {"id": event_id}
+
+    @app.post("/admin/reload")
+    def reload(
+        body: ReloadRequest | None = None, authorization: Annotated[str | None, Header()] = None
+    ):
+        service.check_admin(authorization)
+        with service.reload_lock:
+            path = body.path if body is not None and body.path else service.recommender.file
+            if path is None:
+                raise HTTPException(400, 'no model path: send {"path": ...}')
+            try:
+                fresh = Recommender.load(path)
+            except (ModelFileError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+                raise HTTPException(
+                    422, f"model not reloaded, still serving the previous one: {exc}"
+                )
+            service.recommender = fresh  # one reference swap: in-flight requests keep the old model
+        return {
+            "status": "reloaded",
+            "model": type(fresh.model).__name__,
+            "file": str(path),
+            "n_users": fresh.n_users,
+            "n_items": fresh.n_items,
+        }
+
+    app.add_middleware(_BodyLimitAndMetrics, telemetry=service.telemetry, max_body=MAX_BODY_BYTES)
+    return app

@@ -1,0 +1,79 @@
+"""``recforge serve MODEL``: the command's parser and runner (wired into :mod:`recforge.cli`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+#: Environment variable holding the admin token (preferred to the flag: flags show in ``ps``).
+ADMIN_TOKEN_ENV = "RECFORGE_ADMIN_TOKEN"
+
+
+def add_serve_parser(subparsers) -> None:
+    """Add the ``serve`` subcommand to an ``argparse`` subparsers object."""
+    serve = subparsers.add_parser(
+        "serve", help="serve a saved model over HTTP (needs recforge[serve])"
+    )
+    serve.add_argument("model", help="a model file saved by a recforge model's save()")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port (default 8000; 0 = any free port)"
+    )
+    serve.add_argument(
+        "--feedback-db",
+        default="recforge_feedback.sqlite3",
+        help="SQLite file of the feedback log (default ./recforge_feedback.sqlite3)",
+    )
+    serve.add_argument(
+        "--admin-token",
+        default=None,
+        help=f"token of POST /admin/reload (default: ${ADMIN_TOKEN_ENV}; none = disabled)",
+    )
+
+
+def run_serve(args) -> int:
+    """Load the model, bind the socket, print the address and serve until interrupted."""
+    try:
+        import uvicorn
+
+        from .app import create_app
+    except ImportError:
+        print(
+            'recforge serve needs FastAPI and uvicorn: pip install "recforge[serve]"',
+            file=sys.stderr,
+        )
+        return 2
+    from ..exceptions import ModelFileError
+    from .recommender import Recommender
+
+    if not 0 <= args.port <= 65535:
+        print(f"recforge serve: --port must be in 0..65535, got {args.port}", file=sys.stderr)
+        return 2
+    try:
+        recommender = Recommender.load(args.model)
+    except (ModelFileError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"recforge serve: {exc}", file=sys.stderr)
+        return 2
+    token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
+    app = create_app(recommender, feedback_db=args.feedback_db, admin_token=token)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        sock.close()
+        print(f"recforge serve: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    print(
+        f"recforge serve: {type(recommender.model).__name__} from {args.model} on "
+        f"http://{args.host}:{port}",
+        flush=True,
+    )
+    server.run(sockets=[sock])
+    return 0

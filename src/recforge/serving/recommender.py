@@ -1,0 +1,263 @@
+"""The in-process request path: one user in, one list out, shared read-only by server threads."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import numpy as np
+
+from .._validation import check_int
+from ..data import Interactions
+from ..recall import Popularity
+from ..recall.base import as_id_collection
+from .loader import load_model
+
+#: Name of the fallback source in ``Recommendation.sources``.
+POPULARITY_SOURCE = "popularity"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recommendation:
+    """One answer of :meth:`Recommender.recommend_one`.
+
+    Attributes
+    ----------
+    items : list of ids (int or str), best first, at most ``k`` (no padding)
+    scores : list of float, one per item (each source's own score scale)
+    path : {"user", "history", "popularity"}
+        stored history, fold-in of ``recent_items``, or the popularity fallback
+    sources : list of str or None — with ``explain``: the source that found each item
+    timings_ms : dict stage → milliseconds or None — with ``explain``
+    """
+
+    items: list
+    scores: list
+    path: str
+    sources: list | None = None
+    timings_ms: dict | None = None
+
+
+def _popularity_of(model) -> Popularity:
+    """The popularity fallback: the model itself if it is one, else a fitted ``Popularity`` among
+    its recall sources (a pipeline's ``sources_``), else one fitted on its stored interactions."""
+    if isinstance(model, Popularity):
+        return model
+    sources = getattr(model, "sources_", None)
+    if isinstance(sources, dict):
+        for source in sources.values():
+            if isinstance(source, Popularity):
+                return source
+    if not hasattr(model, "user_items_"):
+        raise TypeError(
+            f"{type(model).__name__} has no stored interactions (user_items_) and no "
+            "Popularity source to answer users without history"
+        )
+    data = Interactions(model.user_items_, user_map=model.user_map_, item_map=model.item_map_)
+    return Popularity(n_threads=1).fit(data)
+
+
+def _as_user_id(user_id):
+    if isinstance(user_id, (bool, np.bool_)) or not isinstance(user_id, (int, np.integer, str)):
+        raise TypeError(f"user_id must be an int or a str, got {type(user_id).__name__}")
+    return user_id
+
+
+def _real(items: np.ndarray, scores: np.ndarray) -> tuple[list, list]:
+    """Drop the contract's padding (score ``-inf``) and convert to Python values."""
+    keep = np.isfinite(scores)
+    return items[keep].tolist(), scores[keep].astype(float).tolist()
+
+
+class Recommender:
+    """A loaded recall model answering one request at a time, immutable after construction.
+
+    A known ``user_id`` is answered from the stored history (``model.recommend``); a fresh or
+    unknown user with ``recent_items`` is folded in (``model.recommend_from_history``; recent
+    items the model does not know are ignored); with neither, the popularity of the model's
+    stored interactions answers. A list shorter than ``k`` is filled up from popularity.
+
+    Calls into the model are serialised by a lock: Numba's workqueue threading layer (its
+    fallback without TBB or OpenMP) aborts the process on concurrent parallel calls, and one
+    request's work is a few milliseconds at most. Many server threads can
+    share one ``Recommender``; replacing the model means building a new one and swapping the
+    reference (in-flight requests finish on the old one).
+
+    Parameters
+    ----------
+    model : a fitted recall model (any :class:`~recforge.recall.RecallModel`), or any fitted model
+        with the recommend contract and either ``user_items_`` or a Popularity in ``sources_``
+    backfill : bool, default True
+        Fill a list shorter than ``k`` with popular items.
+    warm : bool, default True
+        Answer one request of each kind at construction (compiles/loads the kernels now).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from recforge.recall import ItemCF
+    >>> m = sp.csr_matrix([[1, 1, 0], [0, 1, 1], [1, 0, 1]], dtype="float32")
+    >>> rec = Recommender(ItemCF().fit(m), warm=False)
+    >>> rec.recommend_one(user_id=0, k=1).items
+    [2]
+    >>> rec.recommend_one(recent_items=[0], k=2, explain=True).sources
+    ['ItemCF', 'ItemCF']
+    >>> rec.recommend_one(k=1).path
+    'popularity'
+    """
+
+    __slots__ = ("_backfill", "_file", "_known_users", "_lock", "_model", "_popularity", "_source")
+
+    def __init__(self, model, *, backfill: bool = True, warm: bool = True, file=None):
+        for attr in (
+            "recommend",
+            "recommend_from_history",
+            "similar_items",
+            "item_map_",
+            "user_map_",
+        ):
+            if not hasattr(model, attr):
+                raise TypeError(
+                    f"model must be a fitted recforge recall model; "
+                    f"{type(model).__name__} has no {attr!r}"
+                )
+        self._model = model
+        self._popularity = _popularity_of(model)
+        self._backfill = bool(backfill)
+        self._source = type(model).__name__
+        self._file = file
+        # one hash lookup per request (~0.05 us) instead of IdMap.contains (~60 us on ml-latest-small)
+        self._known_users = frozenset(model.user_map_.ids.tolist())
+        self._lock = threading.Lock()  # set last: from here on the object is immutable
+        if warm:
+            self._warm()
+
+    @classmethod
+    def load(cls, file, **kwargs) -> Recommender:
+        """A ``Recommender`` over the model saved in ``file`` (any servable class, see
+        :func:`~recforge.serving.load_model`); a bad file raises ``ModelFileError``."""
+        return cls(load_model(file), file=file, **kwargs)
+
+    # ------------------------------------------------------------------ read-only views
+    @property
+    def model(self):
+        """The served model (do not modify it)."""
+        return self._model
+
+    @property
+    def file(self):
+        """The file the model was loaded from, or None."""
+        return self._file
+
+    @property
+    def n_items(self) -> int:
+        return len(self._model.item_map_)
+
+    @property
+    def n_users(self) -> int:
+        return len(self._model.user_map_)
+
+    def __setattr__(self, name, value):
+        if hasattr(self, "_lock"):
+            raise AttributeError(
+                "a Recommender is immutable; build a new one to serve another model"
+            )
+        object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------------ requests
+    def recommend_one(
+        self, user_id=None, recent_items=None, k: int = 10, exclude=None, explain: bool = False
+    ) -> Recommendation:
+        """Up to ``k`` items for one user.
+
+        Parameters
+        ----------
+        user_id : int or str, optional
+            A user of the training data uses the stored history; any other id is a fresh user.
+        recent_items : iterable of item ids, optional
+            A fresh user's recent items (fold-in); ignored for a known user. Unknown ids are
+            ignored.
+        k : int >= 1
+        exclude : iterable of item ids, optional
+            Never recommend these; unknown ids are ignored.
+        explain : bool
+            Also return the source of each item and per-stage timings in milliseconds.
+
+        Returns
+        -------
+        Recommendation
+        """
+        t0 = time.perf_counter()
+        k = check_int(k, "k", min_value=1)
+        timings = {}
+        excluded = [] if exclude is None else as_id_collection(exclude, "exclude").tolist()
+        history = None
+        known_user = False
+        if user_id is not None:
+            known_user = _as_user_id(user_id) in self._known_users
+        if not known_user and recent_items is not None:
+            recent = as_id_collection(recent_items, "recent_items")
+            history = recent[self._model.item_map_.contains(recent)] if recent.size else recent
+        timings["lookup"] = (time.perf_counter() - t0) * 1e3
+
+        with self._lock:
+            t1 = time.perf_counter()
+            if known_user:
+                path = "user"
+                items, scores = self._model.recommend(user_id, k, filter_items=excluded)
+            elif history is not None and history.size:
+                path = "history"
+                items, scores = self._model.recommend_from_history(
+                    history, k=k, filter_items=excluded
+                )
+            else:
+                path, history = "popularity", np.empty(0, np.int64)
+                items, scores = self._popularity.recommend_from_history(
+                    history, k=k, filter_items=excluded
+                )
+            items, scores = _real(items, scores)
+            name = POPULARITY_SOURCE if path == "popularity" else self._source
+            sources = [name] * len(items)
+            timings["recall"] = (time.perf_counter() - t1) * 1e3
+
+            t2 = time.perf_counter()
+            if self._backfill and len(items) < k and path != "popularity":
+                more, more_scores = self._fill(
+                    user_id if known_user else None, history, k - len(items), excluded + items
+                )
+                items += more
+                scores += more_scores
+                sources += [POPULARITY_SOURCE] * len(more)
+            timings["backfill"] = (time.perf_counter() - t2) * 1e3
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        if not explain:
+            return Recommendation(items, scores, path)
+        return Recommendation(items, scores, path, sources, timings)
+
+    def _fill(self, user_id, history, n, excluded):
+        pop = self._popularity
+        n = min(n, self.n_items)
+        if user_id is not None:
+            items, scores = pop.recommend(user_id, n, filter_items=excluded)
+        else:
+            items, scores = pop.recommend_from_history(history, k=n, filter_items=excluded)
+        return _real(items, scores)
+
+    def similar_items(self, item_id, k: int = 10) -> tuple[list, list]:
+        """The ``k`` items most similar to ``item_id`` (itself excluded), as ``(items, scores)``
+        lists without padding; an unknown ``item_id`` raises ``KeyError`` naming it."""
+        if isinstance(item_id, (bool, np.bool_)) or not isinstance(item_id, (int, np.integer, str)):
+            raise TypeError(f"item_id must be an int or a str, got {type(item_id).__name__}")
+        k = check_int(k, "k", min_value=1)
+        with self._lock:
+            items, scores = self._model.similar_items(item_id, k)
+        return _real(items, scores)
+
+    def _warm(self) -> None:
+        first_item = self._model.item_map_.ids[0].item()
+        first_user = self._model.user_map_.ids[0].item() if self.n_users else None
+        self.recommend_one(user_id=first_user, k=1)
+        self.recommend_one(recent_items=[first_item], k=1)
+        self.recommend_one(k=1)
+        self.similar_items(first_item, 1)

@@ -27,7 +27,8 @@ from recforge.evaluate import evaluate_recall  # noqa: E402
 from recforge.exceptions import NotFittedError  # noqa: E402
 from recforge.kernels.neighbors import cooccurrence_sums, topk_csr_rows  # noqa: E402
 from recforge.recall import LFM, ItemCF, Popularity, UserCF  # noqa: E402
-from recforge.recall._neighbors import csr_arrays, log_penalty  # noqa: E402
+from recforge.kernels._csr import csr_kernel_arrays as csr_arrays  # noqa: E402
+from recforge.recall._neighbors import log_penalty  # noqa: E402
 
 COLS = {"user_col": "user", "item_col": "item", "weight_col": "rating", "timestamp_col": "ts"}
 

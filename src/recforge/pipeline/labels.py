@@ -5,8 +5,8 @@ Two cuts are offered:
 * ``"last"`` — per user, the last ``fraction`` of the events (by time, ties by item index) lies
   after the cut (:func:`recforge.data.temporal_split`); the user's features are computed as of
   the last event before the cut.
-* ``"window"`` — one global time: events at or after ``max time - window`` lie after the cut; every
-  user's features are computed as of that time.
+* ``"window"`` — one global time ``T`` (default ``max time - window``): the events in
+  ``[T, T + window)`` are the labels; every user's features are computed as of ``T``.
 
 The recall sources and the features only ever see the part before the cut; a candidate's label is
 whether the user interacted with it after the cut (or, with an impression log, whether a later
@@ -44,9 +44,9 @@ class Cut:
 def entries_where(data: Interactions, mask: np.ndarray) -> Interactions:
     """The entries of ``data`` where ``mask`` (bool, aligned with ``data.matrix.data``) holds; same maps."""
     m = data.matrix
-    indptr = np.zeros(m.shape[0] + 1, np.int64)
-    np.cumsum(mask, out=indptr[1:])
-    indptr = indptr[m.indptr]
+    kept_before = np.zeros(len(mask) + 1, np.int64)
+    np.cumsum(mask, out=kept_before[1:])
+    indptr = kept_before[m.indptr]
     matrix = sp.csr_matrix((m.data[mask], m.indices[mask], indptr), shape=m.shape)
     ts = None if data.timestamps is None else data.timestamps[mask]
     return Interactions(matrix, timestamps=ts, user_map=data.user_map, item_map=data.item_map)
@@ -64,7 +64,7 @@ def last_event_times(data: Interactions, default: float) -> np.ndarray:
 
 
 def cut_history(data: Interactions, *, cut: str = "last", fraction: float = 0.2, window: float | None = None,
-                min_interactions: int = 2) -> Cut:
+                cut_time: float | None = None, min_interactions: int = 2) -> Cut:
     """Split ``data`` into the part before the cut and the part after it.
 
     Parameters
@@ -72,7 +72,9 @@ def cut_history(data: Interactions, *, cut: str = "last", fraction: float = 0.2,
     data : Interactions with timestamps (seconds)
     cut : {"last", "window"}
     fraction : float in (0, 1) — for ``"last"``: each user's share of events after the cut
-    window : float > 0 — for ``"window"``: the label window in days (the cut is ``max time - window``)
+    window : float > 0 — for ``"window"``: the label window in days; the part after the cut is
+        ``[cut_time, cut_time + window)``
+    cut_time : float, optional — for ``"window"``: the cut (seconds); default ``max time - window``
     min_interactions : int >= 2 — for ``"last"``: users with fewer events are left uncut (history only)
 
     Returns
@@ -107,11 +109,15 @@ def cut_history(data: Interactions, *, cut: str = "last", fraction: float = 0.2,
         raise ValueError("cut='window' needs window= (the label window in days)")
     window = check_float(window, "window", min_value=0.0, min_inclusive=False)
     ts = data.timestamps
-    at = float(ts.max()) - window * SECONDS_PER_DAY
+    if cut_time is None:
+        at = float(ts.max()) - window * SECONDS_PER_DAY
+    else:
+        at = check_float(cut_time, "cut_time")
     before = ts < at
     if not before.any():
-        raise ValueError(f"window={window} days leaves no event before the cut")
-    return Cut(entries_where(data, before), entries_where(data, ~before), np.full(data.n_users, at))
+        raise ValueError(f"the cut at {at} leaves no event before it")
+    after = (ts >= at) & (ts < at + window * SECONDS_PER_DAY)
+    return Cut(entries_where(data, before), entries_where(data, after), np.full(data.n_users, at))
 
 
 def label_candidates(rows_users: np.ndarray, items: np.ndarray, future: Interactions) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The two-stage recommender: recall sources → merged candidates → as-of features → ranker → top-k."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import io as _io
 import time
@@ -17,7 +18,7 @@ from .candidates import RRF_K, check_quotas, fetch_lists, merge_lists
 from .features import AsOfState, build_features, feature_names, prepare_embeddings, prepare_similarity
 from .labels import cut_history, label_candidates, label_from_impressions, last_event_times, sample_negatives
 
-__all__ = ["TwoStage", "default_sources", "default_ranker"]
+__all__ = ["TwoStage", "TrainingData", "default_sources", "default_ranker"]
 
 
 def default_sources(n_threads=None, random_state=None) -> dict:
@@ -38,6 +39,29 @@ def default_ranker(n_threads=None, random_state=None):
 
     return GBDTClassifier(n_estimators=200, learning_rate=0.1, max_depth=6, min_child_weight=1.0, reg_lambda=1.0,
                           subsample=0.8, colsample_bytree=0.8, n_threads=n_threads, random_state=random_state)
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """The ranker's training set (see :meth:`TwoStage.training_data`).
+
+    Attributes
+    ----------
+    X : float32 (n, n_features), NaN = missing
+    y : int8 (n,) — 1 = interacted with after the cut
+    rows : int64 (n,) — the training user of each row, 0..n_users-1 in user order (rows are grouped)
+    users, items : int64 (n,) — internal user and item index of each row
+    feature_names : list of str
+    summary : dict — users, rows, positives, label events, the candidates' recall of the label events
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    rows: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    feature_names: list
+    summary: dict
 
 
 def _clone(model):
@@ -95,6 +119,8 @@ class TwoStage(ParamsMixin):
         ``cut="last"``: each user's share of events after the cut.
     label_window : float, optional
         ``cut="window"``: the label window in days.
+    cut_time : float, optional
+        ``cut="window"``: the cut in seconds (default: the end of the data minus ``label_window``).
     negatives_per_user : int, optional
         Keep at most this many random negatives per user (default: all).
     max_train_users : int, optional
@@ -146,7 +172,7 @@ class TwoStage(ParamsMixin):
     """
 
     def __init__(self, sources=None, *, quotas=40, n_candidates=None, depth=None, ranker="default", cut="last",
-                 label_fraction=0.2, label_window=None, negatives_per_user=None, max_train_users=None,
+                 label_fraction=0.2, label_window=None, cut_time=None, negatives_per_user=None, max_train_users=None,
                  windows=(7, 30, 365), n_last=10, similarity_source="itemcf", embedding_source="item2vec",
                  genre_decay=0.0, high_weight=None, block_size=1024, rrf_k=RRF_K, n_threads=None,
                  random_state=None, verbose=False):
@@ -158,6 +184,7 @@ class TwoStage(ParamsMixin):
         self.cut = cut
         self.label_fraction = label_fraction
         self.label_window = label_window
+        self.cut_time = cut_time
         self.negatives_per_user = negatives_per_user
         self.max_train_users = max_train_users
         self.windows = windows
@@ -213,6 +240,8 @@ class TwoStage(ParamsMixin):
         check_choice(self.cut, "cut", {"last", "window"})
         if self.negatives_per_user is not None:
             check_int(self.negatives_per_user, "negatives_per_user", min_value=1)
+        if self.cut_time is not None:
+            check_float(self.cut_time, "cut_time")
         if self.max_train_users is not None:
             check_int(self.max_train_users, "max_train_users", min_value=1)
         if self.high_weight is not None:
@@ -245,82 +274,16 @@ class TwoStage(ParamsMixin):
         -------
         self
         """
-        if not isinstance(interactions, Interactions):
-            raise TypeError(f"interactions must be a recforge.data.Interactions with timestamps, "
-                            f"got {type(interactions).__name__}")
         data = interactions
-        if data.nnz == 0:
-            raise ValueError("interactions has no entries")
-        templates = self._source_templates()
-        names = list(templates)
-        quotas, n_candidates, depth, windows = self._validate(names)
+        templates, settings, genres, genre_names, high = self._prepare(data, item_features)
+        quotas, n_candidates, depth, windows = settings
         ranker = self._ranker_template()
-        rng = check_random_state(self.random_state)
-        genres, genre_names = (None, [])
-        if item_features is not None:
-            genres, genre_names = _item_feature_matrix(item_features, data.item_map.ids)
-        high = float(self.high_weight) if self.high_weight is not None else float(data.matrix.data.max())
         times = {}
-        n_threads = resolve_n_threads(self.n_threads)
-
-        start = time.perf_counter()
-        cut = cut_history(data, cut=self.cut, fraction=self.label_fraction, window=self.label_window)
-        history_sources = self._fit_sources(templates, cut.history, item_features)
-        times["sources_on_history"] = time.perf_counter() - start
-        self._log(f"sources fitted on the history before the cut in {times['sources_on_history']:.2f} s")
-
-        fut = cut.future.matrix
-        hist_count = np.diff(cut.history.matrix.indptr)
-        if impressions is None:
-            users = np.flatnonzero((np.diff(fut.indptr) > 0) & (hist_count > 0))
-        else:
-            users = np.flatnonzero(hist_count > 0)
-        if self.max_train_users is not None and len(users) > self.max_train_users:
-            users = np.sort(rng.choice(users, int(self.max_train_users), replace=False))
-        if len(users) == 0:
-            raise ValueError("no user has events both before and after the cut; lower label_fraction, "
-                             "change label_window or give more data")
-        state = AsOfState(cut.history, genres, genre_names, high)
-        similarity, embeddings = self._similarity_inputs(history_sources)
-        names_out, groups = feature_names(names, windows, genre_names)
-
-        start = time.perf_counter()
-        blocks_X, blocks_y, blocks_rows = [], [], []
-        n_pos_union = 0
-        row_offset = 0
-        with numba_threads(n_threads):
-            for b in range(0, len(users), int(self.block_size)):
-                block = users[b:b + int(self.block_size)]
-                cands = self._candidates(history_sources, data.user_map.ids[block], quotas, n_candidates, depth)
-                rows = cands.rows()
-                X = build_features(state, block, cut.as_of[block], cands, windows=windows, n_last=self.n_last,
-                                   similarity=similarity, embeddings=embeddings, decay=self.genre_decay)
-                if impressions is None:
-                    y = label_candidates(block[rows], cands.items, cut.future)
-                    keep = np.ones(len(y), bool)
-                else:
-                    y, keep = label_from_impressions(block[rows], cands.items, impressions, cut.as_of,
-                                                     data.user_map, data.item_map)
-                keep &= sample_negatives(rows, y, self.negatives_per_user, rng)
-                n_pos_union += int(y.sum())
-                blocks_X.append(X[keep])
-                blocks_y.append(y[keep])
-                blocks_rows.append(rows[keep] + row_offset)
-                row_offset += len(block)
-        X = np.concatenate(blocks_X)
-        y = np.concatenate(blocks_y)
-        rows = np.concatenate(blocks_rows)
-        times["training_candidates_and_features"] = time.perf_counter() - start
-        n_future = int(np.diff(fut.indptr)[users].sum())
-        self.training_summary_ = {
-            "users": int(len(users)), "rows": int(len(y)), "positives": int(y.sum()),
-            "label_events": n_future,
-            "candidate_recall": (n_pos_union / n_future) if n_future else float("nan"),
-        }
-        self._log(f"{len(users)} users, {len(y)} rows, {int(y.sum())} positives; candidates hold "
-                  f"{self.training_summary_['candidate_recall']:.1%} of the label events "
-                  f"({times['training_candidates_and_features']:.2f} s)")
-
+        train = self._training_data(data, templates, settings, genres, genre_names, high, item_features,
+                                    impressions, check_random_state(self.random_state), times)
+        X, y, rows = train.X, train.y, train.rows
+        names_out, groups = feature_names(list(templates), windows, genre_names)
+        self.training_summary_ = train.summary
         start = time.perf_counter()
         fitted_ranker = None
         if ranker is not None:
@@ -351,6 +314,98 @@ class TwoStage(ParamsMixin):
         self.fit_times_ = times
         self._settings = (quotas, n_candidates, depth, windows)
         return self
+
+    def training_data(self, interactions, *, item_features=None, impressions=None) -> TrainingData:
+        """The ranker's training set as ``fit`` builds it: labelled candidates of the cut, features as of the cut.
+
+        The sources are fitted on the history before the cut only; nothing after the cut reaches the
+        features (the leakage tests check exactly this). Returns :class:`TrainingData`.
+        """
+        templates, settings, genres, genre_names, high = self._prepare(interactions, item_features)
+        return self._training_data(interactions, templates, settings, genres, genre_names, high, item_features,
+                                   impressions, check_random_state(self.random_state), {})
+
+    def _prepare(self, data, item_features):
+        """Check the input and the parameters: (source templates, settings, genres, genre names, high)."""
+        if not isinstance(data, Interactions):
+            raise TypeError(f"interactions must be a recforge.data.Interactions with timestamps, "
+                            f"got {type(data).__name__}")
+        if data.nnz == 0:
+            raise ValueError("interactions has no entries")
+        if data.timestamps is None:
+            raise ValueError("interactions has no timestamps; the pipeline cuts each history in time "
+                             "(build it with Interactions.from_dataframe(..., timestamp_col=...))")
+        templates = self._source_templates()
+        settings = self._validate(list(templates))
+        genres, genre_names = (None, [])
+        if item_features is not None:
+            genres, genre_names = _item_feature_matrix(item_features, data.item_map.ids)
+        high = float(self.high_weight) if self.high_weight is not None else float(data.matrix.data.max())
+        return templates, settings, genres, genre_names, high
+
+    def _training_data(self, data, templates, settings, genres, genre_names, high, item_features, impressions,
+                       rng, times) -> TrainingData:
+        names = list(templates)
+        quotas, n_candidates, depth, windows = settings
+        n_threads = resolve_n_threads(self.n_threads)
+        start = time.perf_counter()
+        cut = cut_history(data, cut=self.cut, fraction=self.label_fraction, window=self.label_window,
+                          cut_time=self.cut_time)
+        history_sources = self._fit_sources(templates, cut.history, item_features)
+        times["sources_on_history"] = time.perf_counter() - start
+        self._log(f"sources fitted on the history before the cut in {times['sources_on_history']:.2f} s")
+
+        fut = cut.future.matrix
+        hist_count = np.diff(cut.history.matrix.indptr)
+        if impressions is None:
+            users = np.flatnonzero((np.diff(fut.indptr) > 0) & (hist_count > 0))
+        else:
+            users = np.flatnonzero(hist_count > 0)
+        if self.max_train_users is not None and len(users) > self.max_train_users:
+            users = np.sort(rng.choice(users, int(self.max_train_users), replace=False))
+        if len(users) == 0:
+            raise ValueError("no user has events both before and after the cut; lower label_fraction, "
+                             "change label_window or give more data")
+        state = AsOfState(cut.history, genres, genre_names, high)
+        similarity, embeddings = self._similarity_inputs(history_sources)
+        names_out, _ = feature_names(names, windows, genre_names)
+
+        start = time.perf_counter()
+        parts = {"X": [], "y": [], "rows": [], "users": [], "items": []}
+        n_pos_union = 0
+        row_offset = 0
+        with numba_threads(n_threads):
+            for b in range(0, len(users), int(self.block_size)):
+                block = users[b:b + int(self.block_size)]
+                cands = self._candidates(history_sources, data.user_map.ids[block], quotas, n_candidates, depth)
+                rows = cands.rows()
+                X = build_features(state, block, cut.as_of[block], cands, windows=windows, n_last=self.n_last,
+                                   similarity=similarity, embeddings=embeddings, decay=self.genre_decay)
+                if impressions is None:
+                    y = label_candidates(block[rows], cands.items, cut.future)
+                    keep = np.ones(len(y), bool)
+                else:
+                    y, keep = label_from_impressions(block[rows], cands.items, impressions, cut.as_of,
+                                                     data.user_map, data.item_map)
+                keep &= sample_negatives(rows, y, self.negatives_per_user, rng)
+                n_pos_union += int(y.sum())
+                for key, value in (("X", X), ("y", y), ("rows", rows + row_offset), ("users", block[rows]),
+                                   ("items", cands.items)):
+                    parts[key].append(value[keep])
+                row_offset += len(block)
+        out = {key: np.concatenate(value) for key, value in parts.items()}
+        times["training_candidates_and_features"] = time.perf_counter() - start
+        n_future = int(np.diff(fut.indptr)[users].sum())
+        summary = {
+            "users": int(len(users)), "rows": int(len(out["y"])), "positives": int(out["y"].sum()),
+            "label_events": n_future,
+            "candidate_recall": (n_pos_union / n_future) if n_future else float("nan"),
+        }
+        self._log(f"{len(users)} users, {summary['rows']} rows, {summary['positives']} positives; candidates "
+                  f"hold {summary['candidate_recall']:.1%} of the label events "
+                  f"({times['training_candidates_and_features']:.2f} s)")
+        return TrainingData(X=out["X"], y=out["y"], rows=out["rows"], users=out["users"], items=out["items"],
+                            feature_names=names_out, summary=summary)
 
     def _fit_sources(self, templates, data, item_features) -> dict:
         fitted = {}
@@ -389,12 +444,28 @@ class TwoStage(ParamsMixin):
         return X
 
     # ---- the recommend contract ------------------------------------------------------------------
+    def candidates(self, user_ids, *, filter_seen=True, filter_items=None, items=None):
+        """The merged candidates of known users (the first stage alone).
+
+        Returns
+        -------
+        Candidates
+            Row ``r`` is ``user_ids[r]``; ``items`` are INTERNAL item indices (``item_map_.ids[items]``
+            gives the ids), with each source's score / rank, the number of sources and the fusion score.
+        """
+        self._check_fitted()
+        user_idx = np.atleast_1d(np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64))
+        quotas, n_candidates, depth, _ = self._settings
+        with numba_threads(resolve_n_threads(self.n_threads)):
+            return self._candidates(self.sources_, self.user_map_.ids[user_idx], quotas, n_candidates, depth,
+                                    filter_seen=filter_seen, filter_items=filter_items, items=items)
+
     def _check_fitted(self):
         if not hasattr(self, "sources_"):
             raise NotFittedError("this TwoStage is not fitted yet; call fit(interactions) first")
 
     def _score(self, X, cands):
-        if self.ranker_ is None:
+        if self.ranker_ is None or len(X) == 0:
             return cands.rrf.astype(np.float32)
         proba = self.ranker_.predict_proba(self._ranker_input(self.ranker_, X, self.feature_names_out_))
         return np.asarray(proba, np.float32)[:, 1]

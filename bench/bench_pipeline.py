@@ -10,6 +10,7 @@ candidate ceiling, fit seconds (with the stages) and recommend seconds for all u
 the gain per added source (sources added one at a time in the default order). The load average is
 printed beside the timings: the machine is shared, compare ratios, not absolute seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ def _split():
     from recforge.recall.content_based import genre_topics
 
     ml = movielens_small()
-    train, test = temporal_split(ml.interactions().positives(4.0), test_fraction=0.2, min_interactions=5)
+    train, test = temporal_split(
+        ml.interactions().positives(4.0), test_fraction=0.2, min_interactions=5
+    )
     return train, test, genre_topics(ml.movies)
 
 
@@ -40,13 +43,23 @@ def run_seed(seed, n_threads, train, test, genres, sources=None, full_report=Tru
     start = time.perf_counter()
     model.recommend(train.user_map.ids, k=10)
     rec_s = time.perf_counter() - start
-    out = {"seed": seed, "fit_s": fit_s, "recommend_all_s": rec_s, "stages": model.fit_times_,
-           "load": os.getloadavg()[0]}
+    out = {
+        "seed": seed,
+        "fit_s": fit_s,
+        "recommend_all_s": rec_s,
+        "stages": model.fit_times_,
+        "load": os.getloadavg()[0],
+    }
     if full_report:
         report = evaluate_pipeline(model, train, test, k=10)
-        out.update(report=report, ndcg=report.row("pipeline")["ndcg"], rrf=report.row("rrf (no ranker)")["ndcg"],
-                   best=report.row(report.best_source)["ndcg"], best_source=report.best_source,
-                   ceiling=report.ceiling)
+        out.update(
+            report=report,
+            ndcg=report.row("pipeline")["ndcg"],
+            rrf=report.row("rrf (no ranker)")["ndcg"],
+            best=report.row(report.best_source)["ndcg"],
+            best_source=report.best_source,
+            ceiling=report.ceiling,
+        )
     else:
         out["ndcg"] = evaluate_recall(model, train, test, k=10).ndcg
     return out
@@ -69,14 +82,19 @@ def main(argv=None):
         r = run_seed(seed, args.threads, train, test, genres)
         rows.append(r)
         stages = " ".join(f"{k}={v:.1f}" for k, v in r["stages"].items())
-        print(f"seed {seed}: pipeline NDCG@10 {r['ndcg']:.4f} · rrf {r['rrf']:.4f} · best source "
-              f"{r['best_source']} {r['best']:.4f} ({r['ndcg'] / r['best']:.3f}x) · ceiling R@N {r['ceiling']:.4f} · "
-              f"fit {r['fit_s']:.1f} s ({stages}) · recommend 610 users {r['recommend_all_s']:.2f} s · "
-              f"load {r['load']:.1f}", flush=True)
+        print(
+            f"seed {seed}: pipeline NDCG@10 {r['ndcg']:.4f} · rrf {r['rrf']:.4f} · best source "
+            f"{r['best_source']} {r['best']:.4f} ({r['ndcg'] / r['best']:.3f}x) · ceiling R@N {r['ceiling']:.4f} · "
+            f"fit {r['fit_s']:.1f} s ({stages}) · recommend 610 users {r['recommend_all_s']:.2f} s · "
+            f"load {r['load']:.1f}",
+            flush=True,
+        )
     if len(rows) > 1:
         ndcg = np.mean([r["ndcg"] for r in rows])
         best = np.mean([r["best"] for r in rows])
-        print(f"mean of {len(rows)} seeds: pipeline {ndcg:.4f} · best source {best:.4f} · ratio {ndcg / best:.3f}")
+        print(
+            f"mean of {len(rows)} seeds: pipeline {ndcg:.4f} · best source {best:.4f} · ratio {ndcg / best:.3f}"
+        )
     print(rows[0]["report"].format())
     if args.skip_ablation:
         return

@@ -1,4 +1,5 @@
 """recforge.pipeline: candidate merge, labels, leakage, the recommend contract, save/load, bad input."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,10 +16,16 @@ DAY = 86400.0
 
 
 def small_pipeline(**kwargs):
-    params = dict(quotas=8, ranker=GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0),
-                  n_threads=1, random_state=0)
+    params = dict(
+        quotas=8,
+        ranker=GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0),
+        n_threads=1,
+        random_state=0,
+    )
     params.update(kwargs)
-    return TwoStage({"popularity": Popularity(n_threads=1), "itemcf": ItemCF(n_threads=1)}, **params)
+    return TwoStage(
+        {"popularity": Popularity(n_threads=1), "itemcf": ItemCF(n_threads=1)}, **params
+    )
 
 
 def synthetic_log(n_users=60, n_items=40, seed=0):
@@ -32,11 +39,19 @@ def synthetic_log(n_users=60, n_items=40, seed=0):
         for j, t in enumerate(times):
             item = (start + j + rng.integers(0, 3)) % n_items
             rows.append((u, item, float(rng.integers(1, 6)), t))
-    df = pd.DataFrame(rows, columns=["user", "item", "rating", "ts"]).drop_duplicates(["user", "item"])
+    df = pd.DataFrame(rows, columns=["user", "item", "rating", "ts"]).drop_duplicates(
+        ["user", "item"]
+    )
     # the catalogue has FRESH items no one interacted with: replacements that collide with nothing
-    return Interactions.from_dataframe(df, user_col="user", item_col="item", weight_col="rating",
-                                       timestamp_col="ts", user_ids=np.arange(n_users),
-                                       item_ids=np.arange(n_items + N_FRESH))
+    return Interactions.from_dataframe(
+        df,
+        user_col="user",
+        item_col="item",
+        weight_col="rating",
+        timestamp_col="ts",
+        user_ids=np.arange(n_users),
+        item_ids=np.arange(n_items + N_FRESH),
+    )
 
 
 N_FRESH = 16
@@ -54,9 +69,15 @@ def with_entries(data, keep=None, replace=None, extra=None):
         df.loc[replace, "item_id"] = 40 + moved.groupby("user_id").cumcount().to_numpy() % N_FRESH
     if extra is not None:
         df = pd.concat([df, extra], ignore_index=True).drop_duplicates(["user_id", "item_id"])
-    return Interactions.from_dataframe(df, user_col="user_id", item_col="item_id", weight_col="weight",
-                                       timestamp_col="timestamp", user_ids=data.user_map.ids,
-                                       item_ids=data.item_map.ids)
+    return Interactions.from_dataframe(
+        df,
+        user_col="user_id",
+        item_col="item_id",
+        weight_col="weight",
+        timestamp_col="timestamp",
+        user_ids=data.user_map.ids,
+        item_ids=data.item_map.ids,
+    )
 
 
 def frame(td):
@@ -70,7 +91,9 @@ class TestMerge:
     def lists(self):
         # 3 sources, 1 user, depth 4
         lists = np.array([[[10, 11, 12, 13]], [[11, 20, 21, -1]], [[30, -1, -1, -1]]])
-        scores = np.array([[[4, 3, 2, 1]], [[9, 8, 7, -np.inf]], [[5, -np.inf, -np.inf, -np.inf]]], np.float32)
+        scores = np.array(
+            [[[4, 3, 2, 1]], [[9, 8, 7, -np.inf]], [[5, -np.inf, -np.inf, -np.inf]]], np.float32
+        )
         return lists, scores
 
     def test_quotas_dedup_and_fusion_order(self):
@@ -112,8 +135,12 @@ class TestMerge:
 
     def test_rows_are_independent(self):
         lists, scores = self.lists()
-        two = merge_lists(np.concatenate([lists, lists[:, :, ::-1]], axis=1),
-                          np.concatenate([scores, scores], axis=1), np.array([2, 1, 1]), 4)
+        two = merge_lists(
+            np.concatenate([lists, lists[:, :, ::-1]], axis=1),
+            np.concatenate([scores, scores], axis=1),
+            np.array([2, 1, 1]),
+            4,
+        )
         one = merge_lists(lists, scores, np.array([2, 1, 1]), 4)
         np.testing.assert_array_equal(two.items[:4], one.items)
         assert two.offsets.tolist() == [0, 4, 8]
@@ -138,8 +165,8 @@ class TestLabels:
         assert c.history.nnz + c.future.nnz == data.nnz
         h, f = c.history.matrix, c.future.matrix
         for u in range(data.n_users):
-            hist_t = c.history.timestamps[h.indptr[u]:h.indptr[u + 1]]
-            fut_t = c.future.timestamps[f.indptr[u]:f.indptr[u + 1]]
+            hist_t = c.history.timestamps[h.indptr[u] : h.indptr[u + 1]]
+            fut_t = c.future.timestamps[f.indptr[u] : f.indptr[u + 1]]
             if len(fut_t):
                 assert hist_t.max() <= fut_t.min()
             assert c.as_of[u] == hist_t.max()
@@ -149,7 +176,9 @@ class TestLabels:
         c = cut_history(data, cut="window", window=10, cut_time=80 * DAY)
         assert (c.history.timestamps < 80 * DAY).all()
         assert ((c.future.timestamps >= 80 * DAY) & (c.future.timestamps < 90 * DAY)).all()
-        assert c.future.nnz == int(((data.timestamps >= 80 * DAY) & (data.timestamps < 90 * DAY)).sum())
+        assert c.future.nnz == int(
+            ((data.timestamps >= 80 * DAY) & (data.timestamps < 90 * DAY)).sum()
+        )
         assert (c.as_of == 80 * DAY).all()
 
     def test_negative_sampling_keeps_positives_and_caps_negatives(self):
@@ -166,24 +195,46 @@ class TestLabels:
     def test_impressions_supply_the_labels(self):
         data = synthetic_log()
         c = cut_history(data, cut="window", window=10, cut_time=80 * DAY)
-        imp = pd.DataFrame({"user": [0, 0, 1, 1, 2], "item": [5, 6, 5, 7, 9], "clicked": [1, 0, 0, 0, 1],
-                            "time": [81 * DAY, 82 * DAY, 81 * DAY, 70 * DAY, 95 * DAY]})
+        imp = pd.DataFrame(
+            {
+                "user": [0, 0, 1, 1, 2],
+                "item": [5, 6, 5, 7, 9],
+                "clicked": [1, 0, 0, 0, 1],
+                "time": [81 * DAY, 82 * DAY, 81 * DAY, 70 * DAY, 95 * DAY],
+            }
+        )
         users = np.array([0, 0, 0, 1, 1, 2])
         items = np.array([5, 6, 7, 5, 7, 9])
-        labels, labelled = label_from_impressions(users, items, imp, c.as_of, data.user_map, data.item_map)
-        assert labelled.tolist() == [True, True, False, True, False, True]  # (1, 7) was shown before the cut
+        labels, labelled = label_from_impressions(
+            users, items, imp, c.as_of, data.user_map, data.item_map
+        )
+        assert labelled.tolist() == [
+            True,
+            True,
+            False,
+            True,
+            False,
+            True,
+        ]  # (1, 7) was shown before the cut
         assert labels[labelled].tolist() == [1, 0, 0, 1]
         with pytest.raises(ValueError, match="clicked"):
-            label_from_impressions(users, items, imp.drop(columns="clicked"), c.as_of, data.user_map,
-                                   data.item_map)
+            label_from_impressions(
+                users, items, imp.drop(columns="clicked"), c.as_of, data.user_map, data.item_map
+            )
 
     def test_fit_with_impressions(self):
         data = synthetic_log()
         rng = np.random.default_rng(0)
         df = data.to_dataframe()
         late = df[df["timestamp"] >= 70 * DAY]
-        imp = pd.DataFrame({"user": late["user_id"].to_numpy(), "item": rng.integers(0, 40, len(late)),
-                            "clicked": rng.integers(0, 2, len(late)), "time": late["timestamp"].to_numpy()})
+        imp = pd.DataFrame(
+            {
+                "user": late["user_id"].to_numpy(),
+                "item": rng.integers(0, 40, len(late)),
+                "clicked": rng.integers(0, 2, len(late)),
+                "time": late["timestamp"].to_numpy(),
+            }
+        )
         model = small_pipeline(cut="window", label_window=30).fit(data, impressions=imp)
         assert model.training_summary_["rows"] > 0
         ids, _ = model.recommend(data.user_map.ids[:3], k=5)
@@ -212,8 +263,14 @@ class TestLeakage:
         base = frame(model.training_data(data))
         ts = data.to_dataframe()["timestamp"].to_numpy()
         truncated = with_entries(data, keep=ts < 90 * DAY)
-        extra = pd.DataFrame({"user_id": np.arange(30), "item_id": np.arange(30) % 40, "weight": 5.0,
-                              "timestamp": 120 * DAY})
+        extra = pd.DataFrame(
+            {
+                "user_id": np.arange(30),
+                "item_id": np.arange(30) % 40,
+                "weight": 5.0,
+                "timestamp": 120 * DAY,
+            }
+        )
         for other in (truncated, with_entries(data, extra=extra)):
             changed = frame(model.training_data(other))
             for a, b in zip(base, changed):
@@ -265,8 +322,10 @@ class TestContract(RecallContract):
         assert repr(loaded) == repr(fitted)
         assert loaded.feature_names_out_ == fitted.feature_names_out_
         history = data.item_map.ids[[0, 3, 4]]
-        np.testing.assert_array_equal(fitted.recommend_from_history(history, k=5)[0],
-                                      loaded.recommend_from_history(history, k=5)[0])
+        np.testing.assert_array_equal(
+            fitted.recommend_from_history(history, k=5)[0],
+            loaded.recommend_from_history(history, k=5)[0],
+        )
 
     def test_one_file_without_pickle(self, fitted, tmp_path):
         path = tmp_path / "model.npz"
@@ -288,13 +347,28 @@ class TestContract(RecallContract):
 class TestFeatures:
     def test_names_groups_and_shape(self):
         data = synthetic_log()
-        genres = pd.DataFrame(np.eye(56, 3, dtype=int), index=np.arange(56), columns=["a", "b", "c"])
-        model = small_pipeline(similarity_source="itemcf", windows=(7, 30)).fit(data, item_features=genres)
+        genres = pd.DataFrame(
+            np.eye(56, 3, dtype=int), index=np.arange(56), columns=["a", "b", "c"]
+        )
+        model = small_pipeline(similarity_source="itemcf", windows=(7, 30)).fit(
+            data, item_features=genres
+        )
         names = model.feature_names_out_
         assert len(names) == len(set(names)) == len(model.feature_groups_)
         assert set(model.feature_groups_) == {"user", "item", "context", "user_item", "stats"}
-        for name in ("popularity_rank", "itemcf_score", "rrf", "n_sources", "user_events_7d", "item_events_30d",
-                     "item_genre_a", "genre_match", "itemcf_sim_max", "context_hour", "item_high_share"):
+        for name in (
+            "popularity_rank",
+            "itemcf_score",
+            "rrf",
+            "n_sources",
+            "user_events_7d",
+            "item_events_30d",
+            "item_genre_a",
+            "genre_match",
+            "itemcf_sim_max",
+            "context_hour",
+            "item_high_share",
+        ):
             assert name in names
         td = model.training_data(data, item_features=genres)
         assert td.X.shape == (len(td.y), len(names))
@@ -315,22 +389,25 @@ class TestBadInput:
         with pytest.raises(ValueError, match="timestamps"):
             small_pipeline().fit(no_time)
 
-    @pytest.mark.parametrize("params, error, match", [
-        (dict(quotas={"popularity": 3}), ValueError, "quotas"),
-        (dict(quotas={"popularity": 3, "itemcf": 3, "nope": 1}), KeyError, "nope"),
-        (dict(quotas=-1), ValueError, "quotas"),
-        (dict(quotas=0), ValueError, "quotas"),
-        (dict(quotas=2.5), TypeError, "quotas"),
-        (dict(cut="yesterday"), ValueError, "cut"),
-        (dict(label_fraction=1.5), ValueError, "fraction"),
-        (dict(cut="window"), ValueError, "window"),
-        (dict(windows=(7, -1)), ValueError, "windows"),
-        (dict(negatives_per_user=0), ValueError, "negatives_per_user"),
-        (dict(ranker="xgboost"), ValueError, "ranker"),
-        (dict(ranker=object()), TypeError, "ranker"),
-        (dict(n_last=0), ValueError, "n_last"),
-        (dict(block_size=0), ValueError, "block_size"),
-    ])
+    @pytest.mark.parametrize(
+        "params, error, match",
+        [
+            (dict(quotas={"popularity": 3}), ValueError, "quotas"),
+            (dict(quotas={"popularity": 3, "itemcf": 3, "nope": 1}), KeyError, "nope"),
+            (dict(quotas=-1), ValueError, "quotas"),
+            (dict(quotas=0), ValueError, "quotas"),
+            (dict(quotas=2.5), TypeError, "quotas"),
+            (dict(cut="yesterday"), ValueError, "cut"),
+            (dict(label_fraction=1.5), ValueError, "fraction"),
+            (dict(cut="window"), ValueError, "window"),
+            (dict(windows=(7, -1)), ValueError, "windows"),
+            (dict(negatives_per_user=0), ValueError, "negatives_per_user"),
+            (dict(ranker="xgboost"), ValueError, "ranker"),
+            (dict(ranker=object()), TypeError, "ranker"),
+            (dict(n_last=0), ValueError, "n_last"),
+            (dict(block_size=0), ValueError, "block_size"),
+        ],
+    )
     def test_bad_params(self, params, error, match):
         with pytest.raises(error, match=match):
             small_pipeline(**params).fit(contract_interactions())
@@ -364,7 +441,12 @@ class TestBadInput:
 
 def test_usercf_source_and_string_ids_end_to_end():
     data = contract_interactions(string_ids=True)
-    model = TwoStage({"usercf": UserCF(n_threads=1), "popularity": Popularity()}, quotas=5, n_threads=1,
-                     ranker=GBDTClassifier(n_estimators=5, n_threads=1), random_state=0).fit(data)
+    model = TwoStage(
+        {"usercf": UserCF(n_threads=1), "popularity": Popularity()},
+        quotas=5,
+        n_threads=1,
+        ranker=GBDTClassifier(n_estimators=5, n_threads=1),
+        random_state=0,
+    ).fit(data)
     ids, scores = model.recommend(data.user_map.ids[:4], k=3)
     assert ids.dtype == object and np.all(np.diff(scores, axis=1) <= 0)

@@ -1,4 +1,5 @@
 """The pipeline on the bundled ml-latest-small with the demo's protocol (the test part is never seen in fitting)."""
+
 import numpy as np
 import pytest
 
@@ -13,7 +14,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def report():
     ml = movielens_small()
-    train, test = temporal_split(ml.interactions().positives(4.0), test_fraction=0.2, min_interactions=5)
+    train, test = temporal_split(
+        ml.interactions().positives(4.0), test_fraction=0.2, min_interactions=5
+    )
     model = TwoStage(random_state=0, n_threads=2).fit(train, item_features=genre_topics(ml.movies))
     return evaluate_pipeline(model, train, test, k=10)
 
@@ -34,7 +37,9 @@ def test_funnel_is_consistent(report):
     sources = [r for r in report.rows if r["model"] not in ("pipeline", "rrf (no ranker)")]
     # the union holds at least what any one source finds in its own top-N
     assert report.ceiling >= max(r["recall_at_n"] for r in sources) - 1e-12
-    assert all(0 <= r["hit_share"] <= 1 and 0 <= r["loss_without"] <= r["hit_share"] for r in sources)
+    assert all(
+        0 <= r["hit_share"] <= 1 and 0 <= r["loss_without"] <= r["hit_share"] for r in sources
+    )
     assert 1 <= report.avg_hit_position <= 10
     assert report.n_users_evaluated == 603
     text = report.format()

@@ -4,6 +4,7 @@ Every kernel works on one block of query rows (users) at a time, so memory stays
 block. Rows are independent and run in parallel (``prange``); validation happens in
 :mod:`recforge.pipeline`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,19 @@ from ._jit import jit
 
 
 @jit(parallel=True)
-def merge_candidates(lists, quotas, target, rrf_k, out_items, out_scores, out_ranks, out_rrf, out_n_sources,
-                     counts, list_scores):
+def merge_candidates(
+    lists,
+    quotas,
+    target,
+    rrf_k,
+    out_items,
+    out_scores,
+    out_ranks,
+    out_rrf,
+    out_n_sources,
+    counts,
+    list_scores,
+):
     """Merge each row's per-source lists into one deduplicated candidate list.
 
     Parameters
@@ -118,8 +130,21 @@ def _count_upto(times, lo, hi, t):
 
 
 @jit(parallel=True)
-def user_features(h_indptr, h_items, h_times, h_weights, as_of, windows, high, i_indptr, i_times, genres,
-                  decay, out, out_profile):
+def user_features(
+    h_indptr,
+    h_items,
+    h_times,
+    h_weights,
+    as_of,
+    windows,
+    high,
+    i_indptr,
+    i_times,
+    genres,
+    decay,
+    out,
+    out_profile,
+):
     """Per-row user features from each row's own history (time-sorted), as of ``as_of[r]``.
 
     Parameters
@@ -204,8 +229,28 @@ def _csr_value(indptr, indices, data, row, col):
 
 
 @jit(parallel=True)
-def candidate_features(c_offsets, c_items, h_indptr, h_items, h_times, as_of, windows, high, i_indptr, i_times,
-                       i_cumw, i_cumhigh, n_last, s_indptr, s_indices, s_data, emb, genres, profile, out):
+def candidate_features(
+    c_offsets,
+    c_items,
+    h_indptr,
+    h_items,
+    h_times,
+    as_of,
+    windows,
+    high,
+    i_indptr,
+    i_times,
+    i_cumw,
+    i_cumhigh,
+    n_last,
+    s_indptr,
+    s_indices,
+    s_data,
+    emb,
+    genres,
+    profile,
+    out,
+):
     """Per-candidate item, user–item and statistics features as of each row's ``as_of``.
 
     Parameters
@@ -310,7 +355,9 @@ def segment_topk(offsets, items, scores, k, out_items, out_scores):
         if n == 0:
             continue
         seg_items = items[a:b]
-        order = np.argsort(seg_items, kind="mergesort")  # item order first, then a stable score sort
+        order = np.argsort(
+            seg_items, kind="mergesort"
+        )  # item order first, then a stable score sort
         seg_scores = np.empty(n, np.float32)
         for j in range(n):
             seg_scores[j] = -scores[a + order[j]]
@@ -331,8 +378,19 @@ def _warmup():
     rrf = np.zeros((n_r, target), np.float32)
     ns = rrf.copy()
     counts = np.zeros(n_r, np.int64)
-    merge_candidates(lists, np.array([1, 1], np.int64), target, 60.0, items, sc, rk, rrf, ns, counts,
-                     np.ones(lists.shape, np.float32))
+    merge_candidates(
+        lists,
+        np.array([1, 1], np.int64),
+        target,
+        60.0,
+        items,
+        sc,
+        rk,
+        rrf,
+        ns,
+        counts,
+        np.ones(lists.shape, np.float32),
+    )
     h_indptr = np.array([0, 2], np.int64)
     h_items = np.array([0, 1], np.int64)
     h_times = np.array([0.0, 1.0])
@@ -343,14 +401,46 @@ def _warmup():
     uf = np.zeros((1, 7 + windows.size), np.float32)
     prof = np.zeros((1, 1), np.float32)
     as_of = np.array([1.0])
-    user_features(h_indptr, h_items, h_times, np.ones(2, np.float32), as_of, windows, 1.0, i_indptr, i_times,
-                  genres, 0.0, uf, prof)
+    user_features(
+        h_indptr,
+        h_items,
+        h_times,
+        np.ones(2, np.float32),
+        as_of,
+        windows,
+        1.0,
+        i_indptr,
+        i_times,
+        genres,
+        0.0,
+        uf,
+        prof,
+    )
     cum = np.zeros(4)
     cf = np.zeros((2, 12 + windows.size), np.float32)
     c_offsets = np.array([0, 2], np.int64)
-    candidate_features(c_offsets, h_items, h_indptr, h_items, h_times, as_of, windows, 1.0, i_indptr, i_times,
-                       cum, cum, 5, np.array([0, 1, 1], np.int64), np.array([1], np.int32),
-                       np.ones(1, np.float32), np.ones((2, 1), np.float32), genres, prof, cf)
+    candidate_features(
+        c_offsets,
+        h_items,
+        h_indptr,
+        h_items,
+        h_times,
+        as_of,
+        windows,
+        1.0,
+        i_indptr,
+        i_times,
+        cum,
+        cum,
+        5,
+        np.array([0, 1, 1], np.int64),
+        np.array([1], np.int32),
+        np.ones(1, np.float32),
+        np.ones((2, 1), np.float32),
+        genres,
+        prof,
+        cf,
+    )
     out_i = np.empty((1, 1), np.int64)
     out_s = np.empty((1, 1), np.float32)
     segment_topk(c_offsets, h_items, np.ones(2, np.float32), 1, out_i, out_s)

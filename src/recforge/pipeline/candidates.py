@@ -6,6 +6,7 @@ items in reciprocal-rank-fusion order. Every candidate keeps each source's score
 where that source did not list it), the number of sources that listed it and its fusion score
 ``rrf = sum_s 1 / (rrf_k + rank_s)``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,7 +58,9 @@ def check_quotas(quotas, names) -> np.ndarray:
     if isinstance(quotas, dict):
         unknown = set(quotas) - set(names)
         if unknown:
-            raise KeyError(f"quotas names unknown source(s) {sorted(unknown)}; sources are {list(names)}")
+            raise KeyError(
+                f"quotas names unknown source(s) {sorted(unknown)}; sources are {list(names)}"
+            )
         missing = [n for n in names if n not in quotas]
         if missing:
             raise ValueError(f"quotas has no entry for source(s) {missing}")
@@ -101,11 +104,15 @@ def merge_lists(lists, scores, quotas, target: int, rrf_k: float = RRF_K) -> Can
     lists = np.ascontiguousarray(lists, np.int64)
     scores = np.ascontiguousarray(scores, np.float32)
     if lists.ndim != 3 or scores.shape != lists.shape:
-        raise ValueError(f"lists and scores must both have shape (n_sources, n_rows, depth), "
-                         f"got {lists.shape} and {scores.shape}")
+        raise ValueError(
+            f"lists and scores must both have shape (n_sources, n_rows, depth), "
+            f"got {lists.shape} and {scores.shape}"
+        )
     quotas = np.ascontiguousarray(quotas, np.int64)
     if quotas.shape != (lists.shape[0],):
-        raise ValueError(f"quotas must have one entry per source ({lists.shape[0]}), got shape {quotas.shape}")
+        raise ValueError(
+            f"quotas must have one entry per source ({lists.shape[0]}), got shape {quotas.shape}"
+        )
     target = check_int(target, "target", min_value=1)
     rrf_k = check_float(rrf_k, "rrf_k", min_value=0.0)
     n_sources, n_rows, _ = lists.shape
@@ -115,16 +122,33 @@ def merge_lists(lists, scores, quotas, target: int, rrf_k: float = RRF_K) -> Can
     rrf = np.zeros((n_rows, target), np.float32)
     n_src = np.zeros((n_rows, target), np.float32)
     counts = np.zeros(n_rows, np.int64)
-    merge_candidates(lists, quotas, target, rrf_k, items, src_scores, src_ranks, rrf, n_src, counts, scores)
+    merge_candidates(
+        lists, quotas, target, rrf_k, items, src_scores, src_ranks, rrf, n_src, counts, scores
+    )
     keep = np.arange(target)[None, :] < counts[:, None]
     offsets = np.zeros(n_rows + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return Candidates(offsets=offsets, items=items[keep], source_scores=src_scores[keep],
-                      source_ranks=src_ranks[keep], n_sources=n_src[keep], rrf=rrf[keep])
+    return Candidates(
+        offsets=offsets,
+        items=items[keep],
+        source_scores=src_scores[keep],
+        source_ranks=src_ranks[keep],
+        n_sources=n_src[keep],
+        rrf=rrf[keep],
+    )
 
 
-def fetch_lists(sources: dict, item_map, user_ids=None, *, history=None, depth: int, filter_seen=True,
-                filter_items=None, items=None):
+def fetch_lists(
+    sources: dict,
+    item_map,
+    user_ids=None,
+    *,
+    history=None,
+    depth: int,
+    filter_seen=True,
+    filter_items=None,
+    items=None,
+):
     """Each source's top-``depth`` lists as internal item indices: (lists, scores), (n_sources, n_rows, depth).
 
     ``user_ids`` (external ids) calls ``recommend``; ``history=(item_ids, weights)`` calls
@@ -135,15 +159,23 @@ def fetch_lists(sources: dict, item_map, user_ids=None, *, history=None, depth: 
     scores = np.full((len(sources), n_rows, depth), -np.inf, np.float32)
     for s, model in enumerate(sources.values()):
         if history is not None:
-            ids, val = model.recommend_from_history(history[0], weights=history[1], k=depth,
-                                                    filter_seen=filter_seen, filter_items=filter_items,
-                                                    items=items)
+            ids, val = model.recommend_from_history(
+                history[0],
+                weights=history[1],
+                k=depth,
+                filter_seen=filter_seen,
+                filter_items=filter_items,
+                items=items,
+            )
             ids, val = ids[None, :], val[None, :]
         else:
-            ids, val = model.recommend(user_ids, k=depth, filter_seen=filter_seen, filter_items=filter_items,
-                                       items=items)
+            ids, val = model.recommend(
+                user_ids, k=depth, filter_seen=filter_seen, filter_items=filter_items, items=items
+            )
         valid = np.isfinite(val)
         if valid.any():
-            lists[s][valid] = np.asarray(item_map.index(ids[valid], name="item_id"), np.int64).reshape(-1)
+            lists[s][valid] = np.asarray(
+                item_map.index(ids[valid], name="item_id"), np.int64
+            ).reshape(-1)
             scores[s][valid] = val[valid]
     return lists, scores

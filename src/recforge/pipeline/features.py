@@ -14,6 +14,7 @@
 Everything is computed from the history before the cut and only from events at or before each
 row's ``as_of`` time, by the Numba kernels of :mod:`recforge.kernels.pipeline`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,11 @@ def time_sorted_rows(indptr, indices, data, times):
     from ..kernels.segsort import segment_argsort
 
     order = segment_argsort(np.asarray(indptr, np.int64), np.asarray(times, np.float64))
-    return (np.asarray(indices, np.int64)[order], np.asarray(times, np.float64)[order],
-            np.asarray(data, np.float32)[order])
+    return (
+        np.asarray(indices, np.int64)[order],
+        np.asarray(times, np.float64)[order],
+        np.asarray(data, np.float32)[order],
+    )
 
 
 class AsOfState:
@@ -45,12 +49,15 @@ class AsOfState:
     high : float — a weight >= high is a "high" event
     """
 
-    def __init__(self, history: Interactions, item_features=None, genre_names=(), high: float = np.inf):
+    def __init__(
+        self, history: Interactions, item_features=None, genre_names=(), high: float = np.inf
+    ):
         m = history.matrix
         self.n_users, self.n_items = m.shape
         self.h_indptr = np.asarray(m.indptr, np.int64)
-        self.h_items, self.h_times, self.h_weights = time_sorted_rows(m.indptr, m.indices, m.data,
-                                                                     history.timestamps)
+        self.h_items, self.h_times, self.h_weights = time_sorted_rows(
+            m.indptr, m.indices, m.data, history.timestamps
+        )
         self.high = float(high)
         self._index_items()
         if item_features is None:
@@ -76,8 +83,13 @@ class AsOfState:
 
     def arrays(self) -> dict:
         """What a model file stores to rebuild this state."""
-        return {"h_indptr": self.h_indptr, "h_items": self.h_items, "h_times": self.h_times,
-                "h_weights": self.h_weights, "genres": self.genres}
+        return {
+            "h_indptr": self.h_indptr,
+            "h_items": self.h_items,
+            "h_times": self.h_times,
+            "h_weights": self.h_weights,
+            "genres": self.genres,
+        }
 
     @classmethod
     def from_arrays(cls, arrays, n_users, n_items, genre_names, high):
@@ -85,7 +97,11 @@ class AsOfState:
         self = cls.__new__(cls)
         self.n_users, self.n_items = n_users, n_items
         self.h_indptr = arrays["h_indptr"]
-        self.h_items, self.h_times, self.h_weights = arrays["h_items"], arrays["h_times"], arrays["h_weights"]
+        self.h_items, self.h_times, self.h_weights = (
+            arrays["h_items"],
+            arrays["h_times"],
+            arrays["h_weights"],
+        )
         self.genres = arrays["genres"]
         self.genre_names = list(genre_names)
         self.high = float(high)
@@ -122,23 +138,53 @@ def feature_names(source_names, windows, genre_names) -> tuple[list, list]:
     cols += [(f"{s}_rank", "user_item") for s in source_names]
     cols += [("n_sources", "user_item"), ("rrf", "user_item")]
     cols += [("user_events", "user")] + [(f"user_events_{x}", "user") for x in w]
-    cols += [("user_days_since_last", "user"), ("user_days_since_first", "user"), ("user_rating_mean", "user"),
-             ("user_rating_std", "user"), ("user_high_share", "stats"), ("user_mean_log_item_pop", "user")]
+    cols += [
+        ("user_days_since_last", "user"),
+        ("user_days_since_first", "user"),
+        ("user_rating_mean", "user"),
+        ("user_rating_std", "user"),
+        ("user_high_share", "stats"),
+        ("user_mean_log_item_pop", "user"),
+    ]
     cols += [("item_events", "item")] + [(f"item_events_{x}", "item") for x in w]
     trend = f"item_trend_{w[0]}_vs_{w[1]}" if len(w) >= 2 else "item_trend"
-    cols += [(trend, "item"), ("item_age_days", "item"), ("item_days_since_last", "item"),
-             ("item_rating_mean", "item"), ("item_high_share", "stats")]
-    cols += [("itemcf_sim_max", "user_item"), ("itemcf_sim_decayed_sum", "user_item"),
-             ("itemcf_sim_mean", "user_item"), ("embedding_cos_max", "user_item"),
-             ("embedding_cos_mean", "user_item"), ("genre_match", "user_item")]
+    cols += [
+        (trend, "item"),
+        ("item_age_days", "item"),
+        ("item_days_since_last", "item"),
+        ("item_rating_mean", "item"),
+        ("item_high_share", "stats"),
+    ]
+    cols += [
+        ("itemcf_sim_max", "user_item"),
+        ("itemcf_sim_decayed_sum", "user_item"),
+        ("itemcf_sim_mean", "user_item"),
+        ("embedding_cos_max", "user_item"),
+        ("embedding_cos_mean", "user_item"),
+        ("genre_match", "user_item"),
+    ]
     cols += [(f"item_genre_{g}", "item") for g in genre_names]
-    cols += [("context_hour", "context"), ("context_weekday", "context"),
-             ("item_log_pop_vs_user_taste", "stats")]
+    cols += [
+        ("context_hour", "context"),
+        ("context_weekday", "context"),
+        ("item_log_pop_vs_user_taste", "stats"),
+    ]
     return [c[0] for c in cols], [c[1] for c in cols]
 
 
-def build_features(state: AsOfState, users, as_of, cands, *, windows, n_last, similarity=None, embeddings=None,
-                   decay=0.0, history=None) -> np.ndarray:
+def build_features(
+    state: AsOfState,
+    users,
+    as_of,
+    cands,
+    *,
+    windows,
+    n_last,
+    similarity=None,
+    embeddings=None,
+    decay=0.0,
+    history=None,
+) -> np.ndarray:
     """The feature matrix of one block of candidates, float32 (n_candidates, n_features), NaN = missing.
 
     Parameters
@@ -165,18 +211,54 @@ def build_features(state: AsOfState, users, as_of, cands, *, windows, n_last, si
     n_g = state.genres.shape[1]
     uf = np.empty((n_rows, 7 + len(win)), np.float32)
     profile = np.zeros((n_rows, n_g), np.float32)
-    user_features(h_indptr, h_items, h_times, h_weights, as_of, win, state.high, state.i_indptr, state.i_times,
-                  state.genres, float(decay), uf, profile)
+    user_features(
+        h_indptr,
+        h_items,
+        h_times,
+        h_weights,
+        as_of,
+        win,
+        state.high,
+        state.i_indptr,
+        state.i_times,
+        state.genres,
+        float(decay),
+        uf,
+        profile,
+    )
     n = len(cands.items)
     cf = np.empty((n, 12 + len(win)), np.float32)
     if similarity is None:
-        s_indptr, s_indices, s_data = np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+        s_indptr, s_indices, s_data = (
+            np.zeros(1, np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.float32),
+        )
     else:
         s_indptr, s_indices, s_data = similarity.indptr, similarity.indices, similarity.data
     emb = np.zeros((state.n_items, 0), np.float32) if embeddings is None else embeddings
-    candidate_features(cands.offsets, cands.items, h_indptr, h_items, h_times, as_of, win, state.high,
-                       state.i_indptr, state.i_times, state.i_cumw, state.i_cumhigh, int(n_last),
-                       s_indptr, s_indices, s_data, emb, state.genres, profile, cf)
+    candidate_features(
+        cands.offsets,
+        cands.items,
+        h_indptr,
+        h_items,
+        h_times,
+        as_of,
+        win,
+        state.high,
+        state.i_indptr,
+        state.i_times,
+        state.i_cumw,
+        state.i_cumhigh,
+        int(n_last),
+        s_indptr,
+        s_indices,
+        s_data,
+        emb,
+        state.genres,
+        profile,
+        cf,
+    )
     rows = cands.rows()
     seconds = as_of[rows]
     hour = np.floor((seconds % 86400.0) / 3600.0)
@@ -184,14 +266,21 @@ def build_features(state: AsOfState, users, as_of, cands, *, windows, n_last, si
     user_block = uf[rows]
     log_pop_vs_taste = np.log1p(cf[:, 0]) - user_block[:, 6 + len(win)]
     n_item_num = 6 + len(win)
-    return np.hstack([
-        cands.source_scores, cands.source_ranks,
-        cands.n_sources[:, None], cands.rrf[:, None],
-        user_block,
-        cf[:, :n_item_num], cf[:, n_item_num:],
-        state.genres[cands.items] > 0 if n_g else np.zeros((n, 0), np.float32),
-        hour[:, None], weekday[:, None], log_pop_vs_taste[:, None],
-    ]).astype(np.float32, copy=False)
+    return np.hstack(
+        [
+            cands.source_scores,
+            cands.source_ranks,
+            cands.n_sources[:, None],
+            cands.rrf[:, None],
+            user_block,
+            cf[:, :n_item_num],
+            cf[:, n_item_num:],
+            state.genres[cands.items] > 0 if n_g else np.zeros((n, 0), np.float32),
+            hour[:, None],
+            weekday[:, None],
+            log_pop_vs_taste[:, None],
+        ]
+    ).astype(np.float32, copy=False)
 
 
 def prepare_similarity(model):

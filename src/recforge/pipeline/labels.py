@@ -12,6 +12,7 @@ The recall sources and the features only ever see the part before the cut; a can
 whether the user interacted with it after the cut (or, with an impression log, whether a later
 impression of it was clicked).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,8 +64,15 @@ def last_event_times(data: Interactions, default: float) -> np.ndarray:
     return out
 
 
-def cut_history(data: Interactions, *, cut: str = "last", fraction: float = 0.2, window: float | None = None,
-                cut_time: float | None = None, min_interactions: int = 2) -> Cut:
+def cut_history(
+    data: Interactions,
+    *,
+    cut: str = "last",
+    fraction: float = 0.2,
+    window: float | None = None,
+    cut_time: float | None = None,
+    min_interactions: int = 2,
+) -> Cut:
     """Split ``data`` into the part before the cut and the part after it.
 
     Parameters
@@ -93,17 +101,29 @@ def cut_history(data: Interactions, *, cut: str = "last", fraction: float = 0.2,
     if not isinstance(data, Interactions):
         raise TypeError(f"data must be a recforge.data.Interactions, got {type(data).__name__}")
     if data.timestamps is None:
-        raise ValueError("data has no timestamps; the pipeline cuts each history in time "
-                         "(build it with Interactions.from_dataframe(..., timestamp_col=...))")
+        raise ValueError(
+            "data has no timestamps; the pipeline cuts each history in time "
+            "(build it with Interactions.from_dataframe(..., timestamp_col=...))"
+        )
     cut = check_choice(cut, "cut", {"last", "window"})
     if data.nnz == 0:
         raise ValueError("data has no entries")
     if cut == "last":
-        fraction = check_float(fraction, "fraction", min_value=0.0, max_value=1.0, min_inclusive=False,
-                               max_inclusive=False)
+        fraction = check_float(
+            fraction,
+            "fraction",
+            min_value=0.0,
+            max_value=1.0,
+            min_inclusive=False,
+            max_inclusive=False,
+        )
         min_interactions = check_int(min_interactions, "min_interactions", min_value=2)
-        history, future = temporal_split(data, test_fraction=fraction, min_interactions=min_interactions)
-        as_of = last_event_times(history, default=float(history.timestamps.max()) if history.nnz else 0.0)
+        history, future = temporal_split(
+            data, test_fraction=fraction, min_interactions=min_interactions
+        )
+        as_of = last_event_times(
+            history, default=float(history.timestamps.max()) if history.nnz else 0.0
+        )
         return Cut(history, future, as_of)
     if window is None:
         raise ValueError("cut='window' needs window= (the label window in days)")
@@ -116,7 +136,9 @@ def cut_history(data: Interactions, *, cut: str = "last", fraction: float = 0.2,
     before = ts < at
     if not before.any():
         raise ValueError(f"the cut at {at} leaves no event before it")
-    after = (ts >= at) & (ts < at + window * SECONDS_PER_DAY)
+    after = ts >= at
+    if cut_time is not None:  # the default window ends with the data, its last event included
+        after &= ts < at + window * SECONDS_PER_DAY
     return Cut(entries_where(data, before), entries_where(data, after), np.full(data.n_users, at))
 
 
@@ -124,7 +146,9 @@ def label_candidates(rows_users: np.ndarray, items: np.ndarray, future: Interact
     """1 where the user interacted with the candidate item after the cut, else 0: int8 (n,)."""
     n_items = future.n_items
     m = future.matrix
-    fut_keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * n_items + m.indices
+    fut_keys = (
+        np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * n_items + m.indices
+    )
     return np.isin(rows_users * n_items + items, fut_keys).astype(np.int8)
 
 
@@ -138,11 +162,15 @@ def label_from_impressions(rows_users, items, impressions, cut_times, user_map, 
     """
     missing = {"user", "item", "clicked", "time"} - set(getattr(impressions, "columns", []))
     if missing:
-        raise ValueError(f"impressions must be a DataFrame with columns user, item, clicked, time; "
-                         f"missing {sorted(missing)}")
+        raise ValueError(
+            f"impressions must be a DataFrame with columns user, item, clicked, time; "
+            f"missing {sorted(missing)}"
+        )
     users = impressions["user"].to_numpy()
     imp_items = impressions["item"].to_numpy()
-    known = np.asarray(user_map.contains(users), bool) & np.asarray(item_map.contains(imp_items), bool)
+    known = np.asarray(user_map.contains(users), bool) & np.asarray(
+        item_map.contains(imp_items), bool
+    )
     if not known.any():
         return np.zeros(len(items), np.int8), np.zeros(len(items), bool)
     u = np.asarray(user_map.index(users[known], name="impressions user"), np.int64).reshape(-1)
@@ -168,7 +196,9 @@ def label_from_impressions(rows_users, items, impressions, cut_times, user_map, 
     return labels, labelled
 
 
-def sample_negatives(rows: np.ndarray, labels: np.ndarray, per_user, random_state=None) -> np.ndarray:
+def sample_negatives(
+    rows: np.ndarray, labels: np.ndarray, per_user, random_state=None
+) -> np.ndarray:
     """Keep every positive and at most ``per_user`` random negatives of each row: bool mask (n,).
 
     ``rows`` must be sorted (the candidates of a row are contiguous). ``per_user=None`` keeps all.

@@ -1,4 +1,5 @@
 """The two-stage recommender: recall sources → merged candidates → as-of features → ranker → top-k."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,8 +16,20 @@ from ..data import IdMap, Interactions
 from ..exceptions import ModelFileError, NotFittedError
 from ..io import load_arrays, model_file_errors, save_arrays
 from .candidates import RRF_K, check_quotas, fetch_lists, merge_lists
-from .features import AsOfState, build_features, feature_names, prepare_embeddings, prepare_similarity
-from .labels import cut_history, label_candidates, label_from_impressions, last_event_times, sample_negatives
+from .features import (
+    AsOfState,
+    build_features,
+    feature_names,
+    prepare_embeddings,
+    prepare_similarity,
+)
+from .labels import (
+    cut_history,
+    label_candidates,
+    label_from_impressions,
+    last_event_times,
+    sample_negatives,
+)
 
 __all__ = ["TwoStage", "TrainingData", "default_sources", "default_ranker"]
 
@@ -25,12 +38,16 @@ def default_sources(n_threads=None, random_state=None) -> dict:
     """The default recall sources: Popularity, ItemCF, UserCF, LFM (BPR) and Item2Vec, unfitted."""
     from ..recall import LFM, ItemCF, Item2Vec, Popularity, UserCF
 
-    seed = None if random_state is None else int(check_random_state(random_state).integers(2**31 - 1))
-    return {"popularity": Popularity(n_threads=n_threads),
-            "itemcf": ItemCF(n_threads=n_threads),
-            "usercf": UserCF(n_threads=n_threads),
-            "lfm": LFM(n_threads=n_threads, random_state=seed),
-            "item2vec": Item2Vec(n_threads=n_threads, random_state=seed)}
+    seed = (
+        None if random_state is None else int(check_random_state(random_state).integers(2**31 - 1))
+    )
+    return {
+        "popularity": Popularity(n_threads=n_threads),
+        "itemcf": ItemCF(n_threads=n_threads),
+        "usercf": UserCF(n_threads=n_threads),
+        "lfm": LFM(n_threads=n_threads, random_state=seed),
+        "item2vec": Item2Vec(n_threads=n_threads, random_state=seed),
+    }
 
 
 def default_ranker(n_threads=None, random_state=None):
@@ -42,8 +59,17 @@ def default_ranker(n_threads=None, random_state=None):
     """
     from ..rank import GBDTClassifier
 
-    return GBDTClassifier(n_estimators=300, learning_rate=0.05, max_depth=4, min_child_weight=20.0, reg_lambda=1.0,
-                          subsample=0.8, colsample_bytree=0.8, n_threads=n_threads, random_state=random_state)
+    return GBDTClassifier(
+        n_estimators=300,
+        learning_rate=0.05,
+        max_depth=4,
+        min_child_weight=20.0,
+        reg_lambda=1.0,
+        subsample=0.8,
+        colsample_bytree=0.8,
+        n_threads=n_threads,
+        random_state=random_state,
+    )
 
 
 @dataclasses.dataclass
@@ -176,11 +202,32 @@ class TwoStage(ParamsMixin):
     ((10,), True)
     """
 
-    def __init__(self, sources=None, *, quotas=40, n_candidates=None, depth=None, ranker="default", cut="last",
-                 label_fraction=0.2, label_window=None, cut_time=None, negatives_per_user=None, max_train_users=None,
-                 windows=(7, 30, 365), n_last=10, similarity_source="itemcf", embedding_source="item2vec",
-                 genre_decay=0.0, high_weight=None, block_size=1024, rrf_k=RRF_K, n_threads=None,
-                 random_state=None, verbose=False):
+    def __init__(
+        self,
+        sources=None,
+        *,
+        quotas=40,
+        n_candidates=None,
+        depth=None,
+        ranker="default",
+        cut="last",
+        label_fraction=0.2,
+        label_window=None,
+        cut_time=None,
+        negatives_per_user=None,
+        max_train_users=None,
+        windows=(7, 30, 365),
+        n_last=10,
+        similarity_source="itemcf",
+        embedding_source="item2vec",
+        genre_decay=0.0,
+        high_weight=None,
+        block_size=1024,
+        rrf_k=RRF_K,
+        n_threads=None,
+        random_state=None,
+        verbose=False,
+    ):
         self.sources = sources
         self.quotas = quotas
         self.n_candidates = n_candidates
@@ -209,13 +256,19 @@ class TwoStage(ParamsMixin):
         if self.sources is None:
             return default_sources(self.n_threads, self.random_state)
         if not isinstance(self.sources, dict) or not self.sources:
-            raise TypeError(f"sources must be a non-empty dict name -> recall model, got {type(self.sources).__name__}")
+            raise TypeError(
+                f"sources must be a non-empty dict name -> recall model, got {type(self.sources).__name__}"
+            )
         for name, model in self.sources.items():
             if not isinstance(name, str) or not name:
                 raise TypeError(f"sources keys must be non-empty strings, got {name!r}")
-            if not all(callable(getattr(model, m, None)) for m in ("fit", "recommend", "get_params")):
-                raise TypeError(f"sources[{name!r}] must be a recall model (fit, recommend, get_params), "
-                                f"got {type(model).__name__}")
+            if not all(
+                callable(getattr(model, m, None)) for m in ("fit", "recommend", "get_params")
+            ):
+                raise TypeError(
+                    f"sources[{name!r}] must be a recall model (fit, recommend, get_params), "
+                    f"got {type(model).__name__}"
+                )
         return dict(self.sources)
 
     def _ranker_template(self):
@@ -224,18 +277,27 @@ class TwoStage(ParamsMixin):
         if isinstance(self.ranker, str):
             check_choice(self.ranker, "ranker", {"default"})
             return default_ranker(self.n_threads, self.random_state)
-        if not all(callable(getattr(self.ranker, m, None)) for m in ("fit", "predict_proba", "get_params")):
-            raise TypeError(f"ranker must have fit, predict_proba and get_params (or be 'default' or None), "
-                            f"got {type(self.ranker).__name__}")
+        if not all(
+            callable(getattr(self.ranker, m, None)) for m in ("fit", "predict_proba", "get_params")
+        ):
+            raise TypeError(
+                f"ranker must have fit, predict_proba and get_params (or be 'default' or None), "
+                f"got {type(self.ranker).__name__}"
+            )
         return self.ranker
 
     def _validate(self, names):
         quotas = check_quotas(self.quotas, names)
         total = int(quotas.sum())
-        n_candidates = total if self.n_candidates is None else check_int(self.n_candidates, "n_candidates",
-                                                                          min_value=1)
+        n_candidates = (
+            total
+            if self.n_candidates is None
+            else check_int(self.n_candidates, "n_candidates", min_value=1)
+        )
         depth = n_candidates if self.depth is None else check_int(self.depth, "depth", min_value=1)
-        windows = check_1d(self.windows, "windows", dtype=np.float64, finite=True, allow_empty=False)
+        windows = check_1d(
+            self.windows, "windows", dtype=np.float64, finite=True, allow_empty=False
+        )
         if np.any(windows <= 0):
             raise ValueError(f"windows must be > 0 days, got {list(self.windows)}")
         check_int(self.n_last, "n_last", min_value=1)
@@ -284,8 +346,18 @@ class TwoStage(ParamsMixin):
         quotas, n_candidates, depth, windows = settings
         ranker = self._ranker_template()
         times = {}
-        train = self._training_data(data, templates, settings, genres, genre_names, high, item_features,
-                                    impressions, check_random_state(self.random_state), times)
+        train = self._training_data(
+            data,
+            templates,
+            settings,
+            genres,
+            genre_names,
+            high,
+            item_features,
+            impressions,
+            check_random_state(self.random_state),
+            times,
+        )
         X, y, rows = train.X, train.y, train.rows
         names_out, groups = feature_names(list(templates), windows, genre_names)
         self.training_summary_ = train.summary
@@ -293,8 +365,10 @@ class TwoStage(ParamsMixin):
         fitted_ranker = None
         if ranker is not None:
             if y.min() == y.max():
-                raise ValueError("the training candidates are all of one class; the ranker cannot learn "
-                                 "(more candidates, another cut, or more data)")
+                raise ValueError(
+                    "the training candidates are all of one class; the ranker cannot learn "
+                    "(more candidates, another cut, or more data)"
+                )
             fitted_ranker = _clone(ranker)
             kwargs = {}
             if "group" in inspect.signature(fitted_ranker.fit).parameters:
@@ -327,38 +401,74 @@ class TwoStage(ParamsMixin):
         features (the leakage tests check exactly this). Returns :class:`TrainingData`.
         """
         templates, settings, genres, genre_names, high = self._prepare(interactions, item_features)
-        return self._training_data(interactions, templates, settings, genres, genre_names, high, item_features,
-                                   impressions, check_random_state(self.random_state), {})
+        return self._training_data(
+            interactions,
+            templates,
+            settings,
+            genres,
+            genre_names,
+            high,
+            item_features,
+            impressions,
+            check_random_state(self.random_state),
+            {},
+        )
 
     def _prepare(self, data, item_features):
         """Check the input and the parameters: (source templates, settings, genres, genre names, high)."""
         if not isinstance(data, Interactions):
-            raise TypeError(f"interactions must be a recforge.data.Interactions with timestamps, "
-                            f"got {type(data).__name__}")
+            raise TypeError(
+                f"interactions must be a recforge.data.Interactions with timestamps, "
+                f"got {type(data).__name__}"
+            )
         if data.nnz == 0:
             raise ValueError("interactions has no entries")
         if data.timestamps is None:
-            raise ValueError("interactions has no timestamps; the pipeline cuts each history in time "
-                             "(build it with Interactions.from_dataframe(..., timestamp_col=...))")
+            raise ValueError(
+                "interactions has no timestamps; the pipeline cuts each history in time "
+                "(build it with Interactions.from_dataframe(..., timestamp_col=...))"
+            )
         templates = self._source_templates()
         settings = self._validate(list(templates))
         genres, genre_names = (None, [])
         if item_features is not None:
             genres, genre_names = _item_feature_matrix(item_features, data.item_map.ids)
-        high = float(self.high_weight) if self.high_weight is not None else float(data.matrix.data.max())
+        high = (
+            float(self.high_weight)
+            if self.high_weight is not None
+            else float(data.matrix.data.max())
+        )
         return templates, settings, genres, genre_names, high
 
-    def _training_data(self, data, templates, settings, genres, genre_names, high, item_features, impressions,
-                       rng, times) -> TrainingData:
+    def _training_data(
+        self,
+        data,
+        templates,
+        settings,
+        genres,
+        genre_names,
+        high,
+        item_features,
+        impressions,
+        rng,
+        times,
+    ) -> TrainingData:
         names = list(templates)
         quotas, n_candidates, depth, windows = settings
         n_threads = resolve_n_threads(self.n_threads)
         start = time.perf_counter()
-        cut = cut_history(data, cut=self.cut, fraction=self.label_fraction, window=self.label_window,
-                          cut_time=self.cut_time)
+        cut = cut_history(
+            data,
+            cut=self.cut,
+            fraction=self.label_fraction,
+            window=self.label_window,
+            cut_time=self.cut_time,
+        )
         history_sources = self._fit_sources(templates, cut.history, item_features)
         times["sources_on_history"] = time.perf_counter() - start
-        self._log(f"sources fitted on the history before the cut in {times['sources_on_history']:.2f} s")
+        self._log(
+            f"sources fitted on the history before the cut in {times['sources_on_history']:.2f} s"
+        )
 
         fut = cut.future.matrix
         hist_count = np.diff(cut.history.matrix.indptr)
@@ -369,8 +479,10 @@ class TwoStage(ParamsMixin):
         if self.max_train_users is not None and len(users) > self.max_train_users:
             users = np.sort(rng.choice(users, int(self.max_train_users), replace=False))
         if len(users) == 0:
-            raise ValueError("no user has events both before and after the cut; lower label_fraction, "
-                             "change label_window or give more data")
+            raise ValueError(
+                "no user has events both before and after the cut; lower label_fraction, "
+                "change label_window or give more data"
+            )
         state = AsOfState(cut.history, genres, genre_names, high)
         similarity, embeddings = self._similarity_inputs(history_sources)
         names_out, _ = feature_names(names, windows, genre_names)
@@ -381,42 +493,78 @@ class TwoStage(ParamsMixin):
         row_offset = 0
         with numba_threads(n_threads):
             for b in range(0, len(users), int(self.block_size)):
-                block = users[b:b + int(self.block_size)]
-                cands = self._candidates(history_sources, data.user_map.ids[block], quotas, n_candidates, depth)
+                block = users[b : b + int(self.block_size)]
+                cands = self._candidates(
+                    history_sources, data.user_map.ids[block], quotas, n_candidates, depth
+                )
                 rows = cands.rows()
-                X = build_features(state, block, cut.as_of[block], cands, windows=windows, n_last=self.n_last,
-                                   similarity=similarity, embeddings=embeddings, decay=self.genre_decay)
+                X = build_features(
+                    state,
+                    block,
+                    cut.as_of[block],
+                    cands,
+                    windows=windows,
+                    n_last=self.n_last,
+                    similarity=similarity,
+                    embeddings=embeddings,
+                    decay=self.genre_decay,
+                )
                 if impressions is None:
                     y = label_candidates(block[rows], cands.items, cut.future)
                     keep = np.ones(len(y), bool)
                 else:
-                    y, keep = label_from_impressions(block[rows], cands.items, impressions, cut.as_of,
-                                                     data.user_map, data.item_map)
+                    y, keep = label_from_impressions(
+                        block[rows],
+                        cands.items,
+                        impressions,
+                        cut.as_of,
+                        data.user_map,
+                        data.item_map,
+                    )
                 keep &= sample_negatives(rows, y, self.negatives_per_user, rng)
                 n_pos_union += int(y.sum())
-                for key, value in (("X", X), ("y", y), ("rows", rows + row_offset), ("users", block[rows]),
-                                   ("items", cands.items)):
+                for key, value in (
+                    ("X", X),
+                    ("y", y),
+                    ("rows", rows + row_offset),
+                    ("users", block[rows]),
+                    ("items", cands.items),
+                ):
                     parts[key].append(value[keep])
                 row_offset += len(block)
         out = {key: np.concatenate(value) for key, value in parts.items()}
         times["training_candidates_and_features"] = time.perf_counter() - start
         n_future = int(np.diff(fut.indptr)[users].sum())
         summary = {
-            "users": int(len(users)), "rows": int(len(out["y"])), "positives": int(out["y"].sum()),
+            "users": int(len(users)),
+            "rows": int(len(out["y"])),
+            "positives": int(out["y"].sum()),
             "label_events": n_future,
             "candidate_recall": (n_pos_union / n_future) if n_future else float("nan"),
         }
-        self._log(f"{len(users)} users, {summary['rows']} rows, {summary['positives']} positives; candidates "
-                  f"hold {summary['candidate_recall']:.1%} of the label events "
-                  f"({times['training_candidates_and_features']:.2f} s)")
-        return TrainingData(X=out["X"], y=out["y"], rows=out["rows"], users=out["users"], items=out["items"],
-                            feature_names=names_out, summary=summary)
+        self._log(
+            f"{len(users)} users, {summary['rows']} rows, {summary['positives']} positives; candidates "
+            f"hold {summary['candidate_recall']:.1%} of the label events "
+            f"({times['training_candidates_and_features']:.2f} s)"
+        )
+        return TrainingData(
+            X=out["X"],
+            y=out["y"],
+            rows=out["rows"],
+            users=out["users"],
+            items=out["items"],
+            feature_names=names_out,
+            summary=summary,
+        )
 
     def _fit_sources(self, templates, data, item_features) -> dict:
         fitted = {}
         for name, template in templates.items():
             model = _clone(template)
-            if item_features is not None and "item_features" in inspect.signature(model.fit).parameters:
+            if (
+                item_features is not None
+                and "item_features" in inspect.signature(model.fit).parameters
+            ):
                 model.fit(data, item_features=item_features)
             else:
                 model.fit(data)
@@ -431,13 +579,34 @@ class TwoStage(ParamsMixin):
             embeddings = prepare_embeddings(sources[self.embedding_source])
         return similarity, embeddings
 
-    def _candidates(self, sources, user_ids, quotas, n_candidates, depth, *, history=None, filter_seen=True,
-                    filter_items=None, items=None, k=0):
+    def _candidates(
+        self,
+        sources,
+        user_ids,
+        quotas,
+        n_candidates,
+        depth,
+        *,
+        history=None,
+        filter_seen=True,
+        filter_items=None,
+        items=None,
+        k=0,
+    ):
         target = max(n_candidates, k)
-        item_map = next(iter(sources.values())).item_map_  # every source is fitted on the same item map
-        lists, scores = fetch_lists(sources, item_map, user_ids,
-                                    history=history, depth=max(depth, target), filter_seen=filter_seen,
-                                    filter_items=filter_items, items=items)
+        item_map = next(
+            iter(sources.values())
+        ).item_map_  # every source is fitted on the same item map
+        lists, scores = fetch_lists(
+            sources,
+            item_map,
+            user_ids,
+            history=history,
+            depth=max(depth, target),
+            filter_seen=filter_seen,
+            filter_items=filter_items,
+            items=items,
+        )
         return merge_lists(lists, scores, quotas, target, self.rrf_k)
 
     @staticmethod
@@ -459,11 +628,21 @@ class TwoStage(ParamsMixin):
             gives the ids), with each source's score / rank, the number of sources and the fusion score.
         """
         self._check_fitted()
-        user_idx = np.atleast_1d(np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64))
+        user_idx = np.atleast_1d(
+            np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64)
+        )
         quotas, n_candidates, depth, _ = self._settings
         with numba_threads(resolve_n_threads(self.n_threads)):
-            return self._candidates(self.sources_, self.user_map_.ids[user_idx], quotas, n_candidates, depth,
-                                    filter_seen=filter_seen, filter_items=filter_items, items=items)
+            return self._candidates(
+                self.sources_,
+                self.user_map_.ids[user_idx],
+                quotas,
+                n_candidates,
+                depth,
+                filter_seen=filter_seen,
+                filter_items=filter_items,
+                items=items,
+            )
 
     def _check_fitted(self):
         if not hasattr(self, "sources_"):
@@ -472,7 +651,9 @@ class TwoStage(ParamsMixin):
     def _score(self, X, cands):
         if self.ranker_ is None or len(X) == 0:
             return cands.rrf.astype(np.float32)
-        proba = self.ranker_.predict_proba(self._ranker_input(self.ranker_, X, self.feature_names_out_))
+        proba = self.ranker_.predict_proba(
+            self._ranker_input(self.ranker_, X, self.feature_names_out_)
+        )
         return np.asarray(proba, np.float32)[:, 1]
 
     def _rank_block(self, cands, users, as_of, k, history=None):
@@ -483,13 +664,29 @@ class TwoStage(ParamsMixin):
             scores = cands.rrf.astype(np.float32)
         else:
             sim, emb = self._similarity_inputs(self.sources_)
-            X = build_features(self.state_, users, as_of, cands, windows=windows, n_last=self.n_last,
-                               similarity=sim, embeddings=emb, decay=self.genre_decay, history=history)
+            X = build_features(
+                self.state_,
+                users,
+                as_of,
+                cands,
+                windows=windows,
+                n_last=self.n_last,
+                similarity=sim,
+                embeddings=emb,
+                decay=self.genre_decay,
+                history=history,
+            )
             scores = self._score(X, cands)
         out_items = np.empty((cands.n_rows, k), np.int64)
         out_scores = np.empty((cands.n_rows, k), np.float32)
-        segment_topk(cands.offsets, cands.items, np.ascontiguousarray(scores, np.float32), k, out_items,
-                     out_scores)
+        segment_topk(
+            cands.offsets,
+            cands.items,
+            np.ascontiguousarray(scores, np.float32),
+            k,
+            out_items,
+            out_scores,
+        )
         return out_items, out_scores
 
     def recommend(self, user_ids, k=10, *, filter_seen=True, filter_items=None, items=None):
@@ -512,22 +709,34 @@ class TwoStage(ParamsMixin):
         self._check_fitted()
         k = check_int(k, "k", min_value=1)
         scalar = np.ndim(user_ids) == 0
-        user_idx = np.atleast_1d(np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64))
+        user_idx = np.atleast_1d(
+            np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64)
+        )
         quotas, n_candidates, depth, _ = self._settings
         out_items = np.empty((len(user_idx), k), np.int64)
         out_scores = np.empty((len(user_idx), k), np.float32)
         with numba_threads(resolve_n_threads(self.n_threads)):
             for b in range(0, len(user_idx), int(self.block_size)):
-                block = user_idx[b:b + int(self.block_size)]
-                cands = self._candidates(self.sources_, self.user_map_.ids[block], quotas, n_candidates, depth,
-                                         filter_seen=filter_seen, filter_items=filter_items, items=items, k=k)
+                block = user_idx[b : b + int(self.block_size)]
+                cands = self._candidates(
+                    self.sources_,
+                    self.user_map_.ids[block],
+                    quotas,
+                    n_candidates,
+                    depth,
+                    filter_seen=filter_seen,
+                    filter_items=filter_items,
+                    items=items,
+                    k=k,
+                )
                 idx, val = self._rank_block(cands, block, self.as_of_[block], k)
-                out_items[b:b + len(block)] = idx
-                out_scores[b:b + len(block)] = val
+                out_items[b : b + len(block)] = idx
+                out_scores[b : b + len(block)] = val
         return self._finish(out_items, out_scores, scalar)
 
-    def recommend_from_history(self, item_ids, weights=None, k=10, *, filter_seen=True, filter_items=None,
-                               items=None):
+    def recommend_from_history(
+        self, item_ids, weights=None, k=10, *, filter_seen=True, filter_items=None, items=None
+    ):
         """Top-``k`` items for a new user who interacted with ``item_ids`` (oldest first).
 
         The sources fold the history in (``recommend_from_history``); the features treat the
@@ -540,23 +749,42 @@ class TwoStage(ParamsMixin):
         self._check_fitted()
         k = check_int(k, "k", min_value=1)
         history = np.atleast_1d(np.asarray(item_ids))
-        item_idx = (np.asarray(self.item_map_.index(history, name="item_id"), dtype=np.int64).reshape(-1)
-                    if history.size else np.empty(0, np.int64))
+        item_idx = (
+            np.asarray(self.item_map_.index(history, name="item_id"), dtype=np.int64).reshape(-1)
+            if history.size
+            else np.empty(0, np.int64)
+        )
         if weights is None:
             w = np.ones(len(item_idx), np.float32)
         else:
             w = check_1d(weights, "weights", dtype=np.float32, finite=True)
             if len(w) != len(item_idx):
-                raise ValueError(f"weights has length {len(w)}, item_ids has length {len(item_idx)}")
+                raise ValueError(
+                    f"weights has length {len(w)}, item_ids has length {len(item_idx)}"
+                )
             if np.any(w < 0):
                 raise ValueError("weights must be >= 0")
         quotas, n_candidates, depth, _ = self._settings
         now = float(self.state_.h_times.max()) if len(self.state_.h_times) else 0.0
-        rows_history = (np.array([0, len(item_idx)], np.int64), item_idx, np.full(len(item_idx), now), w)
+        rows_history = (
+            np.array([0, len(item_idx)], np.int64),
+            item_idx,
+            np.full(len(item_idx), now),
+            w,
+        )
         with numba_threads(resolve_n_threads(self.n_threads)):
-            cands = self._candidates(self.sources_, None, quotas, n_candidates, depth,
-                                     history=(history if history.size else [], None if weights is None else w),
-                                     filter_seen=filter_seen, filter_items=filter_items, items=items, k=k)
+            cands = self._candidates(
+                self.sources_,
+                None,
+                quotas,
+                n_candidates,
+                depth,
+                history=(history if history.size else [], None if weights is None else w),
+                filter_seen=filter_seen,
+                filter_items=filter_items,
+                items=items,
+                k=k,
+            )
             idx, val = self._rank_block(cands, None, np.array([now]), k, history=rows_history)
         return self._finish(idx, val, scalar=True)
 
@@ -571,7 +799,9 @@ class TwoStage(ParamsMixin):
         error = None
         for name in names:
             try:
-                return self.sources_[name].similar_items(item_ids, k=k, filter_items=filter_items, items=items)
+                return self.sources_[name].similar_items(
+                    item_ids, k=k, filter_items=filter_items, items=items
+                )
             except NotImplementedError as exc:
                 error = exc
         raise NotImplementedError(f"no source of this TwoStage implements similar_items ({error})")
@@ -590,9 +820,11 @@ class TwoStage(ParamsMixin):
 
     # ---- persistence ---------------------------------------------------------------------------
     def _json_params(self) -> dict:
+        """The parameters as JSON: model objects become markers, rebuilt on load from the fitted models."""
         params = self.get_params()
-        params["sources"] = list(self.sources_)
-        params["ranker"] = None if self.ranker_ is None else "fitted"
+        params["sources"] = None if self.sources is None else "given"
+        if self.ranker is not None and not isinstance(self.ranker, str):
+            params["ranker"] = "given"
         params["windows"] = [float(w) for w in np.atleast_1d(self.windows)]
         return params
 
@@ -601,7 +833,11 @@ class TwoStage(ParamsMixin):
         from ..io import to_bytes
 
         self._check_fitted()
-        arrays = {"user_ids": self.user_map_.ids, "item_ids": self.item_map_.ids, "as_of": self.as_of_}
+        arrays = {
+            "user_ids": self.user_map_.ids,
+            "item_ids": self.item_map_.ids,
+            "as_of": self.as_of_,
+        }
         arrays.update({f"state_{k}": v for k, v in self.state_.arrays().items()})
         classes = []
         for i, model in enumerate(self.sources_.values()):
@@ -609,21 +845,36 @@ class TwoStage(ParamsMixin):
             classes.append(type(model).__name__)
         if self.ranker_ is not None:
             arrays["ranker"] = np.frombuffer(to_bytes(self.ranker_.save), np.uint8)
-        meta = {"source_classes": classes, "ranker_class": None if self.ranker_ is None else type(self.ranker_).__name__,
-                "feature_names": self.feature_names_out_, "feature_groups": self.feature_groups_,
-                "genre_names": self.state_.genre_names, "high": self.state_.high,
-                "fit_times": self.fit_times_, "training_summary": self.training_summary_}
-        save_arrays(file, model_class=type(self).__name__, params=self._json_params(), arrays=arrays, meta=meta)
+        meta = {
+            "source_names": list(self.sources_),
+            "source_classes": classes,
+            "ranker_class": None if self.ranker_ is None else type(self.ranker_).__name__,
+            "feature_names": self.feature_names_out_,
+            "feature_groups": self.feature_groups_,
+            "genre_names": self.state_.genre_names,
+            "high": self.state_.high,
+            "fit_times": self.fit_times_,
+            "training_summary": self.training_summary_,
+        }
+        save_arrays(
+            file,
+            model_class=type(self).__name__,
+            params=self._json_params(),
+            arrays=arrays,
+            meta=meta,
+        )
 
     @classmethod
     def load(cls, file):
         """Read a pipeline written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
-        params, arrays, meta = load_arrays(file, expected_class=cls.__name__,
-                                           required=("user_ids", "item_ids", "as_of"))
+        params, arrays, meta = load_arrays(
+            file, expected_class=cls.__name__, required=("user_ids", "item_ids", "as_of")
+        )
         with model_file_errors(file, cls.__name__):
             known = _known_classes()
-            source_names = params.pop("sources")
-            ranker_flag = params.pop("ranker")
+            source_names = meta["source_names"]
+            sources_param = params.pop("sources")
+            ranker_param = params.pop("ranker")
             params["windows"] = tuple(params["windows"])
             user_map = IdMap(arrays.take("user_ids", kinds="iuU"))
             item_map = IdMap(arrays.take("item_ids", kinds="iuU"))
@@ -635,15 +886,24 @@ class TwoStage(ParamsMixin):
                 blob = arrays.take(f"source_{i}", kinds="u")
                 sources[name] = known[cls_name].load(_io.BytesIO(blob.tobytes()))
             ranker = None
-            if ranker_flag is not None:
+            if meta["ranker_class"] is not None:
                 if meta["ranker_class"] not in known:
                     raise ModelFileError(f"unknown ranker class {meta['ranker_class']!r}")
-                ranker = known[meta["ranker_class"]].load(_io.BytesIO(arrays.take("ranker", kinds="u").tobytes()))
-            model = cls(sources={n: _clone(m) for n, m in sources.items()},
-                        ranker=None if ranker is None else _clone(ranker), **params)
+                ranker = known[meta["ranker_class"]].load(
+                    _io.BytesIO(arrays.take("ranker", kinds="u").tobytes())
+                )
+            model = cls(
+                sources=None
+                if sources_param is None
+                else {n: _clone(m) for n, m in sources.items()},
+                ranker=_clone(ranker) if ranker_param == "given" else ranker_param,
+                **params,
+            )
             names = list(sources)
             settings = model._validate(names)
-            h_indptr = arrays.take("state_h_indptr", kinds="iu", shape=(n_users + 1,), dtype=np.int64)
+            h_indptr = arrays.take(
+                "state_h_indptr", kinds="iu", shape=(n_users + 1,), dtype=np.int64
+            )
             nnz = int(h_indptr[-1])
             if h_indptr[0] != 0 or np.any(np.diff(h_indptr) < 0):
                 raise ValueError("state_h_indptr is not a valid row pointer")
@@ -652,12 +912,16 @@ class TwoStage(ParamsMixin):
                 "h_items": arrays.take("state_h_items", kinds="iu", shape=(nnz,), dtype=np.int64),
                 "h_times": arrays.take("state_h_times", shape=(nnz,), dtype=np.float64),
                 "h_weights": arrays.take("state_h_weights", shape=(nnz,), dtype=np.float32),
-                "genres": arrays.take("state_genres", ndim=2, shape=(n_items, None), dtype=np.float32),
+                "genres": arrays.take(
+                    "state_genres", ndim=2, shape=(n_items, None), dtype=np.float32
+                ),
             }
             items = state_arrays["h_items"]
             if items.size and (items.min() < 0 or items.max() >= n_items):
                 raise ValueError("state_h_items holds item indices out of range")
-            model.state_ = AsOfState.from_arrays(state_arrays, n_users, n_items, meta["genre_names"], meta["high"])
+            model.state_ = AsOfState.from_arrays(
+                state_arrays, n_users, n_items, meta["genre_names"], meta["high"]
+            )
             model.as_of_ = arrays.take("as_of", shape=(n_users,), dtype=np.float64)
             model.sources_, model.ranker_ = sources, ranker
             model.user_map_, model.item_map_ = user_map, item_map
@@ -667,4 +931,3 @@ class TwoStage(ParamsMixin):
             model.training_summary_ = dict(meta["training_summary"])
             model._settings = settings[0], settings[1], settings[2], settings[3]
         return model
-

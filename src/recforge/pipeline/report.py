@@ -1,4 +1,5 @@
 """Evaluation of the whole pipeline: each source, the candidate ceiling, the fusion baseline, the final list."""
+
 from __future__ import annotations
 
 import copy
@@ -53,24 +54,32 @@ class PipelineReport:
     def format(self) -> str:
         """The funnel as a plain-text table."""
         k, n = self.k, self.n
-        head = (f"  {'stage':<18}{'R@' + str(n):>8}{'NDCG@' + str(k):>9}{'P@' + str(k):>8}{'R@' + str(k):>8}"
-                f"{'HR@' + str(k):>8}{'cover':>8}{'hits %':>8}{'lost w/o':>9}")
+        head = (
+            f"  {'stage':<18}{'R@' + str(n):>8}{'NDCG@' + str(k):>9}{'P@' + str(k):>8}{'R@' + str(k):>8}"
+            f"{'HR@' + str(k):>8}{'cover':>8}{'hits %':>8}{'lost w/o':>9}"
+        )
         lines = [head]
         for r in self.rows:
+
             def fmt(key, width, pct=False):
                 v = r.get(key)
                 if v is None or (isinstance(v, float) and np.isnan(v)):
                     return " " * (width - 1) + "-"
                 return f"{100 * v:>{width}.1f}" if pct else f"{v:>{width}.4f}"
-            lines.append(f"  {r['model']:<18}{fmt('recall_at_n', 8)}{fmt('ndcg', 9)}{fmt('precision', 8)}"
-                         f"{fmt('recall', 8)}{fmt('hit_rate', 8)}{fmt('coverage', 8)}{fmt('hit_share', 8, True)}"
-                         f"{fmt('loss_without', 9, True)}")
+
+            lines.append(
+                f"  {r['model']:<18}{fmt('recall_at_n', 8)}{fmt('ndcg', 9)}{fmt('precision', 8)}"
+                f"{fmt('recall', 8)}{fmt('hit_rate', 8)}{fmt('coverage', 8)}{fmt('hit_share', 8, True)}"
+                f"{fmt('loss_without', 9, True)}"
+            )
         pipe = self.row("pipeline")
         best = self.row(self.best_source)
-        lines.append(f"  candidate union R@{n} (the ceiling): {self.ceiling:.4f} · best single source "
-                     f"{self.best_source} NDCG@{k} {best['ndcg']:.4f} · pipeline {pipe['ndcg']:.4f} "
-                     f"({pipe['ndcg'] / best['ndcg'] - 1:+.1%}) · average position of a hit "
-                     f"{self.avg_hit_position:.2f}")
+        lines.append(
+            f"  candidate union R@{n} (the ceiling): {self.ceiling:.4f} · best single source "
+            f"{self.best_source} NDCG@{k} {best['ndcg']:.4f} · pipeline {pipe['ndcg']:.4f} "
+            f"({pipe['ndcg'] / best['ndcg'] - 1:+.1%}) · average position of a hit "
+            f"{self.avg_hit_position:.2f}"
+        )
         return "\n".join(lines)
 
 
@@ -118,7 +127,7 @@ def evaluate_pipeline(model, train, test, k: int = 10, *, batch_size: int = 1024
     only_by = np.zeros(len(model.sources_))
     padded = np.full((len(users), n), -1, np.int64)
     for start in range(0, len(users), batch_size):
-        block = users[start:start + batch_size]
+        block = users[start : start + batch_size]
         cands = model.candidates(train.user_map.ids[block], items=universe_ids)
         rows_c = cands.rows()
         col = np.arange(len(rows_c)) - cands.offsets[rows_c]
@@ -136,27 +145,41 @@ def evaluate_pipeline(model, train, test, k: int = 10, *, batch_size: int = 1024
 
     baseline = copy.copy(model)
     baseline.ranker_ = None
-    rows.append({"model": "rrf (no ranker)",
-                 **_metrics(evaluate_recall(baseline, train, test, k=k, batch_size=batch_size).as_dict()),
-                 "recall_at_n": ceiling})
+    rows.append(
+        {
+            "model": "rrf (no ranker)",
+            **_metrics(
+                evaluate_recall(baseline, train, test, k=k, batch_size=batch_size).as_dict()
+            ),
+            "recall_at_n": ceiling,
+        }
+    )
     final = evaluate_recall(model, train, test, k=k, batch_size=batch_size)
     rows.append({"model": "pipeline", **_metrics(final.as_dict()), "recall_at_n": ceiling})
 
     positions = []
     for start in range(0, len(users), batch_size):
-        block = users[start:start + batch_size]
+        block = users[start : start + batch_size]
         ids, scores = model.recommend(train.user_map.ids[block], k=k, items=universe_ids)
         valid = np.isfinite(scores)
         rec = np.full(ids.shape, -1, np.int64)
-        rec[valid] = np.asarray(train.item_map.index(ids[valid], name="item_id"), np.int64).reshape(-1)
+        rec[valid] = np.asarray(train.item_map.index(ids[valid], name="item_id"), np.int64).reshape(
+            -1
+        )
         sub = test_csr[block]
         hits = hit_matrix(rec, sub.indptr.astype(np.int64), _sorted_indices(sub))
         positions.append(np.nonzero(hits)[1] + 1)
     positions = np.concatenate(positions)
-    best = max((r for r in rows[:len(model.sources_)]), key=lambda r: r["ndcg"])["model"]
-    return PipelineReport(rows=rows, k=k, n=n, ceiling=float(ceiling),
-                          avg_hit_position=float(positions.mean()) if len(positions) else float("nan"),
-                          best_source=best, n_users_evaluated=final.n_users_evaluated)
+    best = max((r for r in rows[: len(model.sources_)]), key=lambda r: r["ndcg"])["model"]
+    return PipelineReport(
+        rows=rows,
+        k=k,
+        n=n,
+        ceiling=float(ceiling),
+        avg_hit_position=float(positions.mean()) if len(positions) else float("nan"),
+        best_source=best,
+        n_users_evaluated=final.n_users_evaluated,
+    )
 
 
 def _metrics(report: dict) -> dict:
@@ -167,4 +190,3 @@ def _sorted_indices(csr):
     csr = csr.copy()
     csr.sort_indices()
     return csr.indices.astype(np.int64)
-

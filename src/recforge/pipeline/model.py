@@ -392,6 +392,7 @@ class TwoStage(ParamsMixin):
         self.feature_names_out_, self.feature_groups_ = names_out, groups
         self.fit_times_ = times
         self._settings = (quotas, n_candidates, depth, windows)
+        self._serving_inputs = self._similarity_inputs(self.sources_)
         return self
 
     def training_data(self, interactions, *, item_features=None, impressions=None) -> TrainingData:
@@ -663,7 +664,7 @@ class TwoStage(ParamsMixin):
         if self.ranker_ is None:
             scores = cands.rrf.astype(np.float32)
         else:
-            sim, emb = self._similarity_inputs(self.sources_)
+            sim, emb = self._serving_inputs
             X = build_features(
                 self.state_,
                 users,
@@ -929,5 +930,6 @@ class TwoStage(ParamsMixin):
             model.feature_groups_ = list(meta["feature_groups"])
             model.fit_times_ = dict(meta["fit_times"])
             model.training_summary_ = dict(meta["training_summary"])
-            model._settings = settings[0], settings[1], settings[2], settings[3]
+            model._settings = tuple(settings)
+            model._serving_inputs = model._similarity_inputs(sources)
         return model

@@ -439,6 +439,22 @@ class TestBadInput:
         assert (seen["group"] > 0).all() and len(seen["group"]) == model.training_summary_["users"]
 
 
+def test_ranker_with_predict_only():
+    """A ranker without predict_proba (a learning-to-rank model, here a regressor) scores with predict."""
+    from recforge.rank import GBDTRegressor
+
+    data = synthetic_log()
+    ranker = GBDTRegressor(n_estimators=5, max_depth=3, n_threads=1)
+    model = small_pipeline(ranker=ranker).fit(data)
+    users = data.user_map.ids[:5]
+    ids, scores = model.recommend(users, k=4)
+    c = model.candidates(users[:1])
+    X = model.training_data(data).X[:3]
+    assert ids.shape == (5, 4) and np.all(np.diff(scores, axis=1) <= 0)
+    assert np.isin(ids[0], model.item_map_.ids[c.items]).all()
+    assert model.ranker_.predict(X).shape == (3,)
+
+
 def test_usercf_source_and_string_ids_end_to_end():
     data = contract_interactions(string_ids=True)
     model = TwoStage(

@@ -141,9 +141,10 @@ class TwoStage(ParamsMixin):
     depth : int, optional
         How deep each source's list is fetched (default ``n_candidates``): the depth of the rank
         features and of the fill-up.
-    ranker : ranker with ``fit(X, y)`` / ``predict_proba(X)``, ``"default"`` or None
+    ranker : ranker with ``fit(X, y)`` and ``predict_proba(X)`` or ``predict(X)``, ``"default"`` or None
         ``"default"`` = :func:`default_ranker`; None ranks by reciprocal rank fusion (the baseline).
-        A ranker whose ``fit`` takes ``group=`` receives the candidates per user.
+        A ranker whose ``fit`` takes ``group=`` receives the candidates per user (sizes, in row
+        order); a ranker without ``predict_proba`` (learning to rank) scores with ``predict``.
     cut : {"last", "window"}, default "last"
         How the training history is cut for labels (see :mod:`recforge.pipeline.labels`).
     label_fraction : float, default 0.2
@@ -277,12 +278,12 @@ class TwoStage(ParamsMixin):
         if isinstance(self.ranker, str):
             check_choice(self.ranker, "ranker", {"default"})
             return default_ranker(self.n_threads, self.random_state)
-        if not all(
-            callable(getattr(self.ranker, m, None)) for m in ("fit", "predict_proba", "get_params")
-        ):
+        has = {m for m in ("fit", "predict_proba", "predict", "get_params")
+               if callable(getattr(self.ranker, m, None))}
+        if not {"fit", "get_params"} <= has or not has & {"predict_proba", "predict"}:
             raise TypeError(
-                f"ranker must have fit, predict_proba and get_params (or be 'default' or None), "
-                f"got {type(self.ranker).__name__}"
+                f"ranker must have fit, get_params and predict_proba or predict (or be 'default' or "
+                f"None), got {type(self.ranker).__name__}"
             )
         return self.ranker
 
@@ -652,10 +653,10 @@ class TwoStage(ParamsMixin):
     def _score(self, X, cands):
         if self.ranker_ is None or len(X) == 0:
             return cands.rrf.astype(np.float32)
-        proba = self.ranker_.predict_proba(
-            self._ranker_input(self.ranker_, X, self.feature_names_out_)
-        )
-        return np.asarray(proba, np.float32)[:, 1]
+        X = self._ranker_input(self.ranker_, X, self.feature_names_out_)
+        if callable(getattr(self.ranker_, "predict_proba", None)):
+            return np.asarray(self.ranker_.predict_proba(X), np.float32)[:, 1]
+        return np.asarray(self.ranker_.predict(X), np.float32).reshape(-1)
 
     def _rank_block(self, cands, users, as_of, k, history=None):
         from ..kernels.pipeline import segment_topk

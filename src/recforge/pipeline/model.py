@@ -1,0 +1,936 @@
+"""The two-stage recommender: recall sources → merged candidates → as-of features → ranker → top-k."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import io as _io
+import time
+
+import numpy as np
+
+from .._params import ParamsMixin
+from .._threads import numba_threads, resolve_n_threads
+from .._validation import check_1d, check_choice, check_float, check_int, check_random_state
+from ..data import IdMap, Interactions
+from ..exceptions import ModelFileError, NotFittedError
+from ..io import load_arrays, model_file_errors, save_arrays
+from .candidates import RRF_K, check_quotas, fetch_lists, merge_lists
+from .features import (
+    AsOfState,
+    build_features,
+    feature_names,
+    prepare_embeddings,
+    prepare_similarity,
+)
+from .labels import (
+    cut_history,
+    label_candidates,
+    label_from_impressions,
+    last_event_times,
+    sample_negatives,
+)
+
+__all__ = ["TwoStage", "TrainingData", "default_sources", "default_ranker"]
+
+
+def default_sources(n_threads=None, random_state=None) -> dict:
+    """The default recall sources: Popularity, ItemCF, UserCF, LFM (BPR) and Item2Vec, unfitted."""
+    from ..recall import LFM, ItemCF, Item2Vec, Popularity, UserCF
+
+    seed = (
+        None if random_state is None else int(check_random_state(random_state).integers(2**31 - 1))
+    )
+    return {
+        "popularity": Popularity(n_threads=n_threads),
+        "itemcf": ItemCF(n_threads=n_threads),
+        "usercf": UserCF(n_threads=n_threads),
+        "lfm": LFM(n_threads=n_threads, random_state=seed),
+        "item2vec": Item2Vec(n_threads=n_threads, random_state=seed),
+    }
+
+
+def default_ranker(n_threads=None, random_state=None):
+    """The default ranker: a GBDT classifier (logistic loss), 300 trees of depth 4, eta 0.05, min_child_weight 20,
+    row and column subsampling 0.8.
+
+    Shallow, regularised trees: on ml-latest-small (3 seeds) they beat xgboost's classifier defaults (100
+    trees of depth 6, eta 0.3) by +37 % NDCG@10 as a reranker, and depth 6 with eta 0.1 by +13 %.
+    """
+    from ..rank import GBDTClassifier
+
+    return GBDTClassifier(
+        n_estimators=300,
+        learning_rate=0.05,
+        max_depth=4,
+        min_child_weight=20.0,
+        reg_lambda=1.0,
+        subsample=0.8,
+        colsample_bytree=0.8,
+        n_threads=n_threads,
+        random_state=random_state,
+    )
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """The ranker's training set (see :meth:`TwoStage.training_data`).
+
+    Attributes
+    ----------
+    X : float32 (n, n_features), NaN = missing
+    y : int8 (n,) — 1 = interacted with after the cut
+    rows : int64 (n,) — the training user of each row, 0..n_users-1 in user order (rows are grouped)
+    users, items : int64 (n,) — internal user and item index of each row
+    feature_names : list of str
+    summary : dict — users, rows, positives, label events, the candidates' recall of the label events
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    rows: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    feature_names: list
+    summary: dict
+
+
+def _clone(model):
+    return type(model)(**model.get_params())
+
+
+def _item_feature_matrix(item_features, item_ids):
+    """Align ``item_features`` to ``item_ids``: (matrix float32 (n_items, n_features), column names)."""
+    from ..recall.content_based import _item_feature_matrix as align
+
+    names = [str(c) for c in getattr(item_features, "columns", [])]
+    matrix = align(item_features, item_ids).astype(np.float32)
+    if not names:
+        names = [f"f{j}" for j in range(matrix.shape[1])]
+    return matrix, names
+
+
+def _known_classes() -> dict:
+    from .. import rank, recall
+
+    out = {}
+    for module in (recall, rank):
+        for name in module.__all__:
+            out[name] = getattr(module, name)
+    return out
+
+
+class TwoStage(ParamsMixin):
+    """The two-stage recommender: several recall sources, merged candidates, as-of features, a ranker.
+
+    ``fit`` cuts each user's training history in time: the sources are fitted on the part before
+    the cut, their merged candidates get features computed as of the cut and labels from the part
+    after it, and the ranker learns from them. The sources are then refitted on all the data, and
+    ``recommend`` ranks each user's candidates with features computed as of the end of the data.
+
+    Parameters
+    ----------
+    sources : dict name → unfitted recall model, optional
+        Default :func:`default_sources` (Popularity, ItemCF, UserCF, LFM, Item2Vec).
+    quotas : int or dict name → int, default 40
+        New candidates each source contributes first (in source order); the remaining slots up to
+        ``n_candidates`` are filled in fusion order.
+    n_candidates : int, optional
+        Candidates per user (default: the sum of the quotas). ``recommend`` with a larger ``k``
+        takes ``k``.
+    depth : int, optional
+        How deep each source's list is fetched (default ``n_candidates``): the depth of the rank
+        features and of the fill-up.
+    ranker : ranker with ``fit(X, y)`` and ``predict_proba(X)`` or ``predict(X)``, ``"default"`` or None
+        ``"default"`` = :func:`default_ranker`; None ranks by reciprocal rank fusion (the baseline).
+        A ranker whose ``fit`` takes ``group=`` receives the candidates per user (sizes, in row
+        order); a ranker without ``predict_proba`` (learning to rank) scores with ``predict``.
+    cut : {"last", "window"}, default "last"
+        How the training history is cut for labels (see :mod:`recforge.pipeline.labels`).
+    label_fraction : float, default 0.2
+        ``cut="last"``: each user's share of events after the cut.
+    label_window : float, optional
+        ``cut="window"``: the label window in days.
+    cut_time : float, optional
+        ``cut="window"``: the cut in seconds (default: the end of the data minus ``label_window``).
+    negatives_per_user : int, optional
+        Keep at most this many random negatives per user (default: all).
+    max_train_users : int, optional
+        Train the ranker on a random sample of this many users (default: all with labels).
+    windows : tuple of float, default (7, 30, 365)
+        Activity / popularity windows in days.
+    n_last : int, default 10
+        The user's last items the similarity features look at.
+    similarity_source, embedding_source : str or None
+        The sources whose ``similarity_`` (ItemCF-like) and item vectors feed the similarity
+        features (missing sources: those features are NaN).
+    genre_decay : float, default 0.0
+        Per-day decay of the user's genre profile.
+    high_weight : float, optional
+        A weight >= this is a "high" event for the share features (default: the largest weight
+        in the data).
+    block_size : int, default 1024
+        Users per block: memory is bounded by one block's candidates and features.
+    rrf_k : float, default 60
+        The fusion constant.
+    n_threads : int, optional
+        Threads of the default sources, the ranker and the feature kernels.
+    random_state : int, optional
+        Seeds the default sources, the ranker and the sampling.
+    verbose : bool, default False
+        Print each stage and its time.
+
+    Attributes
+    ----------
+    sources_ : dict name → recall model fitted on all the data
+    ranker_ : the fitted ranker (or None)
+    feature_names_out_ : list of str
+    feature_groups_ : list of str — the group of each feature
+    fit_times_ : dict stage → seconds
+    training_summary_ : dict — users, rows, positives, the candidates' recall of the label part
+
+    Examples
+    --------
+    >>> from recforge.datasets import movielens_small
+    >>> from recforge.data import temporal_split
+    >>> from recforge.pipeline import TwoStage
+    >>> from recforge.recall import ItemCF, Popularity
+    >>> train, test = temporal_split(movielens_small().interactions().positives(4.0), 0.2, 5)
+    >>> model = TwoStage({"popularity": Popularity(), "itemcf": ItemCF()}, quotas=20, random_state=0)
+    >>> model = model.fit(train)
+    >>> item_ids, scores = model.recommend(1, k=10)          # movieIds, best first
+    >>> item_ids.shape, len(model.feature_names_out_) > 30
+    ((10,), True)
+    """
+
+    def __init__(
+        self,
+        sources=None,
+        *,
+        quotas=40,
+        n_candidates=None,
+        depth=None,
+        ranker="default",
+        cut="last",
+        label_fraction=0.2,
+        label_window=None,
+        cut_time=None,
+        negatives_per_user=None,
+        max_train_users=None,
+        windows=(7, 30, 365),
+        n_last=10,
+        similarity_source="itemcf",
+        embedding_source="item2vec",
+        genre_decay=0.0,
+        high_weight=None,
+        block_size=1024,
+        rrf_k=RRF_K,
+        n_threads=None,
+        random_state=None,
+        verbose=False,
+    ):
+        self.sources = sources
+        self.quotas = quotas
+        self.n_candidates = n_candidates
+        self.depth = depth
+        self.ranker = ranker
+        self.cut = cut
+        self.label_fraction = label_fraction
+        self.label_window = label_window
+        self.cut_time = cut_time
+        self.negatives_per_user = negatives_per_user
+        self.max_train_users = max_train_users
+        self.windows = windows
+        self.n_last = n_last
+        self.similarity_source = similarity_source
+        self.embedding_source = embedding_source
+        self.genre_decay = genre_decay
+        self.high_weight = high_weight
+        self.block_size = block_size
+        self.rrf_k = rrf_k
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ---- parameters ----------------------------------------------------------------------------
+    def _source_templates(self) -> dict:
+        if self.sources is None:
+            return default_sources(self.n_threads, self.random_state)
+        if not isinstance(self.sources, dict) or not self.sources:
+            raise TypeError(
+                f"sources must be a non-empty dict name -> recall model, got {type(self.sources).__name__}"
+            )
+        for name, model in self.sources.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"sources keys must be non-empty strings, got {name!r}")
+            if not all(
+                callable(getattr(model, m, None)) for m in ("fit", "recommend", "get_params")
+            ):
+                raise TypeError(
+                    f"sources[{name!r}] must be a recall model (fit, recommend, get_params), "
+                    f"got {type(model).__name__}"
+                )
+        return dict(self.sources)
+
+    def _ranker_template(self):
+        if self.ranker is None:
+            return None
+        if isinstance(self.ranker, str):
+            check_choice(self.ranker, "ranker", {"default"})
+            return default_ranker(self.n_threads, self.random_state)
+        has = {m for m in ("fit", "predict_proba", "predict", "get_params")
+               if callable(getattr(self.ranker, m, None))}
+        if not {"fit", "get_params"} <= has or not has & {"predict_proba", "predict"}:
+            raise TypeError(
+                f"ranker must have fit, get_params and predict_proba or predict (or be 'default' or "
+                f"None), got {type(self.ranker).__name__}"
+            )
+        return self.ranker
+
+    def _validate(self, names):
+        quotas = check_quotas(self.quotas, names)
+        total = int(quotas.sum())
+        n_candidates = (
+            total
+            if self.n_candidates is None
+            else check_int(self.n_candidates, "n_candidates", min_value=1)
+        )
+        depth = n_candidates if self.depth is None else check_int(self.depth, "depth", min_value=1)
+        windows = check_1d(
+            self.windows, "windows", dtype=np.float64, finite=True, allow_empty=False
+        )
+        if np.any(windows <= 0):
+            raise ValueError(f"windows must be > 0 days, got {list(self.windows)}")
+        check_int(self.n_last, "n_last", min_value=1)
+        check_float(self.genre_decay, "genre_decay", min_value=0.0)
+        check_int(self.block_size, "block_size", min_value=1)
+        check_float(self.rrf_k, "rrf_k", min_value=0.0)
+        check_choice(self.cut, "cut", {"last", "window"})
+        if self.negatives_per_user is not None:
+            check_int(self.negatives_per_user, "negatives_per_user", min_value=1)
+        if self.cut_time is not None:
+            check_float(self.cut_time, "cut_time")
+        if self.max_train_users is not None:
+            check_int(self.max_train_users, "max_train_users", min_value=1)
+        if self.high_weight is not None:
+            check_float(self.high_weight, "high_weight")
+        for attr in ("similarity_source", "embedding_source"):
+            value = getattr(self, attr)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{attr} must be a source name or None, got {type(value).__name__}")
+        resolve_n_threads(self.n_threads)
+        return quotas, n_candidates, depth, windows
+
+    def _log(self, message):
+        if self.verbose:
+            print(f"[TwoStage] {message}", flush=True)
+
+    # ---- fitting -------------------------------------------------------------------------------
+    def fit(self, interactions, *, item_features=None, impressions=None):
+        """Fit the sources, build the labelled candidates of the cut, train the ranker, refit the sources.
+
+        Parameters
+        ----------
+        interactions : Interactions with timestamps (seconds)
+        item_features : DataFrame indexed by item id (e.g. ``genre_topics(movies)``) or (item_ids, matrix)
+            Item features (genres): feature columns, the genre profile, and passed to every source
+            whose ``fit`` takes ``item_features``.
+        impressions : DataFrame with columns user, item, clicked, time, optional
+            When given, the labels come from the impressions after the cut instead of the interactions.
+
+        Returns
+        -------
+        self
+        """
+        data = interactions
+        templates, settings, genres, genre_names, high = self._prepare(data, item_features)
+        quotas, n_candidates, depth, windows = settings
+        ranker = self._ranker_template()
+        times = {}
+        train = self._training_data(
+            data,
+            templates,
+            settings,
+            genres,
+            genre_names,
+            high,
+            item_features,
+            impressions,
+            check_random_state(self.random_state),
+            times,
+        )
+        X, y, rows = train.X, train.y, train.rows
+        names_out, groups = feature_names(list(templates), windows, genre_names)
+        self.training_summary_ = train.summary
+        start = time.perf_counter()
+        fitted_ranker = None
+        if ranker is not None:
+            if y.min() == y.max():
+                raise ValueError(
+                    "the training candidates are all of one class; the ranker cannot learn "
+                    "(more candidates, another cut, or more data)"
+                )
+            fitted_ranker = _clone(ranker)
+            kwargs = {}
+            if "group" in inspect.signature(fitted_ranker.fit).parameters:
+                kwargs["group"] = np.bincount(rows)[np.unique(rows)]
+            fitted_ranker.fit(self._ranker_input(fitted_ranker, X, names_out), y, **kwargs)
+        times["ranker"] = time.perf_counter() - start
+        self._log(f"ranker fitted in {times['ranker']:.2f} s")
+
+        start = time.perf_counter()
+        self.sources_ = self._fit_sources(templates, data, item_features)
+        times["sources_on_all"] = time.perf_counter() - start
+        self._log(f"sources refitted on all the data in {times['sources_on_all']:.2f} s")
+
+        self.ranker_ = fitted_ranker
+        self.user_map_, self.item_map_ = data.user_map, data.item_map
+        self.state_ = AsOfState(data, genres, genre_names, high)
+        if self.cut == "last":
+            self.as_of_ = last_event_times(data, default=float(data.timestamps.max()))
+        else:
+            self.as_of_ = np.full(data.n_users, float(data.timestamps.max()))
+        self.feature_names_out_, self.feature_groups_ = names_out, groups
+        self.fit_times_ = times
+        self._settings = (quotas, n_candidates, depth, windows)
+        self._serving_inputs = self._similarity_inputs(self.sources_)
+        return self
+
+    def training_data(self, interactions, *, item_features=None, impressions=None) -> TrainingData:
+        """The ranker's training set as ``fit`` builds it: labelled candidates of the cut, features as of the cut.
+
+        The sources are fitted on the history before the cut only; nothing after the cut reaches the
+        features (the leakage tests check exactly this). Returns :class:`TrainingData`.
+        """
+        templates, settings, genres, genre_names, high = self._prepare(interactions, item_features)
+        return self._training_data(
+            interactions,
+            templates,
+            settings,
+            genres,
+            genre_names,
+            high,
+            item_features,
+            impressions,
+            check_random_state(self.random_state),
+            {},
+        )
+
+    def _prepare(self, data, item_features):
+        """Check the input and the parameters: (source templates, settings, genres, genre names, high)."""
+        if not isinstance(data, Interactions):
+            raise TypeError(
+                f"interactions must be a recforge.data.Interactions with timestamps, "
+                f"got {type(data).__name__}"
+            )
+        if data.nnz == 0:
+            raise ValueError("interactions has no entries")
+        if data.timestamps is None:
+            raise ValueError(
+                "interactions has no timestamps; the pipeline cuts each history in time "
+                "(build it with Interactions.from_dataframe(..., timestamp_col=...))"
+            )
+        templates = self._source_templates()
+        settings = self._validate(list(templates))
+        genres, genre_names = (None, [])
+        if item_features is not None:
+            genres, genre_names = _item_feature_matrix(item_features, data.item_map.ids)
+        high = (
+            float(self.high_weight)
+            if self.high_weight is not None
+            else float(data.matrix.data.max())
+        )
+        return templates, settings, genres, genre_names, high
+
+    def _training_data(
+        self,
+        data,
+        templates,
+        settings,
+        genres,
+        genre_names,
+        high,
+        item_features,
+        impressions,
+        rng,
+        times,
+    ) -> TrainingData:
+        names = list(templates)
+        quotas, n_candidates, depth, windows = settings
+        n_threads = resolve_n_threads(self.n_threads)
+        start = time.perf_counter()
+        cut = cut_history(
+            data,
+            cut=self.cut,
+            fraction=self.label_fraction,
+            window=self.label_window,
+            cut_time=self.cut_time,
+        )
+        history_sources = self._fit_sources(templates, cut.history, item_features)
+        times["sources_on_history"] = time.perf_counter() - start
+        self._log(
+            f"sources fitted on the history before the cut in {times['sources_on_history']:.2f} s"
+        )
+
+        fut = cut.future.matrix
+        hist_count = np.diff(cut.history.matrix.indptr)
+        if impressions is None:
+            users = np.flatnonzero((np.diff(fut.indptr) > 0) & (hist_count > 0))
+        else:
+            users = np.flatnonzero(hist_count > 0)
+        if self.max_train_users is not None and len(users) > self.max_train_users:
+            users = np.sort(rng.choice(users, int(self.max_train_users), replace=False))
+        if len(users) == 0:
+            raise ValueError(
+                "no user has events both before and after the cut; lower label_fraction, "
+                "change label_window or give more data"
+            )
+        state = AsOfState(cut.history, genres, genre_names, high)
+        similarity, embeddings = self._similarity_inputs(history_sources)
+        names_out, _ = feature_names(names, windows, genre_names)
+
+        start = time.perf_counter()
+        parts = {"X": [], "y": [], "rows": [], "users": [], "items": []}
+        n_pos_union = 0
+        row_offset = 0
+        with numba_threads(n_threads):
+            for b in range(0, len(users), int(self.block_size)):
+                block = users[b : b + int(self.block_size)]
+                cands = self._candidates(
+                    history_sources, data.user_map.ids[block], quotas, n_candidates, depth
+                )
+                rows = cands.rows()
+                X = build_features(
+                    state,
+                    block,
+                    cut.as_of[block],
+                    cands,
+                    windows=windows,
+                    n_last=self.n_last,
+                    similarity=similarity,
+                    embeddings=embeddings,
+                    decay=self.genre_decay,
+                )
+                if impressions is None:
+                    y = label_candidates(block[rows], cands.items, cut.future)
+                    keep = np.ones(len(y), bool)
+                else:
+                    y, keep = label_from_impressions(
+                        block[rows],
+                        cands.items,
+                        impressions,
+                        cut.as_of,
+                        data.user_map,
+                        data.item_map,
+                    )
+                keep &= sample_negatives(rows, y, self.negatives_per_user, rng)
+                n_pos_union += int(y.sum())
+                for key, value in (
+                    ("X", X),
+                    ("y", y),
+                    ("rows", rows + row_offset),
+                    ("users", block[rows]),
+                    ("items", cands.items),
+                ):
+                    parts[key].append(value[keep])
+                row_offset += len(block)
+        out = {key: np.concatenate(value) for key, value in parts.items()}
+        times["training_candidates_and_features"] = time.perf_counter() - start
+        n_future = int(np.diff(fut.indptr)[users].sum())
+        summary = {
+            "users": int(len(users)),
+            "rows": int(len(out["y"])),
+            "positives": int(out["y"].sum()),
+            "label_events": n_future,
+            "candidate_recall": (n_pos_union / n_future) if n_future else float("nan"),
+        }
+        self._log(
+            f"{len(users)} users, {summary['rows']} rows, {summary['positives']} positives; candidates "
+            f"hold {summary['candidate_recall']:.1%} of the label events "
+            f"({times['training_candidates_and_features']:.2f} s)"
+        )
+        return TrainingData(
+            X=out["X"],
+            y=out["y"],
+            rows=out["rows"],
+            users=out["users"],
+            items=out["items"],
+            feature_names=names_out,
+            summary=summary,
+        )
+
+    def _fit_sources(self, templates, data, item_features) -> dict:
+        fitted = {}
+        for name, template in templates.items():
+            model = _clone(template)
+            if (
+                item_features is not None
+                and "item_features" in inspect.signature(model.fit).parameters
+            ):
+                model.fit(data, item_features=item_features)
+            else:
+                model.fit(data)
+            fitted[name] = model
+        return fitted
+
+    def _similarity_inputs(self, sources):
+        similarity = embeddings = None
+        if self.similarity_source is not None and self.similarity_source in sources:
+            similarity = prepare_similarity(sources[self.similarity_source])
+        if self.embedding_source is not None and self.embedding_source in sources:
+            embeddings = prepare_embeddings(sources[self.embedding_source])
+        return similarity, embeddings
+
+    def _candidates(
+        self,
+        sources,
+        user_ids,
+        quotas,
+        n_candidates,
+        depth,
+        *,
+        history=None,
+        filter_seen=True,
+        filter_items=None,
+        items=None,
+        k=0,
+    ):
+        target = max(n_candidates, k)
+        item_map = next(
+            iter(sources.values())
+        ).item_map_  # every source is fitted on the same item map
+        lists, scores = fetch_lists(
+            sources,
+            item_map,
+            user_ids,
+            history=history,
+            depth=max(depth, target),
+            filter_seen=filter_seen,
+            filter_items=filter_items,
+            items=items,
+        )
+        return merge_lists(lists, scores, quotas, target, self.rrf_k)
+
+    @staticmethod
+    def _ranker_input(ranker, X, names):
+        if getattr(ranker, "encoder", None) is not None:
+            import pandas as pd
+
+            return pd.DataFrame(X, columns=names)
+        return X
+
+    # ---- the recommend contract ------------------------------------------------------------------
+    def candidates(self, user_ids, *, filter_seen=True, filter_items=None, items=None):
+        """The merged candidates of known users (the first stage alone).
+
+        Returns
+        -------
+        Candidates
+            Row ``r`` is ``user_ids[r]``; ``items`` are INTERNAL item indices (``item_map_.ids[items]``
+            gives the ids), with each source's score / rank, the number of sources and the fusion score.
+        """
+        self._check_fitted()
+        user_idx = np.atleast_1d(
+            np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64)
+        )
+        quotas, n_candidates, depth, _ = self._settings
+        with numba_threads(resolve_n_threads(self.n_threads)):
+            return self._candidates(
+                self.sources_,
+                self.user_map_.ids[user_idx],
+                quotas,
+                n_candidates,
+                depth,
+                filter_seen=filter_seen,
+                filter_items=filter_items,
+                items=items,
+            )
+
+    def _check_fitted(self):
+        if not hasattr(self, "sources_"):
+            raise NotFittedError("this TwoStage is not fitted yet; call fit(interactions) first")
+
+    def _score(self, X, cands):
+        if self.ranker_ is None or len(X) == 0:
+            return cands.rrf.astype(np.float32)
+        X = self._ranker_input(self.ranker_, X, self.feature_names_out_)
+        if callable(getattr(self.ranker_, "predict_proba", None)):
+            return np.asarray(self.ranker_.predict_proba(X), np.float32)[:, 1]
+        return np.asarray(self.ranker_.predict(X), np.float32).reshape(-1)
+
+    def _rank_block(self, cands, users, as_of, k, history=None):
+        from ..kernels.pipeline import segment_topk
+
+        quotas, n_candidates, depth, windows = self._settings
+        if self.ranker_ is None:
+            scores = cands.rrf.astype(np.float32)
+        else:
+            sim, emb = self._serving_inputs
+            X = build_features(
+                self.state_,
+                users,
+                as_of,
+                cands,
+                windows=windows,
+                n_last=self.n_last,
+                similarity=sim,
+                embeddings=emb,
+                decay=self.genre_decay,
+                history=history,
+            )
+            scores = self._score(X, cands)
+        out_items = np.empty((cands.n_rows, k), np.int64)
+        out_scores = np.empty((cands.n_rows, k), np.float32)
+        segment_topk(
+            cands.offsets,
+            cands.items,
+            np.ascontiguousarray(scores, np.float32),
+            k,
+            out_items,
+            out_scores,
+        )
+        return out_items, out_scores
+
+    def recommend(self, user_ids, k=10, *, filter_seen=True, filter_items=None, items=None):
+        """Top-``k`` items for known users: their merged candidates ordered by the ranker.
+
+        Parameters
+        ----------
+        user_ids : scalar or array-like of external user ids
+        k : int >= 1
+        filter_seen : bool, default True — drop the items each user interacted with in training
+        filter_items : array-like of external item ids, optional — never recommend these
+        items : array-like of external item ids, optional — recommend only among these
+
+        Returns
+        -------
+        item_ids : ndarray (k,) or (n_users, k) — best first, ``-1`` (``None`` for string ids) pads
+        scores : ndarray (k,) or (n_users, k), float32 — the ranker's probability (or the fusion
+            score without a ranker); ``-inf`` pads
+        """
+        self._check_fitted()
+        k = check_int(k, "k", min_value=1)
+        scalar = np.ndim(user_ids) == 0
+        user_idx = np.atleast_1d(
+            np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64)
+        )
+        quotas, n_candidates, depth, _ = self._settings
+        out_items = np.empty((len(user_idx), k), np.int64)
+        out_scores = np.empty((len(user_idx), k), np.float32)
+        with numba_threads(resolve_n_threads(self.n_threads)):
+            for b in range(0, len(user_idx), int(self.block_size)):
+                block = user_idx[b : b + int(self.block_size)]
+                cands = self._candidates(
+                    self.sources_,
+                    self.user_map_.ids[block],
+                    quotas,
+                    n_candidates,
+                    depth,
+                    filter_seen=filter_seen,
+                    filter_items=filter_items,
+                    items=items,
+                    k=k,
+                )
+                idx, val = self._rank_block(cands, block, self.as_of_[block], k)
+                out_items[b : b + len(block)] = idx
+                out_scores[b : b + len(block)] = val
+        return self._finish(out_items, out_scores, scalar)
+
+    def recommend_from_history(
+        self, item_ids, weights=None, k=10, *, filter_seen=True, filter_items=None, items=None
+    ):
+        """Top-``k`` items for a new user who interacted with ``item_ids`` (oldest first).
+
+        The sources fold the history in (``recommend_from_history``); the features treat the
+        history as events at the end of the training data, in the given order.
+
+        Returns
+        -------
+        item_ids : ndarray (k,), scores : ndarray (k,) float32
+        """
+        self._check_fitted()
+        k = check_int(k, "k", min_value=1)
+        history = np.atleast_1d(np.asarray(item_ids))
+        item_idx = (
+            np.asarray(self.item_map_.index(history, name="item_id"), dtype=np.int64).reshape(-1)
+            if history.size
+            else np.empty(0, np.int64)
+        )
+        if weights is None:
+            w = np.ones(len(item_idx), np.float32)
+        else:
+            w = check_1d(weights, "weights", dtype=np.float32, finite=True)
+            if len(w) != len(item_idx):
+                raise ValueError(
+                    f"weights has length {len(w)}, item_ids has length {len(item_idx)}"
+                )
+            if np.any(w < 0):
+                raise ValueError("weights must be >= 0")
+        quotas, n_candidates, depth, _ = self._settings
+        now = float(self.state_.h_times.max()) if len(self.state_.h_times) else 0.0
+        rows_history = (
+            np.array([0, len(item_idx)], np.int64),
+            item_idx,
+            np.full(len(item_idx), now),
+            w,
+        )
+        with numba_threads(resolve_n_threads(self.n_threads)):
+            cands = self._candidates(
+                self.sources_,
+                None,
+                quotas,
+                n_candidates,
+                depth,
+                history=(history if history.size else [], None if weights is None else w),
+                filter_seen=filter_seen,
+                filter_items=filter_items,
+                items=items,
+                k=k,
+            )
+            idx, val = self._rank_block(cands, None, np.array([now]), k, history=rows_history)
+        return self._finish(idx, val, scalar=True)
+
+    def similar_items(self, item_ids, k=10, *, filter_items=None, items=None):
+        """The ``k`` items most similar to each query item, from the ``similarity_source`` (else the first source
+        that answers). Returns ``(item_ids, scores)`` like :meth:`recommend`."""
+        self._check_fitted()
+        names = list(self.sources_)
+        if self.similarity_source in self.sources_:
+            names.remove(self.similarity_source)
+            names.insert(0, self.similarity_source)
+        error = None
+        for name in names:
+            try:
+                return self.sources_[name].similar_items(
+                    item_ids, k=k, filter_items=filter_items, items=items
+                )
+            except NotImplementedError as exc:
+                error = exc
+        raise NotImplementedError(f"no source of this TwoStage implements similar_items ({error})")
+
+    def _finish(self, idx, val, scalar):
+        ids = self.item_map_.ids
+        valid = idx >= 0
+        if ids.dtype.kind in "iu":
+            out = np.full(idx.shape, -1, dtype=np.int64)
+        else:
+            out = np.full(idx.shape, None, dtype=object)
+        out[valid] = ids[idx[valid]]
+        if scalar:
+            return out[0], val[0]
+        return out, val
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def _json_params(self) -> dict:
+        """The parameters as JSON: model objects become markers, rebuilt on load from the fitted models."""
+        params = self.get_params()
+        params["sources"] = None if self.sources is None else "given"
+        if self.ranker is not None and not isinstance(self.ranker, str):
+            params["ranker"] = "given"
+        params["windows"] = [float(w) for w in np.atleast_1d(self.windows)]
+        return params
+
+    def save(self, file) -> None:
+        """Write the whole fitted pipeline (sources, ranker, feature state) to ONE ``.npz`` file, no pickle."""
+        from ..io import to_bytes
+
+        self._check_fitted()
+        arrays = {
+            "user_ids": self.user_map_.ids,
+            "item_ids": self.item_map_.ids,
+            "as_of": self.as_of_,
+        }
+        arrays.update({f"state_{k}": v for k, v in self.state_.arrays().items()})
+        classes = []
+        for i, model in enumerate(self.sources_.values()):
+            arrays[f"source_{i}"] = np.frombuffer(to_bytes(model.save), np.uint8)
+            classes.append(type(model).__name__)
+        if self.ranker_ is not None:
+            arrays["ranker"] = np.frombuffer(to_bytes(self.ranker_.save), np.uint8)
+        meta = {
+            "source_names": list(self.sources_),
+            "source_classes": classes,
+            "ranker_class": None if self.ranker_ is None else type(self.ranker_).__name__,
+            "feature_names": self.feature_names_out_,
+            "feature_groups": self.feature_groups_,
+            "genre_names": self.state_.genre_names,
+            "high": self.state_.high,
+            "fit_times": self.fit_times_,
+            "training_summary": self.training_summary_,
+        }
+        save_arrays(
+            file,
+            model_class=type(self).__name__,
+            params=self._json_params(),
+            arrays=arrays,
+            meta=meta,
+        )
+
+    @classmethod
+    def load(cls, file):
+        """Read a pipeline written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
+        params, arrays, meta = load_arrays(
+            file, expected_class=cls.__name__, required=("user_ids", "item_ids", "as_of")
+        )
+        with model_file_errors(file, cls.__name__):
+            known = _known_classes()
+            source_names = meta["source_names"]
+            sources_param = params.pop("sources")
+            ranker_param = params.pop("ranker")
+            params["windows"] = tuple(params["windows"])
+            user_map = IdMap(arrays.take("user_ids", kinds="iuU"))
+            item_map = IdMap(arrays.take("item_ids", kinds="iuU"))
+            n_users, n_items = len(user_map), len(item_map)
+            sources = {}
+            for i, (name, cls_name) in enumerate(zip(source_names, meta["source_classes"])):
+                if cls_name not in known:
+                    raise ModelFileError(f"unknown source class {cls_name!r}")
+                blob = arrays.take(f"source_{i}", kinds="u")
+                sources[name] = known[cls_name].load(_io.BytesIO(blob.tobytes()))
+            ranker = None
+            if meta["ranker_class"] is not None:
+                if meta["ranker_class"] not in known:
+                    raise ModelFileError(f"unknown ranker class {meta['ranker_class']!r}")
+                ranker = known[meta["ranker_class"]].load(
+                    _io.BytesIO(arrays.take("ranker", kinds="u").tobytes())
+                )
+            model = cls(
+                sources=None
+                if sources_param is None
+                else {n: _clone(m) for n, m in sources.items()},
+                ranker=_clone(ranker) if ranker_param == "given" else ranker_param,
+                **params,
+            )
+            names = list(sources)
+            settings = model._validate(names)
+            h_indptr = arrays.take(
+                "state_h_indptr", kinds="iu", shape=(n_users + 1,), dtype=np.int64
+            )
+            nnz = int(h_indptr[-1])
+            if h_indptr[0] != 0 or np.any(np.diff(h_indptr) < 0):
+                raise ValueError("state_h_indptr is not a valid row pointer")
+            state_arrays = {
+                "h_indptr": h_indptr,
+                "h_items": arrays.take("state_h_items", kinds="iu", shape=(nnz,), dtype=np.int64),
+                "h_times": arrays.take("state_h_times", shape=(nnz,), dtype=np.float64),
+                "h_weights": arrays.take("state_h_weights", shape=(nnz,), dtype=np.float32),
+                "genres": arrays.take(
+                    "state_genres", ndim=2, shape=(n_items, None), dtype=np.float32
+                ),
+            }
+            items = state_arrays["h_items"]
+            if items.size and (items.min() < 0 or items.max() >= n_items):
+                raise ValueError("state_h_items holds item indices out of range")
+            model.state_ = AsOfState.from_arrays(
+                state_arrays, n_users, n_items, meta["genre_names"], meta["high"]
+            )
+            model.as_of_ = arrays.take("as_of", shape=(n_users,), dtype=np.float64)
+            model.sources_, model.ranker_ = sources, ranker
+            model.user_map_, model.item_map_ = user_map, item_map
+            model.feature_names_out_ = list(meta["feature_names"])
+            model.feature_groups_ = list(meta["feature_groups"])
+            model.fit_times_ = dict(meta["fit_times"])
+            model.training_summary_ = dict(meta["training_summary"])
+            model._settings = tuple(settings)
+            model._serving_inputs = model._similarity_inputs(sources)
+        return model

@@ -10,7 +10,6 @@ import ast
 import json
 import math
 import os
-import zipfile
 
 import numpy as np
 
@@ -96,35 +95,15 @@ def build(row: tuple, n_threads, params: dict):
     return model
 
 
-def _recall_classes() -> dict:
-    from .. import recall
-
-    return {name: getattr(recall, name) for name in recall.__all__ if name != "RecallModel"}
-
-
 def load_model(path: str):
-    """A recall model from a file written by ``recforge fit`` (or ``model.save``)."""
+    """A recall model or pipeline from a file written by ``recforge fit`` (or ``model.save``)."""
     from ..exceptions import ModelFileError
+    from ..serving.loader import load_model as load_any
 
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such model file")
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"{path} is not a recforge model file (not an .npz archive)")
-    try:  # only the class name, to pick the loader; the loader validates the whole file
-        with np.load(path, allow_pickle=False) as archive:
-            model_class = json.loads(archive["__meta__"].tobytes().decode("utf-8")).get("class")
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, AttributeError) as exc:
-        raise UserError(
-            f"{path} is not a recforge model file ({type(exc).__name__}: {exc})"
-        ) from None
-    classes = _recall_classes()
-    if model_class not in classes:
-        raise UserError(
-            f"{path} holds a {model_class!r} model; recommend/similar need a recall model "
-            f"({', '.join(classes)})"
-        )
     try:
-        return classes[model_class].load(path)
+        return load_any(path)
     except ModelFileError as exc:
         raise UserError(str(exc)) from None
 

@@ -1,4 +1,8 @@
-"""Load any saved servable model by the class its file names."""
+"""Load any saved recommender (a recall model or a two-stage pipeline) by the class its file names.
+
+The one home of "which class is in this file": ``recforge serve`` and the ``recommend`` /
+``similar`` commands of the CLI both load through :func:`load_model`.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ from ..io import _META_KEY, describe_file
 def _servable_classes() -> dict:
     from .. import recall
 
+    from ..pipeline import TwoStage
+
     classes = {name: getattr(recall, name) for name in recall.__all__ if name != "RecallModel"}
-    # The two-stage pipeline joins with one line when it lands:
-    # classes["TwoStage"] = pipeline.TwoStage
+    classes["TwoStage"] = TwoStage
     return classes
 
 

@@ -144,17 +144,14 @@ class Item2Vec(RecallModel):
         -------
         self
         """
-        self._fit_sequences, self._fit_callback = sequences, callback
-        try:
-            return super().fit(interactions)
-        finally:
-            del self._fit_sequences, self._fit_callback
+        return super().fit(interactions, sequences=sequences, callback=callback)
 
-    def _sequences(self, data: Interactions):
-        if self._fit_sequences is None:
+    @staticmethod
+    def _sequences(data: Interactions, sequences):
+        if sequences is None:
             return data.sequences()
         lengths, parts = [], []
-        for s, seq in enumerate(self._fit_sequences):
+        for s, seq in enumerate(sequences):
             ids = np.atleast_1d(np.asarray(seq))
             idx = (np.asarray(data.item_map.index(ids, name="item_id"), dtype=np.int32).reshape(-1)
                    if ids.size else np.empty(0, np.int32))
@@ -165,8 +162,8 @@ class Item2Vec(RecallModel):
         items = np.concatenate(parts).astype(np.int32) if parts else np.empty(0, np.int32)
         return offsets, items
 
-    def _fit(self, data: Interactions) -> None:
-        offsets, items = self._sequences(data)
+    def _fit(self, data: Interactions, *, sequences=None, callback=None) -> None:
+        offsets, items = self._sequences(data, sequences)
         n_items, dim = data.n_items, int(self.vector_size)
         rng = check_random_state(self.random_state)
         counts = np.bincount(items, minlength=n_items).astype(np.float64)
@@ -196,12 +193,12 @@ class Item2Vec(RecallModel):
             self.words_trained_ += trained
             if not np.isfinite(in_vecs[:1]).all():
                 raise FloatingPointError("Item2Vec diverged (non-finite vectors); lower learning_rate")
-            if self._fit_callback is not None and self._fit_callback(self, epoch, trained) is True:
+            if callback is not None and callback(self, epoch, trained) is True:
                 break
         in_vecs[counts == 0] = 0.0
         self.item_vectors_ = in_vecs
         self.output_vectors_ = out_vecs
-        self._set_derived(data, None if self._fit_sequences is not None else (offsets, items))
+        self._set_derived(data, None if sequences is not None else (offsets, items))
 
     def _set_derived(self, data: Interactions | None = None, sequences=None) -> None:
         self._unit = _unit_rows(self.item_vectors_)

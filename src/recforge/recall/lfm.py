@@ -130,13 +130,9 @@ class LFM(RecallModel):
         """Learn the factors. ``callback(model, epoch, mean_loss)`` runs after each epoch (the model's
         ``user_factors_``/``item_factors_``/``item_bias_`` are then the factors being trained); returning
         ``True`` stops. Returns ``self``."""
-        self._fit_callback = callback
-        try:
-            return super().fit(interactions)
-        finally:
-            del self._fit_callback
+        return super().fit(interactions, callback=callback)
 
-    def _fit(self, data: Interactions) -> None:
+    def _fit(self, data: Interactions, *, callback=None) -> None:
         matrix = data.matrix
         rng = check_random_state(self.random_state)
         n_users, n_items, k = data.n_users, data.n_items, int(self.n_factors)
@@ -201,9 +197,9 @@ class LFM(RecallModel):
                     if since_best >= int(self.n_iter_no_change):
                         uf, itf, bias = best[1]
                         break
-            if self._fit_callback is not None:
+            if callback is not None:
                 self.user_factors_, self.item_factors_, self.item_bias_ = uf, itf, bias  # the live arrays
-                if self._fit_callback(self, epoch, float(mean_loss)) is True:
+                if callback(self, epoch, float(mean_loss)) is True:
                     break
         self.user_factors_, self.item_factors_, self.item_bias_ = uf, itf, bias
 

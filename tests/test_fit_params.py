@@ -21,7 +21,8 @@ def _clusters(n_clusters=3, per=6, users=36, seed=0):
         for i in rng.choice(per, size=4, replace=False):
             rows.append(u)
             cols.append((u % n_clusters) * per + i)
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(users, n_clusters * per))
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                         shape=(users, n_clusters * per))
 
 
 def _topics(n_items, seed):
@@ -37,12 +38,13 @@ def _binary_problem(seed, n=400, d=6):
 
 
 def _non_param_state(model) -> set:
-    """Attributes beyond the hyper-parameters that do not end in ``_`` (i.e. are not fitted state)."""
-    return {name for name in vars(model) if name not in model.get_params() and not name.endswith("_")}
+    """Attributes beyond the hyper-parameters that do not end in ``_`` (are not fitted state)."""
+    params = model.get_params()
+    return {name for name in vars(model) if name not in params and not name.endswith("_")}
 
 
 def _run_in_threads(*jobs):
-    """Run the callables at the same time (a barrier releases them together); return their results."""
+    """Run the callables at once (a barrier releases them together); return their results."""
     barrier = threading.Barrier(len(jobs))
     results, errors = [None] * len(jobs), []
 
@@ -76,7 +78,8 @@ def test_item2vec_callback_sees_no_fit_time_attribute():
     m = _clusters()
     seen = []
     model = Item2Vec(vector_size=4, epochs=2, n_threads=1, random_state=0)
-    model.fit(m, [[0, 1, 2], [6, 7]], callback=lambda mdl, epoch, words: seen.append(_non_param_state(mdl)))
+    model.fit(m, [[0, 1, 2], [6, 7]],
+              callback=lambda mdl, epoch, words: seen.append(_non_param_state(mdl)))
     assert seen == [set()] * 2
     assert FIT_TIME_NAMES.isdisjoint(vars(model))
 
@@ -100,8 +103,10 @@ def _boom(*args):
 @pytest.mark.parametrize("make_fit", [
     lambda m: (LFM(n_factors=4, epochs=3, n_threads=1), dict(callback=_boom), RuntimeError),
     lambda m: (Item2Vec(vector_size=4, epochs=2, n_threads=1), dict(callback=_boom), RuntimeError),
-    lambda m: (Item2Vec(vector_size=4, epochs=2, n_threads=1), dict(sequences=[[0, 999]]), KeyError),
-    lambda m: (ContentBased(strategy="nonsense"), dict(item_features=_topics(m.shape[1], 0)), ValueError),
+    lambda m: (Item2Vec(vector_size=4, epochs=2, n_threads=1), dict(sequences=[[0, 999]]),
+               KeyError),
+    lambda m: (ContentBased(strategy="nonsense"), dict(item_features=_topics(m.shape[1], 0)),
+               ValueError),
 ], ids=["lfm-callback", "item2vec-callback", "item2vec-sequences", "content-params"])
 def test_failing_recall_fit_leaves_no_fit_time_attribute(make_fit):
     m = _clusters()
@@ -175,7 +180,8 @@ def test_concurrent_item2vec_fits_keep_their_sequences():
         assert all(mdl is model for mdl, _ in epochs)
         trained = np.unique(np.concatenate(sequences))
         untouched = np.setdiff1d(np.arange(m.shape[1]), trained)
-        assert np.all(model.item_vectors_[untouched] == 0) and np.any(model.item_vectors_[trained] != 0)
+        assert np.all(model.item_vectors_[untouched] == 0)
+        assert np.any(model.item_vectors_[trained] != 0)
 
 
 def test_concurrent_content_based_fits_keep_their_features():

@@ -12,24 +12,12 @@ from .._validation import (
 )
 from ..data import Interactions
 from ..kernels.sgns import aligned_vectors, keep_probabilities, sgns_train_epoch
-from .base import RecallModel
+from ._embedding import EmbeddingRecall
 
 __all__ = ["Item2Vec", "load_word2vec_format", "save_word2vec_format"]
 
 
-def _rowwise(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """``queries @ targets.T`` as float32, computed in float64 so that a user's scores do not depend on
-    which other users share the batch (BLAS blocks float32 products differently per batch shape; the
-    float64 differences vanish when rounded to float32)."""
-    return (np.asarray(queries, np.float64) @ np.asarray(targets, np.float64).T).astype(np.float32)
-
-
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)
-
-
-class Item2Vec(RecallModel):
+class Item2Vec(EmbeddingRecall):
     """Item embeddings learned by word2vec with negative sampling over item sequences (Barkan & Koenigstein 2016).
 
     Each user's items ordered by time form a "sentence" (or pass your own sessions to :meth:`fit`).
@@ -201,7 +189,7 @@ class Item2Vec(RecallModel):
         self._set_derived(data, None if sequences is not None else (offsets, items))
 
     def _set_derived(self, data: Interactions | None = None, sequences=None) -> None:
-        self._unit = _unit_rows(self.item_vectors_)
+        self._cache_unit_rows()
         if data is not None:
             offsets, items = data.sequences() if sequences is None else sequences
             n = int(self.n_recent)
@@ -222,27 +210,27 @@ class Item2Vec(RecallModel):
         decay = float(self.recency_decay) ** np.arange(n - 1, -1, -1, dtype=np.float64)
         w = weights * decay
         if self.scoring == "cosine":  # sum of unit vectors, then cosine (gensim's most_similar)
-            return (w.astype(np.float32) @ self._unit[item_idx]).astype(np.float32)
+            return (w.astype(np.float32) @ self._unit_item_vectors()[item_idx]).astype(np.float32)
         total = w.sum()  # weighted mean input vector, as CBOW predicts the next item
         return ((w / total).astype(np.float32) @ self.item_vectors_[item_idx] if total > 0
                 else np.zeros(dim, np.float32))
 
-    def _targets(self) -> np.ndarray:
-        return self._unit if self.scoring == "cosine" else self.output_vectors_
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_vectors_
 
-    def _score_users(self, user_idx):
+    def _target_vectors(self) -> np.ndarray:
+        return self._unit_item_vectors() if self.scoring == "cosine" else self.output_vectors_
+
+    def _user_queries(self, user_idx):
         profiles = np.zeros((len(user_idx), self.item_vectors_.shape[1]), np.float32)
         for row, u in enumerate(user_idx):
             recent = self.recent_items_[self.recent_offsets_[u]:self.recent_offsets_[u + 1]]
             profiles[row] = self._profile(recent, np.ones(len(recent)))
-        return _rowwise(profiles, self._targets())
+        return profiles
 
-    def _score_history(self, item_idx, weights):
+    def _history_query(self, item_idx, weights):
         n = int(self.n_recent)
-        return self._targets() @ self._profile(item_idx[-n:], weights[-n:].astype(np.float64))
-
-    def _score_similar(self, item_idx):
-        return _rowwise(self._unit[item_idx], self._unit)
+        return self._profile(item_idx[-n:], weights[-n:].astype(np.float64))
 
     # ---- state -----------------------------------------------------------------------------------
     def _get_state(self) -> dict:

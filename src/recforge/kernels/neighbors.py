@@ -585,3 +585,25 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
                     flag[ex_indices[p]] = 0
     return out_idx, out_val
 
+
+
+def _warmup():
+    """Every kernel with the argument types ItemCF and UserCF pass (``recall/_neighbors.py``).
+
+    The interactions' own CSR arrays are read-only, so the index array of one side of the
+    similarity is read-only: the item side's in UserCF, the user side's in ItemCF.
+    """
+    from ._jit import read_only
+
+    a_indptr, a_indices = np.array([0, 2, 3], np.int64), np.array([0, 1, 1], np.int32)  # 2 × 2
+    b_indptr, b_indices = np.array([0, 1, 3], np.int64), np.array([0, 0, 1], np.int32)  # Aᵀ
+    weights = np.ones(2, np.float64)
+    for a_idx, b_idx in ((read_only(a_indices), b_indices), (a_indices, read_only(b_indices))):
+        for kernel in (cooccurrence_topk, cooccurrence_topk_symmetric):
+            idx, val, counts = kernel(a_indptr, a_idx, b_indptr, b_idx, weights, weights, 1, 1)
+    neighbors_to_csr(idx, val, counts, True)
+    rows = np.arange(2, dtype=np.int64)
+    data = np.ones(3, np.float32)
+    two_hop_scores(rows, a_indptr, a_indices, data, b_indptr, b_indices, data, 2)
+    two_hop_topk(rows, a_indptr, a_indices, data, b_indptr, b_indices, data, 2, a_indptr, a_indices,
+                 np.zeros(2, np.uint8), 1, 1)

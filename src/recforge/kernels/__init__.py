@@ -2,8 +2,11 @@
 
 Numba kernels compile on their first call (and are cached on disk). :func:`warmup` compiles them
 all up front, e.g. while building a container image, so that no user request pays for it.
-A kernel module takes part by defining ``_warmup()``, which calls its kernels on tiny inputs with
-the argument types the models pass (one call per signature they use).
+A kernel module takes part by defining ``_warmup()``, which calls its kernels on tiny inputs, or
+compiles them from their signatures, with the argument types the models pass (each signature
+they use). Numba's disk cache serves later processes, but the first kernel a process calls still
+pays for loading it and starting Numba's code generator (0.4-0.9 s measured on a busy 2-core
+machine), so a process whose first request must be fast calls :func:`warmup` itself at start.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 import numba
+import numpy as np
 
 CACHE = os.environ.get("RECFORGE_NUMBA_CACHE", "1") != "0"
 
@@ -67,3 +68,21 @@ class _ForkSafeKernel:
         if not _LAYER_STARTED_IN:
             _LAYER_STARTED_IN.append(os.getpid())
         return self.kernel(*args)
+
+
+def read_only(array):
+    """A read-only view of ``array``, for a ``_warmup`` that compiles the signature Numba gives a
+    read-only argument (e.g. the arrays of an :class:`~recforge.data.Interactions`), a separate
+    type from the writeable one."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def array_type(dtype, ndim: int = 1, *, read_only: bool = False):
+    """Numba's type of a C-contiguous ``ndim``-D array of ``dtype`` (a NumPy dtype), for a
+    ``_warmup`` that compiles a kernel from its signature: ``kernel.compile((array_type(...), ...))``.
+    """
+    from numba import from_dtype, types
+
+    return types.Array(from_dtype(np.dtype(dtype)), ndim, "C", readonly=read_only)

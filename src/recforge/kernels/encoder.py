@@ -145,3 +145,24 @@ def csr_arrays(cols: np.ndarray, vals: np.ndarray, val_row: np.ndarray, index_dt
     if nnz < indices.size:
         indices, data = indices[:nnz].copy(), data[:nnz].copy()
     return indptr, indices, data
+
+
+def _warmup():
+    """Compile the kernels for the signatures FeatureEncoder calls: a numeric column of int64,
+    float64, int32 or float32 values, writeable or read-only (pandas' copy-on-write columns);
+    a C-contiguous 2-D array of one of those dtypes; int32 output indices (int64 only beyond
+    2**31 entries)."""
+    from numba import types
+
+    from ..kernels._jit import array_type
+
+    i4, i8, f4, f8 = (array_type(d) for d in (np.int32, np.int64, np.float32, np.float64))
+    int_, float_ = types.int64, types.float64
+    bucketize.compile((f8, f8, i8))
+    for dtype in (np.int64, np.float64, np.int32, np.float32):
+        for read_only in (False, True):
+            x = array_type(dtype, read_only=read_only)
+            numeric_blocks.compile((x, f8, float_, float_, types.boolean, int_, i4, f4, int_, i4))
+        numeric_blocks_2d.compile((array_type(dtype, 2), i8, f8, i8, f8, f8, i8, i8, i8, i8, i8,
+                                   array_type(np.int32, 2), array_type(np.float32, 2), i8))
+    assemble_csr.compile((array_type(np.int32, 2), array_type(np.float32, 2), i8, i4, i4, f4))

@@ -236,3 +236,24 @@ def ftrl_weights(z, nsq, alpha, beta, l1, l2, out):
     for j in range(d):
         out[j] = _ftrl_weight(z[j], nsq[j], alpha, beta, l1, l2)
     out[d] = _ftrl_weight(z[d], nsq[d], alpha, beta, 0.0, 0.0)
+
+
+def _warmup():
+    """Every kernel with the types LogisticRegression passes: CSR with int32 or int64 indices
+    (scipy keeps indptr and indices of one dtype) and float32 or float64 data, dense
+    C-contiguous float32 or float64 (``rank._base.check_X`` keeps those dtypes), float64 rest."""
+    y, sw, w, out = np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1)  # 1 row, 1 feature
+    z, nsq, partial = np.zeros(2), np.zeros(2), np.zeros(2)  # features + intercept
+    order = np.zeros(1, np.int64)
+    for data_dtype in (np.float32, np.float64):
+        for index_dtype in (np.int32, np.int64):
+            indptr, indices = np.array([0, 1], index_dtype), np.zeros(1, index_dtype)
+            data = np.ones(1, data_dtype)
+            loss_grad_csr(indptr, indices, data, y, sw, w, 0.0, 0, 1, partial)
+            margins_csr(indptr, indices, data, w, 0.0, 0, 1, out)
+            ftrl_epoch_csr(indptr, indices, data, y, sw, order, z, nsq, 0.1, 1.0, 0.0, 0.0, True)
+        X = np.ones((1, 1), data_dtype)
+        loss_grad_dense(X, y, sw, w, 0.0, 0, 1, partial)
+        margins_dense(X, w, 0.0, 0, 1, out)
+        ftrl_epoch_dense(X, y, sw, order, z, nsq, 0.1, 1.0, 0.0, 0.0, True)
+    ftrl_weights(z, nsq, 0.1, 1.0, 0.0, 0.0, partial)

@@ -736,3 +736,28 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_chunks)
                 _write_sorted(keys, n, out_idx, out_val, r * k)
                 counts[r] = n
     return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
+
+
+def _warmup():
+    """Every kernel with the argument types ItemCF and UserCF pass (``recall/_neighbors.py``).
+
+    The interactions' own CSR arrays are read-only, so the index array of one side of the
+    similarity is read-only: the item side's in UserCF, the user side's in ItemCF.
+    """
+    from ._jit import read_only
+
+    a_indptr, a_indices = np.array([0, 2, 3], np.int64), np.array([0, 1, 1], np.int32)  # 2 × 2
+    b_indptr, b_indices = np.array([0, 1, 3], np.int64), np.array([0, 0, 1], np.int32)  # Aᵀ
+    weights = np.ones(2, np.float64)
+    for a_idx, b_idx in ((read_only(a_indices), b_indices), (a_indices, read_only(b_indices))):
+        for kernel in (cooccurrence_topk, cooccurrence_topk_symmetric):
+            idx, val, counts = kernel(a_indptr, a_idx, b_indptr, b_idx, weights, weights, 1, 1)
+    neighbors_to_csr(idx, val, counts, True)
+    rows = np.arange(2, dtype=np.int64)
+    data = np.ones(3, np.float32)
+    two_hop_scores(rows, a_indptr, a_indices, data, b_indptr, b_indices, data, 2)
+    two_hop_topk(rows, a_indptr, a_indices, data, b_indptr, b_indices, data, 2, a_indptr, a_indices,
+                 np.zeros(2, np.uint8), 1, 1)
+    # the per-partition pieces of the distributed similarity (recforge.distributed.neighbors)
+    sums = cooccurrence_sums(a_indptr, a_indices, b_indptr, b_indices, weights, 0, 2, 1)
+    topk_csr_rows(*sums, 0, weights, 1, 1)

@@ -445,3 +445,25 @@ def loss_grad(codes, dense, y, sw, rows, col_flat_off, col_row_off, col_dim, col
             for p in range(w_indptr[i], w_indptr[i + 1]):
                 wide_grad[w_indices[p]] += dz[r] * w_data[p]
     return total / nb + l2 * reg
+
+
+def _warmup():
+    """Compile the kernels for the signatures DNN and Wide&Deep call (``rank/_nn.py``); the wide
+    part's indptr is int64 (DNN's empty one, a large wide matrix) or int32 (scipy's own)."""
+    from numba import types
+
+    from ._jit import array_type
+
+    i4, i8, f4, f8 = (array_type(d) for d in (np.int32, np.int64, np.float32, np.float64))
+    codes, dense = array_type(np.int32, 2), array_type(np.float32, 2)
+    int_, float_, bool_ = types.int64, types.float64, types.boolean
+    layout = (i8, i8, i8, i8)  # col_flat_off, col_row_off, col_dim, col_in_off
+    for w_indptr in (i8, i4):
+        wide = (bool_, w_indptr, i4, f4, f4)  # has_wide, indptr, indices, data, wide_w
+        train_batches.compile((codes, dense, f8, f8, i8, int_, int_, int_, *layout, f4, f4, f4, i8,
+                               f4, f4, f4, *wide, f4, f4, int_, float_, float_, float_, float_,
+                               float_, int_, float_, float_, float_, i8, float_))
+        predict_logits.compile((codes, dense, int_, int_, i8, i8, i8, f4, i8, f4, *wide, int_, f8))
+    loss_grad.compile((codes, dense, f8, f8, i8, *layout, f4, i8, f4, bool_, i8, i4, f4, f4, float_,
+                       f4, f4, f4))
+    seed_rng.compile((int_,))

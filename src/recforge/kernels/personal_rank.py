@@ -114,3 +114,15 @@ def column_dots(a, b):
         for j in range(n_cols):
             out[j] += a[i, j] * b[i, j]
     return out
+
+
+def _warmup():
+    """Every kernel with the types PersonalRank passes (``recall/personal_rank._kernel_arrays``:
+    int64 indptr, int32 indices, float64 data; float64 C-contiguous blocks), on a 1 × 1 graph."""
+    indptr, indices, data = np.array([0, 1], np.int64), np.zeros(1, np.int32), np.ones(1)
+    src, dst = np.ones((1, 1)), np.zeros((1, 1))
+    half_step(indptr, indices, data, src, dst, 0.8)
+    half_step_pattern(indptr, indices, src, dst)
+    accumulate_active(dst, src, 0.2, np.ones(1, np.uint8))
+    rows_times_csr(src, indptr, indices, data, 0.8, dst)
+    column_dots(src, dst)

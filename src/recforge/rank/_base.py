@@ -4,10 +4,11 @@ tags and save/load.
 
 A ranker subclasses :class:`Ranker` and implements
 
-* ``_fit(X, y, sample_weight, eval_set)`` — ``X`` is what :meth:`Ranker._prepare_X` returned
-  (validated dense array or CSR matrix, or the encoder's output), ``y`` float64 0/1,
-  ``sample_weight`` float64 (class weights already folded in), ``eval_set`` a list of
-  ``(X, y, sample_weight)`` prepared the same way;
+* ``_fit(X, y, sample_weight, eval_set, **fit_params)`` — ``X`` is what
+  :meth:`Ranker._prepare_X` returned (validated dense array or CSR matrix, or the encoder's
+  output), ``y`` float64 0/1, ``sample_weight`` float64 (class weights already folded in),
+  ``eval_set`` a list of ``(X, y, sample_weight)`` prepared the same way, ``fit_params`` the
+  subclass's own fit-time arguments;
 * ``_decision(X)`` — float64 margins (log-odds) of shape (n,);
 * ``_get_state()`` / ``_set_state(arrays, meta)`` — fitted arrays (and a JSON-able dict) for save/load.
 
@@ -23,6 +24,7 @@ The functions :func:`check_X`, :func:`check_binary_target`, :func:`check_sample_
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import warnings
 
@@ -381,7 +383,7 @@ class Ranker(ParamsMixin):
         return check_binary_target(y, n_rows, name=name, classes=self.classes_)[1]
 
     # -- public API -------------------------------------------------------------------------------
-    def fit(self, X, y, sample_weight=None, eval_set=None):
+    def fit(self, X, y, sample_weight=None, eval_set=None, **fit_params):
         """Fit on ``X`` (n_rows, n_features) and binary labels ``y``; returns ``self``.
 
         Parameters
@@ -393,9 +395,16 @@ class Ranker(ParamsMixin):
         sample_weight : array-like of shape (n_rows,), optional
         eval_set : list of (X, y) or (X, y, sample_weight), optional
             Scored after every iteration (``evals_result_``); the first drives early stopping.
+        **fit_params
+            A subclass's fit-time arguments, passed to ``_fit`` unchanged (never stored on the
+            model).
         """
+        unknown = sorted(set(fit_params) - set(inspect.signature(self._fit).parameters))
+        if unknown:  # before any state is learned
+            raise TypeError(f"{type(self).__name__}.fit() got unexpected keyword "
+                            f"argument(s) {unknown}")
         Xm, y01, sw, evals = self._prepare_fit(X, y, sample_weight, eval_set)
-        self._fit(Xm, y01, sw, evals)
+        self._fit(Xm, y01, sw, evals, **fit_params)
         return self
 
     def decision_function(self, X) -> np.ndarray:

@@ -186,14 +186,10 @@ class LogisticRegression(Ranker):
         # BLAS inside scipy's L-BFGS-B works on vectors of n_features: its threads only spin and steal
         # the cores our kernel threads need (2-4x slower fits on a busy machine), so cap them at 1.
         with _thread_pool(n_threads) as pool, limit_blas_threads(1):
-            self._pool = pool
-            try:
-                if self._solver() == "lbfgs":
-                    self._fit_lbfgs(X, y, sw, evals)
-                else:
-                    self._fit_ftrl(X, y, sw, evals, epochs=int(self.max_iter), reset=True)
-            finally:
-                del self._pool
+            if self._solver() == "lbfgs":
+                self._fit_lbfgs(X, y, sw, evals, pool)
+            else:
+                self._fit_ftrl(X, y, sw, evals, pool, epochs=int(self.max_iter), reset=True)
         self.timings_["solver"] = time.perf_counter() - start
         self._check_finite_weights()
 
@@ -202,7 +198,7 @@ class LogisticRegression(Ranker):
             raise FloatingPointError("LogisticRegression diverged (non-finite weights); rescale "
                                      "the features or sample_weight, or lower alpha (FTRL)")
 
-    def _fit_lbfgs(self, X, y, sw, evals):
+    def _fit_lbfgs(self, X, y, sw, evals, pool):
         from scipy.optimize import minimize
 
         n, d = X.shape
@@ -214,7 +210,6 @@ class LogisticRegression(Ranker):
         partial = np.empty((n_chunks, d + 1))
         fit_b = bool(self.fit_intercept)
         csr = sp.issparse(X)
-        pool = self._pool
 
         def fun(theta):
             w = np.ascontiguousarray(theta[:d])
@@ -279,7 +274,8 @@ class LogisticRegression(Ranker):
         self.n_iter_ = np.array([res.nit], dtype=np.int32)
 
     # ------------------------------------------------------------------------------------------
-    def _fit_ftrl(self, X, y, sw, evals, *, epochs: int, reset: bool, scale_by_epoch: bool = True):
+    def _fit_ftrl(self, X, y, sw, evals, pool, *, epochs: int, reset: bool,
+                  scale_by_epoch: bool = True):
         n, d = X.shape
         if reset or not hasattr(self, "_ftrl_z"):
             self._ftrl_z = np.zeros(d + 1)
@@ -312,7 +308,8 @@ class LogisticRegression(Ranker):
                 train_loss = total / S
                 info = {"iteration": it, "train_loss": train_loss, "eval_loss": None}
                 if evals:
-                    info["eval_loss"] = self._eval_loss(evals[0], self.coef_[0], self.intercept_[0], self._pool)
+                    info["eval_loss"] = self._eval_loss(evals[0], self.coef_[0], self.intercept_[0],
+                                                        pool)
                     self.evals_result_.append(info["eval_loss"])
                     if info["eval_loss"] < best - 1e-12:
                         best, since, self.best_iteration_ = info["eval_loss"], 0, it
@@ -379,11 +376,7 @@ class LogisticRegression(Ranker):
         sw = check_sample_weight(sample_weight, Xm.shape[0])
         if self.class_weight is not None:
             sw = sw * class_weight_factors(self.class_weight, self.classes_, y01, sw)
-        self._pool = None
-        try:
-            self._fit_ftrl(Xm, y01, sw, [], epochs=1, reset=first, scale_by_epoch=False)
-        finally:
-            del self._pool
+        self._fit_ftrl(Xm, y01, sw, [], None, epochs=1, reset=first, scale_by_epoch=False)
         self._check_finite_weights()
         return self
 

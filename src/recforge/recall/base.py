@@ -90,7 +90,8 @@ class RecallModel(ParamsMixin):
     """
 
     # ---- hooks for subclasses -------------------------------------------------------------------
-    def _fit(self, data: Interactions) -> None:
+    def _fit(self, data: Interactions, **fit_params) -> None:
+        """Learn from ``data``; ``fit_params``: the fit-time arguments of the subclass's ``fit``."""
         raise NotImplementedError
 
     def _score_users(self, user_idx: np.ndarray) -> np.ndarray:
@@ -113,8 +114,13 @@ class RecallModel(ParamsMixin):
         """Restore what ``_get_state`` returned."""
 
     # ---- fitting ------------------------------------------------------------------------------
-    def fit(self, interactions):
-        """Learn from ``interactions`` (an :class:`Interactions` or sparse (n_users, n_items)). Returns ``self``."""
+    def fit(self, interactions, **fit_params):
+        """Learn from ``interactions`` (an :class:`Interactions` or sparse (n_users, n_items)).
+
+        Returns ``self``.
+
+        ``fit_params`` (a subclass's fit-time arguments, e.g. LFM's ``callback``) go to ``_fit``
+        unchanged: they belong to this call, never to the model."""
         data = as_interactions(interactions)
         if data.nnz == 0:
             raise ValueError("interactions has no entries; a recall model needs at least one interaction")
@@ -122,7 +128,7 @@ class RecallModel(ParamsMixin):
             raise ValueError("item id -1 is the padding value of recommend's integer item ids, so "
                              "it cannot be an item id of a recall model; map it to another id")
         self._validate_params()
-        self._fit(data)
+        self._fit(data, **fit_params)
         self.user_map_ = data.user_map
         self.item_map_ = data.item_map
         self.user_items_ = data.matrix

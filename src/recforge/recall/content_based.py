@@ -141,8 +141,7 @@ class ContentBased(RecallModel):
             raise ValueError("item_features is required: an item × topic matrix, e.g. "
                              "genre_topics(movielens_small().movies) or (item_ids, matrix)")
         data = as_interactions(interactions)
-        self._features = _item_feature_matrix(item_features, data.item_map.ids)
-        return super().fit(data)
+        return super().fit(data, features=_item_feature_matrix(item_features, data.item_map.ids))
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -152,9 +151,7 @@ class ContentBased(RecallModel):
         check_choice(self.quality, "quality", {"shrunk_mean", "shrunk_mean_pop", "count"})
         check_float(self.shrinkage, "shrinkage", min_value=0.0)
 
-    def _fit(self, data: Interactions) -> None:
-        features = self._features
-        del self._features
+    def _fit(self, data: Interactions, *, features) -> None:
         norm = np.linalg.norm(features, axis=1, keepdims=True)
         self.item_profiles_ = (features / np.where(norm > 0, norm, 1.0)).astype(np.float32)
         matrix = data.matrix

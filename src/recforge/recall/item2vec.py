@@ -16,7 +16,7 @@ from .._validation import (
 from ..data import Interactions
 from ..io import ModelArrays
 from ..kernels.sgns import aligned_vectors, keep_probabilities, sgns_train_epoch
-from .base import RecallModel
+from ._embedding import EmbeddingRecall
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -25,19 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Item2Vec", "load_word2vec_format", "save_word2vec_format"]
 
 
-def _rowwise(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """``queries @ targets.T`` as float32, computed in float64 so that a user's scores do not depend on
-    which other users share the batch (BLAS blocks float32 products differently per batch shape; the
-    float64 differences vanish when rounded to float32)."""
-    return (np.asarray(queries, np.float64) @ np.asarray(targets, np.float64).T).astype(np.float32)
-
-
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)
-
-
-class Item2Vec(RecallModel):
+class Item2Vec(EmbeddingRecall):
     """Item embeddings learned by word2vec with negative sampling over item sequences (Barkan & Koenigstein 2016).
 
     Each user's items ordered by time form a "sentence" (or pass your own sessions to :meth:`fit`).
@@ -158,17 +146,14 @@ class Item2Vec(RecallModel):
         -------
         self
         """
-        self._fit_sequences, self._fit_callback = sequences, callback
-        try:
-            return super().fit(interactions)
-        finally:
-            del self._fit_sequences, self._fit_callback
+        return super().fit(interactions, sequences=sequences, callback=callback)
 
-    def _sequences(self, data: Interactions):
-        if self._fit_sequences is None:
+    @staticmethod
+    def _sequences(data: Interactions, sequences):
+        if sequences is None:
             return data.sequences()
         lengths, parts = [], []
-        for s, seq in enumerate(self._fit_sequences):
+        for s, seq in enumerate(sequences):
             ids = np.atleast_1d(np.asarray(seq))
             idx = (np.asarray(data.item_map.index(ids, name="item_id"), dtype=np.int32).reshape(-1)
                    if ids.size else np.empty(0, np.int32))
@@ -179,8 +164,8 @@ class Item2Vec(RecallModel):
         items = np.concatenate(parts).astype(np.int32) if parts else np.empty(0, np.int32)
         return offsets, items
 
-    def _fit(self, data: Interactions) -> None:
-        offsets, items = self._sequences(data)
+    def _fit(self, data: Interactions, *, sequences=None, callback=None) -> None:
+        offsets, items = self._sequences(data, sequences)
         n_items, dim = data.n_items, int(self.vector_size)
         rng = check_random_state(self.random_state)
         counts = np.bincount(items, minlength=n_items).astype(np.float64)
@@ -210,15 +195,15 @@ class Item2Vec(RecallModel):
             self.words_trained_ += trained
             if not np.isfinite(in_vecs[:1]).all():
                 raise FloatingPointError("Item2Vec diverged (non-finite vectors); lower learning_rate")
-            if self._fit_callback is not None and self._fit_callback(self, epoch, trained) is True:
+            if callback is not None and callback(self, epoch, trained) is True:
                 break
         in_vecs[counts == 0] = 0.0
         self.item_vectors_ = in_vecs
         self.output_vectors_ = out_vecs
-        self._set_derived(data, None if self._fit_sequences is not None else (offsets, items))
+        self._set_derived(data, None if sequences is not None else (offsets, items))
 
     def _set_derived(self, data: Interactions | None = None, sequences=None) -> None:
-        self._unit = _unit_rows(self.item_vectors_)
+        self._cache_unit_rows()
         if data is not None:
             offsets, items = data.sequences() if sequences is None else sequences
             n = int(self.n_recent)
@@ -239,27 +224,27 @@ class Item2Vec(RecallModel):
         decay = float(self.recency_decay) ** np.arange(n - 1, -1, -1, dtype=np.float64)
         w = weights * decay
         if self.scoring == "cosine":  # sum of unit vectors, then cosine (gensim's most_similar)
-            return (w.astype(np.float32) @ self._unit[item_idx]).astype(np.float32)
+            return (w.astype(np.float32) @ self._unit_item_vectors()[item_idx]).astype(np.float32)
         total = w.sum()  # weighted mean input vector, as CBOW predicts the next item
         return ((w / total).astype(np.float32) @ self.item_vectors_[item_idx] if total > 0
                 else np.zeros(dim, np.float32))
 
-    def _targets(self) -> np.ndarray:
-        return self._unit if self.scoring == "cosine" else self.output_vectors_
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_vectors_
 
-    def _score_users(self, user_idx):
+    def _target_vectors(self) -> np.ndarray:
+        return self._unit_item_vectors() if self.scoring == "cosine" else self.output_vectors_
+
+    def _user_queries(self, user_idx):
         profiles = np.zeros((len(user_idx), self.item_vectors_.shape[1]), np.float32)
         for row, u in enumerate(user_idx):
             recent = self.recent_items_[self.recent_offsets_[u]:self.recent_offsets_[u + 1]]
             profiles[row] = self._profile(recent, np.ones(len(recent)))
-        return _rowwise(profiles, self._targets())
+        return profiles
 
-    def _score_history(self, item_idx, weights):
+    def _history_query(self, item_idx, weights):
         n = int(self.n_recent)
-        return self._targets() @ self._profile(item_idx[-n:], weights[-n:].astype(np.float64))
-
-    def _score_similar(self, item_idx):
-        return _rowwise(self._unit[item_idx], self._unit)
+        return self._profile(item_idx[-n:], weights[-n:].astype(np.float64))
 
     # ---- state -----------------------------------------------------------------------------------
     def _get_state(self) -> dict:

@@ -13,8 +13,7 @@ from .._validation import (
 from ..data import Interactions
 from ..io import ModelArrays
 from ..kernels.lfm import LOSSES, lfm_train_epoch
-from .base import RecallModel
-from .item2vec import _rowwise
+from ._embedding import EmbeddingRecall
 
 __all__ = ["LFM"]
 
@@ -22,7 +21,7 @@ __all__ = ["LFM"]
 FOLD_IN_MIN_REG = 1e-3
 
 
-class LFM(RecallModel):
+class LFM(EmbeddingRecall):
     """Latent factor model: score(u, i) = p_u · q_i (+ b_i), learned by SGD on implicit feedback.
 
     The course formulation is ``loss="squared"``: the user's interactions with weight ≥ ``threshold``
@@ -134,13 +133,9 @@ class LFM(RecallModel):
         """Learn the factors. ``callback(model, epoch, mean_loss)`` runs after each epoch (the model's
         ``user_factors_``/``item_factors_``/``item_bias_`` are then the factors being trained); returning
         ``True`` stops. Returns ``self``."""
-        self._fit_callback = callback
-        try:
-            return super().fit(interactions)
-        finally:
-            del self._fit_callback
+        return super().fit(interactions, callback=callback)
 
-    def _fit(self, data: Interactions) -> None:
+    def _fit(self, data: Interactions, *, callback=None) -> None:
         matrix = data.matrix
         rng = check_random_state(self.random_state)
         n_users, n_items, k = data.n_users, data.n_items, int(self.n_factors)
@@ -205,11 +200,12 @@ class LFM(RecallModel):
                     if since_best >= int(self.n_iter_no_change):
                         uf, itf, bias = best[1]
                         break
-            if self._fit_callback is not None:
+            if callback is not None:
                 self.user_factors_, self.item_factors_, self.item_bias_ = uf, itf, bias  # the live arrays
-                if self._fit_callback(self, epoch, float(mean_loss)) is True:
+                if callback(self, epoch, float(mean_loss)) is True:
                     break
         self.user_factors_, self.item_factors_, self.item_bias_ = uf, itf, bias
+        self._cache_unit_rows()
 
     @staticmethod
     def _sampled_auc(uf, itf, bias, users, items, neg_weights, rng) -> float:
@@ -220,8 +216,17 @@ class LFM(RecallModel):
         return float(np.mean(pos_s > neg_s) + 0.5 * np.mean(pos_s == neg_s))
 
     # ---- scoring ---------------------------------------------------------------------------------
-    def _score_users(self, user_idx):
-        return _rowwise(self.user_factors_[user_idx], self.item_factors_) + self.item_bias_
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def _target_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def _target_bias(self) -> np.ndarray:
+        return self.item_bias_
+
+    def _user_queries(self, user_idx):
+        return self.user_factors_[user_idx]
 
     def _fold_in(self, item_idx, weights) -> np.ndarray:
         """p minimising Σ w_i (1 − b_i − p·q_i)² + reg_user·Σw ‖p‖² (item factors fixed).
@@ -243,14 +248,8 @@ class LFM(RecallModel):
         a = (q @ q.T) * w[None, :] + lam * np.eye(len(item_idx))
         return (q.T @ (w * np.linalg.solve(a, target))).astype(np.float32)
 
-    def _score_history(self, item_idx, weights):
-        return self.item_factors_ @ self._fold_in(item_idx, weights) + self.item_bias_
-
-    def _score_similar(self, item_idx):
-        norms = np.linalg.norm(self.item_factors_, axis=1)
-        unit = np.divide(self.item_factors_, norms[:, None], out=np.zeros_like(self.item_factors_),
-                         where=norms[:, None] > 0)
-        return _rowwise(unit[item_idx], unit)
+    def _history_query(self, item_idx, weights):
+        return self._fold_in(item_idx, weights)
 
     # ---- state -----------------------------------------------------------------------------------
     def _get_state(self) -> dict:

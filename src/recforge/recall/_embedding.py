@@ -1,0 +1,84 @@
+"""The base of recall models that score with item vectors (LFM, Item2Vec).
+
+A subclass names its vectors through four hooks and inherits the scoring: a user's or a history's
+query vector dotted with every item's target vector (plus an optional per-item bias), and
+``similar_items`` as the cosine of item vectors, whose unit rows are cached once per fit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import RecallModel
+
+
+def rowwise_scores(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``queries @ targets.T``: (n_q, dim) × (n_targets, dim) → (n_q, n_targets), float32.
+
+    Computed in float64 so that a user's scores do not depend on which other users share the batch
+    (BLAS blocks float32 products differently per batch shape; the float64 differences vanish when
+    rounded to float32).
+    """
+    return (np.asarray(queries, np.float64) @ np.asarray(targets, np.float64).T).astype(np.float32)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows of ``vectors`` (n, dim) scaled to unit length, float32; all-zero rows stay zero."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)
+
+
+class EmbeddingRecall(RecallModel):
+    """Recall by item vectors. Subclasses implement
+
+    * ``_item_vectors()`` — (n_items, dim) float32, compared by cosine in ``similar_items``;
+    * ``_user_queries(user_idx)`` — (len(user_idx), dim) query vectors of training users;
+    * ``_history_query(item_idx, weights)`` — (dim,) query vector of a new user's history;
+    * ``_target_vectors()`` — (n_items, dim) vectors the queries are dotted with;
+
+    and may override ``_target_bias()`` — (n_items,) float32 added to every score, or ``None``.
+    A subclass calls ``_cache_unit_rows()`` once its item vectors are final (end of fit, load).
+    """
+
+    def _item_vectors(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _user_queries(self, user_idx: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _history_query(self, item_idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _target_vectors(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _target_bias(self) -> np.ndarray | None:
+        return None
+
+    # ---- unit rows -------------------------------------------------------------------------------
+    def _cache_unit_rows(self) -> None:
+        vectors = self._item_vectors()
+        self._unit_rows_ = (vectors, unit_rows(vectors))
+
+    def _unit_item_vectors(self) -> np.ndarray:
+        """Unit rows of ``_item_vectors()``: the cached ones while they belong to the current
+        vectors (not to the arrays of an earlier fit, nor during training, when they still move)."""
+        vectors = self._item_vectors()
+        cache = getattr(self, "_unit_rows_", None)
+        if cache is not None and cache[0] is vectors:
+            return cache[1]
+        return unit_rows(vectors)
+
+    # ---- scoring ---------------------------------------------------------------------------------
+    def _with_bias(self, scores: np.ndarray) -> np.ndarray:
+        bias = self._target_bias()
+        return scores if bias is None else scores + bias
+
+    def _score_users(self, user_idx):
+        return self._with_bias(rowwise_scores(self._user_queries(user_idx), self._target_vectors()))
+
+    def _score_history(self, item_idx, weights):
+        return self._with_bias(self._target_vectors() @ self._history_query(item_idx, weights))
+
+    def _score_similar(self, item_idx):
+        unit = self._unit_item_vectors()
+        return rowwise_scores(unit[item_idx], unit)

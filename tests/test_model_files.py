@@ -758,13 +758,19 @@ def test_feature_names_are_built_on_first_use():
 
 
 def test_a_part_state_error_names_the_file(tmp_path):
-    """GBDT+LR restores its LR from a plain dict: the LR's check still names the file."""
+    """GBDT+LR stores its LR as a model file inside its own: the LR's check names the outer file."""
+    import io
+
     from recforge.rank import GBDTLR
 
     X, y = ranker_array()
     GBDTLR(n_estimators=3, max_depth=2, n_threads=1).fit(X, y).save(tmp_path / "m.npz")
     arrays = read_npz(tmp_path / "m.npz")
-    arrays["lr.coef"] = _first_set(arrays["lr.coef"], np.nan)
+    part = read_npz(io.BytesIO(arrays["lr"].tobytes()))
+    part["coef"] = _first_set(part["coef"], np.nan)
+    buffer = io.BytesIO()
+    np.savez(buffer, **part)
+    arrays["lr"] = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
     write_npz(tmp_path / "nan.npz", arrays)
     with pytest.raises(ModelFileError, match=f"{tmp_path / 'nan.npz'}.*'coef'.*non-finite"):
         GBDTLR.load(tmp_path / "nan.npz")

@@ -16,6 +16,7 @@ import io as _io
 import json
 import math
 import os
+import zipfile
 
 import numpy as np
 import scipy.sparse as sp
@@ -219,8 +220,55 @@ class ModelArrays(dict):
 _MAX_DEFLATE_RATIO = 1100
 
 
+class _NotAnArchive(ValueError):
+    """The bytes are not a zip archive at all (a text file, a pickle, ...)."""
+
+
+def read_record(file) -> dict:
+    """The JSON record of a model file (format, version, class, params, meta), reading no array.
+
+    How a caller learns which class a file holds before loading it (``recforge serve``, the CLI).
+    Raises ``FileNotFoundError`` for a missing path and :class:`ModelFileError` for anything that is
+    not a readable recforge model file; the full validation happens in the class's ``load``.
+    """
+    where = describe_file(file)
+    if isinstance(file, (str, os.PathLike)) and not os.path.exists(file):
+        raise FileNotFoundError(f"model file not found: {where}")
+    try:
+        if isinstance(file, (str, os.PathLike)):
+            with open(file, "rb") as handle:
+                record = _read_meta(handle)
+        else:
+            start = file.tell()
+            try:
+                record = _read_meta(file)
+            finally:
+                file.seek(start)
+    except MemoryError:
+        raise
+    except _NotAnArchive as exc:
+        raise ModelFileError(f"{where} is not a recforge model file ({exc})") from exc
+    except Exception as exc:
+        raise ModelFileError(f"{where} is not a readable recforge model file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ModelFileError(f"{where} is not a recforge model file (no recforge metadata record)")
+    return record
+
+
+def _read_meta(handle):
+    start = handle.tell()
+    if not zipfile.is_zipfile(handle):
+        raise _NotAnArchive("not an .npz archive")
+    handle.seek(start)
+    with np.load(handle, allow_pickle=False) as archive:
+        return json.loads(archive[_META_KEY].tobytes().decode("utf-8"))
+
+
 def _read_npz(handle) -> dict:
     start = handle.tell()
+    if not zipfile.is_zipfile(handle):  # np.load would try it as a pickle and say so
+        raise _NotAnArchive("not an .npz archive")
+    handle.seek(start)
     file_size = handle.seek(0, os.SEEK_END) - start
     handle.seek(start)
     with np.load(handle, allow_pickle=False) as archive:

@@ -6,13 +6,8 @@ The one home of "which class is in this file": ``recforge serve`` and the ``reco
 
 from __future__ import annotations
 
-import json
-import os
-
-import numpy as np
-
 from ..exceptions import ModelFileError
-from ..io import _META_KEY, describe_file
+from ..io import describe_file, read_record
 
 
 def _servable_classes() -> dict:
@@ -31,33 +26,11 @@ SERVABLE_CLASSES = _servable_classes()
 
 
 def model_class_name(file) -> str:
-    """The ``class`` of a recforge model file's JSON record, reading only that record.
-
-    Raises ``FileNotFoundError`` for a missing path and :class:`ModelFileError` for anything that
-    is not a recforge model file; the full validation happens in the class's ``load``.
-    """
-    where = describe_file(file)
-    if isinstance(file, (str, os.PathLike)) and not os.path.exists(file):
-        raise FileNotFoundError(f"model file not found: {where}")
-    try:
-        if isinstance(file, (str, os.PathLike)):
-            with open(file, "rb") as handle:  # np.load leaks the handle of a broken zip it opened
-                record = _read_record(handle)
-        else:
-            record = _read_record(file)
-    except Exception as exc:  # not a zip, no record, bad JSON: all mean "not a model file"
-        raise ModelFileError(
-            f"{where} is not a readable recforge model file ({type(exc).__name__}: {exc})"
-        ) from exc
-    name = record.get("class") if isinstance(record, dict) else None
+    """The ``class`` of a recforge model file's JSON record (see :func:`recforge.io.read_record`)."""
+    name = read_record(file).get("class")
     if not isinstance(name, str):
-        raise ModelFileError(f"{where}: the metadata record names no model class")
+        raise ModelFileError(f"{describe_file(file)}: the metadata record names no model class")
     return name
-
-
-def _read_record(handle):
-    with np.load(handle, allow_pickle=False) as archive:
-        return json.loads(archive[_META_KEY].tobytes().decode("utf-8"))
 
 
 def load_model(file):

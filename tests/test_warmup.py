@@ -14,8 +14,8 @@ import pytest
 
 FIND_AND_WARM = r"""
 import importlib, json, pkgutil
-from numba.core.registry import CPUDispatcher
 import recforge
+from recforge.kernels._jit import dispatcher_of
 
 dispatchers, skipped = {}, []
 for info in pkgutil.walk_packages(recforge.__path__, "recforge."):
@@ -29,7 +29,8 @@ for info in pkgutil.walk_packages(recforge.__path__, "recforge."):
         skipped.append(info.name)
         continue
     for value in vars(module).values():
-        if isinstance(value, CPUDispatcher):
+        value = dispatcher_of(value)  # parallel kernels are wrapped (fork safety)
+        if value is not None:
             fn = value.py_func
             dispatchers[f"{fn.__module__}.{fn.__qualname__}"] = value
 before = sorted(name for name, d in dispatchers.items() if d.signatures)

@@ -35,14 +35,15 @@ def jitted_functions() -> dict:
     >>> "recforge.kernels.segsort.segment_argsort" in jitted_functions()
     True
     """
-    from numba.core.registry import CPUDispatcher
+    from ._jit import dispatcher_of
 
     found = {}
     for name in kernel_modules():
         module = importlib.import_module(name)
         for attr, value in vars(module).items():
-            if isinstance(value, CPUDispatcher) and value.py_func.__module__ == name:
-                found[f"{name}.{attr}"] = value
+            dispatcher = dispatcher_of(value)
+            if dispatcher is not None and dispatcher.py_func.__module__ == name:
+                found[f"{name}.{attr}"] = dispatcher
     return found
 
 

@@ -86,3 +86,13 @@ def array_type(dtype, ndim: int = 1, *, read_only: bool = False):
     from numba import from_dtype, types
 
     return types.Array(from_dtype(np.dtype(dtype)), ndim, "C", readonly=read_only)
+
+
+def dispatcher_of(value):
+    """The Numba dispatcher behind a kernel object (a plain one, or the fork-safe wrapper of a
+    ``parallel=True`` kernel), else ``None`` — how warm-up coverage finds every kernel."""
+    from numba.core.registry import CPUDispatcher
+
+    if isinstance(value, _ForkSafeKernel):
+        value = value.kernel
+    return value if isinstance(value, CPUDispatcher) else None

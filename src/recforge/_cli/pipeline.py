@@ -57,8 +57,8 @@ RANKERS = {
     "wide&deep": "WideDeep",
 }
 
-SHORT_CONFIG = """\
-a config (TOML; every key optional; docs/examples/pipeline.toml explains each one):
+CONFIG_HELP = """
+the config (TOML; every key optional; docs/examples/pipeline.toml explains each one):
   n_candidates = 100            # TwoStage parameters at the top level
   label_fraction = 0.2
   negatives_per_user = 50
@@ -76,8 +76,6 @@ a config (TOML; every key optional; docs/examples/pipeline.toml explains each on
   [ranker]                      # default | none | lr | gbdt | gbdt-ranker | gbdt+lr | dnn | ...
   model = "gbdt"
   params = { n_estimators = 100, max_depth = 4 }
-
-examples:
 """
 EXAMPLES = """\
   recforge pipeline fit ratings.csv --config pipeline.toml -o pipeline.npz
@@ -105,7 +103,7 @@ def add_parser(commands) -> None:
         description="Fit the pipeline on every positive of DATA (ratings >= --min-rating when "
         "there is a rating column; DATA needs a timestamp column) and save it as ONE .npz file "
         "(no pickle). Use it with `recforge recommend` or TwoStage.load(path) in Python.",
-        examples=SHORT_CONFIG + EXAMPLES,
+        examples=EXAMPLES + CONFIG_HELP,
     )
     _add_common(fit)
     fit.add_argument(
@@ -120,7 +118,7 @@ def add_parser(commands) -> None:
         "--test-fraction of positives by time in test), fit the pipeline on train and print "
         "evaluate_pipeline's funnel: each source, the candidate ceiling, the fusion baseline "
         "and the final list.",
-        examples=SHORT_CONFIG + EXAMPLES,
+        examples=EXAMPLES + CONFIG_HELP,
     )
     _add_common(evaluate)
     evaluate.add_argument(
@@ -203,7 +201,8 @@ def _check_keys(table, allowed, where: str, path: str) -> dict:
 
 
 def _with_seed(params: dict, cls, seed: int, n_threads) -> dict:
-    """``params`` plus ``random_state`` / ``n_threads`` when ``cls`` takes them and they are unset."""
+    """``params`` plus ``random_state`` / ``n_threads`` when ``cls`` takes them and they are
+    unset."""
     accepted = inspect.signature(cls).parameters
     out = dict(params)
     if "random_state" in accepted:
@@ -214,7 +213,8 @@ def _with_seed(params: dict, cls, seed: int, n_threads) -> dict:
 
 
 def _sources(table, path: str, seed: int, n_threads) -> tuple:
-    """``[sources]`` → (name → unfitted recall model, name → quota, any needs item features)."""
+    """``[sources]`` → (name → unfitted recall model, name → quota, a source needs item
+    features)."""
     if not _table(table, "sources", path):
         raise UserError(f"{path}: [sources] is empty; name at least one, e.g. [sources.itemcf]")
     sources, quotas, side = {}, {}, False
@@ -263,6 +263,10 @@ def _ranker(table, path: str, seed: int, n_threads):
         if key == "default":
             return default_ranker(n_threads, seed).set_params(**params)
         cls = getattr(rank, RANKERS[key])
+        valid = sorted(inspect.signature(cls).parameters)
+        for param in params:
+            if param not in valid:
+                raise ValueError(f"invalid parameter {param!r} for {cls.__name__}; valid: {valid}")
         return cls(**_with_seed(params, cls, seed, n_threads))
     except (TypeError, ValueError) as exc:
         raise UserError(f"{path}: ranker.params: {exc}") from None

@@ -14,9 +14,7 @@ import sys
 from ._version import __version__
 
 #: The sub-command modules, in the order ``--help`` lists them.
-#: ``recforge pipeline fit CONFIG.toml`` (the recall → rank pipeline) plugs in here as
-#: ``_cli/pipeline.py`` with the same ``add_parser(commands)`` / ``run(args)`` pair.
-COMMANDS = ("demo", "evaluate", "fit", "recommend", "similar")
+COMMANDS = ("demo", "evaluate", "fit", "recommend", "similar", "pipeline")
 
 EXAMPLES = """\
 examples:

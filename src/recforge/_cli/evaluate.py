@@ -84,14 +84,46 @@ def _rows_to_run(args, data) -> list[tuple]:
     return rows
 
 
+def split(args, data) -> tuple:
+    """The demo's split of ``data``'s positives: ``(train, test, summary)``.
+
+    ``summary`` is the JSON-ready ``"data"`` part of a result: source, columns, threshold, the
+    split's description and sizes (:func:`recforge.demo.split_summary`).
+    """
+    from ..data import random_split, temporal_split
+    from ..demo import split_summary
+
+    kept, threshold = positives(data, args.min_rating)
+    if data.has_timestamp:
+        description = f"temporal split (last {args.test_fraction:.0%} per user)"
+        train, test = temporal_split(kept, test_fraction=args.test_fraction, min_interactions=5)
+    else:
+        seed = args.seed
+        description = (
+            f"random split ({args.test_fraction:.0%} per user, seed {seed}; no timestamp column)"
+        )
+        train, test = random_split(
+            kept, test_fraction=args.test_fraction, min_interactions=5, random_state=args.seed
+        )
+    if test.nnz == 0:
+        raise UserError(f"{data.source}: no user has 5 or more positives, so the test set is empty")
+    summary = {
+        "source": data.source,
+        "columns": data.columns,
+        "min_rating": threshold,
+        "split": description,
+        **split_summary(data.interactions, kept, train, test),
+    }
+    return train, test, summary
+
+
 def evaluate(args, fitted: dict | None = None) -> dict:
     """Read, split, fit and evaluate; the JSON-ready result (also what the report is built from).
 
     With ``--report`` each row also gets the metrics at :data:`recforge.report.CURVE_KS`, and
     ``fitted`` receives the fitted models.
     """
-    from ..data import random_split, temporal_split
-    from ..demo import run_recall_models, split_summary
+    from ..demo import run_recall_models
 
     curve_ks = ()
     if args.report is not None:
@@ -101,31 +133,8 @@ def evaluate(args, fitted: dict | None = None) -> dict:
     with Timer(f"reading {args.data}", args.quiet):
         data = read_interactions(args)
     rows = _rows_to_run(args, data)
-    kept, threshold = positives(data, args.min_rating)
-    if data.has_timestamp:
-        split = f"temporal split (last {args.test_fraction:.0%} per user)"
-        train, test = temporal_split(kept, test_fraction=args.test_fraction, min_interactions=5)
-    else:
-        seed = args.seed
-        split = (
-            f"random split ({args.test_fraction:.0%} per user, seed {seed}; no timestamp column)"
-        )
-        train, test = random_split(
-            kept, test_fraction=args.test_fraction, min_interactions=5, random_state=args.seed
-        )
-    if test.nnz == 0:
-        raise UserError(f"{data.source}: no user has 5 or more positives, so the test set is empty")
-    result = {
-        "data": {
-            "source": data.source,
-            "columns": data.columns,
-            "min_rating": threshold,
-            "split": split,
-            **split_summary(data.interactions, kept, train, test),
-        },
-        "k": args.k,
-        "models": [],
-    }
+    train, test, summary = split(args, data)
+    result = {"data": summary, "k": args.k, "models": []}
     for row in rows:
         with Timer(f"fitting and evaluating {row[0]}", args.quiet):
             result["models"] += run_recall_models(
@@ -141,11 +150,8 @@ def evaluate(args, fitted: dict | None = None) -> dict:
     return result
 
 
-def format_result(result: dict) -> str:
-    """The plain-text summary and the demo's recall table."""
-    from ..demo import format_recall_table
-
-    d = result["data"]
+def format_data(d: dict) -> list[str]:
+    """The plain-text summary of the data and its split (the ``"data"`` part of a result)."""
     roles = ", ".join(f"{role}={col}" for role, col in d["columns"].items() if col is not None)
     kept = "every row" if d["min_rating"] is None else f"rating >= {d['min_rating']:g}"
     lines = [
@@ -154,9 +160,15 @@ def format_result(result: dict) -> str:
         f"  positives ({kept}): {d['positives']:,} · {d['split']}: {d['train']:,} train / "
         f"{d['test']:,} test · {d['test_users']:,} test users · "
         f"{d['universe']:,} items with a train positive",
-        "",
-        *format_recall_table(result["models"], result["k"]),
     ]
+    return lines
+
+
+def format_result(result: dict) -> str:
+    """The plain-text summary and the demo's recall table."""
+    from ..demo import format_recall_table
+
+    lines = [*format_data(result["data"]), "", *format_recall_table(result["models"], result["k"])]
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ Portable flags only (no -march=native): wheels must run on any CPU of their plat
 ``RECFORGE_SANITIZE=1`` builds it with AddressSanitizer and UndefinedBehaviorSanitizer instead
 (for ``tools/sanitize.sh``; GCC/Clang only, never for a wheel).
 """
+
 import os
 import sys
 from glob import glob
@@ -16,8 +17,13 @@ ParallelCompile("RECFORGE_BUILD_JOBS", default=2).install()
 extra_compile_args = ["/O2"] if sys.platform == "win32" else ["-O3", "-fvisibility=hidden"]
 extra_link_args = [] if sys.platform == "win32" else ["-pthread"]
 if os.environ.get("RECFORGE_SANITIZE") == "1":
-    extra_compile_args = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g",
-                          "-fvisibility=hidden"]
+    extra_compile_args = [
+        "-fsanitize=address,undefined",
+        "-fno-omit-frame-pointer",
+        "-O1",
+        "-g",
+        "-fvisibility=hidden",
+    ]
     extra_link_args += ["-fsanitize=address,undefined"]
 
 ext_modules = [

@@ -6,6 +6,7 @@ Data: MovieLens ml-latest-small (the temporal-split train positives) and the syn
 Run:  pytest bench/bench_cf.py --benchmark-only --benchmark-json=/tmp/cf.json
       python bench/compare.py /tmp/cf.json
 """
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -47,7 +48,9 @@ def implicit_cosine(data, n_neighbors):
     matrix = sp.csr_matrix(data.matrix)
     model = CosineRecommender(K=n_neighbors, num_threads=N_THREADS)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # implicit warns about its own internal COO → CSR conversion
+        warnings.simplefilter(
+            "ignore"
+        )  # implicit warns about its own internal COO → CSR conversion
         model.fit(matrix, show_progress=False)
         return model.recommend(np.arange(matrix.shape[0]), matrix, N=K_RESULTS)[0]
 
@@ -57,7 +60,9 @@ def _warm():
     from recforge.data import synthetic_interactions
 
     ours_itemcf(synthetic_interactions(50, 40, 500), 5)
-    UserCF(n_neighbors=5, n_threads=N_THREADS).fit(synthetic_interactions(50, 40, 500)).recommend(np.arange(50))
+    UserCF(n_neighbors=5, n_threads=N_THREADS).fit(synthetic_interactions(50, 40, 500)).recommend(
+        np.arange(50)
+    )
 
 
 @pytest.mark.parametrize("n_neighbors", [20, 100])
@@ -97,7 +102,9 @@ def scipy_usercf(data, n_neighbors):
         rows.append(np.full(len(keep), u))
         cols.append(sim.indices[s:e][keep])
         vals.append(sim.data[s:e][keep])
-    knn = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=sim.shape)
+    knn = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=sim.shape
+    )
     scores = (knn @ x).toarray()
     scores[x.nonzero()] = -np.inf
     return np.argsort(-scores, axis=1, kind="stable")[:, :K_RESULTS]

@@ -29,6 +29,7 @@ for Adult, 1 round for the 1M-row fits (each takes 10-40 s), 5 for predict.
 Run:  pytest bench/bench_gbdt.py --benchmark-only --benchmark-json=/tmp/gbdt.json
       python bench/compare.py /tmp/gbdt.json
 """
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,7 +55,9 @@ def adult_data():
     from recforge.datasets import adult
 
     data = adult()
-    both = pd.get_dummies(pd.concat([data.X_train, data.X_test]), dtype=np.float32).astype(np.float32)
+    both = pd.get_dummies(pd.concat([data.X_train, data.X_test]), dtype=np.float32).astype(
+        np.float32
+    )
     n = len(data.X_train)
     onehot_train, onehot_test = both.iloc[:n].to_numpy(), both.iloc[n:].to_numpy()
     return data, onehot_train, onehot_test
@@ -78,48 +81,82 @@ def _record(benchmark, key, model, auc):
 
 
 def _xgb(n_trees, n_threads):
-    return xgb.XGBClassifier(n_estimators=n_trees, max_depth=6, learning_rate=0.1, tree_method="hist", max_bin=256,
-                             n_jobs=n_threads)
+    return xgb.XGBClassifier(
+        n_estimators=n_trees,
+        max_depth=6,
+        learning_rate=0.1,
+        tree_method="hist",
+        max_bin=256,
+        n_jobs=n_threads,
+    )
 
 
 def _ours(n_trees, n_threads):
-    return GBDTClassifier(n_estimators=n_trees, max_depth=6, learning_rate=0.1, max_bin=256, n_threads=n_threads)
+    return GBDTClassifier(
+        n_estimators=n_trees, max_depth=6, learning_rate=0.1, max_bin=256, n_threads=n_threads
+    )
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_xgboost_fit_adult(benchmark, adult_data, n_threads):
     data, Xtr, Xte = adult_data
     benchmark.group = f"gbdt-fit-adult-{n_threads}thr"
-    model = benchmark.pedantic(lambda: _xgb(ADULT_TREES, n_threads).fit(Xtr, data.y_train), rounds=ROUNDS_ADULT,
-                               warmup_rounds=0)
-    _record(benchmark, f"adult-{n_threads}", model, roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1]))
+    model = benchmark.pedantic(
+        lambda: _xgb(ADULT_TREES, n_threads).fit(Xtr, data.y_train),
+        rounds=ROUNDS_ADULT,
+        warmup_rounds=0,
+    )
+    _record(
+        benchmark,
+        f"adult-{n_threads}",
+        model,
+        roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1]),
+    )
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_recforge_fit_adult(benchmark, adult_data, n_threads):
     data, _, _ = adult_data
     benchmark.group = f"gbdt-fit-adult-{n_threads}thr"
-    model = benchmark.pedantic(lambda: _ours(ADULT_TREES, n_threads).fit(data.X_train, data.y_train),
-                               rounds=ROUNDS_ADULT, warmup_rounds=0)
-    _record(benchmark, f"adult-{n_threads}", model,
-            roc_auc_score(data.y_test, model.predict_proba(data.X_test)[:, 1]))
+    model = benchmark.pedantic(
+        lambda: _ours(ADULT_TREES, n_threads).fit(data.X_train, data.y_train),
+        rounds=ROUNDS_ADULT,
+        warmup_rounds=0,
+    )
+    _record(
+        benchmark,
+        f"adult-{n_threads}",
+        model,
+        roc_auc_score(data.y_test, model.predict_proba(data.X_test)[:, 1]),
+    )
 
 
 def test_xgboost_fit_adult_busy(benchmark, adult_data, busy_core):
     data, Xtr, Xte = adult_data
     benchmark.group = "gbdt-fit-adult-busy"
-    model = benchmark.pedantic(lambda: _xgb(ADULT_TREES, 1).fit(Xtr, data.y_train), rounds=ROUNDS_ADULT,
-                               warmup_rounds=0)
-    _record(benchmark, "adult-busy", model, roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1]))
+    model = benchmark.pedantic(
+        lambda: _xgb(ADULT_TREES, 1).fit(Xtr, data.y_train), rounds=ROUNDS_ADULT, warmup_rounds=0
+    )
+    _record(
+        benchmark, "adult-busy", model, roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1])
+    )
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_recforge_fit_adult_busy(benchmark, adult_data, busy_core, n_threads):
     data, _, _ = adult_data
     benchmark.group = "gbdt-fit-adult-busy"
-    model = benchmark.pedantic(lambda: _ours(ADULT_TREES, n_threads).fit(data.X_train, data.y_train),
-                               rounds=ROUNDS_ADULT, warmup_rounds=0)
-    _record(benchmark, "adult-busy", model, roc_auc_score(data.y_test, model.predict_proba(data.X_test)[:, 1]))
+    model = benchmark.pedantic(
+        lambda: _ours(ADULT_TREES, n_threads).fit(data.X_train, data.y_train),
+        rounds=ROUNDS_ADULT,
+        warmup_rounds=0,
+    )
+    _record(
+        benchmark,
+        "adult-busy",
+        model,
+        roc_auc_score(data.y_test, model.predict_proba(data.X_test)[:, 1]),
+    )
 
 
 _MODELS = {}
@@ -129,27 +166,36 @@ _MODELS = {}
 def test_xgboost_fit_synthetic(benchmark, synthetic_data, n_threads):
     Xtr, ytr, Xte, yte = synthetic_data
     benchmark.group = f"gbdt-fit-synthetic-{n_threads}thr"
-    model = benchmark.pedantic(lambda: _xgb(SYNTH_TREES, n_threads).fit(Xtr, ytr), rounds=ROUNDS_SYNTH,
-                               warmup_rounds=0)
+    model = benchmark.pedantic(
+        lambda: _xgb(SYNTH_TREES, n_threads).fit(Xtr, ytr), rounds=ROUNDS_SYNTH, warmup_rounds=0
+    )
     _MODELS["xgboost"] = model
-    _record(benchmark, f"synth-{n_threads}", model, roc_auc_score(yte, model.predict_proba(Xte)[:, 1]))
+    _record(
+        benchmark, f"synth-{n_threads}", model, roc_auc_score(yte, model.predict_proba(Xte)[:, 1])
+    )
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_recforge_fit_synthetic(benchmark, synthetic_data, n_threads):
     Xtr, ytr, Xte, yte = synthetic_data
     benchmark.group = f"gbdt-fit-synthetic-{n_threads}thr"
-    model = benchmark.pedantic(lambda: _ours(SYNTH_TREES, n_threads).fit(Xtr, ytr), rounds=ROUNDS_SYNTH,
-                               warmup_rounds=0)
+    model = benchmark.pedantic(
+        lambda: _ours(SYNTH_TREES, n_threads).fit(Xtr, ytr), rounds=ROUNDS_SYNTH, warmup_rounds=0
+    )
     _MODELS["recforge"] = model
-    _record(benchmark, f"synth-{n_threads}", model, roc_auc_score(yte, model.predict_proba(Xte)[:, 1]))
+    _record(
+        benchmark, f"synth-{n_threads}", model, roc_auc_score(yte, model.predict_proba(Xte)[:, 1])
+    )
 
 
 def test_xgboost_binning_synthetic(benchmark, synthetic_data):
     Xtr, ytr, _, _ = synthetic_data
     benchmark.group = "gbdt-binning-synthetic"
-    benchmark.pedantic(lambda: xgb.QuantileDMatrix(Xtr, ytr, max_bin=256, nthread=2), rounds=ROUNDS_SYNTH + 1,
-                       warmup_rounds=0)
+    benchmark.pedantic(
+        lambda: xgb.QuantileDMatrix(Xtr, ytr, max_bin=256, nthread=2),
+        rounds=ROUNDS_SYNTH + 1,
+        warmup_rounds=0,
+    )
 
 
 def test_recforge_binning_synthetic(benchmark, synthetic_data):
@@ -159,7 +205,8 @@ def test_recforge_binning_synthetic(benchmark, synthetic_data):
 
     def run():
         mapper = BinMapper(max_bin=255, random_state=np.random.default_rng(0)).fit(
-            Xtr, np.zeros(Xtr.shape[1], bool), n_threads=2)
+            Xtr, np.zeros(Xtr.shape[1], bool), n_threads=2
+        )
         return mapper.transform(Xtr, n_threads=2)
 
     benchmark.group = "gbdt-binning-synthetic"
@@ -179,7 +226,9 @@ def test_xgboost_predict_synthetic(benchmark, synthetic_data, n_threads):
     booster = _fitted("xgboost", synthetic_data).get_booster()
     booster.set_param({"nthread": n_threads})
     benchmark.group = f"gbdt-predict-synthetic-{n_threads}thr"
-    benchmark.pedantic(lambda: booster.inplace_predict(Xte, predict_type="margin"), rounds=5, warmup_rounds=1)
+    benchmark.pedantic(
+        lambda: booster.inplace_predict(Xte, predict_type="margin"), rounds=5, warmup_rounds=1
+    )
     benchmark.extra_info["rows_per_s"] = len(Xte) / benchmark.stats.stats.median
 
 
@@ -218,13 +267,27 @@ def adult_categories():
 
 
 def _lgbm(n_trees, n_threads, growth):
-    return lgb.LGBMClassifier(n_estimators=n_trees, learning_rate=0.1, min_child_samples=1, min_child_weight=1.0,
-                              reg_lambda=1.0, max_bin=255, n_jobs=n_threads, verbose=-1, **GROWTH[growth][1])
+    return lgb.LGBMClassifier(
+        n_estimators=n_trees,
+        learning_rate=0.1,
+        min_child_samples=1,
+        min_child_weight=1.0,
+        reg_lambda=1.0,
+        max_bin=255,
+        n_jobs=n_threads,
+        verbose=-1,
+        **GROWTH[growth][1],
+    )
 
 
 def _ours_grown(n_trees, n_threads, growth):
-    return GBDTClassifier(n_estimators=n_trees, learning_rate=0.1, max_bin=256, n_threads=n_threads,
-                          **GROWTH[growth][0])
+    return GBDTClassifier(
+        n_estimators=n_trees,
+        learning_rate=0.1,
+        max_bin=256,
+        n_threads=n_threads,
+        **GROWTH[growth][0],
+    )
 
 
 @pytest.mark.parametrize("growth", sorted(GROWTH))
@@ -232,10 +295,17 @@ def _ours_grown(n_trees, n_threads, growth):
 def test_lightgbm_fit_adult(benchmark, adult_categories, n_threads, growth):
     data, Xtr, Xte = adult_categories
     benchmark.group = f"gbdt-lgbm-adult-{growth}-{n_threads}thr"
-    model = benchmark.pedantic(lambda: _lgbm(ADULT_TREES, n_threads, growth).fit(Xtr, data.y_train),
-                               rounds=ROUNDS_ADULT, warmup_rounds=0)
-    _record(benchmark, f"lgbm-adult-{growth}-{n_threads}", model,
-            roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1]))
+    model = benchmark.pedantic(
+        lambda: _lgbm(ADULT_TREES, n_threads, growth).fit(Xtr, data.y_train),
+        rounds=ROUNDS_ADULT,
+        warmup_rounds=0,
+    )
+    _record(
+        benchmark,
+        f"lgbm-adult-{growth}-{n_threads}",
+        model,
+        roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1]),
+    )
 
 
 @pytest.mark.parametrize("growth", sorted(GROWTH))
@@ -243,10 +313,17 @@ def test_lightgbm_fit_adult(benchmark, adult_categories, n_threads, growth):
 def test_recforge_fit_adult_vs_lightgbm(benchmark, adult_categories, n_threads, growth):
     data, Xtr, Xte = adult_categories
     benchmark.group = f"gbdt-lgbm-adult-{growth}-{n_threads}thr"
-    model = benchmark.pedantic(lambda: _ours_grown(ADULT_TREES, n_threads, growth).fit(Xtr, data.y_train),
-                               rounds=ROUNDS_ADULT, warmup_rounds=0)
-    _record(benchmark, f"lgbm-adult-{growth}-{n_threads}", model,
-            roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1]))
+    model = benchmark.pedantic(
+        lambda: _ours_grown(ADULT_TREES, n_threads, growth).fit(Xtr, data.y_train),
+        rounds=ROUNDS_ADULT,
+        warmup_rounds=0,
+    )
+    _record(
+        benchmark,
+        f"lgbm-adult-{growth}-{n_threads}",
+        model,
+        roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1]),
+    )
 
 
 @pytest.mark.parametrize("growth", sorted(GROWTH))
@@ -254,9 +331,17 @@ def test_recforge_fit_adult_vs_lightgbm(benchmark, adult_categories, n_threads, 
 def test_lightgbm_fit_synthetic(benchmark, synthetic_data, n_threads, growth):
     Xtr, ytr, Xte, yte = synthetic_data
     benchmark.group = f"gbdt-lgbm-synthetic-{growth}-{n_threads}thr"
-    model = benchmark.pedantic(lambda: _lgbm(LGBM_SYNTH_TREES, n_threads, growth).fit(Xtr, ytr),
-                               rounds=ROUNDS_SYNTH, warmup_rounds=0)
-    _record(benchmark, f"lgbm-synth-{growth}-{n_threads}", model, roc_auc_score(yte, model.predict_proba(Xte)[:, 1]))
+    model = benchmark.pedantic(
+        lambda: _lgbm(LGBM_SYNTH_TREES, n_threads, growth).fit(Xtr, ytr),
+        rounds=ROUNDS_SYNTH,
+        warmup_rounds=0,
+    )
+    _record(
+        benchmark,
+        f"lgbm-synth-{growth}-{n_threads}",
+        model,
+        roc_auc_score(yte, model.predict_proba(Xte)[:, 1]),
+    )
 
 
 @pytest.mark.parametrize("growth", sorted(GROWTH))
@@ -264,6 +349,14 @@ def test_lightgbm_fit_synthetic(benchmark, synthetic_data, n_threads, growth):
 def test_recforge_fit_synthetic_vs_lightgbm(benchmark, synthetic_data, n_threads, growth):
     Xtr, ytr, Xte, yte = synthetic_data
     benchmark.group = f"gbdt-lgbm-synthetic-{growth}-{n_threads}thr"
-    model = benchmark.pedantic(lambda: _ours_grown(LGBM_SYNTH_TREES, n_threads, growth).fit(Xtr, ytr),
-                               rounds=ROUNDS_SYNTH, warmup_rounds=0)
-    _record(benchmark, f"lgbm-synth-{growth}-{n_threads}", model, roc_auc_score(yte, model.predict_proba(Xte)[:, 1]))
+    model = benchmark.pedantic(
+        lambda: _ours_grown(LGBM_SYNTH_TREES, n_threads, growth).fit(Xtr, ytr),
+        rounds=ROUNDS_SYNTH,
+        warmup_rounds=0,
+    )
+    _record(
+        benchmark,
+        f"lgbm-synth-{growth}-{n_threads}",
+        model,
+        roc_auc_score(yte, model.predict_proba(Xte)[:, 1]),
+    )

@@ -15,6 +15,7 @@ keeps one core busy (DESIGN.md: 2 threads must not be slower than 1 there).
 Run:  pytest bench/bench_item2vec.py --benchmark-only --benchmark-json=/tmp/i2v.json
       python bench/compare.py /tmp/i2v.json
 """
+
 import numpy as np
 import pytest
 
@@ -63,14 +64,24 @@ def _train_args(name, algorithm, n_threads):
     rng = np.random.default_rng(0)
     vin, vout = aligned_vectors(n_items, DIM), aligned_vectors(n_items, DIM)
     vin[:] = (rng.random((n_items, DIM), dtype=np.float32) - 0.5) / DIM
-    kwargs = {"keep_prob": keep, "window": WINDOW, "negative": NEGATIVE, "cbow": algorithm == "cbow",
-              "alpha_start": 0.025, "alpha_end": 0.0001, "seed": 1, "n_threads": n_threads}
+    kwargs = {
+        "keep_prob": keep,
+        "window": WINDOW,
+        "negative": NEGATIVE,
+        "cbow": algorithm == "cbow",
+        "alpha_start": 0.025,
+        "alpha_end": 0.0001,
+        "seed": 1,
+        "n_threads": n_threads,
+    }
     return (offsets, items, vin, vout, weights), kwargs
 
 
 def _recforge_epoch(benchmark, name, algorithm):
     args, kwargs = _train_args(name, algorithm, THREADS)
-    trained = benchmark.pedantic(sgns_train_epoch, args=args, kwargs=kwargs, rounds=ROUNDS[name], warmup_rounds=0)
+    trained = benchmark.pedantic(
+        sgns_train_epoch, args=args, kwargs=kwargs, rounds=ROUNDS[name], warmup_rounds=0
+    )
     assert np.isfinite(args[2]).all()
     return trained
 
@@ -78,14 +89,25 @@ def _recforge_epoch(benchmark, name, algorithm):
 def _gensim_epoch(benchmark, name, algorithm):
     gensim_models = pytest.importorskip("gensim.models")
     offsets, items = corpus(name)
-    sentences = [items[offsets[u]:offsets[u + 1]].tolist() for u in range(len(offsets) - 1)]
+    sentences = [items[offsets[u] : offsets[u + 1]].tolist() for u in range(len(offsets) - 1)]
     sentences = [s for s in sentences if s]
-    model = gensim_models.Word2Vec(vector_size=DIM, window=WINDOW, negative=NEGATIVE, min_count=1,
-                                   sg=int(algorithm == "skipgram"), workers=THREADS, seed=1)
+    model = gensim_models.Word2Vec(
+        vector_size=DIM,
+        window=WINDOW,
+        negative=NEGATIVE,
+        min_count=1,
+        sg=int(algorithm == "skipgram"),
+        workers=THREADS,
+        seed=1,
+    )
     model.build_vocab(sentences)
-    trained, _ = benchmark.pedantic(model.train, args=(sentences,),
-                                    kwargs={"total_examples": len(sentences), "epochs": 1}, rounds=ROUNDS[name],
-                                    warmup_rounds=0)
+    trained, _ = benchmark.pedantic(
+        model.train,
+        args=(sentences,),
+        kwargs={"total_examples": len(sentences), "epochs": 1},
+        rounds=ROUNDS[name],
+        warmup_rounds=0,
+    )
     return trained
 
 
@@ -96,7 +118,9 @@ def _gensim_epoch(benchmark, name, algorithm):
 @pytest.mark.parametrize("name", list(CORPORA))
 def test_item2vec_epoch(benchmark, name, algorithm, library):
     benchmark.group = f"item2vec-{algorithm}-{name}"
-    trained = (_recforge_epoch if library == "recforge" else _gensim_epoch)(benchmark, name, algorithm)
+    trained = (_recforge_epoch if library == "recforge" else _gensim_epoch)(
+        benchmark, name, algorithm
+    )
     words = len(corpus(name)[1])
     benchmark.extra_info["words"] = words
     benchmark.extra_info["words_trained"] = int(trained)
@@ -109,6 +133,8 @@ def test_item2vec_epoch(benchmark, name, algorithm, library):
 def test_recforge_item2vec_epoch_busy_core(benchmark, busy_core, name, algorithm, n_threads):
     args, kwargs = _train_args(name, algorithm, n_threads)
     benchmark.group = f"item2vec-one-core-busy-{algorithm}-{name}"
-    benchmark.pedantic(sgns_train_epoch, args=args, kwargs=kwargs, rounds=BUSY_ROUNDS[name], warmup_rounds=0)
+    benchmark.pedantic(
+        sgns_train_epoch, args=args, kwargs=kwargs, rounds=BUSY_ROUNDS[name], warmup_rounds=0
+    )
     benchmark.extra_info["words_per_s"] = len(args[1]) / benchmark.stats.stats.median
     assert np.isfinite(args[2]).all()

@@ -8,6 +8,7 @@ busy (DESIGN.md: 2 threads must not be slower than 1 there).
 Run:  pytest bench/bench_lfm.py --benchmark-only --benchmark-json=/tmp/lfm.json
       python bench/compare.py /tmp/lfm.json
 """
+
 import pytest
 
 from recforge.recall import LFM
@@ -66,8 +67,17 @@ def test_recforge_lfm_epoch_busy_core(benchmark, busy_core, name, n_threads):
 def test_implicit_bpr_epoch(benchmark, name):
     bpr = pytest.importorskip("implicit.cpu.bpr")
     interactions = data(name)
-    matrix = interactions.matrix.copy()  # implicit needs writeable buffers; copied outside the timing
+    matrix = (
+        interactions.matrix.copy()
+    )  # implicit needs writeable buffers; copied outside the timing
     benchmark.group = f"lfm-epoch-{name}"
-    model = bpr.BayesianPersonalizedRanking(factors=FACTORS, iterations=1, num_threads=THREADS, random_state=0)
-    benchmark.pedantic(model.fit, args=(matrix,), kwargs={"show_progress": False}, rounds=ROUNDS[name],
-                       warmup_rounds=0)
+    model = bpr.BayesianPersonalizedRanking(
+        factors=FACTORS, iterations=1, num_threads=THREADS, random_state=0
+    )
+    benchmark.pedantic(
+        model.fit,
+        args=(matrix,),
+        kwargs={"show_progress": False},
+        rounds=ROUNDS[name],
+        warmup_rounds=0,
+    )

@@ -16,6 +16,7 @@ asserts it is within 0.002 of scikit-learn's, so the timings compare fits of equ
 Run:  pytest bench/bench_lr.py --benchmark-only --benchmark-json=/tmp/lr.json
       python bench/compare.py /tmp/lr.json
 """
+
 import numpy as np
 import pytest
 

@@ -23,6 +23,7 @@ Run::
     python bench/bench_nn.py first-epoch      # first-epoch overhead: warm vs cold Numba cache, Keras tracing
     python bench/bench_nn.py quality          # Adult test AUC over seeds 0, 1, 2 (defaults)
 """
+
 import os
 import subprocess
 import sys
@@ -35,8 +36,10 @@ import pytest
 try:
     from .conftest import pick
 except ImportError:  # run as a script
+
     def pick(full, smoke):
         return full
+
 
 from recforge._threads import resolve_n_threads
 
@@ -68,8 +71,14 @@ def _ours(kind, X, y, batch_size, n_threads, epochs=1):
     from recforge.rank import DNN, WideDeep
 
     cls = DNN if kind == "dnn" else WideDeep
-    model = cls(encoder=FeatureEncoder(crosses=CROSSES), hidden_units=HIDDEN, batch_size=batch_size, epochs=epochs,
-                random_state=0, n_threads=n_threads)
+    model = cls(
+        encoder=FeatureEncoder(crosses=CROSSES),
+        hidden_units=HIDDEN,
+        batch_size=batch_size,
+        epochs=epochs,
+        random_state=0,
+        n_threads=n_threads,
+    )
     return model.fit(X, y)
 
 
@@ -95,11 +104,11 @@ def _keras_model(kind, model, inp):
     cat_in = [keras.Input(shape=(), dtype="int32", name=f"c{c}") for c in range(len(cols))]
     num_in = keras.Input(shape=(inp.dense.shape[1],), name="num")
     embs = [keras.layers.Embedding(model.encoder_.n_codes(c), 8)(x) for c, x in zip(cols, cat_in)]
-    h = keras.layers.Concatenate()(embs + [num_in])
+    h = keras.layers.Concatenate()([*embs, num_in])
     for m in HIDDEN:
         h = keras.layers.Dense(m, activation="relu")(h)
     h = keras.layers.Dense(1)(h)
-    inputs = cat_in + [num_in]
+    inputs = [*cat_in, num_in]
     feed = [inp.codes[:, c] for c in range(len(cols))] + [inp.dense]
     if kind == "wd":
         wide_in = keras.Input(shape=(inp.wide.shape[1],), sparse=True, name="wide")
@@ -107,7 +116,10 @@ def _keras_model(kind, model, inp):
         inputs.append(wide_in)
         feed.append(inp.wide)
     km = keras.Model(inputs, h)
-    km.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    km.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
     return km, feed
 
 
@@ -119,6 +131,7 @@ def _epoch_runner(model, inp, y, seed=0):
     yy = y.astype(np.float64)
     sw = np.ones_like(yy)
     n = yy.shape[0]
+
     def run():
         with limit_blas_threads(1):  # as in fit
             return model._train_call(inp, yy, sw, rng.permutation(n).astype(np.int64), 0, n)
@@ -138,8 +151,11 @@ def test_keras_epoch(benchmark, adult_data, kind, batch_size):
     inp = _encoded(model, X)
     km, feed = _keras_model(kind, model, inp)
     benchmark.extra_info["threads"] = THREADS
-    benchmark.pedantic(lambda: km.fit(feed, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True),
-                       rounds=ROUNDS, warmup_rounds=1)
+    benchmark.pedantic(
+        lambda: km.fit(feed, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True),
+        rounds=ROUNDS,
+        warmup_rounds=1,
+    )
 
 
 @pytest.mark.parametrize("kind", ["dnn", "wd"])
@@ -148,7 +164,9 @@ def test_recforge_epoch(benchmark, adult_data, kind, batch_size, n_threads=THREA
     X, y, _ = adult_data
     benchmark.group = f"nn-epoch-{kind}-b{batch_size}"
     model = _ours(kind, X, y, batch_size, n_threads)  # one epoch: compiles / loads the kernels
-    run = _epoch_runner(model, _encoded(model, X), y)  # training uses one BLAS thread whatever n_threads
+    run = _epoch_runner(
+        model, _encoded(model, X), y
+    )  # training uses one BLAS thread whatever n_threads
     benchmark.extra_info["threads"] = n_threads
     benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
 
@@ -164,7 +182,10 @@ def test_keras_fit5(benchmark, adult_data, kind):
     inp = _encoded(model, X)
     km, feed = _keras_model(kind, model, inp)
     km.fit(feed, y, batch_size=256, epochs=1, verbose=0)  # tracing
-    benchmark.pedantic(lambda: km.fit(feed, y, batch_size=256, epochs=5, verbose=0, shuffle=True), rounds=pick(3, 1))
+    benchmark.pedantic(
+        lambda: km.fit(feed, y, batch_size=256, epochs=5, verbose=0, shuffle=True),
+        rounds=pick(3, 1),
+    )
 
 
 @pytest.mark.parametrize("kind", ["dnn", "wd"])
@@ -186,7 +207,11 @@ def test_keras_predict(benchmark, adult_data, kind):
     inp = _encoded(model, Xt)
     km, feed = _keras_model(kind, model, inp)
     km.predict(feed, batch_size=PRED_BATCH, verbose=0)
-    out = benchmark.pedantic(lambda: km.predict(feed, batch_size=PRED_BATCH, verbose=0), rounds=pick(10, 1), warmup_rounds=1)
+    out = benchmark.pedantic(
+        lambda: km.predict(feed, batch_size=PRED_BATCH, verbose=0),
+        rounds=pick(10, 1),
+        warmup_rounds=1,
+    )
     assert out.shape[0] == len(Xt)
 
 
@@ -197,10 +222,15 @@ def test_recforge_predict(benchmark, adult_data, kind, raw):
     benchmark.group = f"nn-predict-{kind}"
     model = _ours(kind, X, y, 256, THREADS)
     if raw:
-        fn = lambda: model.predict_proba(Xt)
+
+        def fn():
+            return model.predict_proba(Xt)
     else:
         inp = _encoded(model, Xt)
-        fn = lambda: model._decision(inp)
+
+        def fn():
+            return model._decision(inp)
+
     out = benchmark.pedantic(fn, rounds=pick(10, 1), warmup_rounds=1)
     assert out.shape[0] == len(Xt)
 
@@ -250,17 +280,49 @@ def first_epoch_overhead():
     for kind in ("dnn", "wd"):
         with tempfile.TemporaryDirectory() as cache:
             cold_env = {**env, "NUMBA_CACHE_DIR": cache}
-            cold = json.loads(subprocess.run([sys.executable, "-c", _FIRST_EPOCH, kind, str(THREADS)], env=cold_env,
-                                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-            warm = json.loads(subprocess.run([sys.executable, "-c", _FIRST_EPOCH, kind, str(THREADS)], env=cold_env,
-                                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-        keras = json.loads(subprocess.run([sys.executable, "-c", _KERAS_FIRST_EPOCH, kind, str(THREADS), here],
-                                          env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
-                                          check=True).stdout.strip().splitlines()[-1])
-        for name, t in (("recforge cold cache", cold), ("recforge warm cache", warm), ("keras", keras)):
+            cold = json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", _FIRST_EPOCH, kind, str(THREADS)],
+                    env=cold_env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            warm = json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", _FIRST_EPOCH, kind, str(THREADS)],
+                    env=cold_env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+        keras = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", _KERAS_FIRST_EPOCH, kind, str(THREADS), here],
+                env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        for name, t in (
+            ("recforge cold cache", cold),
+            ("recforge warm cache", warm),
+            ("keras", keras),
+        ):
             later = float(np.median(t[1:]))
-            print(f"{kind:>3} {name:<20} first epoch {t[0]:7.3f} s, later {later:6.3f} s, "
-                  f"overhead {t[0] - later:7.3f} s")
+            print(
+                f"{kind:>3} {name:<20} first epoch {t[0]:7.3f} s, later {later:6.3f} s, "
+                f"overhead {t[0] - later:7.3f} s"
+            )
 
 
 def quality(seeds=(0, 1, 2)):
@@ -271,14 +333,18 @@ def quality(seeds=(0, 1, 2)):
     from recforge.rank import DNN, WideDeep
 
     d = adult()
-    for name, make in (("DNN", lambda s: DNN(encoder=FeatureEncoder(), random_state=s)),
-                       ("Wide&Deep", lambda s: WideDeep(encoder=FeatureEncoder(crosses=CROSSES), random_state=s))):
+    for name, make in (
+        ("DNN", lambda s: DNN(encoder=FeatureEncoder(), random_state=s)),
+        ("Wide&Deep", lambda s: WideDeep(encoder=FeatureEncoder(crosses=CROSSES), random_state=s)),
+    ):
         aucs = []
         for s in seeds:
             t = time.perf_counter()
             model = make(s).fit(d.X_train, d.y_train)
             aucs.append(roc_auc_score(d.y_test, model.predict_proba(d.X_test)[:, 1]))
-            print(f"{name:<10} seed {s}: AUC {aucs[-1]:.4f} (fit + predict {time.perf_counter() - t:.1f} s)")
+            print(
+                f"{name:<10} seed {s}: AUC {aucs[-1]:.4f} (fit + predict {time.perf_counter() - t:.1f} s)"
+            )
         print(f"{name:<10} mean AUC over seeds {list(seeds)}: {np.mean(aucs):.4f}")
 
 

@@ -9,6 +9,7 @@ Timings are per user: compare ``bench/compare.py`` ratios after dividing by the 
 
 Run:  pytest bench/bench_personal_rank.py --benchmark-only --benchmark-json=/tmp/pr.json -s
 """
+
 import os
 
 import numpy as np
@@ -74,8 +75,9 @@ def igraph_scores(g, data, users):
     items = list(range(data.n_users, data.n_users + data.n_items))
     out = np.zeros((len(users), data.n_items))
     for row, u in enumerate(users):
-        out[row] = g.personalized_pagerank(vertices=items, damping=ALPHA, reset_vertices=[int(u)],
-                                           implementation="prpack")
+        out[row] = g.personalized_pagerank(
+            vertices=items, damping=ALPHA, reset_vertices=[int(u)], implementation="prpack"
+        )
     return out
 
 
@@ -95,8 +97,13 @@ def _report(benchmark, name, n_users):
 @pytest.mark.parametrize("method", ["auto", "iterate", "cg", "solve"])  # auto = "direct" here
 def test_recforge(benchmark, movielens_train, method):
     users = np.arange(movielens_train.n_users)
-    ids = benchmark.pedantic(ours_recommend, args=(movielens_train, users), kwargs={"method": method},
-                             rounds=3, warmup_rounds=1)
+    ids = benchmark.pedantic(
+        ours_recommend,
+        args=(movielens_train, users),
+        kwargs={"method": method},
+        rounds=3,
+        warmup_rounds=1,
+    )
     assert ids.shape == (len(users), K)
     _report(benchmark, f"recforge {method}", len(users))
 
@@ -108,7 +115,9 @@ def test_peer(benchmark, movielens_train, peer, n_users):
     from threadpoolctl import threadpool_limits
 
     users = np.arange(n_users)
-    fn, graph = (igraph_scores, igraph_graph) if peer == "igraph" else (networkx_scores, networkx_graph)
+    fn, graph = (
+        (igraph_scores, igraph_graph) if peer == "igraph" else (networkx_scores, networkx_graph)
+    )
     g = graph(movielens_train)  # graph construction is not timed
     os.environ["OMP_NUM_THREADS"] = "1"
     with threadpool_limits(1):
@@ -149,7 +158,7 @@ def gmres_scores(a, data, users):
         b[u] = 1 - ALPHA
         x, info = gmres(a, b, rtol=1e-6, atol=0.0)
         assert info == 0
-        out[row] = x[data.n_users:]
+        out[row] = x[data.n_users :]
     return out
 
 
@@ -158,7 +167,9 @@ def gmres_scores(a, data, users):
 def test_recforge_synthetic(benchmark, synthetic, method):
     n_users = pick(64, 20)  # 64 users: several column blocks, and a short run
     model = PersonalRank(alpha=ALPHA, tol=1e-6, method=method, n_threads=N_THREADS).fit(synthetic)
-    users = synthetic.user_map.ids[:n_users]  # the fit (transition matrices) is not timed, like GMRES's system
+    users = synthetic.user_map.ids[
+        :n_users
+    ]  # the fit (transition matrices) is not timed, like GMRES's system
     model.recommend(users[:1], k=K)  # load the compiled kernels outside the timing
     ids = benchmark.pedantic(lambda: model.recommend(users, k=K)[0], rounds=1, warmup_rounds=0)
     assert ids.shape == (n_users, K)
@@ -169,6 +180,8 @@ def test_recforge_synthetic(benchmark, synthetic, method):
 def test_scipy_gmres_synthetic(benchmark, synthetic):
     n_users = pick(3, 3)
     a = gmres_system(synthetic)  # building the system is not timed
-    scores = benchmark.pedantic(gmres_scores, args=(a, synthetic, np.arange(n_users)), rounds=1, warmup_rounds=0)
+    scores = benchmark.pedantic(
+        gmres_scores, args=(a, synthetic, np.arange(n_users)), rounds=1, warmup_rounds=0
+    )
     _report(benchmark, "scipy gmres rtol=1e-6", n_users)
     assert scores.shape == (n_users, synthetic.n_items)

@@ -3,6 +3,7 @@
 Run:  pytest bench/bench_topk.py --benchmark-only --benchmark-json=/tmp/topk.json
       python bench/compare.py /tmp/topk.json
 """
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -58,21 +59,30 @@ def test_numpy_argpartition(benchmark, scores):
 @pytest.mark.benchmark(group="topk")
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_recforge_topk(benchmark, scores, n_threads):
-    idx, _ = benchmark.pedantic(topk, args=(scores, K), kwargs={"n_threads": n_threads}, rounds=5, warmup_rounds=1)
+    idx, _ = benchmark.pedantic(
+        topk, args=(scores, K), kwargs={"n_threads": n_threads}, rounds=5, warmup_rounds=1
+    )
     np.testing.assert_array_equal(idx[:50], numpy_topk(scores[:50], K))
 
 
 @pytest.mark.benchmark(group="topk-exclude-seen")
 def test_numpy_argpartition_excluding(benchmark, scores, seen):
-    result = benchmark.pedantic(numpy_topk_excluding, args=(scores, K, seen), rounds=5, warmup_rounds=1)
+    result = benchmark.pedantic(
+        numpy_topk_excluding, args=(scores, K, seen), rounds=5, warmup_rounds=1
+    )
     assert result.shape == (N_USERS, K)
 
 
 @pytest.mark.benchmark(group="topk-exclude-seen")
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_recforge_topk_excluding(benchmark, scores, seen, n_threads):
-    idx, _ = benchmark.pedantic(topk, args=(scores, K), kwargs={"exclude": seen, "n_threads": n_threads},
-                                rounds=5, warmup_rounds=1)
+    idx, _ = benchmark.pedantic(
+        topk,
+        args=(scores, K),
+        kwargs={"exclude": seen, "n_threads": n_threads},
+        rounds=5,
+        warmup_rounds=1,
+    )
     np.testing.assert_array_equal(idx[:50], numpy_topk_excluding(scores[:50], K, seen[:50]))
 
 
@@ -80,6 +90,11 @@ def test_recforge_topk_excluding(benchmark, scores, seen, n_threads):
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_recforge_topk_contended(benchmark, scores, seen, busy_core, n_threads):
     """With a foreign busy loop on one core, 2 threads must not be slower than 1 (threads block, never spin)."""
-    idx, _ = benchmark.pedantic(topk, args=(scores, K), kwargs={"exclude": seen, "n_threads": n_threads},
-                                rounds=5, warmup_rounds=1)
+    idx, _ = benchmark.pedantic(
+        topk,
+        args=(scores, K),
+        kwargs={"exclude": seen, "n_threads": n_threads},
+        rounds=5,
+        warmup_rounds=1,
+    )
     assert idx.shape == (N_USERS, K)

@@ -4,6 +4,7 @@ Usage: python bench/compare.py RESULTS.json
 (RESULTS.json from ``pytest bench/... --benchmark-only --benchmark-json=RESULTS.json``.)
 The peer of a group is its entry whose name does not contain "recforge".
 """
+
 import json
 import sys
 from collections import defaultdict

@@ -3,6 +3,7 @@
 Sizes come from ``RECFORGE_BENCH_SIZE``: ``full`` (default; the sizes the issues name) or ``smoke``
 (tiny, seconds; what CI may run to check the benchmarks still work).
 """
+
 import os
 
 import pytest

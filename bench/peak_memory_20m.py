@@ -6,6 +6,7 @@ gensim-skipgram, gensim-cbow, lfm, implicit-bpr (one training epoch each, parame
 bench_lfm.py); personal-rank (recommend for 1,000 users, tol 1e-6); itemcf (fit + recommend for every user,
 K = 20). 2 threads.
 """
+
 import sys
 import time
 
@@ -20,16 +21,31 @@ def main(what: str) -> None:
     elif what.startswith("item2vec-"):
         from recforge.recall import Item2Vec
 
-        Item2Vec(algorithm=what.split("-")[1], window=5, ns_exponent=0.75, epochs=1, n_threads=2,
-                 random_state=0).fit(data)
+        Item2Vec(
+            algorithm=what.split("-")[1],
+            window=5,
+            ns_exponent=0.75,
+            epochs=1,
+            n_threads=2,
+            random_state=0,
+        ).fit(data)
     elif what.startswith("gensim-"):
         from gensim.models import Word2Vec
 
         offsets, items = data.sequences()
-        sentences = [items[offsets[u]:offsets[u + 1]].tolist() for u in range(len(offsets) - 1)]
+        sentences = [items[offsets[u] : offsets[u + 1]].tolist() for u in range(len(offsets) - 1)]
         sentences = [s for s in sentences if s]
-        Word2Vec(sentences, vector_size=64, window=5, negative=5, min_count=1, epochs=1,
-                 sg=int(what.endswith("skipgram")), workers=2, seed=0)
+        Word2Vec(
+            sentences,
+            vector_size=64,
+            window=5,
+            negative=5,
+            min_count=1,
+            epochs=1,
+            sg=int(what.endswith("skipgram")),
+            workers=2,
+            seed=0,
+        )
     elif what == "lfm":
         from recforge.recall import LFM
 
@@ -38,7 +54,8 @@ def main(what: str) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         BayesianPersonalizedRanking(factors=64, iterations=1, num_threads=2, random_state=0).fit(
-            data.matrix.copy(), show_progress=False)
+            data.matrix.copy(), show_progress=False
+        )
     elif what == "personal-rank":
         from recforge.recall import PersonalRank
 

@@ -14,6 +14,7 @@ there should be none; a listed signature is one that ``warmup`` does not cover.
 
 Timings on a shared machine are noisy: the numbers are a report, not a test.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,11 @@ def _compiled() -> dict:
 
 
 def _new_signatures(before: dict) -> list[str]:
-    return sorted(f"{name}{sig}" for name, sigs in _compiled().items()
-                  for sig in sigs - before.get(name, set()))
+    return sorted(
+        f"{name}{sig}"
+        for name, sigs in _compiled().items()
+        for sig in sigs - before.get(name, set())
+    )
 
 
 def run_one(name: str, in_process: bool) -> dict:
@@ -53,8 +57,9 @@ def run_one(name: str, in_process: bool) -> dict:
         from recforge.evaluate import evaluate_recall
 
         ml = movielens_small()
-        train, test = temporal_split(ml.interactions().positives(4.0), test_fraction=0.2,
-                                     min_interactions=5)
+        train, test = temporal_split(
+            ml.interactions().positives(4.0), test_fraction=0.2, min_interactions=5
+        )
         _, factory, *extra = recall[name]
         kwargs = extra[0](ml) if extra else {}
         fit = lambda: factory(None).fit(train, **kwargs)  # noqa: E731
@@ -86,11 +91,14 @@ def main(names: list[str], in_process: bool) -> None:
     names = names or [row[0] for row in demo.RECALL_MODELS] + [row[0] for row in demo.RANKERS]
     if not in_process:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "recforge", "warmup"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "recforge", "warmup"], check=True, capture_output=True
+        )
         print(f"recforge warmup (own process): {time.perf_counter() - start:.1f} s")
-    print(f"{'model':<16}{'warmup s':>10}{'first fit s':>13}{'warm fit s':>12}{'ratio':>8}"
-          "  compiled after warmup")
+    print(
+        f"{'model':<16}{'warmup s':>10}{'first fit s':>13}{'warm fit s':>12}{'ratio':>8}"
+        "  compiled after warmup"
+    )
     for name in names:
         child = [sys.executable, __file__, "--child", name]
         if in_process:
@@ -101,8 +109,10 @@ def main(names: list[str], in_process: bool) -> None:
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         missed = r["compiled_in_first_fit"] + [f"(use) {s}" for s in r["compiled_in_use"]]
-        print(f"{name:<16}{r['warmup_s']:>10.2f}{r['first_fit_s']:>13.3f}{r['warm_fit_s']:>12.3f}"
-              f"{r['first_fit_s'] / r['warm_fit_s']:>8.2f}  {len(missed) or 'none'}")
+        print(
+            f"{name:<16}{r['warmup_s']:>10.2f}{r['first_fit_s']:>13.3f}{r['warm_fit_s']:>12.3f}"
+            f"{r['first_fit_s'] / r['warm_fit_s']:>8.2f}  {len(missed) or 'none'}"
+        )
         for sig in missed:
             print(f"{'':<16}  {sig}")
 

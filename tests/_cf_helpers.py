@@ -1,4 +1,5 @@
 """Shared helpers of the ItemCF / UserCF tests."""
+
 import numpy as np
 import scipy.sparse as sp
 

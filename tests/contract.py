@@ -2,6 +2,7 @@
 
 Use it by subclassing ``RecallContract`` in a test module and defining ``make_model()``.
 """
+
 import io
 
 import numpy as np
@@ -31,13 +32,24 @@ def contract_interactions(string_ids: bool = False) -> Interactions:
         user_ids = np.array([f"u{u}" for u in user_ids])
         item_ids = np.array([f"i{i}" for i in item_ids])
     return Interactions.from_dataframe(
-        df, user_col="user", item_col="item", weight_col="rating", timestamp_col="ts",
-        user_ids=user_ids, item_ids=item_ids,
+        df,
+        user_col="user",
+        item_col="item",
+        weight_col="rating",
+        timestamp_col="ts",
+        user_ids=user_ids,
+        item_ids=item_ids,
     )
 
 
 def _valid(ids):
-    return np.array([x for x in np.ravel(ids) if x is not None and not (isinstance(x, (int, np.integer)) and x == -1)])
+    return np.array(
+        [
+            x
+            for x in np.ravel(ids)
+            if x is not None and not (isinstance(x, (int, np.integer)) and x == -1)
+        ]
+    )
 
 
 class RecallContract:
@@ -140,14 +152,16 @@ class RecallContract:
         ids, scores = fitted.recommend(data.user_map.ids[29], k=5)
         assert ids.shape == (5,) and not np.isnan(scores).any()
 
-    @pytest.mark.parametrize("k, error", [(0, ValueError), (-2, ValueError), (2.5, TypeError), ("3", TypeError)])
+    @pytest.mark.parametrize(
+        "k, error", [(0, ValueError), (-2, ValueError), (2.5, TypeError), ("3", TypeError)]
+    )
     def test_bad_k(self, fitted, data, k, error):
         with pytest.raises(error, match="k"):
             fitted.recommend(data.user_map.ids[0], k=k)
 
     def test_similar_items(self, fitted, data):
         items = data.item_map.ids[:6]
-        ids, scores = fitted.similar_items(items, k=5)
+        ids, _scores = fitted.similar_items(items, k=5)
         assert ids.shape == (6, 5)
         for row, item in enumerate(items):
             assert item not in _valid(ids[row])
@@ -158,7 +172,7 @@ class RecallContract:
 
     def test_recommend_from_history(self, fitted, data):
         history = data.item_map.ids[[0, 3, 4]]
-        ids, scores = fitted.recommend_from_history(history, k=5)
+        ids, _scores = fitted.recommend_from_history(history, k=5)
         assert ids.shape == (5,) and not np.isin(_valid(ids), history).any()
         ids_w, _ = fitted.recommend_from_history(history, weights=[1.0, 2.0, 0.5], k=5)
         assert ids_w.shape == (5,)
@@ -174,7 +188,9 @@ class RecallContract:
     def test_history_of_a_known_user_matches_profile_shape(self, fitted, data):
         user = self._users(data)[2]
         row = data.matrix[data.user_map.index(user)]
-        ids, _ = fitted.recommend_from_history(data.item_map.ids[row.indices], weights=row.data, k=4)
+        ids, _ = fitted.recommend_from_history(
+            data.item_map.ids[row.indices], weights=row.data, k=4
+        )
         assert ids.shape == (4,)
 
     def test_save_load_round_trip(self, fitted, data, tmp_path):

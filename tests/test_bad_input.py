@@ -2,6 +2,7 @@
 
 Each gets a clear error naming the argument (or a documented rule), never a crash or silent garbage.
 """
+
 import gzip
 
 import numpy as np
@@ -16,18 +17,25 @@ from recforge.recall import Popularity
 
 @pytest.fixture
 def frame():
-    return pd.DataFrame({"user": [1, 1, 2, 3], "item": [10, 11, 10, 12], "rating": [4.0, 5.0, 3.0, 1.0],
-                         "ts": [1, 2, 3, 4]})
+    return pd.DataFrame(
+        {
+            "user": [1, 1, 2, 3],
+            "item": [10, 11, 10, 12],
+            "rating": [4.0, 5.0, 3.0, 1.0],
+            "ts": [1, 2, 3, 4],
+        }
+    )
 
 
 def _build(df, **kwargs):
-    return Interactions.from_dataframe(df, user_col="user", item_col="item", weight_col="rating",
-                                       timestamp_col="ts", **kwargs)
+    return Interactions.from_dataframe(
+        df, user_col="user", item_col="item", weight_col="rating", timestamp_col="ts", **kwargs
+    )
 
 
 def test_nan_rating(frame):
     frame.loc[1, "rating"] = np.nan
-    with pytest.raises(ValueError, match="rating|weight"):
+    with pytest.raises(ValueError, match=r"rating|weight"):
         _build(frame)
 
 
@@ -61,9 +69,14 @@ def test_user_with_no_items(frame):
     model = Popularity().fit(data)
     ids, scores = model.recommend(4, k=2)
     assert ids.tolist() == [10, 11] and np.isfinite(scores).all()
-    test = Interactions.from_dataframe(pd.DataFrame({"user": [4, 1], "item": [12, 12], "ts": [9, 9]}),
-                                       user_col="user", item_col="item", timestamp_col="ts",
-                                       user_ids=[1, 2, 3, 4], item_ids=data.item_map.ids)
+    test = Interactions.from_dataframe(
+        pd.DataFrame({"user": [4, 1], "item": [12, 12], "ts": [9, 9]}),
+        user_col="user",
+        item_col="item",
+        timestamp_col="ts",
+        user_ids=[1, 2, 3, 4],
+        item_ids=data.item_map.ids,
+    )
     report = evaluate_recall(model, data, test, k=2)
     assert report.n_users_skipped == 1 and report.n_users_evaluated == 1
 
@@ -75,16 +88,20 @@ def test_temporal_split_without_timestamps(frame):
 
 
 def test_truncated_movielens_file(tmp_path):
-    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.")
-    with pytest.raises(ValueError, match="ratings.csv"):
+    (tmp_path / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4."
+    )
+    with pytest.raises(ValueError, match=r"ratings.csv"):
         load_movielens(tmp_path)
 
 
 def test_truncated_adult_file(tmp_path):
     from importlib.resources import files
 
-    raw = gzip.decompress((files("recforge.datasets") / "_data" / "adult" / "adult.data.gz").read_bytes())
+    raw = gzip.decompress(
+        (files("recforge.datasets") / "_data" / "adult" / "adult.data.gz").read_bytes()
+    )
     path = tmp_path / "adult.data"
     path.write_bytes(raw[: len(raw) // 2])  # cut in the middle of a row
-    with pytest.raises(ValueError, match="adult.data"):
+    with pytest.raises(ValueError, match=r"adult.data"):
         load_adult(path)

@@ -95,7 +95,7 @@ def test_evaluate_prints_the_demo_table(csv, log, tmp_path):
     out = run(
         "evaluate", csv, "--models", "popularity,itemcf", "--threads", "1", "-q", cwd=tmp_path
     ).stdout
-    x, (train, test) = in_process_split(log)
+    _x, (train, test) = in_process_split(log)
     assert "log.csv (user=userId, item=movieId, rating=stars, timestamp=time)" in out
     assert f"{len(log):,} interactions · 150 users · 120 items" in out
     assert "Recall @10 — full-catalogue ranking, train items filtered" in out
@@ -105,7 +105,7 @@ def test_evaluate_prints_the_demo_table(csv, log, tmp_path):
         if line.startswith("  ") and line.split()[0] in ("popularity", "itemcf")
     }
     expected = evaluate_recall(Popularity().fit(train), train, test, k=10)
-    ndcg, precision, recall, hit_rate, coverage = map(float, lines["popularity"][1:6])
+    ndcg, _precision, recall, _hit_rate, coverage = map(float, lines["popularity"][1:6])
     assert ndcg == pytest.approx(expected.ndcg, abs=5e-5)
     assert recall == pytest.approx(expected.recall, abs=5e-5)
     assert coverage == pytest.approx(expected.coverage, abs=5e-5)

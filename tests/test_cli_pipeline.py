@@ -67,8 +67,19 @@ def files(tmp_path, log):
 
 def test_fit_then_recommend_equals_the_in_process_pipeline(files, positives):
     out = run(
-        "pipeline", "fit", "log.csv", "--config", "pipeline.toml", "-o", "p.npz",
-        "--threads", "1", "--seed", "3", "-q", cwd=files,
+        "pipeline",
+        "fit",
+        "log.csv",
+        "--config",
+        "pipeline.toml",
+        "-o",
+        "p.npz",
+        "--threads",
+        "1",
+        "--seed",
+        "3",
+        "-q",
+        cwd=files,
     ).stdout
     assert "saved TwoStage (pop, itemcf -> GBDTClassifier; 300 users" in out
     users = [1, 2, 50, 299]
@@ -86,20 +97,38 @@ def test_fit_then_recommend_equals_the_in_process_pipeline(files, positives):
 
 def test_evaluate_prints_the_funnel_of_evaluate_pipeline(files, positives):
     proc = run(
-        "pipeline", "evaluate", "log.csv", "--config", "pipeline.toml", "--k", "5",
-        "--threads", "1", cwd=files,
+        "pipeline",
+        "evaluate",
+        "log.csv",
+        "--config",
+        "pipeline.toml",
+        "--k",
+        "5",
+        "--threads",
+        "1",
+        cwd=files,
     )
     assert "recforge: fitting the pipeline (pop, itemcf)" in proc.stderr
     out = proc.stdout
     assert "temporal split (last 20% per user)" in out
     for stage in ("pop", "itemcf", "rrf (no ranker)", "pipeline"):
-        assert any(line.split()[:len(stage.split())] == stage.split() for line in out.splitlines())
+        assert any(line.split()[: len(stage.split())] == stage.split() for line in out.splitlines())
     assert "candidate union R@30 (the ceiling)" in out
 
     result = json.loads(
         run(
-            "pipeline", "evaluate", "log.csv", "--config", "pipeline.toml", "--k", "5",
-            "--threads", "1", "--json", "-q", cwd=files,
+            "pipeline",
+            "evaluate",
+            "log.csv",
+            "--config",
+            "pipeline.toml",
+            "--k",
+            "5",
+            "--threads",
+            "1",
+            "--json",
+            "-q",
+            cwd=files,
         ).stdout
     )
     train, test = temporal_split(positives, test_fraction=0.2, min_interactions=5)
@@ -121,8 +150,10 @@ def test_evaluate_prints_the_funnel_of_evaluate_pipeline(files, positives):
         ("[sources.x]\nmodel = 'nosuchmodel'\n", "sources.x.model: unknown model 'nosuchmodel'"),
         ("[sources.itemcf]\nparams = { k = 3 }\n", "sources.itemcf.params: invalid parameter 'k'"),
         ("[ranker]\nmodel = 'forest'\n", "ranker.model: unknown ranker 'forest'"),
-        ("[ranker]\nmodel = 'gbdt'\nparams = { trees = 3 }\n",
-         "ranker.params: invalid parameter 'trees' for GBDTClassifier"),
+        (
+            "[ranker]\nmodel = 'gbdt'\nparams = { trees = 3 }\n",
+            "ranker.params: invalid parameter 'trees' for GBDTClassifier",
+        ),
         ("n_candidates = 'many'\n", "n_candidates"),
         ("cut = 'sometimes'\n", "cut"),
         ("[sources\nitemcf = 1\n", "not valid TOML"),

@@ -21,8 +21,12 @@ class _WithTopics(ContentBased):
     """ContentBased whose ``fit(data)`` supplies the test topics (the contract calls ``fit(data)``)."""
 
     def fit(self, interactions, item_features=None):
-        data = interactions if isinstance(interactions, Interactions) else Interactions(interactions)
-        return super().fit(data, item_features=topics_for(data) if item_features is None else item_features)
+        data = (
+            interactions if isinstance(interactions, Interactions) else Interactions(interactions)
+        )
+        return super().fit(
+            data, item_features=topics_for(data) if item_features is None else item_features
+        )
 
 
 class TestContentBasedGenresContract(RecallContract):
@@ -54,9 +58,13 @@ def test_similarity_strategy_is_cosine():
 
 
 def test_genres_strategy_ranks_by_quality_within_top_genres():
-    m = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 1, 0, 1, 0], [0, 1, 0, 1, 1], [0, 0, 0, 1, 1]], np.float32))
+    m = sp.csr_matrix(
+        np.array([[1, 0, 0, 0, 0], [0, 1, 0, 1, 0], [0, 1, 0, 1, 1], [0, 0, 0, 1, 1]], np.float32)
+    )
     topics = (np.arange(5), np.array([[1, 0], [1, 0], [0, 1], [1, 0], [0, 1]]))
-    model = ContentBased(strategy="genres", n_top_topics=1, quality="count").fit(m, item_features=topics)
+    model = ContentBased(strategy="genres", n_top_topics=1, quality="count").fit(
+        m, item_features=topics
+    )
     ids, scores = model.recommend(0, k=4)
     assert ids.tolist()[:2] == [3, 1]  # genre 0, most interacted first; genre-1 items score 0
     assert scores[2] == 0
@@ -95,6 +103,9 @@ def test_quality_movielens():
     ml = movielens_small()
     train, test = temporal_split(ml.interactions().positives(4.0))
     topics = genre_topics(ml.movies)
-    assert evaluate_recall(ContentBased().fit(train, item_features=topics), train, test, k=10).ndcg >= 0.0626
+    assert (
+        evaluate_recall(ContentBased().fit(train, item_features=topics), train, test, k=10).ndcg
+        >= 0.0626
+    )
     similarity = ContentBased(strategy="similarity").fit(train, item_features=topics)
     assert evaluate_recall(similarity, train, test, k=10).ndcg >= 0.0090

@@ -1,5 +1,6 @@
 """recforge.data and recforge.datasets: every public entry has an Examples section (pytest runs
 them: --doctest-modules), and the datasets do not read the shared folder."""
+
 import inspect
 
 
@@ -11,7 +12,9 @@ def test_public_entries_have_examples():
             obj = getattr(mod, name)
             if inspect.isclass(obj) and name in ("MovieLens", "Adult"):
                 continue
-            assert "Examples" in (obj.__doc__ or ""), f"{mod.__name__}.{name} has no Examples section"
+            assert "Examples" in (obj.__doc__ or ""), (
+                f"{mod.__name__}.{name} has no Examples section"
+            )
 
 
 def test_datasets_do_not_depend_on_the_shared_folder():

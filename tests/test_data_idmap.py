@@ -1,4 +1,5 @@
 """IdMap: round trips, unknown ids, validation, serialisation."""
+
 import json
 
 import numpy as np
@@ -8,15 +9,18 @@ import pytest
 from recforge.data import IdMap
 
 
-@pytest.mark.parametrize("ids", [
-    np.array([30, 10, 20], dtype=np.int32),
-    np.array([30, 10, 20], dtype=np.int64),
-    np.array([2 ** 63 + 5, 7], dtype=np.uint64),
-    np.array(["b", "a", "c"]),
-    ["x", "yy", "zzz"],
-    pd.Series(["u3", "u1", "u2"], dtype="str"),
-    np.arange(5),
-])
+@pytest.mark.parametrize(
+    "ids",
+    [
+        np.array([30, 10, 20], dtype=np.int32),
+        np.array([30, 10, 20], dtype=np.int64),
+        np.array([2**63 + 5, 7], dtype=np.uint64),
+        np.array(["b", "a", "c"]),
+        ["x", "yy", "zzz"],
+        pd.Series(["u3", "u1", "u2"], dtype="str"),
+        np.arange(5),
+    ],
+)
 def test_round_trip(ids):
     m = IdMap(ids)
     ext = np.asarray(ids if not isinstance(ids, pd.Series) else ids.to_numpy())
@@ -62,7 +66,7 @@ def test_unknown_type_mismatch():
     assert not IdMap(["1", "2"]).contains(1)
     with pytest.raises(KeyError):
         IdMap([1, 2]).index(["1"])
-    with pytest.raises(KeyError, match="unknown id 1.5"):
+    with pytest.raises(KeyError, match=r"unknown id 1.5"):
         IdMap([1, 2]).index([1.5])
     with pytest.raises(KeyError):
         IdMap(np.arange(4)).index([-1])
@@ -129,9 +133,15 @@ def test_equality():
     assert IdMap([1]).__eq__("x") is NotImplemented
 
 
-@pytest.mark.parametrize("ids", [
-    [3, 1, 2], ["10", "2", "x"], np.array([2 ** 63 + 1, 4], dtype=np.uint64), [-5, 7],
-])
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [3, 1, 2],
+        ["10", "2", "x"],
+        np.array([2**63 + 1, 4], dtype=np.uint64),
+        [-5, 7],
+    ],
+)
 def test_json_round_trip_keeps_kind(ids):
     m = IdMap(ids)
     back = IdMap.from_list(json.loads(json.dumps(m.to_list())))

@@ -1,4 +1,5 @@
 """Interactions: construction, validation, duplicates, derived views, immutability."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,14 +11,24 @@ from recforge.data import IdMap, Interactions, _segsort
 def _frame(user_dtype):
     users = np.array([30, 10, 30, 20, 10], dtype=user_dtype)
     items = np.array([7, 5, 5, 9, 9], dtype=user_dtype)
-    return pd.DataFrame({"user_id": users, "item_id": items, "w": [1.0, 2.0, 3.0, 4.0, 5.0],
-                         "t": [100, 200, 300, 400, 500]})
+    return pd.DataFrame(
+        {
+            "user_id": users,
+            "item_id": items,
+            "w": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "t": [100, 200, 300, 400, 500],
+        }
+    )
 
 
-EXPECTED = np.array([[2.0, 0.0, 5.0],   # user 10: items 5, 7, 9
-                     [0.0, 0.0, 4.0],   # user 20
-                     [3.0, 1.0, 0.0]],  # user 30
-                    dtype=np.float32)
+EXPECTED = np.array(
+    [
+        [2.0, 0.0, 5.0],  # user 10: items 5, 7, 9
+        [0.0, 0.0, 4.0],  # user 20
+        [3.0, 1.0, 0.0],
+    ],  # user 30
+    dtype=np.float32,
+)
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
@@ -87,16 +98,21 @@ def _dups(with_ts=True):
 
 def test_duplicates_raise_names_pair_count_and_options():
     users, items, weights, ts = _dups()
-    with pytest.raises(ValueError, match=r"2 duplicated .*\(user 'u1', item 'i1'\) at position 2.*'sum', 'last'"):
+    with pytest.raises(
+        ValueError, match=r"2 duplicated .*\(user 'u1', item 'i1'\) at position 2.*'sum', 'last'"
+    ):
         Interactions.from_arrays(users, items, weights, ts)
 
 
-@pytest.mark.parametrize("policy, weight, stamp", [
-    ("sum", 8.0, 30.0),    # weights added, latest timestamp
-    ("last", 2.0, 30.0),   # latest by time; the tie at t=30 goes to input order
-    ("first", 1.0, 10.0),  # earliest by time
-    ("max", 5.0, 30.0),    # largest weight
-])
+@pytest.mark.parametrize(
+    "policy, weight, stamp",
+    [
+        ("sum", 8.0, 30.0),  # weights added, latest timestamp
+        ("last", 2.0, 30.0),  # latest by time; the tie at t=30 goes to input order
+        ("first", 1.0, 10.0),  # earliest by time
+        ("max", 5.0, 30.0),  # largest weight
+    ],
+)
 def test_duplicate_policies(policy, weight, stamp):
     users, items, weights, ts = _dups()
     x = Interactions.from_arrays(users, items, weights, ts, duplicates=policy)
@@ -107,7 +123,9 @@ def test_duplicate_policies(policy, weight, stamp):
     assert x.matrix[x.user_map.index("u2"), 0] == 7.0
 
 
-@pytest.mark.parametrize("policy, weight", [("sum", 8.0), ("last", 2.0), ("first", 1.0), ("max", 5.0)])
+@pytest.mark.parametrize(
+    "policy, weight", [("sum", 8.0), ("last", 2.0), ("first", 1.0), ("max", 5.0)]
+)
 def test_duplicate_policies_without_timestamps(policy, weight):
     users, items, weights, _ = _dups(with_ts=False)
     x = Interactions.from_arrays(users, items, weights, duplicates=policy)
@@ -116,7 +134,9 @@ def test_duplicate_policies_without_timestamps(policy, weight):
 
 
 def test_duplicate_policy_last_breaks_time_ties_by_input_order():
-    x = Interactions.from_arrays([1, 1, 1], [1, 1, 1], [3.0, 9.0, 4.0], [5, 5, 1], duplicates="last")
+    x = Interactions.from_arrays(
+        [1, 1, 1], [1, 1, 1], [3.0, 9.0, 4.0], [5, 5, 1], duplicates="last"
+    )
     assert x.matrix.data.tolist() == [9.0]
 
 
@@ -127,7 +147,7 @@ def test_invalid_duplicates_policy():
 
 def test_sparse_input_with_duplicates_raises():
     coo = sp.coo_matrix((np.array([1.0, 2.0]), (np.array([0, 0]), np.array([1, 1]))), shape=(2, 2))
-    with pytest.raises(ValueError, match="matrix.*duplicated"):
+    with pytest.raises(ValueError, match=r"matrix.*duplicated"):
         Interactions(coo)
 
 
@@ -146,7 +166,9 @@ def test_negative_weights():
     with pytest.raises(ValueError, match="weights"):
         Interactions(sp.csr_matrix(np.array([[0.0, -1.0]])))
     with pytest.raises(ValueError, match="weights"):
-        Interactions.from_dataframe(pd.DataFrame({"user_id": [1], "item_id": [1], "r": [-1]}), weight_col="r")
+        Interactions.from_dataframe(
+            pd.DataFrame({"user_id": [1], "item_id": [1], "r": [-1]}), weight_col="r"
+        )
 
 
 def test_weights_overflowing_float32():
@@ -154,12 +176,15 @@ def test_weights_overflowing_float32():
         Interactions.from_arrays([1], [1], [1e300])
 
 
-@pytest.mark.parametrize("users, items, what", [
-    ([1, None, 3], [1, 2, 3], "users"),
-    ([1.0, np.nan], [1, 2], "users"),
-    (["a", "b"], ["x", None], "items"),
-    (pd.array([1, pd.NA], dtype="Int64"), [1, 2], "users"),
-])
+@pytest.mark.parametrize(
+    "users, items, what",
+    [
+        ([1, None, 3], [1, 2, 3], "users"),
+        ([1.0, np.nan], [1, 2], "users"),
+        (["a", "b"], ["x", None], "items"),
+        (pd.array([1, pd.NA], dtype="Int64"), [1, 2], "users"),
+    ],
+)
 def test_missing_ids(users, items, what):
     with pytest.raises(ValueError, match=f"{what} contain missing"):
         Interactions.from_arrays(users, items)
@@ -216,9 +241,13 @@ def test_constructor_dense_sparse_formats_agree():
     ref = Interactions(dense).matrix.toarray()
     np.testing.assert_array_equal(ref, dense)
     for fmt in ("csr", "csc", "coo", "lil", "dok"):
-        np.testing.assert_array_equal(Interactions(sp.csr_matrix(dense).asformat(fmt)).matrix.toarray(), dense)
+        np.testing.assert_array_equal(
+            Interactions(sp.csr_matrix(dense).asformat(fmt)).matrix.toarray(), dense
+        )
     np.testing.assert_array_equal(Interactions(sp.csr_array(dense)).matrix.toarray(), dense)
-    np.testing.assert_array_equal(Interactions(sp.csr_matrix(dense.astype(np.int32))).matrix.toarray(), dense)
+    np.testing.assert_array_equal(
+        Interactions(sp.csr_matrix(dense.astype(np.int32))).matrix.toarray(), dense
+    )
 
 
 def test_constructor_timestamps_follow_input_order():
@@ -230,8 +259,10 @@ def test_constructor_timestamps_follow_input_order():
 
 
 def test_unsorted_csr_input_is_sorted_on_a_copy():
-    m = sp.csr_matrix((np.array([5.0, 1.0]), np.array([2, 0], dtype=np.int32), np.array([0, 2], dtype=np.int32)),
-                      shape=(1, 3))
+    m = sp.csr_matrix(
+        (np.array([5.0, 1.0]), np.array([2, 0], dtype=np.int32), np.array([0, 2], dtype=np.int32)),
+        shape=(1, 3),
+    )
     before = m.indices.copy()
     x = Interactions(m, timestamps=[50.0, 10.0])
     np.testing.assert_array_equal(x.matrix.indices, [0, 2])
@@ -281,7 +312,9 @@ def test_caller_data_not_mutated_or_shared():
 
 
 def test_read_only_inputs_accepted():
-    users = np.array([1, 2]); items = np.array([3, 4]); w = np.array([1.0, 2.0])
+    users = np.array([1, 2])
+    items = np.array([3, 4])
+    w = np.array([1.0, 2.0])
     for a in (users, items, w):
         a.flags.writeable = False
     assert Interactions.from_arrays(users, items, w).nnz == 2
@@ -303,8 +336,11 @@ def test_sequences_order_by_time_then_item_index():
     # item ids listed so that internal index order differs from external-id order
     item_ids = np.array([90, 10, 50, 30, 70])
     x = Interactions.from_arrays(
-        ["u"] * 5 + ["v"] * 2, [90, 10, 50, 30, 70, 10, 90],
-        timestamps=[5, 1, 1, 1, 0, 2, 2], item_ids=item_ids)
+        ["u"] * 5 + ["v"] * 2,
+        [90, 10, 50, 30, 70, 10, 90],
+        timestamps=[5, 1, 1, 1, 0, 2, 2],
+        item_ids=item_ids,
+    )
     offsets, items = x.sequences()
     assert offsets.dtype == np.int64 and items.dtype == np.int32
     np.testing.assert_array_equal(offsets, [0, 5, 7])
@@ -331,8 +367,9 @@ def test_large_path_of_row_sort_matches_lexsort(monkeypatch):
     monkeypatch.setattr(_segsort, "SMALL", 0)  # force the compiled per-row sort
     np.testing.assert_array_equal(x.sequences()[1], expected)
     rows = np.repeat(np.arange(n_users), np.diff(x.matrix.indptr))
-    np.testing.assert_array_equal(_segsort.order_within_rows(x.matrix.indptr, x.timestamps),
-                                  np.lexsort((x.timestamps, rows)))
+    np.testing.assert_array_equal(
+        _segsort.order_within_rows(x.matrix.indptr, x.timestamps), np.lexsort((x.timestamps, rows))
+    )
 
 
 def test_popularity_and_activity():

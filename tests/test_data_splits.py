@@ -1,4 +1,5 @@
 """temporal_split, leave_last_k_split, random_split."""
+
 import numpy as np
 import pytest
 
@@ -32,11 +33,17 @@ def toy():
     # user a: 10 entries, times 0..9 on items 0..9 but items 3 and 7 tie at t=20 (the max)
     users, items, ts = [], [], []
     for i in range(10):
-        users.append("a"); items.append(i); ts.append(20 if i in (3, 7) else i)
+        users.append("a")
+        items.append(i)
+        ts.append(20 if i in (3, 7) else i)
     for i in range(4):  # user b: 4 entries -> train only with min_interactions=5
-        users.append("b"); items.append(i); ts.append(i)
+        users.append("b")
+        items.append(i)
+        ts.append(i)
     for i in range(15):  # user c: 15 entries -> ceil(15 * 0.2) = 3 exactly
-        users.append("c"); items.append(i); ts.append(100 - i)
+        users.append("c")
+        items.append(i)
+        ts.append(100 - i)
     return Interactions.from_arrays(users, items, np.arange(len(users), dtype=float) + 1, ts)
 
 
@@ -59,10 +66,13 @@ def test_temporal_split_toy(toy):
 
 def test_timestamp_ties_broken_by_item_index():
     # three items at the same time: the one with the LARGEST internal index is "latest"
-    x = Interactions.from_arrays(["u"] * 5, [50, 10, 40, 20, 30], timestamps=[1, 1, 1, 0, 0],
-                                 item_ids=[50, 40, 30, 20, 10])
+    x = Interactions.from_arrays(
+        ["u"] * 5, [50, 10, 40, 20, 30], timestamps=[1, 1, 1, 0, 0], item_ids=[50, 40, 30, 20, 10]
+    )
     _, test = leave_last_k_split(x, k=1, min_interactions=2)
-    assert test.to_dataframe()["item_id"].tolist() == [10]  # index 4 among the t=1 items (indices 0, 1, 4)
+    assert test.to_dataframe()["item_id"].tolist() == [
+        10
+    ]  # index 4 among the t=1 items (indices 0, 1, 4)
     _, test = leave_last_k_split(x, k=3, min_interactions=2)
     assert sorted(test.to_dataframe()["item_id"]) == [10, 40, 50]
 
@@ -95,11 +105,16 @@ def test_splits_need_timestamps():
     assert test.nnz == 6 and train.timestamps is None
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"test_fraction": 0.0}, "test_fraction"), ({"test_fraction": 1.0}, "test_fraction"),
-    ({"test_fraction": 1.5}, "test_fraction"), ({"min_interactions": 0}, "min_interactions"),
-    ({"min_interactions": 2.5}, "min_interactions"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"test_fraction": 0.0}, "test_fraction"),
+        ({"test_fraction": 1.0}, "test_fraction"),
+        ({"test_fraction": 1.5}, "test_fraction"),
+        ({"min_interactions": 0}, "min_interactions"),
+        ({"min_interactions": 2.5}, "min_interactions"),
+    ],
+)
 def test_invalid_arguments(toy, kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         temporal_split(toy, **kwargs)

@@ -1,4 +1,5 @@
 """synthetic_interactions and synthetic_ctr."""
+
 import tracemalloc
 
 import numpy as np
@@ -62,7 +63,7 @@ def test_no_dense_matrix():
     finally:
         tracemalloc.stop()
     assert x.nnz > 190_000
-    assert peak < 40 * 2 ** 20
+    assert peak < 40 * 2**20
 
 
 def test_no_timestamps_and_edge_sizes():
@@ -74,15 +75,23 @@ def test_no_timestamps_and_edge_sizes():
     assert one.nnz == 1 and one.matrix.data.tolist() == [7.0]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n_users": 0}, "n_users"), ({"n_items": 0}, "n_items"), ({"n_interactions": -1}, "n_interactions"),
-    ({"popularity_exponent": 0.0}, "popularity_exponent"), ({"n_users": 1.5}, "n_users"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_users": 0}, "n_users"),
+        ({"n_items": 0}, "n_items"),
+        ({"n_interactions": -1}, "n_interactions"),
+        ({"popularity_exponent": 0.0}, "popularity_exponent"),
+        ({"n_users": 1.5}, "n_users"),
+    ],
+)
 def test_invalid_arguments(kwargs, match):
     args = {"n_users": 10, "n_items": 10, "n_interactions": 10}
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
-        synthetic_interactions(args.pop("n_users"), args.pop("n_items"), args.pop("n_interactions"), **args)
+        synthetic_interactions(
+            args.pop("n_users"), args.pop("n_items"), args.pop("n_interactions"), **args
+        )
 
 
 def test_synthetic_ctr_shapes_and_determinism():
@@ -107,7 +116,9 @@ def test_synthetic_ctr_informative_but_not_separable():
     X_all, y_all = synthetic_ctr(20_000, 20, n_informative=8, seed=0)
     X, y, Xt, yt = X_all[:10_000], y_all[:10_000], X_all[10_000:], y_all[10_000:]
     lr = roc_auc_score(yt, LogisticRegression(max_iter=1000).fit(X, y).predict_proba(Xt)[:, 1])
-    gb = roc_auc_score(yt, HistGradientBoostingClassifier(max_iter=100).fit(X, y).predict_proba(Xt)[:, 1])
+    gb = roc_auc_score(
+        yt, HistGradientBoostingClassifier(max_iter=100).fit(X, y).predict_proba(Xt)[:, 1]
+    )
     assert 0.7 < lr < 0.97
     assert lr < gb < 0.99  # the non-linear terms reward trees; label noise caps the AUC
 

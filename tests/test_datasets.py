@@ -1,4 +1,5 @@
 """Bundled MovieLens / Adult, and the loaders on tiny fixture files of every supported format."""
+
 import gzip
 from importlib import resources
 from pathlib import Path
@@ -18,17 +19,27 @@ DATA_DIR = resources.files("recforge.datasets").joinpath("_data")
 
 
 def test_bundle_is_small_compressed_and_licensed():
-    files = {"ml-latest-small/ratings.csv.gz", "ml-latest-small/movies.csv.gz", "ml-latest-small/README.txt",
-             "adult/adult.data.gz", "adult/adult.test.gz", "adult/README.txt"}
+    files = {
+        "ml-latest-small/ratings.csv.gz",
+        "ml-latest-small/movies.csv.gz",
+        "ml-latest-small/README.txt",
+        "adult/adult.data.gz",
+        "adult/adult.test.gz",
+        "adult/README.txt",
+    }
     total = 0
     for rel in files:
         res = DATA_DIR.joinpath(*rel.split("/"))
         assert res.is_file(), rel
         total += len(res.read_bytes())
-    assert total < 2 * 2 ** 20
-    assert "GroupLens" in DATA_DIR.joinpath("ml-latest-small", "README.txt").read_text(encoding="utf-8")
+    assert total < 2 * 2**20
+    assert "GroupLens" in DATA_DIR.joinpath("ml-latest-small", "README.txt").read_text(
+        encoding="utf-8"
+    )
     licence = DATA_DIR.joinpath("adult", "README.txt").read_text(encoding="utf-8")
-    assert "CC BY 4.0" in licence and "Becker" in licence and "Kohavi" in licence and "1996" in licence
+    assert (
+        "CC BY 4.0" in licence and "Becker" in licence and "Kohavi" in licence and "1996" in licence
+    )
 
 
 def test_movielens_small_shapes_and_dtypes():
@@ -76,9 +87,23 @@ def test_bundled_adult_equals_shared_copy():
     pd.testing.assert_frame_equal(a.test, ref.test)
 
 
-ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
-                 "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week", "native_country",
-                 "income"]
+ADULT_COLUMNS = [
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education_num",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+    "native_country",
+    "income",
+]
 
 
 def test_adult_bundled_shapes_dtypes_labels():
@@ -135,11 +160,13 @@ def test_load_adult_without_header_and_uci_first_line(tmp_path, adult_ref):
 
 def test_load_adult_directory_and_gzip(tmp_path, adult_ref):
     for name in ("adult.data", "adult.test"):
-        (tmp_path / (name + ".gz")).write_bytes(DATA_DIR.joinpath("adult", name + ".gz").read_bytes())
+        (tmp_path / (name + ".gz")).write_bytes(
+            DATA_DIR.joinpath("adult", name + ".gz").read_bytes()
+        )
     a = load_adult(tmp_path)
     pd.testing.assert_frame_equal(a.train, adult_ref.train)
     pd.testing.assert_frame_equal(a.test, adult_ref.test)
-    with pytest.raises(FileNotFoundError, match="adult.test"):
+    with pytest.raises(FileNotFoundError, match=r"adult.test"):
         (tmp_path / "adult.test.gz").unlink()
         load_adult(tmp_path)
 
@@ -149,35 +176,51 @@ ROW = "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-
 
 def test_load_adult_labels_missing_values_blank_lines(tmp_path):
     f = tmp_path / "a.csv"
-    f.write_text(ROW + "United-States, <=50K.\n"
-                 + ROW.replace("State-gov", "?") + "?, >50K\n"
-                 + ROW + "Cuba, >50K.\n"
-                 + ROW + "Cuba,<=50K\n\n\n", encoding="utf-8")
+    f.write_text(
+        ROW
+        + "United-States, <=50K.\n"
+        + ROW.replace("State-gov", "?")
+        + "?, >50K\n"
+        + ROW
+        + "Cuba, >50K.\n"
+        + ROW
+        + "Cuba,<=50K\n\n\n",
+        encoding="utf-8",
+    )
     df = load_adult(f)
     assert df["income"].tolist() == [0, 1, 1, 0]
     assert df["income"].dtype == np.int8
     assert df["workclass"].isna().tolist() == [False, True, False, False]
-    assert df["native_country"].tolist()[2:] == ["Cuba", "Cuba"] and pd.isna(df["native_country"][1])
+    assert df["native_country"].tolist()[2:] == ["Cuba", "Cuba"] and pd.isna(
+        df["native_country"][1]
+    )
 
 
 def test_load_adult_numeric_missing_becomes_float(tmp_path):
     f = tmp_path / "a.csv"
-    f.write_text(ROW + "Cuba, >50K\n" + ROW.replace("39,", "?,", 1) + "Cuba, >50K\n", encoding="utf-8")
+    f.write_text(
+        ROW + "Cuba, >50K\n" + ROW.replace("39,", "?,", 1) + "Cuba, >50K\n", encoding="utf-8"
+    )
     df = load_adult(f)
     assert df["age"].dtype == np.float64 and np.isnan(df["age"][1])
     assert df["fnlwgt"].dtype == np.int64
 
 
-@pytest.mark.parametrize("bad_line, reason", [
-    ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical", "expected 15 fields"),
-    (ROW + "Cuba, maybe", "income"),
-    (ROW.replace("77516", "lots") + "Cuba, >50K", "fnlwgt"),
-    (ROW + "Cuba, >50K, extra", "expected 15 fields"),
-])
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [
+        ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical", "expected 15 fields"),
+        (ROW + "Cuba, maybe", "income"),
+        (ROW.replace("77516", "lots") + "Cuba, >50K", "fnlwgt"),
+        (ROW + "Cuba, >50K, extra", "expected 15 fields"),
+    ],
+)
 def test_load_adult_corrupt_names_file_and_line(tmp_path, bad_line, reason):
     f = tmp_path / "adult.data"
-    f.write_text(ROW + "Cuba, >50K\n" + ROW + "Cuba, >50K\n" + bad_line + "\n" + ROW + "Cuba, >50K\n",
-                 encoding="utf-8")
+    f.write_text(
+        ROW + "Cuba, >50K\n" + ROW + "Cuba, >50K\n" + bad_line + "\n" + ROW + "Cuba, >50K\n",
+        encoding="utf-8",
+    )
     with pytest.raises(ValueError, match=rf"adult\.data, line 3: .*{reason}"):
         load_adult(f)
 
@@ -200,11 +243,34 @@ def test_load_adult_missing_path(tmp_path):
 
 # ---------------------------------------------------------------------- MovieLens fixtures
 # the same 5 ratings in every format
-RATINGS = [(1, 10, 4.0, 881250949), (1, 20, 3.0, 881250950), (2, 10, 5.0, 881250951),
-           (2, 30, 1.0, 881250952), (3, 20, 2.0, 881250953)]
-GENRES_100K = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-               "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-               "War", "Western"]
+RATINGS = [
+    (1, 10, 4.0, 881250949),
+    (1, 20, 3.0, 881250950),
+    (2, 10, 5.0, 881250951),
+    (2, 30, 1.0, 881250952),
+    (3, 20, 2.0, 881250953),
+]
+GENRES_100K = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 
 
 def _flags(*names):
@@ -214,29 +280,42 @@ def _flags(*names):
 def write_ml100k(folder: Path, with_genre_file=True):
     folder.mkdir(exist_ok=True)
     (folder / "u.data").write_text("".join(f"{u}\t{i}\t{int(r)}\t{t}\n" for u, i, r, t in RATINGS))
-    items = [f"10|Café Noir (1995)|01-Jan-1995||http://x|{_flags('Comedy', 'Drama')}",
-             f"20|Star Wars: Episode IV (1977)|01-Jan-1977||http://y|{_flags('Action', 'Sci-Fi')}",
-             f"30|Nothing (1996)|||http://z|{_flags()}"]
+    items = [
+        f"10|Café Noir (1995)|01-Jan-1995||http://x|{_flags('Comedy', 'Drama')}",
+        f"20|Star Wars: Episode IV (1977)|01-Jan-1977||http://y|{_flags('Action', 'Sci-Fi')}",
+        f"30|Nothing (1996)|||http://z|{_flags()}",
+    ]
     (folder / "u.item").write_bytes(("\n".join(items) + "\n").encode("latin-1"))
     if with_genre_file:
-        (folder / "u.genre").write_text("".join(f"{g}|{j}\n" for j, g in enumerate(GENRES_100K)) + "\n")
+        (folder / "u.genre").write_text(
+            "".join(f"{g}|{j}\n" for j, g in enumerate(GENRES_100K)) + "\n"
+        )
     return folder
 
 
 def write_ml1m(folder: Path):
     folder.mkdir(exist_ok=True)
-    (folder / "ratings.dat").write_text("".join(f"{u}::{i}::{int(r)}::{t}\n" for u, i, r, t in RATINGS))
-    movies = ["10::Café Noir (1995)::Comedy|Drama", "20::Star Wars: Episode IV (1977)::Action|Sci-Fi",
-              "30::Nothing (1996)::(no genres listed)"]
+    (folder / "ratings.dat").write_text(
+        "".join(f"{u}::{i}::{int(r)}::{t}\n" for u, i, r, t in RATINGS)
+    )
+    movies = [
+        "10::Café Noir (1995)::Comedy|Drama",
+        "20::Star Wars: Episode IV (1977)::Action|Sci-Fi",
+        "30::Nothing (1996)::(no genres listed)",
+    ]
     (folder / "movies.dat").write_bytes(("\n".join(movies) + "\n").encode("latin-1"))
     return folder
 
 
 def write_ml_latest(folder: Path, gz=False):
     folder.mkdir(exist_ok=True)
-    ratings = "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in RATINGS)
-    movies = ("movieId,title,genres\n10,Café Noir (1995),Comedy|Drama\n"
-              '20,"Star Wars: Episode IV, A New Hope (1977)",Action|Sci-Fi\n30,Nothing (1996),(no genres listed)\n')
+    ratings = "userId,movieId,rating,timestamp\n" + "".join(
+        f"{u},{i},{r},{t}\n" for u, i, r, t in RATINGS
+    )
+    movies = (
+        "movieId,title,genres\n10,Café Noir (1995),Comedy|Drama\n"
+        '20,"Star Wars: Episode IV, A New Hope (1977)",Action|Sci-Fi\n30,Nothing (1996),(no genres listed)\n'
+    )
     if gz:
         (folder / "ratings.csv.gz").write_bytes(gzip.compress(ratings.encode()))
         (folder / "movies.csv.gz").write_bytes(gzip.compress(movies.encode()))
@@ -248,11 +327,14 @@ def write_ml_latest(folder: Path, gz=False):
 
 def _expected_ratings():
     df = pd.DataFrame(RATINGS, columns=["userId", "movieId", "rating", "timestamp"])
-    return df.astype({"userId": np.int64, "movieId": np.int64, "rating": np.float32, "timestamp": np.int64})
+    return df.astype(
+        {"userId": np.int64, "movieId": np.int64, "rating": np.float32, "timestamp": np.int64}
+    )
 
 
-@pytest.mark.parametrize("writer", [write_ml100k, write_ml1m, write_ml_latest,
-                                    lambda d: write_ml_latest(d, gz=True)])
+@pytest.mark.parametrize(
+    "writer", [write_ml100k, write_ml1m, write_ml_latest, lambda d: write_ml_latest(d, gz=True)]
+)
 def test_every_format_gives_the_same_ratings(tmp_path, writer):
     folder = writer(tmp_path / "ml")
     ml = load_movielens(folder)
@@ -308,15 +390,30 @@ def test_missing_paths(tmp_path):
         load_movielens(tmp_path)
 
 
-@pytest.mark.parametrize("fmt, name, good, bad, line", [
-    ("latest", "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,5\n", "1,20,4.0\n", 3),
-    ("latest", "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,5\n", "1,20,abc,6\n", 3),
-    ("latest", "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,5\n", "1,x,4.0,6\n", 3),
-    ("latest", "ratings.csv", "1,10,4.0,5\n\n", "1,20,4.0,6,7\n", 3),
-    ("1m", "ratings.dat", "1::10::4::5\n", "1::20::4\n", 2),
-    ("1m", "ratings.dat", "1::10::4::5\n2::10::4::5\n", "1::20::four::6\n", 3),
-    ("100k", "u.data", "1\t10\t4\t5\n", "1\t20\n", 2),
-])
+@pytest.mark.parametrize(
+    "fmt, name, good, bad, line",
+    [
+        ("latest", "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,5\n", "1,20,4.0\n", 3),
+        (
+            "latest",
+            "ratings.csv",
+            "userId,movieId,rating,timestamp\n1,10,4.0,5\n",
+            "1,20,abc,6\n",
+            3,
+        ),
+        (
+            "latest",
+            "ratings.csv",
+            "userId,movieId,rating,timestamp\n1,10,4.0,5\n",
+            "1,x,4.0,6\n",
+            3,
+        ),
+        ("latest", "ratings.csv", "1,10,4.0,5\n\n", "1,20,4.0,6,7\n", 3),
+        ("1m", "ratings.dat", "1::10::4::5\n", "1::20::4\n", 2),
+        ("1m", "ratings.dat", "1::10::4::5\n2::10::4::5\n", "1::20::four::6\n", 3),
+        ("100k", "u.data", "1\t10\t4\t5\n", "1\t20\n", 2),
+    ],
+)
 def test_corrupt_ratings_name_file_and_line(tmp_path, fmt, name, good, bad, line):
     f = tmp_path / name
     f.write_text(good + bad + good.splitlines()[-1] + "\n")
@@ -335,7 +432,9 @@ def test_corrupt_movies_file(tmp_path):
 def test_corrupt_bundled_style_gz(tmp_path):
     folder = tmp_path / "ml"
     folder.mkdir()
-    (folder / "ratings.csv.gz").write_bytes(gzip.compress(b"userId,movieId,rating,timestamp\n1,2,3.0,4\n1,2\n"))
+    (folder / "ratings.csv.gz").write_bytes(
+        gzip.compress(b"userId,movieId,rating,timestamp\n1,2,3.0,4\n1,2\n")
+    )
     with pytest.raises(ValueError, match=r"ratings\.csv\.gz, line 3"):
         load_movielens(folder)
 

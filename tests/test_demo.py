@@ -1,4 +1,5 @@
 """`recforge demo` on the bundled data: the protocol of ANCHORS.md and the popularity row."""
+
 import subprocess
 import sys
 
@@ -15,7 +16,12 @@ def result():
 def test_split_matches_the_anchor_protocol(result):
     ml = result.movielens
     assert (ml["ratings"], ml["users"]) == (100_836, 610)
-    assert (ml["train"], ml["test"], ml["test_users"], ml["universe"]) == (38_620, 9_960, 603, 5_289)
+    assert (ml["train"], ml["test"], ml["test_users"], ml["universe"]) == (
+        38_620,
+        9_960,
+        603,
+        5_289,
+    )
 
 
 def test_popularity_row(result):
@@ -41,13 +47,20 @@ def test_format(result):
 
 
 def test_cli_demo_runs():
-    out = subprocess.run([sys.executable, "-m", "recforge", "demo", "--threads", "1"], capture_output=True,
-                         text=True, check=True, timeout=600).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "recforge", "demo", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
     assert "popularity" in out and "NDCG" in out
 
 
 def test_cli_rejects_bad_k():
-    proc = subprocess.run([sys.executable, "-m", "recforge", "demo", "-k", "0"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "recforge", "demo", "-k", "0"], capture_output=True, text=True
+    )
     assert proc.returncode != 0 and "-k must be >= 1" in proc.stderr
 
 

@@ -25,9 +25,9 @@ from recforge.data import (  # noqa: E402
 from recforge.distributed._compat import balanced_bounds, require_dask  # noqa: E402
 from recforge.evaluate import evaluate_recall  # noqa: E402
 from recforge.exceptions import NotFittedError  # noqa: E402
+from recforge.kernels._csr import csr_kernel_arrays as csr_arrays  # noqa: E402
 from recforge.kernels.neighbors import cooccurrence_sums, topk_csr_rows  # noqa: E402
 from recforge.recall import LFM, ItemCF, Popularity, UserCF  # noqa: E402
-from recforge.kernels._csr import csr_kernel_arrays as csr_arrays  # noqa: E402
 from recforge.recall._neighbors import log_penalty  # noqa: E402
 
 COLS = {"user_col": "user", "item_col": "item", "weight_col": "rating", "timestamp_col": "ts"}
@@ -158,9 +158,9 @@ def test_splits_per_partition_equal_single_machine(data, reference, split, local
 
 def test_input_errors(client, frame):
     ddf = dd.from_pandas(frame, npartitions=2)
-    with pytest.raises(TypeError, match="ddf must be a dask.dataframe.DataFrame"):
+    with pytest.raises(TypeError, match=r"ddf must be a dask.dataframe.DataFrame"):
         rd.from_dask_dataframe(frame, client, **COLS)
-    with pytest.raises(TypeError, match="client must be a distributed.Client"):
+    with pytest.raises(TypeError, match=r"client must be a distributed.Client"):
         rd.from_dask_dataframe(ddf, "tcp://x", **COLS)
     with pytest.raises(ValueError, match="weight_col='nope' is not a column"):
         rd.from_dask_dataframe(ddf, client, user_col="user", item_col="item", weight_col="nope")
@@ -384,7 +384,7 @@ def test_fit_usercf_equals_single_machine(client, split, local_split, params):
 
 
 def test_fit_similarity_errors(client, split, local_split):
-    with pytest.raises(TypeError, match="data must be a recforge.distributed.DaskInteractions"):
+    with pytest.raises(TypeError, match=r"data must be a recforge.distributed.DaskInteractions"):
         rd.fit_itemcf(local_split[0], client)
     with pytest.raises(ValueError, match="n_neighbors must be >= 1"):
         rd.fit_itemcf(split[0], client, n_neighbors=0)

@@ -1,5 +1,6 @@
 """DNN through the public API: quality on Adult, determinism, eval_set + early stopping, callback,
 progress bar, save/load, encoder-less input and bad parameters."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +13,13 @@ from recforge.rank import DNN
 
 def _fit(adult_small, **kw):
     X, y, _, _ = adult_small
-    params = {"encoder": FeatureEncoder(), "epochs": 2, "random_state": 0, "n_threads": 1, "batch_size": 128}
+    params = {
+        "encoder": FeatureEncoder(),
+        "epochs": 2,
+        "random_state": 0,
+        "n_threads": 1,
+        "batch_size": 128,
+    }
     params.update(kw)
     return DNN(**params).fit(X, y)
 
@@ -24,7 +31,9 @@ def test_quality_on_adult(adult_data):
     thresholds: mean > 0.9104, each seed > 0.910 (measured minus 0.001 / 0.0012)."""
     aucs = []
     for seed in (0, 1, 2):
-        model = DNN(encoder=FeatureEncoder(), random_state=seed, n_threads=1).fit(adult_data.X_train, adult_data.y_train)
+        model = DNN(encoder=FeatureEncoder(), random_state=seed, n_threads=1).fit(
+            adult_data.X_train, adult_data.y_train
+        )
         proba = model.predict_proba(adult_data.X_test)
         assert proba.shape == (len(adult_data.X_test), 2)
         np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -40,7 +49,9 @@ def test_bit_identical_for_a_seed_at_one_thread(adult_small):
     np.testing.assert_array_equal(a, b)
     c = _fit(adult_small, random_state=1).predict_proba(Xt)
     assert not np.array_equal(a, c)
-    two = _fit(adult_small, n_threads=2)  # training runs on one core; prediction blocks do not depend on threads
+    two = _fit(
+        adult_small, n_threads=2
+    )  # training runs on one core; prediction blocks do not depend on threads
     np.testing.assert_array_equal(two.predict_proba(Xt), a)
 
 
@@ -56,15 +67,23 @@ def test_optimizers_learn(adult_small, optimizer):
 def test_dropout_is_seeded_and_changes_training(adult_small):
     _, _, Xt, yt = adult_small
     a = _fit(adult_small, dropout=0.3)
-    np.testing.assert_array_equal(a.predict_proba(Xt), _fit(adult_small, dropout=0.3).predict_proba(Xt))
+    np.testing.assert_array_equal(
+        a.predict_proba(Xt), _fit(adult_small, dropout=0.3).predict_proba(Xt)
+    )
     assert not np.array_equal(a.predict_proba(Xt), _fit(adult_small).predict_proba(Xt))
     assert roc_auc_score(yt, a.predict_proba(Xt)[:, 1]) > 0.85
 
 
 def test_eval_set_early_stopping_keeps_best(adult_small):
     X, y, Xt, yt = adult_small
-    model = DNN(encoder=FeatureEncoder(), epochs=30, learning_rate=0.01, early_stopping_rounds=2, random_state=0,
-                n_threads=1).fit(X, y, eval_set=[(Xt, yt)])
+    model = DNN(
+        encoder=FeatureEncoder(),
+        epochs=30,
+        learning_rate=0.01,
+        early_stopping_rounds=2,
+        random_state=0,
+        n_threads=1,
+    ).fit(X, y, eval_set=[(Xt, yt)])
     assert model.n_iter_ < 30
     assert len(model.evals_result_) == model.n_iter_
     assert model.best_iteration_ == int(np.argmax(model.evals_result_)) + 1
@@ -99,7 +118,9 @@ def test_save_load_roundtrip(adult_small, tmp_path):
     model.save(path)
     loaded = DNN.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(Xt), model.predict_proba(Xt))
-    assert loaded.get_params()["hidden_units"] == [16, 8] or loaded.get_params()["hidden_units"] == (16, 8)
+    assert loaded.get_params()["hidden_units"] == [16, 8] or loaded.get_params()[
+        "hidden_units"
+    ] == (16, 8)
     w = loaded.get_weights()
     assert w["embeddings"]["education"].shape[1] == 3
     assert [k.shape[1] for k in w["kernels"]] == [16, 8, 1]
@@ -109,7 +130,9 @@ def test_numeric_array_without_encoder():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 5)) * [1, 10, 100, 1, 1]
     y = (X[:, 0] + X[:, 1] / 10 - X[:, 2] / 100 > 0).astype(int)
-    model = DNN(epochs=20, learning_rate=0.01, random_state=0, n_threads=1, hidden_units=(16,)).fit(X, y)
+    model = DNN(epochs=20, learning_rate=0.01, random_state=0, n_threads=1, hidden_units=(16,)).fit(
+        X, y
+    )
     assert model.embedding_columns_ == []
     assert (model.predict(X) == y).mean() > 0.95
 
@@ -125,12 +148,22 @@ def test_string_labels_and_unseen_categories(adult_small):
     assert set(model.predict(Xt)) <= {"<=50K", ">50K"}
 
 
-@pytest.mark.parametrize("param,value,err", [
-    ("hidden_units", (), None), ("hidden_units", (4, 0), ValueError), ("optimizer", "rmsprop", ValueError),
-    ("learning_rate", 0.0, ValueError), ("batch_size", 0, ValueError), ("epochs", 0, ValueError),
-    ("embedding_dim", 0, ValueError), ("l2", -1.0, ValueError), ("callback", 3, TypeError),
-    ("early_stopping_rounds", 0, ValueError), ("dropout", 1.0, ValueError),
-])
+@pytest.mark.parametrize(
+    "param,value,err",
+    [
+        ("hidden_units", (), None),
+        ("hidden_units", (4, 0), ValueError),
+        ("optimizer", "rmsprop", ValueError),
+        ("learning_rate", 0.0, ValueError),
+        ("batch_size", 0, ValueError),
+        ("epochs", 0, ValueError),
+        ("embedding_dim", 0, ValueError),
+        ("l2", -1.0, ValueError),
+        ("callback", 3, TypeError),
+        ("early_stopping_rounds", 0, ValueError),
+        ("dropout", 1.0, ValueError),
+    ],
+)
 def test_bad_parameters(adult_small, param, value, err):
     X, y, _, _ = adult_small
     model = DNN(**{"encoder": FeatureEncoder(), "epochs": 1, "n_threads": 1, param: value})
@@ -147,7 +180,9 @@ def test_not_fitted_and_bad_input(adult_small):
         DNN().predict_proba(np.zeros((2, 3)))
     # strings without an encoder: a default FeatureEncoder is fitted inside (issue 14)
     assert DNN(epochs=1, n_threads=1).fit(X.iloc[:100], y[:100]).encoder_ is not None
-    model = DNN(epochs=1, n_threads=1).fit(np.random.default_rng(0).normal(size=(50, 3)), np.arange(50) % 2)
+    model = DNN(epochs=1, n_threads=1).fit(
+        np.random.default_rng(0).normal(size=(50, 3)), np.arange(50) % 2
+    )
     with pytest.raises(ValueError, match="features"):
         model.predict_proba(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="NaN"):

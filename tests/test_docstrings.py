@@ -1,5 +1,6 @@
 """Docstring examples: pytest runs those of every module of src/recforge (``--doctest-modules``,
 configured in pyproject.toml), and every public model, ranker, metric and encoder has one."""
+
 import inspect
 import sys
 from pathlib import Path
@@ -24,8 +25,9 @@ def test_pytest_runs_the_doctests_of_the_whole_package():
     assert "src/recforge" in pytest_config["testpaths"]
 
 
-@pytest.mark.parametrize("module", [recall, rank, metrics, evaluate, features],
-                         ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [recall, rank, metrics, evaluate, features], ids=lambda m: m.__name__
+)
 def test_public_entries_have_examples(module):
     for name in module.__all__:
         obj = getattr(module, name)

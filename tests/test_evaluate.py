@@ -1,4 +1,5 @@
 """recforge.evaluate.evaluate_recall: the ANCHORS.md protocol through the recommend contract."""
+
 import math
 
 import numpy as np
@@ -21,13 +22,15 @@ def interactions(pairs, shape, user_ids=None, item_ids=None):
 
 
 def split(train_pairs, test_pairs, shape, user_ids=None, item_ids=None):
-    return (interactions(train_pairs, shape, user_ids, item_ids),
-            interactions(test_pairs, shape, user_ids, item_ids))
+    return (
+        interactions(train_pairs, shape, user_ids, item_ids),
+        interactions(test_pairs, shape, user_ids, item_ids),
+    )
 
 
 def rows_of(x):
     m = x.matrix
-    return [set(m.indices[m.indptr[u]:m.indptr[u + 1]].tolist()) for u in range(m.shape[0])]
+    return [set(m.indices[m.indptr[u] : m.indptr[u + 1]].tolist()) for u in range(m.shape[0])]
 
 
 def dense_of(x, fill=-np.inf):
@@ -53,8 +56,14 @@ class ScoreModel:
         self.calls = []
 
     def recommend(self, user_ids, k=10, *, filter_seen=True, filter_items=None, items=None):
-        self.calls.append({"user_ids": np.array(user_ids), "k": k, "filter_seen": filter_seen,
-                           "items": None if items is None else np.array(items)})
+        self.calls.append(
+            {
+                "user_ids": np.array(user_ids),
+                "k": k,
+                "filter_seen": filter_seen,
+                "items": None if items is None else np.array(items),
+            }
+        )
         uidx = np.atleast_1d(self.user_map.index(user_ids, name="user_id"))
         n_items = self.scores.shape[1]
         allowed = np.ones(n_items, dtype=bool)
@@ -62,8 +71,9 @@ class ScoreModel:
             allowed[:] = False
             allowed[self.item_map.index(items, name="item_id")] = True
         integer = self.item_map.ids.dtype.kind in "iu"
-        out = np.full((len(uidx), k), -1 if integer else None,
-                      dtype=np.int64 if integer else object)
+        out = np.full(
+            (len(uidx), k), -1 if integer else None, dtype=np.int64 if integer else object
+        )
         out_scores = np.full((len(uidx), k), -np.inf, dtype=np.float32)
         for r, u in enumerate(uidx):
             ok = allowed & np.isfinite(self.scores[u])
@@ -71,8 +81,8 @@ class ScoreModel:
                 ok[list(self.seen[u])] = False
             cand = np.flatnonzero(ok)
             order = cand[np.lexsort((cand, -self.scores[u, cand]))][:k]
-            out[r, :len(order)] = self.item_map.ids[order]
-            out_scores[r, :len(order)] = self.scores[u, order]
+            out[r, : len(order)] = self.item_map.ids[order]
+            out_scores[r, : len(order)] = self.scores[u, order]
         return out, out_scores
 
 
@@ -89,8 +99,9 @@ def brute_force(model, train, test, k, users=None):
         if not train_rows[u]:
             skipped += 1
             continue
-        ids, scores = model.recommend([train.user_map.ids[u]], k=k, filter_seen=True,
-                                      items=universe_ext)
+        ids, scores = model.recommend(
+            [train.user_map.ids[u]], k=k, filter_seen=True, items=universe_ext
+        )
         row = []
         for item, score in zip(ids[0], scores[0]):
             if score == -np.inf:
@@ -106,7 +117,8 @@ def brute_force(model, train, test, k, users=None):
         "ndcg": ref.ndcg_at_k(recs, rels, k),
         "hit_rate": ref.hit_rate_at_k(recs, rels, k),
         "coverage": ref.coverage_at_k(
-            [[universe.index(i) if i >= 0 else -1 for i in row] for row in recs], len(universe), k),
+            [[universe.index(i) if i >= 0 else -1 for i in row] for row in recs], len(universe), k
+        ),
         "n_users_evaluated": len(recs),
         "n_users_skipped": skipped,
         "n_items_universe": len(universe),
@@ -142,8 +154,20 @@ def random_split(seed, n_users=40, n_items=30, string_ids=False):
 def test_oracle_model(k):
     # 5 users x 10 items; every test item has a train interaction from some user (in the universe)
     train_pairs = [(0, 0), (1, 1), (2, 2), (3, 3), (4, 0)] + [(4, i) for i in range(4, 10)]
-    test_pairs = [(0, 1), (0, 2), (0, 5), (0, 6), (1, 7), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8),
-                  (2, 9), (3, 0)]
+    test_pairs = [
+        (0, 1),
+        (0, 2),
+        (0, 5),
+        (0, 6),
+        (1, 7),
+        (2, 4),
+        (2, 5),
+        (2, 6),
+        (2, 7),
+        (2, 8),
+        (2, 9),
+        (3, 0),
+    ]
     train, test = split(train_pairs, test_pairs, (5, 10))
     model = ScoreModel(train, dense_of(test))
     report = evaluate_recall(model, train, test, k=k)
@@ -195,8 +219,13 @@ def test_model_recommending_only_train_items_scores_zero():
     train, test = split([(0, 0), (0, 1), (1, 2), (1, 0)], [(0, 2), (1, 1)], (2, 3))
     seen_only = ScoreModel(train, dense_of(train), honour_filter_seen=False)
     report = evaluate_recall(seen_only, train, test, k=2)
-    assert (report.precision, report.recall, report.ndcg, report.hit_rate, report.coverage) == \
-        (0.0, 0.0, 0.0, 0.0, 0.0)
+    assert (report.precision, report.recall, report.ndcg, report.hit_rate, report.coverage) == (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )
     assert report.n_users_evaluated == 2
 
 
@@ -260,8 +289,10 @@ def test_users_subset():
     report = evaluate_recall(model, train, test, k=3, users=users)
     assert_report(report, brute_force(model, train, test, 3, users=users))
     full = evaluate_recall(model, train, test, k=3)
-    assert report.n_users_evaluated + report.n_users_skipped < \
-        full.n_users_evaluated + full.n_users_skipped
+    assert (
+        report.n_users_evaluated + report.n_users_skipped
+        < full.n_users_evaluated + full.n_users_skipped
+    )
     assert evaluate_recall(model, train, test, k=3, users=train.user_map.ids) == full
     with pytest.raises(KeyError, match="unknown user 12345"):
         evaluate_recall(model, train, test, k=3, users=[train.user_map.ids[0], 12345])
@@ -273,11 +304,21 @@ def test_report_as_dict_and_immutability():
     train, test = random_split(7)
     report = evaluate_recall(ScoreModel(train, dense_of(test)), train, test, k=2)
     d = report.as_dict()
-    assert list(d) == ["precision", "recall", "ndcg", "hit_rate", "coverage", "k",
-                       "n_users_evaluated", "n_users_skipped", "n_items_universe"]
+    assert list(d) == [
+        "precision",
+        "recall",
+        "ndcg",
+        "hit_rate",
+        "coverage",
+        "k",
+        "n_users_evaluated",
+        "n_users_skipped",
+        "n_items_universe",
+    ]
     assert all(type(d[n]) is float for n in ("precision", "recall", "ndcg", "hit_rate", "coverage"))
-    assert all(type(d[n]) is int for n in ("k", "n_users_evaluated", "n_users_skipped",
-                                           "n_items_universe"))
+    assert all(
+        type(d[n]) is int for n in ("k", "n_users_evaluated", "n_users_skipped", "n_items_universe")
+    )
     with pytest.raises(AttributeError):
         report.precision = 1.0
 
@@ -328,9 +369,9 @@ def test_argument_errors():
         evaluate_recall(model, train, test, batch_size=0)
     with pytest.raises(TypeError, match="model must have a recommend"):
         evaluate_recall(object(), train, test)
-    with pytest.raises(TypeError, match="train must be a recforge.data.Interactions"):
+    with pytest.raises(TypeError, match=r"train must be a recforge.data.Interactions"):
         evaluate_recall(model, train.matrix, test)
-    with pytest.raises(TypeError, match="test must be a recforge.data.Interactions"):
+    with pytest.raises(TypeError, match=r"test must be a recforge.data.Interactions"):
         evaluate_recall(model, train, "test")
 
 
@@ -361,7 +402,7 @@ def test_contract_violations_raise():
         run(lambda u, k: (np.zeros((len(u), k + 1), np.int64), np.zeros((len(u), k + 1))))
     with pytest.raises(ValueError, match=r"expected \(2, 2\)"):
         run(lambda u, k: (np.zeros(k, np.int64), np.zeros(k)))
-    with pytest.raises(ValueError, match="model.recommend item ids .* duplicated item 1"):
+    with pytest.raises(ValueError, match=r"model.recommend item ids .* duplicated item 1"):
         run(lambda u, k: (np.ones((len(u), k), np.int64), np.zeros((len(u), k))))
     with pytest.raises(KeyError, match="unknown item 99"):
         run(lambda u, k: (np.full((len(u), k), 99), np.zeros((len(u), k))))
@@ -370,8 +411,9 @@ def test_contract_violations_raise():
     with pytest.raises(TypeError, match="scores of dtype"):
         run(lambda u, k: (np.zeros((len(u), k), np.int64), np.full((len(u), k), "x")))
     # padding by -1 ids or -inf scores is accepted
-    report = run(lambda u, k: (np.array([[1, -1]] * len(u)),
-                               np.array([[1.0, -np.inf]] * len(u), np.float32)))
+    report = run(
+        lambda u, k: (np.array([[1, -1]] * len(u)), np.array([[1.0, -np.inf]] * len(u), np.float32))
+    )
     assert report.precision == pytest.approx(0.25)
 
 

@@ -1,4 +1,5 @@
 """FeatureEncoder: layout of every output, missing values, unseen categories, crosses, hashing, save/load."""
+
 import io
 
 import numpy as np
@@ -12,12 +13,14 @@ from recforge.features import FeatureEncoder
 
 @pytest.fixture
 def frame():
-    return pd.DataFrame({
-        "age": [25, 38, None, 52, 30, 61],
-        "city": ["a", "b", "a", "?", None, "c"],
-        "flag": [True, False, True, True, False, False],
-        "income": [1.5, 2.5, 3.5, 4.5, 5.5, 6.5],
-    })
+    return pd.DataFrame(
+        {
+            "age": [25, 38, None, 52, 30, 61],
+            "city": ["a", "b", "a", "?", None, "c"],
+            "flag": [True, False, True, True, False, False],
+            "income": [1.5, 2.5, 3.5, 4.5, 5.5, 6.5],
+        }
+    )
 
 
 def dense(m):
@@ -57,9 +60,13 @@ def test_quantile_buckets():
     enc = FeatureEncoder(n_bins=4, scale_numeric=False).fit(x)
     np.testing.assert_allclose(enc.bin_edges_["x0"], [24.75, 49.5, 74.25])
     codes = enc.transform_codes(x, columns=["x0"])[:, 0]
-    np.testing.assert_array_equal(np.bincount(codes), [0, 25, 25, 25, 25])  # 0 = missing slot, empty
+    np.testing.assert_array_equal(
+        np.bincount(codes), [0, 25, 25, 25, 25]
+    )  # 0 = missing slot, empty
     # test-time values outside the fit range go to the end buckets
-    assert enc.transform_codes(np.array([[-5.0], [1e9], [np.nan]]), columns=["x0"])[:, 0].tolist() == [1, 4, 0]
+    assert enc.transform_codes(np.array([[-5.0], [1e9], [np.nan]]), columns=["x0"])[
+        :, 0
+    ].tolist() == [1, 4, 0]
 
 
 def test_ties_collapse_edges():
@@ -72,8 +79,16 @@ def test_ties_collapse_edges():
 def test_unseen_and_rare_categories_go_to_other(frame):
     enc = FeatureEncoder(min_frequency=2).fit(frame)
     assert enc.categories_["city"].tolist() == ["a"]  # b and c are seen once
-    codes = enc.transform_codes(pd.DataFrame({"age": [1, 2, 3], "city": ["a", "zzz", np.nan],
-                                              "flag": [True, True, True], "income": [1, 1, 1]}))
+    codes = enc.transform_codes(
+        pd.DataFrame(
+            {
+                "age": [1, 2, 3],
+                "city": ["a", "zzz", np.nan],
+                "flag": [True, True, True],
+                "income": [1, 1, 1],
+            }
+        )
+    )
     assert codes[:, 0].tolist() == [2, 1, 0]  # known, other, missing
 
 
@@ -83,7 +98,9 @@ def test_transform_dense_for_trees(frame):
     assert D.dtype == np.float32 and D.shape == (6, 4) and D.flags.c_contiguous
     assert np.isnan(D[2, 0]) and D[3, 0] == 52
     np.testing.assert_array_equal(D[:, 1], [1, 2, 1, np.nan, np.nan, 3])  # category i -> 1 + i
-    unseen = enc.transform_dense(pd.DataFrame({"age": [1], "city": ["new"], "flag": [False], "income": [0]}))
+    unseen = enc.transform_dense(
+        pd.DataFrame({"age": [1], "city": ["new"], "flag": [False], "income": [0]})
+    )
     assert unseen[0, 1] == 0  # other
 
 
@@ -102,8 +119,11 @@ def test_crosses(frame):
     enc = FeatureEncoder(n_bins=2, crosses=[("city", "flag")]).fit(frame)
     names = [n for n in enc.feature_names_out_ if n.startswith("city*flag")]
     assert "city*flag=a*True" in names and "city*flag=other" in names
-    X = enc.transform(pd.DataFrame({"age": [30, 30], "city": ["a", "a"], "flag": [True, False],
-                                    "income": [1.0, 1.0]}))
+    X = enc.transform(
+        pd.DataFrame(
+            {"age": [30, 30], "city": ["a", "a"], "flag": [True, False], "income": [1.0, 1.0]}
+        )
+    )
     col = {n: i for i, n in enumerate(enc.feature_names_out_)}
     assert X[0, col["city*flag=a*True"]] == 1
     assert X[1, col["city*flag=other"]] == 1  # (a, False) never seen in fit
@@ -119,6 +139,7 @@ def test_hashing_is_stable(frame):
     assert enc.hashed_["city"] and enc.cardinalities_["city"] == 10
     codes = enc.transform_codes(frame)[:, 0]
     import zlib
+
     assert codes[0] == 2 + zlib.crc32(b"a") % 8 and codes[3] == 0
     auto = FeatureEncoder(max_categories=2, n_hash_buckets=8).fit(frame)
     assert auto.hashed_["city"] and not auto.hashed_["flag"]
@@ -168,7 +189,7 @@ def test_errors(frame):
     bad = frame.copy()
     bad["age"] = bad["age"].astype(object)
     bad.loc[0, "age"] = "old"
-    with pytest.raises(ValueError, match="'age'.*non-number 'old'"):
+    with pytest.raises(ValueError, match=r"'age'.*non-number 'old'"):
         enc.transform(bad)
     with pytest.raises(ValueError, match="infinite"):
         FeatureEncoder().fit(np.array([[1.0], [np.inf]]))
@@ -181,7 +202,9 @@ def test_does_not_modify_input(frame):
 
 
 def test_save_load_roundtrip(frame, tmp_path):
-    enc = FeatureEncoder(n_bins=3, crosses=[("city", "age")], hash_columns=["flag"], n_hash_buckets=4).fit(frame)
+    enc = FeatureEncoder(
+        n_bins=3, crosses=[("city", "age")], hash_columns=["flag"], n_hash_buckets=4
+    ).fit(frame)
     enc.save(tmp_path / "enc.npz")
     back = FeatureEncoder.load(tmp_path / "enc.npz")
     assert back.get_params()["hash_columns"] == ["flag"] and back.n_hash_buckets == 4
@@ -209,8 +232,14 @@ def test_adult_encoding():
     enc = FeatureEncoder(n_bins=20).fit(data.X_train)
     Xtr, Xte = enc.transform(data.X_train), enc.transform(data.X_test)
     assert Xtr.shape[1] == Xte.shape[1] == enc.n_features_out_
-    assert enc.numeric_columns_ == ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss",
-                                    "hours_per_week"]
+    assert enc.numeric_columns_ == [
+        "age",
+        "fnlwgt",
+        "education_num",
+        "capital_gain",
+        "capital_loss",
+        "hours_per_week",
+    ]
     # Adult's missing values ("?") sit in workclass, occupation and native_country
     col = {n: i for i, n in enumerate(enc.feature_names_out_)}
     assert Xtr[:, col["occupation=missing"]].sum() == data.X_train["occupation"].isna().sum()
@@ -219,13 +248,15 @@ def test_adult_encoding():
 
 
 def test_pandas_extension_dtypes():
-    df = pd.DataFrame({
-        "n": pd.array([1, None, 3, 4], dtype="Int64"),
-        "f": pd.array([1.5, None, 2.5, 1.0], dtype="Float64"),
-        "c": pd.Categorical(["x", "y", None, "x"]),
-        "b": np.array([True, False, True, True]),
-        "s": pd.array(["u", None, "v", "u"], dtype="string"),
-    })
+    df = pd.DataFrame(
+        {
+            "n": pd.array([1, None, 3, 4], dtype="Int64"),
+            "f": pd.array([1.5, None, 2.5, 1.0], dtype="Float64"),
+            "c": pd.Categorical(["x", "y", None, "x"]),
+            "b": np.array([True, False, True, True]),
+            "s": pd.array(["u", None, "v", "u"], dtype="string"),
+        }
+    )
     enc = FeatureEncoder(n_bins=2).fit(df)
     assert enc.numeric_columns_ == ["n", "f"] and enc.categorical_columns_ == ["c", "b", "s"]
     D = enc.transform_dense(df)
@@ -239,7 +270,7 @@ def test_fused_numeric_path_equals_generic_path():
     x = rng.standard_normal((500, 3))
     x[rng.random((500, 3)) < 0.1] = np.nan
     enc = FeatureEncoder(n_bins=7).fit(x)
-    fused = enc.transform(x)                    # float columns: the one-pass kernel
+    fused = enc.transform(x)  # float columns: the one-pass kernel
     generic = enc.transform(x.astype(object))  # object columns: parse, then bucket
     assert (fused != generic).nnz == 0
     np.testing.assert_array_equal(fused.indptr, generic.indptr)

@@ -1,6 +1,7 @@
 """Fit-time arguments (callbacks, sequences, item features, LR's thread pool) belong to one ``fit``
 call: they reach ``_fit`` as arguments, are never stored on the model, and two models of one class
 fitted in two threads at once with different arguments give what serial fits give."""
+
 import threading
 
 import numpy as np
@@ -21,8 +22,9 @@ def _clusters(n_clusters=3, per=6, users=36, seed=0):
         for i in rng.choice(per, size=4, replace=False):
             rows.append(u)
             cols.append((u % n_clusters) * per + i)
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                         shape=(users, n_clusters * per))
+    return sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(users, n_clusters * per)
+    )
 
 
 def _topics(n_items, seed):
@@ -78,8 +80,11 @@ def test_item2vec_callback_sees_no_fit_time_attribute():
     m = _clusters()
     seen = []
     model = Item2Vec(vector_size=4, epochs=2, n_threads=1, random_state=0)
-    model.fit(m, [[0, 1, 2], [6, 7]],
-              callback=lambda mdl, epoch, words: seen.append(_non_param_state(mdl)))
+    model.fit(
+        m,
+        [[0, 1, 2], [6, 7]],
+        callback=lambda mdl, epoch, words: seen.append(_non_param_state(mdl)),
+    )
     assert seen == [set()] * 2
     assert FIT_TIME_NAMES.isdisjoint(vars(model))
 
@@ -88,8 +93,12 @@ def test_item2vec_callback_sees_no_fit_time_attribute():
 def test_lr_has_no_pool_attribute_during_or_after_fit(solver):
     X, y = _binary_problem(0)
     seen = []
-    model = LogisticRegression(solver=solver, max_iter=100, n_threads=2,
-                               callback=lambda info: seen.append(FIT_TIME_NAMES & set(vars(model))))
+    model = LogisticRegression(
+        solver=solver,
+        max_iter=100,
+        n_threads=2,
+        callback=lambda info: seen.append(FIT_TIME_NAMES & set(vars(model))),
+    )
     model.fit(X, y, eval_set=[(X[:50], y[:50])])
     assert seen and all(names == set() for names in seen)
     assert FIT_TIME_NAMES.isdisjoint(vars(model))
@@ -100,14 +109,28 @@ def _boom(*args):
     raise RuntimeError("callback failed")
 
 
-@pytest.mark.parametrize("make_fit", [
-    lambda m: (LFM(n_factors=4, epochs=3, n_threads=1), dict(callback=_boom), RuntimeError),
-    lambda m: (Item2Vec(vector_size=4, epochs=2, n_threads=1), dict(callback=_boom), RuntimeError),
-    lambda m: (Item2Vec(vector_size=4, epochs=2, n_threads=1), dict(sequences=[[0, 999]]),
-               KeyError),
-    lambda m: (ContentBased(strategy="nonsense"), dict(item_features=_topics(m.shape[1], 0)),
-               ValueError),
-], ids=["lfm-callback", "item2vec-callback", "item2vec-sequences", "content-params"])
+@pytest.mark.parametrize(
+    "make_fit",
+    [
+        lambda m: (LFM(n_factors=4, epochs=3, n_threads=1), dict(callback=_boom), RuntimeError),
+        lambda m: (
+            Item2Vec(vector_size=4, epochs=2, n_threads=1),
+            dict(callback=_boom),
+            RuntimeError,
+        ),
+        lambda m: (
+            Item2Vec(vector_size=4, epochs=2, n_threads=1),
+            dict(sequences=[[0, 999]]),
+            KeyError,
+        ),
+        lambda m: (
+            ContentBased(strategy="nonsense"),
+            dict(item_features=_topics(m.shape[1], 0)),
+            ValueError,
+        ),
+    ],
+    ids=["lfm-callback", "item2vec-callback", "item2vec-sequences", "content-params"],
+)
 def test_failing_recall_fit_leaves_no_fit_time_attribute(make_fit):
     m = _clusters()
     model, fit_params, error = make_fit(m)
@@ -130,7 +153,7 @@ def test_failing_lr_fit_leaves_no_pool(solver):
 def test_unknown_fit_time_argument_is_named_before_any_state():
     X, y = _binary_problem(0)
     model = LogisticRegression()
-    with pytest.raises(TypeError, match="unexpected keyword argument.*'pool'"):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument.*'pool'"):
         model.fit(X, y, pool=None)
     assert not hasattr(model, "classes_") and not hasattr(model, "n_features_in_")
     recall = ItemCF()

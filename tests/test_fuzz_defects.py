@@ -428,7 +428,7 @@ def test_date_strings_as_timestamps_say_what_is_expected():
         pd.Series(["2020-01-01", "2020-01-02"]),
     ):
         with pytest.raises(
-            TypeError, match="timestamps must be numbers or datetimes.*pandas.to_datetime"
+            TypeError, match=r"timestamps must be numbers or datetimes.*pandas.to_datetime"
         ):
             Interactions.from_arrays([1, 2], [1, 2], timestamps=ts)
     # numeric strings keep working
@@ -440,9 +440,9 @@ def test_date_strings_as_timestamps_say_what_is_expected():
 @pytest.mark.parametrize("exponent", [1e6, 1e3, -1e6])
 def test_extreme_negative_sampling_exponent_names_the_parameter(exponent):
     data = Interactions(np.eye(6) + np.eye(6, k=1) + np.eye(6, k=2))
-    with pytest.raises(ValueError, match="neg_exponent=.* is too extreme"):
+    with pytest.raises(ValueError, match=r"neg_exponent=.* is too extreme"):
         LFM(epochs=1, n_threads=1, neg_exponent=exponent).fit(data)
-    with pytest.raises(ValueError, match="ns_exponent=.* is too extreme"):
+    with pytest.raises(ValueError, match=r"ns_exponent=.* is too extreme"):
         Item2Vec(epochs=1, n_threads=1, ns_exponent=exponent).fit(data)
 
 
@@ -457,11 +457,11 @@ def test_object_X_with_a_string_names_X(dense_xy):
     dense, y = dense_xy
     X = dense.astype(object)
     X[0, 0] = "hello"
-    with pytest.raises(ValueError, match="X must hold numbers only.*'hello'"):
+    with pytest.raises(ValueError, match=r"X must hold numbers only.*'hello'"):
         LogisticRegression().fit(X, y)
     X[0, 0] = {"foo": "bar"}  # scikit-learn's check_dtype_object expects numpy's TypeError text
     with pytest.raises(
-        TypeError, match="X must hold numbers only.*argument must be a string.* number"
+        TypeError, match=r"X must hold numbers only.*argument must be a string.* number"
     ):
         LogisticRegression().fit(X, y)
 
@@ -612,7 +612,7 @@ def test_real_world_adult_file(tmp_path, eol):  # issue 14
     df = load_adult(f)
     assert df["age"].tolist() == [39, 50] and df["income"].tolist() == [0, 1]
     f.write_bytes(_ADULT_ROWS + b"25, Private, 226802\n")
-    with pytest.raises(ValueError, match="adult.data, line 3: expected 15 fields"):
+    with pytest.raises(ValueError, match=r"adult.data, line 3: expected 15 fields"):
         load_adult(f)
 
 

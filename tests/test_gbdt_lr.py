@@ -1,4 +1,5 @@
 """GBDT+LR: leaf one-hot features, the two fits, save/load, and quality on UCI Adult."""
+
 import io
 
 import numpy as np
@@ -26,7 +27,7 @@ def test_leaf_features_one_per_tree():
     assert F.shape == (1500, model.n_leaf_features_) == (1500, int(model.leaf_offsets_[-1]))
     np.testing.assert_array_equal(F.sum(axis=1).A1, 8)  # exactly one leaf per tree
     for t in range(8):  # tree t's leaf is in its own column block
-        block = F[:, model.leaf_offsets_[t]:model.leaf_offsets_[t + 1]]
+        block = F[:, model.leaf_offsets_[t] : model.leaf_offsets_[t + 1]]
         np.testing.assert_array_equal(block.sum(axis=1).A1, 1)
     assert model.leaf_offsets_[-1] == model.gbdt_._forest.n_leaves().sum()
     assert model.apply(X).shape == (1500, 8)
@@ -39,7 +40,9 @@ def test_original_features_are_appended():
     F = model._features(model._prepare_X(X, reset=False))
     assert F.shape[1] == model.n_leaf_features_ + model.n_original_features_
     assert model.n_original_features_ <= 4 * (10 + 1)
-    np.testing.assert_array_equal(F[:, model.n_leaf_features_:].sum(axis=1).A1, 4)  # one bucket per feature
+    np.testing.assert_array_equal(
+        F[:, model.n_leaf_features_ :].sum(axis=1).A1, 4
+    )  # one bucket per feature
     assert roc_auc_score(y, model.predict_proba(X)[:, 1]) > 0.75
 
 
@@ -47,7 +50,9 @@ def test_dataframe_with_categories_and_save_load(tmp_path):
     rng = np.random.default_rng(1)
     df = pd.DataFrame({"a": rng.normal(size=800), "c": rng.choice(["x", "y", "z"], size=800)})
     y = ((df.a > 0) ^ (df.c == "y")).astype(int).to_numpy()
-    model = GBDTLR(n_estimators=6, max_depth=3, gbdt_params={"reg_lambda": 2.0}, n_threads=1).fit(df, y)
+    model = GBDTLR(n_estimators=6, max_depth=3, gbdt_params={"reg_lambda": 2.0}, n_threads=1).fit(
+        df, y
+    )
     path = tmp_path / "gbdt_lr.npz"
     model.save(path)
     loaded = GBDTLR.load(path)
@@ -57,17 +62,21 @@ def test_dataframe_with_categories_and_save_load(tmp_path):
     from recforge.io import load_arrays, save_arrays
 
     params, arrays, meta = load_arrays(path)
-    lr_params, lr_arrays, lr_meta = load_arrays(io.BytesIO(arrays["lr"].tobytes()))  # the LR part, a whole file
+    lr_params, lr_arrays, lr_meta = load_arrays(
+        io.BytesIO(arrays["lr"].tobytes())
+    )  # the LR part, a whole file
     lr_arrays["coef"] = lr_arrays["coef"][:, :3]
     part = io.BytesIO()
-    save_arrays(part, model_class="LogisticRegression", params=lr_params, arrays=lr_arrays, meta=lr_meta)
+    save_arrays(
+        part, model_class="LogisticRegression", params=lr_params, arrays=lr_arrays, meta=lr_meta
+    )
     arrays["lr"] = np.frombuffer(part.getvalue(), np.uint8)
     save_arrays(path, model_class="GBDTLR", params=params, arrays=arrays, meta=meta)
-    with pytest.raises(ModelFileError, match="gbdt_lr.npz"):
+    with pytest.raises(ModelFileError, match=r"gbdt_lr.npz"):
         GBDTLR.load(path)
     arrays["gbdt"] = arrays["gbdt"][:100]  # a truncated part
     save_arrays(path, model_class="GBDTLR", params=params, arrays=arrays, meta=meta)
-    with pytest.raises(ModelFileError, match="gbdt_lr.npz.*'gbdt' part"):
+    with pytest.raises(ModelFileError, match=r"gbdt_lr.npz.*'gbdt' part"):
         GBDTLR.load(path)
 
 

@@ -6,6 +6,7 @@ tampered file gives ``ModelFileError`` instead of NaN predictions or a crash in 
 crash-shaped tamperings run in a subprocess, so that a regression fails the test instead of killing
 the run.
 """
+
 import json
 import os
 import subprocess
@@ -38,7 +39,7 @@ def test_weights_beyond_float32_raise(cls):
 
 
 def test_regression_target_beyond_float32_raises():
-    X, _, yr = _data()
+    X, _, _yr = _data()
     with pytest.raises(ValueError, match="y holds values beyond float32"):
         GBDTRegressor(n_estimators=3, n_threads=1).fit(X, np.full(len(X), 1e39))
 
@@ -53,9 +54,11 @@ def test_X_beyond_float32_raises(cls):
 
 def test_divergence_raises_instead_of_a_nan_model():
     X, _, yr = _data()
-    with pytest.raises(ValueError, match="GBDTRegressor diverged.*learning_rate"):
+    with pytest.raises(ValueError, match=r"GBDTRegressor diverged.*learning_rate"):
         GBDTRegressor(learning_rate=1e10, n_estimators=20, n_threads=1).fit(X, yr)
-    model = GBDTRegressor(learning_rate=1.0, n_estimators=20, n_threads=1).fit(X, yr)  # large but fine
+    model = GBDTRegressor(learning_rate=1.0, n_estimators=20, n_threads=1).fit(
+        X, yr
+    )  # large but fine
     assert np.all(np.isfinite(model.predict(X)))
 
 
@@ -81,12 +84,14 @@ def _class_of(path):
 def _set(name, value):
     def change(arrays, record):
         arrays[name] = value(arrays[name]) if callable(value) else value
+
     return change
 
 
 def _set_meta(key, value):
     def change(arrays, record):
         record["ranker"][key] = value
+
     return change
 
 
@@ -117,24 +122,46 @@ TAMPERINGS = {
     "schema_has_labels shortened": _set("schema_has_labels", lambda h: h[:-1]),
     "schema_is_categorical 0-d": _set("schema_is_categorical", np.array(0, np.uint8)),
     "bin offsets shortened": _set("bin_offsets", lambda o: o[:-1]),
-    "bin edges NaN": _set("bin_edges", lambda e: np.where(np.arange(len(e)) == 0, np.nan, e).astype(np.float32)),
+    "bin edges NaN": _set(
+        "bin_edges", lambda e: np.where(np.arange(len(e)) == 0, np.nan, e).astype(np.float32)
+    ),
     "bin edges not increasing": _set("bin_edges", lambda e: e[::-1].copy()),
     "best_iteration a string": _set_meta("best_iteration", "0"),
     "n_trees wrong": _set_meta("n_trees", 99),
     # crash-shaped: indices the C++ kernel would follow
-    "child index past the end": _set("forest_left", lambda a: np.where(a >= 0, a + 10 ** 6, a).astype(np.int32)),
-    "child index backwards (a cycle)": _set("forest_left", lambda a: np.where(a > 0, 0, a).astype(np.int32)),
-    "child in the next tree": _set("forest_right", lambda a: np.where(a > 0, a + 7, a).astype(np.int32)),
-    "feature index past n_features": _set("forest_feature", lambda a: np.where(a >= 0, 10 ** 6, a).astype(np.int32)),
-    "negative feature of a split": _set("forest_feature", lambda a: np.where(a >= 0, -5, a).astype(np.int32)),
-    "threshold bin past the bins": _set("forest_threshold_bin", lambda a: (a + 300).astype(np.int32)),
-    "threshold off its bin edge": _set("forest_threshold", lambda a: (a + 0.125).astype(np.float32)),
+    "child index past the end": _set(
+        "forest_left", lambda a: np.where(a >= 0, a + 10**6, a).astype(np.int32)
+    ),
+    "child index backwards (a cycle)": _set(
+        "forest_left", lambda a: np.where(a > 0, 0, a).astype(np.int32)
+    ),
+    "child in the next tree": _set(
+        "forest_right", lambda a: np.where(a > 0, a + 7, a).astype(np.int32)
+    ),
+    "feature index past n_features": _set(
+        "forest_feature", lambda a: np.where(a >= 0, 10**6, a).astype(np.int32)
+    ),
+    "negative feature of a split": _set(
+        "forest_feature", lambda a: np.where(a >= 0, -5, a).astype(np.int32)
+    ),
+    "threshold bin past the bins": _set(
+        "forest_threshold_bin", lambda a: (a + 300).astype(np.int32)
+    ),
+    "threshold off its bin edge": _set(
+        "forest_threshold", lambda a: (a + 0.125).astype(np.float32)
+    ),
     "categorical flag flipped": _set("forest_categorical", lambda a: (1 - a).astype(np.uint8)),
 }
 
 
-_CRASH_SHAPED = {"child index past the end", "child index backwards (a cycle)", "child in the next tree",
-                 "feature index past n_features", "negative feature of a split", "threshold bin past the bins"}
+_CRASH_SHAPED = {
+    "child index past the end",
+    "child index backwards (a cycle)",
+    "child in the next tree",
+    "feature index past n_features",
+    "negative feature of a split",
+    "threshold bin past the bins",
+}
 
 
 @pytest.mark.parametrize("cls", [GBDTClassifier, GBDTRegressor])
@@ -143,7 +170,7 @@ def test_tampered_file_is_refused_at_load(tmp_path, cls, case):
     model, X, y = _fitted(cls)
     path = _saved(tmp_path, model, X, y)
     _tamper(path, TAMPERINGS[case])
-    with pytest.raises(ModelFileError, match="m.npz"):
+    with pytest.raises(ModelFileError, match=r"m.npz"):
         cls.load(path)
 
 
@@ -173,9 +200,19 @@ def test_crash_shaped_tamperings_are_refused_in_a_subprocess(tmp_path, cls):
         print(json.dumps(out))
     """)
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(recforge.__file__))}
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "X.npy"),
-                           json.dumps({c: str(p) for c, p in paths.items()})],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(tmp_path / "X.npy"),
+            json.dumps({c: str(p) for c, p in paths.items()}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, f"the interpreter died ({proc.returncode}): {proc.stderr[-2000:]}"
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {c: "refused" for c in _CRASH_SHAPED}
 
@@ -190,8 +227,9 @@ def test_classifier_needs_two_class_labels(tmp_path, classes):
             del arrays["_classes"]
         else:
             arrays["_classes"] = classes
+
     _tamper(path, change)
-    with pytest.raises(ModelFileError, match="m.npz"):
+    with pytest.raises(ModelFileError, match=r"m.npz"):
         GBDTClassifier.load(path)
 
 
@@ -206,12 +244,14 @@ def test_gbdt_lr_refuses_a_tampered_tree_part(tmp_path):
     _tamper(part, TAMPERINGS["leaf value NaN"])
     arrays["gbdt"] = np.frombuffer(part.read_bytes(), np.uint8)
     save_arrays(path, model_class="GBDTLR", params=params, arrays=arrays, meta=record)
-    with pytest.raises(ModelFileError, match="m.npz.*'gbdt' part.*forest_value"):
+    with pytest.raises(ModelFileError, match=r"m.npz.*'gbdt' part.*forest_value"):
         GBDTLR.load(path)
 
 
 def test_untampered_files_still_load(tmp_path):
-    df = pd.DataFrame({"a": np.arange(300.0) % 17, "c": np.array(["x", "y", "z"])[np.arange(300) % 3]})
+    df = pd.DataFrame(
+        {"a": np.arange(300.0) % 17, "c": np.array(["x", "y", "z"])[np.arange(300) % 3]}
+    )
     y = ((df.a > 8) ^ (df.c == "y")).astype(int)
     for cls, target in ((GBDTClassifier, y), (GBDTRegressor, df.a * 2)):
         model = cls(n_estimators=5, max_depth=3, max_leaves=6, n_threads=1).fit(df, target)

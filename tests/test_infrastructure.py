@@ -1,4 +1,5 @@
 """Validation helpers, thread resolution, model files and the package surface."""
+
 import io
 import json
 import subprocess
@@ -11,7 +12,14 @@ import pytest
 import recforge
 from recforge import _threads
 from recforge._params import ParamsMixin
-from recforge._validation import check_1d, check_2d_float, check_choice, check_float, check_int, check_random_state
+from recforge._validation import (
+    check_1d,
+    check_2d_float,
+    check_choice,
+    check_float,
+    check_int,
+    check_random_state,
+)
 from recforge.exceptions import ModelFileError
 from recforge.io import FORMAT_VERSION, load_arrays, save_arrays
 
@@ -60,7 +68,7 @@ class TestValidation:
         assert out.dtype == np.float32 and data.dtype == np.float64
         with pytest.raises(ValueError, match="w must be 1-D"):
             check_1d(np.zeros((2, 2)), "w")
-        with pytest.raises(ValueError, match="w must be finite.*position 1"):
+        with pytest.raises(ValueError, match=r"w must be finite.*position 1"):
             check_1d([1.0, np.inf], "w", finite=True)
         with pytest.raises(ValueError, match="integers"):
             check_1d([1.5], "ids", dtype=np.int64)
@@ -109,7 +117,11 @@ class TestThreads:
 
 class TestModelFiles:
     def _save(self, target, **overrides):
-        kwargs = dict(model_class="Thing", params={"a": 1}, arrays={"x": np.arange(4), "names": np.array(["a", "bc"])})
+        kwargs = dict(
+            model_class="Thing",
+            params={"a": 1},
+            arrays={"x": np.arange(4), "names": np.array(["a", "bc"])},
+        )
         kwargs.update(overrides)
         save_arrays(target, **kwargs)
 
@@ -136,7 +148,11 @@ class TestModelFiles:
             load_arrays(path, expected_class="Other")
         with pytest.raises(ModelFileError, match=r"missing arrays \['y'\]"):
             load_arrays(path, required=("x", "y"))
-        record = {"format": "recforge-model", "format_version": FORMAT_VERSION + 1, "class": "Thing"}
+        record = {
+            "format": "recforge-model",
+            "format_version": FORMAT_VERSION + 1,
+            "class": "Thing",
+        }
         future = tmp_path / "future.npz"
         np.savez(future, __meta__=np.frombuffer(json.dumps(record).encode(), np.uint8))
         with pytest.raises(ModelFileError, match="upgrade recforge"):
@@ -156,7 +172,11 @@ class TestModelFiles:
         path = tmp_path / "m.npz"
         self._save(path)
         raw = path.read_bytes()
-        for name, content in [("trunc.npz", raw[:-40]), ("garbage.npz", b"\x00" * 100), ("empty.npz", b"")]:
+        for name, content in [
+            ("trunc.npz", raw[:-40]),
+            ("garbage.npz", b"\x00" * 100),
+            ("empty.npz", b""),
+        ]:
             target = tmp_path / name
             target.write_bytes(content)
             with pytest.raises(ModelFileError):
@@ -185,7 +205,9 @@ def test_params_mixin():
 
 def test_import_is_lazy_and_fast():
     code = "import sys, recforge; print('numba' in sys.modules, recforge.__version__)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", recforge.__version__]
 
 
@@ -195,11 +217,13 @@ def test_unknown_attribute():
 
 
 def test_cli_version_and_info():
-    version = subprocess.run([sys.executable, "-m", "recforge", "--version"], capture_output=True, text=True,
-                             check=True).stdout
+    version = subprocess.run(
+        [sys.executable, "-m", "recforge", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert version.strip() == f"recforge {recforge.__version__}"
-    info = subprocess.run([sys.executable, "-m", "recforge", "info"], capture_output=True, text=True,
-                          check=True).stdout
+    info = subprocess.run(
+        [sys.executable, "-m", "recforge", "info"], capture_output=True, text=True, check=True
+    ).stdout
     assert "cores available" in info
 
 
@@ -209,13 +233,21 @@ def test_warmup_compiles_every_kernel_module_with_a_hook():
     import recforge.kernels as kernels
 
     spent = kernels.warmup()
-    with_hook = {m.name for m in pkgutil.iter_modules(kernels.__path__)
-                 if hasattr(__import__(f"recforge.kernels.{m.name}", fromlist=["_"]), "_warmup")}
+    with_hook = {
+        m.name
+        for m in pkgutil.iter_modules(kernels.__path__)
+        if hasattr(__import__(f"recforge.kernels.{m.name}", fromlist=["_"]), "_warmup")
+    }
     assert set(spent) == with_hook | set(kernels.OTHER_KERNEL_MODULES)
     assert {"ranking", "segsort"} <= with_hook
 
 
 def test_cli_warmup():
-    out = subprocess.run([sys.executable, "-m", "recforge", "warmup"], capture_output=True, text=True,
-                         check=True, timeout=600).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "recforge", "warmup"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
     assert "ranking" in out and "done in" in out

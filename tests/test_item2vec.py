@@ -1,4 +1,5 @@
 """Item2Vec through the public API: contract, planted clusters, word2vec format, quality on MovieLens."""
+
 import io
 
 import numpy as np
@@ -18,8 +19,15 @@ class TestItem2VecContract(RecallContract):
 
 class TestItem2VecCosineCbowContract(RecallContract):
     def make_model(self):
-        return Item2Vec(vector_size=8, algorithm="cbow", window="basket", scoring="cosine", epochs=2, n_threads=1,
-                        random_state=0)
+        return Item2Vec(
+            vector_size=8,
+            algorithm="cbow",
+            window="basket",
+            scoring="cosine",
+            epochs=2,
+            n_threads=1,
+            random_state=0,
+        )
 
 
 def _clusters(n_clusters=4, per=6, users=40, seed=0):
@@ -31,14 +39,23 @@ def _clusters(n_clusters=4, per=6, users=40, seed=0):
         for i in rng.choice(per, size=4, replace=False):
             rows.append(u)
             cols.append(c * per + i)
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(users, n_clusters * per))
+    return sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(users, n_clusters * per)
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["skipgram", "cbow"])
 def test_planted_clusters_are_recovered(algorithm):
     m = _clusters()
-    model = Item2Vec(vector_size=16, window="basket", epochs=40, sample=0, algorithm=algorithm, n_threads=1,
-                     random_state=0).fit(m)
+    model = Item2Vec(
+        vector_size=16,
+        window="basket",
+        epochs=40,
+        sample=0,
+        algorithm=algorithm,
+        n_threads=1,
+        random_state=0,
+    ).fit(m)
     ids, _ = model.similar_items(np.arange(24), k=5)
     assert np.mean(ids // 6 == (np.arange(24) // 6)[:, None]) >= 0.95
 
@@ -87,11 +104,19 @@ def test_word2vec_format_round_trip_and_gensim(tmp_path):
     np.testing.assert_allclose(kv[str(data.item_map.ids[3])], model.item_vectors_[3], rtol=1e-6)
 
 
-@pytest.mark.parametrize("params, error", [
-    ({"window": "sentence"}, ValueError), ({"window": 0}, ValueError), ({"algorithm": "glove"}, ValueError),
-    ({"vector_size": 2.5}, TypeError), ({"scoring": "dot"}, ValueError), ({"recency_decay": 0.0}, ValueError),
-    ({"sample": -1.0}, ValueError), ({"epochs": 0}, ValueError),
-])
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        ({"window": "sentence"}, ValueError),
+        ({"window": 0}, ValueError),
+        ({"algorithm": "glove"}, ValueError),
+        ({"vector_size": 2.5}, TypeError),
+        ({"scoring": "dot"}, ValueError),
+        ({"recency_decay": 0.0}, ValueError),
+        ({"sample": -1.0}, ValueError),
+        ({"epochs": 0}, ValueError),
+    ],
+)
 def test_bad_params(params, error):
     with pytest.raises(error, match=next(iter(params))):
         Item2Vec(**params).fit(contract_interactions())
@@ -128,16 +153,35 @@ def test_quality_equals_gensim_at_its_parameters(movielens_split, algorithm):
 
     train, test = movielens_split
     offsets, items = train.sequences()
-    sentences = [[str(x) for x in items[offsets[u]:offsets[u + 1]]] for u in range(train.n_users)]
+    sentences = [[str(x) for x in items[offsets[u] : offsets[u + 1]]] for u in range(train.n_users)]
     sentences = [s for s in sentences if s]
-    params = {"vector_size": 64, "window": 5, "negative": 5, "epochs": 10, "ns_exponent": 0.75, "sample": 1e-3,
-                  "scoring": "cosine", "n_recent": 5, "recency_decay": 1.0, "algorithm": algorithm}
+    params = {
+        "vector_size": 64,
+        "window": 5,
+        "negative": 5,
+        "epochs": 10,
+        "ns_exponent": 0.75,
+        "sample": 1e-3,
+        "scoring": "cosine",
+        "n_recent": 5,
+        "recency_decay": 1.0,
+        "algorithm": algorithm,
+    }
     ours, theirs = [], []
     for seed in range(3):
         model = Item2Vec(n_threads=1, random_state=seed, **params).fit(train)
         ours.append(evaluate_recall(model, train, test, k=10).ndcg)
-        w2v = gensim_models.Word2Vec(sentences, vector_size=64, window=5, negative=5, epochs=10, min_count=1,
-                                     sg=int(algorithm == "skipgram"), workers=1, seed=seed)
+        w2v = gensim_models.Word2Vec(
+            sentences,
+            vector_size=64,
+            window=5,
+            negative=5,
+            epochs=10,
+            min_count=1,
+            sg=int(algorithm == "skipgram"),
+            workers=1,
+            seed=seed,
+        )
         vectors = np.zeros_like(model.item_vectors_)
         for i in range(len(vectors)):
             if str(i) in w2v.wv.key_to_index:

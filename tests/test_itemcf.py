@@ -27,9 +27,13 @@ class TestItemCFDenseContract(RecallContract):
 @pytest.mark.parametrize("use_weights", [False, True])
 def test_scores_match_reference(normalize_max, use_weights):
     m = random_interactions()
-    model = ItemCF(n_neighbors=4, normalize_max=normalize_max, use_weights=use_weights, n_threads=2).fit(m)
+    model = ItemCF(
+        n_neighbors=4, normalize_max=normalize_max, use_weights=use_weights, n_threads=2
+    ).fit(m)
     dense = m.toarray()
-    expected = itemcf_scores(dense, 4, weights=dense if use_weights else None, normalize_max=normalize_max)
+    expected = itemcf_scores(
+        dense, 4, weights=dense if use_weights else None, normalize_max=normalize_max
+    )
     got = model._score_users(np.arange(m.shape[0]))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
@@ -60,7 +64,7 @@ def test_top_k_neighbours_are_sparse_and_sorted():
     assert sp.isspmatrix_csr(sim) and np.diff(sim.indptr).max() <= 3
     assert np.all(sim.diagonal() == 0)
     for j in range(sim.shape[0]):
-        row = sim.data[sim.indptr[j]:sim.indptr[j + 1]]
+        row = sim.data[sim.indptr[j] : sim.indptr[j + 1]]
         assert np.all(np.diff(row) <= 0)
         if len(row):
             assert row[0] == 1.0
@@ -99,10 +103,16 @@ def test_time_decay_formula():
     np.testing.assert_allclose(model.user_weights_.data, [np.exp(-1.0), 1.0], rtol=1e-6)
 
 
-@pytest.mark.parametrize("param, value, error", [
-    ("n_neighbors", 0, ValueError), ("n_neighbors", 2.5, TypeError), ("time_decay", -1.0, ValueError),
-    ("time_decay", float("nan"), ValueError), ("n_threads", "x", TypeError),
-])
+@pytest.mark.parametrize(
+    "param, value, error",
+    [
+        ("n_neighbors", 0, ValueError),
+        ("n_neighbors", 2.5, TypeError),
+        ("time_decay", -1.0, ValueError),
+        ("time_decay", float("nan"), ValueError),
+        ("n_threads", "x", TypeError),
+    ],
+)
 def test_bad_params(param, value, error):
     with pytest.raises(error, match=param):
         ItemCF(**{param: value}).fit(contract_interactions())

@@ -1,5 +1,6 @@
 """recforge.metrics: the Numba kernel against the plain-Python reference, sklearn for AUC/log-loss,
 hand-computed values, validation errors and [0, 1] properties (hypothesis)."""
+
 import inspect
 import math
 
@@ -37,10 +38,16 @@ def random_case(seed, n_users=60, n_items=40, n_cols=12, pad=0.25, density=0.08)
     rng = np.random.default_rng(seed)
     rec = np.array([rng.permutation(n_items)[:n_cols] for _ in range(n_users)], dtype=np.int64)
     rec[rng.random(rec.shape) < pad] = -1
-    rec[:3, n_cols // 2:] = -1  # trailing padding (fewer candidates than k)
+    rec[:3, n_cols // 2 :] = -1  # trailing padding (fewer candidates than k)
     rec[3] = -1  # a user with no recommendation at all
-    rel = sp.random(n_users, n_items, density=density, format="csr", random_state=seed,
-                    data_rvs=lambda n: np.ones(n))
+    rel = sp.random(
+        n_users,
+        n_items,
+        density=density,
+        format="csr",
+        random_state=seed,
+        data_rvs=lambda n: np.ones(n),
+    )
     rel = rel.tolil()
     rel[4, :] = 1  # a user with every item relevant (|relevant| > k)
     rel[5, :] = 0  # a user with no relevant item
@@ -62,7 +69,7 @@ def test_hit_matrix_matches_isin(seed):
     hits = hit_matrix(rec, rel.indptr.astype(np.int64), rel.indices.astype(np.int64))
     assert hits.dtype == np.bool_ and hits.shape == rec.shape
     for u in range(rec.shape[0]):
-        row = rel.indices[rel.indptr[u]:rel.indptr[u + 1]]
+        row = rel.indices[rel.indptr[u] : rel.indptr[u + 1]]
         np.testing.assert_array_equal(hits[u], np.isin(rec[u], row) & (rec[u] >= 0))
 
 
@@ -112,13 +119,19 @@ def test_input_forms_agree(seed):
     rng = np.random.default_rng(seed)
     indptr, indices = [0], []
     for u in range(rel.shape[0]):
-        row = list(rel.indices[rel.indptr[u]:rel.indptr[u + 1]])
+        row = list(rel.indices[rel.indptr[u] : rel.indptr[u + 1]])
         row = row + row[:1]
         rng.shuffle(row)
         indices.extend(row)
         indptr.append(len(indices))
-    messy = sp.csr_matrix((np.ones(len(indices)), np.array(indices, dtype=np.int32),
-                           np.array(indptr, dtype=np.int32)), shape=rel.shape)
+    messy = sp.csr_matrix(
+        (
+            np.ones(len(indices)),
+            np.array(indices, dtype=np.int32),
+            np.array(indptr, dtype=np.int32),
+        ),
+        shape=rel.shape,
+    )
     before = (messy.indices.copy(), messy.indptr.copy(), messy.data.copy())
     rec_before = rec.copy()
     assert ranking_metrics(rec, messy, k=5) == expected
@@ -138,9 +151,13 @@ def test_explicit_zeros_are_relevant():
 # hand-computed values
 # ---------------------------------------------------------------------------------------------
 def test_hand_computed():
-    rec = np.array([[3, 1, 0, -1],   # relevant {1, 2}: hit at rank 2
-                    [2, 0, 1, 3],    # relevant {2}:    hit at rank 1
-                    [0, 1, 2, 3]])   # relevant {}:     left out of the mean
+    rec = np.array(
+        [
+            [3, 1, 0, -1],  # relevant {1, 2}: hit at rank 2
+            [2, 0, 1, 3],  # relevant {2}:    hit at rank 1
+            [0, 1, 2, 3],
+        ]
+    )  # relevant {}:     left out of the mean
     rel = sp.csr_matrix(np.array([[0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]))
     m = ranking_metrics(rec, rel, k=3)
     assert m["n_users"] == 2
@@ -177,8 +194,9 @@ def test_padding_counts_in_precision_denominator():
 REL = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 1, 0, 0]]))
 
 
-@pytest.mark.parametrize("func", [precision_at_k, recall_at_k, ndcg_at_k, hit_rate_at_k,
-                                  ranking_metrics])
+@pytest.mark.parametrize(
+    "func", [precision_at_k, recall_at_k, ndcg_at_k, hit_rate_at_k, ranking_metrics]
+)
 def test_ranking_validation(func):
     with pytest.raises(ValueError, match="recommended has 3 rows but relevant has 2"):
         func(np.array([[0, 1], [1, 2], [2, 3]]), REL)
@@ -352,7 +370,7 @@ def test_log_loss_values_and_validation():
         log_loss([0, 1], [0.5])
     with pytest.raises(ValueError, match="y_true must hold binary labels"):
         log_loss([0, 3], [0.5, 0.5])
-    with pytest.raises(ValueError, match="eps must be < 0.5"):
+    with pytest.raises(ValueError, match=r"eps must be < 0.5"):
         log_loss([0, 1], [0.5, 0.5], eps=0.5)
     with pytest.raises(ValueError, match="sample_weight must have a positive sum"):
         log_loss([0, 1], [0.5, 0.5], sample_weight=[0, 0])
@@ -371,8 +389,9 @@ def ranking_case(draw):
         items = draw(st.lists(st.integers(0, n_items - 1), unique=True, max_size=n_cols))
         row = items + [-1] * (n_cols - len(items))
         rows.append(draw(st.permutations(row)))
-    relevant = [draw(st.sets(st.integers(0, n_items - 1), max_size=n_items))
-                for _ in range(n_users)]
+    relevant = [
+        draw(st.sets(st.integers(0, n_items - 1), max_size=n_items)) for _ in range(n_users)
+    ]
     if not any(relevant):
         relevant[0] = {0}
     k = draw(st.integers(1, n_cols))
@@ -397,8 +416,11 @@ def test_ranking_metrics_bounded_and_equal_reference(case):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(-3, 3), st.integers(0, 3)), min_size=2,
-                max_size=40))
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(-3, 3), st.integers(0, 3)), min_size=2, max_size=40
+    )
+)
 def test_auc_bounded_and_equal_reference(rows):
     y = np.array([int(r[0]) for r in rows])
     s = np.array([float(r[1]) for r in rows])

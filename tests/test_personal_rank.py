@@ -25,14 +25,18 @@ class TestPersonalRankSolveContract(RecallContract):
 @pytest.mark.parametrize("use_weights", [False, True])
 def test_iterate_matches_reference_recurrence(use_weights):
     m = random_interactions(n_users=20, n_items=15, density=0.25, seed=6)
-    model = PersonalRank(alpha=0.7, method="iterate", tol=1e-12, use_weights=use_weights, n_threads=2).fit(m)
+    model = PersonalRank(
+        alpha=0.7, method="iterate", tol=1e-12, use_weights=use_weights, n_threads=2
+    ).fit(m)
     users = np.arange(20)
     x0 = np.zeros((20, 20))
     x0[users, users] = 1.0
     got = model._walk(x0, start_on_items=False)
     dense = m.toarray() if use_weights else (m.toarray() != 0)
     for u in users:
-        np.testing.assert_allclose(got[:, u], personal_rank(dense, u, 0.7, tol=1e-14), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            got[:, u], personal_rank(dense, u, 0.7, tol=1e-14), rtol=1e-9, atol=1e-12
+        )
 
 
 def test_iterate_and_solve_agree():
@@ -64,10 +68,17 @@ def test_not_converged_warns(method):
         PersonalRank(method=method, max_iter=2).fit(random_interactions()).recommend(0, k=3)
 
 
-@pytest.mark.parametrize("param, value, error", [
-    ("alpha", 1.0, ValueError), ("alpha", 0.0, ValueError), ("alpha", "x", TypeError),
-    ("method", "power", ValueError), ("tol", 0.0, ValueError), ("max_iter", 0, ValueError),
-])
+@pytest.mark.parametrize(
+    "param, value, error",
+    [
+        ("alpha", 1.0, ValueError),
+        ("alpha", 0.0, ValueError),
+        ("alpha", "x", TypeError),
+        ("method", "power", ValueError),
+        ("tol", 0.0, ValueError),
+        ("max_iter", 0, ValueError),
+    ],
+)
 def test_bad_params(param, value, error):
     with pytest.raises(error, match=param):
         PersonalRank(**{param: value}).fit(contract_interactions())
@@ -93,7 +104,9 @@ def test_cg_agrees_with_solve(start_on_items):
     n = 40 if start_on_items else 60
     x0 = np.zeros((n, 7))
     x0[np.arange(0, 35, 5), np.arange(7)] = 1.0
-    np.testing.assert_allclose(cg._walk(x0, start_on_items), so._walk(x0, start_on_items), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(
+        cg._walk(x0, start_on_items), so._walk(x0, start_on_items), rtol=0, atol=1e-8
+    )
 
 
 class TestPersonalRankCGContract(RecallContract):
@@ -101,7 +114,9 @@ class TestPersonalRankCGContract(RecallContract):
         return PersonalRank(method="cg", n_threads=2)
 
 
-@pytest.mark.parametrize("shape", [(60, 40), (40, 60)])  # the factorised side is the users, then the items
+@pytest.mark.parametrize(
+    "shape", [(60, 40), (40, 60)]
+)  # the factorised side is the users, then the items
 @pytest.mark.parametrize("use_weights", [False, True])
 @pytest.mark.parametrize("start_on_items", [False, True])
 def test_direct_agrees_with_solve(shape, use_weights, start_on_items):
@@ -115,12 +130,19 @@ def test_direct_agrees_with_solve(shape, use_weights, start_on_items):
     expected = so._walk(x0, start_on_items)
     np.testing.assert_allclose(direct._walk(x0, start_on_items), expected, rtol=0, atol=1e-12)
     nodes = np.arange(0, 35, 5)
-    np.testing.assert_allclose(direct._direct_rows(np.eye(n)[nodes], start_on_items, nodes),
-                               so._walk(np.eye(n)[:, nodes], start_on_items).T, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        direct._direct_rows(np.eye(n)[nodes], start_on_items, nodes),
+        so._walk(np.eye(n)[:, nodes], start_on_items).T,
+        rtol=0,
+        atol=1e-12,
+    )
     users = np.arange(shape[0])
     np.testing.assert_array_equal(direct.recommend(users, k=5)[0], so.recommend(users, k=5)[0])
-    np.testing.assert_allclose(direct.recommend_from_history([1, 2, 3], [1.0, 2.0, 1.0], k=5)[1],
-                               so.recommend_from_history([1, 2, 3], [1.0, 2.0, 1.0], k=5)[1], rtol=1e-6)
+    np.testing.assert_allclose(
+        direct.recommend_from_history([1, 2, 3], [1.0, 2.0, 1.0], k=5)[1],
+        so.recommend_from_history([1, 2, 3], [1.0, 2.0, 1.0], k=5)[1],
+        rtol=1e-6,
+    )
 
 
 def test_auto_picks_direct_on_a_small_side_only(monkeypatch):

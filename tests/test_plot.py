@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("matplotlib", reason='the [plot] extra: pip install "recforge[plot]"')
 
-from recforge import plot  # noqa: E402
-from recforge.report import figure_png  # noqa: E402
+from recforge import plot
+from recforge.report import figure_png
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -30,7 +30,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 class PageParser(html.parser.HTMLParser):
     """Collects tags, table cells and images; fails on unbalanced tags."""
 
-    VOID = {"meta", "img", "br", "hr", "link", "input"}
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
 
     def __init__(self):
         super().__init__()
@@ -146,7 +146,7 @@ def test_roc_and_pr_curves_rank_the_better_model_higher(ranker_scores):
     roc = plot.roc_curve(y, scores)
     legends = [t.get_text() for t in roc.axes[0].get_legend().get_texts()]
     assert legends[0] == f"good (AUC {roc_auc_score(y, scores['good']):.3f})"
-    good, weak, _diagonal = roc.axes[0].get_lines()
+    good, _weak, _diagonal = roc.axes[0].get_lines()
     assert good.get_xdata()[0] == 0 and good.get_ydata()[-1] == 1
     x, tpr = good.get_xdata(), good.get_ydata()
     area = float(

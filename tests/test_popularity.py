@@ -16,7 +16,7 @@ def test_scores_are_user_counts():
     m = sp.csr_matrix(np.array([[1, 0, 5], [1, 0, 0], [1, 2, 0]], np.float32))
     model = Popularity().fit(m)
     np.testing.assert_array_equal(model.item_scores_, [3, 1, 1])
-    ids, scores = model.recommend(1, k=3)
+    ids, _scores = model.recommend(1, k=3)
     assert ids.tolist() == [1, 2, -1]  # item 0 seen; tie between 1 and 2 → lower index first
     np.testing.assert_array_equal(Popularity(weighting="weight").fit(m).item_scores_, [3, 2, 5])
 

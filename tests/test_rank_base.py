@@ -1,5 +1,6 @@
 """The shared Ranker conventions (recforge.rank._base), through a toy ranker that uses the dense
 (tree) input path, so every ranker built on the base gets the same behaviour."""
+
 import io
 
 import numpy as np
@@ -41,7 +42,9 @@ class ToyTree(Ranker):
 
 @pytest.fixture
 def frame():
-    return pd.DataFrame({"age": [20.0, np.nan, 40, 50, 60, 70], "city": ["a", "b", None, "a", "b", "a"]})
+    return pd.DataFrame(
+        {"age": [20.0, np.nan, 40, 50, 60, 70], "city": ["a", "b", None, "a", "b", "a"]}
+    )
 
 
 Y = np.array([1, 0, 1, 1, 0, 1])

@@ -15,9 +15,9 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from recforge.recall import ItemCF, Popularity, UserCF
+from recforge.recall import ItemCF, Popularity, UserCF  # noqa: E402
 
-from ._serving_helpers import running_server, small_interactions
+from ._serving_helpers import running_server, small_interactions  # noqa: E402
 
 K = 10
 TOKEN = "s3cret-token"
@@ -103,7 +103,7 @@ def test_unknown_item_in_exclude_is_ignored(server, itemcf):
     user = int(itemcf.user_map_.ids[0])
     first = itemcf.recommend(user, K)[0][:2].tolist()
     r = server.post(
-        "/recommend", json={"user_id": user, "k": K, "exclude": first + [123456789, "x"]}
+        "/recommend", json={"user_id": user, "k": K, "exclude": [*first, 123456789, "x"]}
     )
     assert r.status_code == 200, r.text
     _same(r.json(), itemcf.recommend(user, K, filter_items=first))

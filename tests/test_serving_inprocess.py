@@ -44,7 +44,7 @@ def test_the_three_paths_match_the_model(rec, data):
     r = rec.recommend_one(user_id=user, k=10)
     assert r.path == "user" and (r.items, r.scores) == _real(*model.recommend(user, 10))
     recent = model.item_map_.ids[[1, 2]].tolist()
-    r = rec.recommend_one(recent_items=recent + [987654], k=10)  # an unknown recent item is ignored
+    r = rec.recommend_one(recent_items=[*recent, 987654], k=10)  # an unknown recent item is ignored
     assert r.path == "history" and (r.items, r.scores) == _real(
         *model.recommend_from_history(recent, k=10)
     )
@@ -74,7 +74,7 @@ def test_explain_names_sources_and_stages_and_backfills_from_popularity(rec):
 
 def test_exclude_drops_items_and_ignores_unknown_ones(rec):
     first = rec.recommend_one(k=3).items
-    r = rec.recommend_one(k=3, exclude=first + [424242, "nope"])
+    r = rec.recommend_one(k=3, exclude=[*first, 424242, "nope"])
     assert not set(first) & set(r.items) and len(r.items) == 3
 
 
@@ -136,18 +136,18 @@ def test_load_model_reads_any_recall_class(tmp_path, data):
 
 
 def test_load_model_refuses_bad_files(tmp_path, data):
-    with pytest.raises(FileNotFoundError, match="missing.npz"):
+    with pytest.raises(FileNotFoundError, match=r"missing.npz"):
         load_model(tmp_path / "missing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
-    with pytest.raises(ModelFileError, match="junk.npz"):
+    with pytest.raises(ModelFileError, match=r"junk.npz"):
         load_model(tmp_path / "junk.npz")
     np.savez(tmp_path / "plain.npz", x=np.arange(3))
-    with pytest.raises(ModelFileError, match="plain.npz"):
+    with pytest.raises(ModelFileError, match=r"plain.npz"):
         load_model(tmp_path / "plain.npz")
     good = io.BytesIO()
     Popularity().fit(data).save(good)
     (tmp_path / "cut.npz").write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
-    with pytest.raises(ModelFileError, match="cut.npz"):
+    with pytest.raises(ModelFileError, match=r"cut.npz"):
         Recommender.load(tmp_path / "cut.npz")
     X = np.random.default_rng(0).normal(size=(40, 3))
     LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)).save(tmp_path / "ranker.npz")

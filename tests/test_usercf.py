@@ -27,7 +27,9 @@ def test_scores_match_reference(use_weights):
     model = UserCF(n_neighbors=4, use_weights=use_weights, n_threads=2).fit(m)
     dense = m.toarray()
     expected = usercf_scores(dense, 4, weights=dense if use_weights else None)
-    np.testing.assert_allclose(model._score_users(np.arange(m.shape[0])), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model._score_users(np.arange(m.shape[0])), expected, rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("k", [1, 4, 35])
@@ -51,7 +53,9 @@ def test_history_of_known_user_uses_same_similarity():
     # the fold-in user also finds user u itself: remove that neighbour's contribution
     penalty = 1.0 / np.log1p(np.maximum(np.bincount(m.indices, minlength=m.shape[1]), 1))
     self_sim = penalty[hist].sum() / len(hist)
-    np.testing.assert_allclose(scores - self_sim * (m[u].toarray().ravel() != 0), own, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        scores - self_sim * (m[u].toarray().ravel() != 0), own, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_result_does_not_depend_on_threads():
@@ -60,9 +64,14 @@ def test_result_does_not_depend_on_threads():
     assert (one.similarity_ != two.similarity_).nnz == 0
 
 
-@pytest.mark.parametrize("param, value, error", [
-    ("n_neighbors", -1, ValueError), ("time_decay", -0.5, ValueError), ("n_threads", 1.5, TypeError),
-])
+@pytest.mark.parametrize(
+    "param, value, error",
+    [
+        ("n_neighbors", -1, ValueError),
+        ("time_decay", -0.5, ValueError),
+        ("n_threads", 1.5, TypeError),
+    ],
+)
 def test_bad_params(param, value, error):
     with pytest.raises(error, match=param):
         UserCF(**{param: value}).fit(contract_interactions())

@@ -5,6 +5,7 @@ from scratch there, so a jitted function that no ``_warmup`` reaches, directly o
 one that is, has no signature afterwards. Dispatchers are found by walking every module of the
 package, not the list ``warmup`` uses, so a kernel in a new module is caught too.
 """
+
 import json
 import os
 import subprocess
@@ -47,10 +48,14 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def cold_warmup(tmp_path_factory):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path_factory.mktemp("numba_cache")),
-               RECFORGE_NUMBA_CACHE="1")
-    out = subprocess.run([sys.executable, "-c", FIND_AND_WARM], capture_output=True, text=True,
-                         env=env, timeout=1800)
+    env = dict(
+        os.environ,
+        NUMBA_CACHE_DIR=str(tmp_path_factory.mktemp("numba_cache")),
+        RECFORGE_NUMBA_CACHE="1",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", FIND_AND_WARM], capture_output=True, text=True, env=env, timeout=1800
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -59,8 +64,16 @@ def cold_warmup(tmp_path_factory):
 def test_warmup_compiles_every_jitted_function(cold_warmup):
     found = cold_warmup["all"]
     # the walk really finds the kernels: one of each kernel module at least
-    for module in ("kernels.linear", "kernels.neighbors", "kernels.nn", "kernels.personal_rank",
-                   "kernels.ranking", "kernels.segsort", "kernels.encoder", "kernels.pipeline"):
+    for module in (
+        "kernels.linear",
+        "kernels.neighbors",
+        "kernels.nn",
+        "kernels.personal_rank",
+        "kernels.ranking",
+        "kernels.segsort",
+        "kernels.encoder",
+        "kernels.pipeline",
+    ):
         assert any(name.startswith(f"recforge.{module}.") for name in found), module
     assert cold_warmup["uncompiled"] == [], "jitted functions that warmup() leaves uncompiled"
 

@@ -1,5 +1,6 @@
 """Wide&Deep through the public API: quality on Adult, joint training, FTRL wide part, determinism,
 save/load, early stopping."""
+
 import numpy as np
 import pytest
 
@@ -13,8 +14,13 @@ CROSSES = [("education", "occupation"), ("native_country", "occupation")]
 
 def _fit(adult_small, **kw):
     X, y, _, _ = adult_small
-    params = {"encoder": FeatureEncoder(crosses=CROSSES), "epochs": 2, "random_state": 0, "n_threads": 1,
-              "batch_size": 128}
+    params = {
+        "encoder": FeatureEncoder(crosses=CROSSES),
+        "epochs": 2,
+        "random_state": 0,
+        "n_threads": 1,
+        "batch_size": 128,
+    }
     params.update(kw)
     return WideDeep(**params).fit(X, y)
 
@@ -64,7 +70,9 @@ def test_ftrl_l1_wide_part_is_sparse(adult_small):
 
 def test_bit_identical_for_a_seed_at_one_thread(adult_small):
     _, _, Xt, _ = adult_small
-    np.testing.assert_array_equal(_fit(adult_small).predict_proba(Xt), _fit(adult_small).predict_proba(Xt))
+    np.testing.assert_array_equal(
+        _fit(adult_small).predict_proba(Xt), _fit(adult_small).predict_proba(Xt)
+    )
 
 
 def test_save_load_roundtrip(adult_small, tmp_path):
@@ -80,26 +88,43 @@ def test_save_load_roundtrip(adult_small, tmp_path):
 
 def test_early_stopping(adult_small):
     X, y, Xt, yt = adult_small
-    model = WideDeep(encoder=FeatureEncoder(crosses=CROSSES), epochs=30, learning_rate=0.01,
-                     early_stopping_rounds=2, random_state=0, n_threads=1).fit(X, y, eval_set=(Xt, yt))
+    model = WideDeep(
+        encoder=FeatureEncoder(crosses=CROSSES),
+        epochs=30,
+        learning_rate=0.01,
+        early_stopping_rounds=2,
+        random_state=0,
+        n_threads=1,
+    ).fit(X, y, eval_set=(Xt, yt))
     assert model.n_iter_ == model.best_iteration_ + 2 < 30
-    assert roc_auc_score(yt, model.predict_proba(Xt)[:, 1]) == pytest.approx(max(model.evals_result_))
+    assert roc_auc_score(yt, model.predict_proba(Xt)[:, 1]) == pytest.approx(
+        max(model.evals_result_)
+    )
 
 
 def test_numeric_array_without_encoder():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(1000, 4))
     y = (X[:, 0] - X[:, 1] > 0).astype(int)
-    model = WideDeep(epochs=10, learning_rate=0.01, random_state=0, n_threads=1, hidden_units=(8,)).fit(X, y)
+    model = WideDeep(
+        epochs=10, learning_rate=0.01, random_state=0, n_threads=1, hidden_units=(8,)
+    ).fit(X, y)
     assert model.get_weights()["wide"].shape == (4,)
     assert (model.predict(X) == y).mean() > 0.95
 
 
-@pytest.mark.parametrize("param,value,err", [
-    ("wide_optimizer", "lbfgs", ValueError), ("wide_learning_rate", -1.0, ValueError),
-    ("wide_l1", -0.1, ValueError), ("wide_l2", np.nan, ValueError),
-])
+@pytest.mark.parametrize(
+    "param,value,err",
+    [
+        ("wide_optimizer", "lbfgs", ValueError),
+        ("wide_learning_rate", -1.0, ValueError),
+        ("wide_l1", -0.1, ValueError),
+        ("wide_l2", np.nan, ValueError),
+    ],
+)
 def test_bad_parameters(adult_small, param, value, err):
     X, y, _, _ = adult_small
     with pytest.raises(err, match=param):
-        WideDeep(**{"encoder": FeatureEncoder(), "epochs": 1, param: value}).fit(X.iloc[:100], y[:100])
+        WideDeep(**{"encoder": FeatureEncoder(), "epochs": 1, param: value}).fit(
+            X.iloc[:100], y[:100]
+        )

@@ -9,12 +9,25 @@ Subpackages are imported on first use, so ``import recforge`` is fast and compil
 >>> from recforge.evaluate import evaluate_recall
 >>> from recforge.pipeline import TwoStage           # sources -> candidates -> features -> ranker
 """
+
 import importlib
 
 from ._version import __version__
 
-_SUBMODULES = ("data", "datasets", "recall", "features", "rank", "metrics", "evaluate", "io", "kernels", "exceptions",
-               "demo", "pipeline")
+_SUBMODULES = (
+    "data",
+    "datasets",
+    "recall",
+    "features",
+    "rank",
+    "metrics",
+    "evaluate",
+    "io",
+    "kernels",
+    "exceptions",
+    "demo",
+    "pipeline",
+)
 
 __all__ = ["__version__", *_SUBMODULES]
 

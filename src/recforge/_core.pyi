@@ -4,6 +4,7 @@ Generated with ``pybind11-stubgen recforge._core`` and cleaned by hand: integer 
 parameters as ``int`` / ``float``, arrays as ``NDArray[dtype]`` in the dtype the kernel works in.
 Regenerate (and clean) after changing a binding in ``csrc/bindings``.
 """
+
 from __future__ import annotations
 
 from typing import overload

@@ -1,4 +1,5 @@
 """scikit-learn style hyper-parameter handling without depending on scikit-learn."""
+
 from __future__ import annotations
 
 import inspect
@@ -14,7 +15,8 @@ class ParamsMixin:
     def _param_names(cls) -> list[str]:
         signature = inspect.signature(cls.__init__)
         return sorted(
-            name for name, p in signature.parameters.items()
+            name
+            for name, p in signature.parameters.items()
             if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         )
 
@@ -27,7 +29,9 @@ class ParamsMixin:
         valid = set(self._param_names())
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid: {sorted(valid)}")
+                raise ValueError(
+                    f"invalid parameter {name!r} for {type(self).__name__}; valid: {sorted(valid)}"
+                )
             setattr(self, name, value)
         return self
 
@@ -36,7 +40,8 @@ class ParamsMixin:
             name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()
         }
         changed = [
-            f"{name}={value!r}" for name, value in self.get_params().items()
+            f"{name}={value!r}"
+            for name, value in self.get_params().items()
             if not (defaults.get(name) is value or _equal(defaults.get(name), value))
         ]
         return f"{type(self).__name__}({', '.join(changed)})"

@@ -2,14 +2,21 @@
 
 ``tqdm`` is imported only when a bar is shown, so a quiet fit never pays for it.
 """
+
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
 
 
-def progress_bar(enabled: bool, iterable: Iterable | None = None, *, total: int | None = None,
-                 desc: str | None = None, **options):
+def progress_bar(
+    enabled: bool,
+    iterable: Iterable | None = None,
+    *,
+    total: int | None = None,
+    desc: str | None = None,
+    **options,
+):
     """A ``tqdm`` bar when ``enabled`` (over ``iterable``, or updated up to ``total``), else None.
 
     ``options`` go to ``tqdm`` (``unit``, ``unit_scale``, ``leave``, ...).

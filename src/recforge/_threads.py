@@ -3,6 +3,7 @@
 ``n_threads=None`` (or 0) means every core this process may run on: the CPU affinity mask and a
 cgroup CPU quota are respected, unlike ``os.cpu_count()`` which reports the host's cores.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -136,8 +137,11 @@ class ChunkPool:
         from concurrent.futures import ThreadPoolExecutor
 
         self.n_helpers = max(0, int(n_threads) - 1)
-        self.executor = (ThreadPoolExecutor(max_workers=self.n_helpers, thread_name_prefix="recforge")
-                         if self.n_helpers else None)
+        self.executor = (
+            ThreadPoolExecutor(max_workers=self.n_helpers, thread_name_prefix="recforge")
+            if self.n_helpers
+            else None
+        )
 
     def __enter__(self):
         return self

@@ -3,6 +3,7 @@
 Each check raises ``TypeError``/``ValueError`` with a message that names the argument, and none
 of them modifies the caller's data: when a conversion is needed, a new array is returned.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -15,7 +16,9 @@ import scipy.sparse as sp
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_int(value, name: str, *, min_value: int | None = None, max_value: int | None = None) -> int:
+def check_int(
+    value, name: str, *, min_value: int | None = None, max_value: int | None = None
+) -> int:
     """Return ``value`` as a Python int, or raise naming ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} ({value!r})")
@@ -27,10 +30,19 @@ def check_int(value, name: str, *, min_value: int | None = None, max_value: int 
     return value
 
 
-def check_float(value, name: str, *, min_value: float | None = None, max_value: float | None = None,
-                min_inclusive: bool = True, max_inclusive: bool = True) -> float:
+def check_float(
+    value,
+    name: str,
+    *,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    min_inclusive: bool = True,
+    max_inclusive: bool = True,
+) -> float:
     """Return ``value`` as a finite Python float, or raise naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (numbers.Real, np.floating, np.integer)
+    ):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
     try:
         value = float(value)
@@ -65,7 +77,9 @@ def check_random_state(random_state) -> np.random.Generator:
         return random_state
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}")
+    raise TypeError(
+        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
+    )
 
 
 def as_numpy(values) -> np.ndarray:
@@ -75,8 +89,11 @@ def as_numpy(values) -> np.ndarray:
     if isinstance(values, (pd.Series, pd.Index)):
         dtype = values.dtype
         numpy_dtype = getattr(dtype, "numpy_dtype", None)
-        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and numpy_dtype is not None \
-                and numpy_dtype.kind in "biuf":
+        if (
+            isinstance(dtype, pd.api.extensions.ExtensionDtype)
+            and numpy_dtype is not None
+            and numpy_dtype.kind in "biuf"
+        ):
             if values.isna().any():
                 return values.to_numpy(dtype=np.float64, na_value=np.nan)
             return values.to_numpy(dtype=numpy_dtype)
@@ -90,11 +107,14 @@ def check_unique_columns(frame, name: str) -> None:
     duplicated = frame.columns[frame.columns.duplicated()]
     if len(duplicated):
         shown = list(dict.fromkeys(duplicated))[:5]
-        raise ValueError(f"{name} has duplicated column names {shown}; "
-                         "every column needs its own name")
+        raise ValueError(
+            f"{name} has duplicated column names {shown}; every column needs its own name"
+        )
 
 
-def check_1d(values, name: str, *, dtype=None, allow_empty: bool = True, finite: bool = False) -> np.ndarray:
+def check_1d(
+    values, name: str, *, dtype=None, allow_empty: bool = True, finite: bool = False
+) -> np.ndarray:
     """Return ``values`` as a 1-D array (a copy when cast), or raise naming ``name``."""
     if sp.issparse(values):
         raise TypeError(f"{name} must be a 1-D array, got a sparse matrix")
@@ -127,8 +147,10 @@ def sampling_weights(base, exponent: float, name: str) -> np.ndarray:
     with np.errstate(over="ignore", under="ignore"):
         weights = np.power(base, float(exponent))
     if not (np.all(np.isfinite(weights)) and np.all(weights > 0)):
-        raise ValueError(f"{name}={exponent} is too extreme: the negative-sampling weights (count "
-                         f"or popularity) ** {name} leave float64's range; use a smaller |{name}|")
+        raise ValueError(
+            f"{name}={exponent} is too extreme: the negative-sampling weights (count "
+            f"or popularity) ** {name} leave float64's range; use a smaller |{name}|"
+        )
     return weights
 
 
@@ -172,7 +194,9 @@ def check_csr_arrays(indptr, indices, data, shape: tuple[int, int], name: str):
     if data.ndim != 1:
         raise ValueError(f"{name}: data must be 1-D, got shape {data.shape}")
     if len(indptr) != n_rows + 1:
-        raise ValueError(f"{name}: indptr has {len(indptr)} entries, expected n_rows + 1 = {n_rows + 1}")
+        raise ValueError(
+            f"{name}: indptr has {len(indptr)} entries, expected n_rows + 1 = {n_rows + 1}"
+        )
     if indptr.dtype.kind == "u" and indptr.size and int(indptr.max()) > np.iinfo(np.int64).max:
         raise ValueError(f"{name}: indptr holds values beyond int64")
     indptr = indptr.astype(np.int64, copy=False)
@@ -189,7 +213,9 @@ def check_csr_arrays(indptr, indices, data, shape: tuple[int, int], name: str):
     if indices.size:
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= n_cols:
-            raise ValueError(f"{name}: column indices must lie in [0, {n_cols}), found {lo if lo < 0 else hi}")
+            raise ValueError(
+                f"{name}: column indices must lie in [0, {n_cols}), found {lo if lo < 0 else hi}"
+            )
     if indices.dtype != np.int32:
         indices = indices.astype(np.int64, copy=False)
     return indptr, indices, data
@@ -225,8 +251,9 @@ def check_sparse(matrix, name: str):
         for part, arr, bound in (("row", matrix.row, n_rows), ("col", matrix.col, n_cols)):
             arr = np.asarray(arr)
             if arr.dtype.kind not in _INDEX_KINDS or arr.ndim != 1:
-                raise TypeError(f"{name}: COO {part} must be a 1-D integer array, "
-                                f"got {arr.dtype} {arr.shape}")
+                raise TypeError(
+                    f"{name}: COO {part} must be a 1-D integer array, got {arr.dtype} {arr.shape}"
+                )
             if arr.shape != data.shape:
                 raise ValueError(f"{name}: COO {part} has {arr.size} entries, data has {data.size}")
             if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= bound):
@@ -236,6 +263,11 @@ def check_sparse(matrix, name: str):
         n_blocks = len(matrix.indices)
         if np.ndim(matrix.data) != 3 or len(matrix.data) != n_blocks:
             raise ValueError(f"{name}: BSR data must hold one ({r}, {c}) block per index")
-        check_csr_arrays(matrix.indptr, matrix.indices, np.empty(n_blocks),
-                         (matrix.shape[0] // r, matrix.shape[1] // c), name)
+        check_csr_arrays(
+            matrix.indptr,
+            matrix.indices,
+            np.empty(n_blocks),
+            (matrix.shape[0] // r, matrix.shape[1] // c),
+            name,
+        )
     return matrix

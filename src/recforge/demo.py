@@ -4,6 +4,7 @@ Recall models run on MovieLens ml-latest-small with the protocol of ``evaluate_r
 are ratings >= 4, each user's last 20 % of positives by time go to test. Rankers run on UCI Adult.
 Later models add themselves to :data:`RECALL_MODELS` / :data:`RANKERS`.
 """
+
 from __future__ import annotations
 
 import time
@@ -47,7 +48,9 @@ def _gbdt(n_threads):
     """GBDT: 300 trees of depth 6, eta 0.1, reg_lambda 5, on the raw DataFrame (categories as categories)."""
     from .rank import GBDTClassifier
 
-    return GBDTClassifier(n_estimators=300, max_depth=6, learning_rate=0.1, reg_lambda=5, n_threads=n_threads)
+    return GBDTClassifier(
+        n_estimators=300, max_depth=6, learning_rate=0.1, reg_lambda=5, n_threads=n_threads
+    )
 
 
 def _gbdt_lr(n_threads):
@@ -101,11 +104,23 @@ def _item2vec(n_threads):
 
 
 #: (row name, factory(n_threads) -> unfitted recall model[, fit_kwargs(movielens) -> extra fit arguments])
-RECALL_MODELS = [("popularity", _popularity), ("itemcf", _itemcf), ("usercf", _usercf),
-                 ("personal_rank", _personal_rank), ("content_based", _content_based, _genres),
-                 ("lfm (bpr)", _lfm), ("item2vec", _item2vec)]
+RECALL_MODELS = [
+    ("popularity", _popularity),
+    ("itemcf", _itemcf),
+    ("usercf", _usercf),
+    ("personal_rank", _personal_rank),
+    ("content_based", _content_based, _genres),
+    ("lfm (bpr)", _lfm),
+    ("item2vec", _item2vec),
+]
 #: (row name, factory(n_threads) -> unfitted ranker with fit/predict_proba)
-RANKERS: list = [("LR", _lr), ("GBDT", _gbdt), ("GBDT+LR", _gbdt_lr), ("DNN", _dnn), ("Wide&Deep", _wide_deep)]
+RANKERS: list = [
+    ("LR", _lr),
+    ("GBDT", _gbdt),
+    ("GBDT+LR", _gbdt_lr),
+    ("DNN", _dnn),
+    ("Wide&Deep", _wide_deep),
+]
 
 
 #: The row name of the two-stage pipeline (recall sources → candidates → features → ranker).
@@ -145,15 +160,20 @@ class DemoResult:
 def split_summary(ratings, positives, train, test) -> dict:
     """Counts of the recall protocol's data: all ratings, positives, the split and its universe."""
     return {
-        "ratings": ratings.nnz, "users": ratings.n_users, "items": ratings.n_items, "positives": positives.nnz,
-        "train": train.nnz, "test": test.nnz,
+        "ratings": ratings.nnz,
+        "users": ratings.n_users,
+        "items": ratings.n_items,
+        "positives": positives.nnz,
+        "train": train.nnz,
+        "test": test.nnz,
         "test_users": int((test.matrix.getnnz(axis=1) > 0).sum()),
         "universe": int((train.matrix.getnnz(axis=0) > 0).sum()),
     }
 
 
-def run_recall_models(train, test, k: int = 10, n_threads=None, models=None, side=None, curve_ks=(),
-                      fitted=None) -> list[dict]:
+def run_recall_models(
+    train, test, k: int = 10, n_threads=None, models=None, side=None, curve_ks=(), fitted=None
+) -> list[dict]:
     """Fit each :data:`RECALL_MODELS` row on ``train``, evaluate it on ``test``: one dict per row.
 
     ``models`` restricts to row names; ``side`` is what a row's fit-arguments function reads
@@ -175,8 +195,9 @@ def run_recall_models(train, test, k: int = 10, n_threads=None, models=None, sid
         report = evaluate_recall(model, train, test, k=k)
         rows.append({"model": name, **report.as_dict(), "fit_s": fit_seconds})
         if curve_ks:
-            rows[-1]["curve"] = [evaluate_recall(model, train, test, k=ck).as_dict()
-                                 for ck in curve_ks]
+            rows[-1]["curve"] = [
+                evaluate_recall(model, train, test, k=ck).as_dict() for ck in curve_ks
+            ]
         if fitted is not None:
             fitted[name] = model
     return rows
@@ -196,13 +217,25 @@ def run_demo(k: int = 10, n_threads=None, models=None, curve_ks=()) -> DemoResul
     positives = ratings.positives(4.0)
     train, test = temporal_split(positives, test_fraction=0.2, min_interactions=5)
     result.movielens = split_summary(ratings, positives, train, test)
-    result.recall_rows = run_recall_models(train, test, k=k, n_threads=n_threads, models=models,
-                                           side=ml, curve_ks=curve_ks, fitted=result.recall_models)
+    result.recall_rows = run_recall_models(
+        train,
+        test,
+        k=k,
+        n_threads=n_threads,
+        models=models,
+        side=ml,
+        curve_ks=curve_ks,
+        fitted=result.recall_models,
+    )
     if models is None or PIPELINE in models:
         result.pipeline = _run_pipeline(ml, train, test, k, n_threads)
 
     data = adult()
-    result.adult = {"train": len(data.train), "test": len(data.test), "positive_rate": float(data.y_train.mean())}
+    result.adult = {
+        "train": len(data.train),
+        "test": len(data.test),
+        "positive_rate": float(data.y_train.mean()),
+    }
     for name, factory in RANKERS:
         if models is not None and name not in models:
             continue
@@ -213,10 +246,14 @@ def run_demo(k: int = 10, n_threads=None, models=None, curve_ks=()) -> DemoResul
         model.fit(data.X_train, data.y_train)
         fit_seconds = time.perf_counter() - start
         proba = model.predict_proba(data.X_test)[:, 1]
-        result.rank_rows.append({
-            "model": name, "auc": roc_auc_score(data.y_test, proba), "log_loss": log_loss(data.y_test, proba),
-            "fit_s": fit_seconds,
-        })
+        result.rank_rows.append(
+            {
+                "model": name,
+                "auc": roc_auc_score(data.y_test, proba),
+                "log_loss": log_loss(data.y_test, proba),
+                "fit_s": fit_seconds,
+            }
+        )
         result.rank_proba[name], result.rankers[name] = proba, model
     result.y_test = data.y_test
     return result
@@ -236,9 +273,12 @@ def format_demo(result: DemoResult, k: int = 10) -> str:
     ]
     if result.pipeline:
         report = result.pipeline["report"]
-        lines += ["", f"Two-stage pipeline — {len(report.rows) - 2} recall sources x {report.n} candidates "
-                      f"-> as-of features -> GBDT ranker (fit {result.pipeline['fit_s']:.1f} s)",
-                  report.format()]
+        lines += [
+            "",
+            f"Two-stage pipeline — {len(report.rows) - 2} recall sources x {report.n} candidates "
+            f"-> as-of features -> GBDT ranker (fit {result.pipeline['fit_s']:.1f} s)",
+            report.format(),
+        ]
     ad = result.adult
     lines += [
         "",
@@ -250,7 +290,9 @@ def format_demo(result: DemoResult, k: int = 10) -> str:
     if result.rank_rows:
         lines.append(f"  {'model':<14}{'AUC':>8}{'logloss':>9}{'fit s':>9}")
         for row in result.rank_rows:
-            lines.append(f"  {row['model']:<14}{row['auc']:>8.4f}{row['log_loss']:>9.4f}{row['fit_s']:>9.3f}")
+            lines.append(
+                f"  {row['model']:<14}{row['auc']:>8.4f}{row['log_loss']:>9.4f}{row['fit_s']:>9.3f}"
+            )
     else:
         lines.append("  (no rankers in this version yet)")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ Protocol of :func:`evaluate_recall`:
 6. precision / recall / NDCG / hit rate @k as in :mod:`recforge.metrics` (means over evaluated
    users); coverage = distinct recommended items / size of the universe.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -75,12 +76,15 @@ class RecallReport:
 def _check_split_part(obj, name: str):
     for attr in ("matrix", "user_map", "item_map"):
         if not hasattr(obj, attr):
-            raise TypeError(f"{name} must be a recforge.data.Interactions (with .matrix, .user_map "
-                            f"and .item_map), got {type(obj).__name__} without .{attr}")
+            raise TypeError(
+                f"{name} must be a recforge.data.Interactions (with .matrix, .user_map "
+                f"and .item_map), got {type(obj).__name__} without .{attr}"
+            )
     matrix = obj.matrix
     if not sp.issparse(matrix) or matrix.ndim != 2:
-        raise TypeError(f"{name}.matrix must be a 2-D scipy sparse matrix, "
-                        f"got {type(matrix).__name__}")
+        raise TypeError(
+            f"{name}.matrix must be a 2-D scipy sparse matrix, got {type(matrix).__name__}"
+        )
     return matrix.tocsr()
 
 
@@ -98,28 +102,43 @@ def _recommend_batch(model, ext_users, k, universe_ext, item_map, n_items):
     """Call the public recommend contract and map the result to internal item indices."""
     out = model.recommend(ext_users, k=k, filter_seen=True, items=universe_ext)
     if not isinstance(out, tuple) or len(out) != 2:
-        raise TypeError(f"model.recommend must return a tuple (item_ids, scores), "
-                        f"got {type(out).__name__}")
+        raise TypeError(
+            f"model.recommend must return a tuple (item_ids, scores), got {type(out).__name__}"
+        )
     ids, scores = np.asarray(out[0]), np.asarray(out[1])
     expected = (len(ext_users), k)
     if ids.shape != expected or scores.shape != expected:
-        raise ValueError(f"model.recommend returned item_ids of shape {ids.shape} and scores of "
-                         f"shape {scores.shape} for {len(ext_users)} users and k={k}; "
-                         f"expected {expected} (exactly k columns, padded with -1 / -inf)")
+        raise ValueError(
+            f"model.recommend returned item_ids of shape {ids.shape} and scores of "
+            f"shape {scores.shape} for {len(ext_users)} users and k={k}; "
+            f"expected {expected} (exactly k columns, padded with -1 / -inf)"
+        )
     if scores.dtype.kind not in "biuf":
-        raise TypeError(f"model.recommend returned scores of dtype {scores.dtype}; "
-                        f"expected a float array")
+        raise TypeError(
+            f"model.recommend returned scores of dtype {scores.dtype}; expected a float array"
+        )
     pad = _padding_mask(ids, scores)
     internal = np.full(expected, -1, dtype=np.int64)
     if (~pad).any():
         internal[~pad] = item_map.index(ids[~pad], name="item")
-    return _check_recommended(internal, "model.recommend item ids (as internal indices)",
-                              n_items=n_items, items_name="n_items of train")
+    return _check_recommended(
+        internal,
+        "model.recommend item ids (as internal indices)",
+        n_items=n_items,
+        items_name="n_items of train",
+    )
 
 
-def evaluate_recall(model: RecallModel, train: Interactions, test: Interactions, k: int = 10, *,
-                    users: ArrayLike | None = None, batch_size: int = 1024,
-                    show_progress: bool = False) -> RecallReport:
+def evaluate_recall(
+    model: RecallModel,
+    train: Interactions,
+    test: Interactions,
+    k: int = 10,
+    *,
+    users: ArrayLike | None = None,
+    batch_size: int = 1024,
+    show_progress: bool = False,
+) -> RecallReport:
     """Evaluate a fitted recall model with full ranking over the train item universe.
 
     Parameters
@@ -178,16 +197,22 @@ def evaluate_recall(model: RecallModel, train: Interactions, test: Interactions,
     (0.5, 1.0, 1.0, 2)
     """
     if not callable(getattr(model, "recommend", None)):
-        raise TypeError(f"model must have a recommend(user_ids, k, filter_seen, items) method, "
-                        f"got {type(model).__name__}")
+        raise TypeError(
+            f"model must have a recommend(user_ids, k, filter_seen, items) method, "
+            f"got {type(model).__name__}"
+        )
     train_csr = _check_split_part(train, "train")
     test_csr = _check_split_part(test, "test")
     if not bool(train.user_map == test.user_map):
-        raise ValueError("train and test have different user id maps; build them with one split "
-                         "(recforge.data.temporal_split etc.) so users are indexed identically")
+        raise ValueError(
+            "train and test have different user id maps; build them with one split "
+            "(recforge.data.temporal_split etc.) so users are indexed identically"
+        )
     if not bool(train.item_map == test.item_map):
-        raise ValueError("train and test have different item id maps; build them with one split "
-                         "(recforge.data.temporal_split etc.) so items are indexed identically")
+        raise ValueError(
+            "train and test have different item id maps; build them with one split "
+            "(recforge.data.temporal_split etc.) so items are indexed identically"
+        )
     if train_csr.shape != test_csr.shape:
         raise ValueError(f"train has shape {train_csr.shape} but test has shape {test_csr.shape}")
     k = check_int(k, "k", min_value=1)
@@ -202,31 +227,36 @@ def evaluate_recall(model: RecallModel, train: Interactions, test: Interactions,
         ext = np.atleast_1d(np.asarray(users))
         if ext.ndim != 1:
             raise ValueError(f"users must be 1-D, got shape {ext.shape}")
-        candidates = np.atleast_1d(np.asarray(train.user_map.index(ext, name="user"),
-                                              dtype=np.int64))
+        candidates = np.atleast_1d(
+            np.asarray(train.user_map.index(ext, name="user"), dtype=np.int64)
+        )
         uniq, counts = np.unique(candidates, return_counts=True)
         if (counts > 1).any():
             dup = train.user_map.ids[uniq[counts > 1][0]]
-            raise ValueError(f"users has duplicated user id {dup!r} "
-                             f"({int((counts > 1).sum())} duplicated id(s))")
+            raise ValueError(
+                f"users has duplicated user id {dup!r} ({int((counts > 1).sum())} duplicated id(s))"
+            )
     test_users = candidates[test_count[candidates] > 0]
     cold = train_count[test_users] == 0
     eval_users = test_users[~cold]
     n_skipped = int(cold.sum())
 
     in_universe = np.zeros(n_items, dtype=np.bool_)
-    in_universe[train_csr.indices[:train_csr.indptr[-1]]] = True
+    in_universe[train_csr.indices[: train_csr.indptr[-1]]] = True
     universe = np.flatnonzero(in_universe)
     if universe.size == 0:
         raise ValueError("train has no interaction; the item universe is empty")
     if eval_users.size == 0:
-        raise ValueError(f"test has no user with both a test entry and a train entry to evaluate "
-                         f"({n_skipped} cold test user(s) skipped)")
+        raise ValueError(
+            f"test has no user with both a test entry and a train entry to evaluate "
+            f"({n_skipped} cold test user(s) skipped)"
+        )
     universe_ext = train.item_map.ids[universe]
     user_ids = train.user_map.ids
 
-    seen_indptr, seen_indices, _ = _relevant_structure(train_csr[eval_users], eval_users.size,
-                                                       name="train", rows_name="users")
+    seen_indptr, seen_indices, _ = _relevant_structure(
+        train_csr[eval_users], eval_users.size, name="train", rows_name="users"
+    )
     recommended = np.empty((eval_users.size, k), dtype=np.int64)
 
     bar = None
@@ -237,11 +267,15 @@ def evaluate_recall(model: RecallModel, train: Interactions, test: Interactions,
     try:
         for start in range(0, eval_users.size, batch_size):
             stop = min(start + batch_size, eval_users.size)
-            rec = _recommend_batch(model, user_ids[eval_users[start:stop]], k, universe_ext,
-                                   train.item_map, n_items)
+            rec = _recommend_batch(
+                model, user_ids[eval_users[start:stop]], k, universe_ext, train.item_map, n_items
+            )
             # Leak guard: the user's train items and items outside the universe never count.
-            seen = hit_matrix(rec, seen_indptr[start:stop + 1] - seen_indptr[start],
-                              seen_indices[seen_indptr[start]:seen_indptr[stop]])
+            seen = hit_matrix(
+                rec,
+                seen_indptr[start : stop + 1] - seen_indptr[start],
+                seen_indices[seen_indptr[start] : seen_indptr[stop]],
+            )
             outside = (rec >= 0) & ~in_universe[np.maximum(rec, 0)]
             rec[seen | outside] = -1
             recommended[start:stop] = rec
@@ -254,8 +288,9 @@ def evaluate_recall(model: RecallModel, train: Interactions, test: Interactions,
     metrics = ranking_metrics(recommended, test_csr[eval_users], k=k)
     position = np.full(n_items, -1, dtype=np.int64)
     position[universe] = np.arange(universe.size)
-    coverage = coverage_at_k(np.where(recommended >= 0, position[np.maximum(recommended, 0)], -1),
-                             universe.size, k=k)
+    coverage = coverage_at_k(
+        np.where(recommended >= 0, position[np.maximum(recommended, 0)], -1), universe.size, k=k
+    )
     return RecallReport(
         precision=metrics["precision"],
         recall=metrics["recall"],

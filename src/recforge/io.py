@@ -9,6 +9,7 @@ Layout of a file::
 Loading checks the format name, the format version, the class and the presence of every
 array; any failure raises :class:`~recforge.exceptions.ModelFileError` naming the file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,9 @@ FORMAT_VERSION = 1
 _META_KEY = "__meta__"
 
 
-def save_arrays(file, *, model_class: str, params: dict, arrays: dict, meta: dict | None = None) -> None:
+def save_arrays(
+    file, *, model_class: str, params: dict, arrays: dict, meta: dict | None = None
+) -> None:
     """Write ``arrays`` and the JSON record to ``file`` (a path or a writable binary file object)."""
     record = {
         "format": FORMAT,
@@ -45,7 +48,9 @@ def save_arrays(file, *, model_class: str, params: dict, arrays: dict, meta: dic
     for name, value in arrays.items():
         arr = np.asarray(value)
         if arr.dtype == object:
-            raise TypeError(f"array {name!r} has dtype object, which cannot be saved without pickle")
+            raise TypeError(
+                f"array {name!r} has dtype object, which cannot be saved without pickle"
+            )
         payload[name] = arr
     payload[_META_KEY] = np.frombuffer(json.dumps(record).encode("utf-8"), dtype=np.uint8)
     if isinstance(file, (str, os.PathLike)):
@@ -55,7 +60,9 @@ def save_arrays(file, *, model_class: str, params: dict, arrays: dict, meta: dic
         np.savez_compressed(file, **payload)
 
 
-def load_arrays(file, *, expected_class: str | None = None, required: tuple = ()) -> tuple[dict, dict, dict]:
+def load_arrays(
+    file, *, expected_class: str | None = None, required: tuple = ()
+) -> tuple[dict, dict, dict]:
     """Read a model file written by :func:`save_arrays`.
 
     Returns ``(params, arrays, meta)``. Raises :class:`ModelFileError` for anything that is not
@@ -66,38 +73,59 @@ def load_arrays(file, *, expected_class: str | None = None, required: tuple = ()
         raise FileNotFoundError(f"model file not found: {where}")
     try:
         if isinstance(file, (str, os.PathLike)):
-            with open(file, "rb") as handle:  # np.load leaks the handle of a broken zip it opened itself
+            with open(
+                file, "rb"
+            ) as handle:  # np.load leaks the handle of a broken zip it opened itself
                 arrays = _read_npz(handle)
         else:
             arrays = _read_npz(file)
     except MemoryError:
         raise
-    except Exception as exc:  # zlib, zipfile, tokenize, NotImplementedError, ...: all mean a broken file
-        raise ModelFileError(f"{where} is not a readable recforge model file ({type(exc).__name__}: {exc})") from exc
+    except (
+        Exception
+    ) as exc:  # zlib, zipfile, tokenize, NotImplementedError, ...: all mean a broken file
+        raise ModelFileError(
+            f"{where} is not a readable recforge model file ({type(exc).__name__}: {exc})"
+        ) from exc
     if _META_KEY not in arrays:
         raise ModelFileError(f"{where} is not a recforge model file (no metadata record)")
     try:
         record = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
     except Exception as exc:  # bad UTF-8, bad JSON, nesting too deep, integers too long
-        raise ModelFileError(f"{where}: the metadata record is corrupt ({type(exc).__name__}: {exc})") from exc
+        raise ModelFileError(
+            f"{where}: the metadata record is corrupt ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(record, dict):
-        raise ModelFileError(f"{where}: the metadata record is a JSON {type(record).__name__}, not an object")
+        raise ModelFileError(
+            f"{where}: the metadata record is a JSON {type(record).__name__}, not an object"
+        )
     if record.get("format") != FORMAT:
-        raise ModelFileError(f"{where} is not a recforge model file (format={record.get('format')!r})")
+        raise ModelFileError(
+            f"{where} is not a recforge model file (format={record.get('format')!r})"
+        )
     version = record.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or version > FORMAT_VERSION
+        or version < 1
+    ):
         raise ModelFileError(
             f"{where} has model format version {version!r}; this recforge ({__version__}) reads versions "
             f"1..{FORMAT_VERSION} — upgrade recforge to load it"
         )
     if expected_class is not None and record.get("class") != expected_class:
-        raise ModelFileError(f"{where} holds a {record.get('class')!r} model, not a {expected_class!r}")
+        raise ModelFileError(
+            f"{where} holds a {record.get('class')!r} model, not a {expected_class!r}"
+        )
     missing = [name for name in required if name not in arrays]
     if missing:
         raise ModelFileError(f"{where} is incomplete: missing arrays {missing}")
     params, meta = record.get("params", {}), record.get("meta", {})
     if not isinstance(params, dict) or not isinstance(meta, dict):
-        raise ModelFileError(f"{where}: the metadata record's 'params' and 'meta' must be JSON objects")
+        raise ModelFileError(
+            f"{where}: the metadata record's 'params' and 'meta' must be JSON objects"
+        )
     return params, ModelArrays(arrays, where), meta
 
 
@@ -150,9 +178,19 @@ class ModelArrays(dict):
         """A :class:`ModelFileError` naming this file."""
         return ModelFileError(f"{self.where}: {message}")
 
-    def take(self, name: str, *, kinds: str = "f", ndim: int | None = 1, shape: tuple | None = None,
-             dtype=None, finite: bool = True, min_value=None, max_value=None,
-             pop: bool = False) -> np.ndarray:
+    def take(
+        self,
+        name: str,
+        *,
+        kinds: str = "f",
+        ndim: int | None = 1,
+        shape: tuple | None = None,
+        dtype=None,
+        finite: bool = True,
+        min_value=None,
+        max_value=None,
+        pop: bool = False,
+    ) -> np.ndarray:
         """Return array ``name`` after checking it.
 
         ``kinds``: allowed dtype kinds (``"f"`` float, ``"iu"`` integers, ``"U"`` strings, ``"b"`` bool);
@@ -171,7 +209,9 @@ class ModelArrays(dict):
         if ndim is not None and arr.ndim != ndim:
             raise self.error(f"array {name!r} has {arr.ndim} dimensions, expected {ndim}")
         if shape is not None:
-            if len(shape) != arr.ndim or any(e is not None and int(e) != a for e, a in zip(shape, arr.shape)):
+            if len(shape) != arr.ndim or any(
+                e is not None and int(e) != a for e, a in zip(shape, arr.shape)
+            ):
                 raise self.error(f"array {name!r} has shape {arr.shape}, expected {tuple(shape)}")
         if dtype is not None:
             target = np.dtype(dtype)
@@ -182,25 +222,34 @@ class ModelArrays(dict):
             with np.errstate(over="ignore", invalid="ignore"):
                 arr = arr.astype(target, copy=False)
         if finite and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
-            raise self.error(f"array {name!r} holds non-finite values (NaN/inf or beyond its dtype's range)")
+            raise self.error(
+                f"array {name!r} holds non-finite values (NaN/inf or beyond its dtype's range)"
+            )
         if arr.size and min_value is not None and arr.min() < min_value:
             raise self.error(f"array {name!r} holds {arr.min()}, below its minimum {min_value}")
         if arr.size and max_value is not None and arr.max() > max_value:
             raise self.error(f"array {name!r} holds {arr.max()}, above its maximum {max_value}")
         return np.ascontiguousarray(arr) if arr.ndim else arr  # (ascontiguousarray makes 0-d 1-d)
 
-    def check_products(self, left: str, right: str, *, offset: float = 0.0,
-                       scale: float = 1.0) -> None:
+    def check_products(
+        self, left: str, right: str, *, offset: float = 0.0, scale: float = 1.0
+    ) -> None:
         """Refuse factor matrices (arrays ``left``, ``right`` of this file, already taken) whose
         row dot products, times ``scale`` plus ``offset``, could overflow float32 (Cauchy–Schwarz:
         ``|l_i · r_j| <= max ||l_i|| * max ||r_j||``): finite weights that score inf or NaN."""
-        norms = [float(np.linalg.norm(np.asarray(self[name], np.float64), axis=1).max(initial=0.0))
-                 for name in (left, right)]
+        norms = [
+            float(np.linalg.norm(np.asarray(self[name], np.float64), axis=1).max(initial=0.0))
+            for name in (left, right)
+        ]
         if not scale * norms[0] * norms[1] + abs(offset) <= FLOAT32_MAX:
-            raise self.error(f"arrays {left!r} and {right!r} hold vectors so long that their dot "
-                             "products overflow float32")
+            raise self.error(
+                f"arrays {left!r} and {right!r} hold vectors so long that their dot "
+                "products overflow float32"
+            )
 
-    def csr(self, prefix: str, shape: tuple[int, int], *, data_dtype=np.float32, pop: bool = False) -> sp.csr_matrix:
+    def csr(
+        self, prefix: str, shape: tuple[int, int], *, data_dtype=np.float32, pop: bool = False
+    ) -> sp.csr_matrix:
         """Rebuild the CSR matrix saved as ``{prefix}_indptr``, ``{prefix}_indices``, ``{prefix}_data``.
 
         The three arrays pass :func:`recforge._validation.check_csr_arrays` first, so scipy and the
@@ -249,7 +298,9 @@ def read_record(file) -> dict:
     except _NotAnArchive as exc:
         raise ModelFileError(f"{where} is not a recforge model file ({exc})") from exc
     except Exception as exc:
-        raise ModelFileError(f"{where} is not a readable recforge model file ({type(exc).__name__}: {exc})") from exc
+        raise ModelFileError(
+            f"{where} is not a readable recforge model file ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ModelFileError(f"{where} is not a recforge model file (no recforge metadata record)")
     return record
@@ -284,8 +335,9 @@ def _check_member_size(zf, info, file_size: int) -> None:
     it (a 2 KB file declaring shape (10**10,) would otherwise allocate 40 GB)."""
     too_big = info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + 1024
     if info.compress_size > file_size or too_big:
-        raise ValueError(f"member {info.filename!r} claims {info.file_size} bytes, more than the "
-                         "file can hold")
+        raise ValueError(
+            f"member {info.filename!r} claims {info.file_size} bytes, more than the file can hold"
+        )
     if not info.filename.endswith(".npy"):
         return
     with zf.open(info) as member:
@@ -295,13 +347,16 @@ def _check_member_size(zf, info, file_size: int) -> None:
         elif version == (2, 0):
             shape, _, dtype = np.lib.format.read_array_header_2_0(member)
         else:
-            raise ValueError(f"member {info.filename!r} has .npy format version {version}, "
-                             "not 1.0 or 2.0")
+            raise ValueError(
+                f"member {info.filename!r} has .npy format version {version}, not 1.0 or 2.0"
+            )
         declared = math.prod(int(n) for n in shape) * dtype.itemsize
         held = info.file_size - member.tell()
         if declared > held:
-            raise ValueError(f"member {info.filename!r} declares shape {shape} of {dtype} "
-                             f"({declared} bytes) but holds {held} bytes")
+            raise ValueError(
+                f"member {info.filename!r} declares shape {shape} of {dtype} "
+                f"({declared} bytes) but holds {held} bytes"
+            )
 
 
 def to_bytes(save) -> bytes:

@@ -22,6 +22,7 @@ left out of the means and of ``ranking_metrics(...)["n_users"]``. All values lie
 construction. The per-user hits come from a parallel Numba kernel
 (:func:`recforge.kernels.ranking.hit_matrix`); everything else is vectorised NumPy.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -50,15 +51,22 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------
 # validation
 # ----------------------------------------------------------------------------------------------
-def _check_recommended(recommended, name: str = "recommended", *, n_items: int | None = None,
-                       items_name: str = "n_items") -> np.ndarray:
+def _check_recommended(
+    recommended,
+    name: str = "recommended",
+    *,
+    n_items: int | None = None,
+    items_name: str = "n_items",
+) -> np.ndarray:
     """Return ``recommended`` as a C-contiguous int64 2-D array (copy only if needed), or raise."""
     if sp.issparse(recommended):
         raise TypeError(f"{name} must be a dense 2-D integer array, got a sparse matrix")
     arr = np.asarray(recommended)
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must have an integer dtype (internal item indices, -1 = padding), "
-                        f"got dtype {arr.dtype}")
+        raise TypeError(
+            f"{name} must have an integer dtype (internal item indices, -1 = padding), "
+            f"got dtype {arr.dtype}"
+        )
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_users, k), got shape {arr.shape}")
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
@@ -68,21 +76,27 @@ def _check_recommended(recommended, name: str = "recommended", *, n_items: int |
         return arr
     if arr.min() < -1:
         u, j = np.argwhere(arr < -1)[0]
-        raise ValueError(f"{name} must hold item indices >= 0 or -1 (padding); "
-                         f"row {u}, column {j} is {arr[u, j]}")
+        raise ValueError(
+            f"{name} must hold item indices >= 0 or -1 (padding); "
+            f"row {u}, column {j} is {arr[u, j]}"
+        )
     if n_items is not None and arr.max() >= n_items:
         u, j = np.argwhere(arr >= n_items)[0]
-        raise ValueError(f"{name} holds item index {arr[u, j]} (row {u}, column {j}), out of range "
-                         f"for {items_name}={n_items}")
+        raise ValueError(
+            f"{name} holds item index {arr[u, j]} (row {u}, column {j}), out of range "
+            f"for {items_name}={n_items}"
+        )
     if arr.shape[1] > 1:
         srt = np.sort(arr, axis=1)
         dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
         if dup.any():
             u, j = np.argwhere(dup)[0]
             n_rows = int(dup.any(axis=1).sum())
-            raise ValueError(f"{name} has duplicated item {srt[u, j + 1]} in row {u} "
-                             f"({n_rows} row(s) with duplicates); each row must list "
-                             f"distinct items")
+            raise ValueError(
+                f"{name} has duplicated item {srt[u, j + 1]} in row {u} "
+                f"({n_rows} row(s) with duplicates); each row must list "
+                f"distinct items"
+            )
     return arr
 
 
@@ -93,13 +107,16 @@ def _check_k(k, n_cols: int, name: str = "recommended") -> int:
         return n_cols
     k = check_int(k, "k", min_value=1)
     if k > n_cols:
-        raise ValueError(f"k={k} is larger than the number of recommended columns ({n_cols}) "
-                         f"of {name}; pass k <= {n_cols} or recommend more items")
+        raise ValueError(
+            f"k={k} is larger than the number of recommended columns ({n_cols}) "
+            f"of {name}; pass k <= {n_cols} or recommend more items"
+        )
     return k
 
 
-def _relevant_structure(relevant, n_rows: int, *, name: str = "relevant",
-                        rows_name: str = "recommended"):
+def _relevant_structure(
+    relevant, n_rows: int, *, name: str = "relevant", rows_name: str = "recommended"
+):
     """CSR structure of ``relevant`` as (indptr int64, indices int64 sorted per row, n_items).
 
     The caller's matrix is never modified: a canonical copy is made only when rows are unsorted
@@ -110,16 +127,19 @@ def _relevant_structure(relevant, n_rows: int, *, name: str = "relevant",
     else:
         arr = np.asarray(relevant)
         if arr.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D sparse matrix (n_users, n_items), "
-                             f"got shape {arr.shape}")
+            raise ValueError(
+                f"{name} must be a 2-D sparse matrix (n_users, n_items), got shape {arr.shape}"
+            )
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
         mat = sp.csr_matrix(arr)
     if mat.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_users, n_items), got shape {mat.shape}")
     if mat.shape[0] != n_rows:
-        raise ValueError(f"{rows_name} has {n_rows} rows but {name} has {mat.shape[0]}; they must "
-                         f"have one row per user, in the same order")
+        raise ValueError(
+            f"{rows_name} has {n_rows} rows but {name} has {mat.shape[0]}; they must "
+            f"have one row per user, in the same order"
+        )
     indptr = np.asarray(mat.indptr, dtype=np.int64)
     indices = np.asarray(mat.indices, dtype=np.int64)
     nnz = int(indptr[-1])
@@ -130,8 +150,9 @@ def _relevant_structure(relevant, n_rows: int, *, name: str = "relevant",
         starts = starts[(starts > 0) & (starts < nnz)]
         bad[starts - 1] = False  # pairs that cross a row boundary are fine
         if bad.any():
-            canon = sp.csr_matrix((np.ones(nnz, dtype=np.int8), indices.copy(), indptr.copy()),
-                                  shape=mat.shape)
+            canon = sp.csr_matrix(
+                (np.ones(nnz, dtype=np.int8), indices.copy(), indptr.copy()), shape=mat.shape
+            )
             canon.sum_duplicates()  # sorts; sums of ones are never dropped as zeros
             indptr = np.asarray(canon.indptr, dtype=np.int64)
             indices = np.asarray(canon.indices, dtype=np.int64)
@@ -145,8 +166,10 @@ def _hits(recommended, relevant, k):
     k = _check_k(k, rec.shape[1])
     if rec.size and rec.max() >= n_items:
         u, j = np.argwhere(rec >= n_items)[0]
-        raise ValueError(f"recommended holds item index {rec[u, j]} (row {u}, column {j}), out of "
-                         f"range for relevant with {n_items} columns (items)")
+        raise ValueError(
+            f"recommended holds item index {rec[u, j]} (row {u}, column {j}), out of "
+            f"range for relevant with {n_items} columns (items)"
+        )
     rec = np.ascontiguousarray(rec[:, :k])
     hits = hit_matrix(rec, indptr, indices)
     n_relevant = np.diff(indptr)
@@ -202,8 +225,9 @@ _SHARED_PARAMS = """
 """
 
 
-def precision_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
-                   k: int | None = None) -> float:
+def precision_at_k(
+    recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike, k: int | None = None
+) -> float:
     """Precision@k = hits in the first k / k, averaged over users with a relevant item.
     {params}
     Examples
@@ -219,8 +243,9 @@ def precision_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
     return float(_per_user(hits, n_rel, k)["precision"].mean())
 
 
-def recall_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
-                k: int | None = None) -> float:
+def recall_at_k(
+    recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike, k: int | None = None
+) -> float:
     """Recall@k = hits in the first k / number of relevant items, averaged over users.
     {params}
     Examples
@@ -236,8 +261,9 @@ def recall_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
     return float(_per_user(hits, n_rel, k)["recall"].mean())
 
 
-def ndcg_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
-              k: int | None = None) -> float:
+def ndcg_at_k(
+    recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike, k: int | None = None
+) -> float:
     """Binary-gain NDCG@k, ideal DCG over min(k, number of relevant items), averaged over users.
     {params}
     Examples
@@ -253,8 +279,9 @@ def ndcg_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
     return float(_per_user(hits, n_rel, k)["ndcg"].mean())
 
 
-def hit_rate_at_k(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
-                  k: int | None = None) -> float:
+def hit_rate_at_k(
+    recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike, k: int | None = None
+) -> float:
     """Hit rate@k = share of users with at least one relevant item among their first k.
     {params}
     Examples
@@ -276,8 +303,9 @@ for _f in (precision_at_k, recall_at_k, ndcg_at_k, hit_rate_at_k):
 del _f
 
 
-def ranking_metrics(recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike,
-                    k: int | None = None) -> dict[str, float]:
+def ranking_metrics(
+    recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike, k: int | None = None
+) -> dict[str, float]:
     """Precision, recall, NDCG and hit rate @k in one pass over the hit matrix.
 
     Parameters
@@ -377,8 +405,9 @@ def _check_weight(sample_weight, n: int, name: str = "sample_weight") -> np.ndar
     return w
 
 
-def roc_auc_score(y_true: ArrayLike, y_score: ArrayLike,
-                  sample_weight: ArrayLike | None = None) -> float:
+def roc_auc_score(
+    y_true: ArrayLike, y_score: ArrayLike, sample_weight: ArrayLike | None = None
+) -> float:
     """Area under the ROC curve, by ranks in O(n log n) with tied scores counted as 1/2.
 
     AUC = sum over (positive i, negative j) of w_i w_j [s_i > s_j] + 0.5 w_i w_j [s_i == s_j],
@@ -417,8 +446,10 @@ def roc_auc_score(y_true: ArrayLike, y_score: ArrayLike,
         raise ValueError(f"y_score must not contain NaN; position {pos} is NaN")
     n_pos = int(np.count_nonzero(y))
     if n_pos == 0 or n_pos == y.shape[0]:
-        raise ValueError(f"y_true contains only one class ({int(y[0])}); ROC AUC is undefined. "
-                         f"Both positives (1) and negatives (0) are needed")
+        raise ValueError(
+            f"y_true contains only one class ({int(y[0])}); ROC AUC is undefined. "
+            f"Both positives (1) and negatives (0) are needed"
+        )
     w = _check_weight(sample_weight, y.shape[0])
 
     order = np.argsort(s, kind="stable")
@@ -438,8 +469,9 @@ def roc_auc_score(y_true: ArrayLike, y_score: ArrayLike,
     return float(min(1.0, max(0.0, area / (total_pos * total_neg))))
 
 
-def log_loss(y_true: ArrayLike, y_prob: ArrayLike, eps: float = 1e-15,
-             sample_weight: ArrayLike | None = None) -> float:
+def log_loss(
+    y_true: ArrayLike, y_prob: ArrayLike, eps: float = 1e-15, sample_weight: ArrayLike | None = None
+) -> float:
     """Binary cross-entropy: weighted mean of -[y log p + (1 - y) log(1 - p)], natural log.
 
     Probabilities are clipped to ``[eps, 1 - eps]`` first.

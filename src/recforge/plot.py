@@ -26,15 +26,15 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = [
-    "require_matplotlib",
-    "metrics_at_k",
-    "funnel",
-    "roc_curve",
-    "precision_recall_curve",
     "calibration",
-    "learning_curves",
-    "feature_importance",
     "embedding_neighbours",
+    "feature_importance",
+    "funnel",
+    "learning_curves",
+    "metrics_at_k",
+    "precision_recall_curve",
+    "require_matplotlib",
+    "roc_curve",
 ]
 
 INSTALL_HINT = 'pip install "recforge[plot]"'

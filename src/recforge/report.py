@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from ._version import __version__
 
-__all__ = ["figure_png", "html_page", "demo_report", "evaluate_report", "CURVE_KS"]
+__all__ = ["CURVE_KS", "demo_report", "evaluate_report", "figure_png", "html_page"]
 
 #: Cut-offs of the recall-against-k figure.
 CURVE_KS = (1, 5, 10, 20, 50, 100)

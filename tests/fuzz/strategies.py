@@ -42,7 +42,7 @@ def id_arrays(draw, n: int):
     if kind == "str":
         return np.array(draw(st.lists(str_ids, min_size=n, max_size=n)), dtype=str)
     if kind == "huge":
-        return draw(st.lists(st.sampled_from(HUGE_INTS[:4] + [0, 1]), min_size=n, max_size=n))
+        return draw(st.lists(st.sampled_from([*HUGE_INTS[:4], 0, 1]), min_size=n, max_size=n))
     return np.array(
         draw(st.lists(st.one_of(int_ids, str_ids, st.none()), min_size=n, max_size=n)), dtype=object
     )

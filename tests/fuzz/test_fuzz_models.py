@@ -54,7 +54,7 @@ def _fit(name, data):
 
 
 query_ids = st.one_of(
-    ids, st.lists(ids, max_size=4), st.sampled_from(HUGE_INTS + [2**70, -(2**70)])
+    ids, st.lists(ids, max_size=4), st.sampled_from([*HUGE_INTS, 2**70, -(2**70)])
 )
 # huge k (2**31, 2**62) allocate without bound: they run in the worker (test_recall_model_huge_k)
 k_values = st.one_of(st.integers(-2, 30), st.sampled_from([0, 2.5, "3", None, True]))
@@ -69,7 +69,7 @@ k_values = st.one_of(st.integers(-2, 30), st.sampled_from([0, 2.5, "3", None, Tr
     filter_items=st.one_of(st.none(), st.lists(ids, max_size=3)),
 )
 def test_recall_model(name, data, known, unknown, k, filter_items):
-    model, error = _fit(name, data)
+    model, _error = _fit(name, data)
     if model is None:
         return
     users = data.user_map.ids[[i % data.n_users for i in known]]
@@ -169,7 +169,7 @@ def test_ranker(name, train, predict_rows, junk):
     n_hash_buckets=st.one_of(st.none(), st.integers(-1, 64)),
 )
 def test_feature_encoder(train, n_bins, n_hash_buckets):
-    X, y, _ = train
+    X, _y, _ = train
     params = {"n_bins": n_bins}
     if n_hash_buckets is not None:
         params.update(

@@ -1,4 +1,5 @@
 """GBDT histogram, binning and partition kernels vs the NumPy reference (recforge._reference.gbdt)."""
+
 import numpy as np
 import pytest
 
@@ -23,7 +24,7 @@ def test_histograms_match_reference(seed):
     hist = kern.build_histograms(Xb, gh, rows, starts, ends, n_threads=2)
     assert hist.shape == (4, 5, 256, 2) and hist.dtype == np.float64
     for k in range(4):
-        expected = ref.build_histogram(Xb, gh.astype(np.float64), rows[starts[k]:ends[k]])
+        expected = ref.build_histogram(Xb, gh.astype(np.float64), rows[starts[k] : ends[k]])
         np.testing.assert_allclose(hist[k], expected, rtol=1e-12, atol=1e-12)
 
 
@@ -33,7 +34,9 @@ def test_histograms_identical_for_any_n_threads():
     starts, ends = np.array([0, 50_000]), np.array([50_000, 200_000])
     one = kern.build_histograms(Xb, gh, rows, starts, ends, n_threads=1)
     for n_threads in (2, 3, 7):
-        np.testing.assert_array_equal(kern.build_histograms(Xb, gh, rows, starts, ends, n_threads=n_threads), one)
+        np.testing.assert_array_equal(
+            kern.build_histograms(Xb, gh, rows, starts, ends, n_threads=n_threads), one
+        )
 
 
 def test_feature_mask_leaves_features_out():
@@ -53,12 +56,19 @@ def test_subtraction_trick_equals_direct_histogram():
 
 def test_bin_features_numeric_categorical_missing():
     X = np.array([[0.5, 2.0], [1.0, 7.0], [np.nan, np.nan], [3.0, 5.0], [-1.0, 2.0]], np.float32)
-    edges = np.array([1.0, 2.0, 2.0, 5.0, 7.0], np.float32)  # feature 0: [1, 2]; feature 1 codes [2, 5, 7]
+    edges = np.array(
+        [1.0, 2.0, 2.0, 5.0, 7.0], np.float32
+    )  # feature 0: [1, 2]; feature 1 codes [2, 5, 7]
     offsets = np.array([0, 2, 5])
     out = kern.bin_features(X, edges, offsets, np.array([0, 1], np.uint8), n_threads=2)
     np.testing.assert_array_equal(out[:, 0], [0, 1, 255, 2, 0])
     np.testing.assert_array_equal(out[:, 1], [0, 2, 255, 1, 0])
-    assert np.searchsorted(edges[:2], X[:, 0][~np.isnan(X[:, 0])], side="right").tolist() == [0, 1, 2, 0]
+    assert np.searchsorted(edges[:2], X[:, 0][~np.isnan(X[:, 0])], side="right").tolist() == [
+        0,
+        1,
+        2,
+        0,
+    ]
 
 
 def test_bin_features_matches_searchsorted_on_random_data():
@@ -93,21 +103,30 @@ def test_kernel_argument_errors_name_the_argument():
     with pytest.raises(ValueError, match="gh"):
         kern.build_histograms(Xb, gh[:5], rows, [0], [5])
     with pytest.raises(TypeError, match="rows"):
-        kern.partition_ordered(Xb.copy(), gh.copy(), rows.astype(np.int64), [0], [10], [0], [1], [0], [0, 0])
+        kern.partition_ordered(
+            Xb.copy(), gh.copy(), rows.astype(np.int64), [0], [10], [0], [1], [0], [0, 0]
+        )
     with pytest.raises(ValueError, match="objective"):
         kern.gradients("multi:softmax", np.zeros(2), np.zeros(2))
 
 
-@pytest.mark.parametrize("n,n_threads", [(1000, 1), (250_000, 2), (1_200_000, 2)])  # node-parallel, row blocks
+@pytest.mark.parametrize(
+    "n,n_threads", [(1000, 1), (250_000, 2), (1_200_000, 2)]
+)  # node-parallel, row blocks
 def test_partition_ordered_moves_rows_gradients_and_ids(n, n_threads):
     Xb, gh = _binned(n, 3, 10, n_values=30)
     ids = np.random.default_rng(10).permutation(n).astype(np.int32)
     Xn, ghn, rows = Xb.copy(), gh.copy(), ids.copy()
     starts, ends = np.array([0, n // 3]), np.array([n // 3, n])
-    feature, threshold, dleft = np.array([0, 2], np.int32), np.array([10, 4], np.int32), np.array([0, 1], np.uint8)
+    feature, threshold, dleft = (
+        np.array([0, 2], np.int32),
+        np.array([10, 4], np.int32),
+        np.array([0, 1], np.uint8),
+    )
     is_cat = np.array([0, 0, 1], np.uint8)
-    n_left = kern.partition_ordered(Xn, ghn, rows, starts, ends, feature, threshold, dleft, is_cat,
-                                    n_threads=n_threads)
+    n_left = kern.partition_ordered(
+        Xn, ghn, rows, starts, ends, feature, threshold, dleft, is_cat, n_threads=n_threads
+    )
     orders = []
     for k in range(2):
         seg = np.arange(starts[k], ends[k])
@@ -115,9 +134,9 @@ def test_partition_ordered_moves_rows_gradients_and_ids(n, n_threads):
         order = np.concatenate([seg[go], seg[~go]])
         orders.append(order)
         assert n_left[k] == go.sum()
-        np.testing.assert_array_equal(Xn[starts[k]:ends[k]], Xb[order])
-        np.testing.assert_array_equal(ghn[starts[k]:ends[k]], gh[order])
-        np.testing.assert_array_equal(rows[starts[k]:ends[k]], ids[order])
+        np.testing.assert_array_equal(Xn[starts[k] : ends[k]], Xb[order])
+        np.testing.assert_array_equal(ghn[starts[k] : ends[k]], gh[order])
+        np.testing.assert_array_equal(rows[starts[k] : ends[k]], ids[order])
     # histogram of a node-ordered range (rows=None) = histogram of the same rows by index
     left0 = int(n_left[0])
     direct = kern.build_histograms(Xn, ghn, None, [0], [left0])
@@ -138,7 +157,9 @@ def test_child_histograms_are_smaller_built_and_larger_subtracted(n, n_threads):
     c_ends = np.array([n // 8, n // 2, 7 * n // 8, n], np.int64)
     mask = np.array([1, 1, 0, 1], np.uint8)
     masked_parent = parent * mask[None, :, None, None]
-    out = _core.gbdt_build_child_histograms(Xn, ghn, masked_parent, c_starts, c_ends, mask, n_threads)
+    out = _core.gbdt_build_child_histograms(
+        Xn, ghn, masked_parent, c_starts, c_ends, mask, n_threads
+    )
     assert out.shape == (4, 4, 256, 2)
     direct = kern.build_histograms(Xn, ghn, None, c_starts, c_ends, feature_mask=mask)
     for small, large, p in ((0, 1, 0), (3, 2, 1)):
@@ -147,8 +168,12 @@ def test_child_histograms_are_smaller_built_and_larger_subtracted(n, n_threads):
         np.testing.assert_allclose(out[large], direct[large], atol=1e-6)
     if n < 1000:  # the formula itself
         rows = np.arange(n)
-        np.testing.assert_allclose(out[0, 0], ref.build_histogram(Xn, ghn.astype(np.float64), rows[:n // 8])[0],
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            out[0, 0],
+            ref.build_histogram(Xn, ghn.astype(np.float64), rows[: n // 8])[0],
+            rtol=1e-12,
+            atol=1e-12,
+        )
     with pytest.raises(ValueError, match="c_starts"):
         _core.gbdt_build_child_histograms(Xn, ghn, masked_parent, c_starts[:2], c_ends[:2], None, 1)
 
@@ -161,8 +186,15 @@ def test_partition_into_scratch_leaves_arrays_and_fills_scratch(n, n_threads):
     ids = np.random.default_rng(12).permutation(n).astype(np.int32)
     Xn, ghn, rows = Xb.copy(), gh.copy(), ids.copy()
     scratch = (np.empty_like(Xn), np.empty_like(ghn), np.empty_like(rows))
-    args = (np.array([0], np.int64), np.array([n], np.int64), np.array([1], np.int32), np.array([12], np.int32),
-            np.array([1], np.uint8), np.array([0, 0, 0], np.uint8), n_threads)
+    args = (
+        np.array([0], np.int64),
+        np.array([n], np.int64),
+        np.array([1], np.int32),
+        np.array([12], np.int32),
+        np.array([1], np.uint8),
+        np.array([0, 0, 0], np.uint8),
+        n_threads,
+    )
     n_left = _core.gbdt_partition_ordered(Xn, ghn, rows, *scratch, *args, True)
     np.testing.assert_array_equal(Xn, Xb)  # the source is untouched
     go = ref.goes_left(Xb[:, 1], 12, 1, False)
@@ -188,8 +220,20 @@ def test_split_leaf_values_route_rows_like_the_partition(n_threads):
     dleft, is_cat = np.array([0, 1], np.uint8), np.array([0, 0, 1], np.uint8)
     left_value, right_value = np.array([0.5, -1.0]), np.array([2.0, 0.25])
     raw = np.full(n, 0.1)
-    _core.gbdt_add_split_leaf_values(Xn, rows, starts, ends, feature, threshold, dleft, is_cat, left_value,
-                                     right_value, raw, n_threads)
+    _core.gbdt_add_split_leaf_values(
+        Xn,
+        rows,
+        starts,
+        ends,
+        feature,
+        threshold,
+        dleft,
+        is_cat,
+        left_value,
+        right_value,
+        raw,
+        n_threads,
+    )
     expected = np.full(n, 0.1)
     for k in range(2):
         seg = np.arange(starts[k], ends[k])
@@ -197,8 +241,20 @@ def test_split_leaf_values_route_rows_like_the_partition(n_threads):
         expected[rows[seg]] += np.where(go, left_value[k], right_value[k])
     np.testing.assert_array_equal(raw, expected)
     with pytest.raises(ValueError, match="rows must index raw"):
-        _core.gbdt_add_split_leaf_values(Xn, rows, starts, ends, feature, threshold, dleft, is_cat, left_value,
-                                         right_value, raw[:10], 1)
+        _core.gbdt_add_split_leaf_values(
+            Xn,
+            rows,
+            starts,
+            ends,
+            feature,
+            threshold,
+            dleft,
+            is_cat,
+            left_value,
+            right_value,
+            raw[:10],
+            1,
+        )
 
 
 @pytest.mark.parametrize("objective", ["binary:logistic", "reg:squarederror"])
@@ -214,9 +270,23 @@ def test_gradients_at_rows_equal_gathered_gradients(objective):
         full = kern.gradients(objective, raw, y, weight=weight)
         for n_threads in (1, 2):
             ghn = np.empty((len(rows), 2), np.float32)
-            _core.gbdt_gradients_at(0 if objective == "binary:logistic" else 1, raw, y.astype(np.float32),
-                                    None if weight is None else weight.astype(np.float32), rows, ghn, n_threads)
+            _core.gbdt_gradients_at(
+                0 if objective == "binary:logistic" else 1,
+                raw,
+                y.astype(np.float32),
+                None if weight is None else weight.astype(np.float32),
+                rows,
+                ghn,
+                n_threads,
+            )
             np.testing.assert_array_equal(ghn, full[rows])
     with pytest.raises(ValueError, match="rows must index raw"):
-        _core.gbdt_gradients_at(0, raw, y.astype(np.float32), None, np.array([n], np.int32),
-                                np.empty((1, 2), np.float32), 1)
+        _core.gbdt_gradients_at(
+            0,
+            raw,
+            y.astype(np.float32),
+            None,
+            np.array([n], np.int32),
+            np.empty((1, 2), np.float32),
+            1,
+        )

@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse as sp
 
 from recforge._reference.cf import penalised_cosine_topk
+from recforge.kernels._csr import csr_kernel_arrays as csr_arrays
 from recforge.kernels.neighbors import (
     cooccurrence_topk,
     cooccurrence_topk_symmetric,
@@ -10,7 +11,6 @@ from recforge.kernels.neighbors import (
     two_hop_topk,
 )
 from recforge.kernels.topk import topk
-from recforge.kernels._csr import csr_kernel_arrays as csr_arrays
 
 
 def _random_binary(n_rows, n_mid, density, seed):
@@ -35,8 +35,8 @@ def test_cooccurrence_matches_reference(kernel, n_chunks, k):
     expected = penalised_cosine_topk(rows.toarray(), penalty, k)
     got = np.zeros_like(expected)
     for r in range(35):
-        got[r, idx[r, :counts[r]]] = val[r, :counts[r]]
-        assert np.all(np.diff(val[r, :counts[r]]) <= 0)
+        got[r, idx[r, : counts[r]]] = val[r, : counts[r]]
+        assert np.all(np.diff(val[r, : counts[r]]) <= 0)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
@@ -51,7 +51,9 @@ def test_both_cooccurrence_kernels_identical():
     one = cooccurrence_topk(a[0], a[1], b[0], b[1], penalty, norm, 7, 4)
     two = cooccurrence_topk_symmetric(a[0], a[1], b[0], b[1], penalty, norm, 7, 2)
     for x, y in zip(one, two):
-        np.testing.assert_array_equal(x, y)  # ties (many here: binary data, unit penalty) by lower index
+        np.testing.assert_array_equal(
+            x, y
+        )  # ties (many here: binary data, unit penalty) by lower index
 
 
 @pytest.mark.parametrize("k", [1, 3, 20, 150])
@@ -76,7 +78,7 @@ def test_row_kernel_long_rows_and_ties(k):
     expected = penalised_cosine_topk(rows.toarray(), penalty, k)
     got = np.zeros_like(expected)
     for r in range(400):
-        got[r, idx[r, :counts[r]]] = val[r, :counts[r]]
+        got[r, idx[r, : counts[r]]] = val[r, : counts[r]]
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 

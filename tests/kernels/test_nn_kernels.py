@@ -1,4 +1,5 @@
 """Neural-ranker kernels agree with the NumPy reference (recforge._reference.nn) on small random inputs."""
+
 import itertools
 
 import numpy as np
@@ -18,20 +19,35 @@ def _problem(seed=0, n=37, cards=(5, 3, 7), dims=(4, 2, 3), n_num=3, hidden=(6, 
     sw = rng.uniform(0.5, 2.0, n)
     tables = [rng.normal(0, 0.3, size=(c, d)).astype(np.float32) for c, d in zip(cards, dims)]
     sizes = [sum(dims) + n_num, *hidden, 1]
-    kernels = [rng.normal(0, 0.5, size=(k, m)).astype(np.float32) for k, m in itertools.pairwise(sizes)]
+    kernels = [
+        rng.normal(0, 0.5, size=(k, m)).astype(np.float32) for k, m in itertools.pairwise(sizes)
+    ]
     biases = [rng.normal(0, 0.1, size=m).astype(np.float32) for m in sizes[1:]]
     wide = sp.random(n, n_wide, density=0.3, random_state=seed, format="csr", dtype=np.float32)
     wide_w = rng.normal(0, 0.3, n_wide).astype(np.float32)
     lay = {
         "col_dim": np.array(dims, np.int64),
-        "col_flat_off": np.concatenate([[0], np.cumsum(np.multiply(cards, dims))[:-1]]).astype(np.int64),
+        "col_flat_off": np.concatenate([[0], np.cumsum(np.multiply(cards, dims))[:-1]]).astype(
+            np.int64
+        ),
         "col_row_off": np.concatenate([[0], np.cumsum(cards)]).astype(np.int64),
         "col_in_off": np.concatenate([[0], np.cumsum(dims)[:-1]]).astype(np.int64),
         "sizes": np.array(sizes, np.int64),
     }
-    return dict(codes=codes, dense=dense, y=y, sw=sw, tables=tables, kernels=kernels, biases=biases,
-                wide=wide, wide_w=wide_w, emb=np.concatenate([t.ravel() for t in tables]),
-                params=flatten_params(kernels, biases), **lay)
+    return dict(
+        codes=codes,
+        dense=dense,
+        y=y,
+        sw=sw,
+        tables=tables,
+        kernels=kernels,
+        biases=biases,
+        wide=wide,
+        wide_w=wide_w,
+        emb=np.concatenate([t.ravel() for t in tables]),
+        params=flatten_params(kernels, biases),
+        **lay,
+    )
 
 
 def _kernel_grads(P, rows, has_wide, l2):
@@ -39,10 +55,29 @@ def _kernel_grads(P, rows, has_wide, l2):
     emb_grad = np.empty_like(P["emb"])
     wide_grad = np.empty_like(P["wide_w"])
     w = P["wide"]
-    loss = K.loss_grad(P["codes"], P["dense"], P["y"], P["sw"], rows, P["col_flat_off"], P["col_row_off"],
-                       P["col_dim"], P["col_in_off"], P["emb"], P["sizes"], P["params"], has_wide,
-                       w.indptr.astype(np.int64), w.indices.astype(np.int32), w.data, P["wide_w"], l2, grads,
-                       emb_grad, wide_grad)
+    loss = K.loss_grad(
+        P["codes"],
+        P["dense"],
+        P["y"],
+        P["sw"],
+        rows,
+        P["col_flat_off"],
+        P["col_row_off"],
+        P["col_dim"],
+        P["col_in_off"],
+        P["emb"],
+        P["sizes"],
+        P["params"],
+        has_wide,
+        w.indptr.astype(np.int64),
+        w.indices.astype(np.int32),
+        w.data,
+        P["wide_w"],
+        l2,
+        grads,
+        emb_grad,
+        wide_grad,
+    )
     return loss, grads, emb_grad, wide_grad
 
 
@@ -52,12 +87,24 @@ def test_loss_and_gradients_match_reference(has_wide, l2):
     P = _problem(seed=1)
     rows = np.arange(P["y"].shape[0], dtype=np.int64)
     loss, grads, emb_grad, wide_grad = _kernel_grads(P, rows, has_wide, l2)
-    ref = R.loss_and_grads(P["codes"], P["dense"], P["y"], P["sw"], P["tables"], P["kernels"], P["biases"],
-                           P["wide"].toarray() if has_wide else None, P["wide_w"], l2=l2)
+    ref = R.loss_and_grads(
+        P["codes"],
+        P["dense"],
+        P["y"],
+        P["sw"],
+        P["tables"],
+        P["kernels"],
+        P["biases"],
+        P["wide"].toarray() if has_wide else None,
+        P["wide_w"],
+        l2=l2,
+    )
     rloss, g_tables, g_kernels, g_biases, g_wide = ref
     assert loss == pytest.approx(rloss, rel=1e-5)
     np.testing.assert_allclose(grads, flatten_params(g_kernels, g_biases), rtol=2e-4, atol=1e-6)
-    np.testing.assert_allclose(emb_grad, np.concatenate([g.ravel() for g in g_tables]), rtol=2e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        emb_grad, np.concatenate([g.ravel() for g in g_tables]), rtol=2e-4, atol=1e-6
+    )
     if has_wide:
         np.testing.assert_allclose(wide_grad, g_wide, rtol=2e-4, atol=1e-6)
     else:
@@ -68,17 +115,37 @@ def test_gather_inputs_is_the_lookup():
     P = _problem(seed=2)
     rows = np.array([3, 0, 5, 5], dtype=np.int64)
     x0 = np.empty((4, int(P["sizes"][0])), np.float32)
-    K.gather_inputs(P["codes"], P["dense"], rows, P["col_flat_off"], P["col_dim"], P["col_in_off"], P["emb"], x0)
-    np.testing.assert_array_equal(x0, R.inputs(P["codes"][rows], P["dense"][rows], P["tables"]).astype(np.float32))
+    K.gather_inputs(
+        P["codes"], P["dense"], rows, P["col_flat_off"], P["col_dim"], P["col_in_off"], P["emb"], x0
+    )
+    np.testing.assert_array_equal(
+        x0, R.inputs(P["codes"][rows], P["dense"][rows], P["tables"]).astype(np.float32)
+    )
 
 
 def test_predict_logits_matches_reference_forward():
     P = _problem(seed=3, n=300)
     out = np.empty(300)
     w = P["wide"]
-    K.predict_logits(P["codes"], P["dense"], 0, 300, P["col_flat_off"], P["col_dim"], P["col_in_off"], P["emb"],
-                     P["sizes"], P["params"], True, w.indptr.astype(np.int64), w.indices.astype(np.int32),
-                     w.data, P["wide_w"], 64, out)
+    K.predict_logits(
+        P["codes"],
+        P["dense"],
+        0,
+        300,
+        P["col_flat_off"],
+        P["col_dim"],
+        P["col_in_off"],
+        P["emb"],
+        P["sizes"],
+        P["params"],
+        True,
+        w.indptr.astype(np.int64),
+        w.indices.astype(np.int32),
+        w.data,
+        P["wide_w"],
+        64,
+        out,
+    )
     z, _ = R.forward(R.inputs(P["codes"], P["dense"], P["tables"]), P["kernels"], P["biases"])
     z = z + w.toarray().astype(np.float64) @ P["wide_w"]
     np.testing.assert_allclose(out, z, rtol=1e-4, atol=1e-5)
@@ -95,7 +162,7 @@ def test_update_matches_reference(opt):
         m = rng.normal(0, 0.1, 50).astype(np.float32)
         v = rng.uniform(0, 0.1, 50).astype(np.float32)
     lr, t = 0.05, 2
-    alpha = lr * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+    alpha = lr * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
     code = {"sgd": K.SGD, "adagrad": K.ADAGRAD, "adam": K.ADAM, "ftrl": K.FTRL}[opt]
     pk, mk, vk = p.copy(), m.copy(), v.copy()
     K.update(pk, g, mk, vk, code, lr, alpha, 0.9, 0.999, 1e-7, 0.01, 0.02)
@@ -125,13 +192,52 @@ def test_train_batches_one_batch_is_gradient_plus_update(opt):
     lr = 0.1
     init = 0.1 if opt == K.ADAGRAD else 0.0
     emb, params, wide_w = P["emb"].copy(), P["params"].copy(), P["wide_w"].copy()
-    st = [np.full_like(a, init) if k == 0 else np.zeros_like(a) for a in (emb, params, wide_w) for k in (0, 1)]
+    st = [
+        np.full_like(a, init) if k == 0 else np.zeros_like(a)
+        for a in (emb, params, wide_w)
+        for k in (0, 1)
+    ]
     w = P["wide"]
     step = np.zeros(1, np.int64)
-    K.train_batches(P["codes"], P["dense"], P["y"], P["sw"], order, 0, n, n, P["col_flat_off"], P["col_row_off"],
-                    P["col_dim"], P["col_in_off"], emb, st[0], st[1], P["sizes"], params, st[2], st[3],
-                    True, w.indptr.astype(np.int64), w.indices.astype(np.int32), w.data, wide_w, st[4], st[5],
-                    opt, lr, 0.9, 0.999, 1e-7, 0.0, opt, lr, 0.0, 0.0, step)
+    K.train_batches(
+        P["codes"],
+        P["dense"],
+        P["y"],
+        P["sw"],
+        order,
+        0,
+        n,
+        n,
+        P["col_flat_off"],
+        P["col_row_off"],
+        P["col_dim"],
+        P["col_in_off"],
+        emb,
+        st[0],
+        st[1],
+        P["sizes"],
+        params,
+        st[2],
+        st[3],
+        True,
+        w.indptr.astype(np.int64),
+        w.indices.astype(np.int32),
+        w.data,
+        wide_w,
+        st[4],
+        st[5],
+        opt,
+        lr,
+        0.9,
+        0.999,
+        1e-7,
+        0.0,
+        opt,
+        lr,
+        0.0,
+        0.0,
+        step,
+    )
     assert step[0] == 1
     _, g, ge, gw = _kernel_grads(P, order, True, 0.0)
 
@@ -151,10 +257,12 @@ def test_train_batches_one_batch_is_gradient_plus_update(opt):
     assert not used.all()
     untouched_rows = np.flatnonzero(~used[:30])  # column 0 (dim 3) only
     for r in untouched_rows:
-        np.testing.assert_array_equal(emb[3 * r:3 * r + 3], P["emb"][3 * r:3 * r + 3])
+        np.testing.assert_array_equal(emb[3 * r : 3 * r + 3], P["emb"][3 * r : 3 * r + 3])
         assert st[0][3 * r] == init  # optimiser state untouched too
     touched_w = np.unique(w.indices)
-    np.testing.assert_allclose(wide_w[touched_w], stepped(P["wide_w"], gw)[touched_w], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        wide_w[touched_w], stepped(P["wide_w"], gw)[touched_w], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_train_batches_is_deterministic():
@@ -165,11 +273,45 @@ def test_train_batches_is_deterministic():
         emb, params, wide_w = P["emb"].copy(), P["params"].copy(), P["wide_w"].copy()
         st = [np.zeros_like(a) for a in (emb, emb, params, params, wide_w, wide_w)]
         order = np.random.default_rng(0).permutation(200).astype(np.int64)
-        loss = K.train_batches(P["codes"], P["dense"], P["y"], P["sw"], order, 0, 200, 16, P["col_flat_off"],
-                               P["col_row_off"], P["col_dim"], P["col_in_off"], emb, st[0], st[1], P["sizes"], params,
-                               st[2], st[3], True, w.indptr.astype(np.int64), w.indices.astype(np.int32), w.data,
-                               wide_w, st[4], st[5], K.ADAM, 0.01, 0.9, 0.999, 1e-7, 0.0, K.ADAM, 0.01, 0.0, 0.0,
-                               np.zeros(1, np.int64))
+        loss = K.train_batches(
+            P["codes"],
+            P["dense"],
+            P["y"],
+            P["sw"],
+            order,
+            0,
+            200,
+            16,
+            P["col_flat_off"],
+            P["col_row_off"],
+            P["col_dim"],
+            P["col_in_off"],
+            emb,
+            st[0],
+            st[1],
+            P["sizes"],
+            params,
+            st[2],
+            st[3],
+            True,
+            w.indptr.astype(np.int64),
+            w.indices.astype(np.int32),
+            w.data,
+            wide_w,
+            st[4],
+            st[5],
+            K.ADAM,
+            0.01,
+            0.9,
+            0.999,
+            1e-7,
+            0.0,
+            K.ADAM,
+            0.01,
+            0.0,
+            0.0,
+            np.zeros(1, np.int64),
+        )
         outs.append((loss, emb, params, wide_w))
     assert outs[0][0] == outs[1][0]
     for a, b in zip(outs[0][1:], outs[1][1:]):
@@ -182,20 +324,23 @@ def test_dropout_forward_backward_match_reference_on_the_realised_mask():
     rows = np.arange(50, dtype=np.int64)
     sizes = P["sizes"]
     x0 = np.empty((50, int(sizes[0])), np.float32)
-    K.gather_inputs(P["codes"], P["dense"], rows, P["col_flat_off"], P["col_dim"], P["col_in_off"], P["emb"], x0)
+    K.gather_inputs(
+        P["codes"], P["dense"], rows, P["col_flat_off"], P["col_dim"], P["col_in_off"], P["emb"], x0
+    )
     acts = np.empty(50 * int(sizes[1:].sum()), np.float32)
     K.seed_rng(3)
     z = K.mlp_forward(x0, P["params"], sizes, acts, rate).copy()
     masks, off = [], 0
     for width in sizes[1:-1].tolist():
-        h = acts[off * 50:(off + width) * 50].reshape(50, width)
+        h = acts[off * 50 : (off + width) * 50].reshape(50, width)
         masks.append(np.where(h != 0, 1.0 / (1.0 - rate), 0.0))
         off += width
     assert 0.25 < np.mean(np.concatenate([m.ravel() for m in masks]) == 0) < 0.75
     zr, _ = R.forward(x0, P["kernels"], P["biases"], masks)
     np.testing.assert_allclose(z, zr, rtol=1e-4, atol=1e-5)
-    ref = R.loss_and_grads(P["codes"], P["dense"], P["y"], P["sw"], P["tables"], P["kernels"], P["biases"],
-                           masks=masks)
+    ref = R.loss_and_grads(
+        P["codes"], P["dense"], P["y"], P["sw"], P["tables"], P["kernels"], P["biases"], masks=masks
+    )
     p = 1.0 / (1.0 + np.exp(-zr))
     dz = (P["sw"] * (p - P["y"]) / 50).astype(np.float32)
     grads = np.empty_like(P["params"])

@@ -1,4 +1,5 @@
 """recforge::parallel_for: results, exceptions, concurrent callers and fork (via a private self-check)."""
+
 import os
 import sys
 import threading
@@ -12,7 +13,9 @@ def _expected(n):
     return n * (n - 1)  # sum of 2*t for t < n
 
 
-@pytest.mark.parametrize("n_tasks, n_threads", [(0, 2), (1, 4), (10, 1), (1000, 2), (1000, 7), (5, 16)])
+@pytest.mark.parametrize(
+    "n_tasks, n_threads", [(0, 2), (1, 4), (10, 1), (1000, 2), (1000, 7), (5, 16)]
+)
 def test_every_task_runs_once(n_tasks, n_threads):
     total, max_tid = _core._parallel_for_check(n_tasks, n_threads)
     assert total == _expected(n_tasks)
@@ -50,7 +53,9 @@ def test_concurrent_callers_from_python_threads():
     assert results == [_expected(500)] * 800
 
 
-@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python >= 3.12 warns about threads + fork
+@pytest.mark.filterwarnings(
+    "ignore:.*fork.*:DeprecationWarning"
+)  # Python >= 3.12 warns about threads + fork
 @pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="fork() semantics")
 def test_after_fork():
     _core._parallel_for_check(100, 2)  # the parent's pool exists

@@ -1,4 +1,5 @@
 """The C++ top-k kernel against the brute-force reference (ties, filters, k > n_items, empty rows)."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -10,9 +11,13 @@ from recforge.kernels.topk import topk
 
 
 def _random_case(rng, n_rows, n_items, n_levels, density):
-    scores = rng.integers(0, n_levels, size=(n_rows, n_items)).astype(np.float32) / n_levels  # many ties
-    exclude = sp.random(n_rows, n_items, density=density, format="csr", random_state=rng, dtype=np.float32)
-    rows = [exclude.indices[exclude.indptr[r]:exclude.indptr[r + 1]] for r in range(n_rows)]
+    scores = (
+        rng.integers(0, n_levels, size=(n_rows, n_items)).astype(np.float32) / n_levels
+    )  # many ties
+    exclude = sp.random(
+        n_rows, n_items, density=density, format="csr", random_state=rng, dtype=np.float32
+    )
+    rows = [exclude.indices[exclude.indptr[r] : exclude.indptr[r + 1]] for r in range(n_rows)]
     return scores, exclude, rows
 
 
@@ -108,11 +113,14 @@ def test_bad_arguments(kwargs, error, match):
         topk(np.zeros((4, 5), np.float32), **kwargs)
 
 
-@pytest.mark.parametrize("scores, match", [
-    (np.zeros(5, np.float32), "2-D"),
-    (np.array([["a", "b"]]), "numeric"),
-    (sp.csr_matrix((2, 2)), "dense"),
-])
+@pytest.mark.parametrize(
+    "scores, match",
+    [
+        (np.zeros(5, np.float32), "2-D"),
+        (np.array([["a", "b"]]), "numeric"),
+        (sp.csr_matrix((2, 2)), "dense"),
+    ],
+)
 def test_bad_scores(scores, match):
     with pytest.raises((TypeError, ValueError), match=match):
         topk(scores, 1)
@@ -120,8 +128,12 @@ def test_bad_scores(scores, match):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    n_rows=st.integers(1, 6), n_items=st.integers(1, 30), k=st.integers(1, 35),
-    n_levels=st.integers(1, 4), density=st.floats(0, 1), seed=st.integers(0, 2**16),
+    n_rows=st.integers(1, 6),
+    n_items=st.integers(1, 30),
+    k=st.integers(1, 35),
+    n_levels=st.integers(1, 4),
+    density=st.floats(0, 1),
+    seed=st.integers(0, 2**16),
 )
 def test_property_matches_reference(n_rows, n_items, k, n_levels, density, seed):
     rng = np.random.default_rng(seed)

@@ -6,6 +6,7 @@ split thresholds are data values). Trees are compared by walking both from the r
 feature, same threshold, same missing-value direction, leaf values within 1e-5, and margins
 within 1e-5.
 """
+
 import numpy as np
 import pytest
 
@@ -51,40 +52,82 @@ def _compare_tree(ours, theirs, t, X):
         f = int(x.Feature[1:])
         assert tree["feature"][i] == f, f"tree {t} node {xid}: feature"
         ours_threshold = float(tree["threshold"][i])
-        if np.isinf(ours_threshold):  # "all values left, missing right": xgboost's threshold is past the max
-            assert ours_threshold > 0 and float(x.Split) > np.nanmax(X[:, f]), f"tree {t} node {xid}"
+        if np.isinf(
+            ours_threshold
+        ):  # "all values left, missing right": xgboost's threshold is past the max
+            assert ours_threshold > 0 and float(x.Split) > np.nanmax(X[:, f]), (
+                f"tree {t} node {xid}"
+            )
         else:
-            assert ours_threshold == pytest.approx(float(x.Split), rel=1e-7), f"tree {t} node {xid}: threshold"
-        assert bool(tree["default_left"][i]) == (x.Missing == x.Yes), f"tree {t} node {xid}: missing side"
+            assert ours_threshold == pytest.approx(float(x.Split), rel=1e-7), (
+                f"tree {t} node {xid}: threshold"
+            )
+        assert bool(tree["default_left"][i]) == (x.Missing == x.Yes), (
+            f"tree {t} node {xid}: missing side"
+        )
         assert tree["gain"][i] == pytest.approx(x.Gain, rel=1e-4, abs=1e-4)
         stack += [(tree["left"][i], x.Yes), (tree["right"][i], x.No)]
     return count
 
 
 PARAMS = [
-    {"n_estimators": 5, "max_depth": 4, "learning_rate": 0.3, "reg_lambda": 1.0, "gamma": 0.0, "min_child_weight": 1.0},
-    {"n_estimators": 5, "max_depth": 6, "learning_rate": 0.1, "reg_lambda": 3.0, "gamma": 0.5, "min_child_weight": 5.0},
-    {"n_estimators": 4, "max_depth": 3, "learning_rate": 0.5, "reg_lambda": 0.0, "gamma": 2.0, "min_child_weight": 0.5},
+    {
+        "n_estimators": 5,
+        "max_depth": 4,
+        "learning_rate": 0.3,
+        "reg_lambda": 1.0,
+        "gamma": 0.0,
+        "min_child_weight": 1.0,
+    },
+    {
+        "n_estimators": 5,
+        "max_depth": 6,
+        "learning_rate": 0.1,
+        "reg_lambda": 3.0,
+        "gamma": 0.5,
+        "min_child_weight": 5.0,
+    },
+    {
+        "n_estimators": 4,
+        "max_depth": 3,
+        "learning_rate": 0.5,
+        "reg_lambda": 0.0,
+        "gamma": 2.0,
+        "min_child_weight": 0.5,
+    },
 ]
 
 
 @pytest.mark.parametrize("params", PARAMS)
 def test_classifier_same_trees_as_xgboost(params):
     X, y = _data()
-    theirs = xgb.XGBClassifier(tree_method="hist", max_bin=256, base_score=0.5, n_jobs=1, **params).fit(X, y)
+    theirs = xgb.XGBClassifier(
+        tree_method="hist", max_bin=256, base_score=0.5, n_jobs=1, **params
+    ).fit(X, y)
     ours = GBDTClassifier(base_score=0.5, n_threads=1, **params).fit(X, y)
     booster = theirs.get_booster()
     assert ours.n_trees_ == params["n_estimators"]
     compared = sum(_compare_tree(ours, booster, t, X) for t in range(params["n_estimators"]))
     assert compared > 10
-    np.testing.assert_allclose(ours.decision_function(X), theirs.predict(X, output_margin=True), atol=1e-5)
+    np.testing.assert_allclose(
+        ours.decision_function(X), theirs.predict(X, output_margin=True), atol=1e-5
+    )
     np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-5)
 
 
 def test_regressor_same_trees_as_xgboost():
     X, y = _data(regression=True, seed=1)
-    params = {"n_estimators": 5, "max_depth": 5, "learning_rate": 0.3, "reg_lambda": 1.0, "gamma": 0.1, "min_child_weight": 1.0}
-    theirs = xgb.XGBRegressor(tree_method="hist", max_bin=256, base_score=0.0, n_jobs=1, **params).fit(X, y)
+    params = {
+        "n_estimators": 5,
+        "max_depth": 5,
+        "learning_rate": 0.3,
+        "reg_lambda": 1.0,
+        "gamma": 0.1,
+        "min_child_weight": 1.0,
+    }
+    theirs = xgb.XGBRegressor(
+        tree_method="hist", max_bin=256, base_score=0.0, n_jobs=1, **params
+    ).fit(X, y)
     ours = GBDTRegressor(base_score=0.0, n_threads=1, **params).fit(X, y)
     for t in range(5):
         _compare_tree(ours, theirs.get_booster(), t, X)
@@ -93,25 +136,44 @@ def test_regressor_same_trees_as_xgboost():
 
 def test_best_first_same_trees_as_xgboost_lossguide():
     X, y = _data(seed=2)
-    params = {"n_estimators": 4, "max_leaves": 9, "learning_rate": 0.3, "reg_lambda": 1.0, "gamma": 0.0, "min_child_weight": 1.0}
-    theirs = xgb.XGBClassifier(tree_method="hist", grow_policy="lossguide", max_depth=0, max_bin=256,
-                               base_score=0.5, n_jobs=1, **params).fit(X, y)
+    params = {
+        "n_estimators": 4,
+        "max_leaves": 9,
+        "learning_rate": 0.3,
+        "reg_lambda": 1.0,
+        "gamma": 0.0,
+        "min_child_weight": 1.0,
+    }
+    theirs = xgb.XGBClassifier(
+        tree_method="hist",
+        grow_policy="lossguide",
+        max_depth=0,
+        max_bin=256,
+        base_score=0.5,
+        n_jobs=1,
+        **params,
+    ).fit(X, y)
     ours = GBDTClassifier(base_score=0.5, n_threads=1, max_depth=None, **params).fit(X, y)
     for t in range(4):
         _compare_tree(ours, theirs.get_booster(), t, X)
-    np.testing.assert_allclose(ours.decision_function(X), theirs.predict(X, output_margin=True), atol=1e-5)
+    np.testing.assert_allclose(
+        ours.decision_function(X), theirs.predict(X, output_margin=True), atol=1e-5
+    )
 
 
 def test_sample_weights_same_as_xgboost():
     X, y = _data(seed=3)
     w = np.random.default_rng(3).uniform(0.2, 3.0, size=len(y))
     params = {"n_estimators": 3, "max_depth": 4, "learning_rate": 0.3}
-    theirs = xgb.XGBClassifier(tree_method="hist", max_bin=256, base_score=0.5, n_jobs=1, **params).fit(
-        X, y, sample_weight=w)
+    theirs = xgb.XGBClassifier(
+        tree_method="hist", max_bin=256, base_score=0.5, n_jobs=1, **params
+    ).fit(X, y, sample_weight=w)
     ours = GBDTClassifier(base_score=0.5, n_threads=1, **params).fit(X, y, sample_weight=w)
     for t in range(3):
         _compare_tree(ours, theirs.get_booster(), t, X)
-    np.testing.assert_allclose(ours.decision_function(X), theirs.predict(X, output_margin=True), atol=1e-5)
+    np.testing.assert_allclose(
+        ours.decision_function(X), theirs.predict(X, output_margin=True), atol=1e-5
+    )
 
 
 # ---- learning to rank: rank:pairwise / rank:ndcg ----------------------------------------------------
@@ -132,9 +194,21 @@ def _ranking_data(n_q=60, size=12, seed=0):
 
 
 RANK_CASES = [
-    {"lambdarank_num_pair_per_sample": 12, "lambdarank_normalization": False, "lambdarank_score_normalization": False},
-    {"lambdarank_num_pair_per_sample": 12, "lambdarank_normalization": True, "lambdarank_score_normalization": True},
-    {"lambdarank_num_pair_per_sample": 4, "lambdarank_normalization": True, "lambdarank_score_normalization": True},
+    {
+        "lambdarank_num_pair_per_sample": 12,
+        "lambdarank_normalization": False,
+        "lambdarank_score_normalization": False,
+    },
+    {
+        "lambdarank_num_pair_per_sample": 12,
+        "lambdarank_normalization": True,
+        "lambdarank_score_normalization": True,
+    },
+    {
+        "lambdarank_num_pair_per_sample": 4,
+        "lambdarank_normalization": True,
+        "lambdarank_score_normalization": True,
+    },
     {},  # xgboost's defaults (topk, 32 pairs per document, both normalisations) against ours
 ]
 
@@ -148,16 +222,33 @@ def test_ranker_same_trees_as_xgboost(objective, case, weighted):
 
     X, y, qid = _ranking_data()
     w = np.random.default_rng(3).uniform(0.5, 2.0, 60) if weighted else None
-    params = {"n_estimators": 5, "max_depth": 4, "learning_rate": 0.3, "reg_lambda": 1.0, "min_child_weight": 0.1}
+    params = {
+        "n_estimators": 5,
+        "max_depth": 4,
+        "learning_rate": 0.3,
+        "reg_lambda": 1.0,
+        "min_child_weight": 0.1,
+    }
     pair_method = {"lambdarank_pair_method": "topk"} if case else {}
-    theirs = xgb.XGBRanker(objective=objective, tree_method="hist", max_bin=256, base_score=0.5, n_jobs=1,
-                           **pair_method, **case, **params).fit(X, y, qid=qid, sample_weight=w)
+    theirs = xgb.XGBRanker(
+        objective=objective,
+        tree_method="hist",
+        max_bin=256,
+        base_score=0.5,
+        n_jobs=1,
+        **pair_method,
+        **case,
+        **params,
+    ).fit(X, y, qid=qid, sample_weight=w)
     ours = GBDTRanker(objective=objective, base_score=0.5, n_threads=1, **case, **params).fit(
-        X, y, qid=qid, sample_weight=w)
+        X, y, qid=qid, sample_weight=w
+    )
     booster = theirs.get_booster()
     compared = sum(_compare_tree(ours, booster, t, X) for t in range(params["n_estimators"]))
     assert compared > 20
     margin = theirs.predict(X, output_margin=True)
     np.testing.assert_allclose(ours.predict(X), margin, atol=1e-5)
     ptr = np.arange(0, len(X) + 1, 12)
-    assert grouped_ndcg(y, ours.predict(X), ptr) == pytest.approx(grouped_ndcg(y, margin, ptr), abs=1e-9)
+    assert grouped_ndcg(y, ours.predict(X), ptr) == pytest.approx(
+        grouped_ndcg(y, margin, ptr), abs=1e-9
+    )

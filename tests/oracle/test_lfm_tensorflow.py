@@ -1,4 +1,5 @@
 """One LFM SGD step equals -lr × TensorFlow GradientTape's gradient of the same loss."""
+
 import numpy as np
 import pytest
 
@@ -22,18 +23,29 @@ def test_lfm_step_is_the_gradient_step(loss, label):
     p, qi, qj = (tf.Variable(x.astype(np.float64)) for x in (uf[u], itf[i], itf[j]))
     bi, bj = tf.Variable(np.float64(b[i])), tf.Variable(np.float64(b[j]))
     with tf.GradientTape() as tape:
-        reg = 0.5 * (REG["reg_user"] * tf.reduce_sum(p * p) + REG["reg_item"] * tf.reduce_sum(qi * qi)
-                     + REG["reg_bias"] * bi * bi)
+        reg = 0.5 * (
+            REG["reg_user"] * tf.reduce_sum(p * p)
+            + REG["reg_item"] * tf.reduce_sum(qi * qi)
+            + REG["reg_bias"] * bi * bi
+        )
         if loss == "bpr":
             x = tf.reduce_sum(p * (qi - qj)) + bi - bj
-            value = -tf.math.log_sigmoid(x) + reg + 0.5 * (REG["reg_item"] * tf.reduce_sum(qj * qj)
-                                                          + REG["reg_bias"] * bj * bj)
+            value = (
+                -tf.math.log_sigmoid(x)
+                + reg
+                + 0.5 * (REG["reg_item"] * tf.reduce_sum(qj * qj) + REG["reg_bias"] * bj * bj)
+            )
         else:
             s = tf.reduce_sum(p * qi) + bi
             if loss == "squared":
                 value = 0.5 * (label - s) ** 2 + reg
             else:
-                value = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.constant(label, tf.float64), logits=s) + reg
+                value = (
+                    tf.nn.sigmoid_cross_entropy_with_logits(
+                        labels=tf.constant(label, tf.float64), logits=s
+                    )
+                    + reg
+                )
     grads = tape.gradient(value, [p, qi, qj, bi, bj])
     grads = [np.zeros(1) if g is None else g.numpy() for g in grads]
     new_u, new_i, new_b = uf.copy(), itf.copy(), b.copy()

@@ -1,4 +1,5 @@
 """Oracle: LogisticRegression's loss and gradient equal TensorFlow's GradientTape on the same weights."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -15,7 +16,9 @@ def recforge_objective(X, y, sw, w, b, lam, n_chunks=3):
     losses = 0.0
     for c in range(n_chunks):
         if sp.issparse(X):
-            losses += K.loss_grad_csr(X.indptr, X.indices, X.data, y, sw, w, b, bounds[c], bounds[c + 1], partial[c])
+            losses += K.loss_grad_csr(
+                X.indptr, X.indices, X.data, y, sw, w, b, bounds[c], bounds[c + 1], partial[c]
+            )
         else:
             losses += K.loss_grad_dense(X, y, sw, w, b, bounds[c], bounds[c + 1], partial[c])
     g = partial.sum(axis=0)
@@ -29,12 +32,18 @@ def tensorflow_objective(tf, X, y, sw, w, b, lam):
     b_t = tf.Variable(b, dtype=tf.float64)
     if sp.issparse(X):
         coo = X.tocoo()
-        X_t = tf.sparse.SparseTensor(np.stack([coo.row, coo.col], 1).astype(np.int64), coo.data.astype(np.float64),
-                                     coo.shape)
-        matmul = lambda: tf.sparse.sparse_dense_matmul(X_t, w_t)
+        X_t = tf.sparse.SparseTensor(
+            np.stack([coo.row, coo.col], 1).astype(np.int64), coo.data.astype(np.float64), coo.shape
+        )
+
+        def matmul():
+            return tf.sparse.sparse_dense_matmul(X_t, w_t)
     else:
         X_t = tf.constant(X.astype(np.float64))
-        matmul = lambda: tf.matmul(X_t, w_t)
+
+        def matmul():
+            return tf.matmul(X_t, w_t)
+
     y_t, sw_t = tf.constant(y.reshape(-1, 1)), tf.constant(sw.reshape(-1, 1))
     with tf.GradientTape() as tape:
         z = matmul() + b_t
@@ -75,5 +84,7 @@ def test_fitted_model_has_zero_tensorflow_gradient():
     y = (rng.random(800) < 0.4).astype(np.float64)
     model = LogisticRegression(C=2.0, tol=1e-10, max_iter=1000).fit(X, y)
     lam = 1.0 / (2.0 * 800)
-    _, gw, gb = tensorflow_objective(tf, X, y, np.ones(800), model.coef_[0], model.intercept_[0], lam)
+    _, gw, gb = tensorflow_objective(
+        tf, X, y, np.ones(800), model.coef_[0], model.intercept_[0], lam
+    )
     assert np.abs(gw).max() < 1e-6 and abs(gb) < 1e-6  # vs ~1e-1 at w = 0

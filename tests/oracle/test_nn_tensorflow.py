@@ -1,5 +1,6 @@
 """Oracle: the DNN / Wide&Deep kernels equal an equivalent Keras model with the same weights and batch —
 loss and every gradient under GradientTape, and one Adam / Adagrad / SGD step of Keras' optimisers."""
+
 import numpy as np
 import pytest
 
@@ -17,16 +18,21 @@ def _keras_model(P, has_wide, l2):
     n_cat = len(P["tables"])
     cat_in = [keras.Input(shape=(), dtype="int32", name=f"c{c}") for c in range(n_cat)]
     num_in = keras.Input(shape=(P["dense"].shape[1],), name="num")
-    embs = [keras.layers.Embedding(t.shape[0], t.shape[1], name=f"emb{c}") for c, t in enumerate(P["tables"])]
+    embs = [
+        keras.layers.Embedding(t.shape[0], t.shape[1], name=f"emb{c}")
+        for c, t in enumerate(P["tables"])
+    ]
     h = keras.layers.Concatenate()([e(x) for e, x in zip(embs, cat_in)] + [num_in])
     sizes = P["sizes"].tolist()
     dense = []
     reg = keras.regularizers.L2(l2) if l2 else None
     for layer, m in enumerate(sizes[1:]):
         act = "relu" if layer < len(sizes) - 2 else None
-        dense.append(keras.layers.Dense(m, activation=act, kernel_regularizer=reg, name=f"d{layer}"))
+        dense.append(
+            keras.layers.Dense(m, activation=act, kernel_regularizer=reg, name=f"d{layer}")
+        )
         h = dense[-1](h)
-    inputs = cat_in + [num_in]
+    inputs = [*cat_in, num_in]
     wide_layer = None
     if has_wide:
         wide_in = keras.Input(shape=(P["wide"].shape[1],), name="wide")
@@ -66,12 +72,12 @@ def _split(P, grads, emb_grad, wide_grad, has_wide):
     out = []
     for c, t in enumerate(P["tables"]):
         o = P["col_flat_off"][c]
-        out.append(emb_grad[o:o + t.size].reshape(t.shape))
+        out.append(emb_grad[o : o + t.size].reshape(t.shape))
     o = 0
     for k, m in zip(P["sizes"][:-1].tolist(), P["sizes"][1:].tolist()):
-        out.append(grads[o:o + k * m].reshape(k, m))
+        out.append(grads[o : o + k * m].reshape(k, m))
         o += k * m
-        out.append(grads[o:o + m])
+        out.append(grads[o : o + m])
         o += m
     if has_wide:
         out.append(wide_grad.reshape(-1, 1))
@@ -98,21 +104,62 @@ def test_one_optimizer_step_equals_keras(opt):
     n = 48
     lr = 0.01
     _, k_grads, *_, variables = _keras_loss_grads(P, True, 0.0)
-    k_opt = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
-             "sgd": keras.optimizers.SGD}[opt](learning_rate=lr)
+    k_opt = {
+        "adam": keras.optimizers.Adam,
+        "adagrad": keras.optimizers.Adagrad,
+        "sgd": keras.optimizers.SGD,
+    }[opt](learning_rate=lr)
     k_opt.apply_gradients(zip([tf.constant(g) for g in k_grads], variables))
     expected = [v.numpy() for v in variables]
 
     code = {"adam": K.ADAM, "adagrad": K.ADAGRAD, "sgd": K.SGD}[opt]
     init = 0.1 if opt == "adagrad" else 0.0
     emb, params, wide_w = P["emb"].copy(), P["params"].copy(), P["wide_w"].copy()
-    st = [np.full_like(a, init) if k == 0 else np.zeros_like(a) for a in (emb, params, wide_w) for k in (0, 1)]
+    st = [
+        np.full_like(a, init) if k == 0 else np.zeros_like(a)
+        for a in (emb, params, wide_w)
+        for k in (0, 1)
+    ]
     w = P["wide"]
-    K.train_batches(P["codes"], P["dense"], P["y"], P["sw"], np.arange(n, dtype=np.int64), 0, n, n,
-                    P["col_flat_off"], P["col_row_off"], P["col_dim"], P["col_in_off"], emb, st[0], st[1],
-                    P["sizes"], params, st[2], st[3], True, w.indptr.astype(np.int64), w.indices.astype(np.int32),
-                    w.data, wide_w, st[4], st[5], code, lr, 0.9, 0.999, 1e-7, 0.0, code, lr, 0.0, 0.0,
-                    np.zeros(1, np.int64))
+    K.train_batches(
+        P["codes"],
+        P["dense"],
+        P["y"],
+        P["sw"],
+        np.arange(n, dtype=np.int64),
+        0,
+        n,
+        n,
+        P["col_flat_off"],
+        P["col_row_off"],
+        P["col_dim"],
+        P["col_in_off"],
+        emb,
+        st[0],
+        st[1],
+        P["sizes"],
+        params,
+        st[2],
+        st[3],
+        True,
+        w.indptr.astype(np.int64),
+        w.indices.astype(np.int32),
+        w.data,
+        wide_w,
+        st[4],
+        st[5],
+        code,
+        lr,
+        0.9,
+        0.999,
+        1e-7,
+        0.0,
+        code,
+        lr,
+        0.0,
+        0.0,
+        np.zeros(1, np.int64),
+    )
     ours = _split(P, params, emb, wide_w, True)
     for a, b in zip(ours, expected):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -1,4 +1,5 @@
 """PersonalRank vs the closed form r = (1 − α)(I − αMᵀ)⁻¹ r0, solved independently with scipy."""
+
 import numpy as np
 import pytest
 
@@ -19,7 +20,9 @@ def test_matches_scipy_closed_form(method):
     w = (m != 0).astype(np.float64)
     adj = sp.bmat([[None, w], [w.T, None]], format="csr")
     deg = np.asarray(adj.sum(axis=1)).ravel()
-    trans = sp.diags(np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)) @ adj  # row-stochastic M
+    trans = (
+        sp.diags(np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)) @ adj
+    )  # row-stochastic M
     a = (sp.identity(n_users + n_items) - alpha * trans.T).tocsc()
     users = np.array([0, 1, 3, 17, 49])
     r0 = np.zeros((n_users + n_items, len(users)))

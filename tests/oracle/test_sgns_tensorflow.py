@@ -1,4 +1,5 @@
 """One SGNS update equals -lr × TensorFlow GradientTape's gradient of the negative-sampling loss."""
+
 import numpy as np
 import pytest
 
@@ -11,7 +12,8 @@ pytestmark = pytest.mark.oracle
 
 def _loss(h, o_center, o_neg):
     return -tf.math.log_sigmoid(tf.reduce_sum(h * o_center)) - tf.reduce_sum(
-        tf.math.log_sigmoid(-tf.linalg.matvec(o_neg, h)))
+        tf.math.log_sigmoid(-tf.linalg.matvec(o_neg, h))
+    )
 
 
 @pytest.mark.parametrize("cbow", [False, True])
@@ -35,4 +37,6 @@ def test_sgns_update_is_the_gradient_step(cbow):
     # (word2vec's convention), i.e. n_contexts × the gradient w.r.t. that context.
     np.testing.assert_allclose(new_out[center] - vout[center], -lr * g_oc, atol=tol)
     np.testing.assert_allclose(new_out[negatives] - vout[negatives], -lr * g_on, atol=tol)
-    np.testing.assert_allclose(new_in[contexts] - vin[contexts], -lr * len(contexts) * g_ctx, atol=tol * 6)
+    np.testing.assert_allclose(
+        new_in[contexts] - vin[contexts], -lr * len(contexts) * g_ctx, atol=tol * 6
+    )

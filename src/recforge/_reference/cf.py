@@ -1,4 +1,5 @@
 """Slow, readable NumPy versions of ItemCF / UserCF (the specification of ``kernels.neighbors``)."""
+
 import numpy as np
 
 

@@ -6,6 +6,7 @@ xgboost's implementation: ``loss_chg = G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(
 and ``loss_chg >= gamma``; ties keep the first candidate found (features ascending; numeric:
 missing-right thresholds ascending, then missing-left thresholds descending).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,18 @@ def _gain(g, h, lam, mcw):
     return 0.0 if (h < mcw or h <= 0) else g * g / (h + lam)
 
 
-def best_split(hist, sum_g, sum_h, n_bins, is_categorical, *, reg_lambda=1.0, gamma=0.0, min_child_weight=1.0,
-               feature_mask=None):
+def best_split(
+    hist,
+    sum_g,
+    sum_h,
+    n_bins,
+    is_categorical,
+    *,
+    reg_lambda=1.0,
+    gamma=0.0,
+    min_child_weight=1.0,
+    feature_mask=None,
+):
     """Exhaustive search: ``(feature, threshold_bin, default_left, loss_chg)``; feature -1 if none."""
     best = (-1, 0, False, 1e-6)
     parent = _gain(sum_g, sum_h, reg_lambda, min_child_weight)
@@ -54,8 +65,11 @@ def best_split(hist, sum_g, sum_h, n_bins, is_categorical, *, reg_lambda=1.0, ga
             rg, rh = sum_g - lg, sum_h - lh
             if lh < min_child_weight or rh < min_child_weight or lh <= 0 or rh <= 0:
                 continue
-            chg = (_gain(lg, lh, reg_lambda, min_child_weight) + _gain(rg, rh, reg_lambda, min_child_weight)
-                   - parent)
+            chg = (
+                _gain(lg, lh, reg_lambda, min_child_weight)
+                + _gain(rg, rh, reg_lambda, min_child_weight)
+                - parent
+            )
             if chg > best[3] + 1e-9 * max(1.0, abs(chg)):
                 best = (f, t, dleft, chg)
     if best[0] >= 0 and best[3] < gamma:
@@ -78,8 +92,17 @@ def leaf_value(sum_g, sum_h, *, reg_lambda=1.0, min_child_weight=1.0, learning_r
     return -sum_g / (sum_h + reg_lambda) * learning_rate
 
 
-def rank_gradients(objective, raw, y, group_ptr, group_weight=None, top_k=32, normalize=True,
-                   score_normalize=True, exp_gain=True):
+def rank_gradients(
+    objective,
+    raw,
+    y,
+    group_ptr,
+    group_weight=None,
+    top_k=32,
+    normalize=True,
+    score_normalize=True,
+    exp_gain=True,
+):
     """LambdaMART (gradient, hessian) per row, float64 (n, 2): for each group, rank by score
     (float32, descending, stable); for ranks ``i < min(n, top_k)``, ``j > i`` with different labels,
     ``h``/``l`` the higher/lower-labelled: ``σ = sigmoid(s_h - s_l)``, ``Δ = 1`` (pairwise) or
@@ -99,7 +122,7 @@ def rank_gradients(objective, raw, y, group_ptr, group_weight=None, top_k=32, no
         lab = y[s:e]
         order = sorted(range(n), key=lambda i: -score[i])  # Python's sort is stable
         k = min(n, top_k)
-        gain = (lambda v: 2.0 ** v - 1.0) if exp_gain else (lambda v: v)
+        gain = (lambda v: 2.0**v - 1.0) if exp_gain else (lambda v: v)
         disc = [1.0 / np.log2(r + 2.0) for r in range(n)]
         idcg = sum(gain(v) * disc[r] for r, v in enumerate(sorted(lab, reverse=True)[:k]))
         gh = np.zeros((n, 2))

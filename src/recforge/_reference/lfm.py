@@ -8,6 +8,7 @@ Score ``s = p·q (+ b)``. Losses (``y`` = 1 for a positive, 0 for a sampled nega
 
 One step moves every parameter by ``−lr ∂L/∂θ`` with all gradients taken at the old values.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,9 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def lfm_loss(p, qi, bi=0.0, *, loss, label=1.0, qj=None, bj=0.0, reg_user=0.0, reg_item=0.0, reg_bias=0.0):
+def lfm_loss(
+    p, qi, bi=0.0, *, loss, label=1.0, qj=None, bj=0.0, reg_user=0.0, reg_item=0.0, reg_bias=0.0
+):
     """The loss above (NumPy floats)."""
     reg = 0.5 * reg_user * p @ p + 0.5 * reg_item * qi @ qi + 0.5 * reg_bias * bi * bi
     if loss == "bpr":
@@ -29,8 +32,22 @@ def lfm_loss(p, qi, bi=0.0, *, loss, label=1.0, qj=None, bj=0.0, reg_user=0.0, r
     return -(label * np.log(sigmoid(s)) + (1 - label) * np.log(1 - sigmoid(s))) + reg
 
 
-def lfm_step(user_factors, item_factors, item_bias, u, i, j, label, *, loss, lr, reg_user, reg_item, reg_bias,
-             fit_bias):
+def lfm_step(
+    user_factors,
+    item_factors,
+    item_bias,
+    u,
+    i,
+    j,
+    label,
+    *,
+    loss,
+    lr,
+    reg_user,
+    reg_item,
+    reg_bias,
+    fit_bias,
+):
     """One SGD step in place on float arrays (like ``recforge.kernels.lfm.lfm_step``)."""
     p, qi = user_factors[u].copy(), item_factors[i].copy()
     bi = item_bias[i] if fit_bias else 0.0

@@ -5,6 +5,7 @@
 * :func:`ftrl_epoch` — one FTRL-proximal pass, one row and one coordinate at a time, exactly as
   Algorithm 1 of McMahan et al. (2013), "Ad Click Prediction: a View from the Trenches".
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Plain Python loops over users and positions, straight from the textbook formulas
 validation. ``recommended`` is a list of rows (or a 2-D array) of item indices, ``-1`` = padding;
 ``relevant`` is a list of sets (or a scipy sparse matrix, whose stored entries are relevant).
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,10 @@ import math
 def _relevant_sets(relevant):
     if hasattr(relevant, "tocsr"):
         csr = relevant.tocsr()
-        return [{int(i) for i in csr.indices[csr.indptr[u]:csr.indptr[u + 1]]}
-                for u in range(csr.shape[0])]
+        return [
+            {int(i) for i in csr.indices[csr.indptr[u] : csr.indptr[u + 1]]}
+            for u in range(csr.shape[0])
+        ]
     return [{int(i) for i in row} for row in relevant]
 
 

@@ -7,6 +7,7 @@ Per-layer arrays instead of the kernels' flat layout, float64 arithmetic, one fo
 * :func:`sgd_step`, :func:`adagrad_step`, :func:`adam_step`, :func:`ftrl_step` — one optimiser step
   in Keras' formulas.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,10 +33,12 @@ def forward(x0, kernels, biases, masks=None):
 def inputs(codes, dense, tables):
     """x0 = concatenation of ``tables[c][codes[:, c]]`` over the columns, then ``dense``."""
     parts = [np.asarray(t, np.float64)[codes[:, c]] for c, t in enumerate(tables)]
-    return np.hstack(parts + [np.asarray(dense, np.float64)])
+    return np.hstack([*parts, np.asarray(dense, np.float64)])
 
 
-def loss_and_grads(codes, dense, y, sw, tables, kernels, biases, wide_X=None, wide_w=None, l2=0.0, masks=None):
+def loss_and_grads(
+    codes, dense, y, sw, tables, kernels, biases, wide_X=None, wide_w=None, l2=0.0, masks=None
+):
     """Loss and gradients of one batch (all rows given); ``masks`` as in :func:`forward`.
 
     Returns ``(loss, g_tables, g_kernels, g_biases, g_wide)``; ``g_wide`` is None without a wide part.
@@ -48,7 +51,9 @@ def loss_and_grads(codes, dense, y, sw, tables, kernels, biases, wide_X=None, wi
     if wide_X is not None:
         z = z + np.asarray(wide_X, np.float64) @ np.asarray(wide_w, np.float64)
     loss_i = np.logaddexp(0.0, z) - y * z
-    loss = (sw * loss_i).sum() / B + l2 * sum((np.asarray(W, np.float64) ** 2).sum() for W in kernels)
+    loss = (sw * loss_i).sum() / B + l2 * sum(
+        (np.asarray(W, np.float64) ** 2).sum() for W in kernels
+    )
     p = 1.0 / (1.0 + np.exp(-z))
     G = (sw * (p - y) / B)[:, None]
     g_kernels, g_biases = [None] * len(kernels), [None] * len(kernels)
@@ -65,7 +70,7 @@ def loss_and_grads(codes, dense, y, sw, tables, kernels, biases, wide_X=None, wi
     for c, t in enumerate(tables):
         d = t.shape[1]
         g = np.zeros(t.shape, np.float64)
-        np.add.at(g, codes[:, c], G[:, col:col + d])
+        np.add.at(g, codes[:, c], G[:, col : col + d])
         g_tables.append(g)
         col += d
     g_wide = None
@@ -88,7 +93,7 @@ def adam_step(p, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-7):
     """Step ``t`` (1-based); returns ``(p, m, v)``."""
     m = m + (g - m) * (1 - b1)
     v = v + (g * g - v) * (1 - b2)
-    alpha = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    alpha = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
     return p - alpha * m / (np.sqrt(v) + eps), m, v
 
 

@@ -1,4 +1,5 @@
 """The PersonalRank recurrence in plain NumPy (the specification of the ``"iterate"`` method)."""
+
 import numpy as np
 
 

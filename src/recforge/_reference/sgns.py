@@ -9,6 +9,7 @@ Every output row moves by ``-lr ∂L/∂o`` in order (positive first, then each 
 the current output row), and the input gradient ``-lr ∂L/∂h`` is accumulated and added at the end:
 to the context's vector (skip-gram) or to every context's vector in full (CBOW).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Brute-force top-k: the specification of ``recforge.kernels.topk.topk``."""
+
 import numpy as np
 
 
@@ -21,6 +22,6 @@ def topk_reference(scores, k, exclude_rows=None, global_mask=None):
         candidates = np.flatnonzero(keep)
         order = np.lexsort((candidates, -scores[r, candidates]))  # by -score, then index
         chosen = candidates[order][:k]
-        out_idx[r, :len(chosen)] = chosen
-        out_val[r, :len(chosen)] = scores[r, chosen]
+        out_idx[r, : len(chosen)] = chosen
+        out_val[r, : len(chosen)] = scores[r, chosen]
     return out_idx, out_val

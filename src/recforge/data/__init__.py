@@ -5,6 +5,7 @@
 >>> x.shape
 (2, 2)
 """
+
 from .idmap import IdMap
 from .interactions import Interactions
 from .splits import leave_last_k_split, random_split, temporal_split

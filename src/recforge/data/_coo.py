@@ -3,6 +3,7 @@
 Canonical = rows in order, column indices strictly increasing inside a row (so no duplicates).
 Everything is a sort plus linear passes; no Python loop over entries.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,13 +16,13 @@ DUPLICATE_POLICIES = ("raise", "sum", "last", "first", "max")
 def _sort_order(rows, cols, weights, timestamps, n_items, duplicates):
     """Stable order by (row, col[, tie-break]); None when the input is already canonical."""
     n_users_bound = int(rows.max()) + 1 if rows.size else 0
-    if n_users_bound * int(n_items) < 2 ** 62:
+    if n_users_bound * int(n_items) < 2**62:
         key = rows * np.int64(n_items) + cols
         if key.size < 2 or np.all(key[1:] > key[:-1]):
             return None
         if duplicates == "max":
             tiebreak = (weights,) if timestamps is None else (timestamps, weights)
-            return np.lexsort(tiebreak + (key,))
+            return np.lexsort((*tiebreak, key))
         if duplicates in ("last", "first") and timestamps is not None:
             return np.lexsort((timestamps, key))
         return np.argsort(key, kind="stable")
@@ -32,13 +33,21 @@ def _sort_order(rows, cols, weights, timestamps, n_items, duplicates):
         tiebreak = (timestamps,)
     else:
         tiebreak = ()
-    return np.lexsort(tiebreak + (cols, rows))
+    return np.lexsort((*tiebreak, cols, rows))
 
 
-def build_csr(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, timestamps: np.ndarray | None,
-              shape: tuple[int, int], *, duplicates: str = "raise",
-              describe: Callable[[int], str] | None = None, argname: str = "duplicates",
-              hint: str | None = None):
+def build_csr(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    weights: np.ndarray,
+    timestamps: np.ndarray | None,
+    shape: tuple[int, int],
+    *,
+    duplicates: str = "raise",
+    describe: Callable[[int], str] | None = None,
+    argname: str = "duplicates",
+    hint: str | None = None,
+):
     """Canonical CSR arrays from triplets.
 
     Parameters
@@ -87,7 +96,8 @@ def build_csr(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, timestamp
                     hint = "pass duplicates='sum', 'last', 'first' or 'max' to merge them"
                 raise ValueError(
                     f"{argname}: found {n_dup} duplicated (user, item) entr{'y' if n_dup == 1 else 'ies'}; "
-                    f"the first is {what} at position {first_pos}; {hint}")
+                    f"the first is {what} at position {first_pos}; {hint}"
+                )
             starts = np.flatnonzero(np.concatenate(([True], ~same)))
             if duplicates == "sum":
                 w = np.add.reduceat(w.astype(np.float64), starts)
@@ -102,7 +112,7 @@ def build_csr(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, timestamp
                 w = w[pick]
                 t = None if t is None else t[pick]
     counts = np.bincount(r, minlength=n_users) if r.size else np.zeros(n_users, dtype=np.int64)
-    idx_dtype = np.int32 if r.size < 2 ** 31 - 1 else np.int64
+    idx_dtype = np.int32 if r.size < 2**31 - 1 else np.int64
     indptr = np.zeros(n_users + 1, dtype=idx_dtype)
     np.cumsum(counts, out=indptr[1:])
     with np.errstate(over="ignore"):  # overflow -> inf, reported by the caller's finiteness check
@@ -111,5 +121,9 @@ def build_csr(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, timestamp
         data = data.copy()
     indices = c.astype(np.int32, copy=True) if c is cols else c.astype(np.int32, copy=False)
     if t is not None:
-        t = np.array(t, dtype=np.float64, copy=True) if t is timestamps else np.asarray(t, dtype=np.float64)
+        t = (
+            np.array(t, dtype=np.float64, copy=True)
+            if t is timestamps
+            else np.asarray(t, dtype=np.float64)
+        )
     return indptr, indices, data, t

@@ -1,4 +1,5 @@
 """Order the entries of each CSR row by a key (stable), the step behind sequences and splits."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,9 @@ import numpy as np
 SMALL = 1 << 20
 
 
-def order_within_rows(indptr: np.ndarray, keys: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def order_within_rows(
+    indptr: np.ndarray, keys: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Permutation putting entries in (row, key) order; equal keys keep their stored order.
 
     Small inputs use one ``np.lexsort``; large ones a compiled per-row merge sort (~10x faster
@@ -32,4 +35,6 @@ def order_within_rows(indptr: np.ndarray, keys: np.ndarray, rows: np.ndarray | N
         return np.lexsort((keys, rows))
     from ..kernels.segsort import segment_argsort  # imports Numba on first large input only
 
-    return segment_argsort(np.ascontiguousarray(indptr, dtype=np.int64), np.ascontiguousarray(keys, dtype=np.float64))
+    return segment_argsort(
+        np.ascontiguousarray(indptr, dtype=np.int64), np.ascontiguousarray(keys, dtype=np.float64)
+    )

@@ -3,6 +3,7 @@
 Lookups are vectorised (one ``argsort`` at construction, ``searchsorted`` per query), so a map of
 millions of ids costs two arrays and no Python dict.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,21 +20,28 @@ def _is_scalar(values) -> bool:
 
 def _integral_floats_to_int64(arr: np.ndarray, name: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contain missing values (NaN/None) at position "
-                         f"{int(np.flatnonzero(~np.isfinite(arr))[0])}")
+        raise ValueError(
+            f"{name} contain missing values (NaN/None) at position "
+            f"{int(np.flatnonzero(~np.isfinite(arr))[0])}"
+        )
     if not np.all(arr == np.round(arr)):
         bad = int(np.flatnonzero(arr != np.round(arr))[0])
-        raise TypeError(f"{name} must be integers or strings, got the float {arr[bad]!r} at position {bad}")
-    if arr.size and np.abs(arr).max() >= 2.0 ** 63:
-        raise TypeError(f"{name} holds floats beyond the int64 range; pass integer ids (uint64 is supported)")
+        raise TypeError(
+            f"{name} must be integers or strings, got the float {arr[bad]!r} at position {bad}"
+        )
+    if arr.size and np.abs(arr).max() >= 2.0**63:
+        raise TypeError(
+            f"{name} holds floats beyond the int64 range; pass integer ids (uint64 is supported)"
+        )
     return arr.astype(np.int64)
 
 
 def _ends_with_nul(strings: np.ndarray) -> np.ndarray:
     """Bool mask of the Python strings (object array) that end with NUL (NumPy's ``U`` drops
     them)."""
-    return np.fromiter((len(v) > 0 and v[-1] == "\x00" for v in strings.tolist()), dtype=bool,
-                       count=strings.size)
+    return np.fromiter(
+        (len(v) > 0 and v[-1] == "\x00" for v in strings.tolist()), dtype=bool, count=strings.size
+    )
 
 
 def _python_ints_to_64(values: np.ndarray) -> np.ndarray | None:
@@ -84,23 +92,29 @@ def as_id_array(values, name: str = "ids") -> np.ndarray:
             return np.zeros(0, dtype=np.int64)
         missing = pd.isna(arr)
         if missing.any():
-            raise ValueError(f"{name} contain missing values (NaN/None) at position "
-                             f"{int(np.flatnonzero(missing)[0])}")
+            raise ValueError(
+                f"{name} contain missing values (NaN/None) at position "
+                f"{int(np.flatnonzero(missing)[0])}"
+            )
         inferred = pd.api.types.infer_dtype(arr, skipna=False)
         if inferred == "string":
             nul = _ends_with_nul(arr)
             if nul.any():
                 bad = int(np.flatnonzero(nul)[0])
-                raise ValueError(f"{name} must not end with a NUL character ('\\x00'): NumPy "
-                                 f"strings drop trailing NULs, so {arr[bad]!r} (position {bad}) "
-                                 f"would merge with {arr[bad].rstrip(chr(0))!r}")
+                raise ValueError(
+                    f"{name} must not end with a NUL character ('\\x00'): NumPy "
+                    f"strings drop trailing NULs, so {arr[bad]!r} (position {bad}) "
+                    f"would merge with {arr[bad].rstrip(chr(0))!r}"
+                )
             return arr.astype(str)
         if inferred == "integer":
             typed = _python_ints_to_64(arr)
             if typed is None:
-                bad = int(np.flatnonzero([not -2**63 <= int(v) < 2**64 for v in arr])[0])
-                raise ValueError(f"{name} must fit in 64 bits (int64, or uint64 when all >= 0); "
-                                 f"position {bad} is {int(arr[bad])}")
+                bad = int(np.flatnonzero([not -(2**63) <= int(v) < 2**64 for v in arr])[0])
+                raise ValueError(
+                    f"{name} must fit in 64 bits (int64, or uint64 when all >= 0); "
+                    f"position {bad} is {int(arr[bad])}"
+                )
             return typed
         if inferred in ("floating", "mixed-integer-float"):
             return _integral_floats_to_int64(arr.astype(np.float64), name)
@@ -154,14 +168,19 @@ class IdMap:
                 dup = sorted_ids[1:] == sorted_ids[:-1]
                 if dup.any():
                     first = sorted_ids[1:][dup][0]
-                    raise ValueError(f"ids must be unique; {int(dup.sum())} duplicated, e.g. {first.item()!r}")
+                    raise ValueError(
+                        f"ids must be unique; {int(dup.sum())} duplicated, e.g. {first.item()!r}"
+                    )
             order.flags.writeable = False
         ids.flags.writeable = False
         self._ids = ids
         self._order = order
         self._sorted = sorted_ids
-        self._is_range = bool(ids.dtype.kind == "i" and (n == 0 or (ids[0] == 0 and ids[-1] == n - 1))
-                              and order is None)
+        self._is_range = bool(
+            ids.dtype.kind == "i"
+            and (n == 0 or (ids[0] == 0 and ids[-1] == n - 1))
+            and order is None
+        )
 
     # ------------------------------------------------------------------ basic protocol
     @property
@@ -192,8 +211,11 @@ class IdMap:
     def __repr__(self) -> str:
         n = len(self)
         head = ", ".join(repr(x) for x in self._ids[:3].tolist())
-        tail = f", ..., {self._ids[-1].item()!r}" if n > 4 else (
-            "".join(f", {x!r}" for x in self._ids[3:].tolist()))
+        tail = (
+            f", ..., {self._ids[-1].item()!r}"
+            if n > 4
+            else ("".join(f", {x!r}" for x in self._ids[3:].tolist()))
+        )
         return f"IdMap(n={n}, dtype={self._ids.dtype}, ids=[{head}{tail}])"
 
     def __reduce__(self):
@@ -204,8 +226,9 @@ class IdMap:
         """Return (raw 1-D array, candidates in the map's dtype, mask of convertible entries)."""
         if isinstance(values, (pd.Series, pd.Index)) or hasattr(values, "to_numpy"):
             values = values.to_numpy()
-        if isinstance(values, str) or (isinstance(values, list)
-                                       and any(isinstance(v, str) for v in values)):
+        if isinstance(values, str) or (
+            isinstance(values, list) and any(isinstance(v, str) for v in values)
+        ):
             # as objects: NumPy's U dtype would drop a trailing NUL and match another id
             values = [values] if isinstance(values, str) else values
             raw = np.empty(len(values), dtype=object)
@@ -238,11 +261,21 @@ class IdMap:
                     return raw, cand, ok
                 raw_typed, kind = typed, typed.dtype.kind
             elif inferred in ("floating", "mixed-integer-float"):
-                raw_typed, kind = np.array([x if x is not None else np.nan for x in raw], dtype=np.float64), "f"
+                raw_typed, kind = (
+                    np.array([x if x is not None else np.nan for x in raw], dtype=np.float64),
+                    "f",
+                )
             else:  # mixed: convert element by element (rare, slow path)
-                ok = np.array([isinstance(x, str) if want_str else
-                               isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-                               for x in raw], dtype=bool)
+                ok = np.array(
+                    [
+                        isinstance(x, str)
+                        if want_str
+                        else isinstance(x, (int, np.integer))
+                        and not isinstance(x, (bool, np.bool_))
+                        for x in raw
+                    ],
+                    dtype=bool,
+                )
                 cand = np.zeros(raw.size, dtype=self._ids.dtype)
                 if ok.any():
                     cand[ok] = np.array(raw[ok].tolist(), dtype=self._ids.dtype)
@@ -264,7 +297,7 @@ class IdMap:
         if kind == "f":
             with np.errstate(invalid="ignore"):
                 ok = np.isfinite(raw_typed) & (raw_typed == np.round(raw_typed))
-            ok &= (np.abs(np.where(ok, raw_typed, 0)) < 2.0 ** 63)
+            ok &= np.abs(np.where(ok, raw_typed, 0)) < 2.0**63
             return raw, np.where(ok, raw_typed, 0).astype(self._ids.dtype), ok
         return raw, np.zeros(raw.size, dtype=self._ids.dtype), np.zeros(raw.size, dtype=bool)
 

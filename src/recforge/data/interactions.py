@@ -1,4 +1,5 @@
 """``Interactions``: an immutable users x items CSR matrix with id maps and optional timestamps."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,16 +28,19 @@ def _check_weights(data: np.ndarray, name: str = "weights") -> None:
         raise ValueError(f"{name} must be finite (no NaN/inf); position {bad} is {data[bad]}")
     if data.min() < 0:
         bad = int(np.flatnonzero(data < 0)[0])
-        raise ValueError(f"{name} must be >= 0 (negative weights are not supported); "
-                         f"position {bad} is {data[bad]}")
+        raise ValueError(
+            f"{name} must be >= 0 (negative weights are not supported); "
+            f"position {bad} is {data[bad]}"
+        )
 
 
 def _as_timestamps(timestamps, n: int) -> np.ndarray | None:
     """float64 seconds since the epoch (UTC) from numbers, datetime64 or (aware) datetimes."""
     if timestamps is None:
         return None
-    if isinstance(timestamps, (pd.Series, pd.Index)) \
-            and isinstance(timestamps.dtype, pd.DatetimeTZDtype):
+    if isinstance(timestamps, (pd.Series, pd.Index)) and isinstance(
+        timestamps.dtype, pd.DatetimeTZDtype
+    ):
         timestamps = pd.DatetimeIndex(timestamps).tz_convert("UTC").tz_localize(None)
     ts = as_numpy(timestamps)
     if ts.dtype.kind == "O" and ts.size:
@@ -51,7 +55,9 @@ def _as_timestamps(timestamps, n: int) -> np.ndarray | None:
         raise TypeError(f"timestamps must be numbers or datetimes, got dtype {ts.dtype}{hint}")
     ts = check_1d(ts, "timestamps", dtype=np.float64, finite=True)
     if ts.size != n:
-        raise ValueError(f"timestamps has {ts.size} entries, expected {n} (one per stored interaction)")
+        raise ValueError(
+            f"timestamps has {ts.size} entries, expected {n} (one per stored interaction)"
+        )
     return ts
 
 
@@ -67,8 +73,9 @@ def _object_timestamps(ts: np.ndarray) -> np.ndarray:
         pass
     first = next((v for v in ts.tolist() if not isinstance(v, (int, float))), ts[0])
     hint = " (parse date strings with pandas.to_datetime first)" if isinstance(first, str) else ""
-    raise TypeError(f"timestamps must be numbers or datetimes, got {kind} values such as "
-                    f"{first!r}{hint}")
+    raise TypeError(
+        f"timestamps must be numbers or datetimes, got {kind} values such as {first!r}{hint}"
+    )
 
 
 def _as_idmap(value, n: int, name: str) -> IdMap:
@@ -158,8 +165,10 @@ class Interactions:
         else:
             dense = np.asarray(matrix)
             if dense.ndim != 2:
-                raise ValueError(f"matrix must be a 2-D (n_users, n_items) array or sparse matrix, "
-                                 f"got shape {dense.shape}")
+                raise ValueError(
+                    f"matrix must be a 2-D (n_users, n_items) array or sparse matrix, "
+                    f"got shape {dense.shape}"
+                )
             rows, cols = np.nonzero(dense)
             values = dense[rows, cols]
             rows, cols = rows.astype(np.int64), cols.astype(np.int64)
@@ -167,8 +176,10 @@ class Interactions:
         if values.dtype.kind not in "biuf":
             raise TypeError(f"matrix must hold numeric weights, got dtype {values.dtype}")
         shape = (int(matrix.shape[0]), int(matrix.shape[1]))
-        if shape[1] >= 2 ** 31:
-            raise ValueError(f"matrix has {shape[1]} columns; at most 2**31 - 1 items are supported")
+        if shape[1] >= 2**31:
+            raise ValueError(
+                f"matrix has {shape[1]} columns; at most 2**31 - 1 items are supported"
+            )
         weights = values.astype(np.float64)
         _check_weights(weights, "weights")
         ts = _as_timestamps(timestamps, rows.size)
@@ -179,9 +190,17 @@ class Interactions:
             return f"(row {rows[j]}, col {cols[j]})"
 
         indptr, indices, data, ts = build_csr(
-            rows, cols, weights, ts, shape, duplicates="raise", describe=describe, argname="matrix",
+            rows,
+            cols,
+            weights,
+            ts,
+            shape,
+            duplicates="raise",
+            describe=describe,
+            argname="matrix",
             hint="merge them first (matrix.sum_duplicates() on a copy) or build with "
-                 "Interactions.from_arrays(..., duplicates='sum'|'last'|'first'|'max')")
+            "Interactions.from_arrays(..., duplicates='sum'|'last'|'first'|'max')",
+        )
         _check_weights(data, "weights (as float32)")
         self._set(indptr, indices, data, shape, ts, umap, imap)
 
@@ -203,9 +222,18 @@ class Interactions:
         return obj
 
     def __reduce__(self):
-        return (Interactions._trusted, (np.array(self._indptr), np.array(self._indices), np.array(self._data),
-                                        self._shape, None if self._timestamps is None else np.array(self._timestamps),
-                                        self._user_map, self._item_map))
+        return (
+            Interactions._trusted,
+            (
+                np.array(self._indptr),
+                np.array(self._indices),
+                np.array(self._data),
+                self._shape,
+                None if self._timestamps is None else np.array(self._timestamps),
+                self._user_map,
+                self._item_map,
+            ),
+        )
 
     def _replace(self, *, matrix=_KEEP, timestamps=_KEEP) -> Interactions:
         """A sibling with the SAME id maps and shape and a new matrix and/or timestamps.
@@ -219,12 +247,18 @@ class Interactions:
                 timestamps = self._timestamps
         elif timestamps is _KEEP:
             if self._timestamps is not None:
-                raise ValueError("pass timestamps= (or timestamps=None) when replacing the matrix of "
-                                 "an Interactions that has timestamps")
+                raise ValueError(
+                    "pass timestamps= (or timestamps=None) when replacing the matrix of "
+                    "an Interactions that has timestamps"
+                )
             timestamps = None
         if tuple(matrix.shape) != self._shape:
-            raise ValueError(f"matrix has shape {tuple(matrix.shape)}, expected {self._shape} (same id maps)")
-        return Interactions(matrix, timestamps=timestamps, user_map=self._user_map, item_map=self._item_map)
+            raise ValueError(
+                f"matrix has shape {tuple(matrix.shape)}, expected {self._shape} (same id maps)"
+            )
+        return Interactions(
+            matrix, timestamps=timestamps, user_map=self._user_map, item_map=self._item_map
+        )
 
     def _subset(self, mask: np.ndarray) -> Interactions:
         """Entries where ``mask`` (shape (nnz,), bool) is True; same maps and shape."""
@@ -234,12 +268,28 @@ class Interactions:
         np.cumsum(mask, dtype=dtype, out=csum[1:])
         indptr = csum[self._indptr]
         ts = None if self._timestamps is None else self._timestamps[mask]
-        return Interactions._trusted(indptr, self._indices[mask], self._data[mask], self._shape, ts,
-                                     self._user_map, self._item_map)
+        return Interactions._trusted(
+            indptr,
+            self._indices[mask],
+            self._data[mask],
+            self._shape,
+            ts,
+            self._user_map,
+            self._item_map,
+        )
 
     @classmethod
-    def from_arrays(cls, users, items, weights=None, timestamps=None, *, duplicates: str = "raise",
-                    user_ids=None, item_ids=None) -> Interactions:
+    def from_arrays(
+        cls,
+        users,
+        items,
+        weights=None,
+        timestamps=None,
+        *,
+        duplicates: str = "raise",
+        user_ids=None,
+        item_ids=None,
+    ) -> Interactions:
         """Build from parallel arrays of EXTERNAL user and item ids.
 
         Parameters
@@ -277,7 +327,9 @@ class Interactions:
         n = np.shape(users)[0] if np.ndim(users) else 1
         n_items_in = np.shape(items)[0] if np.ndim(items) else 1
         if np.ndim(users) != 1 or np.ndim(items) != 1:
-            raise ValueError(f"users and items must be 1-D, got shapes {np.shape(users)} and {np.shape(items)}")
+            raise ValueError(
+                f"users and items must be 1-D, got shapes {np.shape(users)} and {np.shape(items)}"
+            )
         if n != n_items_in:
             raise ValueError(f"users and items must have the same length, got {n} and {n_items_in}")
         if weights is None:
@@ -285,27 +337,46 @@ class Interactions:
         else:
             w = check_1d(weights, "weights", dtype=np.float64)
             if w.size != n:
-                raise ValueError(f"weights has {w.size} entries, expected {n} (the length of users)")
+                raise ValueError(
+                    f"weights has {w.size} entries, expected {n} (the length of users)"
+                )
             _check_weights(w, "weights")
         ts = _as_timestamps(timestamps, n)
         rows, user_map = _external_index(users, user_ids, "user")
         cols, item_map = _external_index(items, item_ids, "item")
-        if len(item_map) >= 2 ** 31:
+        if len(item_map) >= 2**31:
             raise ValueError(f"{len(item_map)} items; at most 2**31 - 1 are supported")
         shape = (len(user_map), len(item_map))
 
         def describe(j):
             return f"(user {user_map.ids[rows[j]].item()!r}, item {item_map.ids[cols[j]].item()!r})"
 
-        indptr, indices, data, ts = build_csr(rows, cols, w, ts, shape, duplicates=duplicates,
-                                              describe=describe, argname="duplicates='raise'")
+        indptr, indices, data, ts = build_csr(
+            rows,
+            cols,
+            w,
+            ts,
+            shape,
+            duplicates=duplicates,
+            describe=describe,
+            argname="duplicates='raise'",
+        )
         _check_weights(data, "weights (as float32)")
         return cls._trusted(indptr, indices, data, shape, ts, user_map, item_map)
 
     @classmethod
-    def from_dataframe(cls, df, *, user_col: str = "user_id", item_col: str = "item_id", weight_col=None,
-                       timestamp_col=None, duplicates: str = "raise", user_ids=None,
-                       item_ids=None) -> Interactions:
+    def from_dataframe(
+        cls,
+        df,
+        *,
+        user_col: str = "user_id",
+        item_col: str = "item_id",
+        weight_col=None,
+        timestamp_col=None,
+        duplicates: str = "raise",
+        user_ids=None,
+        item_ids=None,
+    ) -> Interactions:
         """Build from a DataFrame with one row per interaction.
 
         Parameters
@@ -335,18 +406,30 @@ class Interactions:
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-        for arg, col in (("user_col", user_col), ("item_col", item_col), ("weight_col", weight_col),
-                         ("timestamp_col", timestamp_col)):
+        for arg, col in (
+            ("user_col", user_col),
+            ("item_col", item_col),
+            ("weight_col", weight_col),
+            ("timestamp_col", timestamp_col),
+        ):
             if col is not None and col not in df.columns:
-                raise ValueError(f"{arg}={col!r} is not a column of df (columns: {list(df.columns)})")
+                raise ValueError(
+                    f"{arg}={col!r} is not a column of df (columns: {list(df.columns)})"
+                )
             if col is not None and int((df.columns == col).sum()) > 1:
-                raise ValueError(f"{arg}={col!r} names {int((df.columns == col).sum())} columns of df; "
-                                 "column names must be unique")
+                raise ValueError(
+                    f"{arg}={col!r} names {int((df.columns == col).sum())} columns of df; "
+                    "column names must be unique"
+                )
         return cls.from_arrays(
-            df[user_col].to_numpy(), df[item_col].to_numpy(),
+            df[user_col].to_numpy(),
+            df[item_col].to_numpy(),
             None if weight_col is None else df[weight_col],
             None if timestamp_col is None else df[timestamp_col],
-            duplicates=duplicates, user_ids=user_ids, item_ids=item_ids)
+            duplicates=duplicates,
+            user_ids=user_ids,
+            item_ids=item_ids,
+        )
 
     # ------------------------------------------------------------------ attributes
     @property
@@ -387,8 +470,10 @@ class Interactions:
         return self._shape
 
     def __repr__(self) -> str:
-        return (f"Interactions(n_users={self.n_users}, n_items={self.n_items}, nnz={self.nnz}, "
-                f"timestamps={self._timestamps is not None})")
+        return (
+            f"Interactions(n_users={self.n_users}, n_items={self.n_items}, nnz={self.nnz}, "
+            f"timestamps={self._timestamps is not None})"
+        )
 
     # ------------------------------------------------------------------ derived views
     def _entry_rows(self) -> np.ndarray:

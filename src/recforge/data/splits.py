@@ -4,6 +4,7 @@ Every split returns ``(train, test)`` with the SAME ``user_map`` / ``item_map`` 
 as the input, so internal indices mean the same thing on both sides. Each entry goes to exactly
 one side; weights and timestamps travel with it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,21 +16,26 @@ from .interactions import Interactions
 
 def _check_interactions(interactions) -> Interactions:
     if not isinstance(interactions, Interactions):
-        raise TypeError(f"interactions must be a recforge.data.Interactions, got {type(interactions).__name__}")
+        raise TypeError(
+            f"interactions must be a recforge.data.Interactions, got {type(interactions).__name__}"
+        )
     return interactions
 
 
 def _time_order(interactions: Interactions, func: str) -> np.ndarray:
     """Permutation ordering the entries by (user, timestamp, item index)."""
     if interactions.timestamps is None:
-        raise ValueError(f"{func} needs timestamps; interactions has none (use random_split, or build "
-                         "it with timestamps=... / timestamp_col=...)")
+        raise ValueError(
+            f"{func} needs timestamps; interactions has none (use random_split, or build "
+            "it with timestamps=... / timestamp_col=...)"
+        )
     # the sort is stable and entries are item-sorted inside each row: timestamp ties -> item index
     return order_within_rows(interactions._indptr, interactions.timestamps)
 
 
-def _split_last(interactions: Interactions, order: np.ndarray,
-                n_test: np.ndarray) -> tuple[Interactions, Interactions]:
+def _split_last(
+    interactions: Interactions, order: np.ndarray, n_test: np.ndarray
+) -> tuple[Interactions, Interactions]:
     """Send the last ``n_test[u]`` entries of each user (in ``order``) to test."""
     indptr = interactions._indptr.astype(np.int64)
     # ``order`` only permutes entries inside their row, so sorted position p holds an entry of the
@@ -81,8 +87,14 @@ def temporal_split(interactions, test_fraction: float = 0.2, min_interactions: i
     (38620, 9960, 603)
     """
     interactions = _check_interactions(interactions)
-    test_fraction = check_float(test_fraction, "test_fraction", min_value=0.0, max_value=1.0,
-                                min_inclusive=False, max_inclusive=False)
+    test_fraction = check_float(
+        test_fraction,
+        "test_fraction",
+        min_value=0.0,
+        max_value=1.0,
+        min_inclusive=False,
+        max_inclusive=False,
+    )
     min_interactions = check_int(min_interactions, "min_interactions", min_value=1)
     order = _time_order(interactions, "temporal_split")
     n_test = _fraction_counts(interactions.user_activity(), test_fraction, min_interactions)
@@ -125,7 +137,9 @@ def leave_last_k_split(interactions, k: int = 1, min_interactions: int = 2):
     return _split_last(interactions, order, n_test)
 
 
-def random_split(interactions, test_fraction: float = 0.2, min_interactions: int = 5, random_state=None):
+def random_split(
+    interactions, test_fraction: float = 0.2, min_interactions: int = 5, random_state=None
+):
     """Per user, ``ceil(n * test_fraction)`` entries drawn at random go to test.
 
     Users with fewer than ``min_interactions`` entries stay train-only. Timestamps are not needed
@@ -154,8 +168,14 @@ def random_split(interactions, test_fraction: float = 0.2, min_interactions: int
     True
     """
     interactions = _check_interactions(interactions)
-    test_fraction = check_float(test_fraction, "test_fraction", min_value=0.0, max_value=1.0,
-                                min_inclusive=False, max_inclusive=False)
+    test_fraction = check_float(
+        test_fraction,
+        "test_fraction",
+        min_value=0.0,
+        max_value=1.0,
+        min_inclusive=False,
+        max_inclusive=False,
+    )
     min_interactions = check_int(min_interactions, "min_interactions", min_value=1)
     rng = check_random_state(random_state)
     order = order_within_rows(interactions._indptr, rng.random(interactions.nnz))

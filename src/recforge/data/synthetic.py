@@ -3,6 +3,7 @@
 Both are vectorised NumPy (no Python loop over rows or events, no dense users x items matrix) and
 deterministic for a given ``seed``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,15 +26,22 @@ def _item_ranks(u: np.ndarray, n_items: int, exponent: float) -> np.ndarray:
         x = q * np.exp(u * np.log1p(n_items / q)) - q
     else:
         b = 1.0 - exponent
-        lo, hi = q ** b, (n_items + q) ** b
+        lo, hi = q**b, (n_items + q) ** b
         x = (lo + u * (hi - lo)) ** (1.0 / b) - q
     r = x.astype(np.int64)
     np.clip(r, 0, n_items - 1, out=r)
     return r
 
 
-def synthetic_interactions(n_users: int, n_items: int, n_interactions: int, *, seed=0,
-                           popularity_exponent: float = 1.0, timestamps: bool = True) -> Interactions:
+def synthetic_interactions(
+    n_users: int,
+    n_items: int,
+    n_interactions: int,
+    *,
+    seed=0,
+    popularity_exponent: float = 1.0,
+    timestamps: bool = True,
+) -> Interactions:
     """Random implicit-feedback interactions with power-law item popularity.
 
     ``n_interactions`` events are drawn independently: the user with probability proportional
@@ -75,15 +83,19 @@ def synthetic_interactions(n_users: int, n_items: int, n_interactions: int, *, s
     ((1000, 500), True, 20000.0)
     """
     n_users = check_int(n_users, "n_users", min_value=1)
-    n_items = check_int(n_items, "n_items", min_value=1, max_value=2 ** 31 - 1)
+    n_items = check_int(n_items, "n_items", min_value=1, max_value=2**31 - 1)
     n = check_int(n_interactions, "n_interactions", min_value=0)
-    exponent = check_float(popularity_exponent, "popularity_exponent", min_value=0.0, min_inclusive=False)
-    if n_users * n_items >= 2 ** 62:
+    exponent = check_float(
+        popularity_exponent, "popularity_exponent", min_value=0.0, min_inclusive=False
+    )
+    if n_users * n_items >= 2**62:
         raise ValueError(f"n_users * n_items = {n_users * n_items} is too large (must be < 2**62)")
     rng = np.random.default_rng(seed)
 
     activity = rng.lognormal(0.0, _USER_SIGMA, n_users)
-    per_user = rng.multinomial(n, activity / activity.sum()) if n else np.zeros(n_users, dtype=np.int64)
+    per_user = (
+        rng.multinomial(n, activity / activity.sum()) if n else np.zeros(n_users, dtype=np.int64)
+    )
     item_of_rank = rng.permutation(n_items).astype(np.int64)
 
     keys = np.repeat(np.arange(n_users, dtype=np.int64) * n_items, per_user)  # sorted by user
@@ -104,8 +116,10 @@ def synthetic_interactions(n_users: int, n_items: int, n_interactions: int, *, s
     else:
         data = np.zeros(0, dtype=np.float32)
     nnz = keys.size
-    idx_dtype = np.int32 if nnz < 2 ** 31 - 1 else np.int64
-    indptr = np.searchsorted(keys, np.arange(n_users + 1, dtype=np.int64) * n_items).astype(idx_dtype)
+    idx_dtype = np.int32 if nnz < 2**31 - 1 else np.int64
+    indptr = np.searchsorted(keys, np.arange(n_users + 1, dtype=np.int64) * n_items).astype(
+        idx_dtype
+    )
     indices = (keys % n_items).astype(np.int32)
     del keys
 

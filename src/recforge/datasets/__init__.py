@@ -4,6 +4,7 @@
 >>> movielens_small().ratings.shape
 (100836, 4)
 """
+
 from .adult import Adult, adult, load_adult
 from .movielens import MovieLens, load_movielens, movielens_small
 

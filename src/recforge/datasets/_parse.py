@@ -5,6 +5,7 @@ The fast path is one ``pandas.read_csv`` call. When it fails, or its result does
 line and raises ``ValueError("<file>, line <n>: <what is wrong>")``. Small files may use the
 line-by-line parser directly (``engine="python"``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -82,8 +83,9 @@ class Source:
                     stream.seek(0)
                 yield stream
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-            raise ValueError(f"{self.name}: corrupt or truncated gzip file "
-                             f"({type(exc).__name__}: {exc})") from None
+            raise ValueError(
+                f"{self.name}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})"
+            ) from None
 
 
 def _is_number(text: str) -> bool:
@@ -105,8 +107,9 @@ def _skip(line: str, comment: str | None) -> bool:
     return not stripped or (comment is not None and stripped.startswith(comment))
 
 
-def detect_header(src: Source, *, sep: str, encoding: str, comment: str | None = None,
-                  quoted: bool = False) -> int:
+def detect_header(
+    src: Source, *, sep: str, encoding: str, comment: str | None = None, quoted: bool = False
+) -> int:
     """Number of physical lines before the first data row (the header row, if any, included).
 
     A row whose first field is not a number is a header.
@@ -142,8 +145,9 @@ def _convert(value: str, col: Col, na_values: tuple[str, ...]):
         if not math.isfinite(x):
             raise ValueError(f"column {col.name!r}: {value!r} is not a finite number")
         if col.max_abs is not None and abs(x) > col.max_abs:
-            raise ValueError(f"column {col.name!r}: {value!r} is out of range "
-                             f"(|value| <= {col.max_abs:.6g})")
+            raise ValueError(
+                f"column {col.name!r}: {value!r} is out of range (|value| <= {col.max_abs:.6g})"
+            )
         return x
     if col.kind == MAP:
         if v not in col.mapping:
@@ -158,9 +162,18 @@ def _convert(value: str, col: Col, na_values: tuple[str, ...]):
     return v
 
 
-def parse_lines(src: Source, cols: list[Col], *, sep: str, encoding: str, skip: int = 0,
-                comment: str | None = None, quoted: bool = False, na_values: tuple[str, ...] = (),
-                first_error_only: bool = False) -> pd.DataFrame | None:
+def parse_lines(
+    src: Source,
+    cols: list[Col],
+    *,
+    sep: str,
+    encoding: str,
+    skip: int = 0,
+    comment: str | None = None,
+    quoted: bool = False,
+    na_values: tuple[str, ...] = (),
+    first_error_only: bool = False,
+) -> pd.DataFrame | None:
     """Line-by-line parser: the DataFrame, or the first bad line as ``ValueError``.
 
     With ``first_error_only`` nothing is kept and ``None`` is returned when no line is bad.
@@ -168,14 +181,18 @@ def parse_lines(src: Source, cols: list[Col], *, sep: str, encoding: str, skip: 
     values: list[list] = [[] for _ in cols]
     lineno = 0
     with src.reading() as raw:
-        for data in raw:  # binary lines, decoded one by one so a bad byte is reported on its own line
+        for (
+            data
+        ) in raw:  # binary lines, decoded one by one so a bad byte is reported on its own line
             lineno += 1
             if lineno <= skip:
                 continue
             try:
                 line = data.decode(encoding)
             except UnicodeDecodeError as exc:
-                raise DecodeError(f"{src.name}, line {lineno}: cannot be decoded as {encoding} ({exc})") from None
+                raise DecodeError(
+                    f"{src.name}, line {lineno}: cannot be decoded as {encoding} ({exc})"
+                ) from None
             if _skip(line, comment):
                 continue
             line = line.rstrip("\r\n")
@@ -184,7 +201,9 @@ def parse_lines(src: Source, cols: list[Col], *, sep: str, encoding: str, skip: 
                 if len(fields) == len(cols) + 1 and not fields[-1].strip():
                     fields.pop()  # a separator at the end of the line
                 if len(fields) != len(cols):
-                    raise ValueError(f"expected {len(cols)} fields separated by {sep!r}, found {len(fields)}")
+                    raise ValueError(
+                        f"expected {len(cols)} fields separated by {sep!r}, found {len(fields)}"
+                    )
                 row = [_convert(f, c, na_values) for f, c in zip(fields, cols)]
             except (ValueError, csv.Error) as exc:
                 shown = line if len(line) <= 120 else line[:117] + "..."
@@ -211,10 +230,20 @@ def _frame(cols: list[Col], values: list[list]) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def read_table(src: Source, cols: list[Col], *, sep: str, encoding: str = "utf-8", skip: int = 0,
-               comment: str | None = None, quoted: bool = False, na_values: tuple[str, ...] = (),
-               engine: str = "pandas", colon_pairs: bool = False,
-               skipinitialspace: bool = False) -> pd.DataFrame:
+def read_table(
+    src: Source,
+    cols: list[Col],
+    *,
+    sep: str,
+    encoding: str = "utf-8",
+    skip: int = 0,
+    comment: str | None = None,
+    quoted: bool = False,
+    na_values: tuple[str, ...] = (),
+    engine: str = "pandas",
+    colon_pairs: bool = False,
+    skipinitialspace: bool = False,
+) -> pd.DataFrame:
     """Read ``src`` into a DataFrame with the columns ``cols`` (in order).
 
     Parameters
@@ -235,18 +264,45 @@ def read_table(src: Source, cols: list[Col], *, sep: str, encoding: str = "utf-8
         Ignore spaces after a separator (``", "``-separated files).
     """
     if engine == "python":
-        return parse_lines(src, cols, sep=sep, encoding=encoding, skip=skip, comment=comment,
-                           quoted=quoted, na_values=na_values)
+        return parse_lines(
+            src,
+            cols,
+            sep=sep,
+            encoding=encoding,
+            skip=skip,
+            comment=comment,
+            quoted=quoted,
+            na_values=na_values,
+        )
     # UnicodeDecodeError and pandas' ParserError / EmptyDataError are ValueErrors
     try:
-        df = _read_fast(src, cols, sep=sep, encoding=encoding, skip=skip, comment=comment, quoted=quoted,
-                        na_values=na_values, colon_pairs=colon_pairs, skipinitialspace=skipinitialspace)
+        df = _read_fast(
+            src,
+            cols,
+            sep=sep,
+            encoding=encoding,
+            skip=skip,
+            comment=comment,
+            quoted=quoted,
+            na_values=na_values,
+            colon_pairs=colon_pairs,
+            skipinitialspace=skipinitialspace,
+        )
         problem = None
     except (ValueError, csv.Error, IndexError, OverflowError) as exc:
         df, problem = None, exc
     if df is None:
-        parse_lines(src, cols, sep=sep, encoding=encoding, skip=skip, comment=comment, quoted=quoted,
-                    na_values=na_values, first_error_only=True)
+        parse_lines(
+            src,
+            cols,
+            sep=sep,
+            encoding=encoding,
+            skip=skip,
+            comment=comment,
+            quoted=quoted,
+            na_values=na_values,
+            first_error_only=True,
+        )
         raise ValueError(f"{src.name}: could not be parsed ({problem or 'inconsistent rows'})")
     return df
 
@@ -258,8 +314,19 @@ def _all_empty(column: pd.Series) -> bool:
     return bool((column.isna() | (column.astype(str).str.strip() == "")).all())
 
 
-def _read_fast(src: Source, cols: list[Col], *, sep, encoding, skip, comment, quoted, na_values,
-               colon_pairs, skipinitialspace) -> pd.DataFrame | None:
+def _read_fast(
+    src: Source,
+    cols: list[Col],
+    *,
+    sep,
+    encoding,
+    skip,
+    comment,
+    quoted,
+    na_values,
+    colon_pairs,
+    skipinitialspace,
+) -> pd.DataFrame | None:
     """One ``read_csv``; ``None`` when the result does not validate.
 
     Every field that is not a column (the empty halves of ``::``, a separator at the end of the
@@ -272,14 +339,26 @@ def _read_fast(src: Source, cols: list[Col], *, sep, encoding, skip, comment, qu
         dtype[pos] = {INT: "int64", FLOAT: "float64", NUM: "float64"}.get(col.kind, "str")
     with src.reading() as raw:
         df = pd.read_csv(
-            raw, sep=":" if colon_pairs else sep, header=None, skiprows=skip, dtype=dtype,
-            encoding=encoding, comment=comment, skip_blank_lines=True, keep_default_na=False,
-            na_values=list(na_values), quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
-            engine="c", low_memory=False, skipinitialspace=skipinitialspace)
+            raw,
+            sep=":" if colon_pairs else sep,
+            header=None,
+            skiprows=skip,
+            dtype=dtype,
+            encoding=encoding,
+            comment=comment,
+            skip_blank_lines=True,
+            keep_default_na=False,
+            na_values=list(na_values),
+            quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
+            engine="c",
+            low_memory=False,
+            skipinitialspace=skipinitialspace,
+        )
     width = positions[-1] + 1
     trailing = 2 if colon_pairs else 1  # the fields a separator at the end of the line adds
-    if df.shape[1] not in (width, width + trailing) \
-            or list(df.columns[:width]) != list(range(width)):
+    if df.shape[1] not in (width, width + trailing) or list(df.columns[:width]) != list(
+        range(width)
+    ):
         return None
     if not all(_all_empty(df[c]) for c in df.columns if c not in dtype):
         return None

@@ -1,4 +1,5 @@
 """UCI Adult (Census Income): the bundled train/test files, and a loader for any copy of them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,19 +10,48 @@ import pandas as pd
 
 from ._parse import MAP, NUM, STR, Col, Source, detect_header, read_table
 
-NUMERIC_COLUMNS = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
-CATEGORICAL_COLUMNS = ["workclass", "education", "marital_status", "occupation", "relationship", "race", "sex",
-                       "native_country"]
-FEATURE_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
-                   "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week",
-                   "native_country"]
+NUMERIC_COLUMNS = [
+    "age",
+    "fnlwgt",
+    "education_num",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+]
+CATEGORICAL_COLUMNS = [
+    "workclass",
+    "education",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "native_country",
+]
+FEATURE_COLUMNS = [
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education_num",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+    "native_country",
+]
 LABEL_COLUMN = "income"
 _LABELS = {"<=50K": 0, "<=50K.": 0, ">50K": 1, ">50K.": 1}
 #: numeric fields beyond this are refused (integers stay exact in float64, and fit int64)
-MAX_NUMERIC = 2.0 ** 53
-_COLS = ([Col(c, NUM, max_abs=MAX_NUMERIC) if c in NUMERIC_COLUMNS else Col(c, STR, na_ok=True)
-          for c in FEATURE_COLUMNS]
-         + [Col(LABEL_COLUMN, MAP, mapping=_LABELS, dtype="int8")])
+MAX_NUMERIC = 2.0**53
+_COLS = [
+    Col(c, NUM, max_abs=MAX_NUMERIC) if c in NUMERIC_COLUMNS else Col(c, STR, na_ok=True)
+    for c in FEATURE_COLUMNS
+] + [Col(LABEL_COLUMN, MAP, mapping=_LABELS, dtype="int8")]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -73,7 +103,9 @@ class Adult:
 
 def _read_adult(src: Source) -> pd.DataFrame:
     skip = detect_header(src, sep=",", encoding="utf-8", comment="|")
-    df = read_table(src, _COLS, sep=",", skip=skip, comment="|", na_values=("?",), skipinitialspace=True)
+    df = read_table(
+        src, _COLS, sep=",", skip=skip, comment="|", na_values=("?",), skipinitialspace=True
+    )
     for c in NUMERIC_COLUMNS:
         values = df[c].to_numpy()
         if not np.isnan(values).any() and np.all(values == np.round(values)):
@@ -129,8 +161,10 @@ def load_adult(path):
     if not p.exists():
         raise FileNotFoundError(f"path {str(p)!r} does not exist")
     if p.is_dir():
-        return Adult(train=_read_adult(Source.from_path(_find(p, "adult.data"))),
-                     test=_read_adult(Source.from_path(_find(p, "adult.test"))))
+        return Adult(
+            train=_read_adult(Source.from_path(_find(p, "adult.data"))),
+            test=_read_adult(Source.from_path(_find(p, "adult.test"))),
+        )
     return _read_adult(Source.from_path(p))
 
 
@@ -153,5 +187,7 @@ def adult() -> Adult:
     >>> round(float(data.y_train.mean()), 3), round(float(data.y_test.mean()), 3)
     (0.241, 0.236)
     """
-    return Adult(train=_read_adult(Source.bundled("adult/adult.data.gz")),
-                 test=_read_adult(Source.bundled("adult/adult.test.gz")))
+    return Adult(
+        train=_read_adult(Source.bundled("adult/adult.data.gz")),
+        test=_read_adult(Source.bundled("adult/adult.test.gz")),
+    )

@@ -15,6 +15,7 @@ ml-latest(-small), 20m,   ``ratings.csv`` (header row)                ``movies.c
 Files may also be gzip-compressed (``ratings.csv.gz`` ...). ``u.item`` and ``movies.dat`` are read
 as UTF-8 when they decode as such, else as latin-1 (the encoding of ml-100k and ml-1m).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,12 +28,35 @@ from ..data import Interactions
 from ._parse import FLOAT, INT, STR, Col, DecodeError, Source, detect_header, read_table
 
 RATING_COLUMNS = ["userId", "movieId", "rating", "timestamp"]
-_RATING_COLS = [Col("userId", INT), Col("movieId", INT), Col("rating", FLOAT), Col("timestamp", INT)]
+_RATING_COLS = [
+    Col("userId", INT),
+    Col("movieId", INT),
+    Col("rating", FLOAT),
+    Col("timestamp", INT),
+]
 _NO_GENRES = "(no genres listed)"
 #: ml-100k genre order when ``u.genre`` is absent
-ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-                 "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
-                 "Thriller", "War", "Western"]
+ML100K_GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 
 # release -> (ratings file names, movies file names), in detection order
 _FORMATS = {
@@ -83,8 +107,14 @@ class MovieLens:
         Interactions
             Shape (n_users, n_items); if a user rated a movie twice, the latest rating is kept.
         """
-        x = Interactions.from_dataframe(self.ratings, user_col="userId", item_col="movieId",
-                                        weight_col="rating", timestamp_col="timestamp", duplicates="last")
+        x = Interactions.from_dataframe(
+            self.ratings,
+            user_col="userId",
+            item_col="movieId",
+            weight_col="rating",
+            timestamp_col="timestamp",
+            duplicates="last",
+        )
         return x if min_rating is None else x.positives(min_rating)
 
     def __repr__(self) -> str:
@@ -92,23 +122,34 @@ class MovieLens:
 
 
 def _finish_ratings(df: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "userId": df["userId"].to_numpy(dtype=np.int64),
-        "movieId": df["movieId"].to_numpy(dtype=np.int64),
-        "rating": df["rating"].to_numpy(dtype=np.float32),
-        "timestamp": df["timestamp"].to_numpy(dtype=np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "userId": df["userId"].to_numpy(dtype=np.int64),
+            "movieId": df["movieId"].to_numpy(dtype=np.int64),
+            "rating": df["rating"].to_numpy(dtype=np.float32),
+            "timestamp": df["timestamp"].to_numpy(dtype=np.int64),
+        }
+    )
 
 
 def _empty_movies() -> pd.DataFrame:
-    return pd.DataFrame({"movieId": np.zeros(0, dtype=np.int64), "title": pd.Series([], dtype="str"),
-                         "genres": pd.Series([], dtype="str")})
+    return pd.DataFrame(
+        {
+            "movieId": np.zeros(0, dtype=np.int64),
+            "title": pd.Series([], dtype="str"),
+            "genres": pd.Series([], dtype="str"),
+        }
+    )
 
 
 def _finish_movies(movie_id, title, genres) -> pd.DataFrame:
-    return pd.DataFrame({"movieId": np.asarray(movie_id, dtype=np.int64),
-                         "title": pd.Series(title, dtype="str"),
-                         "genres": pd.Series(genres, dtype="str")})
+    return pd.DataFrame(
+        {
+            "movieId": np.asarray(movie_id, dtype=np.int64),
+            "title": pd.Series(title, dtype="str"),
+            "genres": pd.Series(genres, dtype="str"),
+        }
+    )
 
 
 # ---------------------------------------------------------------------- per-format readers
@@ -127,12 +168,23 @@ def _utf8_or_latin1(read):
 def _movies_100k(src: Source, genre_src: Source | None) -> pd.DataFrame:
     names = ML100K_GENRES
     if genre_src is not None:
-        g = _utf8_or_latin1(lambda enc: read_table(genre_src, [Col("genre", STR), Col("index", INT)], sep="|",
-                                                   encoding=enc, engine="python"))
+        g = _utf8_or_latin1(
+            lambda enc: read_table(
+                genre_src,
+                [Col("genre", STR), Col("index", INT)],
+                sep="|",
+                encoding=enc,
+                engine="python",
+            )
+        )
         names = list(g.sort_values("index")["genre"])
-    cols = ([Col("movieId", INT), Col("title", STR), Col("release", STR, empty_ok=True),
-             Col("video", STR, empty_ok=True), Col("url", STR, empty_ok=True)]
-            + [Col(f"g{j}", INT) for j in range(len(names))])
+    cols = [
+        Col("movieId", INT),
+        Col("title", STR),
+        Col("release", STR, empty_ok=True),
+        Col("video", STR, empty_ok=True),
+        Col("url", STR, empty_ok=True),
+    ] + [Col(f"g{j}", INT) for j in range(len(names))]
     df = _utf8_or_latin1(lambda enc: read_table(src, cols, sep="|", encoding=enc))
     flags = df[[f"g{j}" for j in range(len(names))]].to_numpy() != 0
     labels = np.array(names, dtype=object)
@@ -151,17 +203,26 @@ def _movies_1m(src: Source) -> pd.DataFrame:
 
 
 def _ratings_latest(src: Source) -> pd.DataFrame:
-    return read_table(src, _RATING_COLS, sep=",", skip=detect_header(src, sep=",", encoding="utf-8"))
+    return read_table(
+        src, _RATING_COLS, sep=",", skip=detect_header(src, sep=",", encoding="utf-8")
+    )
 
 
 def _movies_latest(src: Source) -> pd.DataFrame:
     skip = detect_header(src, sep=",", encoding="utf-8", quoted=True)
-    df = read_table(src, [Col("movieId", INT), Col("title", STR), Col("genres", STR)], sep=",", quoted=True,
-                    skip=skip)
+    df = read_table(
+        src,
+        [Col("movieId", INT), Col("title", STR), Col("genres", STR)],
+        sep=",",
+        quoted=True,
+        skip=skip,
+    )
     return _finish_movies(df["movieId"], df["title"], df["genres"])
 
 
-def _read(release: str, ratings: Source, movies: Source | None, genres: Source | None = None) -> MovieLens:
+def _read(
+    release: str, ratings: Source, movies: Source | None, genres: Source | None = None
+) -> MovieLens:
     if release == "ml-100k":
         r = _ratings_100k(ratings)
         m = _movies_100k(movies, genres) if movies is not None else _empty_movies()
@@ -190,8 +251,10 @@ def _sniff(path: Path) -> str:
         return "ml-100k"
     if "," in head:
         return "ml-latest"
-    raise ValueError(f"{path}: not a MovieLens ratings file (expected u.data, ratings.dat or ratings.csv; "
-                     f"first line {head.strip()[:80]!r})")
+    raise ValueError(
+        f"{path}: not a MovieLens ratings file (expected u.data, ratings.dat or ratings.csv; "
+        f"first line {head.strip()[:80]!r})"
+    )
 
 
 def load_movielens(path) -> MovieLens:
@@ -232,13 +295,15 @@ def load_movielens(path) -> MovieLens:
     if not p.exists():
         raise FileNotFoundError(f"path {str(p)!r} does not exist")
     if p.is_dir():
-        for release, (rating_names, movie_names) in _FORMATS.items():
+        for _release, (rating_names, _movie_names) in _FORMATS.items():
             ratings = _first_existing(p, rating_names)
             if ratings is not None:
                 break
         else:
-            raise FileNotFoundError(f"{p} holds no MovieLens ratings file "
-                                    "(u.data, ratings.dat or ratings.csv, optionally .gz)")
+            raise FileNotFoundError(
+                f"{p} holds no MovieLens ratings file "
+                "(u.data, ratings.dat or ratings.csv, optionally .gz)"
+            )
     else:
         ratings = p
         name = p.name.removesuffix(".gz")
@@ -254,8 +319,12 @@ def load_movielens(path) -> MovieLens:
     folder = ratings.parent
     movies = _first_existing(folder, movie_names)
     genres = _first_existing(folder, ["u.genre"]) if release == "ml-100k" else None
-    return _read(release, Source.from_path(ratings), None if movies is None else Source.from_path(movies),
-                 None if genres is None else Source.from_path(genres))
+    return _read(
+        release,
+        Source.from_path(ratings),
+        None if movies is None else Source.from_path(movies),
+        None if genres is None else Source.from_path(genres),
+    )
 
 
 def movielens_small() -> MovieLens:
@@ -279,5 +348,8 @@ def movielens_small() -> MovieLens:
     >>> ml.movies.loc[0, "title"], ml.movies.loc[0, "genres"]
     ('Toy Story (1995)', 'Adventure|Animation|Children|Comedy|Fantasy')
     """
-    return _read("ml-latest", Source.bundled("ml-latest-small/ratings.csv.gz"),
-                 Source.bundled("ml-latest-small/movies.csv.gz"))
+    return _read(
+        "ml-latest",
+        Source.bundled("ml-latest-small/ratings.csv.gz"),
+        Source.bundled("ml-latest-small/movies.csv.gz"),
+    )

@@ -33,9 +33,9 @@ import scipy.sparse as sp
 
 from .._threads import numba_threads
 from .._validation import check_int
+from ..kernels._csr import csr_kernel_arrays
 from ..kernels.neighbors import cooccurrence_sums, neighbors_to_csr, topk_csr_rows
 from ..recall import ItemCF, UserCF
-from ..kernels._csr import csr_kernel_arrays
 from ..recall._neighbors import log_penalty
 from ._compat import balanced_bounds, check_client, tree_reduce, worker_threads
 from .interactions import DaskInteractions
@@ -59,7 +59,11 @@ def _itemcf_input(part):
     matrix = part.matrix
     items = matrix.T.tocsr()
     items.sort_indices()
-    return (*csr_kernel_arrays(items)[:2], *csr_kernel_arrays(matrix)[:2], log_penalty(part.user_activity()))
+    return (
+        *csr_kernel_arrays(items)[:2],
+        *csr_kernel_arrays(matrix)[:2],
+        log_penalty(part.user_activity()),
+    )
 
 
 def _split_by_item_block(part, user_start: int, item_bounds: np.ndarray):

@@ -3,6 +3,7 @@
 Everything here is vectorised over rows; loops run over columns (or over the distinct values of
 one column), never over rows.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -21,8 +22,10 @@ class Table:
 
     def __init__(self, X, name: str = "X"):
         if sp.issparse(X):
-            raise TypeError(f"{name} must be a DataFrame or a dense 2-D array, got a sparse matrix "
-                            "(the encoder turns raw columns into features; pass encoded matrices to the model)")
+            raise TypeError(
+                f"{name} must be a DataFrame or a dense 2-D array, got a sparse matrix "
+                "(the encoder turns raw columns into features; pass encoded matrices to the model)"
+            )
         if isinstance(X, pd.DataFrame):
             self.frame = X
             self.names = [str(c) for c in X.columns]
@@ -31,8 +34,10 @@ class Table:
             self.array = None
         else:
             if isinstance(X, pd.Series):
-                raise TypeError(f"{name} must be 2-D (a DataFrame or an array of shape (n_rows, n_columns)), "
-                                 "got a Series")
+                raise TypeError(
+                    f"{name} must be 2-D (a DataFrame or an array of shape (n_rows, n_columns)), "
+                    "got a Series"
+                )
             arr = np.asarray(X)
             if arr.ndim != 2:
                 raise ValueError(f"{name} must be 2-D (n_rows, n_columns), got shape {arr.shape}")
@@ -96,13 +101,17 @@ def parse_numeric(values: np.ndarray, missing: np.ndarray, column: str) -> np.nd
     else:
         present = ~missing
         codes, uniques = pd.factorize(values[present])  # parse each distinct value once
-        parsed_u = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+        parsed_u = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(
+            dtype=np.float64
+        )
         parsed = parsed_u[codes]
         bad = np.isnan(parsed_u)
         if bad.any():
             first = uniques[np.flatnonzero(bad)[0]]
-            raise ValueError(f"column {column!r} is numeric but holds a non-number {first!r} "
-                             f"(declare it in `categorical`, or mark the value as missing with `missing_values`)")
+            raise ValueError(
+                f"column {column!r} is numeric but holds a non-number {first!r} "
+                f"(declare it in `categorical`, or mark the value as missing with `missing_values`)"
+            )
         out = np.full(values.shape[0], np.nan)
         out[present] = parsed
     out[missing] = np.nan
@@ -140,7 +149,9 @@ def _category_label(value) -> str:
 
 def stable_hash(strings: np.ndarray) -> np.ndarray:
     """CRC-32 of each string's UTF-8 bytes, as int64: the same in every process, platform and version."""
-    return np.fromiter((zlib.crc32(s.encode("utf-8")) for s in strings), dtype=np.int64, count=len(strings))
+    return np.fromiter(
+        (zlib.crc32(s.encode("utf-8")) for s in strings), dtype=np.int64, count=len(strings)
+    )
 
 
 def mix64(keys: np.ndarray) -> np.ndarray:

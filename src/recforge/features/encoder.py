@@ -19,6 +19,7 @@ Codes (per column, shared by every output)::
     cross (a, b)                      0 = other (pair unseen in fit or rarer than min_frequency),
                                       1 + i = i-th known pair; hashed: 1 + mix64(pair) % n_hash_buckets
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -118,9 +119,22 @@ class FeatureEncoder(ParamsMixin):
     [1.0, 2.0, 1.0, nan]
     """
 
-    def __init__(self, *, categorical=None, numeric=None, n_bins=20, scale_numeric=True, crosses=(),
-                 min_frequency=1, max_categories=None, hash_columns=(), n_hash_buckets=4096,
-                 missing_values=("?", ""), subsample=200_000, random_state=0):
+    def __init__(
+        self,
+        *,
+        categorical=None,
+        numeric=None,
+        n_bins=20,
+        scale_numeric=True,
+        crosses=(),
+        min_frequency=1,
+        max_categories=None,
+        hash_columns=(),
+        n_hash_buckets=4096,
+        missing_values=("?", ""),
+        subsample=200_000,
+        random_state=0,
+    ):
         self.categorical = categorical
         self.numeric = numeric
         self.n_bins = n_bins
@@ -155,7 +169,9 @@ class FeatureEncoder(ParamsMixin):
         forced_num = self._resolve(self.numeric, table.names, "numeric")
         both = forced_cat & forced_num
         if both:
-            raise ValueError(f"columns {sorted(both)} are listed in both `categorical` and `numeric`")
+            raise ValueError(
+                f"columns {sorted(both)} are listed in both `categorical` and `numeric`"
+            )
         hashed = self._resolve(self.hash_columns, table.names, "hash_columns")
         if hashed & forced_num:
             raise ValueError(f"hash_columns {sorted(hashed & forced_num)} are declared numeric")
@@ -170,8 +186,9 @@ class FeatureEncoder(ParamsMixin):
         for name in table.names:
             values = table.column(name)
             miss = missing_mask(values, mv)
-            is_num = name in forced_num or (name not in forced_cat and name not in hashed
-                                            and looks_numeric(values, miss))
+            is_num = name in forced_num or (
+                name not in forced_cat and name not in hashed and looks_numeric(values, miss)
+            )
             if is_num:
                 x = parse_numeric(values, miss, name)
                 self._fit_numeric(name, x)
@@ -192,7 +209,9 @@ class FeatureEncoder(ParamsMixin):
             uniq = uniq[counts >= self.min_frequency]
             hashed_cross = self.max_categories is not None and uniq.size > self.max_categories
             self.cross_hashed_.append(bool(hashed_cross))
-            self.cross_keys_.append(np.zeros(0, np.int64) if hashed_cross else uniq.astype(np.int64))
+            self.cross_keys_.append(
+                np.zeros(0, np.int64) if hashed_cross else uniq.astype(np.int64)
+            )
         self._build_layout()
         return self
 
@@ -203,15 +222,19 @@ class FeatureEncoder(ParamsMixin):
     def _validate_params(self):
         check_int(self.n_bins, "n_bins", min_value=0, max_value=65_536)
         check_int(self.min_frequency, "min_frequency", min_value=1)
-        check_int(self.n_hash_buckets, "n_hash_buckets", min_value=1, max_value=2 ** 30)
+        check_int(self.n_hash_buckets, "n_hash_buckets", min_value=1, max_value=2**30)
         if self.subsample is not None:
             check_int(self.subsample, "subsample", min_value=1)
         if self.max_categories is not None:
             check_int(self.max_categories, "max_categories", min_value=1)
         if not isinstance(self.scale_numeric, (bool, np.bool_)):
             raise TypeError(f"scale_numeric must be a bool, got {self.scale_numeric!r}")
-        if isinstance(self.missing_values, str) or not all(isinstance(v, str) for v in self.missing_values):
-            raise TypeError(f"missing_values must be a tuple of strings, got {self.missing_values!r}")
+        if isinstance(self.missing_values, str) or not all(
+            isinstance(v, str) for v in self.missing_values
+        ):
+            raise TypeError(
+                f"missing_values must be a tuple of strings, got {self.missing_values!r}"
+            )
 
     @staticmethod
     def _resolve(spec, names, argname) -> set:
@@ -228,7 +251,9 @@ class FeatureEncoder(ParamsMixin):
     def _column_name(key, names, argname) -> str:
         if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
             if not 0 <= int(key) < len(names):
-                raise ValueError(f"{argname}: column position {key} is out of range for {len(names)} columns")
+                raise ValueError(
+                    f"{argname}: column position {key} is out of range for {len(names)} columns"
+                )
             return names[int(key)]
         if isinstance(key, str) and key in names:
             return key
@@ -261,7 +286,9 @@ class FeatureEncoder(ParamsMixin):
         if self.n_bins > 0:
             if self.subsample is not None and present.size > self.subsample:
                 rng = np.random.default_rng(self.random_state)
-                present = present[np.sort(rng.choice(present.size, int(self.subsample), replace=False))]
+                present = present[
+                    np.sort(rng.choice(present.size, int(self.subsample), replace=False))
+                ]
             if present.size:
                 qs = np.quantile(present, np.arange(1, self.n_bins) / self.n_bins)
                 edges = np.unique(qs)
@@ -295,7 +322,11 @@ class FeatureEncoder(ParamsMixin):
 
         codes = np.empty(x.shape[0], dtype=np.int64)
         edges = self.bin_edges_[name] if self.n_bins > 0 else np.zeros(0)
-        bucketize(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(edges, dtype=np.float64), codes)
+        bucketize(
+            np.ascontiguousarray(x, dtype=np.float64),
+            np.ascontiguousarray(edges, dtype=np.float64),
+            codes,
+        )
         return codes
 
     def _categorical_codes(self, name, values, miss) -> np.ndarray:
@@ -307,7 +338,11 @@ class FeatureEncoder(ParamsMixin):
             cats = self.categories_[name]
             pos = np.searchsorted(cats, labels)
             pos_c = np.minimum(pos, max(cats.size - 1, 0))
-            found = (pos < cats.size) & (cats[pos_c] == labels) if cats.size else np.zeros(labels.size, bool)
+            found = (
+                (pos < cats.size) & (cats[pos_c] == labels)
+                if cats.size
+                else np.zeros(labels.size, bool)
+            )
             lut = np.where(found, 2 + pos, 1).astype(np.int64)
         codes = np.zeros(idx.shape[0], dtype=np.int64)
         present = idx >= 0
@@ -329,15 +364,19 @@ class FeatureEncoder(ParamsMixin):
         try:
             values = table.column(name)
         except (KeyError, ValueError):
-            raise ValueError(f"X has no column {name!r}; the encoder was fitted on {self.columns_}") from None
+            raise ValueError(
+                f"X has no column {name!r}; the encoder was fitted on {self.columns_}"
+            ) from None
         return values, missing_mask(values, mv)
 
     def _table(self, X) -> Table:
         self._check_fitted()
         table = Table(X)
         if table.frame is None and len(table.names) != len(self.columns_):
-            raise ValueError(f"X has {len(table.names)} columns, but the encoder was fitted on "
-                             f"{len(self.columns_)}")
+            raise ValueError(
+                f"X has {len(table.names)} columns, but the encoder was fitted on "
+                f"{len(self.columns_)}"
+            )
         return table
 
     def _codes_and_numbers(self, X, need_numbers: bool, skip=frozenset()):
@@ -409,7 +448,9 @@ class FeatureEncoder(ParamsMixin):
             slot_names = [f"{c}=missing"]
             if self.n_bins > 0:
                 bounds = np.concatenate([[-np.inf], edges, [np.inf]])
-                slot_names += [f"{c}=[{bounds[i]:g},{bounds[i + 1]:g})" for i in range(edges.size + 1)]
+                slot_names += [
+                    f"{c}=[{bounds[i]:g},{bounds[i + 1]:g})" for i in range(edges.size + 1)
+                ]
             elif self.scale_numeric:
                 pass  # only the missing indicator
             else:
@@ -424,12 +465,16 @@ class FeatureEncoder(ParamsMixin):
         for k, (a, b) in enumerate(self.crosses_):
             prefix = f"{a}*{b}"
             if self.cross_hashed_[k]:
-                slots = [f"{prefix}=other"] + [f"{prefix}=hash{h}" for h in range(int(self.n_hash_buckets))]
+                slots = [f"{prefix}=other"] + [
+                    f"{prefix}=hash{h}" for h in range(int(self.n_hash_buckets))
+                ]
             else:
                 n_b = self._n_codes(b)
                 keys = self.cross_keys_[k]
                 la, lb = self._code_labels(a), self._code_labels(b)
-                slots = [f"{prefix}=other"] + [f"{prefix}={la[i]}*{lb[j]}" for i, j in zip(keys // n_b, keys % n_b)]
+                slots = [f"{prefix}=other"] + [
+                    f"{prefix}={la[i]}*{lb[j]}" for i, j in zip(keys // n_b, keys % n_b)
+                ]
             names += slots
         return names
 
@@ -437,10 +482,12 @@ class FeatureEncoder(ParamsMixin):
         if name in self.mean_:
             edges = self.bin_edges_.get(name, np.zeros(0))
             bounds = np.concatenate([[-np.inf], edges, [np.inf]])
-            return ["missing"] + [f"[{bounds[i]:g},{bounds[i + 1]:g})" for i in range(bounds.size - 1)]
+            return ["missing"] + [
+                f"[{bounds[i]:g},{bounds[i + 1]:g})" for i in range(bounds.size - 1)
+            ]
         if self.hashed_[name]:
             return ["missing", "other"] + [f"hash{h}" for h in range(int(self.n_hash_buckets))]
-        return ["missing", "other"] + list(self.categories_[name])
+        return ["missing", "other", *list(self.categories_[name])]
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Names of :meth:`transform`'s columns (scikit-learn's spelling of ``feature_names_out_``)."""
@@ -474,33 +521,50 @@ class FeatureEncoder(ParamsMixin):
                 if values.dtype.kind in "iuf":
                     fused[name] = values
         n = table.n_rows
-        codes, numbers = self._codes_and_numbers(table, need_numbers=self.scale_numeric, skip=set(fused))
+        codes, numbers = self._codes_and_numbers(
+            table, need_numbers=self.scale_numeric, skip=set(fused)
+        )
         n_blocks = len(self._blocks)
         if n_blocks == 0:
             return sp.csr_matrix((n, 0), dtype=np.float32)
 
-        index_dtype = np.int32 if max(n * n_blocks, self.n_features_out_) < 2 ** 31 - 1 else np.int64
-        cols = np.empty((n_blocks, n), dtype=index_dtype)  # block-major: each row of cols is contiguous
-        valued = [j for j, blk in enumerate(self._blocks)
-                  if blk[0] == "scaled" or (blk[0] == "bins" and self.n_bins == 0)]
+        index_dtype = np.int32 if max(n * n_blocks, self.n_features_out_) < 2**31 - 1 else np.int64
+        cols = np.empty(
+            (n_blocks, n), dtype=index_dtype
+        )  # block-major: each row of cols is contiguous
+        valued = [
+            j
+            for j, blk in enumerate(self._blocks)
+            if blk[0] == "scaled" or (blk[0] == "bins" and self.n_bins == 0)
+        ]
         val_row = np.full(n_blocks, -1, dtype=np.int64)  # blocks whose value is not 1
         val_row[valued] = np.arange(len(valued))
         vals = np.empty((len(valued), n), dtype=np.float32)
-        scaled_block = {what: j for j, (kind, what, _, _) in enumerate(self._blocks) if kind == "scaled"}
+        scaled_block = {
+            what: j for j, (kind, what, _, _) in enumerate(self._blocks) if kind == "scaled"
+        }
         if fused and table.array is not None and table.array.dtype.kind in "iuf":
             self._fused_2d(table.array, list(fused), scaled_block, cols, vals, val_row)
             fused_done = True
         else:
             fused_done = False
-        for j, (kind, what, offset, width) in enumerate(self._blocks):
+        for j, (kind, what, offset, _width) in enumerate(self._blocks):
             if what in fused and fused_done:
                 continue
             if what in fused and kind == "bins":
                 js = scaled_block.get(what)
-                n_inf = numeric_blocks(fused[what], self.bin_edges_[what], self.mean_[what], self.scale_[what],
-                                       js is not None, self._blocks[js][2] if js is not None else 0,
-                                       cols[js] if js is not None else cols[j], vals[val_row[js]] if js is not None
-                                       else vals[:0].reshape(-1), offset, cols[j])
+                n_inf = numeric_blocks(
+                    fused[what],
+                    self.bin_edges_[what],
+                    self.mean_[what],
+                    self.scale_[what],
+                    js is not None,
+                    self._blocks[js][2] if js is not None else 0,
+                    cols[js] if js is not None else cols[j],
+                    vals[val_row[js]] if js is not None else vals[:0].reshape(-1),
+                    offset,
+                    cols[j],
+                )
                 if n_inf:
                     raise ValueError(f"column {what!r} holds an infinite value")
             elif what in fused:
@@ -533,7 +597,9 @@ class FeatureEncoder(ParamsMixin):
         from ..kernels.encoder import numeric_blocks_2d
 
         X = np.ascontiguousarray(X)
-        bins_block = {what: j for j, (kind, what, _, _) in enumerate(self._blocks) if kind == "bins"}
+        bins_block = {
+            what: j for j, (kind, what, _, _) in enumerate(self._blocks) if kind == "bins"
+        }
         k = len(names)
         col_idx = np.array([self.columns_.index(c) for c in names], dtype=np.int64)
         edge_list = [self.bin_edges_[c] for c in names]
@@ -546,11 +612,26 @@ class FeatureEncoder(ParamsMixin):
         brow = np.array([bins_block[c] for c in names], dtype=np.int64)
         off_b = np.array([self._blocks[r][2] for r in brow], dtype=np.int64)
         n_inf = np.zeros(k, dtype=np.int64)
-        numeric_blocks_2d(X, col_idx, edges.astype(np.float64), edge_ptr,
-                          np.array([self.mean_[c] for c in names]), np.array([self.scale_[c] for c in names]),
-                          srow, vrow, off_s, brow, off_b, cols, vals, n_inf)
+        numeric_blocks_2d(
+            X,
+            col_idx,
+            edges.astype(np.float64),
+            edge_ptr,
+            np.array([self.mean_[c] for c in names]),
+            np.array([self.scale_[c] for c in names]),
+            srow,
+            vrow,
+            off_s,
+            brow,
+            off_b,
+            cols,
+            vals,
+            n_inf,
+        )
         if n_inf.any():
-            raise ValueError(f"column {names[int(np.flatnonzero(n_inf)[0])]!r} holds an infinite value")
+            raise ValueError(
+                f"column {names[int(np.flatnonzero(n_inf)[0])]!r} holds an infinite value"
+            )
 
     def transform_dense(self, X) -> np.ndarray:
         """Dense features for trees, one column per input column in ``columns_`` order.
@@ -590,8 +671,11 @@ class FeatureEncoder(ParamsMixin):
             Code of each row in each column, in ``[0, n_codes(column))``.
         """
         self._check_fitted()
-        columns = self.categorical_columns_ if columns is None else [
-            self._column_name(c, self.columns_, "columns") for c in columns]
+        columns = (
+            self.categorical_columns_
+            if columns is None
+            else [self._column_name(c, self.columns_, "columns") for c in columns]
+        )
         table = self._table(X)
         n, (codes, _) = table.n_rows, self._codes_and_numbers(table, need_numbers=False)
         out = np.empty((n, len(columns)), dtype=np.int32)
@@ -626,8 +710,11 @@ class FeatureEncoder(ParamsMixin):
     def transform_codes_numeric(self, X, columns=None) -> tuple[np.ndarray, np.ndarray]:
         """``(transform_codes(X, columns), transform_numeric(X))`` from one pass over ``X`` (the inputs
         of an embedding model; half the time of the two calls)."""
-        columns = self.categorical_columns_ if columns is None else [
-            self._column_name(c, self.columns_, "columns") for c in columns]
+        columns = (
+            self.categorical_columns_
+            if columns is None
+            else [self._column_name(c, self.columns_, "columns") for c in columns]
+        )
         table = self._table(X)
         n, (codes, numbers) = table.n_rows, self._codes_and_numbers(table, need_numbers=True)
         out_codes = np.empty((n, len(columns)), dtype=np.int32)
@@ -706,8 +793,9 @@ class FeatureEncoder(ParamsMixin):
         enc.categorical_columns_ = _json_list(arrays, meta, "categorical", of=str)
         listed = enc.numeric_columns_ + enc.categorical_columns_
         if len(set(enc.columns_)) != len(enc.columns_) or sorted(listed) != sorted(enc.columns_):
-            raise arrays.error("the encoder's numeric and categorical columns must split its "
-                               "unique columns")
+            raise arrays.error(
+                "the encoder's numeric and categorical columns must split its unique columns"
+            )
         n_num, n_cat = len(enc.numeric_columns_), len(enc.categorical_columns_)
         mean = _json_floats(arrays, meta, "mean", n_num)
         scale = _json_floats(arrays, meta, "scale", n_num)
@@ -720,8 +808,10 @@ class FeatureEncoder(ParamsMixin):
             for j, c in enumerate(enc.numeric_columns_):
                 edges = arrays.take(f"{prefix}edges{j}", dtype=np.float64)
                 if edges.size > enc.n_bins - 1 or np.any(np.diff(edges) <= 0):
-                    raise arrays.error(f"bucket edges of column {c!r} must be at most n_bins - 1 = "
-                                       f"{enc.n_bins - 1} strictly increasing values")
+                    raise arrays.error(
+                        f"bucket edges of column {c!r} must be at most n_bins - 1 = "
+                        f"{enc.n_bins - 1} strictly increasing values"
+                    )
                 enc.bin_edges_[c] = edges
         hashed = _json_list(arrays, meta, "hashed", of=bool, length=n_cat)
         enc.hashed_, enc.categories_, enc.cardinalities_ = {}, {}, {}
@@ -739,16 +829,19 @@ class FeatureEncoder(ParamsMixin):
         enc.crosses_ = enc._resolve_crosses(enc.columns_)
         if [list(p) for p in enc.crosses_] != _json_list(arrays, meta, "crosses", of=list):
             raise arrays.error("the encoder's crosses do not match its 'crosses' parameter")
-        enc.cross_hashed_ = _json_list(arrays, meta, "cross_hashed", of=bool,
-                                       length=len(enc.crosses_))
+        enc.cross_hashed_ = _json_list(
+            arrays, meta, "cross_hashed", of=bool, length=len(enc.crosses_)
+        )
         enc.cross_keys_ = []
         for k, (a, b) in enumerate(enc.crosses_):
             n_keys = enc._n_codes(a) * enc._n_codes(b)
-            keys = arrays.take(f"{prefix}cross{k}", kinds="iu", dtype=np.int64, min_value=0,
-                               max_value=n_keys - 1)
+            keys = arrays.take(
+                f"{prefix}cross{k}", kinds="iu", dtype=np.int64, min_value=0, max_value=n_keys - 1
+            )
             if np.any(np.diff(keys) <= 0) or (enc.cross_hashed_[k] and keys.size):
-                raise arrays.error(f"the known pairs of cross {a}*{b} must be sorted and unique "
-                                   "(none when hashed)")
+                raise arrays.error(
+                    f"the known pairs of cross {a}*{b} must be sorted and unique (none when hashed)"
+                )
             enc.cross_keys_.append(keys)
         enc._build_layout()
         return enc
@@ -756,7 +849,9 @@ class FeatureEncoder(ParamsMixin):
     def save(self, file) -> None:
         """Write the fitted encoder to ``file`` (path or binary file object): ``.npz`` + JSON, no pickle."""
         arrays, meta = self.get_state()
-        save_arrays(file, model_class=type(self).__name__, params=meta["params"], arrays=arrays, meta=meta)
+        save_arrays(
+            file, model_class=type(self).__name__, params=meta["params"], arrays=arrays, meta=meta
+        )
 
     @classmethod
     def load(cls, file) -> FeatureEncoder:
@@ -769,12 +864,17 @@ class FeatureEncoder(ParamsMixin):
 def _json_list(arrays: ModelArrays, record: dict, key: str, *, of, length=None) -> list:
     """``record[key]`` checked to be a list of ``length`` (any if None) elements of type ``of``."""
     value = record.get(key)
-    if not isinstance(value, list) or (length is not None and len(value) != length) or not all(
-            isinstance(v, of) and (of is bool or not isinstance(v, bool)) for v in value):
+    if (
+        not isinstance(value, list)
+        or (length is not None and len(value) != length)
+        or not all(isinstance(v, of) and (of is bool or not isinstance(v, bool)) for v in value)
+    ):
         what = getattr(of, "__name__", None) or "/".join(t.__name__ for t in of)
         count = "" if length is None else f"{length} "
-        raise arrays.error(f"the encoder state's {key!r} must be a list of {count}{what} values, "
-                           f"got {str(value)[:80]}")
+        raise arrays.error(
+            f"the encoder state's {key!r} must be a list of {count}{what} values, "
+            f"got {str(value)[:80]}"
+        )
     return value
 
 

@@ -8,6 +8,7 @@ they use). Numba's disk cache serves later processes, but the first kernel a pro
 pays for loading it and starting Numba's code generator (0.4-0.9 s measured on a busy 2-core
 machine), so a process whose first request must be fast calls :func:`warmup` itself at start.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,8 +22,11 @@ OTHER_KERNEL_MODULES: tuple = ()
 
 def kernel_modules() -> list[str]:
     """Names of the modules with Numba kernels: this package's, then ``OTHER_KERNEL_MODULES``."""
-    names = sorted(f"{__name__}.{info.name}" for info in pkgutil.iter_modules(__path__)
-                   if not info.name.startswith("__"))
+    names = sorted(
+        f"{__name__}.{info.name}"
+        for info in pkgutil.iter_modules(__path__)
+        if not info.name.startswith("__")
+    )
     return names + list(OTHER_KERNEL_MODULES)
 
 

@@ -11,6 +11,7 @@
   kernel runs a serial compilation of the same function instead (``prange`` becomes ``range``), so
   a pre-fork server's workers answer exactly like the parent, on one Numba thread each.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,6 +28,7 @@ _LAYER_STARTED_IN = []
 
 def jit(fn=None, *, parallel: bool = False, fastmath: bool = False):
     """``numba.njit`` with recforge's defaults (cache, nogil, no fastmath unless tested)."""
+
     def wrap(f):
         kernel = numba.njit(cache=CACHE, nogil=True, parallel=parallel, fastmath=fastmath)(f)
         return _ForkSafeKernel(kernel, fastmath) if parallel else kernel

@@ -2,6 +2,7 @@
 
 Pure functions on contiguous arrays; the encoder validates and prepares them.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,9 @@ def bucketize(x, edges, out):
 
 
 @jit
-def numeric_blocks(x, edges, mean, scale, with_scaled, off_scaled, cols_scaled, vals_scaled, off_bins, cols_bins):
+def numeric_blocks(
+    x, edges, mean, scale, with_scaled, off_scaled, cols_scaled, vals_scaled, off_bins, cols_bins
+):
     """A numeric column's two output blocks in one pass over its raw values (float or int, any stride).
 
     Scaled block (when ``with_scaled``): ``cols_scaled[i] = off_scaled``, ``vals_scaled[i] = (x - mean) / scale``
@@ -75,8 +78,22 @@ def numeric_blocks(x, edges, mean, scale, with_scaled, off_scaled, cols_scaled, 
 
 
 @jit
-def numeric_blocks_2d(X, col_idx, edges, edge_ptr, mean, scale, scaled_row, val_row, off_scaled, bins_row,
-                      off_bins, cols, vals, n_inf):
+def numeric_blocks_2d(
+    X,
+    col_idx,
+    edges,
+    edge_ptr,
+    mean,
+    scale,
+    scaled_row,
+    val_row,
+    off_scaled,
+    bins_row,
+    off_bins,
+    cols,
+    vals,
+    n_inf,
+):
     """:func:`numeric_blocks` for ``k`` columns of a row-major matrix at once (one pass over its rows).
 
     X : ndarray of shape (n, p), any numeric dtype, C-contiguous         # IN
@@ -163,6 +180,22 @@ def _warmup():
         for read_only in (False, True):
             x = array_type(dtype, read_only=read_only)
             numeric_blocks.compile((x, f8, float_, float_, types.boolean, int_, i4, f4, int_, i4))
-        numeric_blocks_2d.compile((array_type(dtype, 2), i8, f8, i8, f8, f8, i8, i8, i8, i8, i8,
-                                   array_type(np.int32, 2), array_type(np.float32, 2), i8))
+        numeric_blocks_2d.compile(
+            (
+                array_type(dtype, 2),
+                i8,
+                f8,
+                i8,
+                f8,
+                f8,
+                i8,
+                i8,
+                i8,
+                i8,
+                i8,
+                array_type(np.int32, 2),
+                array_type(np.float32, 2),
+                i8,
+            )
+        )
     assemble_csr.compile((array_type(np.int32, 2), array_type(np.float32, 2), i8, i4, i4, f4))

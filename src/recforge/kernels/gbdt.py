@@ -5,6 +5,7 @@ caller passes another dtype) and ``n_threads``; every result is independent of `
 Histograms have shape ``(n_nodes, n_features, 256, 2)``, float64: ``[..., b, 0]`` is the gradient
 sum of bin ``b``, ``[..., b, 1]`` the hessian sum; bin 255 (:data:`MISSING_BIN`) holds missing values.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +19,7 @@ def resolve_n_threads(n_threads):
     if type(n_threads) is int and n_threads > 0:
         return n_threads
     return _resolve(n_threads)
+
 
 #: bin index of missing values (NaN) in a binned matrix
 MISSING_BIN = _core.constants.GBDT_MISSING_BIN
@@ -51,8 +53,13 @@ def bin_features(X, edges, offsets, is_categorical, *, n_threads=1):
     an unknown code and NaN to :data:`MISSING_BIN`. Returns uint8 (n_rows, n_features), C order.
     """
     X = _arr(X, np.float32, "X", 2)
-    return _core.gbdt_bin_features(X, _arr(edges, np.float32, "edges", 1), _arr(offsets, np.int64, "offsets", 1),
-                                   _arr(is_categorical, np.uint8, "is_categorical", 1), resolve_n_threads(n_threads))
+    return _core.gbdt_bin_features(
+        X,
+        _arr(edges, np.float32, "edges", 1),
+        _arr(offsets, np.int64, "offsets", 1),
+        _arr(is_categorical, np.uint8, "is_categorical", 1),
+        resolve_n_threads(n_threads),
+    )
 
 
 def build_histograms(X_binned, gh, rows, starts, ends, *, feature_mask=None, n_threads=1):
@@ -78,13 +85,30 @@ def build_histograms(X_binned, gh, rows, starts, ends, *, feature_mask=None, n_t
     if rows is not None:
         rows = _arr(rows, np.int32, "rows", 1)
         _check_rows(rows, X_binned.shape[0])
-    return _core.gbdt_build_histograms(X_binned, _arr(gh, np.float32, "gh", 2), rows,
-                                       _arr(starts, np.int64, "starts", 1), _arr(ends, np.int64, "ends", 1),
-                                       _opt(feature_mask, np.uint8, "feature_mask", 1), resolve_n_threads(n_threads))
+    return _core.gbdt_build_histograms(
+        X_binned,
+        _arr(gh, np.float32, "gh", 2),
+        rows,
+        _arr(starts, np.int64, "starts", 1),
+        _arr(ends, np.int64, "ends", 1),
+        _opt(feature_mask, np.uint8, "feature_mask", 1),
+        resolve_n_threads(n_threads),
+    )
 
 
-def find_splits(hist, sum_g, sum_h, n_bins, is_categorical, *, feature_mask=None, reg_lambda=1.0, gamma=0.0,
-                min_child_weight=1.0, n_threads=1):
+def find_splits(
+    hist,
+    sum_g,
+    sum_h,
+    n_bins,
+    is_categorical,
+    *,
+    feature_mask=None,
+    reg_lambda=1.0,
+    gamma=0.0,
+    min_child_weight=1.0,
+    n_threads=1,
+):
     """Best split of each node's histogram (XGBoost gain; see ``csrc/include/recforge/split.hpp``).
 
     Returns the named tuple ``GBDTSplits(feature int32, threshold int32, default_left uint8,
@@ -94,12 +118,21 @@ def find_splits(hist, sum_g, sum_h, n_bins, is_categorical, *, feature_mask=None
     """
     hist = np.ascontiguousarray(hist, dtype=np.float64)
     if hist.ndim != 4 or hist.shape[2:] != (N_BINS, 2):
-        raise ValueError(f"hist must have shape (n_nodes, n_features, {N_BINS}, 2), got {hist.shape}")
-    return _core.gbdt_find_splits(hist, _arr(sum_g, np.float64, "sum_g", 1), _arr(sum_h, np.float64, "sum_h", 1),
-                                  _arr(n_bins, np.int32, "n_bins", 1),
-                                  _arr(is_categorical, np.uint8, "is_categorical", 1),
-                                  _opt(feature_mask, np.uint8, "feature_mask", 1), float(reg_lambda), float(gamma),
-                                  float(min_child_weight), resolve_n_threads(n_threads))
+        raise ValueError(
+            f"hist must have shape (n_nodes, n_features, {N_BINS}, 2), got {hist.shape}"
+        )
+    return _core.gbdt_find_splits(
+        hist,
+        _arr(sum_g, np.float64, "sum_g", 1),
+        _arr(sum_h, np.float64, "sum_h", 1),
+        _arr(n_bins, np.int32, "n_bins", 1),
+        _arr(is_categorical, np.uint8, "is_categorical", 1),
+        _opt(feature_mask, np.uint8, "feature_mask", 1),
+        float(reg_lambda),
+        float(gamma),
+        float(min_child_weight),
+        resolve_n_threads(n_threads),
+    )
 
 
 def _check_rows(rows, n_rows):
@@ -107,24 +140,40 @@ def _check_rows(rows, n_rows):
         raise ValueError(f"rows must hold row indices in [0, {n_rows})")
 
 
-def partition_ordered(Xn, ghn, rows, starts, ends, feature, threshold, default_left, is_categorical, *,
-                      n_threads=1):
+def partition_ordered(
+    Xn, ghn, rows, starts, ends, feature, threshold, default_left, is_categorical, *, n_threads=1
+):
     """Split node-ordered data in place: positions ``[starts[k], ends[k])`` of ``Xn`` (uint8 (m, F),
     binned rows), ``ghn`` (float32 (m, 2)) and ``rows`` (int32 (m,), original ids) are node ``k``;
     afterwards its left rows come first, then its right rows, each group in its old order.
 
     Returns the number of left rows per node, int64 (n_nodes,). The three arrays are modified.
     """
-    for name, a, dt, nd in (("Xn", Xn, np.uint8, 2), ("ghn", ghn, np.float32, 2), ("rows", rows, np.int32, 1)):
-        if not (isinstance(a, np.ndarray) and a.dtype == dt and a.ndim == nd and a.flags.c_contiguous):
-            raise TypeError(f"{name} must be a C-contiguous {np.dtype(dt).name} {nd}-D array (modified in place)")
+    for name, a, dt, nd in (
+        ("Xn", Xn, np.uint8, 2),
+        ("ghn", ghn, np.float32, 2),
+        ("rows", rows, np.int32, 1),
+    ):
+        if not (
+            isinstance(a, np.ndarray) and a.dtype == dt and a.ndim == nd and a.flags.c_contiguous
+        ):
+            raise TypeError(
+                f"{name} must be a C-contiguous {np.dtype(dt).name} {nd}-D array (modified in place)"
+            )
     scratch = (np.empty_like(Xn), np.empty_like(ghn), np.empty_like(rows))
-    return _core.gbdt_partition_ordered(Xn, ghn, rows, *scratch, _arr(starts, np.int64, "starts", 1),
-                                        _arr(ends, np.int64, "ends", 1), _arr(feature, np.int32, "feature", 1),
-                                        _arr(threshold, np.int32, "threshold", 1),
-                                        _arr(default_left, np.uint8, "default_left", 1),
-                                        _arr(is_categorical, np.uint8, "is_categorical", 1),
-                                        resolve_n_threads(n_threads))
+    return _core.gbdt_partition_ordered(
+        Xn,
+        ghn,
+        rows,
+        *scratch,
+        _arr(starts, np.int64, "starts", 1),
+        _arr(ends, np.int64, "ends", 1),
+        _arr(feature, np.int32, "feature", 1),
+        _arr(threshold, np.int32, "threshold", 1),
+        _arr(default_left, np.uint8, "default_left", 1),
+        _arr(is_categorical, np.uint8, "is_categorical", 1),
+        resolve_n_threads(n_threads),
+    )
 
 
 def add_leaf_values(rows, starts, ends, values, raw, *, n_threads=1):
@@ -133,9 +182,14 @@ def add_leaf_values(rows, starts, ends, values, raw, *, n_threads=1):
         raise TypeError("raw must be a C-contiguous float64 array (it is updated in place)")
     rows = _arr(rows, np.int32, "rows", 1)
     _check_rows(rows, raw.shape[0])
-    _core.gbdt_add_leaf_values(rows, _arr(starts, np.int64, "starts", 1),
-                               _arr(ends, np.int64, "ends", 1), _arr(values, np.float64, "values", 1), raw,
-                               resolve_n_threads(n_threads))
+    _core.gbdt_add_leaf_values(
+        rows,
+        _arr(starts, np.int64, "starts", 1),
+        _arr(ends, np.int64, "ends", 1),
+        _arr(values, np.float64, "values", 1),
+        raw,
+        resolve_n_threads(n_threads),
+    )
 
 
 def gradients(objective, raw, y, weight=None, *, out=None, n_threads=1):
@@ -145,17 +199,37 @@ def gradients(objective, raw, y, weight=None, *, out=None, n_threads=1):
     ``reg:squarederror``: ``g = raw - y``, ``h = 1``; both multiplied by ``weight`` when given.
     """
     if objective not in POINTWISE_OBJECTIVES:
-        raise ValueError(f"objective must be one of {list(POINTWISE_OBJECTIVES)}, got {objective!r}")
+        raise ValueError(
+            f"objective must be one of {list(POINTWISE_OBJECTIVES)}, got {objective!r}"
+        )
     raw = _arr(raw, np.float64, "raw", 1)
     if out is None:
         out = np.empty((raw.shape[0], 2), np.float32)
-    _core.gbdt_gradients(OBJECTIVES[objective], raw, _arr(y, np.float32, "y", 1),
-                         _opt(weight, np.float32, "weight", 1), out, resolve_n_threads(n_threads))
+    _core.gbdt_gradients(
+        OBJECTIVES[objective],
+        raw,
+        _arr(y, np.float32, "y", 1),
+        _opt(weight, np.float32, "weight", 1),
+        out,
+        resolve_n_threads(n_threads),
+    )
     return out
 
 
-def rank_gradients(objective, raw, y, group_ptr, group_weight=None, *, top_k=32, normalize=True,
-                   score_normalize=True, exp_gain=True, out=None, n_threads=1):
+def rank_gradients(
+    objective,
+    raw,
+    y,
+    group_ptr,
+    group_weight=None,
+    *,
+    top_k=32,
+    normalize=True,
+    score_normalize=True,
+    exp_gain=True,
+    out=None,
+    n_threads=1,
+):
     """LambdaMART gradient and hessian per row → float32 (n, 2) (``csrc/include/recforge/rank_objective.hpp``).
 
     Parameters
@@ -183,9 +257,19 @@ def rank_gradients(objective, raw, y, group_ptr, group_weight=None, *, top_k=32,
     group_ptr = _arr(group_ptr, np.int64, "group_ptr", 1)
     if out is None:
         out = np.empty((raw.shape[0], 2), np.float32)
-    _core.gbdt_rank_gradients(OBJECTIVES[objective], raw, _arr(y, np.float32, "y", 1), group_ptr,
-                              _opt(group_weight, np.float32, "group_weight", 1), out, int(top_k), bool(normalize),
-                              bool(score_normalize), bool(exp_gain), resolve_n_threads(n_threads))
+    _core.gbdt_rank_gradients(
+        OBJECTIVES[objective],
+        raw,
+        _arr(y, np.float32, "y", 1),
+        group_ptr,
+        _opt(group_weight, np.float32, "group_weight", 1),
+        out,
+        int(top_k),
+        bool(normalize),
+        bool(score_normalize),
+        bool(exp_gain),
+        resolve_n_threads(n_threads),
+    )
     return out
 
 
@@ -199,9 +283,21 @@ def predict_raw(X, trees, *, t0=0, t1=None, out=None, n_threads=1):
     t1 = len(trees["roots"]) if t1 is None else t1
     if out is None:
         out = np.zeros(X.shape[0], np.float64)
-    _core.gbdt_predict_raw(X, trees["feature"], trees["threshold"], trees["left"], trees["right"],
-                           trees["default_left"], trees["categorical"], trees["value"], trees["roots"], int(t0),
-                           int(t1), out, resolve_n_threads(n_threads))
+    _core.gbdt_predict_raw(
+        X,
+        trees["feature"],
+        trees["threshold"],
+        trees["left"],
+        trees["right"],
+        trees["default_left"],
+        trees["categorical"],
+        trees["value"],
+        trees["roots"],
+        int(t0),
+        int(t1),
+        out,
+        resolve_n_threads(n_threads),
+    )
     return out
 
 
@@ -209,6 +305,17 @@ def apply(X, trees, *, t0=0, t1=None, n_threads=1):
     """Index (within its tree) of the leaf each row reaches in trees ``[t0, t1)`` → int32 (n_rows, t1 - t0)."""
     X = _arr(X, np.float32, "X", 2)
     t1 = len(trees["roots"]) if t1 is None else t1
-    return _core.gbdt_apply(X, trees["feature"], trees["threshold"], trees["left"], trees["right"],
-                            trees["default_left"], trees["categorical"], trees["value"], trees["roots"], int(t0),
-                            int(t1), resolve_n_threads(n_threads))
+    return _core.gbdt_apply(
+        X,
+        trees["feature"],
+        trees["threshold"],
+        trees["left"],
+        trees["right"],
+        trees["default_left"],
+        trees["categorical"],
+        trees["value"],
+        trees["roots"],
+        int(t0),
+        int(t1),
+        resolve_n_threads(n_threads),
+    )

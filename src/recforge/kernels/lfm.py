@@ -1,4 +1,5 @@
 """Latent factor model SGD: validation here, the Hogwild epoch in C++ (``recforge._core``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,29 +15,65 @@ LOSSES = {"squared": 0, "logistic": 1, "bpr": 2}
 
 
 def _factors(user_factors, item_factors, item_bias):
-    for name, arr, ndim in (("user_factors", user_factors, 2), ("item_factors", item_factors, 2),
-                            ("item_bias", item_bias, 1)):
-        if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or arr.ndim != ndim \
-                or not arr.flags.c_contiguous or not arr.flags.writeable:
-            raise TypeError(f"{name} must be a writeable C-contiguous {ndim}-D float32 ndarray "
-                            "(it is updated in place)")
+    for name, arr, ndim in (
+        ("user_factors", user_factors, 2),
+        ("item_factors", item_factors, 2),
+        ("item_bias", item_bias, 1),
+    ):
+        if (
+            not isinstance(arr, np.ndarray)
+            or arr.dtype != np.float32
+            or arr.ndim != ndim
+            or not arr.flags.c_contiguous
+            or not arr.flags.writeable
+        ):
+            raise TypeError(
+                f"{name} must be a writeable C-contiguous {ndim}-D float32 ndarray "
+                "(it is updated in place)"
+            )
     if user_factors.shape[1] != item_factors.shape[1]:
-        raise ValueError(f"user_factors {user_factors.shape} and item_factors {item_factors.shape} must have the "
-                         "same number of factors")
+        raise ValueError(
+            f"user_factors {user_factors.shape} and item_factors {item_factors.shape} must have the "
+            "same number of factors"
+        )
     if item_bias.shape != (item_factors.shape[0],):
-        raise ValueError(f"item_bias must have shape ({item_factors.shape[0]},), got {item_bias.shape}")
+        raise ValueError(
+            f"item_bias must have shape ({item_factors.shape[0]},), got {item_bias.shape}"
+        )
     return user_factors.shape[0], item_factors.shape[0]
 
 
 def _hyper(loss, lr, reg_user, reg_item, reg_bias):
-    return (LOSSES[check_choice(loss, "loss", LOSSES)], check_float(lr, "lr", min_value=0.0),
-            check_float(reg_user, "reg_user", min_value=0.0), check_float(reg_item, "reg_item", min_value=0.0),
-            check_float(reg_bias, "reg_bias", min_value=0.0))
+    return (
+        LOSSES[check_choice(loss, "loss", LOSSES)],
+        check_float(lr, "lr", min_value=0.0),
+        check_float(reg_user, "reg_user", min_value=0.0),
+        check_float(reg_item, "reg_item", min_value=0.0),
+        check_float(reg_bias, "reg_bias", min_value=0.0),
+    )
 
 
-def lfm_train_epoch(pos_users, pos_items, touched_indptr, touched_indices, neg_weights, user_factors, item_factors,
-                    item_bias, *, loss="bpr", lr=0.05, reg_user=0.01, reg_item=0.01, reg_bias=0.01, fit_bias=False,
-                    n_negatives=1, n_steps=None, seed=0, n_threads=1):
+def lfm_train_epoch(
+    pos_users,
+    pos_items,
+    touched_indptr,
+    touched_indices,
+    neg_weights,
+    user_factors,
+    item_factors,
+    item_bias,
+    *,
+    loss="bpr",
+    lr=0.05,
+    reg_user=0.01,
+    reg_item=0.01,
+    reg_bias=0.01,
+    fit_bias=False,
+    n_negatives=1,
+    n_steps=None,
+    seed=0,
+    n_threads=1,
+):
     """One Hogwild SGD epoch of the latent factor model, updating the factors in place.
 
     Each of ``n_steps`` steps picks a positive ``(pos_users[r], pos_items[r])`` uniformly at random;
@@ -93,26 +130,65 @@ def lfm_train_epoch(pos_users, pos_items, touched_indptr, touched_indices, neg_w
         raise ValueError(f"pos_items must be in [0, {n_items})")
     touched_indptr = np.ascontiguousarray(touched_indptr, dtype=np.int64)
     touched_indices = np.ascontiguousarray(touched_indices, dtype=np.int32)
-    if touched_indptr.shape != (n_users + 1,) or touched_indptr[0] != 0 \
-            or touched_indptr[-1] != len(touched_indices) or np.any(np.diff(touched_indptr) < 0):
-        raise ValueError(f"touched_indptr must be a CSR indptr of length {n_users + 1} over touched_indices")
+    if (
+        touched_indptr.shape != (n_users + 1,)
+        or touched_indptr[0] != 0
+        or touched_indptr[-1] != len(touched_indices)
+        or np.any(np.diff(touched_indptr) < 0)
+    ):
+        raise ValueError(
+            f"touched_indptr must be a CSR indptr of length {n_users + 1} over touched_indices"
+        )
     if touched_indices.size and (touched_indices.min() < 0 or touched_indices.max() >= n_items):
         raise ValueError(f"touched_indices must be in [0, {n_items})")
     neg_weights = np.ascontiguousarray(neg_weights, dtype=np.float64)
-    if neg_weights.shape != (n_items,) or not np.all(np.isfinite(neg_weights)) or np.any(neg_weights < 0) \
-            or neg_weights.sum() <= 0:
+    if (
+        neg_weights.shape != (n_items,)
+        or not np.all(np.isfinite(neg_weights))
+        or np.any(neg_weights < 0)
+        or neg_weights.sum() <= 0
+    ):
         raise ValueError(f"neg_weights must be {n_items} finite values >= 0, not all 0")
     n_steps = len(pos_users) if n_steps is None else check_int(n_steps, "n_steps", min_value=0)
     loss_sum, n_terms, n_skipped = _core.lfm_train_epoch(
-        pos_users, pos_items, n_steps, touched_indptr, touched_indices, neg_weights, user_factors, item_factors,
-        item_bias, code, lr, reg_user, reg_item, reg_bias, bool(fit_bias),
-        check_int(n_negatives, "n_negatives", min_value=1), check_int(seed, "seed", min_value=0, max_value=2**64 - 1),
-        resolve_n_threads(n_threads))
+        pos_users,
+        pos_items,
+        n_steps,
+        touched_indptr,
+        touched_indices,
+        neg_weights,
+        user_factors,
+        item_factors,
+        item_bias,
+        code,
+        lr,
+        reg_user,
+        reg_item,
+        reg_bias,
+        bool(fit_bias),
+        check_int(n_negatives, "n_negatives", min_value=1),
+        check_int(seed, "seed", min_value=0, max_value=2**64 - 1),
+        resolve_n_threads(n_threads),
+    )
     return (loss_sum / n_terms if n_terms else float("nan")), int(n_skipped)
 
 
-def lfm_step(user_factors, item_factors, item_bias, u, i, j=-1, label=1.0, *, loss="bpr", lr=0.05, reg_user=0.01,
-             reg_item=0.01, reg_bias=0.01, fit_bias=False):
+def lfm_step(
+    user_factors,
+    item_factors,
+    item_bias,
+    u,
+    i,
+    j=-1,
+    label=1.0,
+    *,
+    loss="bpr",
+    lr=0.05,
+    reg_user=0.01,
+    reg_item=0.01,
+    reg_bias=0.01,
+    fit_bias=False,
+):
     """One SGD step in place: pointwise on ``(u, i, label)`` or BPR on ``(u, i, j)``. Returns the loss before it."""
     n_users, n_items = _factors(user_factors, item_factors, item_bias)
     code, lr, reg_user, reg_item, reg_bias = _hyper(loss, lr, reg_user, reg_item, reg_bias)
@@ -121,5 +197,18 @@ def lfm_step(user_factors, item_factors, item_bias, u, i, j=-1, label=1.0, *, lo
     j = check_int(j, "j", min_value=-1, max_value=n_items - 1)
     if loss == "bpr" and j < 0:
         raise ValueError("loss='bpr' needs a negative item j")
-    return _core.lfm_step(user_factors, item_factors, item_bias, u, i, j, check_float(label, "label"), code, lr,
-                          reg_user, reg_item, reg_bias, bool(fit_bias))
+    return _core.lfm_step(
+        user_factors,
+        item_factors,
+        item_bias,
+        u,
+        i,
+        j,
+        check_float(label, "label"),
+        code,
+        lr,
+        reg_user,
+        reg_item,
+        reg_bias,
+        bool(fit_bias),
+    )

@@ -17,6 +17,7 @@ Layout of the partial-gradient buffer::
     partial[c, n_features]   sum over rows of chunk c of  s_i (p_i - y_i)        (intercept)
     losses[c]                sum over rows of chunk c of  s_i * logloss_i
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,7 @@ from ._jit import jit
 #: LLVM flags of the dense kernels: re-associating the row dot product lets it vectorise (SIMD
 #: lanes, then a fixed horizontal sum). The order is fixed by the compiled code, so results stay
 #: bit-identical for any number of threads; tests compare them with the NumPy reference and TensorFlow.
-FAST = {"reassoc", "contract"}  # noqa: a set, as numba.njit expects
+FAST = {"reassoc", "contract"}  # a set, as numba.njit expects
 CHUNK_ROWS = 16_384
 MAX_CHUNKS = 64
 MAX_PARTIAL_FLOATS = 1 << 24  # 128 MB of float64 partial gradients at most

@@ -20,6 +20,7 @@ Both reductions follow the same accumulation order (entries of ``Q``'s row in st
 entries of ``N``'s row in stored order, float64 accumulators cast to float32), so the dense and
 the fused path give bit-identical scores. Validation lives in the Python callers.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -94,7 +95,9 @@ def _sift_down(hv, hi, base, n, value, index):
         child = 2 * pos + 1
         if child >= n:
             break
-        if child + 1 < n and _worse(hv[base + child + 1], hi[base + child + 1], hv[base + child], hi[base + child]):
+        if child + 1 < n and _worse(
+            hv[base + child + 1], hi[base + child + 1], hv[base + child], hi[base + child]
+        ):
             child += 1
         if not _worse(hv[base + child], hi[base + child], value, index):
             break
@@ -131,7 +134,9 @@ def _rank_key(value, index):
 
     Positive float32s order like their bit patterns, so the value's bits go high and ``~index`` low.
     """
-    return (np.uint64(np.float32(value).view(np.uint32)) << np.uint64(32)) | (_LOW32 - np.uint64(index))
+    return (np.uint64(np.float32(value).view(np.uint32)) << np.uint64(32)) | (
+        _LOW32 - np.uint64(index)
+    )
 
 
 @jit
@@ -278,42 +283,98 @@ _COOC_DOC = """
 
 def _slices(n_rows, n_slices):
     bounds = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
-    return [(int(bounds[i]), int(bounds[i + 1])) for i in range(len(bounds) - 1) if bounds[i + 1] > bounds[i]]
+    return [
+        (int(bounds[i]), int(bounds[i + 1]))
+        for i in range(len(bounds) - 1)
+        if bounds[i + 1] > bounds[i]
+    ]
 
 
-def cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks,
-                      n_slices=1, progress=None):
+def cooccurrence_topk(
+    a_indptr,
+    a_indices,
+    b_indptr,
+    b_indices,
+    penalty,
+    norm,
+    n_neighbors,
+    n_chunks,
+    n_slices=1,
+    progress=None,
+):
     n_rows = a_indptr.shape[0] - 1
     k = int(n_neighbors)
     out_idx = np.full(n_rows * k, -1, dtype=np.int32)
     out_val = np.zeros(n_rows * k, dtype=np.float32)
     counts = np.zeros(n_rows, dtype=np.int64)
     for start, stop in _slices(n_rows, n_slices):
-        _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, start, stop,
-                           out_idx, out_val, counts)
+        _cooccurrence_rows(
+            a_indptr,
+            a_indices,
+            b_indptr,
+            b_indices,
+            penalty,
+            norm,
+            k,
+            n_chunks,
+            start,
+            stop,
+            out_idx,
+            out_val,
+            counts,
+        )
         if progress is not None:
             progress(stop - start)
     return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 
-cooccurrence_topk.__doc__ = """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, row by row.
+cooccurrence_topk.__doc__ = (
+    """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, row by row.
 
     Every row is computed on its own (each pair twice); its candidates are reduced with an O(m)
     selection. Faster than :func:`cooccurrence_topk_symmetric` on small data.
-""" + _COOC_DOC
+"""
+    + _COOC_DOC
+)
 
 
-def cooccurrence_topk_symmetric(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, n_neighbors, n_chunks,
-                                n_slices=1, progress=None):
+def cooccurrence_topk_symmetric(
+    a_indptr,
+    a_indices,
+    b_indptr,
+    b_indices,
+    penalty,
+    norm,
+    n_neighbors,
+    n_chunks,
+    n_slices=1,
+    progress=None,
+):
     n_rows = a_indptr.shape[0] - 1
     k = int(n_neighbors)
-    heap_val = np.empty(n_chunks * n_rows * k, dtype=np.float32)  # chunk c, row a at (c * n_rows + a) * k
+    heap_val = np.empty(
+        n_chunks * n_rows * k, dtype=np.float32
+    )  # chunk c, row a at (c * n_rows + a) * k
     heap_idx = np.empty(n_chunks * n_rows * k, dtype=np.int32)
     heap_cnt = np.zeros(n_chunks * n_rows, dtype=np.int64)
     heap_min = np.zeros(n_chunks * n_rows, dtype=np.float32)  # k-th best once full (0 before)
     for start, stop in _slices(n_rows, n_slices):
-        _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, start, stop,
-                            heap_val, heap_idx, heap_cnt, heap_min)
+        _cooccurrence_pairs(
+            a_indptr,
+            a_indices,
+            b_indptr,
+            b_indices,
+            penalty,
+            norm,
+            k,
+            n_chunks,
+            start,
+            stop,
+            heap_val,
+            heap_idx,
+            heap_cnt,
+            heap_min,
+        )
         if progress is not None:
             progress(stop - start)
     out_idx = np.full(n_rows * k, -1, dtype=np.int32)
@@ -323,19 +384,35 @@ def cooccurrence_topk_symmetric(a_indptr, a_indices, b_indptr, b_indices, penalt
     return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 
-cooccurrence_topk_symmetric.__doc__ = """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, each pair once.
+cooccurrence_topk_symmetric.__doc__ = (
+    """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, each pair once.
 
     Each pair is computed from its larger row (``b < a``; both sides sum over the shared
     intermediates in increasing order, so the value is the same either way) and offered to both
     rows' bounded heaps. Every chunk keeps its own heaps of all rows (memory
     ``n_chunks · n_rows · n_neighbors · 8`` bytes); a final pass merges them. Half the accumulation
     work of :func:`cooccurrence_topk`, scattered heap updates: faster on large data.
-""" + _COOC_DOC
+"""
+    + _COOC_DOC
+)
 
 
 @jit(parallel=True)
-def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, row_start, row_stop,
-                       out_idx, out_val, counts):
+def _cooccurrence_rows(
+    a_indptr,
+    a_indices,
+    b_indptr,
+    b_indices,
+    penalty,
+    norm,
+    k,
+    n_chunks,
+    row_start,
+    row_stop,
+    out_idx,
+    out_val,
+    counts,
+):
     """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_topk` into the flat outputs.
 
     A row's candidates are ranked by :func:`_rank_key` and pass through a buffer of ``cap`` keys that
@@ -355,8 +432,15 @@ def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, 
                 n_touched = 0
                 for p in range(a_indptr[a], a_indptr[a + 1]):
                     mid = mids[p]
-                    n_touched = _accumulate(acc, touched, n_touched, targets, b_indptr[mid], b_indptr[mid + 1],
-                                            penalty[mid])
+                    n_touched = _accumulate(
+                        acc,
+                        touched,
+                        n_touched,
+                        targets,
+                        b_indptr[mid],
+                        b_indptr[mid + 1],
+                        penalty[mid],
+                    )
                 acc[a] = 0.0
                 norm_a = norm[a]
                 n = 0
@@ -383,7 +467,12 @@ def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, 
                                 worst = keys[k - 1]
                                 kth = _key_value(worst)
                                 below = np.nextafter(kth, np.float32(0.0))
-                                bound = (np.float64(below) + np.float64(kth)) * 0.5 * norm_a * (1.0 - 1e-12)
+                                bound = (
+                                    (np.float64(below) + np.float64(kth))
+                                    * 0.5
+                                    * norm_a
+                                    * (1.0 - 1e-12)
+                                )
                 if n > k:
                     _select_largest(keys, n, k)
                     n = k
@@ -392,8 +481,22 @@ def _cooccurrence_rows(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, 
 
 
 @jit(parallel=True)
-def _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_chunks, row_start, row_stop,
-                        heap_val, heap_idx, heap_cnt, heap_min):
+def _cooccurrence_pairs(
+    a_indptr,
+    a_indices,
+    b_indptr,
+    b_indices,
+    penalty,
+    norm,
+    k,
+    n_chunks,
+    row_start,
+    row_stop,
+    heap_val,
+    heap_idx,
+    heap_cnt,
+    heap_min,
+):
     """Pairs (a, b < a) for rows ``row_start <= a < row_stop``, offered to the chunk's heaps of a and b."""
     n_rows = a_indptr.shape[0] - 1
     mids = a_indices.view(np.uint32)
@@ -407,8 +510,12 @@ def _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm,
                 for p in range(a_indptr[a], a_indptr[a + 1]):
                     mid = mids[p]
                     start = b_indptr[mid]
-                    stop = start + np.searchsorted(targets[start:b_indptr[mid + 1]], np.uint32(a))  # b < a
-                    n_touched = _accumulate(acc, touched, n_touched, targets, start, stop, penalty[mid])
+                    stop = start + np.searchsorted(
+                        targets[start : b_indptr[mid + 1]], np.uint32(a)
+                    )  # b < a
+                    n_touched = _accumulate(
+                        acc, touched, n_touched, targets, start, stop, penalty[mid]
+                    )
                 for t in range(n_touched):
                     b = touched[t]
                     value = np.float32(acc[b] / (norm[a] * norm[b]))
@@ -416,12 +523,16 @@ def _cooccurrence_pairs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm,
                     if value > 0:
                         ha = c * n_rows + a
                         if value >= heap_min[ha]:
-                            heap_cnt[ha] = _heap_offer(heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b)
+                            heap_cnt[ha] = _heap_offer(
+                                heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b
+                            )
                             if heap_cnt[ha] == k:
                                 heap_min[ha] = heap_val[ha * k]
                         hb = c * n_rows + b
                         if value >= heap_min[hb]:
-                            heap_cnt[hb] = _heap_offer(heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a)
+                            heap_cnt[hb] = _heap_offer(
+                                heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a
+                            )
                             if heap_cnt[hb] == k:
                                 heap_min[hb] = heap_val[hb * k]
 
@@ -434,7 +545,9 @@ def _merge_heaps(heap_val, heap_idx, heap_cnt, n_chunks, n_rows, k, out_idx, out
         for c in range(1, n_chunks):
             h = c * n_rows + a
             for t in range(heap_cnt[h]):
-                count = _heap_offer(heap_val, heap_idx, a * k, count, k, heap_val[h * k + t], heap_idx[h * k + t])
+                count = _heap_offer(
+                    heap_val, heap_idx, a * k, count, k, heap_val[h * k + t], heap_idx[h * k + t]
+                )
         _heap_sorted(heap_val, heap_idx, a * k, count, out_val, out_idx, a * k)
         counts[a] = count
 
@@ -503,8 +616,21 @@ def two_hop_scores(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_dat
 
 
 @jit(parallel=True)
-def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items,
-                 ex_indptr, ex_indices, mask, k, n_chunks):
+def two_hop_topk(
+    rows,
+    q_indptr,
+    q_indices,
+    q_data,
+    n_indptr,
+    n_indices,
+    n_data,
+    n_items,
+    ex_indptr,
+    ex_indices,
+    mask,
+    k,
+    n_chunks,
+):
     """Top-``k`` of ``(Q @ N)[rows]`` without a dense score block (the fused path).
 
     Same scores as :func:`two_hop_scores` followed by :func:`recforge.kernels.topk.topk` with
@@ -589,9 +715,10 @@ def two_hop_topk(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data,
     return out_idx, out_val
 
 
-
 @jit(parallel=True)
-def _cooccurrence_counts(a_indptr, a_indices, b_indptr, b_indices, row_start, row_stop, n_chunks, counts):
+def _cooccurrence_counts(
+    a_indptr, a_indices, b_indptr, b_indices, row_start, row_stop, n_chunks, counts
+):
     """``counts[a - row_start]`` = distinct rows ``b != a`` sharing an intermediate with row ``a``."""
     n_rows = a_indptr.shape[0] - 1
     for c in prange(n_chunks):
@@ -615,8 +742,19 @@ def _cooccurrence_counts(a_indptr, a_indices, b_indptr, b_indices, row_start, ro
 
 
 @jit(parallel=True)
-def _cooccurrence_fill(a_indptr, a_indices, b_indptr, b_indices, penalty, row_start, row_stop, n_chunks,
-                       indptr, out_indices, out_data):
+def _cooccurrence_fill(
+    a_indptr,
+    a_indices,
+    b_indptr,
+    b_indices,
+    penalty,
+    row_start,
+    row_stop,
+    n_chunks,
+    indptr,
+    out_indices,
+    out_data,
+):
     """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_sums` into preallocated CSR arrays."""
     n_rows = a_indptr.shape[0] - 1
     mids = a_indices.view(np.uint32)
@@ -629,8 +767,15 @@ def _cooccurrence_fill(a_indptr, a_indices, b_indptr, b_indices, penalty, row_st
                 n_touched = 0
                 for p in range(a_indptr[a], a_indptr[a + 1]):
                     mid = mids[p]
-                    n_touched = _accumulate(acc, touched, n_touched, targets, b_indptr[mid], b_indptr[mid + 1],
-                                            penalty[mid])
+                    n_touched = _accumulate(
+                        acc,
+                        touched,
+                        n_touched,
+                        targets,
+                        b_indptr[mid],
+                        b_indptr[mid + 1],
+                        penalty[mid],
+                    )
                 pos = indptr[a - row_start]
                 if n_touched * 16 > n_rows:  # a dense row: one ordered scan beats a sort
                     for b in range(n_rows):
@@ -652,7 +797,9 @@ def _cooccurrence_fill(a_indptr, a_indices, b_indptr, b_indices, penalty, row_st
                     acc[b] = 0.0
 
 
-def cooccurrence_sums(a_indptr, a_indices, b_indptr, b_indices, penalty, row_start, row_stop, n_chunks):
+def cooccurrence_sums(
+    a_indptr, a_indices, b_indptr, b_indices, penalty, row_start, row_stop, n_chunks
+):
     """Rows ``row_start <= a < row_stop`` of the penalised co-occurrence ``A · diag(penalty) · B``, off-diagonal.
 
     The un-normalised numerators of :func:`cooccurrence_topk` as a sparse matrix: entry ``(a, b)``,
@@ -677,14 +824,33 @@ def cooccurrence_sums(a_indptr, a_indices, b_indptr, b_indices, penalty, row_sta
     """
     n_out = int(row_stop) - int(row_start)
     counts = np.zeros(n_out, dtype=np.int64)
-    _cooccurrence_counts(a_indptr, a_indices, b_indptr, b_indices, int(row_start), int(row_stop), int(n_chunks),
-                         counts)
+    _cooccurrence_counts(
+        a_indptr,
+        a_indices,
+        b_indptr,
+        b_indices,
+        int(row_start),
+        int(row_stop),
+        int(n_chunks),
+        counts,
+    )
     indptr = np.zeros(n_out + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
     data = np.empty(int(indptr[-1]), dtype=np.float64)
-    _cooccurrence_fill(a_indptr, a_indices, b_indptr, b_indices, penalty, int(row_start), int(row_stop),
-                       int(n_chunks), indptr, indices, data)
+    _cooccurrence_fill(
+        a_indptr,
+        a_indices,
+        b_indptr,
+        b_indices,
+        penalty,
+        int(row_start),
+        int(row_stop),
+        int(n_chunks),
+        indptr,
+        indices,
+        data,
+    )
     return indptr, indices, data
 
 
@@ -756,8 +922,21 @@ def _warmup():
     rows = np.arange(2, dtype=np.int64)
     data = np.ones(3, np.float32)
     two_hop_scores(rows, a_indptr, a_indices, data, b_indptr, b_indices, data, 2)
-    two_hop_topk(rows, a_indptr, a_indices, data, b_indptr, b_indices, data, 2, a_indptr, a_indices,
-                 np.zeros(2, np.uint8), 1, 1)
+    two_hop_topk(
+        rows,
+        a_indptr,
+        a_indices,
+        data,
+        b_indptr,
+        b_indices,
+        data,
+        2,
+        a_indptr,
+        a_indices,
+        np.zeros(2, np.uint8),
+        1,
+        1,
+    )
     # the per-partition pieces of the distributed similarity (recforge.distributed.neighbors)
     sums = cooccurrence_sums(a_indptr, a_indices, b_indptr, b_indices, weights, 0, 2, 1)
     topk_csr_rows(*sums, 0, weights, 1, 1)

@@ -36,6 +36,7 @@ Formulas follow Keras 3 (the oracle tests compare one step with Keras):
 Everything is sequential in the given row order, so results are bit-identical for a seed when
 BLAS runs on one thread.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,7 +48,9 @@ from ._jit import jit
 from .linear import _log1pexp, _sigmoid
 
 # optimiser codes, defined once in csrc/include/recforge/constants.hpp
-SGD, ADAGRAD, ADAM, FTRL = (_core.constants.NN_OPTIMIZERS[k] for k in ("sgd", "adagrad", "adam", "ftrl"))
+SGD, ADAGRAD, ADAM, FTRL = (
+    _core.constants.NN_OPTIMIZERS[k] for k in ("sgd", "adagrad", "adam", "ftrl")
+)
 
 
 @jit
@@ -111,9 +114,9 @@ def mlp_forward(x0, params, sizes, acts, dropout=0.0):
     out = x0
     for l in range(L):
         k, m = sizes[l], sizes[l + 1]
-        W = params[w_off[l]:w_off[l] + k * m].reshape((k, m))
-        b = params[b_off[l]:b_off[l] + m]
-        out = acts[a_off[l] * nb:a_off[l] * nb + nb * m].reshape((nb, m))
+        W = params[w_off[l] : w_off[l] + k * m].reshape((k, m))
+        b = params[b_off[l] : b_off[l] + m]
+        out = acts[a_off[l] * nb : a_off[l] * nb + nb * m].reshape((nb, m))
         np.dot(inp, W, out)
         relu = l < L - 1
         drop = relu and dropout > 0.0
@@ -148,11 +151,11 @@ def mlp_backward(x0, params, sizes, acts, dz, l2, grads, dropout=0.0):
     dx0 = G
     for l in range(L - 1, -1, -1):
         k, m = sizes[l], sizes[l + 1]
-        W = params[w_off[l]:w_off[l] + k * m].reshape((k, m))
+        W = params[w_off[l] : w_off[l] + k * m].reshape((k, m))
         if l == 0:
             inp = x0
         else:
-            inp = acts[a_off[l - 1] * nb:a_off[l - 1] * nb + nb * k].reshape((nb, k))
+            inp = acts[a_off[l - 1] * nb : a_off[l - 1] * nb + nb * k].reshape((nb, k))
         gW = np.dot(inp.T, G)
         o = w_off[l]
         for a in range(k):
@@ -226,7 +229,9 @@ def update(p, g, m, v, opt, lr, alpha, b1, b2, eps, l1, l2):
 
 
 @jit
-def _emb_grads(codes, rows, col_row_off, col_dim, col_in_off, dx0, mark, touched, touched_col, goff, gbuf):
+def _emb_grads(
+    codes, rows, col_row_off, col_dim, col_in_off, dx0, mark, touched, touched_col, goff, gbuf
+):
     """Sum d loss / d x0 into the embedding rows the batch uses; returns the number of such rows.
 
     Row t of the compact list: global id ``touched[t]``, column ``touched_col[t]``, gradient at
@@ -279,11 +284,46 @@ def _wide_grads(indptr, indices, data, rows, dz, mark, touched, gbuf):
 
 
 @jit
-def train_batches(codes, dense, y, sw, order, start, stop, batch_size,
-                  col_flat_off, col_row_off, col_dim, col_in_off, emb, emb_m, emb_v,
-                  sizes, params, p_m, p_v,
-                  has_wide, w_indptr, w_indices, w_data, wide_w, wide_m, wide_v,
-                  opt, lr, b1, b2, eps, l2, wide_opt, wide_lr, wide_l1, wide_l2, step, dropout=0.0):
+def train_batches(
+    codes,
+    dense,
+    y,
+    sw,
+    order,
+    start,
+    stop,
+    batch_size,
+    col_flat_off,
+    col_row_off,
+    col_dim,
+    col_in_off,
+    emb,
+    emb_m,
+    emb_v,
+    sizes,
+    params,
+    p_m,
+    p_v,
+    has_wide,
+    w_indptr,
+    w_indices,
+    w_data,
+    wide_w,
+    wide_m,
+    wide_v,
+    opt,
+    lr,
+    b1,
+    b2,
+    eps,
+    l2,
+    wide_opt,
+    wide_lr,
+    wide_l1,
+    wide_l2,
+    step,
+    dropout=0.0,
+):
     """Train on the rows ``order[start:stop]`` in mini-batches of ``batch_size``; returns the summed
     weighted log-loss (float64) of those rows before each batch's update.
 
@@ -325,7 +365,7 @@ def train_batches(codes, dense, y, sw, order, start, stop, batch_size,
         s1 = min(s0 + batch_size, stop)
         nb = s1 - s0
         rows = order[s0:s1]
-        x0 = x0_buf[:nb * d0].reshape((nb, d0))
+        x0 = x0_buf[: nb * d0].reshape((nb, d0))
         gather_inputs(codes, dense, rows, col_flat_off, col_dim, col_in_off, emb, x0)
         z = mlp_forward(x0, params, sizes, acts, dropout)
         if has_wide:
@@ -339,17 +379,40 @@ def train_batches(codes, dense, y, sw, order, start, stop, batch_size,
         dx0 = mlp_backward(x0, params, sizes, acts, dzb, l2, grads, dropout)
         step[0] += 1
         t = step[0]
-        alpha = np.float32(lr * math.sqrt(1.0 - b2f ** t) / (1.0 - b1f ** t))
+        alpha = np.float32(lr * math.sqrt(1.0 - b2f**t) / (1.0 - b1f**t))
         update(params, grads, p_m, p_v, opt, lr, alpha, b1, b2, eps, 0.0, 0.0)
         if n_cat > 0:
-            nt = _emb_grads(codes, rows, col_row_off, col_dim, col_in_off, dx0, mark, touched, touched_col,
-                            goff, gbuf)
+            nt = _emb_grads(
+                codes,
+                rows,
+                col_row_off,
+                col_dim,
+                col_in_off,
+                dx0,
+                mark,
+                touched,
+                touched_col,
+                goff,
+                gbuf,
+            )
             for q in range(nt):
                 c = touched_col[q]
                 d = col_dim[c]
                 o = col_flat_off[c] + (touched[q] - col_row_off[c]) * d
-                update(emb[o:o + d], gbuf[goff[q]:goff[q] + d], emb_m[o:o + d], emb_v[o:o + d], opt, lr, alpha,
-                       b1, b2, eps, 0.0, 0.0)
+                update(
+                    emb[o : o + d],
+                    gbuf[goff[q] : goff[q] + d],
+                    emb_m[o : o + d],
+                    emb_v[o : o + d],
+                    opt,
+                    lr,
+                    alpha,
+                    b1,
+                    b2,
+                    eps,
+                    0.0,
+                    0.0,
+                )
                 mark[touched[q]] = -1
         if has_wide:
             nw = _wide_grads(w_indptr, w_indices, w_data, rows, dzb, wmark, wtouched, wg)
@@ -358,10 +421,22 @@ def train_batches(codes, dense, y, sw, order, start, stop, batch_size,
                 wp[q] = wide_w[j]
                 wm[q] = wide_m[j]
                 wv[q] = wide_v[j]
-            update(wp[:nw], wg[:nw], wm[:nw], wv[:nw], wide_opt, wide_lr,
-                   alpha if wide_opt == ADAM and wide_lr == lr else
-                   np.float32(wide_lr * math.sqrt(1.0 - b2f ** t) / (1.0 - b1f ** t)),
-                   b1, b2, eps, wide_l1, wide_l2)
+            update(
+                wp[:nw],
+                wg[:nw],
+                wm[:nw],
+                wv[:nw],
+                wide_opt,
+                wide_lr,
+                alpha
+                if wide_opt == ADAM and wide_lr == lr
+                else np.float32(wide_lr * math.sqrt(1.0 - b2f**t) / (1.0 - b1f**t)),
+                b1,
+                b2,
+                eps,
+                wide_l1,
+                wide_l2,
+            )
             for q in range(nw):
                 j = wtouched[q]
                 wide_w[j] = wp[q]
@@ -372,8 +447,25 @@ def train_batches(codes, dense, y, sw, order, start, stop, batch_size,
 
 
 @jit
-def predict_logits(codes, dense, lo, hi, col_flat_off, col_dim, col_in_off, emb, sizes, params,
-                   has_wide, w_indptr, w_indices, w_data, wide_w, chunk, out):
+def predict_logits(
+    codes,
+    dense,
+    lo,
+    hi,
+    col_flat_off,
+    col_dim,
+    col_in_off,
+    emb,
+    sizes,
+    params,
+    has_wide,
+    w_indptr,
+    w_indices,
+    w_data,
+    wide_w,
+    chunk,
+    out,
+):
     """out[lo:hi] = logits (float64) of rows lo..hi-1, computed in blocks of ``chunk`` rows."""
     d0 = sizes[0]
     L = sizes.shape[0] - 1
@@ -386,7 +478,7 @@ def predict_logits(codes, dense, lo, hi, col_flat_off, col_dim, col_in_off, emb,
         s1 = min(s0 + chunk, hi)
         nb = s1 - s0
         rows = np.arange(s0, s1)
-        x0 = x0_buf[:nb * d0].reshape((nb, d0))
+        x0 = x0_buf[: nb * d0].reshape((nb, d0))
         gather_inputs(codes, dense, rows, col_flat_off, col_dim, col_in_off, emb, x0)
         z = mlp_forward(x0, params, sizes, acts)
         if has_wide:
@@ -396,8 +488,29 @@ def predict_logits(codes, dense, lo, hi, col_flat_off, col_dim, col_in_off, emb,
 
 
 @jit
-def loss_grad(codes, dense, y, sw, rows, col_flat_off, col_row_off, col_dim, col_in_off, emb, sizes, params,
-              has_wide, w_indptr, w_indices, w_data, wide_w, l2, grads, emb_grad, wide_grad):
+def loss_grad(
+    codes,
+    dense,
+    y,
+    sw,
+    rows,
+    col_flat_off,
+    col_row_off,
+    col_dim,
+    col_in_off,
+    emb,
+    sizes,
+    params,
+    has_wide,
+    w_indptr,
+    w_indices,
+    w_data,
+    wide_w,
+    l2,
+    grads,
+    emb_grad,
+    wide_grad,
+):
     """Loss and gradients of one batch (``rows``) without updating anything (for tests and tools).
 
     Returns the batch loss ``sum s_i logloss_i / B + l2 * sum ||W||^2`` (float64); fills ``grads``
@@ -460,10 +573,43 @@ def _warmup():
     layout = (i8, i8, i8, i8)  # col_flat_off, col_row_off, col_dim, col_in_off
     for w_indptr in (i8, i4):
         wide = (bool_, w_indptr, i4, f4, f4)  # has_wide, indptr, indices, data, wide_w
-        train_batches.compile((codes, dense, f8, f8, i8, int_, int_, int_, *layout, f4, f4, f4, i8,
-                               f4, f4, f4, *wide, f4, f4, int_, float_, float_, float_, float_,
-                               float_, int_, float_, float_, float_, i8, float_))
+        train_batches.compile(
+            (
+                codes,
+                dense,
+                f8,
+                f8,
+                i8,
+                int_,
+                int_,
+                int_,
+                *layout,
+                f4,
+                f4,
+                f4,
+                i8,
+                f4,
+                f4,
+                f4,
+                *wide,
+                f4,
+                f4,
+                int_,
+                float_,
+                float_,
+                float_,
+                float_,
+                float_,
+                int_,
+                float_,
+                float_,
+                float_,
+                i8,
+                float_,
+            )
+        )
         predict_logits.compile((codes, dense, int_, int_, i8, i8, i8, f4, i8, f4, *wide, int_, f8))
-    loss_grad.compile((codes, dense, f8, f8, i8, *layout, f4, i8, f4, bool_, i8, i4, f4, f4, float_,
-                       f4, f4, f4))
+    loss_grad.compile(
+        (codes, dense, f8, f8, i8, *layout, f4, i8, f4, bool_, i8, i4, f4, f4, float_, f4, f4, f4)
+    )
     seed_rng.compile((int_,))

@@ -5,6 +5,7 @@ the user side to the item side or back. Each kernel computes one such half-step 
 ``B`` walks at once (sparse CSR × dense ``(n, B)``, parallel over destination rows, each row
 written by one thread: no shared reductions, same result for any thread count).
 """
+
 from __future__ import annotations
 
 import numpy as np

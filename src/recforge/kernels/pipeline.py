@@ -370,7 +370,7 @@ def segment_topk(offsets, items, scores, k, out_items, out_scores):
 
 def _warmup():
     lists = np.array([[[0, 1]], [[1, -1]]], np.int64)
-    n_s, n_r, depth = lists.shape
+    n_s, n_r, _depth = lists.shape
     target = 2
     items = np.full((n_r, target), -1, np.int64)
     sc = np.full((n_r, target, n_s), np.nan, np.float32)

@@ -2,6 +2,7 @@
 
 The kernel is a pure function on arrays; validation happens in :mod:`recforge.metrics`.
 """
+
 from __future__ import annotations
 
 import numpy as np

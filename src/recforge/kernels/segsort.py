@@ -1,4 +1,5 @@
 """Numba kernel: a stable argsort of a key within each CSR row (behind sequences and temporal splits)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Word2vec negative sampling (skip-gram / CBOW): validation here, the trainer in C++ (``recforge._core``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,14 @@ from .. import _core
 from .._threads import resolve_n_threads
 from .._validation import check_float, check_int
 
-__all__ = ["SIGMOID_ERROR_BOUND", "aligned_vectors", "keep_probabilities", "sgns_sigmoid", "sgns_step", "sgns_train_epoch"]
+__all__ = [
+    "SIGMOID_ERROR_BOUND",
+    "aligned_vectors",
+    "keep_probabilities",
+    "sgns_sigmoid",
+    "sgns_step",
+    "sgns_train_epoch",
+]
 
 #: Largest |table sigmoid - exact sigmoid| inside (-6, 6): 0.25 (the slope bound) × half a bin of 12/4096.
 SIGMOID_ERROR_BOUND = 0.25 * 6.0 / 4096
@@ -15,12 +23,21 @@ SIGMOID_ERROR_BOUND = 0.25 * 6.0 / 4096
 
 def _vectors(in_vecs, out_vecs):
     for name, arr in (("in_vecs", in_vecs), ("out_vecs", out_vecs)):
-        if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or arr.ndim != 2 \
-                or not arr.flags.c_contiguous or not arr.flags.writeable:
-            raise TypeError(f"{name} must be a writeable C-contiguous float32 ndarray of shape (n_items, dim) "
-                            "(it is updated in place)")
+        if (
+            not isinstance(arr, np.ndarray)
+            or arr.dtype != np.float32
+            or arr.ndim != 2
+            or not arr.flags.c_contiguous
+            or not arr.flags.writeable
+        ):
+            raise TypeError(
+                f"{name} must be a writeable C-contiguous float32 ndarray of shape (n_items, dim) "
+                "(it is updated in place)"
+            )
     if in_vecs.shape != out_vecs.shape:
-        raise ValueError(f"in_vecs {in_vecs.shape} and out_vecs {out_vecs.shape} must have the same shape")
+        raise ValueError(
+            f"in_vecs {in_vecs.shape} and out_vecs {out_vecs.shape} must have the same shape"
+        )
     return in_vecs.shape[0]
 
 
@@ -42,7 +59,7 @@ def aligned_vectors(n_items, dim):
     nbytes = n_items * dim * 4
     buf = np.zeros(nbytes + 64, np.uint8)
     start = -buf.ctypes.data % 64
-    return buf[start:start + nbytes].view(np.float32).reshape(n_items, dim)
+    return buf[start : start + nbytes].view(np.float32).reshape(n_items, dim)
 
 
 def keep_probabilities(counts, sample):
@@ -76,8 +93,23 @@ def keep_probabilities(counts, sample):
     return np.minimum(keep, 1.0).astype(np.float32)
 
 
-def sgns_train_epoch(offsets, items, in_vecs, out_vecs, neg_weights, *, keep_prob=None, window=5, negative=5,
-                     cbow=False, basket=False, alpha_start=0.025, alpha_end=0.025, seed=0, n_threads=1):
+def sgns_train_epoch(
+    offsets,
+    items,
+    in_vecs,
+    out_vecs,
+    neg_weights,
+    *,
+    keep_prob=None,
+    window=5,
+    negative=5,
+    cbow=False,
+    basket=False,
+    alpha_start=0.025,
+    alpha_end=0.025,
+    seed=0,
+    n_threads=1,
+):
     """Train one word2vec negative-sampling epoch over sequences, updating the vectors in place.
 
     Parameters
@@ -128,8 +160,12 @@ def sgns_train_epoch(offsets, items, in_vecs, out_vecs, neg_weights, *, keep_pro
     if items.size and (items.min() < 0 or items.max() >= n_items):
         raise ValueError(f"items must be in [0, {n_items})")
     neg_weights = np.ascontiguousarray(neg_weights, dtype=np.float64)
-    if neg_weights.shape != (n_items,) or not np.all(np.isfinite(neg_weights)) or np.any(neg_weights < 0) \
-            or neg_weights.sum() <= 0:
+    if (
+        neg_weights.shape != (n_items,)
+        or not np.all(np.isfinite(neg_weights))
+        or np.any(neg_weights < 0)
+        or neg_weights.sum() <= 0
+    ):
         raise ValueError(f"neg_weights must be {n_items} finite values >= 0, not all 0")
     if keep_prob is not None:
         keep_prob = np.ascontiguousarray(keep_prob, dtype=np.float32)
@@ -140,9 +176,24 @@ def sgns_train_epoch(offsets, items, in_vecs, out_vecs, neg_weights, *, keep_pro
     alpha_start = check_float(alpha_start, "alpha_start", min_value=0.0)
     alpha_end = check_float(alpha_end, "alpha_end", min_value=0.0)
     seed = check_int(seed, "seed", min_value=0, max_value=2**64 - 1)
-    return int(_core.sgns_train_epoch(offsets, items, keep_prob, neg_weights, in_vecs, out_vecs, window, negative,
-                                      bool(cbow), bool(basket), alpha_start, alpha_end, seed,
-                                      resolve_n_threads(n_threads)))
+    return int(
+        _core.sgns_train_epoch(
+            offsets,
+            items,
+            keep_prob,
+            neg_weights,
+            in_vecs,
+            out_vecs,
+            window,
+            negative,
+            bool(cbow),
+            bool(basket),
+            alpha_start,
+            alpha_end,
+            seed,
+            resolve_n_threads(n_threads),
+        )
+    )
 
 
 def sgns_step(in_vecs, out_vecs, center, contexts, negatives, lr, *, cbow=False):
@@ -166,7 +217,9 @@ def sgns_step(in_vecs, out_vecs, center, contexts, negatives, lr, *, cbow=False)
     for name, arr in (("contexts", contexts), ("negatives", negatives)):
         if arr.size and (arr.min() < 0 or arr.max() >= n_items):
             raise ValueError(f"{name} must be in [0, {n_items})")
-    _core.sgns_step(in_vecs, out_vecs, center, contexts, negatives, check_float(lr, "lr"), bool(cbow))
+    _core.sgns_step(
+        in_vecs, out_vecs, center, contexts, negatives, check_float(lr, "lr"), bool(cbow)
+    )
 
 
 def sgns_sigmoid(x):

@@ -1,4 +1,5 @@
 """Batched top-k selection: validation in Python, the selection in C++ (``recforge._core.topk_rows``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -71,7 +72,9 @@ def topk(scores, k, *, exclude=None, global_mask=None, n_threads=1):
             raise ValueError(f"global_mask must have shape ({n_items},), got {mask.shape}")
         mask = np.ascontiguousarray(mask, dtype=np.uint8)
 
-    idx, val, n_nan = _core.topk_rows(scores, k, indptr, indices, mask, resolve_n_threads(n_threads))
+    idx, val, n_nan = _core.topk_rows(
+        scores, k, indptr, indices, mask, resolve_n_threads(n_threads)
+    )
     if n_nan:
         raise ValueError(f"scores contain {n_nan} NaN value(s); a model produced invalid scores")
     return idx, val

@@ -9,13 +9,13 @@ from .model import TwoStage, default_ranker, default_sources
 from .report import PipelineReport, evaluate_pipeline
 
 __all__ = [
-    "TwoStage",
-    "evaluate_pipeline",
-    "PipelineReport",
     "Candidates",
     "Cut",
+    "PipelineReport",
+    "TwoStage",
     "cut_history",
-    "merge_lists",
-    "default_sources",
     "default_ranker",
+    "default_sources",
+    "evaluate_pipeline",
+    "merge_lists",
 ]

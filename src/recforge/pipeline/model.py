@@ -31,12 +31,12 @@ from .labels import (
     sample_negatives,
 )
 
-__all__ = ["TwoStage", "TrainingData", "default_sources", "default_ranker"]
+__all__ = ["TrainingData", "TwoStage", "default_ranker", "default_sources"]
 
 
 def default_sources(n_threads=None, random_state=None) -> dict:
     """The default recall sources: Popularity, ItemCF, UserCF, LFM (BPR) and Item2Vec, unfitted."""
-    from ..recall import LFM, ItemCF, Item2Vec, Popularity, UserCF
+    from ..recall import LFM, Item2Vec, ItemCF, Popularity, UserCF
 
     seed = (
         None if random_state is None else int(check_random_state(random_state).integers(2**31 - 1))
@@ -278,8 +278,11 @@ class TwoStage(ParamsMixin):
         if isinstance(self.ranker, str):
             check_choice(self.ranker, "ranker", {"default"})
             return default_ranker(self.n_threads, self.random_state)
-        has = {m for m in ("fit", "predict_proba", "predict", "get_params")
-               if callable(getattr(self.ranker, m, None))}
+        has = {
+            m
+            for m in ("fit", "predict_proba", "predict", "get_params")
+            if callable(getattr(self.ranker, m, None))
+        }
         if not {"fit", "get_params"} <= has or not has & {"predict_proba", "predict"}:
             raise TypeError(
                 f"ranker must have fit, get_params and predict_proba or predict (or be 'default' or "
@@ -538,8 +541,8 @@ class TwoStage(ParamsMixin):
         times["training_candidates_and_features"] = time.perf_counter() - start
         n_future = int(np.diff(fut.indptr)[users].sum())
         summary = {
-            "users": int(len(users)),
-            "rows": int(len(out["y"])),
+            "users": len(users),
+            "rows": len(out["y"]),
             "positives": int(out["y"].sum()),
             "label_events": n_future,
             "candidate_recall": (n_pos_union / n_future) if n_future else float("nan"),
@@ -661,7 +664,7 @@ class TwoStage(ParamsMixin):
     def _rank_block(self, cands, users, as_of, k, history=None):
         from ..kernels.pipeline import segment_topk
 
-        quotas, n_candidates, depth, windows = self._settings
+        _quotas, _n_candidates, _depth, windows = self._settings
         if self.ranker_ is None:
             scores = cands.rrf.astype(np.float32)
         else:

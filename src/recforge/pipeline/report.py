@@ -61,7 +61,7 @@ class PipelineReport:
         lines = [head]
         for r in self.rows:
 
-            def fmt(key, width, pct=False):
+            def fmt(key, width, pct=False, r=r):
                 v = r.get(key)
                 if v is None or (isinstance(v, float) and np.isnan(v)):
                     return " " * (width - 1) + "-"

@@ -4,6 +4,7 @@ All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``pre
 ``decision_function``, ``get_params``/``set_params``) with ``save``/``load``; see
 :mod:`recforge.rank._base` for the shared conventions.
 """
+
 from ._base import Ranker
 from .dnn import DNN
 from .gbdt import GBDTClassifier, GBDTRanker, GBDTRegressor
@@ -11,4 +12,13 @@ from .gbdt_lr import GBDTLR
 from .linear import LogisticRegression
 from .wide_deep import WideDeep
 
-__all__ = ["Ranker", "LogisticRegression", "GBDTClassifier", "GBDTRegressor", "GBDTRanker", "GBDTLR", "DNN", "WideDeep"]
+__all__ = [
+    "DNN",
+    "GBDTLR",
+    "GBDTClassifier",
+    "GBDTRanker",
+    "GBDTRegressor",
+    "LogisticRegression",
+    "Ranker",
+    "WideDeep",
+]

@@ -21,6 +21,7 @@ DataFrame with non-numeric columns and no ``encoder`` gets a default
 The functions :func:`check_X`, :func:`check_binary_target`, :func:`check_sample_weight` and
 :func:`class_weight_factors` are usable on their own.
 """
+
 from __future__ import annotations
 
 import functools
@@ -71,15 +72,19 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
         kinds = {c: X[c].dtype.kind for c in X.columns}
         bad = [c for c, k in kinds.items() if k not in "biuf"]
         if bad:
-            raise TypeError(f"{name} has non-numeric columns {bad[:5]}; encode them first, e.g. with "
-                            "encoder=FeatureEncoder() or recforge.features.FeatureEncoder")
+            raise TypeError(
+                f"{name} has non-numeric columns {bad[:5]}; encode them first, e.g. with "
+                "encoder=FeatureEncoder() or recforge.features.FeatureEncoder"
+            )
         X = X.to_numpy(dtype=np.float64, na_value=np.nan)
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
         raise ValueError(f"Complex data not supported in {name}")
     if arr.ndim != 2:
-        raise ValueError(f"Expected 2D array for {name}, got shape {arr.shape} instead. Reshape your data "
-                         "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single row")
+        raise ValueError(
+            f"Expected 2D array for {name}, got shape {arr.shape} instead. Reshape your data "
+            "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single row"
+        )
     if arr.dtype not in (np.float32, np.float64):
         if arr.dtype.kind == "O":
             try:
@@ -101,8 +106,6 @@ def _float_dtype_for(dtype) -> type:
     return np.float32 if dtype == np.float16 else np.float64
 
 
-
-
 def _check_values(arr, name: str, allow_nan: bool) -> None:
     """No infinity, NaN only when ``allow_nan``, every value within float32's range: one min and one
     max pass (NaN-aware ones only when NaN is allowed and present)."""
@@ -119,18 +122,24 @@ def _check_values(arr, name: str, allow_nan: bool) -> None:
         raise ValueError(f"{name} contains {'NaN or ' if not allow_nan else ''}infinity")
     largest = max(-float(lo), float(hi))
     if largest > FLOAT32_MAX:
-        raise ValueError(f"{name} holds values beyond float32's range (|value| up to {largest:.3g} "
-                         f"> {FLOAT32_MAX:.3g}); the models compute in float32: rescale these "
-                         "features")
+        raise ValueError(
+            f"{name} holds values beyond float32's range (|value| up to {largest:.3g} "
+            f"> {FLOAT32_MAX:.3g}); the models compute in float32: rescale these "
+            "features"
+        )
 
 
 def _check_shape(shape, name):
     if shape[0] < 1:
-        raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required "
-                         f"({name})")
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required "
+            f"({name})"
+        )
     if shape[1] < 1:
-        raise ValueError(f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 is required "
-                         f"({name})")
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 is required "
+            f"({name})"
+        )
 
 
 def check_binary_target(y, n_rows: int | None = None, name: str = "y", classes=None):
@@ -142,8 +151,12 @@ def check_binary_target(y, n_rows: int | None = None, name: str = "y", classes=N
     """
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
-        warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape "
-                      "of y to (n_samples,), for example using ravel().", _data_conversion_warning(), stacklevel=3)
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the shape "
+            "of y to (n_samples,), for example using ravel().",
+            _data_conversion_warning(),
+            stacklevel=3,
+        )
         arr = arr.ravel()
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
@@ -153,25 +166,39 @@ def check_binary_target(y, n_rows: int | None = None, name: str = "y", classes=N
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or infinity")
         if not np.all(arr == np.round(arr)):
-            raise ValueError(f"Unknown label type: continuous. {name} must hold class labels (binary)")
+            raise ValueError(
+                f"Unknown label type: continuous. {name} must hold class labels (binary)"
+            )
     if arr.dtype.kind == "O":
         try:
-            arr = arr.astype(str) if any(isinstance(v, str) for v in arr[:100]) else arr.astype(np.float64)
+            arr = (
+                arr.astype(str)
+                if any(isinstance(v, str) for v in arr[:100])
+                else arr.astype(np.float64)
+            )
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"Unknown label type: {name} holds objects that are not labels ({exc})") from None
+            raise ValueError(
+                f"Unknown label type: {name} holds objects that are not labels ({exc})"
+            ) from None
     if arr.dtype.kind not in "biufUS":
         raise ValueError(f"Unknown label type: {name} has dtype {arr.dtype}")
     if classes is None:
         classes = np.unique(arr)
         if classes.size < 2:
-            raise ValueError(f"{name} has 1 class {classes.tolist()}; a binary ranker needs 2 classes")
+            raise ValueError(
+                f"{name} has 1 class {classes.tolist()}; a binary ranker needs 2 classes"
+            )
         if classes.size > 2:
-            raise ValueError(f"Only binary classification is supported. {name} has {classes.size} classes "
-                             f"{classes[:5].tolist()}; rankers predict click / no click")
+            raise ValueError(
+                f"Only binary classification is supported. {name} has {classes.size} classes "
+                f"{classes[:5].tolist()}; rankers predict click / no click"
+            )
     else:
         unknown = np.setdiff1d(np.unique(arr), classes)
         if unknown.size:
-            raise ValueError(f"{name} holds labels {unknown[:5].tolist()} not in classes {list(classes)}")
+            raise ValueError(
+                f"{name} holds labels {unknown[:5].tolist()} not in classes {list(classes)}"
+            )
     y01 = (arr == classes[1]).astype(np.float64)
     return classes, y01
 
@@ -204,31 +231,40 @@ def check_sample_weight(sample_weight, n_rows: int, name: str = "sample_weight")
     if not np.any(sw > 0):
         raise ValueError(f"{name} sums to zero")
     if sw.size and sw.max() > FLOAT32_MAX:
-        raise ValueError(f"{name} holds values beyond float32's range (up to {sw.max():.3g}); "
-                         "rescale them")
+        raise ValueError(
+            f"{name} holds values beyond float32's range (up to {sw.max():.3g}); rescale them"
+        )
     return sw
 
 
-def class_weight_factors(class_weight, classes, y01: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+def class_weight_factors(
+    class_weight, classes, y01: np.ndarray, sample_weight: np.ndarray
+) -> np.ndarray:
     """Per-row factors of ``class_weight``: None, ``"balanced"`` (n / (2 * count of the class), counted
     with the sample weights) or a dict label -> weight."""
     if class_weight is None:
         return np.ones_like(y01)
     if isinstance(class_weight, str):
         if class_weight != "balanced":
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}")
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}"
+            )
         counts = np.array([sample_weight[y01 == 0].sum(), sample_weight[y01 == 1].sum()])
         weights = sample_weight.sum() / (2.0 * np.maximum(counts, 1e-300))
     elif isinstance(class_weight, dict):
         unknown = set(class_weight) - set(classes.tolist())
         if unknown:
-            raise ValueError(f"class_weight has labels {sorted(map(str, unknown))} not in the classes "
-                             f"{classes.tolist()}")
+            raise ValueError(
+                f"class_weight has labels {sorted(map(str, unknown))} not in the classes "
+                f"{classes.tolist()}"
+            )
         weights = np.array([float(class_weight.get(c, 1.0)) for c in classes.tolist()])
         if np.any(weights < 0) or not np.all(np.isfinite(weights)):
             raise ValueError("class_weight values must be finite and non-negative")
     else:
-        raise TypeError(f"class_weight must be None, 'balanced' or a dict, got {type(class_weight).__name__}")
+        raise TypeError(
+            f"class_weight must be None, 'balanced' or a dict, got {type(class_weight).__name__}"
+        )
     return np.where(y01 == 1, weights[1], weights[0])
 
 
@@ -240,7 +276,11 @@ def _has_non_numeric_columns(X) -> bool:
 
 def feature_names_of(X):
     """Column names of a DataFrame whose columns are all strings, as an object array; else None."""
-    if isinstance(X, pd.DataFrame) and len(X.columns) and all(isinstance(c, str) for c in X.columns):
+    if (
+        isinstance(X, pd.DataFrame)
+        and len(X.columns)
+        and all(isinstance(c, str) for c in X.columns)
+    ):
         return np.asarray(X.columns, dtype=object)
     return None
 
@@ -321,7 +361,9 @@ class Ranker(ParamsMixin):
                 from ..features import FeatureEncoder
 
                 if not isinstance(encoder, FeatureEncoder):
-                    raise TypeError(f"encoder must be a FeatureEncoder or None, got {type(encoder).__name__}")
+                    raise TypeError(
+                        f"encoder must be a FeatureEncoder or None, got {type(encoder).__name__}"
+                    )
                 self.encoder_ = FeatureEncoder(**encoder.get_params()).fit(X)
             elif hasattr(self, "encoder_"):
                 del self.encoder_
@@ -332,8 +374,12 @@ class Ranker(ParamsMixin):
         else:
             self._check_fitted()
             fitted = getattr(self, "feature_names_in_", None)
-            if fitted is not None and names is not None and (
-                    len(fitted) != len(names) or np.any(fitted != names)) and encoder is None:
+            if (
+                fitted is not None
+                and names is not None
+                and (len(fitted) != len(names) or np.any(fitted != names))
+                and encoder is None
+            ):
                 raise _feature_name_error(fitted, names)
         if getattr(self, "encoder_", None) is not None:
             if reset:
@@ -344,15 +390,19 @@ class Ranker(ParamsMixin):
             if reset:
                 self.n_features_in_ = Xm.shape[1]
             elif Xm.shape[1] != self.n_features_in_:
-                raise ValueError(f"{name} has {Xm.shape[1]} features, but {type(self).__name__} is expecting "
-                                 f"{self.n_features_in_} features as input")
+                raise ValueError(
+                    f"{name} has {Xm.shape[1]} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input"
+                )
         return Xm
 
     def _prepare_fit(self, X, y, sample_weight, eval_set):
         """Validate everything ``fit`` receives; returns ``(X, y01, weights, eval_list)``."""
         self._validate_params()
         if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
         Xm = self._prepare_X(X, reset=True)
         y01 = self._fit_target(y, Xm.shape[0])
         sw = check_sample_weight(sample_weight, Xm.shape[0])
@@ -360,15 +410,24 @@ class Ranker(ParamsMixin):
             sw = sw * class_weight_factors(self.class_weight, self.classes_, y01, sw)
         evals = []
         if eval_set is not None:
-            if isinstance(eval_set, tuple) and len(eval_set) in (2, 3) and not isinstance(eval_set[0], tuple):
+            if (
+                isinstance(eval_set, tuple)
+                and len(eval_set) in (2, 3)
+                and not isinstance(eval_set[0], tuple)
+            ):
                 eval_set = [eval_set]
             for k, item in enumerate(eval_set):
                 if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-                    raise ValueError("eval_set must be a list of (X, y) or (X, y, sample_weight) tuples")
+                    raise ValueError(
+                        "eval_set must be a list of (X, y) or (X, y, sample_weight) tuples"
+                    )
                 Xe = self._prepare_X(item[0], reset=False, name=f"eval_set[{k}] X")
                 ye = self._eval_target(item[1], Xe.shape[0], f"eval_set[{k}] y")
-                swe = check_sample_weight(item[2] if len(item) == 3 else None, Xe.shape[0],
-                                          name=f"eval_set[{k}] sample_weight")
+                swe = check_sample_weight(
+                    item[2] if len(item) == 3 else None,
+                    Xe.shape[0],
+                    name=f"eval_set[{k}] sample_weight",
+                )
                 evals.append((Xe, ye, swe))
         return Xm, y01, sw, evals
 
@@ -401,8 +460,9 @@ class Ranker(ParamsMixin):
         """
         unknown = sorted(set(fit_params) - set(inspect.signature(self._fit).parameters))
         if unknown:  # before any state is learned
-            raise TypeError(f"{type(self).__name__}.fit() got unexpected keyword "
-                            f"argument(s) {unknown}")
+            raise TypeError(
+                f"{type(self).__name__}.fit() got unexpected keyword argument(s) {unknown}"
+            )
         Xm, y01, sw, evals = self._prepare_fit(X, y, sample_weight, eval_set)
         self._fit(Xm, y01, sw, evals, **fit_params)
         return self
@@ -429,8 +489,10 @@ class Ranker(ParamsMixin):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attr):
-            raise _not_fitted_error()(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
-                                 "appropriate arguments before using this estimator.")
+            raise _not_fitted_error()(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, self._fitted_attr)
@@ -469,8 +531,12 @@ class Ranker(ParamsMixin):
             arrays.update(enc_arrays)
             record["encoder"] = enc_meta
             params = {**params, "encoder": None}  # rebuilt from record["encoder"]
-        params = {k: _jsonable_or_none(v) for k, v in params.items()}  # callbacks, Generators -> None
-        save_arrays(file, model_class=type(self).__name__, params=params, arrays=arrays, meta=record)
+        params = {
+            k: _jsonable_or_none(v) for k, v in params.items()
+        }  # callbacks, Generators -> None
+        save_arrays(
+            file, model_class=type(self).__name__, params=params, arrays=arrays, meta=record
+        )
 
     @classmethod
     def load(cls, file):
@@ -482,18 +548,23 @@ class Ranker(ParamsMixin):
             if "_classes" in arrays:
                 classes = arrays.take("_classes", kinds="biufU", shape=(2,), pop=True)
                 if classes[0] == classes[1]:
-                    raise arrays.error(f"'_classes' must hold two distinct labels, "
-                                       f"got {classes.tolist()}")
+                    raise arrays.error(
+                        f"'_classes' must hold two distinct labels, got {classes.tolist()}"
+                    )
                 model.classes_ = classes
             elif cls._fitted_attr == "classes_":
                 raise arrays.error("the file has no class labels ('_classes')")
-            n_features = check_int(record.get("n_features_in"), "the record's n_features_in",
-                                   min_value=0)
+            n_features = check_int(
+                record.get("n_features_in"), "the record's n_features_in", min_value=0
+            )
             model.n_features_in_ = n_features
             if "feature_names_in" in record:
                 names = record["feature_names_in"]
-                if not isinstance(names, list) or len(names) != n_features or not all(
-                        isinstance(n, str) for n in names):
+                if (
+                    not isinstance(names, list)
+                    or len(names) != n_features
+                    or not all(isinstance(n, str) for n in names)
+                ):
                     raise arrays.error(f"'feature_names_in' must be a list of {n_features} strings")
                 model.feature_names_in_ = np.asarray(names, dtype=object)
             if "encoder" in record:
@@ -502,13 +573,18 @@ class Ranker(ParamsMixin):
                 enc_arrays = ModelArrays(
                     {k: v for k, v in arrays.items() if k.startswith(_ENCODER_PREFIX)}, arrays.where
                 )
-                model.encoder_ = FeatureEncoder.from_state(enc_arrays, record["encoder"], prefix=_ENCODER_PREFIX)
+                model.encoder_ = FeatureEncoder.from_state(
+                    enc_arrays, record["encoder"], prefix=_ENCODER_PREFIX
+                )
                 if len(model.encoder_.columns_) != n_features:
-                    raise arrays.error(f"the encoder has {len(model.encoder_.columns_)} columns, "
-                                       f"the record's n_features_in is {n_features}")
+                    raise arrays.error(
+                        f"the encoder has {len(model.encoder_.columns_)} columns, "
+                        f"the record's n_features_in is {n_features}"
+                    )
                 model.encoder = FeatureEncoder(**model.encoder_.get_params())
                 arrays = ModelArrays(
-                    {k: v for k, v in arrays.items() if not k.startswith(_ENCODER_PREFIX)}, arrays.where
+                    {k: v for k, v in arrays.items() if not k.startswith(_ENCODER_PREFIX)},
+                    arrays.where,
                 )
             ranker_meta = record.get("ranker", {})
             if not isinstance(ranker_meta, dict):
@@ -541,7 +617,9 @@ def _not_fitted_error() -> type:
 
 @functools.cache
 def _combined_not_fitted(sk_error: type) -> type:
-    return type("NotFittedError", (NotFittedError, sk_error), {"__module__": NotFittedError.__module__})
+    return type(
+        "NotFittedError", (NotFittedError, sk_error), {"__module__": NotFittedError.__module__}
+    )
 
 
 class available_if:
@@ -560,8 +638,10 @@ class available_if:
         if obj is None:
             return self.fn
         if not self.check(obj):
-            raise AttributeError(f"{type(obj).__name__} has no attribute {self.fn.__name__!r} with these "
-                                 "hyper-parameters")
+            raise AttributeError(
+                f"{type(obj).__name__} has no attribute {self.fn.__name__!r} with these "
+                "hyper-parameters"
+            )
         return functools.partial(self.fn, obj)
 
 

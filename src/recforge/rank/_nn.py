@@ -3,6 +3,7 @@ loop (epochs, shuffling, early stopping on AUC, progress bar, callback), predict
 
 The kernels are in :mod:`recforge.kernels.nn` (see its docstring for the array layout).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -69,7 +70,8 @@ class NeuralRanker(Ranker):
     def _validate_params(self):
         hidden = self.hidden_units
         if isinstance(hidden, (int, np.integer)) or not all(
-                isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in hidden):
+            isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in hidden
+        ):
             raise ValueError(f"hidden_units must be a sequence of positive ints, got {hidden!r}")
         dim = self.embedding_dim
         if isinstance(dim, dict):
@@ -131,8 +133,12 @@ class NeuralRanker(Ranker):
         enc = getattr(self, "encoder_", None)
         cols = self._embedded_columns(enc) if enc is not None else []
         cards = [enc.n_codes(c) for c in cols]
-        dims = [int(self.embedding_dim.get(c, 8)) if isinstance(self.embedding_dim, dict)
-                else int(self.embedding_dim) for c in cols]
+        dims = [
+            int(self.embedding_dim.get(c, 8))
+            if isinstance(self.embedding_dim, dict)
+            else int(self.embedding_dim)
+            for c in cols
+        ]
         n_cat = len(cols)
         col_flat_off = np.zeros(n_cat, np.int64)
         col_row_off = np.zeros(n_cat + 1, np.int64)
@@ -145,10 +151,15 @@ class NeuralRanker(Ranker):
             inp += dims[c]
         col_row_off[n_cat] = row
         sizes = [inp + n_num, *[int(h) for h in self.hidden_units], 1]
-        return {"_col_dim": np.asarray(dims, dtype=np.int64).reshape(n_cat),
-                "_col_flat_off": col_flat_off, "_col_row_off": col_row_off,
-                "_col_in_off": col_in_off,
-                "_sizes": np.asarray(sizes, dtype=np.int64), "columns": cols, "n_emb": flat}
+        return {
+            "_col_dim": np.asarray(dims, dtype=np.int64).reshape(n_cat),
+            "_col_flat_off": col_flat_off,
+            "_col_row_off": col_row_off,
+            "_col_in_off": col_in_off,
+            "_sizes": np.asarray(sizes, dtype=np.int64),
+            "columns": cols,
+            "n_emb": flat,
+        }
 
     def _build(self, inputs: NNInputs, rng):
         layout = self._layout(inputs.dense.shape[1])
@@ -189,9 +200,13 @@ class NeuralRanker(Ranker):
             d = int(self._col_dim[c])
             rows = int(self._col_row_off[c + 1] - self._col_row_off[c])
             o = int(self._col_flat_off[c])
-            emb[name] = self._emb[o:o + rows * d].reshape(rows, d).copy()
+            emb[name] = self._emb[o : o + rows * d].reshape(rows, d).copy()
         kernels, biases = _unflatten(self._params, self._sizes)
-        out = {"embeddings": emb, "kernels": [k.copy() for k in kernels], "biases": [b.copy() for b in biases]}
+        out = {
+            "embeddings": emb,
+            "kernels": [k.copy() for k in kernels],
+            "biases": [b.copy() for b in biases],
+        }
         if self._has_wide:
             out["wide"] = self._wide_w.copy()
         return out
@@ -201,16 +216,53 @@ class NeuralRanker(Ranker):
         wopt, wlr, wl1, wl2 = self._wide_settings()
         wide = inp.wide
         if wide is None:
-            indptr, indices, data = _EMPTY_INDPTR(inp.codes.shape[0]), np.zeros(0, np.int32), np.zeros(0, np.float32)
+            indptr, indices, data = (
+                _EMPTY_INDPTR(inp.codes.shape[0]),
+                np.zeros(0, np.int32),
+                np.zeros(0, np.float32),
+            )
         else:
             indptr, indices, data = wide.indptr, wide.indices, wide.data
         return K.train_batches(
-            inp.codes, inp.dense, y, sw, order, start, stop, batch_size,
-            self._col_flat_off, self._col_row_off, self._col_dim, self._col_in_off, self._emb, self._emb_m,
-            self._emb_v, self._sizes, self._params, self._p_m, self._p_v,
-            wide is not None, indptr, indices, data, self._wide_w, self._wide_m, self._wide_v,
-            _OPTIMIZERS[self.optimizer], float(self.learning_rate), BETA_1, BETA_2, EPSILON, float(self.l2),
-            wopt, wlr, wl1, wl2, self._step, float(self.dropout))
+            inp.codes,
+            inp.dense,
+            y,
+            sw,
+            order,
+            start,
+            stop,
+            batch_size,
+            self._col_flat_off,
+            self._col_row_off,
+            self._col_dim,
+            self._col_in_off,
+            self._emb,
+            self._emb_m,
+            self._emb_v,
+            self._sizes,
+            self._params,
+            self._p_m,
+            self._p_v,
+            wide is not None,
+            indptr,
+            indices,
+            data,
+            self._wide_w,
+            self._wide_m,
+            self._wide_v,
+            _OPTIMIZERS[self.optimizer],
+            float(self.learning_rate),
+            BETA_1,
+            BETA_2,
+            EPSILON,
+            float(self.l2),
+            wopt,
+            wlr,
+            wl1,
+            wl2,
+            self._step,
+            float(self.dropout),
+        )
 
     def _fit(self, X, y, sw, evals):
         n_threads = resolve_n_threads(self.n_threads)
@@ -218,7 +270,7 @@ class NeuralRanker(Ranker):
         ev = [(self._as_inputs(Xe, fit=False), ye, swe) for Xe, ye, swe in evals]
         rng = check_random_state(self.random_state)
         self._build(inp, rng)
-        K.seed_rng(int(rng.integers(2 ** 31)))
+        K.seed_rng(int(rng.integers(2**31)))
         n = inp.codes.shape[0]
         yy = np.ascontiguousarray(y, dtype=np.float64)
         ss = np.ascontiguousarray(sw, dtype=np.float64)
@@ -228,8 +280,14 @@ class NeuralRanker(Ranker):
         epochs = int(self.epochs)
         # a larger batch is the same single batch, and the kernel sizes its buffers by it
         bs = min(int(self.batch_size), n)
-        bar = progress_bar(self.verbose, total=epochs * n, desc=type(self).__name__, unit="row",
-                           unit_scale=True, leave=False)
+        bar = progress_bar(
+            self.verbose,
+            total=epochs * n,
+            desc=type(self).__name__,
+            unit="row",
+            unit_scale=True,
+            leave=False,
+        )
         # the progress bar refreshes ~20 times per epoch; without it one kernel call runs the epoch
         seg = n if bar is None else max(bs, -(-n // 20) // bs * bs)
         try:
@@ -255,7 +313,9 @@ class NeuralRanker(Ranker):
                         from ..metrics import roc_auc_score
 
                         Xe, ye, swe = ev[0]
-                        auc = float(roc_auc_score(ye, self._logits(Xe, n_threads), sample_weight=swe))
+                        auc = float(
+                            roc_auc_score(ye, self._logits(Xe, n_threads), sample_weight=swe)
+                        )
                         info["eval_auc"] = auc
                         self.evals_result_.append(auc)
                         if auc > best:
@@ -269,7 +329,11 @@ class NeuralRanker(Ranker):
                     self.n_iter_ = epoch
                     if self.callback is not None and bool(self.callback(info)):
                         break
-                    if self.early_stopping_rounds is not None and ev and since >= self.early_stopping_rounds:
+                    if (
+                        self.early_stopping_rounds is not None
+                        and ev
+                        and since >= self.early_stopping_rounds
+                    ):
                         break
         finally:
             if bar is not None:
@@ -277,8 +341,10 @@ class NeuralRanker(Ranker):
         if best_state is not None:
             self._restore(best_state)
         if not all(np.all(np.isfinite(getattr(self, k))) for k in ("_emb", "_params", "_wide_w")):
-            raise FloatingPointError(f"{type(self).__name__} diverged (non-finite weights); lower "
-                                     "learning_rate or rescale the features or sample_weight")
+            raise FloatingPointError(
+                f"{type(self).__name__} diverged (non-finite weights); lower "
+                "learning_rate or rescale the features or sample_weight"
+            )
 
     def _snapshot(self):
         return {k: getattr(self, k).copy() for k in self._STATE}
@@ -287,7 +353,18 @@ class NeuralRanker(Ranker):
         for k, v in state.items():
             setattr(self, k, v)
 
-    _STATE = ("_emb", "_params", "_wide_w", "_emb_m", "_emb_v", "_p_m", "_p_v", "_wide_m", "_wide_v", "_step")
+    _STATE = (
+        "_emb",
+        "_params",
+        "_wide_w",
+        "_emb_m",
+        "_emb_v",
+        "_p_m",
+        "_p_v",
+        "_wide_m",
+        "_wide_v",
+        "_step",
+    )
     _LAYOUT = ("_col_dim", "_col_flat_off", "_col_row_off", "_col_in_off", "_sizes")
 
     # -- prediction ---------------------------------------------------------------------------------
@@ -304,9 +381,25 @@ class NeuralRanker(Ranker):
             indptr, indices, data = wide.indptr, wide.indices, wide.data
 
         def block(lo):
-            K.predict_logits(inp.codes, inp.dense, lo, min(n, lo + PREDICT_CHUNK), self._col_flat_off,
-                             self._col_dim, self._col_in_off, self._emb, self._sizes, self._params,
-                             wide is not None, indptr, indices, data, self._wide_w, PREDICT_CHUNK, out)
+            K.predict_logits(
+                inp.codes,
+                inp.dense,
+                lo,
+                min(n, lo + PREDICT_CHUNK),
+                self._col_flat_off,
+                self._col_dim,
+                self._col_in_off,
+                self._emb,
+                self._sizes,
+                self._params,
+                wide is not None,
+                indptr,
+                indices,
+                data,
+                self._wide_w,
+                PREDICT_CHUNK,
+                out,
+            )
 
         starts = range(0, n, PREDICT_CHUNK)
         with limit_blas_threads(1):
@@ -325,20 +418,28 @@ class NeuralRanker(Ranker):
 
     def _check_inputs(self, inp):
         if inp.codes.shape[1] != self._col_dim.shape[0] or (
-                inp.dense.shape[1] != self._sizes[0] - int(self._col_dim.sum())):
+            inp.dense.shape[1] != self._sizes[0] - int(self._col_dim.sum())
+        ):
             raise ValueError("X does not match the features the model was trained on")
-        if inp.codes.size and (inp.codes.min() < 0 or np.any(inp.codes.max(axis=0) >= np.diff(self._col_row_off))):
+        if inp.codes.size and (
+            inp.codes.min() < 0 or np.any(inp.codes.max(axis=0) >= np.diff(self._col_row_off))
+        ):
             raise ValueError("embedding codes outside the tables: X was encoded by another encoder")
         if self._has_wide and inp.wide.shape[1] != self._wide_w.shape[0]:
-            raise ValueError(f"X has {inp.wide.shape[1]} wide features, the model {self._wide_w.shape[0]}")
+            raise ValueError(
+                f"X has {inp.wide.shape[1]} wide features, the model {self._wide_w.shape[0]}"
+            )
 
     # -- persistence --------------------------------------------------------------------------------
     def _get_state(self):
         arrays = {k.lstrip("_"): getattr(self, k) for k in self._STATE + self._LAYOUT}
         if hasattr(self, "_x_mean"):
             arrays["x_mean"], arrays["x_scale"] = self._x_mean, self._x_scale
-        meta = {"embedding_columns": list(self.embedding_columns_), "n_iter": int(self.n_iter_),
-                "best_iteration": self.best_iteration_}
+        meta = {
+            "embedding_columns": list(self.embedding_columns_),
+            "n_iter": int(self.n_iter_),
+            "best_iteration": self.best_iteration_,
+        }
         return arrays, meta
 
     def _set_state(self, arrays, meta):
@@ -351,34 +452,44 @@ class NeuralRanker(Ranker):
         if enc is None:
             self._x_mean = arrays.take("x_mean", shape=(n_in,), dtype=np.float64)
             self._x_scale = arrays.take("x_scale", shape=(n_in,), dtype=np.float64)
-            if np.any(self._x_scale <= 0) or max(np.abs(self._x_mean).max(initial=0),
-                                                 self._x_scale.max(initial=0)) > FLOAT32_MAX:
+            if (
+                np.any(self._x_scale <= 0)
+                or max(np.abs(self._x_mean).max(initial=0), self._x_scale.max(initial=0))
+                > FLOAT32_MAX
+            ):
                 raise arrays.error("'x_scale' must be > 0, 'x_mean' and 'x_scale' within float32")
         layout = self._layout(len(enc.numeric_columns_) if enc is not None else n_in)
         if meta.get("embedding_columns", []) != layout["columns"]:
-            raise arrays.error(f"the record's embedding_columns {meta.get('embedding_columns')!r} "
-                               f"are not the encoder's {layout['columns']!r}")
+            raise arrays.error(
+                f"the record's embedding_columns {meta.get('embedding_columns')!r} "
+                f"are not the encoder's {layout['columns']!r}"
+            )
         for name in self._LAYOUT:
             expected = layout[name]
             saved = arrays.take(name.lstrip("_"), kinds="iu", shape=expected.shape, dtype=np.int64)
             if not np.array_equal(saved, expected):
-                raise arrays.error(f"the layout array {name.lstrip('_')!r} is {saved.tolist()}; "
-                                   f"the parameters and the encoder give {expected.tolist()}")
+                raise arrays.error(
+                    f"the layout array {name.lstrip('_')!r} is {saved.tolist()}; "
+                    f"the parameters and the encoder give {expected.tolist()}"
+                )
             setattr(self, name, expected)
         sizes = layout["_sizes"].tolist()
         n_params = sum(k * m + m for k, m in itertools.pairwise(sizes))
         n_wide = (enc.n_features_out_ if enc is not None else n_in) if self._has_wide else 0
-        for names, n in ((("_emb", "_emb_m", "_emb_v"), layout["n_emb"]),
-                         (("_params", "_p_m", "_p_v"), n_params),
-                         (("_wide_w", "_wide_m", "_wide_v"), n_wide)):
+        for names, n in (
+            (("_emb", "_emb_m", "_emb_v"), layout["n_emb"]),
+            (("_params", "_p_m", "_p_v"), n_params),
+            (("_wide_w", "_wide_m", "_wide_v"), n_wide),
+        ):
             for name in names:
                 setattr(self, name, arrays.take(name.lstrip("_"), shape=(n,), dtype=np.float32))
         self._step = arrays.take("step", kinds="iu", shape=(1,), dtype=np.int64, min_value=0)
         self.embedding_columns_ = layout["columns"]
         self.n_iter_ = check_int(meta.get("n_iter", 0), "the record's n_iter", min_value=0)
         best = meta.get("best_iteration")
-        self.best_iteration_ = (None if best is None
-                                else check_int(best, "the record's best_iteration", min_value=0))
+        self.best_iteration_ = (
+            None if best is None else check_int(best, "the record's best_iteration", min_value=0)
+        )
         self.evals_result_, self.loss_curve_ = [], []
 
 
@@ -389,12 +500,14 @@ def _EMPTY_INDPTR(n):
 def _unflatten(params, sizes):
     kernels, biases, o = [], [], 0
     for k, m in zip(sizes[:-1].tolist(), sizes[1:].tolist()):
-        kernels.append(params[o:o + k * m].reshape(k, m))
+        kernels.append(params[o : o + k * m].reshape(k, m))
         o += k * m
-        biases.append(params[o:o + m])
+        biases.append(params[o : o + m])
         o += m
     if o != params.shape[0]:
-        raise ValueError(f"params has {params.shape[0]} values, the layer sizes {sizes.tolist()} need {o}")
+        raise ValueError(
+            f"params has {params.shape[0]} values, the layer sizes {sizes.tolist()} need {o}"
+        )
     return kernels, biases
 
 

@@ -1,4 +1,5 @@
 """DNN ranker: embeddings of the categorical columns + standardised numerics -> ReLU MLP -> sigmoid."""
+
 from __future__ import annotations
 
 from ._nn import NeuralRanker
@@ -81,9 +82,26 @@ class DNN(NeuralRanker):
     True
     """
 
-    def __init__(self, *, hidden_units=(128, 64, 32), embedding_dim=8, embed_numeric=True, optimizer="adam",
-                 learning_rate=1e-3, l2=0.0, dropout=0.0, batch_size=256, epochs=5, early_stopping_rounds=None,
-                 callback=None, encoder=None, class_weight=None, random_state=None, n_threads=None, verbose=False):
+    def __init__(
+        self,
+        *,
+        hidden_units=(128, 64, 32),
+        embedding_dim=8,
+        embed_numeric=True,
+        optimizer="adam",
+        learning_rate=1e-3,
+        l2=0.0,
+        dropout=0.0,
+        batch_size=256,
+        epochs=5,
+        early_stopping_rounds=None,
+        callback=None,
+        encoder=None,
+        class_weight=None,
+        random_state=None,
+        n_threads=None,
+        verbose=False,
+    ):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
         self.embed_numeric = embed_numeric

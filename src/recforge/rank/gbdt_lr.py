@@ -5,6 +5,7 @@ per leaf, per-tree offsets kept in the model), are the features of a logistic re
 optionally next to the original features (one-hot quantile buckets / categories). The two models
 are fitted one after the other, as in the paper, on the same rows, and saved together.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,9 +17,9 @@ import scipy.sparse as sp
 from .._threads import resolve_n_threads
 from .._validation import check_float, check_int
 from ..exceptions import ModelFileError
+from ..kernels.gbdt import MAX_BIN, MISSING_BIN
 from ._base import Ranker, check_X
 from .gbdt import GBDTClassifier
-from ..kernels.gbdt import MAX_BIN, MISSING_BIN
 from .gbdt._binning import BinMapper
 from .linear import LogisticRegression
 
@@ -70,16 +71,29 @@ class GBDTLR(Ranker):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(600, 3)); y = (X[:, 0] * X[:, 1] > 0).astype(int)
     >>> model = GBDTLR(n_estimators=10, max_depth=3, n_threads=1).fit(X, y)
-    >>> model.predict_proba(X[:2]).shape, model.lr_.coef_.shape[1] == model.n_leaf_features_ + model.n_original_features_
+    >>> n_columns = model.n_leaf_features_ + model.n_original_features_
+    >>> model.predict_proba(X[:2]).shape, model.lr_.coef_.shape[1] == n_columns
     ((2, 2), True)
     """
 
     _accept_sparse = False
     _allow_nan = True
 
-    def __init__(self, *, n_estimators=50, max_depth=5, learning_rate=0.1, C=0.1, include_original=True,
-                 original_bins=20, gbdt_params=None, lr_params=None, n_threads=None, random_state=None,
-                 verbose=False):
+    def __init__(
+        self,
+        *,
+        n_estimators=50,
+        max_depth=5,
+        learning_rate=0.1,
+        C=0.1,
+        include_original=True,
+        original_bins=20,
+        gbdt_params=None,
+        lr_params=None,
+        n_threads=None,
+        random_state=None,
+        verbose=False,
+    ):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -104,13 +118,24 @@ class GBDTLR(Ranker):
         return dict(params)
 
     def _make_gbdt(self):
-        kw = {"n_estimators": self.n_estimators, "max_depth": self.max_depth, "learning_rate": self.learning_rate,
-              "n_threads": self.n_threads, "random_state": self.random_state, "verbose": self.verbose}
+        kw = {
+            "n_estimators": self.n_estimators,
+            "max_depth": self.max_depth,
+            "learning_rate": self.learning_rate,
+            "n_threads": self.n_threads,
+            "random_state": self.random_state,
+            "verbose": self.verbose,
+        }
         kw.update(self._extra(self.gbdt_params, _GBDT_KEYS, "gbdt_params"))
         return GBDTClassifier(**kw)
 
     def _make_lr(self):
-        kw = {"C": self.C, "max_iter": 300, "n_threads": self.n_threads, "random_state": self.random_state}
+        kw = {
+            "C": self.C,
+            "max_iter": 300,
+            "n_threads": self.n_threads,
+            "random_state": self.random_state,
+        }
         kw.update(self._extra(self.lr_params, _LR_KEYS - {"encoder"}, "lr_params"))
         return LogisticRegression(**kw)
 
@@ -118,7 +143,9 @@ class GBDTLR(Ranker):
         check_float(self.C, "C", min_value=0.0, min_inclusive=False)
         check_int(self.original_bins, "original_bins", min_value=2, max_value=MAX_BIN)
         if not isinstance(self.include_original, (bool, np.bool_)):
-            raise TypeError(f"include_original must be a bool, got {type(self.include_original).__name__}")
+            raise TypeError(
+                f"include_original must be a bool, got {type(self.include_original).__name__}"
+            )
         self._make_gbdt()  # unknown gbdt_params / lr_params keys raise here; values are checked by their fit
         self._make_lr()
 
@@ -137,27 +164,43 @@ class GBDTLR(Ranker):
         n, n_trees = leaves.shape
         cols = leaves + self.leaf_offsets_[None, :-1]
         indptr = np.arange(0, n * n_trees + 1, n_trees, dtype=np.int64)
-        leaf_csr = sp.csr_matrix((np.ones(n * n_trees), cols.ravel(), indptr), shape=(n, self.n_leaf_features_))
+        leaf_csr = sp.csr_matrix(
+            (np.ones(n * n_trees), cols.ravel(), indptr), shape=(n, self.n_leaf_features_)
+        )
         if not self.include_original:
             return leaf_csr
-        bins = self._original_bins.transform(self.gbdt_.encode_input(X), n_threads=resolve_n_threads(self.n_threads))
+        bins = self._original_bins.transform(
+            self.gbdt_.encode_input(X), n_threads=resolve_n_threads(self.n_threads)
+        )
         width = self._original_bins.n_bins_.astype(np.int64) + 1  # + the missing bucket
         starts = np.concatenate([[0], np.cumsum(width)[:-1]])
         b = bins.astype(np.int64)
         b = np.where(b == MISSING_BIN, self._original_bins.n_bins_[None, :], b)
         F = b.shape[1]
-        orig = sp.csr_matrix((np.ones(n * F), (b + starts[None, :]).ravel(),
-                              np.arange(0, n * F + 1, F, dtype=np.int64)), shape=(n, int(width.sum())))
+        orig = sp.csr_matrix(
+            (
+                np.ones(n * F),
+                (b + starts[None, :]).ravel(),
+                np.arange(0, n * F + 1, F, dtype=np.int64),
+            ),
+            shape=(n, int(width.sum())),
+        )
         return sp.hstack([leaf_csr, orig], format="csr")
 
     def _set_leaf_layout(self):
-        self.leaf_offsets_ = np.concatenate([[0], np.cumsum(self.gbdt_.leaves_per_tree_)]).astype(np.int64)
+        self.leaf_offsets_ = np.concatenate([[0], np.cumsum(self.gbdt_.leaves_per_tree_)]).astype(
+            np.int64
+        )
         self.n_leaf_features_ = int(self.leaf_offsets_[-1])
 
     # ---- Ranker hooks --------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight, eval_set):
-        self.gbdt_ = self._make_gbdt().fit(X, y, sample_weight=sample_weight,
-                                           eval_set=[(Xe, ye, we) for Xe, ye, we in eval_set] or None)
+        self.gbdt_ = self._make_gbdt().fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            eval_set=[(Xe, ye, we) for Xe, ye, we in eval_set] or None,
+        )
         self.n_features_in_ = self.gbdt_.n_features_in_
         if hasattr(self.gbdt_, "feature_names_in_"):
             self.feature_names_in_ = self.gbdt_.feature_names_in_
@@ -173,9 +216,15 @@ class GBDTLR(Ranker):
         self._original_bins = None
         self.n_original_features_ = 0
         if self.include_original:
-            self._original_bins = BinMapper(max_bin=int(self.original_bins), subsample=200_000,
-                                            random_state=np.random.default_rng(0)).fit(
-                self.gbdt_.encode_input(X), self.gbdt_.is_categorical_, n_threads=resolve_n_threads(self.n_threads))
+            self._original_bins = BinMapper(
+                max_bin=int(self.original_bins),
+                subsample=200_000,
+                random_state=np.random.default_rng(0),
+            ).fit(
+                self.gbdt_.encode_input(X),
+                self.gbdt_.is_categorical_,
+                n_threads=resolve_n_threads(self.n_threads),
+            )
             self.n_original_features_ = int((self._original_bins.n_bins_ + 1).sum())
 
     def _decision(self, X):
@@ -201,8 +250,12 @@ class GBDTLR(Ranker):
         self._set_leaf_layout()
         self._original_bins, self.n_original_features_ = None, 0
         if "orig.edges" in arrays:
-            self._original_bins = BinMapper.from_state(arrays["orig.edges"], arrays["orig.offsets"],
-                                                       self.gbdt_.is_categorical_, max_bin=int(self.original_bins))
+            self._original_bins = BinMapper.from_state(
+                arrays["orig.edges"],
+                arrays["orig.offsets"],
+                self.gbdt_.is_categorical_,
+                max_bin=int(self.original_bins),
+            )
             self.n_original_features_ = int((self._original_bins.n_bins_ + 1).sum())
         width = self.n_leaf_features_ + self.n_original_features_
         if width != self.lr_.n_features_in_ or self.lr_.coef_.shape[-1] != width:

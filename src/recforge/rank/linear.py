@@ -1,5 +1,6 @@
 """Logistic regression: L-BFGS on a Numba loss+gradient kernel (l2 / no penalty), FTRL-proximal for
 l1 / elastic-net with ``partial_fit`` on streams."""
+
 from __future__ import annotations
 
 import time
@@ -117,9 +118,26 @@ class LogisticRegression(Ranker):
 
     _auto_encoder = True
 
-    def __init__(self, *, penalty="l2", C=1.0, l1_ratio=0.5, fit_intercept=True, solver="auto", tol=1e-4,
-                 max_iter=100, class_weight=None, alpha=0.1, beta=1.0, early_stopping_rounds=None,
-                 callback=None, encoder=None, random_state=None, n_threads=None, verbose=False):
+    def __init__(
+        self,
+        *,
+        penalty="l2",
+        C=1.0,
+        l1_ratio=0.5,
+        fit_intercept=True,
+        solver="auto",
+        tol=1e-4,
+        max_iter=100,
+        class_weight=None,
+        alpha=0.1,
+        beta=1.0,
+        early_stopping_rounds=None,
+        callback=None,
+        encoder=None,
+        random_state=None,
+        n_threads=None,
+        verbose=False,
+    ):
         self.penalty = penalty
         self.C = C
         self.l1_ratio = l1_ratio
@@ -140,7 +158,9 @@ class LogisticRegression(Ranker):
     # ------------------------------------------------------------------------------------------
     def _validate_params(self):
         if self.penalty not in ("l2", "l1", "elasticnet", None):
-            raise ValueError(f"penalty must be 'l2', 'l1', 'elasticnet' or None, got {self.penalty!r}")
+            raise ValueError(
+                f"penalty must be 'l2', 'l1', 'elasticnet' or None, got {self.penalty!r}"
+            )
         check_float(self.C, "C", min_value=0.0, min_inclusive=False)
         check_float(self.l1_ratio, "l1_ratio", min_value=0.0, max_value=1.0)
         check_choice(self.solver, "solver", {"auto", "lbfgs", "ftrl"})
@@ -155,8 +175,10 @@ class LogisticRegression(Ranker):
         if not isinstance(self.fit_intercept, (bool, np.bool_)):
             raise TypeError(f"fit_intercept must be a bool, got {self.fit_intercept!r}")
         if self._solver() == "lbfgs" and self.penalty in ("l1", "elasticnet"):
-            raise ValueError(f"solver='lbfgs' supports penalty 'l2' or None, got penalty={self.penalty!r}; "
-                             "use solver='ftrl' (or 'auto')")
+            raise ValueError(
+                f"solver='lbfgs' supports penalty 'l2' or None, got penalty={self.penalty!r}; "
+                "use solver='ftrl' (or 'auto')"
+            )
         resolve_n_threads(self.n_threads)
 
     def _solver(self) -> str:
@@ -195,8 +217,10 @@ class LogisticRegression(Ranker):
 
     def _check_finite_weights(self):
         if not (np.all(np.isfinite(self.coef_)) and np.all(np.isfinite(self.intercept_))):
-            raise FloatingPointError("LogisticRegression diverged (non-finite weights); rescale "
-                                     "the features or sample_weight, or lower alpha (FTRL)")
+            raise FloatingPointError(
+                "LogisticRegression diverged (non-finite weights); rescale "
+                "the features or sample_weight, or lower alpha (FTRL)"
+            )
 
     def _fit_lbfgs(self, X, y, sw, evals, pool):
         from scipy.optimize import minimize
@@ -215,12 +239,25 @@ class LogisticRegression(Ranker):
             w = np.ascontiguousarray(theta[:d])
             b = float(theta[d]) if fit_b else 0.0
             if csr:
+
                 def chunk(c):
-                    return K.loss_grad_csr(X.indptr, X.indices, X.data, y, sw, w, b, bounds[c], bounds[c + 1],
-                                           partial[c])
+                    return K.loss_grad_csr(
+                        X.indptr,
+                        X.indices,
+                        X.data,
+                        y,
+                        sw,
+                        w,
+                        b,
+                        bounds[c],
+                        bounds[c + 1],
+                        partial[c],
+                    )
             else:
+
                 def chunk(c):
                     return K.loss_grad_dense(X, y, sw, w, b, bounds[c], bounds[c + 1], partial[c])
+
             losses = run_chunks(chunk, n_chunks, pool)
             grad = partial.sum(axis=0)  # rows added in chunk order: independent of the threads
             loss = float(np.sum(losses)) / S + 0.5 * lam * float(w @ w)
@@ -237,9 +274,15 @@ class LogisticRegression(Ranker):
         def on_iteration(intermediate_result):
             state["it"] += 1
             theta = intermediate_result.x
-            info = {"iteration": state["it"], "train_loss": float(intermediate_result.fun), "eval_loss": None}
+            info = {
+                "iteration": state["it"],
+                "train_loss": float(intermediate_result.fun),
+                "eval_loss": None,
+            }
             if evals:
-                info["eval_loss"] = self._eval_loss(evals[0], theta[:d], theta[d] if fit_b else 0.0, pool)
+                info["eval_loss"] = self._eval_loss(
+                    evals[0], theta[:d], theta[d] if fit_b else 0.0, pool
+                )
                 self.evals_result_.append(info["eval_loss"])
                 if info["eval_loss"] < state["best"] - 1e-12:
                     state.update(best=info["eval_loss"], best_theta=theta.copy(), since=0)
@@ -250,16 +293,30 @@ class LogisticRegression(Ranker):
                 bar.update(1)
                 bar.set_postfix(loss=f"{info['train_loss']:.5f}")
             stop = self.callback is not None and bool(self.callback(info))
-            if self.early_stopping_rounds is not None and evals and state["since"] >= self.early_stopping_rounds:
+            if (
+                self.early_stopping_rounds is not None
+                and evals
+                and state["since"] >= self.early_stopping_rounds
+            ):
                 stop = True
             if stop:
                 state["stopped"] = True
                 raise StopIteration
 
         try:
-            res = minimize(fun, theta0, jac=True, method="L-BFGS-B", callback=on_iteration,
-                           options={"maxiter": int(self.max_iter), "gtol": float(self.tol),
-                                    "ftol": 64 * np.finfo(float).eps, "maxls": 50})
+            res = minimize(
+                fun,
+                theta0,
+                jac=True,
+                method="L-BFGS-B",
+                callback=on_iteration,
+                options={
+                    "maxiter": int(self.max_iter),
+                    "gtol": float(self.tol),
+                    "ftol": 64 * np.finfo(float).eps,
+                    "maxls": 50,
+                },
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -267,22 +324,29 @@ class LogisticRegression(Ranker):
         if self.early_stopping_rounds is not None and state["best_theta"] is not None:
             theta = state["best_theta"]
         if not res.success and not state["stopped"] and res.nit >= int(self.max_iter):
-            warnings.warn(f"L-BFGS did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
-                          "increase max_iter or scale the features", ConvergenceWarning, stacklevel=4)
+            warnings.warn(
+                f"L-BFGS did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
+                "increase max_iter or scale the features",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
         self.coef_ = theta[:d].reshape(1, d).copy()
         self.intercept_ = np.array([theta[d] if fit_b else 0.0])
         self.n_iter_ = np.array([res.nit], dtype=np.int32)
 
     # ------------------------------------------------------------------------------------------
-    def _fit_ftrl(self, X, y, sw, evals, pool, *, epochs: int, reset: bool,
-                  scale_by_epoch: bool = True):
+    def _fit_ftrl(
+        self, X, y, sw, evals, pool, *, epochs: int, reset: bool, scale_by_epoch: bool = True
+    ):
         n, d = X.shape
         if reset or not hasattr(self, "_ftrl_z"):
             self._ftrl_z = np.zeros(d + 1)
             self._ftrl_n = np.zeros(d + 1)
             self._ftrl_epochs = 0
         elif self._ftrl_z.shape[0] != d + 1:
-            raise ValueError(f"X has {d} features, but the model was trained on {self._ftrl_z.shape[0] - 1}")
+            raise ValueError(
+                f"X has {d} features, but the model was trained on {self._ftrl_z.shape[0] - 1}"
+            )
         rng = check_random_state(self.random_state)
         l1, l2 = self._penalties()
         alpha, beta = float(self.alpha), float(self.beta)
@@ -296,20 +360,49 @@ class LogisticRegression(Ranker):
             for it in range(1, epochs + 1):
                 self._ftrl_epochs += 1
                 scale = self._ftrl_epochs if scale_by_epoch else 1.0
-                order = rng.permutation(n).astype(np.int64) if epochs > 1 else np.arange(n, dtype=np.int64)
+                order = (
+                    rng.permutation(n).astype(np.int64)
+                    if epochs > 1
+                    else np.arange(n, dtype=np.int64)
+                )
                 if csr:
-                    total = K.ftrl_epoch_csr(X.indptr, X.indices, X.data, y, sw, order, self._ftrl_z, self._ftrl_n,
-                                             alpha, beta, l1 * scale, l2 * scale, fit_b)
+                    total = K.ftrl_epoch_csr(
+                        X.indptr,
+                        X.indices,
+                        X.data,
+                        y,
+                        sw,
+                        order,
+                        self._ftrl_z,
+                        self._ftrl_n,
+                        alpha,
+                        beta,
+                        l1 * scale,
+                        l2 * scale,
+                        fit_b,
+                    )
                 else:
-                    total = K.ftrl_epoch_dense(X, y, sw, order, self._ftrl_z, self._ftrl_n,
-                                               alpha, beta, l1 * scale, l2 * scale, fit_b)
+                    total = K.ftrl_epoch_dense(
+                        X,
+                        y,
+                        sw,
+                        order,
+                        self._ftrl_z,
+                        self._ftrl_n,
+                        alpha,
+                        beta,
+                        l1 * scale,
+                        l2 * scale,
+                        fit_b,
+                    )
                 self._ftrl_l_scale = scale
                 self._set_ftrl_weights(l1 * scale, l2 * scale)
                 train_loss = total / S
                 info = {"iteration": it, "train_loss": train_loss, "eval_loss": None}
                 if evals:
-                    info["eval_loss"] = self._eval_loss(evals[0], self.coef_[0], self.intercept_[0],
-                                                        pool)
+                    info["eval_loss"] = self._eval_loss(
+                        evals[0], self.coef_[0], self.intercept_[0], pool
+                    )
                     self.evals_result_.append(info["eval_loss"])
                     if info["eval_loss"] < best - 1e-12:
                         best, since, self.best_iteration_ = info["eval_loss"], 0, it
@@ -321,9 +414,17 @@ class LogisticRegression(Ranker):
                     bar.set_postfix(loss=f"{train_loss:.5f}")
                 if self.callback is not None and bool(self.callback(info)):
                     break
-                if self.early_stopping_rounds is not None and evals and since >= self.early_stopping_rounds:
+                if (
+                    self.early_stopping_rounds is not None
+                    and evals
+                    and since >= self.early_stopping_rounds
+                ):
                     break
-                if epochs > 1 and np.isfinite(prev) and prev - train_loss < float(self.tol) * abs(prev):
+                if (
+                    epochs > 1
+                    and np.isfinite(prev)
+                    and prev - train_loss < float(self.tol) * abs(prev)
+                ):
                     break
                 prev = train_loss
         finally:
@@ -369,8 +470,12 @@ class LogisticRegression(Ranker):
             self.classes_ = classes
             self.evals_result_, self.best_iteration_, self.timings_ = [], None, {}
         else:
-            if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
-                raise ValueError(f"classes {list(classes)} differ from the first call's {self.classes_.tolist()}")
+            if classes is not None and not np.array_equal(
+                np.unique(np.asarray(classes)), self.classes_
+            ):
+                raise ValueError(
+                    f"classes {list(classes)} differ from the first call's {self.classes_.tolist()}"
+                )
             Xm = self._prepare_X(X, reset=False)
         _, y01 = check_binary_target(y, Xm.shape[0], classes=self.classes_)
         sw = check_sample_weight(sample_weight, Xm.shape[0])
@@ -389,7 +494,9 @@ class LogisticRegression(Ranker):
 
     def _decision(self, X) -> np.ndarray:
         if X.shape[1] != self.coef_.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features, but the model has {self.coef_.shape[1]}")
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the model has {self.coef_.shape[1]}"
+            )
         n_threads = _threads_that_pay(resolve_n_threads(self.n_threads), X)
         with _thread_pool(n_threads) as pool:
             return _margins(X, self.coef_[0], float(self.intercept_[0]), pool)
@@ -406,8 +513,11 @@ class LogisticRegression(Ranker):
         # the width of the inputs: the encoder's output, else n_features_in_ (a composite model
         # that sets n_features_in_ afterwards checks the width itself)
         encoder = getattr(self, "encoder_", None)
-        width = (encoder.n_features_out_ if encoder is not None
-                 else getattr(self, "n_features_in_", None))
+        width = (
+            encoder.n_features_out_
+            if encoder is not None
+            else getattr(self, "n_features_in_", None)
+        )
         self.coef_ = arrays.take("coef", ndim=2, shape=(1, width), dtype=np.float64)
         d = self.coef_.shape[1]
         self.intercept_ = arrays.take("intercept", shape=(1,), dtype=np.float64)
@@ -415,8 +525,9 @@ class LogisticRegression(Ranker):
         if "ftrl_z" in arrays or "ftrl_n" in arrays:
             self._ftrl_z = arrays.take("ftrl_z", shape=(d + 1,), dtype=np.float64)
             self._ftrl_n = arrays.take("ftrl_n", shape=(d + 1,), dtype=np.float64, min_value=0.0)
-            self._ftrl_epochs = check_int(meta.get("ftrl_epochs", 0), "the record's ftrl_epochs",
-                                          min_value=0)
+            self._ftrl_epochs = check_int(
+                meta.get("ftrl_epochs", 0), "the record's ftrl_epochs", min_value=0
+            )
         self.evals_result_, self.best_iteration_ = [], None
 
 
@@ -429,11 +540,14 @@ def _margins(X, w, b, pool=None) -> np.ndarray:
     n_chunks = max(1, min(K.MAX_CHUNKS, -(-n // K.CHUNK_ROWS)))
     bounds = K.chunk_bounds(n, n_chunks)
     if sp.issparse(X):
+
         def chunk(c):
             K.margins_csr(X.indptr, X.indices, X.data, w, b, bounds[c], bounds[c + 1], out)
     else:
+
         def chunk(c):
             K.margins_dense(X, w, b, bounds[c], bounds[c + 1], out)
+
     run_chunks(chunk, n_chunks, pool)
     return out
 

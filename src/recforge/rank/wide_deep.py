@@ -1,5 +1,6 @@
 """Wide&Deep ranker (Cheng et al. 2016): a linear model on one-hot features and crosses plus a DNN,
 summed into one logit and trained jointly."""
+
 from __future__ import annotations
 
 from .._validation import check_choice, check_float
@@ -56,10 +57,30 @@ class WideDeep(NeuralRanker):
 
     _has_wide = True
 
-    def __init__(self, *, hidden_units=(128, 64, 32), embedding_dim=8, embed_numeric=True, optimizer="adam",
-                 learning_rate=1e-3, l2=0.0, dropout=0.0, wide_optimizer=None, wide_learning_rate=None, wide_l1=0.0,
-                 wide_l2=0.0, batch_size=256, epochs=5, early_stopping_rounds=None, callback=None, encoder=None,
-                 class_weight=None, random_state=None, n_threads=None, verbose=False):
+    def __init__(
+        self,
+        *,
+        hidden_units=(128, 64, 32),
+        embedding_dim=8,
+        embed_numeric=True,
+        optimizer="adam",
+        learning_rate=1e-3,
+        l2=0.0,
+        dropout=0.0,
+        wide_optimizer=None,
+        wide_learning_rate=None,
+        wide_l1=0.0,
+        wide_l2=0.0,
+        batch_size=256,
+        epochs=5,
+        early_stopping_rounds=None,
+        callback=None,
+        encoder=None,
+        class_weight=None,
+        random_state=None,
+        n_threads=None,
+        verbose=False,
+    ):
         self.hidden_units = hidden_units
         self.embedding_dim = embedding_dim
         self.embed_numeric = embed_numeric
@@ -86,13 +107,17 @@ class WideDeep(NeuralRanker):
         if self.wide_optimizer is not None:
             check_choice(self.wide_optimizer, "wide_optimizer", set(_OPTIMIZERS))
         if self.wide_learning_rate is not None:
-            check_float(self.wide_learning_rate, "wide_learning_rate", min_value=0.0, min_inclusive=False)
+            check_float(
+                self.wide_learning_rate, "wide_learning_rate", min_value=0.0, min_inclusive=False
+            )
         check_float(self.wide_l1, "wide_l1", min_value=0.0)
         check_float(self.wide_l2, "wide_l2", min_value=0.0)
 
     def _wide_settings(self):
         opt = _OPTIMIZERS[self.wide_optimizer or self.optimizer]
-        lr = float(self.learning_rate if self.wide_learning_rate is None else self.wide_learning_rate)
+        lr = float(
+            self.learning_rate if self.wide_learning_rate is None else self.wide_learning_rate
+        )
         if opt == K.FTRL:
             return opt, lr, float(self.wide_l1), float(self.wide_l2)
         return opt, lr, 0.0, 0.0

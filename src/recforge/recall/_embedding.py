@@ -4,6 +4,7 @@ A subclass names its vectors through four hooks and inherits the scoring: a user
 query vector dotted with every item's target vector (plus an optional per-item bias), and
 ``similar_items`` as the cosine of item vectors, whose unit rows are cached once per fit.
 """
+
 from __future__ import annotations
 
 import numpy as np

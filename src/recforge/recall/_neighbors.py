@@ -5,6 +5,7 @@ Scores of both models have the form ``(Q @ N)[user]`` with two sparse non-negati
 similar users, N = user → items). ``recommend`` reduces them to top-k with a fused Numba kernel
 (no dense score block); the dense block path of the base class gives the identical result.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,9 +36,15 @@ def log_penalty(counts: np.ndarray) -> np.ndarray:
     return 1.0 / np.log1p(np.maximum(counts, 1).astype(np.float64))
 
 
-def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n_threads: int,
-                   normalize_max: bool = False, cols: sp.csr_matrix | None = None,
-                   verbose: bool = False) -> sp.csr_matrix:
+def topk_neighbors(
+    rows: sp.csr_matrix,
+    n_neighbors: int,
+    penalty: np.ndarray,
+    n_threads: int,
+    normalize_max: bool = False,
+    cols: sp.csr_matrix | None = None,
+    verbose: bool = False,
+) -> sp.csr_matrix:
     """Top-``n_neighbors`` penalised-cosine neighbours of every row of the binary pattern of ``rows``.
 
     ``rows`` is (n_rows × n_mid) CSR; ``penalty`` (n_mid,) weighs each shared intermediate. Returns a
@@ -57,12 +64,25 @@ def topk_neighbors(rows: sp.csr_matrix, n_neighbors: int, penalty: np.ndarray, n
     work = float(np.square(np.diff(b_indptr).astype(np.float64)).sum())
     symmetric = work >= SYMMETRIC_MIN_WORK
     kernel = cooccurrence_topk_symmetric if symmetric else cooccurrence_topk
-    with numba_threads(n_threads) as n, \
-            progress(verbose, total=n_rows, desc="similarity", unit="row") as bar:
-        n_chunks = max(1, min(n_rows, n))  # prange deals chunks statically: more would only add accumulators
-        idx, val, counts = kernel(a_indptr, a_indices, b_indptr, b_indices,
-                                  np.ascontiguousarray(penalty, dtype=np.float64), norm, int(n_neighbors), n_chunks,
-                                  n_slices=50 if verbose else 1, progress=bar.update if verbose else None)
+    with (
+        numba_threads(n_threads) as n,
+        progress(verbose, total=n_rows, desc="similarity", unit="row") as bar,
+    ):
+        n_chunks = max(
+            1, min(n_rows, n)
+        )  # prange deals chunks statically: more would only add accumulators
+        idx, val, counts = kernel(
+            a_indptr,
+            a_indices,
+            b_indptr,
+            b_indices,
+            np.ascontiguousarray(penalty, dtype=np.float64),
+            norm,
+            int(n_neighbors),
+            n_chunks,
+            n_slices=50 if verbose else 1,
+            progress=bar.update if verbose else None,
+        )
     indptr, indices, data = neighbors_to_csr(idx, val, counts, bool(normalize_max))
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_rows))
 
@@ -75,7 +95,9 @@ def time_decay_weights(matrix: sp.csr_matrix, timestamps, rate: float) -> np.nda
     if rate == 0.0:
         return np.ones(matrix.nnz, np.float32)
     if timestamps is None:
-        raise ValueError("time_decay > 0 needs interactions with timestamps (Interactions(..., timestamps=...))")
+        raise ValueError(
+            "time_decay > 0 needs interactions with timestamps (Interactions(..., timestamps=...))"
+        )
     indptr = matrix.indptr
     counts = np.diff(indptr)
     latest = np.zeros(len(counts), np.float64)
@@ -94,13 +116,16 @@ def load_similarity(arrays: ModelArrays, n: int) -> sp.csr_matrix:
     """The (n × n) similarity CSR ``sim_*`` of a model file: consistent, in [0, MAX_SIMILARITY]."""
     sim = arrays.csr("sim", (n, n))
     if sim.nnz and (sim.data.min() < 0 or sim.data.max() > MAX_SIMILARITY * (1 + 1e-6)):
-        raise arrays.error(f"the similarities 'sim_data' must lie in [0, 1 / log 2], found "
-                           f"{sim.data.min()} .. {sim.data.max()}")
+        raise arrays.error(
+            f"the similarities 'sim_data' must lie in [0, 1 / log 2], found "
+            f"{sim.data.min()} .. {sim.data.max()}"
+        )
     return sim
 
 
-def load_interaction_weights(arrays: ModelArrays, name: str,
-                             user_items: sp.csr_matrix) -> sp.csr_matrix:
+def load_interaction_weights(
+    arrays: ModelArrays, name: str, user_items: sp.csr_matrix
+) -> sp.csr_matrix:
     """The per-interaction weights ``name`` of a model file, as ``user_items``: a decay in [0, 1]
     times the interaction's weight (or 1), so in [0, max(1, weight)]."""
     weights = arrays.take(name, shape=(user_items.nnz,), dtype=np.float32, min_value=0.0)
@@ -126,7 +151,9 @@ class TwoHopModel(RecallModel):
         weights = time_decay_weights(matrix, data.timestamps, float(self.time_decay))
         if self.use_weights:
             weights = weights * matrix.data
-        return sp.csr_matrix((weights, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
+        return sp.csr_matrix(
+            (weights, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape
+        )
 
     def _two_hop(self):
         q = csr_kernel_arrays(self.query_)
@@ -136,7 +163,9 @@ class TwoHopModel(RecallModel):
     def _score_users(self, user_idx):
         q, n = self._two_hop()
         with numba_threads(self._n_threads()):
-            return two_hop_scores(np.ascontiguousarray(user_idx, dtype=np.int64), *q, *n, self.n_items_)
+            return two_hop_scores(
+                np.ascontiguousarray(user_idx, dtype=np.int64), *q, *n, self.n_items_
+            )
 
     def _score_rows(self, q_matrix: sp.csr_matrix) -> np.ndarray:
         """Dense scores of ad-hoc query rows (``q_matrix`` has the columns of ``query_``)."""
@@ -155,9 +184,14 @@ class TwoHopModel(RecallModel):
         else:
             ex_indptr = np.zeros(len(user_idx) + 1, np.int64)
             ex_indices = np.empty(0, np.int32)
-        mask_u8 = (np.zeros(self.n_items_, np.uint8) if mask is None
-                   else np.ascontiguousarray(mask, dtype=np.uint8))
+        mask_u8 = (
+            np.zeros(self.n_items_, np.uint8)
+            if mask is None
+            else np.ascontiguousarray(mask, dtype=np.uint8)
+        )
         q, n = self._two_hop()
         with numba_threads(self._n_threads()) as n_threads:
             n_chunks = max(1, min(len(user_idx), n_threads))
-            return two_hop_topk(user_idx, *q, *n, self.n_items_, ex_indptr, ex_indices, mask_u8, int(k), n_chunks)
+            return two_hop_topk(
+                user_idx, *q, *n, self.n_items_, ex_indptr, ex_indices, mask_u8, int(k), n_chunks
+            )

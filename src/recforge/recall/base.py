@@ -19,6 +19,7 @@ ids inside ``filter_items``/``items`` (any iterable of ids; not a boolean mask) 
 Subclasses implement ``_fit`` and the scoring hooks; everything else — id mapping, filtering,
 batching with bounded memory, top-k selection in C++, save/load — lives here once.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -55,8 +56,10 @@ def as_id_collection(values, name: str) -> np.ndarray:
         arr = np.empty(len(values), dtype=object)
         arr[:] = values  # element by element: a nested sequence stays one (rejected) element
     if arr.dtype.kind == "b":
-        raise TypeError(f"{name} must be item ids, got booleans; pass the ids themselves "
-                        "(ids[mask]), not a boolean mask")
+        raise TypeError(
+            f"{name} must be item ids, got booleans; pass the ids themselves "
+            "(ids[mask]), not a boolean mask"
+        )
     if arr.ndim != 1:
         raise TypeError(f"{name} must be a flat collection of item ids, got shape {arr.shape}")
     if arr.dtype.kind == "O":
@@ -123,10 +126,14 @@ class RecallModel(ParamsMixin):
         unchanged: they belong to this call, never to the model."""
         data = as_interactions(interactions)
         if data.nnz == 0:
-            raise ValueError("interactions has no entries; a recall model needs at least one interaction")
+            raise ValueError(
+                "interactions has no entries; a recall model needs at least one interaction"
+            )
         if data.item_map.kind == "i" and data.item_map.contains(-1):
-            raise ValueError("item id -1 is the padding value of recommend's integer item ids, so "
-                             "it cannot be an item id of a recall model; map it to another id")
+            raise ValueError(
+                "item id -1 is the padding value of recommend's integer item ids, so "
+                "it cannot be an item id of a recall model; map it to another id"
+            )
         self._validate_params()
         self._fit(data, **fit_params)
         self.user_map_ = data.user_map
@@ -141,7 +148,9 @@ class RecallModel(ParamsMixin):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_map_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(interactions) first")
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(interactions) first"
+            )
 
     @property
     def n_users_(self) -> int:
@@ -182,8 +191,12 @@ class RecallModel(ParamsMixin):
         self._check_fitted()
         k = self._check_k(k)
         scalar = np.ndim(user_ids) == 0
-        user_idx = np.atleast_1d(np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64))
-        idx, val = self._topk_users(user_idx, k, filter_seen, self._global_mask(filter_items, items))
+        user_idx = np.atleast_1d(
+            np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64)
+        )
+        idx, val = self._topk_users(
+            user_idx, k, filter_seen, self._global_mask(filter_items, items)
+        )
         return self._finish(idx, val, scalar)
 
     def _topk_users(self, user_idx, k, filter_seen, mask):
@@ -197,8 +210,9 @@ class RecallModel(ParamsMixin):
         exclude = (lambda rows: self.user_items_[rows]) if filter_seen else (lambda rows: None)
         return self._topk_in_blocks(user_idx, self._score_users, exclude, k, mask)
 
-    def recommend_from_history(self, item_ids, weights=None, k=10, *, filter_seen=True, filter_items=None,
-                               items=None):
+    def recommend_from_history(
+        self, item_ids, weights=None, k=10, *, filter_seen=True, filter_items=None, items=None
+    ):
         """Top-``k`` items for a new user who interacted with ``item_ids`` (fold-in, no refit).
 
         Parameters
@@ -215,25 +229,36 @@ class RecallModel(ParamsMixin):
         self._check_fitted()
         k = self._check_k(k)
         history = as_id_collection(item_ids, "item_ids")
-        item_idx = (np.asarray(self.item_map_.index(history, name="item_id"), dtype=np.int64).reshape(-1)
-                    if history.size else np.empty(0, np.int64))
+        item_idx = (
+            np.asarray(self.item_map_.index(history, name="item_id"), dtype=np.int64).reshape(-1)
+            if history.size
+            else np.empty(0, np.int64)
+        )
         if weights is None:
             w = np.ones(len(item_idx), np.float32)
         else:
             w = check_1d(weights, "weights", dtype=np.float32, finite=True)
             if len(w) != len(item_idx):
-                raise ValueError(f"weights has length {len(w)}, item_ids has length {len(item_idx)}")
+                raise ValueError(
+                    f"weights has length {len(w)}, item_ids has length {len(item_idx)}"
+                )
             if np.any(w < 0):
                 raise ValueError("weights must be >= 0")
         scores = np.asarray(self._score_history(item_idx, w), dtype=np.float32).reshape(1, -1)
         exclude = None
         if filter_seen and len(item_idx):
             cols = np.unique(item_idx)
-            exclude = sp.csr_matrix((np.ones(len(cols), np.float32), cols, [0, len(cols)]),
-                                    shape=(1, self.n_items_))
+            exclude = sp.csr_matrix(
+                (np.ones(len(cols), np.float32), cols, [0, len(cols)]), shape=(1, self.n_items_)
+            )
         work = min(k, self.n_items_)  # the columns beyond the catalogue are padding
-        idx, val = topk(scores, work, exclude=exclude,
-                        global_mask=self._global_mask(filter_items, items), n_threads=1)
+        idx, val = topk(
+            scores,
+            work,
+            exclude=exclude,
+            global_mask=self._global_mask(filter_items, items),
+            n_threads=1,
+        )
         if work < k:
             idx = np.concatenate([idx, np.full((1, k - work), -1, np.int64)], axis=1)
             val = np.concatenate([val, np.full((1, k - work), -np.inf, val.dtype)], axis=1)
@@ -249,13 +274,19 @@ class RecallModel(ParamsMixin):
         self._check_fitted()
         k = self._check_k(k)
         scalar = np.ndim(item_ids) == 0
-        query = np.atleast_1d(np.asarray(self.item_map_.index(item_ids, name="item_id"), dtype=np.int64))
-        def itself(rows):
-            return sp.csr_matrix((np.ones(len(rows), np.float32), rows, np.arange(len(rows) + 1)),
-                                 shape=(len(rows), self.n_items_))
+        query = np.atleast_1d(
+            np.asarray(self.item_map_.index(item_ids, name="item_id"), dtype=np.int64)
+        )
 
-        idx, val = self._topk_in_blocks(query, self._score_similar, itself, k,
-                                        self._global_mask(filter_items, items))
+        def itself(rows):
+            return sp.csr_matrix(
+                (np.ones(len(rows), np.float32), rows, np.arange(len(rows) + 1)),
+                shape=(len(rows), self.n_items_),
+            )
+
+        idx, val = self._topk_in_blocks(
+            query, self._score_similar, itself, k, self._global_mask(filter_items, items)
+        )
         return self._finish(idx, val, scalar)
 
     # ---- helpers -------------------------------------------------------------------------------
@@ -269,11 +300,16 @@ class RecallModel(ParamsMixin):
         out_val = np.full((len(queries), k), -np.inf, np.float32)
         work = min(k, self.n_items_)  # the columns beyond the catalogue are padding
         for start in range(0, len(queries), block):
-            rows = queries[start:start + block]
-            idx, val = topk(score(rows), work, exclude=exclude(rows), global_mask=mask,
-                            n_threads=self._n_threads())
-            out_idx[start:start + len(rows), :work] = idx
-            out_val[start:start + len(rows), :work] = val
+            rows = queries[start : start + block]
+            idx, val = topk(
+                score(rows),
+                work,
+                exclude=exclude(rows),
+                global_mask=mask,
+                n_threads=self._n_threads(),
+            )
+            out_idx[start : start + len(rows), :work] = idx
+            out_val[start : start + len(rows), :work] = val
         return out_idx, out_val
 
     def _global_mask(self, filter_items, items):
@@ -295,8 +331,10 @@ class RecallModel(ParamsMixin):
         limit = max(self.n_items_, MAX_PADDED_K)
         k = check_int(k, "k", min_value=1)
         if k > limit:
-            raise ValueError(f"k must be <= {limit} (the catalogue has {self.n_items_} items; "
-                             f"columns beyond it are only padding), got {k}")
+            raise ValueError(
+                f"k must be <= {limit} (the catalogue has {self.n_items_} items; "
+                f"columns beyond it are only padding), got {k}"
+            )
         return k
 
     def _known_item_indices(self, values, name: str) -> np.ndarray:
@@ -345,8 +383,15 @@ class RecallModel(ParamsMixin):
     def load(cls, file):
         """Read a model written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
         params, arrays, _ = load_arrays(
-            file, expected_class=cls.__name__,
-            required=("user_ids", "item_ids", "user_items_indptr", "user_items_indices", "user_items_data"),
+            file,
+            expected_class=cls.__name__,
+            required=(
+                "user_ids",
+                "item_ids",
+                "user_items_indptr",
+                "user_items_indices",
+                "user_items_data",
+            ),
         )
         with model_file_errors(file, cls.__name__):
             model = cls(**params)

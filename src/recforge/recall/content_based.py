@@ -1,4 +1,5 @@
 """ContentBased: topic (e.g. genre) profiles of items and users, with time decay."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,6 @@ from ..data import Interactions
 from ..io import ModelArrays
 from ._neighbors import time_decay_weights
 from .base import RecallModel, as_interactions
-
 
 #: ``fit`` refuses item features that match fewer than this share of the items (a wrong id type)
 MIN_MATCHED_SHARE = 0.5
@@ -32,11 +32,15 @@ def _item_feature_matrix(item_features, item_ids) -> np.ndarray:
             values = check_sparse(values, "item_features matrix").toarray()
         values = np.asarray(values)
     else:
-        raise TypeError("item_features must be a pandas DataFrame indexed by item id (one column per topic) "
-                        f"or a tuple (item_ids, matrix), got {type(item_features).__name__}")
+        raise TypeError(
+            "item_features must be a pandas DataFrame indexed by item id (one column per topic) "
+            f"or a tuple (item_ids, matrix), got {type(item_features).__name__}"
+        )
     if values.ndim != 2 or ids.ndim != 1 or len(ids) != values.shape[0]:
-        raise ValueError(f"item_features must be 2-D with one row per item id, got {values.shape} "
-                         f"for {np.shape(ids)} ids")
+        raise ValueError(
+            f"item_features must be 2-D with one row per item id, got {values.shape} "
+            f"for {np.shape(ids)} ids"
+        )
     if values.dtype.kind not in "biuf":
         raise TypeError(f"item_features must be numeric, got dtype {values.dtype}")
     values = values.astype(np.float64)
@@ -45,8 +49,9 @@ def _item_feature_matrix(item_features, item_ids) -> np.ndarray:
     index = pd.Index(ids)
     if index.has_duplicates:
         repeated = index[index.duplicated()][:3].tolist()
-        raise ValueError(f"item_features has duplicated item ids, e.g. {repeated}; give one row "
-                         "per item")
+        raise ValueError(
+            f"item_features has duplicated item ids, e.g. {repeated}; give one row per item"
+        )
     out = np.zeros((len(item_ids), values.shape[1]))
     lookup = index.get_indexer(item_ids)
     found = lookup >= 0
@@ -57,7 +62,8 @@ def _item_feature_matrix(item_features, item_ids) -> np.ndarray:
             f"interactions (at least {MIN_MATCHED_SHARE:.0%} needed); items such as {missing} have "
             f"no row, while the features are indexed by {index[:3].tolist()} ({index.dtype}); "
             "index them by the interactions' item ids (same type), with zero rows for items "
-            "without topics")
+            "without topics"
+        )
     out[found] = values[lookup[found]]
     return out
 
@@ -125,8 +131,17 @@ class ContentBased(RecallModel):
     [2, 1]
     """
 
-    def __init__(self, *, strategy="genres", time_decay=0.0, use_weights=True, n_top_topics=3,
-                 quality="count", shrinkage=10.0, n_threads=None):
+    def __init__(
+        self,
+        *,
+        strategy="genres",
+        time_decay=0.0,
+        use_weights=True,
+        n_top_topics=3,
+        quality="count",
+        shrinkage=10.0,
+        n_threads=None,
+    ):
         self.strategy = strategy
         self.time_decay = time_decay
         self.use_weights = use_weights
@@ -138,8 +153,10 @@ class ContentBased(RecallModel):
     def fit(self, interactions, item_features=None):
         """Learn the profiles. ``item_features``: DataFrame indexed by item id, or (item_ids, matrix)."""
         if item_features is None:
-            raise ValueError("item_features is required: an item × topic matrix, e.g. "
-                             "genre_topics(movielens_small().movies) or (item_ids, matrix)")
+            raise ValueError(
+                "item_features is required: an item × topic matrix, e.g. "
+                "genre_topics(movielens_small().movies) or (item_ids, matrix)"
+            )
         data = as_interactions(interactions)
         return super().fit(data, features=_item_feature_matrix(item_features, data.item_map.ids))
 
@@ -159,9 +176,13 @@ class ContentBased(RecallModel):
         if self.use_weights:
             w = w * matrix.data
         weighted = sp.csr_matrix((w, matrix.indices, matrix.indptr), shape=matrix.shape)
-        self.user_profiles_ = np.asarray(weighted @ self.item_profiles_.astype(np.float64), dtype=np.float32)
+        self.user_profiles_ = np.asarray(
+            weighted @ self.item_profiles_.astype(np.float64), dtype=np.float32
+        )
         counts = np.bincount(matrix.indices, minlength=data.n_items).astype(np.float64)
-        sums = np.bincount(matrix.indices, weights=matrix.data.astype(np.float64), minlength=data.n_items)
+        sums = np.bincount(
+            matrix.indices, weights=matrix.data.astype(np.float64), minlength=data.n_items
+        )
         mean = sums.sum() / max(counts.sum(), 1.0)
         shrunk = (sums + float(self.shrinkage) * mean) / (counts + float(self.shrinkage) + 1e-12)
         if self.quality == "count":
@@ -194,7 +215,9 @@ class ContentBased(RecallModel):
 
     def _score_history(self, item_idx, weights):
         w = weights.astype(np.float64) if self.use_weights else np.ones(len(item_idx))
-        profile = (w[:, None] * self.item_profiles_[item_idx].astype(np.float64)).sum(axis=0, keepdims=True)
+        profile = (w[:, None] * self.item_profiles_[item_idx].astype(np.float64)).sum(
+            axis=0, keepdims=True
+        )
         return self._score_profiles(profile)[0]
 
     def _score_similar(self, item_idx):
@@ -202,11 +225,16 @@ class ContentBased(RecallModel):
         return (items[item_idx] @ items.T).astype(np.float32)
 
     def _get_state(self) -> dict:
-        return {"item_profiles": self.item_profiles_, "user_profiles": self.user_profiles_, "quality": self.quality_}
+        return {
+            "item_profiles": self.item_profiles_,
+            "user_profiles": self.user_profiles_,
+            "quality": self.quality_,
+        }
 
     def _set_state(self, arrays: ModelArrays) -> None:
         items = arrays.take("item_profiles", ndim=2, shape=(self.n_items_, None), dtype=np.float32)
         self.item_profiles_ = items
-        self.user_profiles_ = arrays.take("user_profiles", ndim=2,
-                                          shape=(self.n_users_, items.shape[1]), dtype=np.float32)
+        self.user_profiles_ = arrays.take(
+            "user_profiles", ndim=2, shape=(self.n_users_, items.shape[1]), dtype=np.float32
+        )
         self.quality_ = arrays.take("quality", shape=(self.n_items_,), dtype=np.float32)

@@ -1,4 +1,5 @@
 """Item2Vec: word2vec (skip-gram or CBOW, negative sampling) over users' behaviour sequences."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -84,13 +85,25 @@ class Item2Vec(EmbeddingRecall):
     [1, 2, 3, 4]
     """
 
-    def __init__(self, *, vector_size: int = 64, window: int | str = 10, negative: int = 5,
-                 algorithm: str = "skipgram", ns_exponent: float = 0.0, sample: float = 1e-3,
-                 epochs: int = 30, learning_rate: float = 0.025, min_learning_rate: float = 0.0001,
-                 scoring: str = "output", n_recent: int = 10, recency_decay: float = 0.8,
-                 n_threads: int | None = None,
-                 random_state: int | np.random.Generator | None = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        vector_size: int = 64,
+        window: int | str = 10,
+        negative: int = 5,
+        algorithm: str = "skipgram",
+        ns_exponent: float = 0.0,
+        sample: float = 1e-3,
+        epochs: int = 30,
+        learning_rate: float = 0.025,
+        min_learning_rate: float = 0.0001,
+        scoring: str = "output",
+        n_recent: int = 10,
+        recency_decay: float = 0.8,
+        n_threads: int | None = None,
+        random_state: int | np.random.Generator | None = None,
+        verbose: bool = False,
+    ) -> None:
         self.vector_size = vector_size
         self.window = window
         self.negative = negative
@@ -112,7 +125,9 @@ class Item2Vec(EmbeddingRecall):
         check_int(self.vector_size, "vector_size", min_value=1)
         if not (isinstance(self.window, str) and self.window == "basket"):
             if isinstance(self.window, str):
-                raise ValueError(f"window must be a positive integer or 'basket', got {self.window!r}")
+                raise ValueError(
+                    f"window must be a positive integer or 'basket', got {self.window!r}"
+                )
             check_int(self.window, "window", min_value=1)
         check_int(self.negative, "negative", min_value=1)
         check_choice(self.algorithm, "algorithm", {"cbow", "skipgram"})
@@ -123,13 +138,19 @@ class Item2Vec(EmbeddingRecall):
         check_float(self.min_learning_rate, "min_learning_rate", min_value=0.0)
         check_choice(self.scoring, "scoring", {"output", "cosine"})
         check_int(self.n_recent, "n_recent", min_value=1)
-        check_float(self.recency_decay, "recency_decay", min_value=0.0, max_value=1.0, min_inclusive=False)
+        check_float(
+            self.recency_decay, "recency_decay", min_value=0.0, max_value=1.0, min_inclusive=False
+        )
         check_random_state(self.random_state)
 
     # ---- fitting ---------------------------------------------------------------------------------
-    def fit(self, interactions: Interactions | sp.spmatrix | ArrayLike,
-            sequences: Iterable[Sequence[Hashable]] | None = None, *,
-            callback: Callable[[Item2Vec, int, int], bool | None] | None = None) -> Item2Vec:
+    def fit(
+        self,
+        interactions: Interactions | sp.spmatrix | ArrayLike,
+        sequences: Iterable[Sequence[Hashable]] | None = None,
+        *,
+        callback: Callable[[Item2Vec, int, int], bool | None] | None = None,
+    ) -> Item2Vec:
         """Learn item vectors.
 
         Parameters
@@ -153,10 +174,13 @@ class Item2Vec(EmbeddingRecall):
         if sequences is None:
             return data.sequences()
         lengths, parts = [], []
-        for s, seq in enumerate(sequences):
+        for _s, seq in enumerate(sequences):
             ids = np.atleast_1d(np.asarray(seq))
-            idx = (np.asarray(data.item_map.index(ids, name="item_id"), dtype=np.int32).reshape(-1)
-                   if ids.size else np.empty(0, np.int32))
+            idx = (
+                np.asarray(data.item_map.index(ids, name="item_id"), dtype=np.int32).reshape(-1)
+                if ids.size
+                else np.empty(0, np.int32)
+            )
             lengths.append(len(idx))
             parts.append(idx)
         offsets = np.zeros(len(lengths) + 1, np.int64)
@@ -171,14 +195,21 @@ class Item2Vec(EmbeddingRecall):
         counts = np.bincount(items, minlength=n_items).astype(np.float64)
         if counts.sum() == 0:
             raise ValueError("sequences hold no items to train on")
-        in_vecs, out_vecs = aligned_vectors(n_items, dim), aligned_vectors(n_items, dim)  # cache-line rows
+        in_vecs, out_vecs = (
+            aligned_vectors(n_items, dim),
+            aligned_vectors(n_items, dim),
+        )  # cache-line rows
         in_vecs[:] = (rng.random((n_items, dim), dtype=np.float32) - 0.5) / dim
         seen = counts > 0
         neg_weights = np.zeros(n_items)
         neg_weights[seen] = sampling_weights(counts[seen], self.ns_exponent, "ns_exponent")
         keep = keep_probabilities(counts, self.sample)
         basket = isinstance(self.window, str)
-        epochs, lr0, lr1 = int(self.epochs), float(self.learning_rate), float(self.min_learning_rate)
+        epochs, lr0, lr1 = (
+            int(self.epochs),
+            float(self.learning_rate),
+            float(self.min_learning_rate),
+        )
         epoch_iter = range(epochs)
         if self.verbose:
             from tqdm.auto import tqdm
@@ -187,14 +218,26 @@ class Item2Vec(EmbeddingRecall):
         self.words_trained_ = 0
         for epoch in epoch_iter:
             trained = sgns_train_epoch(
-                offsets, items, in_vecs, out_vecs, neg_weights, keep_prob=keep,
-                window=1 if basket else int(self.window), negative=int(self.negative),
-                cbow=self.algorithm == "cbow", basket=basket,
-                alpha_start=lr0 + (lr1 - lr0) * epoch / epochs, alpha_end=lr0 + (lr1 - lr0) * (epoch + 1) / epochs,
-                seed=int(rng.integers(2**63)), n_threads=self._n_threads())
+                offsets,
+                items,
+                in_vecs,
+                out_vecs,
+                neg_weights,
+                keep_prob=keep,
+                window=1 if basket else int(self.window),
+                negative=int(self.negative),
+                cbow=self.algorithm == "cbow",
+                basket=basket,
+                alpha_start=lr0 + (lr1 - lr0) * epoch / epochs,
+                alpha_end=lr0 + (lr1 - lr0) * (epoch + 1) / epochs,
+                seed=int(rng.integers(2**63)),
+                n_threads=self._n_threads(),
+            )
             self.words_trained_ += trained
             if not np.isfinite(in_vecs[:1]).all():
-                raise FloatingPointError("Item2Vec diverged (non-finite vectors); lower learning_rate")
+                raise FloatingPointError(
+                    "Item2Vec diverged (non-finite vectors); lower learning_rate"
+                )
             if callback is not None and callback(self, epoch, trained) is True:
                 break
         in_vecs[counts == 0] = 0.0
@@ -226,8 +269,11 @@ class Item2Vec(EmbeddingRecall):
         if self.scoring == "cosine":  # sum of unit vectors, then cosine (gensim's most_similar)
             return (w.astype(np.float32) @ self._unit_item_vectors()[item_idx]).astype(np.float32)
         total = w.sum()  # weighted mean input vector, as CBOW predicts the next item
-        return ((w / total).astype(np.float32) @ self.item_vectors_[item_idx] if total > 0
-                else np.zeros(dim, np.float32))
+        return (
+            (w / total).astype(np.float32) @ self.item_vectors_[item_idx]
+            if total > 0
+            else np.zeros(dim, np.float32)
+        )
 
     def _item_vectors(self) -> np.ndarray:
         return self.item_vectors_
@@ -238,7 +284,7 @@ class Item2Vec(EmbeddingRecall):
     def _user_queries(self, user_idx):
         profiles = np.zeros((len(user_idx), self.item_vectors_.shape[1]), np.float32)
         for row, u in enumerate(user_idx):
-            recent = self.recent_items_[self.recent_offsets_[u]:self.recent_offsets_[u + 1]]
+            recent = self.recent_items_[self.recent_offsets_[u] : self.recent_offsets_[u + 1]]
             profiles[row] = self._profile(recent, np.ones(len(recent)))
         return profiles
 
@@ -248,9 +294,12 @@ class Item2Vec(EmbeddingRecall):
 
     # ---- state -----------------------------------------------------------------------------------
     def _get_state(self) -> dict:
-        return {"item_vectors": self.item_vectors_, "output_vectors": self.output_vectors_,
-                "recent_offsets": self.recent_offsets_,
-                "recent_items": self.recent_items_}
+        return {
+            "item_vectors": self.item_vectors_,
+            "output_vectors": self.output_vectors_,
+            "recent_offsets": self.recent_offsets_,
+            "recent_items": self.recent_items_,
+        }
 
     def _set_state(self, arrays: ModelArrays) -> None:
         n_items, n_users, dim = self.n_items_, self.n_users_, int(self.vector_size)
@@ -258,15 +307,19 @@ class Item2Vec(EmbeddingRecall):
             vectors = arrays.take(name, ndim=2, shape=(n_items, dim), dtype=np.float32)
             setattr(self, f"{name}_", vectors)
         arrays.check_products("item_vectors", "output_vectors")
-        recent = arrays.take("recent_items", kinds="iu", dtype=np.int32, min_value=0,
-                             max_value=n_items - 1)
+        recent = arrays.take(
+            "recent_items", kinds="iu", dtype=np.int32, min_value=0, max_value=n_items - 1
+        )
         offsets = arrays.take("recent_offsets", kinds="iu", shape=(n_users + 1,), dtype=np.int64)
         if offsets[0] != 0 or offsets[-1] != len(recent) or np.any(np.diff(offsets) < 0):
-            raise arrays.error("'recent_offsets' is inconsistent with 'recent_items' (it must rise "
-                               "from 0 to len(recent_items))")
+            raise arrays.error(
+                "'recent_offsets' is inconsistent with 'recent_items' (it must rise "
+                "from 0 to len(recent_items))"
+            )
         if np.any(np.diff(offsets) > int(self.n_recent)):
-            raise arrays.error(f"'recent_offsets' gives a user more than n_recent = "
-                               f"{self.n_recent} items")
+            raise arrays.error(
+                f"'recent_offsets' gives a user more than n_recent = {self.n_recent} items"
+            )
         self.recent_offsets_, self.recent_items_ = offsets, recent
         self._set_derived()
 
@@ -320,7 +373,9 @@ def load_word2vec_format(file):
     for row, line in enumerate(body):
         parts = line.rstrip().split(" ")
         if len(parts) != dim + 1:
-            raise ValueError(f"line {row + 2}: expected a key and {dim} numbers, got {len(parts)} fields")
+            raise ValueError(
+                f"line {row + 2}: expected a key and {dim} numbers, got {len(parts)} fields"
+            )
         keys.append(parts[0])
         vectors[row] = np.array(parts[1:], dtype=np.float32)
     return np.array(keys, dtype=str), vectors

@@ -1,4 +1,5 @@
 """ItemCF: item-based collaborative filtering with a sparse top-K item–item similarity."""
+
 from __future__ import annotations
 
 from collections.abc import Hashable
@@ -68,9 +69,16 @@ class ItemCF(TwoHopModel):
     [2, 3]
     """
 
-    def __init__(self, *, n_neighbors: int = 100, normalize_max: bool = True,
-                 use_weights: bool = True, time_decay: float = 0.0, n_threads: int | None = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        n_neighbors: int = 100,
+        normalize_max: bool = True,
+        use_weights: bool = True,
+        time_decay: float = 0.0,
+        n_threads: int | None = None,
+        verbose: bool = False,
+    ) -> None:
         self.n_neighbors = n_neighbors
         self.normalize_max = normalize_max
         self.use_weights = use_weights
@@ -83,8 +91,15 @@ class ItemCF(TwoHopModel):
         items = matrix.T.tocsr()
         items.sort_indices()
         penalty = log_penalty(data.user_activity())
-        self.similarity_ = topk_neighbors(items, self.n_neighbors, penalty, self._n_threads(),
-                                          normalize_max=bool(self.normalize_max), cols=matrix, verbose=bool(self.verbose))
+        self.similarity_ = topk_neighbors(
+            items,
+            self.n_neighbors,
+            penalty,
+            self._n_threads(),
+            normalize_max=bool(self.normalize_max),
+            cols=matrix,
+            verbose=bool(self.verbose),
+        )
         self.user_weights_ = self._interaction_weights(data)
 
     # TwoHopModel: scores = user_weights_ @ similarity_
@@ -97,16 +112,19 @@ class ItemCF(TwoHopModel):
         return self.similarity_
 
     def _score_history(self, item_idx, weights):
-        q = sp.csr_matrix((weights.astype(np.float32), item_idx.astype(np.int32), [0, len(item_idx)]),
-                          shape=(1, self.n_items_))
+        q = sp.csr_matrix(
+            (weights.astype(np.float32), item_idx.astype(np.int32), [0, len(item_idx)]),
+            shape=(1, self.n_items_),
+        )
         q.sum_duplicates()
         return self._score_rows(q)[0]
 
     def _score_similar(self, item_idx):
         return self.similarity_[item_idx].toarray()
 
-    def explain(self, user_id: Hashable, item_id: Hashable,
-                n: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    def explain(
+        self, user_id: Hashable, item_id: Hashable, n: int = 5
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The user's items that contributed most to ``score(user, item)``, with their share.
 
         Returns
@@ -130,7 +148,12 @@ class ItemCF(TwoHopModel):
 
     def _get_state(self) -> dict:
         s, w = self.similarity_, self.user_weights_
-        return {"sim_indptr": s.indptr, "sim_indices": s.indices, "sim_data": s.data, "user_weights": w.data}
+        return {
+            "sim_indptr": s.indptr,
+            "sim_indices": s.indices,
+            "sim_data": s.data,
+            "user_weights": w.data,
+        }
 
     def _set_state(self, arrays: ModelArrays) -> None:
         self.similarity_ = load_similarity(arrays, self.n_items_)

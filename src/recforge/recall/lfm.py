@@ -1,4 +1,5 @@
 """LFM: a latent factor model for implicit feedback trained by Hogwild SGD (squared, logistic or BPR loss)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -85,10 +86,28 @@ class LFM(EmbeddingRecall):
     True
     """
 
-    def __init__(self, *, n_factors=64, loss="bpr", epochs=60, learning_rate=0.05, learning_rate_decay=0.97,
-                 reg_user=0.01, reg_item=0.01, reg_bias=0.01, item_bias=True, n_negatives=1, neg_exponent=0.5,
-                 threshold=None, init_std=0.1, validation_fraction=0.0, n_iter_no_change=5, n_threads=None,
-                 random_state=None, verbose=False):
+    def __init__(
+        self,
+        *,
+        n_factors=64,
+        loss="bpr",
+        epochs=60,
+        learning_rate=0.05,
+        learning_rate_decay=0.97,
+        reg_user=0.01,
+        reg_item=0.01,
+        reg_bias=0.01,
+        item_bias=True,
+        n_negatives=1,
+        neg_exponent=0.5,
+        threshold=None,
+        init_std=0.1,
+        validation_fraction=0.0,
+        n_iter_no_change=5,
+        n_threads=None,
+        random_state=None,
+        verbose=False,
+    ):
         self.n_factors = n_factors
         self.loss = loss
         self.epochs = epochs
@@ -114,8 +133,13 @@ class LFM(EmbeddingRecall):
         check_choice(self.loss, "loss", set(LOSSES))
         check_int(self.epochs, "epochs", min_value=1)
         check_float(self.learning_rate, "learning_rate", min_value=0.0, min_inclusive=False)
-        check_float(self.learning_rate_decay, "learning_rate_decay", min_value=0.0, max_value=1.0,
-                    min_inclusive=False)
+        check_float(
+            self.learning_rate_decay,
+            "learning_rate_decay",
+            min_value=0.0,
+            max_value=1.0,
+            min_inclusive=False,
+        )
         for name in ("reg_user", "reg_item", "reg_bias", "init_std"):
             check_float(getattr(self, name), name, min_value=0.0)
         if not isinstance(self.item_bias, (bool, np.bool_)):
@@ -124,8 +148,13 @@ class LFM(EmbeddingRecall):
         check_float(self.neg_exponent, "neg_exponent")
         if self.threshold is not None:
             check_float(self.threshold, "threshold")
-        check_float(self.validation_fraction, "validation_fraction", min_value=0.0, max_value=1.0,
-                    max_inclusive=False)
+        check_float(
+            self.validation_fraction,
+            "validation_fraction",
+            min_value=0.0,
+            max_value=1.0,
+            max_inclusive=False,
+        )
         check_int(self.n_iter_no_change, "n_iter_no_change", min_value=1)
         check_random_state(self.random_state)
 
@@ -152,14 +181,18 @@ class LFM(EmbeddingRecall):
             val_users, val_items = users[held], items[held]
             users, items = users[~held], items[~held]
             if len(users) == 0 or len(val_users) == 0:
-                raise ValueError("validation_fraction leaves no training or no validation positives")
+                raise ValueError(
+                    "validation_fraction leaves no training or no validation positives"
+                )
         touched = np.diff(matrix.indptr)
         full = np.flatnonzero(touched[np.unique(users)] >= n_items)
         if full.size:
             example = data.user_map.ids[np.unique(users)[full[0]]].item()
-            raise ValueError(f"LFM draws negatives among the items a user has not touched, but "
-                             f"{full.size} user(s) touched all {n_items} items (e.g. user "
-                             f"{example!r}); remove them or add items")
+            raise ValueError(
+                f"LFM draws negatives among the items a user has not touched, but "
+                f"{full.size} user(s) touched all {n_items} items (e.g. user "
+                f"{example!r}); remove them or add items"
+            )
         popularity = np.bincount(items, minlength=n_items).astype(np.float64)
         # +1: every item can be a negative
         neg_weights = sampling_weights(popularity + 1.0, self.neg_exponent, "neg_exponent")
@@ -182,9 +215,24 @@ class LFM(EmbeddingRecall):
         for epoch in epoch_iter:
             lr = float(self.learning_rate) * float(self.learning_rate_decay) ** epoch
             mean_loss, _ = lfm_train_epoch(
-                users, items, indptr, indices, neg_weights, uf, itf, bias, loss=self.loss, lr=lr,
-                reg_user=self.reg_user, reg_item=self.reg_item, reg_bias=self.reg_bias, fit_bias=fit_bias,
-                n_negatives=self.n_negatives, seed=int(rng.integers(2**63)), n_threads=self._n_threads())
+                users,
+                items,
+                indptr,
+                indices,
+                neg_weights,
+                uf,
+                itf,
+                bias,
+                loss=self.loss,
+                lr=lr,
+                reg_user=self.reg_user,
+                reg_item=self.reg_item,
+                reg_bias=self.reg_bias,
+                fit_bias=fit_bias,
+                n_negatives=self.n_negatives,
+                seed=int(rng.integers(2**63)),
+                n_threads=self._n_threads(),
+            )
             if not np.isfinite(mean_loss):
                 raise FloatingPointError("LFM diverged (non-finite loss); lower learning_rate")
             self.loss_history_.append(float(mean_loss))
@@ -201,7 +249,11 @@ class LFM(EmbeddingRecall):
                         uf, itf, bias = best[1]
                         break
             if callback is not None:
-                self.user_factors_, self.item_factors_, self.item_bias_ = uf, itf, bias  # the live arrays
+                self.user_factors_, self.item_factors_, self.item_bias_ = (
+                    uf,
+                    itf,
+                    bias,
+                )  # the live arrays
                 if callback(self, epoch, float(mean_loss)) is True:
                     break
         self.user_factors_, self.item_factors_, self.item_bias_ = uf, itf, bias
@@ -253,7 +305,11 @@ class LFM(EmbeddingRecall):
 
     # ---- state -----------------------------------------------------------------------------------
     def _get_state(self) -> dict:
-        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_, "item_bias": self.item_bias_}
+        return {
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "item_bias": self.item_bias_,
+        }
 
     def _set_state(self, arrays: ModelArrays) -> None:
         k = int(self.n_factors)
@@ -263,5 +319,6 @@ class LFM(EmbeddingRecall):
         bias = float(np.abs(self.item_bias_).max(initial=0.0))
         arrays.check_products("user_factors", "item_factors", offset=bias)
         # a fold-in vector (recommend_from_history) has norm <= max|q| (1 + bias) / FOLD_IN_MIN_REG
-        arrays.check_products("item_factors", "item_factors", offset=bias,
-                              scale=(1.0 + bias) / FOLD_IN_MIN_REG)
+        arrays.check_products(
+            "item_factors", "item_factors", offset=bias, scale=(1.0 + bias) / FOLD_IN_MIN_REG
+        )

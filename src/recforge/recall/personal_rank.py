@@ -1,4 +1,5 @@
 """PersonalRank: random walk with restart from the user on the user–item bipartite graph."""
+
 from __future__ import annotations
 
 import warnings
@@ -11,7 +12,13 @@ from .._threads import limit_blas_threads, numba_threads
 from .._validation import check_choice, check_float, check_int
 from ..data import Interactions
 from ..kernels._csr import csr_kernel_arrays
-from ..kernels.personal_rank import accumulate_active, column_dots, half_step, half_step_pattern, rows_times_csr
+from ..kernels.personal_rank import (
+    accumulate_active,
+    column_dots,
+    half_step,
+    half_step_pattern,
+    rows_times_csr,
+)
 from .base import RecallModel
 
 #: ``"iterate"`` / ``"cg"`` advance as many start columns at once as fit this many bytes per side vector
@@ -99,9 +106,17 @@ class PersonalRank(RecallModel):
     [2, 3]
     """
 
-    def __init__(self, *, alpha: float = 0.8, method: str = "auto", tol: float = 1e-8,
-                 max_iter: int = 500, use_weights: bool = False, n_threads: int | None = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.8,
+        method: str = "auto",
+        tol: float = 1e-8,
+        max_iter: int = 500,
+        use_weights: bool = False,
+        n_threads: int | None = None,
+        verbose: bool = False,
+    ) -> None:
         self.alpha = alpha
         self.method = method
         self.tol = tol
@@ -143,8 +158,10 @@ class PersonalRank(RecallModel):
             m.sort_indices()
         self._degrees = (user_deg, item_deg)
         # per direction (True: users → items): CSR kernel arrays and 1 / deg(source) for the unweighted kernel
-        self._steps = {True: (csr_kernel_arrays(self._to_items, np.float64), inv_u),
-                       False: (csr_kernel_arrays(self._to_users, np.float64), inv_i)}
+        self._steps = {
+            True: (csr_kernel_arrays(self._to_items, np.float64), inv_u),
+            False: (csr_kernel_arrays(self._to_users, np.float64), inv_i),
+        }
         self._lu = None
         self._direct = None
 
@@ -179,9 +196,12 @@ class PersonalRank(RecallModel):
         # columns are independent walks: a few at a time keeps the gathered block in the CPU cache
         starts = range(0, n_cols, chunk)
         if self.verbose:
-            starts = progress_bar(True, starts, desc=f"PersonalRank {method}", unit="block",
-                                  leave=False)
-        return np.hstack([walk(np.ascontiguousarray(x0[:, c:c + chunk]), start_on_items) for c in starts])
+            starts = progress_bar(
+                True, starts, desc=f"PersonalRank {method}", unit="block", leave=False
+            )
+        return np.hstack(
+            [walk(np.ascontiguousarray(x0[:, c : c + chunk]), start_on_items) for c in starts]
+        )
 
     def _iterate(self, x0: np.ndarray, start_on_items: bool) -> np.ndarray:
         """The plain recurrence (``method="iterate"``) for the start columns ``x0``: (n_items, B) float64."""
@@ -212,8 +232,12 @@ class PersonalRank(RecallModel):
                 active &= (change >= tol).astype(np.uint8)
                 if not active.any():
                     return scores
-        warnings.warn(f"PersonalRank did not converge to tol={tol} within max_iter={self.max_iter} iterations "
-                      f"for {int(active.sum())} start node(s); raise max_iter or tol", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"PersonalRank did not converge to tol={tol} within max_iter={self.max_iter} iterations "
+            f"for {int(active.sum())} start node(s); raise max_iter or tol",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return scores
 
     def _conjugate_gradient(self, x0: np.ndarray, start_on_items: bool) -> np.ndarray:
@@ -254,9 +278,12 @@ class PersonalRank(RecallModel):
                 p += r
                 rr = rr_next
             else:
-                warnings.warn(f"PersonalRank did not converge to tol={tol} within max_iter={self.max_iter} "
-                              f"iterations for {int(active.sum())} start node(s); raise max_iter or tol",
-                              RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"PersonalRank did not converge to tol={tol} within max_iter={self.max_iter} "
+                    f"iterations for {int(active.sum())} start node(s); raise max_iter or tol",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
             y *= sqrt_deg
             if start_on_items:
                 return (1.0 - alpha) * y
@@ -278,7 +305,9 @@ class PersonalRank(RecallModel):
             on_users = n_users <= n_items
             user_deg, item_deg = self._degrees
             deg_s, deg_o = (user_deg, item_deg) if on_users else (item_deg, user_deg)
-            into_s, into_o = (self._to_users, self._to_items) if on_users else (self._to_items, self._to_users)
+            into_s, into_o = (
+                (self._to_users, self._to_items) if on_users else (self._to_items, self._to_users)
+            )
             sqrt_s = np.sqrt(np.where(deg_s > 0, deg_s, 1.0))
             # into_s[s, o] = w(s, o) / deg(o); b b'ᵀ = D^-½ W D_O⁻¹ Wᵀ D^-½ = K / α², symmetric
             b = sp.csr_matrix(sp.diags(1.0 / sqrt_s) @ into_s @ sp.diags(np.sqrt(deg_o)))
@@ -291,7 +320,9 @@ class PersonalRank(RecallModel):
                 if info == 0:
                     inv, info = lapack.dpotri(chol, lower=1, overwrite_c=1)
             if info != 0:
-                raise np.linalg.LinAlgError(f"PersonalRank: Cholesky inverse of I - K failed (LAPACK info={info})")
+                raise np.linalg.LinAlgError(
+                    f"PersonalRank: Cholesky inverse of I - K failed (LAPACK info={info})"
+                )
             inv = np.tril(inv)
             inv += np.tril(inv, -1).T  # dpotri fills the lower triangle only
             inv /= sqrt_s[:, None]  # Zᵀ = D^-½ (I − K)⁻¹ D^½
@@ -305,7 +336,9 @@ class PersonalRank(RecallModel):
             self._direct = (alpha, on_users, inv, outgoing(into_o), outgoing(into_s))
         return self._direct[1:]
 
-    def _direct_rows(self, x0: np.ndarray, start_on_items: bool, start_nodes: np.ndarray | None = None) -> np.ndarray:
+    def _direct_rows(
+        self, x0: np.ndarray, start_on_items: bool, start_nodes: np.ndarray | None = None
+    ) -> np.ndarray:
         """Exact item scores (B, n_items) float64 for the start rows ``x0`` (B, n_users or n_items) (class Notes).
 
         ``start_nodes`` (int, (B,)), when given, says that row ``j`` of ``x0`` is the indicator of that node.
@@ -352,11 +385,15 @@ class PersonalRank(RecallModel):
         return r[n_users:]
 
     # ---- contract hooks -------------------------------------------------------------------------
-    def _score_rows(self, x0: np.ndarray, start_on_items: bool, start_nodes: np.ndarray | None = None) -> np.ndarray:
+    def _score_rows(
+        self, x0: np.ndarray, start_on_items: bool, start_nodes: np.ndarray | None = None
+    ) -> np.ndarray:
         """Item scores (B, n_items) float32 for the start rows ``x0`` (B, n_users or n_items) float64."""
         if self._resolved_method() == "direct":
             return self._direct_rows(x0, start_on_items, start_nodes).astype(np.float32)
-        return np.ascontiguousarray(self._walk(np.ascontiguousarray(x0.T), start_on_items).T, dtype=np.float32)
+        return np.ascontiguousarray(
+            self._walk(np.ascontiguousarray(x0.T), start_on_items).T, dtype=np.float32
+        )
 
     def _score_users(self, user_idx):
         x0 = np.zeros((len(user_idx), self.n_users_), np.float64)

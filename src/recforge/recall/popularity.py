@@ -1,4 +1,5 @@
 """Popularity: recommend the most popular items not yet seen. The baseline every model must beat."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,7 +51,9 @@ class Popularity(RecallModel):
     def _fit(self, data: Interactions) -> None:
         matrix = data.matrix
         weights = None if self.weighting == "count" else matrix.data.astype(np.float64)
-        self.item_scores_ = np.bincount(matrix.indices, weights=weights, minlength=data.n_items).astype(np.float32)
+        self.item_scores_ = np.bincount(
+            matrix.indices, weights=weights, minlength=data.n_items
+        ).astype(np.float32)
 
     def _score_users(self, user_idx):
         return np.broadcast_to(self.item_scores_, (len(user_idx), len(self.item_scores_)))

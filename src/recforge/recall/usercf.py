@@ -1,4 +1,5 @@
 """UserCF: user-based collaborative filtering with a sparse top-K user–user similarity."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,9 +63,16 @@ class UserCF(TwoHopModel):
     [2, 3]
     """
 
-    def __init__(self, *, n_neighbors: int = 20, normalize_max: bool = False,
-                 use_weights: bool = True, time_decay: float = 0.0, n_threads: int | None = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        n_neighbors: int = 20,
+        normalize_max: bool = False,
+        use_weights: bool = True,
+        time_decay: float = 0.0,
+        n_threads: int | None = None,
+        verbose: bool = False,
+    ) -> None:
         self.n_neighbors = n_neighbors
         self.normalize_max = normalize_max
         self.use_weights = use_weights
@@ -74,8 +82,14 @@ class UserCF(TwoHopModel):
 
     def _fit(self, data: Interactions) -> None:
         matrix = data.matrix
-        self.similarity_ = topk_neighbors(matrix, self.n_neighbors, self._item_penalty(matrix), self._n_threads(),
-                                          normalize_max=bool(self.normalize_max), verbose=bool(self.verbose))
+        self.similarity_ = topk_neighbors(
+            matrix,
+            self.n_neighbors,
+            self._item_penalty(matrix),
+            self._n_threads(),
+            normalize_max=bool(self.normalize_max),
+            verbose=bool(self.verbose),
+        )
         self.item_weights_ = self._interaction_weights(data)
 
     @staticmethod
@@ -107,8 +121,10 @@ class UserCF(TwoHopModel):
         vals = sim[chosen]
         if self.normalize_max and len(vals):
             vals = vals / vals.max()
-        q = sp.csr_matrix((vals.astype(np.float32), chosen.astype(np.int32), [0, len(chosen)]),
-                          shape=(1, self.n_users_))
+        q = sp.csr_matrix(
+            (vals.astype(np.float32), chosen.astype(np.int32), [0, len(chosen)]),
+            shape=(1, self.n_users_),
+        )
         return self._score_rows(q)[0]
 
     def _score_similar(self, item_idx):
@@ -122,8 +138,12 @@ class UserCF(TwoHopModel):
 
     def _get_state(self) -> dict:
         s = self.similarity_
-        return {"sim_indptr": s.indptr, "sim_indices": s.indices, "sim_data": s.data,
-                "item_weights": self.item_weights_.data}
+        return {
+            "sim_indptr": s.indptr,
+            "sim_indices": s.indices,
+            "sim_data": s.data,
+            "item_weights": self.item_weights_.data,
+        }
 
     def _set_state(self, arrays: ModelArrays) -> None:
         self.similarity_ = load_similarity(arrays, self.n_users_)

@@ -228,7 +228,7 @@ def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None)
             except ValueError:
                 raise HTTPException(
                     404, f"unknown item_id {item_id!r} (the model's item ids are integers)"
-                )
+                ) from None
         items, scores = rec.similar_items(query, k)
         return {"item_id": query, "items": items, "scores": scores}
 
@@ -273,7 +273,7 @@ def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None)
             except (ModelFileError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
                 raise HTTPException(
                     422, f"model not reloaded, still serving the previous one: {exc}"
-                )
+                ) from exc
             service.recommender = fresh  # one reference swap: in-flight requests keep the old model
         return {
             "status": "reloaded",

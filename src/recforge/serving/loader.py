@@ -12,7 +12,6 @@ from ..io import describe_file, read_record
 
 def _servable_classes() -> dict:
     from .. import recall
-
     from ..pipeline import TwoStage
 
     classes = {name: getattr(recall, name) for name in recall.__all__ if name != "RecallModel"}

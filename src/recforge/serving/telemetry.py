@@ -118,7 +118,7 @@ class Telemetry:
                 lines += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
                 for key, h in items:
                     cumulative = 0
-                    for bound, count in zip(LATENCY_BUCKETS + (math.inf,), h.counts):
+                    for bound, count in zip((*LATENCY_BUCKETS, math.inf), h.counts):
                         cumulative += count
                         le = "+Inf" if math.isinf(bound) else repr(bound)
                         lines.append(

@@ -7,6 +7,7 @@ thresholds xgboost's hist method uses on such data). Otherwise edges are quantil
 A categorical feature (non-negative integer codes) gets one bin per category seen in fit.
 NaN goes to bin :data:`~recforge.kernels.gbdt.MISSING_BIN` (255).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,8 +59,10 @@ class BinMapper:
             if self.is_categorical_[f]:
                 codes = np.unique(col)
                 if codes.size > MAX_BIN:
-                    raise ValueError(f"categorical feature {f} has {codes.size} categories; at most "
-                                     f"{MAX_BIN} are supported")
+                    raise ValueError(
+                        f"categorical feature {f} has {codes.size} categories; at most "
+                        f"{MAX_BIN} are supported"
+                    )
                 return codes.astype(np.float32)
             return _numeric_edges(col, self.max_bin)
 
@@ -70,8 +73,10 @@ class BinMapper:
                 self.edges_ = list(pool.map(edges, range(n_features)))
         else:
             self.edges_ = [edges(f) for f in range(n_features)]
-        self.n_bins_ = np.array([len(e) if c else len(e) + 1 for e, c in zip(self.edges_, self.is_categorical_)],
-                                dtype=np.int32)
+        self.n_bins_ = np.array(
+            [len(e) if c else len(e) + 1 for e, c in zip(self.edges_, self.is_categorical_)],
+            dtype=np.int32,
+        )
         return self
 
     def transform(self, X, n_threads=1):
@@ -95,10 +100,10 @@ class BinMapper:
         for f, e in enumerate(self.edges_):
             if self.is_categorical_[f]:
                 table[f, 0] = np.nan
-                table[f, 1:1 + len(e)] = e
+                table[f, 1 : 1 + len(e)] = e
             else:
                 table[f, 0] = -np.inf
-                table[f, 1:1 + len(e)] = e
+                table[f, 1 : 1 + len(e)] = e
         return table
 
     # ---- state (save/load) -------------------------------------------------------------------
@@ -107,7 +112,11 @@ class BinMapper:
         feature ``f``'s edges are ``edges[offsets[f]:offsets[f + 1]]``."""
         offsets = np.zeros(len(self.edges_) + 1, np.int64)
         offsets[1:] = np.cumsum([len(e) for e in self.edges_])
-        edges = np.concatenate(self.edges_).astype(np.float32) if offsets[-1] else np.zeros(0, np.float32)
+        edges = (
+            np.concatenate(self.edges_).astype(np.float32)
+            if offsets[-1]
+            else np.zeros(0, np.float32)
+        )
         return edges, offsets
 
     @classmethod
@@ -123,27 +132,37 @@ class BinMapper:
         edges, offsets = np.asarray(edges), np.asarray(offsets)
         n_features = len(is_categorical)
         if edges.dtype != np.float32 or edges.ndim != 1:
-            raise ValueError(f"bin edges must be a 1-D float32 array, got {edges.dtype} of shape {edges.shape}")
+            raise ValueError(
+                f"bin edges must be a 1-D float32 array, got {edges.dtype} of shape {edges.shape}"
+            )
         if offsets.dtype != np.int64 or offsets.shape != (n_features + 1,):
-            raise ValueError(f"bin offsets must be int64 of shape ({n_features + 1},), got {offsets.dtype} of "
-                             f"shape {offsets.shape}")
+            raise ValueError(
+                f"bin offsets must be int64 of shape ({n_features + 1},), got {offsets.dtype} of "
+                f"shape {offsets.shape}"
+            )
         if offsets[0] != 0 or offsets[-1] != len(edges) or np.any(np.diff(offsets) < 0):
             raise ValueError("bin offsets must rise from 0 to the number of edges")
         if not np.all(np.isfinite(edges)):
             raise ValueError("bin edges must be finite")
         mapper = cls(max_bin=max_bin)
-        mapper.edges_ = [edges[offsets[f]:offsets[f + 1]] for f in range(n_features)]
+        mapper.edges_ = [edges[offsets[f] : offsets[f + 1]] for f in range(n_features)]
         for f, e in enumerate(mapper.edges_):
             if np.any(np.diff(e) <= 0):
                 raise ValueError(f"bin edges of feature {f} are not strictly increasing")
             cat = is_categorical[f]
             if len(e) > (MAX_BIN if cat else MAX_BIN - 1):
-                raise ValueError(f"feature {f} has {len(e)} bin edges, more than a uint8 bin can index")
+                raise ValueError(
+                    f"feature {f} has {len(e)} bin edges, more than a uint8 bin can index"
+                )
             if cat and len(e) and (e[0] < 0 or np.any(e != np.round(e))):
-                raise ValueError(f"categorical feature {f} has codes that are not non-negative integers")
+                raise ValueError(
+                    f"categorical feature {f} has codes that are not non-negative integers"
+                )
         mapper.is_categorical_ = is_categorical
-        mapper.n_bins_ = np.array([len(e) if c else len(e) + 1 for e, c in zip(mapper.edges_, is_categorical)],
-                                  dtype=np.int32)
+        mapper.n_bins_ = np.array(
+            [len(e) if c else len(e) + 1 for e, c in zip(mapper.edges_, is_categorical)],
+            dtype=np.int32,
+        )
         return mapper
 
 

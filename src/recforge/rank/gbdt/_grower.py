@@ -6,6 +6,7 @@ subtraction trick, one NumPy operation for the level), one finds every node's be
 partitions all rows. Best-first growth (``max_leaves`` set) splits the leaf with the largest loss
 reduction next, one node at a time. The bookkeeping is vectorised over the nodes of a level.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -36,10 +37,32 @@ class Tree:
     ``cover`` float64 (hessian sum), ``depth`` int32.
     """
 
-    FIELDS = ("feature", "threshold_bin", "threshold", "default_left", "categorical", "left", "right", "value",
-              "gain", "cover", "depth")
-    DTYPES = (np.int32, np.int32, np.float32, np.uint8, np.uint8, np.int32, np.int32, np.float64, np.float64,
-              np.float64, np.int32)
+    FIELDS = (
+        "feature",
+        "threshold_bin",
+        "threshold",
+        "default_left",
+        "categorical",
+        "left",
+        "right",
+        "value",
+        "gain",
+        "cover",
+        "depth",
+    )
+    DTYPES = (
+        np.int32,
+        np.int32,
+        np.float32,
+        np.uint8,
+        np.uint8,
+        np.int32,
+        np.int32,
+        np.float64,
+        np.float64,
+        np.float64,
+        np.int32,
+    )
 
     def __init__(self, capacity=64):
         self.n = 0
@@ -53,7 +76,7 @@ class Tree:
             cap = max(2 * len(self.a["feature"]), self.n + k)
             for name in self.FIELDS:
                 grown = np.zeros(cap, self.a[name].dtype)
-                grown[:self.n] = self.a[name][:self.n]
+                grown[: self.n] = self.a[name][: self.n]
                 self.a[name] = grown
         ids = np.arange(self.n, self.n + k)
         self.a["feature"][ids] = -1
@@ -65,14 +88,24 @@ class Tree:
         self.n += k
         return ids
 
-    def set_split(self, ids, feature, threshold_bin, threshold, default_left, categorical, gain, left, right):
+    def set_split(
+        self, ids, feature, threshold_bin, threshold, default_left, categorical, gain, left, right
+    ):
         a = self.a
-        a["feature"][ids], a["threshold_bin"][ids], a["threshold"][ids] = feature, threshold_bin, threshold
-        a["default_left"][ids], a["categorical"][ids], a["gain"][ids] = default_left, categorical, gain
+        a["feature"][ids], a["threshold_bin"][ids], a["threshold"][ids] = (
+            feature,
+            threshold_bin,
+            threshold,
+        )
+        a["default_left"][ids], a["categorical"][ids], a["gain"][ids] = (
+            default_left,
+            categorical,
+            gain,
+        )
         a["left"][ids], a["right"][ids], a["value"][ids] = left, right, 0.0
 
     def arrays(self):
-        return {name: self.a[name][:self.n].copy() for name in self.FIELDS}
+        return {name: self.a[name][: self.n].copy() for name in self.FIELDS}
 
 
 class TreeGrower:
@@ -91,7 +124,9 @@ class TreeGrower:
 
     swap_rows = 500_000  # from this many rows on, every depth-wise level is partitioned into the scratch buffers
 
-    def __init__(self, Xn, ghn, rows, scratch, bin_mapper, feature_mask, params: GrowParams, n_threads=1):
+    def __init__(
+        self, Xn, ghn, rows, scratch, bin_mapper, feature_mask, params: GrowParams, n_threads=1
+    ):
         self.X = Xn
         self.gh = ghn
         self.rows = rows
@@ -108,18 +143,36 @@ class TreeGrower:
 
     # ---- kernel calls --------------------------------------------------------------------------
     def _hist(self, starts, ends):
-        return _core.gbdt_build_histograms(self.X, self.gh, None, np.ascontiguousarray(starts, np.int64),
-                                           np.ascontiguousarray(ends, np.int64), self.mask, self.n_threads)
+        return _core.gbdt_build_histograms(
+            self.X,
+            self.gh,
+            None,
+            np.ascontiguousarray(starts, np.int64),
+            np.ascontiguousarray(ends, np.int64),
+            self.mask,
+            self.n_threads,
+        )
 
     def _splits(self, hist, sums):
-        return _core.gbdt_find_splits(hist, np.ascontiguousarray(sums[:, 0]), np.ascontiguousarray(sums[:, 1]),
-                                      self.n_bins, self.is_cat, self.mask, self.p.reg_lambda, self.p.gamma,
-                                      self.p.min_child_weight, self.n_threads)
+        return _core.gbdt_find_splits(
+            hist,
+            np.ascontiguousarray(sums[:, 0]),
+            np.ascontiguousarray(sums[:, 1]),
+            self.n_bins,
+            self.is_cat,
+            self.mask,
+            self.p.reg_lambda,
+            self.p.gamma,
+            self.p.min_child_weight,
+            self.n_threads,
+        )
 
     def _leaf_values(self, sums):
         g, h = sums[:, 0], sums[:, 1]
         ok = (h >= self.p.min_child_weight) & (h > 0)
-        return np.where(ok, -g / np.where(ok, h + self.p.reg_lambda, 1.0) * self.p.learning_rate, 0.0)
+        return np.where(
+            ok, -g / np.where(ok, h + self.p.reg_lambda, 1.0) * self.p.learning_rate, 0.0
+        )
 
     def _can_split(self, depth):
         return self.p.max_depth is None or depth < self.p.max_depth
@@ -129,19 +182,34 @@ class TreeGrower:
         the unpartitioned last level are not among them)."""
         if not self._leaves:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return tuple(np.concatenate([np.asarray(part[i], np.int64) for part in self._leaves]) for i in range(3))
+        return tuple(
+            np.concatenate([np.asarray(part[i], np.int64) for part in self._leaves])
+            for i in range(3)
+        )
 
     def add_leaf_values(self, raw, values):
         """``raw[r] += values[leaf of row r]`` for every row of the grown tree (``raw`` float64 (n_rows,),
         indexed by the original row ids; ``values`` float64 (tree nodes,))."""
         nodes, starts, ends = self.leaf_ranges()
         if len(nodes):
-            _core.gbdt_add_leaf_values(self.rows, starts, ends, np.ascontiguousarray(values[nodes]), raw,
-                                       self.n_threads)
+            _core.gbdt_add_leaf_values(
+                self.rows, starts, ends, np.ascontiguousarray(values[nodes]), raw, self.n_threads
+            )
         for starts, ends, feature, threshold, dleft, left, right in self._last:
-            _core.gbdt_add_split_leaf_values(self.X, self.rows, starts, ends, feature, threshold, dleft, self.is_cat,
-                                             np.ascontiguousarray(values[left]),
-                                             np.ascontiguousarray(values[right]), raw, self.n_threads)
+            _core.gbdt_add_split_leaf_values(
+                self.X,
+                self.rows,
+                starts,
+                ends,
+                feature,
+                threshold,
+                dleft,
+                self.is_cat,
+                np.ascontiguousarray(values[left]),
+                np.ascontiguousarray(values[right]),
+                raw,
+                self.n_threads,
+            )
 
     # ---- growth --------------------------------------------------------------------------------
     def grow(self) -> Tree:
@@ -153,10 +221,18 @@ class TreeGrower:
             root_sum = hist[0, f].sum(axis=0).reshape(1, 2)
         else:
             root_sum = np.zeros((1, 2))
-        cap = 2 ** (self.p.max_depth + 1) - 1 if self.p.max_leaves is None and self.p.max_depth is not None else 64
+        cap = (
+            2 ** (self.p.max_depth + 1) - 1
+            if self.p.max_leaves is None and self.p.max_depth is not None
+            else 64
+        )
         tree = Tree(min(cap, 4096))
         tree.add(0, root_sum[:, 1], self._leaf_values(root_sum))
-        if n == 0 or not self._can_split(0) or (self.p.max_leaves is not None and self.p.max_leaves < 2):
+        if (
+            n == 0
+            or not self._can_split(0)
+            or (self.p.max_leaves is not None and self.p.max_leaves < 2)
+        ):
             self._leaves.append((np.array([0]), starts, ends))
             return tree
         if self.p.max_leaves is None:
@@ -174,31 +250,62 @@ class TreeGrower:
         whole = len(starts) == 1 and starts[0] == 0 and ends[0] == m
         # on one thread (the kernel uses two from 2 MB of rows on) the in-place partition is faster
         threaded = self.n_threads > 1 and m * (self.X.shape[1] + 12) >= 2_000_000
-        if not (whole and (threaded or m >= self.swap_rows)) and not (whole_level and m >= self.swap_rows):
-            return _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
-                                                threshold, dleft, self.is_cat, self.n_threads)
+        if not (whole and (threaded or m >= self.swap_rows)) and not (
+            whole_level and m >= self.swap_rows
+        ):
+            return _core.gbdt_partition_ordered(
+                self.X,
+                self.gh,
+                self.rows,
+                *self.scratch,
+                starts,
+                ends,
+                feature,
+                threshold,
+                dleft,
+                self.is_cat,
+                self.n_threads,
+            )
         k = len(starts)
         if self._carry:
-            c_starts, c_ends = (np.concatenate([np.asarray(c[i], np.int64) for c in self._carry]) for i in (0, 1))
+            c_starts, c_ends = (
+                np.concatenate([np.asarray(c[i], np.int64) for c in self._carry]) for i in (0, 1)
+            )
             starts, ends = np.concatenate([starts, c_starts]), np.concatenate([ends, c_ends])
             extra = len(c_starts)
             feature = np.concatenate([feature, np.full(extra, -1, np.int32)])
             threshold = np.concatenate([threshold, np.zeros(extra, np.int32)])
             dleft = np.concatenate([dleft, np.zeros(extra, np.uint8)])
-        n_left = _core.gbdt_partition_ordered(self.X, self.gh, self.rows, *self.scratch, starts, ends, feature,
-                                              threshold, dleft, self.is_cat, self.n_threads, True)
+        n_left = _core.gbdt_partition_ordered(
+            self.X,
+            self.gh,
+            self.rows,
+            *self.scratch,
+            starts,
+            ends,
+            feature,
+            threshold,
+            dleft,
+            self.is_cat,
+            self.n_threads,
+            True,
+        )
         old = (self.X, self.gh, self.rows)
         self.X, self.gh, self.rows = self.scratch
         self.scratch = old
         self._carry = []
         return n_left[:k]
 
-    def _split_nodes(self, tree, ids, starts, ends, sums, split, depth, last=False, whole_level=False):
+    def _split_nodes(
+        self, tree, ids, starts, ends, sums, split, depth, last=False, whole_level=False
+    ):
         """Partition the rows of nodes ``ids`` and add their children. Returns the children's
         (ids, starts, ends, sums) ordered left0, right0, left1, right1, ...
         ``last``: the children will be leaves; their rows are not partitioned (starts, ends: None)."""
         feature, threshold, dleft, chg, lg, lh = split
-        n_left = None if last else self._partition(starts, ends, feature, threshold, dleft, whole_level)
+        n_left = (
+            None if last else self._partition(starts, ends, feature, threshold, dleft, whole_level)
+        )
         k = len(ids)
         left_sum = np.column_stack([lg, lh])
         child_sums = np.empty((2 * k, 2))
@@ -206,7 +313,9 @@ class TreeGrower:
         child_sums[1::2] = sums - left_sum
         child = tree.add(np.full(2 * k, depth + 1), child_sums[:, 1], self._leaf_values(child_sums))
         thr = self.thr_table[feature, threshold + 1]
-        tree.set_split(ids, feature, threshold, thr, dleft, self.is_cat[feature], chg, child[0::2], child[1::2])
+        tree.set_split(
+            ids, feature, threshold, thr, dleft, self.is_cat[feature], chg, child[0::2], child[1::2]
+        )
         if last:
             self._last.append((starts, ends, feature, threshold, dleft, child[0::2], child[1::2]))
             return child, None, None, child_sums
@@ -219,8 +328,15 @@ class TreeGrower:
 
     def _child_histograms(self, parent_hist, c_starts, c_ends):
         """Histograms of both children of each parent: the smaller by the kernel, the larger by subtraction."""
-        return _core.gbdt_build_child_histograms(self.X, self.gh, np.ascontiguousarray(parent_hist), c_starts,
-                                                 c_ends, self.mask, self.n_threads)
+        return _core.gbdt_build_child_histograms(
+            self.X,
+            self.gh,
+            np.ascontiguousarray(parent_hist),
+            c_starts,
+            c_ends,
+            self.mask,
+            self.n_threads,
+        )
 
     def _grow_depthwise(self, tree, ids, starts, ends, sums, hist, depth):
         while True:
@@ -236,7 +352,9 @@ class TreeGrower:
                 split = tuple(np.ascontiguousarray(a[ok]) for a in split)
             depth += 1
             last = not self._can_split(depth)
-            ids, starts, ends, sums = self._split_nodes(tree, ids, starts, ends, sums, split, depth - 1, last, True)
+            ids, starts, ends, sums = self._split_nodes(
+                tree, ids, starts, ends, sums, split, depth - 1, last, True
+            )
             if last:
                 return
             hist = self._child_histograms(hist, starts, ends)
@@ -249,7 +367,9 @@ class TreeGrower:
             if self._can_split(depth):
                 split = self._splits(h[None] if h.ndim == 3 else h, s.reshape(1, 2))
                 if split[0][0] >= 0:
-                    heapq.heappush(heap, (-float(split[3][0]), counter, (node, start, end, s, h, depth, split)))
+                    heapq.heappush(
+                        heap, (-float(split[3][0]), counter, (node, start, end, s, h, depth, split))
+                    )
                     counter += 1
                     return
             self._leaves.append((np.array([node]), np.array([start]), np.array([end])))
@@ -258,14 +378,22 @@ class TreeGrower:
         while heap and n_leaves < self.p.max_leaves:
             _, _, (node, start, end, s, h, depth, split) = heapq.heappop(heap)
             ids, c_starts, c_ends, c_sums = self._split_nodes(
-                tree, np.array([node]), np.array([start], np.int64), np.array([end], np.int64), s.reshape(1, 2),
-                split, depth)
+                tree,
+                np.array([node]),
+                np.array([start], np.int64),
+                np.array([end], np.int64),
+                s.reshape(1, 2),
+                split,
+                depth,
+            )
             n_leaves += 1
             if self._can_split(depth + 1):
                 c_hist = self._child_histograms(h[None], c_starts, c_ends)
             else:
                 c_hist = [None, None]
             for j in range(2):
-                consider(int(ids[j]), int(c_starts[j]), int(c_ends[j]), c_sums[j], c_hist[j], depth + 1)
+                consider(
+                    int(ids[j]), int(c_starts[j]), int(c_ends[j]), c_sums[j], c_hist[j], depth + 1
+                )
         for _, _, (node, start, end, *_rest) in heap:
             self._leaves.append((np.array([node]), np.array([start]), np.array([end])))

@@ -4,6 +4,7 @@ Categorical columns become float codes (position in the categories learned in fi
 categories and missing values become NaN, i.e. the missing-value bin). Numeric values keep NaN
 as missing; infinity is an error.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,9 @@ import scipy.sparse as sp
 
 
 def _is_categorical_series(s: pd.Series) -> bool:
-    return isinstance(s.dtype, pd.CategoricalDtype) or not (pd.api.types.is_numeric_dtype(s)
-                                                              or pd.api.types.is_bool_dtype(s))
+    return isinstance(s.dtype, pd.CategoricalDtype) or not (
+        pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+    )
 
 
 class InputSchema:
@@ -29,13 +31,17 @@ class InputSchema:
         else:
             arr = np.asarray(X)
             if arr.ndim != 2:
-                raise ValueError(f"Expected 2D array for X, got shape {arr.shape} instead; reshape your data with "
-                                 "array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for one row")
+                raise ValueError(
+                    f"Expected 2D array for X, got shape {arr.shape} instead; reshape your data with "
+                    "array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for one row"
+                )
             self.columns = None
             n_features = arr.shape[1]
         if n_features == 0:
-            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required; "
-                             "X needs at least one column")
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required; "
+                "X needs at least one column"
+            )
         self.n_features = n_features
         is_cat = np.zeros(n_features, bool)
         if isinstance(categorical_features, str) and categorical_features == "auto":
@@ -56,11 +62,15 @@ class InputSchema:
                     else:
                         j = int(c)
                         if not -n_features <= j < n_features:
-                            raise ValueError(f"categorical_features index {j} out of range for {n_features} "
-                                             "features")
+                            raise ValueError(
+                                f"categorical_features index {j} out of range for {n_features} "
+                                "features"
+                            )
                         is_cat[j] = True
         self.is_categorical = is_cat
-        self.categories = [None] * n_features  # labels (str arrays) of DataFrame categorical columns
+        self.categories = [
+            None
+        ] * n_features  # labels (str arrays) of DataFrame categorical columns
         if self.is_frame:
             for j in np.flatnonzero(is_cat):
                 s = X.iloc[:, j]
@@ -79,10 +89,14 @@ class InputSchema:
             raise TypeError(f"{name} is a sparse matrix; GBDT needs a dense array or a DataFrame")
         if isinstance(X, pd.DataFrame):
             if X.shape[1] != self.n_features:
-                raise ValueError(f"{name} has {X.shape[1]} features, the model was fitted with {self.n_features}")
+                raise ValueError(
+                    f"{name} has {X.shape[1]} features, the model was fitted with {self.n_features}"
+                )
             if self.columns is not None and [str(c) for c in X.columns] != self.columns:
-                raise ValueError(f"{name} columns {list(X.columns)[:5]}... differ from the fitted columns "
-                                 f"{self.columns[:5]}...")
+                raise ValueError(
+                    f"{name} columns {list(X.columns)[:5]}... differ from the fitted columns "
+                    f"{self.columns[:5]}..."
+                )
             out = np.empty(X.shape, np.float32)
             for j in range(self.n_features):
                 s = X.iloc[:, j]
@@ -90,43 +104,60 @@ class InputSchema:
                     # code of str(value) among the categories, found once per distinct value
                     value_ids, values = pd.factorize(s)  # missing values: -1
                     value_codes = pd.Index(self.categories[j]).get_indexer(
-                        np.asarray(values, dtype=object).astype(str))
+                        np.asarray(values, dtype=object).astype(str)
+                    )
                     col = np.append(value_codes, -1)[value_ids].astype(np.float32)
                     col[col < 0] = np.nan
                     out[:, j] = col
                 elif not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
-                    raise TypeError(f"{name} column {X.columns[j]!r} is not numeric; declare it in "
-                                    "categorical_features")
+                    raise TypeError(
+                        f"{name} column {X.columns[j]!r} is not numeric; declare it in "
+                        "categorical_features"
+                    )
                 else:
                     with np.errstate(over="ignore"):
                         out[:, j] = s.to_numpy(dtype=np.float32, na_value=np.nan)
         else:
             arr = np.asarray(X)
             if arr.ndim != 2:
-                raise ValueError(f"Expected 2D array for {name}, got shape {arr.shape} instead; reshape your data "
-                                 "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for one row")
+                raise ValueError(
+                    f"Expected 2D array for {name}, got shape {arr.shape} instead; reshape your data "
+                    "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for one row"
+                )
             if arr.dtype.kind == "c":
                 raise ValueError(f"Complex data not supported in {name}")
             if arr.dtype.kind not in "biuf":
                 try:
                     arr = arr.astype(np.float32)
                 except (TypeError, ValueError) as exc:
-                    raise TypeError(f"{name} must be numeric, got dtype {arr.dtype} ({exc})") from None
+                    raise TypeError(
+                        f"{name} must be numeric, got dtype {arr.dtype} ({exc})"
+                    ) from None
             if arr.shape[1] != self.n_features:
-                raise ValueError(f"{name} has {arr.shape[1]} features, the model was fitted with {self.n_features}")
-            with np.errstate(over="ignore"):  # values beyond float32's range become inf: refused below
+                raise ValueError(
+                    f"{name} has {arr.shape[1]} features, the model was fitted with {self.n_features}"
+                )
+            with np.errstate(
+                over="ignore"
+            ):  # values beyond float32's range become inf: refused below
                 out = np.ascontiguousarray(arr, dtype=np.float32)
         if out.shape[0] < 1:
-            raise ValueError(f"Found array with 0 sample(s) (shape={out.shape}) while a minimum of 1 is required")
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={out.shape}) while a minimum of 1 is required"
+            )
         if np.isinf(out).any():
-            raise ValueError(f"{name} contains infinity or values beyond float32's range (NaN is allowed: it means "
-                             "missing)")
+            raise ValueError(
+                f"{name} contains infinity or values beyond float32's range (NaN is allowed: it means "
+                "missing)"
+            )
         cat = np.flatnonzero(self.is_categorical)
         if cat.size:
             vals = out[:, cat]
             bad = ~np.isnan(vals) & ((vals < 0) | (vals != np.round(vals)))
             if bad.any():
-                raise ValueError(f"{name}: categorical features must hold non-negative integer codes (or NaN)")
+                raise ValueError(
+                    f"{name}: categorical features must hold non-negative integer codes (or NaN)"
+                )
         return out
 
     def state(self):
@@ -136,8 +167,12 @@ class InputSchema:
         offsets[1:] = np.cumsum([len(c) for c in labels])
         flat = np.concatenate(labels).astype(str) if offsets[-1] else np.zeros(0, "<U1")
         has = np.array([c is not None for c in self.categories], np.uint8)
-        arrays = {"schema_is_categorical": self.is_categorical.astype(np.uint8), "schema_cat_labels": flat,
-                  "schema_cat_offsets": offsets, "schema_has_labels": has}
+        arrays = {
+            "schema_is_categorical": self.is_categorical.astype(np.uint8),
+            "schema_cat_labels": flat,
+            "schema_cat_offsets": offsets,
+            "schema_has_labels": has,
+        }
         meta = {"is_frame": self.is_frame, "columns": self.columns, "n_features": self.n_features}
         return arrays, meta
 
@@ -154,10 +189,15 @@ class InputSchema:
         if not isinstance(self.is_frame, bool):
             raise ValueError("schema is_frame must be a bool")
         self.columns = meta["columns"]
-        if self.columns is not None and (not isinstance(self.columns, list) or len(self.columns) != n
-                                         or not all(isinstance(c, str) for c in self.columns)):
+        if self.columns is not None and (
+            not isinstance(self.columns, list)
+            or len(self.columns) != n
+            or not all(isinstance(c, str) for c in self.columns)
+        ):
             raise ValueError(f"schema columns must be None or {n} strings")
-        self.is_categorical = arrays.take("schema_is_categorical", kinds="biu", shape=(n,)).astype(bool)
+        self.is_categorical = arrays.take("schema_is_categorical", kinds="biu", shape=(n,)).astype(
+            bool
+        )
         has = arrays.take("schema_has_labels", kinds="biu", shape=(n,)).astype(bool)
         off = arrays.take("schema_cat_offsets", kinds="iu", shape=(n + 1,), dtype=np.int64)
         flat = arrays.take("schema_cat_labels", kinds="U", finite=False)
@@ -165,5 +205,7 @@ class InputSchema:
             raise ValueError("schema category offsets must rise from 0 to the number of labels")
         if np.any(has & ~self.is_categorical):
             raise ValueError("schema has category labels for a numeric column")
-        self.categories = [flat[off[j]:off[j + 1]].astype(str) if has[j] else None for j in range(n)]
+        self.categories = [
+            flat[off[j] : off[j + 1]].astype(str) if has[j] else None for j in range(n)
+        ]
         return self

@@ -1,4 +1,5 @@
 """The fitted forest: trees concatenated into flat node arrays for the C++ predictor."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,34 +32,61 @@ class Forest:
         a = {}
         for name, dt in zip(Tree.FIELDS, Tree.DTYPES):
             kinds = "f" if np.dtype(dt).kind == "f" else "iu"
-            a[name] = arrays.take(f"{prefix}{name}", kinds=kinds, shape=(n_nodes,), dtype=dt,
-                                  finite=name != "threshold")  # thresholds may be ±inf (checked below)
+            a[name] = arrays.take(
+                f"{prefix}{name}",
+                kinds=kinds,
+                shape=(n_nodes,),
+                dtype=dt,
+                finite=name != "threshold",
+            )  # thresholds may be ±inf (checked below)
         a["roots"] = roots
-        if n_nodes == 0 or len(roots) == 0 or roots[0] != 0 or np.any(np.diff(roots) <= 0) or roots[-1] >= n_nodes:
-            raise arrays.error(f"array {prefix + 'roots'!r} must start at 0 and increase within the "
-                               f"{n_nodes} nodes")
+        if (
+            n_nodes == 0
+            or len(roots) == 0
+            or roots[0] != 0
+            or np.any(np.diff(roots) <= 0)
+            or roots[-1] >= n_nodes
+        ):
+            raise arrays.error(
+                f"array {prefix + 'roots'!r} must start at 0 and increase within the "
+                f"{n_nodes} nodes"
+            )
         node = np.arange(n_nodes)
-        tree_end = np.append(roots[1:], n_nodes)[np.repeat(np.arange(len(roots)), np.diff(np.append(roots, n_nodes)))]
+        tree_end = np.append(roots[1:], n_nodes)[
+            np.repeat(np.arange(len(roots)), np.diff(np.append(roots, n_nodes)))
+        ]
         left, right, feature = a["left"], a["right"], a["feature"]
         split = left >= 0
         if np.any(~split & ((left != -1) | (right != -1))):
-            raise arrays.error(f"a leaf in {prefix + 'left'!r}/{prefix + 'right'!r} has a child index other than -1")
+            raise arrays.error(
+                f"a leaf in {prefix + 'left'!r}/{prefix + 'right'!r} has a child index other than -1"
+            )
         if np.any(split & ((left <= node) | (right != left + 1) | (right >= tree_end))):
-            raise arrays.error(f"child indices in {prefix + 'left'!r}/{prefix + 'right'!r} leave their tree or "
-                               "point backwards (corrupt model)")
+            raise arrays.error(
+                f"child indices in {prefix + 'left'!r}/{prefix + 'right'!r} leave their tree or "
+                "point backwards (corrupt model)"
+            )
         f = feature[split]
         if np.any((f < 0) | (f >= n_features)):
-            raise arrays.error(f"array {prefix + 'feature'!r} holds feature indices outside [0, {n_features})")
+            raise arrays.error(
+                f"array {prefix + 'feature'!r} holds feature indices outside [0, {n_features})"
+            )
         cat = mapper.is_categorical_[f]
         if np.any(a["categorical"][split] != cat) or np.any(a["default_left"] > 1):
-            raise arrays.error(f"arrays {prefix + 'categorical'!r}/{prefix + 'default_left'!r} do not match the "
-                               "features")
+            raise arrays.error(
+                f"arrays {prefix + 'categorical'!r}/{prefix + 'default_left'!r} do not match the "
+                "features"
+            )
         tb = a["threshold_bin"][split]
         if np.any((tb < np.where(cat, 0, -1)) | (tb >= mapper.n_bins_[f])):
-            raise arrays.error(f"array {prefix + 'threshold_bin'!r} holds bins outside their feature's bins")
+            raise arrays.error(
+                f"array {prefix + 'threshold_bin'!r} holds bins outside their feature's bins"
+            )
         expected = mapper.threshold_table_[f, tb + 1]
         if not np.array_equal(a["threshold"][split], expected):
-            raise arrays.error(f"array {prefix + 'threshold'!r} does not match the bin edges of its features")
+            raise arrays.error(
+                f"array {prefix + 'threshold'!r} does not match the bin edges of its features"
+            )
         return cls(a)
 
     def __init__(self, arrays=None):
@@ -120,7 +148,7 @@ class Forest:
         is_leaf = (self.arrays["left"] < 0).astype(np.int64)
         bounds = np.append(self.arrays["roots"], len(is_leaf))
         csum = np.concatenate([[0], np.cumsum(is_leaf)])
-        return csum[bounds[1:len(roots) + 1]] - csum[bounds[:len(roots)]]
+        return csum[bounds[1 : len(roots) + 1]] - csum[bounds[: len(roots)]]
 
     def leaf_ordinals(self, t1=None):
         """``(ordinal, roots)`` of the first ``t1`` trees: ``ordinal`` int32 (nodes of those trees,) is a
@@ -128,8 +156,11 @@ class Forest:
         (t1,) the first node of each tree (so tree ``t``'s node ``k`` is ``ordinal[roots[t] + k]``)."""
         self._flush()
         roots = self.arrays["roots"][:t1]
-        end = int(self.arrays["roots"][len(roots)]) if len(roots) < len(self.arrays["roots"]) else len(
-            self.arrays["left"])
+        end = (
+            int(self.arrays["roots"][len(roots)])
+            if len(roots) < len(self.arrays["roots"])
+            else len(self.arrays["left"])
+        )
         is_leaf = self.arrays["left"][:end] < 0
         before = np.cumsum(is_leaf) - is_leaf  # leaves before each node, over all trees
         tree_of = np.repeat(np.arange(len(roots)), np.diff(np.append(roots, end)))

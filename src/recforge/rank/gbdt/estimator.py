@@ -5,6 +5,7 @@ preparation, boosting, save/load state); they differ only in the target hooks (a
 ``BaseHistGradientBoosting``): the classifier's binary target and log-odds base margin, the
 regressor's real target and mean base margin.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,14 +18,25 @@ from ... import _core
 from ..._threads import resolve_n_threads
 from ..._validation import check_choice, check_float, check_int, check_random_state
 from ...kernels import gbdt as kern
-from .._base import (Ranker, _data_conversion_warning, _feature_name_error, check_sample_weight, check_X,
-                     feature_names_of)
+from .._base import (
+    Ranker,
+    _data_conversion_warning,
+    _feature_name_error,
+    check_sample_weight,
+    check_X,
+    feature_names_of,
+)
 from ._binning import BinMapper
-from ._grower import GrowParams, Tree, TreeGrower
+from ._grower import GrowParams, TreeGrower
 from ._input import InputSchema
 from ._predict import Forest
 
-_METRICS = {"logloss": False, "error": False, "auc": True, "rmse": False}  # name -> higher is better
+_METRICS = {
+    "logloss": False,
+    "error": False,
+    "auc": True,
+    "rmse": False,
+}  # name -> higher is better
 _SCHEMA_VERSION = 1
 
 
@@ -55,10 +67,27 @@ class _BaseGBDT(Ranker):
     _allow_nan = True
     _fitted_attr = "n_trees_"
 
-    def __init__(self, *, n_estimators=100, learning_rate=0.3, max_depth=6, max_leaves=None, min_child_weight=1.0,
-                 reg_lambda=1.0, gamma=0.0, subsample=1.0, colsample_bytree=1.0, max_bin=256,
-                 base_score=None, categorical_features="auto", early_stopping_rounds=None, eval_metric=None,
-                 n_threads=None, random_state=None, verbose=False):
+    def __init__(
+        self,
+        *,
+        n_estimators=100,
+        learning_rate=0.3,
+        max_depth=6,
+        max_leaves=None,
+        min_child_weight=1.0,
+        reg_lambda=1.0,
+        gamma=0.0,
+        subsample=1.0,
+        colsample_bytree=1.0,
+        max_bin=256,
+        base_score=None,
+        categorical_features="auto",
+        early_stopping_rounds=None,
+        eval_metric=None,
+        n_threads=None,
+        random_state=None,
+        verbose=False,
+    ):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
@@ -91,7 +120,13 @@ class _BaseGBDT(Ranker):
         check_float(self.reg_lambda, "reg_lambda", min_value=0.0)
         check_float(self.gamma, "gamma", min_value=0.0)
         check_float(self.subsample, "subsample", min_value=0.0, max_value=1.0, min_inclusive=False)
-        check_float(self.colsample_bytree, "colsample_bytree", min_value=0.0, max_value=1.0, min_inclusive=False)
+        check_float(
+            self.colsample_bytree,
+            "colsample_bytree",
+            min_value=0.0,
+            max_value=1.0,
+            min_inclusive=False,
+        )
         check_int(self.max_bin, "max_bin", min_value=2, max_value=kern.N_BINS)
         if self.early_stopping_rounds is not None:
             check_int(self.early_stopping_rounds, "early_stopping_rounds", min_value=1)
@@ -128,14 +163,22 @@ class _BaseGBDT(Ranker):
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
         else:
-            if not hasattr(self, "_schema"):  # (eval_set inputs are prepared before the trees exist)
+            if not hasattr(
+                self, "_schema"
+            ):  # (eval_set inputs are prepared before the trees exist)
                 self._check_fitted()
             fitted = getattr(self, "feature_names_in_", None)
-            if fitted is not None and names is not None and (len(fitted) != len(names) or np.any(fitted != names)):
+            if (
+                fitted is not None
+                and names is not None
+                and (len(fitted) != len(names) or np.any(fitted != names))
+            ):
                 raise _feature_name_error(fitted, names)
             if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                                 f"{self.n_features_in_} features as input")
+                raise ValueError(
+                    f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input"
+                )
         Xf = self._schema.transform(X, name)
         if reset:
             self._prepare_seconds = time.perf_counter() - start
@@ -215,7 +258,8 @@ class _BaseGBDT(Ranker):
         n, n_features = Xf.shape
         # value bins: max_bin counts the missing bin as xgboost's does, so at most 255 value bins
         mapper = BinMapper(max_bin=min(int(self.max_bin), kern.MAX_BIN), random_state=rng).fit(
-            Xf, self._schema.is_categorical, n_threads=n_threads)
+            Xf, self._schema.is_categorical, n_threads=n_threads
+        )
         Xb = mapper.transform(Xf, n_threads=n_threads)
         self.binning_seconds_ = self._prepare_seconds + time.perf_counter() - t_start
         t_train = time.perf_counter()
@@ -226,13 +270,21 @@ class _BaseGBDT(Ranker):
         gradients = self._gradient_fn(y, weight, n_threads, **objective_data)
         self.base_margin_ = self._base_margin(y, weight)
         if not np.isfinite(self.base_margin_):
-            raise ValueError(f"the base margin (the weighted mean of y) is {self.base_margin_}: y or "
-                             "sample_weight are too large")
+            raise ValueError(
+                f"the base margin (the weighted mean of y) is {self.base_margin_}: y or "
+                "sample_weight are too large"
+            )
         raw = np.full(n, self.base_margin_, np.float64)
         eval_raw = [np.full(len(Xe), self.base_margin_, np.float64) for Xe, _, _ in evals]
         forest = Forest()
-        params = GrowParams(self.max_depth, self.max_leaves, float(self.min_child_weight), float(self.reg_lambda),
-                            float(self.gamma), float(self.learning_rate))
+        params = GrowParams(
+            self.max_depth,
+            self.max_leaves,
+            float(self.min_child_weight),
+            float(self.reg_lambda),
+            float(self.gamma),
+            float(self.learning_rate),
+        )
         n_col = max(1, round(float(self.colsample_bytree) * n_features))
         history = {f"validation_{i}": {metric: []} for i in range(len(evals))}
         best_score, best_it, since_best = None, 0, 0
@@ -256,7 +308,9 @@ class _BaseGBDT(Ranker):
             else:
                 rows, m, Xn, ghn = rows_perm, n, Xb, ghn_full
             gradients(raw, rows, ghn)  # in node order
-            with np.errstate(invalid="ignore"):  # one pass; a float64 sum of float32 values cannot overflow
+            with np.errstate(
+                invalid="ignore"
+            ):  # one pass; a float64 sum of float32 values cannot overflow
                 finite = np.isfinite(ghn.sum(dtype=np.float64))
             if not finite:
                 raise self._diverged(f"non-finite gradients before tree {it}")
@@ -316,8 +370,10 @@ class _BaseGBDT(Ranker):
         return fill
 
     def _diverged(self, what):
-        return ValueError(f"{type(self).__name__} diverged ({what}); lower learning_rate or scale y and "
-                          "sample_weight")
+        return ValueError(
+            f"{type(self).__name__} diverged ({what}); lower learning_rate or scale y and "
+            "sample_weight"
+        )
 
     def _metric(self, name, y, raw, w=None):
         if name == "rmse":
@@ -341,10 +397,14 @@ class _BaseGBDT(Ranker):
 
     def _raw_prepared(self, Xf):
         out = np.full(len(Xf), self.base_margin_, np.float64)
-        return self._forest.predict_raw(Xf, t1=self._n_used(), out=out, n_threads=resolve_n_threads(self.n_threads))
+        return self._forest.predict_raw(
+            Xf, t1=self._n_used(), out=out, n_threads=resolve_n_threads(self.n_threads)
+        )
 
     def _apply_prepared(self, Xf):
-        return self._forest.apply(Xf, t1=self._n_used(), n_threads=resolve_n_threads(self.n_threads))
+        return self._forest.apply(
+            Xf, t1=self._n_used(), n_threads=resolve_n_threads(self.n_threads)
+        )
 
     @property
     def feature_importances_(self):
@@ -379,8 +439,13 @@ class _BaseGBDT(Ranker):
         s_arrays, s_meta = self._schema.state()
         arrays.update(s_arrays)
         arrays["bin_edges"], arrays["bin_offsets"] = self._mapper.get_state()
-        meta = {"gbdt_version": _SCHEMA_VERSION, "schema": s_meta, "base_margin": float(self.base_margin_),
-                "best_iteration": int(self.best_iteration_), "n_trees": int(self.n_trees_)}
+        meta = {
+            "gbdt_version": _SCHEMA_VERSION,
+            "schema": s_meta,
+            "base_margin": float(self.base_margin_),
+            "best_iteration": int(self.best_iteration_),
+            "n_trees": int(self.n_trees_),
+        }
         return arrays, meta
 
     def _set_forest_state(self, arrays, meta):
@@ -390,22 +455,31 @@ class _BaseGBDT(Ranker):
             raise ValueError(f"unknown GBDT layout version {meta.get('gbdt_version')!r}")
         schema = InputSchema.from_state(arrays, meta["schema"])
         if schema.n_features != self.n_features_in_:
-            raise ValueError(f"the schema has {schema.n_features} features, n_features_in is {self.n_features_in_}")
+            raise ValueError(
+                f"the schema has {schema.n_features} features, n_features_in is {self.n_features_in_}"
+            )
         edges = arrays.take("bin_edges", kinds="f", finite=True)
         offsets = arrays.take("bin_offsets", kinds="iu", dtype=np.int64)
-        mapper = BinMapper.from_state(edges, offsets, schema.is_categorical,
-                                      max_bin=min(int(self.max_bin), kern.MAX_BIN))
+        mapper = BinMapper.from_state(
+            edges, offsets, schema.is_categorical, max_bin=min(int(self.max_bin), kern.MAX_BIN)
+        )
         forest = Forest.from_state(arrays, "forest_", mapper, schema.n_features)
         base_margin = float(meta["base_margin"])
         if not np.isfinite(base_margin):
             raise ValueError(f"base_margin must be finite, got {base_margin}")
         best_iteration, n_trees = meta["best_iteration"], meta["n_trees"]
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (best_iteration, n_trees)):
+        if not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in (best_iteration, n_trees)
+        ):
             raise ValueError("best_iteration and n_trees must be ints")
         if n_trees != forest.n_trees or not 0 <= best_iteration < n_trees:
             raise ValueError("tree count or best_iteration out of range")
         self._schema, self._mapper, self._forest = schema, mapper, forest
-        self.base_margin_, self.best_iteration_, self.n_trees_ = base_margin, best_iteration, n_trees
+        self.base_margin_, self.best_iteration_, self.n_trees_ = (
+            base_margin,
+            best_iteration,
+            n_trees,
+        )
         self.evals_result_ = {}
 
 
@@ -473,7 +547,8 @@ _DOC_PARAMS = """
 
 
 class GBDTClassifier(_BaseGBDT):
-    __doc__ = """Binary classifier by gradient-boosted trees, XGBoost's ``binary:logistic`` + ``hist`` method.
+    __doc__ = (
+        """Binary classifier by gradient-boosted trees, XGBoost's ``binary:logistic`` + ``hist`` method.
 
     Second-order boosting: each tree fits gradients ``g = p − y`` and hessians ``h = p(1 − p)``
     of the log-loss; a split maximises ``G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)`` over quantile
@@ -484,7 +559,9 @@ class GBDTClassifier(_BaseGBDT):
     ``GBDTClassifier(n_estimators=300, max_depth=6, learning_rate=0.1, reg_lambda=5)`` on the raw
     DataFrame (categorical columns as categories) reaches AUC 0.9287 (0.9280 with reg_lambda=1;
     xgboost hist with the same trees on one-hot columns: 0.9285).
-""" + _DOC_PARAMS + """
+"""
+        + _DOC_PARAMS
+        + """
     Examples
     --------
     >>> import numpy as np
@@ -495,28 +572,46 @@ class GBDTClassifier(_BaseGBDT):
     >>> model.predict_proba(X[:2]).shape, bool((model.predict(X) == y).mean() > 0.9)
     ((2, 2), True)
     """
+    )
     _objective = "binary:logistic"
 
     def _set_state(self, arrays, meta):
         classes = getattr(self, "classes_", None)
-        if classes is None or classes.ndim != 1 or len(np.unique(classes)) != 2 or len(classes) != 2:
-            raise ValueError(f"the file's class labels ('_classes') must be 2 labels, got {classes!r}")
+        if (
+            classes is None
+            or classes.ndim != 1
+            or len(np.unique(classes)) != 2
+            or len(classes) != 2
+        ):
+            raise ValueError(
+                f"the file's class labels ('_classes') must be 2 labels, got {classes!r}"
+            )
         super()._set_state(arrays, meta)
 
     def _base_margin(self, y, w):
         if self.base_score is not None:
-            p = check_float(self.base_score, "base_score", min_value=0.0, max_value=1.0, min_inclusive=False,
-                            max_inclusive=False)
+            p = check_float(
+                self.base_score,
+                "base_score",
+                min_value=0.0,
+                max_value=1.0,
+                min_inclusive=False,
+                max_inclusive=False,
+            )
         else:
             p = float(np.average(y, weights=w))
             p = min(max(p, 1e-6), 1 - 1e-6)
         return float(np.log(p / (1 - p)))
 
+
 class GBDTRegressor(_BaseGBDT):
-    __doc__ = """Regression by gradient-boosted trees, XGBoost's ``reg:squarederror`` + ``hist`` method.
+    __doc__ = (
+        """Regression by gradient-boosted trees, XGBoost's ``reg:squarederror`` + ``hist`` method.
 
     Same trees as :class:`GBDTClassifier` with ``g = ŷ − y``, ``h = 1``.
-""" + _DOC_PARAMS + """
+"""
+        + _DOC_PARAMS
+        + """
     Examples
     --------
     >>> import numpy as np
@@ -527,6 +622,7 @@ class GBDTRegressor(_BaseGBDT):
     >>> bool(np.corrcoef(model.predict(X), y)[0, 1] > 0.99)
     True
     """
+    )
     _objective = "reg:squarederror"
 
     def fit(self, X, y, sample_weight=None, eval_set=None):
@@ -572,9 +668,14 @@ class GBDTRegressor(_BaseGBDT):
     def __sklearn_tags__(self):
         from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
 
-        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True), transformer_tags=None,
-                    regressor_tags=RegressorTags(), classifier_tags=None,
-                    input_tags=InputTags(sparse=False, allow_nan=True))
+        return Tags(
+            estimator_type="regressor",
+            target_tags=TargetTags(required=True),
+            transformer_tags=None,
+            regressor_tags=RegressorTags(),
+            classifier_tags=None,
+            input_tags=InputTags(sparse=False, allow_nan=True),
+        )
 
 
 def _float32(values, name):
@@ -582,15 +683,21 @@ def _float32(values, name):
     with np.errstate(over="ignore"):
         out = values.astype(np.float32)
     if not np.all(np.isfinite(out)):
-        raise ValueError(f"{name} holds values beyond float32's range (|v| > 3.4e38), which GBDT trains in")
+        raise ValueError(
+            f"{name} holds values beyond float32's range (|v| > 3.4e38), which GBDT trains in"
+        )
     return out
 
 
 def _real_target(y, name="y"):
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
-        warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape "
-                      "of y to (n_samples,), for example using ravel().", _data_conversion_warning(), stacklevel=4)
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the shape "
+            "of y to (n_samples,), for example using ravel().",
+            _data_conversion_warning(),
+            stacklevel=4,
+        )
         arr = arr.ravel()
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
@@ -598,7 +705,9 @@ def _real_target(y, name="y"):
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"Unknown label type: {name} must hold real numbers for a regressor") from None
+            raise ValueError(
+                f"Unknown label type: {name} must hold real numbers for a regressor"
+            ) from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)

@@ -5,6 +5,7 @@ as group sizes (``group=``) or a query id per row (``qid=``). The gradients of t
 (``rank:pairwise``, RankNet) or of LambdaMART's NDCG-weighted loss (``rank:ndcg``) are computed per
 group in C++ (``csrc/include/recforge/rank_objective.hpp``); the trees are the classifier's.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,9 @@ from ...kernels import gbdt as kern
 from .estimator import _DOC_PARAMS, _BaseGBDT, _float32, _real_target, _unavailable
 
 _NDCG_METRIC = re.compile(r"^ndcg(@[1-9][0-9]*)?$")
-_MAX_EXP_LABEL = 31  # 2^y - 1 gains above this lose integer precision in float32 (xgboost's limit too)
+_MAX_EXP_LABEL = (
+    31  # 2^y - 1 gains above this lose integer precision in float32 (xgboost's limit too)
+)
 
 
 def query_group_pointers(group=None, qid=None, n_rows=None, *, names=("group", "qid")):
@@ -29,25 +32,35 @@ def query_group_pointers(group=None, qid=None, n_rows=None, *, names=("group", "
     """
     g_name, q_name = names
     if (group is None) == (qid is None):
-        raise ValueError(f"give exactly one of {g_name}= (group sizes) or {q_name}= (a query id per row)")
+        raise ValueError(
+            f"give exactly one of {g_name}= (group sizes) or {q_name}= (a query id per row)"
+        )
     if group is not None:
         sizes = np.asarray(group)
         if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or sizes.size == 0:
             raise ValueError(f"{g_name} must be a non-empty 1-D array of integer group sizes")
         if np.any(sizes < 0) or int(sizes.sum()) != n_rows:
-            raise ValueError(f"{g_name} sizes must be >= 0 and sum to the {n_rows} rows of X, got "
-                             f"{int(sizes.sum())}")
+            raise ValueError(
+                f"{g_name} sizes must be >= 0 and sum to the {n_rows} rows of X, got "
+                f"{int(sizes.sum())}"
+            )
         return None, np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
     ids = np.asarray(qid)
     if ids.ndim != 1 or ids.shape[0] != n_rows:
-        raise ValueError(f"{q_name} must be 1-D with one id per row of X ({n_rows}), got shape {ids.shape}")
+        raise ValueError(
+            f"{q_name} must be 1-D with one id per row of X ({n_rows}), got shape {ids.shape}"
+        )
     if ids.dtype.kind not in "iu":
         raise TypeError(f"{q_name} must hold integer query ids, got dtype {ids.dtype}")
     order = None
     if n_rows > 1 and np.any(ids[1:] < ids[:-1]):
         order = np.argsort(ids, kind="stable")
         ids = ids[order]
-    starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]])) if n_rows else np.zeros(0, np.int64)
+    starts = (
+        np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
+        if n_rows
+        else np.zeros(0, np.int64)
+    )
     return order, np.append(starts, n_rows).astype(np.int64)
 
 
@@ -63,7 +76,9 @@ def grouped_ndcg(y, score, group_ptr, k=None, exp_gain=True):
     n_groups = len(ptr) - 1
     gid = np.repeat(np.arange(n_groups), np.diff(ptr))
     gain = np.exp2(y) - 1.0 if exp_gain else y
-    rank = np.arange(len(y)) - ptr[gid]  # rank of position i of a group-sorted order within its group
+    rank = (
+        np.arange(len(y)) - ptr[gid]
+    )  # rank of position i of a group-sorted order within its group
     weight = 1.0 / np.log2(rank + 2.0)
     if k is not None:
         weight = np.where(rank < k, weight, 0.0)
@@ -76,7 +91,8 @@ def grouped_ndcg(y, score, group_ptr, k=None, exp_gain=True):
 
 
 class GBDTRanker(_BaseGBDT):
-    __doc__ = """Learning to rank by gradient-boosted trees: xgboost's ``rank:pairwise`` / ``rank:ndcg``
+    __doc__ = (
+        """Learning to rank by gradient-boosted trees: xgboost's ``rank:pairwise`` / ``rank:ndcg``
     (LambdaMART) with the ``hist`` trees of :class:`GBDTClassifier`, and ``XGBRanker``'s interface.
 
     ``fit(X, y, group=sizes)`` or ``fit(X, y, qid=ids)``: ``y`` holds graded relevance (e.g. 0/1 clicks,
@@ -89,13 +105,19 @@ class GBDTRanker(_BaseGBDT):
 
     Pairs are always enumerated as xgboost's ``lambdarank_pair_method="topk"``; its random ``"mean"``
     sampling is not offered.
-""" + _DOC_PARAMS.replace("""    base_score : float or None, default None
+"""
+        + _DOC_PARAMS.replace(
+            """    base_score : float or None, default None
         Initial prediction (a probability for the classifier). None: the (weighted) mean of ``y``.
-""", """    base_score : float or None, default None
+""",
+            """    base_score : float or None, default None
         Initial score (None: 0; a constant does not change the ranking).
-""").replace("""    eval_metric : str or None
+""",
+        ).replace(
+            """    eval_metric : str or None
         ``"logloss"`` (default), ``"error"`` or ``"auc"`` for the classifier; ``"rmse"`` for the regressor.
-""", """    eval_metric : str or None
+""",
+            """    eval_metric : str or None
         ``"ndcg"`` (default, whole groups) or ``"ndcg@k"``.
     objective : {"rank:ndcg", "rank:pairwise"}, default "rank:ndcg"
     lambdarank_num_pair_per_sample : int >= 1, default 32
@@ -107,7 +129,9 @@ class GBDTRanker(_BaseGBDT):
         Divide ``Δ`` by ``|s_h − s_l| + 0.01`` (xgboost >= 3.0).
     ndcg_exp_gain : bool, default True
         NDCG gain ``2^y − 1`` (labels at most 31) instead of ``y``.
-""") + """
+""",
+        )
+        + """
     Examples
     --------
     >>> import numpy as np
@@ -121,21 +145,55 @@ class GBDTRanker(_BaseGBDT):
     >>> bool(np.corrcoef(model.predict(X), X[:, 0])[0, 1] > 0.8)
     True
     """
+    )
 
     _objective = "rank:ndcg"
 
-    def __init__(self, *, objective="rank:ndcg", n_estimators=100, learning_rate=0.3, max_depth=6,
-                 max_leaves=None, min_child_weight=1.0, reg_lambda=1.0, gamma=0.0, subsample=1.0,
-                 colsample_bytree=1.0, max_bin=256, base_score=None, categorical_features="auto",
-                 early_stopping_rounds=None, eval_metric=None, lambdarank_num_pair_per_sample=32,
-                 lambdarank_normalization=True, lambdarank_score_normalization=True, ndcg_exp_gain=True,
-                 n_threads=None, random_state=None, verbose=False):
-        super().__init__(n_estimators=n_estimators, learning_rate=learning_rate, max_depth=max_depth,
-                         max_leaves=max_leaves, min_child_weight=min_child_weight, reg_lambda=reg_lambda,
-                         gamma=gamma, subsample=subsample, colsample_bytree=colsample_bytree, max_bin=max_bin,
-                         base_score=base_score, categorical_features=categorical_features,
-                         early_stopping_rounds=early_stopping_rounds, eval_metric=eval_metric,
-                         n_threads=n_threads, random_state=random_state, verbose=verbose)
+    def __init__(
+        self,
+        *,
+        objective="rank:ndcg",
+        n_estimators=100,
+        learning_rate=0.3,
+        max_depth=6,
+        max_leaves=None,
+        min_child_weight=1.0,
+        reg_lambda=1.0,
+        gamma=0.0,
+        subsample=1.0,
+        colsample_bytree=1.0,
+        max_bin=256,
+        base_score=None,
+        categorical_features="auto",
+        early_stopping_rounds=None,
+        eval_metric=None,
+        lambdarank_num_pair_per_sample=32,
+        lambdarank_normalization=True,
+        lambdarank_score_normalization=True,
+        ndcg_exp_gain=True,
+        n_threads=None,
+        random_state=None,
+        verbose=False,
+    ):
+        super().__init__(
+            n_estimators=n_estimators,
+            learning_rate=learning_rate,
+            max_depth=max_depth,
+            max_leaves=max_leaves,
+            min_child_weight=min_child_weight,
+            reg_lambda=reg_lambda,
+            gamma=gamma,
+            subsample=subsample,
+            colsample_bytree=colsample_bytree,
+            max_bin=max_bin,
+            base_score=base_score,
+            categorical_features=categorical_features,
+            early_stopping_rounds=early_stopping_rounds,
+            eval_metric=eval_metric,
+            n_threads=n_threads,
+            random_state=random_state,
+            verbose=verbose,
+        )
         self.objective = objective
         self.lambdarank_num_pair_per_sample = lambdarank_num_pair_per_sample
         self.lambdarank_normalization = lambdarank_normalization
@@ -146,7 +204,9 @@ class GBDTRanker(_BaseGBDT):
     def _check_params(self):
         check_choice(self.objective, "objective", set(kern.RANK_OBJECTIVES))
         super()._check_params()
-        check_int(self.lambdarank_num_pair_per_sample, "lambdarank_num_pair_per_sample", min_value=1)
+        check_int(
+            self.lambdarank_num_pair_per_sample, "lambdarank_num_pair_per_sample", min_value=1
+        )
         for name in ("lambdarank_normalization", "lambdarank_score_normalization", "ndcg_exp_gain"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
@@ -162,8 +222,18 @@ class GBDTRanker(_BaseGBDT):
         return True
 
     # ---- fit -----------------------------------------------------------------------------------
-    def fit(self, X, y, *, group=None, qid=None, sample_weight=None, eval_set=None, eval_group=None,
-            eval_qid=None):
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        group=None,
+        qid=None,
+        sample_weight=None,
+        eval_set=None,
+        eval_group=None,
+        eval_qid=None,
+    ):
         """Fit on ``X`` (n_rows, n_features) array or DataFrame and relevance ``y`` (n_rows,), rows in
         query groups. Returns self.
 
@@ -191,15 +261,23 @@ class GBDTRanker(_BaseGBDT):
         if sample_weight is not None:
             from .._base import check_sample_weight
 
-            group_weight = check_sample_weight(sample_weight, n_groups, "sample_weight (one weight per group)")
+            group_weight = check_sample_weight(
+                sample_weight, n_groups, "sample_weight (one weight per group)"
+            )
         evals = []
         for k, item in enumerate(eval_set or []):
             if not isinstance(item, (tuple, list)) or len(item) != 2:
-                raise ValueError("eval_set must be a list of (X, y) pairs; their groups go in eval_group/eval_qid")
+                raise ValueError(
+                    "eval_set must be a list of (X, y) pairs; their groups go in eval_group/eval_qid"
+                )
             Xe = self._prepare_X(item[0], reset=False, name=f"eval_set[{k}] X")
             ye = self._relevance(item[1], len(Xe), f"eval_set[{k}] y")
-            eo, eptr = query_group_pointers(_nth(eval_group, k, "eval_group"), _nth(eval_qid, k, "eval_qid"), len(Xe),
-                                            names=(f"eval_group[{k}]", f"eval_qid[{k}]"))
+            eo, eptr = query_group_pointers(
+                _nth(eval_group, k, "eval_group"),
+                _nth(eval_qid, k, "eval_qid"),
+                len(Xe),
+                names=(f"eval_group[{k}]", f"eval_qid[{k}]"),
+            )
             if eo is not None:
                 Xe, ye = np.take(Xe, eo, axis=0), ye[eo]
             evals.append((Xe, ye, eptr))
@@ -212,7 +290,9 @@ class GBDTRanker(_BaseGBDT):
         if np.any(y < 0):
             raise ValueError(f"{name} must hold relevance labels >= 0")
         if self.objective == "rank:ndcg" and self.ndcg_exp_gain and np.any(y > _MAX_EXP_LABEL):
-            raise ValueError(f"{name} labels must be <= {_MAX_EXP_LABEL} with ndcg_exp_gain=True (gain 2^y - 1)")
+            raise ValueError(
+                f"{name} labels must be <= {_MAX_EXP_LABEL} with ndcg_exp_gain=True (gain 2^y - 1)"
+            )
         return y
 
     def _gradient_fn(self, y, weight, n_threads, *, group_ptr, group_weight):
@@ -221,8 +301,11 @@ class GBDTRanker(_BaseGBDT):
         code = kern.OBJECTIVES[self.objective]
         gh = np.empty((len(y), 2), np.float32)
         top_k = int(self.lambdarank_num_pair_per_sample)
-        flags = (bool(self.lambdarank_normalization), bool(self.lambdarank_score_normalization),
-                 bool(self.ndcg_exp_gain))
+        flags = (
+            bool(self.lambdarank_normalization),
+            bool(self.lambdarank_score_normalization),
+            bool(self.ndcg_exp_gain),
+        )
 
         def fill(raw, rows, ghn):
             _core.gbdt_rank_gradients(code, raw, y32, group_ptr, w32, gh, top_k, *flags, n_threads)
@@ -250,8 +333,14 @@ class GBDTRanker(_BaseGBDT):
     def __sklearn_tags__(self):
         from sklearn.utils import InputTags, Tags, TargetTags
 
-        return Tags(estimator_type=None, target_tags=TargetTags(required=True), transformer_tags=None,
-                    regressor_tags=None, classifier_tags=None, input_tags=InputTags(sparse=False, allow_nan=True))
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=True),
+            transformer_tags=None,
+            regressor_tags=None,
+            classifier_tags=None,
+            input_tags=InputTags(sparse=False, allow_nan=True),
+        )
 
 
 def _nth(values, k, name):

@@ -295,7 +295,8 @@ def load_movielens(path) -> MovieLens:
     if not p.exists():
         raise FileNotFoundError(f"path {str(p)!r} does not exist")
     if p.is_dir():
-        for _release, (rating_names, _movie_names) in _FORMATS.items():
+        # release and movie_names are read after the loop: the pair of the file that was found
+        for release, (rating_names, movie_names) in _FORMATS.items():  # noqa: B007
             ratings = _first_existing(p, rating_names)
             if ratings is not None:
                 break

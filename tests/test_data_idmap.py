@@ -167,3 +167,9 @@ def test_repr_and_pickle():
     m = IdMap(["a", "b", "c", "d", "e"])
     assert "n=5" in repr(m)
     assert pickle.loads(pickle.dumps(m)) == m
+
+
+def test_mixed_ids_with_an_int_beyond_the_dtype_are_unknown():
+    """A mixed list holding an int outside int64 (found by the fuzz harness: OverflowError)."""
+    m = IdMap(np.array([10, 14, 20]))
+    assert m.contains(np.array(["b", 14, 2**63], dtype=object)).tolist() == [False, True, False]

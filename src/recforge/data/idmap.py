@@ -266,16 +266,19 @@ class IdMap:
                     "f",
                 )
             else:  # mixed: convert element by element (rare, slow path)
-                ok = np.array(
-                    [
-                        isinstance(x, str)
-                        if want_str
-                        else isinstance(x, (int, np.integer))
-                        and not isinstance(x, (bool, np.bool_))
-                        for x in raw
-                    ],
-                    dtype=bool,
-                )
+                if want_str:
+                    ok = np.array([isinstance(x, str) for x in raw], dtype=bool)
+                else:  # an int outside the ids' dtype cannot be one of them: unknown, not an error
+                    info = np.iinfo(self._ids.dtype)
+                    ok = np.array(
+                        [
+                            isinstance(x, (int, np.integer))
+                            and not isinstance(x, (bool, np.bool_))
+                            and info.min <= int(x) <= info.max
+                            for x in raw
+                        ],
+                        dtype=bool,
+                    )
                 cand = np.zeros(raw.size, dtype=self._ids.dtype)
                 if ok.any():
                     cand[ok] = np.array(raw[ok].tolist(), dtype=self._ids.dtype)

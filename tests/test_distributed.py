@@ -39,6 +39,7 @@ def client():
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     client = Client(cluster)
+    client.wait_for_workers(2, timeout=120)  # a cluster that cannot start fails here instead of hanging
     yield client
     client.close()
     cluster.close()

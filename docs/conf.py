@@ -3,10 +3,15 @@
 import re
 import sys
 import warnings
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))  # document the tree being built, not an installed copy
+SRC = HERE.parent / "src"
+# the tree being built when it is importable (an in-place or editable build has its compiled _core);
+# after `pip install .` the installed copy, built from these same files
+if any(p.name.endswith(tuple(EXTENSION_SUFFIXES)) for p in (SRC / "recforge").glob("_core*")):
+    sys.path.insert(0, str(SRC))
 
 from recforge import __version__  # noqa: E402
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+import recforge
 from recforge.data import Interactions
 from recforge.rank import DNN, LogisticRegression, WideDeep
 from recforge.recall import LFM, ContentBased, Item2Vec, ItemCF, Popularity
@@ -27,8 +28,8 @@ def run_isolated(code: str) -> str:
 
     Returns its stdout."""
     env = dict(os.environ)
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    under_test = os.path.dirname(os.path.dirname(recforge.__file__))  # src/ or site-packages
+    env["PYTHONPATH"] = under_test + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,

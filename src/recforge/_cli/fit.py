@@ -35,12 +35,6 @@ def add_parser(commands) -> None:
         help="a hyper-parameter of the model (repeatable), e.g. --param n_neighbors=50",
     )
     parser.add_argument(
-        "--min-rating",
-        type=float,
-        default=None,
-        help="ratings >= this are positives (default 4; needs a rating column)",
-    )
-    parser.add_argument(
         "--threads", type=positive_int, default=None, help="threads (default: all cores)"
     )
     parser.add_argument(

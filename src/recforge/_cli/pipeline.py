@@ -142,12 +142,6 @@ def _add_common(parser) -> None:
         "--config", required=True, metavar="CONFIG.toml", help="the pipeline's TOML config"
     )
     parser.add_argument(
-        "--min-rating",
-        type=float,
-        default=None,
-        help="ratings >= this are positives (default 4; needs a rating column)",
-    )
-    parser.add_argument(
         "--seed", type=int, default=0, help="seeds the sources, the ranker and the sampling"
     )
     parser.add_argument(

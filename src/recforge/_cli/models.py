@@ -108,6 +108,14 @@ def load_model(path: str):
         raise UserError(str(exc)) from None
 
 
+def save_model(model, path: str) -> None:
+    """``model.save(path)``; a file that cannot be written is a :class:`UserError` naming it."""
+    try:
+        model.save(path)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+
+
 def parse_ids(texts: list[str], id_map, what: str) -> np.ndarray:
     """Ids typed on the command line, converted to the model's id type (integers or strings)."""
     if id_map.kind in "iu":

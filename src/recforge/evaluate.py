@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from ._progress import progress
 from ._validation import check_int
 from .kernels.ranking import hit_matrix
 from .metrics import _check_recommended, _relevant_structure, coverage_at_k, ranking_metrics
@@ -259,12 +260,9 @@ def evaluate_recall(
     )
     recommended = np.empty((eval_users.size, k), dtype=np.int64)
 
-    bar = None
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=int(eval_users.size), desc="evaluate_recall", unit="user")
-    try:
+    with progress(
+        show_progress, total=int(eval_users.size), desc="evaluate_recall", unit="user"
+    ) as bar:
         for start in range(0, eval_users.size, batch_size):
             stop = min(start + batch_size, eval_users.size)
             rec = _recommend_batch(
@@ -281,9 +279,6 @@ def evaluate_recall(
             recommended[start:stop] = rec
             if bar is not None:
                 bar.update(stop - start)
-    finally:
-        if bar is not None:
-            bar.close()
 
     metrics = ranking_metrics(recommended, test_csr[eval_users], k=k)
     position = np.full(n_items, -1, dtype=np.int64)

@@ -196,6 +196,12 @@ def _per_user(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict:
     }
 
 
+def _mean_over_users(metric: str, recommended, relevant, k) -> float:
+    """One of :func:`_per_user`'s metrics, averaged over the users with a relevant item."""
+    hits, n_rel, k = _hits(recommended, relevant, k)
+    return float(_per_user(hits, n_rel, k)[metric].mean())
+
+
 # ----------------------------------------------------------------------------------------------
 # ranking metrics
 # ----------------------------------------------------------------------------------------------
@@ -239,8 +245,7 @@ def precision_at_k(
     >>> round(precision_at_k(rec, rel, k=2), 4)
     0.75
     """
-    hits, n_rel, k = _hits(recommended, relevant, k)
-    return float(_per_user(hits, n_rel, k)["precision"].mean())
+    return _mean_over_users("precision", recommended, relevant, k)
 
 
 def recall_at_k(
@@ -257,8 +262,7 @@ def recall_at_k(
     >>> recall_at_k(rec, rel, k=1)
     0.25
     """
-    hits, n_rel, k = _hits(recommended, relevant, k)
-    return float(_per_user(hits, n_rel, k)["recall"].mean())
+    return _mean_over_users("recall", recommended, relevant, k)
 
 
 def ndcg_at_k(
@@ -275,8 +279,7 @@ def ndcg_at_k(
     >>> round(ndcg_at_k(rec, rel, k=3), 4)  # one hit at rank 2: (1/log2(3)) / 1
     0.6309
     """
-    hits, n_rel, k = _hits(recommended, relevant, k)
-    return float(_per_user(hits, n_rel, k)["ndcg"].mean())
+    return _mean_over_users("ndcg", recommended, relevant, k)
 
 
 def hit_rate_at_k(
@@ -293,8 +296,7 @@ def hit_rate_at_k(
     >>> hit_rate_at_k(rec, rel, k=1)
     0.5
     """
-    hits, n_rel, k = _hits(recommended, relevant, k)
-    return float(_per_user(hits, n_rel, k)["hit_rate"].mean())
+    return _mean_over_users("hit_rate", recommended, relevant, k)
 
 
 for _f in (precision_at_k, recall_at_k, ndcg_at_k, hit_rate_at_k):

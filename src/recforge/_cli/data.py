@@ -93,7 +93,7 @@ class Dataset:
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """The DATA argument and the flags that say how to read it."""
+    """The DATA argument, the flags that say how to read it, and ``--min-rating``."""
     parser.add_argument(
         "data",
         metavar="DATA",
@@ -119,6 +119,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["last", "first", "max", "sum", "raise"],
         default="last",
         help="what to do when a user-item pair occurs more than once (default: keep the last)",
+    )
+    parser.add_argument(
+        "--min-rating",
+        type=float,
+        default=None,
+        help="ratings >= this are positives (default 4; needs a rating column)",
     )
 
 

@@ -46,12 +46,6 @@ def add_parser(commands) -> None:
         help="share of each user's positives held out (default 0.2)",
     )
     parser.add_argument(
-        "--min-rating",
-        type=float,
-        default=None,
-        help="ratings >= this are positives (default 4; needs a rating column)",
-    )
-    parser.add_argument(
         "--seed", type=int, default=0, help="seed of the random split without timestamps"
     )
     parser.add_argument(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from . import Timer, UserError, command_parser, positive_int
 from .data import add_data_arguments, positives, read_interactions
-from .models import build, model_names, needs_item_features, parse_params, resolve
+from .models import (
+    build,
+    model_names,
+    needs_item_features,
+    parse_params,
+    resolve,
+    save_model,
+)
 
 EXAMPLES = """\
   recforge fit ratings.csv --model itemcf -o itemcf.npz
@@ -35,12 +42,6 @@ def add_parser(commands) -> None:
         help="a hyper-parameter of the model (repeatable), e.g. --param n_neighbors=50",
     )
     parser.add_argument(
-        "--min-rating",
-        type=float,
-        default=None,
-        help="ratings >= this are positives (default 4; needs a rating column)",
-    )
-    parser.add_argument(
         "--threads", type=positive_int, default=None, help="threads (default: all cores)"
     )
     parser.add_argument(
@@ -69,10 +70,7 @@ def run(args) -> int:
             model.fit(kept, **kwargs)
         except (ValueError, TypeError) as exc:  # a bad --param value is found by the model's checks
             raise UserError(f"{row[0]}: {exc}") from None
-    try:
-        model.save(args.output)
-    except OSError as exc:
-        raise UserError(f"{args.output}: cannot be written ({exc.strerror or exc})") from None
+    save_model(model, args.output)
     print(
         f"saved {type(model).__name__} ({model.n_users_:,} users, {model.n_items_:,} items) "
         f"to {args.output}"

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from . import UserError
+from . import UserError, positive_int
 
 
 def _rows() -> dict:
@@ -106,6 +106,32 @@ def load_model(path: str):
         return load_any(path)
     except ModelFileError as exc:
         raise UserError(str(exc)) from None
+
+
+def add_query_arguments(parser, *, dest: str, metavar: str, kind: str, per: str) -> None:
+    """MODEL, the query ids (``dest``), ``--k`` and ``--json`` of ``recommend`` and ``similar``."""
+    parser.add_argument(
+        "model", metavar="MODEL.npz", help="a recall model file (recforge fit -o ...)"
+    )
+    parser.add_argument(
+        dest, metavar=metavar, nargs="+", help=f"{kind} ids as in the training data"
+    )
+    parser.add_argument(
+        "-k", "--k", type=positive_int, default=10, help=f"items per {per} (default 10)"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help=f'print {{"{kind}": [{{"item": ..., "score": ...}}]}}',
+    )
+
+
+def save_model(model, path: str) -> None:
+    """``model.save(path)``; a file that cannot be written is a :class:`UserError` naming it."""
+    try:
+        model.save(path)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from None
 
 
 def parse_ids(texts: list[str], id_map, what: str) -> np.ndarray:

@@ -14,7 +14,7 @@ import math
 from . import Timer, UserError, command_parser, fraction, positive_int
 from .data import add_data_arguments, positives, read_interactions
 from .evaluate import format_data, split
-from .models import build, needs_item_features, resolve
+from .models import build, needs_item_features, resolve, save_model
 
 #: TwoStage parameters set at the top level of the config.
 TOP_LEVEL_KEYS = (
@@ -140,12 +140,6 @@ def _add_common(parser) -> None:
     add_data_arguments(parser)
     parser.add_argument(
         "--config", required=True, metavar="CONFIG.toml", help="the pipeline's TOML config"
-    )
-    parser.add_argument(
-        "--min-rating",
-        type=float,
-        default=None,
-        help="ratings >= this are positives (default 4; needs a rating column)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds the sources, the ranker and the sampling"
@@ -342,10 +336,7 @@ def run_fit(args) -> int:
     model, data, item_features = _read(args)
     kept, _ = positives(data, args.min_rating)
     _fit(model, kept, item_features, args.quiet)
-    try:
-        model.save(args.output)
-    except OSError as exc:
-        raise UserError(f"{args.output}: cannot be written ({exc.strerror or exc})") from None
+    save_model(model, args.output)
     print(
         f"saved TwoStage ({', '.join(model.sources_)} -> "
         f"{type(model.ranker_).__name__ if model.ranker_ is not None else 'fusion only'}; "

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import command_parser, positive_int
-from .models import load_model, parse_ids, print_lists
+from . import command_parser
+from .models import add_query_arguments, load_model, parse_ids, print_lists
 
 EXAMPLES = """\
   recforge recommend itemcf.npz 1 2 3              # 10 items for users 1, 2 and 3
@@ -22,18 +22,9 @@ def add_parser(commands) -> None:
         "--include-seen) as tab-separated lines `user rank item score`, or JSON.",
         examples=EXAMPLES,
     )
-    parser.add_argument(
-        "model", metavar="MODEL.npz", help="a recall model file (recforge fit -o ...)"
-    )
-    parser.add_argument("users", metavar="USER", nargs="+", help="user ids as in the training data")
-    parser.add_argument(
-        "-k", "--k", type=positive_int, default=10, help="items per user (default 10)"
-    )
+    add_query_arguments(parser, dest="users", metavar="USER", kind="user", per="user")
     parser.add_argument(
         "--include-seen", action="store_true", help="also recommend the user's training items"
-    )
-    parser.add_argument(
-        "--json", action="store_true", help='print {"user": [{"item": ..., "score": ...}]}'
     )
     parser.set_defaults(run=run)
 

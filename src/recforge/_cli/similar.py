@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import command_parser, positive_int
-from .models import load_model, parse_ids, print_lists
+from . import command_parser
+from .models import add_query_arguments, load_model, parse_ids, print_lists
 
 EXAMPLES = """\
   recforge similar itemcf.npz 318 2571        # 10 neighbours of items 318 and 2571
@@ -21,16 +21,7 @@ def add_parser(commands) -> None:
         "tab-separated lines `item rank similar score`, or JSON.",
         examples=EXAMPLES,
     )
-    parser.add_argument(
-        "model", metavar="MODEL.npz", help="a recall model file (recforge fit -o ...)"
-    )
-    parser.add_argument("items", metavar="ITEM", nargs="+", help="item ids as in the training data")
-    parser.add_argument(
-        "-k", "--k", type=positive_int, default=10, help="items per query (default 10)"
-    )
-    parser.add_argument(
-        "--json", action="store_true", help='print {"item": [{"item": ..., "score": ...}]}'
-    )
+    add_query_arguments(parser, dest="items", metavar="ITEM", kind="item", per="query")
     parser.set_defaults(run=run)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from .. import _core
 from .._threads import resolve_n_threads
 from .._validation import check_choice, check_float, check_int
+from .sgns import check_negative_weights
 
 __all__ = ["LOSSES", "lfm_step", "lfm_train_epoch"]
 
@@ -141,14 +142,7 @@ def lfm_train_epoch(
         )
     if touched_indices.size and (touched_indices.min() < 0 or touched_indices.max() >= n_items):
         raise ValueError(f"touched_indices must be in [0, {n_items})")
-    neg_weights = np.ascontiguousarray(neg_weights, dtype=np.float64)
-    if (
-        neg_weights.shape != (n_items,)
-        or not np.all(np.isfinite(neg_weights))
-        or np.any(neg_weights < 0)
-        or neg_weights.sum() <= 0
-    ):
-        raise ValueError(f"neg_weights must be {n_items} finite values >= 0, not all 0")
+    neg_weights = check_negative_weights(neg_weights, n_items)
     n_steps = len(pos_users) if n_steps is None else check_int(n_steps, "n_steps", min_value=0)
     loss_sum, n_terms, n_skipped = _core.lfm_train_epoch(
         pos_users,

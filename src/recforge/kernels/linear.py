@@ -172,6 +172,21 @@ def _ftrl_step(z, nsq, j, g, w, alpha):
 
 
 @jit
+def _ftrl_logistic_row(m, z, nsq, y_i, s, alpha, beta, fit_intercept):
+    """A row's weighted log loss, residual ``s · (σ(margin) - y)`` and intercept weight.
+
+    ``m`` is the row's margin without the intercept, whose FTRL state is ``z[-1]``, ``nsq[-1]``
+    (its weight is 0 without ``fit_intercept``).
+    """
+    d = z.shape[0] - 1
+    wb = 0.0
+    if fit_intercept:
+        wb = _ftrl_weight(z[d], nsq[d], alpha, beta, 0.0, 0.0)
+        m += wb
+    return s * (_log1pexp(m) - y_i * m), s * (_sigmoid(m) - y_i), wb
+
+
+@jit
 def ftrl_epoch_csr(indptr, indices, data, y, sw, order, z, nsq, alpha, beta, l1, l2, fit_intercept):
     """One FTRL-proximal pass over the rows ``order`` of a CSR matrix; updates ``z`` and ``nsq`` in place.
 
@@ -188,13 +203,8 @@ def ftrl_epoch_csr(indptr, indices, data, y, sw, order, z, nsq, alpha, beta, l1,
         for k in range(start, stop):
             j = indices[k]
             m += data[k] * _ftrl_weight(z[j], nsq[j], alpha, beta, l1, l2)
-        wb = 0.0
-        if fit_intercept:
-            wb = _ftrl_weight(z[d], nsq[d], alpha, beta, 0.0, 0.0)
-            m += wb
-        s = sw[i]
-        total += s * (_log1pexp(m) - y[i] * m)
-        r = s * (_sigmoid(m) - y[i])
+        loss, r, wb = _ftrl_logistic_row(m, z, nsq, y[i], sw[i], alpha, beta, fit_intercept)
+        total += loss
         for k in range(start, stop):
             j = indices[k]
             g = r * data[k]
@@ -216,13 +226,8 @@ def ftrl_epoch_dense(X, y, sw, order, z, nsq, alpha, beta, l1, l2, fit_intercept
         for j in range(d):
             w[j] = _ftrl_weight(z[j], nsq[j], alpha, beta, l1, l2)
             m += X[i, j] * w[j]
-        wb = 0.0
-        if fit_intercept:
-            wb = _ftrl_weight(z[d], nsq[d], alpha, beta, 0.0, 0.0)
-            m += wb
-        s = sw[i]
-        total += s * (_log1pexp(m) - y[i] * m)
-        r = s * (_sigmoid(m) - y[i])
+        loss, r, wb = _ftrl_logistic_row(m, z, nsq, y[i], sw[i], alpha, beta, fit_intercept)
+        total += loss
         for j in range(d):
             _ftrl_step(z, nsq, j, r * X[i, j], w[j], alpha)
         if fit_intercept:

@@ -250,6 +250,32 @@ def _write_sorted(keys, n, out_idx, out_val, base):
         out_idx[base + rank] = _key_index(key)
 
 
+@jit
+def _accumulate_row(acc, touched, a_indptr, mids, b_indptr, targets, penalty, a):
+    """Row ``a`` of ``A · diag(penalty) · B`` into ``acc`` (:func:`_accumulate`); returns ``n_touched``.
+
+    ``mids`` and ``targets`` are ``A``'s and ``B``'s indices viewed as uint32; the intermediates are
+    visited in increasing order, so every caller sums in the same order (bit-identical numerators).
+    """
+    n_touched = 0
+    for p in range(a_indptr[a], a_indptr[a + 1]):
+        mid = mids[p]
+        n_touched = _accumulate(
+            acc, touched, n_touched, targets, b_indptr[mid], b_indptr[mid + 1], penalty[mid]
+        )
+    return n_touched
+
+
+@jit
+def _write_top_k(keys, n, k, out_idx, out_val, base):
+    """Write the best ``k`` of ``keys[:n]``, best first, to ``out_*[base:]``; returns how many."""
+    if n > k:
+        _select_largest(keys, n, k)
+        n = k
+    _write_sorted(keys, n, out_idx, out_val, base)
+    return n
+
+
 _COOC_DOC = """
     ``A`` (n_rows × n_mid) holds which intermediates each row touches (for ItemCF: item → users),
     ``B`` = ``Aᵀ`` (n_mid × n_rows, for ItemCF: user → items). The similarity of rows ``a != b`` is
@@ -429,18 +455,9 @@ def _cooccurrence_rows(
         keys = np.empty(cap, dtype=np.uint64)
         for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
             for a in range(first, min(first + _BLOCK, row_stop)):
-                n_touched = 0
-                for p in range(a_indptr[a], a_indptr[a + 1]):
-                    mid = mids[p]
-                    n_touched = _accumulate(
-                        acc,
-                        touched,
-                        n_touched,
-                        targets,
-                        b_indptr[mid],
-                        b_indptr[mid + 1],
-                        penalty[mid],
-                    )
+                n_touched = _accumulate_row(
+                    acc, touched, a_indptr, mids, b_indptr, targets, penalty, a
+                )
                 acc[a] = 0.0
                 norm_a = norm[a]
                 n = 0
@@ -473,11 +490,7 @@ def _cooccurrence_rows(
                                     * norm_a
                                     * (1.0 - 1e-12)
                                 )
-                if n > k:
-                    _select_largest(keys, n, k)
-                    n = k
-                _write_sorted(keys, n, out_idx, out_val, a * k)
-                counts[a] = n
+                counts[a] = _write_top_k(keys, n, k, out_idx, out_val, a * k)
 
 
 @jit(parallel=True)
@@ -764,18 +777,9 @@ def _cooccurrence_fill(
         touched = np.empty(n_rows + 1, dtype=np.uint32)
         for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
             for a in range(first, min(first + _BLOCK, row_stop)):
-                n_touched = 0
-                for p in range(a_indptr[a], a_indptr[a + 1]):
-                    mid = mids[p]
-                    n_touched = _accumulate(
-                        acc,
-                        touched,
-                        n_touched,
-                        targets,
-                        b_indptr[mid],
-                        b_indptr[mid + 1],
-                        penalty[mid],
-                    )
+                n_touched = _accumulate_row(
+                    acc, touched, a_indptr, mids, b_indptr, targets, penalty, a
+                )
                 pos = indptr[a - row_start]
                 if n_touched * 16 > n_rows:  # a dense row: one ordered scan beats a sort
                     for b in range(n_rows):
@@ -896,11 +900,7 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_chunks)
                     if value > 0:
                         keys[n] = _rank_key(value, b)
                         n += 1
-                if n > k:
-                    _select_largest(keys, n, k)
-                    n = k
-                _write_sorted(keys, n, out_idx, out_val, r * k)
-                counts[r] = n
+                counts[r] = _write_top_k(keys, n, k, out_idx, out_val, r * k)
     return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 

@@ -21,6 +21,23 @@ __all__ = [
 SIGMOID_ERROR_BOUND = 0.25 * 6.0 / 4096
 
 
+def check_negative_weights(neg_weights, n_items: int) -> np.ndarray:
+    """``neg_weights`` as the C-contiguous float64 (n_items,) a negative sampler draws from.
+
+    Raises ValueError unless they are ``n_items`` finite values >= 0, not all 0. The LFM kernel's
+    sampler takes the same weights.
+    """
+    neg_weights = np.ascontiguousarray(neg_weights, dtype=np.float64)
+    if (
+        neg_weights.shape != (n_items,)
+        or not np.all(np.isfinite(neg_weights))
+        or np.any(neg_weights < 0)
+        or neg_weights.sum() <= 0
+    ):
+        raise ValueError(f"neg_weights must be {n_items} finite values >= 0, not all 0")
+    return neg_weights
+
+
 def _vectors(in_vecs, out_vecs):
     for name, arr in (("in_vecs", in_vecs), ("out_vecs", out_vecs)):
         if (
@@ -159,14 +176,7 @@ def sgns_train_epoch(
         raise ValueError("offsets must be non-decreasing and within [0, len(items)]")
     if items.size and (items.min() < 0 or items.max() >= n_items):
         raise ValueError(f"items must be in [0, {n_items})")
-    neg_weights = np.ascontiguousarray(neg_weights, dtype=np.float64)
-    if (
-        neg_weights.shape != (n_items,)
-        or not np.all(np.isfinite(neg_weights))
-        or np.any(neg_weights < 0)
-        or neg_weights.sum() <= 0
-    ):
-        raise ValueError(f"neg_weights must be {n_items} finite values >= 0, not all 0")
+    neg_weights = check_negative_weights(neg_weights, n_items)
     if keep_prob is not None:
         keep_prob = np.ascontiguousarray(keep_prob, dtype=np.float32)
         if keep_prob.shape != (n_items,):

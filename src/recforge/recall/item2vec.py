@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._validation import (
     check_choice,
     check_float,
@@ -211,12 +212,9 @@ class Item2Vec(EmbeddingRecall):
             float(self.min_learning_rate),
         )
         epoch_iter = range(epochs)
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            epoch_iter = tqdm(epoch_iter, desc="Item2Vec", unit="epoch")
+        bar = progress_bar(self.verbose, epoch_iter, desc="Item2Vec", unit="epoch")
         self.words_trained_ = 0
-        for epoch in epoch_iter:
+        for epoch in epoch_iter if bar is None else bar:
             trained = sgns_train_epoch(
                 offsets,
                 items,

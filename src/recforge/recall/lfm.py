@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._validation import (
     check_choice,
     check_float,
@@ -207,12 +208,8 @@ class LFM(EmbeddingRecall):
         best = (-np.inf, None)
         since_best = 0
         epoch_iter = range(int(self.epochs))
-        bar = None
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            epoch_iter = bar = tqdm(epoch_iter, desc=f"LFM ({self.loss})", unit="epoch")
-        for epoch in epoch_iter:
+        bar = progress_bar(self.verbose, epoch_iter, desc=f"LFM ({self.loss})", unit="epoch")
+        for epoch in epoch_iter if bar is None else bar:
             lr = float(self.learning_rate) * float(self.learning_rate_decay) ** epoch
             mean_loss, _ = lfm_train_epoch(
                 users,

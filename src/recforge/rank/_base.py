@@ -149,17 +149,7 @@ def check_binary_target(y, n_rows: int | None = None, name: str = "y", classes=N
     Continuous targets raise ``ValueError("Unknown label type: continuous ...")``; one class, or more
     than two, raise ``ValueError`` naming the classes.
     """
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        warnings.warn(
-            "A column-vector y was passed when a 1d array was expected. Please change the shape "
-            "of y to (n_samples,), for example using ravel().",
-            _data_conversion_warning(),
-            stacklevel=3,
-        )
-        arr = arr.ravel()
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    arr = target_vector(y, name, stacklevel=4)
     if n_rows is not None and arr.shape[0] != n_rows:
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_rows}")
     if arr.dtype.kind == "f":
@@ -201,6 +191,24 @@ def check_binary_target(y, n_rows: int | None = None, name: str = "y", classes=N
             )
     y01 = (arr == classes[1]).astype(np.float64)
     return classes, y01
+
+
+def target_vector(y, name: str = "y", stacklevel: int = 2) -> np.ndarray:
+    """``y`` as a 1-D array (n_samples,); a column vector (n_samples, 1) is raveled with a
+    ``DataConversionWarning`` (scikit-learn's, when available) attributed ``stacklevel`` frames up
+    from here. Any other shape raises ``ValueError`` naming ``name``."""
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the shape "
+            "of y to (n_samples,), for example using ravel().",
+            _data_conversion_warning(),
+            stacklevel=stacklevel,
+        )
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    return arr
 
 
 def _data_conversion_warning():

@@ -9,7 +9,6 @@ regressor's real target and mean base margin.
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -20,11 +19,11 @@ from ..._validation import check_choice, check_float, check_int, check_random_st
 from ...kernels import gbdt as kern
 from .._base import (
     Ranker,
-    _data_conversion_warning,
     _feature_name_error,
     check_sample_weight,
     check_X,
     feature_names_of,
+    target_vector,
 )
 from ._binning import BinMapper
 from ._grower import GrowParams, TreeGrower
@@ -690,17 +689,7 @@ def _float32(values, name):
 
 
 def _real_target(y, name="y"):
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        warnings.warn(
-            "A column-vector y was passed when a 1d array was expected. Please change the shape "
-            "of y to (n_samples,), for example using ravel().",
-            _data_conversion_warning(),
-            stacklevel=4,
-        )
-        arr = arr.ravel()
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    arr = target_vector(y, name, stacklevel=5)
     if arr.dtype.kind == "O":
         try:
             arr = arr.astype(np.float64)

@@ -19,6 +19,7 @@ from ..._validation import check_choice, check_float, check_int, check_random_st
 from ...kernels import gbdt as kern
 from .._base import (
     Ranker,
+    _expit,
     _feature_name_error,
     check_sample_weight,
     check_X,
@@ -46,10 +47,6 @@ def _unavailable(name):
         raise AttributeError(f"{type(self).__name__} predicts real values; it has no {name!r}")
 
     return property(missing)
-
-
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 class _BaseGBDT(Ranker):
@@ -377,7 +374,7 @@ class _BaseGBDT(Ranker):
     def _metric(self, name, y, raw, w=None):
         if name == "rmse":
             return float(np.sqrt(np.average((raw - y) ** 2, weights=w)))
-        p = _sigmoid(raw)
+        p = _expit(raw)
         if name == "error":
             return float(np.average((p > 0.5) != (y > 0.5), weights=w))
         if name == "auc":

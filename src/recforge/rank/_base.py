@@ -355,6 +355,23 @@ class Ranker(ParamsMixin):
         array or CSR matrix overrides this)."""
         return check_X(Xm, name, accept_sparse=self._accept_sparse, allow_nan=self._allow_nan)
 
+    def _set_feature_names(self, names) -> None:
+        """``feature_names_in_`` = the fit input's column names (object (n_features,)), or none."""
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _check_feature_names(self, names) -> None:
+        """ValueError when both the fit input and this input have column names and they differ."""
+        fitted = getattr(self, "feature_names_in_", None)
+        if (
+            fitted is not None
+            and names is not None
+            and (len(fitted) != len(names) or np.any(fitted != names))
+        ):
+            raise _feature_name_error(fitted, names)
+
     def _prepare_X(self, X, *, reset: bool, name: str = "X"):
         """Validate (and encode) ``X``; on ``reset`` learn ``n_features_in_``/``feature_names_in_``/``encoder_``."""
         encoder = getattr(self, "encoder", None)
@@ -375,20 +392,11 @@ class Ranker(ParamsMixin):
                 self.encoder_ = FeatureEncoder(**encoder.get_params()).fit(X)
             elif hasattr(self, "encoder_"):
                 del self.encoder_
-            if names is not None:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            self._set_feature_names(names)
         else:
             self._check_fitted()
-            fitted = getattr(self, "feature_names_in_", None)
-            if (
-                fitted is not None
-                and names is not None
-                and (len(fitted) != len(names) or np.any(fitted != names))
-                and encoder is None
-            ):
-                raise _feature_name_error(fitted, names)
+            if encoder is None:  # an encoder selects its columns by name itself
+                self._check_feature_names(names)
         if getattr(self, "encoder_", None) is not None:
             if reset:
                 self.n_features_in_ = len(self.encoder_.columns_)

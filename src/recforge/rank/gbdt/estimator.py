@@ -20,7 +20,6 @@ from ...kernels import gbdt as kern
 from .._base import (
     Ranker,
     _expit,
-    _feature_name_error,
     check_sample_weight,
     check_X,
     feature_names_of,
@@ -154,22 +153,13 @@ class _BaseGBDT(Ranker):
                 self.__dict__.pop(stale, None)
             self._schema = InputSchema().fit(X, self.categorical_features)
             self.n_features_in_ = self._schema.n_features
-            if names is not None:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            self._set_feature_names(names)
         else:
             if not hasattr(
                 self, "_schema"
             ):  # (eval_set inputs are prepared before the trees exist)
                 self._check_fitted()
-            fitted = getattr(self, "feature_names_in_", None)
-            if (
-                fitted is not None
-                and names is not None
-                and (len(fitted) != len(names) or np.any(fitted != names))
-            ):
-                raise _feature_name_error(fitted, names)
+            self._check_feature_names(names)
             if X.shape[1] != self.n_features_in_:
                 raise ValueError(
                     f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "

@@ -295,8 +295,8 @@ def load_movielens(path) -> MovieLens:
     if not p.exists():
         raise FileNotFoundError(f"path {str(p)!r} does not exist")
     if p.is_dir():
-        for _release, (rating_names, _movie_names) in _FORMATS.items():
-            ratings = _first_existing(p, rating_names)
+        for release in _FORMATS:
+            ratings = _first_existing(p, _FORMATS[release][0])
             if ratings is not None:
                 break
         else:
@@ -315,9 +315,8 @@ def load_movielens(path) -> MovieLens:
             release = "ml-latest"
         else:
             release = _sniff(p)
-        movie_names = _FORMATS[release][1]
     folder = ratings.parent
-    movies = _first_existing(folder, movie_names)
+    movies = _first_existing(folder, _FORMATS[release][1])
     genres = _first_existing(folder, ["u.genre"]) if release == "ml-100k" else None
     return _read(
         release,

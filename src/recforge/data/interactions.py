@@ -221,6 +221,30 @@ class Interactions:
         obj._set(indptr, indices, data, shape, timestamps, user_map, item_map)
         return obj
 
+    @classmethod
+    def _from_index(cls, rows, cols, weights, timestamps, user_map, item_map, duplicates):
+        """Build from COO entries already mapped to INTERNAL indices (int64 rows (n,) into
+        ``user_map``, cols (n,) into ``item_map``; float64 weights (n,), checked; timestamps (n,) or
+        None), merging repeated pairs by ``duplicates``; a repeat under "raise" is named by its
+        external ids."""
+        shape = (len(user_map), len(item_map))
+
+        def describe(j):
+            return f"(user {user_map.ids[rows[j]].item()!r}, item {item_map.ids[cols[j]].item()!r})"
+
+        indptr, indices, data, ts = build_csr(
+            rows,
+            cols,
+            weights,
+            timestamps,
+            shape,
+            duplicates=duplicates,
+            describe=describe,
+            argname="duplicates='raise'",
+        )
+        _check_weights(data, "weights (as float32)")
+        return cls._trusted(indptr, indices, data, shape, ts, user_map, item_map)
+
     def __reduce__(self):
         return (
             Interactions._trusted,
@@ -346,23 +370,7 @@ class Interactions:
         cols, item_map = _external_index(items, item_ids, "item")
         if len(item_map) >= 2**31:
             raise ValueError(f"{len(item_map)} items; at most 2**31 - 1 are supported")
-        shape = (len(user_map), len(item_map))
-
-        def describe(j):
-            return f"(user {user_map.ids[rows[j]].item()!r}, item {item_map.ids[cols[j]].item()!r})"
-
-        indptr, indices, data, ts = build_csr(
-            rows,
-            cols,
-            w,
-            ts,
-            shape,
-            duplicates=duplicates,
-            describe=describe,
-            argname="duplicates='raise'",
-        )
-        _check_weights(data, "weights (as float32)")
-        return cls._trusted(indptr, indices, data, shape, ts, user_map, item_map)
+        return cls._from_index(rows, cols, w, ts, user_map, item_map, duplicates)
 
     @classmethod
     def from_dataframe(

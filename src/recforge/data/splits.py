@@ -46,6 +46,21 @@ def _split_last(
     return interactions._subset(~test_mask), interactions._subset(test_mask)
 
 
+def _check_fraction_split(interactions, test_fraction, min_interactions):
+    """The checked arguments of a split by fraction: (Interactions, float in (0, 1), int >= 1)."""
+    interactions = _check_interactions(interactions)
+    test_fraction = check_float(
+        test_fraction,
+        "test_fraction",
+        min_value=0.0,
+        max_value=1.0,
+        min_inclusive=False,
+        max_inclusive=False,
+    )
+    min_interactions = check_int(min_interactions, "min_interactions", min_value=1)
+    return interactions, test_fraction, min_interactions
+
+
 def _fraction_counts(counts: np.ndarray, test_fraction: float, min_interactions: int) -> np.ndarray:
     # round() first so that e.g. 15 * 0.2 = 3.0000000000000004 does not ceil to 4
     n_test = np.ceil(np.round(counts * test_fraction, 9)).astype(np.int64)
@@ -86,16 +101,9 @@ def temporal_split(interactions, test_fraction: float = 0.2, min_interactions: i
     >>> train.nnz, test.nnz, int((test.user_activity() > 0).sum())
     (38620, 9960, 603)
     """
-    interactions = _check_interactions(interactions)
-    test_fraction = check_float(
-        test_fraction,
-        "test_fraction",
-        min_value=0.0,
-        max_value=1.0,
-        min_inclusive=False,
-        max_inclusive=False,
+    interactions, test_fraction, min_interactions = _check_fraction_split(
+        interactions, test_fraction, min_interactions
     )
-    min_interactions = check_int(min_interactions, "min_interactions", min_value=1)
     order = _time_order(interactions, "temporal_split")
     n_test = _fraction_counts(interactions.user_activity(), test_fraction, min_interactions)
     return _split_last(interactions, order, n_test)
@@ -167,16 +175,9 @@ def random_split(
     >>> bool((a.matrix != b.matrix).nnz == 0)
     True
     """
-    interactions = _check_interactions(interactions)
-    test_fraction = check_float(
-        test_fraction,
-        "test_fraction",
-        min_value=0.0,
-        max_value=1.0,
-        min_inclusive=False,
-        max_inclusive=False,
+    interactions, test_fraction, min_interactions = _check_fraction_split(
+        interactions, test_fraction, min_interactions
     )
-    min_interactions = check_int(min_interactions, "min_interactions", min_value=1)
     rng = check_random_state(random_state)
     order = order_within_rows(interactions._indptr, rng.random(interactions.nnz))
     n_test = _fraction_counts(interactions.user_activity(), test_fraction, min_interactions)

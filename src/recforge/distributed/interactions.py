@@ -23,7 +23,7 @@ import numpy as np
 
 from .._validation import check_choice, check_int
 from ..data import IdMap, Interactions, leave_last_k_split, temporal_split
-from ..data._coo import DUPLICATE_POLICIES, build_csr
+from ..data._coo import DUPLICATE_POLICIES
 from ..data.idmap import as_id_array
 from ..data.interactions import _as_timestamps, _check_weights
 from ._compat import balanced_bounds, check_client, require_dask, tree_reduce
@@ -119,24 +119,7 @@ def _build_partition(
         if buckets[0]["timestamps"] is None
         else np.concatenate([b["timestamps"] for b in buckets])
     )
-    user_map = IdMap(user_ids)
-    shape = (len(user_map), len(item_map))
-
-    def describe(j):
-        return f"(user {user_map.ids[rows[j]].item()!r}, item {item_map.ids[cols[j]].item()!r})"
-
-    indptr, indices, data, ts = build_csr(
-        rows,
-        cols,
-        weights,
-        ts,
-        shape,
-        duplicates=duplicates,
-        describe=describe,
-        argname="duplicates='raise'",
-    )
-    _check_weights(data, "weights (as float32)")
-    return Interactions._trusted(indptr, indices, data, shape, ts, user_map, item_map)
+    return Interactions._from_index(rows, cols, weights, ts, IdMap(user_ids), item_map, duplicates)
 
 
 def _summary(part: Interactions) -> tuple[int, bool]:

@@ -273,6 +273,23 @@ def rank_gradients(
     return out
 
 
+# the flat node arrays of a forest, in the order the C++ kernels take them
+_FOREST_ARRAYS = (
+    "feature",
+    "threshold",
+    "left",
+    "right",
+    "default_left",
+    "categorical",
+    "value",
+    "roots",
+)
+
+
+def _forest_arrays(trees):
+    return tuple(trees[name] for name in _FOREST_ARRAYS)
+
+
 def predict_raw(X, trees, *, t0=0, t1=None, out=None, n_threads=1):
     """Sum of the leaf values of trees ``[t0, t1)`` per row of float32 ``X`` → float64 (n_rows,).
 
@@ -285,14 +302,7 @@ def predict_raw(X, trees, *, t0=0, t1=None, out=None, n_threads=1):
         out = np.zeros(X.shape[0], np.float64)
     _core.gbdt_predict_raw(
         X,
-        trees["feature"],
-        trees["threshold"],
-        trees["left"],
-        trees["right"],
-        trees["default_left"],
-        trees["categorical"],
-        trees["value"],
-        trees["roots"],
+        *_forest_arrays(trees),
         int(t0),
         int(t1),
         out,
@@ -307,14 +317,7 @@ def apply(X, trees, *, t0=0, t1=None, n_threads=1):
     t1 = len(trees["roots"]) if t1 is None else t1
     return _core.gbdt_apply(
         X,
-        trees["feature"],
-        trees["threshold"],
-        trees["left"],
-        trees["right"],
-        trees["default_left"],
-        trees["categorical"],
-        trees["value"],
-        trees["roots"],
+        *_forest_arrays(trees),
         int(t0),
         int(t1),
         resolve_n_threads(n_threads),

@@ -149,17 +149,7 @@ def check_binary_target(y, n_rows: int | None = None, name: str = "y", classes=N
     Continuous targets raise ``ValueError("Unknown label type: continuous ...")``; one class, or more
     than two, raise ``ValueError`` naming the classes.
     """
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        warnings.warn(
-            "A column-vector y was passed when a 1d array was expected. Please change the shape "
-            "of y to (n_samples,), for example using ravel().",
-            _data_conversion_warning(),
-            stacklevel=3,
-        )
-        arr = arr.ravel()
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    arr = target_vector(y, name, stacklevel=4)
     if n_rows is not None and arr.shape[0] != n_rows:
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_rows}")
     if arr.dtype.kind == "f":
@@ -201,6 +191,24 @@ def check_binary_target(y, n_rows: int | None = None, name: str = "y", classes=N
             )
     y01 = (arr == classes[1]).astype(np.float64)
     return classes, y01
+
+
+def target_vector(y, name: str = "y", stacklevel: int = 2) -> np.ndarray:
+    """``y`` as a 1-D array (n_samples,); a column vector (n_samples, 1) is raveled with a
+    ``DataConversionWarning`` (scikit-learn's, when available) attributed ``stacklevel`` frames up
+    from here. Any other shape raises ``ValueError`` naming ``name``."""
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the shape "
+            "of y to (n_samples,), for example using ravel().",
+            _data_conversion_warning(),
+            stacklevel=stacklevel,
+        )
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    return arr
 
 
 def _data_conversion_warning():
@@ -347,6 +355,23 @@ class Ranker(ParamsMixin):
         array or CSR matrix overrides this)."""
         return check_X(Xm, name, accept_sparse=self._accept_sparse, allow_nan=self._allow_nan)
 
+    def _set_feature_names(self, names) -> None:
+        """``feature_names_in_`` = the fit input's column names (object (n_features,)), or none."""
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _check_feature_names(self, names) -> None:
+        """ValueError when both the fit input and this input have column names and they differ."""
+        fitted = getattr(self, "feature_names_in_", None)
+        if (
+            fitted is not None
+            and names is not None
+            and (len(fitted) != len(names) or np.any(fitted != names))
+        ):
+            raise _feature_name_error(fitted, names)
+
     def _prepare_X(self, X, *, reset: bool, name: str = "X"):
         """Validate (and encode) ``X``; on ``reset`` learn ``n_features_in_``/``feature_names_in_``/``encoder_``."""
         encoder = getattr(self, "encoder", None)
@@ -367,20 +392,11 @@ class Ranker(ParamsMixin):
                 self.encoder_ = FeatureEncoder(**encoder.get_params()).fit(X)
             elif hasattr(self, "encoder_"):
                 del self.encoder_
-            if names is not None:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            self._set_feature_names(names)
         else:
             self._check_fitted()
-            fitted = getattr(self, "feature_names_in_", None)
-            if (
-                fitted is not None
-                and names is not None
-                and (len(fitted) != len(names) or np.any(fitted != names))
-                and encoder is None
-            ):
-                raise _feature_name_error(fitted, names)
+            if encoder is None:  # an encoder selects its columns by name itself
+                self._check_feature_names(names)
         if getattr(self, "encoder_", None) is not None:
             if reset:
                 self.n_features_in_ = len(self.encoder_.columns_)

@@ -365,36 +365,20 @@ class LogisticRegression(Ranker):
                     if epochs > 1
                     else np.arange(n, dtype=np.int64)
                 )
-                if csr:
-                    total = K.ftrl_epoch_csr(
-                        X.indptr,
-                        X.indices,
-                        X.data,
-                        y,
-                        sw,
-                        order,
-                        self._ftrl_z,
-                        self._ftrl_n,
-                        alpha,
-                        beta,
-                        l1 * scale,
-                        l2 * scale,
-                        fit_b,
-                    )
-                else:
-                    total = K.ftrl_epoch_dense(
-                        X,
-                        y,
-                        sw,
-                        order,
-                        self._ftrl_z,
-                        self._ftrl_n,
-                        alpha,
-                        beta,
-                        l1 * scale,
-                        l2 * scale,
-                        fit_b,
-                    )
+                epoch = K.ftrl_epoch_csr if csr else K.ftrl_epoch_dense
+                total = epoch(
+                    *((X.indptr, X.indices, X.data) if csr else (X,)),
+                    y,
+                    sw,
+                    order,
+                    self._ftrl_z,
+                    self._ftrl_n,
+                    alpha,
+                    beta,
+                    l1 * scale,
+                    l2 * scale,
+                    fit_b,
+                )
                 self._ftrl_l_scale = scale
                 self._set_ftrl_weights(l1 * scale, l2 * scale)
                 train_loss = total / S

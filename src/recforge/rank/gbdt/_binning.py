@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..._threads import ChunkPool, run_chunks
 from ...kernels import gbdt as kern
 from ...kernels.gbdt import MAX_BIN
 
@@ -66,13 +67,9 @@ class BinMapper:
                 return codes.astype(np.float32)
             return _numeric_edges(col, self.max_bin)
 
-        if n_threads > 1 and n_features > 1 and sample.shape[0] > 10_000:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(min(n_threads, n_features)) as pool:  # np.sort releases the GIL
-                self.edges_ = list(pool.map(edges, range(n_features)))
-        else:
-            self.edges_ = [edges(f) for f in range(n_features)]
+        threaded = n_threads > 1 and n_features > 1 and sample.shape[0] > 10_000
+        with ChunkPool(min(n_threads, n_features) if threaded else 1) as pool:
+            self.edges_ = run_chunks(edges, n_features, pool)  # np.sort releases the GIL
         self.n_bins_ = np.array(
             [len(e) if c else len(e) + 1 for e, c in zip(self.edges_, self.is_categorical_)],
             dtype=np.int32,

@@ -250,24 +250,11 @@ class TreeGrower:
         whole = len(starts) == 1 and starts[0] == 0 and ends[0] == m
         # on one thread (the kernel uses two from 2 MB of rows on) the in-place partition is faster
         threaded = self.n_threads > 1 and m * (self.X.shape[1] + 12) >= 2_000_000
-        if not (whole and (threaded or m >= self.swap_rows)) and not (
-            whole_level and m >= self.swap_rows
-        ):
-            return _core.gbdt_partition_ordered(
-                self.X,
-                self.gh,
-                self.rows,
-                *self.scratch,
-                starts,
-                ends,
-                feature,
-                threshold,
-                dleft,
-                self.is_cat,
-                self.n_threads,
-            )
+        into_scratch = bool(
+            (whole and (threaded or m >= self.swap_rows)) or (whole_level and m >= self.swap_rows)
+        )
         k = len(starts)
-        if self._carry:
+        if into_scratch and self._carry:
             c_starts, c_ends = (
                 np.concatenate([np.asarray(c[i], np.int64) for c in self._carry]) for i in (0, 1)
             )
@@ -288,8 +275,10 @@ class TreeGrower:
             dleft,
             self.is_cat,
             self.n_threads,
-            True,
+            into_scratch,
         )
+        if not into_scratch:
+            return n_left
         old = (self.X, self.gh, self.rows)
         self.X, self.gh, self.rows = self.scratch
         self.scratch = old

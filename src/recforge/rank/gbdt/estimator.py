@@ -9,7 +9,6 @@ regressor's real target and mean base margin.
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -20,11 +19,11 @@ from ..._validation import check_choice, check_float, check_int, check_random_st
 from ...kernels import gbdt as kern
 from .._base import (
     Ranker,
-    _data_conversion_warning,
-    _feature_name_error,
+    _expit,
     check_sample_weight,
     check_X,
     feature_names_of,
+    target_vector,
 )
 from ._binning import BinMapper
 from ._grower import GrowParams, TreeGrower
@@ -47,10 +46,6 @@ def _unavailable(name):
         raise AttributeError(f"{type(self).__name__} predicts real values; it has no {name!r}")
 
     return property(missing)
-
-
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 class _BaseGBDT(Ranker):
@@ -158,22 +153,13 @@ class _BaseGBDT(Ranker):
                 self.__dict__.pop(stale, None)
             self._schema = InputSchema().fit(X, self.categorical_features)
             self.n_features_in_ = self._schema.n_features
-            if names is not None:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            self._set_feature_names(names)
         else:
             if not hasattr(
                 self, "_schema"
             ):  # (eval_set inputs are prepared before the trees exist)
                 self._check_fitted()
-            fitted = getattr(self, "feature_names_in_", None)
-            if (
-                fitted is not None
-                and names is not None
-                and (len(fitted) != len(names) or np.any(fitted != names))
-            ):
-                raise _feature_name_error(fitted, names)
+            self._check_feature_names(names)
             if X.shape[1] != self.n_features_in_:
                 raise ValueError(
                     f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
@@ -378,7 +364,7 @@ class _BaseGBDT(Ranker):
     def _metric(self, name, y, raw, w=None):
         if name == "rmse":
             return float(np.sqrt(np.average((raw - y) ** 2, weights=w)))
-        p = _sigmoid(raw)
+        p = _expit(raw)
         if name == "error":
             return float(np.average((p > 0.5) != (y > 0.5), weights=w))
         if name == "auc":
@@ -690,17 +676,7 @@ def _float32(values, name):
 
 
 def _real_target(y, name="y"):
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        warnings.warn(
-            "A column-vector y was passed when a 1d array was expected. Please change the shape "
-            "of y to (n_samples,), for example using ravel().",
-            _data_conversion_warning(),
-            stacklevel=4,
-        )
-        arr = arr.ravel()
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    arr = target_vector(y, name, stacklevel=5)
     if arr.dtype.kind == "O":
         try:
             arr = arr.astype(np.float64)

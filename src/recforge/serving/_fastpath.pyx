@@ -71,7 +71,13 @@ cdef class IdIndex:
                 return -1
             it_str = self._strs.find(value.encode("utf-8", "surrogatepass"))
             return -1 if it_str == self._strs.end() else deref(it_str).second
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (bool, np.bool_)):
+            return -1
+        if isinstance(value, (float, np.floating)):
+            if not float(value).is_integer():
+                return -1
+            value = int(value)
+        elif not isinstance(value, (int, np.integer)):
             return -1
         if not (-(2 ** 63) <= value < 2 ** 63):
             return -1

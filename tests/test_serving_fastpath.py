@@ -1,0 +1,121 @@
+"""The staged request path (RequestPlan, the Cython id index and top-k) returns exactly what the
+public-method path returns, for every request kind."""
+
+import numpy as np
+import pytest
+from recforge.data import Interactions
+from recforge.kernels.topk import topk
+from recforge.pipeline import TwoStage
+from recforge.rank import GBDTClassifier
+from recforge.recall import LFM, Item2Vec, ItemCF, Popularity, UserCF
+from recforge.serving import Recommender
+from recforge.serving._fastpath import IdIndex, topk_excluding
+
+from .test_pipeline import synthetic_log
+
+
+def _sources():
+    return {
+        "popularity": Popularity(n_threads=1),
+        "itemcf": ItemCF(n_threads=1),
+        "usercf": UserCF(n_threads=1),
+        "lfm": LFM(n_threads=1, random_state=0),
+        "item2vec": Item2Vec(n_threads=1, random_state=0),
+    }
+
+
+def _string_ids(data):
+    return Interactions(
+        data.matrix,
+        timestamps=data.timestamps,
+        user_map=np.array([f"u{u}" for u in data.user_map.ids]),
+        item_map=np.array([f"i{i}" for i in data.item_map.ids]),
+    )
+
+
+@pytest.fixture(scope="module", params=["int", "str"])
+def pipeline(request):
+    data = synthetic_log(n_users=60, n_items=40, seed=1)
+    if request.param == "str":
+        data = _string_ids(data)
+    model = TwoStage(
+        _sources(),
+        quotas=6,
+        ranker=GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0),
+        n_threads=1,
+        random_state=0,
+    )
+    return model.fit(data)
+
+
+def _requests(model, seed=0):
+    rng = np.random.default_rng(seed)
+    users, items = model.user_map_.ids.tolist(), model.item_map_.ids.tolist()
+    unknown_item = "nope" if isinstance(items[0], str) else -12345
+    out = []
+    for _ in range(12):
+        user = users[rng.integers(len(users))]
+        recent = [items[j] for j in rng.choice(len(items), 4, replace=False)]
+        out += [
+            {"user_id": user, "k": 10},
+            {"user_id": user, "k": 5, "exclude": recent[:2] + [unknown_item]},
+            {"user_id": user, "k": 200},  # more than the candidates: the backfill fills up
+            {"recent_items": recent + [unknown_item], "k": 10},
+            {"user_id": "fresh-user", "recent_items": recent[:1], "k": 7, "exclude": recent[1:]},
+            {"recent_items": [unknown_item], "k": 3},  # nothing known: popularity
+            {"k": 4},
+        ]
+    return out
+
+
+def test_the_staged_path_answers_exactly_like_the_public_methods(pipeline):
+    fast = Recommender(pipeline, warm=False)
+    slow = Recommender(pipeline, warm=False, fastpath=False)
+    paths = set()
+    for body in _requests(pipeline):
+        a = fast.recommend_one(**body, explain=True)
+        b = slow.recommend_one(**body)
+        assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
+        paths.add(a.path)
+    assert paths == {"user", "history", "popularity"}
+
+
+def test_the_staged_path_times_every_stage_and_names_the_sources(pipeline):
+    rec = Recommender(pipeline, warm=False)
+    user = pipeline.user_map_.ids[0].item()
+    result = rec.recommend_one(user_id=user, k=5, explain=True)
+    stages = [f"recall:{name}" for name in pipeline.sources_] + ["merge", "features", "rank", "topk"]
+    assert set(stages) <= set(result.timings_ms)
+    assert all(result.timings_ms[s] >= 0 for s in stages)
+    cands = pipeline.candidates([user])
+    names = list(pipeline.sources_)
+    for item, found_by in zip(result.items, result.sources):
+        row = int(np.flatnonzero(pipeline.item_map_.ids[cands.items] == item)[0])
+        listed = [n for n, r in zip(names, cands.source_ranks[row]) if np.isfinite(r)]
+        assert found_by == "+".join(listed)
+
+
+def test_id_index_maps_ints_and_strings_and_rejects_the_other_kind():
+    ints = IdIndex(np.array([10, 30, 20], np.int64))
+    assert [ints.get(v) for v in (10, 20, np.int32(30), 20.0, 99, "10", True, 2**70, 1.5)] == [
+        0, 2, 1, 2, -1, -1, -1, -1, -1,
+    ]  # fmt: skip
+    strs = IdIndex(np.array(["a", "bé", "c"]))
+    assert strs.indices(["bé", "c", "x", 0, None]).tolist() == [1, 2, -1, -1, -1]
+    assert IdIndex(np.array([], np.int64)).get(0) == -1
+
+
+def test_topk_excluding_is_the_topk_kernel_on_one_row():
+    rng = np.random.default_rng(0)
+    for n, k in [(50, 5), (7, 10), (1, 1)]:
+        scores = rng.integers(0, 5, n).astype(np.float32)  # many ties
+        scores[rng.random(n) < 0.2] = -np.inf
+        excluded = (rng.random(n) < 0.3).astype(np.uint8)
+        idx, val = topk_excluding(scores, k, excluded)
+        want_idx, want_val = topk(scores[None, :], k, global_mask=excluded.astype(bool))
+        np.testing.assert_array_equal(idx, want_idx[0])
+        np.testing.assert_array_equal(val, want_val[0])
+    with pytest.raises(ValueError, match="NaN"):
+        topk_excluding(np.array([np.nan], np.float32), 1, np.zeros(1, np.uint8))
+    with pytest.raises(ValueError, match="excluded has length"):
+        topk_excluding(np.zeros(3, np.float32), 1, np.zeros(2, np.uint8))

@@ -26,7 +26,7 @@ def _now() -> float:
 
 
 @contextlib.contextmanager
-def _one_thread():
+def one_thread():
     """One request is too small to share: one Numba thread and one BLAS thread (a threaded
     1-row product waits ~30 ms for busy helper threads on a loaded machine, 0.1 ms alone)."""
     with numba_threads(1), limit_blas_threads(1):
@@ -180,7 +180,7 @@ class RequestPlan:
 
     def user(self, u: int, k: int, mask, timings: dict, explain: bool = False):
         """Top ``k`` for internal user ``u``; ``mask`` bool (n_items,) or None (never recommend)."""
-        with _one_thread():
+        with one_thread():
             cands = self._recall(lambda source, depth: source.user(u, depth, mask), k, timings)
             users = np.array([u], np.int64)
             return self._rank(cands, users, self.model.as_of_[users], k, None, timings, explain)
@@ -188,7 +188,7 @@ class RequestPlan:
     def history(self, item_idx, history_ids, k: int, excluded_ids: list, timings, explain=False):
         """Top ``k`` for a fresh user whose known recent items are ``item_idx`` (internal, oldest
         first) with external ids ``history_ids``."""
-        with _one_thread():
+        with one_thread():
             cands = self._recall(
                 lambda source, depth: source.history(history_ids, depth, excluded_ids), k, timings
             )

@@ -8,12 +8,13 @@ import time
 
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_choice, check_int
 from ..data import Interactions
 from ..recall import Popularity
 from ..recall.base import as_id_collection
 from ._fastpath import IdIndex
 from .loader import load_model
+from .plan import one_thread
 
 #: Name of the fallback source in ``Recommendation.sources``.
 POPULARITY_SOURCE = "popularity"
@@ -94,7 +95,12 @@ class Recommender:
     fastpath : bool, default True
         Serve a :class:`~recforge.pipeline.TwoStage` through its staged request path
         (:class:`~recforge.serving.plan.RequestPlan`: the same answers, less per-call work, timings
-        per stage). False calls the model's public ``recommend`` methods.
+        per stage), and an LFM / Item2Vec with its item vectors prepared once. False calls the
+        model's public ``recommend`` methods.
+    index : {"exact", "ann"}, default "exact"
+        ``"ann"`` answers the embedding sources (LFM, Item2Vec; a pipeline's or the model itself)
+        from an approximate nearest-neighbour index built at construction
+        (:class:`~recforge.serving.ann.AnnIndex`, extra ``[ann]``) — for large catalogues.
     warm : bool, default True
         Answer one request of each kind at construction (compiles/loads the kernels now).
 
@@ -120,12 +126,20 @@ class Recommender:
         "_model",
         "_plan",
         "_popularity",
+        "_single",
         "_source",
         "_users",
     )
 
     def __init__(
-        self, model, *, backfill: bool = True, warm: bool = True, file=None, fastpath: bool = True
+        self,
+        model,
+        *,
+        backfill: bool = True,
+        warm: bool = True,
+        file=None,
+        fastpath: bool = True,
+        index: str = "exact",
     ):
         for attr in (
             "recommend",
@@ -147,16 +161,36 @@ class Recommender:
         # C++ hash lookups per request (~0.1 us) instead of IdMap.contains (~60 us)
         self._users = IdIndex(model.user_map_.ids)
         self._items = IdIndex(model.item_map_.ids)
-        self._plan = self._request_plan(model) if fastpath else None
+        check_choice(index, "index", {"exact", "ann"})
+        self._plan = self._single = None
+        if fastpath or index == "ann":
+            self._plan, self._single = self._request_plan(model, index)
         self._lock = threading.Lock()  # set last: from here on the object is immutable
         if warm:
             self._warm()
 
-    def _request_plan(self, model):
+    def _request_plan(self, model, index):
+        """(RequestPlan of a TwoStage or None, SourcePath of an embedding model or None)."""
         from ..pipeline import TwoStage
-        from .plan import RequestPlan
+        from ..recall._embedding import EmbeddingRecall
+        from .plan import RequestPlan, SourcePath
 
-        return RequestPlan(model, self._items) if isinstance(model, TwoStage) else None
+        sources = model.sources_ if isinstance(model, TwoStage) else {self._source: model}
+        ann = {}
+        if index == "ann":
+            from .ann import AnnIndex
+
+            ann = {n: AnnIndex(s) for n, s in sources.items() if isinstance(s, EmbeddingRecall)}
+            if not ann:
+                raise ValueError(
+                    f"index='ann' needs an embedding source (LFM, Item2Vec); "
+                    f"{type(model).__name__} has none"
+                )
+        if isinstance(model, TwoStage):
+            return RequestPlan(model, self._items, ann), None
+        if isinstance(model, EmbeddingRecall):
+            return None, SourcePath(self._source, model, self._items, ann.get(self._source))
+        return None, None
 
     @classmethod
     def load(cls, file, **kwargs) -> Recommender:
@@ -233,13 +267,23 @@ class Recommender:
             if self._plan is not None:
                 has_history = history is not None and history.size > 0
                 plan_path = "user" if known_user else "history" if has_history else None
-            if plan_path is not None:
+            elif self._single is not None and known_user:
+                plan_path = "user"
+            mask = None
+            if plan_path is not None and excluded:
+                known = self._items.indices(excluded)
+                mask = np.zeros(self.n_items, bool)
+                mask[known[known >= 0]] = True
+            if plan_path is not None and self._single is not None:
                 path = plan_path
-                mask = None
-                if excluded:
-                    known = self._items.indices(excluded)
-                    mask = np.zeros(self.n_items, bool)
-                    mask[known[known >= 0]] = True
+                with one_thread():
+                    idx, val = self._single.user(user_idx, k, mask)
+                idx, val = idx[idx >= 0], val[idx >= 0]
+                items = self._model.item_map_.ids[idx].tolist()
+                scores = val.astype(float).tolist()
+                sources = [self._source] * len(items)
+            elif plan_path is not None:
+                path = plan_path
                 if known_user:
                     idx, val, found = self._plan.user(user_idx, k, mask, timings, explain)
                 else:

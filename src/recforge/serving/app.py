@@ -269,8 +269,14 @@ def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None)
             if path is None:
                 raise HTTPException(400, 'no model path: send {"path": ...}')
             try:
-                fresh = Recommender.load(path)
-            except (ModelFileError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+                fresh = Recommender.load(path, index=service.recommender.index)
+            except (
+                ModelFileError,
+                FileNotFoundError,
+                IsADirectoryError,
+                PermissionError,
+                ValueError,  # index="ann" and a model without an embedding source
+            ) as exc:
                 raise HTTPException(
                     422, f"model not reloaded, still serving the previous one: {exc}"
                 ) from exc

@@ -28,6 +28,13 @@ def add_serve_parser(subparsers) -> None:
         help="SQLite file of the feedback log (default ./recforge_feedback.sqlite3)",
     )
     serve.add_argument(
+        "--index",
+        choices=("exact", "ann"),
+        default="exact",
+        help="search of the embedding sources: exact (default) or an ANN index (needs "
+        "recforge[ann]; for catalogues of ~100k items and more)",
+    )
+    serve.add_argument(
         "--admin-token",
         default=None,
         help=f"token of POST /admin/reload (default: ${ADMIN_TOKEN_ENV}; none = disabled)",
@@ -53,8 +60,15 @@ def run_serve(args) -> int:
         print(f"recforge serve: --port must be in 0..65535, got {args.port}", file=sys.stderr)
         return 2
     try:
-        recommender = Recommender.load(args.model)
-    except (ModelFileError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        recommender = Recommender.load(args.model, index=args.index)
+    except (
+        ModelFileError,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+        ValueError,
+        ImportError,
+    ) as exc:
         print(f"recforge serve: {exc}", file=sys.stderr)
         return 2
     token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None

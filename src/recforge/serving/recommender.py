@@ -121,6 +121,7 @@ class Recommender:
     __slots__ = (
         "_backfill",
         "_file",
+        "_index",
         "_items",
         "_lock",
         "_model",
@@ -161,7 +162,7 @@ class Recommender:
         # C++ hash lookups per request (~0.1 us) instead of IdMap.contains (~60 us)
         self._users = IdIndex(model.user_map_.ids)
         self._items = IdIndex(model.item_map_.ids)
-        check_choice(index, "index", {"exact", "ann"})
+        self._index = check_choice(index, "index", {"exact", "ann"})
         self._plan = self._single = None
         if fastpath or index == "ann":
             self._plan, self._single = self._request_plan(model, index)
@@ -208,6 +209,11 @@ class Recommender:
     def file(self):
         """The file the model was loaded from, or None."""
         return self._file
+
+    @property
+    def index(self) -> str:
+        """``"exact"`` or ``"ann"``: how the embedding sources are searched."""
+        return self._index
 
     @property
     def n_items(self) -> int:

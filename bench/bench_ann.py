@@ -9,7 +9,9 @@ bias" to a Euclidean nearest-neighbour search (:func:`recforge.serving.ann.mips_
 one thread with the same graph settings (M = 16, ef_construction = 200), and is asked for the top
 ``k`` of ``--queries`` training users' query vectors; reported: build time, query p50 / p99 (one
 query at a time, wall clock and thread CPU time) and recall@k against the exact top ``k`` of the
-model's own scores (nothing excluded), at ef_search = 64 and 128.
+model's own scores (nothing excluded), at ef_search = 64 and 128. Then the in-process request
+path on the same model: ``Recommender(model, index="exact")`` against ``index="ann"``,
+``recommend_one(user_id=..., k=10)`` for the same users (target: p99 <= 10 ms both).
 """
 
 from __future__ import annotations
@@ -87,7 +89,28 @@ def main(argv=None) -> int:
                 f"{name:8s} build {build_s:6.1f} s  ef {ef:3d}  recall@{args.k} "
                 f"{hits / exact.size:.4f}  wall {_pcts(wall)}  cpu {_pcts(cpu)}"
             )
+    serve_latency(model, model.user_map_.ids[users].tolist(), args.k)
     return 0
+
+
+def serve_latency(model, users, k) -> None:
+    from recforge.serving import Recommender
+
+    answers = {}
+    for index in ("exact", "ann"):
+        t0 = time.perf_counter()
+        rec = Recommender(model, index=index)
+        print(f"Recommender(index={index!r}) ready in {time.perf_counter() - t0:.1f} s")
+        wall, cpu, answers[index] = [], [], []
+        for user in users:
+            t, c = time.perf_counter(), time.thread_time()
+            answers[index].append(rec.recommend_one(user_id=user, k=k).items)
+            wall.append((time.perf_counter() - t) * 1e3)
+            cpu.append((time.thread_time() - c) * 1e3)
+        print(f"  recommend_one k={k}: wall {_pcts(wall)}  cpu {_pcts(cpu)}  (target p99 <= 10 ms)")
+    hits = sum(len(set(a) & set(b)) for a, b in zip(answers["ann"], answers["exact"]))
+    total = sum(len(b) for b in answers["exact"])
+    print(f"  recall@{k} of the served ANN answers (seen items excluded): {hits / total:.4f}")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,11 @@ class SourcePath:
         self._items = items
         self._ann = ann
         self._dense = type(model)._topk_users is RecallModel._topk_users
-        self._targets = None
+        self._targets = self._two_hop = None
+        if getattr(model, "_fused", False) and callable(getattr(model, "_two_hop", None)):
+            # ItemCF / UserCF: their kernel's arrays prepared once (their _topk_users converts
+            # the graph's row pointers and slices user_items_ through scipy on every call)
+            self._two_hop = model._two_hop()
         if isinstance(model, EmbeddingRecall) and self._dense:
             # rowwise_scores' float64 product, with the conversion of the targets done once
             self._targets = np.asarray(model._target_vectors(), np.float64)
@@ -61,6 +65,22 @@ class SourcePath:
         seen = model.user_items_.indices[model.user_items_.indptr[u] : model.user_items_.indptr[u + 1]]
         if self._ann is not None:
             return self._ann.user(u, depth, seen, mask)
+        if self._two_hop is not None:
+            from ..kernels.neighbors import two_hop_topk
+
+            mask_u8 = np.zeros(model.n_items_, np.uint8) if mask is None else mask.view(np.uint8)
+            idx, val = two_hop_topk(
+                np.array([u], np.int64),
+                *self._two_hop[0],
+                *self._two_hop[1],
+                model.n_items_,
+                np.array([0, len(seen)], np.int64),
+                seen.astype(np.int32),
+                np.ascontiguousarray(mask_u8),
+                int(depth),
+                1,
+            )
+            return idx[0], val[0]
         if not self._dense:
             idx, val = model._topk_users(np.array([u], np.int64), depth, True, mask)
             return idx[0], val[0]

@@ -11,7 +11,7 @@ from recforge.recall import LFM, Item2Vec, ItemCF
 from recforge.serving import Recommender, load_model
 from recforge.serving.ann import AnnIndex, mips_queries, mips_vectors
 
-#: recall@10 of the index against the exact top 10. The graph (M = 16, ef >= 64) over 1,500 items
+#: recall@10 of the index against the exact top 10. The faiss HNSW graph (M = 16, ef >= 64) over 1,500 items
 #: finds >= 99.9 % of the true neighbours here (1.0 measured for LFM and Item2Vec); 0.97 leaves
 #: room for a different CPU's float rounding and still catches a broken reduction or rescoring
 #: (a wrong bias column or query layout drops it below 0.5).
@@ -103,6 +103,6 @@ def test_bad_index_arguments(data):
 
 
 def test_a_missing_backend_names_the_install(model, monkeypatch):
-    monkeypatch.setitem(sys.modules, "usearch.index", None)
+    monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(ImportError, match=r'pip install "recforge\[ann\]"'):
         Recommender(model, index="ann", warm=False)

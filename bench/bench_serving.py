@@ -140,7 +140,10 @@ def http_run(url, bodies, rate, count, max_seconds, clients) -> dict:
         f"{done} of {count} sent in {out['wall']:.1f} s ({done / out['wall']:.0f}/s achieved)"
     )
     print(f"  {'ok':10s} {percentiles(out['latencies'])}")
-    print(f"  errors     {len(out['errors'])}" + (f" e.g. {out['errors'][0]}" if out["errors"] else ""))
+    print(
+        f"  errors     {len(out['errors'])}"
+        + (f" e.g. {out['errors'][0]}" if out["errors"] else "")
+    )
     return out
 
 
@@ -169,9 +172,7 @@ def fit_demo_pipeline():
     ml = movielens_small()
     data = ml.interactions().positives(4.0)
     t0 = time.perf_counter()
-    model = TwoStage(n_threads=1, random_state=0).fit(
-        data, item_features=genre_topics(ml.movies)
-    )
+    model = TwoStage(n_threads=1, random_state=0).fit(data, item_features=genre_topics(ml.movies))
     print(
         f"TwoStage (demo settings) fitted on ml-latest-small positives ({data.n_users} users, "
         f"{data.n_items} items) in {time.perf_counter() - t0:.1f} s"

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from recforge.data import synthetic_interactions
 from recforge.recall import LFM, Item2Vec, ItemCF
 from recforge.serving import Recommender, load_model
@@ -82,7 +83,9 @@ def test_the_reduction_keeps_the_inner_product_order():
     targets, bias, query = rng.normal(size=(50, 4)), rng.normal(size=50), rng.normal(size=4)
     rows, q = mips_vectors(targets, bias), mips_queries(query, True)[0]
     distance = ((rows.astype(np.float64) - q) ** 2).sum(axis=1)
-    np.testing.assert_array_equal(np.argsort(distance)[:10], np.argsort(-(targets @ query + bias))[:10])
+    np.testing.assert_array_equal(
+        np.argsort(distance)[:10], np.argsort(-(targets @ query + bias))[:10]
+    )
 
 
 def test_a_depth_beyond_what_the_graph_holds_pads():

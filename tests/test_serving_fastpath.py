@@ -3,13 +3,14 @@ public-method path returns, for every request kind."""
 
 import numpy as np
 import pytest
+from recforge.serving._fastpath import IdIndex, topk_excluding
+
 from recforge.data import Interactions
 from recforge.kernels.topk import topk
 from recforge.pipeline import TwoStage
 from recforge.rank import GBDTClassifier
 from recforge.recall import LFM, Item2Vec, ItemCF, Popularity, UserCF
 from recforge.serving import Recommender
-from recforge.serving._fastpath import IdIndex, topk_excluding
 
 from .test_pipeline import synthetic_log
 
@@ -58,9 +59,9 @@ def _requests(model, seed=0):
         recent = [items[j] for j in rng.choice(len(items), 4, replace=False)]
         out += [
             {"user_id": user, "k": 10},
-            {"user_id": user, "k": 5, "exclude": recent[:2] + [unknown_item]},
+            {"user_id": user, "k": 5, "exclude": [*recent[:2], unknown_item]},
             {"user_id": user, "k": 200},  # more than the candidates: the backfill fills up
-            {"recent_items": recent + [unknown_item], "k": 10},
+            {"recent_items": [*recent, unknown_item], "k": 10},
             {"user_id": "fresh-user", "recent_items": recent[:1], "k": 7, "exclude": recent[1:]},
             {"recent_items": [unknown_item], "k": 3},  # nothing known: popularity
             {"k": 4},
@@ -84,7 +85,12 @@ def test_the_staged_path_times_every_stage_and_names_the_sources(pipeline):
     rec = Recommender(pipeline, warm=False)
     user = pipeline.user_map_.ids[0].item()
     result = rec.recommend_one(user_id=user, k=5, explain=True)
-    stages = [f"recall:{name}" for name in pipeline.sources_] + ["merge", "features", "rank", "topk"]
+    stages = [f"recall:{name}" for name in pipeline.sources_] + [
+        "merge",
+        "features",
+        "rank",
+        "topk",
+    ]
     assert set(stages) <= set(result.timings_ms)
     assert all(result.timings_ms[s] >= 0 for s in stages)
     cands = pipeline.candidates([user])

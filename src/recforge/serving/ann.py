@@ -49,6 +49,7 @@ class _USearch:
     @staticmethod
     def build(data):
         from usearch.index import Index
+
         index = Index(
             ndim=data.shape[1],
             metric="l2sq",

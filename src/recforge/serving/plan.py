@@ -62,7 +62,9 @@ class SourcePath:
 
     def user(self, u: int, depth: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         model = self.model
-        seen = model.user_items_.indices[model.user_items_.indptr[u] : model.user_items_.indptr[u + 1]]
+        seen = model.user_items_.indices[
+            model.user_items_.indptr[u] : model.user_items_.indptr[u + 1]
+        ]
         if self._ann is not None:
             return self._ann.user(u, depth, seen, mask)
         if self._two_hop is not None:
@@ -182,8 +184,12 @@ class RequestPlan:
         out_items = np.empty((1, k), np.int64)
         out_scores = np.empty((1, k), np.float32)
         segment_topk(
-            cands.offsets, cands.items, np.ascontiguousarray(scores, np.float32), k,
-            out_items, out_scores,
+            cands.offsets,
+            cands.items,
+            np.ascontiguousarray(scores, np.float32),
+            k,
+            out_items,
+            out_scores,
         )
         keep = out_items[0] >= 0
         idx, val = out_items[0][keep], out_scores[0][keep]

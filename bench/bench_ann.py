@@ -115,3 +115,34 @@ def serve_latency(model, users, k) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---- pytest-benchmark groups (RECFORGE_BENCH_SIZE=smoke pytest bench/bench_ann.py --benchmark-only)
+# recommend_one for 100 known users of an LFM: exact against the ANN index (full: the 20M set's
+# 60k items, smoke: 3k items).
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lfm_served():
+    from bench.conftest import pick
+    from recforge.data import synthetic_interactions
+    from recforge.recall import LFM
+
+    shape = pick((160_000, 60_000, 20_000_000), (5_000, 3_000, 100_000))
+    return LFM(n_factors=64, epochs=pick(3, 2), n_threads=2, random_state=0).fit(
+        synthetic_interactions(*shape)
+    )
+
+
+@pytest.mark.benchmark(group="serving-embedding-recall")
+@pytest.mark.parametrize("index", ["exact", "ann"])
+def test_recommend_one_lfm(benchmark, lfm_served, index):
+    from recforge.serving import Recommender
+
+    rec = Recommender(lfm_served, index=index)
+    users = lfm_served.user_map_.ids[:100].tolist()
+    benchmark.pedantic(
+        lambda: [rec.recommend_one(user_id=u, k=10) for u in users], rounds=5, warmup_rounds=1
+    )

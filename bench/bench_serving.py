@@ -260,3 +260,48 @@ def _rss_mib(pid: int) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---- pytest-benchmark groups (RECFORGE_BENCH_SIZE=smoke pytest bench/bench_serving.py --benchmark-only)
+# One request of each kind through Recommender.recommend_one: the staged path against the public
+# methods (fastpath=False), the demo's pipeline on ml-latest-small (smoke: two sources on a small log).
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def served_pipeline():
+    from bench.conftest import pick
+
+    if pick("full", "smoke") == "full":
+        return fit_demo_pipeline()
+    from recforge.pipeline import TwoStage
+    from recforge.rank import GBDTClassifier
+    from tests.test_pipeline import synthetic_log
+
+    model = TwoStage(
+        {"popularity": Popularity(n_threads=1), "itemcf": ItemCF(n_threads=1), "lfm": LFM()},
+        quotas=10,
+        ranker=GBDTClassifier(n_estimators=20, max_depth=3, n_threads=1, random_state=0),
+        n_threads=1,
+        random_state=0,
+    )
+    return model.fit(synthetic_log(n_users=200, n_items=150, seed=0))
+
+
+def _request_loop(rec, bodies):
+    for body in bodies:
+        rec.recommend_one(**body)
+
+
+@pytest.mark.benchmark(group="serving-recommend-one")
+@pytest.mark.parametrize("fastpath", [True, False], ids=["staged", "public-methods"])
+def test_recommend_one_pipeline(benchmark, served_pipeline, fastpath):
+    rec = Recommender(served_pipeline, fastpath=fastpath)
+    bodies = request_bodies(served_pipeline, 50, seed=2)
+    benchmark.pedantic(_request_loop, args=(rec, bodies), rounds=5, warmup_rounds=1)
+    # the two paths answer alike (the equality tests check this in full)
+    assert [rec.recommend_one(**b).items for b in bodies[:5]] == [
+        Recommender(served_pipeline, fastpath=not fastpath, warm=False).recommend_one(**b).items
+        for b in bodies[:5]
+    ]

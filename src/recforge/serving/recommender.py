@@ -30,8 +30,10 @@ class Recommendation:
     scores : list of float, one per item (each source's own score scale)
     path : {"user", "history", "popularity"}
         stored history, fold-in of ``recent_items``, or the popularity fallback
-    sources : list of str or None — with ``explain``: the source that found each item
-    timings_ms : dict stage → milliseconds or None — with ``explain``
+    sources : list of str or None — with ``explain``: the source that found each item (for a
+        pipeline: the ``+``-joined names of every recall source that listed it)
+    timings_ms : dict stage → milliseconds or None — with ``explain`` (a pipeline adds
+        ``recall:<source>``, ``merge``, ``features``, ``rank`` and ``topk``)
     """
 
     items: list

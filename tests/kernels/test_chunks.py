@@ -61,7 +61,9 @@ def test_balanced_bounds_split_the_work_evenly():
     chunk_work = np.diff(cum[bounds]) + np.diff(bounds)
     target = (cum[-1] + len(work)) / n_chunks
     # each chunk ends at the first row boundary past its share: off by at most one row
-    assert np.all(np.abs(np.cumsum(chunk_work)[:-1] - target * np.arange(1, n_chunks)) <= work.max() + 1)
+    assert np.all(
+        np.abs(np.cumsum(chunk_work)[:-1] - target * np.arange(1, n_chunks)) <= work.max() + 1
+    )
 
 
 def test_balanced_bounds_edge_cases():

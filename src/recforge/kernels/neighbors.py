@@ -655,11 +655,15 @@ def two_hop_scores(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_dat
     scores : float32 (n_rows, n_items)
         Accumulated in float64 in the order (Q's entries, then N's entries), then cast.
     """
-    return _two_hop_scores(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items, numba.get_num_threads())
+    q = (q_indptr, q_indices, q_data)
+    n = (n_indptr, n_indices, n_data)
+    return _two_hop_scores(rows, *q, *n, n_items, numba.get_num_threads())
 
 
 @jit(parallel=True)
-def _two_hop_scores(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items, n_workers):
+def _two_hop_scores(
+    rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items, n_workers
+):
     """:func:`two_hop_scores` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
     n_rows = rows.shape[0]
     out = np.zeros((n_rows, n_items), dtype=np.float32)

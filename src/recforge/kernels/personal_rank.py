@@ -35,7 +35,7 @@ def half_step(indptr, indices, data, src, dst, alpha):
 @jit(parallel=True)
 def _half_step(indptr, indices, data, src, dst, alpha, n_workers):
     """:func:`half_step` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
-    n_dst, n_cols = dst.shape
+    n_cols = dst.shape[1]
     bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):
@@ -130,7 +130,7 @@ def half_step_pattern(indptr, indices, src, dst):
 @jit(parallel=True)
 def _half_step_pattern(indptr, indices, src, dst, n_workers):
     """:func:`half_step_pattern` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
-    n_dst, n_cols = dst.shape
+    n_cols = dst.shape[1]
     bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):

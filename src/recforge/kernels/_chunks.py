@@ -139,3 +139,16 @@ def lower_two_hop_cumulative(a_indptr, a_indices, n_mid, row_start, row_stop):
             seen[m] += 1
         cum[a - row_start + 1] = cum[a - row_start] + work
     return cum
+
+
+def _warmup():
+    """The helpers with the argument types the kernels' Python wrappers pass (``neighbors``)."""
+    from ._jit import read_only
+
+    next_chunk(np.zeros(1, np.int64))
+    even_bounds(2, 2)
+    indptr, indices = np.array([0, 1, 2], np.int64), np.array([0, 1], np.int32)
+    balanced_bounds(indptr, 2, 1.0)
+    for idx in (indices, read_only(indices)):
+        two_hop_cumulative(np.arange(2, dtype=np.int64), indptr, idx, indptr)
+        lower_two_hop_cumulative(indptr, idx, 2, 0, 2)

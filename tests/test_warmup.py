@@ -3,7 +3,10 @@
 The check runs in a fresh interpreter with an empty ``NUMBA_CACHE_DIR``: every kernel is compiled
 from scratch there, so a jitted function that no ``_warmup`` reaches, directly or as the callee of
 one that is, has no signature afterwards. Dispatchers are found by walking every module of the
-package, not the list ``warmup`` uses, so a kernel in a new module is caught too.
+package, not the list ``warmup`` uses, so a kernel in a new module is caught too. The same process
+then fits and uses every model of the demo on the bundled data: a signature that appears only then
+(another dtype, layout, read-only flag or literal than ``warmup`` compiled) is a kernel the user's
+first fit would still compile.
 """
 
 import json
@@ -38,10 +41,30 @@ before = sorted(name for name, d in dispatchers.items() if d.signatures)
 
 from recforge.kernels import warmup
 spent = warmup()
+uncompiled = sorted(name for name, d in dispatchers.items() if not d.signatures)
+after_warmup = {name: {str(s) for s in d.signatures} for name, d in dispatchers.items()}
+
+# every model of the demo, fitted and used on the bundled data as a new user would
+from recforge import demo
+from recforge.data import temporal_split
+from recforge.datasets import adult, movielens_small
+from recforge.evaluate import evaluate_recall
+
+ml = movielens_small()
+train, test = temporal_split(ml.interactions().positives(4.0), test_fraction=0.2, min_interactions=5)
+for name, factory, *extra in demo.RECALL_MODELS:
+    model = factory(None).fit(train, **(extra[0](ml) if extra else {}))
+    evaluate_recall(model, train, test, k=10)
+data = adult()
+for name, factory in demo.RANKERS:
+    factory(None).fit(data.X_train, data.y_train).predict_proba(data.X_test)
+new_in_fits = sorted(
+    f"{name}{s}" for name, d in dispatchers.items() for s in map(str, d.signatures)
+    if s not in after_warmup[name]
+)
 print(json.dumps({
     "all": sorted(dispatchers), "compiled_at_import": before, "skipped": skipped,
-    "spent": sorted(spent),
-    "uncompiled": sorted(name for name, d in dispatchers.items() if not d.signatures),
+    "spent": sorted(spent), "uncompiled": uncompiled, "new_in_fits": new_in_fits,
 }))
 """
 
@@ -76,6 +99,11 @@ def test_warmup_compiles_every_jitted_function(cold_warmup):
     ):
         assert any(name.startswith(f"recforge.{module}.") for name in found), module
     assert cold_warmup["uncompiled"] == [], "jitted functions that warmup() leaves uncompiled"
+
+
+@pytest.mark.slow
+def test_fits_compile_no_signature_beyond_warmup(cold_warmup):
+    assert cold_warmup["new_in_fits"] == [], "signatures the models use that warmup() misses"
 
 
 @pytest.mark.slow

@@ -22,8 +22,8 @@ import numpy as np
 CACHE = os.environ.get("RECFORGE_NUMBA_CACHE", "1") != "0"
 
 
-#: the pid of the process whose parallel kernel call started Numba's threading layer
-_LAYER_STARTED_IN = []
+#: set in a child forked from a process that had started Numba's GNU OpenMP threading layer
+_FORKED_FROM_GNU_OPENMP = [False]
 
 
 def jit(fn=None, *, parallel: bool = False, fastmath: bool = False):
@@ -36,19 +36,39 @@ def jit(fn=None, *, parallel: bool = False, fastmath: bool = False):
     return wrap if fn is None else wrap(fn)
 
 
-def _forked_from_gnu_openmp() -> bool:
-    """True in a child process whose parent had started Numba's GNU OpenMP threading layer."""
-    if _LAYER_STARTED_IN and _LAYER_STARTED_IN[0] == os.getpid():
+def _gnu_openmp_started() -> bool:
+    """This process has started Numba's threading layer and it is GNU OpenMP (starts nothing)."""
+    from numba.np.ufunc import parallel
+
+    if not getattr(parallel, "_is_initialized", False):
         return False
     try:
         layer = numba.threading_layer()
-    except ValueError:  # no parallel region ran in this process or its parent: nothing to avoid
+    except ValueError:
         return False
     if layer != "omp":
         return False
     from numba.np.ufunc import omppool
 
     return getattr(omppool, "openmp_vendor", "GNU") == "GNU"
+
+
+def _after_fork_in_child() -> None:
+    if not _FORKED_FROM_GNU_OPENMP[0]:
+        _FORKED_FROM_GNU_OPENMP[0] = _gnu_openmp_started()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _forked_from_gnu_openmp() -> bool:
+    """True in a child process whose parent had started Numba's GNU OpenMP threading layer.
+
+    Decided at the fork (not by comparing pids at the first kernel call: the layer is also
+    started by ``numba.get_num_threads`` / ``set_num_threads``, and a process that started it
+    that way must still run its parallel kernels in parallel, from the disk cache).
+    """
+    return _FORKED_FROM_GNU_OPENMP[0]
 
 
 class _ForkSafeKernel:
@@ -67,8 +87,6 @@ class _ForkSafeKernel:
             if self._serial is None:  # no disk cache: it would share the parallel variant's index
                 self._serial = numba.njit(nogil=True, fastmath=self._fastmath)(self.kernel.py_func)
             return self._serial(*args)
-        if not _LAYER_STARTED_IN:
-            _LAYER_STARTED_IN.append(os.getpid())
         return self.kernel(*args)
 
 

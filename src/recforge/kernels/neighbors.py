@@ -23,9 +23,18 @@ the fused path give bit-identical scores. Validation lives in the Python callers
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
+from ._chunks import (
+    CHUNKS_PER_WORKER,
+    balanced_bounds,
+    even_bounds,
+    lower_two_hop_cumulative,
+    next_chunk,
+    two_hop_cumulative,
+)
 from ._jit import jit
 
 
@@ -123,9 +132,6 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 
 #: at most this many keys are ordered by rank counting (O(n²)), more by a sort
 _RANK_SORT_MAX = 128
-
-#: rows go to the parallel chunks in round-robin blocks of this many (no two threads write one cache line)
-_BLOCK = 16
 
 
 @jit
@@ -291,9 +297,9 @@ _COOC_DOC = """
     penalty : float64 (n_mid,), > 0
     norm : float64 (n_rows,), > 0
     n_neighbors : int >= 1
-    n_chunks : int >= 1
-        Rows are dealt round robin, in blocks of ``_BLOCK`` consecutive rows, to this many chunks run in
-        parallel, each with its own accumulator. The result does not depend on it.
+    n_workers : int >= 1
+        Parallel workers, each with its own accumulator, pulling contiguous chunks of rows of about
+        equal work (``kernels._chunks``). The result does not depend on it.
     n_slices : int >= 1
         The rows are processed in this many consecutive slices, ``progress(n_rows_done)`` called after
         each (a progress bar). The result does not depend on it.
@@ -305,6 +311,11 @@ _COOC_DOC = """
     nbr_val : float32 (n_rows, n_neighbors), 0 pads
     counts : int64 (n_rows,)
 """
+
+
+def _slice_bounds(cum, start, stop, n_workers):
+    """Chunk boundaries of rows ``[start, stop)`` (relative to ``start``) from the cumulative work ``cum``."""
+    return balanced_bounds(cum[start : stop + 1], n_workers * CHUNKS_PER_WORKER, 1.0)
 
 
 def _slices(n_rows, n_slices):
@@ -324,12 +335,14 @@ def cooccurrence_topk(
     penalty,
     norm,
     n_neighbors,
-    n_chunks,
+    n_workers,
     n_slices=1,
     progress=None,
 ):
     n_rows = a_indptr.shape[0] - 1
     k = int(n_neighbors)
+    all_rows = np.arange(n_rows, dtype=np.int64)
+    cum = two_hop_cumulative(all_rows, a_indptr, a_indices, b_indptr)
     out_idx = np.full(n_rows * k, -1, dtype=np.int32)
     out_val = np.zeros(n_rows * k, dtype=np.float32)
     counts = np.zeros(n_rows, dtype=np.int64)
@@ -342,7 +355,8 @@ def cooccurrence_topk(
             penalty,
             norm,
             k,
-            n_chunks,
+            n_workers,
+            _slice_bounds(cum, start, stop, n_workers),
             start,
             stop,
             out_idx,
@@ -372,18 +386,19 @@ def cooccurrence_topk_symmetric(
     penalty,
     norm,
     n_neighbors,
-    n_chunks,
+    n_workers,
     n_slices=1,
     progress=None,
 ):
     n_rows = a_indptr.shape[0] - 1
     k = int(n_neighbors)
-    heap_val = np.empty(
-        n_chunks * n_rows * k, dtype=np.float32
-    )  # chunk c, row a at (c * n_rows + a) * k
-    heap_idx = np.empty(n_chunks * n_rows * k, dtype=np.int32)
-    heap_cnt = np.zeros(n_chunks * n_rows, dtype=np.int64)
-    heap_min = np.zeros(n_chunks * n_rows, dtype=np.float32)  # k-th best once full (0 before)
+    n_mid = b_indptr.shape[0] - 1
+    cum = lower_two_hop_cumulative(a_indptr, a_indices, n_mid, 0, n_rows)
+    # worker w's heap of row a at (w * n_rows + a) * k
+    heap_val = np.empty(n_workers * n_rows * k, dtype=np.float32)
+    heap_idx = np.empty(n_workers * n_rows * k, dtype=np.int32)
+    heap_cnt = np.zeros(n_workers * n_rows, dtype=np.int64)
+    heap_min = np.zeros(n_workers * n_rows, dtype=np.float32)  # k-th best once full (0 before)
     for start, stop in _slices(n_rows, n_slices):
         _cooccurrence_pairs(
             a_indptr,
@@ -393,7 +408,8 @@ def cooccurrence_topk_symmetric(
             penalty,
             norm,
             k,
-            n_chunks,
+            n_workers,
+            _slice_bounds(cum, start, stop, n_workers),
             start,
             stop,
             heap_val,
@@ -406,7 +422,7 @@ def cooccurrence_topk_symmetric(
     out_idx = np.full(n_rows * k, -1, dtype=np.int32)
     out_val = np.zeros(n_rows * k, dtype=np.float32)
     counts = np.zeros(n_rows, dtype=np.int64)
-    _merge_heaps(heap_val, heap_idx, heap_cnt, n_chunks, n_rows, k, out_idx, out_val, counts)
+    _merge_heaps(heap_val, heap_idx, heap_cnt, n_workers, n_rows, k, out_idx, out_val, counts)
     return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 
@@ -415,8 +431,8 @@ cooccurrence_topk_symmetric.__doc__ = (
 
     Each pair is computed from its larger row (``b < a``; both sides sum over the shared
     intermediates in increasing order, so the value is the same either way) and offered to both
-    rows' bounded heaps. Every chunk keeps its own heaps of all rows (memory
-    ``n_chunks · n_rows · n_neighbors · 8`` bytes); a final pass merges them. Half the accumulation
+    rows' bounded heaps. Every worker keeps its own heaps of all rows (memory
+    ``n_workers · n_rows · n_neighbors · 8`` bytes); a final pass merges them. Half the accumulation
     work of :func:`cooccurrence_topk`, scattered heap updates: faster on large data.
 """
     + _COOC_DOC
@@ -432,7 +448,8 @@ def _cooccurrence_rows(
     penalty,
     norm,
     k,
-    n_chunks,
+    n_workers,
+    bounds,
     row_start,
     row_stop,
     out_idx,
@@ -440,6 +457,9 @@ def _cooccurrence_rows(
     counts,
 ):
     """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_topk` into the flat outputs.
+
+    ``bounds`` (int64) cuts the rows into chunks (relative to ``row_start``) that ``n_workers``
+    pull dynamically.
 
     A row's candidates are ranked by :func:`_rank_key` and pass through a buffer of ``cap`` keys that
     is cut back to its best ``k`` whenever full; only keys above the ``k``-th best so far enter.
@@ -449,12 +469,14 @@ def _cooccurrence_rows(
     inv_norm = 1.0 / norm
     mids = a_indices.view(np.uint32)
     targets = b_indices.view(np.uint32)
-    for c in prange(n_chunks):
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
         keys = np.empty(cap, dtype=np.uint64)
-        for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
-            for a in range(first, min(first + _BLOCK, row_stop)):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
                 n_touched = _accumulate_row(
                     acc, touched, a_indptr, mids, b_indptr, targets, penalty, a
                 )
@@ -491,6 +513,7 @@ def _cooccurrence_rows(
                                     * (1.0 - 1e-12)
                                 )
                 counts[a] = _write_top_k(keys, n, k, out_idx, out_val, a * k)
+            c = next_chunk(counter)
 
 
 @jit(parallel=True)
@@ -502,7 +525,8 @@ def _cooccurrence_pairs(
     penalty,
     norm,
     k,
-    n_chunks,
+    n_workers,
+    bounds,
     row_start,
     row_stop,
     heap_val,
@@ -510,15 +534,21 @@ def _cooccurrence_pairs(
     heap_cnt,
     heap_min,
 ):
-    """Pairs (a, b < a) for rows ``row_start <= a < row_stop``, offered to the chunk's heaps of a and b."""
+    """Pairs (a, b < a) for rows ``row_start <= a < row_stop``, offered to the worker's heaps of a and b.
+
+    ``bounds`` (int64) cuts the rows into chunks (relative to ``row_start``) that ``n_workers``
+    pull dynamically.
+    """
     n_rows = a_indptr.shape[0] - 1
     mids = a_indices.view(np.uint32)
     targets = b_indices.view(np.uint32)
-    for c in prange(n_chunks):
+    counter = np.zeros(1, np.int64)
+    for w in prange(n_workers):
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
-        for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
-            for a in range(first, min(first + _BLOCK, row_stop)):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
                 n_touched = 0
                 for p in range(a_indptr[a], a_indptr[a + 1]):
                     mid = mids[p]
@@ -534,35 +564,48 @@ def _cooccurrence_pairs(
                     value = np.float32(acc[b] / (norm[a] * norm[b]))
                     acc[b] = 0.0
                     if value > 0:
-                        ha = c * n_rows + a
+                        ha = w * n_rows + a
                         if value >= heap_min[ha]:
                             heap_cnt[ha] = _heap_offer(
                                 heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b
                             )
                             if heap_cnt[ha] == k:
                                 heap_min[ha] = heap_val[ha * k]
-                        hb = c * n_rows + b
+                        hb = w * n_rows + b
                         if value >= heap_min[hb]:
                             heap_cnt[hb] = _heap_offer(
                                 heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a
                             )
                             if heap_cnt[hb] == k:
                                 heap_min[hb] = heap_val[hb * k]
+            c = next_chunk(counter)
 
 
 @jit(parallel=True)
-def _merge_heaps(heap_val, heap_idx, heap_cnt, n_chunks, n_rows, k, out_idx, out_val, counts):
-    """Merge every row's per-chunk heaps into chunk 0's and write it sorted (best first)."""
-    for a in prange(n_rows):
-        count = heap_cnt[a]
-        for c in range(1, n_chunks):
-            h = c * n_rows + a
-            for t in range(heap_cnt[h]):
-                count = _heap_offer(
-                    heap_val, heap_idx, a * k, count, k, heap_val[h * k + t], heap_idx[h * k + t]
-                )
-        _heap_sorted(heap_val, heap_idx, a * k, count, out_val, out_idx, a * k)
-        counts[a] = count
+def _merge_heaps(heap_val, heap_idx, heap_cnt, n_workers, n_rows, k, out_idx, out_val, counts):
+    """Merge every row's per-worker heaps into worker 0's and write it sorted (best first)."""
+    bounds = even_bounds(n_rows, n_workers * CHUNKS_PER_WORKER)
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for a in range(bounds[c], bounds[c + 1]):
+                count = heap_cnt[a]
+                for w in range(1, n_workers):
+                    h = w * n_rows + a
+                    for t in range(heap_cnt[h]):
+                        count = _heap_offer(
+                            heap_val,
+                            heap_idx,
+                            a * k,
+                            count,
+                            k,
+                            heap_val[h * k + t],
+                            heap_idx[h * k + t],
+                        )
+                _heap_sorted(heap_val, heap_idx, a * k, count, out_val, out_idx, a * k)
+                counts[a] = count
+            c = next_chunk(counter)
 
 
 @jit
@@ -594,7 +637,6 @@ def neighbors_to_csr(nbr_idx, nbr_val, counts, normalize_max):
     return indptr, indices, data
 
 
-@jit(parallel=True)
 def two_hop_scores(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items):
     """Dense scores ``(Q @ N)[rows]`` as float32 (len(rows), n_items).
 
@@ -613,18 +655,37 @@ def two_hop_scores(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_dat
     scores : float32 (n_rows, n_items)
         Accumulated in float64 in the order (Q's entries, then N's entries), then cast.
     """
+    q = (q_indptr, q_indices, q_data)
+    n = (n_indptr, n_indices, n_data)
+    return _two_hop_scores(rows, *q, *n, n_items, numba.get_num_threads())
+
+
+@jit(parallel=True)
+def _two_hop_scores(
+    rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items, n_workers
+):
+    """:func:`two_hop_scores` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
     n_rows = rows.shape[0]
     out = np.zeros((n_rows, n_items), dtype=np.float32)
-    for r in prange(n_rows):
+    n_workers = max(1, min(n_workers, n_rows))
+    cum = two_hop_cumulative(rows, q_indptr, q_indices, n_indptr)
+    bounds = balanced_bounds(cum, n_workers * CHUNKS_PER_WORKER, np.float64(n_items))
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
         acc = np.zeros(n_items, dtype=np.float64)
-        row = rows[r]
-        for p in range(q_indptr[row], q_indptr[row + 1]):
-            m = q_indices[p]
-            w = np.float64(q_data[p])
-            for q in range(n_indptr[m], n_indptr[m + 1]):
-                acc[n_indices[q]] += w * n_data[q]
-        for i in range(n_items):
-            out[r, i] = np.float32(acc[i])
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for r in range(bounds[c], bounds[c + 1]):
+                row = rows[r]
+                for p in range(q_indptr[row], q_indptr[row + 1]):
+                    m = q_indices[p]
+                    w = np.float64(q_data[p])
+                    for q in range(n_indptr[m], n_indptr[m + 1]):
+                        acc[n_indices[q]] += w * n_data[q]
+                for i in range(n_items):
+                    out[r, i] = np.float32(acc[i])
+                    acc[i] = 0.0
+            c = next_chunk(counter)
     return out
 
 
@@ -642,7 +703,7 @@ def two_hop_topk(
     ex_indices,
     mask,
     k,
-    n_chunks,
+    n_workers,
 ):
     """Top-``k`` of ``(Q @ N)[rows]`` without a dense score block (the fused path).
 
@@ -661,9 +722,9 @@ def two_hop_topk(
     mask : uint8 (n_items,)
         1 = never recommend.
     k : int >= 1
-    n_chunks : int >= 1
-        Work chunks (rows dealt round robin in blocks of ``_BLOCK``), each with its own dense accumulator;
-        the result does not depend on it.
+    n_workers : int >= 1
+        Parallel workers, each with its own dense accumulator, pulling chunks of rows of about equal
+        work (``kernels._chunks``); the result does not depend on it.
 
     Returns
     -------
@@ -674,14 +735,18 @@ def two_hop_topk(
     out_val = np.full((n_rows, k), -np.inf, dtype=np.float32)
     mids = q_indices.view(np.uint32)  # unsigned: no negative-index handling in the loops
     targets = n_indices.view(np.uint32)
-    for c in prange(n_chunks):
+    cum = two_hop_cumulative(rows, q_indptr, q_indices, n_indptr)
+    bounds = balanced_bounds(cum, n_workers * CHUNKS_PER_WORKER, np.float64(k))
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
         acc = np.zeros(n_items, dtype=np.float64)
         flag = np.zeros(n_items, dtype=np.uint8)  # 1 touched, 2 excluded (per row), reset after
         touched = np.empty(n_items + 1, dtype=np.uint32)
         top_val = np.empty(k, dtype=np.float32)
         top_idx = np.empty(k, dtype=np.int32)
-        for first in range(c * _BLOCK, n_rows, n_chunks * _BLOCK):
-            for r in range(first, min(first + _BLOCK, n_rows)):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for r in range(bounds[c], bounds[c + 1]):
                 row = rows[r]
                 n_touched = 0
                 for p in range(q_indptr[row], q_indptr[row + 1]):
@@ -725,20 +790,26 @@ def two_hop_topk(
                     flag[i] = 0
                 for p in range(ex_indptr[r], ex_indptr[r + 1]):
                     flag[ex_indices[p]] = 0
+            c = next_chunk(counter)
     return out_idx, out_val
 
 
 @jit(parallel=True)
 def _cooccurrence_counts(
-    a_indptr, a_indices, b_indptr, b_indices, row_start, row_stop, n_chunks, counts
+    a_indptr, a_indices, b_indptr, b_indices, row_start, row_stop, n_workers, bounds, counts
 ):
-    """``counts[a - row_start]`` = distinct rows ``b != a`` sharing an intermediate with row ``a``."""
+    """``counts[a - row_start]`` = distinct rows ``b != a`` sharing an intermediate with row ``a``.
+
+    ``bounds``: chunks of the rows (relative to ``row_start``) that ``n_workers`` pull dynamically.
+    """
     n_rows = a_indptr.shape[0] - 1
-    for c in prange(n_chunks):
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
         flag = np.zeros(n_rows, dtype=np.uint8)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
-        for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
-            for a in range(first, min(first + _BLOCK, row_stop)):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
                 n_touched = 0
                 for p in range(a_indptr[a], a_indptr[a + 1]):
                     mid = a_indices[p]
@@ -752,6 +823,7 @@ def _cooccurrence_counts(
                     count -= touched[t] == a
                     flag[touched[t]] = 0
                 counts[a - row_start] = count
+            c = next_chunk(counter)
 
 
 @jit(parallel=True)
@@ -763,20 +835,26 @@ def _cooccurrence_fill(
     penalty,
     row_start,
     row_stop,
-    n_chunks,
+    n_workers,
+    bounds,
     indptr,
     out_indices,
     out_data,
 ):
-    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_sums` into preallocated CSR arrays."""
+    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_sums` into preallocated CSR arrays.
+
+    ``bounds``: chunks of the rows (relative to ``row_start``) that ``n_workers`` pull dynamically.
+    """
     n_rows = a_indptr.shape[0] - 1
     mids = a_indices.view(np.uint32)
     targets = b_indices.view(np.uint32)
-    for c in prange(n_chunks):
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
-        for first in range(row_start + c * _BLOCK, row_stop, n_chunks * _BLOCK):
-            for a in range(first, min(first + _BLOCK, row_stop)):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
                 n_touched = _accumulate_row(
                     acc, touched, a_indptr, mids, b_indptr, targets, penalty, a
                 )
@@ -799,10 +877,11 @@ def _cooccurrence_fill(
                         out_data[pos] = acc[b]
                         pos += 1
                     acc[b] = 0.0
+            c = next_chunk(counter)
 
 
 def cooccurrence_sums(
-    a_indptr, a_indices, b_indptr, b_indices, penalty, row_start, row_stop, n_chunks
+    a_indptr, a_indices, b_indptr, b_indices, penalty, row_start, row_stop, n_workers
 ):
     """Rows ``row_start <= a < row_stop`` of the penalised co-occurrence ``A · diag(penalty) · B``, off-diagonal.
 
@@ -818,8 +897,8 @@ def cooccurrence_sums(
     b_indptr : int64 (n_mid + 1,); b_indices : int32 (nnz,), ``Aᵀ``, sorted within rows
     penalty : float64 (n_mid,)
     row_start, row_stop : int, ``0 <= row_start <= row_stop <= n_rows``
-    n_chunks : int >= 1
-        Parallel chunks (rows dealt in blocks of ``_BLOCK``); the result does not depend on it.
+    n_workers : int >= 1
+        Parallel workers pulling chunks of rows of about equal work; the result does not depend on it.
 
     Returns
     -------
@@ -827,6 +906,10 @@ def cooccurrence_sums(
     data : float64 (nnz,)
     """
     n_out = int(row_stop) - int(row_start)
+    n_workers = int(n_workers)
+    rows = np.arange(int(row_start), int(row_stop), dtype=np.int64)
+    cum = two_hop_cumulative(rows, a_indptr, a_indices, b_indptr)
+    bounds = balanced_bounds(cum, n_workers * CHUNKS_PER_WORKER, 1.0)
     counts = np.zeros(n_out, dtype=np.int64)
     _cooccurrence_counts(
         a_indptr,
@@ -835,7 +918,8 @@ def cooccurrence_sums(
         b_indices,
         int(row_start),
         int(row_stop),
-        int(n_chunks),
+        n_workers,
+        bounds,
         counts,
     )
     indptr = np.zeros(n_out + 1, dtype=np.int64)
@@ -850,7 +934,8 @@ def cooccurrence_sums(
         penalty,
         int(row_start),
         int(row_stop),
-        int(n_chunks),
+        n_workers,
+        bounds,
         indptr,
         indices,
         data,
@@ -859,7 +944,7 @@ def cooccurrence_sums(
 
 
 @jit(parallel=True)
-def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_chunks):
+def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_workers):
     """Top-``n_neighbors`` of each row of summed co-occurrence numerators (the last step of the similarity).
 
     Row ``r`` is row ``a = row_start + r`` of the whole matrix; its entry ``(a, b)`` with numerator
@@ -871,7 +956,7 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_chunks)
     indptr : int64 (n_rows + 1,); indices : int32 (nnz,); data : float64 (nnz,)
     row_start : int
     norm : float64 (n_total_rows,), > 0
-    n_neighbors, n_chunks : int >= 1
+    n_neighbors, n_workers : int >= 1
 
     Returns
     -------
@@ -883,11 +968,14 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_chunks)
     out_idx = np.full(n_rows * k, -1, dtype=np.int32)
     out_val = np.zeros(n_rows * k, dtype=np.float32)
     counts = np.zeros(n_rows, dtype=np.int64)
-    for c in prange(n_chunks):
+    bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
         cap = 64
         keys = np.empty(cap, dtype=np.uint64)
-        for first in range(c * _BLOCK, n_rows, n_chunks * _BLOCK):
-            for r in range(first, min(first + _BLOCK, n_rows)):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for r in range(bounds[c], bounds[c + 1]):
                 length = indptr[r + 1] - indptr[r]
                 if length > cap:
                     cap = length
@@ -901,6 +989,7 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_chunks)
                         keys[n] = _rank_key(value, b)
                         n += 1
                 counts[r] = _write_top_k(keys, n, k, out_idx, out_val, r * k)
+            c = next_chunk(counter)
     return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 

@@ -3,18 +3,21 @@
 The user–item graph is bipartite, so one step of ``x ← α Mᵀ x`` moves all of the walk's mass from
 the user side to the item side or back. Each kernel computes one such half-step for a block of
 ``B`` walks at once (sparse CSR × dense ``(n, B)``, parallel over destination rows, each row
-written by one thread: no shared reductions, same result for any thread count).
+written by one thread: no shared reductions, same result for any thread count). The rows are cut into
+chunks of about equal work that the threads pull dynamically (``kernels._chunks``), so a thread slowed
+by a busy core holds up only its current chunk.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
+from ._chunks import CHUNKS_PER_WORKER, balanced_bounds, even_bounds, next_chunk
 from ._jit import jit
 
 
-@jit(parallel=True)
 def half_step(indptr, indices, data, src, dst, alpha):
     """``dst[r, :] = alpha · Σ_p data[p] · src[indices[p], :]`` over row ``r``'s entries.
 
@@ -26,28 +29,50 @@ def half_step(indptr, indices, data, src, dst, alpha):
     dst : float64 (n_dst, B), C-contiguous, overwritten
     alpha : float
     """
-    n_dst, n_cols = dst.shape
-    for r in prange(n_dst):
-        for j in range(n_cols):
-            dst[r, j] = 0.0
-        for p in range(indptr[r], indptr[r + 1]):
-            w = alpha * data[p]
-            s = indices[p]
-            for j in range(n_cols):
-                dst[r, j] += w * src[s, j]
+    _half_step(indptr, indices, data, src, dst, alpha, numba.get_num_threads())
 
 
 @jit(parallel=True)
+def _half_step(indptr, indices, data, src, dst, alpha, n_workers):
+    """:func:`half_step` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
+    n_cols = dst.shape[1]
+    bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for r in range(bounds[c], bounds[c + 1]):
+                for j in range(n_cols):
+                    dst[r, j] = 0.0
+                for p in range(indptr[r], indptr[r + 1]):
+                    w = alpha * data[p]
+                    s = indices[p]
+                    for j in range(n_cols):
+                        dst[r, j] += w * src[s, j]
+            c = next_chunk(counter)
+
+
 def accumulate_active(total, x, scale, active):
     """``total[:, j] += scale · x[:, j]`` for the columns with ``active[j]`` (uint8), parallel over rows."""
-    n_rows, n_cols = total.shape
-    for r in prange(n_rows):
-        for j in range(n_cols):
-            if active[j]:
-                total[r, j] += scale * x[r, j]
+    _accumulate_active(total, x, scale, active, numba.get_num_threads())
 
 
 @jit(parallel=True)
+def _accumulate_active(total, x, scale, active, n_workers):
+    """:func:`accumulate_active` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
+    n_rows, n_cols = total.shape
+    bounds = even_bounds(n_rows, n_workers * CHUNKS_PER_WORKER)
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for r in range(bounds[c], bounds[c + 1]):
+                for j in range(n_cols):
+                    if active[j]:
+                        total[r, j] += scale * x[r, j]
+            c = next_chunk(counter)
+
+
 def rows_times_csr(x, indptr, indices, data, scale, out):
     """``out[j, :] = scale · Σ_s x[j, s] · A[s, :]`` for a dense block ``x`` and a CSR ``A``, parallel over ``j``.
 
@@ -62,20 +87,31 @@ def rows_times_csr(x, indptr, indices, data, scale, out):
     scale : float
     out : float64 (B, n_dst), C-contiguous, overwritten
     """
-    n_rows, n_src = x.shape
-    n_dst = out.shape[1]
-    for j in prange(n_rows):
-        for d in range(n_dst):
-            out[j, d] = 0.0
-        for s in range(n_src):
-            v = x[j, s]
-            if v != 0.0:
-                v *= scale
-                for p in range(indptr[s], indptr[s + 1]):
-                    out[j, indices[p]] += v * data[p]
+    _rows_times_csr(x, indptr, indices, data, scale, out, numba.get_num_threads())
 
 
 @jit(parallel=True)
+def _rows_times_csr(x, indptr, indices, data, scale, out, n_workers):
+    """:func:`rows_times_csr` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
+    n_rows, n_src = x.shape
+    n_dst = out.shape[1]
+    bounds = even_bounds(n_rows, n_workers * CHUNKS_PER_WORKER)
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for j in range(bounds[c], bounds[c + 1]):
+                for d in range(n_dst):
+                    out[j, d] = 0.0
+                for s in range(n_src):
+                    v = x[j, s]
+                    if v != 0.0:
+                        v *= scale
+                        for p in range(indptr[s], indptr[s + 1]):
+                            out[j, indices[p]] += v * data[p]
+            c = next_chunk(counter)
+
+
 def half_step_pattern(indptr, indices, src, dst):
     """``dst[r, :] = Σ_p src[indices[p], :]`` over row ``r``'s entries: :func:`half_step` without weights.
 
@@ -88,14 +124,26 @@ def half_step_pattern(indptr, indices, src, dst):
     src : float64 (n_src, B), C-contiguous
     dst : float64 (n_dst, B), C-contiguous, overwritten
     """
-    n_dst, n_cols = dst.shape
-    for r in prange(n_dst):
-        for j in range(n_cols):
-            dst[r, j] = 0.0
-        for p in range(indptr[r], indptr[r + 1]):
-            s = indices[p]
-            for j in range(n_cols):
-                dst[r, j] += src[s, j]
+    _half_step_pattern(indptr, indices, src, dst, numba.get_num_threads())
+
+
+@jit(parallel=True)
+def _half_step_pattern(indptr, indices, src, dst, n_workers):
+    """:func:`half_step_pattern` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
+    n_cols = dst.shape[1]
+    bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for r in range(bounds[c], bounds[c + 1]):
+                for j in range(n_cols):
+                    dst[r, j] = 0.0
+                for p in range(indptr[r], indptr[r + 1]):
+                    s = indices[p]
+                    for j in range(n_cols):
+                        dst[r, j] += src[s, j]
+            c = next_chunk(counter)
 
 
 @jit

@@ -5,13 +5,14 @@ The kernel is a pure function on arrays; validation happens in :mod:`recforge.me
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
+from ._chunks import CHUNKS_PER_WORKER, even_bounds, next_chunk
 from ._jit import jit
 
 
-@jit(parallel=True)
 def hit_matrix(recommended, indptr, indices):
     """Mark each recommended item that is in the user's relevant set.
 
@@ -31,30 +32,41 @@ def hit_matrix(recommended, indptr, indices):
 
     Notes
     -----
-    Parallel over users (``prange``); each user writes only its own row, so there is no shared
-    reduction. Cost O(n_users * k * log(max row length)).
+    Parallel over users, in chunks the threads pull dynamically (``kernels._chunks``); each user
+    writes only its own row, so there is no shared reduction. Cost O(n_users * k * log(max row
+    length)).
     """
+    return _hit_matrix(recommended, indptr, indices, numba.get_num_threads())
+
+
+@jit(parallel=True)
+def _hit_matrix(recommended, indptr, indices, n_workers):
+    """:func:`hit_matrix` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
     n_users, k = recommended.shape
     hits = np.zeros((n_users, k), dtype=np.bool_)
-    for u in prange(n_users):
-        start = indptr[u]
-        stop = indptr[u + 1]
-        if stop == start:
-            continue
-        for j in range(k):
-            item = recommended[u, j]
-            if item < 0:
-                continue
-            lo = start
-            hi = stop
-            while lo < hi:  # first position with indices[pos] >= item
-                mid = (lo + hi) >> 1
-                if indices[mid] < item:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < stop and indices[lo] == item:
-                hits[u, j] = True
+    bounds = even_bounds(n_users, n_workers * CHUNKS_PER_WORKER)
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for u in range(bounds[c], bounds[c + 1]):
+                start = indptr[u]
+                stop = indptr[u + 1]
+                for j in range(k):
+                    item = recommended[u, j]
+                    if item < 0 or stop == start:
+                        continue
+                    lo = start
+                    hi = stop
+                    while lo < hi:  # first position with indices[pos] >= item
+                        mid = (lo + hi) >> 1
+                        if indices[mid] < item:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    if lo < stop and indices[lo] == item:
+                        hits[u, j] = True
+            c = next_chunk(counter)
     return hits
 
 

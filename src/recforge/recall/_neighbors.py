@@ -68,9 +68,7 @@ def topk_neighbors(
         numba_threads(n_threads) as n,
         progress(verbose, total=n_rows, desc="similarity", unit="row") as bar,
     ):
-        n_chunks = max(
-            1, min(n_rows, n)
-        )  # prange deals chunks statically: more would only add accumulators
+        n_workers = max(1, min(n_rows, n))  # each with its own accumulator
         idx, val, counts = kernel(
             a_indptr,
             a_indices,
@@ -79,7 +77,7 @@ def topk_neighbors(
             np.ascontiguousarray(penalty, dtype=np.float64),
             norm,
             int(n_neighbors),
-            n_chunks,
+            n_workers,
             n_slices=50 if verbose else 1,
             progress=bar.update if verbose else None,
         )
@@ -191,7 +189,7 @@ class TwoHopModel(RecallModel):
         )
         q, n = self._two_hop()
         with numba_threads(self._n_threads()) as n_threads:
-            n_chunks = max(1, min(len(user_idx), n_threads))
+            n_workers = max(1, min(len(user_idx), n_threads))
             return two_hop_topk(
-                user_idx, *q, *n, self.n_items_, ex_indptr, ex_indices, mask_u8, int(k), n_chunks
+                user_idx, *q, *n, self.n_items_, ex_indptr, ex_indices, mask_u8, int(k), n_workers
             )

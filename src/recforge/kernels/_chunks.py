@@ -1,0 +1,154 @@
+"""Dynamic chunk scheduling inside ``parallel=True`` Numba kernels (they survive a busy core).
+
+Numba's ``prange`` deals its iterations statically, one block per thread: when the OS gives one of
+the threads less CPU (a foreign process on its core), the whole call waits for it. The kernels
+instead cut their rows into many contiguous chunks of about equal work (:func:`balanced_bounds`,
+:func:`even_bounds`; :data:`CHUNKS_PER_WORKER` per worker) and run one ``prange`` iteration per
+worker, each pulling the next chunk from a shared atomic counter (:func:`next_chunk`) until none is
+left, so a slowed thread delays at most the one chunk it holds::
+
+    bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
+    counter = np.zeros(1, np.int64)
+    for w in prange(n_workers):
+        scratch = ...  # one per worker
+        c = next_chunk(counter)
+        while c < bounds.shape[0] - 1:
+            for r in range(bounds[c], bounds[c + 1]):
+                ...  # row r writes only its own outputs
+            c = next_chunk(counter)
+
+Every row is computed the same way whichever worker takes it, so results do not depend on the
+number of workers. Run serially (a forked child, see ``_jit``), worker 0 takes every chunk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import types
+from numba.extending import intrinsic
+
+from ._jit import jit
+
+#: chunks per worker: enough that a thread slowed to a fraction of a core costs little at the end
+CHUNKS_PER_WORKER = 8
+
+
+@intrinsic
+def _fetch_add_one(typingctx, counter):
+    """Atomically ``counter[0] += 1``; returns the value before (LLVM ``atomicrmw add``)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", array.data, one, "monotonic")
+
+    return types.int64(counter), codegen
+
+
+@jit
+def next_chunk(counter):
+    """The next chunk index from the shared ``counter`` (int64 (1,), starts at 0), atomically."""
+    return _fetch_add_one(counter)
+
+
+@jit
+def even_bounds(n_rows, n_chunks):
+    """Boundaries of the rows ``[0, n_rows)`` cut into ``n = min(n_chunks, n_rows)`` (at least 1)
+    contiguous chunks of equal length (±1): int64 (n + 1,)."""
+    n = max(1, min(n_chunks, n_rows))
+    bounds = np.empty(n + 1, np.int64)
+    for c in range(n + 1):
+        bounds[c] = (n_rows * c) // n
+    return bounds
+
+
+@jit
+def balanced_bounds(cum, n_chunks, row_cost):
+    """Boundaries of the rows ``[0, n_rows)`` cut into at most ``n_chunks`` contiguous chunks of about
+    equal work, row ``r`` costing ``cum[r + 1] - cum[r] + row_cost``.
+
+    Parameters
+    ----------
+    cum : int64 (n_rows + 1,), non-decreasing, e.g. a CSR ``indptr`` (work = stored entries)
+    n_chunks : int >= 1
+    row_cost : float >= 0, the fixed cost of a row (> 0 spreads runs of empty rows too)
+
+    Returns
+    -------
+    bounds : int64 (n + 1,), ``n = min(n_chunks, n_rows)`` (at least 1), ``bounds[0] = 0``,
+    ``bounds[n] = n_rows``, non-decreasing (a chunk may be empty)
+    """
+    n_rows = cum.shape[0] - 1
+    n = max(1, min(n_chunks, n_rows))
+    bounds = np.empty(n + 1, np.int64)
+    bounds[0] = 0
+    bounds[n] = n_rows
+    base = np.float64(cum[0])
+    total = np.float64(cum[n_rows]) - base + row_cost * n_rows
+    lo = 0
+    for c in range(1, n):
+        target = base + total * c / n
+        hi = n_rows
+        while lo < hi:  # the first row boundary r with work(0, r) >= target
+            mid = (lo + hi) >> 1
+            if np.float64(cum[mid]) + row_cost * mid < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        bounds[c] = lo
+    return bounds
+
+
+@jit
+def two_hop_cumulative(rows, a_indptr, a_indices, b_indptr):
+    """Cumulative work of the rows ``rows`` of ``A · B``: ``cum[r + 1] - cum[r] = Σ_{m ∈ A[rows[r]]} |B[m]|``.
+
+    int64 (len(rows) + 1,), for :func:`balanced_bounds` of kernels that visit every two-hop path.
+    """
+    n_rows = rows.shape[0]
+    cum = np.zeros(n_rows + 1, np.int64)
+    for r in range(n_rows):
+        row = rows[r]
+        work = 0
+        for p in range(a_indptr[row], a_indptr[row + 1]):
+            m = a_indices[p]
+            work += b_indptr[m + 1] - b_indptr[m]
+        cum[r + 1] = cum[r] + work
+    return cum
+
+
+@jit
+def lower_two_hop_cumulative(a_indptr, a_indices, n_mid, row_start, row_stop):
+    """Cumulative work of rows ``row_start <= a < row_stop`` of ``A · Aᵀ`` restricted to ``b < a``.
+
+    Row ``a``'s work is ``Σ_{m ∈ A[a]} |{b < a : m ∈ A[b]}|`` (the pairs each computed once).
+    int64 (row_stop - row_start + 1,).
+    """
+    seen = np.zeros(n_mid, np.int64)  # rows before the current one that hold each intermediate
+    for a in range(row_start):
+        for p in range(a_indptr[a], a_indptr[a + 1]):
+            seen[a_indices[p]] += 1
+    cum = np.zeros(row_stop - row_start + 1, np.int64)
+    for a in range(row_start, row_stop):
+        work = 0
+        for p in range(a_indptr[a], a_indptr[a + 1]):
+            m = a_indices[p]
+            work += seen[m]
+            seen[m] += 1
+        cum[a - row_start + 1] = cum[a - row_start] + work
+    return cum
+
+
+def _warmup():
+    """The helpers with the argument types the kernels' Python wrappers pass (``neighbors``)."""
+    from ._jit import read_only
+
+    next_chunk(np.zeros(1, np.int64))
+    even_bounds(2, 2)
+    indptr, indices = np.array([0, 1, 2], np.int64), np.array([0, 1], np.int32)
+    balanced_bounds(indptr, 2, 1.0)
+    for idx in (indices, read_only(indices)):
+        two_hop_cumulative(np.arange(2, dtype=np.int64), indptr, idx, indptr)
+        lower_two_hop_cumulative(indptr, idx, 2, 0, 2)

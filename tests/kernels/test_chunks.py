@@ -1,0 +1,85 @@
+"""The dynamic chunk scheduling of the parallel Numba kernels (``recforge.kernels._chunks``)."""
+
+import numpy as np
+import pytest
+from numba import prange
+
+from recforge._threads import numba_threads
+from recforge.kernels._chunks import (
+    CHUNKS_PER_WORKER,
+    balanced_bounds,
+    even_bounds,
+    lower_two_hop_cumulative,
+    next_chunk,
+    two_hop_cumulative,
+)
+from recforge.kernels._jit import jit
+
+
+@jit(parallel=True)
+def _claims(n_chunks, n_workers):
+    """How often each chunk was claimed, and by which worker, with every worker pulling."""
+    claimed = np.zeros(n_chunks, np.int64)
+    owner = np.full(n_chunks, -1, np.int64)
+    counter = np.zeros(1, np.int64)
+    for w in prange(n_workers):
+        c = next_chunk(counter)
+        while c < n_chunks:
+            claimed[c] += 1
+            owner[c] = w
+            c = next_chunk(counter)
+    return claimed, owner
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 5])
+def test_every_chunk_is_claimed_exactly_once(n_workers):
+    with numba_threads(2):
+        for _ in range(20):
+            claimed, owner = _claims(2000, n_workers)
+            np.testing.assert_array_equal(claimed, 1)
+            assert owner.min() >= 0 and owner.max() < n_workers
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 5, 1000])
+@pytest.mark.parametrize("n_chunks", [1, 3, 16])
+def test_even_bounds_cover_the_rows(n_rows, n_chunks):
+    bounds = even_bounds(n_rows, n_chunks)
+    assert bounds.dtype == np.int64
+    assert bounds[0] == 0 and bounds[-1] == n_rows
+    assert len(bounds) - 1 == max(1, min(n_chunks, n_rows))
+    lengths = np.diff(bounds)
+    assert lengths.min() >= 0 and lengths.max() - lengths.min() <= 1
+
+
+def test_balanced_bounds_split_the_work_evenly():
+    rng = np.random.default_rng(0)
+    work = rng.pareto(1.5, 5000).astype(np.int64) * 10  # heavy-tailed rows, many empty ones
+    cum = np.concatenate([[0], np.cumsum(work)]).astype(np.int64)
+    n_chunks = 2 * CHUNKS_PER_WORKER
+    bounds = balanced_bounds(cum, n_chunks, 1.0)
+    assert bounds[0] == 0 and bounds[-1] == len(work) and np.all(np.diff(bounds) >= 0)
+    chunk_work = np.diff(cum[bounds]) + np.diff(bounds)
+    target = (cum[-1] + len(work)) / n_chunks
+    # each chunk ends at the first row boundary past its share: off by at most one row
+    assert np.all(
+        np.abs(np.cumsum(chunk_work)[:-1] - target * np.arange(1, n_chunks)) <= work.max() + 1
+    )
+
+
+def test_balanced_bounds_edge_cases():
+    assert balanced_bounds(np.zeros(1, np.int64), 8, 1.0).tolist() == [0, 0]
+    assert balanced_bounds(np.array([0, 0, 0, 0], np.int64), 8, 0.0).tolist()[-1] == 3
+    # all work in the last row: the earlier chunks stay (nearly) empty, the last holds it
+    bounds = balanced_bounds(np.array([0, 0, 0, 0, 100], np.int64), 4, 0.0)
+    assert bounds[0] == 0 and bounds[-1] == 4 and np.all(np.diff(bounds) >= 0)
+
+
+def test_two_hop_work():
+    a_indptr = np.array([0, 2, 3, 5], np.int64)  # rows: {0, 1}, {1}, {0, 1}
+    a_indices = np.array([0, 1, 1, 0, 1], np.int32)
+    b_indptr = np.array([0, 2, 5], np.int64)  # Aᵀ: mid 0 in rows {0, 2}, mid 1 in {0, 1, 2}
+    assert two_hop_cumulative(np.arange(3), a_indptr, a_indices, b_indptr).tolist() == [0, 5, 8, 13]
+    assert two_hop_cumulative(np.array([2, 1]), a_indptr, a_indices, b_indptr).tolist() == [0, 5, 8]
+    # pairs b < a only: row 0 none, row 1 shares mid 1 with row 0, row 2 mid 0 with 0, mid 1 with 0, 1
+    assert lower_two_hop_cumulative(a_indptr, a_indices, 2, 0, 3).tolist() == [0, 0, 1, 4]
+    assert lower_two_hop_cumulative(a_indptr, a_indices, 2, 1, 3).tolist() == [0, 1, 4]

@@ -87,7 +87,7 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
     std::vector<double> c_sum_g, c_sum_h;
     double* hist = hist_a;
     double* hist_next = hist_b;
-    const bool threaded = n_threads > 1 && m * (F + 12) >= 2000000;
+    const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
     const SplitParams sp{p.reg_lambda, p.gamma, p.min_child_weight};
     for (int32_t depth = 0;; ++depth) {
         const int64_t K = static_cast<int64_t>(ids.size());

@@ -142,7 +142,7 @@ inline int64_t feature_blocks(int64_t n_nodes, int64_t n_features, int n_threads
 
 // Threads worth waking for `work` (rows x features) histogram updates.
 inline int histogram_threads(int64_t work, int n_threads) {
-    return threads_for_work(n_threads, static_cast<double>(work), 300000.0);
+    return threads_for_work(n_threads, static_cast<double>(work), 120000.0);
 }
 
 // Build the histograms of n_nodes nodes. gh: interleaved (g, h) float32 per row.

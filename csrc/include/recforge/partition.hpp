@@ -104,7 +104,7 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
         total += ends[k] - starts[k];
         largest = std::max(largest, ends[k] - starts[k]);
     }
-    n_threads = threads_for_work(n_threads, static_cast<double>(total) * (F + 12), 1000000.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(total) * (F + 12), 250000.0);
 
     auto one_node = [&](int64_t k) {
         const int64_t s = starts[k];
@@ -190,7 +190,7 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
                             const double* values, int64_t n_leaves, double* raw, int n_threads) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_leaves; ++k) total += ends[k] - starts[k];
-    n_threads = threads_for_work(n_threads, static_cast<double>(total), 100000.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(total), 20000.0);
     parallel_for(
         n_leaves, n_threads,
         [&](int64_t k, int) {
@@ -219,7 +219,7 @@ inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const i
                                   int n_threads) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_nodes; ++k) total += ends[k] - starts[k];
-    n_threads = threads_for_work(n_threads, static_cast<double>(total), 100000.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(total), 20000.0);
     parallel_for(
         n_nodes, n_threads,
         [&](int64_t k, int) {
@@ -280,7 +280,7 @@ inline void compute_gradients_at(int objective, const double* raw, const float* 
                                  const float* weight, const int32_t* rows, int64_t m, float* ghn,
                                  int n_threads) {
     const int64_t block = 8192;
-    n_threads = threads_for_work(n_threads, static_cast<double>(m), 65536.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(m), 12000.0);
     parallel_for((m + block - 1) / block, n_threads,
                  [&](int64_t b, int) {
                      const int64_t p0 = b * block, p1 = std::min(m, p0 + block);

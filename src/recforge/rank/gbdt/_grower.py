@@ -250,8 +250,8 @@ class TreeGrower:
         since the last swap (``self._carry``) are copied over so that the arrays hold every row again."""
         m = len(self.rows)
         whole = len(starts) == 1 and starts[0] == 0 and ends[0] == m
-        # on one thread (the kernel uses two from 2 MB of rows on) the in-place partition is faster
-        threaded = self.n_threads > 1 and m * (self.X.shape[1] + 12) >= 2_000_000
+        # on one thread (the kernel uses two from 500 kB of rows on) the in-place partition is faster
+        threaded = self.n_threads > 1 and m * (self.X.shape[1] + 12) >= 500_000
         into_scratch = bool(
             (whole and (threaded or m >= self.swap_rows)) or (whole_level and m >= self.swap_rows)
         )

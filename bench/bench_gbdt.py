@@ -15,6 +15,8 @@ Groups (1 and 2 threads each; the peer's name has no "recforge"):
   xgboost's ``QuantileDMatrix`` construction (2 threads).
 * ``gbdt-predict-synthetic-{n}thr`` — raw margins of 200k rows from the 100-tree models:
   ``decision_function`` vs ``Booster.inplace_predict`` (rows/s in ``extra_info``).
+* ``gbdt-lgbm-predict-synthetic-{n}thr`` — raw margins of the same 200k rows from 100-tree depth-6
+  models: ``decision_function`` vs LightGBM ``Booster.predict(raw_score=True)`` (issue 17).
 * ``gbdt-lgbm-{data}-{growth}-{n}thr`` — the same fits (Adult and the 1M x 50 set) against
   LightGBM (issue 17): ``depthwise`` is recforge's depth-6 trees vs LightGBM ``max_depth=6,
   num_leaves=63``; ``bestfirst`` is recforge ``max_leaves=31`` (best-first, no depth limit) vs
@@ -360,3 +362,38 @@ def test_recforge_fit_synthetic_vs_lightgbm(benchmark, synthetic_data, n_threads
         model,
         roc_auc_score(yte, model.predict_proba(Xte)[:, 1]),
     )
+
+
+_LGBM_MODELS = {}
+
+
+def _fitted_for_lightgbm(name, synthetic_data):
+    """The depth-6, 100-tree models of the LightGBM predict group (fitted once, 2 threads)."""
+    if name not in _LGBM_MODELS:
+        Xtr, ytr, _, _ = synthetic_data
+        make = _ours_grown if name == "recforge" else _lgbm
+        _LGBM_MODELS[name] = make(LGBM_SYNTH_TREES, 2, "depthwise").fit(Xtr, ytr)
+    return _LGBM_MODELS[name]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_lightgbm_predict_synthetic(benchmark, synthetic_data, n_threads):
+    _, _, Xte, _ = synthetic_data
+    booster = _fitted_for_lightgbm("lightgbm", synthetic_data).booster_
+    benchmark.group = f"gbdt-lgbm-predict-synthetic-{n_threads}thr"
+    benchmark.pedantic(
+        lambda: booster.predict(Xte, raw_score=True, num_threads=n_threads),
+        rounds=5,
+        warmup_rounds=1,
+    )
+    benchmark.extra_info["rows_per_s"] = len(Xte) / benchmark.stats.stats.median
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_recforge_predict_synthetic_vs_lightgbm(benchmark, synthetic_data, n_threads):
+    _, _, Xte, _ = synthetic_data
+    model = _fitted_for_lightgbm("recforge", synthetic_data)
+    model.n_threads = n_threads
+    benchmark.group = f"gbdt-lgbm-predict-synthetic-{n_threads}thr"
+    benchmark.pedantic(lambda: model.decision_function(Xte), rounds=5, warmup_rounds=1)
+    benchmark.extra_info["rows_per_s"] = len(Xte) / benchmark.stats.stats.median

@@ -108,6 +108,45 @@ def test_level_partition_into_scratch_gives_the_same_trees(monkeypatch):
         np.testing.assert_array_equal(usual.decision_function(X), swapped.decision_function(X))
 
 
+@pytest.mark.parametrize("swap_rows", [500_000, 0])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"max_depth": 6, "n_threads": 1},
+        {"max_depth": 6, "n_threads": 2, "colsample_bytree": 0.6, "random_state": 4},
+        {"max_depth": 4, "n_threads": 2, "min_child_weight": 30.0},
+        {"max_depth": 8, "n_threads": 1, "gamma": 0.5},
+        {"max_depth": 1, "n_threads": 1},
+    ],
+)
+def test_fused_tree_kernel_grows_the_level_by_level_trees(monkeypatch, params, swap_rows):
+    # one kernel call per tree (FusedDepthwiseGrower) vs the Python driver calling the kernels
+    # level by level: the same trees bit for bit, with early leaves, missing values, categorical
+    # and masked features, both partition modes
+    from recforge.rank.gbdt import _grower
+
+    X, y = _data(4000, seed=11)
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    frame["cat"] = pd.Categorical(
+        np.array(["x", "y", "z", "w"])[(np.nan_to_num(X[:, 0]) > 0) + 2 * (y == 1)]
+    )
+    monkeypatch.setattr(_grower.TreeGrower, "swap_rows", swap_rows)
+    models = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(
+                _grower.FusedDepthwiseGrower, "usable", classmethod(lambda cls, p, f: False)
+            )
+        models.append(_small(n_estimators=8, **params).fit(frame, y))
+    a, b = (m._forest.arrays for m in models)
+    assert len(a["feature"]) > 8
+    for name in Tree.FIELDS:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    np.testing.assert_array_equal(
+        models[0].decision_function(frame), models[1].decision_function(frame)
+    )
+
+
 def test_seed_controls_subsampling():
     X, y = _data(1000)
     a = _small(subsample=0.5, random_state=1).fit(X, y).decision_function(X)
@@ -371,3 +410,35 @@ def test_public_forest_surface_leaf_numbering():
     np.testing.assert_array_equal(model.encode_input(X), X.astype(np.float32))
     with pytest.raises(ValueError, match="numbering"):
         model.apply(X, numbering="tree")
+
+
+@pytest.mark.parametrize("n_features", [7, 8, 11, 14, 16, 17])
+def test_partition_of_narrow_rows_is_stable_and_stays_in_its_nodes(n_features):
+    # rows of 8..16 bytes move as 16-byte blocks whose tails run into the next position: check the
+    # stable order and that nothing outside the nodes' ranges changes (tiny, all-left, all-right
+    # nodes; a gap between nodes; the last node ends at the last row)
+    from recforge.kernels import gbdt as kern
+
+    rng = np.random.default_rng(n_features)
+    m = 400
+    Xb = rng.integers(0, 6, size=(m, n_features), dtype=np.uint8)
+    gh = rng.normal(size=(m, 2)).astype(np.float32)
+    ids = rng.permutation(m).astype(np.int32)
+    starts = np.array([0, 1, 3, 6, 50, 120, 200, 310])
+    ends = np.array([1, 3, 6, 50, 110, 200, 310, 400])  # 110..120 belongs to no node
+    k = len(starts)
+    feature = (np.arange(k) % n_features).astype(np.int32)
+    threshold = np.array([2, 2, 2, 2, 6, -1, 3, 1], np.int32)  # node 4 all left, node 5 all right
+    dleft = np.zeros(k, np.uint8)
+    is_cat = np.zeros(n_features, np.uint8)
+    Xn, ghn, rows = Xb.copy(), gh.copy(), ids.copy()
+    n_left = kern.partition_ordered(Xn, ghn, rows, starts, ends, feature, threshold, dleft, is_cat)
+    np.testing.assert_array_equal(Xn[110:120], Xb[110:120])
+    for j in range(k):
+        seg = np.arange(starts[j], ends[j])
+        go = Xb[seg, feature[j]] <= threshold[j]
+        order = np.concatenate([seg[go], seg[~go]])
+        assert n_left[j] == go.sum()
+        np.testing.assert_array_equal(Xn[seg], Xb[order])
+        np.testing.assert_array_equal(ghn[seg], gh[order])
+        np.testing.assert_array_equal(rows[seg], ids[order])

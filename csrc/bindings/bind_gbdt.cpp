@@ -10,6 +10,7 @@
 #include <string>
 
 #include "recforge/constants.hpp"
+#include "recforge/gbdt_grow.hpp"
 #include "recforge/histogram.hpp"
 #include "recforge/partition.hpp"
 #include "recforge/rank_objective.hpp"
@@ -108,9 +109,9 @@ carr<double> build_child_histograms_py(carr<uint8_t> Xn, carr<float> ghn, carr<d
     carr<double> out({2 * P, F, static_cast<int64_t>(gb::kBins), static_cast<int64_t>(2)});
     {
         py::gil_scoped_release release;
-        gb::build_child_histograms(Xn.data(), F, ghn.data(), parent_hist.data(), c_starts.data(),
-                                   c_ends.data(), P, feature_mask ? feature_mask->data() : nullptr,
-                                   out.mutable_data(), n_threads);
+        gb::build_child_histograms(
+            Xn.data(), F, ghn.data(), parent_hist.data(), nullptr, c_starts.data(), c_ends.data(),
+            P, feature_mask ? feature_mask->data() : nullptr, out.mutable_data(), n_threads);
     }
     return out;
 }
@@ -339,6 +340,69 @@ carr<int32_t> apply_py(carr<float> X, carr<int32_t> feature, carr<float> thresho
     return out;
 }
 
+template <typename T>
+carr<T> to_array(const std::vector<T>& v) {
+    carr<T> a(static_cast<int64_t>(v.size()));
+    std::copy(v.begin(), v.end(), a.mutable_data());
+    return a;
+}
+
+py::tuple grow_depthwise_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows,
+                            carr<uint8_t> other_X, carr<float> other_gh, carr<int32_t> other_rows,
+                            carr<int32_t> n_bins, carr<uint8_t> is_cat,
+                            std::optional<carr<uint8_t>> feature_mask, int32_t max_depth,
+                            double min_child_weight, double reg_lambda, double gamma,
+                            double learning_rate, int64_t swap_rows, carr<double> hist_ws,
+                            carr<double> raw, int n_threads) {
+    need(Xn.ndim() == 2, "Xn must be 2-D");
+    const int64_t m = Xn.shape(0), F = Xn.shape(1);
+    need(m >= 1 && F >= 1, "Xn must have rows and features");
+    need(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.ndim() == 1 &&
+             rows.shape(0) == m,
+         "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
+    need(other_X.ndim() == 2 && other_X.shape(0) == m && other_X.shape(1) == F &&
+             other_gh.ndim() == 2 && other_gh.shape(0) == m && other_gh.shape(1) == 2 &&
+             other_rows.ndim() == 1 && other_rows.shape(0) == m,
+         "the other buffers must match Xn, ghn, rows");
+    need(n_bins.shape(0) == F && is_cat.shape(0) == F,
+         "n_bins/is_categorical must have length n_features");
+    for (int64_t f = 0; f < F; ++f)
+        need(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
+    if (feature_mask) need(feature_mask->shape(0) == F, "feature_mask length");
+    need(max_depth >= 1 && max_depth <= 30, "max_depth must be in [1, 30]");
+    const int64_t cap = int64_t{1} << (max_depth - 1);
+    need(hist_ws.ndim() == 5 && hist_ws.shape(0) == 2 && hist_ws.shape(1) >= cap &&
+             hist_ws.shape(2) == F && hist_ws.shape(3) == gb::kBins && hist_ws.shape(4) == 2,
+         "hist_ws must be (2, >= 2**(max_depth - 1), n_features, 256, 2)");
+    need(raw.ndim() == 1, "raw must be 1-D");
+    const int64_t n_raw = raw.shape(0);
+    const int32_t* r = rows.data();
+    for (int64_t p = 0; p < m; ++p) need(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
+    const gb::DepthwiseParams params{max_depth, min_child_weight, reg_lambda,
+                                     gamma,     learning_rate,    swap_rows};
+    gb::GrownTree t;
+    {
+        py::gil_scoped_release release;
+        double* ws = hist_ws.mutable_data();
+        t = gb::grow_depthwise(
+            {Xn.mutable_data(), ghn.mutable_data(), rows.mutable_data()},
+            {other_X.mutable_data(), other_gh.mutable_data(), other_rows.mutable_data()}, m, F,
+            n_bins.data(), is_cat.data(), feature_mask ? feature_mask->data() : nullptr, params, ws,
+            ws + hist_ws.shape(1) * F * gb::kBins * 2, raw.mutable_data(), n_threads);
+    }
+    py::dict d;
+    d["feature"] = to_array(t.feature);
+    d["threshold_bin"] = to_array(t.threshold_bin);
+    d["default_left"] = to_array(t.default_left);
+    d["left"] = to_array(t.left);
+    d["right"] = to_array(t.right);
+    d["value"] = to_array(t.value);
+    d["gain"] = to_array(t.gain);
+    d["cover"] = to_array(t.cover);
+    d["depth"] = to_array(t.depth);
+    return py::make_tuple(d, t.swapped);
+}
+
 }  // namespace
 
 void bind_gbdt(py::module_& m) {
@@ -413,6 +477,16 @@ void bind_gbdt(py::module_& m) {
           "Fill gh (n, 2) float32 with the LambdaMART gradient/hessian of rank:pairwise or "
           "rank:ndcg per query\n"
           "group (rows group_ptr[g]:group_ptr[g+1]); see rank_objective.hpp.");
+    m.def("gbdt_grow_depthwise", &grow_depthwise_py, py::arg("Xn").noconvert(),
+          py::arg("ghn").noconvert(), py::arg("rows").noconvert(), py::arg("other_X").noconvert(),
+          py::arg("other_gh").noconvert(), py::arg("other_rows").noconvert(),
+          py::arg("n_bins").noconvert(), py::arg("is_categorical").noconvert(),
+          py::arg("feature_mask").noconvert().none(true), py::arg("max_depth"),
+          py::arg("min_child_weight"), py::arg("reg_lambda"), py::arg("gamma"),
+          py::arg("learning_rate"), py::arg("swap_rows"), py::arg("hist_ws").noconvert(),
+          py::arg("raw").noconvert(), py::arg("n_threads") = 1,
+          "Grow one depth-wise tree on node-ordered data and add its leaf values to raw -> (dict "
+          "of node arrays, swapped: the data ended in the other buffers).");
     m.def("gbdt_predict_raw", &predict_raw_py, py::arg("X").noconvert(),
           py::arg("feature").noconvert(), py::arg("threshold").noconvert(),
           py::arg("left").noconvert(), py::arg("right").noconvert(),

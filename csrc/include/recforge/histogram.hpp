@@ -142,7 +142,7 @@ inline int64_t feature_blocks(int64_t n_nodes, int64_t n_features, int n_threads
 
 // Threads worth waking for `work` (rows x features) histogram updates.
 inline int histogram_threads(int64_t work, int n_threads) {
-    return threads_for_work(n_threads, static_cast<double>(work), 300000.0);
+    return threads_for_work(n_threads, static_cast<double>(work), 120000.0);
 }
 
 // Build the histograms of n_nodes nodes. gh: interleaved (g, h) float32 per row.
@@ -177,10 +177,12 @@ inline void build_histograms(const uint8_t* X, int64_t n_features, const float* 
 // child c are positions [c_starts[c], c_ends[c]) of X and gh). Children 2j and 2j + 1 belong to
 // parent j, whose histogram is parent_hist[j]. The smaller child (the left one on a tie) is built
 // from its rows, the other is parent − smaller (the subtraction trick). out: (2 n_parents) nodes.
+// parent_index (may be null): parent j's histogram is parent_hist[parent_index[j]] instead.
 inline void build_child_histograms(const uint8_t* X, int64_t n_features, const float* gh,
-                                   const double* parent_hist, const int64_t* c_starts,
-                                   const int64_t* c_ends, int64_t n_parents,
-                                   const uint8_t* feature_mask, double* out, int n_threads) {
+                                   const double* parent_hist, const int64_t* parent_index,
+                                   const int64_t* c_starts, const int64_t* c_ends,
+                                   int64_t n_parents, const uint8_t* feature_mask, double* out,
+                                   int n_threads) {
     const int64_t node_stride = n_features * kBins * 2;
     auto small_of = [&](int64_t j) {
         const int64_t nl = c_ends[2 * j] - c_starts[2 * j],
@@ -205,7 +207,7 @@ inline void build_child_histograms(const uint8_t* X, int64_t n_features, const f
             const int64_t lo = f0 * kBins * 2, len = (f1 - f0) * kBins * 2;
             double* S = out + c * node_stride;
             double* L = out + (c ^ 1) * node_stride;
-            const double* P = parent_hist + j * node_stride;
+            const double* P = parent_hist + (parent_index ? parent_index[j] : j) * node_stride;
             std::memset(S + lo, 0, sizeof(double) * static_cast<size_t>(len));
             accumulate_node(X, n_features, gh, nullptr, c_starts[c], c_ends[c], f0, f1,
                             feature_mask, S);

@@ -46,10 +46,18 @@ inline void direction_table(int32_t threshold, uint8_t default_left, bool catego
 // the direction: every row is written both to the next left slot (in place: left rows are
 // compacted) and to the next right slot (scratch), and only the side it goes to advances. The
 // right rows are then appended behind the left ones. Returns the number of left rows.
+// Rows of 8 to 16 bytes (partition_node_narrow) move as one 16-byte block instead.
+inline int64_t partition_node_narrow(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
+                                     uint8_t* __restrict sX, float* __restrict sgh,
+                                     int32_t* __restrict srows, int64_t s, int64_t e,
+                                     int32_t feature, const uint8_t* __restrict lut);
+
 inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
                               uint8_t* __restrict sX, float* __restrict sgh,
                               int32_t* __restrict srows, int64_t s, int64_t e, int32_t feature,
                               const uint8_t* __restrict lut) {
+    if (F >= 8 && F <= 16 && e - s >= 2)
+        return partition_node_narrow(Xn, F, ghn, rows, sX, sgh, srows, s, e, feature, lut);
     const size_t row_bytes = static_cast<size_t>(F);
     const uint8_t* col = Xn + feature;
     int64_t li = s, ri = 0;
@@ -61,6 +69,59 @@ inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
         copy_row(sX + ri * F, Xn + p * F, row_bytes);
         copy_row(Xn + li * F, Xn + p * F,
                  row_bytes);  // li <= p: row p is read before it is overwritten
+        std::memcpy(ghn + 2 * li, &g, 8);
+        std::memcpy(sgh + 2 * ri, &g, 8);
+        rows[li] = r;
+        srows[ri] = r;
+        li += l;
+        ri += 1 - l;
+    }
+    std::memcpy(Xn + li * F, sX, static_cast<size_t>(ri) * row_bytes);
+    std::memcpy(ghn + 2 * li, sgh, static_cast<size_t>(ri) * 2 * sizeof(float));
+    std::memcpy(rows + li, srows, static_cast<size_t>(ri) * sizeof(int32_t));
+    return li - s;
+}
+
+// partition_node for rows of 8 to 16 bytes: every row moves as one 16-byte block whose tail runs
+// into the next position. Row p + 1 is loaded before row p is stored, so a tail never destroys a
+// row still to be read; a tail written at position q lands in position q + 1 < e, which is written
+// again later (by the next left row, or by the right rows copied behind the left ones); the last
+// row of the node is copied exactly, so nothing is written outside [s, e) of either buffer.
+inline int64_t partition_node_narrow(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
+                                     uint8_t* __restrict sX, float* __restrict sgh,
+                                     int32_t* __restrict srows, int64_t s, int64_t e,
+                                     int32_t feature, const uint8_t* __restrict lut) {
+    const size_t row_bytes = static_cast<size_t>(F);
+    uint8_t cur[16], next[16];
+    std::memcpy(cur, Xn + s * F, 16);  // rows s and s + 1 exist
+    int64_t li = s, ri = 0;
+    for (int64_t p = s; p < e - 1; ++p) {
+        if (p + 2 < e)
+            std::memcpy(next, Xn + (p + 1) * F, 16);
+        else
+            copy_row(next, Xn + (p + 1) * F, row_bytes);
+        const int64_t l = lut[cur[feature]];
+        uint64_t g;
+        std::memcpy(&g, ghn + 2 * p, 8);
+        const int32_t r = rows[p];
+        std::memcpy(sX + ri * F, cur, 16);
+        std::memcpy(Xn + li * F, cur, 16);
+        std::memcpy(ghn + 2 * li, &g, 8);
+        std::memcpy(sgh + 2 * ri, &g, 8);
+        rows[li] = r;
+        srows[ri] = r;
+        li += l;
+        ri += 1 - l;
+        std::memcpy(cur, next, 16);
+    }
+    {  // the last row, exactly
+        const int64_t p = e - 1;
+        const int64_t l = lut[cur[feature]];
+        uint64_t g;
+        std::memcpy(&g, ghn + 2 * p, 8);
+        const int32_t r = rows[p];
+        copy_row(sX + ri * F, cur, row_bytes);
+        copy_row(Xn + li * F, cur, row_bytes);
         std::memcpy(ghn + 2 * li, &g, 8);
         std::memcpy(sgh + 2 * ri, &g, 8);
         rows[li] = r;
@@ -104,7 +165,7 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
         total += ends[k] - starts[k];
         largest = std::max(largest, ends[k] - starts[k]);
     }
-    n_threads = threads_for_work(n_threads, static_cast<double>(total) * (F + 12), 1000000.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(total) * (F + 12), 250000.0);
 
     auto one_node = [&](int64_t k) {
         const int64_t s = starts[k];
@@ -190,7 +251,7 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
                             const double* values, int64_t n_leaves, double* raw, int n_threads) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_leaves; ++k) total += ends[k] - starts[k];
-    n_threads = threads_for_work(n_threads, static_cast<double>(total), 100000.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(total), 20000.0);
     parallel_for(
         n_leaves, n_threads,
         [&](int64_t k, int) {
@@ -219,7 +280,7 @@ inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const i
                                   int n_threads) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_nodes; ++k) total += ends[k] - starts[k];
-    n_threads = threads_for_work(n_threads, static_cast<double>(total), 100000.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(total), 20000.0);
     parallel_for(
         n_nodes, n_threads,
         [&](int64_t k, int) {
@@ -280,7 +341,7 @@ inline void compute_gradients_at(int objective, const double* raw, const float* 
                                  const float* weight, const int32_t* rows, int64_t m, float* ghn,
                                  int n_threads) {
     const int64_t block = 8192;
-    n_threads = threads_for_work(n_threads, static_cast<double>(m), 65536.0);
+    n_threads = threads_for_work(n_threads, static_cast<double>(m), 12000.0);
     parallel_for((m + block - 1) / block, n_threads,
                  [&](int64_t b, int) {
                      const int64_t p0 = b * block, p1 = std::min(m, p0 + block);

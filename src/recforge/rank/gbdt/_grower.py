@@ -3,8 +3,10 @@
 Depth-wise growth (``max_leaves=None``) handles a whole level per kernel call: one call builds the
 histograms of the smaller child of every split (the larger sibling is parent − smaller, the
 subtraction trick, one NumPy operation for the level), one finds every node's best split, one
-partitions all rows. Best-first growth (``max_leaves`` set) splits the leaf with the largest loss
-reduction next, one node at a time. The bookkeeping is vectorised over the nodes of a level.
+partitions all rows. Without row subsampling and with a depth limit, :class:`FusedDepthwiseGrower`
+grows the same trees in one kernel call per tree (no Python between levels). Best-first growth
+(``max_leaves`` set) splits the leaf with the largest loss reduction next, one node at a time. The
+bookkeeping is vectorised over the nodes of a level.
 """
 
 from __future__ import annotations
@@ -248,8 +250,8 @@ class TreeGrower:
         since the last swap (``self._carry``) are copied over so that the arrays hold every row again."""
         m = len(self.rows)
         whole = len(starts) == 1 and starts[0] == 0 and ends[0] == m
-        # on one thread (the kernel uses two from 2 MB of rows on) the in-place partition is faster
-        threaded = self.n_threads > 1 and m * (self.X.shape[1] + 12) >= 2_000_000
+        # on one thread (the kernel uses two from 500 kB of rows on) the in-place partition is faster
+        threaded = self.n_threads > 1 and m * (self.X.shape[1] + 12) >= 500_000
         into_scratch = bool(
             (whole and (threaded or m >= self.swap_rows)) or (whole_level and m >= self.swap_rows)
         )
@@ -386,3 +388,62 @@ class TreeGrower:
                 )
         for _, _, (node, start, end, *_rest) in heap:
             self._leaves.append((np.array([node]), np.array([start]), np.array([end])))
+
+
+class FusedDepthwiseGrower:
+    """Depth-wise trees grown by one kernel call each (``_core.gbdt_grow_depthwise``): the same trees,
+    bit for bit, as :class:`TreeGrower`'s depth-wise path, without the Python work per level.
+
+    Holds the two histogram buffers of a fit (``(2, 2**(max_depth - 1), n_features, 256, 2)``
+    float64), so they are allocated once, not per level. :meth:`usable` says whether the
+    parameters allow it (a depth limit, no best-first growth, histogram buffers of at most
+    :attr:`max_hist_bytes`).
+    """
+
+    max_hist_bytes = 256 << 20
+
+    @classmethod
+    def usable(cls, params: GrowParams, n_features):
+        if params.max_leaves is not None or params.max_depth is None or params.max_depth < 1:
+            return False
+        return 2 * 2 ** (params.max_depth - 1) * n_features * 256 * 2 * 8 <= cls.max_hist_bytes
+
+    def __init__(self, bin_mapper, params: GrowParams, n_features, n_threads=1):
+        self.is_cat = bin_mapper.is_categorical_.astype(np.uint8)
+        self.n_bins = np.ascontiguousarray(bin_mapper.n_bins_, np.int32)
+        self.thr_table = bin_mapper.threshold_table_
+        self.p = params
+        self.n_threads = n_threads
+        self.hist = np.empty((2, 2 ** (params.max_depth - 1), n_features, 256, 2))
+
+    def grow(self, data, other, feature_mask, raw):
+        """Grow one tree on node-ordered ``data`` = ``(Xn, ghn, rows)`` (``other``: buffers of the same
+        shapes), add its leaf values to ``raw[rows]``. Returns ``(tree arrays, data, other)``: the
+        arrays as :meth:`Tree.arrays` gives them, and the buffers that now hold the node-ordered
+        data and the free ones (the kernel may have moved the data into ``other``)."""
+        mask = None if feature_mask is None else np.ascontiguousarray(feature_mask, np.uint8)
+        p = self.p
+        a, swapped = _core.gbdt_grow_depthwise(
+            *data,
+            *other,
+            self.n_bins,
+            self.is_cat,
+            mask,
+            p.max_depth,
+            p.min_child_weight,
+            p.reg_lambda,
+            p.gamma,
+            p.learning_rate,
+            TreeGrower.swap_rows,
+            self.hist,
+            raw,
+            self.n_threads,
+        )
+        split = a["left"] >= 0
+        f = np.where(split, a["feature"], 0)
+        a["threshold"] = np.where(
+            split, self.thr_table[f, a["threshold_bin"] + 1], np.float32(0)
+        ).astype(np.float32)
+        a["categorical"] = np.where(split, self.is_cat[f], 0).astype(np.uint8)
+        tree = {name: a[name] for name in Tree.FIELDS}
+        return (tree, other, data) if swapped else (tree, data, other)

@@ -26,7 +26,7 @@ from .._base import (
     target_vector,
 )
 from ._binning import BinMapper
-from ._grower import GrowParams, TreeGrower
+from ._grower import FusedDepthwiseGrower, GrowParams, TreeGrower
 from ._input import InputSchema
 from ._predict import Forest
 
@@ -285,6 +285,9 @@ class _BaseGBDT(Ranker):
         scratch_full = (np.empty_like(Xb), np.empty((n, 2), np.float32), np.empty(n, np.int32))
         rows_perm = np.arange(n, dtype=np.int32)
         ghn_full = np.empty((n, 2), np.float32)
+        fused = None
+        if self.subsample >= 1.0 and FusedDepthwiseGrower.usable(params, n_features):
+            fused = FusedDepthwiseGrower(mapper, params, n_features, n_threads=n_threads)
         for it in rounds:
             if self.subsample < 1.0:
                 rows = np.flatnonzero(rng.random(n) < self.subsample).astype(np.int32)
@@ -305,14 +308,21 @@ class _BaseGBDT(Ranker):
             if n_col < n_features:
                 mask = np.zeros(n_features, np.uint8)
                 mask[rng.choice(n_features, n_col, replace=False)] = 1
-            grower = TreeGrower(Xn, ghn, rows, scratch, mapper, mask, params, n_threads=n_threads)
-            tree = grower.grow().arrays()
+            if fused is not None:
+                tree, (Xb, ghn_full, rows_perm), scratch_full = fused.grow(
+                    (Xb, ghn_full, rows_perm), scratch_full, mask, raw
+                )
+            else:
+                grower = TreeGrower(
+                    Xn, ghn, rows, scratch, mapper, mask, params, n_threads=n_threads
+                )
+                tree = grower.grow().arrays()
             if not np.all(np.isfinite(tree["value"])):
                 raise self._diverged(f"tree {it} has non-finite leaf values")
             forest.append(tree)
-            if self.subsample < 1.0:
+            if fused is None and self.subsample < 1.0:
                 forest.predict_raw(Xf, t0=it, t1=it + 1, out=raw, n_threads=n_threads)
-            else:
+            elif fused is None:  # (the fused kernel has added the leaf values to raw)
                 grower.add_leaf_values(raw, tree["value"])
                 # the grower may have swapped its arrays with the scratch buffers: keep its final ones
                 Xb, ghn_full, rows_perm = grower.X, grower.gh, grower.rows

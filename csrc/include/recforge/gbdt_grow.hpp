@@ -1,0 +1,209 @@
+// GBDT: one depth-wise tree grown in a single call (no Python between levels).
+//
+// The same steps, in the same order, as recforge.rank.gbdt._grower.TreeGrower's depth-wise path
+// (which calls the kernels one level at a time): root histogram, then per level the best split of
+// every node, a stable partition of the node-ordered data, the children's histograms (smaller child
+// built, larger = parent - smaller). The last level is not partitioned: its rows are routed by
+// their split when the leaf values are added to the margins. The trees are bit-identical to the
+// level-by-level path and independent of n_threads.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "recforge/histogram.hpp"
+#include "recforge/partition.hpp"
+#include "recforge/split.hpp"
+
+namespace recforge {
+namespace gbdt {
+
+struct DepthwiseParams {
+    int32_t max_depth;
+    double min_child_weight, reg_lambda, gamma, learning_rate;
+    int64_t swap_rows;  // from this many rows on, every level is partitioned into the other buffers
+};
+
+// Node-ordered data: binned rows (m, F), (g, h) pairs (m, 2), original row ids (m,).
+struct NodeData {
+    uint8_t* X;
+    float* gh;
+    int32_t* rows;
+};
+
+struct GrownTree {  // the fields of _grower.Tree that the kernel decides, one entry per node
+    std::vector<int32_t> feature, threshold_bin, left, right, depth;
+    std::vector<uint8_t> default_left;
+    std::vector<double> value, gain, cover;
+    bool swapped = false;  // the data ended in the `other` buffers
+
+    int32_t add(int32_t d, double g, double h, const DepthwiseParams& p) {
+        const bool ok = h >= p.min_child_weight && h > 0.0;
+        feature.push_back(-1);
+        threshold_bin.push_back(0);
+        left.push_back(-1);
+        right.push_back(-1);
+        depth.push_back(d);
+        default_left.push_back(0);
+        value.push_back(ok ? -g / (h + p.reg_lambda) * p.learning_rate : 0.0);
+        gain.push_back(0.0);
+        cover.push_back(h);
+        return static_cast<int32_t>(feature.size() - 1);
+    }
+};
+
+// Grow one tree on the m rows of `cur` (`other`: buffers of the same sizes), add its leaf values to
+// raw[rows] and return it. hist_a and hist_b hold 2^(max_depth - 1) node histograms each
+// (F x kBins x 2 doubles per node). max_depth >= 1.
+inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t F,
+                                const int32_t* n_bins, const uint8_t* is_cat,
+                                const uint8_t* feature_mask, const DepthwiseParams& p,
+                                double* hist_a, double* hist_b, double* raw, int n_threads) {
+    GrownTree tree;
+    std::vector<int64_t> starts{0}, ends{m};
+    std::vector<int32_t> ids{0};
+    std::vector<double> sum_g(1, 0.0), sum_h(1, 0.0);
+    build_histograms(cur.X, F, cur.gh, nullptr, starts.data(), ends.data(), 1, feature_mask, hist_a,
+                     n_threads);
+    {  // every (switched-on) feature's bins add up to the node's totals
+        int64_t f = 0;
+        while (feature_mask && f < F - 1 && !feature_mask[f]) ++f;
+        const double* H = hist_a + f * kBins * 2;
+        for (int b = 0; b < kBins; ++b) {
+            sum_g[0] += H[2 * b];
+            sum_h[0] += H[2 * b + 1];
+        }
+    }
+    tree.add(0, sum_g[0], sum_h[0], p);
+    std::vector<int64_t> leaf_start, leaf_end;  // leaves whose rows are a range
+    std::vector<int32_t> leaf_id;
+    std::vector<int64_t> carry_start, carry_end;  // ... not yet in the buffers the data moves to
+    std::vector<SplitResult> split;
+    std::vector<int64_t> ok_index, c_starts, c_ends, n_left;
+    std::vector<int32_t> c_ids, feat, thr;
+    std::vector<uint8_t> dleft;
+    std::vector<double> c_sum_g, c_sum_h;
+    double* hist = hist_a;
+    double* hist_next = hist_b;
+    const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
+    const SplitParams sp{p.reg_lambda, p.gamma, p.min_child_weight};
+    for (int32_t depth = 0;; ++depth) {
+        const int64_t K = static_cast<int64_t>(ids.size());
+        split.assign(static_cast<size_t>(K), SplitResult());
+        find_splits(hist, K, F, sum_g.data(), sum_h.data(), n_bins, is_cat, feature_mask, sp,
+                    split.data(), n_threads);
+        ok_index.clear();
+        for (int64_t k = 0; k < K; ++k) {
+            if (split[k].feature >= 0) {
+                ok_index.push_back(k);
+            } else {
+                leaf_id.push_back(ids[k]);
+                leaf_start.push_back(starts[k]);
+                leaf_end.push_back(ends[k]);
+                carry_start.push_back(starts[k]);
+                carry_end.push_back(ends[k]);
+            }
+        }
+        const int64_t S = static_cast<int64_t>(ok_index.size());
+        if (S == 0) break;
+        const bool last = depth + 1 >= p.max_depth;
+        // children: left0, right0, left1, right1, ...
+        c_ids.resize(2 * S);
+        c_sum_g.resize(2 * S);
+        c_sum_h.resize(2 * S);
+        feat.resize(S);
+        thr.resize(S);
+        dleft.resize(S);
+        for (int64_t j = 0; j < S; ++j) {
+            const int64_t k = ok_index[j];
+            const SplitResult& r = split[k];
+            c_sum_g[2 * j] = r.left_g;
+            c_sum_h[2 * j] = r.left_h;
+            c_sum_g[2 * j + 1] = sum_g[k] - r.left_g;
+            c_sum_h[2 * j + 1] = sum_h[k] - r.left_h;
+            feat[j] = r.feature;
+            thr[j] = r.threshold;
+            dleft[j] = r.default_left;
+        }
+        for (int64_t c = 0; c < 2 * S; ++c)
+            c_ids[c] = tree.add(depth + 1, c_sum_g[c], c_sum_h[c], p);
+        for (int64_t j = 0; j < S; ++j) {
+            const int32_t id = ids[ok_index[j]];
+            const SplitResult& r = split[ok_index[j]];
+            tree.feature[id] = r.feature;
+            tree.threshold_bin[id] = r.threshold;
+            tree.default_left[id] = r.default_left;
+            tree.gain[id] = r.loss_chg;
+            tree.left[id] = c_ids[2 * j];
+            tree.right[id] = c_ids[2 * j + 1];
+            tree.value[id] = 0.0;
+        }
+        std::vector<int64_t> s_starts(S), s_ends(S);
+        for (int64_t j = 0; j < S; ++j) {
+            s_starts[j] = starts[ok_index[j]];
+            s_ends[j] = ends[ok_index[j]];
+        }
+        if (last) {
+            std::vector<double> lv(S), rv(S);
+            for (int64_t j = 0; j < S; ++j) {
+                lv[j] = tree.value[c_ids[2 * j]];
+                rv[j] = tree.value[c_ids[2 * j + 1]];
+            }
+            add_split_leaf_values(cur.X, F, cur.rows, s_starts.data(), s_ends.data(), S,
+                                  feat.data(), thr.data(), dleft.data(), is_cat, lv.data(),
+                                  rv.data(), raw, n_threads);
+            break;
+        }
+        const bool whole = S == 1 && s_starts[0] == 0 && s_ends[0] == m;
+        const bool into_other = (whole && (threaded || m >= p.swap_rows)) || m >= p.swap_rows;
+        if (into_other) {
+            for (size_t c = 0; c < carry_start.size(); ++c) {
+                s_starts.push_back(carry_start[c]);
+                s_ends.push_back(carry_end[c]);
+                feat.push_back(-1);
+                thr.push_back(0);
+                dleft.push_back(0);
+            }
+        }
+        n_left.resize(s_starts.size());
+        partition_ordered(cur.X, F, cur.gh, cur.rows, other.X, other.gh, other.rows,
+                          s_starts.data(), s_ends.data(), static_cast<int64_t>(s_starts.size()),
+                          feat.data(), thr.data(), dleft.data(), is_cat, n_left.data(), n_threads,
+                          into_other);
+        if (into_other) {
+            std::swap(cur, other);
+            tree.swapped = !tree.swapped;
+            carry_start.clear();
+            carry_end.clear();
+        }
+        c_starts.resize(2 * S);
+        c_ends.resize(2 * S);
+        for (int64_t j = 0; j < S; ++j) {
+            const int64_t mid = s_starts[j] + n_left[j];
+            c_starts[2 * j] = s_starts[j];
+            c_ends[2 * j] = mid;
+            c_starts[2 * j + 1] = mid;
+            c_ends[2 * j + 1] = s_ends[j];
+        }
+        build_child_histograms(cur.X, F, cur.gh, hist, ok_index.data(), c_starts.data(),
+                               c_ends.data(), S, feature_mask, hist_next, n_threads);
+        std::swap(hist, hist_next);
+        ids.assign(c_ids.begin(), c_ids.end());
+        starts = c_starts;
+        ends = c_ends;
+        sum_g = c_sum_g;
+        sum_h = c_sum_h;
+    }
+    if (!leaf_id.empty()) {
+        std::vector<double> v(leaf_id.size());
+        for (size_t i = 0; i < leaf_id.size(); ++i) v[i] = tree.value[leaf_id[i]];
+        add_leaf_values(cur.rows, leaf_start.data(), leaf_end.data(), v.data(),
+                        static_cast<int64_t>(leaf_id.size()), raw, n_threads);
+    }
+    return tree;
+}
+
+}  // namespace gbdt
+}  // namespace recforge

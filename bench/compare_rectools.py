@@ -108,8 +108,14 @@ def score(model, train, test, system: str, name: str, wall=None, cpu=None) -> Ro
     return Row(system, name, report.ndcg, report.recall, report.precision, wall, cpu)
 
 
-def run_recforge(train, test, users, seed, threads, genres=None) -> list[Row]:
-    """Fit TwoStage (Popularity / ItemCF / LFM + the default GBDT ranker) and recommend, timed."""
+def run_recforge(
+    train, test, users, seed, threads, *, negatives_per_user=None, genres=None, with_sources=False
+) -> list[Row]:
+    """Fit TwoStage (Popularity / ItemCF / LFM + the default GBDT ranker) and recommend, timed.
+
+    ``negatives_per_user=None`` keeps every unlabeled candidate (recforge's default); 3 is RecTools'
+    default sampling. ``with_sources`` adds a row for each fitted source alone (untimed).
+    """
     from recforge.pipeline import TwoStage
     from recforge.recall import LFM, ItemCF, Popularity
 
@@ -122,6 +128,7 @@ def run_recforge(train, test, users, seed, threads, genres=None) -> list[Row]:
         sources,
         quotas=QUOTA,
         embedding_source="lfm",
+        negatives_per_user=negatives_per_user,
         n_threads=threads,
         random_state=seed,
     )
@@ -130,7 +137,11 @@ def run_recforge(train, test, users, seed, threads, genres=None) -> list[Row]:
     ids, _ = model.recommend(users, k=K)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 
-    label = "TwoStage + genres" if genres is not None else "TwoStage"
+    label = "TwoStage"
+    if negatives_per_user is not None:
+        label += f", {negatives_per_user} negatives/user"
+    if genres is not None:
+        label += " + genres"
     lists = FixedLists(dict(zip(users.tolist(), ids)))
     row = score(lists, train, test, "recforge", label, wall, cpu)
     direct = score(model, train, test, "recforge", label)
@@ -140,7 +151,7 @@ def run_recforge(train, test, users, seed, threads, genres=None) -> list[Row]:
             f"({direct.ndcg:.6f}) disagree"
         )
     rows = [row]
-    if genres is None:
+    if with_sources:
         for name, source in model.sources_.items():
             rows.append(score(source, train, test, "recforge", f"{name} alone"))
     return rows
@@ -211,6 +222,28 @@ def best_source(rows: list[Row], system: str) -> Row:
     )
 
 
+def compare_lines(rows: list[Row]) -> str:
+    """Each two-stage model against its own best source, and each recforge one against RecTools'."""
+    ours = [r for r in rows if r.system == "recforge" and r.wall_s is not None]
+    theirs = [r for r in rows if r.model.startswith("CandidateRankingModel")]
+    lines = []
+    for system, models in (("recforge", ours), ("rectools", theirs)):
+        best = best_source(rows, system) if models else None
+        for r in models:
+            lines.append(
+                f"{system} {r.model} vs its best source ({best.model}): NDCG@10 "
+                f"x{r.ndcg / best.ndcg:.3f}"
+            )
+    for a in ours:
+        for b in theirs:
+            lines.append(
+                f"recforge {a.model} / RecTools {b.model}: NDCG@10 x{a.ndcg / b.ndcg:.3f}; "
+                f"RecTools time / recforge time: wall x{b.wall_s / a.wall_s:.2f}, "
+                f"CPU x{b.cpu_s / a.cpu_s:.2f}"
+            )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -245,9 +278,10 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         for run in range(1, args.repeat + 1):
             load = os.getloadavg()[0]
-            rows = run_recforge(train, test, users, seed, args.threads)
+            rows = run_recforge(train, test, users, seed, args.threads, with_sources=True)
+            rows += run_recforge(train, test, users, seed, args.threads, negatives_per_user=3)
             if args.genres:
-                rows += run_recforge(train, test, users, seed, args.threads, genres)
+                rows += run_recforge(train, test, users, seed, args.threads, genres=genres)
             for reranker in args.rectools_reranker if have_rectools else []:
                 got, _ = run_rectools(
                     train_csv,
@@ -263,20 +297,7 @@ def main(argv=None) -> int:
                 rows += got
             print(f"\nseed {seed}, run {run} (load average {load:.1f} at the start)")
             print(format_table(rows))
-            ours = rows[0]
-            ours_best = best_source(rows, "recforge")
-            print(
-                f"recforge TwoStage vs its best source ({ours_best.model}): "
-                f"NDCG@10 x{ours.ndcg / ours_best.ndcg:.3f}"
-            )
-            for theirs in (r for r in rows if r.model.startswith("CandidateRankingModel")):
-                their_best = best_source(rows, "rectools")
-                print(
-                    f"{theirs.model} vs its best source ({their_best.model}): NDCG@10 "
-                    f"x{theirs.ndcg / their_best.ndcg:.3f} · recforge / RecTools NDCG@10 "
-                    f"x{ours.ndcg / theirs.ndcg:.3f} · RecTools / recforge time: wall "
-                    f"x{theirs.wall_s / ours.wall_s:.2f}, CPU x{theirs.cpu_s / ours.cpu_s:.2f}"
-                )
+            print(compare_lines(rows))
             runs.append(
                 {
                     "seed": seed,

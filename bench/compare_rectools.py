@@ -157,7 +157,9 @@ def run_recforge(
     return rows
 
 
-def run_rectools(train_csv, test_csv, workdir, venv, seed, threads, reranker, train, test):
+def run_rectools(
+    train_csv, test_csv, workdir, venv, seed, threads, reranker, train, test, with_sources=True
+):
     """Run bench/rectools/run_rectools.py in the RecTools venv and score what it wrote."""
     python = venv / "bin" / "python"
     out = workdir / f"rectools-{reranker}-seed{seed}"
@@ -180,6 +182,8 @@ def run_rectools(train_csv, test_csv, workdir, venv, seed, threads, reranker, tr
         "--reranker",
         reranker,
     ]
+    if not with_sources:
+        command.append("--skip-sources")
     subprocess.run(command, check=True, env=env)
     timings = json.loads((out / "timings.json").read_text())
     reco = pd.read_csv(out / "recommendations.csv")
@@ -216,10 +220,9 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def best_source(rows: list[Row], system: str) -> Row:
-    return max(
-        (r for r in rows if r.system == system and r.model.endswith("alone")), key=lambda r: r.ndcg
-    )
+def best_source(rows: list[Row], system: str) -> Row | None:
+    alone = [r for r in rows if r.system == system and r.model.endswith("alone")]
+    return max(alone, key=lambda r: r.ndcg) if alone else None
 
 
 def compare_lines(rows: list[Row]) -> str:
@@ -228,8 +231,8 @@ def compare_lines(rows: list[Row]) -> str:
     theirs = [r for r in rows if r.model.startswith("CandidateRankingModel")]
     lines = []
     for system, models in (("recforge", ours), ("rectools", theirs)):
-        best = best_source(rows, system) if models else None
-        for r in models:
+        best = best_source(rows, system)
+        for r in models if best is not None else []:
             lines.append(
                 f"{system} {r.model} vs its best source ({best.model}): NDCG@10 "
                 f"x{r.ndcg / best.ndcg:.3f}"
@@ -282,18 +285,23 @@ def main(argv=None) -> int:
             rows += run_recforge(train, test, users, seed, args.threads, negatives_per_user=3)
             if args.genres:
                 rows += run_recforge(train, test, users, seed, args.threads, genres=genres)
-            for reranker in args.rectools_reranker if have_rectools else []:
-                got, _ = run_rectools(
-                    train_csv,
-                    test_csv,
-                    args.workdir,
-                    args.venv,
-                    seed,
-                    args.threads,
-                    reranker,
-                    train,
-                    test,
-                )
+            for i, reranker in enumerate(args.rectools_reranker if have_rectools else []):
+                try:
+                    got, _ = run_rectools(
+                        train_csv,
+                        test_csv,
+                        args.workdir,
+                        args.venv,
+                        seed,
+                        args.threads,
+                        reranker,
+                        train,
+                        test,
+                        with_sources=i == 0,
+                    )
+                except subprocess.CalledProcessError as error:
+                    print(f"RecTools with {reranker} failed ({error}); its rows are missing")
+                    continue
                 rows += got
             print(f"\nseed {seed}, run {run} (load average {load:.1f} at the start)")
             print(format_table(rows))

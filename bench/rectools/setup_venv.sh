@@ -20,8 +20,9 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-# CandidateRankingModel's rerankers: CatBoost (CatBoostReranker) and LightGBM (a plain Reranker).
-"$VENV/bin/python" -m pip install --quiet "rectools==$RECTOOLS_VERSION" catboost lightgbm
+# CandidateRankingModel's rerankers: CatBoost (CatBoostReranker) and LightGBM (a plain Reranker;
+# its sklearn API needs scikit-learn).
+"$VENV/bin/python" -m pip install --quiet "rectools==$RECTOOLS_VERSION" catboost lightgbm scikit-learn
 "$VENV/bin/python" - <<'PY'
 import catboost, implicit, lightgbm, numpy, pandas, rectools
 print(

@@ -256,6 +256,13 @@ def main(argv=None) -> int:
         "--rectools-reranker", nargs="+", default=["catboost"], choices=("catboost", "lightgbm")
     )
     parser.add_argument("--genres", action="store_true", help="also TwoStage with genre features")
+    parser.add_argument(
+        "--negatives",
+        type=int,
+        nargs="*",
+        default=[3],
+        help="also TwoStage with this many negatives per user (3 = RecTools' sampling)",
+    )
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/recforge-rectools"))
     parser.add_argument("--json", type=Path, help="write every row of every run here")
@@ -282,7 +289,8 @@ def main(argv=None) -> int:
         for run in range(1, args.repeat + 1):
             load = os.getloadavg()[0]
             rows = run_recforge(train, test, users, seed, args.threads, with_sources=True)
-            rows += run_recforge(train, test, users, seed, args.threads, negatives_per_user=3)
+            for n in args.negatives:
+                rows += run_recforge(train, test, users, seed, args.threads, negatives_per_user=n)
             if args.genres:
                 rows += run_recforge(train, test, users, seed, args.threads, genres=genres)
             for i, reranker in enumerate(args.rectools_reranker if have_rectools else []):

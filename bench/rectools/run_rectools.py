@@ -138,7 +138,10 @@ def make_reranker(kind: str, seed: int, threads: int):
         from rectools.models.ranking import CatBoostReranker
 
         return CatBoostReranker(
-            CatBoostClassifier(verbose=False, random_seed=seed, thread_count=threads)
+            # allow_writing_files=False: no catboost_info/ log folder in the working directory
+            CatBoostClassifier(
+                verbose=False, random_seed=seed, thread_count=threads, allow_writing_files=False
+            )
         )
     if kind == "lightgbm":
         from lightgbm import LGBMClassifier

@@ -46,7 +46,7 @@ from ..rank.gbdt._grower import Tree
 from ..rank.gbdt._input import InputSchema
 from ..rank.gbdt._predict import Forest
 from ..rank.gbdt.estimator import _float32, _real_target
-from ._compat import check_client, require_dask, tree_reduce, worker_threads
+from ._compat import check_client, require_dask, worker_threads
 
 __all__ = ["fit_gbdt"]
 
@@ -67,10 +67,11 @@ class _Shard:
     position ranges, in the driver's order); ``leaves_*``: the finished leaves of the tree.
     """
 
-    def __init__(self, Xf, y):
+    def __init__(self, Xf, y, index):
         self.Xf = Xf
         self.y = y
         self.n = len(Xf)
+        self.index = index  # the partition's position
 
     def size(self):
         return self.n
@@ -88,7 +89,8 @@ class _Shard:
         if sample_prob >= 1.0:
             sample = self.Xf
         else:
-            sample = self.Xf[np.random.default_rng(seed).random(self.n) < sample_prob]
+            rng = np.random.default_rng([seed, self.index])
+            sample = self.Xf[rng.random(self.n) < sample_prob]
         return target, codes, sample
 
     def bin(self, edges, offsets, is_categorical, classes, base_margin):
@@ -114,9 +116,12 @@ class _Shard:
             self.Xn, self.ghn, None, starts, ends, feature_mask=mask, n_threads=worker_threads()
         )
 
-    def start_tree(self, leaf_values, objective, mask):
-        """Add the last tree's leaf values to the margins, compute the gradients in node order and
-        return the root histogram (1, F, 256, 2) float64 of this shard's rows."""
+    def start_tree(self, last_level, leaf_values, objective, mask):
+        """Finish the last tree (its last level's splits ``last_level``: :meth:`split_level`'s
+        arguments, or None) and add its leaf values to the margins; compute the gradients in node
+        order and return the root histogram (1, F, 256, 2) float64 of this shard's rows."""
+        if last_level is not None:
+            self.split_level(*last_level)
         if leaf_values is not None:
             self.open_to_leaves()
             if self.n:
@@ -181,7 +186,7 @@ class _Shard:
         return self._hist(self.open_starts[build], self.open_ends[build], mask)
 
 
-def _make_shard(X_part, y_part, schema, regression):
+def _make_shard(X_part, y_part, schema, regression, index):
     n = len(X_part)
     if n == 0:  # schema.transform refuses empty input; an empty partition is fine here
         Xf = np.empty((0, schema.n_features), np.float32)
@@ -192,11 +197,7 @@ def _make_shard(X_part, y_part, schema, regression):
         raise ValueError(f"y has {len(y)} rows in a partition where X has {n}")
     if not regression and y.dtype.kind == "O":  # as check_binary_target reads object labels
         y = y.astype(str) if any(isinstance(v, str) for v in y[:100]) else y.astype(np.float64)
-    return _Shard(Xf, y)
-
-
-def _call(shard, method, *args):
-    return getattr(shard, method)(*args)
+    return _Shard(Xf, y, index)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,30 +274,51 @@ def _wait_raising(futures):
 
 
 class _Cluster:
-    """The shards' futures, each task pinned to the worker that holds its shard."""
+    """The shards' futures and the worker holding each. One task per worker and call runs the
+    method on each of that worker's shards (one scheduler hop per round trip, whatever the number
+    of partitions); results come back in partition order."""
 
     def __init__(self, client, shards):
         self.client = client
         self.shards = shards
         holders = client.who_has(shards)
-        self.workers = [list(holders[s.key])[:1] or None for s in shards]
-
-    def run(self, method, *args):
-        """``shard.method(*args)`` on every shard; the futures, in partition order."""
-        return [
-            self.client.submit(
-                _call, s, method, *args, workers=w, allow_other_workers=False, pure=False
-            )
-            for s, w in zip(self.shards, self.workers)
-        ]
+        self.workers = [sorted(holders[s.key])[0] for s in shards]
+        self.groups = {}  # worker -> partition indices, ascending
+        for q, worker in enumerate(self.workers):
+            self.groups.setdefault(worker, []).append(q)
 
     def gather(self, method, *args):
-        return self.client.gather(self.run(method, *args))
+        """``[shard.method(*args) for shard in shards]``, run where the shards are."""
+        futures = {
+            worker: self.client.submit(
+                _call_each,
+                method,
+                args,
+                *[self.shards[q] for q in parts],
+                workers=[worker],
+                allow_other_workers=False,
+                pure=False,
+            )
+            for worker, parts in self.groups.items()
+        }
+        results = [None] * len(self.shards)
+        for worker, values in zip(futures, self.client.gather(list(futures.values()))):
+            for q, value in zip(self.groups[worker], values):
+                results[q] = value
+        return results
 
     def summed(self, method, *args):
-        """The shards' histograms (float64) added on the workers up a binary tree whose pairs are
-        fixed by partition order (deterministic); only the total comes to the driver."""
-        return tree_reduce(self.client, np.add, self.run(method, *args)).result()
+        """The shards' histograms (float64) added on the driver in partition order
+        (deterministic, whatever worker holds which partition)."""
+        parts = self.gather(method, *args)
+        total = parts[0].copy()
+        for part in parts[1:]:
+            total += part
+        return total
+
+
+def _call_each(method, args, *shards):
+    return [getattr(shard, method)(*args) for shard in shards]
 
 
 def _bin_mapper(summaries, is_categorical, max_bin):
@@ -400,8 +422,8 @@ def fit_gbdt(
     x_futures = client.compute(x_parts)
     y_futures = client.compute(y_parts)
     shards = [
-        client.submit(_make_shard, xf, yf, schema, bool(regression), pure=False)
-        for xf, yf in zip(x_futures, y_futures)
+        client.submit(_make_shard, xf, yf, schema, bool(regression), q, pure=False)
+        for q, (xf, yf) in enumerate(zip(x_futures, y_futures))
     ]
     _wait_raising(shards)  # bad input raises here, on the client; the shards stay where they are
     del x_futures, y_futures
@@ -415,22 +437,7 @@ def fit_gbdt(
     sample_prob, seed = 1.0, 0
     if bin_sample is not None and n_rows > bin_sample:
         sample_prob, seed = bin_sample / n_rows, int(rng.integers(2**63))
-    summaries = [
-        client.submit(
-            _call,
-            s,
-            "summary",
-            is_cat,
-            bool(regression),
-            sample_prob,
-            [seed, q],
-            workers=w,
-            allow_other_workers=False,
-            pure=False,
-        )
-        for q, (s, w) in enumerate(zip(shards, cluster.workers))
-    ]
-    summaries = client.gather(summaries)
+    summaries = cluster.gather("summary", is_cat, bool(regression), sample_prob, seed)
     classes = None
     if regression:
         mean = sum(s[0][0] for s in summaries) / n_rows
@@ -450,7 +457,7 @@ def fit_gbdt(
     if not np.isfinite(base_margin):
         raise ValueError(f"the base margin (the mean of y) is {base_margin}: y is too large")
     edges, offsets = mapper.get_state()
-    client.gather(cluster.run("bin", edges, offsets, is_cat, classes, base_margin))
+    cluster.gather("bin", edges, offsets, is_cat, classes, base_margin)
     binning_seconds = time.perf_counter() - t_start
 
     # 3. the trees
@@ -479,17 +486,17 @@ def _grow_forest(model, cluster, mapper, rng, base_margin):
         "learning_rate": float(model.learning_rate),
     }
     forest = Forest()
-    leaf_values = None
+    leaf_values = last_level = None
     for it in range(int(model.n_estimators)):
         mask = None
         if n_col < n_features:  # the single machine's draw, in the same order
             mask = np.zeros(n_features, np.uint8)
             mask[rng.choice(n_features, n_col, replace=False)] = 1
-        hist = cluster.summed("start_tree", leaf_values, objective, mask)
+        hist = cluster.summed("start_tree", last_level, leaf_values, objective, mask)
         with np.errstate(invalid="ignore"):
             if not np.isfinite(hist.sum()):
                 raise model._diverged(f"non-finite gradients before tree {it}")
-        tree = _grow_tree(model, cluster, mapper, hist, mask, params)
+        tree, last_level = _grow_tree(model, cluster, mapper, hist, mask, params)
         if not np.all(np.isfinite(tree["value"])):
             raise model._diverged(f"tree {it} has non-finite leaf values")
         forest.append(tree)
@@ -498,7 +505,10 @@ def _grow_forest(model, cluster, mapper, rng, base_margin):
 
 
 def _grow_tree(model, cluster, mapper, hist, mask, params):
-    """One depth-wise tree from the summed root histogram, as ``TreeGrower._grow_depthwise``."""
+    """One depth-wise tree from the summed root histogram, as ``TreeGrower._grow_depthwise``.
+
+    Returns the tree's arrays and its last level's splits when that level reached ``max_depth``
+    (the shards apply them at the start of the next tree: one round trip less per tree)."""
     is_cat = mapper.is_categorical_.astype(np.uint8)
     thr_table = mapper.threshold_table_
     max_depth = model.max_depth
@@ -547,12 +557,11 @@ def _grow_tree(model, cluster, mapper, hist, mask, params):
         build = None if last else 2 * np.arange(k) + (child_sums[1::2, 1] < child_sums[0::2, 1])
         args = (ok, feature, threshold, dleft, child, build, mask)
         if last:
-            cluster.gather("split_level", *args)
-            break
+            return tree.arrays(), args
         built = cluster.summed("split_level", *args)
         parent = hist
         hist = np.empty((2 * k, *built.shape[1:]))
         hist[build] = built
         hist[build ^ 1] = parent - built
         ids, sums = child, child_sums
-    return tree.arrays()
+    return tree.arrays(), None

@@ -23,8 +23,11 @@
 
 The result is an ordinary fitted model (``predict``, ``save``/``load`` are the single machine's).
 Its trees equal those of ``GBDTClassifier(**params).fit`` on the concatenated rows when the bins
-are equal: the same split structure; gains, covers and leaf values can differ in the last bits,
-since a histogram bin's float64 sum is taken in another order (per shard, then across shards).
+are equal. A histogram bin is a float64 sum of float32 gradients, taken here in another order (per
+shard, then across shards); such a sum is exact, so order-free, while log2(rows) plus the span of
+the gradients' binary exponents stays within 29 bits (53 − 24) — then the trees are bit-identical
+(as in every test). Beyond that a sum can differ in its last bits, and a split only where two
+candidate gains tie to ~1e-15.
 
 Not on a cluster: best-first growth (``max_leaves``), row subsampling (``subsample < 1``),
 ``eval_set`` / early stopping, sample weights.

@@ -191,3 +191,18 @@ def test_bad_input(client, xy):
     frame = dd.from_pandas(pd.DataFrame({"a": X[:, 0], "city": np.where(y, "x", "y")}), 2)
     with pytest.raises(ValueError, match="hold labels"):
         fit_gbdt(frame, dd.from_pandas(pd.Series(y), 2), client)
+
+
+def test_a_lost_worker_raises_instead_of_hanging(client, monkeypatch):
+    from recforge.distributed import gbdt
+
+    monkeypatch.setattr(gbdt, "LOST_WORKER_CHECK_SECONDS", 0.2)
+    gone = "tcp://127.0.0.1:9"  # a shard's worker that is no longer in the cluster
+    stuck = client.submit(int, 1, workers=[gone], allow_other_workers=False, pure=False)
+    cluster = gbdt._Cluster.__new__(gbdt._Cluster)
+    cluster.client, cluster.groups = client, {gone: [0]}
+    try:
+        with pytest.raises(RuntimeError, match="left the cluster during fit_gbdt"):
+            cluster._wait([stuck])
+    finally:
+        stuck.cancel()

@@ -53,6 +53,8 @@ from ._compat import check_client, require_dask, worker_threads
 
 __all__ = ["fit_gbdt"]
 
+#: seconds between checks that the workers holding the shards are still there
+LOST_WORKER_CHECK_SECONDS = 10.0
 #: rows of the sample the numeric bin edges come from (the single machine's ``BinMapper`` default)
 BIN_SAMPLE = 200_000
 
@@ -304,11 +306,30 @@ class _Cluster:
             )
             for worker, parts in self.groups.items()
         }
+        self._wait(list(futures.values()))
         results = [None] * len(self.shards)
         for worker, values in zip(futures, self.client.gather(list(futures.values()))):
             for q, value in zip(self.groups[worker], values):
                 results[q] = value
         return results
+
+    def _wait(self, futures):
+        """Wait for ``futures``; a shard's worker leaving the cluster raises instead of hanging
+        (its tasks may run nowhere else: the shard's state lived there)."""
+        from distributed import wait
+
+        while True:
+            try:
+                wait(futures, timeout=LOST_WORKER_CHECK_SECONDS)
+                return
+            except TimeoutError:
+                alive = set(self.client.scheduler_info()["workers"])
+                lost = sorted(set(self.groups) - alive)
+                if lost:
+                    raise RuntimeError(
+                        f"worker(s) {lost} left the cluster during fit_gbdt; the rows they held "
+                        "are gone: fit again"
+                    ) from None
 
     def summed(self, method, *args):
         """The shards' histograms (float64) added on the driver in partition order

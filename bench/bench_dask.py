@@ -18,6 +18,10 @@ row blocks) before the top-K, so it does not fit this session's time: ``medium``
 
 Run:  python bench/bench_dask.py [--size smoke|medium|full] [--workers 1 2] [--partitions 8]
 The machine is shared: timings are noisy, read the ratios.
+
+GBDT (pytest-benchmark group ``dask-gbdt-fit``, at the end of this file): ``fit_gbdt`` against
+``xgboost.dask`` on one 2-worker LocalCluster, the same persisted Dask arrays and trees; time and
+test AUC of each.  Run:  pytest bench/bench_dask.py --benchmark-only  (RECFORGE_BENCH_SIZE=smoke)
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+import warnings
 
 import numpy as np
+import pytest
 
 SIZES = {
     "smoke": (2_000, 1_000, 50_000),
@@ -189,3 +195,112 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------------------------------------
+# GBDT on the cluster vs xgboost.dask (pytest-benchmark group "dask-gbdt-fit")
+# ---------------------------------------------------------------------------------------------
+# Run:  pytest bench/bench_dask.py --benchmark-only   (RECFORGE_BENCH_SIZE=smoke: seconds)
+# The same LocalCluster (2 worker processes, 1 thread each) and the same persisted Dask arrays
+# (synthetic_ctr, 50 float32 features, GBDT_PARTITIONS partitions) for both; the same trees:
+# depth 6, eta 0.1, lambda 1, min_child_weight 1, 256 bins. Each fit is timed whole (bins
+# included); the AUC on held-out rows of the same draw and the CPU seconds of the workers, the
+# scheduler and the client go into extra_info; the AUCs must agree.
+GBDT_ROWS = (1_000_000, 20_000)  # (full, smoke)
+GBDT_TEST_ROWS = (200_000, 5_000)
+GBDT_TREES = (100, 10)
+GBDT_PARTITIONS = 4
+GBDT_PARAMS = {"max_depth": 6, "learning_rate": 0.1, "reg_lambda": 1.0, "min_child_weight": 1.0}
+_GBDT_AUC = {}
+
+
+@pytest.fixture(scope="module")
+def gbdt_cluster():
+    pytest.importorskip("distributed")
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    from .conftest import pick, synthetic_ctr_split  # (pytest only: the script has no package)
+
+    X, y, X_test, y_test = synthetic_ctr_split(pick(*GBDT_ROWS), pick(*GBDT_TEST_ROWS))
+    chunk = -(-len(X) // GBDT_PARTITIONS)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        with warnings.catch_warnings():  # "large graph": the data go to the workers once, untimed
+            warnings.simplefilter("ignore", UserWarning)
+            dX = da.from_array(np.asarray(X, np.float32), chunks=(chunk, -1)).persist()
+            dy = da.from_array(np.asarray(y, np.float32), chunks=chunk).persist()
+        yield client, dX, dy, X_test, y_test, pick(*GBDT_TREES)
+
+
+def _timed_cpu(client, fit, cpu):
+    """``fit()``, with the CPU seconds it took in the workers, the scheduler and this process added
+    to ``cpu`` (a dict): less sensitive to a busy machine than the wall time."""
+    before = (client.run(time.process_time), client.run_on_scheduler(time.process_time))
+    t0 = time.process_time()
+    result = fit()
+    cpu["client_cpu_s"] = time.process_time() - t0
+    after = (client.run(time.process_time), client.run_on_scheduler(time.process_time))
+    cpu["worker_cpu_s"] = sum(after[0][w] - before[0][w] for w in before[0])
+    cpu["scheduler_cpu_s"] = after[1] - before[1]
+    return result
+
+
+def _record_gbdt(benchmark, auc, cpu, seconds=None):
+    benchmark.extra_info["auc"] = auc
+    benchmark.extra_info.update(cpu)
+    if seconds is not None:
+        benchmark.extra_info["binning_s"], benchmark.extra_info["training_s"] = seconds
+    _GBDT_AUC[benchmark.name] = auc
+    aucs = list(_GBDT_AUC.values())
+    assert max(aucs) - min(aucs) <= 0.002, _GBDT_AUC  # equal quality
+
+
+def test_xgboost_dask_fit(benchmark, gbdt_cluster):
+    xgb_dask = pytest.importorskip("xgboost.dask")
+    from recforge.metrics import roc_auc_score
+
+    client, dX, dy, X_test, y_test, n_trees = gbdt_cluster
+    benchmark.group = "dask-gbdt-fit"
+    params = {
+        "objective": "binary:logistic",
+        "tree_method": "hist",
+        "max_bin": 256,
+        "max_depth": GBDT_PARAMS["max_depth"],
+        "eta": GBDT_PARAMS["learning_rate"],
+        "lambda": GBDT_PARAMS["reg_lambda"],
+        "min_child_weight": GBDT_PARAMS["min_child_weight"],
+        "nthread": 1,
+    }
+
+    def fit():
+        dtrain = xgb_dask.DaskDMatrix(client, dX, dy)
+        return xgb_dask.train(client, params, dtrain, num_boost_round=n_trees)["booster"]
+
+    cpu = {}
+    booster = benchmark.pedantic(lambda: _timed_cpu(client, fit, cpu), rounds=1, warmup_rounds=0)
+    _record_gbdt(benchmark, roc_auc_score(y_test, booster.inplace_predict(X_test)), cpu)
+
+
+def test_recforge_dask_fit(benchmark, gbdt_cluster):
+    from recforge.distributed import fit_gbdt
+    from recforge.metrics import roc_auc_score
+
+    client, dX, dy, X_test, y_test, n_trees = gbdt_cluster
+    benchmark.group = "dask-gbdt-fit"
+    client.run(_warm_kernels)  # Numba compile (cached on disk) is not part of the fit
+    cpu = {}
+    model = benchmark.pedantic(
+        lambda: _timed_cpu(
+            client, lambda: fit_gbdt(dX, dy, client, n_estimators=n_trees, **GBDT_PARAMS), cpu
+        ),
+        rounds=1,
+        warmup_rounds=0,
+    )
+    seconds = (model.binning_seconds_, model.training_seconds_)
+    auc = roc_auc_score(y_test, model.predict_proba(X_test)[:, 1])
+    _record_gbdt(benchmark, auc, cpu, seconds)

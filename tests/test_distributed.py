@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,9 +13,7 @@ pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")
 
 import dask  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
 
-import recforge  # noqa: E402
 import recforge.distributed as rd  # noqa: E402
 from recforge.data import (  # noqa: E402
     Interactions,
@@ -35,32 +32,9 @@ from recforge.recall._neighbors import log_penalty  # noqa: E402
 COLS = {"user_col": "user", "item_col": "item", "weight_col": "rating", "timestamp_col": "ts"}
 
 
-def _installed_elsewhere() -> bool:
-    """True when the recforge under test is an installed copy, not the ``src/`` tree."""
-    src = Path(__file__).resolve().parents[1] / "src"
-    return Path(recforge.__file__).resolve().parent.parent != src
-
-
 @pytest.fixture(scope="module")
-def client():
-    # Collecting src/recforge's doctests by path puts src/ on sys.path, and spawned workers inherit
-    # sys.path: with an installed copy under test they would import src/, which has no compiled
-    # _core, and die. Keep src/ off sys.path while the cluster lives.
-    saved = sys.path[:]
-    if _installed_elsewhere():
-        src = Path(__file__).resolve().parents[1] / "src"
-        sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != src]
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
-    client = Client(cluster)
-    client.wait_for_workers(
-        2, timeout=120
-    )  # a cluster that cannot start fails here instead of hanging
-    yield client
-    client.close()
-    cluster.close()
-    sys.path[:] = saved
+def client(dask_client):
+    return dask_client
 
 
 def _frame(n_users=400, n_items=150, nnz=8000, seed=3) -> pd.DataFrame:

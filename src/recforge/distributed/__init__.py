@@ -7,6 +7,8 @@
 * :func:`evaluate_recall`: the single-machine report, computed partition by partition.
 * :func:`fit_itemcf` / :func:`fit_usercf`: the co-occurrence similarity as a tree-reduced sum over
   partitions → an ordinary fitted ``ItemCF`` / ``UserCF``.
+* :func:`fit_gbdt`: GBDT trees grown level by level, the rows on the workers, the histograms summed
+  and the splits chosen on the driver → an ordinary fitted ``GBDTClassifier`` / ``GBDTRegressor``.
 
 See ``docs/scale-out.md`` for what each step sends over the network. Example (a local cluster)::
 
@@ -25,6 +27,7 @@ from ._compat import require_dask
 require_dask()
 
 from .evaluate import evaluate_recall  # noqa: E402
+from .gbdt import fit_gbdt  # noqa: E402
 from .interactions import DaskInteractions, from_dask_dataframe, from_parquet  # noqa: E402
 from .neighbors import fit_itemcf, fit_usercf  # noqa: E402
 from .recommend import batch_recommend  # noqa: E402
@@ -33,6 +36,7 @@ __all__ = [
     "DaskInteractions",
     "batch_recommend",
     "evaluate_recall",
+    "fit_gbdt",
     "fit_itemcf",
     "fit_usercf",
     "from_dask_dataframe",

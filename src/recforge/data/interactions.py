@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._validation import as_numpy, check_1d, check_choice, check_float, check_sparse
+from .._validation import (
+    as_numpy,
+    check_1d,
+    check_choice,
+    check_columns,
+    check_float,
+    check_sparse,
+)
 from ._coo import DUPLICATE_POLICIES, build_csr
 from ._segsort import order_within_rows
 from .idmap import IdMap, as_id_array
@@ -414,21 +421,16 @@ class Interactions:
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-        for arg, col in (
-            ("user_col", user_col),
-            ("item_col", item_col),
-            ("weight_col", weight_col),
-            ("timestamp_col", timestamp_col),
-        ):
-            if col is not None and col not in df.columns:
-                raise ValueError(
-                    f"{arg}={col!r} is not a column of df (columns: {list(df.columns)})"
-                )
-            if col is not None and int((df.columns == col).sum()) > 1:
-                raise ValueError(
-                    f"{arg}={col!r} names {int((df.columns == col).sum())} columns of df; "
-                    "column names must be unique"
-                )
+        check_columns(
+            df,
+            "df",
+            {
+                "user_col": user_col,
+                "item_col": item_col,
+                "weight_col": weight_col,
+                "timestamp_col": timestamp_col,
+            },
+        )
         return cls.from_arrays(
             df[user_col].to_numpy(),
             df[item_col].to_numpy(),

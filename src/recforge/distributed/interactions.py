@@ -21,7 +21,7 @@ import operator
 
 import numpy as np
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_columns, check_int
 from ..data import IdMap, Interactions, leave_last_k_split, temporal_split
 from ..data._coo import DUPLICATE_POLICIES
 from ..data.idmap import as_id_array
@@ -323,14 +323,16 @@ def from_dask_dataframe(
     check_client(client)
     if not isinstance(ddf, dd.DataFrame):
         raise TypeError(f"ddf must be a dask.dataframe.DataFrame, got {type(ddf).__name__}")
-    for arg, col in (
-        ("user_col", user_col),
-        ("item_col", item_col),
-        ("weight_col", weight_col),
-        ("timestamp_col", timestamp_col),
-    ):
-        if col is not None and col not in ddf.columns:
-            raise ValueError(f"{arg}={col!r} is not a column of ddf (columns: {list(ddf.columns)})")
+    check_columns(
+        ddf,
+        "ddf",
+        {
+            "user_col": user_col,
+            "item_col": item_col,
+            "weight_col": weight_col,
+            "timestamp_col": timestamp_col,
+        },
+    )
     check_choice(duplicates, "duplicates", DUPLICATE_POLICIES)
     n_partitions = (
         ddf.npartitions

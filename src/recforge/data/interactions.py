@@ -14,7 +14,7 @@ from .._validation import (
     check_float,
     check_sparse,
 )
-from ._coo import DUPLICATE_POLICIES, build_csr
+from ._coo import DUPLICATE_POLICIES, build_csr, check_n_items
 from ._segsort import order_within_rows
 from .idmap import IdMap, as_id_array
 
@@ -183,10 +183,7 @@ class Interactions:
         if values.dtype.kind not in "biuf":
             raise TypeError(f"matrix must hold numeric weights, got dtype {values.dtype}")
         shape = (int(matrix.shape[0]), int(matrix.shape[1]))
-        if shape[1] >= 2**31:
-            raise ValueError(
-                f"matrix has {shape[1]} columns; at most 2**31 - 1 items are supported"
-            )
+        check_n_items(shape[1], "matrix columns")
         weights = values.astype(np.float64)
         _check_weights(weights, "weights")
         ts = _as_timestamps(timestamps, rows.size)
@@ -375,8 +372,7 @@ class Interactions:
         ts = _as_timestamps(timestamps, n)
         rows, user_map = _external_index(users, user_ids, "user")
         cols, item_map = _external_index(items, item_ids, "item")
-        if len(item_map) >= 2**31:
-            raise ValueError(f"{len(item_map)} items; at most 2**31 - 1 are supported")
+        check_n_items(len(item_map), "items")
         return cls._from_index(rows, cols, w, ts, user_map, item_map, duplicates)
 
     @classmethod

@@ -157,6 +157,9 @@ def test_input_errors(client, frame):
         rd.from_dask_dataframe(ddf, "tcp://x", **COLS)
     with pytest.raises(ValueError, match="weight_col='nope' is not a column"):
         rd.from_dask_dataframe(ddf, client, user_col="user", item_col="item", weight_col="nope")
+    twice = dd.from_pandas(frame[["user", "item", "user"]], npartitions=2)
+    with pytest.raises(ValueError, match="user_col='user' names 2 columns of ddf"):
+        rd.from_dask_dataframe(twice, client, user_col="user", item_col="item")
     with pytest.raises(ValueError, match="duplicates"):
         rd.from_dask_dataframe(
             dd.from_pandas(pd.concat([frame, frame.head(3)]), npartitions=2), client, **COLS

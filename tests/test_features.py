@@ -115,6 +115,17 @@ def test_transform_numeric_for_dnn(frame):
     assert np.isnan(raw[2, 0]) and raw[0, 0] == 25
 
 
+def test_transform_codes_numeric_is_the_two_calls_in_one_pass(frame):
+    enc = FeatureEncoder().fit(frame)
+    for columns in (None, ["age", "city"]):
+        codes, numbers = enc.transform_codes_numeric(frame, columns=columns)
+        assert codes.dtype == np.int32 and numbers.dtype == np.float32
+        np.testing.assert_array_equal(codes, enc.transform_codes(frame, columns=columns))
+        np.testing.assert_array_equal(numbers, enc.transform_numeric(frame))
+    with pytest.raises(NotFittedError):
+        FeatureEncoder().transform_codes_numeric(frame)
+
+
 def test_crosses(frame):
     enc = FeatureEncoder(n_bins=2, crosses=[("city", "flag")]).fit(frame)
     names = [n for n in enc.feature_names_out_ if n.startswith("city*flag")]

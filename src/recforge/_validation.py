@@ -112,6 +112,30 @@ def check_unique_columns(frame, name: str) -> None:
         )
 
 
+def check_columns(frame, name: str, columns: dict) -> None:
+    """Raise ``ValueError`` unless every label of ``columns`` (``{argument name: label or None}``)
+    names exactly one column of the (pandas or Dask) DataFrame ``frame``, called ``name``.
+
+    >>> import pandas as pd
+    >>> check_columns(pd.DataFrame({"u": [1]}), "df", {"user_col": "user"})
+    Traceback (most recent call last):
+    ...
+    ValueError: user_col='user' is not a column of df (columns: ['u'])
+    """
+    for arg, col in columns.items():
+        if col is None:
+            continue
+        if col not in frame.columns:
+            raise ValueError(
+                f"{arg}={col!r} is not a column of {name} (columns: {list(frame.columns)})"
+            )
+        count = int((frame.columns == col).sum())
+        if count > 1:
+            raise ValueError(
+                f"{arg}={col!r} names {count} columns of {name}; column names must be unique"
+            )
+
+
 def check_1d(
     values, name: str, *, dtype=None, allow_empty: bool = True, finite: bool = False
 ) -> np.ndarray:

@@ -130,6 +130,42 @@ def _recommend_batch(model, ext_users, k, universe_ext, item_map, n_items):
     )
 
 
+def _recommend_unseen(
+    model, train, train_csr, eval_users, k, in_universe, batch_size, on_batch=None
+):
+    """Top-k internal item indices of ``eval_users`` through the public recommend contract.
+
+    ``train``: its id maps; ``train_csr``: its matrix, CSR (n_users, n_items); ``eval_users``:
+    int64 (n,) internal user indices; ``in_universe``: bool (n_items,), the items that may be
+    recommended. Returns int64 (n, k): ``-1`` for padding and, the leak guard, for a user's own
+    train items and items outside the universe (those never count as hits). Asks ``batch_size``
+    users per ``recommend`` call and calls ``on_batch(n_users_in_batch)`` after each.
+    """
+    n_items = train_csr.shape[1]
+    universe_ext = train.item_map.ids[in_universe]
+    user_ids = train.user_map.ids
+    seen_indptr, seen_indices, _ = _relevant_structure(
+        train_csr[eval_users], eval_users.size, name="train", rows_name="users"
+    )
+    recommended = np.empty((eval_users.size, k), dtype=np.int64)
+    for start in range(0, eval_users.size, batch_size):
+        stop = min(start + batch_size, eval_users.size)
+        rec = _recommend_batch(
+            model, user_ids[eval_users[start:stop]], k, universe_ext, train.item_map, n_items
+        )
+        seen = hit_matrix(
+            rec,
+            seen_indptr[start : stop + 1] - seen_indptr[start],
+            seen_indices[seen_indptr[start] : seen_indptr[stop]],
+        )
+        outside = (rec >= 0) & ~in_universe[np.maximum(rec, 0)]
+        rec[seen | outside] = -1
+        recommended[start:stop] = rec
+        if on_batch is not None:
+            on_batch(stop - start)
+    return recommended
+
+
 def evaluate_recall(
     model: RecallModel,
     train: Interactions,
@@ -252,33 +288,19 @@ def evaluate_recall(
             f"test has no user with both a test entry and a train entry to evaluate "
             f"({n_skipped} cold test user(s) skipped)"
         )
-    universe_ext = train.item_map.ids[universe]
-    user_ids = train.user_map.ids
-
-    seen_indptr, seen_indices, _ = _relevant_structure(
-        train_csr[eval_users], eval_users.size, name="train", rows_name="users"
-    )
-    recommended = np.empty((eval_users.size, k), dtype=np.int64)
-
     with progress(
         show_progress, total=int(eval_users.size), desc="evaluate_recall", unit="user"
     ) as bar:
-        for start in range(0, eval_users.size, batch_size):
-            stop = min(start + batch_size, eval_users.size)
-            rec = _recommend_batch(
-                model, user_ids[eval_users[start:stop]], k, universe_ext, train.item_map, n_items
-            )
-            # Leak guard: the user's train items and items outside the universe never count.
-            seen = hit_matrix(
-                rec,
-                seen_indptr[start : stop + 1] - seen_indptr[start],
-                seen_indices[seen_indptr[start] : seen_indptr[stop]],
-            )
-            outside = (rec >= 0) & ~in_universe[np.maximum(rec, 0)]
-            rec[seen | outside] = -1
-            recommended[start:stop] = rec
-            if bar is not None:
-                bar.update(stop - start)
+        recommended = _recommend_unseen(
+            model,
+            train,
+            train_csr,
+            eval_users,
+            k,
+            in_universe,
+            batch_size,
+            on_batch=None if bar is None else bar.update,
+        )
 
     metrics = ranking_metrics(recommended, test_csr[eval_users], k=k)
     position = np.full(n_items, -1, dtype=np.int64)

@@ -199,8 +199,10 @@ def _first_line(path: Path) -> str:
 
 def _read_text(path: Path, sep: str) -> tuple[pd.DataFrame, int]:
     """All fields as strings; returns the frame and the file line number of its first row."""
+    from ..datasets._parse import is_number
+
     first = [f.strip().strip('"') for f in _first_line(path).split(sep)]
-    header = not all(_is_number(f) for f in first)
+    header = not all(is_number(f) for f in first)
     names = None
     if not header:
         if len(first) > len(ROLES):
@@ -234,14 +236,6 @@ def _read_text(path: Path, sep: str) -> tuple[pd.DataFrame, int]:
     first_line = 2 if header else 1
     df.index = np.arange(first_line, first_line + len(df))  # the index is now the line number
     return df[~blank], first_line
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

@@ -11,6 +11,21 @@ from collections.abc import Callable
 import numpy as np
 
 DUPLICATE_POLICIES = ("raise", "sum", "last", "first", "max")
+#: item indices are int32 in every CSR the kernels read
+MAX_ITEMS = 2**31 - 1
+
+
+def check_n_items(n_items: int, what: str) -> None:
+    """Raise ``ValueError`` if ``n_items`` (of ``what``, e.g. "matrix columns") exceeds
+    :data:`MAX_ITEMS`.
+
+    >>> check_n_items(2**31, "items")
+    Traceback (most recent call last):
+    ...
+    ValueError: 2147483648 items; at most 2**31 - 1 items are supported
+    """
+    if n_items > MAX_ITEMS:
+        raise ValueError(f"{n_items} {what}; at most 2**31 - 1 items are supported")
 
 
 def _sort_order(rows, cols, weights, timestamps, n_items, duplicates):

@@ -6,8 +6,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._validation import as_numpy, check_1d, check_choice, check_float, check_sparse
-from ._coo import DUPLICATE_POLICIES, build_csr
+from .._validation import (
+    as_numpy,
+    check_1d,
+    check_choice,
+    check_columns,
+    check_float,
+    check_sparse,
+)
+from ._coo import DUPLICATE_POLICIES, build_csr, check_n_items
 from ._segsort import order_within_rows
 from .idmap import IdMap, as_id_array
 
@@ -176,10 +183,7 @@ class Interactions:
         if values.dtype.kind not in "biuf":
             raise TypeError(f"matrix must hold numeric weights, got dtype {values.dtype}")
         shape = (int(matrix.shape[0]), int(matrix.shape[1]))
-        if shape[1] >= 2**31:
-            raise ValueError(
-                f"matrix has {shape[1]} columns; at most 2**31 - 1 items are supported"
-            )
+        check_n_items(shape[1], "matrix columns")
         weights = values.astype(np.float64)
         _check_weights(weights, "weights")
         ts = _as_timestamps(timestamps, rows.size)
@@ -368,8 +372,7 @@ class Interactions:
         ts = _as_timestamps(timestamps, n)
         rows, user_map = _external_index(users, user_ids, "user")
         cols, item_map = _external_index(items, item_ids, "item")
-        if len(item_map) >= 2**31:
-            raise ValueError(f"{len(item_map)} items; at most 2**31 - 1 are supported")
+        check_n_items(len(item_map), "items")
         return cls._from_index(rows, cols, w, ts, user_map, item_map, duplicates)
 
     @classmethod
@@ -414,21 +417,16 @@ class Interactions:
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-        for arg, col in (
-            ("user_col", user_col),
-            ("item_col", item_col),
-            ("weight_col", weight_col),
-            ("timestamp_col", timestamp_col),
-        ):
-            if col is not None and col not in df.columns:
-                raise ValueError(
-                    f"{arg}={col!r} is not a column of df (columns: {list(df.columns)})"
-                )
-            if col is not None and int((df.columns == col).sum()) > 1:
-                raise ValueError(
-                    f"{arg}={col!r} names {int((df.columns == col).sum())} columns of df; "
-                    "column names must be unique"
-                )
+        check_columns(
+            df,
+            "df",
+            {
+                "user_col": user_col,
+                "item_col": item_col,
+                "weight_col": weight_col,
+                "timestamp_col": timestamp_col,
+            },
+        )
         return cls.from_arrays(
             df[user_col].to_numpy(),
             df[item_col].to_numpy(),

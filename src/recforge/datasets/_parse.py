@@ -88,7 +88,8 @@ class Source:
             ) from None
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether ``float(text)`` parses (a header field is not a number)."""
     try:
         float(text)
     except ValueError:
@@ -120,7 +121,7 @@ def detect_header(
             if _skip(line, comment):
                 continue
             first = _split_line(line.rstrip("\r\n"), sep, quoted)[0].strip()
-            return lineno if not _is_number(first) else lineno - 1
+            return lineno if not is_number(first) else lineno - 1
     return 0
 
 
@@ -263,28 +264,22 @@ def read_table(
     skipinitialspace : bool
         Ignore spaces after a separator (``", "``-separated files).
     """
+    text_format = dict(
+        sep=sep,
+        encoding=encoding,
+        skip=skip,
+        comment=comment,
+        quoted=quoted,
+        na_values=na_values,
+    )
     if engine == "python":
-        return parse_lines(
-            src,
-            cols,
-            sep=sep,
-            encoding=encoding,
-            skip=skip,
-            comment=comment,
-            quoted=quoted,
-            na_values=na_values,
-        )
+        return parse_lines(src, cols, **text_format)
     # UnicodeDecodeError and pandas' ParserError / EmptyDataError are ValueErrors
     try:
         df = _read_fast(
             src,
             cols,
-            sep=sep,
-            encoding=encoding,
-            skip=skip,
-            comment=comment,
-            quoted=quoted,
-            na_values=na_values,
+            **text_format,
             colon_pairs=colon_pairs,
             skipinitialspace=skipinitialspace,
         )
@@ -292,17 +287,7 @@ def read_table(
     except (ValueError, csv.Error, IndexError, OverflowError) as exc:
         df, problem = None, exc
     if df is None:
-        parse_lines(
-            src,
-            cols,
-            sep=sep,
-            encoding=encoding,
-            skip=skip,
-            comment=comment,
-            quoted=quoted,
-            na_values=na_values,
-            first_error_only=True,
-        )
+        parse_lines(src, cols, **text_format, first_error_only=True)
         raise ValueError(f"{src.name}: could not be parsed ({problem or 'inconsistent rows'})")
     return df
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_int
-from ..evaluate import RecallReport, _recommend_batch
-from ..kernels.ranking import hit_matrix
-from ..metrics import _hits, _per_user, _relevant_structure
+from ..evaluate import RecallReport, _recommend_unseen
+from ..metrics import _hits, _per_user
 from ._compat import check_client, tree_reduce
 from ._shipping import load_shipped, ship_model
 from .interactions import DaskInteractions
@@ -45,25 +44,7 @@ def _evaluate_partition(blob, class_path, digest, train, test, in_universe, k, b
     }
     if eval_users.size == 0:
         return out
-    universe_ext = train.item_map.ids[in_universe]
-    seen_indptr, seen_indices, _ = _relevant_structure(
-        train_csr[eval_users], eval_users.size, name="train", rows_name="users"
-    )
-    recommended = np.empty((eval_users.size, k), dtype=np.int64)
-    user_ids = train.user_map.ids
-    for start in range(0, eval_users.size, batch_size):
-        stop = min(start + batch_size, eval_users.size)
-        rec = _recommend_batch(
-            model, user_ids[eval_users[start:stop]], k, universe_ext, train.item_map, n_items
-        )
-        seen = hit_matrix(
-            rec,
-            seen_indptr[start : stop + 1] - seen_indptr[start],
-            seen_indices[seen_indptr[start] : seen_indptr[stop]],
-        )
-        outside = (rec >= 0) & ~in_universe[np.maximum(rec, 0)]
-        rec[seen | outside] = -1
-        recommended[start:stop] = rec
+    recommended = _recommend_unseen(model, train, train_csr, eval_users, k, in_universe, batch_size)
     hits, n_relevant, _ = _hits(recommended, test_csr[eval_users], k)
     covered[recommended[recommended >= 0]] = True
     out.update(hits=np.packbits(hits, axis=1), n_relevant=n_relevant)

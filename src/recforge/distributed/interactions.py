@@ -21,9 +21,9 @@ import operator
 
 import numpy as np
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_columns, check_int
 from ..data import IdMap, Interactions, leave_last_k_split, temporal_split
-from ..data._coo import DUPLICATE_POLICIES
+from ..data._coo import DUPLICATE_POLICIES, check_n_items
 from ..data.idmap import as_id_array
 from ..data.interactions import _as_timestamps, _check_weights
 from ._compat import balanced_bounds, check_client, require_dask, tree_reduce
@@ -323,14 +323,16 @@ def from_dask_dataframe(
     check_client(client)
     if not isinstance(ddf, dd.DataFrame):
         raise TypeError(f"ddf must be a dask.dataframe.DataFrame, got {type(ddf).__name__}")
-    for arg, col in (
-        ("user_col", user_col),
-        ("item_col", item_col),
-        ("weight_col", weight_col),
-        ("timestamp_col", timestamp_col),
-    ):
-        if col is not None and col not in ddf.columns:
-            raise ValueError(f"{arg}={col!r} is not a column of ddf (columns: {list(ddf.columns)})")
+    check_columns(
+        ddf,
+        "ddf",
+        {
+            "user_col": user_col,
+            "item_col": item_col,
+            "weight_col": weight_col,
+            "timestamp_col": timestamp_col,
+        },
+    )
     check_choice(duplicates, "duplicates", DUPLICATE_POLICIES)
     n_partitions = (
         ddf.npartitions
@@ -352,8 +354,7 @@ def from_dask_dataframe(
     user_ids, item_ids = uniques.result()
     if user_ids.size == 0:
         raise ValueError("ddf has no rows; there are no interactions to distribute")
-    if item_ids.size >= 2**31:
-        raise ValueError(f"{item_ids.size} items; at most 2**31 - 1 are supported")
+    check_n_items(item_ids.size, "items")
     user_map, item_map = IdMap(user_ids), IdMap(item_ids)
     user_map_f = client.scatter(user_map, broadcast=True, hash=False)
     item_map_f = client.scatter(item_map, broadcast=True, hash=False)

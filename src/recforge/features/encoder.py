@@ -670,18 +670,10 @@ class FeatureEncoder(ParamsMixin):
         ndarray of shape (n_rows, len(columns)), int32
             Code of each row in each column, in ``[0, n_codes(column))``.
         """
-        self._check_fitted()
-        columns = (
-            self.categorical_columns_
-            if columns is None
-            else [self._column_name(c, self.columns_, "columns") for c in columns]
-        )
+        columns = self._code_columns(columns)
         table = self._table(X)
-        n, (codes, _) = table.n_rows, self._codes_and_numbers(table, need_numbers=False)
-        out = np.empty((n, len(columns)), dtype=np.int32)
-        for j, name in enumerate(columns):
-            out[:, j] = codes[name]
-        return out
+        codes, _ = self._codes_and_numbers(table, need_numbers=False)
+        return _stack(codes, columns, table.n_rows, np.int32)
 
     def n_codes(self, column) -> int:
         """Number of distinct codes of ``column`` in :meth:`transform_codes` (an embedding table's rows)."""
@@ -697,35 +689,37 @@ class FeatureEncoder(ParamsMixin):
             ``(x - mean_) / scale_`` with missing -> 0 when ``standardize``; else raw values with NaN.
         """
         table = self._table(X)
-        n, (_, numbers) = table.n_rows, self._codes_and_numbers(table, need_numbers=True)
-        out = np.empty((n, len(self.numeric_columns_)), dtype=np.float32)
-        for j, name in enumerate(self.numeric_columns_):
-            x = numbers[name]
-            if standardize:
-                x = (x - self.mean_[name]) / self.scale_[name]
-                x[np.isnan(x)] = 0.0
-            out[:, j] = x
-        return out
+        _, numbers = self._codes_and_numbers(table, need_numbers=True)
+        if standardize:
+            numbers = self._standardized(numbers)
+        return _stack(numbers, self.numeric_columns_, table.n_rows, np.float32)
 
     def transform_codes_numeric(self, X, columns=None) -> tuple[np.ndarray, np.ndarray]:
         """``(transform_codes(X, columns), transform_numeric(X))`` from one pass over ``X`` (the inputs
         of an embedding model; half the time of the two calls)."""
-        columns = (
-            self.categorical_columns_
-            if columns is None
-            else [self._column_name(c, self.columns_, "columns") for c in columns]
-        )
+        columns = self._code_columns(columns)
         table = self._table(X)
-        n, (codes, numbers) = table.n_rows, self._codes_and_numbers(table, need_numbers=True)
-        out_codes = np.empty((n, len(columns)), dtype=np.int32)
-        for j, name in enumerate(columns):
-            out_codes[:, j] = codes[name]
-        out_num = np.empty((n, len(self.numeric_columns_)), dtype=np.float32)
-        for j, name in enumerate(self.numeric_columns_):
+        codes, numbers = self._codes_and_numbers(table, need_numbers=True)
+        return (
+            _stack(codes, columns, table.n_rows, np.int32),
+            _stack(self._standardized(numbers), self.numeric_columns_, table.n_rows, np.float32),
+        )
+
+    def _code_columns(self, columns) -> list:
+        """``columns`` checked against ``columns_``; default ``categorical_columns_``."""
+        self._check_fitted()
+        if columns is None:
+            return self.categorical_columns_
+        return [self._column_name(c, self.columns_, "columns") for c in columns]
+
+    def _standardized(self, numbers: dict) -> dict:
+        """``{name: (x - mean_) / scale_}`` over ``numeric_columns_``, missing (NaN) -> 0."""
+        out = {}
+        for name in self.numeric_columns_:
             x = (numbers[name] - self.mean_[name]) / self.scale_[name]
             x[np.isnan(x)] = 0.0
-            out_num[:, j] = x
-        return out_codes, out_num
+            out[name] = x
+        return out
 
     # ------------------------------------------------------------------------------------------
     # persistence (arrays + JSON, embeddable in a model file)
@@ -859,6 +853,14 @@ class FeatureEncoder(ParamsMixin):
         _, arrays, meta = load_arrays(file, expected_class=cls.__name__)
         with model_file_errors(file, cls.__name__):
             return cls.from_state(arrays, meta)
+
+
+def _stack(per_column: dict, columns, n_rows: int, dtype) -> np.ndarray:
+    """ndarray (n_rows, len(columns)) of ``dtype`` whose column j is ``per_column[columns[j]]``."""
+    out = np.empty((n_rows, len(columns)), dtype=dtype)
+    for j, name in enumerate(columns):
+        out[:, j] = per_column[name]
+    return out
 
 
 def _json_list(arrays: ModelArrays, record: dict, key: str, *, of, length=None) -> list:

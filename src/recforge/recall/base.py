@@ -81,6 +81,33 @@ def as_interactions(data, name: str = "interactions") -> Interactions:
     )
 
 
+def history_indices(item_map: IdMap, item_ids, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """A new user's history as internal item indices and weights (``recommend_from_history``).
+
+    ``item_ids``: external ids (may be empty; unknown ids raise ``KeyError``); ``weights``: finite,
+    >= 0, one per id (default 1.0). Returns int64 (n,) indices and float32 (n,) weights.
+
+    >>> from recforge.data import IdMap
+    >>> idx, w = history_indices(IdMap([10, 20, 30]), [30, 10])
+    >>> idx.tolist(), w.tolist()
+    ([2, 0], [1.0, 1.0])
+    """
+    history = as_id_collection(item_ids, "item_ids")
+    item_idx = (
+        np.asarray(item_map.index(history, name="item_id"), dtype=np.int64).reshape(-1)
+        if history.size
+        else np.empty(0, np.int64)
+    )
+    if weights is None:
+        return item_idx, np.ones(len(item_idx), np.float32)
+    w = check_1d(weights, "weights", dtype=np.float32, finite=True)
+    if len(w) != len(item_idx):
+        raise ValueError(f"weights has length {len(w)}, item_ids has length {len(item_idx)}")
+    if np.any(w < 0):
+        raise ValueError("weights must be >= 0")
+    return item_idx, w
+
+
 class RecallModel(ParamsMixin):
     """Base class of recall models. See the module docstring for the contract.
 
@@ -228,22 +255,7 @@ class RecallModel(ParamsMixin):
         """
         self._check_fitted()
         k = self._check_k(k)
-        history = as_id_collection(item_ids, "item_ids")
-        item_idx = (
-            np.asarray(self.item_map_.index(history, name="item_id"), dtype=np.int64).reshape(-1)
-            if history.size
-            else np.empty(0, np.int64)
-        )
-        if weights is None:
-            w = np.ones(len(item_idx), np.float32)
-        else:
-            w = check_1d(weights, "weights", dtype=np.float32, finite=True)
-            if len(w) != len(item_idx):
-                raise ValueError(
-                    f"weights has length {len(w)}, item_ids has length {len(item_idx)}"
-                )
-            if np.any(w < 0):
-                raise ValueError("weights must be >= 0")
+        item_idx, w = history_indices(self.item_map_, item_ids, weights)
         scores = np.asarray(self._score_history(item_idx, w), dtype=np.float32).reshape(1, -1)
         exclude = None
         if filter_seen and len(item_idx):

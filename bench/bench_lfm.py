@@ -52,7 +52,9 @@ def test_recforge_lfm_epoch(benchmark, name, loss):
     interactions = data(name)
     benchmark.group = f"lfm-epoch-{name}"
     model = LFM(n_factors=FACTORS, loss=loss, epochs=1, n_threads=THREADS, random_state=0)
-    benchmark.pedantic(model.fit, args=(interactions,), rounds=ROUNDS[name], warmup_rounds=WARMUP[name])
+    benchmark.pedantic(
+        model.fit, args=(interactions,), rounds=ROUNDS[name], warmup_rounds=WARMUP[name]
+    )
     benchmark.extra_info["steps"] = int(interactions.nnz)
 
 
@@ -62,7 +64,9 @@ def test_recforge_lfm_epoch_busy_core(benchmark, busy_core, name, n_threads):
     interactions = data(name)
     benchmark.group = f"lfm-one-core-busy-{name}"
     model = LFM(n_factors=FACTORS, loss="bpr", epochs=1, n_threads=n_threads, random_state=0)
-    benchmark.pedantic(model.fit, args=(interactions,), rounds=ROUNDS[name], warmup_rounds=WARMUP[name])
+    benchmark.pedantic(
+        model.fit, args=(interactions,), rounds=ROUNDS[name], warmup_rounds=WARMUP[name]
+    )
 
 
 @pytest.mark.parametrize("name", list(DATA))

@@ -108,7 +108,7 @@ RECFORGE_LFM_INLINE double lfm_pointwise_step(float* __restrict p, float* __rest
 }
 
 // BPR step on user p, positive (qi, bi), negative (qj, bj); returns -log sig(x_uij) before the
-// step. p, qi and qj never overlap (qi, qj are rows of item_factors and j != i: the user touched i).
+// step. p, qi and qj never overlap (j != i: negatives are never items the user touched).
 RECFORGE_LFM_INLINE double lfm_bpr_step(float* __restrict p, float* __restrict qi,
                                         float* __restrict qj, float* bi, float* bj, int k,
                                         const LfmConfig& c) {

@@ -14,6 +14,7 @@ Two data sets, each its own group:
 
 * ``lr-fit-synthetic-busy`` — the synthetic fit again while a separate process keeps one core
   busy (a spinning loop): threads that spin-wait collapse here, ours block.
+  ``lr-fit-onehot-ctr-busy`` — the same for the one-hot fit (ours at 1 and 2 threads).
 
 Every fit uses tol=1e-4 and max_iter=1000; each benchmark records the test AUC in ``extra_info`` and
 asserts it is within 0.002 of scikit-learn's, so the timings compare fits of equal quality.
@@ -173,3 +174,9 @@ def test_sklearn_lbfgs_synthetic_busy(benchmark, synthetic_matrices, busy_core):
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_recforge_lr_synthetic_busy(benchmark, synthetic_matrices, busy_core, n_threads):
     _run(benchmark, _recforge(1.0, n_threads), synthetic_matrices, "synthetic")
+
+
+@pytest.mark.benchmark(group="lr-fit-onehot-ctr-busy")
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_recforge_lr_onehot_ctr_busy(benchmark, onehot_ctr_matrices, busy_core, n_threads):
+    _run(benchmark, _recforge(1.0, n_threads), onehot_ctr_matrices, "onehot-ctr")

@@ -7,10 +7,16 @@ Two data sets, each its own group:
 * ``lr-fit-synthetic`` — ``synthetic_ctr`` 1M rows x 50 float32 features (plus 200k held-out rows
   of the same draw), C=1.0.
 
+* ``lr-fit-onehot-ctr`` — a sparse one-hot CTR matrix: 300k rows of 24 categorical columns
+  (4-22 Zipf-distributed values each) and 6 numeric columns (20 quantile buckets, with missing
+  values), encoded by recforge's FeatureEncoder without standardised numerics, so every row holds
+  30 entries of value 1 (CSR float32, ~490 columns); 250k rows to fit, 50k held out, C=1.0.
+
 * ``lr-fit-synthetic-busy`` — the synthetic fit again while a separate process keeps one core
   busy (a spinning loop): threads that spin-wait collapse here, ours block.
+  ``lr-fit-onehot-ctr-busy`` — the same for the one-hot fit (ours at 1 and 2 threads).
 
-Both fits use tol=1e-4 and max_iter=1000; each benchmark records the test AUC in ``extra_info`` and
+Every fit uses tol=1e-4 and max_iter=1000; each benchmark records the test AUC in ``extra_info`` and
 asserts it is within 0.002 of scikit-learn's, so the timings compare fits of equal quality.
 
 Run:  pytest bench/bench_lr.py --benchmark-only --benchmark-json=/tmp/lr.json
@@ -27,6 +33,7 @@ from .conftest import pick, synthetic_ctr_split
 
 N_SYNTH = pick(1_000_000, 20_000)
 N_SYNTH_TEST = pick(200_000, 5_000)
+N_CTR, N_CTR_TEST = pick(250_000, 20_000), pick(50_000, 5_000)
 ROUNDS = pick(5, 1)
 ROUNDS_ADULT = pick(15, 1)
 
@@ -46,12 +53,47 @@ def synthetic_matrices():
     return synthetic_ctr_split(N_SYNTH, N_SYNTH_TEST)
 
 
+def onehot_ctr_frame(n_rows, seed=0):
+    """``(DataFrame, y)``: raw mixed columns of a click log and int8 clicks from a logistic model.
+
+    24 categorical columns (4-22 values, Zipf-like frequencies, each value its own effect) and 6
+    log-normal numeric columns (2% missing, a non-monotone effect that buckets capture).
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    columns, logit = {}, np.zeros(n_rows)
+    for c, card in enumerate(np.linspace(4, 22, 24).astype(int)):
+        freq = 1.0 / np.arange(1, card + 1) ** 0.8
+        codes = rng.choice(card, size=n_rows, p=freq / freq.sum())
+        logit += rng.normal(0.0, 0.4, card)[codes]
+        columns[f"cat{c}"] = pd.Categorical.from_codes(codes, [f"v{v}" for v in range(card)])
+    for c in range(6):
+        x = rng.lognormal(0.0, 1.0, n_rows)
+        logit += 0.3 * np.sin(np.log(x) * (c + 1))
+        x[rng.random(n_rows) < 0.02] = np.nan
+        columns[f"num{c}"] = x
+    logit += -1.0 - logit.mean()  # about 30% clicks
+    y = (rng.random(n_rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
+    return pd.DataFrame(columns), y
+
+
+@pytest.fixture(scope="module")
+def onehot_ctr_matrices():
+    from recforge.features import FeatureEncoder
+
+    frame, y = onehot_ctr_frame(N_CTR + N_CTR_TEST)
+    train, test = frame.iloc[:N_CTR], frame.iloc[N_CTR:]
+    enc = FeatureEncoder(n_bins=20, scale_numeric=False).fit(train)
+    return enc.transform(train), y[:N_CTR], enc.transform(test), y[N_CTR:]
+
+
 _AUC = {}
 
 
 def _run(benchmark, make, data, key):
     Xtr, ytr, Xte, yte = data
-    rounds = ROUNDS_ADULT if key == "adult" else ROUNDS
+    rounds = ROUNDS if key == "synthetic" else ROUNDS_ADULT
     model = benchmark.pedantic(lambda: make().fit(Xtr, ytr), rounds=rounds, warmup_rounds=1)
     auc = roc_auc_score(yte, model.predict_proba(Xte)[:, 1])
     benchmark.extra_info["auc"] = auc
@@ -92,6 +134,17 @@ def test_recforge_lr_synthetic(benchmark, synthetic_matrices, n_threads):
     _run(benchmark, _recforge(1.0, n_threads), synthetic_matrices, "synthetic")
 
 
+@pytest.mark.benchmark(group="lr-fit-onehot-ctr")
+def test_sklearn_lbfgs_onehot_ctr(benchmark, onehot_ctr_matrices):
+    _run(benchmark, _sklearn(1.0), onehot_ctr_matrices, "onehot-ctr")
+
+
+@pytest.mark.benchmark(group="lr-fit-onehot-ctr")
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_recforge_lr_onehot_ctr(benchmark, onehot_ctr_matrices, n_threads):
+    _run(benchmark, _recforge(1.0, n_threads), onehot_ctr_matrices, "onehot-ctr")
+
+
 @pytest.fixture
 def busy_core():
     """A child process spinning on one core for the duration of the benchmark (ended by its handle)."""
@@ -121,3 +174,9 @@ def test_sklearn_lbfgs_synthetic_busy(benchmark, synthetic_matrices, busy_core):
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_recforge_lr_synthetic_busy(benchmark, synthetic_matrices, busy_core, n_threads):
     _run(benchmark, _recforge(1.0, n_threads), synthetic_matrices, "synthetic")
+
+
+@pytest.mark.benchmark(group="lr-fit-onehot-ctr-busy")
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_recforge_lr_onehot_ctr_busy(benchmark, onehot_ctr_matrices, busy_core, n_threads):
+    _run(benchmark, _recforge(1.0, n_threads), onehot_ctr_matrices, "onehot-ctr")

@@ -64,6 +64,46 @@ def test_loss_grad_kernel_matches_reference(fmt, n_chunks):
     np.testing.assert_allclose(gb, rgb, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64, np.uint16])
+@pytest.mark.parametrize("n_chunks", [1, 3])
+def test_pattern_kernel_matches_reference_on_one_hot_rows(index_dtype, n_chunks):
+    # 700 rows: several BLOCK_ROWS blocks per chunk, a partial last one; rows of 0 to 9 ones
+    X, y, sw = make_data(n=700, d=40, density=0.12, seed=3)
+    X = sp.csr_matrix((X != 0).astype(np.float32))
+    assert K.all_ones(X.data) and not K.all_ones(X.data * 2) and not K.all_ones(X.data[:0])
+    indices = X.indices.astype(index_dtype)
+    w, b, lam = np.random.default_rng(4).standard_normal(40) * 0.5, -0.3, 0.02
+    bounds = K.chunk_bounds(X.shape[0], n_chunks)
+    partial = np.empty((n_chunks, 41))
+    loss = sum(
+        K.loss_grad_pattern(X.indptr, indices, y, sw, w, b, bounds[c], bounds[c + 1], partial[c])
+        for c in range(n_chunks)
+    )
+    S = sw.sum()
+    g = partial.sum(axis=0) / S
+    rf, rgw, rgb = ref.objective(X, y, sw, w, b, lam)
+    np.testing.assert_allclose(loss / S + 0.5 * lam * w @ w, rf, rtol=1e-10)
+    np.testing.assert_allclose(g[:40] + lam * w, rgw, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(g[40], rgb, rtol=1e-9, atol=1e-12)
+
+
+def test_narrow_indices_only_when_every_column_fits():
+    indices = np.array([0, 5, 65535], np.int32)
+    assert K.narrow_indices(indices, 65536).dtype == np.uint16
+    np.testing.assert_array_equal(K.narrow_indices(indices, 65536), indices)
+    assert K.narrow_indices(indices, 65537) is indices
+
+
+def test_one_hot_fit_equals_the_dense_fit_of_the_same_matrix():
+    # the pattern path (every stored value 1) against the dense kernel on the same rows
+    X, y, _ = make_data(n=2000, d=30, density=0.2, seed=5)
+    Xs = sp.csr_matrix((X != 0).astype(np.float32))
+    sparse = LogisticRegression(C=0.5, tol=1e-8, n_threads=2).fit(Xs, y)
+    dense = LogisticRegression(C=0.5, tol=1e-8, n_threads=1).fit(Xs.toarray(), y)
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sparse.intercept_, dense.intercept_, rtol=1e-5, atol=1e-6)
+
+
 def test_loss_is_stable_for_large_margins():
     X = np.array([[1.0], [1.0]])
     y = np.array([1.0, 0.0])

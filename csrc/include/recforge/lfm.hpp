@@ -18,18 +18,45 @@
 #include "recforge/rng.hpp"
 #include "recforge/simd.hpp"
 
+// The vector loads and stores of the steps (GCC vector extensions) are inlined; no vector crosses
+// a call boundary, so the ABI note about passing 32-byte vectors does not apply.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace recforge {
 
 enum class LfmLoss : int { squared = 0, logistic = 1, bpr = 2 };
 
-inline float exact_sigmoid(float x) {
-    x = std::min(40.0f, std::max(-40.0f, x));
-    return 1.0f / (1.0f + std::exp(-x));
+// The step helpers must be inlined into the trainer's per-ISA clones (RECFORGE_HOT_CLONES): called
+// out of line they would be compiled for the baseline ISA only.
+#if defined(__GNUC__)
+#define RECFORGE_LFM_INLINE inline __attribute__((always_inline))
+#else
+#define RECFORGE_LFM_INLINE inline
+#endif
+
+// sigmoid(x) and log(1 + exp(-|x|)) from one exp(-|x|): log(1 + exp(-x)) = that + max(-x, 0).
+RECFORGE_LFM_INLINE void logistic_terms(float x, float& sigmoid, float& log1p_exp_neg_abs) {
+    const float e = std::exp(-std::min(40.0f, std::abs(x)));
+    log1p_exp_neg_abs = std::log1p(e);
+    sigmoid = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
-// log(1 + exp(-x)) in float, without overflow.
-inline float softplus_negf(float x) {
-    return x > 0 ? std::log1p(std::exp(-x)) : -x + std::log1p(std::exp(x));
+// p . (a - b), 8 lanes with the fixed order of recforge::dot.
+RECFORGE_LFM_INLINE float dot_diff(const float* p, const float* a, const float* b, int k) {
+    int f = 0;
+    float x;
+#if defined(__GNUC__)
+    f32x8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (; f + 8 <= k; f += 8) acc += load8(p + f) * (load8(a + f) - load8(b + f));
+    x = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+#else
+    x = 0.0f;
+#endif
+    for (; f < k; ++f) x += p[f] * (a[f] - b[f]);
+    return x;
 }
 
 struct LfmConfig {
@@ -47,8 +74,9 @@ struct LfmConfig {
 };
 
 // Pointwise step on (p, q, b) with label y; returns the loss before the step (regularisation
-// excluded).
-inline double lfm_pointwise_step(float* p, float* q, float* b, int k, float y, const LfmConfig& c) {
+// excluded). p and q are rows of different arrays (never overlapping).
+RECFORGE_LFM_INLINE double lfm_pointwise_step(float* __restrict p, float* __restrict q, float* b,
+                                              int k, float y, const LfmConfig& c) {
     const float s = dot(p, q, k) + (c.fit_bias ? *b : 0.0f);
     float e;
     double loss;
@@ -56,11 +84,21 @@ inline double lfm_pointwise_step(float* p, float* q, float* b, int k, float y, c
         e = y - s;
         loss = 0.5 * static_cast<double>(e) * e;
     } else {
-        e = y - exact_sigmoid(s);
-        loss = y > 0.5f ? softplus_negf(s) : softplus_negf(-s);
+        float sig, l;
+        logistic_terms(s, sig, l);
+        e = y - sig;
+        loss = l + std::max(y > 0.5f ? -s : s, 0.0f);  // log(1 + exp(-s)) or log(1 + exp(s))
     }
     const float lr = c.lr, ru = c.reg_user, ri = c.reg_item;
-    for (int f = 0; f < k; ++f) {
+    int f = 0;
+#if defined(__GNUC__)
+    for (; f + 8 <= k; f += 8) {
+        const f32x8 pf = load8(p + f), qf = load8(q + f);
+        store8(p + f, pf + lr * (e * qf - ru * pf));
+        store8(q + f, qf + lr * (e * pf - ri * qf));
+    }
+#endif
+    for (; f < k; ++f) {
         const float pf = p[f], qf = q[f];
         p[f] = pf + lr * (e * qf - ru * pf);
         q[f] = qf + lr * (e * pf - ri * qf);
@@ -70,22 +108,26 @@ inline double lfm_pointwise_step(float* p, float* q, float* b, int k, float y, c
 }
 
 // BPR step on user p, positive (qi, bi), negative (qj, bj); returns -log sig(x_uij) before the
-// step.
-inline double lfm_bpr_step(float* p, float* qi, float* qj, float* bi, float* bj, int k,
-                           const LfmConfig& c) {
-    float x = 0.0f;
-    {
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int f = 0;
-        for (; f + 8 <= k; f += 8)
-            for (int j = 0; j < 8; ++j) acc[j] += p[f + j] * (qi[f + j] - qj[f + j]);
-        x = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for (; f < k; ++f) x += p[f] * (qi[f] - qj[f]);
-    }
+// step. p, qi and qj never overlap (j != i: negatives are never items the user touched).
+RECFORGE_LFM_INLINE double lfm_bpr_step(float* __restrict p, float* __restrict qi,
+                                        float* __restrict qj, float* bi, float* bj, int k,
+                                        const LfmConfig& c) {
+    float x = dot_diff(p, qi, qj, k);
     if (c.fit_bias) x += *bi - *bj;
-    const float e = 1.0f - exact_sigmoid(x);
+    float sig, l;
+    logistic_terms(x, sig, l);
+    const float e = 1.0f - sig;
     const float lr = c.lr, ru = c.reg_user, ri = c.reg_item;
-    for (int f = 0; f < k; ++f) {
+    int f = 0;
+#if defined(__GNUC__)
+    for (; f + 8 <= k; f += 8) {
+        const f32x8 pf = load8(p + f), qif = load8(qi + f), qjf = load8(qj + f);
+        store8(p + f, pf + lr * (e * (qif - qjf) - ru * pf));
+        store8(qi + f, qif + lr * (e * pf - ri * qif));
+        store8(qj + f, qjf + lr * (-e * pf - ri * qjf));
+    }
+#endif
+    for (; f < k; ++f) {
         const float pf = p[f], qif = qi[f], qjf = qj[f];
         p[f] = pf + lr * (e * (qif - qjf) - ru * pf);
         qi[f] = qif + lr * (e * pf - ri * qif);
@@ -95,7 +137,20 @@ inline double lfm_bpr_step(float* p, float* qi, float* qj, float* bi, float* bj,
         *bi += lr * (e - c.reg_bias * *bi);
         *bj += lr * (-e - c.reg_bias * *bj);
     }
-    return softplus_negf(x);
+    return l + std::max(-x, 0.0f);
+}
+
+// Whether the sorted row[0:len] holds x: a binary search whose steps are conditional moves, not
+// branches (whether a random negative sorts left or right of a probe is a coin flip the branch
+// predictor loses half the time).
+RECFORGE_LFM_INLINE bool sorted_contains(const int32_t* row, int64_t len, int32_t x) {
+    if (len <= 0) return false;
+    while (len > 1) {
+        const int64_t half = len / 2;
+        row = row[half] <= x ? row + half : row;
+        len -= half;
+    }
+    return *row == x;
 }
 
 struct LfmEpochResult {
@@ -126,8 +181,8 @@ inline LfmEpochResult lfm_train_block(const int32_t* pos_users, const int32_t* p
         first_negative[s] = static_cast<int32_t>(negatives.draw(rng.next()));
     }
     auto touched = [&](int32_t u, int32_t j) {
-        return std::binary_search(touched_indices + touched_indptr[u],
-                                  touched_indices + touched_indptr[u + 1], j);
+        return sorted_contains(touched_indices + touched_indptr[u],
+                               touched_indptr[u + 1] - touched_indptr[u], j);
     };
     // A negative for user u: `candidate` if the user never touched it, else redraws (up to
     // max_tries in all).
@@ -228,3 +283,7 @@ inline LfmEpochResult lfm_train_epoch(const int32_t* pos_users, const int32_t* p
 }
 
 }  // namespace recforge
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif

@@ -234,11 +234,19 @@ class LogisticRegression(Ranker):
         partial = np.empty((n_chunks, d + 1))
         fit_b = bool(self.fit_intercept)
         csr = sp.issparse(X)
+        pattern = csr and K.all_ones(X.data)  # one-hot: the kernel skips the value stream
+        indices = K.narrow_indices(X.indices, d) if pattern else None
 
         def fun(theta):
             w = np.ascontiguousarray(theta[:d])
             b = float(theta[d]) if fit_b else 0.0
-            if csr:
+            if pattern:
+
+                def chunk(c):
+                    return K.loss_grad_pattern(
+                        X.indptr, indices, y, sw, w, b, bounds[c], bounds[c + 1], partial[c]
+                    )
+            elif csr:
 
                 def chunk(c):
                     return K.loss_grad_csr(

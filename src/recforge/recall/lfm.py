@@ -23,6 +23,16 @@ __all__ = ["LFM"]
 FOLD_IN_MIN_REG = 1e-3
 
 
+def _initial_factors(rng, n_rows: int, n_factors: int, init_std) -> np.ndarray:
+    """(n_rows, n_factors) float32, uniform on ±√3·init_std/√n_factors (standard deviation
+    init_std/√n_factors), drawn and scaled in place."""
+    half_width = np.float32(np.sqrt(3.0) * float(init_std) / np.sqrt(n_factors))
+    out = rng.random((n_rows, n_factors), dtype=np.float32)
+    out -= np.float32(0.5)
+    out *= 2 * half_width
+    return out
+
+
 class LFM(EmbeddingRecall):
     """Latent factor model: score(u, i) = p_u · q_i (+ b_i), learned by SGD on implicit feedback.
 
@@ -56,7 +66,8 @@ class LFM(EmbeddingRecall):
         Interactions with weight ≥ threshold are positives (``None``: all of them). Every interaction,
         positive or not, is excluded from the user's negatives.
     init_std : float, default 0.1
-        Factors start as N(0, init_std² / n_factors).
+        Factors start uniform on a symmetric interval with standard deviation
+        init_std / √n_factors (uniform draws cost a fifth of normal ones, a large share of a short fit).
     validation_fraction : float in [0, 1), default 0.0
         Hold out this fraction of the positives to measure a sampled AUC after each epoch.
     n_iter_no_change : int, default 5
@@ -186,9 +197,10 @@ class LFM(EmbeddingRecall):
                     "validation_fraction leaves no training or no validation positives"
                 )
         touched = np.diff(matrix.indptr)
-        full = np.flatnonzero(touched[np.unique(users)] >= n_items)
+        full = np.flatnonzero(touched >= n_items)
+        full = full[np.isin(full, users)] if full.size else full
         if full.size:
-            example = data.user_map.ids[np.unique(users)[full[0]]].item()
+            example = data.user_map.ids[full[0]].item()
             raise ValueError(
                 f"LFM draws negatives among the items a user has not touched, but "
                 f"{full.size} user(s) touched all {n_items} items (e.g. user "
@@ -197,14 +209,14 @@ class LFM(EmbeddingRecall):
         popularity = np.bincount(items, minlength=n_items).astype(np.float64)
         # +1: every item can be a negative
         neg_weights = sampling_weights(popularity + 1.0, self.neg_exponent, "neg_exponent")
-        indptr = matrix.indptr.astype(np.int64)
-        indices = matrix.indices.astype(np.int32)
-        scale = float(self.init_std) / np.sqrt(k)
-        uf = (rng.standard_normal((n_users, k), dtype=np.float32) * scale).astype(np.float32)
-        itf = (rng.standard_normal((n_items, k), dtype=np.float32) * scale).astype(np.float32)
+        indptr = matrix.indptr.astype(np.int64, copy=False)
+        indices = matrix.indices.astype(np.int32, copy=False)
+        uf = _initial_factors(rng, n_users, k, self.init_std)
+        itf = _initial_factors(rng, n_items, k, self.init_std)
         bias = np.zeros(n_items, np.float32)
         fit_bias = bool(self.item_bias) and self.loss != "squared"
         self.loss_history_, self.validation_auc_ = [], []
+        n_threads = self._n_threads()
         best = (-np.inf, None)
         since_best = 0
         epoch_iter = range(int(self.epochs))
@@ -228,7 +240,7 @@ class LFM(EmbeddingRecall):
                 fit_bias=fit_bias,
                 n_negatives=self.n_negatives,
                 seed=int(rng.integers(2**63)),
-                n_threads=self._n_threads(),
+                n_threads=n_threads,
             )
             if not np.isfinite(mean_loss):
                 raise FloatingPointError("LFM diverged (non-finite loss); lower learning_rate")

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from recforge._reference.personal_rank import personal_rank
+from recforge.exceptions import ConvergenceWarning
 from recforge.recall import PersonalRank
 from tests._cf_helpers import random_interactions
 from tests.contract import RecallContract, contract_interactions
@@ -64,7 +65,7 @@ def test_blocks_and_threads_do_not_change_results(method):
 
 @pytest.mark.parametrize("method", ["iterate", "cg"])
 def test_not_converged_warns(method):
-    with pytest.warns(RuntimeWarning, match="max_iter"):
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
         PersonalRank(method=method, max_iter=2).fit(random_interactions()).recommend(0, k=3)
 
 

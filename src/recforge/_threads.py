@@ -7,6 +7,7 @@ cgroup CPU quota are respected, unlike ``os.cpu_count()`` which reports the host
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import os
@@ -26,7 +27,9 @@ def available_cores() -> int:
     return max(1, cores)
 
 
+@functools.cache
 def _cgroup_cpu_quota() -> float | None:
+    # read once per process: resolve_n_threads is on the request path of the server
     try:
         with open("/sys/fs/cgroup/cpu.max") as f:
             quota, period = f.read().split()[:2]
@@ -59,12 +62,10 @@ def resolve_n_threads(n_threads) -> int:
     if n_threads is None:
         return available_cores()
     n = check_int(n_threads, "n_threads")
+    if n > 0:
+        return min(n, MAX_THREADS)
     cores = available_cores()
-    if n == 0:
-        return cores
-    if n < 0:
-        return max(1, cores + 1 + n)
-    return min(n, MAX_THREADS)
+    return cores if n == 0 else max(1, cores + 1 + n)
 
 
 _BLAS_CONTROLLER = []  # one threadpoolctl controller per process, built on first use

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._threads import limit_blas_threads, numba_threads
+from ..exceptions import ConvergenceWarning
 from ..kernels._csr import csr_kernel_arrays
 from ..kernels.personal_rank import (
     accumulate_active,
@@ -72,7 +73,7 @@ def _not_converged(tol, max_iter, n_left):
     warnings.warn(
         f"PersonalRank did not converge to tol={tol} within max_iter={max_iter} iterations "
         f"for {n_left} start node(s); raise max_iter or tol",
-        RuntimeWarning,
+        ConvergenceWarning,
         stacklevel=4,  # the caller of PersonalRank._walk
     )
 

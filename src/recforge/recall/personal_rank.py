@@ -57,7 +57,7 @@ class PersonalRank(RecallModel):
         L1 convergence threshold: of the change of ``r`` (``"iterate"``), of the residual of the
         two-step system (``"cg"``). Not used by the exact methods.
     max_iter : int >= 1, default 500
-        Iterations of ``"iterate"`` (steps of the recurrence) and ``"cg"``; a ``RuntimeWarning`` says when
+        Iterations of ``"iterate"`` (steps of the recurrence) and ``"cg"``; a ``ConvergenceWarning`` says when
         a start did not converge.
     use_weights : bool, default False
         Edge weights from the interaction weights (e.g. ratings) instead of 1.

@@ -130,7 +130,7 @@ class UserCF(TwoHopModel):
     def _score_similar(self, item_idx):
         ui = self.user_items_
         binary = sp.csr_matrix((np.ones(ui.nnz, np.float64), ui.indices, ui.indptr), shape=ui.shape)
-        penalty = 1.0 / np.log1p(np.maximum(np.diff(ui.indptr), 1))
+        penalty = log_penalty(np.diff(ui.indptr))
         cols = binary.T.tocsr()
         overlap = (cols[item_idx] @ sp.diags(penalty) @ binary).toarray()
         norm = np.sqrt(np.maximum(np.diff(cols.indptr), 1).astype(np.float64))

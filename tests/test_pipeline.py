@@ -466,3 +466,25 @@ def test_usercf_source_and_string_ids_end_to_end():
     ).fit(data)
     ids, scores = model.recommend(data.user_map.ids[:4], k=3)
     assert ids.dtype == object and np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_kernels_equal_at_any_n_threads():
+    """The pipeline kernels pull chunks of rows dynamically: every row writes only its own slots, so the
+    candidates, the features and the top-k are bit-identical for 1, 2 and 3 threads (more rows than
+    one chunk, so the pool really splits them)."""
+    data = synthetic_log(n_users=400, n_items=40)
+    outs = []
+    for n_threads in (1, 2, 3):
+        model = small_pipeline(n_threads=n_threads).fit(data)
+        cands = model.candidates(data.user_map.ids)
+        td = model.training_data(data)
+        outs.append((cands, td, model.recommend(data.user_map.ids, k=5)))
+    base_c, base_td, base_rec = outs[0]
+    for cands, td, rec in outs[1:]:
+        np.testing.assert_array_equal(cands.offsets, base_c.offsets)
+        np.testing.assert_array_equal(cands.items, base_c.items)
+        np.testing.assert_array_equal(cands.rrf, base_c.rrf)
+        np.testing.assert_array_equal(td.X, base_td.X)  # NaN == NaN for assert_array_equal
+        np.testing.assert_array_equal(td.y, base_td.y)
+        np.testing.assert_array_equal(rec[0], base_rec[0])
+        np.testing.assert_array_equal(rec[1], base_rec[1])

@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from .._threads import resolve_n_threads
 from .._validation import check_float, check_int
 
 #: The constant of reciprocal rank fusion (Cormack et al. 2009).
@@ -72,7 +73,9 @@ def check_quotas(quotas, names) -> np.ndarray:
     return np.asarray(values, np.int64)
 
 
-def merge_lists(lists, scores, quotas, target: int, rrf_k: float = RRF_K) -> Candidates:
+def merge_lists(
+    lists, scores, quotas, target: int, rrf_k: float = RRF_K, n_threads: int = 1
+) -> Candidates:
     """Merge per-source ranked lists into :class:`Candidates`.
 
     Parameters
@@ -87,6 +90,8 @@ def merge_lists(lists, scores, quotas, target: int, rrf_k: float = RRF_K) -> Can
         Candidates per row (at most): the quotas, then fill-up in fusion order.
     rrf_k : float
         Fusion constant.
+    n_threads : int, default 1
+        Threads of the merge kernel (the result does not depend on it).
 
     Examples
     --------
@@ -123,7 +128,18 @@ def merge_lists(lists, scores, quotas, target: int, rrf_k: float = RRF_K) -> Can
     n_src = np.zeros((n_rows, target), np.float32)
     counts = np.zeros(n_rows, np.int64)
     merge_candidates(
-        lists, quotas, target, rrf_k, items, src_scores, src_ranks, rrf, n_src, counts, scores
+        lists,
+        quotas,
+        target,
+        rrf_k,
+        items,
+        src_scores,
+        src_ranks,
+        rrf,
+        n_src,
+        counts,
+        scores,
+        resolve_n_threads(n_threads),
     )
     keep = np.arange(target)[None, :] < counts[:, None]
     offsets = np.zeros(n_rows + 1, np.int64)

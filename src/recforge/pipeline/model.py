@@ -513,6 +513,7 @@ class TwoStage(ParamsMixin):
                     similarity=similarity,
                     embeddings=embeddings,
                     decay=self.genre_decay,
+                    n_threads=n_threads,
                 )
                 if impressions is None:
                     y = label_candidates(block[rows], cands.items, cut.future)
@@ -612,7 +613,9 @@ class TwoStage(ParamsMixin):
             filter_items=filter_items,
             items=items,
         )
-        return merge_lists(lists, scores, quotas, target, self.rrf_k)
+        return merge_lists(
+            lists, scores, quotas, target, self.rrf_k, resolve_n_threads(self.n_threads)
+        )
 
     @staticmethod
     def _ranker_input(ranker, X, names):
@@ -680,6 +683,7 @@ class TwoStage(ParamsMixin):
                 embeddings=emb,
                 decay=self.genre_decay,
                 history=history,
+                n_threads=resolve_n_threads(self.n_threads),
             )
             scores = self._score(X, cands)
         out_items = np.empty((cands.n_rows, k), np.int64)
@@ -691,6 +695,7 @@ class TwoStage(ParamsMixin):
             k,
             out_items,
             out_scores,
+            resolve_n_threads(self.n_threads),
         )
         return out_items, out_scores
 

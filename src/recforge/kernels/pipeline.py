@@ -31,9 +31,7 @@ def _run_rows(kernel, n_rows: int, n_threads: int, *args) -> None:
         kernel(0, n_rows, *args)
         return
     with ChunkPool(min(n_threads, n_chunks)) as pool:
-        run_chunks(
-            lambda c: kernel(c * chunk, min(n_rows, (c + 1) * chunk), *args), n_chunks, pool
-        )
+        run_chunks(lambda c: kernel(c * chunk, min(n_rows, (c + 1) * chunk), *args), n_chunks, pool)
 
 
 def merge_candidates(

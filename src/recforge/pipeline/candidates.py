@@ -154,6 +154,14 @@ def merge_lists(
     )
 
 
+def _answers_in_indices(model, item_map) -> bool:
+    from ..recall.base import RecallModel
+
+    return isinstance(model, RecallModel) and (
+        model.item_map_ is item_map or model.item_map_ == item_map
+    )
+
+
 def fetch_lists(
     sources: dict,
     item_map,
@@ -173,6 +181,7 @@ def fetch_lists(
     n_rows = 1 if history is not None else len(user_ids)
     lists = np.full((len(sources), n_rows, depth), -1, np.int64)
     scores = np.full((len(sources), n_rows, depth), -np.inf, np.float32)
+    user_idx = {}  # internal user indices per user map (the sources usually share one)
     for s, model in enumerate(sources.values()):
         if history is not None:
             ids, val = model.recommend_from_history(
@@ -184,6 +193,23 @@ def fetch_lists(
                 items=items,
             )
             ids, val = ids[None, :], val[None, :]
+        elif _answers_in_indices(model, item_map):
+            # a recforge recall model on the same item map: its internal top-k directly (what
+            # ``recommend`` computes before mapping the indices to ids, which we would map back)
+            key = id(model.user_map_)
+            if key not in user_idx:
+                user_idx[key] = np.atleast_1d(
+                    np.asarray(model.user_map_.index(user_ids, name="user_id"), np.int64)
+                )
+            model._check_k(depth)
+            idx, val = model._topk_users(
+                user_idx[key], depth, filter_seen, model._global_mask(filter_items, items)
+            )
+            val = val.astype(np.float32, copy=False)
+            valid = np.isfinite(val)
+            lists[s][valid] = idx[valid]
+            scores[s][valid] = val[valid]
+            continue
         else:
             ids, val = model.recommend(
                 user_ids, k=depth, filter_seen=filter_seen, filter_items=filter_items, items=items

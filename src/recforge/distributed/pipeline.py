@@ -211,6 +211,18 @@ def fit_two_stage(model: TwoStage, data: DaskInteractions, *, item_features=None
     Returns
     -------
     model, fitted (the same object)
+
+    Examples
+    --------
+    On a cluster (not run as a doctest)::
+
+        from recforge.distributed import batch_recommend, from_parquet
+        from recforge.distributed.pipeline import fit_two_stage
+        from recforge.pipeline import TwoStage
+        data = from_parquet("interactions/", client, user_col="user", item_col="item",
+                            timestamp_col="ts")
+        model = fit_two_stage(TwoStage(max_train_users=100_000, negatives_per_user=50), data)
+        batch_recommend(model, client, data, k=20).to_parquet("recs/")
     """
     frame, info = build_training_frame(model, data, item_features=item_features)
     local = frame.compute()

@@ -466,3 +466,43 @@ def test_usercf_source_and_string_ids_end_to_end():
     ).fit(data)
     ids, scores = model.recommend(data.user_map.ids[:4], k=3)
     assert ids.dtype == object and np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_kernels_equal_at_any_n_threads():
+    """The pipeline kernels pull chunks of rows dynamically: every row writes only its own slots, so the
+    candidates, the features and the top-k are bit-identical for 1, 2 and 3 threads (more rows than
+    one chunk, so the pool really splits them)."""
+    data = synthetic_log(n_users=400, n_items=40)
+    outs = []
+    for n_threads in (1, 2, 3):
+        model = small_pipeline(n_threads=n_threads).fit(data)
+        cands = model.candidates(data.user_map.ids)
+        td = model.training_data(data)
+        outs.append((cands, td, model.recommend(data.user_map.ids, k=5)))
+    base_c, base_td, base_rec = outs[0]
+    for cands, td, rec in outs[1:]:
+        np.testing.assert_array_equal(cands.offsets, base_c.offsets)
+        np.testing.assert_array_equal(cands.items, base_c.items)
+        np.testing.assert_array_equal(cands.rrf, base_c.rrf)
+        np.testing.assert_array_equal(td.X, base_td.X)  # NaN == NaN for assert_array_equal
+        np.testing.assert_array_equal(td.y, base_td.y)
+        np.testing.assert_array_equal(rec[0], base_rec[0])
+        np.testing.assert_array_equal(rec[1], base_rec[1])
+
+
+def test_pipeline_beats_its_best_source_on_synthetic_data():
+    """Another data set than MovieLens: users drifting through item blocks (sequential signal), the
+    demo's split. Measured (seeds 0, 1): pipeline NDCG@10 0.707 / 0.738 against ItemCF 0.470 / 0.468
+    and Popularity 0.179 / 0.170; the ranker learns from the similarity to the last items."""
+    from recforge.data import temporal_split
+    from recforge.evaluate import evaluate_recall
+
+    data = synthetic_log(n_users=400, n_items=40, seed=0)
+    train, test = temporal_split(data, 0.2, 5)
+    ranker = GBDTClassifier(
+        n_estimators=60, max_depth=3, learning_rate=0.1, n_threads=1, random_state=0
+    )
+    model = small_pipeline(ranker=ranker).fit(train)
+    final = evaluate_recall(model, train, test, k=10).ndcg
+    best = max(evaluate_recall(s, train, test, k=10).ndcg for s in model.sources_.values())
+    assert final >= 1.3 * best

@@ -1,19 +1,39 @@
 """Numba kernels of the two-stage pipeline: candidate merge, as-of features, per-user top-k.
 
 Every kernel works on one block of query rows (users) at a time, so memory stays bounded by the
-block. Rows are independent and run in parallel (``prange``); validation happens in
-:mod:`recforge.pipeline`.
+block. Rows are independent: each kernel is a serial ``nogil`` loop over a row range
+``[r0, r1)``, and its public wrapper splits the rows into many small chunks that the calling
+thread and a pool of helpers pull from a shared counter (:func:`recforge._threads.run_chunks`),
+so a core taken by another process delays one chunk, not half of the rows (a static ``prange``
+would wait for it). Each row writes only its own output slots: the results are identical for
+any ``n_threads``. Validation happens in :mod:`recforge.pipeline`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
+from .._threads import ChunkPool, run_chunks
 from ._jit import jit
 
+#: chunks per thread a kernel call is split into (more chunks: better balance under foreign load)
+CHUNKS_PER_THREAD = 8
+#: the smallest chunk (rows): below it the pool's hand-off costs more than the rows
+MIN_CHUNK_ROWS = 16
 
-@jit(parallel=True)
+
+def _run_rows(kernel, n_rows: int, n_threads: int, *args) -> None:
+    """``kernel(r0, r1, *args)`` over ``range(n_rows)`` in dynamically pulled chunks of rows."""
+    n_threads = max(1, int(n_threads))
+    chunk = max(MIN_CHUNK_ROWS, -(-n_rows // (CHUNKS_PER_THREAD * n_threads)))
+    n_chunks = max(1, -(-n_rows // chunk))
+    if n_threads == 1 or n_chunks == 1:
+        kernel(0, n_rows, *args)
+        return
+    with ChunkPool(min(n_threads, n_chunks)) as pool:
+        run_chunks(lambda c: kernel(c * chunk, min(n_rows, (c + 1) * chunk), *args), n_chunks, pool)
+
+
 def merge_candidates(
     lists,
     quotas,
@@ -26,6 +46,7 @@ def merge_candidates(
     out_n_sources,
     counts,
     list_scores,
+    n_threads=1,
 ):
     """Merge each row's per-source lists into one deduplicated candidate list.
 
@@ -46,11 +67,47 @@ def merge_candidates(
     out_scores, out_ranks : float32 (n_rows, target, n_sources), NaN where a source missed the item
     out_rrf, out_n_sources : float32 (n_rows, target)
     counts : int64 (n_rows,) — candidates written per row.
+    n_threads : int — threads pulling chunks of rows
 
     Each row's candidates are written in fusion order (higher ``rrf`` first, then lower item index).
     """
-    n_sources, n_rows, depth = lists.shape
-    for r in prange(n_rows):
+    _run_rows(
+        _merge_rows,
+        lists.shape[1],
+        n_threads,
+        lists,
+        quotas,
+        target,
+        rrf_k,
+        out_items,
+        out_scores,
+        out_ranks,
+        out_rrf,
+        out_n_sources,
+        counts,
+        list_scores,
+    )
+
+
+@jit
+def _merge_rows(
+    r0,
+    r1,
+    lists,
+    quotas,
+    target,
+    rrf_k,
+    out_items,
+    out_scores,
+    out_ranks,
+    out_rrf,
+    out_n_sources,
+    counts,
+    list_scores,
+):
+    """Rows ``[r0, r1)`` of :func:`merge_candidates`."""
+    n_sources, _n_rows, depth = lists.shape
+    for r in range(r0, r1):
         m = n_sources * depth
         flat = np.empty(m, np.int64)
         n = 0
@@ -129,7 +186,6 @@ def _count_upto(times, lo, hi, t):
     return a
 
 
-@jit(parallel=True)
 def user_features(
     h_indptr,
     h_items,
@@ -144,6 +200,7 @@ def user_features(
     decay,
     out,
     out_profile,
+    n_threads=1,
 ):
     """Per-row user features from each row's own history (time-sorted), as of ``as_of[r]``.
 
@@ -161,11 +218,50 @@ def user_features(
         days since first, weight mean, weight std, high share, mean log1p item popularity (NaN
         from "days since last" on when the row has no history)
     out_profile : float32 (n_rows, n_genres) — decayed genre profile, L2-normalised
+    n_threads : int — threads pulling chunks of rows
     """
-    n_rows = as_of.size
+    _run_rows(
+        _user_features_rows,
+        as_of.size,
+        n_threads,
+        h_indptr,
+        h_items,
+        h_times,
+        h_weights,
+        as_of,
+        windows,
+        high,
+        i_indptr,
+        i_times,
+        genres,
+        decay,
+        out,
+        out_profile,
+    )
+
+
+@jit
+def _user_features_rows(
+    r0,
+    r1,
+    h_indptr,
+    h_items,
+    h_times,
+    h_weights,
+    as_of,
+    windows,
+    high,
+    i_indptr,
+    i_times,
+    genres,
+    decay,
+    out,
+    out_profile,
+):
+    """Rows ``[r0, r1)`` of :func:`user_features`."""
     n_w = windows.size
     n_g = genres.shape[1]
-    for r in prange(n_rows):
+    for r in range(r0, r1):
         t = as_of[r]
         a = h_indptr[r]
         b = _count_upto(h_times, a, h_indptr[r + 1], t)
@@ -228,7 +324,6 @@ def _csr_value(indptr, indices, data, row, col):
     return 0.0
 
 
-@jit(parallel=True)
 def candidate_features(
     c_offsets,
     c_items,
@@ -250,6 +345,7 @@ def candidate_features(
     genres,
     profile,
     out,
+    n_threads=1,
 ):
     """Per-candidate item, user–item and statistics features as of each row's ``as_of``.
 
@@ -268,13 +364,66 @@ def candidate_features(
         item: events as of, events per window, trend (first window vs second, scaled), days since
         first, days since last, weight mean, high share; user–item: ItemCF similarity max / decayed
         sum / mean to the last items, embedding cosine max / mean to the last items, genre match.
+    n_threads : int — threads pulling chunks of rows
     """
-    n_rows = as_of.size
+    _run_rows(
+        _candidate_features_rows,
+        as_of.size,
+        n_threads,
+        c_offsets,
+        c_items,
+        h_indptr,
+        h_items,
+        h_times,
+        as_of,
+        windows,
+        high,
+        i_indptr,
+        i_times,
+        i_cumw,
+        i_cumhigh,
+        n_last,
+        s_indptr,
+        s_indices,
+        s_data,
+        emb,
+        genres,
+        profile,
+        out,
+    )
+
+
+@jit
+def _candidate_features_rows(
+    r0,
+    r1,
+    c_offsets,
+    c_items,
+    h_indptr,
+    h_items,
+    h_times,
+    as_of,
+    windows,
+    high,
+    i_indptr,
+    i_times,
+    i_cumw,
+    i_cumhigh,
+    n_last,
+    s_indptr,
+    s_indices,
+    s_data,
+    emb,
+    genres,
+    profile,
+    out,
+):
+    """Rows ``[r0, r1)`` of :func:`candidate_features`."""
     n_w = windows.size
     use_sim = s_indptr.size > 1
     d = emb.shape[1]
     n_g = genres.shape[1]
-    for r in prange(n_rows):
+    for r in range(r0, r1):
         t = as_of[r]
         ha = h_indptr[r]
         hb = _count_upto(h_times, ha, h_indptr[r + 1], t)
@@ -338,15 +487,47 @@ def candidate_features(
                 out[c, o + 5] = np.nan
 
 
-@jit(parallel=True)
-def segment_topk(offsets, items, scores, k, out_items, out_scores):
+def segment_topk(
+    offsets,
+    items,
+    scores,
+    k,
+    out_items,
+    out_scores,
+    n_threads=1,
+):
     """Each row's ``k`` best candidates: score descending, ties by lower item index; -1 / -inf pad.
 
     offsets : int64 (n_rows + 1,); items : int64; scores : float32 (finite)
     out_items : int64 (n_rows, k); out_scores : float32 (n_rows, k)
+    n_threads : int — threads pulling chunks of rows
     """
-    n_rows = offsets.size - 1
-    for r in prange(n_rows):
+    _run_rows(
+        _segment_topk_rows,
+        offsets.size - 1,
+        n_threads,
+        offsets,
+        items,
+        scores,
+        k,
+        out_items,
+        out_scores,
+    )
+
+
+@jit
+def _segment_topk_rows(
+    r0,
+    r1,
+    offsets,
+    items,
+    scores,
+    k,
+    out_items,
+    out_scores,
+):
+    """Rows ``[r0, r1)`` of :func:`segment_topk`."""
+    for r in range(r0, r1):
         a, b = offsets[r], offsets[r + 1]
         n = b - a
         for j in range(k):

@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from .._threads import resolve_n_threads
 from .._validation import check_float, check_int
 
 #: The constant of reciprocal rank fusion (Cormack et al. 2009).
@@ -72,7 +73,9 @@ def check_quotas(quotas, names) -> np.ndarray:
     return np.asarray(values, np.int64)
 
 
-def merge_lists(lists, scores, quotas, target: int, rrf_k: float = RRF_K) -> Candidates:
+def merge_lists(
+    lists, scores, quotas, target: int, rrf_k: float = RRF_K, n_threads: int = 1
+) -> Candidates:
     """Merge per-source ranked lists into :class:`Candidates`.
 
     Parameters
@@ -87,6 +90,8 @@ def merge_lists(lists, scores, quotas, target: int, rrf_k: float = RRF_K) -> Can
         Candidates per row (at most): the quotas, then fill-up in fusion order.
     rrf_k : float
         Fusion constant.
+    n_threads : int, default 1
+        Threads of the merge kernel (the result does not depend on it).
 
     Examples
     --------
@@ -123,7 +128,18 @@ def merge_lists(lists, scores, quotas, target: int, rrf_k: float = RRF_K) -> Can
     n_src = np.zeros((n_rows, target), np.float32)
     counts = np.zeros(n_rows, np.int64)
     merge_candidates(
-        lists, quotas, target, rrf_k, items, src_scores, src_ranks, rrf, n_src, counts, scores
+        lists,
+        quotas,
+        target,
+        rrf_k,
+        items,
+        src_scores,
+        src_ranks,
+        rrf,
+        n_src,
+        counts,
+        scores,
+        resolve_n_threads(n_threads),
     )
     keep = np.arange(target)[None, :] < counts[:, None]
     offsets = np.zeros(n_rows + 1, np.int64)
@@ -135,6 +151,14 @@ def merge_lists(lists, scores, quotas, target: int, rrf_k: float = RRF_K) -> Can
         source_ranks=src_ranks[keep],
         n_sources=n_src[keep],
         rrf=rrf[keep],
+    )
+
+
+def _answers_in_indices(model, item_map) -> bool:
+    from ..recall.base import RecallModel
+
+    return isinstance(model, RecallModel) and (
+        model.item_map_ is item_map or model.item_map_ == item_map
     )
 
 
@@ -157,6 +181,7 @@ def fetch_lists(
     n_rows = 1 if history is not None else len(user_ids)
     lists = np.full((len(sources), n_rows, depth), -1, np.int64)
     scores = np.full((len(sources), n_rows, depth), -np.inf, np.float32)
+    user_idx = {}  # internal user indices per user map (the sources usually share one)
     for s, model in enumerate(sources.values()):
         if history is not None:
             ids, val = model.recommend_from_history(
@@ -168,6 +193,23 @@ def fetch_lists(
                 items=items,
             )
             ids, val = ids[None, :], val[None, :]
+        elif _answers_in_indices(model, item_map):
+            # a recforge recall model on the same item map: its internal top-k directly (what
+            # ``recommend`` computes before mapping the indices to ids, which we would map back)
+            key = id(model.user_map_)
+            if key not in user_idx:
+                user_idx[key] = np.atleast_1d(
+                    np.asarray(model.user_map_.index(user_ids, name="user_id"), np.int64)
+                )
+            model._check_k(depth)
+            idx, val = model._topk_users(
+                user_idx[key], depth, filter_seen, model._global_mask(filter_items, items)
+            )
+            val = val.astype(np.float32, copy=False)
+            valid = np.isfinite(val)
+            lists[s][valid] = idx[valid]
+            scores[s][valid] = val[valid]
+            continue
         else:
             ids, val = model.recommend(
                 user_ids, k=depth, filter_seen=filter_seen, filter_items=filter_items, items=items

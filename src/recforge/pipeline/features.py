@@ -184,6 +184,7 @@ def build_features(
     embeddings=None,
     decay=0.0,
     history=None,
+    n_threads=1,
 ) -> np.ndarray:
     """The feature matrix of one block of candidates, float32 (n_candidates, n_features), NaN = missing.
 
@@ -199,6 +200,7 @@ def build_features(
     embeddings : float32 (n_items, d) L2-normalised rows, or None
     decay : per-day decay of the genre profile
     history : (indptr, items, times, weights) — the rows' histories instead of the users' in ``state``
+    n_threads : int — threads of the kernels (the result does not depend on it)
     """
     from ..kernels.pipeline import candidate_features, user_features
 
@@ -225,6 +227,7 @@ def build_features(
         float(decay),
         uf,
         profile,
+        n_threads,
     )
     n = len(cands.items)
     cf = np.empty((n, 12 + len(win)), np.float32)
@@ -258,6 +261,7 @@ def build_features(
         state.genres,
         profile,
         cf,
+        n_threads,
     )
     rows = cands.rows()
     seconds = as_of[rows]

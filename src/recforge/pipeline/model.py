@@ -329,7 +329,7 @@ class TwoStage(ParamsMixin):
             print(f"[TwoStage] {message}", flush=True)
 
     # ---- fitting -------------------------------------------------------------------------------
-    def fit(self, interactions, *, item_features=None, impressions=None):
+    def fit(self, interactions, *, item_features=None, impressions=None, training_data=None):
         """Fit the sources, build the labelled candidates of the cut, train the ranker, refit the sources.
 
         Parameters
@@ -340,6 +340,10 @@ class TwoStage(ParamsMixin):
             whose ``fit`` takes ``item_features``.
         impressions : DataFrame with columns user, item, clicked, time, optional
             When given, the labels come from the impressions after the cut instead of the interactions.
+        training_data : TrainingData, optional
+            The ranker's training set built elsewhere (e.g. partition by partition on a cluster by
+            :mod:`recforge.distributed.pipeline`) from the same interactions and parameters; its
+            ``feature_names`` must be this model's. Skips the sources' fit on the history.
 
         Returns
         -------
@@ -347,23 +351,35 @@ class TwoStage(ParamsMixin):
         """
         data = interactions
         templates, settings, genres, genre_names, high = self._prepare(data, item_features)
-        quotas, n_candidates, depth, windows = settings
+        windows = settings[3]
         ranker = self._ranker_template()
         times = {}
-        train = self._training_data(
-            data,
-            templates,
-            settings,
-            genres,
-            genre_names,
-            high,
-            item_features,
-            impressions,
-            check_random_state(self.random_state),
-            times,
-        )
+        names_out, _groups = feature_names(list(templates), windows, genre_names)
+        if training_data is None:
+            train = self._training_data(
+                data,
+                templates,
+                settings,
+                genres,
+                genre_names,
+                high,
+                item_features,
+                impressions,
+                check_random_state(self.random_state),
+                times,
+            )
+        elif not isinstance(training_data, TrainingData):
+            raise TypeError(
+                f"training_data must be a TrainingData, got {type(training_data).__name__}"
+            )
+        elif list(training_data.feature_names) != names_out:
+            raise ValueError(
+                "training_data has other feature_names than this model builds "
+                "(built with other sources, windows or item features)"
+            )
+        else:
+            train = training_data
         X, y, rows = train.X, train.y, train.rows
-        names_out, groups = feature_names(list(templates), windows, genre_names)
         self.training_summary_ = train.summary
         start = time.perf_counter()
         fitted_ranker = None
@@ -382,22 +398,59 @@ class TwoStage(ParamsMixin):
         self._log(f"ranker fitted in {times['ranker']:.2f} s")
 
         start = time.perf_counter()
-        self.sources_ = self._fit_sources(templates, data, item_features)
+        sources = self._fit_sources(templates, data, item_features)
         times["sources_on_all"] = time.perf_counter() - start
         self._log(f"sources refitted on all the data in {times['sources_on_all']:.2f} s")
 
-        self.ranker_ = fitted_ranker
+        if self.cut == "last":
+            as_of = last_event_times(data, default=float(data.timestamps.max()))
+        else:
+            as_of = np.full(data.n_users, float(data.timestamps.max()))
+        self._install(
+            data, sources, fitted_ranker, (genres, genre_names, high), as_of, settings, times
+        )
+        return self
+
+    def _install(self, data, sources, ranker, genre_state, as_of, settings, times):
+        """Set the fitted state: ``sources`` and ``ranker`` serve ``data`` with features as of ``as_of``."""
+        genres, genre_names, high = genre_state
+        self.sources_, self.ranker_ = sources, ranker
         self.user_map_, self.item_map_ = data.user_map, data.item_map
         self.state_ = AsOfState(data, genres, genre_names, high)
-        if self.cut == "last":
-            self.as_of_ = last_event_times(data, default=float(data.timestamps.max()))
-        else:
-            self.as_of_ = np.full(data.n_users, float(data.timestamps.max()))
-        self.feature_names_out_, self.feature_groups_ = names_out, groups
+        self.as_of_ = as_of
+        self.feature_names_out_, self.feature_groups_ = feature_names(
+            list(sources), settings[3], genre_names
+        )
         self.fit_times_ = times
-        self._settings = (quotas, n_candidates, depth, windows)
-        self._serving_inputs = self._similarity_inputs(self.sources_)
-        return self
+        if not hasattr(self, "training_summary_"):
+            self.training_summary_ = {}
+        self._settings = tuple(settings)
+        self._serving_inputs = self._similarity_inputs(sources)
+
+    def history_model(self, interactions, *, item_features=None) -> TwoStage:
+        """This pipeline's sources fitted on the history before the label cut, without a ranker.
+
+        Its :meth:`features` are the ranker's training features (as of each user's cut) — what a
+        cluster needs to build the training frame partition by partition
+        (:mod:`recforge.distributed.pipeline`); ``cut="last"`` only (a per-user rule).
+
+        Returns
+        -------
+        TwoStage, fitted (``ranker_`` None), on the history part of ``interactions``
+        """
+        if self.cut != "last":
+            raise ValueError(f"history_model needs cut='last', got cut={self.cut!r}")
+        high = self._prepare(interactions, item_features)[4]
+        cut = cut_history(interactions, cut="last", fraction=self.label_fraction)
+        return self._history_model(cut.history, cut.as_of, item_features, high)
+
+    def _history_model(self, history, as_of, item_features, high) -> TwoStage:
+        templates, settings, genres, genre_names, _ = self._prepare(history, item_features)
+        sources = self._fit_sources(templates, history, item_features)
+        model = _clone(self)
+        model.ranker = None  # it has none: it ranks by fusion and serves features
+        model._install(history, sources, None, (genres, genre_names, high), as_of, settings, {})
+        return model
 
     def training_data(self, interactions, *, item_features=None, impressions=None) -> TrainingData:
         """The ranker's training set as ``fit`` builds it: labelled candidates of the cut, features as of the cut.
@@ -513,6 +566,7 @@ class TwoStage(ParamsMixin):
                     similarity=similarity,
                     embeddings=embeddings,
                     decay=self.genre_decay,
+                    n_threads=n_threads,
                 )
                 if impressions is None:
                     y = label_candidates(block[rows], cands.items, cut.future)
@@ -612,7 +666,9 @@ class TwoStage(ParamsMixin):
             filter_items=filter_items,
             items=items,
         )
-        return merge_lists(lists, scores, quotas, target, self.rrf_k)
+        return merge_lists(
+            lists, scores, quotas, target, self.rrf_k, resolve_n_threads(self.n_threads)
+        )
 
     @staticmethod
     def _ranker_input(ranker, X, names):
@@ -649,6 +705,39 @@ class TwoStage(ParamsMixin):
                 items=items,
             )
 
+    def features(self, user_ids):
+        """The merged candidates of known users and their feature matrix (what the ranker scores).
+
+        Returns
+        -------
+        cands : Candidates — row ``r`` is ``user_ids[r]`` (items are INTERNAL indices)
+        X : float32 (n_candidates, len(feature_names_out_)), NaN = missing
+        """
+        self._check_fitted()
+        user_idx = np.atleast_1d(
+            np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64)
+        )
+        quotas, n_candidates, depth, windows = self._settings
+        sim, emb = self._serving_inputs
+        n_threads = resolve_n_threads(self.n_threads)
+        with numba_threads(n_threads):
+            cands = self._candidates(
+                self.sources_, self.user_map_.ids[user_idx], quotas, n_candidates, depth
+            )
+            X = build_features(
+                self.state_,
+                user_idx,
+                self.as_of_[user_idx],
+                cands,
+                windows=windows,
+                n_last=self.n_last,
+                similarity=sim,
+                embeddings=emb,
+                decay=self.genre_decay,
+                n_threads=n_threads,
+            )
+        return cands, X
+
     def _check_fitted(self):
         if not hasattr(self, "sources_"):
             raise NotFittedError("this TwoStage is not fitted yet; call fit(interactions) first")
@@ -680,6 +769,7 @@ class TwoStage(ParamsMixin):
                 embeddings=emb,
                 decay=self.genre_decay,
                 history=history,
+                n_threads=resolve_n_threads(self.n_threads),
             )
             scores = self._score(X, cands)
         out_items = np.empty((cands.n_rows, k), np.int64)
@@ -691,6 +781,7 @@ class TwoStage(ParamsMixin):
             k,
             out_items,
             out_scores,
+            resolve_n_threads(self.n_threads),
         )
         return out_items, out_scores
 

@@ -1,0 +1,123 @@
+"""recforge.distributed.pipeline on a local 2-process cluster: equal to the single-machine pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("distributed")
+dd = pytest.importorskip("dask.dataframe")
+
+from recforge.data import Interactions  # noqa: E402
+from recforge.distributed.interactions import from_dask_dataframe  # noqa: E402
+from recforge.distributed.pipeline import (  # noqa: E402
+    build_training_frame,
+    candidate_frame,
+    fit_two_stage,
+)
+from recforge.distributed.recommend import batch_recommend  # noqa: E402
+from recforge.pipeline import TwoStage  # noqa: E402
+from recforge.rank import GBDTClassifier  # noqa: E402
+from recforge.recall import ItemCF, Popularity  # noqa: E402
+
+from ._dask_cluster import client  # noqa: E402, F401  (the fixture)
+
+DAY = 86400.0
+COLS = {"user_col": "user", "item_col": "item", "weight_col": "rating", "timestamp_col": "ts"}
+
+
+def _log(n_users=120, n_items=50, seed=0) -> pd.DataFrame:
+    """Users drifting through item blocks over 100 days (sequential signal), shuffled rows."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        start = rng.integers(0, n_items)
+        times = np.sort(rng.uniform(0, 100 * DAY, rng.integers(6, 18)))
+        for j, t in enumerate(times):
+            item = int((start + j + rng.integers(0, 3)) % n_items) * 3 + 7
+            rows.append((f"u{u}", item, float(rng.integers(1, 6)), t))
+    df = pd.DataFrame(rows, columns=["user", "item", "rating", "ts"])
+    return df.drop_duplicates(["user", "item"]).sample(frac=1.0, random_state=seed)
+
+
+def _pipeline(**kwargs) -> TwoStage:
+    params = dict(
+        quotas=8,
+        ranker=GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0),
+        n_threads=1,
+        random_state=0,
+    )
+    params.update(kwargs)
+    return TwoStage(
+        {"popularity": Popularity(n_threads=1), "itemcf": ItemCF(n_threads=1)}, **params
+    )
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return _log()
+
+
+@pytest.fixture(scope="module")
+def local(frame):
+    return Interactions.from_dataframe(frame, **COLS)
+
+
+@pytest.fixture(scope="module")
+def data(client, frame):  # noqa: F811
+    return from_dask_dataframe(dd.from_pandas(frame, npartitions=3), client, n_partitions=3, **COLS)
+
+
+def test_training_frame_equals_single_machine(data, local):
+    frame, info = build_training_frame(_pipeline(), data)
+    got = frame.compute()
+    want = _pipeline().training_data(local)
+    assert len(got) == len(want.y) > 0
+    np.testing.assert_array_equal(got["user"].to_numpy(), local.user_map.ids[want.users])
+    np.testing.assert_array_equal(got["item"].to_numpy(), local.item_map.ids[want.items])
+    np.testing.assert_array_equal(got["label"].to_numpy(), want.y)
+    np.testing.assert_array_equal(got[want.feature_names].to_numpy(np.float32), want.X)
+    assert len(info["users"]) == want.summary["users"]
+    assert info["label_events"] == want.summary["label_events"]
+
+
+def test_training_frame_samples_users_and_negatives(data, local):
+    model = _pipeline(max_train_users=30, negatives_per_user=3)
+    got = build_training_frame(model, data)[0].compute()
+    want = _pipeline(max_train_users=30).training_data(local)
+    # the users are sampled exactly as on one machine; each keeps every positive, <= 3 negatives
+    assert set(got["user"]) == set(local.user_map.ids[want.users])
+    per_user = got.groupby("user")["label"]
+    assert (per_user.apply(lambda s: int((s == 0).sum())) <= 3).all()
+    assert got["label"].sum() == want.y.sum()
+
+
+def test_fit_and_recommend_equal_single_machine(client, data, local):  # noqa: F811
+    distributed = fit_two_stage(_pipeline(), data)
+    single = _pipeline().fit(local)
+    assert distributed.training_summary_ == pytest.approx(single.training_summary_)
+    users = local.user_map.ids
+    want_items, want_scores = single.recommend(users, k=5)
+    got_items, got_scores = distributed.recommend(users, k=5)
+    np.testing.assert_array_equal(got_items, want_items)
+    np.testing.assert_array_equal(got_scores, want_scores)
+    # batch recommend of the fitted TwoStage over partitions: the rows of single-machine recommend
+    rows = batch_recommend(distributed, client, users, k=5, n_partitions=3).compute()
+    np.testing.assert_array_equal(rows["user"].to_numpy(), np.repeat(users, 5))
+    np.testing.assert_array_equal(rows["item"].to_numpy(), want_items.reshape(-1))
+    np.testing.assert_array_equal(rows["score"].to_numpy(), want_scores.reshape(-1))
+    # the serving-time candidates and features per partition equal model.features
+    cands, X = single.features(users)
+    got = candidate_frame(single, client, users, n_partitions=3).compute()
+    np.testing.assert_array_equal(got["item"].to_numpy(), local.item_map.ids[cands.items])
+    np.testing.assert_array_equal(got[single.feature_names_out_].to_numpy(np.float32), X)
+
+
+def test_bad_input(data, local):
+    with pytest.raises(TypeError, match="model"):
+        build_training_frame(object(), data)
+    with pytest.raises(TypeError, match="data"):
+        build_training_frame(_pipeline(), local)
+    with pytest.raises(ValueError, match="cut"):
+        build_training_frame(_pipeline(cut="window", label_window=10.0), data)

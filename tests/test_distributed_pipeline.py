@@ -21,7 +21,11 @@ from recforge.pipeline import TwoStage  # noqa: E402
 from recforge.rank import GBDTClassifier  # noqa: E402
 from recforge.recall import ItemCF, Popularity  # noqa: E402
 
-from ._dask_cluster import client  # noqa: E402, F401  (the fixture)
+
+
+@pytest.fixture(scope="module")
+def client(dask_client):
+    return dask_client
 
 DAY = 86400.0
 COLS = {"user_col": "user", "item_col": "item", "weight_col": "rating", "timestamp_col": "ts"}
@@ -65,7 +69,7 @@ def local(frame):
 
 
 @pytest.fixture(scope="module")
-def data(client, frame):  # noqa: F811
+def data(client, frame):
     return from_dask_dataframe(dd.from_pandas(frame, npartitions=3), client, n_partitions=3, **COLS)
 
 
@@ -93,7 +97,7 @@ def test_training_frame_samples_users_and_negatives(data, local):
     assert got["label"].sum() == want.y.sum()
 
 
-def test_fit_and_recommend_equal_single_machine(client, data, local):  # noqa: F811
+def test_fit_and_recommend_equal_single_machine(client, data, local):
     distributed = fit_two_stage(_pipeline(), data)
     single = _pipeline().fit(local)
     assert distributed.training_summary_ == pytest.approx(single.training_summary_)

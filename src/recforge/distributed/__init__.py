@@ -9,6 +9,8 @@
   partitions → an ordinary fitted ``ItemCF`` / ``UserCF``.
 * :func:`fit_gbdt`: GBDT trees grown level by level, the rows on the workers, the histograms summed
   and the splits chosen on the driver → an ordinary fitted ``GBDTClassifier`` / ``GBDTRegressor``.
+* :func:`build_training_frame` / :func:`fit_two_stage` / :func:`candidate_frame`: the two-stage
+  pipeline's candidates, as-of features and labels built per user partition on the workers.
 
 See ``docs/scale-out.md`` for what each step sends over the network. Example (a local cluster)::
 
@@ -30,14 +32,18 @@ from .evaluate import evaluate_recall  # noqa: E402
 from .gbdt import fit_gbdt  # noqa: E402
 from .interactions import DaskInteractions, from_dask_dataframe, from_parquet  # noqa: E402
 from .neighbors import fit_itemcf, fit_usercf  # noqa: E402
+from .pipeline import build_training_frame, candidate_frame, fit_two_stage  # noqa: E402
 from .recommend import batch_recommend  # noqa: E402
 
 __all__ = [
     "DaskInteractions",
     "batch_recommend",
+    "build_training_frame",
+    "candidate_frame",
     "evaluate_recall",
     "fit_gbdt",
     "fit_itemcf",
+    "fit_two_stage",
     "fit_usercf",
     "from_dask_dataframe",
     "from_parquet",

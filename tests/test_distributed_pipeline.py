@@ -22,10 +22,10 @@ from recforge.rank import GBDTClassifier  # noqa: E402
 from recforge.recall import ItemCF, Popularity  # noqa: E402
 
 
-
 @pytest.fixture(scope="module")
 def client(dask_client):
     return dask_client
+
 
 DAY = 86400.0
 COLS = {"user_col": "user", "item_col": "item", "weight_col": "rating", "timestamp_col": "ts"}

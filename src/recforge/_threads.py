@@ -11,6 +11,7 @@ import functools
 import itertools
 import math
 import os
+import sys
 
 from ._validation import check_int
 
@@ -68,7 +69,7 @@ def resolve_n_threads(n_threads) -> int:
     return cores if n == 0 else max(1, cores + 1 + n)
 
 
-_BLAS_CONTROLLER = []  # one threadpoolctl controller per process, built on first use
+_BLAS_CONTROLLER = {}  # the threadpoolctl controller of this process and the import count it saw
 
 
 def limit_blas_threads(n: int = 1):
@@ -76,16 +77,18 @@ def limit_blas_threads(n: int = 1):
 
     Used while our own kernels run in parallel (no oversubscription), and to run small
     factorisations on one BLAS thread. scipy's BLAS is loaded before threadpoolctl looks for the
-    libraries (otherwise the first fit of a process runs with every BLAS thread), and the
-    controller is built once per process: finding the libraries costs ~20 ms, more than some
-    whole predictions.
+    libraries (otherwise the first fit of a process runs with every BLAS thread). Finding the
+    libraries costs ~20 ms, more than some whole predictions, so the controller is kept and built
+    again only after new modules were imported (a library imported later, e.g. faiss with its
+    own OpenBLAS, is then capped too).
     """
-    if not _BLAS_CONTROLLER:
+    if _BLAS_CONTROLLER.get("n_modules") != len(sys.modules):
         import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba binds to)
         from threadpoolctl import ThreadpoolController
 
-        _BLAS_CONTROLLER.append(ThreadpoolController())
-    return _BLAS_CONTROLLER[0].limit(limits=int(n), user_api="blas")
+        _BLAS_CONTROLLER["controller"] = ThreadpoolController()
+        _BLAS_CONTROLLER["n_modules"] = len(sys.modules)
+    return _BLAS_CONTROLLER["controller"].limit(limits=int(n), user_api="blas")
 
 
 @contextlib.contextmanager

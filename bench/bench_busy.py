@@ -191,7 +191,55 @@ def test_busy(benchmark, request, name, mode):
     if mode == "recforge_two_threads_busy":
         busy_core = request.getfixturevalue("busy_core")
         n_threads = 2
-    result = benchmark.pedantic(run, args=(n_threads,), rounds=ROUNDS, warmup_rounds=1)
-    if n_threads == 2:
+    foreign_pid = busy_core.pid if n_threads == 2 else None
+    shares = []
+
+    def measured(n_threads):
+        share = CoreShare(foreign_pid)
+        out = run(n_threads)
+        shares.append(share.stop())
+        return out
+
+    result = benchmark.pedantic(measured, args=(n_threads,), rounds=ROUNDS, warmup_rounds=1)
+    benchmark.extra_info["cores_used"] = float(np.median([s[0] for s in shares]))
+    if foreign_pid is not None:
+        benchmark.extra_info["foreign_cores_used"] = float(np.median([s[1] for s in shares]))
         assert busy_core.poll() is None  # the foreign process kept its core busy throughout
     assert result is not None
+
+
+class CoreShare:
+    """Cores this process (and the foreign busy process) used from construction to ``stop()``.
+
+    CPU seconds over wall seconds: ~1.0 for one fully running thread. With a foreign process spinning
+    on one of 2 cores, a 2-thread run that gets only ~1.0 core shares its core with the other thread
+    (the scheduler left the foreign process a core of its own): no schedule of our work can then beat
+    the 1-thread idle run, which had a full core to itself.
+    """
+
+    def __init__(self, foreign_pid=None):
+        import time
+
+        self._pid = foreign_pid
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+        self._foreign = _cpu_seconds_of(foreign_pid)
+
+    def stop(self):
+        import time
+
+        wall = time.perf_counter() - self._wall
+        ours = (time.process_time() - self._cpu) / wall
+        foreign = (_cpu_seconds_of(self._pid) - self._foreign) / wall if self._pid else 0.0
+        return ours, foreign
+
+
+def _cpu_seconds_of(pid):
+    """utime + stime of process ``pid`` in seconds (Linux /proc), 0.0 without a pid."""
+    if pid is None:
+        return 0.0
+    import os
+
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

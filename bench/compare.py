@@ -15,14 +15,15 @@ def main(path: str) -> None:
         benchmarks = json.load(f)["benchmarks"]
     groups = defaultdict(list)
     for b in benchmarks:
-        groups[b["group"] or "(none)"].append((b["name"], b["stats"]["median"]))
+        groups[b["group"] or "(none)"].append((b["name"], b["stats"]["median"], b.get("extra_info", {})))
     for group, rows in sorted(groups.items()):
-        peers = [median for name, median in rows if "recforge" not in name]
+        peers = [median for name, median, _ in rows if "recforge" not in name]
         peer = min(peers) if peers else None
         print(f"[{group}]")
-        for name, median in sorted(rows, key=lambda r: r[1]):
+        for name, median, extra in sorted(rows, key=lambda r: r[1]):
             ratio = f"  peer/ours = {peer / median:6.2f}x" if peer and "recforge" in name else ""
-            print(f"  {name:<55} median {median * 1e3:10.2f} ms{ratio}")
+            cores = "".join(f"  {k}={v:.2f}" for k, v in extra.items() if k.endswith("cores_used"))
+            print(f"  {name:<55} median {median * 1e3:10.2f} ms{ratio}{cores}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ def main(path: str) -> None:
         benchmarks = json.load(f)["benchmarks"]
     groups = defaultdict(list)
     for b in benchmarks:
-        groups[b["group"] or "(none)"].append((b["name"], b["stats"]["median"], b.get("extra_info", {})))
+        groups[b["group"] or "(none)"].append(
+            (b["name"], b["stats"]["median"], b.get("extra_info", {}))
+        )
     for group, rows in sorted(groups.items()):
         peers = [median for name, median, _ in rows if "recforge" not in name]
         peer = min(peers) if peers else None

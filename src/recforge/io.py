@@ -13,6 +13,7 @@ array; any failure raises :class:`~recforge.exceptions.ModelFileError` naming th
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io as _io
 import json
 import math
@@ -30,6 +31,8 @@ from .exceptions import ModelFileError
 FORMAT = "recforge-model"
 FORMAT_VERSION = 1
 _META_KEY = "__meta__"
+#: whether save_arrays deflates its members (to_bytes(compress=False) turns it off for one call)
+_COMPRESS = contextvars.ContextVar("recforge_compress_saves", default=True)
 
 
 def save_arrays(
@@ -53,11 +56,12 @@ def save_arrays(
             )
         payload[name] = arr
     payload[_META_KEY] = np.frombuffer(json.dumps(record).encode("utf-8"), dtype=np.uint8)
+    write = np.savez_compressed if _COMPRESS.get() else np.savez
     if isinstance(file, (str, os.PathLike)):
         with open(file, "wb") as f:
-            np.savez_compressed(f, **payload)
+            write(f, **payload)
     else:
-        np.savez_compressed(file, **payload)
+        write(file, **payload)
 
 
 def load_arrays(
@@ -359,8 +363,17 @@ def _check_member_size(zf, info, file_size: int) -> None:
             )
 
 
-def to_bytes(save) -> bytes:
-    """Call ``save(file_object)`` and return the bytes written (how a model is shipped to Dask workers)."""
+def to_bytes(save, *, compress: bool | None = None) -> bytes:
+    """Call ``save(file_object)`` and return the bytes written (how a model is shipped to Dask workers).
+
+    ``compress=False`` stores the arrays uncompressed: larger, but no deflate on the client, which
+    costs more than copying the bytes to workers on one host or a fast network. ``None`` keeps the
+    setting of an enclosing call (a pipeline saving its sources inside its own file).
+    """
     buffer = _io.BytesIO()
-    save(buffer)
+    token = _COMPRESS.set(_COMPRESS.get() if compress is None else compress)
+    try:
+        save(buffer)
+    finally:
+        _COMPRESS.reset(token)
     return buffer.getvalue()

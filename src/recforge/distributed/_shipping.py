@@ -46,7 +46,7 @@ def ship_model(client, model, name: str = "model") -> ShippedModel:
                 f"{name} must be a fitted recforge model with recommend/save/load, "
                 f"got {cls.__name__} without .{attr}"
             )
-    data = to_bytes(model.save)
+    data = to_bytes(model.save, compress=False)  # deflate on the client costs more than the copy
     blob = client.scatter(data, broadcast=True, hash=False)
     return ShippedModel(
         f"{cls.__module__}:{cls.__qualname__}", hashlib.sha256(data).hexdigest(), blob

@@ -327,4 +327,3 @@ class Item2Vec(EmbeddingRecall):
         ``KeyedVectors.load_word2vec_format(path, binary=False)``); keys are the external item ids."""
         self._check_fitted()
         save_word2vec_format(file, self.item_map_.ids, self.item_vectors_)
-

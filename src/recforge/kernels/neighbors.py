@@ -32,7 +32,7 @@ from ._chunks import (
     balanced_bounds,
     even_bounds,
     lower_two_hop_cumulative,
-    next_chunk,
+    pulled_chunks,
     two_hop_cumulative,
 )
 from ._jit import jit
@@ -474,9 +474,8 @@ def _cooccurrence_rows(
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
         keys = np.empty(cap, dtype=np.uint64)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for a in range(row_start + r0, row_start + r1):
                 n_touched = _accumulate_row(
                     acc, touched, a_indptr, mids, b_indptr, targets, penalty, a
                 )
@@ -513,7 +512,6 @@ def _cooccurrence_rows(
                                     * (1.0 - 1e-12)
                                 )
                 counts[a] = _write_top_k(keys, n, k, out_idx, out_val, a * k)
-            c = next_chunk(counter)
 
 
 @jit(parallel=True)
@@ -546,9 +544,8 @@ def _cooccurrence_pairs(
     for w in prange(n_workers):
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for a in range(row_start + r0, row_start + r1):
                 n_touched = 0
                 for p in range(a_indptr[a], a_indptr[a + 1]):
                     mid = mids[p]
@@ -578,7 +575,6 @@ def _cooccurrence_pairs(
                             )
                             if heap_cnt[hb] == k:
                                 heap_min[hb] = heap_val[hb * k]
-            c = next_chunk(counter)
 
 
 @jit(parallel=True)
@@ -587,9 +583,8 @@ def _merge_heaps(heap_val, heap_idx, heap_cnt, n_workers, n_rows, k, out_idx, ou
     bounds = even_bounds(n_rows, n_workers * CHUNKS_PER_WORKER)
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for a in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for a in range(r0, r1):
                 count = heap_cnt[a]
                 for w in range(1, n_workers):
                     h = w * n_rows + a
@@ -605,7 +600,6 @@ def _merge_heaps(heap_val, heap_idx, heap_cnt, n_workers, n_rows, k, out_idx, ou
                         )
                 _heap_sorted(heap_val, heap_idx, a * k, count, out_val, out_idx, a * k)
                 counts[a] = count
-            c = next_chunk(counter)
 
 
 @jit
@@ -673,9 +667,8 @@ def _two_hop_scores(
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):
         acc = np.zeros(n_items, dtype=np.float64)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for r in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for r in range(r0, r1):
                 row = rows[r]
                 for p in range(q_indptr[row], q_indptr[row + 1]):
                     m = q_indices[p]
@@ -685,7 +678,6 @@ def _two_hop_scores(
                 for i in range(n_items):
                     out[r, i] = np.float32(acc[i])
                     acc[i] = 0.0
-            c = next_chunk(counter)
     return out
 
 
@@ -744,9 +736,8 @@ def two_hop_topk(
         touched = np.empty(n_items + 1, dtype=np.uint32)
         top_val = np.empty(k, dtype=np.float32)
         top_idx = np.empty(k, dtype=np.int32)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for r in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for r in range(r0, r1):
                 row = rows[r]
                 n_touched = 0
                 for p in range(q_indptr[row], q_indptr[row + 1]):
@@ -790,7 +781,6 @@ def two_hop_topk(
                     flag[i] = 0
                 for p in range(ex_indptr[r], ex_indptr[r + 1]):
                     flag[ex_indices[p]] = 0
-            c = next_chunk(counter)
     return out_idx, out_val
 
 
@@ -807,9 +797,8 @@ def _cooccurrence_counts(
     for _ in prange(n_workers):
         flag = np.zeros(n_rows, dtype=np.uint8)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for a in range(row_start + r0, row_start + r1):
                 n_touched = 0
                 for p in range(a_indptr[a], a_indptr[a + 1]):
                     mid = a_indices[p]
@@ -823,7 +812,6 @@ def _cooccurrence_counts(
                     count -= touched[t] == a
                     flag[touched[t]] = 0
                 counts[a - row_start] = count
-            c = next_chunk(counter)
 
 
 @jit(parallel=True)
@@ -852,9 +840,8 @@ def _cooccurrence_fill(
     for _ in prange(n_workers):
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for a in range(row_start + r0, row_start + r1):
                 n_touched = _accumulate_row(
                     acc, touched, a_indptr, mids, b_indptr, targets, penalty, a
                 )
@@ -877,7 +864,6 @@ def _cooccurrence_fill(
                         out_data[pos] = acc[b]
                         pos += 1
                     acc[b] = 0.0
-            c = next_chunk(counter)
 
 
 def cooccurrence_sums(
@@ -973,9 +959,8 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_workers
     for _ in prange(n_workers):
         cap = 64
         keys = np.empty(cap, dtype=np.uint64)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for r in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for r in range(r0, r1):
                 length = indptr[r + 1] - indptr[r]
                 if length > cap:
                     cap = length
@@ -989,7 +974,6 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_workers
                         keys[n] = _rank_key(value, b)
                         n += 1
                 counts[r] = _write_top_k(keys, n, k, out_idx, out_val, r * k)
-            c = next_chunk(counter)
     return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._chunks import CHUNKS_PER_WORKER, even_bounds, next_chunk
+from ._chunks import CHUNKS_PER_WORKER, even_bounds, pulled_chunks
 from ._jit import jit
 
 
@@ -47,9 +47,8 @@ def _hit_matrix(recommended, indptr, indices, n_workers):
     bounds = even_bounds(n_users, n_workers * CHUNKS_PER_WORKER)
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for u in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for u in range(r0, r1):
                 start = indptr[u]
                 stop = indptr[u + 1]
                 for j in range(k):
@@ -66,7 +65,6 @@ def _hit_matrix(recommended, indptr, indices, n_workers):
                             hi = mid
                     if lo < stop and indices[lo] == item:
                         hits[u, j] = True
-            c = next_chunk(counter)
     return hits
 
 

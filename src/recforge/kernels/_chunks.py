@@ -17,6 +17,9 @@ worker, each pulling the next chunk from a shared atomic counter (:func:`pulled_
 
 Every row is computed the same way whichever worker takes it, so results do not depend on the
 number of workers. Run serially (a forked child, see ``_jit``), worker 0 takes every chunk.
+
+Serial ``nogil`` kernels over a row range ``[r0, r1)`` get the same scheduling from Python threads
+instead (:func:`run_row_chunks`, the pipeline's kernels).
 """
 
 from __future__ import annotations
@@ -26,10 +29,29 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
+from .._threads import ChunkPool, run_chunks
 from ._jit import jit
 
 #: chunks per worker: enough that a thread slowed to a fraction of a core costs little at the end
 CHUNKS_PER_WORKER = 8
+#: the smallest chunk of :func:`run_row_chunks` (rows): below it a hand-off costs more than the rows
+MIN_CHUNK_ROWS = 16
+
+
+def run_row_chunks(kernel, n_rows: int, n_threads: int, *args) -> None:
+    """``kernel(r0, r1, *args)`` over ``range(n_rows)`` in chunks of rows that the calling thread and
+    ``n_threads - 1`` Python helper threads pull dynamically (:func:`recforge._threads.run_chunks`).
+
+    ``kernel`` is a serial ``nogil`` Numba function whose rows write only their own outputs.
+    """
+    n_threads = max(1, int(n_threads))
+    chunk = max(MIN_CHUNK_ROWS, -(-n_rows // (CHUNKS_PER_WORKER * n_threads)))
+    n_chunks = max(1, -(-n_rows // chunk))
+    if n_threads == 1 or n_chunks == 1:
+        kernel(0, n_rows, *args)
+        return
+    with ChunkPool(min(n_threads, n_chunks)) as pool:
+        run_chunks(lambda c: kernel(c * chunk, min(n_rows, (c + 1) * chunk), *args), n_chunks, pool)
 
 
 @intrinsic

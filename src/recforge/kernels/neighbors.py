@@ -313,18 +313,18 @@ _COOC_DOC = """
 """
 
 
-def _slice_bounds(cum, start, stop, n_workers):
-    """Chunk boundaries of rows ``[start, stop)`` (relative to ``start``) from the cumulative work ``cum``."""
-    return balanced_bounds(cum[start : stop + 1], n_workers * CHUNKS_PER_WORKER, 1.0)
-
-
-def _slices(n_rows, n_slices):
-    bounds = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
-    return [
-        (int(bounds[i]), int(bounds[i + 1]))
-        for i in range(len(bounds) - 1)
-        if bounds[i + 1] > bounds[i]
-    ]
+def _over_slices(kernel, inputs, outputs, cum, n_slices, progress):
+    """``kernel(*inputs, bounds, start, stop, *outputs)`` over ``n_slices`` consecutive slices of the
+    rows, ``progress(stop - start)`` after each; ``bounds`` cuts the slice into chunks of about equal
+    work by the cumulative work ``cum`` (int64 (n_rows + 1,)). ``inputs`` ends with ``n_workers``."""
+    n_rows, n_workers = cum.shape[0] - 1, inputs[-1]
+    edges = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
+    for start, stop in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        if stop > start:
+            bounds = balanced_bounds(cum[start : stop + 1], n_workers * CHUNKS_PER_WORKER, 1.0)
+            kernel(*inputs, bounds, start, stop, *outputs)
+            if progress is not None:
+                progress(stop - start)
 
 
 def cooccurrence_topk(
@@ -346,25 +346,14 @@ def cooccurrence_topk(
     out_idx = np.full(n_rows * k, -1, dtype=np.int32)
     out_val = np.zeros(n_rows * k, dtype=np.float32)
     counts = np.zeros(n_rows, dtype=np.int64)
-    for start, stop in _slices(n_rows, n_slices):
-        _cooccurrence_rows(
-            a_indptr,
-            a_indices,
-            b_indptr,
-            b_indices,
-            penalty,
-            norm,
-            k,
-            n_workers,
-            _slice_bounds(cum, start, stop, n_workers),
-            start,
-            stop,
-            out_idx,
-            out_val,
-            counts,
-        )
-        if progress is not None:
-            progress(stop - start)
+    _over_slices(
+        _cooccurrence_rows,
+        (a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_workers),
+        (out_idx, out_val, counts),
+        cum,
+        n_slices,
+        progress,
+    )
     return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 
@@ -399,26 +388,14 @@ def cooccurrence_topk_symmetric(
     heap_idx = np.empty(n_workers * n_rows * k, dtype=np.int32)
     heap_cnt = np.zeros(n_workers * n_rows, dtype=np.int64)
     heap_min = np.zeros(n_workers * n_rows, dtype=np.float32)  # k-th best once full (0 before)
-    for start, stop in _slices(n_rows, n_slices):
-        _cooccurrence_pairs(
-            a_indptr,
-            a_indices,
-            b_indptr,
-            b_indices,
-            penalty,
-            norm,
-            k,
-            n_workers,
-            _slice_bounds(cum, start, stop, n_workers),
-            start,
-            stop,
-            heap_val,
-            heap_idx,
-            heap_cnt,
-            heap_min,
-        )
-        if progress is not None:
-            progress(stop - start)
+    _over_slices(
+        _cooccurrence_pairs,
+        (a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_workers),
+        (heap_val, heap_idx, heap_cnt, heap_min),
+        cum,
+        n_slices,
+        progress,
+    )
     out_idx = np.full(n_rows * k, -1, dtype=np.int32)
     out_val = np.zeros(n_rows * k, dtype=np.float32)
     counts = np.zeros(n_rows, dtype=np.int64)

@@ -3,8 +3,8 @@
 Every kernel works on one block of query rows (users) at a time, so memory stays bounded by the
 block. Rows are independent: each kernel is a serial ``nogil`` loop over a row range
 ``[r0, r1)``, and its public wrapper splits the rows into many small chunks that the calling
-thread and a pool of helpers pull from a shared counter (:func:`recforge._threads.run_chunks`),
-so a core taken by another process delays one chunk, not half of the rows (a static ``prange``
+thread and a pool of helpers pull from a shared counter (:func:`._chunks.run_row_chunks`), so
+a core taken by another process delays one chunk, not half of the rows (a static ``prange``
 would wait for it). Each row writes only its own output slots: the results are identical for
 any ``n_threads``. Validation happens in :mod:`recforge.pipeline`.
 """
@@ -13,25 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._threads import ChunkPool, run_chunks
+from ._chunks import run_row_chunks
 from ._jit import jit
-
-#: chunks per thread a kernel call is split into (more chunks: better balance under foreign load)
-CHUNKS_PER_THREAD = 8
-#: the smallest chunk (rows): below it the pool's hand-off costs more than the rows
-MIN_CHUNK_ROWS = 16
-
-
-def _run_rows(kernel, n_rows: int, n_threads: int, *args) -> None:
-    """``kernel(r0, r1, *args)`` over ``range(n_rows)`` in dynamically pulled chunks of rows."""
-    n_threads = max(1, int(n_threads))
-    chunk = max(MIN_CHUNK_ROWS, -(-n_rows // (CHUNKS_PER_THREAD * n_threads)))
-    n_chunks = max(1, -(-n_rows // chunk))
-    if n_threads == 1 or n_chunks == 1:
-        kernel(0, n_rows, *args)
-        return
-    with ChunkPool(min(n_threads, n_chunks)) as pool:
-        run_chunks(lambda c: kernel(c * chunk, min(n_rows, (c + 1) * chunk), *args), n_chunks, pool)
 
 
 def merge_candidates(
@@ -71,7 +54,7 @@ def merge_candidates(
 
     Each row's candidates are written in fusion order (higher ``rrf`` first, then lower item index).
     """
-    _run_rows(
+    run_row_chunks(
         _merge_rows,
         lists.shape[1],
         n_threads,
@@ -220,7 +203,7 @@ def user_features(
     out_profile : float32 (n_rows, n_genres) — decayed genre profile, L2-normalised
     n_threads : int — threads pulling chunks of rows
     """
-    _run_rows(
+    run_row_chunks(
         _user_features_rows,
         as_of.size,
         n_threads,
@@ -366,7 +349,7 @@ def candidate_features(
         sum / mean to the last items, embedding cosine max / mean to the last items, genre match.
     n_threads : int — threads pulling chunks of rows
     """
-    _run_rows(
+    run_row_chunks(
         _candidate_features_rows,
         as_of.size,
         n_threads,
@@ -502,7 +485,7 @@ def segment_topk(
     out_items : int64 (n_rows, k); out_scores : float32 (n_rows, k)
     n_threads : int — threads pulling chunks of rows
     """
-    _run_rows(
+    run_row_chunks(
         _segment_topk_rows,
         offsets.size - 1,
         n_threads,

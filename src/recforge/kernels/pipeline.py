@@ -15,6 +15,7 @@ import numpy as np
 
 from ._chunks import run_row_chunks
 from ._jit import jit
+from ._search import lower_bound, upper_bound
 
 
 def merge_candidates(
@@ -156,19 +157,6 @@ def _merge_rows(
         counts[r] = c
 
 
-@jit
-def _count_upto(times, lo, hi, t):
-    """Number of entries of the sorted ``times[lo:hi]`` that are <= t (returned as an end position)."""
-    a, b = lo, hi
-    while a < b:
-        mid = (a + b) >> 1
-        if times[mid] <= t:
-            a = mid + 1
-        else:
-            b = mid
-    return a
-
-
 def user_features(
     h_indptr,
     h_items,
@@ -247,11 +235,11 @@ def _user_features_rows(
     for r in range(r0, r1):
         t = as_of[r]
         a = h_indptr[r]
-        b = _count_upto(h_times, a, h_indptr[r + 1], t)
+        b = upper_bound(h_times, a, h_indptr[r + 1], t)
         n = b - a
         out[r, 0] = n
         for w in range(n_w):
-            out[r, 1 + w] = b - _count_upto(h_times, a, b, t - windows[w])
+            out[r, 1 + w] = b - upper_bound(h_times, a, b, t - windows[w])
         if n == 0:
             for c in range(1 + n_w, out.shape[1]):
                 out[r, c] = np.nan
@@ -271,7 +259,7 @@ def _user_features_rows(
             if x >= high:
                 nh += 1
             it = h_items[j]
-            lp += np.log1p(_count_upto(i_times, i_indptr[it], i_indptr[it + 1], t) - i_indptr[it])
+            lp += np.log1p(upper_bound(i_times, i_indptr[it], i_indptr[it + 1], t) - i_indptr[it])
         mean = s / n
         out[r, 3 + n_w] = mean
         out[r, 4 + n_w] = np.sqrt(max(s2 / n - mean * mean, 0.0))
@@ -295,13 +283,7 @@ def _user_features_rows(
 @jit
 def _csr_value(indptr, indices, data, row, col):
     """``M[row, col]`` of a CSR matrix with sorted indices (0 when absent)."""
-    a, b = indptr[row], indptr[row + 1]
-    while a < b:
-        mid = (a + b) >> 1
-        if indices[mid] < col:
-            a = mid + 1
-        else:
-            b = mid
+    a = lower_bound(indices, indptr[row], indptr[row + 1], col)
     if a < indptr[row + 1] and indices[a] == col:
         return data[a]
     return 0.0
@@ -409,16 +391,16 @@ def _candidate_features_rows(
     for r in range(r0, r1):
         t = as_of[r]
         ha = h_indptr[r]
-        hb = _count_upto(h_times, ha, h_indptr[r + 1], t)
+        hb = upper_bound(h_times, ha, h_indptr[r + 1], t)
         la = max(ha, hb - n_last)
         for c in range(c_offsets[r], c_offsets[r + 1]):
             it = c_items[c]
             a = i_indptr[it]
-            b = _count_upto(i_times, a, i_indptr[it + 1], t)
+            b = upper_bound(i_times, a, i_indptr[it + 1], t)
             n = b - a
             out[c, 0] = n
             for w in range(n_w):
-                out[c, 1 + w] = b - _count_upto(i_times, a, b, t - windows[w])
+                out[c, 1 + w] = b - upper_bound(i_times, a, b, t - windows[w])
             if n_w >= 2:
                 out[c, 1 + n_w] = (out[c, 1] + 1.0) / (out[c, 2] * windows[0] / windows[1] + 1.0)
             else:

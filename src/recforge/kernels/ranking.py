@@ -11,6 +11,7 @@ from numba import prange
 
 from ._chunks import CHUNKS_PER_WORKER, even_bounds, pulled_chunks
 from ._jit import jit
+from ._search import lower_bound
 
 
 def hit_matrix(recommended, indptr, indices):
@@ -55,14 +56,7 @@ def _hit_matrix(recommended, indptr, indices, n_workers):
                     item = recommended[u, j]
                     if item < 0 or stop == start:
                         continue
-                    lo = start
-                    hi = stop
-                    while lo < hi:  # first position with indices[pos] >= item
-                        mid = (lo + hi) >> 1
-                        if indices[mid] < item:
-                            lo = mid + 1
-                        else:
-                            hi = mid
+                    lo = lower_bound(indices, start, stop, item)
                     if lo < stop and indices[lo] == item:
                         hits[u, j] = True
     return hits

@@ -198,31 +198,17 @@ def _activations(n_rows, sizes):
 
 
 @jit
-def _forward(
-    codes,
-    dense,
-    rows,
-    col_flat_off,
-    col_dim,
-    col_in_off,
-    emb,
-    params,
-    sizes,
-    has_wide,
-    w_indptr,
-    w_indices,
-    w_data,
-    wide_w,
-    x0,
-    acts,
-    dropout,
-):
+def _forward(inputs, wide, params, sizes, rows, x0, acts, dropout):
     """Logits of ``rows``: inputs gathered into ``x0``, the dense layers, plus the wide part if any.
 
-    Returns float32 (len(rows),), a view of ``acts``.
+    ``inputs`` = ``(codes, dense, col_flat_off, col_dim, col_in_off, emb)`` (see
+    :func:`gather_inputs`), ``wide`` = ``(has_wide, w_indptr, w_indices, w_data, wide_w)`` (see
+    :func:`wide_logits`). Returns float32 (len(rows),), a view of ``acts``.
     """
+    codes, dense, col_flat_off, col_dim, col_in_off, emb = inputs
     gather_inputs(codes, dense, rows, col_flat_off, col_dim, col_in_off, emb, x0)
     z = mlp_forward(x0, params, sizes, acts, dropout)
+    has_wide, w_indptr, w_indices, w_data, wide_w = wide
     if has_wide:
         wide_logits(w_indptr, w_indices, w_data, rows, wide_w, z)
     return z
@@ -394,30 +380,14 @@ def train_batches(
     total = 0.0
     b1f = np.float32(b1)
     b2f = np.float32(b2)
+    inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
+    wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
     for s0 in range(start, stop, batch_size):
         s1 = min(s0 + batch_size, stop)
         nb = s1 - s0
         rows = order[s0:s1]
         x0 = x0_buf[: nb * d0].reshape((nb, d0))
-        z = _forward(
-            codes,
-            dense,
-            rows,
-            col_flat_off,
-            col_dim,
-            col_in_off,
-            emb,
-            params,
-            sizes,
-            has_wide,
-            w_indptr,
-            w_indices,
-            w_data,
-            wide_w,
-            x0,
-            acts,
-            dropout,
-        )
+        z = _forward(inputs, wide, params, sizes, rows, x0, acts, dropout)
         for r in range(nb):
             i = rows[r]
             zr = np.float64(z[r])
@@ -518,30 +488,14 @@ def predict_logits(
     d0 = sizes[0]
     x0_buf = np.empty(chunk * d0, np.float32)
     acts = _activations(chunk, sizes)
+    inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
+    wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
     for s0 in range(lo, hi, chunk):
         s1 = min(s0 + chunk, hi)
         nb = s1 - s0
         rows = np.arange(s0, s1)
         x0 = x0_buf[: nb * d0].reshape((nb, d0))
-        z = _forward(
-            codes,
-            dense,
-            rows,
-            col_flat_off,
-            col_dim,
-            col_in_off,
-            emb,
-            params,
-            sizes,
-            has_wide,
-            w_indptr,
-            w_indices,
-            w_data,
-            wide_w,
-            x0,
-            acts,
-            0.0,
-        )
+        z = _forward(inputs, wide, params, sizes, rows, x0, acts, 0.0)
         for r in range(nb):
             out[s0 + r] = z[r]
 
@@ -581,25 +535,9 @@ def loss_grad(
     L = sizes.shape[0] - 1
     x0 = np.empty((nb, d0), np.float32)
     acts = _activations(nb, sizes)
-    z = _forward(
-        codes,
-        dense,
-        rows,
-        col_flat_off,
-        col_dim,
-        col_in_off,
-        emb,
-        params,
-        sizes,
-        has_wide,
-        w_indptr,
-        w_indices,
-        w_data,
-        wide_w,
-        x0,
-        acts,
-        0.0,
-    )
+    inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
+    wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
+    z = _forward(inputs, wide, params, sizes, rows, x0, acts, 0.0)
     dz = np.empty(nb, np.float32)
     total = 0.0
     for r in range(nb):

@@ -195,11 +195,11 @@ def _start(model_cls, data, client, n_blocks, params):
     return model, n_blocks, degree
 
 
-def _finish(model, data, similarity, weights_attr):
+def _finish(model, data, similarity):
     """Set the fitted state exactly as ``RecallModel.fit`` does (the whole data on the client)."""
     local = data.to_local()
     model.similarity_ = similarity
-    setattr(model, weights_attr, model._interaction_weights(local))
+    setattr(model, model._weights_name + "_", model._interaction_weights(local))
     model.user_map_ = local.user_map
     model.item_map_ = local.item_map
     model.user_items_ = local.matrix
@@ -242,7 +242,7 @@ def fit_itemcf(data, client, *, n_blocks=None, **params) -> ItemCF:
     similarity = _similarity(
         client, inputs, row_bounds, norm, model.n_neighbors, model.normalize_max
     )
-    return _finish(model, data, similarity, "user_weights_")
+    return _finish(model, data, similarity)
 
 
 def fit_usercf(data, client, *, n_blocks=None, **params) -> UserCF:
@@ -294,4 +294,4 @@ def fit_usercf(data, client, *, n_blocks=None, **params) -> UserCF:
     similarity = _similarity(
         client, inputs, data.bounds, norm, model.n_neighbors, model.normalize_max
     )
-    return _finish(model, data, similarity, "item_weights_")
+    return _finish(model, data, similarity)

@@ -123,11 +123,7 @@ def _add_pieces(a, b, n_cols: int):
         (b[2], b[1], b[0]), shape=shape
     )
     total.sort_indices()
-    return (
-        np.asarray(total.indptr, dtype=np.int64),
-        np.asarray(total.indices, dtype=np.int32),
-        np.asarray(total.data, dtype=np.float64),
-    )
+    return csr_kernel_arrays(total, np.float64)
 
 
 def _topk_block(summed, row_start: int, norm: np.ndarray, n_neighbors: int, normalize_max: bool):

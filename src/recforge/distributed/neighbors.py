@@ -37,7 +37,7 @@ from ..kernels._csr import csr_kernel_arrays
 from ..kernels.neighbors import cooccurrence_sums, neighbors_to_csr, topk_csr_rows
 from ..recall import ItemCF, UserCF
 from ..recall._neighbors import log_penalty
-from ._compat import balanced_bounds, check_client, tree_reduce, worker_threads
+from ._compat import balanced_bounds, check_client, regroup, tree_reduce, worker_threads
 from .interactions import DaskInteractions
 
 __all__ = ["fit_itemcf", "fit_usercf"]
@@ -273,20 +273,14 @@ def fit_usercf(data, client, *, n_blocks=None, **params) -> UserCF:
         client.submit(_split_by_item_block, part, int(start), item_bounds, pure=False)
         for part, start in zip(data.partitions, data.bounds[:-1])
     ]
-    inputs = []
-    for m in range(item_bounds.size - 1):
-        buckets = [client.submit(_item_bucket, s, m, pure=False) for s in splits]
-        inputs.append(
-            client.submit(
-                _usercf_input,
-                int(item_bounds[m]),
-                int(item_bounds[m + 1]),
-                data.n_users,
-                penalty_f,
-                *buckets,
-                pure=False,
-            )
-        )
+    inputs = regroup(
+        client,
+        splits,
+        item_bounds.size - 1,
+        _item_bucket,
+        _usercf_input,
+        lambda m: (int(item_bounds[m]), int(item_bounds[m + 1]), data.n_users, penalty_f),
+    )
     similarity = _similarity(
         client, inputs, data.bounds, norm, model.n_neighbors, model.normalize_max
     )

@@ -17,6 +17,7 @@ from recforge._validation import (
     check_2d_float,
     check_choice,
     check_float,
+    check_in_place,
     check_int,
     check_random_state,
 )
@@ -84,6 +85,16 @@ class TestValidation:
             check_2d_float([[np.nan]], "X")
         with pytest.raises(ValueError, match="X must be 2-D"):
             check_2d_float([1, 2], "X")
+
+    def test_check_in_place(self):
+        arr = np.zeros((3, 2), np.float32)
+        assert check_in_place(arr, "v", np.float32, 2) is arr
+        assert check_in_place(arr, "v", np.float32) is arr  # any ndim
+        read_only = arr.copy()
+        read_only.flags.writeable = False
+        for bad in (arr.astype(np.float64), arr.T, read_only, arr.tolist(), arr[0]):
+            with pytest.raises(TypeError, match="v must be a writeable C-contiguous 2-D float32"):
+                check_in_place(bad, "v", np.float32, 2)
 
 
 class TestThreads:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recforge.io import load_word2vec_format, save_word2vec_format
 from recforge.recall import Item2Vec
-from recforge.recall.item2vec import load_word2vec_format, save_word2vec_format
 
 from .contract import RecallContract, contract_interactions
 

@@ -193,6 +193,25 @@ def check_2d_float(values, name: str, *, dtype=np.float32) -> np.ndarray:
     return arr
 
 
+def check_in_place(arr, name: str, dtype, ndim: int | None = None) -> np.ndarray:
+    """Check an array a kernel updates in place: an ndarray of exactly ``dtype`` (and ``ndim``
+    unless None), C-contiguous and writeable (no converted copy can stand in for it: the caller reads the result
+    from this very array). Returns it unchanged; raises ``TypeError`` naming ``name``."""
+    if (
+        not isinstance(arr, np.ndarray)
+        or arr.dtype != dtype
+        or (ndim is not None and arr.ndim != ndim)
+        or not arr.flags.c_contiguous
+        or not arr.flags.writeable
+    ):
+        shape = "" if ndim is None else f"{ndim}-D "
+        raise TypeError(
+            f"{name} must be a writeable C-contiguous {shape}{np.dtype(dtype).name} ndarray "
+            "(it is updated in place)"
+        )
+    return arr
+
+
 _INDEX_KINDS = "iu"
 
 

@@ -8,6 +8,9 @@ Layout of a file::
 
 Loading checks the format name, the format version, the class and the presence of every
 array; any failure raises :class:`~recforge.exceptions.ModelFileError` naming the file.
+
+Embeddings are also exchanged with gensim in word2vec's text format
+(:func:`save_word2vec_format`, :func:`load_word2vec_format`).
 """
 
 from __future__ import annotations
@@ -271,6 +274,71 @@ class ModelArrays(dict):
 
 #: deflate expands at most ~1032:1: a member claiming more than this times its compressed size lies
 _MAX_DEFLATE_RATIO = 1100
+
+
+def save_word2vec_format(file, keys, vectors) -> None:
+    """Write ``vectors`` (n, dim) with ``keys`` (n,) as word2vec text: a ``"n dim"`` header, then one
+    ``"key v1 ... vdim"`` line per key (gensim's ``KeyedVectors.load_word2vec_format(path,
+    binary=False)`` reads it). Keys must be non-empty and contain no whitespace. ``file``: a path or
+    a text file object; example at :func:`load_word2vec_format`."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    keys = [str(k) for k in np.asarray(keys).tolist()]
+    if vectors.ndim != 2 or len(keys) != vectors.shape[0]:
+        raise ValueError(f"keys ({len(keys)}) and vectors {vectors.shape} must align, vectors 2-D")
+    for k in keys:
+        if not k or any(c.isspace() for c in k):
+            raise ValueError(f"word2vec keys must be non-empty without whitespace, got {k!r}")
+    lines = [f"{len(keys)} {vectors.shape[1]}"]
+    lines += [k + " " + " ".join(repr(float(x)) for x in row) for k, row in zip(keys, vectors)]
+    text = "\n".join(lines) + "\n"
+    if hasattr(file, "write"):
+        file.write(text)
+    else:
+        with open(file, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def load_word2vec_format(file):
+    """Read word2vec text vectors (as :func:`save_word2vec_format` or gensim write them).
+
+    Returns ``(keys, vectors)``: keys an ndarray of str (n,), vectors float32 (n, dim). A malformed
+    file raises ``ValueError`` naming the line.
+
+    Examples
+    --------
+    >>> import io
+    >>> buffer = io.StringIO()
+    >>> save_word2vec_format(buffer, ["a", "b"], np.eye(2))
+    >>> _ = buffer.seek(0)
+    >>> keys, vectors = load_word2vec_format(buffer)
+    >>> keys.tolist(), vectors.dtype.name, vectors.shape
+    (['a', 'b'], 'float32', (2, 2))
+    """
+    if hasattr(file, "read"):
+        text = file.read()
+    else:
+        with open(file, encoding="utf-8") as f:
+            text = f.read()
+    lines = text.splitlines()
+    if not lines:
+        raise ValueError("empty word2vec file")
+    try:
+        n, dim = (int(x) for x in lines[0].split())
+    except ValueError:
+        raise ValueError(f"word2vec header must be 'n_vectors dim', got {lines[0]!r}") from None
+    body = [ln for ln in lines[1:] if ln.strip()]
+    if len(body) != n:
+        raise ValueError(f"word2vec header says {n} vectors, the file has {len(body)}")
+    keys, vectors = [], np.empty((n, dim), np.float32)
+    for row, line in enumerate(body):
+        parts = line.rstrip().split(" ")
+        if len(parts) != dim + 1:
+            raise ValueError(
+                f"line {row + 2}: expected a key and {dim} numbers, got {len(parts)} fields"
+            )
+        keys.append(parts[0])
+        vectors[row] = np.array(parts[1:], dtype=np.float32)
+    return np.array(keys, dtype=str), vectors
 
 
 class _NotAnArchive(ValueError):

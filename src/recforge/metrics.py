@@ -80,12 +80,8 @@ def _check_recommended(
             f"{name} must hold item indices >= 0 or -1 (padding); "
             f"row {u}, column {j} is {arr[u, j]}"
         )
-    if n_items is not None and arr.max() >= n_items:
-        u, j = np.argwhere(arr >= n_items)[0]
-        raise ValueError(
-            f"{name} holds item index {arr[u, j]} (row {u}, column {j}), out of range "
-            f"for {items_name}={n_items}"
-        )
+    if n_items is not None:
+        _check_below(arr, n_items, name, f"{items_name}={n_items}")
     if arr.shape[1] > 1:
         srt = np.sort(arr, axis=1)
         dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
@@ -98,6 +94,16 @@ def _check_recommended(
                 f"distinct items"
             )
     return arr
+
+
+def _check_below(arr, n_items: int, name: str, catalogue: str) -> None:
+    """Raise ``ValueError`` naming the first entry of ``arr`` (2-D) that is ``>= n_items``."""
+    if arr.size and arr.max() >= n_items:
+        u, j = np.argwhere(arr >= n_items)[0]
+        raise ValueError(
+            f"{name} holds item index {arr[u, j]} (row {u}, column {j}), out of range "
+            f"for {catalogue}"
+        )
 
 
 def _check_k(k, n_cols: int, name: str = "recommended") -> int:
@@ -164,12 +170,7 @@ def _hits(recommended, relevant, k):
     rec = _check_recommended(recommended)
     indptr, indices, n_items = _relevant_structure(relevant, rec.shape[0])
     k = _check_k(k, rec.shape[1])
-    if rec.size and rec.max() >= n_items:
-        u, j = np.argwhere(rec >= n_items)[0]
-        raise ValueError(
-            f"recommended holds item index {rec[u, j]} (row {u}, column {j}), out of "
-            f"range for relevant with {n_items} columns (items)"
-        )
+    _check_below(rec, n_items, "recommended", f"relevant with {n_items} columns (items)")
     rec = np.ascontiguousarray(rec[:, :k])
     hits = hit_matrix(rec, indptr, indices)
     n_relevant = np.diff(indptr)
@@ -395,6 +396,17 @@ def _check_binary(y_true, name: str = "y_true") -> np.ndarray:
     return arr
 
 
+def _check_scores(values, name: str, n: int) -> np.ndarray:
+    """``values`` as float64 (n,): numeric, one per label of ``y_true`` (NaN is left to the caller)."""
+    arr = check_1d(values, name)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} values but y_true has {n}")
+    return arr
+
+
 def _check_weight(sample_weight, n: int, name: str = "sample_weight") -> np.ndarray:
     if sample_weight is None:
         return np.ones(n, dtype=np.float64)
@@ -437,12 +449,7 @@ def roc_auc_score(
     0.75
     """
     y = _check_binary(y_true, "y_true")
-    s = check_1d(y_score, "y_score")
-    if s.dtype.kind not in "biuf":
-        raise TypeError(f"y_score must be numeric, got dtype {s.dtype}")
-    s = s.astype(np.float64)
-    if s.shape[0] != y.shape[0]:
-        raise ValueError(f"y_score has {s.shape[0]} values but y_true has {y.shape[0]}")
+    s = _check_scores(y_score, "y_score", y.shape[0])
     if np.isnan(s).any():
         pos = int(np.flatnonzero(np.isnan(s))[0])
         raise ValueError(f"y_score must not contain NaN; position {pos} is NaN")
@@ -501,12 +508,7 @@ def log_loss(
     0.2798
     """
     y = _check_binary(y_true, "y_true")
-    p = check_1d(y_prob, "y_prob")
-    if p.dtype.kind not in "biuf":
-        raise TypeError(f"y_prob must be numeric, got dtype {p.dtype}")
-    p = p.astype(np.float64)
-    if p.shape[0] != y.shape[0]:
-        raise ValueError(f"y_prob has {p.shape[0]} values but y_true has {y.shape[0]}")
+    p = _check_scores(y_prob, "y_prob", y.shape[0])
     bad = ~((p >= 0) & (p <= 1))  # also catches NaN
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])

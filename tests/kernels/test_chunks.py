@@ -11,6 +11,7 @@ from recforge.kernels._chunks import (
     even_bounds,
     lower_two_hop_cumulative,
     next_chunk,
+    pulled_chunks,
     two_hop_cumulative,
 )
 from recforge.kernels._jit import jit
@@ -38,6 +39,35 @@ def test_every_chunk_is_claimed_exactly_once(n_workers):
             claimed, owner = _claims(2000, n_workers)
             np.testing.assert_array_equal(claimed, 1)
             assert owner.min() >= 0 and owner.max() < n_workers
+
+
+@jit(parallel=True)
+def _visits(bounds, n_workers):
+    """How often each row was visited, by which worker, and how many chunks each worker took."""
+    n_rows = bounds[-1]
+    visited = np.zeros(n_rows, np.int64)
+    owner = np.full(n_rows, -1, np.int64)
+    taken = np.zeros(n_workers, np.int64)
+    counter = np.zeros(1, np.int64)
+    for w in prange(n_workers):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            taken[w] += 1
+            for r in range(r0, r1):
+                visited[r] += 1
+                owner[r] = w
+    return visited, owner, taken
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 5])
+@pytest.mark.parametrize("n_rows", [0, 1, 7, 1000])
+def test_pulled_chunks_visit_every_row_once(n_workers, n_rows):
+    bounds = even_bounds(n_rows, n_workers * CHUNKS_PER_WORKER)
+    with numba_threads(2):
+        for _ in range(10):
+            visited, owner, taken = _visits(bounds, n_workers)
+            np.testing.assert_array_equal(visited, 1)
+            assert n_rows == 0 or (owner.min() >= 0 and owner.max() < n_workers)
+            assert taken.sum() == bounds.shape[0] - 1  # every chunk, once
 
 
 @pytest.mark.parametrize("n_rows", [0, 1, 5, 1000])

@@ -49,6 +49,20 @@ def tree_reduce(client, combine, futures, *args):
     return level[0]
 
 
+def regroup(client, splits, n_groups: int, take, build, group_args) -> list:
+    """The all-to-all exchange: every future of ``splits`` holds a piece for each of ``n_groups``
+    groups (``take(split, q)`` extracts group ``q``'s); group ``q`` is built on the cluster as
+    ``build(*group_args(q), *pieces)`` from its pieces in the order of ``splits``.
+
+    Returns the ``n_groups`` futures of the groups.
+    """
+    groups = []
+    for q in range(n_groups):
+        pieces = [client.submit(take, split, q, pure=False) for split in splits]
+        groups.append(client.submit(build, *group_args(q), *pieces, pure=False))
+    return groups
+
+
 def worker_threads() -> int:
     """Threads of the Dask worker running the current task (1 outside a worker)."""
     try:

@@ -45,7 +45,7 @@ from ..kernels import gbdt as kern
 from ..rank import GBDTClassifier, GBDTRegressor
 from ..rank._base import check_binary_target, feature_names_of, target_vector
 from ..rank.gbdt._binning import BinMapper
-from ..rank.gbdt._grower import Tree
+from ..rank.gbdt._grower import GrowParams, Tree, TreeGrower
 from ..rank.gbdt._input import InputSchema
 from ..rank.gbdt._predict import Forest
 from ..rank.gbdt.estimator import _float32, _real_target
@@ -259,13 +259,18 @@ def _schema(meta, categorical_features):
     return schema
 
 
-def _leaf_values(sums, params):
-    """Leaf outputs of nodes with (gradient, hessian) sums ``sums`` (k, 2), as the single machine's
-    ``TreeGrower._leaf_values``: ``-G / (H + lambda) * learning_rate`` where the node is valid."""
-    g, h = sums[:, 0], sums[:, 1]
-    ok = (h >= params["min_child_weight"]) & (h > 0)
-    scale = np.where(ok, h + params["reg_lambda"], 1.0)
-    return np.where(ok, -g / scale * params["learning_rate"], 0.0)
+class _LeafValues:
+    """The single machine's leaf-output rule, ``TreeGrower._leaf_values`` itself
+    (``-G / (H + lambda) * learning_rate`` where the node is valid), which reads only ``self.p``."""
+
+    _leaf_values = TreeGrower._leaf_values
+
+    def __init__(self, params: GrowParams):
+        self.p = params
+
+    def __call__(self, sums):
+        """Leaf outputs of nodes with (gradient, hessian) sums ``sums`` float64 (k, 2): (k,)."""
+        return self._leaf_values(sums)
 
 
 def _wait_raising(futures):
@@ -503,12 +508,14 @@ def _grow_forest(model, cluster, mapper, rng, base_margin):
     objective = model._objective
     n_features = len(mapper.n_bins_)
     n_col = max(1, round(float(model.colsample_bytree) * n_features))
-    params = {
-        "min_child_weight": float(model.min_child_weight),
-        "reg_lambda": float(model.reg_lambda),
-        "gamma": float(model.gamma),
-        "learning_rate": float(model.learning_rate),
-    }
+    params = GrowParams(
+        model.max_depth,
+        model.max_leaves,
+        float(model.min_child_weight),
+        float(model.reg_lambda),
+        float(model.gamma),
+        float(model.learning_rate),
+    )
     forest = Forest()
     leaf_values = last_level = None
     for it in range(int(model.n_estimators)):
@@ -539,7 +546,8 @@ def _grow_tree(model, cluster, mapper, hist, mask, params):
     f = 0 if mask is None else int(np.flatnonzero(mask)[0])
     sums = hist[0, f].sum(axis=0).reshape(1, 2)  # every feature's bins add up to the totals
     tree = Tree(min(2 ** (max_depth + 1) - 1, 4096))
-    tree.add(0, sums[:, 1], _leaf_values(sums, params))
+    leaf_output = _LeafValues(params)
+    tree.add(0, sums[:, 1], leaf_output(sums))
     ids, depth = np.array([0]), 0
     while depth < max_depth:
         split = kern.find_splits(
@@ -549,9 +557,9 @@ def _grow_tree(model, cluster, mapper, hist, mask, params):
             mapper.n_bins_,
             is_cat,
             feature_mask=mask,
-            reg_lambda=params["reg_lambda"],
-            gamma=params["gamma"],
-            min_child_weight=params["min_child_weight"],
+            reg_lambda=params.reg_lambda,
+            gamma=params.gamma,
+            min_child_weight=params.min_child_weight,
             n_threads=resolve_n_threads(model.n_threads),
         )
         ok = split[0] >= 0
@@ -564,7 +572,7 @@ def _grow_tree(model, cluster, mapper, hist, mask, params):
         child_sums = np.empty((2 * k, 2))
         child_sums[0::2] = np.column_stack([lg, lh])
         child_sums[1::2] = sums - child_sums[0::2]
-        child = tree.add(np.full(2 * k, depth), child_sums[:, 1], _leaf_values(child_sums, params))
+        child = tree.add(np.full(2 * k, depth), child_sums[:, 1], leaf_output(child_sums))
         tree.set_split(
             ids,
             feature,

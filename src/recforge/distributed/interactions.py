@@ -26,7 +26,7 @@ from ..data import IdMap, Interactions, leave_last_k_split, temporal_split
 from ..data._coo import DUPLICATE_POLICIES, check_n_items
 from ..data.idmap import as_id_array
 from ..data.interactions import _as_timestamps, _check_weights
-from ._compat import balanced_bounds, check_client, require_dask, tree_reduce
+from ._compat import balanced_bounds, check_client, regroup, require_dask, tree_reduce
 
 __all__ = ["DaskInteractions", "from_dask_dataframe", "from_parquet"]
 
@@ -365,20 +365,14 @@ def from_dask_dataframe(
         activity[rows] += counts
     bounds = balanced_bounds(activity, n_partitions)
     splits = client.map(_split_by_partition, indexed, bounds=bounds, pure=False)
-    parts = []
-    for q in range(bounds.size - 1):
-        buckets = [client.submit(_bucket, s, q, pure=False) for s in splits]
-        parts.append(
-            client.submit(
-                _build_partition,
-                int(bounds[q]),
-                user_map.ids[bounds[q] : bounds[q + 1]],
-                item_map_f,
-                duplicates,
-                *buckets,
-                pure=False,
-            )
-        )
+    parts = regroup(
+        client,
+        splits,
+        bounds.size - 1,
+        _bucket,
+        _build_partition,
+        lambda q: (int(bounds[q]), user_map.ids[bounds[q] : bounds[q + 1]], item_map_f, duplicates),
+    )
     return DaskInteractions(client, parts, bounds, user_map, item_map)
 
 

@@ -37,7 +37,7 @@ from ..kernels._csr import csr_kernel_arrays
 from ..kernels.neighbors import cooccurrence_sums, neighbors_to_csr, topk_csr_rows
 from ..recall import ItemCF, UserCF
 from ..recall._neighbors import log_penalty
-from ._compat import balanced_bounds, check_client, tree_reduce, worker_threads
+from ._compat import balanced_bounds, check_client, regroup, tree_reduce, worker_threads
 from .interactions import DaskInteractions
 
 __all__ = ["fit_itemcf", "fit_usercf"]
@@ -123,11 +123,7 @@ def _add_pieces(a, b, n_cols: int):
         (b[2], b[1], b[0]), shape=shape
     )
     total.sort_indices()
-    return (
-        np.asarray(total.indptr, dtype=np.int64),
-        np.asarray(total.indices, dtype=np.int32),
-        np.asarray(total.data, dtype=np.float64),
-    )
+    return csr_kernel_arrays(total, np.float64)
 
 
 def _topk_block(summed, row_start: int, norm: np.ndarray, n_neighbors: int, normalize_max: bool):
@@ -195,11 +191,11 @@ def _start(model_cls, data, client, n_blocks, params):
     return model, n_blocks, degree
 
 
-def _finish(model, data, similarity, weights_attr):
+def _finish(model, data, similarity):
     """Set the fitted state exactly as ``RecallModel.fit`` does (the whole data on the client)."""
     local = data.to_local()
     model.similarity_ = similarity
-    setattr(model, weights_attr, model._interaction_weights(local))
+    setattr(model, model._weights_name + "_", model._interaction_weights(local))
     model.user_map_ = local.user_map
     model.item_map_ = local.item_map
     model.user_items_ = local.matrix
@@ -242,7 +238,7 @@ def fit_itemcf(data, client, *, n_blocks=None, **params) -> ItemCF:
     similarity = _similarity(
         client, inputs, row_bounds, norm, model.n_neighbors, model.normalize_max
     )
-    return _finish(model, data, similarity, "user_weights_")
+    return _finish(model, data, similarity)
 
 
 def fit_usercf(data, client, *, n_blocks=None, **params) -> UserCF:
@@ -277,21 +273,15 @@ def fit_usercf(data, client, *, n_blocks=None, **params) -> UserCF:
         client.submit(_split_by_item_block, part, int(start), item_bounds, pure=False)
         for part, start in zip(data.partitions, data.bounds[:-1])
     ]
-    inputs = []
-    for m in range(item_bounds.size - 1):
-        buckets = [client.submit(_item_bucket, s, m, pure=False) for s in splits]
-        inputs.append(
-            client.submit(
-                _usercf_input,
-                int(item_bounds[m]),
-                int(item_bounds[m + 1]),
-                data.n_users,
-                penalty_f,
-                *buckets,
-                pure=False,
-            )
-        )
+    inputs = regroup(
+        client,
+        splits,
+        item_bounds.size - 1,
+        _item_bucket,
+        _usercf_input,
+        lambda m: (int(item_bounds[m]), int(item_bounds[m + 1]), data.n_users, penalty_f),
+    )
     similarity = _similarity(
         client, inputs, data.bounds, norm, model.n_neighbors, model.normalize_max
     )
-    return _finish(model, data, similarity, "item_weights_")
+    return _finish(model, data, similarity)

@@ -4,33 +4,54 @@ Numba's ``prange`` deals its iterations statically, one block per thread: when t
 the threads less CPU (a foreign process on its core), the whole call waits for it. The kernels
 instead cut their rows into many contiguous chunks of about equal work (:func:`balanced_bounds`,
 :func:`even_bounds`; :data:`CHUNKS_PER_WORKER` per worker) and run one ``prange`` iteration per
-worker, each pulling the next chunk from a shared atomic counter (:func:`next_chunk`) until none is
-left, so a slowed thread delays at most the one chunk it holds::
+worker, each pulling the next chunk from a shared atomic counter (:func:`pulled_chunks`, over
+:func:`next_chunk`) until none is left, so a slowed thread delays at most the one chunk it holds::
 
     bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
     counter = np.zeros(1, np.int64)
     for w in prange(n_workers):
         scratch = ...  # one per worker
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for r in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for r in range(r0, r1):
                 ...  # row r writes only its own outputs
-            c = next_chunk(counter)
 
 Every row is computed the same way whichever worker takes it, so results do not depend on the
 number of workers. Run serially (a forked child, see ``_jit``), worker 0 takes every chunk.
+
+Serial ``nogil`` kernels over a row range ``[r0, r1)`` get the same scheduling from Python threads
+instead (:func:`run_row_chunks`, the pipeline's kernels).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
+from .._threads import ChunkPool, run_chunks
 from ._jit import jit
 
 #: chunks per worker: enough that a thread slowed to a fraction of a core costs little at the end
 CHUNKS_PER_WORKER = 8
+#: the smallest chunk of :func:`run_row_chunks` (rows): below it a hand-off costs more than the rows
+MIN_CHUNK_ROWS = 16
+
+
+def run_row_chunks(kernel, n_rows: int, n_threads: int, *args) -> None:
+    """``kernel(r0, r1, *args)`` over ``range(n_rows)`` in chunks of rows that the calling thread and
+    ``n_threads - 1`` Python helper threads pull dynamically (:func:`recforge._threads.run_chunks`).
+
+    ``kernel`` is a serial ``nogil`` Numba function whose rows write only their own outputs.
+    """
+    n_threads = max(1, int(n_threads))
+    chunk = max(MIN_CHUNK_ROWS, -(-n_rows // (CHUNKS_PER_WORKER * n_threads)))
+    n_chunks = max(1, -(-n_rows // chunk))
+    if n_threads == 1 or n_chunks == 1:
+        kernel(0, n_rows, *args)
+        return
+    with ChunkPool(min(n_threads, n_chunks)) as pool:
+        run_chunks(lambda c: kernel(c * chunk, min(n_rows, (c + 1) * chunk), *args), n_chunks, pool)
 
 
 @intrinsic
@@ -51,6 +72,22 @@ def _fetch_add_one(typingctx, counter):
 def next_chunk(counter):
     """The next chunk index from the shared ``counter`` (int64 (1,), starts at 0), atomically."""
     return _fetch_add_one(counter)
+
+
+# not cached: a generator loaded from Numba's disk cache leaves its implementation unregistered, and
+# a kernel compiled afterwards that iterates over it fails to lower (numba 0.6x, KeyError in
+# get_generator_impl); a kernel loaded from the cache needs no compilation of it
+@numba.njit(nogil=True)
+def pulled_chunks(counter, bounds):
+    """Yield the row ranges ``(bounds[c], bounds[c + 1])`` of the chunks ``c`` this worker pulls from
+    the shared ``counter`` (int64 (1,), starts at 0), until every chunk of ``bounds`` is taken.
+
+    ``bounds``: int64 (n_chunks + 1,), as :func:`even_bounds` or :func:`balanced_bounds` return.
+    """
+    c = next_chunk(counter)
+    while c < bounds.shape[0] - 1:
+        yield bounds[c], bounds[c + 1]
+        c = next_chunk(counter)
 
 
 @jit

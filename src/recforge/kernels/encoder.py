@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ._jit import jit
+from ._search import upper_bound
 
 
 @jit
@@ -21,14 +22,7 @@ def _bucket(v, edges, lo, hi):
         for e in range(lo, hi):
             c += edges[e] <= v
         return c
-    base = lo
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if edges[mid] <= v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo - base
+    return upper_bound(edges, lo, hi, v) - lo
 
 
 @jit

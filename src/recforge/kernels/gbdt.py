@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _core
 from .._threads import resolve_n_threads as _resolve
+from .._validation import check_in_place
 
 
 def resolve_n_threads(n_threads):
@@ -154,12 +155,7 @@ def partition_ordered(
         ("ghn", ghn, np.float32, 2),
         ("rows", rows, np.int32, 1),
     ):
-        if not (
-            isinstance(a, np.ndarray) and a.dtype == dt and a.ndim == nd and a.flags.c_contiguous
-        ):
-            raise TypeError(
-                f"{name} must be a C-contiguous {np.dtype(dt).name} {nd}-D array (modified in place)"
-            )
+        check_in_place(a, name, dt, nd)
     scratch = (np.empty_like(Xn), np.empty_like(ghn), np.empty_like(rows))
     return _core.gbdt_partition_ordered(
         Xn,
@@ -178,8 +174,7 @@ def partition_ordered(
 
 def add_leaf_values(rows, starts, ends, values, raw, *, n_threads=1):
     """``raw[rows[starts[k]:ends[k]]] += values[k]`` for every leaf ``k`` (``raw`` float64, in place)."""
-    if not (isinstance(raw, np.ndarray) and raw.dtype == np.float64 and raw.flags.c_contiguous):
-        raise TypeError("raw must be a C-contiguous float64 array (it is updated in place)")
+    check_in_place(raw, "raw", np.float64)
     rows = _arr(rows, np.int32, "rows", 1)
     _check_rows(rows, raw.shape[0])
     _core.gbdt_add_leaf_values(

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _core
 from .._threads import resolve_n_threads
-from .._validation import check_choice, check_float, check_int
+from .._validation import check_choice, check_csr_arrays, check_float, check_in_place, check_int
 from .sgns import check_negative_weights
 
 __all__ = ["LOSSES", "lfm_step", "lfm_train_epoch"]
@@ -21,17 +21,7 @@ def _factors(user_factors, item_factors, item_bias):
         ("item_factors", item_factors, 2),
         ("item_bias", item_bias, 1),
     ):
-        if (
-            not isinstance(arr, np.ndarray)
-            or arr.dtype != np.float32
-            or arr.ndim != ndim
-            or not arr.flags.c_contiguous
-            or not arr.flags.writeable
-        ):
-            raise TypeError(
-                f"{name} must be a writeable C-contiguous {ndim}-D float32 ndarray "
-                "(it is updated in place)"
-            )
+        check_in_place(arr, name, np.float32, ndim)
     if user_factors.shape[1] != item_factors.shape[1]:
         raise ValueError(
             f"user_factors {user_factors.shape} and item_factors {item_factors.shape} must have the "
@@ -129,19 +119,11 @@ def lfm_train_epoch(
         raise ValueError(f"pos_users must be in [0, {n_users})")
     if pos_items.size and (pos_items.min() < 0 or pos_items.max() >= n_items):
         raise ValueError(f"pos_items must be in [0, {n_items})")
-    touched_indptr = np.ascontiguousarray(touched_indptr, dtype=np.int64)
+    touched_indptr, touched_indices, _ = check_csr_arrays(
+        touched_indptr, touched_indices, touched_indices, (n_users, n_items), "touched_indptr"
+    )
+    touched_indptr = np.ascontiguousarray(touched_indptr)
     touched_indices = np.ascontiguousarray(touched_indices, dtype=np.int32)
-    if (
-        touched_indptr.shape != (n_users + 1,)
-        or touched_indptr[0] != 0
-        or touched_indptr[-1] != len(touched_indices)
-        or np.any(np.diff(touched_indptr) < 0)
-    ):
-        raise ValueError(
-            f"touched_indptr must be a CSR indptr of length {n_users + 1} over touched_indices"
-        )
-    if touched_indices.size and (touched_indices.min() < 0 or touched_indices.max() >= n_items):
-        raise ValueError(f"touched_indices must be in [0, {n_items})")
     neg_weights = check_negative_weights(neg_weights, n_items)
     n_steps = len(pos_users) if n_steps is None else check_int(n_steps, "n_steps", min_value=0)
     loss_sum, n_terms, n_skipped = _core.lfm_train_epoch(

@@ -32,7 +32,7 @@ from ._chunks import (
     balanced_bounds,
     even_bounds,
     lower_two_hop_cumulative,
-    next_chunk,
+    pulled_chunks,
     two_hop_cumulative,
 )
 from ._jit import jit
@@ -313,18 +313,18 @@ _COOC_DOC = """
 """
 
 
-def _slice_bounds(cum, start, stop, n_workers):
-    """Chunk boundaries of rows ``[start, stop)`` (relative to ``start``) from the cumulative work ``cum``."""
-    return balanced_bounds(cum[start : stop + 1], n_workers * CHUNKS_PER_WORKER, 1.0)
-
-
-def _slices(n_rows, n_slices):
-    bounds = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
-    return [
-        (int(bounds[i]), int(bounds[i + 1]))
-        for i in range(len(bounds) - 1)
-        if bounds[i + 1] > bounds[i]
-    ]
+def _over_slices(kernel, inputs, outputs, cum, n_slices, progress):
+    """``kernel(*inputs, bounds, start, stop, *outputs)`` over ``n_slices`` consecutive slices of the
+    rows, ``progress(stop - start)`` after each; ``bounds`` cuts the slice into chunks of about equal
+    work by the cumulative work ``cum`` (int64 (n_rows + 1,)). ``inputs`` ends with ``n_workers``."""
+    n_rows, n_workers = cum.shape[0] - 1, inputs[-1]
+    edges = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
+    for start, stop in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        if stop > start:
+            bounds = balanced_bounds(cum[start : stop + 1], n_workers * CHUNKS_PER_WORKER, 1.0)
+            kernel(*inputs, bounds, start, stop, *outputs)
+            if progress is not None:
+                progress(stop - start)
 
 
 def cooccurrence_topk(
@@ -346,25 +346,14 @@ def cooccurrence_topk(
     out_idx = np.full(n_rows * k, -1, dtype=np.int32)
     out_val = np.zeros(n_rows * k, dtype=np.float32)
     counts = np.zeros(n_rows, dtype=np.int64)
-    for start, stop in _slices(n_rows, n_slices):
-        _cooccurrence_rows(
-            a_indptr,
-            a_indices,
-            b_indptr,
-            b_indices,
-            penalty,
-            norm,
-            k,
-            n_workers,
-            _slice_bounds(cum, start, stop, n_workers),
-            start,
-            stop,
-            out_idx,
-            out_val,
-            counts,
-        )
-        if progress is not None:
-            progress(stop - start)
+    _over_slices(
+        _cooccurrence_rows,
+        (a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_workers),
+        (out_idx, out_val, counts),
+        cum,
+        n_slices,
+        progress,
+    )
     return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 
@@ -399,26 +388,14 @@ def cooccurrence_topk_symmetric(
     heap_idx = np.empty(n_workers * n_rows * k, dtype=np.int32)
     heap_cnt = np.zeros(n_workers * n_rows, dtype=np.int64)
     heap_min = np.zeros(n_workers * n_rows, dtype=np.float32)  # k-th best once full (0 before)
-    for start, stop in _slices(n_rows, n_slices):
-        _cooccurrence_pairs(
-            a_indptr,
-            a_indices,
-            b_indptr,
-            b_indices,
-            penalty,
-            norm,
-            k,
-            n_workers,
-            _slice_bounds(cum, start, stop, n_workers),
-            start,
-            stop,
-            heap_val,
-            heap_idx,
-            heap_cnt,
-            heap_min,
-        )
-        if progress is not None:
-            progress(stop - start)
+    _over_slices(
+        _cooccurrence_pairs,
+        (a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_workers),
+        (heap_val, heap_idx, heap_cnt, heap_min),
+        cum,
+        n_slices,
+        progress,
+    )
     out_idx = np.full(n_rows * k, -1, dtype=np.int32)
     out_val = np.zeros(n_rows * k, dtype=np.float32)
     counts = np.zeros(n_rows, dtype=np.int64)
@@ -474,9 +451,8 @@ def _cooccurrence_rows(
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
         keys = np.empty(cap, dtype=np.uint64)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for a in range(row_start + r0, row_start + r1):
                 n_touched = _accumulate_row(
                     acc, touched, a_indptr, mids, b_indptr, targets, penalty, a
                 )
@@ -513,7 +489,6 @@ def _cooccurrence_rows(
                                     * (1.0 - 1e-12)
                                 )
                 counts[a] = _write_top_k(keys, n, k, out_idx, out_val, a * k)
-            c = next_chunk(counter)
 
 
 @jit(parallel=True)
@@ -546,9 +521,8 @@ def _cooccurrence_pairs(
     for w in prange(n_workers):
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for a in range(row_start + r0, row_start + r1):
                 n_touched = 0
                 for p in range(a_indptr[a], a_indptr[a + 1]):
                     mid = mids[p]
@@ -578,7 +552,6 @@ def _cooccurrence_pairs(
                             )
                             if heap_cnt[hb] == k:
                                 heap_min[hb] = heap_val[hb * k]
-            c = next_chunk(counter)
 
 
 @jit(parallel=True)
@@ -587,9 +560,8 @@ def _merge_heaps(heap_val, heap_idx, heap_cnt, n_workers, n_rows, k, out_idx, ou
     bounds = even_bounds(n_rows, n_workers * CHUNKS_PER_WORKER)
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for a in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for a in range(r0, r1):
                 count = heap_cnt[a]
                 for w in range(1, n_workers):
                     h = w * n_rows + a
@@ -605,7 +577,6 @@ def _merge_heaps(heap_val, heap_idx, heap_cnt, n_workers, n_rows, k, out_idx, ou
                         )
                 _heap_sorted(heap_val, heap_idx, a * k, count, out_val, out_idx, a * k)
                 counts[a] = count
-            c = next_chunk(counter)
 
 
 @jit
@@ -673,9 +644,8 @@ def _two_hop_scores(
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):
         acc = np.zeros(n_items, dtype=np.float64)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for r in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for r in range(r0, r1):
                 row = rows[r]
                 for p in range(q_indptr[row], q_indptr[row + 1]):
                     m = q_indices[p]
@@ -685,7 +655,6 @@ def _two_hop_scores(
                 for i in range(n_items):
                     out[r, i] = np.float32(acc[i])
                     acc[i] = 0.0
-            c = next_chunk(counter)
     return out
 
 
@@ -744,9 +713,8 @@ def two_hop_topk(
         touched = np.empty(n_items + 1, dtype=np.uint32)
         top_val = np.empty(k, dtype=np.float32)
         top_idx = np.empty(k, dtype=np.int32)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for r in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for r in range(r0, r1):
                 row = rows[r]
                 n_touched = 0
                 for p in range(q_indptr[row], q_indptr[row + 1]):
@@ -790,7 +758,6 @@ def two_hop_topk(
                     flag[i] = 0
                 for p in range(ex_indptr[r], ex_indptr[r + 1]):
                     flag[ex_indices[p]] = 0
-            c = next_chunk(counter)
     return out_idx, out_val
 
 
@@ -807,9 +774,8 @@ def _cooccurrence_counts(
     for _ in prange(n_workers):
         flag = np.zeros(n_rows, dtype=np.uint8)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for a in range(row_start + r0, row_start + r1):
                 n_touched = 0
                 for p in range(a_indptr[a], a_indptr[a + 1]):
                     mid = a_indices[p]
@@ -823,7 +789,6 @@ def _cooccurrence_counts(
                     count -= touched[t] == a
                     flag[touched[t]] = 0
                 counts[a - row_start] = count
-            c = next_chunk(counter)
 
 
 @jit(parallel=True)
@@ -852,9 +817,8 @@ def _cooccurrence_fill(
     for _ in prange(n_workers):
         acc = np.zeros(n_rows, dtype=np.float64)
         touched = np.empty(n_rows + 1, dtype=np.uint32)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for a in range(row_start + bounds[c], row_start + bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for a in range(row_start + r0, row_start + r1):
                 n_touched = _accumulate_row(
                     acc, touched, a_indptr, mids, b_indptr, targets, penalty, a
                 )
@@ -877,7 +841,6 @@ def _cooccurrence_fill(
                         out_data[pos] = acc[b]
                         pos += 1
                     acc[b] = 0.0
-            c = next_chunk(counter)
 
 
 def cooccurrence_sums(
@@ -973,9 +936,8 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_workers
     for _ in prange(n_workers):
         cap = 64
         keys = np.empty(cap, dtype=np.uint64)
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for r in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for r in range(r0, r1):
                 length = indptr[r + 1] - indptr[r]
                 if length > cap:
                     cap = length
@@ -989,7 +951,6 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_workers
                         keys[n] = _rank_key(value, b)
                         n += 1
                 counts[r] = _write_top_k(keys, n, k, out_idx, out_val, r * k)
-            c = next_chunk(counter)
     return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 

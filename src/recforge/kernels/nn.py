@@ -192,6 +192,29 @@ def wide_logits(indptr, indices, data, rows, wide_w, z):
 
 
 @jit
+def _activations(n_rows, sizes):
+    """Scratch for :func:`mlp_forward`'s layer outputs on ``n_rows`` rows: float32 (n_rows * sum(sizes[1:]),)."""
+    return np.empty(n_rows * _layer_offsets(sizes)[2][-1], np.float32)
+
+
+@jit
+def _forward(inputs, wide, params, sizes, rows, x0, acts, dropout):
+    """Logits of ``rows``: inputs gathered into ``x0``, the dense layers, plus the wide part if any.
+
+    ``inputs`` = ``(codes, dense, col_flat_off, col_dim, col_in_off, emb)`` (see
+    :func:`gather_inputs`), ``wide`` = ``(has_wide, w_indptr, w_indices, w_data, wide_w)`` (see
+    :func:`wide_logits`). Returns float32 (len(rows),), a view of ``acts``.
+    """
+    codes, dense, col_flat_off, col_dim, col_in_off, emb = inputs
+    gather_inputs(codes, dense, rows, col_flat_off, col_dim, col_in_off, emb, x0)
+    z = mlp_forward(x0, params, sizes, acts, dropout)
+    has_wide, w_indptr, w_indices, w_data, wide_w = wide
+    if has_wide:
+        wide_logits(w_indptr, w_indices, w_data, rows, wide_w, z)
+    return z
+
+
+@jit
 def update(p, g, m, v, opt, lr, alpha, b1, b2, eps, l1, l2):
     """One optimiser step on the vectors ``p`` with gradient ``g`` and states ``m``, ``v`` (in place).
 
@@ -332,17 +355,13 @@ def train_batches(
     """
     n_cat = codes.shape[1]
     d0 = sizes[0]
-    L = sizes.shape[0] - 1
     n_params = params.shape[0]
-    act_width = 0
-    for l in range(1, L + 1):
-        act_width += sizes[l]
     max_dim = 0
     for c in range(n_cat):
         max_dim = max(max_dim, col_dim[c])
     n_rows_total = col_row_off[n_cat] if n_cat > 0 else 0
     x0_buf = np.empty(batch_size * d0, np.float32)
-    acts = np.empty(batch_size * act_width, np.float32)
+    acts = _activations(batch_size, sizes)
     grads = np.empty(n_params, np.float32)
     dz = np.empty(batch_size, np.float32)
     mark = np.full(n_rows_total, -1, np.int64)
@@ -361,15 +380,14 @@ def train_batches(
     total = 0.0
     b1f = np.float32(b1)
     b2f = np.float32(b2)
+    inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
+    wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
     for s0 in range(start, stop, batch_size):
         s1 = min(s0 + batch_size, stop)
         nb = s1 - s0
         rows = order[s0:s1]
         x0 = x0_buf[: nb * d0].reshape((nb, d0))
-        gather_inputs(codes, dense, rows, col_flat_off, col_dim, col_in_off, emb, x0)
-        z = mlp_forward(x0, params, sizes, acts, dropout)
-        if has_wide:
-            wide_logits(w_indptr, w_indices, w_data, rows, wide_w, z)
+        z = _forward(inputs, wide, params, sizes, rows, x0, acts, dropout)
         for r in range(nb):
             i = rows[r]
             zr = np.float64(z[r])
@@ -468,21 +486,16 @@ def predict_logits(
 ):
     """out[lo:hi] = logits (float64) of rows lo..hi-1, computed in blocks of ``chunk`` rows."""
     d0 = sizes[0]
-    L = sizes.shape[0] - 1
-    act_width = 0
-    for l in range(1, L + 1):
-        act_width += sizes[l]
     x0_buf = np.empty(chunk * d0, np.float32)
-    acts = np.empty(chunk * act_width, np.float32)
+    acts = _activations(chunk, sizes)
+    inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
+    wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
     for s0 in range(lo, hi, chunk):
         s1 = min(s0 + chunk, hi)
         nb = s1 - s0
         rows = np.arange(s0, s1)
         x0 = x0_buf[: nb * d0].reshape((nb, d0))
-        gather_inputs(codes, dense, rows, col_flat_off, col_dim, col_in_off, emb, x0)
-        z = mlp_forward(x0, params, sizes, acts)
-        if has_wide:
-            wide_logits(w_indptr, w_indices, w_data, rows, wide_w, z)
+        z = _forward(inputs, wide, params, sizes, rows, x0, acts, 0.0)
         for r in range(nb):
             out[s0 + r] = z[r]
 
@@ -520,15 +533,11 @@ def loss_grad(
     nb = rows.shape[0]
     d0 = sizes[0]
     L = sizes.shape[0] - 1
-    act_width = 0
-    for l in range(1, L + 1):
-        act_width += sizes[l]
     x0 = np.empty((nb, d0), np.float32)
-    acts = np.empty(nb * act_width, np.float32)
-    gather_inputs(codes, dense, rows, col_flat_off, col_dim, col_in_off, emb, x0)
-    z = mlp_forward(x0, params, sizes, acts)
-    if has_wide:
-        wide_logits(w_indptr, w_indices, w_data, rows, wide_w, z)
+    acts = _activations(nb, sizes)
+    inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
+    wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
+    z = _forward(inputs, wide, params, sizes, rows, x0, acts, 0.0)
     dz = np.empty(nb, np.float32)
     total = 0.0
     for r in range(nb):

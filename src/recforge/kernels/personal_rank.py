@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._chunks import CHUNKS_PER_WORKER, balanced_bounds, even_bounds, next_chunk
+from ._chunks import CHUNKS_PER_WORKER, balanced_bounds, even_bounds, pulled_chunks
 from ._jit import jit
 
 
@@ -34,22 +34,25 @@ def half_step(indptr, indices, data, src, dst, alpha):
 
 @jit(parallel=True)
 def _half_step(indptr, indices, data, src, dst, alpha, n_workers):
-    """:func:`half_step` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
+    """:func:`half_step` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``);
+    with ``data=None`` :func:`half_step_pattern` (Numba compiles that variant without the weights)."""
     n_cols = dst.shape[1]
     bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for r in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for r in range(r0, r1):
                 for j in range(n_cols):
                     dst[r, j] = 0.0
                 for p in range(indptr[r], indptr[r + 1]):
-                    w = alpha * data[p]
                     s = indices[p]
-                    for j in range(n_cols):
-                        dst[r, j] += w * src[s, j]
-            c = next_chunk(counter)
+                    if data is None:
+                        for j in range(n_cols):
+                            dst[r, j] += src[s, j]
+                    else:
+                        w = alpha * data[p]
+                        for j in range(n_cols):
+                            dst[r, j] += w * src[s, j]
 
 
 def accumulate_active(total, x, scale, active):
@@ -64,13 +67,11 @@ def _accumulate_active(total, x, scale, active, n_workers):
     bounds = even_bounds(n_rows, n_workers * CHUNKS_PER_WORKER)
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for r in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for r in range(r0, r1):
                 for j in range(n_cols):
                     if active[j]:
                         total[r, j] += scale * x[r, j]
-            c = next_chunk(counter)
 
 
 def rows_times_csr(x, indptr, indices, data, scale, out):
@@ -98,9 +99,8 @@ def _rows_times_csr(x, indptr, indices, data, scale, out, n_workers):
     bounds = even_bounds(n_rows, n_workers * CHUNKS_PER_WORKER)
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for j in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for j in range(r0, r1):
                 for d in range(n_dst):
                     out[j, d] = 0.0
                 for s in range(n_src):
@@ -109,7 +109,6 @@ def _rows_times_csr(x, indptr, indices, data, scale, out, n_workers):
                         v *= scale
                         for p in range(indptr[s], indptr[s + 1]):
                             out[j, indices[p]] += v * data[p]
-            c = next_chunk(counter)
 
 
 def half_step_pattern(indptr, indices, src, dst):
@@ -124,26 +123,7 @@ def half_step_pattern(indptr, indices, src, dst):
     src : float64 (n_src, B), C-contiguous
     dst : float64 (n_dst, B), C-contiguous, overwritten
     """
-    _half_step_pattern(indptr, indices, src, dst, numba.get_num_threads())
-
-
-@jit(parallel=True)
-def _half_step_pattern(indptr, indices, src, dst, n_workers):
-    """:func:`half_step_pattern` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
-    n_cols = dst.shape[1]
-    bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
-    counter = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for r in range(bounds[c], bounds[c + 1]):
-                for j in range(n_cols):
-                    dst[r, j] = 0.0
-                for p in range(indptr[r], indptr[r + 1]):
-                    s = indices[p]
-                    for j in range(n_cols):
-                        dst[r, j] += src[s, j]
-            c = next_chunk(counter)
+    _half_step(indptr, indices, None, src, dst, 1.0, numba.get_num_threads())
 
 
 @jit

@@ -3,8 +3,8 @@
 Every kernel works on one block of query rows (users) at a time, so memory stays bounded by the
 block. Rows are independent: each kernel is a serial ``nogil`` loop over a row range
 ``[r0, r1)``, and its public wrapper splits the rows into many small chunks that the calling
-thread and a pool of helpers pull from a shared counter (:func:`recforge._threads.run_chunks`),
-so a core taken by another process delays one chunk, not half of the rows (a static ``prange``
+thread and a pool of helpers pull from a shared counter (:func:`._chunks.run_row_chunks`), so
+a core taken by another process delays one chunk, not half of the rows (a static ``prange``
 would wait for it). Each row writes only its own output slots: the results are identical for
 any ``n_threads``. Validation happens in :mod:`recforge.pipeline`.
 """
@@ -13,25 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._threads import ChunkPool, run_chunks
+from ._chunks import run_row_chunks
 from ._jit import jit
-
-#: chunks per thread a kernel call is split into (more chunks: better balance under foreign load)
-CHUNKS_PER_THREAD = 8
-#: the smallest chunk (rows): below it the pool's hand-off costs more than the rows
-MIN_CHUNK_ROWS = 16
-
-
-def _run_rows(kernel, n_rows: int, n_threads: int, *args) -> None:
-    """``kernel(r0, r1, *args)`` over ``range(n_rows)`` in dynamically pulled chunks of rows."""
-    n_threads = max(1, int(n_threads))
-    chunk = max(MIN_CHUNK_ROWS, -(-n_rows // (CHUNKS_PER_THREAD * n_threads)))
-    n_chunks = max(1, -(-n_rows // chunk))
-    if n_threads == 1 or n_chunks == 1:
-        kernel(0, n_rows, *args)
-        return
-    with ChunkPool(min(n_threads, n_chunks)) as pool:
-        run_chunks(lambda c: kernel(c * chunk, min(n_rows, (c + 1) * chunk), *args), n_chunks, pool)
+from ._search import lower_bound, upper_bound
 
 
 def merge_candidates(
@@ -71,7 +55,7 @@ def merge_candidates(
 
     Each row's candidates are written in fusion order (higher ``rrf`` first, then lower item index).
     """
-    _run_rows(
+    run_row_chunks(
         _merge_rows,
         lists.shape[1],
         n_threads,
@@ -173,19 +157,6 @@ def _merge_rows(
         counts[r] = c
 
 
-@jit
-def _count_upto(times, lo, hi, t):
-    """Number of entries of the sorted ``times[lo:hi]`` that are <= t (returned as an end position)."""
-    a, b = lo, hi
-    while a < b:
-        mid = (a + b) >> 1
-        if times[mid] <= t:
-            a = mid + 1
-        else:
-            b = mid
-    return a
-
-
 def user_features(
     h_indptr,
     h_items,
@@ -220,7 +191,7 @@ def user_features(
     out_profile : float32 (n_rows, n_genres) — decayed genre profile, L2-normalised
     n_threads : int — threads pulling chunks of rows
     """
-    _run_rows(
+    run_row_chunks(
         _user_features_rows,
         as_of.size,
         n_threads,
@@ -264,11 +235,11 @@ def _user_features_rows(
     for r in range(r0, r1):
         t = as_of[r]
         a = h_indptr[r]
-        b = _count_upto(h_times, a, h_indptr[r + 1], t)
+        b = upper_bound(h_times, a, h_indptr[r + 1], t)
         n = b - a
         out[r, 0] = n
         for w in range(n_w):
-            out[r, 1 + w] = b - _count_upto(h_times, a, b, t - windows[w])
+            out[r, 1 + w] = b - upper_bound(h_times, a, b, t - windows[w])
         if n == 0:
             for c in range(1 + n_w, out.shape[1]):
                 out[r, c] = np.nan
@@ -288,7 +259,7 @@ def _user_features_rows(
             if x >= high:
                 nh += 1
             it = h_items[j]
-            lp += np.log1p(_count_upto(i_times, i_indptr[it], i_indptr[it + 1], t) - i_indptr[it])
+            lp += np.log1p(upper_bound(i_times, i_indptr[it], i_indptr[it + 1], t) - i_indptr[it])
         mean = s / n
         out[r, 3 + n_w] = mean
         out[r, 4 + n_w] = np.sqrt(max(s2 / n - mean * mean, 0.0))
@@ -312,13 +283,7 @@ def _user_features_rows(
 @jit
 def _csr_value(indptr, indices, data, row, col):
     """``M[row, col]`` of a CSR matrix with sorted indices (0 when absent)."""
-    a, b = indptr[row], indptr[row + 1]
-    while a < b:
-        mid = (a + b) >> 1
-        if indices[mid] < col:
-            a = mid + 1
-        else:
-            b = mid
+    a = lower_bound(indices, indptr[row], indptr[row + 1], col)
     if a < indptr[row + 1] and indices[a] == col:
         return data[a]
     return 0.0
@@ -366,7 +331,7 @@ def candidate_features(
         sum / mean to the last items, embedding cosine max / mean to the last items, genre match.
     n_threads : int — threads pulling chunks of rows
     """
-    _run_rows(
+    run_row_chunks(
         _candidate_features_rows,
         as_of.size,
         n_threads,
@@ -426,16 +391,16 @@ def _candidate_features_rows(
     for r in range(r0, r1):
         t = as_of[r]
         ha = h_indptr[r]
-        hb = _count_upto(h_times, ha, h_indptr[r + 1], t)
+        hb = upper_bound(h_times, ha, h_indptr[r + 1], t)
         la = max(ha, hb - n_last)
         for c in range(c_offsets[r], c_offsets[r + 1]):
             it = c_items[c]
             a = i_indptr[it]
-            b = _count_upto(i_times, a, i_indptr[it + 1], t)
+            b = upper_bound(i_times, a, i_indptr[it + 1], t)
             n = b - a
             out[c, 0] = n
             for w in range(n_w):
-                out[c, 1 + w] = b - _count_upto(i_times, a, b, t - windows[w])
+                out[c, 1 + w] = b - upper_bound(i_times, a, b, t - windows[w])
             if n_w >= 2:
                 out[c, 1 + n_w] = (out[c, 1] + 1.0) / (out[c, 2] * windows[0] / windows[1] + 1.0)
             else:
@@ -502,7 +467,7 @@ def segment_topk(
     out_items : int64 (n_rows, k); out_scores : float32 (n_rows, k)
     n_threads : int — threads pulling chunks of rows
     """
-    _run_rows(
+    run_row_chunks(
         _segment_topk_rows,
         offsets.size - 1,
         n_threads,

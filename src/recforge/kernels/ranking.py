@@ -9,8 +9,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._chunks import CHUNKS_PER_WORKER, even_bounds, next_chunk
+from ._chunks import CHUNKS_PER_WORKER, even_bounds, pulled_chunks
 from ._jit import jit
+from ._search import lower_bound
 
 
 def hit_matrix(recommended, indptr, indices):
@@ -47,26 +48,17 @@ def _hit_matrix(recommended, indptr, indices, n_workers):
     bounds = even_bounds(n_users, n_workers * CHUNKS_PER_WORKER)
     counter = np.zeros(1, np.int64)
     for _ in prange(n_workers):
-        c = next_chunk(counter)
-        while c < bounds.shape[0] - 1:
-            for u in range(bounds[c], bounds[c + 1]):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for u in range(r0, r1):
                 start = indptr[u]
                 stop = indptr[u + 1]
                 for j in range(k):
                     item = recommended[u, j]
                     if item < 0 or stop == start:
                         continue
-                    lo = start
-                    hi = stop
-                    while lo < hi:  # first position with indices[pos] >= item
-                        mid = (lo + hi) >> 1
-                        if indices[mid] < item:
-                            lo = mid + 1
-                        else:
-                            hi = mid
+                    lo = lower_bound(indices, start, stop, item)
                     if lo < stop and indices[lo] == item:
                         hits[u, j] = True
-            c = next_chunk(counter)
     return hits
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _core
 from .._threads import resolve_n_threads
-from .._validation import check_float, check_int
+from .._validation import check_float, check_in_place, check_int
 
 __all__ = [
     "SIGMOID_ERROR_BOUND",
@@ -40,17 +40,7 @@ def check_negative_weights(neg_weights, n_items: int) -> np.ndarray:
 
 def _vectors(in_vecs, out_vecs):
     for name, arr in (("in_vecs", in_vecs), ("out_vecs", out_vecs)):
-        if (
-            not isinstance(arr, np.ndarray)
-            or arr.dtype != np.float32
-            or arr.ndim != 2
-            or not arr.flags.c_contiguous
-            or not arr.flags.writeable
-        ):
-            raise TypeError(
-                f"{name} must be a writeable C-contiguous float32 ndarray of shape (n_items, dim) "
-                "(it is updated in place)"
-            )
+        check_in_place(arr, name, np.float32, 2)
     if in_vecs.shape != out_vecs.shape:
         raise ValueError(
             f"in_vecs {in_vecs.shape} and out_vecs {out_vecs.shape} must have the same shape"

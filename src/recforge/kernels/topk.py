@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from .. import _core
 from .._threads import resolve_n_threads
 from .._validation import check_int
+from ._csr import csr_kernel_arrays
 
 
 def topk(scores, k, *, exclude=None, global_mask=None, n_threads=1):
@@ -62,9 +63,7 @@ def topk(scores, k, *, exclude=None, global_mask=None, n_threads=1):
             raise TypeError("exclude must be a scipy sparse matrix (rows aligned with scores)")
         if exclude.shape != scores.shape:
             raise ValueError(f"exclude has shape {exclude.shape}, scores has shape {scores.shape}")
-        exclude = sp.csr_matrix(exclude)
-        indptr = exclude.indptr.astype(np.int64, copy=False)
-        indices = exclude.indices.astype(np.int32, copy=False)
+        indptr, indices, _ = csr_kernel_arrays(sp.csr_matrix(exclude))
     mask = None
     if global_mask is not None:
         mask = np.asarray(global_mask)

@@ -137,11 +137,30 @@ class TwoHopModel(RecallModel):
 
     #: use the fused top-k kernel in ``recommend`` (tests switch it off to compare with the dense path)
     _fused = True
+    #: the fitted ``w(u, i)``: attribute ``<name>_`` and the model file's array ``<name>``
+    _weights_name = ""
+    #: the side ``similarity_`` relates (square over it): ``"items"`` or ``"users"``
+    _similar_side = ""
 
     def _validate_params(self) -> None:
         super()._validate_params()
         check_int(self.n_neighbors, "n_neighbors", min_value=1)
         check_float(self.time_decay, "time_decay", min_value=0.0)
+
+    def _get_state(self) -> dict:
+        s = self.similarity_
+        return {
+            "sim_indptr": s.indptr,
+            "sim_indices": s.indices,
+            "sim_data": s.data,
+            self._weights_name: getattr(self, self._weights_name + "_").data,
+        }
+
+    def _set_state(self, arrays: ModelArrays) -> None:
+        n = self.n_items_ if self._similar_side == "items" else self.n_users_
+        self.similarity_ = load_similarity(arrays, n)
+        weights = load_interaction_weights(arrays, self._weights_name, self.user_items_)
+        setattr(self, self._weights_name + "_", weights)
 
     def _interaction_weights(self, data: Interactions) -> sp.csr_matrix:
         """``w(u, i)``: the time decay of each interaction, times its weight when ``use_weights`` (float32 CSR)."""

@@ -16,7 +16,7 @@ from .._validation import (
     sampling_weights,
 )
 from ..data import Interactions
-from ..io import ModelArrays
+from ..io import ModelArrays, load_word2vec_format, save_word2vec_format
 from ..kernels.sgns import aligned_vectors, keep_probabilities, sgns_train_epoch
 from ._embedding import EmbeddingRecall
 
@@ -327,53 +327,3 @@ class Item2Vec(EmbeddingRecall):
         ``KeyedVectors.load_word2vec_format(path, binary=False)``); keys are the external item ids."""
         self._check_fitted()
         save_word2vec_format(file, self.item_map_.ids, self.item_vectors_)
-
-
-def save_word2vec_format(file, keys, vectors) -> None:
-    """Write ``vectors`` (n, dim) with ``keys`` (n,) as word2vec text: a ``"n dim"`` header, then one
-    ``"key v1 ... vdim"`` line per key. Keys must be non-empty and contain no whitespace."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    keys = [str(k) for k in np.asarray(keys).tolist()]
-    if vectors.ndim != 2 or len(keys) != vectors.shape[0]:
-        raise ValueError(f"keys ({len(keys)}) and vectors {vectors.shape} must align, vectors 2-D")
-    for k in keys:
-        if not k or any(c.isspace() for c in k):
-            raise ValueError(f"word2vec keys must be non-empty without whitespace, got {k!r}")
-    lines = [f"{len(keys)} {vectors.shape[1]}"]
-    lines += [k + " " + " ".join(repr(float(x)) for x in row) for k, row in zip(keys, vectors)]
-    text = "\n".join(lines) + "\n"
-    if hasattr(file, "write"):
-        file.write(text)
-    else:
-        with open(file, "w", encoding="utf-8") as f:
-            f.write(text)
-
-
-def load_word2vec_format(file):
-    """Read word2vec text vectors. Returns ``(keys, vectors)``: keys an ndarray of str (n,), vectors
-    float32 (n, dim). A malformed file raises ``ValueError`` naming the line."""
-    if hasattr(file, "read"):
-        text = file.read()
-    else:
-        with open(file, encoding="utf-8") as f:
-            text = f.read()
-    lines = text.splitlines()
-    if not lines:
-        raise ValueError("empty word2vec file")
-    try:
-        n, dim = (int(x) for x in lines[0].split())
-    except ValueError:
-        raise ValueError(f"word2vec header must be 'n_vectors dim', got {lines[0]!r}") from None
-    body = [ln for ln in lines[1:] if ln.strip()]
-    if len(body) != n:
-        raise ValueError(f"word2vec header says {n} vectors, the file has {len(body)}")
-    keys, vectors = [], np.empty((n, dim), np.float32)
-    for row, line in enumerate(body):
-        parts = line.rstrip().split(" ")
-        if len(parts) != dim + 1:
-            raise ValueError(
-                f"line {row + 2}: expected a key and {dim} numbers, got {len(parts)} fields"
-            )
-        keys.append(parts[0])
-        vectors[row] = np.array(parts[1:], dtype=np.float32)
-    return np.array(keys, dtype=str), vectors

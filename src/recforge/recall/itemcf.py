@@ -8,11 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from ..io import ModelArrays
 from ._neighbors import (
     TwoHopModel,
-    load_interaction_weights,
-    load_similarity,
     log_penalty,
     topk_neighbors,
 )
@@ -68,6 +65,9 @@ class ItemCF(TwoHopModel):
     >>> model.recommend(0, k=2)[0].tolist()
     [2, 3]
     """
+
+    _weights_name = "user_weights"
+    _similar_side = "items"
 
     def __init__(
         self,
@@ -145,16 +145,3 @@ class ItemCF(TwoHopModel):
         order = np.lexsort((row.indices, -contrib))
         order = order[contrib[order] > 0][:n]
         return self.item_map_.ids[row.indices[order]], contrib[order] / total
-
-    def _get_state(self) -> dict:
-        s, w = self.similarity_, self.user_weights_
-        return {
-            "sim_indptr": s.indptr,
-            "sim_indices": s.indices,
-            "sim_data": s.data,
-            "user_weights": w.data,
-        }
-
-    def _set_state(self, arrays: ModelArrays) -> None:
-        self.similarity_ = load_similarity(arrays, self.n_items_)
-        self.user_weights_ = load_interaction_weights(arrays, "user_weights", self.user_items_)

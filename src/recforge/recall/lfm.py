@@ -14,6 +14,7 @@ from .._validation import (
 )
 from ..data import Interactions
 from ..io import ModelArrays
+from ..kernels._csr import csr_kernel_arrays
 from ..kernels.lfm import LOSSES, lfm_train_epoch
 from ._embedding import EmbeddingRecall
 
@@ -209,8 +210,7 @@ class LFM(EmbeddingRecall):
         popularity = np.bincount(items, minlength=n_items).astype(np.float64)
         # +1: every item can be a negative
         neg_weights = sampling_weights(popularity + 1.0, self.neg_exponent, "neg_exponent")
-        indptr = matrix.indptr.astype(np.int64, copy=False)
-        indices = matrix.indices.astype(np.int32, copy=False)
+        indptr, indices, _ = csr_kernel_arrays(matrix)
         uf = _initial_factors(rng, n_users, k, self.init_std)
         itf = _initial_factors(rng, n_items, k, self.init_std)
         bias = np.zeros(n_items, np.float32)

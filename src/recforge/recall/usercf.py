@@ -6,11 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
-from ..io import ModelArrays
 from ._neighbors import (
     TwoHopModel,
-    load_interaction_weights,
-    load_similarity,
     log_penalty,
     topk_neighbors,
 )
@@ -62,6 +59,9 @@ class UserCF(TwoHopModel):
     >>> UserCF(n_neighbors=2).fit(m).recommend(0, k=2)[0].tolist()
     [2, 3]
     """
+
+    _weights_name = "item_weights"
+    _similar_side = "users"
 
     def __init__(
         self,
@@ -135,16 +135,3 @@ class UserCF(TwoHopModel):
         overlap = (cols[item_idx] @ sp.diags(penalty) @ binary).toarray()
         norm = np.sqrt(np.maximum(np.diff(cols.indptr), 1).astype(np.float64))
         return (overlap / norm[item_idx, None] / norm[None, :]).astype(np.float32)
-
-    def _get_state(self) -> dict:
-        s = self.similarity_
-        return {
-            "sim_indptr": s.indptr,
-            "sim_indices": s.indices,
-            "sim_data": s.data,
-            "item_weights": self.item_weights_.data,
-        }
-
-    def _set_state(self, arrays: ModelArrays) -> None:
-        self.similarity_ = load_similarity(arrays, self.n_users_)
-        self.item_weights_ = load_interaction_weights(arrays, "item_weights", self.user_items_)

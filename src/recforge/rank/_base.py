@@ -64,7 +64,7 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
             if X.data.dtype.kind not in "biuf":
                 raise TypeError(f"{name} must be numeric, got dtype {X.data.dtype}")
             X = X.astype(_float_dtype_for(X.data.dtype))
-        _check_shape(X.shape, name)
+        check_min_shape(X.shape, name)
         _check_values(X.data, name, allow_nan)
         return X
     if isinstance(X, pd.DataFrame):
@@ -80,11 +80,7 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
         raise ValueError(f"Complex data not supported in {name}")
-    if arr.ndim != 2:
-        raise ValueError(
-            f"Expected 2D array for {name}, got shape {arr.shape} instead. Reshape your data "
-            "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single row"
-        )
+    check_2d(arr, name)
     if arr.dtype not in (np.float32, np.float64):
         if arr.dtype.kind == "O":
             try:
@@ -96,9 +92,18 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
         else:
             raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr)
-    _check_shape(arr.shape, name)
+    check_min_shape(arr.shape, name)
     _check_values(arr, name, allow_nan)
     return arr
+
+
+def check_2d(arr: np.ndarray, name: str = "X") -> None:
+    """ValueError (scikit-learn's wording) unless ``arr`` is 2-D (n_rows, n_features)."""
+    if arr.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array for {name}, got shape {arr.shape} instead. Reshape your data "
+            "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single row"
+        )
 
 
 def _float_dtype_for(dtype) -> type:
@@ -129,7 +134,8 @@ def _check_values(arr, name: str, allow_nan: bool) -> None:
         )
 
 
-def _check_shape(shape, name):
+def check_min_shape(shape: tuple[int, int], name: str = "X") -> None:
+    """ValueError (scikit-learn's wording) for a matrix without rows or without columns."""
     if shape[0] < 1:
         raise ValueError(
             f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required "

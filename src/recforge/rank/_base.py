@@ -411,12 +411,17 @@ class Ranker(ParamsMixin):
             Xm = check_X(X, name, accept_sparse=self._accept_sparse, allow_nan=self._allow_nan)
             if reset:
                 self.n_features_in_ = Xm.shape[1]
-            elif Xm.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"{name} has {Xm.shape[1]} features, but {type(self).__name__} is expecting "
-                    f"{self.n_features_in_} features as input"
-                )
+            else:
+                self._check_n_features(Xm.shape[1], name)
         return Xm
+
+    def _check_n_features(self, n_features: int, name: str) -> None:
+        """ValueError (scikit-learn's wording) unless ``n_features`` is ``n_features_in_``."""
+        if n_features != self.n_features_in_:
+            raise ValueError(
+                f"{name} has {n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
+            )
 
     def _prepare_fit(self, X, y, sample_weight, eval_set):
         """Validate everything ``fit`` receives; returns ``(X, y01, weights, eval_list)``."""

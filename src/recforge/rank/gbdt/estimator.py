@@ -160,11 +160,7 @@ class _BaseGBDT(Ranker):
             ):  # (eval_set inputs are prepared before the trees exist)
                 self._check_fitted()
             self._check_feature_names(names)
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                    f"{self.n_features_in_} features as input"
-                )
+            self._check_n_features(X.shape[1], name)
         Xf = self._schema.transform(X, name)
         if reset:
             self._prepare_seconds = time.perf_counter() - start

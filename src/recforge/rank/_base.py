@@ -460,7 +460,7 @@ class Ranker(ParamsMixin):
 
     def _fit_target(self, y, n_rows: int) -> np.ndarray:
         """Validate the training target and return it as float64; sets ``classes_`` (binary rankers).
-        A regression model overrides this (and ``_eval_target``, ``_fitted_attr``, ``__sklearn_tags__``)."""
+        A regression model overrides this (and ``_eval_target``, ``_fitted_attr``, ``_estimator_kind``)."""
         self.classes_, y01 = check_binary_target(y, n_rows)
         return y01
 
@@ -524,15 +524,20 @@ class Ranker(ParamsMixin):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, self._fitted_attr)
 
-    def __sklearn_tags__(self):
-        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+    #: scikit-learn's estimator type: "classifier" (click models), "regressor", or None (a
+    #: learning-to-rank model, which scikit-learn has no type for)
+    _estimator_kind = "classifier"
 
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+
+        kind = self._estimator_kind
         return Tags(
-            estimator_type="classifier",
+            estimator_type=kind,
             target_tags=TargetTags(required=True),
             transformer_tags=None,
-            regressor_tags=None,
-            classifier_tags=ClassifierTags(multi_class=False),
+            regressor_tags=RegressorTags() if kind == "regressor" else None,
+            classifier_tags=ClassifierTags(multi_class=False) if kind == "classifier" else None,
             input_tags=InputTags(sparse=self._accept_sparse, allow_nan=self._allow_nan),
         )
 
@@ -579,7 +584,7 @@ class Ranker(ParamsMixin):
                         f"'_classes' must hold two distinct labels, got {classes.tolist()}"
                     )
                 model.classes_ = classes
-            elif cls._fitted_attr == "classes_":
+            elif cls._estimator_kind == "classifier":
                 raise arrays.error("the file has no class labels ('_classes')")
             n_features = check_int(
                 record.get("n_features_in"), "the record's n_features_in", min_value=0

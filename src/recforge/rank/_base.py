@@ -134,9 +134,10 @@ def _check_values(arr, name: str, allow_nan: bool) -> None:
         )
 
 
-def check_min_shape(shape: tuple[int, int], name: str = "X") -> None:
-    """ValueError (scikit-learn's wording) for a matrix without rows or without columns."""
-    if shape[0] < 1:
+def check_min_shape(shape: tuple[int, int], name: str = "X", *, rows: bool = True) -> None:
+    """ValueError (scikit-learn's wording) for a matrix without rows (unless ``rows=False``) or
+    without columns."""
+    if rows and shape[0] < 1:
         raise ValueError(
             f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required "
             f"({name})"

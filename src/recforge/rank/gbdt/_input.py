@@ -35,7 +35,7 @@ class InputSchema:
             check_2d(arr, "X")
             self.columns = None
             shape = arr.shape
-        check_min_shape(shape, "X")
+        check_min_shape(shape, "X", rows=False)  # (Dask GBDT learns it from an empty frame)
         n_features = shape[1]
         self.n_features = n_features
         is_cat = np.zeros(n_features, bool)

@@ -24,9 +24,10 @@
 #
 # Measured (2 cores shared with six other builds and test runs, load ~10): build 1043 s, the
 # default tests 1417 s (671 passed, 0 ASan / 0 UBSan reports), 41 min wall, 7.5 min of CPU. On an
-# otherwise idle 2-core CI machine that is roughly 15 min, so it fits the 90-minute CI budget as a
-# separate step after the ordinary suite (e.g. `bash tools/sanitize.sh` in .ci/run); on a busy
-# machine run it alone.
+# otherwise idle 2-core CI machine that is roughly 15 min; on a busy machine run it alone.
+# --quick (load ~18): build 2525 s wall / 286 s CPU, tests 531 s wall / 115 s CPU (373 passed,
+# 0 ASan / 0 UBSan reports), i.e. about 4-5 min on an idle 2-core machine: .ci/run runs it when
+# RECFORGE_CI_SANITIZE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"

@@ -17,6 +17,7 @@ Timings on a shared machine are noisy: the numbers are a report, not a test.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -85,10 +86,37 @@ def run_one(name: str, in_process: bool) -> dict:
     return record
 
 
-def main(names: list[str], in_process: bool) -> None:
+def model_names() -> list[str]:
+    """Every demo model name, recall first (the names this script takes)."""
     from recforge import demo
 
-    names = names or [row[0] for row in demo.RECALL_MODELS] + [row[0] for row in demo.RANKERS]
+    return [row[0] for row in demo.RECALL_MODELS] + [row[0] for row in demo.RANKERS]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="First fit in a fresh process after `recforge warmup` vs a warm second fit, "
+        "and every Numba signature compiled after the warm-up (there should be none).",
+        epilog=f"models: {', '.join(repr(n) for n in model_names())}",
+    )
+    parser.add_argument(
+        "models", nargs="*", metavar="MODEL", help="demo model names (default: every model)"
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run warmup() inside each model's process instead of `recforge warmup` once before",
+    )
+    parser.add_argument("--child", metavar="MODEL", help=argparse.SUPPRESS)  # the per-model process
+    args = parser.parse_args(argv)
+    unknown = [name for name in [*args.models, args.child] if name and name not in model_names()]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; see --help for the names")
+    return args
+
+
+def main(names: list[str], in_process: bool) -> None:
+    names = names or model_names()
     if not in_process:
         start = time.perf_counter()
         subprocess.run(
@@ -118,9 +146,8 @@ def main(names: list[str], in_process: bool) -> None:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--in-process"]
-    in_process = len(args) < len(sys.argv) - 1
-    if args[:1] == ["--child"]:
-        print(json.dumps(run_one(args[1], in_process)))
+    options = parse_args()
+    if options.child is not None:
+        print(json.dumps(run_one(options.child, options.in_process)))
     else:
-        main(args, in_process)
+        main(options.models, options.in_process)

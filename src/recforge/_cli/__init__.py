@@ -70,3 +70,57 @@ def fraction(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1), got {value}")
     return value
+
+
+THREADS_PER_MODEL = "threads per model (default: all cores)"
+
+#: Options several commands share: name -> (flags, ``add_argument`` keywords).
+SHARED_OPTIONS = {
+    "k": (("-k", "--k"), {"type": positive_int, "default": 10, "help": "list length (default 10)"}),
+    "test_fraction": (
+        ("--test-fraction",),
+        {
+            "type": fraction,
+            "default": 0.2,
+            "help": "share of each user's positives held out (default 0.2)",
+        },
+    ),
+    "threads": (
+        ("--threads",),
+        {"type": positive_int, "default": None, "help": "threads (default: all cores)"},
+    ),
+    "json": (
+        ("--json",),
+        {"action": "store_true", "help": "print one JSON object instead of the table"},
+    ),
+    "report": (
+        ("--report",),
+        {
+            "metavar": "HTML",
+            "default": None,
+            "help": "also write a self-contained HTML page with the tables and figures "
+            "(needs recforge[plot])",
+        },
+    ),
+    "quiet": (("-q", "--quiet"), {"action": "store_true", "help": "no progress lines on stderr"}),
+}
+
+
+def add_options(parser, *names: str, **helps: str) -> None:
+    """Add the :data:`SHARED_OPTIONS` ``names`` to ``parser``, in that order; ``helps`` replaces
+    an option's help text (``threads="threads per model (default: all cores)"``)."""
+    for name in names:
+        flags, keywords = SHARED_OPTIONS[name]
+        parser.add_argument(*flags, **{**keywords, "help": helps.get(name, keywords["help"])})
+
+
+def report_curve_ks(args) -> tuple:
+    """The list lengths of the ``--report`` curves (none without ``--report``). Checks first that
+    matplotlib is there, so that a missing one fails before the long part."""
+    if args.report is None:
+        return ()
+    from ..plot import require_matplotlib
+    from ..report import CURVE_KS
+
+    require_matplotlib()
+    return CURVE_KS

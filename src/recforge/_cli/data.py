@@ -255,39 +255,34 @@ def _where(source: str, index, parquet: bool) -> str:
     return f"{source}, row {index}" if parquet else f"{source}, line {index}"
 
 
+def _refuse_first(bad, values: pd.Series, column: str, source: str, parquet: bool, problem: str):
+    """UserError ``<source>, line N: column 'c'<problem>`` at the first row where the bool array
+    ``bad`` is true (``problem`` may name the value as ``{value!r}``); nothing when none is."""
+    if bad.any():
+        at = values.index[np.argmax(bad)]
+        where = _where(source, at, parquet)
+        raise UserError(f"{where}: column {column!r}{problem.format(value=values.loc[at])}")
+
+
 def _ids(values: pd.Series, column: str, source: str, parquet: bool) -> np.ndarray:
     if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
         text = values.astype(str).str.strip()
-        empty = (text == "") | values.isna().to_numpy()
-        if empty.any():
-            raise UserError(
-                f"{_where(source, text.index[np.argmax(empty.to_numpy())], parquet)}: "
-                f"column {column!r} is empty"
-            )
+        empty = (text == "").to_numpy() | values.isna().to_numpy()
+        _refuse_first(empty, values, column, source, parquet, " is empty")
         if text.str.fullmatch(_INTEGER.pattern).all():
             try:
                 return text.astype(np.int64).to_numpy()
             except OverflowError:
                 pass
         return text.to_numpy(dtype=str)
-    missing = values.isna().to_numpy()
-    if missing.any():
-        raise UserError(
-            f"{_where(source, values.index[np.argmax(missing)], parquet)}: "
-            f"column {column!r} is missing"
-        )
+    _refuse_first(values.isna().to_numpy(), values, column, source, parquet, " is missing")
     return values.to_numpy()
 
 
 def _numbers(values: pd.Series, column: str, source: str, parquet: bool) -> np.ndarray:
     numbers = pd.to_numeric(values, errors="coerce")
     bad = ~np.isfinite(numbers.to_numpy(dtype=np.float64))
-    if bad.any():
-        at = values.index[np.argmax(bad)]
-        raise UserError(
-            f"{_where(source, at, parquet)}: column {column!r}: {values.loc[at]!r} "
-            f"is not a finite number"
-        )
+    _refuse_first(bad, values, column, source, parquet, ": {value!r} is not a finite number")
     return numbers.to_numpy(dtype=np.float64)
 
 
@@ -298,13 +293,8 @@ def _times(values: pd.Series, column: str, source: str, parquet: bool) -> np.nda
     if numbers.notna().all():
         return _numbers(values, column, source, parquet)
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        at = values.index[np.argmax(bad)]
-        raise UserError(
-            f"{_where(source, at, parquet)}: column {column!r}: {values.loc[at]!r} is neither a "
-            "number nor a date/time"
-        )
+    problem = ": {value!r} is neither a number nor a date/time"
+    _refuse_first(parsed.isna().to_numpy(), values, column, source, parquet, problem)
     return parsed.dt.tz_localize(None).to_numpy()
 
 
@@ -336,12 +326,10 @@ def read_interactions(args) -> Dataset:
         if columns["timestamp"] is None
         else _times(df[columns["timestamp"]], columns["timestamp"], source, parquet)
     )
-    if weights is not None and (weights < 0).any():
-        at = df.index[np.argmax(weights < 0)]
-        raise UserError(
-            f"{_where(source, at, parquet)}: column {columns['rating']!r}: negative value "
-            f"{weights[np.argmax(weights < 0)]:g} (weights must be >= 0)"
-        )
+    if weights is not None:
+        rating = pd.Series(weights, index=df.index)
+        problem = ": negative value {value:g} (weights must be >= 0)"
+        _refuse_first(weights < 0, rating, columns["rating"], source, parquet, problem)
     try:
         interactions = Interactions.from_arrays(
             users, items, weights, times, duplicates=args.duplicates

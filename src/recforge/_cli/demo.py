@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._version import __version__
-from . import Timer, command_parser
+from . import THREADS_PER_MODEL, Timer, add_options, command_parser, report_curve_ks
 
 EXAMPLES = """\
   recforge demo                        # every model, k=10, all cores
@@ -26,19 +26,11 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "-k", type=int, default=10, help="list length for the recall metrics (default 10)"
     )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="threads per model (default: all cores)"
-    )
+    add_options(parser, "threads", threads=THREADS_PER_MODEL)
     parser.add_argument(
         "--models", nargs="+", default=None, help="only these demo rows (e.g. popularity)"
     )
-    parser.add_argument(
-        "--report",
-        metavar="HTML",
-        default=None,
-        help="also write a self-contained HTML page with the tables and figures "
-        "(needs recforge[plot])",
-    )
+    add_options(parser, "report")
     parser.set_defaults(run=run, parser=parser)
 
 
@@ -47,13 +39,7 @@ def run(args) -> int:
 
     if args.k < 1:
         args.parser.error(f"-k must be >= 1, got {args.k}")
-    curve_ks = ()
-    if args.report is not None:
-        from ..plot import require_matplotlib
-        from ..report import CURVE_KS
-
-        require_matplotlib()  # fail before the long part
-        curve_ks = CURVE_KS
+    curve_ks = report_curve_ks(args)
     print(f"recforge {__version__} demo", flush=True)
     result = run_demo(k=args.k, n_threads=args.threads, models=args.models, curve_ks=curve_ks)
     print(format_demo(result, k=args.k))

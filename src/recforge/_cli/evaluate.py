@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from . import Timer, UserError, command_parser, fraction, positive_int
+from . import THREADS_PER_MODEL, Timer, UserError, add_options, command_parser, report_curve_ks
 from .data import add_data_arguments, positives, read_interactions
 from .models import model_names, needs_item_features, parse_model_list
 
@@ -38,29 +38,11 @@ def add_parser(commands) -> None:
         help=f"comma-separated models (default: all of {','.join(model_names())}; content_based "
         "only for a MovieLens folder with its movies file)",
     )
-    parser.add_argument("-k", "--k", type=positive_int, default=10, help="list length (default 10)")
-    parser.add_argument(
-        "--test-fraction",
-        type=fraction,
-        default=0.2,
-        help="share of each user's positives held out (default 0.2)",
-    )
+    add_options(parser, "k", "test_fraction")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the random split without timestamps"
     )
-    parser.add_argument(
-        "--threads", type=positive_int, default=None, help="threads per model (default: all cores)"
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object instead of the table"
-    )
-    parser.add_argument(
-        "--report",
-        metavar="HTML",
-        default=None,
-        help="also write a self-contained HTML report (needs recforge[plot])",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    add_options(parser, "threads", "json", "report", "quiet", threads=THREADS_PER_MODEL)
     parser.set_defaults(run=run)
 
 
@@ -119,11 +101,7 @@ def evaluate(args, fitted: dict | None = None) -> dict:
     """
     from ..demo import run_recall_models
 
-    curve_ks = ()
-    if args.report is not None:
-        from ..report import CURVE_KS
-
-        curve_ks = CURVE_KS
+    curve_ks = report_curve_ks(args)
     with Timer(f"reading {args.data}", args.quiet):
         data = read_interactions(args)
     rows = _rows_to_run(args, data)
@@ -167,10 +145,6 @@ def format_result(result: dict) -> str:
 
 
 def run(args) -> int:
-    if args.report is not None:
-        from ..plot import require_matplotlib
-
-        require_matplotlib()  # fail before the long part
     fitted = {}
     result = evaluate(args, fitted)
     print(json.dumps(result, indent=2) if args.json else format_result(result))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import Timer, UserError, command_parser, positive_int
+from . import Timer, UserError, add_options, command_parser
 from .data import add_data_arguments, positives, read_interactions
 from .models import (
     build,
@@ -41,13 +41,11 @@ def add_parser(commands) -> None:
         metavar="KEY=VALUE",
         help="a hyper-parameter of the model (repeatable), e.g. --param n_neighbors=50",
     )
-    parser.add_argument(
-        "--threads", type=positive_int, default=None, help="threads (default: all cores)"
-    )
+    add_options(parser, "threads")
     parser.add_argument(
         "-o", "--output", required=True, metavar="MODEL.npz", help="where to save the model"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    add_options(parser, "quiet")
     parser.set_defaults(run=run)
 
 

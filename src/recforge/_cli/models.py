@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from . import UserError, positive_int
+from . import UserError, command_parser, positive_int
 
 
 def _rows() -> dict:
@@ -108,13 +108,16 @@ def load_model(path: str):
         raise UserError(str(exc)) from None
 
 
-def add_query_arguments(parser, *, dest: str, metavar: str, kind: str, per: str) -> None:
-    """MODEL, the query ids (``dest``), ``--k`` and ``--json`` of ``recommend`` and ``similar``."""
+def add_query_parser(commands, name: str, *, kind: str, per: str, run, **texts):
+    """The sub-parser of a query command (``recommend``, ``similar``): MODEL, the ``kind`` ids
+    (``args.ids``), ``--k`` and ``--json``; ``texts`` are :func:`command_parser`'s help,
+    description and examples. Returns the parser for the command's own options."""
+    parser = command_parser(commands, name, **texts)
     parser.add_argument(
         "model", metavar="MODEL.npz", help="a recall model file (recforge fit -o ...)"
     )
     parser.add_argument(
-        dest, metavar=metavar, nargs="+", help=f"{kind} ids as in the training data"
+        "ids", metavar=kind.upper(), nargs="+", help=f"{kind} ids as in the training data"
     )
     parser.add_argument(
         "-k", "--k", type=positive_int, default=10, help=f"items per {per} (default 10)"
@@ -124,6 +127,14 @@ def add_query_arguments(parser, *, dest: str, metavar: str, kind: str, per: str)
         action="store_true",
         help=f'print {{"{kind}": [{{"item": ..., "score": ...}}]}}',
     )
+    parser.set_defaults(run=run)
+    return parser
+
+
+def load_query(args, kind: str) -> tuple:
+    """``(model, ids)``: the model of a query command and its ``kind`` ids in the model's id type."""
+    model = load_model(args.model)
+    return model, parse_ids(args.ids, getattr(model, f"{kind}_map_"), kind)
 
 
 def save_model(model, path: str) -> None:

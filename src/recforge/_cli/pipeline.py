@@ -11,7 +11,7 @@ import inspect
 import json
 import math
 
-from . import Timer, UserError, command_parser, fraction, positive_int
+from . import Timer, UserError, add_options, command_parser
 from .data import add_data_arguments, positives, read_interactions
 from .evaluate import format_data, split
 from .models import build, needs_item_features, resolve, save_model
@@ -121,18 +121,7 @@ def add_parser(commands) -> None:
         examples=EXAMPLES + CONFIG_HELP,
     )
     _add_common(evaluate)
-    evaluate.add_argument(
-        "-k", "--k", type=positive_int, default=10, help="list length (default 10)"
-    )
-    evaluate.add_argument(
-        "--test-fraction",
-        type=fraction,
-        default=0.2,
-        help="share of each user's positives held out (default 0.2)",
-    )
-    evaluate.add_argument(
-        "--json", action="store_true", help="print one JSON object instead of the table"
-    )
+    add_options(evaluate, "k", "test_fraction", "json")
     evaluate.set_defaults(run=run_evaluate)
 
 
@@ -144,10 +133,7 @@ def _add_common(parser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds the sources, the ranker and the sampling"
     )
-    parser.add_argument(
-        "--threads", type=positive_int, default=None, help="threads (default: all cores)"
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    add_options(parser, "threads", "quiet")
 
 
 # ---- the config ----------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
             if X.data.dtype.kind not in "biuf":
                 raise TypeError(f"{name} must be numeric, got dtype {X.data.dtype}")
             X = X.astype(_float_dtype_for(X.data.dtype))
-        _check_shape(X.shape, name)
+        check_min_shape(X.shape, name)
         _check_values(X.data, name, allow_nan)
         return X
     if isinstance(X, pd.DataFrame):
@@ -80,11 +80,7 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
         raise ValueError(f"Complex data not supported in {name}")
-    if arr.ndim != 2:
-        raise ValueError(
-            f"Expected 2D array for {name}, got shape {arr.shape} instead. Reshape your data "
-            "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single row"
-        )
+    check_2d(arr, name)
     if arr.dtype not in (np.float32, np.float64):
         if arr.dtype.kind == "O":
             try:
@@ -96,9 +92,18 @@ def check_X(X, name: str = "X", *, accept_sparse: bool = True, allow_nan: bool =
         else:
             raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr)
-    _check_shape(arr.shape, name)
+    check_min_shape(arr.shape, name)
     _check_values(arr, name, allow_nan)
     return arr
+
+
+def check_2d(arr: np.ndarray, name: str = "X") -> None:
+    """ValueError (scikit-learn's wording) unless ``arr`` is 2-D (n_rows, n_features)."""
+    if arr.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array for {name}, got shape {arr.shape} instead. Reshape your data "
+            "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single row"
+        )
 
 
 def _float_dtype_for(dtype) -> type:
@@ -129,8 +134,10 @@ def _check_values(arr, name: str, allow_nan: bool) -> None:
         )
 
 
-def _check_shape(shape, name):
-    if shape[0] < 1:
+def check_min_shape(shape: tuple[int, int], name: str = "X", *, rows: bool = True) -> None:
+    """ValueError (scikit-learn's wording) for a matrix without rows (unless ``rows=False``) or
+    without columns."""
+    if rows and shape[0] < 1:
         raise ValueError(
             f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is required "
             f"({name})"
@@ -405,12 +412,17 @@ class Ranker(ParamsMixin):
             Xm = check_X(X, name, accept_sparse=self._accept_sparse, allow_nan=self._allow_nan)
             if reset:
                 self.n_features_in_ = Xm.shape[1]
-            elif Xm.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"{name} has {Xm.shape[1]} features, but {type(self).__name__} is expecting "
-                    f"{self.n_features_in_} features as input"
-                )
+            else:
+                self._check_n_features(Xm.shape[1], name)
         return Xm
+
+    def _check_n_features(self, n_features: int, name: str) -> None:
+        """ValueError (scikit-learn's wording) unless ``n_features`` is ``n_features_in_``."""
+        if n_features != self.n_features_in_:
+            raise ValueError(
+                f"{name} has {n_features} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
+            )
 
     def _prepare_fit(self, X, y, sample_weight, eval_set):
         """Validate everything ``fit`` receives; returns ``(X, y01, weights, eval_list)``."""
@@ -449,7 +461,7 @@ class Ranker(ParamsMixin):
 
     def _fit_target(self, y, n_rows: int) -> np.ndarray:
         """Validate the training target and return it as float64; sets ``classes_`` (binary rankers).
-        A regression model overrides this (and ``_eval_target``, ``_fitted_attr``, ``__sklearn_tags__``)."""
+        A regression model overrides this (and ``_eval_target``, ``_fitted_attr``, ``_estimator_kind``)."""
         self.classes_, y01 = check_binary_target(y, n_rows)
         return y01
 
@@ -513,15 +525,20 @@ class Ranker(ParamsMixin):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, self._fitted_attr)
 
-    def __sklearn_tags__(self):
-        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+    #: scikit-learn's estimator type: "classifier" (click models), "regressor", or None (a
+    #: learning-to-rank model, which scikit-learn has no type for)
+    _estimator_kind = "classifier"
 
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+
+        kind = self._estimator_kind
         return Tags(
-            estimator_type="classifier",
+            estimator_type=kind,
             target_tags=TargetTags(required=True),
             transformer_tags=None,
-            regressor_tags=None,
-            classifier_tags=ClassifierTags(multi_class=False),
+            regressor_tags=RegressorTags() if kind == "regressor" else None,
+            classifier_tags=ClassifierTags(multi_class=False) if kind == "classifier" else None,
             input_tags=InputTags(sparse=self._accept_sparse, allow_nan=self._allow_nan),
         )
 
@@ -568,7 +585,7 @@ class Ranker(ParamsMixin):
                         f"'_classes' must hold two distinct labels, got {classes.tolist()}"
                     )
                 model.classes_ = classes
-            elif cls._fitted_attr == "classes_":
+            elif cls._estimator_kind == "classifier":
                 raise arrays.error("the file has no class labels ('_classes')")
             n_features = check_int(
                 record.get("n_features_in"), "the record's n_features_in", min_value=0

@@ -46,6 +46,14 @@ class NNInputs:
         if wide is not None:
             self.wide = _csr32(wide)
 
+    def wide_arrays(self):
+        """The wide part as the kernels take it: CSR ``(indptr int64, indices int32, data
+        float32)``; without a wide part, no entries (``indptr`` all zeros, (n + 1,))."""
+        if self.wide is None:
+            n = self.codes.shape[0]
+            return np.zeros(n + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+        return self.wide.indptr, self.wide.indices, self.wide.data
+
     @property
     def shape(self):
         n_wide = 0 if self.wide is None else self.wide.shape[1]
@@ -214,15 +222,7 @@ class NeuralRanker(Ranker):
     # -- training -----------------------------------------------------------------------------------
     def _train_call(self, inp, y, sw, order, start, stop, batch_size):
         wopt, wlr, wl1, wl2 = self._wide_settings()
-        wide = inp.wide
-        if wide is None:
-            indptr, indices, data = (
-                _EMPTY_INDPTR(inp.codes.shape[0]),
-                np.zeros(0, np.int32),
-                np.zeros(0, np.float32),
-            )
-        else:
-            indptr, indices, data = wide.indptr, wide.indices, wide.data
+        indptr, indices, data = inp.wide_arrays()
         return K.train_batches(
             inp.codes,
             inp.dense,
@@ -243,7 +243,7 @@ class NeuralRanker(Ranker):
             self._params,
             self._p_m,
             self._p_v,
-            wide is not None,
+            inp.wide is not None,
             indptr,
             indices,
             data,
@@ -374,11 +374,7 @@ class NeuralRanker(Ranker):
         on ``n_threads``, so neither do the results."""
         n = inp.codes.shape[0]
         out = np.empty(n, np.float64)
-        wide = inp.wide
-        if wide is None:
-            indptr, indices, data = _EMPTY_INDPTR(n), np.zeros(0, np.int32), np.zeros(0, np.float32)
-        else:
-            indptr, indices, data = wide.indptr, wide.indices, wide.data
+        indptr, indices, data = inp.wide_arrays()
 
         def block(lo):
             K.predict_logits(
@@ -392,7 +388,7 @@ class NeuralRanker(Ranker):
                 self._emb,
                 self._sizes,
                 self._params,
-                wide is not None,
+                inp.wide is not None,
                 indptr,
                 indices,
                 data,
@@ -491,10 +487,6 @@ class NeuralRanker(Ranker):
             None if best is None else check_int(best, "the record's best_iteration", min_value=0)
         )
         self.evals_result_, self.loss_curve_ = [], []
-
-
-def _EMPTY_INDPTR(n):
-    return np.zeros(n + 1, np.int64)
 
 
 def _unflatten(params, sizes):

@@ -202,10 +202,7 @@ class GBDTLR(Ranker):
             eval_set=[(Xe, ye, we) for Xe, ye, we in eval_set] or None,
         )
         self.n_features_in_ = self.gbdt_.n_features_in_
-        if hasattr(self.gbdt_, "feature_names_in_"):
-            self.feature_names_in_ = self.gbdt_.feature_names_in_
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
+        self._set_feature_names(getattr(self.gbdt_, "feature_names_in_", None))
         self._set_leaf_layout()
         self._fit_original(X)
         self.lr_ = self._make_lr()
@@ -213,10 +210,9 @@ class GBDTLR(Ranker):
         self.lr_.fit(self._features(X), y, sample_weight=sample_weight, eval_set=evals or None)
 
     def _fit_original(self, X):
-        self._original_bins = None
-        self.n_original_features_ = 0
+        bins = None
         if self.include_original:
-            self._original_bins = BinMapper(
+            bins = BinMapper(
                 max_bin=int(self.original_bins),
                 subsample=200_000,
                 random_state=np.random.default_rng(0),
@@ -225,7 +221,12 @@ class GBDTLR(Ranker):
                 self.gbdt_.is_categorical_,
                 n_threads=resolve_n_threads(self.n_threads),
             )
-            self.n_original_features_ = int((self._original_bins.n_bins_ + 1).sum())
+        self._set_original_bins(bins)
+
+    def _set_original_bins(self, bins):
+        """The original features' buckets (a :class:`BinMapper`, or None without them)."""
+        self._original_bins = bins
+        self.n_original_features_ = 0 if bins is None else int((bins.n_bins_ + 1).sum())
 
     def _decision(self, X):
         return self.lr_.decision_function(self._features(X))
@@ -248,15 +249,15 @@ class GBDTLR(Ranker):
         if self.gbdt_.n_features_in_ != self.n_features_in_:
             raise ValueError("the trees' n_features_in_ differs from the model's")
         self._set_leaf_layout()
-        self._original_bins, self.n_original_features_ = None, 0
+        bins = None
         if "orig.edges" in arrays:
-            self._original_bins = BinMapper.from_state(
+            bins = BinMapper.from_state(
                 arrays["orig.edges"],
                 arrays["orig.offsets"],
                 self.gbdt_.is_categorical_,
                 max_bin=int(self.original_bins),
             )
-            self.n_original_features_ = int((self._original_bins.n_bins_ + 1).sum())
+        self._set_original_bins(bins)
         width = self.n_leaf_features_ + self.n_original_features_
         if width != self.lr_.n_features_in_ or self.lr_.coef_.shape[-1] != width:
             raise ValueError("LR width does not match the leaves and original features")

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._base import check_2d, check_min_shape
+
 
 def _is_categorical_series(s: pd.Series) -> bool:
     return isinstance(s.dtype, pd.CategoricalDtype) or not (
@@ -27,21 +29,14 @@ class InputSchema:
         self.is_frame = isinstance(X, pd.DataFrame)
         if self.is_frame:
             self.columns = [str(c) for c in X.columns]
-            n_features = X.shape[1]
+            shape = X.shape
         else:
             arr = np.asarray(X)
-            if arr.ndim != 2:
-                raise ValueError(
-                    f"Expected 2D array for X, got shape {arr.shape} instead; reshape your data with "
-                    "array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for one row"
-                )
+            check_2d(arr, "X")
             self.columns = None
-            n_features = arr.shape[1]
-        if n_features == 0:
-            raise ValueError(
-                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required; "
-                "X needs at least one column"
-            )
+            shape = arr.shape
+        check_min_shape(shape, "X", rows=False)  # (Dask GBDT learns it from an empty frame)
+        n_features = shape[1]
         self.n_features = n_features
         is_cat = np.zeros(n_features, bool)
         if isinstance(categorical_features, str) and categorical_features == "auto":
@@ -119,11 +114,7 @@ class InputSchema:
                         out[:, j] = s.to_numpy(dtype=np.float32, na_value=np.nan)
         else:
             arr = np.asarray(X)
-            if arr.ndim != 2:
-                raise ValueError(
-                    f"Expected 2D array for {name}, got shape {arr.shape} instead; reshape your data "
-                    "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for one row"
-                )
+            check_2d(arr, name)
             if arr.dtype.kind == "c":
                 raise ValueError(f"Complex data not supported in {name}")
             if arr.dtype.kind not in "biuf":
@@ -141,10 +132,7 @@ class InputSchema:
                 over="ignore"
             ):  # values beyond float32's range become inf: refused below
                 out = np.ascontiguousarray(arr, dtype=np.float32)
-        if out.shape[0] < 1:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={out.shape}) while a minimum of 1 is required"
-            )
+        check_min_shape(out.shape, name)
         if np.isinf(out).any():
             raise ValueError(
                 f"{name} contains infinity or values beyond float32's range (NaN is allowed: it means "

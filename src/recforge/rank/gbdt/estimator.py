@@ -160,11 +160,7 @@ class _BaseGBDT(Ranker):
             ):  # (eval_set inputs are prepared before the trees exist)
                 self._check_fitted()
             self._check_feature_names(names)
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                    f"{self.n_features_in_} features as input"
-                )
+            self._check_n_features(X.shape[1], name)
         Xf = self._schema.transform(X, name)
         if reset:
             self._prepare_seconds = time.perf_counter() - start
@@ -571,19 +567,6 @@ class GBDTClassifier(_BaseGBDT):
     )
     _objective = "binary:logistic"
 
-    def _set_state(self, arrays, meta):
-        classes = getattr(self, "classes_", None)
-        if (
-            classes is None
-            or classes.ndim != 1
-            or len(np.unique(classes)) != 2
-            or len(classes) != 2
-        ):
-            raise ValueError(
-                f"the file's class labels ('_classes') must be 2 labels, got {classes!r}"
-            )
-        super()._set_state(arrays, meta)
-
     def _base_margin(self, y, w):
         if self.base_score is not None:
             p = check_float(
@@ -600,7 +583,25 @@ class GBDTClassifier(_BaseGBDT):
         return float(np.log(p / (1 - p)))
 
 
-class GBDTRegressor(_BaseGBDT):
+class _RealValuedGBDT(_BaseGBDT):
+    """What the regressor and the ranker share: real-valued predictions (no probabilities) and a
+    ``base_score`` taken as a margin."""
+
+    def _base_margin(self, y, w):
+        if self.base_score is not None:
+            return check_float(self.base_score, "base_score")
+        return float(np.average(y, weights=w))
+
+    def predict(self, X):
+        """Predictions (the ranker's: scores, higher ranks first within a query group), float64
+        (n_rows,)."""
+        return self._decision(self._prepare_X(X, reset=False))
+
+    predict_proba = _unavailable("predict_proba")
+    decision_function = _unavailable("decision_function")
+
+
+class GBDTRegressor(_RealValuedGBDT):
     __doc__ = (
         """Regression by gradient-boosted trees, XGBoost's ``reg:squarederror`` + ``hist`` method.
 
@@ -628,26 +629,13 @@ class GBDTRegressor(_BaseGBDT):
         """
         return super().fit(X, y, sample_weight=sample_weight, eval_set=eval_set)
 
+    _estimator_kind = "regressor"
+
     def _fit_target(self, y, n_rows):
-        y = _real_target(y)
-        if len(y) != n_rows:
-            raise ValueError(f"y has {len(y)} rows but X has {n_rows}")
-        return y
+        return _real_target(y, "y", n_rows)
 
     def _eval_target(self, y, n_rows, name):
-        y = _real_target(y, name)
-        if len(y) != n_rows:
-            raise ValueError(f"{name} has {len(y)} rows but X has {n_rows}")
-        return y
-
-    def _base_margin(self, y, w):
-        if self.base_score is not None:
-            return check_float(self.base_score, "base_score")
-        return float(np.average(y, weights=w))
-
-    def predict(self, X):
-        """Predictions, float64 (n_rows,)."""
-        return self._decision(self._prepare_X(X, reset=False))
+        return _real_target(y, name, n_rows)
 
     def score(self, X, y, sample_weight=None):
         """Coefficient of determination R² of :meth:`predict` on ``(X, y)`` (1 is perfect)."""
@@ -657,21 +645,6 @@ class GBDTRegressor(_BaseGBDT):
         residual = np.average((y - pred) ** 2, weights=w)
         total = np.average((y - np.average(y, weights=w)) ** 2, weights=w)
         return float(1.0 - residual / total) if total > 0 else (1.0 if residual == 0 else 0.0)
-
-    predict_proba = _unavailable("predict_proba")
-    decision_function = _unavailable("decision_function")
-
-    def __sklearn_tags__(self):
-        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
-
-        return Tags(
-            estimator_type="regressor",
-            target_tags=TargetTags(required=True),
-            transformer_tags=None,
-            regressor_tags=RegressorTags(),
-            classifier_tags=None,
-            input_tags=InputTags(sparse=False, allow_nan=True),
-        )
 
 
 def _float32(values, name):
@@ -685,8 +658,12 @@ def _float32(values, name):
     return out
 
 
-def _real_target(y, name="y"):
+def _real_target(y, name="y", n_rows=None):
+    """``y`` as finite float64 (n_rows,) for a regression or ranking target; ValueError/TypeError
+    naming ``name`` otherwise (also when its length is not ``n_rows``, if given)."""
     arr = target_vector(y, name, stacklevel=5)
+    if n_rows is not None and len(arr) != n_rows:
+        raise ValueError(f"{name} has {len(arr)} rows but X has {n_rows}")
     if arr.dtype.kind == "O":
         try:
             arr = arr.astype(np.float64)

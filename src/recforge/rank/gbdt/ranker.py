@@ -15,7 +15,7 @@ import numpy as np
 from ... import _core
 from ..._validation import check_choice, check_int
 from ...kernels import gbdt as kern
-from .estimator import _DOC_PARAMS, _BaseGBDT, _float32, _real_target, _unavailable
+from .estimator import _DOC_PARAMS, _float32, _real_target, _RealValuedGBDT
 
 _NDCG_METRIC = re.compile(r"^ndcg(@[1-9][0-9]*)?$")
 _MAX_EXP_LABEL = (
@@ -90,7 +90,7 @@ def grouped_ndcg(y, score, group_ptr, k=None, exp_gain=True):
     return float(ratio.mean()) if n_groups else float("nan")
 
 
-class GBDTRanker(_BaseGBDT):
+class GBDTRanker(_RealValuedGBDT):
     __doc__ = (
         """Learning to rank by gradient-boosted trees: xgboost's ``rank:pairwise`` / ``rank:ndcg``
     (LambdaMART) with the ``hist`` trees of :class:`GBDTClassifier`, and ``XGBRanker``'s interface.
@@ -148,6 +148,7 @@ class GBDTRanker(_BaseGBDT):
     )
 
     _objective = "rank:ndcg"
+    _estimator_kind = None
 
     def __init__(
         self,
@@ -284,9 +285,7 @@ class GBDTRanker(_BaseGBDT):
         return self._boost(Xf, y, None, evals, group_ptr=group_ptr, group_weight=group_weight)
 
     def _relevance(self, y, n_rows, name):
-        y = _real_target(y, name)
-        if len(y) != n_rows:
-            raise ValueError(f"{name} has {len(y)} rows but X has {n_rows}")
+        y = _real_target(y, name, n_rows)
         if np.any(y < 0):
             raise ValueError(f"{name} must hold relevance labels >= 0")
         if self.objective == "rank:ndcg" and self.ndcg_exp_gain and np.any(y > _MAX_EXP_LABEL):
@@ -314,33 +313,11 @@ class GBDTRanker(_BaseGBDT):
         return fill
 
     def _base_margin(self, y, w):
-        from ..._validation import check_float
-
-        return 0.0 if self.base_score is None else check_float(self.base_score, "base_score")
+        return 0.0 if self.base_score is None else super()._base_margin(y, w)
 
     def _metric(self, name, y, raw, group_ptr):
         k = int(name[5:]) if "@" in name else None
         return grouped_ndcg(y, raw, group_ptr, k=k, exp_gain=bool(self.ndcg_exp_gain))
-
-    # ---- predict -------------------------------------------------------------------------------
-    def predict(self, X):
-        """Scores, float64 (n_rows,): within a query group, higher ranks first."""
-        return self._decision(self._prepare_X(X, reset=False))
-
-    predict_proba = _unavailable("predict_proba")
-    decision_function = _unavailable("decision_function")
-
-    def __sklearn_tags__(self):
-        from sklearn.utils import InputTags, Tags, TargetTags
-
-        return Tags(
-            estimator_type=None,
-            target_tags=TargetTags(required=True),
-            transformer_tags=None,
-            regressor_tags=None,
-            classifier_tags=None,
-            input_tags=InputTags(sparse=False, allow_nan=True),
-        )
 
 
 def _nth(values, k, name):

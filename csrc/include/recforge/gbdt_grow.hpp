@@ -109,8 +109,8 @@ inline void fused_level(NodeData cur, uint8_t* scratch_X, float* scratch_gh, int
                             Sm);
             for (int64_t i = 0; i < node_stride; ++i) Lg[i] = P[i] - Sm[i];
             for (int64_t q = 2 * j; q < 2 * j + 2; ++q)
-                split[q] = best_split_node(out + q * node_stride, F, c_sum_g[q], c_sum_h[q],
-                                           n_bins, is_cat, feature_mask, sp);
+                split[q] = best_split_node(out + q * node_stride, F, c_sum_g[q], c_sum_h[q], n_bins,
+                                           is_cat, feature_mask, sp);
         },
         1);
 }

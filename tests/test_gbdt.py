@@ -104,7 +104,9 @@ def test_fused_levels_on_threads_give_the_same_trees_as_one_thread_and_the_level
     y = (rng.random(n) < 1 / (1 + np.exp(-(logit + 0.2 * frame["z"].cat.codes % 5)))).astype(int)
     kw = dict(n_estimators=4, max_depth=6, min_child_weight=5.0, random_state=2)
     models = [_small(n_threads=t, **kw).fit(frame, y) for t in (1, 2, 3)]
-    monkeypatch.setattr(_grower.FusedDepthwiseGrower, "usable", classmethod(lambda cls, p, f: False))
+    monkeypatch.setattr(
+        _grower.FusedDepthwiseGrower, "usable", classmethod(lambda cls, p, f: False)
+    )
     models.append(_small(n_threads=2, **kw).fit(frame, y))
     arrays = [m._forest.arrays for m in models]
     assert np.sum(arrays[0]["left"] >= 0) > 4 * 31  # deep trees: several levels of many nodes

@@ -87,6 +87,34 @@ def test_same_model_for_any_n_threads_on_multithreaded_sizes(extra):
         )
 
 
+def test_fused_levels_on_threads_give_the_same_trees_as_one_thread_and_the_level_path(monkeypatch):
+    # Adult-sized data with categorical columns and missing values: the fused grower runs each level
+    # below the root as one parallel region over nodes (partition, children's histograms, splits
+    # per task), so 2 and 3 threads really share the nodes; the trees must equal the 1-thread ones
+    # and those of the level-by-level Python driver, bit for bit
+    from recforge.rank.gbdt import _grower
+
+    rng = np.random.default_rng(17)
+    n = 40_000
+    frame = pd.DataFrame(rng.normal(size=(n, 10)).astype(np.float32), columns=list("abcdefghij"))
+    frame.iloc[rng.random(n) < 0.03, 2] = np.nan
+    for c, k in (("u", 7), ("v", 16), ("w", 3), ("z", 40)):
+        frame[c] = pd.Categorical(rng.integers(0, k, n).astype(str))
+    logit = frame["a"] - 0.7 * frame["b"].to_numpy() * (frame["u"].cat.codes.to_numpy() > 3)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(logit + 0.2 * frame["z"].cat.codes % 5)))).astype(int)
+    kw = dict(n_estimators=4, max_depth=6, min_child_weight=5.0, random_state=2)
+    models = [_small(n_threads=t, **kw).fit(frame, y) for t in (1, 2, 3)]
+    monkeypatch.setattr(
+        _grower.FusedDepthwiseGrower, "usable", classmethod(lambda cls, p, f: False)
+    )
+    models.append(_small(n_threads=2, **kw).fit(frame, y))
+    arrays = [m._forest.arrays for m in models]
+    assert np.sum(arrays[0]["left"] >= 0) > 4 * 31  # deep trees: several levels of many nodes
+    for other in arrays[1:]:
+        for name in Tree.FIELDS:
+            np.testing.assert_array_equal(arrays[0][name], other[name], err_msg=name)
+
+
 def test_level_partition_into_scratch_gives_the_same_trees(monkeypatch):
     # large data partitions whole levels into the scratch buffers, carrying early leaves over;
     # force that path on small data (with early leaves: a feature of few values, min_child_weight)

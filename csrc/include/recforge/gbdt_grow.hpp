@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -54,6 +55,66 @@ struct GrownTree {  // the fields of _grower.Tree that the kernel decides, one e
     }
 };
 
+// One level of the fused grower on node-ordered data: parent j (positions [starts[j], ends[j]) of
+// cur, histogram hist[parent_index[j]]) is split by (feature[j], threshold[j], default_left[j]):
+// a stable partition in place (scratch: the same positions of scratch_*), the smaller child's
+// histogram built (the left one on a tie), the larger = parent − smaller, both children's best
+// splits found (their sums c_sum_g/h[2j], [2j + 1]). Writes child ranges c_starts/c_ends, child
+// histograms out[2j], out[2j + 1] and child splits (2 S entries). The same arithmetic, per node,
+// as partition_ordered + build_child_histograms + find_splits, so the trees do not change; nodes
+// are independent, so they do not depend on n_threads either.
+inline void fused_level(NodeData cur, uint8_t* scratch_X, float* scratch_gh, int32_t* scratch_rows,
+                        int64_t F, const int64_t* starts, const int64_t* ends, int64_t S,
+                        const int32_t* feature, const int32_t* threshold,
+                        const uint8_t* default_left, const uint8_t* is_cat, const double* hist,
+                        const int64_t* parent_index, const double* c_sum_g, const double* c_sum_h,
+                        const int32_t* n_bins, const uint8_t* feature_mask, const SplitParams& sp,
+                        double* out, std::vector<int64_t>& c_starts, std::vector<int64_t>& c_ends,
+                        std::vector<SplitResult>& split, int n_threads) {
+    const int64_t node_stride = F * kBins * 2;
+    c_starts.resize(2 * S);
+    c_ends.resize(2 * S);
+    split.assign(static_cast<size_t>(2 * S), SplitResult());
+    std::vector<int64_t> order(S);  // largest node first: the last task to start is a short one
+    int64_t total = 0;
+    for (int64_t j = 0; j < S; ++j) {
+        order[j] = j;
+        total += ends[j] - starts[j];
+    }
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        return ends[a] - starts[a] > ends[b] - starts[b];
+    });
+    n_threads = threads_for_work(n_threads, static_cast<double>(total) * (F + 12), 100000.0);
+    parallel_for(
+        S, n_threads,
+        [&](int64_t task, int) {
+            const int64_t j = order[task];
+            const int64_t s = starts[j], e = ends[j];
+            uint8_t lut[kBins];
+            direction_table(threshold[j], default_left[j], is_cat[feature[j]] != 0, lut);
+            const int64_t n_left =
+                partition_node(cur.X, F, cur.gh, cur.rows, scratch_X + s * F, scratch_gh + 2 * s,
+                               scratch_rows + s, s, e, feature[j], lut);
+            const int64_t mid = s + n_left;
+            c_starts[2 * j] = s;
+            c_ends[2 * j] = mid;
+            c_starts[2 * j + 1] = mid;
+            c_ends[2 * j + 1] = e;
+            const int64_t c = 2 * j + ((e - mid) < (mid - s) ? 1 : 0);
+            double* Sm = out + c * node_stride;
+            double* Lg = out + (c ^ 1) * node_stride;
+            const double* P = hist + parent_index[j] * node_stride;
+            std::memset(Sm, 0, sizeof(double) * static_cast<size_t>(node_stride));
+            accumulate_node(cur.X, F, cur.gh, nullptr, c_starts[c], c_ends[c], 0, F, feature_mask,
+                            Sm);
+            for (int64_t i = 0; i < node_stride; ++i) Lg[i] = P[i] - Sm[i];
+            for (int64_t q = 2 * j; q < 2 * j + 2; ++q)
+                split[q] = best_split_node(out + q * node_stride, F, c_sum_g[q], c_sum_h[q], n_bins,
+                                           is_cat, feature_mask, sp);
+        },
+        1);
+}
+
 // Grow one tree on the m rows of `cur` (`other`: buffers of the same sizes), add its leaf values to
 // raw[rows] and return it. hist_a and hist_b hold 2^(max_depth - 1) node histograms each
 // (F x kBins x 2 doubles per node). max_depth >= 1.
@@ -89,11 +150,15 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
     double* hist_next = hist_b;
     const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
     const SplitParams sp{p.reg_lambda, p.gamma, p.min_child_weight};
+    bool have_splits = false;  // the level's splits were found by the fused step of the last one
     for (int32_t depth = 0;; ++depth) {
         const int64_t K = static_cast<int64_t>(ids.size());
-        split.assign(static_cast<size_t>(K), SplitResult());
-        find_splits(hist, K, F, sum_g.data(), sum_h.data(), n_bins, is_cat, feature_mask, sp,
-                    split.data(), n_threads);
+        if (!have_splits) {
+            split.assign(static_cast<size_t>(K), SplitResult());
+            find_splits(hist, K, F, sum_g.data(), sum_h.data(), n_bins, is_cat, feature_mask, sp,
+                        split.data(), n_threads);
+        }
+        have_splits = false;
         ok_index.clear();
         for (int64_t k = 0; k < K; ++k) {
             if (split[k].feature >= 0) {
@@ -158,6 +223,22 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
         }
         const bool whole = S == 1 && s_starts[0] == 0 && s_ends[0] == m;
         const bool into_other = (whole && (threaded || m >= p.swap_rows)) || m >= p.swap_rows;
+        if (!into_other && (S >= 2 || n_threads == 1)) {
+            // one parallel region for the level: each task partitions one node, builds its
+            // children's histograms and finds their splits while the node's rows are in cache
+            fused_level(cur, other.X, other.gh, other.rows, F, s_starts.data(), s_ends.data(), S,
+                        feat.data(), thr.data(), dleft.data(), is_cat, hist, ok_index.data(),
+                        c_sum_g.data(), c_sum_h.data(), n_bins, feature_mask, sp, hist_next,
+                        c_starts, c_ends, split, n_threads);
+            have_splits = true;
+            std::swap(hist, hist_next);
+            ids.assign(c_ids.begin(), c_ids.end());
+            starts = c_starts;
+            ends = c_ends;
+            sum_g = c_sum_g;
+            sum_h = c_sum_h;
+            continue;
+        }
         if (into_other) {
             for (size_t c = 0; c < carry_start.size(); ++c) {
                 s_starts.push_back(carry_start[c]);

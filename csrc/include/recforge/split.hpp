@@ -84,6 +84,24 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, bool cate
     }
 }
 
+// The best split of one node's histogram H (n_features x kBins x 2) given its sums, as
+// find_splits gives it for that node (the first best candidate in feature order, then none below
+// gamma): feature -1 and loss_chg 0 when there is no valid split.
+inline SplitResult best_split_node(const double* H, int64_t n_features, double sum_g, double sum_h,
+                                   const int32_t* n_bins, const uint8_t* is_categorical,
+                                   const uint8_t* feature_mask, const SplitParams& p) {
+    SplitResult best;
+    best.loss_chg = 1e-6;  // xgboost's kRtEps
+    for (int64_t f = 0; f < n_features; ++f) {
+        if (feature_mask && !feature_mask[f]) continue;
+        best_split_feature(H + f * kBins * 2, static_cast<int32_t>(f), n_bins[f],
+                           is_categorical[f] != 0, sum_g, sum_h, p, best);
+    }
+    if (best.feature >= 0 && best.loss_chg < p.gamma) best = SplitResult();
+    if (best.feature < 0) best.loss_chg = 0.0;
+    return best;
+}
+
 // For each node k: best split of hist[k] given its sums. Results with feature -1 mean no valid
 // split.
 inline void find_splits(const double* hist, int64_t n_nodes, int64_t n_features,

@@ -64,16 +64,23 @@ CASES = [
 ]
 
 
+# small data moves row positions at each split and the rows once per tree; larger data moves the
+# rows at each split: force the latter on small data too
+MODES = {"positions": _grower.TreeGrower.leafwise_index_bytes, "rows": 0}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("params", CASES)
-def test_same_trees_as_the_python_driver_on_mixed_data(monkeypatch, params, n_threads):
+def test_same_trees_as_the_python_driver_on_mixed_data(monkeypatch, params, n_threads, mode):
     X, y = _mixed()
-    a, b = _fit_both(
-        monkeypatch,
-        lambda: GBDTClassifier(n_estimators=12, learning_rate=0.3, n_threads=n_threads, **params),
-        X,
-        y,
+    monkeypatch.setattr(_grower.TreeGrower, "leafwise_index_bytes", MODES[mode])
+    make = lambda: GBDTClassifier(  # noqa: E731
+        n_estimators=12, learning_rate=0.3, n_threads=n_threads, **params
     )
+    a = make().fit(X, y)
+    monkeypatch.setattr(estimator, "TreeGrower", BestFirstReferenceGrower)
+    b = make().fit(X, y)
     assert np.any(a._forest.arrays["categorical"] == 1)  # categorical splits were chosen
     assert np.any(a._forest.arrays["default_left"] == 1)  # missing values learned a side
     _assert_same_trees(a, b, X)
@@ -99,6 +106,7 @@ def test_same_trees_when_the_root_split_moves_the_data_to_the_scratch_buffers(mo
     # which then swap roles with the data: force that on small data
     X, y = _mixed(3000, seed=5)
     monkeypatch.setattr(_grower.TreeGrower, "swap_rows", 0)
+    monkeypatch.setattr(_grower.TreeGrower, "leafwise_index_bytes", 0)
     make = lambda: GBDTRegressor(  # noqa: E731
         n_estimators=6, max_depth=None, max_leaves=12, n_threads=2
     )
@@ -106,7 +114,7 @@ def test_same_trees_when_the_root_split_moves_the_data_to_the_scratch_buffers(mo
     monkeypatch.setattr(estimator, "TreeGrower", BestFirstReferenceGrower)
     reference = make().fit(X, y.astype(float))
     monkeypatch.undo()
-    usual = make().fit(X, y.astype(float))
+    usual = make().fit(X, y.astype(float))  # positions moved, not rows, and no swap_rows
     _assert_same_trees(fused, reference, X)
     _assert_same_trees(fused, usual, X)
 
@@ -146,12 +154,21 @@ def _route(nodes, x):
     return k
 
 
+@pytest.mark.parametrize("index_bytes", [0, 1 << 20])
 @pytest.mark.parametrize("max_leaves, max_depth", [(9, None), (32, 3), (2, None), (1, None)])
-def test_kernel_leaves_hold_the_rows_their_splits_send_there(max_leaves, max_depth):
+def test_kernel_leaves_hold_the_rows_their_splits_send_there(max_leaves, max_depth, index_bytes):
     Xn, ghn, rows, n_bins, is_cat = _node_data()
     X0, gh0 = Xn.copy(), ghn.copy()
     t = grow_leafwise(
-        Xn, ghn, rows, n_bins, is_cat, max_leaves=max_leaves, max_depth=max_depth, n_threads=2
+        Xn,
+        ghn,
+        rows,
+        n_bins,
+        is_cat,
+        max_leaves=max_leaves,
+        max_depth=max_depth,
+        index_bytes=index_bytes,
+        n_threads=2,
     )
     nodes = t.nodes
     leaves = np.flatnonzero(nodes["left"] < 0)
@@ -162,7 +179,7 @@ def test_kernel_leaves_hold_the_rows_their_splits_send_there(max_leaves, max_dep
     assert sorted(t.leaf_node.tolist()) == leaves.tolist()
     if max_depth is not None:
         assert nodes["depth"].max() <= max_depth
-    data = (Xn, ghn, rows)  # the data stays in place below swap_rows rows
+    data = (Xn, ghn, rows)  # without `other`, the node-ordered data ends in the arrays given
     order = np.argsort(t.leaf_start)
     np.testing.assert_array_equal(t.leaf_start[order][1:], t.leaf_end[order][:-1])
     assert t.leaf_start[order][0] == 0 and t.leaf_end[order][-1] == len(rows)
@@ -176,7 +193,8 @@ def test_kernel_leaves_hold_the_rows_their_splits_send_there(max_leaves, max_dep
         np.testing.assert_allclose(nodes["value"][leaf], -g / (h + 1.0) * 0.3, rtol=1e-9)
 
 
-def test_kernel_grows_the_reference_tree_and_swaps_into_other():
+@pytest.mark.parametrize("index_bytes", [0, 1 << 20])
+def test_kernel_grows_the_reference_tree_and_swaps_into_other(index_bytes):
     Xn, ghn, rows, n_bins, is_cat = _node_data(800, seed=2)
     X0, gh0 = Xn.copy(), ghn.copy()
     data_ref = tuple(a.copy() for a in (Xn, ghn, rows))
@@ -191,11 +209,20 @@ def test_kernel_grows_the_reference_tree_and_swaps_into_other():
     reference = BestFirstReferenceGrower(*data_ref, scratch, Mapper, None, params).grow()
     other = tuple(np.empty_like(a) for a in (Xn, ghn, rows))
     t = grow_leafwise(
-        Xn, ghn, rows, n_bins, is_cat, max_leaves=10, other=other, swap_rows=0, n_threads=2
+        Xn,
+        ghn,
+        rows,
+        n_bins,
+        is_cat,
+        max_leaves=10,
+        other=other,
+        swap_rows=0,
+        index_bytes=index_bytes,
+        n_threads=2,
     )
     for name in t.nodes:
         np.testing.assert_array_equal(t.nodes[name], reference.arrays()[name], err_msg=name)
-    assert t.swapped  # the root split wrote the data into `other`
+    assert t.swapped  # the root split (or the final gather) wrote the data into `other`
     assert sorted(other[2].tolist()) == list(range(800))
     np.testing.assert_array_equal(other[0], X0[other[2]])
     np.testing.assert_array_equal(other[1], gh0[other[2]])

@@ -39,7 +39,8 @@ py::object grow_leafwise_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> row
                             carr<int32_t> n_bins, carr<uint8_t> is_cat,
                             std::optional<carr<uint8_t>> feature_mask, int32_t max_leaves,
                             int32_t max_depth, double min_child_weight, double reg_lambda,
-                            double gamma, double learning_rate, int64_t swap_rows, int n_threads) {
+                            double gamma, double learning_rate, int64_t swap_rows,
+                            int64_t index_bytes, int n_threads) {
     require(Xn.ndim() == 2, "Xn must be 2-D");
     const int64_t m = Xn.shape(0), F = Xn.shape(1);
     require(m >= 1 && F >= 1, "Xn must have rows and features");
@@ -59,7 +60,7 @@ py::object grow_leafwise_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> row
         require(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
     require(max_leaves >= 1, "max_leaves must be >= 1");
     const gb::LeafwiseParams params{max_leaves, max_depth,     min_child_weight, reg_lambda,
-                                    gamma,      learning_rate, swap_rows};
+                                    gamma,      learning_rate, swap_rows,        index_bytes};
     gb::LeafwiseTree t;
     {
         py::gil_scoped_release release;
@@ -104,8 +105,10 @@ void bind_gbdt_leafwise(py::module_& m) {
           py::arg("n_bins").noconvert(), py::arg("is_categorical").noconvert(),
           py::arg("feature_mask").noconvert().none(true), py::arg("max_leaves"),
           py::arg("max_depth"), py::arg("min_child_weight"), py::arg("reg_lambda"),
-          py::arg("gamma"), py::arg("learning_rate"), py::arg("swap_rows"),
+          py::arg("gamma"), py::arg("learning_rate"), py::arg("swap_rows"), py::arg("index_bytes"),
           py::arg("n_threads") = 1,
-          "Grow one best-first tree (max_depth < 0: no depth limit) on node-ordered data -> "
+          "Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves "
+          "once, "
+          "at the end) on node-ordered data -> "
           "GBDTLeafwiseTree(nodes, leaf_node, leaf_start, leaf_end, swapped).");
 }

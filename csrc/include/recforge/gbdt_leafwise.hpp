@@ -9,12 +9,21 @@
 // max_depth, stays a leaf. The trees are bit-identical to the driver's and independent of
 // n_threads.
 //
+// Small data (m * (F + 12) bytes below LeafwiseParams::index_bytes, cache-resident) does not move
+// during the tree: a split stably partitions the positions of its rows (4 bytes each instead of the
+// whole row), the smaller child's histogram gathers its rows by position — in the order the moved
+// rows would have, so every sum is the same — and the data is gathered into the final node order
+// once, at the end. Larger data moves with every split (partition_ordered), so that a node's
+// histogram reads contiguous memory.
+//
 // Histograms live in pairs (the two children of a split are built into one pair) taken from a
 // pool that reuses the pair of a split parent once both of its nodes are done: the memory is that
 // of the leaves still waiting to be split, at most max_leaves pairs.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <queue>
 #include <utility>
@@ -32,7 +41,8 @@ struct LeafwiseParams {
     int32_t max_leaves;  // >= 1
     int32_t max_depth;   // < 0: no depth limit
     double min_child_weight, reg_lambda, gamma, learning_rate;
-    int64_t swap_rows;  // from this many rows on, the root split moves the data to `other`
+    int64_t swap_rows;    // from this many rows on, the root split moves the data to `other`
+    int64_t index_bytes;  // below m * (F + 12) bytes of data, partition positions, not rows
 };
 
 struct LeafwiseTree {
@@ -89,6 +99,31 @@ struct SplitsFirst {  // priority: larger loss_chg, then smaller order
         return a.loss_chg < b.loss_chg || (a.loss_chg == b.loss_chg && a.order > b.order);
     }
 };
+
+// Stable partition of the positions idx[s, e) by the split (left ones first, each side in its
+// order); tmp: scratch of at least e - s entries. Returns the number of left positions.
+inline int64_t partition_positions(const uint8_t* X, int64_t F, int32_t* idx, int32_t* tmp,
+                                   int64_t s, int64_t e, const SplitResult& split,
+                                   const uint8_t* is_cat) {
+    uint8_t lut[kBins];
+    direction_table(split.threshold, split.default_left, is_cat[split.feature] != 0, lut);
+    const uint8_t* col = X + split.feature;
+    int64_t li = s, ri = 0;
+    constexpr int64_t kAhead = 16;  // positions are scattered: load the split column ahead
+    for (int64_t p = s; p < e; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+        if (p + kAhead < e) __builtin_prefetch(col + static_cast<int64_t>(idx[p + kAhead]) * F);
+#endif
+        const int32_t i = idx[p];
+        const int64_t l = lut[col[static_cast<int64_t>(i) * F]];
+        idx[li] = i;
+        tmp[ri] = i;
+        li += l;
+        ri += 1 - l;
+    }
+    std::copy(tmp, tmp + ri, idx + li);
+    return li - s;
+}
 
 }  // namespace detail
 
@@ -154,19 +189,31 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
     }
 
     const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
+    const bool by_index = m * (F + 12) < p.index_bytes;
+    std::vector<int32_t> idx, idx_tmp;  // by_index: positions in node order, and scratch
+    if (by_index) {
+        idx.resize(static_cast<size_t>(m));
+        idx_tmp.resize(static_cast<size_t>(m));
+        for (int64_t i = 0; i < m; ++i) idx[i] = static_cast<int32_t>(i);
+    }
     int32_t n_leaves = 1;
     while (!queue.empty() && n_leaves < p.max_leaves) {
         const detail::LeafCandidate c = queue.top();
         queue.pop();
         const SplitResult& r = c.split;
-        const bool into_other = c.start == 0 && c.end == m && (threaded || m >= p.swap_rows);
         int64_t n_left = 0;
-        partition_ordered(cur.X, F, cur.gh, cur.rows, other.X, other.gh, other.rows, &c.start,
-                          &c.end, 1, &r.feature, &r.threshold, &r.default_left, is_cat, &n_left,
-                          n_threads, into_other);
-        if (into_other) {
-            std::swap(cur, other);
-            tree.swapped = !tree.swapped;
+        if (by_index) {
+            n_left = detail::partition_positions(cur.X, F, idx.data(), idx_tmp.data(), c.start,
+                                                 c.end, r, is_cat);
+        } else {
+            const bool into_other = c.start == 0 && c.end == m && (threaded || m >= p.swap_rows);
+            partition_ordered(cur.X, F, cur.gh, cur.rows, other.X, other.gh, other.rows, &c.start,
+                              &c.end, 1, &r.feature, &r.threshold, &r.default_left, is_cat, &n_left,
+                              n_threads, into_other);
+            if (into_other) {
+                std::swap(cur, other);
+                tree.swapped = !tree.swapped;
+            }
         }
         const double sum_g[2] = {r.left_g, c.sum_g - r.left_g};
         const double sum_h[2] = {r.left_h, c.sum_h - r.left_h};
@@ -190,8 +237,26 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
             continue;
         }
         const int32_t pair = pool.acquire(2);
-        build_child_histograms(cur.X, F, cur.gh, pool.node(c.slot), nullptr, starts, ends, 1,
-                               feature_mask, pool.node(pair), n_threads);
+        if (by_index) {  // as build_child_histograms, the smaller child's rows gathered
+            const int small = ends[1] - starts[1] < ends[0] - starts[0] ? 1 : 0;
+            double* S = pool.node(pair + small);
+            double* L = pool.node(pair + 1 - small);
+            const double* P = pool.node(c.slot);
+            build_histograms(cur.X, F, cur.gh, idx.data(), starts + small, ends + small, 1,
+                             feature_mask, S, n_threads);
+            // (only the bins find_splits reads: the value bins and the missing bin)
+            for (int64_t f = 0; f < F; ++f) {
+                if (feature_mask && !feature_mask[f]) continue;
+                const int64_t o = f * kBins * 2, len = 2 * static_cast<int64_t>(n_bins[f]);
+                for (int64_t i = o; i < o + len; ++i) L[i] = P[i] - S[i];
+                const int64_t miss = o + 2 * kMissingBin;
+                L[miss] = P[miss] - S[miss];
+                L[miss + 1] = P[miss + 1] - S[miss + 1];
+            }
+        } else {
+            build_child_histograms(cur.X, F, cur.gh, pool.node(c.slot), nullptr, starts, ends, 1,
+                                   feature_mask, pool.node(pair), n_threads);
+        }
         pool.release(c.slot);
         SplitResult split[2];
         find_splits(pool.node(pair), 2, F, sum_g, sum_h, n_bins, is_cat, feature_mask, sp, split,
@@ -202,6 +267,16 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
     for (; !queue.empty(); queue.pop()) {
         const detail::LeafCandidate& c = queue.top();
         add_leaf(c.node, c.start, c.end);
+    }
+    if (by_index) {  // the data into node order
+        const size_t row_bytes = static_cast<size_t>(F);
+        for (int64_t q = 0; q < m; ++q) {
+            const int64_t i = idx[q];
+            copy_row(other.X + q * F, cur.X + i * F, row_bytes);
+            std::memcpy(other.gh + 2 * q, cur.gh + 2 * i, 2 * sizeof(float));
+            other.rows[q] = cur.rows[i];
+        }
+        tree.swapped = !tree.swapped;
     }
     return out;
 }

@@ -15,6 +15,9 @@ from .gbdt import MAX_BIN, _arr, _opt, resolve_n_threads
 
 #: rows from which the root split is partitioned into the other buffers (as ``TreeGrower.swap_rows``)
 DEFAULT_SWAP_ROWS = 500_000
+#: below this many bytes of data (m * (n_features + 12)), splits move row positions and the rows
+#: move once, at the end (as ``TreeGrower.leafwise_index_bytes``)
+DEFAULT_INDEX_BYTES = 4 << 20
 
 
 def _in_place(a, dtype, name, ndim):
@@ -43,6 +46,7 @@ def grow_leafwise(
     feature_mask=None,
     other=None,
     swap_rows=DEFAULT_SWAP_ROWS,
+    index_bytes=DEFAULT_INDEX_BYTES,
     n_threads=1,
 ):
     """Grow one best-first tree: split the leaf with the largest loss reduction next (ties: the
@@ -74,9 +78,14 @@ def grow_leafwise(
     feature_mask : ndarray (n_features,) bool, optional
         Features left out are never split on.
     other : tuple of three arrays shaped like (Xn, ghn, rows), optional
-        Buffers the data may be moved into (allocated when not given).
+        Buffers the data may be moved into. When not given, the node-ordered data ends in ``Xn``,
+        ``ghn``, ``rows`` (``swapped`` is then False).
     swap_rows : int
         From this many rows on, the root split moves the data into ``other`` (one write per row).
+    index_bytes : int
+        Below ``m * (n_features + 12)`` bytes of data, a split moves the positions of its rows and
+        the data is gathered into ``other`` once, at the end; from it on, every split moves the
+        rows (the tree is the same either way).
     n_threads : int
 
     Returns
@@ -123,7 +132,8 @@ def grow_leafwise(
             raise ValueError(f"{name} must have length n_features={n_features}, got {a.shape}")
     if n_bins.size and (n_bins.min() < 0 or n_bins.max() > MAX_BIN):
         raise ValueError(f"n_bins must be in [0, {MAX_BIN}]")
-    if other is None:
+    own_other = other is None
+    if own_other:
         other = (np.empty_like(Xn), np.empty_like(ghn), np.empty_like(rows))
     if not (isinstance(other, tuple) and len(other) == 3):
         raise TypeError("other must be a tuple of three arrays (X, gh, rows buffers)")
@@ -134,7 +144,7 @@ def grow_leafwise(
     if any(a.shape != like.shape for a, like in zip(other, (Xn, ghn, rows))):
         raise ValueError("other's arrays must have the shapes of Xn, ghn and rows")
     max_depth = -1 if max_depth is None else check_int(max_depth, "max_depth", min_value=0)
-    return _core.gbdt_grow_leafwise(
+    grown = _core.gbdt_grow_leafwise(
         Xn,
         ghn,
         rows,
@@ -149,5 +159,11 @@ def grow_leafwise(
         check_float(gamma, "gamma", min_value=0.0),
         check_float(learning_rate, "learning_rate", min_value=0.0, min_inclusive=False),
         check_int(swap_rows, "swap_rows", min_value=0),
+        check_int(index_bytes, "index_bytes", min_value=0),
         resolve_n_threads(n_threads),
     )
+    if own_other and grown.swapped:
+        for mine, moved in zip((Xn, ghn, rows), other):
+            mine[...] = moved
+        grown = grown._replace(swapped=False)
+    return grown

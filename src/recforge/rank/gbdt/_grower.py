@@ -127,6 +127,9 @@ class TreeGrower:
 
     swap_rows = 500_000  # from this many rows on, every depth-wise level is partitioned into the scratch buffers
     fused_best_first = True  # best-first trees by one kernel call each (False: the Python driver)
+    # below this many bytes of node-ordered data (m * (n_features + 12)), the fused best-first grower
+    # moves row positions at each split and the rows once per tree
+    leafwise_index_bytes = 4 << 20
 
     def __init__(
         self, Xn, ghn, rows, scratch, bin_mapper, feature_mask, params: GrowParams, n_threads=1
@@ -374,6 +377,7 @@ class TreeGrower:
             p.gamma,
             p.learning_rate,
             self.swap_rows,
+            self.leafwise_index_bytes,
             self.n_threads,
         )
         if grown.swapped:

@@ -9,6 +9,7 @@ void bind_constants(py::module_& m);
 void bind_parallel(py::module_& m);
 void bind_topk(py::module_& m);
 void bind_gbdt(py::module_& m);
+void bind_gbdt_leafwise(py::module_& m);
 void bind_lfm(py::module_& m);
 void bind_sgns(py::module_& m);
 
@@ -29,6 +30,7 @@ PYBIND11_MODULE(_core, m) {
     bind_parallel(m);
     bind_topk(m);
     bind_gbdt(m);
+    bind_gbdt_leafwise(m);
     bind_lfm(m);
     bind_sgns(m);
 }

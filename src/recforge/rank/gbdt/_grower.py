@@ -5,13 +5,14 @@ histograms of the smaller child of every split (the larger sibling is parent −
 subtraction trick, one NumPy operation for the level), one finds every node's best split, one
 partitions all rows. Without row subsampling and with a depth limit, :class:`FusedDepthwiseGrower`
 grows the same trees in one kernel call per tree (no Python between levels). Best-first growth
-(``max_leaves`` set) splits the leaf with the largest loss reduction next, one node at a time. The
-bookkeeping is vectorised over the nodes of a level.
+(``max_leaves`` set) splits the leaf with the largest loss reduction next; one kernel call grows the
+whole tree (``_core.gbdt_grow_leafwise``; the Python driver that splits one node per round of kernel
+calls is its reference, ``recforge._reference.gbdt_best_first``). The bookkeeping is vectorised over
+the nodes of a level.
 """
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +126,10 @@ class TreeGrower:
     """
 
     swap_rows = 500_000  # from this many rows on, every depth-wise level is partitioned into the scratch buffers
+    fused_best_first = True  # best-first trees by one kernel call each (False: the Python driver)
+    # below this many bytes of node-ordered data (m * (n_features + 12)), the fused best-first grower
+    # moves row positions at each split and the rows once per tree
+    leafwise_index_bytes = 4 << 20
 
     def __init__(
         self, Xn, ghn, rows, scratch, bin_mapper, feature_mask, params: GrowParams, n_threads=1
@@ -216,6 +221,8 @@ class TreeGrower:
     # ---- growth --------------------------------------------------------------------------------
     def grow(self) -> Tree:
         n = len(self.rows)
+        if self.p.max_leaves is not None and n and self.fused_best_first:
+            return self._grow_best_first_fused()
         starts, ends = np.array([0], np.int64), np.array([n], np.int64)
         hist = self._hist(starts, ends) if n else None
         if n:  # every (switched-on) feature's bins add up to the node's totals
@@ -239,7 +246,7 @@ class TreeGrower:
             return tree
         if self.p.max_leaves is None:
             self._grow_depthwise(tree, np.array([0]), starts, ends, root_sum, hist, 0)
-        else:
+        else:  # (only the reference driver, recforge._reference.gbdt_best_first, gets here)
             self._grow_best_first(tree, root_sum, hist)
         return tree
 
@@ -350,44 +357,43 @@ class TreeGrower:
                 return
             hist = self._child_histograms(hist, starts, ends)
 
-    def _grow_best_first(self, tree, root_sum, root_hist):
-        heap, counter, n_leaves = [], 0, 1
-
-        def consider(node, start, end, s, h, depth):
-            nonlocal counter
-            if self._can_split(depth):
-                split = self._splits(h[None] if h.ndim == 3 else h, s.reshape(1, 2))
-                if split[0][0] >= 0:
-                    heapq.heappush(
-                        heap, (-float(split[3][0]), counter, (node, start, end, s, h, depth, split))
-                    )
-                    counter += 1
-                    return
-            self._leaves.append((np.array([node]), np.array([start]), np.array([end])))
-
-        consider(0, 0, len(self.rows), root_sum[0], root_hist[0], 0)
-        while heap and n_leaves < self.p.max_leaves:
-            _, _, (node, start, end, s, h, depth, split) = heapq.heappop(heap)
-            ids, c_starts, c_ends, c_sums = self._split_nodes(
-                tree,
-                np.array([node]),
-                np.array([start], np.int64),
-                np.array([end], np.int64),
-                s.reshape(1, 2),
-                split,
-                depth,
-            )
-            n_leaves += 1
-            if self._can_split(depth + 1):
-                c_hist = self._child_histograms(h[None], c_starts, c_ends)
-            else:
-                c_hist = [None, None]
-            for j in range(2):
-                consider(
-                    int(ids[j]), int(c_starts[j]), int(c_ends[j]), c_sums[j], c_hist[j], depth + 1
-                )
-        for _, _, (node, start, end, *_rest) in heap:
-            self._leaves.append((np.array([node]), np.array([start]), np.array([end])))
+    def _grow_best_first_fused(self) -> Tree:
+        """The whole best-first tree in one kernel call (``_core.gbdt_grow_leafwise``): the same
+        tree, bit for bit, as the Python driver that splits one node per round of kernel calls
+        (:class:`recforge._reference.gbdt_best_first.BestFirstReferenceGrower`)."""
+        p = self.p
+        grown = _core.gbdt_grow_leafwise(
+            self.X,
+            self.gh,
+            self.rows,
+            *self.scratch,
+            self.n_bins,
+            self.is_cat,
+            self.mask,
+            min(p.max_leaves, 2**31 - 1),  # (more leaves than int32 rows cannot grow)
+            -1 if p.max_depth is None else min(p.max_depth, p.max_leaves),  # (nor deeper trees)
+            p.min_child_weight,
+            p.reg_lambda,
+            p.gamma,
+            p.learning_rate,
+            self.swap_rows,
+            self.leafwise_index_bytes,
+            self.n_threads,
+        )
+        if grown.swapped:
+            (self.X, self.gh, self.rows), self.scratch = self.scratch, (self.X, self.gh, self.rows)
+        self._leaves.append((grown.leaf_node, grown.leaf_start, grown.leaf_end))
+        a = grown.nodes
+        split = a["left"] >= 0
+        f = np.where(split, a["feature"], 0)
+        a["threshold"] = np.where(
+            split, self.thr_table[f, a["threshold_bin"] + 1], np.float32(0)
+        ).astype(np.float32)
+        a["categorical"] = np.where(split, self.is_cat[f], 0).astype(np.uint8)
+        tree = Tree(0)
+        tree.n = len(a["feature"])
+        tree.a = {name: a[name] for name in Tree.FIELDS}
+        return tree
 
 
 class FusedDepthwiseGrower:

@@ -1,0 +1,114 @@
+// pybind11 binding of the fused best-first GBDT grower (gbdt_leafwise.hpp). Cheap structural
+// checks here; dtype/contiguity are enforced by noconvert, everything else is validated by
+// recforge.kernels.gbdt_leafwise.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include "recforge/constants.hpp"
+#include "recforge/gbdt_leafwise.hpp"
+
+namespace py = pybind11;
+namespace gb = recforge::gbdt;
+
+template <typename T>
+using carr = py::array_t<T, py::array::c_style>;
+
+namespace {
+
+py::handle leafwise_result_type;  // the named tuple type (the module holds the reference)
+
+void require(bool ok, const char* msg) {
+    if (!ok) throw std::invalid_argument(msg);
+}
+
+template <typename T>
+carr<T> to_array(const std::vector<T>& v) {
+    carr<T> a(static_cast<py::ssize_t>(v.size()));
+    std::copy(v.begin(), v.end(), a.mutable_data());
+    return a;
+}
+
+py::object grow_leafwise_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows,
+                            carr<uint8_t> other_X, carr<float> other_gh, carr<int32_t> other_rows,
+                            carr<int32_t> n_bins, carr<uint8_t> is_cat,
+                            std::optional<carr<uint8_t>> feature_mask, int32_t max_leaves,
+                            int32_t max_depth, double min_child_weight, double reg_lambda,
+                            double gamma, double learning_rate, int64_t swap_rows,
+                            int64_t index_bytes, int n_threads) {
+    require(Xn.ndim() == 2, "Xn must be 2-D");
+    const int64_t m = Xn.shape(0), F = Xn.shape(1);
+    require(m >= 1 && F >= 1, "Xn must have rows and features");
+    require(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.ndim() == 1 &&
+                rows.shape(0) == m,
+            "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
+    require(other_X.ndim() == 2 && other_X.shape(0) == m && other_X.shape(1) == F &&
+                other_gh.ndim() == 2 && other_gh.shape(0) == m && other_gh.shape(1) == 2 &&
+                other_rows.ndim() == 1 && other_rows.shape(0) == m,
+            "the other buffers must match Xn, ghn, rows");
+    require(
+        n_bins.ndim() == 1 && n_bins.shape(0) == F && is_cat.ndim() == 1 && is_cat.shape(0) == F,
+        "n_bins/is_categorical must have length n_features");
+    for (int64_t f = 0; f < F; ++f)
+        require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
+    if (feature_mask)
+        require(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
+    require(max_leaves >= 1, "max_leaves must be >= 1");
+    const gb::LeafwiseParams params{max_leaves, max_depth,     min_child_weight, reg_lambda,
+                                    gamma,      learning_rate, swap_rows,        index_bytes};
+    gb::LeafwiseTree t;
+    {
+        py::gil_scoped_release release;
+        t = gb::grow_leafwise(
+            {Xn.mutable_data(), ghn.mutable_data(), rows.mutable_data()},
+            {other_X.mutable_data(), other_gh.mutable_data(), other_rows.mutable_data()}, m, F,
+            n_bins.data(), is_cat.data(), feature_mask ? feature_mask->data() : nullptr, params,
+            n_threads);
+    }
+    py::dict d;
+    d["feature"] = to_array(t.tree.feature);
+    d["threshold_bin"] = to_array(t.tree.threshold_bin);
+    d["default_left"] = to_array(t.tree.default_left);
+    d["left"] = to_array(t.tree.left);
+    d["right"] = to_array(t.tree.right);
+    d["value"] = to_array(t.tree.value);
+    d["gain"] = to_array(t.tree.gain);
+    d["cover"] = to_array(t.tree.cover);
+    d["depth"] = to_array(t.tree.depth);
+    return leafwise_result_type(d, to_array(t.leaf_node), to_array(t.leaf_start),
+                                to_array(t.leaf_end), t.tree.swapped);
+}
+
+}  // namespace
+
+void bind_gbdt_leafwise(py::module_& m) {
+    py::object result = py::module_::import("collections")
+                            .attr("namedtuple")("GBDTLeafwiseTree",
+                                                py::make_tuple("nodes", "leaf_node", "leaf_start",
+                                                               "leaf_end", "swapped"));
+    result.attr("__module__") = m.attr("__name__");
+    result.attr("__doc__") =
+        "One best-first tree: nodes (dict of node arrays: feature, threshold_bin, default_left, "
+        "left, right, value, gain, cover, depth), leaf_node int32 / leaf_start, leaf_end int64 "
+        "(each leaf's positions in the node-ordered data), swapped (the data ended in the other "
+        "buffers).";
+    m.attr("GBDTLeafwiseTree") = result;
+    leafwise_result_type = result;
+    m.def("gbdt_grow_leafwise", &grow_leafwise_py, py::arg("Xn").noconvert(),
+          py::arg("ghn").noconvert(), py::arg("rows").noconvert(), py::arg("other_X").noconvert(),
+          py::arg("other_gh").noconvert(), py::arg("other_rows").noconvert(),
+          py::arg("n_bins").noconvert(), py::arg("is_categorical").noconvert(),
+          py::arg("feature_mask").noconvert().none(true), py::arg("max_leaves"),
+          py::arg("max_depth"), py::arg("min_child_weight"), py::arg("reg_lambda"),
+          py::arg("gamma"), py::arg("learning_rate"), py::arg("swap_rows"), py::arg("index_bytes"),
+          py::arg("n_threads") = 1,
+          "Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves "
+          "once, "
+          "at the end) on node-ordered data -> "
+          "GBDTLeafwiseTree(nodes, leaf_node, leaf_start, leaf_end, swapped).");
+}

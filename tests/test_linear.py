@@ -113,6 +113,15 @@ def test_loss_is_stable_for_large_margins():
     )
 
 
+def test_branch_free_exp_and_log1p_match_libm():
+    # the residual loop's own exp(-a) and log1p(e) (vectorisable) against NumPy's on their domains
+    a = np.concatenate([np.linspace(0.0, 2.0, 2001), np.geomspace(1e-300, K.MAX_ABS_MARGIN, 3001)])
+    exp_neg = np.array([K._exp_neg(x) for x in a])
+    np.testing.assert_allclose(exp_neg, np.exp(-a), rtol=5e-16, atol=0)
+    e = np.concatenate([[0.0, 1e-300, 1e-17], np.geomspace(1e-12, 1.0, 3001)])
+    np.testing.assert_allclose([K._log1p_unit(x) for x in e], np.log1p(e), rtol=1e-15, atol=0)
+
+
 def test_gradient_matches_finite_differences():
     X, y, sw = make_data(n=80, d=5)
     w, b, lam = np.linspace(-0.5, 0.5, 5), 0.1, 0.05

@@ -308,7 +308,8 @@ def loss_grad_pattern(indptr, indices, y, sw, w, b, lo, hi, g):
 
 def narrow_indices(indices, n_features: int):
     """Column indices as uint16 when every column fits (a copy, half the bytes of int32 that the
-    gather/scatter loops stream each pass), else ``indices`` unchanged."""
+    gather/scatter loops of the CSR and pattern kernels stream each pass), else ``indices``
+    unchanged."""
     if n_features <= 1 << 16 and indices.dtype != np.uint16:
         return indices.astype(np.uint16)
     return indices
@@ -450,6 +451,7 @@ def _warmup():
             indptr, indices = np.array([0, 1], index_dtype), np.zeros(1, index_dtype)
             data = np.ones(1, data_dtype)
             loss_grad_csr(indptr, indices, data, y, sw, w, 0.0, 0, 1, partial)
+            loss_grad_csr(indptr, narrow_indices(indices, 1), data, y, sw, w, 0.0, 0, 1, partial)
             loss_grad_pattern(indptr, indices, y, sw, w, 0.0, 0, 1, partial)
             loss_grad_pattern(indptr, narrow_indices(indices, 1), y, sw, w, 0.0, 0, 1, partial)
             _all_ones(data)

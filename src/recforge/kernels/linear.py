@@ -60,15 +60,6 @@ def _log1pexp(z):
 
 
 @jit
-def _loss_and_sigmoid(z, y):
-    """``(log(1 + exp(z)) - y z, sigmoid(z))`` from one ``exp(-|z|)``, stable for any z."""
-    e = math.exp(-abs(z))
-    if z >= 0.0:
-        return z + math.log1p(e) - y * z, 1.0 / (1.0 + e)
-    return math.log1p(e) - y * z, e / (1.0 + e)
-
-
-@jit
 def _sigmoid(z):
     if z >= 0.0:
         return 1.0 / (1.0 + math.exp(-z))

@@ -235,7 +235,7 @@ class LogisticRegression(Ranker):
         fit_b = bool(self.fit_intercept)
         csr = sp.issparse(X)
         pattern = csr and K.all_ones(X.data)  # one-hot: the kernel skips the value stream
-        indices = K.narrow_indices(X.indices, d) if pattern else None
+        indices = K.narrow_indices(X.indices, d) if csr else None
 
         def fun(theta):
             w = np.ascontiguousarray(theta[:d])
@@ -251,7 +251,7 @@ class LogisticRegression(Ranker):
                 def chunk(c):
                     return K.loss_grad_csr(
                         X.indptr,
-                        X.indices,
+                        indices,
                         X.data,
                         y,
                         sw,

@@ -11,10 +11,18 @@ import numpy as np
 
 from .._params import ParamsMixin
 from .._threads import numba_threads, resolve_n_threads
-from .._validation import check_1d, check_choice, check_float, check_int, check_random_state
+from .._validation import (
+    check_1d,
+    check_choice,
+    check_csr_arrays,
+    check_float,
+    check_int,
+    check_random_state,
+)
 from ..data import IdMap, Interactions
 from ..exceptions import ModelFileError, NotFittedError
 from ..io import load_arrays, model_file_errors, save_arrays
+from ..recall.base import history_indices
 from .candidates import RRF_K, check_quotas, fetch_lists, merge_lists
 from .features import (
     AsOfState,
@@ -350,7 +358,8 @@ class TwoStage(ParamsMixin):
         self
         """
         data = interactions
-        templates, settings, genres, genre_names, high = self._prepare(data, item_features)
+        prepared = self._prepare(data, item_features)
+        templates, settings, genres, genre_names, high = prepared
         windows = settings[3]
         ranker = self._ranker_template()
         times = {}
@@ -358,11 +367,7 @@ class TwoStage(ParamsMixin):
         if training_data is None:
             train = self._training_data(
                 data,
-                templates,
-                settings,
-                genres,
-                genre_names,
-                high,
+                prepared,
                 item_features,
                 impressions,
                 check_random_state(self.random_state),
@@ -458,14 +463,9 @@ class TwoStage(ParamsMixin):
         The sources are fitted on the history before the cut only; nothing after the cut reaches the
         features (the leakage tests check exactly this). Returns :class:`TrainingData`.
         """
-        templates, settings, genres, genre_names, high = self._prepare(interactions, item_features)
         return self._training_data(
             interactions,
-            templates,
-            settings,
-            genres,
-            genre_names,
-            high,
+            self._prepare(interactions, item_features),
             item_features,
             impressions,
             check_random_state(self.random_state),
@@ -499,20 +499,12 @@ class TwoStage(ParamsMixin):
         return templates, settings, genres, genre_names, high
 
     def _training_data(
-        self,
-        data,
-        templates,
-        settings,
-        genres,
-        genre_names,
-        high,
-        item_features,
-        impressions,
-        rng,
-        times,
+        self, data, prepared, item_features, impressions, rng, times
     ) -> TrainingData:
+        """The labelled candidates of the cut; ``prepared`` is what :meth:`_prepare` returned."""
+        templates, settings, genres, genre_names, high = prepared
         names = list(templates)
-        quotas, n_candidates, depth, windows = settings
+        windows = settings[3]
         n_threads = resolve_n_threads(self.n_threads)
         start = time.perf_counter()
         cut = cut_history(
@@ -552,22 +544,16 @@ class TwoStage(ParamsMixin):
         with numba_threads(n_threads):
             for b in range(0, len(users), int(self.block_size)):
                 block = users[b : b + int(self.block_size)]
-                cands = self._candidates(
-                    history_sources, data.user_map.ids[block], quotas, n_candidates, depth
+                cands, X = self._candidate_features(
+                    history_sources,
+                    state,
+                    (similarity, embeddings),
+                    block,
+                    data.user_map.ids[block],
+                    cut.as_of[block],
+                    settings,
                 )
                 rows = cands.rows()
-                X = build_features(
-                    state,
-                    block,
-                    cut.as_of[block],
-                    cands,
-                    windows=windows,
-                    n_last=self.n_last,
-                    similarity=similarity,
-                    embeddings=embeddings,
-                    decay=self.genre_decay,
-                    n_threads=n_threads,
-                )
                 if impressions is None:
                     y = label_candidates(block[rows], cands.items, cut.future)
                     keep = np.ones(len(y), bool)
@@ -670,6 +656,31 @@ class TwoStage(ParamsMixin):
             lists, scores, quotas, target, self.rrf_k, resolve_n_threads(self.n_threads)
         )
 
+    def _features(self, state, inputs, users, as_of, cands, windows, history=None):
+        """The feature matrix of ``cands`` (rows: internal ``users`` or one new user's ``history``)
+        as of ``as_of``, from ``state`` and the (similarity, embeddings) ``inputs``."""
+        similarity, embeddings = inputs
+        return build_features(
+            state,
+            users,
+            as_of,
+            cands,
+            windows=windows,
+            n_last=self.n_last,
+            similarity=similarity,
+            embeddings=embeddings,
+            decay=self.genre_decay,
+            history=history,
+            n_threads=resolve_n_threads(self.n_threads),
+        )
+
+    def _candidate_features(self, sources, state, inputs, users, user_ids, as_of, settings):
+        """The merged candidates of internal ``users`` (external ``user_ids``) and their features as
+        of ``as_of``: what the ranker learns from (history sources) and scores (fitted sources)."""
+        quotas, n_candidates, depth, windows = settings
+        cands = self._candidates(sources, user_ids, quotas, n_candidates, depth)
+        return cands, self._features(state, inputs, users, as_of, cands, windows)
+
     @staticmethod
     def _ranker_input(ranker, X, names):
         if getattr(ranker, "encoder", None) is not None:
@@ -717,26 +728,16 @@ class TwoStage(ParamsMixin):
         user_idx = np.atleast_1d(
             np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64)
         )
-        quotas, n_candidates, depth, windows = self._settings
-        sim, emb = self._serving_inputs
-        n_threads = resolve_n_threads(self.n_threads)
-        with numba_threads(n_threads):
-            cands = self._candidates(
-                self.sources_, self.user_map_.ids[user_idx], quotas, n_candidates, depth
-            )
-            X = build_features(
+        with numba_threads(resolve_n_threads(self.n_threads)):
+            return self._candidate_features(
+                self.sources_,
                 self.state_,
+                self._serving_inputs,
                 user_idx,
+                self.user_map_.ids[user_idx],
                 self.as_of_[user_idx],
-                cands,
-                windows=windows,
-                n_last=self.n_last,
-                similarity=sim,
-                embeddings=emb,
-                decay=self.genre_decay,
-                n_threads=n_threads,
+                self._settings,
             )
-        return cands, X
 
     def _check_fitted(self):
         if not hasattr(self, "sources_"):
@@ -753,23 +754,11 @@ class TwoStage(ParamsMixin):
     def _rank_block(self, cands, users, as_of, k, history=None):
         from ..kernels.pipeline import segment_topk
 
-        _quotas, _n_candidates, _depth, windows = self._settings
         if self.ranker_ is None:
             scores = cands.rrf.astype(np.float32)
         else:
-            sim, emb = self._serving_inputs
-            X = build_features(
-                self.state_,
-                users,
-                as_of,
-                cands,
-                windows=windows,
-                n_last=self.n_last,
-                similarity=sim,
-                embeddings=emb,
-                decay=self.genre_decay,
-                history=history,
-                n_threads=resolve_n_threads(self.n_threads),
+            X = self._features(
+                self.state_, self._serving_inputs, users, as_of, cands, self._settings[3], history
             )
             scores = self._score(X, cands)
         out_items = np.empty((cands.n_rows, k), np.int64)
@@ -845,21 +834,7 @@ class TwoStage(ParamsMixin):
         self._check_fitted()
         k = check_int(k, "k", min_value=1)
         history = np.atleast_1d(np.asarray(item_ids))
-        item_idx = (
-            np.asarray(self.item_map_.index(history, name="item_id"), dtype=np.int64).reshape(-1)
-            if history.size
-            else np.empty(0, np.int64)
-        )
-        if weights is None:
-            w = np.ones(len(item_idx), np.float32)
-        else:
-            w = check_1d(weights, "weights", dtype=np.float32, finite=True)
-            if len(w) != len(item_idx):
-                raise ValueError(
-                    f"weights has length {len(w)}, item_ids has length {len(item_idx)}"
-                )
-            if np.any(w < 0):
-                raise ValueError("weights must be >= 0")
+        item_idx, w = history_indices(self.item_map_, item_ids, weights)
         quotas, n_candidates, depth, _ = self._settings
         now = float(self.state_.h_times.max()) if len(self.state_.h_times) else 0.0
         rows_history = (
@@ -997,24 +972,22 @@ class TwoStage(ParamsMixin):
             )
             names = list(sources)
             settings = model._validate(names)
-            h_indptr = arrays.take(
-                "state_h_indptr", kinds="iu", shape=(n_users + 1,), dtype=np.int64
+            h_indptr, h_items, h_weights = check_csr_arrays(
+                arrays.take("state_h_indptr", kinds="iu"),
+                arrays.take("state_h_items", kinds="iu"),
+                arrays.take("state_h_weights", dtype=np.float32),
+                (n_users, n_items),
+                "state_h",
             )
-            nnz = int(h_indptr[-1])
-            if h_indptr[0] != 0 or np.any(np.diff(h_indptr) < 0):
-                raise ValueError("state_h_indptr is not a valid row pointer")
             state_arrays = {
                 "h_indptr": h_indptr,
-                "h_items": arrays.take("state_h_items", kinds="iu", shape=(nnz,), dtype=np.int64),
-                "h_times": arrays.take("state_h_times", shape=(nnz,), dtype=np.float64),
-                "h_weights": arrays.take("state_h_weights", shape=(nnz,), dtype=np.float32),
+                "h_items": h_items.astype(np.int64, copy=False),
+                "h_times": arrays.take("state_h_times", shape=(len(h_items),), dtype=np.float64),
+                "h_weights": h_weights,
                 "genres": arrays.take(
                     "state_genres", ndim=2, shape=(n_items, None), dtype=np.float32
                 ),
             }
-            items = state_arrays["h_items"]
-            if items.size and (items.min() < 0 or items.max() >= n_items):
-                raise ValueError("state_h_items holds item indices out of range")
             model.state_ = AsOfState.from_arrays(
                 state_arrays, n_users, n_items, meta["genre_names"], meta["high"]
             )

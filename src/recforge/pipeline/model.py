@@ -38,6 +38,7 @@ from .labels import (
     last_event_times,
     sample_negatives,
 )
+from .selection import RRF_CHOICE, SourceOrder, mean_ndcg, validation_users
 
 __all__ = ["TrainingData", "TwoStage", "default_ranker", "default_sources"]
 
@@ -92,6 +93,8 @@ class TrainingData:
     users, items : int64 (n,) — internal user and item index of each row
     feature_names : list of str
     summary : dict — users, rows, positives, label events, the candidates' recall of the label events
+    validation : bool (n,) or None — the rows of the held-out users (kept with all their
+        negatives); None: ``fit`` holds out users by ``validation_fraction`` itself
     """
 
     X: np.ndarray
@@ -101,6 +104,7 @@ class TrainingData:
     items: np.ndarray
     feature_names: list
     summary: dict
+    validation: np.ndarray | None = None
 
 
 def _clone(model):
@@ -149,10 +153,11 @@ class TwoStage(ParamsMixin):
     depth : int, optional
         How deep each source's list is fetched (default ``n_candidates``): the depth of the rank
         features and of the fill-up.
-    ranker : ranker with ``fit(X, y)`` and ``predict_proba(X)`` or ``predict(X)``, ``"default"`` or None
+    ranker : ranker (``fit(X, y)``, ``predict_proba(X)`` or ``predict(X)``), ``"default"``, None or a list
         ``"default"`` = :func:`default_ranker`; None ranks by reciprocal rank fusion (the baseline).
         A ranker whose ``fit`` takes ``group=`` receives the candidates per user (sizes, in row
         order); a ranker without ``predict_proba`` (learning to rank) scores with ``predict``.
+        A list: the settings to choose among on the validation users.
     cut : {"last", "window"}, default "last"
         How the training history is cut for labels (see :mod:`recforge.pipeline.labels`).
     label_fraction : float, default 0.2
@@ -162,7 +167,21 @@ class TwoStage(ParamsMixin):
     cut_time : float, optional
         ``cut="window"``: the cut in seconds (default: the end of the data minus ``label_window``).
     negatives_per_user : int, optional
-        Keep at most this many random negatives per user (default: all).
+        Keep at most this many random negatives per user (default: all). The validation users
+        keep all theirs.
+    validation_fraction : float in [0, 1), default 0.2
+        Share of the training users held out to choose what ranks: each ranker (fitted on the
+        other users), reciprocal rank fusion and every single source order the held-out users'
+        candidates, and the best by NDCG@``validation_k`` on their labels is kept (a ranker only
+        when it wins by ``min_gain``; it is then refitted on all the users; a source answers like
+        the source alone). So the pipeline does not do worse than its best source on the data it
+        is fitted on. 0: the (single) ranker is always used.
+    validation_k : int, default 10
+        The cut-off of the validation NDCG.
+    min_gain : float >= 0, default 0.03
+        A ranker is kept only when its validation NDCG exceeds the best of fusion and the single
+        sources by more than this share (3 %); a smaller gain is within the noise of the held-out
+        users, and the simpler ranking then serves.
     max_train_users : int, optional
         Train the ranker on a random sample of this many users (default: all with labels).
     windows : tuple of float, default (7, 30, 365)
@@ -196,6 +215,8 @@ class TwoStage(ParamsMixin):
     feature_groups_ : list of str — the group of each feature
     fit_times_ : dict stage → seconds
     training_summary_ : dict — users, rows, positives, the candidates' recall of the label part
+    selection_ : dict or None — what ranks (``selected``: a ranker, ``"rrf"`` or a source name;
+        ``kind``: ``"ranker"``, ``"rrf"`` or ``"source"``) and the validation NDCG of every choice
 
     Examples
     --------
@@ -224,6 +245,9 @@ class TwoStage(ParamsMixin):
         label_window=None,
         cut_time=None,
         negatives_per_user=None,
+        validation_fraction=0.2,
+        validation_k=10,
+        min_gain=0.03,
         max_train_users=None,
         windows=(7, 30, 365),
         n_last=10,
@@ -247,6 +271,9 @@ class TwoStage(ParamsMixin):
         self.label_window = label_window
         self.cut_time = cut_time
         self.negatives_per_user = negatives_per_user
+        self.validation_fraction = validation_fraction
+        self.validation_k = validation_k
+        self.min_gain = min_gain
         self.max_train_users = max_train_users
         self.windows = windows
         self.n_last = n_last
@@ -280,23 +307,31 @@ class TwoStage(ParamsMixin):
                 )
         return dict(self.sources)
 
-    def _ranker_template(self):
+    def _ranker_templates(self) -> list:
+        """The candidate rankers (unfitted): [] for ``ranker=None``."""
         if self.ranker is None:
-            return None
-        if isinstance(self.ranker, str):
-            check_choice(self.ranker, "ranker", {"default"})
-            return default_ranker(self.n_threads, self.random_state)
-        has = {
-            m
-            for m in ("fit", "predict_proba", "predict", "get_params")
-            if callable(getattr(self.ranker, m, None))
-        }
-        if not {"fit", "get_params"} <= has or not has & {"predict_proba", "predict"}:
-            raise TypeError(
-                f"ranker must have fit, get_params and predict_proba or predict (or be 'default' or "
-                f"None), got {type(self.ranker).__name__}"
-            )
-        return self.ranker
+            return []
+        given = list(self.ranker) if isinstance(self.ranker, (list, tuple)) else [self.ranker]
+        if not given:
+            raise ValueError("ranker must not be an empty list")
+        out = []
+        for ranker in given:
+            if isinstance(ranker, str):
+                check_choice(ranker, "ranker", {"default"})
+                out.append(default_ranker(self.n_threads, self.random_state))
+                continue
+            has = {
+                m
+                for m in ("fit", "predict_proba", "predict", "get_params")
+                if callable(getattr(ranker, m, None))
+            }
+            if not {"fit", "get_params"} <= has or not has & {"predict_proba", "predict"}:
+                raise TypeError(
+                    f"ranker must have fit, get_params and predict_proba or predict (or be "
+                    f"'default', None or a list of rankers), got {type(ranker).__name__}"
+                )
+            out.append(ranker)
+        return out
 
     def _validate(self, names):
         quotas = check_quotas(self.quotas, names)
@@ -319,6 +354,15 @@ class TwoStage(ParamsMixin):
         check_choice(self.cut, "cut", {"last", "window"})
         if self.negatives_per_user is not None:
             check_int(self.negatives_per_user, "negatives_per_user", min_value=1)
+        check_float(
+            self.validation_fraction,
+            "validation_fraction",
+            min_value=0.0,
+            max_value=1.0,
+            max_inclusive=False,
+        )
+        check_int(self.validation_k, "validation_k", min_value=1)
+        check_float(self.min_gain, "min_gain", min_value=0.0)
         if self.cut_time is not None:
             check_float(self.cut_time, "cut_time")
         if self.max_train_users is not None:
@@ -361,7 +405,7 @@ class TwoStage(ParamsMixin):
         prepared = self._prepare(data, item_features)
         templates, settings, genres, genre_names, high = prepared
         windows = settings[3]
-        ranker = self._ranker_template()
+        rankers = self._ranker_templates()
         times = {}
         names_out, _groups = feature_names(list(templates), windows, genre_names)
         if training_data is None:
@@ -384,21 +428,11 @@ class TwoStage(ParamsMixin):
             )
         else:
             train = training_data
-        X, y, rows = train.X, train.y, train.rows
         self.training_summary_ = train.summary
         start = time.perf_counter()
-        fitted_ranker = None
-        if ranker is not None:
-            if y.min() == y.max():
-                raise ValueError(
-                    "the training candidates are all of one class; the ranker cannot learn "
-                    "(more candidates, another cut, or more data)"
-                )
-            fitted_ranker = _clone(ranker)
-            kwargs = {}
-            if "group" in inspect.signature(fitted_ranker.fit).parameters:
-                kwargs["group"] = np.bincount(rows)[np.unique(rows)]
-            fitted_ranker.fit(self._ranker_input(fitted_ranker, X, names_out), y, **kwargs)
+        fitted_ranker, self.selection_, self._fitted_settings = self._select_ranker(
+            rankers, train, names_out
+        )
         times["ranker"] = time.perf_counter() - start
         self._log(f"ranker fitted in {times['ranker']:.2f} s")
 
@@ -416,6 +450,85 @@ class TwoStage(ParamsMixin):
         )
         return self
 
+    def _fit_ranker(self, template, X, y, rows, names):
+        if y.min() == y.max():
+            raise ValueError(
+                "the training candidates are all of one class; the ranker cannot learn "
+                "(more candidates, another cut, or more data)"
+            )
+        ranker = _clone(template)
+        kwargs = {}
+        if "group" in inspect.signature(ranker.fit).parameters:
+            kwargs["group"] = np.bincount(rows)[np.unique(rows)]
+        return ranker.fit(self._ranker_input(ranker, X, names), y, **kwargs)
+
+    def _select_ranker(self, rankers, train, names):
+        """Fit the ranker that orders the candidates: (fitted ranker, :class:`SourceOrder` or None
+        for fusion; the selection record or None; every setting as fitted, for ``save``).
+
+        With ``validation_fraction > 0`` each candidate ranker is fitted on the rows of the users
+        not held out and scored, with fusion and every single source, by NDCG@``validation_k`` on
+        the held-out users; the best ranker ranks from then on (refitted on all the rows) if it
+        beats the best of fusion and the sources by ``min_gain``, else that best one.
+        """
+        if not rankers:
+            return None, None, []
+        X, y, rows = train.X, train.y, train.rows
+        held = train.validation
+        if held is None:
+            held = np.isin(train.users, self._validation_users(train.users))
+        fit_part = ~held
+        k = int(self.validation_k)
+        if not held.any() or not fit_part.any() or y[held].max(initial=0) == 0:
+            if len(rankers) > 1:
+                raise ValueError(
+                    "several rankers need validation users with positives to choose among them "
+                    "(validation_fraction > 0, more training users)"
+                )
+            ranker = self._fit_ranker(rankers[0], X, y, rows, names)
+            return ranker, None, [ranker]
+        Xv, rows_v, items_v, y_v = X[held], rows[held], train.items[held], y[held]
+        choices, fitted = [], []
+        for i, template in enumerate(rankers):
+            ranker = self._fit_ranker(template, X[fit_part], y[fit_part], rows[fit_part], names)
+            fitted.append(ranker)
+            scores = self._ranker_scores(ranker, Xv, names)
+            name = "ranker" if len(rankers) == 1 else f"ranker[{i}]"
+            choices.append(("ranker", name, i, mean_ndcg(rows_v, items_v, y_v, scores, k)))
+        rrf = Xv[:, names.index("rrf")]
+        choices.append(("rrf", RRF_CHOICE, None, mean_ndcg(rows_v, items_v, y_v, rrf, k)))
+        for source in [n[: -len("_rank")] for n in names if n.endswith("_rank")]:
+            scores = SourceOrder(source, names).predict(Xv)
+            choices.append(("source", source, None, mean_ndcg(rows_v, items_v, y_v, scores, k)))
+        by_ndcg = {"ranker": [], "simple": []}
+        for position, choice in enumerate(choices):
+            by_ndcg["ranker" if choice[0] == "ranker" else "simple"].append((choice[3], -position))
+        best_ranker, best_simple = max(by_ndcg["ranker"]), max(by_ndcg["simple"])  # ties: earlier
+        learned = best_ranker[0] > (1.0 + float(self.min_gain)) * best_simple[0]
+        kind, name, index, _ = choices[-(best_ranker if learned else best_simple)[1]]
+        selection = {
+            "selected": name,
+            "kind": kind,
+            "validation_users": len(np.unique(rows_v)),
+            "ndcg": {c[1]: c[3] for c in choices},
+        }
+        self._log(
+            f"validation NDCG@{k}: "
+            + ", ".join(f"{c[1]} {c[3]:.4f}" for c in choices)
+            + f" -> {name}"
+        )
+        if kind == "ranker":
+            return self._fit_ranker(rankers[index], X, y, rows, names), selection, fitted
+        if kind == "source":
+            return SourceOrder(name, names), selection, fitted
+        return None, selection, fitted
+
+    def _validation_users(self, users):
+        """The held-out training users (internal indices, sorted) for a training set of ``users``."""
+        return validation_users(
+            users, float(self.validation_fraction), check_random_state(self.random_state)
+        )
+
     def _install(self, data, sources, ranker, genre_state, as_of, settings, times):
         """Set the fitted state: ``sources`` and ``ranker`` serve ``data`` with features as of ``as_of``."""
         genres, genre_names, high = genre_state
@@ -429,6 +542,8 @@ class TwoStage(ParamsMixin):
         self.fit_times_ = times
         if not hasattr(self, "training_summary_"):
             self.training_summary_ = {}
+        if not hasattr(self, "selection_"):
+            self.selection_, self._fitted_settings = None, []
         self._settings = tuple(settings)
         self._serving_inputs = self._similarity_inputs(sources)
 
@@ -536,9 +651,10 @@ class TwoStage(ParamsMixin):
         state = AsOfState(cut.history, genres, genre_names, high)
         similarity, embeddings = self._similarity_inputs(history_sources)
         names_out, _ = feature_names(names, windows, genre_names)
+        held_users = self._validation_users(users)
 
         start = time.perf_counter()
-        parts = {"X": [], "y": [], "rows": [], "users": [], "items": []}
+        parts = {"X": [], "y": [], "rows": [], "users": [], "items": [], "validation": []}
         n_pos_union = 0
         row_offset = 0
         with numba_threads(n_threads):
@@ -566,7 +682,8 @@ class TwoStage(ParamsMixin):
                         data.user_map,
                         data.item_map,
                     )
-                keep &= sample_negatives(rows, y, self.negatives_per_user, rng)
+                held = np.isin(block[rows], held_users)
+                keep &= sample_negatives(rows, y, self.negatives_per_user, rng) | held
                 n_pos_union += int(y.sum())
                 for key, value in (
                     ("X", X),
@@ -574,6 +691,7 @@ class TwoStage(ParamsMixin):
                     ("rows", rows + row_offset),
                     ("users", block[rows]),
                     ("items", cands.items),
+                    ("validation", held),
                 ):
                     parts[key].append(value[keep])
                 row_offset += len(block)
@@ -600,6 +718,7 @@ class TwoStage(ParamsMixin):
             items=out["items"],
             feature_names=names_out,
             summary=summary,
+            validation=out["validation"],
         )
 
     def _fit_sources(self, templates, data, item_features) -> dict:
@@ -746,10 +865,14 @@ class TwoStage(ParamsMixin):
     def _score(self, X, cands):
         if self.ranker_ is None or len(X) == 0:
             return cands.rrf.astype(np.float32)
-        X = self._ranker_input(self.ranker_, X, self.feature_names_out_)
-        if callable(getattr(self.ranker_, "predict_proba", None)):
-            return np.asarray(self.ranker_.predict_proba(X), np.float32)[:, 1]
-        return np.asarray(self.ranker_.predict(X), np.float32).reshape(-1)
+        return self._ranker_scores(self.ranker_, X, self.feature_names_out_)
+
+    def _ranker_scores(self, ranker, X, names):
+        """float32 (n,): the positive-class probability, or ``predict`` of a ranker without it."""
+        X = self._ranker_input(ranker, X, names)
+        if callable(getattr(ranker, "predict_proba", None)):
+            return np.asarray(ranker.predict_proba(X), np.float32)[:, 1]
+        return np.asarray(ranker.predict(X), np.float32).reshape(-1)
 
     def _rank_block(self, cands, users, as_of, k, history=None):
         from ..kernels.pipeline import segment_topk
@@ -895,7 +1018,7 @@ class TwoStage(ParamsMixin):
         params = self.get_params()
         params["sources"] = None if self.sources is None else "given"
         if self.ranker is not None and not isinstance(self.ranker, str):
-            params["ranker"] = "given"
+            params["ranker"] = "given"  # a list of settings too
         params["windows"] = [float(w) for w in np.atleast_1d(self.windows)]
         return params
 
@@ -914,12 +1037,19 @@ class TwoStage(ParamsMixin):
         for i, model in enumerate(self.sources_.values()):
             arrays[f"source_{i}"] = np.frombuffer(to_bytes(model.save), np.uint8)
             classes.append(type(model).__name__)
-        if self.ranker_ is not None:
-            arrays["ranker"] = np.frombuffer(to_bytes(self.ranker_.save), np.uint8)
+        trained = None if isinstance(self.ranker_, SourceOrder) else self.ranker_
+        if trained is not None:
+            arrays["ranker"] = np.frombuffer(to_bytes(trained.save), np.uint8)
+        settings = self._fitted_settings if self._json_params()["ranker"] == "given" else []
+        for i, setting in enumerate(settings):  # what load rebuilds the ``ranker`` parameter from
+            arrays[f"ranker_setting_{i}"] = np.frombuffer(to_bytes(setting.save), np.uint8)
         meta = {
+            "ranker_settings": [type(setting).__name__ for setting in settings],
+            "ranker_is_list": isinstance(self.ranker, (list, tuple)),
             "source_names": list(self.sources_),
             "source_classes": classes,
-            "ranker_class": None if self.ranker_ is None else type(self.ranker_).__name__,
+            "ranker_class": None if trained is None else type(trained).__name__,
+            "selection": self.selection_,
             "feature_names": self.feature_names_out_,
             "feature_groups": self.feature_groups_,
             "genre_names": self.state_.genre_names,
@@ -950,24 +1080,32 @@ class TwoStage(ParamsMixin):
             user_map = IdMap(arrays.take("user_ids", kinds="iuU"))
             item_map = IdMap(arrays.take("item_ids", kinds="iuU"))
             n_users, n_items = len(user_map), len(item_map)
-            sources = {}
-            for i, (name, cls_name) in enumerate(zip(source_names, meta["source_classes"])):
+
+            def part(cls_name, array, what):
                 if cls_name not in known:
-                    raise ModelFileError(f"unknown source class {cls_name!r}")
-                blob = arrays.take(f"source_{i}", kinds="u")
-                sources[name] = known[cls_name].load(_io.BytesIO(blob.tobytes()))
+                    raise ModelFileError(f"unknown {what} class {cls_name!r}")
+                blob = arrays.take(array, kinds="u")
+                return known[cls_name].load(_io.BytesIO(blob.tobytes()))
+
+            sources = {
+                name: part(cls_name, f"source_{i}", "source")
+                for i, (name, cls_name) in enumerate(zip(source_names, meta["source_classes"]))
+            }
             ranker = None
             if meta["ranker_class"] is not None:
-                if meta["ranker_class"] not in known:
-                    raise ModelFileError(f"unknown ranker class {meta['ranker_class']!r}")
-                ranker = known[meta["ranker_class"]].load(
-                    _io.BytesIO(arrays.take("ranker", kinds="u").tobytes())
-                )
+                ranker = part(meta["ranker_class"], "ranker", "ranker")
+            fitted_settings = [
+                part(cls_name, f"ranker_setting_{i}", "ranker")
+                for i, cls_name in enumerate(meta.get("ranker_settings", []))
+            ]
+            if ranker_param == "given":
+                given = [_clone(setting) for setting in fitted_settings] or [_clone(ranker)]
+                ranker_param = given if meta.get("ranker_is_list") else given[0]
             model = cls(
                 sources=None
                 if sources_param is None
                 else {n: _clone(m) for n, m in sources.items()},
-                ranker=_clone(ranker) if ranker_param == "given" else ranker_param,
+                ranker=ranker_param,
                 **params,
             )
             names = list(sources)
@@ -992,12 +1130,21 @@ class TwoStage(ParamsMixin):
                 state_arrays, n_users, n_items, meta["genre_names"], meta["high"]
             )
             model.as_of_ = arrays.take("as_of", shape=(n_users,), dtype=np.float64)
-            model.sources_, model.ranker_ = sources, ranker
+            model.sources_ = sources
             model.user_map_, model.item_map_ = user_map, item_map
             model.feature_names_out_ = list(meta["feature_names"])
             model.feature_groups_ = list(meta["feature_groups"])
             model.fit_times_ = dict(meta["fit_times"])
             model.training_summary_ = dict(meta["training_summary"])
+            model.selection_ = meta.get("selection")
+            if model.selection_ is not None and model.selection_["kind"] == "source":
+                if model.selection_["selected"] not in sources:
+                    raise ModelFileError(
+                        f"the selected source {model.selection_['selected']!r} is not in the file"
+                    )
+                ranker = SourceOrder(model.selection_["selected"], model.feature_names_out_)
+            model.ranker_ = ranker
+            model._fitted_settings = fitted_settings
             model._settings = tuple(settings)
             model._serving_inputs = model._similarity_inputs(sources)
         return model

@@ -858,6 +858,18 @@ class TwoStage(ParamsMixin):
                 self._settings,
             )
 
+    def ranked_by(self) -> str:
+        """What orders the candidates, in words: the ranker's class, ``"fusion only"`` or
+        ``"<source> alone"``, with ``"(chosen on validation)"`` when the validation chose it."""
+        self._check_fitted()
+        if isinstance(self.ranker_, SourceOrder):
+            what = f"{self.ranker_.source} alone"
+        elif self.ranker_ is None:
+            what = "fusion only"
+        else:
+            what = type(self.ranker_).__name__
+        return what if self.selection_ is None else f"{what} (chosen on validation)"
+
     def _check_fitted(self):
         if not hasattr(self, "sources_"):
             raise NotFittedError("this TwoStage is not fitted yet; call fit(interactions) first")

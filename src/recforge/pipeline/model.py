@@ -469,7 +469,8 @@ class TwoStage(ParamsMixin):
         With ``validation_fraction > 0`` each candidate ranker is fitted on the rows of the users
         not held out and scored, with fusion and every single source, by NDCG@``validation_k`` on
         the held-out users; the best ranker ranks from then on (refitted on all the rows) if it
-        beats the best of fusion and the sources by ``min_gain``, else that best one.
+        beats the best of fusion and the sources by ``min_gain`` there, else that best one (chosen
+        on every user with all candidates kept: they learn nothing from the labels).
         """
         if not rankers:
             return None, None, []
@@ -495,22 +496,34 @@ class TwoStage(ParamsMixin):
             scores = self._ranker_scores(ranker, Xv, names)
             name = "ranker" if len(rankers) == 1 else f"ranker[{i}]"
             choices.append(("ranker", name, i, mean_ndcg(rows_v, items_v, y_v, scores, k)))
-        rrf = Xv[:, names.index("rrf")]
-        choices.append(("rrf", RRF_CHOICE, None, mean_ndcg(rows_v, items_v, y_v, rrf, k)))
+        # fusion and the sources learn nothing from the labels: every user whose candidates are
+        # all kept (all of them without negative sampling) tells which of them is best
+        complete = held if self.negatives_per_user is not None else np.ones(len(y), bool)
+        simple_scores = {RRF_CHOICE: X[:, names.index("rrf")]}
         for source in [n[: -len("_rank")] for n in names if n.endswith("_rank")]:
-            scores = SourceOrder(source, names).predict(Xv)
-            choices.append(("source", source, None, mean_ndcg(rows_v, items_v, y_v, scores, k)))
-        by_ndcg = {"ranker": [], "simple": []}
-        for position, choice in enumerate(choices):
-            by_ndcg["ranker" if choice[0] == "ranker" else "simple"].append((choice[3], -position))
-        best_ranker, best_simple = max(by_ndcg["ranker"]), max(by_ndcg["simple"])  # ties: earlier
-        learned = best_ranker[0] > (1.0 + float(self.min_gain)) * best_simple[0]
-        kind, name, index, _ = choices[-(best_ranker if learned else best_simple)[1]]
+            simple_scores[source] = SourceOrder(source, names).predict(X)
+        simple_all = {}
+        for position, (name, scores) in enumerate(simple_scores.items()):
+            kind = "rrf" if name == RRF_CHOICE and position == 0 else "source"
+            choices.append((kind, name, None, mean_ndcg(rows_v, items_v, y_v, scores[held], k)))
+            simple_all[name] = mean_ndcg(
+                rows[complete], train.items[complete], y[complete], scores[complete], k
+            )
+        n_rankers = len(rankers)
+        best_ranker = max(range(n_rankers), key=lambda c: (choices[c][3], -c))  # ties: earlier
+        names_simple = list(simple_all)
+        best_simple = n_rankers + max(
+            range(len(names_simple)), key=lambda c: (simple_all[names_simple[c]], -c)
+        )
+        learned = choices[best_ranker][3] > (1.0 + float(self.min_gain)) * choices[best_simple][3]
+        kind, name, index, _ = choices[best_ranker if learned else best_simple]
         selection = {
             "selected": name,
             "kind": kind,
             "validation_users": len(np.unique(rows_v)),
             "ndcg": {c[1]: c[3] for c in choices},
+            "simple_users": len(np.unique(rows[complete])),
+            "simple_ndcg": simple_all,
         }
         self._log(
             f"validation NDCG@{k}: "

@@ -6,16 +6,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "arrays.hpp"
 #include "recforge/sgns.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
-using F32 = py::array_t<float, py::array::c_style>;
-using F64 = py::array_t<double, py::array::c_style>;
-using I32 = py::array_t<int32_t, py::array::c_style>;
-using I64 = py::array_t<int64_t, py::array::c_style>;
+using namespace recforge::bindings;  // F32, F64, I32, I64
 
 void check_vectors(const F32& in_vecs, const F32& out_vecs) {
     if (in_vecs.ndim() != 2 || out_vecs.ndim() != 2 || in_vecs.shape(0) != out_vecs.shape(0) ||

@@ -13,13 +13,7 @@
 #include "recforge/rng.hpp"
 #include "recforge/simd.hpp"
 
-// The update helpers must be inlined into the trainer's per-ISA clones (RECFORGE_HOT_CLONES):
-// called out of line they would be compiled for the baseline ISA only.
-#if defined(__GNUC__)
-#define RECFORGE_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define RECFORGE_ALWAYS_INLINE inline
-#endif
+RECFORGE_SIMD_BEGIN
 
 namespace recforge {
 
@@ -56,8 +50,6 @@ inline const SigmoidTable& sigmoid_table() {
 RECFORGE_ALWAYS_INLINE void dot_rows(const float* l1, float* const* rows, int n, int dim,
                                      float* out) {
 #if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
     int d = 0;
     for (; d + 2 <= n; d += 2) {
         const float *r0 = rows[d], *r1 = rows[d + 1];
@@ -68,8 +60,7 @@ RECFORGE_ALWAYS_INLINE void dot_rows(const float* l1, float* const* rows, int n,
             a0 += l * load8(r0 + i);
             a1 += l * load8(r1 + i);
         }
-        float s0 = ((a0[0] + a0[4]) + (a0[1] + a0[5])) + ((a0[2] + a0[6]) + (a0[3] + a0[7]));
-        float s1 = ((a1[0] + a1[4]) + (a1[1] + a1[5])) + ((a1[2] + a1[6]) + (a1[3] + a1[7]));
+        float s0 = hsum8(a0), s1 = hsum8(a1);
         for (; i < dim; ++i) {
             s0 += l1[i] * r0[i];
             s1 += l1[i] * r1[i];
@@ -78,7 +69,6 @@ RECFORGE_ALWAYS_INLINE void dot_rows(const float* l1, float* const* rows, int n,
         out[d + 1] = s1;
     }
     if (d < n) out[d] = dot(l1, rows[d], dim);
-#pragma GCC diagnostic pop
 #else
     for (int d = 0; d < n; ++d) out[d] = dot(l1, rows[d], dim);
 #endif
@@ -92,8 +82,6 @@ template <bool ADD_TO_INPUT>
 RECFORGE_ALWAYS_INLINE void ns_apply(float* l1, float* const* rows, const float* g, int n, int dim,
                                      float* neu1e) {
 #if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
     int j = 0;
     for (; j + 8 <= dim; j += 8) {
         const f32x8 l = load8(l1 + j);
@@ -109,7 +97,6 @@ RECFORGE_ALWAYS_INLINE void ns_apply(float* l1, float* const* rows, const float*
         else
             store8(neu1e + j, e);
     }
-#pragma GCC diagnostic pop
 #else
     int j = 0;
 #endif
@@ -337,3 +324,5 @@ inline int64_t sgns_train_epoch(const int64_t* offsets, int64_t n_seq, const int
 }
 
 }  // namespace recforge
+
+RECFORGE_SIMD_END

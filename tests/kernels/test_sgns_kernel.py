@@ -43,7 +43,7 @@ def test_step_matches_reference(cbow, seed, negatives):
     vin, vout = _vectors(seed=seed)
     rin, rout = vin.astype(np.float64), vout.astype(np.float64)
     contexts = [1, 4, 7]  # a negative equal to the center (0) is skipped
-    sgns_step(vin, vout, 0, contexts, negatives, 0.05, cbow=cbow)
+    sgns_step(vin, vout, 0, contexts, negatives, 0.05, cbow=cbow, shared_negatives=False)
     ref.sgns_step(rin, rout, 0, contexts, negatives, 0.05, cbow=cbow)
     # the table sigmoid differs from the exact one by at most SIGMOID_ERROR_BOUND per term
     tol = 0.05 * SIGMOID_ERROR_BOUND * 6 * 3 + 1e-5
@@ -104,14 +104,14 @@ def test_shared_negatives_step_matches_reference(dim, contexts, negatives):
 def test_shared_negatives_step_differs_from_pairwise():
     vin, vout = _vectors(n=20, dim=16)
     a_in, a_out, b_in, b_out = vin.copy(), vout.copy(), vin.copy(), vout.copy()
-    sgns_step(a_in, a_out, 0, [1, 4, 7], [2, 3, 5], 0.5, shared_negatives=True)
-    sgns_step(b_in, b_out, 0, [1, 4, 7], [2, 3, 5], 0.5)
+    sgns_step(a_in, a_out, 0, [1, 4, 7], [2, 3, 5], 0.5)
+    sgns_step(b_in, b_out, 0, [1, 4, 7], [2, 3, 5], 0.5, shared_negatives=False)
     assert not np.allclose(a_out, b_out, atol=1e-4)
-    one_in, one_out = vin.copy(), vout.copy()  # one context: the block is the pair
-    sgns_step(one_in, one_out, 0, [1], [2, 3, 5], 0.5, shared_negatives=True)
-    sgns_step(vin, vout, 0, [1], [2, 3, 5], 0.5)
-    np.testing.assert_allclose(one_in, vin, atol=1e-6)
-    np.testing.assert_allclose(one_out, vout, atol=1e-6)
+    one_in, one_out = vin.copy(), vout.copy()  # one context: the block is the pair, bit for bit
+    sgns_step(one_in, one_out, 0, [1], [2, 3, 5], 0.5)
+    sgns_step(vin, vout, 0, [1], [2, 3, 5], 0.5, shared_negatives=False)
+    np.testing.assert_array_equal(one_in, vin)
+    np.testing.assert_array_equal(one_out, vout)
 
 
 def _corpus(seed=0, n_items=40, n_seq=200):
@@ -264,4 +264,5 @@ def test_bad_input():
             np.array([2], np.int32),
             0.1,
             False,
+            True,
         )

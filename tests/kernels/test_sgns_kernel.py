@@ -122,68 +122,37 @@ def _corpus(seed=0, n_items=40, n_seq=200):
     return offsets, items, np.bincount(items, minlength=n_items)
 
 
+def _epoch(corpus, seed, **kwargs):
+    """One single-thread epoch from the same start vectors: (in_vecs, out_vecs, words trained)."""
+    offsets, items, counts = corpus
+    vin, vout = _vectors(40, 8)
+    n = sgns_train_epoch(offsets, items, vin, vout, counts**0.75, seed=seed, n_threads=1, **kwargs)
+    assert np.isfinite(vin).all() and np.isfinite(vout).all()
+    return vin, vout, n
+
+
 @pytest.mark.parametrize("cbow, shared", [(False, False), (False, True), (True, False)])
 @pytest.mark.parametrize("basket", [False, True])
 def test_epoch_bit_identical_at_one_thread(cbow, shared, basket):
-    offsets, items, counts = _corpus()
-    runs = []
-    for _ in range(2):
-        vin, vout = _vectors(40, 8)
-        n = sgns_train_epoch(
-            offsets,
-            items,
-            vin,
-            vout,
-            counts**0.75,
-            keep_prob=keep_probabilities(counts, 1e-2),
-            cbow=cbow,
-            basket=basket,
-            shared_negatives=shared,
-            seed=3,
-            n_threads=1,
-        )
-        runs.append((vin, vout, n))
+    corpus = _corpus()
+    params = {"cbow": cbow, "basket": basket, "shared_negatives": shared}
+    keep = keep_probabilities(corpus[2], 1e-2)
+    runs = [_epoch(corpus, 3, keep_prob=keep, **params) for _ in range(2)]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
-    assert runs[0][2] == runs[1][2] <= len(items)
-    vin, vout = _vectors(40, 8)
-    sgns_train_epoch(
-        offsets,
-        items,
-        vin,
-        vout,
-        counts**0.75,
-        cbow=cbow,
-        basket=basket,
-        shared_negatives=shared,
-        seed=4,
-        n_threads=1,
-    )
-    assert not np.array_equal(vin, runs[0][0])
+    assert runs[0][2] == runs[1][2] <= len(corpus[1])
+    assert not np.array_equal(_epoch(corpus, 4, **params)[0], runs[0][0])
 
 
 @pytest.mark.parametrize("basket", [False, True])
 def test_epoch_shared_negatives_is_its_own_path(basket):
     """Skip-gram with shared negatives trains differently from the per-pair path; CBOW ignores it."""
-    offsets, items, counts = _corpus(n_seq=100)
-    ends = {}
-    for cbow in (False, True):
-        for shared in (False, True):
-            vin, vout = _vectors(40, 8)
-            sgns_train_epoch(
-                offsets,
-                items,
-                vin,
-                vout,
-                counts**0.75,
-                cbow=cbow,
-                basket=basket,
-                shared_negatives=shared,
-                seed=3,
-                n_threads=1,
-            )
-            assert np.isfinite(vin).all() and np.isfinite(vout).all()
-            ends[cbow, shared] = vin
+    corpus = _corpus(n_seq=100)
+    ends = {
+        (cbow, shared): _epoch(corpus, 3, cbow=cbow, basket=basket, shared_negatives=shared)[0]
+        for cbow in (False, True)
+        for shared in (False, True)
+    }
     assert not np.array_equal(ends[False, False], ends[False, True])
     np.testing.assert_array_equal(ends[True, False], ends[True, True])
 

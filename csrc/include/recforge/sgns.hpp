@@ -244,6 +244,16 @@ RECFORGE_ALWAYS_INLINE void shared_rank_updates(float* const* in, int n_in, floa
     }
 }
 
+// shared_rank_updates<n_out> for 1 <= n_out <= K: the block's width as a compile-time constant, so
+// that its output rows and their updates stay in registers.
+template <int K>
+RECFORGE_ALWAYS_INLINE void shared_rank_updates_upto(int n_out, float* const* in, int n_in,
+                                                     float* const* out, const float* g, int dim) {
+    if constexpr (K > 1)
+        if (n_out < K) return shared_rank_updates_upto<K - 1>(n_out, in, n_in, out, g, dim);
+    shared_rank_updates<K>(in, n_in, out, g, dim);
+}
+
 // One block: input rows s.in_rows[0..n_in) against output rows s.out_rows[0..n_out), the first of
 // them the positive when `has_positive`; weights as add_distinct_row left them.
 RECFORGE_ALWAYS_INLINE void shared_block(SharedScratch& s, int n_in, int n_out, bool has_positive,
@@ -257,24 +267,7 @@ RECFORGE_ALWAYS_INLINE void shared_block(SharedScratch& s, int n_in, int n_out, 
             gc[k] = (label - sig(gc[k])) * lr * (s.in_weight[c] * s.out_weight[k]);
         }
     }
-    switch (n_out) {
-        case 1:
-            return shared_rank_updates<1>(s.in_rows, n_in, s.out_rows, s.g, dim);
-        case 2:
-            return shared_rank_updates<2>(s.in_rows, n_in, s.out_rows, s.g, dim);
-        case 3:
-            return shared_rank_updates<3>(s.in_rows, n_in, s.out_rows, s.g, dim);
-        case 4:
-            return shared_rank_updates<4>(s.in_rows, n_in, s.out_rows, s.g, dim);
-        case 5:
-            return shared_rank_updates<5>(s.in_rows, n_in, s.out_rows, s.g, dim);
-        case 6:
-            return shared_rank_updates<6>(s.in_rows, n_in, s.out_rows, s.g, dim);
-        case 7:
-            return shared_rank_updates<7>(s.in_rows, n_in, s.out_rows, s.g, dim);
-        default:
-            return shared_rank_updates<SHARED_MAX_OUTPUTS>(s.in_rows, n_in, s.out_rows, s.g, dim);
-    }
+    shared_rank_updates_upto<SHARED_MAX_OUTPUTS>(n_out, s.in_rows, n_in, s.out_rows, s.g, dim);
 }
 
 // Skip-gram window with shared negatives: the input vectors of contexts[0..n_contexts) predict

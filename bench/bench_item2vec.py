@@ -7,7 +7,9 @@ timed (gensim's vocabulary scan and our counting are outside). words/s = raw wor
 subsampling) / median seconds for both, so the two rates count the same words; each entry's extra_info
 also has the words actually trained on after subsampling (ours: the trainer's count; gensim: the
 "effective words" its train() returns), which differ only by the randomness of subsampling.
-Our vectors are allocated as Item2Vec allocates them (``aligned_vectors``).
+Our vectors are allocated as Item2Vec allocates them (``aligned_vectors``). Skip-gram runs our
+default (``recforge``: negatives shared per window, pWord2Vec's blocks) and the per-pair path that
+trains as gensim does (``recforge-pairwise``: negatives of their own for every pair).
 
 The group ``item2vec-one-core-busy-*`` runs our trainer with 1 and 2 threads while a foreign process
 keeps one core busy (DESIGN.md: 2 threads must not be slower than 1 there).
@@ -55,7 +57,7 @@ def corpus(name):
     return _cache[name]
 
 
-def _train_args(name, algorithm, n_threads):
+def _train_args(name, algorithm, n_threads, shared_negatives=True):
     offsets, items = corpus(name)
     n_items = int(items.max()) + 1
     counts = np.bincount(items, minlength=n_items)
@@ -69,6 +71,7 @@ def _train_args(name, algorithm, n_threads):
         "window": WINDOW,
         "negative": NEGATIVE,
         "cbow": algorithm == "cbow",
+        "shared_negatives": shared_negatives,
         "alpha_start": 0.025,
         "alpha_end": 0.0001,
         "seed": 1,
@@ -77,8 +80,8 @@ def _train_args(name, algorithm, n_threads):
     return (offsets, items, vin, vout, weights), kwargs
 
 
-def _recforge_epoch(benchmark, name, algorithm):
-    args, kwargs = _train_args(name, algorithm, THREADS)
+def _recforge_epoch(benchmark, name, algorithm, shared_negatives=True):
+    args, kwargs = _train_args(name, algorithm, THREADS, shared_negatives)
     trained = benchmark.pedantic(
         sgns_train_epoch, args=args, kwargs=kwargs, rounds=ROUNDS[name], warmup_rounds=0
     )
@@ -113,14 +116,17 @@ def _gensim_epoch(benchmark, name, algorithm):
 
 # One test function, the library innermost: ours and gensim's run back to back on each corpus, so a
 # change of load on the shared machine between them stays small.
-@pytest.mark.parametrize("library", ["recforge", "gensim"])
+@pytest.mark.parametrize("library", ["recforge", "recforge-pairwise", "gensim"])
 @pytest.mark.parametrize("algorithm", ["skipgram", "cbow"])
 @pytest.mark.parametrize("name", list(CORPORA))
 def test_item2vec_epoch(benchmark, name, algorithm, library):
+    if library == "recforge-pairwise" and algorithm == "cbow":
+        pytest.skip("CBOW has one set of negatives per window either way")
     benchmark.group = f"item2vec-{algorithm}-{name}"
-    trained = (_recforge_epoch if library == "recforge" else _gensim_epoch)(
-        benchmark, name, algorithm
-    )
+    if library == "gensim":
+        trained = _gensim_epoch(benchmark, name, algorithm)
+    else:
+        trained = _recforge_epoch(benchmark, name, algorithm, library == "recforge")
     words = len(corpus(name)[1])
     benchmark.extra_info["words"] = words
     benchmark.extra_info["words_trained"] = int(trained)

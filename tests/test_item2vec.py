@@ -60,13 +60,41 @@ def test_planted_clusters_are_recovered(algorithm):
     assert np.mean(ids // 6 == (np.arange(24) // 6)[:, None]) >= 0.95
 
 
-def test_bit_identical_at_one_thread_and_seed_matters():
+@pytest.mark.parametrize("shared_negatives", [True, False])
+def test_bit_identical_at_one_thread_and_seed_matters(shared_negatives):
     data = contract_interactions()
-    a = Item2Vec(vector_size=8, epochs=3, n_threads=1, random_state=3).fit(data).item_vectors_
-    b = Item2Vec(vector_size=8, epochs=3, n_threads=1, random_state=3).fit(data).item_vectors_
-    c = Item2Vec(vector_size=8, epochs=3, n_threads=1, random_state=4).fit(data).item_vectors_
+
+    def vectors(seed):
+        model = Item2Vec(
+            vector_size=8,
+            epochs=3,
+            shared_negatives=shared_negatives,
+            n_threads=1,
+            random_state=seed,
+        )
+        return model.fit(data).item_vectors_
+
+    a, b, c = vectors(3), vectors(3), vectors(4)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_shared_negatives_is_skipgram_only():
+    data = contract_interactions()
+
+    def vectors(algorithm, shared_negatives):
+        model = Item2Vec(
+            vector_size=8,
+            epochs=3,
+            algorithm=algorithm,
+            shared_negatives=shared_negatives,
+            n_threads=1,
+            random_state=0,
+        )
+        return model.fit(data).item_vectors_
+
+    assert not np.array_equal(vectors("skipgram", True), vectors("skipgram", False))
+    np.testing.assert_array_equal(vectors("cbow", True), vectors("cbow", False))
 
 
 def test_user_sequences_and_callback():
@@ -115,6 +143,7 @@ def test_word2vec_format_round_trip_and_gensim(tmp_path):
         ({"recency_decay": 0.0}, ValueError),
         ({"sample": -1.0}, ValueError),
         ({"epochs": 0}, ValueError),
+        ({"shared_negatives": "no"}, TypeError),
     ],
 )
 def test_bad_params(params, error):
@@ -144,10 +173,15 @@ def test_quality_defaults_beat_popularity(movielens_split):
 
 @pytest.mark.data
 @pytest.mark.oracle
-@pytest.mark.parametrize("algorithm", ["cbow", "skipgram"])
-def test_quality_equals_gensim_at_its_parameters(movielens_split, algorithm):
+@pytest.mark.parametrize(
+    "algorithm, shared_negatives",
+    [("cbow", True), ("skipgram", True), ("skipgram", False)],
+    ids=["cbow", "skipgram", "skipgram-pairwise-negatives"],
+)
+def test_quality_equals_gensim_at_its_parameters(movielens_split, algorithm, shared_negatives):
     """Same algorithm, same data, gensim's parameters, same scoring (last 5 items, cosine): NDCG within 0.003
-    (means over 3 seeds each)."""
+    (means over 3 seeds each). Skip-gram with negatives shared per window (our default) and pair by
+    pair (gensim's way)."""
     gensim_models = pytest.importorskip("gensim.models")
     from recforge.evaluate import evaluate_recall
 
@@ -166,6 +200,7 @@ def test_quality_equals_gensim_at_its_parameters(movielens_split, algorithm):
         "n_recent": 5,
         "recency_decay": 1.0,
         "algorithm": algorithm,
+        "shared_negatives": shared_negatives,
     }
     ours, theirs = [], []
     for seed in range(3):

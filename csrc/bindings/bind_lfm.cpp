@@ -4,16 +4,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "arrays.hpp"
 #include "recforge/lfm.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
-using F32 = py::array_t<float, py::array::c_style>;
-using F64 = py::array_t<double, py::array::c_style>;
-using I32 = py::array_t<int32_t, py::array::c_style>;
-using I64 = py::array_t<int64_t, py::array::c_style>;
+using namespace recforge::bindings;  // F32, F64, I32, I64
 
 recforge::LfmConfig make_config(int loss, float lr, float reg_user, float reg_item, float reg_bias,
                                 bool fit_bias) {

@@ -6,16 +6,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "arrays.hpp"
 #include "recforge/sgns.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
-using F32 = py::array_t<float, py::array::c_style>;
-using F64 = py::array_t<double, py::array::c_style>;
-using I32 = py::array_t<int32_t, py::array::c_style>;
-using I64 = py::array_t<int64_t, py::array::c_style>;
+using namespace recforge::bindings;  // F32, F64, I32, I64
 
 void check_vectors(const F32& in_vecs, const F32& out_vecs) {
     if (in_vecs.ndim() != 2 || out_vecs.ndim() != 2 || in_vecs.shape(0) != out_vecs.shape(0) ||
@@ -29,7 +27,8 @@ void check_vectors(const F32& in_vecs, const F32& out_vecs) {
 
 int64_t train_epoch_py(I64 offsets, I32 items, std::optional<F32> keep_prob, F64 neg_weights,
                        F32 in_vecs, F32 out_vecs, int window, int negative, bool cbow, bool basket,
-                       float alpha_start, float alpha_end, uint64_t seed, int n_threads) {
+                       bool shared_negatives, float alpha_start, float alpha_end, uint64_t seed,
+                       int n_threads) {
     check_vectors(in_vecs, out_vecs);
     const int64_t n_items = in_vecs.shape(0);
     if (offsets.ndim() != 1 || offsets.shape(0) < 1)
@@ -56,6 +55,7 @@ int64_t train_epoch_py(I64 offsets, I32 items, std::optional<F32> keep_prob, F64
     cfg.negative = negative;
     cfg.cbow = cbow;
     cfg.basket = basket;
+    cfg.shared_negatives = shared_negatives;
     cfg.alpha_start = alpha_start;
     cfg.alpha_end = alpha_end;
     cfg.seed = seed;
@@ -70,7 +70,7 @@ int64_t train_epoch_py(I64 offsets, I32 items, std::optional<F32> keep_prob, F64
 }
 
 void step_py(F32 in_vecs, F32 out_vecs, int32_t center, I32 contexts, I32 negatives, float lr,
-             bool cbow) {
+             bool cbow, bool shared_negatives) {
     check_vectors(in_vecs, out_vecs);
     const int64_t n_items = in_vecs.shape(0);
     const int dim = static_cast<int>(in_vecs.shape(1));
@@ -90,6 +90,10 @@ void step_py(F32 in_vecs, F32 out_vecs, int32_t center, I32 contexts, I32 negati
         recforge::cbow_update(center, contexts.data(), static_cast<int>(contexts.shape(0)),
                               negatives.data(), n_neg, in, out, dim, lr, neu1.data(), neu1e.data(),
                               rows.data(), g.data());
+    } else if (shared_negatives) {
+        recforge::SharedScratch scratch;
+        recforge::sg_shared_window(center, contexts.data(), static_cast<int>(contexts.shape(0)),
+                                   negatives.data(), n_neg, in, out, dim, lr, scratch);
     } else {
         for (int64_t i = 0; i < contexts.shape(0); ++i)
             recforge::sg_pair(center, contexts.data()[i], negatives.data(), n_neg, in, out, dim, lr,
@@ -111,16 +115,16 @@ void bind_sgns(py::module_& m) {
           py::arg("items").noconvert(), py::arg("keep_prob").noconvert(),
           py::arg("neg_weights").noconvert(), py::arg("in_vecs").noconvert(),
           py::arg("out_vecs").noconvert(), py::arg("window"), py::arg("negative"), py::arg("cbow"),
-          py::arg("basket"), py::arg("alpha_start"), py::arg("alpha_end"), py::arg("seed"),
-          py::arg("n_threads"),
+          py::arg("basket"), py::arg("shared_negatives"), py::arg("alpha_start"),
+          py::arg("alpha_end"), py::arg("seed"), py::arg("n_threads"),
           "One word2vec negative-sampling epoch (skip-gram or CBOW) over sequences, updating "
           "in_vecs/out_vecs in "
           "place. Returns the number of words trained on after subsampling.");
     m.def("sgns_step", &step_py, py::arg("in_vecs").noconvert(), py::arg("out_vecs").noconvert(),
           py::arg("center"), py::arg("contexts").noconvert(), py::arg("negatives").noconvert(),
-          py::arg("lr"), py::arg("cbow"),
+          py::arg("lr"), py::arg("cbow"), py::arg("shared_negatives"),
           "One negative-sampling update on fixed negatives (skip-gram: one pair per context, in "
-          "order).");
+          "order, or with shared_negatives the window's contexts as one block).");
     m.def("sgns_sigmoid", &sigmoid_py, py::arg("x").noconvert(),
           "The trainer's table sigmoid, for tests.");
 }

@@ -18,40 +18,27 @@
 #include "recforge/rng.hpp"
 #include "recforge/simd.hpp"
 
-// The vector loads and stores of the steps (GCC vector extensions) are inlined; no vector crosses
-// a call boundary, so the ABI note about passing 32-byte vectors does not apply.
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
+RECFORGE_SIMD_BEGIN
 
 namespace recforge {
 
 enum class LfmLoss : int { squared = 0, logistic = 1, bpr = 2 };
 
-// The step helpers must be inlined into the trainer's per-ISA clones (RECFORGE_HOT_CLONES): called
-// out of line they would be compiled for the baseline ISA only.
-#if defined(__GNUC__)
-#define RECFORGE_LFM_INLINE inline __attribute__((always_inline))
-#else
-#define RECFORGE_LFM_INLINE inline
-#endif
-
 // sigmoid(x) and log(1 + exp(-|x|)) from one exp(-|x|): log(1 + exp(-x)) = that + max(-x, 0).
-RECFORGE_LFM_INLINE void logistic_terms(float x, float& sigmoid, float& log1p_exp_neg_abs) {
+RECFORGE_ALWAYS_INLINE void logistic_terms(float x, float& sigmoid, float& log1p_exp_neg_abs) {
     const float e = std::exp(-std::min(40.0f, std::abs(x)));
     log1p_exp_neg_abs = std::log1p(e);
     sigmoid = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
 // p . (a - b), 8 lanes with the fixed order of recforge::dot.
-RECFORGE_LFM_INLINE float dot_diff(const float* p, const float* a, const float* b, int k) {
+RECFORGE_ALWAYS_INLINE float dot_diff(const float* p, const float* a, const float* b, int k) {
     int f = 0;
     float x;
 #if defined(__GNUC__)
     f32x8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
     for (; f + 8 <= k; f += 8) acc += load8(p + f) * (load8(a + f) - load8(b + f));
-    x = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    x = hsum8(acc);
 #else
     x = 0.0f;
 #endif
@@ -75,8 +62,8 @@ struct LfmConfig {
 
 // Pointwise step on (p, q, b) with label y; returns the loss before the step (regularisation
 // excluded). p and q are rows of different arrays (never overlapping).
-RECFORGE_LFM_INLINE double lfm_pointwise_step(float* __restrict p, float* __restrict q, float* b,
-                                              int k, float y, const LfmConfig& c) {
+RECFORGE_ALWAYS_INLINE double lfm_pointwise_step(float* __restrict p, float* __restrict q, float* b,
+                                                 int k, float y, const LfmConfig& c) {
     const float s = dot(p, q, k) + (c.fit_bias ? *b : 0.0f);
     float e;
     double loss;
@@ -109,9 +96,9 @@ RECFORGE_LFM_INLINE double lfm_pointwise_step(float* __restrict p, float* __rest
 
 // BPR step on user p, positive (qi, bi), negative (qj, bj); returns -log sig(x_uij) before the
 // step. p, qi and qj never overlap (j != i: negatives are never items the user touched).
-RECFORGE_LFM_INLINE double lfm_bpr_step(float* __restrict p, float* __restrict qi,
-                                        float* __restrict qj, float* bi, float* bj, int k,
-                                        const LfmConfig& c) {
+RECFORGE_ALWAYS_INLINE double lfm_bpr_step(float* __restrict p, float* __restrict qi,
+                                           float* __restrict qj, float* bi, float* bj, int k,
+                                           const LfmConfig& c) {
     float x = dot_diff(p, qi, qj, k);
     if (c.fit_bias) x += *bi - *bj;
     float sig, l;
@@ -143,7 +130,7 @@ RECFORGE_LFM_INLINE double lfm_bpr_step(float* __restrict p, float* __restrict q
 // Whether the sorted row[0:len] holds x: a binary search whose steps are conditional moves, not
 // branches (whether a random negative sorts left or right of a probe is a coin flip the branch
 // predictor loses half the time).
-RECFORGE_LFM_INLINE bool sorted_contains(const int32_t* row, int64_t len, int32_t x) {
+RECFORGE_ALWAYS_INLINE bool sorted_contains(const int32_t* row, int64_t len, int32_t x) {
     if (len <= 0) return false;
     while (len > 1) {
         const int64_t half = len / 2;
@@ -284,6 +271,4 @@ inline LfmEpochResult lfm_train_epoch(const int32_t* pos_users, const int32_t* p
 
 }  // namespace recforge
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+RECFORGE_SIMD_END

@@ -13,13 +13,7 @@
 #include "recforge/rng.hpp"
 #include "recforge/simd.hpp"
 
-// The update helpers must be inlined into the trainer's per-ISA clones (RECFORGE_HOT_CLONES):
-// called out of line they would be compiled for the baseline ISA only.
-#if defined(__GNUC__)
-#define RECFORGE_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define RECFORGE_ALWAYS_INLINE inline
-#endif
+RECFORGE_SIMD_BEGIN
 
 namespace recforge {
 
@@ -56,8 +50,6 @@ inline const SigmoidTable& sigmoid_table() {
 RECFORGE_ALWAYS_INLINE void dot_rows(const float* l1, float* const* rows, int n, int dim,
                                      float* out) {
 #if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
     int d = 0;
     for (; d + 2 <= n; d += 2) {
         const float *r0 = rows[d], *r1 = rows[d + 1];
@@ -68,8 +60,7 @@ RECFORGE_ALWAYS_INLINE void dot_rows(const float* l1, float* const* rows, int n,
             a0 += l * load8(r0 + i);
             a1 += l * load8(r1 + i);
         }
-        float s0 = ((a0[0] + a0[4]) + (a0[1] + a0[5])) + ((a0[2] + a0[6]) + (a0[3] + a0[7]));
-        float s1 = ((a1[0] + a1[4]) + (a1[1] + a1[5])) + ((a1[2] + a1[6]) + (a1[3] + a1[7]));
+        float s0 = hsum8(a0), s1 = hsum8(a1);
         for (; i < dim; ++i) {
             s0 += l1[i] * r0[i];
             s1 += l1[i] * r1[i];
@@ -78,7 +69,6 @@ RECFORGE_ALWAYS_INLINE void dot_rows(const float* l1, float* const* rows, int n,
         out[d + 1] = s1;
     }
     if (d < n) out[d] = dot(l1, rows[d], dim);
-#pragma GCC diagnostic pop
 #else
     for (int d = 0; d < n; ++d) out[d] = dot(l1, rows[d], dim);
 #endif
@@ -92,8 +82,6 @@ template <bool ADD_TO_INPUT>
 RECFORGE_ALWAYS_INLINE void ns_apply(float* l1, float* const* rows, const float* g, int n, int dim,
                                      float* neu1e) {
 #if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
     int j = 0;
     for (; j + 8 <= dim; j += 8) {
         const f32x8 l = load8(l1 + j);
@@ -109,7 +97,6 @@ RECFORGE_ALWAYS_INLINE void ns_apply(float* l1, float* const* rows, const float*
         else
             store8(neu1e + j, e);
     }
-#pragma GCC diagnostic pop
 #else
     int j = 0;
 #endif
@@ -172,6 +159,147 @@ RECFORGE_ALWAYS_INLINE void sg_pair(int32_t center, int32_t context, const int32
                                     float lr, float* neu1e, float** rows, float* g) {
     ns_update<true>(in_vecs + static_cast<int64_t>(context) * dim, center, neg, negative, out_vecs,
                     dim, lr, neu1e, rows, g);
+}
+
+// ---- skip-gram with negatives shared by a window (pWord2Vec: Ji et al. 2016, "Parallelizing
+// Word2Vec in Shared and Distributed Memory") ----------------------------------------------------
+//
+// The input vectors of a window's contexts each predict the centre against the same negatives, so
+// the window's pairs form one block: the dot products of (contexts x outputs) rows, then every row
+// moves by -lr x its gradient of the block's summed loss, all taken at the values before the block.
+// Each row is read and written once per block instead of once per pair, and the window draws
+// `negative` negatives instead of `negative` per context.
+
+// Most output rows (the centre and distinct negatives) and contexts in one block; a window with
+// more contexts, or more distinct negatives, is trained as several blocks in turn.
+constexpr int SHARED_MAX_OUTPUTS = 8;
+constexpr int SHARED_MAX_CONTEXTS = 32;
+
+// Scratch of the shared-negatives update (one per trainer thread).
+struct SharedScratch {
+    float* in_rows[SHARED_MAX_CONTEXTS];
+    float in_weight[SHARED_MAX_CONTEXTS];
+    float* out_rows[SHARED_MAX_OUTPUTS];
+    float out_weight[SHARED_MAX_OUTPUTS];
+    float g[SHARED_MAX_CONTEXTS * SHARED_MAX_OUTPUTS];
+};
+
+// rows[0..n) with weights: `row` gets weight 1 at the end, or adds 1 to the weight of its earlier
+// copy (a repeated row's gradients at the same point sum to weight x one gradient). Returns n.
+RECFORGE_ALWAYS_INLINE int add_distinct_row(float** rows, float* weight, int n, float* row) {
+    for (int i = 0; i < n; ++i)
+        if (rows[i] == row) {
+            weight[i] += 1.0f;
+            return n;
+        }
+    rows[n] = row;
+    weight[n] = 1.0f;
+    return n + 1;
+}
+
+// in[c] += sum_k g[c][k] out[k] and out[k] += sum_c g[c][k] in[c] for the K (distinct) output rows
+// and n_in (distinct) input rows, every term from the values before the call, one column block at
+// a time with the block's output rows and their updates held in registers. g is (n_in x K).
+template <int K>
+RECFORGE_ALWAYS_INLINE void shared_rank_updates(float* const* in, int n_in, float* const* out,
+                                                const float* g, int dim) {
+    int j = 0;
+#if defined(__GNUC__)
+    for (; j + 8 <= dim; j += 8) {
+        f32x8 o[K], acc[K];
+        for (int k = 0; k < K; ++k) {
+            o[k] = load8(out[k] + j);
+            acc[k] = f32x8{0, 0, 0, 0, 0, 0, 0, 0};
+        }
+        for (int c = 0; c < n_in; ++c) {
+            const f32x8 x = load8(in[c] + j);
+            f32x8 e = {0, 0, 0, 0, 0, 0, 0, 0};
+            for (int k = 0; k < K; ++k) {
+                const float gk = g[c * K + k];
+                const f32x8 gv = {gk, gk, gk, gk, gk, gk, gk, gk};
+                e += gv * o[k];
+                acc[k] += gv * x;
+            }
+            store8(in[c] + j, x + e);
+        }
+        for (int k = 0; k < K; ++k) store8(out[k] + j, o[k] + acc[k]);
+    }
+#endif
+    for (; j < dim; ++j) {
+        float o[K], acc[K];
+        for (int k = 0; k < K; ++k) {
+            o[k] = out[k][j];
+            acc[k] = 0.0f;
+        }
+        for (int c = 0; c < n_in; ++c) {
+            const float x = in[c][j];
+            float e = 0.0f;
+            for (int k = 0; k < K; ++k) {
+                e += g[c * K + k] * o[k];
+                acc[k] += g[c * K + k] * x;
+            }
+            in[c][j] = x + e;
+        }
+        for (int k = 0; k < K; ++k) out[k][j] = o[k] + acc[k];
+    }
+}
+
+// shared_rank_updates<n_out> for 1 <= n_out <= K: the block's width as a compile-time constant, so
+// that its output rows and their updates stay in registers.
+template <int K>
+RECFORGE_ALWAYS_INLINE void shared_rank_updates_upto(int n_out, float* const* in, int n_in,
+                                                     float* const* out, const float* g, int dim) {
+    if constexpr (K > 1)
+        if (n_out < K) return shared_rank_updates_upto<K - 1>(n_out, in, n_in, out, g, dim);
+    shared_rank_updates<K>(in, n_in, out, g, dim);
+}
+
+// One block: input rows s.in_rows[0..n_in) against output rows s.out_rows[0..n_out), the first of
+// them the positive when `has_positive`; weights as add_distinct_row left them.
+RECFORGE_ALWAYS_INLINE void shared_block(SharedScratch& s, int n_in, int n_out, bool has_positive,
+                                         int dim, float lr) {
+    const SigmoidTable& sig = sigmoid_table();
+    for (int c = 0; c < n_in; ++c) {
+        float* gc = s.g + c * n_out;
+        dot_rows(s.in_rows[c], s.out_rows, n_out, dim, gc);
+        for (int k = 0; k < n_out; ++k) {
+            const float label = (has_positive && k == 0) ? 1.0f : 0.0f;
+            gc[k] = (label - sig(gc[k])) * lr * (s.in_weight[c] * s.out_weight[k]);
+        }
+    }
+    shared_rank_updates_upto<SHARED_MAX_OUTPUTS>(n_out, s.in_rows, n_in, s.out_rows, s.g, dim);
+}
+
+// Skip-gram window with shared negatives: the input vectors of contexts[0..n_contexts) predict
+// `center` (label 1) against neg[0..negative) (label 0; a negative equal to `center` is skipped, a
+// repeated one counts with its multiplicity). Contexts are taken SHARED_MAX_CONTEXTS at a time and
+// outputs SHARED_MAX_OUTPUTS at a time (the centre in the first group), each group one block that
+// sees the updates of the blocks before it.
+RECFORGE_ALWAYS_INLINE void sg_shared_window(int32_t center, const int32_t* contexts,
+                                             int n_contexts, const int32_t* neg, int negative,
+                                             float* in_vecs, float* out_vecs, int dim, float lr,
+                                             SharedScratch& s) {
+    for (int c0 = 0; c0 < n_contexts; c0 += SHARED_MAX_CONTEXTS) {
+        const int c1 = std::min(n_contexts, c0 + SHARED_MAX_CONTEXTS);
+        int n_in = 0;
+        for (int c = c0; c < c1; ++c)
+            n_in = add_distinct_row(s.in_rows, s.in_weight, n_in,
+                                    in_vecs + static_cast<int64_t>(contexts[c]) * dim);
+        int d = 0;  // the next negative
+        for (bool first = true; first || d < negative; first = false) {
+            int n_out = 0;
+            if (first) {
+                s.out_rows[0] = out_vecs + static_cast<int64_t>(center) * dim;
+                s.out_weight[0] = 1.0f;
+                n_out = 1;
+            }
+            for (; d < negative && n_out < SHARED_MAX_OUTPUTS; ++d)
+                if (neg[d] != center)
+                    n_out = add_distinct_row(s.out_rows, s.out_weight, n_out,
+                                             out_vecs + static_cast<int64_t>(neg[d]) * dim);
+            if (n_out > 0) shared_block(s, n_in, n_out, first, dim, lr);
+        }
+    }
 }
 
 // CBOW: the mean of the contexts' input vectors predicts `center`; each context gets the full
@@ -241,9 +369,10 @@ struct SgnsConfig {
     int window = 5;
     int negative = 5;
     bool cbow = false;
-    bool basket = false;         // window = the whole sequence
-    float alpha_start = 0.025f;  // learning rate at the first word of the epoch
-    float alpha_end = 0.025f;    // ... and after its last word (linear in between)
+    bool basket = false;            // window = the whole sequence
+    bool shared_negatives = false;  // skip-gram: one set of negatives per window (sg_shared_window)
+    float alpha_start = 0.025f;     // learning rate at the first word of the epoch
+    float alpha_end = 0.025f;       // ... and after its last word (linear in between)
     uint64_t seed = 0;
     int n_threads = 1;
     int64_t block_words = 2000;  // sequences are grouped into blocks of about this many words
@@ -263,6 +392,7 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
     std::vector<float> neu1(static_cast<size_t>(dim)), neu1e(static_cast<size_t>(dim));
     std::vector<float*> rows(static_cast<size_t>(cfg.negative) + 1);
     std::vector<float> g(static_cast<size_t>(cfg.negative) + 1);
+    SharedScratch shared;
     std::vector<int32_t> sent, ctx;
     int64_t count = 0;
     for (int64_t s = s_begin; s < s_end; ++s) {
@@ -290,6 +420,16 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
                 cbow_update(sent[pos], ctx.data(), static_cast<int>(ctx.size()), negs.next(),
                             cfg.negative, in_vecs, out_vecs, dim, lr, neu1.data(), neu1e.data(),
                             rows.data(), g.data());
+            } else if (cfg.shared_negatives) {
+                // the row entering the next position's widest window
+                if (pos + 1 + cfg.window < n)
+                    prefetch_lines(in_vecs + static_cast<int64_t>(sent[pos + 1 + cfg.window]) * dim,
+                                   dim);
+                ctx.clear();
+                for (int c = lo; c < hi; ++c)
+                    if (c != pos) ctx.push_back(sent[c]);
+                sg_shared_window(sent[pos], ctx.data(), static_cast<int>(ctx.size()), negs.next(),
+                                 cfg.negative, in_vecs, out_vecs, dim, lr, shared);
             } else {
                 for (int c = lo; c < hi; ++c) {
                     if (c + 1 < hi)
@@ -337,3 +477,5 @@ inline int64_t sgns_train_epoch(const int64_t* offsets, int64_t n_seq, const int
 }
 
 }  // namespace recforge
+
+RECFORGE_SIMD_END

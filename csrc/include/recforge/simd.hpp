@@ -12,6 +12,26 @@
 #define RECFORGE_HOT_CLONES
 #endif
 
+// The helpers of the hot loops must be inlined into the trainers' per-ISA clones: called out of
+// line they would be compiled for the baseline ISA only.
+#if defined(__GNUC__)
+#define RECFORGE_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define RECFORGE_ALWAYS_INLINE inline
+#endif
+
+// Around code that uses the 8-lane vectors (GCC vector extensions): every use is inlined and no
+// vector crosses a call boundary, so GCC's note about the ABI of 32-byte vector arguments does not
+// apply.
+#if defined(__GNUC__)
+#define RECFORGE_SIMD_BEGIN \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wpsabi\"")
+#define RECFORGE_SIMD_END _Pragma("GCC diagnostic pop")
+#else
+#define RECFORGE_SIMD_BEGIN
+#define RECFORGE_SIMD_END
+#endif
+
 namespace recforge {
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -28,11 +48,16 @@ inline void prefetch_lines(const float* row, int k) {
         RECFORGE_PREFETCH(reinterpret_cast<const void*>(a));
 }
 
+// The sum of 8 lanes (a vector or an array), in the one order every 8-lane reduction here uses.
+template <class Lanes>
+RECFORGE_ALWAYS_INLINE float hsum8(const Lanes& a) {
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
 // Dot product and axpy on float vectors, 8 lanes at a time with a fixed order of partial sums
 // (vectorised without -ffast-math; the same result on every run of the same binary).
 #if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
+RECFORGE_SIMD_BEGIN
 typedef float f32x8 __attribute__((vector_size(32)));
 
 inline f32x8 load8(const float* p) {
@@ -47,7 +72,7 @@ inline float dot(const float* a, const float* b, int n) {
     f32x8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
     for (; i + 8 <= n; i += 8) acc += load8(a + i) * load8(b + i);
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    float s = hsum8(acc);
     for (; i < n; ++i) s += a[i] * b[i];
     return s;
 }
@@ -58,14 +83,14 @@ inline void axpy(float alpha, const float* x, float* y, int n) {
     for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + va * load8(x + i));
     for (; i < n; ++i) y[i] += alpha * x[i];
 }
-#pragma GCC diagnostic pop
+RECFORGE_SIMD_END
 #else
 inline float dot(const float* a, const float* b, int n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
         for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    float s = hsum8(acc);
     for (; i < n; ++i) s += a[i] * b[i];
     return s;
 }

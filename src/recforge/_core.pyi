@@ -7,7 +7,8 @@ Regenerate (and clean) after changing a binding in ``csrc/bindings``.
 
 from __future__ import annotations
 
-from typing import overload
+from types import ModuleType
+from typing import NamedTuple, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -225,9 +226,10 @@ def sgns_step(
     negatives: NDArray[np.int32],
     lr: float,
     cbow: bool,
+    shared_negatives: bool,
 ) -> None:
     """One negative-sampling update on fixed negatives (skip-gram: one pair per context, in
-    order).
+    order, or with shared_negatives the window's contexts as one block).
     """
 
 def sgns_train_epoch(
@@ -241,6 +243,7 @@ def sgns_train_epoch(
     negative: int,
     cbow: bool,
     basket: bool,
+    shared_negatives: bool,
     alpha_start: float,
     alpha_end: float,
     seed: int,
@@ -277,3 +280,87 @@ def topk_rows(
     Excluded, NaN and -inf items are skipped; rows are padded with -1 / -inf.
     Returns (indices int64 (n_rows, k), scores (n_rows, k), number of NaN scores).
     """
+
+constants: ModuleType
+"""Constants shared by the C++ kernels and Python (missing bin, bin count, objective codes)."""
+
+class GBDTSplits(NamedTuple):
+    """Best split per node (each field (n_nodes,)); feature -1: no split."""
+
+    feature: NDArray[np.int32]
+    threshold: NDArray[np.int32]
+    default_left: NDArray[np.uint8]
+    loss_chg: NDArray[np.float64]
+    left_g: NDArray[np.float64]
+    left_h: NDArray[np.float64]
+
+class GBDTLeafwiseTree(NamedTuple):
+    """One best-first tree: node arrays, each leaf's node and positions in the node-ordered data."""
+
+    nodes: dict[str, NDArray]
+    leaf_node: NDArray[np.int32]
+    leaf_start: NDArray[np.int64]
+    leaf_end: NDArray[np.int64]
+    swapped: bool
+
+def gbdt_grow_depthwise(
+    Xn: NDArray[np.uint8],
+    ghn: NDArray[np.float32],
+    rows: NDArray[np.int32],
+    other_X: NDArray[np.uint8],
+    other_gh: NDArray[np.float32],
+    other_rows: NDArray[np.int32],
+    n_bins: NDArray[np.int32],
+    is_categorical: NDArray[np.uint8],
+    feature_mask: NDArray[np.uint8] | None,
+    max_depth: int,
+    min_child_weight: float,
+    reg_lambda: float,
+    gamma: float,
+    learning_rate: float,
+    swap_rows: int,
+    hist_ws: NDArray[np.float64],
+    raw: NDArray[np.float64],
+    n_threads: int = 1,
+) -> tuple[dict[str, NDArray], bool]:
+    """Grow one depth-wise tree on node-ordered data and add its leaf values to raw -> (node
+    arrays, swapped: the data ended in the other buffers)."""
+
+def gbdt_grow_leafwise(
+    Xn: NDArray[np.uint8],
+    ghn: NDArray[np.float32],
+    rows: NDArray[np.int32],
+    other_X: NDArray[np.uint8],
+    other_gh: NDArray[np.float32],
+    other_rows: NDArray[np.int32],
+    n_bins: NDArray[np.int32],
+    is_categorical: NDArray[np.uint8],
+    feature_mask: NDArray[np.uint8] | None,
+    max_leaves: int,
+    max_depth: int,
+    min_child_weight: float,
+    reg_lambda: float,
+    gamma: float,
+    learning_rate: float,
+    swap_rows: int,
+    index_bytes: int,
+    n_threads: int = 1,
+) -> GBDTLeafwiseTree:
+    """Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves once,
+    at the end) on node-ordered data."""
+
+def gbdt_rank_gradients(
+    objective: int,
+    raw: NDArray[np.float64],
+    y: NDArray[np.float32],
+    group_ptr: NDArray[np.int64],
+    group_weight: NDArray[np.float32] | None,
+    gh: NDArray[np.float32],
+    top_k: int = 32,
+    normalize: bool = True,
+    score_normalize: bool = True,
+    exp_gain: bool = True,
+    n_threads: int = 1,
+) -> None:
+    """Fill gh (n, 2) float32 with the LambdaMART gradient/hessian of rank:pairwise or rank:ndcg
+    per query group (rows group_ptr[g]:group_ptr[g+1]); see rank_objective.hpp."""

@@ -34,7 +34,8 @@ ext_modules = [
         "recforge._core",
         sorted(glob("csrc/bindings/*.cpp")),
         include_dirs=["csrc/include"],
-        depends=sorted(glob("csrc/include/recforge/*.hpp")),  # rebuild when a kernel header changes
+        # rebuild when a kernel header or the bindings' shared header changes
+        depends=sorted(glob("csrc/include/recforge/*.hpp") + glob("csrc/bindings/*.hpp")),
         cxx_std=17,
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -62,6 +63,26 @@ def _popularity_of(model) -> Popularity:
     return Popularity(n_threads=1).fit(data)
 
 
+def _numba_is_thread_safe() -> bool:
+    """Numba can run parallel kernels from several threads at once: its threading layer is (or
+    will be) TBB or OpenMP, not the workqueue fallback that aborts on concurrent launches."""
+    import importlib
+
+    import numba
+
+    forced = str(numba.config.THREADING_LAYER).lower()
+    if forced == "workqueue":
+        return False
+    candidates = {"tbb": ["tbbpool"], "omp": ["omppool"]}.get(forced, ["tbbpool", "omppool"])
+    for name in candidates:
+        try:
+            importlib.import_module(f"numba.np.ufunc.{name}")
+            return True
+        except ImportError:
+            continue
+    return False
+
+
 def _as_user_id(user_id):
     if isinstance(user_id, (bool, np.bool_)) or not isinstance(user_id, (int, np.integer, str)):
         raise TypeError(f"user_id must be an int or a str, got {type(user_id).__name__}")
@@ -82,11 +103,11 @@ class Recommender:
     items the model does not know are ignored); with neither, the popularity of the model's
     stored interactions answers. A list shorter than ``k`` is filled up from popularity.
 
-    Calls into the model are serialised by a lock: Numba's workqueue threading layer (its
-    fallback without TBB or OpenMP) aborts the process on concurrent parallel calls, and one
-    request's work is a few milliseconds at most. Many server threads can
-    share one ``Recommender``; replacing the model means building a new one and swapping the
-    reference (in-flight requests finish on the old one).
+    Everything a request reads is built at construction and never changed, so many server
+    threads share one ``Recommender`` and call it at the same time, without a lock (the one
+    exception: when Numba has only its workqueue threading layer, which aborts the process on
+    concurrent parallel calls, calls into the model are serialised). Replacing the model means
+    building a new one and swapping the reference (in-flight requests finish on the old one).
 
     Parameters
     ----------
@@ -124,8 +145,9 @@ class Recommender:
         "_backfill",
         "_file",
         "_index",
+        "_calls",
+        "_frozen",
         "_items",
-        "_lock",
         "_model",
         "_plan",
         "_popularity",
@@ -168,7 +190,8 @@ class Recommender:
         self._plan = self._single = None
         if fastpath or index == "ann":
             self._plan, self._single = self._request_plan(model, index)
-        self._lock = threading.Lock()  # set last: from here on the object is immutable
+        self._calls = contextlib.nullcontext() if _numba_is_thread_safe() else threading.Lock()
+        self._frozen = True  # set last: from here on the object is immutable
         if warm:
             self._warm()
 
@@ -226,7 +249,7 @@ class Recommender:
         return len(self._model.user_map_)
 
     def __setattr__(self, name, value):
-        if hasattr(self, "_lock"):
+        if hasattr(self, "_frozen"):
             raise AttributeError(
                 "a Recommender is immutable; build a new one to serve another model"
             )
@@ -269,7 +292,7 @@ class Recommender:
             history_idx = history_idx[history_idx >= 0]
         timings["lookup"] = (time.perf_counter() - t0) * 1e3
 
-        with self._lock:
+        with self._calls:
             t1 = time.perf_counter()
             plan_path = None
             if self._plan is not None:
@@ -349,7 +372,7 @@ class Recommender:
         if isinstance(item_id, (bool, np.bool_)) or not isinstance(item_id, (int, np.integer, str)):
             raise TypeError(f"item_id must be an int or a str, got {type(item_id).__name__}")
         k = check_int(k, "k", min_value=1)
-        with self._lock:
+        with self._calls:
             items, scores = self._model.similar_items(item_id, k)
         return _real(items, scores)
 

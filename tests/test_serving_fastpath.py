@@ -1,7 +1,11 @@
 """The staged request path (RequestPlan, the Cython id index and top-k) returns exactly what the
 public-method path returns, for every request kind."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+import pandas as pd
 import pytest
 from recforge.serving._fastpath import IdIndex, topk_excluding
 
@@ -34,19 +38,28 @@ def _string_ids(data):
     )
 
 
-@pytest.fixture(scope="module", params=["int", "str"])
+@pytest.fixture(scope="module", params=["int", "str", "genres"])
 def pipeline(request):
     data = synthetic_log(n_users=60, n_items=40, seed=1)
     if request.param == "str":
         data = _string_ids(data)
+    fit_params = {}
+    if request.param == "genres":  # genre columns, the genre profile (decayed) and genre match
+        rng = np.random.default_rng(5)
+        fit_params["item_features"] = pd.DataFrame(
+            (rng.random((data.n_items, 4)) < 0.4) * rng.random((data.n_items, 4)),
+            index=data.item_map.ids,
+            columns=["a", "b", "c", "d"],
+        )
     model = TwoStage(
         _sources(),
         quotas=6,
         ranker=GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0),
+        genre_decay=0.01 if request.param == "genres" else 0.0,
         n_threads=1,
         random_state=0,
     )
-    return model.fit(data)
+    return model.fit(data, **fit_params)
 
 
 def _requests(model, seed=0):
@@ -79,6 +92,37 @@ def test_the_staged_path_answers_exactly_like_the_public_methods(pipeline):
         assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
         paths.add(a.path)
     assert paths == {"user", "history", "popularity"}
+
+
+def test_the_compiled_feature_rows_are_the_pipelines_feature_rows(pipeline):
+    plan = Recommender(pipeline, warm=False)._plan
+    for user in pipeline.user_map_.ids[:15].tolist():
+        cands, X = pipeline.features([user])
+        u = pipeline.user_map_.index(user)
+        got = plan._features(cands, u, None)
+        np.testing.assert_array_equal(got, X, err_msg=str(user))
+        raw = pipeline.ranker_.predict_proba(X)[:, 1].astype(np.float32)
+        if plan._scorer is not None:
+            from recforge.rank._base import _expit
+
+            np.testing.assert_array_equal(_expit(plan._scorer.raw(got)).astype(np.float32), raw)
+
+
+def test_concurrent_recommend_one_calls_answer_like_serial_ones(pipeline):
+    rec = Recommender(pipeline, warm=False)
+    bodies = _requests(pipeline, seed=3)
+    serial = [rec.recommend_one(**body) for body in bodies]
+    barrier = threading.Barrier(8)
+
+    def worker(_):
+        barrier.wait()
+        return [[rec.recommend_one(**body) for body in bodies] for _ in range(2)]
+
+    with ThreadPoolExecutor(8) as pool:
+        for rounds in pool.map(worker, range(8)):
+            for answers in rounds:
+                for got, want in zip(answers, serial):
+                    assert (got.items, got.scores, got.path) == (want.items, want.scores, want.path)
 
 
 def test_the_staged_path_times_every_stage_and_names_the_sources(pipeline):

@@ -107,17 +107,18 @@ class SourcePath:
             from ..kernels.neighbors import two_hop_topk
 
             mask_u8 = np.zeros(model.n_items_, np.uint8) if mask is None else mask.view(np.uint8)
-            idx, val = two_hop_topk(
-                np.array([u], np.int64),
-                *self._two_hop[0],
-                *self._two_hop[1],
-                model.n_items_,
-                np.array([0, len(seen)], np.int64),
-                seen.astype(np.int32),
-                np.ascontiguousarray(mask_u8),
-                int(depth),
-                1,
-            )
+            with numba_threads(1):  # a parallel kernel: one row, on the calling thread only
+                idx, val = two_hop_topk(
+                    np.array([u], np.int64),
+                    *self._two_hop[0],
+                    *self._two_hop[1],
+                    model.n_items_,
+                    np.array([0, len(seen)], np.int64),
+                    seen.astype(np.int32),
+                    np.ascontiguousarray(mask_u8),
+                    int(depth),
+                    1,
+                )
             return idx[0], val[0]
         if not self._dense:
             idx, val = model._topk_users(np.array([u], np.int64), depth, True, mask)

@@ -137,7 +137,26 @@ class SourcePath:
             val = np.concatenate([val, np.full(depth - work, -np.inf, np.float32)])
         return idx, val
 
-    def history(self, history, depth: int, excluded_ids: list) -> tuple[np.ndarray, np.ndarray]:
+    def history(self, item_idx, history, depth: int, excluded_ids: list, mask):
+        """Top ``depth`` for a fresh user's history (internal ``item_idx``, external ``history``),
+        as ``recommend_from_history`` computes it: internal indices, -1 / -inf pads."""
+        model = self.model
+        if isinstance(model, RecallModel) and (
+            type(model).recommend_from_history is RecallModel.recommend_from_history
+        ):
+            excluded = np.zeros(model.n_items_, np.uint8) if mask is None else mask.astype(np.uint8)
+            excluded[item_idx] = 1
+            if self._order is not None:  # popularity: the same row for every history
+                idx = ordered_topk(self._order, excluded, depth)
+                return idx, np.where(idx >= 0, self._pop_scores[idx], -np.inf).astype(np.float32)
+            weights = np.ones(len(item_idx), np.float32)
+            scores = np.asarray(model._score_history(item_idx, weights), np.float32).reshape(-1)
+            work = min(depth, model.n_items_)
+            idx, val = topk_excluding(np.ascontiguousarray(scores), work, excluded)
+            if work < depth:
+                idx = np.concatenate([idx, np.full(depth - work, -1, np.int64)])
+                val = np.concatenate([val, np.full(depth - work, -np.inf, np.float32)])
+            return idx, val
         ids, val = self.model.recommend_from_history(
             history, k=depth, filter_seen=True, filter_items=excluded_ids
         )
@@ -293,12 +312,19 @@ class RequestPlan:
             cands = self._recall(lambda source, depth: source.user(u, depth, mask), k, timings)
             return self._rank(cands, u, None, k, timings, explain)
 
-    def history(self, item_idx, history_ids, k: int, excluded_ids: list, timings, explain=False):
+    def history(
+        self, item_idx, history_ids, k: int, excluded_ids: list, timings, explain=False, mask=None
+    ):
         """Top ``k`` for a fresh user whose known recent items are ``item_idx`` (internal, oldest
-        first) with external ids ``history_ids``."""
+        first) with external ids ``history_ids``; ``mask`` bool (n_items,): ``excluded_ids``."""
+        item_idx = np.ascontiguousarray(item_idx, np.int64)
         with one_thread():
             cands = self._recall(
-                lambda source, depth: source.history(history_ids, depth, excluded_ids), k, timings
+                lambda source, depth: source.history(
+                    item_idx, history_ids, depth, excluded_ids, mask
+                ),
+                k,
+                timings,
             )
             n = len(item_idx)
             history = (

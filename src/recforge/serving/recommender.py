@@ -319,7 +319,7 @@ class Recommender:
                     idx, val, found = self._plan.user(user_idx, k, mask, timings, explain)
                 else:
                     idx, val, found = self._plan.history(
-                        history_idx, history, k, excluded, timings, explain
+                        history_idx, history, k, excluded, timings, explain, mask
                     )
                 items = self._model.item_map_.ids[idx].tolist()
                 scores = val.astype(float).tolist()

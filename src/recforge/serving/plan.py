@@ -78,10 +78,9 @@ class SourcePath:
 
     @property
     def compiled(self) -> bool:
-        """True when :meth:`user` touches no BLAS and no parallel Numba kernel."""
-        return (
-            self._ann is None
-            and (self._two_hop is not None or self._targets_t is not None or self._order is not None)
+        """True when :meth:`user` calls no BLAS and runs every kernel on the calling thread."""
+        return self._ann is None and (
+            self._two_hop is not None or self._targets_t is not None or self._order is not None
         )
 
     def _scores(self, u: int) -> np.ndarray:

@@ -143,10 +143,10 @@ class Recommender:
 
     __slots__ = (
         "_backfill",
-        "_file",
-        "_index",
         "_calls",
+        "_file",
         "_frozen",
+        "_index",
         "_items",
         "_model",
         "_plan",

@@ -56,6 +56,7 @@ class SourcePath:
         self.model = model
         self._items = items
         self._ann = ann
+        self._n_items = model.n_items_
         self._dense = type(model)._topk_users is RecallModel._topk_users
         self._targets = self._two_hop = None
         if getattr(model, "_fused", False) and callable(getattr(model, "_two_hop", None)):
@@ -105,31 +106,31 @@ class SourcePath:
         if self._two_hop is not None:
             from ..kernels.neighbors import two_hop_topk
 
-            mask_u8 = np.zeros(model.n_items_, np.uint8) if mask is None else mask.view(np.uint8)
-            with numba_threads(1):  # a parallel kernel: one row, on the calling thread only
-                idx, val = two_hop_topk(
-                    np.array([u], np.int64),
-                    *self._two_hop[0],
-                    *self._two_hop[1],
-                    model.n_items_,
-                    np.array([0, len(seen)], np.int64),
-                    seen.astype(np.int32),
-                    np.ascontiguousarray(mask_u8),
-                    int(depth),
-                    1,
-                )
+            mask_u8 = np.zeros(self._n_items, np.uint8) if mask is None else mask.view(np.uint8)
+            # a parallel kernel: the caller runs it on one Numba thread (see RequestPlan.user)
+            idx, val = two_hop_topk(
+                np.array([u], np.int64),
+                *self._two_hop[0],
+                *self._two_hop[1],
+                self._n_items,
+                np.array([0, len(seen)], np.int64),
+                seen.astype(np.int32),
+                np.ascontiguousarray(mask_u8),
+                int(depth),
+                1,
+            )
             return idx[0], val[0]
         if not self._dense:
             idx, val = model._topk_users(np.array([u], np.int64), depth, True, mask)
             return idx[0], val[0]
-        excluded = np.zeros(model.n_items_, np.uint8) if mask is None else mask.astype(np.uint8)
+        excluded = np.zeros(self._n_items, np.uint8) if mask is None else mask.astype(np.uint8)
         excluded[seen] = 1
         if self._order is not None:
             idx = ordered_topk(self._order, excluded, depth)
             val = np.where(idx >= 0, self._pop_scores[idx], -np.inf).astype(np.float32)
             return idx, val
         scores = np.ascontiguousarray(self._scores(u), np.float32)
-        work = min(depth, model.n_items_)
+        work = min(depth, self._n_items)
         idx, val = topk_excluding(scores, work, excluded)
         if work < depth:
             idx = np.concatenate([idx, np.full(depth - work, -1, np.int64)])
@@ -143,14 +144,14 @@ class SourcePath:
         if isinstance(model, RecallModel) and (
             type(model).recommend_from_history is RecallModel.recommend_from_history
         ):
-            excluded = np.zeros(model.n_items_, np.uint8) if mask is None else mask.astype(np.uint8)
+            excluded = np.zeros(self._n_items, np.uint8) if mask is None else mask.astype(np.uint8)
             excluded[item_idx] = 1
             if self._order is not None:  # popularity: the same row for every history
                 idx = ordered_topk(self._order, excluded, depth)
                 return idx, np.where(idx >= 0, self._pop_scores[idx], -np.inf).astype(np.float32)
             weights = np.ones(len(item_idx), np.float32)
             scores = np.asarray(model._score_history(item_idx, weights), np.float32).reshape(-1)
-            work = min(depth, model.n_items_)
+            work = min(depth, self._n_items)
             idx, val = topk_excluding(np.ascontiguousarray(scores), work, excluded)
             if work < depth:
                 idx = np.concatenate([idx, np.full(depth - work, -1, np.int64)])
@@ -307,7 +308,9 @@ class RequestPlan:
 
     def user(self, u: int, k: int, mask, timings: dict, explain: bool = False):
         """Top ``k`` for internal user ``u``; ``mask`` bool (n_items,) or None (never recommend)."""
-        with contextlib.nullcontext() if self.compiled else one_thread():
+        # one Numba thread (a parallel launch per request waits ~90 ms for busy helpers on a
+        # loaded machine); the BLAS limit only where a source still calls BLAS
+        with numba_threads(1) if self.compiled else one_thread():
             cands = self._recall(lambda source, depth: source.user(u, depth, mask), k, timings)
             return self._rank(cands, u, None, k, timings, explain)
 

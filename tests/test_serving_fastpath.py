@@ -94,6 +94,23 @@ def test_the_staged_path_answers_exactly_like_the_public_methods(pipeline):
     assert paths == {"user", "history", "popularity"}
 
 
+def test_sources_fitted_for_several_threads_are_served_on_one_with_the_same_answers(pipeline):
+    import copy
+
+    threaded = copy.copy(pipeline)
+    threaded.sources_ = {}
+    for name, source in pipeline.sources_.items():
+        threaded.sources_[name] = copy.copy(source)
+        threaded.sources_[name].n_threads = 2
+    fast = Recommender(threaded, warm=False)
+    assert all(s.model.n_threads == 1 for s in fast._plan.sources)
+    assert all(s.n_threads == 2 for s in threaded.sources_.values())  # the model is not changed
+    slow = Recommender(threaded, warm=False, fastpath=False)
+    for body in _requests(pipeline, seed=4)[:21]:
+        a, b = fast.recommend_one(**body), slow.recommend_one(**body)
+        assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
+
+
 def test_the_compiled_feature_rows_are_the_pipelines_feature_rows(pipeline):
     plan = Recommender(pipeline, warm=False)._plan
     for user in pipeline.user_map_.ids[:15].tolist():

@@ -15,6 +15,7 @@ GIL.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 
 import numpy as np
@@ -47,13 +48,27 @@ def one_thread():
         yield
 
 
+def _one_thread_copy(model):
+    """A shallow copy of ``model`` (the fitted arrays shared) with ``n_threads=1``: one request's
+    work on the calling thread (a model fitted with ``n_threads=None`` would open a parallel
+    region per call, which on a loaded machine waits for helper threads and leaves them spinning
+    on the cores the server's threads need); the recommend contract gives the same answers at any
+    ``n_threads``."""
+    if getattr(model, "n_threads", 1) == 1:
+        return model
+    served = copy.copy(model)
+    served.n_threads = 1
+    return served
+
+
 class SourcePath:
     """One recall source on the request path: its top ``depth`` for an internal user (or a history)
     as internal item indices int64 (depth,) with ``-1`` pads and float32 scores with ``-inf`` pads."""
 
     def __init__(self, name: str, model, items: IdIndex, ann=None):
         self.name = name
-        self.model = model
+        self.model = _one_thread_copy(model)
+        model = self.model
         self._items = items
         self._ann = ann
         self._n_items = model.n_items_

@@ -90,6 +90,21 @@ def bench_in_process(rec: Recommender, bodies: list[dict]) -> None:
         print(f"  {stage:18s} {percentiles(ms)}")
 
 
+def bench_threads(rec: Recommender, bodies: list[dict], threads=(1, 2)) -> None:
+    """Requests per second of ``n`` threads sharing one ``Recommender`` (no lock: the compiled
+    stages release the GIL), the whole list of ``bodies`` split between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    print("in-process throughput, threads sharing one Recommender (wall clock):")
+    for n in threads:
+        parts = [bodies[i::n] for i in range(n)]
+        start = time.perf_counter()
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(lambda part: [rec.recommend_one(**b) for b in part], parts))
+        wall = time.perf_counter() - start
+        print(f"  {n} thread(s): {len(bodies) / wall:7.0f} requests/s")
+
+
 def load_generator(
     url: str, bodies: list[dict], rate: float, count: int, max_seconds: float, clients: int
 ) -> dict:
@@ -248,6 +263,7 @@ def main(argv=None) -> int:
         rec = Recommender.load(path, fastpath=not args.no_fastpath)
         print(f"Recommender.load (with warm-up) {time.perf_counter() - t0:.2f} s")
         bench_in_process(rec, request_bodies(model, args.in_process, seed=0))
+        bench_threads(rec, request_bodies(model, args.in_process, seed=3))
         print(f"in-process resident memory (this process) {_rss_mib(os.getpid())}")
 
         with helpers.running_server(path, Path(tmp), name="bench") as (proc, url):

@@ -12,7 +12,7 @@ from recforge.serving._fastpath import IdIndex, topk_excluding
 from recforge.data import Interactions
 from recforge.kernels.topk import topk
 from recforge.pipeline import TwoStage
-from recforge.rank import GBDTClassifier
+from recforge.rank import GBDTClassifier, GBDTRanker
 from recforge.recall import LFM, Item2Vec, ItemCF, Popularity, UserCF
 from recforge.serving import Recommender
 
@@ -107,6 +107,26 @@ def test_sources_fitted_for_several_threads_are_served_on_one_with_the_same_answ
     assert all(s.n_threads == 2 for s in threaded.sources_.values())  # the model is not changed
     slow = Recommender(threaded, warm=False, fastpath=False)
     for body in _requests(pipeline, seed=4)[:21]:
+        a, b = fast.recommend_one(**body), slow.recommend_one(**body)
+        assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
+
+
+@pytest.mark.parametrize("ranker", ["fusion", "ranker"])
+def test_pipelines_without_a_tree_classifier_take_the_same_path(ranker):
+    """No ranker (fusion order) and a learning-to-rank GBDT (its own predict): same answers."""
+    model = TwoStage(
+        {"popularity": Popularity(n_threads=1), "itemcf": ItemCF(n_threads=1)},
+        quotas=6,
+        ranker=None
+        if ranker == "fusion"
+        else GBDTRanker(n_estimators=5, max_depth=3, n_threads=1, random_state=0),
+        n_threads=1,
+        random_state=0,
+    ).fit(synthetic_log(n_users=60, n_items=40, seed=2))
+    fast = Recommender(model, warm=False)
+    assert fast._plan._scorer is None
+    slow = Recommender(model, warm=False, fastpath=False)
+    for body in _requests(model, seed=5)[:28]:
         a, b = fast.recommend_one(**body), slow.recommend_one(**body)
         assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
 

@@ -311,15 +311,12 @@ class RequestPlan:
         best = np.lexsort((cands.items, -scores))[:k]
         idx, val = cands.items[best], scores[best]
         timings["topk"] = (_now() - t) * 1e3
-        return idx, val, (self._found_by(cands, idx) if explain else None)
+        return idx, val, (self._found_by(cands.source_ranks[best]) if explain else None)
 
-    def _found_by(self, cands, idx) -> list:
-        position = {int(item): p for p, item in enumerate(cands.items.tolist())}
-        out = []
-        for item in idx.tolist():
-            ranks = cands.source_ranks[position[item]]
-            out.append("+".join(n for n, r in zip(self.names, ranks.tolist()) if r == r))
-        return out
+    def _found_by(self, ranks) -> list:
+        """Per row of ``ranks`` (the chosen candidates' source ranks, NaN = not listed): the
+        ``+``-joined names of the sources that listed it."""
+        return ["+".join(n for n, r in zip(self.names, row) if r == r) for row in ranks.tolist()]
 
     def user(self, u: int, k: int, mask, timings: dict, explain: bool = False):
         """Top ``k`` for internal user ``u``; ``mask`` bool (n_items,) or None (never recommend)."""

@@ -111,20 +111,25 @@ def test_sources_fitted_for_several_threads_are_served_on_one_with_the_same_answ
         assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
 
 
-@pytest.mark.parametrize("ranker", ["fusion", "ranker"])
-def test_pipelines_without_a_tree_classifier_take_the_same_path(ranker):
-    """No ranker (fusion order) and a learning-to-rank GBDT (its own predict): same answers."""
+@pytest.mark.parametrize("ranker", ["fusion", "ranker", "no-similarity-sources"])
+def test_other_pipeline_shapes_take_the_same_path(ranker):
+    """No ranker (fusion order), a learning-to-rank GBDT (its own predict), and a classifier
+    without the similarity and embedding sources (those features NaN): same answers."""
+    sources = {"popularity": Popularity(n_threads=1), "itemcf": ItemCF(n_threads=1)}
+    if ranker == "no-similarity-sources":
+        sources = {"popularity": Popularity(n_threads=1), "lfm": LFM(n_threads=1, random_state=0)}
     model = TwoStage(
-        {"popularity": Popularity(n_threads=1), "itemcf": ItemCF(n_threads=1)},
+        sources,
         quotas=6,
-        ranker=None
-        if ranker == "fusion"
-        else GBDTRanker(n_estimators=5, max_depth=3, n_threads=1, random_state=0),
+        ranker={
+            "fusion": None,
+            "ranker": GBDTRanker(n_estimators=5, max_depth=3, n_threads=1, random_state=0),
+        }.get(ranker, GBDTClassifier(n_estimators=5, max_depth=3, n_threads=1, random_state=0)),
         n_threads=1,
         random_state=0,
     ).fit(synthetic_log(n_users=60, n_items=40, seed=2))
     fast = Recommender(model, warm=False)
-    assert fast._plan._scorer is None
+    assert (fast._plan._scorer is None) == (ranker != "no-similarity-sources")
     slow = Recommender(model, warm=False, fastpath=False)
     for body in _requests(model, seed=5)[:28]:
         a, b = fast.recommend_one(**body), slow.recommend_one(**body)

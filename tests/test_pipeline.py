@@ -402,6 +402,11 @@ class TestBadInput:
             (dict(cut="window"), ValueError, "window"),
             (dict(windows=(7, -1)), ValueError, "windows"),
             (dict(negatives_per_user=0), ValueError, "negatives_per_user"),
+            (dict(validation_fraction=1.0), ValueError, "validation_fraction"),
+            (dict(validation_k=0), ValueError, "validation_k"),
+            (dict(min_gain=-0.1), ValueError, "min_gain"),
+            (dict(ranker=[]), ValueError, "ranker"),
+            (dict(ranker=["default", object()]), TypeError, "ranker"),
             (dict(ranker="xgboost"), ValueError, "ranker"),
             (dict(ranker=object()), TypeError, "ranker"),
             (dict(n_last=0), ValueError, "n_last"),
@@ -506,3 +511,104 @@ def test_pipeline_beats_its_best_source_on_synthetic_data():
     final = evaluate_recall(model, train, test, k=10).ndcg
     best = max(evaluate_recall(s, train, test, k=10).ndcg for s in model.sources_.values())
     assert final >= 1.3 * best
+
+
+# ---- choosing what ranks, on validation users inside the training data ---------------------------
+class NoiseRanker:
+    """A ranker that learns nothing: its probabilities are random."""
+
+    def __init__(self, random_state=0):
+        self.random_state = random_state
+
+    def get_params(self, deep=True):
+        return {"random_state": self.random_state}
+
+    def fit(self, X, y):
+        self.rng_ = np.random.default_rng(self.random_state)
+        return self
+
+    def predict_proba(self, X):
+        p = self.rng_.random(len(X))
+        return np.column_stack([1 - p, p])
+
+
+class TestSelection:
+    def test_a_ranker_worse_on_validation_falls_back_to_the_best_source(self):
+        """The noise ranker loses on the held-out training users: the pipeline answers like the
+        source that is best on the training users (ItemCF on the drifting log), item for item."""
+        data = synthetic_log(n_users=200, seed=1)
+        model = small_pipeline(ranker=NoiseRanker()).fit(data)
+        sel = model.selection_
+        simple = sel["simple_ndcg"]
+        assert set(simple) == {"rrf", *model.sources_}
+        assert sel["kind"] == "source" and sel["selected"] == max(simple, key=simple.get)
+        assert sel["ndcg"][sel["selected"]] > sel["ndcg"]["ranker"]
+        assert sel["validation_users"] == round(0.2 * model.training_summary_["users"])
+        assert sel["simple_users"] == model.training_summary_["users"]  # no negative sampling
+        users = data.user_map.ids
+        ours, _ = model.recommend(users, k=5)
+        theirs, _ = model.sources_[sel["selected"]].recommend(users, k=5)
+        listed = theirs != -1
+        assert listed.mean() > 0.9
+        np.testing.assert_array_equal(ours[listed], theirs[listed])
+
+    def test_the_fallback_survives_save_and_load(self, tmp_path):
+        """A GBDT that cannot split (constant scores) loses too; the file remembers the choice and
+        the ranker setting."""
+        data = synthetic_log(n_users=200, seed=1)
+        stump = GBDTClassifier(n_estimators=2, min_child_weight=1e9, n_threads=1, random_state=0)
+        model = small_pipeline(ranker=stump).fit(data)
+        assert model.selection_["kind"] == "source"
+        model.save(tmp_path / "m.npz")
+        loaded = TwoStage.load(tmp_path / "m.npz")
+        assert loaded.selection_ == model.selection_
+        users = data.user_map.ids[:20]
+        np.testing.assert_array_equal(
+            model.recommend(users, k=5)[0], loaded.recommend(users, k=5)[0]
+        )
+
+    def test_the_better_of_several_rankers_is_refitted_on_all_users(self):
+        data = synthetic_log(n_users=200, seed=1)
+        good = GBDTClassifier(n_estimators=30, max_depth=3, n_threads=1, random_state=0)
+        model = small_pipeline(ranker=[NoiseRanker(), good]).fit(data)
+        sel = model.selection_
+        assert sel["selected"] == "ranker[1]" and sel["kind"] == "ranker"
+        assert sel["ndcg"]["ranker[1]"] > max(sel["ndcg"][n] for n in model.sources_)
+        assert isinstance(model.ranker_, GBDTClassifier)
+        assert model.ranker_.n_features_in_ == len(model.feature_names_out_)
+
+    def test_validation_users_keep_all_their_negatives(self):
+        data = synthetic_log(n_users=200, seed=1)
+        full = small_pipeline().training_data(data)
+        sampled = small_pipeline(negatives_per_user=1).training_data(data)
+        np.testing.assert_array_equal(
+            full.validation[full.validation].size, sampled.validation.sum()
+        )
+        per_user = np.bincount(sampled.users[~sampled.validation & (sampled.y == 0)])
+        assert per_user.max() == 1
+
+    def test_a_ranker_must_win_by_min_gain(self):
+        data = synthetic_log(n_users=200, seed=1)
+        good = GBDTClassifier(n_estimators=30, max_depth=3, n_threads=1, random_state=0)
+        model = small_pipeline(ranker=good, min_gain=10.0).fit(data)
+        sel = model.selection_
+        simple = sel["simple_ndcg"]
+        assert sel["ndcg"]["ranker"] > sel["ndcg"][sel["selected"]]  # it wins, but not by 1000 %
+        assert sel["selected"] == max(simple, key=simple.get) and sel["kind"] != "ranker"
+
+    def test_without_validation_the_ranker_always_ranks(self):
+        data = synthetic_log(n_users=200, seed=1)
+        model = small_pipeline(ranker=NoiseRanker(), validation_fraction=0.0).fit(data)
+        assert model.selection_ is None and isinstance(model.ranker_, NoiseRanker)
+
+
+def test_mean_ndcg_is_the_ndcg_of_each_users_ordering():
+    from recforge.pipeline.selection import mean_ndcg
+
+    rows = np.array([0, 0, 0, 1, 1, 2])
+    items = np.array([5, 6, 7, 1, 2, 3])
+    labels = np.array([0, 1, 1, 1, 0, 0])  # user 2 has no positive: left out
+    scores = np.array([3.0, 2.0, 1.0, 1.0, 1.0, 9.0])  # user 1: a tie, the lower item first
+    user0 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
+    assert mean_ndcg(rows, items, labels, scores, k=10) == pytest.approx((user0 + 1.0) / 2)
+    assert mean_ndcg(rows, items, labels, scores, k=1) == pytest.approx(0.5)

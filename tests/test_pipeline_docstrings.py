@@ -10,6 +10,7 @@ MODULES = [
     "recforge.pipeline.labels",
     "recforge.pipeline.model",
     "recforge.pipeline.report",
+    "recforge.pipeline.selection",
 ]
 
 

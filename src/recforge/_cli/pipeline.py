@@ -338,8 +338,7 @@ def run_fit(args) -> int:
     _fit(model, kept, item_features, args.quiet)
     save_model(model, args.output)
     print(
-        f"saved TwoStage ({', '.join(model.sources_)} -> "
-        f"{type(model.ranker_).__name__ if model.ranker_ is not None else 'fusion only'}; "
+        f"saved TwoStage ({', '.join(model.sources_)} -> {model.ranked_by()}; "
         f"{len(model.user_map_):,} users, {len(model.item_map_):,} items) to {args.output}"
     )
     return 0

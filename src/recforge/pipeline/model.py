@@ -11,10 +11,18 @@ import numpy as np
 
 from .._params import ParamsMixin
 from .._threads import numba_threads, resolve_n_threads
-from .._validation import check_1d, check_choice, check_float, check_int, check_random_state
+from .._validation import (
+    check_1d,
+    check_choice,
+    check_csr_arrays,
+    check_float,
+    check_int,
+    check_random_state,
+)
 from ..data import IdMap, Interactions
 from ..exceptions import ModelFileError, NotFittedError
 from ..io import load_arrays, model_file_errors, save_arrays
+from ..recall.base import history_indices
 from .candidates import RRF_K, check_quotas, fetch_lists, merge_lists
 from .features import (
     AsOfState,
@@ -30,6 +38,7 @@ from .labels import (
     last_event_times,
     sample_negatives,
 )
+from .selection import RRF_CHOICE, SourceOrder, mean_ndcg, validation_users
 
 __all__ = ["TrainingData", "TwoStage", "default_ranker", "default_sources"]
 
@@ -84,6 +93,8 @@ class TrainingData:
     users, items : int64 (n,) — internal user and item index of each row
     feature_names : list of str
     summary : dict — users, rows, positives, label events, the candidates' recall of the label events
+    validation : bool (n,) or None — the rows of the held-out users (kept with all their
+        negatives); None: ``fit`` holds out users by ``validation_fraction`` itself
     """
 
     X: np.ndarray
@@ -93,6 +104,7 @@ class TrainingData:
     items: np.ndarray
     feature_names: list
     summary: dict
+    validation: np.ndarray | None = None
 
 
 def _clone(model):
@@ -141,10 +153,11 @@ class TwoStage(ParamsMixin):
     depth : int, optional
         How deep each source's list is fetched (default ``n_candidates``): the depth of the rank
         features and of the fill-up.
-    ranker : ranker with ``fit(X, y)`` and ``predict_proba(X)`` or ``predict(X)``, ``"default"`` or None
+    ranker : ranker (``fit(X, y)``, ``predict_proba(X)`` or ``predict(X)``), ``"default"``, None or a list
         ``"default"`` = :func:`default_ranker`; None ranks by reciprocal rank fusion (the baseline).
         A ranker whose ``fit`` takes ``group=`` receives the candidates per user (sizes, in row
         order); a ranker without ``predict_proba`` (learning to rank) scores with ``predict``.
+        A list: the settings to choose among on the validation users.
     cut : {"last", "window"}, default "last"
         How the training history is cut for labels (see :mod:`recforge.pipeline.labels`).
     label_fraction : float, default 0.2
@@ -154,7 +167,21 @@ class TwoStage(ParamsMixin):
     cut_time : float, optional
         ``cut="window"``: the cut in seconds (default: the end of the data minus ``label_window``).
     negatives_per_user : int, optional
-        Keep at most this many random negatives per user (default: all).
+        Keep at most this many random negatives per user (default: all). The validation users
+        keep all theirs.
+    validation_fraction : float in [0, 1), default 0.2
+        Share of the training users held out to choose what ranks: each ranker (fitted on the
+        other users), reciprocal rank fusion and every single source order the held-out users'
+        candidates, and the best by NDCG@``validation_k`` on their labels is kept (a ranker only
+        when it wins by ``min_gain``; it is then refitted on all the users; a source answers like
+        the source alone). So the pipeline does not do worse than its best source on the data it
+        is fitted on. 0: the (single) ranker is always used.
+    validation_k : int, default 10
+        The cut-off of the validation NDCG.
+    min_gain : float >= 0, default 0.03
+        A ranker is kept only when its validation NDCG exceeds the best of fusion and the single
+        sources by more than this share (3 %); a smaller gain is within the noise of the held-out
+        users, and the simpler ranking then serves.
     max_train_users : int, optional
         Train the ranker on a random sample of this many users (default: all with labels).
     windows : tuple of float, default (7, 30, 365)
@@ -188,6 +215,8 @@ class TwoStage(ParamsMixin):
     feature_groups_ : list of str — the group of each feature
     fit_times_ : dict stage → seconds
     training_summary_ : dict — users, rows, positives, the candidates' recall of the label part
+    selection_ : dict or None — what ranks (``selected``: a ranker, ``"rrf"`` or a source name;
+        ``kind``: ``"ranker"``, ``"rrf"`` or ``"source"``) and the validation NDCG of every choice
 
     Examples
     --------
@@ -216,6 +245,9 @@ class TwoStage(ParamsMixin):
         label_window=None,
         cut_time=None,
         negatives_per_user=None,
+        validation_fraction=0.2,
+        validation_k=10,
+        min_gain=0.03,
         max_train_users=None,
         windows=(7, 30, 365),
         n_last=10,
@@ -239,6 +271,9 @@ class TwoStage(ParamsMixin):
         self.label_window = label_window
         self.cut_time = cut_time
         self.negatives_per_user = negatives_per_user
+        self.validation_fraction = validation_fraction
+        self.validation_k = validation_k
+        self.min_gain = min_gain
         self.max_train_users = max_train_users
         self.windows = windows
         self.n_last = n_last
@@ -272,23 +307,31 @@ class TwoStage(ParamsMixin):
                 )
         return dict(self.sources)
 
-    def _ranker_template(self):
+    def _ranker_templates(self) -> list:
+        """The candidate rankers (unfitted): [] for ``ranker=None``."""
         if self.ranker is None:
-            return None
-        if isinstance(self.ranker, str):
-            check_choice(self.ranker, "ranker", {"default"})
-            return default_ranker(self.n_threads, self.random_state)
-        has = {
-            m
-            for m in ("fit", "predict_proba", "predict", "get_params")
-            if callable(getattr(self.ranker, m, None))
-        }
-        if not {"fit", "get_params"} <= has or not has & {"predict_proba", "predict"}:
-            raise TypeError(
-                f"ranker must have fit, get_params and predict_proba or predict (or be 'default' or "
-                f"None), got {type(self.ranker).__name__}"
-            )
-        return self.ranker
+            return []
+        given = list(self.ranker) if isinstance(self.ranker, (list, tuple)) else [self.ranker]
+        if not given:
+            raise ValueError("ranker must not be an empty list")
+        out = []
+        for ranker in given:
+            if isinstance(ranker, str):
+                check_choice(ranker, "ranker", {"default"})
+                out.append(default_ranker(self.n_threads, self.random_state))
+                continue
+            has = {
+                m
+                for m in ("fit", "predict_proba", "predict", "get_params")
+                if callable(getattr(ranker, m, None))
+            }
+            if not {"fit", "get_params"} <= has or not has & {"predict_proba", "predict"}:
+                raise TypeError(
+                    f"ranker must have fit, get_params and predict_proba or predict (or be "
+                    f"'default', None or a list of rankers), got {type(ranker).__name__}"
+                )
+            out.append(ranker)
+        return out
 
     def _validate(self, names):
         quotas = check_quotas(self.quotas, names)
@@ -311,6 +354,15 @@ class TwoStage(ParamsMixin):
         check_choice(self.cut, "cut", {"last", "window"})
         if self.negatives_per_user is not None:
             check_int(self.negatives_per_user, "negatives_per_user", min_value=1)
+        check_float(
+            self.validation_fraction,
+            "validation_fraction",
+            min_value=0.0,
+            max_value=1.0,
+            max_inclusive=False,
+        )
+        check_int(self.validation_k, "validation_k", min_value=1)
+        check_float(self.min_gain, "min_gain", min_value=0.0)
         if self.cut_time is not None:
             check_float(self.cut_time, "cut_time")
         if self.max_train_users is not None:
@@ -350,19 +402,16 @@ class TwoStage(ParamsMixin):
         self
         """
         data = interactions
-        templates, settings, genres, genre_names, high = self._prepare(data, item_features)
+        prepared = self._prepare(data, item_features)
+        templates, settings, genres, genre_names, high = prepared
         windows = settings[3]
-        ranker = self._ranker_template()
+        rankers = self._ranker_templates()
         times = {}
         names_out, _groups = feature_names(list(templates), windows, genre_names)
         if training_data is None:
             train = self._training_data(
                 data,
-                templates,
-                settings,
-                genres,
-                genre_names,
-                high,
+                prepared,
                 item_features,
                 impressions,
                 check_random_state(self.random_state),
@@ -379,21 +428,11 @@ class TwoStage(ParamsMixin):
             )
         else:
             train = training_data
-        X, y, rows = train.X, train.y, train.rows
         self.training_summary_ = train.summary
         start = time.perf_counter()
-        fitted_ranker = None
-        if ranker is not None:
-            if y.min() == y.max():
-                raise ValueError(
-                    "the training candidates are all of one class; the ranker cannot learn "
-                    "(more candidates, another cut, or more data)"
-                )
-            fitted_ranker = _clone(ranker)
-            kwargs = {}
-            if "group" in inspect.signature(fitted_ranker.fit).parameters:
-                kwargs["group"] = np.bincount(rows)[np.unique(rows)]
-            fitted_ranker.fit(self._ranker_input(fitted_ranker, X, names_out), y, **kwargs)
+        fitted_ranker, self.selection_, self._fitted_settings = self._select_ranker(
+            rankers, train, names_out
+        )
         times["ranker"] = time.perf_counter() - start
         self._log(f"ranker fitted in {times['ranker']:.2f} s")
 
@@ -411,6 +450,98 @@ class TwoStage(ParamsMixin):
         )
         return self
 
+    def _fit_ranker(self, template, X, y, rows, names):
+        if y.min() == y.max():
+            raise ValueError(
+                "the training candidates are all of one class; the ranker cannot learn "
+                "(more candidates, another cut, or more data)"
+            )
+        ranker = _clone(template)
+        kwargs = {}
+        if "group" in inspect.signature(ranker.fit).parameters:
+            kwargs["group"] = np.bincount(rows)[np.unique(rows)]
+        return ranker.fit(self._ranker_input(ranker, X, names), y, **kwargs)
+
+    def _select_ranker(self, rankers, train, names):
+        """Fit the ranker that orders the candidates: (fitted ranker, :class:`SourceOrder` or None
+        for fusion; the selection record or None; every setting as fitted, for ``save``).
+
+        With ``validation_fraction > 0`` each candidate ranker is fitted on the rows of the users
+        not held out and scored, with fusion and every single source, by NDCG@``validation_k`` on
+        the held-out users; the best ranker ranks from then on (refitted on all the rows) if it
+        beats the best of fusion and the sources by ``min_gain`` there, else that best one (chosen
+        on every user with all candidates kept: they learn nothing from the labels).
+        """
+        if not rankers:
+            return None, None, []
+        X, y, rows = train.X, train.y, train.rows
+        held = train.validation
+        if held is None:
+            held = np.isin(train.users, self._validation_users(train.users))
+        fit_part = ~held
+        k = int(self.validation_k)
+        if not held.any() or not fit_part.any() or y[held].max(initial=0) == 0:
+            if len(rankers) > 1:
+                raise ValueError(
+                    "several rankers need validation users with positives to choose among them "
+                    "(validation_fraction > 0, more training users)"
+                )
+            ranker = self._fit_ranker(rankers[0], X, y, rows, names)
+            return ranker, None, [ranker]
+        Xv, rows_v, items_v, y_v = X[held], rows[held], train.items[held], y[held]
+        choices, fitted = [], []
+        for i, template in enumerate(rankers):
+            ranker = self._fit_ranker(template, X[fit_part], y[fit_part], rows[fit_part], names)
+            fitted.append(ranker)
+            scores = self._ranker_scores(ranker, Xv, names)
+            name = "ranker" if len(rankers) == 1 else f"ranker[{i}]"
+            choices.append(("ranker", name, i, mean_ndcg(rows_v, items_v, y_v, scores, k)))
+        # fusion and the sources learn nothing from the labels: every user whose candidates are
+        # all kept (all of them without negative sampling) tells which of them is best
+        complete = held if self.negatives_per_user is not None else np.ones(len(y), bool)
+        simple_scores = {RRF_CHOICE: X[:, names.index("rrf")]}
+        for source in [n[: -len("_rank")] for n in names if n.endswith("_rank")]:
+            simple_scores[source] = SourceOrder(source, names).predict(X)
+        simple_all = {}
+        for position, (name, scores) in enumerate(simple_scores.items()):
+            kind = "rrf" if name == RRF_CHOICE and position == 0 else "source"
+            choices.append((kind, name, None, mean_ndcg(rows_v, items_v, y_v, scores[held], k)))
+            simple_all[name] = mean_ndcg(
+                rows[complete], train.items[complete], y[complete], scores[complete], k
+            )
+        n_rankers = len(rankers)
+        best_ranker = max(range(n_rankers), key=lambda c: (choices[c][3], -c))  # ties: earlier
+        names_simple = list(simple_all)
+        best_simple = n_rankers + max(
+            range(len(names_simple)), key=lambda c: (simple_all[names_simple[c]], -c)
+        )
+        learned = choices[best_ranker][3] > (1.0 + float(self.min_gain)) * choices[best_simple][3]
+        kind, name, index, _ = choices[best_ranker if learned else best_simple]
+        selection = {
+            "selected": name,
+            "kind": kind,
+            "validation_users": len(np.unique(rows_v)),
+            "ndcg": {c[1]: c[3] for c in choices},
+            "simple_users": len(np.unique(rows[complete])),
+            "simple_ndcg": simple_all,
+        }
+        self._log(
+            f"validation NDCG@{k}: "
+            + ", ".join(f"{c[1]} {c[3]:.4f}" for c in choices)
+            + f" -> {name}"
+        )
+        if kind == "ranker":
+            return self._fit_ranker(rankers[index], X, y, rows, names), selection, fitted
+        if kind == "source":
+            return SourceOrder(name, names), selection, fitted
+        return None, selection, fitted
+
+    def _validation_users(self, users):
+        """The held-out training users (internal indices, sorted) for a training set of ``users``."""
+        return validation_users(
+            users, float(self.validation_fraction), check_random_state(self.random_state)
+        )
+
     def _install(self, data, sources, ranker, genre_state, as_of, settings, times):
         """Set the fitted state: ``sources`` and ``ranker`` serve ``data`` with features as of ``as_of``."""
         genres, genre_names, high = genre_state
@@ -424,6 +555,8 @@ class TwoStage(ParamsMixin):
         self.fit_times_ = times
         if not hasattr(self, "training_summary_"):
             self.training_summary_ = {}
+        if not hasattr(self, "selection_"):
+            self.selection_, self._fitted_settings = None, []
         self._settings = tuple(settings)
         self._serving_inputs = self._similarity_inputs(sources)
 
@@ -458,14 +591,9 @@ class TwoStage(ParamsMixin):
         The sources are fitted on the history before the cut only; nothing after the cut reaches the
         features (the leakage tests check exactly this). Returns :class:`TrainingData`.
         """
-        templates, settings, genres, genre_names, high = self._prepare(interactions, item_features)
         return self._training_data(
             interactions,
-            templates,
-            settings,
-            genres,
-            genre_names,
-            high,
+            self._prepare(interactions, item_features),
             item_features,
             impressions,
             check_random_state(self.random_state),
@@ -499,20 +627,12 @@ class TwoStage(ParamsMixin):
         return templates, settings, genres, genre_names, high
 
     def _training_data(
-        self,
-        data,
-        templates,
-        settings,
-        genres,
-        genre_names,
-        high,
-        item_features,
-        impressions,
-        rng,
-        times,
+        self, data, prepared, item_features, impressions, rng, times
     ) -> TrainingData:
+        """The labelled candidates of the cut; ``prepared`` is what :meth:`_prepare` returned."""
+        templates, settings, genres, genre_names, high = prepared
         names = list(templates)
-        quotas, n_candidates, depth, windows = settings
+        windows = settings[3]
         n_threads = resolve_n_threads(self.n_threads)
         start = time.perf_counter()
         cut = cut_history(
@@ -544,30 +664,25 @@ class TwoStage(ParamsMixin):
         state = AsOfState(cut.history, genres, genre_names, high)
         similarity, embeddings = self._similarity_inputs(history_sources)
         names_out, _ = feature_names(names, windows, genre_names)
+        held_users = self._validation_users(users)
 
         start = time.perf_counter()
-        parts = {"X": [], "y": [], "rows": [], "users": [], "items": []}
+        parts = {"X": [], "y": [], "rows": [], "users": [], "items": [], "validation": []}
         n_pos_union = 0
         row_offset = 0
         with numba_threads(n_threads):
             for b in range(0, len(users), int(self.block_size)):
                 block = users[b : b + int(self.block_size)]
-                cands = self._candidates(
-                    history_sources, data.user_map.ids[block], quotas, n_candidates, depth
+                cands, X = self._candidate_features(
+                    history_sources,
+                    state,
+                    (similarity, embeddings),
+                    block,
+                    data.user_map.ids[block],
+                    cut.as_of[block],
+                    settings,
                 )
                 rows = cands.rows()
-                X = build_features(
-                    state,
-                    block,
-                    cut.as_of[block],
-                    cands,
-                    windows=windows,
-                    n_last=self.n_last,
-                    similarity=similarity,
-                    embeddings=embeddings,
-                    decay=self.genre_decay,
-                    n_threads=n_threads,
-                )
                 if impressions is None:
                     y = label_candidates(block[rows], cands.items, cut.future)
                     keep = np.ones(len(y), bool)
@@ -580,7 +695,8 @@ class TwoStage(ParamsMixin):
                         data.user_map,
                         data.item_map,
                     )
-                keep &= sample_negatives(rows, y, self.negatives_per_user, rng)
+                held = np.isin(block[rows], held_users)
+                keep &= sample_negatives(rows, y, self.negatives_per_user, rng) | held
                 n_pos_union += int(y.sum())
                 for key, value in (
                     ("X", X),
@@ -588,6 +704,7 @@ class TwoStage(ParamsMixin):
                     ("rows", rows + row_offset),
                     ("users", block[rows]),
                     ("items", cands.items),
+                    ("validation", held),
                 ):
                     parts[key].append(value[keep])
                 row_offset += len(block)
@@ -614,6 +731,7 @@ class TwoStage(ParamsMixin):
             items=out["items"],
             feature_names=names_out,
             summary=summary,
+            validation=out["validation"],
         )
 
     def _fit_sources(self, templates, data, item_features) -> dict:
@@ -670,6 +788,31 @@ class TwoStage(ParamsMixin):
             lists, scores, quotas, target, self.rrf_k, resolve_n_threads(self.n_threads)
         )
 
+    def _features(self, state, inputs, users, as_of, cands, windows, history=None):
+        """The feature matrix of ``cands`` (rows: internal ``users`` or one new user's ``history``)
+        as of ``as_of``, from ``state`` and the (similarity, embeddings) ``inputs``."""
+        similarity, embeddings = inputs
+        return build_features(
+            state,
+            users,
+            as_of,
+            cands,
+            windows=windows,
+            n_last=self.n_last,
+            similarity=similarity,
+            embeddings=embeddings,
+            decay=self.genre_decay,
+            history=history,
+            n_threads=resolve_n_threads(self.n_threads),
+        )
+
+    def _candidate_features(self, sources, state, inputs, users, user_ids, as_of, settings):
+        """The merged candidates of internal ``users`` (external ``user_ids``) and their features as
+        of ``as_of``: what the ranker learns from (history sources) and scores (fitted sources)."""
+        quotas, n_candidates, depth, windows = settings
+        cands = self._candidates(sources, user_ids, quotas, n_candidates, depth)
+        return cands, self._features(state, inputs, users, as_of, cands, windows)
+
     @staticmethod
     def _ranker_input(ranker, X, names):
         if getattr(ranker, "encoder", None) is not None:
@@ -717,26 +860,28 @@ class TwoStage(ParamsMixin):
         user_idx = np.atleast_1d(
             np.asarray(self.user_map_.index(user_ids, name="user_id"), dtype=np.int64)
         )
-        quotas, n_candidates, depth, windows = self._settings
-        sim, emb = self._serving_inputs
-        n_threads = resolve_n_threads(self.n_threads)
-        with numba_threads(n_threads):
-            cands = self._candidates(
-                self.sources_, self.user_map_.ids[user_idx], quotas, n_candidates, depth
-            )
-            X = build_features(
+        with numba_threads(resolve_n_threads(self.n_threads)):
+            return self._candidate_features(
+                self.sources_,
                 self.state_,
+                self._serving_inputs,
                 user_idx,
+                self.user_map_.ids[user_idx],
                 self.as_of_[user_idx],
-                cands,
-                windows=windows,
-                n_last=self.n_last,
-                similarity=sim,
-                embeddings=emb,
-                decay=self.genre_decay,
-                n_threads=n_threads,
+                self._settings,
             )
-        return cands, X
+
+    def ranked_by(self) -> str:
+        """What orders the candidates, in words: the ranker's class, ``"fusion only"`` or
+        ``"<source> alone"``, with ``"(chosen on validation)"`` when the validation chose it."""
+        self._check_fitted()
+        if isinstance(self.ranker_, SourceOrder):
+            what = f"{self.ranker_.source} alone"
+        elif self.ranker_ is None:
+            what = "fusion only"
+        else:
+            what = type(self.ranker_).__name__
+        return what if self.selection_ is None else f"{what} (chosen on validation)"
 
     def _check_fitted(self):
         if not hasattr(self, "sources_"):
@@ -745,31 +890,23 @@ class TwoStage(ParamsMixin):
     def _score(self, X, cands):
         if self.ranker_ is None or len(X) == 0:
             return cands.rrf.astype(np.float32)
-        X = self._ranker_input(self.ranker_, X, self.feature_names_out_)
-        if callable(getattr(self.ranker_, "predict_proba", None)):
-            return np.asarray(self.ranker_.predict_proba(X), np.float32)[:, 1]
-        return np.asarray(self.ranker_.predict(X), np.float32).reshape(-1)
+        return self._ranker_scores(self.ranker_, X, self.feature_names_out_)
+
+    def _ranker_scores(self, ranker, X, names):
+        """float32 (n,): the positive-class probability, or ``predict`` of a ranker without it."""
+        X = self._ranker_input(ranker, X, names)
+        if callable(getattr(ranker, "predict_proba", None)):
+            return np.asarray(ranker.predict_proba(X), np.float32)[:, 1]
+        return np.asarray(ranker.predict(X), np.float32).reshape(-1)
 
     def _rank_block(self, cands, users, as_of, k, history=None):
         from ..kernels.pipeline import segment_topk
 
-        _quotas, _n_candidates, _depth, windows = self._settings
         if self.ranker_ is None:
             scores = cands.rrf.astype(np.float32)
         else:
-            sim, emb = self._serving_inputs
-            X = build_features(
-                self.state_,
-                users,
-                as_of,
-                cands,
-                windows=windows,
-                n_last=self.n_last,
-                similarity=sim,
-                embeddings=emb,
-                decay=self.genre_decay,
-                history=history,
-                n_threads=resolve_n_threads(self.n_threads),
+            X = self._features(
+                self.state_, self._serving_inputs, users, as_of, cands, self._settings[3], history
             )
             scores = self._score(X, cands)
         out_items = np.empty((cands.n_rows, k), np.int64)
@@ -845,21 +982,7 @@ class TwoStage(ParamsMixin):
         self._check_fitted()
         k = check_int(k, "k", min_value=1)
         history = np.atleast_1d(np.asarray(item_ids))
-        item_idx = (
-            np.asarray(self.item_map_.index(history, name="item_id"), dtype=np.int64).reshape(-1)
-            if history.size
-            else np.empty(0, np.int64)
-        )
-        if weights is None:
-            w = np.ones(len(item_idx), np.float32)
-        else:
-            w = check_1d(weights, "weights", dtype=np.float32, finite=True)
-            if len(w) != len(item_idx):
-                raise ValueError(
-                    f"weights has length {len(w)}, item_ids has length {len(item_idx)}"
-                )
-            if np.any(w < 0):
-                raise ValueError("weights must be >= 0")
+        item_idx, w = history_indices(self.item_map_, item_ids, weights)
         quotas, n_candidates, depth, _ = self._settings
         now = float(self.state_.h_times.max()) if len(self.state_.h_times) else 0.0
         rows_history = (
@@ -920,7 +1043,7 @@ class TwoStage(ParamsMixin):
         params = self.get_params()
         params["sources"] = None if self.sources is None else "given"
         if self.ranker is not None and not isinstance(self.ranker, str):
-            params["ranker"] = "given"
+            params["ranker"] = "given"  # a list of settings too
         params["windows"] = [float(w) for w in np.atleast_1d(self.windows)]
         return params
 
@@ -939,12 +1062,19 @@ class TwoStage(ParamsMixin):
         for i, model in enumerate(self.sources_.values()):
             arrays[f"source_{i}"] = np.frombuffer(to_bytes(model.save), np.uint8)
             classes.append(type(model).__name__)
-        if self.ranker_ is not None:
-            arrays["ranker"] = np.frombuffer(to_bytes(self.ranker_.save), np.uint8)
+        trained = None if isinstance(self.ranker_, SourceOrder) else self.ranker_
+        if trained is not None:
+            arrays["ranker"] = np.frombuffer(to_bytes(trained.save), np.uint8)
+        settings = self._fitted_settings if self._json_params()["ranker"] == "given" else []
+        for i, setting in enumerate(settings):  # what load rebuilds the ``ranker`` parameter from
+            arrays[f"ranker_setting_{i}"] = np.frombuffer(to_bytes(setting.save), np.uint8)
         meta = {
+            "ranker_settings": [type(setting).__name__ for setting in settings],
+            "ranker_is_list": isinstance(self.ranker, (list, tuple)),
             "source_names": list(self.sources_),
             "source_classes": classes,
-            "ranker_class": None if self.ranker_ is None else type(self.ranker_).__name__,
+            "ranker_class": None if trained is None else type(trained).__name__,
+            "selection": self.selection_,
             "feature_names": self.feature_names_out_,
             "feature_groups": self.feature_groups_,
             "genre_names": self.state_.genre_names,
@@ -975,56 +1105,71 @@ class TwoStage(ParamsMixin):
             user_map = IdMap(arrays.take("user_ids", kinds="iuU"))
             item_map = IdMap(arrays.take("item_ids", kinds="iuU"))
             n_users, n_items = len(user_map), len(item_map)
-            sources = {}
-            for i, (name, cls_name) in enumerate(zip(source_names, meta["source_classes"])):
+
+            def part(cls_name, array, what):
                 if cls_name not in known:
-                    raise ModelFileError(f"unknown source class {cls_name!r}")
-                blob = arrays.take(f"source_{i}", kinds="u")
-                sources[name] = known[cls_name].load(_io.BytesIO(blob.tobytes()))
+                    raise ModelFileError(f"unknown {what} class {cls_name!r}")
+                blob = arrays.take(array, kinds="u")
+                return known[cls_name].load(_io.BytesIO(blob.tobytes()))
+
+            sources = {
+                name: part(cls_name, f"source_{i}", "source")
+                for i, (name, cls_name) in enumerate(zip(source_names, meta["source_classes"]))
+            }
             ranker = None
             if meta["ranker_class"] is not None:
-                if meta["ranker_class"] not in known:
-                    raise ModelFileError(f"unknown ranker class {meta['ranker_class']!r}")
-                ranker = known[meta["ranker_class"]].load(
-                    _io.BytesIO(arrays.take("ranker", kinds="u").tobytes())
-                )
+                ranker = part(meta["ranker_class"], "ranker", "ranker")
+            fitted_settings = [
+                part(cls_name, f"ranker_setting_{i}", "ranker")
+                for i, cls_name in enumerate(meta.get("ranker_settings", []))
+            ]
+            if ranker_param == "given":
+                given = [_clone(setting) for setting in fitted_settings] or [_clone(ranker)]
+                ranker_param = given if meta.get("ranker_is_list") else given[0]
             model = cls(
                 sources=None
                 if sources_param is None
                 else {n: _clone(m) for n, m in sources.items()},
-                ranker=_clone(ranker) if ranker_param == "given" else ranker_param,
+                ranker=ranker_param,
                 **params,
             )
             names = list(sources)
             settings = model._validate(names)
-            h_indptr = arrays.take(
-                "state_h_indptr", kinds="iu", shape=(n_users + 1,), dtype=np.int64
+            h_indptr, h_items, h_weights = check_csr_arrays(
+                arrays.take("state_h_indptr", kinds="iu"),
+                arrays.take("state_h_items", kinds="iu"),
+                arrays.take("state_h_weights", dtype=np.float32),
+                (n_users, n_items),
+                "state_h",
             )
-            nnz = int(h_indptr[-1])
-            if h_indptr[0] != 0 or np.any(np.diff(h_indptr) < 0):
-                raise ValueError("state_h_indptr is not a valid row pointer")
             state_arrays = {
                 "h_indptr": h_indptr,
-                "h_items": arrays.take("state_h_items", kinds="iu", shape=(nnz,), dtype=np.int64),
-                "h_times": arrays.take("state_h_times", shape=(nnz,), dtype=np.float64),
-                "h_weights": arrays.take("state_h_weights", shape=(nnz,), dtype=np.float32),
+                "h_items": h_items.astype(np.int64, copy=False),
+                "h_times": arrays.take("state_h_times", shape=(len(h_items),), dtype=np.float64),
+                "h_weights": h_weights,
                 "genres": arrays.take(
                     "state_genres", ndim=2, shape=(n_items, None), dtype=np.float32
                 ),
             }
-            items = state_arrays["h_items"]
-            if items.size and (items.min() < 0 or items.max() >= n_items):
-                raise ValueError("state_h_items holds item indices out of range")
             model.state_ = AsOfState.from_arrays(
                 state_arrays, n_users, n_items, meta["genre_names"], meta["high"]
             )
             model.as_of_ = arrays.take("as_of", shape=(n_users,), dtype=np.float64)
-            model.sources_, model.ranker_ = sources, ranker
+            model.sources_ = sources
             model.user_map_, model.item_map_ = user_map, item_map
             model.feature_names_out_ = list(meta["feature_names"])
             model.feature_groups_ = list(meta["feature_groups"])
             model.fit_times_ = dict(meta["fit_times"])
             model.training_summary_ = dict(meta["training_summary"])
+            model.selection_ = meta.get("selection")
+            if model.selection_ is not None and model.selection_["kind"] == "source":
+                if model.selection_["selected"] not in sources:
+                    raise ModelFileError(
+                        f"the selected source {model.selection_['selected']!r} is not in the file"
+                    )
+                ranker = SourceOrder(model.selection_["selected"], model.feature_names_out_)
+            model.ranker_ = ranker
+            model._fitted_settings = fitted_settings
             model._settings = tuple(settings)
             model._serving_inputs = model._similarity_inputs(sources)
         return model

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._threads import limit_blas_threads, numba_threads
 from ..pipeline.candidates import Candidates
+from ..pipeline.selection import SourceOrder
 from ..recall import Popularity
 from ..recall._embedding import EmbeddingRecall
 from ..recall.base import RecallModel
@@ -34,6 +35,7 @@ from ._fastpath import (
     ordered_topk,
     topk_excluding,
 )
+from .precomputed import PrecomputedRecall, wants_precomputed
 
 
 def _now() -> float:
@@ -188,13 +190,22 @@ class RequestPlan:
     ----------
     model : fitted TwoStage (read-only from here on)
     ann : dict source name → ANN index (see :mod:`recforge.serving.ann`), optional
+    precompute_recall : True, False or "auto" (default)
+        Compute every source's list of every known user at load
+        (:class:`~recforge.serving.precomputed.PrecomputedRecall`); a known user's request without
+        ``exclude`` and with ``k`` at most the candidate count then reads them instead of scoring.
+        ``"auto"``: when users × depth × sources × 8 B ≤ 256 MiB.
+
+    What orders the candidates follows the pipeline's choice (``ranker_``): the ranker, fusion
+    (``None``) or one source alone (a :class:`~recforge.pipeline.selection.SourceOrder`, scored
+    from the candidates' ranks without the feature rows).
 
     Each ``user`` / ``history`` call returns ``(item indices int64 (<= k,), scores float32, sources)``
     — ``sources`` is, per item, the ``+``-joined names of the sources that listed it — and fills
     ``timings`` (milliseconds) with ``recall:<source>``, ``merge``, ``features``, ``rank``, ``topk``.
     """
 
-    def __init__(self, model, items: IdIndex, ann=None):
+    def __init__(self, model, items: IdIndex, ann=None, precompute_recall="auto"):
         self.model = model
         self.items = items
         quotas, n_candidates, depth, windows = model._settings
@@ -214,20 +225,36 @@ class RequestPlan:
         self._quotas = np.ascontiguousarray(quotas, np.int64)
         self._rrf_k = float(model.rrf_k)
         self._tables = self._user_table = self._user_profile = self._scorer = None
-        if model.ranker_ is not None:
+        self._source_order = None
+        if isinstance(model.ranker_, SourceOrder):
+            self._source_order = (model.ranker_, self.names.index(model.ranker_.source))
+        elif model.ranker_ is not None:
             self._tables, self._user_table, self._user_profile = _feature_tables(model)
             self._scorer = _tree_scorer(model.ranker_, self._tables.n_features)
         self.compiled = all(source.compiled for source in self.sources)
+        self.precomputed = None
+        base_depth = max(self.depth, self.n_candidates)
+        n_users = len(model.user_map_.ids)
+        if wants_precomputed(precompute_recall, n_users, base_depth, len(self.sources)):
+            with numba_threads(1) if self.compiled else one_thread():
+                self.precomputed = PrecomputedRecall(self.sources, n_users, base_depth)
 
-    def _recall(self, fetch, k, timings):
+    def _recall(self, fetch, k, timings, user=None):
+        """The merged candidates; ``user`` (internal) reads the precomputed lists when they hold
+        this request's depth (``fetch`` is then not called)."""
         target = max(self.n_candidates, k)
         depth = max(self.depth, target)
         lists = np.full((len(self.sources), depth), -1, np.int64)
         scores = np.full((len(self.sources), depth), -np.inf, np.float32)
-        for s, source in enumerate(self.sources):
+        if user is not None and self.precomputed is not None and depth == self.precomputed.depth:
             t = _now()
-            lists[s], scores[s] = fetch(source, depth)
-            timings[f"recall:{source.name}"] = (_now() - t) * 1e3
+            self.precomputed.fill(user, lists, scores)
+            timings["recall:precomputed"] = (_now() - t) * 1e3
+        else:
+            for s, source in enumerate(self.sources):
+                t = _now()
+                lists[s], scores[s] = fetch(source, depth)
+                timings[f"recall:{source.name}"] = (_now() - t) * 1e3
         t = _now()
         items, src_scores, src_ranks, n_sources, rrf = merge_row(
             lists, scores, self._quotas, target, self._rrf_k
@@ -296,6 +323,9 @@ class RequestPlan:
         if model.ranker_ is None or len(cands.items) == 0:
             scores = cands.rrf.astype(np.float32)
             timings["features"] = 0.0
+        elif self._source_order is not None:
+            timings["features"] = 0.0
+            scores = self._source_scores(cands)
         else:
             X = self._features(cands, u, history)
             timings["features"] = (_now() - t) * 1e3
@@ -313,6 +343,15 @@ class RequestPlan:
         timings["topk"] = (_now() - t) * 1e3
         return idx, val, (self._found_by(cands.source_ranks[best]) if explain else None)
 
+    def _source_scores(self, cands) -> np.ndarray:
+        """The chosen source's order (:class:`SourceOrder`), from the only two feature columns it
+        reads: the source's rank and the fusion score."""
+        order, s = self._source_order
+        X = np.full((len(cands.items), len(self.model.feature_names_out_)), np.nan, np.float32)
+        X[:, order.rank_column] = cands.source_ranks[:, s]
+        X[:, order.rrf_column] = cands.rrf
+        return order.predict(X)
+
     def _found_by(self, ranks) -> list:
         """Per row of ``ranks`` (the chosen candidates' source ranks, NaN = not listed): the
         ``+``-joined names of the sources that listed it."""
@@ -323,7 +362,12 @@ class RequestPlan:
         # one Numba thread (a parallel launch per request waits ~90 ms for busy helpers on a
         # loaded machine); the BLAS limit only where a source still calls BLAS
         with numba_threads(1) if self.compiled else one_thread():
-            cands = self._recall(lambda source, depth: source.user(u, depth, mask), k, timings)
+            cands = self._recall(
+                lambda source, depth: source.user(u, depth, mask),
+                k,
+                timings,
+                user=u if mask is None else None,
+            )
             return self._rank(cands, u, None, k, timings, explain)
 
     def history(

@@ -126,6 +126,11 @@ class Recommender:
         (:class:`~recforge.serving.ann.AnnIndex`, extra ``[ann]``) — for large catalogues.
     warm : bool, default True
         Answer one request of each kind at construction (compiles/loads the kernels now).
+    precompute_recall : True, False or "auto" (default)
+        With the staged path of a TwoStage: compute every source's recall list of every known
+        user at construction (the model is immutable, so the answers are the same) and read them
+        per request; ``"auto"`` when users × depth × sources × 8 B ≤ 256 MiB
+        (:mod:`recforge.serving.precomputed`).
 
     Examples
     --------
@@ -165,6 +170,7 @@ class Recommender:
         file=None,
         fastpath: bool = True,
         index: str = "exact",
+        precompute_recall="auto",
     ):
         for attr in (
             "recommend",
@@ -189,13 +195,13 @@ class Recommender:
         self._index = check_choice(index, "index", {"exact", "ann"})
         self._plan = self._single = None
         if fastpath or index == "ann":
-            self._plan, self._single = self._request_plan(model, index)
+            self._plan, self._single = self._request_plan(model, index, precompute_recall)
         self._calls = contextlib.nullcontext() if _numba_is_thread_safe() else threading.Lock()
         self._frozen = True  # set last: from here on the object is immutable
         if warm:
             self._warm()
 
-    def _request_plan(self, model, index):
+    def _request_plan(self, model, index, precompute_recall):
         """(RequestPlan of a TwoStage or None, SourcePath of an embedding model or None)."""
         from ..pipeline import TwoStage
         from ..recall._embedding import EmbeddingRecall
@@ -213,7 +219,7 @@ class Recommender:
                     f"{type(model).__name__} has none"
                 )
         if isinstance(model, TwoStage):
-            return RequestPlan(model, self._items, ann), None
+            return RequestPlan(model, self._items, ann, precompute_recall), None
         if isinstance(model, EmbeddingRecall):
             return None, SourcePath(self._source, model, self._items, ann.get(self._source))
         return None, None

@@ -105,6 +105,36 @@ def bench_threads(rec: Recommender, bodies: list[dict], threads=(1, 2)) -> None:
         print(f"  {n} thread(s): {len(bodies) / wall:7.0f} requests/s")
 
 
+def bench_precomputed_recall(model, bodies: list[dict], rounds: int = 5) -> None:
+    """CPU time per known-user request with the recall lists precomputed at load and without:
+    both Recommenders in this process, rounds interleaved, medians (a loaded machine)."""
+    from recforge.pipeline import TwoStage
+
+    if not isinstance(model, TwoStage):
+        return
+    known = [b for b in bodies if b.get("user_id", -1) >= 0]  # request_bodies: unknown < 0
+    t0 = time.process_time()
+    on = Recommender(model, precompute_recall=True)
+    build = time.process_time() - t0
+    off = Recommender(model, precompute_recall=False)
+    held = on._plan.precomputed.nbytes / 2**20
+    cpu = {"precomputed": [], "computed": []}
+    for _ in range(rounds):
+        for name, rec in (("computed", off), ("precomputed", on)):
+            start = time.thread_time()
+            for body in known:
+                rec.recommend_one(**body)
+            cpu[name].append((time.thread_time() - start) * 1e3 / max(len(known), 1))
+    print(
+        f"precomputed recall: built in {build:.2f} s CPU at load, {held:.1f} MiB; known-user CPU "
+        f"time per request, median of {rounds} interleaved rounds of {len(known)} requests:"
+    )
+    for name, ms in cpu.items():
+        print(
+            f"  {name:12s} {np.median(ms):7.3f} ms  (rounds: {', '.join(f'{v:.3f}' for v in ms)})"
+        )
+
+
 def load_generator(
     url: str, bodies: list[dict], rate: float, count: int, max_seconds: float, clients: int
 ) -> dict:
@@ -235,7 +265,14 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--sweep-seconds", type=float, default=20.0)
     parser.add_argument("--no-fastpath", action="store_true", help="in-process: public methods")
+    parser.add_argument(
+        "--precompute-recall",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="the served Recommender's recall lists of known users computed at load",
+    )
     args = parser.parse_args(argv)
+    args.precompute_recall = {"on": True, "off": False}.get(args.precompute_recall, "auto")
 
     import tests._serving_helpers as helpers
 
@@ -260,10 +297,13 @@ def main(argv=None) -> int:
         path = Path(tmp) / "model.npz"
         model.save(path)
         t0 = time.perf_counter()
-        rec = Recommender.load(path, fastpath=not args.no_fastpath)
+        rec = Recommender.load(
+            path, fastpath=not args.no_fastpath, precompute_recall=args.precompute_recall
+        )
         print(f"Recommender.load (with warm-up) {time.perf_counter() - t0:.2f} s")
         bench_in_process(rec, request_bodies(model, args.in_process, seed=0))
         bench_threads(rec, request_bodies(model, args.in_process, seed=3))
+        bench_precomputed_recall(model, request_bodies(model, min(args.in_process, 2000), seed=4))
         print(f"in-process resident memory (this process) {_rss_mib(os.getpid())}")
 
         with helpers.running_server(path, Path(tmp), name="bench") as (proc, url):
@@ -336,4 +376,18 @@ def test_recommend_one_pipeline(benchmark, served_pipeline, fastpath):
     assert [rec.recommend_one(**b).items for b in bodies[:5]] == [
         Recommender(served_pipeline, fastpath=not fastpath, warm=False).recommend_one(**b).items
         for b in bodies[:5]
+    ]
+
+
+@pytest.mark.benchmark(group="serving-precomputed-recall")
+@pytest.mark.parametrize("precompute", [True, False], ids=["precomputed", "computed"])
+def test_recommend_one_known_users(benchmark, served_pipeline, precompute):
+    rec = Recommender(served_pipeline, precompute_recall=precompute)
+    assert (rec._plan.precomputed is not None) == precompute
+    users = served_pipeline.user_map_.ids[:50].tolist()
+    bodies = [{"user_id": user, "k": 10} for user in users]
+    benchmark.pedantic(_request_loop, args=(rec, bodies), rounds=5, warmup_rounds=1)
+    other = Recommender(served_pipeline, precompute_recall=not precompute, warm=False)
+    assert [rec.recommend_one(**b).items for b in bodies[:5]] == [
+        other.recommend_one(**b).items for b in bodies[:5]
     ]

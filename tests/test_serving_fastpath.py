@@ -319,5 +319,8 @@ def test_precompute_recall_auto_follows_the_memory_budget(pipeline):
     assert not wants_precomputed("auto", AUTO_BUDGET_BYTES // per_user + 1, 200, 5)
     assert wants_precomputed(True, 10**9, 200, 5) and not wants_precomputed(False, 1, 1, 1)
     assert Recommender(pipeline, warm=False)._plan.precomputed is not None  # small: on
-    with pytest.raises(ValueError, match="precompute_recall"):
-        Recommender(pipeline, warm=False, precompute_recall="yes")
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="precompute_recall"):
+            Recommender(pipeline, warm=False, precompute_recall=bad)
+    with pytest.raises(ValueError, match="precompute_recall"):  # any model, not only a pipeline
+        Recommender(pipeline.sources_["itemcf"], warm=False, precompute_recall="yes")

@@ -17,14 +17,19 @@ AUTO_BUDGET_BYTES = 256 * 2**20
 ENTRY_BYTES = 8
 
 
+def check_precompute_recall(setting):
+    """``setting`` as given (True, False or ``"auto"``), else ValueError naming the argument."""
+    if isinstance(setting, (bool, np.bool_)) or (isinstance(setting, str) and setting == "auto"):
+        return setting
+    raise ValueError(f"precompute_recall must be True, False or 'auto'; got {setting!r}")
+
+
 def wants_precomputed(setting, n_users: int, depth: int, n_sources: int) -> bool:
     """Whether to precompute: ``setting`` True / False forces it, ``"auto"`` when the largest
     possible lists (``n_users × depth × n_sources × 8`` bytes) fit in :data:`AUTO_BUDGET_BYTES`."""
-    if setting == "auto":
+    if check_precompute_recall(setting) == "auto":
         return n_users * depth * n_sources * ENTRY_BYTES <= AUTO_BUDGET_BYTES
-    if isinstance(setting, (bool, np.bool_)):
-        return bool(setting)
-    raise ValueError(f"precompute_recall must be True, False or 'auto'; got {setting!r}")
+    return bool(setting)
 
 
 class PrecomputedRecall:

@@ -16,6 +16,7 @@ from ..recall.base import as_id_collection
 from ._fastpath import IdIndex
 from .loader import load_model
 from .plan import one_thread
+from .precomputed import check_precompute_recall
 
 #: Name of the fallback source in ``Recommendation.sources``.
 POPULARITY_SOURCE = "popularity"
@@ -193,6 +194,7 @@ class Recommender:
         self._users = IdIndex(model.user_map_.ids)
         self._items = IdIndex(model.item_map_.ids)
         self._index = check_choice(index, "index", {"exact", "ann"})
+        check_precompute_recall(precompute_recall)
         self._plan = self._single = None
         if fastpath or index == "ann":
             self._plan, self._single = self._request_plan(model, index, precompute_recall)

@@ -936,8 +936,9 @@ class TwoStage(ParamsMixin):
         Returns
         -------
         item_ids : ndarray (k,) or (n_users, k) — best first, ``-1`` (``None`` for string ids) pads
-        scores : ndarray (k,) or (n_users, k), float32 — the ranker's probability (or the fusion
-            score without a ranker); ``-inf`` pads
+        scores : ndarray (k,) or (n_users, k), float32 — the ranker's probability (the fusion
+            score without a ranker; ``1 / rank`` when a source was chosen on validation, see
+            :class:`~recforge.pipeline.selection.SourceOrder`); ``-inf`` pads
         """
         self._check_fitted()
         k = check_int(k, "k", min_value=1)

@@ -78,6 +78,19 @@ def test_the_index_is_rebuilt_identically_after_save_and_load(model):
         assert (ra.items, ra.scores) == (rb.items, rb.scores)
 
 
+def test_threads_sharing_one_index_answer_like_serial_calls(model):
+    """Requests of different depths (so different ef) at once: each gets its serial answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ann = Recommender(model, index="ann", warm=False)
+    requests = [(user, k) for user in _users(model, 40) for k in (3, 50)]
+    serial = [ann.recommend_one(user_id=u, k=k).items for u, k in requests]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(2):
+            got = list(pool.map(lambda r: ann.recommend_one(user_id=r[0], k=r[1]).items, requests))
+            assert got == serial
+
+
 def test_the_reduction_keeps_the_inner_product_order():
     rng = np.random.default_rng(0)
     targets, bias, query = rng.normal(size=(50, 4)), rng.normal(size=50), rng.normal(size=4)

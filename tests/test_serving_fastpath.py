@@ -1,16 +1,22 @@
 """The staged request path (RequestPlan, the Cython id index and top-k) returns exactly what the
 public-method path returns, for every request kind."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+import pandas as pd
 import pytest
 from recforge.serving._fastpath import IdIndex, topk_excluding
 
 from recforge.data import Interactions
 from recforge.kernels.topk import topk
 from recforge.pipeline import TwoStage
-from recforge.rank import GBDTClassifier
+from recforge.pipeline.selection import SourceOrder
+from recforge.rank import GBDTClassifier, GBDTRanker
 from recforge.recall import LFM, Item2Vec, ItemCF, Popularity, UserCF
 from recforge.serving import Recommender
+from recforge.serving.precomputed import AUTO_BUDGET_BYTES, wants_precomputed
 
 from .test_pipeline import synthetic_log
 
@@ -34,19 +40,28 @@ def _string_ids(data):
     )
 
 
-@pytest.fixture(scope="module", params=["int", "str"])
+@pytest.fixture(scope="module", params=["int", "str", "genres"])
 def pipeline(request):
     data = synthetic_log(n_users=60, n_items=40, seed=1)
     if request.param == "str":
         data = _string_ids(data)
+    fit_params = {}
+    if request.param == "genres":  # genre columns, the genre profile (decayed) and genre match
+        rng = np.random.default_rng(5)
+        fit_params["item_features"] = pd.DataFrame(
+            (rng.random((data.n_items, 4)) < 0.4) * rng.random((data.n_items, 4)),
+            index=data.item_map.ids,
+            columns=["a", "b", "c", "d"],
+        )
     model = TwoStage(
         _sources(),
         quotas=6,
         ranker=GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0),
+        genre_decay=0.01 if request.param == "genres" else 0.0,
         n_threads=1,
         random_state=0,
     )
-    return model.fit(data)
+    return model.fit(data, **fit_params)
 
 
 def _requests(model, seed=0):
@@ -81,10 +96,88 @@ def test_the_staged_path_answers_exactly_like_the_public_methods(pipeline):
     assert paths == {"user", "history", "popularity"}
 
 
-def test_the_staged_path_times_every_stage_and_names_the_sources(pipeline):
+def test_sources_fitted_for_several_threads_are_served_on_one_with_the_same_answers(pipeline):
+    import copy
+
+    threaded = copy.copy(pipeline)
+    threaded.sources_ = {}
+    for name, source in pipeline.sources_.items():
+        threaded.sources_[name] = copy.copy(source)
+        threaded.sources_[name].n_threads = 2
+    fast = Recommender(threaded, warm=False)
+    assert all(s.model.n_threads == 1 for s in fast._plan.sources)
+    assert all(s.n_threads == 2 for s in threaded.sources_.values())  # the model is not changed
+    slow = Recommender(threaded, warm=False, fastpath=False)
+    for body in _requests(pipeline, seed=4)[:21]:
+        a, b = fast.recommend_one(**body), slow.recommend_one(**body)
+        assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
+
+
+@pytest.mark.parametrize("ranker", ["fusion", "ranker", "no-similarity-sources"])
+def test_other_pipeline_shapes_take_the_same_path(ranker):
+    """No ranker (fusion order), a learning-to-rank GBDT (its own predict), and a classifier
+    without the similarity and embedding sources (those features NaN): same answers."""
+    sources = {"popularity": Popularity(n_threads=1), "itemcf": ItemCF(n_threads=1)}
+    if ranker == "no-similarity-sources":
+        sources = {"popularity": Popularity(n_threads=1), "lfm": LFM(n_threads=1, random_state=0)}
+    model = TwoStage(
+        sources,
+        quotas=6,
+        ranker={
+            "fusion": None,
+            "ranker": GBDTRanker(n_estimators=5, max_depth=3, n_threads=1, random_state=0),
+        }.get(ranker, GBDTClassifier(n_estimators=5, max_depth=3, n_threads=1, random_state=0)),
+        n_threads=1,
+        random_state=0,
+    ).fit(synthetic_log(n_users=60, n_items=40, seed=2))
+    fast = Recommender(model, warm=False)
+    assert (fast._plan._scorer is None) == (ranker != "no-similarity-sources")
+    slow = Recommender(model, warm=False, fastpath=False)
+    for body in _requests(model, seed=5)[:28]:
+        a, b = fast.recommend_one(**body), slow.recommend_one(**body)
+        assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
+
+
+def test_the_compiled_feature_rows_are_the_pipelines_feature_rows(pipeline):
+    plan = Recommender(pipeline, warm=False)._plan
+    for user in pipeline.user_map_.ids[:15].tolist():
+        cands, X = pipeline.features([user])
+        u = pipeline.user_map_.index(user)
+        got = plan._features(cands, u, None)
+        np.testing.assert_array_equal(got, X, err_msg=str(user))
+        raw = pipeline.ranker_.predict_proba(X)[:, 1].astype(np.float32)
+        if plan._scorer is not None:
+            from recforge.rank._base import _expit
+
+            np.testing.assert_array_equal(_expit(plan._scorer.raw(got)).astype(np.float32), raw)
+
+
+def test_concurrent_recommend_one_calls_answer_like_serial_ones(pipeline):
     rec = Recommender(pipeline, warm=False)
+    bodies = _requests(pipeline, seed=3)
+    serial = [rec.recommend_one(**body) for body in bodies]
+    barrier = threading.Barrier(8)
+
+    def worker(_):
+        barrier.wait()
+        return [[rec.recommend_one(**body) for body in bodies] for _ in range(2)]
+
+    with ThreadPoolExecutor(8) as pool:
+        for rounds in pool.map(worker, range(8)):
+            for answers in rounds:
+                for got, want in zip(answers, serial):
+                    assert (got.items, got.scores, got.path) == (want.items, want.scores, want.path)
+
+
+def test_the_staged_path_times_every_stage_and_names_the_sources(pipeline):
+    rec = Recommender(pipeline, warm=False, precompute_recall=False)
     user = pipeline.user_map_.ids[0].item()
     result = rec.recommend_one(user_id=user, k=5, explain=True)
+    precomputed = Recommender(pipeline, warm=False, precompute_recall=True)
+    timed = precomputed.recommend_one(user_id=user, k=5, explain=True).timings_ms
+    assert "recall:precomputed" in timed and not any(
+        f"recall:{n}" in timed for n in pipeline.sources_
+    )
     stages = [f"recall:{name}" for name in pipeline.sources_] + [
         "merge",
         "features",
@@ -125,3 +218,109 @@ def test_topk_excluding_is_the_topk_kernel_on_one_row():
         topk_excluding(np.array([np.nan], np.float32), 1, np.zeros(1, np.uint8))
     with pytest.raises(ValueError, match="excluded has length"):
         topk_excluding(np.zeros(3, np.float32), 1, np.zeros(2, np.uint8))
+
+
+@pytest.fixture(scope="module")
+def chooser():
+    """A small pipeline that chose its ranker on validation users (selection_ recorded)."""
+    model = TwoStage(
+        _sources(),
+        quotas=6,
+        ranker=GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0),
+        n_threads=1,
+        random_state=0,
+    ).fit(synthetic_log(n_users=80, n_items=40, seed=3))
+    assert model.selection_ is not None
+    return model
+
+
+def _choose(model, choice):
+    """A copy of ``model`` ranked as if the validation had chosen ``choice`` (what
+    ``TwoStage._select_ranker`` installs: the ranker, None for fusion or a SourceOrder)."""
+    import copy
+
+    chosen = copy.copy(model)
+    if choice == "ranker":
+        kind, name = "ranker", "ranker"
+    elif choice == "rrf":
+        kind, name, chosen.ranker_ = "rrf", "rrf", None
+    else:
+        kind, name = "source", choice
+        chosen.ranker_ = SourceOrder(choice, model.feature_names_out_)
+    chosen.selection_ = {**model.selection_, "selected": name, "kind": kind}
+    return chosen
+
+
+@pytest.mark.parametrize("choice", ["ranker", "rrf", "itemcf", "lfm", "popularity"])
+@pytest.mark.parametrize("precompute", [False, True])
+def test_the_staged_path_follows_what_the_pipeline_chose(chooser, choice, precompute):
+    model = _choose(chooser, choice)
+    expected = {"ranker": "GBDTClassifier", "rrf": "fusion only"}.get(choice, f"{choice} alone")
+    assert model.ranked_by() == f"{expected} (chosen on validation)"
+    fast = Recommender(model, warm=False, precompute_recall=precompute)
+    assert (fast._plan._tables is None) == (choice != "ranker")  # no feature rows unless ranked
+    slow = Recommender(model, warm=False, fastpath=False)
+    for body in _requests(model, seed=6)[:35]:
+        a, b = fast.recommend_one(**body, explain=True), slow.recommend_one(**body)
+        assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
+    if choice not in ("ranker", "rrf"):  # the chosen source's own list comes first
+        user = model.user_map_.ids[0].item()
+        own = model.sources_[choice].recommend(user, k=3)[0].tolist()
+        assert fast.recommend_one(user_id=user, k=3).items == own
+
+
+def test_a_pipeline_that_keeps_no_ranker_is_served_by_its_choice():
+    """min_gain too high for any ranker: the validation keeps fusion or the best source."""
+    model = TwoStage(
+        _sources(),
+        quotas=6,
+        ranker=GBDTClassifier(n_estimators=5, max_depth=3, n_threads=1, random_state=0),
+        min_gain=1e9,
+        n_threads=1,
+        random_state=0,
+    ).fit(synthetic_log(n_users=80, n_items=40, seed=3))
+    assert model.selection_["kind"] in ("rrf", "source")
+    fast = Recommender(model, warm=False)
+    slow = Recommender(model, warm=False, fastpath=False)
+    for body in _requests(model, seed=7)[:21]:
+        a, b = fast.recommend_one(**body), slow.recommend_one(**body)
+        assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
+
+
+def test_precomputed_recall_lists_are_the_computed_ones(pipeline):
+    on = Recommender(pipeline, warm=False, precompute_recall=True)
+    off = Recommender(pipeline, warm=False, precompute_recall=False)
+    plan = on._plan
+    assert plan.precomputed is not None and off._plan.precomputed is None
+    depth = plan.precomputed.depth
+    assert depth == max(plan.depth, plan.n_candidates)
+    n = len(plan.sources)
+    for u in range(len(pipeline.user_map_.ids)):
+        lists = np.full((n, depth), -1, np.int64)
+        scores = np.full((n, depth), -np.inf, np.float32)
+        plan.precomputed.fill(u, lists, scores)
+        for s, source in enumerate(off._plan.sources):
+            idx, val = source.user(u, depth, None)
+            np.testing.assert_array_equal(lists[s], idx)
+            np.testing.assert_array_equal(scores[s], val)
+    for user in pipeline.user_map_.ids.tolist():
+        for k in (1, 10, plan.n_candidates, plan.n_candidates + 5):
+            a = on.recommend_one(user_id=user, k=k, explain=True)
+            b = off.recommend_one(user_id=user, k=k, explain=True)
+            assert (a.items, a.scores, a.sources) == (b.items, b.scores, b.sources), (user, k)
+    for body in _requests(pipeline, seed=8):
+        a, b = on.recommend_one(**body), off.recommend_one(**body)
+        assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
+
+
+def test_precompute_recall_auto_follows_the_memory_budget(pipeline):
+    per_user = 200 * 5 * 8
+    assert wants_precomputed("auto", AUTO_BUDGET_BYTES // per_user, 200, 5)
+    assert not wants_precomputed("auto", AUTO_BUDGET_BYTES // per_user + 1, 200, 5)
+    assert wants_precomputed(True, 10**9, 200, 5) and not wants_precomputed(False, 1, 1, 1)
+    assert Recommender(pipeline, warm=False)._plan.precomputed is not None  # small: on
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="precompute_recall"):
+            Recommender(pipeline, warm=False, precompute_recall=bad)
+    with pytest.raises(ValueError, match="precompute_recall"):  # any model, not only a pipeline
+        Recommender(pipeline.sources_["itemcf"], warm=False, precompute_recall="yes")

@@ -1,15 +1,26 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 # distutils: language = c++
-"""The per-request path's compiled helpers: id → index hash maps and top-k of one score row.
+"""The per-request path's compiled helpers: id maps, top-k, embedding scores, the merge of the
+sources' lists, the feature rows and the ranker's trees — for one request, the GIL released.
 
 ``IdIndex`` replaces ``IdMap.index`` on the request path (a C++ ``unordered_map`` built once at
 load; one lookup is ~50 ns instead of ~50 us through numpy). ``topk_excluding`` selects the best
 ``k`` of one dense score row with ``recforge::topk_row`` (csrc/include/recforge/topk.hpp, the
 function behind ``recforge.kernels.topk.topk``), the GIL released.
+
+The pipeline's steps for ONE user follow the pipeline's batch kernels exactly (the equality tests
+hold them to ``TwoStage.recommend``): :func:`merge_row` is ``kernels.pipeline._merge_rows`` for one
+row, :class:`FeatureTables` fills the rows ``pipeline.features.build_features`` writes (same
+operations in the same order and precision), and :class:`TreeScorer` calls ``predict_raw`` of
+``csrc/include/recforge/tree_predict.hpp`` on a forest packed once at load.
 """
 
 from cython.operator cimport dereference as deref
-from libc.stdint cimport int64_t, uint8_t
+from libc.math cimport NAN, log1p, sqrt
+from libc.math cimport exp as c_exp
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libcpp.algorithm cimport sort, unique
+from libcpp.pair cimport pair
 from libcpp.string cimport string
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
@@ -23,6 +34,17 @@ cdef extern from "recforge/topk.hpp" namespace "recforge" nogil:
     int64_t topk_row[Score](const Score* scores, int64_t n_items, int64_t k,
                             const uint8_t* excluded, vector[Candidate[Score]]& heap,
                             int64_t* out_index, Score* out_score)
+
+
+cdef extern from "recforge/tree_predict.hpp" namespace "recforge::gbdt" nogil:
+    cdef cppclass PackedForest:
+        PackedForest()
+    PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const float* threshold,
+                             const int32_t* left, const uint8_t* default_left,
+                             const uint8_t* categorical, const double* value,
+                             const int64_t* roots, int64_t n_trees)
+    void predict_raw(const float* X, int64_t n_rows, int64_t n_features, const PackedForest& f,
+                     const int64_t* roots, int64_t t0, int64_t t1, double* out, int n_threads)
 
 
 cdef class IdIndex:
@@ -119,3 +141,454 @@ def topk_excluding(const float[::1] scores, int64_t k, const uint8_t[::1] exclud
     if n_nan:
         raise ValueError(f"scores contain {n_nan} NaN value(s); a model produced invalid scores")
     return out_index, out_score
+
+
+
+def dense_scores(const float[:, ::1] targets_t, const double[::1] query, float[::1] out):
+    """``out[i] = float32(sum_q targets_t[q, i] * query[q])`` — one user's embedding scores.
+
+    ``targets_t`` float32 (dim, n_items) is the item vectors transposed (the scorer walks items
+    contiguously); products and sums are float64 in ``q`` order, as ``rowwise_scores``' float64
+    product rounds to the same float32 values.
+    """
+    cdef Py_ssize_t d = targets_t.shape[0], n = targets_t.shape[1], q, i
+    if query.shape[0] != d or out.shape[0] != n:
+        raise ValueError(f"shapes: targets_t {d}x{n}, query {query.shape[0]}, out {out.shape[0]}")
+    cdef vector[double] acc
+    cdef double w
+    acc.resize(n, 0.0)
+    with nogil:
+        for q in range(d):
+            w = query[q]
+            for i in range(n):
+                acc[i] += targets_t[q, i] * w
+        for i in range(n):
+            out[i] = <float>acc[i]
+
+
+def ordered_topk(const int64_t[::1] order, const uint8_t[::1] excluded, int64_t depth):
+    """The first ``depth`` entries of ``order`` (items best first) not ``excluded``: int64 (depth,),
+    -1 pads — the top-k of a score row that is the same for every user (popularity)."""
+    out = np.full(depth, -1, np.int64)
+    cdef int64_t[::1] o = out
+    cdef Py_ssize_t j, c = 0, n = order.shape[0]
+    with nogil:
+        for j in range(n):
+            if c >= depth:
+                break
+            if not excluded[order[j]]:
+                o[c] = order[j]
+                c += 1
+    return out
+
+
+cdef inline int64_t _lower_bound(const int64_t* a, int64_t n, int64_t x) noexcept nogil:
+    cdef int64_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def merge_row(const int64_t[:, ::1] lists, const float[:, ::1] scores,
+              const int64_t[::1] quotas, int64_t target, double rrf_k):
+    """One user's merged candidates (``kernels.pipeline._merge_rows`` for one row).
+
+    Parameters
+    ----------
+    lists : int64 (n_sources, depth) — each source's items, best first, -1 pads
+    scores : float32 (n_sources, depth)
+    quotas : int64 (n_sources,); target : int; rrf_k : float
+
+    Returns
+    -------
+    items int64 (n,), source_scores float32 (n, n_sources), source_ranks float32 (n, n_sources),
+    n_sources float32 (n,), rrf float32 (n,) — in fusion order (rrf descending, then item).
+    """
+    cdef Py_ssize_t S = lists.shape[0], depth = lists.shape[1], s, j
+    if scores.shape[0] != S or scores.shape[1] != depth or quotas.shape[0] != S:
+        raise ValueError("lists, scores and quotas do not agree in shape")
+    cdef vector[int64_t] uniq
+    cdef vector[double] rrf
+    cdef vector[float] score, rank, nsrc
+    cdef vector[uint8_t] seen, chosen
+    cdef vector[pair[double, int64_t]] order
+    cdef int64_t it, p, nu, taken, n_chosen = 0, q, c
+    with nogil:
+        for s in range(S):
+            for j in range(depth):
+                if lists[s, j] >= 0:
+                    uniq.push_back(lists[s, j])
+        sort(uniq.begin(), uniq.end())
+        uniq.erase(unique(uniq.begin(), uniq.end()), uniq.end())
+        nu = uniq.size()
+        rrf.resize(nu, 0.0)
+        score.resize(nu * S, NAN)
+        rank.resize(nu * S, NAN)
+        seen.resize(nu * S, 0)
+        nsrc.resize(nu, 0.0)
+        chosen.resize(nu, 0)
+        for s in range(S):
+            for j in range(depth):
+                it = lists[s, j]
+                if it < 0:
+                    continue
+                p = _lower_bound(uniq.data(), nu, it)
+                if not seen[p * S + s]:  # a source listing an item twice keeps its best rank
+                    seen[p * S + s] = 1
+                    rank[p * S + s] = j + 1
+                    score[p * S + s] = scores[s, j]
+                    rrf[p] += 1.0 / (rrf_k + j + 1)
+                    nsrc[p] += 1.0
+        for s in range(S):
+            taken = 0
+            for j in range(depth):
+                if taken >= quotas[s] or n_chosen >= target:
+                    break
+                it = lists[s, j]
+                if it < 0:
+                    break
+                p = _lower_bound(uniq.data(), nu, it)
+                if not chosen[p]:
+                    chosen[p] = 1
+                    taken += 1
+                    n_chosen += 1
+        order.resize(nu)
+        for p in range(nu):  # (-rrf, p): rrf descending, ties by item (uniq is sorted)
+            order[p].first = -rrf[p]
+            order[p].second = p
+        sort(order.begin(), order.end())
+        q = 0
+        while n_chosen < target and q < nu:
+            p = order[q].second
+            if not chosen[p]:
+                chosen[p] = 1
+                n_chosen += 1
+            q += 1
+    items = np.empty(n_chosen, np.int64)
+    out_scores = np.empty((n_chosen, S), np.float32)
+    out_ranks = np.empty((n_chosen, S), np.float32)
+    out_nsrc = np.empty(n_chosen, np.float32)
+    out_rrf = np.empty(n_chosen, np.float32)
+    cdef int64_t[::1] oi = items
+    cdef float[:, ::1] osc = out_scores
+    cdef float[:, ::1] ork = out_ranks
+    cdef float[::1] ons = out_nsrc
+    cdef float[::1] orr = out_rrf
+    with nogil:
+        c = 0
+        for q in range(nu):
+            p = order[q].second
+            if chosen[p]:
+                oi[c] = uniq[p]
+                orr[c] = <float>rrf[p]
+                ons[c] = nsrc[p]
+                for s in range(S):
+                    osc[c, s] = score[p * S + s]
+                    ork[c, s] = rank[p * S + s]
+                c += 1
+    return items, out_scores, out_ranks, out_nsrc, out_rrf
+
+
+cdef inline int64_t _count_upto(const double[::1] times, int64_t lo, int64_t hi,
+                                double t) noexcept nogil:
+    """End of the entries <= t of the sorted ``times[lo:hi]`` (``kernels.pipeline._count_upto``)."""
+    cdef int64_t a = lo, b = hi, mid
+    while a < b:
+        mid = (a + b) >> 1
+        if times[mid] <= t:
+            a = mid + 1
+        else:
+            b = mid
+    return a
+
+
+cdef inline double _int_power(double a, int64_t e) noexcept nogil:
+    """``a ** e`` as Numba computes a float to an int power (binary exponentiation)."""
+    cdef double r = 1.0
+    while e != 0:
+        if e & 1:
+            r *= a
+        e >>= 1
+        a *= a
+    return r
+
+
+cdef inline double _csr_value(const int64_t[::1] indptr, const int32_t[::1] indices,
+                              const double[::1] data, int64_t row, int64_t col) noexcept nogil:
+    cdef int64_t a = indptr[row], b = indptr[row + 1], mid
+    while a < b:
+        mid = (a + b) >> 1
+        if indices[mid] < col:
+            a = mid + 1
+        else:
+            b = mid
+    if a < indptr[row + 1] and indices[a] == col:
+        return data[a]
+    return 0.0
+
+
+cdef class FeatureTables:
+    """The as-of state of a fitted pipeline in the layout one request's feature rows are read
+    from (built once at load, read-only after): every item's sorted event times and cumulated
+    weights, the similarity CSR, the unit embeddings, the genres.
+
+    :meth:`user_row` computes one history's user features and genre profile
+    (``kernels.pipeline._user_features_rows``); :meth:`fill` writes one user's candidate rows in
+    ``build_features``' column order, except the last column (``item_log_pop_vs_user_taste``,
+    a float32 NumPy expression the caller evaluates as ``build_features`` does).
+    """
+
+    cdef const int64_t[::1] i_indptr
+    cdef const double[::1] i_times
+    cdef const double[::1] i_cumw
+    cdef const double[::1] i_cumhigh
+    cdef const double[::1] windows
+    cdef const int64_t[::1] s_indptr
+    cdef const int32_t[::1] s_indices
+    cdef const double[::1] s_data
+    cdef const float[:, ::1] emb
+    cdef const float[:, ::1] genres
+    cdef double high
+    cdef int64_t n_last
+    cdef readonly int64_t n_windows, n_genres, n_sources, n_features
+
+    def __init__(self, i_indptr, i_times, i_cumw, i_cumhigh, windows, double high, int64_t n_last,
+                 s_indptr, s_indices, s_data, emb, genres, int64_t n_sources):
+        self.i_indptr = i_indptr
+        self.i_times = i_times
+        self.i_cumw = i_cumw
+        self.i_cumhigh = i_cumhigh
+        self.windows = windows
+        self.high = high
+        self.n_last = n_last
+        self.s_indptr = s_indptr
+        self.s_indices = s_indices
+        self.s_data = s_data
+        self.emb = emb
+        self.genres = genres
+        self.n_windows = windows.shape[0]
+        self.n_genres = genres.shape[1]
+        self.n_sources = n_sources
+        self.n_features = 2 * n_sources + 2 + 7 + self.n_windows + 12 + self.n_windows
+        self.n_features += self.n_genres + 3
+
+    def user_row(self, const int64_t[::1] h_items, const double[::1] h_times,
+                 const float[::1] h_weights, double t, double decay, float[::1] out,
+                 float[::1] out_profile):
+        """User features (7 + n_windows,) and genre profile (n_genres,) of one time-sorted history."""
+        cdef int64_t n_w = self.n_windows, n_g = self.n_genres, a = 0, n, j, w, g, it
+        cdef int64_t b = _count_upto(h_times, 0, h_times.shape[0], t)
+        cdef double s = 0.0, s2 = 0.0, lp = 0.0, mean, norm = 0.0, wt
+        cdef int64_t nh = 0
+        cdef float x
+        cdef vector[double] prof
+        if out.shape[0] != 7 + n_w or out_profile.shape[0] != n_g:
+            raise ValueError("out / out_profile have the wrong length")
+        with nogil:
+            n = b - a
+            out[0] = n
+            for w in range(n_w):
+                out[1 + w] = b - _count_upto(h_times, a, b, t - self.windows[w])
+            if n == 0:
+                for j in range(1 + n_w, 7 + n_w):
+                    out[j] = NAN
+                for g in range(n_g):
+                    out_profile[g] = 0.0
+            else:
+                out[1 + n_w] = (t - h_times[b - 1]) / 86400.0
+                out[2 + n_w] = (t - h_times[a]) / 86400.0
+                for j in range(a, b):
+                    x = h_weights[j]
+                    s += x
+                    s2 += x * x  # a float32 product, as in the kernel
+                    if x >= self.high:
+                        nh += 1
+                    it = h_items[j]
+                    lp += log1p(<double>(_count_upto(self.i_times, self.i_indptr[it],
+                                                     self.i_indptr[it + 1], t)
+                                         - self.i_indptr[it]))
+                mean = s / n
+                out[3 + n_w] = mean
+                out[4 + n_w] = sqrt(max(s2 / n - mean * mean, 0.0))
+                out[5 + n_w] = <double>nh / n
+                out[6 + n_w] = lp / n
+                if n_g > 0:
+                    prof.resize(n_g, 0.0)
+                    for j in range(a, b):
+                        wt = c_exp(-decay * (t - h_times[j]) / 86400.0)
+                        it = h_items[j]
+                        for g in range(n_g):
+                            prof[g] += wt * self.genres[it, g]
+                    for g in range(n_g):
+                        norm += prof[g] * prof[g]
+                    norm = sqrt(norm)
+                    for g in range(n_g):
+                        out_profile[g] = prof[g] / norm if norm > 0 else 0.0
+
+    def fill(self, const int64_t[::1] items, const float[:, ::1] source_scores,
+             const float[:, ::1] source_ranks, const float[::1] n_sources, const float[::1] rrf,
+             const float[::1] user_row, const float[::1] profile, const int64_t[::1] h_items,
+             const double[::1] h_times, int64_t ha, int64_t h_end, double t, double hour,
+             double weekday, float[:, ::1] out):
+        """One user's candidate rows (n_candidates, n_features); the user's history is
+        ``h_items[ha:h_end]`` sorted by time (events after ``t`` are ignored)."""
+        cdef int64_t S = self.n_sources, n_w = self.n_windows, n_g = self.n_genres
+        cdef int64_t n_c = items.shape[0], d = self.emb.shape[1], F = self.n_features
+        cdef int64_t c, s, w, q, j, h, it, a, b, n, base, la, hb, nl, col, o
+        cdef bint use_sim = self.s_indptr.shape[0] > 1
+        cdef double smax, ssum, smean, emax, emean, e, v, g, c1, c2
+        cdef float prod
+        if out.shape[0] != n_c or out.shape[1] != F:
+            raise ValueError(f"out must be ({n_c}, {F}), got ({out.shape[0]}, {out.shape[1]})")
+        if source_scores.shape[1] != S or user_row.shape[0] != 7 + n_w:
+            raise ValueError("source_scores / user_row do not match the tables")
+        with nogil:
+            hb = _count_upto(h_times, ha, h_end, t)
+            la = max(ha, hb - self.n_last)
+            nl = hb - la
+            for c in range(n_c):
+                it = items[c]
+                for s in range(S):
+                    out[c, s] = source_scores[c, s]
+                    out[c, S + s] = source_ranks[c, s]
+                out[c, 2 * S] = n_sources[c]
+                out[c, 2 * S + 1] = rrf[c]
+                col = 2 * S + 2
+                for j in range(7 + n_w):
+                    out[c, col + j] = user_row[j]
+                col += 7 + n_w
+                # item features
+                a = self.i_indptr[it]
+                b = _count_upto(self.i_times, a, self.i_indptr[it + 1], t)
+                n = b - a
+                out[c, col] = n
+                for w in range(n_w):
+                    out[c, col + 1 + w] = b - _count_upto(self.i_times, a, b, t - self.windows[w])
+                if n_w >= 2:
+                    c1 = out[c, col + 1]
+                    c2 = out[c, col + 2]
+                    out[c, col + 1 + n_w] = (c1 + 1.0) / (
+                        c2 * self.windows[0] / self.windows[1] + 1.0)
+                else:
+                    out[c, col + 1 + n_w] = NAN
+                if n > 0:
+                    out[c, col + 2 + n_w] = (t - self.i_times[a]) / 86400.0
+                    out[c, col + 3 + n_w] = (t - self.i_times[b - 1]) / 86400.0
+                    base = a + it
+                    out[c, col + 4 + n_w] = (self.i_cumw[base + n] - self.i_cumw[base]) / n
+                    out[c, col + 5 + n_w] = (self.i_cumhigh[base + n] - self.i_cumhigh[base]) / n
+                else:
+                    for q in range(2 + n_w, 6 + n_w):
+                        out[c, col + q] = NAN
+                # user-item features
+                o = col + 6 + n_w
+                smax = 0.0
+                ssum = 0.0
+                smean = 0.0
+                emax = -1.0
+                emean = 0.0
+                for j in range(la, hb):
+                    h = h_items[j]
+                    if use_sim:
+                        v = _csr_value(self.s_indptr, self.s_indices, self.s_data, h, it)
+                        if v > smax:
+                            smax = v
+                        smean += v
+                        ssum += v * _int_power(0.8, hb - 1 - j)
+                    if d > 0:
+                        e = 0.0
+                        for q in range(d):
+                            prod = self.emb[h, q] * self.emb[it, q]  # float32, as in the kernel
+                            e += prod
+                        if e > emax:
+                            emax = e
+                        emean += e
+                if nl == 0:
+                    for q in range(o, o + 5):
+                        out[c, q] = NAN
+                else:
+                    out[c, o] = smax if use_sim else NAN
+                    out[c, o + 1] = ssum if use_sim else NAN
+                    out[c, o + 2] = smean / nl if use_sim else NAN
+                    out[c, o + 3] = emax if d > 0 else NAN
+                    out[c, o + 4] = emean / nl if d > 0 else NAN
+                if n_g > 0:
+                    g = 0.0
+                    for q in range(n_g):
+                        prod = profile[q] * self.genres[it, q]
+                        g += prod
+                    out[c, o + 5] = g
+                else:
+                    out[c, o + 5] = NAN
+                col = o + 6
+                for q in range(n_g):
+                    out[c, col + q] = 1.0 if self.genres[it, q] > 0 else 0.0
+                col += n_g
+                out[c, col] = hour
+                out[c, col + 1] = weekday
+                out[c, col + 2] = NAN  # item_log_pop_vs_user_taste: the caller's NumPy column
+
+
+cdef class TreeScorer:
+    """A fitted GBDT's used trees packed once (``tree_predict.hpp``'s ``pack_forest``):
+    :meth:`raw` is the forest's margin of float32 rows, as ``Forest.predict_raw`` computes it."""
+
+    cdef PackedForest _forest
+    cdef object _roots
+    cdef int64_t _t1
+    cdef readonly int64_t n_features
+    cdef readonly double base_margin
+
+    def __init__(self, feature, threshold, left, right, default_left, categorical, value, roots,
+                 int64_t t1, int64_t n_features, double base_margin):
+        feature = np.ascontiguousarray(feature, np.int32)
+        threshold = np.ascontiguousarray(threshold, np.float32)
+        left = np.ascontiguousarray(left, np.int32)
+        right = np.ascontiguousarray(right, np.int32)
+        default_left = np.ascontiguousarray(default_left, np.uint8)
+        categorical = np.ascontiguousarray(categorical, np.uint8)
+        value = np.ascontiguousarray(value, np.float64)
+        roots = np.ascontiguousarray(roots, np.int64)
+        n = len(feature)
+        node = np.arange(n)
+        split = left >= 0
+        if (
+            not (len(threshold) == len(left) == len(right) == len(default_left) == n)
+            or len(categorical) != n or len(value) != n
+            or not (0 < t1 <= len(roots)) or roots[0] != 0 or np.any(np.diff(roots) <= 0)
+            or roots[len(roots) - 1] >= n
+            or np.any(split & ((left <= node) | (right != left + 1) | (right >= n)))
+            or np.any(split & ((feature < 0) | (feature >= n_features)))
+        ):
+            raise ValueError("the forest's node arrays are inconsistent")
+        cdef const int32_t[::1] f = feature
+        cdef const float[::1] th = threshold
+        cdef const int32_t[::1] l = left
+        cdef const uint8_t[::1] dl = default_left
+        cdef const uint8_t[::1] cat = categorical
+        cdef const double[::1] val = value
+        cdef const int64_t[::1] r = roots
+        self._forest = pack_forest(n, &f[0], &th[0], &l[0], &dl[0], &cat[0], &val[0], &r[0],
+                                   len(roots))
+        self._roots = roots
+        self._t1 = t1
+        self.n_features = n_features
+        self.base_margin = base_margin
+
+    def raw(self, const float[:, ::1] X):
+        """float64 (n_rows,): base margin + the leaf values of the used trees, in tree order."""
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"X has {X.shape[1]} features, the forest {self.n_features}")
+        out = np.full(X.shape[0], self.base_margin, np.float64)
+        cdef double[::1] o = out
+        cdef const int64_t[::1] r = self._roots
+        if X.shape[0] == 0:
+            return out
+        with nogil:
+            predict_raw(&X[0, 0], X.shape[0], X.shape[1], self._forest, &r[0], 0, self._t1,
+                        &o[0], 1)
+        return out

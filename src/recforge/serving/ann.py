@@ -87,8 +87,12 @@ class _Faiss:
 
     @staticmethod
     def search(index, query, k, ef):
-        index.hnsw.efSearch = ef
-        _, ids = index.search(query[None, :], k)
+        import faiss
+
+        # ef per call, not set on the shared index: many request threads search one index
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = int(ef)
+        _, ids = index.search(query[None, :], k, params=params)
         return ids[0][ids[0] >= 0].astype(np.int64)
 
 

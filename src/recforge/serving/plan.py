@@ -2,23 +2,40 @@
 
 A :class:`RequestPlan` is built once at load from a fitted model and answers one user at a time
 with what the model's own ``recommend`` / ``recommend_from_history`` return (the equality tests
-hold it to that), timing each stage. It saves the per-call work of the public path: ids are
-looked up in C++ hash maps (:class:`~recforge.serving._fastpath.IdIndex`), sources are called
-through their internal-index hooks (no id round trips), the embedding sources' target vectors
-are converted once instead of per call, and the top-k of a dense row runs in C++ without the GIL.
+hold it to that), timing each stage. Everything a request reads is prepared at load and never
+changed afterwards, so many threads share one plan: ids are looked up in C++ hash maps
+(:class:`~recforge.serving._fastpath.IdIndex`); the embedding sources score with their item
+vectors transposed (one compiled pass per request), popularity walks its precomputed order; the
+merge, the feature rows (from the user table computed at load and the item tables of
+:class:`~recforge.serving._fastpath.FeatureTables`) and the GBDT ranker's trees
+(:class:`~recforge.serving._fastpath.TreeScorer`, ``tree_predict.hpp``) run compiled without the
+GIL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 
 import numpy as np
 
 from .._threads import limit_blas_threads, numba_threads
+from ..pipeline.candidates import Candidates
+from ..pipeline.selection import SourceOrder
+from ..recall import Popularity
 from ..recall._embedding import EmbeddingRecall
 from ..recall.base import RecallModel
-from ._fastpath import IdIndex, topk_excluding
+from ._fastpath import (
+    FeatureTables,
+    IdIndex,
+    TreeScorer,
+    dense_scores,
+    merge_row,
+    ordered_topk,
+    topk_excluding,
+)
+from .precomputed import PrecomputedRecall, wants_precomputed
 
 
 def _now() -> float:
@@ -33,27 +50,63 @@ def one_thread():
         yield
 
 
+def _one_thread_copy(model):
+    """A shallow copy of ``model`` (the fitted arrays shared) with ``n_threads=1``: one request's
+    work on the calling thread (a model fitted with ``n_threads=None`` would open a parallel
+    region per call, which on a loaded machine waits for helper threads and leaves them spinning
+    on the cores the server's threads need); the recommend contract gives the same answers at any
+    ``n_threads``."""
+    if getattr(model, "n_threads", 1) == 1:
+        return model
+    served = copy.copy(model)
+    served.n_threads = 1
+    return served
+
+
 class SourcePath:
     """One recall source on the request path: its top ``depth`` for an internal user (or a history)
     as internal item indices int64 (depth,) with ``-1`` pads and float32 scores with ``-inf`` pads."""
 
     def __init__(self, name: str, model, items: IdIndex, ann=None):
         self.name = name
-        self.model = model
+        self.model = _one_thread_copy(model)
+        model = self.model
         self._items = items
         self._ann = ann
+        self._n_items = model.n_items_
         self._dense = type(model)._topk_users is RecallModel._topk_users
         self._targets = self._two_hop = None
         if getattr(model, "_fused", False) and callable(getattr(model, "_two_hop", None)):
             # ItemCF / UserCF: their kernel's arrays prepared once (their _topk_users converts
             # the graph's row pointers and slices user_items_ through scipy on every call)
             self._two_hop = model._two_hop()
+        self._targets_t = self._order = None
         if isinstance(model, EmbeddingRecall) and self._dense:
-            # rowwise_scores' float64 product, with the conversion of the targets done once
-            self._targets = np.asarray(model._target_vectors(), np.float64)
+            targets = np.asarray(model._target_vectors())
             self._bias = model._target_bias()
+            if targets.dtype == np.float32:  # items contiguous for the scorer; float64 sums
+                self._targets_t = np.ascontiguousarray(targets.T)
+            else:
+                self._targets = np.asarray(targets, np.float64)
+        if type(model) is Popularity:
+            # one score row for every user: its order (ties by lower index, as topk) once
+            self._pop_scores = np.asarray(model.item_scores_, np.float32)
+            if not np.isnan(self._pop_scores).any():
+                self._order = np.argsort(-self._pop_scores, kind="stable").astype(np.int64)
+
+    @property
+    def compiled(self) -> bool:
+        """True when :meth:`user` calls no BLAS and runs every kernel on the calling thread."""
+        return self._ann is None and (
+            self._two_hop is not None or self._targets_t is not None or self._order is not None
+        )
 
     def _scores(self, u: int) -> np.ndarray:
+        if self._targets_t is not None:
+            query = np.asarray(self.model._user_queries(np.array([u], np.int64)), np.float64)[0]
+            scores = np.empty(self._targets_t.shape[1], np.float32)
+            dense_scores(self._targets_t, np.ascontiguousarray(query), scores)
+            return scores if self._bias is None else scores + self._bias
         if self._targets is None:
             return self.model._score_users(np.array([u], np.int64))[0]
         query = np.asarray(self.model._user_queries(np.array([u], np.int64)), np.float64)
@@ -70,12 +123,13 @@ class SourcePath:
         if self._two_hop is not None:
             from ..kernels.neighbors import two_hop_topk
 
-            mask_u8 = np.zeros(model.n_items_, np.uint8) if mask is None else mask.view(np.uint8)
+            mask_u8 = np.zeros(self._n_items, np.uint8) if mask is None else mask.view(np.uint8)
+            # a parallel kernel: the caller runs it on one Numba thread (see RequestPlan.user)
             idx, val = two_hop_topk(
                 np.array([u], np.int64),
                 *self._two_hop[0],
                 *self._two_hop[1],
-                model.n_items_,
+                self._n_items,
                 np.array([0, len(seen)], np.int64),
                 seen.astype(np.int32),
                 np.ascontiguousarray(mask_u8),
@@ -86,17 +140,40 @@ class SourcePath:
         if not self._dense:
             idx, val = model._topk_users(np.array([u], np.int64), depth, True, mask)
             return idx[0], val[0]
-        excluded = np.zeros(model.n_items_, np.uint8) if mask is None else mask.astype(np.uint8)
+        excluded = np.zeros(self._n_items, np.uint8) if mask is None else mask.astype(np.uint8)
         excluded[seen] = 1
+        if self._order is not None:
+            idx = ordered_topk(self._order, excluded, depth)
+            val = np.where(idx >= 0, self._pop_scores[idx], -np.inf).astype(np.float32)
+            return idx, val
         scores = np.ascontiguousarray(self._scores(u), np.float32)
-        work = min(depth, model.n_items_)
+        work = min(depth, self._n_items)
         idx, val = topk_excluding(scores, work, excluded)
         if work < depth:
             idx = np.concatenate([idx, np.full(depth - work, -1, np.int64)])
             val = np.concatenate([val, np.full(depth - work, -np.inf, np.float32)])
         return idx, val
 
-    def history(self, history, depth: int, excluded_ids: list) -> tuple[np.ndarray, np.ndarray]:
+    def history(self, item_idx, history, depth: int, excluded_ids: list, mask):
+        """Top ``depth`` for a fresh user's history (internal ``item_idx``, external ``history``),
+        as ``recommend_from_history`` computes it: internal indices, -1 / -inf pads."""
+        model = self.model
+        if isinstance(model, RecallModel) and (
+            type(model).recommend_from_history is RecallModel.recommend_from_history
+        ):
+            excluded = np.zeros(self._n_items, np.uint8) if mask is None else mask.astype(np.uint8)
+            excluded[item_idx] = 1
+            if self._order is not None:  # popularity: the same row for every history
+                idx = ordered_topk(self._order, excluded, depth)
+                return idx, np.where(idx >= 0, self._pop_scores[idx], -np.inf).astype(np.float32)
+            weights = np.ones(len(item_idx), np.float32)
+            scores = np.asarray(model._score_history(item_idx, weights), np.float32).reshape(-1)
+            work = min(depth, self._n_items)
+            idx, val = topk_excluding(np.ascontiguousarray(scores), work, excluded)
+            if work < depth:
+                idx = np.concatenate([idx, np.full(depth - work, -1, np.int64)])
+                val = np.concatenate([val, np.full(depth - work, -np.inf, np.float32)])
+            return idx, val
         ids, val = self.model.recommend_from_history(
             history, k=depth, filter_seen=True, filter_items=excluded_ids
         )
@@ -113,13 +190,22 @@ class RequestPlan:
     ----------
     model : fitted TwoStage (read-only from here on)
     ann : dict source name → ANN index (see :mod:`recforge.serving.ann`), optional
+    precompute_recall : True, False or "auto" (default)
+        Compute every source's list of every known user at load
+        (:class:`~recforge.serving.precomputed.PrecomputedRecall`); a known user's request without
+        ``exclude`` and with ``k`` at most the candidate count then reads them instead of scoring.
+        ``"auto"``: when users × depth × sources × 8 B ≤ 256 MiB.
+
+    What orders the candidates follows the pipeline's choice (``ranker_``): the ranker, fusion
+    (``None``) or one source alone (a :class:`~recforge.pipeline.selection.SourceOrder`, scored
+    from the candidates' ranks without the feature rows).
 
     Each ``user`` / ``history`` call returns ``(item indices int64 (<= k,), scores float32, sources)``
     — ``sources`` is, per item, the ``+``-joined names of the sources that listed it — and fills
     ``timings`` (milliseconds) with ``recall:<source>``, ``merge``, ``features``, ``rank``, ``topk``.
     """
 
-    def __init__(self, model, items: IdIndex, ann=None):
+    def __init__(self, model, items: IdIndex, ann=None, precompute_recall="auto"):
         self.model = model
         self.items = items
         quotas, n_candidates, depth, windows = model._settings
@@ -136,94 +222,258 @@ class RequestPlan:
                     )
         self.sources = [SourcePath(n, s, items, ann.get(n)) for n, s in model.sources_.items()]
         self._now = float(model.state_.h_times.max()) if len(model.state_.h_times) else 0.0
+        self._quotas = np.ascontiguousarray(quotas, np.int64)
+        self._rrf_k = float(model.rrf_k)
+        self._tables = self._user_table = self._user_profile = self._scorer = None
+        self._source_order = None
+        if isinstance(model.ranker_, SourceOrder):
+            self._source_order = (model.ranker_, self.names.index(model.ranker_.source))
+        elif model.ranker_ is not None:
+            self._tables, self._user_table, self._user_profile = _feature_tables(model)
+            self._scorer = _tree_scorer(model.ranker_, self._tables.n_features)
+        self.compiled = all(source.compiled for source in self.sources)
+        self.precomputed = None
+        base_depth = max(self.depth, self.n_candidates)
+        n_users = len(model.user_map_.ids)
+        if wants_precomputed(precompute_recall, n_users, base_depth, len(self.sources)):
+            with numba_threads(1) if self.compiled else one_thread():
+                self.precomputed = PrecomputedRecall(self.sources, n_users, base_depth)
 
-    def _recall(self, fetch, k, timings):
-        from ..pipeline.candidates import merge_lists
-
+    def _recall(self, fetch, k, timings, user=None):
+        """The merged candidates; ``user`` (internal) reads the precomputed lists when they hold
+        this request's depth (``fetch`` is then not called)."""
         target = max(self.n_candidates, k)
         depth = max(self.depth, target)
-        lists = np.full((len(self.sources), 1, depth), -1, np.int64)
-        scores = np.full((len(self.sources), 1, depth), -np.inf, np.float32)
-        for s, source in enumerate(self.sources):
+        lists = np.full((len(self.sources), depth), -1, np.int64)
+        scores = np.full((len(self.sources), depth), -np.inf, np.float32)
+        if user is not None and self.precomputed is not None and depth == self.precomputed.depth:
             t = _now()
-            lists[s, 0], scores[s, 0] = fetch(source, depth)
-            timings[f"recall:{source.name}"] = (_now() - t) * 1e3
+            self.precomputed.fill(user, lists, scores)
+            timings["recall:precomputed"] = (_now() - t) * 1e3
+        else:
+            for s, source in enumerate(self.sources):
+                t = _now()
+                lists[s], scores[s] = fetch(source, depth)
+                timings[f"recall:{source.name}"] = (_now() - t) * 1e3
         t = _now()
-        cands = merge_lists(lists, scores, self.quotas, target, self.model.rrf_k)
+        items, src_scores, src_ranks, n_sources, rrf = merge_row(
+            lists, scores, self._quotas, target, self._rrf_k
+        )
+        cands = Candidates(
+            offsets=np.array([0, len(items)], np.int64),
+            items=items,
+            source_scores=src_scores,
+            source_ranks=src_ranks,
+            n_sources=n_sources,
+            rrf=rrf,
+        )
         timings["merge"] = (_now() - t) * 1e3
         return cands
 
-    def _rank(self, cands, users, as_of, k, history, timings, explain):
-        from ..kernels.pipeline import segment_topk
-        from ..pipeline.features import build_features
+    def _features(self, cands, u, history):
+        """The ranker's rows of one user's candidates: float32 (n, n_features), as
+        ``build_features`` writes them."""
+        state, tables = self.model.state_, self._tables
+        if history is None:
+            user_row, profile = self._user_table[u], self._user_profile[u]
+            h_items, h_times = state.h_items, state.h_times
+            ha, h_end = int(state.h_indptr[u]), int(state.h_indptr[u + 1])
+            as_of = float(self.model.as_of_[u])
+        else:
+            h_items, h_times, h_weights = history
+            as_of = self._now
+            user_row = np.empty(7 + tables.n_windows, np.float32)
+            profile = np.empty(tables.n_genres, np.float32)
+            tables.user_row(
+                h_items, h_times, h_weights, as_of, float(self.model.genre_decay), user_row, profile
+            )
+            ha, h_end = 0, len(h_items)
+        seconds = np.array([as_of])
+        hour = np.floor((seconds % 86400.0) / 3600.0)
+        weekday = (np.floor(seconds / 86400.0) + 3) % 7
+        X = np.empty((len(cands.items), tables.n_features), np.float32)
+        tables.fill(
+            cands.items,
+            cands.source_scores,
+            cands.source_ranks,
+            cands.n_sources,
+            cands.rrf,
+            user_row,
+            profile,
+            h_items,
+            h_times,
+            ha,
+            h_end,
+            as_of,
+            float(hour[0]),
+            float(weekday[0]),
+            X,
+        )
+        n_w, n_s = tables.n_windows, len(self.sources)
+        user_log_pop = 2 * n_s + 2 + 6 + n_w
+        item_events = 2 * n_s + 2 + 7 + n_w
+        X[:, -1] = np.log1p(X[:, item_events]) - X[:, user_log_pop]
+        return X
+
+    def _rank(self, cands, u, history, k, timings, explain):
+        from ..rank._base import _expit
 
         model = self.model
         t = _now()
-        if model.ranker_ is None:
+        if model.ranker_ is None or len(cands.items) == 0:
             scores = cands.rrf.astype(np.float32)
             timings["features"] = 0.0
+        elif self._source_order is not None:
+            timings["features"] = 0.0
+            scores = self._source_scores(cands)
         else:
-            sim, emb = model._serving_inputs
-            X = build_features(
-                model.state_,
-                users,
-                as_of,
-                cands,
-                windows=self.windows,
-                n_last=model.n_last,
-                similarity=sim,
-                embeddings=emb,
-                decay=model.genre_decay,
-                history=history,
-            )
+            X = self._features(cands, u, history)
             timings["features"] = (_now() - t) * 1e3
             t = _now()
-            scores = model._score(X, cands)
+            if self._scorer is not None:
+                scores = _expit(self._scorer.raw(X)).astype(np.float32)
+            else:
+                scores = model._score(X, cands)
         timings["rank"] = (_now() - t) * 1e3
         t = _now()
-        out_items = np.empty((1, k), np.int64)
-        out_scores = np.empty((1, k), np.float32)
-        segment_topk(
-            cands.offsets,
-            cands.items,
-            np.ascontiguousarray(scores, np.float32),
-            k,
-            out_items,
-            out_scores,
-        )
-        keep = out_items[0] >= 0
-        idx, val = out_items[0][keep], out_scores[0][keep]
+        scores = np.asarray(scores, np.float32)
+        # segment_topk's order: score descending, ties by lower item index
+        best = np.lexsort((cands.items, -scores))[:k]
+        idx, val = cands.items[best], scores[best]
         timings["topk"] = (_now() - t) * 1e3
-        return idx, val, (self._found_by(cands, idx) if explain else None)
+        return idx, val, (self._found_by(cands.source_ranks[best]) if explain else None)
 
-    def _found_by(self, cands, idx) -> list:
-        position = {int(item): p for p, item in enumerate(cands.items.tolist())}
-        out = []
-        for item in idx.tolist():
-            ranks = cands.source_ranks[position[item]]
-            out.append("+".join(n for n, r in zip(self.names, ranks.tolist()) if r == r))
-        return out
+    def _source_scores(self, cands) -> np.ndarray:
+        """The chosen source's order (:class:`SourceOrder`), from the only two feature columns it
+        reads: the source's rank and the fusion score."""
+        order, s = self._source_order
+        X = np.full((len(cands.items), len(self.model.feature_names_out_)), np.nan, np.float32)
+        X[:, order.rank_column] = cands.source_ranks[:, s]
+        X[:, order.rrf_column] = cands.rrf
+        return order.predict(X)
+
+    def _found_by(self, ranks) -> list:
+        """Per row of ``ranks`` (the chosen candidates' source ranks, NaN = not listed): the
+        ``+``-joined names of the sources that listed it."""
+        return ["+".join(n for n, r in zip(self.names, row) if r == r) for row in ranks.tolist()]
 
     def user(self, u: int, k: int, mask, timings: dict, explain: bool = False):
         """Top ``k`` for internal user ``u``; ``mask`` bool (n_items,) or None (never recommend)."""
-        with one_thread():
-            cands = self._recall(lambda source, depth: source.user(u, depth, mask), k, timings)
-            users = np.array([u], np.int64)
-            return self._rank(cands, users, self.model.as_of_[users], k, None, timings, explain)
+        # one Numba thread (a parallel launch per request waits ~90 ms for busy helpers on a
+        # loaded machine); the BLAS limit only where a source still calls BLAS
+        with numba_threads(1) if self.compiled else one_thread():
+            cands = self._recall(
+                lambda source, depth: source.user(u, depth, mask),
+                k,
+                timings,
+                user=u if mask is None else None,
+            )
+            return self._rank(cands, u, None, k, timings, explain)
 
-    def history(self, item_idx, history_ids, k: int, excluded_ids: list, timings, explain=False):
+    def history(
+        self, item_idx, history_ids, k: int, excluded_ids: list, timings, explain=False, mask=None
+    ):
         """Top ``k`` for a fresh user whose known recent items are ``item_idx`` (internal, oldest
-        first) with external ids ``history_ids``."""
+        first) with external ids ``history_ids``; ``mask`` bool (n_items,): ``excluded_ids``."""
+        item_idx = np.ascontiguousarray(item_idx, np.int64)
         with one_thread():
             cands = self._recall(
-                lambda source, depth: source.history(history_ids, depth, excluded_ids), k, timings
+                lambda source, depth: source.history(
+                    item_idx, history_ids, depth, excluded_ids, mask
+                ),
+                k,
+                timings,
             )
             n = len(item_idx)
-            rows_history = (
-                np.array([0, n], np.int64),
-                np.asarray(item_idx, np.int64),
+            history = (
+                np.ascontiguousarray(item_idx, np.int64),
                 np.full(n, self._now),
                 np.ones(n, np.float32),
             )
-            as_of = np.array([self._now])
-            return self._rank(cands, None, as_of, k, rows_history, timings, explain)
+            return self._rank(cands, -1, history, k, timings, explain)
+
+
+def _feature_tables(model):
+    """(FeatureTables, user table float32 (n_users, 7 + n_windows), genre profiles float32
+    (n_users, n_genres)) of a fitted TwoStage: the users' features as of ``as_of_`` are computed
+    once, by the pipeline's own kernel."""
+    from ..kernels.pipeline import user_features
+
+    state = model.state_
+    windows = np.asarray(model._settings[3], np.float64) * 86400.0
+    similarity, embeddings = model._serving_inputs
+    if similarity is None:
+        s_indptr, s_indices, s_data = np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0)
+    else:
+        s_indptr = np.asarray(similarity.indptr, np.int64)
+        s_indices = np.asarray(similarity.indices, np.int32)
+        s_data = np.asarray(similarity.data, np.float64)  # exact: the kernel reads them as float64
+    emb = np.zeros((state.n_items, 0), np.float32) if embeddings is None else embeddings
+    genres = np.ascontiguousarray(state.genres, np.float32)
+    tables = FeatureTables(
+        np.ascontiguousarray(state.i_indptr, np.int64),
+        np.ascontiguousarray(state.i_times, np.float64),
+        np.ascontiguousarray(state.i_cumw, np.float64),
+        np.ascontiguousarray(state.i_cumhigh, np.float64),
+        windows,
+        float(state.high),
+        int(model.n_last),
+        s_indptr,
+        s_indices,
+        s_data,
+        np.ascontiguousarray(emb, np.float32),
+        genres,
+        len(model.sources_),
+    )
+    if tables.n_features != len(model.feature_names_out_):
+        raise ValueError(
+            f"the pipeline has {len(model.feature_names_out_)} features, the serving tables "
+            f"{tables.n_features}; serve it with fastpath=False"
+        )
+    n_users = state.n_users
+    table = np.empty((n_users, 7 + len(windows)), np.float32)
+    profile = np.zeros((n_users, genres.shape[1]), np.float32)
+    user_features(
+        np.ascontiguousarray(state.h_indptr, np.int64),
+        np.ascontiguousarray(state.h_items, np.int64),
+        np.ascontiguousarray(state.h_times, np.float64),
+        np.ascontiguousarray(state.h_weights, np.float32),
+        np.ascontiguousarray(model.as_of_, np.float64),
+        windows,
+        float(state.high),
+        state.i_indptr,
+        state.i_times,
+        genres,
+        float(model.genre_decay),
+        table,
+        profile,
+    )
+    return tables, table, profile
+
+
+def _tree_scorer(ranker, n_features):
+    """A :class:`TreeScorer` of a GBDT classifier whose input is the feature matrix as it is
+    (no encoder, no categorical columns), else None (the ranker's own ``_score`` is used)."""
+    from ..rank import GBDTClassifier
+
+    if type(ranker) is not GBDTClassifier or getattr(ranker, "encoder", None) is not None:
+        return None
+    schema = getattr(ranker, "_schema", None)
+    if schema is None or np.any(schema.is_categorical) or ranker.n_features_in_ != n_features:
+        return None
+    forest = ranker._forest
+    forest._flush()
+    a = forest.arrays
+    return TreeScorer(
+        a["feature"],
+        a["threshold"],
+        a["left"],
+        a["right"],
+        a["default_left"],
+        a["categorical"],
+        a["value"],
+        a["roots"],
+        ranker._n_used(),
+        n_features,
+        float(ranker.base_margin_),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -15,6 +16,7 @@ from ..recall.base import as_id_collection
 from ._fastpath import IdIndex
 from .loader import load_model
 from .plan import one_thread
+from .precomputed import check_precompute_recall
 
 #: Name of the fallback source in ``Recommendation.sources``.
 POPULARITY_SOURCE = "popularity"
@@ -62,6 +64,26 @@ def _popularity_of(model) -> Popularity:
     return Popularity(n_threads=1).fit(data)
 
 
+def _numba_is_thread_safe() -> bool:
+    """Numba can run parallel kernels from several threads at once: its threading layer is (or
+    will be) TBB or OpenMP, not the workqueue fallback that aborts on concurrent launches."""
+    import importlib
+
+    import numba
+
+    forced = str(numba.config.THREADING_LAYER).lower()
+    if forced == "workqueue":
+        return False
+    candidates = {"tbb": ["tbbpool"], "omp": ["omppool"]}.get(forced, ["tbbpool", "omppool"])
+    for name in candidates:
+        try:
+            importlib.import_module(f"numba.np.ufunc.{name}")
+            return True
+        except ImportError:
+            continue
+    return False
+
+
 def _as_user_id(user_id):
     if isinstance(user_id, (bool, np.bool_)) or not isinstance(user_id, (int, np.integer, str)):
         raise TypeError(f"user_id must be an int or a str, got {type(user_id).__name__}")
@@ -82,11 +104,11 @@ class Recommender:
     items the model does not know are ignored); with neither, the popularity of the model's
     stored interactions answers. A list shorter than ``k`` is filled up from popularity.
 
-    Calls into the model are serialised by a lock: Numba's workqueue threading layer (its
-    fallback without TBB or OpenMP) aborts the process on concurrent parallel calls, and one
-    request's work is a few milliseconds at most. Many server threads can
-    share one ``Recommender``; replacing the model means building a new one and swapping the
-    reference (in-flight requests finish on the old one).
+    Everything a request reads is built at construction and never changed, so many server
+    threads share one ``Recommender`` and call it at the same time, without a lock (the one
+    exception: when Numba has only its workqueue threading layer, which aborts the process on
+    concurrent parallel calls, calls into the model are serialised). Replacing the model means
+    building a new one and swapping the reference (in-flight requests finish on the old one).
 
     Parameters
     ----------
@@ -105,6 +127,11 @@ class Recommender:
         (:class:`~recforge.serving.ann.AnnIndex`, extra ``[ann]``) — for large catalogues.
     warm : bool, default True
         Answer one request of each kind at construction (compiles/loads the kernels now).
+    precompute_recall : True, False or "auto" (default)
+        With the staged path of a TwoStage: compute every source's recall list of every known
+        user at construction (the model is immutable, so the answers are the same) and read them
+        per request; ``"auto"`` when users × depth × sources × 8 B ≤ 256 MiB
+        (:mod:`recforge.serving.precomputed`).
 
     Examples
     --------
@@ -122,10 +149,11 @@ class Recommender:
 
     __slots__ = (
         "_backfill",
+        "_calls",
         "_file",
+        "_frozen",
         "_index",
         "_items",
-        "_lock",
         "_model",
         "_plan",
         "_popularity",
@@ -143,6 +171,7 @@ class Recommender:
         file=None,
         fastpath: bool = True,
         index: str = "exact",
+        precompute_recall="auto",
     ):
         for attr in (
             "recommend",
@@ -165,14 +194,16 @@ class Recommender:
         self._users = IdIndex(model.user_map_.ids)
         self._items = IdIndex(model.item_map_.ids)
         self._index = check_choice(index, "index", {"exact", "ann"})
+        check_precompute_recall(precompute_recall)
         self._plan = self._single = None
         if fastpath or index == "ann":
-            self._plan, self._single = self._request_plan(model, index)
-        self._lock = threading.Lock()  # set last: from here on the object is immutable
+            self._plan, self._single = self._request_plan(model, index, precompute_recall)
+        self._calls = contextlib.nullcontext() if _numba_is_thread_safe() else threading.Lock()
+        self._frozen = True  # set last: from here on the object is immutable
         if warm:
             self._warm()
 
-    def _request_plan(self, model, index):
+    def _request_plan(self, model, index, precompute_recall):
         """(RequestPlan of a TwoStage or None, SourcePath of an embedding model or None)."""
         from ..pipeline import TwoStage
         from ..recall._embedding import EmbeddingRecall
@@ -190,7 +221,7 @@ class Recommender:
                     f"{type(model).__name__} has none"
                 )
         if isinstance(model, TwoStage):
-            return RequestPlan(model, self._items, ann), None
+            return RequestPlan(model, self._items, ann, precompute_recall), None
         if isinstance(model, EmbeddingRecall):
             return None, SourcePath(self._source, model, self._items, ann.get(self._source))
         return None, None
@@ -226,7 +257,7 @@ class Recommender:
         return len(self._model.user_map_)
 
     def __setattr__(self, name, value):
-        if hasattr(self, "_lock"):
+        if hasattr(self, "_frozen"):
             raise AttributeError(
                 "a Recommender is immutable; build a new one to serve another model"
             )
@@ -269,7 +300,7 @@ class Recommender:
             history_idx = history_idx[history_idx >= 0]
         timings["lookup"] = (time.perf_counter() - t0) * 1e3
 
-        with self._lock:
+        with self._calls:
             t1 = time.perf_counter()
             plan_path = None
             if self._plan is not None:
@@ -296,7 +327,7 @@ class Recommender:
                     idx, val, found = self._plan.user(user_idx, k, mask, timings, explain)
                 else:
                     idx, val, found = self._plan.history(
-                        history_idx, history, k, excluded, timings, explain
+                        history_idx, history, k, excluded, timings, explain, mask
                     )
                 items = self._model.item_map_.ids[idx].tolist()
                 scores = val.astype(float).tolist()
@@ -349,7 +380,7 @@ class Recommender:
         if isinstance(item_id, (bool, np.bool_)) or not isinstance(item_id, (int, np.integer, str)):
             raise TypeError(f"item_id must be an int or a str, got {type(item_id).__name__}")
         k = check_int(k, "k", min_value=1)
-        with self._lock:
+        with self._calls:
             items, scores = self._model.similar_items(item_id, k)
         return _real(items, scores)
 

@@ -1,0 +1,77 @@
+"""Recall lists computed offline for the known users (the online-recall stage reads them).
+
+A served model is immutable after load, so each source's top ``depth`` for a known user is the
+same at every request: :class:`PrecomputedRecall` computes it once per user and source, through
+the request path's own :meth:`~recforge.serving.plan.SourcePath.user`, and keeps the valid entries
+in CSR-like arrays (row pointers int64 (n_users + 1,), items int32, scores float32 per source).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: ``precompute_recall="auto"`` keeps the lists when users × depth × sources × 8 B fit in this.
+AUTO_BUDGET_BYTES = 256 * 2**20
+
+#: Bytes of one kept entry: an int32 item index and a float32 score.
+ENTRY_BYTES = 8
+
+
+def check_precompute_recall(setting):
+    """``setting`` as given (True, False or ``"auto"``), else ValueError naming the argument."""
+    if isinstance(setting, (bool, np.bool_)) or (isinstance(setting, str) and setting == "auto"):
+        return setting
+    raise ValueError(f"precompute_recall must be True, False or 'auto'; got {setting!r}")
+
+
+def wants_precomputed(setting, n_users: int, depth: int, n_sources: int) -> bool:
+    """Whether to precompute: ``setting`` True / False forces it, ``"auto"`` when the largest
+    possible lists (``n_users × depth × n_sources × 8`` bytes) fit in :data:`AUTO_BUDGET_BYTES`."""
+    if check_precompute_recall(setting) == "auto":
+        return n_users * depth * n_sources * ENTRY_BYTES <= AUTO_BUDGET_BYTES
+    return bool(setting)
+
+
+class PrecomputedRecall:
+    """Each source's top ``depth`` (internal item indices and scores, no exclusions beyond the
+    user's seen items) for every known user, computed once.
+
+    Parameters
+    ----------
+    sources : list of SourcePath — the plan's sources, in order
+    n_users : int — the known users are internal indices ``0 .. n_users - 1``
+    depth : int — the list length the request path asks each source for
+
+    ``fill(u, lists, scores)`` writes user ``u``'s lists into ``lists`` int64 (n_sources, depth)
+    and ``scores`` float32 (n_sources, depth), which the caller has filled with ``-1`` / ``-inf``.
+    """
+
+    def __init__(self, sources, n_users: int, depth: int):
+        self.depth = int(depth)
+        self.n_users = int(n_users)
+        self._indptr, self._items, self._scores = [], [], []
+        for source in sources:
+            counts = np.zeros(self.n_users + 1, np.int64)
+            rows_items, rows_scores = [], []
+            for u in range(self.n_users):
+                idx, val = source.user(u, self.depth, None)
+                valid = idx >= 0
+                counts[u + 1] = valid.sum()
+                rows_items.append(idx[valid].astype(np.int32))
+                rows_scores.append(val[valid].astype(np.float32))
+            self._indptr.append(np.cumsum(counts))
+            self._items.append(np.concatenate(rows_items) if rows_items else np.zeros(0, np.int32))
+            self._scores.append(
+                np.concatenate(rows_scores) if rows_scores else np.zeros(0, np.float32)
+            )
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the lists (row pointers, items and scores of every source)."""
+        return sum(a.nbytes for a in (*self._indptr, *self._items, *self._scores))
+
+    def fill(self, u: int, lists: np.ndarray, scores: np.ndarray) -> None:
+        for s, indptr in enumerate(self._indptr):
+            a, b = indptr[u], indptr[u + 1]
+            lists[s, : b - a] = self._items[s][a:b]
+            scores[s, : b - a] = self._scores[s][a:b]

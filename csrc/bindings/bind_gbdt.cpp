@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "arrays.hpp"
 #include "recforge/constants.hpp"
 #include "recforge/gbdt_grow.hpp"
 #include "recforge/histogram.hpp"
@@ -20,29 +21,28 @@
 namespace py = pybind11;
 namespace gb = recforge::gbdt;
 
-template <typename T>
-using carr = py::array_t<T, py::array::c_style>;
+using recforge::bindings::CArray;
+using recforge::bindings::require;
+using recforge::bindings::to_array;
 
 namespace {
 
-void need(bool ok, const char* msg) {  // no std::string built unless it fails: called in loops
-    if (!ok) throw std::invalid_argument(msg);
-}
-
-carr<uint8_t> bin_features_py(carr<float> X, carr<float> edges, carr<int64_t> offsets,
-                              carr<uint8_t> is_cat, int n_threads) {
-    need(X.ndim() == 2, "X must be 2-D");
+CArray<uint8_t> bin_features_py(CArray<float> X, CArray<float> edges, CArray<int64_t> offsets,
+                                CArray<uint8_t> is_cat, int n_threads) {
+    require(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
-    need(offsets.ndim() == 1 && offsets.shape(0) == F + 1,
-         "offsets must have length n_features + 1");
-    need(is_cat.ndim() == 1 && is_cat.shape(0) == F, "is_categorical must have length n_features");
+    require(offsets.ndim() == 1 && offsets.shape(0) == F + 1,
+            "offsets must have length n_features + 1");
+    require(is_cat.ndim() == 1 && is_cat.shape(0) == F,
+            "is_categorical must have length n_features");
     const int64_t* off = offsets.data();
-    need(off[0] == 0 && off[F] == edges.shape(0), "offsets must start at 0 and end at len(edges)");
+    require(off[0] == 0 && off[F] == edges.shape(0),
+            "offsets must start at 0 and end at len(edges)");
     for (int64_t f = 0; f < F; ++f)
-        need(off[f + 1] >= off[f] &&
-                 off[f + 1] - off[f] <= (is_cat.data()[f] ? gb::kMaxBin : gb::kMaxBin - 1),
-             "a feature has at most 254 edges (255 categories)");
-    carr<uint8_t> out({n, F});
+        require(off[f + 1] >= off[f] &&
+                    off[f + 1] - off[f] <= (is_cat.data()[f] ? gb::kMaxBin : gb::kMaxBin - 1),
+                "a feature has at most 254 edges (255 categories)");
+    CArray<uint8_t> out({n, F});
     {
         py::gil_scoped_release release;
         gb::bin_features(X.data(), n, F, edges.data(), off, is_cat.data(), out.mutable_data(),
@@ -51,36 +51,36 @@ carr<uint8_t> bin_features_py(carr<float> X, carr<float> edges, carr<int64_t> of
     return out;
 }
 
-void check_ranges(int64_t n, const carr<int64_t>& starts, const carr<int64_t>& ends) {
-    need(starts.ndim() == 1 && ends.ndim() == 1 && starts.shape(0) == ends.shape(0),
-         "starts and ends must be 1-D of equal length");
+void check_ranges(int64_t n, const CArray<int64_t>& starts, const CArray<int64_t>& ends) {
+    require(starts.ndim() == 1 && ends.ndim() == 1 && starts.shape(0) == ends.shape(0),
+            "starts and ends must be 1-D of equal length");
     for (int64_t k = 0; k < starts.shape(0); ++k)
-        need(0 <= starts.data()[k] && starts.data()[k] <= ends.data()[k] && ends.data()[k] <= n,
-             "node ranges must satisfy 0 <= start <= end <= len(rows)");
+        require(0 <= starts.data()[k] && starts.data()[k] <= ends.data()[k] && ends.data()[k] <= n,
+                "node ranges must satisfy 0 <= start <= end <= len(rows)");
 }
 
-void check_nodes(const carr<int32_t>& rows, const carr<int64_t>& starts,
-                 const carr<int64_t>& ends) {
+void check_nodes(const CArray<int32_t>& rows, const CArray<int64_t>& starts,
+                 const CArray<int64_t>& ends) {
     check_ranges(rows.shape(0), starts, ends);
 }
 
-carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh,
-                                 std::optional<carr<int32_t>> rows, carr<int64_t> starts,
-                                 carr<int64_t> ends, std::optional<carr<uint8_t>> feature_mask,
-                                 int n_threads) {
-    need(Xb.ndim() == 2, "X_binned must be 2-D");
+CArray<double> build_histograms_py(CArray<uint8_t> Xb, CArray<float> gh,
+                                   std::optional<CArray<int32_t>> rows, CArray<int64_t> starts,
+                                   CArray<int64_t> ends,
+                                   std::optional<CArray<uint8_t>> feature_mask, int n_threads) {
+    require(Xb.ndim() == 2, "X_binned must be 2-D");
     const int64_t F = Xb.shape(1);
-    need(gh.ndim() == 2 && gh.shape(0) == Xb.shape(0) && gh.shape(1) == 2,
-         "gh must have shape (n_rows, 2)");
+    require(gh.ndim() == 2 && gh.shape(0) == Xb.shape(0) && gh.shape(1) == 2,
+            "gh must have shape (n_rows, 2)");
     if (rows) {
         check_nodes(*rows, starts, ends);
     } else {
         check_ranges(Xb.shape(0), starts, ends);  // node ranges index X itself
     }
     if (feature_mask)
-        need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
+        require(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
     const int64_t K = starts.shape(0);
-    carr<double> hist({K, F, static_cast<int64_t>(gb::kBins), static_cast<int64_t>(2)});
+    CArray<double> hist({K, F, static_cast<int64_t>(gb::kBins), static_cast<int64_t>(2)});
     {
         py::gil_scoped_release release;
         gb::build_histograms(Xb.data(), F, gh.data(), rows ? rows->data() : nullptr, starts.data(),
@@ -90,23 +90,25 @@ carr<double> build_histograms_py(carr<uint8_t> Xb, carr<float> gh,
     return hist;
 }
 
-carr<double> build_child_histograms_py(carr<uint8_t> Xn, carr<float> ghn, carr<double> parent_hist,
-                                       carr<int64_t> c_starts, carr<int64_t> c_ends,
-                                       std::optional<carr<uint8_t>> feature_mask, int n_threads) {
-    need(Xn.ndim() == 2, "Xn must be 2-D");
+CArray<double> build_child_histograms_py(CArray<uint8_t> Xn, CArray<float> ghn,
+                                         CArray<double> parent_hist, CArray<int64_t> c_starts,
+                                         CArray<int64_t> c_ends,
+                                         std::optional<CArray<uint8_t>> feature_mask,
+                                         int n_threads) {
+    require(Xn.ndim() == 2, "Xn must be 2-D");
     const int64_t F = Xn.shape(1);
-    need(ghn.ndim() == 2 && ghn.shape(0) == Xn.shape(0) && ghn.shape(1) == 2,
-         "ghn must have shape (n_rows, 2)");
+    require(ghn.ndim() == 2 && ghn.shape(0) == Xn.shape(0) && ghn.shape(1) == 2,
+            "ghn must have shape (n_rows, 2)");
     const int64_t P = parent_hist.ndim() == 4 ? parent_hist.shape(0) : -1;
-    need(P >= 0 && parent_hist.shape(1) == F && parent_hist.shape(2) == gb::kBins &&
-             parent_hist.shape(3) == 2,
-         "parent_hist must be (n_parents, n_features, 256, 2)");
-    need(c_starts.ndim() == 1 && c_starts.shape(0) == 2 * P,
-         "c_starts/c_ends must have length 2 * n_parents");
+    require(P >= 0 && parent_hist.shape(1) == F && parent_hist.shape(2) == gb::kBins &&
+                parent_hist.shape(3) == 2,
+            "parent_hist must be (n_parents, n_features, 256, 2)");
+    require(c_starts.ndim() == 1 && c_starts.shape(0) == 2 * P,
+            "c_starts/c_ends must have length 2 * n_parents");
     check_ranges(Xn.shape(0), c_starts, c_ends);
     if (feature_mask)
-        need(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
-    carr<double> out({2 * P, F, static_cast<int64_t>(gb::kBins), static_cast<int64_t>(2)});
+        require(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
+    CArray<double> out({2 * P, F, static_cast<int64_t>(gb::kBins), static_cast<int64_t>(2)});
     {
         py::gil_scoped_release release;
         gb::build_child_histograms(
@@ -119,19 +121,19 @@ carr<double> build_child_histograms_py(carr<uint8_t> Xn, carr<float> ghn, carr<d
 // The named tuple type of find_splits' result (created in bind_gbdt; the module keeps it alive).
 py::handle split_result_type;
 
-py::object find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> sum_h,
-                          carr<int32_t> n_bins, carr<uint8_t> is_cat,
-                          std::optional<carr<uint8_t>> feature_mask, double reg_lambda,
+py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<double> sum_h,
+                          CArray<int32_t> n_bins, CArray<uint8_t> is_cat,
+                          std::optional<CArray<uint8_t>> feature_mask, double reg_lambda,
                           double gamma, double min_child_weight, int n_threads) {
-    need(hist.ndim() == 4 && hist.shape(2) == gb::kBins && hist.shape(3) == 2,
-         "hist must be (K, F, 256, 2)");
+    require(hist.ndim() == 4 && hist.shape(2) == gb::kBins && hist.shape(3) == 2,
+            "hist must be (K, F, 256, 2)");
     const int64_t K = hist.shape(0), F = hist.shape(1);
-    need(sum_g.shape(0) == K && sum_h.shape(0) == K, "sum_g/sum_h must have length n_nodes");
-    need(n_bins.shape(0) == F && is_cat.shape(0) == F,
-         "n_bins/is_categorical must have length n_features");
+    require(sum_g.shape(0) == K && sum_h.shape(0) == K, "sum_g/sum_h must have length n_nodes");
+    require(n_bins.shape(0) == F && is_cat.shape(0) == F,
+            "n_bins/is_categorical must have length n_features");
     for (int64_t f = 0; f < F; ++f)
-        need(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
-    if (feature_mask) need(feature_mask->shape(0) == F, "feature_mask length");
+        require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
+    if (feature_mask) require(feature_mask->shape(0) == F, "feature_mask length");
     std::vector<gb::SplitResult> res(static_cast<size_t>(K));
     {
         py::gil_scoped_release release;
@@ -139,9 +141,9 @@ py::object find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> su
                         feature_mask ? feature_mask->data() : nullptr,
                         {reg_lambda, gamma, min_child_weight}, res.data(), n_threads);
     }
-    carr<int32_t> feature(K), threshold(K);
-    carr<uint8_t> dleft(K);
-    carr<double> chg(K), lg(K), lh(K);
+    CArray<int32_t> feature(K), threshold(K);
+    CArray<uint8_t> dleft(K);
+    CArray<double> chg(K), lg(K), lh(K);
     for (int64_t k = 0; k < K; ++k) {
         feature.mutable_data()[k] = res[k].feature;
         threshold.mutable_data()[k] = res[k].threshold;
@@ -153,28 +155,28 @@ py::object find_splits_py(carr<double> hist, carr<double> sum_g, carr<double> su
     return split_result_type(feature, threshold, dleft, chg, lg, lh);
 }
 
-carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows,
-                                   carr<uint8_t> scratch_X, carr<float> scratch_gh,
-                                   carr<int32_t> scratch_rows, carr<int64_t> starts,
-                                   carr<int64_t> ends, carr<int32_t> feature,
-                                   carr<int32_t> threshold, carr<uint8_t> default_left,
-                                   carr<uint8_t> is_cat, int n_threads, bool into_scratch) {
-    need(Xn.ndim() == 2, "Xn must be 2-D");
+CArray<int64_t> partition_ordered_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_t> rows,
+                                     CArray<uint8_t> scratch_X, CArray<float> scratch_gh,
+                                     CArray<int32_t> scratch_rows, CArray<int64_t> starts,
+                                     CArray<int64_t> ends, CArray<int32_t> feature,
+                                     CArray<int32_t> threshold, CArray<uint8_t> default_left,
+                                     CArray<uint8_t> is_cat, int n_threads, bool into_scratch) {
+    require(Xn.ndim() == 2, "Xn must be 2-D");
     const int64_t m = Xn.shape(0), F = Xn.shape(1);
-    need(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.shape(0) == m,
-         "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
-    need(scratch_X.ndim() == 2 && scratch_X.shape(0) == m && scratch_X.shape(1) == F &&
-             scratch_gh.ndim() == 2 && scratch_gh.shape(0) == m && scratch_rows.shape(0) == m,
-         "scratch buffers must match Xn, ghn, rows");
+    require(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.shape(0) == m,
+            "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
+    require(scratch_X.ndim() == 2 && scratch_X.shape(0) == m && scratch_X.shape(1) == F &&
+                scratch_gh.ndim() == 2 && scratch_gh.shape(0) == m && scratch_rows.shape(0) == m,
+            "scratch buffers must match Xn, ghn, rows");
     check_nodes(rows, starts, ends);
     const int64_t K = starts.shape(0);
-    need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K,
-         "split arrays length");
-    need(is_cat.shape(0) == F, "is_categorical length");
+    require(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K,
+            "split arrays length");
+    require(is_cat.shape(0) == F, "is_categorical length");
     for (int64_t k = 0; k < K; ++k)
-        need(feature.data()[k] >= (into_scratch ? -1 : 0) && feature.data()[k] < F,
-             "feature out of range");
-    carr<int64_t> n_left(K);
+        require(feature.data()[k] >= (into_scratch ? -1 : 0) && feature.data()[k] < F,
+                "feature out of range");
+    CArray<int64_t> n_left(K);
     {
         py::gil_scoped_release release;
         gb::partition_ordered(Xn.mutable_data(), F, ghn.mutable_data(), rows.mutable_data(),
@@ -186,11 +188,11 @@ carr<int64_t> partition_ordered_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32
     return n_left;
 }
 
-void add_leaf_values_py(carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> ends,
-                        carr<double> values, carr<double> raw, int n_threads) {
+void add_leaf_values_py(CArray<int32_t> rows, CArray<int64_t> starts, CArray<int64_t> ends,
+                        CArray<double> values, CArray<double> raw, int n_threads) {
     check_nodes(rows, starts, ends);
-    need(values.shape(0) == starts.shape(0), "values must have length n_leaves");
-    need(raw.ndim() == 1, "raw must be 1-D");
+    require(values.shape(0) == starts.shape(0), "values must have length n_leaves");
+    require(raw.ndim() == 1, "raw must be 1-D");
     {
         py::gil_scoped_release release;
         gb::add_leaf_values(rows.data(), starts.data(), ends.data(), values.data(), starts.shape(0),
@@ -198,81 +200,82 @@ void add_leaf_values_py(carr<int32_t> rows, carr<int64_t> starts, carr<int64_t> 
     }
 }
 
-void add_split_leaf_values_py(carr<uint8_t> Xn, carr<int32_t> rows, carr<int64_t> starts,
-                              carr<int64_t> ends, carr<int32_t> feature, carr<int32_t> threshold,
-                              carr<uint8_t> default_left, carr<uint8_t> is_cat,
-                              carr<double> left_value, carr<double> right_value, carr<double> raw,
-                              int n_threads) {
-    need(Xn.ndim() == 2 && rows.ndim() == 1 && rows.shape(0) == Xn.shape(0),
-         "Xn (m, F) and rows (m,) must match");
+void add_split_leaf_values_py(CArray<uint8_t> Xn, CArray<int32_t> rows, CArray<int64_t> starts,
+                              CArray<int64_t> ends, CArray<int32_t> feature,
+                              CArray<int32_t> threshold, CArray<uint8_t> default_left,
+                              CArray<uint8_t> is_cat, CArray<double> left_value,
+                              CArray<double> right_value, CArray<double> raw, int n_threads) {
+    require(Xn.ndim() == 2 && rows.ndim() == 1 && rows.shape(0) == Xn.shape(0),
+            "Xn (m, F) and rows (m,) must match");
     const int64_t F = Xn.shape(1), K = starts.shape(0);
     check_nodes(rows, starts, ends);
-    need(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K &&
-             left_value.shape(0) == K && right_value.shape(0) == K,
-         "split and value arrays must have length n_nodes");
-    need(is_cat.shape(0) == F, "is_categorical length");
-    need(raw.ndim() == 1, "raw must be 1-D");
+    require(feature.shape(0) == K && threshold.shape(0) == K && default_left.shape(0) == K &&
+                left_value.shape(0) == K && right_value.shape(0) == K,
+            "split and value arrays must have length n_nodes");
+    require(is_cat.shape(0) == F, "is_categorical length");
+    require(raw.ndim() == 1, "raw must be 1-D");
     for (int64_t k = 0; k < K; ++k)
-        need(feature.data()[k] >= 0 && feature.data()[k] < F, "feature out of range");
+        require(feature.data()[k] >= 0 && feature.data()[k] < F, "feature out of range");
     const int32_t* r = rows.data();
     const int64_t n_raw = raw.shape(0);
     for (int64_t k = 0; k < K; ++k)
         for (int64_t p = starts.data()[k]; p < ends.data()[k]; ++p)
-            need(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
+            require(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
     py::gil_scoped_release release;
     gb::add_split_leaf_values(Xn.data(), F, r, starts.data(), ends.data(), K, feature.data(),
                               threshold.data(), default_left.data(), is_cat.data(),
                               left_value.data(), right_value.data(), raw.mutable_data(), n_threads);
 }
 
-void gradients_py(int objective, carr<double> raw, carr<float> y, std::optional<carr<float>> weight,
-                  carr<float> gh, int n_threads) {
+void gradients_py(int objective, CArray<double> raw, CArray<float> y,
+                  std::optional<CArray<float>> weight, CArray<float> gh, int n_threads) {
     const int64_t n = raw.shape(0);
-    need(objective == gb::kBinaryLogistic || objective == gb::kSquaredError,
-         "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
-    need(y.shape(0) == n && gh.ndim() == 2 && gh.shape(0) == n && gh.shape(1) == 2,
-         "raw/y/gh shapes differ");
-    if (weight) need(weight->shape(0) == n, "weight length");
+    require(objective == gb::kBinaryLogistic || objective == gb::kSquaredError,
+            "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
+    require(y.shape(0) == n && gh.ndim() == 2 && gh.shape(0) == n && gh.shape(1) == 2,
+            "raw/y/gh shapes differ");
+    if (weight) require(weight->shape(0) == n, "weight length");
     py::gil_scoped_release release;
     gb::compute_gradients(objective, raw.data(), y.data(), weight ? weight->data() : nullptr, n,
                           gh.mutable_data(), n_threads);
 }
 
-void gradients_at_py(int objective, carr<double> raw, carr<float> y,
-                     std::optional<carr<float>> weight, carr<int32_t> rows, carr<float> ghn,
+void gradients_at_py(int objective, CArray<double> raw, CArray<float> y,
+                     std::optional<CArray<float>> weight, CArray<int32_t> rows, CArray<float> ghn,
                      int n_threads) {
     const int64_t n = raw.shape(0), m = rows.shape(0);
-    need(objective == gb::kBinaryLogistic || objective == gb::kSquaredError,
-         "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
-    need(y.shape(0) == n && rows.ndim() == 1 && ghn.ndim() == 2 && ghn.shape(0) == m &&
-             ghn.shape(1) == 2,
-         "raw/y (n,), rows (m,) and ghn (m, 2) shapes differ");
-    if (weight) need(weight->shape(0) == n, "weight length");
+    require(objective == gb::kBinaryLogistic || objective == gb::kSquaredError,
+            "objective must be 0 (binary:logistic) or 1 (reg:squarederror)");
+    require(y.shape(0) == n && rows.ndim() == 1 && ghn.ndim() == 2 && ghn.shape(0) == m &&
+                ghn.shape(1) == 2,
+            "raw/y (n,), rows (m,) and ghn (m, 2) shapes differ");
+    if (weight) require(weight->shape(0) == n, "weight length");
     const int32_t* r = rows.data();
-    for (int64_t p = 0; p < m; ++p) need(r[p] >= 0 && r[p] < n, "rows must index raw");
+    for (int64_t p = 0; p < m; ++p) require(r[p] >= 0 && r[p] < n, "rows must index raw");
     py::gil_scoped_release release;
     gb::compute_gradients_at(objective, raw.data(), y.data(), weight ? weight->data() : nullptr, r,
                              m, ghn.mutable_data(), n_threads);
 }
 
-void rank_gradients_py(int objective, carr<double> raw, carr<float> y, carr<int64_t> group_ptr,
-                       std::optional<carr<float>> group_weight, carr<float> gh, int64_t top_k,
-                       bool normalize, bool score_normalize, bool exp_gain, int n_threads) {
-    need(objective == gb::kRankPairwise || objective == gb::kRankNdcg,
-         "objective must be 2 (rank:pairwise) or 3 (rank:ndcg)");
+void rank_gradients_py(int objective, CArray<double> raw, CArray<float> y,
+                       CArray<int64_t> group_ptr, std::optional<CArray<float>> group_weight,
+                       CArray<float> gh, int64_t top_k, bool normalize, bool score_normalize,
+                       bool exp_gain, int n_threads) {
+    require(objective == gb::kRankPairwise || objective == gb::kRankNdcg,
+            "objective must be 2 (rank:pairwise) or 3 (rank:ndcg)");
     const int64_t n = raw.shape(0);
-    need(raw.ndim() == 1 && y.ndim() == 1 && y.shape(0) == n && gh.ndim() == 2 &&
-             gh.shape(0) == n && gh.shape(1) == 2,
-         "raw/y (n,) and gh (n, 2) shapes differ");
-    need(group_ptr.ndim() == 1 && group_ptr.shape(0) >= 1,
-         "group_ptr must be 1-D with n_groups + 1 entries");
+    require(raw.ndim() == 1 && y.ndim() == 1 && y.shape(0) == n && gh.ndim() == 2 &&
+                gh.shape(0) == n && gh.shape(1) == 2,
+            "raw/y (n,) and gh (n, 2) shapes differ");
+    require(group_ptr.ndim() == 1 && group_ptr.shape(0) >= 1,
+            "group_ptr must be 1-D with n_groups + 1 entries");
     const int64_t G = group_ptr.shape(0) - 1;
     const int64_t* ptr = group_ptr.data();
-    need(ptr[0] == 0 && ptr[G] == n, "group_ptr must start at 0 and end at n_rows");
-    for (int64_t g = 0; g < G; ++g) need(ptr[g] <= ptr[g + 1], "group_ptr must not decrease");
+    require(ptr[0] == 0 && ptr[G] == n, "group_ptr must start at 0 and end at n_rows");
+    for (int64_t g = 0; g < G; ++g) require(ptr[g] <= ptr[g + 1], "group_ptr must not decrease");
     if (group_weight)
-        need(group_weight->ndim() == 1 && group_weight->shape(0) == G, "group_weight length");
-    need(top_k >= 1, "top_k must be >= 1");
+        require(group_weight->ndim() == 1 && group_weight->shape(0) == G, "group_weight length");
+    require(top_k >= 1, "top_k must be >= 1");
     gb::RankParams p;
     p.objective = objective;
     p.top_k = top_k;
@@ -284,54 +287,55 @@ void rank_gradients_py(int objective, carr<double> raw, carr<float> y, carr<int6
                        group_weight ? group_weight->data() : nullptr, gh.mutable_data(), n_threads);
 }
 
-gb::PackedForest make_forest(int64_t F, carr<int32_t> feature, carr<float> threshold,
-                             carr<int32_t> left, carr<int32_t> right, carr<uint8_t> default_left,
-                             carr<uint8_t> categorical, carr<double> value, carr<int64_t> roots) {
+gb::PackedForest make_forest(int64_t F, CArray<int32_t> feature, CArray<float> threshold,
+                             CArray<int32_t> left, CArray<int32_t> right,
+                             CArray<uint8_t> default_left, CArray<uint8_t> categorical,
+                             CArray<double> value, CArray<int64_t> roots) {
     const int64_t N = feature.shape(0);
-    need(threshold.shape(0) == N && left.shape(0) == N && right.shape(0) == N &&
-             default_left.shape(0) == N && categorical.shape(0) == N && value.shape(0) == N,
-         "tree node arrays must have equal lengths");
+    require(threshold.shape(0) == N && left.shape(0) == N && right.shape(0) == N &&
+                default_left.shape(0) == N && categorical.shape(0) == N && value.shape(0) == N,
+            "tree node arrays must have equal lengths");
     for (int64_t i = 0; i < N; ++i) {
         const int32_t l = left.data()[i], r = right.data()[i];
         if (l >= 0) {
-            need(l > i && r == l + 1 && r < N, "tree child index out of range (corrupt model)");
-            need(feature.data()[i] >= 0 && feature.data()[i] < F,
-                 "tree feature index out of range for X");
+            require(l > i && r == l + 1 && r < N, "tree child index out of range (corrupt model)");
+            require(feature.data()[i] >= 0 && feature.data()[i] < F,
+                    "tree feature index out of range for X");
         }
     }
     const int64_t T = roots.shape(0);
     for (int64_t t = 0; t < T; ++t)
-        need(roots.data()[t] >= 0 && roots.data()[t] < N &&
-                 (t == 0 || roots.data()[t] > roots.data()[t - 1]),
-             "tree roots out of range or not increasing (corrupt model)");
+        require(roots.data()[t] >= 0 && roots.data()[t] < N &&
+                    (t == 0 || roots.data()[t] > roots.data()[t - 1]),
+                "tree roots out of range or not increasing (corrupt model)");
     return gb::pack_forest(N, feature.data(), threshold.data(), left.data(), default_left.data(),
                            categorical.data(), value.data(), roots.data(), T);
 }
 
-void predict_raw_py(carr<float> X, carr<int32_t> feature, carr<float> threshold, carr<int32_t> left,
-                    carr<int32_t> right, carr<uint8_t> default_left, carr<uint8_t> categorical,
-                    carr<double> value, carr<int64_t> roots, int64_t t0, int64_t t1,
-                    carr<double> out, int n_threads) {
-    need(X.ndim() == 2, "X must be 2-D");
+void predict_raw_py(CArray<float> X, CArray<int32_t> feature, CArray<float> threshold,
+                    CArray<int32_t> left, CArray<int32_t> right, CArray<uint8_t> default_left,
+                    CArray<uint8_t> categorical, CArray<double> value, CArray<int64_t> roots,
+                    int64_t t0, int64_t t1, CArray<double> out, int n_threads) {
+    require(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
-    need(out.ndim() == 1 && out.shape(0) == n, "out must have length n_rows");
+    require(out.ndim() == 1 && out.shape(0) == n, "out must have length n_rows");
     gb::PackedForest forest =
         make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
-    need(0 <= t0 && t0 <= t1 && t1 <= roots.shape(0), "tree range out of bounds");
+    require(0 <= t0 && t0 <= t1 && t1 <= roots.shape(0), "tree range out of bounds");
     py::gil_scoped_release release;
     gb::predict_raw(X.data(), n, F, forest, roots.data(), t0, t1, out.mutable_data(), n_threads);
 }
 
-carr<int32_t> apply_py(carr<float> X, carr<int32_t> feature, carr<float> threshold,
-                       carr<int32_t> left, carr<int32_t> right, carr<uint8_t> default_left,
-                       carr<uint8_t> categorical, carr<double> value, carr<int64_t> roots,
-                       int64_t t0, int64_t t1, int n_threads) {
-    need(X.ndim() == 2, "X must be 2-D");
+CArray<int32_t> apply_py(CArray<float> X, CArray<int32_t> feature, CArray<float> threshold,
+                         CArray<int32_t> left, CArray<int32_t> right, CArray<uint8_t> default_left,
+                         CArray<uint8_t> categorical, CArray<double> value, CArray<int64_t> roots,
+                         int64_t t0, int64_t t1, int n_threads) {
+    require(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
     gb::PackedForest forest =
         make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
-    need(0 <= t0 && t0 <= t1 && t1 <= roots.shape(0), "tree range out of bounds");
-    carr<int32_t> out({n, t1 - t0});
+    require(0 <= t0 && t0 <= t1 && t1 <= roots.shape(0), "tree range out of bounds");
+    CArray<int32_t> out({n, t1 - t0});
     {
         py::gil_scoped_release release;
         gb::apply_trees(X.data(), n, F, forest, roots.data(), t0, t1, out.mutable_data(),
@@ -340,44 +344,37 @@ carr<int32_t> apply_py(carr<float> X, carr<int32_t> feature, carr<float> thresho
     return out;
 }
 
-template <typename T>
-carr<T> to_array(const std::vector<T>& v) {
-    carr<T> a(static_cast<int64_t>(v.size()));
-    std::copy(v.begin(), v.end(), a.mutable_data());
-    return a;
-}
-
-py::tuple grow_depthwise_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows,
-                            carr<uint8_t> other_X, carr<float> other_gh, carr<int32_t> other_rows,
-                            carr<int32_t> n_bins, carr<uint8_t> is_cat,
-                            std::optional<carr<uint8_t>> feature_mask, int32_t max_depth,
-                            double min_child_weight, double reg_lambda, double gamma,
-                            double learning_rate, int64_t swap_rows, carr<double> hist_ws,
-                            carr<double> raw, int n_threads) {
-    need(Xn.ndim() == 2, "Xn must be 2-D");
+py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_t> rows,
+                            CArray<uint8_t> other_X, CArray<float> other_gh,
+                            CArray<int32_t> other_rows, CArray<int32_t> n_bins,
+                            CArray<uint8_t> is_cat, std::optional<CArray<uint8_t>> feature_mask,
+                            int32_t max_depth, double min_child_weight, double reg_lambda,
+                            double gamma, double learning_rate, int64_t swap_rows,
+                            CArray<double> hist_ws, CArray<double> raw, int n_threads) {
+    require(Xn.ndim() == 2, "Xn must be 2-D");
     const int64_t m = Xn.shape(0), F = Xn.shape(1);
-    need(m >= 1 && F >= 1, "Xn must have rows and features");
-    need(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.ndim() == 1 &&
-             rows.shape(0) == m,
-         "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
-    need(other_X.ndim() == 2 && other_X.shape(0) == m && other_X.shape(1) == F &&
-             other_gh.ndim() == 2 && other_gh.shape(0) == m && other_gh.shape(1) == 2 &&
-             other_rows.ndim() == 1 && other_rows.shape(0) == m,
-         "the other buffers must match Xn, ghn, rows");
-    need(n_bins.shape(0) == F && is_cat.shape(0) == F,
-         "n_bins/is_categorical must have length n_features");
+    require(m >= 1 && F >= 1, "Xn must have rows and features");
+    require(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.ndim() == 1 &&
+                rows.shape(0) == m,
+            "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
+    require(other_X.ndim() == 2 && other_X.shape(0) == m && other_X.shape(1) == F &&
+                other_gh.ndim() == 2 && other_gh.shape(0) == m && other_gh.shape(1) == 2 &&
+                other_rows.ndim() == 1 && other_rows.shape(0) == m,
+            "the other buffers must match Xn, ghn, rows");
+    require(n_bins.shape(0) == F && is_cat.shape(0) == F,
+            "n_bins/is_categorical must have length n_features");
     for (int64_t f = 0; f < F; ++f)
-        need(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
-    if (feature_mask) need(feature_mask->shape(0) == F, "feature_mask length");
-    need(max_depth >= 1 && max_depth <= 30, "max_depth must be in [1, 30]");
+        require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
+    if (feature_mask) require(feature_mask->shape(0) == F, "feature_mask length");
+    require(max_depth >= 1 && max_depth <= 30, "max_depth must be in [1, 30]");
     const int64_t cap = int64_t{1} << (max_depth - 1);
-    need(hist_ws.ndim() == 5 && hist_ws.shape(0) == 2 && hist_ws.shape(1) >= cap &&
-             hist_ws.shape(2) == F && hist_ws.shape(3) == gb::kBins && hist_ws.shape(4) == 2,
-         "hist_ws must be (2, >= 2**(max_depth - 1), n_features, 256, 2)");
-    need(raw.ndim() == 1, "raw must be 1-D");
+    require(hist_ws.ndim() == 5 && hist_ws.shape(0) == 2 && hist_ws.shape(1) >= cap &&
+                hist_ws.shape(2) == F && hist_ws.shape(3) == gb::kBins && hist_ws.shape(4) == 2,
+            "hist_ws must be (2, >= 2**(max_depth - 1), n_features, 256, 2)");
+    require(raw.ndim() == 1, "raw must be 1-D");
     const int64_t n_raw = raw.shape(0);
     const int32_t* r = rows.data();
-    for (int64_t p = 0; p < m; ++p) need(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
+    for (int64_t p = 0; p < m; ++p) require(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
     const gb::DepthwiseParams params{max_depth, min_child_weight, reg_lambda,
                                      gamma,     learning_rate,    swap_rows};
     gb::GrownTree t;

@@ -10,37 +10,28 @@
 #include <stdexcept>
 #include <vector>
 
+#include "arrays.hpp"
 #include "recforge/constants.hpp"
 #include "recforge/gbdt_leafwise.hpp"
 
 namespace py = pybind11;
 namespace gb = recforge::gbdt;
 
-template <typename T>
-using carr = py::array_t<T, py::array::c_style>;
+using recforge::bindings::CArray;
+using recforge::bindings::require;
+using recforge::bindings::to_array;
 
 namespace {
 
 py::handle leafwise_result_type;  // the named tuple type (the module holds the reference)
 
-void require(bool ok, const char* msg) {
-    if (!ok) throw std::invalid_argument(msg);
-}
-
-template <typename T>
-carr<T> to_array(const std::vector<T>& v) {
-    carr<T> a(static_cast<py::ssize_t>(v.size()));
-    std::copy(v.begin(), v.end(), a.mutable_data());
-    return a;
-}
-
-py::object grow_leafwise_py(carr<uint8_t> Xn, carr<float> ghn, carr<int32_t> rows,
-                            carr<uint8_t> other_X, carr<float> other_gh, carr<int32_t> other_rows,
-                            carr<int32_t> n_bins, carr<uint8_t> is_cat,
-                            std::optional<carr<uint8_t>> feature_mask, int32_t max_leaves,
-                            int32_t max_depth, double min_child_weight, double reg_lambda,
-                            double gamma, double learning_rate, int64_t swap_rows,
-                            int64_t index_bytes, int n_threads) {
+py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_t> rows,
+                            CArray<uint8_t> other_X, CArray<float> other_gh,
+                            CArray<int32_t> other_rows, CArray<int32_t> n_bins,
+                            CArray<uint8_t> is_cat, std::optional<CArray<uint8_t>> feature_mask,
+                            int32_t max_leaves, int32_t max_depth, double min_child_weight,
+                            double reg_lambda, double gamma, double learning_rate,
+                            int64_t swap_rows, int64_t index_bytes, int n_threads) {
     require(Xn.ndim() == 2, "Xn must be 2-D");
     const int64_t m = Xn.shape(0), F = Xn.shape(1);
     require(m >= 1 && F >= 1, "Xn must have rows and features");

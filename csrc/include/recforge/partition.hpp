@@ -42,6 +42,36 @@ inline void direction_table(int32_t threshold, uint8_t default_left, bool catego
     lut[kMissingBin] = default_left != 0;
 }
 
+// One step of the two-cursor partition below, after the caller has copied binned row p to left slot
+// li and right slot ri: row p's (g, h) pair (one 8-byte word) and id go to both slots too, and
+// only the side the row goes to (l = 1: left) advances. li <= p, so row p is read before a left
+// slot overwrites it.
+inline void move_pair_and_id(float* ghn, int32_t* rows, float* __restrict sgh,
+                             int32_t* __restrict srows, int64_t p, int64_t l, int64_t& li,
+                             int64_t& ri) {
+    uint64_t g;
+    std::memcpy(&g, ghn + 2 * p, 8);
+    const int32_t r = rows[p];
+    std::memcpy(ghn + 2 * li, &g, 8);
+    std::memcpy(sgh + 2 * ri, &g, 8);
+    rows[li] = r;
+    srows[ri] = r;
+    li += l;
+    ri += 1 - l;
+}
+
+// The end of the two-cursor partition: the ri right rows collected in the scratch buffers go
+// behind the li - s left rows. Returns the number of left rows.
+inline int64_t append_right_rows(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
+                                 const uint8_t* __restrict sX, const float* __restrict sgh,
+                                 const int32_t* __restrict srows, int64_t s, int64_t li,
+                                 int64_t ri) {
+    std::memcpy(Xn + li * F, sX, static_cast<size_t>(ri) * static_cast<size_t>(F));
+    std::memcpy(ghn + 2 * li, sgh, static_cast<size_t>(ri) * 2 * sizeof(float));
+    std::memcpy(rows + li, srows, static_cast<size_t>(ri) * sizeof(int32_t));
+    return li - s;
+}
+
 // Stable partition of positions [s, e) of node-ordered data on one thread, one pass, no branch on
 // the direction: every row is written both to the next left slot (in place: left rows are
 // compacted) and to the next right slot (scratch), and only the side it goes to advances. The
@@ -63,23 +93,12 @@ inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
     int64_t li = s, ri = 0;
     for (int64_t p = s; p < e; ++p) {
         const int64_t l = lut[col[p * F]];
-        uint64_t g;  // the (g, h) pair as one word
-        std::memcpy(&g, ghn + 2 * p, 8);
-        const int32_t r = rows[p];
         copy_row(sX + ri * F, Xn + p * F, row_bytes);
         copy_row(Xn + li * F, Xn + p * F,
                  row_bytes);  // li <= p: row p is read before it is overwritten
-        std::memcpy(ghn + 2 * li, &g, 8);
-        std::memcpy(sgh + 2 * ri, &g, 8);
-        rows[li] = r;
-        srows[ri] = r;
-        li += l;
-        ri += 1 - l;
+        move_pair_and_id(ghn, rows, sgh, srows, p, l, li, ri);
     }
-    std::memcpy(Xn + li * F, sX, static_cast<size_t>(ri) * row_bytes);
-    std::memcpy(ghn + 2 * li, sgh, static_cast<size_t>(ri) * 2 * sizeof(float));
-    std::memcpy(rows + li, srows, static_cast<size_t>(ri) * sizeof(int32_t));
-    return li - s;
+    return append_right_rows(Xn, F, ghn, rows, sX, sgh, srows, s, li, ri);
 }
 
 // partition_node for rows of 8 to 16 bytes: every row moves as one 16-byte block whose tail runs
@@ -101,38 +120,18 @@ inline int64_t partition_node_narrow(uint8_t* Xn, int64_t F, float* ghn, int32_t
         else
             copy_row(next, Xn + (p + 1) * F, row_bytes);
         const int64_t l = lut[cur[feature]];
-        uint64_t g;
-        std::memcpy(&g, ghn + 2 * p, 8);
-        const int32_t r = rows[p];
         std::memcpy(sX + ri * F, cur, 16);
         std::memcpy(Xn + li * F, cur, 16);
-        std::memcpy(ghn + 2 * li, &g, 8);
-        std::memcpy(sgh + 2 * ri, &g, 8);
-        rows[li] = r;
-        srows[ri] = r;
-        li += l;
-        ri += 1 - l;
+        move_pair_and_id(ghn, rows, sgh, srows, p, l, li, ri);
         std::memcpy(cur, next, 16);
     }
     {  // the last row, exactly
-        const int64_t p = e - 1;
         const int64_t l = lut[cur[feature]];
-        uint64_t g;
-        std::memcpy(&g, ghn + 2 * p, 8);
-        const int32_t r = rows[p];
         copy_row(sX + ri * F, cur, row_bytes);
         copy_row(Xn + li * F, cur, row_bytes);
-        std::memcpy(ghn + 2 * li, &g, 8);
-        std::memcpy(sgh + 2 * ri, &g, 8);
-        rows[li] = r;
-        srows[ri] = r;
-        li += l;
-        ri += 1 - l;
+        move_pair_and_id(ghn, rows, sgh, srows, e - 1, l, li, ri);
     }
-    std::memcpy(Xn + li * F, sX, static_cast<size_t>(ri) * row_bytes);
-    std::memcpy(ghn + 2 * li, sgh, static_cast<size_t>(ri) * 2 * sizeof(float));
-    std::memcpy(rows + li, srows, static_cast<size_t>(ri) * sizeof(int32_t));
-    return li - s;
+    return append_right_rows(Xn, F, ghn, rows, sX, sgh, srows, s, li, ri);
 }
 
 // Node-ordered data: positions [starts[k], ends[k]) of Xn (row-major binned rows), ghn (g, h pairs)

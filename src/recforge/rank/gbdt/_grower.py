@@ -111,6 +111,18 @@ class Tree:
         return {name: self.a[name][: self.n].copy() for name in self.FIELDS}
 
 
+def add_raw_thresholds(nodes: dict, thr_table: np.ndarray, is_cat: np.ndarray) -> None:
+    """Add ``threshold`` (float32 raw value) and ``categorical`` (uint8) to a grown tree's node
+    arrays, from each split's ``threshold_bin`` (leaves: 0); ``thr_table`` (F, bins + 1) float32 is
+    the bin mapper's ``threshold_table_``, ``is_cat`` (F,) uint8."""
+    split = nodes["left"] >= 0
+    f = np.where(split, nodes["feature"], 0)
+    nodes["threshold"] = np.where(
+        split, thr_table[f, nodes["threshold_bin"] + 1], np.float32(0)
+    ).astype(np.float32)
+    nodes["categorical"] = np.where(split, is_cat[f], 0).astype(np.uint8)
+
+
 class TreeGrower:
     """Grow a tree on node-ordered data: binned rows ``Xn`` (uint8, (m, n_features), C order), their
     gradients ``ghn`` (float32, (m, 2)) and original row ids ``rows`` (int32, (m,)).
@@ -384,12 +396,7 @@ class TreeGrower:
             (self.X, self.gh, self.rows), self.scratch = self.scratch, (self.X, self.gh, self.rows)
         self._leaves.append((grown.leaf_node, grown.leaf_start, grown.leaf_end))
         a = grown.nodes
-        split = a["left"] >= 0
-        f = np.where(split, a["feature"], 0)
-        a["threshold"] = np.where(
-            split, self.thr_table[f, a["threshold_bin"] + 1], np.float32(0)
-        ).astype(np.float32)
-        a["categorical"] = np.where(split, self.is_cat[f], 0).astype(np.uint8)
+        add_raw_thresholds(a, self.thr_table, self.is_cat)
         tree = Tree(0)
         tree.n = len(a["feature"])
         tree.a = {name: a[name] for name in Tree.FIELDS}
@@ -445,11 +452,6 @@ class FusedDepthwiseGrower:
             raw,
             self.n_threads,
         )
-        split = a["left"] >= 0
-        f = np.where(split, a["feature"], 0)
-        a["threshold"] = np.where(
-            split, self.thr_table[f, a["threshold_bin"] + 1], np.float32(0)
-        ).astype(np.float32)
-        a["categorical"] = np.where(split, self.is_cat[f], 0).astype(np.uint8)
+        add_raw_thresholds(a, self.thr_table, self.is_cat)
         tree = {name: a[name] for name in Tree.FIELDS}
         return (tree, other, data) if swapped else (tree, data, other)

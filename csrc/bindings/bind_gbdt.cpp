@@ -10,6 +10,7 @@
 #include <string>
 
 #include "arrays.hpp"
+#include "gbdt_tree_arrays.hpp"
 #include "recforge/constants.hpp"
 #include "recforge/gbdt_grow.hpp"
 #include "recforge/histogram.hpp"
@@ -22,8 +23,10 @@ namespace py = pybind11;
 namespace gb = recforge::gbdt;
 
 using recforge::bindings::CArray;
+using recforge::bindings::check_node_ordered;
 using recforge::bindings::require;
 using recforge::bindings::to_array;
+using recforge::bindings::tree_arrays;
 
 namespace {
 
@@ -351,21 +354,9 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             int32_t max_depth, double min_child_weight, double reg_lambda,
                             double gamma, double learning_rate, int64_t swap_rows,
                             CArray<double> hist_ws, CArray<double> raw, int n_threads) {
-    require(Xn.ndim() == 2, "Xn must be 2-D");
-    const int64_t m = Xn.shape(0), F = Xn.shape(1);
-    require(m >= 1 && F >= 1, "Xn must have rows and features");
-    require(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.ndim() == 1 &&
-                rows.shape(0) == m,
-            "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
-    require(other_X.ndim() == 2 && other_X.shape(0) == m && other_X.shape(1) == F &&
-                other_gh.ndim() == 2 && other_gh.shape(0) == m && other_gh.shape(1) == 2 &&
-                other_rows.ndim() == 1 && other_rows.shape(0) == m,
-            "the other buffers must match Xn, ghn, rows");
-    require(n_bins.shape(0) == F && is_cat.shape(0) == F,
-            "n_bins/is_categorical must have length n_features");
-    for (int64_t f = 0; f < F; ++f)
-        require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
-    if (feature_mask) require(feature_mask->shape(0) == F, "feature_mask length");
+    int64_t m, F;
+    check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
+                       m, F);
     require(max_depth >= 1 && max_depth <= 30, "max_depth must be in [1, 30]");
     const int64_t cap = int64_t{1} << (max_depth - 1);
     require(hist_ws.ndim() == 5 && hist_ws.shape(0) == 2 && hist_ws.shape(1) >= cap &&
@@ -387,17 +378,7 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
             n_bins.data(), is_cat.data(), feature_mask ? feature_mask->data() : nullptr, params, ws,
             ws + hist_ws.shape(1) * F * gb::kBins * 2, raw.mutable_data(), n_threads);
     }
-    py::dict d;
-    d["feature"] = to_array(t.feature);
-    d["threshold_bin"] = to_array(t.threshold_bin);
-    d["default_left"] = to_array(t.default_left);
-    d["left"] = to_array(t.left);
-    d["right"] = to_array(t.right);
-    d["value"] = to_array(t.value);
-    d["gain"] = to_array(t.gain);
-    d["cover"] = to_array(t.cover);
-    d["depth"] = to_array(t.depth);
-    return py::make_tuple(d, t.swapped);
+    return py::make_tuple(tree_arrays(t), t.swapped);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "arrays.hpp"
+#include "gbdt_tree_arrays.hpp"
 #include "recforge/constants.hpp"
 #include "recforge/gbdt_leafwise.hpp"
 
@@ -18,8 +19,10 @@ namespace py = pybind11;
 namespace gb = recforge::gbdt;
 
 using recforge::bindings::CArray;
+using recforge::bindings::check_node_ordered;
 using recforge::bindings::require;
 using recforge::bindings::to_array;
+using recforge::bindings::tree_arrays;
 
 namespace {
 
@@ -32,23 +35,9 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             int32_t max_leaves, int32_t max_depth, double min_child_weight,
                             double reg_lambda, double gamma, double learning_rate,
                             int64_t swap_rows, int64_t index_bytes, int n_threads) {
-    require(Xn.ndim() == 2, "Xn must be 2-D");
-    const int64_t m = Xn.shape(0), F = Xn.shape(1);
-    require(m >= 1 && F >= 1, "Xn must have rows and features");
-    require(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.ndim() == 1 &&
-                rows.shape(0) == m,
-            "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
-    require(other_X.ndim() == 2 && other_X.shape(0) == m && other_X.shape(1) == F &&
-                other_gh.ndim() == 2 && other_gh.shape(0) == m && other_gh.shape(1) == 2 &&
-                other_rows.ndim() == 1 && other_rows.shape(0) == m,
-            "the other buffers must match Xn, ghn, rows");
-    require(
-        n_bins.ndim() == 1 && n_bins.shape(0) == F && is_cat.ndim() == 1 && is_cat.shape(0) == F,
-        "n_bins/is_categorical must have length n_features");
-    for (int64_t f = 0; f < F; ++f)
-        require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
-    if (feature_mask)
-        require(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
+    int64_t m, F;
+    check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
+                       m, F);
     require(max_leaves >= 1, "max_leaves must be >= 1");
     const gb::LeafwiseParams params{max_leaves, max_depth,     min_child_weight, reg_lambda,
                                     gamma,      learning_rate, swap_rows,        index_bytes};
@@ -61,17 +50,7 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
             n_bins.data(), is_cat.data(), feature_mask ? feature_mask->data() : nullptr, params,
             n_threads);
     }
-    py::dict d;
-    d["feature"] = to_array(t.tree.feature);
-    d["threshold_bin"] = to_array(t.tree.threshold_bin);
-    d["default_left"] = to_array(t.tree.default_left);
-    d["left"] = to_array(t.tree.left);
-    d["right"] = to_array(t.tree.right);
-    d["value"] = to_array(t.tree.value);
-    d["gain"] = to_array(t.tree.gain);
-    d["cover"] = to_array(t.tree.cover);
-    d["depth"] = to_array(t.tree.depth);
-    return leafwise_result_type(d, to_array(t.leaf_node), to_array(t.leaf_start),
+    return leafwise_result_type(tree_arrays(t.tree), to_array(t.leaf_node), to_array(t.leaf_start),
                                 to_array(t.leaf_end), t.tree.swapped);
 }
 

@@ -1,0 +1,63 @@
+// What the bindings of the fused GBDT growers (depth-wise in bind_gbdt.cpp, best-first in
+// bind_gbdt_leafwise.cpp) share: the structural checks of the node-ordered buffers and the node
+// arrays of a grown tree as a dict of NumPy arrays.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "arrays.hpp"
+#include "recforge/constants.hpp"
+#include "recforge/gbdt_grow.hpp"
+
+namespace recforge::bindings {
+
+// Checks the node-ordered data (Xn (m, F) uint8, ghn (m, 2), rows (m,)), the other buffers of the
+// same shapes, n_bins / is_categorical (F,) and feature_mask (F,). Sets m and F.
+inline void check_node_ordered(const CArray<uint8_t>& Xn, const CArray<float>& ghn,
+                               const CArray<int32_t>& rows, const CArray<uint8_t>& other_X,
+                               const CArray<float>& other_gh, const CArray<int32_t>& other_rows,
+                               const CArray<int32_t>& n_bins, const CArray<uint8_t>& is_cat,
+                               const std::optional<CArray<uint8_t>>& feature_mask, int64_t& m,
+                               int64_t& F) {
+    require(Xn.ndim() == 2, "Xn must be 2-D");
+    m = Xn.shape(0);
+    F = Xn.shape(1);
+    require(m >= 1 && F >= 1, "Xn must have rows and features");
+    require(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.ndim() == 1 &&
+                rows.shape(0) == m,
+            "ghn (m, 2) and rows (m,) must match Xn (m, n_features)");
+    require(other_X.ndim() == 2 && other_X.shape(0) == m && other_X.shape(1) == F &&
+                other_gh.ndim() == 2 && other_gh.shape(0) == m && other_gh.shape(1) == 2 &&
+                other_rows.ndim() == 1 && other_rows.shape(0) == m,
+            "the other buffers must match Xn, ghn, rows");
+    require(
+        n_bins.ndim() == 1 && n_bins.shape(0) == F && is_cat.ndim() == 1 && is_cat.shape(0) == F,
+        "n_bins/is_categorical must have length n_features");
+    for (int64_t f = 0; f < F; ++f)
+        require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gbdt::kMaxBin,
+                "n_bins in [0, 255]");
+    if (feature_mask)
+        require(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
+}
+
+// The node arrays of a grown tree (feature, threshold_bin, default_left, left, right, value,
+// gain, cover, depth), each a new 1-D array.
+inline pybind11::dict tree_arrays(const gbdt::GrownTree& t) {
+    pybind11::dict d;
+    d["feature"] = to_array(t.feature);
+    d["threshold_bin"] = to_array(t.threshold_bin);
+    d["default_left"] = to_array(t.default_left);
+    d["left"] = to_array(t.left);
+    d["right"] = to_array(t.right);
+    d["value"] = to_array(t.value);
+    d["gain"] = to_array(t.gain);
+    d["cover"] = to_array(t.cover);
+    d["depth"] = to_array(t.depth);
+    return d;
+}
+
+}  // namespace recforge::bindings

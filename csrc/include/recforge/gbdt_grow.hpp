@@ -151,6 +151,15 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
     const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
     const SplitParams sp{p.reg_lambda, p.gamma, p.min_child_weight};
     bool have_splits = false;  // the level's splits were found by the fused step of the last one
+    // the children built by a level become the nodes of the next one
+    auto next_level = [&] {
+        std::swap(hist, hist_next);
+        ids.assign(c_ids.begin(), c_ids.end());
+        starts = c_starts;
+        ends = c_ends;
+        sum_g = c_sum_g;
+        sum_h = c_sum_h;
+    };
     for (int32_t depth = 0;; ++depth) {
         const int64_t K = static_cast<int64_t>(ids.size());
         if (!have_splits) {
@@ -231,12 +240,7 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
                         c_sum_g.data(), c_sum_h.data(), n_bins, feature_mask, sp, hist_next,
                         c_starts, c_ends, split, n_threads);
             have_splits = true;
-            std::swap(hist, hist_next);
-            ids.assign(c_ids.begin(), c_ids.end());
-            starts = c_starts;
-            ends = c_ends;
-            sum_g = c_sum_g;
-            sum_h = c_sum_h;
+            next_level();
             continue;
         }
         if (into_other) {
@@ -270,12 +274,7 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
         }
         build_child_histograms(cur.X, F, cur.gh, hist, ok_index.data(), c_starts.data(),
                                c_ends.data(), S, feature_mask, hist_next, n_threads);
-        std::swap(hist, hist_next);
-        ids.assign(c_ids.begin(), c_ids.end());
-        starts = c_starts;
-        ends = c_ends;
-        sum_g = c_sum_g;
-        sum_h = c_sum_h;
+        next_level();
     }
     if (!leaf_id.empty()) {
         std::vector<double> v(leaf_id.size());

@@ -17,9 +17,7 @@ from recforge.distributed.pipeline import (  # noqa: E402
     fit_two_stage,
 )
 from recforge.distributed.recommend import batch_recommend  # noqa: E402
-from recforge.pipeline import TwoStage  # noqa: E402
-from recforge.rank import GBDTClassifier  # noqa: E402
-from recforge.recall import ItemCF, Popularity  # noqa: E402
+from tests.test_pipeline import small_pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +43,6 @@ def _log(n_users=120, n_items=50, seed=0) -> pd.DataFrame:
     return df.drop_duplicates(["user", "item"]).sample(frac=1.0, random_state=seed)
 
 
-def _pipeline(**kwargs) -> TwoStage:
-    params = dict(
-        quotas=8,
-        ranker=GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0),
-        n_threads=1,
-        random_state=0,
-    )
-    params.update(kwargs)
-    return TwoStage(
-        {"popularity": Popularity(n_threads=1), "itemcf": ItemCF(n_threads=1)}, **params
-    )
-
-
 @pytest.fixture(scope="module")
 def frame():
     return _log()
@@ -74,9 +59,9 @@ def data(client, frame):
 
 
 def test_training_frame_equals_single_machine(data, local):
-    frame, info = build_training_frame(_pipeline(), data)
+    frame, info = build_training_frame(small_pipeline(), data)
     got = frame.compute()
-    want = _pipeline().training_data(local)
+    want = small_pipeline().training_data(local)
     assert len(got) == len(want.y) > 0
     np.testing.assert_array_equal(got["user"].to_numpy(), local.user_map.ids[want.users])
     np.testing.assert_array_equal(got["item"].to_numpy(), local.item_map.ids[want.items])
@@ -87,9 +72,9 @@ def test_training_frame_equals_single_machine(data, local):
 
 
 def test_training_frame_samples_users_and_negatives(data, local):
-    model = _pipeline(max_train_users=30, negatives_per_user=3)
+    model = small_pipeline(max_train_users=30, negatives_per_user=3)
     got = build_training_frame(model, data)[0].compute()
-    want = _pipeline(max_train_users=30).training_data(local)
+    want = small_pipeline(max_train_users=30).training_data(local)
     # the users are sampled exactly as on one machine; each keeps every positive, <= 3 negatives
     assert set(got["user"]) == set(local.user_map.ids[want.users])
     per_user = got.groupby("user")["label"]
@@ -98,8 +83,8 @@ def test_training_frame_samples_users_and_negatives(data, local):
 
 
 def test_fit_and_recommend_equal_single_machine(client, data, local):
-    distributed = fit_two_stage(_pipeline(), data)
-    single = _pipeline().fit(local)
+    distributed = fit_two_stage(small_pipeline(), data)
+    single = small_pipeline().fit(local)
     assert distributed.training_summary_ == pytest.approx(single.training_summary_)
     users = local.user_map.ids
     want_items, want_scores = single.recommend(users, k=5)
@@ -122,6 +107,6 @@ def test_bad_input(data, local):
     with pytest.raises(TypeError, match="model"):
         build_training_frame(object(), data)
     with pytest.raises(TypeError, match="data"):
-        build_training_frame(_pipeline(), local)
+        build_training_frame(small_pipeline(), local)
     with pytest.raises(ValueError, match="cut"):
-        build_training_frame(_pipeline(cut="window", label_window=10.0), data)
+        build_training_frame(small_pipeline(cut="window", label_window=10.0), data)

@@ -38,8 +38,7 @@ inline void check_node_ordered(const CArray<uint8_t>& Xn, const CArray<float>& g
         n_bins.ndim() == 1 && n_bins.shape(0) == F && is_cat.ndim() == 1 && is_cat.shape(0) == F,
         "n_bins/is_categorical must have length n_features");
     for (int64_t f = 0; f < F; ++f)
-        require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gbdt::kMaxBin,
-                "n_bins in [0, 255]");
+        require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gbdt::kMaxBin, "n_bins in [0, 255]");
     if (feature_mask)
         require(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
 }

@@ -3,13 +3,30 @@
 First ``python -m recforge warmup`` runs in a process of its own (it fills Numba's disk cache).
 Then each model runs in its own fresh Python process: the demo's model (``recforge.demo``) fitted
 twice on the bundled data (recall: ml-latest-small positives, rankers: UCI Adult), then one
-evaluation / prediction. The report lists each fit's seconds, their ratio (target: first / warm
-<= 1.5) and every Numba signature compiled (not loaded from the cache) in the model's process:
+evaluation / prediction. The model's module is imported (the model constructed) before the first
+fit, its seconds in a column of their own. The report lists each fit's seconds, their ratio
+(target: first / warm <= 1.5), the same ratio in CPU seconds of the process (steadier on a busy
+machine), and every Numba signature compiled (not loaded from the cache) in the model's process:
 there should be none; a listed signature is one that ``warmup`` does not cover.
+
+The first fit's extra seconds (first - warm) are split into what Numba does once per process and
+what is left:
+
+* ``numba start``: the first cache load of a process makes Numba build its typing and target
+  contexts (it imports ~70 of its modules, scipy.linalg and cffi, and installs every @overload
+  registry) and, for a ``parallel=True`` kernel, starts its threading layer. ~0.3 s of CPU on a
+  busy 2-core machine, whatever the model; no recforge code runs in it.
+* ``loads``: the number of kernel signatures loaded from the disk cache and their seconds (index
+  lookup, unpickling, bitcode parsing and linking, 3-20 ms each).
+* ``other``: the rest (lazy imports such as scipy.optimize, first allocations, pools, ...).
+
+``--numba-started`` starts Numba's contexts before the first fit (what a process that called
+``warmup()`` or ran any kernel before has paid already): the ratio then shows what is left.
 
     python bench/warmup_first_call.py                       # every model, one process each
     python bench/warmup_first_call.py itemcf "lfm (bpr)"    # some of them
     python bench/warmup_first_call.py --in-process          # warmup() inside each model's process
+    python bench/warmup_first_call.py --numba-started       # Numba's contexts started before the fit
     NUMBA_CACHE_DIR=/tmp/nc python bench/warmup_first_call.py   # a cache of its own
 
 Timings on a shared machine are noisy: the numbers are a report, not a test.
@@ -39,8 +56,47 @@ def _new_signatures(before: dict) -> list[str]:
     )
 
 
-def run_one(name: str, in_process: bool) -> dict:
+class NumbaTimers:
+    """Seconds Numba spends starting up and loading cached kernels, by wrapping three of its
+    internals in this (bench) process only: the context refresh (its first call builds the typing
+    and target contexts), the threading layer's launch and the disk cache's ``load_overload``."""
+
+    def __init__(self):
+        from numba.core import base, caching
+        from numba.np.ufunc import parallel
+
+        self.start_s = 0.0  # context refreshes + threading layer launch
+        self.loads = 0
+        self.loads_s = 0.0  # cache loads, without the refreshes inside them
+        self._wrap(base.BaseContext, "refresh", self._add_start)
+        self._wrap(parallel, "_launch_threads", self._add_start)
+        self._wrap(caching.Cache, "load_overload", self._add_load)
+
+    def _wrap(self, owner, attr, record):
+        original = getattr(owner, attr)
+
+        def timed(*args, **kwargs):
+            start, start_s = time.perf_counter(), self.start_s
+            result = original(*args, **kwargs)
+            record(time.perf_counter() - start - (self.start_s - start_s), result)
+            return result
+
+        setattr(owner, attr, timed)
+
+    def _add_start(self, seconds, result):
+        self.start_s += seconds
+
+    def _add_load(self, seconds, result):
+        self.loads += result is not None
+        self.loads_s += seconds
+
+    def snapshot(self) -> tuple:
+        return self.start_s, self.loads, self.loads_s
+
+
+def run_one(name: str, in_process: bool, numba_started: bool = False) -> dict:
     """Runs in the child process: (warm up,) fit twice, evaluate once; returns the measurements."""
+    timers = NumbaTimers()
     from recforge import demo
 
     record = {"model": name, "warmup_s": float("nan")}
@@ -50,6 +106,10 @@ def run_one(name: str, in_process: bool) -> dict:
         start = time.perf_counter()
         warmup()
         record["warmup_s"] = time.perf_counter() - start
+    if numba_started:
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context.refresh()
     recall = {row[0]: row for row in demo.RECALL_MODELS}
     rankers = dict(demo.RANKERS)
     if name in recall:
@@ -63,6 +123,9 @@ def run_one(name: str, in_process: bool) -> dict:
         )
         _, factory, *extra = recall[name]
         kwargs = extra[0](ml) if extra else {}
+        start = time.perf_counter()
+        factory(None)  # imports the model's module
+        record["import_s"] = time.perf_counter() - start
         fit = lambda: factory(None).fit(train, **kwargs)  # noqa: E731
         use = lambda model: evaluate_recall(model, train, test, k=10)  # noqa: E731
     else:
@@ -70,16 +133,26 @@ def run_one(name: str, in_process: bool) -> dict:
 
         data = adult()
         X, y, X_test = data.X_train, data.y_train, data.X_test
+        start = time.perf_counter()
+        rankers[name](None)  # imports the model's module
+        record["import_s"] = time.perf_counter() - start
         fit = lambda: rankers[name](None).fit(X, y)  # noqa: E731
         use = lambda model: model.predict_proba(X_test)  # noqa: E731
     before = _compiled()
-    start = time.perf_counter()
+    numba_before = timers.snapshot()
+    start, cpu = time.perf_counter(), time.process_time()
     model = fit()
     record["first_fit_s"] = time.perf_counter() - start
+    record["first_fit_cpu_s"] = time.process_time() - cpu
+    numba_after = timers.snapshot()
+    record["numba_start_s"] = numba_after[0] - numba_before[0]
+    record["loads"] = numba_after[1] - numba_before[1]
+    record["loads_s"] = numba_after[2] - numba_before[2]
     record["compiled_in_first_fit"] = _new_signatures(before)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fit()
     record["warm_fit_s"] = time.perf_counter() - start
+    record["warm_fit_cpu_s"] = time.process_time() - cpu
     before = _compiled()
     use(model)
     record["compiled_in_use"] = _new_signatures(before)
@@ -107,6 +180,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="run warmup() inside each model's process instead of `recforge warmup` once before",
     )
+    parser.add_argument(
+        "--numba-started",
+        action="store_true",
+        help="start Numba's typing and target contexts before the first fit (what any earlier "
+        "kernel call or warmup() in the process pays), to show the first fit's other costs",
+    )
     parser.add_argument("--child", metavar="MODEL", help=argparse.SUPPRESS)  # the per-model process
     args = parser.parse_args(argv)
     unknown = [name for name in [*args.models, args.child] if name and name not in model_names()]
@@ -115,7 +194,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(names: list[str], in_process: bool) -> None:
+def main(names: list[str], in_process: bool, numba_started: bool = False) -> None:
     names = names or model_names()
     if not in_process:
         start = time.perf_counter()
@@ -124,22 +203,30 @@ def main(names: list[str], in_process: bool) -> None:
         )
         print(f"recforge warmup (own process): {time.perf_counter() - start:.1f} s")
     print(
-        f"{'model':<16}{'warmup s':>10}{'first fit s':>13}{'warm fit s':>12}{'ratio':>8}"
-        "  compiled after warmup"
+        f"{'model':<16}{'warmup s':>9}{'import s':>9}{'first fit s':>12}{'warm fit s':>11}"
+        f"{'ratio':>7}{'cpu ratio':>10}{'extra s':>9}{'numba start s':>14}{'loads':>6}"
+        f"{'loads s':>8}{'other s':>8}  compiled after warmup"
     )
     for name in names:
         child = [sys.executable, __file__, "--child", name]
         if in_process:
             child.append("--in-process")
+        if numba_started:
+            child.append("--numba-started")
         out = subprocess.run(child, capture_output=True, text=True)
         if out.returncode != 0:
             print(f"{name:<16} failed:\n{out.stderr}")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         missed = r["compiled_in_first_fit"] + [f"(use) {s}" for s in r["compiled_in_use"]]
+        extra = r["first_fit_s"] - r["warm_fit_s"]
+        other = extra - r["numba_start_s"] - r["loads_s"]
         print(
-            f"{name:<16}{r['warmup_s']:>10.2f}{r['first_fit_s']:>13.3f}{r['warm_fit_s']:>12.3f}"
-            f"{r['first_fit_s'] / r['warm_fit_s']:>8.2f}  {len(missed) or 'none'}"
+            f"{name:<16}{r['warmup_s']:>9.2f}{r['import_s']:>9.3f}{r['first_fit_s']:>12.3f}"
+            f"{r['warm_fit_s']:>11.3f}{r['first_fit_s'] / r['warm_fit_s']:>7.2f}"
+            f"{r['first_fit_cpu_s'] / max(r['warm_fit_cpu_s'], 1e-9):>10.2f}{extra:>9.3f}"
+            f"{r['numba_start_s']:>14.3f}{r['loads']:>6}{r['loads_s']:>8.3f}{other:>8.3f}"
+            f"  {len(missed) or 'none'}"
         )
         for sig in missed:
             print(f"{'':<16}  {sig}")
@@ -148,6 +235,6 @@ def main(names: list[str], in_process: bool) -> None:
 if __name__ == "__main__":
     options = parse_args()
     if options.child is not None:
-        print(json.dumps(run_one(options.child, options.in_process)))
+        print(json.dumps(run_one(options.child, options.in_process, options.numba_started)))
     else:
-        main(options.models, options.in_process)
+        main(options.models, options.in_process, options.numba_started)

@@ -4,9 +4,13 @@ Numba kernels compile on their first call (and are cached on disk). :func:`warmu
 all up front, e.g. while building a container image, so that no user request pays for it.
 A kernel module takes part by defining ``_warmup()``, which calls its kernels on tiny inputs, or
 compiles them from their signatures, with the argument types the models pass (each signature
-they use). Numba's disk cache serves later processes, but the first kernel a process calls still
-pays for loading it and starting Numba's code generator (0.4-0.9 s measured on a busy 2-core
-machine), so a process whose first request must be fast calls :func:`warmup` itself at start.
+they use). Numba's disk cache serves later processes, so nothing compiles there, but a process
+still pays twice for its kernels (measured by ``bench/warmup_first_call.py``, CPU seconds on a busy
+2-core machine): once for Numba's start at its first kernel call (its typing and target contexts:
+~70 of its modules, scipy.linalg and cffi imported, every ``@overload`` registry installed;
+~0.3 s, whatever the kernel, no recforge code in it), and 3-20 ms for each kernel signature's first
+call (loaded from the cache and linked). A process whose first request must be fast calls
+:func:`warmup` itself at start (~1.2 s of CPU with a filled cache).
 """
 
 from __future__ import annotations

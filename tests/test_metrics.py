@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import recforge._reference.metrics as ref
 from recforge._threads import numba_threads
-from recforge.kernels.ranking import hit_matrix
+from recforge.kernels.ranking import dcg_of_hits, hit_matrix, hit_stats, recommended_rows
 from recforge.metrics import (
     coverage_at_k,
     hit_rate_at_k,
@@ -81,6 +81,52 @@ def test_hit_matrix_independent_of_threads():
     with numba_threads(2):
         two = hit_matrix(*args)
     np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_hit_stats_match_the_hit_matrix(seed, n_threads):
+    rec, rel = random_case(seed, n_users=300)
+    indptr, indices = rel.indptr.astype(np.int64), rel.indices.astype(np.int64)
+    k = rec.shape[1] - 1
+    discounts = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+    hits = hit_matrix(np.ascontiguousarray(rec[:, :k]), indptr, indices)
+    with numba_threads(n_threads):
+        n_hits, dcg = hit_stats(rec, k, indptr, indices, discounts)
+    np.testing.assert_array_equal(n_hits, hits.sum(axis=1))
+    np.testing.assert_array_equal(dcg, dcg_of_hits(hits, discounts))  # the same order of sums
+    np.testing.assert_allclose(dcg, hits @ discounts, rtol=1e-14)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_recommended_rows_flags_each_bad_row(n_threads):
+    rng = np.random.default_rng(0)
+    rec = np.stack([rng.permutation(50)[:20] for _ in range(400)]).astype(np.int64)
+    rec[::7, -3:] = -1  # padding repeats, and is never bad
+    rec[5, 4] = rec[5, 17]  # a repeated id
+    rec[9, 0] = -2  # below the padding
+    rec[11, 19] = 50  # the catalogue's size: out of range only with n_items=50
+    with numba_threads(n_threads):
+        invalid, row_max = recommended_rows(rec, -1)
+        invalid50, _ = recommended_rows(rec, 50)
+    assert np.flatnonzero(invalid).tolist() == [5, 9]
+    assert np.flatnonzero(invalid50).tolist() == [5, 9, 11]
+    np.testing.assert_array_equal(row_max, rec.max(axis=1))
+
+
+def test_invalid_rows_raise_for_their_first_bad_entry():
+    relevant = sp.csr_matrix(np.ones((4, 6)))
+    rec = np.tile(np.arange(6), (4, 1))
+    rec[2, 3], rec[3, 1] = 0, 4  # duplicates in rows 2 and 3
+    with pytest.raises(ValueError, match=r"duplicated item 0 in row 2 \(2 row\(s\) with dup"):
+        ranking_metrics(rec, relevant)
+    rec = np.tile(np.arange(6), (4, 1))
+    rec[3, 5] = 9
+    with pytest.raises(ValueError, match=r"item index 9 \(row 3, column 5\), out of range"):
+        ranking_metrics(rec, relevant)
+    rec[1, 2] = -3
+    with pytest.raises(ValueError, match=r"row 1, column 2 is -3"):
+        ranking_metrics(rec, relevant)
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -19,8 +19,8 @@ For a user with ``R`` relevant items and ``h`` hits among the first ``k`` recomm
 
 Each metric is averaged over the users with at least one relevant item; users without any are
 left out of the means and of ``ranking_metrics(...)["n_users"]``. All values lie in [0, 1] by
-construction. The per-user hits come from a parallel Numba kernel
-(:func:`recforge.kernels.ranking.hit_matrix`); everything else is vectorised NumPy.
+construction. The row checks and the per-user hits come from parallel Numba kernels
+(:mod:`recforge.kernels.ranking`); everything else is vectorised NumPy.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import check_1d, check_float, check_int, check_sparse
-from .kernels.ranking import hit_matrix
+from .kernels.ranking import dcg_of_hits, hit_matrix, hit_stats, recommended_rows
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -59,6 +59,18 @@ def _check_recommended(
     items_name: str = "n_items",
 ) -> np.ndarray:
     """Return ``recommended`` as a C-contiguous int64 2-D array (copy only if needed), or raise."""
+    return _checked_recommended(recommended, name, n_items=n_items, items_name=items_name)[0]
+
+
+def _checked_recommended(
+    recommended,
+    name: str = "recommended",
+    *,
+    n_items: int | None = None,
+    items_name: str = "n_items",
+) -> tuple[np.ndarray, int]:
+    """:func:`_check_recommended` and the largest id (``-1`` if none): one parallel pass over the
+    rows (:func:`~recforge.kernels.ranking.recommended_rows`); the error names the first bad entry."""
     if sp.issparse(recommended):
         raise TypeError(f"{name} must be a dense 2-D integer array, got a sparse matrix")
     arr = np.asarray(recommended)
@@ -73,27 +85,34 @@ def _check_recommended(
         raise ValueError(f"{name} holds ids too large for int64 (max {arr.max()})")
     arr = np.ascontiguousarray(arr, dtype=np.int64)
     if arr.size == 0:
-        return arr
-    if arr.min() < -1:
-        u, j = np.argwhere(arr < -1)[0]
+        return arr, -1
+    invalid, row_max = recommended_rows(arr, -1 if n_items is None else n_items)
+    if invalid.any():
+        _raise_first_invalid(arr[invalid], np.flatnonzero(invalid), name, n_items, items_name)
+    return arr, int(row_max.max())
+
+
+def _raise_first_invalid(rows, row_numbers, name: str, n_items, items_name: str) -> None:
+    """Raise for the first bad entry of the invalid ``rows`` (int64 2-D), numbered ``row_numbers``."""
+    if rows.min() < -1:
+        u, j = np.argwhere(rows < -1)[0]
         raise ValueError(
             f"{name} must hold item indices >= 0 or -1 (padding); "
-            f"row {u}, column {j} is {arr[u, j]}"
+            f"row {row_numbers[u]}, column {j} is {rows[u, j]}"
         )
-    if n_items is not None:
-        _check_below(arr, n_items, name, f"{items_name}={n_items}")
-    if arr.shape[1] > 1:
-        srt = np.sort(arr, axis=1)
-        dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
-        if dup.any():
-            u, j = np.argwhere(dup)[0]
-            n_rows = int(dup.any(axis=1).sum())
-            raise ValueError(
-                f"{name} has duplicated item {srt[u, j + 1]} in row {u} "
-                f"({n_rows} row(s) with duplicates); each row must list "
-                f"distinct items"
-            )
-    return arr
+    if n_items is not None and rows.max() >= n_items:
+        u, j = np.argwhere(rows >= n_items)[0]
+        raise ValueError(
+            f"{name} holds item index {rows[u, j]} (row {row_numbers[u]}, column {j}), out of "
+            f"range for {items_name}={n_items}"
+        )
+    srt = np.sort(rows, axis=1)
+    dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
+    u, j = np.argwhere(dup)[0]
+    raise ValueError(
+        f"{name} has duplicated item {srt[u, j + 1]} in row {row_numbers[u]} "
+        f"({rows.shape[0]} row(s) with duplicates); each row must list distinct items"
+    )
 
 
 def _check_below(arr, n_items: int, name: str, catalogue: str) -> None:
@@ -165,29 +184,41 @@ def _relevant_structure(
     return np.ascontiguousarray(indptr), np.ascontiguousarray(indices), int(mat.shape[1])
 
 
-def _hits(recommended, relevant, k):
-    """Validated hit matrix (n_users, k) bool, relevant counts (n_users,) int64 and k."""
-    rec = _check_recommended(recommended)
+def _validated(recommended, relevant, k):
+    """``recommended`` (int64, C-contiguous), ``relevant``'s CSR structure and ``k``, all checked."""
+    rec, largest = _checked_recommended(recommended)
     indptr, indices, n_items = _relevant_structure(relevant, rec.shape[0])
     k = _check_k(k, rec.shape[1])
-    _check_below(rec, n_items, "recommended", f"relevant with {n_items} columns (items)")
-    rec = np.ascontiguousarray(rec[:, :k])
-    hits = hit_matrix(rec, indptr, indices)
-    n_relevant = np.diff(indptr)
-    return hits, n_relevant, k
+    if largest >= n_items:
+        _check_below(rec, n_items, "recommended", f"relevant with {n_items} columns (items)")
+    return rec, indptr, indices, k
+
+
+def _hits(recommended, relevant, k):
+    """Validated hit matrix (n_users, k) bool, relevant counts (n_users,) int64 and k."""
+    rec, indptr, indices, k = _validated(recommended, relevant, k)
+    hits = hit_matrix(np.ascontiguousarray(rec[:, :k]), indptr, indices)
+    return hits, np.diff(indptr), k
+
+
+def _discounts(k: int) -> np.ndarray:
+    """The binary-gain DCG discount of each position: ``1 / log2(j + 2)``, float64 (k,)."""
+    return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
 
 
 def _per_user(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict:
     """Per-user metric arrays (float64) for the users with >= 1 relevant item."""
+    n_hits = hits.sum(axis=1, dtype=np.int64)
+    return _metrics_of(n_hits, dcg_of_hits(hits, _discounts(k)), n_relevant, k)
+
+
+def _metrics_of(n_hits: np.ndarray, dcg: np.ndarray, n_relevant: np.ndarray, k: int) -> dict:
+    """:func:`_per_user` from each user's hit count (int64) and DCG (float64)."""
     keep = n_relevant > 0
     if not keep.any():
         raise ValueError("relevant has no user with a relevant item; the metrics are undefined")
-    hits = hits[keep]
-    n_rel = n_relevant[keep]
-    n_hits = hits.sum(axis=1, dtype=np.int64)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
-    dcg = hits.astype(np.float64) @ discounts
-    idcg = np.cumsum(discounts)[np.minimum(n_rel, k) - 1]
+    n_hits, dcg, n_rel = n_hits[keep], dcg[keep], n_relevant[keep]
+    idcg = np.cumsum(_discounts(k))[np.minimum(n_rel, k) - 1]
     return {
         "precision": n_hits / k,
         "recall": n_hits / n_rel,
@@ -197,10 +228,17 @@ def _per_user(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict:
     }
 
 
+def _per_user_metrics(recommended, relevant, k) -> dict:
+    """:func:`_per_user` of ``_hits(recommended, relevant, k)`` without the hit matrix: each user's
+    hit count and DCG come from one parallel pass (:func:`~recforge.kernels.ranking.hit_stats`)."""
+    rec, indptr, indices, k = _validated(recommended, relevant, k)
+    n_hits, dcg = hit_stats(rec, k, indptr, indices, _discounts(k))
+    return _metrics_of(n_hits, dcg, np.diff(indptr), k)
+
+
 def _mean_over_users(metric: str, recommended, relevant, k) -> float:
     """One of :func:`_per_user`'s metrics, averaged over the users with a relevant item."""
-    hits, n_rel, k = _hits(recommended, relevant, k)
-    return float(_per_user(hits, n_rel, k)[metric].mean())
+    return float(_per_user_metrics(recommended, relevant, k)[metric].mean())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,8 +375,7 @@ def ranking_metrics(
     >>> m["precision"], m["recall"], m["hit_rate"], m["n_users"]
     (0.75, 1.0, 1.0, 2)
     """
-    hits, n_rel, k = _hits(recommended, relevant, k)
-    per_user = _per_user(hits, n_rel, k)
+    per_user = _per_user_metrics(recommended, relevant, k)
     out = {name: float(values.mean()) for name, values in per_user.items()}
     out["n_users"] = int(per_user["precision"].shape[0])
     return out

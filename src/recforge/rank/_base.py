@@ -34,6 +34,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._params import ParamsMixin
+from .._threads import resolve_n_threads
 from .._validation import FLOAT32_MAX, as_numpy, check_int, check_sparse, check_unique_columns
 from ..exceptions import NotFittedError
 from ..io import ModelArrays, load_arrays, model_file_errors, save_arrays
@@ -104,6 +105,21 @@ def check_2d(arr: np.ndarray, name: str = "X") -> None:
             f"Expected 2D array for {name}, got shape {arr.shape} instead. Reshape your data "
             "with array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single row"
         )
+
+
+def check_training_controls(estimator, flag: str) -> None:
+    """The hyper-parameters every gradient trainer (LR, DNN, Wide&Deep) shares, checked in one place:
+    ``early_stopping_rounds`` (None or an int >= 1), ``callback`` (None or callable), the bool
+    attribute named ``flag`` (e.g. ``"fit_intercept"``) and ``n_threads``; raise naming the wrong one.
+    """
+    if estimator.early_stopping_rounds is not None:
+        check_int(estimator.early_stopping_rounds, "early_stopping_rounds", min_value=1)
+    if estimator.callback is not None and not callable(estimator.callback):
+        raise TypeError("callback must be callable or None")
+    value = getattr(estimator, flag)
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{flag} must be a bool, got {value!r}")
+    resolve_n_threads(estimator.n_threads)
 
 
 def _float_dtype_for(dtype) -> type:

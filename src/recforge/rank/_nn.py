@@ -18,7 +18,7 @@ from .._validation import FLOAT32_MAX, check_choice, check_float, check_int, che
 from ..io import ModelArrays
 from ..kernels import nn as K
 from ..kernels._csr import csr_kernel_arrays
-from ._base import Ranker, check_X
+from ._base import Ranker, check_training_controls, check_X
 
 _OPTIMIZERS = {"sgd": K.SGD, "adagrad": K.ADAGRAD, "adam": K.ADAM, "ftrl": K.FTRL}
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # Keras' defaults
@@ -93,13 +93,7 @@ class NeuralRanker(Ranker):
         check_float(self.dropout, "dropout", min_value=0.0, max_value=1.0, max_inclusive=False)
         check_int(self.batch_size, "batch_size", min_value=1)
         check_int(self.epochs, "epochs", min_value=1)
-        if self.early_stopping_rounds is not None:
-            check_int(self.early_stopping_rounds, "early_stopping_rounds", min_value=1)
-        if self.callback is not None and not callable(self.callback):
-            raise TypeError("callback must be callable or None")
-        if not isinstance(self.embed_numeric, (bool, np.bool_)):
-            raise TypeError(f"embed_numeric must be a bool, got {self.embed_numeric!r}")
-        resolve_n_threads(self.n_threads)
+        check_training_controls(self, "embed_numeric")
 
     def _wide_settings(self):
         """(optimizer code, learning rate, l1, l2) of the wide part."""

@@ -20,6 +20,7 @@ from ._base import (
     available_if,
     check_binary_target,
     check_sample_weight,
+    check_training_controls,
     class_weight_factors,
 )
 
@@ -168,18 +169,12 @@ class LogisticRegression(Ranker):
         check_int(self.max_iter, "max_iter", min_value=1)
         check_float(self.alpha, "alpha", min_value=0.0, min_inclusive=False)
         check_float(self.beta, "beta", min_value=0.0)
-        if self.early_stopping_rounds is not None:
-            check_int(self.early_stopping_rounds, "early_stopping_rounds", min_value=1)
-        if self.callback is not None and not callable(self.callback):
-            raise TypeError("callback must be callable or None")
-        if not isinstance(self.fit_intercept, (bool, np.bool_)):
-            raise TypeError(f"fit_intercept must be a bool, got {self.fit_intercept!r}")
+        check_training_controls(self, "fit_intercept")
         if self._solver() == "lbfgs" and self.penalty in ("l1", "elasticnet"):
             raise ValueError(
                 f"solver='lbfgs' supports penalty 'l2' or None, got penalty={self.penalty!r}; "
                 "use solver='ftrl' (or 'auto')"
             )
-        resolve_n_threads(self.n_threads)
 
     def _solver(self) -> str:
         if self.solver != "auto":

@@ -657,7 +657,9 @@ def _grow_tree(model, summed, mapper, hist, mask, params):
         ok = split[0] >= 0
         if not ok.any():
             break
-        ids, sums, hist = ids[ok], sums[ok], hist[ok]
+        ids, sums = ids[ok], sums[ok]
+        if not ok.all():
+            hist = hist[ok]
         feature, threshold, dleft, chg, lg, lh = (np.ascontiguousarray(a[ok]) for a in split)
         depth += 1
         k = len(ids)
@@ -683,9 +685,9 @@ def _grow_tree(model, summed, mapper, hist, mask, params):
         if last:
             return tree.arrays(), args
         built = summed("split_level", *args)
-        parent = hist
+        sibling = np.subtract(hist, built, out=hist)  # the parents are not needed any more
         hist = np.empty((2 * k, *built.shape[1:]))
         hist[build] = built
-        hist[build ^ 1] = parent - built
+        hist[build ^ 1] = sibling
         ids, sums = child, child_sums
     return tree.arrays(), None

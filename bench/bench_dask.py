@@ -193,7 +193,7 @@ def main():
 
     for name, model in (("itemcf", reference), ("lfm", lfm)):
         t0 = time.perf_counter()
-        size = len(to_bytes(model.save))
+        size = len(to_bytes(model.save, compress=False))  # as ship_model does
         print(
             f"shipping cost inside recommend-all ({name}): "
             f"model.save to bytes {time.perf_counter() - t0:.2f} s, "

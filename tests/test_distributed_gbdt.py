@@ -223,7 +223,7 @@ def _ranks(n_ranks, work):
         try:
             with _collective.Collective(token, rank, n_ranks, root) as coll:
                 out[rank] = work(rank, coll)
-        except Exception as exc:  # noqa: BLE001 — the test inspects it
+        except Exception as exc:  # the test inspects it
             out[rank] = exc
 
     threads = [threading.Thread(target=run, args=(r,)) for r in range(n_ranks)]
@@ -271,3 +271,47 @@ def test_allreduce_raises_when_a_peer_leaves_or_disagrees():
     results = _ranks(2, disagrees)
     assert isinstance(results[0], CollectiveError) and "shape" in str(results[0])
     assert isinstance(results[1], CollectiveError)  # the root left: rank 1 does not hang
+
+
+def test_a_failing_worker_raises_its_own_error_and_releases_the_others(client, xy):
+    """One worker's shard was never binned: its training task fails; the other worker, waiting
+    in the all-reduce, is released (CollectiveError) and the client raises the first cause."""
+    from recforge.distributed import gbdt
+    from recforge.rank.gbdt._input import InputSchema
+
+    X, y = xy
+    workers = sorted(client.scheduler_info()["workers"])
+    assert len(workers) == 2
+    schema = InputSchema().fit(X[:0], None)
+    shards = [
+        client.submit(
+            gbdt._make_shard,
+            X[q::2],
+            y[q::2],
+            schema,
+            False,
+            q,
+            workers=[workers[q]],
+            allow_other_workers=False,
+            pure=False,
+        )
+        for q in range(2)
+    ]
+    model = GBDTClassifier(n_estimators=3, max_depth=2)
+    model.classes_ = np.array([0, 1])
+    summary = [gbdt._make_shard(X, y, schema, False, 0).summary(schema.is_categorical, False, 1, 0)]
+    mapper = gbdt._bin_mapper(summary, schema.is_categorical, 255)
+    edges, offsets = mapper.get_state()
+    binned = client.submit(
+        gbdt._call_each,
+        "bin",
+        (edges, offsets, schema.is_categorical, model.classes_, 0.0),
+        shards[0],
+        workers=[workers[0]],
+        allow_other_workers=False,
+        pure=False,
+    )
+    binned.result()
+    cluster = gbdt._Cluster(client, shards)
+    with pytest.raises(AttributeError):  # the unbinned shard's own error, not a CollectiveError
+        gbdt._train_on_workers(model, cluster, mapper, np.random.default_rng(0))

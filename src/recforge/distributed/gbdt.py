@@ -8,7 +8,7 @@
    gradients and the node-ordered row buffers of the tree being grown. The shard never moves;
    every later task is pinned to its worker and updates it in place.
 2. **Bins.** Numeric edges are the single machine's quantile edges (``BinMapper``) of a row
-   sample gathered to the driver: every row when the data has at most ``bin_sample`` rows
+   sample gathered to the client: every row when the data has at most ``bin_sample`` rows
    (then the edges equal those of a single-machine fit on the concatenated data), else a
    Bernoulli sample of about ``bin_sample`` rows. Categorical features get every code seen in
    any partition (the exact union). The edges are broadcast; each shard bins its rows.
@@ -87,7 +87,7 @@ class _Shard:
         return self.n
 
     def summary(self, is_categorical, regression, sample_prob, seed):
-        """Small facts for the driver: the labels and their counts (classifier) or the target sum
+        """Small facts for the client: the labels and their counts (classifier) or the target sum
         (regressor), every categorical code, a row sample (all rows at ``sample_prob >= 1``)."""
         if regression:
             target = (float(self.y.sum()),)
@@ -211,7 +211,7 @@ def _make_shard(X_part, y_part, schema, regression, index):
 
 
 # ---------------------------------------------------------------------------------------------
-# driver side
+# client side
 # ---------------------------------------------------------------------------------------------
 def _partitions(X, y):
     """Delayed partitions of ``X`` (rows × all columns) and of ``y``, the same number of each."""
@@ -418,7 +418,7 @@ def fit_gbdt(
     categorical_features : "auto", None, array of int/str or bool mask
         As for the single-machine model.
     bin_sample : int >= 1 or None, default 200_000
-        Rows gathered to the driver for the numeric bin edges (None: every row).
+        Rows gathered to the client for the numeric bin edges (None: every row).
     **params
         The model's hyper-parameters (``n_estimators``, ``max_depth``, ``learning_rate``,
         ``reg_lambda``, ``min_child_weight``, ``gamma``, ``colsample_bytree``, ``max_bin``,
@@ -531,14 +531,16 @@ def _train_on_workers(model, cluster, mapper, rng):
     token = uuid.uuid4().hex
     root = None
     if len(workers) > 1:
-        root = client.submit(
+        opened = client.submit(
             open_root,
             token,
             len(workers) - 1,
             workers=[workers[0]],
             allow_other_workers=False,
             pure=False,
-        ).result()
+        )
+        cluster._wait([opened])  # raises if the root's worker has left
+        root = opened.result()
     futures = [
         client.submit(
             _train_rank,
@@ -631,7 +633,7 @@ def _grow_tree(model, summed, mapper, hist, mask, params):
     """One depth-wise tree from the summed root histogram, as ``TreeGrower._grow_depthwise``.
 
     Returns the tree's arrays and its last level's splits when that level reached ``max_depth``
-    (the shards apply them at the start of the next tree: one round trip less per tree)."""
+    (the shards apply them at the start of the next tree: one all-reduce less per tree)."""
     is_cat = mapper.is_categorical_.astype(np.uint8)
     thr_table = mapper.threshold_table_
     max_depth = model.max_depth

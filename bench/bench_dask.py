@@ -11,17 +11,29 @@ For each worker count, a fresh ``LocalCluster(n_workers, threads_per_worker=1, p
 The same steps on one machine (``ItemCF(n_threads=1).fit`` + ``recommend`` of every user) give the
 baseline. Every run checks that the distributed neighbour lists equal the single-machine ones.
 
-Data: ``synthetic_interactions`` (power-law items). ``--size full`` is the 160k × 60k × 20M set;
-its penalised item co-occurrence has ~1e9 non-zeros, which the distributed fit materialises (in
-row blocks) before the top-K, so it does not fit this session's time: ``medium`` (default,
-40k × 10k × 1M) is what docs/scale-out.md reports. ``smoke``: 2k × 1k × 50k, seconds.
+Then, unless ``--no-gbdt``: ``fit_gbdt`` against ``xgboost.dask`` on a 2-worker LocalCluster (a
+fresh one per library, so each peak RSS is its own), the same persisted Dask arrays of
+``synthetic_ctr`` (50 float32 features, 4 partitions) and trees (depth 6, eta 0.1, 256 bins): wall
+time, CPU seconds of the workers, scheduler and client, test AUC, peak RSS per worker.
 
-Run:  python bench/bench_dask.py [--size smoke|medium|full] [--workers 1 2] [--partitions 8]
-The machine is shared: timings are noisy, read the ratios.
+Data: ``synthetic_interactions`` (power-law items).
 
-GBDT (pytest-benchmark group ``dask-gbdt-fit``, at the end of this file): ``fit_gbdt`` against
-``xgboost.dask`` on one 2-worker LocalCluster, the same persisted Dask arrays and trees; time and
-test AUC of each.  Run:  pytest bench/bench_dask.py --benchmark-only  (RECFORGE_BENCH_SIZE=smoke)
+* ``20m``: 1M users × 100k items × 20M interactions (20 per user: the recommend-for-everyone
+  regime); the LFM recommend-all scores the first 100k users only (64 × 100k flops per user);
+  GBDT on 4M rows, 50 trees. Built to finish in ≤ 15 min on an idle 2-core machine.
+* ``full``: the 160k × 60k × 20M set of bench_cf.py (125 interactions per user); its penalised
+  item co-occurrence has ~1e9 non-zeros, which the distributed fit materialises (in row blocks)
+  before the top-K: hours here. Use ``20m`` for a 20M-interaction run.
+* ``medium`` (default): 40k × 10k × 1M, GBDT on 1M rows / 100 trees (the pytest group's set);
+  ``smoke``: 2k × 1k × 50k, GBDT on 20k rows / 10 trees; seconds.
+
+Run:  python bench/bench_dask.py [--size smoke|medium|20m|full] [--workers 1 2] [--partitions 8]
+      [--no-gbdt]
+The machine is shared: timings are noisy, read the ratios and the CPU seconds.
+
+GBDT alone (pytest-benchmark group ``dask-gbdt-fit``, at the end of this file): the same
+comparison on one 2-worker LocalCluster.  Run:  pytest bench/bench_dask.py --benchmark-only
+(RECFORGE_BENCH_SIZE=smoke: seconds)
 """
 
 from __future__ import annotations
@@ -37,7 +49,17 @@ import pytest
 SIZES = {
     "smoke": (2_000, 1_000, 50_000),
     "medium": (40_000, 10_000, 1_000_000),
+    "20m": (1_000_000, 100_000, 20_000_000),
     "full": (160_000, 60_000, 20_000_000),
+}
+#: users the LFM recommend-all scores (None: every user)
+LFM_USERS = {"20m": 100_000, "full": 100_000}
+#: GBDT comparison of the script: (train rows, test rows, trees)
+GBDT_SIZES = {
+    "smoke": (20_000, 5_000, 10),
+    "medium": (1_000_000, 200_000, 100),
+    "20m": (4_000_000, 200_000, 50),
+    "full": (4_000_000, 200_000, 50),
 }
 N_NEIGHBORS = 20
 K = 10
@@ -67,7 +89,7 @@ def fit_lfm(data):
     return LFM(n_factors=LFM_FACTORS, epochs=1, n_threads=1, random_state=0).fit(data)
 
 
-def single_machine(data, lfm):
+def single_machine(data, lfm, lfm_users):
     from recforge.recall import ItemCF
 
     t0 = time.perf_counter()
@@ -75,12 +97,12 @@ def single_machine(data, lfm):
     t1 = time.perf_counter()
     model.recommend(data.user_map.ids, k=K)
     t2 = time.perf_counter()
-    lfm.recommend(data.user_map.ids, k=K)
+    lfm.recommend(data.user_map.ids[:lfm_users], k=K)
     t3 = time.perf_counter()
     return model, {"itemcf": t1 - t0, "recommend": t2 - t1, "recommend_lfm": t3 - t2}
 
 
-def on_cluster(path, n_workers, n_partitions, reference, lfm):
+def on_cluster(path, n_workers, n_partitions, reference, lfm, lfm_users):
     from distributed import Client, LocalCluster
 
     from recforge.distributed import batch_recommend, fit_itemcf, from_parquet
@@ -101,12 +123,15 @@ def on_cluster(path, n_workers, n_partitions, reference, lfm):
         t2 = time.perf_counter()
         rows = int(batch_recommend(model, client, data, k=K).map_partitions(len).compute().sum())
         t3 = time.perf_counter()
-        rows_lfm = int(batch_recommend(lfm, client, data, k=K).map_partitions(len).compute().sum())
+        users = data if lfm_users is None else lfm.user_map_.ids[:lfm_users]
+        recs = batch_recommend(lfm, client, users, k=K, n_partitions=n_partitions)
+        rows_lfm = int(recs.map_partitions(len).compute().sum())
         t4 = time.perf_counter()
         peaks = client.run(_peak_rss_mib)
     sim, ref = model.similarity_, reference.similarity_
     assert np.array_equal(sim.indptr, ref.indptr) and np.array_equal(sim.indices, ref.indices)
-    assert rows == rows_lfm == K * data.n_users
+    assert rows == K * data.n_users
+    assert rows_lfm == K * (data.n_users if lfm_users is None else min(lfm_users, data.n_users))
     return {
         "load": t1 - t0,
         "itemcf": t2 - t1,
@@ -134,6 +159,7 @@ def main():
     parser.add_argument("--size", choices=sorted(SIZES), default="medium")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--no-gbdt", action="store_true", help="skip the GBDT comparison")
     args = parser.parse_args()
 
     import tempfile
@@ -155,8 +181,9 @@ def main():
         f"ItemCF K={N_NEIGHBORS}, recommend k={K}"
     )
     lfm = fit_lfm(data)
-    reference, base = single_machine(data, lfm)  # the first call also compiles; time it again
-    reference, base = single_machine(data, lfm)
+    lfm_users = LFM_USERS.get(args.size)
+    reference, base = single_machine(data, lfm, lfm_users)  # the first call compiles: again
+    reference, base = single_machine(data, lfm, lfm_users)
     print(
         f"single machine, 1 thread: itemcf {base['itemcf']:.2f} s, "
         f"recommend-all itemcf {base['recommend']:.2f} s, "
@@ -166,21 +193,22 @@ def main():
 
     for name, model in (("itemcf", reference), ("lfm", lfm)):
         t0 = time.perf_counter()
-        size = len(to_bytes(model.save))
+        size = len(to_bytes(model.save, compress=False))  # as ship_model does
         print(
             f"shipping cost inside recommend-all ({name}): "
             f"model.save to bytes {time.perf_counter() - t0:.2f} s, "
             f"{size / 2**20:.1f} MiB broadcast to each worker"
         )
+    n_lfm = n_users if lfm_users is None else min(lfm_users, n_users)
     results = {}
     for n_workers in args.workers:
-        r = on_cluster(path, n_workers, args.partitions, reference, lfm)
+        r = on_cluster(path, n_workers, args.partitions, reference, lfm, lfm_users)
         results[n_workers] = r
         print(
             f"{n_workers} worker(s): load {r['load']:.2f} s, itemcf {r['itemcf']:.2f} s, "
             f"recommend-all itemcf {r['recommend']:.2f} s "
             f"({n_users / r['recommend']:.0f} users/s), "
-            f"lfm {r['recommend_lfm']:.2f} s ({n_users / r['recommend_lfm']:.0f} users/s), "
+            f"lfm {r['recommend_lfm']:.2f} s ({n_lfm / r['recommend_lfm']:.0f} users/s), "
             f"worker peak RSS {r['peak_rss_mib']} MiB, "
             f"similarity bit-identical: {r['identical_values']}"
         )
@@ -191,10 +219,16 @@ def main():
             f"recommend-all itemcf {one['recommend'] / two['recommend']:.2f}x, "
             f"lfm {one['recommend_lfm'] / two['recommend_lfm']:.2f}x (noisy: shared machine)"
         )
-
-
-if __name__ == "__main__":
-    main()
+    if not args.no_gbdt:
+        n_rows, n_test, n_trees = GBDT_SIZES[args.size]
+        print(f"GBDT: {n_rows} rows x 50 features, {n_trees} trees, 2 workers")
+        for library in ("xgboost.dask", "recforge"):
+            r = gbdt_on_cluster(library, n_rows, n_test, n_trees)
+            print(
+                f"  {library}: fit {r['fit_s']:.2f} s, AUC {r['auc']:.5f}, CPU s: workers "
+                f"{r['worker_cpu_s']:.2f}, scheduler {r['scheduler_cpu_s']:.2f}, client "
+                f"{r['client_cpu_s']:.2f}; worker peak RSS {r['peak_rss_mib']} MiB"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,6 +246,72 @@ GBDT_TREES = (100, 10)
 GBDT_PARTITIONS = 4
 GBDT_PARAMS = {"max_depth": 6, "learning_rate": 0.1, "reg_lambda": 1.0, "min_child_weight": 1.0}
 _GBDT_AUC = {}
+
+
+def _gbdt_data(n_rows, n_test, client):
+    import dask.array as da
+
+    from recforge.data import synthetic_ctr
+
+    X, y = synthetic_ctr(n_rows + n_test, 50, seed=0)  # as bench/conftest.synthetic_ctr_split
+    X, X_test = np.asarray(X[:n_rows], np.float32), X[n_rows:]
+    y, y_test = np.asarray(y[:n_rows], np.float32), y[n_rows:]
+    chunk = -(-n_rows // GBDT_PARTITIONS)
+    with warnings.catch_warnings():  # "large graph": the data go to the workers once, untimed
+        warnings.simplefilter("ignore", UserWarning)
+        dX = da.from_array(X, chunks=(chunk, -1)).persist()
+        dy = da.from_array(y, chunks=chunk).persist()
+    return dX, dy, X_test, y_test
+
+
+def _fit_xgboost_dask(client, dX, dy, n_trees):
+    import xgboost.dask as xgb_dask
+
+    params = {
+        "objective": "binary:logistic",
+        "tree_method": "hist",
+        "max_bin": 256,
+        "max_depth": GBDT_PARAMS["max_depth"],
+        "eta": GBDT_PARAMS["learning_rate"],
+        "lambda": GBDT_PARAMS["reg_lambda"],
+        "min_child_weight": GBDT_PARAMS["min_child_weight"],
+        "nthread": 1,
+    }
+    dtrain = xgb_dask.DaskDMatrix(client, dX, dy)
+    booster = xgb_dask.train(client, params, dtrain, num_boost_round=n_trees)["booster"]
+    return booster.inplace_predict
+
+
+def _fit_recforge(client, dX, dy, n_trees):
+    from recforge.distributed import fit_gbdt
+
+    model = fit_gbdt(dX, dy, client, n_estimators=n_trees, **GBDT_PARAMS)
+    return lambda X: model.predict_proba(X)[:, 1]
+
+
+def gbdt_on_cluster(library, n_rows, n_test, n_trees):
+    """One GBDT fit of ``library`` ("xgboost.dask" or "recforge") on a fresh 2-worker cluster:
+    wall and CPU seconds, test AUC, peak RSS per worker."""
+    from distributed import Client, LocalCluster
+
+    from recforge.metrics import roc_auc_score
+
+    fit = {"xgboost.dask": _fit_xgboost_dask, "recforge": _fit_recforge}[library]
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(_warm_kernels)
+        dX, dy, X_test, y_test = _gbdt_data(n_rows, n_test, client)
+        result = {}
+        t0 = time.perf_counter()
+        predict = _timed_cpu(client, lambda: fit(client, dX, dy, n_trees), result)
+        result["fit_s"] = time.perf_counter() - t0
+        result["peak_rss_mib"] = sorted(round(v) for v in client.run(_peak_rss_mib).values())
+    result["auc"] = roc_auc_score(y_test, predict(X_test))
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -261,29 +361,18 @@ def _record_gbdt(benchmark, auc, cpu, seconds=None):
 
 
 def test_xgboost_dask_fit(benchmark, gbdt_cluster):
-    xgb_dask = pytest.importorskip("xgboost.dask")
+    pytest.importorskip("xgboost.dask")
     from recforge.metrics import roc_auc_score
 
     client, dX, dy, X_test, y_test, n_trees = gbdt_cluster
     benchmark.group = "dask-gbdt-fit"
-    params = {
-        "objective": "binary:logistic",
-        "tree_method": "hist",
-        "max_bin": 256,
-        "max_depth": GBDT_PARAMS["max_depth"],
-        "eta": GBDT_PARAMS["learning_rate"],
-        "lambda": GBDT_PARAMS["reg_lambda"],
-        "min_child_weight": GBDT_PARAMS["min_child_weight"],
-        "nthread": 1,
-    }
-
-    def fit():
-        dtrain = xgb_dask.DaskDMatrix(client, dX, dy)
-        return xgb_dask.train(client, params, dtrain, num_boost_round=n_trees)["booster"]
-
     cpu = {}
-    booster = benchmark.pedantic(lambda: _timed_cpu(client, fit, cpu), rounds=1, warmup_rounds=0)
-    _record_gbdt(benchmark, roc_auc_score(y_test, booster.inplace_predict(X_test)), cpu)
+    predict = benchmark.pedantic(
+        lambda: _timed_cpu(client, lambda: _fit_xgboost_dask(client, dX, dy, n_trees), cpu),
+        rounds=1,
+        warmup_rounds=0,
+    )
+    _record_gbdt(benchmark, roc_auc_score(y_test, predict(X_test)), cpu)
 
 
 def test_recforge_dask_fit(benchmark, gbdt_cluster):
@@ -304,3 +393,7 @@ def test_recforge_dask_fit(benchmark, gbdt_cluster):
     seconds = (model.binning_seconds_, model.training_seconds_)
     auc = roc_auc_score(y_test, model.predict_proba(X_test)[:, 1])
     _record_gbdt(benchmark, auc, cpu, seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import numpy as np
@@ -244,6 +245,22 @@ def test_batch_recommend_other_models_and_padding(client, split, local_split):
     ).compute()
     _assert_rows(recs, pop, train.user_map.ids[:10], 5, items=train.item_map.ids[:3])
     assert np.isneginf(recs["score"]).sum() > 0
+
+
+def test_users_of_the_models_map_are_read_from_the_model_in_small_ranges(client, split):
+    from recforge.distributed.recommend import ModelUsers, _user_sources
+
+    data = split[0]
+    model = Popularity().fit(data.to_local())
+    assert np.array_equal(model.user_map_.ids, data.user_map.ids)
+    sources = _user_sources(data, model, client, None, batch_size=50)
+    assert all(isinstance(s, ModelUsers) for s in sources)  # no dependency on a partition
+    assert sources[0].start == 0 and sources[-1].stop == data.n_users
+    assert all(a.stop == b.start for a, b in itertools.pairwise(sources))
+    assert max(s.stop - s.start for s in sources) <= 50
+    # another model's users: the partitions' own ids, read where they are
+    other = Popularity().fit(Interactions.from_dataframe(_frame(200, 60, 2000, seed=5), **COLS))
+    assert not any(isinstance(s, ModelUsers) for s in _user_sources(data, other, client, None))
 
 
 def test_batch_recommend_string_item_ids_and_one_load_per_worker(client):

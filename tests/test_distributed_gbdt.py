@@ -206,3 +206,112 @@ def test_a_lost_worker_raises_instead_of_hanging(client, monkeypatch):
             cluster._wait([stuck])
     finally:
         stuck.cancel()
+
+
+def _ranks(n_ranks, work):
+    """Run ``work(rank)`` for every rank of one all-reduce in threads; the results (or errors)."""
+    import threading
+    import uuid
+
+    from recforge.distributed import _collective
+
+    token = uuid.uuid4().hex
+    root = _collective.open_root(token, n_ranks - 1)
+    out = [None] * n_ranks
+
+    def run(rank):
+        try:
+            with _collective.Collective(token, rank, n_ranks, root) as coll:
+                out[rank] = work(rank, coll)
+        except Exception as exc:  # the test inspects it
+            out[rank] = exc
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(n_ranks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    _collective.close_root(token)
+    return out
+
+
+def test_allreduce_adds_in_partition_order_on_every_rank():
+    # float sums that depend on the order: only the partition order gives 2.0
+    values = {0: 1e16, 1: 1.0, 2: -1e16, 3: 1.0, 4: 1.0}
+    owner = {0: 2, 1: 0, 2: 1, 3: 2, 4: 1}  # partitions placed out of order on 3 ranks
+
+    def work(rank, coll):
+        blocks = [(q, np.full((2, 3), v)) for q, v in values.items() if owner[q] == rank]
+        return coll.sum_in_order(blocks)
+
+    results = _ranks(3, work)
+    want = np.zeros((2, 3))
+    for q in sorted(values):
+        want += values[q]
+    for got in results:
+        assert isinstance(got, np.ndarray) and np.array_equal(got, want)
+    assert want[0, 0] == 2.0
+
+
+def test_allreduce_raises_when_a_peer_leaves_or_disagrees():
+    from recforge.distributed._collective import CollectiveError
+
+    def leaves(rank, coll):
+        if rank == 1:
+            return "left"  # closes its socket without taking part
+        return coll.sum_in_order([(rank, np.ones(4))])
+
+    results = _ranks(2, leaves)
+    assert isinstance(results[0], CollectiveError) and "closed" in str(results[0])
+
+    def disagrees(rank, coll):
+        return coll.sum_in_order([(rank, np.ones(4 + rank))])
+
+    results = _ranks(2, disagrees)
+    assert isinstance(results[0], CollectiveError) and "shape" in str(results[0])
+    assert isinstance(results[1], CollectiveError)  # the root left: rank 1 does not hang
+
+
+def test_a_failing_worker_raises_its_own_error_and_releases_the_others(client, xy):
+    """One worker's shard was never binned: its training task fails; the other worker, waiting
+    in the all-reduce, is released (CollectiveError) and the client raises the first cause."""
+    from recforge.distributed import gbdt
+    from recforge.rank.gbdt._input import InputSchema
+
+    X, y = xy
+    workers = sorted(client.scheduler_info()["workers"])
+    assert len(workers) == 2
+    schema = InputSchema().fit(X[:0], None)
+    shards = [
+        client.submit(
+            gbdt._make_shard,
+            X[q::2],
+            y[q::2],
+            schema,
+            False,
+            q,
+            workers=[workers[q]],
+            allow_other_workers=False,
+            pure=False,
+        )
+        for q in range(2)
+    ]
+    model = GBDTClassifier(n_estimators=3, max_depth=2)
+    model.classes_ = np.array([0, 1])
+    summary = [gbdt._make_shard(X, y, schema, False, 0).summary(schema.is_categorical, False, 1, 0)]
+    mapper = gbdt._bin_mapper(summary, schema.is_categorical, 255)
+    edges, offsets = mapper.get_state()
+    binned = client.submit(
+        gbdt._call_each,
+        "bin",
+        (edges, offsets, schema.is_categorical, model.classes_, 0.0),
+        shards[0],
+        workers=[workers[0]],
+        allow_other_workers=False,
+        pure=False,
+    )
+    binned.result()
+    cluster = gbdt._Cluster(client, shards)
+    with pytest.raises(AttributeError):  # the unbinned shard's own error, not a CollectiveError
+        gbdt._train_on_workers(model, cluster, mapper, np.random.default_rng(0))

@@ -7,8 +7,9 @@
 * :func:`evaluate_recall`: the single-machine report, computed partition by partition.
 * :func:`fit_itemcf` / :func:`fit_usercf`: the co-occurrence similarity as a tree-reduced sum over
   partitions → an ordinary fitted ``ItemCF`` / ``UserCF``.
-* :func:`fit_gbdt`: GBDT trees grown level by level, the rows on the workers, the histograms summed
-  and the splits chosen on the driver → an ordinary fitted ``GBDTClassifier`` / ``GBDTRegressor``.
+* :func:`fit_gbdt`: GBDT trees grown level by level by one task per worker, the rows on the
+  workers, the histograms all-reduced between them and the same splits chosen on each → an
+  ordinary fitted ``GBDTClassifier`` / ``GBDTRegressor``.
 * :func:`build_training_frame` / :func:`fit_two_stage` / :func:`candidate_frame`: the two-stage
   pipeline's candidates, as-of features and labels built per user partition on the workers.
 

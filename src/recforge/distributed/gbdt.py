@@ -1,4 +1,4 @@
-"""GBDT training on a Dask cluster: the rows stay on the workers, the driver chooses every split.
+"""GBDT training on a Dask cluster: the rows stay on the workers, which choose the splits together.
 
 :func:`fit_gbdt` grows the trees of :class:`~recforge.rank.GBDTClassifier` /
 :class:`~recforge.rank.GBDTRegressor` level by level (depth-wise growth):
@@ -8,18 +8,21 @@
    gradients and the node-ordered row buffers of the tree being grown. The shard never moves;
    every later task is pinned to its worker and updates it in place.
 2. **Bins.** Numeric edges are the single machine's quantile edges (``BinMapper``) of a row
-   sample gathered to the driver: every row when the data has at most ``bin_sample`` rows
+   sample gathered to the client: every row when the data has at most ``bin_sample`` rows
    (then the edges equal those of a single-machine fit on the concatenated data), else a
    Bernoulli sample of about ``bin_sample`` rows. Categorical features get every code seen in
    any partition (the exact union). The edges are broadcast; each shard bins its rows.
-3. **Per tree:** each shard adds the previous tree's leaf values to its margins, computes its
-   gradients and the root histogram of its rows. **Per level:** the shards' histograms are added
-   up a binary tree on the workers, pairs fixed by partition order (deterministic), and the total
-   goes to the driver, which finds every node's best split once
-   (:func:`recforge.kernels.gbdt.find_splits`) and sends the splits back; each shard partitions
-   its rows (:func:`~recforge.kernels.gbdt.partition_ordered`) and builds the histograms of one
-   child per split — the child with the smaller hessian sum; the driver gets the other as parent
-   minus that child (the subtraction trick, half the traffic).
+3. **Trees, on the workers.** One long-running task per worker holding shards grows every tree;
+   the client and the scheduler are not involved until the forest is done. Per tree each shard
+   adds the previous tree's leaf values to its margins, computes its gradients and the root
+   histogram of its rows; per level each shard partitions its rows by the level's splits
+   (:func:`~recforge.kernels.gbdt.partition_ordered`) and builds the histograms of one child per
+   split — the child with the smaller hessian sum, the other is parent minus that child (the
+   subtraction trick). The workers all-reduce the histograms among themselves over TCP
+   (:mod:`._collective`: the arrays of every partition added in partition order, so every worker
+   gets the same bits), and each worker then finds the same splits
+   (:func:`recforge.kernels.gbdt.find_splits`) and grows the same tree. The forest comes back
+   from the first worker; every worker's digest of it must agree.
 
 The result is an ordinary fitted model (``predict``, ``save``/``load`` are the single machine's).
 Its trees equal those of ``GBDTClassifier(**params).fit`` on the concatenated rows when the bins
@@ -35,11 +38,12 @@ Not on a cluster: best-first growth (``max_leaves``), row subsampling (``subsamp
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
 
 import numpy as np
 
-from .._threads import resolve_n_threads
 from .._validation import check_int, check_random_state
 from ..kernels import gbdt as kern
 from ..rank import GBDTClassifier, GBDTRegressor
@@ -49,6 +53,7 @@ from ..rank.gbdt._grower import GrowParams, Tree, TreeGrower
 from ..rank.gbdt._input import InputSchema
 from ..rank.gbdt._predict import Forest
 from ..rank.gbdt.estimator import _float32, _real_target
+from ._collective import Collective, CollectiveError, close_root, open_root
 from ._compat import check_client, require_dask, worker_threads
 
 __all__ = ["fit_gbdt"]
@@ -69,7 +74,7 @@ class _Shard:
     ``Xn`` uint8 (n, F) binned rows, ``ghn`` float32 (n, 2) gradients and ``rows`` int32 (n,)
     original row ids — all three in node order — plus ``raw`` float64 (n,) margins and ``y32``
     float32 (n,) in the original order. ``open_*``: the nodes of the current level (ids and
-    position ranges, in the driver's order); ``leaves_*``: the finished leaves of the tree.
+    position ranges, in the tree's order); ``leaves_*``: the finished leaves of the tree.
     """
 
     def __init__(self, Xf, y, index):
@@ -82,7 +87,7 @@ class _Shard:
         return self.n
 
     def summary(self, is_categorical, regression, sample_prob, seed):
-        """Small facts for the driver: the labels and their counts (classifier) or the target sum
+        """Small facts for the client: the labels and their counts (classifier) or the target sum
         (regressor), every categorical code, a row sample (all rows at ``sample_prob >= 1``)."""
         if regression:
             target = (float(self.y.sum()),)
@@ -206,7 +211,7 @@ def _make_shard(X_part, y_part, schema, regression, index):
 
 
 # ---------------------------------------------------------------------------------------------
-# driver side
+# client side
 # ---------------------------------------------------------------------------------------------
 def _partitions(X, y):
     """Delayed partitions of ``X`` (rows × all columns) and of ``y``, the same number of each."""
@@ -318,15 +323,19 @@ class _Cluster:
                 results[q] = value
         return results
 
-    def _wait(self, futures):
+    def _wait(self, futures, on_error=None):
         """Wait for ``futures``; a shard's worker leaving the cluster raises instead of hanging
-        (its tasks may run nowhere else: the shard's state lived there)."""
+        (its tasks may run nowhere else: the shard's state lived there). ``on_error()`` is called
+        once, as soon as one of ``futures`` has failed (to release the others)."""
         from distributed import wait
 
         while True:
             try:
-                wait(futures, timeout=LOST_WORKER_CHECK_SECONDS)
-                return
+                wait(
+                    futures,
+                    timeout=LOST_WORKER_CHECK_SECONDS,
+                    return_when="ALL_COMPLETED" if on_error is None else "FIRST_COMPLETED",
+                )
             except TimeoutError:
                 alive = set(self.client.scheduler_info()["workers"])
                 lost = sorted(set(self.groups) - alive)
@@ -335,15 +344,12 @@ class _Cluster:
                         f"worker(s) {lost} left the cluster during fit_gbdt; the rows they held "
                         "are gone: fit again"
                     ) from None
-
-    def summed(self, method, *args):
-        """The shards' histograms (float64) added on the driver in partition order
-        (deterministic, whatever worker holds which partition)."""
-        parts = self.gather(method, *args)
-        total = parts[0].copy()
-        for part in parts[1:]:
-            total += part
-        return total
+                continue
+            if all(f.done() for f in futures):
+                return
+            if on_error is not None and any(f.status == "error" for f in futures):
+                on_error()
+                on_error = None
 
 
 def _call_each(method, args, *shards):
@@ -412,7 +418,7 @@ def fit_gbdt(
     categorical_features : "auto", None, array of int/str or bool mask
         As for the single-machine model.
     bin_sample : int >= 1 or None, default 200_000
-        Rows gathered to the driver for the numeric bin edges (None: every row).
+        Rows gathered to the client for the numeric bin edges (None: every row).
     **params
         The model's hyper-parameters (``n_estimators``, ``max_depth``, ``learning_rate``,
         ``reg_lambda``, ``min_child_weight``, ``gamma``, ``colsample_bytree``, ``max_bin``,
@@ -491,7 +497,7 @@ def fit_gbdt(
 
     # 3. the trees
     t_train = time.perf_counter()
-    forest = _grow_forest(model, cluster, mapper, rng, base_margin)
+    forest = _train_on_workers(model, cluster, mapper, rng)
     model._schema = schema
     model.n_features_in_ = schema.n_features
     model._set_feature_names(feature_names_of(meta))
@@ -504,10 +510,101 @@ def fit_gbdt(
     return model
 
 
-def _grow_forest(model, cluster, mapper, rng, base_margin):
-    objective = model._objective
-    n_features = len(mapper.n_bins_)
+def _column_masks(model, n_features, rng):
+    """The single machine's per-tree column draws, in the same order: uint8 (n_trees, F), or
+    None when every column is used."""
     n_col = max(1, round(float(model.colsample_bytree) * n_features))
+    if n_col >= n_features:
+        return None
+    masks = np.zeros((int(model.n_estimators), n_features), np.uint8)
+    for mask in masks:
+        mask[rng.choice(n_features, n_col, replace=False)] = 1
+    return masks
+
+
+def _train_on_workers(model, cluster, mapper, rng):
+    """Grow the forest with one long-running task per worker (see the module docstring);
+    returns the forest, checked to be the same on every worker."""
+    client = cluster.client
+    masks = _column_masks(model, len(mapper.n_bins_), rng)
+    workers = list(cluster.groups)  # rank 0 (the root) holds partition 0
+    token = uuid.uuid4().hex
+    root = None
+    if len(workers) > 1:
+        opened = client.submit(
+            open_root,
+            token,
+            len(workers) - 1,
+            workers=[workers[0]],
+            allow_other_workers=False,
+            pure=False,
+        )
+        cluster._wait([opened])  # raises if the root's worker has left
+        root = opened.result()
+    futures = [
+        client.submit(
+            _train_rank,
+            token,
+            rank,
+            len(workers),
+            root,
+            cluster.groups[worker],
+            model,
+            mapper,
+            masks,
+            *[cluster.shards[q] for q in cluster.groups[worker]],
+            workers=[worker],
+            allow_other_workers=False,
+            pure=False,
+        )
+        for rank, worker in enumerate(workers)
+    ]
+
+    def release_root():  # a rank that failed before joining must not keep the root waiting
+        client.run(close_root, token, workers=[workers[0]])
+
+    cluster._wait(futures, on_error=release_root if root is not None else None)
+    failed = [f for f in futures if f.status == "error"]
+    if failed:  # the first cause, not a peer's "connection closed" that followed it
+        causes = [f.exception() for f in failed]
+        first = next((e for e in causes if not isinstance(e, CollectiveError)), causes[0])
+        raise first
+    results = client.gather(futures)
+    digests = {digest for digest, _ in results}
+    if len(digests) != 1:  # every rank grew the forest: they must agree
+        raise RuntimeError("fit_gbdt: the workers grew different forests (please report)")
+    forest = Forest()
+    for tree in results[0][1]:
+        forest.append(tree)
+    return forest
+
+
+def _train_rank(token, rank, n_ranks, root, indices, model, mapper, masks, *shards):
+    """One worker's part of the fit: every tree grown here from the all-reduced histograms of
+    its ``shards`` (partitions ``indices``). Returns ``(digest of the trees, trees)``; the trees
+    only on rank 0."""
+    try:
+        with Collective(token, rank, n_ranks, root) as collective:
+
+            def summed(method, *args):
+                blocks = [(q, getattr(s, method)(*args)) for q, s in zip(indices, shards)]
+                return collective.sum_in_order(blocks)
+
+            trees = _grow_forest(model, summed, mapper, masks)
+    finally:
+        if rank == 0:
+            close_root(token)
+    digest = hashlib.sha256()
+    for tree in trees:
+        for name in sorted(tree):
+            digest.update(np.ascontiguousarray(tree[name]).tobytes())
+    return digest.hexdigest(), trees if rank == 0 else None
+
+
+def _grow_forest(model, summed, mapper, masks):
+    """The trees (a list of ``Tree.arrays()``), ``summed(method, *args)`` giving the histograms
+    of the shards' ``method`` added over every partition."""
+    objective = model._objective
     params = GrowParams(
         model.max_depth,
         model.max_leaves,
@@ -516,30 +613,27 @@ def _grow_forest(model, cluster, mapper, rng, base_margin):
         float(model.gamma),
         float(model.learning_rate),
     )
-    forest = Forest()
+    trees = []
     leaf_values = last_level = None
     for it in range(int(model.n_estimators)):
-        mask = None
-        if n_col < n_features:  # the single machine's draw, in the same order
-            mask = np.zeros(n_features, np.uint8)
-            mask[rng.choice(n_features, n_col, replace=False)] = 1
-        hist = cluster.summed("start_tree", last_level, leaf_values, objective, mask)
+        mask = None if masks is None else masks[it]
+        hist = summed("start_tree", last_level, leaf_values, objective, mask)
         with np.errstate(invalid="ignore"):
             if not np.isfinite(hist.sum()):
                 raise model._diverged(f"non-finite gradients before tree {it}")
-        tree, last_level = _grow_tree(model, cluster, mapper, hist, mask, params)
+        tree, last_level = _grow_tree(model, summed, mapper, hist, mask, params)
         if not np.all(np.isfinite(tree["value"])):
             raise model._diverged(f"tree {it} has non-finite leaf values")
-        forest.append(tree)
+        trees.append(tree)
         leaf_values = tree["value"]
-    return forest
+    return trees
 
 
-def _grow_tree(model, cluster, mapper, hist, mask, params):
+def _grow_tree(model, summed, mapper, hist, mask, params):
     """One depth-wise tree from the summed root histogram, as ``TreeGrower._grow_depthwise``.
 
     Returns the tree's arrays and its last level's splits when that level reached ``max_depth``
-    (the shards apply them at the start of the next tree: one round trip less per tree)."""
+    (the shards apply them at the start of the next tree: one all-reduce less per tree)."""
     is_cat = mapper.is_categorical_.astype(np.uint8)
     thr_table = mapper.threshold_table_
     max_depth = model.max_depth
@@ -560,12 +654,14 @@ def _grow_tree(model, cluster, mapper, hist, mask, params):
             reg_lambda=params.reg_lambda,
             gamma=params.gamma,
             min_child_weight=params.min_child_weight,
-            n_threads=resolve_n_threads(model.n_threads),
+            n_threads=worker_threads(),
         )
         ok = split[0] >= 0
         if not ok.any():
             break
-        ids, sums, hist = ids[ok], sums[ok], hist[ok]
+        ids, sums = ids[ok], sums[ok]
+        if not ok.all():
+            hist = hist[ok]
         feature, threshold, dleft, chg, lg, lh = (np.ascontiguousarray(a[ok]) for a in split)
         depth += 1
         k = len(ids)
@@ -590,10 +686,10 @@ def _grow_tree(model, cluster, mapper, hist, mask, params):
         args = (ok, feature, threshold, dleft, child, build, mask)
         if last:
             return tree.arrays(), args
-        built = cluster.summed("split_level", *args)
-        parent = hist
+        built = summed("split_level", *args)
+        sibling = np.subtract(hist, built, out=hist)  # the parents are not needed any more
         hist = np.empty((2 * k, *built.shape[1:]))
         hist[build] = built
-        hist[build ^ 1] = parent - built
+        hist[build ^ 1] = sibling
         ids, sums = child, child_sums
     return tree.arrays(), None

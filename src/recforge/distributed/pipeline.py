@@ -33,7 +33,7 @@ from ..pipeline.model import TrainingData, TwoStage
 from ._compat import require_dask
 from ._shipping import load_shipped, ship_model
 from .interactions import DaskInteractions
-from .recommend import _user_sources
+from .recommend import _user_sources, resolve_users
 
 __all__ = ["build_training_frame", "candidate_frame", "fit_two_stage"]
 
@@ -104,6 +104,7 @@ def _training_partition(
 
 def _candidate_partition(blob, class_path, digest, users) -> pd.DataFrame:
     model = load_shipped(class_path, digest, blob)
+    users = resolve_users(users, model)
     users = np.asarray(pd.Series(users).to_numpy() if not isinstance(users, np.ndarray) else users)
     if users.size == 0:
         return _meta(model, label=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -50,6 +53,23 @@ def _partition_user_ids(part) -> np.ndarray:
     return part.user_map.ids
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelUsers:
+    """The users ``model.user_map_.ids[start:stop]``, read from the shipped model on the worker:
+    a task that carries two integers instead of the ids and depends on no partition, so the
+    scheduler may run it on any idle worker."""
+
+    start: int
+    stop: int
+
+
+def resolve_users(users, model):
+    """The user ids a task scores: ``users`` itself, or the model's range for a :class:`ModelUsers`."""
+    if isinstance(users, ModelUsers):
+        return model.user_map_.ids[users.start : users.stop]
+    return users
+
+
 def _recommend_partition(
     blob: bytes,
     class_path: str,
@@ -63,7 +83,7 @@ def _recommend_partition(
 ) -> pd.DataFrame:
     """One partition of users → rows (user, rank, item, score), ``k`` per user, best first."""
     model = load_shipped(class_path, digest, blob)
-    users = _user_array(users)
+    users = _user_array(resolve_users(users, model))
     meta = _meta(model.user_map_.ids, model.item_map_.ids)
     if users.size == 0:
         return meta
@@ -88,17 +108,35 @@ def _recommend_partition(
     )
 
 
-def _user_sources(users, model, client, n_partitions):
-    """The user partitions: numpy arrays of ids, or the delayed partitions of a Dask collection."""
+def _n_parts(n_users, client, n_partitions, batch_size):
+    """Partitions for ``n_users`` cut anywhere: ``n_partitions``, else at least
+    ``PARTITIONS_PER_THREAD`` per worker thread and at most ``batch_size`` users each (small
+    tasks: the last ones to finish are short, so the workers end together)."""
+    if n_partitions is None:
+        threads = max(1, sum(client.nthreads().values()))
+        n_partitions = max(PARTITIONS_PER_THREAD * threads, -(-n_users // batch_size))
+    n_partitions = check_int(n_partitions, "n_partitions", min_value=1)
+    return min(n_partitions, max(1, n_users))
+
+
+def _user_sources(users, model, client, n_partitions, batch_size=4096):
+    """The user partitions: :class:`ModelUsers` ranges (every user of the model, or a
+    ``DaskInteractions`` with the model's user map), numpy arrays of ids, or the delayed
+    partitions of a Dask collection."""
     dask, dd, _ = require_dask()
     import dask.array as da
 
-    if users is None or isinstance(users, (np.ndarray, list, tuple, pd.Series, pd.Index)):
-        ids = model.user_map_.ids if users is None else _user_array(users)
-        if n_partitions is None:
-            n_partitions = PARTITIONS_PER_THREAD * max(1, sum(client.nthreads().values()))
-        n_partitions = check_int(n_partitions, "n_partitions", min_value=1)
-        return [chunk for chunk in np.array_split(ids, min(n_partitions, max(1, ids.size)))]
+    model_ids = model.user_map_.ids
+    if users is None or (
+        isinstance(users, DaskInteractions) and np.array_equal(users.user_map.ids, model_ids)
+    ):
+        n_parts = _n_parts(model_ids.size, client, n_partitions, batch_size)
+        cuts = np.linspace(0, model_ids.size, n_parts + 1).round().astype(np.int64)
+        return [ModelUsers(int(a), int(b)) for a, b in itertools.pairwise(cuts)]
+    if isinstance(users, (np.ndarray, list, tuple, pd.Series, pd.Index)):
+        ids = _user_array(users)
+        n_parts = _n_parts(ids.size, client, n_partitions, batch_size)
+        return list(np.array_split(ids, n_parts))
     if isinstance(users, DaskInteractions):  # the ids are read on the worker holding the partition
         return [dask.delayed(_partition_user_ids, pure=True)(part) for part in users.partitions]
     if isinstance(users, dd.DataFrame):
@@ -143,13 +181,16 @@ def batch_recommend(
         Anything with the recommend contract of :mod:`recforge.recall.base` and ``save``/``load``.
     client : distributed.Client
     users : optional
-        ``None`` (every user of the model), a :class:`DaskInteractions` (its users, by partition),
-        a Dask Series / Index / 1-D Array / one-column DataFrame of user ids (its partitions), or an
+        ``None`` (every user of the model), a :class:`DaskInteractions` (its users, by partition;
+        when its user map is the model's, as for the data the model was fitted on, it is read like
+        ``None``: ranges of the model's users, nothing taken from the partitions), a Dask
+        Series / Index / 1-D Array / one-column DataFrame of user ids (its partitions), or an
         array-like of user ids (split into ``n_partitions``).
     k, filter_seen, filter_items, items
         As in ``model.recommend``.
     n_partitions : int >= 1, optional
-        Partitions of an in-memory ``users`` (default: 4 per worker thread).
+        Partitions of an in-memory ``users`` or of the model's users (default: 4 per worker
+        thread, more if needed to keep each within ``batch_size`` users).
     batch_size : int >= 1, default 4096
         Users per ``recommend`` call inside a partition (bounds a worker's scoring memory).
 
@@ -175,7 +216,7 @@ def batch_recommend(
     k = check_int(k, "k", min_value=1)
     batch_size = check_int(batch_size, "batch_size", min_value=1)
     shipped = ship_model(client, model)
-    sources = _user_sources(users, model, client, n_partitions)
+    sources = _user_sources(users, model, client, n_partitions, batch_size)
     extras = [
         None if arr is None else client.scatter(np.asarray(arr), broadcast=True, hash=False)
         for arr in (filter_items, items)

@@ -105,6 +105,75 @@ def bench_threads(rec: Recommender, bodies: list[dict], threads=(1, 2)) -> None:
         print(f"  {n} thread(s): {len(bodies) / wall:7.0f} requests/s")
 
 
+def _asgi_call(loop, app, method: str, path: str, body: bytes = b"", query: bytes = b""):
+    """Call an ASGI app once on ``loop`` in this process (no socket); returns the status."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+    }
+    status = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    loop.run_until_complete(app(scope, receive, send))
+    return status[0]
+
+
+def bench_asgi_layer(rec: Recommender, bodies: list[dict], rounds: int = 5) -> None:
+    """CPU time per request of the HTTP framework, without sockets: the served app (the hot
+    endpoints answered in front of FastAPI), the same request through FastAPI's own route (the
+    app without that layer: routing, body parsing, the thread-pool hop, response encoding), and
+    ``recommend_one`` alone; process CPU (all threads), rounds interleaved, medians."""
+    import asyncio
+    import json
+
+    from recforge.serving.app import _BodyLimitAndMetrics, create_app
+
+    loop = asyncio.new_event_loop()
+    app = create_app(rec)
+    # the same app without the front layer: FastAPI routes POST /recommend itself
+    fastapi_only = create_app(rec)
+    fastapi_only.user_middleware = [
+        m for m in fastapi_only.user_middleware if m.cls is not _BodyLimitAndMetrics
+    ]
+    payloads = [json.dumps(b).encode() for b in bodies]
+    ways = {
+        "served app (hot route)": lambda p: _asgi_call(loop, app, "POST", "/recommend", p),
+        "FastAPI route": lambda p: _asgi_call(loop, fastapi_only, "POST", "/recommend", p),
+        "recommend_one alone": lambda p: rec.recommend_one(**json.loads(p), explain=True),
+    }
+    assert _asgi_call(loop, app, "POST", "/recommend", payloads[0]) == 200
+    assert _asgi_call(loop, fastapi_only, "POST", "/recommend", payloads[0]) == 200
+    cpu = {name: [] for name in ways}
+    for _ in range(rounds):
+        for name, call in ways.items():
+            start = time.process_time()
+            for p in payloads:
+                call(p)
+            cpu[name].append((time.process_time() - start) / len(payloads) * 1e3)
+    loop.close()
+    print(
+        f"HTTP framework CPU per POST /recommend, in-process ASGI calls ({rounds} rounds, median):"
+    )
+    for name, values in cpu.items():
+        print(f"  {name:24s} {np.median(values):.3f} ms")
+
+
 def bench_precomputed_recall(model, bodies: list[dict], rounds: int = 5) -> None:
     """CPU time per known-user request with the recall lists precomputed at load and without:
     both Recommenders in this process, rounds interleaved, medians (a loaded machine)."""
@@ -304,6 +373,7 @@ def main(argv=None) -> int:
         bench_in_process(rec, request_bodies(model, args.in_process, seed=0))
         bench_threads(rec, request_bodies(model, args.in_process, seed=3))
         bench_precomputed_recall(model, request_bodies(model, min(args.in_process, 2000), seed=4))
+        bench_asgi_layer(rec, request_bodies(model, min(args.in_process, 1000), seed=5))
         print(f"in-process resident memory (this process) {_rss_mib(os.getpid())}")
 
         with helpers.running_server(path, Path(tmp), name="bench") as (proc, url):

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from recforge.data import synthetic_interactions
+from recforge.exceptions import ModelFileError
 from recforge.recall import LFM, Item2Vec, ItemCF
 from recforge.serving import Recommender, load_model
-from recforge.serving.ann import AnnIndex, mips_queries, mips_vectors
+from recforge.serving import ann as ann_module
+from recforge.serving.ann import ARRAY_PREFIX, AnnIndex, mips_queries, mips_vectors
 
 #: recall@10 of the index against the exact top 10. The faiss HNSW graph (M = 16, ef >= 64) over 1,500 items
 #: finds >= 99.9 % of the true neighbours here (1.0 measured for LFM and Item2Vec); 0.97 leaves
@@ -76,6 +78,117 @@ def test_the_index_is_rebuilt_identically_after_save_and_load(model):
     for user in _users(model, 100):
         ra, rb = a.recommend_one(user_id=user, k=20), b.recommend_one(user_id=user, k=20)
         assert (ra.items, ra.scores) == (rb.items, rb.scores)
+
+
+def _saved_with_index(model) -> bytes:
+    buf = io.BytesIO()
+    Recommender(model, index="ann", warm=False).save(buf)
+    return buf.getvalue()
+
+
+def test_a_saved_index_is_read_back_and_answers_like_the_saved_one(model, monkeypatch):
+    served = Recommender(model, index="ann", warm=False)
+    buf = io.BytesIO()
+    served.save(buf)
+    buf.seek(0)
+    # loading must not build a graph: the saved one is restored
+    monkeypatch.setattr(ann_module._Faiss, "build", staticmethod(_no_build))
+    loaded = Recommender.load(buf, index="ann", warm=False)
+    for user in _users(model, 100):
+        a, b = served.recommend_one(user_id=user, k=20), loaded.recommend_one(user_id=user, k=20)
+        assert (a.items, a.scores) == (b.items, b.scores)
+    # the graph itself is the saved one, byte for byte
+    name = next(iter(loaded._ann))
+    np.testing.assert_array_equal(
+        loaded._ann[name].to_arrays()["graph"], served._ann[name].to_arrays()["graph"]
+    )
+    # and the file is still a model file of the model's class
+    buf.seek(0)
+    again = load_model(buf)
+    assert type(again) is type(model)
+    np.testing.assert_array_equal(
+        again.recommend(_users(model, 1)[0], k=5)[0], model.recommend(_users(model, 1)[0], k=5)[0]
+    )
+
+
+def _no_build(data):
+    raise AssertionError("the ANN graph was rebuilt instead of read from the file")
+
+
+def _rewrite(raw: bytes, change) -> io.BytesIO:
+    """The model file ``raw`` with ``change(arrays)`` applied to its arrays (a dict)."""
+    arrays = dict(np.load(io.BytesIO(raw), allow_pickle=False))
+    change(arrays)
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    out.seek(0)
+    return out
+
+
+def _graph_key(arrays) -> str:
+    return next(k for k in arrays if k.startswith(ARRAY_PREFIX) and k.endswith(".graph"))
+
+
+def _flip_a_byte(arrays):
+    graph = arrays[_graph_key(arrays)].copy()
+    graph[len(graph) // 2] ^= 0xFF
+    arrays[_graph_key(arrays)] = graph
+
+
+def _truncate(arrays):
+    arrays[_graph_key(arrays)] = arrays[_graph_key(arrays)][:100]
+
+
+def _drop_graph(arrays):
+    del arrays[_graph_key(arrays)]
+
+
+def _drop_check(arrays):
+    del arrays[_graph_key(arrays).replace(".graph", ".check")]
+
+
+def _graph_as_floats(arrays):
+    arrays[_graph_key(arrays)] = arrays[_graph_key(arrays)].astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_flip_a_byte, "corrupt"),
+        (_truncate, "corrupt"),
+        (_drop_graph, r"\.graph' is missing"),
+        (_drop_check, r"\.check' is missing"),
+        (_graph_as_floats, "dtype float32"),
+    ],
+    ids=["flipped-byte", "truncated", "no-graph", "no-check", "wrong-dtype"],
+)
+def test_a_corrupt_or_missing_saved_index_is_a_model_file_error(model, change, message):
+    bad = _rewrite(_saved_with_index(model), change)
+    with pytest.raises(ModelFileError, match=message):
+        Recommender.load(bad, index="ann", warm=False)
+
+
+def test_a_saved_index_of_other_vectors_is_a_model_file_error(model, data):
+    other = type(model)(**{**model.get_params(), "random_state": 1}).fit(data)
+    other_arrays = dict(np.load(io.BytesIO(_saved_with_index(other)), allow_pickle=False))
+
+    def swap(arrays):
+        for key in [k for k in arrays if k.startswith(ARRAY_PREFIX)]:
+            arrays[key] = other_arrays[key]
+
+    with pytest.raises(ModelFileError, match="other item vectors"):
+        Recommender.load(_rewrite(_saved_with_index(model), swap), index="ann", warm=False)
+
+
+def test_a_file_without_a_saved_index_builds_one(model):
+    buf = io.BytesIO()
+    model.save(buf)
+    buf.seek(0)
+    rec = Recommender.load(buf, index="ann", warm=False)
+    user = _users(model, 1)[0]
+    assert rec.recommend_one(user_id=user, k=5).items == (
+        Recommender(model, index="ann", warm=False).recommend_one(user_id=user, k=5).items
+    )
 
 
 def test_threads_sharing_one_index_answer_like_serial_calls(model):

@@ -193,6 +193,22 @@ def test_similar_items(server, itemcf):
     assert server.get(f"/similar-items/{item}", params={"k": "many"}).status_code == 422
 
 
+def test_the_hot_endpoints_keep_their_openapi_page_and_error_shape(server):
+    """POST /recommend and GET /similar-items are answered in front of FastAPI: the OpenAPI page
+    still documents them and a validation error names where, as FastAPI's 422 answers do."""
+    spec = server.get("/openapi.json").json()
+    assert "post" in spec["paths"]["/recommend"]
+    assert "get" in spec["paths"]["/similar-items/{item_id}"]
+    assert server.get("/docs").status_code == 200
+    detail = server.post("/recommend", json={"k": 0}).json()["detail"]
+    assert [d["loc"] for d in detail] == [["body", "k"]]
+    detail = server.get("/similar-items/1", params={"k": "many"}).json()["detail"]
+    assert [d["loc"] for d in detail] == [["query", "k"]]
+    # the other methods of those paths stay FastAPI's
+    assert server.get("/recommend").status_code == 405
+    assert server.get("/similar-items/").status_code == 404
+
+
 def test_health(server, itemcf):
     r = server.get("/health")
     assert r.status_code == 200

@@ -182,7 +182,13 @@ def ordered_topk(const int64_t[::1] order, const uint8_t[::1] excluded, int64_t 
     return out
 
 
-cdef inline int64_t _lower_bound(const int64_t* a, int64_t n, int64_t x) noexcept nogil:
+ctypedef fused sorted_index:
+    int32_t
+    int64_t
+
+
+cdef inline int64_t _lower_bound(const sorted_index* a, int64_t n, int64_t x) noexcept nogil:
+    """The first position of the sorted ``a[:n]`` whose value is >= ``x`` (``n`` when none)."""
     cdef int64_t lo = 0, hi = n, mid
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -319,15 +325,13 @@ cdef inline double _int_power(double a, int64_t e) noexcept nogil:
 
 cdef inline double _csr_value(const int64_t[::1] indptr, const int32_t[::1] indices,
                               const double[::1] data, int64_t row, int64_t col) noexcept nogil:
-    cdef int64_t a = indptr[row], b = indptr[row + 1], mid
-    while a < b:
-        mid = (a + b) >> 1
-        if indices[mid] < col:
-            a = mid + 1
-        else:
-            b = mid
-    if a < indptr[row + 1] and indices[a] == col:
-        return data[a]
+    """``matrix[row, col]`` of a CSR with sorted column indices (0.0 when not stored)."""
+    cdef int64_t a = indptr[row], n = indptr[row + 1] - a, p
+    if n == 0:  # an empty row (possibly the last, where &indices[a] is one past the end)
+        return 0.0
+    p = _lower_bound(&indices[a], n, col)
+    if p < n and indices[a + p] == col:
+        return data[a + p]
     return 0.0
 
 

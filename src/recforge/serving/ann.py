@@ -5,8 +5,10 @@ product search into a Euclidean nearest-neighbour search (Bachrach et al. 2014: 
 gets its bias and ``sqrt(M^2 - |row|^2)``, each query a ``1`` and a ``0``), which an HNSW graph
 answers well. :class:`AnnIndex` asks the graph for a few more items than needed, rescores them
 exactly, drops the excluded ones and keeps the best: the scores are the model's, only the
-misses are approximate. The graph is rebuilt at load, on one thread with a fixed seed, so the
-same model file gives the same index (nothing is pickled; 60k items x 64 dims: ~1-2 min).
+misses are approximate. The graph is built on one thread, so the same model gives the same
+index (60k items x 64 dims: ~1-2 min); :meth:`AnnIndex.to_arrays` turns it into arrays a model
+file holds (faiss' own serialisation as a uint8 array, no pickle) and ``AnnIndex(model,
+saved=...)`` reads them back instead of building (see ``Recommender.save``).
 
 The backend is faiss-cpu (``IndexHNSWFlat``), chosen by ``bench/bench_ann.py`` on the 20M set's
 60k items: recall@10 1.0 for all three, build 142 s (usearch 251 s, hnswlib 124 s) and query p50
@@ -15,6 +17,8 @@ C++ compiler at install), so faiss-cpu is the fastest that installs from wheels 
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 
@@ -86,6 +90,21 @@ class _Faiss:
         return index
 
     @staticmethod
+    def dump(index) -> np.ndarray:
+        import faiss
+
+        return np.asarray(faiss.serialize_index(index), np.uint8)
+
+    @staticmethod
+    def restore(graph: np.ndarray):
+        try:
+            import faiss
+        except ImportError as exc:
+            raise ImportError(_INSTALL) from exc
+
+        return faiss.deserialize_index(np.ascontiguousarray(graph, np.uint8))
+
+    @staticmethod
     def search(index, query, k, ef):
         import faiss
 
@@ -119,6 +138,22 @@ class _Hnswlib:
 BACKENDS = {"usearch": _USearch, "faiss": _Faiss, "hnswlib": _Hnswlib}
 
 
+#: A saved index's arrays in a model file: ``<prefix><source>.graph`` (uint8: the serialised
+#: graph) and ``<prefix><source>.check`` (int64 (4,): :func:`_check_values`).
+ARRAY_PREFIX = "serving_ann."
+
+
+def _vectors_key(vectors: np.ndarray) -> tuple:
+    """(items, dimensions, CRC-32 of the bytes) of the search vectors."""
+    return (vectors.shape[0], vectors.shape[1], zlib.crc32(vectors))
+
+
+def _check_values(vectors_key: tuple, graph: np.ndarray) -> np.ndarray:
+    """int64 (4,): :func:`_vectors_key` and the CRC-32 of the graph's bytes — a saved graph is
+    used only for the vectors it was built on, and only uncorrupted."""
+    return np.array([*vectors_key, zlib.crc32(graph)], np.int64)
+
+
 class AnnIndex:
     """An HNSW index over one embedding source's items, answering like its exact top-k.
 
@@ -126,6 +161,10 @@ class AnnIndex:
     ----------
     model : fitted LFM or Item2Vec (an ``EmbeddingRecall``), read-only
     ef_search : int, default :data:`EF_SEARCH` — raised to twice the requested depth
+    saved : dict, optional
+        ``{"graph": uint8 (n_bytes,), "check": int64 (4,)}`` from :meth:`to_arrays` of the index
+        of the same model: restored instead of built. ``ValueError`` when they do not belong to
+        this model's vectors or are corrupt.
 
     Examples
     --------
@@ -138,14 +177,48 @@ class AnnIndex:
     ((5,), True)
     """
 
-    def __init__(self, model, *, ef_search: int = EF_SEARCH, backend: str = "faiss"):
+    def __init__(self, model, *, ef_search: int = EF_SEARCH, backend: str = "faiss", saved=None):
         self._model = model
         self._targets = np.asarray(model._target_vectors(), np.float64)
         self._bias = model._target_bias()
         self._backend = BACKENDS[backend]
-        self._index = self._backend.build(mips_vectors(self._targets, self._bias))
+        vectors = mips_vectors(self._targets, self._bias)
+        self._vectors_key = _vectors_key(vectors)
+        if saved is None:
+            self._index = self._backend.build(vectors)
+            self._graph = None
+        else:
+            self._graph = self._checked_graph(saved)
+            self._index = self._backend.restore(self._graph)
+            if (self._index.ntotal, self._index.d) != vectors.shape:
+                raise ValueError(
+                    f"the saved ANN graph holds {self._index.ntotal} x {self._index.d} vectors, "
+                    f"the model {vectors.shape[0]} x {vectors.shape[1]}"
+                )
         self._ef = int(ef_search)
         self.n_items = len(self._targets)
+
+    def _checked_graph(self, saved) -> np.ndarray:
+        if not hasattr(self._backend, "restore"):
+            raise ValueError("only the faiss backend restores a saved graph")
+        graph = np.ascontiguousarray(saved["graph"], np.uint8)
+        check = np.asarray(saved["check"])
+        if check.shape != (4,) or not np.array_equal(
+            check, _check_values(self._vectors_key, graph)
+        ):
+            raise ValueError(
+                "the saved ANN graph is corrupt or was built for other item vectors "
+                "(items, dimensions or checksums differ)"
+            )
+        return graph
+
+    def to_arrays(self) -> dict:
+        """``{"graph": uint8 (n_bytes,), "check": int64 (4,)}``: the graph in faiss' own
+        serialisation (no pickle) and what ``AnnIndex(model, saved=...)`` checks it against."""
+        if not hasattr(self._backend, "dump"):
+            raise ValueError("only the faiss backend saves its graph")
+        graph = self._graph if self._graph is not None else self._backend.dump(self._index)
+        return {"graph": graph, "check": _check_values(self._vectors_key, graph)}
 
     def query_vector(self, u: int) -> np.ndarray:
         return np.asarray(self._model._user_queries(np.array([u], np.int64)), np.float64)[0]
@@ -178,3 +251,29 @@ class AnnIndex:
         pos, val = topk_excluding(np.ascontiguousarray(scores), depth, excluded)
         idx = np.where(pos >= 0, found[np.maximum(pos, 0)], -1)
         return idx.astype(np.int64), val
+
+
+def index_arrays(indexes: dict) -> dict:
+    """The arrays a model file holds for ``indexes`` (source name → :class:`AnnIndex`), named
+    ``<ARRAY_PREFIX><source>.graph`` / ``.check``."""
+    out = {}
+    for name, index in indexes.items():
+        for part, arr in index.to_arrays().items():
+            out[f"{ARRAY_PREFIX}{name}.{part}"] = arr
+    return out
+
+
+def saved_indexes(arrays, names) -> dict | None:
+    """``{source: {"graph", "check"}}`` for each of ``names`` from a model file's
+    :class:`~recforge.io.ModelArrays`, or None when the file holds no saved index. A file holding
+    some but not all of them, or arrays of the wrong kind, raises ``ModelFileError`` naming the
+    file and the array."""
+    if not any(key.startswith(ARRAY_PREFIX) for key in arrays):
+        return None
+    return {
+        name: {
+            "graph": arrays.take(f"{ARRAY_PREFIX}{name}.graph", kinds="u", dtype=np.uint8),
+            "check": arrays.take(f"{ARRAY_PREFIX}{name}.check", kinds="i", shape=(4,)),
+        }
+        for name in names
+    }

@@ -83,7 +83,9 @@ def run_serve(args) -> int:
         print(f"recforge serve: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    # "auto": httptools and uvloop when installed (the [serve] extra), else h11 and asyncio
+    config = uvicorn.Config(app, log_level="warning", access_log=False, http="auto", loop="auto")
+    server = uvicorn.Server(config)
     print(
         f"recforge serve: {type(recommender.model).__name__} from {args.model} on "
         f"http://{args.host}:{port}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io as _io
 import threading
 import time
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from .._validation import check_choice, check_int
 from ..data import Interactions
+from ..io import load_arrays, model_file_errors, save_arrays, to_bytes
 from ..recall import Popularity
 from ..recall.base import as_id_collection
 from ._fastpath import IdIndex
@@ -148,6 +150,7 @@ class Recommender:
     """
 
     __slots__ = (
+        "_ann",
         "_backfill",
         "_calls",
         "_file",
@@ -196,6 +199,7 @@ class Recommender:
         self._index = check_choice(index, "index", {"exact", "ann"})
         check_precompute_recall(precompute_recall)
         self._plan = self._single = None
+        self._ann = {}
         if fastpath or index == "ann":
             self._plan, self._single = self._request_plan(model, index, precompute_recall)
         self._calls = contextlib.nullcontext() if _numba_is_thread_safe() else threading.Lock()
@@ -212,25 +216,62 @@ class Recommender:
         sources = model.sources_ if isinstance(model, TwoStage) else {self._source: model}
         ann = {}
         if index == "ann":
-            from .ann import AnnIndex
-
-            ann = {n: AnnIndex(s) for n, s in sources.items() if isinstance(s, EmbeddingRecall)}
-            if not ann:
+            embedding = {n: s for n, s in sources.items() if isinstance(s, EmbeddingRecall)}
+            if not embedding:
                 raise ValueError(
                     f"index='ann' needs an embedding source (LFM, Item2Vec); "
                     f"{type(model).__name__} has none"
                 )
+            ann = self._ann_indexes(embedding)
+            self._ann = ann
         if isinstance(model, TwoStage):
             return RequestPlan(model, self._items, ann, precompute_recall), None
         if isinstance(model, EmbeddingRecall):
             return None, SourcePath(self._source, model, self._items, ann.get(self._source))
         return None, None
 
+    def _ann_indexes(self, embedding: dict) -> dict:
+        """Source name → AnnIndex: read from ``self._file`` when :meth:`save` stored them there,
+        else built now."""
+        from .ann import AnnIndex, saved_indexes
+
+        saved = None
+        if self._file is not None:
+            if hasattr(self._file, "seek"):
+                self._file.seek(0)
+            _, arrays, _ = load_arrays(self._file)
+            saved = saved_indexes(arrays, embedding)
+        if saved is None:
+            return {name: AnnIndex(source) for name, source in embedding.items()}
+        with model_file_errors(self._file, self._source):
+            return {name: AnnIndex(s, saved=saved[name]) for name, s in embedding.items()}
+
     @classmethod
     def load(cls, file, **kwargs) -> Recommender:
         """A ``Recommender`` over the model saved in ``file`` (any servable class, see
-        :func:`~recforge.serving.load_model`); a bad file raises ``ModelFileError``."""
+        :func:`~recforge.serving.load_model`); a bad file raises ``ModelFileError``.
+
+        With ``index="ann"``, the ANN indexes that :meth:`save` stored in the file are read back
+        (checked against the model's item vectors) instead of built; a file without them builds
+        them."""
         return cls(load_model(file), file=file, **kwargs)
+
+    def save(self, file) -> None:
+        """Save the served model to ``file`` (a path or a binary file object), with the ANN
+        indexes of ``index="ann"`` (faiss' serialisation as uint8 arrays beside the model's own,
+        no pickle), so that ``Recommender.load(file, index="ann")`` does not rebuild them. The
+        file loads as the model too (``load_model`` / the model class' ``load`` ignore the extra
+        arrays)."""
+        from .ann import index_arrays
+
+        params, arrays, meta = load_arrays(_io.BytesIO(to_bytes(self._model.save)))
+        save_arrays(
+            file,
+            model_class=type(self._model).__name__,
+            params=params,
+            arrays={**arrays, **index_arrays(self._ann)},
+            meta=meta,
+        )
 
     # ------------------------------------------------------------------ read-only views
     @property

@@ -140,9 +140,31 @@ inline int64_t feature_blocks(int64_t n_nodes, int64_t n_features, int n_threads
     return std::max<int64_t>(1, std::min<int64_t>(n_features, want));
 }
 
-// Threads worth waking for `work` (rows x features) histogram updates.
+// Threads worth waking for `work` (rows x features) histogram updates. (Measured on Adult: a
+// second thread from 40k updates and 2 blocks per thread from 4 features per thread cost the
+// calling thread more CPU than they took off it.)
 inline int histogram_threads(int64_t work, int n_threads) {
     return threads_for_work(n_threads, static_cast<double>(work), 120000.0);
+}
+
+// The one task decomposition of the histogram builds: fn(k, f0, f1) for node k in [0, n_nodes)
+// and each non-empty block [f0, f1) of its features, on as many threads as `work` (row x feature
+// updates) pays for. Every (node, feature) is one task's sequential pass, so the histograms do not
+// depend on n_threads.
+template <typename Fn>
+inline void for_each_node_block(int64_t n_nodes, int64_t n_features, int64_t work, int n_threads,
+                                Fn&& fn) {
+    n_threads = histogram_threads(work, n_threads);
+    const int64_t n_blocks = feature_blocks(n_nodes, n_features, n_threads);
+    const int64_t per_block = (n_features + n_blocks - 1) / n_blocks;
+    parallel_for(
+        n_nodes * n_blocks, n_threads,
+        [&](int64_t task, int) {
+            const int64_t k = task / n_blocks, f0 = (task % n_blocks) * per_block;
+            const int64_t f1 = std::min(n_features, f0 + per_block);
+            if (f0 < f1) fn(k, f0, f1);
+        },
+        1);
 }
 
 // Build the histograms of n_nodes nodes. gh: interleaved (g, h) float32 per row.
@@ -156,21 +178,13 @@ inline void build_histograms(const uint8_t* X, int64_t n_features, const float* 
     const int64_t node_stride = n_features * kBins * 2;
     int64_t work = 0;
     for (int64_t k = 0; k < n_nodes; ++k) work += (ends[k] - starts[k]) * n_features;
-    n_threads = histogram_threads(work, n_threads);
-    const int64_t n_blocks = feature_blocks(n_nodes, n_features, n_threads);
-    const int64_t per_block = (n_features + n_blocks - 1) / n_blocks;
-    parallel_for(
-        n_nodes * n_blocks, n_threads,
-        [&](int64_t task, int) {
-            const int64_t k = task / n_blocks, blk = task % n_blocks;
-            const int64_t f0 = blk * per_block, f1 = std::min(n_features, f0 + per_block);
+    for_each_node_block(
+        n_nodes, n_features, work, n_threads, [&](int64_t k, int64_t f0, int64_t f1) {
             double* H = hist + k * node_stride;
-            if (f0 < f1)
-                std::memset(H + f0 * kBins * 2, 0,
-                            sizeof(double) * static_cast<size_t>((f1 - f0) * kBins * 2));
+            std::memset(H + f0 * kBins * 2, 0,
+                        sizeof(double) * static_cast<size_t>((f1 - f0) * kBins * 2));
             accumulate_node(X, n_features, gh, rows, starts[k], ends[k], f0, f1, feature_mask, H);
-        },
-        1);
+        });
 }
 
 // Histograms of the two children of each of n_parents split nodes, node-ordered data (rows of
@@ -194,15 +208,8 @@ inline void build_child_histograms(const uint8_t* X, int64_t n_features, const f
         const int64_t c = small_of(j);
         work += (c_ends[c] - c_starts[c]) * n_features;
     }
-    n_threads = histogram_threads(work, n_threads);
-    const int64_t n_blocks = feature_blocks(n_parents, n_features, n_threads);
-    const int64_t per_block = (n_features + n_blocks - 1) / n_blocks;
-    parallel_for(
-        n_parents * n_blocks, n_threads,
-        [&](int64_t task, int) {
-            const int64_t j = task / n_blocks, blk = task % n_blocks;
-            const int64_t f0 = blk * per_block, f1 = std::min(n_features, f0 + per_block);
-            if (f0 >= f1) return;
+    for_each_node_block(
+        n_parents, n_features, work, n_threads, [&](int64_t j, int64_t f0, int64_t f1) {
             const int64_t c = small_of(j);
             const int64_t lo = f0 * kBins * 2, len = (f1 - f0) * kBins * 2;
             double* S = out + c * node_stride;
@@ -212,8 +219,7 @@ inline void build_child_histograms(const uint8_t* X, int64_t n_features, const f
             accumulate_node(X, n_features, gh, nullptr, c_starts[c], c_ends[c], f0, f1,
                             feature_mask, S);
             for (int64_t i = lo; i < lo + len; ++i) L[i] = P[i] - S[i];
-        },
-        1);
+        });
 }
 
 }  // namespace gbdt

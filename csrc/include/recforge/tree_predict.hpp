@@ -16,7 +16,10 @@
 // column-major (`cols[k * kPredictBlock + j]`), so a node holds `k * kPredictBlock` and the value
 // of row j is one load at a fixed offset; kDenseLanes rows are walked together (independent load
 // chains). A block without NaN in any used column, in a tree without categorical splits, takes
-// the plain `x < threshold` step; otherwise the step also checks NaN and categories.
+// the plain `x < threshold` step; otherwise the step also checks NaN and categories. On a CPU with
+// AVX2 (checked at run time; the build keeps portable flags) the top kVectorLevels levels of
+// numeric trees run as 8-lane vectors: at level L the 8 rows sit at one of 2^L nodes, each node
+// one vector load of its column (the column-major copy makes the 8 rows' values contiguous).
 //
 // Deeper trees keep the pointer layout (PackedNode), walked branch-free: a packed leaf points to
 // itself (it "goes right" from left = self − 1), so every row takes exactly depth(tree) steps.
@@ -29,6 +32,14 @@
 #include <vector>
 
 #include "recforge/parallel.hpp"
+#include "recforge/simd.hpp"
+
+// The vector levels need GCC/Clang vector extensions, the target attribute and a CPU check.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RECFORGE_PREDICT_VECTOR 1
+#else
+#define RECFORGE_PREDICT_VECTOR 0
+#endif
 
 namespace recforge {
 namespace gbdt {
@@ -68,6 +79,7 @@ constexpr int64_t kPredictBlock = 64;  // rows per block
 constexpr int kDenseLanes = 8;         // rows of a block walked together through one tree
 constexpr int32_t kDenseMaxDepth = 12;
 constexpr uint32_t kNanRight = 1, kCategorical = 2;  // dense_flags bits
+constexpr int32_t kVectorLevels = 4;  // top levels walked as 8-lane vectors (AVX2 builds)
 
 // Whether a tree of `depth` with `n_nodes` nodes gets the complete-tree layout: shallow enough
 // for its 2^depth slots not to dwarf its nodes (a deep, thin leaf-wise tree keeps the pointers).
@@ -226,41 +238,90 @@ inline bool load_block_columns(const PackedForest& f, const float* X, int64_t n_
 // when a value may be NaN, kCategorical when also a split may be categorical.
 enum class DenseStep { kPlain, kNan, kCategorical };
 
+// One plain / NaN-aware step of the complete-tree walk on a scalar: the next heap index.
+template <DenseStep kStep>
+RECFORGE_ALWAYS_INLINE uint64_t dense_step(const DenseNode* nodes, const uint8_t* flags, uint64_t h,
+                                           const float* x) {
+    const DenseNode nd = nodes[h];
+    const float v = x[uint64_t(nd.column)];
+    // bit arithmetic, no branch; v >= t, v == t and v < t are all false for NaN
+    uint32_t right;
+    if (kStep == DenseStep::kPlain) {
+        right = !(v < nd.threshold);
+    } else {
+        const uint32_t fl = flags[h];
+        const uint32_t nan_right = uint32_t(v != v) & fl;  // fl & 1: kNanRight
+        if (kStep == DenseStep::kNan) {
+            right = uint32_t(v >= nd.threshold) | nan_right;
+        } else {
+            const uint32_t cat = fl >> 1, num = cat ^ 1;
+            const uint32_t differs = uint32_t(v != nd.threshold) & uint32_t(v == v);
+            right = (num & uint32_t(v >= nd.threshold)) | (cat & differs) | nan_right;
+        }
+    }
+    return 2 * h + right;
+}
+
+#if RECFORGE_PREDICT_VECTOR
+RECFORGE_SIMD_BEGIN
+typedef float predict_f32x8 __attribute__((vector_size(32)));
+typedef int32_t predict_i32x8 __attribute__((vector_size(32)));
+static_assert(kDenseLanes == 8, "the vector levels walk 8 lanes");
+
+// The first `levels` levels of the plain / NaN-aware walk for the 8 rows at x, as 8-lane vectors:
+// at level L every row is at one of the 2^L nodes, so each node is one load of its column,
+// compared with its threshold and kept for the rows at that node. h[r]: heap index after them.
+template <DenseStep kStep>
+RECFORGE_ALWAYS_INLINE void dense_vector_levels(const DenseNode* nodes, const uint8_t* flags,
+                                                int32_t levels, const float* x, uint64_t* h) {
+    predict_i32x8 at = {1, 1, 1, 1, 1, 1, 1, 1};
+    for (int32_t level = 0; level < levels; ++level) {
+        predict_i32x8 left = {0, 0, 0, 0, 0, 0, 0, 0};  // -1: go left
+        for (int32_t c = 1 << level; c < (2 << level); ++c) {
+            const DenseNode nd = nodes[c];
+            predict_f32x8 v;
+            __builtin_memcpy(&v, x + nd.column, sizeof(v));
+            const float t = nd.threshold;
+            predict_i32x8 go_left = v < predict_f32x8{t, t, t, t, t, t, t, t};
+            if (kStep == DenseStep::kNan) {
+                const int32_t nan_left = (flags[c] & kNanRight) ? 0 : -1;
+                go_left |= (v != v) & nan_left;
+            }
+            left |= (at == c) & go_left;
+        }
+        at = 2 * at + 1 + left;
+    }
+    for (int r = 0; r < 8; ++r) h[r] = static_cast<uint32_t>(at[r]);
+}
+RECFORGE_SIMD_END
+#endif
+
 // The complete-tree walk of dense tree t for the m rows of a block copy: visit(j, slot) with the
-// bottom slot (offset from dense_offset[t]) reached by row j.
-template <DenseStep kStep, typename Visit>
-inline void walk_dense(const PackedForest& f, int64_t t, const float* cols, int64_t m,
-                       Visit&& visit) {
+// bottom slot (offset from dense_offset[t]) reached by row j. kVector: the top levels as vectors
+// (compiled into an AVX2 function only).
+template <DenseStep kStep, bool kVector, typename Visit>
+RECFORGE_ALWAYS_INLINE void walk_dense(const PackedForest& f, int64_t t, const float* cols,
+                                       int64_t m, Visit&& visit) {
     const int64_t o = f.dense_offset[t];
     const DenseNode* nodes = f.dense_nodes.data() + o;
     const uint8_t* flags = f.dense_flags.data() + o;
     const int32_t depth = f.depth[t];
     const uint64_t bottom = uint64_t(1) << depth;
+    const int32_t vector_levels =
+        (kVector && kStep != DenseStep::kCategorical) ? std::min(depth, kVectorLevels) : 0;
     for (int64_t j0 = 0; j0 < m; j0 += kDenseLanes) {
         const float* x = cols + j0;
         uint64_t h[kDenseLanes];
-        for (int r = 0; r < kDenseLanes; ++r) h[r] = 1;
-        for (int32_t d = 0; d < depth; ++d)
-            for (int r = 0; r < kDenseLanes; ++r) {
-                const DenseNode nd = nodes[h[r]];
-                const float v = x[uint64_t(nd.column) + r];
-                // bit arithmetic, no branch; v >= t, v == t and v < t are all false for NaN
-                uint32_t right;
-                if (kStep == DenseStep::kPlain) {
-                    right = !(v < nd.threshold);
-                } else {
-                    const uint32_t fl = flags[h[r]];
-                    const uint32_t nan_right = uint32_t(v != v) & fl;  // fl & 1: kNanRight
-                    if (kStep == DenseStep::kNan) {
-                        right = uint32_t(v >= nd.threshold) | nan_right;
-                    } else {
-                        const uint32_t cat = fl >> 1, num = cat ^ 1;
-                        const uint32_t differs = uint32_t(v != nd.threshold) & uint32_t(v == v);
-                        right = (num & uint32_t(v >= nd.threshold)) | (cat & differs) | nan_right;
-                    }
-                }
-                h[r] = 2 * h[r] + right;
-            }
+#if RECFORGE_PREDICT_VECTOR
+        if (kVector && kStep != DenseStep::kCategorical)
+            dense_vector_levels<kStep == DenseStep::kPlain ? DenseStep::kPlain : DenseStep::kNan>(
+                nodes, flags, vector_levels, x, h);
+        else
+#endif
+            for (int r = 0; r < kDenseLanes; ++r) h[r] = 1;
+        for (int32_t d = vector_levels; d < depth; ++d)
+            for (int r = 0; r < kDenseLanes; ++r)
+                h[r] = dense_step<kStep>(nodes, flags, h[r], x + r);
         if (m - j0 >= kDenseLanes) {
             for (int r = 0; r < kDenseLanes; ++r)
                 visit(j0 + r, static_cast<int64_t>(h[r] - bottom));
@@ -272,10 +333,11 @@ inline void walk_dense(const PackedForest& f, int64_t t, const float* cols, int6
 
 // Walk trees [t0, t1) for rows [r0, r0 + m) tree after tree: leaf(t, j, value_of_leaf, leaf)
 // where `leaf` is the reached leaf's node index within tree t.
-template <typename Leaf>
-inline void walk_trees_block(const PackedForest& f, const float* X, int64_t n_features,
-                             const int64_t* roots, int64_t t0, int64_t t1, int64_t r0, int64_t m,
-                             float* cols, Leaf&& leaf) {
+template <bool kVector, typename Leaf>
+RECFORGE_ALWAYS_INLINE void walk_trees_block(const PackedForest& f, const float* X,
+                                             int64_t n_features, const int64_t* roots, int64_t t0,
+                                             int64_t t1, int64_t r0, int64_t m, float* cols,
+                                             Leaf&& leaf) {
     const bool any_nan = load_block_columns(f, X, n_features, r0, m, cols);
     for (int64_t t = t0; t < t1; ++t) {
         const int64_t o = f.dense_offset[t];
@@ -284,11 +346,11 @@ inline void walk_trees_block(const PackedForest& f, const float* X, int64_t n_fe
             const int32_t* leaf_of = f.dense_leaf.data() + o;
             auto visit = [&](int64_t j, int64_t s) { leaf(t, j, value[s], leaf_of[s]); };
             if (f.dense_categorical_tree[t])
-                walk_dense<DenseStep::kCategorical>(f, t, cols, m, visit);
+                walk_dense<DenseStep::kCategorical, kVector>(f, t, cols, m, visit);
             else if (any_nan)
-                walk_dense<DenseStep::kNan>(f, t, cols, m, visit);
+                walk_dense<DenseStep::kNan, kVector>(f, t, cols, m, visit);
             else
-                walk_dense<DenseStep::kPlain>(f, t, cols, m, visit);
+                walk_dense<DenseStep::kPlain, kVector>(f, t, cols, m, visit);
         } else {
             const int64_t root = roots[t];
             walk_block(f, X, n_features, roots, t, r0, r0 + m, [&](int64_t j, int32_t node) {
@@ -296,6 +358,36 @@ inline void walk_trees_block(const PackedForest& f, const float* X, int64_t n_fe
             });
         }
     }
+}
+
+// walk_trees_block for the predict and apply kernels, with the vector levels in an AVX2 build of
+// it where the CPU has AVX2 (no -march flags: the portable build runs everywhere).
+template <typename Leaf>
+inline void walk_trees_block_portable(const PackedForest& f, const float* X, int64_t n_features,
+                                      const int64_t* roots, int64_t t0, int64_t t1, int64_t r0,
+                                      int64_t m, float* cols, Leaf&& leaf) {
+    walk_trees_block<false>(f, X, n_features, roots, t0, t1, r0, m, cols, leaf);
+}
+
+#if RECFORGE_PREDICT_VECTOR
+template <typename Leaf>
+__attribute__((target("avx2"))) void walk_trees_block_avx2(const PackedForest& f, const float* X,
+                                                           int64_t n_features, const int64_t* roots,
+                                                           int64_t t0, int64_t t1, int64_t r0,
+                                                           int64_t m, float* cols, Leaf&& leaf) {
+    walk_trees_block<true>(f, X, n_features, roots, t0, t1, r0, m, cols, leaf);
+}
+#endif
+
+template <typename Leaf>
+inline void walk_trees_block_dispatch(const PackedForest& f, const float* X, int64_t n_features,
+                                      const int64_t* roots, int64_t t0, int64_t t1, int64_t r0,
+                                      int64_t m, float* cols, Leaf&& leaf) {
+#if RECFORGE_PREDICT_VECTOR
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    if (avx2) return walk_trees_block_avx2(f, X, n_features, roots, t0, t1, r0, m, cols, leaf);
+#endif
+    walk_trees_block_portable(f, X, n_features, roots, t0, t1, r0, m, cols, leaf);
 }
 
 // A block copy buffer per thread, kept between calls (no allocation per call once grown).
@@ -314,8 +406,9 @@ inline void predict_raw(const float* X, int64_t n_rows, int64_t n_features, cons
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
         const int64_t r0 = b * kPredictBlock, m = std::min(n_rows - r0, kPredictBlock);
         double acc[kPredictBlock] = {0.0};
-        walk_trees_block(f, X, n_features, roots, t0, t1, r0, m, block_columns_buffer(f),
-                         [&](int64_t, int64_t j, double value, int32_t) { acc[j] += value; });
+        walk_trees_block_dispatch(
+            f, X, n_features, roots, t0, t1, r0, m, block_columns_buffer(f),
+            [&](int64_t, int64_t j, double value, int32_t) { acc[j] += value; });
         for (int64_t j = 0; j < m; ++j) out[r0 + j] += acc[j];
     });
 }
@@ -328,10 +421,10 @@ inline void apply_trees(const float* X, int64_t n_rows, int64_t n_features, cons
     if (n_rows * nt < 20000) n_threads = 1;
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
         const int64_t r0 = b * kPredictBlock, m = std::min(n_rows - r0, kPredictBlock);
-        walk_trees_block(f, X, n_features, roots, t0, t1, r0, m, block_columns_buffer(f),
-                         [&](int64_t t, int64_t j, double, int32_t leaf) {
-                             out[(r0 + j) * nt + (t - t0)] = leaf;
-                         });
+        walk_trees_block_dispatch(f, X, n_features, roots, t0, t1, r0, m, block_columns_buffer(f),
+                                  [&](int64_t t, int64_t j, double, int32_t leaf) {
+                                      out[(r0 + j) * nt + (t - t0)] = leaf;
+                                  });
     });
 }
 

@@ -290,29 +290,45 @@ void rank_gradients_py(int objective, CArray<double> raw, CArray<float> y,
                        group_weight ? group_weight->data() : nullptr, gh.mutable_data(), n_threads);
 }
 
-gb::PackedForest make_forest(int64_t F, CArray<int32_t> feature, CArray<float> threshold,
-                             CArray<int32_t> left, CArray<int32_t> right,
-                             CArray<uint8_t> default_left, CArray<uint8_t> categorical,
-                             CArray<double> value, CArray<int64_t> roots) {
+// Trees [t0, t1) of the flat forest packed on their own (node indices relative to roots[t0]), so
+// that a call for a few trees (one per boosting round) does not pack the whole forest.
+struct ForestRange {
+    gb::PackedForest forest;
+    std::vector<int64_t> roots;  // of the packed trees, relative to roots[t0]
+};
+
+ForestRange make_forest(int64_t F, CArray<int32_t> feature, CArray<float> threshold,
+                        CArray<int32_t> left, CArray<int32_t> right, CArray<uint8_t> default_left,
+                        CArray<uint8_t> categorical, CArray<double> value, CArray<int64_t> roots,
+                        int64_t t0, int64_t t1) {
     const int64_t N = feature.shape(0);
     require(threshold.shape(0) == N && left.shape(0) == N && right.shape(0) == N &&
                 default_left.shape(0) == N && categorical.shape(0) == N && value.shape(0) == N,
             "tree node arrays must have equal lengths");
-    for (int64_t i = 0; i < N; ++i) {
-        const int32_t l = left.data()[i], r = right.data()[i];
+    const int64_t T = roots.shape(0);
+    const int64_t* r = roots.data();
+    for (int64_t t = 0; t < T; ++t)
+        require(r[t] >= 0 && r[t] < N && (t == 0 || r[t] > r[t - 1]),
+                "tree roots out of range or not increasing (corrupt model)");
+    require(0 <= t0 && t0 <= t1 && t1 <= T, "tree range out of bounds");
+    const int64_t a = t0 < T ? r[t0] : N, b = t1 < T ? r[t1] : N;
+    std::vector<int32_t> local_left(static_cast<size_t>(b - a));
+    for (int64_t i = a; i < b; ++i) {
+        const int32_t l = left.data()[i], rc = right.data()[i];
         if (l >= 0) {
-            require(l > i && r == l + 1 && r < N, "tree child index out of range (corrupt model)");
+            require(l > i && rc == l + 1 && rc < b,
+                    "tree child index out of range (corrupt model)");
             require(feature.data()[i] >= 0 && feature.data()[i] < F,
                     "tree feature index out of range for X");
         }
+        local_left[i - a] = l >= 0 ? static_cast<int32_t>(l - a) : -1;
     }
-    const int64_t T = roots.shape(0);
-    for (int64_t t = 0; t < T; ++t)
-        require(roots.data()[t] >= 0 && roots.data()[t] < N &&
-                    (t == 0 || roots.data()[t] > roots.data()[t - 1]),
-                "tree roots out of range or not increasing (corrupt model)");
-    return gb::pack_forest(N, feature.data(), threshold.data(), left.data(), default_left.data(),
-                           categorical.data(), value.data(), roots.data(), T);
+    ForestRange out;
+    for (int64_t t = t0; t < t1; ++t) out.roots.push_back(r[t] - a);
+    out.forest = gb::pack_forest(b - a, feature.data() + a, threshold.data() + a, local_left.data(),
+                                 default_left.data() + a, categorical.data() + a, value.data() + a,
+                                 out.roots.data(), t1 - t0);
+    return out;
 }
 
 void predict_raw_py(CArray<float> X, CArray<int32_t> feature, CArray<float> threshold,
@@ -322,11 +338,11 @@ void predict_raw_py(CArray<float> X, CArray<int32_t> feature, CArray<float> thre
     require(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
     require(out.ndim() == 1 && out.shape(0) == n, "out must have length n_rows");
-    gb::PackedForest forest =
-        make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
-    require(0 <= t0 && t0 <= t1 && t1 <= roots.shape(0), "tree range out of bounds");
+    const ForestRange trees = make_forest(F, feature, threshold, left, right, default_left,
+                                          categorical, value, roots, t0, t1);
     py::gil_scoped_release release;
-    gb::predict_raw(X.data(), n, F, forest, roots.data(), t0, t1, out.mutable_data(), n_threads);
+    gb::predict_raw(X.data(), n, F, trees.forest, trees.roots.data(), 0, t1 - t0,
+                    out.mutable_data(), n_threads);
 }
 
 CArray<int32_t> apply_py(CArray<float> X, CArray<int32_t> feature, CArray<float> threshold,
@@ -335,14 +351,13 @@ CArray<int32_t> apply_py(CArray<float> X, CArray<int32_t> feature, CArray<float>
                          int64_t t0, int64_t t1, int n_threads) {
     require(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
-    gb::PackedForest forest =
-        make_forest(F, feature, threshold, left, right, default_left, categorical, value, roots);
-    require(0 <= t0 && t0 <= t1 && t1 <= roots.shape(0), "tree range out of bounds");
+    const ForestRange trees = make_forest(F, feature, threshold, left, right, default_left,
+                                          categorical, value, roots, t0, t1);
     CArray<int32_t> out({n, t1 - t0});
     {
         py::gil_scoped_release release;
-        gb::apply_trees(X.data(), n, F, forest, roots.data(), t0, t1, out.mutable_data(),
-                        n_threads);
+        gb::apply_trees(X.data(), n, F, trees.forest, trees.roots.data(), 0, t1 - t0,
+                        out.mutable_data(), n_threads);
     }
     return out;
 }

@@ -5,9 +5,24 @@
 // (right == left + 1). A row goes left when x is NaN and default_left, or (categorical)
 // x == threshold, or (numeric) x < threshold.
 //
-// The walk is branch-free and runs a block of rows in lock-step: a packed leaf points to itself
-// (it "goes right" from left = self − 1), so every row takes exactly depth(tree) steps and the
-// rows of a block are independent, letting the CPU overlap their memory and compare latencies.
+// Rows are predicted in blocks of kPredictBlock, each block walked tree by tree (one tree's nodes
+// stay in cache for the whole block), and tree after tree in order, so that every row's sum is the
+// same float64 sum, in the same order, however the rows are split among threads.
+//
+// Most trees (depth-limited ones, and shallow leaf-wise ones) are walked in a complete-binary-tree
+// layout (xgboost's ArrayTreeLayout idea): node h's children are 2h and 2h + 1, a leaf above the
+// bottom level is repeated into every bottom slot below it, so a row takes exactly depth(tree)
+// steps with no child pointer to load. The block's used feature columns are first copied
+// column-major (`cols[k * kPredictBlock + j]`), so a node holds `k * kPredictBlock` and the value
+// of row j is one load at a fixed offset; kDenseLanes rows are walked together (independent load
+// chains). A block without NaN in any used column, in a tree without categorical splits, takes
+// the plain `x < threshold` step; otherwise the step also checks NaN and categories. On a CPU with
+// AVX2 (checked at run time; the build keeps portable flags) the top kVectorLevels levels of
+// numeric trees run as 8-lane vectors: at level L the 8 rows sit at one of 2^L nodes, each node
+// one vector load of its column (the column-major copy makes the 8 rows' values contiguous).
+//
+// Deeper trees keep the pointer layout (PackedNode), walked branch-free: a packed leaf points to
+// itself (it "goes right" from left = self − 1), so every row takes exactly depth(tree) steps.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +32,14 @@
 #include <vector>
 
 #include "recforge/parallel.hpp"
+#include "recforge/simd.hpp"
+
+// The vector levels need GCC/Clang vector extensions, the target attribute and a CPU check.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RECFORGE_PREDICT_VECTOR 1
+#else
+#define RECFORGE_PREDICT_VECTOR 0
+#endif
 
 namespace recforge {
 namespace gbdt {
@@ -30,12 +53,39 @@ struct PackedNode {   // 16 bytes: four nodes per cache line
     uint8_t pad[2];
 };
 
+struct DenseNode {    // a split of the complete-tree layout (8 bytes)
+    float threshold;  // a repeated leaf above the bottom level: 0 (both sides lead to that leaf)
+    uint32_t column;  // k * kPredictBlock: the feature's column in the block's column-major copy
+};
+
 struct PackedForest {
     std::vector<PackedNode> nodes;
     bool any_categorical = false;
     std::vector<double> values;
     std::vector<int32_t> depth;  // per tree: steps from the root to the deepest leaf
+    // The complete-tree layout: tree t (if dense_offset[t] >= 0) has 2^depth[t] entries from
+    // dense_offset[t] on; entry h in [1, 2^depth) is split node h (heap order), entry s in
+    // [0, 2^depth) of dense_value / dense_leaf is bottom slot s.
+    std::vector<int64_t> dense_offset;
+    std::vector<uint8_t> dense_categorical_tree;  // per tree: any categorical split
+    std::vector<DenseNode> dense_nodes;
+    std::vector<uint8_t> dense_flags;    // per split: kNanRight | kCategorical (go left if x == t)
+    std::vector<double> dense_value;     // per bottom slot: its leaf's value
+    std::vector<int32_t> dense_leaf;     // per bottom slot: its leaf's node index - root
+    std::vector<int32_t> used_features;  // column k of a block copy is feature used_features[k]
 };
+
+constexpr int64_t kPredictBlock = 64;  // rows per block
+constexpr int kDenseLanes = 8;         // rows of a block walked together through one tree
+constexpr int32_t kDenseMaxDepth = 12;
+constexpr uint32_t kNanRight = 1, kCategorical = 2;  // dense_flags bits
+constexpr int32_t kVectorLevels = 4;  // top levels walked as 8-lane vectors (AVX2 builds)
+
+// Whether a tree of `depth` with `n_nodes` nodes gets the complete-tree layout: shallow enough
+// for its 2^depth slots not to dwarf its nodes (a deep, thin leaf-wise tree keeps the pointers).
+inline bool use_dense_layout(int32_t depth, int64_t n_nodes) {
+    return depth <= kDenseMaxDepth && (int64_t(1) << depth) <= 16 * n_nodes + 64;
+}
 
 // Children must follow their parent (left > i, right == left + 1, both < n_nodes) and features
 // lie in [0, n_features); the binding checks this before packing.
@@ -47,6 +97,7 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
     f.nodes.resize(static_cast<size_t>(n_nodes));
     f.values.assign(value, value + n_nodes);
     std::vector<int32_t> node_depth(static_cast<size_t>(n_nodes), 0);
+    int32_t n_columns = 0;
     for (int64_t i = 0; i < n_nodes; ++i) {
         PackedNode& p = f.nodes[i];
         if (left[i] < 0) {
@@ -57,14 +108,65 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
             f.any_categorical = f.any_categorical || categorical[i] != 0;
             node_depth[left[i]] = node_depth[i] + 1;
             node_depth[left[i] + 1] = node_depth[i] + 1;
+            n_columns = std::max(n_columns, feature[i] + 1);
         }
     }
     f.depth.resize(static_cast<size_t>(n_trees));
+    f.dense_offset.assign(static_cast<size_t>(n_trees), -1);
+    f.dense_categorical_tree.assign(static_cast<size_t>(n_trees), 0);
+    int64_t dense_size = 0;
     for (int64_t t = 0; t < n_trees; ++t) {
         const int64_t a = roots[t], b = t + 1 < n_trees ? roots[t + 1] : n_nodes;
         int32_t d = 0;
         for (int64_t i = a; i < b; ++i) d = std::max(d, node_depth[i]);
         f.depth[t] = d;
+        if (use_dense_layout(d, b - a)) {
+            f.dense_offset[t] = dense_size;
+            dense_size += int64_t(1) << d;
+        }
+    }
+    // Columns of the block copy: the features some split uses, in order of first use.
+    std::vector<int32_t> column(static_cast<size_t>(n_columns), -1);
+    for (int64_t i = 0; i < n_nodes; ++i)
+        if (left[i] >= 0 && column[feature[i]] < 0) {
+            column[feature[i]] = static_cast<int32_t>(f.used_features.size());
+            f.used_features.push_back(feature[i]);
+        }
+    f.dense_nodes.assign(static_cast<size_t>(dense_size), DenseNode{0.0f, 0});
+    f.dense_flags.assign(static_cast<size_t>(dense_size), 0);
+    f.dense_value.assign(static_cast<size_t>(dense_size), 0.0);
+    f.dense_leaf.assign(static_cast<size_t>(dense_size), 0);
+    struct Visit {
+        int64_t node, heap;
+    };
+    std::vector<Visit> stack;
+    for (int64_t t = 0; t < n_trees; ++t) {
+        const int64_t o = f.dense_offset[t];
+        if (o < 0) continue;
+        const int32_t d = f.depth[t];
+        stack.assign(1, Visit{roots[t], 1});
+        while (!stack.empty()) {
+            const Visit v = stack.back();
+            stack.pop_back();
+            const int64_t i = v.node;
+            if (left[i] >= 0) {
+                f.dense_nodes[o + v.heap] = {
+                    threshold[i], static_cast<uint32_t>(column[feature[i]] * kPredictBlock)};
+                f.dense_flags[o + v.heap] = static_cast<uint8_t>(
+                    (default_left[i] ? 0 : kNanRight) | (categorical[i] ? kCategorical : 0));
+                f.dense_categorical_tree[t] |= categorical[i];
+                stack.push_back({left[i], 2 * v.heap});
+                stack.push_back({left[i] + 1, 2 * v.heap + 1});
+            } else {  // every bottom slot under heap entry v.heap (at level node_depth[i])
+                const int32_t below = d - node_depth[i];  // a root has depth 0
+                const int64_t first = (v.heap << below) - (int64_t(1) << d);
+                const int64_t last = first + (int64_t(1) << below);
+                for (int64_t s = first; s < last; ++s) {
+                    f.dense_value[o + s] = value[i];
+                    f.dense_leaf[o + s] = static_cast<int32_t>(i - roots[t]);
+                }
+            }
+        }
     }
     return f;
 }
@@ -80,8 +182,6 @@ inline int32_t step(const PackedNode* nodes, int32_t node, const float* x) {
     const bool go_left = is_nan ? (nd.default_left != 0) : cmp;
     return nd.left + (go_left ? 0 : 1);
 }
-
-constexpr int64_t kPredictBlock = 64;
 
 template <bool kCategorical, typename Visit>
 inline void walk_block_t(const PackedForest& f, const float* X, int64_t n_features,
@@ -100,6 +200,8 @@ inline void walk_block_t(const PackedForest& f, const float* X, int64_t n_featur
     for (int64_t j = 0; j < m; ++j) visit(j, node[j]);
 }
 
+// The pointer-layout walk of tree t for rows [r0, r1): visit(j, node) with the leaf's absolute
+// node index reached by row r0 + j.
 template <typename Visit>
 inline void walk_block(const PackedForest& f, const float* X, int64_t n_features,
                        const int64_t* roots, int64_t t, int64_t r0, int64_t r1, Visit&& visit) {
@@ -109,43 +211,191 @@ inline void walk_block(const PackedForest& f, const float* X, int64_t n_features
         walk_block_t<false>(f, X, n_features, roots, t, r0, r1, visit);
 }
 
-// acc[j] += leaf values of trees [t0, t1) for rows r0 + j < r1, two trees walked together (more
-// independent loads in flight); values are still added tree after tree, in order.
-template <bool kCategorical>
-inline void predict_block(const PackedForest& f, const float* X, int64_t n_features,
-                          const int64_t* roots, int64_t t0, int64_t t1, int64_t r0, int64_t r1,
-                          double* acc) {
-    const float* x[kPredictBlock];
-    int32_t a[kPredictBlock], b[kPredictBlock];
-    const int64_t m = r1 - r0;
-    for (int64_t j = 0; j < m; ++j) x[j] = X + (r0 + j) * n_features;
-    const PackedNode* nodes = f.nodes.data();
-    const double* values = f.values.data();
-    int64_t t = t0;
-    for (; t + 1 < t1; t += 2) {
-        const int32_t ra = static_cast<int32_t>(roots[t]), rb = static_cast<int32_t>(roots[t + 1]);
-        for (int64_t j = 0; j < m; ++j) {
-            a[j] = ra;
-            b[j] = rb;
+// Copy the used columns of rows [r0, r0 + m) column-major into cols (used_features.size() *
+// kPredictBlock floats), zero-padding rows up to the next multiple of kDenseLanes. Returns whether
+// any copied value is NaN.
+inline bool load_block_columns(const PackedForest& f, const float* X, int64_t n_features,
+                               int64_t r0, int64_t m, float* cols) {
+    const int64_t n_used = static_cast<int64_t>(f.used_features.size());
+    const int32_t* used = f.used_features.data();
+    bool any_nan = false;
+    for (int64_t j = 0; j < m; ++j) {
+        const float* row = X + (r0 + j) * n_features;
+        for (int64_t k = 0; k < n_used; ++k) {
+            const float v = row[used[k]];
+            any_nan |= v != v;
+            cols[k * kPredictBlock + j] = v;
         }
-        const int32_t depth = std::max(f.depth[t], f.depth[t + 1]);  // a leaf steps onto itself
-        for (int32_t d = 0; d < depth; ++d)
-            for (int64_t j = 0; j < m; ++j) {
-                a[j] = step<kCategorical>(nodes, a[j], x[j]);
-                b[j] = step<kCategorical>(nodes, b[j], x[j]);
+    }
+    const int64_t padded =
+        std::min<int64_t>(kPredictBlock, (m + kDenseLanes - 1) / kDenseLanes * kDenseLanes);
+    for (int64_t k = 0; k < n_used; ++k)
+        for (int64_t j = m; j < padded; ++j) cols[k * kPredictBlock + j] = 0.0f;
+    return any_nan;
+}
+
+// The step of the complete-tree walk: kPlain when no value is NaN and no split categorical, kNan
+// when a value may be NaN, kCategorical when also a split may be categorical.
+enum class DenseStep { kPlain, kNan, kCategorical };
+
+// One plain / NaN-aware step of the complete-tree walk on a scalar: the next heap index.
+template <DenseStep kStep>
+RECFORGE_ALWAYS_INLINE uint64_t dense_step(const DenseNode* nodes, const uint8_t* flags, uint64_t h,
+                                           const float* x) {
+    const DenseNode nd = nodes[h];
+    const float v = x[uint64_t(nd.column)];
+    // bit arithmetic, no branch; v >= t, v == t and v < t are all false for NaN
+    uint32_t right;
+    if (kStep == DenseStep::kPlain) {
+        right = !(v < nd.threshold);
+    } else {
+        const uint32_t fl = flags[h];
+        const uint32_t nan_right = uint32_t(v != v) & fl;  // fl & 1: kNanRight
+        if (kStep == DenseStep::kNan) {
+            right = uint32_t(v >= nd.threshold) | nan_right;
+        } else {
+            const uint32_t cat = fl >> 1, num = cat ^ 1;
+            const uint32_t differs = uint32_t(v != nd.threshold) & uint32_t(v == v);
+            right = (num & uint32_t(v >= nd.threshold)) | (cat & differs) | nan_right;
+        }
+    }
+    return 2 * h + right;
+}
+
+#if RECFORGE_PREDICT_VECTOR
+RECFORGE_SIMD_BEGIN
+typedef float predict_f32x8 __attribute__((vector_size(32)));
+typedef int32_t predict_i32x8 __attribute__((vector_size(32)));
+static_assert(kDenseLanes == 8, "the vector levels walk 8 lanes");
+
+// The first `levels` levels of the plain / NaN-aware walk for the 8 rows at x, as 8-lane vectors:
+// at level L every row is at one of the 2^L nodes, so each node is one load of its column,
+// compared with its threshold and kept for the rows at that node. h[r]: heap index after them.
+template <DenseStep kStep>
+RECFORGE_ALWAYS_INLINE void dense_vector_levels(const DenseNode* nodes, const uint8_t* flags,
+                                                int32_t levels, const float* x, uint64_t* h) {
+    predict_i32x8 at = {1, 1, 1, 1, 1, 1, 1, 1};
+    for (int32_t level = 0; level < levels; ++level) {
+        predict_i32x8 left = {0, 0, 0, 0, 0, 0, 0, 0};  // -1: go left
+        for (int32_t c = 1 << level; c < (2 << level); ++c) {
+            const DenseNode nd = nodes[c];
+            predict_f32x8 v;
+            __builtin_memcpy(&v, x + nd.column, sizeof(v));
+            const float t = nd.threshold;
+            predict_i32x8 go_left = v < predict_f32x8{t, t, t, t, t, t, t, t};
+            if (kStep == DenseStep::kNan) {
+                const int32_t nan_left = (flags[c] & kNanRight) ? 0 : -1;
+                go_left |= (v != v) & nan_left;
             }
-        for (int64_t j = 0; j < m; ++j) {
-            acc[j] += values[a[j]];
-            acc[j] += values[b[j]];
+            left |= (at == c) & go_left;
+        }
+        at = 2 * at + 1 + left;
+    }
+    for (int r = 0; r < 8; ++r) h[r] = static_cast<uint32_t>(at[r]);
+}
+RECFORGE_SIMD_END
+#endif
+
+// The complete-tree walk of dense tree t for the m rows of a block copy: visit(j, slot) with the
+// bottom slot (offset from dense_offset[t]) reached by row j. kVector: the top levels as vectors
+// (compiled into an AVX2 function only).
+template <DenseStep kStep, bool kVector, typename Visit>
+RECFORGE_ALWAYS_INLINE void walk_dense(const PackedForest& f, int64_t t, const float* cols,
+                                       int64_t m, Visit&& visit) {
+    const int64_t o = f.dense_offset[t];
+    const DenseNode* nodes = f.dense_nodes.data() + o;
+    const uint8_t* flags = f.dense_flags.data() + o;
+    const int32_t depth = f.depth[t];
+    const uint64_t bottom = uint64_t(1) << depth;
+    const int32_t vector_levels =
+        (kVector && kStep != DenseStep::kCategorical) ? std::min(depth, kVectorLevels) : 0;
+    for (int64_t j0 = 0; j0 < m; j0 += kDenseLanes) {
+        const float* x = cols + j0;
+        uint64_t h[kDenseLanes];
+#if RECFORGE_PREDICT_VECTOR
+        if (kVector && kStep != DenseStep::kCategorical)
+            dense_vector_levels<kStep == DenseStep::kPlain ? DenseStep::kPlain : DenseStep::kNan>(
+                nodes, flags, vector_levels, x, h);
+        else
+#endif
+            for (int r = 0; r < kDenseLanes; ++r) h[r] = 1;
+        for (int32_t d = vector_levels; d < depth; ++d)
+            for (int r = 0; r < kDenseLanes; ++r)
+                h[r] = dense_step<kStep>(nodes, flags, h[r], x + r);
+        if (m - j0 >= kDenseLanes) {
+            for (int r = 0; r < kDenseLanes; ++r)
+                visit(j0 + r, static_cast<int64_t>(h[r] - bottom));
+        } else {
+            for (int r = 0; r < m - j0; ++r) visit(j0 + r, static_cast<int64_t>(h[r] - bottom));
         }
     }
-    if (t < t1) {
-        const int32_t ra = static_cast<int32_t>(roots[t]);
-        for (int64_t j = 0; j < m; ++j) a[j] = ra;
-        for (int32_t d = 0; d < f.depth[t]; ++d)
-            for (int64_t j = 0; j < m; ++j) a[j] = step<kCategorical>(nodes, a[j], x[j]);
-        for (int64_t j = 0; j < m; ++j) acc[j] += values[a[j]];
+}
+
+// Walk trees [t0, t1) for rows [r0, r0 + m) tree after tree: leaf(t, j, value_of_leaf, leaf)
+// where `leaf` is the reached leaf's node index within tree t.
+template <bool kVector, typename Leaf>
+RECFORGE_ALWAYS_INLINE void walk_trees_block(const PackedForest& f, const float* X,
+                                             int64_t n_features, const int64_t* roots, int64_t t0,
+                                             int64_t t1, int64_t r0, int64_t m, float* cols,
+                                             Leaf&& leaf) {
+    const bool any_nan = load_block_columns(f, X, n_features, r0, m, cols);
+    for (int64_t t = t0; t < t1; ++t) {
+        const int64_t o = f.dense_offset[t];
+        if (o >= 0) {
+            const double* value = f.dense_value.data() + o;
+            const int32_t* leaf_of = f.dense_leaf.data() + o;
+            auto visit = [&](int64_t j, int64_t s) { leaf(t, j, value[s], leaf_of[s]); };
+            if (f.dense_categorical_tree[t])
+                walk_dense<DenseStep::kCategorical, kVector>(f, t, cols, m, visit);
+            else if (any_nan)
+                walk_dense<DenseStep::kNan, kVector>(f, t, cols, m, visit);
+            else
+                walk_dense<DenseStep::kPlain, kVector>(f, t, cols, m, visit);
+        } else {
+            const int64_t root = roots[t];
+            walk_block(f, X, n_features, roots, t, r0, r0 + m, [&](int64_t j, int32_t node) {
+                leaf(t, j, f.values[node], static_cast<int32_t>(node - root));
+            });
+        }
     }
+}
+
+// walk_trees_block for the predict and apply kernels, with the vector levels in an AVX2 build of
+// it where the CPU has AVX2 (no -march flags: the portable build runs everywhere).
+template <typename Leaf>
+inline void walk_trees_block_portable(const PackedForest& f, const float* X, int64_t n_features,
+                                      const int64_t* roots, int64_t t0, int64_t t1, int64_t r0,
+                                      int64_t m, float* cols, Leaf&& leaf) {
+    walk_trees_block<false>(f, X, n_features, roots, t0, t1, r0, m, cols, leaf);
+}
+
+#if RECFORGE_PREDICT_VECTOR
+template <typename Leaf>
+__attribute__((target("avx2"))) void walk_trees_block_avx2(const PackedForest& f, const float* X,
+                                                           int64_t n_features, const int64_t* roots,
+                                                           int64_t t0, int64_t t1, int64_t r0,
+                                                           int64_t m, float* cols, Leaf&& leaf) {
+    walk_trees_block<true>(f, X, n_features, roots, t0, t1, r0, m, cols, leaf);
+}
+#endif
+
+template <typename Leaf>
+inline void walk_trees_block_dispatch(const PackedForest& f, const float* X, int64_t n_features,
+                                      const int64_t* roots, int64_t t0, int64_t t1, int64_t r0,
+                                      int64_t m, float* cols, Leaf&& leaf) {
+#if RECFORGE_PREDICT_VECTOR
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    if (avx2) return walk_trees_block_avx2(f, X, n_features, roots, t0, t1, r0, m, cols, leaf);
+#endif
+    walk_trees_block_portable(f, X, n_features, roots, t0, t1, r0, m, cols, leaf);
+}
+
+// A block copy buffer per thread, kept between calls (no allocation per call once grown).
+inline float* block_columns_buffer(const PackedForest& f) {
+    thread_local std::vector<float> buffer;
+    const size_t need = std::max<size_t>(1, f.used_features.size()) * kPredictBlock;
+    if (buffer.size() < need) buffer.resize(need);
+    return buffer.data();
 }
 
 // out[r] += sum over trees [t0, t1) of the leaf value reached by row r (trees added in order).
@@ -154,13 +404,12 @@ inline void predict_raw(const float* X, int64_t n_rows, int64_t n_features, cons
     const int64_t n_blocks = (n_rows + kPredictBlock - 1) / kPredictBlock;
     if (n_rows * (t1 - t0) < 20000) n_threads = 1;
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
-        const int64_t r0 = b * kPredictBlock, r1 = std::min(n_rows, r0 + kPredictBlock);
+        const int64_t r0 = b * kPredictBlock, m = std::min(n_rows - r0, kPredictBlock);
         double acc[kPredictBlock] = {0.0};
-        if (f.any_categorical)
-            predict_block<true>(f, X, n_features, roots, t0, t1, r0, r1, acc);
-        else
-            predict_block<false>(f, X, n_features, roots, t0, t1, r0, r1, acc);
-        for (int64_t j = 0; j < r1 - r0; ++j) out[r0 + j] += acc[j];
+        walk_trees_block_dispatch(
+            f, X, n_features, roots, t0, t1, r0, m, block_columns_buffer(f),
+            [&](int64_t, int64_t j, double value, int32_t) { acc[j] += value; });
+        for (int64_t j = 0; j < m; ++j) out[r0 + j] += acc[j];
     });
 }
 
@@ -171,13 +420,11 @@ inline void apply_trees(const float* X, int64_t n_rows, int64_t n_features, cons
     const int64_t nt = t1 - t0;
     if (n_rows * nt < 20000) n_threads = 1;
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
-        const int64_t r0 = b * kPredictBlock, r1 = std::min(n_rows, r0 + kPredictBlock);
-        for (int64_t t = t0; t < t1; ++t) {
-            const int32_t root = static_cast<int32_t>(roots[t]);
-            walk_block(f, X, n_features, roots, t, r0, r1, [&](int64_t j, int32_t leaf) {
-                out[(r0 + j) * nt + (t - t0)] = leaf - root;
-            });
-        }
+        const int64_t r0 = b * kPredictBlock, m = std::min(n_rows - r0, kPredictBlock);
+        walk_trees_block_dispatch(f, X, n_features, roots, t0, t1, r0, m, block_columns_buffer(f),
+                                  [&](int64_t t, int64_t j, double, int32_t leaf) {
+                                      out[(r0 + j) * nt + (t - t0)] = leaf;
+                                  });
     });
 }
 

@@ -325,6 +325,7 @@ class LFM(EmbeddingRecall):
         for name, n in (("user_factors", self.n_users_), ("item_factors", self.n_items_)):
             setattr(self, f"{name}_", arrays.take(name, ndim=2, shape=(n, k), dtype=np.float32))
         self.item_bias_ = arrays.take("item_bias", shape=(self.n_items_,), dtype=np.float32)
+        self._cache_unit_rows()
         bias = float(np.abs(self.item_bias_).max(initial=0.0))
         arrays.check_products("user_factors", "item_factors", offset=bias)
         # a fold-in vector (recommend_from_history) has norm <= max|q| (1 + bias) / FOLD_IN_MIN_REG

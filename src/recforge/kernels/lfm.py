@@ -10,7 +10,7 @@ import numpy as np
 from .. import _core
 from .._threads import resolve_n_threads
 from .._validation import check_choice, check_csr_arrays, check_float, check_in_place, check_int
-from .sgns import check_negative_weights
+from .sgns import aligned_vectors, check_negative_weights
 
 __all__ = ["LOSSES", "LfmSampler", "lfm_initial_factors", "lfm_step", "lfm_train_epoch"]
 
@@ -236,16 +236,20 @@ def lfm_initial_factors(n_rows, n_factors, init_std, seed, n_threads=1):
     """(n_rows, n_factors) float32 uniform on ±√3·init_std/√n_factors (standard deviation
     init_std/√n_factors), drawn in C++ from ``seed`` (the same values for any ``n_threads``).
 
+    The array starts on a cache line (:func:`~recforge.kernels.sgns.aligned_vectors`): with 64
+    factors a row is four lines, not five, and no two rows share one (less traffic per step, no
+    false sharing between Hogwild threads).
+
     Examples
     --------
     >>> f = lfm_initial_factors(1000, 4, 0.1, seed=0)
-    >>> f.shape, f.dtype, bool(np.abs(f).max() <= np.sqrt(3) * 0.1 / 2)
-    ((1000, 4), dtype('float32'), True)
+    >>> f.shape, f.dtype, bool(np.abs(f).max() <= np.sqrt(3) * 0.1 / 2), f.ctypes.data % 64
+    ((1000, 4), dtype('float32'), True, 0)
     """
     n_rows = check_int(n_rows, "n_rows", min_value=0)
     n_factors = check_int(n_factors, "n_factors", min_value=1)
     init_std = check_float(init_std, "init_std", min_value=0.0)
-    out = np.empty((n_rows, n_factors), np.float32)
+    out = aligned_vectors(n_rows, n_factors)
     half_width = np.sqrt(3.0) * init_std / np.sqrt(n_factors)
     _core.lfm_initial_factors(
         out,

@@ -225,6 +225,8 @@ class LfmSampler {
     int32_t item(int64_t r) const { return pos_items_[r]; }
     uint32_t draw_negative(uint64_t random) const { return negatives_.draw(random); }
     bool uses_bits() const { return !bits_.empty(); }
+    const int64_t* touched_indptr() const { return indptr_; }
+    const int32_t* touched_indices() const { return indices_; }
 
     bool touched(int32_t u, int32_t j) const {
         if (!bits_.empty())
@@ -232,25 +234,13 @@ class LfmSampler {
         return sorted_contains(indices_ + indptr_[u], indptr_[u + 1] - indptr_[u], j);
     }
 
-    // Prefetches for a step `distance` steps ahead of the current one, for the touched(u, j)
-    // check of its user u and first negative j: the bit, or the row's length and then the row
-    // (the row half as far ahead, once its start can be read).
-    void prefetch_touched_far(int32_t u, int32_t j) const {
-        if (!bits_.empty())
-            RECFORGE_PREFETCH(bits_.data() + u * words_per_user_ + (j >> 6));
-        else
-            RECFORGE_PREFETCH(indptr_ + u);
+    // Prefetches for the touched(u, j) check of a step ahead of the current one: with the bit
+    // matrix, the bit; else the row's bounds (the block then prefetches the row, half as far
+    // ahead, once its start can be read).
+    void prefetch_touched_bit(int32_t u, int32_t j) const {
+        RECFORGE_PREFETCH(bits_.data() + u * words_per_user_ + (j >> 6));
     }
-    void prefetch_touched_near(int32_t u) const {
-        if (!bits_.empty()) return;
-        const int32_t* row = indices_ + indptr_[u];
-        const int64_t len = indptr_[u + 1] - indptr_[u];
-        if (len <= 256) {
-            for (int64_t o = 0; o < len; o += 16) RECFORGE_PREFETCH(row + o);
-        } else {  // the first probes of the binary search
-            for (int64_t d = 1; d <= 8; ++d) RECFORGE_PREFETCH(row + len * d / 9);
-        }
-    }
+    void prefetch_touched_bounds(int32_t u) const { RECFORGE_PREFETCH(indptr_ + u); }
     void prefetch_positive(int64_t r) const {
         RECFORGE_PREFETCH(pos_users_ + r);
         RECFORGE_PREFETCH(pos_items_ + r);
@@ -290,6 +280,9 @@ inline LfmEpochResult lfm_train_block(const LfmSampler& sampler, int64_t steps, 
     Rng rng(block_seed);
     LfmEpochResult r;
     const int64_t n_pos = sampler.n_pos();
+    const bool bits = sampler.uses_bits();
+    const int64_t* touched_indptr = sampler.touched_indptr();
+    const int32_t* touched_indices = sampler.touched_indices();
     std::vector<int64_t> picks(static_cast<size_t>(steps));
     std::vector<int32_t> first_negative(static_cast<size_t>(steps));
     for (int64_t s = 0; s < steps; ++s) {
@@ -316,10 +309,21 @@ inline LfmEpochResult lfm_train_block(const LfmSampler& sampler, int64_t steps, 
             prefetch_lines(user_factors + static_cast<int64_t>(ua) * k, k);
             prefetch_lines(item_factors + static_cast<int64_t>(sampler.item(ahead)) * k, k);
             prefetch_lines(item_factors + static_cast<int64_t>(ja) * k, k);
-            sampler.prefetch_touched_far(ua, ja);
+            if (bits)
+                sampler.prefetch_touched_bit(ua, ja);
+            else
+                sampler.prefetch_touched_bounds(ua);
         }
-        if (s + LOOKAHEAD / 2 < steps)
-            sampler.prefetch_touched_near(sampler.user(picks[s + LOOKAHEAD / 2]));
+        if (!bits && s + LOOKAHEAD / 2 < steps) {  // the user's row, where the check will search
+            const int32_t ua = sampler.user(picks[s + LOOKAHEAD / 2]);
+            const int32_t* row = touched_indices + touched_indptr[ua];
+            const int64_t len = touched_indptr[ua + 1] - touched_indptr[ua];
+            if (len <= 256) {
+                for (int64_t o = 0; o < len; o += 16) RECFORGE_PREFETCH(row + o);
+            } else {  // the first probes of the binary search
+                for (int64_t d = 1; d <= 8; ++d) RECFORGE_PREFETCH(row + len * d / 9);
+            }
+        }
         const int32_t u = sampler.user(picks[s]), i = sampler.item(picks[s]);
         float* p = user_factors + static_cast<int64_t>(u) * k;
         float* qi = item_factors + static_cast<int64_t>(i) * k;

@@ -1,8 +1,15 @@
 """LFM epoch time: recforge's C++ Hogwild SGD vs implicit's BPR, one epoch, 64 factors, 2 threads.
 
-Both are timed as a full ``fit`` with one epoch/iteration of a fresh model (each library's own
+Equal work: both make one SGD step per interaction per epoch (ml-latest-small positives: 48,580),
+64 float32 factors (implicit: 64 + its bias column; recforge: 64 + a separate item bias), one
+negative per step checked against the user's items (implicit skips a touched negative, recforge
+redraws it).
+
+``lfm-epoch-*``: a full ``fit`` with one epoch/iteration of a fresh model (each library's own
 setup included: implicit's ``fit`` on a fitted model would skip its initialisation), on
 MovieLens ml-latest-small positives (ratings >= 4) and on the synthetic 160k × 60k × 20M set.
+``lfm-bpr-epoch-only-movielens``: the epoch alone on prepared data and factors (recforge's
+``LfmSampler.epoch``, implicit's ``bpr_update``), without either library's per-fit setup.
 The group ``lfm-one-core-busy-*`` fits with 1 and 2 threads while a foreign process keeps one core
 busy (DESIGN.md: 2 threads must not be slower than 1 there).
 
@@ -34,7 +41,7 @@ def _synthetic():
 
 
 DATA = {"movielens": _movielens, "synthetic20M": _synthetic}
-ROUNDS = {"movielens": pick(30, 2), "synthetic20M": pick(3, 2)}  # an epoch is ~10 ms on movielens
+ROUNDS = {"movielens": pick(30, 2), "synthetic20M": pick(3, 2)}  # an epoch is ~5 ms on movielens
 WARMUP = {"movielens": 1, "synthetic20M": 0}  # one warm-up: neither side's first-call costs
 _cache = {}
 
@@ -90,3 +97,69 @@ def test_implicit_bpr_epoch(benchmark, name):
         rounds=ROUNDS[name],
         warmup_rounds=WARMUP[name],
     )
+
+
+EPOCH_ONLY_ROUNDS = pick(100, 3)
+
+
+def _epoch_only_data():
+    """ml-latest-small positives as (interactions, users of each interaction, float32 CSR)."""
+    import numpy as np
+
+    interactions = data("movielens")
+    matrix = interactions.matrix.astype(np.float32)
+    matrix.sort_indices()
+    users = np.repeat(np.arange(matrix.shape[0], dtype=np.int32), np.diff(matrix.indptr))
+    return interactions, users, matrix
+
+
+def test_recforge_bpr_epoch_only(benchmark):
+    import numpy as np
+
+    from recforge.kernels.lfm import LfmSampler, lfm_initial_factors
+
+    interactions, users, matrix = _epoch_only_data()
+    n_users, n_items = matrix.shape
+    items = matrix.indices.astype(np.int32)
+    weights = np.sqrt(np.bincount(items, minlength=n_items) + 1.0)  # LFM's default neg_exponent
+    sampler = LfmSampler(
+        users, items, matrix.indptr.astype(np.int64), items, weights, n_users, n_items
+    )
+    uf = lfm_initial_factors(n_users, FACTORS, 0.1, seed=1)
+    itf = lfm_initial_factors(n_items, FACTORS, 0.1, seed=2)
+    bias = np.zeros(n_items, np.float32)
+    seeds = iter(range(10**9))
+    benchmark.group = "lfm-bpr-epoch-only-movielens"
+    benchmark.pedantic(
+        lambda: sampler.epoch(
+            uf, itf, bias, lr=0.01, fit_bias=True, seed=next(seeds), n_threads=THREADS
+        ),
+        rounds=EPOCH_ONLY_ROUNDS,
+        warmup_rounds=1,
+    )
+    benchmark.extra_info["steps"] = int(interactions.nnz)
+
+
+def test_implicit_bpr_epoch_only(benchmark):
+    import numpy as np
+
+    bpr = pytest.importorskip("implicit.cpu.bpr")
+    interactions, users, matrix = _epoch_only_data()
+    n_users, n_items = matrix.shape
+    rng = np.random.default_rng(0)
+    uf = ((rng.random((n_users, FACTORS + 1), dtype=np.float32) - 0.5) / FACTORS).astype(np.float32)
+    uf[:, FACTORS] = 1.0
+    itf = ((rng.random((n_items, FACTORS + 1), dtype=np.float32) - 0.5) / FACTORS).astype(
+        np.float32
+    )
+    seeds = rng.integers(0, 2**31, size=THREADS, dtype="long")
+    sampler = bpr.RNGVector(THREADS, len(matrix.data) - 1, seeds)
+    benchmark.group = "lfm-bpr-epoch-only-movielens"
+    benchmark.pedantic(
+        lambda: bpr.bpr_update(
+            sampler, users, matrix.indices, matrix.indptr, uf, itf, 0.01, 0.01, THREADS, True
+        ),
+        rounds=EPOCH_ONLY_ROUNDS,
+        warmup_rounds=1,
+    )
+    benchmark.extra_info["steps"] = int(interactions.nnz)

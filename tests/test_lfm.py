@@ -156,3 +156,17 @@ def test_quality_on_movielens(movielens_split, loss, minimum):
     train, test = movielens_split
     model = LFM(loss=loss, n_threads=1, random_state=0).fit(train)
     assert evaluate_recall(model, train, test, k=10).ndcg >= minimum
+
+
+def test_unit_rows_are_computed_on_first_use_and_kept():
+    """A fit leaves the cosine rows of similar_items for their first use; then they are kept."""
+    from recforge.recall._embedding import unit_rows
+
+    model = LFM(n_factors=4, epochs=2, n_threads=1, random_state=0).fit(contract_interactions())
+    assert model._unit_rows_[1] is None
+    first = model.similar_items(model.item_map_.ids[0], k=3)
+    cached = model._unit_rows_[1]
+    np.testing.assert_array_equal(cached, unit_rows(model.item_factors_))
+    second = model.similar_items(model.item_map_.ids[0], k=3)
+    assert model._unit_rows_[1] is cached
+    np.testing.assert_array_equal(first[1], second[1])

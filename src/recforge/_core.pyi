@@ -191,29 +191,58 @@ def lfm_step(
     it.
     """
 
-def lfm_train_epoch(
-    pos_users: NDArray[np.int32],
-    pos_items: NDArray[np.int32],
-    n_steps: int,
-    touched_indptr: NDArray[np.int64],
-    touched_indices: NDArray[np.int32],
-    neg_weights: NDArray[np.float64],
-    user_factors: NDArray[np.float32],
-    item_factors: NDArray[np.float32],
-    item_bias: NDArray[np.float32],
-    loss: int,
-    lr: float,
-    reg_user: float,
-    reg_item: float,
-    reg_bias: float,
-    fit_bias: bool,
-    n_negatives: int,
-    seed: int,
-    n_threads: int,
-) -> tuple:
-    """One Hogwild SGD epoch of the latent factor model; factors updated in place. Returns (loss
-    sum, number of loss terms, negatives skipped).
+def lfm_initial_factors(
+    out: NDArray[np.float32], half_width: float, seed: int, n_threads: int
+) -> None:
+    """Fill out (n_rows, k) float32 uniform on [-half_width, half_width) in place; the same values
+    for any n_threads.
     """
+
+class LfmEpochResult(NamedTuple):
+    """One LFM epoch: the loss sum (before each step, regularisation excluded) over n_terms loss
+    terms; n_skipped negatives given up on."""
+
+    loss_sum: float
+    n_terms: int
+    n_skipped: int
+
+class LfmSampler:
+    """What the LFM epochs of one fit sample from: positives, touched rows, negative weights.
+    Holds the arrays; they must not change while it lives."""
+
+    def __init__(
+        self,
+        pos_users: NDArray[np.int32],
+        pos_items: NDArray[np.int32],
+        touched_indptr: NDArray[np.int64],
+        touched_indices: NDArray[np.int32],
+        neg_weights: NDArray[np.float64],
+        n_users: int,
+        touched_check: int = -1,
+    ) -> None:
+        """touched_check: -1 automatic, 0 binary search of the touched rows, 1 bit matrix."""
+
+    def epoch(
+        self,
+        user_factors: NDArray[np.float32],
+        item_factors: NDArray[np.float32],
+        item_bias: NDArray[np.float32],
+        n_steps: int,
+        loss: int,
+        lr: float,
+        reg_user: float,
+        reg_item: float,
+        reg_bias: float,
+        fit_bias: bool,
+        n_negatives: int,
+        seed: int,
+        n_threads: int,
+    ) -> LfmEpochResult:
+        """One Hogwild SGD epoch of the latent factor model; factors updated in place."""
+
+    @property
+    def uses_touched_bits(self) -> bool:
+        """Whether the touched check is a bit matrix (else binary search)."""
 
 def sgns_sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
     """The trainer's table sigmoid, for tests."""

@@ -2,7 +2,8 @@
 
 A subclass names its vectors through four hooks and inherits the scoring: a user's or a history's
 query vector dotted with every item's target vector (plus an optional per-item bias), and
-``similar_items`` as the cosine of item vectors, whose unit rows are cached once per fit.
+``similar_items`` as the cosine of item vectors, whose unit rows are computed once per fit, on first
+use.
 """
 
 from __future__ import annotations
@@ -57,17 +58,21 @@ class EmbeddingRecall(RecallModel):
 
     # ---- unit rows -------------------------------------------------------------------------------
     def _cache_unit_rows(self) -> None:
-        vectors = self._item_vectors()
-        self._unit_rows_ = (vectors, unit_rows(vectors))
+        """Mark the current item vectors final: their unit rows are computed on the first
+        ``_unit_item_vectors()`` call and kept (a fit does not pay for them; implicit's and
+        gensim's norms are lazy too)."""
+        self._unit_rows_ = (self._item_vectors(), None)
 
     def _unit_item_vectors(self) -> np.ndarray:
-        """Unit rows of ``_item_vectors()``: the cached ones while they belong to the current
-        vectors (not to the arrays of an earlier fit, nor during training, when they still move)."""
+        """Unit rows of ``_item_vectors()``: cached once the vectors are final (marked by
+        ``_cache_unit_rows``), computed afresh for vectors that may still move (during training)."""
         vectors = self._item_vectors()
         cache = getattr(self, "_unit_rows_", None)
-        if cache is not None and cache[0] is vectors:
-            return cache[1]
-        return unit_rows(vectors)
+        if cache is None or cache[0] is not vectors:
+            return unit_rows(vectors)
+        if cache[1] is None:  # two threads may both compute it: the same values
+            self._unit_rows_ = cache = (vectors, unit_rows(vectors))
+        return cache[1]
 
     # ---- scoring ---------------------------------------------------------------------------------
     def _with_bias(self, scores: np.ndarray) -> np.ndarray:

@@ -15,23 +15,13 @@ from .._validation import (
 from ..data import Interactions
 from ..io import ModelArrays
 from ..kernels._csr import csr_kernel_arrays
-from ..kernels.lfm import LOSSES, lfm_train_epoch
+from ..kernels.lfm import LOSSES, LfmSampler, lfm_initial_factors
 from ._embedding import EmbeddingRecall
 
 __all__ = ["LFM"]
 
 #: the least ridge term per unit of history weight in the fold-in of a new user
 FOLD_IN_MIN_REG = 1e-3
-
-
-def _initial_factors(rng, n_rows: int, n_factors: int, init_std) -> np.ndarray:
-    """(n_rows, n_factors) float32, uniform on ±√3·init_std/√n_factors (standard deviation
-    init_std/√n_factors), drawn and scaled in place."""
-    half_width = np.float32(np.sqrt(3.0) * float(init_std) / np.sqrt(n_factors))
-    out = rng.random((n_rows, n_factors), dtype=np.float32)
-    out -= np.float32(0.5)
-    out *= 2 * half_width
-    return out
 
 
 class LFM(EmbeddingRecall):
@@ -211,24 +201,22 @@ class LFM(EmbeddingRecall):
         # +1: every item can be a negative
         neg_weights = sampling_weights(popularity + 1.0, self.neg_exponent, "neg_exponent")
         indptr, indices, _ = csr_kernel_arrays(matrix)
-        uf = _initial_factors(rng, n_users, k, self.init_std)
-        itf = _initial_factors(rng, n_items, k, self.init_std)
+        sampler = LfmSampler(users, items, indptr, indices, neg_weights, n_users, n_items)
+        n_threads = self._n_threads()
+        uf, itf = (
+            lfm_initial_factors(n, k, self.init_std, int(rng.integers(2**63)), n_threads)
+            for n in (n_users, n_items)
+        )
         bias = np.zeros(n_items, np.float32)
         fit_bias = bool(self.item_bias) and self.loss != "squared"
         self.loss_history_, self.validation_auc_ = [], []
-        n_threads = self._n_threads()
         best = (-np.inf, None)
         since_best = 0
         epoch_iter = range(int(self.epochs))
         bar = progress_bar(self.verbose, epoch_iter, desc=f"LFM ({self.loss})", unit="epoch")
         for epoch in epoch_iter if bar is None else bar:
             lr = float(self.learning_rate) * float(self.learning_rate_decay) ** epoch
-            mean_loss, _ = lfm_train_epoch(
-                users,
-                items,
-                indptr,
-                indices,
-                neg_weights,
+            mean_loss, _ = sampler.epoch(
                 uf,
                 itf,
                 bias,
@@ -325,6 +313,7 @@ class LFM(EmbeddingRecall):
         for name, n in (("user_factors", self.n_users_), ("item_factors", self.n_items_)):
             setattr(self, f"{name}_", arrays.take(name, ndim=2, shape=(n, k), dtype=np.float32))
         self.item_bias_ = arrays.take("item_bias", shape=(self.n_items_,), dtype=np.float32)
+        self._cache_unit_rows()
         bias = float(np.abs(self.item_bias_).max(initial=0.0))
         arrays.check_products("user_factors", "item_factors", offset=bias)
         # a fold-in vector (recommend_from_history) has norm <= max|q| (1 + bias) / FOLD_IN_MIN_REG

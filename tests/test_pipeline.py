@@ -612,3 +612,55 @@ def test_mean_ndcg_is_the_ndcg_of_each_users_ordering():
     user0 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
     assert mean_ndcg(rows, items, labels, scores, k=10) == pytest.approx((user0 + 1.0) / 2)
     assert mean_ndcg(rows, items, labels, scores, k=1) == pytest.approx(0.5)
+
+
+# ---- the serving hook ------------------------------------------------------------------------------
+class TestServingSpec:
+    def test_a_ranked_pipeline(self):
+        data = synthetic_log(n_users=200, seed=1)
+        good = GBDTClassifier(n_estimators=30, max_depth=3, n_threads=1, random_state=0)
+        model = small_pipeline(ranker=good).fit(data)
+        spec = model.serving_spec()
+        assert spec.ranked_by == "ranker" and spec.ranker is model.ranker_
+        assert spec.source is None and spec.rank_column is None
+        assert list(spec.sources) == list(model.sources_)
+        assert all(spec.sources[n] is model.sources_[n] for n in model.sources_)
+        quotas, n_candidates, depth, windows = model._settings
+        np.testing.assert_array_equal(spec.quotas, quotas)
+        assert (spec.n_candidates, spec.depth) == (n_candidates, depth)
+        np.testing.assert_array_equal(spec.windows, windows)
+        assert spec.similarity is model._serving_inputs[0]
+        np.testing.assert_array_equal(spec.embeddings, model._serving_inputs[1])
+        assert spec.feature_names == tuple(model.feature_names_out_)
+        assert spec.state is model.state_ and spec.rrf_k == model.rrf_k
+        assert spec.now == model.state_.h_times.max()
+        np.testing.assert_array_equal(spec.as_of, model.as_of_)
+        np.testing.assert_array_equal(spec.item_ids, model.item_map_.ids)
+
+    def test_read_only(self):
+        model = small_pipeline(ranker=None).fit(synthetic_log(n_users=100, seed=1))
+        spec = model.serving_spec()
+        assert spec.ranked_by == "rrf" and spec.ranker is None
+        with pytest.raises(ValueError, match="read-only"):
+            spec.as_of[0] = 0.0
+        with pytest.raises(TypeError):
+            spec.sources["x"] = None
+        with pytest.raises(AttributeError):
+            spec.ranked_by = "ranker"
+        assert model.as_of_.flags.writeable  # the model's own arrays are untouched
+
+    def test_a_source_chosen_on_validation(self):
+        data = synthetic_log(n_users=200, seed=1)
+        model = small_pipeline(ranker=NoiseRanker()).fit(data)
+        spec = model.serving_spec()
+        assert spec.ranked_by == "source" and spec.ranker is None
+        assert spec.source == model.selection_["selected"]
+        names = list(spec.feature_names)
+        assert names[spec.rank_column] == f"{spec.source}_rank"
+        assert names[spec.rrf_column] == "rrf"
+
+    def test_not_fitted(self):
+        from recforge.exceptions import NotFittedError
+
+        with pytest.raises(NotFittedError):
+            small_pipeline().serving_spec()

@@ -39,6 +39,7 @@ from .labels import (
     sample_negatives,
 )
 from .selection import RRF_CHOICE, SourceOrder, mean_ndcg, validation_users
+from .serving_spec import ServingSpec, serving_spec
 
 __all__ = ["TrainingData", "TwoStage", "default_ranker", "default_sources"]
 
@@ -882,6 +883,25 @@ class TwoStage(ParamsMixin):
         else:
             what = type(self.ranker_).__name__
         return what if self.selection_ is None else f"{what} (chosen on validation)"
+
+    def serving_spec(self) -> ServingSpec:
+        """What a serving path needs, read-only: the fitted sources and merge settings, what
+        orders the candidates, the feature settings and arrays (see
+        :class:`~recforge.pipeline.serving_spec.ServingSpec`).
+
+        Examples
+        --------
+        >>> from recforge.datasets import movielens_small
+        >>> from recforge.pipeline import TwoStage
+        >>> from recforge.recall import ItemCF, Popularity
+        >>> data = movielens_small().interactions().positives(4.0)
+        >>> model = TwoStage({"popularity": Popularity(), "itemcf": ItemCF()}, quotas=10, ranker=None)
+        >>> spec = model.fit(data).serving_spec()
+        >>> spec.ranked_by, list(spec.sources), spec.n_candidates, spec.as_of.flags.writeable
+        ('rrf', ['popularity', 'itemcf'], 20, False)
+        """
+        self._check_fitted()
+        return serving_spec(self)
 
     def _check_fitted(self):
         if not hasattr(self, "sources_"):

@@ -544,7 +544,8 @@ class TestSelection:
         assert sel["kind"] == "source" and sel["selected"] == max(simple, key=simple.get)
         assert sel["ndcg"][sel["selected"]] > sel["ndcg"]["ranker"]
         assert sel["validation_users"] == round(0.2 * model.training_summary_["users"])
-        assert sel["simple_users"] == model.training_summary_["users"]  # no negative sampling
+        # 16 candidates per user: the default sampling (50 negatives per user) drops none
+        assert sel["simple_users"] == model.training_summary_["users"]
         users = data.user_map.ids
         ours, _ = model.recommend(users, k=5)
         theirs, _ = model.sources_[sel["selected"]].recommend(users, k=5)
@@ -586,6 +587,18 @@ class TestSelection:
         )
         per_user = np.bincount(sampled.users[~sampled.validation & (sampled.y == 0)])
         assert per_user.max() == 1
+
+    def test_the_simple_choices_are_scored_on_the_users_the_sampling_left_whole(self):
+        data = synthetic_log(n_users=200, seed=1)
+        good = GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0)
+        full = small_pipeline(negatives_per_user=None).training_data(data)
+        train = small_pipeline(ranker=good, negatives_per_user=13).training_data(data)
+        negatives = np.bincount(full.users[full.y == 0], minlength=data.n_users)
+        whole = train.validation | (negatives[train.users] <= 13)
+        np.testing.assert_array_equal(train.complete, whole)
+        assert train.validation.any() and (train.complete & ~train.validation).any()
+        model = small_pipeline(ranker=good, negatives_per_user=13).fit(data)
+        assert model.selection_["simple_users"] == len(np.unique(train.users[train.complete]))
 
     def test_a_ranker_must_win_by_min_gain(self):
         data = synthetic_log(n_users=200, seed=1)

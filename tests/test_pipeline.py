@@ -600,6 +600,27 @@ class TestSelection:
         model = small_pipeline(ranker=good, negatives_per_user=13).fit(data)
         assert model.selection_["simple_users"] == len(np.unique(train.users[train.complete]))
 
+    def test_the_final_ranker_learns_from_the_sampled_rows_only(self):
+        """The held-out users keep all their negatives for the validation; the ranker refitted on
+        every user learns from the sampled rows (``in_sample``), the same sampling for all."""
+        sizes = []
+
+        class Recording(GBDTClassifier):
+            def fit(self, X, y, **kwargs):
+                sizes.append(len(X))
+                return super().fit(X, y, **kwargs)
+
+        data = synthetic_log(n_users=200, seed=1)
+        ranker = Recording(n_estimators=30, max_depth=3, n_threads=1, random_state=0)
+        model = small_pipeline(ranker=ranker, negatives_per_user=3, min_gain=0.0)
+        train = model.training_data(data)
+        model.fit(data)
+        assert model.selection_["kind"] == "ranker"
+        per_user = np.bincount(train.users[train.in_sample & (train.y == 0)])
+        assert per_user.max() == 3
+        assert not train.in_sample[train.validation].all()  # held-out negatives beyond the sample
+        assert sizes == [int((~train.validation).sum()), int(train.in_sample.sum())]
+
     def test_a_ranker_must_win_by_min_gain(self):
         data = synthetic_log(n_users=200, seed=1)
         good = GBDTClassifier(n_estimators=30, max_depth=3, n_threads=1, random_state=0)

@@ -104,6 +104,9 @@ class TrainingData:
     complete : bool (n,) or None — the rows of the users none of whose candidates the negative
         sampling dropped (they score fusion and the single sources); None: the held-out users'
         rows with ``negatives_per_user`` set, else every row
+    in_sample : bool (n,) or None — the rows the negative sampling keeps; the held-out users'
+        other negatives only serve the validation, the ranker that ranks in the end learns from
+        these rows (None: all)
     """
 
     X: np.ndarray
@@ -115,6 +118,7 @@ class TrainingData:
     summary: dict
     validation: np.ndarray | None = None
     complete: np.ndarray | None = None
+    in_sample: np.ndarray | None = None
 
 
 def _clone(model):
@@ -480,9 +484,10 @@ class TwoStage(ParamsMixin):
 
         With ``validation_fraction > 0`` each candidate ranker is fitted on the rows of the users
         not held out and scored, with fusion and every single source, by NDCG@``validation_k`` on
-        the held-out users; the best ranker ranks from then on (refitted on all the rows) if it
-        beats the best of fusion and the sources by ``min_gain`` there, else that best one (chosen
-        on every user with all candidates kept: they learn nothing from the labels).
+        the held-out users; the best ranker ranks from then on (refitted on every user's sampled
+        rows, ``train.in_sample``) if it beats the best of fusion and the sources by ``min_gain``
+        there, else that best one (chosen on every user with all candidates kept: they learn
+        nothing from the labels).
         """
         if not rankers:
             return None, None, []
@@ -491,6 +496,7 @@ class TwoStage(ParamsMixin):
         if held is None:
             held = np.isin(train.users, self._validation_users(train.users))
         fit_part = ~held
+        final = np.ones(len(y), bool) if train.in_sample is None else train.in_sample
         k = int(self.validation_k)
         if not held.any() or not fit_part.any() or y[held].max(initial=0) == 0:
             if len(rankers) > 1:
@@ -498,7 +504,7 @@ class TwoStage(ParamsMixin):
                     "several rankers need validation users with positives to choose among them "
                     "(validation_fraction > 0, more training users)"
                 )
-            ranker = self._fit_ranker(rankers[0], X, y, rows, names)
+            ranker = self._fit_ranker(rankers[0], X[final], y[final], rows[final], names)
             return ranker, None, [ranker]
         Xv, rows_v, items_v, y_v = X[held], rows[held], train.items[held], y[held]
         choices, fitted = [], []
@@ -545,7 +551,8 @@ class TwoStage(ParamsMixin):
             + f" -> {name}"
         )
         if kind == "ranker":
-            return self._fit_ranker(rankers[index], X, y, rows, names), selection, fitted
+            ranker = self._fit_ranker(rankers[index], X[final], y[final], rows[final], names)
+            return ranker, selection, fitted
         if kind == "source":
             return SourceOrder(name, names), selection, fitted
         return None, selection, fitted
@@ -681,7 +688,8 @@ class TwoStage(ParamsMixin):
         held_users = self._validation_users(users)
 
         start = time.perf_counter()
-        parts = {key: [] for key in ("X", "y", "rows", "users", "items", "validation", "complete")}
+        keys = ("X", "y", "rows", "users", "items", "validation", "complete", "in_sample")
+        parts = {key: [] for key in keys}
         n_pos_union = 0
         row_offset = 0
         with numba_threads(n_threads):
@@ -710,7 +718,8 @@ class TwoStage(ParamsMixin):
                         data.item_map,
                     )
                 held = np.isin(block[rows], held_users)
-                sampled = sample_negatives(rows, y, self.negatives_per_user, rng) | held
+                in_sample = sample_negatives(rows, y, self.negatives_per_user, rng)
+                sampled = in_sample | held
                 keep &= sampled
                 # a user none of whose candidates the sampling dropped can score the simple choices
                 complete = np.bincount(rows[~sampled], minlength=len(block))[rows] == 0
@@ -723,6 +732,7 @@ class TwoStage(ParamsMixin):
                     ("items", cands.items),
                     ("validation", held),
                     ("complete", complete),
+                    ("in_sample", in_sample),
                 ):
                     parts[key].append(value[keep])
                 row_offset += len(block)
@@ -751,6 +761,7 @@ class TwoStage(ParamsMixin):
             summary=summary,
             validation=out["validation"],
             complete=out["complete"],
+            in_sample=out["in_sample"],
         )
 
     def _fit_sources(self, templates, data, item_features) -> dict:

@@ -4,6 +4,7 @@ Run as a script (it fits whole pipelines; not a pytest-benchmark micro-benchmark
 
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --threads 2
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --synthetic   # ml-100k-shaped
+    PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --ranker-rows # training rows only
     /usr/bin/time -v python bench/bench_pipeline.py --seeds 0 --skip-ablation   # peak RSS
 
 Prints per seed: NDCG@10 of the pipeline, of the fusion baseline and of the best single source, the
@@ -81,6 +82,49 @@ def run_seed(seed, n_threads, train, test, genres, sources=None, full_report=Tru
     return out
 
 
+#: (quotas per source, negatives per user) of ``--ranker-rows``: the old default, its sampled
+#: variant, the default since r5.
+RANKER_ROWS = ((40, None), (40, 50), (60, 50))
+
+
+def ranker_rows(seed, n_threads, train, test, genres):
+    """The ranker's training rows compared on fixed candidates: per (quotas, negatives) of
+    :data:`RANKER_ROWS`, one fusion-only TwoStage and its training set are built once, and
+    ``default_ranker()`` fitted on the sampled rows (every user sampled alike) ranks the test
+    users' candidates. Yields dicts: quotas, negatives, ndcg, ranker fit CPU s, rows."""
+    from recforge.evaluate import evaluate_recall
+    from recforge.pipeline import TwoStage, default_ranker
+    from recforge.pipeline.labels import sample_negatives
+
+    built = {}
+    for quotas, negatives in RANKER_ROWS:
+        if quotas not in built:
+            model = TwoStage(
+                random_state=seed, n_threads=n_threads, ranker=None, quotas=quotas
+            ).fit(train, item_features=genres)
+            sampling = dict(negatives_per_user=None)
+            built[quotas] = (
+                model,
+                model.set_params(**sampling).training_data(train, item_features=genres),
+            )
+        model, data = built[quotas]
+        rows = sample_negatives(data.rows, data.y, negatives, np.random.default_rng(seed))
+        ranker = default_ranker(n_threads, seed)
+        cpu = time.process_time()
+        ranker.fit(data.X[rows], data.y[rows])
+        cpu = time.process_time() - cpu
+        model.ranker_ = ranker
+        ndcg = evaluate_recall(model, train, test, k=10).ndcg
+        model.ranker_ = None
+        yield {
+            "quotas": quotas,
+            "negatives": negatives,
+            "ndcg": ndcg,
+            "fit_cpu_s": cpu,
+            "rows": int(rows.sum()),
+        }
+
+
 def main(argv=None):
     from recforge.pipeline import default_sources
 
@@ -99,11 +143,27 @@ def main(argv=None):
         default=None,
         help="negatives_per_user of the pipeline (default: the TwoStage default)",
     )
+    parser.add_argument(
+        "--ranker-rows",
+        action="store_true",
+        help="only compare the ranker's training rows (quotas x negatives) on fixed candidates",
+    )
     args = parser.parse_args(argv)
     params = {} if args.negatives is None else {"negatives_per_user": args.negatives}
     from recforge.kernels import warmup
 
     warmup()
+    if args.ranker_rows:
+        train, test, genres = _split()
+        for seed in args.seeds:
+            for r in ranker_rows(seed, args.threads, train, test, genres):
+                print(
+                    f"seed {seed}: {r['quotas']} per source, negatives {r['negatives']}: "
+                    f"NDCG@10 {r['ndcg']:.4f} · ranker fit CPU {r['fit_cpu_s']:.2f} s, "
+                    f"{r['rows']} rows",
+                    flush=True,
+                )
+        return
     rows = []
     for seed in args.seeds:
         train, test, genres = _synthetic_split(seed) if args.synthetic else _split()

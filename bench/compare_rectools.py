@@ -109,12 +109,21 @@ def score(model, train, test, system: str, name: str, wall=None, cpu=None) -> Ro
 
 
 def run_recforge(
-    train, test, users, seed, threads, *, negatives_per_user=None, genres=None, with_sources=False
+    train,
+    test,
+    users,
+    seed,
+    threads,
+    *,
+    negatives_per_user="default",
+    genres=None,
+    with_sources=False,
 ) -> list[Row]:
     """Fit TwoStage (Popularity / ItemCF / LFM + the default GBDT ranker) and recommend, timed.
 
-    ``negatives_per_user=None`` keeps every unlabeled candidate (recforge's default); 3 is RecTools'
-    default sampling. ``with_sources`` adds a row for each fitted source alone (untimed).
+    ``negatives_per_user``: ``"default"`` leaves TwoStage's default (50 per user), None keeps every
+    unlabeled candidate, 3 is RecTools' default sampling. ``with_sources`` adds a row for each
+    fitted source alone (untimed).
     """
     from recforge.pipeline import TwoStage
     from recforge.recall import LFM, ItemCF, Popularity
@@ -124,13 +133,14 @@ def run_recforge(
         "itemcf": ItemCF(n_threads=threads),
         "lfm": LFM(n_threads=threads, random_state=seed),
     }
+    sampling = {} if negatives_per_user == "default" else {"negatives_per_user": negatives_per_user}
     model = TwoStage(
         sources,
         quotas=QUOTA,
         embedding_source="lfm",
-        negatives_per_user=negatives_per_user,
         n_threads=threads,
         random_state=seed,
+        **sampling,
     )
     wall, cpu = time.perf_counter(), time.process_time()
     model.fit(train, item_features=genres)
@@ -138,7 +148,9 @@ def run_recforge(
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 
     label = "TwoStage"
-    if negatives_per_user is not None:
+    if negatives_per_user is None:
+        label += ", all negatives"
+    elif negatives_per_user != "default":
         label += f", {negatives_per_user} negatives/user"
     if genres is not None:
         label += " + genres"
@@ -263,6 +275,11 @@ def main(argv=None) -> int:
         default=[3],
         help="also TwoStage with this many negatives per user (3 = RecTools' sampling)",
     )
+    parser.add_argument(
+        "--all-negatives",
+        action="store_true",
+        help="also TwoStage with every unlabeled candidate as a negative (the default before r5)",
+    )
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/recforge-rectools"))
     parser.add_argument("--json", type=Path, help="write every row of every run here")
@@ -291,6 +308,10 @@ def main(argv=None) -> int:
             rows = run_recforge(train, test, users, seed, args.threads, with_sources=True)
             for n in args.negatives:
                 rows += run_recforge(train, test, users, seed, args.threads, negatives_per_user=n)
+            if args.all_negatives:
+                rows += run_recforge(
+                    train, test, users, seed, args.threads, negatives_per_user=None
+                )
             if args.genres:
                 rows += run_recforge(train, test, users, seed, args.threads, genres=genres)
             for i, reranker in enumerate(args.rectools_reranker if have_rectools else []):

@@ -544,7 +544,8 @@ class TestSelection:
         assert sel["kind"] == "source" and sel["selected"] == max(simple, key=simple.get)
         assert sel["ndcg"][sel["selected"]] > sel["ndcg"]["ranker"]
         assert sel["validation_users"] == round(0.2 * model.training_summary_["users"])
-        assert sel["simple_users"] == model.training_summary_["users"]  # no negative sampling
+        # 16 candidates per user: the default sampling (50 negatives per user) drops none
+        assert sel["simple_users"] == model.training_summary_["users"]
         users = data.user_map.ids
         ours, _ = model.recommend(users, k=5)
         theirs, _ = model.sources_[sel["selected"]].recommend(users, k=5)
@@ -587,6 +588,39 @@ class TestSelection:
         per_user = np.bincount(sampled.users[~sampled.validation & (sampled.y == 0)])
         assert per_user.max() == 1
 
+    def test_the_simple_choices_are_scored_on_the_users_the_sampling_left_whole(self):
+        data = synthetic_log(n_users=200, seed=1)
+        good = GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0)
+        full = small_pipeline(negatives_per_user=None).training_data(data)
+        train = small_pipeline(ranker=good, negatives_per_user=13).training_data(data)
+        negatives = np.bincount(full.users[full.y == 0], minlength=data.n_users)
+        whole = train.validation | (negatives[train.users] <= 13)
+        np.testing.assert_array_equal(train.complete, whole)
+        assert train.validation.any() and (train.complete & ~train.validation).any()
+        model = small_pipeline(ranker=good, negatives_per_user=13).fit(data)
+        assert model.selection_["simple_users"] == len(np.unique(train.users[train.complete]))
+
+    def test_the_final_ranker_learns_from_the_sampled_rows_only(self):
+        """The held-out users keep all their negatives for the validation; the ranker refitted on
+        every user learns from the sampled rows (``in_sample``), the same sampling for all."""
+        sizes = []
+
+        class Recording(GBDTClassifier):
+            def fit(self, X, y, **kwargs):
+                sizes.append(len(X))
+                return super().fit(X, y, **kwargs)
+
+        data = synthetic_log(n_users=200, seed=1)
+        ranker = Recording(n_estimators=30, max_depth=3, n_threads=1, random_state=0)
+        model = small_pipeline(ranker=ranker, negatives_per_user=3, min_gain=0.0)
+        train = model.training_data(data)
+        model.fit(data)
+        assert model.selection_["kind"] == "ranker"
+        per_user = np.bincount(train.users[train.in_sample & (train.y == 0)])
+        assert per_user.max() == 3
+        assert not train.in_sample[train.validation].all()  # held-out negatives beyond the sample
+        assert sizes == [int((~train.validation).sum()), int(train.in_sample.sum())]
+
     def test_a_ranker_must_win_by_min_gain(self):
         data = synthetic_log(n_users=200, seed=1)
         good = GBDTClassifier(n_estimators=30, max_depth=3, n_threads=1, random_state=0)
@@ -612,3 +646,55 @@ def test_mean_ndcg_is_the_ndcg_of_each_users_ordering():
     user0 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
     assert mean_ndcg(rows, items, labels, scores, k=10) == pytest.approx((user0 + 1.0) / 2)
     assert mean_ndcg(rows, items, labels, scores, k=1) == pytest.approx(0.5)
+
+
+# ---- the serving hook ------------------------------------------------------------------------------
+class TestServingSpec:
+    def test_a_ranked_pipeline(self):
+        data = synthetic_log(n_users=200, seed=1)
+        good = GBDTClassifier(n_estimators=30, max_depth=3, n_threads=1, random_state=0)
+        model = small_pipeline(ranker=good).fit(data)
+        spec = model.serving_spec()
+        assert spec.ranked_by == "ranker" and spec.ranker is model.ranker_
+        assert spec.source is None and spec.rank_column is None
+        assert list(spec.sources) == list(model.sources_)
+        assert all(spec.sources[n] is model.sources_[n] for n in model.sources_)
+        quotas, n_candidates, depth, windows = model._settings
+        np.testing.assert_array_equal(spec.quotas, quotas)
+        assert (spec.n_candidates, spec.depth) == (n_candidates, depth)
+        np.testing.assert_array_equal(spec.windows, windows)
+        assert spec.similarity is model._serving_inputs[0]
+        np.testing.assert_array_equal(spec.embeddings, model._serving_inputs[1])
+        assert spec.feature_names == tuple(model.feature_names_out_)
+        assert spec.state is model.state_ and spec.rrf_k == model.rrf_k
+        assert spec.now == model.state_.h_times.max()
+        np.testing.assert_array_equal(spec.as_of, model.as_of_)
+        np.testing.assert_array_equal(spec.item_ids, model.item_map_.ids)
+
+    def test_read_only(self):
+        model = small_pipeline(ranker=None).fit(synthetic_log(n_users=100, seed=1))
+        spec = model.serving_spec()
+        assert spec.ranked_by == "rrf" and spec.ranker is None
+        with pytest.raises(ValueError, match="read-only"):
+            spec.as_of[0] = 0.0
+        with pytest.raises(TypeError):
+            spec.sources["x"] = None
+        with pytest.raises(AttributeError):
+            spec.ranked_by = "ranker"
+        assert model.as_of_.flags.writeable  # the model's own arrays are untouched
+
+    def test_a_source_chosen_on_validation(self):
+        data = synthetic_log(n_users=200, seed=1)
+        model = small_pipeline(ranker=NoiseRanker()).fit(data)
+        spec = model.serving_spec()
+        assert spec.ranked_by == "source" and spec.ranker is None
+        assert spec.source == model.selection_["selected"]
+        names = list(spec.feature_names)
+        assert names[spec.rank_column] == f"{spec.source}_rank"
+        assert names[spec.rrf_column] == "rrf"
+
+    def test_not_fitted(self):
+        from recforge.exceptions import NotFittedError
+
+        with pytest.raises(NotFittedError):
+            small_pipeline().serving_spec()

@@ -11,6 +11,7 @@ MODULES = [
     "recforge.pipeline.model",
     "recforge.pipeline.report",
     "recforge.pipeline.selection",
+    "recforge.pipeline.serving_spec",
 ]
 
 

@@ -40,8 +40,6 @@ FEATURE_KEYS = (
 )
 SOURCE_KEYS = ("model", "quota", "params")
 RANKER_KEYS = ("model", "params")
-#: The quota of a source that names none (TwoStage's default).
-DEFAULT_QUOTA = 40
 
 #: Ranker names of the ``[ranker]`` table → class name in :mod:`recforge.rank`
 #: (``default`` = :func:`recforge.pipeline.default_ranker`, ``none`` = fusion only, no ranker).
@@ -197,6 +195,8 @@ def _sources(table, path: str, seed: int, n_threads) -> tuple:
     features)."""
     if not _table(table, "sources", path):
         raise UserError(f"{path}: [sources] is empty; name at least one, e.g. [sources.itemcf]")
+    from ..pipeline.model import DEFAULT_QUOTA
+
     sources, quotas, side = {}, {}, False
     for name, spec in table.items():
         where = f"sources.{name}"
@@ -259,6 +259,7 @@ def build_pipeline(path: str, seed: int = 0, n_threads=None):
     (``content_based``: the genres of a MovieLens folder).
     """
     from ..pipeline import TwoStage, default_sources
+    from ..pipeline.model import DEFAULT_QUOTA
 
     config = read_config(path)
     _check_keys(config, (*TOP_LEVEL_KEYS, "sources", "features", "ranker"), "", path)

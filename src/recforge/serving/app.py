@@ -202,11 +202,21 @@ def _hot_route(service: _Service, scope, body: bytes):
             return 200, _similar_items(service, item_id, k)
     except HTTPException as exc:
         return exc.status_code, {"detail": exc.detail}
-    except KeyError as exc:
-        return 404, {"detail": str(exc.args[0]) if exc.args else "unknown id"}
-    except (ValueError, TypeError) as exc:
-        return 400, {"detail": str(exc)}
+    except REQUEST_ERRORS as exc:
+        return _error_answer(exc)
     return None
+
+
+#: what a request's content can raise in the model: answered 4xx by :func:`_error_answer`
+REQUEST_ERRORS = (KeyError, ValueError, TypeError)
+
+
+def _error_answer(exc: Exception) -> tuple[int, dict]:
+    """``(status, JSON answer)`` of one of :data:`REQUEST_ERRORS`: 404 for an unknown id
+    (``KeyError``), 400 for bad content."""
+    if isinstance(exc, KeyError):
+        return 404, {"detail": str(exc.args[0]) if exc.args else "unknown id"}
+    return 400, {"detail": str(exc)}
 
 
 def _recommend(service: _Service, body: RecommendRequest) -> dict:
@@ -296,19 +306,12 @@ def create_app(model, *, feedback_db=":memory:", admin_token: str | None = None)
     async def _invalid_request(request: Request, exc: RequestValidationError):
         return JSONResponse({"detail": _validation_errors(exc.errors())}, status_code=422)
 
-    @app.exception_handler(KeyError)
-    async def _key_error(request: Request, exc: KeyError):
-        return JSONResponse(
-            {"detail": str(exc.args[0]) if exc.args else "unknown id"}, status_code=404
-        )
+    async def _request_error(request: Request, exc: Exception):
+        status_code, answer = _error_answer(exc)
+        return JSONResponse(answer, status_code=status_code)
 
-    @app.exception_handler(ValueError)
-    async def _value_error(request: Request, exc: ValueError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(TypeError)
-    async def _type_error(request: Request, exc: TypeError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+    for error in REQUEST_ERRORS:
+        app.add_exception_handler(error, _request_error)
 
     # the hot endpoints: the middleware answers them (_hot_route); declared for the OpenAPI page
     @app.post("/recommend")

@@ -394,25 +394,17 @@ inline LfmEpochResult lfm_train_epoch(const LfmSampler& sampler, int64_t n_steps
 // bits 8..31). The same values with or without vector extensions.
 RECFORGE_HOT_CLONES
 inline void fill_uniform_4x(float* v, int64_t n, float lo, float scale, uint64_t seed) {
+    float tail[8];
 #if defined(__GNUC__)
     typedef uint64_t Lanes __attribute__((vector_size(32)));
     typedef int32_t Halves __attribute__((vector_size(32)));
-#else
-    struct Lanes {
-        uint64_t x[4];
-        uint64_t& operator[](int i) { return x[i]; }
-        uint64_t operator[](int i) const { return x[i]; }
-    };
-#endif
-    Lanes s[4];
+    Lanes s[4];  // lane l holds the state of Rng(derive_seed(seed, l))
     for (int l = 0; l < 4; ++l) {
         uint64_t x = derive_seed(seed, static_cast<uint64_t>(l));
         for (int w = 0; w < 4; ++w) s[w][l] = splitmix64(x);
     }
-    float tail[8];
     for (int64_t t = 0; t < n; t += 8) {
         float* out = t + 8 <= n ? v + t : tail;
-#if defined(__GNUC__)
         const Lanes x = (s[1] << 2) + s[1];  // xoshiro256**: rotl(s1 * 5, 7) * 9
         const Lanes r = (x << 7) | (x >> 57);
         const Lanes result = (r << 3) + r;
@@ -429,23 +421,21 @@ inline void fill_uniform_4x(float* v, int64_t n, float lo, float scale, uint64_t
         __builtin_memcpy(&h, &pairs, sizeof(h));
         const f32x8 f = __builtin_convertvector(h, f32x8) * scale + lo;
         store8(out, f);
+        if (out == tail) std::copy(tail, tail + (n - t), v + t);
+    }
 #else
+    Rng lanes[4] = {Rng(derive_seed(seed, 0)), Rng(derive_seed(seed, 1)), Rng(derive_seed(seed, 2)),
+                    Rng(derive_seed(seed, 3))};
+    for (int64_t t = 0; t < n; t += 8) {
+        float* out = t + 8 <= n ? v + t : tail;
         for (int l = 0; l < 4; ++l) {
-            const uint64_t x = s[1][l] * 5;
-            const uint64_t result = ((x << 7) | (x >> 57)) * 9;
-            const uint64_t shifted = s[1][l] << 17;
-            s[2][l] ^= s[0][l];
-            s[3][l] ^= s[1][l];
-            s[1][l] ^= s[2][l];
-            s[0][l] ^= s[3][l];
-            s[2][l] ^= shifted;
-            s[3][l] = (s[3][l] << 45) | (s[3][l] >> 19);
+            const uint64_t result = lanes[l].next();
             out[2 * l] = static_cast<float>(result >> 40) * scale + lo;
             out[2 * l + 1] = static_cast<float>((result >> 8) & 0xFFFFFF) * scale + lo;
         }
-#endif
         if (out == tail) std::copy(tail, tail + (n - t), v + t);
     }
+#endif
 }
 
 // Initial factors: out (n_rows, k) uniform on [-half_width, half_width), 24 random bits per value,

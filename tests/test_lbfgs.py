@@ -138,6 +138,12 @@ def test_non_finite_values_shrink_the_step():
     assert result.x[0] == pytest.approx(1.0, abs=1e-8)
 
 
+def test_non_finite_start_returns_at_once():
+    result = minimize_lbfgs(lambda x: (np.nan, np.zeros_like(x)), np.zeros(2), max_iter=10)
+    assert not result.converged and result.n_iter == 0 and result.n_evals == 1
+    assert result.message == "non-finite objective or gradient at x0"
+
+
 def phi1(a):
     """Moré & Thuente (1994) test function 1 (beta = 2)."""
     return -a / (a * a + 2.0), (a * a - 2.0) / (a * a + 2.0) ** 2

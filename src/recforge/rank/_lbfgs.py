@@ -122,13 +122,15 @@ def minimize_lbfgs(
     stored = 0  # pairs in the ring buffer; the newest is at (newest % memory)
     newest = -1
     iteration = 0
+    if not (np.isfinite(f) and np.all(np.isfinite(g))):
+        return LbfgsResult(x, f, g, 0, n_evals, False, "non-finite objective or gradient at x0")
     if _max_abs(g) <= tol:
         return LbfgsResult(x, f, g, 0, n_evals, True, "gradient below tol at the start")
     restarted = False  # the memory was dropped after a failed line search
     while True:
         d = _direction(g, s_pairs, y_pairs, rho, stored, newest)
         gd = float(g @ d)
-        if gd >= 0.0:  # rounding in a stale memory: restart from the steepest descent
+        if not gd < 0.0:  # rounding in a stale memory: restart from the steepest descent
             if stored == 0:
                 return LbfgsResult(
                     x, f, g, iteration, n_evals, False, "no descent direction from the gradient"

@@ -16,8 +16,11 @@ Two data sets, each its own group:
   busy (a spinning loop): threads that spin-wait collapse here, ours block.
   ``lr-fit-onehot-ctr-busy`` — the same for the one-hot fit (ours at 1 and 2 threads).
 
-Every fit uses tol=1e-4 and max_iter=1000; each benchmark records the test AUC in ``extra_info`` and
-asserts it is within 0.002 of scikit-learn's, so the timings compare fits of equal quality.
+Every fit uses tol=1e-4 and max_iter=1000; each benchmark records the test AUC, the iterations and
+the training objective (mean log-loss + l2 term, as minimised) in ``extra_info`` and asserts the AUC
+is within 0.002 of scikit-learn's, so the timings compare fits of equal quality. The first three
+groups also run ours at 1 thread with scipy's L-BFGS-B driving our kernel (``scipy-driver``, what
+LogisticRegression used before ``rank/_lbfgs.py``): same kernel, the solvers' iterations and cost.
 
 Run:  pytest bench/bench_lr.py --benchmark-only --benchmark-json=/tmp/lr.json
       python bench/compare.py /tmp/lr.json
@@ -98,9 +101,45 @@ def _run(benchmark, make, data, key):
     auc = roc_auc_score(yte, model.predict_proba(Xte)[:, 1])
     benchmark.extra_info["auc"] = auc
     benchmark.extra_info["n_iter"] = int(np.ravel(model.n_iter_)[0])
+    benchmark.extra_info["objective"] = _objective(model, Xtr, ytr)
     _AUC.setdefault(key, []).append(auc)
     assert max(_AUC[key]) - min(_AUC[key]) <= 0.002, _AUC[key]  # equal quality across the group
     return model
+
+
+def _objective(model, X, y):
+    """The minimised objective at the fitted weights: mean log-loss + |w|^2 / (2 C n)."""
+    w = np.ravel(model.coef_)
+    z = np.asarray(X @ w).ravel() + float(np.ravel(model.intercept_)[0])
+    loss = np.logaddexp(0.0, z) - np.asarray(y, dtype=np.float64) * z
+    return float(loss.mean() + 0.5 * float(w @ w) / (model.C * X.shape[0]))
+
+
+def _scipy_lbfgs(fun, x0, *, tol, max_iter, callback=None):
+    """``rank._lbfgs.minimize_lbfgs`` through scipy's L-BFGS-B (the options LR passed it before)."""
+    from scipy.optimize import minimize
+
+    from recforge.rank._lbfgs import LbfgsResult
+
+    iteration = [0]
+
+    def on_iteration(intermediate_result):
+        iteration[0] += 1
+        x, f = intermediate_result.x, float(intermediate_result.fun)
+        if callback is not None and callback(iteration[0], x, f):
+            raise StopIteration
+
+    options = {"maxiter": max_iter, "gtol": tol, "ftol": 64 * np.finfo(float).eps, "maxls": 50}
+    res = minimize(fun, x0, jac=True, method="L-BFGS-B", callback=on_iteration, options=options)
+    return LbfgsResult(res.x, res.fun, res.jac, res.nit, res.nfev, res.success, str(res.message))
+
+
+@pytest.fixture
+def scipy_driver(monkeypatch):
+    """LogisticRegression fits with scipy's L-BFGS-B driving our kernel for this benchmark."""
+    from recforge.rank import linear
+
+    monkeypatch.setattr(linear, "minimize_lbfgs", _scipy_lbfgs)
 
 
 def _sklearn(C):
@@ -123,6 +162,11 @@ def test_recforge_lr_adult(benchmark, adult_matrices, n_threads):
     _run(benchmark, _recforge(0.3, n_threads), adult_matrices, "adult")
 
 
+@pytest.mark.benchmark(group="lr-fit-adult")
+def test_recforge_lr_adult_scipy_driver(benchmark, adult_matrices, scipy_driver):
+    _run(benchmark, _recforge(0.3, 1), adult_matrices, "adult")
+
+
 @pytest.mark.benchmark(group="lr-fit-synthetic")
 def test_sklearn_lbfgs_synthetic(benchmark, synthetic_matrices):
     _run(benchmark, _sklearn(1.0), synthetic_matrices, "synthetic")
@@ -134,6 +178,11 @@ def test_recforge_lr_synthetic(benchmark, synthetic_matrices, n_threads):
     _run(benchmark, _recforge(1.0, n_threads), synthetic_matrices, "synthetic")
 
 
+@pytest.mark.benchmark(group="lr-fit-synthetic")
+def test_recforge_lr_synthetic_scipy_driver(benchmark, synthetic_matrices, scipy_driver):
+    _run(benchmark, _recforge(1.0, 1), synthetic_matrices, "synthetic")
+
+
 @pytest.mark.benchmark(group="lr-fit-onehot-ctr")
 def test_sklearn_lbfgs_onehot_ctr(benchmark, onehot_ctr_matrices):
     _run(benchmark, _sklearn(1.0), onehot_ctr_matrices, "onehot-ctr")
@@ -143,6 +192,11 @@ def test_sklearn_lbfgs_onehot_ctr(benchmark, onehot_ctr_matrices):
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_recforge_lr_onehot_ctr(benchmark, onehot_ctr_matrices, n_threads):
     _run(benchmark, _recforge(1.0, n_threads), onehot_ctr_matrices, "onehot-ctr")
+
+
+@pytest.mark.benchmark(group="lr-fit-onehot-ctr")
+def test_recforge_lr_onehot_ctr_scipy_driver(benchmark, onehot_ctr_matrices, scipy_driver):
+    _run(benchmark, _recforge(1.0, 1), onehot_ctr_matrices, "onehot-ctr")
 
 
 @pytest.fixture

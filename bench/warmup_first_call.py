@@ -13,12 +13,15 @@ The first fit's extra seconds (first - warm) are split into what Numba does once
 what is left:
 
 * ``numba start``: the first cache load of a process makes Numba build its typing and target
-  contexts (it imports ~70 of its modules, scipy.linalg and cffi, and installs every @overload
-  registry) and, for a ``parallel=True`` kernel, starts its threading layer. ~0.3 s of CPU on a
-  busy 2-core machine, whatever the model; no recforge code runs in it.
+  contexts (it imports ~85-130 modules: its own, scipy.linalg for its BLAS bindings, cffi; and
+  installs every @overload registry) and, for a ``parallel=True`` kernel, starts its threading
+  layer (``threads s``, included in ``numba start s``). ~0.2-0.3 s of CPU on a busy 2-core
+  machine, whatever the model; no recforge code runs in it.
 * ``loads``: the number of kernel signatures loaded from the disk cache and their seconds (index
   lookup, unpickling, bitcode parsing and linking, 3-20 ms each).
-* ``other``: the rest (lazy imports such as scipy.optimize, first allocations, pools, ...).
+* ``other``: the rest (lazy imports, first allocations, pools, ...). ``imported`` lists the top-level
+  packages of the modules first imported during the first fit (Numba's start imports numba,
+  scipy, cffi, pycparser; anything else is a lazy import on the model's path).
 
 ``--numba-started`` starts Numba's contexts before the first fit (what a process that called
 ``warmup()`` or ran any kernel before has paid already): the ratio then shows what is left.
@@ -66,10 +69,11 @@ class NumbaTimers:
         from numba.np.ufunc import parallel
 
         self.start_s = 0.0  # context refreshes + threading layer launch
+        self.threads_s = 0.0  # the threading layer launch alone
         self.loads = 0
         self.loads_s = 0.0  # cache loads, without the refreshes inside them
         self._wrap(base.BaseContext, "refresh", self._add_start)
-        self._wrap(parallel, "_launch_threads", self._add_start)
+        self._wrap(parallel, "_launch_threads", self._add_threads)
         self._wrap(caching.Cache, "load_overload", self._add_load)
 
     def _wrap(self, owner, attr, record):
@@ -90,8 +94,12 @@ class NumbaTimers:
         self.loads += result is not None
         self.loads_s += seconds
 
+    def _add_threads(self, seconds, result):
+        self.start_s += seconds
+        self.threads_s += seconds
+
     def snapshot(self) -> tuple:
-        return self.start_s, self.loads, self.loads_s
+        return self.start_s, self.loads, self.loads_s, self.threads_s
 
 
 def run_one(name: str, in_process: bool, numba_started: bool = False) -> dict:
@@ -140,6 +148,7 @@ def run_one(name: str, in_process: bool, numba_started: bool = False) -> dict:
         use = lambda model: model.predict_proba(X_test)  # noqa: E731
     before = _compiled()
     numba_before = timers.snapshot()
+    modules_before = set(sys.modules)
     start, cpu = time.perf_counter(), time.process_time()
     model = fit()
     record["first_fit_s"] = time.perf_counter() - start
@@ -148,6 +157,8 @@ def run_one(name: str, in_process: bool, numba_started: bool = False) -> dict:
     record["numba_start_s"] = numba_after[0] - numba_before[0]
     record["loads"] = numba_after[1] - numba_before[1]
     record["loads_s"] = numba_after[2] - numba_before[2]
+    record["threads_s"] = numba_after[3] - numba_before[3]
+    record["imported"] = sorted({name.split(".")[0] for name in set(sys.modules) - modules_before})
     record["compiled_in_first_fit"] = _new_signatures(before)
     start, cpu = time.perf_counter(), time.process_time()
     fit()
@@ -204,8 +215,8 @@ def main(names: list[str], in_process: bool, numba_started: bool = False) -> Non
         print(f"recforge warmup (own process): {time.perf_counter() - start:.1f} s")
     print(
         f"{'model':<16}{'warmup s':>9}{'import s':>9}{'first fit s':>12}{'warm fit s':>11}"
-        f"{'ratio':>7}{'cpu ratio':>10}{'extra s':>9}{'numba start s':>14}{'loads':>6}"
-        f"{'loads s':>8}{'other s':>8}  compiled after warmup"
+        f"{'ratio':>7}{'cpu ratio':>10}{'extra s':>9}{'numba start s':>14}{'threads s':>10}"
+        f"{'loads':>6}{'loads s':>8}{'other s':>8}  compiled after warmup; imported"
     )
     for name in names:
         child = [sys.executable, __file__, "--child", name]
@@ -225,8 +236,9 @@ def main(names: list[str], in_process: bool, numba_started: bool = False) -> Non
             f"{name:<16}{r['warmup_s']:>9.2f}{r['import_s']:>9.3f}{r['first_fit_s']:>12.3f}"
             f"{r['warm_fit_s']:>11.3f}{r['first_fit_s'] / r['warm_fit_s']:>7.2f}"
             f"{r['first_fit_cpu_s'] / max(r['warm_fit_cpu_s'], 1e-9):>10.2f}{extra:>9.3f}"
-            f"{r['numba_start_s']:>14.3f}{r['loads']:>6}{r['loads_s']:>8.3f}{other:>8.3f}"
-            f"  {len(missed) or 'none'}"
+            f"{r['numba_start_s']:>14.3f}{r['threads_s']:>10.3f}{r['loads']:>6}"
+            f"{r['loads_s']:>8.3f}{other:>8.3f}  {len(missed) or 'none'}; "
+            f"{', '.join(r['imported']) or 'nothing'}"
         )
         for sig in missed:
             print(f"{'':<16}  {sig}")

@@ -7,10 +7,13 @@ compiles them from their signatures, with the argument types the models pass (ea
 they use). Numba's disk cache serves later processes, so nothing compiles there, but a process
 still pays twice for its kernels (measured by ``bench/warmup_first_call.py``, CPU seconds on a busy
 2-core machine): once for Numba's start at its first kernel call (its typing and target contexts:
-~70 of its modules, scipy.linalg and cffi imported, every ``@overload`` registry installed;
-~0.3 s, whatever the kernel, no recforge code in it), and 3-20 ms for each kernel signature's first
-call (loaded from the cache and linked). A process whose first request must be fast calls
-:func:`warmup` itself at start (~1.2 s of CPU with a filled cache).
+85-130 modules imported, Numba's own, scipy.linalg and cffi, every ``@overload`` registry
+installed; 0.25-0.28 s after ``import recforge.rank`` / ``recforge.recall``, whatever the
+kernel, no recforge code in it; a ``parallel=True`` kernel adds ~5 ms to start the threading
+layer), and 3-20 ms for each kernel signature's first call (loaded from the cache and linked).
+``import numba`` itself (~0.33 s) is paid by ``import recforge.rank`` / ``recforge.recall``. A
+process whose first request must be fast calls :func:`warmup` itself at start (~1.2 s of CPU with
+a filled cache).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from ._base import (
     check_training_controls,
     class_weight_factors,
 )
+from ._lbfgs import minimize_lbfgs
 
 
 class LogisticRegression(Ranker):
@@ -42,9 +43,10 @@ class LogisticRegression(Ranker):
 
     Solvers:
 
-    * ``"lbfgs"`` (penalty ``"l2"`` or None): scipy's L-BFGS-B driver on a fused Numba kernel that
-      computes loss and gradient in one parallel pass over the rows (deterministic for any
-      ``n_threads``; see :mod:`recforge.kernels.linear`).
+    * ``"lbfgs"`` (penalty ``"l2"`` or None): L-BFGS (:mod:`recforge.rank._lbfgs`: the iteration,
+      Moré–Thuente line search and stopping rules of scipy's L-BFGS-B, which scikit-learn's
+      ``lbfgs`` runs) on a fused Numba kernel that computes loss and gradient in one parallel pass
+      over the rows (deterministic for any ``n_threads``; see :mod:`recforge.kernels.linear`).
     * ``"ftrl"`` (any penalty; the default for ``"l1"``/``"elasticnet"``): FTRL-proximal
       (McMahan et al. 2013, "Ad Click Prediction: a View from the Trenches"), per-coordinate
       adaptive learning rates ``alpha / (beta + sqrt(sum g^2))``, exact zeros from the L1 term.
@@ -200,7 +202,7 @@ class LogisticRegression(Ranker):
         self.best_iteration_ = None
         n_threads = _threads_that_pay(resolve_n_threads(self.n_threads), X)
         start = time.perf_counter()
-        # BLAS inside scipy's L-BFGS-B works on vectors of n_features: its threads only spin and steal
+        # BLAS in the L-BFGS updates works on vectors of n_features: its threads only spin and steal
         # the cores our kernel threads need (2-4x slower fits on a busy machine), so cap them at 1.
         with _thread_pool(n_threads) as pool, limit_blas_threads(1):
             if self._solver() == "lbfgs":
@@ -218,8 +220,6 @@ class LogisticRegression(Ranker):
             )
 
     def _fit_lbfgs(self, X, y, sw, evals, pool):
-        from scipy.optimize import minimize
-
         n, d = X.shape
         S = float(sw.sum())
         _, l2 = self._penalties()
@@ -270,18 +270,11 @@ class LogisticRegression(Ranker):
                 g[d] = 0.0
             return loss, g
 
-        theta0 = np.zeros(d + 1)
-        state = {"it": 0, "best": np.inf, "best_theta": None, "since": 0, "stopped": False}
+        state = {"best": np.inf, "best_theta": None, "since": 0, "stopped": False}
         bar = progress_bar(self.verbose, total=int(self.max_iter), desc="LR L-BFGS", leave=False)
 
-        def on_iteration(intermediate_result):
-            state["it"] += 1
-            theta = intermediate_result.x
-            info = {
-                "iteration": state["it"],
-                "train_loss": float(intermediate_result.fun),
-                "eval_loss": None,
-            }
+        def on_iteration(iteration, theta, train_loss):
+            info = {"iteration": iteration, "train_loss": train_loss, "eval_loss": None}
             if evals:
                 info["eval_loss"] = self._eval_loss(
                     evals[0], theta[:d], theta[d] if fit_b else 0.0, pool
@@ -289,12 +282,12 @@ class LogisticRegression(Ranker):
                 self.evals_result_.append(info["eval_loss"])
                 if info["eval_loss"] < state["best"] - 1e-12:
                     state.update(best=info["eval_loss"], best_theta=theta.copy(), since=0)
-                    self.best_iteration_ = state["it"]
+                    self.best_iteration_ = iteration
                 else:
                     state["since"] += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{info['train_loss']:.5f}")
+                bar.set_postfix(loss=f"{train_loss:.5f}")
             stop = self.callback is not None and bool(self.callback(info))
             if (
                 self.early_stopping_rounds is not None
@@ -302,23 +295,16 @@ class LogisticRegression(Ranker):
                 and state["since"] >= self.early_stopping_rounds
             ):
                 stop = True
-            if stop:
-                state["stopped"] = True
-                raise StopIteration
+            state["stopped"] = stop
+            return stop
 
         try:
-            res = minimize(
+            res = minimize_lbfgs(
                 fun,
-                theta0,
-                jac=True,
-                method="L-BFGS-B",
+                np.zeros(d + 1),
+                tol=float(self.tol),
+                max_iter=int(self.max_iter),
                 callback=on_iteration,
-                options={
-                    "maxiter": int(self.max_iter),
-                    "gtol": float(self.tol),
-                    "ftol": 64 * np.finfo(float).eps,
-                    "maxls": 50,
-                },
             )
         finally:
             if bar is not None:
@@ -326,7 +312,7 @@ class LogisticRegression(Ranker):
         theta = res.x
         if self.early_stopping_rounds is not None and state["best_theta"] is not None:
             theta = state["best_theta"]
-        if not res.success and not state["stopped"] and res.nit >= int(self.max_iter):
+        if not res.converged and not state["stopped"] and res.n_iter >= int(self.max_iter):
             warnings.warn(
                 f"L-BFGS did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
                 "increase max_iter or scale the features",
@@ -335,7 +321,7 @@ class LogisticRegression(Ranker):
             )
         self.coef_ = theta[:d].reshape(1, d).copy()
         self.intercept_ = np.array([theta[d] if fit_b else 0.0])
-        self.n_iter_ = np.array([res.nit], dtype=np.int32)
+        self.n_iter_ = np.array([res.n_iter], dtype=np.int32)
 
     # ------------------------------------------------------------------------------------------
     def _fit_ftrl(

@@ -16,7 +16,12 @@ from recforge.pipeline.selection import SourceOrder
 from recforge.rank import GBDTClassifier, GBDTRanker
 from recforge.recall import LFM, Item2Vec, ItemCF, Popularity, UserCF
 from recforge.serving import Recommender
-from recforge.serving.precomputed import AUTO_BUDGET_BYTES, wants_precomputed
+from recforge.serving.precomputed import (
+    AUTO_BUDGET_BYTES,
+    candidate_bytes,
+    wants_precomputed,
+    wants_precomputed_candidates,
+)
 
 from .test_pipeline import synthetic_log
 
@@ -313,12 +318,42 @@ def test_precomputed_recall_lists_are_the_computed_ones(pipeline):
         assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
 
 
+def test_precomputed_candidates_are_the_computed_merge_and_feature_rows(pipeline):
+    on = Recommender(pipeline, warm=False, precompute_recall=True)._plan
+    off = Recommender(pipeline, warm=False, precompute_recall=False)._plan
+    assert on.candidates is not None and off.candidates is None
+    assert on.candidates.rows is not None and on.candidates.rows.flags.c_contiguous
+    assert on.candidates.nbytes >= on.candidates.rows.nbytes > 0
+    for u in range(len(pipeline.user_map_.ids)):
+        cands, X = on.candidates.take(u)
+        want = off._recall(lambda source, depth: source.user(u, depth, None), 1, {})
+        for name in ("items", "source_scores", "source_ranks", "n_sources", "rrf"):
+            np.testing.assert_array_equal(getattr(cands, name), getattr(want, name), name)
+        np.testing.assert_array_equal(X, off._features(want, u, None), str(u))
+        assert X.flags.c_contiguous
+    timed = {}
+    on.user(0, 5, None, timed)
+    assert timed["recall:precomputed"] >= 0 and "merge" not in timed
+    timed = {}
+    on.user(0, on.n_candidates + 1, None, timed)  # more than the candidates: merged per request
+    assert "merge" in timed
+
+
 def test_precompute_recall_auto_follows_the_memory_budget(pipeline):
     per_user = 200 * 5 * 8
     assert wants_precomputed("auto", AUTO_BUDGET_BYTES // per_user, 200, 5)
     assert not wants_precomputed("auto", AUTO_BUDGET_BYTES // per_user + 1, 200, 5)
     assert wants_precomputed(True, 10**9, 200, 5) and not wants_precomputed(False, 1, 1, 1)
     assert Recommender(pipeline, warm=False)._plan.precomputed is not None  # small: on
+    assert Recommender(pipeline, warm=False)._plan.candidates is not None
+    lists = 600 * 200 * 5 * 8
+    blocks = 600 * 300 * candidate_bytes(5, 60)
+    assert candidate_bytes(5, 60) == 8 + 4 * 12 + 240
+    budget_users = AUTO_BUDGET_BYTES // ((lists + blocks) // 600)
+    assert wants_precomputed_candidates("auto", budget_users, 200, 300, 5, 60)
+    assert not wants_precomputed_candidates("auto", budget_users + 1, 200, 300, 5, 60)
+    assert wants_precomputed_candidates(True, 10**9, 200, 300, 5, 60)
+    assert not wants_precomputed_candidates(False, 1, 200, 300, 5, 60)
     for bad in ("yes", 1, None):
         with pytest.raises(ValueError, match="precompute_recall"):
             Recommender(pipeline, warm=False, precompute_recall=bad)

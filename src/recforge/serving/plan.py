@@ -35,7 +35,12 @@ from ._fastpath import (
     ordered_topk,
     topk_excluding,
 )
-from .precomputed import PrecomputedRecall, wants_precomputed
+from .precomputed import (
+    PrecomputedCandidates,
+    PrecomputedRecall,
+    wants_precomputed,
+    wants_precomputed_candidates,
+)
 
 
 def _now() -> float:
@@ -81,6 +86,9 @@ class SourcePath:
             # the graph's row pointers and slices user_items_ through scipy on every call)
             self._two_hop = model._two_hop()
         self._targets_t = self._order = None
+        # a fold-in with the model's arrays prepared once (UserCF: its similarity to the users)
+        scorer = getattr(model, "history_scorer", None)
+        self._score_history = scorer() if callable(scorer) else getattr(model, "_score_history", None)
         if isinstance(model, EmbeddingRecall) and self._dense:
             targets = np.asarray(model._target_vectors())
             self._bias = model._target_bias()
@@ -167,7 +175,7 @@ class SourcePath:
                 idx = ordered_topk(self._order, excluded, depth)
                 return idx, np.where(idx >= 0, self._pop_scores[idx], -np.inf).astype(np.float32)
             weights = np.ones(len(item_idx), np.float32)
-            scores = np.asarray(model._score_history(item_idx, weights), np.float32).reshape(-1)
+            scores = np.asarray(self._score_history(item_idx, weights), np.float32).reshape(-1)
             work = min(depth, self._n_items)
             idx, val = topk_excluding(np.ascontiguousarray(scores), work, excluded)
             if work < depth:
@@ -192,9 +200,12 @@ class RequestPlan:
     ann : dict source name → ANN index (see :mod:`recforge.serving.ann`), optional
     precompute_recall : True, False or "auto" (default)
         Compute every source's list of every known user at load
-        (:class:`~recforge.serving.precomputed.PrecomputedRecall`); a known user's request without
-        ``exclude`` and with ``k`` at most the candidate count then reads them instead of scoring.
-        ``"auto"``: when users × depth × sources × 8 B ≤ 256 MiB.
+        (:class:`~recforge.serving.precomputed.PrecomputedRecall`), and from them each known
+        user's merged candidates and feature rows
+        (:class:`~recforge.serving.precomputed.PrecomputedCandidates`); a known user's request
+        without ``exclude`` and with ``k`` at most the candidate count then reads those and only
+        ranks. ``"auto"``: the lists when users × depth × sources × 8 B ≤ 256 MiB, the candidate
+        blocks too when both fit in it (``precomputed.candidate_bytes`` per candidate).
 
     What orders the candidates follows the pipeline's choice (``ranker_``): the ranker, fusion
     (``None``) or one source alone (a :class:`~recforge.pipeline.selection.SourceOrder`, scored
@@ -238,6 +249,18 @@ class RequestPlan:
         if wants_precomputed(precompute_recall, n_users, base_depth, len(self.sources)):
             with numba_threads(1) if self.compiled else one_thread():
                 self.precomputed = PrecomputedRecall(self.sources, n_users, base_depth)
+        self.candidates = None
+        n_features = 0 if self._tables is None else self._tables.n_features
+        if self.precomputed is not None and wants_precomputed_candidates(
+            precompute_recall, n_users, base_depth, self.n_candidates, len(self.sources), n_features
+        ):
+            self.candidates = PrecomputedCandidates(self._known_user_block, n_users)
+
+    def _known_user_block(self, u: int):
+        """Known user ``u``'s merged candidates and (with a ranker reading them) feature rows, as a
+        request without ``exclude`` and with ``k`` <= the candidate count computes them."""
+        cands = self._recall(None, 1, {}, user=u)
+        return cands, (None if self._tables is None else self._features(cands, u, None))
 
     def _recall(self, fetch, k, timings, user=None):
         """The merged candidates; ``user`` (internal) reads the precomputed lists when they hold
@@ -315,7 +338,8 @@ class RequestPlan:
         X[:, -1] = np.log1p(X[:, item_events]) - X[:, user_log_pop]
         return X
 
-    def _rank(self, cands, u, history, k, timings, explain):
+    def _rank(self, cands, u, history, k, timings, explain, X=None):
+        """Top ``k`` of ``cands``; ``X``: their feature rows when precomputed."""
         from ..rank._base import _expit
 
         model = self.model
@@ -327,7 +351,8 @@ class RequestPlan:
             timings["features"] = 0.0
             scores = self._source_scores(cands)
         else:
-            X = self._features(cands, u, history)
+            if X is None:
+                X = self._features(cands, u, history)
             timings["features"] = (_now() - t) * 1e3
             t = _now()
             if self._scorer is not None:
@@ -359,6 +384,11 @@ class RequestPlan:
 
     def user(self, u: int, k: int, mask, timings: dict, explain: bool = False):
         """Top ``k`` for internal user ``u``; ``mask`` bool (n_items,) or None (never recommend)."""
+        if mask is None and self.candidates is not None and k <= self.n_candidates:
+            t = _now()
+            cands, X = self.candidates.take(u)
+            timings["recall:precomputed"] = (_now() - t) * 1e3
+            return self._rank(cands, u, None, k, timings, explain, X)
         # one Numba thread (a parallel launch per request waits ~90 ms for busy helpers on a
         # loaded machine); the BLAS limit only where a source still calls BLAS
         with numba_threads(1) if self.compiled else one_thread():

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pytest
-from recforge.serving._fastpath import IdIndex, topk_excluding
+from recforge.serving._fastpath import IdIndex, merge_row, topk_excluding
 
 from recforge.data import Interactions
 from recforge.kernels.topk import topk
@@ -290,6 +290,37 @@ def test_a_pipeline_that_keeps_no_ranker_is_served_by_its_choice():
     for body in _requests(model, seed=7)[:21]:
         a, b = fast.recommend_one(**body), slow.recommend_one(**body)
         assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_merge_row_is_the_pipeline_merge_kernel_on_one_row(seed):
+    """Sources listing an item twice, pads, lists shorter than the quotas, fusion ties."""
+    from recforge.kernels.pipeline import merge_candidates
+
+    rng = np.random.default_rng(seed)
+    n_sources, depth, n_items = int(rng.integers(1, 6)), int(rng.integers(1, 40)), 50
+    lists = rng.integers(0, n_items, (n_sources, 1, depth)).astype(np.int64)
+    for s in range(n_sources):  # a source with fewer items pads with -1
+        lists[s, 0, int(rng.integers(0, depth + 1)) :] = -1
+    scores = np.where(lists >= 0, rng.random(lists.shape), -np.inf).astype(np.float32)
+    quotas = rng.integers(0, depth + 2, n_sources).astype(np.int64)
+    for target in (1, 7, 3 * depth):
+        out = (
+            np.full((1, target), -1, np.int64),
+            np.full((1, target, n_sources), np.nan, np.float32),
+            np.full((1, target, n_sources), np.nan, np.float32),
+            np.zeros((1, target), np.float32),
+            np.zeros((1, target), np.float32),
+            np.zeros(1, np.int64),
+        )
+        merge_candidates(lists, quotas, target, 60.0, *out, scores)
+        n = int(out[5][0])
+        got = merge_row(lists[:, 0], scores[:, 0], quotas, target, 60.0)
+        want = (out[0][0, :n], out[1][0, :n], out[2][0, :n], out[4][0, :n], out[3][0, :n])
+        for a, b, name in zip(got, want, ("items", "scores", "ranks", "n_sources", "rrf")):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name}, target {target}")
+    with pytest.raises(ValueError, match="shape"):
+        merge_row(lists[:, 0], scores[:, 0, :-1].copy(), quotas, 5, 60.0)
 
 
 def test_precomputed_recall_lists_are_the_computed_ones(pipeline):

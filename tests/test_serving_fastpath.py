@@ -357,7 +357,7 @@ def test_precomputed_candidates_are_the_computed_merge_and_feature_rows(pipeline
     assert on.candidates.nbytes >= on.candidates.rows.nbytes > 0
     for u in range(len(pipeline.user_map_.ids)):
         cands, X = on.candidates.take(u)
-        want = off._recall(lambda source, depth: source.user(u, depth, None), 1, {})
+        want = off._recall(lambda source, depth, u=u: source.user(u, depth, None), 1, {})
         for name in ("items", "source_scores", "source_ranks", "n_sources", "rrf"):
             np.testing.assert_array_equal(getattr(cands, name), getattr(want, name), name)
         np.testing.assert_array_equal(X, off._features(want, u, None), str(u))

@@ -88,7 +88,9 @@ class SourcePath:
         self._targets_t = self._order = None
         # a fold-in with the model's arrays prepared once (UserCF: its similarity to the users)
         scorer = getattr(model, "history_scorer", None)
-        self._score_history = scorer() if callable(scorer) else getattr(model, "_score_history", None)
+        self._score_history = (
+            scorer() if callable(scorer) else getattr(model, "_score_history", None)
+        )
         if isinstance(model, EmbeddingRecall) and self._dense:
             targets = np.asarray(model._target_vectors())
             self._bias = model._target_bias()

@@ -354,6 +354,7 @@ def test_precomputed_candidates_are_the_computed_merge_and_feature_rows(pipeline
     off = Recommender(pipeline, warm=False, precompute_recall=False)._plan
     assert on.candidates is not None and off.candidates is None
     assert on.candidates.rows is not None and on.candidates.rows.flags.c_contiguous
+    assert not on.candidates.rows.flags.writeable and not on.candidates.items.flags.writeable
     assert on.candidates.nbytes >= on.candidates.rows.nbytes > 0
     for u in range(len(pipeline.user_map_.ids)):
         cands, X = on.candidates.take(u)

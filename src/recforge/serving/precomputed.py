@@ -133,6 +133,12 @@ class PrecomputedCandidates:
         self.n_sources = np.concatenate([c.n_sources for c in parts])
         self.rrf = np.concatenate([c.rrf for c in parts])
         self.rows = None if rows[0] is None else np.ascontiguousarray(np.concatenate(rows))
+        # shared by every request thread: a ranker cannot change them in place
+        for array in (self.offsets, self.items, self.source_scores, self.source_ranks):
+            array.flags.writeable = False
+        for array in (self.n_sources, self.rrf, self.rows):
+            if array is not None:
+                array.flags.writeable = False
 
     @property
     def nbytes(self) -> int:

@@ -390,7 +390,11 @@ class RequestPlan:
             t = _now()
             cands, X = self.candidates.take(u)
             timings["recall:precomputed"] = (_now() - t) * 1e3
-            return self._rank(cands, u, None, k, timings, explain, X)
+            if self._scorer is not None or self._tables is None:  # no Numba, no BLAS
+                return self._rank(cands, u, None, k, timings, explain, X)
+            # another ranker's own predict: on one thread, as below
+            with numba_threads(1) if self.compiled else one_thread():
+                return self._rank(cands, u, None, k, timings, explain, X)
         # one Numba thread (a parallel launch per request waits ~90 ms for busy helpers on a
         # loaded machine); the BLAS limit only where a source still calls BLAS
         with numba_threads(1) if self.compiled else one_thread():

@@ -292,6 +292,32 @@ def test_a_pipeline_that_keeps_no_ranker_is_served_by_its_choice():
         assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
 
 
+def test_a_fresh_users_usercf_list_is_its_public_fold_in(pipeline):
+    """UserCF's fold-in on the request path (history_scorer's neighbours, the fused two-hop
+    top-k) against recommend_from_history, with and without excluded items, deeper than the
+    items it reaches."""
+    rec = Recommender(pipeline, warm=False)
+    source = next(s for s in rec._plan.sources if s.name == "usercf")
+    assert source._history_query is not None
+    model, items = pipeline.sources_["usercf"], pipeline.item_map_.ids
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 3, 5, 8):
+        for depth in (5, 30, 60):
+            item_idx = rng.choice(len(items), n, replace=False).astype(np.int64)
+            excluded = rng.choice(len(items), 3, replace=False)
+            mask = np.zeros(len(items), bool)
+            mask[excluded] = True
+            for m, ids in ((None, []), (mask, items[excluded].tolist())):
+                idx, val = source.history(item_idx, items[item_idx], depth, ids, m)
+                want_ids, want_val = model.recommend_from_history(
+                    items[item_idx], k=depth, filter_items=ids or None
+                )
+                np.testing.assert_array_equal(val, want_val)
+                valid = idx >= 0
+                np.testing.assert_array_equal(items[idx[valid]], want_ids[valid])
+                assert np.all(~valid == ~np.isfinite(want_val))
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_merge_row_is_the_pipeline_merge_kernel_on_one_row(seed):
     """Sources listing an item twice, pads, lists shorter than the quotas, fusion ties."""

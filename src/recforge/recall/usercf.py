@@ -167,7 +167,8 @@ class _HistoryScorer:
         ui = model.user_items_
         # the per-user sums below add a history's items in ascending order, as the CSR product of
         # _score_history does on a canonical matrix; any other layout takes that path itself
-        self._canonical = bool(ui.has_canonical_format)
+        #: whether :meth:`neighbours` is available (a canonical CSR: sorted, no duplicates)
+        self.canonical = bool(ui.has_canonical_format)
         self._penalty = model._item_penalty(ui)
         by_item = sp.csr_matrix((np.ones(ui.nnz), ui.indices, ui.indptr), shape=ui.shape).tocsc()
         self._item_indptr, self._item_users = by_item.indptr, by_item.indices
@@ -176,11 +177,29 @@ class _HistoryScorer:
 
     def __call__(self, item_idx, weights) -> np.ndarray:
         model = self._model
-        if not self._canonical:
+        if not self.canonical:
             return model._score_history(item_idx, weights)
+        chosen, vals = self.neighbours(item_idx)
+        if chosen is None:
+            return np.zeros(model.n_items_, np.float32)
+        return two_hop_scores(
+            np.zeros(1, np.int64),
+            np.array([0, len(chosen)], np.int64),
+            chosen,
+            vals,
+            *self._next,
+            model.n_items_,
+        )[0]
+
+    def neighbours(self, item_idx):
+        """The history's query row: chosen users int32 (ascending) and their similarities
+        float32, or ``(None, None)`` for an empty history (every score 0); needs ``canonical``."""
+        if not self.canonical:
+            raise ValueError("neighbours needs user_items_ in canonical CSR format")
+        model = self._model
         items = np.unique(item_idx)
         if len(items) == 0:
-            return np.zeros(model.n_items_, np.float32)
+            return None, None
         starts, ends = self._item_indptr[items], self._item_indptr[items + 1]
         users = np.concatenate([self._item_users[a:b] for a, b in zip(starts, ends)])
         touched, slot = np.unique(users, return_inverse=True)
@@ -195,11 +214,4 @@ class _HistoryScorer:
         chosen, vals = candidates[keep], sim[keep]
         if model.normalize_max and len(vals):
             vals = vals / vals.max()
-        return two_hop_scores(
-            np.zeros(1, np.int64),
-            np.array([0, len(chosen)], np.int64),
-            np.ascontiguousarray(chosen, np.int32),
-            np.ascontiguousarray(vals, np.float32),
-            *self._next,
-            model.n_items_,
-        )[0]
+        return np.ascontiguousarray(chosen, np.int32), np.ascontiguousarray(vals, np.float32)

@@ -91,6 +91,10 @@ class SourcePath:
         self._score_history = (
             scorer() if callable(scorer) else getattr(model, "_score_history", None)
         )
+        # UserCF: the history's neighbours through the fused two-hop top-k (no dense score row)
+        self._history_query = None
+        if self._two_hop is not None and getattr(self._score_history, "canonical", False):
+            self._history_query = self._score_history.neighbours
         if isinstance(model, EmbeddingRecall) and self._dense:
             targets = np.asarray(model._target_vectors())
             self._bias = model._target_bias()
@@ -164,6 +168,31 @@ class SourcePath:
             val = np.concatenate([val, np.full(depth - work, -np.inf, np.float32)])
         return idx, val
 
+    def _fused_history(self, item_idx, k: int, mask):
+        """The top ``k`` of a history's two-hop scores by the fused kernel (what ``two_hop_topk``
+        documents as the dense scores' top-k, the history and ``mask`` excluded)."""
+        from ..kernels.neighbors import two_hop_topk
+
+        chosen, vals = self._history_query(item_idx)
+        if chosen is None:
+            chosen, vals = np.zeros(0, np.int32), np.zeros(0, np.float32)
+        seen = np.unique(item_idx).astype(np.int32)
+        mask_u8 = np.zeros(self._n_items, np.uint8) if mask is None else mask.view(np.uint8)
+        idx, val = two_hop_topk(
+            np.zeros(1, np.int64),
+            np.array([0, len(chosen)], np.int64),
+            chosen,
+            vals,
+            *self._two_hop[1],
+            self._n_items,
+            np.array([0, len(seen)], np.int64),
+            seen,
+            np.ascontiguousarray(mask_u8),
+            int(k),
+            1,
+        )
+        return idx[0], val[0]
+
     def history(self, item_idx, history, depth: int, excluded_ids: list, mask):
         """Top ``depth`` for a fresh user's history (internal ``item_idx``, external ``history``),
         as ``recommend_from_history`` computes it: internal indices, -1 / -inf pads."""
@@ -176,10 +205,13 @@ class SourcePath:
             if self._order is not None:  # popularity: the same row for every history
                 idx = ordered_topk(self._order, excluded, depth)
                 return idx, np.where(idx >= 0, self._pop_scores[idx], -np.inf).astype(np.float32)
-            weights = np.ones(len(item_idx), np.float32)
-            scores = np.asarray(self._score_history(item_idx, weights), np.float32).reshape(-1)
             work = min(depth, self._n_items)
-            idx, val = topk_excluding(np.ascontiguousarray(scores), work, excluded)
+            if self._history_query is not None:
+                idx, val = self._fused_history(item_idx, work, mask)
+            else:
+                weights = np.ones(len(item_idx), np.float32)
+                scores = np.asarray(self._score_history(item_idx, weights), np.float32).ravel()
+                idx, val = topk_excluding(np.ascontiguousarray(scores), work, excluded)
             if work < depth:
                 idx = np.concatenate([idx, np.full(depth - work, -1, np.int64)])
                 val = np.concatenate([val, np.full(depth - work, -np.inf, np.float32)])

@@ -187,6 +187,8 @@ def bench_precomputed_recall(model, bodies: list[dict], rounds: int = 5) -> None
     build = time.process_time() - t0
     off = Recommender(model, precompute_recall=False)
     held = on._plan.precomputed.nbytes / 2**20
+    blocks = on._plan.candidates
+    blocks_mib = 0.0 if blocks is None else blocks.nbytes / 2**20
     cpu = {"precomputed": [], "computed": []}
     for _ in range(rounds):
         for name, rec in (("computed", off), ("precomputed", on)):
@@ -195,8 +197,9 @@ def bench_precomputed_recall(model, bodies: list[dict], rounds: int = 5) -> None
                 rec.recommend_one(**body)
             cpu[name].append((time.thread_time() - start) * 1e3 / max(len(known), 1))
     print(
-        f"precomputed recall: built in {build:.2f} s CPU at load, {held:.1f} MiB; known-user CPU "
-        f"time per request, median of {rounds} interleaved rounds of {len(known)} requests:"
+        f"precomputed recall: built in {build:.2f} s CPU at load, lists {held:.1f} MiB, "
+        f"candidates and feature rows {blocks_mib:.1f} MiB; known-user CPU time per request, "
+        f"median of {rounds} interleaved rounds of {len(known)} requests:"
     )
     for name, ms in cpu.items():
         print(

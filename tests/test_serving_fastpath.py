@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pytest
-from recforge.serving._fastpath import IdIndex, topk_excluding
+from recforge.serving._fastpath import IdIndex, merge_row, topk_excluding
 
 from recforge.data import Interactions
 from recforge.kernels.topk import topk
@@ -16,7 +16,12 @@ from recforge.pipeline.selection import SourceOrder
 from recforge.rank import GBDTClassifier, GBDTRanker
 from recforge.recall import LFM, Item2Vec, ItemCF, Popularity, UserCF
 from recforge.serving import Recommender
-from recforge.serving.precomputed import AUTO_BUDGET_BYTES, wants_precomputed
+from recforge.serving.precomputed import (
+    AUTO_BUDGET_BYTES,
+    candidate_bytes,
+    wants_precomputed,
+    wants_precomputed_candidates,
+)
 
 from .test_pipeline import synthetic_log
 
@@ -287,6 +292,63 @@ def test_a_pipeline_that_keeps_no_ranker_is_served_by_its_choice():
         assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
 
 
+def test_a_fresh_users_usercf_list_is_its_public_fold_in(pipeline):
+    """UserCF's fold-in on the request path (history_scorer's neighbours, the fused two-hop
+    top-k) against recommend_from_history, with and without excluded items, deeper than the
+    items it reaches."""
+    rec = Recommender(pipeline, warm=False)
+    source = next(s for s in rec._plan.sources if s.name == "usercf")
+    assert source._history_query is not None
+    model, items = pipeline.sources_["usercf"], pipeline.item_map_.ids
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 3, 5, 8):
+        for depth in (5, 30, 60):
+            item_idx = rng.choice(len(items), n, replace=False).astype(np.int64)
+            excluded = rng.choice(len(items), 3, replace=False)
+            mask = np.zeros(len(items), bool)
+            mask[excluded] = True
+            for m, ids in ((None, []), (mask, items[excluded].tolist())):
+                idx, val = source.history(item_idx, items[item_idx], depth, ids, m)
+                want_ids, want_val = model.recommend_from_history(
+                    items[item_idx], k=depth, filter_items=ids or None
+                )
+                np.testing.assert_array_equal(val, want_val)
+                valid = idx >= 0
+                np.testing.assert_array_equal(items[idx[valid]], want_ids[valid])
+                assert np.all(~valid == ~np.isfinite(want_val))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_merge_row_is_the_pipeline_merge_kernel_on_one_row(seed):
+    """Sources listing an item twice, pads, lists shorter than the quotas, fusion ties."""
+    from recforge.kernels.pipeline import merge_candidates
+
+    rng = np.random.default_rng(seed)
+    n_sources, depth, n_items = int(rng.integers(1, 6)), int(rng.integers(1, 40)), 50
+    lists = rng.integers(0, n_items, (n_sources, 1, depth)).astype(np.int64)
+    for s in range(n_sources):  # a source with fewer items pads with -1
+        lists[s, 0, int(rng.integers(0, depth + 1)) :] = -1
+    scores = np.where(lists >= 0, rng.random(lists.shape), -np.inf).astype(np.float32)
+    quotas = rng.integers(0, depth + 2, n_sources).astype(np.int64)
+    for target in (1, 7, 3 * depth):
+        out = (
+            np.full((1, target), -1, np.int64),
+            np.full((1, target, n_sources), np.nan, np.float32),
+            np.full((1, target, n_sources), np.nan, np.float32),
+            np.zeros((1, target), np.float32),
+            np.zeros((1, target), np.float32),
+            np.zeros(1, np.int64),
+        )
+        merge_candidates(lists, quotas, target, 60.0, *out, scores)
+        n = int(out[5][0])
+        got = merge_row(lists[:, 0], scores[:, 0], quotas, target, 60.0)
+        want = (out[0][0, :n], out[1][0, :n], out[2][0, :n], out[4][0, :n], out[3][0, :n])
+        for a, b, name in zip(got, want, ("items", "scores", "ranks", "n_sources", "rrf")):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name}, target {target}")
+    with pytest.raises(ValueError, match="shape"):
+        merge_row(lists[:, 0], scores[:, 0, :-1].copy(), quotas, 5, 60.0)
+
+
 def test_precomputed_recall_lists_are_the_computed_ones(pipeline):
     on = Recommender(pipeline, warm=False, precompute_recall=True)
     off = Recommender(pipeline, warm=False, precompute_recall=False)
@@ -313,12 +375,43 @@ def test_precomputed_recall_lists_are_the_computed_ones(pipeline):
         assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
 
 
+def test_precomputed_candidates_are_the_computed_merge_and_feature_rows(pipeline):
+    on = Recommender(pipeline, warm=False, precompute_recall=True)._plan
+    off = Recommender(pipeline, warm=False, precompute_recall=False)._plan
+    assert on.candidates is not None and off.candidates is None
+    assert on.candidates.rows is not None and on.candidates.rows.flags.c_contiguous
+    assert not on.candidates.rows.flags.writeable and not on.candidates.items.flags.writeable
+    assert on.candidates.nbytes >= on.candidates.rows.nbytes > 0
+    for u in range(len(pipeline.user_map_.ids)):
+        cands, X = on.candidates.take(u)
+        want = off._recall(lambda source, depth, u=u: source.user(u, depth, None), 1, {})
+        for name in ("items", "source_scores", "source_ranks", "n_sources", "rrf"):
+            np.testing.assert_array_equal(getattr(cands, name), getattr(want, name), name)
+        np.testing.assert_array_equal(X, off._features(want, u, None), str(u))
+        assert X.flags.c_contiguous
+    timed = {}
+    on.user(0, 5, None, timed)
+    assert timed["recall:precomputed"] >= 0 and "merge" not in timed
+    timed = {}
+    on.user(0, on.n_candidates + 1, None, timed)  # more than the candidates: merged per request
+    assert "merge" in timed
+
+
 def test_precompute_recall_auto_follows_the_memory_budget(pipeline):
     per_user = 200 * 5 * 8
     assert wants_precomputed("auto", AUTO_BUDGET_BYTES // per_user, 200, 5)
     assert not wants_precomputed("auto", AUTO_BUDGET_BYTES // per_user + 1, 200, 5)
     assert wants_precomputed(True, 10**9, 200, 5) and not wants_precomputed(False, 1, 1, 1)
     assert Recommender(pipeline, warm=False)._plan.precomputed is not None  # small: on
+    assert Recommender(pipeline, warm=False)._plan.candidates is not None
+    lists = 600 * 200 * 5 * 8
+    blocks = 600 * 300 * candidate_bytes(5, 60)
+    assert candidate_bytes(5, 60) == 8 + 4 * 12 + 240
+    budget_users = AUTO_BUDGET_BYTES // ((lists + blocks) // 600)
+    assert wants_precomputed_candidates("auto", budget_users, 200, 300, 5, 60)
+    assert not wants_precomputed_candidates("auto", budget_users + 1, 200, 300, 5, 60)
+    assert wants_precomputed_candidates(True, 10**9, 200, 300, 5, 60)
+    assert not wants_precomputed_candidates(False, 1, 200, 300, 5, 60)
     for bad in ("yes", 1, None):
         with pytest.raises(ValueError, match="precompute_recall"):
             Recommender(pipeline, warm=False, precompute_recall=bad)

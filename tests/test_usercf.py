@@ -42,6 +42,28 @@ def test_fused_equals_dense(k):
     assert_paths_agree(model, users, k, filter_items=[0, 1, 2, 7], items=np.arange(15))
 
 
+@pytest.mark.parametrize("normalize_max", [False, True])
+def test_history_scorer_is_score_history(normalize_max):
+    """The prepared fold-in (history_scorer) returns bit-identical scores, for histories with
+    repeated items, items nobody saw, no item, and neighbour ties cut by n_neighbors."""
+    m = random_interactions(n_users=60, n_items=30, density=0.2, seed=6)
+    model = UserCF(n_neighbors=3, normalize_max=normalize_max, time_decay=0.0, n_threads=1).fit(m)
+    score = model.history_scorer()
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(0, 30, size=n) for n in (1, 2, 3, 5, 8, 12) for _ in range(6)]
+    histories += [np.array([5]), np.array([5, 5, 1]), np.array([], np.int64), np.arange(30)]
+    for history in histories:
+        history = history.astype(np.int64)
+        weights = rng.random(len(history)).astype(np.float32)
+        want = model._score_history(history, weights)
+        got = score(history, weights)
+        assert got.dtype == np.float32 and got.shape == (30,)
+        np.testing.assert_array_equal(got, want, err_msg=str(history))
+    assert np.any(score(np.array([0, 1]), np.ones(2, np.float32)) > 0)
+    with pytest.raises(Exception, match="fitted"):
+        UserCF().history_scorer()
+
+
 def test_history_of_known_user_uses_same_similarity():
     """Fold-in of a user's own history: the neighbours are the user's (plus itself, removed here)."""
     m = random_interactions(seed=4)

@@ -6,6 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import Interactions
+from ..kernels._csr import csr_kernel_arrays
+from ..kernels.neighbors import two_hop_scores
 from ._neighbors import (
     TwoHopModel,
     log_penalty,
@@ -127,6 +129,26 @@ class UserCF(TwoHopModel):
         )
         return self._score_rows(q)[0]
 
+    def history_scorer(self):
+        """A callable ``(item_idx int64 (n,), weights float32 (n,)) -> float32 (n_items,)`` that
+        returns exactly what ``recommend_from_history`` scores a history with, for a caller that
+        folds in many histories (a server): the item penalty, the item → users index, the user
+        degrees and the kernel's arrays are prepared here once, and a history's similarity to the
+        training users touches only the users who share an item with it (not every user).
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> m = sp.csr_matrix([[1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 1]], dtype="float32")
+        >>> model = UserCF(n_neighbors=2).fit(m)
+        >>> score = model.history_scorer()
+        >>> history, weights = np.array([0, 1]), np.ones(2, np.float32)
+        >>> bool((score(history, weights) == model._score_history(history, weights)).all())
+        True
+        """
+        self._check_fitted()
+        return _HistoryScorer(self)
+
     def _score_similar(self, item_idx):
         ui = self.user_items_
         binary = sp.csr_matrix((np.ones(ui.nnz, np.float64), ui.indices, ui.indptr), shape=ui.shape)
@@ -135,3 +157,61 @@ class UserCF(TwoHopModel):
         overlap = (cols[item_idx] @ sp.diags(penalty) @ binary).toarray()
         norm = np.sqrt(np.maximum(np.diff(cols.indptr), 1).astype(np.float64))
         return (overlap / norm[item_idx, None] / norm[None, :]).astype(np.float32)
+
+
+class _HistoryScorer:
+    """``UserCF._score_history`` with the model's arrays prepared once (see ``history_scorer``)."""
+
+    def __init__(self, model: UserCF):
+        self._model = model
+        ui = model.user_items_
+        # the per-user sums below add a history's items in ascending order, as the CSR product of
+        # _score_history does on a canonical matrix; any other layout takes that path itself
+        #: whether :meth:`neighbours` is available (a canonical CSR: sorted, no duplicates)
+        self.canonical = bool(ui.has_canonical_format)
+        self._penalty = model._item_penalty(ui)
+        by_item = sp.csr_matrix((np.ones(ui.nnz), ui.indices, ui.indptr), shape=ui.shape).tocsc()
+        self._item_indptr, self._item_users = by_item.indptr, by_item.indices
+        self._degree = np.maximum(np.diff(ui.indptr), 1).astype(np.float64)
+        self._next = csr_kernel_arrays(model.next_)
+
+    def __call__(self, item_idx, weights) -> np.ndarray:
+        model = self._model
+        if not self.canonical:
+            return model._score_history(item_idx, weights)
+        chosen, vals = self.neighbours(item_idx)
+        if chosen is None:
+            return np.zeros(model.n_items_, np.float32)
+        return two_hop_scores(
+            np.zeros(1, np.int64),
+            np.array([0, len(chosen)], np.int64),
+            chosen,
+            vals,
+            *self._next,
+            model.n_items_,
+        )[0]
+
+    def neighbours(self, item_idx):
+        """The history's query row: chosen users int32 (ascending) and their similarities
+        float32, or ``(None, None)`` for an empty history (every score 0); needs ``canonical``."""
+        if not self.canonical:
+            raise ValueError("neighbours needs user_items_ in canonical CSR format")
+        model = self._model
+        items = np.unique(item_idx)
+        if len(items) == 0:
+            return None, None
+        starts, ends = self._item_indptr[items], self._item_indptr[items + 1]
+        users = np.concatenate([self._item_users[a:b] for a, b in zip(starts, ends)])
+        touched, slot = np.unique(users, return_inverse=True)
+        overlap = np.zeros(len(touched))
+        # in order: each user's float64 sum takes its items in ascending order, from 0.0
+        np.add.at(overlap, slot, np.repeat(self._penalty[items], ends - starts))
+        sim = (overlap / np.sqrt(len(items) * self._degree[touched])).astype(np.float32)
+        positive = sim > 0
+        candidates, sim = touched[positive], sim[positive]
+        order = np.lexsort((candidates, -sim))[: int(model.n_neighbors)]
+        keep = np.sort(order)  # candidates are ascending: the chosen users in ascending order
+        chosen, vals = candidates[keep], sim[keep]
+        if model.normalize_max and len(vals):
+            vals = vals / vals.max()
+        return np.ascontiguousarray(chosen, np.int32), np.ascontiguousarray(vals, np.float32)

@@ -217,47 +217,65 @@ def merge_row(const int64_t[:, ::1] lists, const float[:, ::1] scores,
     cdef Py_ssize_t S = lists.shape[0], depth = lists.shape[1], s, j
     if scores.shape[0] != S or scores.shape[1] != depth or quotas.shape[0] != S:
         raise ValueError("lists, scores and quotas do not agree in shape")
-    cdef vector[int64_t] uniq
+    if S * depth >= (<int64_t>1) << 32:
+        raise ValueError(f"{S} lists of depth {depth} are too many entries to merge")
+    cdef vector[int64_t] keys, uniq
+    cdef vector[int64_t] slot  # per list entry s * depth + j: its item's position in uniq
     cdef vector[double] rrf
     cdef vector[float] score, rank, nsrc
     cdef vector[uint8_t] seen, chosen
     cdef vector[pair[double, int64_t]] order
-    cdef int64_t it, p, nu, taken, n_chosen = 0, q, c
+    cdef int64_t it, p, nu, taken, n_chosen = 0, q, c, e, pos, prev = -1, bad = 0
+    cdef size_t k
     with nogil:
-        for s in range(S):
-            for j in range(depth):
-                if lists[s, j] >= 0:
-                    uniq.push_back(lists[s, j])
-        sort(uniq.begin(), uniq.end())
-        uniq.erase(unique(uniq.begin(), uniq.end()), uniq.end())
-        nu = uniq.size()
-        rrf.resize(nu, 0.0)
-        score.resize(nu * S, NAN)
-        rank.resize(nu * S, NAN)
-        seen.resize(nu * S, 0)
-        nsrc.resize(nu, 0.0)
-        chosen.resize(nu, 0)
+        # one sort of (item, list position) keys: items grouped, each item's entries in (source,
+        # position) order -- the order in which _merge_rows visits them
+        keys.reserve(S * depth)
         for s in range(S):
             for j in range(depth):
                 it = lists[s, j]
-                if it < 0:
-                    continue
-                p = _lower_bound(uniq.data(), nu, it)
-                if not seen[p * S + s]:  # a source listing an item twice keeps its best rank
-                    seen[p * S + s] = 1
-                    rank[p * S + s] = j + 1
-                    score[p * S + s] = scores[s, j]
-                    rrf[p] += 1.0 / (rrf_k + j + 1)
-                    nsrc[p] += 1.0
+                if it >= 0:
+                    if it >= (<int64_t>1) << 31:
+                        bad = 1
+                    keys.push_back((it << 32) | (s * depth + j))
+    if bad:
+        raise ValueError("lists hold an item index of 2**31 or more")
+    with nogil:
+        sort(keys.begin(), keys.end())
+        slot.resize(S * depth, -1)
+        for k in range(keys.size()):
+            e = keys[k]
+            it = e >> 32
+            pos = e & <int64_t>0xFFFFFFFF
+            if it != prev:
+                prev = it
+                uniq.push_back(it)
+                rrf.push_back(0.0)
+                nsrc.push_back(0.0)
+                for s in range(S):
+                    score.push_back(NAN)
+                    rank.push_back(NAN)
+                    seen.push_back(0)
+            p = uniq.size() - 1
+            slot[pos] = p
+            s = pos // depth
+            j = pos - s * depth
+            if not seen[p * S + s]:  # a source listing an item twice keeps its best rank
+                seen[p * S + s] = 1
+                rank[p * S + s] = j + 1
+                score[p * S + s] = scores[s, j]
+                rrf[p] += 1.0 / (rrf_k + j + 1)
+                nsrc[p] += 1.0
+        nu = uniq.size()
+        chosen.resize(nu, 0)
         for s in range(S):
             taken = 0
             for j in range(depth):
                 if taken >= quotas[s] or n_chosen >= target:
                     break
-                it = lists[s, j]
-                if it < 0:
+                if lists[s, j] < 0:
                     break
-                p = _lower_bound(uniq.data(), nu, it)
+                p = slot[s * depth + j]
                 if not chosen[p]:
                     chosen[p] = 1
                     taken += 1

@@ -35,7 +35,12 @@ from ._fastpath import (
     ordered_topk,
     topk_excluding,
 )
-from .precomputed import PrecomputedRecall, wants_precomputed
+from .precomputed import (
+    PrecomputedCandidates,
+    PrecomputedRecall,
+    wants_precomputed,
+    wants_precomputed_candidates,
+)
 
 
 def _now() -> float:
@@ -81,6 +86,15 @@ class SourcePath:
             # the graph's row pointers and slices user_items_ through scipy on every call)
             self._two_hop = model._two_hop()
         self._targets_t = self._order = None
+        # a fold-in with the model's arrays prepared once (UserCF: its similarity to the users)
+        scorer = getattr(model, "history_scorer", None)
+        self._score_history = (
+            scorer() if callable(scorer) else getattr(model, "_score_history", None)
+        )
+        # UserCF: the history's neighbours through the fused two-hop top-k (no dense score row)
+        self._history_query = None
+        if self._two_hop is not None and getattr(self._score_history, "canonical", False):
+            self._history_query = self._score_history.neighbours
         if isinstance(model, EmbeddingRecall) and self._dense:
             targets = np.asarray(model._target_vectors())
             self._bias = model._target_bias()
@@ -154,6 +168,31 @@ class SourcePath:
             val = np.concatenate([val, np.full(depth - work, -np.inf, np.float32)])
         return idx, val
 
+    def _fused_history(self, item_idx, k: int, mask):
+        """The top ``k`` of a history's two-hop scores by the fused kernel (what ``two_hop_topk``
+        documents as the dense scores' top-k, the history and ``mask`` excluded)."""
+        from ..kernels.neighbors import two_hop_topk
+
+        chosen, vals = self._history_query(item_idx)
+        if chosen is None:
+            chosen, vals = np.zeros(0, np.int32), np.zeros(0, np.float32)
+        seen = np.unique(item_idx).astype(np.int32)
+        mask_u8 = np.zeros(self._n_items, np.uint8) if mask is None else mask.view(np.uint8)
+        idx, val = two_hop_topk(
+            np.zeros(1, np.int64),
+            np.array([0, len(chosen)], np.int64),
+            chosen,
+            vals,
+            *self._two_hop[1],
+            self._n_items,
+            np.array([0, len(seen)], np.int64),
+            seen,
+            np.ascontiguousarray(mask_u8),
+            int(k),
+            1,
+        )
+        return idx[0], val[0]
+
     def history(self, item_idx, history, depth: int, excluded_ids: list, mask):
         """Top ``depth`` for a fresh user's history (internal ``item_idx``, external ``history``),
         as ``recommend_from_history`` computes it: internal indices, -1 / -inf pads."""
@@ -166,10 +205,13 @@ class SourcePath:
             if self._order is not None:  # popularity: the same row for every history
                 idx = ordered_topk(self._order, excluded, depth)
                 return idx, np.where(idx >= 0, self._pop_scores[idx], -np.inf).astype(np.float32)
-            weights = np.ones(len(item_idx), np.float32)
-            scores = np.asarray(model._score_history(item_idx, weights), np.float32).reshape(-1)
             work = min(depth, self._n_items)
-            idx, val = topk_excluding(np.ascontiguousarray(scores), work, excluded)
+            if self._history_query is not None:
+                idx, val = self._fused_history(item_idx, work, mask)
+            else:
+                weights = np.ones(len(item_idx), np.float32)
+                scores = np.asarray(self._score_history(item_idx, weights), np.float32).ravel()
+                idx, val = topk_excluding(np.ascontiguousarray(scores), work, excluded)
             if work < depth:
                 idx = np.concatenate([idx, np.full(depth - work, -1, np.int64)])
                 val = np.concatenate([val, np.full(depth - work, -np.inf, np.float32)])
@@ -192,9 +234,12 @@ class RequestPlan:
     ann : dict source name → ANN index (see :mod:`recforge.serving.ann`), optional
     precompute_recall : True, False or "auto" (default)
         Compute every source's list of every known user at load
-        (:class:`~recforge.serving.precomputed.PrecomputedRecall`); a known user's request without
-        ``exclude`` and with ``k`` at most the candidate count then reads them instead of scoring.
-        ``"auto"``: when users × depth × sources × 8 B ≤ 256 MiB.
+        (:class:`~recforge.serving.precomputed.PrecomputedRecall`), and from them each known
+        user's merged candidates and feature rows
+        (:class:`~recforge.serving.precomputed.PrecomputedCandidates`); a known user's request
+        without ``exclude`` and with ``k`` at most the candidate count then reads those and only
+        ranks. ``"auto"``: the lists when users × depth × sources × 8 B ≤ 256 MiB, the candidate
+        blocks too when both fit in it (``precomputed.candidate_bytes`` per candidate).
 
     What orders the candidates follows the pipeline's choice (``ranker_``): the ranker, fusion
     (``None``) or one source alone (a :class:`~recforge.pipeline.selection.SourceOrder`, scored
@@ -238,6 +283,18 @@ class RequestPlan:
         if wants_precomputed(precompute_recall, n_users, base_depth, len(self.sources)):
             with numba_threads(1) if self.compiled else one_thread():
                 self.precomputed = PrecomputedRecall(self.sources, n_users, base_depth)
+        self.candidates = None
+        n_features = 0 if self._tables is None else self._tables.n_features
+        if self.precomputed is not None and wants_precomputed_candidates(
+            precompute_recall, n_users, base_depth, self.n_candidates, len(self.sources), n_features
+        ):
+            self.candidates = PrecomputedCandidates(self._known_user_block, n_users)
+
+    def _known_user_block(self, u: int):
+        """Known user ``u``'s merged candidates and (with a ranker reading them) feature rows, as a
+        request without ``exclude`` and with ``k`` <= the candidate count computes them."""
+        cands = self._recall(None, 1, {}, user=u)
+        return cands, (None if self._tables is None else self._features(cands, u, None))
 
     def _recall(self, fetch, k, timings, user=None):
         """The merged candidates; ``user`` (internal) reads the precomputed lists when they hold
@@ -315,7 +372,8 @@ class RequestPlan:
         X[:, -1] = np.log1p(X[:, item_events]) - X[:, user_log_pop]
         return X
 
-    def _rank(self, cands, u, history, k, timings, explain):
+    def _rank(self, cands, u, history, k, timings, explain, X=None):
+        """Top ``k`` of ``cands``; ``X``: their feature rows when precomputed."""
         from ..rank._base import _expit
 
         model = self.model
@@ -327,7 +385,8 @@ class RequestPlan:
             timings["features"] = 0.0
             scores = self._source_scores(cands)
         else:
-            X = self._features(cands, u, history)
+            if X is None:
+                X = self._features(cands, u, history)
             timings["features"] = (_now() - t) * 1e3
             t = _now()
             if self._scorer is not None:
@@ -359,6 +418,15 @@ class RequestPlan:
 
     def user(self, u: int, k: int, mask, timings: dict, explain: bool = False):
         """Top ``k`` for internal user ``u``; ``mask`` bool (n_items,) or None (never recommend)."""
+        if mask is None and self.candidates is not None and k <= self.n_candidates:
+            t = _now()
+            cands, X = self.candidates.take(u)
+            timings["recall:precomputed"] = (_now() - t) * 1e3
+            if self._scorer is not None or self._tables is None:  # no Numba, no BLAS
+                return self._rank(cands, u, None, k, timings, explain, X)
+            # another ranker's own predict: on one thread, as below
+            with numba_threads(1) if self.compiled else one_thread():
+                return self._rank(cands, u, None, k, timings, explain, X)
         # one Numba thread (a parallel launch per request waits ~90 ms for busy helpers on a
         # loaded machine); the BLAS limit only where a source still calls BLAS
         with numba_threads(1) if self.compiled else one_thread():

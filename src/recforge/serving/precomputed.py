@@ -1,9 +1,12 @@
-"""Recall lists computed offline for the known users (the online-recall stage reads them).
+"""Recall lists, merged candidates and their feature rows computed offline for the known users.
 
 A served model is immutable after load, so each source's top ``depth`` for a known user is the
 same at every request: :class:`PrecomputedRecall` computes it once per user and source, through
 the request path's own :meth:`~recforge.serving.plan.SourcePath.user`, and keeps the valid entries
 in CSR-like arrays (row pointers int64 (n_users + 1,), items int32, scores float32 per source).
+The merge of those lists and the candidates' feature rows are then the same at every request too:
+:class:`PrecomputedCandidates` keeps them per user (one contiguous float32 block of rows each), so
+a known user's request only ranks and orders.
 """
 
 from __future__ import annotations
@@ -29,6 +32,26 @@ def wants_precomputed(setting, n_users: int, depth: int, n_sources: int) -> bool
     possible lists (``n_users × depth × n_sources × 8`` bytes) fit in :data:`AUTO_BUDGET_BYTES`."""
     if check_precompute_recall(setting) == "auto":
         return n_users * depth * n_sources * ENTRY_BYTES <= AUTO_BUDGET_BYTES
+    return bool(setting)
+
+
+def candidate_bytes(n_sources: int, n_features: int) -> int:
+    """Bytes :class:`PrecomputedCandidates` keeps per candidate: the item (int64), its score and
+    rank in each source, source count and fusion score (float32), and its feature row (float32
+    ``n_features``)."""
+    return 8 + 4 * (2 * n_sources + 2) + 4 * n_features
+
+
+def wants_precomputed_candidates(
+    setting, n_users: int, depth: int, n_candidates: int, n_sources: int, n_features: int
+) -> bool:
+    """Whether to keep the merged candidates and feature rows as well as the lists: ``setting``
+    True / False forces both; ``"auto"`` when the lists and the largest possible candidate blocks
+    (``n_users × n_candidates × candidate_bytes``) fit in :data:`AUTO_BUDGET_BYTES` together."""
+    if check_precompute_recall(setting) == "auto":
+        lists = n_users * depth * n_sources * ENTRY_BYTES
+        blocks = n_users * n_candidates * candidate_bytes(n_sources, n_features)
+        return lists + blocks <= AUTO_BUDGET_BYTES
     return bool(setting)
 
 
@@ -75,3 +98,64 @@ class PrecomputedRecall:
             a, b = indptr[u], indptr[u + 1]
             lists[s, : b - a] = self._items[s][a:b]
             scores[s, : b - a] = self._scores[s][a:b]
+
+
+class PrecomputedCandidates:
+    """Every known user's merged candidates (``Candidates`` arrays) and their feature rows, built
+    once by the request path's own steps.
+
+    Parameters
+    ----------
+    build : callable u -> (Candidates of one row, float32 (n, n_features) or None)
+        The plan's merge and feature steps for internal user ``u`` (no exclusions, the default
+        candidate count).
+    n_users : int — the known users are internal indices ``0 .. n_users - 1``
+
+    ``take(u)`` returns user ``u``'s candidates (views, no copies) and its rows: a C-contiguous
+    float32 (n, n_features) view of one table, or None when the plan ranks without feature rows.
+    """
+
+    def __init__(self, build, n_users: int):
+        from ..pipeline.candidates import Candidates
+
+        self._candidates = Candidates
+        counts = np.zeros(n_users + 1, np.int64)
+        parts, rows = [], []
+        for u in range(n_users):
+            cands, X = build(u)
+            counts[u + 1] = len(cands.items)
+            parts.append(cands)
+            rows.append(X)
+        self.offsets = np.cumsum(counts)
+        self.items = np.concatenate([c.items for c in parts]).astype(np.int64)
+        self.source_scores = np.concatenate([c.source_scores for c in parts])
+        self.source_ranks = np.concatenate([c.source_ranks for c in parts])
+        self.n_sources = np.concatenate([c.n_sources for c in parts])
+        self.rrf = np.concatenate([c.rrf for c in parts])
+        self.rows = None if rows[0] is None else np.ascontiguousarray(np.concatenate(rows))
+        # shared by every request thread: a ranker cannot change them in place
+        for array in (self.offsets, self.items, self.source_scores, self.source_ranks):
+            array.flags.writeable = False
+        for array in (self.n_sources, self.rrf, self.rows):
+            if array is not None:
+                array.flags.writeable = False
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (row pointers, candidates, feature rows)."""
+        arrays = (self.offsets, self.items, self.source_scores, self.source_ranks, self.n_sources)
+        return sum(a.nbytes for a in (*arrays, self.rrf)) + (
+            0 if self.rows is None else self.rows.nbytes
+        )
+
+    def take(self, u: int):
+        a, b = self.offsets[u], self.offsets[u + 1]
+        cands = self._candidates(
+            offsets=np.array([0, b - a], np.int64),
+            items=self.items[a:b],
+            source_scores=self.source_scores[a:b],
+            source_ranks=self.source_ranks[a:b],
+            n_sources=self.n_sources[a:b],
+            rrf=self.rrf[a:b],
+        )
+        return cands, (None if self.rows is None else self.rows[a:b])

@@ -131,9 +131,10 @@ class Recommender:
         Answer one request of each kind at construction (compiles/loads the kernels now).
     precompute_recall : True, False or "auto" (default)
         With the staged path of a TwoStage: compute every source's recall list of every known
-        user at construction (the model is immutable, so the answers are the same) and read them
-        per request; ``"auto"`` when users × depth × sources × 8 B ≤ 256 MiB
-        (:mod:`recforge.serving.precomputed`).
+        user at construction, and from them each known user's merged candidates and feature
+        rows (the model is immutable, so the answers are the same); a known user's request then
+        only ranks them. ``"auto"``: the lists when users × depth × sources × 8 B ≤ 256 MiB, the
+        candidates and rows too when both fit in it (:mod:`recforge.serving.precomputed`).
 
     Examples
     --------

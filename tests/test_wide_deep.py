@@ -75,6 +75,15 @@ def test_bit_identical_for_a_seed_at_one_thread(adult_small):
     )
 
 
+@pytest.mark.parametrize("wide_optimizer", [None, "ftrl"])
+def test_two_threads_train_the_same_model(adult_small, wide_optimizer):
+    one = _fit(adult_small, wide_optimizer=wide_optimizer, wide_learning_rate=0.05, n_threads=1)
+    two = _fit(adult_small, wide_optimizer=wide_optimizer, wide_learning_rate=0.05, n_threads=2)
+    assert one.loss_curve_ == two.loss_curve_
+    np.testing.assert_array_equal(one.get_weights()["wide"], two.get_weights()["wide"])
+    np.testing.assert_array_equal(one.get_weights()["kernels"][0], two.get_weights()["kernels"][0])
+
+
 def test_save_load_roundtrip(adult_small, tmp_path):
     _, _, Xt, _ = adult_small
     model = _fit(adult_small, wide_optimizer="ftrl", wide_learning_rate=0.1)

@@ -13,7 +13,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._progress import progress_bar
-from .._threads import ChunkPool, limit_blas_threads, resolve_n_threads, run_chunks
+from .._threads import (
+    ChunkPool,
+    limit_blas_threads,
+    numba_threads,
+    resolve_n_threads,
+    run_chunks,
+)
 from .._validation import FLOAT32_MAX, check_choice, check_float, check_int, check_random_state
 from ..io import ModelArrays
 from ..kernels import nn as K
@@ -214,7 +220,7 @@ class NeuralRanker(Ranker):
         return out
 
     # -- training -----------------------------------------------------------------------------------
-    def _train_call(self, inp, y, sw, order, start, stop, batch_size):
+    def _train_call(self, inp, y, sw, order, start, stop, batch_size, dropout_seed, n_threads):
         wopt, wlr, wl1, wl2 = self._wide_settings()
         indptr, indices, data = inp.wide_arrays()
         return K.train_batches(
@@ -256,6 +262,8 @@ class NeuralRanker(Ranker):
             wl2,
             self._step,
             float(self.dropout),
+            dropout_seed,
+            n_threads,
         )
 
     def _fit(self, X, y, sw, evals):
@@ -264,7 +272,7 @@ class NeuralRanker(Ranker):
         ev = [(self._as_inputs(Xe, fit=False), ye, swe) for Xe, ye, swe in evals]
         rng = check_random_state(self.random_state)
         self._build(inp, rng)
-        K.seed_rng(int(rng.integers(2**31)))
+        dropout_seed = int(rng.integers(2**31))
         n = inp.codes.shape[0]
         yy = np.ascontiguousarray(y, dtype=np.float64)
         ss = np.ascontiguousarray(sw, dtype=np.float64)
@@ -287,15 +295,17 @@ class NeuralRanker(Ranker):
         try:
             # one BLAS thread: a batch's products (<= 1024 x 128 x 128) are too small for threaded BLAS to
             # pay — two OpenBLAS threads made an Adult epoch 6-17x slower on a busy 2-core machine
-            # (bench/bench_nn.py); ``n_threads`` parallelises prediction and evaluation instead
-            with limit_blas_threads(1):
+            # (bench/bench_nn.py); ``n_threads`` Numba threads share each batch's chunks of rows
+            with limit_blas_threads(1), numba_threads(n_threads):
                 for epoch in range(1, epochs + 1):
                     t0 = time.perf_counter()
                     order = rng.permutation(n).astype(np.int64)
                     total = 0.0
                     for s0 in range(0, n, seg):
                         s1 = min(n, s0 + seg)
-                        total += self._train_call(inp, yy, ss, order, s0, s1, bs)
+                        total += self._train_call(
+                            inp, yy, ss, order, s0, s1, bs, dropout_seed, n_threads
+                        )
                         if bar is not None:
                             bar.update(s1 - s0)
                             bar.set_postfix(epoch=epoch, loss=f"{total / s1:.5f}")

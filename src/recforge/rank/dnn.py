@@ -47,9 +47,10 @@ class DNN(NeuralRanker):
     random_state : int, Generator or None, default None
         Initialisation and the shuffling of every epoch.
     n_threads : int, optional
-        Threads of prediction and evaluation (None = all cores): row blocks in parallel. Training
-        runs on one core (a mini-batch's matrix products are too small for threaded BLAS to pay),
-        so results are bit-identical for a seed whatever ``n_threads``.
+        Threads (None = all cores). Training splits each mini-batch into fixed chunks of rows that
+        the threads share (one BLAS thread each) and sums their gradients in chunk order;
+        prediction and evaluation run row blocks in parallel. Results are bit-identical for a seed
+        whatever ``n_threads``.
     verbose : bool, default False
         Progress bar with the running loss (and the eval AUC after each epoch).
 

@@ -84,6 +84,19 @@ def test_two_threads_train_the_same_model(adult_small, wide_optimizer):
     np.testing.assert_array_equal(one.get_weights()["kernels"][0], two.get_weights()["kernels"][0])
 
 
+def test_parameters_are_the_deep_ones_and_the_wide_ones():
+    """WideDeep takes DNN's parameters (one definition, in the shared base) and its own four."""
+    deep = set(DNN().get_params())
+    wide = {"wide_optimizer", "wide_learning_rate", "wide_l1", "wide_l2"}
+    assert set(WideDeep().get_params()) == deep | wide
+    model = WideDeep(hidden_units=(4,), wide_l1=0.5)
+    assert model.hidden_units == (4,) and model.wide_l1 == 0.5 and model.epochs == DNN().epochs
+    assert repr(model) == "WideDeep(hidden_units=(4,), wide_l1=0.5)"
+    assert WideDeep(**model.get_params()).get_params() == model.get_params()
+    with pytest.raises(TypeError, match="not_a_parameter"):
+        WideDeep(not_a_parameter=1)
+
+
 def test_save_load_roundtrip(adult_small, tmp_path):
     _, _, Xt, _ = adult_small
     model = _fit(adult_small, wide_optimizer="ftrl", wide_learning_rate=0.1)

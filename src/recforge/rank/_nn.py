@@ -6,6 +6,7 @@ The kernels are in :mod:`recforge.kernels.nn` (see its docstring for the array l
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import time
 
@@ -81,6 +82,44 @@ class NeuralRanker(Ranker):
     _auto_encoder = True
 
     # -- parameters -----------------------------------------------------------------------------
+    def __init__(
+        self,
+        *,
+        hidden_units=(128, 64, 32),
+        embedding_dim=8,
+        embed_numeric=True,
+        optimizer="adam",
+        learning_rate=1e-3,
+        l2=0.0,
+        dropout=0.0,
+        batch_size=256,
+        epochs=5,
+        early_stopping_rounds=None,
+        callback=None,
+        encoder=None,
+        class_weight=None,
+        random_state=None,
+        n_threads=None,
+        verbose=False,
+    ):
+        """The deep part's hyper-parameters, documented on :class:`~recforge.rank.DNN`."""
+        self.hidden_units = hidden_units
+        self.embedding_dim = embedding_dim
+        self.embed_numeric = embed_numeric
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.early_stopping_rounds = early_stopping_rounds
+        self.callback = callback
+        self.encoder = encoder
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+
     def _validate_params(self):
         hidden = self.hidden_units
         if isinstance(hidden, (int, np.integer)) or not all(
@@ -491,6 +530,20 @@ class NeuralRanker(Ranker):
             None if best is None else check_int(best, "the record's best_iteration", min_value=0)
         )
         self.evals_result_, self.loss_curve_ = [], []
+
+
+def with_deep_parameters(init):
+    """``init``, an ``__init__`` taking its own keyword parameters and ``**deep_params`` for
+    :class:`NeuralRanker`'s, with the signature of both (what ``get_params``, ``repr`` and
+    scikit-learn's checks read), so that a subclass does not list the deep parameters again."""
+    own = [
+        p
+        for p in inspect.signature(init).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    base = list(inspect.signature(NeuralRanker.__init__).parameters.values())
+    init.__signature__ = inspect.Signature(base + own)
+    return init
 
 
 def _unflatten(params, sizes):

@@ -330,6 +330,17 @@ def _dropout_seed(seed, step, chunk):
 
 
 @jit
+def _row_losses(z, rows, y, sw, nb, row_loss, dz):
+    """Per row of ``rows`` with logit ``z[r]``: ``row_loss[r]`` (float64) = weighted log-loss,
+    ``dz[r]`` (float32) = its gradient by the logit divided by the batch size ``nb``."""
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        zr = np.float64(z[r])
+        row_loss[r] = sw[i] * (_log1pexp(zr) - y[i] * zr)
+        dz[r] = np.float32(sw[i] * (_sigmoid(zr) - y[i]) / nb)
+
+
+@jit
 def _chunk_pass(
     codes,
     dense,
@@ -365,11 +376,7 @@ def _chunk_pass(
     inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
     wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
     z = _forward(inputs, wide, params, sizes, rows, x0, acts, dropout)
-    for r in range(rows.shape[0]):
-        i = rows[r]
-        zr = np.float64(z[r])
-        row_loss[r] = sw[i] * (_log1pexp(zr) - y[i] * zr)
-        dz[r] = np.float32(sw[i] * (_sigmoid(zr) - y[i]) / nb)
+    _row_losses(z, rows, y, sw, nb, row_loss, dz)
     dx0[:, :] = mlp_backward(x0, params, sizes, acts, dz, 0.0, grads, dropout)
 
 
@@ -665,12 +672,11 @@ def loss_grad(
     wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
     z = _forward(inputs, wide, params, sizes, rows, x0, acts, 0.0)
     dz = np.empty(nb, np.float32)
+    row_loss = np.empty(nb, np.float64)
+    _row_losses(z, rows, y, sw, nb, row_loss, dz)
     total = 0.0
     for r in range(nb):
-        i = rows[r]
-        zr = np.float64(z[r])
-        total += sw[i] * (_log1pexp(zr) - y[i] * zr)
-        dz[r] = np.float32(sw[i] * (_sigmoid(zr) - y[i]) / nb)
+        total += row_loss[r]
     dx0 = mlp_backward(x0, params, sizes, acts, dz, l2, grads)
     reg = 0.0
     w_off, b_off, _ = _layer_offsets(sizes)

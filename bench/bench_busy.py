@@ -10,7 +10,9 @@ round (Numba kernels loaded, data built) outside the timings.
 
 Cases: ItemCF and UserCF fit + recommend (similarity, fused two-hop top-k), PersonalRank ``cg``
 fit + recommend, Item2Vec skip-gram and CBOW epochs (SGNS), LFM (BPR) epochs, top-k over a score
-block, the ranking metrics (``evaluate_recall``: hit matrix), LR (L-BFGS), GBDT, DNN, Wide&Deep fits.
+block, the ranking metrics (``ndcg_at_k``: the row checks, the relevant matrix's structure and the
+hits, each a kernel of dynamically pulled chunks), LR (L-BFGS), GBDT, DNN and Wide&Deep fits (each
+mini-batch's chunks of rows pulled by the threads).
 Data: synthetic interactions (full: 40k users × 15k items × 2M; smoke: 2k × 1k × 50k) and UCI
 Adult for the rankers (smoke: its first 5k rows).
 

@@ -10,6 +10,8 @@ Groups (``python bench/compare.py`` prints peer/ours ratios):
 * ``nn-epoch-{dnn,wd}-b{256,1024}`` — one training epoch on the 32,561 rows (shuffled), after a
   warm-up epoch (Keras' tracing and our Numba compilation excluded). Keras: ``model.fit(epochs=1)``
   on the encoded arrays; recforge: one epoch of the training kernel on the same arrays.
+* ``nn-threads-{dnn,wd}`` — one epoch (batch 256) at 1 thread ("peer") and 2 threads: the
+  ratio is the second thread's speed-up (each batch's chunks of rows shared by the threads).
 * ``nn-fit5-{dnn,wd}`` — 5 epochs through the public API; recforge's time includes encoding the
   DataFrame (Keras gets the encoded arrays for free).
 * ``nn-predict-{dnn,wd}`` — probabilities of the 16,281 test rows. Keras: ``model.predict``
@@ -123,9 +125,10 @@ def _keras_model(kind, model, inp):
     return km, feed
 
 
-def _epoch_runner(model, inp, y, seed=0):
-    """One training epoch of a fitted recforge model on encoded inputs (what ``fit`` runs per epoch)."""
-    from recforge._threads import limit_blas_threads
+def _epoch_runner(model, inp, y, n_threads, seed=0):
+    """One training epoch of a fitted recforge model on encoded inputs (what ``fit`` runs per epoch)
+    on ``n_threads`` threads."""
+    from recforge._threads import limit_blas_threads, numba_threads
 
     rng = np.random.default_rng(seed)
     yy = y.astype(np.float64)
@@ -133,8 +136,9 @@ def _epoch_runner(model, inp, y, seed=0):
     n = yy.shape[0]
 
     def run():
-        with limit_blas_threads(1):  # as in fit
-            return model._train_call(inp, yy, sw, rng.permutation(n).astype(np.int64), 0, n)
+        order = rng.permutation(n).astype(np.int64)
+        with limit_blas_threads(1), numba_threads(n_threads):  # as in fit
+            return model._train_call(inp, yy, sw, order, 0, n, model.batch_size, 0, n_threads)
 
     return run
 
@@ -164,11 +168,25 @@ def test_recforge_epoch(benchmark, adult_data, kind, batch_size, n_threads=THREA
     X, y, _ = adult_data
     benchmark.group = f"nn-epoch-{kind}-b{batch_size}"
     model = _ours(kind, X, y, batch_size, n_threads)  # one epoch: compiles / loads the kernels
-    run = _epoch_runner(
-        model, _encoded(model, X), y
-    )  # training uses one BLAS thread whatever n_threads
+    run = _epoch_runner(model, _encoded(model, X), y, n_threads)
     benchmark.extra_info["threads"] = n_threads
     benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# the second thread: one epoch at 1 thread (the "peer") and at 2 threads (issue 13)
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("threads", ["one_thread", "recforge_two_threads"])
+@pytest.mark.parametrize("kind", ["dnn", "wd"])
+def test_epoch_threads(benchmark, adult_data, kind, threads):
+    X, y, _ = adult_data
+    benchmark.group = f"nn-threads-{kind}"
+    n_threads = 1 if threads == "one_thread" else 2
+    model = _ours(kind, X, y, 256, n_threads)
+    benchmark.extra_info["threads"] = n_threads
+    benchmark.pedantic(
+        _epoch_runner(model, _encoded(model, X), y, n_threads), rounds=ROUNDS, warmup_rounds=1
+    )
 
 
 # ----------------------------------------------------------------------------------------------

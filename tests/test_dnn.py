@@ -49,10 +49,24 @@ def test_bit_identical_for_a_seed_at_one_thread(adult_small):
     np.testing.assert_array_equal(a, b)
     c = _fit(adult_small, random_state=1).predict_proba(Xt)
     assert not np.array_equal(a, c)
-    two = _fit(
-        adult_small, n_threads=2
-    )  # training runs on one core; prediction blocks do not depend on threads
+    # the chunks of each batch, their gradients' sum order and the prediction blocks do not depend
+    # on the threads
+    two = _fit(adult_small, n_threads=2)
     np.testing.assert_array_equal(two.predict_proba(Xt), a)
+
+
+@pytest.mark.parametrize("batch_size", [100, 300])
+def test_two_threads_train_the_same_network_with_dropout(adult_small, batch_size):
+    """Batches that are not a multiple of the chunk size (and a last, short batch), dropout masks
+    drawn per chunk: 1 and 2 threads give the same weights and losses, bit for bit."""
+    one = _fit(adult_small, dropout=0.2, batch_size=batch_size, n_threads=1)
+    two = _fit(adult_small, dropout=0.2, batch_size=batch_size, n_threads=2)
+    assert one.loss_curve_ == two.loss_curve_
+    w1, w2 = one.get_weights(), two.get_weights()
+    for a, b in zip(w1["kernels"] + w1["biases"], w2["kernels"] + w2["biases"]):
+        np.testing.assert_array_equal(a, b)
+    for name, table in w1["embeddings"].items():
+        np.testing.assert_array_equal(table, w2["embeddings"][name])
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])

@@ -2,6 +2,7 @@
 hand-computed values, validation errors and [0, 1] properties (hypothesis)."""
 
 import inspect
+import itertools
 import math
 
 import numpy as np
@@ -12,7 +13,13 @@ from hypothesis import strategies as st
 
 import recforge._reference.metrics as ref
 from recforge._threads import numba_threads
-from recforge.kernels.ranking import dcg_of_hits, hit_matrix, hit_stats, recommended_rows
+from recforge.kernels.ranking import (
+    dcg_of_hits,
+    hit_matrix,
+    hit_stats,
+    recommended_rows,
+    unsorted_rows,
+)
 from recforge.metrics import (
     coverage_at_k,
     hit_rate_at_k,
@@ -96,6 +103,42 @@ def test_hit_stats_match_the_hit_matrix(seed, n_threads):
     np.testing.assert_array_equal(n_hits, hits.sum(axis=1))
     np.testing.assert_array_equal(dcg, dcg_of_hits(hits, discounts))  # the same order of sums
     np.testing.assert_allclose(dcg, hits @ discounts, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_hit_stats_take_scipy_index_dtypes(dtype, n_threads):
+    """int32 (scipy's default) and int64 CSR index arrays give the same hits: no int64 copy needed."""
+    rec, rel = random_case(4, n_users=400)
+    discounts = 1.0 / np.log2(np.arange(2, rec.shape[1] + 2, dtype=np.float64))
+    expected = hit_stats(
+        rec, rec.shape[1], rel.indptr.astype(np.int64), rel.indices.astype(np.int64), discounts
+    )
+    with numba_threads(n_threads):
+        got = hit_stats(
+            rec, rec.shape[1], rel.indptr.astype(dtype), rel.indices.astype(dtype), discounts
+        )
+        hits = hit_matrix(rec, rel.indptr.astype(dtype), rel.indices.astype(dtype))
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(hits.sum(axis=1), expected[0])
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_unsorted_rows_flags_rows_that_do_not_strictly_increase(dtype, n_threads):
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 6, 3_000)
+    lengths[::7] = 0  # runs of empty rows
+    indptr = np.concatenate(([0], np.cumsum(lengths))).astype(dtype)
+    indices = rng.integers(0, 12, int(indptr[-1])).astype(dtype)
+    expected = np.array(
+        [bool(np.any(np.diff(indices[a:b]) <= 0)) for a, b in itertools.pairwise(indptr)]
+    )
+    assert expected.any() and not expected.all()
+    with numba_threads(n_threads):
+        np.testing.assert_array_equal(unsorted_rows(indptr, indices), expected)
+    assert not unsorted_rows(np.zeros(4, dtype), np.zeros(0, dtype)).any()
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])

@@ -75,6 +75,28 @@ def test_bit_identical_for_a_seed_at_one_thread(adult_small):
     )
 
 
+@pytest.mark.parametrize("wide_optimizer", [None, "ftrl"])
+def test_two_threads_train_the_same_model(adult_small, wide_optimizer):
+    one = _fit(adult_small, wide_optimizer=wide_optimizer, wide_learning_rate=0.05, n_threads=1)
+    two = _fit(adult_small, wide_optimizer=wide_optimizer, wide_learning_rate=0.05, n_threads=2)
+    assert one.loss_curve_ == two.loss_curve_
+    np.testing.assert_array_equal(one.get_weights()["wide"], two.get_weights()["wide"])
+    np.testing.assert_array_equal(one.get_weights()["kernels"][0], two.get_weights()["kernels"][0])
+
+
+def test_parameters_are_the_deep_ones_and_the_wide_ones():
+    """WideDeep takes DNN's parameters (one definition, in the shared base) and its own four."""
+    deep = set(DNN().get_params())
+    wide = {"wide_optimizer", "wide_learning_rate", "wide_l1", "wide_l2"}
+    assert set(WideDeep().get_params()) == deep | wide
+    model = WideDeep(hidden_units=(4,), wide_l1=0.5)
+    assert model.hidden_units == (4,) and model.wide_l1 == 0.5 and model.epochs == DNN().epochs
+    assert repr(model) == "WideDeep(hidden_units=(4,), wide_l1=0.5)"
+    assert WideDeep(**model.get_params()).get_params() == model.get_params()
+    with pytest.raises(TypeError, match="not_a_parameter"):
+        WideDeep(not_a_parameter=1)
+
+
 def test_save_load_roundtrip(adult_small, tmp_path):
     _, _, Xt, _ = adult_small
     model = _fit(adult_small, wide_optimizer="ftrl", wide_learning_rate=0.1)

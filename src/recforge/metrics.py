@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import check_1d, check_float, check_int, check_sparse
-from .kernels.ranking import dcg_of_hits, hit_matrix, hit_stats, recommended_rows
+from .kernels.ranking import dcg_of_hits, hit_matrix, hit_stats, recommended_rows, unsorted_rows
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -142,7 +142,8 @@ def _check_k(k, n_cols: int, name: str = "recommended") -> int:
 def _relevant_structure(
     relevant, n_rows: int, *, name: str = "relevant", rows_name: str = "recommended"
 ):
-    """CSR structure of ``relevant`` as (indptr int64, indices int64 sorted per row, n_items).
+    """CSR structure of ``relevant`` as (indptr, indices sorted per row, n_items); the index
+    arrays keep scipy's dtype (int32 or int64), as the kernels take either.
 
     The caller's matrix is never modified: a canonical copy is made only when rows are unsorted
     or hold duplicated entries.
@@ -165,22 +166,18 @@ def _relevant_structure(
             f"{rows_name} has {n_rows} rows but {name} has {mat.shape[0]}; they must "
             f"have one row per user, in the same order"
         )
-    indptr = np.asarray(mat.indptr, dtype=np.int64)
-    indices = np.asarray(mat.indices, dtype=np.int64)
+    # scipy's own index dtype (int32 or int64): the kernels take either, no copy of the entries
+    indptr = np.ascontiguousarray(mat.indptr)
+    indices = np.ascontiguousarray(mat.indices)
     nnz = int(indptr[-1])
     indices = indices[:nnz]
-    if nnz > 1:
-        bad = np.diff(indices) <= 0
-        starts = indptr[1:-1]
-        starts = starts[(starts > 0) & (starts < nnz)]
-        bad[starts - 1] = False  # pairs that cross a row boundary are fine
-        if bad.any():
-            canon = sp.csr_matrix(
-                (np.ones(nnz, dtype=np.int8), indices.copy(), indptr.copy()), shape=mat.shape
-            )
-            canon.sum_duplicates()  # sorts; sums of ones are never dropped as zeros
-            indptr = np.asarray(canon.indptr, dtype=np.int64)
-            indices = np.asarray(canon.indices, dtype=np.int64)
+    if nnz > 1 and unsorted_rows(indptr, indices).any():
+        canon = sp.csr_matrix(
+            (np.ones(nnz, dtype=np.int8), indices.copy(), indptr.copy()), shape=mat.shape
+        )
+        canon.sum_duplicates()  # sorts; sums of ones are never dropped as zeros
+        indptr = np.ascontiguousarray(canon.indptr)
+        indices = np.ascontiguousarray(canon.indices)
     return np.ascontiguousarray(indptr), np.ascontiguousarray(indices), int(mat.shape[1])
 
 

@@ -33,8 +33,9 @@ Formulas follow Keras 3 (the oracle tests compare one step with Keras):
   ``a' = m + g^2``; ``v += g - (sqrt(a') - sqrt(m)) / lr * p``; ``m = a'``;
   ``p = (clip(v, -l1, l1) - v) / (sqrt(a') / lr + 2 l2)``
 
-Everything is sequential in the given row order, so results are bit-identical for a seed when
-BLAS runs on one thread.
+Training splits each mini-batch into fixed chunks of rows that the threads pull dynamically; the
+chunks' gradients are summed in chunk order and the updates are sequential, so results are
+bit-identical for a seed whatever the number of threads (with BLAS on one thread per chunk).
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import prange
 
 from .. import _core
+from ._chunks import next_chunk
 from ._jit import jit
 from .linear import _log1pexp, _sigmoid
 
@@ -306,7 +309,94 @@ def _wide_grads(indptr, indices, data, rows, dz, mark, touched, gbuf):
     return nt
 
 
+#: rows of a mini-batch per chunk of :func:`train_batches`: the chunks, not the threads, fix the
+#: order in which gradients are summed, so results do not depend on the number of threads
+TRAIN_CHUNK_ROWS = 64
+
+
 @jit
+def _dropout_seed(seed, step, chunk):
+    """Seed of the dropout masks of chunk ``chunk`` at optimiser step ``step`` (a splitmix64 mix,
+    31 bits): the masks depend on the chunk, never on the thread that takes it."""
+    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+    z ^= np.uint64(step) * np.uint64(0xBF58476D1CE4E5B9)
+    z ^= np.uint64(chunk) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return np.int64(z & np.uint64(0x7FFFFFFF))
+
+
+@jit
+def _row_losses(z, rows, y, sw, nb, row_loss, dz):
+    """Per row of ``rows`` with logit ``z[r]``: ``row_loss[r]`` (float64) = weighted log-loss,
+    ``dz[r]`` (float32) = its gradient by the logit divided by the batch size ``nb``."""
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        zr = np.float64(z[r])
+        row_loss[r] = sw[i] * (_log1pexp(zr) - y[i] * zr)
+        dz[r] = np.float32(sw[i] * (_sigmoid(zr) - y[i]) / nb)
+
+
+@jit
+def _chunk_pass(
+    codes,
+    dense,
+    y,
+    sw,
+    rows,
+    nb,
+    col_flat_off,
+    col_dim,
+    col_in_off,
+    emb,
+    sizes,
+    params,
+    has_wide,
+    w_indptr,
+    w_indices,
+    w_data,
+    wide_w,
+    dropout,
+    x0,
+    acts,
+    dx0,
+    dz,
+    row_loss,
+    grads,
+):
+    """Forward and backward pass of one chunk (``rows``) of a batch of ``nb`` rows.
+
+    Fills ``x0`` and ``dx0`` (len(rows), d0) float32 (inputs and d loss / d x0), ``dz``
+    (len(rows),) float32 (d loss / d logit), ``row_loss`` (len(rows),) float64 (weighted
+    log-loss) and ``grads`` (like ``params``: d loss / d params of these rows, no l2 term).
+    """
+    inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
+    wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
+    z = _forward(inputs, wide, params, sizes, rows, x0, acts, dropout)
+    _row_losses(z, rows, y, sw, nb, row_loss, dz)
+    dx0[:, :] = mlp_backward(x0, params, sizes, acts, dz, 0.0, grads, dropout)
+
+
+@jit
+def _sum_chunk_grads(chunk_grads, n_chunks, params, sizes, l2, grads):
+    """grads = the chunks' gradients summed in chunk order, plus ``2 * l2 * W`` on the kernels."""
+    n_params = params.shape[0]
+    for q in range(n_params):
+        grads[q] = chunk_grads[q]
+    for c in range(1, n_chunks):
+        o = c * n_params
+        for q in range(n_params):
+            grads[q] += chunk_grads[o + q]
+    w_off, b_off, _ = _layer_offsets(sizes)
+    for l in range(sizes.shape[0] - 1):
+        for q in range(w_off[l], b_off[l]):
+            grads[q] = grads[q] + 2.0 * l2 * params[q]
+
+
+@jit(parallel=True)
 def train_batches(
     codes,
     dense,
@@ -346,12 +436,18 @@ def train_batches(
     wide_l2,
     step,
     dropout=0.0,
+    dropout_seed=0,
+    n_workers=1,
 ):
     """Train on the rows ``order[start:stop]`` in mini-batches of ``batch_size``; returns the summed
     weighted log-loss (float64) of those rows before each batch's update.
 
     ``step`` (int64 array of 1) counts optimiser steps (Adam's ``t``), incremented per batch;
-    ``dropout`` is the hidden units' dropout rate.
+    ``dropout`` is the hidden units' dropout rate, its masks drawn from ``dropout_seed``, the step
+    and the chunk. Each batch's forward and backward pass runs in chunks of
+    :data:`TRAIN_CHUNK_ROWS` rows that ``n_workers`` threads pull dynamically (a thread the OS
+    preempts delays only the chunk it holds); the chunks' gradients are summed in chunk order and
+    the updates are serial, so results are the same for any ``n_workers``.
     """
     n_cat = codes.shape[1]
     d0 = sizes[0]
@@ -360,10 +456,17 @@ def train_batches(
     for c in range(n_cat):
         max_dim = max(max_dim, col_dim[c])
     n_rows_total = col_row_off[n_cat] if n_cat > 0 else 0
+    chunk = TRAIN_CHUNK_ROWS
+    acts_per_chunk = chunk * _layer_offsets(sizes)[2][-1]
+    max_chunks = (batch_size + chunk - 1) // chunk
     x0_buf = np.empty(batch_size * d0, np.float32)
-    acts = _activations(batch_size, sizes)
+    dx0_buf = np.empty(batch_size * d0, np.float32)
+    acts = np.empty(max_chunks * acts_per_chunk, np.float32)
+    chunk_grads = np.empty(max_chunks * n_params, np.float32)
     grads = np.empty(n_params, np.float32)
     dz = np.empty(batch_size, np.float32)
+    row_loss = np.empty(batch_size, np.float64)
+    counter = np.zeros(1, np.int64)
     mark = np.full(n_rows_total, -1, np.int64)
     cap = batch_size * n_cat
     touched = np.empty(cap, np.int64)
@@ -380,23 +483,53 @@ def train_batches(
     total = 0.0
     b1f = np.float32(b1)
     b2f = np.float32(b2)
-    inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
-    wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
     for s0 in range(start, stop, batch_size):
         s1 = min(s0 + batch_size, stop)
         nb = s1 - s0
         rows = order[s0:s1]
-        x0 = x0_buf[: nb * d0].reshape((nb, d0))
-        z = _forward(inputs, wide, params, sizes, rows, x0, acts, dropout)
+        n_chunks = (nb + chunk - 1) // chunk
+        t = step[0] + 1
+        counter[0] = 0
+        for _ in prange(n_workers):
+            c = next_chunk(counter)
+            while c < n_chunks:
+                r0 = c * chunk
+                r1 = min(nb, r0 + chunk)
+                if dropout > 0.0:
+                    seed_rng(_dropout_seed(dropout_seed, t, c))
+                _chunk_pass(
+                    codes,
+                    dense,
+                    y,
+                    sw,
+                    rows[r0:r1],
+                    nb,
+                    col_flat_off,
+                    col_dim,
+                    col_in_off,
+                    emb,
+                    sizes,
+                    params,
+                    has_wide,
+                    w_indptr,
+                    w_indices,
+                    w_data,
+                    wide_w,
+                    dropout,
+                    x0_buf[r0 * d0 : r1 * d0].reshape((r1 - r0, d0)),
+                    acts[c * acts_per_chunk : (c + 1) * acts_per_chunk],
+                    dx0_buf[r0 * d0 : r1 * d0].reshape((r1 - r0, d0)),
+                    dz[r0:r1],
+                    row_loss[r0:r1],
+                    chunk_grads[c * n_params : (c + 1) * n_params],
+                )
+                c = next_chunk(counter)
         for r in range(nb):
-            i = rows[r]
-            zr = np.float64(z[r])
-            total += sw[i] * (_log1pexp(zr) - y[i] * zr)
-            dz[r] = np.float32(sw[i] * (_sigmoid(zr) - y[i]) / nb)
+            total += row_loss[r]
+        _sum_chunk_grads(chunk_grads, n_chunks, params, sizes, l2, grads)
         dzb = dz[:nb]
-        dx0 = mlp_backward(x0, params, sizes, acts, dzb, l2, grads, dropout)
-        step[0] += 1
-        t = step[0]
+        dx0 = dx0_buf[: nb * d0].reshape((nb, d0))
+        step[0] = t
         alpha = np.float32(lr * math.sqrt(1.0 - b2f**t) / (1.0 - b1f**t))
         update(params, grads, p_m, p_v, opt, lr, alpha, b1, b2, eps, 0.0, 0.0)
         if n_cat > 0:
@@ -539,12 +672,11 @@ def loss_grad(
     wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
     z = _forward(inputs, wide, params, sizes, rows, x0, acts, 0.0)
     dz = np.empty(nb, np.float32)
+    row_loss = np.empty(nb, np.float64)
+    _row_losses(z, rows, y, sw, nb, row_loss, dz)
     total = 0.0
     for r in range(nb):
-        i = rows[r]
-        zr = np.float64(z[r])
-        total += sw[i] * (_log1pexp(zr) - y[i] * zr)
-        dz[r] = np.float32(sw[i] * (_sigmoid(zr) - y[i]) / nb)
+        total += row_loss[r]
     dx0 = mlp_backward(x0, params, sizes, acts, dz, l2, grads)
     reg = 0.0
     w_off, b_off, _ = _layer_offsets(sizes)
@@ -574,7 +706,7 @@ def _warmup():
     part's indptr is int64 (DNN's empty one, a large wide matrix) or int32 (scipy's own)."""
     from numba import types
 
-    from ._jit import array_type
+    from ._jit import array_type, dispatcher_of
 
     i4, i8, f4, f8 = (array_type(d) for d in (np.int32, np.int64, np.float32, np.float64))
     codes, dense = array_type(np.int32, 2), array_type(np.float32, 2)
@@ -582,7 +714,7 @@ def _warmup():
     layout = (i8, i8, i8, i8)  # col_flat_off, col_row_off, col_dim, col_in_off
     for w_indptr in (i8, i4):
         wide = (bool_, w_indptr, i4, f4, f4)  # has_wide, indptr, indices, data, wide_w
-        train_batches.compile(
+        dispatcher_of(train_batches).compile(
             (
                 codes,
                 dense,
@@ -615,6 +747,8 @@ def _warmup():
                 float_,
                 i8,
                 float_,
+                int_,
+                int_,
             )
         )
         predict_logits.compile((codes, dense, int_, int_, i8, i8, i8, f4, i8, f4, *wide, int_, f8))

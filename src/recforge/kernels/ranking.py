@@ -9,7 +9,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._chunks import CHUNKS_PER_WORKER, even_bounds, pulled_chunks
+from ._chunks import CHUNKS_PER_WORKER, balanced_bounds, even_bounds, pulled_chunks
 from ._jit import jit
 from ._search import lower_bound
 
@@ -21,9 +21,9 @@ def hit_matrix(recommended, indptr, indices):
     ----------
     recommended : ndarray of shape (n_users, k), int64
         Item indices per user, ``-1`` = padding (never a hit). C-contiguous.
-    indptr : ndarray of shape (n_users + 1,), int64
+    indptr : ndarray of shape (n_users + 1,), int32 or int64
         CSR row pointers of the relevant matrix (row ``u`` = user ``u``'s relevant items).
-    indices : ndarray of shape (nnz,), int64
+    indices : ndarray of shape (nnz,), int32 or int64
         CSR column indices, **sorted within each row** (binary search relies on it).
 
     Returns
@@ -137,7 +137,7 @@ def hit_stats(recommended, k, indptr, indices, discounts):
     ----------
     recommended : ndarray of shape (n_users, n_cols), int64, ``k <= n_cols``, ``-1`` = padding
     k : int
-    indptr : ndarray of shape (n_users + 1,), int64; indices : ndarray (nnz,), int64
+    indptr : ndarray of shape (n_users + 1,); indices : ndarray (nnz,) (int32 or int64 each)
         The relevant matrix as in :func:`hit_matrix` (indices sorted within each row).
     discounts : ndarray of shape (k,), float64
         The gain of a hit at each position.
@@ -190,6 +190,44 @@ def _hit_stats(recommended, k, indptr, indices, discounts, n_workers):
     return n_hits, dcg
 
 
+def unsorted_rows(indptr, indices):
+    """Which rows of a CSR structure are not strictly increasing (unsorted or a repeated index).
+
+    Parameters
+    ----------
+    indptr : ndarray of shape (n_rows + 1,), int32 or int64
+    indices : ndarray of shape (nnz,), int32 or int64
+
+    Returns
+    -------
+    bad : ndarray of shape (n_rows,), bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> unsorted_rows(np.array([0, 2, 4, 6]), np.array([0, 3, 2, 1, 5, 5])).tolist()
+    [False, True, True]
+    """
+    return _unsorted_rows(indptr, indices, numba.get_num_threads())
+
+
+@jit(parallel=True)
+def _unsorted_rows(indptr, indices, n_workers):
+    """:func:`unsorted_rows` on ``n_workers`` workers pulling chunks of about equal entries."""
+    n_rows = indptr.shape[0] - 1
+    bad = np.zeros(n_rows, dtype=np.bool_)
+    bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
+    counter = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        for r0, r1 in pulled_chunks(counter, bounds):
+            for u in range(r0, r1):
+                for p in range(indptr[u] + 1, indptr[u + 1]):
+                    if indices[p] <= indices[p - 1]:
+                        bad[u] = True
+                        break
+    return bad
+
+
 @jit
 def dcg_of_hits(hits, discounts):
     """Per row of a hit matrix (bool (n_users, k)): ``Σ_j discounts[j]`` over its hits, in position
@@ -206,9 +244,12 @@ def dcg_of_hits(hits, discounts):
 
 
 def _warmup():
-    rec, indptr = np.zeros((1, 1), np.int64), np.array([0, 1], np.int64)
-    indices = np.zeros(1, np.int64)
-    hit_matrix(rec, indptr, indices)
+    """The kernels for the relevant matrix's index dtypes as scipy stores them (int32 or int64)."""
+    rec = np.zeros((1, 1), np.int64)
+    for dtype in (np.int32, np.int64):
+        indptr, indices = np.array([0, 1], dtype), np.zeros(1, dtype)
+        hit_matrix(rec, indptr, indices)
+        hit_stats(rec, 1, indptr, indices, np.ones(1))
+        unsorted_rows(indptr, indices)
     recommended_rows(rec, -1)
-    hit_stats(rec, 1, indptr, indices, np.ones(1))
     dcg_of_hits(np.zeros((1, 1), np.bool_), np.ones(1))

@@ -6,6 +6,7 @@ The kernels are in :mod:`recforge.kernels.nn` (see its docstring for the array l
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import time
 
@@ -13,7 +14,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._progress import progress_bar
-from .._threads import ChunkPool, limit_blas_threads, resolve_n_threads, run_chunks
+from .._threads import (
+    ChunkPool,
+    limit_blas_threads,
+    numba_threads,
+    resolve_n_threads,
+    run_chunks,
+)
 from .._validation import FLOAT32_MAX, check_choice, check_float, check_int, check_random_state
 from ..io import ModelArrays
 from ..kernels import nn as K
@@ -75,6 +82,44 @@ class NeuralRanker(Ranker):
     _auto_encoder = True
 
     # -- parameters -----------------------------------------------------------------------------
+    def __init__(
+        self,
+        *,
+        hidden_units=(128, 64, 32),
+        embedding_dim=8,
+        embed_numeric=True,
+        optimizer="adam",
+        learning_rate=1e-3,
+        l2=0.0,
+        dropout=0.0,
+        batch_size=256,
+        epochs=5,
+        early_stopping_rounds=None,
+        callback=None,
+        encoder=None,
+        class_weight=None,
+        random_state=None,
+        n_threads=None,
+        verbose=False,
+    ):
+        """The deep part's hyper-parameters, documented on :class:`~recforge.rank.DNN`."""
+        self.hidden_units = hidden_units
+        self.embedding_dim = embedding_dim
+        self.embed_numeric = embed_numeric
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.early_stopping_rounds = early_stopping_rounds
+        self.callback = callback
+        self.encoder = encoder
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+
     def _validate_params(self):
         hidden = self.hidden_units
         if isinstance(hidden, (int, np.integer)) or not all(
@@ -214,7 +259,7 @@ class NeuralRanker(Ranker):
         return out
 
     # -- training -----------------------------------------------------------------------------------
-    def _train_call(self, inp, y, sw, order, start, stop, batch_size):
+    def _train_call(self, inp, y, sw, order, start, stop, batch_size, dropout_seed, n_threads):
         wopt, wlr, wl1, wl2 = self._wide_settings()
         indptr, indices, data = inp.wide_arrays()
         return K.train_batches(
@@ -256,6 +301,8 @@ class NeuralRanker(Ranker):
             wl2,
             self._step,
             float(self.dropout),
+            dropout_seed,
+            n_threads,
         )
 
     def _fit(self, X, y, sw, evals):
@@ -264,7 +311,7 @@ class NeuralRanker(Ranker):
         ev = [(self._as_inputs(Xe, fit=False), ye, swe) for Xe, ye, swe in evals]
         rng = check_random_state(self.random_state)
         self._build(inp, rng)
-        K.seed_rng(int(rng.integers(2**31)))
+        dropout_seed = int(rng.integers(2**31))
         n = inp.codes.shape[0]
         yy = np.ascontiguousarray(y, dtype=np.float64)
         ss = np.ascontiguousarray(sw, dtype=np.float64)
@@ -287,15 +334,17 @@ class NeuralRanker(Ranker):
         try:
             # one BLAS thread: a batch's products (<= 1024 x 128 x 128) are too small for threaded BLAS to
             # pay — two OpenBLAS threads made an Adult epoch 6-17x slower on a busy 2-core machine
-            # (bench/bench_nn.py); ``n_threads`` parallelises prediction and evaluation instead
-            with limit_blas_threads(1):
+            # (bench/bench_nn.py); ``n_threads`` Numba threads share each batch's chunks of rows
+            with limit_blas_threads(1), numba_threads(n_threads):
                 for epoch in range(1, epochs + 1):
                     t0 = time.perf_counter()
                     order = rng.permutation(n).astype(np.int64)
                     total = 0.0
                     for s0 in range(0, n, seg):
                         s1 = min(n, s0 + seg)
-                        total += self._train_call(inp, yy, ss, order, s0, s1, bs)
+                        total += self._train_call(
+                            inp, yy, ss, order, s0, s1, bs, dropout_seed, n_threads
+                        )
                         if bar is not None:
                             bar.update(s1 - s0)
                             bar.set_postfix(epoch=epoch, loss=f"{total / s1:.5f}")
@@ -481,6 +530,20 @@ class NeuralRanker(Ranker):
             None if best is None else check_int(best, "the record's best_iteration", min_value=0)
         )
         self.evals_result_, self.loss_curve_ = [], []
+
+
+def with_deep_parameters(init):
+    """``init``, an ``__init__`` taking its own keyword parameters and ``**deep_params`` for
+    :class:`NeuralRanker`'s, with the signature of both (what ``get_params``, ``repr`` and
+    scikit-learn's checks read), so that a subclass does not list the deep parameters again."""
+    own = [
+        p
+        for p in inspect.signature(init).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    base = list(inspect.signature(NeuralRanker.__init__).parameters.values())
+    init.__signature__ = inspect.Signature(base + own)
+    return init
 
 
 def _unflatten(params, sizes):

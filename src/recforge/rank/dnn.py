@@ -47,9 +47,10 @@ class DNN(NeuralRanker):
     random_state : int, Generator or None, default None
         Initialisation and the shuffling of every epoch.
     n_threads : int, optional
-        Threads of prediction and evaluation (None = all cores): row blocks in parallel. Training
-        runs on one core (a mini-batch's matrix products are too small for threaded BLAS to pay),
-        so results are bit-identical for a seed whatever ``n_threads``.
+        Threads (None = all cores). Training splits each mini-batch into fixed chunks of rows that
+        the threads share (one BLAS thread each) and sums their gradients in chunk order;
+        prediction and evaluation run row blocks in parallel. Results are bit-identical for a seed
+        whatever ``n_threads``.
     verbose : bool, default False
         Progress bar with the running loss (and the eval AUC after each epoch).
 
@@ -81,40 +82,3 @@ class DNN(NeuralRanker):
     >>> bool(roc_auc_score(data.y_test, proba) > 0.89)
     True
     """
-
-    def __init__(
-        self,
-        *,
-        hidden_units=(128, 64, 32),
-        embedding_dim=8,
-        embed_numeric=True,
-        optimizer="adam",
-        learning_rate=1e-3,
-        l2=0.0,
-        dropout=0.0,
-        batch_size=256,
-        epochs=5,
-        early_stopping_rounds=None,
-        callback=None,
-        encoder=None,
-        class_weight=None,
-        random_state=None,
-        n_threads=None,
-        verbose=False,
-    ):
-        self.hidden_units = hidden_units
-        self.embedding_dim = embedding_dim
-        self.embed_numeric = embed_numeric
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self.dropout = dropout
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.early_stopping_rounds = early_stopping_rounds
-        self.callback = callback
-        self.encoder = encoder
-        self.class_weight = class_weight
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose

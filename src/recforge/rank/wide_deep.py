@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .._validation import check_choice, check_float
 from ..kernels import nn as K
-from ._nn import _OPTIMIZERS, NeuralRanker
+from ._nn import _OPTIMIZERS, NeuralRanker, with_deep_parameters
 
 
 class WideDeep(NeuralRanker):
@@ -57,50 +57,21 @@ class WideDeep(NeuralRanker):
 
     _has_wide = True
 
+    @with_deep_parameters
     def __init__(
         self,
         *,
-        hidden_units=(128, 64, 32),
-        embedding_dim=8,
-        embed_numeric=True,
-        optimizer="adam",
-        learning_rate=1e-3,
-        l2=0.0,
-        dropout=0.0,
         wide_optimizer=None,
         wide_learning_rate=None,
         wide_l1=0.0,
         wide_l2=0.0,
-        batch_size=256,
-        epochs=5,
-        early_stopping_rounds=None,
-        callback=None,
-        encoder=None,
-        class_weight=None,
-        random_state=None,
-        n_threads=None,
-        verbose=False,
+        **deep_params,
     ):
-        self.hidden_units = hidden_units
-        self.embedding_dim = embedding_dim
-        self.embed_numeric = embed_numeric
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self.dropout = dropout
+        super().__init__(**deep_params)
         self.wide_optimizer = wide_optimizer
         self.wide_learning_rate = wide_learning_rate
         self.wide_l1 = wide_l1
         self.wide_l2 = wide_l2
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.early_stopping_rounds = early_stopping_rounds
-        self.callback = callback
-        self.encoder = encoder
-        self.class_weight = class_weight
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
 
     def _validate_params(self):
         super()._validate_params()

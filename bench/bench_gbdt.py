@@ -44,9 +44,17 @@ Run:  pytest bench/bench_gbdt.py --benchmark-only --benchmark-json=/tmp/gbdt.jso
       python bench/compare.py /tmp/gbdt.json
 """
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
+
+# LightGBM loads the system's GNU OpenMP, which recforge's Numba kernels load with
+# OMP_WAIT_POLICY=PASSIVE (recforge.kernels._jit.load_openmp_passive): loaded here first, the peer
+# keeps its default policy (the trees of recforge run on their own C++ thread pool either way).
+with contextlib.suppress(ImportError):
+    import lightgbm  # noqa: F401
 
 from recforge.metrics import roc_auc_score
 from recforge.rank import GBDTClassifier

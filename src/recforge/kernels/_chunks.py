@@ -22,15 +22,10 @@ Serial ``nogil`` kernels over a row range ``[r0, r1)`` get the same scheduling f
 instead (:func:`run_row_chunks`, the pipeline's kernels).
 
 Importing this module (every module of parallel kernels does) makes Numba's GNU OpenMP threads
-block between parallel regions (``OMP_WAIT_POLICY=PASSIVE`` unless the environment says otherwise):
-by default they spin after each region, which on a machine with a busy core takes the CPU from
-the thread that holds the remaining work (a DNN epoch runs a region per mini-batch: it spent 3x the
-CPU time of one thread and ran 5x slower with 2 threads on a loaded 2-core machine).
+block between parallel regions (:func:`~recforge.kernels._jit.load_openmp_passive`).
 """
 
 from __future__ import annotations
-
-import os
 
 import numba
 import numpy as np
@@ -38,10 +33,9 @@ from numba import types
 from numba.extending import intrinsic
 
 from .._threads import ChunkPool, run_chunks
-from ._jit import jit
+from ._jit import jit, load_openmp_passive
 
-# read by libgomp when Numba's threading layer loads it (the first parallel call), so set at import
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+load_openmp_passive()
 
 #: chunks per worker: enough that a thread slowed to a fraction of a core costs little at the end
 CHUNKS_PER_WORKER = 8

@@ -5,6 +5,7 @@ Run as a script (it fits whole pipelines; not a pytest-benchmark micro-benchmark
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --threads 2
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --synthetic   # ml-100k-shaped
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --ranker-rows # training rows only
+    PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --ranker-variants  # ranker settings
     /usr/bin/time -v python bench/bench_pipeline.py --seeds 0 --skip-ablation   # peak RSS
 
 Prints per seed: NDCG@10 of the pipeline, of the fusion baseline and of the best single source, the
@@ -125,6 +126,66 @@ def ranker_rows(seed, n_threads, train, test, genres):
         }
 
 
+#: ``--ranker-variants``: name → (negatives per user, GBDTClassifier settings over
+#: default_ranker()'s, feature groups left out); the r6 search around the default.
+RANKER_VARIANTS = {
+    "default": (50, {}, ()),
+    "25 negatives": (25, {}, ()),
+    "10 negatives": (10, {}, ()),
+    "100 negatives": (100, {}, ()),
+    "200 trees": (50, {"n_estimators": 200}, ()),
+    "depth 3": (50, {"max_depth": 3}, ()),
+    "depth 5": (50, {"max_depth": 5}, ()),
+    "min_child_weight 5": (50, {"min_child_weight": 5.0}, ()),
+    "colsample 0.5": (50, {"colsample_bytree": 0.5}, ()),
+    "subsample 1.0": (50, {"subsample": 1.0}, ()),
+    "without context": (50, {}, ("context",)),
+    "without stats": (50, {}, ("stats",)),
+}
+
+
+class _Columns:
+    """A ranker that sees only the columns ``keep`` (the feature-group ablation)."""
+
+    def __init__(self, ranker, keep):
+        self.ranker, self.keep = ranker, np.asarray(keep)
+
+    def fit(self, X, y):
+        self.ranker.fit(X[:, self.keep], y)
+        return self
+
+    def predict_proba(self, X):
+        return self.ranker.predict_proba(X[:, self.keep])
+
+
+def ranker_variants(seed, n_threads, train, test, genres, names=None):
+    """Ranker settings compared on fixed candidates: one fusion-only default TwoStage and its
+    training set (all negatives) per seed; per :data:`RANKER_VARIANTS` entry the rows are sampled
+    (every user alike), the ranker fitted and put in as ``ranker_``, and the test users'
+    candidates ranked. Yields dicts: variant, ndcg, ranker fit CPU s."""
+    from recforge.evaluate import evaluate_recall
+    from recforge.pipeline import TwoStage, default_ranker
+    from recforge.pipeline.labels import sample_negatives
+
+    model = TwoStage(random_state=seed, n_threads=n_threads, ranker=None)
+    model.fit(train, item_features=genres)
+    data = model.set_params(negatives_per_user=None).training_data(train, item_features=genres)
+    for name in names or RANKER_VARIANTS:
+        negatives, settings, without = RANKER_VARIANTS[name]
+        rows = sample_negatives(data.rows, data.y, negatives, np.random.default_rng(seed))
+        ranker = default_ranker(n_threads, seed).set_params(**settings)
+        if without:
+            keep = [i for i, g in enumerate(model.feature_groups_) if g not in without]
+            ranker = _Columns(ranker, keep)
+        cpu = time.process_time()
+        ranker.fit(data.X[rows], data.y[rows])
+        cpu = time.process_time() - cpu
+        model.ranker_ = ranker
+        ndcg = evaluate_recall(model, train, test, k=10).ndcg
+        model.ranker_ = None
+        yield {"variant": name, "ndcg": ndcg, "fit_cpu_s": cpu}
+
+
 def main(argv=None):
     from recforge.pipeline import default_sources
 
@@ -148,11 +209,34 @@ def main(argv=None):
         action="store_true",
         help="only compare the ranker's training rows (quotas x negatives) on fixed candidates",
     )
+    parser.add_argument(
+        "--ranker-variants",
+        nargs="*",
+        metavar="NAME",
+        help="only compare ranker settings on fixed candidates (RANKER_VARIANTS; none named: all)",
+    )
     args = parser.parse_args(argv)
     params = {} if args.negatives is None else {"negatives_per_user": args.negatives}
     from recforge.kernels import warmup
 
     warmup()
+    if args.ranker_variants is not None:
+        train, test, genres = _split()
+        results = {}
+        for seed in args.seeds:
+            for r in ranker_variants(seed, args.threads, train, test, genres, args.ranker_variants):
+                results.setdefault(r["variant"], []).append(r)
+                print(
+                    f"seed {seed}: {r['variant']}: NDCG@10 {r['ndcg']:.4f} · ranker fit CPU "
+                    f"{r['fit_cpu_s']:.2f} s",
+                    flush=True,
+                )
+        for name, rs in results.items():
+            print(
+                f"{name:<20} mean NDCG@10 {np.mean([r['ndcg'] for r in rs]):.4f} · median "
+                f"ranker fit CPU {np.median([r['fit_cpu_s'] for r in rs]):.2f} s"
+            )
+        return
     if args.ranker_rows:
         train, test, genres = _split()
         for seed in args.seeds:

@@ -17,6 +17,7 @@ from recforge.distributed.pipeline import (  # noqa: E402
     fit_two_stage,
 )
 from recforge.distributed.recommend import batch_recommend  # noqa: E402
+from recforge.rank import GBDTClassifier  # noqa: E402
 from tests.test_pipeline import small_pipeline  # noqa: E402
 
 
@@ -62,24 +63,37 @@ def test_training_frame_equals_single_machine(data, local):
     frame, info = build_training_frame(small_pipeline(), data)
     got = frame.compute()
     want = small_pipeline().training_data(local)
-    assert len(got) == len(want.y) > 0
-    np.testing.assert_array_equal(got["user"].to_numpy(), local.user_map.ids[want.users])
-    np.testing.assert_array_equal(got["item"].to_numpy(), local.item_map.ids[want.items])
-    np.testing.assert_array_equal(got["label"].to_numpy(), want.y)
-    np.testing.assert_array_equal(got[want.feature_names].to_numpy(np.float32), want.X)
+    _assert_frame_equals(got, want, local)
     assert len(info["users"]) == want.summary["users"]
     assert info["label_events"] == want.summary["label_events"]
 
 
-def test_training_frame_samples_users_and_negatives(data, local):
+def _assert_frame_equals(got, want, local):
+    assert len(got) == len(want.y) > 0
+    np.testing.assert_array_equal(got["user"].to_numpy(), local.user_map.ids[want.users])
+    np.testing.assert_array_equal(got["item"].to_numpy(), local.item_map.ids[want.items])
+    np.testing.assert_array_equal(got["label"].to_numpy(), want.y)
+    for flag in ("validation", "complete", "in_sample"):
+        np.testing.assert_array_equal(got[flag].to_numpy(), getattr(want, flag), err_msg=flag)
+    np.testing.assert_array_equal(got[want.feature_names].to_numpy(np.float32), want.X)
+
+
+def test_training_frame_samples_users_and_negatives_as_one_machine(data, local):
     model = small_pipeline(max_train_users=30, negatives_per_user=3)
     got = build_training_frame(model, data)[0].compute()
-    want = small_pipeline(max_train_users=30).training_data(local)
-    # the users are sampled exactly as on one machine; each keeps every positive, <= 3 negatives
-    assert set(got["user"]) == set(local.user_map.ids[want.users])
-    per_user = got.groupby("user")["label"]
-    assert (per_user.apply(lambda s: int((s == 0).sum())) <= 3).all()
-    assert got["label"].sum() == want.y.sum()
+    want = small_pipeline(max_train_users=30, negatives_per_user=3).training_data(local)
+    # the same users, the same negatives, the same held-out users with all their candidates
+    _assert_frame_equals(got, want, local)
+    assert len(np.unique(want.users)) == 30
+    assert want.validation.any() and (~want.validation).any()
+    assert not want.in_sample.all()  # the sampling dropped negatives
+    kept_neg = got[~got["validation"] & (got["label"] == 0)].groupby("user").size()
+    assert kept_neg.max() == 3
+    # the held-out users keep every candidate: their rows are complete, and some of them are
+    # negatives the sampling did not draw (they serve the validation only)
+    held = got[got["validation"]]
+    assert held["complete"].all() and not held["in_sample"].all()
+    assert not got.loc[~got["validation"], "complete"].all()
 
 
 def test_fit_and_recommend_equal_single_machine(client, data, local):
@@ -101,6 +115,32 @@ def test_fit_and_recommend_equal_single_machine(client, data, local):
     got = candidate_frame(single, client, users, n_partitions=3).compute()
     np.testing.assert_array_equal(got["item"].to_numpy(), local.item_map.ids[cands.items])
     np.testing.assert_array_equal(got[single.feature_names_out_].to_numpy(np.float32), X)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"negatives_per_user": 3},
+        {"negatives_per_user": 2, "max_train_users": 40, "validation_fraction": 0.3},
+    ],
+)
+def test_fit_with_sampled_negatives_equals_single_machine(data, local, params):
+    # the validation choice (held-out users, complete users) and the final ranker's rows
+    # (in_sample) are the single machine's: the same selection and the same recommendations
+    rankers = [
+        GBDTClassifier(n_estimators=10, max_depth=3, n_threads=1, random_state=0),
+        GBDTClassifier(n_estimators=5, max_depth=2, n_threads=1, random_state=0),
+    ]
+    distributed = fit_two_stage(small_pipeline(ranker=rankers, min_gain=0.0, **params), data)
+    single = small_pipeline(ranker=rankers, min_gain=0.0, **params).fit(local)
+    assert distributed.training_summary_ == pytest.approx(single.training_summary_)
+    assert distributed.selection_ == single.selection_
+    assert distributed.selection_["simple_users"] < distributed.training_summary_["users"]
+    users = local.user_map.ids
+    want_items, want_scores = single.recommend(users, k=5)
+    got_items, got_scores = distributed.recommend(users, k=5)
+    np.testing.assert_array_equal(got_items, want_items)
+    np.testing.assert_array_equal(got_scores, want_scores)
 
 
 def test_bad_input(data, local):

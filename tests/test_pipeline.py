@@ -6,7 +6,7 @@ import pytest
 
 from recforge.data import Interactions
 from recforge.pipeline import TwoStage, cut_history, merge_lists
-from recforge.pipeline.labels import label_from_impressions, sample_negatives
+from recforge.pipeline.labels import label_from_impressions, sample_negatives, sampling_keys
 from recforge.rank import GBDTClassifier
 from recforge.recall import ItemCF, Popularity, UserCF
 
@@ -191,6 +191,35 @@ class TestLabels:
         assert per_row_neg.tolist() == [3, 3, 3, 3]
         assert not np.array_equal(keep, sample_negatives(rows, labels, 3, random_state=1))
         assert sample_negatives(rows, labels, None).all()
+
+    def test_sampling_keys_depend_on_the_seed_and_the_pair_only(self):
+        users = np.repeat(np.arange(50), 40)
+        items = np.tile(np.arange(40), 50)
+        keys = sampling_keys(7, users, items)
+        assert keys.dtype == np.float64 and ((keys >= 0) & (keys < 1)).all()
+        assert len(np.unique(keys)) == len(keys)
+        assert 0.45 < keys.mean() < 0.55
+        order = np.random.default_rng(0).permutation(len(keys))  # any grouping of the pairs
+        np.testing.assert_array_equal(sampling_keys(7, users[order], items[order]), keys[order])
+        assert not np.array_equal(sampling_keys(8, users, items), keys)
+        # the keys choose the negatives: the smallest per_user keys of each row's negatives
+        labels = np.zeros(len(users), np.int8)
+        keep = sample_negatives(users, labels, 5, keys=keys)
+        for u in (0, 17, 49):
+            mine = np.flatnonzero(users == u)
+            want = mine[np.argsort(keys[mine])[:5]]
+            np.testing.assert_array_equal(np.flatnonzero(keep & (users == u)), np.sort(want))
+        with pytest.raises(ValueError, match="keys"):
+            sample_negatives(users, labels, 5, keys=keys[:-1])
+
+    def test_sampled_training_rows_do_not_depend_on_the_blocks(self):
+        data = synthetic_log()
+        params = dict(negatives_per_user=3, validation_fraction=0.25)
+        whole = small_pipeline(**params).training_data(data)
+        blocks = small_pipeline(block_size=7, **params).training_data(data)
+        assert not whole.in_sample.all()
+        for name in ("X", "y", "users", "items", "validation", "complete", "in_sample"):
+            np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name), name)
 
     def test_impressions_supply_the_labels(self):
         data = synthetic_log()

@@ -8,10 +8,12 @@ workers, one partition of users of a :class:`DaskInteractions` at a time:
 2. the recall sources are fitted on the history before the cut, on the client
    (:meth:`TwoStage.history_model`; the history is gathered there), and that history model is
    shipped to every worker once as its ``.npz`` bytes;
-3. each partition builds its users' candidates, features and labels, optionally down-sampled
-   (users by ``max_train_users`` exactly as on one machine, negatives per partition);
-4. :func:`fit_two_stage` gathers that training frame, trains the ranker and refits the sources on
-   all the data: without negative sampling, the same model as ``TwoStage.fit`` on one machine.
+3. each partition builds its users' candidates, features and labels, down-sampled exactly as on
+   one machine (users by ``max_train_users``; negatives by keys of (seed, user, item), so a user
+   keeps the same negatives in any partition; the validation users keep all their candidates);
+4. :func:`fit_two_stage` gathers that training frame (with the rows' ``validation`` /
+   ``complete`` / ``in_sample`` flags), chooses and trains the ranker and refits the sources on
+   all the data: the same model as ``TwoStage.fit`` on one machine.
 
 Recommending with a fitted ``TwoStage`` over partitions of users is
 :func:`recforge.distributed.batch_recommend` (it takes any model with the recommend contract);
@@ -28,7 +30,13 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_random_state
-from ..pipeline.labels import cut_history, label_candidates, last_event_times, sample_negatives
+from ..pipeline.labels import (
+    cut_history,
+    label_candidates,
+    last_event_times,
+    negatives_seed,
+    sample_training_rows,
+)
 from ..pipeline.model import TrainingData, TwoStage
 from ._compat import require_dask
 from ._shipping import load_shipped, ship_model
@@ -39,6 +47,8 @@ __all__ = ["build_training_frame", "candidate_frame", "fit_two_stage"]
 
 #: the leading columns of a candidate frame, before the features
 KEY_COLUMNS = ("user", "item")
+#: a training frame's bool columns after ``label``: the fields of the same name of TrainingData
+ROW_FLAGS = ("validation", "complete", "in_sample")
 
 
 def _meta(model: TwoStage, label: bool) -> pd.DataFrame:
@@ -48,6 +58,8 @@ def _meta(model: TwoStage, label: bool) -> pd.DataFrame:
     }
     if label:
         columns["label"] = pd.Series([], dtype=np.int8)
+        for flag in ROW_FLAGS:
+            columns[flag] = pd.Series([], dtype=bool)
     for name in model.feature_names_out_:
         columns[name] = pd.Series([], dtype=np.float32)
     return pd.DataFrame(columns)
@@ -57,7 +69,7 @@ def _dtype(ids: np.ndarray):
     return np.int64 if ids.dtype.kind in "iu" else object
 
 
-def _frame(model: TwoStage, user_idx: np.ndarray, cands, X, labels=None) -> pd.DataFrame:
+def _frame(model: TwoStage, user_idx: np.ndarray, cands, X, labels=None, flags=None):
     rows = cands.rows()
     meta = _meta(model, labels is not None)
     columns = {
@@ -66,6 +78,8 @@ def _frame(model: TwoStage, user_idx: np.ndarray, cands, X, labels=None) -> pd.D
     }
     if labels is not None:
         columns["label"] = labels.astype(np.int8, copy=False)
+        for flag in ROW_FLAGS:
+            columns[flag] = flags[flag]
     frame = pd.DataFrame(columns)
     features = pd.DataFrame(X, columns=model.feature_names_out_, index=frame.index)
     return pd.concat([frame, features], axis=1)
@@ -86,9 +100,10 @@ def _future_counts(part) -> np.ndarray:
 
 
 def _training_partition(
-    blob, class_path, digest, future, start, users, negatives_per_user, seed
+    blob, class_path, digest, future, start, users, held_users, negatives_per_user, seed
 ) -> pd.DataFrame:
-    """One partition's labelled training candidates; ``users``: global internal indices (sorted)."""
+    """One partition's labelled training candidates; ``users``: global internal indices (sorted),
+    ``held_users`` the validation users among them; sampled as ``TwoStage`` samples a block."""
     model = load_shipped(class_path, digest, blob)
     users = np.asarray(users, np.int64)
     if users.size == 0:
@@ -96,9 +111,13 @@ def _training_partition(
     cands, X = model.features(model.user_map_.ids[users])
     rows = cands.rows()
     y = label_candidates(users[rows] - np.int64(start), cands.items, future)
-    rng = np.random.default_rng(seed)  # seed: [random_state draw, partition] or None
-    keep = sample_negatives(rows, y, negatives_per_user, rng)
-    frame = _frame(model, users, cands, X, y)
+    held = np.isin(users[rows], np.asarray(held_users, np.int64))
+    sampled = sample_training_rows(
+        rows, users[rows], cands.items, y, held, negatives_per_user, seed
+    )
+    flags = {"validation": held, "complete": sampled.complete, "in_sample": sampled.in_sample}
+    frame = _frame(model, users, cands, X, y, flags)
+    keep = sampled.keep
     return frame[keep].reset_index(drop=True) if not keep.all() else frame
 
 
@@ -142,17 +161,19 @@ def build_training_frame(model: TwoStage, data: DaskInteractions, *, item_featur
     -------
     frame : dask.dataframe.DataFrame
         Columns ``user``, ``item`` (external ids), ``label`` (int8: 1 = interacted with after the
-        cut) and one float32 column per feature (``model``'s ``feature_names_out_``); the users in
-        internal order, each user's candidates in fusion order. The users are those with events
-        before and after the cut, sampled by ``max_train_users`` exactly as ``TwoStage.fit``
-        samples them; ``negatives_per_user`` samples per partition (seeded by ``random_state``
-        and the partition, so not the single machine's draw).
+        cut), the bool row flags ``validation`` (a held-out user's row), ``complete`` (a user none
+        of whose candidates were dropped) and ``in_sample`` (kept by the negative sampling; see
+        :class:`~recforge.pipeline.model.TrainingData`), and one float32 column per feature
+        (``model``'s ``feature_names_out_``); the users in internal order, each user's candidates
+        in fusion order. The users are those with events before and after the cut, sampled by
+        ``max_train_users``, and the negatives by ``negatives_per_user``, exactly as
+        ``TwoStage.fit`` samples them.
     info : dict
         ``history_model`` (the fitted :meth:`TwoStage.history_model`), ``users`` (int64 internal
         indices of the training users), ``label_events`` (their events after the cut).
 
-    Without ``negatives_per_user`` the computed frame holds exactly the rows of
-    ``model.training_data(data.to_local())``, in the same order.
+    The computed frame holds exactly the rows of ``model.training_data(data.to_local())``, in
+    the same order, with or without ``negatives_per_user``.
     """
     _check_inputs(model, data)
     dask, dd, _ = require_dask()
@@ -174,13 +195,15 @@ def build_training_frame(model: TwoStage, data: DaskInteractions, *, item_featur
         users = np.sort(rng.choice(users, int(model.max_train_users), replace=False))
     if len(users) == 0:
         raise ValueError("no user has events both before and after the cut")
+    held_users = model._validation_users(users)
+    seed = negatives_seed(rng)
     shipped = ship_model(client, hist_model)
-    seed = None if model.random_state is None else int(rng.integers(2**31 - 1))
     task = dask.delayed(_training_partition, pure=True)
     parts = []
     for q, future in enumerate(future_parts.partitions):
         lo, hi = data.bounds[q], data.bounds[q + 1]
         mine = users[(users >= lo) & (users < hi)]
+        mine_held = held_users[(held_users >= lo) & (held_users < hi)]
         parts.append(
             task(
                 shipped.blob,
@@ -189,8 +212,9 @@ def build_training_frame(model: TwoStage, data: DaskInteractions, *, item_featur
                 future,
                 int(lo),
                 mine,
+                mine_held,
                 model.negatives_per_user,
-                None if seed is None else [seed, q],
+                seed,
             )
         )
     frame = dd.from_delayed(parts, meta=_meta(hist_model, label=True), verify_meta=False)
@@ -207,7 +231,8 @@ def fit_two_stage(model: TwoStage, data: DaskInteractions, *, item_features=None
 
     The sampled frame is gathered to the client for the ranker, and the sources are refitted on
     all the data there (``data.to_local()``): the client holds the data once plus the frame.
-    Without ``negatives_per_user``, the result recommends exactly like ``model.fit`` on one machine.
+    The ranker is chosen on the same validation users, trained on the same rows and the result
+    recommends exactly like ``model.fit`` on one machine.
 
     Returns
     -------
@@ -252,6 +277,7 @@ def fit_two_stage(model: TwoStage, data: DaskInteractions, *, item_features=None
         items=items,
         feature_names=names,
         summary=summary,
+        **{flag: local[flag].to_numpy(bool) for flag in ROW_FLAGS},
     )
     return model.fit(data.to_local(), item_features=item_features, training_data=training)
 

@@ -196,24 +196,89 @@ def label_from_impressions(rows_users, items, impressions, cut_times, user_map, 
     return labels, labelled
 
 
+def sampling_keys(seed: int, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """float64 (n,) in [0, 1): a random key per (user, item) that depends on ``seed`` and the pair
+    only (SplitMix64 of the seed, the user and the item index).
+
+    The negatives a user keeps are then the same whatever the blocks or partitions the user's
+    candidates are built in: one machine and a cluster sample alike.
+    """
+    users = np.asarray(users, np.int64).astype(np.uint64)
+    items = np.asarray(items, np.int64).astype(np.uint64)
+    seeded = _splitmix64(np.full(len(users), int(seed) & 0xFFFFFFFFFFFFFFFF, np.uint64) ^ users)
+    bits = _splitmix64(seeded ^ items) >> np.uint64(11)
+    return bits.astype(np.float64) * 2.0**-53
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
 def sample_negatives(
-    rows: np.ndarray, labels: np.ndarray, per_user, random_state=None
+    rows: np.ndarray, labels: np.ndarray, per_user, random_state=None, *, keys=None
 ) -> np.ndarray:
     """Keep every positive and at most ``per_user`` random negatives of each row: bool mask (n,).
 
     ``rows`` must be sorted (the candidates of a row are contiguous). ``per_user=None`` keeps all.
+    ``keys`` (float64 (n,), e.g. :func:`sampling_keys`) orders each row's negatives instead of
+    draws from ``random_state``: the negatives with the smallest keys are kept.
     """
     keep = np.ones(len(rows), bool)
     if per_user is None or len(rows) == 0:
         return keep
     per_user = check_int(per_user, "negatives_per_user", min_value=1)
-    rng = check_random_state(random_state)
+    if keys is None:
+        keys = check_random_state(random_state).random(len(rows))
+    elif len(keys) != len(rows):
+        raise ValueError(f"keys has {len(keys)} entries, rows {len(rows)}")
     neg = labels == 0
-    # within each row: positives first, then the negatives in a random order; keep per_user of them
-    order = np.lexsort((rng.random(len(rows)), neg, rows))
+    # within each row: positives first, then the negatives in key order; keep per_user of them
+    order = np.lexsort((keys, neg, rows))
     sorted_rows = rows[order]
     position = np.arange(len(rows)) - np.searchsorted(sorted_rows, sorted_rows, side="left")
     n_pos = np.bincount(rows, weights=~neg, minlength=int(rows.max()) + 1).astype(np.int64)
     drop = neg[order] & (position - n_pos[sorted_rows] >= per_user)
     keep[order[drop]] = False
     return keep
+
+
+@dataclasses.dataclass
+class SampledRows:
+    """Which of a block's labelled candidates the ranker's training set keeps (bool (n,) each).
+
+    Attributes
+    ----------
+    keep : the rows kept at all: ``in_sample`` plus every row of a held-out user
+    in_sample : the rows the negative sampling keeps (what the final ranker learns from)
+    complete : the rows of the users none of whose candidates were dropped
+    """
+
+    keep: np.ndarray
+    in_sample: np.ndarray
+    complete: np.ndarray
+
+
+def sample_training_rows(rows, users, items, labels, held, per_user, seed) -> SampledRows:
+    """Sample one block's candidates for the ranker: every positive, ``per_user`` negatives keyed
+    by (``seed``, user, item) (:func:`sampling_keys`), and all the rows of the held-out users.
+
+    ``rows`` int64 (n,) sorted, the block's row (user) of each candidate; ``users`` / ``items``
+    int64 (n,) the internal user and item indices; ``labels`` 0/1 (n,); ``held`` bool (n,).
+    The result depends on the users' candidates only, not on how users are grouped in blocks.
+    """
+    rows = np.asarray(rows, np.int64)
+    keys = None if per_user is None else sampling_keys(seed, users, items)
+    in_sample = sample_negatives(rows, labels, per_user, keys=keys)
+    sampled = in_sample | held
+    n_rows = int(rows.max()) + 1 if len(rows) else 0
+    complete = np.bincount(rows[~sampled], minlength=n_rows)[rows] == 0
+    return SampledRows(keep=sampled, in_sample=in_sample, complete=complete)
+
+
+def negatives_seed(rng) -> int:
+    """The seed of :func:`sampling_keys`, drawn from the pipeline's generator right after the
+    training users are sampled (one machine and a cluster draw it at the same point)."""
+    return int(check_random_state(rng).integers(2**31 - 1))

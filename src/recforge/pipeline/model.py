@@ -36,7 +36,8 @@ from .labels import (
     label_candidates,
     label_from_impressions,
     last_event_times,
-    sample_negatives,
+    negatives_seed,
+    sample_training_rows,
 )
 from .selection import RRF_CHOICE, SourceOrder, mean_ndcg, validation_users
 from .serving_spec import ServingSpec, serving_spec
@@ -686,6 +687,7 @@ class TwoStage(ParamsMixin):
         similarity, embeddings = self._similarity_inputs(history_sources)
         names_out, _ = feature_names(names, windows, genre_names)
         held_users = self._validation_users(users)
+        seed = negatives_seed(rng)
 
         start = time.perf_counter()
         keys = ("X", "y", "rows", "users", "items", "validation", "complete", "in_sample")
@@ -718,11 +720,12 @@ class TwoStage(ParamsMixin):
                         data.item_map,
                     )
                 held = np.isin(block[rows], held_users)
-                in_sample = sample_negatives(rows, y, self.negatives_per_user, rng)
-                sampled = in_sample | held
-                keep &= sampled
+                sampled = sample_training_rows(
+                    rows, block[rows], cands.items, y, held, self.negatives_per_user, seed
+                )
+                keep &= sampled.keep
                 # a user none of whose candidates the sampling dropped can score the simple choices
-                complete = np.bincount(rows[~sampled], minlength=len(block))[rows] == 0
+                complete, in_sample = sampled.complete, sampled.in_sample
                 n_pos_union += int(y.sum())
                 for key, value in (
                     ("X", X),

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "recforge/constants.hpp"
 #include "recforge/parallel.hpp"
@@ -158,6 +159,13 @@ inline void accumulate_skipping_common(const uint8_t* X, int64_t F, const float*
     double other[2 * 256] = {};  // per feature: (g, h) of the rows added one by one
     double total_g = 0.0, total_h = 0.0;
     double* Hb = H + f0 * kBins * 2;
+    // The rows are summed into a bin-major scratch T[bin][feature] first: the few bins these
+    // features use then lie in a few KB, where in H (feature-major) the same bin of successive
+    // features is 4 KB apart and they all compete for one set of the L1 cache. T is all zero
+    // between calls; a cell of H gets 0 + the same sequential sum, so the sums do not change.
+    static thread_local std::vector<double> scratch(static_cast<size_t>(kBins) * 256 * 2, 0.0);
+    double* T = scratch.data();
+    uint8_t touched[kBins] = {};
     constexpr int64_t kAhead = 24;
     for (int64_t p = s; p < e; ++p) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -178,12 +186,24 @@ inline void accumulate_skipping_common(const uint8_t* X, int64_t F, const float*
             while (m) {
                 const int64_t j = off[c] + lowest_bit(m);
                 m &= m - 1;
-                double* cell = Hb + (j * kBins + x[j]) * 2;
+                double* cell = T + (static_cast<int64_t>(x[j]) * 256 + j) * 2;
+                touched[x[j]] = 1;
                 cell[0] += g;
                 cell[1] += h;
                 other[2 * j] += g;
                 other[2 * j + 1] += h;
             }
+        }
+    }
+    for (int b = 0; b < kBins; ++b) {
+        if (!touched[b]) continue;
+        double* t = T + static_cast<int64_t>(b) * 256 * 2;
+        for (int64_t j = 0; j < w; ++j) {
+            double* cell = Hb + (j * kBins + b) * 2;
+            cell[0] += t[2 * j];
+            cell[1] += t[2 * j + 1];
+            t[2 * j] = 0.0;
+            t[2 * j + 1] = 0.0;
         }
     }
     for (int64_t j = 0; j < w; ++j) {

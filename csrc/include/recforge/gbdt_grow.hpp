@@ -104,10 +104,10 @@ inline void fused_level(NodeData cur, uint8_t* scratch_X, float* scratch_gh, int
             double* Sm = out + c * node_stride;
             double* Lg = out + (c ^ 1) * node_stride;
             const double* P = hist + parent_index[j] * node_stride;
-            std::memset(Sm, 0, sizeof(double) * static_cast<size_t>(node_stride));
+            zero_used_bins(Sm, F, n_bins, feature_mask);
             accumulate_node(cur.X, F, cur.gh, nullptr, c_starts[c], c_ends[c], 0, F, feature_mask,
                             Sm);
-            for (int64_t i = 0; i < node_stride; ++i) Lg[i] = P[i] - Sm[i];
+            subtract_used_bins(Lg, P, Sm, F, n_bins, feature_mask);
             for (int64_t q = 2 * j; q < 2 * j + 2; ++q)
                 split[q] = best_split_node(out + q * node_stride, F, c_sum_g[q], c_sum_h[q], n_bins,
                                            is_cat, feature_mask, sp);

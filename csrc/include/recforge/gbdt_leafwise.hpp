@@ -244,15 +244,7 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
             const double* P = pool.node(c.slot);
             build_histograms(cur.X, F, cur.gh, idx.data(), starts + small, ends + small, 1,
                              feature_mask, S, n_threads);
-            // (only the bins find_splits reads: the value bins and the missing bin)
-            for (int64_t f = 0; f < F; ++f) {
-                if (feature_mask && !feature_mask[f]) continue;
-                const int64_t o = f * kBins * 2, len = 2 * static_cast<int64_t>(n_bins[f]);
-                for (int64_t i = o; i < o + len; ++i) L[i] = P[i] - S[i];
-                const int64_t miss = o + 2 * kMissingBin;
-                L[miss] = P[miss] - S[miss];
-                L[miss + 1] = P[miss + 1] - S[miss + 1];
-            }
+            subtract_used_bins(L, P, S, F, n_bins, feature_mask);
         } else {
             build_child_histograms(cur.X, F, cur.gh, pool.node(c.slot), nullptr, starts, ends, 1,
                                    feature_mask, pool.node(pair), n_threads);

@@ -5,15 +5,23 @@
 // Threads split the work by (node, block of features): every (node, feature, bin) sum is a
 // sequential pass over the node's rows in buffer order, so the result is bit-identical for any
 // n_threads (no per-thread partial histograms to merge).
+// A feature whose bin is the same for most of a node's rows (one-hot-like columns) skips those
+// rows: that bin is the node's total minus the feature's other rows (accumulate_skipping_common).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "recforge/constants.hpp"
 #include "recforge/parallel.hpp"
+
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define RECFORGE_HIST_SSE2 1
+#endif
 
 namespace recforge {
 namespace gbdt {
@@ -66,6 +74,146 @@ inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, con
     });
 }
 
+// One-hot-like columns (LightGBM's trick): when most of a node's rows share one bin of a feature
+// (its common bin), the rows in that bin are not added one by one; the bin gets the node's total
+// minus the feature's other rows. Which bin is common is decided per node from its first
+// kCommonBinSample rows (the same rows in the same order whoever builds the node, so every path
+// and every n_threads picks the same bins and computes the same sums).
+constexpr int64_t kCommonBinSample = 64;
+
+// Common bins of features [f0, f0 + w) of the node rows [s, e) (w <= 256, e - s >=
+// kCommonBinSample): common[j] is the majority bin of feature f0 + j among the first sampled rows,
+// has_common[j] = 1 when it holds at least 7/8 of them. Returns the number of such features.
+inline int64_t common_bins(const uint8_t* X, int64_t F, const int32_t* rows, int64_t s, int64_t f0,
+                           int64_t w, uint8_t* common, uint8_t* has_common) {
+    int32_t votes[256];
+    for (int64_t j = 0; j < w; ++j) {
+        common[j] = 0;
+        votes[j] = 0;
+    }
+    for (int64_t p = s; p < s + kCommonBinSample; ++p) {  // Boyer-Moore majority vote
+        const uint8_t* x = X + (rows ? rows[p] : p) * F + f0;
+        for (int64_t j = 0; j < w; ++j) {
+            if (votes[j] == 0) common[j] = x[j];
+            votes[j] += x[j] == common[j] ? 1 : -1;
+        }
+    }
+    for (int64_t j = 0; j < w; ++j) votes[j] = 0;
+    for (int64_t p = s; p < s + kCommonBinSample; ++p) {
+        const uint8_t* x = X + (rows ? rows[p] : p) * F + f0;
+        for (int64_t j = 0; j < w; ++j) votes[j] += x[j] == common[j];
+    }
+    int64_t n = 0;
+    for (int64_t j = 0; j < w; ++j) {
+        has_common[j] = 8 * votes[j] >= 7 * kCommonBinSample;
+        n += has_common[j];
+    }
+    return n;
+}
+
+// Bit j set: byte j of the 16 at x differs from byte j of the 16 at c.
+inline unsigned differing_bytes16(const uint8_t* x, const uint8_t* c) {
+#ifdef RECFORGE_HIST_SSE2
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c));
+    return ~static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(a, b))) & 0xFFFFu;
+#else
+    unsigned m = 0;
+    for (int j = 0; j < 16; ++j) m |= static_cast<unsigned>(x[j] != c[j]) << j;
+    return m;
+#endif
+}
+
+inline int lowest_bit(unsigned m) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(m);
+#else
+    int j = 0;
+    while (!(m & 1u)) {
+        m >>= 1;
+        ++j;
+    }
+    return j;
+#endif
+}
+
+// accumulate_node for a contiguous block of w = f1 - f0 >= 16 features, some with a common bin
+// (common_bins): per row, 16 features at a time are compared with their common bins and only the
+// other features are added; each common bin then gets (node total) - (the feature's other rows),
+// both sums taken in row order.
+inline void accumulate_skipping_common(const uint8_t* X, int64_t F, const float* gh,
+                                       const int32_t* rows, int64_t s, int64_t e, int64_t f0,
+                                       int64_t w, const uint8_t* common, const uint8_t* has_common,
+                                       double* H) {
+    // chunk c: features [off[c], off[c] + 16) of the block (the last one overlaps the one before
+    // it); keep[c]: its features not in an earlier chunk, skip[c]: those with a common bin
+    int64_t off[16];
+    unsigned keep[16], skip[16];
+    const int64_t n_chunks = (w + 15) / 16;
+    for (int64_t c = 0; c < n_chunks; ++c) {
+        off[c] = std::min<int64_t>(16 * c, w - 16);
+        keep[c] = 0xFFFFu & (0xFFFFu << (16 * c - off[c]));
+        skip[c] = 0;
+        for (int j = 0; j < 16; ++j) skip[c] |= static_cast<unsigned>(has_common[off[c] + j]) << j;
+    }
+    double other[2 * 256] = {};  // per feature: (g, h) of the rows added one by one
+    double total_g = 0.0, total_h = 0.0;
+    double* Hb = H + f0 * kBins * 2;
+    // The rows are summed into a bin-major scratch T[bin][feature] first: the few bins these
+    // features use then lie in a few KB, where in H (feature-major) the same bin of successive
+    // features is 4 KB apart and they all compete for one set of the L1 cache. T is all zero
+    // between calls; a cell of H gets 0 + the same sequential sum, so the sums do not change.
+    static thread_local std::vector<double> scratch(static_cast<size_t>(kBins) * 256 * 2, 0.0);
+    double* T = scratch.data();
+    uint8_t touched[kBins] = {};
+    constexpr int64_t kAhead = 24;
+    for (int64_t p = s; p < e; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+        if (rows && p + kAhead < e) {
+            const int64_t ra = rows[p + kAhead];
+            __builtin_prefetch(X + ra * F + f0);
+            __builtin_prefetch(gh + 2 * ra);
+        }
+#endif
+        const int64_t r = rows ? rows[p] : p;
+        const uint8_t* x = X + r * F + f0;
+        const double g = gh[2 * r], h = gh[2 * r + 1];
+        total_g += g;
+        total_h += h;
+        for (int64_t c = 0; c < n_chunks; ++c) {
+            unsigned m = differing_bytes16(x + off[c], common + off[c]);
+            m = (m | ~skip[c]) & keep[c];
+            while (m) {
+                const int64_t j = off[c] + lowest_bit(m);
+                m &= m - 1;
+                double* cell = T + (static_cast<int64_t>(x[j]) * 256 + j) * 2;
+                touched[x[j]] = 1;
+                cell[0] += g;
+                cell[1] += h;
+                other[2 * j] += g;
+                other[2 * j + 1] += h;
+            }
+        }
+    }
+    for (int b = 0; b < kBins; ++b) {
+        if (!touched[b]) continue;
+        double* t = T + static_cast<int64_t>(b) * 256 * 2;
+        for (int64_t j = 0; j < w; ++j) {
+            double* cell = Hb + (j * kBins + b) * 2;
+            cell[0] += t[2 * j];
+            cell[1] += t[2 * j + 1];
+            t[2 * j] = 0.0;
+            t[2 * j + 1] = 0.0;
+        }
+    }
+    for (int64_t j = 0; j < w; ++j) {
+        if (!has_common[j]) continue;
+        double* cell = Hb + (j * kBins + common[j]) * 2;
+        cell[0] += total_g - other[2 * j];
+        cell[1] += total_h - other[2 * j + 1];
+    }
+}
+
 // Add the (g, h) of rows [s, e) (positions in rows, or of X/gh themselves when rows is null) to
 // the histogram H of one node, features [f0, f1) only (mask 0: skipped). Rows in buffer order, so
 // each (feature, bin) sum is the same sequential sum whoever runs it.
@@ -73,14 +221,28 @@ inline void accumulate_node(const uint8_t* X, int64_t n_features, const float* g
                             const int32_t* rows, int64_t s, int64_t e, int64_t f0, int64_t f1,
                             const uint8_t* feature_mask, double* H) {
     if (f0 >= f1) return;
+    if (f1 - f0 > 256) {  // (the same sums, one pass over the rows per 256 features)
+        for (int64_t b = f0; b < f1; b += 256)
+            accumulate_node(X, n_features, gh, rows, s, e, b, std::min(f1, b + 256), feature_mask,
+                            H);
+        return;
+    }
     int32_t feats[256];
     int64_t nf = 0;
-    if (f1 - f0 <= 256) {
-        for (int64_t f = f0; f < f1; ++f)
-            if (!feature_mask || feature_mask[f]) feats[nf++] = static_cast<int32_t>(f);
-        if (nf == 0) return;
+    for (int64_t f = f0; f < f1; ++f)
+        if (!feature_mask || feature_mask[f]) feats[nf++] = static_cast<int32_t>(f);
+    if (nf == 0) return;
+    if (nf == f1 - f0 && f1 - f0 >= 16 && e - s >= kCommonBinSample) {
+        uint8_t common[256], has_common[256];
+        const int64_t n_common =
+            common_bins(X, n_features, rows, s, f0, f1 - f0, common, has_common);
+        if (2 * n_common >= f1 - f0) {
+            accumulate_skipping_common(X, n_features, gh, rows, s, e, f0, f1 - f0, common,
+                                       has_common, H);
+            return;
+        }
     }
-    if (f1 - f0 <= 256 && nf == f1 - f0) {
+    if (nf == f1 - f0) {
         // contiguous block: the common case. Rows of a deep node are scattered: fetch the X row and
         // gradient of a row some iterations ahead so the loads overlap.
         constexpr int64_t kAhead = 24;
@@ -101,7 +263,7 @@ inline void accumulate_node(const uint8_t* X, int64_t n_features, const float* g
                 c[1] += h;
             }
         }
-    } else if (f1 - f0 <= 256) {
+    } else {
         for (int64_t p = s; p < e; ++p) {
             const int64_t r = rows ? rows[p] : p;
             const uint8_t* x = X + r * n_features;
@@ -113,19 +275,39 @@ inline void accumulate_node(const uint8_t* X, int64_t n_features, const float* g
                 c[1] += h;
             }
         }
-    } else {
-        for (int64_t p = s; p < e; ++p) {
-            const int64_t r = rows ? rows[p] : p;
-            const uint8_t* x = X + r * n_features;
-            const double g = gh[2 * r], h = gh[2 * r + 1];
-            for (int64_t f = f0; f < f1; ++f) {
-                if (feature_mask && !feature_mask[f]) continue;
-                double* c = H + (f * kBins + x[f]) * 2;
-                c[0] += g;
-                c[1] += h;
-            }
-        }
     }
+}
+
+// The bins of a node histogram that split finding reads: per switched-on feature f (mask may be
+// null), bins [0, n_bins[f]) and kMissingBin. fn(offset, length) for each run of them, offsets
+// in doubles from the node's start.
+template <typename Fn>
+inline void for_each_used_bin_run(int64_t F, const int32_t* n_bins, const uint8_t* feature_mask,
+                                  Fn&& fn) {
+    for (int64_t f = 0; f < F; ++f) {
+        if (feature_mask && !feature_mask[f]) continue;
+        const int64_t o = f * kBins * 2;
+        const int64_t len = 2 * std::min<int64_t>(n_bins[f], kMissingBin);
+        fn(o, len);
+        fn(o + 2 * kMissingBin, int64_t{2});
+    }
+}
+
+// L = P - S and S zeroed (zero_used_bins) on the used bins only: histograms whose other bins are
+// never read (the growers' own buffers) need not be cleared or subtracted there — with many
+// few-valued features (one-hot columns: 3 of 256 bins used) that is most of their memory.
+inline void zero_used_bins(double* S, int64_t F, const int32_t* n_bins,
+                           const uint8_t* feature_mask) {
+    for_each_used_bin_run(F, n_bins, feature_mask, [&](int64_t o, int64_t len) {
+        std::memset(S + o, 0, sizeof(double) * static_cast<size_t>(len));
+    });
+}
+
+inline void subtract_used_bins(double* L, const double* P, const double* S, int64_t F,
+                               const int32_t* n_bins, const uint8_t* feature_mask) {
+    for_each_used_bin_run(F, n_bins, feature_mask, [&](int64_t o, int64_t len) {
+        for (int64_t i = o; i < o + len; ++i) L[i] = P[i] - S[i];
+    });
 }
 
 // Feature blocks per node so that n_threads threads have work: one block per node when the level

@@ -3,7 +3,8 @@
 // Trees are stored flat: node arrays of all trees concatenated, tree t's nodes start at roots[t];
 // child indices are absolute (−1 for a leaf) and a right child always follows its left child
 // (right == left + 1). A row goes left when x is NaN and default_left, or (categorical)
-// x == threshold, or (numeric) x < threshold.
+// x == threshold, or (a categorical partition split) x is one of the split's category codes, or
+// (numeric) x < threshold. A tree with a partition split keeps the pointer layout (below).
 //
 // Rows are predicted in blocks of kPredictBlock, each block walked tree by tree (one tree's nodes
 // stay in cache for the whole block), and tree after tree in order, so that every row's sum is the
@@ -49,9 +50,11 @@ struct PackedNode {   // 16 bytes: four nodes per cache line
     int32_t feature;
     int32_t left;  // a leaf: its own index − 1
     uint8_t default_left;
-    uint8_t categorical;
+    uint8_t categorical;  // 1: x == threshold goes left; kSetSplit: x in the node's code set
     uint8_t pad[2];
 };
+
+constexpr uint8_t kSetSplit = 2;  // PackedNode::categorical of a partition split
 
 struct DenseNode {    // a split of the complete-tree layout (8 bytes)
     float threshold;  // a repeated leaf above the bottom level: 0 (both sides lead to that leaf)
@@ -73,7 +76,17 @@ struct PackedForest {
     std::vector<double> dense_value;     // per bottom slot: its leaf's value
     std::vector<int32_t> dense_leaf;     // per bottom slot: its leaf's node index - root
     std::vector<int32_t> used_features;  // column k of a block copy is feature used_features[k]
+    // a partition split i: the sorted category codes that go left are
+    // set_codes[set_begin[i] .. set_begin[i + 1])
+    std::vector<int64_t> set_begin;
+    std::vector<float> set_codes;
 };
+
+// Whether x is one of the n sorted codes (x not NaN).
+inline bool in_code_set(const float* codes, int64_t n, float x) {
+    const float* p = std::lower_bound(codes, codes + n, x);
+    return p != codes + n && *p == x;
+}
 
 constexpr int64_t kPredictBlock = 64;  // rows per block
 constexpr int kDenseLanes = 8;         // rows of a block walked together through one tree
@@ -88,14 +101,23 @@ inline bool use_dense_layout(int32_t depth, int64_t n_nodes) {
 }
 
 // Children must follow their parent (left > i, right == left + 1, both < n_nodes) and features
-// lie in [0, n_features); the binding checks this before packing.
+// lie in [0, n_features); the binding checks this before packing. cat_count (n_nodes,) and
+// cat_codes (or both null: no partition splits): split node i with cat_count[i] > 0 is a
+// partition split whose left codes (sorted, strictly increasing) are the next cat_count[i] entries
+// of cat_codes (node order).
 inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const float* threshold,
                                 const int32_t* left, const uint8_t* default_left,
                                 const uint8_t* categorical, const double* value,
-                                const int64_t* roots, int64_t n_trees) {
+                                const int64_t* roots, int64_t n_trees, const int32_t* cat_count,
+                                const float* cat_codes) {
     PackedForest f;
     f.nodes.resize(static_cast<size_t>(n_nodes));
     f.values.assign(value, value + n_nodes);
+    f.set_begin.assign(static_cast<size_t>(n_nodes + 1), 0);
+    for (int64_t i = 0; i < n_nodes; ++i)
+        f.set_begin[i + 1] = f.set_begin[i] + (cat_count ? cat_count[i] : 0);
+    if (cat_count) f.set_codes.assign(cat_codes, cat_codes + f.set_begin[n_nodes]);
+    auto is_set = [&](int64_t i) { return cat_count && cat_count[i] > 0 && left[i] >= 0; };
     std::vector<int32_t> node_depth(static_cast<size_t>(n_nodes), 0);
     int32_t n_columns = 0;
     for (int64_t i = 0; i < n_nodes; ++i) {
@@ -104,7 +126,9 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
             p = {
                 std::numeric_limits<float>::quiet_NaN(), 0, static_cast<int32_t>(i - 1), 0, 0, {0}};
         } else {
-            p = {threshold[i], feature[i], left[i], default_left[i], categorical[i], {0}};
+            p = {threshold[i],    feature[i],
+                 left[i],         default_left[i],
+                 is_set(i) ? kSetSplit : categorical[i], {0}};
             f.any_categorical = f.any_categorical || categorical[i] != 0;
             node_depth[left[i]] = node_depth[i] + 1;
             node_depth[left[i] + 1] = node_depth[i] + 1;
@@ -118,9 +142,13 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
     for (int64_t t = 0; t < n_trees; ++t) {
         const int64_t a = roots[t], b = t + 1 < n_trees ? roots[t + 1] : n_nodes;
         int32_t d = 0;
-        for (int64_t i = a; i < b; ++i) d = std::max(d, node_depth[i]);
+        bool any_set = false;
+        for (int64_t i = a; i < b; ++i) {
+            d = std::max(d, node_depth[i]);
+            any_set = any_set || is_set(i);
+        }
         f.depth[t] = d;
-        if (use_dense_layout(d, b - a)) {
+        if (!any_set && use_dense_layout(d, b - a)) {
             f.dense_offset[t] = dense_size;
             dense_size += int64_t(1) << d;
         }
@@ -171,14 +199,29 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
     return f;
 }
 
+// The forest packed without partition splits (the entry point of callers that predate them).
+inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const float* threshold,
+                                const int32_t* left, const uint8_t* default_left,
+                                const uint8_t* categorical, const double* value,
+                                const int64_t* roots, int64_t n_trees) {
+    return pack_forest(n_nodes, feature, threshold, left, default_left, categorical, value, roots,
+                       n_trees, nullptr, nullptr);
+}
+
 // One step down: the child the row x goes to (a leaf: itself). kCategorical = false when no node
 // of the forest is categorical (one compare less per step).
 template <bool kCategorical>
-inline int32_t step(const PackedNode* nodes, int32_t node, const float* x) {
+inline int32_t step(const PackedForest& f, const PackedNode* nodes, int32_t node, const float* x) {
     const PackedNode& nd = nodes[node];
     const float v = x[nd.feature];
     const bool is_nan = v != v;
-    const bool cmp = (kCategorical && nd.categorical) ? (v == nd.threshold) : (v < nd.threshold);
+    bool cmp;
+    if (kCategorical && nd.categorical == kSetSplit) {
+        const int64_t s = f.set_begin[node];
+        cmp = !is_nan && in_code_set(f.set_codes.data() + s, f.set_begin[node + 1] - s, v);
+    } else {
+        cmp = (kCategorical && nd.categorical) ? (v == nd.threshold) : (v < nd.threshold);
+    }
     const bool go_left = is_nan ? (nd.default_left != 0) : cmp;
     return nd.left + (go_left ? 0 : 1);
 }
@@ -196,7 +239,7 @@ inline void walk_block_t(const PackedForest& f, const float* X, int64_t n_featur
     }
     const PackedNode* nodes = f.nodes.data();
     for (int32_t d = 0; d < f.depth[t]; ++d)
-        for (int64_t j = 0; j < m; ++j) node[j] = step<kCategorical>(nodes, node[j], x[j]);
+        for (int64_t j = 0; j < m; ++j) node[j] = step<kCategorical>(f, nodes, node[j], x[j]);
     for (int64_t j = 0; j < m; ++j) visit(j, node[j]);
 }
 

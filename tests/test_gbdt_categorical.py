@@ -202,7 +202,9 @@ def test_every_grower_gives_the_same_trees(monkeypatch):
         assert models[0]._forest.arrays["cat_set"].any()
         for other in models[1:]:
             _assert_same_trees(models[0], other)
-            np.testing.assert_array_equal(models[0].decision_function(X), other.decision_function(X))
+            np.testing.assert_array_equal(
+                models[0].decision_function(X), other.decision_function(X)
+            )
 
 
 def test_save_load_round_trip_and_old_files(tmp_path):

@@ -128,8 +128,7 @@ py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<doub
                           CArray<int32_t> n_bins, CArray<uint8_t> is_cat,
                           std::optional<CArray<uint8_t>> feature_mask, double reg_lambda,
                           double gamma, double min_child_weight, int n_threads,
-                          int32_t max_cat_to_onehot, int32_t max_cat_threshold,
-                          double cat_smooth) {
+                          int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth) {
     require(hist.ndim() == 4 && hist.shape(2) == gb::kBins && hist.shape(3) == 2,
             "hist must be (K, F, 256, 2)");
     const int64_t K = hist.shape(0), F = hist.shape(1);
@@ -143,11 +142,11 @@ py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<doub
     std::vector<gb::SplitResult> res(static_cast<size_t>(K));
     {
         py::gil_scoped_release release;
-        gb::find_splits(hist.data(), K, F, sum_g.data(), sum_h.data(), n_bins.data(), is_cat.data(),
-                        feature_mask ? feature_mask->data() : nullptr,
-                        {reg_lambda, gamma, min_child_weight, max_cat_to_onehot,
-                         max_cat_threshold, cat_smooth},
-                        res.data(), n_threads);
+        gb::find_splits(
+            hist.data(), K, F, sum_g.data(), sum_h.data(), n_bins.data(), is_cat.data(),
+            feature_mask ? feature_mask->data() : nullptr,
+            {reg_lambda, gamma, min_child_weight, max_cat_to_onehot, max_cat_threshold, cat_smooth},
+            res.data(), n_threads);
     }
     CArray<int32_t> feature(K), threshold(K);
     CArray<uint8_t> dleft(K);
@@ -337,8 +336,7 @@ ForestRange make_forest(int64_t F, CArray<int32_t> feature, CArray<float> thresh
         }
         local_left[i - a] = l >= 0 ? static_cast<int32_t>(l - a) : -1;
     }
-    require(cat_count.has_value() == cat_codes.has_value(),
-            "cat_count and cat_codes go together");
+    require(cat_count.has_value() == cat_codes.has_value(), "cat_count and cat_codes go together");
     const int32_t* count = nullptr;
     const float* codes = nullptr;
     if (cat_count) {  // the partition splits' code sets: sorted, within the node arrays
@@ -430,9 +428,9 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
     const int32_t* r = rows.data();
     for (int64_t p = 0; p < m; ++p) require(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
     recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth);
-    const gb::DepthwiseParams params{max_depth,         min_child_weight,  reg_lambda,
-                                     gamma,             learning_rate,     swap_rows,
-                                     max_cat_to_onehot, max_cat_threshold, cat_smooth};
+    const gb::DepthwiseParams params{
+        max_depth, min_child_weight,  reg_lambda,        gamma,     learning_rate,
+        swap_rows, max_cat_to_onehot, max_cat_threshold, cat_smooth};
     gb::GrownTree t;
     {
         py::gil_scoped_release release;
@@ -451,9 +449,9 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
 void bind_gbdt(py::module_& m) {
     py::object splits =
         py::module_::import("collections")
-            .attr("namedtuple")("GBDTSplits", py::make_tuple("feature", "threshold", "default_left",
-                                                             "loss_chg", "left_g", "left_h",
-                                                             "cat_set"));
+            .attr("namedtuple")("GBDTSplits",
+                                py::make_tuple("feature", "threshold", "default_left", "loss_chg",
+                                               "left_g", "left_h", "cat_set"));
     splits.attr("__module__") = m.attr("__name__");
     splits.attr("__doc__") =
         "Best split per node (each field (n_nodes,)): feature int32 (-1: none), threshold "

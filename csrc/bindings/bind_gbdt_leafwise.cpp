@@ -42,10 +42,9 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                        m, F);
     require(max_leaves >= 1, "max_leaves must be >= 1");
     recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth);
-    const gb::LeafwiseParams params{max_leaves,    max_depth,         min_child_weight,
-                                    reg_lambda,    gamma,             learning_rate,
-                                    swap_rows,     index_bytes,       max_cat_to_onehot,
-                                    max_cat_threshold, cat_smooth};
+    const gb::LeafwiseParams params{
+        max_leaves, max_depth,   min_child_weight,  reg_lambda,        gamma,     learning_rate,
+        swap_rows,  index_bytes, max_cat_to_onehot, max_cat_threshold, cat_smooth};
     gb::LeafwiseTree t;
     {
         py::gil_scoped_release release;
@@ -69,7 +68,8 @@ void bind_gbdt_leafwise(py::module_& m) {
     result.attr("__module__") = m.attr("__name__");
     result.attr("__doc__") =
         "One best-first tree: nodes (dict of node arrays: feature, threshold_bin, default_left, "
-        "left, right, value, gain, cover, depth, cat_set), leaf_node int32 / leaf_start, leaf_end int64 "
+        "left, right, value, gain, cover, depth, cat_set), leaf_node int32 / leaf_start, leaf_end "
+        "int64 "
         "(each leaf's positions in the node-ordered data), swapped (the data ended in the other "
         "buffers).";
     m.attr("GBDTLeafwiseTree") = result;

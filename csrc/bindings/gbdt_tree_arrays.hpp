@@ -54,8 +54,7 @@ inline void check_cat_params(int32_t max_cat_to_onehot, int32_t max_cat_threshol
 // A (n_nodes, kCatSetWords) uint64 array of per-node bin sets (or None), checked; its data.
 inline const uint64_t* cat_sets_data(const std::optional<CArray<uint64_t>>& sets, int64_t n_nodes) {
     if (!sets) return nullptr;
-    require(sets->ndim() == 2 && sets->shape(0) == n_nodes &&
-                sets->shape(1) == gbdt::kCatSetWords,
+    require(sets->ndim() == 2 && sets->shape(0) == n_nodes && sets->shape(1) == gbdt::kCatSetWords,
             "cat_sets must be (n_nodes, 4) uint64");
     return sets->data();
 }
@@ -65,8 +64,8 @@ inline const uint64_t* cat_sets_data(const std::optional<CArray<uint64_t>>& sets
 // left bins).
 inline pybind11::dict tree_arrays(const gbdt::GrownTree& t) {
     pybind11::dict d;
-    CArray<uint64_t> sets({static_cast<int64_t>(t.feature.size()),
-                           static_cast<int64_t>(gbdt::kCatSetWords)});
+    CArray<uint64_t> sets(
+        {static_cast<int64_t>(t.feature.size()), static_cast<int64_t>(gbdt::kCatSetWords)});
     std::copy(t.cat_set.begin(), t.cat_set.end(), sets.mutable_data());
     d["cat_set"] = sets;
     d["feature"] = to_array(t.feature);

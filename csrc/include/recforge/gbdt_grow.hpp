@@ -42,7 +42,7 @@ struct GrownTree {  // the fields of _grower.Tree that the kernel decides, one e
     std::vector<uint8_t> default_left;
     std::vector<double> value, gain, cover;
     std::vector<uint64_t> cat_set;  // kCatSetWords per node: a partition split's left bins
-    bool swapped = false;  // the data ended in the `other` buffers
+    bool swapped = false;           // the data ended in the `other` buffers
 
     int32_t add(int32_t d, double g, double h, const DepthwiseParams& p) {
         const bool ok = h >= p.min_child_weight && h > 0.0;
@@ -72,10 +72,10 @@ inline void fused_level(NodeData cur, uint8_t* scratch_X, float* scratch_gh, int
                         int64_t F, const int64_t* starts, const int64_t* ends, int64_t S,
                         const int32_t* feature, const int32_t* threshold,
                         const uint8_t* default_left, const uint64_t* cat_sets,
-                        const uint8_t* is_cat, const double* hist,
-                        const int64_t* parent_index, const double* c_sum_g, const double* c_sum_h,
-                        const int32_t* n_bins, const uint8_t* feature_mask, const SplitParams& sp,
-                        double* out, std::vector<int64_t>& c_starts, std::vector<int64_t>& c_ends,
+                        const uint8_t* is_cat, const double* hist, const int64_t* parent_index,
+                        const double* c_sum_g, const double* c_sum_h, const int32_t* n_bins,
+                        const uint8_t* feature_mask, const SplitParams& sp, double* out,
+                        std::vector<int64_t>& c_starts, std::vector<int64_t>& c_ends,
                         std::vector<SplitResult>& split, int n_threads) {
     const int64_t node_stride = F * kBins * 2;
     c_starts.resize(2 * S);
@@ -156,8 +156,8 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
     double* hist = hist_a;
     double* hist_next = hist_b;
     const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
-    const SplitParams sp{p.reg_lambda,        p.gamma,           p.min_child_weight,
-                         p.max_cat_to_onehot, p.max_cat_threshold, p.cat_smooth};
+    const SplitParams sp{p.reg_lambda,        p.gamma,     p.min_child_weight, p.max_cat_to_onehot,
+                         p.max_cat_threshold, p.cat_smooth};
     std::vector<uint64_t> sets;
     bool have_splits = false;  // the level's splits were found by the fused step of the last one
     // the children built by a level become the nodes of the next one
@@ -221,7 +221,8 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
             tree.threshold_bin[id] = r.threshold;
             tree.default_left[id] = r.default_left;
             tree.gain[id] = r.loss_chg;
-            std::copy(r.cat_set, r.cat_set + kCatSetWords, tree.cat_set.begin() + id * kCatSetWords);
+            std::copy(r.cat_set, r.cat_set + kCatSetWords,
+                      tree.cat_set.begin() + id * kCatSetWords);
             tree.left[id] = c_ids[2 * j];
             tree.right[id] = c_ids[2 * j + 1];
             tree.value[id] = 0.0;
@@ -249,9 +250,8 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
             // children's histograms and finds their splits while the node's rows are in cache
             fused_level(cur, other.X, other.gh, other.rows, F, s_starts.data(), s_ends.data(), S,
                         feat.data(), thr.data(), dleft.data(), sets.data(), is_cat, hist,
-                        ok_index.data(),
-                        c_sum_g.data(), c_sum_h.data(), n_bins, feature_mask, sp, hist_next,
-                        c_starts, c_ends, split, n_threads);
+                        ok_index.data(), c_sum_g.data(), c_sum_h.data(), n_bins, feature_mask, sp,
+                        hist_next, c_starts, c_ends, split, n_threads);
             have_splits = true;
             next_level();
             continue;

@@ -142,8 +142,8 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
     GrownTree& tree = out.tree;
     const DepthwiseParams value_params{p.max_depth, p.min_child_weight, p.reg_lambda,
                                        p.gamma,     p.learning_rate,    p.swap_rows};
-    const SplitParams sp{p.reg_lambda,        p.gamma,           p.min_child_weight,
-                         p.max_cat_to_onehot, p.max_cat_threshold, p.cat_smooth};
+    const SplitParams sp{p.reg_lambda,        p.gamma,     p.min_child_weight, p.max_cat_to_onehot,
+                         p.max_cat_threshold, p.cat_smooth};
     auto can_split = [&](int32_t depth) { return p.max_depth < 0 || depth < p.max_depth; };
     auto add_leaf = [&](int32_t node, int64_t start, int64_t end) {
         out.leaf_node.push_back(node);

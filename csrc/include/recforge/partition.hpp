@@ -39,8 +39,8 @@ inline void copy_row(uint8_t* dst, const uint8_t* src, size_t n) {
 // lut[b] = 1 when a row whose bin of the split feature is b goes left. cat_set (kCatSetWords
 // words, or null): the bins a partition split of a categorical feature sends left (empty: the
 // one-vs-rest split bin == threshold).
-inline void direction_table(int32_t threshold, uint8_t default_left, bool categorical,
-                            uint8_t* lut, const uint64_t* cat_set = nullptr) {
+inline void direction_table(int32_t threshold, uint8_t default_left, bool categorical, uint8_t* lut,
+                            const uint64_t* cat_set = nullptr) {
     const bool by_set =
         categorical && cat_set && (cat_set[0] | cat_set[1] | cat_set[2] | cat_set[3]) != 0;
     for (int b = 0; b < kBins; ++b)

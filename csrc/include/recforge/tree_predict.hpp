@@ -126,9 +126,12 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
             p = {
                 std::numeric_limits<float>::quiet_NaN(), 0, static_cast<int32_t>(i - 1), 0, 0, {0}};
         } else {
-            p = {threshold[i],    feature[i],
-                 left[i],         default_left[i],
-                 is_set(i) ? kSetSplit : categorical[i], {0}};
+            p = {threshold[i],
+                 feature[i],
+                 left[i],
+                 default_left[i],
+                 is_set(i) ? kSetSplit : categorical[i],
+                 {0}};
             f.any_categorical = f.any_categorical || categorical[i] != 0;
             node_depth[left[i]] = node_depth[i] + 1;
             node_depth[left[i] + 1] = node_depth[i] + 1;

@@ -14,6 +14,7 @@ the nodes of a level.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -87,7 +88,7 @@ class Tree:
         np.int32,
         np.uint64,
     )
-    SHAPES = {"cat_set": (4,)}  # trailing dimensions of the 2-D fields
+    SHAPES: ClassVar[dict] = {"cat_set": (4,)}  # trailing dimensions of the 2-D fields
 
     @classmethod
     def empty(cls, name, n):

@@ -113,6 +113,7 @@ def gbdt_find_splits(
     max_cat_to_onehot: int = 256,
     max_cat_threshold: int = 32,
     cat_smooth: float = 10.0,
+    cat_l2: float = 0.0,
 ) -> GBDTSplits:
     """Best split per node -> GBDTSplits; categorical features with more than max_cat_to_onehot
     bins by a sorted partition."""
@@ -367,6 +368,7 @@ def gbdt_grow_depthwise(
     max_cat_to_onehot: int = 256,
     max_cat_threshold: int = 32,
     cat_smooth: float = 10.0,
+    cat_l2: float = 0.0,
 ) -> tuple[dict[str, NDArray], bool]:
     """Grow one depth-wise tree on node-ordered data and add its leaf values to raw -> (node
     arrays, swapped: the data ended in the other buffers)."""
@@ -393,6 +395,7 @@ def gbdt_grow_leafwise(
     max_cat_to_onehot: int = 256,
     max_cat_threshold: int = 32,
     cat_smooth: float = 10.0,
+    cat_l2: float = 0.0,
 ) -> GBDTLeafwiseTree:
     """Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves once,
     at the end) on node-ordered data."""

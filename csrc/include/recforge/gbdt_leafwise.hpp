@@ -46,6 +46,7 @@ struct LeafwiseParams {
     int32_t max_cat_to_onehot = kBins;  // the categorical split search: see SplitParams
     int32_t max_cat_threshold = 32;
     double cat_smooth = 10.0;
+    double cat_l2 = 0.0;
 };
 
 struct LeafwiseTree {
@@ -142,8 +143,9 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
     GrownTree& tree = out.tree;
     const DepthwiseParams value_params{p.max_depth, p.min_child_weight, p.reg_lambda,
                                        p.gamma,     p.learning_rate,    p.swap_rows};
-    const SplitParams sp{p.reg_lambda,        p.gamma,     p.min_child_weight, p.max_cat_to_onehot,
-                         p.max_cat_threshold, p.cat_smooth};
+    const SplitParams sp{
+        p.reg_lambda, p.gamma, p.min_child_weight, p.max_cat_to_onehot, p.max_cat_threshold,
+        p.cat_smooth, p.cat_l2};
     auto can_split = [&](int32_t depth) { return p.max_depth < 0 || depth < p.max_depth; };
     auto add_leaf = [&](int32_t node, int64_t start, int64_t end) {
         out.leaf_node.push_back(node);

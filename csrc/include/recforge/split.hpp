@@ -17,7 +17,8 @@
 // (ascending, ties by bin); prefixes of that order of at most min(max_cat_threshold,
 // (n_used + 1) / 2) bins are scanned from the front, then from the back, each with missing values
 // right, then (with missing values) left. Left = the prefix: a set of bins (cat_set, a 256-bit set)
-// with threshold -1.
+// with threshold -1. As in LightGBM, the children's terms of a partition's gain take
+// λ + cat_l2 (the parent's term λ): a penalty on the many candidate sets.
 #pragma once
 
 #include <algorithm>
@@ -38,6 +39,7 @@ struct SplitParams {
     int32_t max_cat_to_onehot = kBins;
     int32_t max_cat_threshold = 32;  // most categories on the scanned side of a partition
     double cat_smooth = 10.0;        // added to H_b in the sort key G_b / (H_b + cat_smooth)
+    double cat_l2 = 0.0;             // added to λ in the children's terms of a partition's gain
 };
 
 constexpr int kCatSetWords = kBins / 64;  // a set of bins: 4 x 64 bits
@@ -66,11 +68,12 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, bool cate
     const double parent_gain = calc_gain(sum_g, sum_h, p);
     const double miss_g = H[2 * kMissingBin], miss_h = H[2 * kMissingBin + 1];
     const bool has_missing = miss_h != 0.0 || miss_g != 0.0;
+    SplitParams child_p = p;  // the children's regularisation: a partition's adds cat_l2
     auto consider = [&](double lg, double lh, int32_t t, bool dleft) {
         const double rg = sum_g - lg, rh = sum_h - lh;
         if (lh < p.min_child_weight || rh < p.min_child_weight || lh <= 0.0 || rh <= 0.0)
             return false;
-        const double chg = calc_gain(lg, lh, p) + calc_gain(rg, rh, p) - parent_gain;
+        const double chg = calc_gain(lg, lh, child_p) + calc_gain(rg, rh, child_p) - parent_gain;
         if (chg > best.loss_chg) {
             best = SplitResult();
             best.feature = f;
@@ -94,6 +97,7 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, bool cate
             }
         std::stable_sort(used, used + n_used, [&](int a, int b) { return key[a] < key[b]; });
         const int max_left = std::min(p.max_cat_threshold, (n_used + 1) / 2);
+        child_p.reg_lambda += p.cat_l2;
         int won_dir = -1, won_len = 0;  // the winning prefix of this feature, if any
         for (int dir = 0; dir < 2; ++dir) {
             double lg = 0.0, lh = 0.0;

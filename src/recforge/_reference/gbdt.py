@@ -9,7 +9,8 @@ missing-right thresholds ascending, then missing-left thresholds descending).
 A categorical feature with more than ``max_cat_to_onehot`` bins is split by a sorted partition
 (LightGBM's search for many categories): its non-empty bins (``H_b > 0``) sorted by
 ``G_b / (H_b + cat_smooth)`` (stable), left = the first ``i`` of that order, then the last ``i``,
-``i = 1 .. min(max_cat_threshold, (n_used + 1) // 2)``, each with missing values right, then left.
+``i = 1 .. min(max_cat_threshold, (n_used + 1) // 2)``, each with missing values right, then left;
+the children's terms of its gain take ``λ + cat_l2`` (the parent's ``λ``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def best_split(
     max_cat_to_onehot=N_BINS,
     max_cat_threshold=32,
     cat_smooth=10.0,
+    cat_l2=0.0,
 ):
     """Exhaustive search: ``(feature, threshold_bin, default_left, loss_chg, left_bins)``; feature -1
     if none. ``left_bins``: the sorted value bins that go left of a partition split (threshold -1),
@@ -84,10 +86,9 @@ def best_split(
             rg, rh = sum_g - lg, sum_h - lh
             if lh < min_child_weight or rh < min_child_weight or lh <= 0 or rh <= 0:
                 continue
+            lam = reg_lambda + (cat_l2 if t < 0 and is_categorical[f] else 0.0)
             chg = (
-                _gain(lg, lh, reg_lambda, min_child_weight)
-                + _gain(rg, rh, reg_lambda, min_child_weight)
-                - parent
+                _gain(lg, lh, lam, min_child_weight) + _gain(rg, rh, lam, min_child_weight) - parent
             )
             if chg > best[3] + 1e-9 * max(1.0, abs(chg)):
                 best = (f, t, dleft, chg, tuple(sorted(int(b) for b in bins)) if t < 0 else ())

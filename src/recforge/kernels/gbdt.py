@@ -112,6 +112,7 @@ def find_splits(
     max_cat_to_onehot=N_BINS,
     max_cat_threshold=32,
     cat_smooth=10.0,
+    cat_l2=0.0,
 ):
     """Best split of each node's histogram (XGBoost gain; see ``csrc/include/recforge/split.hpp``).
 
@@ -142,6 +143,7 @@ def find_splits(
         int(max_cat_to_onehot),
         int(max_cat_threshold),
         float(cat_smooth),
+        float(cat_l2),
     )
 
 

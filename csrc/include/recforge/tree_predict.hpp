@@ -4,7 +4,9 @@
 // child indices are absolute (−1 for a leaf) and a right child always follows its left child
 // (right == left + 1). A row goes left when x is NaN and default_left, or (categorical)
 // x == threshold, or (a categorical partition split) x is one of the split's category codes, or
-// (numeric) x < threshold. A tree with a partition split keeps the pointer layout (below).
+// (numeric) x < threshold. A partition split's codes are a bitset over the integer codes when they
+// are below kMaxBitsetCode (then its tree may take the complete-tree layout), else a sorted list
+// (then its tree keeps the pointer layout).
 //
 // Rows are predicted in blocks of kPredictBlock, each block walked tree by tree (one tree's nodes
 // stay in cache for the whole block), and tree after tree in order, so that every row's sum is the
@@ -29,6 +31,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -80,7 +83,12 @@ struct PackedForest {
     // set_codes[set_begin[i] .. set_begin[i + 1])
     std::vector<int64_t> set_begin;
     std::vector<float> set_codes;
+    // ... and as a bitset: set_bits[set_bits_at[i]] = n_words, the words follow (-1: no bitset)
+    std::vector<int64_t> set_bits_at;
+    std::vector<uint64_t> set_bits;
 };
+
+constexpr float kMaxBitsetCode = 65536.0f;  // codes below this: a partition split's bitset
 
 // Whether x is one of the n sorted codes (x not NaN).
 inline bool in_code_set(const float* codes, int64_t n, float x) {
@@ -88,11 +96,26 @@ inline bool in_code_set(const float* codes, int64_t n, float x) {
     return p != codes + n && *p == x;
 }
 
+// Whether x is in the bitset at `bits` (bits[0] words follow; x not NaN).
+inline bool in_code_bits(const uint64_t* bits, float x) {
+    if (!(x >= 0.0f) || !(x < static_cast<float>(bits[0] * 64))) return false;
+    const uint32_t c = static_cast<uint32_t>(x);
+    return static_cast<float>(c) == x && ((bits[1 + (c >> 6)] >> (c & 63)) & 1u);
+}
+
 constexpr int64_t kPredictBlock = 64;  // rows per block
 constexpr int kDenseLanes = 8;         // rows of a block walked together through one tree
 constexpr int32_t kDenseMaxDepth = 12;
 constexpr uint32_t kNanRight = 1, kCategorical = 2;  // dense_flags bits
+constexpr uint32_t kCodeSet = 4;  // dense_flags: a partition split (threshold: its bitset's index)
 constexpr int32_t kVectorLevels = 4;  // top levels walked as 8-lane vectors (AVX2 builds)
+
+// Whether x (not NaN) goes left of partition split node i of f.
+inline bool in_split_set(const PackedForest& f, int64_t i, float x) {
+    if (f.set_bits_at[i] >= 0) return in_code_bits(f.set_bits.data() + f.set_bits_at[i], x);
+    const int64_t s = f.set_begin[i];
+    return in_code_set(f.set_codes.data() + s, f.set_begin[i + 1] - s, x);
+}
 
 // Whether a tree of `depth` with `n_nodes` nodes gets the complete-tree layout: shallow enough
 // for its 2^depth slots not to dwarf its nodes (a deep, thin leaf-wise tree keeps the pointers).
@@ -118,6 +141,25 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
         f.set_begin[i + 1] = f.set_begin[i] + (cat_count ? cat_count[i] : 0);
     if (cat_count) f.set_codes.assign(cat_codes, cat_codes + f.set_begin[n_nodes]);
     auto is_set = [&](int64_t i) { return cat_count && cat_count[i] > 0 && left[i] >= 0; };
+    f.set_bits_at.assign(static_cast<size_t>(n_nodes), -1);
+    for (int64_t i = 0; i < n_nodes; ++i) {
+        if (!is_set(i)) continue;
+        const float* c = f.set_codes.data() + f.set_begin[i];
+        const int64_t n = f.set_begin[i + 1] - f.set_begin[i];
+        bool small = c[n - 1] < kMaxBitsetCode;  // codes increase: the last is the largest
+        for (int64_t k = 0; k < n && small; ++k)
+            small = c[k] >= 0.0f && static_cast<float>(static_cast<uint32_t>(c[k])) == c[k];
+        if (!small) continue;
+        const uint64_t n_words = static_cast<uint32_t>(c[n - 1]) / 64 + 1;
+        f.set_bits_at[i] = static_cast<int64_t>(f.set_bits.size());
+        f.set_bits.push_back(n_words);
+        const size_t words = f.set_bits.size();
+        f.set_bits.resize(words + n_words, 0);
+        for (int64_t k = 0; k < n; ++k) {
+            const uint32_t code = static_cast<uint32_t>(c[k]);
+            f.set_bits[words + (code >> 6)] |= uint64_t(1) << (code & 63);
+        }
+    }
     std::vector<int32_t> node_depth(static_cast<size_t>(n_nodes), 0);
     int32_t n_columns = 0;
     for (int64_t i = 0; i < n_nodes; ++i) {
@@ -145,13 +187,15 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
     for (int64_t t = 0; t < n_trees; ++t) {
         const int64_t a = roots[t], b = t + 1 < n_trees ? roots[t + 1] : n_nodes;
         int32_t d = 0;
-        bool any_set = false;
+        bool listed_set = false;  // a partition split without a bitset
         for (int64_t i = a; i < b; ++i) {
             d = std::max(d, node_depth[i]);
-            any_set = any_set || is_set(i);
+            listed_set =
+                listed_set ||
+                (is_set(i) && (f.set_bits_at[i] < 0 || f.set_bits_at[i] > int64_t(UINT32_MAX)));
         }
         f.depth[t] = d;
-        if (!any_set && use_dense_layout(d, b - a)) {
+        if (!listed_set && use_dense_layout(d, b - a)) {
             f.dense_offset[t] = dense_size;
             dense_size += int64_t(1) << d;
         }
@@ -185,6 +229,11 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
                     threshold[i], static_cast<uint32_t>(column[feature[i]] * kPredictBlock)};
                 f.dense_flags[o + v.heap] = static_cast<uint8_t>(
                     (default_left[i] ? 0 : kNanRight) | (categorical[i] ? kCategorical : 0));
+                if (is_set(i)) {  // the threshold's bits: the index of the split's bitset
+                    const uint32_t at = static_cast<uint32_t>(f.set_bits_at[i]);
+                    std::memcpy(&f.dense_nodes[o + v.heap].threshold, &at, sizeof(at));
+                    f.dense_flags[o + v.heap] |= kCodeSet;
+                }
                 f.dense_categorical_tree[t] |= categorical[i];
                 stack.push_back({left[i], 2 * v.heap});
                 stack.push_back({left[i] + 1, 2 * v.heap + 1});
@@ -220,8 +269,7 @@ inline int32_t step(const PackedForest& f, const PackedNode* nodes, int32_t node
     const bool is_nan = v != v;
     bool cmp;
     if (kCategorical && nd.categorical == kSetSplit) {
-        const int64_t s = f.set_begin[node];
-        cmp = !is_nan && in_code_set(f.set_codes.data() + s, f.set_begin[node + 1] - s, v);
+        cmp = !is_nan && in_split_set(f, node, v);
     } else {
         cmp = (kCategorical && nd.categorical) ? (v == nd.threshold) : (v < nd.threshold);
     }
@@ -285,11 +333,18 @@ inline bool load_block_columns(const PackedForest& f, const float* X, int64_t n_
 enum class DenseStep { kPlain, kNan, kCategorical };
 
 // One plain / NaN-aware step of the complete-tree walk on a scalar: the next heap index.
+// set_bits: the forest's partition-split bitsets (kCategorical steps only).
 template <DenseStep kStep>
 RECFORGE_ALWAYS_INLINE uint64_t dense_step(const DenseNode* nodes, const uint8_t* flags, uint64_t h,
-                                           const float* x) {
+                                           const float* x, const uint64_t* set_bits = nullptr) {
     const DenseNode nd = nodes[h];
     const float v = x[uint64_t(nd.column)];
+    if (kStep == DenseStep::kCategorical && (flags[h] & kCodeSet)) {
+        uint32_t at;
+        std::memcpy(&at, &nd.threshold, sizeof(at));
+        const bool right = (v != v) ? (flags[h] & kNanRight) != 0 : !in_code_bits(set_bits + at, v);
+        return 2 * h + (right ? 1 : 0);
+    }
     // bit arithmetic, no branch; v >= t, v == t and v < t are all false for NaN
     uint32_t right;
     if (kStep == DenseStep::kPlain) {
@@ -367,7 +422,7 @@ RECFORGE_ALWAYS_INLINE void walk_dense(const PackedForest& f, int64_t t, const f
             for (int r = 0; r < kDenseLanes; ++r) h[r] = 1;
         for (int32_t d = vector_levels; d < depth; ++d)
             for (int r = 0; r < kDenseLanes; ++r)
-                h[r] = dense_step<kStep>(nodes, flags, h[r], x + r);
+                h[r] = dense_step<kStep>(nodes, flags, h[r], x + r, f.set_bits.data());
         if (m - j0 >= kDenseLanes) {
             for (int r = 0; r < kDenseLanes; ++r)
                 visit(j0 + r, static_cast<int64_t>(h[r] - bottom));

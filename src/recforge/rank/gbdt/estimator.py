@@ -559,7 +559,8 @@ _DOC_PARAMS = """
         ``max_cat_threshold`` categories from either end goes left); fewer categories one vs the
         rest. ``"auto"``: ``"one_vs_rest"`` — measured on UCI Adult (300 trees, depth 6, eta 0.1,
         reg_lambda 5) the partition loses test AUC (0.9269 against 0.9287); on data with
-        high-cardinality categories whose values each have their own effect it can gain.
+        high-cardinality categories whose values each have their own effect it gains (the
+        benchmark's 225k x 18 mixed set, 100 trees of depth 6: 0.7690 against 0.7635).
     max_cat_to_onehot : int >= 1, default 4
         Categorical features with at most this many categories are split one vs the rest.
     max_cat_threshold : int >= 1, default 32

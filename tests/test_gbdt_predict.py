@@ -73,8 +73,13 @@ def _forest(trees):
 
 
 def _reference(X, a, t0, t1, out):
-    """leaf(r, t) by a NumPy walk; out[r] + (((0 + v_t0) + v_t0+1) + ...), the kernel's order."""
+    """leaf(r, t) by a NumPy walk; out[r] + (((0 + v_t0) + v_t0+1) + ...), the kernel's order.
+    With ``cat_count``/``cat_codes`` in ``a``: a node with codes sends the rows whose value is one
+    of them left (a categorical partition split)."""
     n = len(X)
+    count = a.get("cat_count", np.zeros(len(a["feature"]), np.int32))
+    begin = np.concatenate([[0], np.cumsum(count)])
+    codes = a.get("cat_codes", np.zeros(0, np.float32))
     rows = np.arange(n)
     leaves = np.zeros((n, t1 - t0), np.int32)
     acc = np.zeros(n)
@@ -88,6 +93,10 @@ def _reference(X, a, t0, t1, out):
             v = X[rows[inner], a["feature"][nd]]
             thr = a["threshold"][nd]
             go_left = np.where(a["categorical"][nd] == 1, v == thr, v < thr)
+            in_set = np.array(
+                [x in codes[begin[i] : begin[i + 1]] for x, i in zip(v, nd)], dtype=bool
+            )
+            go_left = np.where(count[nd] > 0, in_set, go_left)
             go_left = np.where(np.isnan(v), a["default_left"][nd] == 1, go_left)
             node[inner] = np.where(go_left, a["left"][nd], a["left"][nd] + 1)
         leaves[:, t - t0] = node - a["roots"][t]
@@ -180,8 +189,8 @@ KERNEL_ARRAYS = ("feature", "threshold", "left", "right", "default_left", "categ
 
 
 def _model_arrays(model):
-    model._forest._flush()
-    return {k: model._forest.arrays[k] for k in (*KERNEL_ARRAYS, "roots")}
+    trees = model._forest._trees()  # with the partition splits' codes, if any
+    return {k: trees[k] for k in (*KERNEL_ARRAYS, "roots", "cat_count", "cat_codes") if k in trees}
 
 
 @pytest.mark.parametrize(

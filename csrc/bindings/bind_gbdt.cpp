@@ -127,7 +127,9 @@ py::handle split_result_type;
 py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<double> sum_h,
                           CArray<int32_t> n_bins, CArray<uint8_t> is_cat,
                           std::optional<CArray<uint8_t>> feature_mask, double reg_lambda,
-                          double gamma, double min_child_weight, int n_threads) {
+                          double gamma, double min_child_weight, int n_threads,
+                          int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
+                          double cat_l2) {
     require(hist.ndim() == 4 && hist.shape(2) == gb::kBins && hist.shape(3) == 2,
             "hist must be (K, F, 256, 2)");
     const int64_t K = hist.shape(0), F = hist.shape(1);
@@ -137,17 +139,23 @@ py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<doub
     for (int64_t f = 0; f < F; ++f)
         require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
     if (feature_mask) require(feature_mask->shape(0) == F, "feature_mask length");
+    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2);
     std::vector<gb::SplitResult> res(static_cast<size_t>(K));
     {
         py::gil_scoped_release release;
         gb::find_splits(hist.data(), K, F, sum_g.data(), sum_h.data(), n_bins.data(), is_cat.data(),
                         feature_mask ? feature_mask->data() : nullptr,
-                        {reg_lambda, gamma, min_child_weight}, res.data(), n_threads);
+                        {reg_lambda, gamma, min_child_weight, max_cat_to_onehot, max_cat_threshold,
+                         cat_smooth, cat_l2},
+                        res.data(), n_threads);
     }
     CArray<int32_t> feature(K), threshold(K);
     CArray<uint8_t> dleft(K);
     CArray<double> chg(K), lg(K), lh(K);
+    CArray<uint64_t> sets({K, static_cast<int64_t>(gb::kCatSetWords)});
     for (int64_t k = 0; k < K; ++k) {
+        std::copy(res[k].cat_set, res[k].cat_set + gb::kCatSetWords,
+                  sets.mutable_data() + k * gb::kCatSetWords);
         feature.mutable_data()[k] = res[k].feature;
         threshold.mutable_data()[k] = res[k].threshold;
         dleft.mutable_data()[k] = res[k].default_left;
@@ -155,7 +163,7 @@ py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<doub
         lg.mutable_data()[k] = res[k].left_g;
         lh.mutable_data()[k] = res[k].left_h;
     }
-    return split_result_type(feature, threshold, dleft, chg, lg, lh);
+    return split_result_type(feature, threshold, dleft, chg, lg, lh, sets);
 }
 
 CArray<int64_t> partition_ordered_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_t> rows,
@@ -163,7 +171,8 @@ CArray<int64_t> partition_ordered_py(CArray<uint8_t> Xn, CArray<float> ghn, CArr
                                      CArray<int32_t> scratch_rows, CArray<int64_t> starts,
                                      CArray<int64_t> ends, CArray<int32_t> feature,
                                      CArray<int32_t> threshold, CArray<uint8_t> default_left,
-                                     CArray<uint8_t> is_cat, int n_threads, bool into_scratch) {
+                                     CArray<uint8_t> is_cat, int n_threads, bool into_scratch,
+                                     std::optional<CArray<uint64_t>> cat_sets) {
     require(Xn.ndim() == 2, "Xn must be 2-D");
     const int64_t m = Xn.shape(0), F = Xn.shape(1);
     require(ghn.ndim() == 2 && ghn.shape(0) == m && ghn.shape(1) == 2 && rows.shape(0) == m,
@@ -179,6 +188,7 @@ CArray<int64_t> partition_ordered_py(CArray<uint8_t> Xn, CArray<float> ghn, CArr
     for (int64_t k = 0; k < K; ++k)
         require(feature.data()[k] >= (into_scratch ? -1 : 0) && feature.data()[k] < F,
                 "feature out of range");
+    const uint64_t* sets = recforge::bindings::cat_sets_data(cat_sets, K);
     CArray<int64_t> n_left(K);
     {
         py::gil_scoped_release release;
@@ -186,7 +196,7 @@ CArray<int64_t> partition_ordered_py(CArray<uint8_t> Xn, CArray<float> ghn, CArr
                               scratch_X.mutable_data(), scratch_gh.mutable_data(),
                               scratch_rows.mutable_data(), starts.data(), ends.data(), K,
                               feature.data(), threshold.data(), default_left.data(), is_cat.data(),
-                              n_left.mutable_data(), n_threads, into_scratch);
+                              n_left.mutable_data(), n_threads, into_scratch, sets);
     }
     return n_left;
 }
@@ -207,7 +217,8 @@ void add_split_leaf_values_py(CArray<uint8_t> Xn, CArray<int32_t> rows, CArray<i
                               CArray<int64_t> ends, CArray<int32_t> feature,
                               CArray<int32_t> threshold, CArray<uint8_t> default_left,
                               CArray<uint8_t> is_cat, CArray<double> left_value,
-                              CArray<double> right_value, CArray<double> raw, int n_threads) {
+                              CArray<double> right_value, CArray<double> raw, int n_threads,
+                              std::optional<CArray<uint64_t>> cat_sets) {
     require(Xn.ndim() == 2 && rows.ndim() == 1 && rows.shape(0) == Xn.shape(0),
             "Xn (m, F) and rows (m,) must match");
     const int64_t F = Xn.shape(1), K = starts.shape(0);
@@ -224,10 +235,12 @@ void add_split_leaf_values_py(CArray<uint8_t> Xn, CArray<int32_t> rows, CArray<i
     for (int64_t k = 0; k < K; ++k)
         for (int64_t p = starts.data()[k]; p < ends.data()[k]; ++p)
             require(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
+    const uint64_t* sets = recforge::bindings::cat_sets_data(cat_sets, K);
     py::gil_scoped_release release;
     gb::add_split_leaf_values(Xn.data(), F, r, starts.data(), ends.data(), K, feature.data(),
                               threshold.data(), default_left.data(), is_cat.data(),
-                              left_value.data(), right_value.data(), raw.mutable_data(), n_threads);
+                              left_value.data(), right_value.data(), raw.mutable_data(), n_threads,
+                              sets);
 }
 
 void gradients_py(int objective, CArray<double> raw, CArray<float> y,
@@ -300,7 +313,8 @@ struct ForestRange {
 ForestRange make_forest(int64_t F, CArray<int32_t> feature, CArray<float> threshold,
                         CArray<int32_t> left, CArray<int32_t> right, CArray<uint8_t> default_left,
                         CArray<uint8_t> categorical, CArray<double> value, CArray<int64_t> roots,
-                        int64_t t0, int64_t t1) {
+                        int64_t t0, int64_t t1, const std::optional<CArray<int32_t>>& cat_count,
+                        const std::optional<CArray<float>>& cat_codes) {
     const int64_t N = feature.shape(0);
     require(threshold.shape(0) == N && left.shape(0) == N && right.shape(0) == N &&
                 default_left.shape(0) == N && categorical.shape(0) == N && value.shape(0) == N,
@@ -323,23 +337,52 @@ ForestRange make_forest(int64_t F, CArray<int32_t> feature, CArray<float> thresh
         }
         local_left[i - a] = l >= 0 ? static_cast<int32_t>(l - a) : -1;
     }
+    require(cat_count.has_value() == cat_codes.has_value(), "cat_count and cat_codes go together");
+    const int32_t* count = nullptr;
+    const float* codes = nullptr;
+    if (cat_count) {  // the partition splits' code sets: sorted, within the node arrays
+        require(cat_count->ndim() == 1 && cat_count->shape(0) == N && cat_codes->ndim() == 1,
+                "cat_count must have one entry per node and cat_codes be 1-D");
+        int64_t total = 0, first = 0;
+        for (int64_t i = 0; i < N; ++i) {
+            const int32_t c = cat_count->data()[i];
+            require(c >= 0 && (c == 0 || (left.data()[i] >= 0 && categorical.data()[i])),
+                    "cat_count: a code set on a node that is not a categorical split");
+            if (i == a) first = total;
+            total += c;
+        }
+        require(total == cat_codes->shape(0), "cat_codes must hold sum(cat_count) codes");
+        const float* cc = cat_codes->data();
+        for (int64_t i = 0; i < total; ++i) require(!(cc[i] != cc[i]), "cat_codes holds NaN");
+        int64_t pos = 0;
+        for (int64_t i = 0; i < N; ++i) {
+            const int32_t c = cat_count->data()[i];
+            for (int64_t k = pos + 1; k < pos + c; ++k)
+                require(cc[k - 1] < cc[k], "a node's cat_codes must increase");
+            pos += c;
+        }
+        count = cat_count->data() + a;
+        codes = cc + (a < N ? first : total);
+    }
     ForestRange out;
     for (int64_t t = t0; t < t1; ++t) out.roots.push_back(r[t] - a);
     out.forest = gb::pack_forest(b - a, feature.data() + a, threshold.data() + a, local_left.data(),
                                  default_left.data() + a, categorical.data() + a, value.data() + a,
-                                 out.roots.data(), t1 - t0);
+                                 out.roots.data(), t1 - t0, count, codes);
     return out;
 }
 
 void predict_raw_py(CArray<float> X, CArray<int32_t> feature, CArray<float> threshold,
                     CArray<int32_t> left, CArray<int32_t> right, CArray<uint8_t> default_left,
                     CArray<uint8_t> categorical, CArray<double> value, CArray<int64_t> roots,
-                    int64_t t0, int64_t t1, CArray<double> out, int n_threads) {
+                    int64_t t0, int64_t t1, CArray<double> out, int n_threads,
+                    std::optional<CArray<int32_t>> cat_count,
+                    std::optional<CArray<float>> cat_codes) {
     require(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
     require(out.ndim() == 1 && out.shape(0) == n, "out must have length n_rows");
     const ForestRange trees = make_forest(F, feature, threshold, left, right, default_left,
-                                          categorical, value, roots, t0, t1);
+                                          categorical, value, roots, t0, t1, cat_count, cat_codes);
     py::gil_scoped_release release;
     gb::predict_raw(X.data(), n, F, trees.forest, trees.roots.data(), 0, t1 - t0,
                     out.mutable_data(), n_threads);
@@ -348,11 +391,13 @@ void predict_raw_py(CArray<float> X, CArray<int32_t> feature, CArray<float> thre
 CArray<int32_t> apply_py(CArray<float> X, CArray<int32_t> feature, CArray<float> threshold,
                          CArray<int32_t> left, CArray<int32_t> right, CArray<uint8_t> default_left,
                          CArray<uint8_t> categorical, CArray<double> value, CArray<int64_t> roots,
-                         int64_t t0, int64_t t1, int n_threads) {
+                         int64_t t0, int64_t t1, int n_threads,
+                         std::optional<CArray<int32_t>> cat_count,
+                         std::optional<CArray<float>> cat_codes) {
     require(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
     const ForestRange trees = make_forest(F, feature, threshold, left, right, default_left,
-                                          categorical, value, roots, t0, t1);
+                                          categorical, value, roots, t0, t1, cat_count, cat_codes);
     CArray<int32_t> out({n, t1 - t0});
     {
         py::gil_scoped_release release;
@@ -368,7 +413,9 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             CArray<uint8_t> is_cat, std::optional<CArray<uint8_t>> feature_mask,
                             int32_t max_depth, double min_child_weight, double reg_lambda,
                             double gamma, double learning_rate, int64_t swap_rows,
-                            CArray<double> hist_ws, CArray<double> raw, int n_threads) {
+                            CArray<double> hist_ws, CArray<double> raw, int n_threads,
+                            int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
+                            double cat_l2) {
     int64_t m, F;
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
@@ -381,8 +428,10 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
     const int64_t n_raw = raw.shape(0);
     const int32_t* r = rows.data();
     for (int64_t p = 0; p < m; ++p) require(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
-    const gb::DepthwiseParams params{max_depth, min_child_weight, reg_lambda,
-                                     gamma,     learning_rate,    swap_rows};
+    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2);
+    const gb::DepthwiseParams params{
+        max_depth, min_child_weight,  reg_lambda,        gamma,      learning_rate,
+        swap_rows, max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2};
     gb::GrownTree t;
     {
         py::gil_scoped_release release;
@@ -401,12 +450,15 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
 void bind_gbdt(py::module_& m) {
     py::object splits =
         py::module_::import("collections")
-            .attr("namedtuple")("GBDTSplits", py::make_tuple("feature", "threshold", "default_left",
-                                                             "loss_chg", "left_g", "left_h"));
+            .attr("namedtuple")("GBDTSplits",
+                                py::make_tuple("feature", "threshold", "default_left", "loss_chg",
+                                               "left_g", "left_h", "cat_set"));
     splits.attr("__module__") = m.attr("__name__");
     splits.attr("__doc__") =
         "Best split per node (each field (n_nodes,)): feature int32 (-1: none), threshold "
-        "bin int32, default_left uint8, loss_chg, left_g, left_h float64.";
+        "bin int32 (-1 for a partition split), default_left uint8, loss_chg, left_g, left_h "
+        "float64; cat_set (n_nodes, 4) uint64: the bins a partition split sends left (else "
+        "empty).";
     m.attr("GBDTSplits") = splits;
     split_result_type = splits;
     m.def("gbdt_bin_features", &bin_features_py, py::arg("X").noconvert(),
@@ -428,9 +480,11 @@ void bind_gbdt(py::module_& m) {
           py::arg("sum_g").noconvert(), py::arg("sum_h").noconvert(), py::arg("n_bins").noconvert(),
           py::arg("is_categorical").noconvert(), py::arg("feature_mask").noconvert() = py::none(),
           py::arg("reg_lambda") = 1.0, py::arg("gamma") = 0.0, py::arg("min_child_weight") = 1.0,
-          py::arg("n_threads") = 1,
+          py::arg("n_threads") = 1, py::arg("max_cat_to_onehot") = gb::kBins,
+          py::arg("max_cat_threshold") = 32, py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0,
           "Best split per node -> GBDTSplits(feature, threshold, default_left, loss_chg, left_g, "
-          "left_h).");
+          "left_h, cat_set); categorical features with more than max_cat_to_onehot bins by a "
+          "sorted partition.");
     m.def("gbdt_partition_ordered", &partition_ordered_py, py::arg("Xn").noconvert(),
           py::arg("ghn").noconvert(), py::arg("rows").noconvert(), py::arg("scratch_X").noconvert(),
           py::arg("scratch_gh").noconvert(), py::arg("scratch_rows").noconvert(),
@@ -438,6 +492,7 @@ void bind_gbdt(py::module_& m) {
           py::arg("feature").noconvert(), py::arg("threshold").noconvert(),
           py::arg("default_left").noconvert(), py::arg("is_categorical").noconvert(),
           py::arg("n_threads") = 1, py::arg("into_scratch") = false,
+          py::arg("cat_sets").noconvert() = py::none(),
           "Stable partition of node-ordered data (binned rows, gradients, row ids), in place or "
           "(into_scratch)\n"
           "into the scratch buffers -> n_left.");
@@ -451,6 +506,7 @@ void bind_gbdt(py::module_& m) {
           py::arg("default_left").noconvert(), py::arg("is_categorical").noconvert(),
           py::arg("left_value").noconvert(), py::arg("right_value").noconvert(),
           py::arg("raw").noconvert(), py::arg("n_threads") = 1,
+          py::arg("cat_sets").noconvert() = py::none(),
           "raw[rows[p]] += left or right leaf value of node k's split, p in [start_k, end_k) (in "
           "place).");
     m.def("gbdt_gradients", &gradients_py, py::arg("objective"), py::arg("raw").noconvert(),
@@ -478,6 +534,8 @@ void bind_gbdt(py::module_& m) {
           py::arg("min_child_weight"), py::arg("reg_lambda"), py::arg("gamma"),
           py::arg("learning_rate"), py::arg("swap_rows"), py::arg("hist_ws").noconvert(),
           py::arg("raw").noconvert(), py::arg("n_threads") = 1,
+          py::arg("max_cat_to_onehot") = gb::kBins, py::arg("max_cat_threshold") = 32,
+          py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0,
           "Grow one depth-wise tree on node-ordered data and add its leaf values to raw -> (dict "
           "of node arrays, swapped: the data ended in the other buffers).");
     m.def("gbdt_predict_raw", &predict_raw_py, py::arg("X").noconvert(),
@@ -486,11 +544,16 @@ void bind_gbdt(py::module_& m) {
           py::arg("default_left").noconvert(), py::arg("categorical").noconvert(),
           py::arg("value").noconvert(), py::arg("roots").noconvert(), py::arg("t0"), py::arg("t1"),
           py::arg("out").noconvert(), py::arg("n_threads") = 1,
-          "out += sum of leaf values of trees [t0, t1) (in place).");
+          py::arg("cat_count").noconvert() = py::none(),
+          py::arg("cat_codes").noconvert() = py::none(),
+          "out += sum of leaf values of trees [t0, t1) (in place); cat_count (n_nodes,) int32 and "
+          "cat_codes float32: the partition splits' left category codes.");
     m.def("gbdt_apply", &apply_py, py::arg("X").noconvert(), py::arg("feature").noconvert(),
           py::arg("threshold").noconvert(), py::arg("left").noconvert(),
           py::arg("right").noconvert(), py::arg("default_left").noconvert(),
           py::arg("categorical").noconvert(), py::arg("value").noconvert(),
           py::arg("roots").noconvert(), py::arg("t0"), py::arg("t1"), py::arg("n_threads") = 1,
+          py::arg("cat_count").noconvert() = py::none(),
+          py::arg("cat_codes").noconvert() = py::none(),
           "Leaf node index (within its tree) per row and tree -> int32 (n, t1 - t0).");
 }

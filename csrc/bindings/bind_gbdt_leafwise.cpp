@@ -34,13 +34,17 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             CArray<uint8_t> is_cat, std::optional<CArray<uint8_t>> feature_mask,
                             int32_t max_leaves, int32_t max_depth, double min_child_weight,
                             double reg_lambda, double gamma, double learning_rate,
-                            int64_t swap_rows, int64_t index_bytes, int n_threads) {
+                            int64_t swap_rows, int64_t index_bytes, int n_threads,
+                            int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
+                            double cat_l2) {
     int64_t m, F;
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
     require(max_leaves >= 1, "max_leaves must be >= 1");
-    const gb::LeafwiseParams params{max_leaves, max_depth,     min_child_weight, reg_lambda,
-                                    gamma,      learning_rate, swap_rows,        index_bytes};
+    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2);
+    const gb::LeafwiseParams params{
+        max_leaves, max_depth,   min_child_weight,  reg_lambda,        gamma,      learning_rate,
+        swap_rows,  index_bytes, max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2};
     gb::LeafwiseTree t;
     {
         py::gil_scoped_release release;
@@ -64,7 +68,8 @@ void bind_gbdt_leafwise(py::module_& m) {
     result.attr("__module__") = m.attr("__name__");
     result.attr("__doc__") =
         "One best-first tree: nodes (dict of node arrays: feature, threshold_bin, default_left, "
-        "left, right, value, gain, cover, depth), leaf_node int32 / leaf_start, leaf_end int64 "
+        "left, right, value, gain, cover, depth, cat_set), leaf_node int32 / leaf_start, leaf_end "
+        "int64 "
         "(each leaf's positions in the node-ordered data), swapped (the data ended in the other "
         "buffers).";
     m.attr("GBDTLeafwiseTree") = result;
@@ -76,7 +81,8 @@ void bind_gbdt_leafwise(py::module_& m) {
           py::arg("feature_mask").noconvert().none(true), py::arg("max_leaves"),
           py::arg("max_depth"), py::arg("min_child_weight"), py::arg("reg_lambda"),
           py::arg("gamma"), py::arg("learning_rate"), py::arg("swap_rows"), py::arg("index_bytes"),
-          py::arg("n_threads") = 1,
+          py::arg("n_threads") = 1, py::arg("max_cat_to_onehot") = gb::kBins,
+          py::arg("max_cat_threshold") = 32, py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0,
           "Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves "
           "once, "
           "at the end) on node-ordered data -> "

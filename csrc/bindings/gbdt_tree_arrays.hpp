@@ -43,10 +43,32 @@ inline void check_node_ordered(const CArray<uint8_t>& Xn, const CArray<float>& g
         require(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
 }
 
+// The categorical split search's parameters (SplitParams), checked.
+inline void check_cat_params(int32_t max_cat_to_onehot, int32_t max_cat_threshold,
+                             double cat_smooth, double cat_l2) {
+    require(max_cat_to_onehot >= 0, "max_cat_to_onehot must be >= 0");
+    require(max_cat_threshold >= 1, "max_cat_threshold must be >= 1");
+    require(cat_smooth >= 0.0, "cat_smooth must be >= 0");
+    require(cat_l2 >= 0.0, "cat_l2 must be >= 0");
+}
+
+// A (n_nodes, kCatSetWords) uint64 array of per-node bin sets (or None), checked; its data.
+inline const uint64_t* cat_sets_data(const std::optional<CArray<uint64_t>>& sets, int64_t n_nodes) {
+    if (!sets) return nullptr;
+    require(sets->ndim() == 2 && sets->shape(0) == n_nodes && sets->shape(1) == gbdt::kCatSetWords,
+            "cat_sets must be (n_nodes, 4) uint64");
+    return sets->data();
+}
+
 // The node arrays of a grown tree (feature, threshold_bin, default_left, left, right, value,
-// gain, cover, depth), each a new 1-D array.
+// gain, cover, depth: each a new 1-D array; cat_set: (n_nodes, 4) uint64, a partition split's
+// left bins).
 inline pybind11::dict tree_arrays(const gbdt::GrownTree& t) {
     pybind11::dict d;
+    CArray<uint64_t> sets(
+        {static_cast<int64_t>(t.feature.size()), static_cast<int64_t>(gbdt::kCatSetWords)});
+    std::copy(t.cat_set.begin(), t.cat_set.end(), sets.mutable_data());
+    d["cat_set"] = sets;
     d["feature"] = to_array(t.feature);
     d["threshold_bin"] = to_array(t.threshold_bin);
     d["default_left"] = to_array(t.default_left);

@@ -42,6 +42,7 @@ def gbdt_add_split_leaf_values(
     right_value: NDArray[np.float64],
     raw: NDArray[np.float64],
     n_threads: int = 1,
+    cat_sets: NDArray[np.uint64] | None = None,
 ) -> None:
     """raw[rows[p]] += left or right leaf value of node k's split, p in [start_k, end_k) (in
     place).
@@ -60,6 +61,8 @@ def gbdt_apply(
     t0: int,
     t1: int,
     n_threads: int = 1,
+    cat_count: NDArray[np.int32] | None = None,
+    cat_codes: NDArray[np.float32] | None = None,
 ) -> NDArray[np.int32]:
     """Leaf node index (within its tree) per row and tree -> int32 (n, t1 - t0)."""
 
@@ -107,8 +110,13 @@ def gbdt_find_splits(
     gamma: float = 0.0,
     min_child_weight: float = 1.0,
     n_threads: int = 1,
-) -> tuple:
-    """Best split per node -> (feature, threshold_bin, default_left, loss_chg, left_g, left_h)."""
+    max_cat_to_onehot: int = 256,
+    max_cat_threshold: int = 32,
+    cat_smooth: float = 10.0,
+    cat_l2: float = 0.0,
+) -> GBDTSplits:
+    """Best split per node -> GBDTSplits; categorical features with more than max_cat_to_onehot
+    bins by a sorted partition."""
 
 def gbdt_gradients(
     objective: int,
@@ -146,6 +154,7 @@ def gbdt_partition_ordered(
     is_categorical: NDArray[np.uint8],
     n_threads: int = 1,
     into_scratch: bool = False,
+    cat_sets: NDArray[np.uint64] | None = None,
 ) -> NDArray[np.int64]:
     """Stable partition of node-ordered data (binned rows, gradients, row ids), in place or
     (into_scratch)
@@ -166,8 +175,11 @@ def gbdt_predict_raw(
     t1: int,
     out: NDArray[np.float64],
     n_threads: int = 1,
+    cat_count: NDArray[np.int32] | None = None,
+    cat_codes: NDArray[np.float32] | None = None,
 ) -> None:
-    """out += sum of leaf values of trees [t0, t1) (in place)."""
+    """out += sum of leaf values of trees [t0, t1) (in place); cat_count (n_nodes,) and cat_codes:
+    the partition splits' left category codes."""
 
 def hardware_concurrency() -> int:
     """Number of hardware threads std::thread reports (0 if unknown)."""
@@ -314,7 +326,8 @@ constants: ModuleType
 """Constants shared by the C++ kernels and Python (missing bin, bin count, objective codes)."""
 
 class GBDTSplits(NamedTuple):
-    """Best split per node (each field (n_nodes,)); feature -1: no split."""
+    """Best split per node (each field (n_nodes,), cat_set (n_nodes, 4)); feature -1: no split;
+    threshold -1 and cat_set the left bins for a categorical partition split."""
 
     feature: NDArray[np.int32]
     threshold: NDArray[np.int32]
@@ -322,6 +335,7 @@ class GBDTSplits(NamedTuple):
     loss_chg: NDArray[np.float64]
     left_g: NDArray[np.float64]
     left_h: NDArray[np.float64]
+    cat_set: NDArray[np.uint64]
 
 class GBDTLeafwiseTree(NamedTuple):
     """One best-first tree: node arrays, each leaf's node and positions in the node-ordered data."""
@@ -351,6 +365,10 @@ def gbdt_grow_depthwise(
     hist_ws: NDArray[np.float64],
     raw: NDArray[np.float64],
     n_threads: int = 1,
+    max_cat_to_onehot: int = 256,
+    max_cat_threshold: int = 32,
+    cat_smooth: float = 10.0,
+    cat_l2: float = 0.0,
 ) -> tuple[dict[str, NDArray], bool]:
     """Grow one depth-wise tree on node-ordered data and add its leaf values to raw -> (node
     arrays, swapped: the data ended in the other buffers)."""
@@ -374,6 +392,10 @@ def gbdt_grow_leafwise(
     swap_rows: int,
     index_bytes: int,
     n_threads: int = 1,
+    max_cat_to_onehot: int = 256,
+    max_cat_threshold: int = 32,
+    cat_smooth: float = 10.0,
+    cat_l2: float = 0.0,
 ) -> GBDTLeafwiseTree:
     """Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves once,
     at the end) on node-ordered data."""

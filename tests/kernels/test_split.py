@@ -35,7 +35,7 @@ def test_best_split_matches_exhaustive_search(seed):
     }
     mask = (rng.random(n_features) < 0.8) if seed % 3 == 0 else None
     sum_g, sum_h = hist[0].sum(axis=0)
-    feature, threshold, dleft, chg, lg, lh = kern.find_splits(
+    feature, threshold, dleft, chg, lg, lh, _ = kern.find_splits(
         hist[None], [sum_g], [sum_h], n_bins, is_cat, feature_mask=mask, n_threads=2, **params
     )
     exp = ref.best_split(hist, sum_g, sum_h, n_bins, is_cat, feature_mask=mask, **params)

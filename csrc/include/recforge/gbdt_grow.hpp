@@ -25,6 +25,10 @@ struct DepthwiseParams {
     int32_t max_depth;
     double min_child_weight, reg_lambda, gamma, learning_rate;
     int64_t swap_rows;  // from this many rows on, every level is partitioned into the other buffers
+    int32_t max_cat_to_onehot = kBins;  // the categorical split search: see SplitParams
+    int32_t max_cat_threshold = 32;
+    double cat_smooth = 10.0;
+    double cat_l2 = 0.0;
 };
 
 // Node-ordered data: binned rows (m, F), (g, h) pairs (m, 2), original row ids (m,).
@@ -38,7 +42,8 @@ struct GrownTree {  // the fields of _grower.Tree that the kernel decides, one e
     std::vector<int32_t> feature, threshold_bin, left, right, depth;
     std::vector<uint8_t> default_left;
     std::vector<double> value, gain, cover;
-    bool swapped = false;  // the data ended in the `other` buffers
+    std::vector<uint64_t> cat_set;  // kCatSetWords per node: a partition split's left bins
+    bool swapped = false;           // the data ended in the `other` buffers
 
     int32_t add(int32_t d, double g, double h, const DepthwiseParams& p) {
         const bool ok = h >= p.min_child_weight && h > 0.0;
@@ -51,6 +56,7 @@ struct GrownTree {  // the fields of _grower.Tree that the kernel decides, one e
         value.push_back(ok ? -g / (h + p.reg_lambda) * p.learning_rate : 0.0);
         gain.push_back(0.0);
         cover.push_back(h);
+        cat_set.insert(cat_set.end(), kCatSetWords, 0);
         return static_cast<int32_t>(feature.size() - 1);
     }
 };
@@ -66,10 +72,11 @@ struct GrownTree {  // the fields of _grower.Tree that the kernel decides, one e
 inline void fused_level(NodeData cur, uint8_t* scratch_X, float* scratch_gh, int32_t* scratch_rows,
                         int64_t F, const int64_t* starts, const int64_t* ends, int64_t S,
                         const int32_t* feature, const int32_t* threshold,
-                        const uint8_t* default_left, const uint8_t* is_cat, const double* hist,
-                        const int64_t* parent_index, const double* c_sum_g, const double* c_sum_h,
-                        const int32_t* n_bins, const uint8_t* feature_mask, const SplitParams& sp,
-                        double* out, std::vector<int64_t>& c_starts, std::vector<int64_t>& c_ends,
+                        const uint8_t* default_left, const uint64_t* cat_sets,
+                        const uint8_t* is_cat, const double* hist, const int64_t* parent_index,
+                        const double* c_sum_g, const double* c_sum_h, const int32_t* n_bins,
+                        const uint8_t* feature_mask, const SplitParams& sp, double* out,
+                        std::vector<int64_t>& c_starts, std::vector<int64_t>& c_ends,
                         std::vector<SplitResult>& split, int n_threads) {
     const int64_t node_stride = F * kBins * 2;
     c_starts.resize(2 * S);
@@ -91,7 +98,8 @@ inline void fused_level(NodeData cur, uint8_t* scratch_X, float* scratch_gh, int
             const int64_t j = order[task];
             const int64_t s = starts[j], e = ends[j];
             uint8_t lut[kBins];
-            direction_table(threshold[j], default_left[j], is_cat[feature[j]] != 0, lut);
+            direction_table(threshold[j], default_left[j], is_cat[feature[j]] != 0, lut,
+                            node_set(cat_sets, j));
             const int64_t n_left =
                 partition_node(cur.X, F, cur.gh, cur.rows, scratch_X + s * F, scratch_gh + 2 * s,
                                scratch_rows + s, s, e, feature[j], lut);
@@ -149,7 +157,10 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
     double* hist = hist_a;
     double* hist_next = hist_b;
     const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
-    const SplitParams sp{p.reg_lambda, p.gamma, p.min_child_weight};
+    const SplitParams sp{
+        p.reg_lambda, p.gamma, p.min_child_weight, p.max_cat_to_onehot, p.max_cat_threshold,
+        p.cat_smooth, p.cat_l2};
+    std::vector<uint64_t> sets;
     bool have_splits = false;  // the level's splits were found by the fused step of the last one
     // the children built by a level become the nodes of the next one
     auto next_level = [&] {
@@ -190,6 +201,7 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
         feat.resize(S);
         thr.resize(S);
         dleft.resize(S);
+        sets.resize(static_cast<size_t>(S * kCatSetWords));
         for (int64_t j = 0; j < S; ++j) {
             const int64_t k = ok_index[j];
             const SplitResult& r = split[k];
@@ -200,6 +212,7 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
             feat[j] = r.feature;
             thr[j] = r.threshold;
             dleft[j] = r.default_left;
+            std::copy(r.cat_set, r.cat_set + kCatSetWords, sets.begin() + j * kCatSetWords);
         }
         for (int64_t c = 0; c < 2 * S; ++c)
             c_ids[c] = tree.add(depth + 1, c_sum_g[c], c_sum_h[c], p);
@@ -210,6 +223,8 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
             tree.threshold_bin[id] = r.threshold;
             tree.default_left[id] = r.default_left;
             tree.gain[id] = r.loss_chg;
+            std::copy(r.cat_set, r.cat_set + kCatSetWords,
+                      tree.cat_set.begin() + id * kCatSetWords);
             tree.left[id] = c_ids[2 * j];
             tree.right[id] = c_ids[2 * j + 1];
             tree.value[id] = 0.0;
@@ -227,7 +242,7 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
             }
             add_split_leaf_values(cur.X, F, cur.rows, s_starts.data(), s_ends.data(), S,
                                   feat.data(), thr.data(), dleft.data(), is_cat, lv.data(),
-                                  rv.data(), raw, n_threads);
+                                  rv.data(), raw, n_threads, sets.data());
             break;
         }
         const bool whole = S == 1 && s_starts[0] == 0 && s_ends[0] == m;
@@ -236,9 +251,9 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
             // one parallel region for the level: each task partitions one node, builds its
             // children's histograms and finds their splits while the node's rows are in cache
             fused_level(cur, other.X, other.gh, other.rows, F, s_starts.data(), s_ends.data(), S,
-                        feat.data(), thr.data(), dleft.data(), is_cat, hist, ok_index.data(),
-                        c_sum_g.data(), c_sum_h.data(), n_bins, feature_mask, sp, hist_next,
-                        c_starts, c_ends, split, n_threads);
+                        feat.data(), thr.data(), dleft.data(), sets.data(), is_cat, hist,
+                        ok_index.data(), c_sum_g.data(), c_sum_h.data(), n_bins, feature_mask, sp,
+                        hist_next, c_starts, c_ends, split, n_threads);
             have_splits = true;
             next_level();
             continue;
@@ -250,13 +265,14 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
                 feat.push_back(-1);
                 thr.push_back(0);
                 dleft.push_back(0);
+                sets.insert(sets.end(), kCatSetWords, 0);
             }
         }
         n_left.resize(s_starts.size());
         partition_ordered(cur.X, F, cur.gh, cur.rows, other.X, other.gh, other.rows,
                           s_starts.data(), s_ends.data(), static_cast<int64_t>(s_starts.size()),
                           feat.data(), thr.data(), dleft.data(), is_cat, n_left.data(), n_threads,
-                          into_other);
+                          into_other, sets.data());
         if (into_other) {
             std::swap(cur, other);
             tree.swapped = !tree.swapped;

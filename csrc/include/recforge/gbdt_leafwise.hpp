@@ -43,6 +43,10 @@ struct LeafwiseParams {
     double min_child_weight, reg_lambda, gamma, learning_rate;
     int64_t swap_rows;    // from this many rows on, the root split moves the data to `other`
     int64_t index_bytes;  // below m * (F + 12) bytes of data, partition positions, not rows
+    int32_t max_cat_to_onehot = kBins;  // the categorical split search: see SplitParams
+    int32_t max_cat_threshold = 32;
+    double cat_smooth = 10.0;
+    double cat_l2 = 0.0;
 };
 
 struct LeafwiseTree {
@@ -106,7 +110,8 @@ inline int64_t partition_positions(const uint8_t* X, int64_t F, int32_t* idx, in
                                    int64_t s, int64_t e, const SplitResult& split,
                                    const uint8_t* is_cat) {
     uint8_t lut[kBins];
-    direction_table(split.threshold, split.default_left, is_cat[split.feature] != 0, lut);
+    direction_table(split.threshold, split.default_left, is_cat[split.feature] != 0, lut,
+                    split.cat_set);
     const uint8_t* col = X + split.feature;
     int64_t li = s, ri = 0;
     constexpr int64_t kAhead = 16;  // positions are scattered: load the split column ahead
@@ -138,7 +143,9 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
     GrownTree& tree = out.tree;
     const DepthwiseParams value_params{p.max_depth, p.min_child_weight, p.reg_lambda,
                                        p.gamma,     p.learning_rate,    p.swap_rows};
-    const SplitParams sp{p.reg_lambda, p.gamma, p.min_child_weight};
+    const SplitParams sp{
+        p.reg_lambda, p.gamma, p.min_child_weight, p.max_cat_to_onehot, p.max_cat_threshold,
+        p.cat_smooth, p.cat_l2};
     auto can_split = [&](int32_t depth) { return p.max_depth < 0 || depth < p.max_depth; };
     auto add_leaf = [&](int32_t node, int64_t start, int64_t end) {
         out.leaf_node.push_back(node);
@@ -209,7 +216,7 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
             const bool into_other = c.start == 0 && c.end == m && (threaded || m >= p.swap_rows);
             partition_ordered(cur.X, F, cur.gh, cur.rows, other.X, other.gh, other.rows, &c.start,
                               &c.end, 1, &r.feature, &r.threshold, &r.default_left, is_cat, &n_left,
-                              n_threads, into_other);
+                              n_threads, into_other, r.cat_set);
             if (into_other) {
                 std::swap(cur, other);
                 tree.swapped = !tree.swapped;
@@ -224,6 +231,8 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
         tree.threshold_bin[c.node] = r.threshold;
         tree.default_left[c.node] = r.default_left;
         tree.gain[c.node] = r.loss_chg;
+        std::copy(r.cat_set, r.cat_set + kCatSetWords,
+                  tree.cat_set.begin() + static_cast<int64_t>(c.node) * kCatSetWords);
         tree.left[c.node] = left;
         tree.right[c.node] = right;
         tree.value[c.node] = 0.0;

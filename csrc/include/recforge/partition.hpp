@@ -12,6 +12,7 @@
 #include "recforge/constants.hpp"
 #include "recforge/histogram.hpp"
 #include "recforge/parallel.hpp"
+#include "recforge/split.hpp"
 
 namespace recforge {
 namespace gbdt {
@@ -35,11 +36,21 @@ inline void copy_row(uint8_t* dst, const uint8_t* src, size_t n) {
     }
 }
 
-// lut[b] = 1 when a row whose bin of the split feature is b goes left.
-inline void direction_table(int32_t threshold, uint8_t default_left, bool categorical,
-                            uint8_t* lut) {
-    for (int b = 0; b < kBins; ++b) lut[b] = categorical ? (b == threshold) : (b <= threshold);
+// lut[b] = 1 when a row whose bin of the split feature is b goes left. cat_set (kCatSetWords
+// words, or null): the bins a partition split of a categorical feature sends left (empty: the
+// one-vs-rest split bin == threshold).
+inline void direction_table(int32_t threshold, uint8_t default_left, bool categorical, uint8_t* lut,
+                            const uint64_t* cat_set = nullptr) {
+    const bool by_set =
+        categorical && cat_set && (cat_set[0] | cat_set[1] | cat_set[2] | cat_set[3]) != 0;
+    for (int b = 0; b < kBins; ++b)
+        lut[b] = by_set ? set_has(cat_set, b) : categorical ? (b == threshold) : (b <= threshold);
     lut[kMissingBin] = default_left != 0;
+}
+
+// Node k's set of bins in an array of kCatSetWords words per node (null: none).
+inline const uint64_t* node_set(const uint64_t* cat_sets, int64_t k) {
+    return cat_sets ? cat_sets + k * kCatSetWords : nullptr;
 }
 
 // One step of the two-cursor partition below, after the caller has copied binned row p to left slot
@@ -140,7 +151,8 @@ inline int64_t partition_node_narrow(uint8_t* Xn, int64_t F, float* ghn, int32_t
 // scratch_* are buffers of the same sizes as the arrays. Writes the left counts to n_left.
 // into_scratch: leave the partitioned ranges in the scratch buffers instead (the arrays are then
 // unchanged; positions outside the nodes' ranges of the scratch buffers are not written). Then a
-// node with feature −1 is carried over unchanged (all its rows count as left).
+// node with feature −1 is carried over unchanged (all its rows count as left). cat_sets: node k's
+// partition set at cat_sets[k * kCatSetWords] (see direction_table), or null.
 // Nodes are independent (node k only touches positions [starts[k], ends[k]) of the arrays and of
 // the scratch buffers), so several nodes run on separate threads; one large node is cut into
 // fixed blocks of rows whose output positions come from a prefix sum. Either way the result does
@@ -150,7 +162,8 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
                               const int64_t* starts, const int64_t* ends, int64_t n_nodes,
                               const int32_t* feature, const int32_t* threshold,
                               const uint8_t* default_left, const uint8_t* is_categorical,
-                              int64_t* n_left, int n_threads, bool into_scratch = false) {
+                              int64_t* n_left, int n_threads, bool into_scratch = false,
+                              const uint64_t* cat_sets = nullptr) {
     const int64_t F = n_features;
     const size_t row_bytes = static_cast<size_t>(F);
     std::vector<uint8_t> luts(static_cast<size_t>(n_nodes) * kBins);
@@ -160,7 +173,7 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
             std::memset(luts.data() + k * kBins, 1, kBins);  // a carried node: all "left"
         else
             direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0,
-                            luts.data() + k * kBins);
+                            luts.data() + k * kBins, node_set(cat_sets, k));
         total += ends[k] - starts[k];
         largest = std::max(largest, ends[k] - starts[k]);
     }
@@ -270,13 +283,13 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
 // The last split level of a tree without moving rows: for every node k (positions [starts[k],
 // ends[k]) of node-ordered data Xn with original ids rows), raw[rows[p]] += left_value[k] when the
 // node's split sends row p left, else right_value[k]. Nodes on separate threads (each row is in
-// one node), so the result does not depend on n_threads.
+// one node), so the result does not depend on n_threads. cat_sets as for partition_ordered.
 inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const int32_t* rows,
                                   const int64_t* starts, const int64_t* ends, int64_t n_nodes,
                                   const int32_t* feature, const int32_t* threshold,
                                   const uint8_t* default_left, const uint8_t* is_categorical,
                                   const double* left_value, const double* right_value, double* raw,
-                                  int n_threads) {
+                                  int n_threads, const uint64_t* cat_sets = nullptr) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_nodes; ++k) total += ends[k] - starts[k];
     n_threads = threads_for_work(n_threads, static_cast<double>(total), 20000.0);
@@ -284,7 +297,8 @@ inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const i
         n_nodes, n_threads,
         [&](int64_t k, int) {
             uint8_t lut[kBins];
-            direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, lut);
+            direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, lut,
+                            node_set(cat_sets, k));
             const double v[2] = {right_value[k], left_value[k]};
             const uint8_t* col = Xn + feature[k];
             const int64_t e = ends[k];

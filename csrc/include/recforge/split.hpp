@@ -10,10 +10,18 @@
 // left, t descending); a later candidate replaces the best only when strictly better, and across
 // features the lower feature index wins ties. t may be -1 in the backward scan (only the
 // missing values go left).
-// Categorical features: one category vs the rest (left = bin == t), missing values right, then
-// (with missing values) left.
+// Categorical features with at most max_cat_to_onehot value bins: one category vs the rest (left =
+// bin == t), missing values right, then (with missing values) left.
+// Categorical features with more bins: a sorted partition (LightGBM's and xgboost's search for many
+// categories). The node's non-empty bins (hessian > 0) are sorted by G_b / (H_b + cat_smooth)
+// (ascending, ties by bin); prefixes of that order of at most min(max_cat_threshold,
+// (n_used + 1) / 2) bins are scanned from the front, then from the back, each with missing values
+// right, then (with missing values) left. Left = the prefix: a set of bins (cat_set, a 256-bit set)
+// with threshold -1. As in LightGBM, the children's terms of a partition's gain take
+// λ + cat_l2 (the parent's term λ): a penalty on the many candidate sets.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -27,15 +35,27 @@ struct SplitParams {
     double reg_lambda;
     double gamma;
     double min_child_weight;
+    // categorical features with more value bins than this are split by a sorted partition
+    int32_t max_cat_to_onehot = kBins;
+    int32_t max_cat_threshold = 32;  // most categories on the scanned side of a partition
+    double cat_smooth = 10.0;        // added to H_b in the sort key G_b / (H_b + cat_smooth)
+    double cat_l2 = 0.0;             // added to λ in the children's terms of a partition's gain
 };
+
+constexpr int kCatSetWords = kBins / 64;  // a set of bins: 4 x 64 bits
 
 struct SplitResult {
     int32_t feature = -1;
-    int32_t threshold = 0;
+    int32_t threshold = 0;  // a partition split: -1
     uint8_t default_left = 0;
     double loss_chg = 0.0;
     double left_g = 0.0, left_h = 0.0;
+    uint64_t cat_set[kCatSetWords] = {0, 0, 0, 0};  // a partition split: the bins that go left
+
+    bool has_set() const { return (cat_set[0] | cat_set[1] | cat_set[2] | cat_set[3]) != 0; }
 };
+
+inline bool set_has(const uint64_t* set, int b) { return (set[b >> 6] >> (b & 63)) & 1u; }
 
 inline double calc_gain(double g, double h, const SplitParams& p) {
     if (h < p.min_child_weight || h <= 0.0) return 0.0;
@@ -48,19 +68,55 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, bool cate
     const double parent_gain = calc_gain(sum_g, sum_h, p);
     const double miss_g = H[2 * kMissingBin], miss_h = H[2 * kMissingBin + 1];
     const bool has_missing = miss_h != 0.0 || miss_g != 0.0;
+    SplitParams child_p = p;  // the children's regularisation: a partition's adds cat_l2
     auto consider = [&](double lg, double lh, int32_t t, bool dleft) {
         const double rg = sum_g - lg, rh = sum_h - lh;
-        if (lh < p.min_child_weight || rh < p.min_child_weight || lh <= 0.0 || rh <= 0.0) return;
-        const double chg = calc_gain(lg, lh, p) + calc_gain(rg, rh, p) - parent_gain;
+        if (lh < p.min_child_weight || rh < p.min_child_weight || lh <= 0.0 || rh <= 0.0)
+            return false;
+        const double chg = calc_gain(lg, lh, child_p) + calc_gain(rg, rh, child_p) - parent_gain;
         if (chg > best.loss_chg) {
+            best = SplitResult();
             best.feature = f;
             best.threshold = t;
             best.default_left = dleft ? 1 : 0;
             best.loss_chg = chg;
             best.left_g = lg;
             best.left_h = lh;
+            return true;
         }
+        return false;
     };
+    if (categorical && n_bins > p.max_cat_to_onehot) {
+        int used[kBins];
+        double key[kBins];
+        int n_used = 0;
+        for (int b = 0; b < n_bins; ++b)
+            if (H[2 * b + 1] > 0.0) {
+                key[b] = H[2 * b] / (H[2 * b + 1] + p.cat_smooth);
+                used[n_used++] = b;
+            }
+        std::stable_sort(used, used + n_used, [&](int a, int b) { return key[a] < key[b]; });
+        const int max_left = std::min(p.max_cat_threshold, (n_used + 1) / 2);
+        child_p.reg_lambda += p.cat_l2;
+        int won_dir = -1, won_len = 0;  // the winning prefix of this feature, if any
+        for (int dir = 0; dir < 2; ++dir) {
+            double lg = 0.0, lh = 0.0;
+            for (int i = 0; i < max_left; ++i) {
+                const int b = used[dir == 0 ? i : n_used - 1 - i];
+                lg += H[2 * b];
+                lh += H[2 * b + 1];
+                if (consider(lg, lh, -1, false)) won_dir = dir, won_len = i + 1;
+                if (has_missing && consider(lg + miss_g, lh + miss_h, -1, true))
+                    won_dir = dir, won_len = i + 1;
+            }
+        }
+        if (won_dir >= 0)
+            for (int i = 0; i < won_len; ++i) {
+                const int b = used[won_dir == 0 ? i : n_used - 1 - i];
+                best.cat_set[b >> 6] |= uint64_t(1) << (b & 63);
+            }
+        return;
+    }
     if (categorical) {
         for (int b = 0; b < n_bins; ++b) consider(H[2 * b], H[2 * b + 1], b, false);
         if (has_missing)

@@ -3,7 +3,10 @@
 // Trees are stored flat: node arrays of all trees concatenated, tree t's nodes start at roots[t];
 // child indices are absolute (−1 for a leaf) and a right child always follows its left child
 // (right == left + 1). A row goes left when x is NaN and default_left, or (categorical)
-// x == threshold, or (numeric) x < threshold.
+// x == threshold, or (a categorical partition split) x is one of the split's category codes, or
+// (numeric) x < threshold. A partition split's codes are a bitset over the integer codes when they
+// are below kMaxBitsetCode (then its tree may take the complete-tree layout), else a sorted list
+// (then its tree keeps the pointer layout).
 //
 // Rows are predicted in blocks of kPredictBlock, each block walked tree by tree (one tree's nodes
 // stay in cache for the whole block), and tree after tree in order, so that every row's sum is the
@@ -28,6 +31,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -49,9 +53,11 @@ struct PackedNode {   // 16 bytes: four nodes per cache line
     int32_t feature;
     int32_t left;  // a leaf: its own index − 1
     uint8_t default_left;
-    uint8_t categorical;
+    uint8_t categorical;  // 1: x == threshold goes left; kSetSplit: x in the node's code set
     uint8_t pad[2];
 };
+
+constexpr uint8_t kSetSplit = 2;  // PackedNode::categorical of a partition split
 
 struct DenseNode {    // a split of the complete-tree layout (8 bytes)
     float threshold;  // a repeated leaf above the bottom level: 0 (both sides lead to that leaf)
@@ -73,13 +79,43 @@ struct PackedForest {
     std::vector<double> dense_value;     // per bottom slot: its leaf's value
     std::vector<int32_t> dense_leaf;     // per bottom slot: its leaf's node index - root
     std::vector<int32_t> used_features;  // column k of a block copy is feature used_features[k]
+    // a partition split i: the sorted category codes that go left are
+    // set_codes[set_begin[i] .. set_begin[i + 1])
+    std::vector<int64_t> set_begin;
+    std::vector<float> set_codes;
+    // ... and as a bitset: set_bits[set_bits_at[i]] = n_words, the words follow (-1: no bitset)
+    std::vector<int64_t> set_bits_at;
+    std::vector<uint64_t> set_bits;
 };
+
+constexpr float kMaxBitsetCode = 65536.0f;  // codes below this: a partition split's bitset
+
+// Whether x is one of the n sorted codes (x not NaN).
+inline bool in_code_set(const float* codes, int64_t n, float x) {
+    const float* p = std::lower_bound(codes, codes + n, x);
+    return p != codes + n && *p == x;
+}
+
+// Whether x is in the bitset at `bits` (bits[0] words follow; x not NaN).
+inline bool in_code_bits(const uint64_t* bits, float x) {
+    if (!(x >= 0.0f) || !(x < static_cast<float>(bits[0] * 64))) return false;
+    const uint32_t c = static_cast<uint32_t>(x);
+    return static_cast<float>(c) == x && ((bits[1 + (c >> 6)] >> (c & 63)) & 1u);
+}
 
 constexpr int64_t kPredictBlock = 64;  // rows per block
 constexpr int kDenseLanes = 8;         // rows of a block walked together through one tree
 constexpr int32_t kDenseMaxDepth = 12;
 constexpr uint32_t kNanRight = 1, kCategorical = 2;  // dense_flags bits
+constexpr uint32_t kCodeSet = 4;  // dense_flags: a partition split (threshold: its bitset's index)
 constexpr int32_t kVectorLevels = 4;  // top levels walked as 8-lane vectors (AVX2 builds)
+
+// Whether x (not NaN) goes left of partition split node i of f.
+inline bool in_split_set(const PackedForest& f, int64_t i, float x) {
+    if (f.set_bits_at[i] >= 0) return in_code_bits(f.set_bits.data() + f.set_bits_at[i], x);
+    const int64_t s = f.set_begin[i];
+    return in_code_set(f.set_codes.data() + s, f.set_begin[i + 1] - s, x);
+}
 
 // Whether a tree of `depth` with `n_nodes` nodes gets the complete-tree layout: shallow enough
 // for its 2^depth slots not to dwarf its nodes (a deep, thin leaf-wise tree keeps the pointers).
@@ -88,14 +124,42 @@ inline bool use_dense_layout(int32_t depth, int64_t n_nodes) {
 }
 
 // Children must follow their parent (left > i, right == left + 1, both < n_nodes) and features
-// lie in [0, n_features); the binding checks this before packing.
+// lie in [0, n_features); the binding checks this before packing. cat_count (n_nodes,) and
+// cat_codes (or both null: no partition splits): split node i with cat_count[i] > 0 is a
+// partition split whose left codes (sorted, strictly increasing) are the next cat_count[i] entries
+// of cat_codes (node order).
 inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const float* threshold,
                                 const int32_t* left, const uint8_t* default_left,
                                 const uint8_t* categorical, const double* value,
-                                const int64_t* roots, int64_t n_trees) {
+                                const int64_t* roots, int64_t n_trees, const int32_t* cat_count,
+                                const float* cat_codes) {
     PackedForest f;
     f.nodes.resize(static_cast<size_t>(n_nodes));
     f.values.assign(value, value + n_nodes);
+    f.set_begin.assign(static_cast<size_t>(n_nodes + 1), 0);
+    for (int64_t i = 0; i < n_nodes; ++i)
+        f.set_begin[i + 1] = f.set_begin[i] + (cat_count ? cat_count[i] : 0);
+    if (cat_count) f.set_codes.assign(cat_codes, cat_codes + f.set_begin[n_nodes]);
+    auto is_set = [&](int64_t i) { return cat_count && cat_count[i] > 0 && left[i] >= 0; };
+    f.set_bits_at.assign(static_cast<size_t>(n_nodes), -1);
+    for (int64_t i = 0; i < n_nodes; ++i) {
+        if (!is_set(i)) continue;
+        const float* c = f.set_codes.data() + f.set_begin[i];
+        const int64_t n = f.set_begin[i + 1] - f.set_begin[i];
+        bool small = c[n - 1] < kMaxBitsetCode;  // codes increase: the last is the largest
+        for (int64_t k = 0; k < n && small; ++k)
+            small = c[k] >= 0.0f && static_cast<float>(static_cast<uint32_t>(c[k])) == c[k];
+        if (!small) continue;
+        const uint64_t n_words = static_cast<uint32_t>(c[n - 1]) / 64 + 1;
+        f.set_bits_at[i] = static_cast<int64_t>(f.set_bits.size());
+        f.set_bits.push_back(n_words);
+        const size_t words = f.set_bits.size();
+        f.set_bits.resize(words + n_words, 0);
+        for (int64_t k = 0; k < n; ++k) {
+            const uint32_t code = static_cast<uint32_t>(c[k]);
+            f.set_bits[words + (code >> 6)] |= uint64_t(1) << (code & 63);
+        }
+    }
     std::vector<int32_t> node_depth(static_cast<size_t>(n_nodes), 0);
     int32_t n_columns = 0;
     for (int64_t i = 0; i < n_nodes; ++i) {
@@ -104,7 +168,12 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
             p = {
                 std::numeric_limits<float>::quiet_NaN(), 0, static_cast<int32_t>(i - 1), 0, 0, {0}};
         } else {
-            p = {threshold[i], feature[i], left[i], default_left[i], categorical[i], {0}};
+            p = {threshold[i],
+                 feature[i],
+                 left[i],
+                 default_left[i],
+                 is_set(i) ? kSetSplit : categorical[i],
+                 {0}};
             f.any_categorical = f.any_categorical || categorical[i] != 0;
             node_depth[left[i]] = node_depth[i] + 1;
             node_depth[left[i] + 1] = node_depth[i] + 1;
@@ -118,9 +187,15 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
     for (int64_t t = 0; t < n_trees; ++t) {
         const int64_t a = roots[t], b = t + 1 < n_trees ? roots[t + 1] : n_nodes;
         int32_t d = 0;
-        for (int64_t i = a; i < b; ++i) d = std::max(d, node_depth[i]);
+        bool listed_set = false;  // a partition split without a bitset
+        for (int64_t i = a; i < b; ++i) {
+            d = std::max(d, node_depth[i]);
+            listed_set =
+                listed_set ||
+                (is_set(i) && (f.set_bits_at[i] < 0 || f.set_bits_at[i] > int64_t(UINT32_MAX)));
+        }
         f.depth[t] = d;
-        if (use_dense_layout(d, b - a)) {
+        if (!listed_set && use_dense_layout(d, b - a)) {
             f.dense_offset[t] = dense_size;
             dense_size += int64_t(1) << d;
         }
@@ -154,6 +229,11 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
                     threshold[i], static_cast<uint32_t>(column[feature[i]] * kPredictBlock)};
                 f.dense_flags[o + v.heap] = static_cast<uint8_t>(
                     (default_left[i] ? 0 : kNanRight) | (categorical[i] ? kCategorical : 0));
+                if (is_set(i)) {  // the threshold's bits: the index of the split's bitset
+                    const uint32_t at = static_cast<uint32_t>(f.set_bits_at[i]);
+                    std::memcpy(&f.dense_nodes[o + v.heap].threshold, &at, sizeof(at));
+                    f.dense_flags[o + v.heap] |= kCodeSet;
+                }
                 f.dense_categorical_tree[t] |= categorical[i];
                 stack.push_back({left[i], 2 * v.heap});
                 stack.push_back({left[i] + 1, 2 * v.heap + 1});
@@ -171,14 +251,28 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
     return f;
 }
 
+// The forest packed without partition splits (the entry point of callers that predate them).
+inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const float* threshold,
+                                const int32_t* left, const uint8_t* default_left,
+                                const uint8_t* categorical, const double* value,
+                                const int64_t* roots, int64_t n_trees) {
+    return pack_forest(n_nodes, feature, threshold, left, default_left, categorical, value, roots,
+                       n_trees, nullptr, nullptr);
+}
+
 // One step down: the child the row x goes to (a leaf: itself). kCategorical = false when no node
 // of the forest is categorical (one compare less per step).
 template <bool kCategorical>
-inline int32_t step(const PackedNode* nodes, int32_t node, const float* x) {
+inline int32_t step(const PackedForest& f, const PackedNode* nodes, int32_t node, const float* x) {
     const PackedNode& nd = nodes[node];
     const float v = x[nd.feature];
     const bool is_nan = v != v;
-    const bool cmp = (kCategorical && nd.categorical) ? (v == nd.threshold) : (v < nd.threshold);
+    bool cmp;
+    if (kCategorical && nd.categorical == kSetSplit) {
+        cmp = !is_nan && in_split_set(f, node, v);
+    } else {
+        cmp = (kCategorical && nd.categorical) ? (v == nd.threshold) : (v < nd.threshold);
+    }
     const bool go_left = is_nan ? (nd.default_left != 0) : cmp;
     return nd.left + (go_left ? 0 : 1);
 }
@@ -196,7 +290,7 @@ inline void walk_block_t(const PackedForest& f, const float* X, int64_t n_featur
     }
     const PackedNode* nodes = f.nodes.data();
     for (int32_t d = 0; d < f.depth[t]; ++d)
-        for (int64_t j = 0; j < m; ++j) node[j] = step<kCategorical>(nodes, node[j], x[j]);
+        for (int64_t j = 0; j < m; ++j) node[j] = step<kCategorical>(f, nodes, node[j], x[j]);
     for (int64_t j = 0; j < m; ++j) visit(j, node[j]);
 }
 
@@ -239,11 +333,18 @@ inline bool load_block_columns(const PackedForest& f, const float* X, int64_t n_
 enum class DenseStep { kPlain, kNan, kCategorical };
 
 // One plain / NaN-aware step of the complete-tree walk on a scalar: the next heap index.
+// set_bits: the forest's partition-split bitsets (kCategorical steps only).
 template <DenseStep kStep>
 RECFORGE_ALWAYS_INLINE uint64_t dense_step(const DenseNode* nodes, const uint8_t* flags, uint64_t h,
-                                           const float* x) {
+                                           const float* x, const uint64_t* set_bits = nullptr) {
     const DenseNode nd = nodes[h];
     const float v = x[uint64_t(nd.column)];
+    if (kStep == DenseStep::kCategorical && (flags[h] & kCodeSet)) {
+        uint32_t at;
+        std::memcpy(&at, &nd.threshold, sizeof(at));
+        const bool right = (v != v) ? (flags[h] & kNanRight) != 0 : !in_code_bits(set_bits + at, v);
+        return 2 * h + (right ? 1 : 0);
+    }
     // bit arithmetic, no branch; v >= t, v == t and v < t are all false for NaN
     uint32_t right;
     if (kStep == DenseStep::kPlain) {
@@ -321,7 +422,7 @@ RECFORGE_ALWAYS_INLINE void walk_dense(const PackedForest& f, int64_t t, const f
             for (int r = 0; r < kDenseLanes; ++r) h[r] = 1;
         for (int32_t d = vector_levels; d < depth; ++d)
             for (int r = 0; r < kDenseLanes; ++r)
-                h[r] = dense_step<kStep>(nodes, flags, h[r], x + r);
+                h[r] = dense_step<kStep>(nodes, flags, h[r], x + r, f.set_bits.data());
         if (m - j0 >= kDenseLanes) {
             for (int r = 0; r < kDenseLanes; ++r)
                 visit(j0 + r, static_cast<int64_t>(h[r] - bottom));

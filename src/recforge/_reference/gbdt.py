@@ -5,6 +5,12 @@ xgboost's implementation: ``loss_chg = G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(
 ½[…]); a split needs both hessian sums ``>= min_child_weight`` and ``> 0``, ``loss_chg > 1e-6``
 and ``loss_chg >= gamma``; ties keep the first candidate found (features ascending; numeric:
 missing-right thresholds ascending, then missing-left thresholds descending).
+
+A categorical feature with more than ``max_cat_to_onehot`` bins is split by a sorted partition
+(LightGBM's search for many categories): its non-empty bins (``H_b > 0``) sorted by
+``G_b / (H_b + cat_smooth)`` (stable), left = the first ``i`` of that order, then the last ``i``,
+``i = 1 .. min(max_cat_threshold, (n_used + 1) // 2)``, each with missing values right, then left;
+the children's terms of its gain take ``λ + cat_l2`` (the parent's ``λ``).
 """
 
 from __future__ import annotations
@@ -39,9 +45,15 @@ def best_split(
     gamma=0.0,
     min_child_weight=1.0,
     feature_mask=None,
+    max_cat_to_onehot=N_BINS,
+    max_cat_threshold=32,
+    cat_smooth=10.0,
+    cat_l2=0.0,
 ):
-    """Exhaustive search: ``(feature, threshold_bin, default_left, loss_chg)``; feature -1 if none."""
-    best = (-1, 0, False, 1e-6)
+    """Exhaustive search: ``(feature, threshold_bin, default_left, loss_chg, left_bins)``; feature -1
+    if none. ``left_bins``: the sorted value bins that go left of a partition split (threshold -1),
+    else ()."""
+    best = (-1, 0, False, 1e-6, ())
     parent = _gain(sum_g, sum_h, reg_lambda, min_child_weight)
     for f in range(hist.shape[0]):
         if feature_mask is not None and not feature_mask[f]:
@@ -50,7 +62,16 @@ def best_split(
         miss = hist[f, MISSING_BIN]
         has_missing = miss[0] != 0 or miss[1] != 0
         candidates = []  # (left-bin set, threshold, default_left) in the kernel's order
-        if is_categorical[f]:
+        if is_categorical[f] and nb > max_cat_to_onehot:
+            used = np.flatnonzero(hist[f, :nb, 1] > 0)
+            key = hist[f, used, 0] / (hist[f, used, 1] + cat_smooth)
+            order = list(used[np.argsort(key, kind="stable")])
+            for side in (order, order[::-1]):
+                for i in range(1, min(max_cat_threshold, (len(order) + 1) // 2) + 1):
+                    candidates.append((side[:i], -1, False))
+                    if has_missing:
+                        candidates.append((side[:i], -1, True))
+        elif is_categorical[f]:
             candidates += [([b], b, False) for b in range(nb)]
             if has_missing:
                 candidates += [([b], b, True) for b in range(nb)]
@@ -65,23 +86,26 @@ def best_split(
             rg, rh = sum_g - lg, sum_h - lh
             if lh < min_child_weight or rh < min_child_weight or lh <= 0 or rh <= 0:
                 continue
+            lam = reg_lambda + (cat_l2 if t < 0 and is_categorical[f] else 0.0)
             chg = (
-                _gain(lg, lh, reg_lambda, min_child_weight)
-                + _gain(rg, rh, reg_lambda, min_child_weight)
-                - parent
+                _gain(lg, lh, lam, min_child_weight) + _gain(rg, rh, lam, min_child_weight) - parent
             )
             if chg > best[3] + 1e-9 * max(1.0, abs(chg)):
-                best = (f, t, dleft, chg)
+                best = (f, t, dleft, chg, tuple(sorted(int(b) for b in bins)) if t < 0 else ())
     if best[0] >= 0 and best[3] < gamma:
-        return (-1, 0, False, 0.0)
-    return best if best[0] >= 0 else (-1, 0, False, 0.0)
+        return (-1, 0, False, 0.0, ())
+    return best if best[0] >= 0 else (-1, 0, False, 0.0, ())
 
 
-def goes_left(bins_of_feature, threshold, default_left, categorical):
-    """Boolean mask of the rows (their bins of the split feature) that go to the left child."""
+def goes_left(bins_of_feature, threshold, default_left, categorical, left_bins=()):
+    """Boolean mask of the rows (their bins of the split feature) that go to the left child
+    (``left_bins``: a partition split's bins that go left)."""
     b = np.asarray(bins_of_feature).astype(np.int64)
     missing = b == MISSING_BIN
-    left = (b == threshold) if categorical else (b <= threshold)
+    if categorical and len(left_bins):
+        left = np.isin(b, list(left_bins))
+    else:
+        left = (b == threshold) if categorical else (b <= threshold)
     return np.where(missing, bool(default_left), left)
 
 

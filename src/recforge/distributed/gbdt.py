@@ -164,7 +164,7 @@ class _Shard:
         self.leaves_starts.append(self.open_starts[done])
         self.leaves_ends.append(self.open_ends[done])
 
-    def split_level(self, ok, feature, threshold, default_left, child_ids, build, mask):
+    def split_level(self, ok, feature, threshold, default_left, cat_set, child_ids, build, mask):
         """Split the open nodes where ``ok`` (the others become leaves): partition their rows, open
         their children ``child_ids`` (left0, right0, left1, ...) and return the histograms of the
         children ``build`` (indices into the children), or None when ``build`` is None."""
@@ -181,6 +181,7 @@ class _Shard:
                 threshold,
                 default_left,
                 self.is_categorical,
+                cat_sets=cat_set,
                 n_threads=worker_threads(),
             )
         else:
@@ -573,7 +574,7 @@ def _train_on_workers(model, cluster, mapper, rng):
     digests = {digest for digest, _ in results}
     if len(digests) != 1:  # every rank grew the forest: they must agree
         raise RuntimeError("fit_gbdt: the workers grew different forests (please report)")
-    forest = Forest()
+    forest = Forest(category_codes=mapper.edges_)
     for tree in results[0][1]:
         forest.append(tree)
     return forest
@@ -612,6 +613,7 @@ def _grow_forest(model, summed, mapper, masks):
         float(model.reg_lambda),
         float(model.gamma),
         float(model.learning_rate),
+        **model._categorical_search(),
     )
     trees = []
     leaf_values = last_level = None
@@ -655,6 +657,7 @@ def _grow_tree(model, summed, mapper, hist, mask, params):
             gamma=params.gamma,
             min_child_weight=params.min_child_weight,
             n_threads=worker_threads(),
+            **params.cat_kwargs(),
         )
         ok = split[0] >= 0
         if not ok.any():
@@ -662,7 +665,9 @@ def _grow_tree(model, summed, mapper, hist, mask, params):
         ids, sums = ids[ok], sums[ok]
         if not ok.all():
             hist = hist[ok]
-        feature, threshold, dleft, chg, lg, lh = (np.ascontiguousarray(a[ok]) for a in split)
+        feature, threshold, dleft, chg, lg, lh, cat_set = (
+            np.ascontiguousarray(a[ok]) for a in split
+        )
         depth += 1
         k = len(ids)
         child_sums = np.empty((2 * k, 2))
@@ -679,11 +684,12 @@ def _grow_tree(model, summed, mapper, hist, mask, params):
             chg,
             child[0::2],
             child[1::2],
+            cat_set,
         )
         last = depth >= max_depth
         # each shard builds one child per split, the one with the smaller hessian sum
         build = None if last else 2 * np.arange(k) + (child_sums[1::2, 1] < child_sums[0::2, 1])
-        args = (ok, feature, threshold, dleft, child, build, mask)
+        args = (ok, feature, threshold, dleft, cat_set, child, build, mask)
         if last:
             return tree.arrays(), args
         built = summed("split_level", *args)

@@ -109,13 +109,20 @@ def find_splits(
     gamma=0.0,
     min_child_weight=1.0,
     n_threads=1,
+    max_cat_to_onehot=N_BINS,
+    max_cat_threshold=32,
+    cat_smooth=10.0,
+    cat_l2=0.0,
 ):
     """Best split of each node's histogram (XGBoost gain; see ``csrc/include/recforge/split.hpp``).
 
     Returns the named tuple ``GBDTSplits(feature int32, threshold int32, default_left uint8,
-    loss_chg float64, left_g float64, left_h float64)``, each of shape (n_nodes,); ``feature == -1``
-    where no split is valid. A numeric split sends bins
-    ``<= threshold_bin`` left (``-1``: none), a categorical one the bin ``== threshold_bin``.
+    loss_chg float64, left_g float64, left_h float64, cat_set uint64 (n_nodes, 4))``, each of
+    shape (n_nodes,) but ``cat_set``; ``feature == -1`` where no split is valid. A numeric split
+    sends bins ``<= threshold_bin`` left (``-1``: none), a categorical one the bin
+    ``== threshold_bin``, or — a categorical feature with more than ``max_cat_to_onehot`` bins,
+    split by a sorted partition (``threshold_bin == -1``) — the bins of ``cat_set`` (bit ``b % 64``
+    of word ``b // 64``).
     """
     hist = np.ascontiguousarray(hist, dtype=np.float64)
     if hist.ndim != 4 or hist.shape[2:] != (N_BINS, 2):
@@ -133,6 +140,10 @@ def find_splits(
         float(gamma),
         float(min_child_weight),
         resolve_n_threads(n_threads),
+        int(max_cat_to_onehot),
+        int(max_cat_threshold),
+        float(cat_smooth),
+        float(cat_l2),
     )
 
 
@@ -142,13 +153,25 @@ def _check_rows(rows, n_rows):
 
 
 def partition_ordered(
-    Xn, ghn, rows, starts, ends, feature, threshold, default_left, is_categorical, *, n_threads=1
+    Xn,
+    ghn,
+    rows,
+    starts,
+    ends,
+    feature,
+    threshold,
+    default_left,
+    is_categorical,
+    *,
+    cat_sets=None,
+    n_threads=1,
 ):
     """Split node-ordered data in place: positions ``[starts[k], ends[k])`` of ``Xn`` (uint8 (m, F),
     binned rows), ``ghn`` (float32 (m, 2)) and ``rows`` (int32 (m,), original ids) are node ``k``;
     afterwards its left rows come first, then its right rows, each group in its old order.
 
     Returns the number of left rows per node, int64 (n_nodes,). The three arrays are modified.
+    ``cat_sets`` (uint64 (n_nodes, 4), optional): the partition splits' left bins (``find_splits``).
     """
     for name, a, dt, nd in (
         ("Xn", Xn, np.uint8, 2),
@@ -169,6 +192,8 @@ def partition_ordered(
         _arr(default_left, np.uint8, "default_left", 1),
         _arr(is_categorical, np.uint8, "is_categorical", 1),
         resolve_n_threads(n_threads),
+        False,
+        _opt(cat_sets, np.uint64, "cat_sets", 2),
     )
 
 
@@ -285,11 +310,20 @@ def _forest_arrays(trees):
     return tuple(trees[name] for name in _FOREST_ARRAYS)
 
 
+def _code_sets(trees):
+    """``(cat_count, cat_codes)`` of the partition splits (None, None when the trees have none)."""
+    count = trees.get("cat_count")
+    if count is None or not np.any(count):
+        return None, None
+    return count, trees["cat_codes"]
+
+
 def predict_raw(X, trees, *, t0=0, t1=None, out=None, n_threads=1):
     """Sum of the leaf values of trees ``[t0, t1)`` per row of float32 ``X`` → float64 (n_rows,).
 
     ``trees`` is a dict of flat node arrays (``feature, threshold, left, right, default_left,
-    categorical, value, roots``; see :class:`recforge.rank.gbdt._predict.Forest`). ``out`` is added to.
+    categorical, value, roots``, and for partition splits ``cat_count, cat_codes``; see
+    :class:`recforge.rank.gbdt._predict.Forest`). ``out`` is added to.
     """
     X = _arr(X, np.float32, "X", 2)
     t1 = len(trees["roots"]) if t1 is None else t1
@@ -302,6 +336,7 @@ def predict_raw(X, trees, *, t0=0, t1=None, out=None, n_threads=1):
         int(t1),
         out,
         resolve_n_threads(n_threads),
+        *_code_sets(trees),
     )
     return out
 
@@ -316,4 +351,5 @@ def apply(X, trees, *, t0=0, t1=None, n_threads=1):
         int(t0),
         int(t1),
         resolve_n_threads(n_threads),
+        *_code_sets(trees),
     )

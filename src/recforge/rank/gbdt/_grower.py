@@ -14,10 +14,15 @@ the nodes of a level.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ... import _core
+from ...kernels.gbdt import N_BINS
+
+#: ``max_cat_to_onehot`` that splits every categorical feature one category vs the rest
+CAT_ONE_VS_REST = N_BINS
 
 
 @dataclass
@@ -28,6 +33,21 @@ class GrowParams:
     reg_lambda: float
     gamma: float
     learning_rate: float
+    # the categorical split search (csrc/include/recforge/split.hpp): features with more value bins
+    # than max_cat_to_onehot are split by a sorted partition, the others one category vs the rest
+    max_cat_to_onehot: int = CAT_ONE_VS_REST
+    max_cat_threshold: int = 32
+    cat_smooth: float = 10.0
+    cat_l2: float = 0.0
+
+    def cat_kwargs(self):
+        """The categorical search parameters as the kernels' keyword arguments."""
+        return {
+            "max_cat_to_onehot": self.max_cat_to_onehot,
+            "max_cat_threshold": self.max_cat_threshold,
+            "cat_smooth": self.cat_smooth,
+            "cat_l2": self.cat_l2,
+        }
 
 
 class Tree:
@@ -37,7 +57,9 @@ class Tree:
     numeric ``x < threshold`` goes left, categorical ``x == threshold``), ``default_left`` uint8
     (side of missing values), ``categorical`` uint8, ``left``/``right`` int32, ``value`` float64 (leaf
     output, learning rate applied; 0 for splits), ``gain`` float64 (loss reduction of the split),
-    ``cover`` float64 (hessian sum), ``depth`` int32.
+    ``cover`` float64 (hessian sum), ``depth`` int32; and ``cat_set`` uint64 (n_nodes, 4): the bins a
+    categorical partition split sends left (bit ``b % 64`` of word ``b // 64``; such a split has
+    ``threshold_bin == -1`` and ``threshold`` NaN), zero for every other node.
     """
 
     FIELDS = (
@@ -52,6 +74,7 @@ class Tree:
         "gain",
         "cover",
         "depth",
+        "cat_set",
     )
     DTYPES = (
         np.int32,
@@ -65,11 +88,18 @@ class Tree:
         np.float64,
         np.float64,
         np.int32,
+        np.uint64,
     )
+    SHAPES: ClassVar[dict] = {"cat_set": (4,)}  # trailing dimensions of the 2-D fields
+
+    @classmethod
+    def empty(cls, name, n):
+        """A zero array for field ``name`` of ``n`` nodes."""
+        return np.zeros((n, *cls.SHAPES.get(name, ())), cls.DTYPES[cls.FIELDS.index(name)])
 
     def __init__(self, capacity=64):
         self.n = 0
-        self.a = {name: np.zeros(capacity, dt) for name, dt in zip(self.FIELDS, self.DTYPES)}
+        self.a = {name: self.empty(name, capacity) for name in self.FIELDS}
 
     def add(self, depth, cover, value):
         """Append leaves (array arguments); returns their node ids."""
@@ -78,7 +108,7 @@ class Tree:
         if self.n + k > len(self.a["feature"]):
             cap = max(2 * len(self.a["feature"]), self.n + k)
             for name in self.FIELDS:
-                grown = np.zeros(cap, self.a[name].dtype)
+                grown = self.empty(name, cap)
                 grown[: self.n] = self.a[name][: self.n]
                 self.a[name] = grown
         ids = np.arange(self.n, self.n + k)
@@ -92,9 +122,21 @@ class Tree:
         return ids
 
     def set_split(
-        self, ids, feature, threshold_bin, threshold, default_left, categorical, gain, left, right
+        self,
+        ids,
+        feature,
+        threshold_bin,
+        threshold,
+        default_left,
+        categorical,
+        gain,
+        left,
+        right,
+        cat_set=None,
     ):
         a = self.a
+        if cat_set is not None:
+            a["cat_set"][ids] = cat_set
         a["feature"][ids], a["threshold_bin"][ids], a["threshold"][ids] = (
             feature,
             threshold_bin,
@@ -109,6 +151,18 @@ class Tree:
 
     def arrays(self):
         return {name: self.a[name][: self.n].copy() for name in self.FIELDS}
+
+
+def set_bins(cat_set: np.ndarray) -> np.ndarray:
+    """bool (n, 256): the bins in each of ``cat_set``'s (uint64 (n, 4)) sets."""
+    words = np.ascontiguousarray(cat_set, dtype="<u8")
+    return np.unpackbits(words.view(np.uint8), axis=1, bitorder="little").astype(bool)
+
+
+def set_words(bins: np.ndarray) -> np.ndarray:
+    """uint64 (n, 4): the sets of bins marked in bool ``bins`` (n, 256) (:func:`set_bins`'s inverse)."""
+    packed = np.packbits(np.asarray(bins, bool), axis=1, bitorder="little")
+    return np.ascontiguousarray(packed).view("<u8").astype(np.uint64)
 
 
 def add_raw_thresholds(nodes: dict, thr_table: np.ndarray, is_cat: np.ndarray) -> None:
@@ -184,6 +238,7 @@ class TreeGrower:
             self.p.gamma,
             self.p.min_child_weight,
             self.n_threads,
+            **self.p.cat_kwargs(),
         )
 
     def _leaf_values(self, sums):
@@ -214,7 +269,7 @@ class TreeGrower:
             _core.gbdt_add_leaf_values(
                 self.rows, starts, ends, np.ascontiguousarray(values[nodes]), raw, self.n_threads
             )
-        for starts, ends, feature, threshold, dleft, left, right in self._last:
+        for starts, ends, feature, threshold, dleft, cat_set, left, right in self._last:
             _core.gbdt_add_split_leaf_values(
                 self.X,
                 self.rows,
@@ -228,6 +283,7 @@ class TreeGrower:
                 np.ascontiguousarray(values[right]),
                 raw,
                 self.n_threads,
+                cat_set,
             )
 
     # ---- growth --------------------------------------------------------------------------------
@@ -262,7 +318,7 @@ class TreeGrower:
             self._grow_best_first(tree, root_sum, hist)
         return tree
 
-    def _partition(self, starts, ends, feature, threshold, dleft, whole_level=False):
+    def _partition(self, starts, ends, feature, threshold, dleft, cat_set, whole_level=False):
         """Partition nodes' rows; returns their left counts. With every row in one node (several threads
         or large data), or a whole level of depth-wise growth on large data, the result goes to the
         scratch buffers, which then swap roles with the arrays: one write per row, and the leaves made
@@ -284,6 +340,7 @@ class TreeGrower:
             feature = np.concatenate([feature, np.full(extra, -1, np.int32)])
             threshold = np.concatenate([threshold, np.zeros(extra, np.int32)])
             dleft = np.concatenate([dleft, np.zeros(extra, np.uint8)])
+            cat_set = np.concatenate([cat_set, np.zeros((extra, 4), np.uint64)])
         n_left = _core.gbdt_partition_ordered(
             self.X,
             self.gh,
@@ -297,6 +354,7 @@ class TreeGrower:
             self.is_cat,
             self.n_threads,
             into_scratch,
+            np.ascontiguousarray(cat_set),
         )
         if not into_scratch:
             return n_left
@@ -312,9 +370,11 @@ class TreeGrower:
         """Partition the rows of nodes ``ids`` and add their children. Returns the children's
         (ids, starts, ends, sums) ordered left0, right0, left1, right1, ...
         ``last``: the children will be leaves; their rows are not partitioned (starts, ends: None)."""
-        feature, threshold, dleft, chg, lg, lh = split
+        feature, threshold, dleft, chg, lg, lh, cat_set = split
         n_left = (
-            None if last else self._partition(starts, ends, feature, threshold, dleft, whole_level)
+            None
+            if last
+            else self._partition(starts, ends, feature, threshold, dleft, cat_set, whole_level)
         )
         k = len(ids)
         left_sum = np.column_stack([lg, lh])
@@ -324,10 +384,21 @@ class TreeGrower:
         child = tree.add(np.full(2 * k, depth + 1), child_sums[:, 1], self._leaf_values(child_sums))
         thr = self.thr_table[feature, threshold + 1]
         tree.set_split(
-            ids, feature, threshold, thr, dleft, self.is_cat[feature], chg, child[0::2], child[1::2]
+            ids,
+            feature,
+            threshold,
+            thr,
+            dleft,
+            self.is_cat[feature],
+            chg,
+            child[0::2],
+            child[1::2],
+            cat_set,
         )
         if last:
-            self._last.append((starts, ends, feature, threshold, dleft, child[0::2], child[1::2]))
+            self._last.append(
+                (starts, ends, feature, threshold, dleft, cat_set, child[0::2], child[1::2])
+            )
             return child, None, None, child_sums
         mid = starts + n_left
         c_starts = np.empty(2 * k, np.int64)
@@ -391,6 +462,7 @@ class TreeGrower:
             self.swap_rows,
             self.leafwise_index_bytes,
             self.n_threads,
+            **p.cat_kwargs(),
         )
         if grown.swapped:
             (self.X, self.gh, self.rows), self.scratch = self.scratch, (self.X, self.gh, self.rows)
@@ -451,6 +523,7 @@ class FusedDepthwiseGrower:
             self.hist,
             raw,
             self.n_threads,
+            **p.cat_kwargs(),
         )
         add_raw_thresholds(a, self.thr_table, self.is_cat)
         tree = {name: a[name] for name in Tree.FIELDS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...kernels import gbdt as kern
-from ._grower import Tree
+from ._grower import Tree, set_bins
 
 
 class Forest:
@@ -20,25 +20,32 @@ class Forest:
         """The forest saved as ``{prefix}{field}`` arrays of a model file (a
         :class:`recforge.io.ModelArrays`), checked so that nothing invalid reaches the predict kernel.
 
-        Every field must be 1-D with one entry per node and the tree's dtype; leaf values, gains and
+        Every field must have one entry per node and the tree's dtype; leaf values, gains and
         covers finite; ``roots`` start at 0 and increase; a split node's children are ``left > node``,
         ``right == left + 1``, inside its own tree (so every path ends at a leaf); its feature is
         ``< n_features`` with the mapper's kind (numeric / categorical), its bin threshold within the
-        feature's bins and its raw threshold the mapper's value for that bin. A leaf has no children.
+        feature's bins and its raw threshold the mapper's value for that bin; a categorical
+        partition split (bin threshold -1) has a non-empty ``cat_set`` within the feature's bins,
+        every other node an empty one (files written before partition splits have no ``cat_set``:
+        all empty). A leaf has no children.
         Raises :class:`~recforge.exceptions.ModelFileError` naming the file and the array.
         """
         roots = arrays.take(f"{prefix}roots", kinds="iu", dtype=np.int64)
         n_nodes = len(arrays.get(f"{prefix}feature", ()))
         a = {}
         for name, dt in zip(Tree.FIELDS, Tree.DTYPES):
+            if name == "cat_set" and f"{prefix}{name}" not in arrays:
+                a[name] = Tree.empty(name, n_nodes)  # a file from before partition splits
+                continue
             kinds = "f" if np.dtype(dt).kind == "f" else "iu"
             a[name] = arrays.take(
                 f"{prefix}{name}",
                 kinds=kinds,
-                shape=(n_nodes,),
+                ndim=1 + len(Tree.SHAPES.get(name, ())),
+                shape=(n_nodes, *Tree.SHAPES.get(name, ())),
                 dtype=dt,
                 finite=name != "threshold",
-            )  # thresholds may be ±inf (checked below)
+            )  # thresholds may be ±inf or NaN (checked below)
         a["roots"] = roots
         if (
             n_nodes == 0
@@ -78,23 +85,41 @@ class Forest:
                 "features"
             )
         tb = a["threshold_bin"][split]
-        if np.any((tb < np.where(cat, 0, -1)) | (tb >= mapper.n_bins_[f])):
+        if np.any((tb < -1) | (tb >= mapper.n_bins_[f])):
             raise arrays.error(
                 f"array {prefix + 'threshold_bin'!r} holds bins outside their feature's bins"
             )
+        bins = set_bins(a["cat_set"])
+        has_set = bins.any(axis=1)
+        in_range = np.arange(bins.shape[1]) < mapper.n_bins_[f][:, None]
+        if (
+            np.any(has_set[~split])
+            or np.any(has_set[split] != (cat & (tb == -1)))
+            or np.any(bins[split] & ~in_range)
+        ):
+            raise arrays.error(
+                f"array {prefix + 'cat_set'!r} holds a set on a node that is not a categorical "
+                "partition split, or bins outside its feature's bins"
+            )
         expected = mapper.threshold_table_[f, tb + 1]
-        if not np.array_equal(a["threshold"][split], expected):
+        if not np.array_equal(a["threshold"][split], expected, equal_nan=True):
             raise arrays.error(
                 f"array {prefix + 'threshold'!r} does not match the bin edges of its features"
             )
-        return cls(a)
+        return cls(a, mapper.edges_)
 
-    def __init__(self, arrays=None):
+    def __init__(self, arrays=None, category_codes=None):
+        """``category_codes``: the bin mapper's ``edges_`` (per feature, float32; a categorical
+        feature's are its category codes, bin ``b`` = code ``edges[b]``), needed to predict with
+        partition splits."""
         if arrays is None:
-            arrays = {name: np.zeros(0, dt) for name, dt in zip(Tree.FIELDS, Tree.DTYPES)}
+            arrays = {name: Tree.empty(name, 0) for name in Tree.FIELDS}
             arrays["roots"] = np.zeros(0, np.int64)
         self.arrays = arrays
+        self.category_codes = category_codes
         self._pending = []
+        # the partition splits' codes of the first n flushed nodes: (n, cat_count, cat_codes parts)
+        self._code_sets = (0, np.zeros(0, np.int32), [])
 
     @property
     def n_trees(self):
@@ -122,13 +147,35 @@ class Forest:
         self.arrays["roots"] = np.concatenate(roots)
         self._pending = []
 
-    def predict_raw(self, X, t1=None, *, t0=0, out=None, n_threads=1):
+    def _trees(self):
+        """The flat arrays for the predict kernels: with ``cat_count`` int32 (n_nodes,) and
+        ``cat_codes`` float32 (the sorted raw codes each partition split sends left, node after
+        node) when some split is a partition."""
         self._flush()
-        return kern.predict_raw(X, self.arrays, t0=t0, t1=t1, out=out, n_threads=n_threads)
+        a = self.arrays
+        n = len(a["feature"])
+        done, count, codes = self._code_sets
+        if done != n:  # trees appended since: their nodes' code sets
+            new = a["cat_set"][done:]
+            nodes = np.flatnonzero(new.any(axis=1))
+            bins = set_bins(new[nodes])
+            count = np.concatenate([count, np.zeros(n - done, np.int32)])
+            for i, b in zip(nodes, bins):
+                # a bin's code: the feature's edges (sorted codes), so a node's codes increase
+                c = self.category_codes[a["feature"][done + i]][np.flatnonzero(b)]
+                count[done + i] = len(c)
+                codes.append(c.astype(np.float32))
+            codes = [np.concatenate(codes)] if codes else []
+            self._code_sets = (n, count, codes)
+        if not codes:
+            return a
+        return {**a, "cat_count": count, "cat_codes": codes[0]}
+
+    def predict_raw(self, X, t1=None, *, t0=0, out=None, n_threads=1):
+        return kern.predict_raw(X, self._trees(), t0=t0, t1=t1, out=out, n_threads=n_threads)
 
     def apply(self, X, t1=None, *, n_threads=1):
-        self._flush()
-        return kern.apply(X, self.arrays, t1=t1, n_threads=n_threads)
+        return kern.apply(X, self._trees(), t1=t1, n_threads=n_threads)
 
     def tree(self, t):
         """Node arrays of tree ``t`` with tree-local child indices."""

@@ -26,7 +26,7 @@ from .._base import (
     target_vector,
 )
 from ._binning import BinMapper
-from ._grower import FusedDepthwiseGrower, GrowParams, TreeGrower
+from ._grower import CAT_ONE_VS_REST, FusedDepthwiseGrower, GrowParams, TreeGrower, set_bins
 from ._input import InputSchema
 from ._predict import Forest
 
@@ -77,6 +77,11 @@ class _BaseGBDT(Ranker):
         max_bin=256,
         base_score=None,
         categorical_features="auto",
+        categorical_split="auto",
+        max_cat_to_onehot=4,
+        max_cat_threshold=32,
+        cat_smooth=10.0,
+        cat_l2=10.0,
         early_stopping_rounds=None,
         eval_metric=None,
         n_threads=None,
@@ -95,6 +100,11 @@ class _BaseGBDT(Ranker):
         self.max_bin = max_bin
         self.base_score = base_score
         self.categorical_features = categorical_features
+        self.categorical_split = categorical_split
+        self.max_cat_to_onehot = max_cat_to_onehot
+        self.max_cat_threshold = max_cat_threshold
+        self.cat_smooth = cat_smooth
+        self.cat_l2 = cat_l2
         self.early_stopping_rounds = early_stopping_rounds
         self.eval_metric = eval_metric
         self.n_threads = n_threads
@@ -123,10 +133,25 @@ class _BaseGBDT(Ranker):
             min_inclusive=False,
         )
         check_int(self.max_bin, "max_bin", min_value=2, max_value=kern.N_BINS)
+        check_choice(self.categorical_split, "categorical_split", set(_CATEGORICAL_SPLITS))
+        check_int(self.max_cat_to_onehot, "max_cat_to_onehot", min_value=1)
+        check_int(self.max_cat_threshold, "max_cat_threshold", min_value=1)
+        check_float(self.cat_smooth, "cat_smooth", min_value=0.0)
+        check_float(self.cat_l2, "cat_l2", min_value=0.0)
         if self.early_stopping_rounds is not None:
             check_int(self.early_stopping_rounds, "early_stopping_rounds", min_value=1)
         if self.eval_metric is not None:
             self._check_eval_metric(self.eval_metric)
+
+    def _categorical_search(self):
+        """The categorical split search's :class:`GrowParams` fields."""
+        one_vs_rest = _CATEGORICAL_SPLITS[self.categorical_split] == "one_vs_rest"
+        return {
+            "max_cat_to_onehot": CAT_ONE_VS_REST if one_vs_rest else int(self.max_cat_to_onehot),
+            "max_cat_threshold": int(self.max_cat_threshold),
+            "cat_smooth": float(self.cat_smooth),
+            "cat_l2": float(self.cat_l2),
+        }
 
     def _metrics(self):
         """Metric names for ``eval_metric``, the default first."""
@@ -258,7 +283,7 @@ class _BaseGBDT(Ranker):
             )
         raw = np.full(n, self.base_margin_, np.float64)
         eval_raw = [np.full(len(Xe), self.base_margin_, np.float64) for Xe, _, _ in evals]
-        forest = Forest()
+        forest = Forest(category_codes=mapper.edges_)
         params = GrowParams(
             self.max_depth,
             self.max_leaves,
@@ -266,6 +291,7 @@ class _BaseGBDT(Ranker):
             float(self.reg_lambda),
             float(self.gamma),
             float(self.learning_rate),
+            **self._categorical_search(),
         )
         n_col = max(1, round(float(self.colsample_bytree) * n_features))
         history = {f"validation_{i}": {metric: []} for i in range(len(evals))}
@@ -412,13 +438,22 @@ class _BaseGBDT(Ranker):
         return imp / total if total > 0 else imp
 
     def trees_to_dataframe(self):
-        """One row per node of every used tree: ``tree, node`` and the :class:`Tree` fields."""
+        """One row per node of every used tree: ``tree, node`` and the :class:`Tree` fields, with
+        ``cat_set`` as ``left_categories``: the tuple of category codes a partition split sends
+        left (empty for every other node)."""
         import pandas as pd
 
         self._check_fitted()
         frames = []
         for t in range(self._n_used()):
-            df = pd.DataFrame(self._forest.tree(t))
+            nodes = self._forest.tree(t)
+            bins = set_bins(nodes.pop("cat_set"))
+            edges = self._mapper.edges_
+            nodes["left_categories"] = [
+                tuple(edges[f][np.flatnonzero(b)].tolist()) if b.any() else ()
+                for f, b in zip(nodes["feature"], bins)
+            ]
+            df = pd.DataFrame(nodes)
             df.insert(0, "node", np.arange(len(df)))
             df.insert(0, "tree", t)
             frames.append(df)
@@ -475,6 +510,13 @@ class _BaseGBDT(Ranker):
         self.evals_result_ = {}
 
 
+# categorical_split -> the search it means
+_CATEGORICAL_SPLITS = {
+    "auto": "one_vs_rest",
+    "one_vs_rest": "one_vs_rest",
+    "partition": "partition",
+}
+
 _DOC_PARAMS = """
     Parameters
     ----------
@@ -508,8 +550,26 @@ _DOC_PARAMS = """
         Columns whose values are categories. "auto": the category/object/string columns of a
         DataFrame. A DataFrame categorical column may hold any labels (unseen labels at predict
         time are treated as missing); a NumPy categorical column must hold non-negative integer
-        codes. Categorical splits send one category left and all others right (like xgboost's
-        one-hot splits), missing values to the learned side.
+        codes. Missing values go to the learned side of a categorical split.
+    categorical_split : {"auto", "one_vs_rest", "partition"}, default "auto"
+        How a categorical feature is split. ``"one_vs_rest"``: one category left, all others right
+        (xgboost's one-hot splits). ``"partition"``: a feature with more than ``max_cat_to_onehot``
+        categories is split by a sorted partition, as LightGBM and xgboost do for many categories
+        (the node's categories sorted by ``G/(H + cat_smooth)``, the best prefix of at most
+        ``max_cat_threshold`` categories from either end goes left); fewer categories one vs the
+        rest. ``"auto"``: ``"one_vs_rest"`` — measured on UCI Adult (300 trees, depth 6, eta 0.1,
+        reg_lambda 5) the partition loses test AUC (0.9269 against 0.9287); on data with
+        high-cardinality categories whose values each have their own effect it gains (the
+        benchmark's 225k x 18 mixed set, 100 trees of depth 6: 0.7690 against 0.7635).
+    max_cat_to_onehot : int >= 1, default 4
+        Categorical features with at most this many categories are split one vs the rest.
+    max_cat_threshold : int >= 1, default 32
+        Most categories on the scanned side of a partition split.
+    cat_smooth : float >= 0, default 10.0
+        Added to each category's hessian sum when categories are sorted.
+    cat_l2 : float >= 0, default 10.0
+        Added to ``reg_lambda`` in the children's terms of a partition split's loss reduction
+        (LightGBM's ``cat_l2``): a penalty on the many candidate sets.
     early_stopping_rounds : int or None, default None
         Stop when the metric on the first ``eval_set`` entry has not improved for this many rounds;
         ``best_iteration_`` is then the best round and predictions use trees ``0..best_iteration_``.

@@ -6,8 +6,10 @@ import threading
 
 import pytest
 
+from recforge.data import synthetic_interactions
 from recforge.distributed import _memory
-from recforge.distributed.recommend import MIN_USERS_PER_CALL, users_per_call
+from recforge.distributed.recommend import MIN_USERS_PER_CALL, recommend_step, users_per_call
+from recforge.recall import LFM, ItemCF
 
 
 class FakeLibc:
@@ -99,3 +101,11 @@ def test_users_per_call_keeps_a_dense_block_below_the_mmap_threshold():
     assert users_per_call(10, 100) == 100  # batch_size is the upper bound
     assert users_per_call(10_000_000, 4096) == MIN_USERS_PER_CALL
     assert users_per_call(10_000_000, 5) == 5
+
+
+def test_small_calls_only_for_models_that_score_dense_blocks():
+    x = synthetic_interactions(60, 5000, 900, seed=1)
+    lfm = LFM(n_factors=4, epochs=1, n_threads=1).fit(x)
+    itemcf = ItemCF(n_neighbors=5, n_threads=1).fit(x)
+    assert recommend_step(lfm, 4096) == users_per_call(lfm.n_items_, 4096) < 4096
+    assert recommend_step(itemcf, 4096) == 4096  # its fused kernel allocates no dense block

@@ -17,7 +17,7 @@ from ._compat import check_client, tree_reduce
 from ._memory import reuse_freed_memory
 from ._shipping import load_shipped, ship_model
 from .interactions import DaskInteractions
-from .recommend import users_per_call
+from .recommend import recommend_step
 
 __all__ = ["evaluate_recall"]
 
@@ -46,7 +46,7 @@ def _evaluate_partition(blob, class_path, digest, train, test, in_universe, k, b
     }
     if eval_users.size == 0:
         return out
-    step = users_per_call(n_items, batch_size)  # score blocks reused, as in batch_recommend
+    step = recommend_step(model, batch_size)  # score blocks reused, as in batch_recommend
     with reuse_freed_memory():
         recommended = _recommend_unseen(model, train, train_csr, eval_users, k, in_universe, step)
     hits, n_relevant, _ = _hits(recommended, test_csr[eval_users], k)

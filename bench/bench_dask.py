@@ -20,9 +20,9 @@ Data: ``synthetic_interactions`` (power-law items).
 
 * ``20m``: 1M users × 100k items × 20M interactions (20 per user: the recommend-for-everyone
   regime); the LFM recommend-all scores the first 100k users only (64 × 100k flops per user);
-  GBDT on 4M rows, 50 trees. Sized for ≤ 15 min on an idle 2-core machine; at load 13–20 it got
-  ~15 % of a core (3.3 CPU min in 21 min, still in the single-machine LFM pass: 1e10 scores,
-  ~160 GB of float64/float32 score traffic per pass) and was stopped — see docs/scale-out.md.
+  GBDT on 4M rows, 50 trees. Sized for ≤ 15 min on an idle 2-core machine: with ``--no-gbdt``
+  14 min at load average 10 → 2 (2026-12-06; the first attempt, at load 13–20 and with the
+  single-machine baseline run twice, was stopped after 21 min — see docs/scale-out.md).
 * ``5m``: 250k users × 25k items × 5M interactions (20 per user), LFM recommend-all for 50k users,
   GBDT on 2M rows, 50 trees: the step between ``medium`` and ``20m`` for a busy machine.
 * ``full``: the 160k × 60k × 20M set of bench_cf.py (125 interactions per user); its penalised

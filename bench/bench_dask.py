@@ -20,14 +20,18 @@ Data: ``synthetic_interactions`` (power-law items).
 
 * ``20m``: 1M users × 100k items × 20M interactions (20 per user: the recommend-for-everyone
   regime); the LFM recommend-all scores the first 100k users only (64 × 100k flops per user);
-  GBDT on 4M rows, 50 trees. Built to finish in ≤ 15 min on an idle 2-core machine.
+  GBDT on 4M rows, 50 trees. Sized for ≤ 15 min on an idle 2-core machine: with ``--no-gbdt``
+  14 min at load average 10 → 2 (2026-12-06; the first attempt, at load 13–20 and with the
+  single-machine baseline run twice, was stopped after 21 min — see docs/scale-out.md).
+* ``5m``: 250k users × 25k items × 5M interactions (20 per user), LFM recommend-all for 50k users,
+  GBDT on 2M rows, 50 trees: the step between ``medium`` and ``20m`` for a busy machine.
 * ``full``: the 160k × 60k × 20M set of bench_cf.py (125 interactions per user); its penalised
   item co-occurrence has ~1e9 non-zeros, which the distributed fit materialises (in row blocks)
   before the top-K: hours here. Use ``20m`` for a 20M-interaction run.
 * ``medium`` (default): 40k × 10k × 1M, GBDT on 1M rows / 100 trees (the pytest group's set);
   ``smoke``: 2k × 1k × 50k, GBDT on 20k rows / 10 trees; seconds.
 
-Run:  python bench/bench_dask.py [--size smoke|medium|20m|full] [--workers 1 2] [--partitions 8]
+Run:  python bench/bench_dask.py [--size smoke|medium|5m|20m|full] [--workers 1 2] [--partitions 8]
       [--no-gbdt]
 The machine is shared: timings are noisy, read the ratios and the CPU seconds.
 
@@ -49,15 +53,17 @@ import pytest
 SIZES = {
     "smoke": (2_000, 1_000, 50_000),
     "medium": (40_000, 10_000, 1_000_000),
+    "5m": (250_000, 25_000, 5_000_000),
     "20m": (1_000_000, 100_000, 20_000_000),
     "full": (160_000, 60_000, 20_000_000),
 }
 #: users the LFM recommend-all scores (None: every user)
-LFM_USERS = {"20m": 100_000, "full": 100_000}
+LFM_USERS = {"5m": 50_000, "20m": 100_000, "full": 100_000}
 #: GBDT comparison of the script: (train rows, test rows, trees)
 GBDT_SIZES = {
     "smoke": (20_000, 5_000, 10),
     "medium": (1_000_000, 200_000, 100),
+    "5m": (2_000_000, 200_000, 50),
     "20m": (4_000_000, 200_000, 50),
     "full": (4_000_000, 200_000, 50),
 }
@@ -121,11 +127,26 @@ def on_cluster(path, n_workers, n_partitions, reference, lfm, lfm_users):
         t1 = time.perf_counter()
         model = fit_itemcf(data, client, n_neighbors=N_NEIGHBORS)
         t2 = time.perf_counter()
-        rows = int(batch_recommend(model, client, data, k=K).map_partitions(len).compute().sum())
+        cpu_itemcf, cpu_lfm = {}, {}
+        rows = _timed_cpu(
+            client,
+            lambda: int(
+                batch_recommend(model, client, data, k=K).map_partitions(len).compute().sum()
+            ),
+            cpu_itemcf,
+        )
         t3 = time.perf_counter()
         users = data if lfm_users is None else lfm.user_map_.ids[:lfm_users]
-        recs = batch_recommend(lfm, client, users, k=K, n_partitions=n_partitions)
-        rows_lfm = int(recs.map_partitions(len).compute().sum())
+        rows_lfm = _timed_cpu(
+            client,
+            lambda: int(
+                batch_recommend(lfm, client, users, k=K, n_partitions=n_partitions)
+                .map_partitions(len)
+                .compute()
+                .sum()
+            ),
+            cpu_lfm,
+        )
         t4 = time.perf_counter()
         peaks = client.run(_peak_rss_mib)
     sim, ref = model.similarity_, reference.similarity_
@@ -137,6 +158,8 @@ def on_cluster(path, n_workers, n_partitions, reference, lfm, lfm_users):
         "itemcf": t2 - t1,
         "recommend": t3 - t2,
         "recommend_lfm": t4 - t3,
+        "cpu_recommend": cpu_itemcf,
+        "cpu_recommend_lfm": cpu_lfm,
         "identical_values": bool(np.array_equal(sim.data, ref.data)),
         "peak_rss_mib": sorted(round(v) for v in peaks.values()),
     }
@@ -182,7 +205,7 @@ def main():
     )
     lfm = fit_lfm(data)
     lfm_users = LFM_USERS.get(args.size)
-    reference, base = single_machine(data, lfm, lfm_users)  # the first call compiles: again
+    _warm_kernels()  # compile here, not inside the timed single-machine pass
     reference, base = single_machine(data, lfm, lfm_users)
     print(
         f"single machine, 1 thread: itemcf {base['itemcf']:.2f} s, "
@@ -212,6 +235,12 @@ def main():
             f"worker peak RSS {r['peak_rss_mib']} MiB, "
             f"similarity bit-identical: {r['identical_values']}"
         )
+        for step in ("recommend", "recommend_lfm"):  # the scheduler runs in the client process
+            cpu = r[f"cpu_{step}"]
+            print(
+                f"  CPU s of {step}: workers {cpu['worker_cpu_s']:.2f}, "
+                f"client + scheduler {cpu['client_cpu_s']:.2f}"
+            )
     if 1 in results and 2 in results:
         one, two = results[1], results[2]
         print(

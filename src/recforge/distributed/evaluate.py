@@ -14,8 +14,10 @@ from .._validation import check_int
 from ..evaluate import RecallReport, _recommend_unseen
 from ..metrics import _hits, _per_user
 from ._compat import check_client, tree_reduce
+from ._memory import reuse_freed_memory
 from ._shipping import load_shipped, ship_model
 from .interactions import DaskInteractions
+from .recommend import recommend_step
 
 __all__ = ["evaluate_recall"]
 
@@ -44,7 +46,9 @@ def _evaluate_partition(blob, class_path, digest, train, test, in_universe, k, b
     }
     if eval_users.size == 0:
         return out
-    recommended = _recommend_unseen(model, train, train_csr, eval_users, k, in_universe, batch_size)
+    step = recommend_step(model, batch_size)  # score blocks reused, as in batch_recommend
+    with reuse_freed_memory():
+        recommended = _recommend_unseen(model, train, train_csr, eval_users, k, in_universe, step)
     hits, n_relevant, _ = _hits(recommended, test_csr[eval_users], k)
     covered[recommended[recommended >= 0]] = True
     out.update(hits=np.packbits(hits, axis=1), n_relevant=n_relevant)
@@ -65,7 +69,8 @@ def evaluate_recall(
     client : distributed.Client
     k : int >= 1, default 10
     batch_size : int >= 1, default 1024
-        Users per ``recommend`` call inside a partition.
+        Most users per ``recommend`` call inside a partition (fewer for a large catalogue: see
+        :func:`recforge.distributed.recommend.users_per_call`).
 
     Returns
     -------

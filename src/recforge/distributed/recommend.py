@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_int
+from ..recall.base import RecallModel
 from ._compat import check_client, require_dask
+from ._memory import MMAP_THRESHOLD_BYTES, reuse_freed_memory
 from ._shipping import load_shipped, ship_model
 from .interactions import DaskInteractions
 
@@ -17,6 +19,32 @@ __all__ = ["batch_recommend"]
 
 #: output partitions per worker thread when the users are not already partitioned
 PARTITIONS_PER_THREAD = 4
+#: fewest users per ``recommend`` call on a worker (bounds the per-call overhead)
+MIN_USERS_PER_CALL = 32
+
+
+def users_per_call(n_items: int, batch_size: int) -> int:
+    """Users per ``model.recommend`` call on a worker: at most ``batch_size``, and few enough that
+    a dense float64 score block (users × ``n_items`` × 8 B) stays below the heap's mmap threshold
+    while :func:`~recforge.distributed._memory.reuse_freed_memory` is on, so the block's memory is
+    reused from call to call instead of being faulted in afresh (never below
+    ``MIN_USERS_PER_CALL``).
+
+    >>> users_per_call(10_000, 4096)
+    418
+    """
+    fits = (MMAP_THRESHOLD_BYTES - 2**16) // (8 * max(1, n_items))
+    return max(1, min(batch_size, max(MIN_USERS_PER_CALL, fits)))
+
+
+def recommend_step(model, batch_size: int) -> int:
+    """Users per ``model.recommend`` call on a worker: :func:`users_per_call` for a model that
+    scores dense blocks (the base class's ``_topk_users``: LFM, Item2Vec, ...), ``batch_size`` for
+    one with its own kernel (ItemCF's fused top-K allocates no block; small calls would only add
+    per-call work: 24k calls of 41 users cost the 1M × 100k ItemCF recommend-all ~60 % more CPU)."""
+    if getattr(type(model), "_topk_users", None) is not RecallModel._topk_users:
+        return batch_size
+    return users_per_call(len(model.item_map_), batch_size)
 
 
 def _id_dtype(ids: np.ndarray):
@@ -88,16 +116,18 @@ def _recommend_partition(
     if users.size == 0:
         return meta
     ids, scores = [], []
-    for start in range(0, users.size, batch_size):
-        item_ids, item_scores = model.recommend(
-            users[start : start + batch_size],
-            k=k,
-            filter_seen=filter_seen,
-            filter_items=filter_items,
-            items=items,
-        )
-        ids.append(np.asarray(item_ids).reshape(-1))
-        scores.append(np.asarray(item_scores, dtype=np.float32).reshape(-1))
+    step = recommend_step(model, batch_size)
+    with reuse_freed_memory():
+        for start in range(0, users.size, step):
+            item_ids, item_scores = model.recommend(
+                users[start : start + step],
+                k=k,
+                filter_seen=filter_seen,
+                filter_items=filter_items,
+                items=items,
+            )
+            ids.append(np.asarray(item_ids).reshape(-1))
+            scores.append(np.asarray(item_scores, dtype=np.float32).reshape(-1))
     return pd.DataFrame(
         {
             "user": np.repeat(users, k).astype(meta["user"].dtype, copy=False),
@@ -192,7 +222,9 @@ def batch_recommend(
         Partitions of an in-memory ``users`` or of the model's users (default: 4 per worker
         thread, more if needed to keep each within ``batch_size`` users).
     batch_size : int >= 1, default 4096
-        Users per ``recommend`` call inside a partition (bounds a worker's scoring memory).
+        Most users per ``recommend`` call inside a partition (bounds a worker's scoring memory;
+        fewer when a dense score block of that many users would not fit the heap, see
+        :func:`users_per_call`) and per partition of the model's users.
 
     Returns
     -------

@@ -67,14 +67,16 @@ if [ "${1:-}" = "--quick" ]; then
            tests/kernels/test_parallel.py tests/kernels/test_lfm_kernel.py
            tests/kernels/test_sgns_kernel.py tests/test_popularity.py tests/test_itemcf.py
            tests/test_lfm.py tests/test_lfm_sampler.py tests/test_item2vec.py tests/test_gbdt.py
-           tests/test_gbdt_leafwise.py tests/test_gbdt_predict.py tests/test_serving_fastpath.py)
+           tests/test_gbdt_leafwise.py tests/test_gbdt_predict.py tests/test_gbdt_categorical.py
+           tests/test_gbdt_histogram_common.py tests/test_serving_fastpath.py)
 elif [ "$#" -gt 0 ]; then
     TESTS=("$@")
 else
     TESTS=(tests/kernels tests/oracle
            tests/test_popularity.py tests/test_itemcf.py tests/test_usercf.py tests/test_personal_rank.py
            tests/test_content_based.py tests/test_lfm.py tests/test_item2vec.py tests/test_gbdt.py
-           tests/test_gbdt_leafwise.py tests/test_gbdt_predict.py tests/test_lfm_sampler.py
+           tests/test_gbdt_leafwise.py tests/test_gbdt_predict.py tests/test_gbdt_categorical.py
+           tests/test_gbdt_histogram_common.py tests/test_lfm_sampler.py
            tests/test_bad_input.py tests/test_thread_safety.py)
 fi
 

@@ -37,6 +37,8 @@ RANK_OBJECTIVES = ("rank:pairwise", "rank:ndcg")
 
 def _arr(a, dtype, name, ndim):
     a = np.ascontiguousarray(a, dtype=dtype)
+    if not a.flags.aligned:  # e.g. a view into received bytes (Dask): the kernels load whole floats
+        a = a.copy()
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
     return a

@@ -93,7 +93,6 @@ def ranker_rows(seed, n_threads, train, test, genres):
     :data:`RANKER_ROWS`, one fusion-only TwoStage and its training set are built once, and
     ``default_ranker()`` fitted on the sampled rows (every user sampled alike) ranks the test
     users' candidates. Yields dicts: quotas, negatives, ndcg, ranker fit CPU s, rows."""
-    from recforge.evaluate import evaluate_recall
     from recforge.pipeline import TwoStage, default_ranker
     from recforge.pipeline.labels import sample_negatives
 
@@ -110,13 +109,7 @@ def ranker_rows(seed, n_threads, train, test, genres):
             )
         model, data = built[quotas]
         rows = sample_negatives(data.rows, data.y, negatives, np.random.default_rng(seed))
-        ranker = default_ranker(n_threads, seed)
-        cpu = time.process_time()
-        ranker.fit(data.X[rows], data.y[rows])
-        cpu = time.process_time() - cpu
-        model.ranker_ = ranker
-        ndcg = evaluate_recall(model, train, test, k=10).ndcg
-        model.ranker_ = None
+        ndcg, cpu = _ranker_ndcg(model, default_ranker(n_threads, seed), data, rows, train, test)
         yield {
             "quotas": quotas,
             "negatives": negatives,
@@ -163,7 +156,6 @@ def ranker_variants(seed, n_threads, train, test, genres, names=None):
     training set (all negatives) per seed; per :data:`RANKER_VARIANTS` entry the rows are sampled
     (every user alike), the ranker fitted and put in as ``ranker_``, and the test users'
     candidates ranked. Yields dicts: variant, ndcg, ranker fit CPU s."""
-    from recforge.evaluate import evaluate_recall
     from recforge.pipeline import TwoStage, default_ranker
     from recforge.pipeline.labels import sample_negatives
 
@@ -177,13 +169,22 @@ def ranker_variants(seed, n_threads, train, test, genres, names=None):
         if without:
             keep = [i for i, g in enumerate(model.feature_groups_) if g not in without]
             ranker = _Columns(ranker, keep)
-        cpu = time.process_time()
-        ranker.fit(data.X[rows], data.y[rows])
-        cpu = time.process_time() - cpu
-        model.ranker_ = ranker
-        ndcg = evaluate_recall(model, train, test, k=10).ndcg
-        model.ranker_ = None
+        ndcg, cpu = _ranker_ndcg(model, ranker, data, rows, train, test)
         yield {"variant": name, "ndcg": ndcg, "fit_cpu_s": cpu}
+
+
+def _ranker_ndcg(model, ranker, data, rows, train, test):
+    """Fit ``ranker`` on the training rows ``rows`` of ``data``, rank ``model``'s candidates with it
+    and return (NDCG@10 on ``test``, the fit's CPU seconds); ``model`` keeps no ranker after."""
+    from recforge.evaluate import evaluate_recall
+
+    cpu = time.process_time()
+    ranker.fit(data.X[rows], data.y[rows])
+    cpu = time.process_time() - cpu
+    model.ranker_ = ranker
+    ndcg = evaluate_recall(model, train, test, k=10).ndcg
+    model.ranker_ = None
+    return ndcg, cpu
 
 
 def main(argv=None):

@@ -5,6 +5,7 @@ same trees, predict / apply on raw codes equal to the walk of the binned trainin
 threads, and the Dask fit."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -49,6 +50,8 @@ def test_partition_search_matches_the_reference(seed):
         "max_cat_threshold": int(rng.choice([1, 3, 32])),
         "cat_smooth": float(rng.choice([0.0, 10.0])),
         "cat_l2": float(rng.choice([0.0, 10.0])),
+        "min_group_weight": float(rng.choice([0.0, 0.0, 5.0, 20.0])),
+        "min_category_weight": float(rng.choice([0.0, 0.0, 2.0, 8.0])),
     }
     sum_g, sum_h = hist[0].sum(axis=0)
     out = kern.find_splits(hist[None], [sum_g], [sum_h], n_bins, is_cat, n_threads=2, **params)
@@ -65,6 +68,62 @@ def test_partition_search_matches_the_reference(seed):
         assert (out.left_g[0], out.left_h[0]) == pytest.approx(tuple(left), rel=1e-9, abs=1e-9)
         assert len(bins) <= params["max_cat_threshold"]
         assert n_bins[exp[0]] > params["max_cat_to_onehot"] and is_cat[exp[0]]
+
+
+def _gain(g, h, lam=1.0):
+    return g * g / (h + lam)
+
+
+@pytest.mark.parametrize(
+    "min_group_weight, min_category_weight, candidates",
+    [
+        # no limits: every prefix of the order 0 < 1 < ... < 5 (G/H), at most 3 bins from each end
+        (0.0, 0.0, [{0}, {0, 1}, {0, 1, 2}, {5}, {5, 4}, {5, 4, 3}]),
+        # bin 0 (H = 1) is no group of its own: it joins bin 1; the back end's bins hold 10 each
+        (5.0, 0.0, [{0, 1}, {0, 1, 2}, {5}, {5, 4}, {5, 4, 3}]),
+        # bin 0 is rare: not sorted, it stays right; 3 of the other 5 bins from each end
+        (0.0, 2.0, [{1}, {1, 2}, {1, 2, 3}, {5}, {5, 4}, {5, 4, 3}]),
+        # groups of >= 15: {0, 1, 2} (H 21) from the front, {5, 4} (H 20) from the back; {5, 4, 3}
+        # would start a new group of H 10
+        (15.0, 0.0, [{0, 1, 2}, {5, 4}]),
+        # groups of >= 30 leave less than 30 on the other side: no split
+        (30.0, 0.0, []),
+    ],
+)
+def test_partition_group_limits_choose_the_set_by_hand(
+    min_group_weight, min_category_weight, candidates
+):
+    g = np.array([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0])
+    h = np.array([1.0, 10.0, 10.0, 10.0, 10.0, 10.0])
+    hist = np.zeros((1, 1, 256, 2))
+    hist[0, 0, :6, 0], hist[0, 0, :6, 1] = g, h
+    out = kern.find_splits(
+        hist,
+        [g.sum()],
+        [h.sum()],
+        np.array([6], np.int32),
+        np.array([1], np.uint8),
+        reg_lambda=1.0,
+        min_child_weight=0.0,
+        max_cat_to_onehot=4,
+        cat_smooth=0.0,
+        min_group_weight=min_group_weight,
+        min_category_weight=min_category_weight,
+    )
+    if not candidates:
+        assert out.feature[0] == -1
+        return
+    parent = _gain(g.sum(), h.sum())
+    gains = [
+        _gain(g[list(s)].sum(), h[list(s)].sum())
+        + _gain(g.sum() - g[list(s)].sum(), h.sum() - h[list(s)].sum())
+        - parent
+        for s in candidates
+    ]
+    best = candidates[int(np.argmax(gains))]
+    assert out.feature[0] == 0 and out.threshold[0] == -1
+    assert set(np.flatnonzero(set_bins(out.cat_set)[0]).tolist()) == best
+    assert out.loss_chg[0] == pytest.approx(max(gains), rel=1e-12)
 
 
 def test_set_words_and_bins_round_trip():
@@ -188,9 +247,14 @@ def _assert_same_trees(a, b):
         np.testing.assert_array_equal(a._forest.arrays[name], b._forest.arrays[name], name)
 
 
-def test_every_grower_gives_the_same_trees(monkeypatch):
+# the group limits change the trees of _mixed(4000, seed=2) (checked below)
+_LIMITS = {"min_group_weight": 40.0, "min_category_weight": 8.0}
+
+
+@pytest.mark.parametrize("limits", [{}, _LIMITS], ids=["no-limits", "limits"])
+def test_every_grower_gives_the_same_trees(monkeypatch, limits):
     X, y = _mixed(4000, seed=2)
-    kw = dict(n_estimators=5, categorical_features=CATS, categorical_split="partition")
+    kw = dict(n_estimators=5, categorical_features=CATS, categorical_split="partition", **limits)
     depth = [GBDTClassifier(max_depth=5, n_threads=t, **kw).fit(X, y) for t in (1, 2)]
     best = [
         GBDTClassifier(max_depth=None, max_leaves=24, n_threads=t, **kw).fit(X, y) for t in (1, 2)
@@ -209,12 +273,22 @@ def test_every_grower_gives_the_same_trees(monkeypatch):
             np.testing.assert_array_equal(
                 models[0].decision_function(X), other.decision_function(X)
             )
+    if limits:  # the limits reach every grower: each differs from its trees without them
+        for model in (depth[0], best[0]):
+            plain = GBDTClassifier(**{**model.get_params(), **dict.fromkeys(limits, 0.0)})
+            assert not np.array_equal(
+                plain.fit(X, y).decision_function(X), model.decision_function(X)
+            )
 
 
 def test_save_load_round_trip_and_old_files(tmp_path):
     X, y = _mixed()
     model = GBDTRegressor(
-        n_estimators=8, max_depth=4, categorical_features=CATS, categorical_split="partition"
+        n_estimators=8,
+        max_depth=4,
+        categorical_features=CATS,
+        categorical_split="partition",
+        **_LIMITS,
     ).fit(X, y.astype(float))
     path = tmp_path / "m.npz"
     model.save(path)
@@ -222,6 +296,18 @@ def test_save_load_round_trip_and_old_files(tmp_path):
     _assert_same_trees(model, back)
     np.testing.assert_array_equal(back.predict(X), model.predict(X))
     assert back.get_params()["categorical_split"] == "partition"
+    assert {k: back.get_params()[k] for k in _LIMITS} == _LIMITS
+
+    # a file written before the group limits (no such parameters) loads with the limits off
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    record = json.loads(bytes(arrays["__meta__"]).decode())
+    for name in _LIMITS:
+        del record["params"][name]
+    np.savez(path, **{**arrays, "__meta__": np.frombuffer(json.dumps(record).encode(), np.uint8)})
+    back = GBDTRegressor.load(path)
+    assert {k: back.get_params()[k] for k in _LIMITS} == dict.fromkeys(_LIMITS, 0.0)
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
 
     # a file written before partition splits (no forest_cat_set) still loads
     old = GBDTRegressor(
@@ -275,6 +361,9 @@ def test_gbdt_lr_on_partition_trees():
         ({"cat_smooth": -1.0}, ValueError),
         ({"cat_l2": -1.0}, ValueError),
         ({"max_cat_threshold": 2.5}, TypeError),
+        ({"min_group_weight": -1.0}, ValueError),
+        ({"min_category_weight": float("nan")}, ValueError),
+        ({"min_group_weight": "10"}, TypeError),
     ],
 )
 def test_bad_parameters_are_named(bad, error):

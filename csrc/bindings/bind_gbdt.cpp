@@ -129,7 +129,7 @@ py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<doub
                           std::optional<CArray<uint8_t>> feature_mask, double reg_lambda,
                           double gamma, double min_child_weight, int n_threads,
                           int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
-                          double cat_l2) {
+                          double cat_l2, double min_group_weight, double min_category_weight) {
     require(hist.ndim() == 4 && hist.shape(2) == gb::kBins && hist.shape(3) == 2,
             "hist must be (K, F, 256, 2)");
     const int64_t K = hist.shape(0), F = hist.shape(1);
@@ -139,14 +139,15 @@ py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<doub
     for (int64_t f = 0; f < F; ++f)
         require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
     if (feature_mask) require(feature_mask->shape(0) == F, "feature_mask length");
-    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2);
+    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2,
+                                         min_group_weight, min_category_weight);
     std::vector<gb::SplitResult> res(static_cast<size_t>(K));
     {
         py::gil_scoped_release release;
         gb::find_splits(hist.data(), K, F, sum_g.data(), sum_h.data(), n_bins.data(), is_cat.data(),
                         feature_mask ? feature_mask->data() : nullptr,
                         {reg_lambda, gamma, min_child_weight, max_cat_to_onehot, max_cat_threshold,
-                         cat_smooth, cat_l2},
+                         cat_smooth, cat_l2, min_group_weight, min_category_weight},
                         res.data(), n_threads);
     }
     CArray<int32_t> feature(K), threshold(K);
@@ -415,7 +416,7 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             double gamma, double learning_rate, int64_t swap_rows,
                             CArray<double> hist_ws, CArray<double> raw, int n_threads,
                             int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
-                            double cat_l2) {
+                            double cat_l2, double min_group_weight, double min_category_weight) {
     int64_t m, F;
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
@@ -428,10 +429,12 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
     const int64_t n_raw = raw.shape(0);
     const int32_t* r = rows.data();
     for (int64_t p = 0; p < m; ++p) require(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
-    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2);
+    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2,
+                                         min_group_weight, min_category_weight);
     const gb::DepthwiseParams params{
-        max_depth, min_child_weight,  reg_lambda,        gamma,      learning_rate,
-        swap_rows, max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2};
+        max_depth,     min_child_weight, reg_lambda,        gamma,
+        learning_rate, swap_rows,        max_cat_to_onehot, max_cat_threshold,
+        cat_smooth,    cat_l2,           min_group_weight,  min_category_weight};
     gb::GrownTree t;
     {
         py::gil_scoped_release release;
@@ -482,6 +485,7 @@ void bind_gbdt(py::module_& m) {
           py::arg("reg_lambda") = 1.0, py::arg("gamma") = 0.0, py::arg("min_child_weight") = 1.0,
           py::arg("n_threads") = 1, py::arg("max_cat_to_onehot") = gb::kBins,
           py::arg("max_cat_threshold") = 32, py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0,
+          py::arg("min_group_weight") = 0.0, py::arg("min_category_weight") = 0.0,
           "Best split per node -> GBDTSplits(feature, threshold, default_left, loss_chg, left_g, "
           "left_h, cat_set); categorical features with more than max_cat_to_onehot bins by a "
           "sorted partition.");
@@ -535,7 +539,8 @@ void bind_gbdt(py::module_& m) {
           py::arg("learning_rate"), py::arg("swap_rows"), py::arg("hist_ws").noconvert(),
           py::arg("raw").noconvert(), py::arg("n_threads") = 1,
           py::arg("max_cat_to_onehot") = gb::kBins, py::arg("max_cat_threshold") = 32,
-          py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0,
+          py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0, py::arg("min_group_weight") = 0.0,
+          py::arg("min_category_weight") = 0.0,
           "Grow one depth-wise tree on node-ordered data and add its leaf values to raw -> (dict "
           "of node arrays, swapped: the data ended in the other buffers).");
     m.def("gbdt_predict_raw", &predict_raw_py, py::arg("X").noconvert(),

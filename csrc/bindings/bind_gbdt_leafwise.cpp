@@ -36,15 +36,17 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             double reg_lambda, double gamma, double learning_rate,
                             int64_t swap_rows, int64_t index_bytes, int n_threads,
                             int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
-                            double cat_l2) {
+                            double cat_l2, double min_group_weight, double min_category_weight) {
     int64_t m, F;
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
     require(max_leaves >= 1, "max_leaves must be >= 1");
-    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2);
+    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2,
+                                         min_group_weight, min_category_weight);
     const gb::LeafwiseParams params{
-        max_leaves, max_depth,   min_child_weight,  reg_lambda,        gamma,      learning_rate,
-        swap_rows,  index_bytes, max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2};
+        max_leaves,    max_depth, min_child_weight, reg_lambda,         gamma,
+        learning_rate, swap_rows, index_bytes,      max_cat_to_onehot,  max_cat_threshold,
+        cat_smooth,    cat_l2,    min_group_weight, min_category_weight};
     gb::LeafwiseTree t;
     {
         py::gil_scoped_release release;
@@ -83,6 +85,7 @@ void bind_gbdt_leafwise(py::module_& m) {
           py::arg("gamma"), py::arg("learning_rate"), py::arg("swap_rows"), py::arg("index_bytes"),
           py::arg("n_threads") = 1, py::arg("max_cat_to_onehot") = gb::kBins,
           py::arg("max_cat_threshold") = 32, py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0,
+          py::arg("min_group_weight") = 0.0, py::arg("min_category_weight") = 0.0,
           "Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves "
           "once, "
           "at the end) on node-ordered data -> "

@@ -45,11 +45,14 @@ inline void check_node_ordered(const CArray<uint8_t>& Xn, const CArray<float>& g
 
 // The categorical split search's parameters (SplitParams), checked.
 inline void check_cat_params(int32_t max_cat_to_onehot, int32_t max_cat_threshold,
-                             double cat_smooth, double cat_l2) {
+                             double cat_smooth, double cat_l2, double min_group_weight = 0.0,
+                             double min_category_weight = 0.0) {
     require(max_cat_to_onehot >= 0, "max_cat_to_onehot must be >= 0");
     require(max_cat_threshold >= 1, "max_cat_threshold must be >= 1");
     require(cat_smooth >= 0.0, "cat_smooth must be >= 0");
     require(cat_l2 >= 0.0, "cat_l2 must be >= 0");
+    require(min_group_weight >= 0.0, "min_group_weight must be >= 0");
+    require(min_category_weight >= 0.0, "min_category_weight must be >= 0");
 }
 
 // A (n_nodes, kCatSetWords) uint64 array of per-node bin sets (or None), checked; its data.

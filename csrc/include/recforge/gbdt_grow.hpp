@@ -29,6 +29,7 @@ struct DepthwiseParams {
     int32_t max_cat_threshold = 32;
     double cat_smooth = 10.0;
     double cat_l2 = 0.0;
+    double min_group_weight = 0.0, min_category_weight = 0.0;
 };
 
 // Node-ordered data: binned rows (m, F), (g, h) pairs (m, 2), original row ids (m,).
@@ -158,8 +159,8 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
     double* hist_next = hist_b;
     const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
     const SplitParams sp{
-        p.reg_lambda, p.gamma, p.min_child_weight, p.max_cat_to_onehot, p.max_cat_threshold,
-        p.cat_smooth, p.cat_l2};
+        p.reg_lambda, p.gamma,  p.min_child_weight, p.max_cat_to_onehot,  p.max_cat_threshold,
+        p.cat_smooth, p.cat_l2, p.min_group_weight, p.min_category_weight};
     std::vector<uint64_t> sets;
     bool have_splits = false;  // the level's splits were found by the fused step of the last one
     // the children built by a level become the nodes of the next one

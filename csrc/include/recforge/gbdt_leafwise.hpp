@@ -47,6 +47,7 @@ struct LeafwiseParams {
     int32_t max_cat_threshold = 32;
     double cat_smooth = 10.0;
     double cat_l2 = 0.0;
+    double min_group_weight = 0.0, min_category_weight = 0.0;
 };
 
 struct LeafwiseTree {
@@ -144,8 +145,8 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
     const DepthwiseParams value_params{p.max_depth, p.min_child_weight, p.reg_lambda,
                                        p.gamma,     p.learning_rate,    p.swap_rows};
     const SplitParams sp{
-        p.reg_lambda, p.gamma, p.min_child_weight, p.max_cat_to_onehot, p.max_cat_threshold,
-        p.cat_smooth, p.cat_l2};
+        p.reg_lambda, p.gamma,  p.min_child_weight, p.max_cat_to_onehot,  p.max_cat_threshold,
+        p.cat_smooth, p.cat_l2, p.min_group_weight, p.min_category_weight};
     auto can_split = [&](int32_t depth) { return p.max_depth < 0 || depth < p.max_depth; };
     auto add_leaf = [&](int32_t node, int64_t start, int64_t end) {
         out.leaf_node.push_back(node);

@@ -13,11 +13,16 @@
 // Categorical features with at most max_cat_to_onehot value bins: one category vs the rest (left =
 // bin == t), missing values right, then (with missing values) left.
 // Categorical features with more bins: a sorted partition (LightGBM's and xgboost's search for many
-// categories). The node's non-empty bins (hessian > 0) are sorted by G_b / (H_b + cat_smooth)
-// (ascending, ties by bin); prefixes of that order of at most min(max_cat_threshold,
-// (n_used + 1) / 2) bins are scanned from the front, then from the back, each with missing values
-// right, then (with missing values) left. Left = the prefix: a set of bins (cat_set, a 256-bit set)
-// with threshold -1. As in LightGBM, the children's terms of a partition's gain take
+// categories). The node's bins with hessian H_b > 0 and H_b >= min_category_weight (rarer
+// categories are not sorted: they stay on the right, the "other" side) are sorted by
+// G_b / (H_b + cat_smooth) (ascending, ties by bin); prefixes of that order of at most
+// min(max_cat_threshold, (n_used + 1) / 2) bins are scanned from the front, then from the back,
+// each with missing values right, then (with missing values) left. As in LightGBM's
+// min_data_per_group (here in hessian, as min_child_weight, since histograms carry no row counts),
+// a prefix is a candidate only when the bins added since the last candidate of its scan hold
+// H >= min_group_weight, and a scan stops once the right side (bins not in the prefix, rare ones
+// and, missing right, the missing values) holds less. Left = the prefix: a set of bins (cat_set, a
+// 256-bit set) with threshold -1. As in LightGBM, the children's terms of a partition's gain take
 // λ + cat_l2 (the parent's term λ): a penalty on the many candidate sets.
 #pragma once
 
@@ -40,6 +45,8 @@ struct SplitParams {
     int32_t max_cat_threshold = 32;  // most categories on the scanned side of a partition
     double cat_smooth = 10.0;        // added to H_b in the sort key G_b / (H_b + cat_smooth)
     double cat_l2 = 0.0;             // added to λ in the children's terms of a partition's gain
+    double min_group_weight = 0.0;   // least hessian of a group of categories and of the right side
+    double min_category_weight = 0.0;  // categories with less hessian are not sorted (go right)
 };
 
 constexpr int kCatSetWords = kBins / 64;  // a set of bins: 4 x 64 bits
@@ -91,22 +98,30 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, bool cate
         double key[kBins];
         int n_used = 0;
         for (int b = 0; b < n_bins; ++b)
-            if (H[2 * b + 1] > 0.0) {
+            if (H[2 * b + 1] > 0.0 && H[2 * b + 1] >= p.min_category_weight) {
                 key[b] = H[2 * b] / (H[2 * b + 1] + p.cat_smooth);
                 used[n_used++] = b;
             }
         std::stable_sort(used, used + n_used, [&](int a, int b) { return key[a] < key[b]; });
         const int max_left = std::min(p.max_cat_threshold, (n_used + 1) / 2);
+        const bool grouped = p.min_group_weight > 0.0;
         child_p.reg_lambda += p.cat_l2;
         int won_dir = -1, won_len = 0;  // the winning prefix of this feature, if any
         for (int dir = 0; dir < 2; ++dir) {
-            double lg = 0.0, lh = 0.0;
+            double lg = 0.0, lh = 0.0, group_h = 0.0;
             for (int i = 0; i < max_left; ++i) {
                 const int b = used[dir == 0 ? i : n_used - 1 - i];
                 lg += H[2 * b];
                 lh += H[2 * b + 1];
+                group_h += H[2 * b + 1];
+                if (grouped) {
+                    if (sum_h - lh < p.min_group_weight) break;
+                    if (group_h < p.min_group_weight) continue;
+                    group_h = 0.0;
+                }
                 if (consider(lg, lh, -1, false)) won_dir = dir, won_len = i + 1;
-                if (has_missing && consider(lg + miss_g, lh + miss_h, -1, true))
+                if (has_missing && !(grouped && sum_h - lh - miss_h < p.min_group_weight) &&
+                    consider(lg + miss_g, lh + miss_h, -1, true))
                     won_dir = dir, won_len = i + 1;
             }
         }

@@ -7,10 +7,14 @@ and ``loss_chg >= gamma``; ties keep the first candidate found (features ascendi
 missing-right thresholds ascending, then missing-left thresholds descending).
 
 A categorical feature with more than ``max_cat_to_onehot`` bins is split by a sorted partition
-(LightGBM's search for many categories): its non-empty bins (``H_b > 0``) sorted by
-``G_b / (H_b + cat_smooth)`` (stable), left = the first ``i`` of that order, then the last ``i``,
-``i = 1 .. min(max_cat_threshold, (n_used + 1) // 2)``, each with missing values right, then left;
-the children's terms of its gain take ``λ + cat_l2`` (the parent's ``λ``).
+(LightGBM's search for many categories): its bins with ``H_b > 0`` and
+``H_b >= min_category_weight`` sorted by ``G_b / (H_b + cat_smooth)`` (stable), left = the first
+``i`` of that order, then the last ``i``, ``i = 1 .. min(max_cat_threshold, (n_used + 1) // 2)``,
+each with missing values right, then left; with ``min_group_weight > 0`` a prefix is a candidate
+only when the bins added since the scan's last candidate hold ``H >= min_group_weight``, a scan
+stops once the rest of the node (missing values right) holds less, and the missing-left candidate
+needs the rest without the missing values to hold as much. The children's terms of its gain take
+``λ + cat_l2`` (the parent's ``λ``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ def best_split(
     max_cat_threshold=32,
     cat_smooth=10.0,
     cat_l2=0.0,
+    min_group_weight=0.0,
+    min_category_weight=0.0,
 ):
     """Exhaustive search: ``(feature, threshold_bin, default_left, loss_chg, left_bins)``; feature -1
     if none. ``left_bins``: the sorted value bins that go left of a partition split (threshold -1),
@@ -63,13 +69,24 @@ def best_split(
         has_missing = miss[0] != 0 or miss[1] != 0
         candidates = []  # (left-bin set, threshold, default_left) in the kernel's order
         if is_categorical[f] and nb > max_cat_to_onehot:
-            used = np.flatnonzero(hist[f, :nb, 1] > 0)
+            h_bins = hist[f, :nb, 1]
+            used = np.flatnonzero((h_bins > 0) & (h_bins >= min_category_weight))
             key = hist[f, used, 0] / (hist[f, used, 1] + cat_smooth)
             order = list(used[np.argsort(key, kind="stable")])
+            grouped = min_group_weight > 0
             for side in (order, order[::-1]):
+                lh = group_h = 0.0
                 for i in range(1, min(max_cat_threshold, (len(order) + 1) // 2) + 1):
+                    lh += hist[f, side[i - 1], 1]
+                    group_h += hist[f, side[i - 1], 1]
+                    if grouped:
+                        if sum_h - lh < min_group_weight:
+                            break
+                        if group_h < min_group_weight:
+                            continue
+                        group_h = 0.0
                     candidates.append((side[:i], -1, False))
-                    if has_missing:
+                    if has_missing and not (grouped and sum_h - lh - miss[1] < min_group_weight):
                         candidates.append((side[:i], -1, True))
         elif is_categorical[f]:
             candidates += [([b], b, False) for b in range(nb)]

@@ -115,6 +115,8 @@ def find_splits(
     max_cat_threshold=32,
     cat_smooth=10.0,
     cat_l2=0.0,
+    min_group_weight=0.0,
+    min_category_weight=0.0,
 ):
     """Best split of each node's histogram (XGBoost gain; see ``csrc/include/recforge/split.hpp``).
 
@@ -146,6 +148,8 @@ def find_splits(
         int(max_cat_threshold),
         float(cat_smooth),
         float(cat_l2),
+        float(min_group_weight),
+        float(min_category_weight),
     )
 
 

@@ -47,6 +47,42 @@ class ParamsMixin:
         return f"{type(self).__name__}({', '.join(changed)})"
 
 
+def keyword_init(defaults: dict):
+    """An ``__init__`` taking exactly the keyword-only arguments ``defaults`` (name -> default, in
+    signature order) and storing each under its own name, with that signature for
+    ``inspect.signature`` (:class:`ParamsMixin`, scikit-learn, ``help``): one home for the parameter
+    list of estimators that share it.
+
+    >>> class Model(ParamsMixin):
+    ...     __init__ = keyword_init({"alpha": 1.0, "n_threads": None})
+    >>> Model(alpha=2.0)
+    Model(alpha=2.0)
+    >>> Model(beta=1)
+    Traceback (most recent call last):
+    ...
+    TypeError: Model() got an unexpected keyword argument 'beta'
+    """
+    defaults = dict(defaults)
+
+    def __init__(self, **params):
+        for name in params:
+            if name not in defaults:
+                raise TypeError(
+                    f"{type(self).__name__}() got an unexpected keyword argument {name!r}"
+                )
+        for name, default in defaults.items():
+            setattr(self, name, params.get(name, default))
+
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in defaults.items()
+        ]
+    )
+    return __init__
+
+
 def _equal(a, b) -> bool:
     try:
         return bool(a == b)

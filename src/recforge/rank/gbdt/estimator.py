@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ... import _core
+from ..._params import keyword_init
 from ..._threads import resolve_n_threads
 from ..._validation import check_choice, check_float, check_int, check_random_state
 from ...kernels import gbdt as kern
@@ -60,6 +61,36 @@ class _PartitionGrowParams(GrowParams):
         }
 
 
+#: the keyword parameters of every GBDT estimator (name -> default, in signature order; the ranker
+#: adds its own): documented in ``_DOC_PARAMS``
+GBDT_PARAMS = {
+    "n_estimators": 100,
+    "learning_rate": 0.3,
+    "max_depth": 6,
+    "max_leaves": None,
+    "min_child_weight": 1.0,
+    "reg_lambda": 1.0,
+    "gamma": 0.0,
+    "subsample": 1.0,
+    "colsample_bytree": 1.0,
+    "max_bin": 256,
+    "base_score": None,
+    "categorical_features": "auto",
+    "categorical_split": "auto",
+    "max_cat_to_onehot": 4,
+    "max_cat_threshold": 32,
+    "cat_smooth": 10.0,
+    "cat_l2": 10.0,
+    "min_group_weight": 0.0,
+    "min_category_weight": 0.0,
+    "early_stopping_rounds": None,
+    "eval_metric": None,
+    "n_threads": None,
+    "random_state": None,
+    "verbose": False,
+}
+
+
 def _unavailable(name):
     """A method a subclass does not have (``hasattr`` is False), e.g. the regressor's ``predict_proba``."""
 
@@ -83,58 +114,7 @@ class _BaseGBDT(Ranker):
     _allow_nan = True
     _fitted_attr = "n_trees_"
 
-    def __init__(
-        self,
-        *,
-        n_estimators=100,
-        learning_rate=0.3,
-        max_depth=6,
-        max_leaves=None,
-        min_child_weight=1.0,
-        reg_lambda=1.0,
-        gamma=0.0,
-        subsample=1.0,
-        colsample_bytree=1.0,
-        max_bin=256,
-        base_score=None,
-        categorical_features="auto",
-        categorical_split="auto",
-        max_cat_to_onehot=4,
-        max_cat_threshold=32,
-        cat_smooth=10.0,
-        cat_l2=10.0,
-        min_group_weight=0.0,
-        min_category_weight=0.0,
-        early_stopping_rounds=None,
-        eval_metric=None,
-        n_threads=None,
-        random_state=None,
-        verbose=False,
-    ):
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.max_leaves = max_leaves
-        self.min_child_weight = min_child_weight
-        self.reg_lambda = reg_lambda
-        self.gamma = gamma
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.max_bin = max_bin
-        self.base_score = base_score
-        self.categorical_features = categorical_features
-        self.categorical_split = categorical_split
-        self.max_cat_to_onehot = max_cat_to_onehot
-        self.max_cat_threshold = max_cat_threshold
-        self.cat_smooth = cat_smooth
-        self.cat_l2 = cat_l2
-        self.min_group_weight = min_group_weight
-        self.min_category_weight = min_category_weight
-        self.early_stopping_rounds = early_stopping_rounds
-        self.eval_metric = eval_metric
-        self.n_threads = n_threads
-        self.random_state = random_state
-        self.verbose = verbose
+    __init__ = keyword_init(GBDT_PARAMS)
 
     # ---- parameters ----------------------------------------------------------------------------
     def _check_params(self):

@@ -13,11 +13,14 @@ import re
 import numpy as np
 
 from ... import _core
+from ..._params import keyword_init
 from ..._validation import check_choice, check_int
 from ...kernels import gbdt as kern
-from .estimator import _DOC_PARAMS, _float32, _real_target, _RealValuedGBDT
+from .estimator import _DOC_PARAMS, GBDT_PARAMS, _float32, _real_target, _RealValuedGBDT
 
 _NDCG_METRIC = re.compile(r"^ndcg(@[1-9][0-9]*)?$")
+#: the shared parameters that come after the ranker's own in its signature
+_LAST_PARAMS = ("n_threads", "random_state", "verbose")
 _MAX_EXP_LABEL = (
     31  # 2^y - 1 gains above this lose integer precision in float32 (xgboost's limit too)
 )
@@ -150,70 +153,17 @@ class GBDTRanker(_RealValuedGBDT):
     _objective = "rank:ndcg"
     _estimator_kind = None
 
-    def __init__(
-        self,
-        *,
-        objective="rank:ndcg",
-        n_estimators=100,
-        learning_rate=0.3,
-        max_depth=6,
-        max_leaves=None,
-        min_child_weight=1.0,
-        reg_lambda=1.0,
-        gamma=0.0,
-        subsample=1.0,
-        colsample_bytree=1.0,
-        max_bin=256,
-        base_score=None,
-        categorical_features="auto",
-        categorical_split="auto",
-        max_cat_to_onehot=4,
-        max_cat_threshold=32,
-        cat_smooth=10.0,
-        cat_l2=10.0,
-        min_group_weight=0.0,
-        min_category_weight=0.0,
-        early_stopping_rounds=None,
-        eval_metric=None,
-        lambdarank_num_pair_per_sample=32,
-        lambdarank_normalization=True,
-        lambdarank_score_normalization=True,
-        ndcg_exp_gain=True,
-        n_threads=None,
-        random_state=None,
-        verbose=False,
-    ):
-        super().__init__(
-            n_estimators=n_estimators,
-            learning_rate=learning_rate,
-            max_depth=max_depth,
-            max_leaves=max_leaves,
-            min_child_weight=min_child_weight,
-            reg_lambda=reg_lambda,
-            gamma=gamma,
-            subsample=subsample,
-            colsample_bytree=colsample_bytree,
-            max_bin=max_bin,
-            base_score=base_score,
-            categorical_features=categorical_features,
-            categorical_split=categorical_split,
-            max_cat_to_onehot=max_cat_to_onehot,
-            max_cat_threshold=max_cat_threshold,
-            cat_smooth=cat_smooth,
-            cat_l2=cat_l2,
-            min_group_weight=min_group_weight,
-            min_category_weight=min_category_weight,
-            early_stopping_rounds=early_stopping_rounds,
-            eval_metric=eval_metric,
-            n_threads=n_threads,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        self.objective = objective
-        self.lambdarank_num_pair_per_sample = lambdarank_num_pair_per_sample
-        self.lambdarank_normalization = lambdarank_normalization
-        self.lambdarank_score_normalization = lambdarank_score_normalization
-        self.ndcg_exp_gain = ndcg_exp_gain
+    __init__ = keyword_init(
+        {
+            "objective": "rank:ndcg",
+            **{k: v for k, v in GBDT_PARAMS.items() if k not in _LAST_PARAMS},
+            "lambdarank_num_pair_per_sample": 32,
+            "lambdarank_normalization": True,
+            "lambdarank_score_normalization": True,
+            "ndcg_exp_gain": True,
+            **{k: GBDT_PARAMS[k] for k in _LAST_PARAMS},
+        }
+    )
 
     # ---- parameters ----------------------------------------------------------------------------
     def _check_params(self):

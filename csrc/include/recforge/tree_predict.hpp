@@ -25,8 +25,8 @@
 // plain step in a block without NaN, else the step that also checks NaN and categories. On a CPU
 // with AVX2 (checked at run time; the build keeps portable flags) the top kVectorLevels levels of
 // numeric trees run as 8-lane vectors: at level L the 8 rows sit at one of 2^L nodes, each node
-// one vector load of its column (the column-major copy makes the 8 rows' values contiguous); a
-// tree no deeper than that walks 4 x 8 rows at a time (four independent chains per node load).
+// one vector load of its column (the column-major copy makes the 8 rows' values contiguous), for
+// 4 x 8 rows at a time (four independent chains per node load).
 //
 // Deeper trees keep the pointer layout (PackedNode), walked branch-free: a packed leaf points to
 // itself (it "goes right" from left = self − 1), so every row takes exactly depth(tree) steps.
@@ -458,12 +458,16 @@ RECFORGE_ALWAYS_INLINE void walk_dense(const PackedForest& f, int64_t t, const f
         (kVector && kStep != DenseStep::kCategorical) ? std::min(depth, kVectorLevels) : 0;
     int64_t j0 = 0;
 #if RECFORGE_PREDICT_VECTOR
-    if (kVector && kStep != DenseStep::kCategorical && depth <= kVectorLevels) {
-        // every level as vectors: four groups of 8 rows at a time (independent chains)
+    if (kVector && kStep != DenseStep::kCategorical) {
+        // the vector levels four groups of 8 rows at a time (independent chains), then the
+        // scalar steps of the levels below them
         constexpr DenseStep kV = kStep == DenseStep::kPlain ? DenseStep::kPlain : DenseStep::kNan;
         for (; j0 + 4 * kDenseLanes <= m; j0 += 4 * kDenseLanes) {
             uint64_t h[4 * kDenseLanes];
-            dense_vector_levels<kV, 4>(nodes, flags, depth, cols + j0, h);
+            dense_vector_levels<kV, 4>(nodes, flags, vector_levels, cols + j0, h);
+            for (int32_t d = vector_levels; d < depth; ++d)
+                for (int r = 0; r < 4 * kDenseLanes; ++r)
+                    h[r] = dense_step<kStep>(nodes, flags, h[r], cols + j0 + r, f.set_bits.data());
             for (int r = 0; r < 4 * kDenseLanes; ++r)
                 visit(j0 + r, static_cast<int64_t>(h[r] - bottom));
         }

@@ -1,8 +1,9 @@
 """The GBDT predict kernel (``tree_predict.hpp``) against a NumPy walk of the same trees.
 
 The kernel walks depth-limited trees in a complete-binary-tree layout over column-major copies of
-row blocks, with a plain step for blocks without NaN and NaN-aware / categorical steps otherwise,
-and keeps the pointer layout for deep, thin trees. Whatever the path, a row's margin must be the
+row blocks (a numeric tree's columns with NaN replaced by -inf / +inf per NaN direction, so it
+takes the plain step; NaN-aware / categorical steps otherwise), and keeps the pointer layout for
+deep, thin trees. Whatever the path, a row's margin must be the
 same float64 sum, in tree order, as this reference: compared with ``assert_array_equal``.
 """
 
@@ -148,6 +149,30 @@ def test_random_forests_equal_the_reference_walk(seed, n_rows):
             np.testing.assert_array_equal(
                 kern.apply(X, a, t0=t0, t1=t1, n_threads=n_threads), leaves
             )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_infinite_and_nan_thresholds_in_both_nan_directions(seed):
+    """A numeric tree is walked by `x < threshold` alone on columns whose NaN is replaced by -inf
+    (NaN goes left) or +inf (NaN goes right); a split where that would differ (threshold NaN, or
+    -inf with NaN going left) keeps its tree on the NaN-aware step. Shallow trees (every level
+    as vectors, 8 and 32 rows at a time) and deeper ones, data with +-inf and NaN."""
+    rng = np.random.default_rng(100 + seed)
+    n_features = 6
+    special = np.array([-np.inf, np.inf, np.nan], np.float32)
+    trees = []
+    for k in range(30):
+        tree = _random_tree(rng, n_features, int(rng.integers(1, 7)), 0.9, set())
+        split = np.flatnonzero(tree["left"] >= 0)
+        odd = split[rng.random(len(split)) < (0.3 if k % 3 == 0 else 0.0)]
+        tree["threshold"][odd] = rng.choice(special, size=len(odd))
+        trees.append(tree)
+    a = _forest(trees)
+    X = _data(rng, 300, n_features, set(), nan=0.1, inf=0.05)
+    for n_rows in (1, 8, 31, 32, 64, 300):
+        expected, leaves = _reference(X[:n_rows], a, 0, len(trees), np.zeros(n_rows))
+        np.testing.assert_array_equal(kern.predict_raw(X[:n_rows], a), expected)
+        np.testing.assert_array_equal(kern.apply(X[:n_rows], a), leaves)
 
 
 def test_big_blocks_with_and_without_nan_over_threads():

@@ -18,11 +18,15 @@
 // steps with no child pointer to load. The block's used feature columns are first copied
 // column-major (`cols[k * kPredictBlock + j]`), so a node holds `k * kPredictBlock` and the value
 // of row j is one load at a fixed offset; kDenseLanes rows are walked together (independent load
-// chains). A block without NaN in any used column, in a tree without categorical splits, takes
-// the plain `x < threshold` step; otherwise the step also checks NaN and categories. On a CPU with
-// AVX2 (checked at run time; the build keeps portable flags) the top kVectorLevels levels of
+// chains). A numeric tree reads its columns with NaN already replaced by -inf where its split
+// sends NaN left and by +inf where it sends NaN right (a feature split both ways gets both
+// copies), so it takes the plain `x < threshold` step for any rows (see plain_split for the
+// thresholds where that would differ: their trees read the column as it is). Other trees take the
+// plain step in a block without NaN, else the step that also checks NaN and categories. On a CPU
+// with AVX2 (checked at run time; the build keeps portable flags) the top kVectorLevels levels of
 // numeric trees run as 8-lane vectors: at level L the 8 rows sit at one of 2^L nodes, each node
-// one vector load of its column (the column-major copy makes the 8 rows' values contiguous).
+// one vector load of its column (the column-major copy makes the 8 rows' values contiguous), for
+// 4 x 8 rows at a time (four independent chains per node load).
 //
 // Deeper trees keep the pointer layout (PackedNode), walked branch-free: a packed leaf points to
 // itself (it "goes right" from left = self − 1), so every row takes exactly depth(tree) steps.
@@ -74,11 +78,13 @@ struct PackedForest {
     // [0, 2^depth) of dense_value / dense_leaf is bottom slot s.
     std::vector<int64_t> dense_offset;
     std::vector<uint8_t> dense_categorical_tree;  // per tree: any categorical split
+    std::vector<uint8_t> dense_plain_tree;        // per tree: walked by `x < threshold` alone
     std::vector<DenseNode> dense_nodes;
     std::vector<uint8_t> dense_flags;    // per split: kNanRight | kCategorical (go left if x == t)
     std::vector<double> dense_value;     // per bottom slot: its leaf's value
     std::vector<int32_t> dense_leaf;     // per bottom slot: its leaf's node index - root
     std::vector<int32_t> used_features;  // column k of a block copy is feature used_features[k]
+    std::vector<float> column_fill;      // ... with NaN replaced by column_fill[k] (NaN: kept)
     // a partition split i: the sorted category codes that go left are
     // set_codes[set_begin[i] .. set_begin[i + 1])
     std::vector<int64_t> set_begin;
@@ -121,6 +127,15 @@ inline bool in_split_set(const PackedForest& f, int64_t i, float x) {
 // for its 2^depth slots not to dwarf its nodes (a deep, thin leaf-wise tree keeps the pointers).
 inline bool use_dense_layout(int32_t depth, int64_t n_nodes) {
     return depth <= kDenseMaxDepth && (int64_t(1) << depth) <= 16 * n_nodes + 64;
+}
+
+// Whether the plain step `x < threshold` takes the split's NaN branch once NaN is replaced by
+// -inf (default left) or +inf (default right): a numeric split whose threshold is not NaN and,
+// when NaN goes left, above -inf (-inf < t). Values that are +-inf in the data go the same way.
+inline bool plain_split(uint8_t categorical, bool set_split, uint8_t default_left,
+                        float threshold) {
+    if (categorical || set_split || threshold != threshold) return false;
+    return !default_left || threshold > -std::numeric_limits<float>::infinity();
 }
 
 // Children must follow their parent (left > i, right == left + 1, both < n_nodes) and features
@@ -183,30 +198,50 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
     f.depth.resize(static_cast<size_t>(n_trees));
     f.dense_offset.assign(static_cast<size_t>(n_trees), -1);
     f.dense_categorical_tree.assign(static_cast<size_t>(n_trees), 0);
+    f.dense_plain_tree.assign(static_cast<size_t>(n_trees), 0);
+    std::vector<int64_t> tree_of(static_cast<size_t>(n_nodes), 0);
     int64_t dense_size = 0;
     for (int64_t t = 0; t < n_trees; ++t) {
         const int64_t a = roots[t], b = t + 1 < n_trees ? roots[t + 1] : n_nodes;
         int32_t d = 0;
         bool listed_set = false;  // a partition split without a bitset
+        bool plain = true;
         for (int64_t i = a; i < b; ++i) {
+            tree_of[i] = t;
             d = std::max(d, node_depth[i]);
             listed_set =
                 listed_set ||
                 (is_set(i) && (f.set_bits_at[i] < 0 || f.set_bits_at[i] > int64_t(UINT32_MAX)));
+            if (left[i] >= 0)
+                plain =
+                    plain && plain_split(categorical[i], is_set(i), default_left[i], threshold[i]);
         }
         f.depth[t] = d;
         if (!listed_set && use_dense_layout(d, b - a)) {
             f.dense_offset[t] = dense_size;
             dense_size += int64_t(1) << d;
+            f.dense_plain_tree[t] = plain;
         }
     }
-    // Columns of the block copy: the features some split uses, in order of first use.
-    std::vector<int32_t> column(static_cast<size_t>(n_columns), -1);
-    for (int64_t i = 0; i < n_nodes; ++i)
-        if (left[i] >= 0 && column[feature[i]] < 0) {
-            column[feature[i]] = static_cast<int32_t>(f.used_features.size());
+    // Columns of the block copy, in order of first use: a feature read by the splits of plain
+    // dense trees once per NaN direction (NaN filled), by any other split as it is.
+    constexpr float kInf = std::numeric_limits<float>::infinity();
+    const float fills[3] = {std::numeric_limits<float>::quiet_NaN(), -kInf, kInf};
+    auto fill_kind = [&](int64_t i) {
+        if (f.dense_offset[tree_of[i]] < 0 || !f.dense_plain_tree[tree_of[i]]) return 0;
+        return default_left[i] ? 1 : 2;
+    };
+    std::vector<int32_t> column(static_cast<size_t>(n_columns) * 3, -1);
+    for (int64_t i = 0; i < n_nodes; ++i) {
+        if (left[i] < 0) continue;
+        const int kind = fill_kind(i);
+        int32_t& c = column[static_cast<size_t>(feature[i]) * 3 + kind];
+        if (c < 0) {
+            c = static_cast<int32_t>(f.used_features.size());
             f.used_features.push_back(feature[i]);
+            f.column_fill.push_back(fills[kind]);
         }
+    }
     f.dense_nodes.assign(static_cast<size_t>(dense_size), DenseNode{0.0f, 0});
     f.dense_flags.assign(static_cast<size_t>(dense_size), 0);
     f.dense_value.assign(static_cast<size_t>(dense_size), 0.0);
@@ -225,8 +260,9 @@ inline PackedForest pack_forest(int64_t n_nodes, const int32_t* feature, const f
             stack.pop_back();
             const int64_t i = v.node;
             if (left[i] >= 0) {
-                f.dense_nodes[o + v.heap] = {
-                    threshold[i], static_cast<uint32_t>(column[feature[i]] * kPredictBlock)};
+                const int32_t c = column[static_cast<size_t>(feature[i]) * 3 + fill_kind(i)];
+                f.dense_nodes[o + v.heap] = {threshold[i],
+                                             static_cast<uint32_t>(c * kPredictBlock)};
                 f.dense_flags[o + v.heap] = static_cast<uint8_t>(
                     (default_left[i] ? 0 : kNanRight) | (categorical[i] ? kCategorical : 0));
                 if (is_set(i)) {  // the threshold's bits: the index of the split's bitset
@@ -307,16 +343,18 @@ inline void walk_block(const PackedForest& f, const float* X, int64_t n_features
 
 // Copy the used columns of rows [r0, r0 + m) column-major into cols (used_features.size() *
 // kPredictBlock floats), zero-padding rows up to the next multiple of kDenseLanes. Returns whether
-// any copied value is NaN.
+// any copied value is NaN (after the fill).
 inline bool load_block_columns(const PackedForest& f, const float* X, int64_t n_features,
                                int64_t r0, int64_t m, float* cols) {
     const int64_t n_used = static_cast<int64_t>(f.used_features.size());
     const int32_t* used = f.used_features.data();
+    const float* fill = f.column_fill.data();
     bool any_nan = false;
     for (int64_t j = 0; j < m; ++j) {
         const float* row = X + (r0 + j) * n_features;
         for (int64_t k = 0; k < n_used; ++k) {
-            const float v = row[used[k]];
+            float v = row[used[k]];
+            v = v != v ? fill[k] : v;
             any_nan |= v != v;
             cols[k * kPredictBlock + j] = v;
         }
@@ -345,19 +383,22 @@ RECFORGE_ALWAYS_INLINE uint64_t dense_step(const DenseNode* nodes, const uint8_t
         const bool right = (v != v) ? (flags[h] & kNanRight) != 0 : !in_code_bits(set_bits + at, v);
         return 2 * h + (right ? 1 : 0);
     }
-    // bit arithmetic, no branch; v >= t, v == t and v < t are all false for NaN
+    // bit arithmetic, no branch; v == t and v < t are false for NaN (v or t: a NaN threshold
+    // sends every number right, as `x < threshold` says)
     uint32_t right;
     if (kStep == DenseStep::kPlain) {
         right = !(v < nd.threshold);
     } else {
         const uint32_t fl = flags[h];
-        const uint32_t nan_right = uint32_t(v != v) & fl;  // fl & 1: kNanRight
+        const uint32_t is_num = uint32_t(v == v);
+        const uint32_t nan_right = (is_num ^ 1) & fl;  // fl & 1: kNanRight
+        const uint32_t num_right = uint32_t(!(v < nd.threshold)) & is_num;
         if (kStep == DenseStep::kNan) {
-            right = uint32_t(v >= nd.threshold) | nan_right;
+            right = num_right | nan_right;
         } else {
             const uint32_t cat = fl >> 1, num = cat ^ 1;
-            const uint32_t differs = uint32_t(v != nd.threshold) & uint32_t(v == v);
-            right = (num & uint32_t(v >= nd.threshold)) | (cat & differs) | nan_right;
+            const uint32_t differs = uint32_t(v != nd.threshold) & is_num;
+            right = (num & num_right) | (cat & differs) | nan_right;
         }
     }
     return 2 * h + right;
@@ -372,27 +413,32 @@ static_assert(kDenseLanes == 8, "the vector levels walk 8 lanes");
 // The first `levels` levels of the plain / NaN-aware walk for the 8 rows at x, as 8-lane vectors:
 // at level L every row is at one of the 2^L nodes, so each node is one load of its column,
 // compared with its threshold and kept for the rows at that node. h[r]: heap index after them.
-template <DenseStep kStep>
+template <DenseStep kStep, int kGroups>
 RECFORGE_ALWAYS_INLINE void dense_vector_levels(const DenseNode* nodes, const uint8_t* flags,
                                                 int32_t levels, const float* x, uint64_t* h) {
-    predict_i32x8 at = {1, 1, 1, 1, 1, 1, 1, 1};
+    predict_i32x8 at[kGroups];
+    for (int g = 0; g < kGroups; ++g) at[g] = predict_i32x8{1, 1, 1, 1, 1, 1, 1, 1};
     for (int32_t level = 0; level < levels; ++level) {
-        predict_i32x8 left = {0, 0, 0, 0, 0, 0, 0, 0};  // -1: go left
+        predict_i32x8 left[kGroups];  // -1: go left
+        for (int g = 0; g < kGroups; ++g) left[g] = predict_i32x8{0, 0, 0, 0, 0, 0, 0, 0};
         for (int32_t c = 1 << level; c < (2 << level); ++c) {
             const DenseNode nd = nodes[c];
-            predict_f32x8 v;
-            __builtin_memcpy(&v, x + nd.column, sizeof(v));
             const float t = nd.threshold;
-            predict_i32x8 go_left = v < predict_f32x8{t, t, t, t, t, t, t, t};
-            if (kStep == DenseStep::kNan) {
-                const int32_t nan_left = (flags[c] & kNanRight) ? 0 : -1;
-                go_left |= (v != v) & nan_left;
+            const predict_f32x8 tv = {t, t, t, t, t, t, t, t};
+            int32_t nan_left = 0;
+            if (kStep == DenseStep::kNan) nan_left = (flags[c] & kNanRight) ? 0 : -1;
+            for (int g = 0; g < kGroups; ++g) {
+                predict_f32x8 v;
+                __builtin_memcpy(&v, x + nd.column + 8 * g, sizeof(v));
+                predict_i32x8 go_left = v < tv;
+                if (kStep == DenseStep::kNan) go_left |= (v != v) & nan_left;
+                left[g] = at[g] == c ? go_left : left[g];
             }
-            left |= (at == c) & go_left;
         }
-        at = 2 * at + 1 + left;
+        for (int g = 0; g < kGroups; ++g) at[g] = 2 * at[g] + 1 + left[g];
     }
-    for (int r = 0; r < 8; ++r) h[r] = static_cast<uint32_t>(at[r]);
+    for (int g = 0; g < kGroups; ++g)
+        for (int r = 0; r < 8; ++r) h[8 * g + r] = static_cast<uint32_t>(at[g][r]);
 }
 RECFORGE_SIMD_END
 #endif
@@ -410,13 +456,30 @@ RECFORGE_ALWAYS_INLINE void walk_dense(const PackedForest& f, int64_t t, const f
     const uint64_t bottom = uint64_t(1) << depth;
     const int32_t vector_levels =
         (kVector && kStep != DenseStep::kCategorical) ? std::min(depth, kVectorLevels) : 0;
-    for (int64_t j0 = 0; j0 < m; j0 += kDenseLanes) {
+    int64_t j0 = 0;
+#if RECFORGE_PREDICT_VECTOR
+    if (kVector && kStep != DenseStep::kCategorical) {
+        // the vector levels four groups of 8 rows at a time (independent chains), then the
+        // scalar steps of the levels below them
+        constexpr DenseStep kV = kStep == DenseStep::kPlain ? DenseStep::kPlain : DenseStep::kNan;
+        for (; j0 + 4 * kDenseLanes <= m; j0 += 4 * kDenseLanes) {
+            uint64_t h[4 * kDenseLanes];
+            dense_vector_levels<kV, 4>(nodes, flags, vector_levels, cols + j0, h);
+            for (int32_t d = vector_levels; d < depth; ++d)
+                for (int r = 0; r < 4 * kDenseLanes; ++r)
+                    h[r] = dense_step<kStep>(nodes, flags, h[r], cols + j0 + r, f.set_bits.data());
+            for (int r = 0; r < 4 * kDenseLanes; ++r)
+                visit(j0 + r, static_cast<int64_t>(h[r] - bottom));
+        }
+    }
+#endif
+    for (; j0 < m; j0 += kDenseLanes) {
         const float* x = cols + j0;
         uint64_t h[kDenseLanes];
 #if RECFORGE_PREDICT_VECTOR
         if (kVector && kStep != DenseStep::kCategorical)
-            dense_vector_levels<kStep == DenseStep::kPlain ? DenseStep::kPlain : DenseStep::kNan>(
-                nodes, flags, vector_levels, x, h);
+            dense_vector_levels<kStep == DenseStep::kPlain ? DenseStep::kPlain : DenseStep::kNan,
+                                1>(nodes, flags, vector_levels, x, h);
         else
 #endif
             for (int r = 0; r < kDenseLanes; ++r) h[r] = 1;
@@ -448,7 +511,7 @@ RECFORGE_ALWAYS_INLINE void walk_trees_block(const PackedForest& f, const float*
             auto visit = [&](int64_t j, int64_t s) { leaf(t, j, value[s], leaf_of[s]); };
             if (f.dense_categorical_tree[t])
                 walk_dense<DenseStep::kCategorical, kVector>(f, t, cols, m, visit);
-            else if (any_nan)
+            else if (any_nan && !f.dense_plain_tree[t])
                 walk_dense<DenseStep::kNan, kVector>(f, t, cols, m, visit);
             else
                 walk_dense<DenseStep::kPlain, kVector>(f, t, cols, m, visit);

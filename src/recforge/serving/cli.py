@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -83,6 +84,11 @@ def run_serve(args) -> int:
         print(f"recforge serve: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
     port = sock.getsockname()[1]
+    # The model, the app and the imported modules (~200k tracked objects) live as long as the
+    # process: out of the cyclic collector's reach, a full collection during requests takes
+    # ~0.1 ms instead of ~100 ms (a stall that every request queued behind it waits for).
+    gc.collect()
+    gc.freeze()
     # "auto": httptools and uvloop when installed (the [serve] extra), else h11 and asyncio
     config = uvicorn.Config(app, log_level="warning", access_log=False, http="auto", loop="auto")
     server = uvicorn.Server(config)

@@ -970,7 +970,7 @@ class TwoStage(ParamsMixin):
             k,
             out_items,
             out_scores,
-            resolve_n_threads(self.n_threads),
+            n_threads=resolve_n_threads(self.n_threads),
         )
         return out_items, out_scores
 

@@ -6,6 +6,7 @@ Run as a script (it fits whole pipelines; not a pytest-benchmark micro-benchmark
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --synthetic   # ml-100k-shaped
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --ranker-rows # training rows only
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --ranker-variants  # ranker settings
+    PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 0 0 --skip-ablation --hogwild  # run-to-run spread
     /usr/bin/time -v python bench/bench_pipeline.py --seeds 0 --skip-ablation   # peak RSS
 
 Prints per seed: NDCG@10 of the pipeline, of the fusion baseline and of the best single source, the
@@ -206,6 +207,11 @@ def main(argv=None):
         help="negatives_per_user of the pipeline (default: the TwoStage default)",
     )
     parser.add_argument(
+        "--hogwild",
+        action="store_true",
+        help="deterministic=False: LFM and Item2Vec train Hogwild on --threads (each run another draw)",
+    )
+    parser.add_argument(
         "--ranker-rows",
         action="store_true",
         help="only compare the ranker's training rows (quotas x negatives) on fixed candidates",
@@ -218,6 +224,8 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     params = {} if args.negatives is None else {"negatives_per_user": args.negatives}
+    if args.hogwild:
+        params["deterministic"] = False
     from recforge.kernels import warmup
 
     warmup()

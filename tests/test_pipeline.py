@@ -524,6 +524,38 @@ def test_kernels_equal_at_any_n_threads():
         np.testing.assert_array_equal(rec[1], base_rec[1])
 
 
+def test_deterministic_fits_the_sgd_sources_on_one_thread():
+    """deterministic=True (the default): LFM and Item2Vec (Hogwild at several threads) are fitted on
+    one thread, so two fits of a seed give the same embeddings and lists; they serve on their own
+    n_threads again. The template sources are left as given."""
+    from recforge.recall import LFM, Item2Vec
+
+    data = synthetic_log(n_users=200, n_items=40)
+    sources = {
+        "lfm": LFM(n_factors=8, epochs=5, n_threads=2, random_state=0),
+        "item2vec": Item2Vec(vector_size=8, epochs=3, n_threads=2, random_state=0),
+    }
+    fits = []
+    for _ in range(2):
+        model = small_pipeline(n_threads=2)
+        model.set_params(sources=sources)
+        fits.append(model.fit(data))
+    for name in sources:
+        assert fits[0].sources_[name].n_threads == 2
+        assert sources[name].n_threads == 2
+    np.testing.assert_array_equal(
+        fits[0].sources_["item2vec"].item_vectors_, fits[1].sources_["item2vec"].item_vectors_
+    )
+    np.testing.assert_array_equal(
+        fits[0].sources_["lfm"].item_factors_, fits[1].sources_["lfm"].item_factors_
+    )
+    a, b = (m.recommend(data.user_map.ids, k=5) for m in fits)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    with pytest.raises(TypeError, match="deterministic"):
+        small_pipeline(deterministic="yes").fit(data)
+
+
 def test_pipeline_beats_its_best_source_on_synthetic_data():
     """Another data set than MovieLens: users drifting through item blocks (sequential signal), the
     demo's split. Measured (seeds 0, 1): pipeline NDCG@10 0.707 / 0.738 against ItemCF 0.470 / 0.468

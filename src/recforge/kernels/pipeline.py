@@ -11,6 +11,8 @@ any ``n_threads``. Validation happens in :mod:`recforge.pipeline`.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from ._chunks import run_row_chunks
@@ -18,7 +20,34 @@ from ._jit import jit
 from ._search import lower_bound, upper_bound
 
 
-def merge_candidates(
+def _row_chunked(name, rows_kernel, n_rows):
+    """The public form of the row kernel ``rows_kernel(r0, r1, *arrays)``: a function of
+    ``(*arrays, n_threads=1)`` (the row kernel's docstring documents it) that runs the kernel
+    over all ``n_rows(**arrays by name)`` rows in chunks the calling thread and
+    ``n_threads - 1`` helpers pull (:func:`._chunks.run_row_chunks`)."""
+    names = list(inspect.signature(rows_kernel.py_func).parameters)[2:]
+    signature = inspect.Signature(
+        [inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for arg in names]
+        + [inspect.Parameter("n_threads", inspect.Parameter.KEYWORD_ONLY, default=1)]
+    )
+
+    def kernel(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arrays = [bound.arguments[arg] for arg in names]
+        count = n_rows(**dict(zip(names, arrays)))
+        run_row_chunks(rows_kernel, count, bound.arguments["n_threads"], *arrays)
+
+    kernel.__name__ = kernel.__qualname__ = name
+    kernel.__doc__ = rows_kernel.py_func.__doc__
+    kernel.__signature__ = signature
+    return kernel
+
+
+@jit
+def _merge_rows(
+    r0,
+    r1,
     lists,
     quotas,
     target,
@@ -30,7 +59,6 @@ def merge_candidates(
     out_n_sources,
     counts,
     list_scores,
-    n_threads=1,
 ):
     """Merge each row's per-source lists into one deduplicated candidate list.
 
@@ -55,41 +83,6 @@ def merge_candidates(
 
     Each row's candidates are written in fusion order (higher ``rrf`` first, then lower item index).
     """
-    run_row_chunks(
-        _merge_rows,
-        lists.shape[1],
-        n_threads,
-        lists,
-        quotas,
-        target,
-        rrf_k,
-        out_items,
-        out_scores,
-        out_ranks,
-        out_rrf,
-        out_n_sources,
-        counts,
-        list_scores,
-    )
-
-
-@jit
-def _merge_rows(
-    r0,
-    r1,
-    lists,
-    quotas,
-    target,
-    rrf_k,
-    out_items,
-    out_scores,
-    out_ranks,
-    out_rrf,
-    out_n_sources,
-    counts,
-    list_scores,
-):
-    """Rows ``[r0, r1)`` of :func:`merge_candidates`."""
     n_sources, _n_rows, depth = lists.shape
     for r in range(r0, r1):
         m = n_sources * depth
@@ -157,58 +150,7 @@ def _merge_rows(
         counts[r] = c
 
 
-def user_features(
-    h_indptr,
-    h_items,
-    h_times,
-    h_weights,
-    as_of,
-    windows,
-    high,
-    i_indptr,
-    i_times,
-    genres,
-    decay,
-    out,
-    out_profile,
-    n_threads=1,
-):
-    """Per-row user features from each row's own history (time-sorted), as of ``as_of[r]``.
-
-    Parameters
-    ----------
-    h_indptr : int64 (n_rows + 1,); h_items : int64; h_times : float64; h_weights : float32
-        Each row's history sorted by time (only events <= as_of are read).
-    as_of : float64 (n_rows,)
-    windows : float64 (n_windows,) — window lengths in seconds
-    high : float — a weight >= high counts as a "high" (strongly positive) event
-    i_indptr : int64 (n_items + 1,); i_times : float64 — every item's event times, sorted per item
-    genres : float32 (n_items, n_genres), L2-normalised rows (n_genres may be 0)
-    decay : float — per-day decay of the genre profile
-    out : float32 (n_rows, 7 + n_windows) — n_events, events per window, days since last,
-        days since first, weight mean, weight std, high share, mean log1p item popularity (NaN
-        from "days since last" on when the row has no history)
-    out_profile : float32 (n_rows, n_genres) — decayed genre profile, L2-normalised
-    n_threads : int — threads pulling chunks of rows
-    """
-    run_row_chunks(
-        _user_features_rows,
-        as_of.size,
-        n_threads,
-        h_indptr,
-        h_items,
-        h_times,
-        h_weights,
-        as_of,
-        windows,
-        high,
-        i_indptr,
-        i_times,
-        genres,
-        decay,
-        out,
-        out_profile,
-    )
+merge_candidates = _row_chunked("merge_candidates", _merge_rows, lambda lists, **_: lists.shape[1])
 
 
 @jit
@@ -229,7 +171,24 @@ def _user_features_rows(
     out,
     out_profile,
 ):
-    """Rows ``[r0, r1)`` of :func:`user_features`."""
+    """Per-row user features from each row's own history (time-sorted), as of ``as_of[r]``.
+
+    Parameters
+    ----------
+    h_indptr : int64 (n_rows + 1,); h_items : int64; h_times : float64; h_weights : float32
+        Each row's history sorted by time (only events <= as_of are read).
+    as_of : float64 (n_rows,)
+    windows : float64 (n_windows,) — window lengths in seconds
+    high : float — a weight >= high counts as a "high" (strongly positive) event
+    i_indptr : int64 (n_items + 1,); i_times : float64 — every item's event times, sorted per item
+    genres : float32 (n_items, n_genres), L2-normalised rows (n_genres may be 0)
+    decay : float — per-day decay of the genre profile
+    out : float32 (n_rows, 7 + n_windows) — n_events, events per window, days since last,
+        days since first, weight mean, weight std, high share, mean log1p item popularity (NaN
+        from "days since last" on when the row has no history)
+    out_profile : float32 (n_rows, n_genres) — decayed genre profile, L2-normalised
+    n_threads : int — threads pulling chunks of rows
+    """
     n_w = windows.size
     n_g = genres.shape[1]
     for r in range(r0, r1):
@@ -280,6 +239,9 @@ def _user_features_rows(
                 out_profile[r, g] = prof[g] / norm if norm > 0 else 0.0
 
 
+user_features = _row_chunked("user_features", _user_features_rows, lambda as_of, **_: as_of.size)
+
+
 @jit
 def _csr_value(indptr, indices, data, row, col):
     """``M[row, col]`` of a CSR matrix with sorted indices (0 when absent)."""
@@ -287,75 +249,6 @@ def _csr_value(indptr, indices, data, row, col):
     if a < indptr[row + 1] and indices[a] == col:
         return data[a]
     return 0.0
-
-
-def candidate_features(
-    c_offsets,
-    c_items,
-    h_indptr,
-    h_items,
-    h_times,
-    as_of,
-    windows,
-    high,
-    i_indptr,
-    i_times,
-    i_cumw,
-    i_cumhigh,
-    n_last,
-    s_indptr,
-    s_indices,
-    s_data,
-    emb,
-    genres,
-    profile,
-    out,
-    n_threads=1,
-):
-    """Per-candidate item, user–item and statistics features as of each row's ``as_of``.
-
-    Parameters
-    ----------
-    c_offsets : int64 (n_rows + 1,); c_items : int64 (n_cand,) — each row's candidate items
-    h_indptr, h_items, h_times : each row's time-sorted history (as in :func:`user_features`)
-    i_indptr, i_times : every item's event times, sorted per item
-    i_cumw, i_cumhigh : float64 (nnz + n_items,) — per item, the cumulated weights / high events
-        along its sorted events, with a leading 0 (item ``j`` uses ``[i_indptr[j] + j, i_indptr[j+1] + j]``)
-    n_last : int — the user's last items the similarities look at
-    s_indptr, s_indices, s_data : item–item similarity CSR with sorted rows (0 rows: no feature)
-    emb : float32 (n_items, d) L2-normalised embeddings (d = 0: no feature)
-    genres : float32 (n_items, n_genres) L2-normalised; profile : float32 (n_rows, n_genres)
-    out : float32 (n_cand, 12 + n_windows)
-        item: events as of, events per window, trend (first window vs second, scaled), days since
-        first, days since last, weight mean, high share; user–item: ItemCF similarity max / decayed
-        sum / mean to the last items, embedding cosine max / mean to the last items, genre match.
-    n_threads : int — threads pulling chunks of rows
-    """
-    run_row_chunks(
-        _candidate_features_rows,
-        as_of.size,
-        n_threads,
-        c_offsets,
-        c_items,
-        h_indptr,
-        h_items,
-        h_times,
-        as_of,
-        windows,
-        high,
-        i_indptr,
-        i_times,
-        i_cumw,
-        i_cumhigh,
-        n_last,
-        s_indptr,
-        s_indices,
-        s_data,
-        emb,
-        genres,
-        profile,
-        out,
-    )
 
 
 @jit
@@ -383,7 +276,25 @@ def _candidate_features_rows(
     profile,
     out,
 ):
-    """Rows ``[r0, r1)`` of :func:`candidate_features`."""
+    """Per-candidate item, user–item and statistics features as of each row's ``as_of``.
+
+    Parameters
+    ----------
+    c_offsets : int64 (n_rows + 1,); c_items : int64 (n_cand,) — each row's candidate items
+    h_indptr, h_items, h_times : each row's time-sorted history (as in :func:`user_features`)
+    i_indptr, i_times : every item's event times, sorted per item
+    i_cumw, i_cumhigh : float64 (nnz + n_items,) — per item, the cumulated weights / high events
+        along its sorted events, with a leading 0 (item ``j`` uses ``[i_indptr[j] + j, i_indptr[j+1] + j]``)
+    n_last : int — the user's last items the similarities look at
+    s_indptr, s_indices, s_data : item–item similarity CSR with sorted rows (0 rows: no feature)
+    emb : float32 (n_items, d) L2-normalised embeddings (d = 0: no feature)
+    genres : float32 (n_items, n_genres) L2-normalised; profile : float32 (n_rows, n_genres)
+    out : float32 (n_cand, 12 + n_windows)
+        item: events as of, events per window, trend (first window vs second, scaled), days since
+        first, days since last, weight mean, high share; user–item: ItemCF similarity max / decayed
+        sum / mean to the last items, embedding cosine max / mean to the last items, genre match.
+    n_threads : int — threads pulling chunks of rows
+    """
     n_w = windows.size
     use_sim = s_indptr.size > 1
     d = emb.shape[1]
@@ -452,32 +363,9 @@ def _candidate_features_rows(
                 out[c, o + 5] = np.nan
 
 
-def segment_topk(
-    offsets,
-    items,
-    scores,
-    k,
-    out_items,
-    out_scores,
-    n_threads=1,
-):
-    """Each row's ``k`` best candidates: score descending, ties by lower item index; -1 / -inf pad.
-
-    offsets : int64 (n_rows + 1,); items : int64; scores : float32 (finite)
-    out_items : int64 (n_rows, k); out_scores : float32 (n_rows, k)
-    n_threads : int — threads pulling chunks of rows
-    """
-    run_row_chunks(
-        _segment_topk_rows,
-        offsets.size - 1,
-        n_threads,
-        offsets,
-        items,
-        scores,
-        k,
-        out_items,
-        out_scores,
-    )
+candidate_features = _row_chunked(
+    "candidate_features", _candidate_features_rows, lambda as_of, **_: as_of.size
+)
 
 
 @jit
@@ -491,7 +379,12 @@ def _segment_topk_rows(
     out_items,
     out_scores,
 ):
-    """Rows ``[r0, r1)`` of :func:`segment_topk`."""
+    """Each row's ``k`` best candidates: score descending, ties by lower item index; -1 / -inf pad.
+
+    offsets : int64 (n_rows + 1,); items : int64; scores : float32 (finite)
+    out_items : int64 (n_rows, k); out_scores : float32 (n_rows, k)
+    n_threads : int — threads pulling chunks of rows
+    """
     for r in range(r0, r1):
         a, b = offsets[r], offsets[r + 1]
         n = b - a
@@ -512,6 +405,11 @@ def _segment_topk_rows(
             p = order[order2[j]]
             out_items[r, j] = seg_items[p]
             out_scores[r, j] = scores[a + p]
+
+
+segment_topk = _row_chunked(
+    "segment_topk", _segment_topk_rows, lambda offsets, **_: offsets.size - 1
+)
 
 
 def _warmup():

@@ -139,7 +139,7 @@ def merge_lists(
         n_src,
         counts,
         scores,
-        resolve_n_threads(n_threads),
+        n_threads=resolve_n_threads(n_threads),
     )
     keep = np.arange(target)[None, :] < counts[:, None]
     offsets = np.zeros(n_rows + 1, np.int64)

@@ -227,7 +227,7 @@ def build_features(
         float(decay),
         uf,
         profile,
-        n_threads,
+        n_threads=n_threads,
     )
     n = len(cands.items)
     cf = np.empty((n, 12 + len(win)), np.float32)
@@ -261,7 +261,7 @@ def build_features(
         state.genres,
         profile,
         cf,
-        n_threads,
+        n_threads=n_threads,
     )
     rows = cands.rows()
     seconds = as_of[rows]

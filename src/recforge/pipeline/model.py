@@ -219,6 +219,12 @@ class TwoStage(ParamsMixin):
         The fusion constant.
     n_threads : int, optional
         Threads of the default sources, the ranker and the feature kernels.
+    deterministic : bool, default True
+        Fit every source that takes a ``random_state`` (the SGD ones: LFM, Item2Vec) on one
+        thread, so that a fit with a fixed ``random_state`` gives the same model on every run
+        (their Hogwild updates at several threads depend on thread timing); they answer
+        ``recommend`` on their own ``n_threads`` again after the fit. False: they train on
+        their ``n_threads`` (faster, and each run another draw).
     random_state : int, optional
         Seeds the default sources, the ranker and the sampling.
     verbose : bool, default False
@@ -275,6 +281,7 @@ class TwoStage(ParamsMixin):
         block_size=1024,
         rrf_k=RRF_K,
         n_threads=None,
+        deterministic=True,
         random_state=None,
         verbose=False,
     ):
@@ -301,6 +308,7 @@ class TwoStage(ParamsMixin):
         self.block_size = block_size
         self.rrf_k = rrf_k
         self.n_threads = n_threads
+        self.deterministic = deterministic
         self.random_state = random_state
         self.verbose = verbose
 
@@ -369,6 +377,8 @@ class TwoStage(ParamsMixin):
         check_int(self.block_size, "block_size", min_value=1)
         check_float(self.rrf_k, "rrf_k", min_value=0.0)
         check_choice(self.cut, "cut", {"last", "window"})
+        if not isinstance(self.deterministic, (bool, np.bool_)):
+            raise TypeError(f"deterministic must be a bool, got {self.deterministic!r}")
         if self.negatives_per_user is not None:
             check_int(self.negatives_per_user, "negatives_per_user", min_value=1)
         check_float(
@@ -771,6 +781,10 @@ class TwoStage(ParamsMixin):
         fitted = {}
         for name, template in templates.items():
             model = _clone(template)
+            params = model.get_params()
+            serial = bool(self.deterministic) and {"random_state", "n_threads"} <= params.keys()
+            if serial:
+                model.set_params(n_threads=1)
             if (
                 item_features is not None
                 and "item_features" in inspect.signature(model.fit).parameters
@@ -778,6 +792,8 @@ class TwoStage(ParamsMixin):
                 model.fit(data, item_features=item_features)
             else:
                 model.fit(data)
+            if serial:
+                model.set_params(n_threads=params["n_threads"])
             fitted[name] = model
         return fitted
 
@@ -970,7 +986,7 @@ class TwoStage(ParamsMixin):
             k,
             out_items,
             out_scores,
-            resolve_n_threads(self.n_threads),
+            n_threads=resolve_n_threads(self.n_threads),
         )
         return out_items, out_scores
 

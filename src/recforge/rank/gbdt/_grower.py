@@ -169,12 +169,15 @@ def add_raw_thresholds(nodes: dict, thr_table: np.ndarray, is_cat: np.ndarray) -
     """Add ``threshold`` (float32 raw value) and ``categorical`` (uint8) to a grown tree's node
     arrays, from each split's ``threshold_bin`` (leaves: 0); ``thr_table`` (F, bins + 1) float32 is
     the bin mapper's ``threshold_table_``, ``is_cat`` (F,) uint8."""
-    split = nodes["left"] >= 0
-    f = np.where(split, nodes["feature"], 0)
-    nodes["threshold"] = np.where(
-        split, thr_table[f, nodes["threshold_bin"] + 1], np.float32(0)
-    ).astype(np.float32)
-    nodes["categorical"] = np.where(split, is_cat[f], 0).astype(np.uint8)
+    leaf = nodes["left"] < 0
+    f = nodes["feature"].copy()
+    f[leaf] = 0
+    threshold = thr_table[f, nodes["threshold_bin"] + 1]  # (fresh arrays: fancy indexing)
+    threshold[leaf] = 0
+    categorical = is_cat[f]
+    categorical[leaf] = 0
+    nodes["threshold"] = threshold.astype(np.float32, copy=False)
+    nodes["categorical"] = categorical.astype(np.uint8, copy=False)
 
 
 class TreeGrower:

@@ -61,6 +61,38 @@ struct GrownTree {  // the fields of _grower.Tree that the kernel decides, one e
     }
 };
 
+// raw[r] += the value of the leaf that binned row r of Xb (F bytes per row) reaches in one grown
+// tree, for each r in rows[0, n): the rows a subsampled tree was not grown on. The tree's node
+// arrays as GrownTree holds them (left[k] < 0: a leaf; cat_sets: kCatSetWords words per node, or
+// null); a row goes left by the bins' rule of the partition (direction_table), which is the rule of
+// the raw thresholds for every row the bins were fitted on. Rows are independent, so the result
+// does not depend on n_threads.
+inline void add_tree_values_binned(const uint8_t* Xb, int64_t F, const int32_t* rows, int64_t n,
+                                   int64_t n_nodes, const int32_t* feature,
+                                   const int32_t* threshold_bin, const uint8_t* default_left,
+                                   const uint8_t* is_cat, const uint64_t* cat_sets,
+                                   const int32_t* left, const int32_t* right, const double* value,
+                                   double* raw, int n_threads) {
+    std::vector<uint8_t> luts(static_cast<size_t>(n_nodes) * kBins);
+    for (int64_t k = 0; k < n_nodes; ++k)
+        if (left[k] >= 0)
+            direction_table(threshold_bin[k], default_left[k], is_cat[feature[k]] != 0,
+                            luts.data() + k * kBins, node_set(cat_sets, k));
+    constexpr int64_t kBlock = 2048;
+    const int64_t n_blocks = (n + kBlock - 1) / kBlock;
+    n_threads = threads_for_work(n_threads, static_cast<double>(n), 20000.0);
+    parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
+        const int64_t end = std::min(n, (b + 1) * kBlock);
+        for (int64_t i = b * kBlock; i < end; ++i) {
+            const int64_t r = rows[i];
+            const uint8_t* x = Xb + r * F;
+            int32_t k = 0;
+            while (left[k] >= 0) k = luts[k * kBins + x[feature[k]]] ? left[k] : right[k];
+            raw[r] += value[k];
+        }
+    });
+}
+
 // One level of the fused grower on node-ordered data: parent j (positions [starts[j], ends[j]) of
 // cur, histogram hist[parent_index[j]]) is split by (feature[j], threshold[j], default_left[j]):
 // a stable partition in place (scratch: the same positions of scratch_*), the smaller child's

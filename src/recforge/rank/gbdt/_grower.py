@@ -180,6 +180,29 @@ def add_raw_thresholds(nodes: dict, thr_table: np.ndarray, is_cat: np.ndarray) -
     nodes["categorical"] = categorical.astype(np.uint8, copy=False)
 
 
+def add_tree_values_binned(Xb, out_rows, tree, bin_mapper, raw, n_threads=1):
+    """``raw[r] += `` the leaf value of the grown ``tree`` (:meth:`Tree.arrays`) for each row ``r``
+    of ``out_rows`` (int32): rows of the binned matrix ``Xb`` (uint8 (n_rows, n_features), from
+    ``bin_mapper``) that the tree was not grown on (a row subsample's others). Walks the binned rows,
+    so it adds what the float32 predictor adds for the rows the bins were fitted on, without
+    predicting every row again."""
+    if len(out_rows):
+        _core.gbdt_add_tree_values_binned(
+            Xb,
+            out_rows,
+            tree["feature"],
+            tree["threshold_bin"],
+            tree["default_left"],
+            bin_mapper.is_categorical_.astype(np.uint8),
+            tree["cat_set"],
+            tree["left"],
+            tree["right"],
+            tree["value"],
+            raw,
+            n_threads,
+        )
+
+
 class TreeGrower:
     """Grow a tree on node-ordered data: binned rows ``Xn`` (uint8, (m, n_features), C order), their
     gradients ``ghn`` (float32, (m, 2)) and original row ids ``rows`` (int32, (m,)).

@@ -244,6 +244,34 @@ void add_split_leaf_values_py(CArray<uint8_t> Xn, CArray<int32_t> rows, CArray<i
                               sets);
 }
 
+void add_tree_values_binned_py(CArray<uint8_t> Xb, CArray<int32_t> rows, CArray<int32_t> feature,
+                               CArray<int32_t> threshold_bin, CArray<uint8_t> default_left,
+                               CArray<uint8_t> is_cat, CArray<uint64_t> cat_set,
+                               CArray<int32_t> left, CArray<int32_t> right, CArray<double> value,
+                               CArray<double> raw, int n_threads) {
+    require(Xb.ndim() == 2 && rows.ndim() == 1, "Xb must be 2-D (n, F) and rows 1-D");
+    const int64_t F = Xb.shape(1), K = feature.shape(0), n = rows.shape(0);
+    require(K >= 1 && threshold_bin.shape(0) == K && default_left.shape(0) == K &&
+                left.shape(0) == K && right.shape(0) == K && value.shape(0) == K,
+            "tree arrays must have one entry per node");
+    require(cat_set.ndim() == 2 && cat_set.shape(0) == K && cat_set.shape(1) == gb::kCatSetWords,
+            "cat_set must be (n_nodes, 4)");
+    require(is_cat.shape(0) == F, "is_categorical length");
+    require(raw.ndim() == 1 && raw.shape(0) == Xb.shape(0), "raw must be (n,) as Xb's rows");
+    const int32_t *f = feature.data(), *l = left.data(), *rt = right.data();
+    for (int64_t k = 0; k < K; ++k) {
+        if (l[k] < 0) continue;  // every path ends: children come after their node, inside the tree
+        require(l[k] > k && l[k] < K && rt[k] > k && rt[k] < K, "child index out of range");
+        require(f[k] >= 0 && f[k] < F, "feature out of range");
+    }
+    const int32_t* r = rows.data();
+    for (int64_t i = 0; i < n; ++i) require(r[i] >= 0 && r[i] < Xb.shape(0), "rows must index Xb");
+    py::gil_scoped_release release;
+    gb::add_tree_values_binned(Xb.data(), F, r, n, K, f, threshold_bin.data(), default_left.data(),
+                               is_cat.data(), cat_set.data(), l, rt, value.data(),
+                               raw.mutable_data(), n_threads);
+}
+
 void gradients_py(int objective, CArray<double> raw, CArray<float> y,
                   std::optional<CArray<float>> weight, CArray<float> gh, int n_threads) {
     const int64_t n = raw.shape(0);
@@ -513,6 +541,13 @@ void bind_gbdt(py::module_& m) {
           py::arg("cat_sets").noconvert() = py::none(),
           "raw[rows[p]] += left or right leaf value of node k's split, p in [start_k, end_k) (in "
           "place).");
+    m.def("gbdt_add_tree_values_binned", &add_tree_values_binned_py, py::arg("Xb").noconvert(),
+          py::arg("rows").noconvert(), py::arg("feature").noconvert(),
+          py::arg("threshold_bin").noconvert(), py::arg("default_left").noconvert(),
+          py::arg("is_categorical").noconvert(), py::arg("cat_set").noconvert(),
+          py::arg("left").noconvert(), py::arg("right").noconvert(), py::arg("value").noconvert(),
+          py::arg("raw").noconvert(), py::arg("n_threads") = 1,
+          "raw[r] += the leaf value one tree gives binned row Xb[r], r in rows (in place).");
     m.def("gbdt_gradients", &gradients_py, py::arg("objective"), py::arg("raw").noconvert(),
           py::arg("y").noconvert(), py::arg("weight").noconvert() = py::none(),
           py::arg("gh").noconvert(), py::arg("n_threads") = 1,

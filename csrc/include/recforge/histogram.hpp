@@ -111,6 +111,23 @@ inline int64_t common_bins(const uint8_t* X, int64_t F, const int32_t* rows, int
     return n;
 }
 
+// Rows indexed through `rows` (a deep node's, scattered): fetch the X row (from feature f0) and the
+// gradient of the row kRowsAhead positions after p, so that the loads of successive rows overlap.
+// Contiguous rows (rows null) need no help.
+constexpr int64_t kRowsAhead = 24;
+inline void prefetch_row_ahead(const uint8_t* X, int64_t F, int64_t f0, const float* gh,
+                               const int32_t* rows, int64_t p, int64_t e) {
+#if defined(__GNUC__) || defined(__clang__)
+    if (rows && p + kRowsAhead < e) {
+        const int64_t ra = rows[p + kRowsAhead];
+        __builtin_prefetch(X + ra * F + f0);
+        __builtin_prefetch(gh + 2 * ra);
+    }
+#else
+    (void)X, (void)F, (void)f0, (void)gh, (void)rows, (void)p, (void)e;
+#endif
+}
+
 // Bit j set: byte j of the 16 at x differs from byte j of the 16 at c.
 inline unsigned differing_bytes16(const uint8_t* x, const uint8_t* c) {
 #ifdef RECFORGE_HIST_SSE2
@@ -166,15 +183,8 @@ inline void accumulate_skipping_common(const uint8_t* X, int64_t F, const float*
     static thread_local std::vector<double> scratch(static_cast<size_t>(kBins) * 256 * 2, 0.0);
     double* T = scratch.data();
     uint8_t touched[kBins] = {};
-    constexpr int64_t kAhead = 24;
     for (int64_t p = s; p < e; ++p) {
-#if defined(__GNUC__) || defined(__clang__)
-        if (rows && p + kAhead < e) {
-            const int64_t ra = rows[p + kAhead];
-            __builtin_prefetch(X + ra * F + f0);
-            __builtin_prefetch(gh + 2 * ra);
-        }
-#endif
+        prefetch_row_ahead(X, F, f0, gh, rows, p, e);
         const int64_t r = rows ? rows[p] : p;
         const uint8_t* x = X + r * F + f0;
         const double g = gh[2 * r], h = gh[2 * r + 1];
@@ -243,17 +253,9 @@ inline void accumulate_node(const uint8_t* X, int64_t n_features, const float* g
         }
     }
     if (nf == f1 - f0) {
-        // contiguous block: the common case. Rows of a deep node are scattered: fetch the X row and
-        // gradient of a row some iterations ahead so the loads overlap.
-        constexpr int64_t kAhead = 24;
+        // contiguous block: the common case
         for (int64_t p = s; p < e; ++p) {
-#if defined(__GNUC__) || defined(__clang__)
-            if (rows && p + kAhead < e) {
-                const int64_t ra = rows[p + kAhead];
-                __builtin_prefetch(X + ra * n_features + f0);
-                __builtin_prefetch(gh + 2 * ra);
-            }
-#endif
+            prefetch_row_ahead(X, n_features, f0, gh, rows, p, e);
             const int64_t r = rows ? rows[p] : p;
             const uint8_t* x = X + r * n_features;
             const double g = gh[2 * r], h = gh[2 * r + 1];

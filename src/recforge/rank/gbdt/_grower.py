@@ -169,12 +169,38 @@ def add_raw_thresholds(nodes: dict, thr_table: np.ndarray, is_cat: np.ndarray) -
     """Add ``threshold`` (float32 raw value) and ``categorical`` (uint8) to a grown tree's node
     arrays, from each split's ``threshold_bin`` (leaves: 0); ``thr_table`` (F, bins + 1) float32 is
     the bin mapper's ``threshold_table_``, ``is_cat`` (F,) uint8."""
-    split = nodes["left"] >= 0
-    f = np.where(split, nodes["feature"], 0)
-    nodes["threshold"] = np.where(
-        split, thr_table[f, nodes["threshold_bin"] + 1], np.float32(0)
-    ).astype(np.float32)
-    nodes["categorical"] = np.where(split, is_cat[f], 0).astype(np.uint8)
+    leaf = nodes["left"] < 0
+    f = nodes["feature"].copy()
+    f[leaf] = 0
+    threshold = thr_table[f, nodes["threshold_bin"] + 1]  # (fresh arrays: fancy indexing)
+    threshold[leaf] = 0
+    categorical = is_cat[f]
+    categorical[leaf] = 0
+    nodes["threshold"] = threshold.astype(np.float32, copy=False)
+    nodes["categorical"] = categorical.astype(np.uint8, copy=False)
+
+
+def add_tree_values_binned(Xb, out_rows, tree, bin_mapper, raw, n_threads=1):
+    """``raw[r] += `` the leaf value of the grown ``tree`` (:meth:`Tree.arrays`) for each row ``r``
+    of ``out_rows`` (int32): rows of the binned matrix ``Xb`` (uint8 (n_rows, n_features), from
+    ``bin_mapper``) that the tree was not grown on (a row subsample's others). Walks the binned rows,
+    so it adds what the float32 predictor adds for the rows the bins were fitted on, without
+    predicting every row again."""
+    if len(out_rows):
+        _core.gbdt_add_tree_values_binned(
+            Xb,
+            out_rows,
+            tree["feature"],
+            tree["threshold_bin"],
+            tree["default_left"],
+            bin_mapper.is_categorical_.astype(np.uint8),
+            tree["cat_set"],
+            tree["left"],
+            tree["right"],
+            tree["value"],
+            raw,
+            n_threads,
+        )
 
 
 class TreeGrower:

@@ -132,19 +132,18 @@ class Forest:
     def _flush(self):
         if not self._pending:
             return
-        parts = {name: [self.arrays[name]] for name in Tree.FIELDS}
-        roots = [self.arrays["roots"]]
-        offset = len(self.arrays["feature"])
-        for t in self._pending:
-            roots.append(np.array([offset], np.int64))
-            for name in Tree.FIELDS:
-                a = t[name]
-                if name in ("left", "right"):
-                    a = np.where(a >= 0, a + offset, -1).astype(np.int32)
-                parts[name].append(a)
-            offset += len(t["feature"])
-        self.arrays = {name: np.concatenate(parts[name]) for name in Tree.FIELDS}
-        self.arrays["roots"] = np.concatenate(roots)
+        # one concatenation per field over all pending trees (not one per tree and field)
+        sizes = np.array([len(t["feature"]) for t in self._pending], np.int64)
+        roots = len(self.arrays["feature"]) + np.cumsum(sizes) - sizes
+        shift = np.repeat(roots, sizes)  # per new node: its tree's first node
+        arrays = {}
+        for name in Tree.FIELDS:
+            new = np.concatenate([t[name] for t in self._pending])
+            if name in ("left", "right"):
+                new = np.where(new >= 0, new + shift, -1).astype(np.int32)
+            arrays[name] = np.concatenate([self.arrays[name], new])
+        arrays["roots"] = np.concatenate([self.arrays["roots"], roots])
+        self.arrays = arrays
         self._pending = []
 
     def _trees(self):

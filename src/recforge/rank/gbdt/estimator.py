@@ -28,7 +28,14 @@ from .._base import (
     target_vector,
 )
 from ._binning import BinMapper
-from ._grower import CAT_ONE_VS_REST, FusedDepthwiseGrower, GrowParams, TreeGrower, set_bins
+from ._grower import (
+    CAT_ONE_VS_REST,
+    FusedDepthwiseGrower,
+    GrowParams,
+    TreeGrower,
+    add_tree_values_binned,
+    set_bins,
+)
 from ._input import InputSchema
 from ._predict import Forest
 
@@ -323,11 +330,12 @@ class _BaseGBDT(Ranker):
         rows_perm = np.arange(n, dtype=np.int32)
         ghn_full = np.empty((n, 2), np.float32)
         fused = None
-        if self.subsample >= 1.0 and FusedDepthwiseGrower.usable(params, n_features):
+        if FusedDepthwiseGrower.usable(params, n_features):
             fused = FusedDepthwiseGrower(mapper, params, n_features, n_threads=n_threads)
         for it in rounds:
             if self.subsample < 1.0:
-                rows = np.flatnonzero(rng.random(n) < self.subsample).astype(np.int32)
+                in_sample = rng.random(n) < self.subsample
+                rows = np.flatnonzero(in_sample).astype(np.int32)
                 m = len(rows)
                 Xn = np.take(Xb, rows, axis=0)
                 ghn = np.empty((m, 2), np.float32)
@@ -345,7 +353,9 @@ class _BaseGBDT(Ranker):
             if n_col < n_features:
                 mask = np.zeros(n_features, np.uint8)
                 mask[rng.choice(n_features, n_col, replace=False)] = 1
-            if fused is not None:
+            if fused is not None and self.subsample < 1.0:  # (the sample is gathered per tree)
+                tree = fused.grow((Xn, ghn, rows), scratch, mask, raw)[0]
+            elif fused is not None:
                 tree, (Xb, ghn_full, rows_perm), scratch_full = fused.grow(
                     (Xb, ghn_full, rows_perm), scratch_full, mask, raw
                 )
@@ -357,10 +367,12 @@ class _BaseGBDT(Ranker):
             if not np.all(np.isfinite(tree["value"])):
                 raise self._diverged(f"tree {it} has non-finite leaf values")
             forest.append(tree)
-            if fused is None and self.subsample < 1.0:
-                forest.predict_raw(Xf, t0=it, t1=it + 1, out=raw, n_threads=n_threads)
-            elif fused is None:  # (the fused kernel has added the leaf values to raw)
+            if fused is None:  # (the fused kernel has added the leaf values to raw)
                 grower.add_leaf_values(raw, tree["value"])
+            if self.subsample < 1.0:  # the rows not sampled, through their bins
+                out_rows = np.flatnonzero(~in_sample).astype(np.int32)
+                add_tree_values_binned(Xb, out_rows, tree, mapper, raw, n_threads)
+            elif fused is None:
                 # the grower may have swapped its arrays with the scratch buffers: keep its final ones
                 Xb, ghn_full, rows_perm = grower.X, grower.gh, grower.rows
                 scratch_full = grower.scratch

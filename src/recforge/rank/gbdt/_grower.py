@@ -39,6 +39,10 @@ class GrowParams:
     max_cat_threshold: int = 32
     cat_smooth: float = 10.0
     cat_l2: float = 0.0
+    # the partition search's group limits (LightGBM's min_data_per_group and rare-category
+    # filter, in hessian units)
+    min_group_weight: float = 0.0
+    min_category_weight: float = 0.0
 
     def cat_kwargs(self):
         """The categorical search parameters as the kernels' keyword arguments."""
@@ -47,6 +51,8 @@ class GrowParams:
             "max_cat_threshold": self.max_cat_threshold,
             "cat_smooth": self.cat_smooth,
             "cat_l2": self.cat_l2,
+            "min_group_weight": self.min_group_weight,
+            "min_category_weight": self.min_category_weight,
         }
 
 

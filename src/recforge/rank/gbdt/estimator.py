@@ -9,7 +9,6 @@ regressor's real target and mean base margin.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -46,26 +45,6 @@ _METRICS = {
     "rmse": False,
 }  # name -> higher is better
 _SCHEMA_VERSION = 1
-
-
-@dataclass
-class _PartitionGrowParams(GrowParams):
-    """:class:`GrowParams` and the partition search's group limits (``split.hpp``).
-
-    TODO(merge): these two fields belong in ``GrowParams`` itself (``_grower.py``, edited in
-    parallel by another branch); ``recforge.distributed`` builds a plain ``GrowParams`` and so
-    still searches partitions without them.
-    """
-
-    min_group_weight: float = 0.0
-    min_category_weight: float = 0.0
-
-    def cat_kwargs(self):
-        return {
-            **super().cat_kwargs(),
-            "min_group_weight": self.min_group_weight,
-            "min_category_weight": self.min_category_weight,
-        }
 
 
 #: the keyword parameters of every GBDT estimator (name -> default, in signature order; the ranker
@@ -165,11 +144,6 @@ class _BaseGBDT(Ranker):
             "max_cat_threshold": int(self.max_cat_threshold),
             "cat_smooth": float(self.cat_smooth),
             "cat_l2": float(self.cat_l2),
-        }
-
-    def _partition_limits(self):
-        """The partition search's group limits (:class:`_PartitionGrowParams` fields)."""
-        return {
             "min_group_weight": float(self.min_group_weight),
             "min_category_weight": float(self.min_category_weight),
         }
@@ -305,7 +279,7 @@ class _BaseGBDT(Ranker):
         raw = np.full(n, self.base_margin_, np.float64)
         eval_raw = [np.full(len(Xe), self.base_margin_, np.float64) for Xe, _, _ in evals]
         forest = Forest(category_codes=mapper.edges_)
-        params = _PartitionGrowParams(
+        params = GrowParams(
             self.max_depth,
             self.max_leaves,
             float(self.min_child_weight),
@@ -313,7 +287,6 @@ class _BaseGBDT(Ranker):
             float(self.gamma),
             float(self.learning_rate),
             **self._categorical_search(),
-            **self._partition_limits(),
         )
         n_col = max(1, round(float(self.colsample_bytree) * n_features))
         history = {f"validation_{i}": {metric: []} for i in range(len(evals))}

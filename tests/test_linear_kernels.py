@@ -33,9 +33,12 @@ def run(fmt, X, y, sw, w, b, n_chunks):
     n, d = X.shape
     if fmt.startswith("dense"):
         Xd = np.ascontiguousarray(X, dtype=np.float32 if fmt == "dense32" else np.float64)
-        return chunked(lambda lo, hi, g: K.loss_grad_dense(Xd, y, sw, w, b, lo, hi, g), n, d, n_chunks)
+        return chunked(
+            lambda lo, hi, g: K.loss_grad_dense(Xd, y, sw, w, b, lo, hi, g), n, d, n_chunks
+        )
     csr = sp.csr_matrix(X)
-    index_dtype = {"csr16": np.uint16, "csr32": np.int32, "csr64": np.int64, "pattern": np.int32}[fmt]
+    index_dtypes = {"csr16": np.uint16, "csr32": np.int32, "csr64": np.int64, "pattern": np.int32}
+    index_dtype = index_dtypes[fmt]
     indptr = csr.indptr.astype(np.int64 if index_dtype == np.int64 else np.int32)
     indices = csr.indices.astype(index_dtype)
     if fmt == "pattern":

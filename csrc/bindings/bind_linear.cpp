@@ -35,8 +35,8 @@ decltype(auto) visit_csr(const py::array& indptr, const py::array& indices, F&& 
         require(ip[0] == 0 && ip[indptr.shape(0) - 1] <= indices.shape(0) &&
                     ip[indptr.shape(0) - 1] >= 0,
                 "indptr must start at 0 and end at most at len(indices)");
-        return visit_dtype<uint16_t, int32_t, int64_t>(
-            indices, "indices", kIndices, [&](auto ix) { return f(ip, ix); });
+        return visit_dtype<uint16_t, int32_t, int64_t>(indices, "indices", kIndices,
+                                                       [&](auto ix) { return f(ip, ix); });
     });
 }
 
@@ -72,8 +72,8 @@ double loss_grad_dense_py(const py::array& X, const F64& y, const F64& sw, const
 }
 
 double loss_grad_csr_py(const py::array& indptr, const py::array& indices, const py::array& data,
-                        const F64& y, const F64& sw, const F64& w, double b, int64_t lo,
-                        int64_t hi, F64 g) {
+                        const F64& y, const F64& sw, const F64& w, double b, int64_t lo, int64_t hi,
+                        F64 g) {
     require(data.ndim() == 1 && data.shape(0) == indices.shape(0),
             "data must be 1-D with the length of indices");
     const int64_t n = indptr.shape(0) - 1, d = g.shape(0) - 1;
@@ -106,8 +106,7 @@ double* margins_out(F64& out, int64_t n_rows, int64_t lo, int64_t hi) {
     return out.mutable_data();
 }
 
-void margins_dense_py(const py::array& X, const F64& w, double b, int64_t lo, int64_t hi,
-                      F64 out) {
+void margins_dense_py(const py::array& X, const F64& w, double b, int64_t lo, int64_t hi, F64 out) {
     require(X.ndim() == 2, "X must be 2-D");
     const int64_t d = X.shape(1);
     check_vector(w, d, "w must be an aligned float64 array of length n_features");

@@ -148,7 +148,8 @@ RECFORGE_ALWAYS_INLINE double row_dot(const X* x, const double* w, int64_t d) {
     int64_t j = 0;
     for (; j + 8 <= d; j += 8)
         for (int l = 0; l < 8; ++l) lane[l] += static_cast<double>(x[j + l]) * w[j + l];
-    double s = ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+    double s =
+        ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
     for (; j < d; ++j) s += static_cast<double>(x[j]) * w[j];
     return s;
 }
@@ -157,8 +158,9 @@ RECFORGE_ALWAYS_INLINE double row_dot(const X* x, const double* w, int64_t d) {
 // g[:d] = sum_i s_i (p_i - y_i) x_i, g[d] = sum_i s_i (p_i - y_i) (g overwritten); returns
 // sum_i s_i logloss_i.
 template <class X>
-RECFORGE_ALWAYS_INLINE double loss_grad_dense_impl(const X* x, int64_t d, const double* y, const double* sw, const double* w,
-                       double b, int64_t lo, int64_t hi, double* g) {
+RECFORGE_ALWAYS_INLINE double loss_grad_dense_impl(const X* x, int64_t d, const double* y,
+                                                   const double* sw, const double* w, double b,
+                                                   int64_t lo, int64_t hi, double* g) {
     std::fill(g, g + d + 1, 0.0);
     double z[kBlockRows], r[kBlockRows], scratch[kBlockRows];
     double loss = 0.0;
@@ -179,9 +181,10 @@ RECFORGE_ALWAYS_INLINE double loss_grad_dense_impl(const X* x, int64_t d, const 
 // loss_grad_dense for a CSR matrix (indptr of n + 1 entries, indices / data of nnz); d is the
 // number of columns. Each row's margin is summed in the order of its entries.
 template <class IP, class IX, class V>
-RECFORGE_ALWAYS_INLINE double loss_grad_csr_impl(const IP* indptr, const IX* indices, const V* data, int64_t d, const double* y,
-                     const double* sw, const double* w, double b, int64_t lo, int64_t hi,
-                     double* g) {
+RECFORGE_ALWAYS_INLINE double loss_grad_csr_impl(const IP* indptr, const IX* indices, const V* data,
+                                                 int64_t d, const double* y, const double* sw,
+                                                 const double* w, double b, int64_t lo, int64_t hi,
+                                                 double* g) {
     std::fill(g, g + d + 1, 0.0);
     double z[kBlockRows], r[kBlockRows], scratch[kBlockRows];
     double loss = 0.0;
@@ -210,9 +213,10 @@ RECFORGE_ALWAYS_INLINE double loss_grad_csr_impl(const IP* indptr, const IX* ind
 // sparsity pattern. A row's margin is summed in four interleaved partial sums (entry k mod 4,
 // added in a fixed order): four independent gather chains per row.
 template <class IP, class IX>
-RECFORGE_ALWAYS_INLINE double loss_grad_pattern_impl(const IP* indptr, const IX* indices, int64_t d, const double* y,
-                         const double* sw, const double* w, double b, int64_t lo, int64_t hi,
-                         double* g) {
+RECFORGE_ALWAYS_INLINE double loss_grad_pattern_impl(const IP* indptr, const IX* indices, int64_t d,
+                                                     const double* y, const double* sw,
+                                                     const double* w, double b, int64_t lo,
+                                                     int64_t hi, double* g) {
     std::fill(g, g + d + 1, 0.0);
     double z[kBlockRows], r[kBlockRows], scratch[kBlockRows];
     double loss = 0.0;
@@ -246,15 +250,16 @@ RECFORGE_ALWAYS_INLINE double loss_grad_pattern_impl(const IP* indptr, const IX*
 
 // out[i] = x_i . w + b for rows [lo, hi) of a dense C-contiguous (n, d) matrix.
 template <class X>
-RECFORGE_ALWAYS_INLINE void margins_dense_impl(const X* x, int64_t d, const double* w, double b, int64_t lo, int64_t hi,
-                   double* out) {
+RECFORGE_ALWAYS_INLINE void margins_dense_impl(const X* x, int64_t d, const double* w, double b,
+                                               int64_t lo, int64_t hi, double* out) {
     for (int64_t i = lo; i < hi; ++i) out[i] = b + row_dot(x + i * d, w, d);
 }
 
 // out[i] = x_i . w + b for rows [lo, hi) of a CSR matrix, each row in the order of its entries.
 template <class IP, class IX, class V>
-RECFORGE_ALWAYS_INLINE void margins_csr_impl(const IP* indptr, const IX* indices, const V* data, const double* w, double b,
-                 int64_t lo, int64_t hi, double* out) {
+RECFORGE_ALWAYS_INLINE void margins_csr_impl(const IP* indptr, const IX* indices, const V* data,
+                                             const double* w, double b, int64_t lo, int64_t hi,
+                                             double* out) {
     for (int64_t i = lo; i < hi; ++i) {
         double z = b;
         for (int64_t k = indptr[i]; k < static_cast<int64_t>(indptr[i + 1]); ++k)
@@ -268,25 +273,25 @@ RECFORGE_ALWAYS_INLINE void margins_csr_impl(const IP* indptr, const IX* indices
 // Both do the same operations in the same order (no FMA contraction: -std=c++17 keeps
 // -ffp-contract=off), so the results are the same on every CPU.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define RECFORGE_LINEAR_KERNEL(name)                                                   \
-    template <class... Args>                                                           \
-    __attribute__((target("avx2"), noinline)) auto name##_avx2(Args... args) {          \
-        return name##_impl(args...);                                                   \
-    }                                                                                  \
-    template <class... Args>                                                           \
-    __attribute__((noinline)) auto name##_portable(Args... args) {                    \
-        return name##_impl(args...);                                                   \
-    }                                                                                  \
-    template <class... Args>                                                           \
-    auto name(Args... args) {                                                          \
-        static const bool avx2 = __builtin_cpu_supports("avx2");                       \
-        return avx2 ? name##_avx2(args...) : name##_portable(args...);                 \
+#define RECFORGE_LINEAR_KERNEL(name)                                           \
+    template <class... Args>                                                   \
+    __attribute__((target("avx2"), noinline)) auto name##_avx2(Args... args) { \
+        return name##_impl(args...);                                           \
+    }                                                                          \
+    template <class... Args>                                                   \
+    __attribute__((noinline)) auto name##_portable(Args... args) {             \
+        return name##_impl(args...);                                           \
+    }                                                                          \
+    template <class... Args>                                                   \
+    auto name(Args... args) {                                                  \
+        static const bool avx2 = __builtin_cpu_supports("avx2");               \
+        return avx2 ? name##_avx2(args...) : name##_portable(args...);         \
     }
 #else
-#define RECFORGE_LINEAR_KERNEL(name)                                                   \
-    template <class... Args>                                                           \
-    auto name(Args... args) {                                                          \
-        return name##_impl(args...);                                                   \
+#define RECFORGE_LINEAR_KERNEL(name) \
+    template <class... Args>         \
+    auto name(Args... args) {        \
+        return name##_impl(args...); \
     }
 #endif
 RECFORGE_LINEAR_KERNEL(loss_grad_dense)

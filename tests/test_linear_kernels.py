@@ -147,3 +147,37 @@ def test_misaligned_and_non_contiguous_arrays_are_refused():
 def test_all_ones():
     assert K.all_ones(np.ones(5, np.float32)) and not K.all_ones(np.array([1.0, 2.0]))
     assert not K.all_ones(np.ones(0))
+
+
+def misaligned(a):
+    """A copy of ``a`` (C order) in a view one byte past an aligned address."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    view = raw[1:].view(a.dtype).reshape(a.shape)
+    view[...] = a
+    assert not view.flags.aligned and view.flags.c_contiguous
+    return view
+
+
+def test_every_array_binding_reads_a_misaligned_input_through_an_aligned_copy():
+    # csrc/bindings/arrays.hpp: every CArray argument of every binding (here top-k and GBDT
+    # binning, float32 and float64 inputs) works on a misaligned view and gives the same result
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        scores = rng.standard_normal((7, 50)).astype(dtype)
+        expected = _core.topk_rows(scores, 5)
+        got = _core.topk_rows(misaligned(scores), 5)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+    X = rng.standard_normal((40, 3)).astype(np.float32)
+    edges = np.sort(rng.standard_normal(6).astype(np.float32))
+    args = (edges, np.array([0, 2, 4, 6], np.int64), np.zeros(3, np.uint8))
+    np.testing.assert_array_equal(
+        _core.gbdt_bin_features(misaligned(X), *args), _core.gbdt_bin_features(X, *args)
+    )
+
+
+def test_a_misaligned_output_array_is_refused_not_written_to_a_copy():
+    out = misaligned(np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match="writeable"):
+        _core.lfm_initial_factors(out, 0.1, 0, 1)
+    assert np.all(out == 0.0)

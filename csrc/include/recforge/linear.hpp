@@ -154,6 +154,43 @@ RECFORGE_ALWAYS_INLINE double row_dot(const X* x, const double* w, int64_t d) {
     return s;
 }
 
+// The block loop of the loss/gradient kernels: g (d + 1 entries) zeroed, then for each block of
+// rows their margins margin(i), their residuals r_i, and scatter(i, r_i) with r_i also added to
+// the intercept's g[d]; returns the weighted loss.
+#if defined(__GNUC__)
+#define RECFORGE_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define RECFORGE_INLINE_LAMBDA
+#endif
+template <class Margin, class Scatter>
+RECFORGE_ALWAYS_INLINE double blocked_loss_grad(const double* y, const double* sw, int64_t d,
+                                                int64_t lo, int64_t hi, double* g,
+                                                const Margin& margin, const Scatter& scatter) {
+    std::fill(g, g + d + 1, 0.0);
+    double z[kBlockRows], r[kBlockRows], scratch[kBlockRows];
+    double loss = 0.0;
+    for (int64_t start = lo; start < hi; start += kBlockRows) {
+        const int64_t n = std::min(kBlockRows, hi - start);
+        for (int64_t t = 0; t < n; ++t) z[t] = margin(start + t);
+        loss += block_residuals(z, y, sw, start, n, r, scratch);
+        for (int64_t t = 0; t < n; ++t) {
+            scatter(start + t, r[t]);
+            g[d] += r[t];
+        }
+    }
+    return loss;
+}
+
+// b + x_i . w of CSR row i, summed in the order of its entries.
+template <class IP, class IX, class V>
+RECFORGE_ALWAYS_INLINE double csr_margin(const IP* indptr, const IX* indices, const V* data,
+                                         const double* w, double b, int64_t i) {
+    double z = b;
+    for (int64_t k = indptr[i]; k < static_cast<int64_t>(indptr[i + 1]); ++k)
+        z += static_cast<double>(data[k]) * w[indices[k]];
+    return z;
+}
+
 // Weighted logistic loss and gradient of rows [lo, hi) of a dense C-contiguous (n, d) matrix:
 // g[:d] = sum_i s_i (p_i - y_i) x_i, g[d] = sum_i s_i (p_i - y_i) (g overwritten); returns
 // sum_i s_i logloss_i.
@@ -161,21 +198,13 @@ template <class X>
 RECFORGE_ALWAYS_INLINE double loss_grad_dense_impl(const X* x, int64_t d, const double* y,
                                                    const double* sw, const double* w, double b,
                                                    int64_t lo, int64_t hi, double* g) {
-    std::fill(g, g + d + 1, 0.0);
-    double z[kBlockRows], r[kBlockRows], scratch[kBlockRows];
-    double loss = 0.0;
-    for (int64_t start = lo; start < hi; start += kBlockRows) {
-        const int64_t n = std::min(kBlockRows, hi - start);
-        for (int64_t t = 0; t < n; ++t) z[t] = b + row_dot(x + (start + t) * d, w, d);
-        loss += block_residuals(z, y, sw, start, n, r, scratch);
-        for (int64_t t = 0; t < n; ++t) {
-            const double rt = r[t];
-            const X* row = x + (start + t) * d;
-            for (int64_t j = 0; j < d; ++j) g[j] += rt * static_cast<double>(row[j]);
-            g[d] += rt;
-        }
-    }
-    return loss;
+    return blocked_loss_grad(
+        y, sw, d, lo, hi, g,
+        [&](int64_t i) RECFORGE_INLINE_LAMBDA { return b + row_dot(x + i * d, w, d); },
+        [&](int64_t i, double ri) RECFORGE_INLINE_LAMBDA {
+            const X* row = x + i * d;
+            for (int64_t j = 0; j < d; ++j) g[j] += ri * static_cast<double>(row[j]);
+        });
 }
 
 // loss_grad_dense for a CSR matrix (indptr of n + 1 entries, indices / data of nnz); d is the
@@ -185,28 +214,14 @@ RECFORGE_ALWAYS_INLINE double loss_grad_csr_impl(const IP* indptr, const IX* ind
                                                  int64_t d, const double* y, const double* sw,
                                                  const double* w, double b, int64_t lo, int64_t hi,
                                                  double* g) {
-    std::fill(g, g + d + 1, 0.0);
-    double z[kBlockRows], r[kBlockRows], scratch[kBlockRows];
-    double loss = 0.0;
-    for (int64_t start = lo; start < hi; start += kBlockRows) {
-        const int64_t n = std::min(kBlockRows, hi - start);
-        for (int64_t t = 0; t < n; ++t) {
-            const int64_t i = start + t;
-            double zi = b;
+    return blocked_loss_grad(
+        y, sw, d, lo, hi, g,
+        [&](int64_t i)
+            RECFORGE_INLINE_LAMBDA { return csr_margin(indptr, indices, data, w, b, i); },
+        [&](int64_t i, double ri) RECFORGE_INLINE_LAMBDA {
             for (int64_t k = indptr[i]; k < static_cast<int64_t>(indptr[i + 1]); ++k)
-                zi += static_cast<double>(data[k]) * w[indices[k]];
-            z[t] = zi;
-        }
-        loss += block_residuals(z, y, sw, start, n, r, scratch);
-        for (int64_t t = 0; t < n; ++t) {
-            const int64_t i = start + t;
-            const double rt = r[t];
-            for (int64_t k = indptr[i]; k < static_cast<int64_t>(indptr[i + 1]); ++k)
-                g[indices[k]] += rt * static_cast<double>(data[k]);
-            g[d] += rt;
-        }
-    }
-    return loss;
+                g[indices[k]] += ri * static_cast<double>(data[k]);
+        });
 }
 
 // loss_grad_csr for a CSR matrix whose stored values are all 1 (one-hot features): reads only the
@@ -217,13 +232,9 @@ RECFORGE_ALWAYS_INLINE double loss_grad_pattern_impl(const IP* indptr, const IX*
                                                      const double* y, const double* sw,
                                                      const double* w, double b, int64_t lo,
                                                      int64_t hi, double* g) {
-    std::fill(g, g + d + 1, 0.0);
-    double z[kBlockRows], r[kBlockRows], scratch[kBlockRows];
-    double loss = 0.0;
-    for (int64_t start = lo; start < hi; start += kBlockRows) {
-        const int64_t n = std::min(kBlockRows, hi - start);
-        for (int64_t t = 0; t < n; ++t) {
-            const int64_t i = start + t;
+    return blocked_loss_grad(
+        y, sw, d, lo, hi, g,
+        [&](int64_t i) RECFORGE_INLINE_LAMBDA {
             const int64_t stop = indptr[i + 1];
             double z0 = 0.0, z1 = 0.0, z2 = 0.0, z3 = 0.0;
             int64_t k = indptr[i];
@@ -234,18 +245,12 @@ RECFORGE_ALWAYS_INLINE double loss_grad_pattern_impl(const IP* indptr, const IX*
                 z3 += w[indices[k + 3]];
             }
             for (; k < stop; ++k) z0 += w[indices[k]];
-            z[t] = b + ((z0 + z1) + (z2 + z3));
-        }
-        loss += block_residuals(z, y, sw, start, n, r, scratch);
-        for (int64_t t = 0; t < n; ++t) {
-            const int64_t i = start + t;
-            const double rt = r[t];
+            return b + ((z0 + z1) + (z2 + z3));
+        },
+        [&](int64_t i, double ri) RECFORGE_INLINE_LAMBDA {
             for (int64_t k = indptr[i]; k < static_cast<int64_t>(indptr[i + 1]); ++k)
-                g[indices[k]] += rt;
-            g[d] += rt;
-        }
-    }
-    return loss;
+                g[indices[k]] += ri;
+        });
 }
 
 // out[i] = x_i . w + b for rows [lo, hi) of a dense C-contiguous (n, d) matrix.
@@ -260,12 +265,7 @@ template <class IP, class IX, class V>
 RECFORGE_ALWAYS_INLINE void margins_csr_impl(const IP* indptr, const IX* indices, const V* data,
                                              const double* w, double b, int64_t lo, int64_t hi,
                                              double* out) {
-    for (int64_t i = lo; i < hi; ++i) {
-        double z = b;
-        for (int64_t k = indptr[i]; k < static_cast<int64_t>(indptr[i + 1]); ++k)
-            z += static_cast<double>(data[k]) * w[indices[k]];
-        out[i] = z;
-    }
+    for (int64_t i = lo; i < hi; ++i) out[i] = csr_margin(indptr, indices, data, w, b, i);
 }
 
 // Each kernel in two builds, the portable one and an AVX2 one (4 double lanes for the residuals and
@@ -300,6 +300,7 @@ RECFORGE_LINEAR_KERNEL(loss_grad_pattern)
 RECFORGE_LINEAR_KERNEL(margins_dense)
 RECFORGE_LINEAR_KERNEL(margins_csr)
 #undef RECFORGE_LINEAR_KERNEL
+#undef RECFORGE_INLINE_LAMBDA
 
 // True when every one of the n values is 1 (the pattern kernel applies).
 template <class V>

@@ -1,4 +1,4 @@
-"""LogisticRegression fit: recforge (L-BFGS on the Numba kernel) vs scikit-learn's lbfgs, same matrices.
+"""LogisticRegression fit: recforge (L-BFGS on the C++ kernel) vs scikit-learn's lbfgs, same matrices.
 
 Two data sets, each its own group:
 

@@ -1,19 +1,47 @@
-// The NumPy array types of the bindings: C-contiguous arrays of one dtype. Bound with
+// The NumPy array types of the bindings: C-contiguous, aligned arrays of one dtype. Bound with
 // py::arg(...).noconvert(), an argument of another dtype or layout raises TypeError instead of
 // being copied silently.
+//
+// Alignment, for every binding: an argument of the right dtype and layout at an address that is
+// not a multiple of its item size (a view into received bytes, e.g. a Dask worker's rows) arrives
+// as an aligned copy, marked read-only (the kernels load whole elements; misaligned loads are
+// undefined behaviour). An argument the binding writes into must be the caller's own array, so
+// writing into such a copy raises ValueError ("array is not writeable") instead of losing the
+// writes.
 #pragma once
 
 #include <pybind11/numpy.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace recforge::bindings {
 
 template <class T>
-using CArray = pybind11::array_t<T, pybind11::array::c_style>;
+class CArray : public pybind11::array_t<T, pybind11::array::c_style> {
+  public:
+    using Base = pybind11::array_t<T, pybind11::array::c_style>;
+    using Base::Base;
+    CArray() = default;
+    CArray(Base&& a) : Base(std::move(a)) {}  // NOLINT: implicit, as the alias it replaces
+
+    // `a` itself when it is aligned, else an aligned read-only copy of it.
+    static CArray aligned(Base a) {
+        namespace d = pybind11::detail;
+        if (d::array_proxy(a.ptr())->flags & d::npy_api::NPY_ARRAY_ALIGNED_)
+            return CArray(std::move(a));
+        std::vector<pybind11::ssize_t> shape(a.shape(), a.shape() + a.ndim());
+        CArray copy(shape);
+        std::memcpy(copy.mutable_data(), a.data(), static_cast<size_t>(a.nbytes()));
+        d::array_proxy(copy.ptr())->flags &= ~d::npy_api::NPY_ARRAY_WRITEABLE_;
+        return copy;
+    }
+};
 
 using F32 = CArray<float>;
 using F64 = CArray<double>;
@@ -26,6 +54,36 @@ inline void require(bool ok, const char* msg) {
     if (!ok) throw std::invalid_argument(msg);
 }
 
+// The data of `a` as const T* when its dtype is T, else nullptr (the caller tries another dtype).
+// An array of dtype T that is not C-contiguous and aligned raises std::invalid_argument naming
+// `name` (the kernels read whole elements in C order; a view into received bytes can sit at an
+// odd address).
+template <class T>
+const T* typed_data(const pybind11::array& a, const char* name) {
+    const auto& api = pybind11::detail::npy_api::get();
+    if (!api.PyArray_EquivTypes_(pybind11::detail::array_proxy(a.ptr())->descr,
+                                 pybind11::dtype::of<T>().ptr()))
+        return nullptr;
+    constexpr int kNeeded = pybind11::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                            pybind11::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    if ((pybind11::detail::array_proxy(a.ptr())->flags & kNeeded) != kNeeded)
+        throw std::invalid_argument(std::string(name) + " must be C-contiguous and aligned");
+    return static_cast<const T*>(a.data());
+}
+
+// f(p) with p the typed data of `a` (typed_data) for the first of the dtypes Ts that `a` has;
+// TypeError naming `name` and `dtypes` when it has none of them.
+template <class T, class... Ts, class F>
+decltype(auto) visit_dtype(const pybind11::array& a, const char* name, const char* dtypes, F&& f) {
+    if (const T* p = typed_data<T>(a, name)) return f(p);
+    if constexpr (sizeof...(Ts) > 0) {
+        return visit_dtype<Ts...>(a, name, dtypes, std::forward<F>(f));
+    } else {
+        throw pybind11::type_error(std::string(name) + " must be an array of dtype " + dtypes +
+                                   ", got " + std::string(pybind11::str(a.dtype())));
+    }
+}
+
 // A new 1-D array holding a copy of v.
 template <class T>
 CArray<T> to_array(const std::vector<T>& v) {
@@ -35,3 +93,26 @@ CArray<T> to_array(const std::vector<T>& v) {
 }
 
 }  // namespace recforge::bindings
+
+namespace pybind11::detail {
+
+// CArray arguments (pybind11's caster of every pyobject type is a pyobject_caster): array_t's
+// loading (dtype and layout checked, converted only without noconvert), then CArray::aligned.
+template <class T>
+struct pyobject_caster<recforge::bindings::CArray<T>> {
+    using Type = recforge::bindings::CArray<T>;
+    using Base = typename Type::Base;
+    PYBIND11_TYPE_CASTER(Type, handle_type_name<Base>::name);
+
+    bool load(handle src, bool convert) {
+        if (!convert && !Base::check_(src)) return false;
+        Base a = Base::ensure(src);
+        if (!a) return false;
+        value = Type::aligned(std::move(a));
+        return true;
+    }
+
+    static handle cast(const Type& src, return_value_policy, handle) { return src.inc_ref(); }
+};
+
+}  // namespace pybind11::detail

@@ -415,3 +415,78 @@ def gbdt_rank_gradients(
 ) -> None:
     """Fill gh (n, 2) float32 with the LambdaMART gradient/hessian of rank:pairwise or rank:ndcg
     per query group (rows group_ptr[g]:group_ptr[g+1]); see rank_objective.hpp."""
+
+LINEAR_MAX_ABS_MARGIN: float
+
+def linear_loss_grad_dense(
+    X: NDArray[np.float32] | NDArray[np.float64],
+    y: NDArray[np.float64],
+    sw: NDArray[np.float64],
+    w: NDArray[np.float64],
+    b: float,
+    lo: int,
+    hi: int,
+    g: NDArray[np.float64],
+) -> float:
+    """Weighted logistic loss of rows lo:hi of dense X (n, d), float32/float64, C order; g (d + 1,)
+    float64 overwritten with the gradient sums (intercept last). Returns the loss sum."""
+
+def linear_loss_grad_csr(
+    indptr: NDArray[np.int32] | NDArray[np.int64],
+    indices: NDArray[np.uint16] | NDArray[np.int32] | NDArray[np.int64],
+    data: NDArray[np.float32] | NDArray[np.float64],
+    y: NDArray[np.float64],
+    sw: NDArray[np.float64],
+    w: NDArray[np.float64],
+    b: float,
+    lo: int,
+    hi: int,
+    g: NDArray[np.float64],
+) -> float:
+    """linear_loss_grad_dense for a CSR matrix; d = len(g) - 1."""
+
+def linear_loss_grad_pattern(
+    indptr: NDArray[np.int32] | NDArray[np.int64],
+    indices: NDArray[np.uint16] | NDArray[np.int32] | NDArray[np.int64],
+    y: NDArray[np.float64],
+    sw: NDArray[np.float64],
+    w: NDArray[np.float64],
+    b: float,
+    lo: int,
+    hi: int,
+    g: NDArray[np.float64],
+) -> float:
+    """linear_loss_grad_csr for a CSR matrix whose stored values are all 1 (reads the pattern
+    only)."""
+
+def linear_margins_dense(
+    X: NDArray[np.float32] | NDArray[np.float64],
+    w: NDArray[np.float64],
+    b: float,
+    lo: int,
+    hi: int,
+    out: NDArray[np.float64],
+) -> None:
+    """out[lo:hi] = X[lo:hi] @ w + b (float64) for dense X."""
+
+def linear_margins_csr(
+    indptr: NDArray[np.int32] | NDArray[np.int64],
+    indices: NDArray[np.uint16] | NDArray[np.int32] | NDArray[np.int64],
+    data: NDArray[np.float32] | NDArray[np.float64],
+    w: NDArray[np.float64],
+    b: float,
+    lo: int,
+    hi: int,
+    out: NDArray[np.float64],
+) -> None:
+    """out[lo:hi] = X[lo:hi] @ w + b (float64) for a CSR matrix."""
+
+def linear_all_ones(data: NDArray[np.float32] | NDArray[np.float64]) -> bool:
+    """True when every value of the 1-D float32/float64 array is 1."""
+
+def _linear_exp_neg(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """exp(-a) of each value by the kernels' own polynomial (0 <= a <= LINEAR_MAX_ABS_MARGIN).
+    Private: for tests."""
+
+def _linear_log1p_unit(e: NDArray[np.float64]) -> NDArray[np.float64]:
+    """log(1 + e) of each value by the kernels' own series (0 <= e <= 1). Private: for tests."""

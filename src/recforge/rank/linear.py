@@ -1,4 +1,4 @@
-"""Logistic regression: L-BFGS on a Numba loss+gradient kernel (l2 / no penalty), FTRL-proximal for
+"""Logistic regression: L-BFGS on a C++ loss+gradient kernel (l2 / no penalty), FTRL-proximal for
 l1 / elastic-net with ``partial_fit`` on streams."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class LogisticRegression(Ranker):
 
     * ``"lbfgs"`` (penalty ``"l2"`` or None): L-BFGS (:mod:`recforge.rank._lbfgs`: the iteration,
       Moré–Thuente line search and stopping rules of scipy's L-BFGS-B, which scikit-learn's
-      ``lbfgs`` runs) on a fused Numba kernel that computes loss and gradient in one parallel pass
+      ``lbfgs`` runs) on a fused C++ kernel that computes loss and gradient in one parallel pass
       over the rows (deterministic for any ``n_threads``; see :mod:`recforge.kernels.linear`).
     * ``"ftrl"`` (any penalty; the default for ``"l1"``/``"elasticnet"``): FTRL-proximal
       (McMahan et al. 2013, "Ad Click Prediction: a View from the Trenches"), per-coordinate
@@ -505,7 +505,7 @@ class LogisticRegression(Ranker):
 
 
 def _margins(X, w, b, pool=None) -> np.ndarray:
-    """float64 ``X @ w + b`` through the Numba kernels (no float64 copy of a float32 X)."""
+    """float64 ``X @ w + b`` through the C++ kernels (no float64 copy of a float32 X)."""
     w = np.ascontiguousarray(w, dtype=np.float64)
     b = float(b)
     n = X.shape[0]

@@ -1,0 +1,199 @@
+// Bindings of the logistic-regression kernels (recforge/linear.hpp): loss + gradient and margins
+// of a row range, dense (float32 / float64) or CSR (indptr int32 / int64, indices uint16 / int32 /
+// int64, data float32 / float64). The arrays are used in place (no copy, no conversion); the row
+// range and the array lengths are checked here, the index values by the Python wrappers.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+
+#include "arrays.hpp"
+#include "recforge/linear.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using namespace recforge::bindings;  // F64, require, visit_dtype
+namespace L = recforge::linear;
+
+constexpr const char* kFloats = "float32 or float64";
+constexpr const char* kIndptr = "int32 or int64";
+constexpr const char* kIndices = "uint16, int32 or int64";
+
+template <class F>
+decltype(auto) visit_float(const py::array& a, const char* name, F&& f) {
+    return visit_dtype<float, double>(a, name, kFloats, std::forward<F>(f));
+}
+
+// f(indptr, indices) typed; indptr of n_rows + 1 entries from 0 to at most len(indices).
+template <class F>
+decltype(auto) visit_csr(const py::array& indptr, const py::array& indices, F&& f) {
+    require(indptr.ndim() == 1 && indptr.shape(0) >= 1 && indices.ndim() == 1,
+            "indptr and indices must be 1-D, indptr of length n_rows + 1 >= 1");
+    return visit_dtype<int32_t, int64_t>(indptr, "indptr", kIndptr, [&](auto ip) {
+        require(ip[0] == 0 && ip[indptr.shape(0) - 1] <= indices.shape(0) &&
+                    ip[indptr.shape(0) - 1] >= 0,
+                "indptr must start at 0 and end at most at len(indices)");
+        return visit_dtype<uint16_t, int32_t, int64_t>(indices, "indices", kIndices,
+                                                       [&](auto ix) { return f(ip, ix); });
+    });
+}
+
+void check_vector(const F64& a, int64_t n, const char* msg) {
+    require(a.ndim() == 1 && a.shape(0) == n, msg);
+    require((a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0, msg);
+}
+
+// y and sw of n_rows, w of n_features, 0 <= lo <= hi <= n_rows.
+void check_rows(const F64& y, const F64& sw, const F64& w, int64_t n_rows, int64_t n_features,
+                int64_t lo, int64_t hi) {
+    check_vector(y, n_rows, "y must be an aligned float64 array of length n_rows");
+    check_vector(sw, n_rows, "sw must be an aligned float64 array of length n_rows");
+    check_vector(w, n_features, "w must be an aligned float64 array of length n_features");
+    require(0 <= lo && lo <= hi && hi <= n_rows, "the rows must satisfy 0 <= lo <= hi <= n_rows");
+}
+
+double* gradient_out(F64& g, int64_t n_features) {
+    check_vector(g, n_features + 1, "g must be an aligned float64 array of length n_features + 1");
+    return g.mutable_data();
+}
+
+double loss_grad_dense_py(const py::array& X, const F64& y, const F64& sw, const F64& w, double b,
+                          int64_t lo, int64_t hi, F64 g) {
+    require(X.ndim() == 2, "X must be 2-D");
+    const int64_t n = X.shape(0), d = X.shape(1);
+    check_rows(y, sw, w, n, d, lo, hi);
+    double* out = gradient_out(g, d);
+    return visit_float(X, "X", [&](auto x) {
+        py::gil_scoped_release release;
+        return L::loss_grad_dense(x, d, y.data(), sw.data(), w.data(), b, lo, hi, out);
+    });
+}
+
+double loss_grad_csr_py(const py::array& indptr, const py::array& indices, const py::array& data,
+                        const F64& y, const F64& sw, const F64& w, double b, int64_t lo, int64_t hi,
+                        F64 g) {
+    require(data.ndim() == 1 && data.shape(0) == indices.shape(0),
+            "data must be 1-D with the length of indices");
+    const int64_t n = indptr.shape(0) - 1, d = g.shape(0) - 1;
+    require(g.ndim() == 1 && d >= 0, "g must be 1-D of length n_features + 1");
+    check_rows(y, sw, w, n, d, lo, hi);
+    double* out = gradient_out(g, d);
+    return visit_csr(indptr, indices, [&](auto ip, auto ix) {
+        return visit_float(data, "data", [&](auto v) {
+            py::gil_scoped_release release;
+            return L::loss_grad_csr(ip, ix, v, d, y.data(), sw.data(), w.data(), b, lo, hi, out);
+        });
+    });
+}
+
+double loss_grad_pattern_py(const py::array& indptr, const py::array& indices, const F64& y,
+                            const F64& sw, const F64& w, double b, int64_t lo, int64_t hi, F64 g) {
+    const int64_t n = indptr.shape(0) - 1, d = g.shape(0) - 1;
+    require(g.ndim() == 1 && d >= 0, "g must be 1-D of length n_features + 1");
+    check_rows(y, sw, w, n, d, lo, hi);
+    double* out = gradient_out(g, d);
+    return visit_csr(indptr, indices, [&](auto ip, auto ix) {
+        py::gil_scoped_release release;
+        return L::loss_grad_pattern(ip, ix, d, y.data(), sw.data(), w.data(), b, lo, hi, out);
+    });
+}
+
+double* margins_out(F64& out, int64_t n_rows, int64_t lo, int64_t hi) {
+    check_vector(out, n_rows, "out must be an aligned float64 array of length n_rows");
+    require(0 <= lo && lo <= hi && hi <= n_rows, "the rows must satisfy 0 <= lo <= hi <= n_rows");
+    return out.mutable_data();
+}
+
+void margins_dense_py(const py::array& X, const F64& w, double b, int64_t lo, int64_t hi, F64 out) {
+    require(X.ndim() == 2, "X must be 2-D");
+    const int64_t d = X.shape(1);
+    check_vector(w, d, "w must be an aligned float64 array of length n_features");
+    double* o = margins_out(out, X.shape(0), lo, hi);
+    visit_float(X, "X", [&](auto x) {
+        py::gil_scoped_release release;
+        L::margins_dense(x, d, w.data(), b, lo, hi, o);
+    });
+}
+
+void margins_csr_py(const py::array& indptr, const py::array& indices, const py::array& data,
+                    const F64& w, double b, int64_t lo, int64_t hi, F64 out) {
+    require(data.ndim() == 1 && data.shape(0) == indices.shape(0),
+            "data must be 1-D with the length of indices");
+    require(w.ndim() == 1, "w must be 1-D");
+    check_vector(w, w.shape(0), "w must be an aligned float64 array");
+    double* o = margins_out(out, indptr.shape(0) - 1, lo, hi);
+    visit_csr(indptr, indices, [&](auto ip, auto ix) {
+        visit_float(data, "data", [&](auto v) {
+            py::gil_scoped_release release;
+            L::margins_csr(ip, ix, v, w.data(), b, lo, hi, o);
+        });
+    });
+}
+
+bool all_ones_py(const py::array& data) {
+    require(data.ndim() == 1, "data must be 1-D");
+    return visit_float(data, "data", [&](auto v) {
+        py::gil_scoped_release release;
+        return L::all_ones(v, data.shape(0));
+    });
+}
+
+// f applied to each value of a 1-D float64 array (the scalar helpers, for tests).
+template <double (*f)(double)>
+F64 elementwise(const F64& a) {
+    require(a.ndim() == 1, "the argument must be 1-D");
+    F64 out(a.shape(0));
+    const double* in = a.data();
+    double* o = out.mutable_data();
+    for (int64_t k = 0; k < a.shape(0); ++k) o[k] = f(in[k]);
+    return out;
+}
+
+double exp_neg_checked(double a) {
+    require(a >= 0.0 && a <= L::kMaxAbsMargin, "exp_neg needs 0 <= a <= LINEAR_MAX_ABS_MARGIN");
+    return L::exp_neg(a);
+}
+
+double log1p_unit_checked(double e) {
+    require(e >= 0.0 && e <= 1.0, "log1p_unit needs 0 <= e <= 1");
+    return L::log1p_unit(e);
+}
+
+}  // namespace
+
+void bind_linear(py::module_& m) {
+    m.def("linear_loss_grad_dense", &loss_grad_dense_py, py::arg("X").noconvert(),
+          py::arg("y").noconvert(), py::arg("sw").noconvert(), py::arg("w").noconvert(),
+          py::arg("b"), py::arg("lo"), py::arg("hi"), py::arg("g").noconvert(),
+          "Weighted logistic loss of rows lo:hi of dense X (n, d), float32/float64, C order; "
+          "g (d + 1,) float64 overwritten with the gradient sums (intercept last). Returns the "
+          "loss sum.");
+    m.def("linear_loss_grad_csr", &loss_grad_csr_py, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("y").noconvert(),
+          py::arg("sw").noconvert(), py::arg("w").noconvert(), py::arg("b"), py::arg("lo"),
+          py::arg("hi"), py::arg("g").noconvert(),
+          "linear_loss_grad_dense for a CSR matrix; d = len(g) - 1.");
+    m.def("linear_loss_grad_pattern", &loss_grad_pattern_py, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("y").noconvert(), py::arg("sw").noconvert(),
+          py::arg("w").noconvert(), py::arg("b"), py::arg("lo"), py::arg("hi"),
+          py::arg("g").noconvert(),
+          "linear_loss_grad_csr for a CSR matrix whose stored values are all 1 (reads the "
+          "pattern only).");
+    m.def("linear_margins_dense", &margins_dense_py, py::arg("X").noconvert(),
+          py::arg("w").noconvert(), py::arg("b"), py::arg("lo"), py::arg("hi"),
+          py::arg("out").noconvert(), "out[lo:hi] = X[lo:hi] @ w + b (float64) for dense X.");
+    m.def("linear_margins_csr", &margins_csr_py, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("w").noconvert(),
+          py::arg("b"), py::arg("lo"), py::arg("hi"), py::arg("out").noconvert(),
+          "out[lo:hi] = X[lo:hi] @ w + b (float64) for a CSR matrix.");
+    m.attr("LINEAR_MAX_ABS_MARGIN") = L::kMaxAbsMargin;
+    m.def("_linear_exp_neg", &elementwise<exp_neg_checked>, py::arg("a").noconvert(),
+          "exp(-a) of each value by the kernels' own polynomial (0 <= a <= "
+          "LINEAR_MAX_ABS_MARGIN). Private: for tests.");
+    m.def("_linear_log1p_unit", &elementwise<log1p_unit_checked>, py::arg("e").noconvert(),
+          "log(1 + e) of each value by the kernels' own series (0 <= e <= 1). Private: for tests.");
+    m.def("linear_all_ones", &all_ones_py, py::arg("data").noconvert(),
+          "True when every value of the 1-D float32/float64 array is 1.");
+}

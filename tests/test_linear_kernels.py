@@ -1,0 +1,183 @@
+"""The C++ loss/gradient and margin kernels of LR (``recforge._core.linear_*``): agreement with
+the NumPy reference to 1e-12, results independent of the chunking, and bad input refused with an
+exception naming the argument (never a crash)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recforge import _core
+from recforge._reference import linear as ref
+from recforge.kernels import linear as K
+
+
+def problem(n=900, d=37, density=0.15, seed=0, one_hot=False):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * (rng.random((n, d)) < density)
+    if one_hot:
+        X = (X != 0).astype(np.float64)
+    y = (rng.random(n) < 0.4).astype(np.float64)
+    sw = rng.uniform(0.2, 2.0, n)
+    w = rng.standard_normal(d) * 0.7
+    return X, y, sw, w, -0.25
+
+
+def chunked(kernel_call, n, d, n_chunks):
+    bounds = K.chunk_bounds(n, n_chunks)
+    partial = np.empty((n_chunks, d + 1))
+    loss = sum(kernel_call(bounds[c], bounds[c + 1], partial[c]) for c in range(n_chunks))
+    return loss, partial.sum(axis=0)
+
+
+def run(fmt, X, y, sw, w, b, n_chunks):
+    n, d = X.shape
+    if fmt.startswith("dense"):
+        Xd = np.ascontiguousarray(X, dtype=np.float32 if fmt == "dense32" else np.float64)
+        return chunked(
+            lambda lo, hi, g: K.loss_grad_dense(Xd, y, sw, w, b, lo, hi, g), n, d, n_chunks
+        )
+    csr = sp.csr_matrix(X)
+    index_dtypes = {"csr16": np.uint16, "csr32": np.int32, "csr64": np.int64, "pattern": np.int32}
+    index_dtype = index_dtypes[fmt]
+    indptr = csr.indptr.astype(np.int64 if index_dtype == np.int64 else np.int32)
+    indices = csr.indices.astype(index_dtype)
+    if fmt == "pattern":
+        assert K.all_ones(csr.data)
+        return chunked(
+            lambda lo, hi, g: K.loss_grad_pattern(indptr, indices, y, sw, w, b, lo, hi, g),
+            n,
+            d,
+            n_chunks,
+        )
+    return chunked(
+        lambda lo, hi, g: K.loss_grad_csr(indptr, indices, csr.data, y, sw, w, b, lo, hi, g),
+        n,
+        d,
+        n_chunks,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["dense64", "dense32", "csr16", "csr32", "csr64", "pattern"])
+def test_loss_and_gradient_match_the_reference_to_1e_12(fmt):
+    X, y, sw, w, b = problem(one_hot=fmt == "pattern")
+    if fmt == "dense32":
+        X = X.astype(np.float32).astype(np.float64)  # the values the float32 kernel sees
+    loss, g = run(fmt, X, y, sw, w, b, n_chunks=3)
+    S = sw.sum()
+    rf, rgw, rgb = ref.objective(X, y, sw, w, b, 0.0)
+    np.testing.assert_allclose(loss / S, rf, rtol=1e-12)
+    # each gradient entry to 1e-12 of the sum of its terms' magnitudes (entries can cancel)
+    scale = np.abs(X).T @ sw / S
+    assert np.all(np.abs(g[:-1] / S - rgw) <= 1e-12 * scale + 1e-300)
+    assert abs(g[-1] / S - rgb) <= 1e-12 * sw.sum() / S
+
+
+@pytest.mark.parametrize("fmt", ["dense64", "csr32", "pattern"])
+def test_results_do_not_depend_on_the_chunk_order_of_the_threads(fmt):
+    # the pool may run the chunks in any order: each chunk's output is the same, bit for bit
+    X, y, sw, w, b = problem(n=5000, one_hot=fmt == "pattern", seed=2)
+    first = run(fmt, X, y, sw, w, b, n_chunks=4)
+    again = run(fmt, X, y, sw, w, b, n_chunks=4)
+    assert first[0] == again[0] and np.array_equal(first[1], again[1])
+
+
+def test_margins_match_numpy():
+    X, _, _, w, b = problem(seed=5)
+    out = np.full(X.shape[0], np.nan)
+    K.margins_dense(np.ascontiguousarray(X), w, b, 0, 400, out)
+    csr = sp.csr_matrix(X)
+    K.margins_csr(csr.indptr, csr.indices.astype(np.uint16), csr.data, w, b, 400, X.shape[0], out)
+    np.testing.assert_allclose(out, X @ w + b, rtol=1e-12, atol=1e-12)
+
+
+def test_large_margins_give_finite_loss_and_residuals():
+    X = np.array([[1.0], [1.0], [-1.0]])
+    y = np.array([1.0, 0.0, 1.0])
+    loss, g = run("dense64", X, y, np.ones(3), np.array([1e6]), 0.0, n_chunks=1)
+    assert loss == pytest.approx(2e6) and np.isfinite(g).all()
+    assert g[0] == pytest.approx(2.0) and g[1] == pytest.approx(0.0)
+
+
+def test_bad_dtype_raises_type_error_naming_the_argument():
+    X, y, sw, w, b = problem(n=10, d=3)
+    g = np.empty(4)
+    with pytest.raises(TypeError, match="X must be an array of dtype float32 or float64"):
+        _core.linear_loss_grad_dense(X.astype(np.int64), y, sw, w, b, 0, 10, g)
+    csr = sp.csr_matrix(X)
+    with pytest.raises(TypeError, match="indices must be an array of dtype"):
+        K.loss_grad_csr(csr.indptr, csr.indices.astype(np.int8), csr.data, y, sw, w, b, 0, 10, g)
+    with pytest.raises(TypeError):
+        K.loss_grad_dense(X, y.astype(np.float32), sw, w, b, 0, 10, g)
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "match"), [(-1, 5, "lo <= hi"), (6, 5, "lo <= hi"), (0, 11, "hi <= n_rows")]
+)
+def test_bad_row_range_raises_value_error(lo, hi, match):
+    X, y, sw, w, b = problem(n=10, d=3)
+    with pytest.raises(ValueError, match=match):
+        K.loss_grad_dense(X, y, sw, w, b, lo, hi, np.empty(4))
+
+
+def test_wrong_lengths_raise_value_error():
+    X, y, sw, w, b = problem(n=10, d=3)
+    with pytest.raises(ValueError, match="g must be"):
+        K.loss_grad_dense(X, y, sw, w, b, 0, 10, np.empty(3))
+    with pytest.raises(ValueError, match="w must be"):
+        K.loss_grad_dense(X, y, sw, w[:2], b, 0, 10, np.empty(4))
+    csr = sp.csr_matrix(X)
+    indptr = csr.indptr.copy()
+    indptr[-1] = csr.nnz + 5
+    with pytest.raises(ValueError, match="indptr must start at 0"):
+        K.loss_grad_pattern(indptr, csr.indices, y, sw, w, b, 0, 10, np.empty(4))
+
+
+def test_misaligned_and_non_contiguous_arrays_are_refused():
+    X, y, sw, w, b = problem(n=10, d=3)
+    raw = np.zeros(X.size * 8 + 1, np.uint8)
+    odd = raw[1:].view(np.float64).reshape(X.shape)  # a view at an odd address
+    odd[:] = X
+    assert not odd.flags.aligned
+    with pytest.raises(ValueError, match="X must be C-contiguous and aligned"):
+        K.loss_grad_dense(odd, y, sw, w, b, 0, 10, np.empty(4))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        K.margins_dense(np.asfortranarray(X), w, b, 0, 10, np.empty(10))
+
+
+def test_all_ones():
+    assert K.all_ones(np.ones(5, np.float32)) and not K.all_ones(np.array([1.0, 2.0]))
+    assert not K.all_ones(np.ones(0))
+
+
+def misaligned(a):
+    """A copy of ``a`` (C order) in a view one byte past an aligned address."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    view = raw[1:].view(a.dtype).reshape(a.shape)
+    view[...] = a
+    assert not view.flags.aligned and view.flags.c_contiguous
+    return view
+
+
+def test_every_array_binding_reads_a_misaligned_input_through_an_aligned_copy():
+    # csrc/bindings/arrays.hpp: every CArray argument of every binding (here top-k and GBDT
+    # binning, float32 and float64 inputs) works on a misaligned view and gives the same result
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        scores = rng.standard_normal((7, 50)).astype(dtype)
+        expected = _core.topk_rows(scores, 5)
+        got = _core.topk_rows(misaligned(scores), 5)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+    X = rng.standard_normal((40, 3)).astype(np.float32)
+    edges = np.sort(rng.standard_normal(6).astype(np.float32))
+    args = (edges, np.array([0, 2, 4, 6], np.int64), np.zeros(3, np.uint8))
+    np.testing.assert_array_equal(
+        _core.gbdt_bin_features(misaligned(X), *args), _core.gbdt_bin_features(X, *args)
+    )
+
+
+def test_a_misaligned_output_array_is_refused_not_written_to_a_copy():
+    out = misaligned(np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match="writeable"):
+        _core.lfm_initial_factors(out, 0.1, 0, 1)
+    assert np.all(out == 0.0)

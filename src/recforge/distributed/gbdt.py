@@ -55,6 +55,7 @@ from ..rank.gbdt._predict import Forest
 from ..rank.gbdt.estimator import _float32, _real_target
 from ._collective import Collective, CollectiveError, close_listener, open_listener
 from ._compat import check_client, require_dask, worker_threads
+from ._memory import reuse_freed_memory
 
 __all__ = ["fit_gbdt"]
 
@@ -584,7 +585,7 @@ def _train_rank(token, rank, addresses, placement, model, mapper, masks, *shards
     the trees only on rank 0."""
     indices = placement[rank]
     try:
-        with Collective(token, rank, addresses, placement) as collective:
+        with Collective(token, rank, addresses, placement) as collective, reuse_freed_memory():
 
             def summed(method, *args):
                 blocks = [(q, getattr(s, method)(*args)) for q, s in zip(indices, shards)]

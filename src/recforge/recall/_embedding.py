@@ -63,7 +63,8 @@ class EmbeddingRecall(RecallModel):
     def _cache_unit_rows(self) -> None:
         """Mark the current item vectors final: their unit rows are computed on the first
         ``_unit_item_vectors()`` call and kept (a fit does not pay for them; implicit's and
-        gensim's norms are lazy too)."""
+        gensim's norms are lazy too); the float64 target copy of the previous vectors is dropped
+        (``_target_vectors64`` makes the new one on first use: 8 B per item and dimension)."""
         self._unit_rows_ = (self._item_vectors(), None)
         self._targets64_ = None
 

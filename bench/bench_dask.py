@@ -109,7 +109,7 @@ def single_machine(data, lfm, lfm_users):
 
 
 def on_cluster(path, n_workers, n_partitions, reference, lfm, lfm_users):
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     from recforge.distributed import batch_recommend, fit_itemcf, from_parquet
 
@@ -137,17 +137,19 @@ def on_cluster(path, n_workers, n_partitions, reference, lfm, lfm_users):
         )
         t3 = time.perf_counter()
         users = data if lfm_users is None else lfm.user_map_.ids[:lfm_users]
-        rows_lfm = _timed_cpu(
-            client,
-            lambda: int(
-                batch_recommend(lfm, client, users, k=K, n_partitions=n_partitions)
-                .map_partitions(len)
-                .compute()
-                .sum()
-            ),
-            cpu_lfm,
-        )
+        with get_task_stream(client) as stream:
+            rows_lfm = _timed_cpu(
+                client,
+                lambda: int(
+                    batch_recommend(lfm, client, users, k=K, n_partitions=n_partitions)
+                    .map_partitions(len)
+                    .compute()
+                    .sum()
+                ),
+                cpu_lfm,
+            )
         t4 = time.perf_counter()
+        timeline = _timeline(stream.data, t3)
         peaks = client.run(_peak_rss_mib)
     sim, ref = model.similarity_, reference.similarity_
     assert np.array_equal(sim.indptr, ref.indptr) and np.array_equal(sim.indices, ref.indices)
@@ -160,8 +162,34 @@ def on_cluster(path, n_workers, n_partitions, reference, lfm, lfm_users):
         "recommend_lfm": t4 - t3,
         "cpu_recommend": cpu_itemcf,
         "cpu_recommend_lfm": cpu_lfm,
+        "timeline_lfm": timeline,
         "identical_values": bool(np.array_equal(sim.data, ref.data)),
         "peak_rss_mib": sorted(round(v) for v in peaks.values()),
+    }
+
+
+def _timeline(events, t_start):
+    """Per worker, from a task stream: its scoring tasks, their compute seconds, and when its first
+    started and its last ended (seconds after ``t_start``, this process's ``perf_counter`` at the
+    call: the stream's wall-clock times are shifted by the same offset)."""
+    offset = time.time() - time.perf_counter()
+    per = {}
+    for event in events:
+        if "recommend_partition" not in str(event["key"]):
+            continue
+        for span in event["startstops"]:
+            if span["action"] == "compute":
+                per.setdefault(event["worker"], []).append(
+                    (span["start"] - offset - t_start, span["stop"] - offset - t_start)
+                )
+    return {
+        worker: {
+            "tasks": len(spans),
+            "busy_s": round(sum(b - a for a, b in spans), 3),
+            "first_start_s": round(min(a for a, _ in spans), 3),
+            "last_end_s": round(max(b for _, b in spans), 3),
+        }
+        for worker, spans in sorted(per.items())
     }
 
 
@@ -240,6 +268,11 @@ def main():
             print(
                 f"  CPU s of {step}: workers {cpu['worker_cpu_s']:.2f}, "
                 f"client + scheduler {cpu['client_cpu_s']:.2f}"
+            )
+        for worker, line in r["timeline_lfm"].items():  # where a 2-worker run loses its time
+            print(
+                f"  lfm tasks on {worker}: {line['tasks']}, compute {line['busy_s']:.2f} s, "
+                f"from {line['first_start_s']:.2f} to {line['last_end_s']:.2f} s"
             )
     if 1 in results and 2 in results:
         one, two = results[1], results[2]

@@ -403,3 +403,58 @@ def test_fit_similarity_errors(client, split, local_split):
         rd.fit_itemcf(split[0], client, n_neighbors=0)
     with pytest.raises(TypeError, match="unexpected keyword"):
         rd.fit_usercf(split[0], client, n_neighbours=5)
+
+
+def test_ship_model_loads_the_model_on_every_worker_before_any_task(client):
+    import time
+
+    from recforge.distributed._shipping import ship_model
+
+    model = Popularity().fit(Interactions.from_dataframe(_frame(120, 40, 900, seed=11), **COLS))
+    shipped = ship_model(client, model)
+
+    def cached(digest):
+        from recforge.distributed import _shipping
+
+        return digest in _shipping._cache
+
+    deadline = time.monotonic() + 60
+    while not all(client.run(cached, shipped.digest).values()):
+        assert time.monotonic() < deadline, "the preload did not reach every worker"
+        time.sleep(0.05)
+
+
+def test_load_shipped_loads_once_when_threads_ask_together(monkeypatch):
+    import threading
+    import time
+
+    from recforge.distributed import _shipping
+
+    calls = []
+
+    def slow_load(class_path, digest, data):
+        calls.append(digest)
+        time.sleep(0.2)
+        model = object()
+        with _shipping._lock:
+            _shipping._cache[digest] = model
+        return model
+
+    monkeypatch.setattr(_shipping, "_load", slow_load)
+    digest = "test-digest-loaded-once"
+    got = [None] * 4
+
+    def ask(i):
+        got[i] = _shipping.load_shipped("x:y", digest, b"")
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    try:
+        assert calls == [digest]
+        assert all(g is got[0] for g in got) and got[0] is not None
+        assert digest not in _shipping._loading
+    finally:
+        _shipping._cache.pop(digest, None)

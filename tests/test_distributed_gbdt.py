@@ -208,20 +208,22 @@ def test_a_lost_worker_raises_instead_of_hanging(client, monkeypatch):
         stuck.cancel()
 
 
-def _ranks(n_ranks, work):
-    """Run ``work(rank)`` for every rank of one all-reduce in threads; the results (or errors)."""
+def _ranks(placement, work):
+    """Run ``work(rank, collective)`` for every rank of one all-reduce (``placement[rank]``: the
+    partitions it holds) in threads; the results (or errors)."""
     import threading
     import uuid
 
     from recforge.distributed import _collective
 
     token = uuid.uuid4().hex
-    root = _collective.open_root(token, n_ranks - 1)
+    n_ranks = len(placement)
+    addresses = [_collective.open_listener(token, rank) for rank in range(n_ranks)]
     out = [None] * n_ranks
 
     def run(rank):
         try:
-            with _collective.Collective(token, rank, n_ranks, root) as coll:
+            with _collective.Collective(token, rank, addresses, placement) as coll:
                 out[rank] = work(rank, coll)
         except Exception as exc:  # the test inspects it
             out[rank] = exc
@@ -232,26 +234,50 @@ def _ranks(n_ranks, work):
     for t in threads:
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
-    _collective.close_root(token)
+    _collective.close_listener(token)
+    assert not any(key[0] == token for key in _collective._listeners)
     return out
 
 
-def test_allreduce_adds_in_partition_order_on_every_rank():
+@pytest.mark.parametrize(
+    "placement",
+    [
+        [[1], [2, 4], [0, 3]],  # out of order on 3 ranks: the chain visits 5 runs
+        [[0, 1], [2, 3, 4]],  # contiguous: one hop and the total back
+        [[0, 1, 2, 3, 4]],  # one rank: no socket
+        [[0], [1], [2], [3], [4]],
+    ],
+)
+def test_allreduce_adds_in_partition_order_on_every_rank(placement):
     # float sums that depend on the order: only the partition order gives 2.0
     values = {0: 1e16, 1: 1.0, 2: -1e16, 3: 1.0, 4: 1.0}
-    owner = {0: 2, 1: 0, 2: 1, 3: 2, 4: 1}  # partitions placed out of order on 3 ranks
 
     def work(rank, coll):
-        blocks = [(q, np.full((2, 3), v)) for q, v in values.items() if owner[q] == rank]
-        return coll.sum_in_order(blocks)
+        blocks = [(q, np.full((2, 3), values[q])) for q in placement[rank]]
+        first = coll.sum_in_order(blocks)
+        blocks = [(q, np.full((2, 3), -values[q])) for q in placement[rank]]
+        return first, coll.sum_in_order(blocks)  # a second call on the same connections
 
-    results = _ranks(3, work)
+    results = _ranks(placement, work)
     want = np.zeros((2, 3))
     for q in sorted(values):
         want += values[q]
-    for got in results:
-        assert isinstance(got, np.ndarray) and np.array_equal(got, want)
     assert want[0, 0] == 2.0
+    for got in results:
+        assert isinstance(got, tuple), got
+        assert np.array_equal(got[0], want) and np.array_equal(got[1], -want)
+
+
+def test_chain_segments_and_links():
+    from recforge.distributed._collective import _links, chain_segments
+
+    segments = chain_segments([[0, 1], [2, 3], [4, 5]])
+    assert segments == [(0, [0, 1]), (1, [2, 3]), (2, [4, 5])]
+    assert _links(segments, 3) == {frozenset((0, 1)), frozenset((1, 2)), frozenset((0, 2))}
+    with pytest.raises(ValueError, match="two ranks"):
+        chain_segments([[0, 1], [1]])
+    with pytest.raises(ValueError, match="no index"):
+        chain_segments([[0], []])
 
 
 def test_allreduce_raises_when_a_peer_leaves_or_disagrees():
@@ -259,18 +285,24 @@ def test_allreduce_raises_when_a_peer_leaves_or_disagrees():
 
     def leaves(rank, coll):
         if rank == 1:
-            return "left"  # closes its socket without taking part
+            return "left"  # closes its sockets without taking part
         return coll.sum_in_order([(rank, np.ones(4))])
 
-    results = _ranks(2, leaves)
+    results = _ranks([[0], [1]], leaves)
     assert isinstance(results[0], CollectiveError) and "closed" in str(results[0])
 
     def disagrees(rank, coll):
         return coll.sum_in_order([(rank, np.ones(4 + rank))])
 
-    results = _ranks(2, disagrees)
-    assert isinstance(results[0], CollectiveError) and "shape" in str(results[0])
-    assert isinstance(results[1], CollectiveError)  # the root left: rank 1 does not hang
+    results = _ranks([[0], [1]], disagrees)
+    assert all(isinstance(r, CollectiveError) for r in results)  # nobody hangs
+    assert any("shape" in str(r) for r in results)
+
+    def wrong_blocks(rank, coll):
+        return coll.sum_in_order([(rank + 1, np.ones(4))])
+
+    results = _ranks([[0], [1]], wrong_blocks)
+    assert all(isinstance(r, ValueError) and "blocks" in str(r) for r in results)
 
 
 def test_a_failing_worker_raises_its_own_error_and_releases_the_others(client, xy):
@@ -315,3 +347,57 @@ def test_a_failing_worker_raises_its_own_error_and_releases_the_others(client, x
     cluster = gbdt._Cluster(client, shards)
     with pytest.raises(AttributeError):  # the unbinned shard's own error, not a CollectiveError
         gbdt._train_on_workers(model, cluster, mapper, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def client3():
+    """Three in-process workers (threads of this process: three ranks' listeners side by side)."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=3, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(3, timeout=120)
+        yield client
+
+
+def _placed(client, X, y, owners):
+    """Dask arrays whose partition ``q`` lives on worker ``owners[q]`` (futures scattered there)."""
+    parts = np.array_split(np.arange(len(X)), len(owners))
+    xs, ys = [], []
+    for rows, worker in zip(parts, owners):
+        fx = client.scatter(X[rows], workers=[worker])
+        fy = client.scatter(y[rows], workers=[worker])
+        xs.append(da.from_delayed(fx, (len(rows), X.shape[1]), X.dtype))
+        ys.append(da.from_delayed(fy, (len(rows),), y.dtype))
+    return da.concatenate(xs), da.concatenate(ys)
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_three_workers_grow_the_single_machines_trees(client3, xy, monkeypatch, interleaved):
+    """The chained all-reduce over 3 ranks: partitions in ranges per worker (3 runs) or dealt
+    round-robin (6 runs, the running sum visits every worker twice); the same trees as one
+    machine either way."""
+    from recforge.distributed import gbdt
+
+    X, y = xy
+    workers = sorted(client3.scheduler_info()["workers"])
+    owners = [workers[q * 3 // 6] for q in range(6)] if not interleaved else workers * 2
+    groups = []
+    init = gbdt._Cluster.__init__
+
+    def spy(self, client, shards):
+        init(self, client, shards)
+        groups.append(dict(self.groups))
+
+    monkeypatch.setattr(gbdt._Cluster, "__init__", spy)
+    params = {"n_estimators": 6, "max_depth": 4, "categorical_features": [CAT], "n_threads": 1}
+    model = fit_gbdt(*_placed(client3, X, y, owners), client3, **params)
+    want = {w: [q for q in range(6) if owners[q] == w] for w in workers}
+    assert groups == [want]
+    local = GBDTClassifier(**params).fit(X, y)
+    assert_same_trees(model, local)
+    assert np.array_equal(model.decision_function(X), local.decision_function(X))

@@ -5,10 +5,13 @@ turns off glibc's dynamic mmap threshold, so every allocation above 128 KiB — 
 block of a ``recommend`` call — is a fresh ``mmap`` whose pages the kernel faults in and zeroes,
 then unmaps. Scoring 40k users × 10k items that way spent ~1 s of system CPU per worker (a quarter
 of the task) zeroing 6 GB of pages, and the zeroing competes for memory bandwidth with the other
-worker. :func:`reuse_freed_memory` raises both thresholds while a task scores (blocks of at most
-:data:`MMAP_THRESHOLD_BYTES` then come from the heap and are reused from call to call) and puts
-the variables' values back, returning the freed memory to the system, when the last scoring task
-of the process ends. A process without the variable (glibc's defaults, dynamic) is left alone.
+worker. The GBDT's training task had the same cost per tree level (each level's histograms,
+partition scratch buffers and received all-reduce total: 2× its worker CPU at 200k rows).
+:func:`reuse_freed_memory` raises both thresholds while a task scores or trains (blocks of at
+most :data:`MMAP_THRESHOLD_BYTES` then come from the heap and are reused from call to call) and
+puts the variables' values back, returning the freed memory to the system, when the last such
+task of the process ends. A process without the variable (glibc's defaults, dynamic) is left
+alone.
 """
 
 from __future__ import annotations

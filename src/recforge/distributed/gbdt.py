@@ -53,8 +53,9 @@ from ..rank.gbdt._grower import GrowParams, Tree, TreeGrower
 from ..rank.gbdt._input import InputSchema
 from ..rank.gbdt._predict import Forest
 from ..rank.gbdt.estimator import _float32, _real_target
-from ._collective import Collective, CollectiveError, close_root, open_root
+from ._collective import Collective, CollectiveError, close_listener, open_listener
 from ._compat import check_client, require_dask, worker_threads
+from ._memory import reuse_freed_memory
 
 __all__ = ["fit_gbdt"]
 
@@ -528,32 +529,30 @@ def _train_on_workers(model, cluster, mapper, rng):
     returns the forest, checked to be the same on every worker."""
     client = cluster.client
     masks = _column_masks(model, len(mapper.n_bins_), rng)
-    workers = list(cluster.groups)  # rank 0 (the root) holds partition 0
+    workers = list(cluster.groups)  # ranked by their first partition
+    placement = [cluster.groups[worker] for worker in workers]
     token = uuid.uuid4().hex
-    root = None
+    addresses = [None] * len(workers)
     if len(workers) > 1:
-        opened = client.submit(
-            open_root,
-            token,
-            len(workers) - 1,
-            workers=[workers[0]],
-            allow_other_workers=False,
-            pure=False,
-        )
-        cluster._wait([opened])  # raises if the root's worker has left
-        root = opened.result()
+        opened = [
+            client.submit(
+                open_listener, token, rank, workers=[w], allow_other_workers=False, pure=False
+            )
+            for rank, w in enumerate(workers)
+        ]
+        cluster._wait(opened)  # raises if a worker has left
+        addresses = client.gather(opened)
     futures = [
         client.submit(
             _train_rank,
             token,
             rank,
-            len(workers),
-            root,
-            cluster.groups[worker],
+            addresses,
+            placement,
             model,
             mapper,
             masks,
-            *[cluster.shards[q] for q in cluster.groups[worker]],
+            *[cluster.shards[q] for q in placement[rank]],
             workers=[worker],
             allow_other_workers=False,
             pure=False,
@@ -561,10 +560,10 @@ def _train_on_workers(model, cluster, mapper, rng):
         for rank, worker in enumerate(workers)
     ]
 
-    def release_root():  # a rank that failed before joining must not keep the root waiting
-        client.run(close_root, token, workers=[workers[0]])
+    def release_listeners():  # a rank that failed before joining must not keep its peers waiting
+        client.run(close_listener, token, workers=workers)
 
-    cluster._wait(futures, on_error=release_root if root is not None else None)
+    cluster._wait(futures, on_error=release_listeners if len(workers) > 1 else None)
     failed = [f for f in futures if f.status == "error"]
     if failed:  # the first cause, not a peer's "connection closed" that followed it
         causes = [f.exception() for f in failed]
@@ -580,12 +579,13 @@ def _train_on_workers(model, cluster, mapper, rng):
     return forest
 
 
-def _train_rank(token, rank, n_ranks, root, indices, model, mapper, masks, *shards):
+def _train_rank(token, rank, addresses, placement, model, mapper, masks, *shards):
     """One worker's part of the fit: every tree grown here from the all-reduced histograms of
-    its ``shards`` (partitions ``indices``). Returns ``(digest of the trees, trees)``; the trees
-    only on rank 0."""
+    its ``shards`` (partitions ``placement[rank]``). Returns ``(digest of the trees, trees)``;
+    the trees only on rank 0."""
+    indices = placement[rank]
     try:
-        with Collective(token, rank, n_ranks, root) as collective:
+        with Collective(token, rank, addresses, placement) as collective, reuse_freed_memory():
 
             def summed(method, *args):
                 blocks = [(q, getattr(s, method)(*args)) for q, s in zip(indices, shards)]
@@ -593,8 +593,7 @@ def _train_rank(token, rank, n_ranks, root, indices, model, mapper, masks, *shar
 
             trees = _grow_forest(model, summed, mapper, masks)
     finally:
-        if rank == 0:
-            close_root(token)
+        close_listener(token, rank)
     digest = hashlib.sha256()
     for tree in trees:
         for name in sorted(tree):

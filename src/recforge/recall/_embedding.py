@@ -18,7 +18,7 @@ def rowwise_scores(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
     Computed in float64 so that a user's scores do not depend on which other users share the batch
     (BLAS blocks float32 products differently per batch shape; the float64 differences vanish when
-    rounded to float32).
+    rounded to float32). Float64 ``targets`` are used as they are (no copy).
     """
     return (np.asarray(queries, np.float64) @ np.asarray(targets, np.float64).T).astype(np.float32)
 
@@ -41,6 +41,9 @@ class EmbeddingRecall(RecallModel):
     A subclass calls ``_cache_unit_rows()`` once its item vectors are final (end of fit, load).
     """
 
+    _unit_rows_ = None
+    _targets64_ = None
+
     def _item_vectors(self) -> np.ndarray:
         raise NotImplementedError
 
@@ -60,8 +63,10 @@ class EmbeddingRecall(RecallModel):
     def _cache_unit_rows(self) -> None:
         """Mark the current item vectors final: their unit rows are computed on the first
         ``_unit_item_vectors()`` call and kept (a fit does not pay for them; implicit's and
-        gensim's norms are lazy too)."""
+        gensim's norms are lazy too); the float64 target copy of the previous vectors is dropped
+        (``_target_vectors64`` makes the new one on first use: 8 B per item and dimension)."""
         self._unit_rows_ = (self._item_vectors(), None)
+        self._targets64_ = None
 
     def _unit_item_vectors(self) -> np.ndarray:
         """Unit rows of ``_item_vectors()``: cached once the vectors are final (marked by
@@ -74,13 +79,36 @@ class EmbeddingRecall(RecallModel):
             self._unit_rows_ = cache = (vectors, unit_rows(vectors))
         return cache[1]
 
+    def _vectors_final(self) -> bool:
+        """Whether ``_item_vectors()`` is the array ``_cache_unit_rows`` marked final (the marker
+        holds a reference, so the identity cannot be a recycled id)."""
+        cache = self._unit_rows_
+        return cache is not None and cache[0] is self._item_vectors()
+
+    def _target_vectors64(self) -> np.ndarray:
+        """``_target_vectors()`` as float64 (n_items, dim), the copy ``rowwise_scores`` needs.
+
+        Kept once the vectors are final, keyed on the target array's identity and shape: served
+        again only while ``_target_vectors()`` returns that very array, of that shape, and the item
+        vectors are still the ones marked final (reset by ``_cache_unit_rows`` at the end of every
+        fit and at load; vectors still training — an LFM callback sees the live arrays — are
+        converted afresh on every call)."""
+        targets = self._target_vectors()
+        if not self._vectors_final():
+            return np.asarray(targets, np.float64)
+        cache = self._targets64_
+        if cache is None or cache[0] is not targets or cache[1].shape != targets.shape:
+            self._targets64_ = cache = (targets, np.asarray(targets, np.float64))
+        return cache[1]
+
     # ---- scoring ---------------------------------------------------------------------------------
     def _with_bias(self, scores: np.ndarray) -> np.ndarray:
         bias = self._target_bias()
         return scores if bias is None else scores + bias
 
     def _score_users(self, user_idx):
-        return self._with_bias(rowwise_scores(self._user_queries(user_idx), self._target_vectors()))
+        targets = self._target_vectors64()
+        return self._with_bias(rowwise_scores(self._user_queries(user_idx), targets))
 
     def _score_history(self, item_idx, weights):
         return self._with_bias(self._target_vectors() @ self._history_query(item_idx, weights))

@@ -74,6 +74,15 @@ PARAMS = [
         "max_bin": 16,
         "random_state": 1,
     },
+    # partition splits with the group limits (they change the trees: checked below)
+    {
+        "n_estimators": 8,
+        "max_depth": 3,
+        "categorical_split": "partition",
+        "max_cat_to_onehot": 2,
+        "min_group_weight": 150.0,
+        "min_category_weight": 30.0,
+    },
 ]
 
 
@@ -95,6 +104,10 @@ def test_classifier_equals_single_machine(client, xy, params):
     assert model.is_categorical_[CAT] and (model.leaves_per_tree_ > 1).all()
     assert np.array_equal(model.decision_function(X), local.decision_function(X))
     assert np.array_equal(model.classes_, local.classes_)
+    if params.get("min_group_weight"):
+        unlimited = {**params, "min_group_weight": 0.0, "min_category_weight": 0.0}
+        other = GBDTClassifier(categorical_features=[CAT], n_threads=1, **unlimited).fit(X, y)
+        assert not np.array_equal(other.decision_function(X), local.decision_function(X))
     # the model is an ordinary one: save / load gives the same predictions
     buf = io.BytesIO()
     model.save(buf)

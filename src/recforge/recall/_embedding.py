@@ -104,7 +104,12 @@ class EmbeddingRecall(RecallModel):
     # ---- scoring ---------------------------------------------------------------------------------
     def _with_bias(self, scores: np.ndarray) -> np.ndarray:
         bias = self._target_bias()
-        return scores if bias is None else scores + bias
+        if bias is None:
+            return scores
+        if bias.dtype == scores.dtype:  # scores is a fresh block: add in place, no second block
+            scores += bias
+            return scores
+        return scores + bias
 
     def _score_users(self, user_idx):
         targets = self._target_vectors64()

@@ -1,6 +1,6 @@
-// Bindings of the neighbourhood CF kernels (recforge/neighbors.hpp). Private: the Python wrappers in
-// recforge.kernels.neighbors validate the CSR arrays; here only the sizes the kernels index by are
-// checked, so that a wrong call raises instead of reading out of bounds.
+// Bindings of the neighbourhood CF kernels (recforge/neighbors.hpp). Private: the Python wrappers
+// in recforge.kernels.neighbors validate the CSR arrays; here only the sizes the kernels index by
+// are checked, so that a wrong call raises instead of reading out of bounds.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -29,8 +29,8 @@ void require_length(const Array<T>& a, int64_t n, const char* name) {
 template <typename T>
 void require_at_least(const Array<T>& a, int64_t n, const char* name) {
     if (a.ndim() != 1 || a.shape(0) < n)
-        throw std::invalid_argument(std::string(name) + " must be 1-D of length >= " +
-                                    std::to_string(n));
+        throw std::invalid_argument(std::string(name) +
+                                    " must be 1-D of length >= " + std::to_string(n));
 }
 
 // A CSR of n_rows rows over the index array `indices` (indptr ends at len(indices)).
@@ -39,8 +39,7 @@ void require_csr(const Array<int64_t>& indptr, const Array<int32_t>& indices, co
         throw std::invalid_argument(std::string(name) + "_indptr must be 1-D, non-empty");
     const int64_t n_rows = indptr.shape(0) - 1;
     if (indices.ndim() != 1 || indptr.data()[0] != 0 || indptr.data()[n_rows] != indices.shape(0))
-        throw std::invalid_argument(std::string(name) +
-                                    "_indptr must run from 0 to len(indices)");
+        throw std::invalid_argument(std::string(name) + "_indptr must run from 0 to len(indices)");
 }
 
 void require_range(int64_t start, int64_t stop, int64_t n_rows) {
@@ -51,10 +50,10 @@ void require_range(int64_t start, int64_t stop, int64_t n_rows) {
 int64_t rows_of(const Array<int64_t>& indptr) { return indptr.shape(0) - 1; }
 
 void cooccurrence_rows_py(Array<int64_t> a_indptr, Array<int32_t> a_indices,
-                          Array<int64_t> b_indptr, Array<int32_t> b_indices,
-                          Array<double> penalty, Array<double> norm, int64_t k, int64_t row_start,
-                          int64_t row_stop, int n_threads, Array<int32_t> out_idx,
-                          Array<float> out_val, Array<int64_t> counts) {
+                          Array<int64_t> b_indptr, Array<int32_t> b_indices, Array<double> penalty,
+                          Array<double> norm, int64_t k, int64_t row_start, int64_t row_stop,
+                          int n_threads, Array<int32_t> out_idx, Array<float> out_val,
+                          Array<int64_t> counts) {
     require_csr(a_indptr, a_indices, "a");
     require_csr(b_indptr, b_indices, "b");
     const int64_t n_rows = rows_of(a_indptr);
@@ -66,18 +65,17 @@ void cooccurrence_rows_py(Array<int64_t> a_indptr, Array<int32_t> a_indices,
     require_length(counts, n_rows, "counts");
     require_range(row_start, row_stop, n_rows);
     py::gil_scoped_release release;
-    recforge::neighbors::cooccurrence_rows(
-        a_indptr.data(), a_indices.data(), b_indptr.data(), b_indices.data(), penalty.data(),
-        norm.data(), n_rows, k, row_start, row_stop, n_threads, out_idx.mutable_data(),
-        out_val.mutable_data(), counts.mutable_data());
+    recforge::neighbors::cooccurrence_rows(a_indptr.data(), a_indices.data(), b_indptr.data(),
+                                           b_indices.data(), penalty.data(), norm.data(), n_rows, k,
+                                           row_start, row_stop, n_threads, out_idx.mutable_data(),
+                                           out_val.mutable_data(), counts.mutable_data());
 }
 
 void cooccurrence_pairs_py(Array<int64_t> a_indptr, Array<int32_t> a_indices,
-                           Array<int64_t> b_indptr, Array<int32_t> b_indices,
-                           Array<double> penalty, Array<double> norm, int64_t k, int64_t row_start,
-                           int64_t row_stop, int n_threads, Array<float> heap_val,
-                           Array<int32_t> heap_idx, Array<int64_t> heap_cnt,
-                           Array<float> heap_min) {
+                           Array<int64_t> b_indptr, Array<int32_t> b_indices, Array<double> penalty,
+                           Array<double> norm, int64_t k, int64_t row_start, int64_t row_stop,
+                           int n_threads, Array<float> heap_val, Array<int32_t> heap_idx,
+                           Array<int64_t> heap_cnt, Array<float> heap_min) {
     require_csr(a_indptr, a_indices, "a");
     require_csr(b_indptr, b_indices, "b");
     const int64_t n_rows = rows_of(a_indptr), n_mid = rows_of(b_indptr);
@@ -114,10 +112,9 @@ void merge_heaps_py(Array<float> heap_val, Array<int32_t> heap_idx, Array<int64_
         if (heap_cnt.data()[h] < 0 || heap_cnt.data()[h] > k)
             throw std::invalid_argument("heap_cnt must lie in [0, k]");
     py::gil_scoped_release release;
-    recforge::neighbors::merge_heaps(heap_val.mutable_data(), heap_idx.mutable_data(),
-                                     heap_cnt.data(), n_heaps, n_rows, k, n_threads,
-                                     out_idx.mutable_data(), out_val.mutable_data(),
-                                     counts.mutable_data());
+    recforge::neighbors::merge_heaps(
+        heap_val.mutable_data(), heap_idx.mutable_data(), heap_cnt.data(), n_heaps, n_rows, k,
+        n_threads, out_idx.mutable_data(), out_val.mutable_data(), counts.mutable_data());
 }
 
 void cooccurrence_counts_py(Array<int64_t> a_indptr, Array<int32_t> a_indices,
@@ -135,10 +132,9 @@ void cooccurrence_counts_py(Array<int64_t> a_indptr, Array<int32_t> a_indices,
 }
 
 void cooccurrence_fill_py(Array<int64_t> a_indptr, Array<int32_t> a_indices,
-                          Array<int64_t> b_indptr, Array<int32_t> b_indices,
-                          Array<double> penalty, int64_t row_start, int64_t row_stop,
-                          int n_threads, Array<int64_t> indptr, Array<int32_t> out_indices,
-                          Array<double> out_data) {
+                          Array<int64_t> b_indptr, Array<int32_t> b_indices, Array<double> penalty,
+                          int64_t row_start, int64_t row_stop, int n_threads, Array<int64_t> indptr,
+                          Array<int32_t> out_indices, Array<double> out_data) {
     require_csr(a_indptr, a_indices, "a");
     require_csr(b_indptr, b_indices, "b");
     const int64_t n_rows = rows_of(a_indptr);
@@ -148,10 +144,10 @@ void cooccurrence_fill_py(Array<int64_t> a_indptr, Array<int32_t> a_indices,
     require_length(out_indices, indptr.data()[row_stop - row_start], "out_indices");
     require_length(out_data, indptr.data()[row_stop - row_start], "out_data");
     py::gil_scoped_release release;
-    recforge::neighbors::cooccurrence_fill(
-        a_indptr.data(), a_indices.data(), b_indptr.data(), b_indices.data(), penalty.data(),
-        n_rows, row_start, row_stop, n_threads, indptr.data(), out_indices.mutable_data(),
-        out_data.mutable_data());
+    recforge::neighbors::cooccurrence_fill(a_indptr.data(), a_indices.data(), b_indptr.data(),
+                                           b_indices.data(), penalty.data(), n_rows, row_start,
+                                           row_stop, n_threads, indptr.data(),
+                                           out_indices.mutable_data(), out_data.mutable_data());
 }
 
 void topk_csr_rows_py(Array<int64_t> indptr, Array<int32_t> indices, Array<double> data,
@@ -167,10 +163,9 @@ void topk_csr_rows_py(Array<int64_t> indptr, Array<int32_t> indices, Array<doubl
     require_length(out_val, n_out * k, "out_val");
     require_length(counts, n_out, "counts");
     py::gil_scoped_release release;
-    recforge::neighbors::topk_csr_rows(indptr.data(), indices.data(), data.data(), n_out,
-                                       row_start, norm.data(), k, n_threads,
-                                       out_idx.mutable_data(), out_val.mutable_data(),
-                                       counts.mutable_data());
+    recforge::neighbors::topk_csr_rows(indptr.data(), indices.data(), data.data(), n_out, row_start,
+                                       norm.data(), k, n_threads, out_idx.mutable_data(),
+                                       out_val.mutable_data(), counts.mutable_data());
 }
 
 void check_two_hop(const Array<int64_t>& rows, const Array<int64_t>& q_indptr,
@@ -199,8 +194,7 @@ py::array_t<float> two_hop_scores_py(Array<int64_t> rows, Array<int64_t> q_indpt
         py::gil_scoped_release release;
         recforge::neighbors::two_hop_scores(rows.data(), n_out, q_indptr.data(), q_indices.data(),
                                             q_data.data(), n_indptr.data(), n_indices.data(),
-                                            n_data.data(), n_items, n_threads,
-                                            out.mutable_data());
+                                            n_data.data(), n_items, n_threads, out.mutable_data());
     }
     return out;
 }
@@ -253,10 +247,10 @@ void bind_neighbors(py::module_& m) {
           py::arg("k"), py::arg("n_threads"), py::arg("out_idx").noconvert(),
           py::arg("out_val").noconvert(), py::arg("counts").noconvert(),
           "Merge each row's per-thread heaps and write the row best first.");
-    m.def("neighbors_cooccurrence_counts", &cooccurrence_counts_py,
-          py::arg("a_indptr").noconvert(), py::arg("a_indices").noconvert(),
-          py::arg("b_indptr").noconvert(), py::arg("b_indices").noconvert(), py::arg("row_start"),
-          py::arg("row_stop"), py::arg("n_threads"), py::arg("counts").noconvert(),
+    m.def("neighbors_cooccurrence_counts", &cooccurrence_counts_py, py::arg("a_indptr").noconvert(),
+          py::arg("a_indices").noconvert(), py::arg("b_indptr").noconvert(),
+          py::arg("b_indices").noconvert(), py::arg("row_start"), py::arg("row_stop"),
+          py::arg("n_threads"), py::arg("counts").noconvert(),
           "Distinct co-occurring rows b != a of rows [row_start, row_stop).");
     m.def("neighbors_cooccurrence_fill", &cooccurrence_fill_py, py::arg("a_indptr").noconvert(),
           py::arg("a_indices").noconvert(), py::arg("b_indptr").noconvert(),

@@ -144,8 +144,7 @@ inline void write_sorted(uint64_t* keys, int64_t n, int32_t* out_idx, float* out
 }
 
 // Write the best k of keys[0:n], best first, to out_*; returns how many.
-inline int64_t write_top_k(uint64_t* keys, int64_t n, int64_t k, int32_t* out_idx,
-                           float* out_val) {
+inline int64_t write_top_k(uint64_t* keys, int64_t n, int64_t k, int32_t* out_idx, float* out_val) {
     if (n > k) {
         select_largest(keys, n, k);
         n = k;
@@ -208,9 +207,9 @@ struct Scratch {
 // `cap` keys cut back to its best k whenever full; only keys above the k-th best so far enter.
 inline void cooccurrence_rows(const int64_t* a_indptr, const int32_t* a_indices,
                               const int64_t* b_indptr, const int32_t* b_indices,
-                              const double* penalty, const double* norm, int64_t n_rows,
-                              int64_t k, int64_t row_start, int64_t row_stop, int n_threads,
-                              int32_t* out_idx, float* out_val, int64_t* counts) {
+                              const double* penalty, const double* norm, int64_t n_rows, int64_t k,
+                              int64_t row_start, int64_t row_stop, int n_threads, int32_t* out_idx,
+                              float* out_val, int64_t* counts) {
     if (row_stop <= row_start) return;
     const int64_t cap = std::max<int64_t>(4 * k, 64);
     std::vector<double> inv_norm(static_cast<size_t>(n_rows));
@@ -314,8 +313,8 @@ inline void cooccurrence_pairs(const int64_t* a_indptr, const int32_t* a_indices
                                const int64_t* b_indptr, const int32_t* b_indices,
                                const double* penalty, const double* norm, int64_t n_rows,
                                int64_t n_mid, int64_t k, int64_t row_start, int64_t row_stop,
-                               int n_threads, float* heap_val, int32_t* heap_idx,
-                               int64_t* heap_cnt, float* heap_min) {
+                               int n_threads, float* heap_val, int32_t* heap_idx, int64_t* heap_cnt,
+                               float* heap_min) {
     if (row_stop <= row_start) return;
     const auto* mids = reinterpret_cast<const uint32_t*>(a_indices);
     const auto* targets = reinterpret_cast<const uint32_t*>(b_indices);
@@ -326,8 +325,8 @@ inline void cooccurrence_pairs(const int64_t* a_indptr, const int32_t* a_indices
     std::vector<Scratch> scratch(static_cast<size_t>(std::max(1, n_threads)));
     const auto offer = [&](int64_t h, float value, int32_t index) {
         if (value >= heap_min[h]) {
-            heap_cnt[h] = heap_offer(heap_val + h * k, heap_idx + h * k, heap_cnt[h], k, value,
-                                     index);
+            heap_cnt[h] =
+                heap_offer(heap_val + h * k, heap_idx + h * k, heap_cnt[h], k, value, index);
             if (heap_cnt[h] == k) heap_min[h] = heap_val[h * k];
         }
     };
@@ -362,8 +361,8 @@ inline void cooccurrence_pairs(const int64_t* a_indptr, const int32_t* a_indices
 // Merge every row's per-thread heaps (n_heaps of them) into the first and write it best first to
 // out_idx / out_val (row a at a * k) and counts.
 inline void merge_heaps(float* heap_val, int32_t* heap_idx, const int64_t* heap_cnt,
-                        int64_t n_heaps, int64_t n_rows, int64_t k, int n_threads,
-                        int32_t* out_idx, float* out_val, int64_t* counts) {
+                        int64_t n_heaps, int64_t n_rows, int64_t k, int n_threads, int32_t* out_idx,
+                        float* out_val, int64_t* counts) {
     std::vector<int64_t> cum(static_cast<size_t>(n_rows + 1));
     for (int64_t a = 0; a <= n_rows; ++a) cum[a] = a;
     const std::vector<int64_t> bounds =
@@ -393,9 +392,9 @@ inline void merge_heaps(float* heap_val, int32_t* heap_idx, const int64_t* heap_
 
 // counts[a - row_start] = distinct rows b != a sharing an intermediate with row a.
 inline void cooccurrence_counts(const int64_t* a_indptr, const int32_t* a_indices,
-                                const int64_t* b_indptr, const int32_t* b_indices,
-                                int64_t n_rows, int64_t row_start, int64_t row_stop,
-                                int n_threads, int64_t* counts) {
+                                const int64_t* b_indptr, const int32_t* b_indices, int64_t n_rows,
+                                int64_t row_start, int64_t row_stop, int n_threads,
+                                int64_t* counts) {
     if (row_stop <= row_start) return;
     const std::vector<int64_t> cum =
         two_hop_cumulative(nullptr, row_start, row_stop - row_start, a_indptr, a_indices, b_indptr);
@@ -503,9 +502,9 @@ inline void topk_csr_rows(const int64_t* indptr, const int32_t* indices, const d
 
 // Dense block: out (n_out, n_items) float32, zero-filled.
 inline void two_hop_scores(const int64_t* rows, int64_t n_out, const int64_t* q_indptr,
-                           const int32_t* q_indices, const float* q_data,
-                           const int64_t* n_indptr, const int32_t* n_indices, const float* n_data,
-                           int64_t n_items, int n_threads, float* out) {
+                           const int32_t* q_indices, const float* q_data, const int64_t* n_indptr,
+                           const int32_t* n_indices, const float* n_data, int64_t n_items,
+                           int n_threads, float* out) {
     if (n_out <= 0) return;
     const std::vector<int64_t> cum =
         two_hop_cumulative(rows, 0, n_out, q_indptr, q_indices, n_indptr);

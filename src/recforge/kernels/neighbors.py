@@ -50,7 +50,14 @@ def _f32(a):
 
 
 def _similarity_inputs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm):
-    return _i64(a_indptr), _i32(a_indices), _i64(b_indptr), _i32(b_indices), _f64(penalty), _f64(norm)
+    return (
+        _i64(a_indptr),
+        _i32(a_indices),
+        _i64(b_indptr),
+        _i32(b_indices),
+        _f64(penalty),
+        _f64(norm),
+    )
 
 
 _COOC_DOC = """

@@ -121,17 +121,23 @@ def movielens():
 @pytest.mark.parametrize("model_cls", [ItemCF, UserCF])
 @pytest.mark.parametrize("n_neighbors", [1, 20, 100])
 @pytest.mark.parametrize("normalize_max", [False, True])
-def test_movielens_similarity_bit_identical_to_exact(movielens, model_cls, n_neighbors, normalize_max):
+def test_movielens_similarity_bit_identical_to_exact(
+    movielens, model_cls, n_neighbors, normalize_max
+):
     matrix = movielens.matrix
     if model_cls is ItemCF:
         rows, penalty = matrix.T.tocsr(), log_penalty(np.diff(matrix.indptr))
     else:
         rows, penalty = matrix, log_penalty(np.bincount(matrix.indices, minlength=matrix.shape[1]))
-    expected = neighbors_to_csr(*exact_topk(sp.csr_matrix(rows), penalty, n_neighbors), normalize_max)
+    expected = neighbors_to_csr(
+        *exact_topk(sp.csr_matrix(rows), penalty, n_neighbors), normalize_max
+    )
     for n_threads in (1, 3):
-        sim = model_cls(
-            n_neighbors=n_neighbors, normalize_max=normalize_max, n_threads=n_threads
-        ).fit(movielens).similarity_
+        sim = (
+            model_cls(n_neighbors=n_neighbors, normalize_max=normalize_max, n_threads=n_threads)
+            .fit(movielens)
+            .similarity_
+        )
         assert_same((sim.indptr.astype(np.int64), sim.indices, sim.data), expected)
 
 
@@ -171,7 +177,9 @@ def test_two_hop_independent_of_threads_and_equal_dense_then_topk():
     mask = (np.arange(300) % 11 == 0).astype(np.uint8)
     one = two_hop_topk(rows, *qa, *na, 300, exclude[0], exclude[1], mask, 40, 1)
     for n_workers in (2, 5):
-        assert_same(two_hop_topk(rows, *qa, *na, 300, exclude[0], exclude[1], mask, 40, n_workers), one)
+        assert_same(
+            two_hop_topk(rows, *qa, *na, 300, exclude[0], exclude[1], mask, 40, n_workers), one
+        )
 
 
 def test_read_only_inputs_are_accepted():
@@ -199,7 +207,9 @@ def test_bad_calls_raise_instead_of_reading_out_of_bounds():
     with pytest.raises(ValueError, match="a_indptr"):
         _core.neighbors_cooccurrence_rows(a_indptr[:-1], *args[1:], 0, 9, 1, *out)
     with pytest.raises(TypeError):  # int64 indices: no silent conversion inside the binding
-        _core.neighbors_cooccurrence_rows(a_indptr, a_indices.astype(np.int64), *args[2:], 0, 10, 1, *out)
+        _core.neighbors_cooccurrence_rows(
+            a_indptr, a_indices.astype(np.int64), *args[2:], 0, 10, 1, *out
+        )
     with pytest.raises(ValueError, match="n_threads"):
         heaps = (np.zeros(30, np.float32), np.zeros(30, np.int32), np.zeros(10, np.int64))
         _core.neighbors_cooccurrence_pairs(*args, 0, 10, 2, *heaps, np.zeros(10, np.float32))
@@ -207,7 +217,17 @@ def test_bad_calls_raise_instead_of_reading_out_of_bounds():
     with pytest.raises(ValueError, match="rows"):
         two_hop_scores(np.array([0, 3]), *q, *q, 3)
     with pytest.raises(ValueError, match="mask"):
-        two_hop_topk(np.array([0]), *q, *q, 3, np.array([0, 0]), np.zeros(0, np.int32), np.zeros(2, np.uint8), 1, 1)
+        two_hop_topk(
+            np.array([0]),
+            *q,
+            *q,
+            3,
+            np.array([0, 0]),
+            np.zeros(0, np.int32),
+            np.zeros(2, np.uint8),
+            1,
+            1,
+        )
 
 
 NO_NUMBA = r"""
@@ -231,7 +251,9 @@ def test_fit_and_recommend_start_no_numba():
     """No Numba kernel is called (the first call of a process costs ~0.2 s of Numba start and cache
     loads) and Numba's threading layer is not started by an ItemCF / UserCF fit and recommend:
     a first fit after ``recforge warmup`` close to a warm one."""
-    out = subprocess.run([sys.executable, "-c", NO_NUMBA], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", NO_NUMBA], capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr
     state = json.loads(out.stdout.strip().splitlines()[-1])
     assert state == {"called": [], "threads": False}

@@ -60,6 +60,18 @@ def _similarity_inputs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm):
     )
 
 
+def _two_hop_inputs(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data):
+    return (
+        _i64(rows),
+        _i64(q_indptr),
+        _i32(q_indices),
+        _f32(q_data),
+        _i64(n_indptr),
+        _i32(n_indices),
+        _f32(n_data),
+    )
+
+
 _COOC_DOC = """
     ``A`` (n_rows × n_mid) holds which intermediates each row touches (for ItemCF: item → users),
     ``B`` = ``Aᵀ`` (n_mid × n_rows, for ItemCF: user → items). The similarity of rows ``a != b`` is
@@ -91,47 +103,63 @@ _COOC_DOC = """
 """
 
 
-def _over_slices(kernel, n_rows, n_slices, progress):
-    """``kernel(start, stop)`` over ``n_slices`` consecutive slices of the rows ``[0, n_rows)``,
-    ``progress(stop - start)`` after each."""
-    edges = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
-    for start, stop in zip(edges[:-1].tolist(), edges[1:].tolist()):
-        if stop > start:
-            kernel(start, stop)
-            if progress is not None:
-                progress(stop - start)
-
-
-def cooccurrence_topk(
-    a_indptr,
-    a_indices,
-    b_indptr,
-    b_indices,
-    penalty,
-    norm,
-    n_neighbors,
-    n_workers,
-    n_slices=1,
-    progress=None,
-):
-    inputs = _similarity_inputs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm)
-    n_rows = inputs[0].shape[0] - 1
-    k = int(n_neighbors)
-    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
-    out_val = np.zeros(n_rows * k, dtype=np.float32)
-    counts = np.zeros(n_rows, dtype=np.int64)
-    n_threads = max(1, int(n_workers))
-    _over_slices(
-        lambda start, stop: _core.neighbors_cooccurrence_rows(
-            *inputs, k, start, stop, n_threads, out_idx, out_val, counts
-        ),
-        n_rows,
-        n_slices,
-        progress,
+def _top_lists(n_rows, k):
+    """Empty top lists, flat: nbr_idx int32 (n_rows * k,) of -1, nbr_val float32 of 0, counts int64."""
+    return (
+        np.full(n_rows * k, -1, dtype=np.int32),
+        np.zeros(n_rows * k, dtype=np.float32),
+        np.zeros(n_rows, dtype=np.int64),
     )
-    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 
+def _similarity_kernel(name, by_pairs):
+    """The public similarity function ``name``: every row on its own, or (``by_pairs``) each pair
+    once into per-thread bounded heaps merged at the end."""
+
+    def kernel(
+        a_indptr,
+        a_indices,
+        b_indptr,
+        b_indices,
+        penalty,
+        norm,
+        n_neighbors,
+        n_workers,
+        n_slices=1,
+        progress=None,
+    ):
+        inputs = _similarity_inputs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm)
+        n_rows = inputs[0].shape[0] - 1
+        k = int(n_neighbors)
+        n_threads = max(1, int(n_workers))
+        out = _top_lists(n_rows, k)
+        if by_pairs:
+            # thread w's heap of row a at (w * n_rows + a) * k; its count and k-th best (once
+            # full, 0 before) at w * n_rows + a
+            heaps = (
+                np.empty(n_threads * n_rows * k, dtype=np.float32),
+                np.empty(n_threads * n_rows * k, dtype=np.int32),
+                np.zeros(n_threads * n_rows, dtype=np.int64),
+                np.zeros(n_threads * n_rows, dtype=np.float32),
+            )
+            step, into = _core.neighbors_cooccurrence_pairs, heaps
+        else:
+            step, into = _core.neighbors_cooccurrence_rows, out
+        edges = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
+        for start, stop in zip(edges[:-1].tolist(), edges[1:].tolist()):
+            if stop > start:
+                step(*inputs, k, start, stop, n_threads, *into)
+                if progress is not None:
+                    progress(stop - start)
+        if by_pairs:
+            _core.neighbors_merge_heaps(*heaps[:3], n_rows, k, n_threads, *out)
+        return out[0].reshape(n_rows, k), out[1].reshape(n_rows, k), out[2]
+
+    kernel.__name__ = kernel.__qualname__ = name
+    return kernel
+
+
+cooccurrence_topk = _similarity_kernel("cooccurrence_topk", by_pairs=False)
 cooccurrence_topk.__doc__ = (
     """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, row by row.
 
@@ -154,44 +182,7 @@ cooccurrence_topk.__doc__ = (
 )
 
 
-def cooccurrence_topk_symmetric(
-    a_indptr,
-    a_indices,
-    b_indptr,
-    b_indices,
-    penalty,
-    norm,
-    n_neighbors,
-    n_workers,
-    n_slices=1,
-    progress=None,
-):
-    inputs = _similarity_inputs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm)
-    n_rows = inputs[0].shape[0] - 1
-    k = int(n_neighbors)
-    n_threads = max(1, int(n_workers))
-    # thread w's heap of row a at (w * n_rows + a) * k
-    heap_val = np.empty(n_threads * n_rows * k, dtype=np.float32)
-    heap_idx = np.empty(n_threads * n_rows * k, dtype=np.int32)
-    heap_cnt = np.zeros(n_threads * n_rows, dtype=np.int64)
-    heap_min = np.zeros(n_threads * n_rows, dtype=np.float32)  # k-th best once full (0 before)
-    _over_slices(
-        lambda start, stop: _core.neighbors_cooccurrence_pairs(
-            *inputs, k, start, stop, n_threads, heap_val, heap_idx, heap_cnt, heap_min
-        ),
-        n_rows,
-        n_slices,
-        progress,
-    )
-    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
-    out_val = np.zeros(n_rows * k, dtype=np.float32)
-    counts = np.zeros(n_rows, dtype=np.int64)
-    _core.neighbors_merge_heaps(
-        heap_val, heap_idx, heap_cnt, n_rows, k, n_threads, out_idx, out_val, counts
-    )
-    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
-
-
+cooccurrence_topk_symmetric = _similarity_kernel("cooccurrence_topk_symmetric", by_pairs=True)
 cooccurrence_topk_symmetric.__doc__ = (
     """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, each pair once.
 
@@ -273,13 +264,7 @@ def two_hop_scores(
     [[1.0, 0.0, 2.0]]
     """
     return _core.neighbors_two_hop_scores(
-        _i64(rows),
-        _i64(q_indptr),
-        _i32(q_indices),
-        _f32(q_data),
-        _i64(n_indptr),
-        _i32(n_indices),
-        _f32(n_data),
+        *_two_hop_inputs(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data),
         int(n_items),
         resolve_n_threads(n_threads),
     )
@@ -337,13 +322,7 @@ def two_hop_topk(
     ([[2, 0]], [[2.0, 1.0]])
     """
     return _core.neighbors_two_hop_topk(
-        _i64(rows),
-        _i64(q_indptr),
-        _i32(q_indices),
-        _f32(q_data),
-        _i64(n_indptr),
-        _i32(n_indices),
-        _f32(n_data),
+        *_two_hop_inputs(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data),
         int(n_items),
         _i64(ex_indptr),
         _i32(ex_indices),
@@ -420,9 +399,7 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_workers
     indptr = _i64(indptr)
     n_rows = indptr.shape[0] - 1
     k = int(n_neighbors)
-    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
-    out_val = np.zeros(n_rows * k, dtype=np.float32)
-    counts = np.zeros(n_rows, dtype=np.int64)
+    out_idx, out_val, counts = _top_lists(n_rows, k)
     _core.neighbors_topk_csr_rows(
         indptr,
         _i32(indices),

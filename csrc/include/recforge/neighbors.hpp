@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "recforge/parallel.hpp"
+#include "recforge/simd.hpp"
 
 namespace recforge {
 namespace neighbors {
@@ -86,46 +87,52 @@ inline std::vector<int64_t> lower_two_hop_cumulative(const int64_t* a_indptr,
     return cum;
 }
 
-// Run row_fn(row, thread_id) for rows [0, n_rows) (relative), chunks cut by `bounds`, pulled
-// dynamically by up to n_threads threads.
-template <typename RowFn>
-void over_chunks(const std::vector<int64_t>& bounds, int n_threads, RowFn&& row_fn) {
+// Run chunk_fn(r0, r1, thread_id) for the chunks [bounds[c], bounds[c + 1]) of rows (relative),
+// pulled dynamically by up to n_threads threads.
+template <typename ChunkFn>
+void over_chunks(const std::vector<int64_t>& bounds, int n_threads, ChunkFn&& chunk_fn) {
     const int64_t n_chunks = static_cast<int64_t>(bounds.size()) - 1;
     parallel_for(
-        n_chunks, n_threads,
-        [&](int64_t c, int tid) {
-            for (int64_t r = bounds[c]; r < bounds[c + 1]; ++r) row_fn(r, tid);
-        },
+        n_chunks, n_threads, [&](int64_t c, int tid) { chunk_fn(bounds[c], bounds[c + 1], tid); },
         1);
+}
+
+// Run row_fn(row, thread_id) for every row of the chunks of over_chunks.
+template <typename RowFn>
+void over_rows(const std::vector<int64_t>& bounds, int n_threads, RowFn&& row_fn) {
+    over_chunks(bounds, n_threads, [&](int64_t r0, int64_t r1, int tid) {
+        for (int64_t r = r0; r < r1; ++r) row_fn(r, tid);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
 // (float32 value > 0, index) as one uint64 ordered like (value desc, index asc): larger = better.
 // Positive float32s order like their bit patterns, so the value's bits go high and ~index low.
-inline uint64_t rank_key(float value, uint32_t index) {
+RECFORGE_ALWAYS_INLINE uint64_t rank_key(float value, uint32_t index) {
     uint32_t bits;
     std::memcpy(&bits, &value, sizeof bits);
     return (static_cast<uint64_t>(bits) << 32) | (0xFFFFFFFFull - index);
 }
 
-inline float key_value(uint64_t key) {
+RECFORGE_ALWAYS_INLINE float key_value(uint64_t key) {
     const uint32_t bits = static_cast<uint32_t>(key >> 32);
     float value;
     std::memcpy(&value, &bits, sizeof value);
     return value;
 }
 
-inline int32_t key_index(uint64_t key) {
+RECFORGE_ALWAYS_INLINE int32_t key_index(uint64_t key) {
     return static_cast<int32_t>(0xFFFFFFFFull - (key & 0xFFFFFFFFull));
 }
 
 // Move the k largest of the distinct keys[0:n] to keys[0:k], the smallest of them at k - 1.
-inline void select_largest(uint64_t* keys, int64_t n, int64_t k) {
+RECFORGE_ALWAYS_INLINE void select_largest(uint64_t* keys, int64_t n, int64_t k) {
     std::nth_element(keys, keys + (k - 1), keys + n, std::greater<uint64_t>());
 }
 
 // Write the distinct keys[0:n] best first as (index, value) to out_*[0:n].
-inline void write_sorted(uint64_t* keys, int64_t n, int32_t* out_idx, float* out_val) {
+RECFORGE_ALWAYS_INLINE void write_sorted(uint64_t* keys, int64_t n, int32_t* out_idx,
+                                         float* out_val) {
     if (n > kRankSortMax) {
         std::sort(keys, keys + n, std::greater<uint64_t>());
         for (int64_t s = 0; s < n; ++s) {
@@ -144,7 +151,8 @@ inline void write_sorted(uint64_t* keys, int64_t n, int32_t* out_idx, float* out
 }
 
 // Write the best k of keys[0:n], best first, to out_*; returns how many.
-inline int64_t write_top_k(uint64_t* keys, int64_t n, int64_t k, int32_t* out_idx, float* out_val) {
+RECFORGE_ALWAYS_INLINE int64_t write_top_k(uint64_t* keys, int64_t n, int64_t k, int32_t* out_idx,
+                                           float* out_val) {
     if (n > k) {
         select_largest(keys, n, k);
         n = k;
@@ -155,9 +163,22 @@ inline int64_t write_top_k(uint64_t* keys, int64_t n, int64_t k, int32_t* out_id
 
 // acc[targets[start:stop]] += w; targets whose acc was 0 are appended to touched (which needs a
 // spare slot: every target is written there, only new ones kept). Returns the new n_touched.
-inline int64_t accumulate(double* acc, uint32_t* touched, int64_t n_touched,
-                          const uint32_t* targets, int64_t start, int64_t stop, double w) {
-    for (int64_t q = start; q < stop; ++q) {
+// The targets of one range are distinct, so two are loaded before either is stored.
+RECFORGE_ALWAYS_INLINE int64_t accumulate(double* __restrict acc, uint32_t* __restrict touched,
+                                          int64_t n_touched, const uint32_t* __restrict targets,
+                                          int64_t start, int64_t stop, double w) {
+    int64_t q = start;
+    for (; q + 1 < stop; q += 2) {
+        const uint32_t b0 = targets[q], b1 = targets[q + 1];
+        const double x0 = acc[b0], x1 = acc[b1];
+        touched[n_touched] = b0;
+        n_touched += x0 == 0.0;
+        touched[n_touched] = b1;
+        n_touched += x1 == 0.0;
+        acc[b0] = x0 + w;
+        acc[b1] = x1 + w;
+    }
+    if (q < stop) {
         const uint32_t b = targets[q];
         const double x = acc[b];
         touched[n_touched] = b;
@@ -169,9 +190,10 @@ inline int64_t accumulate(double* acc, uint32_t* touched, int64_t n_touched,
 
 // Row a of A . diag(penalty) . B into acc, intermediates in increasing order (every caller sums
 // in the same order: bit-identical numerators). Returns n_touched.
-inline int64_t accumulate_row(double* acc, uint32_t* touched, const int64_t* a_indptr,
-                              const uint32_t* mids, const int64_t* b_indptr,
-                              const uint32_t* targets, const double* penalty, int64_t a) {
+RECFORGE_ALWAYS_INLINE int64_t accumulate_row(double* __restrict acc, uint32_t* __restrict touched,
+                                              const int64_t* a_indptr, const uint32_t* mids,
+                                              const int64_t* b_indptr, const uint32_t* targets,
+                                              const double* penalty, int64_t a) {
     int64_t n_touched = 0;
     for (int64_t p = a_indptr[a]; p < a_indptr[a + 1]; ++p) {
         const uint32_t mid = mids[p];
@@ -205,37 +227,44 @@ struct Scratch {
 // Row by row (each pair twice): rows [row_start, row_stop) into out_idx / out_val (n_rows * k,
 // row a at a * k, prefilled with -1 / 0) and counts. A row's candidates pass through a buffer of
 // `cap` keys cut back to its best k whenever full; only keys above the k-th best so far enter.
-inline void cooccurrence_rows(const int64_t* a_indptr, const int32_t* a_indices,
-                              const int64_t* b_indptr, const int32_t* b_indices,
-                              const double* penalty, const double* norm, int64_t n_rows, int64_t k,
-                              int64_t row_start, int64_t row_stop, int n_threads, int32_t* out_idx,
-                              float* out_val, int64_t* counts) {
-    if (row_stop <= row_start) return;
-    const int64_t cap = std::max<int64_t>(4 * k, 64);
-    std::vector<double> inv_norm(static_cast<size_t>(n_rows));
-    for (int64_t b = 0; b < n_rows; ++b) inv_norm[b] = 1.0 / norm[b];
-    const auto* mids = reinterpret_cast<const uint32_t*>(a_indices);
-    const auto* targets = reinterpret_cast<const uint32_t*>(b_indices);
-    const std::vector<int64_t> cum =
-        two_hop_cumulative(nullptr, row_start, row_stop - row_start, a_indptr, a_indices, b_indptr);
-    const std::vector<int64_t> bounds = balanced_bounds(
-        cum.data(), row_stop - row_start, std::max(1, n_threads) * kChunksPerThread, 1.0);
-    std::vector<Scratch> scratch(static_cast<size_t>(std::max(1, n_threads)));
-    over_chunks(bounds, n_threads, [&](int64_t r, int tid) {
-        Scratch& s = scratch[tid];
-        s.ensure(n_rows, cap);
-        double* acc = s.acc.data();
-        uint64_t* keys = s.keys.data();
-        const int64_t a = row_start + r;
+// The arguments of one cooccurrence_rows call (the chunk function copies them to locals: stores
+// through the outputs cannot alias them).
+struct RowsCall {
+    const int64_t* a_indptr;
+    const uint32_t* mids;
+    const int64_t* b_indptr;
+    const uint32_t* targets;
+    const double* penalty;
+    const double* norm;
+    const double* inv_norm;
+    int64_t k, cap, row_start;
+    int32_t* out_idx;
+    float* out_val;
+    int64_t* counts;
+};
+
+RECFORGE_HOT_CLONES
+inline void cooccurrence_rows_chunk(const RowsCall& call, int64_t r0, int64_t r1,
+                                    double* __restrict acc, uint32_t* __restrict touched,
+                                    uint64_t* __restrict keys) {
+    const int64_t* const a_indptr = call.a_indptr;
+    const uint32_t* const mids = call.mids;
+    const int64_t* const b_indptr = call.b_indptr;
+    const uint32_t* const targets = call.targets;
+    const double* const penalty = call.penalty;
+    const double* const norm = call.norm;
+    const double* const inv_norm = call.inv_norm;
+    const int64_t k = call.k, cap = call.cap;
+    for (int64_t a = call.row_start + r0; a < call.row_start + r1; ++a) {
         const int64_t n_touched =
-            accumulate_row(acc, s.touched.data(), a_indptr, mids, b_indptr, targets, penalty, a);
+            accumulate_row(acc, touched, a_indptr, mids, b_indptr, targets, penalty, a);
         acc[a] = 0.0;
         const double norm_a = norm[a];
         int64_t n = 0;
         uint64_t worst = 0;  // the k-th best key once the buffer was cut, else 0
         double bound = 0.0;
         for (int64_t t = 0; t < n_touched; ++t) {
-            const uint32_t b = s.touched[t];
+            const uint32_t b = touched[t];
             const double x = acc[b];
             acc[b] = 0.0;
             // no division for most: x / (norm_a * norm[b]) under the midpoint between the k-th
@@ -257,17 +286,52 @@ inline void cooccurrence_rows(const int64_t* a_indptr, const int32_t* a_indices,
                         (1.0 - 1e-12);
             }
         }
-        counts[a] = write_top_k(keys, n, k, out_idx + a * k, out_val + a * k);
+        call.counts[a] = write_top_k(keys, n, k, call.out_idx + a * k, call.out_val + a * k);
+    }
+}
+
+inline void cooccurrence_rows(const int64_t* a_indptr, const int32_t* a_indices,
+                              const int64_t* b_indptr, const int32_t* b_indices,
+                              const double* penalty, const double* norm, int64_t n_rows, int64_t k,
+                              int64_t row_start, int64_t row_stop, int n_threads, int32_t* out_idx,
+                              float* out_val, int64_t* counts) {
+    if (row_stop <= row_start) return;
+    const int64_t cap = std::max<int64_t>(4 * k, 64);
+    std::vector<double> inv_norm(static_cast<size_t>(n_rows));
+    for (int64_t b = 0; b < n_rows; ++b) inv_norm[b] = 1.0 / norm[b];
+    const RowsCall call{a_indptr,
+                        reinterpret_cast<const uint32_t*>(a_indices),
+                        b_indptr,
+                        reinterpret_cast<const uint32_t*>(b_indices),
+                        penalty,
+                        norm,
+                        inv_norm.data(),
+                        k,
+                        cap,
+                        row_start,
+                        out_idx,
+                        out_val,
+                        counts};
+    const std::vector<int64_t> cum =
+        two_hop_cumulative(nullptr, row_start, row_stop - row_start, a_indptr, a_indices, b_indptr);
+    const std::vector<int64_t> bounds = balanced_bounds(
+        cum.data(), row_stop - row_start, std::max(1, n_threads) * kChunksPerThread, 1.0);
+    std::vector<Scratch> scratch(static_cast<size_t>(std::max(1, n_threads)));
+    over_chunks(bounds, n_threads, [&](int64_t r0, int64_t r1, int tid) {
+        Scratch& s = scratch[tid];
+        s.ensure(n_rows, cap);
+        cooccurrence_rows_chunk(call, r0, r1, s.acc.data(), s.touched.data(), s.keys.data());
     });
 }
 
 // (v1, i1) ranks below (v2, i2): smaller value, or equal value and larger index.
-inline bool worse(float v1, int32_t i1, float v2, int32_t i2) {
+RECFORGE_ALWAYS_INLINE bool worse(float v1, int32_t i1, float v2, int32_t i2) {
     return v1 < v2 || (v1 == v2 && i1 > i2);
 }
 
 // Put (value, index) at the root of the n-entry heap hv/hi (worst on top) and sift it down.
-inline void sift_down(float* hv, int32_t* hi, int64_t n, float value, int32_t index) {
+RECFORGE_ALWAYS_INLINE void sift_down(float* hv, int32_t* hi, int64_t n, float value,
+                                      int32_t index) {
     int64_t pos = 0;
     for (;;) {
         int64_t child = 2 * pos + 1;
@@ -284,8 +348,8 @@ inline void sift_down(float* hv, int32_t* hi, int64_t n, float value, int32_t in
 
 // Offer (value, index) to the bounded heap hv/hi[0:k] (root = worst entry); returns the new count.
 // The kept set is the top k by (value desc, index asc) whatever the order of the offers.
-inline int64_t heap_offer(float* hv, int32_t* hi, int64_t count, int64_t k, float value,
-                          int32_t index) {
+RECFORGE_ALWAYS_INLINE int64_t heap_offer(float* hv, int32_t* hi, int64_t count, int64_t k,
+                                          float value, int32_t index) {
     if (count < k) {
         int64_t pos = count++;
         while (pos > 0) {
@@ -330,7 +394,7 @@ inline void cooccurrence_pairs(const int64_t* a_indptr, const int32_t* a_indices
             if (heap_cnt[h] == k) heap_min[h] = heap_val[h * k];
         }
     };
-    over_chunks(bounds, n_threads, [&](int64_t r, int tid) {
+    over_rows(bounds, n_threads, [&](int64_t r, int tid) {
         Scratch& s = scratch[tid];
         s.ensure(n_rows, 0);
         double* acc = s.acc.data();
@@ -367,7 +431,7 @@ inline void merge_heaps(float* heap_val, int32_t* heap_idx, const int64_t* heap_
     for (int64_t a = 0; a <= n_rows; ++a) cum[a] = a;
     const std::vector<int64_t> bounds =
         balanced_bounds(cum.data(), n_rows, std::max(1, n_threads) * kChunksPerThread, 0.0);
-    over_chunks(bounds, n_threads, [&](int64_t a, int) {
+    over_rows(bounds, n_threads, [&](int64_t a, int) {
         float* hv = heap_val + a * k;
         int32_t* hi = heap_idx + a * k;
         int64_t count = heap_cnt[a];
@@ -402,7 +466,7 @@ inline void cooccurrence_counts(const int64_t* a_indptr, const int32_t* a_indice
         cum.data(), row_stop - row_start, std::max(1, n_threads) * kChunksPerThread, 1.0);
     std::vector<std::vector<uint8_t>> flags(static_cast<size_t>(std::max(1, n_threads)));
     std::vector<std::vector<uint32_t>> lists(flags.size());
-    over_chunks(bounds, n_threads, [&](int64_t r, int tid) {
+    over_rows(bounds, n_threads, [&](int64_t r, int tid) {
         std::vector<uint8_t>& flag = flags[tid];
         std::vector<uint32_t>& touched = lists[tid];
         if (flag.empty()) {
@@ -444,7 +508,7 @@ inline void cooccurrence_fill(const int64_t* a_indptr, const int32_t* a_indices,
     const std::vector<int64_t> bounds = balanced_bounds(
         cum.data(), row_stop - row_start, std::max(1, n_threads) * kChunksPerThread, 1.0);
     std::vector<Scratch> scratch(static_cast<size_t>(std::max(1, n_threads)));
-    over_chunks(bounds, n_threads, [&](int64_t r, int tid) {
+    over_rows(bounds, n_threads, [&](int64_t r, int tid) {
         Scratch& s = scratch[tid];
         s.ensure(n_rows, 0);
         double* acc = s.acc.data();
@@ -481,7 +545,7 @@ inline void topk_csr_rows(const int64_t* indptr, const int32_t* indices, const d
     const std::vector<int64_t> bounds =
         balanced_bounds(indptr, n_out, std::max(1, n_threads) * kChunksPerThread, 1.0);
     std::vector<std::vector<uint64_t>> key_buffers(static_cast<size_t>(std::max(1, n_threads)));
-    over_chunks(bounds, n_threads, [&](int64_t r, int tid) {
+    over_rows(bounds, n_threads, [&](int64_t r, int tid) {
         std::vector<uint64_t>& keys = key_buffers[tid];
         const int64_t length = indptr[r + 1] - indptr[r];
         if (static_cast<int64_t>(keys.size()) < length) keys.resize(static_cast<size_t>(length));
@@ -511,7 +575,7 @@ inline void two_hop_scores(const int64_t* rows, int64_t n_out, const int64_t* q_
     const std::vector<int64_t> bounds = balanced_bounds(
         cum.data(), n_out, std::max(1, n_threads) * kChunksPerThread, static_cast<double>(n_items));
     std::vector<std::vector<double>> accs(static_cast<size_t>(std::max(1, n_threads)));
-    over_chunks(bounds, n_threads, [&](int64_t r, int tid) {
+    over_rows(bounds, n_threads, [&](int64_t r, int tid) {
         std::vector<double>& acc = accs[tid];
         if (acc.empty()) acc.assign(static_cast<size_t>(n_items), 0.0);
         const int64_t row = rows[r];
@@ -531,8 +595,8 @@ inline void two_hop_scores(const int64_t* rows, int64_t n_out, const int64_t* q_
 
 // Insert (value, index) into the sorted list top_*[0:count] (value desc, index asc) of at most k
 // entries; returns the new count.
-inline int64_t sorted_insert(float* top_val, int32_t* top_idx, int64_t count, int64_t k,
-                             float value, int32_t index) {
+RECFORGE_ALWAYS_INLINE int64_t sorted_insert(float* top_val, int32_t* top_idx, int64_t count,
+                                             int64_t k, float value, int32_t index) {
     int64_t pos;
     if (count == k) {
         const float last_v = top_val[k - 1];
@@ -553,51 +617,60 @@ inline int64_t sorted_insert(float* top_val, int32_t* top_idx, int64_t count, in
     return count;
 }
 
-// Top k of (Q @ N)[rows] without a dense block (the fused path): the same as two_hop_scores then a
-// top-k with exclusions and a global mask, provided every score is >= 0. Candidates by (float32
-// score desc, index asc); once the positive scores are used up the row is filled with the
-// remaining score-0 items in increasing index order; a row with fewer than k allowed items is
-// padded. Excluded items per row r: ex_indices[ex_indptr[r]:ex_indptr[r + 1]]; mask[i] != 0 =
-// never. out_idx (n_out, k) int64 prefilled with -1, out_val float32 prefilled with -inf.
-inline void two_hop_topk(const int64_t* rows, int64_t n_out, const int64_t* q_indptr,
-                         const int32_t* q_indices, const float* q_data, const int64_t* n_indptr,
-                         const int32_t* n_indices, const float* n_data, int64_t n_items,
-                         const int64_t* ex_indptr, const int32_t* ex_indices, const uint8_t* mask,
-                         int64_t k, int n_threads, int64_t* out_idx, float* out_val) {
-    if (n_out <= 0) return;
-    const auto* targets = reinterpret_cast<const uint32_t*>(n_indices);
-    const std::vector<int64_t> cum =
-        two_hop_cumulative(rows, 0, n_out, q_indptr, q_indices, n_indptr);
-    const std::vector<int64_t> bounds = balanced_bounds(
-        cum.data(), n_out, std::max(1, n_threads) * kChunksPerThread, static_cast<double>(k));
-    struct TopScratch {
-        std::vector<double> acc;
-        std::vector<uint8_t> flag;  // 1 touched, 2 excluded (per row), 3 chosen; reset after
-        std::vector<uint32_t> touched;
-        std::vector<float> top_val;
-        std::vector<int32_t> top_idx;
-    };
-    std::vector<TopScratch> scratch(static_cast<size_t>(std::max(1, n_threads)));
-    over_chunks(bounds, n_threads, [&](int64_t r, int tid) {
-        TopScratch& s = scratch[tid];
-        if (s.acc.empty()) {
-            s.acc.assign(static_cast<size_t>(n_items), 0.0);
-            s.flag.assign(static_cast<size_t>(n_items), 0);
-            s.touched.resize(static_cast<size_t>(n_items + 1));
-            s.top_val.resize(static_cast<size_t>(k));
-            s.top_idx.resize(static_cast<size_t>(k));
-        }
-        double* acc = s.acc.data();
-        uint8_t* flag = s.flag.data();
-        uint32_t* touched = s.touched.data();
-        float* top_val = s.top_val.data();
-        int32_t* top_idx = s.top_idx.data();
+// The arguments and one thread's scratch of a two_hop_topk call.
+struct TwoHopTopkCall {
+    const int64_t* rows;
+    const int64_t* q_indptr;
+    const int32_t* q_indices;
+    const float* q_data;
+    const int64_t* n_indptr;
+    const uint32_t* targets;
+    const float* n_data;
+    int64_t n_items;
+    const int64_t* ex_indptr;
+    const int32_t* ex_indices;
+    const uint8_t* mask;
+    int64_t k;
+    int64_t* out_idx;
+    float* out_val;
+};
+
+struct TwoHopScratch {
+    std::vector<double> acc;
+    std::vector<uint8_t> flag;  // 1 touched, 2 excluded (per row), 3 chosen; reset after
+    std::vector<uint32_t> touched;
+    std::vector<float> top_val;
+    std::vector<int32_t> top_idx;
+};
+
+RECFORGE_HOT_CLONES
+inline void two_hop_topk_chunk(const TwoHopTopkCall& call, int64_t r0, int64_t r1,
+                               TwoHopScratch& s) {
+    const int64_t* const rows = call.rows;
+    const int64_t* const q_indptr = call.q_indptr;
+    const int32_t* const q_indices = call.q_indices;
+    const float* const q_data = call.q_data;
+    const int64_t* const n_indptr = call.n_indptr;
+    const uint32_t* const targets = call.targets;
+    const float* const n_data = call.n_data;
+    const int64_t n_items = call.n_items;
+    const int64_t* const ex_indptr = call.ex_indptr;
+    const int32_t* const ex_indices = call.ex_indices;
+    const uint8_t* const mask = call.mask;
+    const int64_t k = call.k;
+    double* __restrict acc = s.acc.data();
+    uint8_t* __restrict flag = s.flag.data();
+    uint32_t* __restrict touched = s.touched.data();
+    float* __restrict top_val = s.top_val.data();
+    int32_t* __restrict top_idx = s.top_idx.data();
+    for (int64_t r = r0; r < r1; ++r) {
         const int64_t row = rows[r];
         int64_t n_touched = 0;
         for (int64_t p = q_indptr[row]; p < q_indptr[row + 1]; ++p) {
             const int32_t m = q_indices[p];
             const double w = q_data[p];
-            for (int64_t q = n_indptr[m]; q < n_indptr[m + 1]; ++q) {
+            const int64_t stop = n_indptr[m + 1];
+            for (int64_t q = n_indptr[m]; q < stop; ++q) {
                 const uint32_t i = targets[q];
                 touched[n_touched] = i;  // kept only when i is new: branch-free
                 n_touched += flag[i] == 0;
@@ -617,8 +690,8 @@ inline void two_hop_topk(const int64_t* rows, int64_t n_out, const int64_t* q_in
             }
         }
         const int64_t n_pos = count;
-        int64_t* dst_idx = out_idx + r * k;
-        float* dst_val = out_val + r * k;
+        int64_t* dst_idx = call.out_idx + r * k;
+        float* dst_val = call.out_val + r * k;
         for (int64_t t = 0; t < count; ++t) {
             dst_idx[t] = top_idx[t];
             dst_val[t] = top_val[t];
@@ -640,6 +713,41 @@ inline void two_hop_topk(const int64_t* rows, int64_t n_out, const int64_t* q_in
             flag[touched[t]] = 0;
         }
         for (int64_t p = ex_indptr[r]; p < ex_indptr[r + 1]; ++p) flag[ex_indices[p]] = 0;
+    }
+}
+
+// Top k of (Q @ N)[rows] without a dense block (the fused path): the same as two_hop_scores then a
+// top-k with exclusions and a global mask, provided every score is >= 0. Candidates by (float32
+// score desc, index asc); once the positive scores are used up the row is filled with the
+// remaining score-0 items in increasing index order; a row with fewer than k allowed items is
+// padded. Excluded items per row r: ex_indices[ex_indptr[r]:ex_indptr[r + 1]]; mask[i] != 0 =
+// never. out_idx (n_out, k) int64 prefilled with -1, out_val float32 prefilled with -inf.
+inline void two_hop_topk(const int64_t* rows, int64_t n_out, const int64_t* q_indptr,
+                         const int32_t* q_indices, const float* q_data, const int64_t* n_indptr,
+                         const int32_t* n_indices, const float* n_data, int64_t n_items,
+                         const int64_t* ex_indptr, const int32_t* ex_indices, const uint8_t* mask,
+                         int64_t k, int n_threads, int64_t* out_idx, float* out_val) {
+    if (n_out <= 0) return;
+    const TwoHopTopkCall call{rows,       q_indptr, q_indices,
+                              q_data,     n_indptr, reinterpret_cast<const uint32_t*>(n_indices),
+                              n_data,     n_items,  ex_indptr,
+                              ex_indices, mask,     k,
+                              out_idx,    out_val};
+    const std::vector<int64_t> cum =
+        two_hop_cumulative(rows, 0, n_out, q_indptr, q_indices, n_indptr);
+    const std::vector<int64_t> bounds = balanced_bounds(
+        cum.data(), n_out, std::max(1, n_threads) * kChunksPerThread, static_cast<double>(k));
+    std::vector<TwoHopScratch> scratch(static_cast<size_t>(std::max(1, n_threads)));
+    over_chunks(bounds, n_threads, [&](int64_t r0, int64_t r1, int tid) {
+        TwoHopScratch& s = scratch[tid];
+        if (s.acc.empty()) {
+            s.acc.assign(static_cast<size_t>(n_items), 0.0);
+            s.flag.assign(static_cast<size_t>(n_items), 0);
+            s.touched.resize(static_cast<size_t>(n_items + 1));
+            s.top_val.resize(static_cast<size_t>(k));
+            s.top_idx.resize(static_cast<size_t>(k));
+        }
+        two_hop_topk_chunk(call, r0, r1, s);
     });
 }
 

@@ -56,7 +56,7 @@ def implicit_cosine(data, n_neighbors):
 
 
 def _warm():
-    """Load the cached Numba kernels once, outside the timings."""
+    """The first calls once (the C++ thread pool started, the first allocations), outside the timings."""
     from recforge.data import synthetic_interactions
 
     ours_itemcf(synthetic_interactions(50, 40, 500), 5)

@@ -256,6 +256,129 @@ class LfmSampler:
     def uses_touched_bits(self) -> bool:
         """Whether the touched check is a bit matrix (else binary search)."""
 
+def neighbors_cooccurrence_counts(
+    a_indptr: NDArray[np.int64],
+    a_indices: NDArray[np.int32],
+    b_indptr: NDArray[np.int64],
+    b_indices: NDArray[np.int32],
+    row_start: int,
+    row_stop: int,
+    n_threads: int,
+    counts: NDArray[np.int64],
+) -> None:
+    """Distinct co-occurring rows b != a of rows [row_start, row_stop)."""
+
+def neighbors_cooccurrence_fill(
+    a_indptr: NDArray[np.int64],
+    a_indices: NDArray[np.int32],
+    b_indptr: NDArray[np.int64],
+    b_indices: NDArray[np.int32],
+    penalty: NDArray[np.float64],
+    row_start: int,
+    row_stop: int,
+    n_threads: int,
+    indptr: NDArray[np.int64],
+    out_indices: NDArray[np.int32],
+    out_data: NDArray[np.float64],
+) -> None:
+    """Un-normalised co-occurrence numerators of rows [row_start, row_stop) into CSR arrays."""
+
+def neighbors_cooccurrence_pairs(
+    a_indptr: NDArray[np.int64],
+    a_indices: NDArray[np.int32],
+    b_indptr: NDArray[np.int64],
+    b_indices: NDArray[np.int32],
+    penalty: NDArray[np.float64],
+    norm: NDArray[np.float64],
+    k: int,
+    row_start: int,
+    row_stop: int,
+    n_threads: int,
+    heap_val: NDArray[np.float32],
+    heap_idx: NDArray[np.int32],
+    heap_cnt: NDArray[np.int64],
+    heap_min: NDArray[np.float32],
+) -> None:
+    """Pairs (a, b < a) of rows [row_start, row_stop) offered to per-thread bounded heaps."""
+
+def neighbors_cooccurrence_rows(
+    a_indptr: NDArray[np.int64],
+    a_indices: NDArray[np.int32],
+    b_indptr: NDArray[np.int64],
+    b_indices: NDArray[np.int32],
+    penalty: NDArray[np.float64],
+    norm: NDArray[np.float64],
+    k: int,
+    row_start: int,
+    row_stop: int,
+    n_threads: int,
+    out_idx: NDArray[np.int32],
+    out_val: NDArray[np.float32],
+    counts: NDArray[np.int64],
+) -> None:
+    """Rows [row_start, row_stop) of the penalised co-occurrence cosine top-k, row by row, into
+    out_idx int32 / out_val float32 (n_rows * k) and counts int64 (n_rows,).
+    """
+
+def neighbors_merge_heaps(
+    heap_val: NDArray[np.float32],
+    heap_idx: NDArray[np.int32],
+    heap_cnt: NDArray[np.int64],
+    n_rows: int,
+    k: int,
+    n_threads: int,
+    out_idx: NDArray[np.int32],
+    out_val: NDArray[np.float32],
+    counts: NDArray[np.int64],
+) -> None:
+    """Merge each row's per-thread heaps and write the row best first."""
+
+def neighbors_topk_csr_rows(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    data: NDArray[np.float64],
+    row_start: int,
+    norm: NDArray[np.float64],
+    k: int,
+    n_threads: int,
+    out_idx: NDArray[np.int32],
+    out_val: NDArray[np.float32],
+    counts: NDArray[np.int64],
+) -> None:
+    """Top-k similarities of each row of summed numerators."""
+
+def neighbors_two_hop_scores(
+    rows: NDArray[np.int64],
+    q_indptr: NDArray[np.int64],
+    q_indices: NDArray[np.int32],
+    q_data: NDArray[np.float32],
+    n_indptr: NDArray[np.int64],
+    n_indices: NDArray[np.int32],
+    n_data: NDArray[np.float32],
+    n_items: int,
+    n_threads: int,
+) -> NDArray[np.float32]:
+    """Dense float32 scores (Q @ N)[rows] (len(rows), n_items)."""
+
+def neighbors_two_hop_topk(
+    rows: NDArray[np.int64],
+    q_indptr: NDArray[np.int64],
+    q_indices: NDArray[np.int32],
+    q_data: NDArray[np.float32],
+    n_indptr: NDArray[np.int64],
+    n_indices: NDArray[np.int32],
+    n_data: NDArray[np.float32],
+    n_items: int,
+    ex_indptr: NDArray[np.int64],
+    ex_indices: NDArray[np.int32],
+    mask: NDArray[np.uint8],
+    k: int,
+    n_threads: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Top-k of (Q @ N)[rows] with exclusions and a mask, without a dense block: (indices int64
+    (len(rows), k), scores float32 (len(rows), k)).
+    """
+
 def sgns_sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
     """The trainer's table sigmoid, for tests."""
 

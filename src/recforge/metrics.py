@@ -267,78 +267,60 @@ _SHARED_PARAMS = """
 """
 
 
-def precision_at_k(
-    recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike, k: int | None = None
-) -> float:
-    """Precision@k = hits in the first k / k, averaged over users with a relevant item.
-    {params}
+#: the inputs of the examples of the four metrics below
+_EXAMPLE = """
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp
-    >>> from recforge.metrics import precision_at_k
+    >>> from recforge.metrics import {name}
     >>> rec = np.array([[2, 0, -1], [1, 3, 0]])
     >>> rel = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 0, 0, 1]]))
-    >>> round(precision_at_k(rec, rel, k=2), 4)
+"""
+
+
+def _ranking_metric(metric: str, summary: str, example: str):
+    """The public function ``<metric>_at_k``: the mean of ``metric`` over the users with a
+    relevant item; its docstring is ``summary``, the shared parameters and ``example`` (doctest
+    lines run after the inputs of :data:`_EXAMPLE`)."""
+
+    def at_k(
+        recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike, k: int | None = None
+    ) -> float:
+        return _mean_over_users(metric, recommended, relevant, k)
+
+    at_k.__name__ = at_k.__qualname__ = f"{metric}_at_k"
+    at_k.__doc__ = summary + "\n" + _SHARED_PARAMS + _EXAMPLE.format(name=at_k.__name__) + example
+    return at_k
+
+
+precision_at_k = _ranking_metric(
+    "precision",
+    "Precision@k = hits in the first k / k, averaged over users with a relevant item.",
+    """    >>> round(precision_at_k(rec, rel, k=2), 4)
     0.75
-    """
-    return _mean_over_users("precision", recommended, relevant, k)
-
-
-def recall_at_k(
-    recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike, k: int | None = None
-) -> float:
-    """Recall@k = hits in the first k / number of relevant items, averaged over users.
-    {params}
-    Examples
-    --------
-    >>> import numpy as np, scipy.sparse as sp
-    >>> from recforge.metrics import recall_at_k
-    >>> rec = np.array([[2, 0, -1], [1, 3, 0]])
-    >>> rel = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 0, 0, 1]]))
-    >>> recall_at_k(rec, rel, k=1)
+""",
+)
+recall_at_k = _ranking_metric(
+    "recall",
+    "Recall@k = hits in the first k / number of relevant items, averaged over users.",
+    """    >>> recall_at_k(rec, rel, k=1)
     0.25
-    """
-    return _mean_over_users("recall", recommended, relevant, k)
-
-
-def ndcg_at_k(
-    recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike, k: int | None = None
-) -> float:
-    """Binary-gain NDCG@k, ideal DCG over min(k, number of relevant items), averaged over users.
-    {params}
-    Examples
-    --------
-    >>> import numpy as np, scipy.sparse as sp
-    >>> from recforge.metrics import ndcg_at_k
-    >>> rec = np.array([[5, 1, 0]])
-    >>> rel = sp.csr_matrix(np.array([[0, 1, 0, 0, 0, 0]]))
-    >>> round(ndcg_at_k(rec, rel, k=3), 4)  # one hit at rank 2: (1/log2(3)) / 1
-    0.6309
-    """
-    return _mean_over_users("ndcg", recommended, relevant, k)
-
-
-def hit_rate_at_k(
-    recommended: ArrayLike, relevant: sp.spmatrix | ArrayLike, k: int | None = None
-) -> float:
-    """Hit rate@k = share of users with at least one relevant item among their first k.
-    {params}
-    Examples
-    --------
-    >>> import numpy as np, scipy.sparse as sp
-    >>> from recforge.metrics import hit_rate_at_k
-    >>> rec = np.array([[2, 0, -1], [1, 3, 0]])
-    >>> rel = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 0, 0, 1]]))
-    >>> hit_rate_at_k(rec, rel, k=1)
+""",
+)
+ndcg_at_k = _ranking_metric(
+    "ndcg",
+    "Binary-gain NDCG@k, ideal DCG over min(k, number of relevant items), averaged over users.",
+    """    >>> round(ndcg_at_k(rec, rel, k=2), 4)  # user 0: 1.0; user 1, one hit at rank 2: 1 / log2(3)
+    0.8155
+""",
+)
+hit_rate_at_k = _ranking_metric(
+    "hit_rate",
+    "Hit rate@k = share of users with at least one relevant item among their first k.",
+    """    >>> hit_rate_at_k(rec, rel, k=1)
     0.5
-    """
-    return _mean_over_users("hit_rate", recommended, relevant, k)
-
-
-for _f in (precision_at_k, recall_at_k, ndcg_at_k, hit_rate_at_k):
-    if _f.__doc__:  # None under python -OO
-        _f.__doc__ = _f.__doc__.replace("{params}", _SHARED_PARAMS)
-del _f
+""",
+)
 
 
 def ranking_metrics(

@@ -1,12 +1,15 @@
-"""Numba kernels of neighbourhood collaborative filtering (ItemCF / UserCF).
+"""Neighbourhood collaborative filtering kernels (ItemCF / UserCF): thin wrappers over C++.
 
-Kernels that are pure functions on CSR arrays (``indptr`` int64, ``indices`` int32, ``data`` float32):
+The loops live in ``csrc/include/recforge/neighbors.hpp`` (``recforge._core``, GIL released, the
+C++ thread pool pulling chunks of rows of about equal work): a fit or a recommend of ItemCF /
+UserCF starts no Numba. Functions on CSR arrays (``indptr`` int64, ``indices`` int32, ``data``
+float32 unless said):
 
 * :func:`cooccurrence_topk` / :func:`cooccurrence_topk_symmetric` — penalised co-occurrence cosine
   similarity of the rows of a sparse matrix and the top-``K`` neighbours of every row (never a dense
   row × row matrix). Same result; the first computes every row on its own (each pair twice, top
-  lists stay in cache: faster on small data), the second each pair once (half the accumulation work,
-  scattered heap updates: faster on large data).
+  lists stay in cache: faster on small data), the second each pair once (half the accumulation
+  work, scattered heap updates: faster on large data).
 * :func:`neighbors_to_csr` — those top lists as CSR arrays.
 * :func:`cooccurrence_sums` / :func:`topk_csr_rows` — the same similarity in two steps for a cluster
   (``recforge.distributed``): the un-normalised co-occurrence of a range of rows as a sparse matrix
@@ -18,268 +21,55 @@ Kernels that are pure functions on CSR arrays (``indptr`` int64, ``indices`` int
 
 Both reductions follow the same accumulation order (entries of ``Q``'s row in stored order, then
 entries of ``N``'s row in stored order, float64 accumulators cast to float32), so the dense and
-the fused path give bit-identical scores. Validation lives in the Python callers.
+the fused path give bit-identical scores. Validation of the matrices lives in the Python callers;
+these wrappers cast dtypes and the bindings check the lengths they index by.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import prange
 
-from ._chunks import (
-    CHUNKS_PER_WORKER,
-    balanced_bounds,
-    even_bounds,
-    lower_two_hop_cumulative,
-    pulled_chunks,
-    two_hop_cumulative,
-)
-from ._jit import jit
+from .. import _core
+from .._threads import resolve_n_threads
 
 
-@jit
-def _insert(top_val, top_idx, base, count, k, value, index):
-    """Insert (value, index) into the sorted list ``top_*[base:base + count]`` (value desc, index asc).
-
-    The list holds at most ``k`` entries; returns the new count.
-    """
-    if count == k:
-        last_v = top_val[base + k - 1]
-        if value < last_v or (value == last_v and index > top_idx[base + k - 1]):
-            return count
-        pos = k - 1
-    else:
-        pos = count
-        count += 1
-    while pos > 0:
-        pv = top_val[base + pos - 1]
-        if pv > value or (pv == value and top_idx[base + pos - 1] < index):
-            break
-        top_val[base + pos] = pv
-        top_idx[base + pos] = top_idx[base + pos - 1]
-        pos -= 1
-    top_val[base + pos] = value
-    top_idx[base + pos] = index
-    return count
+def _i64(a):
+    return np.ascontiguousarray(a, dtype=np.int64)
 
 
-@jit
-def _worse(v1, i1, v2, i2):
-    """(v1, i1) ranks below (v2, i2): smaller value, or equal value and larger index."""
-    return v1 < v2 or (v1 == v2 and i1 > i2)
+def _i32(a):
+    return np.ascontiguousarray(a, dtype=np.int32)
 
 
-@jit
-def _heap_offer(hv, hi, base, count, k, value, index):
-    """Offer (value, index) to the bounded heap ``h*[base:base + k]`` whose root is its worst entry.
-
-    Returns the new count (at most ``k``). The kept set is the top-``k`` by (value desc, index asc)
-    whatever the order of the offers.
-    """
-    if count < k:
-        pos = count
-        count += 1
-        while pos > 0:
-            parent = (pos - 1) >> 1
-            if not _worse(value, index, hv[base + parent], hi[base + parent]):
-                break
-            hv[base + pos] = hv[base + parent]
-            hi[base + pos] = hi[base + parent]
-            pos = parent
-        hv[base + pos] = value
-        hi[base + pos] = index
-        return count
-    if not _worse(hv[base], hi[base], value, index):
-        return count
-    _sift_down(hv, hi, base, k, value, index)
-    return count
+def _f64(a):
+    return np.ascontiguousarray(a, dtype=np.float64)
 
 
-@jit
-def _sift_down(hv, hi, base, n, value, index):
-    """Put (value, index) at the root of the n-entry heap at ``base`` (worst on top) and sift it down."""
-    pos = 0
-    while True:
-        child = 2 * pos + 1
-        if child >= n:
-            break
-        if child + 1 < n and _worse(
-            hv[base + child + 1], hi[base + child + 1], hv[base + child], hi[base + child]
-        ):
-            child += 1
-        if not _worse(hv[base + child], hi[base + child], value, index):
-            break
-        hv[base + pos] = hv[base + child]
-        hi[base + pos] = hi[base + child]
-        pos = child
-    hv[base + pos] = value
-    hi[base + pos] = index
+def _f32(a):
+    return np.ascontiguousarray(a, dtype=np.float32)
 
 
-@jit
-def _heap_sorted(hv, hi, base, count, out_v, out_i, out_base):
-    """Write the heap's entries to ``out_*[out_base:out_base + count]`` best first (destroys the heap)."""
-    n = count
-    while n > 0:
-        out_v[out_base + n - 1] = hv[base]
-        out_i[out_base + n - 1] = hi[base]
-        n -= 1
-        _sift_down(hv, hi, base, n, hv[base + n], hi[base + n])
-
-
-_LOW32 = np.uint64(0xFFFFFFFF)
-
-#: at most this many keys are ordered by rank counting (O(n²)), more by a sort
-_RANK_SORT_MAX = 128
-
-
-@jit
-def _rank_key(value, index):
-    """(float32 value > 0, index) as one uint64 ordered like (value desc, index asc): larger = better.
-
-    Positive float32s order like their bit patterns, so the value's bits go high and ``~index`` low.
-    """
-    return (np.uint64(np.float32(value).view(np.uint32)) << np.uint64(32)) | (
-        _LOW32 - np.uint64(index)
+def _similarity_inputs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm):
+    return (
+        _i64(a_indptr),
+        _i32(a_indices),
+        _i64(b_indptr),
+        _i32(b_indices),
+        _f64(penalty),
+        _f64(norm),
     )
 
 
-@jit
-def _key_value(key):
-    return np.uint32(key >> np.uint64(32)).view(np.float32)
-
-
-@jit
-def _key_index(key):
-    return np.int32(_LOW32 - (key & _LOW32))
-
-
-@jit
-def _select_largest(keys, n, k):
-    """Reorder the distinct ``keys[:n]``: the ``k`` largest to ``keys[:k]``, the smallest of them at ``k - 1``.
-
-    Quickselect with a median-of-three pivot, in place; ``1 <= k <= n``.
-    """
-    target = k - 1
-    lo = 0
-    hi = n - 1
-    while hi > lo + 1:
-        mid = (lo + hi) >> 1
-        _swap(keys, mid, lo + 1)
-        if keys[lo] < keys[hi]:
-            _swap(keys, lo, hi)
-        if keys[lo + 1] < keys[hi]:
-            _swap(keys, lo + 1, hi)
-        if keys[lo] < keys[lo + 1]:
-            _swap(keys, lo, lo + 1)
-        pivot = keys[lo + 1]  # keys[lo] >= pivot >= keys[hi] stop both scans
-        i = lo + 1
-        j = hi
-        while True:
-            i += 1
-            while keys[i] > pivot:
-                i += 1
-            j -= 1
-            while keys[j] < pivot:
-                j -= 1
-            if j < i:
-                break
-            _swap(keys, i, j)
-        keys[lo + 1] = keys[j]
-        keys[j] = pivot
-        if j >= target:
-            hi = j - 1
-        if j <= target:
-            lo = i
-    if hi == lo + 1 and keys[hi] > keys[lo]:
-        _swap(keys, lo, hi)
-
-
-@jit
-def _swap(a, i, j):
-    t = a[i]
-    a[i] = a[j]
-    a[j] = t
-
-
-@jit
-def _accumulate(acc, touched, n_touched, targets, start, stop, w):
-    """``acc[targets[start:stop]] += w``; targets whose ``acc`` was 0 are appended to ``touched``.
-
-    Returns the new length of ``touched``, which needs a spare slot: every target is written there,
-    only new ones are kept (no branch). ``targets`` (uint32: no negative-index handling) are distinct
-    within the range, so two are loaded before either is stored.
-    """
-    q = start
-    while q + 1 < stop:
-        b0 = targets[q]
-        b1 = targets[q + 1]
-        x0 = acc[b0]
-        x1 = acc[b1]
-        touched[n_touched] = b0
-        n_touched += x0 == 0.0
-        touched[n_touched] = b1
-        n_touched += x1 == 0.0
-        acc[b0] = x0 + w
-        acc[b1] = x1 + w
-        q += 2
-    if q < stop:
-        b = targets[q]
-        x = acc[b]
-        touched[n_touched] = b
-        n_touched += x == 0.0
-        acc[b] = x + w
-    return n_touched
-
-
-@jit
-def _write_sorted(keys, n, out_idx, out_val, base):
-    """Write the distinct ``keys[:n]`` best first as (index, value) to ``out_*[base:base + n]``.
-
-    Up to :data:`_RANK_SORT_MAX` keys each goes straight to its rank (how many keys are larger):
-    O(n²) compares, but branch-free and vectorised, faster than a sort at these sizes.
-    """
-    if n > _RANK_SORT_MAX:
-        keys[:n].sort()
-        for s in range(n):
-            key = keys[n - 1 - s]
-            out_val[base + s] = _key_value(key)
-            out_idx[base + s] = _key_index(key)
-        return
-    for s in range(n):
-        key = keys[s]
-        rank = 0
-        for t in range(n):
-            rank += keys[t] > key
-        out_val[base + rank] = _key_value(key)
-        out_idx[base + rank] = _key_index(key)
-
-
-@jit
-def _accumulate_row(acc, touched, a_indptr, mids, b_indptr, targets, penalty, a):
-    """Row ``a`` of ``A · diag(penalty) · B`` into ``acc`` (:func:`_accumulate`); returns ``n_touched``.
-
-    ``mids`` and ``targets`` are ``A``'s and ``B``'s indices viewed as uint32; the intermediates are
-    visited in increasing order, so every caller sums in the same order (bit-identical numerators).
-    """
-    n_touched = 0
-    for p in range(a_indptr[a], a_indptr[a + 1]):
-        mid = mids[p]
-        n_touched = _accumulate(
-            acc, touched, n_touched, targets, b_indptr[mid], b_indptr[mid + 1], penalty[mid]
-        )
-    return n_touched
-
-
-@jit
-def _write_top_k(keys, n, k, out_idx, out_val, base):
-    """Write the best ``k`` of ``keys[:n]``, best first, to ``out_*[base:]``; returns how many."""
-    if n > k:
-        _select_largest(keys, n, k)
-        n = k
-    _write_sorted(keys, n, out_idx, out_val, base)
-    return n
+def _two_hop_inputs(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data):
+    return (
+        _i64(rows),
+        _i64(q_indptr),
+        _i32(q_indices),
+        _f32(q_data),
+        _i64(n_indptr),
+        _i32(n_indices),
+        _f32(n_data),
+    )
 
 
 _COOC_DOC = """
@@ -298,8 +88,8 @@ _COOC_DOC = """
     norm : float64 (n_rows,), > 0
     n_neighbors : int >= 1
     n_workers : int >= 1
-        Parallel workers, each with its own accumulator, pulling contiguous chunks of rows of about
-        equal work (``kernels._chunks``). The result does not depend on it.
+        Threads, each with its own accumulator, pulling contiguous chunks of rows of about equal
+        work. The result does not depend on it.
     n_slices : int >= 1
         The rows are processed in this many consecutive slices, ``progress(n_rows_done)`` called after
         each (a progress bar). The result does not depend on it.
@@ -313,102 +103,92 @@ _COOC_DOC = """
 """
 
 
-def _over_slices(kernel, inputs, outputs, cum, n_slices, progress):
-    """``kernel(*inputs, bounds, start, stop, *outputs)`` over ``n_slices`` consecutive slices of the
-    rows, ``progress(stop - start)`` after each; ``bounds`` cuts the slice into chunks of about equal
-    work by the cumulative work ``cum`` (int64 (n_rows + 1,)). ``inputs`` ends with ``n_workers``."""
-    n_rows, n_workers = cum.shape[0] - 1, inputs[-1]
-    edges = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
-    for start, stop in zip(edges[:-1].tolist(), edges[1:].tolist()):
-        if stop > start:
-            bounds = balanced_bounds(cum[start : stop + 1], n_workers * CHUNKS_PER_WORKER, 1.0)
-            kernel(*inputs, bounds, start, stop, *outputs)
-            if progress is not None:
-                progress(stop - start)
-
-
-def cooccurrence_topk(
-    a_indptr,
-    a_indices,
-    b_indptr,
-    b_indices,
-    penalty,
-    norm,
-    n_neighbors,
-    n_workers,
-    n_slices=1,
-    progress=None,
-):
-    n_rows = a_indptr.shape[0] - 1
-    k = int(n_neighbors)
-    all_rows = np.arange(n_rows, dtype=np.int64)
-    cum = two_hop_cumulative(all_rows, a_indptr, a_indices, b_indptr)
-    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
-    out_val = np.zeros(n_rows * k, dtype=np.float32)
-    counts = np.zeros(n_rows, dtype=np.int64)
-    _over_slices(
-        _cooccurrence_rows,
-        (a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_workers),
-        (out_idx, out_val, counts),
-        cum,
-        n_slices,
-        progress,
+def _top_lists(n_rows, k):
+    """Empty top lists, flat: nbr_idx int32 (n_rows * k,) of -1, nbr_val float32 of 0, counts int64."""
+    return (
+        np.full(n_rows * k, -1, dtype=np.int32),
+        np.zeros(n_rows * k, dtype=np.float32),
+        np.zeros(n_rows, dtype=np.int64),
     )
-    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
 
 
+def _similarity_kernel(name, by_pairs):
+    """The public similarity function ``name``: every row on its own, or (``by_pairs``) each pair
+    once into per-thread bounded heaps merged at the end."""
+
+    def kernel(
+        a_indptr,
+        a_indices,
+        b_indptr,
+        b_indices,
+        penalty,
+        norm,
+        n_neighbors,
+        n_workers,
+        n_slices=1,
+        progress=None,
+    ):
+        inputs = _similarity_inputs(a_indptr, a_indices, b_indptr, b_indices, penalty, norm)
+        n_rows = inputs[0].shape[0] - 1
+        k = int(n_neighbors)
+        n_threads = max(1, int(n_workers))
+        out = _top_lists(n_rows, k)
+        if by_pairs:
+            # thread w's heap of row a at (w * n_rows + a) * k; its count and k-th best (once
+            # full, 0 before) at w * n_rows + a
+            heaps = (
+                np.empty(n_threads * n_rows * k, dtype=np.float32),
+                np.empty(n_threads * n_rows * k, dtype=np.int32),
+                np.zeros(n_threads * n_rows, dtype=np.int64),
+                np.zeros(n_threads * n_rows, dtype=np.float32),
+            )
+            step, into = _core.neighbors_cooccurrence_pairs, heaps
+        else:
+            step, into = _core.neighbors_cooccurrence_rows, out
+        edges = np.linspace(0, n_rows, max(1, int(n_slices)) + 1).astype(np.int64)
+        for start, stop in zip(edges[:-1].tolist(), edges[1:].tolist()):
+            if stop > start:
+                step(*inputs, k, start, stop, n_threads, *into)
+                if progress is not None:
+                    progress(stop - start)
+        if by_pairs:
+            _core.neighbors_merge_heaps(*heaps[:3], n_rows, k, n_threads, *out)
+        return out[0].reshape(n_rows, k), out[1].reshape(n_rows, k), out[2]
+
+    kernel.__name__ = kernel.__qualname__ = name
+    return kernel
+
+
+cooccurrence_topk = _similarity_kernel("cooccurrence_topk", by_pairs=False)
 cooccurrence_topk.__doc__ = (
     """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, row by row.
 
     Every row is computed on its own (each pair twice); its candidates are reduced with an O(m)
     selection. Faster than :func:`cooccurrence_topk_symmetric` on small data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recforge.kernels.neighbors import cooccurrence_topk
+    >>> a_indptr, a_indices = np.array([0, 2, 3, 4]), np.array([0, 1, 1, 0])  # 3 rows × 2
+    >>> b_indptr, b_indices = np.array([0, 2, 4]), np.array([0, 2, 0, 1])  # Aᵀ
+    >>> norm = np.sqrt([2.0, 1.0, 1.0])
+    >>> idx, val, counts = cooccurrence_topk(a_indptr, a_indices, b_indptr, b_indices,
+    ...                                      np.ones(2), norm, 1, 1)
+    >>> idx.tolist(), counts.tolist()
+    ([[1], [0], [0]], [1, 1, 1])
 """
     + _COOC_DOC
 )
 
 
-def cooccurrence_topk_symmetric(
-    a_indptr,
-    a_indices,
-    b_indptr,
-    b_indices,
-    penalty,
-    norm,
-    n_neighbors,
-    n_workers,
-    n_slices=1,
-    progress=None,
-):
-    n_rows = a_indptr.shape[0] - 1
-    k = int(n_neighbors)
-    n_mid = b_indptr.shape[0] - 1
-    cum = lower_two_hop_cumulative(a_indptr, a_indices, n_mid, 0, n_rows)
-    # worker w's heap of row a at (w * n_rows + a) * k
-    heap_val = np.empty(n_workers * n_rows * k, dtype=np.float32)
-    heap_idx = np.empty(n_workers * n_rows * k, dtype=np.int32)
-    heap_cnt = np.zeros(n_workers * n_rows, dtype=np.int64)
-    heap_min = np.zeros(n_workers * n_rows, dtype=np.float32)  # k-th best once full (0 before)
-    _over_slices(
-        _cooccurrence_pairs,
-        (a_indptr, a_indices, b_indptr, b_indices, penalty, norm, k, n_workers),
-        (heap_val, heap_idx, heap_cnt, heap_min),
-        cum,
-        n_slices,
-        progress,
-    )
-    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
-    out_val = np.zeros(n_rows * k, dtype=np.float32)
-    counts = np.zeros(n_rows, dtype=np.int64)
-    _merge_heaps(heap_val, heap_idx, heap_cnt, n_workers, n_rows, k, out_idx, out_val, counts)
-    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
-
-
+cooccurrence_topk_symmetric = _similarity_kernel("cooccurrence_topk_symmetric", by_pairs=True)
 cooccurrence_topk_symmetric.__doc__ = (
     """Top-``n_neighbors`` penalised cosine neighbours of every row of ``A``, each pair once.
 
     Each pair is computed from its larger row (``b < a``; both sides sum over the shared
     intermediates in increasing order, so the value is the same either way) and offered to both
-    rows' bounded heaps. Every worker keeps its own heaps of all rows (memory
+    rows' bounded heaps. Every thread keeps its own heaps of all rows (memory
     ``n_workers · n_rows · n_neighbors · 8`` bytes); a final pass merges them. Half the accumulation
     work of :func:`cooccurrence_topk`, scattered heap updates: faster on large data.
 """
@@ -416,170 +196,6 @@ cooccurrence_topk_symmetric.__doc__ = (
 )
 
 
-@jit(parallel=True)
-def _cooccurrence_rows(
-    a_indptr,
-    a_indices,
-    b_indptr,
-    b_indices,
-    penalty,
-    norm,
-    k,
-    n_workers,
-    bounds,
-    row_start,
-    row_stop,
-    out_idx,
-    out_val,
-    counts,
-):
-    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_topk` into the flat outputs.
-
-    ``bounds`` (int64) cuts the rows into chunks (relative to ``row_start``) that ``n_workers``
-    pull dynamically.
-
-    A row's candidates are ranked by :func:`_rank_key` and pass through a buffer of ``cap`` keys that
-    is cut back to its best ``k`` whenever full; only keys above the ``k``-th best so far enter.
-    """
-    n_rows = a_indptr.shape[0] - 1
-    cap = max(4 * k, 64)
-    inv_norm = 1.0 / norm
-    mids = a_indices.view(np.uint32)
-    targets = b_indices.view(np.uint32)
-    counter = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        acc = np.zeros(n_rows, dtype=np.float64)
-        touched = np.empty(n_rows + 1, dtype=np.uint32)
-        keys = np.empty(cap, dtype=np.uint64)
-        for r0, r1 in pulled_chunks(counter, bounds):
-            for a in range(row_start + r0, row_start + r1):
-                n_touched = _accumulate_row(
-                    acc, touched, a_indptr, mids, b_indptr, targets, penalty, a
-                )
-                acc[a] = 0.0
-                norm_a = norm[a]
-                n = 0
-                worst = np.uint64(0)  # the k-th best key once the buffer was cut, else 0
-                bound = 0.0
-                for t in range(n_touched):
-                    b = touched[t]
-                    x = acc[b]
-                    acc[b] = 0.0
-                    # no division for most: x / (norm_a · norm[b]) under the midpoint between the k-th best
-                    # float32 and the next smaller one rounds below the k-th best (the 1e-12 margin covers
-                    # the rounding of x · inv_norm[b] and of the bound)
-                    if x * inv_norm[b] < bound:
-                        continue
-                    value = np.float32(x / (norm_a * norm[b]))
-                    if value > 0:
-                        key = _rank_key(value, b)
-                        if key > worst:
-                            keys[n] = key
-                            n += 1
-                            if n == cap:
-                                _select_largest(keys, n, k)
-                                n = k
-                                worst = keys[k - 1]
-                                kth = _key_value(worst)
-                                below = np.nextafter(kth, np.float32(0.0))
-                                bound = (
-                                    (np.float64(below) + np.float64(kth))
-                                    * 0.5
-                                    * norm_a
-                                    * (1.0 - 1e-12)
-                                )
-                counts[a] = _write_top_k(keys, n, k, out_idx, out_val, a * k)
-
-
-@jit(parallel=True)
-def _cooccurrence_pairs(
-    a_indptr,
-    a_indices,
-    b_indptr,
-    b_indices,
-    penalty,
-    norm,
-    k,
-    n_workers,
-    bounds,
-    row_start,
-    row_stop,
-    heap_val,
-    heap_idx,
-    heap_cnt,
-    heap_min,
-):
-    """Pairs (a, b < a) for rows ``row_start <= a < row_stop``, offered to the worker's heaps of a and b.
-
-    ``bounds`` (int64) cuts the rows into chunks (relative to ``row_start``) that ``n_workers``
-    pull dynamically.
-    """
-    n_rows = a_indptr.shape[0] - 1
-    mids = a_indices.view(np.uint32)
-    targets = b_indices.view(np.uint32)
-    counter = np.zeros(1, np.int64)
-    for w in prange(n_workers):
-        acc = np.zeros(n_rows, dtype=np.float64)
-        touched = np.empty(n_rows + 1, dtype=np.uint32)
-        for r0, r1 in pulled_chunks(counter, bounds):
-            for a in range(row_start + r0, row_start + r1):
-                n_touched = 0
-                for p in range(a_indptr[a], a_indptr[a + 1]):
-                    mid = mids[p]
-                    start = b_indptr[mid]
-                    stop = start + np.searchsorted(
-                        targets[start : b_indptr[mid + 1]], np.uint32(a)
-                    )  # b < a
-                    n_touched = _accumulate(
-                        acc, touched, n_touched, targets, start, stop, penalty[mid]
-                    )
-                for t in range(n_touched):
-                    b = touched[t]
-                    value = np.float32(acc[b] / (norm[a] * norm[b]))
-                    acc[b] = 0.0
-                    if value > 0:
-                        ha = w * n_rows + a
-                        if value >= heap_min[ha]:
-                            heap_cnt[ha] = _heap_offer(
-                                heap_val, heap_idx, ha * k, heap_cnt[ha], k, value, b
-                            )
-                            if heap_cnt[ha] == k:
-                                heap_min[ha] = heap_val[ha * k]
-                        hb = w * n_rows + b
-                        if value >= heap_min[hb]:
-                            heap_cnt[hb] = _heap_offer(
-                                heap_val, heap_idx, hb * k, heap_cnt[hb], k, value, a
-                            )
-                            if heap_cnt[hb] == k:
-                                heap_min[hb] = heap_val[hb * k]
-
-
-@jit(parallel=True)
-def _merge_heaps(heap_val, heap_idx, heap_cnt, n_workers, n_rows, k, out_idx, out_val, counts):
-    """Merge every row's per-worker heaps into worker 0's and write it sorted (best first)."""
-    bounds = even_bounds(n_rows, n_workers * CHUNKS_PER_WORKER)
-    counter = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        for r0, r1 in pulled_chunks(counter, bounds):
-            for a in range(r0, r1):
-                count = heap_cnt[a]
-                for w in range(1, n_workers):
-                    h = w * n_rows + a
-                    for t in range(heap_cnt[h]):
-                        count = _heap_offer(
-                            heap_val,
-                            heap_idx,
-                            a * k,
-                            count,
-                            k,
-                            heap_val[h * k + t],
-                            heap_idx[h * k + t],
-                        )
-                _heap_sorted(heap_val, heap_idx, a * k, count, out_val, out_idx, a * k)
-                counts[a] = count
-
-
-@jit
 def neighbors_to_csr(nbr_idx, nbr_val, counts, normalize_max):
     """The top lists of :func:`cooccurrence_topk` as CSR arrays.
 
@@ -587,28 +203,38 @@ def neighbors_to_csr(nbr_idx, nbr_val, counts, normalize_max):
     ----------
     nbr_idx : int32 (n_rows, k); nbr_val : float32 (n_rows, k); counts : int64 (n_rows,)
     normalize_max : bool
-        Divide each row by its first (largest) value.
+        Divide each row by its first (largest) value (in float32).
 
     Returns
     -------
     indptr : int64 (n_rows + 1,); indices : int32 (nnz,); data : float32 (nnz,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recforge.kernels.neighbors import neighbors_to_csr
+    >>> idx = np.array([[1, 2], [0, -1]], np.int32)
+    >>> val = np.array([[0.5, 0.25], [0.5, 0.0]], np.float32)
+    >>> indptr, indices, data = neighbors_to_csr(idx, val, np.array([2, 1]), True)
+    >>> indptr.tolist(), indices.tolist(), data.tolist()
+    ([0, 2, 3], [1, 2, 0], [1.0, 0.5, 1.0])
     """
-    n_rows = counts.shape[0]
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    for a in range(n_rows):
-        indptr[a + 1] = indptr[a] + counts[a]
-    indices = np.empty(indptr[n_rows], dtype=np.int32)
-    data = np.empty(indptr[n_rows], dtype=np.float32)
-    for a in range(n_rows):
-        base = indptr[a]
-        top = nbr_val[a, 0]
-        for s in range(counts[a]):
-            indices[base + s] = nbr_idx[a, s]
-            data[base + s] = nbr_val[a, s] / top if normalize_max else nbr_val[a, s]
+    counts = np.asarray(counts, dtype=np.int64)
+    nbr_val = np.asarray(nbr_val, dtype=np.float32)
+    k = nbr_val.shape[1] if nbr_val.ndim == 2 else 0
+    indptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    kept = np.arange(k)[None, :] < counts[:, None]  # each row's first counts[a] entries, row-major
+    indices = np.ascontiguousarray(np.asarray(nbr_idx)[kept], dtype=np.int32)
+    data = np.ascontiguousarray(nbr_val[kept])
+    if normalize_max and data.size:
+        data = data / np.repeat(nbr_val[:, 0], counts)
     return indptr, indices, data
 
 
-def two_hop_scores(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items):
+def two_hop_scores(
+    rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items, n_threads=None
+):
     """Dense scores ``(Q @ N)[rows]`` as float32 (len(rows), n_items).
 
     Parameters
@@ -620,45 +246,30 @@ def two_hop_scores(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_dat
     n_indptr : int64, n_indices : int32, n_data : float32
         ``N`` (n_mid × n_items) in CSR.
     n_items : int
+    n_threads : int or None
+        Threads (``None`` = every available core); the result does not depend on it.
 
     Returns
     -------
     scores : float32 (n_rows, n_items)
         Accumulated in float64 in the order (Q's entries, then N's entries), then cast.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recforge.kernels.neighbors import two_hop_scores
+    >>> q = (np.array([0, 1]), np.array([0]), np.array([2.0]))  # Q = [[2]]
+    >>> n = (np.array([0, 2]), np.array([0, 2]), np.array([0.5, 1.0]))  # N = [[0.5, 0, 1]]
+    >>> two_hop_scores(np.array([0]), *q, *n, 3).tolist()
+    [[1.0, 0.0, 2.0]]
     """
-    q = (q_indptr, q_indices, q_data)
-    n = (n_indptr, n_indices, n_data)
-    return _two_hop_scores(rows, *q, *n, n_items, numba.get_num_threads())
+    return _core.neighbors_two_hop_scores(
+        *_two_hop_inputs(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data),
+        int(n_items),
+        resolve_n_threads(n_threads),
+    )
 
 
-@jit(parallel=True)
-def _two_hop_scores(
-    rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data, n_items, n_workers
-):
-    """:func:`two_hop_scores` on ``n_workers`` workers pulling chunks of rows (``kernels._chunks``)."""
-    n_rows = rows.shape[0]
-    out = np.zeros((n_rows, n_items), dtype=np.float32)
-    n_workers = max(1, min(n_workers, n_rows))
-    cum = two_hop_cumulative(rows, q_indptr, q_indices, n_indptr)
-    bounds = balanced_bounds(cum, n_workers * CHUNKS_PER_WORKER, np.float64(n_items))
-    counter = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        acc = np.zeros(n_items, dtype=np.float64)
-        for r0, r1 in pulled_chunks(counter, bounds):
-            for r in range(r0, r1):
-                row = rows[r]
-                for p in range(q_indptr[row], q_indptr[row + 1]):
-                    m = q_indices[p]
-                    w = np.float64(q_data[p])
-                    for q in range(n_indptr[m], n_indptr[m + 1]):
-                        acc[n_indices[q]] += w * n_data[q]
-                for i in range(n_items):
-                    out[r, i] = np.float32(acc[i])
-                    acc[i] = 0.0
-    return out
-
-
-@jit(parallel=True)
 def two_hop_topk(
     rows,
     q_indptr,
@@ -692,155 +303,33 @@ def two_hop_topk(
         1 = never recommend.
     k : int >= 1
     n_workers : int >= 1
-        Parallel workers, each with its own dense accumulator, pulling chunks of rows of about equal
-        work (``kernels._chunks``); the result does not depend on it.
+        Threads, each with its own dense accumulator, pulling chunks of rows of about equal work;
+        the result does not depend on it.
 
     Returns
     -------
     indices : int64 (n_rows, k); values : float32 (n_rows, k)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recforge.kernels.neighbors import two_hop_topk
+    >>> q = (np.array([0, 1]), np.array([0]), np.array([2.0]))  # Q = [[2]]
+    >>> n = (np.array([0, 2]), np.array([0, 2]), np.array([0.5, 1.0]))  # N = [[0.5, 0, 1]]
+    >>> no_exclusions = (np.array([0, 0]), np.array([], np.int32))
+    >>> idx, val = two_hop_topk(np.array([0]), *q, *n, 3, *no_exclusions, np.zeros(3, np.uint8), 2, 1)
+    >>> idx.tolist(), val.tolist()
+    ([[2, 0]], [[2.0, 1.0]])
     """
-    n_rows = rows.shape[0]
-    out_idx = np.full((n_rows, k), -1, dtype=np.int64)
-    out_val = np.full((n_rows, k), -np.inf, dtype=np.float32)
-    mids = q_indices.view(np.uint32)  # unsigned: no negative-index handling in the loops
-    targets = n_indices.view(np.uint32)
-    cum = two_hop_cumulative(rows, q_indptr, q_indices, n_indptr)
-    bounds = balanced_bounds(cum, n_workers * CHUNKS_PER_WORKER, np.float64(k))
-    counter = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        acc = np.zeros(n_items, dtype=np.float64)
-        flag = np.zeros(n_items, dtype=np.uint8)  # 1 touched, 2 excluded (per row), reset after
-        touched = np.empty(n_items + 1, dtype=np.uint32)
-        top_val = np.empty(k, dtype=np.float32)
-        top_idx = np.empty(k, dtype=np.int32)
-        for r0, r1 in pulled_chunks(counter, bounds):
-            for r in range(r0, r1):
-                row = rows[r]
-                n_touched = 0
-                for p in range(q_indptr[row], q_indptr[row + 1]):
-                    m = mids[p]
-                    w = np.float64(q_data[p])
-                    for q in range(n_indptr[m], n_indptr[m + 1]):
-                        i = targets[q]
-                        touched[n_touched] = i  # kept only when i is new: branch-free
-                        n_touched += flag[i] == 0
-                        flag[i] = 1
-                        acc[i] += w * n_data[q]
-                for p in range(ex_indptr[r], ex_indptr[r + 1]):
-                    flag[ex_indices[p]] = 2
-                count = 0
-                for t in range(n_touched):
-                    i = touched[t]
-                    if flag[i] == 1 and mask[i] == 0:
-                        value = np.float32(acc[i])
-                        if value > 0:
-                            count = _insert(top_val, top_idx, 0, count, k, value, i)
-                n_pos = count
-                for t in range(count):
-                    out_idx[r, t] = top_idx[t]
-                    out_val[r, t] = top_val[t]
-                if count < k:
-                    # score-0 fill in index order: skip excluded, masked and already chosen (positive) items
-                    for t in range(n_pos):
-                        flag[top_idx[t]] = 3
-                    i = 0
-                    while count < k and i < n_items:
-                        if flag[i] != 2 and flag[i] != 3 and mask[i] == 0:
-                            out_idx[r, count] = i
-                            out_val[r, count] = 0.0
-                            count += 1
-                        i += 1
-                    for t in range(n_pos):
-                        flag[top_idx[t]] = 1
-                for t in range(n_touched):
-                    i = touched[t]
-                    acc[i] = 0.0
-                    flag[i] = 0
-                for p in range(ex_indptr[r], ex_indptr[r + 1]):
-                    flag[ex_indices[p]] = 0
-    return out_idx, out_val
-
-
-@jit(parallel=True)
-def _cooccurrence_counts(
-    a_indptr, a_indices, b_indptr, b_indices, row_start, row_stop, n_workers, bounds, counts
-):
-    """``counts[a - row_start]`` = distinct rows ``b != a`` sharing an intermediate with row ``a``.
-
-    ``bounds``: chunks of the rows (relative to ``row_start``) that ``n_workers`` pull dynamically.
-    """
-    n_rows = a_indptr.shape[0] - 1
-    counter = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        flag = np.zeros(n_rows, dtype=np.uint8)
-        touched = np.empty(n_rows + 1, dtype=np.uint32)
-        for r0, r1 in pulled_chunks(counter, bounds):
-            for a in range(row_start + r0, row_start + r1):
-                n_touched = 0
-                for p in range(a_indptr[a], a_indptr[a + 1]):
-                    mid = a_indices[p]
-                    for q in range(b_indptr[mid], b_indptr[mid + 1]):
-                        b = b_indices[q]
-                        touched[n_touched] = b
-                        n_touched += flag[b] == 0
-                        flag[b] = 1
-                count = n_touched
-                for t in range(n_touched):
-                    count -= touched[t] == a
-                    flag[touched[t]] = 0
-                counts[a - row_start] = count
-
-
-@jit(parallel=True)
-def _cooccurrence_fill(
-    a_indptr,
-    a_indices,
-    b_indptr,
-    b_indices,
-    penalty,
-    row_start,
-    row_stop,
-    n_workers,
-    bounds,
-    indptr,
-    out_indices,
-    out_data,
-):
-    """Rows ``row_start <= a < row_stop`` of :func:`cooccurrence_sums` into preallocated CSR arrays.
-
-    ``bounds``: chunks of the rows (relative to ``row_start``) that ``n_workers`` pull dynamically.
-    """
-    n_rows = a_indptr.shape[0] - 1
-    mids = a_indices.view(np.uint32)
-    targets = b_indices.view(np.uint32)
-    counter = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        acc = np.zeros(n_rows, dtype=np.float64)
-        touched = np.empty(n_rows + 1, dtype=np.uint32)
-        for r0, r1 in pulled_chunks(counter, bounds):
-            for a in range(row_start + r0, row_start + r1):
-                n_touched = _accumulate_row(
-                    acc, touched, a_indptr, mids, b_indptr, targets, penalty, a
-                )
-                pos = indptr[a - row_start]
-                if n_touched * 16 > n_rows:  # a dense row: one ordered scan beats a sort
-                    for b in range(n_rows):
-                        if acc[b] != 0.0:
-                            if b != a:
-                                out_indices[pos] = b
-                                out_data[pos] = acc[b]
-                                pos += 1
-                            acc[b] = 0.0
-                    continue
-                row = touched[:n_touched]
-                row.sort()
-                for t in range(n_touched):
-                    b = row[t]
-                    if b != a:
-                        out_indices[pos] = b
-                        out_data[pos] = acc[b]
-                        pos += 1
-                    acc[b] = 0.0
+    return _core.neighbors_two_hop_topk(
+        *_two_hop_inputs(rows, q_indptr, q_indices, q_data, n_indptr, n_indices, n_data),
+        int(n_items),
+        _i64(ex_indptr),
+        _i32(ex_indices),
+        np.ascontiguousarray(mask, dtype=np.uint8),
+        int(k),
+        max(1, int(n_workers)),
+    )
 
 
 def cooccurrence_sums(
@@ -861,52 +350,33 @@ def cooccurrence_sums(
     penalty : float64 (n_mid,)
     row_start, row_stop : int, ``0 <= row_start <= row_stop <= n_rows``
     n_workers : int >= 1
-        Parallel workers pulling chunks of rows of about equal work; the result does not depend on it.
+        Threads pulling chunks of rows of about equal work; the result does not depend on it.
 
     Returns
     -------
     indptr : int64 (row_stop - row_start + 1,); indices : int32 (nnz,), sorted within rows;
     data : float64 (nnz,)
     """
-    n_out = int(row_stop) - int(row_start)
-    n_workers = int(n_workers)
-    rows = np.arange(int(row_start), int(row_stop), dtype=np.int64)
-    cum = two_hop_cumulative(rows, a_indptr, a_indices, b_indptr)
-    bounds = balanced_bounds(cum, n_workers * CHUNKS_PER_WORKER, 1.0)
-    counts = np.zeros(n_out, dtype=np.int64)
-    _cooccurrence_counts(
-        a_indptr,
-        a_indices,
-        b_indptr,
-        b_indices,
-        int(row_start),
-        int(row_stop),
-        n_workers,
-        bounds,
-        counts,
+    a_indptr, a_indices, b_indptr, b_indices = (
+        _i64(a_indptr),
+        _i32(a_indices),
+        _i64(b_indptr),
+        _i32(b_indices),
     )
-    indptr = np.zeros(n_out + 1, dtype=np.int64)
+    row_start, row_stop, n_threads = int(row_start), int(row_stop), max(1, int(n_workers))
+    counts = np.zeros(max(0, row_stop - row_start), dtype=np.int64)
+    csr = (a_indptr, a_indices, b_indptr, b_indices)
+    _core.neighbors_cooccurrence_counts(*csr, row_start, row_stop, n_threads, counts)
+    indptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
     data = np.empty(int(indptr[-1]), dtype=np.float64)
-    _cooccurrence_fill(
-        a_indptr,
-        a_indices,
-        b_indptr,
-        b_indices,
-        penalty,
-        int(row_start),
-        int(row_stop),
-        n_workers,
-        bounds,
-        indptr,
-        indices,
-        data,
+    _core.neighbors_cooccurrence_fill(
+        *csr, _f64(penalty), row_start, row_stop, n_threads, indptr, indices, data
     )
     return indptr, indices, data
 
 
-@jit(parallel=True)
 def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_workers):
     """Top-``n_neighbors`` of each row of summed co-occurrence numerators (the last step of the similarity).
 
@@ -926,67 +396,20 @@ def topk_csr_rows(indptr, indices, data, row_start, norm, n_neighbors, n_workers
     nbr_idx : int32 (n_rows, n_neighbors), ``-1`` pads; nbr_val : float32 (n_rows, n_neighbors), 0 pads;
     counts : int64 (n_rows,)
     """
+    indptr = _i64(indptr)
     n_rows = indptr.shape[0] - 1
-    k = n_neighbors
-    out_idx = np.full(n_rows * k, -1, dtype=np.int32)
-    out_val = np.zeros(n_rows * k, dtype=np.float32)
-    counts = np.zeros(n_rows, dtype=np.int64)
-    bounds = balanced_bounds(indptr, n_workers * CHUNKS_PER_WORKER, 1.0)
-    counter = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        cap = 64
-        keys = np.empty(cap, dtype=np.uint64)
-        for r0, r1 in pulled_chunks(counter, bounds):
-            for r in range(r0, r1):
-                length = indptr[r + 1] - indptr[r]
-                if length > cap:
-                    cap = length
-                    keys = np.empty(cap, dtype=np.uint64)
-                norm_a = norm[row_start + r]
-                n = 0
-                for p in range(indptr[r], indptr[r + 1]):
-                    b = indices[p]
-                    value = np.float32(data[p] / (norm_a * norm[b]))
-                    if value > 0:
-                        keys[n] = _rank_key(value, b)
-                        n += 1
-                counts[r] = _write_top_k(keys, n, k, out_idx, out_val, r * k)
-    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts
-
-
-def _warmup():
-    """Every kernel with the argument types ItemCF and UserCF pass (``recall/_neighbors.py``).
-
-    The interactions' own CSR arrays are read-only, so the index array of one side of the
-    similarity is read-only: the item side's in UserCF, the user side's in ItemCF.
-    """
-    from ._jit import read_only
-
-    a_indptr, a_indices = np.array([0, 2, 3], np.int64), np.array([0, 1, 1], np.int32)  # 2 × 2
-    b_indptr, b_indices = np.array([0, 1, 3], np.int64), np.array([0, 0, 1], np.int32)  # Aᵀ
-    weights = np.ones(2, np.float64)
-    for a_idx, b_idx in ((read_only(a_indices), b_indices), (a_indices, read_only(b_indices))):
-        for kernel in (cooccurrence_topk, cooccurrence_topk_symmetric):
-            idx, val, counts = kernel(a_indptr, a_idx, b_indptr, b_idx, weights, weights, 1, 1)
-    neighbors_to_csr(idx, val, counts, True)
-    rows = np.arange(2, dtype=np.int64)
-    data = np.ones(3, np.float32)
-    two_hop_scores(rows, a_indptr, a_indices, data, b_indptr, b_indices, data, 2)
-    two_hop_topk(
-        rows,
-        a_indptr,
-        a_indices,
-        data,
-        b_indptr,
-        b_indices,
-        data,
-        2,
-        a_indptr,
-        a_indices,
-        np.zeros(2, np.uint8),
-        1,
-        1,
+    k = int(n_neighbors)
+    out_idx, out_val, counts = _top_lists(n_rows, k)
+    _core.neighbors_topk_csr_rows(
+        indptr,
+        _i32(indices),
+        _f64(data),
+        int(row_start),
+        _f64(norm),
+        k,
+        max(1, int(n_workers)),
+        out_idx,
+        out_val,
+        counts,
     )
-    # the per-partition pieces of the distributed similarity (recforge.distributed.neighbors)
-    sums = cooccurrence_sums(a_indptr, a_indices, b_indptr, b_indices, weights, 0, 2, 1)
-    topk_csr_rows(*sums, 0, weights, 1, 1)
+    return out_idx.reshape(n_rows, k), out_val.reshape(n_rows, k), counts

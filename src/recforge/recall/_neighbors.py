@@ -2,7 +2,7 @@
 
 Scores of both models have the form ``(Q @ N)[user]`` with two sparse non-negative matrices
 (ItemCF: Q = user → item weights, N = item → top-K similar items; UserCF: Q = user → top-K
-similar users, N = user → items). ``recommend`` reduces them to top-k with a fused Numba kernel
+similar users, N = user → items). ``recommend`` reduces them to top-k with a fused C++ kernel
 (no dense score block); the dense block path of the base class gives the identical result.
 """
 
@@ -12,7 +12,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._progress import progress
-from .._threads import numba_threads
 from .._validation import check_float, check_int
 from ..data import Interactions
 from ..io import ModelArrays
@@ -67,11 +66,8 @@ def topk_neighbors(
     work = float(np.square(np.diff(b_indptr).astype(np.float64)).sum())
     symmetric = work >= SYMMETRIC_MIN_WORK
     kernel = cooccurrence_topk_symmetric if symmetric else cooccurrence_topk
-    with (
-        numba_threads(n_threads) as n,
-        progress(verbose, total=n_rows, desc="similarity", unit="row") as bar,
-    ):
-        n_workers = max(1, min(n_rows, n))  # each with its own accumulator
+    with progress(verbose, total=n_rows, desc="similarity", unit="row") as bar:
+        n_workers = max(1, min(n_rows, n_threads))  # each with its own accumulator
         idx, val, counts = kernel(
             a_indptr,
             a_indices,
@@ -182,17 +178,16 @@ class TwoHopModel(RecallModel):
 
     def _score_users(self, user_idx):
         q, n = self._two_hop()
-        with numba_threads(self._n_threads()):
-            return two_hop_scores(
-                np.ascontiguousarray(user_idx, dtype=np.int64), *q, *n, self.n_items_
-            )
+        return two_hop_scores(
+            np.ascontiguousarray(user_idx, dtype=np.int64), *q, *n, self.n_items_, self._n_threads()
+        )
 
     def _score_rows(self, q_matrix: sp.csr_matrix) -> np.ndarray:
         """Dense scores of ad-hoc query rows (``q_matrix`` has the columns of ``query_``)."""
         q = csr_kernel_arrays(sp.csr_matrix(q_matrix))
         _, n = self._two_hop()
         rows = np.arange(q_matrix.shape[0], dtype=np.int64)
-        return two_hop_scores(rows, *q, *n, self.n_items_)
+        return two_hop_scores(rows, *q, *n, self.n_items_, self._n_threads())
 
     def _topk_users(self, user_idx, k, filter_seen, mask):
         if not self._fused:
@@ -210,8 +205,7 @@ class TwoHopModel(RecallModel):
             else np.ascontiguousarray(mask, dtype=np.uint8)
         )
         q, n = self._two_hop()
-        with numba_threads(self._n_threads()) as n_threads:
-            n_workers = max(1, min(len(user_idx), n_threads))
-            return two_hop_topk(
-                user_idx, *q, *n, self.n_items_, ex_indptr, ex_indices, mask_u8, int(k), n_workers
-            )
+        n_workers = max(1, min(len(user_idx), self._n_threads()))
+        return two_hop_topk(
+            user_idx, *q, *n, self.n_items_, ex_indptr, ex_indices, mask_u8, int(k), n_workers
+        )

@@ -52,7 +52,7 @@ class ItemCF(TwoHopModel):
 
     Notes
     -----
-    ``recommend`` selects the top-k straight from the sparse neighbours with a fused Numba kernel.
+    ``recommend`` selects the top-k straight from the sparse neighbours with a fused C++ kernel.
     Items no neighbour reaches score 0 and fill the list in increasing index order, exactly as
     the dense scoring path would (every score is >= 0).
 

@@ -9,10 +9,8 @@ from recforge.kernels._chunks import (
     CHUNKS_PER_WORKER,
     balanced_bounds,
     even_bounds,
-    lower_two_hop_cumulative,
     next_chunk,
     pulled_chunks,
-    two_hop_cumulative,
 )
 from recforge.kernels._jit import jit
 
@@ -102,14 +100,3 @@ def test_balanced_bounds_edge_cases():
     # all work in the last row: the earlier chunks stay (nearly) empty, the last holds it
     bounds = balanced_bounds(np.array([0, 0, 0, 0, 100], np.int64), 4, 0.0)
     assert bounds[0] == 0 and bounds[-1] == 4 and np.all(np.diff(bounds) >= 0)
-
-
-def test_two_hop_work():
-    a_indptr = np.array([0, 2, 3, 5], np.int64)  # rows: {0, 1}, {1}, {0, 1}
-    a_indices = np.array([0, 1, 1, 0, 1], np.int32)
-    b_indptr = np.array([0, 2, 5], np.int64)  # Aᵀ: mid 0 in rows {0, 2}, mid 1 in {0, 1, 2}
-    assert two_hop_cumulative(np.arange(3), a_indptr, a_indices, b_indptr).tolist() == [0, 5, 8, 13]
-    assert two_hop_cumulative(np.array([2, 1]), a_indptr, a_indices, b_indptr).tolist() == [0, 5, 8]
-    # pairs b < a only: row 0 none, row 1 shares mid 1 with row 0, row 2 mid 0 with 0, mid 1 with 0, 1
-    assert lower_two_hop_cumulative(a_indptr, a_indices, 2, 0, 3).tolist() == [0, 0, 1, 4]
-    assert lower_two_hop_cumulative(a_indptr, a_indices, 2, 1, 3).tolist() == [0, 1, 4]

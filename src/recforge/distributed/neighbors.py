@@ -31,7 +31,6 @@ import operator
 import numpy as np
 import scipy.sparse as sp
 
-from .._threads import numba_threads
 from .._validation import check_int
 from ..kernels._csr import csr_kernel_arrays
 from ..kernels.neighbors import cooccurrence_sums, neighbors_to_csr, topk_csr_rows
@@ -110,11 +109,11 @@ def _usercf_input(item_start: int, item_stop: int, n_users: int, penalty: np.nda
 def _pieces(kernel_input, row_bounds: np.ndarray) -> list:
     """This partition's co-occurrence numerators, one CSR (indptr, indices, data) per row block."""
     a_indptr, a_indices, b_indptr, b_indices, penalty = kernel_input
-    with numba_threads(worker_threads()) as n:
-        return [
-            cooccurrence_sums(a_indptr, a_indices, b_indptr, b_indices, penalty, lo, hi, n)
-            for lo, hi in zip(row_bounds[:-1].tolist(), row_bounds[1:].tolist())
-        ]
+    n = worker_threads()
+    return [
+        cooccurrence_sums(a_indptr, a_indices, b_indptr, b_indices, penalty, lo, hi, n)
+        for lo, hi in zip(row_bounds[:-1].tolist(), row_bounds[1:].tolist())
+    ]
 
 
 def _add_pieces(a, b, n_cols: int):
@@ -128,11 +127,10 @@ def _add_pieces(a, b, n_cols: int):
 
 def _topk_block(summed, row_start: int, norm: np.ndarray, n_neighbors: int, normalize_max: bool):
     """Each row's top ``n_neighbors`` similarities in one row block (as the single machine)."""
-    with numba_threads(worker_threads()) as n:
-        n_chunks = max(1, min(summed[0].size - 1, n))
-        nbr_idx, nbr_val, counts = topk_csr_rows(
-            *summed, int(row_start), norm, int(n_neighbors), n_chunks
-        )
+    n_threads = max(1, min(summed[0].size - 1, worker_threads()))
+    nbr_idx, nbr_val, counts = topk_csr_rows(
+        *summed, int(row_start), norm, int(n_neighbors), n_threads
+    )
     return neighbors_to_csr(nbr_idx, nbr_val, counts, bool(normalize_max))
 
 

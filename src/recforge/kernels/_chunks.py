@@ -143,54 +143,8 @@ def balanced_bounds(cum, n_chunks, row_cost):
     return bounds
 
 
-@jit
-def two_hop_cumulative(rows, a_indptr, a_indices, b_indptr):
-    """Cumulative work of the rows ``rows`` of ``A · B``: ``cum[r + 1] - cum[r] = Σ_{m ∈ A[rows[r]]} |B[m]|``.
-
-    int64 (len(rows) + 1,), for :func:`balanced_bounds` of kernels that visit every two-hop path.
-    """
-    n_rows = rows.shape[0]
-    cum = np.zeros(n_rows + 1, np.int64)
-    for r in range(n_rows):
-        row = rows[r]
-        work = 0
-        for p in range(a_indptr[row], a_indptr[row + 1]):
-            m = a_indices[p]
-            work += b_indptr[m + 1] - b_indptr[m]
-        cum[r + 1] = cum[r] + work
-    return cum
-
-
-@jit
-def lower_two_hop_cumulative(a_indptr, a_indices, n_mid, row_start, row_stop):
-    """Cumulative work of rows ``row_start <= a < row_stop`` of ``A · Aᵀ`` restricted to ``b < a``.
-
-    Row ``a``'s work is ``Σ_{m ∈ A[a]} |{b < a : m ∈ A[b]}|`` (the pairs each computed once).
-    int64 (row_stop - row_start + 1,).
-    """
-    seen = np.zeros(n_mid, np.int64)  # rows before the current one that hold each intermediate
-    for a in range(row_start):
-        for p in range(a_indptr[a], a_indptr[a + 1]):
-            seen[a_indices[p]] += 1
-    cum = np.zeros(row_stop - row_start + 1, np.int64)
-    for a in range(row_start, row_stop):
-        work = 0
-        for p in range(a_indptr[a], a_indptr[a + 1]):
-            m = a_indices[p]
-            work += seen[m]
-            seen[m] += 1
-        cum[a - row_start + 1] = cum[a - row_start] + work
-    return cum
-
-
 def _warmup():
-    """The helpers with the argument types the kernels' Python wrappers pass (``neighbors``)."""
-    from ._jit import read_only
-
+    """The helpers with the argument types the kernels' Python callers pass."""
     next_chunk(np.zeros(1, np.int64))
     even_bounds(2, 2)
-    indptr, indices = np.array([0, 1, 2], np.int64), np.array([0, 1], np.int32)
-    balanced_bounds(indptr, 2, 1.0)
-    for idx in (indices, read_only(indices)):
-        two_hop_cumulative(np.arange(2, dtype=np.int64), indptr, idx, indptr)
-        lower_two_hop_cumulative(indptr, idx, 2, 0, 2)
+    balanced_bounds(np.array([0, 1, 2], np.int64), 2, 1.0)

@@ -138,7 +138,7 @@ class SourcePath:
             from ..kernels.neighbors import two_hop_topk
 
             mask_u8 = np.zeros(self._n_items, np.uint8) if mask is None else mask.view(np.uint8)
-            # a parallel kernel: the caller runs it on one Numba thread (see RequestPlan.user)
+            # one request: the kernel on the calling thread (n_workers=1)
             idx, val = two_hop_topk(
                 np.array([u], np.int64),
                 *self._two_hop[0],

@@ -12,6 +12,7 @@ void bind_gbdt(py::module_& m);
 void bind_gbdt_leafwise(py::module_& m);
 void bind_lfm(py::module_& m);
 void bind_sgns(py::module_& m);
+void bind_encoder(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge compiled kernels (private: use the recforge Python API)";
@@ -33,4 +34,5 @@ PYBIND11_MODULE(_core, m) {
     bind_gbdt_leafwise(m);
     bind_lfm(m);
     bind_sgns(m);
+    bind_encoder(m);
 }

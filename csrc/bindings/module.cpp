@@ -14,6 +14,7 @@ void bind_lfm(py::module_& m);
 void bind_sgns(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_neighbors(py::module_& m);
+void bind_encoder(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge compiled kernels (private: use the recforge Python API)";
@@ -37,4 +38,5 @@ PYBIND11_MODULE(_core, m) {
     bind_sgns(m);
     bind_linear(m);
     bind_neighbors(m);
+    bind_encoder(m);
 }

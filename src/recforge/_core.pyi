@@ -19,6 +19,56 @@ def _parallel_for_check(n_tasks: int, n_threads: int, fail_at: int = -1) -> tupl
     Task `fail_at` throws (→ ValueError). Private: for tests.
     """
 
+def encoder_bucketize(
+    x: NDArray[np.number], edges: NDArray[np.float64], out: NDArray[np.int64]
+) -> None:
+    """out[i] = 0 if x[i] is NaN else 1 + #{edges <= x[i]}; x (n,) any native int/float dtype and
+    stride, edges (m,) float64 sorted, out (n,) int64 (in place)."""
+
+def encoder_numeric_blocks(
+    x: NDArray[np.number],
+    edges: NDArray[np.float64],
+    mean: float,
+    scale: float,
+    with_scaled: bool,
+    off_scaled: int,
+    cols_scaled: NDArray[np.int32] | NDArray[np.int64],
+    vals_scaled: NDArray[np.float32],
+    off_bins: int,
+    cols_bins: NDArray[np.int32] | NDArray[np.int64],
+) -> int:
+    """A numeric column's scaled and bucket blocks in one pass (in place); returns the number of
+    infinite values."""
+
+def encoder_numeric_blocks_2d(
+    X: NDArray[np.number],
+    col_idx: NDArray[np.int64],
+    edges: NDArray[np.float64],
+    edge_ptr: NDArray[np.int64],
+    mean: NDArray[np.float64],
+    scale: NDArray[np.float64],
+    scaled_row: NDArray[np.int64],
+    val_row: NDArray[np.int64],
+    off_scaled: NDArray[np.int64],
+    bins_row: NDArray[np.int64],
+    off_bins: NDArray[np.int64],
+    cols: NDArray[np.int32] | NDArray[np.int64],
+    vals: NDArray[np.float32],
+    n_inf: NDArray[np.int64],
+) -> None:
+    """encoder_numeric_blocks for k columns of a 2-D array in one pass over its rows (in place;
+    n_inf (k,) counts infinite values)."""
+
+def encoder_assemble_csr(
+    cols: NDArray[np.int32] | NDArray[np.int64],
+    vals: NDArray[np.float32],
+    val_row: NDArray[np.int64],
+    indptr: NDArray[np.int32] | NDArray[np.int64],
+    indices: NDArray[np.int32] | NDArray[np.int64],
+    data: NDArray[np.float32],
+) -> int:
+    """Row-major CSR from per-block columns, dropping zero values (in place); returns nnz."""
+
 def gbdt_add_leaf_values(
     rows: NDArray[np.int32],
     starts: NDArray[np.int64],

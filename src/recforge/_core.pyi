@@ -98,6 +98,22 @@ def gbdt_add_split_leaf_values(
     place).
     """
 
+def gbdt_add_tree_values_binned(
+    Xb: NDArray[np.uint8],
+    rows: NDArray[np.int32],
+    feature: NDArray[np.int32],
+    threshold_bin: NDArray[np.int32],
+    default_left: NDArray[np.uint8],
+    is_categorical: NDArray[np.uint8],
+    cat_set: NDArray[np.uint64],
+    left: NDArray[np.int32],
+    right: NDArray[np.int32],
+    value: NDArray[np.float64],
+    raw: NDArray[np.float64],
+    n_threads: int = 1,
+) -> None:
+    """raw[r] += the leaf value one tree gives binned row Xb[r], r in rows (in place)."""
+
 def gbdt_apply(
     X: NDArray[np.float32],
     feature: NDArray[np.int32],

@@ -72,18 +72,24 @@ def resolve_n_threads(n_threads) -> int:
 _BLAS_CONTROLLER = {}  # the threadpoolctl controller of this process and the import count it saw
 
 
+def load_numba_blas() -> None:
+    """Load the BLAS library that Numba's ``np.dot`` binds to (scipy's), so that
+    :func:`limit_blas_threads` finds and caps it. ~0.1 s on the first call of a process: only the
+    callers of such kernels (DNN / Wide&Deep) pay it, not every capped block."""
+    import scipy.linalg.cython_blas  # noqa: F401
+
+
 def limit_blas_threads(n: int = 1):
     """Cap the BLAS pools (numpy's, scipy's, the one Numba's ``np.dot`` calls) for a ``with`` block.
 
     Used while our own kernels run in parallel (no oversubscription), and to run small
-    factorisations on one BLAS thread. scipy's BLAS is loaded before threadpoolctl looks for the
-    libraries (otherwise the first fit of a process runs with every BLAS thread). Finding the
-    libraries costs ~20 ms, more than some whole predictions, so the controller is kept and built
-    again only after new modules were imported (a library imported later, e.g. faiss with its
-    own OpenBLAS, is then capped too).
+    factorisations on one BLAS thread. Only the BLAS libraries already loaded are capped: a caller
+    whose Numba kernels call ``np.dot`` first calls :func:`load_numba_blas` (otherwise the first fit
+    of a process would run them with every BLAS thread). Finding the libraries costs ~20 ms, more
+    than some whole predictions, so the controller is kept and built again only after new modules
+    were imported (a library imported later, e.g. faiss with its own OpenBLAS, is then capped too).
     """
     if _BLAS_CONTROLLER.get("n_modules") != len(sys.modules):
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba binds to)
         from threadpoolctl import ThreadpoolController
 
         _BLAS_CONTROLLER["controller"] = ThreadpoolController()

@@ -17,6 +17,7 @@ from .._progress import progress_bar
 from .._threads import (
     ChunkPool,
     limit_blas_threads,
+    load_numba_blas,
     numba_threads,
     resolve_n_threads,
     run_chunks,
@@ -335,6 +336,7 @@ class NeuralRanker(Ranker):
             # one BLAS thread: a batch's products (<= 1024 x 128 x 128) are too small for threaded BLAS to
             # pay — two OpenBLAS threads made an Adult epoch 6-17x slower on a busy 2-core machine
             # (bench/bench_nn.py); ``n_threads`` Numba threads share each batch's chunks of rows
+            load_numba_blas()
             with limit_blas_threads(1), numba_threads(n_threads):
                 for epoch in range(1, epochs + 1):
                     t0 = time.perf_counter()
@@ -441,6 +443,7 @@ class NeuralRanker(Ranker):
             )
 
         starts = range(0, n, PREDICT_CHUNK)
+        load_numba_blas()
         with limit_blas_threads(1):
             if n_threads <= 1 or len(starts) <= 1:
                 for lo in starts:

@@ -88,11 +88,10 @@ def test_same_model_for_any_n_threads_on_multithreaded_sizes(extra):
 
 
 def test_fused_levels_on_threads_give_the_same_trees_as_one_thread_and_the_level_path(monkeypatch):
-    # Adult-sized data with categorical columns and missing values: the fused grower runs a level
+    # Adult-sized data with categorical columns and missing values: the fused grower runs each level
     # below the root as one parallel region over nodes (partition, children's histograms, splits
-    # per task) and, from two split nodes per thread on, the rest of the tree as one region of
-    # subtree tasks, so 2 and 3 threads really share the nodes; the trees must equal the 1-thread
-    # ones and those of the level-by-level Python driver, bit for bit
+    # per task), so 2 and 3 threads really share the nodes; the trees must equal the 1-thread ones
+    # and those of the level-by-level Python driver, bit for bit
     from recforge.rank.gbdt import _grower
 
     rng = np.random.default_rng(17)
@@ -114,39 +113,6 @@ def test_fused_levels_on_threads_give_the_same_trees_as_one_thread_and_the_level
     for other in arrays[1:]:
         for name in Tree.FIELDS:
             np.testing.assert_array_equal(arrays[0][name], other[name], err_msg=name)
-
-
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {"max_depth": 3},
-        {"max_depth": 8, "min_child_weight": 30.0, "colsample_bytree": 0.6},
-        {"max_depth": 7, "gamma": 2.0, "categorical_split": "partition"},
-    ],
-)
-def test_subtree_tasks_give_the_one_thread_trees(extra):
-    # the subtree tasks of the fused grower (several threads, from two split nodes per thread on)
-    # with shallow and deep trees, early leaves, a feature mask and categorical partitions
-    rng = np.random.default_rng(23)
-    n = 30_000
-    frame = pd.DataFrame(rng.normal(size=(n, 8)).astype(np.float32), columns=list("abcdefgh"))
-    frame.iloc[rng.random(n) < 0.05, 1] = np.nan
-    frame["a"] = np.round(frame["a"] * 2)  # few values: early leaves
-    frame["u"] = pd.Categorical(rng.integers(0, 30, n).astype(str))
-    logit = frame["a"] - frame["c"] + 0.1 * (frame["u"].cat.codes % 6)
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    models = [
-        _small(n_estimators=4, n_threads=t, random_state=6, **extra).fit(frame, y)
-        for t in (1, 2, 4)
-    ]
-    for other in models[1:]:
-        for name in Tree.FIELDS:
-            np.testing.assert_array_equal(
-                models[0]._forest.arrays[name], other._forest.arrays[name], err_msg=name
-            )
-        np.testing.assert_array_equal(
-            models[0].decision_function(frame), other.decision_function(frame)
-        )
 
 
 def test_level_partition_into_scratch_gives_the_same_trees(monkeypatch):

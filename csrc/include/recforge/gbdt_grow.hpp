@@ -4,10 +4,8 @@
 // (which calls the kernels one level at a time): root histogram, then per level the best split of
 // every node, a stable partition of the node-ordered data, the children's histograms (smaller child
 // built, larger = parent - smaller). The last level is not partitioned: its rows are routed by
-// their split when the leaf values are added to the margins. On several threads, once a level has
-// at least two split nodes per thread, the rest of the tree is one parallel region with a task per
-// node growing its subtree depth first (grow_subtrees) instead of one region per level. The trees
-// are bit-identical to the level-by-level path and independent of n_threads.
+// their split when the leaf values are added to the margins. The trees are bit-identical to the
+// level-by-level path and independent of n_threads.
 #pragma once
 
 #include <algorithm>
@@ -48,19 +46,15 @@ struct GrownTree {  // the fields of _grower.Tree that the kernel decides, one e
     std::vector<uint64_t> cat_set;  // kCatSetWords per node: a partition split's left bins
     bool swapped = false;           // the data ended in the `other` buffers
 
-    static double leaf_value(double g, double h, const DepthwiseParams& p) {
-        const bool ok = h >= p.min_child_weight && h > 0.0;
-        return ok ? -g / (h + p.reg_lambda) * p.learning_rate : 0.0;
-    }
-
     int32_t add(int32_t d, double g, double h, const DepthwiseParams& p) {
+        const bool ok = h >= p.min_child_weight && h > 0.0;
         feature.push_back(-1);
         threshold_bin.push_back(0);
         left.push_back(-1);
         right.push_back(-1);
         depth.push_back(d);
         default_left.push_back(0);
-        value.push_back(leaf_value(g, h, p));
+        value.push_back(ok ? -g / (h + p.reg_lambda) * p.learning_rate : 0.0);
         gain.push_back(0.0);
         cover.push_back(h);
         cat_set.insert(cat_set.end(), kCatSetWords, 0);
@@ -160,137 +154,6 @@ inline void fused_level(NodeData cur, uint8_t* scratch_X, float* scratch_gh, int
                                            is_cat, feature_mask, sp);
         },
         1);
-}
-
-// A node grown inside a subtree task (grow_subtrees): its split (feature < 0: a leaf), its sums,
-// and the index of its left child among the task's nodes (the right one follows; -1: none).
-struct SubtreeNode {
-    SplitResult split;
-    double g, h;
-    int32_t child;
-};
-
-// Workspace node histograms grow_subtrees needs on n_threads threads below a level `depth` of a
-// tree of max_depth: per thread, the pair of children of a node at each depth in
-// [depth + 1, max_depth) (built by the split of a node at depth d: the pair of d - depth).
-inline int64_t subtree_hist_slots(int32_t depth, int32_t max_depth, int n_threads) {
-    return int64_t{2} * n_threads * std::max(0, max_depth - 1 - depth);
-}
-
-// The rest of a depth-wise tree below one level, one task per split node of the level, each task
-// growing its node's whole subtree depth first on one thread: no parallel region per level, so the
-// threads meet once instead of once per level. Split node j of level `depth` (positions
-// [starts[j], ends[j]) of cur, histogram hist[parent_index[j]], sums sum_g/h[j], split split[j],
-// children tree nodes c_ids[2j], c_ids[2j + 1], already in the tree) is partitioned in place, as
-// fused_level does; so is every node below it except those of the last level, whose rows are routed
-// by their split when the leaf values are added to raw, as grow_depthwise does. Every node's
-// arithmetic (partition, the smaller child built and the larger = parent - smaller on the used
-// bins, best_split_node) is fused_level's, and the data ends in the same order (stable partitions
-// of the same ranges), so the trees and the data do not change. The new nodes are then numbered
-// level by level, in grow_depthwise's order. ws: subtree_hist_slots(depth, p.max_depth, n_threads)
-// node histograms.
-inline void grow_subtrees(NodeData cur, NodeData scratch, int64_t F, int32_t depth, int64_t S,
-                          const int64_t* starts, const int64_t* ends, const SplitResult* split,
-                          const double* sum_g, const double* sum_h, const double* hist,
-                          const int64_t* parent_index, const int32_t* c_ids, const int32_t* n_bins,
-                          const uint8_t* is_cat, const uint8_t* feature_mask,
-                          const DepthwiseParams& p, const SplitParams& sp, double* ws, double* raw,
-                          GrownTree& tree, int n_threads) {
-    const int64_t node_stride = F * kBins * 2;
-    const int32_t levels = std::max(0, p.max_depth - 1 - depth);  // ws pairs per thread
-    std::vector<std::vector<SubtreeNode>> nodes(static_cast<size_t>(S));
-    std::vector<int64_t> order(S);  // largest node first: the last task to start is a short one
-    for (int64_t j = 0; j < S; ++j) order[j] = j;
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-        return ends[a] - starts[a] > ends[b] - starts[b];
-    });
-    auto add_leaf_rows = [&](int64_t s, int64_t e, double v) {
-        for (int64_t q = s; q < e; ++q) raw[cur.rows[q]] += v;
-    };
-    // split node at depth d (rows [s, e), histogram P, sums g/h): its two children appended to nd,
-    // their subtrees grown; returns the left child's index
-    auto grow_below = [&](auto& self, std::vector<SubtreeNode>& nd, const SplitResult& r, double g,
-                          double h, int64_t s, int64_t e, int32_t d, const double* P,
-                          double* ws_thread) -> int32_t {
-        uint8_t lut[kBins];
-        direction_table(r.threshold, r.default_left, is_cat[r.feature] != 0, lut, r.cat_set);
-        const double cg[2] = {r.left_g, g - r.left_g}, ch[2] = {r.left_h, h - r.left_h};
-        const int32_t first = static_cast<int32_t>(nd.size());
-        for (int i = 0; i < 2; ++i) nd.push_back({SplitResult(), cg[i], ch[i], -1});
-        if (d + 1 >= p.max_depth) {  // the children are leaves of the last level: rows not moved
-            const double v[2] = {GrownTree::leaf_value(cg[1], ch[1], p),
-                                 GrownTree::leaf_value(cg[0], ch[0], p)};
-            const uint8_t* col = cur.X + r.feature;
-            for (int64_t q = s; q < e; ++q) raw[cur.rows[q]] += v[lut[col[q * F]]];
-            return first;
-        }
-        const int64_t n_left =
-            partition_node(cur.X, F, cur.gh, cur.rows, scratch.X + s * F, scratch.gh + 2 * s,
-                           scratch.rows + s, s, e, r.feature, lut);
-        const int64_t cs[2] = {s, s + n_left}, ce[2] = {s + n_left, e};
-        double* pair = ws_thread + static_cast<int64_t>(d - depth) * 2 * node_stride;
-        const int c = (ce[1] - cs[1]) < (ce[0] - cs[0]) ? 1 : 0;
-        double* Sm = pair + c * node_stride;
-        double* Lg = pair + (c ^ 1) * node_stride;
-        zero_used_bins(Sm, F, n_bins, feature_mask);
-        accumulate_node(cur.X, F, cur.gh, nullptr, cs[c], ce[c], 0, F, feature_mask, Sm);
-        subtract_used_bins(Lg, P, Sm, F, n_bins, feature_mask);
-        SplitResult cr[2];
-        for (int i = 0; i < 2; ++i)
-            cr[i] = best_split_node(pair + i * node_stride, F, cg[i], ch[i], n_bins, is_cat,
-                                    feature_mask, sp);
-        for (int i = 0; i < 2; ++i) {
-            nd[first + i].split = cr[i];
-            if (cr[i].feature >= 0) {
-                const int32_t child = self(self, nd, cr[i], cg[i], ch[i], cs[i], ce[i], d + 1,
-                                           pair + i * node_stride, ws_thread);
-                nd[first + i].child = child;
-            } else {
-                add_leaf_rows(cs[i], ce[i], GrownTree::leaf_value(cg[i], ch[i], p));
-            }
-        }
-        return first;
-    };
-    parallel_for(
-        S, n_threads,
-        [&](int64_t task, int tid) {
-            const int64_t j = order[task];
-            double* ws_thread = ws + static_cast<int64_t>(tid) * levels * 2 * node_stride;
-            grow_below(grow_below, nodes[j], split[j], sum_g[j], sum_h[j], starts[j], ends[j],
-                       depth, hist + parent_index[j] * node_stride, ws_thread);
-        },
-        1);
-    // number the new nodes level by level: children of the nodes of a level in the level's order,
-    // as grow_depthwise adds them
-    struct Ref {
-        int64_t task;
-        int32_t local, id;
-    };
-    std::vector<Ref> level, next;
-    for (int64_t j = 0; j < S; ++j)
-        for (int32_t i = 0; i < 2; ++i) level.push_back({j, i, c_ids[2 * j + i]});
-    for (int32_t d = depth + 1; !level.empty(); ++d) {
-        next.clear();
-        for (const Ref& q : level) {
-            const std::vector<SubtreeNode>& nd = nodes[q.task];
-            const SubtreeNode& n = nd[q.local];
-            if (n.child < 0) continue;
-            const int32_t l = tree.add(d + 1, nd[n.child].g, nd[n.child].h, p);
-            const int32_t rt = tree.add(d + 1, nd[n.child + 1].g, nd[n.child + 1].h, p);
-            tree.feature[q.id] = n.split.feature;
-            tree.threshold_bin[q.id] = n.split.threshold;
-            tree.default_left[q.id] = n.split.default_left;
-            tree.gain[q.id] = n.split.loss_chg;
-            std::copy(n.split.cat_set, n.split.cat_set + kCatSetWords,
-                      tree.cat_set.begin() + static_cast<int64_t>(q.id) * kCatSetWords);
-            tree.left[q.id] = l;
-            tree.right[q.id] = rt;
-            tree.value[q.id] = 0.0;
-            next.push_back({q.task, n.child, l});
-            next.push_back({q.task, n.child + 1, rt});
-        }
-        std::swap(level, next);
-    }
 }
 
 // Grow one tree on the m rows of `cur` (`other`: buffers of the same sizes), add its leaf values to
@@ -417,24 +280,6 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
         }
         const bool whole = S == 1 && s_starts[0] == 0 && s_ends[0] == m;
         const bool into_other = (whole && (threaded || m >= p.swap_rows)) || m >= p.swap_rows;
-        const int sub_threads =
-            threads_for_work(n_threads, static_cast<double>(m) * (F + 12), 100000.0);
-        if (!into_other && sub_threads > 1 && S >= 2 * sub_threads &&
-            subtree_hist_slots(depth, p.max_depth, sub_threads) <=
-                (int64_t{1} << (p.max_depth - 1))) {
-            // the rest of the tree in one parallel region: one task per node's subtree
-            std::vector<SplitResult> s_split(S);
-            std::vector<double> s_g(S), s_h(S);
-            for (int64_t j = 0; j < S; ++j) {
-                s_split[j] = split[ok_index[j]];
-                s_g[j] = sum_g[ok_index[j]];
-                s_h[j] = sum_h[ok_index[j]];
-            }
-            grow_subtrees(cur, other, F, depth, S, s_starts.data(), s_ends.data(), s_split.data(),
-                          s_g.data(), s_h.data(), hist, ok_index.data(), c_ids.data(), n_bins,
-                          is_cat, feature_mask, p, sp, hist_next, raw, tree, sub_threads);
-            break;
-        }
         if (!into_other && (S >= 2 || n_threads == 1)) {
             // one parallel region for the level: each task partitions one node, builds its
             // children's histograms and finds their splits while the node's rows are in cache

@@ -16,6 +16,7 @@ from recforge.pipeline.selection import SourceOrder
 from recforge.rank import GBDTClassifier, GBDTRanker
 from recforge.recall import LFM, Item2Vec, ItemCF, Popularity, UserCF
 from recforge.serving import Recommender
+from recforge.serving.plan import FreshHistory, one_blas_thread
 from recforge.serving.precomputed import (
     AUTO_BUDGET_BYTES,
     candidate_bytes,
@@ -292,23 +293,29 @@ def test_a_pipeline_that_keeps_no_ranker_is_served_by_its_choice():
         assert (a.items, a.scores, a.path) == (b.items, b.scores, b.path), body
 
 
-def test_a_fresh_users_usercf_list_is_its_public_fold_in(pipeline):
-    """UserCF's fold-in on the request path (history_scorer's neighbours, the fused two-hop
-    top-k) against recommend_from_history, with and without excluded items, deeper than the
-    items it reaches."""
+@pytest.mark.parametrize("name", ["usercf", "itemcf", "lfm", "item2vec", "popularity"])
+def test_a_fresh_users_source_list_is_its_public_fold_in(pipeline, name):
+    """Each source's fold-in on the request path (UserCF: history_scorer's neighbours, ItemCF: the
+    history's items and counts as its query row, both through the fused two-hop top-k; the
+    embeddings' scores and the top-k of their row) against recommend_from_history, with and
+    without excluded items, with repeated items in the history, deeper than the items it
+    reaches."""
     rec = Recommender(pipeline, warm=False)
-    source = next(s for s in rec._plan.sources if s.name == "usercf")
-    assert source._history_query is not None
-    model, items = pipeline.sources_["usercf"], pipeline.item_map_.ids
+    source = next(s for s in rec._plan.sources if s.name == name)
+    assert source.history_compiled
+    if name in ("usercf", "itemcf"):
+        assert source._history_query is not None
+    model, items = pipeline.sources_[name], pipeline.item_map_.ids
     rng = np.random.default_rng(11)
     for n in (1, 2, 3, 5, 8):
         for depth in (5, 30, 60):
-            item_idx = rng.choice(len(items), n, replace=False).astype(np.int64)
+            item_idx = rng.choice(len(items), n, replace=n > 3).astype(np.int64)
             excluded = rng.choice(len(items), 3, replace=False)
             mask = np.zeros(len(items), bool)
             mask[excluded] = True
             for m, ids in ((None, []), (mask, items[excluded].tolist())):
-                idx, val = source.history(item_idx, items[item_idx], depth, ids, m)
+                history = FreshHistory(item_idx, items[item_idx], len(items), m, ids)
+                idx, val = source.history(history, depth)
                 want_ids, want_val = model.recommend_from_history(
                     items[item_idx], k=depth, filter_items=ids or None
                 )
@@ -316,6 +323,37 @@ def test_a_fresh_users_usercf_list_is_its_public_fold_in(pipeline):
                 valid = idx >= 0
                 np.testing.assert_array_equal(items[idx[valid]], want_ids[valid])
                 assert np.all(~valid == ~np.isfinite(want_val))
+
+
+def test_a_fresh_users_request_runs_without_numba_thread_settings(pipeline):
+    """The demo-shaped pipeline (compiled fold-ins, GBDT ranker through TreeScorer) sets no Numba
+    thread count per fresh user's request, only the BLAS limit its embedding fold-ins need."""
+    import numba
+
+    rec = Recommender(pipeline, warm=False)
+    assert rec._plan._history_plain and rec._plan._history_blas
+    items = pipeline.item_map_.ids.tolist()
+    calls = []
+    original = numba.set_num_threads
+    numba.set_num_threads = lambda n: (calls.append(n), original(n))
+    try:
+        rec.recommend_one(recent_items=items[:3], k=5)
+    finally:
+        numba.set_num_threads = original
+    assert calls == []
+
+
+def test_one_blas_thread_sets_and_restores_the_blas_limit():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        with one_blas_thread():
+            assert set(blas_threads()) <= {1}
+        assert blas_threads() == before
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import time
 
 import numpy as np
@@ -53,6 +54,81 @@ def one_thread():
     1-row product waits ~30 ms for busy helper threads on a loaded machine, 0.1 ms alone)."""
     with numba_threads(1), limit_blas_threads(1):
         yield
+
+
+_BLAS_LIBRARIES: dict = {}
+
+
+def _blas_libraries() -> list:
+    """threadpoolctl's controllers of the loaded BLAS libraries, found again only after new
+    modules were imported (finding them costs ~20 ms)."""
+    if _BLAS_LIBRARIES.get("n_modules") != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_LIBRARIES["libraries"] = ThreadpoolController().select(user_api="blas").lib_controllers
+        _BLAS_LIBRARIES["n_modules"] = len(sys.modules)
+    return _BLAS_LIBRARIES["libraries"]
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """One BLAS thread for the block, as ``limit_blas_threads(1)`` but for one request: only a
+    library above one thread is set and restored (a ctypes call each, ~1 us; threadpoolctl's
+    ``limit`` reads every library's whole description on entry and exit, ~20 us)."""
+    changed = []
+    for library in _blas_libraries():
+        n = library.get_num_threads()
+        if n is not None and n > 1:
+            library.set_num_threads(1)
+            changed.append((library, n))
+    try:
+        yield
+    finally:
+        for library, n in changed:
+            library.set_num_threads(n)
+
+
+class FreshHistory:
+    """A fresh user's history as every source reads it, computed once per request.
+
+    Attributes
+    ----------
+    idx : int64 (n,) — the known recent items' internal indices, oldest first
+    ids : external ids of those items (for a source answered by its public method)
+    items : int32 (m,) — the distinct items, ascending; counts : float32 (m,) — their multiplicity
+    weights : float32 (n,) — ones, the weights ``recommend_from_history`` folds in
+    mask : bool (n_items,) or None — the request's ``exclude``; mask_u8 : its uint8 view (zeros)
+    excluded : uint8 (n_items,) — the history and ``mask``: what no source may return
+    excluded_ids : list — the request's ``exclude`` as external ids
+    """
+
+    __slots__ = (
+        "idx",
+        "ids",
+        "items",
+        "counts",
+        "weights",
+        "mask",
+        "mask_u8",
+        "excluded",
+        "excluded_ids",
+    )
+
+    def __init__(self, item_idx, history_ids, n_items: int, mask, excluded_ids):
+        self.idx = np.ascontiguousarray(item_idx, np.int64)
+        self.ids = history_ids
+        items, counts = np.unique(self.idx, return_counts=True)
+        self.items = items.astype(np.int32)
+        self.counts = counts.astype(np.float32)
+        self.weights = np.ones(len(self.idx), np.float32)
+        self.mask = mask
+        if mask is None:
+            self.mask_u8 = np.zeros(n_items, np.uint8)
+        else:
+            self.mask_u8 = np.ascontiguousarray(mask).view(np.uint8)
+        self.excluded = self.mask_u8.copy()
+        self.excluded[self.idx] = 1
+        self.excluded_ids = excluded_ids
 
 
 def _one_thread_copy(model):
@@ -94,7 +170,10 @@ class SourcePath:
         # UserCF: the history's neighbours through the fused two-hop top-k (no dense score row)
         self._history_query = None
         if self._two_hop is not None and getattr(self._score_history, "canonical", False):
-            self._history_query = self._score_history.neighbours
+            neighbours = self._score_history.neighbours
+            self._history_query = lambda h: neighbours(h.idx)
+        elif self._two_hop is not None and _scores_history_row(model):
+            self._history_query = _history_row
         if isinstance(model, EmbeddingRecall) and self._dense:
             targets = np.asarray(model._target_vectors())
             self._bias = model._target_bias()
@@ -168,16 +247,36 @@ class SourcePath:
             val = np.concatenate([val, np.full(depth - work, -np.inf, np.float32)])
         return idx, val
 
-    def _fused_history(self, item_idx, k: int, mask):
+    @property
+    def history_compiled(self) -> bool:
+        """True when :meth:`history` runs no Numba kernel (it may call BLAS: ``history_blas``)."""
+        model = self.model
+        if self._ann is not None or not isinstance(model, RecallModel):
+            return False
+        if type(model).recommend_from_history is not RecallModel.recommend_from_history:
+            return False
+        return (
+            self._order is not None
+            or self._history_query is not None
+            or (
+                self._targets_t is not None
+                and type(model)._score_history is EmbeddingRecall._score_history
+            )
+        )
+
+    @property
+    def history_blas(self) -> bool:
+        """True when :meth:`history` may call BLAS (the embedding fold-ins)."""
+        return self._order is None and self._history_query is None
+
+    def _fused_history(self, h: FreshHistory, k: int):
         """The top ``k`` of a history's two-hop scores by the fused kernel (what ``two_hop_topk``
         documents as the dense scores' top-k, the history and ``mask`` excluded)."""
         from ..kernels.neighbors import two_hop_topk
 
-        chosen, vals = self._history_query(item_idx)
+        chosen, vals = self._history_query(h)
         if chosen is None:
             chosen, vals = np.zeros(0, np.int32), np.zeros(0, np.float32)
-        seen = np.unique(item_idx).astype(np.int32)
-        mask_u8 = np.zeros(self._n_items, np.uint8) if mask is None else mask.view(np.uint8)
         idx, val = two_hop_topk(
             np.zeros(1, np.int64),
             np.array([0, len(chosen)], np.int64),
@@ -185,44 +284,57 @@ class SourcePath:
             vals,
             *self._two_hop[1],
             self._n_items,
-            np.array([0, len(seen)], np.int64),
-            seen,
-            np.ascontiguousarray(mask_u8),
+            np.array([0, len(h.items)], np.int64),
+            h.items,
+            h.mask_u8,
             int(k),
             1,
         )
         return idx[0], val[0]
 
-    def history(self, item_idx, history, depth: int, excluded_ids: list, mask):
-        """Top ``depth`` for a fresh user's history (internal ``item_idx``, external ``history``),
-        as ``recommend_from_history`` computes it: internal indices, -1 / -inf pads."""
+    def history(self, h: FreshHistory, depth: int):
+        """Top ``depth`` for a fresh user's history ``h``, as ``recommend_from_history`` computes
+        it: internal indices, -1 / -inf pads."""
         model = self.model
         if isinstance(model, RecallModel) and (
             type(model).recommend_from_history is RecallModel.recommend_from_history
         ):
-            excluded = np.zeros(self._n_items, np.uint8) if mask is None else mask.astype(np.uint8)
-            excluded[item_idx] = 1
             if self._order is not None:  # popularity: the same row for every history
-                idx = ordered_topk(self._order, excluded, depth)
+                idx = ordered_topk(self._order, h.excluded, depth)
                 return idx, np.where(idx >= 0, self._pop_scores[idx], -np.inf).astype(np.float32)
             work = min(depth, self._n_items)
             if self._history_query is not None:
-                idx, val = self._fused_history(item_idx, work, mask)
+                idx, val = self._fused_history(h, work)
             else:
-                weights = np.ones(len(item_idx), np.float32)
-                scores = np.asarray(self._score_history(item_idx, weights), np.float32).ravel()
-                idx, val = topk_excluding(np.ascontiguousarray(scores), work, excluded)
+                scores = np.asarray(self._score_history(h.idx, h.weights), np.float32).ravel()
+                idx, val = topk_excluding(np.ascontiguousarray(scores), work, h.excluded)
             if work < depth:
                 idx = np.concatenate([idx, np.full(depth - work, -1, np.int64)])
                 val = np.concatenate([val, np.full(depth - work, -np.inf, np.float32)])
             return idx, val
         ids, val = self.model.recommend_from_history(
-            history, k=depth, filter_seen=True, filter_items=excluded_ids
+            h.ids, k=depth, filter_seen=True, filter_items=h.excluded_ids
         )
         valid = np.isfinite(val)
         idx = np.full(depth, -1, np.int64)
         idx[valid] = self._items.indices(ids[valid].tolist())
         return idx, np.where(valid, val, -np.inf).astype(np.float32)
+
+
+def _scores_history_row(model) -> bool:
+    """Whether ``model`` folds a history in as one query row of its two-hop product: the
+    history's items weighted by their multiplicity (``ItemCF._score_history``)."""
+    from ..recall import ItemCF
+
+    return isinstance(model, ItemCF) and type(model)._score_history is ItemCF._score_history
+
+
+def _history_row(h: FreshHistory):
+    """ItemCF's query row of a history with unit weights: its distinct items (ascending) and their
+    counts, what ``_score_history``'s ``sum_duplicates`` makes of it (sums of ones are exact)."""
+    if len(h.items) == 0:
+        return None, None
+    return h.items, h.counts
 
 
 class RequestPlan:
@@ -277,6 +389,11 @@ class RequestPlan:
             self._tables, self._user_table, self._user_profile = _feature_tables(model)
             self._scorer = _tree_scorer(model.ranker_, self._tables.n_features)
         self.compiled = all(source.compiled for source in self.sources)
+        # a fresh user's request: no Numba when every source's fold-in and the ranker are compiled
+        self._history_plain = all(source.history_compiled for source in self.sources) and (
+            self._scorer is not None or self._tables is None
+        )
+        self._history_blas = any(source.history_blas for source in self.sources)
         self.precomputed = None
         base_depth = max(self.depth, self.n_candidates)
         n_users = len(model.user_map_.ids)
@@ -443,22 +560,20 @@ class RequestPlan:
     ):
         """Top ``k`` for a fresh user whose known recent items are ``item_idx`` (internal, oldest
         first) with external ids ``history_ids``; ``mask`` bool (n_items,): ``excluded_ids``."""
-        item_idx = np.ascontiguousarray(item_idx, np.int64)
-        with one_thread():
-            cands = self._recall(
-                lambda source, depth: source.history(
-                    item_idx, history_ids, depth, excluded_ids, mask
-                ),
-                k,
-                timings,
-            )
-            n = len(item_idx)
-            history = (
-                np.ascontiguousarray(item_idx, np.int64),
-                np.full(n, self._now),
-                np.ones(n, np.float32),
-            )
+        h = FreshHistory(item_idx, history_ids, self.items.size, mask, excluded_ids)
+        with self._history_threads():
+            cands = self._recall(lambda source, depth: source.history(h, depth), k, timings)
+            n = len(h.idx)
+            history = (h.idx, np.full(n, self._now), h.weights)
             return self._rank(cands, -1, history, k, timings, explain)
+
+    def _history_threads(self):
+        """What a fresh user's request needs of the thread settings: nothing when no source calls
+        BLAS or Numba and the ranker is compiled; one BLAS thread when only the embedding
+        fold-ins call BLAS; else one Numba and one BLAS thread."""
+        if not self._history_plain:
+            return one_thread()
+        return one_blas_thread() if self._history_blas else contextlib.nullcontext()
 
 
 def _feature_tables(model):

@@ -356,7 +356,7 @@ def test_one_blas_thread_sets_and_restores_the_blas_limit():
         assert blas_threads() == before
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(20))
 def test_merge_row_is_the_pipeline_merge_kernel_on_one_row(seed):
     """Sources listing an item twice, pads, lists shorter than the quotas, fusion ties."""
     from recforge.kernels.pipeline import merge_candidates
@@ -385,6 +385,10 @@ def test_merge_row_is_the_pipeline_merge_kernel_on_one_row(seed):
             np.testing.assert_array_equal(a, b, err_msg=f"{name}, target {target}")
     with pytest.raises(ValueError, match="shape"):
         merge_row(lists[:, 0], scores[:, 0, :-1].copy(), quotas, 5, 60.0)
+    empty = merge_row(np.full_like(lists[:, 0], -1), scores[:, 0], quotas, 5, 60.0)
+    assert [len(a) for a in empty] == [0] * 5
+    with pytest.raises(ValueError, match="2\\*\\*31"):
+        merge_row(np.full_like(lists[:, 0], 2**31), scores[:, 0], quotas, 5, 60.0)
 
 
 def test_precomputed_recall_lists_are_the_computed_ones(pipeline):

@@ -19,7 +19,7 @@ from cython.operator cimport dereference as deref
 from libc.math cimport NAN, log1p, sqrt
 from libc.math cimport exp as c_exp
 from libc.stdint cimport int32_t, int64_t, uint8_t
-from libcpp.algorithm cimport sort, unique
+from libcpp.algorithm cimport nth_element, sort, unique
 from libcpp.pair cimport pair
 from libcpp.string cimport string
 from libcpp.unordered_map cimport unordered_map
@@ -217,55 +217,52 @@ def merge_row(const int64_t[:, ::1] lists, const float[:, ::1] scores,
     cdef Py_ssize_t S = lists.shape[0], depth = lists.shape[1], s, j
     if scores.shape[0] != S or scores.shape[1] != depth or quotas.shape[0] != S:
         raise ValueError("lists, scores and quotas do not agree in shape")
-    if S * depth >= (<int64_t>1) << 32:
-        raise ValueError(f"{S} lists of depth {depth} are too many entries to merge")
-    cdef vector[int64_t] keys, uniq
-    cdef vector[int64_t] slot  # per list entry s * depth + j: its item's position in uniq
+    cdef vector[int32_t] slot_of  # item -> its position in uniq, -1 when not listed yet
+    cdef vector[int64_t] uniq  # the listed items in first-listed order
+    cdef vector[int32_t] slot  # per list entry s * depth + j: its item's position in uniq
     cdef vector[double] rrf
     cdef vector[float] score, rank, nsrc
-    cdef vector[uint8_t] seen, chosen
-    cdef vector[pair[double, int64_t]] order
-    cdef int64_t it, p, nu, taken, n_chosen = 0, q, c, e, pos, prev = -1, bad = 0
-    cdef size_t k
+    cdef vector[uint8_t] chosen
+    cdef vector[pair[double, int64_t]] rest, order
+    cdef int64_t it, p, nu, taken, n_chosen = 0, c, max_item = -1, n_fill
     with nogil:
-        # one sort of (item, list position) keys: items grouped, each item's entries in (source,
-        # position) order -- the order in which _merge_rows visits them
-        keys.reserve(S * depth)
+        for s in range(S):
+            for j in range(depth):
+                if lists[s, j] > max_item:
+                    max_item = lists[s, j]
+    if max_item >= (<int64_t>1) << 31:
+        raise ValueError("lists hold an item index of 2**31 or more")
+    with nogil:
+        # the entries visited source by source, each list in order: every item's entries come in
+        # (source, position) order, the order in which _merge_rows visits them
+        slot_of.resize(max_item + 1, -1)
+        slot.resize(S * depth, -1)
+        uniq.reserve(S * depth)
+        rrf.reserve(S * depth)
+        nsrc.reserve(S * depth)
+        score.reserve(S * depth * S)
+        rank.reserve(S * depth * S)
         for s in range(S):
             for j in range(depth):
                 it = lists[s, j]
-                if it >= 0:
-                    if it >= (<int64_t>1) << 31:
-                        bad = 1
-                    keys.push_back((it << 32) | (s * depth + j))
-    if bad:
-        raise ValueError("lists hold an item index of 2**31 or more")
-    with nogil:
-        sort(keys.begin(), keys.end())
-        slot.resize(S * depth, -1)
-        for k in range(keys.size()):
-            e = keys[k]
-            it = e >> 32
-            pos = e & <int64_t>0xFFFFFFFF
-            if it != prev:
-                prev = it
-                uniq.push_back(it)
-                rrf.push_back(0.0)
-                nsrc.push_back(0.0)
-                for s in range(S):
-                    score.push_back(NAN)
-                    rank.push_back(NAN)
-                    seen.push_back(0)
-            p = uniq.size() - 1
-            slot[pos] = p
-            s = pos // depth
-            j = pos - s * depth
-            if not seen[p * S + s]:  # a source listing an item twice keeps its best rank
-                seen[p * S + s] = 1
-                rank[p * S + s] = j + 1
-                score[p * S + s] = scores[s, j]
-                rrf[p] += 1.0 / (rrf_k + j + 1)
-                nsrc[p] += 1.0
+                if it < 0:
+                    continue
+                p = slot_of[it]
+                if p < 0:
+                    p = uniq.size()
+                    slot_of[it] = <int32_t>p
+                    uniq.push_back(it)
+                    rrf.push_back(0.0)
+                    nsrc.push_back(0.0)
+                    score.resize(score.size() + S, NAN)
+                    rank.resize(rank.size() + S, NAN)
+                slot[s * depth + j] = <int32_t>p
+                # a source listing an item twice keeps its best rank (NaN: not yet listed)
+                if rank[p * S + s] != rank[p * S + s]:
+                    rank[p * S + s] = j + 1
+                    score[p * S + s] = scores[s, j]
+                    rrf[p] += 1.0 / (rrf_k + j + 1)
+                    nsrc[p] += 1.0
         nu = uniq.size()
         chosen.resize(nu, 0)
         for s in range(S):
@@ -280,18 +277,23 @@ def merge_row(const int64_t[:, ::1] lists, const float[:, ::1] scores,
                     chosen[p] = 1
                     taken += 1
                     n_chosen += 1
-        order.resize(nu)
-        for p in range(nu):  # (-rrf, p): rrf descending, ties by item (uniq is sorted)
-            order[p].first = -rrf[p]
-            order[p].second = p
+        # then the best of the rest by fusion: (-rrf, item), rrf descending, ties by item
+        n_fill = min(target - n_chosen, nu - n_chosen) if target > n_chosen else 0
+        if n_fill > 0:
+            rest.reserve(nu - n_chosen)
+            for p in range(nu):
+                if not chosen[p]:
+                    rest.push_back(pair[double, int64_t](-rrf[p], uniq[p]))
+            if n_fill < <int64_t>rest.size():
+                nth_element(rest.begin(), rest.begin() + (n_fill - 1), rest.end())
+            for c in range(n_fill):
+                chosen[slot_of[rest[c].second]] = 1
+            n_chosen += n_fill
+        order.reserve(n_chosen)
+        for p in range(nu):
+            if chosen[p]:
+                order.push_back(pair[double, int64_t](-rrf[p], uniq[p]))
         sort(order.begin(), order.end())
-        q = 0
-        while n_chosen < target and q < nu:
-            p = order[q].second
-            if not chosen[p]:
-                chosen[p] = 1
-                n_chosen += 1
-            q += 1
     items = np.empty(n_chosen, np.int64)
     out_scores = np.empty((n_chosen, S), np.float32)
     out_ranks = np.empty((n_chosen, S), np.float32)
@@ -303,17 +305,14 @@ def merge_row(const int64_t[:, ::1] lists, const float[:, ::1] scores,
     cdef float[::1] ons = out_nsrc
     cdef float[::1] orr = out_rrf
     with nogil:
-        c = 0
-        for q in range(nu):
-            p = order[q].second
-            if chosen[p]:
-                oi[c] = uniq[p]
-                orr[c] = <float>rrf[p]
-                ons[c] = nsrc[p]
-                for s in range(S):
-                    osc[c, s] = score[p * S + s]
-                    ork[c, s] = rank[p * S + s]
-                c += 1
+        for c in range(n_chosen):
+            p = slot_of[order[c].second]
+            oi[c] = uniq[p]
+            orr[c] = <float>rrf[p]
+            ons[c] = nsrc[p]
+            for s in range(S):
+                osc[c, s] = score[p * S + s]
+                ork[c, s] = rank[p * S + s]
     return items, out_scores, out_ranks, out_nsrc, out_rrf
 
 

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from recforge.serving._fastpath import IdIndex, merge_row, topk_excluding
 
 from recforge.data import Interactions
@@ -323,6 +324,39 @@ def test_a_fresh_users_source_list_is_its_public_fold_in(pipeline, name):
                 valid = idx >= 0
                 np.testing.assert_array_equal(items[idx[valid]], want_ids[valid])
                 assert np.all(~valid == ~np.isfinite(want_val))
+
+
+@pytest.mark.parametrize("normalize_max", [False, True])
+@pytest.mark.parametrize("n_neighbors", [1, 3, 50])
+def test_history_neighbours_are_usercfs_history_neighbours(normalize_max, n_neighbors):
+    """The compiled neighbours of a history against UserCF's own (ties in similarity: a binary
+    matrix with repeated rows; histories of 0 to 6 items)."""
+    from recforge.serving._fastpath import history_neighbours
+
+    rng = np.random.default_rng(n_neighbors)
+    rows = (rng.random((12, 15)) < 0.3).astype(np.float32)
+    matrix = sp.csr_matrix(np.vstack([rows, rows[:5]]))  # repeated users: equal similarities
+    model = UserCF(n_neighbors=n_neighbors, normalize_max=normalize_max, n_threads=1).fit(matrix)
+    scorer = model.history_scorer()
+    arrays = (
+        np.asarray(scorer._item_indptr, np.int64),
+        np.asarray(scorer._item_users, np.int32),
+        scorer._penalty,
+        scorer._degree,
+    )
+    for n in (1, 2, 3, 6) * 5:
+        items = np.unique(rng.choice(15, n)).astype(np.int32)
+        want_users, want_sims = scorer.neighbours(items.astype(np.int64))
+        users, sims = history_neighbours(*arrays, items, n_neighbors, normalize_max)
+        if want_users is None or len(want_users) == 0:
+            assert len(users) == 0
+            continue
+        np.testing.assert_array_equal(users, want_users)
+        np.testing.assert_array_equal(sims, want_sims)
+    with pytest.raises(ValueError, match="ascending"):
+        history_neighbours(*arrays, np.array([3, 1], np.int32), n_neighbors, normalize_max)
+    with pytest.raises(ValueError, match="ascending"):
+        history_neighbours(*arrays, np.array([15], np.int32), n_neighbors, normalize_max)
 
 
 def test_a_fresh_users_request_runs_without_numba_thread_settings(pipeline):

@@ -32,6 +32,7 @@ from ._fastpath import (
     IdIndex,
     TreeScorer,
     dense_scores,
+    history_neighbours,
     merge_row,
     ordered_topk,
     topk_excluding,
@@ -170,8 +171,7 @@ class SourcePath:
         # UserCF: the history's neighbours through the fused two-hop top-k (no dense score row)
         self._history_query = None
         if self._two_hop is not None and getattr(self._score_history, "canonical", False):
-            neighbours = self._score_history.neighbours
-            self._history_query = lambda h: neighbours(h.idx)
+            self._history_query = _UserNeighbours(model, self._score_history)
         elif self._two_hop is not None and _scores_history_row(model):
             self._history_query = _history_row
         if isinstance(model, EmbeddingRecall) and self._dense:
@@ -327,6 +327,26 @@ def _scores_history_row(model) -> bool:
     from ..recall import ItemCF
 
     return isinstance(model, ItemCF) and type(model)._score_history is ItemCF._score_history
+
+
+class _UserNeighbours:
+    """UserCF's query row of a history (``history_scorer().neighbours``) by the compiled
+    :func:`~recforge.serving._fastpath.history_neighbours`, its arrays prepared once."""
+
+    def __init__(self, model, scorer):
+        self._args = (
+            np.ascontiguousarray(scorer._item_indptr, np.int64),
+            np.ascontiguousarray(scorer._item_users, np.int32),
+            np.ascontiguousarray(scorer._penalty, np.float64),
+            np.ascontiguousarray(scorer._degree, np.float64),
+        )
+        self._n_neighbors = int(model.n_neighbors)
+        self._normalize_max = bool(model.normalize_max)
+
+    def __call__(self, h: FreshHistory):
+        if len(h.items) == 0:
+            return None, None
+        return history_neighbours(*self._args, h.items, self._n_neighbors, self._normalize_max)
 
 
 def _history_row(h: FreshHistory):

@@ -66,7 +66,9 @@ def _blas_libraries() -> list:
     if _BLAS_LIBRARIES.get("n_modules") != len(sys.modules):
         from threadpoolctl import ThreadpoolController
 
-        _BLAS_LIBRARIES["libraries"] = ThreadpoolController().select(user_api="blas").lib_controllers
+        _BLAS_LIBRARIES["libraries"] = (
+            ThreadpoolController().select(user_api="blas").lib_controllers
+        )
         _BLAS_LIBRARIES["n_modules"] = len(sys.modules)
     return _BLAS_LIBRARIES["libraries"]
 
@@ -104,15 +106,15 @@ class FreshHistory:
     """
 
     __slots__ = (
-        "idx",
-        "ids",
-        "items",
         "counts",
-        "weights",
-        "mask",
-        "mask_u8",
         "excluded",
         "excluded_ids",
+        "ids",
+        "idx",
+        "items",
+        "mask",
+        "mask_u8",
+        "weights",
     )
 
     def __init__(self, item_idx, history_ids, n_items: int, mask, excluded_ids):

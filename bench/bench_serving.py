@@ -15,9 +15,11 @@ p50 <= 2 ms, p99 <= 5 ms, zero errors; ``--rate-sweep`` reports the highest rate
    and unknown users (popularity), p50/p99 per path and per stage (wall clock, and the CPU time of
    the calling thread: on a loaded machine the wall clock includes the time other processes ran).
 2. HTTP: ``recforge serve`` in a subprocess on 127.0.0.1 (free port) and an open-loop load
-   generator: ``--count`` requests scheduled at ``--rate`` per second by ``--clients`` threads
-   (keep-alive), stopping by itself after the count or ``--max-seconds``, whichever comes first.
-   Latency is measured from each request's scheduled time, so queueing counts.
+   generator: ``--count`` requests scheduled at ``--rate`` per second, sent by one thread over
+   ``--clients`` keep-alive connections (``--client threads``: httpx in that many threads, the
+   earlier rounds' client), stopping by itself after the count or ``--max-seconds``, whichever
+   comes first. Latency is measured from each request's scheduled time, so queueing counts; how
+   late the client sent and the client's CPU per request are printed beside it.
 
 Numbers on a shared machine are noisy; compare runs made back to back, never one run to a target.
 """
@@ -297,6 +299,7 @@ def select_load_generator(
     request instead of httpx's ~0.5 ms (both measured and printed by ``http_run``). The requests
     are encoded before the run; ``select`` waits with microsecond timeouts (epoll's are in ms).
     """
+    import collections
     import json
     import selectors
     import socket
@@ -319,7 +322,8 @@ def select_load_generator(
         sock.setblocking(False)
         return sock
 
-    free = [connect() for _ in range(clients)]
+    # used in turn (FIFO): no connection idles into the server's keep-alive timeout (uvicorn: 5 s)
+    free = collections.deque(connect() for _ in range(clients))
     busy = {}  # socket -> [due, sent, buffer]
     selector = selectors.SelectSelector()  # select(2): a timeout in microseconds
     latencies, errors, send_late, from_send = [], [], [], []
@@ -348,7 +352,7 @@ def select_load_generator(
             if due > deadline:
                 count = i  # the time limit: send no more
                 break
-            sock = free.pop() if free else connect()
+            sock = free.popleft() if free else connect()
             try:
                 sock.sendall(requests[i % len(requests)])
             except BlockingIOError:  # a full send buffer: wait for it (rare on loopback)
@@ -383,7 +387,7 @@ def select_load_generator(
                 finish(sock, state, status == b"200", f"status {status.decode()}")
         if not busy and i < count:
             time.sleep(max(0.0, start + i / rate - time.perf_counter()))
-    for sock in list(busy) + free:
+    for sock in list(busy) + list(free):
         sock.close()
     wall = time.perf_counter() - start
     return {

@@ -132,3 +132,11 @@ def test_load_refuses_other_feature_columns(tmp_path):
     model.save(tmp_path / "m.npz")
     with pytest.raises(ModelFileError, match="feature columns"):
         TwoStage.load(tmp_path / "m.npz")
+
+
+def test_the_cli_config_sets_the_sequence_window(tmp_path):
+    from recforge._cli.pipeline import build_pipeline
+
+    path = tmp_path / "pipeline.toml"
+    path.write_text("[features]\nsequence_window = 2\n")
+    assert build_pipeline(str(path))[0].sequence_window == 2

@@ -4,8 +4,10 @@ items; leak-free, equal to a brute-force count, served alike by the compiled fea
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from recforge.data import Interactions
 from recforge.exceptions import ModelFileError
 from recforge.pipeline import TwoStage, cut_history
 from recforge.pipeline.features import AsOfState, transition_counts
@@ -140,3 +142,54 @@ def test_the_cli_config_sets_the_sequence_window(tmp_path):
     path = tmp_path / "pipeline.toml"
     path.write_text("[features]\nsequence_window = 2\n")
     assert build_pipeline(str(path))[0].sequence_window == 2
+
+
+def test_decayed_shares_scattered_or_searched_are_the_same_sums():
+    """A row with few candidates and long transition rows searches each (candidate, last item);
+    a row with many candidates scatters the last items' rows: both are the per-candidate sum."""
+    from recforge.pipeline.candidates import Candidates
+    from recforge.pipeline.features import build_features, feature_names
+
+    rng = np.random.default_rng(0)  # random orders: each item is followed by most others
+    df = pd.DataFrame(
+        {
+            "user": np.repeat(np.arange(40), 25),
+            "item": np.concatenate([rng.permutation(50)[:25] for _ in range(40)]),
+            "ts": np.tile(np.arange(25) * 3600.0, 40),
+        }
+    )
+    data = Interactions.from_dataframe(df, user_col="user", item_col="item", timestamp_col="ts")
+    state = AsOfState(data, sequence_window=20)
+    t_indptr = state.transitions[0]
+
+    def scanned(u):  # the transition entries of user u's last 10 items, per item
+        last = state.h_items[state.h_indptr[u] : state.h_indptr[u + 1]][-10:]
+        return sum(t_indptr[h + 1] - t_indptr[h] for h in last) / len(last)
+
+    first = max(range(state.n_users), key=scanned)
+    assert scanned(first) > 16  # with 1 candidate: more than the binary searches, row 0 searches
+    users = np.array([first, (first + 1) % state.n_users], np.int64)
+    as_of = np.array([state.h_times.max()] * 2)
+    items = np.concatenate([[5], np.arange(state.n_items)])
+    n = len(items)
+    cands = Candidates(
+        offsets=np.array([0, 1, n], np.int64),
+        items=items.astype(np.int64),
+        source_scores=np.zeros((n, 0), np.float32),
+        source_ranks=np.zeros((n, 0), np.float32),
+        n_sources=np.zeros(n, np.float32),
+        rrf=np.zeros(n, np.float32),
+    )
+    X = build_features(state, users, as_of, cands, windows=[7.0, 30.0], n_last=10)
+    col = feature_names([], [7.0, 30.0], [])[0].index("seq_next_decayed_share")
+    counts = brute_transitions(state.h_indptr, state.h_items, 20)
+    total = Counter()
+    for (a, _), v in counts.items():
+        total[a] += v
+    for r, u in enumerate(users):
+        last = state.h_items[state.h_indptr[u] : state.h_indptr[u + 1]][-10:]
+        for c in range(cands.offsets[r], cands.offsets[r + 1]):
+            acc = 0.0
+            for j, h in enumerate(last):
+                acc += 0.8 ** (len(last) - 1 - j) * (counts[h, items[c]] / max(total[h], 1.0))
+            np.testing.assert_allclose(X[c, col], np.float32(acc), rtol=1e-6)

@@ -311,14 +311,21 @@ def _candidate_features_rows(
     d = emb.shape[1]
     n_g = genres.shape[1]
     # the decayed transition shares of one row's last items, scattered over all items (zeroed
-    # again after the row): the sum of row h's entries in the same j order as a per-candidate sum
+    # again after the row) when their transition rows are shorter than the row's binary
+    # searches would be: the same terms summed in the same j order as a per-candidate sum
     shares = np.zeros(t_total.size if use_seq else 0, np.float64)
     for r in range(r0, r1):
         t = as_of[r]
         ha = h_indptr[r]
         hb = upper_bound(h_times, ha, h_indptr[r + 1], t)
         la = max(ha, hb - n_last)
+        scatter = False
         if use_seq:
+            scanned = 0
+            for j in range(la, hb):
+                scanned += t_indptr[h_items[j] + 1] - t_indptr[h_items[j]]
+            scatter = scanned <= 16 * (hb - la) * (c_offsets[r + 1] - c_offsets[r])
+        if scatter:
             for j in range(la, hb):
                 h = h_items[j]
                 wj = 0.8 ** (hb - 1 - j)
@@ -388,12 +395,20 @@ def _candidate_features_rows(
                 tv = _csr_value(t_indptr, t_indices, t_data, last, it)
                 out[c, q0] = tv
                 out[c, q0 + 1] = tv / max(t_total[last], 1.0)
-                out[c, q0 + 2] = shares[it]
+                if scatter:
+                    out[c, q0 + 2] = shares[it]
+                else:
+                    acc = 0.0
+                    for j in range(la, hb):
+                        h = h_items[j]
+                        tv = _csr_value(t_indptr, t_indices, t_data, h, it)
+                        acc += 0.8 ** (hb - 1 - j) * (tv / max(t_total[h], 1.0))
+                    out[c, q0 + 2] = acc
                 out[c, q0 + 3] = _csr_value(t_indptr, t_indices, t_data, it, last)
             else:
                 for q in range(q0, q0 + 4):
                     out[c, q] = np.nan
-        if use_seq:
+        if scatter:
             for j in range(la, hb):
                 h = h_items[j]
                 for p in range(t_indptr[h], t_indptr[h + 1]):

@@ -36,6 +36,7 @@ FEATURE_KEYS = (
     "similarity_source",
     "embedding_source",
     "genre_decay",
+    "sequence_window",
     "high_weight",
 )
 SOURCE_KEYS = ("model", "quota", "params")

@@ -274,6 +274,10 @@ def _candidate_features_rows(
     emb,
     genres,
     profile,
+    t_indptr,
+    t_indices,
+    t_data,
+    t_total,
     out,
 ):
     """Per-candidate item, user–item and statistics features as of each row's ``as_of``.
@@ -289,21 +293,45 @@ def _candidate_features_rows(
     s_indptr, s_indices, s_data : item–item similarity CSR with sorted rows (0 rows: no feature)
     emb : float32 (n_items, d) L2-normalised embeddings (d = 0: no feature)
     genres : float32 (n_items, n_genres) L2-normalised; profile : float32 (n_rows, n_genres)
-    out : float32 (n_cand, 12 + n_windows)
+    t_indptr : int64, t_indices : int32, t_data : float64 — the transition counts a -> b as a CSR
+        with sorted rows (1 entry in ``t_indptr``: no feature); t_total : float64 (n_items,) —
+        each row's sum
+    out : float32 (n_cand, 16 + n_windows)
         item: events as of, events per window, trend (first window vs second, scaled), days since
         first, days since last, weight mean, high share; user–item: ItemCF similarity max / decayed
-        sum / mean to the last items, embedding cosine max / mean to the last items, genre match.
+        sum / mean to the last items, embedding cosine max / mean to the last items, genre match;
+        sequence: transitions last item -> candidate, their share of the last item's transitions,
+        the shares from the last ``n_last`` items summed with decay 0.8 per step back,
+        transitions candidate -> last item.
     n_threads : int — threads pulling chunks of rows
     """
     n_w = windows.size
     use_sim = s_indptr.size > 1
+    use_seq = t_indptr.size > 1
     d = emb.shape[1]
     n_g = genres.shape[1]
+    # the decayed transition shares of one row's last items, scattered over all items (zeroed
+    # again after the row) when their transition rows are shorter than the row's binary
+    # searches would be: the same terms summed in the same j order as a per-candidate sum
+    shares = np.zeros(t_total.size if use_seq else 0, np.float64)
     for r in range(r0, r1):
         t = as_of[r]
         ha = h_indptr[r]
         hb = upper_bound(h_times, ha, h_indptr[r + 1], t)
         la = max(ha, hb - n_last)
+        scatter = False
+        if use_seq:
+            scanned = 0
+            for j in range(la, hb):
+                scanned += t_indptr[h_items[j] + 1] - t_indptr[h_items[j]]
+            scatter = scanned <= 16 * (hb - la) * (c_offsets[r + 1] - c_offsets[r])
+        if scatter:
+            for j in range(la, hb):
+                h = h_items[j]
+                wj = 0.8 ** (hb - 1 - j)
+                denom = max(t_total[h], 1.0)
+                for p in range(t_indptr[h], t_indptr[h + 1]):
+                    shares[t_indices[p]] += wj * (t_data[p] / denom)
         for c in range(c_offsets[r], c_offsets[r + 1]):
             it = c_items[c]
             a = i_indptr[it]
@@ -361,6 +389,30 @@ def _candidate_features_rows(
                 out[c, o + 5] = g
             else:
                 out[c, o + 5] = np.nan
+            q0 = o + 6
+            if use_seq and nl > 0:
+                last = h_items[hb - 1]
+                tv = _csr_value(t_indptr, t_indices, t_data, last, it)
+                out[c, q0] = tv
+                out[c, q0 + 1] = tv / max(t_total[last], 1.0)
+                if scatter:
+                    out[c, q0 + 2] = shares[it]
+                else:
+                    acc = 0.0
+                    for j in range(la, hb):
+                        h = h_items[j]
+                        tv = _csr_value(t_indptr, t_indices, t_data, h, it)
+                        acc += 0.8 ** (hb - 1 - j) * (tv / max(t_total[h], 1.0))
+                    out[c, q0 + 2] = acc
+                out[c, q0 + 3] = _csr_value(t_indptr, t_indices, t_data, it, last)
+            else:
+                for q in range(q0, q0 + 4):
+                    out[c, q] = np.nan
+        if scatter:
+            for j in range(la, hb):
+                h = h_items[j]
+                for p in range(t_indptr[h], t_indptr[h + 1]):
+                    shares[t_indices[p]] = 0.0
 
 
 candidate_features = _row_chunked(
@@ -461,7 +513,7 @@ def _warmup():
         prof,
     )
     cum = np.zeros(4)
-    cf = np.zeros((2, 12 + windows.size), np.float32)
+    cf = np.zeros((2, 16 + windows.size), np.float32)
     c_offsets = np.array([0, 2], np.int64)
     candidate_features(
         c_offsets,
@@ -483,6 +535,10 @@ def _warmup():
         np.ones((2, 1), np.float32),
         genres,
         prof,
+        np.array([0, 1, 1], np.int64),
+        np.array([1], np.int32),
+        np.ones(1),
+        np.ones(2),
         cf,
     )
     out_i = np.empty((1, 1), np.int64)

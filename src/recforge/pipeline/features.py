@@ -7,7 +7,9 @@
 * **context** — hour of day and day of week of the time the features are computed at;
 * **user_item** — each source's score and rank (NaN where it missed), the number of sources, the
   fusion score, the candidate's ItemCF similarity and embedding cosine to the user's last items,
-  the match of its genres with the user's time-decayed genre profile;
+  the match of its genres with the user's time-decayed genre profile, and the sequence counts:
+  how often the history's users took the candidate within ``sequence_window`` events after the
+  user's last item (and after the last items, as shares of their transitions), and before it;
 * **stats** — rates: the user's and the item's share of high-weight events, the item's popularity
   against the user's usual popularity.
 
@@ -24,6 +26,13 @@ from ..data import Interactions
 
 #: The feature groups, in column order.
 GROUPS = ("user_item", "user", "item", "context", "stats")
+
+#: The default ``sequence_window``: a pair (a, b) of one user's history counts as a transition
+#: a -> b when b comes at most this many events after a.
+SEQUENCE_WINDOW = 5
+
+#: Columns the candidate kernel writes after the item and user-item ones: the sequence counts.
+N_SEQUENCE_FEATURES = 4
 
 
 def time_sorted_rows(indptr, indices, data, times):
@@ -47,10 +56,23 @@ class AsOfState:
     item_features : float32 (n_items, n_genres) or None
     genre_names : list of str
     high : float — a weight >= high is a "high" event
+    sequence_window : int >= 0 — the reach of the transition counts (0: none, the sequence
+        features are NaN)
+
+    Attributes
+    ----------
+    transitions : (indptr int64 (n_items + 1,), indices int32, data float64, total float64
+        (n_items,)) — the transition counts as a CSR with sorted rows (:func:`transition_counts`)
     """
 
     def __init__(
-        self, history: Interactions, item_features=None, genre_names=(), high: float = np.inf
+        self,
+        history: Interactions,
+        item_features=None,
+        genre_names=(),
+        high: float = np.inf,
+        *,
+        sequence_window: int = SEQUENCE_WINDOW,
     ):
         m = history.matrix
         self.n_users, self.n_items = m.shape
@@ -59,6 +81,7 @@ class AsOfState:
             m.indptr, m.indices, m.data, history.timestamps
         )
         self.high = float(high)
+        self.sequence_window = int(sequence_window)
         self._index_items()
         if item_features is None:
             self.genres = np.zeros((self.n_items, 0), np.float32)
@@ -80,6 +103,9 @@ class AsOfState:
         self.i_cumw = _cumsum_per_item(self.i_indptr, w)
         self.i_cumhigh = _cumsum_per_item(self.i_indptr, (w >= self.high).astype(np.float64))
         del rows
+        self.transitions = transition_counts(
+            self.h_indptr, self.h_items, self.n_items, self.sequence_window
+        )
 
     def arrays(self) -> dict:
         """What a model file stores to rebuild this state."""
@@ -92,9 +118,12 @@ class AsOfState:
         }
 
     @classmethod
-    def from_arrays(cls, arrays, n_users, n_items, genre_names, high):
+    def from_arrays(
+        cls, arrays, n_users, n_items, genre_names, high, *, sequence_window=SEQUENCE_WINDOW
+    ):
         """Rebuild from :meth:`arrays` as read (and checked) from a model file."""
         self = cls.__new__(cls)
+        self.sequence_window = int(sequence_window)
         self.n_users, self.n_items = n_users, n_items
         self.h_indptr = arrays["h_indptr"]
         self.h_items, self.h_times, self.h_weights = (
@@ -116,6 +145,52 @@ class AsOfState:
         np.cumsum(lengths, out=indptr[1:])
         take = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
         return indptr, self.h_items[take], self.h_times[take], self.h_weights[take]
+
+
+def transition_counts(indptr, items, n_items: int, window: int):
+    """How often one user's history goes from item a to item b within ``window`` events.
+
+    Parameters
+    ----------
+    indptr : int64 (n_users + 1,); items : int64 — each user's items sorted by time
+    n_items : int
+    window : int >= 0 — b at most this many events after a (0: no transitions)
+
+    Returns
+    -------
+    (indptr int64 (n_items + 1,), indices int32, data float64, total float64 (n_items,)):
+    the counts as a CSR (row a, column b) with sorted column indices, and each row's sum;
+    ``window=0``: an indptr of length 1 (the kernels then write NaN sequence features).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = transition_counts(np.array([0, 3]), np.array([2, 0, 1]), 3, 1)
+    >>> t[0].tolist(), t[1].tolist(), t[2].tolist(), t[3].tolist()
+    ([0, 1, 1, 2], [1, 0], [1.0, 1.0], [1.0, 0.0, 1.0])
+    """
+    if int(window) == 0:
+        return np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0), np.zeros(n_items)
+    indptr = np.asarray(indptr, np.int64)
+    items = np.asarray(items, np.int64)
+    user = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    counts = sp.csr_matrix((n_items, n_items), dtype=np.float64)
+    for d in range(1, int(window) + 1):  # one offset at a time: memory of one pair list
+        same = user[:-d] == user[d:]
+        pairs = sp.csr_matrix(
+            (np.ones(int(same.sum())), (items[:-d][same], items[d:][same])),
+            shape=(n_items, n_items),
+        )
+        counts = counts + pairs
+    counts.sum_duplicates()
+    counts.sort_indices()
+    total = np.asarray(counts.sum(axis=1), np.float64).reshape(-1)
+    return (
+        np.asarray(counts.indptr, np.int64),
+        np.asarray(counts.indices, np.int32),
+        np.asarray(counts.data, np.float64),
+        total,
+    )
 
 
 def _cumsum_per_item(indptr, values):
@@ -167,6 +242,10 @@ def feature_names(source_names, windows, genre_names) -> tuple[list, list]:
     cols += [
         ("context_hour", "context"),
         ("context_weekday", "context"),
+        ("seq_next_last", "user_item"),
+        ("seq_next_last_share", "user_item"),
+        ("seq_next_decayed_share", "user_item"),
+        ("seq_prev_last", "user_item"),
         ("item_log_pop_vs_user_taste", "stats"),
     ]
     return [c[0] for c in cols], [c[1] for c in cols]
@@ -230,7 +309,7 @@ def build_features(
         n_threads=n_threads,
     )
     n = len(cands.items)
-    cf = np.empty((n, 12 + len(win)), np.float32)
+    cf = np.empty((n, 12 + len(win) + N_SEQUENCE_FEATURES), np.float32)
     if similarity is None:
         s_indptr, s_indices, s_data = (
             np.zeros(1, np.int64),
@@ -260,6 +339,7 @@ def build_features(
         emb,
         state.genres,
         profile,
+        *state.transitions,
         cf,
         n_threads=n_threads,
     )
@@ -270,6 +350,7 @@ def build_features(
     user_block = uf[rows]
     log_pop_vs_taste = np.log1p(cf[:, 0]) - user_block[:, 6 + len(win)]
     n_item_num = 6 + len(win)
+    n_user_item = n_item_num + 6
     return np.hstack(
         [
             cands.source_scores,
@@ -278,10 +359,11 @@ def build_features(
             cands.rrf[:, None],
             user_block,
             cf[:, :n_item_num],
-            cf[:, n_item_num:],
+            cf[:, n_item_num:n_user_item],
             state.genres[cands.items] > 0 if n_g else np.zeros((n, 0), np.float32),
             hour[:, None],
             weekday[:, None],
+            cf[:, n_user_item:],
             log_pop_vs_taste[:, None],
         ]
     ).astype(np.float32, copy=False)

@@ -25,6 +25,7 @@ from ..io import load_arrays, model_file_errors, save_arrays
 from ..recall.base import history_indices
 from .candidates import RRF_K, check_quotas, fetch_lists, merge_lists
 from .features import (
+    SEQUENCE_WINDOW,
     AsOfState,
     build_features,
     feature_names,
@@ -210,6 +211,10 @@ class TwoStage(ParamsMixin):
         features (missing sources: those features are NaN).
     genre_decay : float, default 0.0
         Per-day decay of the user's genre profile.
+    sequence_window : int >= 0, default 5
+        The sequence features count, over the history's users, how often an item came at most
+        this many events after another (``seq_*``: after the user's last items, before the last
+        one); 0 leaves them NaN.
     high_weight : float, optional
         A weight >= this is a "high" event for the share features (default: the largest weight
         in the data).
@@ -277,6 +282,7 @@ class TwoStage(ParamsMixin):
         similarity_source="itemcf",
         embedding_source="item2vec",
         genre_decay=0.0,
+        sequence_window=SEQUENCE_WINDOW,
         high_weight=None,
         block_size=1024,
         rrf_k=RRF_K,
@@ -304,6 +310,7 @@ class TwoStage(ParamsMixin):
         self.similarity_source = similarity_source
         self.embedding_source = embedding_source
         self.genre_decay = genre_decay
+        self.sequence_window = sequence_window
         self.high_weight = high_weight
         self.block_size = block_size
         self.rrf_k = rrf_k
@@ -374,6 +381,7 @@ class TwoStage(ParamsMixin):
             raise ValueError(f"windows must be > 0 days, got {list(self.windows)}")
         check_int(self.n_last, "n_last", min_value=1)
         check_float(self.genre_decay, "genre_decay", min_value=0.0)
+        check_int(self.sequence_window, "sequence_window", min_value=0)
         check_int(self.block_size, "block_size", min_value=1)
         check_float(self.rrf_k, "rrf_k", min_value=0.0)
         check_choice(self.cut, "cut", {"last", "window"})
@@ -579,7 +587,9 @@ class TwoStage(ParamsMixin):
         genres, genre_names, high = genre_state
         self.sources_, self.ranker_ = sources, ranker
         self.user_map_, self.item_map_ = data.user_map, data.item_map
-        self.state_ = AsOfState(data, genres, genre_names, high)
+        self.state_ = AsOfState(
+            data, genres, genre_names, high, sequence_window=self.sequence_window
+        )
         self.as_of_ = as_of
         self.feature_names_out_, self.feature_groups_ = feature_names(
             list(sources), settings[3], genre_names
@@ -693,7 +703,9 @@ class TwoStage(ParamsMixin):
                 "no user has events both before and after the cut; lower label_fraction, "
                 "change label_window or give more data"
             )
-        state = AsOfState(cut.history, genres, genre_names, high)
+        state = AsOfState(
+            cut.history, genres, genre_names, high, sequence_window=self.sequence_window
+        )
         similarity, embeddings = self._similarity_inputs(history_sources)
         names_out, _ = feature_names(names, windows, genre_names)
         held_users = self._validation_users(users)
@@ -1221,13 +1233,24 @@ class TwoStage(ParamsMixin):
                 ),
             }
             model.state_ = AsOfState.from_arrays(
-                state_arrays, n_users, n_items, meta["genre_names"], meta["high"]
+                state_arrays,
+                n_users,
+                n_items,
+                meta["genre_names"],
+                meta["high"],
+                sequence_window=model.sequence_window,
             )
             model.as_of_ = arrays.take("as_of", shape=(n_users,), dtype=np.float64)
             model.sources_ = sources
             model.user_map_, model.item_map_ = user_map, item_map
             model.feature_names_out_ = list(meta["feature_names"])
             model.feature_groups_ = list(meta["feature_groups"])
+            built = feature_names(names, settings[3], meta["genre_names"])[0]
+            if model.feature_names_out_ != built:
+                raise ModelFileError(
+                    "the file's feature columns are not the ones this recforge builds "
+                    "(saved by another version)"
+                )
             model.fit_times_ = dict(meta["fit_times"])
             model.training_summary_ = dict(meta["training_summary"])
             model.selection_ = meta.get("selection")

@@ -44,10 +44,13 @@ class ServingSpec:
     windows : float64 (n_windows,) — activity / popularity windows in days
     n_last : int — the user's last items the similarity features read
     genre_decay : float — per-day decay of the genre profile
+    sequence_window : int — the reach of the transition counts the ``seq_*`` features read
+        (``state.transitions``; 0: none)
     similarity : CSR (n_items, n_items) with sorted indices, or None — the ItemCF-like similarity
         the features read
     embeddings : float32 (n_items, d) unit rows, or None — the item vectors the features read
-    state : AsOfState — the training history arranged for the feature kernels (treat as read-only)
+    state : AsOfState — the training history arranged for the feature kernels, its transition
+        counts included (treat as read-only)
     as_of : float64 (n_users,) — the time each known user's features are computed at
     now : float — the time a new user's history is placed at (the end of the training data)
     user_ids, item_ids : ndarray — external ids of the internal user / item indices
@@ -67,6 +70,7 @@ class ServingSpec:
     windows: np.ndarray
     n_last: int
     genre_decay: float
+    sequence_window: int
     similarity: object
     embeddings: np.ndarray | None
     state: object
@@ -120,6 +124,7 @@ def serving_spec(model) -> ServingSpec:
         windows=_read_only(np.asarray(windows, np.float64)),
         n_last=int(model.n_last),
         genre_decay=float(model.genre_decay),
+        sequence_window=int(model.sequence_window),
         similarity=similarity,
         embeddings=_read_only(embeddings),
         state=state,

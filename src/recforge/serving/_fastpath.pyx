@@ -444,7 +444,8 @@ cdef inline double _csr_value(const int64_t[::1] indptr, const int32_t[::1] indi
 cdef class FeatureTables:
     """The as-of state of a fitted pipeline in the layout one request's feature rows are read
     from (built once at load, read-only after): every item's sorted event times and cumulated
-    weights, the similarity CSR, the unit embeddings, the genres.
+    weights, the similarity CSR, the unit embeddings, the genres, the transition counts
+    (``AsOfState.transitions``; None: the sequence columns are NaN).
 
     :meth:`user_row` computes one history's user features and genre profile
     (``kernels.pipeline._user_features_rows``); :meth:`fill` writes one user's candidate rows in
@@ -462,12 +463,16 @@ cdef class FeatureTables:
     cdef const double[::1] s_data
     cdef const float[:, ::1] emb
     cdef const float[:, ::1] genres
+    cdef const int64_t[::1] t_indptr
+    cdef const int32_t[::1] t_indices
+    cdef const double[::1] t_data
+    cdef const double[::1] t_total
     cdef double high
     cdef int64_t n_last
     cdef readonly int64_t n_windows, n_genres, n_sources, n_features
 
     def __init__(self, i_indptr, i_times, i_cumw, i_cumhigh, windows, double high, int64_t n_last,
-                 s_indptr, s_indices, s_data, emb, genres, int64_t n_sources):
+                 s_indptr, s_indices, s_data, emb, genres, int64_t n_sources, transitions=None):
         self.i_indptr = i_indptr
         self.i_times = i_times
         self.i_cumw = i_cumw
@@ -483,8 +488,20 @@ cdef class FeatureTables:
         self.n_windows = windows.shape[0]
         self.n_genres = genres.shape[1]
         self.n_sources = n_sources
+        if transitions is None:
+            transitions = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0),
+                           np.zeros(genres.shape[0]))
+        t_indptr, t_indices, t_data, t_total = transitions
+        self.t_indptr = t_indptr
+        self.t_indices = t_indices
+        self.t_data = t_data
+        self.t_total = t_total
+        if self.t_total.shape[0] != self.genres.shape[0] or (
+            self.t_indptr.shape[0] > 1 and self.t_indptr.shape[0] != self.genres.shape[0] + 1
+        ):
+            raise ValueError("the transition counts do not match the items")
         self.n_features = 2 * n_sources + 2 + 7 + self.n_windows + 12 + self.n_windows
-        self.n_features += self.n_genres + 3
+        self.n_features += self.n_genres + 3 + 4
 
     def user_row(self, const int64_t[::1] h_items, const double[::1] h_times,
                  const float[::1] h_weights, double t, double decay, float[::1] out,
@@ -550,7 +567,9 @@ cdef class FeatureTables:
         cdef int64_t n_c = items.shape[0], d = self.emb.shape[1], F = self.n_features
         cdef int64_t c, s, w, q, j, h, it, a, b, n, base, la, hb, nl, col, o
         cdef bint use_sim = self.s_indptr.shape[0] > 1
-        cdef double smax, ssum, smean, emax, emean, e, v, g, c1, c2
+        cdef bint use_seq = self.t_indptr.shape[0] > 1
+        cdef int64_t last = -1
+        cdef double smax, ssum, smean, emax, emean, e, v, g, c1, c2, tv, acc
         cdef float prod
         if out.shape[0] != n_c or out.shape[1] != F:
             raise ValueError(f"out must be ({n_c}, {F}), got ({out.shape[0]}, {out.shape[1]})")
@@ -560,6 +579,8 @@ cdef class FeatureTables:
             hb = _count_upto(h_times, ha, h_end, t)
             la = max(ha, hb - self.n_last)
             nl = hb - la
+            if nl > 0:
+                last = h_items[hb - 1]
             for c in range(n_c):
                 it = items[c]
                 for s in range(S):
@@ -640,7 +661,24 @@ cdef class FeatureTables:
                 col += n_g
                 out[c, col] = hour
                 out[c, col + 1] = weekday
-                out[c, col + 2] = NAN  # item_log_pop_vs_user_taste: the caller's NumPy column
+                col += 2
+                # sequence features (the kernel's last four columns)
+                if use_seq and nl > 0:
+                    tv = _csr_value(self.t_indptr, self.t_indices, self.t_data, last, it)
+                    out[c, col] = tv
+                    out[c, col + 1] = tv / max(self.t_total[last], 1.0)
+                    acc = 0.0
+                    for j in range(la, hb):
+                        h = h_items[j]
+                        tv = _csr_value(self.t_indptr, self.t_indices, self.t_data, h, it)
+                        acc += _int_power(0.8, hb - 1 - j) * (tv / max(self.t_total[h], 1.0))
+                    out[c, col + 2] = acc
+                    out[c, col + 3] = _csr_value(self.t_indptr, self.t_indices, self.t_data, it,
+                                                 last)
+                else:
+                    for q in range(4):
+                        out[c, col + q] = NAN
+                out[c, col + 4] = NAN  # item_log_pop_vs_user_taste: the caller's NumPy column
 
 
 cdef class TreeScorer:

@@ -629,6 +629,7 @@ def _feature_tables(model):
         np.ascontiguousarray(emb, np.float32),
         genres,
         len(model.sources_),
+        state.transitions,
     )
     if tables.n_features != len(model.feature_names_out_):
         raise ValueError(

@@ -10,7 +10,7 @@ import pytest
 from recforge.data import Interactions
 from recforge.exceptions import ModelFileError
 from recforge.pipeline import TwoStage, cut_history
-from recforge.pipeline.features import AsOfState, transition_counts
+from recforge.pipeline.features import SEQUENCE_WINDOW, AsOfState, transition_counts
 
 from .test_pipeline import frame, small_pipeline, synthetic_log, with_entries
 
@@ -57,7 +57,7 @@ def test_sequence_features_are_the_counts_of_the_history_before_the_cut():
     td = model.training_data(data)
     cut = cut_history(data, cut="last", fraction=0.3)
     state = AsOfState(cut.history)
-    counts = brute_transitions(state.h_indptr, state.h_items, 5)
+    counts = brute_transitions(state.h_indptr, state.h_items, SEQUENCE_WINDOW)
     total = Counter()
     for (a, _), v in counts.items():
         total[a] += v

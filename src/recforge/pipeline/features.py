@@ -29,7 +29,7 @@ GROUPS = ("user_item", "user", "item", "context", "stats")
 
 #: The default ``sequence_window``: a pair (a, b) of one user's history counts as a transition
 #: a -> b when b comes at most this many events after a.
-SEQUENCE_WINDOW = 5
+SEQUENCE_WINDOW = 10
 
 #: Columns the candidate kernel writes after the item and user-item ones: the sequence counts.
 N_SEQUENCE_FEATURES = 4

@@ -211,7 +211,7 @@ class TwoStage(ParamsMixin):
         features (missing sources: those features are NaN).
     genre_decay : float, default 0.0
         Per-day decay of the user's genre profile.
-    sequence_window : int >= 0, default 5
+    sequence_window : int >= 0, default 10
         The sequence features count, over the history's users, how often an item came at most
         this many events after another (``seq_*``: after the user's last items, before the last
         one); 0 leaves them NaN.

@@ -204,6 +204,26 @@ def test_read_only_inputs_are_accepted():
     assert_same(cooccurrence_topk(*frozen, 4, 2), cooccurrence_topk(*inputs, 4, 2))
 
 
+def test_misaligned_inputs_give_what_aligned_copies_give():
+    """A view at an odd address (received bytes) is read from an aligned copy (arrays.hpp)."""
+
+    def misaligned(a):
+        raw = np.zeros(a.nbytes + 1, np.uint8)
+        view = raw[1:].view(a.dtype).reshape(a.shape)
+        view[...] = a
+        return view
+
+    inputs = kernel_inputs(random_binary(60, 15, 0.3, seed=8), np.ones(15))
+    for kernel in KERNELS:
+        assert_same(kernel(*map(misaligned, inputs), 4, 2), kernel(*inputs, 4, 2))
+    q = csr_kernel_arrays(sp.random(30, 30, density=0.2, random_state=1, format="csr"))
+    rows = np.arange(20, dtype=np.int64)
+    np.testing.assert_array_equal(
+        two_hop_scores(misaligned(rows), *map(misaligned, q), *q, 30),
+        two_hop_scores(rows, *q, *q, 30),
+    )
+
+
 def test_bad_calls_raise_instead_of_reading_out_of_bounds():
     a_indptr, a_indices, b_indptr, b_indices, penalty, norm = kernel_inputs(
         random_binary(10, 5, 0.4, seed=3), np.ones(5)

@@ -9,14 +9,16 @@
 #include <stdexcept>
 #include <string>
 
+#include "arrays.hpp"
 #include "recforge/neighbors.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
+// C-contiguous and aligned (a misaligned input arrives as an aligned copy, see arrays.hpp)
 template <typename T>
-using Array = py::array_t<T, py::array::c_style>;
+using Array = recforge::bindings::CArray<T>;
 
 template <typename T>
 void require_length(const Array<T>& a, int64_t n, const char* name) {

@@ -262,3 +262,43 @@ def test_encoder_kernels_start_no_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) is False
+
+
+def _misaligned(a):
+    """A copy of ``a`` (C order) in a view one byte past an aligned address."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    view = raw[1:].view(a.dtype).reshape(a.shape)
+    view[...] = a
+    assert view.dtype.itemsize == 1 or not view.flags.aligned
+    return view
+
+
+@pytest.mark.parametrize("dtype", VALUE_DTYPES, ids=str)
+def test_misaligned_raw_values_give_what_an_aligned_copy_gives(dtype):
+    rng = np.random.default_rng(3)
+    x = _values(dtype, 300, rng)
+    edges = _edges(dtype, 20, rng)
+    expected, got = np.empty(300, np.int64), np.empty(300, np.int64)
+    bucketize(x, edges, expected)
+    bucketize(_misaligned(x), edges, got)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_feature_encoder_on_a_misaligned_matrix_equals_an_aligned_copy():
+    from recforge.features import FeatureEncoder
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 4))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    for data in (X, X.astype(np.float32)):
+        expected = FeatureEncoder(n_bins=8).fit(data).transform(data)
+        got = FeatureEncoder(n_bins=8).fit(_misaligned(data)).transform(_misaligned(data))
+        for name in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+
+
+def test_a_raw_column_of_another_dtype_is_refused_naming_it():
+    with pytest.raises(TypeError, match="x must be an array of dtype float32/float64"):
+        from recforge import _core
+
+        _core.encoder_bucketize(np.zeros(3, np.complex64), np.zeros(0), np.empty(3, np.int64))

@@ -100,6 +100,18 @@ def test_random_csr_with_ties_bit_identical_to_exact(kernel, unit_penalty, k):
         assert_same(kernel(*inputs, k, n_threads), expected)
 
 
+def test_pair_kernel_heaps_shared_by_many_threads():
+    """Nearly every pair of these 150 rows co-occurs: the threads of the pair kernel offer to the
+    same rows' heaps all the time (each heap behind its own lock). Every run, at any thread count,
+    keeps exactly the exact top lists."""
+    rows = random_binary(150, 8, 0.7, seed=21)
+    expected = exact_topk(rows, np.ones(8), 6)
+    inputs = kernel_inputs(rows, np.ones(8))
+    for n_threads in (2, 3, 4, 8):
+        for _ in range(10):
+            assert_same(cooccurrence_topk_symmetric(*inputs, 6, n_threads), expected)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_empty_rows_intermediates_and_matrix(kernel):
     rows = random_binary(30, 12, 0.2, seed=4).tolil()
@@ -192,6 +204,26 @@ def test_read_only_inputs_are_accepted():
     assert_same(cooccurrence_topk(*frozen, 4, 2), cooccurrence_topk(*inputs, 4, 2))
 
 
+def test_misaligned_inputs_give_what_aligned_copies_give():
+    """A view at an odd address (received bytes) is read from an aligned copy (arrays.hpp)."""
+
+    def misaligned(a):
+        raw = np.zeros(a.nbytes + 1, np.uint8)
+        view = raw[1:].view(a.dtype).reshape(a.shape)
+        view[...] = a
+        return view
+
+    inputs = kernel_inputs(random_binary(60, 15, 0.3, seed=8), np.ones(15))
+    for kernel in KERNELS:
+        assert_same(kernel(*map(misaligned, inputs), 4, 2), kernel(*inputs, 4, 2))
+    q = csr_kernel_arrays(sp.random(30, 30, density=0.2, random_state=1, format="csr"))
+    rows = np.arange(20, dtype=np.int64)
+    np.testing.assert_array_equal(
+        two_hop_scores(misaligned(rows), *map(misaligned, q), *q, 30),
+        two_hop_scores(rows, *q, *q, 30),
+    )
+
+
 def test_bad_calls_raise_instead_of_reading_out_of_bounds():
     a_indptr, a_indices, b_indptr, b_indices, penalty, norm = kernel_inputs(
         random_binary(10, 5, 0.4, seed=3), np.ones(5)
@@ -210,9 +242,15 @@ def test_bad_calls_raise_instead_of_reading_out_of_bounds():
         _core.neighbors_cooccurrence_rows(
             a_indptr, a_indices.astype(np.int64), *args[2:], 0, 10, 1, *out
         )
-    with pytest.raises(ValueError, match="n_threads"):
-        heaps = (np.zeros(30, np.float32), np.zeros(30, np.int32), np.zeros(10, np.int64))
-        _core.neighbors_cooccurrence_pairs(*args, 0, 10, 2, *heaps, np.zeros(10, np.float32))
+    heaps = (np.zeros(30, np.float32), np.zeros(30, np.int32), np.zeros(10, np.int64))
+    with pytest.raises(ValueError, match="heap_cnt"):  # one heap per row, not one per thread
+        short = (np.zeros(27, np.float32), np.zeros(27, np.int32), np.zeros(9, np.int64))
+        _core.neighbors_cooccurrence_pairs(*args, 0, 10, 2, *short, np.zeros(10, np.float32))
+    with pytest.raises(ValueError, match="heap_cnt must lie in"):
+        bad_count = (*heaps[:2], np.full(10, 4, np.int64))
+        _core.neighbors_cooccurrence_pairs(*args, 0, 10, 2, *bad_count, np.zeros(10, np.float32))
+    with pytest.raises(ValueError, match="heap_val"):
+        _core.neighbors_merge_heaps(heaps[0][:27], *heaps[1:], 10, 3, 1, *out)
     q = csr_kernel_arrays(sp.csr_matrix(np.eye(3, dtype=np.float32)))
     with pytest.raises(ValueError, match="rows"):
         two_hop_scores(np.array([0, 3]), *q, *q, 3)

@@ -54,34 +54,42 @@ inline void require(bool ok, const char* msg) {
     if (!ok) throw std::invalid_argument(msg);
 }
 
-// The data of `a` as const T* when its dtype is T, else nullptr (the caller tries another dtype).
-// An array of dtype T that is not C-contiguous and aligned raises std::invalid_argument naming
-// `name` (the kernels read whole elements in C order; a view into received bytes can sit at an
-// odd address).
+// Whether `a` has dtype T in native byte order (an equivalent dtype counts: int64 is 'l' or 'q').
 template <class T>
-const T* typed_data(const pybind11::array& a, const char* name) {
-    const auto& api = pybind11::detail::npy_api::get();
-    if (!api.PyArray_EquivTypes_(pybind11::detail::array_proxy(a.ptr())->descr,
-                                 pybind11::dtype::of<T>().ptr()))
-        return nullptr;
-    constexpr int kNeeded = pybind11::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
-                            pybind11::detail::npy_api::NPY_ARRAY_ALIGNED_;
-    if ((pybind11::detail::array_proxy(a.ptr())->flags & kNeeded) != kNeeded)
-        throw std::invalid_argument(std::string(name) + " must be C-contiguous and aligned");
-    return static_cast<const T*>(a.data());
+bool has_dtype(const pybind11::array& a) {
+    return pybind11::detail::npy_api::get().PyArray_EquivTypes_(
+        pybind11::detail::array_proxy(a.ptr())->descr, pybind11::dtype::of<T>().ptr());
 }
 
-// f(p) with p the typed data of `a` (typed_data) for the first of the dtypes Ts that `a` has;
-// TypeError naming `name` and `dtypes` when it has none of them.
+// f(T{}) for the first of the dtypes Ts that `a` has (has_dtype); TypeError naming `name` and
+// `dtypes` when it has none of them. For kernels that read `a` through its strides themselves.
 template <class T, class... Ts, class F>
-decltype(auto) visit_dtype(const pybind11::array& a, const char* name, const char* dtypes, F&& f) {
-    if (const T* p = typed_data<T>(a, name)) return f(p);
+decltype(auto) visit_dtype_tag(const pybind11::array& a, const char* name, const char* dtypes,
+                               F&& f) {
+    if (has_dtype<T>(a)) return f(T{});
     if constexpr (sizeof...(Ts) > 0) {
-        return visit_dtype<Ts...>(a, name, dtypes, std::forward<F>(f));
+        return visit_dtype_tag<Ts...>(a, name, dtypes, std::forward<F>(f));
     } else {
         throw pybind11::type_error(std::string(name) + " must be an array of dtype " + dtypes +
                                    ", got " + std::string(pybind11::str(a.dtype())));
     }
+}
+
+// f(p) with p a const T* to the elements of `a` in C order, for the first of the dtypes Ts that
+// `a` has (visit_dtype_tag). `a` must be C-contiguous (std::invalid_argument naming `name`); at a
+// misaligned address (a view into received bytes) its elements are read from an aligned copy, as
+// CArray::aligned does for the arguments of one dtype.
+template <class T, class... Ts, class F>
+decltype(auto) visit_dtype(const pybind11::array& a, const char* name, const char* dtypes, F&& f) {
+    return visit_dtype_tag<T, Ts...>(a, name, dtypes, [&](auto tag) -> decltype(auto) {
+        using U = decltype(tag);
+        if (!(pybind11::detail::array_proxy(a.ptr())->flags &
+              pybind11::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
+            throw std::invalid_argument(std::string(name) + " must be C-contiguous");
+        const CArray<U> typed =
+            CArray<U>::aligned(pybind11::reinterpret_borrow<typename CArray<U>::Base>(a));
+        return f(typed.data());
+    });
 }
 
 // A new 1-D array holding a copy of v.

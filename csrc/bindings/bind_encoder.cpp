@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "arrays.hpp"
@@ -16,38 +17,21 @@
 namespace py = pybind11;
 using recforge::bindings::F32;
 using recforge::bindings::F64;
+using recforge::bindings::has_dtype;
 using recforge::bindings::I64;
 using recforge::bindings::require;
+using recforge::bindings::visit_dtype_tag;
 
 namespace {
-
-bool is_native(const py::array& a) {
-    const char order = a.dtype().byteorder();
-    return order == '=' || order == '|';
-}
 
 // f(T{}) for the element type T of the raw values x: float32/64, int8..64, uint8..64 (native
 // byte order); TypeError naming `name` otherwise.
 template <class F>
 decltype(auto) visit_numeric(const py::array& x, const char* name, F&& f) {
-    const char kind = x.dtype().kind();
-    const auto size = x.dtype().itemsize();
-    if (is_native(x)) {
-        if (kind == 'f' && size == 4) return f(float{});
-        if (kind == 'f' && size == 8) return f(double{});
-        if (kind == 'i' && size == 1) return f(int8_t{});
-        if (kind == 'i' && size == 2) return f(int16_t{});
-        if (kind == 'i' && size == 4) return f(int32_t{});
-        if (kind == 'i' && size == 8) return f(int64_t{});
-        if (kind == 'u' && size == 1) return f(uint8_t{});
-        if (kind == 'u' && size == 2) return f(uint16_t{});
-        if (kind == 'u' && size == 4) return f(uint32_t{});
-        if (kind == 'u' && size == 8) return f(uint64_t{});
-    }
-    throw py::type_error(std::string(name) +
-                         " must hold native float32/float64/int8..int64/uint8..uint64 values, "
-                         "got dtype " +
-                         std::string(py::str(x.dtype())));
+    return visit_dtype_tag<float, double, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
+                           uint32_t, uint64_t>(
+        x, name, "float32/float64/int8..int64/uint8..uint64 (native byte order)",
+        std::forward<F>(f));
 }
 
 // An output array: C-contiguous, aligned and writeable (ValueError naming `name` otherwise).
@@ -64,18 +48,12 @@ void require_output(const py::array& a, const char* name) {
 template <class F>
 decltype(auto) visit_index(const py::array& a, const char* name, F&& f) {
     require_output(a, name);
-    const char kind = a.dtype().kind();
-    const auto size = a.dtype().itemsize();
-    if (is_native(a) && kind == 'i' && size == 4) return f(int32_t{});
-    if (is_native(a) && kind == 'i' && size == 8) return f(int64_t{});
-    throw py::type_error(std::string(name) + " must be an array of dtype int32 or int64, got " +
-                         std::string(py::str(a.dtype())));
+    return visit_dtype_tag<int32_t, int64_t>(a, name, "int32 or int64", std::forward<F>(f));
 }
 
 template <class Index>
 Index* index_data(py::array& a, const char* name) {
-    require(a.dtype().kind() == 'i' && a.dtype().itemsize() == sizeof(Index) && is_native(a),
-            (std::string(name) + " must have the dtype of cols").c_str());
+    require(has_dtype<Index>(a), (std::string(name) + " must have the dtype of cols").c_str());
     require_output(a, name);
     return static_cast<Index*>(a.mutable_data());
 }

@@ -1,7 +1,8 @@
 // Bindings of the logistic-regression kernels (recforge/linear.hpp): loss + gradient and margins
 // of a row range, dense (float32 / float64) or CSR (indptr int32 / int64, indices uint16 / int32 /
-// int64, data float32 / float64). The arrays are used in place (no copy, no conversion); the row
-// range and the array lengths are checked here, the index values by the Python wrappers.
+// int64, data float32 / float64). The arrays are used in place (no conversion; one at a misaligned
+// address is read from an aligned copy, see arrays.hpp); the row range and the array lengths are
+// checked here, the index values by the Python wrappers.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -42,20 +43,19 @@ decltype(auto) visit_csr(const py::array& indptr, const py::array& indices, F&& 
 
 void check_vector(const F64& a, int64_t n, const char* msg) {
     require(a.ndim() == 1 && a.shape(0) == n, msg);
-    require((a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0, msg);
 }
 
 // y and sw of n_rows, w of n_features, 0 <= lo <= hi <= n_rows.
 void check_rows(const F64& y, const F64& sw, const F64& w, int64_t n_rows, int64_t n_features,
                 int64_t lo, int64_t hi) {
-    check_vector(y, n_rows, "y must be an aligned float64 array of length n_rows");
-    check_vector(sw, n_rows, "sw must be an aligned float64 array of length n_rows");
-    check_vector(w, n_features, "w must be an aligned float64 array of length n_features");
+    check_vector(y, n_rows, "y must be a float64 array of length n_rows");
+    check_vector(sw, n_rows, "sw must be a float64 array of length n_rows");
+    check_vector(w, n_features, "w must be a float64 array of length n_features");
     require(0 <= lo && lo <= hi && hi <= n_rows, "the rows must satisfy 0 <= lo <= hi <= n_rows");
 }
 
 double* gradient_out(F64& g, int64_t n_features) {
-    check_vector(g, n_features + 1, "g must be an aligned float64 array of length n_features + 1");
+    check_vector(g, n_features + 1, "g must be a float64 array of length n_features + 1");
     return g.mutable_data();
 }
 
@@ -101,7 +101,7 @@ double loss_grad_pattern_py(const py::array& indptr, const py::array& indices, c
 }
 
 double* margins_out(F64& out, int64_t n_rows, int64_t lo, int64_t hi) {
-    check_vector(out, n_rows, "out must be an aligned float64 array of length n_rows");
+    check_vector(out, n_rows, "out must be a float64 array of length n_rows");
     require(0 <= lo && lo <= hi && hi <= n_rows, "the rows must satisfy 0 <= lo <= hi <= n_rows");
     return out.mutable_data();
 }
@@ -109,7 +109,7 @@ double* margins_out(F64& out, int64_t n_rows, int64_t lo, int64_t hi) {
 void margins_dense_py(const py::array& X, const F64& w, double b, int64_t lo, int64_t hi, F64 out) {
     require(X.ndim() == 2, "X must be 2-D");
     const int64_t d = X.shape(1);
-    check_vector(w, d, "w must be an aligned float64 array of length n_features");
+    check_vector(w, d, "w must be a float64 array of length n_features");
     double* o = margins_out(out, X.shape(0), lo, hi);
     visit_float(X, "X", [&](auto x) {
         py::gil_scoped_release release;
@@ -122,7 +122,6 @@ void margins_csr_py(const py::array& indptr, const py::array& indices, const py:
     require(data.ndim() == 1 && data.shape(0) == indices.shape(0),
             "data must be 1-D with the length of indices");
     require(w.ndim() == 1, "w must be 1-D");
-    check_vector(w, w.shape(0), "w must be an aligned float64 array");
     double* o = margins_out(out, indptr.shape(0) - 1, lo, hi);
     visit_csr(indptr, indices, [&](auto ip, auto ix) {
         visit_float(data, "data", [&](auto v) {

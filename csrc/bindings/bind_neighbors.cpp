@@ -9,14 +9,16 @@
 #include <stdexcept>
 #include <string>
 
+#include "arrays.hpp"
 #include "recforge/neighbors.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
+// C-contiguous and aligned (a misaligned input arrives as an aligned copy, see arrays.hpp)
 template <typename T>
-using Array = py::array_t<T, py::array::c_style>;
+using Array = recforge::bindings::CArray<T>;
 
 template <typename T>
 void require_length(const Array<T>& a, int64_t n, const char* name) {
@@ -83,13 +85,13 @@ void cooccurrence_pairs_py(Array<int64_t> a_indptr, Array<int32_t> a_indices,
     require_length(penalty, n_mid, "penalty");
     require_length(norm, n_rows, "norm");
     require_range(row_start, row_stop, n_rows);
-    const int64_t n_heaps = n_rows > 0 ? heap_cnt.shape(0) / n_rows : 0;
-    if (n_threads < 1 || (n_rows > 0 && n_threads > n_heaps))
-        throw std::invalid_argument("n_threads must be in [1, number of heaps per row]");
-    require_length(heap_cnt, n_heaps * n_rows, "heap_cnt");
-    require_length(heap_min, n_heaps * n_rows, "heap_min");
-    require_length(heap_val, n_heaps * n_rows * k, "heap_val");
-    require_length(heap_idx, n_heaps * n_rows * k, "heap_idx");
+    require_length(heap_cnt, n_rows, "heap_cnt");
+    require_length(heap_min, n_rows, "heap_min");
+    require_length(heap_val, n_rows * k, "heap_val");
+    require_length(heap_idx, n_rows * k, "heap_idx");
+    for (int64_t a = 0; a < n_rows; ++a)
+        if (heap_cnt.data()[a] < 0 || heap_cnt.data()[a] > k)
+            throw std::invalid_argument("heap_cnt must lie in [0, k]");
     py::gil_scoped_release release;
     recforge::neighbors::cooccurrence_pairs(
         a_indptr.data(), a_indices.data(), b_indptr.data(), b_indices.data(), penalty.data(),
@@ -101,20 +103,19 @@ void merge_heaps_py(Array<float> heap_val, Array<int32_t> heap_idx, Array<int64_
                     int64_t n_rows, int64_t k, int n_threads, Array<int32_t> out_idx,
                     Array<float> out_val, Array<int64_t> counts) {
     if (n_rows < 0 || k < 1) throw std::invalid_argument("need n_rows >= 0 and k >= 1");
-    const int64_t n_heaps = n_rows > 0 ? heap_cnt.shape(0) / n_rows : 0;
-    require_length(heap_cnt, n_heaps * n_rows, "heap_cnt");
-    require_length(heap_val, n_heaps * n_rows * k, "heap_val");
-    require_length(heap_idx, n_heaps * n_rows * k, "heap_idx");
+    require_length(heap_cnt, n_rows, "heap_cnt");
+    require_length(heap_val, n_rows * k, "heap_val");
+    require_length(heap_idx, n_rows * k, "heap_idx");
     require_length(out_idx, n_rows * k, "out_idx");
     require_length(out_val, n_rows * k, "out_val");
     require_length(counts, n_rows, "counts");
-    for (int64_t h = 0; h < heap_cnt.shape(0); ++h)
-        if (heap_cnt.data()[h] < 0 || heap_cnt.data()[h] > k)
+    for (int64_t a = 0; a < n_rows; ++a)
+        if (heap_cnt.data()[a] < 0 || heap_cnt.data()[a] > k)
             throw std::invalid_argument("heap_cnt must lie in [0, k]");
     py::gil_scoped_release release;
-    recforge::neighbors::merge_heaps(
-        heap_val.mutable_data(), heap_idx.mutable_data(), heap_cnt.data(), n_heaps, n_rows, k,
-        n_threads, out_idx.mutable_data(), out_val.mutable_data(), counts.mutable_data());
+    recforge::neighbors::merge_heaps(heap_val.mutable_data(), heap_idx.mutable_data(),
+                                     heap_cnt.data(), n_rows, k, n_threads, out_idx.mutable_data(),
+                                     out_val.mutable_data(), counts.mutable_data());
 }
 
 void cooccurrence_counts_py(Array<int64_t> a_indptr, Array<int32_t> a_indices,
@@ -241,12 +242,13 @@ void bind_neighbors(py::module_& m) {
           py::arg("norm").noconvert(), py::arg("k"), py::arg("row_start"), py::arg("row_stop"),
           py::arg("n_threads"), py::arg("heap_val").noconvert(), py::arg("heap_idx").noconvert(),
           py::arg("heap_cnt").noconvert(), py::arg("heap_min").noconvert(),
-          "Pairs (a, b < a) of rows [row_start, row_stop) offered to per-thread bounded heaps.");
+          "Pairs (a, b < a) of rows [row_start, row_stop) offered to the bounded heaps of both "
+          "rows (one heap per row, shared by the threads).");
     m.def("neighbors_merge_heaps", &merge_heaps_py, py::arg("heap_val").noconvert(),
           py::arg("heap_idx").noconvert(), py::arg("heap_cnt").noconvert(), py::arg("n_rows"),
           py::arg("k"), py::arg("n_threads"), py::arg("out_idx").noconvert(),
           py::arg("out_val").noconvert(), py::arg("counts").noconvert(),
-          "Merge each row's per-thread heaps and write the row best first.");
+          "Write each row's heap best first (the heaps are consumed).");
     m.def("neighbors_cooccurrence_counts", &cooccurrence_counts_py, py::arg("a_indptr").noconvert(),
           py::arg("a_indices").noconvert(), py::arg("b_indptr").noconvert(),
           py::arg("b_indices").noconvert(), py::arg("row_start"), py::arg("row_stop"),

@@ -5,18 +5,21 @@
 #include <stdexcept>
 #include <string>
 
+#include "arrays.hpp"
 #include "recforge/topk.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
+// the arrays read by the kernel: C-contiguous, aligned (a misaligned view arrives as a copy)
+using recforge::bindings::CArray;
+
 template <typename Score>
-py::tuple topk_rows_py(py::array_t<Score, py::array::c_style> scores, int64_t k,
-                       std::optional<py::array_t<int64_t, py::array::c_style>> exclude_indptr,
-                       std::optional<py::array_t<int32_t, py::array::c_style>> exclude_indices,
-                       std::optional<py::array_t<uint8_t, py::array::c_style>> global_mask,
-                       int n_threads) {
+py::tuple topk_rows_py(CArray<Score> scores, int64_t k,
+                       std::optional<CArray<int64_t>> exclude_indptr,
+                       std::optional<CArray<int32_t>> exclude_indices,
+                       std::optional<CArray<uint8_t>> global_mask, int n_threads) {
     if (scores.ndim() != 2) throw std::invalid_argument("scores must be 2-D (n_rows, n_items)");
     if (k <= 0) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
     const int64_t n_rows = scores.shape(0), n_items = scores.shape(1);

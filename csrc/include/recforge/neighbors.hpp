@@ -10,10 +10,13 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <thread>
 #include <vector>
 
 #include "recforge/parallel.hpp"
@@ -368,11 +371,98 @@ RECFORGE_ALWAYS_INLINE int64_t heap_offer(float* hv, int32_t* hi, int64_t count,
     return count;
 }
 
+// The bounded heaps of every row (heap of row a at a * k in val / idx, its count at cnt[a]) shared
+// by the threads of a cooccurrence_pairs call. With more than one thread each row's heap has its
+// own lock, held for one heap_offer and taken only by an offer at least as good as the row's k-th
+// best so far: that bound (0 until the heap is full) only grows, so reading it without the lock
+// may let an offer through needlessly but never keeps a good one out. One heap per row, not one per
+// thread: a second thread adds no memory, no merge and no heap filled twice over.
+class SharedHeaps {
+  public:
+    SharedHeaps(float* val, int32_t* idx, int64_t* cnt, float* min, int64_t n_rows, int64_t k)
+        : val_(val),
+          idx_(idx),
+          cnt_(cnt),
+          min_out_(min),
+          n_rows_(n_rows),
+          k_(k),
+          min_(new std::atomic<float>[static_cast<size_t>(n_rows)]),
+          busy_(new std::atomic<bool>[static_cast<size_t>(n_rows)]) {
+        for (int64_t a = 0; a < n_rows; ++a) {
+            min_[a].store(min[a], std::memory_order_relaxed);
+            busy_[a].store(false, std::memory_order_relaxed);
+        }
+    }
+    SharedHeaps(const SharedHeaps&) = delete;
+    SharedHeaps& operator=(const SharedHeaps&) = delete;
+    ~SharedHeaps() {
+        for (int64_t a = 0; a < n_rows_; ++a) min_out_[a] = min_[a].load(std::memory_order_relaxed);
+    }
+
+    // Offer (value, index) to row a's heap; kLocked when other threads may offer at the same time.
+    template <bool kLocked>
+    RECFORGE_ALWAYS_INLINE void offer(int64_t a, float value, int32_t index) {
+        if (value < min_[a].load(std::memory_order_relaxed)) return;
+        if (kLocked) lock(a);
+        const int64_t count = heap_offer(val_ + a * k_, idx_ + a * k_, cnt_[a], k_, value, index);
+        cnt_[a] = count;
+        if (count == k_) min_[a].store(val_[a * k_], std::memory_order_relaxed);
+        if (kLocked) busy_[a].store(false, std::memory_order_release);
+    }
+
+  private:
+    void lock(int64_t a) {
+        // held for a few dozen instructions: spin briefly, then give the core away
+        for (int spins = 0; busy_[a].exchange(true, std::memory_order_acquire); ++spins)
+            while (busy_[a].load(std::memory_order_relaxed))
+                if (++spins > 64) std::this_thread::yield();
+    }
+
+    float* val_;
+    int32_t* idx_;
+    int64_t* cnt_;
+    float* min_out_;
+    int64_t n_rows_, k_;
+    std::unique_ptr<std::atomic<float>[]> min_;
+    std::unique_ptr<std::atomic<bool>[]> busy_;
+};
+
+// Row a's pairs (a, b < a) into the shared heaps of a and b: the shared intermediates summed in
+// increasing order (the same value as from row b's side).
+template <bool kLocked>
+RECFORGE_ALWAYS_INLINE void offer_lower_pairs(SharedHeaps& heaps, Scratch& s,
+                                              const int64_t* a_indptr, const uint32_t* mids,
+                                              const int64_t* b_indptr, const uint32_t* targets,
+                                              const double* penalty, const double* norm,
+                                              int64_t a) {
+    double* __restrict acc = s.acc.data();
+    uint32_t* __restrict touched = s.touched.data();
+    int64_t n_touched = 0;
+    for (int64_t p = a_indptr[a]; p < a_indptr[a + 1]; ++p) {
+        const uint32_t mid = mids[p];
+        const int64_t start = b_indptr[mid];
+        const int64_t stop = std::lower_bound(targets + start, targets + b_indptr[mid + 1],
+                                              static_cast<uint32_t>(a)) -
+                             targets;  // b < a
+        n_touched = accumulate(acc, touched, n_touched, targets, start, stop, penalty[mid]);
+    }
+    const double norm_a = norm[a];
+    for (int64_t t = 0; t < n_touched; ++t) {
+        const uint32_t b = touched[t];
+        const float value = static_cast<float>(acc[b] / (norm_a * norm[b]));
+        acc[b] = 0.0;
+        if (value > 0.0f) {
+            heaps.offer<kLocked>(a, value, static_cast<int32_t>(b));
+            heaps.offer<kLocked>(b, value, static_cast<int32_t>(a));
+        }
+    }
+}
+
 // Each pair once: pairs (a, b < a) for rows [row_start, row_stop), computed from the larger row
-// (both sides sum the shared intermediates in increasing order: the same value either way) and
-// offered to thread tid's heaps of a and b: heap of row a at (tid * n_rows + a) * k in
-// heap_val / heap_idx, its count and (once full) k-th best value at tid * n_rows + a of
-// heap_cnt / heap_min. The heaps need n_threads * n_rows * k entries, heap_cnt / heap_min zeroed.
+// and offered to the heaps of a and b (see SharedHeaps): heap of row a at a * k in heap_val /
+// heap_idx (n_rows * k), its count and (once full) k-th best value at a of heap_cnt / heap_min
+// (n_rows, zeroed before the first call). Which thread offers what, and in which order, does
+// not change the heaps' final sets: the top k by (value desc, index asc) of all offers.
 inline void cooccurrence_pairs(const int64_t* a_indptr, const int32_t* a_indices,
                                const int64_t* b_indptr, const int32_t* b_indices,
                                const double* penalty, const double* norm, int64_t n_rows,
@@ -387,46 +477,24 @@ inline void cooccurrence_pairs(const int64_t* a_indptr, const int32_t* a_indices
     const std::vector<int64_t> bounds = balanced_bounds(
         cum.data(), row_stop - row_start, std::max(1, n_threads) * kChunksPerThread, 1.0);
     std::vector<Scratch> scratch(static_cast<size_t>(std::max(1, n_threads)));
-    const auto offer = [&](int64_t h, float value, int32_t index) {
-        if (value >= heap_min[h]) {
-            heap_cnt[h] =
-                heap_offer(heap_val + h * k, heap_idx + h * k, heap_cnt[h], k, value, index);
-            if (heap_cnt[h] == k) heap_min[h] = heap_val[h * k];
-        }
-    };
+    SharedHeaps heaps(heap_val, heap_idx, heap_cnt, heap_min, n_rows, k);
+    const bool locked = n_threads > 1 && bounds.size() > 2;
     over_rows(bounds, n_threads, [&](int64_t r, int tid) {
         Scratch& s = scratch[tid];
         s.ensure(n_rows, 0);
-        double* acc = s.acc.data();
-        uint32_t* touched = s.touched.data();
         const int64_t a = row_start + r;
-        int64_t n_touched = 0;
-        for (int64_t p = a_indptr[a]; p < a_indptr[a + 1]; ++p) {
-            const uint32_t mid = mids[p];
-            const int64_t start = b_indptr[mid];
-            const int64_t stop = std::lower_bound(targets + start, targets + b_indptr[mid + 1],
-                                                  static_cast<uint32_t>(a)) -
-                                 targets;  // b < a
-            n_touched = accumulate(acc, touched, n_touched, targets, start, stop, penalty[mid]);
-        }
-        const int64_t base = static_cast<int64_t>(tid) * n_rows;
-        for (int64_t t = 0; t < n_touched; ++t) {
-            const uint32_t b = touched[t];
-            const float value = static_cast<float>(acc[b] / (norm[a] * norm[b]));
-            acc[b] = 0.0;
-            if (value > 0.0f) {
-                offer(base + a, value, static_cast<int32_t>(b));
-                offer(base + b, value, static_cast<int32_t>(a));
-            }
-        }
+        if (locked)
+            offer_lower_pairs<true>(heaps, s, a_indptr, mids, b_indptr, targets, penalty, norm, a);
+        else
+            offer_lower_pairs<false>(heaps, s, a_indptr, mids, b_indptr, targets, penalty, norm, a);
     });
 }
 
-// Merge every row's per-thread heaps (n_heaps of them) into the first and write it best first to
-// out_idx / out_val (row a at a * k) and counts.
-inline void merge_heaps(float* heap_val, int32_t* heap_idx, const int64_t* heap_cnt,
-                        int64_t n_heaps, int64_t n_rows, int64_t k, int n_threads, int32_t* out_idx,
-                        float* out_val, int64_t* counts) {
+// Write every row's heap (of cooccurrence_pairs) best first to out_idx / out_val (row a at a * k)
+// and counts; the heaps are consumed.
+inline void merge_heaps(float* heap_val, int32_t* heap_idx, const int64_t* heap_cnt, int64_t n_rows,
+                        int64_t k, int n_threads, int32_t* out_idx, float* out_val,
+                        int64_t* counts) {
     std::vector<int64_t> cum(static_cast<size_t>(n_rows + 1));
     for (int64_t a = 0; a <= n_rows; ++a) cum[a] = a;
     const std::vector<int64_t> bounds =
@@ -434,12 +502,7 @@ inline void merge_heaps(float* heap_val, int32_t* heap_idx, const int64_t* heap_
     over_rows(bounds, n_threads, [&](int64_t a, int) {
         float* hv = heap_val + a * k;
         int32_t* hi = heap_idx + a * k;
-        int64_t count = heap_cnt[a];
-        for (int64_t w = 1; w < n_heaps; ++w) {
-            const int64_t h = w * n_rows + a;
-            for (int64_t t = 0; t < heap_cnt[h]; ++t)
-                count = heap_offer(hv, hi, count, k, heap_val[h * k + t], heap_idx[h * k + t]);
-        }
+        const int64_t count = heap_cnt[a];
         counts[a] = count;
         for (int64_t n = count; n > 0; --n) {  // pop the worst into the last free slot
             out_val[a * k + n - 1] = hv[0];

@@ -1,35 +1,10 @@
-"""Logistic-regression kernels: the L-BFGS path's loss + gradient and margins (C++, in
-``recforge._core``, header ``csrc/include/recforge/linear.hpp``) and FTRL-proximal (Numba).
+"""FTRL-proximal kernels of LogisticRegression (Numba; sequential: one pass in the given row order)
+and the scalar helpers they share with the neural rankers' kernels.
 
-Pure functions on arrays; validation lives in :mod:`recforge.rank.linear`. The readable NumPy
-specification is :mod:`recforge._reference.linear`.
-
-Threads: the loss/gradient and margin kernels work on a row range and release the GIL;
-:func:`recforge._threads.run_chunks` runs them on row chunks in a pool of Python threads. Those
-threads block when idle (unlike an OpenMP team, which spins after each parallel region and starves
-the L-BFGS driver, and everyone else, on a busy machine). The rows are split into ``n_chunks``
-contiguous chunks chosen by :func:`n_chunks_for` from the data's shape only; each chunk writes its
-own row of a partial gradient buffer, and the rows are summed in chunk order, so results are
-bit-identical for any number of threads. They call no Numba: an L-BFGS fit or a prediction does
-not pay Numba's start in a fresh process. The FTRL kernel is sequential (one pass in the given row
-order).
-
-Layout of the partial-gradient buffer::
-
-    partial[c, :n_features]  sum over rows of chunk c of  s_i (p_i - y_i) x_i
-    partial[c, n_features]   sum over rows of chunk c of  s_i (p_i - y_i)        (intercept)
-    losses[c]                sum over rows of chunk c of  s_i * logloss_i
-
-Kernels (each on rows ``lo:hi``; X float32 or float64, CSR ``indptr`` int32/int64 and
-``indices`` uint16/int32/int64, everything else float64, all C-contiguous; float64 accumulation):
-
-* ``loss_grad_dense(X, y, sw, w, b, lo, hi, g) -> float`` — ``g`` (d + 1,) overwritten with the
-  gradient sums above (intercept last); returns the weighted loss sum.
-* ``loss_grad_csr(indptr, indices, data, y, sw, w, b, lo, hi, g) -> float`` — the same for CSR.
-* ``loss_grad_pattern(indptr, indices, y, sw, w, b, lo, hi, g) -> float`` — CSR whose stored
-  values are all 1 (one-hot): reads the sparsity pattern only.
-* ``margins_dense(X, w, b, lo, hi, out)``, ``margins_csr(indptr, indices, data, w, b, lo, hi,
-  out)`` — ``out[lo:hi] = X[lo:hi] @ w + b``.
+The loss/gradient and margin kernels of the L-BFGS path are C++, in :mod:`recforge.kernels.logistic`
+(no Numba); their names are re-exported here for the callers that take every LR kernel from this
+module. Pure functions on arrays; validation lives in :mod:`recforge.rank.linear`. The readable
+NumPy specification is :mod:`recforge._reference.linear`.
 """
 
 from __future__ import annotations
@@ -38,31 +13,21 @@ import math
 
 import numpy as np
 
-from .. import _core
 from ._jit import jit
-
-loss_grad_dense = _core.linear_loss_grad_dense
-loss_grad_csr = _core.linear_loss_grad_csr
-loss_grad_pattern = _core.linear_loss_grad_pattern
-margins_dense = _core.linear_margins_dense
-margins_csr = _core.linear_margins_csr
-
-CHUNK_ROWS = 16_384
-MAX_CHUNKS = 64
-MAX_PARTIAL_FLOATS = 1 << 24  # 128 MB of float64 partial gradients at most
-
-
-def n_chunks_for(n_rows: int, n_features: int) -> int:
-    """Row chunks of the loss/gradient kernels: a function of the data's shape only (not of threads)."""
-    by_rows = -(-n_rows // CHUNK_ROWS)
-    by_memory = MAX_PARTIAL_FLOATS // (n_features + 1)
-    return int(max(1, min(by_rows, MAX_CHUNKS, by_memory)))
-
-
-def chunk_bounds(n_rows: int, n_chunks: int) -> np.ndarray:
-    """``n_chunks + 1`` row boundaries of equal contiguous chunks (int64)."""
-    step = -(-n_rows // n_chunks)
-    return np.minimum(np.arange(n_chunks + 1, dtype=np.int64) * step, n_rows)
+from .logistic import (  # noqa: F401  (re-exported)
+    CHUNK_ROWS,
+    MAX_CHUNKS,
+    MAX_PARTIAL_FLOATS,
+    all_ones,
+    chunk_bounds,
+    loss_grad_csr,
+    loss_grad_dense,
+    loss_grad_pattern,
+    margins_csr,
+    margins_dense,
+    n_chunks_for,
+    narrow_indices,
+)
 
 
 @jit
@@ -79,20 +44,6 @@ def _sigmoid(z):
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
     return e / (1.0 + e)
-
-
-def narrow_indices(indices, n_features: int):
-    """Column indices as uint16 when every column fits (a copy, half the bytes of int32 that the
-    gather/scatter loops of the CSR and pattern kernels stream each pass), else ``indices``
-    unchanged."""
-    if n_features <= 1 << 16 and indices.dtype != np.uint16:
-        return indices.astype(np.uint16)
-    return indices
-
-
-def all_ones(data) -> bool:
-    """True when every stored value of a CSR matrix is 1 (the pattern kernels apply)."""
-    return data.size > 0 and _core.linear_all_ones(data)
 
 
 @jit

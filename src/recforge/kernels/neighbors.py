@@ -114,7 +114,7 @@ def _top_lists(n_rows, k):
 
 def _similarity_kernel(name, by_pairs):
     """The public similarity function ``name``: every row on its own, or (``by_pairs``) each pair
-    once into per-thread bounded heaps merged at the end."""
+    once into one bounded heap per row, written out best first at the end."""
 
     def kernel(
         a_indptr,
@@ -134,13 +134,13 @@ def _similarity_kernel(name, by_pairs):
         n_threads = max(1, int(n_workers))
         out = _top_lists(n_rows, k)
         if by_pairs:
-            # thread w's heap of row a at (w * n_rows + a) * k; its count and k-th best (once
-            # full, 0 before) at w * n_rows + a
+            # the heap of row a at a * k, shared by the threads; its count and k-th best (once
+            # full, 0 before) at a
             heaps = (
-                np.empty(n_threads * n_rows * k, dtype=np.float32),
-                np.empty(n_threads * n_rows * k, dtype=np.int32),
-                np.zeros(n_threads * n_rows, dtype=np.int64),
-                np.zeros(n_threads * n_rows, dtype=np.float32),
+                np.empty(n_rows * k, dtype=np.float32),
+                np.empty(n_rows * k, dtype=np.int32),
+                np.zeros(n_rows, dtype=np.int64),
+                np.zeros(n_rows, dtype=np.float32),
             )
             step, into = _core.neighbors_cooccurrence_pairs, heaps
         else:
@@ -188,9 +188,9 @@ cooccurrence_topk_symmetric.__doc__ = (
 
     Each pair is computed from its larger row (``b < a``; both sides sum over the shared
     intermediates in increasing order, so the value is the same either way) and offered to both
-    rows' bounded heaps. Every thread keeps its own heaps of all rows (memory
-    ``n_workers · n_rows · n_neighbors · 8`` bytes); a final pass merges them. Half the accumulation
-    work of :func:`cooccurrence_topk`, scattered heap updates: faster on large data.
+    rows' bounded heaps: one heap per row (memory ``n_rows · n_neighbors · 8`` bytes) shared by the
+    threads, each behind its own lock. Half the accumulation work of :func:`cooccurrence_topk`,
+    scattered heap updates: faster on large data.
 """
     + _COOC_DOC
 )

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from .. import _core
 from .._progress import progress_bar
 from .._threads import (
     ChunkPool,
@@ -24,14 +25,22 @@ from .._threads import (
 )
 from .._validation import FLOAT32_MAX, check_choice, check_float, check_int, check_random_state
 from ..io import ModelArrays
-from ..kernels import nn as K
 from ..kernels._csr import csr_kernel_arrays
 from ._base import Ranker, check_training_controls, check_X
 
-_OPTIMIZERS = {"sgd": K.SGD, "adagrad": K.ADAGRAD, "adam": K.ADAM, "ftrl": K.FTRL}
+#: optimiser codes by name, defined once in csrc/include/recforge/constants.hpp
+_OPTIMIZERS = dict(_core.constants.NN_OPTIMIZERS)
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # Keras' defaults
 ADAGRAD_INITIAL_ACCUMULATOR = 0.1  # Keras' default (also FTRL's)
 PREDICT_CHUNK = 2048
+
+
+def _nn_kernels():
+    """:mod:`recforge.kernels.nn`, imported where a DNN / Wide&Deep first trains or predicts: it
+    loads Numba (about 0.5 s), which ``import recforge.rank`` and the other rankers do without."""
+    from ..kernels import nn
+
+    return nn
 
 
 class NNInputs:
@@ -228,13 +237,17 @@ class NeuralRanker(Ranker):
 
     def _init_optimizer_state(self):
         opt = _OPTIMIZERS[self.optimizer]
-        init = ADAGRAD_INITIAL_ACCUMULATOR if opt == K.ADAGRAD else 0.0
+        init = ADAGRAD_INITIAL_ACCUMULATOR if opt == _OPTIMIZERS["adagrad"] else 0.0
         self._emb_m = np.full_like(self._emb, init)
         self._emb_v = np.zeros_like(self._emb)
         self._p_m = np.full_like(self._params, init)
         self._p_v = np.zeros_like(self._params)
         wopt = self._wide_settings()[0]
-        winit = ADAGRAD_INITIAL_ACCUMULATOR if wopt in (K.ADAGRAD, K.FTRL) else 0.0
+        winit = (
+            ADAGRAD_INITIAL_ACCUMULATOR
+            if wopt in (_OPTIMIZERS["adagrad"], _OPTIMIZERS["ftrl"])
+            else 0.0
+        )
         self._wide_m = np.full_like(self._wide_w, winit)
         self._wide_v = np.zeros_like(self._wide_w)
         self._step = np.zeros(1, np.int64)
@@ -263,7 +276,7 @@ class NeuralRanker(Ranker):
     def _train_call(self, inp, y, sw, order, start, stop, batch_size, dropout_seed, n_threads):
         wopt, wlr, wl1, wl2 = self._wide_settings()
         indptr, indices, data = inp.wide_arrays()
-        return K.train_batches(
+        return _nn_kernels().train_batches(
             inp.codes,
             inp.dense,
             y,
@@ -422,7 +435,7 @@ class NeuralRanker(Ranker):
         indptr, indices, data = inp.wide_arrays()
 
         def block(lo):
-            K.predict_logits(
+            _nn_kernels().predict_logits(
                 inp.codes,
                 inp.dense,
                 lo,

@@ -14,7 +14,7 @@ from .._threads import ChunkPool, limit_blas_threads, resolve_n_threads, run_chu
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..exceptions import ConvergenceWarning
 from ..io import ModelArrays
-from ..kernels import linear as K
+from ..kernels import logistic as K
 from ._base import (
     Ranker,
     available_if,
@@ -327,6 +327,8 @@ class LogisticRegression(Ranker):
     def _fit_ftrl(
         self, X, y, sw, evals, pool, *, epochs: int, reset: bool, scale_by_epoch: bool = True
     ):
+        from ..kernels import linear as ftrl  # Numba: loaded by the FTRL path only
+
         n, d = X.shape
         if reset or not hasattr(self, "_ftrl_z"):
             self._ftrl_z = np.zeros(d + 1)
@@ -354,7 +356,7 @@ class LogisticRegression(Ranker):
                     if epochs > 1
                     else np.arange(n, dtype=np.int64)
                 )
-                epoch = K.ftrl_epoch_csr if csr else K.ftrl_epoch_dense
+                epoch = ftrl.ftrl_epoch_csr if csr else ftrl.ftrl_epoch_dense
                 total = epoch(
                     *((X.indptr, X.indices, X.data) if csr else (X,)),
                     y,
@@ -408,9 +410,13 @@ class LogisticRegression(Ranker):
         self.n_iter_ = np.array([it], dtype=np.int32)
 
     def _set_ftrl_weights(self, l1, l2):
+        from ..kernels import linear as ftrl  # Numba: loaded by the FTRL path only
+
         d = self._ftrl_z.shape[0] - 1
         out = np.empty(d + 1)
-        K.ftrl_weights(self._ftrl_z, self._ftrl_n, float(self.alpha), float(self.beta), l1, l2, out)
+        ftrl.ftrl_weights(
+            self._ftrl_z, self._ftrl_n, float(self.alpha), float(self.beta), l1, l2, out
+        )
         self.coef_ = out[:d].reshape(1, d)
         self.intercept_ = np.array([out[d] if self.fit_intercept else 0.0])
 

@@ -4,7 +4,6 @@ summed into one logit and trained jointly."""
 from __future__ import annotations
 
 from .._validation import check_choice, check_float
-from ..kernels import nn as K
 from ._nn import _OPTIMIZERS, NeuralRanker, with_deep_parameters
 
 
@@ -89,6 +88,6 @@ class WideDeep(NeuralRanker):
         lr = float(
             self.learning_rate if self.wide_learning_rate is None else self.wide_learning_rate
         )
-        if opt == K.FTRL:
+        if opt == _OPTIMIZERS["ftrl"]:
             return opt, lr, float(self.wide_l1), float(self.wide_l2)
         return opt, lr, 0.0, 0.0

@@ -26,10 +26,11 @@ from ..kernels.neighbors import (
 from .base import RecallModel
 
 #: pair work (Σ over intermediates of degree²) above which each pair is computed once (see
-#: kernels.neighbors). Measured CPU, ItemCF fit: the per-row kernel is cheaper up to 3.3e8 (by 9 %
-#: at 1 thread, 23 % at 2: the symmetric one's per-thread heaps cost more with each thread); the
-#: symmetric one is cheaper by 20 % at 2.9e9 (the 20M set). Between them: the geometric middle.
-SYMMETRIC_MIN_WORK = 5 * 10**8
+#: kernels.neighbors). Measured CPU seconds (rows / pairs kernel, 1 and 2 threads, K=50): 0.48 /
+#: 0.60 at 1.1e8 (the busy bench's ItemCF), 3.07 / 2.91 at 1 thread and 3.04 / 3.31 at 2 at 1.1e9,
+#: 11.0 / 6.7 at 6.3e9 (its UserCF; the pair kernel's heaps shared by the threads cost no more
+#: CPU at 2 threads than at 1 there). The break-even is near 1e9.
+SYMMETRIC_MIN_WORK = 10**9
 SECONDS_PER_DAY = 86_400.0
 
 

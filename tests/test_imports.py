@@ -53,3 +53,12 @@ def test_the_numba_paths_still_load_their_kernels():
         "LogisticRegression(penalty='l1', max_iter=2).fit(X, y)\n"
     )
     assert loaded_after(code)["kernels"] == ["recforge.kernels._jit", "recforge.kernels.linear"]
+
+
+def test_the_neural_rankers_load_their_kernels_on_import():
+    """DNN / Wide&Deep load Numba when their class is first taken from recforge.rank (so their first
+    fit does not pay the import), and only then."""
+    loaded = loaded_after(
+        "import recforge.rank\nfrom recforge.rank import DNN, WideDeep\nDNN(); WideDeep()"
+    )
+    assert loaded["numba"] and "recforge.kernels.nn" in loaded["kernels"]

@@ -5,12 +5,16 @@ All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``pre
 :mod:`recforge.rank._base` for the shared conventions.
 """
 
+import importlib
+
 from ._base import Ranker
-from .dnn import DNN
 from .gbdt import GBDTClassifier, GBDTRanker, GBDTRegressor
 from .gbdt_lr import GBDTLR
 from .linear import LogisticRegression
-from .wide_deep import WideDeep
+
+#: the rankers built on Numba kernels: their modules (and Numba, about 0.5 s of import) load on
+#: first access, so ``import recforge.rank`` and the other rankers never pay for them
+_NUMBA_RANKERS = {"DNN": ".dnn", "WideDeep": ".wide_deep"}
 
 __all__ = [
     "DNN",
@@ -22,3 +26,14 @@ __all__ = [
     "Ranker",
     "WideDeep",
 ]
+
+
+def __getattr__(name: str):
+    if name in _NUMBA_RANKERS:
+        module = importlib.import_module(_NUMBA_RANKERS[name], __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

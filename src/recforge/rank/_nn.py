@@ -25,6 +25,7 @@ from .._threads import (
 )
 from .._validation import FLOAT32_MAX, check_choice, check_float, check_int, check_random_state
 from ..io import ModelArrays
+from ..kernels import nn as nn_kernels
 from ..kernels._csr import csr_kernel_arrays
 from ._base import Ranker, check_training_controls, check_X
 
@@ -33,14 +34,6 @@ _OPTIMIZERS = dict(_core.constants.NN_OPTIMIZERS)
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # Keras' defaults
 ADAGRAD_INITIAL_ACCUMULATOR = 0.1  # Keras' default (also FTRL's)
 PREDICT_CHUNK = 2048
-
-
-def _nn_kernels():
-    """:mod:`recforge.kernels.nn`, imported where a DNN / Wide&Deep first trains or predicts: it
-    loads Numba (about 0.5 s), which ``import recforge.rank`` and the other rankers do without."""
-    from ..kernels import nn
-
-    return nn
 
 
 class NNInputs:
@@ -276,7 +269,7 @@ class NeuralRanker(Ranker):
     def _train_call(self, inp, y, sw, order, start, stop, batch_size, dropout_seed, n_threads):
         wopt, wlr, wl1, wl2 = self._wide_settings()
         indptr, indices, data = inp.wide_arrays()
-        return _nn_kernels().train_batches(
+        return nn_kernels.train_batches(
             inp.codes,
             inp.dense,
             y,
@@ -435,7 +428,7 @@ class NeuralRanker(Ranker):
         indptr, indices, data = inp.wide_arrays()
 
         def block(lo):
-            _nn_kernels().predict_logits(
+            nn_kernels.predict_logits(
                 inp.codes,
                 inp.dense,
                 lo,

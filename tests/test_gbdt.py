@@ -115,6 +115,30 @@ def test_fused_levels_on_threads_give_the_same_trees_as_one_thread_and_the_level
             np.testing.assert_array_equal(arrays[0][name], other[name], err_msg=name)
 
 
+@pytest.mark.parametrize("n_rows, subsample", [(31_999, 1.0), (32_000, 1.0), (130_000, 0.9)])
+def test_row_blocks_give_the_same_trees_for_any_n_threads(monkeypatch, n_rows, subsample):
+    # from 32,000 rows the fused grower keeps the rows in fixed blocks (2 here, 8 at 130k: more
+    # blocks than threads), each block's partial histograms summed in block order; the blocks
+    # depend on the row count only, so the trees are the same for 1, 2 and 3 threads, with a
+    # feature mask (and subsampling: 117k rows, 7 blocks), and equal to the level-by-level driver's (exact sums)
+    from recforge.rank.gbdt import _grower
+
+    X, y = _data(n_rows, seed=5)
+    kw = dict(
+        n_estimators=3, max_depth=5, colsample_bytree=0.8, subsample=subsample, random_state=3
+    )
+    models = [_small(n_threads=t, **kw).fit(X, y) for t in (1, 2, 3)]
+    monkeypatch.setattr(
+        _grower.FusedDepthwiseGrower, "usable", classmethod(lambda cls, p, f: False)
+    )
+    models.append(_small(n_threads=2, **kw).fit(X, y))
+    arrays = [m._forest.arrays for m in models]
+    assert np.sum(arrays[0]["left"] >= 0) > 3 * 15
+    for other in arrays[1:]:
+        for name in Tree.FIELDS:
+            np.testing.assert_array_equal(arrays[0][name], other[name], err_msg=name)
+
+
 def test_level_partition_into_scratch_gives_the_same_trees(monkeypatch):
     # large data partitions whole levels into the scratch buffers, carrying early leaves over;
     # force that path on small data (with early leaves: a feature of few values, min_child_weight)

@@ -6,6 +6,11 @@
 // built, larger = parent - smaller). The last level is not partitioned: its rows are routed by
 // their split when the leaf values are added to the margins. The trees are bit-identical to the
 // level-by-level path and independent of n_threads.
+// From 2 * kGrowBlockRows rows on, the rows are cut into fixed blocks (their number and bounds
+// depend on the row count, the depth and the feature count only, never on n_threads) and
+// grow_depthwise_blocked grows the tree: each block keeps its own node-ordered rows, so a thread
+// works on the same rows at every level. Its trees are independent of n_threads too; they equal
+// the level-by-level path's when the histogram sums are exact (see grow_depthwise_blocked).
 #pragma once
 
 #include <algorithm>
@@ -156,6 +161,257 @@ inline void fused_level(NodeData cur, uint8_t* scratch_X, float* scratch_gh, int
         1);
 }
 
+// Blocks of the depth-wise grower: m / kGrowBlockRows blocks (at most kMaxGrowBlocks), block b is
+// positions [m b / B, m (b + 1) / B) of the node-ordered data. The row count alone decides them,
+// never n_threads.
+constexpr int64_t kGrowBlockRows = 16000;
+constexpr int64_t kMaxGrowBlocks = 8;
+constexpr int64_t kMaxPartialBytes = int64_t{128} << 20;
+inline int64_t grow_blocks(int64_t m) {
+    return std::max<int64_t>(1, std::min<int64_t>(kMaxGrowBlocks, m / kGrowBlockRows));
+}
+
+// H = the sum, block by block in block order, of the n_parts partial histograms at parts (stride
+// node_stride), on the used bins.
+inline void sum_partial_histograms(double* H, const double* parts, int64_t n_parts,
+                                   int64_t node_stride, int64_t F, const int32_t* n_bins,
+                                   const uint8_t* feature_mask) {
+    zero_used_bins(H, F, n_bins, feature_mask);
+    for (int64_t b = 0; b < n_parts; ++b) {
+        const double* P = parts + b * node_stride;
+        for_each_used_bin_run(F, n_bins, feature_mask, [&](int64_t o, int64_t len) {
+            for (int64_t i = o; i < o + len; ++i) H[i] += P[i];
+        });
+    }
+}
+
+// grow_depthwise on B >= 2 fixed row blocks (grow_blocks): the same steps, but every block keeps
+// its own node-ordered rows inside its positions (node k of the level is positions [st[b][k],
+// en[b][k]) of block b), so each level is two parallel regions: one task per block partitions its
+// rows of every split node and builds a partial histogram of each smaller child (the child with the
+// smaller hessian sum, the left one on a tie); then one task per split node sums the blocks'
+// partials in block order, takes the larger child as parent - smaller and finds both children's
+// splits. A block's rows stay on the thread that last touched them, and the histograms are sums in
+// a fixed order, so the trees do not depend on n_threads. (They equal the single-range sums of
+// the other growers whenever float64 sums of the float32 (g, h) are exact, which they are while
+// log2(rows) plus the span of the gradients' binary exponents stays within 29 bits: the condition
+// under which the distributed fit equals one machine too.) The data never moves to `other`, which
+// serves as the partition's scratch space.
+inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m, int64_t F,
+                                        const int32_t* n_bins, const uint8_t* is_cat,
+                                        const uint8_t* feature_mask, const DepthwiseParams& p,
+                                        double* hist_a, double* hist_b, double* raw, int n_threads,
+                                        int64_t B) {
+    const int64_t NS = F * kBins * 2;
+    GrownTree tree;
+    std::vector<int64_t> bounds(B + 1);
+    for (int64_t b = 0; b <= B; ++b) bounds[b] = m * b / B;
+    // the partial histograms: one per block and per node built at a level (at most
+    // 2^(max_depth - 2) below the root), kept between calls by the calling thread
+    const int64_t cap = p.max_depth >= 2 ? (int64_t{1} << (p.max_depth - 2)) : 1;
+    static thread_local std::vector<double> part_store;
+    if (part_store.size() < static_cast<size_t>(B * cap * NS))
+        part_store.resize(static_cast<size_t>(B * cap * NS));
+    double* part = part_store.data();
+    auto partial = [&](int64_t b, int64_t j) { return part + (b * cap + j) * NS; };
+    // level nodes per block: st[b * K + k], en[b * K + k]
+    std::vector<int64_t> st(B), en(B), cst, cen;
+    for (int64_t b = 0; b < B; ++b) {
+        st[b] = bounds[b];
+        en[b] = bounds[b + 1];
+    }
+    const int64_t per_thread = std::max<int64_t>(1, (B + n_threads - 1) / n_threads);
+    const int root_threads = threads_for_work(n_threads, static_cast<double>(m) * F, 120000.0);
+    parallel_for(
+        B, root_threads,
+        [&](int64_t b, int) {
+            double* P = partial(b, 0);
+            zero_used_bins(P, F, n_bins, feature_mask);
+            accumulate_node(cur.X, F, cur.gh, nullptr, bounds[b], bounds[b + 1], 0, F, feature_mask,
+                            P);
+        },
+        std::max<int64_t>(1, (B + root_threads - 1) / root_threads));
+    double* hist = hist_a;
+    double* hist_next = hist_b;
+    sum_partial_histograms(hist, partial(0, 0), B, cap * NS, F, n_bins, feature_mask);
+    std::vector<int32_t> ids{0};
+    std::vector<double> sum_g(1, 0.0), sum_h(1, 0.0);
+    {  // every (switched-on) feature's bins add up to the node's totals (unused bins hold 0)
+        int64_t f = 0;
+        while (feature_mask && f < F - 1 && !feature_mask[f]) ++f;
+        const double* H = hist + f * kBins * 2;
+        const int64_t used = std::min<int64_t>(n_bins[f], kMissingBin);
+        for (int b = 0; b < kBins; ++b) {
+            if (b >= used && b != kMissingBin) continue;
+            sum_g[0] += H[2 * b];
+            sum_h[0] += H[2 * b + 1];
+        }
+    }
+    tree.add(0, sum_g[0], sum_h[0], p);
+    const SplitParams sp{
+        p.reg_lambda, p.gamma,  p.min_child_weight, p.max_cat_to_onehot,  p.max_cat_threshold,
+        p.cat_smooth, p.cat_l2, p.min_group_weight, p.min_category_weight};
+    std::vector<SplitResult> split(1);
+    find_splits(hist, 1, F, sum_g.data(), sum_h.data(), n_bins, is_cat, feature_mask, sp,
+                split.data(), n_threads);
+    std::vector<int32_t> leaf_id;  // leaves made before the last level, and their block ranges
+    std::vector<int64_t> leaf_st, leaf_en;  // leaf_st[l * B + b]
+    std::vector<int64_t> ok_index, small;
+    std::vector<int32_t> c_ids, feat, thr;
+    std::vector<uint8_t> dleft;
+    std::vector<uint64_t> sets;
+    std::vector<double> c_sum_g, c_sum_h;
+    std::vector<SplitResult> c_split;
+    for (int32_t depth = 0;; ++depth) {
+        const int64_t K = static_cast<int64_t>(ids.size());
+        ok_index.clear();
+        for (int64_t k = 0; k < K; ++k) {
+            if (split[k].feature >= 0) {
+                ok_index.push_back(k);
+                continue;
+            }
+            leaf_id.push_back(ids[k]);
+            for (int64_t b = 0; b < B; ++b) {
+                leaf_st.push_back(st[b * K + k]);
+                leaf_en.push_back(en[b * K + k]);
+            }
+        }
+        const int64_t S = static_cast<int64_t>(ok_index.size());
+        if (S == 0) break;
+        const bool last = depth + 1 >= p.max_depth;
+        c_ids.resize(2 * S);
+        c_sum_g.resize(2 * S);
+        c_sum_h.resize(2 * S);
+        feat.resize(S);
+        thr.resize(S);
+        dleft.resize(S);
+        small.resize(S);
+        sets.resize(static_cast<size_t>(S * kCatSetWords));
+        for (int64_t j = 0; j < S; ++j) {
+            const int64_t k = ok_index[j];
+            const SplitResult& r = split[k];
+            c_sum_g[2 * j] = r.left_g;
+            c_sum_h[2 * j] = r.left_h;
+            c_sum_g[2 * j + 1] = sum_g[k] - r.left_g;
+            c_sum_h[2 * j + 1] = sum_h[k] - r.left_h;
+            small[j] = c_sum_h[2 * j + 1] < c_sum_h[2 * j] ? 1 : 0;
+            feat[j] = r.feature;
+            thr[j] = r.threshold;
+            dleft[j] = r.default_left;
+            std::copy(r.cat_set, r.cat_set + kCatSetWords, sets.begin() + j * kCatSetWords);
+        }
+        for (int64_t c = 0; c < 2 * S; ++c)
+            c_ids[c] = tree.add(depth + 1, c_sum_g[c], c_sum_h[c], p);
+        for (int64_t j = 0; j < S; ++j) {
+            const int32_t id = ids[ok_index[j]];
+            const SplitResult& r = split[ok_index[j]];
+            tree.feature[id] = r.feature;
+            tree.threshold_bin[id] = r.threshold;
+            tree.default_left[id] = r.default_left;
+            tree.gain[id] = r.loss_chg;
+            std::copy(r.cat_set, r.cat_set + kCatSetWords,
+                      tree.cat_set.begin() + id * kCatSetWords);
+            tree.left[id] = c_ids[2 * j];
+            tree.right[id] = c_ids[2 * j + 1];
+            tree.value[id] = 0.0;
+        }
+        if (last) {  // rows routed by their split straight into raw, block by block
+            std::vector<double> lv(S), rv(S);
+            for (int64_t j = 0; j < S; ++j) {
+                lv[j] = tree.value[c_ids[2 * j]];
+                rv[j] = tree.value[c_ids[2 * j + 1]];
+            }
+            parallel_for(
+                B, n_threads,
+                [&](int64_t b, int) {
+                    std::vector<int64_t> s(S), e(S);
+                    for (int64_t j = 0; j < S; ++j) {
+                        s[j] = st[b * K + ok_index[j]];
+                        e[j] = en[b * K + ok_index[j]];
+                    }
+                    add_split_leaf_values(cur.X, F, cur.rows, s.data(), e.data(), S, feat.data(),
+                                          thr.data(), dleft.data(), is_cat, lv.data(), rv.data(),
+                                          raw, 1, sets.data());
+                },
+                per_thread);
+            break;
+        }
+        std::vector<uint8_t> luts(static_cast<size_t>(S) * kBins);
+        for (int64_t j = 0; j < S; ++j)
+            direction_table(thr[j], dleft[j], is_cat[feat[j]] != 0, luts.data() + j * kBins,
+                            node_set(sets.data(), j));
+        cst.resize(B * 2 * S);
+        cen.resize(B * 2 * S);
+        int64_t rows_split = 0;
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t j = 0; j < S; ++j)
+                rows_split += en[b * K + ok_index[j]] - st[b * K + ok_index[j]];
+        const int level_threads =
+            threads_for_work(n_threads, static_cast<double>(rows_split) * (F + 12), 100000.0);
+        parallel_for(
+            B, level_threads,
+            [&](int64_t b, int) {
+                for (int64_t j = 0; j < S; ++j) {
+                    const int64_t k = ok_index[j];
+                    const int64_t s = st[b * K + k], e = en[b * K + k];
+                    const int64_t n_left =
+                        e > s ? partition_node(cur.X, F, cur.gh, cur.rows, other.X + s * F,
+                                               other.gh + 2 * s, other.rows + s, s, e, feat[j],
+                                               luts.data() + j * kBins)
+                              : 0;
+                    int64_t* cs = cst.data() + b * 2 * S;
+                    int64_t* ce = cen.data() + b * 2 * S;
+                    cs[2 * j] = s;
+                    ce[2 * j] = s + n_left;
+                    cs[2 * j + 1] = s + n_left;
+                    ce[2 * j + 1] = e;
+                    const int64_t c = 2 * j + small[j];
+                    double* P = partial(b, j);
+                    zero_used_bins(P, F, n_bins, feature_mask);
+                    accumulate_node(cur.X, F, cur.gh, nullptr, cs[c], ce[c], 0, F, feature_mask, P);
+                }
+            },
+            std::max<int64_t>(1, (B + level_threads - 1) / level_threads));
+        c_split.assign(static_cast<size_t>(2 * S), SplitResult());
+        const int merge_threads =
+            threads_for_work(n_threads, static_cast<double>(S) * F * (B + 4) * kBins, 200000.0);
+        parallel_for(
+            S, merge_threads,
+            [&](int64_t j, int) {
+                const int64_t c = 2 * j + small[j];
+                double* Sm = hist_next + c * NS;
+                sum_partial_histograms(Sm, partial(0, j), B, cap * NS, F, n_bins, feature_mask);
+                subtract_used_bins(hist_next + (c ^ 1) * NS, hist + ok_index[j] * NS, Sm, F, n_bins,
+                                   feature_mask);
+                for (int64_t q = 2 * j; q < 2 * j + 2; ++q)
+                    c_split[q] = best_split_node(hist_next + q * NS, F, c_sum_g[q], c_sum_h[q],
+                                                 n_bins, is_cat, feature_mask, sp);
+            },
+            1);
+        std::swap(hist, hist_next);
+        std::swap(split, c_split);
+        ids.assign(c_ids.begin(), c_ids.end());
+        sum_g = c_sum_g;
+        sum_h = c_sum_h;
+        st.swap(cst);
+        en.swap(cen);
+    }
+    if (!leaf_id.empty()) {
+        const int64_t L = static_cast<int64_t>(leaf_id.size());
+        parallel_for(
+            B, n_threads,
+            [&](int64_t b, int) {
+                for (int64_t l = 0; l < L; ++l) {
+                    const double v = tree.value[leaf_id[l]];
+                    for (int64_t q = leaf_st[l * B + b]; q < leaf_en[l * B + b]; ++q)
+                        raw[cur.rows[q]] += v;
+                }
+            },
+            per_thread);
+    }
+    return tree;
+}
+
 // Grow one tree on the m rows of `cur` (`other`: buffers of the same sizes), add its leaf values to
 // raw[rows] and return it. hist_a and hist_b hold 2^(max_depth - 1) node histograms each
 // (F x kBins x 2 doubles per node). max_depth >= 1.
@@ -163,6 +419,13 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
                                 const int32_t* n_bins, const uint8_t* is_cat,
                                 const uint8_t* feature_mask, const DepthwiseParams& p,
                                 double* hist_a, double* hist_b, double* raw, int n_threads) {
+    // (fewer blocks where their partial histograms would pass kMaxPartialBytes: deep trees)
+    const int64_t per_block_bytes =
+        (p.max_depth >= 2 ? (int64_t{1} << std::min(p.max_depth - 2, 40)) : 1) * F * kBins * 16;
+    const int64_t n_blocks = std::min(grow_blocks(m), kMaxPartialBytes / per_block_bytes);
+    if (n_blocks > 1)
+        return grow_depthwise_blocked(cur, other, m, F, n_bins, is_cat, feature_mask, p, hist_a,
+                                      hist_b, raw, n_threads, n_blocks);
     GrownTree tree;
     std::vector<int64_t> starts{0}, ends{m};
     std::vector<int32_t> ids{0};

@@ -36,9 +36,9 @@ RANK_OBJECTIVES = ("rank:pairwise", "rank:ndcg")
 
 
 def _arr(a, dtype, name, ndim):
+    # (a misaligned view, e.g. into bytes a Dask worker received, is copied by the binding itself:
+    # csrc/bindings/arrays.hpp, read-only, so an output array is refused rather than written to a copy)
     a = np.ascontiguousarray(a, dtype=dtype)
-    if not a.flags.aligned:  # e.g. a view into received bytes (Dask): the kernels load whole floats
-        a = a.copy()
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
     return a

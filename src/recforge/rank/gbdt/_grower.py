@@ -510,6 +510,11 @@ class TreeGrower:
 class FusedDepthwiseGrower:
     """Depth-wise trees grown by one kernel call each (``_core.gbdt_grow_depthwise``): the same trees,
     bit for bit, as :class:`TreeGrower`'s depth-wise path, without the Python work per level.
+    From 32,000 rows the kernel keeps the rows in fixed blocks (their number set by the row count,
+    never by ``n_threads``) and sums each histogram block by block in block order: the trees are
+    still independent of ``n_threads``, and equal the level-by-level ones whenever float64 sums of
+    the float32 gradients are exact (log2(rows) plus the span of their binary exponents within 29
+    bits, the condition of the distributed fit too).
 
     Holds the two histogram buffers of a fit (``(2, 2**(max_depth - 1), n_features, 256, 2)``
     float64), so they are allocated once, not per level. :meth:`usable` says whether the

@@ -365,7 +365,8 @@ def neighbors_cooccurrence_pairs(
     heap_cnt: NDArray[np.int64],
     heap_min: NDArray[np.float32],
 ) -> None:
-    """Pairs (a, b < a) of rows [row_start, row_stop) offered to per-thread bounded heaps."""
+    """Pairs (a, b < a) of rows [row_start, row_stop) offered to each row's bounded heap (one per
+    row, shared by the threads)."""
 
 def neighbors_cooccurrence_rows(
     a_indptr: NDArray[np.int64],
@@ -397,7 +398,7 @@ def neighbors_merge_heaps(
     out_val: NDArray[np.float32],
     counts: NDArray[np.int64],
 ) -> None:
-    """Merge each row's per-thread heaps and write the row best first."""
+    """Write each row's heap (one per row, shared by the pair kernel's threads) best first."""
 
 def neighbors_topk_csr_rows(
     indptr: NDArray[np.int64],

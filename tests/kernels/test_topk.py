@@ -35,30 +35,6 @@ def test_matches_reference_with_ties_and_filters(dtype, k):
     assert val.dtype == dtype
 
 
-@pytest.mark.parametrize("order", ["random", "ties", "ascending", "descending", "neg_inf"])
-@pytest.mark.parametrize("k", [16, 64, 300])
-def test_sampled_threshold_path_matches_reference(order, k):
-    """Rows much longer than k take the sampled-threshold selection: the same items as the heap."""
-    rng = np.random.default_rng(k)
-    n_rows, n_items = 6, 9_000
-    scores = rng.standard_normal((n_rows, n_items)).astype(np.float32)
-    if order == "ties":
-        scores = rng.integers(0, 4, size=(n_rows, n_items)).astype(np.float32)
-    elif order == "ascending":
-        scores.sort(axis=1)
-    elif order == "descending":
-        scores = -np.sort(scores, axis=1)
-    elif order == "neg_inf":
-        scores[rng.random(scores.shape) < 0.97] = -np.inf
-    exclude = sp.random(n_rows, n_items, density=0.05, format="csr", random_state=rng)
-    rows = [exclude.indices[exclude.indptr[r] : exclude.indptr[r + 1]] for r in range(n_rows)]
-    mask = rng.random(n_items) < 0.1
-    idx, val = topk(scores, k, exclude=exclude, global_mask=mask, n_threads=2)
-    ref_idx, ref_val = topk_reference(scores, k, rows, mask)
-    np.testing.assert_array_equal(idx, ref_idx)
-    np.testing.assert_array_equal(val, ref_val)
-
-
 def test_k_larger_than_items_pads():
     scores = np.array([[0.5, 0.1, 0.9]], np.float32)
     idx, val = topk(scores, 5)

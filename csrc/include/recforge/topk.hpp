@@ -26,10 +26,12 @@ inline bool better(const Candidate<Score>& a, const Candidate<Score>& b) {
     return a.score > b.score || (a.score == b.score && a.index < b.index);
 }
 
-// topk_row by a bounded min-heap over every item (any n_items and k).
+// Select the k best items of one row. `excluded[j] != 0` removes item j.
+// `heap` is scratch space of capacity >= k, reused across rows. Returns the number of NaN scores
+// seen.
 template <typename Score>
-int64_t topk_row_heap(const Score* scores, int64_t n_items, int64_t k, const uint8_t* excluded,
-                      std::vector<Candidate<Score>>& heap, int64_t* out_index, Score* out_score) {
+int64_t topk_row(const Score* scores, int64_t n_items, int64_t k, const uint8_t* excluded,
+                 std::vector<Candidate<Score>>& heap, int64_t* out_index, Score* out_score) {
     heap.clear();
     int64_t n_nan = 0;
     // Min-heap on `better`: heap.front() is the worst of the kept candidates. Items arrive in
@@ -63,54 +65,6 @@ int64_t topk_row_heap(const Score* scores, int64_t n_items, int64_t k, const uin
     for (int64_t r = n_found; r < k; ++r) {
         out_index[r] = -1;
         out_score[r] = neg_inf;
-    }
-    return n_nan;
-}
-
-// Select the k best items of one row. `excluded[j] != 0` removes item j.
-// `heap` is scratch space, reused across rows. Returns the number of NaN scores seen.
-//
-// For k much smaller than n_items: every kSampleStride-th item estimates a threshold t below
-// which the k best are unlikely to lie (the best 1.5 k / kSampleStride of the sample); one
-// branch-light pass keeps the items with score >= t, and the k best of those are selected and
-// sorted. When at least k items reach t, the k-th best score is >= t, so every item of the exact
-// top k (ties included) was kept and the result is the heap's, item for item; otherwise the heap
-// runs over the whole row.
-template <typename Score>
-int64_t topk_row(const Score* scores, int64_t n_items, int64_t k, const uint8_t* excluded,
-                 std::vector<Candidate<Score>>& heap, int64_t* out_index, Score* out_score) {
-    constexpr int64_t kSampleStride = 8;
-    if (k < 16 || k * 4 * kSampleStride > n_items * 2)  // k > n_items / 16: the heap is as good
-        return topk_row_heap(scores, n_items, k, excluded, heap, out_index, out_score);
-    const Score neg_inf = -std::numeric_limits<Score>::infinity();
-    heap.clear();
-    for (int64_t j = 0; j < n_items; j += kSampleStride) {
-        const Score s = scores[j];
-        if (!excluded[j] && s > neg_inf) heap.push_back({s, j});  // not NaN, not -inf
-    }
-    const int64_t rank = (3 * k) / (2 * kSampleStride);
-    if (static_cast<int64_t>(heap.size()) <= rank)
-        return topk_row_heap(scores, n_items, k, excluded, heap, out_index, out_score);
-    std::nth_element(heap.begin(), heap.begin() + rank, heap.end(), better<Score>);
-    const Score threshold = heap[rank].score;
-    heap.clear();
-    int64_t n_nan = 0;
-    for (int64_t j = 0; j < n_items; ++j) {
-        const Score s = scores[j];
-        if (excluded[j]) continue;
-        if (s >= threshold) {
-            heap.push_back({s, j});
-        } else if (std::isnan(s)) {
-            ++n_nan;
-        }
-    }
-    if (static_cast<int64_t>(heap.size()) < k)
-        return topk_row_heap(scores, n_items, k, excluded, heap, out_index, out_score);
-    std::nth_element(heap.begin(), heap.begin() + (k - 1), heap.end(), better<Score>);
-    std::sort(heap.begin(), heap.begin() + k, better<Score>);
-    for (int64_t r = 0; r < k; ++r) {
-        out_index[r] = heap[r].index;
-        out_score[r] = heap[r].score;
     }
     return n_nan;
 }

@@ -161,6 +161,59 @@ inline void fused_level(NodeData cur, uint8_t* scratch_X, float* scratch_gh, int
         1);
 }
 
+// A level's split nodes (ok_index into ids / split / sum_g / sum_h) and their children: the
+// children's gradient sums and tree ids (left0, right0, left1, right1, ...), the splits as the
+// partition reads them (feat / thr / dleft / sets, one entry per split node).
+struct LevelChildren {
+    std::vector<int32_t> c_ids;
+    std::vector<double> c_sum_g, c_sum_h;
+    std::vector<int32_t> feat, thr;
+    std::vector<uint8_t> dleft;
+    std::vector<uint64_t> sets;  // kCatSetWords per split node
+};
+
+// Records each split of a level in the tree and adds its two children (at depth + 1) to it.
+inline void add_level_children(GrownTree& tree, const std::vector<SplitResult>& split,
+                               const std::vector<int64_t>& ok_index,
+                               const std::vector<int32_t>& ids, const std::vector<double>& sum_g,
+                               const std::vector<double>& sum_h, int32_t depth,
+                               const DepthwiseParams& p, LevelChildren& out) {
+    const int64_t S = static_cast<int64_t>(ok_index.size());
+    out.c_ids.resize(2 * S);
+    out.c_sum_g.resize(2 * S);
+    out.c_sum_h.resize(2 * S);
+    out.feat.resize(S);
+    out.thr.resize(S);
+    out.dleft.resize(S);
+    out.sets.resize(static_cast<size_t>(S * kCatSetWords));
+    for (int64_t j = 0; j < S; ++j) {
+        const int64_t k = ok_index[j];
+        const SplitResult& r = split[k];
+        out.c_sum_g[2 * j] = r.left_g;
+        out.c_sum_h[2 * j] = r.left_h;
+        out.c_sum_g[2 * j + 1] = sum_g[k] - r.left_g;
+        out.c_sum_h[2 * j + 1] = sum_h[k] - r.left_h;
+        out.feat[j] = r.feature;
+        out.thr[j] = r.threshold;
+        out.dleft[j] = r.default_left;
+        std::copy(r.cat_set, r.cat_set + kCatSetWords, out.sets.begin() + j * kCatSetWords);
+    }
+    for (int64_t c = 0; c < 2 * S; ++c)
+        out.c_ids[c] = tree.add(depth + 1, out.c_sum_g[c], out.c_sum_h[c], p);
+    for (int64_t j = 0; j < S; ++j) {
+        const int32_t id = ids[ok_index[j]];
+        const SplitResult& r = split[ok_index[j]];
+        tree.feature[id] = r.feature;
+        tree.threshold_bin[id] = r.threshold;
+        tree.default_left[id] = r.default_left;
+        tree.gain[id] = r.loss_chg;
+        std::copy(r.cat_set, r.cat_set + kCatSetWords, tree.cat_set.begin() + id * kCatSetWords);
+        tree.left[id] = out.c_ids[2 * j];
+        tree.right[id] = out.c_ids[2 * j + 1];
+        tree.value[id] = 0.0;
+    }
+}
+
 // Blocks of the depth-wise grower: m / kGrowBlockRows blocks (at most kMaxGrowBlocks), block b is
 // positions [m b / B, m (b + 1) / B) of the node-ordered data. The row count alone decides them,
 // never n_threads.
@@ -257,10 +310,14 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
     std::vector<int32_t> leaf_id;  // leaves made before the last level, and their block ranges
     std::vector<int64_t> leaf_st, leaf_en;  // leaf_st[l * B + b]
     std::vector<int64_t> ok_index, small;
-    std::vector<int32_t> c_ids, feat, thr;
-    std::vector<uint8_t> dleft;
-    std::vector<uint64_t> sets;
-    std::vector<double> c_sum_g, c_sum_h;
+    LevelChildren children;
+    std::vector<int32_t>& c_ids = children.c_ids;
+    std::vector<int32_t>& feat = children.feat;
+    std::vector<int32_t>& thr = children.thr;
+    std::vector<double>& c_sum_g = children.c_sum_g;
+    std::vector<double>& c_sum_h = children.c_sum_h;
+    std::vector<uint8_t>& dleft = children.dleft;
+    std::vector<uint64_t>& sets = children.sets;
     std::vector<SplitResult> c_split;
     for (int32_t depth = 0;; ++depth) {
         const int64_t K = static_cast<int64_t>(ids.size());
@@ -279,42 +336,9 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
         const int64_t S = static_cast<int64_t>(ok_index.size());
         if (S == 0) break;
         const bool last = depth + 1 >= p.max_depth;
-        c_ids.resize(2 * S);
-        c_sum_g.resize(2 * S);
-        c_sum_h.resize(2 * S);
-        feat.resize(S);
-        thr.resize(S);
-        dleft.resize(S);
+        add_level_children(tree, split, ok_index, ids, sum_g, sum_h, depth, p, children);
         small.resize(S);
-        sets.resize(static_cast<size_t>(S * kCatSetWords));
-        for (int64_t j = 0; j < S; ++j) {
-            const int64_t k = ok_index[j];
-            const SplitResult& r = split[k];
-            c_sum_g[2 * j] = r.left_g;
-            c_sum_h[2 * j] = r.left_h;
-            c_sum_g[2 * j + 1] = sum_g[k] - r.left_g;
-            c_sum_h[2 * j + 1] = sum_h[k] - r.left_h;
-            small[j] = c_sum_h[2 * j + 1] < c_sum_h[2 * j] ? 1 : 0;
-            feat[j] = r.feature;
-            thr[j] = r.threshold;
-            dleft[j] = r.default_left;
-            std::copy(r.cat_set, r.cat_set + kCatSetWords, sets.begin() + j * kCatSetWords);
-        }
-        for (int64_t c = 0; c < 2 * S; ++c)
-            c_ids[c] = tree.add(depth + 1, c_sum_g[c], c_sum_h[c], p);
-        for (int64_t j = 0; j < S; ++j) {
-            const int32_t id = ids[ok_index[j]];
-            const SplitResult& r = split[ok_index[j]];
-            tree.feature[id] = r.feature;
-            tree.threshold_bin[id] = r.threshold;
-            tree.default_left[id] = r.default_left;
-            tree.gain[id] = r.loss_chg;
-            std::copy(r.cat_set, r.cat_set + kCatSetWords,
-                      tree.cat_set.begin() + id * kCatSetWords);
-            tree.left[id] = c_ids[2 * j];
-            tree.right[id] = c_ids[2 * j + 1];
-            tree.value[id] = 0.0;
-        }
+        for (int64_t j = 0; j < S; ++j) small[j] = c_sum_h[2 * j + 1] < c_sum_h[2 * j] ? 1 : 0;
         if (last) {  // rows routed by their split straight into raw, block by block
             std::vector<double> lv(S), rv(S);
             for (int64_t j = 0; j < S; ++j) {
@@ -447,16 +471,20 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
     std::vector<int64_t> carry_start, carry_end;  // ... not yet in the buffers the data moves to
     std::vector<SplitResult> split;
     std::vector<int64_t> ok_index, c_starts, c_ends, n_left;
-    std::vector<int32_t> c_ids, feat, thr;
-    std::vector<uint8_t> dleft;
-    std::vector<double> c_sum_g, c_sum_h;
+    LevelChildren children;
+    std::vector<int32_t>& c_ids = children.c_ids;
+    std::vector<int32_t>& feat = children.feat;
+    std::vector<int32_t>& thr = children.thr;
+    std::vector<double>& c_sum_g = children.c_sum_g;
+    std::vector<double>& c_sum_h = children.c_sum_h;
+    std::vector<uint8_t>& dleft = children.dleft;
+    std::vector<uint64_t>& sets = children.sets;
     double* hist = hist_a;
     double* hist_next = hist_b;
     const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
     const SplitParams sp{
         p.reg_lambda, p.gamma,  p.min_child_weight, p.max_cat_to_onehot,  p.max_cat_threshold,
         p.cat_smooth, p.cat_l2, p.min_group_weight, p.min_category_weight};
-    std::vector<uint64_t> sets;
     bool have_splits = false;  // the level's splits were found by the fused step of the last one
     // the children built by a level become the nodes of the next one
     auto next_level = [&] {
@@ -490,41 +518,7 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
         const int64_t S = static_cast<int64_t>(ok_index.size());
         if (S == 0) break;
         const bool last = depth + 1 >= p.max_depth;
-        // children: left0, right0, left1, right1, ...
-        c_ids.resize(2 * S);
-        c_sum_g.resize(2 * S);
-        c_sum_h.resize(2 * S);
-        feat.resize(S);
-        thr.resize(S);
-        dleft.resize(S);
-        sets.resize(static_cast<size_t>(S * kCatSetWords));
-        for (int64_t j = 0; j < S; ++j) {
-            const int64_t k = ok_index[j];
-            const SplitResult& r = split[k];
-            c_sum_g[2 * j] = r.left_g;
-            c_sum_h[2 * j] = r.left_h;
-            c_sum_g[2 * j + 1] = sum_g[k] - r.left_g;
-            c_sum_h[2 * j + 1] = sum_h[k] - r.left_h;
-            feat[j] = r.feature;
-            thr[j] = r.threshold;
-            dleft[j] = r.default_left;
-            std::copy(r.cat_set, r.cat_set + kCatSetWords, sets.begin() + j * kCatSetWords);
-        }
-        for (int64_t c = 0; c < 2 * S; ++c)
-            c_ids[c] = tree.add(depth + 1, c_sum_g[c], c_sum_h[c], p);
-        for (int64_t j = 0; j < S; ++j) {
-            const int32_t id = ids[ok_index[j]];
-            const SplitResult& r = split[ok_index[j]];
-            tree.feature[id] = r.feature;
-            tree.threshold_bin[id] = r.threshold;
-            tree.default_left[id] = r.default_left;
-            tree.gain[id] = r.loss_chg;
-            std::copy(r.cat_set, r.cat_set + kCatSetWords,
-                      tree.cat_set.begin() + id * kCatSetWords);
-            tree.left[id] = c_ids[2 * j];
-            tree.right[id] = c_ids[2 * j + 1];
-            tree.value[id] = 0.0;
-        }
+        add_level_children(tree, split, ok_index, ids, sum_g, sum_h, depth, p, children);
         std::vector<int64_t> s_starts(S), s_ends(S);
         for (int64_t j = 0; j < S; ++j) {
             s_starts[j] = starts[ok_index[j]];

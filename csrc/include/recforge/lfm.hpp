@@ -405,16 +405,7 @@ inline void fill_uniform_4x(float* v, int64_t n, float lo, float scale, uint64_t
     }
     for (int64_t t = 0; t < n; t += 8) {
         float* out = t + 8 <= n ? v + t : tail;
-        const Lanes x = (s[1] << 2) + s[1];  // xoshiro256**: rotl(s1 * 5, 7) * 9
-        const Lanes r = (x << 7) | (x >> 57);
-        const Lanes result = (r << 3) + r;
-        const Lanes shifted = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= shifted;
-        s[3] = (s[3] << 45) | (s[3] >> 19);
+        const Lanes result = xoshiro256ss_step(s);
         // lane l's two values as the int32 pair (2l, 2l + 1) of one vector
         const Lanes pairs = (result >> 40) | (((result >> 8) & 0xFFFFFF) << 32);
         Halves h;

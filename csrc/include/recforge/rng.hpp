@@ -24,24 +24,31 @@ inline uint64_t derive_seed(uint64_t seed, uint64_t stream) {
     return splitmix64(x);
 }
 
-// xoshiro256** (Blackman & Vigna): fast, 256-bit state, seeded through splitmix64.
+// One xoshiro256** step (Blackman & Vigna) of the state s; returns the step's output. Word is
+// uint64_t, or a vector of uint64_t lanes that steps one stream per lane (fill_uniform_4x).
+template <class Word>
+inline Word xoshiro256ss_step(Word (&s)[4]) {
+    const Word x = (s[1] << 2) + s[1];  // rotl(s1 * 5, 7) * 9
+    const Word r = (x << 7) | (x >> 57);
+    const Word result = (r << 3) + r;
+    const Word shifted = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= shifted;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+
+// xoshiro256**: fast, 256-bit state, seeded through splitmix64.
 class Rng {
   public:
     explicit Rng(uint64_t seed) {
         uint64_t x = seed;
         for (auto& w : s_) w = splitmix64(x);
     }
-    uint64_t next() {
-        const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-        const uint64_t t = s_[1] << 17;
-        s_[2] ^= s_[0];
-        s_[3] ^= s_[1];
-        s_[1] ^= s_[2];
-        s_[0] ^= s_[3];
-        s_[2] ^= t;
-        s_[3] = rotl(s_[3], 45);
-        return result;
-    }
+    uint64_t next() { return xoshiro256ss_step(s_); }
     // Uniform integer in [0, n) for n < 2^32 (Lemire's multiply-shift; bias < n / 2^32).
     uint32_t below(uint32_t n) {
         return static_cast<uint32_t>(((next() >> 32) * static_cast<uint64_t>(n)) >> 32);
@@ -50,7 +57,6 @@ class Rng {
     float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
 
   private:
-    static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
     uint64_t s_[4];
 };
 

@@ -178,10 +178,25 @@ void check_two_hop(const Array<int64_t>& rows, const Array<int64_t>& q_indptr,
     require_length(q_data, q_indices.shape(0), "q_data");
     require_length(n_data, n_indices.shape(0), "n_data");
     if (rows.ndim() != 1) throw std::invalid_argument("rows must be 1-D");
-    const int64_t n_queries = rows_of(q_indptr);
-    for (int64_t r = 0; r < rows.shape(0); ++r)
-        if (rows.data()[r] < 0 || rows.data()[r] >= n_queries)
+    const int64_t n_queries = rows_of(q_indptr), n_mid = rows_of(n_indptr);
+    const int64_t* qp = q_indptr.data();
+    const int64_t* np_ = n_indptr.data();
+    // Only the rows asked for and the rows of N they reach (a request's few entries, not all of
+    // Q or N); N's column indices are checked where N is built (the model's fit or load).
+    for (int64_t r = 0; r < rows.shape(0); ++r) {
+        const int64_t row = rows.data()[r];
+        if (row < 0 || row >= n_queries)
             throw std::invalid_argument("rows out of range [0, n_queries)");
+        if (qp[row] < 0 || qp[row] > qp[row + 1] || qp[row + 1] > q_indices.shape(0))
+            throw std::invalid_argument("q_indptr must be non-decreasing");
+        for (int64_t p = qp[row]; p < qp[row + 1]; ++p) {
+            const int32_t m = q_indices.data()[p];
+            if (m < 0 || m >= n_mid)
+                throw std::invalid_argument("q_indices out of range [0, len(n_indptr) - 1)");
+            if (np_[m] < 0 || np_[m] > np_[m + 1] || np_[m + 1] > n_indices.shape(0))
+                throw std::invalid_argument("n_indptr must be non-decreasing");
+        }
+    }
 }
 
 py::array_t<float> two_hop_scores_py(Array<int64_t> rows, Array<int64_t> q_indptr,
@@ -210,6 +225,12 @@ py::tuple two_hop_topk_py(Array<int64_t> rows, Array<int64_t> q_indptr, Array<in
     const int64_t n_out = rows.shape(0);
     require_length(ex_indptr, n_out + 1, "ex_indptr");
     require_csr(ex_indptr, ex_indices, "ex");
+    for (int64_t r = 0; r < n_out; ++r)
+        if (ex_indptr.data()[r] > ex_indptr.data()[r + 1])
+            throw std::invalid_argument("ex_indptr must be non-decreasing");
+    for (int64_t p = 0; p < ex_indices.shape(0); ++p)
+        if (ex_indices.data()[p] < 0 || ex_indices.data()[p] >= n_items)
+            throw std::invalid_argument("ex_indices out of range [0, n_items)");
     require_length(mask, n_items, "mask");
     py::array_t<int64_t> out_idx({n_out, k});
     py::array_t<float> out_val({n_out, k});

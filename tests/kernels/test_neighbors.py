@@ -100,6 +100,51 @@ def test_two_hop_topk_equals_dense_then_topk(k):
     np.testing.assert_array_equal(val, ref_val)
 
 
+def _two_hop_case():
+    """Q: 3 rows over 4 intermediates; N: 4 rows over 6 items (kernel arrays, writable)."""
+    qa = [np.array([0, 2, 3, 5]), np.array([0, 1, 3, 1, 2], np.int32), np.ones(5, np.float32)]
+    na = [np.array([0, 2, 3, 5, 6]), np.array([0, 2, 1, 3, 5, 4], np.int32), np.ones(6, np.float32)]
+    return np.array([0, 1, 2], np.int64), qa, na
+
+
+@pytest.mark.parametrize(
+    ("part", "pos", "value", "message"),
+    [
+        ("q", 1, 4, "q_indices out of range"),  # a column of Q past N's rows
+        ("q", 1, -1, "q_indices out of range"),
+        ("n", 1, -3, "n_indptr must be non-decreasing"),
+        ("ex", 1, 6, "ex_indices out of range"),
+        ("ex_indptr", 1, 3, "ex_indptr must be non-decreasing"),
+    ],
+)
+def test_two_hop_rejects_indices_out_of_range(part, pos, value, message):
+    rows, qa, na = _two_hop_case()
+    ex_indptr = np.array([0, 1, 1, 2], np.int64)
+    ex_indices = np.array([0, 4], np.int32)
+    if part == "q":
+        qa[1][pos] = value
+    elif part == "n":
+        na[0][pos] = value  # the end of N's row 0, which Q's row 0 reaches
+    elif part == "ex":
+        ex_indices[pos] = value
+    else:
+        ex_indptr[pos] = value
+    mask = np.zeros(6, np.uint8)
+    with pytest.raises(ValueError, match=message):
+        two_hop_topk(rows, *qa, *na, 6, ex_indptr, ex_indices, mask, 3, 1)
+    if part in ("q", "n"):
+        with pytest.raises(ValueError, match=message):
+            two_hop_scores(rows, *qa, *na, 6)
+
+
+def test_two_hop_valid_case_runs():
+    rows, qa, na = _two_hop_case()
+    ex = (np.array([0, 1, 1, 2], np.int64), np.array([0, 4], np.int32))
+    idx, val = two_hop_topk(rows, *qa, *na, 6, *ex, np.zeros(6, np.uint8), 3, 1)
+    # row 0 reaches items {0, 2} (via 0) and {1} (via 1); item 0 excluded -> 1, 2, then score-0 fill
+    assert idx[0].tolist() == [1, 2, 3] and val[0].tolist() == [1.0, 1.0, 0.0]
+
+
 @pytest.mark.parametrize("kernel", [cooccurrence_topk, cooccurrence_topk_symmetric])
 def test_slices_and_progress_do_not_change_results(kernel):
     rows = _random_binary(50, 30, 0.15, seed=12)

@@ -24,7 +24,7 @@ def loaded_after(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("module", ["recforge", "recforge.rank"])
+@pytest.mark.parametrize("module", ["recforge", "recforge.rank", "recforge.recall"])
 def test_import_loads_no_numba(module):
     assert loaded_after(f"import {module}") == {"numba": False, "kernels": []}
 
@@ -41,6 +41,27 @@ def test_fitting_lr_and_gbdt_loads_no_numba():
         "assert gbdt.predict_proba(X).shape == (300, 2)\n"
     )
     assert loaded_after(code) == {"numba": False, "kernels": []}
+
+
+def test_fitting_the_compiled_recall_models_loads_no_numba():
+    """ItemCF, UserCF, LFM, Item2Vec and Popularity run C++ kernels only."""
+    code = (
+        "from recforge.data import synthetic_interactions\n"
+        "from recforge.recall import LFM, Item2Vec, ItemCF, Popularity, UserCF\n"
+        "x = synthetic_interactions(200, 100, 3000, seed=0)\n"
+        "users = x.user_map.ids[:5]\n"
+        "for model in (ItemCF(), UserCF(), LFM(epochs=2), Item2Vec(epochs=1), Popularity()):\n"
+        "    ids, _ = model.fit(x).recommend(users, k=5)\n"
+        "    assert ids.shape == (5, 5)\n"
+    )
+    assert loaded_after(code) == {"numba": False, "kernels": []}
+
+
+def test_personal_rank_loads_numba_when_first_taken():
+    """PersonalRank's solvers are Numba kernels: taking the class from recforge.recall loads them."""
+    loaded = loaded_after("import recforge.recall\nfrom recforge.recall import PersonalRank")
+    assert loaded["numba"]
+    assert loaded_after("import recforge.recall\nrecforge.recall.ItemCF")["numba"] is False
 
 
 def test_the_numba_paths_still_load_their_kernels():

@@ -5,8 +5,7 @@ All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``pre
 :mod:`recforge.rank._base` for the shared conventions.
 """
 
-import importlib
-
+from .._lazy import lazy_attributes
 from ._base import Ranker
 from .gbdt import GBDTClassifier, GBDTRanker, GBDTRegressor
 from .gbdt_lr import GBDTLR
@@ -28,12 +27,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _NUMBA_RANKERS:
-        module = importlib.import_module(_NUMBA_RANKERS[name], __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _NUMBA_RANKERS, globals(), __all__)

@@ -14,8 +14,10 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -234,13 +236,13 @@ inline int64_t grow_blocks(int64_t m) {
 inline void sum_partial_histograms(double* H, const double* parts, int64_t n_parts,
                                    int64_t node_stride, int64_t F, const int32_t* n_bins,
                                    const uint8_t* feature_mask) {
-    zero_used_bins(H, F, n_bins, feature_mask);
-    for (int64_t b = 0; b < n_parts; ++b) {
-        const double* P = parts + b * node_stride;
-        for_each_used_bin_run(F, n_bins, feature_mask, [&](int64_t o, int64_t len) {
+    for_each_used_bin_run(F, n_bins, feature_mask, [&](int64_t o, int64_t len) {
+        std::memcpy(H + o, parts + o, sizeof(double) * static_cast<size_t>(len));
+        for (int64_t b = 1; b < n_parts; ++b) {
+            const double* P = parts + b * node_stride;
             for (int64_t i = o; i < o + len; ++i) H[i] += P[i];
-        });
-    }
+        }
+    });
 }
 
 // The positions of B row blocks of m rows: block b is [bounds[b], bounds[b + 1]).
@@ -317,16 +319,17 @@ inline int64_t split_block_node(NodeData cur, NodeData scratch, int32_t* idx, in
 
 // grow_depthwise on B >= 2 fixed row blocks (grow_blocks): the same steps, but every block keeps
 // its own node-ordered rows inside its positions (node k of the level is positions [st[b][k],
-// en[b][k]) of block b), so each level is two parallel regions: one task per block partitions its
+// en[b][k]) of block b), so each level is one parallel region: one task per block partitions its
 // rows of every split node and builds a partial histogram of each smaller child (the child with the
-// smaller hessian sum, the left one on a tie); then one task per split node sums the blocks'
-// partials in block order, takes the larger child as parent - smaller and finds both children's
-// splits. A block's rows stay on the thread that last touched them, and the histograms are sums in
-// a fixed order, so the trees do not depend on n_threads. (They equal the single-range sums of
-// the other growers whenever float64 sums of the float32 (g, h) are exact, which they are while
-// log2(rows) plus the span of the gradients' binary exponents stays within 29 bits: the condition
-// under which the distributed fit equals one machine too.) The data never moves to `other`, which
-// serves as the partition's scratch space.
+// smaller hessian sum, the left one on a tie); the task that completes a node's last block sums
+// the blocks' partials in block order, takes the larger child as parent - smaller and finds both
+// children's splits (waking threads costs tens of microseconds: a second region per level cost
+// more than it saved). A block's rows stay on the thread that last touched them, and the histograms
+// are sums in a fixed order, so the trees do not depend on n_threads. (They equal the single-range
+// sums of the other growers whenever float64 sums of the float32 (g, h) are exact, which they are
+// while log2(rows) plus the span of the gradients' binary exponents stays within 29 bits: the
+// condition under which the distributed fit equals one machine too.) The data never moves to
+// `other`, which serves as the partition's scratch space.
 inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m, int64_t F,
                                         const int32_t* n_bins, const uint8_t* is_cat,
                                         const uint8_t* feature_mask, const DepthwiseParams& p,
@@ -425,10 +428,27 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                 rows_split += en[b * K + ok_index[j]] - st[b * K + ok_index[j]];
         const int level_threads =
             threads_for_work(n_threads, static_cast<double>(rows_split) * (F + 12), 100000.0);
+        c_split.assign(static_cast<size_t>(2 * S), SplitResult());
+        // node j's children: the blocks' partials summed in block order, the larger = parent -
+        // smaller, both children's splits; run by the task that completes the node's last block
+        auto finish_node = [&](int64_t j) {
+            const int64_t c = 2 * j + small[j];
+            double* Sm = hist_next + c * NS;
+            sum_partial_histograms(Sm, partial(0, j), B, cap * NS, F, n_bins, feature_mask);
+            subtract_used_bins(hist_next + (c ^ 1) * NS, hist + ok_index[j] * NS, Sm, F, n_bins,
+                               feature_mask);
+            for (int64_t q = 2 * j; q < 2 * j + 2; ++q)
+                c_split[q] = best_split_node(hist_next + q * NS, F, c_sum_g[q], c_sum_h[q], n_bins,
+                                             is_cat, feature_mask, sp);
+        };
+        std::unique_ptr<std::atomic<int64_t>[]> blocks_done(new std::atomic<int64_t>[S]);
+        for (int64_t j = 0; j < S; ++j) blocks_done[j].store(0, std::memory_order_relaxed);
         parallel_for(
             B, level_threads,
             [&](int64_t b, int) {
-                for (int64_t j = 0; j < S; ++j) {
+                for (int64_t i = 0; i < S; ++i) {
+                    // (blocks start at different nodes, so that the threads share the finishing)
+                    const int64_t j = (i + b * S / B) % S;
                     const int64_t k = ok_index[j];
                     const int64_t s = st[b * K + k], e = en[b * K + k];
                     const int64_t n_left = split_block_node(
@@ -440,25 +460,11 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                     ce[2 * j] = s + n_left;
                     cs[2 * j + 1] = s + n_left;
                     ce[2 * j + 1] = e;
+                    if (blocks_done[j].fetch_add(1, std::memory_order_acq_rel) == B - 1)
+                        finish_node(j);
                 }
             },
             std::max<int64_t>(1, (B + level_threads - 1) / level_threads));
-        c_split.assign(static_cast<size_t>(2 * S), SplitResult());
-        const int merge_threads =
-            threads_for_work(n_threads, static_cast<double>(S) * F * (B + 4) * kBins, 200000.0);
-        parallel_for(
-            S, merge_threads,
-            [&](int64_t j, int) {
-                const int64_t c = 2 * j + small[j];
-                double* Sm = hist_next + c * NS;
-                sum_partial_histograms(Sm, partial(0, j), B, cap * NS, F, n_bins, feature_mask);
-                subtract_used_bins(hist_next + (c ^ 1) * NS, hist + ok_index[j] * NS, Sm, F, n_bins,
-                                   feature_mask);
-                for (int64_t q = 2 * j; q < 2 * j + 2; ++q)
-                    c_split[q] = best_split_node(hist_next + q * NS, F, c_sum_g[q], c_sum_h[q],
-                                                 n_bins, is_cat, feature_mask, sp);
-            },
-            1);
         std::swap(hist, hist_next);
         std::swap(split, c_split);
         ids.assign(c_ids.begin(), c_ids.end());

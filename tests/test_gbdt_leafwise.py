@@ -129,6 +129,36 @@ def test_same_trees_for_any_n_threads():
         _assert_same_trees(models[0], other, X)
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("n_rows, subsample", [(32_000, 1.0), (130_000, 0.9)])
+def test_row_blocks_give_the_same_trees_for_any_n_threads(monkeypatch, mode, n_rows, subsample):
+    # from 32,000 rows the grower keeps the rows (or their positions) in fixed row blocks (2 here,
+    # 7 at 117k sampled rows: more blocks than threads), each split building the blocks' partial
+    # histograms of the smaller child in parallel and summing them in block order: the same trees
+    # for 1, 2 and 3 threads, equal to the node-by-node driver's (exact sums), with a feature mask
+    X, y = _mixed(n_rows, seed=7)
+    monkeypatch.setattr(_grower.TreeGrower, "leafwise_index_bytes", MODES[mode])
+    kw = dict(n_estimators=4, max_depth=None, max_leaves=24, random_state=3)
+    kw.update(colsample_bytree=0.8, subsample=subsample)
+    models = [GBDTClassifier(n_threads=t, **kw).fit(X, y) for t in (1, 2, 3)]
+    monkeypatch.setattr(estimator, "TreeGrower", BestFirstReferenceGrower)
+    models.append(GBDTClassifier(n_threads=2, **kw).fit(X, y))
+    assert (models[0]._forest.arrays["left"] < 0).sum() == 4 * 24
+    for other in models[1:]:
+        _assert_same_trees(models[0], other, X)
+
+
+def test_row_blocks_best_first_equals_depth_wise_when_it_grows_every_node():
+    # max_leaves = 2^depth and no loss limit: the best-first tree splits every node down to
+    # max_depth, as the depth-wise grower does (both blocked, their sums in the same block order)
+    X, y = _mixed(40_000, seed=8)
+    kw = dict(n_estimators=3, min_child_weight=0.0, n_threads=2)
+    deep = GBDTClassifier(max_depth=3, **kw).fit(X, y)
+    best = GBDTClassifier(max_depth=3, max_leaves=8, **kw).fit(X, y)
+    assert (deep._forest.arrays["left"] < 0).sum() == 3 * 8
+    np.testing.assert_array_equal(deep.decision_function(X), best.decision_function(X))
+
+
 # ---- the kernel's checked entry ------------------------------------------------------------------
 def _node_data(m=500, n_features=4, seed=0):
     rng = np.random.default_rng(seed)
@@ -228,6 +258,33 @@ def test_kernel_grows_the_reference_tree_and_swaps_into_other(index_bytes):
     np.testing.assert_array_equal(other[1], gh0[other[2]])
     for leaf, s, e in zip(t.leaf_node, t.leaf_start, t.leaf_end):
         assert all(_route(t.nodes, X0[r]) == leaf for r in other[2][s:e])
+
+
+@pytest.mark.parametrize("index_bytes", [0, 1 << 30])
+def test_kernel_on_row_blocks_gives_one_range_per_leaf_and_block(index_bytes):
+    Xn, ghn, rows, n_bins, is_cat = _node_data(40_000, seed=4)
+    X0, gh0 = Xn.copy(), ghn.copy()
+    t = grow_leafwise(
+        Xn, ghn, rows, n_bins, is_cat, max_leaves=12, index_bytes=index_bytes, n_threads=2
+    )
+    nodes = t.nodes
+    leaves = np.flatnonzero(nodes["left"] < 0)
+    assert len(leaves) == 12
+    assert sorted(set(t.leaf_node.tolist())) == leaves.tolist()
+    assert np.all(np.bincount(t.leaf_node)[leaves] == 2)  # 2 blocks of 20,000 rows
+    order = np.argsort(t.leaf_start, kind="stable")
+    np.testing.assert_array_equal(t.leaf_start[order][1:], t.leaf_end[order][:-1])
+    assert t.leaf_start[order][0] == 0 and t.leaf_end[order][-1] == len(rows)
+    np.testing.assert_array_equal(Xn, X0[rows])
+    np.testing.assert_array_equal(ghn, gh0[rows])
+    for leaf in leaves:
+        mine = np.concatenate(
+            [rows[s:e] for n, s, e in zip(t.leaf_node, t.leaf_start, t.leaf_end) if n == leaf]
+        )
+        assert all(_route(nodes, X0[r]) == leaf for r in mine[::97])
+        g, h = gh0[mine].astype(np.float64).sum(axis=0)
+        np.testing.assert_allclose(nodes["cover"][leaf], h, rtol=1e-9)
+        np.testing.assert_allclose(nodes["value"][leaf], -g / (h + 1.0) * 0.3, rtol=1e-9)
 
 
 def test_kernel_without_a_valid_split_grows_one_leaf():

@@ -71,9 +71,8 @@ void bind_gbdt_leafwise(py::module_& m) {
     result.attr("__doc__") =
         "One best-first tree: nodes (dict of node arrays: feature, threshold_bin, default_left, "
         "left, right, value, gain, cover, depth, cat_set), leaf_node int32 / leaf_start, leaf_end "
-        "int64 "
-        "(each leaf's positions in the node-ordered data), swapped (the data ended in the other "
-        "buffers).";
+        "int64 (each leaf's positions in the node-ordered data; from 32,000 rows one range per "
+        "leaf and row block), swapped (the data ended in the other buffers).";
     m.attr("GBDTLeafwiseTree") = result;
     leafwise_result_type = result;
     m.def("gbdt_grow_leafwise", &grow_leafwise_py, py::arg("Xn").noconvert(),

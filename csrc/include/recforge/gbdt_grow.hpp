@@ -14,8 +14,10 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -161,6 +163,20 @@ inline void fused_level(NodeData cur, uint8_t* scratch_X, float* scratch_gh, int
         1);
 }
 
+// Records split r of node `node` in the tree, with children left and right.
+inline void record_split(GrownTree& tree, int32_t node, const SplitResult& r, int32_t left,
+                         int32_t right) {
+    tree.feature[node] = r.feature;
+    tree.threshold_bin[node] = r.threshold;
+    tree.default_left[node] = r.default_left;
+    tree.gain[node] = r.loss_chg;
+    std::copy(r.cat_set, r.cat_set + kCatSetWords,
+              tree.cat_set.begin() + static_cast<int64_t>(node) * kCatSetWords);
+    tree.left[node] = left;
+    tree.right[node] = right;
+    tree.value[node] = 0.0;
+}
+
 // A level's split nodes (ok_index into ids / split / sum_g / sum_h) and their children: the
 // children's gradient sums and tree ids (left0, right0, left1, right1, ...), the splits as the
 // partition reads them (feat / thr / dleft / sets, one entry per split node).
@@ -200,18 +216,9 @@ inline void add_level_children(GrownTree& tree, const std::vector<SplitResult>& 
     }
     for (int64_t c = 0; c < 2 * S; ++c)
         out.c_ids[c] = tree.add(depth + 1, out.c_sum_g[c], out.c_sum_h[c], p);
-    for (int64_t j = 0; j < S; ++j) {
-        const int32_t id = ids[ok_index[j]];
-        const SplitResult& r = split[ok_index[j]];
-        tree.feature[id] = r.feature;
-        tree.threshold_bin[id] = r.threshold;
-        tree.default_left[id] = r.default_left;
-        tree.gain[id] = r.loss_chg;
-        std::copy(r.cat_set, r.cat_set + kCatSetWords, tree.cat_set.begin() + id * kCatSetWords);
-        tree.left[id] = out.c_ids[2 * j];
-        tree.right[id] = out.c_ids[2 * j + 1];
-        tree.value[id] = 0.0;
-    }
+    for (int64_t j = 0; j < S; ++j)
+        record_split(tree, ids[ok_index[j]], split[ok_index[j]], out.c_ids[2 * j],
+                     out.c_ids[2 * j + 1]);
 }
 
 // Blocks of the depth-wise grower: m / kGrowBlockRows blocks (at most kMaxGrowBlocks), block b is
@@ -229,27 +236,100 @@ inline int64_t grow_blocks(int64_t m) {
 inline void sum_partial_histograms(double* H, const double* parts, int64_t n_parts,
                                    int64_t node_stride, int64_t F, const int32_t* n_bins,
                                    const uint8_t* feature_mask) {
-    zero_used_bins(H, F, n_bins, feature_mask);
-    for (int64_t b = 0; b < n_parts; ++b) {
-        const double* P = parts + b * node_stride;
-        for_each_used_bin_run(F, n_bins, feature_mask, [&](int64_t o, int64_t len) {
+    for_each_used_bin_run(F, n_bins, feature_mask, [&](int64_t o, int64_t len) {
+        std::memcpy(H + o, parts + o, sizeof(double) * static_cast<size_t>(len));
+        for (int64_t b = 1; b < n_parts; ++b) {
+            const double* P = parts + b * node_stride;
             for (int64_t i = o; i < o + len; ++i) H[i] += P[i];
-        });
+        }
+    });
+}
+
+// The positions of B row blocks of m rows: block b is [bounds[b], bounds[b + 1]).
+inline std::vector<int64_t> block_bounds(int64_t m, int64_t B) {
+    std::vector<int64_t> bounds(B + 1);
+    for (int64_t b = 0; b <= B; ++b) bounds[b] = m * b / B;
+    return bounds;
+}
+
+// Room for n doubles of partial histograms, kept between calls by the calling thread.
+inline double* partial_histogram_store(size_t n) {
+    static thread_local std::vector<double> store;
+    if (store.size() < n) store.resize(n);
+    return store.data();
+}
+
+// The (g, h) totals of a node from its histogram H: every (switched-on) feature's used bins add up
+// to them; the first such feature's are summed.
+inline void node_totals(const double* H, int64_t F, const int32_t* n_bins,
+                        const uint8_t* feature_mask, double& sum_g, double& sum_h) {
+    int64_t f = 0;
+    while (feature_mask && f < F - 1 && !feature_mask[f]) ++f;
+    const double* Hf = H + f * kBins * 2;
+    const int64_t used = std::min<int64_t>(n_bins[f], kMissingBin);
+    sum_g = 0.0;
+    sum_h = 0.0;
+    for (int b = 0; b < kBins; ++b) {
+        if (b >= used && b != kMissingBin) continue;
+        sum_g += Hf[2 * b];
+        sum_h += Hf[2 * b + 1];
     }
+}
+
+// H = the histogram of all rows of the blocks (bounds: block_bounds): block b's partial
+// histogram (at parts + b * part_stride) built by one task, the partials summed in block order.
+inline void blocked_root_histogram(NodeData cur, int64_t F, const std::vector<int64_t>& bounds,
+                                   const int32_t* n_bins, const uint8_t* feature_mask,
+                                   double* parts, int64_t part_stride, double* H, int n_threads) {
+    const int64_t B = static_cast<int64_t>(bounds.size()) - 1;
+    const int threads = threads_for_work(n_threads, static_cast<double>(bounds[B]) * F, 120000.0);
+    parallel_for(
+        B, threads,
+        [&](int64_t b, int) {
+            double* P = parts + b * part_stride;
+            zero_used_bins(P, F, n_bins, feature_mask);
+            accumulate_node(cur.X, F, cur.gh, nullptr, bounds[b], bounds[b + 1], 0, F, feature_mask,
+                            P);
+        },
+        std::max<int64_t>(1, (B + threads - 1) / threads));
+    sum_partial_histograms(H, parts, B, part_stride, F, n_bins, feature_mask);
+}
+
+// One block's rows of one split node, positions [s, e) of the node-ordered data: a stable partition
+// by lut (1 = left) on `feature` — of the rows themselves, with the same positions of `scratch` as
+// scratch space, or (idx not null) of the positions idx[s, e) only, with idx_tmp + s — then, when
+// P is not null, the partial histogram of child `small` (0: left, 1: right) built into P (its
+// used bins). Returns the number of left rows.
+inline int64_t split_block_node(NodeData cur, NodeData scratch, int32_t* idx, int32_t* idx_tmp,
+                                int64_t F, int64_t s, int64_t e, int32_t feature,
+                                const uint8_t* lut, int small, const int32_t* n_bins,
+                                const uint8_t* feature_mask, double* P) {
+    int64_t n_left = 0;
+    if (e > s)
+        n_left = idx ? partition_positions(cur.X, F, idx, idx_tmp + s, s, e, feature, lut)
+                     : partition_node(cur.X, F, cur.gh, cur.rows, scratch.X + s * F,
+                                      scratch.gh + 2 * s, scratch.rows + s, s, e, feature, lut);
+    if (P) {
+        zero_used_bins(P, F, n_bins, feature_mask);
+        const int64_t cs = small ? s + n_left : s, ce = small ? e : s + n_left;
+        accumulate_node(cur.X, F, cur.gh, idx, cs, ce, 0, F, feature_mask, P);
+    }
+    return n_left;
 }
 
 // grow_depthwise on B >= 2 fixed row blocks (grow_blocks): the same steps, but every block keeps
 // its own node-ordered rows inside its positions (node k of the level is positions [st[b][k],
-// en[b][k]) of block b), so each level is two parallel regions: one task per block partitions its
+// en[b][k]) of block b), so each level is one parallel region: one task per block partitions its
 // rows of every split node and builds a partial histogram of each smaller child (the child with the
-// smaller hessian sum, the left one on a tie); then one task per split node sums the blocks'
-// partials in block order, takes the larger child as parent - smaller and finds both children's
-// splits. A block's rows stay on the thread that last touched them, and the histograms are sums in
-// a fixed order, so the trees do not depend on n_threads. (They equal the single-range sums of
-// the other growers whenever float64 sums of the float32 (g, h) are exact, which they are while
-// log2(rows) plus the span of the gradients' binary exponents stays within 29 bits: the condition
-// under which the distributed fit equals one machine too.) The data never moves to `other`, which
-// serves as the partition's scratch space.
+// smaller hessian sum, the left one on a tie); the task that completes a node's last block sums
+// the blocks' partials in block order, takes the larger child as parent - smaller and finds both
+// children's splits (waking threads costs tens of microseconds: a second region per level cost
+// more than it saved). A block's rows stay on the thread that last touched them, and the histograms
+// are sums in a fixed order, so the trees do not depend on n_threads. (They equal the single-range
+// sums of the other growers whenever float64 sums of the float32 (g, h) are exact, which they are
+// while log2(rows) plus the span of the gradients' binary exponents stays within 29 bits: the
+// condition under which the distributed fit equals one machine too.) The data never moves to
+// `other`, which serves as the partition's scratch space.
 inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m, int64_t F,
                                         const int32_t* n_bins, const uint8_t* is_cat,
                                         const uint8_t* feature_mask, const DepthwiseParams& p,
@@ -257,15 +337,11 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                                         int64_t B) {
     const int64_t NS = F * kBins * 2;
     GrownTree tree;
-    std::vector<int64_t> bounds(B + 1);
-    for (int64_t b = 0; b <= B; ++b) bounds[b] = m * b / B;
+    const std::vector<int64_t> bounds = block_bounds(m, B);
     // the partial histograms: one per block and per node built at a level (at most
-    // 2^(max_depth - 2) below the root), kept between calls by the calling thread
+    // 2^(max_depth - 2) below the root)
     const int64_t cap = p.max_depth >= 2 ? (int64_t{1} << (p.max_depth - 2)) : 1;
-    static thread_local std::vector<double> part_store;
-    if (part_store.size() < static_cast<size_t>(B * cap * NS))
-        part_store.resize(static_cast<size_t>(B * cap * NS));
-    double* part = part_store.data();
+    double* part = partial_histogram_store(static_cast<size_t>(B * cap * NS));
     auto partial = [&](int64_t b, int64_t j) { return part + (b * cap + j) * NS; };
     // level nodes per block: st[b * K + k], en[b * K + k]
     std::vector<int64_t> st(B), en(B), cst, cen;
@@ -274,32 +350,12 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
         en[b] = bounds[b + 1];
     }
     const int64_t per_thread = std::max<int64_t>(1, (B + n_threads - 1) / n_threads);
-    const int root_threads = threads_for_work(n_threads, static_cast<double>(m) * F, 120000.0);
-    parallel_for(
-        B, root_threads,
-        [&](int64_t b, int) {
-            double* P = partial(b, 0);
-            zero_used_bins(P, F, n_bins, feature_mask);
-            accumulate_node(cur.X, F, cur.gh, nullptr, bounds[b], bounds[b + 1], 0, F, feature_mask,
-                            P);
-        },
-        std::max<int64_t>(1, (B + root_threads - 1) / root_threads));
     double* hist = hist_a;
     double* hist_next = hist_b;
-    sum_partial_histograms(hist, partial(0, 0), B, cap * NS, F, n_bins, feature_mask);
+    blocked_root_histogram(cur, F, bounds, n_bins, feature_mask, part, cap * NS, hist, n_threads);
     std::vector<int32_t> ids{0};
     std::vector<double> sum_g(1, 0.0), sum_h(1, 0.0);
-    {  // every (switched-on) feature's bins add up to the node's totals (unused bins hold 0)
-        int64_t f = 0;
-        while (feature_mask && f < F - 1 && !feature_mask[f]) ++f;
-        const double* H = hist + f * kBins * 2;
-        const int64_t used = std::min<int64_t>(n_bins[f], kMissingBin);
-        for (int b = 0; b < kBins; ++b) {
-            if (b >= used && b != kMissingBin) continue;
-            sum_g[0] += H[2 * b];
-            sum_h[0] += H[2 * b + 1];
-        }
-    }
+    node_totals(hist, F, n_bins, feature_mask, sum_g[0], sum_h[0]);
     tree.add(0, sum_g[0], sum_h[0], p);
     const SplitParams sp{
         p.reg_lambda, p.gamma,  p.min_child_weight, p.max_cat_to_onehot,  p.max_cat_threshold,
@@ -372,46 +428,43 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                 rows_split += en[b * K + ok_index[j]] - st[b * K + ok_index[j]];
         const int level_threads =
             threads_for_work(n_threads, static_cast<double>(rows_split) * (F + 12), 100000.0);
+        c_split.assign(static_cast<size_t>(2 * S), SplitResult());
+        // node j's children: the blocks' partials summed in block order, the larger = parent -
+        // smaller, both children's splits; run by the task that completes the node's last block
+        auto finish_node = [&](int64_t j) {
+            const int64_t c = 2 * j + small[j];
+            double* Sm = hist_next + c * NS;
+            sum_partial_histograms(Sm, partial(0, j), B, cap * NS, F, n_bins, feature_mask);
+            subtract_used_bins(hist_next + (c ^ 1) * NS, hist + ok_index[j] * NS, Sm, F, n_bins,
+                               feature_mask);
+            for (int64_t q = 2 * j; q < 2 * j + 2; ++q)
+                c_split[q] = best_split_node(hist_next + q * NS, F, c_sum_g[q], c_sum_h[q], n_bins,
+                                             is_cat, feature_mask, sp);
+        };
+        std::unique_ptr<std::atomic<int64_t>[]> blocks_done(new std::atomic<int64_t>[S]);
+        for (int64_t j = 0; j < S; ++j) blocks_done[j].store(0, std::memory_order_relaxed);
         parallel_for(
             B, level_threads,
             [&](int64_t b, int) {
-                for (int64_t j = 0; j < S; ++j) {
+                for (int64_t i = 0; i < S; ++i) {
+                    // (blocks start at different nodes, so that the threads share the finishing)
+                    const int64_t j = (i + b * S / B) % S;
                     const int64_t k = ok_index[j];
                     const int64_t s = st[b * K + k], e = en[b * K + k];
-                    const int64_t n_left =
-                        e > s ? partition_node(cur.X, F, cur.gh, cur.rows, other.X + s * F,
-                                               other.gh + 2 * s, other.rows + s, s, e, feat[j],
-                                               luts.data() + j * kBins)
-                              : 0;
+                    const int64_t n_left = split_block_node(
+                        cur, other, nullptr, nullptr, F, s, e, feat[j], luts.data() + j * kBins,
+                        static_cast<int>(small[j]), n_bins, feature_mask, partial(b, j));
                     int64_t* cs = cst.data() + b * 2 * S;
                     int64_t* ce = cen.data() + b * 2 * S;
                     cs[2 * j] = s;
                     ce[2 * j] = s + n_left;
                     cs[2 * j + 1] = s + n_left;
                     ce[2 * j + 1] = e;
-                    const int64_t c = 2 * j + small[j];
-                    double* P = partial(b, j);
-                    zero_used_bins(P, F, n_bins, feature_mask);
-                    accumulate_node(cur.X, F, cur.gh, nullptr, cs[c], ce[c], 0, F, feature_mask, P);
+                    if (blocks_done[j].fetch_add(1, std::memory_order_acq_rel) == B - 1)
+                        finish_node(j);
                 }
             },
             std::max<int64_t>(1, (B + level_threads - 1) / level_threads));
-        c_split.assign(static_cast<size_t>(2 * S), SplitResult());
-        const int merge_threads =
-            threads_for_work(n_threads, static_cast<double>(S) * F * (B + 4) * kBins, 200000.0);
-        parallel_for(
-            S, merge_threads,
-            [&](int64_t j, int) {
-                const int64_t c = 2 * j + small[j];
-                double* Sm = hist_next + c * NS;
-                sum_partial_histograms(Sm, partial(0, j), B, cap * NS, F, n_bins, feature_mask);
-                subtract_used_bins(hist_next + (c ^ 1) * NS, hist + ok_index[j] * NS, Sm, F, n_bins,
-                                   feature_mask);
-                for (int64_t q = 2 * j; q < 2 * j + 2; ++q)
-                    c_split[q] = best_split_node(hist_next + q * NS, F, c_sum_g[q], c_sum_h[q],
-                                                 n_bins, is_cat, feature_mask, sp);
-            },
-            1);
         std::swap(hist, hist_next);
         std::swap(split, c_split);
         ids.assign(c_ids.begin(), c_ids.end());
@@ -456,15 +509,7 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
     std::vector<double> sum_g(1, 0.0), sum_h(1, 0.0);
     build_histograms(cur.X, F, cur.gh, nullptr, starts.data(), ends.data(), 1, feature_mask, hist_a,
                      n_threads);
-    {  // every (switched-on) feature's bins add up to the node's totals
-        int64_t f = 0;
-        while (feature_mask && f < F - 1 && !feature_mask[f]) ++f;
-        const double* H = hist_a + f * kBins * 2;
-        for (int b = 0; b < kBins; ++b) {
-            sum_g[0] += H[2 * b];
-            sum_h[0] += H[2 * b + 1];
-        }
-    }
+    node_totals(hist_a, F, n_bins, feature_mask, sum_g[0], sum_h[0]);
     tree.add(0, sum_g[0], sum_h[0], p);
     std::vector<int64_t> leaf_start, leaf_end;  // leaves whose rows are a range
     std::vector<int32_t> leaf_id;

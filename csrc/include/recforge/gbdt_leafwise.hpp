@@ -6,8 +6,8 @@
 // reduces the loss most (the earlier-found one on a tie) is split: a stable partition of its rows
 // in the node-ordered data, its two children appended to the tree, their histograms (the smaller
 // child built, the larger = parent - smaller) and best splits. A leaf without a valid split, or at
-// max_depth, stays a leaf. The trees are bit-identical to the driver's and independent of
-// n_threads.
+// max_depth, stays a leaf. The trees are bit-identical to the driver's below 2 * kGrowBlockRows
+// rows (from there on, see grow_leafwise: row blocks) and independent of n_threads.
 //
 // Small data (m * (F + 12) bytes below LeafwiseParams::index_bytes, cache-resident) does not move
 // during the tree: a split stably partitions the positions of its rows (4 bytes each instead of the
@@ -94,7 +94,6 @@ struct LeafCandidate {  // a leaf with a valid split, waiting in the queue
     double loss_chg;
     int64_t order;  // position in the order leaves were found: ties go to the earlier one
     int32_t node, slot, depth;
-    int64_t start, end;
     double sum_g, sum_h;
     SplitResult split;
 };
@@ -105,37 +104,30 @@ struct SplitsFirst {  // priority: larger loss_chg, then smaller order
     }
 };
 
-// Stable partition of the positions idx[s, e) by the split (left ones first, each side in its
-// order); tmp: scratch of at least e - s entries. Returns the number of left positions.
-inline int64_t partition_positions(const uint8_t* X, int64_t F, int32_t* idx, int32_t* tmp,
-                                   int64_t s, int64_t e, const SplitResult& split,
-                                   const uint8_t* is_cat) {
-    uint8_t lut[kBins];
-    direction_table(split.threshold, split.default_left, is_cat[split.feature] != 0, lut,
-                    split.cat_set);
-    const uint8_t* col = X + split.feature;
-    int64_t li = s, ri = 0;
-    constexpr int64_t kAhead = 16;  // positions are scattered: load the split column ahead
-    for (int64_t p = s; p < e; ++p) {
-#if defined(__GNUC__) || defined(__clang__)
-        if (p + kAhead < e) __builtin_prefetch(col + static_cast<int64_t>(idx[p + kAhead]) * F);
-#endif
-        const int32_t i = idx[p];
-        const int64_t l = lut[col[static_cast<int64_t>(i) * F]];
-        idx[li] = i;
-        tmp[ri] = i;
-        li += l;
-        ri += 1 - l;
-    }
-    std::copy(tmp, tmp + ri, idx + li);
-    return li - s;
-}
-
 }  // namespace detail
+
+// Row blocks of the best-first grower: those of the depth-wise one (grow_blocks), fewer where
+// their partial histograms (one per block) would pass kMaxPartialBytes.
+inline int64_t leafwise_blocks(int64_t m, int64_t F) {
+    return std::max<int64_t>(
+        1, std::min<int64_t>(grow_blocks(m), kMaxPartialBytes / (F * kBins * 16)));
+}
 
 // Grow one best-first tree on the m >= 1 rows of `cur` (`other`: buffers of the same sizes; the
 // data ends there when tree.swapped). The leaf values are not added to any margins: the returned
-// leaves' row ranges say where each leaf's rows are.
+// leaves' row ranges say where each leaf's rows are (from 2 * kGrowBlockRows rows on, one range
+// per leaf and row block, see below).
+//
+// From 2 * kGrowBlockRows rows on, the rows are cut into fixed blocks as in the depth-wise grower
+// (leafwise_blocks: the row and feature counts decide them, never n_threads), each block keeping
+// its own node-ordered rows (or positions). A split is two parallel regions: one task per block
+// partitions the block's rows of the leaf and builds the partial histogram of the child with the
+// smaller hessian sum (the left one on a tie); then one task per range of features sums the
+// blocks' partials in block order, takes the other child as parent - smaller and finds both
+// children's best candidates on its features (the first best in feature order wins). The trees do
+// not depend on n_threads, and equal the single-range ones when the float64 sums of the float32
+// (g, h) are exact (see grow_depthwise_blocked). The data never moves to `other` while the tree
+// grows (it serves as the partition's scratch space).
 inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64_t F,
                                   const int32_t* n_bins, const uint8_t* is_cat,
                                   const uint8_t* feature_mask, const LeafwiseParams& p,
@@ -147,31 +139,37 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
     const SplitParams sp{
         p.reg_lambda, p.gamma,  p.min_child_weight, p.max_cat_to_onehot,  p.max_cat_threshold,
         p.cat_smooth, p.cat_l2, p.min_group_weight, p.min_category_weight};
+    const int64_t NS = F * kBins * 2;
+    const int64_t B = leafwise_blocks(m, F);
+    const std::vector<int64_t> bounds = block_bounds(m, B);
+    // node k's rows in block b: positions [node_start[k * B + b], node_end[k * B + b])
+    std::vector<int64_t> node_start(bounds.begin(), bounds.end() - 1),
+        node_end(bounds.begin() + 1, bounds.end());
     auto can_split = [&](int32_t depth) { return p.max_depth < 0 || depth < p.max_depth; };
-    auto add_leaf = [&](int32_t node, int64_t start, int64_t end) {
-        out.leaf_node.push_back(node);
-        out.leaf_start.push_back(start);
-        out.leaf_end.push_back(end);
+    auto add_leaf = [&](int32_t node) {
+        for (int64_t b = 0; b < B; ++b) {
+            out.leaf_node.push_back(node);
+            out.leaf_start.push_back(node_start[node * B + b]);
+            out.leaf_end.push_back(node_end[node * B + b]);
+        }
     };
 
-    detail::HistogramPairs pool(F * kBins * 2);
+    detail::HistogramPairs pool(NS);
     const int32_t root_slot = pool.acquire(1);
+    double* part = B > 1 ? partial_histogram_store(static_cast<size_t>(B * NS)) : nullptr;
     double root_g = 0.0, root_h = 0.0;
-    {
+    if (B > 1) {
+        blocked_root_histogram(cur, F, bounds, n_bins, feature_mask, part, NS, pool.node(root_slot),
+                               n_threads);
+    } else {
         const int64_t s = 0, e = m;
         build_histograms(cur.X, F, cur.gh, nullptr, &s, &e, 1, feature_mask, pool.node(root_slot),
                          n_threads);
-        int64_t f = 0;  // every (switched-on) feature's bins add up to the node's totals
-        while (feature_mask && f < F - 1 && !feature_mask[f]) ++f;
-        const double* H = pool.node(root_slot) + f * kBins * 2;
-        for (int b = 0; b < kBins; ++b) {
-            root_g += H[2 * b];
-            root_h += H[2 * b + 1];
-        }
     }
+    node_totals(pool.node(root_slot), F, n_bins, feature_mask, root_g, root_h);
     tree.add(0, root_g, root_h, value_params);
     if (!can_split(0) || p.max_leaves < 2) {
-        add_leaf(0, 0, m);
+        add_leaf(0);
         return out;
     }
 
@@ -180,12 +178,12 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
         queue;
     int64_t order = 0;
     // a node whose histogram is in `slot` and whose best split is `split`: queued, or a leaf
-    auto consider = [&](int32_t node, int32_t slot, int64_t start, int64_t end, double g, double h,
-                        int32_t depth, const SplitResult& split) {
+    auto consider = [&](int32_t node, int32_t slot, double g, double h, int32_t depth,
+                        const SplitResult& split) {
         if (split.feature >= 0) {
-            queue.push({split.loss_chg, order++, node, slot, depth, start, end, g, h, split});
+            queue.push({split.loss_chg, order++, node, slot, depth, g, h, split});
         } else {
-            add_leaf(node, start, end);
+            add_leaf(node);
             pool.release(slot);
         }
     };
@@ -193,7 +191,7 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
         SplitResult split;
         find_splits(pool.node(root_slot), 1, F, &root_g, &root_h, n_bins, is_cat, feature_mask, sp,
                     &split, n_threads);
-        consider(0, root_slot, 0, m, root_g, root_h, 0, split);
+        consider(0, root_slot, root_g, root_h, 0, split);
     }
 
     const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
@@ -204,80 +202,140 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
         idx_tmp.resize(static_cast<size_t>(m));
         for (int64_t i = 0; i < m; ++i) idx[i] = static_cast<int32_t>(i);
     }
+    // the features in ranges for the split search of a blocked split: one per thread
+    const int64_t n_ranges = std::min<int64_t>(F, std::max(1, n_threads));
+    std::vector<SplitResult> range_best(static_cast<size_t>(2 * n_ranges));
+    const std::vector<int64_t> feature_bounds = block_bounds(F, n_ranges);
     int32_t n_leaves = 1;
     while (!queue.empty() && n_leaves < p.max_leaves) {
         const detail::LeafCandidate c = queue.top();
         queue.pop();
         const SplitResult& r = c.split;
-        int64_t n_left = 0;
-        if (by_index) {
-            n_left = detail::partition_positions(cur.X, F, idx.data(), idx_tmp.data(), c.start,
-                                                 c.end, r, is_cat);
-        } else {
-            const bool into_other = c.start == 0 && c.end == m && (threaded || m >= p.swap_rows);
-            partition_ordered(cur.X, F, cur.gh, cur.rows, other.X, other.gh, other.rows, &c.start,
-                              &c.end, 1, &r.feature, &r.threshold, &r.default_left, is_cat, &n_left,
-                              n_threads, into_other, r.cat_set);
-            if (into_other) {
-                std::swap(cur, other);
-                tree.swapped = !tree.swapped;
-            }
-        }
         const double sum_g[2] = {r.left_g, c.sum_g - r.left_g};
         const double sum_h[2] = {r.left_h, c.sum_h - r.left_h};
         const int32_t depth = c.depth + 1;
+        const bool grow_children = can_split(depth);
         const int32_t left = tree.add(depth, sum_g[0], sum_h[0], value_params);
         const int32_t right = tree.add(depth, sum_g[1], sum_h[1], value_params);
-        tree.feature[c.node] = r.feature;
-        tree.threshold_bin[c.node] = r.threshold;
-        tree.default_left[c.node] = r.default_left;
-        tree.gain[c.node] = r.loss_chg;
-        std::copy(r.cat_set, r.cat_set + kCatSetWords,
-                  tree.cat_set.begin() + static_cast<int64_t>(c.node) * kCatSetWords);
-        tree.left[c.node] = left;
-        tree.right[c.node] = right;
-        tree.value[c.node] = 0.0;
+        record_split(tree, c.node, r, left, right);
         ++n_leaves;
-        const int64_t starts[2] = {c.start, c.start + n_left};
-        const int64_t ends[2] = {c.start + n_left, c.end};
-        if (!can_split(depth)) {
+        node_start.resize(static_cast<size_t>((right + 1) * B));
+        node_end.resize(static_cast<size_t>((right + 1) * B));
+        const int64_t* ps = node_start.data() + c.node * B;
+        const int64_t* pe = node_end.data() + c.node * B;
+        uint8_t lut[kBins];
+        direction_table(r.threshold, r.default_left, is_cat[r.feature] != 0, lut, r.cat_set);
+        // (the child whose partial histograms the blocks build: the smaller hessian sum)
+        const int small = sum_h[1] < sum_h[0] ? 1 : 0;
+        if (B > 1) {
+            int64_t n_rows = 0;
+            for (int64_t b = 0; b < B; ++b) n_rows += pe[b] - ps[b];
+            const int threads =
+                threads_for_work(n_threads, static_cast<double>(n_rows) * (F + 12), 100000.0);
+            parallel_for(
+                B, threads,
+                [&](int64_t b, int) {
+                    const int64_t s = ps[b], e = pe[b];
+                    const int64_t n_left =
+                        split_block_node(cur, other, by_index ? idx.data() : nullptr,
+                                         idx_tmp.data(), F, s, e, r.feature, lut, small, n_bins,
+                                         feature_mask, grow_children ? part + b * NS : nullptr);
+                    node_start[left * B + b] = s;
+                    node_end[left * B + b] = s + n_left;
+                    node_start[right * B + b] = s + n_left;
+                    node_end[right * B + b] = e;
+                },
+                std::max<int64_t>(1, (B + threads - 1) / threads));
+        } else {
+            int64_t n_left = 0;
+            if (by_index) {
+                n_left = partition_positions(cur.X, F, idx.data(), idx_tmp.data(), ps[0], pe[0],
+                                             r.feature, lut);
+            } else {
+                const bool into_other = ps[0] == 0 && pe[0] == m && (threaded || m >= p.swap_rows);
+                partition_ordered(cur.X, F, cur.gh, cur.rows, other.X, other.gh, other.rows, ps, pe,
+                                  1, &r.feature, &r.threshold, &r.default_left, is_cat, &n_left,
+                                  n_threads, into_other, r.cat_set);
+                if (into_other) {
+                    std::swap(cur, other);
+                    tree.swapped = !tree.swapped;
+                }
+            }
+            node_start[left * B] = ps[0];
+            node_end[left * B] = ps[0] + n_left;
+            node_start[right * B] = ps[0] + n_left;
+            node_end[right * B] = pe[0];
+        }
+        if (!grow_children) {
             pool.release(c.slot);
-            add_leaf(left, starts[0], ends[0]);
-            add_leaf(right, starts[1], ends[1]);
+            add_leaf(left);
+            add_leaf(right);
             continue;
         }
         const int32_t pair = pool.acquire(2);
-        if (by_index) {  // as build_child_histograms, the smaller child's rows gathered
-            const int small = ends[1] - starts[1] < ends[0] - starts[0] ? 1 : 0;
-            double* S = pool.node(pair + small);
-            double* L = pool.node(pair + 1 - small);
-            const double* P = pool.node(c.slot);
-            build_histograms(cur.X, F, cur.gh, idx.data(), starts + small, ends + small, 1,
-                             feature_mask, S, n_threads);
-            subtract_used_bins(L, P, S, F, n_bins, feature_mask);
-        } else {
-            build_child_histograms(cur.X, F, cur.gh, pool.node(c.slot), nullptr, starts, ends, 1,
-                                   feature_mask, pool.node(pair), n_threads);
+        const double* P = pool.node(c.slot);
+        SplitResult split[2];
+        if (B > 1) {
+            double* Sm = pool.node(pair + small);
+            double* Lg = pool.node(pair + 1 - small);
+            const int threads =
+                threads_for_work(n_threads, static_cast<double>(F) * (B + 4) * kBins, 40000.0);
+            const int64_t ranges = std::min<int64_t>(n_ranges, threads);
+            const std::vector<int64_t> fb =
+                ranges == n_ranges ? feature_bounds : block_bounds(F, ranges);
+            parallel_for(
+                ranges, threads,
+                [&](int64_t q, int) {
+                    const int64_t f0 = fb[q], f1 = fb[q + 1];
+                    const int64_t o = f0 * kBins * 2;
+                    const int32_t* nb = n_bins + f0;
+                    const uint8_t* mask = feature_mask ? feature_mask + f0 : nullptr;
+                    sum_partial_histograms(Sm + o, part + o, B, NS, f1 - f0, nb, mask);
+                    subtract_used_bins(Lg + o, P + o, Sm + o, f1 - f0, nb, mask);
+                    for (int i = 0; i < 2; ++i)
+                        range_best[i * n_ranges + q] =
+                            best_split_features(pool.node(pair + i), f0, f1, sum_g[i], sum_h[i],
+                                                n_bins, is_cat, feature_mask, sp);
+                },
+                1);
+            for (int i = 0; i < 2; ++i)
+                split[i] = finish_best_split(range_best.data() + i * n_ranges, ranges, sp);
+        } else {  // as build_child_histograms: the child with fewer rows built (left on a tie)
+            const int64_t cs[2] = {node_start[left], node_start[right]};
+            const int64_t ce[2] = {node_end[left], node_end[right]};
+            if (by_index) {  // its rows gathered by position
+                const int fewer = ce[1] - cs[1] < ce[0] - cs[0] ? 1 : 0;
+                double* S = pool.node(pair + fewer);
+                build_histograms(cur.X, F, cur.gh, idx.data(), cs + fewer, ce + fewer, 1,
+                                 feature_mask, S, n_threads);
+                subtract_used_bins(pool.node(pair + 1 - fewer), P, S, F, n_bins, feature_mask);
+            } else {
+                build_child_histograms(cur.X, F, cur.gh, P, nullptr, cs, ce, 1, feature_mask,
+                                       pool.node(pair), n_threads);
+            }
+            find_splits(pool.node(pair), 2, F, sum_g, sum_h, n_bins, is_cat, feature_mask, sp,
+                        split, n_threads);
         }
         pool.release(c.slot);
-        SplitResult split[2];
-        find_splits(pool.node(pair), 2, F, sum_g, sum_h, n_bins, is_cat, feature_mask, sp, split,
-                    n_threads);
-        consider(left, pair, starts[0], ends[0], sum_g[0], sum_h[0], depth, split[0]);
-        consider(right, pair + 1, starts[1], ends[1], sum_g[1], sum_h[1], depth, split[1]);
+        consider(left, pair, sum_g[0], sum_h[0], depth, split[0]);
+        consider(right, pair + 1, sum_g[1], sum_h[1], depth, split[1]);
     }
-    for (; !queue.empty(); queue.pop()) {
-        const detail::LeafCandidate& c = queue.top();
-        add_leaf(c.node, c.start, c.end);
-    }
-    if (by_index) {  // the data into node order
+    for (; !queue.empty(); queue.pop()) add_leaf(queue.top().node);
+    if (by_index) {  // the data into node order, block by block (a block's positions stay in it)
         const size_t row_bytes = static_cast<size_t>(F);
-        for (int64_t q = 0; q < m; ++q) {
-            const int64_t i = idx[q];
-            copy_row(other.X + q * F, cur.X + i * F, row_bytes);
-            std::memcpy(other.gh + 2 * q, cur.gh + 2 * i, 2 * sizeof(float));
-            other.rows[q] = cur.rows[i];
-        }
+        const int threads =
+            threads_for_work(n_threads, static_cast<double>(m) * (F + 12), 100000.0);
+        parallel_for(
+            B, threads,
+            [&](int64_t b, int) {
+                for (int64_t q = bounds[b]; q < bounds[b + 1]; ++q) {
+                    const int64_t i = idx[q];
+                    copy_row(other.X + q * F, cur.X + i * F, row_bytes);
+                    std::memcpy(other.gh + 2 * q, cur.gh + 2 * i, 2 * sizeof(float));
+                    other.rows[q] = cur.rows[i];
+                }
+            },
+            std::max<int64_t>(1, (B + threads - 1) / threads));
         tree.swapped = !tree.swapped;
     }
     return out;

@@ -145,6 +145,29 @@ inline int64_t partition_node_narrow(uint8_t* Xn, int64_t F, float* ghn, int32_t
     return append_right_rows(Xn, F, ghn, rows, sX, sgh, srows, s, li, ri);
 }
 
+// Stable partition of the positions idx[s, e) of rows of X (F bytes each) by their bin of
+// `feature` (lut: 1 = left; left ones first, each side in its order); tmp: scratch of at least
+// e - s entries. The rows themselves do not move. Returns the number of left positions.
+inline int64_t partition_positions(const uint8_t* X, int64_t F, int32_t* idx, int32_t* tmp,
+                                   int64_t s, int64_t e, int32_t feature, const uint8_t* lut) {
+    const uint8_t* col = X + feature;
+    int64_t li = s, ri = 0;
+    constexpr int64_t kAhead = 16;  // positions are scattered: load the split column ahead
+    for (int64_t p = s; p < e; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+        if (p + kAhead < e) __builtin_prefetch(col + static_cast<int64_t>(idx[p + kAhead]) * F);
+#endif
+        const int32_t i = idx[p];
+        const int64_t l = lut[col[static_cast<int64_t>(i) * F]];
+        idx[li] = i;
+        tmp[ri] = i;
+        li += l;
+        ri += 1 - l;
+    }
+    std::copy(tmp, tmp + ri, idx + li);
+    return li - s;
+}
+
 // Node-ordered data: positions [starts[k], ends[k]) of Xn (row-major binned rows), ghn (g, h pairs)
 // and rows (original row ids) belong to node k. Split every node and move all three arrays so
 // that its left rows come first, then its right rows, each group keeping its order (stable).

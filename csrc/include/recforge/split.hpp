@@ -155,22 +155,45 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, bool cate
     }
 }
 
+// The best split candidate of one node's histogram H (n_features x kBins x 2) among features
+// [f0, f1) (mask 0: skipped), before the gamma rule: feature -1 when none beats xgboost's kRtEps.
+// The best of consecutive ranges, taken in feature order (finish_best_split), is the best over
+// their union: a later range wins only when strictly better, as a later feature does.
+inline SplitResult best_split_features(const double* H, int64_t f0, int64_t f1, double sum_g,
+                                       double sum_h, const int32_t* n_bins,
+                                       const uint8_t* is_categorical, const uint8_t* feature_mask,
+                                       const SplitParams& p) {
+    SplitResult best;
+    best.loss_chg = 1e-6;  // xgboost's kRtEps
+    for (int64_t f = f0; f < f1; ++f) {
+        if (feature_mask && !feature_mask[f]) continue;
+        best_split_feature(H + f * kBins * 2, static_cast<int32_t>(f), n_bins[f],
+                           is_categorical[f] != 0, sum_g, sum_h, p, best);
+    }
+    return best;
+}
+
+// The node's split from the best candidates of n consecutive feature ranges (in feature order):
+// the first best one, then none below gamma (feature -1 and loss_chg 0: no valid split).
+inline SplitResult finish_best_split(const SplitResult* ranges, int64_t n, const SplitParams& p) {
+    SplitResult best;
+    best.loss_chg = 1e-6;
+    for (int64_t i = 0; i < n; ++i)
+        if (ranges[i].feature >= 0 && ranges[i].loss_chg > best.loss_chg) best = ranges[i];
+    if (best.feature >= 0 && best.loss_chg < p.gamma) best = SplitResult();
+    if (best.feature < 0) best.loss_chg = 0.0;
+    return best;
+}
+
 // The best split of one node's histogram H (n_features x kBins x 2) given its sums, as
 // find_splits gives it for that node (the first best candidate in feature order, then none below
 // gamma): feature -1 and loss_chg 0 when there is no valid split.
 inline SplitResult best_split_node(const double* H, int64_t n_features, double sum_g, double sum_h,
                                    const int32_t* n_bins, const uint8_t* is_categorical,
                                    const uint8_t* feature_mask, const SplitParams& p) {
-    SplitResult best;
-    best.loss_chg = 1e-6;  // xgboost's kRtEps
-    for (int64_t f = 0; f < n_features; ++f) {
-        if (feature_mask && !feature_mask[f]) continue;
-        best_split_feature(H + f * kBins * 2, static_cast<int32_t>(f), n_bins[f],
-                           is_categorical[f] != 0, sum_g, sum_h, p, best);
-    }
-    if (best.feature >= 0 && best.loss_chg < p.gamma) best = SplitResult();
-    if (best.feature < 0) best.loss_chg = 0.0;
-    return best;
+    const SplitResult best = best_split_features(H, 0, n_features, sum_g, sum_h, n_bins,
+                                                 is_categorical, feature_mask, p);
+    return finish_best_split(&best, 1, p);
 }
 
 // For each node k: best split of hist[k] given its sums. Results with feature -1 mean no valid
@@ -194,15 +217,7 @@ inline void find_splits(const double* hist, int64_t n_nodes, int64_t n_features,
                            n_bins[f], is_categorical[f] != 0, sum_g[k], sum_h[k], p, r);
     });
     for (int64_t k = 0; k < n_nodes; ++k) {
-        SplitResult best;
-        best.loss_chg = 1e-6;
-        for (int64_t f = 0; f < n_features; ++f) {
-            const SplitResult& r = per[static_cast<size_t>(k * n_features + f)];
-            if (r.feature >= 0 && r.loss_chg > best.loss_chg) best = r;
-        }
-        if (best.feature >= 0 && best.loss_chg < p.gamma) best = SplitResult();
-        if (best.feature < 0) best.loss_chg = 0.0;
-        out[k] = best;
+        out[k] = finish_best_split(per.data() + k * n_features, n_features, p);
     }
 }
 

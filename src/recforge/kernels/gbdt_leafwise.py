@@ -54,8 +54,11 @@ def grow_leafwise(
 
     The data is node-ordered and moved as the tree grows, so that every node's rows are a range of
     positions. Splits, gains and leaf values are those of :func:`recforge.kernels.gbdt.find_splits`
-    (XGBoost's second-order gain; see ``csrc/include/recforge/split.hpp``); the tree equals, bit
-    for bit, the one the node-by-node Python driver grows, for any ``n_threads``.
+    (XGBoost's second-order gain; see ``csrc/include/recforge/split.hpp``); the tree is the same
+    for any ``n_threads``. Below 32,000 rows it equals, bit for bit, the one the node-by-node Python
+    driver grows; from 32,000 rows the rows are kept in fixed blocks of about 16,000 (their number
+    set by the row and feature counts only), whose partial histograms are summed in block order,
+    and the tree equals the driver's whenever those float64 sums of the float32 gradients are exact.
 
     Parameters
     ----------
@@ -95,7 +98,8 @@ def grow_leafwise(
         ``threshold_bin`` int32; ``default_left`` uint8; ``left``/``right`` int32, -1 for leaves;
         ``value``, ``gain``, ``cover`` float64; ``depth`` int32); ``leaf_node`` int32 and
         ``leaf_start``/``leaf_end`` int64: each leaf's positions in the node-ordered data, which is
-        in ``other`` when ``swapped``.
+        in ``other`` when ``swapped`` (with row blocks, one range per leaf and block: a leaf's
+        rows are the union of its ranges).
 
     Examples
     --------

@@ -474,8 +474,10 @@ class TreeGrower:
 
     def _grow_best_first_fused(self) -> Tree:
         """The whole best-first tree in one kernel call (``_core.gbdt_grow_leafwise``): the same
-        tree, bit for bit, as the Python driver that splits one node per round of kernel calls
-        (:class:`recforge._reference.gbdt_best_first.BestFirstReferenceGrower`)."""
+        tree as the Python driver that splits one node per round of kernel calls
+        (:class:`recforge._reference.gbdt_best_first.BestFirstReferenceGrower`), bit for bit below
+        32,000 rows and, on the kernel's row blocks, whenever float64 sums of the gradients are
+        exact (as :class:`FusedDepthwiseGrower`). A leaf may come back as several row ranges."""
         p = self.p
         grown = _core.gbdt_grow_leafwise(
             self.X,

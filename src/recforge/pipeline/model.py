@@ -164,33 +164,33 @@ def _known_classes() -> dict:
 #: TwoStage's parameters and their defaults, in signature order (``sources`` may come first by
 #: position): stored by ``__init__`` under their own names.
 PARAMETERS = {
-        "sources": None,
-        "quotas": DEFAULT_QUOTA,
-        "n_candidates": None,
-        "depth": None,
-        "ranker": "default",
-        "cut": "last",
-        "label_fraction": 0.2,
-        "label_window": None,
-        "cut_time": None,
-        "negatives_per_user": DEFAULT_NEGATIVES_PER_USER,
-        "validation_fraction": 0.2,
-        "validation_k": 10,
-        "min_gain": 0.03,
-        "max_train_users": None,
-        "windows": (7, 30, 365),
-        "n_last": 10,
-        "similarity_source": "itemcf",
-        "embedding_source": "item2vec",
-        "genre_decay": 0.0,
-        "sequence_window": SEQUENCE_WINDOW,
-        "high_weight": None,
-        "block_size": 1024,
-        "rrf_k": RRF_K,
-        "n_threads": None,
-        "deterministic": True,
-        "random_state": None,
-        "verbose": False,
+    "sources": None,
+    "quotas": DEFAULT_QUOTA,
+    "n_candidates": None,
+    "depth": None,
+    "ranker": "default",
+    "cut": "last",
+    "label_fraction": 0.2,
+    "label_window": None,
+    "cut_time": None,
+    "negatives_per_user": DEFAULT_NEGATIVES_PER_USER,
+    "validation_fraction": 0.2,
+    "validation_k": 10,
+    "min_gain": 0.03,
+    "max_train_users": None,
+    "windows": (7, 30, 365),
+    "n_last": 10,
+    "similarity_source": "itemcf",
+    "embedding_source": "item2vec",
+    "genre_decay": 0.0,
+    "sequence_window": SEQUENCE_WINDOW,
+    "high_weight": None,
+    "block_size": 1024,
+    "rrf_k": RRF_K,
+    "n_threads": None,
+    "deterministic": True,
+    "random_state": None,
+    "verbose": False,
 }
 
 
@@ -580,16 +580,18 @@ class TwoStage(ParamsMixin):
             first = np.unique(rows, return_index=True)[1]
             per_user = train.simple_ndcg[first].astype(np.float64)
             scored = np.isfinite(per_user).all(axis=1)
-            means = per_user[scored].mean(axis=0) if scored.any() else np.full(len(simple_scores), np.nan)
+            means = (
+                per_user[scored].mean(axis=0)
+                if scored.any()
+                else np.full(len(simple_scores), np.nan)
+            )
             return dict(zip(simple_scores, means.tolist())), int(scored.sum())
         complete = train.complete
         if complete is None:
             complete = held if self.negatives_per_user is not None else np.ones(len(y), bool)
         k = int(self.validation_k)
         means = {
-            name: mean_ndcg(
-                rows[complete], train.items[complete], y[complete], scores[complete], k
-            )
+            name: mean_ndcg(rows[complete], train.items[complete], y[complete], scores[complete], k)
             for name, scores in simple_scores.items()
         }
         return means, len(np.unique(rows[complete]))
@@ -772,7 +774,12 @@ class TwoStage(ParamsMixin):
                 held = np.isin(block[rows], held_users)
                 simple = np.full((len(y), len(names) + 1), np.nan, np.float32)
                 simple[keep] = simple_ndcg_rows(
-                    X[keep], names_out, rows[keep], cands.items[keep], y[keep], int(self.validation_k)
+                    X[keep],
+                    names_out,
+                    rows[keep],
+                    cands.items[keep],
+                    y[keep],
+                    int(self.validation_k),
                 )
                 sampled = sample_training_rows(
                     rows, block[rows], cands.items, y, held, self.negatives_per_user, seed

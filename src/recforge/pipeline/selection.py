@@ -1,11 +1,14 @@
 """Choosing what ranks the candidates, on validation users inside the training data.
 
 ``TwoStage.fit`` holds out a share of its training users (never the test split: they come from the
-labelled cut of the training data). Each candidate ranker is fitted on the other users' rows; the
-ranker, reciprocal rank fusion and every single source then order the held-out users' candidates,
-and the one with the best NDCG@k on their labels ranks from then on. A source chosen this way
-answers like the source alone (:class:`SourceOrder`), so the pipeline never does worse than its
-best source on the validation users of the data it is fitted on.
+labelled cut of the training data). Each candidate ranker is fitted on the other users' rows and
+orders the held-out users' candidates. Reciprocal rank fusion and every single source learn nothing
+from the labels: they are scored on every training user's full candidate list
+(:func:`simple_ndcg_rows`, before the negative sampling) and the best of them is the baseline; the
+best ranker ranks from then on only when it beats that baseline on the held-out users by
+``min_gain``. A source chosen this way answers like the source alone (:class:`SourceOrder`), so
+the pipeline does not do worse than its best source on the training users of the data it is
+fitted on.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Run as a script (it fits whole pipelines; not a pytest-benchmark micro-benchmark
 
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --threads 2
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --synthetic   # ml-100k-shaped
+    PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --synthetic --synthetic-size 200k
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --ranker-rows # training rows only
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 1 2 --ranker-variants  # ranker settings
     PYTHONPATH=src python bench/bench_pipeline.py --seeds 0 0 0 --skip-ablation --hogwild  # run-to-run spread
@@ -36,12 +37,17 @@ def _split():
     return train, test, genre_topics(ml.movies)
 
 
-def _synthetic_split(seed):
-    """An ml-100k-shaped synthetic set (943 users, 1,682 items, 100,000 events, power-law items,
-    no personal signal: Popularity is the best source), the demo's split."""
+#: ``--synthetic`` sizes: name -> (users, items, events) of ``synthetic_interactions``
+SYNTHETIC_SIZES = {"100k": (943, 1682, 100_000), "200k": (2000, 2000, 200_000)}
+
+
+def _synthetic_split(seed, size="100k"):
+    """A synthetic set of :data:`SYNTHETIC_SIZES` (``"100k"``: ml-100k-shaped, 943 users, 1,682
+    items, 100,000 events; power-law items, no personal signal: Popularity is the best source),
+    the demo's split."""
     from recforge.data import synthetic_interactions, temporal_split
 
-    data = synthetic_interactions(943, 1682, 100_000, seed=seed)
+    data = synthetic_interactions(*SYNTHETIC_SIZES[size], seed=seed)
     train, test = temporal_split(data, test_fraction=0.2, min_interactions=5)
     return train, test, None
 
@@ -201,6 +207,9 @@ def main(argv=None):
         help="the ml-100k-shaped synthetic set (a new draw per seed) instead of ml-latest-small",
     )
     parser.add_argument(
+        "--synthetic-size", choices=sorted(SYNTHETIC_SIZES), default="100k", help="with --synthetic"
+    )
+    parser.add_argument(
         "--negatives",
         type=int,
         default=None,
@@ -259,12 +268,17 @@ def main(argv=None):
         return
     rows = []
     for seed in args.seeds:
-        train, test, genres = _synthetic_split(seed) if args.synthetic else _split()
+        if args.synthetic:
+            train, test, genres = _synthetic_split(seed, args.synthetic_size)
+        else:
+            train, test, genres = _split()
         r = run_seed(seed, args.threads, train, test, genres, **params)
         rows.append(r)
         stages = " ".join(f"{k}={v:.1f}" for k, v in r["stages"].items())
         chosen = r["selection"] or {}
         validation = " ".join(f"{k} {v:.4f}" for k, v in chosen.get("ndcg", {}).items())
+        simple = " ".join(f"{k} {v:.4f}" for k, v in chosen.get("simple_ndcg", {}).items())
+        validation += f"; fusion and sources on {chosen.get('simple_users')} users: {simple}"
         print(
             f"seed {seed}: pipeline NDCG@10 {r['ndcg']:.4f} · rrf {r['rrf']:.4f} · best source "
             f"{r['best_source']} {r['best']:.4f} ({r['ndcg'] / r['best']:.3f}x) · ceiling R@N {r['ceiling']:.4f} · "

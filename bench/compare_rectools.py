@@ -13,9 +13,16 @@ files read here::
     nice -n 10 python bench/compare_rectools.py --repeat 2          # table + time ratios
     python bench/compare_rectools.py --rectools-reranker catboost lightgbm --genres
 
-Times are fit + recommend for all evaluated test users (data loading and Numba compilation
-excluded on both sides), wall and CPU (all threads of the process) seconds, ``--threads`` threads
-each. On a shared machine the wall ratio is indicative only; the CPU ratio is steadier.
+Times are fit + recommend for all evaluated test users, wall and CPU (all threads of the process)
+seconds, ``--threads`` threads each, taken the same way on both sides: in the process that fits,
+after the data is read and the libraries the two-stage model uses are imported (RecTools, implicit,
+CatBoost / LightGBM there; recforge's pipeline, recall and rank modules here), from the first line
+of ``fit`` to the last of ``recommend``. Neither side primes its model with an untimed fit. On our
+side ``warmup()`` runs once before (RecTools' kernels are compiled ahead of time, ours by Numba:
+from its disk cache, or compiled there when the cache is cold); the pipeline uses no kernel
+signature that ``warmup`` does not compile (``tests/test_pipeline_warmup.py``), so a run that is
+the process's first pays no compilation. On a shared machine the wall ratio is indicative only;
+the CPU ratio is steadier.
 Without the RecTools venv the RecTools rows are skipped with a message.
 """
 
@@ -126,6 +133,7 @@ def run_recforge(
     fitted source alone (untimed).
     """
     from recforge.pipeline import TwoStage
+    from recforge.rank import GBDTClassifier  # noqa: F401  the reranker's module, like catboost's
     from recforge.recall import LFM, ItemCF, Popularity
 
     sources = {

@@ -135,7 +135,9 @@ def test_fit_with_sampled_negatives_equals_single_machine(data, local, params):
     single = small_pipeline(ranker=rankers, min_gain=0.0, **params).fit(local)
     assert distributed.training_summary_ == pytest.approx(single.training_summary_)
     assert distributed.selection_ == single.selection_
-    assert distributed.selection_["simple_users"] < distributed.training_summary_["users"]
+    # fusion and the sources are scored on every training user with a positive among its
+    # candidates (before the sampling), not only on the held-out ones
+    assert distributed.selection_["simple_users"] > distributed.selection_["validation_users"]
     users = local.user_map.ids
     want_items, want_scores = single.recommend(users, k=5)
     got_items, got_scores = distributed.recommend(users, k=5)

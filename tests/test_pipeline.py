@@ -1,5 +1,7 @@
 """recforge.pipeline: candidate merge, labels, leakage, the recommend contract, save/load, bad input."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ import pytest
 from recforge.data import Interactions
 from recforge.pipeline import TwoStage, cut_history, merge_lists
 from recforge.pipeline.labels import label_from_impressions, sample_negatives, sampling_keys
+from recforge.pipeline.selection import SourceOrder
 from recforge.rank import GBDTClassifier
 from recforge.recall import ItemCF, Popularity, UserCF
 
@@ -605,14 +608,43 @@ class TestSelection:
         assert sel["kind"] == "source" and sel["selected"] == max(simple, key=simple.get)
         assert sel["ndcg"][sel["selected"]] > sel["ndcg"]["ranker"]
         assert sel["validation_users"] == round(0.2 * model.training_summary_["users"])
-        # 16 candidates per user: the default sampling (50 negatives per user) drops none
-        assert sel["simple_users"] == model.training_summary_["users"]
+        # fusion and the sources are scored on every training user with a positive candidate
+        train = model.training_data(data)
+        assert sel["simple_users"] == len(np.unique(train.rows[train.y == 1]))
+        assert sel["simple_users"] > 0.9 * model.training_summary_["users"]
         users = data.user_map.ids
         ours, _ = model.recommend(users, k=5)
         theirs, _ = model.sources_[sel["selected"]].recommend(users, k=5)
         listed = theirs != -1
         assert listed.mean() > 0.9
         np.testing.assert_array_equal(ours[listed], theirs[listed])
+
+    def test_the_simple_orders_are_chosen_on_every_user_before_the_sampling(self):
+        """With 2 negatives per user only the held-out users keep all their candidates; fusion
+        and the sources are still scored on every training user's full list (the NDCG each had
+        before the sampling), so the choice among them rests on ~5x more users."""
+        from recforge.pipeline.selection import simple_order_names, user_ndcg
+
+        data = synthetic_log(n_users=200, seed=1)
+        model = small_pipeline(ranker=NoiseRanker(), negatives_per_user=2).fit(data)
+        sel = model.selection_
+        assert sel["simple_users"] > 3 * sel["validation_users"]
+        full = small_pipeline(negatives_per_user=None).training_data(data)
+        sampled = model.training_data(data)
+        assert len(sampled.y) < len(full.y)
+        names = simple_order_names(full.feature_names)
+        first = np.unique(sampled.rows, return_index=True)[1]
+        for j, name in enumerate(names):
+            scores = (
+                full.X[:, full.feature_names.index("rrf")]
+                if name == "rrf"
+                else SourceOrder(name, full.feature_names).predict(full.X)
+            )
+            _, want = user_ndcg(full.rows, full.items, full.y, scores, 10)
+            got = sampled.simple_ndcg[first, j]
+            np.testing.assert_allclose(got[np.isfinite(got)], want, rtol=1e-6)
+            assert sel["simple_ndcg"][name] == pytest.approx(want.mean(), rel=1e-6)
+        assert sel["selected"] == max(sel["simple_ndcg"], key=sel["simple_ndcg"].get)
 
     def test_the_fallback_survives_save_and_load(self, tmp_path):
         """A GBDT that cannot split (constant scores) loses too; the file remembers the choice and
@@ -659,6 +691,11 @@ class TestSelection:
         np.testing.assert_array_equal(train.complete, whole)
         assert train.validation.any() and (train.complete & ~train.validation).any()
         model = small_pipeline(ranker=good, negatives_per_user=13).fit(data)
+        # scored before the sampling: every user with a positive candidate, whole or not
+        assert model.selection_["simple_users"] == len(np.unique(train.users[train.y == 1]))
+        # a training set without those scores (built elsewhere): the users left whole
+        without = dataclasses.replace(train, simple_ndcg=None)
+        model = small_pipeline(ranker=good, negatives_per_user=13).fit(data, training_data=without)
         assert model.selection_["simple_users"] == len(np.unique(train.users[train.complete]))
 
     def test_the_final_ranker_learns_from_the_sampled_rows_only(self):

@@ -38,6 +38,7 @@ from ..pipeline.labels import (
     sample_training_rows,
 )
 from ..pipeline.model import TrainingData, TwoStage
+from ..pipeline.selection import simple_ndcg_rows, simple_order_names
 from ._compat import require_dask
 from ._shipping import load_shipped, ship_model
 from .interactions import DaskInteractions
@@ -49,6 +50,8 @@ __all__ = ["build_training_frame", "candidate_frame", "fit_two_stage"]
 KEY_COLUMNS = ("user", "item")
 #: a training frame's bool columns after ``label``: the fields of the same name of TrainingData
 ROW_FLAGS = ("validation", "complete", "in_sample")
+#: the prefix of a training frame's float32 columns of TrainingData.simple_ndcg, one per simple order
+SIMPLE_NDCG_PREFIX = "simple_ndcg_"
 
 
 def _meta(model: TwoStage, label: bool) -> pd.DataFrame:
@@ -60,9 +63,15 @@ def _meta(model: TwoStage, label: bool) -> pd.DataFrame:
         columns["label"] = pd.Series([], dtype=np.int8)
         for flag in ROW_FLAGS:
             columns[flag] = pd.Series([], dtype=bool)
+        for name in _simple_columns(model):
+            columns[name] = pd.Series([], dtype=np.float32)
     for name in model.feature_names_out_:
         columns[name] = pd.Series([], dtype=np.float32)
     return pd.DataFrame(columns)
+
+
+def _simple_columns(model: TwoStage) -> list:
+    return [SIMPLE_NDCG_PREFIX + name for name in simple_order_names(model.feature_names_out_)]
 
 
 def _dtype(ids: np.ndarray):
@@ -80,6 +89,8 @@ def _frame(model: TwoStage, user_idx: np.ndarray, cands, X, labels=None, flags=N
         columns["label"] = labels.astype(np.int8, copy=False)
         for flag in ROW_FLAGS:
             columns[flag] = flags[flag]
+        for j, name in enumerate(_simple_columns(model)):
+            columns[name] = flags["simple_ndcg"][:, j]
     frame = pd.DataFrame(columns)
     features = pd.DataFrame(X, columns=model.feature_names_out_, index=frame.index)
     return pd.concat([frame, features], axis=1)
@@ -115,7 +126,14 @@ def _training_partition(
     sampled = sample_training_rows(
         rows, users[rows], cands.items, y, held, negatives_per_user, seed
     )
-    flags = {"validation": held, "complete": sampled.complete, "in_sample": sampled.in_sample}
+    flags = {
+        "validation": held,
+        "complete": sampled.complete,
+        "in_sample": sampled.in_sample,
+        "simple_ndcg": simple_ndcg_rows(
+            X, model.feature_names_out_, rows, cands.items, y, int(model.validation_k)
+        ),
+    }
     frame = _frame(model, users, cands, X, y, flags)
     keep = sampled.keep
     return frame[keep].reset_index(drop=True) if not keep.all() else frame
@@ -163,7 +181,9 @@ def build_training_frame(model: TwoStage, data: DaskInteractions, *, item_featur
         Columns ``user``, ``item`` (external ids), ``label`` (int8: 1 = interacted with after the
         cut), the bool row flags ``validation`` (a held-out user's row), ``complete`` (a user none
         of whose candidates were dropped) and ``in_sample`` (kept by the negative sampling; see
-        :class:`~recforge.pipeline.model.TrainingData`), and one float32 column per feature
+        :class:`~recforge.pipeline.model.TrainingData`), the float32 ``simple_ndcg_<order>``
+        columns (``TrainingData.simple_ndcg``: the row's user's NDCG under fusion and each
+        source, before the sampling), and one float32 column per feature
         (``model``'s ``feature_names_out_``); the users in internal order, each user's candidates
         in fusion order. The users are those with events before and after the cut, sampled by
         ``max_train_users``, and the negatives by ``negatives_per_user``, exactly as
@@ -278,6 +298,7 @@ def fit_two_stage(model: TwoStage, data: DaskInteractions, *, item_features=None
         feature_names=names,
         summary=summary,
         **{flag: local[flag].to_numpy(bool) for flag in ROW_FLAGS},
+        simple_ndcg=np.ascontiguousarray(local[_simple_columns(hist)].to_numpy(np.float32)),
     )
     return model.fit(data.to_local(), item_features=item_features, training_data=training)
 

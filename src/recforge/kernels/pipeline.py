@@ -18,6 +18,7 @@ import numpy as np
 from ._chunks import run_row_chunks
 from ._jit import jit
 from ._search import lower_bound, upper_bound
+from .segsort import segment_argsort
 
 
 def _row_chunked(name, rows_kernel, n_rows):
@@ -544,3 +545,7 @@ def _warmup():
     out_i = np.empty((1, 1), np.int64)
     out_s = np.empty((1, 1), np.float32)
     segment_topk(c_offsets, h_items, np.ones(2, np.float32), 1, out_i, out_s)
+    # the pipeline's as-of state sorts each history by the interactions' read-only timestamps
+    read_only = np.array([1.0, 0.0])
+    read_only.flags.writeable = False
+    segment_argsort(h_indptr, read_only)

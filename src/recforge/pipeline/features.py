@@ -316,8 +316,10 @@ def build_features(
             np.zeros(0, np.int32),
             np.zeros(0, np.float32),
         )
-    else:
-        s_indptr, s_indices, s_data = similarity.indptr, similarity.indices, similarity.data
+    else:  # one kernel signature (the one warmup compiles), whatever scipy's index dtype
+        s_indptr = np.asarray(similarity.indptr, np.int64)
+        s_indices = np.asarray(similarity.indices, np.int32)
+        s_data = np.asarray(similarity.data, np.float32)
     emb = np.zeros((state.n_items, 0), np.float32) if embeddings is None else embeddings
     candidate_features(
         cands.offsets,

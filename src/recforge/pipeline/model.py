@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .._params import ParamsMixin
+from .._params import ParamsMixin, keyword_init
 from .._threads import numba_threads, resolve_n_threads
 from .._validation import (
     check_1d,
@@ -40,7 +40,14 @@ from .labels import (
     negatives_seed,
     sample_training_rows,
 )
-from .selection import RRF_CHOICE, SourceOrder, mean_ndcg, validation_users
+from .selection import (
+    RRF_CHOICE,
+    SourceOrder,
+    mean_ndcg,
+    simple_ndcg_rows,
+    simple_orders,
+    validation_users,
+)
 from .serving_spec import ServingSpec, serving_spec
 
 __all__ = ["TrainingData", "TwoStage", "default_ranker", "default_sources"]
@@ -109,6 +116,11 @@ class TrainingData:
     in_sample : bool (n,) or None — the rows the negative sampling keeps; the held-out users'
         other negatives only serve the validation, the ranker that ranks in the end learns from
         these rows (None: all)
+    simple_ndcg : float32 (n, n_orders) or None — each row's user's NDCG@``validation_k`` under
+        fusion and each single source (:func:`~recforge.pipeline.selection.simple_ndcg_rows`),
+        over all the user's candidates before the negative sampling, NaN for a user without a
+        positive: the simple orders are chosen on every training user (None: on the
+        ``complete`` rows)
     """
 
     X: np.ndarray
@@ -121,6 +133,7 @@ class TrainingData:
     validation: np.ndarray | None = None
     complete: np.ndarray | None = None
     in_sample: np.ndarray | None = None
+    simple_ndcg: np.ndarray | None = None
 
 
 def _clone(model):
@@ -146,6 +159,53 @@ def _known_classes() -> dict:
         for name in module.__all__:
             out[name] = getattr(module, name)
     return out
+
+
+#: TwoStage's parameters and their defaults, in signature order (``sources`` may come first by
+#: position): stored by ``__init__`` under their own names.
+PARAMETERS = {
+    "sources": None,
+    "quotas": DEFAULT_QUOTA,
+    "n_candidates": None,
+    "depth": None,
+    "ranker": "default",
+    "cut": "last",
+    "label_fraction": 0.2,
+    "label_window": None,
+    "cut_time": None,
+    "negatives_per_user": DEFAULT_NEGATIVES_PER_USER,
+    "validation_fraction": 0.2,
+    "validation_k": 10,
+    "min_gain": 0.03,
+    "max_train_users": None,
+    "windows": (7, 30, 365),
+    "n_last": 10,
+    "similarity_source": "itemcf",
+    "embedding_source": "item2vec",
+    "genre_decay": 0.0,
+    "sequence_window": SEQUENCE_WINDOW,
+    "high_weight": None,
+    "block_size": 1024,
+    "rrf_k": RRF_K,
+    "n_threads": None,
+    "deterministic": True,
+    "random_state": None,
+    "verbose": False,
+}
+
+
+def _positional_sources_init():
+    """TwoStage's ``__init__``: :func:`~recforge._params.keyword_init` of :data:`PARAMETERS`,
+    with ``sources`` also taken as the first positional argument."""
+    store = keyword_init(PARAMETERS)
+
+    def __init__(self, sources=None, **params):
+        store(self, sources=sources, **params)
+
+    this, sources, *rest = store.__signature__.parameters.values()
+    positional = sources.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    __init__.__signature__ = store.__signature__.replace(parameters=[this, positional, *rest])
+    return __init__
 
 
 class TwoStage(ParamsMixin):
@@ -260,64 +320,7 @@ class TwoStage(ParamsMixin):
     ((10,), True)
     """
 
-    def __init__(
-        self,
-        sources=None,
-        *,
-        quotas=DEFAULT_QUOTA,
-        n_candidates=None,
-        depth=None,
-        ranker="default",
-        cut="last",
-        label_fraction=0.2,
-        label_window=None,
-        cut_time=None,
-        negatives_per_user=DEFAULT_NEGATIVES_PER_USER,
-        validation_fraction=0.2,
-        validation_k=10,
-        min_gain=0.03,
-        max_train_users=None,
-        windows=(7, 30, 365),
-        n_last=10,
-        similarity_source="itemcf",
-        embedding_source="item2vec",
-        genre_decay=0.0,
-        sequence_window=SEQUENCE_WINDOW,
-        high_weight=None,
-        block_size=1024,
-        rrf_k=RRF_K,
-        n_threads=None,
-        deterministic=True,
-        random_state=None,
-        verbose=False,
-    ):
-        self.sources = sources
-        self.quotas = quotas
-        self.n_candidates = n_candidates
-        self.depth = depth
-        self.ranker = ranker
-        self.cut = cut
-        self.label_fraction = label_fraction
-        self.label_window = label_window
-        self.cut_time = cut_time
-        self.negatives_per_user = negatives_per_user
-        self.validation_fraction = validation_fraction
-        self.validation_k = validation_k
-        self.min_gain = min_gain
-        self.max_train_users = max_train_users
-        self.windows = windows
-        self.n_last = n_last
-        self.similarity_source = similarity_source
-        self.embedding_source = embedding_source
-        self.genre_decay = genre_decay
-        self.sequence_window = sequence_window
-        self.high_weight = high_weight
-        self.block_size = block_size
-        self.rrf_k = rrf_k
-        self.n_threads = n_threads
-        self.deterministic = deterministic
-        self.random_state = random_state
-        self.verbose = verbose
+    __init__ = _positional_sources_init()
 
     # ---- parameters ----------------------------------------------------------------------------
     def _source_templates(self) -> dict:
@@ -533,21 +536,11 @@ class TwoStage(ParamsMixin):
             scores = self._ranker_scores(ranker, Xv, names)
             name = "ranker" if len(rankers) == 1 else f"ranker[{i}]"
             choices.append(("ranker", name, i, mean_ndcg(rows_v, items_v, y_v, scores, k)))
-        # fusion and the sources learn nothing from the labels: every user whose candidates are
-        # all kept (all of them without negative sampling) tells which of them is best
-        complete = train.complete
-        if complete is None:
-            complete = held if self.negatives_per_user is not None else np.ones(len(y), bool)
-        simple_scores = {RRF_CHOICE: X[:, names.index("rrf")]}
-        for source in [n[: -len("_rank")] for n in names if n.endswith("_rank")]:
-            simple_scores[source] = SourceOrder(source, names).predict(X)
-        simple_all = {}
+        simple_scores = simple_orders(X, names)
         for position, (name, scores) in enumerate(simple_scores.items()):
             kind = "rrf" if name == RRF_CHOICE and position == 0 else "source"
             choices.append((kind, name, None, mean_ndcg(rows_v, items_v, y_v, scores[held], k)))
-            simple_all[name] = mean_ndcg(
-                rows[complete], train.items[complete], y[complete], scores[complete], k
-            )
+        simple_all, simple_users = self._simple_ndcg(train, simple_scores, held)
         n_rankers = len(rankers)
         best_ranker = max(range(n_rankers), key=lambda c: (choices[c][3], -c))  # ties: earlier
         names_simple = list(simple_all)
@@ -561,7 +554,7 @@ class TwoStage(ParamsMixin):
             "kind": kind,
             "validation_users": len(np.unique(rows_v)),
             "ndcg": {c[1]: c[3] for c in choices},
-            "simple_users": len(np.unique(rows[complete])),
+            "simple_users": simple_users,
             "simple_ndcg": simple_all,
         }
         self._log(
@@ -575,6 +568,33 @@ class TwoStage(ParamsMixin):
         if kind == "source":
             return SourceOrder(name, names), selection, fitted
         return None, selection, fitted
+
+    def _simple_ndcg(self, train, simple_scores, held):
+        """Fusion's and each source's mean NDCG@``validation_k`` over the training users that can
+        score them, and how many: (name → NDCG, n users). They learn nothing from the labels, so
+        every training user tells which is best — over all its candidates
+        (``train.simple_ndcg``, computed before the negative sampling), or else over the users
+        whose candidates the sampling all kept (``train.complete``)."""
+        y, rows = train.y, train.rows
+        if train.simple_ndcg is not None:
+            first = np.unique(rows, return_index=True)[1]
+            per_user = train.simple_ndcg[first].astype(np.float64)
+            scored = np.isfinite(per_user).all(axis=1)
+            means = (
+                per_user[scored].mean(axis=0)
+                if scored.any()
+                else np.full(len(simple_scores), np.nan)
+            )
+            return dict(zip(simple_scores, means.tolist())), int(scored.sum())
+        complete = train.complete
+        if complete is None:
+            complete = held if self.negatives_per_user is not None else np.ones(len(y), bool)
+        k = int(self.validation_k)
+        means = {
+            name: mean_ndcg(rows[complete], train.items[complete], y[complete], scores[complete], k)
+            for name, scores in simple_scores.items()
+        }
+        return means, len(np.unique(rows[complete]))
 
     def _validation_users(self, users):
         """The held-out training users (internal indices, sorted) for a training set of ``users``."""
@@ -712,7 +732,17 @@ class TwoStage(ParamsMixin):
         seed = negatives_seed(rng)
 
         start = time.perf_counter()
-        keys = ("X", "y", "rows", "users", "items", "validation", "complete", "in_sample")
+        keys = (
+            "X",
+            "y",
+            "rows",
+            "users",
+            "items",
+            "validation",
+            "complete",
+            "in_sample",
+            "simple_ndcg",
+        )
         parts = {key: [] for key in keys}
         n_pos_union = 0
         row_offset = 0
@@ -742,6 +772,15 @@ class TwoStage(ParamsMixin):
                         data.item_map,
                     )
                 held = np.isin(block[rows], held_users)
+                simple = np.full((len(y), len(names) + 1), np.nan, np.float32)
+                simple[keep] = simple_ndcg_rows(
+                    X[keep],
+                    names_out,
+                    rows[keep],
+                    cands.items[keep],
+                    y[keep],
+                    int(self.validation_k),
+                )
                 sampled = sample_training_rows(
                     rows, block[rows], cands.items, y, held, self.negatives_per_user, seed
                 )
@@ -758,6 +797,7 @@ class TwoStage(ParamsMixin):
                     ("validation", held),
                     ("complete", complete),
                     ("in_sample", in_sample),
+                    ("simple_ndcg", simple),
                 ):
                     parts[key].append(value[keep])
                 row_offset += len(block)
@@ -787,6 +827,7 @@ class TwoStage(ParamsMixin):
             validation=out["validation"],
             complete=out["complete"],
             in_sample=out["in_sample"],
+            simple_ndcg=out["simple_ndcg"],
         )
 
     def _fit_sources(self, templates, data, item_features) -> dict:

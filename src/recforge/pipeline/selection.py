@@ -1,11 +1,14 @@
 """Choosing what ranks the candidates, on validation users inside the training data.
 
 ``TwoStage.fit`` holds out a share of its training users (never the test split: they come from the
-labelled cut of the training data). Each candidate ranker is fitted on the other users' rows; the
-ranker, reciprocal rank fusion and every single source then order the held-out users' candidates,
-and the one with the best NDCG@k on their labels ranks from then on. A source chosen this way
-answers like the source alone (:class:`SourceOrder`), so the pipeline never does worse than its
-best source on the validation users of the data it is fitted on.
+labelled cut of the training data). Each candidate ranker is fitted on the other users' rows and
+orders the held-out users' candidates. Reciprocal rank fusion and every single source learn nothing
+from the labels: they are scored on every training user's full candidate list
+(:func:`simple_ndcg_rows`, before the negative sampling) and the best of them is the baseline; the
+best ranker ranks from then on only when it beats that baseline on the held-out users by
+``min_gain``. A source chosen this way answers like the source alone (:class:`SourceOrder`), so
+the pipeline does not do worse than its best source on the training users of the data it is
+fitted on.
 """
 
 from __future__ import annotations
@@ -67,13 +70,50 @@ def validation_users(users: np.ndarray, fraction: float, random_state) -> np.nda
     return np.sort(rng.choice(users, n, replace=False))
 
 
-def mean_ndcg(rows, items, labels, scores, k: int) -> float:
-    """Mean NDCG@``k`` over the rows (users) with a positive: each row's candidates ordered by
-    ``scores`` (descending, ties by lower item index, as ``recommend``), the ideal list from the
-    row's positives among its candidates. ``rows`` int64 (n,) grouped; ``labels`` 0/1 (n,)."""
+def simple_order_names(feature_names) -> list:
+    """The names of :func:`simple_orders`, in order: :data:`RRF_CHOICE`, then each source."""
+    return [RRF_CHOICE] + [n[: -len("_rank")] for n in feature_names if n.endswith("_rank")]
+
+
+def simple_orders(X, feature_names) -> dict:
+    """The orders that learn nothing from the labels: name → float (n,) scores of the candidate
+    rows ``X`` — fusion (:data:`RRF_CHOICE`, its ``rrf`` column) first, then each source as
+    :class:`SourceOrder` ranks, in the order of the ``<source>_rank`` columns."""
+    names = list(feature_names)
+    orders = {RRF_CHOICE: np.asarray(X)[:, names.index("rrf")]}
+    for source in simple_order_names(names)[1:]:
+        orders[source] = SourceOrder(source, names).predict(X)
+    return orders
+
+
+def simple_ndcg_rows(X, feature_names, rows, items, labels, k: int) -> np.ndarray:
+    """Each row's user's NDCG@``k`` under every :func:`simple_orders` order, over all that user's
+    candidates in ``X`` (call it before any negative sampling): float32 (n, n_orders), NaN for a
+    user without a positive. The orders need no training, so every training user can score them,
+    not only the held-out ones: a choice among them on all users is ~5× less noisy.
+    ``rows`` int64 (n,) grouped by user; ``labels`` 0/1 (n,)."""
+    rows = np.asarray(rows, np.int64)
+    orders = simple_orders(X, feature_names)
+    out = np.full((len(rows), len(orders)), np.nan, np.float32)
+    if len(rows) == 0:
+        return out
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    for j, scores in enumerate(orders.values()):
+        users, ndcg = user_ndcg(rows, items, labels, scores, k)
+        per_user = np.full(len(uniq), np.nan)
+        per_user[np.searchsorted(uniq, users)] = ndcg
+        out[:, j] = per_user[inverse]
+    return out
+
+
+def user_ndcg(rows, items, labels, scores, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """NDCG@``k`` of each row (user) with a positive: each row's candidates ordered by ``scores``
+    (descending, ties by lower item index, as ``recommend``), the ideal list from the row's
+    positives among its candidates. ``rows`` int64 (n,) grouped; ``labels`` 0/1 (n,).
+    Returns (the users with a positive, int64; their NDCG, float64)."""
     rows = np.asarray(rows, np.int64)
     if len(rows) == 0:
-        return float("nan")
+        return np.empty(0, np.int64), np.empty(0)
     order = np.lexsort((np.asarray(items), -np.asarray(scores, np.float64), rows))
     r, y = rows[order], np.asarray(labels, np.float64)[order]
     position = np.arange(len(r)) - np.searchsorted(r, r, side="left")
@@ -84,6 +124,10 @@ def mean_ndcg(rows, items, labels, scores, k: int) -> float:
     ideal_discount = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))])
     idcg = ideal_discount[np.minimum(n_pos, k)]
     has = n_pos > 0
-    if not has.any():
-        return float("nan")
-    return float(np.mean(dcg[has] / idcg[has]))
+    return uniq[has], dcg[has] / idcg[has]
+
+
+def mean_ndcg(rows, items, labels, scores, k: int) -> float:
+    """Mean NDCG@``k`` over the rows (users) with a positive (:func:`user_ndcg`); NaN if none."""
+    _, ndcg = user_ndcg(rows, items, labels, scores, k)
+    return float(np.mean(ndcg)) if len(ndcg) else float("nan")

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .._params import ParamsMixin, keyword_init
+from .._params import ParamsMixin
 from .._threads import numba_threads, resolve_n_threads
 from .._validation import (
     check_1d,
@@ -161,53 +161,6 @@ def _known_classes() -> dict:
     return out
 
 
-#: TwoStage's parameters and their defaults, in signature order (``sources`` may come first by
-#: position): stored by ``__init__`` under their own names.
-PARAMETERS = {
-    "sources": None,
-    "quotas": DEFAULT_QUOTA,
-    "n_candidates": None,
-    "depth": None,
-    "ranker": "default",
-    "cut": "last",
-    "label_fraction": 0.2,
-    "label_window": None,
-    "cut_time": None,
-    "negatives_per_user": DEFAULT_NEGATIVES_PER_USER,
-    "validation_fraction": 0.2,
-    "validation_k": 10,
-    "min_gain": 0.03,
-    "max_train_users": None,
-    "windows": (7, 30, 365),
-    "n_last": 10,
-    "similarity_source": "itemcf",
-    "embedding_source": "item2vec",
-    "genre_decay": 0.0,
-    "sequence_window": SEQUENCE_WINDOW,
-    "high_weight": None,
-    "block_size": 1024,
-    "rrf_k": RRF_K,
-    "n_threads": None,
-    "deterministic": True,
-    "random_state": None,
-    "verbose": False,
-}
-
-
-def _positional_sources_init():
-    """TwoStage's ``__init__``: :func:`~recforge._params.keyword_init` of :data:`PARAMETERS`,
-    with ``sources`` also taken as the first positional argument."""
-    store = keyword_init(PARAMETERS)
-
-    def __init__(self, sources=None, **params):
-        store(self, sources=sources, **params)
-
-    this, sources, *rest = store.__signature__.parameters.values()
-    positional = sources.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    __init__.__signature__ = store.__signature__.replace(parameters=[this, positional, *rest])
-    return __init__
-
-
 class TwoStage(ParamsMixin):
     """The two-stage recommender: several recall sources, merged candidates, as-of features, a ranker.
 
@@ -320,7 +273,64 @@ class TwoStage(ParamsMixin):
     ((10,), True)
     """
 
-    __init__ = _positional_sources_init()
+    def __init__(
+        self,
+        sources=None,
+        *,
+        quotas=DEFAULT_QUOTA,
+        n_candidates=None,
+        depth=None,
+        ranker="default",
+        cut="last",
+        label_fraction=0.2,
+        label_window=None,
+        cut_time=None,
+        negatives_per_user=DEFAULT_NEGATIVES_PER_USER,
+        validation_fraction=0.2,
+        validation_k=10,
+        min_gain=0.03,
+        max_train_users=None,
+        windows=(7, 30, 365),
+        n_last=10,
+        similarity_source="itemcf",
+        embedding_source="item2vec",
+        genre_decay=0.0,
+        sequence_window=SEQUENCE_WINDOW,
+        high_weight=None,
+        block_size=1024,
+        rrf_k=RRF_K,
+        n_threads=None,
+        deterministic=True,
+        random_state=None,
+        verbose=False,
+    ):
+        self.sources = sources
+        self.quotas = quotas
+        self.n_candidates = n_candidates
+        self.depth = depth
+        self.ranker = ranker
+        self.cut = cut
+        self.label_fraction = label_fraction
+        self.label_window = label_window
+        self.cut_time = cut_time
+        self.negatives_per_user = negatives_per_user
+        self.validation_fraction = validation_fraction
+        self.validation_k = validation_k
+        self.min_gain = min_gain
+        self.max_train_users = max_train_users
+        self.windows = windows
+        self.n_last = n_last
+        self.similarity_source = similarity_source
+        self.embedding_source = embedding_source
+        self.genre_decay = genre_decay
+        self.sequence_window = sequence_window
+        self.high_weight = high_weight
+        self.block_size = block_size
+        self.rrf_k = rrf_k
+        self.n_threads = n_threads
+        self.deterministic = deterministic
+        self.random_state = random_state
+        self.verbose = verbose
 
     # ---- parameters ----------------------------------------------------------------------------
     def _source_templates(self) -> dict:
@@ -580,18 +590,16 @@ class TwoStage(ParamsMixin):
             first = np.unique(rows, return_index=True)[1]
             per_user = train.simple_ndcg[first].astype(np.float64)
             scored = np.isfinite(per_user).all(axis=1)
-            means = (
-                per_user[scored].mean(axis=0)
-                if scored.any()
-                else np.full(len(simple_scores), np.nan)
-            )
+            means = per_user[scored].mean(axis=0) if scored.any() else np.full(len(simple_scores), np.nan)
             return dict(zip(simple_scores, means.tolist())), int(scored.sum())
         complete = train.complete
         if complete is None:
             complete = held if self.negatives_per_user is not None else np.ones(len(y), bool)
         k = int(self.validation_k)
         means = {
-            name: mean_ndcg(rows[complete], train.items[complete], y[complete], scores[complete], k)
+            name: mean_ndcg(
+                rows[complete], train.items[complete], y[complete], scores[complete], k
+            )
             for name, scores in simple_scores.items()
         }
         return means, len(np.unique(rows[complete]))
@@ -774,12 +782,7 @@ class TwoStage(ParamsMixin):
                 held = np.isin(block[rows], held_users)
                 simple = np.full((len(y), len(names) + 1), np.nan, np.float32)
                 simple[keep] = simple_ndcg_rows(
-                    X[keep],
-                    names_out,
-                    rows[keep],
-                    cands.items[keep],
-                    y[keep],
-                    int(self.validation_k),
+                    X[keep], names_out, rows[keep], cands.items[keep], y[keep], int(self.validation_k)
                 )
                 sampled = sample_training_rows(
                     rows, block[rows], cands.items, y, held, self.negatives_per_user, seed

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._params import keyword_init
 from .._progress import progress_bar
 from .._validation import (
     check_choice,
@@ -90,28 +89,46 @@ class LFM(EmbeddingRecall):
     True
     """
 
-    __init__ = keyword_init(
-        {
-            "n_factors": 64,
-            "loss": "bpr",
-            "epochs": 60,
-            "learning_rate": 0.05,
-            "learning_rate_decay": 0.97,
-            "reg_user": 0.01,
-            "reg_item": 0.01,
-            "reg_bias": 0.01,
-            "item_bias": True,
-            "n_negatives": 1,
-            "neg_exponent": 0.5,
-            "threshold": None,
-            "init_std": 0.1,
-            "validation_fraction": 0.0,
-            "n_iter_no_change": 5,
-            "n_threads": None,
-            "random_state": None,
-            "verbose": False,
-        }
-    )
+    def __init__(
+        self,
+        *,
+        n_factors=64,
+        loss="bpr",
+        epochs=60,
+        learning_rate=0.05,
+        learning_rate_decay=0.97,
+        reg_user=0.01,
+        reg_item=0.01,
+        reg_bias=0.01,
+        item_bias=True,
+        n_negatives=1,
+        neg_exponent=0.5,
+        threshold=None,
+        init_std=0.1,
+        validation_fraction=0.0,
+        n_iter_no_change=5,
+        n_threads=None,
+        random_state=None,
+        verbose=False,
+    ):
+        self.n_factors = n_factors
+        self.loss = loss
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.learning_rate_decay = learning_rate_decay
+        self.reg_user = reg_user
+        self.reg_item = reg_item
+        self.reg_bias = reg_bias
+        self.item_bias = item_bias
+        self.n_negatives = n_negatives
+        self.neg_exponent = neg_exponent
+        self.threshold = threshold
+        self.init_std = init_std
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
 
     def _validate_params(self) -> None:
         super()._validate_params()

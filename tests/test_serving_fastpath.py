@@ -17,7 +17,7 @@ from recforge.pipeline.selection import SourceOrder
 from recforge.rank import GBDTClassifier, GBDTRanker
 from recforge.recall import LFM, Item2Vec, ItemCF, Popularity, UserCF
 from recforge.serving import Recommender
-from recforge.serving.plan import FreshHistory, one_blas_thread
+from recforge.serving.plan import FreshHistory
 from recforge.serving.precomputed import (
     AUTO_BUDGET_BYTES,
     candidate_bytes,
@@ -375,19 +375,6 @@ def test_a_fresh_users_request_runs_without_numba_thread_settings(pipeline):
     finally:
         numba.set_num_threads = original
     assert calls == []
-
-
-def test_one_blas_thread_sets_and_restores_the_blas_limit():
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    def blas_threads():
-        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-
-    with threadpool_limits(limits=2, user_api="blas"):
-        before = blas_threads()
-        with one_blas_thread():
-            assert set(blas_threads()) <= {1}
-        assert blas_threads() == before
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -1,6 +1,7 @@
 """The staged request path (RequestPlan, the Cython id index and top-k) returns exactly what the
 public-method path returns, for every request kind."""
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +18,7 @@ from recforge.pipeline.selection import SourceOrder
 from recforge.rank import GBDTClassifier, GBDTRanker
 from recforge.recall import LFM, Item2Vec, ItemCF, Popularity, UserCF
 from recforge.serving import Recommender
-from recforge.serving.plan import FreshHistory, one_blas_thread
+from recforge.serving.plan import FreshHistory
 from recforge.serving.precomputed import (
     AUTO_BUDGET_BYTES,
     candidate_bytes,
@@ -159,6 +160,27 @@ def test_the_compiled_feature_rows_are_the_pipelines_feature_rows(pipeline):
             np.testing.assert_array_equal(_expit(plan._scorer.raw(got)).astype(np.float32), raw)
 
 
+def test_feature_rows_read_the_history_rows_alike_with_repeated_candidates(pipeline):
+    """``fill`` reads the history items' similarity and transition rows once per request (an
+    item -> candidate table); a candidate listed twice makes it fall back to a binary search per
+    (candidate, history item): every row is the same either way."""
+    plan = Recommender(pipeline, warm=False)._plan
+    for user in pipeline.user_map_.ids[:10].tolist():
+        cands, X = pipeline.features([user])
+        u = pipeline.user_map_.index(user)
+        twice = np.concatenate([np.arange(len(cands.items)), [0]])
+        repeated = dataclasses.replace(
+            cands,
+            items=cands.items[twice],
+            source_scores=cands.source_scores[twice],
+            source_ranks=cands.source_ranks[twice],
+            n_sources=cands.n_sources[twice],
+            rrf=cands.rrf[twice],
+            offsets=np.array([0, len(twice)], np.int64),
+        )
+        np.testing.assert_array_equal(plan._features(repeated, u, None), X[twice], str(user))
+
+
 def test_concurrent_recommend_one_calls_answer_like_serial_ones(pipeline):
     rec = Recommender(pipeline, warm=False)
     bodies = _requests(pipeline, seed=3)
@@ -213,8 +235,11 @@ def test_id_index_maps_ints_and_strings_and_rejects_the_other_kind():
 
 def test_topk_excluding_is_the_topk_kernel_on_one_row():
     rng = np.random.default_rng(0)
-    for n, k in [(50, 5), (7, 10), (1, 1)]:
+    for n, k in [(50, 5), (7, 10), (1, 1), (9_724, 300), (9_724, 600)]:
         scores = rng.integers(0, 5, n).astype(np.float32)  # many ties
+        if n > 1_000:  # the sampled-threshold selection of topk.hpp (k >= 128, k <= n / 16)
+            scores = rng.standard_normal(n).astype(np.float32)
+            scores[rng.random(n) < 0.3] = 0.0
         scores[rng.random(n) < 0.2] = -np.inf
         excluded = (rng.random(n) < 0.3).astype(np.uint8)
         idx, val = topk_excluding(scores, k, excluded)
@@ -375,19 +400,6 @@ def test_a_fresh_users_request_runs_without_numba_thread_settings(pipeline):
     finally:
         numba.set_num_threads = original
     assert calls == []
-
-
-def test_one_blas_thread_sets_and_restores_the_blas_limit():
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    def blas_threads():
-        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-
-    with threadpool_limits(limits=2, user_api="blas"):
-        before = blas_threads()
-        with one_blas_thread():
-            assert set(blas_threads()) <= {1}
-        assert blas_threads() == before
 
 
 @pytest.mark.parametrize("seed", range(20))

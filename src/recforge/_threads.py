@@ -69,7 +69,9 @@ def resolve_n_threads(n_threads) -> int:
     return cores if n == 0 else max(1, cores + 1 + n)
 
 
-_BLAS_CONTROLLER = {}  # the threadpoolctl controller of this process and the import count it saw
+#: threadpoolctl's controllers of the BLAS libraries loaded in this process ("libraries") and the
+#: number of imported modules when they were found ("n_modules")
+_BLAS_LIBRARIES: dict = {}
 
 
 def load_numba_blas() -> None:
@@ -79,22 +81,55 @@ def load_numba_blas() -> None:
     import scipy.linalg.cython_blas  # noqa: F401
 
 
-def limit_blas_threads(n: int = 1):
-    """Cap the BLAS pools (numpy's, scipy's, the one Numba's ``np.dot`` calls) for a ``with`` block.
-
-    Used while our own kernels run in parallel (no oversubscription), and to run small
-    factorisations on one BLAS thread. Only the BLAS libraries already loaded are capped: a caller
-    whose Numba kernels call ``np.dot`` first calls :func:`load_numba_blas` (otherwise the first fit
-    of a process would run them with every BLAS thread). Finding the libraries costs ~20 ms, more
-    than some whole predictions, so the controller is kept and built again only after new modules
-    were imported (a library imported later, e.g. faiss with its own OpenBLAS, is then capped too).
-    """
-    if _BLAS_CONTROLLER.get("n_modules") != len(sys.modules):
+def _blas_libraries() -> list:
+    """threadpoolctl's controllers of the loaded BLAS libraries (a ctypes handle each), found
+    again only after new modules were imported: finding them costs ~20 ms, more than some whole
+    predictions (a library imported later, e.g. faiss with its own OpenBLAS, is then found too)."""
+    if _BLAS_LIBRARIES.get("n_modules") != len(sys.modules):
         from threadpoolctl import ThreadpoolController
 
-        _BLAS_CONTROLLER["controller"] = ThreadpoolController()
-        _BLAS_CONTROLLER["n_modules"] = len(sys.modules)
-    return _BLAS_CONTROLLER["controller"].limit(limits=int(n), user_api="blas")
+        libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        _BLAS_LIBRARIES["libraries"] = libraries
+        _BLAS_LIBRARIES["n_modules"] = len(sys.modules)
+    return _BLAS_LIBRARIES["libraries"]
+
+
+@contextlib.contextmanager
+def limit_blas_threads(n: int = 1):
+    """``n`` threads for every loaded BLAS pool (numpy's, scipy's, the one Numba's ``np.dot``
+    calls) during a ``with`` block; each pool's own count is restored on exit, even on error.
+
+    Used while our own kernels run in parallel (no oversubscription), to run small factorisations
+    on one BLAS thread, and per request on the serving path (a threaded one-row product waits for
+    busy helper threads: 30 ms instead of 0.1 ms on a loaded machine). Cheap enough for that: the
+    libraries are found once (:func:`_blas_libraries`), and only a pool whose count differs from
+    ``n`` is set and restored, a ctypes call each (~1 us; threadpoolctl's ``limit`` reads every
+    library's description on entry and exit, ~20 us). Only the libraries already loaded are
+    limited: a caller whose Numba kernels call ``np.dot`` first calls :func:`load_numba_blas`
+    (otherwise the first fit of a process would run them with every BLAS thread). The counts are
+    the process's: threads that overlap such blocks share them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recforge._threads import limit_blas_threads
+    >>> with limit_blas_threads(1):
+    ...     product = np.ones((64, 64)) @ np.ones(64)
+    >>> float(product[0])
+    64.0
+    """
+    n = check_int(n, "n", min_value=1)
+    changed = []
+    try:
+        for library in _blas_libraries():
+            current = library.get_num_threads()
+            if current is not None and current != n:
+                library.set_num_threads(n)
+                changed.append((library, current))
+        yield n
+    finally:
+        for library, current in reversed(changed):
+            library.set_num_threads(current)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,50 @@ def test_matches_reference_with_ties_and_filters(dtype, k):
     assert val.dtype == dtype
 
 
+def _long_rows(order, rng, n_rows, n_items, dtype):
+    scores = rng.standard_normal((n_rows, n_items)).astype(dtype)
+    if order == "ties":
+        scores = rng.integers(0, 4, size=(n_rows, n_items)).astype(dtype)
+    elif order == "ascending":
+        scores.sort(axis=1)
+    elif order == "descending":
+        scores = -np.sort(scores, axis=1)
+    elif order == "neg_inf":
+        scores[rng.random(scores.shape) < 0.97] = -np.inf
+    elif order == "zeros":  # an Item2Vec fold-in's row: few positives, a third exactly zero
+        scores = -np.abs(scores)
+        scores[rng.random(scores.shape) < 0.35] = 0.0
+        scores[rng.random(scores.shape) < 0.01] *= -1.0
+    elif order == "signed_zeros":  # -0.0 == 0.0: tied, ordered by index
+        scores = np.where(rng.random(scores.shape) < 0.5, -0.0, 0.0).astype(dtype)
+        scores[:, ::7] = rng.random((n_rows, len(range(0, n_items, 7))))
+    return scores
+
+
+@pytest.mark.parametrize(
+    "order", ["random", "ties", "ascending", "descending", "neg_inf", "zeros", "signed_zeros"]
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [128, 300, 562])
+def test_threshold_path_matches_reference(order, dtype, k):
+    """Rows much longer than k (k >= 128, k <= n_items / 16) take the sampled-threshold selection
+    with the radix sort: the heap's items and order, ties by lower index, signed zeros equal."""
+    rng = np.random.default_rng(k)
+    n_rows, n_items = 6, 9_000
+    scores = _long_rows(order, rng, n_rows, n_items, dtype)
+    exclude = sp.random(n_rows, n_items, density=0.05, format="csr", random_state=rng)
+    rows = [exclude.indices[exclude.indptr[r] : exclude.indptr[r + 1]] for r in range(n_rows)]
+    mask = rng.random(n_items) < 0.1
+    idx, val = topk(scores, k, exclude=exclude, global_mask=mask, n_threads=2)
+    ref_idx, ref_val = topk_reference(scores, k, rows, mask)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(val, ref_val)
+    np.testing.assert_array_equal(np.signbit(val), np.signbit(ref_val))  # the row's own zeros
+    scores[3, 4_321] = np.nan
+    with pytest.raises(ValueError, match="1 NaN"):
+        topk(scores, k)
+
+
 def test_k_larger_than_items_pads():
     scores = np.array([[0.5, 0.1, 0.9]], np.float32)
     idx, val = topk(scores, 5)

@@ -441,6 +441,24 @@ cdef inline double _csr_value(const int64_t[::1] indptr, const int32_t[::1] indi
     return 0.0
 
 
+cdef void _history_rows(const int64_t[::1] indptr, const int32_t[::1] indices,
+                        const double[::1] data, const int64_t[::1] h_items, int64_t la, int64_t nl,
+                        const int32_t* slot, int64_t n_slot, double* out) noexcept nogil:
+    """``out[c * nl + j] = matrix[h_items[la + j], items[c]]`` for every candidate ``c`` at once
+    (``slot``: item -> candidate position or -1): one walk of each history item's CSR row instead
+    of a binary search per (candidate, history item); ``out`` zeroed by the caller. The row is
+    walked from its end, so a column stored twice gives its first value, as ``_csr_value``."""
+    cdef int64_t j, e, col, p, row
+    for j in range(nl):
+        row = h_items[la + j]
+        for e in range(indptr[row + 1] - 1, indptr[row] - 1, -1):
+            col = indices[e]
+            if 0 <= col < n_slot:
+                p = slot[col]
+                if p >= 0:
+                    out[p * nl + j] = data[e]
+
+
 cdef class FeatureTables:
     """The as-of state of a fitted pipeline in the layout one request's feature rows are read
     from (built once at load, read-only after): every item's sorted event times and cumulated
@@ -570,7 +588,19 @@ cdef class FeatureTables:
         cdef bint use_seq = self.t_indptr.shape[0] > 1
         cdef int64_t last = -1
         cdef double smax, ssum, smean, emax, emean, e, v, g, c1, c2, tv, acc
-        cdef float prod
+        cdef double e0, e1, e2, e3
+        cdef float prod, x
+        cdef const float* r0
+        cdef const float* r1
+        cdef const float* r2
+        cdef const float* r3
+        cdef const float* ri
+        cdef vector[double] dots  # the candidate's embedding dot with each history item
+        # (n_c, nl): each candidate's similarity / transition count from each history item
+        cdef vector[double] h_sim, h_next
+        cdef vector[int32_t] slot  # item -> candidate position, -1
+        cdef int64_t n_slot = self.genres.shape[0]
+        cdef bint tabled = False
         if out.shape[0] != n_c or out.shape[1] != F:
             raise ValueError(f"out must be ({n_c}, {F}), got ({out.shape[0]}, {out.shape[1]})")
         if source_scores.shape[1] != S or user_row.shape[0] != 7 + n_w:
@@ -581,6 +611,23 @@ cdef class FeatureTables:
             nl = hb - la
             if nl > 0:
                 last = h_items[hb - 1]
+            dots.resize(nl + 4, 0.0)
+            if nl > 0 and (use_sim or use_seq):
+                tabled = True
+                slot.resize(n_slot, -1)
+                for c in range(n_c):
+                    if items[c] < 0 or items[c] >= n_slot or slot[items[c]] >= 0:
+                        tabled = False  # an item listed twice: the binary searches below
+                        break
+                    slot[items[c]] = <int32_t>c
+            if tabled and use_sim:
+                h_sim.resize(n_c * nl, 0.0)
+                _history_rows(self.s_indptr, self.s_indices, self.s_data, h_items, la, nl,
+                              slot.data(), n_slot, h_sim.data())
+            if tabled and use_seq:
+                h_next.resize(n_c * nl, 0.0)
+                _history_rows(self.t_indptr, self.t_indices, self.t_data, h_items, la, nl,
+                              slot.data(), n_slot, h_next.data())
             for c in range(n_c):
                 it = items[c]
                 for s in range(S):
@@ -617,6 +664,30 @@ cdef class FeatureTables:
                         out[c, col + q] = NAN
                 # user-item features
                 o = col + 6 + n_w
+                if d > 0:
+                    # the dots with the history items four at a time: independent sums, each in
+                    # q order from 0.0 as the kernel's (a single running sum waits on every add)
+                    ri = &self.emb[it, 0]
+                    for j in range(0, nl, 4):
+                        r0 = &self.emb[h_items[la + j], 0]
+                        r1 = &self.emb[h_items[la + j + 1], 0] if j + 1 < nl else r0
+                        r2 = &self.emb[h_items[la + j + 2], 0] if j + 2 < nl else r0
+                        r3 = &self.emb[h_items[la + j + 3], 0] if j + 3 < nl else r0
+                        e0 = e1 = e2 = e3 = 0.0
+                        for q in range(d):
+                            x = ri[q]
+                            prod = r0[q] * x  # float32, as in the kernel
+                            e0 += prod
+                            prod = r1[q] * x
+                            e1 += prod
+                            prod = r2[q] * x
+                            e2 += prod
+                            prod = r3[q] * x
+                            e3 += prod
+                        dots[j] = e0
+                        dots[j + 1] = e1
+                        dots[j + 2] = e2
+                        dots[j + 3] = e3
                 smax = 0.0
                 ssum = 0.0
                 smean = 0.0
@@ -625,16 +696,16 @@ cdef class FeatureTables:
                 for j in range(la, hb):
                     h = h_items[j]
                     if use_sim:
-                        v = _csr_value(self.s_indptr, self.s_indices, self.s_data, h, it)
+                        if tabled:
+                            v = h_sim[c * nl + j - la]
+                        else:
+                            v = _csr_value(self.s_indptr, self.s_indices, self.s_data, h, it)
                         if v > smax:
                             smax = v
                         smean += v
                         ssum += v * _int_power(0.8, hb - 1 - j)
                     if d > 0:
-                        e = 0.0
-                        for q in range(d):
-                            prod = self.emb[h, q] * self.emb[it, q]  # float32, as in the kernel
-                            e += prod
+                        e = dots[j - la]
                         if e > emax:
                             emax = e
                         emean += e
@@ -664,13 +735,19 @@ cdef class FeatureTables:
                 col += 2
                 # sequence features (the kernel's last four columns)
                 if use_seq and nl > 0:
-                    tv = _csr_value(self.t_indptr, self.t_indices, self.t_data, last, it)
+                    if tabled:
+                        tv = h_next[c * nl + nl - 1]
+                    else:
+                        tv = _csr_value(self.t_indptr, self.t_indices, self.t_data, last, it)
                     out[c, col] = tv
                     out[c, col + 1] = tv / max(self.t_total[last], 1.0)
                     acc = 0.0
                     for j in range(la, hb):
                         h = h_items[j]
-                        tv = _csr_value(self.t_indptr, self.t_indices, self.t_data, h, it)
+                        if tabled:
+                            tv = h_next[c * nl + j - la]
+                        else:
+                            tv = _csr_value(self.t_indptr, self.t_indices, self.t_data, h, it)
                         acc += _int_power(0.8, hb - 1 - j) * (tv / max(self.t_total[h], 1.0))
                     out[c, col + 2] = acc
                     out[c, col + 3] = _csr_value(self.t_indptr, self.t_indices, self.t_data, it,

@@ -90,10 +90,6 @@ def run_serve(args) -> int:
     # ~0.1 ms instead of ~100 ms (a stall that every request queued behind it waits for).
     gc.collect()
     gc.freeze()
-    # One BLAS thread for the process's life: a request is one row (a threaded product waits
-    # for helper threads, which then spin on the cores the event loop needs), and the request
-    # path then finds the limit in place instead of setting and restoring it per request.
-    blas_limit = limit_blas_threads(1)  # noqa: F841 (kept: the limit holds while it lives)
     # "auto": httptools and uvloop when installed (the [serve] extra), else h11 and asyncio
     config = uvicorn.Config(app, log_level="warning", access_log=False, http="auto", loop="auto")
     server = uvicorn.Server(config)
@@ -102,5 +98,9 @@ def run_serve(args) -> int:
         f"http://{args.host}:{port}",
         flush=True,
     )
-    server.run(sockets=[sock])
+    # One BLAS thread while the server runs: a request is one row (a threaded product waits
+    # for helper threads, which then spin on the cores the event loop needs), and the request
+    # path then finds the limit in place instead of setting and restoring it per request.
+    with limit_blas_threads(1):
+        server.run(sockets=[sock])
     return 0

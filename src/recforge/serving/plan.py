@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import sys
 import time
 
 import numpy as np
@@ -55,40 +54,6 @@ def one_thread():
     1-row product waits ~30 ms for busy helper threads on a loaded machine, 0.1 ms alone)."""
     with numba_threads(1), limit_blas_threads(1):
         yield
-
-
-_BLAS_LIBRARIES: dict = {}
-
-
-def _blas_libraries() -> list:
-    """threadpoolctl's controllers of the loaded BLAS libraries, found again only after new
-    modules were imported (finding them costs ~20 ms)."""
-    if _BLAS_LIBRARIES.get("n_modules") != len(sys.modules):
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS_LIBRARIES["libraries"] = (
-            ThreadpoolController().select(user_api="blas").lib_controllers
-        )
-        _BLAS_LIBRARIES["n_modules"] = len(sys.modules)
-    return _BLAS_LIBRARIES["libraries"]
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """One BLAS thread for the block, as ``limit_blas_threads(1)`` but for one request: only a
-    library above one thread is set and restored (a ctypes call each, ~1 us; threadpoolctl's
-    ``limit`` reads every library's whole description on entry and exit, ~20 us)."""
-    changed = []
-    for library in _blas_libraries():
-        n = library.get_num_threads()
-        if n is not None and n > 1:
-            library.set_num_threads(1)
-            changed.append((library, n))
-    try:
-        yield
-    finally:
-        for library, n in changed:
-            library.set_num_threads(n)
 
 
 class FreshHistory:
@@ -595,7 +560,7 @@ class RequestPlan:
         fold-ins call BLAS; else one Numba and one BLAS thread."""
         if not self._history_plain:
             return one_thread()
-        return one_blas_thread() if self._history_blas else contextlib.nullcontext()
+        return limit_blas_threads(1) if self._history_blas else contextlib.nullcontext()
 
 
 def _feature_tables(model):

@@ -376,11 +376,12 @@ def _chunk_pass(inputs, wide, y, sw, rows, nb, sizes, params, dropout, buffers, 
 
 
 @jit
-def _add_l2_grad(params, sizes, l2, grads):
-    """grads += 2 * l2 * W on the dense kernels (not the biases)."""
+def _add_l2_grad(params, sizes, l2, grads, q0, q1):
+    """grads[q] += 2 * l2 * params[q] for the parameters ``q0 <= q < q1`` of the dense kernels (not
+    the biases)."""
     w_off, b_off, _ = _layer_offsets(sizes)
     for l in range(sizes.shape[0] - 1):
-        for q in range(w_off[l], b_off[l]):
+        for q in range(max(q0, w_off[l]), min(q1, b_off[l])):
             grads[q] = grads[q] + 2.0 * l2 * params[q]
 
 
@@ -446,10 +447,7 @@ def _dense_update(model, hyper, t, q0, q1, grads_all, owner, o0, max_chunks, n_c
         else:
             for q in range(q0, q1):
                 grads[q] += g[q]
-    w_off, b_off, _ = _layer_offsets(sizes)
-    for l in range(sizes.shape[0] - 1):
-        for q in range(max(q0, w_off[l]), min(q1, b_off[l])):
-            grads[q] = grads[q] + 2.0 * l2 * params[q]
+    _add_l2_grad(params, sizes, l2, grads, q0, q1)
     alpha = _adam_rate(lr, b1, b2, t)
     update(
         params[q0:q1], grads[q0:q1], p_m[q0:q1], p_v[q0:q1], opt, lr, alpha, b1, b2, eps, 0.0, 0.0
@@ -841,7 +839,7 @@ def loss_grad(
     buffers = (np.empty((nb, d0), np.float32), _activations(nb, sizes), dx0, dz, row_loss, grads)
     never_published = np.full(1, -1, np.int64)
     _chunk_pass(inputs, wide, y, sw, rows, nb, sizes, params, 0.0, buffers, never_published, 0)
-    _add_l2_grad(params, sizes, l2, grads)
+    _add_l2_grad(params, sizes, l2, grads, 0, params.shape[0])
     total = 0.0
     for r in range(nb):
         total += row_loss[r]

@@ -258,28 +258,16 @@ def update(p, g, m, v, opt, lr, alpha, b1, b2, eps, l1, l2):
 
 
 @jit
-def _emb_grads(
-    codes,
-    rows,
-    col_row_off,
-    col_dim,
-    col_in_off,
-    dx0,
-    mark,
-    touched,
-    touched_col,
-    goff,
-    gbuf,
-    nt,
-    pos,
-):
+def _emb_grads(codes, rows, col_row_off, col_dim, col_in_off, dx0, listing, nt, pos):
     """Add d loss / d x0 of ``rows`` (``dx0`` (len(rows), d0)) into the embedding rows they use.
 
-    Row t of the compact list: global id ``touched[t]``, column ``touched_col[t]``, gradient at
-    ``gbuf[goff[t]:goff[t] + col_dim[c]]``; ``nt`` rows are listed, using ``gbuf[:pos]`` (0, 0 for
-    a new batch; a batch's chunks are added in turn). Returns the new ``(nt, pos)``. ``mark``
-    (global id -> t, -1 = untouched) is reset by the caller.
+    ``listing`` = ``(mark, touched, touched_col, goff, gbuf)``. Row t of the compact list: global
+    id ``touched[t]``, column ``touched_col[t]``, gradient at ``gbuf[goff[t]:goff[t] +
+    col_dim[c]]``; ``nt`` rows are listed, using ``gbuf[:pos]`` (0, 0 for a new batch; a batch's
+    chunks are added in turn). Returns the new ``(nt, pos)``. ``mark`` (global id -> t, -1 =
+    untouched) is reset by the caller.
     """
+    mark, touched, touched_col, goff, gbuf = listing
     n_cat = codes.shape[1]
     for r in range(rows.shape[0]):
         i = rows[r]
@@ -465,6 +453,7 @@ def _sparse_updates(model, tables, hyper, batch, slots, owner, o0, max_chunks, w
     col_row_off, emb_m, emb_v, _, _, wide_m, wide_v, step = tables
     opt, lr, b1, b2, eps, _, wide_opt, wide_lr, wide_l1, wide_l2 = hyper
     _, mark, touched, touched_col, goff, gbuf, wmark, wtouched, wg, wp, wm, wv = work
+    listing = (mark, touched, touched_col, goff, gbuf)
     dx0_all, dz_all, loss_all, _ = slots
     rows, t = batch
     nb = rows.shape[0]
@@ -485,19 +474,7 @@ def _sparse_updates(model, tables, hyper, batch, slots, owner, o0, max_chunks, w
             n = min(nb - r0, TRAIN_CHUNK_ROWS)
             dx0 = dx0_all[slot, : n * d0].reshape((n, d0))
             nt, pos = _emb_grads(
-                codes,
-                rows[r0 : r0 + n],
-                col_row_off,
-                col_dim,
-                col_in_off,
-                dx0,
-                mark,
-                touched,
-                touched_col,
-                goff,
-                gbuf,
-                nt,
-                pos,
+                codes, rows[r0 : r0 + n], col_row_off, col_dim, col_in_off, dx0, listing, nt, pos
             )
         for q in range(nt):
             c = touched_col[q]

@@ -7,10 +7,16 @@ from numba import prange
 from recforge._threads import numba_threads
 from recforge.kernels._chunks import (
     CHUNKS_PER_WORKER,
+    SPINS_BEFORE_SLEEP,
+    atomic_load,
+    atomic_store,
     balanced_bounds,
+    compare_exchange,
     even_bounds,
+    fetch_add,
     next_chunk,
     pulled_chunks,
+    wait_a_little,
 )
 from recforge.kernels._jit import jit
 
@@ -100,3 +106,41 @@ def test_balanced_bounds_edge_cases():
     # all work in the last row: the earlier chunks stay (nearly) empty, the last holds it
     bounds = balanced_bounds(np.array([0, 0, 0, 0, 100], np.int64), 4, 0.0)
     assert bounds[0] == 0 and bounds[-1] == 4 and np.all(np.diff(bounds) >= 0)
+
+
+@jit(parallel=True)
+def _contended_atomics(n_slots, n_workers, rounds):
+    """Every worker adds 1 to a shared counter ``rounds`` times and tries to own every slot."""
+    counter = np.full(1, 0, np.int64)
+    owner = np.full(n_slots, -1, np.int64)
+    wins = np.full(n_workers, 0, np.int64)
+    for w in prange(n_workers):
+        for _ in range(rounds):
+            fetch_add(counter, 0, 1)
+        for s in range(n_slots):
+            if compare_exchange(owner, s, -1, w):
+                wins[w] += 1
+    return atomic_load(counter, 0), owner, wins
+
+
+@pytest.mark.parametrize("n_workers", [1, 2, 5])
+def test_atomics_count_every_add_and_give_each_slot_one_owner(n_workers):
+    with numba_threads(2):
+        total, owner, wins = _contended_atomics(1000, n_workers, 10_000)
+    assert total == n_workers * 10_000
+    assert owner.min() >= 0 and owner.max() < n_workers
+    np.testing.assert_array_equal(np.bincount(owner, minlength=n_workers), wins)
+
+
+@jit
+def _store_load_and_wait(value, n_waits):
+    cell = np.zeros(2, np.int64)
+    atomic_store(cell, 1, value)
+    n = 0
+    for _ in range(n_waits):
+        n = wait_a_little(n)
+    return cell[0], atomic_load(cell, 1), n
+
+
+def test_atomic_store_load_and_the_wait_step():
+    assert _store_load_and_wait(-7, SPINS_BEFORE_SLEEP + 3) == (0, -7, SPINS_BEFORE_SLEEP + 3)

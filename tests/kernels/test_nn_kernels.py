@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from recforge._reference import nn as R
+from recforge._threads import numba_threads
 from recforge.kernels import nn as K
 from recforge.rank._nn import flatten_params
 
@@ -265,57 +266,95 @@ def test_train_batches_one_batch_is_gradient_plus_update(opt):
     )
 
 
+def _train(P, order, batch_size, n_workers=1, dropout=0.0):
+    """Adam on copies of P's weights (wide part included); returns (loss, emb, params, wide_w, step)."""
+    w = P["wide"]
+    emb, params, wide_w = P["emb"].copy(), P["params"].copy(), P["wide_w"].copy()
+    st = [np.zeros_like(a) for a in (emb, emb, params, params, wide_w, wide_w)]
+    step = np.zeros(1, np.int64)
+    loss = K.train_batches(
+        P["codes"],
+        P["dense"],
+        P["y"],
+        P["sw"],
+        order,
+        0,
+        len(order),
+        batch_size,
+        P["col_flat_off"],
+        P["col_row_off"],
+        P["col_dim"],
+        P["col_in_off"],
+        emb,
+        st[0],
+        st[1],
+        P["sizes"],
+        params,
+        st[2],
+        st[3],
+        True,
+        w.indptr.astype(np.int64),
+        w.indices.astype(np.int32),
+        w.data,
+        wide_w,
+        st[4],
+        st[5],
+        K.ADAM,
+        0.01,
+        0.9,
+        0.999,
+        1e-7,
+        0.0,
+        K.ADAM,
+        0.01,
+        0.0,
+        0.0,
+        step,
+        dropout,
+        7,
+        n_workers,
+    )
+    return loss, emb, params, wide_w, step[0]
+
+
 def test_train_batches_is_deterministic():
     P = _problem(seed=6, n=200)
-    w = P["wide"]
-    outs = []
-    for _ in range(2):
-        emb, params, wide_w = P["emb"].copy(), P["params"].copy(), P["wide_w"].copy()
-        st = [np.zeros_like(a) for a in (emb, emb, params, params, wide_w, wide_w)]
-        order = np.random.default_rng(0).permutation(200).astype(np.int64)
-        loss = K.train_batches(
-            P["codes"],
-            P["dense"],
-            P["y"],
-            P["sw"],
-            order,
-            0,
-            200,
-            16,
-            P["col_flat_off"],
-            P["col_row_off"],
-            P["col_dim"],
-            P["col_in_off"],
-            emb,
-            st[0],
-            st[1],
-            P["sizes"],
-            params,
-            st[2],
-            st[3],
-            True,
-            w.indptr.astype(np.int64),
-            w.indices.astype(np.int32),
-            w.data,
-            wide_w,
-            st[4],
-            st[5],
-            K.ADAM,
-            0.01,
-            0.9,
-            0.999,
-            1e-7,
-            0.0,
-            K.ADAM,
-            0.01,
-            0.0,
-            0.0,
-            np.zeros(1, np.int64),
-        )
-        outs.append((loss, emb, params, wide_w))
+    order = np.random.default_rng(0).permutation(200).astype(np.int64)
+    outs = [_train(P, order, 16) for _ in range(2)]
     assert outs[0][0] == outs[1][0]
     for a, b in zip(outs[0][1:], outs[1][1:]):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_workers", [2, 3, 8])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_train_batches_same_for_any_number_of_workers(n_workers, dropout):
+    """Batches of 3 chunks (64, 64, 22 rows) and a short last batch: the workers claim chunks,
+    re-compute chunks others hold, share the dense update in blocks; results equal one worker's."""
+    P = _problem(seed=8, n=500, hidden=(40, 70))  # 47 + 40*70 + ... > UPDATE_BLOCK parameters
+    assert P["params"].size > K.UPDATE_BLOCK
+    order = np.random.default_rng(1).permutation(500).astype(np.int64)
+    one = _train(P, order, 150, 1, dropout)
+    with numba_threads(min(n_workers, 2)):
+        for _ in range(5):
+            many = _train(P, order, 150, n_workers, dropout)
+            assert many[0] == one[0] and many[4] == one[4] == 4
+            for a, b in zip(many[1:4], one[1:4]):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_train_batches_returns_the_summed_loss_before_each_update():
+    P = _problem(seed=9, n=100)
+    order = np.arange(100, dtype=np.int64)
+    loss_one_batch = _train(P, order, 100)[0]
+    expected = _kernel_grads(P, order, True, 0.0)[0] * 100  # the mean weighted log-loss x rows
+    np.testing.assert_allclose(loss_one_batch, expected, rtol=1e-6)
+    loss_two_batches = _train(P, order, 50)[0]
+    first = _kernel_grads(P, order[:50], True, 0.0)[0] * 50
+    _, emb, params, wide_w, _ = _train(P, order[:50], 50)
+    stepped = dict(P, emb=emb, params=params, wide_w=wide_w)
+    second = _kernel_grads(stepped, order[50:], True, 0.0)[0] * 50  # after the first batch's step
+    np.testing.assert_allclose(loss_two_batches, first + second, rtol=1e-6)
 
 
 def test_dropout_forward_backward_match_reference_on_the_realised_mask():

@@ -18,6 +18,10 @@ worker, each pulling the next chunk from a shared atomic counter (:func:`pulled_
 Every row is computed the same way whichever worker takes it, so results do not depend on the
 number of workers. Run serially (a forked child, see ``_jit``), worker 0 takes every chunk.
 
+Kernels that need more than a counter (a worker taking over a chunk another holds, a per-batch
+barrier that waiting workers sleep through) use :func:`fetch_add`, :func:`compare_exchange`,
+:func:`atomic_load`, :func:`atomic_store` on int64 arrays and :func:`wait_a_little` (``nn.py``).
+
 Serial ``nogil`` kernels over a row range ``[r0, r1)`` get the same scheduling from Python threads
 instead (:func:`run_row_chunks`, the pipeline's kernels).
 
@@ -27,9 +31,13 @@ block between parallel regions (:func:`~recforge.kernels._jit.load_openmp_passiv
 
 from __future__ import annotations
 
+import platform
+
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._threads import ChunkPool, run_chunks
@@ -77,6 +85,132 @@ def _fetch_add_one(typingctx, counter):
 def next_chunk(counter):
     """The next chunk index from the shared ``counter`` (int64 (1,), starts at 0), atomically."""
     return _fetch_add_one(counter)
+
+
+def _int64_array(arg):
+    return isinstance(arg, types.Array) and arg.dtype == types.int64 and arg.layout == "C"
+
+
+def _element_pointer(context, builder, array_type, array, index):
+    return builder.gep(context.make_array(array_type)(context, builder, array).data, [index])
+
+
+@intrinsic
+def fetch_add(typingctx, array, index, value):
+    """Atomically ``array[index] += value`` (int64, C-contiguous, sequentially consistent);
+    returns the value before."""
+    if not (_int64_array(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        ptr = _element_pointer(context, builder, signature.args[0], args[0], idx)
+        return builder.atomic_rmw("add", ptr, val, "seq_cst")
+
+    return types.int64(array, index, value), codegen
+
+
+@intrinsic
+def compare_exchange(typingctx, array, index, expected, desired):
+    """Atomically: if ``array[index] == expected``, set it to ``desired`` and return True
+    (sequentially consistent); else leave it and return False. ``array`` int64, C-contiguous."""
+    if not (_int64_array(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        old = context.cast(builder, args[2], signature.args[2], types.int64)
+        new = context.cast(builder, args[3], signature.args[3], types.int64)
+        ptr = _element_pointer(context, builder, signature.args[0], args[0], idx)
+        pair = builder.cmpxchg(ptr, old, new, "seq_cst", "seq_cst")
+        return builder.extract_value(pair, 1)
+
+    return types.boolean(array, index, expected, desired), codegen
+
+
+@intrinsic
+def atomic_load(typingctx, array, index):
+    """``array[index]`` read atomically (int64, C-contiguous, sequentially consistent): a value
+    another thread stores, never a copy the compiler kept from an earlier read."""
+    if not (_int64_array(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = _element_pointer(context, builder, signature.args[0], args[0], idx)
+        return builder.load_atomic(ptr, "seq_cst", 8)
+
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def atomic_store(typingctx, array, index, value):
+    """``array[index] = value`` stored atomically (int64, C-contiguous, sequentially consistent)."""
+    if not (_int64_array(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        ptr = _element_pointer(context, builder, signature.args[0], args[0], idx)
+        builder.store_atomic(val, ptr, "seq_cst", 8)
+        return context.get_dummy_value()
+
+    return types.void(array, index, value), codegen
+
+
+@intrinsic
+def _sleep_microseconds(typingctx, microseconds):
+    """The calling thread sleeps (libc ``usleep``; the OS runs other threads meanwhile)."""
+    if not isinstance(microseconds, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "usleep")
+        builder.call(fn, [builder.trunc(args[0], ir.IntType(32))])
+        return context.get_dummy_value()
+
+    return types.void(microseconds), codegen
+
+
+#: the CPU's spin-wait hint as an LLVM intrinsic (x86 ``pause``; none elsewhere)
+_RELAX_INTRINSIC = (
+    "llvm.x86.sse2.pause" if platform.machine().lower() in ("x86_64", "amd64") else None
+)
+
+
+@intrinsic
+def _cpu_relax(typingctx):
+    """A spin-wait hint to the CPU (x86 ``pause``: less power, the sibling hardware thread runs)."""
+
+    def codegen(context, builder, signature, args):
+        if _RELAX_INTRINSIC is not None:
+            fnty = ir.FunctionType(ir.VoidType(), [])
+            builder.call(cgutils.get_or_insert_function(builder.module, fnty, _RELAX_INTRINSIC), [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+#: spins (each a short CPU-relaxing loop) of :func:`wait_a_little` before it sleeps instead
+SPINS_BEFORE_SLEEP = 64
+#: what one sleep of :func:`wait_a_little` asks the OS for (microseconds)
+SLEEP_MICROSECONDS = 50
+
+
+@jit
+def wait_a_little(n_waits):
+    """One step of a wait loop: the first :data:`SPINS_BEFORE_SLEEP` calls (``n_waits`` counts
+    them) spin briefly, later ones sleep :data:`SLEEP_MICROSECONDS` so that a waiting thread leaves
+    its core to others. Returns ``n_waits + 1``."""
+    if n_waits < SPINS_BEFORE_SLEEP:
+        for _ in range(32):
+            _cpu_relax()
+    else:
+        _sleep_microseconds(SLEEP_MICROSECONDS)
+    return n_waits + 1
 
 
 # not cached: a generator loaded from Numba's disk cache leaves its implementation unregistered, and
@@ -148,3 +282,4 @@ def _warmup():
     next_chunk(np.zeros(1, np.int64))
     even_bounds(2, 2)
     balanced_bounds(np.array([0, 1, 2], np.int64), 2, 1.0)
+    wait_a_little(0)

@@ -34,8 +34,11 @@ Formulas follow Keras 3 (the oracle tests compare one step with Keras):
   ``p = (clip(v, -l1, l1) - v) / (sqrt(a') / lr + 2 l2)``
 
 Training splits each mini-batch into fixed chunks of rows that the threads pull dynamically; the
-chunks' gradients are summed in chunk order and the updates are sequential, so results are
-bit-identical for a seed whatever the number of threads (with BLAS on one thread per chunk).
+chunks' gradients are summed in chunk order and each parameter's update depends only on its own
+gradient, so results are bit-identical for a seed whatever the number of threads (with BLAS on one
+thread per chunk). The threads stay in one parallel region per call: a thread with nothing left
+to claim re-computes a chunk that a preempted thread holds, then shares the batch's dense update
+in blocks (see :func:`train_batches`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import numpy as np
 from numba import prange
 
 from .. import _core
-from ._chunks import next_chunk
+from ._chunks import atomic_load, atomic_store, compare_exchange, fetch_add, wait_a_little
 from ._jit import jit
 from .linear import _log1pexp, _sigmoid
 
@@ -255,17 +258,16 @@ def update(p, g, m, v, opt, lr, alpha, b1, b2, eps, l1, l2):
 
 
 @jit
-def _emb_grads(
-    codes, rows, col_row_off, col_dim, col_in_off, dx0, mark, touched, touched_col, goff, gbuf
-):
-    """Sum d loss / d x0 into the embedding rows the batch uses; returns the number of such rows.
+def _emb_grads(codes, rows, col_row_off, col_dim, col_in_off, dx0, listing, nt, pos):
+    """Add d loss / d x0 of ``rows`` (``dx0`` (len(rows), d0)) into the embedding rows they use.
 
-    Row t of the compact list: global id ``touched[t]``, column ``touched_col[t]``, gradient at
-    ``gbuf[goff[t]:goff[t] + col_dim[c]]``. ``mark`` (global id -> t, -1 = untouched) is reset by
-    the caller.
+    ``listing`` = ``(mark, touched, touched_col, goff, gbuf)``. Row t of the compact list: global
+    id ``touched[t]``, column ``touched_col[t]``, gradient at ``gbuf[goff[t]:goff[t] +
+    col_dim[c]]``; ``nt`` rows are listed, using ``gbuf[:pos]`` (0, 0 for a new batch; a batch's
+    chunks are added in turn). Returns the new ``(nt, pos)``. ``mark`` (global id -> t, -1 =
+    untouched) is reset by the caller.
     """
-    nt = 0
-    pos = 0
+    mark, touched, touched_col, goff, gbuf = listing
     n_cat = codes.shape[1]
     for r in range(rows.shape[0]):
         i = rows[r]
@@ -287,13 +289,13 @@ def _emb_grads(
             io = col_in_off[c]
             for j in range(d):
                 gbuf[o + j] += dx0[r, io + j]
-    return nt
+    return nt, pos
 
 
 @jit
-def _wide_grads(indptr, indices, data, rows, dz, mark, touched, gbuf):
-    """Sum dz * x_wide into the wide coordinates the batch uses; returns how many."""
-    nt = 0
+def _wide_grads(indptr, indices, data, rows, dz, mark, touched, gbuf, nt):
+    """Add dz * x_wide of ``rows`` into the wide coordinates they use (``nt`` listed so far, 0 for
+    a new batch); returns how many are listed."""
     for r in range(rows.shape[0]):
         i = rows[r]
         for p in range(indptr[i], indptr[i + 1]):
@@ -341,59 +343,273 @@ def _row_losses(z, rows, y, sw, nb, row_loss, dz):
 
 
 @jit
-def _chunk_pass(
-    codes,
-    dense,
-    y,
-    sw,
-    rows,
-    nb,
-    col_flat_off,
-    col_dim,
-    col_in_off,
-    emb,
-    sizes,
-    params,
-    has_wide,
-    w_indptr,
-    w_indices,
-    w_data,
-    wide_w,
-    dropout,
-    x0,
-    acts,
-    dx0,
-    dz,
-    row_loss,
-    grads,
-):
+def _chunk_pass(inputs, wide, y, sw, rows, nb, sizes, params, dropout, buffers, done, done_at):
     """Forward and backward pass of one chunk (``rows``) of a batch of ``nb`` rows.
 
-    Fills ``x0`` and ``dx0`` (len(rows), d0) float32 (inputs and d loss / d x0), ``dz``
-    (len(rows),) float32 (d loss / d logit), ``row_loss`` (len(rows),) float64 (weighted
-    log-loss) and ``grads`` (like ``params``: d loss / d params of these rows, no l2 term).
+    ``inputs`` and ``wide`` as :func:`_forward` takes them. ``buffers`` = ``(x0, acts, dx0, dz,
+    row_loss, grads)``: fills ``x0`` and ``dx0`` (len(rows), d0) float32 (inputs and d loss /
+    d x0), ``acts`` (the layers' outputs, see :func:`mlp_forward`), ``dz`` (len(rows),) float32
+    (d loss / d logit), ``row_loss`` (len(rows),) float64 (weighted log-loss) and ``grads`` (like
+    ``params``: d loss / d params of these rows, no l2 term). Gives up after the forward pass when
+    ``done[done_at]`` (int64) is no longer -1 (another thread published this chunk); returns
+    whether the pass ran to the end.
     """
-    inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
-    wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
+    x0, acts, dx0, dz, row_loss, grads = buffers
     z = _forward(inputs, wide, params, sizes, rows, x0, acts, dropout)
+    if atomic_load(done, done_at) != -1:
+        return False
     _row_losses(z, rows, y, sw, nb, row_loss, dz)
     dx0[:, :] = mlp_backward(x0, params, sizes, acts, dz, 0.0, grads, dropout)
+    return True
 
 
 @jit
-def _sum_chunk_grads(chunk_grads, n_chunks, params, sizes, l2, grads):
-    """grads = the chunks' gradients summed in chunk order, plus ``2 * l2 * W`` on the kernels."""
-    n_params = params.shape[0]
-    for q in range(n_params):
-        grads[q] = chunk_grads[q]
-    for c in range(1, n_chunks):
-        o = c * n_params
-        for q in range(n_params):
-            grads[q] += chunk_grads[o + q]
+def _add_l2_grad(params, sizes, l2, grads, q0, q1):
+    """grads[q] += 2 * l2 * params[q] for the parameters ``q0 <= q < q1`` of the dense kernels (not
+    the biases)."""
     w_off, b_off, _ = _layer_offsets(sizes)
     for l in range(sizes.shape[0] - 1):
-        for q in range(w_off[l], b_off[l]):
+        for q in range(max(q0, w_off[l]), min(q1, b_off[l])):
             grads[q] = grads[q] + 2.0 * l2 * params[q]
+
+
+@jit
+def _chunk_buffers(scratch, slots, w, slot, n):
+    """The ``buffers`` of :func:`_chunk_pass` for ``n`` rows: worker ``w``'s ``x0`` and ``acts``
+    from ``scratch`` = ``(x0 (n_workers, chunk * d0), acts (n_workers, acts per chunk))`` and
+    slot ``slot``'s results from ``slots`` = ``(dx0 (n_slots, chunk * d0), dz (n_slots, chunk),
+    row_loss (n_slots, chunk), grads (n_slots, n_params))``."""
+    x0_all, acts_all = scratch
+    dx0_all, dz_all, loss_all, grads_all = slots
+    d0 = x0_all.shape[1] // TRAIN_CHUNK_ROWS
+    x0 = x0_all[w, : n * d0].reshape((n, d0))
+    dx0 = dx0_all[slot, : n * d0].reshape((n, d0))
+    return x0, acts_all[w], dx0, dz_all[slot, :n], loss_all[slot, :n], grads_all[slot]
+
+
+@jit
+def _train_chunk(model, data, batch, c, w, slot, scratch, slots, owner, oi):
+    """Worker ``w`` computes chunk ``c`` of ``batch`` = ``(rows, t)`` (its rows, its optimiser step)
+    into slot ``slot`` and publishes it in ``owner[oi]`` unless another worker did first; returns
+    whether it published. ``model`` = ``(inputs, wide, sizes, params)``, ``data`` = ``(y, sw,
+    dropout, dropout_seed)``."""
+    inputs, wide, sizes, params = model
+    y, sw, dropout, dropout_seed = data
+    rows, t = batch
+    nb = rows.shape[0]
+    r0 = c * TRAIN_CHUNK_ROWS
+    r1 = min(nb, r0 + TRAIN_CHUNK_ROWS)
+    buffers = _chunk_buffers(scratch, slots, w, slot, r1 - r0)
+    if dropout > 0.0:
+        seed_rng(_dropout_seed(dropout_seed, t, c))
+    done = _chunk_pass(
+        inputs, wide, y, sw, rows[r0:r1], nb, sizes, params, dropout, buffers, owner, oi
+    )
+    return done and compare_exchange(owner, oi, -1, w)
+
+
+#: parameters per block of a batch's dense-layer update: the workers pull the blocks as they pull
+#: the chunks (each parameter's update depends only on its own gradient and state)
+UPDATE_BLOCK = 2048
+
+
+@jit
+def _adam_rate(lr, b1, b2, t):
+    """Adam's bias-corrected rate at step ``t``: float32 ``lr * sqrt(1 - b2^t) / (1 - b1^t)``."""
+    return np.float32(lr * math.sqrt(1.0 - np.float32(b2) ** t) / (1.0 - np.float32(b1) ** t))
+
+
+@jit
+def _dense_update(model, hyper, t, q0, q1, grads_all, owner, o0, max_chunks, n_chunks, state):
+    """The dense parameters ``[q0, q1)`` of a batch whose chunks are all published: gradient = the
+    chunks' (``owner[o0 + c]``'s slot of ``grads_all`` holds chunk ``c``) summed in chunk order,
+    plus ``2 * l2 * W`` on the kernels, then the optimiser step. ``state`` = ``(grads, p_m, p_v)``."""
+    _, _, sizes, params = model
+    opt, lr, b1, b2, eps, l2, _, _, _, _ = hyper
+    grads, p_m, p_v = state
+    for c in range(n_chunks):
+        g = grads_all[owner[o0 + c] * max_chunks + c]
+        if c == 0:
+            for q in range(q0, q1):
+                grads[q] = g[q]
+        else:
+            for q in range(q0, q1):
+                grads[q] += g[q]
+    _add_l2_grad(params, sizes, l2, grads, q0, q1)
+    alpha = _adam_rate(lr, b1, b2, t)
+    update(
+        params[q0:q1], grads[q0:q1], p_m[q0:q1], p_v[q0:q1], opt, lr, alpha, b1, b2, eps, 0.0, 0.0
+    )
+
+
+@jit
+def _sparse_updates(model, tables, hyper, batch, slots, owner, o0, max_chunks, work, total):
+    """What of a batch's update the worker that published its last chunk runs alone: the loss
+    (added to ``total[0]`` in row order), the step count, the optimiser steps of the embedding rows
+    and wide coordinates the batch touched (``owner[o0 + c]``'s slot holds chunk ``c``)."""
+    inputs, wide, sizes, _ = model
+    codes, _, col_flat_off, col_dim, col_in_off, emb = inputs
+    has_wide, w_indptr, w_indices, w_data, wide_w = wide
+    col_row_off, emb_m, emb_v, _, _, wide_m, wide_v, step = tables
+    opt, lr, b1, b2, eps, _, wide_opt, wide_lr, wide_l1, wide_l2 = hyper
+    _, mark, touched, touched_col, goff, gbuf, wmark, wtouched, wg, wp, wm, wv = work
+    listing = (mark, touched, touched_col, goff, gbuf)
+    dx0_all, dz_all, loss_all, _ = slots
+    rows, t = batch
+    nb = rows.shape[0]
+    d0 = sizes[0]
+    n_chunks = (nb + TRAIN_CHUNK_ROWS - 1) // TRAIN_CHUNK_ROWS
+    for c in range(n_chunks):
+        slot = owner[o0 + c] * max_chunks + c
+        for r in range(min(nb - c * TRAIN_CHUNK_ROWS, TRAIN_CHUNK_ROWS)):
+            total[0] += loss_all[slot, r]
+    step[0] = t
+    alpha = _adam_rate(lr, b1, b2, t)
+    if codes.shape[1] > 0:
+        nt = 0
+        pos = 0
+        for c in range(n_chunks):
+            slot = owner[o0 + c] * max_chunks + c
+            r0 = c * TRAIN_CHUNK_ROWS
+            n = min(nb - r0, TRAIN_CHUNK_ROWS)
+            dx0 = dx0_all[slot, : n * d0].reshape((n, d0))
+            nt, pos = _emb_grads(
+                codes, rows[r0 : r0 + n], col_row_off, col_dim, col_in_off, dx0, listing, nt, pos
+            )
+        for q in range(nt):
+            c = touched_col[q]
+            d = col_dim[c]
+            o = col_flat_off[c] + (touched[q] - col_row_off[c]) * d
+            g = gbuf[goff[q] : goff[q] + d]
+            update(
+                emb[o : o + d],
+                g,
+                emb_m[o : o + d],
+                emb_v[o : o + d],
+                opt,
+                lr,
+                alpha,
+                b1,
+                b2,
+                eps,
+                0.0,
+                0.0,
+            )
+            mark[touched[q]] = -1
+    if has_wide:
+        nw = 0
+        for c in range(n_chunks):
+            slot = owner[o0 + c] * max_chunks + c
+            r0 = c * TRAIN_CHUNK_ROWS
+            n = min(nb - r0, TRAIN_CHUNK_ROWS)
+            nw = _wide_grads(
+                w_indptr,
+                w_indices,
+                w_data,
+                rows[r0 : r0 + n],
+                dz_all[slot, :n],
+                wmark,
+                wtouched,
+                wg,
+                nw,
+            )
+        for q in range(nw):
+            j = wtouched[q]
+            wp[q] = wide_w[j]
+            wm[q] = wide_m[j]
+            wv[q] = wide_v[j]
+        update(
+            wp[:nw],
+            wg[:nw],
+            wm[:nw],
+            wv[:nw],
+            wide_opt,
+            wide_lr,
+            alpha if wide_opt == ADAM and wide_lr == lr else _adam_rate(wide_lr, b1, b2, t),
+            b1,
+            b2,
+            eps,
+            wide_l1,
+            wide_l2,
+        )
+        for q in range(nw):
+            j = wtouched[q]
+            wide_w[j] = wp[q]
+            wide_m[j] = wm[q]
+            wide_v[j] = wv[q]
+            wmark[j] = -1
+
+
+@jit
+def _train_worker(w, model, data, tables, hyper, schedule, scratch, slots, sync, work, total):
+    """Worker ``w``'s part of :func:`train_batches`: ``schedule`` = ``(order, start, stop,
+    batch_size, n_batches, step0)``; ``sync`` = ``(claimed, published, blocks, parts, owner,
+    opened)`` (int64: per batch the chunks handed out and published, the update blocks handed out
+    and the update's parts done; per chunk of each batch the worker whose slot holds it; the
+    batches done)."""
+    order, start, stop, batch_size, n_batches, step0 = schedule
+    claimed, published, blocks, parts, owner, opened = sync
+    max_chunks = slots[3].shape[0] // scratch[0].shape[0]
+    n_params = model[3].shape[0]
+    n_blocks = (n_params + UPDATE_BLOCK - 1) // UPDATE_BLOCK
+    update_state = (work[0], tables[3], tables[4])
+    b = 0
+    while b < n_batches:
+        s0 = start + b * batch_size
+        rows = order[s0 : min(stop, s0 + batch_size)]
+        n_chunks = (rows.shape[0] + TRAIN_CHUNK_ROWS - 1) // TRAIN_CHUNK_ROWS
+        batch = (rows, step0 + b + 1)
+        o0 = b * max_chunks
+        n_waits = 0
+        c = fetch_add(claimed, b, 1)
+        while atomic_load(opened, 0) <= b:
+            if c >= n_chunks:
+                # nothing left to claim: compute a chunk another worker holds but has not
+                # published (the OS may have preempted it), else a block of the update, else wait
+                c = 0
+                while c < n_chunks and atomic_load(owner, o0 + c) != -1:
+                    c += 1
+                if c == n_chunks:
+                    if atomic_load(published, b) == n_chunks:
+                        q = fetch_add(blocks, b, 1)
+                        if q < n_blocks:
+                            q0 = q * UPDATE_BLOCK
+                            q1 = min(n_params, q0 + UPDATE_BLOCK)
+                            _dense_update(
+                                model,
+                                hyper,
+                                batch[1],
+                                q0,
+                                q1,
+                                slots[3],
+                                owner,
+                                o0,
+                                max_chunks,
+                                n_chunks,
+                                update_state,
+                            )
+                            if fetch_add(parts, b, 1) == n_blocks:
+                                atomic_store(opened, 0, b + 1)
+                            continue
+                    n_waits = wait_a_little(n_waits)
+                    continue
+            slot = w * max_chunks + c
+            if _train_chunk(model, data, batch, c, w, slot, scratch, slots, owner, o0 + c):
+                if fetch_add(published, b, 1) == n_chunks - 1:
+                    _sparse_updates(
+                        model, tables, hyper, batch, slots, owner, o0, max_chunks, work, total
+                    )
+                    if fetch_add(parts, b, 1) == n_blocks:
+                        atomic_store(opened, 0, b + 1)
+            c = fetch_add(claimed, b, 1)
+        b = max(b + 1, atomic_load(opened, 0))
+
+
+@jit
+def _filled(n, value):
+    """int64 (n,) all ``value``, allocated where a parallel region's array analysis does not see
+    it (it took a ``np.zeros`` array that the region changes only through calls for all zeros)."""
+    return np.full(n, value, np.int64)
 
 
 @jit(parallel=True)
@@ -445,9 +661,19 @@ def train_batches(
     ``step`` (int64 array of 1) counts optimiser steps (Adam's ``t``), incremented per batch;
     ``dropout`` is the hidden units' dropout rate, its masks drawn from ``dropout_seed``, the step
     and the chunk. Each batch's forward and backward pass runs in chunks of
-    :data:`TRAIN_CHUNK_ROWS` rows that ``n_workers`` threads pull dynamically (a thread the OS
-    preempts delays only the chunk it holds); the chunks' gradients are summed in chunk order and
-    the updates are serial, so results are the same for any ``n_workers``.
+    :data:`TRAIN_CHUNK_ROWS` rows; the chunks' gradients are summed in chunk order and the updates
+    are serial, so results are the same for any ``n_workers``.
+
+    The ``n_workers`` threads stay in one parallel region for the whole call. They pull a batch's
+    chunks from a shared counter; the worker that publishes the last one runs the batch's update
+    and opens the next batch. A worker with nothing left to claim computes a chunk another worker
+    holds but has not published (the OS may have preempted that worker for a scheduler slice,
+    longer than a whole batch): whoever finishes first publishes it, the other's copy is dropped
+    (each worker writes only its own slots, see :func:`_chunk_buffers`), so a preempted thread
+    delays no batch. Once a batch's chunks are all published, the workers pull blocks of
+    :data:`UPDATE_BLOCK` dense parameters to update while that worker updates the embedding rows
+    and wide coordinates; the last part done opens the next batch. A worker waiting (for a chunk
+    it cannot take over or for the update) spins briefly, then sleeps.
     """
     n_cat = codes.shape[1]
     d0 = sizes[0]
@@ -457,144 +683,60 @@ def train_batches(
         max_dim = max(max_dim, col_dim[c])
     n_rows_total = col_row_off[n_cat] if n_cat > 0 else 0
     chunk = TRAIN_CHUNK_ROWS
-    acts_per_chunk = chunk * _layer_offsets(sizes)[2][-1]
+    n_workers = max(1, n_workers)
     max_chunks = (batch_size + chunk - 1) // chunk
-    x0_buf = np.empty(batch_size * d0, np.float32)
-    dx0_buf = np.empty(batch_size * d0, np.float32)
-    acts = np.empty(max_chunks * acts_per_chunk, np.float32)
-    chunk_grads = np.empty(max_chunks * n_params, np.float32)
-    grads = np.empty(n_params, np.float32)
-    dz = np.empty(batch_size, np.float32)
-    row_loss = np.empty(batch_size, np.float64)
-    counter = np.zeros(1, np.int64)
-    mark = np.full(n_rows_total, -1, np.int64)
+    n_batches = max(0, (stop - start + batch_size - 1) // batch_size)
+    n_slots = n_workers * max_chunks
+    x0_scratch = np.empty((n_workers, chunk * d0), np.float32)
+    acts_scratch = np.empty((n_workers, chunk * _layer_offsets(sizes)[2][-1]), np.float32)
+    dx0_slots = np.empty((n_slots, chunk * d0), np.float32)
+    dz_slots = np.empty((n_slots, chunk), np.float32)
+    loss_slots = np.empty((n_slots, chunk), np.float64)
+    grad_slots = np.empty((n_slots, n_params), np.float32)
     cap = batch_size * n_cat
+    n_wide = wide_w.shape[0]
+    grads = np.empty(n_params, np.float32)
+    mark = np.full(n_rows_total, -1, np.int64)
     touched = np.empty(cap, np.int64)
     touched_col = np.empty(cap, np.int64)
     goff = np.empty(cap, np.int64)
     gbuf = np.empty(cap * max_dim, np.float32)
-    n_wide = wide_w.shape[0]
     wmark = np.full(n_wide, -1, np.int64)
     wtouched = np.empty(n_wide, np.int64)
     wg = np.empty(n_wide, np.float32)
     wp = np.empty(n_wide, np.float32)
     wm = np.empty(n_wide, np.float32)
     wv = np.empty(n_wide, np.float32)
-    total = 0.0
-    b1f = np.float32(b1)
-    b2f = np.float32(b2)
-    for s0 in range(start, stop, batch_size):
-        s1 = min(s0 + batch_size, stop)
-        nb = s1 - s0
-        rows = order[s0:s1]
-        n_chunks = (nb + chunk - 1) // chunk
-        t = step[0] + 1
-        counter[0] = 0
-        for _ in prange(n_workers):
-            c = next_chunk(counter)
-            while c < n_chunks:
-                r0 = c * chunk
-                r1 = min(nb, r0 + chunk)
-                if dropout > 0.0:
-                    seed_rng(_dropout_seed(dropout_seed, t, c))
-                _chunk_pass(
-                    codes,
-                    dense,
-                    y,
-                    sw,
-                    rows[r0:r1],
-                    nb,
-                    col_flat_off,
-                    col_dim,
-                    col_in_off,
-                    emb,
-                    sizes,
-                    params,
-                    has_wide,
-                    w_indptr,
-                    w_indices,
-                    w_data,
-                    wide_w,
-                    dropout,
-                    x0_buf[r0 * d0 : r1 * d0].reshape((r1 - r0, d0)),
-                    acts[c * acts_per_chunk : (c + 1) * acts_per_chunk],
-                    dx0_buf[r0 * d0 : r1 * d0].reshape((r1 - r0, d0)),
-                    dz[r0:r1],
-                    row_loss[r0:r1],
-                    chunk_grads[c * n_params : (c + 1) * n_params],
-                )
-                c = next_chunk(counter)
-        for r in range(nb):
-            total += row_loss[r]
-        _sum_chunk_grads(chunk_grads, n_chunks, params, sizes, l2, grads)
-        dzb = dz[:nb]
-        dx0 = dx0_buf[: nb * d0].reshape((nb, d0))
-        step[0] = t
-        alpha = np.float32(lr * math.sqrt(1.0 - b2f**t) / (1.0 - b1f**t))
-        update(params, grads, p_m, p_v, opt, lr, alpha, b1, b2, eps, 0.0, 0.0)
-        if n_cat > 0:
-            nt = _emb_grads(
-                codes,
-                rows,
-                col_row_off,
-                col_dim,
-                col_in_off,
-                dx0,
-                mark,
-                touched,
-                touched_col,
-                goff,
-                gbuf,
-            )
-            for q in range(nt):
-                c = touched_col[q]
-                d = col_dim[c]
-                o = col_flat_off[c] + (touched[q] - col_row_off[c]) * d
-                update(
-                    emb[o : o + d],
-                    gbuf[goff[q] : goff[q] + d],
-                    emb_m[o : o + d],
-                    emb_v[o : o + d],
-                    opt,
-                    lr,
-                    alpha,
-                    b1,
-                    b2,
-                    eps,
-                    0.0,
-                    0.0,
-                )
-                mark[touched[q]] = -1
-        if has_wide:
-            nw = _wide_grads(w_indptr, w_indices, w_data, rows, dzb, wmark, wtouched, wg)
-            for q in range(nw):
-                j = wtouched[q]
-                wp[q] = wide_w[j]
-                wm[q] = wide_m[j]
-                wv[q] = wide_v[j]
-            update(
-                wp[:nw],
-                wg[:nw],
-                wm[:nw],
-                wv[:nw],
-                wide_opt,
-                wide_lr,
-                alpha
-                if wide_opt == ADAM and wide_lr == lr
-                else np.float32(wide_lr * math.sqrt(1.0 - b2f**t) / (1.0 - b1f**t)),
-                b1,
-                b2,
-                eps,
-                wide_l1,
-                wide_l2,
-            )
-            for q in range(nw):
-                j = wtouched[q]
-                wide_w[j] = wp[q]
-                wide_m[j] = wm[q]
-                wide_v[j] = wv[q]
-                wmark[j] = -1
-    return total
+    claimed = _filled(max(1, n_batches), 0)
+    published = _filled(max(1, n_batches), 0)
+    blocks = _filled(max(1, n_batches), 0)
+    parts = _filled(max(1, n_batches), 0)
+    owner = _filled(max(1, n_batches * max_chunks), -1)
+    opened = _filled(1, 0)
+    total = np.empty(1, np.float64)
+    total[0] = 0.0
+    step0 = step[0]
+    # the tuples are built inside the loop: a parallel region takes arrays and scalars only
+    for w in prange(n_workers):
+        _train_worker(
+            w,
+            (
+                (codes, dense, col_flat_off, col_dim, col_in_off, emb),
+                (has_wide, w_indptr, w_indices, w_data, wide_w),
+                sizes,
+                params,
+            ),
+            (y, sw, dropout, dropout_seed),
+            (col_row_off, emb_m, emb_v, p_m, p_v, wide_m, wide_v, step),
+            (opt, lr, b1, b2, eps, l2, wide_opt, wide_lr, wide_l1, wide_l2),
+            (order, start, stop, batch_size, n_batches, step0),
+            (x0_scratch, acts_scratch),
+            (dx0_slots, dz_slots, loss_slots, grad_slots),
+            (claimed, published, blocks, parts, owner, opened),
+            (grads, mark, touched, touched_col, goff, gbuf, wmark, wtouched, wg, wp, wm, wv),
+            total,
+        )
+    return total[0]
 
 
 @jit
@@ -666,18 +808,18 @@ def loss_grad(
     nb = rows.shape[0]
     d0 = sizes[0]
     L = sizes.shape[0] - 1
-    x0 = np.empty((nb, d0), np.float32)
-    acts = _activations(nb, sizes)
     inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
     wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
-    z = _forward(inputs, wide, params, sizes, rows, x0, acts, 0.0)
+    dx0 = np.empty((nb, d0), np.float32)
     dz = np.empty(nb, np.float32)
     row_loss = np.empty(nb, np.float64)
-    _row_losses(z, rows, y, sw, nb, row_loss, dz)
+    buffers = (np.empty((nb, d0), np.float32), _activations(nb, sizes), dx0, dz, row_loss, grads)
+    never_published = np.full(1, -1, np.int64)
+    _chunk_pass(inputs, wide, y, sw, rows, nb, sizes, params, 0.0, buffers, never_published, 0)
+    _add_l2_grad(params, sizes, l2, grads, 0, params.shape[0])
     total = 0.0
     for r in range(nb):
         total += row_loss[r]
-    dx0 = mlp_backward(x0, params, sizes, acts, dz, l2, grads)
     reg = 0.0
     w_off, b_off, _ = _layer_offsets(sizes)
     for l in range(L):

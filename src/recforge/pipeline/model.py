@@ -590,16 +590,18 @@ class TwoStage(ParamsMixin):
             first = np.unique(rows, return_index=True)[1]
             per_user = train.simple_ndcg[first].astype(np.float64)
             scored = np.isfinite(per_user).all(axis=1)
-            means = per_user[scored].mean(axis=0) if scored.any() else np.full(len(simple_scores), np.nan)
+            means = (
+                per_user[scored].mean(axis=0)
+                if scored.any()
+                else np.full(len(simple_scores), np.nan)
+            )
             return dict(zip(simple_scores, means.tolist())), int(scored.sum())
         complete = train.complete
         if complete is None:
             complete = held if self.negatives_per_user is not None else np.ones(len(y), bool)
         k = int(self.validation_k)
         means = {
-            name: mean_ndcg(
-                rows[complete], train.items[complete], y[complete], scores[complete], k
-            )
+            name: mean_ndcg(rows[complete], train.items[complete], y[complete], scores[complete], k)
             for name, scores in simple_scores.items()
         }
         return means, len(np.unique(rows[complete]))
@@ -782,7 +784,12 @@ class TwoStage(ParamsMixin):
                 held = np.isin(block[rows], held_users)
                 simple = np.full((len(y), len(names) + 1), np.nan, np.float32)
                 simple[keep] = simple_ndcg_rows(
-                    X[keep], names_out, rows[keep], cands.items[keep], y[keep], int(self.validation_k)
+                    X[keep],
+                    names_out,
+                    rows[keep],
+                    cands.items[keep],
+                    y[keep],
+                    int(self.validation_k),
                 )
                 sampled = sample_training_rows(
                     rows, block[rows], cands.items, y, held, self.negatives_per_user, seed

@@ -139,16 +139,14 @@ py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<doub
     for (int64_t f = 0; f < F; ++f)
         require(n_bins.data()[f] >= 0 && n_bins.data()[f] <= gb::kMaxBin, "n_bins in [0, 255]");
     if (feature_mask) require(feature_mask->shape(0) == F, "feature_mask length");
-    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2,
-                                         min_group_weight, min_category_weight);
+    const gb::SplitParams sp = recforge::bindings::split_params(
+        reg_lambda, gamma, min_child_weight, max_cat_to_onehot, max_cat_threshold, cat_smooth,
+        cat_l2, min_group_weight, min_category_weight);
     std::vector<gb::SplitResult> res(static_cast<size_t>(K));
     {
         py::gil_scoped_release release;
         gb::find_splits(hist.data(), K, F, sum_g.data(), sum_h.data(), n_bins.data(), is_cat.data(),
-                        feature_mask ? feature_mask->data() : nullptr,
-                        {reg_lambda, gamma, min_child_weight, max_cat_to_onehot, max_cat_threshold,
-                         cat_smooth, cat_l2, min_group_weight, min_category_weight},
-                        res.data(), n_threads);
+                        feature_mask ? feature_mask->data() : nullptr, sp, res.data(), n_threads);
     }
     CArray<int32_t> feature(K), threshold(K);
     CArray<uint8_t> dleft(K);
@@ -457,12 +455,11 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
     const int64_t n_raw = raw.shape(0);
     const int32_t* r = rows.data();
     for (int64_t p = 0; p < m; ++p) require(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
-    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2,
-                                         min_group_weight, min_category_weight);
-    const gb::DepthwiseParams params{
-        max_depth,     min_child_weight, reg_lambda,        gamma,
-        learning_rate, swap_rows,        max_cat_to_onehot, max_cat_threshold,
-        cat_smooth,    cat_l2,           min_group_weight,  min_category_weight};
+    const gb::TreeParams params{
+        recforge::bindings::split_params(reg_lambda, gamma, min_child_weight, max_cat_to_onehot,
+                                         max_cat_threshold, cat_smooth, cat_l2, min_group_weight,
+                                         min_category_weight),
+        max_depth, learning_rate, swap_rows};
     gb::GrownTree t;
     {
         py::gil_scoped_release release;

@@ -41,12 +41,13 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
     require(max_leaves >= 1, "max_leaves must be >= 1");
-    recforge::bindings::check_cat_params(max_cat_to_onehot, max_cat_threshold, cat_smooth, cat_l2,
-                                         min_group_weight, min_category_weight);
     const gb::LeafwiseParams params{
-        max_leaves,    max_depth, min_child_weight, reg_lambda,         gamma,
-        learning_rate, swap_rows, index_bytes,      max_cat_to_onehot,  max_cat_threshold,
-        cat_smooth,    cat_l2,    min_group_weight, min_category_weight};
+        {recforge::bindings::split_params(reg_lambda, gamma, min_child_weight, max_cat_to_onehot,
+                                          max_cat_threshold, cat_smooth, cat_l2, min_group_weight,
+                                          min_category_weight),
+         max_depth, learning_rate, swap_rows},
+        max_leaves,
+        index_bytes};
     gb::LeafwiseTree t;
     {
         py::gil_scoped_release release;

@@ -43,16 +43,20 @@ inline void check_node_ordered(const CArray<uint8_t>& Xn, const CArray<float>& g
         require(feature_mask->ndim() == 1 && feature_mask->shape(0) == F, "feature_mask length");
 }
 
-// The categorical split search's parameters (SplitParams), checked.
-inline void check_cat_params(int32_t max_cat_to_onehot, int32_t max_cat_threshold,
-                             double cat_smooth, double cat_l2, double min_group_weight = 0.0,
-                             double min_category_weight = 0.0) {
+// The split search's parameters, checked (the categorical search's; the rest come checked from
+// Python).
+inline gbdt::SplitParams split_params(double reg_lambda, double gamma, double min_child_weight,
+                                      int32_t max_cat_to_onehot, int32_t max_cat_threshold,
+                                      double cat_smooth, double cat_l2, double min_group_weight,
+                                      double min_category_weight) {
     require(max_cat_to_onehot >= 0, "max_cat_to_onehot must be >= 0");
     require(max_cat_threshold >= 1, "max_cat_threshold must be >= 1");
     require(cat_smooth >= 0.0, "cat_smooth must be >= 0");
     require(cat_l2 >= 0.0, "cat_l2 must be >= 0");
     require(min_group_weight >= 0.0, "min_group_weight must be >= 0");
     require(min_category_weight >= 0.0, "min_category_weight must be >= 0");
+    return {reg_lambda, gamma,  min_child_weight, max_cat_to_onehot,  max_cat_threshold,
+            cat_smooth, cat_l2, min_group_weight, min_category_weight};
 }
 
 // A (n_nodes, kCatSetWords) uint64 array of per-node bin sets (or None), checked; its data.

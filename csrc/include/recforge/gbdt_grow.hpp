@@ -28,15 +28,12 @@
 namespace recforge {
 namespace gbdt {
 
-struct DepthwiseParams {
-    int32_t max_depth;
-    double min_child_weight, reg_lambda, gamma, learning_rate;
-    int64_t swap_rows;  // from this many rows on, every level is partitioned into the other buffers
-    int32_t max_cat_to_onehot = kBins;  // the categorical split search: see SplitParams
-    int32_t max_cat_threshold = 32;
-    double cat_smooth = 10.0;
-    double cat_l2 = 0.0;
-    double min_group_weight = 0.0, min_category_weight = 0.0;
+// A tree's parameters, shared by the depth-wise and the best-first grower.
+struct TreeParams {
+    SplitParams split;  // reg_lambda, gamma, min_child_weight and the categorical split search
+    int32_t max_depth;  // < 0: no depth limit (best-first growth only)
+    double learning_rate;
+    int64_t swap_rows;  // from this many rows on, partitions write into the other buffers
 };
 
 // Node-ordered data: binned rows (m, F), (g, h) pairs (m, 2), original row ids (m,).
@@ -53,15 +50,15 @@ struct GrownTree {  // the fields of _grower.Tree that the kernel decides, one e
     std::vector<uint64_t> cat_set;  // kCatSetWords per node: a partition split's left bins
     bool swapped = false;           // the data ended in the `other` buffers
 
-    int32_t add(int32_t d, double g, double h, const DepthwiseParams& p) {
-        const bool ok = h >= p.min_child_weight && h > 0.0;
+    int32_t add(int32_t d, double g, double h, const TreeParams& p) {
+        const bool ok = h >= p.split.min_child_weight && h > 0.0;
         feature.push_back(-1);
         threshold_bin.push_back(0);
         left.push_back(-1);
         right.push_back(-1);
         depth.push_back(d);
         default_left.push_back(0);
-        value.push_back(ok ? -g / (h + p.reg_lambda) * p.learning_rate : 0.0);
+        value.push_back(ok ? -g / (h + p.split.reg_lambda) * p.learning_rate : 0.0);
         gain.push_back(0.0);
         cover.push_back(h);
         cat_set.insert(cat_set.end(), kCatSetWords, 0);
@@ -192,8 +189,8 @@ struct LevelChildren {
 inline void add_level_children(GrownTree& tree, const std::vector<SplitResult>& split,
                                const std::vector<int64_t>& ok_index,
                                const std::vector<int32_t>& ids, const std::vector<double>& sum_g,
-                               const std::vector<double>& sum_h, int32_t depth,
-                               const DepthwiseParams& p, LevelChildren& out) {
+                               const std::vector<double>& sum_h, int32_t depth, const TreeParams& p,
+                               LevelChildren& out) {
     const int64_t S = static_cast<int64_t>(ok_index.size());
     out.c_ids.resize(2 * S);
     out.c_sum_g.resize(2 * S);
@@ -332,7 +329,7 @@ inline int64_t split_block_node(NodeData cur, NodeData scratch, int32_t* idx, in
 // `other`, which serves as the partition's scratch space.
 inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m, int64_t F,
                                         const int32_t* n_bins, const uint8_t* is_cat,
-                                        const uint8_t* feature_mask, const DepthwiseParams& p,
+                                        const uint8_t* feature_mask, const TreeParams& p,
                                         double* hist_a, double* hist_b, double* raw, int n_threads,
                                         int64_t B) {
     const int64_t NS = F * kBins * 2;
@@ -357,9 +354,7 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
     std::vector<double> sum_g(1, 0.0), sum_h(1, 0.0);
     node_totals(hist, F, n_bins, feature_mask, sum_g[0], sum_h[0]);
     tree.add(0, sum_g[0], sum_h[0], p);
-    const SplitParams sp{
-        p.reg_lambda, p.gamma,  p.min_child_weight, p.max_cat_to_onehot,  p.max_cat_threshold,
-        p.cat_smooth, p.cat_l2, p.min_group_weight, p.min_category_weight};
+    const SplitParams& sp = p.split;
     std::vector<SplitResult> split(1);
     find_splits(hist, 1, F, sum_g.data(), sum_h.data(), n_bins, is_cat, feature_mask, sp,
                 split.data(), n_threads);
@@ -494,8 +489,8 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
 // (F x kBins x 2 doubles per node). max_depth >= 1.
 inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t F,
                                 const int32_t* n_bins, const uint8_t* is_cat,
-                                const uint8_t* feature_mask, const DepthwiseParams& p,
-                                double* hist_a, double* hist_b, double* raw, int n_threads) {
+                                const uint8_t* feature_mask, const TreeParams& p, double* hist_a,
+                                double* hist_b, double* raw, int n_threads) {
     // (fewer blocks where their partial histograms would pass kMaxPartialBytes: deep trees)
     const int64_t per_block_bytes =
         (p.max_depth >= 2 ? (int64_t{1} << std::min(p.max_depth - 2, 40)) : 1) * F * kBins * 16;
@@ -527,9 +522,7 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
     double* hist = hist_a;
     double* hist_next = hist_b;
     const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
-    const SplitParams sp{
-        p.reg_lambda, p.gamma,  p.min_child_weight, p.max_cat_to_onehot,  p.max_cat_threshold,
-        p.cat_smooth, p.cat_l2, p.min_group_weight, p.min_category_weight};
+    const SplitParams& sp = p.split;
     bool have_splits = false;  // the level's splits were found by the fused step of the last one
     // the children built by a level become the nodes of the next one
     auto next_level = [&] {

@@ -38,16 +38,9 @@ namespace recforge {
 namespace gbdt {
 
 struct LeafwiseParams {
-    int32_t max_leaves;  // >= 1
-    int32_t max_depth;   // < 0: no depth limit
-    double min_child_weight, reg_lambda, gamma, learning_rate;
-    int64_t swap_rows;    // from this many rows on, the root split moves the data to `other`
+    TreeParams tree;      // its swap_rows: from this many rows on, the root split moves the data
+    int32_t max_leaves;   // >= 1
     int64_t index_bytes;  // below m * (F + 12) bytes of data, partition positions, not rows
-    int32_t max_cat_to_onehot = kBins;  // the categorical split search: see SplitParams
-    int32_t max_cat_threshold = 32;
-    double cat_smooth = 10.0;
-    double cat_l2 = 0.0;
-    double min_group_weight = 0.0, min_category_weight = 0.0;
 };
 
 struct LeafwiseTree {
@@ -134,18 +127,17 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
                                   int n_threads) {
     LeafwiseTree out;
     GrownTree& tree = out.tree;
-    const DepthwiseParams value_params{p.max_depth, p.min_child_weight, p.reg_lambda,
-                                       p.gamma,     p.learning_rate,    p.swap_rows};
-    const SplitParams sp{
-        p.reg_lambda, p.gamma,  p.min_child_weight, p.max_cat_to_onehot,  p.max_cat_threshold,
-        p.cat_smooth, p.cat_l2, p.min_group_weight, p.min_category_weight};
+    const TreeParams& value_params = p.tree;
+    const SplitParams& sp = p.tree.split;
     const int64_t NS = F * kBins * 2;
     const int64_t B = leafwise_blocks(m, F);
     const std::vector<int64_t> bounds = block_bounds(m, B);
     // node k's rows in block b: positions [node_start[k * B + b], node_end[k * B + b])
     std::vector<int64_t> node_start(bounds.begin(), bounds.end() - 1),
         node_end(bounds.begin() + 1, bounds.end());
-    auto can_split = [&](int32_t depth) { return p.max_depth < 0 || depth < p.max_depth; };
+    auto can_split = [&](int32_t depth) {
+        return p.tree.max_depth < 0 || depth < p.tree.max_depth;
+    };
     auto add_leaf = [&](int32_t node) {
         for (int64_t b = 0; b < B; ++b) {
             out.leaf_node.push_back(node);
@@ -252,7 +244,8 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
                 n_left = partition_positions(cur.X, F, idx.data(), idx_tmp.data(), ps[0], pe[0],
                                              r.feature, lut);
             } else {
-                const bool into_other = ps[0] == 0 && pe[0] == m && (threaded || m >= p.swap_rows);
+                const bool into_other =
+                    ps[0] == 0 && pe[0] == m && (threaded || m >= p.tree.swap_rows);
                 partition_ordered(cur.X, F, cur.gh, cur.rows, other.X, other.gh, other.rows, ps, pe,
                                   1, &r.feature, &r.threshold, &r.default_left, is_cat, &n_left,
                                   n_threads, into_other, r.cat_set);

@@ -67,32 +67,15 @@ def run_row_chunks(kernel, n_rows: int, n_threads: int, *args) -> None:
         run_chunks(lambda c: kernel(c * chunk, min(n_rows, (c + 1) * chunk), *args), n_chunks, pool)
 
 
-@intrinsic
-def _fetch_add_one(typingctx, counter):
-    """Atomically ``counter[0] += 1``; returns the value before (LLVM ``atomicrmw add``)."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
-        return None
-
-    def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        one = context.get_constant(types.int64, 1)
-        return builder.atomic_rmw("add", array.data, one, "monotonic")
-
-    return types.int64(counter), codegen
-
-
-@jit
-def next_chunk(counter):
-    """The next chunk index from the shared ``counter`` (int64 (1,), starts at 0), atomically."""
-    return _fetch_add_one(counter)
-
-
 def _int64_array(arg):
     return isinstance(arg, types.Array) and arg.dtype == types.int64 and arg.layout == "C"
 
 
-def _element_pointer(context, builder, array_type, array, index):
-    return builder.gep(context.make_array(array_type)(context, builder, array).data, [index])
+def _element_pointer(context, builder, signature, args):
+    """Pointer to ``args[0][args[1]]`` (an intrinsic's array and index arguments)."""
+    index = context.cast(builder, args[1], signature.args[1], types.intp)
+    array = context.make_array(signature.args[0])(context, builder, args[0])
+    return builder.gep(array.data, [index])
 
 
 @intrinsic
@@ -103,9 +86,8 @@ def fetch_add(typingctx, array, index, value):
         return None
 
     def codegen(context, builder, signature, args):
-        idx = context.cast(builder, args[1], signature.args[1], types.intp)
         val = context.cast(builder, args[2], signature.args[2], types.int64)
-        ptr = _element_pointer(context, builder, signature.args[0], args[0], idx)
+        ptr = _element_pointer(context, builder, signature, args)
         return builder.atomic_rmw("add", ptr, val, "seq_cst")
 
     return types.int64(array, index, value), codegen
@@ -119,10 +101,9 @@ def compare_exchange(typingctx, array, index, expected, desired):
         return None
 
     def codegen(context, builder, signature, args):
-        idx = context.cast(builder, args[1], signature.args[1], types.intp)
         old = context.cast(builder, args[2], signature.args[2], types.int64)
         new = context.cast(builder, args[3], signature.args[3], types.int64)
-        ptr = _element_pointer(context, builder, signature.args[0], args[0], idx)
+        ptr = _element_pointer(context, builder, signature, args)
         pair = builder.cmpxchg(ptr, old, new, "seq_cst", "seq_cst")
         return builder.extract_value(pair, 1)
 
@@ -137,8 +118,7 @@ def atomic_load(typingctx, array, index):
         return None
 
     def codegen(context, builder, signature, args):
-        idx = context.cast(builder, args[1], signature.args[1], types.intp)
-        ptr = _element_pointer(context, builder, signature.args[0], args[0], idx)
+        ptr = _element_pointer(context, builder, signature, args)
         return builder.load_atomic(ptr, "seq_cst", 8)
 
     return types.int64(array, index), codegen
@@ -151,13 +131,18 @@ def atomic_store(typingctx, array, index, value):
         return None
 
     def codegen(context, builder, signature, args):
-        idx = context.cast(builder, args[1], signature.args[1], types.intp)
         val = context.cast(builder, args[2], signature.args[2], types.int64)
-        ptr = _element_pointer(context, builder, signature.args[0], args[0], idx)
+        ptr = _element_pointer(context, builder, signature, args)
         builder.store_atomic(val, ptr, "seq_cst", 8)
         return context.get_dummy_value()
 
     return types.void(array, index, value), codegen
+
+
+@jit
+def next_chunk(counter):
+    """The next chunk index from the shared ``counter`` (int64 (1,), starts at 0), atomically."""
+    return fetch_add(counter, 0, 1)
 
 
 @intrinsic

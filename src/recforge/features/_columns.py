@@ -32,6 +32,7 @@ class Table:
             if len(set(self.names)) != len(self.names):
                 raise ValueError(f"{name} has duplicated column names")
             self.array = None
+            self._keys = dict(zip(self.names, X.columns))
         else:
             if isinstance(X, pd.Series):
                 raise TypeError(
@@ -60,83 +61,137 @@ class Table:
             return col.to_numpy(dtype=object, na_value=np.nan)
         return self.array[:, self.names.index(key)]
 
+    def read(self, key: str, missing_values) -> Column:
+        """One column as the encoder reads it (see :class:`Column`): a numeric-dtype column as is,
+        any other factorised straight from the DataFrame's own storage (an Arrow string column is
+        dictionary-encoded without building a Python string per row)."""
+        if self.frame is not None:
+            col = self.frame[self._frame_key(key)]
+            if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype.kind not in "biuf":
+                return Column.factorize(col, missing_values, object_values=True)
+            values = col.to_numpy()
+        else:
+            values = self.array[:, self.names.index(key)]
+        if values.dtype.kind in "biuf":
+            return Column(values)
+        return Column.factorize(values, missing_values, object_values=values.dtype.kind == "O")
+
     def _frame_key(self, key: str):
-        for c in self.frame.columns:
-            if str(c) == key:
-                return c
-        raise KeyError(key)
+        return self._keys[key]
 
 
-def missing_mask(values: np.ndarray, missing_values) -> np.ndarray:
-    """True where ``values`` is NaN, None, pd.NA or equal to one of ``missing_values`` (e.g. ``"?"``)."""
-    mask = np.asarray(pd.isna(values), dtype=bool)
-    if values.dtype.kind in "OUS" and missing_values:
-        mask |= pd.Series(values, copy=False).isin(list(missing_values)).to_numpy()
-    return mask
+class Column:
+    """One input column of ``n`` rows, as the encoder reads it.
 
-
-def looks_numeric(values: np.ndarray, missing: np.ndarray) -> bool:
-    """Whether a column should be encoded as numeric: a numeric dtype, or an object column whose
-    non-missing values all parse as numbers. Booleans are categorical."""
-    if values.dtype.kind in "iuf":
-        return True
-    if values.dtype.kind != "O":
-        return False
-    present = values[~missing]
-    if present.size == 0:
-        return False
-    uniques = pd.unique(present)  # parse each distinct value once
-    if any(isinstance(v, (bool, np.bool_)) for v in uniques):
-        return False
-    parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce")
-    return not parsed.isna().any()
-
-
-def parse_numeric(values: np.ndarray, missing: np.ndarray, column: str) -> np.ndarray:
-    """float64 copy of a numeric column, NaN where missing; non-numbers and infinities raise ValueError."""
-    if values.dtype.kind in "iuf":
-        out = values.astype(np.float64, copy=True)
-    elif values.dtype.kind == "b":
-        out = values.astype(np.float64)
-    else:
-        present = ~missing
-        codes, uniques = pd.factorize(values[present])  # parse each distinct value once
-        parsed_u = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(
-            dtype=np.float64
-        )
-        parsed = parsed_u[codes]
-        bad = np.isnan(parsed_u)
-        if bad.any():
-            first = uniques[np.flatnonzero(bad)[0]]
-            raise ValueError(
-                f"column {column!r} is numeric but holds a non-number {first!r} "
-                f"(declare it in `categorical`, or mark the value as missing with `missing_values`)"
-            )
-        out = np.full(values.shape[0], np.nan)
-        out[present] = parsed
-    out[missing] = np.nan
-    if np.isinf(out).any():
-        raise ValueError(f"column {column!r} holds an infinite value")
-    return out
-
-
-def as_category_strings(values: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct category strings of the non-missing values and, per row, the index into them (-1 = missing).
-
-    Categories are compared as strings (``1`` and ``"1"`` are the same category), so a model file
-    can store them without pickle. Integral floats print without ``.0`` (``3.0`` -> ``"3"``), so a
-    column read as float because of a missing value matches its integer spelling.
+    Either ``raw`` — an ndarray (n,) of a numeric or bool dtype, missing = NaN — or its distinct
+    values: ``codes`` int64 (n,), the index of each row's value in ``uniques`` (object (k,), the
+    distinct present values in order of first appearance), -1 where missing (NaN, None, pd.NA or
+    one of the ``missing_values`` strings such as ``"?"``). Every per-value step (the missing
+    strings, number parsing, category labels) then runs once per distinct value, never per row.
+    ``object_values``: whether the values are Python objects (an object array, or a string,
+    categorical or nullable DataFrame column), which alone may hold numbers written as text.
     """
-    codes = np.full(values.shape[0], -1, dtype=np.int64)
-    present = np.flatnonzero(~missing)
-    if present.size == 0:
-        return np.array([], dtype=str), codes
-    sub_codes, uniques = pd.factorize(values[present], sort=False, use_na_sentinel=True)
-    labels = np.array([_category_label(u) for u in uniques], dtype=object)
-    # different raw values may share a label (1 and "1"): merge them
-    merged, inverse = np.unique(labels.astype(str), return_inverse=True)
-    codes[present] = inverse[sub_codes]
-    return merged, codes
+
+    def __init__(self, raw=None, codes=None, uniques=None, object_values=False):
+        self.raw = raw
+        self.codes = codes
+        self.uniques = uniques
+        self.object_values = object_values
+        self._categories = None
+
+    @classmethod
+    def factorize(cls, values, missing_values, object_values: bool) -> Column:
+        """The distinct values of ``values`` (ndarray or Series) with the missing ones dropped."""
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        if not isinstance(uniques, np.ndarray):
+            # an Index of a DataFrame column's distinct values; a NumPy array keeps its dtype, so
+            # that labels print its scalars (np.float32 values as float32)
+            uniques = np.asarray(uniques, dtype=object)
+        codes = np.asarray(codes, dtype=np.int64)
+        missing = np.asarray(pd.isna(uniques), dtype=bool)
+        if missing_values and uniques.size:
+            missing |= (
+                pd.Series(uniques, dtype=object, copy=False).isin(list(missing_values)).to_numpy()
+            )
+        if missing.any():
+            # renumber the present values; code -1 reads the appended -1
+            lut = np.append(np.cumsum(~missing) - 1, -1)
+            lut[:-1][missing] = -1
+            codes = lut[codes]
+            uniques = uniques[~missing]
+        return cls(codes=codes, uniques=uniques, object_values=object_values)
+
+    @property
+    def n_rows(self) -> int:
+        return (self.raw if self.raw is not None else self.codes).shape[0]
+
+    def missing(self) -> np.ndarray:
+        """bool (n,): True where the value is missing."""
+        if self.raw is not None:
+            return np.asarray(pd.isna(self.raw), dtype=bool)
+        return self.codes < 0
+
+    def looks_numeric(self) -> bool:
+        """Whether the column should be encoded as numeric: a numeric dtype, or Python objects whose
+        present values all parse as numbers. Booleans are categorical."""
+        if self.raw is not None:
+            return self.raw.dtype.kind in "iuf"
+        if not self.object_values or self.uniques.size == 0:
+            return False
+        if any(isinstance(v, (bool, np.bool_)) for v in self.uniques):
+            return False
+        return not np.isnan(_parse_values(self.uniques)).any()
+
+    def numbers(self, column: str) -> np.ndarray:
+        """float64 copy of the column, NaN where missing; non-numbers and infinities raise ValueError."""
+        if self.raw is not None:
+            out = self.raw.astype(np.float64, copy=True)
+            out[self.missing()] = np.nan
+        else:
+            parsed = _parse_values(self.uniques)
+            bad = np.isnan(parsed)
+            if bad.any():
+                first = self.uniques[np.flatnonzero(bad)[0]]
+                raise ValueError(
+                    f"column {column!r} is numeric but holds a non-number {first!r} "
+                    f"(declare it in `categorical`, or mark the value as missing with "
+                    f"`missing_values`)"
+                )
+            out = np.append(parsed, np.nan)[self.codes]  # code -1 reads the appended NaN
+        if np.isinf(out).any():
+            raise ValueError(f"column {column!r} holds an infinite value")
+        return out
+
+    def category_strings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct category strings of the present values (sorted) and, per row, the index into
+        them (int64 (n,), -1 = missing).
+
+        Categories are compared as strings (``1`` and ``"1"`` are the same category), so a model
+        file can store them without pickle. Integral floats print without ``.0`` (``3.0`` ->
+        ``"3"``), so a column read as float because of a missing value matches its integer
+        spelling.
+        """
+        if self._categories is None:
+            if self.raw is not None:
+                column = Column.factorize(self.raw, (), object_values=False)
+            else:
+                column = self
+            if column.uniques.size == 0:
+                self._categories = (np.array([], dtype=str), column.codes)
+            else:
+                labels = np.array([_category_label(u) for u in column.uniques], dtype=object)
+                # different raw values may share a label (1 and "1"): merge them
+                merged, inverse = np.unique(labels.astype(str), return_inverse=True)
+                lut = np.append(inverse.astype(np.int64), -1)
+                self._categories = (merged, lut[column.codes])
+        return self._categories
+
+
+def _parse_values(uniques: np.ndarray) -> np.ndarray:
+    """float64 of each value of an object array, NaN where it is not a number."""
+    return pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(
+        dtype=np.float64
+    )
 
 
 def _category_label(value) -> str:

@@ -29,15 +29,7 @@ from .._params import ParamsMixin
 from .._validation import check_int
 from ..exceptions import NotFittedError
 from ..io import ModelArrays, load_arrays, model_file_errors, save_arrays
-from ._columns import (
-    Table,
-    as_category_strings,
-    looks_numeric,
-    missing_mask,
-    mix64,
-    parse_numeric,
-    stable_hash,
-)
+from ._columns import Column, Table, mix64, stable_hash
 
 _STATE_VERSION = 1
 
@@ -184,22 +176,21 @@ class FeatureEncoder(ParamsMixin):
         codes = {}
         in_cross = {c for pair in self._resolve_crosses(table.names) for c in pair}
         for name in table.names:
-            values = table.column(name)
-            miss = missing_mask(values, mv)
+            column = table.read(name, mv)
             is_num = name in forced_num or (
-                name not in forced_cat and name not in hashed and looks_numeric(values, miss)
+                name not in forced_cat and name not in hashed and column.looks_numeric()
             )
             if is_num:
-                x = parse_numeric(values, miss, name)
+                x = column.numbers(name)
                 self._fit_numeric(name, x)
                 self.numeric_columns_.append(name)
                 if name in in_cross:
                     codes[name] = self._numeric_codes(name, x)
             else:
-                self._fit_categorical(name, values, miss, name in hashed)
+                self._fit_categorical(name, column, name in hashed)
                 self.categorical_columns_.append(name)
                 if name in in_cross:
-                    codes[name] = self._categorical_codes(name, values, miss)
+                    codes[name] = self._categorical_codes(name, column)
         self.categorical_mask_ = np.array([c in self.hashed_ for c in self.columns_], dtype=bool)
         self.crosses_ = self._resolve_crosses(table.names)
         self.cross_keys_, self.cross_hashed_ = [], []
@@ -296,8 +287,8 @@ class FeatureEncoder(ParamsMixin):
                 edges = np.zeros(0)
             self.bin_edges_[name] = edges.astype(np.float64)
 
-    def _fit_categorical(self, name, values, miss, hashed):
-        cats, idx = as_category_strings(values, miss)
+    def _fit_categorical(self, name, column: Column, hashed):
+        cats, idx = column.category_strings()
         counts = np.bincount(idx[idx >= 0], minlength=cats.size)
         kept = cats[counts >= self.min_frequency]
         if hashed or (self.max_categories is not None and kept.size > self.max_categories):
@@ -329,9 +320,9 @@ class FeatureEncoder(ParamsMixin):
         )
         return codes
 
-    def _categorical_codes(self, name, values, miss) -> np.ndarray:
+    def _categorical_codes(self, name, column: Column) -> np.ndarray:
         """int64 codes: 0 = missing, 1 = other, 2 + category index (or hash bucket)."""
-        labels, idx = as_category_strings(values, miss)
+        labels, idx = column.category_strings()
         if self.hashed_[name]:
             lut = 2 + stable_hash(labels) % int(self.n_hash_buckets)
         else:
@@ -344,10 +335,7 @@ class FeatureEncoder(ParamsMixin):
                 else np.zeros(labels.size, bool)
             )
             lut = np.where(found, 2 + pos, 1).astype(np.int64)
-        codes = np.zeros(idx.shape[0], dtype=np.int64)
-        present = idx >= 0
-        codes[present] = lut[idx[present]]
-        return codes
+        return np.append(lut, 0)[idx]  # missing (-1) reads the appended code 0
 
     def _cross_codes(self, k, ca, cb, n_b) -> np.ndarray:
         key = ca * n_b + cb
@@ -360,14 +348,13 @@ class FeatureEncoder(ParamsMixin):
         found = known[np.minimum(pos, known.size - 1)] == key
         return np.where(found, 1 + pos, 0).astype(np.int64)
 
-    def _column_values(self, table, name, mv):
+    def _read_column(self, table, name, mv) -> Column:
         try:
-            values = table.column(name)
+            return table.read(name, mv)
         except (KeyError, ValueError):
             raise ValueError(
                 f"X has no column {name!r}; the encoder was fitted on {self.columns_}"
             ) from None
-        return values, missing_mask(values, mv)
 
     def _table(self, X) -> Table:
         self._check_fitted()
@@ -386,14 +373,14 @@ class FeatureEncoder(ParamsMixin):
         for name in self.columns_:
             if name in skip:
                 continue
-            values, miss = self._column_values(table, name, mv)
+            column = self._read_column(table, name, mv)
             if name in self.mean_:
-                x = parse_numeric(values, miss, name)
+                x = column.numbers(name)
                 codes[name] = self._numeric_codes(name, x)
                 if need_numbers:
                     numbers[name] = x
             else:
-                codes[name] = self._categorical_codes(name, values, miss)
+                codes[name] = self._categorical_codes(name, column)
         return codes, numbers
 
     # ------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class Table:
             self.array = arr
             self.names = [f"x{j}" for j in range(arr.shape[1])]
         self.n_rows = len(X) if self.frame is not None else self.array.shape[0]
+        self._reads = {}
 
     def column(self, key: str) -> np.ndarray:
         """1-D array of one column (a view when possible; never modified by the encoder)."""
@@ -64,7 +65,14 @@ class Table:
     def read(self, key: str, missing_values) -> Column:
         """One column as the encoder reads it (see :class:`Column`): a numeric-dtype column as is,
         any other factorised straight from the DataFrame's own storage (an Arrow string column is
-        dictionary-encoded without building a Python string per row)."""
+        dictionary-encoded without building a Python string per row). Read once per table: the
+        outputs built from one table share the reads."""
+        memo_key = (key, tuple(missing_values))
+        if memo_key not in self._reads:
+            self._reads[memo_key] = self._read(key, missing_values)
+        return self._reads[memo_key]
+
+    def _read(self, key: str, missing_values) -> Column:
         if self.frame is not None:
             col = self.frame[self._frame_key(key)]
             if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype.kind not in "biuf":

@@ -358,6 +358,8 @@ class FeatureEncoder(ParamsMixin):
 
     def _table(self, X) -> Table:
         self._check_fitted()
+        if isinstance(X, Table):
+            return X
         table = Table(X)
         if table.frame is None and len(table.names) != len(self.columns_):
             raise ValueError(
@@ -681,16 +683,18 @@ class FeatureEncoder(ParamsMixin):
             numbers = self._standardized(numbers)
         return _stack(numbers, self.numeric_columns_, table.n_rows, np.float32)
 
-    def transform_codes_numeric(self, X, columns=None) -> tuple[np.ndarray, np.ndarray]:
+    def transform_codes_numeric(self, X, columns=None, *, sparse: bool = False) -> tuple:
         """``(transform_codes(X, columns), transform_numeric(X))`` from one pass over ``X`` (the inputs
-        of an embedding model; half the time of the two calls)."""
+        of an embedding model; half the time of the two calls). ``sparse=True`` appends
+        ``transform(X)`` (Wide&Deep's wide input), built from the same read of each column."""
         columns = self._code_columns(columns)
         table = self._table(X)
         codes, numbers = self._codes_and_numbers(table, need_numbers=True)
-        return (
+        out = (
             _stack(codes, columns, table.n_rows, np.int32),
             _stack(self._standardized(numbers), self.numeric_columns_, table.n_rows, np.float32),
         )
+        return (*out, self.transform(table)) if sparse else out
 
     def _code_columns(self, columns) -> list:
         """``columns`` checked against ``columns_``; default ``categorical_columns_``."""

@@ -156,9 +156,10 @@ class NeuralRanker(Ranker):
 
     def _encode(self, X, name):
         enc = self.encoder_
-        codes, dense = enc.transform_codes_numeric(X, columns=self._embedded_columns(enc))
-        wide = enc.transform(X) if self._has_wide else None
-        return NNInputs(codes, dense, wide)
+        columns = self._embedded_columns(enc)
+        if self._has_wide:  # the wide part's matrix from the same read of each column
+            return NNInputs(*enc.transform_codes_numeric(X, columns=columns, sparse=True))
+        return NNInputs(*enc.transform_codes_numeric(X, columns=columns))
 
     def _check_encoded(self, Xm, name):
         return Xm

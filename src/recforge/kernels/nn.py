@@ -378,7 +378,8 @@ def _chunk_buffers(scratch, slots, w, slot, n):
     """The ``buffers`` of :func:`_chunk_pass` for ``n`` rows: worker ``w``'s ``x0`` and ``acts``
     from ``scratch`` = ``(x0 (n_workers, chunk * d0), acts (n_workers, acts per chunk))`` and
     slot ``slot``'s results from ``slots`` = ``(dx0 (n_slots, chunk * d0), dz (n_slots, chunk),
-    row_loss (n_slots, chunk), grads (n_slots, n_params))``."""
+    row_loss (n_slots, chunk), grads (n_slots, n_params))``, ``n_slots = max_chunks + n_workers``
+    (see :func:`_train_worker`)."""
     x0_all, acts_all = scratch
     dx0_all, dz_all, loss_all, grads_all = slots
     d0 = x0_all.shape[1] // TRAIN_CHUNK_ROWS
@@ -390,8 +391,8 @@ def _chunk_buffers(scratch, slots, w, slot, n):
 @jit
 def _train_chunk(model, data, batch, c, w, slot, scratch, slots, owner, oi):
     """Worker ``w`` computes chunk ``c`` of ``batch`` = ``(rows, t)`` (its rows, its optimiser step)
-    into slot ``slot`` and publishes it in ``owner[oi]`` unless another worker did first; returns
-    whether it published. ``model`` = ``(inputs, wide, sizes, params)``, ``data`` = ``(y, sw,
+    into its spare slot ``slot`` and publishes the slot in ``owner[oi]`` unless another worker did
+    first; returns whether it published. ``model`` = ``(inputs, wide, sizes, params)``, ``data`` = ``(y, sw,
     dropout, dropout_seed)``."""
     inputs, wide, sizes, params = model
     y, sw, dropout, dropout_seed = data
@@ -405,7 +406,7 @@ def _train_chunk(model, data, batch, c, w, slot, scratch, slots, owner, oi):
     done = _chunk_pass(
         inputs, wide, y, sw, rows[r0:r1], nb, sizes, params, dropout, buffers, owner, oi
     )
-    return done and compare_exchange(owner, oi, -1, w)
+    return done and compare_exchange(owner, oi, -1, slot)
 
 
 #: parameters per block of a batch's dense-layer update: the workers pull the blocks as they pull
@@ -420,15 +421,15 @@ def _adam_rate(lr, b1, b2, t):
 
 
 @jit
-def _dense_update(model, hyper, t, q0, q1, grads_all, owner, o0, max_chunks, n_chunks, state):
+def _dense_update(model, hyper, t, q0, q1, grads_all, owner, o0, n_chunks, state):
     """The dense parameters ``[q0, q1)`` of a batch whose chunks are all published: gradient = the
-    chunks' (``owner[o0 + c]``'s slot of ``grads_all`` holds chunk ``c``) summed in chunk order,
+    chunks' (slot ``owner[o0 + c]`` of ``grads_all`` holds chunk ``c``) summed in chunk order,
     plus ``2 * l2 * W`` on the kernels, then the optimiser step. ``state`` = ``(grads, p_m, p_v)``."""
     _, _, sizes, params = model
     opt, lr, b1, b2, eps, l2, _, _, _, _ = hyper
     grads, p_m, p_v = state
     for c in range(n_chunks):
-        g = grads_all[owner[o0 + c] * max_chunks + c]
+        g = grads_all[owner[o0 + c]]
         if c == 0:
             for q in range(q0, q1):
                 grads[q] = g[q]
@@ -443,10 +444,10 @@ def _dense_update(model, hyper, t, q0, q1, grads_all, owner, o0, max_chunks, n_c
 
 
 @jit
-def _sparse_updates(model, tables, hyper, batch, slots, owner, o0, max_chunks, work, total):
+def _sparse_updates(model, tables, hyper, batch, slots, owner, o0, work, total):
     """What of a batch's update the worker that published its last chunk runs alone: the loss
     (added to ``total[0]`` in row order), the step count, the optimiser steps of the embedding rows
-    and wide coordinates the batch touched (``owner[o0 + c]``'s slot holds chunk ``c``)."""
+    and wide coordinates the batch touched (slot ``owner[o0 + c]`` holds chunk ``c``)."""
     inputs, wide, sizes, _ = model
     codes, _, col_flat_off, col_dim, col_in_off, emb = inputs
     has_wide, w_indptr, w_indices, w_data, wide_w = wide
@@ -460,7 +461,7 @@ def _sparse_updates(model, tables, hyper, batch, slots, owner, o0, max_chunks, w
     d0 = sizes[0]
     n_chunks = (nb + TRAIN_CHUNK_ROWS - 1) // TRAIN_CHUNK_ROWS
     for c in range(n_chunks):
-        slot = owner[o0 + c] * max_chunks + c
+        slot = owner[o0 + c]
         for r in range(min(nb - c * TRAIN_CHUNK_ROWS, TRAIN_CHUNK_ROWS)):
             total[0] += loss_all[slot, r]
     step[0] = t
@@ -469,7 +470,7 @@ def _sparse_updates(model, tables, hyper, batch, slots, owner, o0, max_chunks, w
         nt = 0
         pos = 0
         for c in range(n_chunks):
-            slot = owner[o0 + c] * max_chunks + c
+            slot = owner[o0 + c]
             r0 = c * TRAIN_CHUNK_ROWS
             n = min(nb - r0, TRAIN_CHUNK_ROWS)
             dx0 = dx0_all[slot, : n * d0].reshape((n, d0))
@@ -499,7 +500,7 @@ def _sparse_updates(model, tables, hyper, batch, slots, owner, o0, max_chunks, w
     if has_wide:
         nw = 0
         for c in range(n_chunks):
-            slot = owner[o0 + c] * max_chunks + c
+            slot = owner[o0 + c]
             r0 = c * TRAIN_CHUNK_ROWS
             n = min(nb - r0, TRAIN_CHUNK_ROWS)
             nw = _wide_grads(
@@ -544,12 +545,20 @@ def _sparse_updates(model, tables, hyper, batch, slots, owner, o0, max_chunks, w
 def _train_worker(w, model, data, tables, hyper, schedule, scratch, slots, sync, work, total):
     """Worker ``w``'s part of :func:`train_batches`: ``schedule`` = ``(order, start, stop,
     batch_size, n_batches, step0)``; ``sync`` = ``(claimed, published, blocks, parts, owner,
-    opened)`` (int64: per batch the chunks handed out and published, the update blocks handed out
-    and the update's parts done; per chunk of each batch the worker whose slot holds it; the
-    batches done)."""
+    opened, home)`` (int64: per batch the chunks handed out and published, the update blocks handed
+    out and the update's parts done; per chunk of each batch the slot that holds it; the batches
+    done; per chunk index the slot it was last published in).
+
+    Slots: ``max_chunks + n_workers`` of them, so their memory does not grow by a batch's worth
+    per thread. A worker computes every chunk into its spare slot (initially ``max_chunks + w``),
+    which no other worker writes; when it publishes chunk ``c``, the slot goes to the batch and the
+    worker takes ``home[c]`` as its new spare: the slot chunk ``c`` was published in by an earlier
+    batch, whose update is over (the current batch opened after it), and that no one holds since.
+    A worker that loses a chunk to another keeps its spare."""
     order, start, stop, batch_size, n_batches, step0 = schedule
-    claimed, published, blocks, parts, owner, opened = sync
-    max_chunks = slots[3].shape[0] // scratch[0].shape[0]
+    claimed, published, blocks, parts, owner, opened, home = sync
+    max_chunks = home.shape[0]
+    spare = max_chunks + w
     n_params = model[3].shape[0]
     n_blocks = (n_params + UPDATE_BLOCK - 1) // UPDATE_BLOCK
     update_state = (work[0], tables[3], tables[4])
@@ -584,7 +593,6 @@ def _train_worker(w, model, data, tables, hyper, schedule, scratch, slots, sync,
                                 slots[3],
                                 owner,
                                 o0,
-                                max_chunks,
                                 n_chunks,
                                 update_state,
                             )
@@ -593,12 +601,12 @@ def _train_worker(w, model, data, tables, hyper, schedule, scratch, slots, sync,
                             continue
                     n_waits = wait_a_little(n_waits)
                     continue
-            slot = w * max_chunks + c
-            if _train_chunk(model, data, batch, c, w, slot, scratch, slots, owner, o0 + c):
+            if _train_chunk(model, data, batch, c, w, spare, scratch, slots, owner, o0 + c):
+                published_slot = spare
+                spare = home[c]
+                home[c] = published_slot
                 if fetch_add(published, b, 1) == n_chunks - 1:
-                    _sparse_updates(
-                        model, tables, hyper, batch, slots, owner, o0, max_chunks, work, total
-                    )
+                    _sparse_updates(model, tables, hyper, batch, slots, owner, o0, work, total)
                     if fetch_add(parts, b, 1) == n_blocks:
                         atomic_store(opened, 0, b + 1)
             c = fetch_add(claimed, b, 1)
@@ -610,6 +618,12 @@ def _filled(n, value):
     """int64 (n,) all ``value``, allocated where a parallel region's array analysis does not see
     it (it took a ``np.zeros`` array that the region changes only through calls for all zeros)."""
     return np.full(n, value, np.int64)
+
+
+@jit
+def _slot_ids(n):
+    """int64 (n,) = 0, 1, ..., n - 1, allocated outside the parallel region (see :func:`_filled`)."""
+    return np.arange(n).astype(np.int64)
 
 
 @jit(parallel=True)
@@ -669,7 +683,7 @@ def train_batches(
     and opens the next batch. A worker with nothing left to claim computes a chunk another worker
     holds but has not published (the OS may have preempted that worker for a scheduler slice,
     longer than a whole batch): whoever finishes first publishes it, the other's copy is dropped
-    (each worker writes only its own slots, see :func:`_chunk_buffers`), so a preempted thread
+    (each worker writes only its own spare slot, see :func:`_train_worker`), so a preempted thread
     delays no batch. Once a batch's chunks are all published, the workers pull blocks of
     :data:`UPDATE_BLOCK` dense parameters to update while that worker updates the embedding rows
     and wide coordinates; the last part done opens the next batch. A worker waiting (for a chunk
@@ -686,7 +700,7 @@ def train_batches(
     n_workers = max(1, n_workers)
     max_chunks = (batch_size + chunk - 1) // chunk
     n_batches = max(0, (stop - start + batch_size - 1) // batch_size)
-    n_slots = n_workers * max_chunks
+    n_slots = max_chunks + n_workers  # see _train_worker
     x0_scratch = np.empty((n_workers, chunk * d0), np.float32)
     acts_scratch = np.empty((n_workers, chunk * _layer_offsets(sizes)[2][-1]), np.float32)
     dx0_slots = np.empty((n_slots, chunk * d0), np.float32)
@@ -713,6 +727,7 @@ def train_batches(
     parts = _filled(max(1, n_batches), 0)
     owner = _filled(max(1, n_batches * max_chunks), -1)
     opened = _filled(1, 0)
+    home = _slot_ids(max_chunks)
     total = np.empty(1, np.float64)
     total[0] = 0.0
     step0 = step[0]
@@ -732,7 +747,7 @@ def train_batches(
             (order, start, stop, batch_size, n_batches, step0),
             (x0_scratch, acts_scratch),
             (dx0_slots, dz_slots, loss_slots, grad_slots),
-            (claimed, published, blocks, parts, owner, opened),
+            (claimed, published, blocks, parts, owner, opened, home),
             (grads, mark, touched, touched_col, goff, gbuf, wmark, wtouched, wg, wp, wm, wv),
             total,
         )

@@ -118,8 +118,10 @@ class Column:
         codes = np.asarray(codes, dtype=np.int64)
         missing = np.asarray(pd.isna(uniques), dtype=bool)
         if missing_values and uniques.size:
-            missing |= (
-                pd.Series(uniques, dtype=object, copy=False).isin(list(missing_values)).to_numpy()
+            # the missing values are strings: only a str (np.str_ included) can equal one
+            strings = set(missing_values)
+            missing |= np.fromiter(
+                (isinstance(u, str) and u in strings for u in uniques), bool, uniques.size
             )
         if missing.any():
             # renumber the present values; code -1 reads the appended -1

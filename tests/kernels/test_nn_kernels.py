@@ -343,6 +343,29 @@ def test_train_batches_same_for_any_number_of_workers(n_workers, dropout):
                 np.testing.assert_array_equal(a, b)
 
 
+def test_train_batches_same_with_a_core_taken_by_a_foreign_process():
+    """Two workers while a foreign process spins: the OS preempts a worker mid-chunk, the other
+    re-computes its chunks (each into its own spare slot) and the slots of published chunks are
+    handed back and forth between the workers and the chunks' homes; results equal one worker's."""
+    import subprocess
+    import sys
+
+    P = _problem(seed=10, n=1500, hidden=(40, 70))
+    order = np.random.default_rng(2).permutation(1500).astype(np.int64)
+    one = _train(P, order, 150, 1, 0.3)  # 10 batches of 3 chunks (64, 64, 22 rows)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        with numba_threads(2):
+            for _ in range(10):
+                many = _train(P, order, 150, 2, 0.3)
+                assert many[0] == one[0] and many[4] == one[4] == 10
+                for a, b in zip(many[1:4], one[1:4]):
+                    np.testing.assert_array_equal(a, b)
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def test_train_batches_returns_the_summed_loss_before_each_update():
     P = _problem(seed=9, n=100)
     order = np.arange(100, dtype=np.int64)

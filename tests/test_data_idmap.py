@@ -173,3 +173,18 @@ def test_mixed_ids_with_an_int_beyond_the_dtype_are_unknown():
     """A mixed list holding an int outside int64 (found by the fuzz harness: OverflowError)."""
     m = IdMap(np.array([10, 14, 20]))
     assert m.contains(np.array(["b", 14, 2**63], dtype=object)).tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [[0, 1, 2, 3], [5, -1, 9, 2**62, -(2**63)], [], [7], list(range(0, 40, 3))],
+    ids=["range", "sorted-extremes", "empty", "one", "strided"],
+)
+def test_contains_of_one_int_matches_the_vector_lookup(ids):
+    """contains(scalar int) takes a bisection path of its own; it answers as the array lookup."""
+    idmap = IdMap(np.array(ids, dtype=np.int64))
+    probes = [-1, 0, 1, 3, 4, 5, 7, 9, 39, 2**62, 2**63, -(2**63), -(2**63) - 1]
+    probes += [np.int32(9), np.int64(-1), np.uint64(2**63 + 5), np.uint8(3), True, False]
+    for value in probes:
+        expected = bool(idmap.contains(np.array([value], dtype=object))[0])
+        assert idmap.contains(value) is expected, value

@@ -436,3 +436,15 @@ def test_dense_list_of_lists_is_a_matrix():
     expected = Interactions(np.array([[1, 0, 2], [0, 3, 0]]))
     assert x.shape == (2, 3)
     np.testing.assert_array_equal(x.matrix.toarray(), expected.matrix.toarray())
+
+
+def test_matrix_is_built_once_read_only():
+    data = Interactions.from_arrays([0, 0, 1], [2, 0, 1], [1.0, 2.0, 3.0])
+    first = data.matrix
+    assert data.matrix is first
+    assert first.has_canonical_format and first.has_sorted_indices
+    for array in (first.data, first.indices, first.indptr):
+        assert not array.flags.writeable
+    with pytest.raises(ValueError):
+        first.data[0] = 5.0
+    np.testing.assert_array_equal(first.toarray(), [[2.0, 0.0, 1.0], [0.0, 3.0, 0.0]])

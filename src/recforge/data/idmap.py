@@ -6,6 +6,8 @@ millions of ids costs two arrays and no Python dict.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 import pandas as pd
 
@@ -353,9 +355,26 @@ class IdMap:
 
     def contains(self, values):
         """Boolean mask, shape (m,): which of ``values`` are known ids (a bool for a scalar)."""
+        if (
+            self._ids.dtype.kind == "i"
+            and isinstance(values, (int, np.integer))
+            and not isinstance(values, (bool, np.bool_))
+        ):
+            return self._contains_int(int(values))
         scalar = _is_scalar(values)
         found = self._lookup(values)[2]
         return bool(found[0]) if scalar else found
+
+    def _contains_int(self, value: int) -> bool:
+        """Whether one Python int is an id of this int64 map, by bisection in Python (no NumPy
+        call: a one-id check such as ``fit``'s padding-id test pays no first-call setup)."""
+        n = self._ids.size
+        if self._is_range:
+            return 0 <= value < n
+        if n == 0 or not -(2**63) <= value <= _INT64_MAX:
+            return False
+        pos = bisect_left(self._sorted, value)
+        return pos < n and int(self._sorted[pos]) == value
 
     def to_external(self, idx):
         """External ids at internal indices ``idx`` (int array of shape (m,); a scalar for a scalar).

@@ -159,7 +159,16 @@ class Interactions:
     2
     """
 
-    __slots__ = ("_data", "_indices", "_indptr", "_item_map", "_shape", "_timestamps", "_user_map")
+    __slots__ = (
+        "_data",
+        "_indices",
+        "_indptr",
+        "_item_map",
+        "_matrix",
+        "_shape",
+        "_timestamps",
+        "_user_map",
+    )
 
     def __init__(self, matrix, *, timestamps=None, user_map=None, item_map=None):
         if isinstance(matrix, Interactions):
@@ -217,6 +226,11 @@ class Interactions:
         self._timestamps = None if timestamps is None else _readonly(timestamps)
         self._user_map = user_map
         self._item_map = item_map
+        self._matrix = sp.csr_matrix(
+            (self._data, self._indices, self._indptr), shape=shape, copy=False
+        )
+        self._matrix.has_sorted_indices = True
+        self._matrix.has_canonical_format = True
 
     @classmethod
     def _trusted(cls, indptr, indices, data, shape, timestamps, user_map, item_map) -> Interactions:
@@ -440,11 +454,10 @@ class Interactions:
     # ------------------------------------------------------------------ attributes
     @property
     def matrix(self) -> sp.csr_matrix:
-        """CSR of shape (n_users, n_items), float32 data, int32 indices, read-only arrays."""
-        m = sp.csr_matrix((self._data, self._indices, self._indptr), shape=self._shape, copy=False)
-        m.has_sorted_indices = True
-        m.has_canonical_format = True
-        return m
+        """CSR of shape (n_users, n_items), float32 data, int32 indices, read-only arrays.
+
+        Built once with the Interactions: every access returns the same (read-only) matrix."""
+        return self._matrix
 
     @property
     def timestamps(self) -> np.ndarray | None:

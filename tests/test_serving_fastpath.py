@@ -181,6 +181,49 @@ def test_feature_rows_read_the_history_rows_alike_with_repeated_candidates(pipel
         np.testing.assert_array_equal(plan._features(repeated, u, None), X[twice], str(user))
 
 
+def test_fresh_feature_rows_from_the_item_table_are_the_computed_rows(pipeline):
+    """A fresh user's rows read each candidate's item columns, genre one-hots and genres from the
+    per-item table built at load for the fresh users' time, and the transition count from the
+    candidate to the last item from the transposed rows: the same rows bit for bit as computed
+    per candidate (tables without the item table; a repeated candidate: binary searches)."""
+    from recforge.serving.plan import _feature_tables
+
+    plan = Recommender(pipeline, warm=False)._plan
+    assert plan._tables.item_time == plan._now
+    untabled = _feature_tables(pipeline, None)[0]
+    assert untabled.item_time != untabled.item_time  # NaN: no item table
+    rng = np.random.default_rng(3)
+    n_items = len(pipeline.item_map_)
+    for n in (1, 3, 7, 12):
+        idx = rng.choice(n_items, n, replace=False).astype(np.int64)
+        h = FreshHistory(idx, None, n_items, None, [])
+        cands = plan._recall(lambda source, depth, h=h: source.history(h, depth), 10, {})
+        history = (h.idx, np.full(n, plan._now), h.weights)
+        got = plan._features(cands, -1, history)
+        plan._tables, tables = untabled, plan._tables
+        try:
+            want = plan._features(cands, -1, history)
+        finally:
+            plan._tables = tables
+        np.testing.assert_array_equal(got, want)
+
+
+def test_transposed_csr_is_the_scipy_transpose():
+    from recforge.serving._fastpath import _transposed
+
+    m = sp.random(30, 30, density=0.2, format="csr", random_state=4)
+    m.data[:] = np.arange(1, m.nnz + 1)
+    indptr, indices, data = _transposed(m.indptr, m.indices.astype(np.int32), m.data)
+    want = m.T.tocsr()
+    want.sort_indices()
+    np.testing.assert_array_equal(indptr, want.indptr)
+    np.testing.assert_array_equal(indices, want.indices)
+    np.testing.assert_array_equal(data, want.data)
+    assert indptr.dtype == np.int64 and indices.dtype == np.int32 and data.dtype == np.float64
+    empty = _transposed(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0))
+    assert [len(a) for a in empty] == [1, 0, 0]
+
+
 def test_concurrent_recommend_one_calls_answer_like_serial_ones(pipeline):
     rec = Recommender(pipeline, warm=False)
     bodies = _requests(pipeline, seed=3)

@@ -459,6 +459,21 @@ cdef void _history_rows(const int64_t[::1] indptr, const int32_t[::1] indices,
                     out[p * nl + j] = data[e]
 
 
+def _transposed(indptr, indices, data):
+    """The CSR ``(indptr, indices, data)`` of a square matrix transposed: (int64 indptr, int32
+    indices, float64 data) with each row's columns ascending (a stable sort by column of the rows
+    in order); an indptr of length 1 (no matrix) stays one."""
+    indptr = np.asarray(indptr, np.int64)
+    if len(indptr) <= 1:
+        return indptr, np.asarray(indices, np.int32), np.asarray(data, np.float64)
+    n = len(indptr) - 1
+    rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(indptr))
+    order = np.argsort(indices, kind="stable")
+    t_indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(indices, minlength=n), out=t_indptr[1:])
+    return t_indptr, rows[order], np.ascontiguousarray(np.asarray(data, np.float64)[order])
+
+
 cdef class FeatureTables:
     """The as-of state of a fitted pipeline in the layout one request's feature rows are read
     from (built once at load, read-only after): every item's sorted event times and cumulated
@@ -485,12 +500,22 @@ cdef class FeatureTables:
     cdef const int32_t[::1] t_indices
     cdef const double[::1] t_data
     cdef const double[::1] t_total
+    # the transitions transposed (row b: the items a before b, ascending): T[it, last] of every
+    # candidate by one walk of row ``last``
+    cdef const int64_t[::1] tt_indptr
+    cdef const int32_t[::1] tt_indices
+    cdef const double[::1] tt_data
+    # per item at ``item_time``: the item columns (6 + n_windows), the genre one-hots (n_genres)
+    # and the genres (n_genres) — what fill reads of a candidate, in one contiguous row
+    cdef const float[:, ::1] item_rows
+    cdef readonly double item_time
     cdef double high
     cdef int64_t n_last
     cdef readonly int64_t n_windows, n_genres, n_sources, n_features
 
     def __init__(self, i_indptr, i_times, i_cumw, i_cumhigh, windows, double high, int64_t n_last,
-                 s_indptr, s_indices, s_data, emb, genres, int64_t n_sources, transitions=None):
+                 s_indptr, s_indices, s_data, emb, genres, int64_t n_sources, transitions=None,
+                 item_time=None):
         self.i_indptr = i_indptr
         self.i_times = i_times
         self.i_cumw = i_cumw
@@ -520,6 +545,56 @@ cdef class FeatureTables:
             raise ValueError("the transition counts do not match the items")
         self.n_features = 2 * n_sources + 2 + 7 + self.n_windows + 12 + self.n_windows
         self.n_features += self.n_genres + 3 + 4
+        self.tt_indptr, self.tt_indices, self.tt_data = _transposed(
+            np.asarray(t_indptr), np.asarray(t_indices), np.asarray(t_data)
+        )
+        self.item_time = NAN
+        self.item_rows = np.zeros((0, 6 + self.n_windows + 2 * self.n_genres), np.float32)
+        if item_time is not None:
+            self.item_time = float(item_time)
+            self.item_rows = self._item_table(self.item_time)
+
+    def _item_table(self, double t):
+        """float32 (n_items, 6 + n_windows + 2 n_genres): every item's columns at time ``t``
+        (those fill writes), its genre one-hots and its genres."""
+        cdef int64_t n_items = self.genres.shape[0], n_w = self.n_windows, n_g = self.n_genres
+        cdef int64_t it, q, width = 6 + n_w + 2 * n_g
+        table = np.empty((n_items, width), np.float32)
+        cdef float[:, ::1] rows = table
+        with nogil:
+            for it in range(n_items):
+                self._item_columns(it, t, &rows[it, 0])
+                for q in range(n_g):
+                    rows[it, 6 + n_w + q] = 1.0 if self.genres[it, q] > 0 else 0.0
+                    rows[it, 6 + n_w + n_g + q] = self.genres[it, q]
+        return table
+
+    cdef void _item_columns(self, int64_t it, double t, float* out) noexcept nogil:
+        """Item ``it``'s 6 + n_windows columns as of ``t``: events, per window, the trend of the
+        first two windows, days since the first and the last event, mean weight, high share."""
+        cdef int64_t n_w = self.n_windows, a, b, n, w, q, base
+        cdef double c1, c2
+        a = self.i_indptr[it]
+        b = _count_upto(self.i_times, a, self.i_indptr[it + 1], t)
+        n = b - a
+        out[0] = n
+        for w in range(n_w):
+            out[1 + w] = b - _count_upto(self.i_times, a, b, t - self.windows[w])
+        if n_w >= 2:
+            c1 = out[1]
+            c2 = out[2]
+            out[1 + n_w] = (c1 + 1.0) / (c2 * self.windows[0] / self.windows[1] + 1.0)
+        else:
+            out[1 + n_w] = NAN
+        if n > 0:
+            out[2 + n_w] = (t - self.i_times[a]) / 86400.0
+            out[3 + n_w] = (t - self.i_times[b - 1]) / 86400.0
+            base = a + it
+            out[4 + n_w] = (self.i_cumw[base + n] - self.i_cumw[base]) / n
+            out[5 + n_w] = (self.i_cumhigh[base + n] - self.i_cumhigh[base]) / n
+        else:
+            for q in range(2 + n_w, 6 + n_w):
+                out[q] = NAN
 
     def user_row(self, const int64_t[::1] h_items, const double[::1] h_times,
                  const float[::1] h_weights, double t, double decay, float[::1] out,
@@ -583,11 +658,11 @@ cdef class FeatureTables:
         ``h_items[ha:h_end]`` sorted by time (events after ``t`` are ignored)."""
         cdef int64_t S = self.n_sources, n_w = self.n_windows, n_g = self.n_genres
         cdef int64_t n_c = items.shape[0], d = self.emb.shape[1], F = self.n_features
-        cdef int64_t c, s, w, q, j, h, it, a, b, n, base, la, hb, nl, col, o
+        cdef int64_t c, s, q, j, h, it, la, hb, nl, col, o
         cdef bint use_sim = self.s_indptr.shape[0] > 1
         cdef bint use_seq = self.t_indptr.shape[0] > 1
         cdef int64_t last = -1
-        cdef double smax, ssum, smean, emax, emean, e, v, g, c1, c2, tv, acc
+        cdef double smax, ssum, smean, emax, emean, e, v, g, tv, acc
         cdef double e0, e1, e2, e3
         cdef float prod, x
         cdef const float* r0
@@ -598,6 +673,12 @@ cdef class FeatureTables:
         cdef vector[double] dots  # the candidate's embedding dot with each history item
         # (n_c, nl): each candidate's similarity / transition count from each history item
         cdef vector[double] h_sim, h_next
+        cdef vector[double] h_prev  # (n_c,): T[candidate, last] (tabled)
+        cdef vector[double] powers  # (nl,): 0.8 ** (nl - 1 - j), as _int_power
+        cdef const float* row
+        cdef const float* onehot = NULL
+        cdef const float* genre = NULL
+        cdef bint use_rows = self.item_rows.shape[0] == self.genres.shape[0] and t == self.item_time
         cdef vector[int32_t] slot  # item -> candidate position, -1
         cdef int64_t n_slot = self.genres.shape[0]
         cdef bint tabled = False
@@ -628,6 +709,14 @@ cdef class FeatureTables:
                 h_next.resize(n_c * nl, 0.0)
                 _history_rows(self.t_indptr, self.t_indices, self.t_data, h_items, la, nl,
                               slot.data(), n_slot, h_next.data())
+            if tabled and use_seq:
+                # T[it, last] of every candidate: one walk of the transposed row of ``last``
+                h_prev.resize(n_c, 0.0)
+                _history_rows(self.tt_indptr, self.tt_indices, self.tt_data, h_items, hb - 1, 1,
+                              slot.data(), n_slot, h_prev.data())
+            powers.resize(nl + 1, 0.0)
+            for j in range(nl):
+                powers[j] = _int_power(0.8, nl - 1 - j)
             for c in range(n_c):
                 it = items[c]
                 for s in range(S):
@@ -639,29 +728,17 @@ cdef class FeatureTables:
                 for j in range(7 + n_w):
                     out[c, col + j] = user_row[j]
                 col += 7 + n_w
-                # item features
-                a = self.i_indptr[it]
-                b = _count_upto(self.i_times, a, self.i_indptr[it + 1], t)
-                n = b - a
-                out[c, col] = n
-                for w in range(n_w):
-                    out[c, col + 1 + w] = b - _count_upto(self.i_times, a, b, t - self.windows[w])
-                if n_w >= 2:
-                    c1 = out[c, col + 1]
-                    c2 = out[c, col + 2]
-                    out[c, col + 1 + n_w] = (c1 + 1.0) / (
-                        c2 * self.windows[0] / self.windows[1] + 1.0)
+                # item features: the table's row at its time, else computed
+                if use_rows:
+                    row = &self.item_rows[it, 0]
+                    for q in range(6 + n_w):
+                        out[c, col + q] = row[q]
+                    onehot = row + 6 + n_w
+                    genre = onehot + n_g
                 else:
-                    out[c, col + 1 + n_w] = NAN
-                if n > 0:
-                    out[c, col + 2 + n_w] = (t - self.i_times[a]) / 86400.0
-                    out[c, col + 3 + n_w] = (t - self.i_times[b - 1]) / 86400.0
-                    base = a + it
-                    out[c, col + 4 + n_w] = (self.i_cumw[base + n] - self.i_cumw[base]) / n
-                    out[c, col + 5 + n_w] = (self.i_cumhigh[base + n] - self.i_cumhigh[base]) / n
-                else:
-                    for q in range(2 + n_w, 6 + n_w):
-                        out[c, col + q] = NAN
+                    self._item_columns(it, t, &out[c, col])
+                    genre = &self.genres[it, 0] if n_g > 0 else NULL
+                    onehot = NULL
                 # user-item features
                 o = col + 6 + n_w
                 if d > 0:
@@ -703,7 +780,7 @@ cdef class FeatureTables:
                         if v > smax:
                             smax = v
                         smean += v
-                        ssum += v * _int_power(0.8, hb - 1 - j)
+                        ssum += v * powers[j - la]
                     if d > 0:
                         e = dots[j - la]
                         if e > emax:
@@ -721,14 +798,17 @@ cdef class FeatureTables:
                 if n_g > 0:
                     g = 0.0
                     for q in range(n_g):
-                        prod = profile[q] * self.genres[it, q]
+                        prod = profile[q] * genre[q]
                         g += prod
                     out[c, o + 5] = g
                 else:
                     out[c, o + 5] = NAN
                 col = o + 6
                 for q in range(n_g):
-                    out[c, col + q] = 1.0 if self.genres[it, q] > 0 else 0.0
+                    if onehot != NULL:
+                        out[c, col + q] = onehot[q]
+                    else:
+                        out[c, col + q] = 1.0 if genre[q] > 0 else 0.0
                 col += n_g
                 out[c, col] = hour
                 out[c, col + 1] = weekday
@@ -748,10 +828,13 @@ cdef class FeatureTables:
                             tv = h_next[c * nl + j - la]
                         else:
                             tv = _csr_value(self.t_indptr, self.t_indices, self.t_data, h, it)
-                        acc += _int_power(0.8, hb - 1 - j) * (tv / max(self.t_total[h], 1.0))
+                        acc += powers[j - la] * (tv / max(self.t_total[h], 1.0))
                     out[c, col + 2] = acc
-                    out[c, col + 3] = _csr_value(self.t_indptr, self.t_indices, self.t_data, it,
-                                                 last)
+                    if tabled:
+                        out[c, col + 3] = h_prev[c]
+                    else:
+                        out[c, col + 3] = _csr_value(self.t_indptr, self.t_indices, self.t_data,
+                                                     it, last)
                 else:
                     for q in range(4):
                         out[c, col + q] = NAN

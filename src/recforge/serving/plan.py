@@ -373,7 +373,7 @@ class RequestPlan:
         if isinstance(model.ranker_, SourceOrder):
             self._source_order = (model.ranker_, self.names.index(model.ranker_.source))
         elif model.ranker_ is not None:
-            self._tables, self._user_table, self._user_profile = _feature_tables(model)
+            self._tables, self._user_table, self._user_profile = _feature_tables(model, self._now)
             self._scorer = _tree_scorer(model.ranker_, self._tables.n_features)
         self.compiled = all(source.compiled for source in self.sources)
         # a fresh user's request: no Numba when every source's fold-in and the ranker are compiled
@@ -563,10 +563,10 @@ class RequestPlan:
         return limit_blas_threads(1) if self._history_blas else contextlib.nullcontext()
 
 
-def _feature_tables(model):
+def _feature_tables(model, now: float):
     """(FeatureTables, user table float32 (n_users, 7 + n_windows), genre profiles float32
     (n_users, n_genres)) of a fitted TwoStage: the users' features as of ``as_of_`` are computed
-    once, by the pipeline's own kernel."""
+    once, by the pipeline's own kernel; the items' as of ``now`` (a fresh user's time) too."""
     from ..kernels.pipeline import user_features
 
     state = model.state_
@@ -595,6 +595,7 @@ def _feature_tables(model):
         genres,
         len(model.sources_),
         state.transitions,
+        item_time=now,
     )
     if tables.n_features != len(model.feature_names_out_):
         raise ValueError(

@@ -208,6 +208,22 @@ def test_fresh_feature_rows_from_the_item_table_are_the_computed_rows(pipeline):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_best_rows_is_lexsort_by_score_then_item(seed):
+    """Ties (few distinct scores), NaN scores, signed zeros, k beyond the rows."""
+    from recforge.serving._fastpath import best_rows
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 60))
+    scores = rng.choice(np.array([0.25, 0.5, -0.0, 0.0, np.nan, 1.0], np.float32), n)
+    items = rng.permutation(1000)[:n].astype(np.int64)
+    for k in (1, 5, n, n + 3):
+        want = np.lexsort((items, -scores))[:k]
+        np.testing.assert_array_equal(best_rows(scores, items, k), want)
+    with pytest.raises(ValueError, match="items"):
+        best_rows(scores, items[:-1] if n else np.zeros(1, np.int64), 2)
+
+
 def test_transposed_csr_is_the_scipy_transpose():
     from recforge.serving._fastpath import _transposed
 

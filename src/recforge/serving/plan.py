@@ -23,6 +23,7 @@ import numpy as np
 from .._threads import limit_blas_threads, numba_threads
 from ..pipeline.candidates import Candidates
 from ..pipeline.selection import SourceOrder
+from ..rank._base import _expit
 from ..recall import Popularity
 from ..recall._embedding import EmbeddingRecall
 from ..recall.base import RecallModel
@@ -30,6 +31,7 @@ from ._fastpath import (
     FeatureTables,
     IdIndex,
     TreeScorer,
+    best_rows,
     dense_scores,
     history_neighbours,
     merge_row,
@@ -43,9 +45,17 @@ from .precomputed import (
     wants_precomputed_candidates,
 )
 
+#: the stage clock (seconds)
+_now = time.perf_counter
 
-def _now() -> float:
-    return time.perf_counter()
+
+def _clock(seconds: float) -> tuple[float, float]:
+    """(hour of the day, weekday) of ``seconds`` since the epoch, as ``build_features`` computes
+    them (float64 NumPy, weekday 0 = Monday)."""
+    at = np.array([seconds])
+    hour = np.floor((at % 86400.0) / 3600.0)
+    weekday = (np.floor(at / 86400.0) + 3) % 7
+    return float(hour[0]), float(weekday[0])
 
 
 @contextlib.contextmanager
@@ -366,6 +376,7 @@ class RequestPlan:
                     )
         self.sources = [SourcePath(n, s, items, ann.get(n)) for n, s in model.sources_.items()]
         self._now = float(model.state_.h_times.max()) if len(model.state_.h_times) else 0.0
+        self._now_clock = _clock(self._now)  # a fresh user's hour and weekday
         self._quotas = np.ascontiguousarray(quotas, np.int64)
         self._rrf_k = float(model.rrf_k)
         self._tables = self._user_table = self._user_profile = self._scorer = None
@@ -440,18 +451,17 @@ class RequestPlan:
             h_items, h_times = state.h_items, state.h_times
             ha, h_end = int(state.h_indptr[u]), int(state.h_indptr[u + 1])
             as_of = float(self.model.as_of_[u])
+            hour, weekday = _clock(as_of)
         else:
             h_items, h_times, h_weights = history
             as_of = self._now
+            hour, weekday = self._now_clock
             user_row = np.empty(7 + tables.n_windows, np.float32)
             profile = np.empty(tables.n_genres, np.float32)
             tables.user_row(
                 h_items, h_times, h_weights, as_of, float(self.model.genre_decay), user_row, profile
             )
             ha, h_end = 0, len(h_items)
-        seconds = np.array([as_of])
-        hour = np.floor((seconds % 86400.0) / 3600.0)
-        weekday = (np.floor(seconds / 86400.0) + 3) % 7
         X = np.empty((len(cands.items), tables.n_features), np.float32)
         tables.fill(
             cands.items,
@@ -466,8 +476,8 @@ class RequestPlan:
             ha,
             h_end,
             as_of,
-            float(hour[0]),
-            float(weekday[0]),
+            hour,
+            weekday,
             X,
         )
         n_w, n_s = tables.n_windows, len(self.sources)
@@ -478,8 +488,6 @@ class RequestPlan:
 
     def _rank(self, cands, u, history, k, timings, explain, X=None):
         """Top ``k`` of ``cands``; ``X``: their feature rows when precomputed."""
-        from ..rank._base import _expit
-
         model = self.model
         t = _now()
         if model.ranker_ is None or len(cands.items) == 0:
@@ -499,9 +507,9 @@ class RequestPlan:
                 scores = model._score(X, cands)
         timings["rank"] = (_now() - t) * 1e3
         t = _now()
-        scores = np.asarray(scores, np.float32)
+        scores = np.ascontiguousarray(scores, np.float32)
         # segment_topk's order: score descending, ties by lower item index
-        best = np.lexsort((cands.items, -scores))[:k]
+        best = best_rows(scores, cands.items, k)
         idx, val = cands.items[best], scores[best]
         timings["topk"] = (_now() - t) * 1e3
         return idx, val, (self._found_by(cands.source_ranks[best]) if explain else None)

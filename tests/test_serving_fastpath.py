@@ -224,6 +224,53 @@ def test_best_rows_is_lexsort_by_score_then_item(seed):
         best_rows(scores, items[:-1] if n else np.zeros(1, np.int64), 2)
 
 
+def test_two_hop_row_is_the_fused_two_hop_kernel_with_reused_scratch():
+    """Random graphs and query rows, excluded items, a mask, k below and beyond the reachable
+    items, calls in a row on one TwoHopRow (its scratch reused, grown for a larger k)."""
+    from recforge.serving._fastpath import TwoHopRow
+
+    from recforge.kernels.neighbors import two_hop_topk
+
+    rng = np.random.default_rng(7)
+    n_rows, n_items = 25, 40
+    graph = sp.random(n_rows, n_items, density=0.15, format="csr", random_state=8, dtype=np.float32)
+    graph.data[:] = rng.integers(1, 4, graph.nnz)  # ties among the two-hop sums
+    arrays = (graph.indptr.astype(np.int64), graph.indices.astype(np.int32), graph.data)
+    row = TwoHopRow(*arrays, n_items)
+    for trial in range(30):
+        nq = int(rng.integers(0, 6))
+        q = np.sort(rng.choice(n_rows, nq, replace=False)).astype(np.int32)
+        w = rng.integers(1, 3, nq).astype(np.float32)
+        excluded = rng.choice(n_items, int(rng.integers(0, 5)), replace=False).astype(np.int32)
+        mask = (rng.random(n_items) < 0.1).astype(np.uint8)
+        k = int(rng.choice([1, 5, 20, 45]))
+        idx, val = row.topk(q, w, excluded, mask, k)
+        want_idx, want_val = two_hop_topk(
+            np.zeros(1, np.int64),
+            np.array([0, nq], np.int64),
+            q,
+            w,
+            *arrays,
+            n_items,
+            np.array([0, len(excluded)], np.int64),
+            excluded,
+            mask,
+            k,
+            1,
+        )
+        np.testing.assert_array_equal(idx, want_idx[0], str(trial))
+        np.testing.assert_array_equal(val, want_val[0], str(trial))
+    empty = np.zeros(0, np.int32)
+    with pytest.raises(ValueError, match="q_indices"):
+        row.topk(np.array([n_rows], np.int32), np.ones(1, np.float32), empty, mask, 3)
+    with pytest.raises(ValueError, match="excluded"):
+        row.topk(empty, np.zeros(0, np.float32), np.array([n_items], np.int32), mask, 3)
+    with pytest.raises(ValueError, match="mask"):
+        row.topk(empty, np.zeros(0, np.float32), empty, mask[:-1], 3)
+    with pytest.raises(ValueError, match="CSR"):
+        TwoHopRow(arrays[0], arrays[1], arrays[2], 5)
+
+
 def test_transposed_csr_is_the_scipy_transpose():
     from recforge.serving._fastpath import _transposed
 

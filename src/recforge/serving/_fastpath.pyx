@@ -18,7 +18,7 @@ operations in the same order and precision), and :class:`TreeScorer` calls ``pre
 from cython.operator cimport dereference as deref
 from libc.math cimport NAN, log1p, sqrt
 from libc.math cimport exp as c_exp
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libcpp.algorithm cimport nth_element, partial_sort, sort, unique
 from libcpp.pair cimport pair
 from libcpp.string cimport string
@@ -34,6 +34,32 @@ cdef extern from "recforge/topk.hpp" namespace "recforge" nogil:
     int64_t topk_row[Score](const Score* scores, int64_t n_items, int64_t k,
                             const uint8_t* excluded, vector[Candidate[Score]]& heap,
                             int64_t* out_index, Score* out_score)
+
+
+cdef extern from "recforge/neighbors.hpp" namespace "recforge::neighbors" nogil:
+    cdef cppclass TwoHopTopkCall:
+        const int64_t* rows
+        const int64_t* q_indptr
+        const int32_t* q_indices
+        const float* q_data
+        const int64_t* n_indptr
+        const uint32_t* targets
+        const float* n_data
+        int64_t n_items
+        const int64_t* ex_indptr
+        const int32_t* ex_indices
+        const uint8_t* mask
+        int64_t k
+        int64_t* out_idx
+        float* out_val
+    cdef cppclass TwoHopScratch:
+        vector[double] acc
+        vector[uint8_t] flag
+        vector[uint32_t] touched
+        vector[float] top_val
+        vector[int32_t] top_idx
+    void two_hop_topk_chunk(const TwoHopTopkCall& call, int64_t r0, int64_t r1,
+                            TwoHopScratch& s)
 
 
 cdef extern from "recforge/tree_predict.hpp" namespace "recforge::gbdt" nogil:
@@ -212,6 +238,120 @@ def best_rows(const float[::1] scores, const int64_t[::1] items, int64_t k):
         for j in range(m):
             o[j] = rows[j].row
     return out
+
+
+cdef class _TwoHopScratch:
+    """One call's dense accumulator, flags and top-k buffers (``TwoHopScratch``), reset by the
+    kernel after each row: reused by the next request instead of allocated and zeroed again."""
+
+    cdef TwoHopScratch s
+
+    def __cinit__(self, int64_t n_items):
+        self.s.acc.assign(n_items, 0.0)
+        self.s.flag.assign(n_items, 0)
+        self.s.touched.resize(n_items + 1)
+
+
+cdef class TwoHopRow:
+    """The fused two-hop top-k of ONE query row against a graph ``N`` prepared once:
+    ``recforge::neighbors::two_hop_topk_chunk`` (``neighbors.hpp``, the kernel behind
+    ``kernels.neighbors.two_hop_topk``) on the calling thread, the GIL released, with scratch
+    buffers kept between calls (a free list; each call takes one, so threads never share one).
+
+    Parameters
+    ----------
+    n_indptr : int64 (n_rows + 1,); n_indices : int32; n_data : float32 — ``N`` as a CSR whose
+        columns are items in [0, n_items)
+    n_items : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recforge.serving._fastpath import TwoHopRow
+    >>> row = TwoHopRow(np.array([0, 2]), np.array([0, 2], np.int32), np.array([0.5, 1.0], np.float32), 3)
+    >>> idx, val = row.topk(np.array([0], np.int32), np.array([2.0], np.float32),
+    ...                     np.zeros(0, np.int32), np.zeros(3, np.uint8), 2)
+    >>> idx.tolist(), val.tolist()
+    ([2, 0], [2.0, 1.0])
+    """
+
+    cdef const int64_t[::1] n_indptr
+    cdef const int32_t[::1] n_indices
+    cdef const float[::1] n_data
+    cdef readonly int64_t n_items, n_rows
+    cdef list _free
+
+    def __init__(self, n_indptr, n_indices, n_data, int64_t n_items):
+        n_indptr = np.ascontiguousarray(n_indptr, np.int64)
+        n_indices = np.ascontiguousarray(n_indices, np.int32)
+        n_data = np.ascontiguousarray(n_data, np.float32)
+        if (
+            n_indptr.ndim != 1 or len(n_indptr) < 1 or n_indptr[0] != 0
+            or np.any(np.diff(n_indptr) < 0) or n_indptr[-1] != len(n_indices)
+            or len(n_data) != len(n_indices)
+            or (len(n_indices) and (n_indices.min() < 0 or n_indices.max() >= n_items))
+        ):
+            raise ValueError("n_indptr, n_indices, n_data are not a CSR with columns in [0, n_items)")
+        self.n_indptr, self.n_indices, self.n_data = n_indptr, n_indices, n_data
+        self.n_items = n_items
+        self.n_rows = len(n_indptr) - 1
+        self._free = []
+
+    def topk(self, const int32_t[::1] q_indices, const float[::1] q_data,
+             const int32_t[::1] excluded, const uint8_t[::1] mask, int64_t k):
+        """Top ``k`` of ``sum_p q_data[p] * N[q_indices[p]]`` (every weight >= 0) without the
+        ``excluded`` items and where ``mask`` (uint8 (n_items,)) is 0: int64 (k,), float32 (k,) —
+        the kernel's order (score descending, index ascending, score-0 items in index order),
+        -1 / -inf pads."""
+        cdef Py_ssize_t nq = q_indices.shape[0], ne = excluded.shape[0], p
+        if q_data.shape[0] != nq:
+            raise ValueError(f"q_data has length {q_data.shape[0]}, q_indices has length {nq}")
+        if mask.shape[0] != self.n_items:
+            raise ValueError(f"mask has length {mask.shape[0]}, expected {self.n_items}")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        for p in range(nq):
+            if q_indices[p] < 0 or q_indices[p] >= self.n_rows:
+                raise ValueError("q_indices out of range [0, n_rows)")
+        for p in range(ne):
+            if excluded[p] < 0 or excluded[p] >= self.n_items:
+                raise ValueError("excluded out of range [0, n_items)")
+        out_index = np.full(k, -1, np.int64)
+        out_score = np.full(k, -np.inf, np.float32)
+        cdef int64_t[::1] oi = out_index
+        cdef float[::1] ov = out_score
+        cdef _TwoHopScratch scratch = self._free.pop() if self._free else _TwoHopScratch(self.n_items)
+        cdef int64_t row = 0
+        cdef int64_t q_indptr[2]
+        cdef int64_t ex_indptr[2]
+        cdef int32_t none = 0
+        cdef float none_f = 0
+        cdef TwoHopTopkCall call
+        q_indptr[0] = 0
+        q_indptr[1] = nq
+        ex_indptr[0] = 0
+        ex_indptr[1] = ne
+        call.rows = &row
+        call.q_indptr = q_indptr
+        call.q_indices = &q_indices[0] if nq else &none
+        call.q_data = &q_data[0] if nq else &none_f
+        call.n_indptr = &self.n_indptr[0]
+        call.targets = <const uint32_t*>(&self.n_indices[0] if self.n_indices.shape[0] else &none)
+        call.n_data = &self.n_data[0] if self.n_data.shape[0] else &none_f
+        call.n_items = self.n_items
+        call.ex_indptr = ex_indptr
+        call.ex_indices = &excluded[0] if ne else &none
+        call.mask = &mask[0] if self.n_items else NULL
+        call.k = k
+        call.out_idx = &oi[0]
+        call.out_val = &ov[0]
+        if <int64_t>scratch.s.top_val.size() < k:
+            scratch.s.top_val.resize(k)
+            scratch.s.top_idx.resize(k)
+        with nogil:
+            two_hop_topk_chunk(call, 0, 1, scratch.s)
+        self._free.append(scratch)
+        return out_index, out_score
 
 
 def ordered_topk(const int64_t[::1] order, const uint8_t[::1] excluded, int64_t depth):

@@ -31,6 +31,7 @@ from ._fastpath import (
     FeatureTables,
     IdIndex,
     TreeScorer,
+    TwoHopRow,
     best_rows,
     dense_scores,
     history_neighbours,
@@ -151,6 +152,9 @@ class SourcePath:
             self._history_query = _UserNeighbours(model, self._score_history)
         elif self._two_hop is not None and _scores_history_row(model):
             self._history_query = _history_row
+        self._two_hop_row = None
+        if self._history_query is not None:
+            self._two_hop_row = TwoHopRow(*self._two_hop[1], self._n_items)
         if isinstance(model, EmbeddingRecall) and self._dense:
             targets = np.asarray(model._target_vectors())
             self._bias = model._target_bias()
@@ -248,26 +252,12 @@ class SourcePath:
 
     def _fused_history(self, h: FreshHistory, k: int):
         """The top ``k`` of a history's two-hop scores by the fused kernel (what ``two_hop_topk``
-        documents as the dense scores' top-k, the history and ``mask`` excluded)."""
-        from ..kernels.neighbors import two_hop_topk
-
+        documents as the dense scores' top-k, the history and ``mask`` excluded), one row through
+        :class:`~recforge.serving._fastpath.TwoHopRow` (its scratch kept between requests)."""
         chosen, vals = self._history_query(h)
         if chosen is None:
             chosen, vals = np.zeros(0, np.int32), np.zeros(0, np.float32)
-        idx, val = two_hop_topk(
-            np.zeros(1, np.int64),
-            np.array([0, len(chosen)], np.int64),
-            chosen,
-            vals,
-            *self._two_hop[1],
-            self._n_items,
-            np.array([0, len(h.items)], np.int64),
-            h.items,
-            h.mask_u8,
-            int(k),
-            1,
-        )
-        return idx[0], val[0]
+        return self._two_hop_row.topk(chosen, vals, h.items, h.mask_u8, int(k))
 
     def history(self, h: FreshHistory, depth: int):
         """Top ``depth`` for a fresh user's history ``h``, as ``recommend_from_history`` computes

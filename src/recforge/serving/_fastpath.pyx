@@ -932,13 +932,12 @@ cdef class FeatureTables:
                 if d > 0:
                     # the dots with the history items four at a time: independent sums, each in
                     # q order from 0.0 as the kernel's (a single running sum waits on every add)
-                    # (the last nl % 4 one at a time: no lanes computed for nothing)
                     ri = &self.emb[it, 0]
-                    for j in range(0, nl - nl % 4, 4):
+                    for j in range(0, nl, 4):
                         r0 = &self.emb[h_items[la + j], 0]
-                        r1 = &self.emb[h_items[la + j + 1], 0]
-                        r2 = &self.emb[h_items[la + j + 2], 0]
-                        r3 = &self.emb[h_items[la + j + 3], 0]
+                        r1 = &self.emb[h_items[la + j + 1], 0] if j + 1 < nl else r0
+                        r2 = &self.emb[h_items[la + j + 2], 0] if j + 2 < nl else r0
+                        r3 = &self.emb[h_items[la + j + 3], 0] if j + 3 < nl else r0
                         e0 = e1 = e2 = e3 = 0.0
                         for q in range(d):
                             x = ri[q]
@@ -954,13 +953,6 @@ cdef class FeatureTables:
                         dots[j + 1] = e1
                         dots[j + 2] = e2
                         dots[j + 3] = e3
-                    for j in range(nl - nl % 4, nl):
-                        r0 = &self.emb[h_items[la + j], 0]
-                        e0 = 0.0
-                        for q in range(d):
-                            prod = r0[q] * ri[q]
-                            e0 += prod
-                        dots[j] = e0
                 smax = 0.0
                 ssum = 0.0
                 smean = 0.0

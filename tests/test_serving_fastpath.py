@@ -181,6 +181,112 @@ def test_feature_rows_read_the_history_rows_alike_with_repeated_candidates(pipel
         np.testing.assert_array_equal(plan._features(repeated, u, None), X[twice], str(user))
 
 
+def test_fresh_feature_rows_from_the_item_table_are_the_computed_rows(pipeline):
+    """A fresh user's rows read each candidate's item columns, genre one-hots and genres from the
+    per-item table built at load for the fresh users' time, and the transition count from the
+    candidate to the last item from the transposed rows: the same rows bit for bit as computed
+    per candidate (tables without the item table; a repeated candidate: binary searches)."""
+    from recforge.serving.plan import _feature_tables
+
+    plan = Recommender(pipeline, warm=False)._plan
+    assert plan._tables.item_time == plan._now
+    untabled = _feature_tables(pipeline, None)[0]
+    assert untabled.item_time != untabled.item_time  # NaN: no item table
+    rng = np.random.default_rng(3)
+    n_items = len(pipeline.item_map_)
+    for n in (1, 3, 7, 12):
+        idx = rng.choice(n_items, n, replace=False).astype(np.int64)
+        h = FreshHistory(idx, None, n_items, None, [])
+        cands = plan._recall(lambda source, depth, h=h: source.history(h, depth), 10, {})
+        history = (h.idx, np.full(n, plan._now), h.weights)
+        got = plan._features(cands, -1, history)
+        plan._tables, tables = untabled, plan._tables
+        try:
+            want = plan._features(cands, -1, history)
+        finally:
+            plan._tables = tables
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_best_rows_is_lexsort_by_score_then_item(seed):
+    """Ties (few distinct scores), NaN scores, signed zeros, k beyond the rows."""
+    from recforge.serving._fastpath import best_rows
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 60))
+    scores = rng.choice(np.array([0.25, 0.5, -0.0, 0.0, np.nan, 1.0], np.float32), n)
+    items = rng.permutation(1000)[:n].astype(np.int64)
+    for k in (1, 5, n, n + 3):
+        want = np.lexsort((items, -scores))[:k]
+        np.testing.assert_array_equal(best_rows(scores, items, k), want)
+    with pytest.raises(ValueError, match="items"):
+        best_rows(scores, items[:-1] if n else np.zeros(1, np.int64), 2)
+
+
+def test_two_hop_row_is_the_fused_two_hop_kernel_with_reused_scratch():
+    """Random graphs and query rows, excluded items, a mask, k below and beyond the reachable
+    items, calls in a row on one TwoHopRow (its scratch reused, grown for a larger k)."""
+    from recforge.serving._fastpath import TwoHopRow
+
+    from recforge.kernels.neighbors import two_hop_topk
+
+    rng = np.random.default_rng(7)
+    n_rows, n_items = 25, 40
+    graph = sp.random(n_rows, n_items, density=0.15, format="csr", random_state=8, dtype=np.float32)
+    graph.data[:] = rng.integers(1, 4, graph.nnz)  # ties among the two-hop sums
+    arrays = (graph.indptr.astype(np.int64), graph.indices.astype(np.int32), graph.data)
+    row = TwoHopRow(*arrays, n_items)
+    for trial in range(30):
+        nq = int(rng.integers(0, 6))
+        q = np.sort(rng.choice(n_rows, nq, replace=False)).astype(np.int32)
+        w = rng.integers(1, 3, nq).astype(np.float32)
+        excluded = rng.choice(n_items, int(rng.integers(0, 5)), replace=False).astype(np.int32)
+        mask = (rng.random(n_items) < 0.1).astype(np.uint8)
+        k = int(rng.choice([1, 5, 20, 45]))
+        idx, val = row.topk(q, w, excluded, mask, k)
+        want_idx, want_val = two_hop_topk(
+            np.zeros(1, np.int64),
+            np.array([0, nq], np.int64),
+            q,
+            w,
+            *arrays,
+            n_items,
+            np.array([0, len(excluded)], np.int64),
+            excluded,
+            mask,
+            k,
+            1,
+        )
+        np.testing.assert_array_equal(idx, want_idx[0], str(trial))
+        np.testing.assert_array_equal(val, want_val[0], str(trial))
+    empty = np.zeros(0, np.int32)
+    with pytest.raises(ValueError, match="q_indices"):
+        row.topk(np.array([n_rows], np.int32), np.ones(1, np.float32), empty, mask, 3)
+    with pytest.raises(ValueError, match="excluded"):
+        row.topk(empty, np.zeros(0, np.float32), np.array([n_items], np.int32), mask, 3)
+    with pytest.raises(ValueError, match="mask"):
+        row.topk(empty, np.zeros(0, np.float32), empty, mask[:-1], 3)
+    with pytest.raises(ValueError, match="CSR"):
+        TwoHopRow(arrays[0], arrays[1], arrays[2], 5)
+
+
+def test_transposed_csr_is_the_scipy_transpose():
+    from recforge.serving._fastpath import _transposed
+
+    m = sp.random(30, 30, density=0.2, format="csr", random_state=4)
+    m.data[:] = np.arange(1, m.nnz + 1)
+    indptr, indices, data = _transposed(m.indptr, m.indices.astype(np.int32), m.data)
+    want = m.T.tocsr()
+    want.sort_indices()
+    np.testing.assert_array_equal(indptr, want.indptr)
+    np.testing.assert_array_equal(indices, want.indices)
+    np.testing.assert_array_equal(data, want.data)
+    assert indptr.dtype == np.int64 and indices.dtype == np.int32 and data.dtype == np.float64
+    empty = _transposed(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0))
+    assert [len(a) for a in empty] == [1, 0, 0]
+
+
 def test_concurrent_recommend_one_calls_answer_like_serial_ones(pipeline):
     rec = Recommender(pipeline, warm=False)
     bodies = _requests(pipeline, seed=3)

@@ -18,8 +18,8 @@ operations in the same order and precision), and :class:`TreeScorer` calls ``pre
 from cython.operator cimport dereference as deref
 from libc.math cimport NAN, log1p, sqrt
 from libc.math cimport exp as c_exp
-from libc.stdint cimport int32_t, int64_t, uint8_t
-from libcpp.algorithm cimport nth_element, sort, unique
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
+from libcpp.algorithm cimport nth_element, partial_sort, sort, unique
 from libcpp.pair cimport pair
 from libcpp.string cimport string
 from libcpp.unordered_map cimport unordered_map
@@ -34,6 +34,32 @@ cdef extern from "recforge/topk.hpp" namespace "recforge" nogil:
     int64_t topk_row[Score](const Score* scores, int64_t n_items, int64_t k,
                             const uint8_t* excluded, vector[Candidate[Score]]& heap,
                             int64_t* out_index, Score* out_score)
+
+
+cdef extern from "recforge/neighbors.hpp" namespace "recforge::neighbors" nogil:
+    cdef cppclass TwoHopTopkCall:
+        const int64_t* rows
+        const int64_t* q_indptr
+        const int32_t* q_indices
+        const float* q_data
+        const int64_t* n_indptr
+        const uint32_t* targets
+        const float* n_data
+        int64_t n_items
+        const int64_t* ex_indptr
+        const int32_t* ex_indices
+        const uint8_t* mask
+        int64_t k
+        int64_t* out_idx
+        float* out_val
+    cdef cppclass TwoHopScratch:
+        vector[double] acc
+        vector[uint8_t] flag
+        vector[uint32_t] touched
+        vector[float] top_val
+        vector[int32_t] top_idx
+    void two_hop_topk_chunk(const TwoHopTopkCall& call, int64_t r0, int64_t r1,
+                            TwoHopScratch& s)
 
 
 cdef extern from "recforge/tree_predict.hpp" namespace "recforge::gbdt" nogil:
@@ -164,6 +190,168 @@ def dense_scores(const float[:, ::1] targets_t, const double[::1] query, float[:
                 acc[i] += targets_t[q, i] * w
         for i in range(n):
             out[i] = <float>acc[i]
+
+
+cdef struct _Ranked:
+    float key  # -score (NaN: +inf, after every number, as lexsort puts NaN last)
+    bint nan
+    int64_t item
+    int64_t row
+
+
+cdef inline bint _ranked_before(const _Ranked& a, const _Ranked& b) noexcept nogil:
+    if a.nan != b.nan:
+        return b.nan
+    if not a.nan and a.key != b.key:
+        return a.key < b.key
+    return a.item < b.item
+
+
+def best_rows(const float[::1] scores, const int64_t[::1] items, int64_t k):
+    """The rows of the ``k`` best ``scores`` (descending, ties by lower ``items``; NaN last): int64
+    (min(k, n),) — ``np.lexsort((items, -scores))[:k]`` with a partial sort of ``k`` rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recforge.serving._fastpath import best_rows
+    >>> best_rows(np.array([0.5, 0.9, 0.5, np.nan], np.float32), np.array([7, 3, 2, 1]), 3).tolist()
+    [1, 2, 0]
+    """
+    cdef Py_ssize_t n = scores.shape[0], j
+    if items.shape[0] != n:
+        raise ValueError(f"items has length {items.shape[0]}, scores has length {n}")
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    cdef int64_t m = min(k, <int64_t>n)
+    cdef vector[_Ranked] rows
+    out = np.empty(m, np.int64)
+    cdef int64_t[::1] o = out
+    with nogil:
+        rows.resize(n)
+        for j in range(n):
+            rows[j].nan = scores[j] != scores[j]
+            rows[j].key = 0.0 if rows[j].nan else -scores[j]
+            rows[j].item = items[j]
+            rows[j].row = j
+        partial_sort(rows.begin(), rows.begin() + m, rows.end(), _ranked_before)
+        for j in range(m):
+            o[j] = rows[j].row
+    return out
+
+
+cdef class _TwoHopScratch:
+    """One call's dense accumulator, flags and top-k buffers (``TwoHopScratch``), reset by the
+    kernel after each row: reused by the next request instead of allocated and zeroed again."""
+
+    cdef TwoHopScratch s
+
+    def __cinit__(self, int64_t n_items):
+        self.s.acc.assign(n_items, 0.0)
+        self.s.flag.assign(n_items, 0)
+        self.s.touched.resize(n_items + 1)
+
+
+cdef class TwoHopRow:
+    """The fused two-hop top-k of ONE query row against a graph ``N`` prepared once:
+    ``recforge::neighbors::two_hop_topk_chunk`` (``neighbors.hpp``, the kernel behind
+    ``kernels.neighbors.two_hop_topk``) on the calling thread, the GIL released, with scratch
+    buffers kept between calls (a free list; each call takes one, so threads never share one).
+
+    Parameters
+    ----------
+    n_indptr : int64 (n_rows + 1,); n_indices : int32; n_data : float32 — ``N`` as a CSR whose
+        columns are items in [0, n_items)
+    n_items : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recforge.serving._fastpath import TwoHopRow
+    >>> row = TwoHopRow(np.array([0, 2]), np.array([0, 2], np.int32), np.array([0.5, 1.0], np.float32), 3)
+    >>> idx, val = row.topk(np.array([0], np.int32), np.array([2.0], np.float32),
+    ...                     np.zeros(0, np.int32), np.zeros(3, np.uint8), 2)
+    >>> idx.tolist(), val.tolist()
+    ([2, 0], [2.0, 1.0])
+    """
+
+    cdef const int64_t[::1] n_indptr
+    cdef const int32_t[::1] n_indices
+    cdef const float[::1] n_data
+    cdef readonly int64_t n_items, n_rows
+    cdef list _free
+
+    def __init__(self, n_indptr, n_indices, n_data, int64_t n_items):
+        n_indptr = np.ascontiguousarray(n_indptr, np.int64)
+        n_indices = np.ascontiguousarray(n_indices, np.int32)
+        n_data = np.ascontiguousarray(n_data, np.float32)
+        if (
+            n_indptr.ndim != 1 or len(n_indptr) < 1 or n_indptr[0] != 0
+            or np.any(np.diff(n_indptr) < 0) or n_indptr[-1] != len(n_indices)
+            or len(n_data) != len(n_indices)
+            or (len(n_indices) and (n_indices.min() < 0 or n_indices.max() >= n_items))
+        ):
+            raise ValueError("n_indptr, n_indices, n_data are not a CSR with columns in [0, n_items)")
+        self.n_indptr, self.n_indices, self.n_data = n_indptr, n_indices, n_data
+        self.n_items = n_items
+        self.n_rows = len(n_indptr) - 1
+        self._free = []
+
+    def topk(self, const int32_t[::1] q_indices, const float[::1] q_data,
+             const int32_t[::1] excluded, const uint8_t[::1] mask, int64_t k):
+        """Top ``k`` of ``sum_p q_data[p] * N[q_indices[p]]`` (every weight >= 0) without the
+        ``excluded`` items and where ``mask`` (uint8 (n_items,)) is 0: int64 (k,), float32 (k,) —
+        the kernel's order (score descending, index ascending, score-0 items in index order),
+        -1 / -inf pads."""
+        cdef Py_ssize_t nq = q_indices.shape[0], ne = excluded.shape[0], p
+        if q_data.shape[0] != nq:
+            raise ValueError(f"q_data has length {q_data.shape[0]}, q_indices has length {nq}")
+        if mask.shape[0] != self.n_items:
+            raise ValueError(f"mask has length {mask.shape[0]}, expected {self.n_items}")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        for p in range(nq):
+            if q_indices[p] < 0 or q_indices[p] >= self.n_rows:
+                raise ValueError("q_indices out of range [0, n_rows)")
+        for p in range(ne):
+            if excluded[p] < 0 or excluded[p] >= self.n_items:
+                raise ValueError("excluded out of range [0, n_items)")
+        out_index = np.full(k, -1, np.int64)
+        out_score = np.full(k, -np.inf, np.float32)
+        cdef int64_t[::1] oi = out_index
+        cdef float[::1] ov = out_score
+        cdef _TwoHopScratch scratch = self._free.pop() if self._free else _TwoHopScratch(self.n_items)
+        cdef int64_t row = 0
+        cdef int64_t q_indptr[2]
+        cdef int64_t ex_indptr[2]
+        cdef int32_t none = 0
+        cdef float none_f = 0
+        cdef TwoHopTopkCall call
+        q_indptr[0] = 0
+        q_indptr[1] = nq
+        ex_indptr[0] = 0
+        ex_indptr[1] = ne
+        call.rows = &row
+        call.q_indptr = q_indptr
+        call.q_indices = &q_indices[0] if nq else &none
+        call.q_data = &q_data[0] if nq else &none_f
+        call.n_indptr = &self.n_indptr[0]
+        call.targets = <const uint32_t*>(&self.n_indices[0] if self.n_indices.shape[0] else &none)
+        call.n_data = &self.n_data[0] if self.n_data.shape[0] else &none_f
+        call.n_items = self.n_items
+        call.ex_indptr = ex_indptr
+        call.ex_indices = &excluded[0] if ne else &none
+        call.mask = &mask[0] if self.n_items else NULL
+        call.k = k
+        call.out_idx = &oi[0]
+        call.out_val = &ov[0]
+        if <int64_t>scratch.s.top_val.size() < k:
+            scratch.s.top_val.resize(k)
+            scratch.s.top_idx.resize(k)
+        with nogil:
+            two_hop_topk_chunk(call, 0, 1, scratch.s)
+        self._free.append(scratch)
+        return out_index, out_score
 
 
 def ordered_topk(const int64_t[::1] order, const uint8_t[::1] excluded, int64_t depth):
@@ -459,6 +647,21 @@ cdef void _history_rows(const int64_t[::1] indptr, const int32_t[::1] indices,
                     out[p * nl + j] = data[e]
 
 
+def _transposed(indptr, indices, data):
+    """The CSR ``(indptr, indices, data)`` of a square matrix transposed: (int64 indptr, int32
+    indices, float64 data) with each row's columns ascending (a stable sort by column of the rows
+    in order); an indptr of length 1 (no matrix) stays one."""
+    indptr = np.asarray(indptr, np.int64)
+    if len(indptr) <= 1:
+        return indptr, np.asarray(indices, np.int32), np.asarray(data, np.float64)
+    n = len(indptr) - 1
+    rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(indptr))
+    order = np.argsort(indices, kind="stable")
+    t_indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(indices, minlength=n), out=t_indptr[1:])
+    return t_indptr, rows[order], np.ascontiguousarray(np.asarray(data, np.float64)[order])
+
+
 cdef class FeatureTables:
     """The as-of state of a fitted pipeline in the layout one request's feature rows are read
     from (built once at load, read-only after): every item's sorted event times and cumulated
@@ -485,12 +688,22 @@ cdef class FeatureTables:
     cdef const int32_t[::1] t_indices
     cdef const double[::1] t_data
     cdef const double[::1] t_total
+    # the transitions transposed (row b: the items a before b, ascending): T[it, last] of every
+    # candidate by one walk of row ``last``
+    cdef const int64_t[::1] tt_indptr
+    cdef const int32_t[::1] tt_indices
+    cdef const double[::1] tt_data
+    # per item at ``item_time``: the item columns (6 + n_windows), the genre one-hots (n_genres)
+    # and the genres (n_genres) — what fill reads of a candidate, in one contiguous row
+    cdef const float[:, ::1] item_rows
+    cdef readonly double item_time
     cdef double high
     cdef int64_t n_last
     cdef readonly int64_t n_windows, n_genres, n_sources, n_features
 
     def __init__(self, i_indptr, i_times, i_cumw, i_cumhigh, windows, double high, int64_t n_last,
-                 s_indptr, s_indices, s_data, emb, genres, int64_t n_sources, transitions=None):
+                 s_indptr, s_indices, s_data, emb, genres, int64_t n_sources, transitions=None,
+                 item_time=None):
         self.i_indptr = i_indptr
         self.i_times = i_times
         self.i_cumw = i_cumw
@@ -520,6 +733,56 @@ cdef class FeatureTables:
             raise ValueError("the transition counts do not match the items")
         self.n_features = 2 * n_sources + 2 + 7 + self.n_windows + 12 + self.n_windows
         self.n_features += self.n_genres + 3 + 4
+        self.tt_indptr, self.tt_indices, self.tt_data = _transposed(
+            np.asarray(t_indptr), np.asarray(t_indices), np.asarray(t_data)
+        )
+        self.item_time = NAN
+        self.item_rows = np.zeros((0, 6 + self.n_windows + 2 * self.n_genres), np.float32)
+        if item_time is not None:
+            self.item_time = float(item_time)
+            self.item_rows = self._item_table(self.item_time)
+
+    def _item_table(self, double t):
+        """float32 (n_items, 6 + n_windows + 2 n_genres): every item's columns at time ``t``
+        (those fill writes), its genre one-hots and its genres."""
+        cdef int64_t n_items = self.genres.shape[0], n_w = self.n_windows, n_g = self.n_genres
+        cdef int64_t it, q, width = 6 + n_w + 2 * n_g
+        table = np.empty((n_items, width), np.float32)
+        cdef float[:, ::1] rows = table
+        with nogil:
+            for it in range(n_items):
+                self._item_columns(it, t, &rows[it, 0])
+                for q in range(n_g):
+                    rows[it, 6 + n_w + q] = 1.0 if self.genres[it, q] > 0 else 0.0
+                    rows[it, 6 + n_w + n_g + q] = self.genres[it, q]
+        return table
+
+    cdef void _item_columns(self, int64_t it, double t, float* out) noexcept nogil:
+        """Item ``it``'s 6 + n_windows columns as of ``t``: events, per window, the trend of the
+        first two windows, days since the first and the last event, mean weight, high share."""
+        cdef int64_t n_w = self.n_windows, a, b, n, w, q, base
+        cdef double c1, c2
+        a = self.i_indptr[it]
+        b = _count_upto(self.i_times, a, self.i_indptr[it + 1], t)
+        n = b - a
+        out[0] = n
+        for w in range(n_w):
+            out[1 + w] = b - _count_upto(self.i_times, a, b, t - self.windows[w])
+        if n_w >= 2:
+            c1 = out[1]
+            c2 = out[2]
+            out[1 + n_w] = (c1 + 1.0) / (c2 * self.windows[0] / self.windows[1] + 1.0)
+        else:
+            out[1 + n_w] = NAN
+        if n > 0:
+            out[2 + n_w] = (t - self.i_times[a]) / 86400.0
+            out[3 + n_w] = (t - self.i_times[b - 1]) / 86400.0
+            base = a + it
+            out[4 + n_w] = (self.i_cumw[base + n] - self.i_cumw[base]) / n
+            out[5 + n_w] = (self.i_cumhigh[base + n] - self.i_cumhigh[base]) / n
+        else:
+            for q in range(2 + n_w, 6 + n_w):
+                out[q] = NAN
 
     def user_row(self, const int64_t[::1] h_items, const double[::1] h_times,
                  const float[::1] h_weights, double t, double decay, float[::1] out,
@@ -583,11 +846,11 @@ cdef class FeatureTables:
         ``h_items[ha:h_end]`` sorted by time (events after ``t`` are ignored)."""
         cdef int64_t S = self.n_sources, n_w = self.n_windows, n_g = self.n_genres
         cdef int64_t n_c = items.shape[0], d = self.emb.shape[1], F = self.n_features
-        cdef int64_t c, s, w, q, j, h, it, a, b, n, base, la, hb, nl, col, o
+        cdef int64_t c, s, q, j, h, it, la, hb, nl, col, o
         cdef bint use_sim = self.s_indptr.shape[0] > 1
         cdef bint use_seq = self.t_indptr.shape[0] > 1
         cdef int64_t last = -1
-        cdef double smax, ssum, smean, emax, emean, e, v, g, c1, c2, tv, acc
+        cdef double smax, ssum, smean, emax, emean, e, v, g, tv, acc
         cdef double e0, e1, e2, e3
         cdef float prod, x
         cdef const float* r0
@@ -598,6 +861,12 @@ cdef class FeatureTables:
         cdef vector[double] dots  # the candidate's embedding dot with each history item
         # (n_c, nl): each candidate's similarity / transition count from each history item
         cdef vector[double] h_sim, h_next
+        cdef vector[double] h_prev  # (n_c,): T[candidate, last] (tabled)
+        cdef vector[double] powers  # (nl,): 0.8 ** (nl - 1 - j), as _int_power
+        cdef const float* row
+        cdef const float* onehot = NULL
+        cdef const float* genre = NULL
+        cdef bint use_rows = self.item_rows.shape[0] == self.genres.shape[0] and t == self.item_time
         cdef vector[int32_t] slot  # item -> candidate position, -1
         cdef int64_t n_slot = self.genres.shape[0]
         cdef bint tabled = False
@@ -628,6 +897,14 @@ cdef class FeatureTables:
                 h_next.resize(n_c * nl, 0.0)
                 _history_rows(self.t_indptr, self.t_indices, self.t_data, h_items, la, nl,
                               slot.data(), n_slot, h_next.data())
+            if tabled and use_seq:
+                # T[it, last] of every candidate: one walk of the transposed row of ``last``
+                h_prev.resize(n_c, 0.0)
+                _history_rows(self.tt_indptr, self.tt_indices, self.tt_data, h_items, hb - 1, 1,
+                              slot.data(), n_slot, h_prev.data())
+            powers.resize(nl + 1, 0.0)
+            for j in range(nl):
+                powers[j] = _int_power(0.8, nl - 1 - j)
             for c in range(n_c):
                 it = items[c]
                 for s in range(S):
@@ -639,29 +916,17 @@ cdef class FeatureTables:
                 for j in range(7 + n_w):
                     out[c, col + j] = user_row[j]
                 col += 7 + n_w
-                # item features
-                a = self.i_indptr[it]
-                b = _count_upto(self.i_times, a, self.i_indptr[it + 1], t)
-                n = b - a
-                out[c, col] = n
-                for w in range(n_w):
-                    out[c, col + 1 + w] = b - _count_upto(self.i_times, a, b, t - self.windows[w])
-                if n_w >= 2:
-                    c1 = out[c, col + 1]
-                    c2 = out[c, col + 2]
-                    out[c, col + 1 + n_w] = (c1 + 1.0) / (
-                        c2 * self.windows[0] / self.windows[1] + 1.0)
+                # item features: the table's row at its time, else computed
+                if use_rows:
+                    row = &self.item_rows[it, 0]
+                    for q in range(6 + n_w):
+                        out[c, col + q] = row[q]
+                    onehot = row + 6 + n_w
+                    genre = onehot + n_g
                 else:
-                    out[c, col + 1 + n_w] = NAN
-                if n > 0:
-                    out[c, col + 2 + n_w] = (t - self.i_times[a]) / 86400.0
-                    out[c, col + 3 + n_w] = (t - self.i_times[b - 1]) / 86400.0
-                    base = a + it
-                    out[c, col + 4 + n_w] = (self.i_cumw[base + n] - self.i_cumw[base]) / n
-                    out[c, col + 5 + n_w] = (self.i_cumhigh[base + n] - self.i_cumhigh[base]) / n
-                else:
-                    for q in range(2 + n_w, 6 + n_w):
-                        out[c, col + q] = NAN
+                    self._item_columns(it, t, &out[c, col])
+                    genre = &self.genres[it, 0] if n_g > 0 else NULL
+                    onehot = NULL
                 # user-item features
                 o = col + 6 + n_w
                 if d > 0:
@@ -703,7 +968,7 @@ cdef class FeatureTables:
                         if v > smax:
                             smax = v
                         smean += v
-                        ssum += v * _int_power(0.8, hb - 1 - j)
+                        ssum += v * powers[j - la]
                     if d > 0:
                         e = dots[j - la]
                         if e > emax:
@@ -721,14 +986,17 @@ cdef class FeatureTables:
                 if n_g > 0:
                     g = 0.0
                     for q in range(n_g):
-                        prod = profile[q] * self.genres[it, q]
+                        prod = profile[q] * genre[q]
                         g += prod
                     out[c, o + 5] = g
                 else:
                     out[c, o + 5] = NAN
                 col = o + 6
                 for q in range(n_g):
-                    out[c, col + q] = 1.0 if self.genres[it, q] > 0 else 0.0
+                    if onehot != NULL:
+                        out[c, col + q] = onehot[q]
+                    else:
+                        out[c, col + q] = 1.0 if genre[q] > 0 else 0.0
                 col += n_g
                 out[c, col] = hour
                 out[c, col + 1] = weekday
@@ -748,10 +1016,13 @@ cdef class FeatureTables:
                             tv = h_next[c * nl + j - la]
                         else:
                             tv = _csr_value(self.t_indptr, self.t_indices, self.t_data, h, it)
-                        acc += _int_power(0.8, hb - 1 - j) * (tv / max(self.t_total[h], 1.0))
+                        acc += powers[j - la] * (tv / max(self.t_total[h], 1.0))
                     out[c, col + 2] = acc
-                    out[c, col + 3] = _csr_value(self.t_indptr, self.t_indices, self.t_data, it,
-                                                 last)
+                    if tabled:
+                        out[c, col + 3] = h_prev[c]
+                    else:
+                        out[c, col + 3] = _csr_value(self.t_indptr, self.t_indices, self.t_data,
+                                                     it, last)
                 else:
                     for q in range(4):
                         out[c, col + q] = NAN

@@ -23,6 +23,7 @@ import numpy as np
 from .._threads import limit_blas_threads, numba_threads
 from ..pipeline.candidates import Candidates
 from ..pipeline.selection import SourceOrder
+from ..rank._base import _expit
 from ..recall import Popularity
 from ..recall._embedding import EmbeddingRecall
 from ..recall.base import RecallModel
@@ -30,6 +31,8 @@ from ._fastpath import (
     FeatureTables,
     IdIndex,
     TreeScorer,
+    TwoHopRow,
+    best_rows,
     dense_scores,
     history_neighbours,
     merge_row,
@@ -43,9 +46,17 @@ from .precomputed import (
     wants_precomputed_candidates,
 )
 
+#: the stage clock (seconds)
+_now = time.perf_counter
 
-def _now() -> float:
-    return time.perf_counter()
+
+def _clock(seconds: float) -> tuple[float, float]:
+    """(hour of the day, weekday) of ``seconds`` since the epoch, as ``build_features`` computes
+    them (float64 NumPy, weekday 0 = Monday)."""
+    at = np.array([seconds])
+    hour = np.floor((at % 86400.0) / 3600.0)
+    weekday = (np.floor(at / 86400.0) + 3) % 7
+    return float(hour[0]), float(weekday[0])
 
 
 @contextlib.contextmanager
@@ -141,6 +152,9 @@ class SourcePath:
             self._history_query = _UserNeighbours(model, self._score_history)
         elif self._two_hop is not None and _scores_history_row(model):
             self._history_query = _history_row
+        self._two_hop_row = None
+        if self._history_query is not None:
+            self._two_hop_row = TwoHopRow(*self._two_hop[1], self._n_items)
         if isinstance(model, EmbeddingRecall) and self._dense:
             targets = np.asarray(model._target_vectors())
             self._bias = model._target_bias()
@@ -238,26 +252,12 @@ class SourcePath:
 
     def _fused_history(self, h: FreshHistory, k: int):
         """The top ``k`` of a history's two-hop scores by the fused kernel (what ``two_hop_topk``
-        documents as the dense scores' top-k, the history and ``mask`` excluded)."""
-        from ..kernels.neighbors import two_hop_topk
-
+        documents as the dense scores' top-k, the history and ``mask`` excluded), one row through
+        :class:`~recforge.serving._fastpath.TwoHopRow` (its scratch kept between requests)."""
         chosen, vals = self._history_query(h)
         if chosen is None:
             chosen, vals = np.zeros(0, np.int32), np.zeros(0, np.float32)
-        idx, val = two_hop_topk(
-            np.zeros(1, np.int64),
-            np.array([0, len(chosen)], np.int64),
-            chosen,
-            vals,
-            *self._two_hop[1],
-            self._n_items,
-            np.array([0, len(h.items)], np.int64),
-            h.items,
-            h.mask_u8,
-            int(k),
-            1,
-        )
-        return idx[0], val[0]
+        return self._two_hop_row.topk(chosen, vals, h.items, h.mask_u8, int(k))
 
     def history(self, h: FreshHistory, depth: int):
         """Top ``depth`` for a fresh user's history ``h``, as ``recommend_from_history`` computes
@@ -366,6 +366,7 @@ class RequestPlan:
                     )
         self.sources = [SourcePath(n, s, items, ann.get(n)) for n, s in model.sources_.items()]
         self._now = float(model.state_.h_times.max()) if len(model.state_.h_times) else 0.0
+        self._now_clock = _clock(self._now)  # a fresh user's hour and weekday
         self._quotas = np.ascontiguousarray(quotas, np.int64)
         self._rrf_k = float(model.rrf_k)
         self._tables = self._user_table = self._user_profile = self._scorer = None
@@ -373,7 +374,7 @@ class RequestPlan:
         if isinstance(model.ranker_, SourceOrder):
             self._source_order = (model.ranker_, self.names.index(model.ranker_.source))
         elif model.ranker_ is not None:
-            self._tables, self._user_table, self._user_profile = _feature_tables(model)
+            self._tables, self._user_table, self._user_profile = _feature_tables(model, self._now)
             self._scorer = _tree_scorer(model.ranker_, self._tables.n_features)
         self.compiled = all(source.compiled for source in self.sources)
         # a fresh user's request: no Numba when every source's fold-in and the ranker are compiled
@@ -440,18 +441,17 @@ class RequestPlan:
             h_items, h_times = state.h_items, state.h_times
             ha, h_end = int(state.h_indptr[u]), int(state.h_indptr[u + 1])
             as_of = float(self.model.as_of_[u])
+            hour, weekday = _clock(as_of)
         else:
             h_items, h_times, h_weights = history
             as_of = self._now
+            hour, weekday = self._now_clock
             user_row = np.empty(7 + tables.n_windows, np.float32)
             profile = np.empty(tables.n_genres, np.float32)
             tables.user_row(
                 h_items, h_times, h_weights, as_of, float(self.model.genre_decay), user_row, profile
             )
             ha, h_end = 0, len(h_items)
-        seconds = np.array([as_of])
-        hour = np.floor((seconds % 86400.0) / 3600.0)
-        weekday = (np.floor(seconds / 86400.0) + 3) % 7
         X = np.empty((len(cands.items), tables.n_features), np.float32)
         tables.fill(
             cands.items,
@@ -466,8 +466,8 @@ class RequestPlan:
             ha,
             h_end,
             as_of,
-            float(hour[0]),
-            float(weekday[0]),
+            hour,
+            weekday,
             X,
         )
         n_w, n_s = tables.n_windows, len(self.sources)
@@ -478,8 +478,6 @@ class RequestPlan:
 
     def _rank(self, cands, u, history, k, timings, explain, X=None):
         """Top ``k`` of ``cands``; ``X``: their feature rows when precomputed."""
-        from ..rank._base import _expit
-
         model = self.model
         t = _now()
         if model.ranker_ is None or len(cands.items) == 0:
@@ -499,9 +497,9 @@ class RequestPlan:
                 scores = model._score(X, cands)
         timings["rank"] = (_now() - t) * 1e3
         t = _now()
-        scores = np.asarray(scores, np.float32)
+        scores = np.ascontiguousarray(scores, np.float32)
         # segment_topk's order: score descending, ties by lower item index
-        best = np.lexsort((cands.items, -scores))[:k]
+        best = best_rows(scores, cands.items, k)
         idx, val = cands.items[best], scores[best]
         timings["topk"] = (_now() - t) * 1e3
         return idx, val, (self._found_by(cands.source_ranks[best]) if explain else None)
@@ -563,10 +561,10 @@ class RequestPlan:
         return limit_blas_threads(1) if self._history_blas else contextlib.nullcontext()
 
 
-def _feature_tables(model):
+def _feature_tables(model, now: float):
     """(FeatureTables, user table float32 (n_users, 7 + n_windows), genre profiles float32
     (n_users, n_genres)) of a fitted TwoStage: the users' features as of ``as_of_`` are computed
-    once, by the pipeline's own kernel."""
+    once, by the pipeline's own kernel; the items' as of ``now`` (a fresh user's time) too."""
     from ..kernels.pipeline import user_features
 
     state = model.state_
@@ -595,6 +593,7 @@ def _feature_tables(model):
         genres,
         len(model.sources_),
         state.transitions,
+        item_time=now,
     )
     if tables.n_features != len(model.feature_names_out_):
         raise ValueError(

@@ -9,7 +9,9 @@ For each worker count, a fresh ``LocalCluster(n_workers, threads_per_worker=1, p
 * the peak RSS of each worker process (``getrusage`` inside the worker, after the run).
 
 The same steps on one machine (``ItemCF(n_threads=1).fit`` + ``recommend`` of every user) give the
-baseline. Every run checks that the distributed neighbour lists equal the single-machine ones.
+baseline; its LFM pass runs with one BLAS thread, as a worker does (``n_threads=1`` caps only
+recforge's own threads, not OpenBLAS's GEMM). Every run checks that the distributed neighbour
+lists equal the single-machine ones.
 
 Then, unless ``--no-gbdt``: ``fit_gbdt`` against ``xgboost.dask`` on a 2-worker LocalCluster (a
 fresh one per library, so each peak RSS is its own), the same persisted Dask arrays of
@@ -96,6 +98,7 @@ def fit_lfm(data):
 
 
 def single_machine(data, lfm, lfm_users):
+    from recforge._threads import limit_blas_threads
     from recforge.recall import ItemCF
 
     t0 = time.perf_counter()
@@ -103,7 +106,8 @@ def single_machine(data, lfm, lfm_users):
     t1 = time.perf_counter()
     model.recommend(data.user_map.ids, k=K)
     t2 = time.perf_counter()
-    lfm.recommend(data.user_map.ids[:lfm_users], k=K)
+    with limit_blas_threads(1):  # as on a worker (OMP_NUM_THREADS=1): like with like
+        lfm.recommend(data.user_map.ids[:lfm_users], k=K)
     t3 = time.perf_counter()
     return model, {"itemcf": t1 - t0, "recommend": t2 - t1, "recommend_lfm": t3 - t2}
 

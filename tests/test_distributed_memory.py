@@ -96,8 +96,8 @@ def test_users_per_call_keeps_a_dense_block_below_the_mmap_threshold():
         step = users_per_call(n_items, 4096)
         assert 1 <= step <= 4096
         if MIN_USERS_PER_CALL < step < 4096:
-            assert step * n_items * 8 < _memory.MMAP_THRESHOLD_BYTES
-    assert users_per_call(10_000, 4096) == 418
+            assert step * n_items * 4 < _memory.MMAP_THRESHOLD_BYTES
+    assert users_per_call(10_000, 4096) == 837
     assert users_per_call(10, 100) == 100  # batch_size is the upper bound
     assert users_per_call(10_000_000, 4096) == MIN_USERS_PER_CALL
     assert users_per_call(10_000_000, 5) == 5

@@ -18,11 +18,12 @@
    histogram of its rows; per level each shard partitions its rows by the level's splits
    (:func:`~recforge.kernels.gbdt.partition_ordered`) and builds the histograms of one child per
    split — the child with the smaller hessian sum, the other is parent minus that child (the
-   subtraction trick). The workers all-reduce the histograms among themselves over TCP
-   (:mod:`._collective`: the arrays of every partition added in partition order, so every worker
-   gets the same bits), and each worker then finds the same splits
-   (:func:`recforge.kernels.gbdt.find_splits`) and grows the same tree. The forest comes back
-   from the first worker; every worker's digest of it must agree.
+   subtraction trick). The rows of a tree's last level are not partitioned (as on one machine):
+   the next tree's first task adds each row its child's value by the split itself. The workers
+   all-reduce the histograms among themselves over TCP (:mod:`._collective`: the arrays of every
+   partition added in partition order, so every worker gets the same bits), and each worker then
+   finds the same splits (:func:`recforge.kernels.gbdt.find_splits`) and grows the same tree.
+   The forest comes back from the first worker; every worker's digest of it must agree.
 
 The result is an ordinary fitted model (``predict``, ``save``/``load`` are the single machine's).
 Its trees equal those of ``GBDTClassifier(**params).fit`` on the concatenated rows when the bins
@@ -44,6 +45,7 @@ import uuid
 
 import numpy as np
 
+from .. import _core
 from .._validation import check_int, check_random_state
 from ..kernels import gbdt as kern
 from ..rank import GBDTClassifier, GBDTRegressor
@@ -130,11 +132,12 @@ class _Shard:
     def start_tree(self, last_level, leaf_values, objective, mask):
         """Finish the last tree (its last level's splits ``last_level``: :meth:`split_level`'s
         arguments, or None) and add its leaf values to the margins; compute the gradients in node
-        order and return the root histogram (1, F, 256, 2) float64 of this shard's rows."""
-        if last_level is not None:
-            self.split_level(*last_level)
+        order and return the root histogram (1, F, 256, 2) float64 of this shard's rows.
+
+        The last level's rows are not partitioned (as on one machine): each row of a split node
+        gets its child's value by the split itself."""
         if leaf_values is not None:
-            self.open_to_leaves()
+            self.open_to_leaves(None if last_level is None else last_level[0])
             if self.n:
                 kern.add_leaf_values(
                     self.rows,
@@ -144,19 +147,42 @@ class _Shard:
                     self.raw,
                     n_threads=worker_threads(),
                 )
+            if self.n and last_level is not None:
+                self._add_split_leaf_values(last_level, leaf_values)
         self._no_leaves()
         if self.n:
-            kern.gradients(
-                objective,
-                self.raw[self.rows],
-                self.y32[self.rows],
-                out=self.ghn,
-                n_threads=worker_threads(),
+            _core.gbdt_gradients_at(
+                kern.OBJECTIVES[objective],
+                self.raw,
+                self.y32,
+                None,
+                self.rows,
+                self.ghn,
+                worker_threads(),
             )
         self.open_ids = np.array([0], np.int64)
         self.open_starts = np.array([0], np.int64)
         self.open_ends = np.array([self.n], np.int64)
         return self._hist(self.open_starts, self.open_ends, mask)
+
+    def _add_split_leaf_values(self, last_level, leaf_values):
+        """``raw[r] +=`` the value of row ``r``'s child under the last level's splits."""
+        ok, feature, threshold, default_left, cat_set, child_ids = last_level[:6]
+        _core.gbdt_add_split_leaf_values(
+            self.Xn,
+            self.rows,
+            self.open_starts[ok],
+            self.open_ends[ok],
+            np.ascontiguousarray(feature, np.int32),
+            np.ascontiguousarray(threshold, np.int32),
+            np.ascontiguousarray(default_left, np.uint8),
+            self.is_categorical,
+            np.ascontiguousarray(leaf_values[child_ids[0::2]], np.float64),
+            np.ascontiguousarray(leaf_values[child_ids[1::2]], np.float64),
+            self.raw,
+            worker_threads(),
+            None if cat_set is None else np.ascontiguousarray(cat_set, np.uint64),
+        )
 
     def open_to_leaves(self, keep=None):
         """The open nodes (those not in ``keep``, a bool mask) become leaves."""

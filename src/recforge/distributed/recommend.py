@@ -25,15 +25,16 @@ MIN_USERS_PER_CALL = 32
 
 def users_per_call(n_items: int, batch_size: int) -> int:
     """Users per ``model.recommend`` call on a worker: at most ``batch_size``, and few enough that
-    a dense float64 score block (users × ``n_items`` × 8 B) stays below the heap's mmap threshold
+    a dense float32 score block (users × ``n_items`` × 4 B, the one full-width block of
+    :func:`~recforge.recall._embedding.rowwise_scores`) stays below the heap's mmap threshold
     while :func:`~recforge.distributed._memory.reuse_freed_memory` is on, so the block's memory is
     reused from call to call instead of being faulted in afresh (never below
-    ``MIN_USERS_PER_CALL``).
+    ``MIN_USERS_PER_CALL``). As many as fit: every call streams all item vectors through BLAS.
 
     >>> users_per_call(10_000, 4096)
-    418
+    837
     """
-    fits = (MMAP_THRESHOLD_BYTES - 2**16) // (8 * max(1, n_items))
+    fits = (MMAP_THRESHOLD_BYTES - 2**16) // (4 * max(1, n_items))
     return max(1, min(batch_size, max(MIN_USERS_PER_CALL, fits)))
 
 

@@ -12,15 +12,34 @@ import numpy as np
 
 from .base import RecallModel
 
+#: targets per float64 product of :func:`rowwise_scores` (fixed, so an item's product never depends
+#: on the batch); the product's scratch is (n_q, TARGET_CHUNK) float64, 32 KiB per query row
+TARGET_CHUNK = 4096
+
 
 def rowwise_scores(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """``queries @ targets.T``: (n_q, dim) × (n_targets, dim) → (n_q, n_targets), float32.
 
     Computed in float64 so that a user's scores do not depend on which other users share the batch
     (BLAS blocks float32 products differently per batch shape; the float64 differences vanish when
-    rounded to float32). Float64 ``targets`` are used as they are (no copy).
+    rounded to float32), ``TARGET_CHUNK`` targets at a time into one reused float64 scratch block
+    that each chunk's float32 scores are cast from: the only (n_q, n_targets) block is the float32
+    result, so a caller can score more queries per call in the same memory (every call streams
+    all of ``targets`` through BLAS's packing: 41 queries per call of 100k × 64 cost 1.5× the
+    GEMM time of 167). Float64 ``targets`` are used as they are (no copy); others are converted
+    chunk by chunk.
     """
-    return (np.asarray(queries, np.float64) @ np.asarray(targets, np.float64).T).astype(np.float32)
+    queries = np.asarray(queries, np.float64)
+    n_q, n_t = len(queries), len(targets)
+    out = np.empty((n_q, n_t), np.float32)
+    scratch = np.empty((n_q, min(TARGET_CHUNK, n_t)), np.float64)
+    for start in range(0, n_t, TARGET_CHUNK):
+        stop = min(start + TARGET_CHUNK, n_t)
+        width = stop - start  # the last chunk may be narrower: its own scratch
+        product = scratch if width == scratch.shape[1] else np.empty((n_q, width), np.float64)
+        np.matmul(queries, np.asarray(targets[start:stop], np.float64).T, out=product)
+        out[:, start:stop] = product
+    return out
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <ctime>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -378,13 +379,27 @@ class Team {
     std::condition_variable wake_;
 };
 
-// Late members across parallel_team calls: after a call whose member was late (Team::late: a core
-// taken by another process), the next calls run solo — the body on the calling thread alone, as
-// one thread would — for a window that doubles with each late call (up to kMaxSoloCalls) and
-// starts again from one after a call on time. A busy core so costs a late step now and then, not
-// one per call; an idle machine, on which members are not late, never runs solo.
+// CPU seconds this thread has run (-1 where not measured).
+inline double thread_cpu_seconds() {
+#if defined(CLOCK_THREAD_CPUTIME_ID) && !defined(_WIN32)
+    timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+#endif
+    return -1.0;
+}
+
+// Crowded parallel_team calls: a member was late (Team::late), or the leader itself ran less than
+// kMinLeaderShare of the call's time (more runnable threads than cores: a core taken by another
+// process, on which the team's spinning member would crowd the leader). After such a call the
+// next calls run solo — the body on the calling thread alone, as one thread would, the members
+// left asleep — for a window that grows 4x with each crowded call (up to kMaxSoloCalls) and starts
+// again from one after a call that was not. A busy core so costs a crowded call now and then; an
+// idle machine, on which neither happens, never runs solo.
 struct TeamHealth {
-    static constexpr int64_t kMaxSoloCalls = 64;
+    static constexpr int64_t kMaxSoloCalls = 256;
+    static constexpr double kMinLeaderShare = 0.75;
+    static constexpr double kMinMeasuredSeconds = 0.0005;
     std::atomic<int64_t> solo_left{0};
     std::atomic<int64_t> window{1};
 
@@ -395,7 +410,7 @@ struct TeamHealth {
         }
         const int64_t w = window.load(std::memory_order_relaxed);
         solo_left.store(w, std::memory_order_relaxed);
-        window.store(std::min(2 * w, kMaxSoloCalls), std::memory_order_relaxed);
+        window.store(std::min(4 * w, kMaxSoloCalls), std::memory_order_relaxed);
     }
 };
 
@@ -476,8 +491,15 @@ void parallel_team(int n_threads, Body&& body) {
         detail::Team::current() = nullptr;
         team.close();
     };
+    const auto wall_start = std::chrono::steady_clock::now();
+    const double cpu_start = detail::thread_cpu_seconds();
     detail::run_job(job);
-    health.record(team.late());
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    const double cpu = detail::thread_cpu_seconds() - cpu_start;
+    const bool crowded = cpu_start >= 0.0 && wall > detail::TeamHealth::kMinMeasuredSeconds &&
+                         cpu < detail::TeamHealth::kMinLeaderShare * wall;
+    health.record(team.late() || crowded);
     if (error) std::rethrow_exception(error);
     if (job.error) std::rethrow_exception(job.error);
 }

@@ -1,5 +1,6 @@
-// parallel_for on plain std::thread: no OpenMP runtime; idle threads spin (yielding their core)
-// for at most detail::kSpinNs, then block; they never spin-wait longer.
+// parallel_for on plain std::thread: no OpenMP runtime; idle pool workers block, they never
+// spin-wait. (Waits inside a call — a caller for its joined workers, parallel_team's threads
+// between its steps — spin, yielding their core, for at most detail::kSpinNs, then block.)
 //
 // Workers live in one process-wide pool and sleep on a condition variable between calls, so a
 // kernel called thousands of times (one GBDT node after another) does not pay a thread start per
@@ -64,10 +65,10 @@ inline void cpu_relax() {
 #endif
 }
 
-// How long a thread that ran out of work spins before it blocks: back-to-back parallel calls (the
-// steps of a GBDT tree, a kernel called in a loop) find it awake instead of paying a wake-up, which
-// takes 20-100 us on a loaded or virtualised machine. The spin yields its core every few
-// microseconds, so a foreign process that wants the core gets it.
+// How long a wait inside a call spins before it blocks: the steps of a parallel_team (a GBDT tree's
+// splits) find its threads awake instead of paying a wake-up, which takes 20-100 us on a loaded or
+// virtualised machine, and a caller whose joined workers finish within it is not put to sleep.
+// The spin yields its core every few microseconds, so a foreign process that wants it gets it.
 constexpr int64_t kSpinNs = 100000;
 
 // Spin (yielding) until done() or kSpinNs have passed; returns done().
@@ -161,9 +162,6 @@ class Pool {
         uint64_t seen = 0;
         std::unique_lock<std::mutex> lock(mutex_);
         for (;;) {
-            lock.unlock();  // (a new call within kSpinNs is taken without blocking)
-            spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
-            lock.lock();
             wake_.wait(lock, [&] { return current_ != nullptr && generation_ != seen; });
             seen = generation_;
             Job* job = current_;
@@ -185,8 +183,8 @@ class Pool {
     std::mutex mutex_;
     std::condition_variable wake_, idle_;
     Job* current_ = nullptr;
-    std::atomic<uint64_t> generation_{0};  // (changed under mutex_)
-    std::atomic<int> inside_{0};           // (changed under mutex_)
+    uint64_t generation_ = 0;
+    std::atomic<int> inside_{0};  // (changed under mutex_)
     const decltype(RECFORGE_GETPID()) pid_;
 };
 

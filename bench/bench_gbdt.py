@@ -45,7 +45,8 @@ Groups (1 and 2 threads each; the peer's name has no "recforge"):
   LightGBM 1.83 s, AUC 0.8205 / 0.8205 / 0.8206.
 
 Every fit records its test AUC and the binning / training split (``binning_s`` / ``training_s``)
-in ``extra_info``; AUCs within a group must agree to 0.002 (equal quality). Full size: 3 rounds
+in ``extra_info``; in each group recforge's AUC must be at least every peer's minus 0.002 (equal
+quality: one-sided, a higher AUC than the peer's is no failure; see ``_record``). Full size: 3 rounds
 for Adult, 1 round for the 1M-row fits (each takes 10-40 s), 5 for predict.
 
 Run:  pytest bench/bench_gbdt.py --benchmark-only --benchmark-json=/tmp/gbdt.json
@@ -98,16 +99,25 @@ def synthetic_data():
     return synthetic_ctr_split(N_SYNTH, N_SYNTH_TEST)
 
 
-_AUC = {}
+_AUC = {}  # group key -> {"ours": [AUC, ...], "peers": [AUC, ...]}
+#: our test AUC may fall at most this far below any peer's in the same group
+AUC_TOLERANCE = 0.002
 
 
 def _record(benchmark, key, model, auc):
+    """Record a fit's test AUC and check the group's quality: every recforge AUC at least every
+    peer's minus AUC_TOLERANCE. One-sided on purpose: "equal quality" protects the user from a
+    faster but worse model; ours being better than a peer (0.0026 above xgboost on the mixed set)
+    is no failure. The check runs once both sides of a group are in, whichever ran first."""
     benchmark.extra_info["auc"] = auc
-    if hasattr(model, "binning_seconds_"):
+    ours = isinstance(model, GBDTClassifier)
+    if ours:
         benchmark.extra_info["binning_s"] = model.binning_seconds_
         benchmark.extra_info["training_s"] = model.training_seconds_
-    _AUC.setdefault(key, []).append(auc)
-    assert max(_AUC[key]) - min(_AUC[key]) <= 0.002, _AUC[key]  # equal quality across the group
+    side = _AUC.setdefault(key, {"ours": [], "peers": []})
+    side["ours" if ours else "peers"].append(auc)
+    if side["ours"] and side["peers"]:
+        assert min(side["ours"]) >= max(side["peers"]) - AUC_TOLERANCE, side
 
 
 def _xgb(n_trees, n_threads):

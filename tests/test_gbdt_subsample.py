@@ -159,3 +159,29 @@ def test_regressor_with_subsample_fits_the_training_rows():
     y = X[:, 0] * 2 - X[:, 1] + 0.1 * rng.normal(size=3000)
     model = GBDTRegressor(n_estimators=60, max_depth=4, subsample=0.5, random_state=0).fit(X, y)
     assert np.mean((model.predict(X) - y) ** 2) < 0.1 * np.var(y)
+
+
+def test_unset_random_state_gives_the_same_model_every_fit():
+    """random_state=None is the fixed seed DEFAULT_RANDOM_STATE (as xgboost's and LightGBM's
+    defaults): the quantile row sample (drawn above 200,000 rows), the row and the column samples
+    repeat, so two fits give the same bins and trees. Another seed draws other samples (so the
+    equality below is not that of a draw that does not matter)."""
+    rng = np.random.default_rng(5)
+    n = 210_000  # above BinMapper's 200,000-row quantile sample
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(size=n) > 0).astype(np.int64)
+    params = dict(n_estimators=3, max_depth=3, subsample=0.7, colsample_bytree=0.67, n_threads=1)
+
+    def fitted(**extra):
+        model = GBDTClassifier(**params, **extra).fit(X, y)
+        return model._mapper.edges_, model.decision_function(X[:2000])
+
+    (edges_a, pred_a), (edges_b, pred_b) = fitted(), fitted()
+    edges_0, pred_0 = fitted(random_state=estimator.DEFAULT_RANDOM_STATE)
+    edges_1, _ = fitted(random_state=1)
+    for a, b, c in zip(edges_a, edges_b, edges_0):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(pred_a, pred_b)
+    np.testing.assert_array_equal(pred_a, pred_0)
+    assert any(not np.array_equal(a, d) for a, d in zip(edges_a, edges_1))

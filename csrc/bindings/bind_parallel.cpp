@@ -1,4 +1,5 @@
-// A private self-check of recforge::parallel_for, so its guarantees are tested from Python.
+// Private self-checks of recforge::parallel_for and parallel_team, so their guarantees are tested
+// from Python.
 #include <pybind11/pybind11.h>
 
 #include <atomic>
@@ -35,4 +36,44 @@ void bind_parallel(py::module_& m) {
         "Run parallel_for(n_tasks, n_threads) writing 2*t per task; returns (sum, largest thread "
         "id used).\n"
         "Task `fail_at` throws (→ ValueError). Private: for tests.");
+    m.def(
+        "_parallel_team_check",
+        [](int64_t n_steps, int n_threads, int64_t fail_step) {
+            // step k: parallel_for of 1 + k % 9 tasks on 1 + k % n_threads threads, each task t
+            // adding k * 16 + t; a task whose thread id is not below its step's limit is counted
+            int64_t total = 0;
+            std::atomic<int64_t> bad_ids{0};
+            std::atomic<int> max_thread_id{0};
+            {
+                py::gil_scoped_release release;
+                recforge::parallel_team(n_threads, [&] {
+                    for (int64_t k = 0; k < n_steps; ++k) {
+                        const int64_t n = 1 + k % 9;
+                        const int limit = 1 + static_cast<int>(k % std::max(1, n_threads));
+                        std::vector<int64_t> out(static_cast<size_t>(n), 0);
+                        recforge::parallel_for(
+                            n, limit,
+                            [&](int64_t t, int tid) {
+                                if (k == fail_step && t == n - 1)
+                                    throw std::invalid_argument("step " + std::to_string(k) +
+                                                                " failed");
+                                if (tid >= limit) ++bad_ids;
+                                int seen = max_thread_id.load();
+                                while (tid > seen &&
+                                       !max_thread_id.compare_exchange_weak(seen, tid)) {
+                                }
+                                out[static_cast<size_t>(t)] = k * 16 + t;
+                            },
+                            1);
+                        for (int64_t v : out) total += v;
+                    }
+                });
+            }
+            return py::make_tuple(total, max_thread_id.load(), bad_ids.load());
+        },
+        py::arg("n_steps"), py::arg("n_threads"), py::arg("fail_step") = -1,
+        "Run n_steps parallel_for steps inside parallel_team(n_threads) (step k: 1 + k % 9 tasks "
+        "on 1 + k % n_threads threads, task t writing k * 16 + t); returns (sum, largest thread id "
+        "used, tasks run on a thread id at or above their step's limit). Step `fail_step`'s last "
+        "task throws (→ ValueError). Private: for tests.");
 }

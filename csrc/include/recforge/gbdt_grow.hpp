@@ -228,6 +228,12 @@ inline int64_t grow_blocks(int64_t m) {
     return std::max<int64_t>(1, std::min<int64_t>(kMaxGrowBlocks, m / kGrowBlockRows));
 }
 
+// The threads a tree's growth keeps together (parallel_team): n_threads from m * (F + 12) bytes
+// of node-ordered data on, where the growers' steps use several threads (`threaded`); else 1.
+inline int tree_team_threads(int64_t m, int64_t F, int n_threads) {
+    return m * (F + 12) >= 500000 ? n_threads : 1;
+}
+
 // H = the sum, block by block in block order, of the n_parts partial histograms at parts (stride
 // node_stride), on the used bins.
 inline void sum_partial_histograms(double* H, const double* parts, int64_t n_parts,
@@ -487,10 +493,10 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
 // Grow one tree on the m rows of `cur` (`other`: buffers of the same sizes), add its leaf values to
 // raw[rows] and return it. hist_a and hist_b hold 2^(max_depth - 1) node histograms each
 // (F x kBins x 2 doubles per node). max_depth >= 1.
-inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t F,
-                                const int32_t* n_bins, const uint8_t* is_cat,
-                                const uint8_t* feature_mask, const TreeParams& p, double* hist_a,
-                                double* hist_b, double* raw, int n_threads) {
+inline GrownTree grow_depthwise_steps(NodeData cur, NodeData other, int64_t m, int64_t F,
+                                      const int32_t* n_bins, const uint8_t* is_cat,
+                                      const uint8_t* feature_mask, const TreeParams& p,
+                                      double* hist_a, double* hist_b, double* raw, int n_threads) {
     // (fewer blocks where their partial histograms would pass kMaxPartialBytes: deep trees)
     const int64_t per_block_bytes =
         (p.max_depth >= 2 ? (int64_t{1} << std::min(p.max_depth - 2, 40)) : 1) * F * kBins * 16;
@@ -521,7 +527,7 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
     std::vector<uint64_t>& sets = children.sets;
     double* hist = hist_a;
     double* hist_next = hist_b;
-    const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
+    const bool threaded = tree_team_threads(m, F, n_threads) > 1;
     const SplitParams& sp = p.split;
     bool have_splits = false;  // the level's splits were found by the fused step of the last one
     // the children built by a level become the nodes of the next one
@@ -626,6 +632,20 @@ inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t
         add_leaf_values(cur.rows, leaf_start.data(), leaf_end.data(), v.data(),
                         static_cast<int64_t>(leaf_id.size()), raw, n_threads);
     }
+    return tree;
+}
+
+// grow_depthwise_steps with its threads kept together for the whole tree (parallel_team): the
+// steps' parallel regions do not wake sleeping threads. The same tree.
+inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t F,
+                                const int32_t* n_bins, const uint8_t* is_cat,
+                                const uint8_t* feature_mask, const TreeParams& p, double* hist_a,
+                                double* hist_b, double* raw, int n_threads) {
+    GrownTree tree;
+    parallel_team(tree_team_threads(m, F, n_threads), [&] {
+        tree = grow_depthwise_steps(cur, other, m, F, n_bins, is_cat, feature_mask, p, hist_a,
+                                    hist_b, raw, n_threads);
+    });
     return tree;
 }
 

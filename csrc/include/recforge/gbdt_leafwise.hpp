@@ -121,10 +121,10 @@ inline int64_t leafwise_blocks(int64_t m, int64_t F) {
 // not depend on n_threads, and equal the single-range ones when the float64 sums of the float32
 // (g, h) are exact (see grow_depthwise_blocked). The data never moves to `other` while the tree
 // grows (it serves as the partition's scratch space).
-inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64_t F,
-                                  const int32_t* n_bins, const uint8_t* is_cat,
-                                  const uint8_t* feature_mask, const LeafwiseParams& p,
-                                  int n_threads) {
+inline LeafwiseTree grow_leafwise_steps(NodeData cur, NodeData other, int64_t m, int64_t F,
+                                        const int32_t* n_bins, const uint8_t* is_cat,
+                                        const uint8_t* feature_mask, const LeafwiseParams& p,
+                                        int n_threads) {
     LeafwiseTree out;
     GrownTree& tree = out.tree;
     const TreeParams& value_params = p.tree;
@@ -186,7 +186,7 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
         consider(0, root_slot, root_g, root_h, 0, split);
     }
 
-    const bool threaded = n_threads > 1 && m * (F + 12) >= 500000;
+    const bool threaded = tree_team_threads(m, F, n_threads) > 1;
     const bool by_index = m * (F + 12) < p.index_bytes;
     std::vector<int32_t> idx, idx_tmp;  // by_index: positions in node order, and scratch
     if (by_index) {
@@ -331,6 +331,19 @@ inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64
             std::max<int64_t>(1, (B + threads - 1) / threads));
         tree.swapped = !tree.swapped;
     }
+    return out;
+}
+
+// grow_leafwise_steps with its threads kept together for the whole tree (parallel_team): the two
+// parallel regions of each split do not wake sleeping threads. The same tree.
+inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64_t F,
+                                  const int32_t* n_bins, const uint8_t* is_cat,
+                                  const uint8_t* feature_mask, const LeafwiseParams& p,
+                                  int n_threads) {
+    LeafwiseTree out;
+    parallel_team(tree_team_threads(m, F, n_threads), [&] {
+        out = grow_leafwise_steps(cur, other, m, F, n_bins, is_cat, feature_mask, p, n_threads);
+    });
     return out;
 }
 

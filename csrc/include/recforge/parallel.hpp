@@ -1,4 +1,6 @@
-// parallel_for on plain std::thread: no OpenMP runtime; idle threads block, they never spin-wait.
+// parallel_for on plain std::thread: no OpenMP runtime; idle pool workers block, they never
+// spin-wait. (Waits inside a call — a caller for its joined workers, parallel_team's threads
+// between its steps — spin, yielding their core, for at most detail::kSpinNs, then block.)
 //
 // Workers live in one process-wide pool and sleep on a condition variable between calls, so a
 // kernel called thousands of times (one GBDT node after another) does not pay a thread start per
@@ -11,13 +13,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <ctime>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #ifdef _WIN32
@@ -30,8 +35,20 @@
 
 namespace recforge {
 
+namespace detail {
+class Team;
+// The team whose leader is this thread while it runs parallel_team's body outside a step, else
+// null.
+inline Team*& current_team() {
+    static thread_local Team* team = nullptr;
+    return team;
+}
+}  // namespace detail
+
 // Threads worth using for `work` units when each thread should get at least `min_work_per_thread`:
-// small jobs run on the calling thread alone.
+// small jobs run on the calling thread alone. (Inside parallel_team too: a lower threshold there,
+// 1/8, made Adult's best-first trees slower — the partial histograms then move between the cores'
+// caches for small steps.)
 inline int threads_for_work(int n_threads, double work, double min_work_per_thread) {
     const double useful = work / min_work_per_thread;
     if (useful < 2.0) return 1;
@@ -40,9 +57,40 @@ inline int threads_for_work(int n_threads, double work, double min_work_per_thre
 
 namespace detail {
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    std::this_thread::yield();
+#endif
+}
+
+// How long a wait inside a call spins before it blocks: the steps of a parallel_team (a GBDT tree's
+// splits) find its threads awake instead of paying a wake-up, which takes 20-100 us on a loaded or
+// virtualised machine, and a caller whose joined workers finish within it is not put to sleep.
+// The spin yields its core every few microseconds, so a foreign process that wants it gets it.
+constexpr int64_t kSpinNs = 100000;
+
+// Spin (yielding) until done() or kSpinNs have passed; returns done().
+template <typename Done>
+bool spin_until(Done&& done) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int spins = 1; !done(); ++spins) {
+        if (spins % 64 != 0) {
+            cpu_relax();
+            continue;
+        }
+        if (std::chrono::steady_clock::now() - start > std::chrono::nanoseconds(kSpinNs))
+            return done();
+        std::this_thread::yield();
+    }
+    return true;
+}
+
 // One parallel_for call: tasks [0, n_tasks) in chunks, claimed by up to max_threads threads.
 struct Job {
     std::function<void(int64_t, int)> fn;  // fn(task, thread_id)
+    std::function<void()> lead;            // if set: run by the caller before it claims tasks
     int64_t n_tasks = 0;
     int64_t chunk = 1;
     int max_threads = 1;
@@ -93,10 +141,17 @@ class Pool {
             ++generation_;
         }
         wake_.notify_all();
+        if (job.lead) job.lead();
         job.work(0);
-        std::unique_lock<std::mutex> lock(mutex_);
-        current_ = nullptr;  // workers that have not joined yet will not
-        idle_.wait(lock, [this] { return inside_ == 0; });
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            current_ = nullptr;  // workers that have not joined yet will not
+        }
+        auto idle = [this] { return inside_.load(std::memory_order_acquire) == 0; };
+        if (!spin_until(idle)) {
+            std::unique_lock<std::mutex> lock(mutex_);
+            idle_.wait(lock, idle);
+        }
         return true;
     }
 
@@ -112,11 +167,11 @@ class Pool {
             Job* job = current_;
             const int thread_id = job->next_thread_id.fetch_add(1);
             if (thread_id >= job->max_threads) continue;
-            ++inside_;
+            inside_.fetch_add(1, std::memory_order_relaxed);
             lock.unlock();
             job->work(thread_id);
             lock.lock();
-            if (--inside_ == 0) idle_.notify_all();
+            if (inside_.fetch_sub(1, std::memory_order_acq_rel) == 1) idle_.notify_all();
         }
     }
 
@@ -129,16 +184,246 @@ class Pool {
     std::condition_variable wake_, idle_;
     Job* current_ = nullptr;
     uint64_t generation_ = 0;
-    int inside_ = 0;
+    std::atomic<int> inside_{0};  // (changed under mutex_)
     const decltype(RECFORGE_GETPID()) pid_;
 };
+
+}  // namespace detail
+
+namespace detail {
+
+// Run `job` on the pool, or on threads started for it when the pool is serving another call.
+inline void run_job(Job& job) {
+    if (!Pool::instance().try_run(job)) {
+        std::vector<std::thread> threads;
+        threads.reserve(static_cast<size_t>(job.max_threads - 1));
+        for (int i = 1; i < job.max_threads; ++i) threads.emplace_back([&job, i] { job.work(i); });
+        if (job.lead) job.lead();
+        job.work(0);
+        for (auto& t : threads) t.join();
+    }
+}
+
+// The threads of one parallel_team call. The leader (the calling thread) runs the body; every
+// parallel_for it makes becomes a phase: its tasks, in chunks, are claimed by the leader and the
+// members from one atomic word, which packs the phase number, the phase's thread limit, its chunk
+// count and the next chunk, so that a claim (a compare-and-swap of the word) is valid for exactly
+// the phase it names — a member that is late for a phase cannot claim a chunk of the next one. The
+// leader waits for the chunks claimed, never for a member that claimed none (a member the OS has
+// not scheduled costs nothing). Between phases the members spin for kSpinNs (phases of a tree
+// follow each other within microseconds), and then block on a condition variable until the next
+// phase or the end of the team.
+class Team {
+  public:
+    static constexpr int kMaxSize = 255;
+
+    // A step whose leader, done with its own chunks, still waited this long and over four times
+    // its own time for a member's: the member was preempted while holding a chunk (a busy core;
+    // a preemption lasts a scheduler time slice, milliseconds).
+    static constexpr int64_t kLateNs = 1000000;
+
+    // solo: the steps run on the leader alone (see parallel_team)
+    explicit Team(int size, bool solo = false) : size_(std::min(size, kMaxSize)), late_(solo) {}
+
+    static Team*& current() { return current_team(); }
+
+    // Whether a member was late at a step (the later steps then ran on the leader alone).
+    bool late() const { return late_; }
+
+    // Leader: fn(task, thread_id) for task in [0, n_tasks) on up to n_threads members
+    // (thread_id < n_threads); returns when every task has run; rethrows a task's exception.
+    template <typename Fn>
+    void run(int64_t n_tasks, int n_threads, Fn& fn, int64_t chunk) {
+        if (late_) {  // (as the same steps outside a team: the results do not change)
+            current() = nullptr;
+            try {
+                for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
+            } catch (...) {
+                current() = this;
+                throw;
+            }
+            current() = this;
+            return;
+        }
+        n_threads = std::max(1, std::min(n_threads, size_));
+        if (chunk <= 0) chunk = std::max<int64_t>(1, n_tasks / (int64_t{n_threads} * 16));
+        chunk = std::max(chunk, (n_tasks + kMaxChunks - 1) / kMaxChunks);
+        const int64_t n_chunks = (n_tasks + chunk - 1) / chunk;
+        call_ = [](void* ctx, int64_t t, int tid) {
+            (*static_cast<std::remove_reference_t<Fn>*>(ctx))(t, tid);
+        };
+        ctx_ = const_cast<void*>(static_cast<const void*>(&fn));
+        n_tasks_ = n_tasks;
+        chunk_ = chunk;
+        done_.store(0, std::memory_order_relaxed);
+        phase_ = (phase_ + 1) & kPhaseMask;
+        current() = nullptr;  // (a task's own parallel_for runs outside the team)
+        claim_.store(pack(phase_, n_threads, n_chunks, 0), std::memory_order_seq_cst);
+        wake_sleepers();
+        const auto start = std::chrono::steady_clock::now();
+        work(0);
+        if (done_.load(std::memory_order_acquire) < n_chunks) {
+            const auto own = std::chrono::steady_clock::now() - start;
+            const auto late =
+                std::max(std::chrono::duration_cast<std::chrono::nanoseconds>(4 * own),
+                         std::chrono::nanoseconds(kLateNs));
+            const auto waiting = std::chrono::steady_clock::now();
+            for (int spins = 0; done_.load(std::memory_order_acquire) < n_chunks; ++spins) {
+                if (spins < 4096) {
+                    cpu_relax();
+                    continue;
+                }
+                std::this_thread::yield();
+                if (!late_ && std::chrono::steady_clock::now() - waiting > late) late_ = true;
+            }
+        }
+        current() = this;
+        if (failed_.load(std::memory_order_relaxed)) {
+            std::exception_ptr e = error_;
+            error_ = nullptr;
+            failed_.store(false, std::memory_order_relaxed);
+            std::rethrow_exception(e);
+        }
+    }
+
+    // Member thread_id (>= 1; 0 is the leader's, a member arriving after close() leaves at once):
+    // serve phases until close().
+    void serve(int thread_id) {
+        if (thread_id <= 0 || thread_id >= size_) return;
+        uint64_t seen = work(thread_id);  // (the phase under way when it arrives, too)
+        while (wait_phase(seen)) seen = work(thread_id);
+    }
+
+    void close() {
+        closed_.store(true, std::memory_order_seq_cst);
+        wake_sleepers();
+    }
+
+  private:
+    // the claim word: phase (20 bits) | thread limit (8) | chunks (18) | next chunk (18)
+    static constexpr uint64_t kPhaseMask = (uint64_t{1} << 20) - 1;
+    static constexpr int64_t kMaxChunks = (int64_t{1} << 17);
+    static uint64_t pack(uint64_t phase, int threads, int64_t n_chunks, int64_t next) {
+        return (phase << 44) | (static_cast<uint64_t>(threads) << 36) |
+               (static_cast<uint64_t>(n_chunks) << 18) | static_cast<uint64_t>(next);
+    }
+    static uint64_t phase_of(uint64_t w) { return w >> 44; }
+    static int threads_of(uint64_t w) { return static_cast<int>((w >> 36) & 0xff); }
+    static int64_t chunks_of(uint64_t w) { return static_cast<int64_t>((w >> 18) & 0x3ffff); }
+    static int64_t next_of(uint64_t w) { return static_cast<int64_t>(w & 0x3ffff); }
+
+    // Claim and run chunks of the current phase while there are any this thread may take; returns
+    // the phase it stopped in.
+    uint64_t work(int tid) {
+        uint64_t w = claim_.load(std::memory_order_acquire);
+        for (;;) {
+            if (tid >= threads_of(w) || next_of(w) >= chunks_of(w)) return phase_of(w);
+            if (!claim_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel,
+                                              std::memory_order_acquire))
+                continue;
+            const int64_t begin = next_of(w) * chunk_;
+            const int64_t end = std::min(n_tasks_, begin + chunk_);
+            if (!failed_.load(std::memory_order_relaxed)) {
+                try {
+                    for (int64_t t = begin; t < end; ++t) call_(ctx_, t, tid);
+                } catch (...) {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    if (!error_) error_ = std::current_exception();
+                    failed_.store(true, std::memory_order_relaxed);
+                }
+            }
+            done_.fetch_add(1, std::memory_order_release);
+            w = claim_.load(std::memory_order_acquire);
+        }
+    }
+
+    // Wait until a phase other than `seen` is published (true) or the team is closed (false).
+    bool wait_phase(uint64_t seen) {
+        auto fresh = [&] {
+            return phase_of(claim_.load(std::memory_order_acquire)) != seen ||
+                   closed_.load(std::memory_order_acquire);
+        };
+        if (!spin_until(fresh)) {
+            std::unique_lock<std::mutex> lock(mutex_);
+            sleepers_.fetch_add(1, std::memory_order_seq_cst);
+            wake_.wait(lock, fresh);
+            sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        }
+        return phase_of(claim_.load(std::memory_order_acquire)) != seen;
+    }
+
+    void wake_sleepers() {
+        if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+            }
+            wake_.notify_all();
+        }
+    }
+
+    const int size_;
+    bool late_;  // (the leader's)
+    std::atomic<uint64_t> claim_{0};
+    std::atomic<int64_t> done_{0};
+    std::atomic<bool> closed_{false};
+    std::atomic<bool> failed_{false};
+    std::atomic<int> sleepers_{0};
+    uint64_t phase_ = 0;  // (the leader's)
+    void (*call_)(void*, int64_t, int) = nullptr;
+    void* ctx_ = nullptr;
+    int64_t n_tasks_ = 0, chunk_ = 1;
+    std::exception_ptr error_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+};
+
+// CPU seconds this thread has run (-1 where not measured).
+inline double thread_cpu_seconds() {
+#if defined(CLOCK_THREAD_CPUTIME_ID) && !defined(_WIN32)
+    timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+#endif
+    return -1.0;
+}
+
+// Crowded parallel_team calls: a member was late (Team::late), or the leader itself ran less than
+// kMinLeaderShare of the call's time (more runnable threads than cores: a core taken by another
+// process, on which the team's spinning member would crowd the leader). After such a call the
+// next calls run solo — the body on the calling thread alone, as one thread would, the members
+// left asleep — for a window that grows 4x with each crowded call (up to kMaxSoloCalls) and starts
+// again from one after a call that was not. A busy core so costs a crowded call now and then; an
+// idle machine, on which neither happens, never runs solo.
+struct TeamHealth {
+    static constexpr int64_t kMaxSoloCalls = 256;
+    static constexpr double kMinLeaderShare = 0.75;
+    static constexpr double kMinMeasuredSeconds = 0.0005;
+    std::atomic<int64_t> solo_left{0};
+    std::atomic<int64_t> window{1};
+
+    void record(bool late) {
+        if (!late) {
+            window.store(1, std::memory_order_relaxed);
+            return;
+        }
+        const int64_t w = window.load(std::memory_order_relaxed);
+        solo_left.store(w, std::memory_order_relaxed);
+        window.store(std::min(4 * w, kMaxSoloCalls), std::memory_order_relaxed);
+    }
+};
+
+inline TeamHealth& team_health() {
+    static TeamHealth health;
+    return health;
+}
 
 }  // namespace detail
 
 // Run fn(task, thread_id) for task in [0, n_tasks) on up to n_threads threads (thread_id <
 // n_threads). Tasks are handed out in chunks from a shared counter (dynamic schedule). The first
 // exception thrown by any task stops the hand-out and is rethrown in the calling thread once no
-// thread runs a task.
+// thread runs a task. Inside parallel_team's body (on its calling thread) the tasks run on the
+// team's threads, with no wake-up of sleeping threads.
 template <typename Fn>
 void parallel_for(int64_t n_tasks, int n_threads, Fn&& fn, int64_t chunk = 0) {
     if (n_tasks <= 0) return;
@@ -148,20 +433,72 @@ void parallel_for(int64_t n_tasks, int n_threads, Fn&& fn, int64_t chunk = 0) {
         for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
         return;
     }
+    if (detail::Team* team = detail::Team::current()) {
+        team->run(n_tasks, n_threads, fn, chunk);
+        return;
+    }
     detail::Job job;
     job.fn = [&fn](int64_t t, int tid) { fn(t, tid); };
     job.n_tasks = n_tasks;
     job.chunk =
         chunk > 0 ? chunk : std::max<int64_t>(1, n_tasks / (static_cast<int64_t>(n_threads) * 16));
     job.max_threads = n_threads;
+    detail::run_job(job);
+    if (job.error) std::rethrow_exception(job.error);
+}
 
-    if (!detail::Pool::instance().try_run(job)) {
-        std::vector<std::thread> threads;
-        threads.reserve(static_cast<size_t>(n_threads - 1));
-        for (int i = 1; i < n_threads; ++i) threads.emplace_back([&job, i] { job.work(i); });
-        job.work(0);
-        for (auto& t : threads) t.join();
+// Run body() on the calling thread with a team of up to n_threads threads: every parallel_for the
+// body makes on this thread (not those of its tasks) runs on the team, whose threads stay awake
+// between the calls for a short spin (detail::kSpinNs, then they block), instead of being woken per
+// call — for a kernel of many short parallel steps (one GBDT tree: a step per split). The results
+// are those of the same body without the team. Nested calls run body() alone.
+template <typename Body>
+void parallel_team(int n_threads, Body&& body) {
+    if (n_threads <= 1 || detail::Team::current() != nullptr) {
+        body();
+        return;
     }
+    detail::TeamHealth& health = detail::team_health();
+    if (health.solo_left.load(std::memory_order_relaxed) > 0) {
+        health.solo_left.fetch_sub(1, std::memory_order_relaxed);
+        detail::Team solo(n_threads, true);
+        detail::Team::current() = &solo;
+        try {
+            body();
+        } catch (...) {
+            detail::Team::current() = nullptr;
+            throw;
+        }
+        detail::Team::current() = nullptr;
+        return;
+    }
+    detail::Team team(n_threads);
+    std::exception_ptr error;
+    detail::Job job;
+    job.fn = [&team](int64_t, int tid) { team.serve(tid); };
+    job.n_tasks = n_threads - 1;
+    job.chunk = 1;
+    job.max_threads = n_threads;
+    job.lead = [&] {
+        detail::Team::current() = &team;
+        try {
+            body();
+        } catch (...) {
+            error = std::current_exception();
+        }
+        detail::Team::current() = nullptr;
+        team.close();
+    };
+    const auto wall_start = std::chrono::steady_clock::now();
+    const double cpu_start = detail::thread_cpu_seconds();
+    detail::run_job(job);
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    const double cpu = detail::thread_cpu_seconds() - cpu_start;
+    const bool crowded = cpu_start >= 0.0 && wall > detail::TeamHealth::kMinMeasuredSeconds &&
+                         cpu < detail::TeamHealth::kMinLeaderShare * wall;
+    health.record(team.late() || crowded);
+    if (error) std::rethrow_exception(error);
     if (job.error) std::rethrow_exception(job.error);
 }
 

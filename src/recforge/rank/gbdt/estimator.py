@@ -45,6 +45,9 @@ _METRICS = {
     "rmse": False,
 }  # name -> higher is better
 _SCHEMA_VERSION = 1
+#: the seed of a fit whose ``random_state`` is None (xgboost's ``seed`` and LightGBM's default are
+#: fixed too): the quantile row sample, row and column subsampling repeat from fit to fit
+DEFAULT_RANDOM_STATE = 0
 
 
 #: the keyword parameters of every GBDT estimator (name -> default, in signature order; the ranker
@@ -255,7 +258,9 @@ class _BaseGBDT(Ranker):
         """
         self._check_params()
         n_threads = resolve_n_threads(self.n_threads)
-        rng = check_random_state(self.random_state)
+        rng = check_random_state(
+            DEFAULT_RANDOM_STATE if self.random_state is None else self.random_state
+        )
         t_start = time.perf_counter()
         n, n_features = Xf.shape
         # value bins: max_bin counts the missing bin as xgboost's does, so at most 255 value bins
@@ -315,11 +320,9 @@ class _BaseGBDT(Ranker):
             else:
                 rows, m, Xn, ghn = rows_perm, n, Xb, ghn_full
             gradients(raw, rows, ghn)  # in node order
-            with np.errstate(
-                invalid="ignore"
-            ):  # one pass; a float64 sum of float32 values cannot overflow
-                finite = np.isfinite(ghn.sum(dtype=np.float64))
-            if not finite:
+            # (min and max propagate NaN and hold any inf: two fast passes, no float64 copy, no
+            # overflow and so no errstate to enter per tree)
+            if not (np.isfinite(ghn.min()) and np.isfinite(ghn.max())):
                 raise self._diverged(f"non-finite gradients before tree {it}")
             scratch = tuple(b[:m] for b in scratch_full)
             mask = None
@@ -589,7 +592,9 @@ _DOC_PARAMS = """
     n_threads : int or None, default None
         Threads of the C++ kernels (None = all available cores). Results do not depend on it.
     random_state : int, Generator or None
-        Seeds row/column subsampling and the quantile subsample (used above 200,000 rows).
+        Seeds row/column subsampling and the quantile subsample (used above 200,000 rows). None
+        means the fixed seed ``DEFAULT_RANDOM_STATE`` (0), as xgboost's and LightGBM's default
+        seeds: two fits on the same data give the same model. Pass a Generator for fresh draws.
     verbose : bool, default False
         Show a tqdm progress bar over boosting rounds.
 

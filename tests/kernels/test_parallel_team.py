@@ -1,0 +1,54 @@
+"""recforge::parallel_team: the parallel_for steps of its body run on the team's threads, each task
+once, on thread ids below the step's own limit; exceptions reach Python and the team lets its
+threads go (via a private self-check)."""
+
+import threading
+
+import pytest
+
+from recforge import _core
+
+
+def _expected(n_steps):
+    """Sum over steps k of k * 16 + t for t < 1 + k % 9 (what every task writes)."""
+    return sum(sum(k * 16 + t for t in range(1 + k % 9)) for k in range(n_steps))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_every_task_of_every_step_runs_once(n_threads):
+    n_steps = 20_000
+    total, max_tid, bad_ids = _core._parallel_team_check(n_steps, n_threads)
+    assert total == _expected(n_steps)
+    assert bad_ids == 0
+    assert max_tid < n_threads
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_exception_in_a_step_reaches_python(n_threads):
+    with pytest.raises(ValueError, match="step 777 failed"):
+        _core._parallel_team_check(2000, n_threads, fail_step=777)
+    # the team's threads were released: the pool and a new team still work
+    assert _core._parallel_for_check(1000, n_threads)[0] == 1000 * 999
+    assert _core._parallel_team_check(500, n_threads)[0] == _expected(500)
+
+
+def test_teams_and_plain_calls_from_concurrent_python_threads():
+    results, errors = [], []
+
+    def run(team):
+        try:
+            for _ in range(50):
+                if team:
+                    results.append(_core._parallel_team_check(300, 2)[0] == _expected(300))
+                else:
+                    results.append(_core._parallel_for_check(500, 2)[0] == 500 * 499)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i % 2 == 0,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert results == [True] * 200

@@ -43,6 +43,19 @@ inline Team*& current_team() {
     static thread_local Team* team = nullptr;
     return team;
 }
+
+// Makes `team` this thread's current team (nullptr: none) while it lives; restores the previous
+// one when it ends, an exception included.
+class CurrentTeamScope {
+  public:
+    explicit CurrentTeamScope(Team* team) : saved_(current_team()) { current_team() = team; }
+    ~CurrentTeamScope() { current_team() = saved_; }
+    CurrentTeamScope(const CurrentTeamScope&) = delete;
+    CurrentTeamScope& operator=(const CurrentTeamScope&) = delete;
+
+  private:
+    Team* saved_;
+};
 }  // namespace detail
 
 // Threads worth using for `work` units when each thread should get at least `min_work_per_thread`:
@@ -235,14 +248,8 @@ class Team {
     template <typename Fn>
     void run(int64_t n_tasks, int n_threads, Fn& fn, int64_t chunk) {
         if (late_) {  // (as the same steps outside a team: the results do not change)
-            current() = nullptr;
-            try {
-                for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
-            } catch (...) {
-                current() = this;
-                throw;
-            }
-            current() = this;
+            CurrentTeamScope outside(nullptr);
+            for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
             return;
         }
         n_threads = std::max(1, std::min(n_threads, size_));
@@ -462,14 +469,8 @@ void parallel_team(int n_threads, Body&& body) {
     if (health.solo_left.load(std::memory_order_relaxed) > 0) {
         health.solo_left.fetch_sub(1, std::memory_order_relaxed);
         detail::Team solo(n_threads, true);
-        detail::Team::current() = &solo;
-        try {
-            body();
-        } catch (...) {
-            detail::Team::current() = nullptr;
-            throw;
-        }
-        detail::Team::current() = nullptr;
+        detail::CurrentTeamScope scope(&solo);
+        body();
         return;
     }
     detail::Team team(n_threads);
@@ -480,13 +481,14 @@ void parallel_team(int n_threads, Body&& body) {
     job.chunk = 1;
     job.max_threads = n_threads;
     job.lead = [&] {
-        detail::Team::current() = &team;
-        try {
-            body();
-        } catch (...) {
-            error = std::current_exception();
+        {
+            detail::CurrentTeamScope scope(&team);
+            try {
+                body();
+            } catch (...) {
+                error = std::current_exception();
+            }
         }
-        detail::Team::current() = nullptr;
         team.close();
     };
     const auto wall_start = std::chrono::steady_clock::now();

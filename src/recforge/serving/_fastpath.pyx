@@ -26,6 +26,7 @@ from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 import numpy as np
+import scipy.sparse as sp
 
 
 cdef extern from "recforge/topk.hpp" namespace "recforge" nogil:
@@ -649,17 +650,14 @@ cdef void _history_rows(const int64_t[::1] indptr, const int32_t[::1] indices,
 
 def _transposed(indptr, indices, data):
     """The CSR ``(indptr, indices, data)`` of a square matrix transposed: (int64 indptr, int32
-    indices, float64 data) with each row's columns ascending (a stable sort by column of the rows
-    in order); an indptr of length 1 (no matrix) stays one."""
+    indices, float64 data) with each row's columns ascending (scipy's CSR -> CSC conversion, a
+    stable counting sort by column); an indptr of length 1 (no matrix) stays one."""
     indptr = np.asarray(indptr, np.int64)
     if len(indptr) <= 1:
         return indptr, np.asarray(indices, np.int32), np.asarray(data, np.float64)
     n = len(indptr) - 1
-    rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(indptr))
-    order = np.argsort(indices, kind="stable")
-    t_indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(indices, minlength=n), out=t_indptr[1:])
-    return t_indptr, rows[order], np.ascontiguousarray(np.asarray(data, np.float64)[order])
+    t = sp.csr_matrix((np.asarray(data, np.float64), indices, indptr), shape=(n, n)).tocsc()
+    return t.indptr.astype(np.int64), t.indices.astype(np.int32), t.data
 
 
 cdef class FeatureTables:

@@ -205,6 +205,14 @@ def _cumsum_per_item(indptr, values):
     return csum - base
 
 
+def hour_and_weekday(seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(hour of the day, weekday) of float64 ``seconds`` since the epoch (UTC), float64 arrays of
+    the same shape; weekday 0 = Monday."""
+    hour = np.floor((seconds % 86400.0) / 3600.0)
+    weekday = (np.floor(seconds / 86400.0) + 3) % 7  # 1970-01-01 was a Thursday
+    return hour, weekday
+
+
 def feature_names(source_names, windows, genre_names) -> tuple[list, list]:
     """Column names and their group, in the order :func:`build_features` writes them."""
     w = [f"{x:g}d" for x in windows]
@@ -346,9 +354,7 @@ def build_features(
         n_threads=n_threads,
     )
     rows = cands.rows()
-    seconds = as_of[rows]
-    hour = np.floor((seconds % 86400.0) / 3600.0)
-    weekday = (np.floor(seconds / 86400.0) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    hour, weekday = hour_and_weekday(as_of[rows])
     user_block = uf[rows]
     log_pop_vs_taste = np.log1p(cf[:, 0]) - user_block[:, 6 + len(win)]
     n_item_num = 6 + len(win)

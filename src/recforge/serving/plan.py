@@ -22,6 +22,7 @@ import numpy as np
 
 from .._threads import limit_blas_threads, numba_threads
 from ..pipeline.candidates import Candidates
+from ..pipeline.features import hour_and_weekday
 from ..pipeline.selection import SourceOrder
 from ..rank._base import _expit
 from ..recall import Popularity
@@ -51,11 +52,9 @@ _now = time.perf_counter
 
 
 def _clock(seconds: float) -> tuple[float, float]:
-    """(hour of the day, weekday) of ``seconds`` since the epoch, as ``build_features`` computes
-    them (float64 NumPy, weekday 0 = Monday)."""
-    at = np.array([seconds])
-    hour = np.floor((at % 86400.0) / 3600.0)
-    weekday = (np.floor(at / 86400.0) + 3) % 7
+    """(hour of the day, weekday) of ``seconds`` since the epoch, by ``build_features``'s own
+    :func:`~recforge.pipeline.features.hour_and_weekday`."""
+    hour, weekday = hour_and_weekday(np.array([seconds]))
     return float(hour[0]), float(weekday[0])
 
 

@@ -212,3 +212,24 @@ def test_encoder_one_pass_inputs_equal_the_separate_transforms(adult_small):
     np.testing.assert_array_equal(num, enc.transform_numeric(Xt))
     codes, _ = enc.transform_codes_numeric(Xt)
     np.testing.assert_array_equal(codes, enc.transform_codes(Xt))
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_fit_reads_each_column_once(adult_small, monkeypatch, wide):
+    """The encoder's fit and the encoding of the training rows share one read of each column
+    (rank/_base passes the encoder one table)."""
+    from recforge.features._columns import Table
+    from recforge.rank import WideDeep
+
+    X, y, _, _ = adult_small
+    reads = []
+    original = Table._read
+
+    def counted(self, key, missing_values):
+        reads.append(key)
+        return original(self, key, missing_values)
+
+    monkeypatch.setattr(Table, "_read", counted)
+    cls = WideDeep if wide else DNN
+    cls(encoder=FeatureEncoder(), epochs=1, random_state=0, n_threads=1).fit(X, y)
+    assert sorted(reads) == sorted(str(c) for c in X.columns)

@@ -148,11 +148,13 @@ class FeatureEncoder(ParamsMixin):
 
         Parameters
         ----------
-        X : pandas.DataFrame or array-like of shape (n_rows, n_columns)
+        X : pandas.DataFrame or array-like of shape (n_rows, n_columns), or a
+            :class:`~recforge.features._columns.Table` of one (its column reads are kept, so that
+            transforming the same table afterwards reads no column again)
         y : ignored
         """
         self._validate_params()
-        table = Table(X)
+        table = X if isinstance(X, Table) else Table(X)
         if table.n_rows == 0:
             raise ValueError("X has no rows; the encoder needs at least one row to fit")
         if not table.names:

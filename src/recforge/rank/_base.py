@@ -407,11 +407,14 @@ class Ranker(ParamsMixin):
                 encoder = FeatureEncoder()  # raw columns, as GBDT takes them, encoded inside
             if encoder is not None:
                 from ..features import FeatureEncoder
+                from ..features._columns import Table
 
                 if not isinstance(encoder, FeatureEncoder):
                     raise TypeError(
                         f"encoder must be a FeatureEncoder or None, got {type(encoder).__name__}"
                     )
+                # one table for the fit and the encoding below: each column is read once
+                X = Table(X, name)
                 self.encoder_ = FeatureEncoder(**encoder.get_params()).fit(X)
             elif hasattr(self, "encoder_"):
                 del self.encoder_

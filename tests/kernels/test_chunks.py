@@ -1,5 +1,7 @@
 """The dynamic chunk scheduling of the parallel Numba kernels (``recforge.kernels._chunks``)."""
 
+import time
+
 import numpy as np
 import pytest
 from numba import prange
@@ -14,6 +16,7 @@ from recforge.kernels._chunks import (
     compare_exchange,
     even_bounds,
     fetch_add,
+    monotonic_ns,
     next_chunk,
     pulled_chunks,
     wait_a_little,
@@ -144,3 +147,23 @@ def _store_load_and_wait(value, n_waits):
 
 def test_atomic_store_load_and_the_wait_step():
     assert _store_load_and_wait(-7, SPINS_BEFORE_SLEEP + 3) == (0, -7, SPINS_BEFORE_SLEEP + 3)
+
+
+@jit
+def _clock_around_waits(n_waits):
+    before = monotonic_ns()
+    n = 0
+    for _ in range(n_waits):
+        n = wait_a_little(n)
+    return before, monotonic_ns()
+
+
+def test_monotonic_ns_is_the_system_monotonic_clock():
+    """Readings inside a kernel fall between Python's ``time.monotonic_ns`` before and after the
+    call, and the sleeps of the wait steps show in the elapsed time."""
+    n_sleeps = 20
+    py_before = time.monotonic_ns()
+    before, after = _clock_around_waits(SPINS_BEFORE_SLEEP + n_sleeps)
+    py_after = time.monotonic_ns()
+    assert py_before <= before <= after <= py_after
+    assert after - before >= n_sleeps * 50_000  # SLEEP_MICROSECONDS each, at least

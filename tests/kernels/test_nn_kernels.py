@@ -1,6 +1,7 @@
 """Neural-ranker kernels agree with the NumPy reference (recforge._reference.nn) on small random inputs."""
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -408,3 +409,29 @@ def test_dropout_forward_backward_match_reference_on_the_realised_mask():
     grads = np.empty_like(P["params"])
     K.mlp_backward(x0, P["params"], sizes, acts, dz, 0.0, grads, rate)
     np.testing.assert_allclose(grads, flatten_params(ref[2], ref[3]), rtol=2e-4, atol=1e-6)
+
+
+def test_a_waiting_worker_takes_over_only_a_late_chunk():
+    """_late_chunk: the first unpublished chunk whose computation began more than LATE_CHUNK_FACTOR
+    times the fastest timed pass ago (FIRST_LATE_NS before any pass was timed); -1 while the
+    unpublished chunks are on time; n_chunks once every chunk is published."""
+    # "just now" a minute ahead: the test's thread may be preempted (or compile) for milliseconds
+    now = time.monotonic_ns() + 60 * 10**9
+    never = np.iinfo(np.int64).max
+    fastest = np.full(1, never, np.int64)
+    owner = np.array([-1, -1, 3, 9, 2, -1], np.int64)  # batch 1 of two, 3 chunks each: slots 3..5
+    started = np.array([0, 0, 0, now, now, now], np.int64)
+    assert K._late_chunk(owner, started, 3, 3, fastest) == -1  # chunk 2 began just now
+    started[5] = time.monotonic_ns() - 2 * K.FIRST_LATE_NS
+    assert K._late_chunk(owner, started, 3, 3, fastest) == 2
+    K._record_fastest(fastest, 1000 * K.FIRST_LATE_NS)
+    K._record_fastest(fastest, 400 * K.FIRST_LATE_NS)
+    K._record_fastest(fastest, 700 * K.FIRST_LATE_NS)
+    assert fastest[0] == 400 * K.FIRST_LATE_NS
+    started[5] = time.monotonic_ns() - 2 * K.FIRST_LATE_NS
+    assert K._late_chunk(owner, started, 3, 3, fastest) == -1  # 2 ms < LATE_CHUNK_FACTOR * 0.4 s
+    started[5] = never  # claimed, its start not stored yet: on time
+    assert K._late_chunk(owner, started, 3, 3, fastest) == -1
+    assert K._late_chunk(owner, started, 0, 2, fastest) == 0  # slots 0, 1 began at 0: late
+    owner[5] = 1
+    assert K._late_chunk(owner, started, 3, 3, fastest) == 3

@@ -20,7 +20,8 @@ number of workers. Run serially (a forked child, see ``_jit``), worker 0 takes e
 
 Kernels that need more than a counter (a worker taking over a chunk another holds, a per-batch
 barrier that waiting workers sleep through) use :func:`fetch_add`, :func:`compare_exchange`,
-:func:`atomic_load`, :func:`atomic_store` on int64 arrays and :func:`wait_a_little` (``nn.py``).
+:func:`atomic_load`, :func:`atomic_store` on int64 arrays, :func:`wait_a_little` and
+:func:`monotonic_ns` (how long a chunk has run, ``nn.py``).
 
 Serial ``nogil`` kernels over a row range ``[r0, r1)`` get the same scheduling from Python threads
 instead (:func:`run_row_chunks`, the pipeline's kernels).
@@ -32,6 +33,7 @@ block between parallel regions (:func:`~recforge.kernels._jit.load_openmp_passiv
 from __future__ import annotations
 
 import platform
+import time
 
 import numba
 import numpy as np
@@ -177,6 +179,29 @@ def _cpu_relax(typingctx):
         return context.get_dummy_value()
 
     return types.void(), codegen
+
+
+#: the clock of :func:`monotonic_ns` (``CLOCK_MONOTONIC``'s number differs between systems)
+_MONOTONIC_CLOCK = getattr(time, "CLOCK_MONOTONIC", 1)
+
+
+@intrinsic
+def monotonic_ns(typingctx):
+    """Nanoseconds of the system's monotonic clock (libc ``clock_gettime``, no GIL): int64, for
+    the elapsed time between two calls on any threads of the process."""
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        timespec = ir.LiteralStructType([i64, i64])  # tv_sec, tv_nsec (64-bit systems)
+        ts = cgutils.alloca_once(builder, timespec)
+        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), timespec.as_pointer()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "clock_gettime")
+        builder.call(fn, [ir.Constant(ir.IntType(32), _MONOTONIC_CLOCK), ts])
+        seconds = builder.load(cgutils.gep_inbounds(builder, ts, 0, 0))
+        nanoseconds = builder.load(cgutils.gep_inbounds(builder, ts, 0, 1))
+        return builder.add(builder.mul(seconds, ir.Constant(i64, 1_000_000_000)), nanoseconds)
+
+    return types.int64(), codegen
 
 
 #: spins (each a short CPU-relaxing loop) of :func:`wait_a_little` before it sleeps instead

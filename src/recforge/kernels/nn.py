@@ -37,8 +37,8 @@ Training splits each mini-batch into fixed chunks of rows that the threads pull 
 chunks' gradients are summed in chunk order and each parameter's update depends only on its own
 gradient, so results are bit-identical for a seed whatever the number of threads (with BLAS on one
 thread per chunk). The threads stay in one parallel region per call: a thread with nothing left
-to claim re-computes a chunk that a preempted thread holds, then shares the batch's dense update
-in blocks (see :func:`train_batches`).
+to claim re-computes a late chunk (one a preempted thread holds), then shares the batch's dense
+update in blocks (see :func:`train_batches`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,14 @@ import numpy as np
 from numba import prange
 
 from .. import _core
-from ._chunks import atomic_load, atomic_store, compare_exchange, fetch_add, wait_a_little
+from ._chunks import (
+    atomic_load,
+    atomic_store,
+    compare_exchange,
+    fetch_add,
+    monotonic_ns,
+    wait_a_little,
+)
 from ._jit import jit
 from .linear import _log1pexp, _sigmoid
 
@@ -541,22 +548,61 @@ def _sparse_updates(model, tables, hyper, batch, slots, owner, o0, work, total):
             wmark[j] = -1
 
 
+#: a chunk another worker holds is "late" (:func:`_late_chunk`) once its computation has run this
+#: many times the fastest full chunk pass seen in the call: then the holder was most likely preempted
+LATE_CHUNK_FACTOR = 2
+#: how long a chunk may run before it counts as late while no full chunk pass has been timed yet (ns)
+FIRST_LATE_NS = 1_000_000
+_NEVER = np.iinfo(np.int64).max
+
+
+@jit
+def _record_fastest(fastest, elapsed):
+    """fastest[0] = min(fastest[0], elapsed), atomically (int64 (1,), nanoseconds)."""
+    seen = atomic_load(fastest, 0)
+    while elapsed < seen and not compare_exchange(fastest, 0, seen, elapsed):
+        seen = atomic_load(fastest, 0)
+
+
+@jit
+def _late_chunk(owner, started, o0, n_chunks, fastest):
+    """The first chunk of a batch (slots ``o0 ..``) that is unpublished and late: its computation
+    began (``started``, monotonic ns) more than :data:`LATE_CHUNK_FACTOR` times the fastest full
+    chunk pass ago (``fastest[0]``, :data:`FIRST_LATE_NS` before one was timed). Returns the chunk,
+    ``n_chunks`` when every chunk is published, ``-1`` when the unpublished ones are all on time."""
+    quickest = atomic_load(fastest, 0)
+    limit = FIRST_LATE_NS if quickest == _NEVER else LATE_CHUNK_FACTOR * quickest
+    now = monotonic_ns()
+    pending = False
+    for c in range(n_chunks):
+        if atomic_load(owner, o0 + c) == -1:
+            if now - atomic_load(started, o0 + c) > limit:
+                return c
+            pending = True
+    return -1 if pending else n_chunks
+
+
 @jit
 def _train_worker(w, model, data, tables, hyper, schedule, scratch, slots, sync, work, total):
     """Worker ``w``'s part of :func:`train_batches`: ``schedule`` = ``(order, start, stop,
     batch_size, n_batches, step0)``; ``sync`` = ``(claimed, published, blocks, parts, owner,
-    opened, home)`` (int64: per batch the chunks handed out and published, the update blocks handed
-    out and the update's parts done; per chunk of each batch the slot that holds it; the batches
-    done; per chunk index the slot it was last published in).
+    opened, home, started, fastest)`` (int64: per batch the chunks handed out and published, the
+    update blocks handed out and the update's parts done; per chunk of each batch the slot that
+    holds it and when its latest computation began (monotonic ns); the batches done; per chunk
+    index the slot it was last published in; the fastest full chunk pass of the call).
 
     Slots: ``max_chunks + n_workers`` of them, so their memory does not grow by a batch's worth
     per thread. A worker computes every chunk into its spare slot (initially ``max_chunks + w``),
     which no other worker writes; when it publishes chunk ``c``, the slot goes to the batch and the
     worker takes ``home[c]`` as its new spare: the slot chunk ``c`` was published in by an earlier
     batch, whose update is over (the current batch opened after it), and that no one holds since.
-    A worker that loses a chunk to another keeps its spare."""
+    A worker that loses a chunk to another keeps its spare.
+
+    A worker with nothing left to claim re-computes only a late chunk (:func:`_late_chunk`): one
+    whose holder still runs on time finishes it sooner than a second copy would, and the copy's
+    CPU would come out of the holder's share when the threads outnumber the free cores."""
     order, start, stop, batch_size, n_batches, step0 = schedule
-    claimed, published, blocks, parts, owner, opened, home = sync
+    claimed, published, blocks, parts, owner, opened, home, started, fastest = sync
     max_chunks = home.shape[0]
     spare = max_chunks + w
     n_params = model[3].shape[0]
@@ -573,11 +619,13 @@ def _train_worker(w, model, data, tables, hyper, schedule, scratch, slots, sync,
         c = fetch_add(claimed, b, 1)
         while atomic_load(opened, 0) <= b:
             if c >= n_chunks:
-                # nothing left to claim: compute a chunk another worker holds but has not
-                # published (the OS may have preempted it), else a block of the update, else wait
-                c = 0
-                while c < n_chunks and atomic_load(owner, o0 + c) != -1:
-                    c += 1
+                # nothing left to claim: compute a late chunk another worker holds (the OS may
+                # have preempted it), else a block of the update, else wait
+                c = _late_chunk(owner, started, o0, n_chunks, fastest)
+                if c < 0:
+                    n_waits = wait_a_little(n_waits)
+                    c = n_chunks
+                    continue
                 if c == n_chunks:
                     if atomic_load(published, b) == n_chunks:
                         q = fetch_add(blocks, b, 1)
@@ -601,7 +649,11 @@ def _train_worker(w, model, data, tables, hyper, schedule, scratch, slots, sync,
                             continue
                     n_waits = wait_a_little(n_waits)
                     continue
+            began = monotonic_ns()
+            atomic_store(started, o0 + c, began)
             if _train_chunk(model, data, batch, c, w, spare, scratch, slots, owner, o0 + c):
+                if (c + 1) * TRAIN_CHUNK_ROWS <= rows.shape[0]:
+                    _record_fastest(fastest, monotonic_ns() - began)
                 published_slot = spare
                 spare = home[c]
                 home[c] = published_slot
@@ -681,13 +733,14 @@ def train_batches(
     The ``n_workers`` threads stay in one parallel region for the whole call. They pull a batch's
     chunks from a shared counter; the worker that publishes the last one runs the batch's update
     and opens the next batch. A worker with nothing left to claim computes a chunk another worker
-    holds but has not published (the OS may have preempted that worker for a scheduler slice,
-    longer than a whole batch): whoever finishes first publishes it, the other's copy is dropped
-    (each worker writes only its own spare slot, see :func:`_train_worker`), so a preempted thread
-    delays no batch. Once a batch's chunks are all published, the workers pull blocks of
+    holds but has not published once that chunk is late (it has run twice as long as the fastest
+    chunk pass: the OS has most likely preempted its worker for a scheduler slice, longer than a
+    whole batch): whoever finishes first publishes it, the other's copy is dropped (each worker
+    writes only its own spare slot, see :func:`_train_worker`), so a preempted thread delays a
+    batch by at most that wait. Once a batch's chunks are all published, the workers pull blocks of
     :data:`UPDATE_BLOCK` dense parameters to update while that worker updates the embedding rows
     and wide coordinates; the last part done opens the next batch. A worker waiting (for a chunk
-    it cannot take over or for the update) spins briefly, then sleeps.
+    it cannot take over yet or for the update) spins briefly, then sleeps.
     """
     n_cat = codes.shape[1]
     d0 = sizes[0]
@@ -728,6 +781,8 @@ def train_batches(
     owner = _filled(max(1, n_batches * max_chunks), -1)
     opened = _filled(1, 0)
     home = _slot_ids(max_chunks)
+    started = _filled(max(1, n_batches * max_chunks), _NEVER)
+    fastest = _filled(1, _NEVER)
     total = np.empty(1, np.float64)
     total[0] = 0.0
     step0 = step[0]
@@ -747,7 +802,7 @@ def train_batches(
             (order, start, stop, batch_size, n_batches, step0),
             (x0_scratch, acts_scratch),
             (dx0_slots, dz_slots, loss_slots, grad_slots),
-            (claimed, published, blocks, parts, owner, opened, home),
+            (claimed, published, blocks, parts, owner, opened, home, started, fastest),
             (grads, mark, touched, touched_col, goff, gbuf, wmark, wtouched, wg, wp, wm, wv),
             total,
         )

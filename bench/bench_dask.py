@@ -179,7 +179,7 @@ def _timeline(events, t_start):
     offset = time.time() - time.perf_counter()
     per = {}
     for event in events:
-        if "recommend_partition" not in str(event["key"]):
+        if "recommend_" not in str(event["key"]):
             continue
         for span in event["startstops"]:
             if span["action"] == "compute":

@@ -125,19 +125,18 @@ def _recommend_partition(
 
 def _recommend_slice(
     class_path: str,
-    digest: str,
     params_json: str,
-    item_side: bytes,
-    user_slice: bytes,
+    names: list,
+    arrays: list,
     k: int,
     filter_seen: bool,
     filter_items,
     items,
     batch_size: int,
 ) -> pd.DataFrame:
-    """One partition of users → rows, the model rebuilt from its item side and the partition's
-    user slice (:mod:`._slices`)."""
-    model, users = model_of_slice(class_path, digest, params_json, item_side, user_slice)
+    """One partition of users → rows, the model rebuilt from the arrays ``names`` → ``arrays``:
+    its item side and the partition's user slice (:mod:`._slices`)."""
+    model, users = model_of_slice(class_path, params_json, names, arrays)
     return _recommend_users(model, users, k, filter_seen, filter_items, items, batch_size)
 
 
@@ -330,14 +329,22 @@ def _sliced_parts(model, client, sources, args):
     if any(split.n_interactions(r) == 0 for r, _ in rows):
         return None
     workers = sorted(client.scheduler_info()["workers"])
-    item_side = client.scatter(split.item_side, broadcast=True, hash=False)
+    item_names = list(split.item_side)
+    item_side = client.scatter(list(split.item_side.values()), broadcast=True, hash=False)
     task = dask.delayed(_recommend_slice, pure=True)
     parts = []
     for i, (r, positions) in enumerate(rows):
-        user_slice = client.scatter(
-            split.user_slice(r, positions), workers=[workers[i % len(workers)]], hash=False
+        user_slice = split.user_slice(r, positions)
+        futures = client.scatter(
+            list(user_slice.values()), workers=[workers[i % len(workers)]], hash=False
         )
         parts.append(
-            task(split.class_path, split.digest, split.params_json, item_side, user_slice, *args)
+            task(
+                split.class_path,
+                split.params_json,
+                item_names + list(user_slice),
+                item_side + futures,
+                *args,
+            )
         )
     return parts

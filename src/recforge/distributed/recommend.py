@@ -105,44 +105,25 @@ def resolve_users(users, model):
     return users
 
 
-def _recommend_partition(
-    blob: bytes,
-    class_path: str,
-    digest: str,
-    users,
-    k: int,
-    filter_seen: bool,
-    filter_items,
-    items,
-    batch_size: int,
-) -> pd.DataFrame:
+def _recommend_partition(blob: bytes, class_path: str, digest: str, users, *options):
     """One partition of users → rows (user, rank, item, score), ``k`` per user, best first
-    (the model shipped whole)."""
+    (the model shipped whole); ``options`` as for :func:`_recommend_users`."""
     model = load_shipped(class_path, digest, blob)
-    users = _user_array(resolve_users(users, model))
-    return _recommend_users(model, users, k, filter_seen, filter_items, items, batch_size)
+    return _recommend_users(model, _user_array(resolve_users(users, model)), *options)
 
 
-def _recommend_slice(
-    class_path: str,
-    params_json: str,
-    names: list,
-    arrays: list,
-    k: int,
-    filter_seen: bool,
-    filter_items,
-    items,
-    batch_size: int,
-) -> pd.DataFrame:
+def _recommend_slice(class_path: str, params_json: str, names: list, arrays: list, *options):
     """One partition of users → rows, the model rebuilt from the arrays ``names`` → ``arrays``:
     its item side and the partition's user slice (:mod:`._slices`)."""
     model, users = model_of_slice(class_path, params_json, names, arrays)
-    return _recommend_users(model, users, k, filter_seen, filter_items, items, batch_size)
+    return _recommend_users(model, users, *options)
 
 
-def _recommend_users(model, users, k, filter_seen, filter_items, items, batch_size):
-    """``model.recommend`` of ``users`` (1-D ids) in calls of :func:`recommend_step` users →
-    a DataFrame of ``k`` rows per user."""
+def _recommend_users(
+    model, users: np.ndarray, k: int, filter_seen: bool, filter_items, items, batch_size: int
+) -> pd.DataFrame:
+    """``model.recommend(users, k, filter_seen=..., filter_items=..., items=...)`` of ``users``
+    (1-D ids) in calls of :func:`recommend_step` users → a DataFrame of ``k`` rows per user."""
     meta = _meta(model.user_map_.ids, model.item_map_.ids)
     if users.size == 0:
         return meta
@@ -237,7 +218,10 @@ def batch_recommend(
     An LFM or ItemCF with in-memory users (``None``, ids, or a ``DaskInteractions`` read as the
     model's users) is split by user (:mod:`recforge.distributed._slices`): its item side is
     broadcast once and each partition's task gets only its users' rows (factors or weights and
-    training interactions), so a worker holds the item side, one partition's rows and its output.
+    training interactions), so a worker holds the item side, its partitions' rows and one output.
+    The slices are sent here, at the call, and stay on their workers while the returned frame
+    lives; a worker lost before the frame is computed takes its slices with it (compute fails
+    with lost data: call ``batch_recommend`` again).
     Any other model, or users given as a Dask collection, is saved to ``.npz`` bytes once,
     broadcast to every worker and loaded there once per worker process.
 

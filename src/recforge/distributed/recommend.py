@@ -214,7 +214,8 @@ def batch_recommend(
 ):
     """Top-``k`` items for many users on a cluster: a lazy Dask DataFrame (user, rank, item, score).
 
-    Each partition of users is scored with ``model.recommend`` on a worker; nothing is pickled.
+    Each partition of users is scored with ``model.recommend`` on a worker; the model is never
+    pickled.
     An LFM or ItemCF with in-memory users (``None``, ids, or a ``DaskInteractions`` read as the
     model's users) is split by user (:mod:`recforge.distributed._slices`): its item side is
     broadcast once and each partition's task gets only its users' rows (factors or weights and

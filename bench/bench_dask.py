@@ -179,7 +179,7 @@ def _timeline(events, t_start):
     offset = time.time() - time.perf_counter()
     per = {}
     for event in events:
-        if "recommend_partition" not in str(event["key"]):
+        if "recommend_" not in str(event["key"]):
             continue
         for span in event["startstops"]:
             if span["action"] == "compute":
@@ -213,6 +213,30 @@ def _warm_kernels():
     LFM(n_factors=4, epochs=1, n_threads=1).fit(x).recommend(x.user_map.ids[:3], k=2)
     piece = _pieces(_itemcf_input(x), np.array([0, 20]))[0]
     _topk_block(piece, 0, np.ones(20), 3, True)
+
+
+def _shipping_cost(model) -> str:
+    """What ``batch_recommend`` sends for ``model``: the item side broadcast to each worker and the
+    user slices (each partition's to one worker), or the whole model file broadcast."""
+    from recforge.distributed._slices import ModelSplit, splittable
+    from recforge.io import to_bytes
+
+    t0 = time.perf_counter()
+    if not splittable(model):
+        size = len(to_bytes(model.save, compress=False))  # as ship_model does
+        return (
+            f"model.save to bytes {time.perf_counter() - t0:.2f} s, "
+            f"{size / 2**20:.1f} MiB broadcast to each worker"
+        )
+    split = ModelSplit(model)
+    users = split.user_slice(slice(0, len(model.user_map_)))  # every partition's slice at once
+    seconds = time.perf_counter() - t0
+    item_mib = sum(a.nbytes for a in split.item_side.values()) / 2**20
+    user_mib = sum(a.nbytes for a in users.values()) / 2**20
+    return (
+        f"split by user {seconds:.2f} s: item side {item_mib:.1f} MiB broadcast to each worker, "
+        f"user slices {user_mib:.1f} MiB for all users, each partition's to one worker"
+    )
 
 
 def main():
@@ -250,16 +274,8 @@ def main():
         f"recommend-all itemcf {base['recommend']:.2f} s, "
         f"lfm {base['recommend_lfm']:.2f} s, client peak RSS {_peak_rss_mib():.0f} MiB"
     )
-    from recforge.io import to_bytes
-
     for name, model in (("itemcf", reference), ("lfm", lfm)):
-        t0 = time.perf_counter()
-        size = len(to_bytes(model.save, compress=False))  # as ship_model does
-        print(
-            f"shipping cost inside recommend-all ({name}): "
-            f"model.save to bytes {time.perf_counter() - t0:.2f} s, "
-            f"{size / 2**20:.1f} MiB broadcast to each worker"
-        )
+        print(f"shipping cost inside recommend-all ({name}): {_shipping_cost(model)}")
     n_lfm = n_users if lfm_users is None else min(lfm_users, n_users)
     results = {}
     for n_workers in args.workers:

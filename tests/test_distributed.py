@@ -247,13 +247,31 @@ def test_batch_recommend_other_models_and_padding(client, split, local_split):
     assert np.isneginf(recs["score"]).sum() > 0
 
 
+def test_models_split_by_user_score_ids_in_any_order_with_repeats(client, local_split):
+    from recforge.distributed._slices import splittable
+
+    train = local_split[0]
+    rng = np.random.default_rng(7)
+    users = rng.choice(train.user_map.ids, size=150)  # repeats, any order
+    for model in (
+        LFM(n_factors=8, epochs=2, random_state=0, n_threads=1).fit(train),
+        ItemCF(n_neighbors=6, time_decay=0.1).fit(train),
+    ):
+        assert splittable(model)
+        blocked = model.item_map_.ids[:5]
+        recs = rd.batch_recommend(
+            model, client, users, k=6, n_partitions=4, filter_items=blocked
+        ).compute()
+        _assert_rows(recs, model, users, 6, filter_items=blocked)
+
+
 def test_users_of_the_models_map_are_read_from_the_model_in_small_ranges(client, split):
     from recforge.distributed.recommend import ModelUsers, _user_sources
 
     data = split[0]
     model = Popularity().fit(data.to_local())
     assert np.array_equal(model.user_map_.ids, data.user_map.ids)
-    sources = _user_sources(data, model, client, None, batch_size=50)
+    sources = _user_sources(data, model, client, None, max_users=50)
     assert all(isinstance(s, ModelUsers) for s in sources)  # no dependency on a partition
     assert sources[0].start == 0 and sources[-1].stop == data.n_users
     assert all(a.stop == b.start for a, b in itertools.pairwise(sources))

@@ -40,16 +40,9 @@ class ShippedModel:
 def ship_model(client, model, name: str = "model") -> ShippedModel:
     """Save ``model`` to bytes on the client and broadcast them to every worker.
 
-    Raises ``TypeError`` if ``model`` has no ``recommend``/``save``/``load``; an unfitted model
-    raises its own ``NotFittedError`` here, on the client.
+    Raises as :func:`check_model`.
     """
-    cls = type(model)
-    for attr in ("recommend", "save", "load"):
-        if not callable(getattr(model, attr, None)):
-            raise TypeError(
-                f"{name} must be a fitted recforge model with recommend/save/load, "
-                f"got {cls.__name__} without .{attr}"
-            )
+    cls = type(check_model(model, name))
     from distributed import fire_and_forget
 
     data = to_bytes(model.save, compress=False)  # deflate on the client costs more than the copy
@@ -73,40 +66,73 @@ def ship_model(client, model, name: str = "model") -> ShippedModel:
     return shipped
 
 
+def check_model(model, name: str = "model"):
+    """``model``, if it can be shipped: ``TypeError`` naming ``name`` if it has no
+    ``recommend``/``save``/``load``; an unfitted model raises its own ``NotFittedError`` (from
+    its ``_check_fitted``, else from ``save`` when it is shipped), on the client."""
+    for attr in ("recommend", "save", "load"):
+        if not callable(getattr(model, attr, None)):
+            raise TypeError(
+                f"{name} must be a fitted recforge model with recommend/save/load, "
+                f"got {type(model).__name__} without .{attr}"
+            )
+    check_fitted = getattr(model, "_check_fitted", None)
+    if callable(check_fitted):
+        check_fitted()
+    return model
+
+
 def _preload(class_path: str, digest: str, data: bytes) -> None:
     load_shipped(class_path, digest, data)
 
 
 def load_shipped(class_path: str, digest: str, data: bytes):
     """The model behind ``digest`` in this worker process, loading ``data`` on first use."""
+    return cached(digest, lambda: _load(class_path, digest, data))
+
+
+def cached(digest: str, build):
+    """The object this worker process keeps under ``digest``, made by ``build()`` on first use
+    (one thread builds it; the others asking meanwhile wait for it); the last
+    :data:`CACHE_SIZE` are kept."""
     with _lock:
-        model = _cache.get(digest)
-        if model is not None:
+        value = _cache.get(digest)
+        if value is not None:
             _cache.move_to_end(digest)
-            return model
+            return value
         loading = _loading.setdefault(digest, threading.Lock())
     with loading:
         with _lock:
-            model = _cache.get(digest)  # loaded by another thread while this one waited
-        if model is not None:
-            return model
+            value = _cache.get(digest)  # built by another thread while this one waited
+        if value is not None:
+            return value
         try:
-            return _load(class_path, digest, data)
+            value = build()
+            with _lock:
+                _cache[digest] = value
+                while len(_cache) > CACHE_SIZE:
+                    _cache.popitem(last=False)
+            return value
         finally:
             with _lock:
                 _loading.pop(digest, None)
 
 
-def _load(class_path: str, digest: str, data: bytes):
+def model_class(class_path: str):
+    """The class named by ``module:qualname``."""
     module, _, qualname = class_path.partition(":")
     cls = importlib.import_module(module)
     for part in qualname.split("."):
         cls = getattr(cls, part)
-    model = cls.load(io.BytesIO(data))
-    if hasattr(model, "n_threads"):  # the worker's share of the machine, not every core
+    return cls
+
+
+def worker_model(model):
+    """``model`` with ``n_threads`` set to the worker's share of the machine, not every core."""
+    if hasattr(model, "n_threads"):
         model.n_threads = worker_threads()
-    with _lock:
-        _cache[digest] = model
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
     return model
+
+
+def _load(class_path: str, digest: str, data: bytes):
+    return worker_model(model_class(class_path).load(io.BytesIO(data)))

@@ -34,13 +34,21 @@ from .._threads import resolve_n_threads
 from .._validation import as_numpy, check_1d, check_int
 from ..data import IdMap, Interactions
 from ..exceptions import NotFittedError
-from ..io import load_arrays, model_file_errors, save_arrays
+from ..io import ModelArrays, describe_file, load_arrays, model_file_errors, save_arrays
 from ..kernels.topk import topk
 
 #: Upper bound on the dense score block scored at once (bytes); keeps batch recommend O(chunk × n_items).
 SCORE_BLOCK_BYTES = 64 * 2**20
 #: ``k`` may exceed the catalogue (the extra columns are padding) up to this many columns
 MAX_PADDED_K = 2**16
+#: the arrays every model file holds beside its ``_get_state()``
+_BASE_ARRAYS = (
+    "user_ids",
+    "item_ids",
+    "user_items_indptr",
+    "user_items_indices",
+    "user_items_data",
+)
 
 
 def as_id_collection(values, name: str) -> np.ndarray:
@@ -376,6 +384,13 @@ class RecallModel(ParamsMixin):
     def save(self, file) -> None:
         """Write the fitted model to ``file`` (path or binary file object): ``.npz`` + JSON, no pickle."""
         self._check_fitted()
+        save_arrays(
+            file, model_class=type(self).__name__, params=self.get_params(), arrays=self._arrays()
+        )
+
+    def _arrays(self) -> dict:
+        """Every array :meth:`save` writes, by name: the ids, the training interactions
+        ``user_items_*`` (CSR) and ``_get_state()``'s arrays."""
         ui = self.user_items_
         arrays = {
             "user_ids": self.user_map_.ids,
@@ -389,23 +404,23 @@ class RecallModel(ParamsMixin):
         if clash:
             raise RuntimeError(f"state arrays {sorted(clash)} clash with the base arrays")
         arrays.update(state)
-        save_arrays(file, model_class=type(self).__name__, params=self.get_params(), arrays=arrays)
+        return arrays
 
     @classmethod
     def load(cls, file):
         """Read a model written by :meth:`save`; a corrupt or foreign file raises ``ModelFileError``."""
-        params, arrays, _ = load_arrays(
-            file,
-            expected_class=cls.__name__,
-            required=(
-                "user_ids",
-                "item_ids",
-                "user_items_indptr",
-                "user_items_indices",
-                "user_items_data",
-            ),
-        )
+        params, arrays, _ = load_arrays(file, expected_class=cls.__name__, required=_BASE_ARRAYS)
+        return cls._from_arrays(params, arrays, file)
+
+    @classmethod
+    def _from_arrays(cls, params: dict, arrays, file=None):
+        """The model of ``params`` and ``arrays`` (name → array, as :meth:`_arrays` gives them),
+        every array checked as :meth:`load` checks a file's; errors name ``file``."""
         with model_file_errors(file, cls.__name__):
+            arrays = ModelArrays.of(arrays, describe_file(file))
+            missing = [name for name in _BASE_ARRAYS if name not in arrays]
+            if missing:
+                raise arrays.error(f"missing arrays {missing}")
             model = cls(**params)
             model._validate_params()
             user_map = IdMap(arrays.take("user_ids", kinds="iuU", pop=True))

@@ -52,3 +52,34 @@ def test_teams_and_plain_calls_from_concurrent_python_threads():
         t.join()
     assert not errors
     assert results == [True] * 200
+
+
+def test_crowded_calls_send_the_next_calls_solo_in_growing_windows_until_reset():
+    _core.reset_team_health()
+    assert _core._team_health() == (0, 1)
+    # each crowded call: the current window's calls go solo, the next window is 4x (at most 256)
+    assert _core._team_health(1) == (1, 4)
+    assert _core._team_health(2) == (16, 64)
+    assert _core._team_health(3) == (256, 256)
+    _core.reset_team_health()
+    assert _core._team_health() == (0, 1)
+
+
+def test_a_gbdt_fit_starts_with_a_fresh_team_health():
+    # a busy spell in an earlier fit (or any kernel) must not send this fit's first trees solo: the
+    # fit resets the record before its first tree (on 300 rows no tree runs a team, so nothing is
+    # recorded after the reset)
+    import numpy as np
+
+    from recforge.rank import GBDTClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] > 0).astype(int)
+    _core.reset_team_health()
+    assert _core._team_health(4) == (64, 256)
+    GBDTClassifier(n_estimators=2, max_depth=2, n_threads=2).fit(X, y)
+    assert _core._team_health() == (0, 1)
+    _core._team_health(4)
+    GBDTClassifier(n_estimators=2, max_depth=None, max_leaves=4, n_threads=2).fit(X, y)
+    assert _core._team_health() == (0, 1)

@@ -400,7 +400,9 @@ inline double thread_cpu_seconds() {
 // next calls run solo — the body on the calling thread alone, as one thread would, the members
 // left asleep — for a window that grows 4x with each crowded call (up to kMaxSoloCalls) and starts
 // again from one after a call that was not. A busy core so costs a crowded call now and then; an
-// idle machine, on which neither happens, never runs solo.
+// idle machine, on which neither happens, never runs solo. reset() forgets the past: a kernel
+// that starts a new run of calls (a GBDT fit) calls reset_team_health(), so that a busy spell
+// during an earlier fit does not send the first trees of this one solo.
 struct TeamHealth {
     static constexpr int64_t kMaxSoloCalls = 256;
     static constexpr double kMinLeaderShare = 0.75;
@@ -417,6 +419,11 @@ struct TeamHealth {
         solo_left.store(w, std::memory_order_relaxed);
         window.store(std::min(4 * w, kMaxSoloCalls), std::memory_order_relaxed);
     }
+
+    void reset() {
+        solo_left.store(0, std::memory_order_relaxed);
+        window.store(1, std::memory_order_relaxed);
+    }
 };
 
 inline TeamHealth& team_health() {
@@ -425,6 +432,10 @@ inline TeamHealth& team_health() {
 }
 
 }  // namespace detail
+
+// Start parallel_team's crowding record afresh (no solo calls pending, the next window one call):
+// called at the start of a run of team calls whose load may differ from the last run's (a fit).
+inline void reset_team_health() { detail::team_health().reset(); }
 
 // Run fn(task, thread_id) for task in [0, n_tasks) on up to n_threads threads (thread_id <
 // n_threads). Tasks are handed out in chunks from a shared counter (dynamic schedule). The first

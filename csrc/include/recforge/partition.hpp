@@ -358,6 +358,15 @@ inline void gradient_pair(int objective, double raw, float y, const float* weigh
     out[1] = h;
 }
 
+// What a tree's grower needs to fill the next tree's gradients itself, as it adds its leaf values
+// to the margins (the objectives of gradient_pair): targets and sample weights (or null) indexed
+// by the original row ids, as the margins.
+struct NextGradients {
+    int objective;
+    const float* y;
+    const float* weight;
+};
+
 inline void compute_gradients(int objective, const double* raw, const float* y, const float* weight,
                               int64_t n, float* gh, int n_threads) {
     const int64_t block = 8192;

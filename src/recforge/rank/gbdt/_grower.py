@@ -159,6 +159,23 @@ class Tree:
         return {name: self.a[name][: self.n].copy() for name in self.FIELDS}
 
 
+@dataclass
+class PlainGradients:
+    """The gradients of an objective the C++ kernels compute row by row (``gradient_pair`` in
+    ``partition.hpp``): ``objective`` code (-1: none), targets ``y`` and sample weights ``weight``
+    (float32 (n_rows,) or None) by original row id. Called as ``(raw, rows, ghn)``: writes the
+    (gradient, hessian) of rows ``rows`` (int32) at margins ``raw`` (float64 (n_rows,)) into ``ghn``
+    (float32 (len(rows), 2)); the best-first grower also fills them itself after a tree."""
+
+    objective: int
+    y: np.ndarray | None
+    weight: np.ndarray | None
+    n_threads: int
+
+    def __call__(self, raw, rows, ghn):
+        _core.gbdt_gradients_at(self.objective, raw, self.y, self.weight, rows, ghn, self.n_threads)
+
+
 def set_bins(cat_set: np.ndarray) -> np.ndarray:
     """bool (n, 256): the bins in each of ``cat_set``'s (uint64 (n, 4)) sets."""
     words = np.ascontiguousarray(cat_set, dtype="<u8")
@@ -319,10 +336,23 @@ class TreeGrower:
             )
 
     # ---- growth --------------------------------------------------------------------------------
-    def grow(self) -> Tree:
+    def grow(self, raw=None, next_gradients=None) -> Tree:
+        """Grow the tree. With ``raw`` (float64 (n_rows,), indexed by the original row ids), also add
+        its leaf values to the margins of its rows (as :meth:`add_leaf_values`); with
+        ``next_gradients`` too (a :class:`PlainGradients`), then fill :attr:`gh` with the rows'
+        gradient pairs at their new margins (in :attr:`rows`' order): the next tree's."""
         n = len(self.rows)
         if self.p.max_leaves is not None and n and self.fused_best_first:
-            return self._grow_best_first_fused()
+            return self._grow_best_first_fused(raw, next_gradients)
+        tree = self._grow()
+        if raw is not None:
+            self.add_leaf_values(raw, tree.a["value"][: tree.n])
+            if next_gradients is not None:
+                next_gradients(raw, self.rows, self.gh)
+        return tree
+
+    def _grow(self) -> Tree:
+        n = len(self.rows)
         starts, ends = np.array([0], np.int64), np.array([n], np.int64)
         hist = self._hist(starts, ends) if n else None
         if n:  # every (switched-on) feature's bins add up to the node's totals
@@ -472,13 +502,16 @@ class TreeGrower:
                 return
             hist = self._child_histograms(hist, starts, ends)
 
-    def _grow_best_first_fused(self) -> Tree:
+    def _grow_best_first_fused(self, raw=None, next_gradients=None) -> Tree:
         """The whole best-first tree in one kernel call (``_core.gbdt_grow_leafwise``): the same
         tree as the Python driver that splits one node per round of kernel calls
         (:class:`recforge._reference.gbdt_best_first.BestFirstReferenceGrower`), bit for bit below
         32,000 rows and, on the kernel's row blocks, whenever float64 sums of the gradients are
-        exact (as :class:`FusedDepthwiseGrower`). A leaf may come back as several row ranges."""
+        exact (as :class:`FusedDepthwiseGrower`). A leaf may come back as several row ranges.
+        ``raw`` and ``next_gradients`` as :meth:`grow`: the kernel adds the values and fills the
+        gradients on the tree's threads, in one pass with the gather of small data."""
         p = self.p
+        nxt = next_gradients or PlainGradients(-1, None, None, 1)
         grown = _core.gbdt_grow_leafwise(
             self.X,
             self.gh,
@@ -497,10 +530,15 @@ class TreeGrower:
             self.leafwise_index_bytes,
             self.n_threads,
             **p.cat_kwargs(),
+            raw=raw,
+            next_objective=nxt.objective,
+            y=nxt.y,
+            weight=nxt.weight,
         )
         if grown.swapped:
             (self.X, self.gh, self.rows), self.scratch = self.scratch, (self.X, self.gh, self.rows)
-        self._leaves.append((grown.leaf_node, grown.leaf_start, grown.leaf_end))
+        if raw is None:  # (else the values are in raw)
+            self._leaves.append((grown.leaf_node, grown.leaf_start, grown.leaf_end))
         a = grown.nodes
         add_raw_thresholds(a, self.thr_table, self.is_cat)
         tree = Tree(0)

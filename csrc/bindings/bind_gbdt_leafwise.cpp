@@ -43,22 +43,16 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
     require(max_leaves >= 1, "max_leaves must be >= 1");
+    int64_t n_raw = 0;
     if (raw) {
         require(raw->ndim() == 1, "raw must be 1-D");
-        const int64_t n_raw = raw->shape(0);
+        n_raw = raw->shape(0);
         const int32_t* r = rows.data();
         for (int64_t q = 0; q < m; ++q) require(r[q] >= 0 && r[q] < n_raw, "rows must index raw");
     }
-    require(next_objective < 0 || next_objective == gb::kBinaryLogistic ||
-                next_objective == gb::kSquaredError,
-            "next_objective must be -1 (none), 0 (binary:logistic) or 1 (reg:squarederror)");
-    const bool next = next_objective >= 0;
-    if (next)
-        require(raw && y && y->ndim() == 1 && y->shape(0) == raw->shape(0) &&
-                    (!weight || (weight->ndim() == 1 && weight->shape(0) == raw->shape(0))),
-                "next gradients need raw, and y and weight (or None) of raw's length");
-    const gb::NextGradients next_gradients{next_objective, next ? y->data() : nullptr,
-                                           next && weight ? weight->data() : nullptr};
+    require(raw || next_objective < 0, "next gradients need raw");
+    const gb::NextGradients next =
+        recforge::bindings::next_gradients(next_objective, y, weight, n_raw);
     const gb::LeafwiseParams params{
         {recforge::bindings::split_params(reg_lambda, gamma, min_child_weight, max_cat_to_onehot,
                                           max_cat_threshold, cat_smooth, cat_l2, min_group_weight,
@@ -73,7 +67,7 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
             {Xn.mutable_data(), ghn.mutable_data(), rows.mutable_data()},
             {other_X.mutable_data(), other_gh.mutable_data(), other_rows.mutable_data()}, m, F,
             n_bins.data(), is_cat.data(), feature_mask ? feature_mask->data() : nullptr, params,
-            n_threads, raw ? raw->mutable_data() : nullptr, next ? &next_gradients : nullptr);
+            n_threads, raw ? raw->mutable_data() : nullptr, next_objective >= 0 ? &next : nullptr);
     }
     return leafwise_result_type(tree_arrays(t.tree), to_array(t.leaf_node), to_array(t.leaf_start),
                                 to_array(t.leaf_end), t.tree.swapped);

@@ -567,9 +567,16 @@ def gbdt_grow_depthwise(
     max_cat_threshold: int = 32,
     cat_smooth: float = 10.0,
     cat_l2: float = 0.0,
+    min_group_weight: float = 0.0,
+    min_category_weight: float = 0.0,
+    next_objective: int = -1,
+    y: NDArray[np.float32] | None = None,
+    weight: NDArray[np.float32] | None = None,
 ) -> tuple[dict[str, NDArray], bool]:
-    """Grow one depth-wise tree on node-ordered data and add its leaf values to raw -> (node
-    arrays, swapped: the data ended in the other buffers)."""
+    """Grow one depth-wise tree on node-ordered data and add its leaf values to raw (with
+    next_objective >= 0, y and weight by row id as raw: then replace each row's (g, h) by its
+    gradient pair at the new margin) -> (node arrays, swapped: the data ended in the other
+    buffers)."""
 
 def gbdt_grow_leafwise(
     Xn: NDArray[np.uint8],

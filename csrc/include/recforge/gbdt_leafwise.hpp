@@ -191,11 +191,8 @@ inline LeafwiseTree grow_leafwise_steps(NodeData cur, NodeData other, int64_t m,
                         const int64_t src = gather ? idx[q] : q;
                         const int32_t r = cur.rows[src];
                         float* gh = (gather ? other.gh : cur.gh) + 2 * q;
-                        if (raw) raw[r] += v;
-                        if (next)
-                            gradient_pair(next->objective, raw[r], next->y[r], next->weight, r, gh);
-                        else if (gather)
-                            std::memcpy(gh, cur.gh + 2 * src, 2 * sizeof(float));
+                        if (raw) add_value_at(raw, r, v, next, gh, 0);
+                        if (!next && gather) std::memcpy(gh, cur.gh + 2 * src, 2 * sizeof(float));
                         if (gather) {
                             copy_row(other.X + q * F, cur.X + src * F, row_bytes);
                             other.rows[q] = r;

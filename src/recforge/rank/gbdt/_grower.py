@@ -176,6 +176,10 @@ class PlainGradients:
         _core.gbdt_gradients_at(self.objective, raw, self.y, self.weight, rows, ghn, self.n_threads)
 
 
+#: the kernels' arguments for "no next gradients"
+NO_NEXT_GRADIENTS = PlainGradients(-1, None, None, 1)
+
+
 def set_bins(cat_set: np.ndarray) -> np.ndarray:
     """bool (n, 256): the bins in each of ``cat_set``'s (uint64 (n, 4)) sets."""
     words = np.ascontiguousarray(cat_set, dtype="<u8")
@@ -511,7 +515,7 @@ class TreeGrower:
         ``raw`` and ``next_gradients`` as :meth:`grow`: the kernel adds the values and fills the
         gradients on the tree's threads, in one pass with the gather of small data."""
         p = self.p
-        nxt = next_gradients or PlainGradients(-1, None, None, 1)
+        nxt = next_gradients or NO_NEXT_GRADIENTS
         grown = _core.gbdt_grow_leafwise(
             self.X,
             self.gh,
@@ -578,13 +582,16 @@ class FusedDepthwiseGrower:
         self.n_threads = n_threads
         self.hist = np.empty((2, 2 ** (params.max_depth - 1), n_features, 256, 2))
 
-    def grow(self, data, other, feature_mask, raw):
+    def grow(self, data, other, feature_mask, raw, next_gradients=None):
         """Grow one tree on node-ordered ``data`` = ``(Xn, ghn, rows)`` (``other``: buffers of the same
-        shapes), add its leaf values to ``raw[rows]``. Returns ``(tree arrays, data, other)``: the
+        shapes), add its leaf values to ``raw[rows]`` (with ``next_gradients``, a
+        :class:`PlainGradients`, then replace the rows' gradient pairs by those at their new
+        margins, in the kernel's pass over the rows). Returns ``(tree arrays, data, other)``: the
         arrays as :meth:`Tree.arrays` gives them, and the buffers that now hold the node-ordered
         data and the free ones (the kernel may have moved the data into ``other``)."""
         mask = None if feature_mask is None else np.ascontiguousarray(feature_mask, np.uint8)
         p = self.p
+        nxt = next_gradients or NO_NEXT_GRADIENTS
         a, swapped = _core.gbdt_grow_depthwise(
             *data,
             *other,
@@ -601,6 +608,9 @@ class FusedDepthwiseGrower:
             raw,
             self.n_threads,
             **p.cat_kwargs(),
+            next_objective=nxt.objective,
+            y=nxt.y,
+            weight=nxt.weight,
         )
         add_raw_thresholds(a, self.thr_table, self.is_cat)
         tree = {name: a[name] for name in Tree.FIELDS}

@@ -311,10 +311,10 @@ class _BaseGBDT(Ranker):
         fused = None
         if FusedDepthwiseGrower.usable(params, n_features):
             fused = FusedDepthwiseGrower(mapper, params, n_features, n_threads=n_threads)
-        # on all rows, the best-first grower fills the next tree's gradients as it adds its leaf
-        # values (objectives of the kernels' own; the ranker's come from its query groups)
+        # on all rows, the growers fill the next tree's gradients as they add the leaf values
+        # (objectives of the kernels' own; the ranker's come from its query groups)
         next_gradients = None
-        if fused is None and self.subsample == 1.0 and isinstance(gradients, PlainGradients):
+        if self.subsample == 1.0 and isinstance(gradients, PlainGradients):
             next_gradients = gradients
         _core.reset_team_health()  # (a busy spell during an earlier fit sends no tree solo)
         for it in rounds:
@@ -341,7 +341,7 @@ class _BaseGBDT(Ranker):
                 tree = fused.grow((Xn, ghn, rows), scratch, mask, raw)[0]
             elif fused is not None:
                 tree, (Xb, ghn_full, rows_perm), scratch_full = fused.grow(
-                    (Xb, ghn_full, rows_perm), scratch_full, mask, raw
+                    (Xb, ghn_full, rows_perm), scratch_full, mask, raw, next_gradients
                 )
             else:
                 grower = TreeGrower(

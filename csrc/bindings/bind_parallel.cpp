@@ -16,6 +16,15 @@ void bind_parallel(py::module_& m) {
           "Forget parallel_team's crowded calls (a GBDT fit calls it first): no call pending solo, "
           "the next crowded call sends one call solo.");
     m.def(
+        "_team_cores_taken",
+        [](const std::string& loadavg, int size, int cpus) {
+            const int runnable = recforge::detail::runnable_in_loadavg(loadavg.c_str());
+            return py::make_tuple(runnable, recforge::detail::cores_taken(runnable, size, cpus));
+        },
+        py::arg("loadavg"), py::arg("size"), py::arg("cpus"),
+        "(runnable threads read from a /proc/loadavg text or -1, whether a team of `size` started "
+        "then would find the `cpus` cores taken). Private: for tests.");
+    m.def(
         "_team_health",
         [](int record_crowded) {
             auto& h = recforge::detail::team_health();

@@ -83,3 +83,15 @@ def test_a_gbdt_fit_starts_with_a_fresh_team_health():
     _core._team_health(4)
     GBDTClassifier(n_estimators=2, max_depth=None, max_leaves=4, n_threads=2).fit(X, y)
     assert _core._team_health() == (0, 1)
+
+
+def test_a_team_finds_its_cores_taken_when_more_threads_are_runnable_than_cores():
+    # /proc/loadavg's fourth field counts the runnable threads, the reading one included
+    assert _core._team_cores_taken("0.52 0.40 0.31 1/210 9876\n", 2, 2) == (1, False)
+    # one foreign thread spinning: a team of 2 would want 3 of 2 cores
+    assert _core._team_cores_taken("1.02 0.40 0.31 2/210 9876\n", 2, 2) == (2, True)
+    assert _core._team_cores_taken("1.02 0.40 0.31 2/210 9876\n", 2, 4) == (2, False)
+    assert _core._team_cores_taken("3.9 3.1 2.0 12/512 1\n", 4, 16) == (12, False)
+    assert _core._team_cores_taken("3.9 3.1 2.0 14/512 1\n", 4, 16) == (14, True)
+    for bad in ("", "0.1 0.2 0.3", "0.1 0.2 0.3 x/5 1", "0.1 0.2 0.3 7 1"):
+        assert _core._team_cores_taken(bad, 2, 2) == (-1, False)  # unreadable: the team runs

@@ -29,6 +29,7 @@
 #include <process.h>
 #define RECFORGE_GETPID _getpid
 #else
+#include <fcntl.h>
 #include <unistd.h>
 #define RECFORGE_GETPID getpid
 #endif
@@ -431,6 +432,41 @@ inline TeamHealth& team_health() {
     return health;
 }
 
+// The runnable threads of the machine in the text of /proc/loadavg ("0.52 0.40 0.31 3/210 9876":
+// the fourth field's first number, the calling thread included), or -1.
+inline int runnable_in_loadavg(const char* text) {
+    int spaces = 0;
+    const char* c = text;
+    for (; *c && spaces < 3; ++c) spaces += *c == ' ';
+    if (spaces < 3 || *c < '0' || *c > '9') return -1;
+    int n = 0;
+    for (; *c >= '0' && *c <= '9'; ++c) n = 10 * n + (*c - '0');
+    return *c == '/' ? n : -1;
+}
+
+// The machine's runnable threads now (Linux; -1 elsewhere or on failure): a read of /proc/loadavg,
+// a few microseconds.
+inline int runnable_threads() {
+#if defined(__linux__)
+    const int fd = ::open("/proc/loadavg", O_RDONLY);
+    if (fd < 0) return -1;
+    char text[128];
+    const ssize_t n = ::read(fd, text, sizeof(text) - 1);
+    ::close(fd);
+    if (n <= 0) return -1;
+    text[n] = 0;
+    return runnable_in_loadavg(text);
+#else
+    return -1;
+#endif
+}
+
+// Whether a team of `size` threads started by a thread that counts itself among `runnable` would
+// find its cores taken: more threads would want to run than the machine has `cpus`.
+inline bool cores_taken(int runnable, int size, int cpus) {
+    return runnable >= 1 && cpus >= 1 && runnable - 1 + size > cpus;
+}
+
 }  // namespace detail
 
 // Start parallel_team's crowding record afresh (no solo calls pending, the next window one call):
@@ -469,7 +505,9 @@ void parallel_for(int64_t n_tasks, int n_threads, Fn&& fn, int64_t chunk = 0) {
 // body makes on this thread (not those of its tasks) runs on the team, whose threads stay awake
 // between the calls for a short spin (detail::kSpinNs, then they block), instead of being woken per
 // call — for a kernel of many short parallel steps (one GBDT tree: a step per split). The results
-// are those of the same body without the team. Nested calls run body() alone.
+// are those of the same body without the team. Nested calls run body() alone. A call runs solo
+// (the body on the calling thread alone) during a window after a crowded call (TeamHealth) and
+// when the machine's runnable threads leave the team no cores (Linux: /proc/loadavg).
 template <typename Body>
 void parallel_team(int n_threads, Body&& body) {
     if (n_threads <= 1 || detail::Team::current() != nullptr) {
@@ -477,11 +515,23 @@ void parallel_team(int n_threads, Body&& body) {
         return;
     }
     detail::TeamHealth& health = detail::team_health();
-    if (health.solo_left.load(std::memory_order_relaxed) > 0) {
-        health.solo_left.fetch_sub(1, std::memory_order_relaxed);
+    auto run_solo = [&] {
         detail::Team solo(n_threads, true);
         detail::CurrentTeamScope scope(&solo);
         body();
+    };
+    if (health.solo_left.load(std::memory_order_relaxed) > 0) {
+        health.solo_left.fetch_sub(1, std::memory_order_relaxed);
+        run_solo();
+        return;
+    }
+    // Before a team call (each call on an idle machine, one per solo window on a busy one): when
+    // the machine's runnable threads already take the cores the team would need, the call counts
+    // as crowded without being run crowded (it runs solo): a busy core costs no crowded probe.
+    if (detail::cores_taken(detail::runnable_threads(), n_threads,
+                            static_cast<int>(std::thread::hardware_concurrency()))) {
+        health.record(true);
+        run_solo();
         return;
     }
     detail::Team team(n_threads);

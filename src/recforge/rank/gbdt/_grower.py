@@ -106,6 +106,17 @@ class Tree:
     def __init__(self, capacity=64):
         self.n = 0
         self.a = {name: self.empty(name, capacity) for name in self.FIELDS}
+        self._own = False  # (the arrays are views into capacity: arrays() copies them)
+
+    @classmethod
+    def of(cls, nodes):
+        """The tree whose node arrays are ``nodes`` (a dict with every field, each of the tree's
+        length: a kernel's fresh arrays, taken over without a copy)."""
+        tree = cls.__new__(cls)
+        tree.n = len(nodes["feature"])
+        tree.a = {name: nodes[name] for name in cls.FIELDS}
+        tree._own = True
+        return tree
 
     def add(self, depth, cover, value):
         """Append leaves (array arguments); returns their node ids."""
@@ -156,6 +167,10 @@ class Tree:
         a["left"][ids], a["right"][ids], a["value"][ids] = left, right, 0.0
 
     def arrays(self):
+        """The node arrays (fresh arrays of the tree's length, each field of :attr:`FIELDS`)."""
+        if self._own and len(self.a["feature"]) == self.n:  # (nothing added since Tree.of)
+            self._own = False  # (handed out once)
+            return dict(self.a)
         return {name: self.a[name][: self.n].copy() for name in self.FIELDS}
 
 
@@ -545,10 +560,7 @@ class TreeGrower:
             self._leaves.append((grown.leaf_node, grown.leaf_start, grown.leaf_end))
         a = grown.nodes
         add_raw_thresholds(a, self.thr_table, self.is_cat)
-        tree = Tree(0)
-        tree.n = len(a["feature"])
-        tree.a = {name: a[name] for name in Tree.FIELDS}
-        return tree
+        return Tree.of(a)
 
 
 class FusedDepthwiseGrower:

@@ -444,15 +444,14 @@ inline int runnable_in_loadavg(const char* text) {
     return *c == '/' ? n : -1;
 }
 
-// The machine's runnable threads now (Linux; -1 elsewhere or on failure): a read of /proc/loadavg,
-// a few microseconds.
+// The machine's runnable threads now (Linux; -1 elsewhere or on failure): a pread of /proc/loadavg,
+// kept open by the process (about 1 us; opening it for every read cost 5-7 us).
 inline int runnable_threads() {
 #if defined(__linux__)
-    const int fd = ::open("/proc/loadavg", O_RDONLY);
+    static const int fd = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     char text[128];
-    const ssize_t n = ::read(fd, text, sizeof(text) - 1);
-    ::close(fd);
+    const ssize_t n = ::pread(fd, text, sizeof(text) - 1, 0);
     if (n <= 0) return -1;
     text[n] = 0;
     return runnable_in_loadavg(text);

@@ -11,6 +11,7 @@ from recforge.exceptions import ModelFileError, NotFittedError
 from recforge.metrics import roc_auc_score
 from recforge.rank import GBDTClassifier, GBDTRegressor
 from recforge.rank.gbdt._grower import Tree
+from tests._team_load import teams_whatever_the_load  # noqa: F401
 
 
 def _data(n=2000, seed=0, missing=0.05):

@@ -12,6 +12,7 @@ from recforge.kernels.gbdt_leafwise import grow_leafwise
 from recforge.rank import GBDTClassifier, GBDTRegressor
 from recforge.rank.gbdt import _grower, estimator
 from recforge.rank.gbdt._grower import GrowParams, Tree
+from tests._team_load import teams_whatever_the_load  # noqa: F401
 
 
 def _fit_both(monkeypatch, make, X, y):

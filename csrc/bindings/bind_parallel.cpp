@@ -16,14 +16,20 @@ void bind_parallel(py::module_& m) {
           "Forget parallel_team's crowded calls (a GBDT fit calls it first): no call pending solo, "
           "the next crowded call sends one call solo.");
     m.def(
-        "_team_cores_taken",
+        "_team_size_for_load",
         [](const std::string& loadavg, int size, int cpus) {
             const int runnable = recforge::detail::runnable_in_loadavg(loadavg.c_str());
-            return py::make_tuple(runnable, recforge::detail::cores_taken(runnable, size, cpus));
+            return py::make_tuple(runnable,
+                                  recforge::detail::team_size_for_load(runnable, size, cpus));
         },
         py::arg("loadavg"), py::arg("size"), py::arg("cpus"),
-        "(runnable threads read from a /proc/loadavg text or -1, whether a team of `size` started "
-        "then would find the `cpus` cores taken). Private: for tests.");
+        "(runnable threads read from a /proc/loadavg text or -1, the size a team of `size` gets "
+        "then on `cpus` cores: 1 runs solo). Private: for tests.");
+    m.def(
+        "_team_load_check",
+        [](bool on) { return recforge::detail::team_load_check().exchange(on); }, py::arg("on"),
+        "Switch parallel_team's reading of the machine's load on or off; returns the previous "
+        "setting. Private: for tests.");
     m.def(
         "_team_health",
         [](int record_crowded) {

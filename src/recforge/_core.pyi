@@ -23,9 +23,13 @@ def reset_team_health() -> None:
     """Forget parallel_team's crowded calls (a GBDT fit calls it first): no call pending solo, the
     next crowded call sends one call solo."""
 
-def _team_cores_taken(loadavg: str, size: int, cpus: int) -> tuple[int, bool]:
-    """(runnable threads read from a /proc/loadavg text or -1, whether a team of `size` started
-    then would find the `cpus` cores taken). Private: for tests."""
+def _team_size_for_load(loadavg: str, size: int, cpus: int) -> tuple[int, int]:
+    """(runnable threads read from a /proc/loadavg text or -1, the size a team of `size` gets then
+    on `cpus` cores: 1 runs solo). Private: for tests."""
+
+def _team_load_check(on: bool) -> bool:
+    """Switch parallel_team's reading of the machine's load on or off; returns the previous
+    setting. Private: for tests."""
 
 def _team_health(record_crowded: int = 0) -> tuple[int, int]:
     """Record `record_crowded` crowded parallel_team calls, then return (calls left to run solo,

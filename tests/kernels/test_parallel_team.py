@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from recforge import _core
+from tests._team_load import teams_whatever_the_load  # noqa: F401
 
 
 def _expected(n_steps):
@@ -85,13 +86,15 @@ def test_a_gbdt_fit_starts_with_a_fresh_team_health():
     assert _core._team_health() == (0, 1)
 
 
-def test_a_team_finds_its_cores_taken_when_more_threads_are_runnable_than_cores():
+def test_a_team_gets_the_cores_the_machine_leaves_free():
     # /proc/loadavg's fourth field counts the runnable threads, the reading one included
-    assert _core._team_cores_taken("0.52 0.40 0.31 1/210 9876\n", 2, 2) == (1, False)
-    # one foreign thread spinning: a team of 2 would want 3 of 2 cores
-    assert _core._team_cores_taken("1.02 0.40 0.31 2/210 9876\n", 2, 2) == (2, True)
-    assert _core._team_cores_taken("1.02 0.40 0.31 2/210 9876\n", 2, 4) == (2, False)
-    assert _core._team_cores_taken("3.9 3.1 2.0 12/512 1\n", 4, 16) == (12, False)
-    assert _core._team_cores_taken("3.9 3.1 2.0 14/512 1\n", 4, 16) == (14, True)
+    assert _core._team_size_for_load("0.52 0.40 0.31 1/210 9876\n", 2, 2) == (1, 2)
+    # one foreign thread spinning on 2 cores: the team would want 3, it runs solo (size 1)
+    assert _core._team_size_for_load("1.02 0.40 0.31 2/210 9876\n", 2, 2) == (2, 1)
+    assert _core._team_size_for_load("1.02 0.40 0.31 2/210 9876\n", 2, 4) == (2, 2)
+    assert _core._team_size_for_load("3.9 3.1 2.0 12/512 1\n", 4, 16) == (12, 4)
+    # 13 others runnable on 16 cores: a team of 3 on the free ones, not of 4
+    assert _core._team_size_for_load("3.9 3.1 2.0 14/512 1\n", 4, 16) == (14, 3)
+    assert _core._team_size_for_load("9.9 3.1 2.0 40/512 1\n", 4, 16) == (40, 1)
     for bad in ("", "0.1 0.2 0.3", "0.1 0.2 0.3 x/5 1", "0.1 0.2 0.3 7 1"):
-        assert _core._team_cores_taken(bad, 2, 2) == (-1, False)  # unreadable: the team runs
+        assert _core._team_size_for_load(bad, 2, 2) == (-1, 2)  # unreadable: the team runs

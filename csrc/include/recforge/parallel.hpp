@@ -460,10 +460,19 @@ inline int runnable_threads() {
 #endif
 }
 
-// Whether a team of `size` threads started by a thread that counts itself among `runnable` would
-// find its cores taken: more threads would want to run than the machine has `cpus`.
-inline bool cores_taken(int runnable, int size, int cpus) {
-    return runnable >= 1 && cpus >= 1 && runnable - 1 + size > cpus;
+// The team size that fits the machine's free cores: `size`, or fewer when the other runnable
+// threads (`runnable` counts the calling thread too) leave fewer than `size` of the `cpus` cores
+// free (at least 1: the caller's own core). Unknown readings (< 1) keep `size`.
+inline int team_size_for_load(int runnable, int size, int cpus) {
+    if (runnable < 1 || cpus < 1 || runnable - 1 + size <= cpus) return size;
+    return std::max(1, cpus - (runnable - 1));
+}
+
+// Whether parallel_team reads the machine's load before a team call (tests switch it off to run
+// their teams whatever the load).
+inline std::atomic<bool>& team_load_check() {
+    static std::atomic<bool> on{true};
+    return on;
 }
 
 }  // namespace detail
@@ -504,9 +513,10 @@ void parallel_for(int64_t n_tasks, int n_threads, Fn&& fn, int64_t chunk = 0) {
 // body makes on this thread (not those of its tasks) runs on the team, whose threads stay awake
 // between the calls for a short spin (detail::kSpinNs, then they block), instead of being woken per
 // call — for a kernel of many short parallel steps (one GBDT tree: a step per split). The results
-// are those of the same body without the team. Nested calls run body() alone. A call runs solo
-// (the body on the calling thread alone) during a window after a crowded call (TeamHealth) and
-// when the machine's runnable threads leave the team no cores (Linux: /proc/loadavg).
+// are those of the same body without the team. Nested calls run body() alone. The team is smaller
+// when the machine's other runnable threads leave fewer cores free (Linux: /proc/loadavg), and a
+// call runs solo (the body on the calling thread alone) when they leave none, and during a window
+// after a crowded call (TeamHealth).
 template <typename Body>
 void parallel_team(int n_threads, Body&& body) {
     if (n_threads <= 1 || detail::Team::current() != nullptr) {
@@ -524,14 +534,19 @@ void parallel_team(int n_threads, Body&& body) {
         run_solo();
         return;
     }
-    // Before a team call (each call on an idle machine, one per solo window on a busy one): when
-    // the machine's runnable threads already take the cores the team would need, the call counts
-    // as crowded without being run crowded (it runs solo): a busy core costs no crowded probe.
-    if (detail::cores_taken(detail::runnable_threads(), n_threads,
-                            static_cast<int>(std::thread::hardware_concurrency()))) {
-        health.record(true);
-        run_solo();
-        return;
+    // Before a team call (each call on an idle machine, one per solo window on a busy one): the
+    // team gets only the cores the machine's other runnable threads leave free; when that leaves
+    // the caller alone, the call counts as crowded without being run crowded (it runs solo): a
+    // busy core costs no crowded probe.
+    if (detail::team_load_check().load(std::memory_order_relaxed)) {
+        n_threads =
+            detail::team_size_for_load(detail::runnable_threads(), n_threads,
+                                       static_cast<int>(std::thread::hardware_concurrency()));
+        if (n_threads <= 1) {
+            health.record(true);
+            run_solo();
+            return;
+        }
     }
     detail::Team team(n_threads);
     std::exception_ptr error;

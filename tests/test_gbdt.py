@@ -11,6 +11,7 @@ from recforge.exceptions import ModelFileError, NotFittedError
 from recforge.metrics import roc_auc_score
 from recforge.rank import GBDTClassifier, GBDTRegressor
 from recforge.rank.gbdt._grower import Tree
+from tests._team_load import teams_whatever_the_load  # noqa: F401
 
 
 def _data(n=2000, seed=0, missing=0.05):
@@ -494,3 +495,56 @@ def test_partition_of_narrow_rows_is_stable_and_stays_in_its_nodes(n_features):
         np.testing.assert_array_equal(Xn[seg], Xb[order])
         np.testing.assert_array_equal(ghn[seg], gh[order])
         np.testing.assert_array_equal(rows[seg], ids[order])
+
+
+@pytest.mark.parametrize("n_rows", [3_000, 40_000])
+def test_depthwise_kernel_fills_the_next_gradients_as_it_adds_the_leaf_values(n_rows):
+    # next_objective: after a tree, each row's (g, h) in the final node order is its gradient pair
+    # at its new margin, as gbdt_gradients_at computes it; the tree and the margins are those of a
+    # call without it (on 40,000 rows: the row-block grower)
+    from recforge import _core
+
+    rng = np.random.default_rng(3)
+    Xn = rng.integers(0, 30, size=(n_rows, 5)).astype(np.uint8)
+    y = (rng.random(n_rows) < 0.4).astype(np.float32)
+    w = rng.uniform(0.5, 2.0, n_rows).astype(np.float32)
+    raw0 = rng.normal(size=n_rows)
+    gh0 = np.empty((n_rows, 2), np.float32)
+    _core.gbdt_gradients_at(0, raw0, y, w, np.arange(n_rows, dtype=np.int32), gh0, 1)
+    n_bins = np.full(5, 30, np.int32)
+    is_cat = np.zeros(5, np.uint8)
+    results = []
+    for objective in (-1, 0):
+        data = [Xn.copy(), gh0.copy(), np.arange(n_rows, dtype=np.int32)]
+        other = [np.empty_like(a) for a in data]
+        raw = raw0.copy()
+        hist = np.empty((2, 8, 5, 256, 2))
+        nodes, swapped = _core.gbdt_grow_depthwise(
+            *data,
+            *other,
+            n_bins,
+            is_cat,
+            None,
+            4,
+            1.0,
+            1.0,
+            0.0,
+            0.3,
+            500_000,
+            hist,
+            raw,
+            2,
+            next_objective=objective,
+            y=y if objective >= 0 else None,
+            weight=w,
+        )
+        results.append((nodes, raw, other if swapped else data))
+    (plain, raw_plain, _), (nodes, raw, data) = results
+    for name in plain:
+        np.testing.assert_array_equal(nodes[name], plain[name], err_msg=name)
+    np.testing.assert_array_equal(raw, raw_plain)
+    assert (nodes["left"] < 0).sum() > 8
+    want = np.empty_like(data[1])
+    _core.gbdt_gradients_at(0, raw, y, w, data[2], want, 1)
+    np.testing.assert_array_equal(data[1], want)
+    np.testing.assert_array_equal(data[0], Xn[data[2]])

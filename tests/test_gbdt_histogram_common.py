@@ -13,6 +13,7 @@ from recforge.kernels import gbdt as kern
 from recforge.metrics import roc_auc_score
 from recforge.rank import GBDTClassifier
 from recforge.rank.gbdt._grower import Tree
+from tests._team_load import teams_whatever_the_load  # noqa: F401
 
 
 def _one_hot_bins(n, n_features, seed, n_hot=3):

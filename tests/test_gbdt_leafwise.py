@@ -12,6 +12,7 @@ from recforge.kernels.gbdt_leafwise import grow_leafwise
 from recforge.rank import GBDTClassifier, GBDTRegressor
 from recforge.rank.gbdt import _grower, estimator
 from recforge.rank.gbdt._grower import GrowParams, Tree
+from tests._team_load import teams_whatever_the_load  # noqa: F401
 
 
 def _fit_both(monkeypatch, make, X, y):
@@ -323,3 +324,57 @@ def test_kernel_bad_input_names_the_argument():
         grow_leafwise(
             Xn, ghn, rows, n_bins, is_cat, max_leaves=4, other=(Xn[:5], ghn[:5], rows[:5])
         )
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("index_bytes", [0, 1 << 30])
+def test_kernel_adds_leaf_values_and_fills_the_next_gradients(index_bytes, weighted):
+    # with raw, the kernel adds each row's leaf value to raw[row id]; with next_objective, each
+    # row's (g, h) in the final node order is then its gradient pair at the new margin, as
+    # gbdt_gradients_at computes it (on 40,000 rows: two row blocks; positions or rows moved)
+    from recforge import _core
+
+    Xn, ghn, rows, n_bins, is_cat = _node_data(40_000, seed=6)
+    rng = np.random.default_rng(1)
+    perm = rng.permutation(50_000)[:40_000].astype(np.int32)  # row ids into longer margins
+    rows[:] = perm
+    X0 = Xn.copy()
+    by_id = np.empty((50_000, X0.shape[1]), np.uint8)
+    by_id[perm] = X0
+    raw0 = rng.normal(size=50_000)
+    y = (rng.random(50_000) < 0.3).astype(np.float32)
+    w = rng.uniform(0.5, 2.0, 50_000).astype(np.float32) if weighted else None
+    raw = raw0.copy()
+    other = tuple(np.empty_like(a) for a in (Xn, ghn, rows))
+    t = _core.gbdt_grow_leafwise(
+        Xn,
+        ghn,
+        rows,
+        *other,
+        n_bins,
+        is_cat.astype(np.uint8),
+        None,
+        12,
+        -1,
+        1.0,
+        1.0,
+        0.0,
+        0.3,
+        500_000,
+        index_bytes,
+        2,
+        raw=raw,
+        next_objective=0,
+        y=y,
+        weight=w,
+    )
+    data = other if t.swapped else (Xn, ghn, rows)
+    expected = raw0.copy()
+    for r in perm:
+        expected[r] += t.nodes["value"][_route(t.nodes, by_id[r])]
+    np.testing.assert_array_equal(raw, expected)
+    assert sorted(data[2].tolist()) == sorted(perm.tolist())
+    np.testing.assert_array_equal(data[0], by_id[data[2]])
+    want = np.empty_like(data[1])
+    _core.gbdt_gradients_at(0, raw, y, w, data[2], want, 1)
+    np.testing.assert_array_equal(data[1], want)

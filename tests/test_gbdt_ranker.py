@@ -11,6 +11,7 @@ from recforge.exceptions import ModelFileError
 from recforge.kernels import gbdt as kern
 from recforge.rank import GBDTClassifier, GBDTRanker
 from recforge.rank.gbdt.ranker import grouped_ndcg, query_group_pointers
+from tests._team_load import teams_whatever_the_load  # noqa: F401
 
 
 def _groups(n_groups=40, max_size=15, seed=0, n_labels=4, ties=True):

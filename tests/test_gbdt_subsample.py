@@ -12,6 +12,7 @@ from recforge.rank import GBDTClassifier, GBDTRegressor
 from recforge.rank.gbdt import estimator
 from recforge.rank.gbdt._grower import FusedDepthwiseGrower, Tree
 from recforge.rank.gbdt._predict import Forest
+from tests._team_load import teams_whatever_the_load  # noqa: F401
 
 
 def _mixed(n=5000, seed=0):

@@ -442,7 +442,9 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             double gamma, double learning_rate, int64_t swap_rows,
                             CArray<double> hist_ws, CArray<double> raw, int n_threads,
                             int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
-                            double cat_l2, double min_group_weight, double min_category_weight) {
+                            double cat_l2, double min_group_weight, double min_category_weight,
+                            int next_objective, std::optional<CArray<float>> y,
+                            std::optional<CArray<float>> weight) {
     int64_t m, F;
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
@@ -455,6 +457,8 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
     const int64_t n_raw = raw.shape(0);
     const int32_t* r = rows.data();
     for (int64_t p = 0; p < m; ++p) require(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
+    const gb::NextGradients next =
+        recforge::bindings::next_gradients(next_objective, y, weight, n_raw);
     const gb::TreeParams params{
         recforge::bindings::split_params(reg_lambda, gamma, min_child_weight, max_cat_to_onehot,
                                          max_cat_threshold, cat_smooth, cat_l2, min_group_weight,
@@ -468,7 +472,8 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
             {Xn.mutable_data(), ghn.mutable_data(), rows.mutable_data()},
             {other_X.mutable_data(), other_gh.mutable_data(), other_rows.mutable_data()}, m, F,
             n_bins.data(), is_cat.data(), feature_mask ? feature_mask->data() : nullptr, params, ws,
-            ws + hist_ws.shape(1) * F * gb::kBins * 2, raw.mutable_data(), n_threads);
+            ws + hist_ws.shape(1) * F * gb::kBins * 2, raw.mutable_data(), n_threads,
+            next_objective >= 0 ? &next : nullptr);
     }
     return py::make_tuple(tree_arrays(t), t.swapped);
 }
@@ -572,9 +577,13 @@ void bind_gbdt(py::module_& m) {
           py::arg("raw").noconvert(), py::arg("n_threads") = 1,
           py::arg("max_cat_to_onehot") = gb::kBins, py::arg("max_cat_threshold") = 32,
           py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0, py::arg("min_group_weight") = 0.0,
-          py::arg("min_category_weight") = 0.0,
-          "Grow one depth-wise tree on node-ordered data and add its leaf values to raw -> (dict "
-          "of node arrays, swapped: the data ended in the other buffers).");
+          py::arg("min_category_weight") = 0.0, py::arg("next_objective") = -1,
+          py::arg("y").noconvert().none(true) = py::none(),
+          py::arg("weight").noconvert().none(true) = py::none(),
+          "Grow one depth-wise tree on node-ordered data and add its leaf values to raw (with "
+          "next_objective >= 0, y and weight by row id as raw: then replace each row's (g, h) by "
+          "its gradient pair at the new margin) -> (dict of node arrays, swapped: the data ended "
+          "in the other buffers).");
     m.def("gbdt_predict_raw", &predict_raw_py, py::arg("X").noconvert(),
           py::arg("feature").noconvert(), py::arg("threshold").noconvert(),
           py::arg("left").noconvert(), py::arg("right").noconvert(),

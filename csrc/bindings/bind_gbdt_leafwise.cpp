@@ -36,11 +36,23 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             double reg_lambda, double gamma, double learning_rate,
                             int64_t swap_rows, int64_t index_bytes, int n_threads,
                             int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
-                            double cat_l2, double min_group_weight, double min_category_weight) {
+                            double cat_l2, double min_group_weight, double min_category_weight,
+                            std::optional<CArray<double>> raw, int next_objective,
+                            std::optional<CArray<float>> y, std::optional<CArray<float>> weight) {
     int64_t m, F;
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
     require(max_leaves >= 1, "max_leaves must be >= 1");
+    int64_t n_raw = 0;
+    if (raw) {
+        require(raw->ndim() == 1, "raw must be 1-D");
+        n_raw = raw->shape(0);
+        const int32_t* r = rows.data();
+        for (int64_t q = 0; q < m; ++q) require(r[q] >= 0 && r[q] < n_raw, "rows must index raw");
+    }
+    require(raw || next_objective < 0, "next gradients need raw");
+    const gb::NextGradients next =
+        recforge::bindings::next_gradients(next_objective, y, weight, n_raw);
     const gb::LeafwiseParams params{
         {recforge::bindings::split_params(reg_lambda, gamma, min_child_weight, max_cat_to_onehot,
                                           max_cat_threshold, cat_smooth, cat_l2, min_group_weight,
@@ -55,7 +67,7 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
             {Xn.mutable_data(), ghn.mutable_data(), rows.mutable_data()},
             {other_X.mutable_data(), other_gh.mutable_data(), other_rows.mutable_data()}, m, F,
             n_bins.data(), is_cat.data(), feature_mask ? feature_mask->data() : nullptr, params,
-            n_threads);
+            n_threads, raw ? raw->mutable_data() : nullptr, next_objective >= 0 ? &next : nullptr);
     }
     return leafwise_result_type(tree_arrays(t.tree), to_array(t.leaf_node), to_array(t.leaf_start),
                                 to_array(t.leaf_end), t.tree.swapped);
@@ -76,18 +88,23 @@ void bind_gbdt_leafwise(py::module_& m) {
         "leaf and row block), swapped (the data ended in the other buffers).";
     m.attr("GBDTLeafwiseTree") = result;
     leafwise_result_type = result;
-    m.def("gbdt_grow_leafwise", &grow_leafwise_py, py::arg("Xn").noconvert(),
-          py::arg("ghn").noconvert(), py::arg("rows").noconvert(), py::arg("other_X").noconvert(),
-          py::arg("other_gh").noconvert(), py::arg("other_rows").noconvert(),
-          py::arg("n_bins").noconvert(), py::arg("is_categorical").noconvert(),
-          py::arg("feature_mask").noconvert().none(true), py::arg("max_leaves"),
-          py::arg("max_depth"), py::arg("min_child_weight"), py::arg("reg_lambda"),
-          py::arg("gamma"), py::arg("learning_rate"), py::arg("swap_rows"), py::arg("index_bytes"),
-          py::arg("n_threads") = 1, py::arg("max_cat_to_onehot") = gb::kBins,
-          py::arg("max_cat_threshold") = 32, py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0,
-          py::arg("min_group_weight") = 0.0, py::arg("min_category_weight") = 0.0,
-          "Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves "
-          "once, "
-          "at the end) on node-ordered data -> "
-          "GBDTLeafwiseTree(nodes, leaf_node, leaf_start, leaf_end, swapped).");
+    m.def(
+        "gbdt_grow_leafwise", &grow_leafwise_py, py::arg("Xn").noconvert(),
+        py::arg("ghn").noconvert(), py::arg("rows").noconvert(), py::arg("other_X").noconvert(),
+        py::arg("other_gh").noconvert(), py::arg("other_rows").noconvert(),
+        py::arg("n_bins").noconvert(), py::arg("is_categorical").noconvert(),
+        py::arg("feature_mask").noconvert().none(true), py::arg("max_leaves"), py::arg("max_depth"),
+        py::arg("min_child_weight"), py::arg("reg_lambda"), py::arg("gamma"),
+        py::arg("learning_rate"), py::arg("swap_rows"), py::arg("index_bytes"),
+        py::arg("n_threads") = 1, py::arg("max_cat_to_onehot") = gb::kBins,
+        py::arg("max_cat_threshold") = 32, py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0,
+        py::arg("min_group_weight") = 0.0, py::arg("min_category_weight") = 0.0,
+        py::arg("raw").noconvert().none(true) = py::none(), py::arg("next_objective") = -1,
+        py::arg("y").noconvert().none(true) = py::none(),
+        py::arg("weight").noconvert().none(true) = py::none(),
+        "Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves "
+        "once, at the end) on node-ordered data; with raw, add its leaf values to raw[rows], and "
+        "with next_objective >= 0 (y, weight: by row id as raw), replace each row's (g, h) by its "
+        "gradient pair at the new margin -> "
+        "GBDTLeafwiseTree(nodes, leaf_node, leaf_start, leaf_end, swapped).");
 }

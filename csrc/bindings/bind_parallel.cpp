@@ -12,6 +12,34 @@
 namespace py = pybind11;
 
 void bind_parallel(py::module_& m) {
+    m.def("reset_team_health", &recforge::reset_team_health,
+          "Forget parallel_team's crowded calls (a GBDT fit calls it first): no call pending solo, "
+          "the next crowded call sends one call solo.");
+    m.def(
+        "_team_size_for_load",
+        [](const std::string& loadavg, int size, int cpus) {
+            const int runnable = recforge::detail::runnable_in_loadavg(loadavg.c_str());
+            return py::make_tuple(runnable,
+                                  recforge::detail::team_size_for_load(runnable, size, cpus));
+        },
+        py::arg("loadavg"), py::arg("size"), py::arg("cpus"),
+        "(runnable threads read from a /proc/loadavg text or -1, the size a team of `size` gets "
+        "then on `cpus` cores: 1 runs solo). Private: for tests.");
+    m.def(
+        "_team_load_check",
+        [](bool on) { return recforge::detail::team_load_check().exchange(on); }, py::arg("on"),
+        "Switch parallel_team's reading of the machine's load on or off; returns the previous "
+        "setting. Private: for tests.");
+    m.def(
+        "_team_health",
+        [](int record_crowded) {
+            auto& h = recforge::detail::team_health();
+            for (int i = 0; i < record_crowded; ++i) h.record(true);
+            return py::make_tuple(h.solo_left.load(), h.window.load());
+        },
+        py::arg("record_crowded") = 0,
+        "Record `record_crowded` crowded parallel_team calls, then return (calls left to run solo, "
+        "the next solo window). Private: for tests.");
     m.def(
         "_parallel_for_check",
         [](int64_t n_tasks, int n_threads, int64_t fail_at) {

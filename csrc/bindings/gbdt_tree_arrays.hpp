@@ -12,6 +12,7 @@
 #include "arrays.hpp"
 #include "recforge/constants.hpp"
 #include "recforge/gbdt_grow.hpp"
+#include "recforge/partition.hpp"
 
 namespace recforge::bindings {
 
@@ -65,6 +66,22 @@ inline const uint64_t* cat_sets_data(const std::optional<CArray<uint64_t>>& sets
     require(sets->ndim() == 2 && sets->shape(0) == n_nodes && sets->shape(1) == gbdt::kCatSetWords,
             "cat_sets must be (n_nodes, 4) uint64");
     return sets->data();
+}
+
+// The next tree's gradients a grower fills (gbdt::NextGradients), checked: next_objective -1
+// (none: objective -1 in the result), binary:logistic or reg:squarederror; y and weight (or None)
+// of n_raw entries, as the margins.
+inline gbdt::NextGradients next_gradients(int next_objective, const std::optional<CArray<float>>& y,
+                                          const std::optional<CArray<float>>& weight,
+                                          int64_t n_raw) {
+    require(next_objective == -1 || next_objective == gbdt::kBinaryLogistic ||
+                next_objective == gbdt::kSquaredError,
+            "next_objective must be -1 (none), 0 (binary:logistic) or 1 (reg:squarederror)");
+    if (next_objective < 0) return {-1, nullptr, nullptr};
+    require(y && y->ndim() == 1 && y->shape(0) == n_raw &&
+                (!weight || (weight->ndim() == 1 && weight->shape(0) == n_raw)),
+            "next gradients need y and weight (or None) of raw's length");
+    return {next_objective, y->data(), weight ? weight->data() : nullptr};
 }
 
 // The node arrays of a grown tree (feature, threshold_bin, default_left, left, right, value,

@@ -19,6 +19,22 @@ def _parallel_for_check(n_tasks: int, n_threads: int, fail_at: int = -1) -> tupl
     Task `fail_at` throws (→ ValueError). Private: for tests.
     """
 
+def reset_team_health() -> None:
+    """Forget parallel_team's crowded calls (a GBDT fit calls it first): no call pending solo, the
+    next crowded call sends one call solo."""
+
+def _team_size_for_load(loadavg: str, size: int, cpus: int) -> tuple[int, int]:
+    """(runnable threads read from a /proc/loadavg text or -1, the size a team of `size` gets then
+    on `cpus` cores: 1 runs solo). Private: for tests."""
+
+def _team_load_check(on: bool) -> bool:
+    """Switch parallel_team's reading of the machine's load on or off; returns the previous
+    setting. Private: for tests."""
+
+def _team_health(record_crowded: int = 0) -> tuple[int, int]:
+    """Record `record_crowded` crowded parallel_team calls, then return (calls left to run solo,
+    the next solo window). Private: for tests."""
+
 def encoder_bucketize(
     x: NDArray[np.number], edges: NDArray[np.float64], out: NDArray[np.int64]
 ) -> None:
@@ -559,9 +575,16 @@ def gbdt_grow_depthwise(
     max_cat_threshold: int = 32,
     cat_smooth: float = 10.0,
     cat_l2: float = 0.0,
+    min_group_weight: float = 0.0,
+    min_category_weight: float = 0.0,
+    next_objective: int = -1,
+    y: NDArray[np.float32] | None = None,
+    weight: NDArray[np.float32] | None = None,
 ) -> tuple[dict[str, NDArray], bool]:
-    """Grow one depth-wise tree on node-ordered data and add its leaf values to raw -> (node
-    arrays, swapped: the data ended in the other buffers)."""
+    """Grow one depth-wise tree on node-ordered data and add its leaf values to raw (with
+    next_objective >= 0, y and weight by row id as raw: then replace each row's (g, h) by its
+    gradient pair at the new margin) -> (node arrays, swapped: the data ended in the other
+    buffers)."""
 
 def gbdt_grow_leafwise(
     Xn: NDArray[np.uint8],
@@ -586,9 +609,17 @@ def gbdt_grow_leafwise(
     max_cat_threshold: int = 32,
     cat_smooth: float = 10.0,
     cat_l2: float = 0.0,
+    min_group_weight: float = 0.0,
+    min_category_weight: float = 0.0,
+    raw: NDArray[np.float64] | None = None,
+    next_objective: int = -1,
+    y: NDArray[np.float32] | None = None,
+    weight: NDArray[np.float32] | None = None,
 ) -> GBDTLeafwiseTree:
     """Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves once,
-    at the end) on node-ordered data."""
+    at the end) on node-ordered data; with raw, add its leaf values to raw[rows], and with
+    next_objective >= 0 (y, weight: by row id as raw), replace each row's (g, h) by its gradient
+    pair at the new margin."""
 
 def gbdt_rank_gradients(
     objective: int,

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from recforge import _core
+from tests._team_load import teams_whatever_the_load  # noqa: F401
 
 
 def _expected(n_steps):
@@ -52,3 +53,48 @@ def test_teams_and_plain_calls_from_concurrent_python_threads():
         t.join()
     assert not errors
     assert results == [True] * 200
+
+
+def test_crowded_calls_send_the_next_calls_solo_in_growing_windows_until_reset():
+    _core.reset_team_health()
+    assert _core._team_health() == (0, 1)
+    # each crowded call: the current window's calls go solo, the next window is 4x (at most 256)
+    assert _core._team_health(1) == (1, 4)
+    assert _core._team_health(2) == (16, 64)
+    assert _core._team_health(3) == (256, 256)
+    _core.reset_team_health()
+    assert _core._team_health() == (0, 1)
+
+
+def test_a_gbdt_fit_starts_with_a_fresh_team_health():
+    # a busy spell in an earlier fit (or any kernel) must not send this fit's first trees solo: the
+    # fit resets the record before its first tree (on 300 rows no tree runs a team, so nothing is
+    # recorded after the reset)
+    import numpy as np
+
+    from recforge.rank import GBDTClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] > 0).astype(int)
+    _core.reset_team_health()
+    assert _core._team_health(4) == (64, 256)
+    GBDTClassifier(n_estimators=2, max_depth=2, n_threads=2).fit(X, y)
+    assert _core._team_health() == (0, 1)
+    _core._team_health(4)
+    GBDTClassifier(n_estimators=2, max_depth=None, max_leaves=4, n_threads=2).fit(X, y)
+    assert _core._team_health() == (0, 1)
+
+
+def test_a_team_gets_the_cores_the_machine_leaves_free():
+    # /proc/loadavg's fourth field counts the runnable threads, the reading one included
+    assert _core._team_size_for_load("0.52 0.40 0.31 1/210 9876\n", 2, 2) == (1, 2)
+    # one foreign thread spinning on 2 cores: the team would want 3, it runs solo (size 1)
+    assert _core._team_size_for_load("1.02 0.40 0.31 2/210 9876\n", 2, 2) == (2, 1)
+    assert _core._team_size_for_load("1.02 0.40 0.31 2/210 9876\n", 2, 4) == (2, 2)
+    assert _core._team_size_for_load("3.9 3.1 2.0 12/512 1\n", 4, 16) == (12, 4)
+    # 13 others runnable on 16 cores: a team of 3 on the free ones, not of 4
+    assert _core._team_size_for_load("3.9 3.1 2.0 14/512 1\n", 4, 16) == (14, 3)
+    assert _core._team_size_for_load("9.9 3.1 2.0 40/512 1\n", 4, 16) == (40, 1)
+    for bad in ("", "0.1 0.2 0.3", "0.1 0.2 0.3 x/5 1", "0.1 0.2 0.3 7 1"):
+        assert _core._team_size_for_load(bad, 2, 2) == (-1, 2)  # unreadable: the team runs

@@ -337,7 +337,7 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                                         const int32_t* n_bins, const uint8_t* is_cat,
                                         const uint8_t* feature_mask, const TreeParams& p,
                                         double* hist_a, double* hist_b, double* raw, int n_threads,
-                                        int64_t B) {
+                                        int64_t B, const NextGradients* next) {
     const int64_t NS = F * kBins * 2;
     GrownTree tree;
     const std::vector<int64_t> bounds = block_bounds(m, B);
@@ -412,7 +412,7 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                     }
                     add_split_leaf_values(cur.X, F, cur.rows, s.data(), e.data(), S, feat.data(),
                                           thr.data(), dleft.data(), is_cat, lv.data(), rv.data(),
-                                          raw, 1, sets.data());
+                                          raw, 1, sets.data(), next, cur.gh);
                 },
                 per_thread);
             break;
@@ -482,7 +482,7 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                 for (int64_t l = 0; l < L; ++l) {
                     const double v = tree.value[leaf_id[l]];
                     for (int64_t q = leaf_st[l * B + b]; q < leaf_en[l * B + b]; ++q)
-                        raw[cur.rows[q]] += v;
+                        add_value_at(raw, cur.rows[q], v, next, cur.gh, q);
                 }
             },
             per_thread);
@@ -492,18 +492,21 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
 
 // Grow one tree on the m rows of `cur` (`other`: buffers of the same sizes), add its leaf values to
 // raw[rows] and return it. hist_a and hist_b hold 2^(max_depth - 1) node histograms each
-// (F x kBins x 2 doubles per node). max_depth >= 1.
+// (F x kBins x 2 doubles per node). max_depth >= 1. next (may be null): then every row's (g, h) in
+// the final node-ordered data is replaced by its gradient pair at its new margin (the next tree's
+// gradients, in the pass that adds the leaf values).
 inline GrownTree grow_depthwise_steps(NodeData cur, NodeData other, int64_t m, int64_t F,
                                       const int32_t* n_bins, const uint8_t* is_cat,
                                       const uint8_t* feature_mask, const TreeParams& p,
-                                      double* hist_a, double* hist_b, double* raw, int n_threads) {
+                                      double* hist_a, double* hist_b, double* raw, int n_threads,
+                                      const NextGradients* next = nullptr) {
     // (fewer blocks where their partial histograms would pass kMaxPartialBytes: deep trees)
     const int64_t per_block_bytes =
         (p.max_depth >= 2 ? (int64_t{1} << std::min(p.max_depth - 2, 40)) : 1) * F * kBins * 16;
     const int64_t n_blocks = std::min(grow_blocks(m), kMaxPartialBytes / per_block_bytes);
     if (n_blocks > 1)
         return grow_depthwise_blocked(cur, other, m, F, n_bins, is_cat, feature_mask, p, hist_a,
-                                      hist_b, raw, n_threads, n_blocks);
+                                      hist_b, raw, n_threads, n_blocks, next);
     GrownTree tree;
     std::vector<int64_t> starts{0}, ends{m};
     std::vector<int32_t> ids{0};
@@ -576,7 +579,7 @@ inline GrownTree grow_depthwise_steps(NodeData cur, NodeData other, int64_t m, i
             }
             add_split_leaf_values(cur.X, F, cur.rows, s_starts.data(), s_ends.data(), S,
                                   feat.data(), thr.data(), dleft.data(), is_cat, lv.data(),
-                                  rv.data(), raw, n_threads, sets.data());
+                                  rv.data(), raw, n_threads, sets.data(), next, cur.gh);
             break;
         }
         const bool whole = S == 1 && s_starts[0] == 0 && s_ends[0] == m;
@@ -630,7 +633,7 @@ inline GrownTree grow_depthwise_steps(NodeData cur, NodeData other, int64_t m, i
         std::vector<double> v(leaf_id.size());
         for (size_t i = 0; i < leaf_id.size(); ++i) v[i] = tree.value[leaf_id[i]];
         add_leaf_values(cur.rows, leaf_start.data(), leaf_end.data(), v.data(),
-                        static_cast<int64_t>(leaf_id.size()), raw, n_threads);
+                        static_cast<int64_t>(leaf_id.size()), raw, n_threads, next, cur.gh);
     }
     return tree;
 }
@@ -640,11 +643,12 @@ inline GrownTree grow_depthwise_steps(NodeData cur, NodeData other, int64_t m, i
 inline GrownTree grow_depthwise(NodeData cur, NodeData other, int64_t m, int64_t F,
                                 const int32_t* n_bins, const uint8_t* is_cat,
                                 const uint8_t* feature_mask, const TreeParams& p, double* hist_a,
-                                double* hist_b, double* raw, int n_threads) {
+                                double* hist_b, double* raw, int n_threads,
+                                const NextGradients* next = nullptr) {
     GrownTree tree;
     parallel_team(tree_team_threads(m, F, n_threads), [&] {
         tree = grow_depthwise_steps(cur, other, m, F, n_bins, is_cat, feature_mask, p, hist_a,
-                                    hist_b, raw, n_threads);
+                                    hist_b, raw, n_threads, next);
     });
     return tree;
 }

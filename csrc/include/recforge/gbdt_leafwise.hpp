@@ -16,6 +16,11 @@
 // once, at the end. Larger data moves with every split (partition_ordered), so that a node's
 // histogram reads contiguous memory.
 //
+// Given the margins, the grower adds the leaf values to them at the end, on the tree's threads, and
+// (given NextGradients) writes each row's gradient pair at its new margin where the row's (g, h)
+// is in the final node order: the next tree's gradients, in the same pass (fused with the gather of
+// small data), without a call and a wake-up of their own.
+//
 // Histograms live in pairs (the two children of a split are built into one pair) taken from a
 // pool that reuses the pair of a split parent once both of its nodes are done: the memory is that
 // of the leaves still waiting to be split, at most max_leaves pairs.
@@ -121,10 +126,15 @@ inline int64_t leafwise_blocks(int64_t m, int64_t F) {
 // not depend on n_threads, and equal the single-range ones when the float64 sums of the float32
 // (g, h) are exact (see grow_depthwise_blocked). The data never moves to `other` while the tree
 // grows (it serves as the partition's scratch space).
+//
+// raw (may be null): raw[rows of leaf l] += the value of leaf l, for every leaf. next (may be
+// null; needs raw): the node-ordered (g, h) of every row are then replaced by its gradient pair at
+// the new margin.
 inline LeafwiseTree grow_leafwise_steps(NodeData cur, NodeData other, int64_t m, int64_t F,
                                         const int32_t* n_bins, const uint8_t* is_cat,
                                         const uint8_t* feature_mask, const LeafwiseParams& p,
-                                        int n_threads) {
+                                        int n_threads, double* raw = nullptr,
+                                        const NextGradients* next = nullptr) {
     LeafwiseTree out;
     GrownTree& tree = out.tree;
     const TreeParams& value_params = p.tree;
@@ -146,6 +156,54 @@ inline LeafwiseTree grow_leafwise_steps(NodeData cur, NodeData other, int64_t m,
         }
     };
 
+    std::vector<int32_t> idx, idx_tmp;  // by_index: positions in node order, and scratch
+    // The end of the tree, one pass over each block's leaf ranges: raw and the next gradients
+    // (see above) and, with `gather`, the rows at positions idx[q] copied to position q of `other`.
+    auto finish = [&](bool gather) {
+        if (!raw && !gather) return;
+        const int64_t n_ranges = static_cast<int64_t>(out.leaf_node.size());
+        const size_t row_bytes = static_cast<size_t>(F);
+        const int threads =
+            threads_for_work(n_threads, static_cast<double>(m) * (F + 12), 100000.0);
+        parallel_for(
+            B, threads,
+            [&](int64_t b, int) {
+                for (int64_t i = b; i < n_ranges; i += B) {  // (block b's ranges cover it)
+                    const double v = raw ? tree.value[out.leaf_node[i]] : 0.0;
+                    const int64_t e = out.leaf_end[i];
+                    for (int64_t q = out.leaf_start[i]; q < e; ++q) {
+#if defined(__GNUC__) || defined(__clang__)
+                        // scattered loads, two levels deep: load the row of q + 2k, the margin
+                        // and target of q + k ahead
+                        constexpr int64_t k = 16;
+                        if (gather && q + 2 * k < e) {
+                            const int64_t a = idx[q + 2 * k];
+                            __builtin_prefetch(cur.rows + a);
+                            __builtin_prefetch(cur.X + a * F);
+                            __builtin_prefetch(cur.gh + 2 * a);
+                        }
+                        if (raw && q + k < e) {
+                            const int64_t a = cur.rows[gather ? idx[q + k] : q + k];
+                            __builtin_prefetch(raw + a, 1);
+                            if (next) __builtin_prefetch(next->y + a);
+                        }
+#endif
+                        const int64_t src = gather ? idx[q] : q;
+                        const int32_t r = cur.rows[src];
+                        float* gh = (gather ? other.gh : cur.gh) + 2 * q;
+                        if (raw) add_value_at(raw, r, v, next, gh, 0);
+                        if (!next && gather) std::memcpy(gh, cur.gh + 2 * src, 2 * sizeof(float));
+                        if (gather) {
+                            copy_row(other.X + q * F, cur.X + src * F, row_bytes);
+                            other.rows[q] = r;
+                        }
+                    }
+                }
+            },
+            1);
+        if (gather) tree.swapped = !tree.swapped;
+    };
+
     detail::HistogramPairs pool(NS);
     const int32_t root_slot = pool.acquire(1);
     double* part = B > 1 ? partial_histogram_store(static_cast<size_t>(B * NS)) : nullptr;
@@ -162,6 +220,7 @@ inline LeafwiseTree grow_leafwise_steps(NodeData cur, NodeData other, int64_t m,
     tree.add(0, root_g, root_h, value_params);
     if (!can_split(0) || p.max_leaves < 2) {
         add_leaf(0);
+        finish(false);
         return out;
     }
 
@@ -188,7 +247,6 @@ inline LeafwiseTree grow_leafwise_steps(NodeData cur, NodeData other, int64_t m,
 
     const bool threaded = tree_team_threads(m, F, n_threads) > 1;
     const bool by_index = m * (F + 12) < p.index_bytes;
-    std::vector<int32_t> idx, idx_tmp;  // by_index: positions in node order, and scratch
     if (by_index) {
         idx.resize(static_cast<size_t>(m));
         idx_tmp.resize(static_cast<size_t>(m));
@@ -314,23 +372,8 @@ inline LeafwiseTree grow_leafwise_steps(NodeData cur, NodeData other, int64_t m,
         consider(right, pair + 1, sum_g[1], sum_h[1], depth, split[1]);
     }
     for (; !queue.empty(); queue.pop()) add_leaf(queue.top().node);
-    if (by_index) {  // the data into node order, block by block (a block's positions stay in it)
-        const size_t row_bytes = static_cast<size_t>(F);
-        const int threads =
-            threads_for_work(n_threads, static_cast<double>(m) * (F + 12), 100000.0);
-        parallel_for(
-            B, threads,
-            [&](int64_t b, int) {
-                for (int64_t q = bounds[b]; q < bounds[b + 1]; ++q) {
-                    const int64_t i = idx[q];
-                    copy_row(other.X + q * F, cur.X + i * F, row_bytes);
-                    std::memcpy(other.gh + 2 * q, cur.gh + 2 * i, 2 * sizeof(float));
-                    other.rows[q] = cur.rows[i];
-                }
-            },
-            std::max<int64_t>(1, (B + threads - 1) / threads));
-        tree.swapped = !tree.swapped;
-    }
+    // (the data into node order, block by block: a block's positions stay in it)
+    finish(by_index);
     return out;
 }
 
@@ -339,10 +382,12 @@ inline LeafwiseTree grow_leafwise_steps(NodeData cur, NodeData other, int64_t m,
 inline LeafwiseTree grow_leafwise(NodeData cur, NodeData other, int64_t m, int64_t F,
                                   const int32_t* n_bins, const uint8_t* is_cat,
                                   const uint8_t* feature_mask, const LeafwiseParams& p,
-                                  int n_threads) {
+                                  int n_threads, double* raw = nullptr,
+                                  const NextGradients* next = nullptr) {
     LeafwiseTree out;
     parallel_team(tree_team_threads(m, F, n_threads), [&] {
-        out = grow_leafwise_steps(cur, other, m, F, n_bins, is_cat, feature_mask, p, n_threads);
+        out = grow_leafwise_steps(cur, other, m, F, n_bins, is_cat, feature_mask, p, n_threads, raw,
+                                  next);
     });
     return out;
 }

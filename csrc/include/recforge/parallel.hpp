@@ -29,6 +29,7 @@
 #include <process.h>
 #define RECFORGE_GETPID _getpid
 #else
+#include <fcntl.h>
 #include <unistd.h>
 #define RECFORGE_GETPID getpid
 #endif
@@ -400,7 +401,9 @@ inline double thread_cpu_seconds() {
 // next calls run solo — the body on the calling thread alone, as one thread would, the members
 // left asleep — for a window that grows 4x with each crowded call (up to kMaxSoloCalls) and starts
 // again from one after a call that was not. A busy core so costs a crowded call now and then; an
-// idle machine, on which neither happens, never runs solo.
+// idle machine, on which neither happens, never runs solo. reset() forgets the past: a kernel
+// that starts a new run of calls (a GBDT fit) calls reset_team_health(), so that a busy spell
+// during an earlier fit does not send the first trees of this one solo.
 struct TeamHealth {
     static constexpr int64_t kMaxSoloCalls = 256;
     static constexpr double kMinLeaderShare = 0.75;
@@ -417,6 +420,11 @@ struct TeamHealth {
         solo_left.store(w, std::memory_order_relaxed);
         window.store(std::min(4 * w, kMaxSoloCalls), std::memory_order_relaxed);
     }
+
+    void reset() {
+        solo_left.store(0, std::memory_order_relaxed);
+        window.store(1, std::memory_order_relaxed);
+    }
 };
 
 inline TeamHealth& team_health() {
@@ -424,7 +432,54 @@ inline TeamHealth& team_health() {
     return health;
 }
 
+// The runnable threads of the machine in the text of /proc/loadavg ("0.52 0.40 0.31 3/210 9876":
+// the fourth field's first number, the calling thread included), or -1.
+inline int runnable_in_loadavg(const char* text) {
+    int spaces = 0;
+    const char* c = text;
+    for (; *c && spaces < 3; ++c) spaces += *c == ' ';
+    if (spaces < 3 || *c < '0' || *c > '9') return -1;
+    int n = 0;
+    for (; *c >= '0' && *c <= '9'; ++c) n = 10 * n + (*c - '0');
+    return *c == '/' ? n : -1;
+}
+
+// The machine's runnable threads now (Linux; -1 elsewhere or on failure): a pread of /proc/loadavg,
+// kept open by the process (about 1 us; opening it for every read cost 5-7 us).
+inline int runnable_threads() {
+#if defined(__linux__)
+    static const int fd = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char text[128];
+    const ssize_t n = ::pread(fd, text, sizeof(text) - 1, 0);
+    if (n <= 0) return -1;
+    text[n] = 0;
+    return runnable_in_loadavg(text);
+#else
+    return -1;
+#endif
+}
+
+// The team size that fits the machine's free cores: `size`, or fewer when the other runnable
+// threads (`runnable` counts the calling thread too) leave fewer than `size` of the `cpus` cores
+// free (at least 1: the caller's own core). Unknown readings (< 1) keep `size`.
+inline int team_size_for_load(int runnable, int size, int cpus) {
+    if (runnable < 1 || cpus < 1 || runnable - 1 + size <= cpus) return size;
+    return std::max(1, cpus - (runnable - 1));
+}
+
+// Whether parallel_team reads the machine's load before a team call (tests switch it off to run
+// their teams whatever the load).
+inline std::atomic<bool>& team_load_check() {
+    static std::atomic<bool> on{true};
+    return on;
+}
+
 }  // namespace detail
+
+// Start parallel_team's crowding record afresh (no solo calls pending, the next window one call):
+// called at the start of a run of team calls whose load may differ from the last run's (a fit).
+inline void reset_team_health() { detail::team_health().reset(); }
 
 // Run fn(task, thread_id) for task in [0, n_tasks) on up to n_threads threads (thread_id <
 // n_threads). Tasks are handed out in chunks from a shared counter (dynamic schedule). The first
@@ -458,7 +513,10 @@ void parallel_for(int64_t n_tasks, int n_threads, Fn&& fn, int64_t chunk = 0) {
 // body makes on this thread (not those of its tasks) runs on the team, whose threads stay awake
 // between the calls for a short spin (detail::kSpinNs, then they block), instead of being woken per
 // call — for a kernel of many short parallel steps (one GBDT tree: a step per split). The results
-// are those of the same body without the team. Nested calls run body() alone.
+// are those of the same body without the team. Nested calls run body() alone. The team is smaller
+// when the machine's other runnable threads leave fewer cores free (Linux: /proc/loadavg), and a
+// call runs solo (the body on the calling thread alone) when they leave none, and during a window
+// after a crowded call (TeamHealth).
 template <typename Body>
 void parallel_team(int n_threads, Body&& body) {
     if (n_threads <= 1 || detail::Team::current() != nullptr) {
@@ -466,12 +524,29 @@ void parallel_team(int n_threads, Body&& body) {
         return;
     }
     detail::TeamHealth& health = detail::team_health();
-    if (health.solo_left.load(std::memory_order_relaxed) > 0) {
-        health.solo_left.fetch_sub(1, std::memory_order_relaxed);
+    auto run_solo = [&] {
         detail::Team solo(n_threads, true);
         detail::CurrentTeamScope scope(&solo);
         body();
+    };
+    if (health.solo_left.load(std::memory_order_relaxed) > 0) {
+        health.solo_left.fetch_sub(1, std::memory_order_relaxed);
+        run_solo();
         return;
+    }
+    // Before a team call (each call on an idle machine, one per solo window on a busy one): the
+    // team gets only the cores the machine's other runnable threads leave free; when that leaves
+    // the caller alone, the call counts as crowded without being run crowded (it runs solo): a
+    // busy core costs no crowded probe.
+    if (detail::team_load_check().load(std::memory_order_relaxed)) {
+        n_threads =
+            detail::team_size_for_load(detail::runnable_threads(), n_threads,
+                                       static_cast<int>(std::thread::hardware_concurrency()));
+        if (n_threads <= 1) {
+            health.record(true);
+            run_solo();
+            return;
+        }
     }
     detail::Team team(n_threads);
     std::exception_ptr error;

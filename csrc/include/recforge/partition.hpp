@@ -281,9 +281,25 @@ inline void partition_ordered(uint8_t* Xn, int64_t n_features, float* ghn, int32
         1);
 }
 
-// raw[rows[p]] += values[k] for p in [starts[k], ends[k]).
+// What a tree's grower needs to fill the next tree's gradients itself, as it adds its leaf values
+// to the margins (the objectives of gradient_pair): targets and sample weights (or null) indexed
+// by the original row ids, as the margins.
+struct NextGradients {
+    int objective;
+    const float* y;
+    const float* weight;
+};
+
+// Row r's leaf value v added to its margin; with next, then its gradient pair at the new margin
+// written to ghn[p] (p: the row's position in the node-ordered data whose (g, h) ghn holds).
+inline void add_value_at(double* raw, int64_t r, double v, const NextGradients* next, float* ghn,
+                         int64_t p);
+
+// raw[rows[p]] += values[k] for p in [starts[k], ends[k]); with next, then ghn[p] = the gradient
+// pair of row rows[p] at its new margin (add_value_at).
 inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const int64_t* ends,
-                            const double* values, int64_t n_leaves, double* raw, int n_threads) {
+                            const double* values, int64_t n_leaves, double* raw, int n_threads,
+                            const NextGradients* next = nullptr, float* ghn = nullptr) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_leaves; ++k) total += ends[k] - starts[k];
     n_threads = threads_for_work(n_threads, static_cast<double>(total), 20000.0);
@@ -294,10 +310,12 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
             const int64_t e = ends[k];
             for (int64_t p = starts[k]; p < e; ++p) {
 #if defined(__GNUC__) || defined(__clang__)
-                if (p + 32 < e)
-                    __builtin_prefetch(raw + rows[p + 32], 1);  // scattered rows: load ahead
+                if (p + 32 < e) {  // scattered rows: load ahead
+                    __builtin_prefetch(raw + rows[p + 32], 1);
+                    if (next) __builtin_prefetch(next->y + rows[p + 32]);
+                }
 #endif
-                raw[rows[p]] += v;
+                add_value_at(raw, rows[p], v, next, ghn, p);
             }
         },
         1);
@@ -306,13 +324,15 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
 // The last split level of a tree without moving rows: for every node k (positions [starts[k],
 // ends[k]) of node-ordered data Xn with original ids rows), raw[rows[p]] += left_value[k] when the
 // node's split sends row p left, else right_value[k]. Nodes on separate threads (each row is in
-// one node), so the result does not depend on n_threads. cat_sets as for partition_ordered.
+// one node), so the result does not depend on n_threads. cat_sets as for partition_ordered; next
+// and ghn as for add_leaf_values.
 inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const int32_t* rows,
                                   const int64_t* starts, const int64_t* ends, int64_t n_nodes,
                                   const int32_t* feature, const int32_t* threshold,
                                   const uint8_t* default_left, const uint8_t* is_categorical,
                                   const double* left_value, const double* right_value, double* raw,
-                                  int n_threads, const uint64_t* cat_sets = nullptr) {
+                                  int n_threads, const uint64_t* cat_sets = nullptr,
+                                  const NextGradients* next = nullptr, float* ghn = nullptr) {
     int64_t total = 0;
     for (int64_t k = 0; k < n_nodes; ++k) total += ends[k] - starts[k];
     n_threads = threads_for_work(n_threads, static_cast<double>(total), 20000.0);
@@ -327,10 +347,12 @@ inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const i
             const int64_t e = ends[k];
             for (int64_t p = starts[k]; p < e; ++p) {
 #if defined(__GNUC__) || defined(__clang__)
-                if (p + 32 < e)
-                    __builtin_prefetch(raw + rows[p + 32], 1);  // scattered rows: load ahead
+                if (p + 32 < e) {  // scattered rows: load ahead
+                    __builtin_prefetch(raw + rows[p + 32], 1);
+                    if (next) __builtin_prefetch(next->y + rows[p + 32]);
+                }
 #endif
-                raw[rows[p]] += v[lut[col[p * n_features]]];
+                add_value_at(raw, rows[p], v[lut[col[p * n_features]]], next, ghn, p);
             }
         },
         1);
@@ -356,6 +378,12 @@ inline void gradient_pair(int objective, double raw, float y, const float* weigh
     }
     out[0] = g;
     out[1] = h;
+}
+
+inline void add_value_at(double* raw, int64_t r, double v, const NextGradients* next, float* ghn,
+                         int64_t p) {
+    raw[r] += v;
+    if (next) gradient_pair(next->objective, raw[r], next->y[r], next->weight, r, ghn + 2 * p);
 }
 
 inline void compute_gradients(int objective, const double* raw, const float* y, const float* weight,

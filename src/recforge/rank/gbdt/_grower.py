@@ -106,6 +106,17 @@ class Tree:
     def __init__(self, capacity=64):
         self.n = 0
         self.a = {name: self.empty(name, capacity) for name in self.FIELDS}
+        self._own = False  # (the arrays are views into capacity: arrays() copies them)
+
+    @classmethod
+    def of(cls, nodes):
+        """The tree whose node arrays are ``nodes`` (a dict with every field, each of the tree's
+        length: a kernel's fresh arrays, taken over without a copy)."""
+        tree = cls.__new__(cls)
+        tree.n = len(nodes["feature"])
+        tree.a = {name: nodes[name] for name in cls.FIELDS}
+        tree._own = True
+        return tree
 
     def add(self, depth, cover, value):
         """Append leaves (array arguments); returns their node ids."""
@@ -156,7 +167,32 @@ class Tree:
         a["left"][ids], a["right"][ids], a["value"][ids] = left, right, 0.0
 
     def arrays(self):
+        """The node arrays (fresh arrays of the tree's length, each field of :attr:`FIELDS`)."""
+        if self._own and len(self.a["feature"]) == self.n:  # (nothing added since Tree.of)
+            self._own = False  # (handed out once)
+            return dict(self.a)
         return {name: self.a[name][: self.n].copy() for name in self.FIELDS}
+
+
+@dataclass
+class PlainGradients:
+    """The gradients of an objective the C++ kernels compute row by row (``gradient_pair`` in
+    ``partition.hpp``): ``objective`` code (-1: none), targets ``y`` and sample weights ``weight``
+    (float32 (n_rows,) or None) by original row id. Called as ``(raw, rows, ghn)``: writes the
+    (gradient, hessian) of rows ``rows`` (int32) at margins ``raw`` (float64 (n_rows,)) into ``ghn``
+    (float32 (len(rows), 2)); the best-first grower also fills them itself after a tree."""
+
+    objective: int
+    y: np.ndarray | None
+    weight: np.ndarray | None
+    n_threads: int
+
+    def __call__(self, raw, rows, ghn):
+        _core.gbdt_gradients_at(self.objective, raw, self.y, self.weight, rows, ghn, self.n_threads)
+
+
+#: the kernels' arguments for "no next gradients"
+NO_NEXT_GRADIENTS = PlainGradients(-1, None, None, 1)
 
 
 def set_bins(cat_set: np.ndarray) -> np.ndarray:
@@ -319,10 +355,23 @@ class TreeGrower:
             )
 
     # ---- growth --------------------------------------------------------------------------------
-    def grow(self) -> Tree:
+    def grow(self, raw=None, next_gradients=None) -> Tree:
+        """Grow the tree. With ``raw`` (float64 (n_rows,), indexed by the original row ids), also add
+        its leaf values to the margins of its rows (as :meth:`add_leaf_values`); with
+        ``next_gradients`` too (a :class:`PlainGradients`), then fill :attr:`gh` with the rows'
+        gradient pairs at their new margins (in :attr:`rows`' order): the next tree's."""
         n = len(self.rows)
         if self.p.max_leaves is not None and n and self.fused_best_first:
-            return self._grow_best_first_fused()
+            return self._grow_best_first_fused(raw, next_gradients)
+        tree = self._grow()
+        if raw is not None:
+            self.add_leaf_values(raw, tree.a["value"][: tree.n])
+            if next_gradients is not None:
+                next_gradients(raw, self.rows, self.gh)
+        return tree
+
+    def _grow(self) -> Tree:
+        n = len(self.rows)
         starts, ends = np.array([0], np.int64), np.array([n], np.int64)
         hist = self._hist(starts, ends) if n else None
         if n:  # every (switched-on) feature's bins add up to the node's totals
@@ -472,13 +521,16 @@ class TreeGrower:
                 return
             hist = self._child_histograms(hist, starts, ends)
 
-    def _grow_best_first_fused(self) -> Tree:
+    def _grow_best_first_fused(self, raw=None, next_gradients=None) -> Tree:
         """The whole best-first tree in one kernel call (``_core.gbdt_grow_leafwise``): the same
         tree as the Python driver that splits one node per round of kernel calls
         (:class:`recforge._reference.gbdt_best_first.BestFirstReferenceGrower`), bit for bit below
         32,000 rows and, on the kernel's row blocks, whenever float64 sums of the gradients are
-        exact (as :class:`FusedDepthwiseGrower`). A leaf may come back as several row ranges."""
+        exact (as :class:`FusedDepthwiseGrower`). A leaf may come back as several row ranges.
+        ``raw`` and ``next_gradients`` as :meth:`grow`: the kernel adds the values and fills the
+        gradients on the tree's threads, in one pass with the gather of small data."""
         p = self.p
+        nxt = next_gradients or NO_NEXT_GRADIENTS
         grown = _core.gbdt_grow_leafwise(
             self.X,
             self.gh,
@@ -497,16 +549,18 @@ class TreeGrower:
             self.leafwise_index_bytes,
             self.n_threads,
             **p.cat_kwargs(),
+            raw=raw,
+            next_objective=nxt.objective,
+            y=nxt.y,
+            weight=nxt.weight,
         )
         if grown.swapped:
             (self.X, self.gh, self.rows), self.scratch = self.scratch, (self.X, self.gh, self.rows)
-        self._leaves.append((grown.leaf_node, grown.leaf_start, grown.leaf_end))
+        if raw is None:  # (else the values are in raw)
+            self._leaves.append((grown.leaf_node, grown.leaf_start, grown.leaf_end))
         a = grown.nodes
         add_raw_thresholds(a, self.thr_table, self.is_cat)
-        tree = Tree(0)
-        tree.n = len(a["feature"])
-        tree.a = {name: a[name] for name in Tree.FIELDS}
-        return tree
+        return Tree.of(a)
 
 
 class FusedDepthwiseGrower:
@@ -540,13 +594,16 @@ class FusedDepthwiseGrower:
         self.n_threads = n_threads
         self.hist = np.empty((2, 2 ** (params.max_depth - 1), n_features, 256, 2))
 
-    def grow(self, data, other, feature_mask, raw):
+    def grow(self, data, other, feature_mask, raw, next_gradients=None):
         """Grow one tree on node-ordered ``data`` = ``(Xn, ghn, rows)`` (``other``: buffers of the same
-        shapes), add its leaf values to ``raw[rows]``. Returns ``(tree arrays, data, other)``: the
+        shapes), add its leaf values to ``raw[rows]`` (with ``next_gradients``, a
+        :class:`PlainGradients`, then replace the rows' gradient pairs by those at their new
+        margins, in the kernel's pass over the rows). Returns ``(tree arrays, data, other)``: the
         arrays as :meth:`Tree.arrays` gives them, and the buffers that now hold the node-ordered
         data and the free ones (the kernel may have moved the data into ``other``)."""
         mask = None if feature_mask is None else np.ascontiguousarray(feature_mask, np.uint8)
         p = self.p
+        nxt = next_gradients or NO_NEXT_GRADIENTS
         a, swapped = _core.gbdt_grow_depthwise(
             *data,
             *other,
@@ -563,6 +620,9 @@ class FusedDepthwiseGrower:
             raw,
             self.n_threads,
             **p.cat_kwargs(),
+            next_objective=nxt.objective,
+            y=nxt.y,
+            weight=nxt.weight,
         )
         add_raw_thresholds(a, self.thr_table, self.is_cat)
         tree = {name: a[name] for name in Tree.FIELDS}

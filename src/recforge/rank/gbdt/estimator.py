@@ -31,6 +31,7 @@ from ._grower import (
     CAT_ONE_VS_REST,
     FusedDepthwiseGrower,
     GrowParams,
+    PlainGradients,
     TreeGrower,
     add_tree_values_binned,
     set_bins,
@@ -310,6 +311,12 @@ class _BaseGBDT(Ranker):
         fused = None
         if FusedDepthwiseGrower.usable(params, n_features):
             fused = FusedDepthwiseGrower(mapper, params, n_features, n_threads=n_threads)
+        # on all rows, the growers fill the next tree's gradients as they add the leaf values
+        # (objectives of the kernels' own; the ranker's come from its query groups)
+        next_gradients = None
+        if self.subsample == 1.0 and isinstance(gradients, PlainGradients):
+            next_gradients = gradients
+        _core.reset_team_health()  # (a busy spell during an earlier fit sends no tree solo)
         for it in rounds:
             if self.subsample < 1.0:
                 in_sample = rng.random(n) < self.subsample
@@ -319,7 +326,8 @@ class _BaseGBDT(Ranker):
                 ghn = np.empty((m, 2), np.float32)
             else:
                 rows, m, Xn, ghn = rows_perm, n, Xb, ghn_full
-            gradients(raw, rows, ghn)  # in node order
+            if it == 0 or next_gradients is None:  # (else the last tree filled them)
+                gradients(raw, rows, ghn)  # in node order
             # (min and max propagate NaN and hold any inf: two fast passes, no float64 copy, no
             # overflow and so no errstate to enter per tree)
             if not (np.isfinite(ghn.min()) and np.isfinite(ghn.max())):
@@ -333,18 +341,16 @@ class _BaseGBDT(Ranker):
                 tree = fused.grow((Xn, ghn, rows), scratch, mask, raw)[0]
             elif fused is not None:
                 tree, (Xb, ghn_full, rows_perm), scratch_full = fused.grow(
-                    (Xb, ghn_full, rows_perm), scratch_full, mask, raw
+                    (Xb, ghn_full, rows_perm), scratch_full, mask, raw, next_gradients
                 )
             else:
                 grower = TreeGrower(
                     Xn, ghn, rows, scratch, mapper, mask, params, n_threads=n_threads
                 )
-                tree = grower.grow().arrays()
+                tree = grower.grow(raw, next_gradients).arrays()  # (leaf values added to raw)
             if not np.all(np.isfinite(tree["value"])):
                 raise self._diverged(f"tree {it} has non-finite leaf values")
             forest.append(tree)
-            if fused is None:  # (the fused kernel has added the leaf values to raw)
-                grower.add_leaf_values(raw, tree["value"])
             if self.subsample < 1.0:  # the rows not sampled, through their bins
                 out_rows = np.flatnonzero(~in_sample).astype(np.int32)
                 add_tree_values_binned(Xb, out_rows, tree, mapper, raw, n_threads)
@@ -383,12 +389,7 @@ class _BaseGBDT(Ranker):
         ``ghn`` (float32 (len(rows), 2))."""
         y32 = _float32(y, "y")
         w32 = None if weight is None else _float32(weight, "sample_weight")
-        code = kern.OBJECTIVES[self._objective]
-
-        def fill(raw, rows, ghn):
-            _core.gbdt_gradients_at(code, raw, y32, w32, rows, ghn, n_threads)
-
-        return fill
+        return PlainGradients(kern.OBJECTIVES[self._objective], y32, w32, n_threads)
 
     def _diverged(self, what):
         return ValueError(

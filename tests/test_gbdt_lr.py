@@ -46,6 +46,47 @@ def test_original_features_are_appended():
     assert roc_auc_score(y, model.predict_proba(X)[:, 1]) > 0.75
 
 
+def _stacked_features(model, X):
+    """The LR's features built the long way: the leaf one-hot CSR and the original features'
+    bucket CSR (missing values in each feature's last bucket) stacked by scipy."""
+    import scipy.sparse as sp
+
+    from recforge.kernels.gbdt import MISSING_BIN
+
+    leaves = model.gbdt_.apply(X, numbering="leaf")
+    n, n_trees = leaves.shape
+    leaf = sp.csr_matrix(
+        (
+            np.ones(n * n_trees),
+            (leaves + model.leaf_offsets_[None, :-1]).ravel(),
+            np.arange(0, n * n_trees + 1, n_trees),
+        ),
+        shape=(n, model.n_leaf_features_),
+    )
+    bins = model._original_bins.transform(model.gbdt_.encode_input(X), n_threads=1).astype(np.int64)
+    n_bins = model._original_bins.n_bins_.astype(np.int64)
+    bins = np.where(bins == MISSING_BIN, n_bins[None, :], bins)
+    starts = np.concatenate([[0], np.cumsum(n_bins + 1)[:-1]])
+    F = bins.shape[1]
+    orig = sp.csr_matrix(
+        (np.ones(n * F), (bins + starts).ravel(), np.arange(0, n * F + 1, F)),
+        shape=(n, model.n_original_features_),
+    )
+    return sp.hstack([leaf, orig], format="csr")
+
+
+def test_features_equal_the_stacked_one_hot_blocks():
+    X, y = _data()
+    model = GBDTLR(n_estimators=12, max_depth=3, original_bins=10, n_threads=1).fit(X, y)
+    Xp = model._prepare_X(X, reset=False)
+    F, expected = model._features(Xp), _stacked_features(model, Xp)
+    assert F.shape == expected.shape and F.has_canonical_format
+    np.testing.assert_array_equal(F.indptr, expected.indptr)
+    np.testing.assert_array_equal(F.indices, expected.indices)
+    np.testing.assert_array_equal(F.data, expected.data)
+    assert F.data.dtype == np.float64
+
+
 def test_dataframe_with_categories_and_save_load(tmp_path):
     rng = np.random.default_rng(1)
     df = pd.DataFrame({"a": rng.normal(size=800), "c": rng.choice(["x", "y", "z"], size=800)})

@@ -159,33 +159,30 @@ class GBDTLR(Ranker):
 
     # ---- features for the LR -------------------------------------------------------------------
     def _features(self, X):
-        """``[leaf one-hot | original one-hot]`` CSR (n_rows, n_leaf_features_ + n_original_features_)."""
+        """``[leaf one-hot | original one-hot]`` CSR (n_rows, n_leaf_features_ + n_original_features_),
+        float64 ones: per row its ``n_trees`` leaf columns, then its original features' bucket
+        columns (ascending, so the indices are canonical)."""
         leaves = self.gbdt_.apply(X, numbering="leaf")  # (n, n_trees): leaf number within each tree
-        n, n_trees = leaves.shape
-        cols = leaves + self.leaf_offsets_[None, :-1]
-        indptr = np.arange(0, n * n_trees + 1, n_trees, dtype=np.int64)
-        leaf_csr = sp.csr_matrix(
-            (np.ones(n * n_trees), cols.ravel(), indptr), shape=(n, self.n_leaf_features_)
+        n = leaves.shape[0]
+        columns = [leaves + self.leaf_offsets_[None, :-1]]
+        n_columns = self.n_leaf_features_
+        if self.include_original:
+            bins = self._original_bins.transform(
+                self.gbdt_.encode_input(X), n_threads=resolve_n_threads(self.n_threads)
+            )
+            n_bins = self._original_bins.n_bins_.astype(np.int64)
+            width = n_bins + 1  # + the missing bucket
+            starts = n_columns + np.concatenate([[0], np.cumsum(width)[:-1]])
+            buckets = np.where(bins == MISSING_BIN, n_bins[None, :], bins)
+            columns.append(buckets + starts[None, :])
+            n_columns += int(width.sum())
+        # every row has the same number of entries: one block of columns, no sparse stacking
+        indices = (
+            np.concatenate(columns, axis=1, dtype=np.int64) if len(columns) > 1 else columns[0]
         )
-        if not self.include_original:
-            return leaf_csr
-        bins = self._original_bins.transform(
-            self.gbdt_.encode_input(X), n_threads=resolve_n_threads(self.n_threads)
-        )
-        width = self._original_bins.n_bins_.astype(np.int64) + 1  # + the missing bucket
-        starts = np.concatenate([[0], np.cumsum(width)[:-1]])
-        b = bins.astype(np.int64)
-        b = np.where(b == MISSING_BIN, self._original_bins.n_bins_[None, :], b)
-        F = b.shape[1]
-        orig = sp.csr_matrix(
-            (
-                np.ones(n * F),
-                (b + starts[None, :]).ravel(),
-                np.arange(0, n * F + 1, F, dtype=np.int64),
-            ),
-            shape=(n, int(width.sum())),
-        )
-        return sp.hstack([leaf_csr, orig], format="csr")
+        per_row = indices.shape[1]
+        indptr = np.arange(0, n * per_row + 1, per_row, dtype=np.int64)
+        return sp.csr_matrix((np.ones(n * per_row), indices.ravel(), indptr), shape=(n, n_columns))
 
     def _set_leaf_layout(self):
         self.leaf_offsets_ = np.concatenate([[0], np.cumsum(self.gbdt_.leaves_per_tree_)]).astype(

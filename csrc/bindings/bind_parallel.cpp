@@ -31,6 +31,14 @@ void bind_parallel(py::module_& m) {
         "Switch parallel_team's reading of the machine's load on or off; returns the previous "
         "setting. Private: for tests.");
     m.def(
+        "_team_load_override",
+        [](int runnable) {
+            return recforge::detail::runnable_threads_override().exchange(runnable);
+        },
+        py::arg("runnable"),
+        "Make parallel_team read `runnable` runnable threads instead of /proc/loadavg's (-1: read "
+        "the machine's again); returns the previous setting. Private: for tests.");
+    m.def(
         "_team_health",
         [](int record_crowded) {
             auto& h = recforge::detail::team_health();

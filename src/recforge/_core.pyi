@@ -31,6 +31,10 @@ def _team_load_check(on: bool) -> bool:
     """Switch parallel_team's reading of the machine's load on or off; returns the previous
     setting. Private: for tests."""
 
+def _team_load_override(runnable: int) -> int:
+    """Make parallel_team read `runnable` runnable threads instead of /proc/loadavg's (-1: read
+    the machine's again); returns the previous setting. Private: for tests."""
+
 def _team_health(record_crowded: int = 0) -> tuple[int, int]:
     """Record `record_crowded` crowded parallel_team calls, then return (calls left to run solo,
     the next solo window). Private: for tests."""

@@ -98,3 +98,28 @@ def test_a_team_gets_the_cores_the_machine_leaves_free():
     assert _core._team_size_for_load("9.9 3.1 2.0 40/512 1\n", 4, 16) == (40, 1)
     for bad in ("", "0.1 0.2 0.3", "0.1 0.2 0.3 x/5 1", "0.1 0.2 0.3 7 1"):
         assert _core._team_size_for_load(bad, 2, 2) == (-1, 2)  # unreadable: the team runs
+
+
+def test_a_call_solo_for_the_load_is_not_recorded_as_crowded():
+    # another library's OpenMP threads spinning after its last region look like a busy machine for a
+    # moment: those calls run solo, but must not send the calls after them solo (a fit right after
+    # LightGBM's ran its whole 300 trees on one thread when they did)
+    import os
+
+    import numpy as np
+
+    from recforge.rank import GBDTClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40_000, 4))
+    y = (X[:, 0] + 0.3 * rng.normal(size=len(X)) > 0).astype(int)
+    before = _core._team_load_check(True)
+    previous = _core._team_load_override(4 * (os.cpu_count() or 1) + 4)  # no core left free
+    try:
+        loaded = GBDTClassifier(n_estimators=4, max_depth=4, n_threads=2).fit(X, y)
+        assert _core._team_health() == (0, 1)
+    finally:
+        _core._team_load_override(previous)
+        _core._team_load_check(before)
+    alone = GBDTClassifier(n_estimators=4, max_depth=4, n_threads=1).fit(X, y)
+    np.testing.assert_array_equal(loaded.predict_proba(X), alone.predict_proba(X))

@@ -446,7 +446,14 @@ inline int runnable_in_loadavg(const char* text) {
 
 // The machine's runnable threads now (Linux; -1 elsewhere or on failure): a pread of /proc/loadavg,
 // kept open by the process (about 1 us; opening it for every read cost 5-7 us).
+inline std::atomic<int>& runnable_threads_override() {  // >= 0: the reading to use (tests)
+    static std::atomic<int> forced{-1};
+    return forced;
+}
+
 inline int runnable_threads() {
+    const int forced = runnable_threads_override().load(std::memory_order_relaxed);
+    if (forced >= 0) return forced;
 #if defined(__linux__)
     static const int fd = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
@@ -515,8 +522,8 @@ void parallel_for(int64_t n_tasks, int n_threads, Fn&& fn, int64_t chunk = 0) {
 // call — for a kernel of many short parallel steps (one GBDT tree: a step per split). The results
 // are those of the same body without the team. Nested calls run body() alone. The team is smaller
 // when the machine's other runnable threads leave fewer cores free (Linux: /proc/loadavg), and a
-// call runs solo (the body on the calling thread alone) when they leave none, and during a window
-// after a crowded call (TeamHealth).
+// call runs solo (the body on the calling thread alone) when they leave none (that call only), and
+// during a window after a crowded call (TeamHealth).
 template <typename Body>
 void parallel_team(int n_threads, Body&& body) {
     if (n_threads <= 1 || detail::Team::current() != nullptr) {
@@ -534,16 +541,16 @@ void parallel_team(int n_threads, Body&& body) {
         run_solo();
         return;
     }
-    // Before a team call (each call on an idle machine, one per solo window on a busy one): the
-    // team gets only the cores the machine's other runnable threads leave free; when that leaves
-    // the caller alone, the call counts as crowded without being run crowded (it runs solo): a
-    // busy core costs no crowded probe.
+    // Before a team call: the team gets only the cores the machine's other runnable threads leave
+    // free; when that leaves the caller alone, this call runs solo (a busy core costs no crowded
+    // probe) and is not recorded: a passing load, such as another library's OpenMP threads
+    // spinning after its last parallel region, must not send the next calls solo. Each call reads
+    // the load afresh.
     if (detail::team_load_check().load(std::memory_order_relaxed)) {
         n_threads =
             detail::team_size_for_load(detail::runnable_threads(), n_threads,
                                        static_cast<int>(std::thread::hardware_concurrency()));
         if (n_threads <= 1) {
-            health.record(true);
             run_solo();
             return;
         }

@@ -81,6 +81,38 @@ def test_bin_features_matches_searchsorted_on_random_data():
         np.testing.assert_array_equal(out[:, f], np.searchsorted(edges[f], X[:, f], side="right"))
 
 
+def test_bin_features_lanes_match_searchsorted_with_ties_nan_inf_and_ragged_rows():
+    # the numeric path searches 8 rows at a time: rows not a multiple of 8 (nor of the 256-row
+    # task), values equal to edges, NaN, +-inf, and edge counts 0, 1, 2, 254 next to categorical
+    # features must give searchsorted's bins (NaN -> 255) whichever rows share a lane group
+    rng = np.random.default_rng(13)
+    n = 2003
+    edge_counts = (0, 1, 2, 254, 40)
+    edges = [np.unique(rng.normal(size=k).astype(np.float32)) for k in edge_counts]
+    edges.append(np.array([0.0, 3.0, 4.0], np.float32))  # a categorical feature's codes
+    is_cat = np.array([0, 0, 0, 0, 0, 1], np.uint8)
+    X = rng.normal(size=(n, len(edges))).astype(np.float32)
+    for f, e in enumerate(edges[:-1]):
+        if len(e):
+            ties = rng.random(n) < 0.2
+            X[ties, f] = rng.choice(e, ties.sum())
+    X[:, -1] = rng.choice(np.array([0, 3, 4, 7], np.float32), n)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[5, 1], X[6, 1], X[2001, 3], X[2002, 3] = np.inf, -np.inf, np.inf, -np.inf
+    offsets = np.concatenate([[0], np.cumsum([len(e) for e in edges])])
+    for n_threads in (1, 2):
+        out = kern.bin_features(X, np.concatenate(edges), offsets, is_cat, n_threads=n_threads)
+        for f, e in enumerate(edges[:-1]):
+            want = np.searchsorted(e, X[:, f], side="right")
+            want[np.isnan(X[:, f])] = 255
+            np.testing.assert_array_equal(out[:, f], want)
+        codes = X[:, -1]
+        want = np.full(n, 255)
+        for pos, code in enumerate(edges[-1]):
+            want[codes == code] = pos
+        np.testing.assert_array_equal(out[:, -1], want)
+
+
 def test_gradients_logistic_and_squared_error():
     raw = np.array([-2.0, 0.0, 3.0])
     y = np.array([0.0, 1.0, 1.0])

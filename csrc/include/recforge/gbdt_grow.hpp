@@ -294,7 +294,7 @@ inline void blocked_root_histogram(NodeData cur, int64_t F, const std::vector<in
             accumulate_node(cur.X, F, cur.gh, nullptr, bounds[b], bounds[b + 1], 0, F, feature_mask,
                             P);
         },
-        std::max<int64_t>(1, (B + threads - 1) / threads));
+        1);
     sum_partial_histograms(H, parts, B, part_stride, F, n_bins, feature_mask);
 }
 
@@ -352,7 +352,6 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
         st[b] = bounds[b];
         en[b] = bounds[b + 1];
     }
-    const int64_t per_thread = std::max<int64_t>(1, (B + n_threads - 1) / n_threads);
     double* hist = hist_a;
     double* hist_next = hist_b;
     blocked_root_histogram(cur, F, bounds, n_bins, feature_mask, part, cap * NS, hist, n_threads);
@@ -414,7 +413,7 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                                           thr.data(), dleft.data(), is_cat, lv.data(), rv.data(),
                                           raw, 1, sets.data(), next, cur.gh);
                 },
-                per_thread);
+                1);
             break;
         }
         std::vector<uint8_t> luts(static_cast<size_t>(S) * kBins);
@@ -465,7 +464,7 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                         finish_node(j);
                 }
             },
-            std::max<int64_t>(1, (B + level_threads - 1) / level_threads));
+            1);
         std::swap(hist, hist_next);
         std::swap(split, c_split);
         ids.assign(c_ids.begin(), c_ids.end());
@@ -485,7 +484,7 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                         add_value_at(raw, cur.rows[q], v, next, cur.gh, q);
                 }
             },
-            per_thread);
+            1);
     }
     return tree;
 }

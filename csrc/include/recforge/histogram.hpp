@@ -26,6 +26,21 @@
 namespace recforge {
 namespace gbdt {
 
+// The number of the len sorted values e0[0, len) that are <= each of the kLanes values v (NaN
+// compares false: 0), into count. kLanes independent branchless binary searches run in lockstep,
+// so the loads of one lane do not wait for those of another (one search alone is a chain of
+// dependent loads). len >= 1.
+constexpr int kBinLanes = 8;
+inline void count_edges_le(const float* e0, int64_t len, const float* v, int64_t* count) {
+    int64_t base[kBinLanes] = {};
+    for (int64_t n = len; n > 1;) {
+        const int64_t half = n / 2;
+        for (int i = 0; i < kBinLanes; ++i) base[i] += (e0[base[i] + half] <= v[i]) ? half : 0;
+        n -= half;
+    }
+    for (int i = 0; i < kBinLanes; ++i) count[i] = base[i] + (e0[base[i]] <= v[i]);
+}
+
 // Assign each value of X (n_rows, n_features) float32, C order, to its bin: the number of
 // edges[f] that are <= x (edges of feature f are edges[offsets[f], offsets[f+1]), sorted
 // ascending). NaN → kMissingBin. For categorical features the edges are the category codes and the
@@ -42,7 +57,19 @@ inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, con
             const float* e0 = edges + offsets[f];
             const int64_t len = offsets[f + 1] - offsets[f];
             const bool cat = is_categorical[f] != 0;
-            for (int64_t r = r0; r < r1; ++r) {
+            int64_t r = r0;
+            if (!cat && len > 0) {  // numeric: kBinLanes rows at a time
+                float v[kBinLanes];
+                int64_t count[kBinLanes];
+                for (; r + kBinLanes <= r1; r += kBinLanes) {
+                    for (int i = 0; i < kBinLanes; ++i) v[i] = X[(r + i) * n_features + f];
+                    count_edges_le(e0, len, v, count);
+                    for (int i = 0; i < kBinLanes; ++i)
+                        out[(r + i) * n_features + f] =
+                            std::isnan(v[i]) ? kMissingBin : static_cast<uint8_t>(count[i]);
+                }
+            }
+            for (; r < r1; ++r) {
                 const float v = X[r * n_features + f];
                 uint8_t bin;
                 if (std::isnan(v) || len == 0) {

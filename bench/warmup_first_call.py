@@ -7,7 +7,9 @@ evaluation / prediction. The model's module is imported (the model constructed) 
 fit, its seconds in a column of their own. The report lists each fit's seconds, their ratio
 (target: first / warm <= 1.5), the same ratio in CPU seconds of the process (steadier on a busy
 machine), and every Numba signature compiled (not loaded from the cache) in the model's process:
-there should be none; a listed signature is one that ``warmup`` does not cover.
+there should be none; a listed signature is one that ``warmup`` does not cover. Each model runs in
+``--repeat`` fresh processes (default 5) and each column is the median over them: a first fit of a
+few milliseconds moves by tens of percent from one process to the next.
 
 The first fit's extra seconds (first - warm) are split into what Numba does once per process and
 what is left:
@@ -30,6 +32,7 @@ what is left:
     python bench/warmup_first_call.py itemcf "lfm (bpr)"    # some of them
     python bench/warmup_first_call.py --in-process          # warmup() inside each model's process
     python bench/warmup_first_call.py --numba-started       # Numba's contexts started before the fit
+    python bench/warmup_first_call.py --repeat 1            # one process per model (default 5: medians)
     NUMBA_CACHE_DIR=/tmp/nc python bench/warmup_first_call.py   # a cache of its own
 
 Timings on a shared machine are noisy: the numbers are a report, not a test.
@@ -197,15 +200,25 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="start Numba's typing and target contexts before the first fit (what any earlier "
         "kernel call or warmup() in the process pays), to show the first fit's other costs",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        metavar="N",
+        help="fresh processes per model (default 5): the report gives the medians over them, "
+        "since one first fit of a few milliseconds moves by tens of percent between processes",
+    )
     parser.add_argument("--child", metavar="MODEL", help=argparse.SUPPRESS)  # the per-model process
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     unknown = [name for name in [*args.models, args.child] if name and name not in model_names()]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; see --help for the names")
     return args
 
 
-def main(names: list[str], in_process: bool, numba_started: bool = False) -> None:
+def main(names: list[str], in_process: bool, numba_started: bool = False, repeat: int = 5) -> None:
     names = names or model_names()
     if not in_process:
         start = time.perf_counter()
@@ -224,24 +237,66 @@ def main(names: list[str], in_process: bool, numba_started: bool = False) -> Non
             child.append("--in-process")
         if numba_started:
             child.append("--numba-started")
-        out = subprocess.run(child, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(f"{name:<16} failed:\n{out.stderr}")
+        records = []
+        for _ in range(repeat):
+            out = subprocess.run(child, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"{name:<16} failed:\n{out.stderr}")
+                break
+            records.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        if len(records) < repeat:
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        missed = r["compiled_in_first_fit"] + [f"(use) {s}" for s in r["compiled_in_use"]]
-        extra = r["first_fit_s"] - r["warm_fit_s"]
-        other = extra - r["numba_start_s"] - r["loads_s"]
-        print(
-            f"{name:<16}{r['warmup_s']:>9.2f}{r['import_s']:>9.3f}{r['first_fit_s']:>12.3f}"
-            f"{r['warm_fit_s']:>11.3f}{r['first_fit_s'] / r['warm_fit_s']:>7.2f}"
-            f"{r['first_fit_cpu_s'] / max(r['warm_fit_cpu_s'], 1e-9):>10.2f}{extra:>9.3f}"
-            f"{r['numba_start_s']:>14.3f}{r['threads_s']:>10.3f}{r['loads']:>6}"
-            f"{r['loads_s']:>8.3f}{other:>8.3f}  {len(missed) or 'none'}; "
-            f"{', '.join(r['imported']) or 'nothing'}"
+        _report(name, records)
+
+
+def _median(values) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _report(name: str, records: list[dict]) -> None:
+    """One row per model: the median over its processes of every column (the ratio column is the
+    median of the per-process ratios), then each process's ratio when there were several."""
+    for r in records:
+        r["ratio"] = r["first_fit_s"] / r["warm_fit_s"]
+        r["cpu_ratio"] = r["first_fit_cpu_s"] / max(r["warm_fit_cpu_s"], 1e-9)
+        r["extra_s"] = r["first_fit_s"] - r["warm_fit_s"]
+        r["other_s"] = r["extra_s"] - r["numba_start_s"] - r["loads_s"]
+    m = {
+        key: _median(r[key] for r in records)
+        for key in (
+            "warmup_s",
+            "import_s",
+            "first_fit_s",
+            "warm_fit_s",
+            "ratio",
+            "cpu_ratio",
+            "extra_s",
+            "numba_start_s",
+            "threads_s",
+            "loads",
+            "loads_s",
+            "other_s",
         )
-        for sig in missed:
-            print(f"{'':<16}  {sig}")
+    }
+    missed = sorted(
+        {sig for r in records for sig in r["compiled_in_first_fit"]}
+        | {f"(use) {sig}" for r in records for sig in r["compiled_in_use"]}
+    )
+    imported = sorted({module for r in records for module in r["imported"]})
+    print(
+        f"{name:<16}{m['warmup_s']:>9.2f}{m['import_s']:>9.3f}{m['first_fit_s']:>12.4f}"
+        f"{m['warm_fit_s']:>11.4f}{m['ratio']:>7.2f}{m['cpu_ratio']:>10.2f}{m['extra_s']:>9.3f}"
+        f"{m['numba_start_s']:>14.3f}{m['threads_s']:>10.3f}{m['loads']:>6.0f}"
+        f"{m['loads_s']:>8.3f}{m['other_s']:>8.3f}  {len(missed) or 'none'}; "
+        f"{', '.join(imported) or 'nothing'}"
+    )
+    if len(records) > 1:
+        ratios = " ".join(f"{r['ratio']:.2f}" for r in records)
+        print(f"{'':<16}  ratio per process: {ratios}")
+    for sig in missed:
+        print(f"{'':<16}  {sig}")
 
 
 if __name__ == "__main__":
@@ -249,4 +304,4 @@ if __name__ == "__main__":
     if options.child is not None:
         print(json.dumps(run_one(options.child, options.in_process, options.numba_started)))
     else:
-        main(options.models, options.in_process, options.numba_started)
+        main(options.models, options.in_process, options.numba_started, options.repeat)

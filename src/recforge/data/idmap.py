@@ -373,6 +373,8 @@ class IdMap:
             return 0 <= value < n
         if n == 0 or not -(2**63) <= value <= _INT64_MAX:
             return False
+        if value < int(self._sorted[0]) or value > int(self._sorted[n - 1]):
+            return False  # outside the ids' range (fit's check of -1 on positive ids)
         pos = bisect_left(self._sorted, value)
         return pos < n and int(self._sorted[pos]) == value
 

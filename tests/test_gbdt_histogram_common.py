@@ -39,6 +39,27 @@ def test_one_hot_histograms_match_the_reference(n_features):
         assert np.all(hist[k][:, 3:255] == 0)  # bins no row is in stay exactly zero
 
 
+def test_numeric_features_beside_one_hot_ones_are_exact_row_order_sums():
+    # a block with 16 one-hot-like features and 8 numeric ones (no common bin): the common-bin path
+    # is taken and the numeric features' bins are the plain float64 sums of their rows in row order
+    rng = np.random.default_rng(5)
+    n = 3000
+    Xb, gh = _one_hot_bins(n, 24, seed=5)
+    Xb[:, 16:] = rng.integers(0, 200, size=(n, 8))
+    rows = rng.permutation(n).astype(np.int32)
+    starts, ends = np.array([0, 1200]), np.array([1200, n])
+    hist = kern.build_histograms(Xb, gh, rows, starts, ends, n_threads=2)
+    for k in range(2):
+        node = rows[starts[k] : ends[k]]
+        expected = ref.build_histogram(Xb, gh.astype(np.float64), node)
+        np.testing.assert_allclose(hist[k], expected, rtol=1e-12, atol=1e-10)
+        exact = np.zeros((8, 256, 2))
+        for r in node:
+            for j in range(8):
+                exact[j, Xb[r, 16 + j]] += (float(gh[r, 0]), float(gh[r, 1]))
+        assert np.array_equal(hist[k][16:], exact)
+
+
 def test_common_bin_is_the_node_total_minus_the_other_rows():
     # a huge gradient in a rare bin: summed directly the common bin (bin 0) holds exactly 1.0 per
     # row; as total - others it holds what (1e12 + sum) - 1e12 rounds to. Which one the kernel

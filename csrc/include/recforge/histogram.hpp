@@ -183,8 +183,9 @@ inline int lowest_bit(unsigned m) {
 
 // accumulate_node for a contiguous block of w = f1 - f0 >= 16 features, some with a common bin
 // (common_bins): per row, 16 features at a time are compared with their common bins and only the
-// other features are added; each common bin then gets (node total) - (the feature's other rows),
-// both sums taken in row order.
+// other features are added (the features without a common bin straight into H, the others through
+// the bin-major scratch T below); each common bin then gets (node total) - (the feature's other
+// rows), both sums taken in row order.
 inline void accumulate_skipping_common(const uint8_t* X, int64_t F, const float* gh,
                                        const int32_t* rows, int64_t s, int64_t e, int64_t f0,
                                        int64_t w, const uint8_t* common, const uint8_t* has_common,
@@ -203,10 +204,11 @@ inline void accumulate_skipping_common(const uint8_t* X, int64_t F, const float*
     double other[2 * 256] = {};  // per feature: (g, h) of the rows added one by one
     double total_g = 0.0, total_h = 0.0;
     double* Hb = H + f0 * kBins * 2;
-    // The rows are summed into a bin-major scratch T[bin][feature] first: the few bins these
-    // features use then lie in a few KB, where in H (feature-major) the same bin of successive
-    // features is 4 KB apart and they all compete for one set of the L1 cache. T is all zero
-    // between calls; a cell of H gets 0 + the same sequential sum, so the sums do not change.
+    // The rows of features with a common bin are summed into a bin-major scratch T[bin][feature]
+    // first: the few bins these features use then lie in a few KB, where in H (feature-major) the
+    // same bin of successive features is 4 KB apart and they all compete for one set of the L1
+    // cache. T is all zero between calls; a cell of H gets 0 + the same sequential sum, so the sums
+    // do not change.
     static thread_local std::vector<double> scratch(static_cast<size_t>(kBins) * 256 * 2, 0.0);
     double* T = scratch.data();
     uint8_t touched[kBins] = {};
@@ -218,9 +220,8 @@ inline void accumulate_skipping_common(const uint8_t* X, int64_t F, const float*
         total_g += g;
         total_h += h;
         for (int64_t c = 0; c < n_chunks; ++c) {
-            unsigned m = differing_bytes16(x + off[c], common + off[c]);
-            m = (m | ~skip[c]) & keep[c];
-            while (m) {
+            unsigned m = differing_bytes16(x + off[c], common + off[c]) & skip[c] & keep[c];
+            while (m) {  // a feature with a common bin, off it in this row: via T
                 const int64_t j = off[c] + lowest_bit(m);
                 m &= m - 1;
                 double* cell = T + (static_cast<int64_t>(x[j]) * 256 + j) * 2;
@@ -230,12 +231,25 @@ inline void accumulate_skipping_common(const uint8_t* X, int64_t F, const float*
                 other[2 * j] += g;
                 other[2 * j + 1] += h;
             }
+            unsigned d = ~skip[c] & keep[c];
+            while (d) {  // a feature without a common bin (numeric): straight into H
+                const int64_t j = off[c] + lowest_bit(d);
+                d &= d - 1;
+                double* cell = Hb + (j * kBins + x[j]) * 2;
+                cell[0] += g;
+                cell[1] += h;
+            }
         }
     }
-    for (int b = 0; b < kBins; ++b) {
+    int32_t with_common[256];
+    int64_t n_with_common = 0;
+    for (int64_t j = 0; j < w; ++j)
+        if (has_common[j]) with_common[n_with_common++] = static_cast<int32_t>(j);
+    for (int b = 0; b < kBins; ++b) {  // (only features with a common bin went through T)
         if (!touched[b]) continue;
         double* t = T + static_cast<int64_t>(b) * 256 * 2;
-        for (int64_t j = 0; j < w; ++j) {
+        for (int64_t i = 0; i < n_with_common; ++i) {
+            const int64_t j = with_common[i];
             double* cell = Hb + (j * kBins + b) * 2;
             cell[0] += t[2 * j];
             cell[1] += t[2 * j + 1];

@@ -5,7 +5,7 @@ Groups (1 and 2 threads each; the peer's name has no "recforge"):
 
 * ``gbdt-fit-adult-{n}thr`` — UCI Adult, 300 trees, depth 6, eta 0.1, 256 bins. recforge fits the
   raw DataFrame (categorical columns as categories); xgboost fits the one-hot float32 matrix
-  (xgboost's best Adult recipe, AUC 0.9285); ``test_recforge_fit_adult_onehot`` fits ours on the same
+  (xgboost's best Adult recipe, AUC 0.9285); ``test_recforge_fit_adult[*-onehot]`` fits ours on the same
   one-hot matrix (105 columns: what a user who one-hot encodes gets). Whole fit: binning included.
 * ``gbdt-fit-synthetic-{n}thr`` — ``synthetic_ctr`` 1M rows x 50 float32 features, 100 trees,
   depth 6, 256 bins (plus 200k held-out rows of the same draw for the AUC). Whole fit.
@@ -161,12 +161,18 @@ def test_xgboost_fit_adult(benchmark, adult_data, n_threads):
     )
 
 
+@pytest.mark.parametrize("inputs", ["categories", "onehot"])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_recforge_fit_adult(benchmark, adult_data, n_threads):
-    data, _, _ = adult_data
+def test_recforge_fit_adult(benchmark, adult_data, n_threads, inputs):
+    """``categories``: the raw DataFrame; ``onehot``: xgboost's one-hot matrix (what a user who
+    one-hot encodes gets)."""
+    data, onehot_train, onehot_test = adult_data
+    X, X_test = (
+        (data.X_train, data.X_test) if inputs == "categories" else (onehot_train, onehot_test)
+    )
     benchmark.group = f"gbdt-fit-adult-{n_threads}thr"
     model = benchmark.pedantic(
-        lambda: _ours(ADULT_TREES, n_threads).fit(data.X_train, data.y_train),
+        lambda: _ours(ADULT_TREES, n_threads).fit(X, data.y_train),
         rounds=ROUNDS_ADULT,
         warmup_rounds=0,
     )
@@ -174,25 +180,7 @@ def test_recforge_fit_adult(benchmark, adult_data, n_threads):
         benchmark,
         f"adult-{n_threads}",
         model,
-        roc_auc_score(data.y_test, model.predict_proba(data.X_test)[:, 1]),
-    )
-
-
-@pytest.mark.parametrize("n_threads", [1, 2])
-def test_recforge_fit_adult_onehot(benchmark, adult_data, n_threads):
-    """Ours on xgboost's one-hot matrix, in xgboost's group: what a user who one-hot encodes gets."""
-    data, Xtr, Xte = adult_data
-    benchmark.group = f"gbdt-fit-adult-{n_threads}thr"
-    model = benchmark.pedantic(
-        lambda: _ours(ADULT_TREES, n_threads).fit(Xtr, data.y_train),
-        rounds=ROUNDS_ADULT,
-        warmup_rounds=0,
-    )
-    _record(
-        benchmark,
-        f"adult-{n_threads}",
-        model,
-        roc_auc_score(data.y_test, model.predict_proba(Xte)[:, 1]),
+        roc_auc_score(data.y_test, model.predict_proba(X_test)[:, 1]),
     )
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -249,12 +250,6 @@ def main(names: list[str], in_process: bool, numba_started: bool = False, repeat
         _report(name, records)
 
 
-def _median(values) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def _report(name: str, records: list[dict]) -> None:
     """One row per model: the median over its processes of every column (the ratio column is the
     median of the per-process ratios), then each process's ratio when there were several."""
@@ -264,7 +259,7 @@ def _report(name: str, records: list[dict]) -> None:
         r["extra_s"] = r["first_fit_s"] - r["warm_fit_s"]
         r["other_s"] = r["extra_s"] - r["numba_start_s"] - r["loads_s"]
     m = {
-        key: _median(r[key] for r in records)
+        key: statistics.median(r[key] for r in records)
         for key in (
             "warmup_s",
             "import_s",

@@ -57,43 +57,37 @@ inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, con
             const float* e0 = edges + offsets[f];
             const int64_t len = offsets[f + 1] - offsets[f];
             const bool cat = is_categorical[f] != 0;
-            int64_t r = r0;
-            if (!cat && len > 0) {  // numeric: kBinLanes rows at a time
-                float v[kBinLanes];
-                int64_t count[kBinLanes];
-                for (; r + kBinLanes <= r1; r += kBinLanes) {
-                    for (int i = 0; i < kBinLanes; ++i) v[i] = X[(r + i) * n_features + f];
-                    count_edges_le(e0, len, v, count);
+            if (!cat && len > 0) {  // numeric: kBinLanes rows at a time (the last group padded)
+                auto lane_group = [&](int64_t r, int lanes) {  // rows [r, r + lanes)
+                    float v[kBinLanes];
+                    int64_t count[kBinLanes];
                     for (int i = 0; i < kBinLanes; ++i)
+                        v[i] = X[(r + std::min(i, lanes - 1)) * n_features + f];
+                    count_edges_le(e0, len, v, count);
+                    for (int i = 0; i < lanes; ++i)
                         out[(r + i) * n_features + f] =
                             std::isnan(v[i]) ? kMissingBin : static_cast<uint8_t>(count[i]);
-                }
+                };
+                int64_t r = r0;
+                for (; r + kBinLanes <= r1; r += kBinLanes) lane_group(r, kBinLanes);
+                if (r < r1) lane_group(r, static_cast<int>(r1 - r));
+                continue;
             }
-            for (; r < r1; ++r) {
+            for (int64_t r = r0; r < r1; ++r) {  // categorical, or a feature without edges
                 const float v = X[r * n_features + f];
                 uint8_t bin;
                 if (std::isnan(v) || len == 0) {
                     bin = (std::isnan(v) || cat) ? kMissingBin : 0;
-                } else {
-                    // branchless count of edges <= v (or < v for the categorical lookup)
+                } else {  // the code's position: a branchless count of the codes < v
                     const float* base = e0;
                     int64_t n = len;
-                    if (cat) {
-                        while (n > 1) {
-                            const int64_t half = n / 2;
-                            base = (base[half] < v) ? base + half : base;
-                            n -= half;
-                        }
-                        const int64_t pos = (base - e0) + (*base < v);
-                        bin = (pos < len && e0[pos] == v) ? static_cast<uint8_t>(pos) : kMissingBin;
-                    } else {
-                        while (n > 1) {
-                            const int64_t half = n / 2;
-                            base = (base[half] <= v) ? base + half : base;
-                            n -= half;
-                        }
-                        bin = static_cast<uint8_t>((base - e0) + (*base <= v));
+                    while (n > 1) {
+                        const int64_t half = n / 2;
+                        base = (base[half] < v) ? base + half : base;
+                        n -= half;
                     }
+                    const int64_t pos = (base - e0) + (*base < v);
+                    bin = (pos < len && e0[pos] == v) ? static_cast<uint8_t>(pos) : kMissingBin;
                 }
                 out[r * n_features + f] = bin;
             }

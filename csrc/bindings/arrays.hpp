@@ -54,6 +54,18 @@ inline void require(bool ok, const char* msg) {
     if (!ok) throw std::invalid_argument(msg);
 }
 
+// require(every idx[0, n) in [0, bound), msg): one branch-free min/max pass (vectorised), not a
+// branch per index.
+inline void require_indices(const int32_t* idx, int64_t n, int64_t bound, const char* msg) {
+    int32_t lo = 0, hi = 0;
+    if (n > 0) lo = hi = idx[0];
+    for (int64_t i = 0; i < n; ++i) {
+        lo = std::min(lo, idx[i]);
+        hi = std::max(hi, idx[i]);
+    }
+    require(lo >= 0 && hi < bound, msg);
+}
+
 // Whether `a` has dtype T in native byte order (an equivalent dtype counts: int64 is 'l' or 'q').
 template <class T>
 bool has_dtype(const pybind11::array& a) {

@@ -25,6 +25,7 @@ namespace gb = recforge::gbdt;
 using recforge::bindings::CArray;
 using recforge::bindings::check_node_ordered;
 using recforge::bindings::require;
+using recforge::bindings::require_indices;
 using recforge::bindings::to_array;
 using recforge::bindings::tree_arrays;
 
@@ -232,8 +233,8 @@ void add_split_leaf_values_py(CArray<uint8_t> Xn, CArray<int32_t> rows, CArray<i
     const int32_t* r = rows.data();
     const int64_t n_raw = raw.shape(0);
     for (int64_t k = 0; k < K; ++k)
-        for (int64_t p = starts.data()[k]; p < ends.data()[k]; ++p)
-            require(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
+        require_indices(r + starts.data()[k], ends.data()[k] - starts.data()[k], n_raw,
+                        "rows must index raw");
     const uint64_t* sets = recforge::bindings::cat_sets_data(cat_sets, K);
     py::gil_scoped_release release;
     gb::add_split_leaf_values(Xn.data(), F, r, starts.data(), ends.data(), K, feature.data(),
@@ -294,7 +295,7 @@ void gradients_at_py(int objective, CArray<double> raw, CArray<float> y,
             "raw/y (n,), rows (m,) and ghn (m, 2) shapes differ");
     if (weight) require(weight->shape(0) == n, "weight length");
     const int32_t* r = rows.data();
-    for (int64_t p = 0; p < m; ++p) require(r[p] >= 0 && r[p] < n, "rows must index raw");
+    require_indices(r, m, n, "rows must index raw");
     py::gil_scoped_release release;
     gb::compute_gradients_at(objective, raw.data(), y.data(), weight ? weight->data() : nullptr, r,
                              m, ghn.mutable_data(), n_threads);
@@ -444,10 +445,12 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
                             double cat_l2, double min_group_weight, double min_category_weight,
                             int next_objective, std::optional<CArray<float>> y,
-                            std::optional<CArray<float>> weight) {
+                            std::optional<CArray<float>> weight,
+                            std::optional<CArray<float>> threshold_table) {
     int64_t m, F;
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
+    const float* thr_table = recforge::bindings::threshold_table_data(threshold_table, F);
     require(max_depth >= 1 && max_depth <= 30, "max_depth must be in [1, 30]");
     const int64_t cap = int64_t{1} << (max_depth - 1);
     require(hist_ws.ndim() == 5 && hist_ws.shape(0) == 2 && hist_ws.shape(1) >= cap &&
@@ -456,7 +459,7 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
     require(raw.ndim() == 1, "raw must be 1-D");
     const int64_t n_raw = raw.shape(0);
     const int32_t* r = rows.data();
-    for (int64_t p = 0; p < m; ++p) require(r[p] >= 0 && r[p] < n_raw, "rows must index raw");
+    require_indices(r, m, n_raw, "rows must index raw");
     const gb::NextGradients next =
         recforge::bindings::next_gradients(next_objective, y, weight, n_raw);
     const gb::TreeParams params{
@@ -475,7 +478,7 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
             ws + hist_ws.shape(1) * F * gb::kBins * 2, raw.mutable_data(), n_threads,
             next_objective >= 0 ? &next : nullptr);
     }
-    return py::make_tuple(tree_arrays(t), t.swapped);
+    return py::make_tuple(tree_arrays(t, thr_table, is_cat.data()), t.swapped);
 }
 
 }  // namespace
@@ -580,10 +583,12 @@ void bind_gbdt(py::module_& m) {
           py::arg("min_category_weight") = 0.0, py::arg("next_objective") = -1,
           py::arg("y").noconvert().none(true) = py::none(),
           py::arg("weight").noconvert().none(true) = py::none(),
+          py::arg("threshold_table").noconvert().none(true) = py::none(),
           "Grow one depth-wise tree on node-ordered data and add its leaf values to raw (with "
           "next_objective >= 0, y and weight by row id as raw: then replace each row's (g, h) by "
           "its gradient pair at the new margin) -> (dict of node arrays, swapped: the data ended "
-          "in the other buffers).");
+          "in the other buffers). With threshold_table (a bin mapper's (F, 257) float32), the "
+          "dict also holds each split's raw threshold and categorical flag.");
     m.def("gbdt_predict_raw", &predict_raw_py, py::arg("X").noconvert(),
           py::arg("feature").noconvert(), py::arg("threshold").noconvert(),
           py::arg("left").noconvert(), py::arg("right").noconvert(),

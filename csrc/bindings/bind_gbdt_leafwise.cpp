@@ -38,17 +38,18 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
                             double cat_l2, double min_group_weight, double min_category_weight,
                             std::optional<CArray<double>> raw, int next_objective,
-                            std::optional<CArray<float>> y, std::optional<CArray<float>> weight) {
+                            std::optional<CArray<float>> y, std::optional<CArray<float>> weight,
+                            std::optional<CArray<float>> threshold_table) {
     int64_t m, F;
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
+    const float* thr_table = recforge::bindings::threshold_table_data(threshold_table, F);
     require(max_leaves >= 1, "max_leaves must be >= 1");
     int64_t n_raw = 0;
     if (raw) {
         require(raw->ndim() == 1, "raw must be 1-D");
         n_raw = raw->shape(0);
-        const int32_t* r = rows.data();
-        for (int64_t q = 0; q < m; ++q) require(r[q] >= 0 && r[q] < n_raw, "rows must index raw");
+        recforge::bindings::require_indices(rows.data(), m, n_raw, "rows must index raw");
     }
     require(raw || next_objective < 0, "next gradients need raw");
     const gb::NextGradients next =
@@ -69,8 +70,9 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
             n_bins.data(), is_cat.data(), feature_mask ? feature_mask->data() : nullptr, params,
             n_threads, raw ? raw->mutable_data() : nullptr, next_objective >= 0 ? &next : nullptr);
     }
-    return leafwise_result_type(tree_arrays(t.tree), to_array(t.leaf_node), to_array(t.leaf_start),
-                                to_array(t.leaf_end), t.tree.swapped);
+    return leafwise_result_type(tree_arrays(t.tree, thr_table, is_cat.data()),
+                                to_array(t.leaf_node), to_array(t.leaf_start), to_array(t.leaf_end),
+                                t.tree.swapped);
 }
 
 }  // namespace
@@ -102,9 +104,12 @@ void bind_gbdt_leafwise(py::module_& m) {
         py::arg("raw").noconvert().none(true) = py::none(), py::arg("next_objective") = -1,
         py::arg("y").noconvert().none(true) = py::none(),
         py::arg("weight").noconvert().none(true) = py::none(),
+        py::arg("threshold_table").noconvert().none(true) = py::none(),
         "Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves "
         "once, at the end) on node-ordered data; with raw, add its leaf values to raw[rows], and "
         "with next_objective >= 0 (y, weight: by row id as raw), replace each row's (g, h) by its "
         "gradient pair at the new margin -> "
-        "GBDTLeafwiseTree(nodes, leaf_node, leaf_start, leaf_end, swapped).");
+        "GBDTLeafwiseTree(nodes, leaf_node, leaf_start, leaf_end, swapped); with threshold_table "
+        "(a bin mapper's (F, 257) float32), nodes also holds each split's raw threshold and "
+        "categorical flag.");
 }

@@ -1,6 +1,7 @@
 // Private self-checks of recforge::parallel_for and parallel_team, so their guarantees are tested
 // from Python.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <atomic>
 #include <stdexcept>
@@ -112,4 +113,32 @@ void bind_parallel(py::module_& m) {
         "on 1 + k % n_threads threads, task t writing k * 16 + t); returns (sum, largest thread id "
         "used, tasks run on a thread id at or above their step's limit). Step `fail_step`'s last "
         "task throws (→ ValueError). Private: for tests.");
+    m.def(
+        "_parallel_for_affine_check",
+        [](int64_t n_steps, int64_t n_tasks, int n_threads, int64_t fail_step) {
+            // n_steps parallel_for_affine steps of n_tasks tasks inside parallel_team(n_threads)
+            std::vector<int64_t> runs(static_cast<size_t>(std::max<int64_t>(n_tasks, 0)), 0);
+            std::atomic<int64_t> bad_ids{0}, own{0};
+            {
+                py::gil_scoped_release release;
+                recforge::parallel_team(n_threads, [&] {
+                    for (int64_t k = 0; k < n_steps; ++k)
+                        recforge::parallel_for_affine(n_tasks, n_threads, [&](int64_t t, int tid) {
+                            if (k == fail_step && t == n_tasks - 1)
+                                throw std::invalid_argument("step " + std::to_string(k) +
+                                                            " failed");
+                            if (tid < 0 || tid >= n_threads) ++bad_ids;
+                            if (t % n_threads == tid) ++own;
+                            ++runs[static_cast<size_t>(t)];  // (each task by one thread)
+                        });
+                });
+            }
+            return py::make_tuple(py::cast(runs), bad_ids.load(), own.load());
+        },
+        py::arg("n_steps"), py::arg("n_tasks"), py::arg("n_threads"), py::arg("fail_step") = -1,
+        "Run n_steps parallel_for_affine(n_tasks, n_threads) steps inside "
+        "parallel_team(n_threads); "
+        "returns (runs of each task, tasks run on a thread id outside [0, n_threads), tasks run by "
+        "the thread that prefers them). Step `fail_step`'s last task throws (→ ValueError). "
+        "Private: for tests.");
 }

@@ -84,13 +84,25 @@ inline gbdt::NextGradients next_gradients(int next_objective, const std::optiona
     return {next_objective, y->data(), weight ? weight->data() : nullptr};
 }
 
+// A bin mapper's threshold table (F, kBins + 1) float32 (or None), checked; its data.
+inline const float* threshold_table_data(const std::optional<CArray<float>>& table, int64_t F) {
+    if (!table) return nullptr;
+    require(table->ndim() == 2 && table->shape(0) == F && table->shape(1) == gbdt::kBins + 1,
+            "threshold_table must be (n_features, 257) float32");
+    return table->data();
+}
+
 // The node arrays of a grown tree (feature, threshold_bin, default_left, left, right, value,
 // gain, cover, depth: each a new 1-D array; cat_set: (n_nodes, 4) uint64, a partition split's
-// left bins).
-inline pybind11::dict tree_arrays(const gbdt::GrownTree& t) {
+// left bins). With thr_table (a bin mapper's threshold_table_, (F, 257) float32: entry [f, t + 1]
+// the raw threshold of split bin t) also threshold float32 and categorical uint8 (is_cat of the
+// split's feature), both 0 on leaves: the fields recforge.rank.gbdt._grower.add_raw_thresholds
+// adds in Python.
+inline pybind11::dict tree_arrays(const gbdt::GrownTree& t, const float* thr_table = nullptr,
+                                  const uint8_t* is_cat = nullptr) {
     pybind11::dict d;
-    CArray<uint64_t> sets(
-        {static_cast<int64_t>(t.feature.size()), static_cast<int64_t>(gbdt::kCatSetWords)});
+    const int64_t n = static_cast<int64_t>(t.feature.size());
+    CArray<uint64_t> sets({n, static_cast<int64_t>(gbdt::kCatSetWords)});
     std::copy(t.cat_set.begin(), t.cat_set.end(), sets.mutable_data());
     d["cat_set"] = sets;
     d["feature"] = to_array(t.feature);
@@ -102,6 +114,20 @@ inline pybind11::dict tree_arrays(const gbdt::GrownTree& t) {
     d["gain"] = to_array(t.gain);
     d["cover"] = to_array(t.cover);
     d["depth"] = to_array(t.depth);
+    if (thr_table) {
+        CArray<float> threshold({n});
+        CArray<uint8_t> categorical({n});
+        float* thr = threshold.mutable_data();
+        uint8_t* cat = categorical.mutable_data();
+        for (int64_t k = 0; k < n; ++k) {
+            const bool split = t.left[k] >= 0;
+            const int32_t f = t.feature[k];
+            thr[k] = split ? thr_table[f * (gbdt::kBins + 1) + t.threshold_bin[k] + 1] : 0.0f;
+            cat[k] = split ? is_cat[f] : 0;
+        }
+        d["threshold"] = threshold;
+        d["categorical"] = categorical;
+    }
     return d;
 }
 

@@ -39,6 +39,14 @@ def _team_health(record_crowded: int = 0) -> tuple[int, int]:
     """Record `record_crowded` crowded parallel_team calls, then return (calls left to run solo,
     the next solo window). Private: for tests."""
 
+def _parallel_for_affine_check(
+    n_steps: int, n_tasks: int, n_threads: int, fail_step: int = -1
+) -> tuple[list[int], int, int]:
+    """Run n_steps parallel_for_affine(n_tasks, n_threads) steps inside parallel_team(n_threads);
+    returns (runs of each task, tasks run on a thread id outside [0, n_threads), tasks run by the
+    thread that prefers them). Step `fail_step`'s last task throws (→ ValueError). Private: for
+    tests."""
+
 def encoder_bucketize(
     x: NDArray[np.number], edges: NDArray[np.float64], out: NDArray[np.int64]
 ) -> None:
@@ -584,11 +592,13 @@ def gbdt_grow_depthwise(
     next_objective: int = -1,
     y: NDArray[np.float32] | None = None,
     weight: NDArray[np.float32] | None = None,
+    threshold_table: NDArray[np.float32] | None = None,
 ) -> tuple[dict[str, NDArray], bool]:
     """Grow one depth-wise tree on node-ordered data and add its leaf values to raw (with
     next_objective >= 0, y and weight by row id as raw: then replace each row's (g, h) by its
     gradient pair at the new margin) -> (node arrays, swapped: the data ended in the other
-    buffers)."""
+    buffers). With threshold_table (a bin mapper's (F, 257) float32), the node arrays also hold
+    each split's raw threshold and categorical flag (0 on leaves)."""
 
 def gbdt_grow_leafwise(
     Xn: NDArray[np.uint8],
@@ -619,11 +629,13 @@ def gbdt_grow_leafwise(
     next_objective: int = -1,
     y: NDArray[np.float32] | None = None,
     weight: NDArray[np.float32] | None = None,
+    threshold_table: NDArray[np.float32] | None = None,
 ) -> GBDTLeafwiseTree:
     """Grow one best-first tree (max_depth < 0: no depth limit; data below index_bytes moves once,
     at the end) on node-ordered data; with raw, add its leaf values to raw[rows], and with
     next_objective >= 0 (y, weight: by row id as raw), replace each row's (g, h) by its gradient
-    pair at the new margin."""
+    pair at the new margin. With threshold_table (a bin mapper's (F, 257) float32), the node
+    arrays also hold each split's raw threshold and categorical flag (0 on leaves)."""
 
 def gbdt_rank_gradients(
     objective: int,

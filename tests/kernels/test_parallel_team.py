@@ -33,6 +33,24 @@ def test_exception_in_a_step_reaches_python(n_threads):
     assert _core._parallel_team_check(500, n_threads)[0] == _expected(500)
 
 
+@pytest.mark.parametrize(("n_tasks", "n_threads"), [(1, 2), (2, 2), (8, 2), (5, 3), (7, 1), (3, 4)])
+def test_affine_steps_run_every_task_once_on_the_team(n_tasks, n_threads):
+    # (the GBDT growers' row blocks: each thread takes the blocks it had at the last step first)
+    n_steps = 3000
+    runs, bad_ids, own = _core._parallel_for_affine_check(n_steps, n_tasks, n_threads)
+    assert runs == [n_steps] * n_tasks
+    assert bad_ids == 0
+    assert 0 <= own <= n_steps * n_tasks
+    if n_threads == 1:
+        assert own == n_steps * n_tasks
+
+
+def test_exception_in_an_affine_step_reaches_python():
+    with pytest.raises(ValueError, match="step 77 failed"):
+        _core._parallel_for_affine_check(200, 4, 2, fail_step=77)
+    assert _core._parallel_for_affine_check(100, 4, 2)[0] == [100] * 4
+
+
 def test_teams_and_plain_calls_from_concurrent_python_threads():
     results, errors = [], []
 

@@ -286,15 +286,11 @@ inline void blocked_root_histogram(NodeData cur, int64_t F, const std::vector<in
                                    double* parts, int64_t part_stride, double* H, int n_threads) {
     const int64_t B = static_cast<int64_t>(bounds.size()) - 1;
     const int threads = threads_for_work(n_threads, static_cast<double>(bounds[B]) * F, 120000.0);
-    parallel_for(
-        B, threads,
-        [&](int64_t b, int) {
-            double* P = parts + b * part_stride;
-            zero_used_bins(P, F, n_bins, feature_mask);
-            accumulate_node(cur.X, F, cur.gh, nullptr, bounds[b], bounds[b + 1], 0, F, feature_mask,
-                            P);
-        },
-        1);
+    parallel_for_affine(B, threads, [&](int64_t b, int) {
+        double* P = parts + b * part_stride;
+        zero_used_bins(P, F, n_bins, feature_mask);
+        accumulate_node(cur.X, F, cur.gh, nullptr, bounds[b], bounds[b + 1], 0, F, feature_mask, P);
+    });
     sum_partial_histograms(H, parts, B, part_stride, F, n_bins, feature_mask);
 }
 
@@ -401,19 +397,16 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                 lv[j] = tree.value[c_ids[2 * j]];
                 rv[j] = tree.value[c_ids[2 * j + 1]];
             }
-            parallel_for(
-                B, n_threads,
-                [&](int64_t b, int) {
-                    std::vector<int64_t> s(S), e(S);
-                    for (int64_t j = 0; j < S; ++j) {
-                        s[j] = st[b * K + ok_index[j]];
-                        e[j] = en[b * K + ok_index[j]];
-                    }
-                    add_split_leaf_values(cur.X, F, cur.rows, s.data(), e.data(), S, feat.data(),
-                                          thr.data(), dleft.data(), is_cat, lv.data(), rv.data(),
-                                          raw, 1, sets.data(), next, cur.gh);
-                },
-                1);
+            parallel_for_affine(B, n_threads, [&](int64_t b, int) {
+                std::vector<int64_t> s(S), e(S);
+                for (int64_t j = 0; j < S; ++j) {
+                    s[j] = st[b * K + ok_index[j]];
+                    e[j] = en[b * K + ok_index[j]];
+                }
+                add_split_leaf_values(cur.X, F, cur.rows, s.data(), e.data(), S, feat.data(),
+                                      thr.data(), dleft.data(), is_cat, lv.data(), rv.data(), raw,
+                                      1, sets.data(), next, cur.gh);
+            });
             break;
         }
         std::vector<uint8_t> luts(static_cast<size_t>(S) * kBins);
@@ -443,28 +436,24 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
         };
         std::unique_ptr<std::atomic<int64_t>[]> blocks_done(new std::atomic<int64_t>[S]);
         for (int64_t j = 0; j < S; ++j) blocks_done[j].store(0, std::memory_order_relaxed);
-        parallel_for(
-            B, level_threads,
-            [&](int64_t b, int) {
-                for (int64_t i = 0; i < S; ++i) {
-                    // (blocks start at different nodes, so that the threads share the finishing)
-                    const int64_t j = (i + b * S / B) % S;
-                    const int64_t k = ok_index[j];
-                    const int64_t s = st[b * K + k], e = en[b * K + k];
-                    const int64_t n_left = split_block_node(
-                        cur, other, nullptr, nullptr, F, s, e, feat[j], luts.data() + j * kBins,
-                        static_cast<int>(small[j]), n_bins, feature_mask, partial(b, j));
-                    int64_t* cs = cst.data() + b * 2 * S;
-                    int64_t* ce = cen.data() + b * 2 * S;
-                    cs[2 * j] = s;
-                    ce[2 * j] = s + n_left;
-                    cs[2 * j + 1] = s + n_left;
-                    ce[2 * j + 1] = e;
-                    if (blocks_done[j].fetch_add(1, std::memory_order_acq_rel) == B - 1)
-                        finish_node(j);
-                }
-            },
-            1);
+        parallel_for_affine(B, level_threads, [&](int64_t b, int) {
+            for (int64_t i = 0; i < S; ++i) {
+                // (blocks start at different nodes, so that the threads share the finishing)
+                const int64_t j = (i + b * S / B) % S;
+                const int64_t k = ok_index[j];
+                const int64_t s = st[b * K + k], e = en[b * K + k];
+                const int64_t n_left = split_block_node(
+                    cur, other, nullptr, nullptr, F, s, e, feat[j], luts.data() + j * kBins,
+                    static_cast<int>(small[j]), n_bins, feature_mask, partial(b, j));
+                int64_t* cs = cst.data() + b * 2 * S;
+                int64_t* ce = cen.data() + b * 2 * S;
+                cs[2 * j] = s;
+                ce[2 * j] = s + n_left;
+                cs[2 * j + 1] = s + n_left;
+                ce[2 * j + 1] = e;
+                if (blocks_done[j].fetch_add(1, std::memory_order_acq_rel) == B - 1) finish_node(j);
+            }
+        });
         std::swap(hist, hist_next);
         std::swap(split, c_split);
         ids.assign(c_ids.begin(), c_ids.end());
@@ -475,16 +464,13 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
     }
     if (!leaf_id.empty()) {
         const int64_t L = static_cast<int64_t>(leaf_id.size());
-        parallel_for(
-            B, n_threads,
-            [&](int64_t b, int) {
-                for (int64_t l = 0; l < L; ++l) {
-                    const double v = tree.value[leaf_id[l]];
-                    for (int64_t q = leaf_st[l * B + b]; q < leaf_en[l * B + b]; ++q)
-                        add_value_at(raw, cur.rows[q], v, next, cur.gh, q);
-                }
-            },
-            1);
+        parallel_for_affine(B, n_threads, [&](int64_t b, int) {
+            for (int64_t l = 0; l < L; ++l) {
+                const double v = tree.value[leaf_id[l]];
+                for (int64_t q = leaf_st[l * B + b]; q < leaf_en[l * B + b]; ++q)
+                    add_value_at(raw, cur.rows[q], v, next, cur.gh, q);
+            }
+        });
     }
     return tree;
 }

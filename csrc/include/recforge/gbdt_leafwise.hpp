@@ -165,42 +165,39 @@ inline LeafwiseTree grow_leafwise_steps(NodeData cur, NodeData other, int64_t m,
         const size_t row_bytes = static_cast<size_t>(F);
         const int threads =
             threads_for_work(n_threads, static_cast<double>(m) * (F + 12), 100000.0);
-        parallel_for(
-            B, threads,
-            [&](int64_t b, int) {
-                for (int64_t i = b; i < n_ranges; i += B) {  // (block b's ranges cover it)
-                    const double v = raw ? tree.value[out.leaf_node[i]] : 0.0;
-                    const int64_t e = out.leaf_end[i];
-                    for (int64_t q = out.leaf_start[i]; q < e; ++q) {
+        parallel_for_affine(B, threads, [&](int64_t b, int) {
+            for (int64_t i = b; i < n_ranges; i += B) {  // (block b's ranges cover it)
+                const double v = raw ? tree.value[out.leaf_node[i]] : 0.0;
+                const int64_t e = out.leaf_end[i];
+                for (int64_t q = out.leaf_start[i]; q < e; ++q) {
 #if defined(__GNUC__) || defined(__clang__)
-                        // scattered loads, two levels deep: load the row of q + 2k, the margin
-                        // and target of q + k ahead
-                        constexpr int64_t k = 16;
-                        if (gather && q + 2 * k < e) {
-                            const int64_t a = idx[q + 2 * k];
-                            __builtin_prefetch(cur.rows + a);
-                            __builtin_prefetch(cur.X + a * F);
-                            __builtin_prefetch(cur.gh + 2 * a);
-                        }
-                        if (raw && q + k < e) {
-                            const int64_t a = cur.rows[gather ? idx[q + k] : q + k];
-                            __builtin_prefetch(raw + a, 1);
-                            if (next) __builtin_prefetch(next->y + a);
-                        }
+                    // scattered loads, two levels deep: load the row of q + 2k, the margin
+                    // and target of q + k ahead
+                    constexpr int64_t k = 16;
+                    if (gather && q + 2 * k < e) {
+                        const int64_t a = idx[q + 2 * k];
+                        __builtin_prefetch(cur.rows + a);
+                        __builtin_prefetch(cur.X + a * F);
+                        __builtin_prefetch(cur.gh + 2 * a);
+                    }
+                    if (raw && q + k < e) {
+                        const int64_t a = cur.rows[gather ? idx[q + k] : q + k];
+                        __builtin_prefetch(raw + a, 1);
+                        if (next) __builtin_prefetch(next->y + a);
+                    }
 #endif
-                        const int64_t src = gather ? idx[q] : q;
-                        const int32_t r = cur.rows[src];
-                        float* gh = (gather ? other.gh : cur.gh) + 2 * q;
-                        if (raw) add_value_at(raw, r, v, next, gh, 0);
-                        if (!next && gather) std::memcpy(gh, cur.gh + 2 * src, 2 * sizeof(float));
-                        if (gather) {
-                            copy_row(other.X + q * F, cur.X + src * F, row_bytes);
-                            other.rows[q] = r;
-                        }
+                    const int64_t src = gather ? idx[q] : q;
+                    const int32_t r = cur.rows[src];
+                    float* gh = (gather ? other.gh : cur.gh) + 2 * q;
+                    if (raw) add_value_at(raw, r, v, next, gh, 0);
+                    if (!next && gather) std::memcpy(gh, cur.gh + 2 * src, 2 * sizeof(float));
+                    if (gather) {
+                        copy_row(other.X + q * F, cur.X + src * F, row_bytes);
+                        other.rows[q] = r;
                     }
                 }
-            },
-            1);
+            }
+        });
         if (gather) tree.swapped = !tree.swapped;
     };
 
@@ -282,20 +279,16 @@ inline LeafwiseTree grow_leafwise_steps(NodeData cur, NodeData other, int64_t m,
             for (int64_t b = 0; b < B; ++b) n_rows += pe[b] - ps[b];
             const int threads =
                 threads_for_work(n_threads, static_cast<double>(n_rows) * (F + 12), 100000.0);
-            parallel_for(
-                B, threads,
-                [&](int64_t b, int) {
-                    const int64_t s = ps[b], e = pe[b];
-                    const int64_t n_left =
-                        split_block_node(cur, other, by_index ? idx.data() : nullptr,
-                                         idx_tmp.data(), F, s, e, r.feature, lut, small, n_bins,
-                                         feature_mask, grow_children ? part + b * NS : nullptr);
-                    node_start[left * B + b] = s;
-                    node_end[left * B + b] = s + n_left;
-                    node_start[right * B + b] = s + n_left;
-                    node_end[right * B + b] = e;
-                },
-                std::max<int64_t>(1, (B + threads - 1) / threads));
+            parallel_for_affine(B, threads, [&](int64_t b, int) {
+                const int64_t s = ps[b], e = pe[b];
+                const int64_t n_left = split_block_node(
+                    cur, other, by_index ? idx.data() : nullptr, idx_tmp.data(), F, s, e, r.feature,
+                    lut, small, n_bins, feature_mask, grow_children ? part + b * NS : nullptr);
+                node_start[left * B + b] = s;
+                node_end[left * B + b] = s + n_left;
+                node_start[right * B + b] = s + n_left;
+                node_end[right * B + b] = e;
+            });
         } else {
             int64_t n_left = 0;
             if (by_index) {

@@ -19,6 +19,7 @@
 #include <ctime>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -514,6 +515,33 @@ void parallel_for(int64_t n_tasks, int n_threads, Fn&& fn, int64_t chunk = 0) {
     job.max_threads = n_threads;
     detail::run_job(job);
     if (job.error) std::rethrow_exception(job.error);
+}
+
+// parallel_for(n_tasks, n_threads, fn, 1) where task t stands for data that a thread should find
+// in its own cache: thread_id first takes tasks t = thread_id, thread_id + n_threads, ... (those it
+// ran the last time, inside a parallel_team whose threads keep their ids), then any other task
+// left. Every task runs once; which thread runs it never changes the result.
+template <typename Fn>
+void parallel_for_affine(int64_t n_tasks, int n_threads, Fn&& fn) {
+    n_threads =
+        std::max(1, std::min<int>(n_threads, static_cast<int>(std::min<int64_t>(
+                                                 n_tasks, std::numeric_limits<int>::max()))));
+    if (n_threads == 1) {
+        for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
+        return;
+    }
+    std::unique_ptr<std::atomic<bool>[]> taken(new std::atomic<bool>[n_tasks]);
+    for (int64_t t = 0; t < n_tasks; ++t) taken[t].store(false, std::memory_order_relaxed);
+    parallel_for(
+        n_tasks, n_threads,
+        [&](int64_t, int tid) {
+            const int own = tid % n_threads;
+            for (int64_t t = own; t < n_tasks; t += n_threads)
+                if (!taken[t].exchange(true, std::memory_order_acq_rel)) return fn(t, tid);
+            for (int64_t t = 0; t < n_tasks; ++t)
+                if (!taken[t].exchange(true, std::memory_order_acq_rel)) return fn(t, tid);
+        },
+        1);
 }
 
 // Run body() on the calling thread with a team of up to n_threads threads: every parallel_for the

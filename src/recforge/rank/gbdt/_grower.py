@@ -553,14 +553,13 @@ class TreeGrower:
             next_objective=nxt.objective,
             y=nxt.y,
             weight=nxt.weight,
+            threshold_table=self.thr_table,
         )
         if grown.swapped:
             (self.X, self.gh, self.rows), self.scratch = self.scratch, (self.X, self.gh, self.rows)
         if raw is None:  # (else the values are in raw)
             self._leaves.append((grown.leaf_node, grown.leaf_start, grown.leaf_end))
-        a = grown.nodes
-        add_raw_thresholds(a, self.thr_table, self.is_cat)
-        return Tree.of(a)
+        return Tree.of(grown.nodes)
 
 
 class FusedDepthwiseGrower:
@@ -591,6 +590,7 @@ class FusedDepthwiseGrower:
         self.n_bins = np.ascontiguousarray(bin_mapper.n_bins_, np.int32)
         self.thr_table = bin_mapper.threshold_table_
         self.p = params
+        self.cat_kwargs = params.cat_kwargs()
         self.n_threads = n_threads
         self.hist = np.empty((2, 2 ** (params.max_depth - 1), n_features, 256, 2))
 
@@ -619,11 +619,10 @@ class FusedDepthwiseGrower:
             self.hist,
             raw,
             self.n_threads,
-            **p.cat_kwargs(),
+            **self.cat_kwargs,
             next_objective=nxt.objective,
             y=nxt.y,
             weight=nxt.weight,
+            threshold_table=self.thr_table,
         )
-        add_raw_thresholds(a, self.thr_table, self.is_cat)
-        tree = {name: a[name] for name in Tree.FIELDS}
-        return (tree, other, data) if swapped else (tree, data, other)
+        return (a, other, data) if swapped else (a, data, other)

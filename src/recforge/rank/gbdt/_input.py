@@ -24,6 +24,16 @@ class InputSchema:
     """Columns, which are categorical, and the categories of each, learned in :meth:`fit`."""
 
     def fit(self, X, categorical_features="auto"):
+        self._fit(X, categorical_features)
+        return self
+
+    def fit_transform(self, X, categorical_features="auto"):
+        """:meth:`fit` then :meth:`transform` of the same ``X``, hashing each text column once."""
+        return self._transform(X, "X", self._fit(X, categorical_features))
+
+    def _fit(self, X, categorical_features):
+        """Learn the schema; returns ``{column: pd.factorize(column)}`` of the text columns whose
+        labels it learned (what :meth:`_transform` of the same X would compute again)."""
         if sp.issparse(X):
             raise TypeError("X is a sparse matrix; GBDT needs a dense array or a DataFrame")
         self.is_frame = isinstance(X, pd.DataFrame)
@@ -66,6 +76,7 @@ class InputSchema:
         self.categories = [
             None
         ] * n_features  # labels (str arrays) of DataFrame categorical columns
+        factorized = {}
         if self.is_frame:
             for j in np.flatnonzero(is_cat):
                 s = X.iloc[:, j]
@@ -74,12 +85,17 @@ class InputSchema:
                 elif pd.api.types.is_numeric_dtype(s):
                     continue  # numeric codes, used as they are
                 else:  # the labels as str; hashing the distinct values first is much faster than str-ing every row
-                    labels = np.unique(np.asarray(pd.unique(s.dropna()), dtype=object).astype(str))
+                    factorized[j] = pd.factorize(s)  # (missing values: -1, not among the values)
+                    labels = np.unique(np.asarray(factorized[j][1], dtype=object).astype(str))
                 self.categories[j] = labels.astype(str)
-        return self
+        return factorized
 
     def transform(self, X, name="X"):
         """float32 (n_rows, n_features), C order."""
+        return self._transform(X, name, {})
+
+    def _transform(self, X, name, factorized):
+        """:meth:`transform`, with ``factorized`` (:meth:`_fit`'s) for the columns already hashed."""
         if sp.issparse(X):
             raise TypeError(f"{name} is a sparse matrix; GBDT needs a dense array or a DataFrame")
         if isinstance(X, pd.DataFrame):
@@ -97,7 +113,7 @@ class InputSchema:
                 s = X.iloc[:, j]
                 if self.categories[j] is not None:
                     # code of str(value) among the categories, found once per distinct value
-                    value_ids, values = pd.factorize(s)  # missing values: -1
+                    value_ids, values = factorized.get(j) or pd.factorize(s)  # missing: -1
                     value_codes = pd.Index(self.categories[j]).get_indexer(
                         np.asarray(values, dtype=object).astype(str)
                     )

@@ -175,20 +175,17 @@ class _BaseGBDT(Ranker):
         if reset:
             for stale in ("n_trees_", "_forest"):  # a fit that fails leaves the model unfitted
                 self.__dict__.pop(stale, None)
-            self._schema = InputSchema().fit(X, self.categorical_features)
+            self._schema = InputSchema()
+            Xf = self._schema.fit_transform(X, self.categorical_features)
             self.n_features_in_ = self._schema.n_features
             self._set_feature_names(names)
-        else:
-            if not hasattr(
-                self, "_schema"
-            ):  # (eval_set inputs are prepared before the trees exist)
-                self._check_fitted()
-            self._check_feature_names(names)
-            self._check_n_features(X.shape[1], name)
-        Xf = self._schema.transform(X, name)
-        if reset:
             self._prepare_seconds = time.perf_counter() - start
-        return Xf
+            return Xf
+        if not hasattr(self, "_schema"):  # (eval_set inputs are prepared before the trees exist)
+            self._check_fitted()
+        self._check_feature_names(names)
+        self._check_n_features(X.shape[1], name)
+        return self._schema.transform(X, name)
 
     def _fit(self, X, y, sample_weight, eval_set):
         weight = None if np.all(sample_weight == 1.0) else sample_weight
@@ -332,23 +329,24 @@ class _BaseGBDT(Ranker):
             # overflow and so no errstate to enter per tree)
             if not (np.isfinite(ghn.min()) and np.isfinite(ghn.max())):
                 raise self._diverged(f"non-finite gradients before tree {it}")
-            scratch = tuple(b[:m] for b in scratch_full)
             mask = None
             if n_col < n_features:
                 mask = np.zeros(n_features, np.uint8)
                 mask[rng.choice(n_features, n_col, replace=False)] = 1
             if fused is not None and self.subsample < 1.0:  # (the sample is gathered per tree)
+                scratch = tuple(b[:m] for b in scratch_full)
                 tree = fused.grow((Xn, ghn, rows), scratch, mask, raw)[0]
             elif fused is not None:
                 tree, (Xb, ghn_full, rows_perm), scratch_full = fused.grow(
                     (Xb, ghn_full, rows_perm), scratch_full, mask, raw, next_gradients
                 )
             else:
+                scratch = tuple(b[:m] for b in scratch_full)
                 grower = TreeGrower(
                     Xn, ghn, rows, scratch, mapper, mask, params, n_threads=n_threads
                 )
                 tree = grower.grow(raw, next_gradients).arrays()  # (leaf values added to raw)
-            if not np.all(np.isfinite(tree["value"])):
+            if not np.isfinite(tree["value"]).all():
                 raise self._diverged(f"tree {it} has non-finite leaf values")
             forest.append(tree)
             if self.subsample < 1.0:  # the rows not sampled, through their bins

@@ -249,6 +249,34 @@ def test_categorical_dataframe_columns():
     )
 
 
+def test_schema_fit_transform_equals_fit_then_transform():
+    # a fit hashes each text column once (fit_transform); the codes are those of fit + transform:
+    # str labels sorted, missing (None, NaN) and the 1 vs "1" of a mixed column as transform sees them
+    from recforge.rank.gbdt._input import InputSchema
+
+    rng = np.random.default_rng(4)
+    n = 5000
+    df = pd.DataFrame(
+        {
+            "city": rng.choice(["paris", "rome", "oslo", "lima", "Zurich"], size=n).astype(object),
+            "num": rng.normal(size=n),
+            "mixed": rng.choice(np.array([1, "1", "b", 2.5, None], dtype=object), size=n),
+            "cat": pd.Categorical(rng.choice(["x", "y", "z"], size=n)),
+        }
+    )
+    df.loc[rng.random(n) < 0.05, "city"] = None
+    df.loc[rng.random(n) < 0.05, "city"] = np.nan
+    reference = InputSchema().fit(df)
+    schema = InputSchema()
+    out = schema.fit_transform(df)
+    np.testing.assert_array_equal(out, reference.transform(df))
+    np.testing.assert_array_equal(out, schema.transform(df))
+    for mine, theirs in zip(schema.categories, reference.categories):
+        assert (mine is None and theirs is None) or mine.tolist() == theirs.tolist()
+    assert schema.categories[0].tolist() == ["Zurich", "lima", "oslo", "paris", "rome"]
+    assert np.isnan(out[:, 0]).sum() == df["city"].isna().sum()
+
+
 def test_categorical_codes_in_numpy():
     rng = np.random.default_rng(2)
     codes = rng.integers(0, 6, size=2000).astype(float)

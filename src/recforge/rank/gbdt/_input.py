@@ -32,8 +32,9 @@ class InputSchema:
         return self._transform(X, "X", self._fit(X, categorical_features))
 
     def _fit(self, X, categorical_features):
-        """Learn the schema; returns ``{column: pd.factorize(column)}`` of the text columns whose
-        labels it learned (what :meth:`_transform` of the same X would compute again)."""
+        """Learn the schema; returns ``{column: (value_ids, value_codes)}`` for the text columns whose
+        labels it learned: each row's distinct-value id (``pd.factorize``, -1 for missing) and each
+        distinct value's category code (what :meth:`_transform` of the same X would compute again)."""
         if sp.issparse(X):
             raise TypeError("X is a sparse matrix; GBDT needs a dense array or a DataFrame")
         self.is_frame = isinstance(X, pd.DataFrame)
@@ -85,8 +86,11 @@ class InputSchema:
                 elif pd.api.types.is_numeric_dtype(s):
                     continue  # numeric codes, used as they are
                 else:  # the labels as str; hashing the distinct values first is much faster than str-ing every row
-                    factorized[j] = pd.factorize(s)  # (missing values: -1, not among the values)
-                    labels = np.unique(np.asarray(factorized[j][1], dtype=object).astype(str))
+                    value_ids, values = pd.factorize(s)  # (missing: -1, not among the values)
+                    labels, value_codes = np.unique(
+                        np.asarray(values, dtype=object).astype(str), return_inverse=True
+                    )
+                    factorized[j] = (value_ids, value_codes)
                 self.categories[j] = labels.astype(str)
         return factorized
 
@@ -113,10 +117,13 @@ class InputSchema:
                 s = X.iloc[:, j]
                 if self.categories[j] is not None:
                     # code of str(value) among the categories, found once per distinct value
-                    value_ids, values = factorized.get(j) or pd.factorize(s)  # missing: -1
-                    value_codes = pd.Index(self.categories[j]).get_indexer(
-                        np.asarray(values, dtype=object).astype(str)
-                    )
+                    if j in factorized:
+                        value_ids, value_codes = factorized[j]
+                    else:
+                        value_ids, values = pd.factorize(s)  # missing values: -1
+                        value_codes = pd.Index(self.categories[j]).get_indexer(
+                            np.asarray(values, dtype=object).astype(str)
+                        )
                     col = np.append(value_codes, -1)[value_ids].astype(np.float32)
                     col[col < 0] = np.nan
                     out[:, j] = col

@@ -207,21 +207,6 @@ def set_words(bins: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed).view("<u8").astype(np.uint64)
 
 
-def add_raw_thresholds(nodes: dict, thr_table: np.ndarray, is_cat: np.ndarray) -> None:
-    """Add ``threshold`` (float32 raw value) and ``categorical`` (uint8) to a grown tree's node
-    arrays, from each split's ``threshold_bin`` (leaves: 0); ``thr_table`` (F, bins + 1) float32 is
-    the bin mapper's ``threshold_table_``, ``is_cat`` (F,) uint8."""
-    leaf = nodes["left"] < 0
-    f = nodes["feature"].copy()
-    f[leaf] = 0
-    threshold = thr_table[f, nodes["threshold_bin"] + 1]  # (fresh arrays: fancy indexing)
-    threshold[leaf] = 0
-    categorical = is_cat[f]
-    categorical[leaf] = 0
-    nodes["threshold"] = threshold.astype(np.float32, copy=False)
-    nodes["categorical"] = categorical.astype(np.uint8, copy=False)
-
-
 def add_tree_values_binned(Xb, out_rows, tree, bin_mapper, raw, n_threads=1):
     """``raw[r] += `` the leaf value of the grown ``tree`` (:meth:`Tree.arrays`) for each row ``r``
     of ``out_rows`` (int32): rows of the binned matrix ``Xb`` (uint8 (n_rows, n_features), from

@@ -329,19 +329,18 @@ class _BaseGBDT(Ranker):
             # overflow and so no errstate to enter per tree)
             if not (np.isfinite(ghn.min()) and np.isfinite(ghn.max())):
                 raise self._diverged(f"non-finite gradients before tree {it}")
+            scratch = tuple(b[:m] for b in scratch_full)
             mask = None
             if n_col < n_features:
                 mask = np.zeros(n_features, np.uint8)
                 mask[rng.choice(n_features, n_col, replace=False)] = 1
             if fused is not None and self.subsample < 1.0:  # (the sample is gathered per tree)
-                scratch = tuple(b[:m] for b in scratch_full)
                 tree = fused.grow((Xn, ghn, rows), scratch, mask, raw)[0]
             elif fused is not None:
                 tree, (Xb, ghn_full, rows_perm), scratch_full = fused.grow(
                     (Xb, ghn_full, rows_perm), scratch_full, mask, raw, next_gradients
                 )
             else:
-                scratch = tuple(b[:m] for b in scratch_full)
                 grower = TreeGrower(
                     Xn, ghn, rows, scratch, mapper, mask, params, n_threads=n_threads
                 )

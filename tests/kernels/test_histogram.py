@@ -28,6 +28,18 @@ def test_histograms_match_reference(seed):
         np.testing.assert_allclose(hist[k], expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n_features", [8, 13, 21, 50])
+def test_histograms_match_reference_across_unrolled_feature_groups(n_features):
+    # the contiguous-block kernel adds 8 features at a time, then the rest one by one
+    Xb, gh = _binned(2_000, n_features, n_features, n_values=200)
+    rows = np.random.default_rng(n_features).permutation(2_000).astype(np.int32)
+    starts, ends = np.array([0, 700]), np.array([700, 2_000])
+    hist = kern.build_histograms(Xb, gh, rows, starts, ends, n_threads=2)
+    for k in range(2):
+        expected = ref.build_histogram(Xb, gh.astype(np.float64), rows[starts[k] : ends[k]])
+        np.testing.assert_allclose(hist[k], expected, rtol=1e-12, atol=1e-12)
+
+
 def test_histograms_identical_for_any_n_threads():
     Xb, gh = _binned(200_000, 8, 3, n_values=200)
     rows = np.arange(200_000, dtype=np.int32)

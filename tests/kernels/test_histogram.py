@@ -222,6 +222,36 @@ def test_child_histograms_are_smaller_built_and_larger_subtracted(n, n_threads):
         _core.gbdt_build_child_histograms(Xn, ghn, masked_parent, c_starts[:2], c_ends[:2], None, 1)
 
 
+@pytest.mark.parametrize("n_features", [8, 11, 14, 16])
+def test_partition_of_narrow_rows_moves_each_row_once_to_its_side(n_features):
+    # rows of 8 to 16 bytes move as 16-byte blocks, each to the slot of its side only: every node
+    # stably partitioned, rows outside the nodes untouched (no 16-byte tail written past a node)
+    n = 3_000
+    Xb, gh = _binned(n, n_features, 20 + n_features, n_values=40)
+    ids = np.random.default_rng(n_features).permutation(n).astype(np.int32)
+    Xn, ghn, rows = Xb.copy(), gh.copy(), ids.copy()
+    starts, ends = np.array([3, 1_000, 1_001]), np.array([1_000, 1_001, n - 5])
+    feature = np.array([1, 0, n_features - 1], np.int32)
+    threshold = np.array([20, 5, 3], np.int32)
+    dleft = np.array([0, 1, 1], np.uint8)
+    is_cat = np.zeros(n_features, np.uint8)
+    n_left = kern.partition_ordered(
+        Xn, ghn, rows, starts, ends, feature, threshold, dleft, is_cat, n_threads=1
+    )
+    for k in range(3):
+        seg = np.arange(starts[k], ends[k])
+        go = ref.goes_left(Xb[seg, feature[k]], threshold[k], dleft[k], False)
+        order = np.concatenate([seg[go], seg[~go]])
+        assert n_left[k] == go.sum()
+        np.testing.assert_array_equal(Xn[starts[k] : ends[k]], Xb[order])
+        np.testing.assert_array_equal(ghn[starts[k] : ends[k]], gh[order])
+        np.testing.assert_array_equal(rows[starts[k] : ends[k]], ids[order])
+    outside = np.r_[0:3, n - 5 : n]
+    np.testing.assert_array_equal(Xn[outside], Xb[outside])
+    np.testing.assert_array_equal(ghn[outside], gh[outside])
+    np.testing.assert_array_equal(rows[outside], ids[outside])
+
+
 @pytest.mark.parametrize("n,n_threads", [(1000, 1), (250_000, 2)])
 def test_partition_into_scratch_leaves_arrays_and_fills_scratch(n, n_threads):
     from recforge import _core

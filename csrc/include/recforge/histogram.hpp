@@ -228,12 +228,9 @@ inline void accumulate_skipping_common(const uint8_t* X, int64_t F, const float*
             while (m) {  // a feature with a common bin, off it in this row: via T
                 const int64_t j = off[c] + lowest_bit(m);
                 m &= m - 1;
-                double* cell = T + (static_cast<int64_t>(x[j]) * 256 + j) * 2;
                 touched[x[j]] = 1;
-                cell[0] += g;
-                cell[1] += h;
-                other[2 * j] += g;
-                other[2 * j + 1] += h;
+                add_pair(T + (static_cast<int64_t>(x[j]) * 256 + j) * 2, g, h);
+                add_pair(other + 2 * j, g, h);
             }
             unsigned d = ~skip[c] & keep[c];
             while (d) {  // a feature without a common bin (numeric): straight into H

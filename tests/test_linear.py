@@ -198,12 +198,14 @@ def test_matches_scikit_learn():
 
 
 @pytest.mark.parametrize("fmt", ["csr", "dense"])
-def test_results_do_not_depend_on_threads(fmt, monkeypatch):
+def test_results_do_not_depend_on_threads(fmt, monkeypatch, request):
     from recforge.rank import linear
 
-    monkeypatch.setattr(
-        linear, "MIN_ENTRIES_PER_THREAD", 1000
-    )  # small data, but really use 2 threads
+    # small data, but really use 2 threads: the chunk pool, and the team whatever the load
+    monkeypatch.setattr(linear, "MIN_ENTRIES_PER_THREAD", 1000)
+    monkeypatch.setattr(linear, "MIN_TEAM_ENTRIES_PER_THREAD", 1000)
+    previous = _core._team_load_check(False)
+    request.addfinalizer(lambda: _core._team_load_check(previous))
     rng = np.random.default_rng(5)
     X = sp.random(40_000, 30, density=0.2, format="csr", dtype=np.float32, random_state=rng)
     if fmt == "dense":

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from recforge import _core
 from recforge._reference import linear as ref
 from recforge.kernels import linear as K
+from recforge.kernels import logistic
 
 
 def problem(n=900, d=37, density=0.15, seed=0, one_hot=False):
@@ -79,6 +80,86 @@ def test_results_do_not_depend_on_the_chunk_order_of_the_threads(fmt):
     first = run(fmt, X, y, sw, w, b, n_chunks=4)
     again = run(fmt, X, y, sw, w, b, n_chunks=4)
     assert first[0] == again[0] and np.array_equal(first[1], again[1])
+
+
+def chunk_pass(fmt, X, y, sw, w, b, n_chunks, n_threads):
+    """(losses, partial) of one whole pass through the *_chunks binding of ``fmt``."""
+    n, d = X.shape
+    bounds = K.chunk_bounds(n, n_chunks)
+    partial = np.full((n_chunks, d + 1), np.nan)
+    losses = np.full(n_chunks, np.nan)
+    if fmt == "dense64":
+        logistic.loss_grad_dense_chunks(
+            np.ascontiguousarray(X), y, sw, w, b, bounds, partial, losses, n_threads
+        )
+    else:
+        csr = sp.csr_matrix(X)
+        if fmt == "pattern":
+            logistic.loss_grad_pattern_chunks(
+                csr.indptr, csr.indices, y, sw, w, b, bounds, partial, losses, n_threads
+            )
+        else:
+            logistic.loss_grad_csr_chunks(
+                csr.indptr, csr.indices, csr.data, y, sw, w, b, bounds, partial, losses, n_threads
+            )
+    return losses, partial
+
+
+@pytest.mark.parametrize("fmt", ["dense64", "csr32", "pattern"])
+@pytest.mark.parametrize("load", ["unchecked", "no core free"])
+def test_a_chunked_pass_equals_the_chunks_one_by_one_on_any_threads(fmt, load):
+    # every chunk's partial row and loss are those of the row-range kernel, bit for bit, whatever
+    # the threads of the team (and when a loaded machine sends the pass solo)
+    X, y, sw, w, b = problem(n=20_000, one_hot=fmt == "pattern", seed=3)
+    n_chunks = 7
+    bounds = K.chunk_bounds(X.shape[0], n_chunks)
+    if fmt == "dense64":
+        Xd = np.ascontiguousarray(X)
+        kernel = lambda lo, hi, g: K.loss_grad_dense(Xd, y, sw, w, b, lo, hi, g)  # noqa: E731
+    else:
+        csr = sp.csr_matrix(X)
+        if fmt == "pattern":
+            kernel = lambda lo, hi, g: K.loss_grad_pattern(  # noqa: E731
+                csr.indptr, csr.indices, y, sw, w, b, lo, hi, g
+            )
+        else:
+            kernel = lambda lo, hi, g: K.loss_grad_csr(  # noqa: E731
+                csr.indptr, csr.indices, csr.data, y, sw, w, b, lo, hi, g
+            )
+    partial = np.empty((n_chunks, X.shape[1] + 1))
+    losses = np.array([kernel(bounds[c], bounds[c + 1], partial[c]) for c in range(n_chunks)])
+    # the team runs its threads whatever the machine's load, or reads a load that sends it solo
+    previous = _core._team_load_check(load == "no core free")
+    forced = _core._team_load_override(8 if load == "no core free" else -1)
+    try:
+        for n_threads in (1, 2, 3):
+            got_losses, got_partial = chunk_pass(fmt, X, y, sw, w, b, n_chunks, n_threads)
+            assert np.array_equal(got_losses, losses) and np.array_equal(got_partial, partial)
+    finally:
+        _core._team_load_override(forced)
+        _core._team_load_check(previous)
+
+
+def test_a_chunked_pass_refuses_bad_bounds_and_shapes():
+    X, y, sw, w, b = problem(n=10, d=3)
+    ok = (K.chunk_bounds(10, 2), np.empty((2, 4)), np.empty(2))
+    logistic.loss_grad_dense_chunks(X, y, sw, w, b, *ok, 2)
+    cases = [
+        ((np.array([0, 11], np.int64), np.empty((1, 4)), np.empty(1)), "bounds must run"),
+        ((np.array([0, 6, 4, 10], np.int64), np.empty((3, 4)), np.empty(3)), "non-decreasing"),
+        ((np.array([0], np.int64), np.empty((0, 4)), np.empty(0)), "bounds must be"),
+        ((ok[0], np.empty((2, 3)), ok[2]), "partial must be"),
+        ((ok[0], np.empty((3, 4)), ok[2]), "partial must be"),
+        ((ok[0], ok[1], np.empty(3)), "losses must be"),
+    ]
+    for args, match in cases:
+        with pytest.raises(ValueError, match=match):
+            logistic.loss_grad_dense_chunks(X, y, sw, w, b, *args, 2)
+    with pytest.raises(ValueError, match="n_threads must be"):
+        logistic.loss_grad_dense_chunks(X, y, sw, w, b, *ok, 0)
+    csr = sp.csr_matrix(X)
+    with pytest.raises(ValueError, match="partial must be"):  # (CSR: n_features = len(w))
+        logistic.loss_grad_csr_chunks(csr.indptr, csr.indices, csr.data, y, sw, w[:2], b, *ok, 2)
 
 
 def test_margins_match_numpy():

@@ -6,10 +6,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "arrays.hpp"
 #include "recforge/linear.hpp"
+#include "recforge/parallel.hpp"
 
 namespace py = pybind11;
 
@@ -100,6 +102,85 @@ double loss_grad_pattern_py(const py::array& indptr, const py::array& indices, c
     });
 }
 
+// The row chunks of a whole loss + gradient pass: chunk c is rows [bounds[c], bounds[c + 1]),
+// kernel(lo, hi, g) writes its gradient sums to g = partial row c and returns its loss sum, stored
+// in losses[c]. The chunks run on up to n_threads threads kept together for the pass
+// (parallel_team: fewer, or the caller alone, when the machine's other runnable threads leave
+// fewer cores free); each writes only its own row and entry, so the results do not depend on the
+// threads. The GIL is released while they run.
+template <class Kernel>
+void loss_grad_chunks(const I64& bounds, int64_t n_rows, int64_t d, F64& partial, F64& losses,
+                      int n_threads, Kernel&& kernel) {
+    require(bounds.ndim() == 1 && bounds.shape(0) >= 2,
+            "bounds must be a 1-D int64 array of n_chunks + 1 >= 2 row boundaries");
+    const int64_t n_chunks = bounds.shape(0) - 1;
+    const int64_t* bd = bounds.data();
+    require(bd[0] >= 0 && bd[n_chunks] <= n_rows,
+            "bounds must run from >= 0 to <= n_rows, non-decreasing");
+    for (int64_t c = 0; c < n_chunks; ++c)
+        require(bd[c] <= bd[c + 1], "bounds must run from >= 0 to <= n_rows, non-decreasing");
+    require(partial.ndim() == 2 && partial.shape(0) == n_chunks && partial.shape(1) == d + 1,
+            "partial must be a float64 array of shape (n_chunks, n_features + 1)");
+    check_vector(losses, n_chunks, "losses must be a float64 array of length n_chunks");
+    require(n_threads >= 1, "n_threads must be >= 1");
+    double* P = partial.mutable_data();
+    double* out = losses.mutable_data();
+    n_threads = static_cast<int>(std::min<int64_t>(n_threads, n_chunks));
+    py::gil_scoped_release release;
+    recforge::parallel_team(n_threads, [&] {
+        recforge::parallel_for(
+            n_chunks, n_threads,
+            [&](int64_t c, int) { out[c] = kernel(bd[c], bd[c + 1], P + c * (d + 1)); }, 1);
+    });
+}
+
+void loss_grad_dense_chunks_py(const py::array& X, const F64& y, const F64& sw, const F64& w,
+                               double b, const I64& bounds, F64 partial, F64 losses,
+                               int n_threads) {
+    require(X.ndim() == 2, "X must be 2-D");
+    const int64_t n = X.shape(0), d = X.shape(1);
+    check_rows(y, sw, w, n, d, 0, n);
+    visit_float(X, "X", [&](auto x) {
+        loss_grad_chunks(
+            bounds, n, d, partial, losses, n_threads, [&](int64_t lo, int64_t hi, double* g) {
+                return L::loss_grad_dense(x, d, y.data(), sw.data(), w.data(), b, lo, hi, g);
+            });
+    });
+}
+
+void loss_grad_csr_chunks_py(const py::array& indptr, const py::array& indices,
+                             const py::array& data, const F64& y, const F64& sw, const F64& w,
+                             double b, const I64& bounds, F64 partial, F64 losses, int n_threads) {
+    require(data.ndim() == 1 && data.shape(0) == indices.shape(0),
+            "data must be 1-D with the length of indices");
+    require(w.ndim() == 1, "w must be a float64 array of length n_features");
+    const int64_t n = indptr.shape(0) - 1, d = w.shape(0);
+    check_rows(y, sw, w, n, d, 0, n);
+    visit_csr(indptr, indices, [&](auto ip, auto ix) {
+        visit_float(data, "data", [&](auto v) {
+            loss_grad_chunks(bounds, n, d, partial, losses, n_threads,
+                             [&](int64_t lo, int64_t hi, double* g) {
+                                 return L::loss_grad_csr(ip, ix, v, d, y.data(), sw.data(),
+                                                         w.data(), b, lo, hi, g);
+                             });
+        });
+    });
+}
+
+void loss_grad_pattern_chunks_py(const py::array& indptr, const py::array& indices, const F64& y,
+                                 const F64& sw, const F64& w, double b, const I64& bounds,
+                                 F64 partial, F64 losses, int n_threads) {
+    require(w.ndim() == 1, "w must be a float64 array of length n_features");
+    const int64_t n = indptr.shape(0) - 1, d = w.shape(0);
+    check_rows(y, sw, w, n, d, 0, n);
+    visit_csr(indptr, indices, [&](auto ip, auto ix) {
+        loss_grad_chunks(
+            bounds, n, d, partial, losses, n_threads, [&](int64_t lo, int64_t hi, double* g) {
+                return L::loss_grad_pattern(ip, ix, d, y.data(), sw.data(), w.data(), b, lo, hi, g);
+            });
+    });
+}
+
 double* margins_out(F64& out, int64_t n_rows, int64_t lo, int64_t hi) {
     check_vector(out, n_rows, "out must be a float64 array of length n_rows");
     require(0 <= lo && lo <= hi && hi <= n_rows, "the rows must satisfy 0 <= lo <= hi <= n_rows");
@@ -179,6 +260,27 @@ void bind_linear(py::module_& m) {
           py::arg("w").noconvert(), py::arg("b"), py::arg("lo"), py::arg("hi"),
           py::arg("g").noconvert(),
           "linear_loss_grad_csr for a CSR matrix whose stored values are all 1 (reads the "
+          "pattern only).");
+    m.def("linear_loss_grad_dense_chunks", &loss_grad_dense_chunks_py, py::arg("X").noconvert(),
+          py::arg("y").noconvert(), py::arg("sw").noconvert(), py::arg("w").noconvert(),
+          py::arg("b"), py::arg("bounds").noconvert(), py::arg("partial").noconvert(),
+          py::arg("losses").noconvert(), py::arg("n_threads"),
+          "linear_loss_grad_dense of every row chunk c = bounds[c]:bounds[c + 1] (bounds int64, "
+          "n_chunks + 1 non-decreasing): partial[c] (n_chunks, d + 1) float64 its gradient sums, "
+          "losses[c] (n_chunks,) float64 its loss sum; the chunks on up to n_threads threads "
+          "(fewer on a loaded machine), the results independent of them.");
+    m.def("linear_loss_grad_csr_chunks", &loss_grad_csr_chunks_py, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("y").noconvert(),
+          py::arg("sw").noconvert(), py::arg("w").noconvert(), py::arg("b"),
+          py::arg("bounds").noconvert(), py::arg("partial").noconvert(),
+          py::arg("losses").noconvert(), py::arg("n_threads"),
+          "linear_loss_grad_dense_chunks for a CSR matrix; d = len(w).");
+    m.def("linear_loss_grad_pattern_chunks", &loss_grad_pattern_chunks_py,
+          py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("y").noconvert(),
+          py::arg("sw").noconvert(), py::arg("w").noconvert(), py::arg("b"),
+          py::arg("bounds").noconvert(), py::arg("partial").noconvert(),
+          py::arg("losses").noconvert(), py::arg("n_threads"),
+          "linear_loss_grad_csr_chunks for a CSR matrix whose stored values are all 1 (reads the "
           "pattern only).");
     m.def("linear_margins_dense", &margins_dense_py, py::arg("X").noconvert(),
           py::arg("w").noconvert(), py::arg("b"), py::arg("lo"), py::arg("hi"),

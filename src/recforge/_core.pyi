@@ -696,6 +696,52 @@ def linear_loss_grad_pattern(
     """linear_loss_grad_csr for a CSR matrix whose stored values are all 1 (reads the pattern
     only)."""
 
+def linear_loss_grad_dense_chunks(
+    X: NDArray[np.float32] | NDArray[np.float64],
+    y: NDArray[np.float64],
+    sw: NDArray[np.float64],
+    w: NDArray[np.float64],
+    b: float,
+    bounds: NDArray[np.int64],
+    partial: NDArray[np.float64],
+    losses: NDArray[np.float64],
+    n_threads: int,
+) -> None:
+    """linear_loss_grad_dense of every row chunk c = bounds[c]:bounds[c + 1] (bounds int64,
+    n_chunks + 1 non-decreasing): partial[c] (n_chunks, d + 1) float64 its gradient sums,
+    losses[c] (n_chunks,) float64 its loss sum; the chunks on up to n_threads threads (fewer on a
+    loaded machine), the results independent of them."""
+
+def linear_loss_grad_csr_chunks(
+    indptr: NDArray[np.int32] | NDArray[np.int64],
+    indices: NDArray[np.uint16] | NDArray[np.int32] | NDArray[np.int64],
+    data: NDArray[np.float32] | NDArray[np.float64],
+    y: NDArray[np.float64],
+    sw: NDArray[np.float64],
+    w: NDArray[np.float64],
+    b: float,
+    bounds: NDArray[np.int64],
+    partial: NDArray[np.float64],
+    losses: NDArray[np.float64],
+    n_threads: int,
+) -> None:
+    """linear_loss_grad_dense_chunks for a CSR matrix; d = len(w)."""
+
+def linear_loss_grad_pattern_chunks(
+    indptr: NDArray[np.int32] | NDArray[np.int64],
+    indices: NDArray[np.uint16] | NDArray[np.int32] | NDArray[np.int64],
+    y: NDArray[np.float64],
+    sw: NDArray[np.float64],
+    w: NDArray[np.float64],
+    b: float,
+    bounds: NDArray[np.int64],
+    partial: NDArray[np.float64],
+    losses: NDArray[np.float64],
+    n_threads: int,
+) -> None:
+    """linear_loss_grad_csr_chunks for a CSR matrix whose stored values are all 1 (reads the
+    pattern only)."""
+
 def linear_margins_dense(
     X: NDArray[np.float32] | NDArray[np.float64],
     w: NDArray[np.float64],

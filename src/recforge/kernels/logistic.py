@@ -6,13 +6,16 @@ chunking. No Numba: an L-BFGS fit or a prediction does not load it (FTRL-proxima
 Pure functions on arrays; validation lives in :mod:`recforge.rank.linear`. The readable NumPy
 specification is :mod:`recforge._reference.linear`.
 
-Threads: the loss/gradient and margin kernels work on a row range and release the GIL;
-:func:`recforge._threads.run_chunks` runs them on row chunks in a pool of Python threads. Those
-threads block when idle (unlike an OpenMP team, which spins after each parallel region and starves
-the L-BFGS driver, and everyone else, on a busy machine). The rows are split into ``n_chunks``
-contiguous chunks chosen by :func:`n_chunks_for` from the data's shape only; each chunk writes its
-own row of a partial gradient buffer, and the rows are summed in chunk order, so results are
-bit-identical for any number of threads.
+Threads: the loss/gradient and margin kernels work on a row range and release the GIL. An L-BFGS
+pass runs all its row chunks in one call (``loss_grad_*_chunks``) on the C++ thread team of
+``parallel.hpp`` (a hand-off of microseconds; the team shrinks to the cores the machine's other
+runnable threads leave free, and runs on the caller alone when they leave none); the margins run
+on row chunks in the pool of Python threads of :func:`recforge._threads.run_chunks`. Neither spins
+between calls (unlike an OpenMP team, which spins after each parallel region and starves the L-BFGS
+driver, and everyone else, on a busy machine). The rows are split into ``n_chunks`` contiguous
+chunks chosen by :func:`n_chunks_for` from the data's shape only; each chunk writes its own row of
+a partial gradient buffer, and the rows are summed in chunk order, so results are bit-identical for
+any number of threads.
 
 Layout of the partial-gradient buffer::
 
@@ -28,6 +31,10 @@ Kernels (each on rows ``lo:hi``; X float32 or float64, CSR ``indptr`` int32/int6
 * ``loss_grad_csr(indptr, indices, data, y, sw, w, b, lo, hi, g) -> float`` — the same for CSR.
 * ``loss_grad_pattern(indptr, indices, y, sw, w, b, lo, hi, g) -> float`` — CSR whose stored
   values are all 1 (one-hot): reads the sparsity pattern only.
+* ``loss_grad_dense_chunks(X, y, sw, w, b, bounds, partial, losses, n_threads)``, and the same
+  with ``(indptr, indices, data, ...)`` / ``(indptr, indices, ...)`` for CSR / pattern: every
+  chunk ``c`` of rows ``bounds[c]:bounds[c + 1]`` (int64) into ``partial[c]`` (n_chunks, d + 1)
+  and ``losses[c]`` (n_chunks,), on up to ``n_threads`` threads.
 * ``margins_dense(X, w, b, lo, hi, out)``, ``margins_csr(indptr, indices, data, w, b, lo, hi,
   out)`` — ``out[lo:hi] = X[lo:hi] @ w + b``.
 """
@@ -41,6 +48,9 @@ from .. import _core
 loss_grad_dense = _core.linear_loss_grad_dense
 loss_grad_csr = _core.linear_loss_grad_csr
 loss_grad_pattern = _core.linear_loss_grad_pattern
+loss_grad_dense_chunks = _core.linear_loss_grad_dense_chunks
+loss_grad_csr_chunks = _core.linear_loss_grad_csr_chunks
+loss_grad_pattern_chunks = _core.linear_loss_grad_pattern_chunks
 margins_dense = _core.linear_margins_dense
 margins_csr = _core.linear_margins_csr
 

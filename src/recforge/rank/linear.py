@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from .. import _core
 from .._progress import progress_bar
 from .._threads import ChunkPool, limit_blas_threads, resolve_n_threads, run_chunks
 from .._validation import check_choice, check_float, check_int, check_random_state
@@ -200,13 +201,15 @@ class LogisticRegression(Ranker):
         self.timings_ = {}
         self.evals_result_ = []
         self.best_iteration_ = None
-        n_threads = _threads_that_pay(resolve_n_threads(self.n_threads), X)
+        requested = resolve_n_threads(self.n_threads)
+        n_threads = _threads_that_pay(requested, X)
         start = time.perf_counter()
         # BLAS in the L-BFGS updates works on vectors of n_features: its threads only spin and steal
         # the cores our kernel threads need (2-4x slower fits on a busy machine), so cap them at 1.
         with _thread_pool(n_threads) as pool, limit_blas_threads(1):
             if self._solver() == "lbfgs":
-                self._fit_lbfgs(X, y, sw, evals, pool)
+                team = _threads_that_pay(requested, X, MIN_TEAM_ENTRIES_PER_THREAD)
+                self._fit_lbfgs(X, y, sw, evals, pool, team)
             else:
                 self._fit_ftrl(X, y, sw, evals, pool, epochs=int(self.max_iter), reset=True)
         self.timings_["solver"] = time.perf_counter() - start
@@ -219,7 +222,7 @@ class LogisticRegression(Ranker):
                 "the features or sample_weight, or lower alpha (FTRL)"
             )
 
-    def _fit_lbfgs(self, X, y, sw, evals, pool):
+    def _fit_lbfgs(self, X, y, sw, evals, pool, n_threads):
         n, d = X.shape
         S = float(sw.sum())
         _, l2 = self._penalties()
@@ -231,37 +234,22 @@ class LogisticRegression(Ranker):
         csr = sp.issparse(X)
         pattern = csr and K.all_ones(X.data)  # one-hot: the kernel skips the value stream
         indices = K.narrow_indices(X.indices, d) if csr else None
+        losses = np.empty(n_chunks)
+        _core.reset_team_health()  # (a busy spell during an earlier fit sends no pass solo)
 
         def fun(theta):
             w = np.ascontiguousarray(theta[:d])
             b = float(theta[d]) if fit_b else 0.0
             if pattern:
-
-                def chunk(c):
-                    return K.loss_grad_pattern(
-                        X.indptr, indices, y, sw, w, b, bounds[c], bounds[c + 1], partial[c]
-                    )
+                K.loss_grad_pattern_chunks(
+                    X.indptr, indices, y, sw, w, b, bounds, partial, losses, n_threads
+                )
             elif csr:
-
-                def chunk(c):
-                    return K.loss_grad_csr(
-                        X.indptr,
-                        indices,
-                        X.data,
-                        y,
-                        sw,
-                        w,
-                        b,
-                        bounds[c],
-                        bounds[c + 1],
-                        partial[c],
-                    )
+                K.loss_grad_csr_chunks(
+                    X.indptr, indices, X.data, y, sw, w, b, bounds, partial, losses, n_threads
+                )
             else:
-
-                def chunk(c):
-                    return K.loss_grad_dense(X, y, sw, w, b, bounds[c], bounds[c + 1], partial[c])
-
-            losses = run_chunks(chunk, n_chunks, pool)
+                K.loss_grad_dense_chunks(X, y, sw, w, b, bounds, partial, losses, n_threads)
             grad = partial.sum(axis=0)  # rows added in chunk order: independent of the threads
             loss = float(np.sum(losses)) / S + 0.5 * lam * float(w @ w)
             g = grad / S
@@ -534,11 +522,14 @@ def _margins(X, w, b, pool=None) -> np.ndarray:
 #: stored entries per thread below which extra threads cost more (hand-offs every L-BFGS step) than
 #: they save: Adult's 650k entries run on one thread, 1M x 50 dense on all
 MIN_ENTRIES_PER_THREAD = 1_000_000
+#: the same for the L-BFGS loss/gradient passes, whose chunks run on the C++ thread team (a hand-off
+#: of microseconds, not a Python thread's wake-up and GIL): Adult runs on 2
+MIN_TEAM_ENTRIES_PER_THREAD = 100_000
 
 
-def _threads_that_pay(n_threads: int, X) -> int:
+def _threads_that_pay(n_threads: int, X, min_entries: int = MIN_ENTRIES_PER_THREAD) -> int:
     entries = X.nnz if sp.issparse(X) else X.shape[0] * X.shape[1]
-    return max(1, min(n_threads, entries // MIN_ENTRIES_PER_THREAD))
+    return max(1, min(n_threads, entries // min_entries))
 
 
 def _thread_pool(n_threads: int):

@@ -96,7 +96,7 @@ inline const float* threshold_table_data(const std::optional<CArray<float>>& tab
 // gain, cover, depth: each a new 1-D array; cat_set: (n_nodes, 4) uint64, a partition split's
 // left bins). With thr_table (a bin mapper's threshold_table_, (F, 257) float32: entry [f, t + 1]
 // the raw threshold of split bin t) also threshold float32 and categorical uint8 (is_cat of the
-// split's feature), both 0 on leaves (the rule of TreeGrower._split_nodes in Python).
+// split's feature), both 0 on leaves (the rule of Tree.set_split in Python).
 inline pybind11::dict tree_arrays(const gbdt::GrownTree& t, const float* thr_table = nullptr,
                                   const uint8_t* is_cat = nullptr) {
     pybind11::dict d;

@@ -703,13 +703,13 @@ def _grow_tree(model, summed, mapper, hist, mask, params):
             ids,
             feature,
             threshold,
-            thr_table[feature, threshold + 1],
             dleft,
-            is_cat[feature],
             chg,
             child[0::2],
             child[1::2],
             cat_set,
+            thr_table,
+            is_cat,
         )
         last = depth >= max_depth
         # each shard builds one child per split, the one with the smaller hessian sum

@@ -143,25 +143,27 @@ class Tree:
         ids,
         feature,
         threshold_bin,
-        threshold,
         default_left,
-        categorical,
         gain,
         left,
         right,
-        cat_set=None,
+        cat_set,
+        thr_table,
+        is_cat,
     ):
+        """Make nodes ``ids`` splits (array arguments, one entry per node; ``cat_set`` (k, 4)
+        uint64 or None). A split's raw threshold is ``thr_table[feature, threshold_bin + 1]`` (a bin
+        mapper's ``threshold_table_``, (n_features, 257) float32) and its categorical flag
+        ``is_cat[feature]`` ((n_features,) uint8): the rule of ``tree_arrays`` in C++, which the
+        fused growers apply."""
         a = self.a
         if cat_set is not None:
             a["cat_set"][ids] = cat_set
-        a["feature"][ids], a["threshold_bin"][ids], a["threshold"][ids] = (
-            feature,
-            threshold_bin,
-            threshold,
-        )
+        a["feature"][ids], a["threshold_bin"][ids] = feature, threshold_bin
+        a["threshold"][ids] = thr_table[feature, threshold_bin + 1]
         a["default_left"][ids], a["categorical"][ids], a["gain"][ids] = (
             default_left,
-            categorical,
+            is_cat[feature],
             gain,
         )
         a["left"][ids], a["right"][ids], a["value"][ids] = left, right, 0.0
@@ -448,18 +450,17 @@ class TreeGrower:
         child_sums[0::2] = left_sum
         child_sums[1::2] = sums - left_sum
         child = tree.add(np.full(2 * k, depth + 1), child_sums[:, 1], self._leaf_values(child_sums))
-        thr = self.thr_table[feature, threshold + 1]
         tree.set_split(
             ids,
             feature,
             threshold,
-            thr,
             dleft,
-            self.is_cat[feature],
             chg,
             child[0::2],
             child[1::2],
             cat_set,
+            self.thr_table,
+            self.is_cat,
         )
         if last:
             self._last.append(

@@ -201,9 +201,8 @@ def test_matches_scikit_learn():
 def test_results_do_not_depend_on_threads(fmt, monkeypatch, request):
     from recforge.rank import linear
 
-    # small data, but really use 2 threads: the chunk pool, and the team whatever the load
+    # small data, but really use 2 threads, whatever the load
     monkeypatch.setattr(linear, "MIN_ENTRIES_PER_THREAD", 1000)
-    monkeypatch.setattr(linear, "MIN_TEAM_ENTRIES_PER_THREAD", 1000)
     previous = _core._team_load_check(False)
     request.addfinalizer(lambda: _core._team_load_check(previous))
     rng = np.random.default_rng(5)

@@ -171,6 +171,32 @@ def test_margins_match_numpy():
     np.testing.assert_allclose(out, X @ w + b, rtol=1e-12, atol=1e-12)
 
 
+def test_margins_on_threads_equal_one_thread_across_row_chunks():
+    # 40k rows: three row chunks of the kernel; a sub-range that starts and ends inside chunks
+    X, _, _, w, b = problem(n=40_000, seed=6)
+    csr = sp.csr_matrix(X)
+    Xd = np.ascontiguousarray(X)
+    previous = _core._team_load_check(False)  # the team's threads whatever the machine's load
+    try:
+        for lo, hi in ((0, 40_000), (5, 33_001)):
+            outs = []
+            for n_threads in (1, 2, 3):
+                dense = np.full(X.shape[0], np.nan)
+                K.margins_dense(Xd, w, b, lo, hi, dense, n_threads)
+                sparse = np.full(X.shape[0], np.nan)
+                K.margins_csr(csr.indptr, csr.indices, csr.data, w, b, lo, hi, sparse, n_threads)
+                outs += [dense, sparse]
+            for i, out in enumerate(outs):  # dense, sparse at 1, 2, 3 threads
+                assert np.isnan(out[:lo]).all() and np.isnan(out[hi:]).all()
+                np.testing.assert_array_equal(out[lo:hi], outs[i % 2][lo:hi])
+            for out in outs[:2]:
+                np.testing.assert_allclose(out[lo:hi], X[lo:hi] @ w + b, rtol=1e-12, atol=1e-12)
+    finally:
+        _core._team_load_check(previous)
+    with pytest.raises(ValueError, match="n_threads must be"):
+        K.margins_dense(Xd, w, b, 0, 10, np.empty(X.shape[0]), 0)
+
+
 def test_large_margins_give_finite_loss_and_residuals():
     X = np.array([[1.0], [1.0], [-1.0]])
     y = np.array([1.0, 0.0, 1.0])

@@ -187,27 +187,57 @@ double* margins_out(F64& out, int64_t n_rows, int64_t lo, int64_t hi) {
     return out.mutable_data();
 }
 
-void margins_dense_py(const py::array& X, const F64& w, double b, int64_t lo, int64_t hi, F64 out) {
+// Rows of a margins call per chunk: each row's margin is its own, so any split gives the same
+// values.
+constexpr int64_t kMarginChunkRows = 16384;
+
+// rows(r0, r1) over [lo, hi) in chunks of kMarginChunkRows on up to n_threads threads
+// (parallel_team: fewer, or the caller alone, on a loaded machine), the GIL released.
+template <class Rows>
+void margins_in_chunks(int64_t lo, int64_t hi, int n_threads, Rows&& rows) {
+    require(n_threads >= 1, "n_threads must be >= 1");
+    const int64_t n_chunks = (hi - lo + kMarginChunkRows - 1) / kMarginChunkRows;
+    n_threads = static_cast<int>(std::min<int64_t>(n_threads, std::max<int64_t>(1, n_chunks)));
+    py::gil_scoped_release release;
+    if (n_threads == 1) {
+        rows(lo, hi);
+        return;
+    }
+    recforge::parallel_team(n_threads, [&] {
+        recforge::parallel_for(
+            n_chunks, n_threads,
+            [&](int64_t c, int) {
+                const int64_t r0 = lo + c * kMarginChunkRows;
+                rows(r0, std::min(hi, r0 + kMarginChunkRows));
+            },
+            1);
+    });
+}
+
+void margins_dense_py(const py::array& X, const F64& w, double b, int64_t lo, int64_t hi, F64 out,
+                      int n_threads) {
     require(X.ndim() == 2, "X must be 2-D");
     const int64_t d = X.shape(1);
     check_vector(w, d, "w must be a float64 array of length n_features");
     double* o = margins_out(out, X.shape(0), lo, hi);
     visit_float(X, "X", [&](auto x) {
-        py::gil_scoped_release release;
-        L::margins_dense(x, d, w.data(), b, lo, hi, o);
+        margins_in_chunks(lo, hi, n_threads, [&](int64_t r0, int64_t r1) {
+            L::margins_dense(x, d, w.data(), b, r0, r1, o);
+        });
     });
 }
 
 void margins_csr_py(const py::array& indptr, const py::array& indices, const py::array& data,
-                    const F64& w, double b, int64_t lo, int64_t hi, F64 out) {
+                    const F64& w, double b, int64_t lo, int64_t hi, F64 out, int n_threads) {
     require(data.ndim() == 1 && data.shape(0) == indices.shape(0),
             "data must be 1-D with the length of indices");
     require(w.ndim() == 1, "w must be 1-D");
     double* o = margins_out(out, indptr.shape(0) - 1, lo, hi);
     visit_csr(indptr, indices, [&](auto ip, auto ix) {
         visit_float(data, "data", [&](auto v) {
-            py::gil_scoped_release release;
-            L::margins_csr(ip, ix, v, w.data(), b, lo, hi, o);
+            margins_in_chunks(lo, hi, n_threads, [&](int64_t r0, int64_t r1) {
+                L::margins_csr(ip, ix, v, w.data(), b, r0, r1, o);
+            });
         });
     });
 }
@@ -284,11 +314,15 @@ void bind_linear(py::module_& m) {
           "pattern only).");
     m.def("linear_margins_dense", &margins_dense_py, py::arg("X").noconvert(),
           py::arg("w").noconvert(), py::arg("b"), py::arg("lo"), py::arg("hi"),
-          py::arg("out").noconvert(), "out[lo:hi] = X[lo:hi] @ w + b (float64) for dense X.");
+          py::arg("out").noconvert(), py::arg("n_threads") = 1,
+          "out[lo:hi] = X[lo:hi] @ w + b (float64) for dense X, in row chunks on up to "
+          "n_threads threads (fewer on a loaded machine; the same values on any).");
     m.def("linear_margins_csr", &margins_csr_py, py::arg("indptr").noconvert(),
           py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("w").noconvert(),
           py::arg("b"), py::arg("lo"), py::arg("hi"), py::arg("out").noconvert(),
-          "out[lo:hi] = X[lo:hi] @ w + b (float64) for a CSR matrix.");
+          py::arg("n_threads") = 1,
+          "out[lo:hi] = X[lo:hi] @ w + b (float64) for a CSR matrix, in row chunks on up to "
+          "n_threads threads (fewer on a loaded machine; the same values on any).");
     m.attr("LINEAR_MAX_ABS_MARGIN") = L::kMaxAbsMargin;
     m.def("_linear_exp_neg", &elementwise<exp_neg_checked>, py::arg("a").noconvert(),
           "exp(-a) of each value by the kernels' own polynomial (0 <= a <= "

@@ -749,8 +749,10 @@ def linear_margins_dense(
     lo: int,
     hi: int,
     out: NDArray[np.float64],
+    n_threads: int = 1,
 ) -> None:
-    """out[lo:hi] = X[lo:hi] @ w + b (float64) for dense X."""
+    """out[lo:hi] = X[lo:hi] @ w + b (float64) for dense X, in row chunks on up to n_threads
+    threads (fewer on a loaded machine; the same values on any)."""
 
 def linear_margins_csr(
     indptr: NDArray[np.int32] | NDArray[np.int64],
@@ -761,8 +763,10 @@ def linear_margins_csr(
     lo: int,
     hi: int,
     out: NDArray[np.float64],
+    n_threads: int = 1,
 ) -> None:
-    """out[lo:hi] = X[lo:hi] @ w + b (float64) for a CSR matrix."""
+    """out[lo:hi] = X[lo:hi] @ w + b (float64) for a CSR matrix, in row chunks on up to n_threads
+    threads (fewer on a loaded machine; the same values on any)."""
 
 def linear_all_ones(data: NDArray[np.float32] | NDArray[np.float64]) -> bool:
     """True when every value of the 1-D float32/float64 array is 1."""

@@ -7,12 +7,12 @@ Pure functions on arrays; validation lives in :mod:`recforge.rank.linear`. The r
 specification is :mod:`recforge._reference.linear`.
 
 Threads: the loss/gradient and margin kernels work on a row range and release the GIL. An L-BFGS
-pass runs all its row chunks in one call (``loss_grad_*_chunks``) on the C++ thread team of
-``parallel.hpp`` (a hand-off of microseconds; the team shrinks to the cores the machine's other
-runnable threads leave free, and runs on the caller alone when they leave none); the margins run
-on row chunks in the pool of Python threads of :func:`recforge._threads.run_chunks`. Neither spins
-between calls (unlike an OpenMP team, which spins after each parallel region and starves the L-BFGS
-driver, and everyone else, on a busy machine). The rows are split into ``n_chunks`` contiguous
+pass runs all its row chunks in one call (``loss_grad_*_chunks``), and the margins of a row range
+theirs (``n_threads``), on the C++ thread team of ``parallel.hpp`` (a hand-off of microseconds; the
+team shrinks to the cores the machine's other runnable threads leave free, and runs on the caller
+alone when they leave none). Its threads do not spin between calls (unlike an OpenMP team, which
+spins after each parallel region and starves the L-BFGS driver, and everyone else, on a busy
+machine). The rows are split into ``n_chunks`` contiguous
 chunks chosen by :func:`n_chunks_for` from the data's shape only; each chunk writes its own row of
 a partial gradient buffer, and the rows are summed in chunk order, so results are bit-identical for
 any number of threads.
@@ -35,8 +35,9 @@ Kernels (each on rows ``lo:hi``; X float32 or float64, CSR ``indptr`` int32/int6
   with ``(indptr, indices, data, ...)`` / ``(indptr, indices, ...)`` for CSR / pattern: every
   chunk ``c`` of rows ``bounds[c]:bounds[c + 1]`` (int64) into ``partial[c]`` (n_chunks, d + 1)
   and ``losses[c]`` (n_chunks,), on up to ``n_threads`` threads.
-* ``margins_dense(X, w, b, lo, hi, out)``, ``margins_csr(indptr, indices, data, w, b, lo, hi,
-  out)`` — ``out[lo:hi] = X[lo:hi] @ w + b``.
+* ``margins_dense(X, w, b, lo, hi, out, n_threads=1)``, ``margins_csr(indptr, indices, data, w, b,
+  lo, hi, out, n_threads=1)`` — ``out[lo:hi] = X[lo:hi] @ w + b`` (each row's own sum: the same
+  values on any number of threads).
 """
 
 from __future__ import annotations

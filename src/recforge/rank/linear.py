@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from .. import _core
 from .._progress import progress_bar
-from .._threads import ChunkPool, limit_blas_threads, resolve_n_threads, run_chunks
+from .._threads import limit_blas_threads, resolve_n_threads
 from .._validation import check_choice, check_float, check_int, check_random_state
 from ..exceptions import ConvergenceWarning
 from ..io import ModelArrays
@@ -201,17 +201,15 @@ class LogisticRegression(Ranker):
         self.timings_ = {}
         self.evals_result_ = []
         self.best_iteration_ = None
-        requested = resolve_n_threads(self.n_threads)
-        n_threads = _threads_that_pay(requested, X)
+        n_threads = _threads_that_pay(resolve_n_threads(self.n_threads), X)
         start = time.perf_counter()
         # BLAS in the L-BFGS updates works on vectors of n_features: its threads only spin and steal
         # the cores our kernel threads need (2-4x slower fits on a busy machine), so cap them at 1.
-        with _thread_pool(n_threads) as pool, limit_blas_threads(1):
+        with limit_blas_threads(1):
             if self._solver() == "lbfgs":
-                team = _threads_that_pay(requested, X, MIN_TEAM_ENTRIES_PER_THREAD)
-                self._fit_lbfgs(X, y, sw, evals, pool, team)
+                self._fit_lbfgs(X, y, sw, evals, n_threads)
             else:
-                self._fit_ftrl(X, y, sw, evals, pool, epochs=int(self.max_iter), reset=True)
+                self._fit_ftrl(X, y, sw, evals, n_threads, epochs=int(self.max_iter), reset=True)
         self.timings_["solver"] = time.perf_counter() - start
         self._check_finite_weights()
 
@@ -222,7 +220,7 @@ class LogisticRegression(Ranker):
                 "the features or sample_weight, or lower alpha (FTRL)"
             )
 
-    def _fit_lbfgs(self, X, y, sw, evals, pool, n_threads):
+    def _fit_lbfgs(self, X, y, sw, evals, n_threads):
         n, d = X.shape
         S = float(sw.sum())
         _, l2 = self._penalties()
@@ -265,7 +263,7 @@ class LogisticRegression(Ranker):
             info = {"iteration": iteration, "train_loss": train_loss, "eval_loss": None}
             if evals:
                 info["eval_loss"] = self._eval_loss(
-                    evals[0], theta[:d], theta[d] if fit_b else 0.0, pool
+                    evals[0], theta[:d], theta[d] if fit_b else 0.0, n_threads
                 )
                 self.evals_result_.append(info["eval_loss"])
                 if info["eval_loss"] < state["best"] - 1e-12:
@@ -313,7 +311,7 @@ class LogisticRegression(Ranker):
 
     # ------------------------------------------------------------------------------------------
     def _fit_ftrl(
-        self, X, y, sw, evals, pool, *, epochs: int, reset: bool, scale_by_epoch: bool = True
+        self, X, y, sw, evals, n_threads, *, epochs: int, reset: bool, scale_by_epoch: bool = True
     ):
         from ..kernels import linear as ftrl  # Numba: loaded by the FTRL path only
 
@@ -364,7 +362,7 @@ class LogisticRegression(Ranker):
                 info = {"iteration": it, "train_loss": train_loss, "eval_loss": None}
                 if evals:
                     info["eval_loss"] = self._eval_loss(
-                        evals[0], self.coef_[0], self.intercept_[0], pool
+                        evals[0], self.coef_[0], self.intercept_[0], n_threads
                     )
                     self.evals_result_.append(info["eval_loss"])
                     if info["eval_loss"] < best - 1e-12:
@@ -448,14 +446,14 @@ class LogisticRegression(Ranker):
         sw = check_sample_weight(sample_weight, Xm.shape[0])
         if self.class_weight is not None:
             sw = sw * class_weight_factors(self.class_weight, self.classes_, y01, sw)
-        self._fit_ftrl(Xm, y01, sw, [], None, epochs=1, reset=first, scale_by_epoch=False)
+        self._fit_ftrl(Xm, y01, sw, [], 1, epochs=1, reset=first, scale_by_epoch=False)
         self._check_finite_weights()
         return self
 
     # ------------------------------------------------------------------------------------------
-    def _eval_loss(self, ev, w, b, pool=None) -> float:
+    def _eval_loss(self, ev, w, b, n_threads=1) -> float:
         Xe, ye, swe = ev
-        z = _margins(Xe, w, b, pool)
+        z = _margins(Xe, w, b, n_threads)
         loss = np.logaddexp(0.0, z) - ye * z
         return float((swe * loss).sum() / swe.sum())
 
@@ -465,8 +463,7 @@ class LogisticRegression(Ranker):
                 f"X has {X.shape[1]} features, but the model has {self.coef_.shape[1]}"
             )
         n_threads = _threads_that_pay(resolve_n_threads(self.n_threads), X)
-        with _thread_pool(n_threads) as pool:
-            return _margins(X, self.coef_[0], float(self.intercept_[0]), pool)
+        return _margins(X, self.coef_[0], float(self.intercept_[0]), n_threads)
 
     def _get_state(self):
         arrays = {"coef": self.coef_, "intercept": self.intercept_, "n_iter": self.n_iter_}
@@ -498,40 +495,26 @@ class LogisticRegression(Ranker):
         self.evals_result_, self.best_iteration_ = [], None
 
 
-def _margins(X, w, b, pool=None) -> np.ndarray:
-    """float64 ``X @ w + b`` through the C++ kernels (no float64 copy of a float32 X)."""
+def _margins(X, w, b, n_threads=1) -> np.ndarray:
+    """float64 ``X @ w + b`` through the C++ kernels (no float64 copy of a float32 X), on up to
+    ``n_threads`` threads."""
     w = np.ascontiguousarray(w, dtype=np.float64)
     b = float(b)
     n = X.shape[0]
     out = np.empty(n)
-    n_chunks = max(1, min(K.MAX_CHUNKS, -(-n // K.CHUNK_ROWS)))
-    bounds = K.chunk_bounds(n, n_chunks)
     if sp.issparse(X):
-
-        def chunk(c):
-            K.margins_csr(X.indptr, X.indices, X.data, w, b, bounds[c], bounds[c + 1], out)
+        K.margins_csr(X.indptr, X.indices, X.data, w, b, 0, n, out, n_threads)
     else:
-
-        def chunk(c):
-            K.margins_dense(X, w, b, bounds[c], bounds[c + 1], out)
-
-    run_chunks(chunk, n_chunks, pool)
+        K.margins_dense(X, w, b, 0, n, out, n_threads)
     return out
 
 
-#: stored entries per thread below which extra threads cost more (hand-offs every L-BFGS step) than
-#: they save: Adult's 650k entries run on one thread, 1M x 50 dense on all
-MIN_ENTRIES_PER_THREAD = 1_000_000
-#: the same for the L-BFGS loss/gradient passes, whose chunks run on the C++ thread team (a hand-off
-#: of microseconds, not a Python thread's wake-up and GIL): Adult runs on 2
-MIN_TEAM_ENTRIES_PER_THREAD = 100_000
+#: stored entries per thread below which extra threads cost more than they save (the loss/gradient
+#: passes and the margins run their row chunks on the C++ thread team: a hand-off of microseconds):
+#: Adult's 650k entries run on 2 threads, a one-row request on 1
+MIN_ENTRIES_PER_THREAD = 100_000
 
 
-def _threads_that_pay(n_threads: int, X, min_entries: int = MIN_ENTRIES_PER_THREAD) -> int:
+def _threads_that_pay(n_threads: int, X) -> int:
     entries = X.nnz if sp.issparse(X) else X.shape[0] * X.shape[1]
-    return max(1, min(n_threads, entries // min_entries))
-
-
-def _thread_pool(n_threads: int):
-    """The calling thread plus ``n_threads - 1`` blocking helpers for the nogil kernels."""
-    return ChunkPool(n_threads)
+    return max(1, min(n_threads, entries // MIN_ENTRIES_PER_THREAD))

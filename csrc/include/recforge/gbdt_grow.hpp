@@ -398,14 +398,11 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                 rv[j] = tree.value[c_ids[2 * j + 1]];
             }
             parallel_for_affine(B, n_threads, [&](int64_t b, int) {
-                std::vector<int64_t> s(S), e(S);
-                for (int64_t j = 0; j < S; ++j) {
-                    s[j] = st[b * K + ok_index[j]];
-                    e[j] = en[b * K + ok_index[j]];
-                }
-                add_split_leaf_values(cur.X, F, cur.rows, s.data(), e.data(), S, feat.data(),
-                                      thr.data(), dleft.data(), is_cat, lv.data(), rv.data(), raw,
-                                      1, sets.data(), next, cur.gh);
+                for (int64_t j = 0; j < S; ++j)
+                    add_split_node_values(cur.X, F, cur.rows, st[b * K + ok_index[j]],
+                                          en[b * K + ok_index[j]], feat[j], thr[j], dleft[j],
+                                          is_cat, lv[j], rv[j], raw, node_set(sets.data(), j), next,
+                                          cur.gh);
             });
             break;
         }

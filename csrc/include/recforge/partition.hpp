@@ -329,6 +329,28 @@ inline void add_leaf_values(const int32_t* rows, const int64_t* starts, const in
         1);
 }
 
+// One split node of add_split_leaf_values (below): its rows are positions [s, e) of the
+// node-ordered data.
+inline void add_split_node_values(const uint8_t* Xn, int64_t n_features, const int32_t* rows,
+                                  int64_t s, int64_t e, int32_t feature, int32_t threshold,
+                                  uint8_t default_left, const uint8_t* is_categorical,
+                                  double left_value, double right_value, double* raw,
+                                  const uint64_t* cat_set, const NextGradients* next, float* ghn) {
+    uint8_t lut[kBins];
+    direction_table(threshold, default_left, is_categorical[feature] != 0, lut, cat_set);
+    const double v[2] = {right_value, left_value};
+    const uint8_t* col = Xn + feature;
+    for (int64_t p = s; p < e; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+        if (p + 32 < e) {  // scattered rows: load ahead
+            __builtin_prefetch(raw + rows[p + 32], 1);
+            if (next) __builtin_prefetch(next->y + rows[p + 32]);
+        }
+#endif
+        add_value_at(raw, rows[p], v[lut[col[p * n_features]]], next, ghn, p);
+    }
+}
+
 // The last split level of a tree without moving rows: for every node k (positions [starts[k],
 // ends[k]) of node-ordered data Xn with original ids rows), raw[rows[p]] += left_value[k] when the
 // node's split sends row p left, else right_value[k]. Nodes on separate threads (each row is in
@@ -347,21 +369,9 @@ inline void add_split_leaf_values(const uint8_t* Xn, int64_t n_features, const i
     parallel_for(
         n_nodes, n_threads,
         [&](int64_t k, int) {
-            uint8_t lut[kBins];
-            direction_table(threshold[k], default_left[k], is_categorical[feature[k]] != 0, lut,
-                            node_set(cat_sets, k));
-            const double v[2] = {right_value[k], left_value[k]};
-            const uint8_t* col = Xn + feature[k];
-            const int64_t e = ends[k];
-            for (int64_t p = starts[k]; p < e; ++p) {
-#if defined(__GNUC__) || defined(__clang__)
-                if (p + 32 < e) {  // scattered rows: load ahead
-                    __builtin_prefetch(raw + rows[p + 32], 1);
-                    if (next) __builtin_prefetch(next->y + rows[p + 32]);
-                }
-#endif
-                add_value_at(raw, rows[p], v[lut[col[p * n_features]]], next, ghn, p);
-            }
+            add_split_node_values(Xn, n_features, rows, starts[k], ends[k], feature[k],
+                                  threshold[k], default_left[k], is_categorical, left_value[k],
+                                  right_value[k], raw, node_set(cat_sets, k), next, ghn);
         },
         1);
 }

@@ -102,12 +102,24 @@ double loss_grad_pattern_py(const py::array& indptr, const py::array& indices, c
     });
 }
 
+// fn(c) for every chunk c < n_chunks on up to n_threads threads kept together for the call
+// (parallel_team: fewer, or the caller alone, when the machine's other runnable threads leave
+// fewer cores free), the GIL released. Call it after the argument checks: fn must not throw.
+template <class Fn>
+void run_chunks_on_team(int64_t n_chunks, int n_threads, Fn&& fn) {
+    require(n_threads >= 1, "n_threads must be >= 1");
+    const int threads =
+        static_cast<int>(std::min<int64_t>(n_threads, std::max<int64_t>(1, n_chunks)));
+    py::gil_scoped_release release;
+    recforge::parallel_team(threads, [&] {
+        recforge::parallel_for(n_chunks, threads, [&](int64_t c, int) { fn(c); }, 1);
+    });
+}
+
 // The row chunks of a whole loss + gradient pass: chunk c is rows [bounds[c], bounds[c + 1]),
 // kernel(lo, hi, g) writes its gradient sums to g = partial row c and returns its loss sum, stored
-// in losses[c]. The chunks run on up to n_threads threads kept together for the pass
-// (parallel_team: fewer, or the caller alone, when the machine's other runnable threads leave
-// fewer cores free); each writes only its own row and entry, so the results do not depend on the
-// threads. The GIL is released while they run.
+// in losses[c] (run_chunks_on_team); each writes only its own row and entry, so the results do not
+// depend on the threads.
 template <class Kernel>
 void loss_grad_chunks(const I64& bounds, int64_t n_rows, int64_t d, F64& partial, F64& losses,
                       int n_threads, Kernel&& kernel) {
@@ -122,16 +134,10 @@ void loss_grad_chunks(const I64& bounds, int64_t n_rows, int64_t d, F64& partial
     require(partial.ndim() == 2 && partial.shape(0) == n_chunks && partial.shape(1) == d + 1,
             "partial must be a float64 array of shape (n_chunks, n_features + 1)");
     check_vector(losses, n_chunks, "losses must be a float64 array of length n_chunks");
-    require(n_threads >= 1, "n_threads must be >= 1");
     double* P = partial.mutable_data();
     double* out = losses.mutable_data();
-    n_threads = static_cast<int>(std::min<int64_t>(n_threads, n_chunks));
-    py::gil_scoped_release release;
-    recforge::parallel_team(n_threads, [&] {
-        recforge::parallel_for(
-            n_chunks, n_threads,
-            [&](int64_t c, int) { out[c] = kernel(bd[c], bd[c + 1], P + c * (d + 1)); }, 1);
-    });
+    run_chunks_on_team(n_chunks, n_threads,
+                       [&](int64_t c) { out[c] = kernel(bd[c], bd[c + 1], P + c * (d + 1)); });
 }
 
 void loss_grad_dense_chunks_py(const py::array& X, const F64& y, const F64& sw, const F64& w,
@@ -187,30 +193,13 @@ double* margins_out(F64& out, int64_t n_rows, int64_t lo, int64_t hi) {
     return out.mutable_data();
 }
 
-// Rows of a margins call per chunk: each row's margin is its own, so any split gives the same
-// values.
-constexpr int64_t kMarginChunkRows = 16384;
-
-// rows(r0, r1) over [lo, hi) in chunks of kMarginChunkRows on up to n_threads threads
-// (parallel_team: fewer, or the caller alone, on a loaded machine), the GIL released.
+// rows(r0, r1) over [lo, hi) in chunks of kChunkRows (run_chunks_on_team); each row's margin is its
+// own, so any split gives the same values.
 template <class Rows>
 void margins_in_chunks(int64_t lo, int64_t hi, int n_threads, Rows&& rows) {
-    require(n_threads >= 1, "n_threads must be >= 1");
-    const int64_t n_chunks = (hi - lo + kMarginChunkRows - 1) / kMarginChunkRows;
-    n_threads = static_cast<int>(std::min<int64_t>(n_threads, std::max<int64_t>(1, n_chunks)));
-    py::gil_scoped_release release;
-    if (n_threads == 1) {
-        rows(lo, hi);
-        return;
-    }
-    recforge::parallel_team(n_threads, [&] {
-        recforge::parallel_for(
-            n_chunks, n_threads,
-            [&](int64_t c, int) {
-                const int64_t r0 = lo + c * kMarginChunkRows;
-                rows(r0, std::min(hi, r0 + kMarginChunkRows));
-            },
-            1);
+    run_chunks_on_team((hi - lo + L::kChunkRows - 1) / L::kChunkRows, n_threads, [&](int64_t c) {
+        const int64_t r0 = lo + c * L::kChunkRows;
+        rows(r0, std::min(hi, r0 + L::kChunkRows));
     });
 }
 
@@ -324,6 +313,7 @@ void bind_linear(py::module_& m) {
           "out[lo:hi] = X[lo:hi] @ w + b (float64) for a CSR matrix, in row chunks on up to "
           "n_threads threads (fewer on a loaded machine; the same values on any).");
     m.attr("LINEAR_MAX_ABS_MARGIN") = L::kMaxAbsMargin;
+    m.attr("LINEAR_CHUNK_ROWS") = L::kChunkRows;
     m.def("_linear_exp_neg", &elementwise<exp_neg_checked>, py::arg("a").noconvert(),
           "exp(-a) of each value by the kernels' own polynomial (0 <= a <= "
           "LINEAR_MAX_ABS_MARGIN). Private: for tests.");

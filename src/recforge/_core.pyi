@@ -654,6 +654,7 @@ def gbdt_rank_gradients(
     per query group (rows group_ptr[g]:group_ptr[g+1]); see rank_objective.hpp."""
 
 LINEAR_MAX_ABS_MARGIN: float
+LINEAR_CHUNK_ROWS: int
 
 def linear_loss_grad_dense(
     X: NDArray[np.float32] | NDArray[np.float64],

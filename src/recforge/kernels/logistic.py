@@ -12,10 +12,9 @@ theirs (``n_threads``), on the C++ thread team of ``parallel.hpp`` (a hand-off o
 team shrinks to the cores the machine's other runnable threads leave free, and runs on the caller
 alone when they leave none). Its threads do not spin between calls (unlike an OpenMP team, which
 spins after each parallel region and starves the L-BFGS driver, and everyone else, on a busy
-machine). The rows are split into ``n_chunks`` contiguous
-chunks chosen by :func:`n_chunks_for` from the data's shape only; each chunk writes its own row of
-a partial gradient buffer, and the rows are summed in chunk order, so results are bit-identical for
-any number of threads.
+machine). The rows are split into ``n_chunks`` contiguous chunks chosen by :func:`n_chunks_for`
+from the data's shape only; each chunk writes its own row of a partial gradient buffer, and the
+rows are summed in chunk order, so results are bit-identical for any number of threads.
 
 Layout of the partial-gradient buffer::
 
@@ -55,7 +54,7 @@ loss_grad_pattern_chunks = _core.linear_loss_grad_pattern_chunks
 margins_dense = _core.linear_margins_dense
 margins_csr = _core.linear_margins_csr
 
-CHUNK_ROWS = 16_384
+CHUNK_ROWS = _core.LINEAR_CHUNK_ROWS  # (16384: linear.hpp's kChunkRows, the margins' chunk too)
 MAX_CHUNKS = 64
 MAX_PARTIAL_FLOATS = 1 << 24  # 128 MB of float64 partial gradients at most
 

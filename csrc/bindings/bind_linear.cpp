@@ -12,6 +12,7 @@
 #include "arrays.hpp"
 #include "recforge/linear.hpp"
 #include "recforge/parallel.hpp"
+#include "team_chunks.hpp"
 
 namespace py = pybind11;
 
@@ -102,20 +103,6 @@ double loss_grad_pattern_py(const py::array& indptr, const py::array& indices, c
     });
 }
 
-// fn(c) for every chunk c < n_chunks on up to n_threads threads kept together for the call
-// (parallel_team: fewer, or the caller alone, when the machine's other runnable threads leave
-// fewer cores free), the GIL released. Call it after the argument checks: fn must not throw.
-template <class Fn>
-void run_chunks_on_team(int64_t n_chunks, int n_threads, Fn&& fn) {
-    require(n_threads >= 1, "n_threads must be >= 1");
-    const int threads =
-        static_cast<int>(std::min<int64_t>(n_threads, std::max<int64_t>(1, n_chunks)));
-    py::gil_scoped_release release;
-    recforge::parallel_team(threads, [&] {
-        recforge::parallel_for(n_chunks, threads, [&](int64_t c, int) { fn(c); }, 1);
-    });
-}
-
 // The row chunks of a whole loss + gradient pass: chunk c is rows [bounds[c], bounds[c + 1]),
 // kernel(lo, hi, g) writes its gradient sums to g = partial row c and returns its loss sum, stored
 // in losses[c] (run_chunks_on_team); each writes only its own row and entry, so the results do not
@@ -137,7 +124,7 @@ void loss_grad_chunks(const I64& bounds, int64_t n_rows, int64_t d, F64& partial
     double* P = partial.mutable_data();
     double* out = losses.mutable_data();
     run_chunks_on_team(n_chunks, n_threads,
-                       [&](int64_t c) { out[c] = kernel(bd[c], bd[c + 1], P + c * (d + 1)); });
+                       [&](int64_t c, int) { out[c] = kernel(bd[c], bd[c + 1], P + c * (d + 1)); });
 }
 
 void loss_grad_dense_chunks_py(const py::array& X, const F64& y, const F64& sw, const F64& w,
@@ -197,10 +184,11 @@ double* margins_out(F64& out, int64_t n_rows, int64_t lo, int64_t hi) {
 // own, so any split gives the same values.
 template <class Rows>
 void margins_in_chunks(int64_t lo, int64_t hi, int n_threads, Rows&& rows) {
-    run_chunks_on_team((hi - lo + L::kChunkRows - 1) / L::kChunkRows, n_threads, [&](int64_t c) {
-        const int64_t r0 = lo + c * L::kChunkRows;
-        rows(r0, std::min(hi, r0 + L::kChunkRows));
-    });
+    run_chunks_on_team((hi - lo + L::kChunkRows - 1) / L::kChunkRows, n_threads,
+                       [&](int64_t c, int) {
+                           const int64_t r0 = lo + c * L::kChunkRows;
+                           rows(r0, std::min(hi, r0 + L::kChunkRows));
+                       });
 }
 
 void margins_dense_py(const py::array& X, const F64& w, double b, int64_t lo, int64_t hi, F64 out,

@@ -15,6 +15,7 @@ void bind_sgns(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_neighbors(py::module_& m);
 void bind_encoder(py::module_& m);
+void bind_nn(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge compiled kernels (private: use the recforge Python API)";
@@ -39,4 +40,5 @@ PYBIND11_MODULE(_core, m) {
     bind_linear(m);
     bind_neighbors(m);
     bind_encoder(m);
+    bind_nn(m);
 }

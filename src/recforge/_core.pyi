@@ -778,3 +778,35 @@ def _linear_exp_neg(a: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def _linear_log1p_unit(e: NDArray[np.float64]) -> NDArray[np.float64]:
     """log(1 + e) of each value by the kernels' own series (0 <= e <= 1). Private: for tests."""
+
+# -- neural rankers (csrc/bindings/bind_nn.cpp) -----------------------------------------------------
+
+def nn_use_blas(capsules: dict) -> None:
+    """Hand the neural kernels the BLAS routines to call: a dict holding the PyCapsules 'sgemm',
+    'sgemv' and 'sdot' (scipy.linalg.cython_blas.__pyx_capi__); the first call of a process sets
+    them, later calls change nothing."""
+
+def nn_predict_logits(
+    codes: NDArray[np.int32],
+    dense: NDArray[np.float32],
+    lo: int,
+    hi: int,
+    col_flat_off: NDArray[np.int64],
+    col_row_off: NDArray[np.int64],
+    col_dim: NDArray[np.int64],
+    col_in_off: NDArray[np.int64],
+    emb: NDArray[np.float32],
+    sizes: NDArray[np.int64],
+    params: NDArray[np.float32],
+    has_wide: bool,
+    w_indptr: NDArray[np.int32] | NDArray[np.int64],
+    w_indices: NDArray[np.int32],
+    w_data: NDArray[np.float32],
+    wide_w: NDArray[np.float32],
+    chunk: int,
+    out: NDArray[np.float64],
+    n_threads: int = 1,
+) -> None:
+    """out[lo:hi] = the logits (float64) of rows lo..hi-1 of a DNN / Wide&Deep model, in blocks
+    of `chunk` rows on up to n_threads threads (the same values on any; BLAS must run one thread
+    per call: see recforge._threads.limit_blas_threads)."""

@@ -81,6 +81,18 @@ def load_numba_blas() -> None:
     import scipy.linalg.cython_blas  # noqa: F401
 
 
+@functools.cache
+def use_scipy_blas() -> None:
+    """Hand the compiled neural kernels (``_core.nn_*``) scipy's BLAS routines, the ones Numba's
+    ``np.dot`` calls too (this loads scipy's BLAS, as :func:`load_numba_blas` does). Runs once per
+    process: ~0.04 s the first time (importing ``scipy.linalg``)."""
+    from scipy.linalg import cython_blas
+
+    from . import _core
+
+    _core.nn_use_blas(cython_blas.__pyx_capi__)
+
+
 def _blas_libraries() -> list:
     """threadpoolctl's controllers of the loaded BLAS libraries (a ctypes handle each), found
     again only after new modules were imported: finding them costs ~20 ms, more than some whole

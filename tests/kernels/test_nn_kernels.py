@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recforge import _core
 from recforge._reference import nn as R
-from recforge._threads import numba_threads
+from recforge._threads import limit_blas_threads, load_numba_blas, numba_threads, use_scipy_blas
 from recforge.kernels import nn as K
 from recforge.rank._nn import flatten_params
 
@@ -125,32 +126,114 @@ def test_gather_inputs_is_the_lookup():
     )
 
 
+def _compiled_logits(P, lo, hi, chunk=64, n_threads=1, has_wide=True, **changes):
+    """out[lo:hi] of the compiled forward pass (``_core.nn_predict_logits``) on problem P."""
+    w = P["wide"]
+    args = dict(
+        codes=P["codes"],
+        dense=P["dense"],
+        lo=lo,
+        hi=hi,
+        col_flat_off=P["col_flat_off"],
+        col_row_off=P["col_row_off"],
+        col_dim=P["col_dim"],
+        col_in_off=P["col_in_off"],
+        emb=P["emb"],
+        sizes=P["sizes"],
+        params=P["params"],
+        has_wide=has_wide,
+        w_indptr=w.indptr.astype(np.int64),
+        w_indices=w.indices.astype(np.int32),
+        w_data=w.data,
+        wide_w=P["wide_w"],
+        chunk=chunk,
+        out=np.full(P["codes"].shape[0], np.nan),
+        n_threads=n_threads,
+    )
+    args.update(changes)
+    use_scipy_blas()
+    with limit_blas_threads(1):
+        _core.nn_predict_logits(**args)
+    return args["out"]
+
+
 def test_predict_logits_matches_reference_forward():
     P = _problem(seed=3, n=300)
-    out = np.empty(300)
-    w = P["wide"]
-    K.predict_logits(
-        P["codes"],
-        P["dense"],
-        0,
-        300,
-        P["col_flat_off"],
-        P["col_dim"],
-        P["col_in_off"],
-        P["emb"],
-        P["sizes"],
-        P["params"],
-        True,
-        w.indptr.astype(np.int64),
-        w.indices.astype(np.int32),
-        w.data,
-        P["wide_w"],
-        64,
-        out,
-    )
+    out = _compiled_logits(P, 0, 300)
     z, _ = R.forward(R.inputs(P["codes"], P["dense"], P["tables"]), P["kernels"], P["biases"])
-    z = z + w.toarray().astype(np.float64) @ P["wide_w"]
+    z = z + P["wide"].toarray().astype(np.float64) @ P["wide_w"]
     np.testing.assert_allclose(out, z, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 65, 300])
+@pytest.mark.parametrize("hidden", [(6, 5), (1,), ()])
+@pytest.mark.parametrize("has_wide", [False, True])
+def test_predict_logits_equal_the_training_forward_bit_for_bit(n, hidden, has_wide):
+    """The compiled forward pass makes Numba's np.dot BLAS calls (sdot for one row and one unit,
+    sgemv for one row or one unit, sgemm otherwise): on the same blocks of rows its logits are the
+    training pass's bits, whatever the number of threads. (BLAS's result for a row may depend on
+    the block it is computed in.)"""
+    P = _problem(seed=11, n=n, hidden=hidden)
+    sizes = P["sizes"]
+    w = P["wide"]
+    load_numba_blas()
+    for chunk, n_threads in [(n, 1), (64, 2), (7, 3)]:
+        z = np.empty(n, np.float32)
+        for lo in range(0, n, chunk):
+            rows = np.arange(lo, min(n, lo + chunk), dtype=np.int64)
+            x0 = np.empty((len(rows), int(sizes[0])), np.float32)
+            K.gather_inputs(
+                P["codes"],
+                P["dense"],
+                rows,
+                P["col_flat_off"],
+                P["col_dim"],
+                P["col_in_off"],
+                P["emb"],
+                x0,
+            )
+            acts = np.empty(len(rows) * int(sizes[1:].sum()), np.float32)
+            with limit_blas_threads(1):
+                zb = K.mlp_forward(x0, P["params"], sizes, acts)
+            if has_wide:
+                K.wide_logits(w.indptr.astype(np.int64), w.indices, w.data, rows, P["wide_w"], zb)
+            z[rows] = zb
+        out = _compiled_logits(P, 0, n, chunk, n_threads, has_wide)
+        np.testing.assert_array_equal(out, z.astype(np.float64))
+
+
+def test_predict_logits_fill_only_the_row_range():
+    P = _problem(seed=12, n=50)
+    whole = _compiled_logits(P, 0, 50)
+    part = _compiled_logits(P, 10, 31, chunk=4, n_threads=2)
+    np.testing.assert_array_equal(part[10:31], whole[10:31])
+    assert np.isnan(part[:10]).all() and np.isnan(part[31:]).all()
+    assert np.isnan(_compiled_logits(P, 20, 20)).all()
+
+
+def test_predict_logits_reject_inconsistent_arrays():
+    P = _problem(seed=13, n=20)
+    bad_codes = P["codes"].copy()
+    bad_codes[5, 1] = 3  # column 1 has 3 codes
+    cases = [
+        (dict(codes=bad_codes), "codes must select rows of their column"),
+        (dict(hi=21), "lo <= hi <= n_rows"),
+        (dict(lo=-1), "lo <= hi <= n_rows"),
+        (dict(sizes=P["sizes"][:-1]), "last layer must have size 1"),
+        (dict(params=P["params"][:-1]), "params must be a float32 array"),
+        (dict(chunk=0), "chunk must be >= 1"),
+        (dict(n_threads=0), "n_threads must be >= 1"),
+        (dict(out=np.empty(19)), "out must be a float64 array"),
+        (dict(wide_w=P["wide_w"][:2]), "w_indices must be columns of wide_w"),
+        (dict(w_indptr=P["wide"].indptr[:5].astype(np.int64)), "w_indptr must hold"),
+        (dict(dense=P["dense"][:, :2].copy()), r"sizes\[0\] must equal"),
+        (dict(col_row_off=P["col_row_off"] * 2), "table .* must sit in emb"),
+    ]
+    for changes, message in cases:
+        with pytest.raises(ValueError, match=message):
+            _compiled_logits(P, changes.pop("lo", 0), changes.pop("hi", 20), **changes)
+    with pytest.raises(TypeError):
+        _compiled_logits(P, 0, 20, emb=P["emb"].astype(np.float64))
 
 
 @pytest.mark.parametrize("opt", ["sgd", "adagrad", "adam", "ftrl"])

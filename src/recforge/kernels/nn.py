@@ -810,42 +810,6 @@ def train_batches(
 
 
 @jit
-def predict_logits(
-    codes,
-    dense,
-    lo,
-    hi,
-    col_flat_off,
-    col_dim,
-    col_in_off,
-    emb,
-    sizes,
-    params,
-    has_wide,
-    w_indptr,
-    w_indices,
-    w_data,
-    wide_w,
-    chunk,
-    out,
-):
-    """out[lo:hi] = logits (float64) of rows lo..hi-1, computed in blocks of ``chunk`` rows."""
-    d0 = sizes[0]
-    x0_buf = np.empty(chunk * d0, np.float32)
-    acts = _activations(chunk, sizes)
-    inputs = (codes, dense, col_flat_off, col_dim, col_in_off, emb)
-    wide = (has_wide, w_indptr, w_indices, w_data, wide_w)
-    for s0 in range(lo, hi, chunk):
-        s1 = min(s0 + chunk, hi)
-        nb = s1 - s0
-        rows = np.arange(s0, s1)
-        x0 = x0_buf[: nb * d0].reshape((nb, d0))
-        z = _forward(inputs, wide, params, sizes, rows, x0, acts, 0.0)
-        for r in range(nb):
-            out[s0 + r] = z[r]
-
-
-@jit
 def loss_grad(
     codes,
     dense,
@@ -963,7 +927,6 @@ def _warmup():
                 int_,
             )
         )
-        predict_logits.compile((codes, dense, int_, int_, i8, i8, i8, f4, i8, f4, *wide, int_, f8))
     loss_grad.compile(
         (codes, dense, f8, f8, i8, *layout, f4, i8, f4, bool_, i8, i4, f4, f4, float_, f4, f4, f4)
     )

@@ -16,12 +16,11 @@ import scipy.sparse as sp
 from .. import _core
 from .._progress import progress_bar
 from .._threads import (
-    ChunkPool,
     limit_blas_threads,
     load_numba_blas,
     numba_threads,
     resolve_n_threads,
-    run_chunks,
+    use_scipy_blas,
 )
 from .._validation import FLOAT32_MAX, check_choice, check_float, check_int, check_random_state
 from ..io import ModelArrays
@@ -421,20 +420,21 @@ class NeuralRanker(Ranker):
 
     # -- prediction ---------------------------------------------------------------------------------
     def _logits(self, inp: NNInputs, n_threads: int = 1) -> np.ndarray:
-        """Logits (float64) of every row: blocks of ``PREDICT_CHUNK`` rows, spread over ``n_threads``
-        Python threads running the nogil kernel with one BLAS thread each. The blocks do not depend
-        on ``n_threads``, so neither do the results."""
+        """Logits (float64) of every row: the compiled forward pass (``_core.nn_predict_logits``)
+        in blocks of ``PREDICT_CHUNK`` rows on up to ``n_threads`` threads, one BLAS thread each.
+        The blocks do not depend on ``n_threads``, so neither do the results."""
         n = inp.codes.shape[0]
         out = np.empty(n, np.float64)
         indptr, indices, data = inp.wide_arrays()
-
-        def block(lo):
-            nn_kernels.predict_logits(
+        use_scipy_blas()
+        with limit_blas_threads(1):
+            _core.nn_predict_logits(
                 inp.codes,
                 inp.dense,
-                lo,
-                min(n, lo + PREDICT_CHUNK),
+                0,
+                n,
                 self._col_flat_off,
+                self._col_row_off,
                 self._col_dim,
                 self._col_in_off,
                 self._emb,
@@ -447,17 +447,8 @@ class NeuralRanker(Ranker):
                 self._wide_w,
                 PREDICT_CHUNK,
                 out,
+                n_threads,
             )
-
-        starts = range(0, n, PREDICT_CHUNK)
-        load_numba_blas()
-        with limit_blas_threads(1):
-            if n_threads <= 1 or len(starts) <= 1:
-                for lo in starts:
-                    block(lo)
-            else:
-                with ChunkPool(min(n_threads, len(starts))) as pool:
-                    run_chunks(lambda c: block(starts[c]), len(starts), pool)
         return out
 
     def _decision(self, X) -> np.ndarray:

@@ -15,7 +15,7 @@ def loaded_after(code: str) -> dict:
         f"{code}\n"
         "print(json.dumps({'numba': 'numba' in sys.modules,"
         " 'kernels': sorted(m for m in sys.modules if m in"
-        " ('recforge.kernels.nn', 'recforge.kernels.linear', 'recforge.kernels._jit'))}))\n"
+        " ('recforge.kernels.linear', 'recforge.kernels._jit'))}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, check=False
@@ -64,8 +64,21 @@ def test_personal_rank_loads_numba_when_first_taken():
     assert loaded_after("import recforge.recall\nrecforge.recall.ItemCF")["numba"] is False
 
 
+def test_fitting_the_neural_rankers_loads_no_numba():
+    """DNN and Wide&Deep train and predict with C++ kernels (scipy's BLAS) only."""
+    code = (
+        "import numpy as np\n"
+        "from recforge.rank import DNN, WideDeep\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.standard_normal((300, 4)); y = (X[:, 0] + rng.standard_normal(300) > 0) * 1\n"
+        "for model in (DNN(epochs=2, dropout=0.2), WideDeep(epochs=2)):\n"
+        "    assert model.fit(X, y).predict_proba(X).shape == (300, 2)\n"
+    )
+    assert loaded_after(code) == {"numba": False, "kernels": []}
+
+
 def test_the_numba_paths_still_load_their_kernels():
-    """FTRL (l1) and the DNN import their Numba kernels where they first need them."""
+    """FTRL (l1) imports its Numba kernels where it first needs them."""
     code = (
         "import numpy as np\n"
         "from recforge.rank import LogisticRegression\n"
@@ -74,12 +87,3 @@ def test_the_numba_paths_still_load_their_kernels():
         "LogisticRegression(penalty='l1', max_iter=2).fit(X, y)\n"
     )
     assert loaded_after(code)["kernels"] == ["recforge.kernels._jit", "recforge.kernels.linear"]
-
-
-def test_the_neural_rankers_load_their_kernels_on_import():
-    """DNN / Wide&Deep load Numba when their class is first taken from recforge.rank (so their first
-    fit does not pay the import), and only then."""
-    loaded = loaded_after(
-        "import recforge.rank\nfrom recforge.rank import DNN, WideDeep\nDNN(); WideDeep()"
-    )
-    assert loaded["numba"] and "recforge.kernels.nn" in loaded["kernels"]

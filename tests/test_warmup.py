@@ -89,7 +89,6 @@ def test_warmup_compiles_every_jitted_function(cold_warmup):
     # the walk really finds the kernels: one of each kernel module at least
     for module in (
         "kernels.linear",
-        "kernels.nn",
         "kernels.personal_rank",
         "kernels.ranking",
         "kernels.segsort",

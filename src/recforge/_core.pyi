@@ -781,10 +781,10 @@ def _linear_log1p_unit(e: NDArray[np.float64]) -> NDArray[np.float64]:
 
 # -- neural rankers (csrc/bindings/bind_nn.cpp) -----------------------------------------------------
 
-def nn_use_blas(capsules: dict) -> None:
-    """Hand the neural kernels the BLAS routines to call: a dict holding the PyCapsules 'sgemm',
-    'sgemv' and 'sdot' (scipy.linalg.cython_blas.__pyx_capi__); the first call of a process sets
-    them, later calls change nothing."""
+NN_TRAIN_CHUNK_ROWS: int
+NN_UPDATE_BLOCK: int
+NN_LATE_CHUNK_FACTOR: int
+NN_FIRST_LATE_NS: int
 
 def nn_predict_logits(
     codes: NDArray[np.int32],
@@ -810,3 +810,140 @@ def nn_predict_logits(
     """out[lo:hi] = the logits (float64) of rows lo..hi-1 of a DNN / Wide&Deep model, in blocks
     of `chunk` rows on up to n_threads threads (the same values on any; BLAS must run one thread
     per call: see recforge._threads.limit_blas_threads)."""
+
+def nn_train_batches(
+    codes: NDArray[np.int32],
+    dense: NDArray[np.float32],
+    y: NDArray[np.float64],
+    sw: NDArray[np.float64],
+    order: NDArray[np.int64],
+    start: int,
+    stop: int,
+    batch_size: int,
+    col_flat_off: NDArray[np.int64],
+    col_row_off: NDArray[np.int64],
+    col_dim: NDArray[np.int64],
+    col_in_off: NDArray[np.int64],
+    emb: NDArray[np.float32],
+    emb_m: NDArray[np.float32],
+    emb_v: NDArray[np.float32],
+    sizes: NDArray[np.int64],
+    params: NDArray[np.float32],
+    p_m: NDArray[np.float32],
+    p_v: NDArray[np.float32],
+    has_wide: bool,
+    w_indptr: NDArray[np.int32] | NDArray[np.int64],
+    w_indices: NDArray[np.int32],
+    w_data: NDArray[np.float32],
+    wide_w: NDArray[np.float32],
+    wide_m: NDArray[np.float32],
+    wide_v: NDArray[np.float32],
+    opt: int,
+    lr: float,
+    b1: float,
+    b2: float,
+    eps: float,
+    l2: float,
+    wide_opt: int,
+    wide_lr: float,
+    wide_l1: float,
+    wide_l2: float,
+    step: NDArray[np.int64],
+    dropout: float = 0.0,
+    dropout_seed: int = 0,
+    n_workers: int = 1,
+) -> float:
+    """Train on the rows order[start:stop] in mini-batches of batch_size (in place); returns the
+    summed weighted log-loss (float64) of those rows before each batch's update. See
+    recforge.kernels.nn.train_batches."""
+
+def nn_loss_grad(
+    codes: NDArray[np.int32],
+    dense: NDArray[np.float32],
+    y: NDArray[np.float64],
+    sw: NDArray[np.float64],
+    rows: NDArray[np.int64],
+    col_flat_off: NDArray[np.int64],
+    col_row_off: NDArray[np.int64],
+    col_dim: NDArray[np.int64],
+    col_in_off: NDArray[np.int64],
+    emb: NDArray[np.float32],
+    sizes: NDArray[np.int64],
+    params: NDArray[np.float32],
+    has_wide: bool,
+    w_indptr: NDArray[np.int32] | NDArray[np.int64],
+    w_indices: NDArray[np.int32],
+    w_data: NDArray[np.float32],
+    wide_w: NDArray[np.float32],
+    l2: float,
+    grads: NDArray[np.float32],
+    emb_grad: NDArray[np.float32],
+    wide_grad: NDArray[np.float32],
+) -> float:
+    """Loss of one batch (rows) and its gradients in grads, emb_grad and wide_grad, without
+    updating anything. See recforge.kernels.nn.loss_grad."""
+
+def _nn_update(
+    p: NDArray[np.float32],
+    g: NDArray[np.float32],
+    m: NDArray[np.float32],
+    v: NDArray[np.float32],
+    opt: int,
+    lr: float,
+    alpha: float,
+    b1: float,
+    b2: float,
+    eps: float,
+    l1: float,
+    l2: float,
+) -> None:
+    """One optimiser step in place. Private: for tests."""
+
+def _nn_gather_inputs(
+    codes: NDArray[np.int32],
+    dense: NDArray[np.float32],
+    rows: NDArray[np.int64],
+    col_flat_off: NDArray[np.int64],
+    col_row_off: NDArray[np.int64],
+    col_dim: NDArray[np.int64],
+    col_in_off: NDArray[np.int64],
+    emb: NDArray[np.float32],
+    sizes: NDArray[np.int64],
+    params: NDArray[np.float32],
+    x0: NDArray[np.float32],
+) -> None:
+    """x0 = the dense layers' inputs of rows. Private: for tests."""
+
+def _nn_mlp_forward(
+    x0: NDArray[np.float32],
+    params: NDArray[np.float32],
+    sizes: NDArray[np.int64],
+    acts: NDArray[np.float32],
+    dropout: float,
+    seed: int,
+) -> None:
+    """The dense layers' outputs into acts (dropout masks from seed). Private: for tests."""
+
+def _nn_mlp_backward(
+    x0: NDArray[np.float32],
+    params: NDArray[np.float32],
+    sizes: NDArray[np.int64],
+    acts: NDArray[np.float32],
+    dz: NDArray[np.float32],
+    l2: float,
+    grads: NDArray[np.float32],
+    dropout: float,
+) -> NDArray[np.float32]:
+    """grads = d loss / d params; returns d loss / d x0. Private: for tests."""
+
+def _nn_late_chunk(
+    owner: NDArray[np.int64],
+    started: NDArray[np.int64],
+    o0: int,
+    n_chunks: int,
+    fastest: NDArray[np.int64],
+) -> int:
+    """The first late chunk of a batch. Private: for tests."""
+
+def _nn_record_fastest(fastest: NDArray[np.int64], elapsed: int) -> None:
+    """fastest[0] = min(fastest[0], elapsed). Private: for tests."""

@@ -18,9 +18,9 @@ def lazy_attributes(
 
     Examples
     --------
-    >>> import recforge.rank
-    >>> recforge.rank.DNN.__name__
-    'DNN'
+    >>> import recforge.recall
+    >>> recforge.recall.PersonalRank.__name__
+    'PersonalRank'
     """
 
     def __getattr__(name: str):

@@ -74,23 +74,11 @@ def resolve_n_threads(n_threads) -> int:
 _BLAS_LIBRARIES: dict = {}
 
 
-def load_numba_blas() -> None:
-    """Load the BLAS library that Numba's ``np.dot`` binds to (scipy's), so that
-    :func:`limit_blas_threads` finds and caps it. ~0.1 s on the first call of a process: only the
-    callers of such kernels (DNN / Wide&Deep) pay it, not every capped block."""
+def load_scipy_blas() -> None:
+    """Load scipy's BLAS library, the one the neural kernels call (``_core.nn_*``, through
+    ``scipy.linalg.cython_blas``), so that :func:`limit_blas_threads` finds and caps it. ~0.04 s
+    on the first call of a process (importing ``scipy.linalg``): only DNN / Wide&Deep pay it."""
     import scipy.linalg.cython_blas  # noqa: F401
-
-
-@functools.cache
-def use_scipy_blas() -> None:
-    """Hand the compiled neural kernels (``_core.nn_*``) scipy's BLAS routines, the ones Numba's
-    ``np.dot`` calls too (this loads scipy's BLAS, as :func:`load_numba_blas` does). Runs once per
-    process: ~0.04 s the first time (importing ``scipy.linalg``)."""
-    from scipy.linalg import cython_blas
-
-    from . import _core
-
-    _core.nn_use_blas(cython_blas.__pyx_capi__)
 
 
 def _blas_libraries() -> list:
@@ -117,7 +105,7 @@ def limit_blas_threads(n: int = 1):
     libraries are found once (:func:`_blas_libraries`), and only a pool whose count differs from
     ``n`` is set and restored, a ctypes call each (~1 us; threadpoolctl's ``limit`` reads every
     library's description on entry and exit, ~20 us). Only the libraries already loaded are
-    limited: a caller whose Numba kernels call ``np.dot`` first calls :func:`load_numba_blas`
+    limited: a caller whose kernels call scipy's BLAS first calls :func:`load_scipy_blas`
     (otherwise the first fit of a process would run them with every BLAS thread). The counts are
     the process's: threads that overlap such blocks share them.
 

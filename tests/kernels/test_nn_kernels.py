@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from recforge import _core
 from recforge._reference import nn as R
-from recforge._threads import limit_blas_threads, load_numba_blas, numba_threads, use_scipy_blas
+from recforge._threads import limit_blas_threads, load_scipy_blas
 from recforge.kernels import nn as K
 from recforge.rank._nn import flatten_params
 
@@ -114,13 +114,39 @@ def test_loss_and_gradients_match_reference(has_wide, l2):
         assert not wide_grad.any()
 
 
+def _gather(P, rows):
+    """x0 (len(rows), d0) float32: the dense layers' inputs of rows (the kernels' gather)."""
+    x0 = np.empty((len(rows), int(P["sizes"][0])), np.float32)
+    _core._nn_gather_inputs(
+        P["codes"],
+        P["dense"],
+        rows,
+        P["col_flat_off"],
+        P["col_row_off"],
+        P["col_dim"],
+        P["col_in_off"],
+        P["emb"],
+        P["sizes"],
+        P["params"],
+        x0,
+    )
+    return x0
+
+
+def _forward(P, x0, dropout=0.0, seed=0):
+    """(logits (nb,) float32, acts): the kernels' dense layers on x0 (dropout masks from seed)."""
+    nb, sizes = x0.shape[0], P["sizes"]
+    acts = np.empty(nb * int(sizes[1:].sum()), np.float32)
+    load_scipy_blas()
+    with limit_blas_threads(1):
+        _core._nn_mlp_forward(x0, P["params"], sizes, acts, dropout, seed)
+    return acts[nb * int(sizes[1:-1].sum()) :].copy(), acts
+
+
 def test_gather_inputs_is_the_lookup():
     P = _problem(seed=2)
     rows = np.array([3, 0, 5, 5], dtype=np.int64)
-    x0 = np.empty((4, int(P["sizes"][0])), np.float32)
-    K.gather_inputs(
-        P["codes"], P["dense"], rows, P["col_flat_off"], P["col_dim"], P["col_in_off"], P["emb"], x0
-    )
+    x0 = _gather(P, rows)
     np.testing.assert_array_equal(
         x0, R.inputs(P["codes"][rows], P["dense"][rows], P["tables"]).astype(np.float32)
     )
@@ -151,9 +177,9 @@ def _compiled_logits(P, lo, hi, chunk=64, n_threads=1, has_wide=True, **changes)
         n_threads=n_threads,
     )
     args.update(changes)
-    use_scipy_blas()
+    load_scipy_blas()
     with limit_blas_threads(1):
-        _core.nn_predict_logits(**args)
+        K.predict_logits(**args)
     return args["out"]
 
 
@@ -169,34 +195,23 @@ def test_predict_logits_matches_reference_forward():
 @pytest.mark.parametrize("hidden", [(6, 5), (1,), ()])
 @pytest.mark.parametrize("has_wide", [False, True])
 def test_predict_logits_equal_the_training_forward_bit_for_bit(n, hidden, has_wide):
-    """The compiled forward pass makes Numba's np.dot BLAS calls (sdot for one row and one unit,
-    sgemv for one row or one unit, sgemm otherwise): on the same blocks of rows its logits are the
-    training pass's bits, whatever the number of threads. (BLAS's result for a row may depend on
-    the block it is computed in.)"""
+    """Prediction runs the training pass's gather and dense layers (BLAS as Numba's np.dot called
+    it: sdot for one row and one unit, sgemv for one row or one unit, sgemm otherwise) plus the
+    wide part in float32: on the same blocks of rows, the same bits, whatever the number of
+    threads. (BLAS's result for a row may depend on the block it is computed in.)"""
     P = _problem(seed=11, n=n, hidden=hidden)
-    sizes = P["sizes"]
     w = P["wide"]
-    load_numba_blas()
     for chunk, n_threads in [(n, 1), (64, 2), (7, 3)]:
         z = np.empty(n, np.float32)
         for lo in range(0, n, chunk):
             rows = np.arange(lo, min(n, lo + chunk), dtype=np.int64)
-            x0 = np.empty((len(rows), int(sizes[0])), np.float32)
-            K.gather_inputs(
-                P["codes"],
-                P["dense"],
-                rows,
-                P["col_flat_off"],
-                P["col_dim"],
-                P["col_in_off"],
-                P["emb"],
-                x0,
-            )
-            acts = np.empty(len(rows) * int(sizes[1:].sum()), np.float32)
-            with limit_blas_threads(1):
-                zb = K.mlp_forward(x0, P["params"], sizes, acts)
+            zb, _ = _forward(P, _gather(P, rows))
             if has_wide:
-                K.wide_logits(w.indptr.astype(np.int64), w.indices, w.data, rows, P["wide_w"], zb)
+                for r, i in enumerate(rows):
+                    s = np.float32(0.0)
+                    for p in range(w.indptr[i], w.indptr[i + 1]):
+                        s = np.float32(s + w.data[p] * P["wide_w"][w.indices[p]])
+                    zb[r] = np.float32(zb[r] + s)
             z[rows] = zb
         out = _compiled_logits(P, 0, n, chunk, n_threads, has_wide)
         np.testing.assert_array_equal(out, z.astype(np.float64))
@@ -250,7 +265,7 @@ def test_update_matches_reference(opt):
     alpha = lr * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
     code = {"sgd": K.SGD, "adagrad": K.ADAGRAD, "adam": K.ADAM, "ftrl": K.FTRL}[opt]
     pk, mk, vk = p.copy(), m.copy(), v.copy()
-    K.update(pk, g, mk, vk, code, lr, alpha, 0.9, 0.999, 1e-7, 0.01, 0.02)
+    _core._nn_update(pk, g, mk, vk, code, lr, alpha, 0.9, 0.999, 1e-7, 0.01, 0.02)
     p64, g64, m64, v64 = (a.astype(np.float64) for a in (p, g, m, v))
     if opt == "sgd":
         expected = R.sgd_step(p64, g64, lr)
@@ -419,12 +434,11 @@ def test_train_batches_same_for_any_number_of_workers(n_workers, dropout):
     assert P["params"].size > K.UPDATE_BLOCK
     order = np.random.default_rng(1).permutation(500).astype(np.int64)
     one = _train(P, order, 150, 1, dropout)
-    with numba_threads(min(n_workers, 2)):
-        for _ in range(5):
-            many = _train(P, order, 150, n_workers, dropout)
-            assert many[0] == one[0] and many[4] == one[4] == 4
-            for a, b in zip(many[1:4], one[1:4]):
-                np.testing.assert_array_equal(a, b)
+    for _ in range(5):
+        many = _train(P, order, 150, n_workers, dropout)
+        assert many[0] == one[0] and many[4] == one[4] == 4
+        for a, b in zip(many[1:4], one[1:4]):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_train_batches_same_with_a_core_taken_by_a_foreign_process():
@@ -439,12 +453,11 @@ def test_train_batches_same_with_a_core_taken_by_a_foreign_process():
     one = _train(P, order, 150, 1, 0.3)  # 10 batches of 3 chunks (64, 64, 22 rows)
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        with numba_threads(2):
-            for _ in range(10):
-                many = _train(P, order, 150, 2, 0.3)
-                assert many[0] == one[0] and many[4] == one[4] == 10
-                for a, b in zip(many[1:4], one[1:4]):
-                    np.testing.assert_array_equal(a, b)
+        for _ in range(10):
+            many = _train(P, order, 150, 2, 0.3)
+            assert many[0] == one[0] and many[4] == one[4] == 10
+            for a, b in zip(many[1:4], one[1:4]):
+                np.testing.assert_array_equal(a, b)
     finally:
         spinner.kill()
         spinner.wait()
@@ -469,13 +482,8 @@ def test_dropout_forward_backward_match_reference_on_the_realised_mask():
     rate = 0.4
     rows = np.arange(50, dtype=np.int64)
     sizes = P["sizes"]
-    x0 = np.empty((50, int(sizes[0])), np.float32)
-    K.gather_inputs(
-        P["codes"], P["dense"], rows, P["col_flat_off"], P["col_dim"], P["col_in_off"], P["emb"], x0
-    )
-    acts = np.empty(50 * int(sizes[1:].sum()), np.float32)
-    K.seed_rng(3)
-    z = K.mlp_forward(x0, P["params"], sizes, acts, rate).copy()
+    x0 = _gather(P, rows)
+    z, acts = _forward(P, x0, rate, seed=3)
     masks, off = [], 0
     for width in sizes[1:-1].tolist():
         h = acts[off * 50 : (off + width) * 50].reshape(50, width)
@@ -490,12 +498,12 @@ def test_dropout_forward_backward_match_reference_on_the_realised_mask():
     p = 1.0 / (1.0 + np.exp(-zr))
     dz = (P["sw"] * (p - P["y"]) / 50).astype(np.float32)
     grads = np.empty_like(P["params"])
-    K.mlp_backward(x0, P["params"], sizes, acts, dz, 0.0, grads, rate)
+    _core._nn_mlp_backward(x0, P["params"], sizes, acts, dz, 0.0, grads, rate)
     np.testing.assert_allclose(grads, flatten_params(ref[2], ref[3]), rtol=2e-4, atol=1e-6)
 
 
 def test_a_waiting_worker_takes_over_only_a_late_chunk():
-    """_late_chunk: the first unpublished chunk whose computation began more than LATE_CHUNK_FACTOR
+    """late_chunk: the first unpublished chunk whose computation began more than LATE_CHUNK_FACTOR
     times the fastest timed pass ago (FIRST_LATE_NS before any pass was timed); -1 while the
     unpublished chunks are on time; n_chunks once every chunk is published."""
     # "just now" a minute ahead: the test's thread may be preempted (or compile) for milliseconds
@@ -504,17 +512,19 @@ def test_a_waiting_worker_takes_over_only_a_late_chunk():
     fastest = np.full(1, never, np.int64)
     owner = np.array([-1, -1, 3, 9, 2, -1], np.int64)  # batch 1 of two, 3 chunks each: slots 3..5
     started = np.array([0, 0, 0, now, now, now], np.int64)
-    assert K._late_chunk(owner, started, 3, 3, fastest) == -1  # chunk 2 began just now
+    assert _core._nn_late_chunk(owner, started, 3, 3, fastest) == -1  # chunk 2 began just now
     started[5] = time.monotonic_ns() - 2 * K.FIRST_LATE_NS
-    assert K._late_chunk(owner, started, 3, 3, fastest) == 2
-    K._record_fastest(fastest, 1000 * K.FIRST_LATE_NS)
-    K._record_fastest(fastest, 400 * K.FIRST_LATE_NS)
-    K._record_fastest(fastest, 700 * K.FIRST_LATE_NS)
+    assert _core._nn_late_chunk(owner, started, 3, 3, fastest) == 2
+    _core._nn_record_fastest(fastest, 1000 * K.FIRST_LATE_NS)
+    _core._nn_record_fastest(fastest, 400 * K.FIRST_LATE_NS)
+    _core._nn_record_fastest(fastest, 700 * K.FIRST_LATE_NS)
     assert fastest[0] == 400 * K.FIRST_LATE_NS
     started[5] = time.monotonic_ns() - 2 * K.FIRST_LATE_NS
-    assert K._late_chunk(owner, started, 3, 3, fastest) == -1  # 2 ms < LATE_CHUNK_FACTOR * 0.4 s
+    assert (
+        _core._nn_late_chunk(owner, started, 3, 3, fastest) == -1
+    )  # 2 ms < LATE_CHUNK_FACTOR * 0.4 s
     started[5] = never  # claimed, its start not stored yet: on time
-    assert K._late_chunk(owner, started, 3, 3, fastest) == -1
-    assert K._late_chunk(owner, started, 0, 2, fastest) == 0  # slots 0, 1 began at 0: late
+    assert _core._nn_late_chunk(owner, started, 3, 3, fastest) == -1
+    assert _core._nn_late_chunk(owner, started, 0, 2, fastest) == 0  # slots 0, 1 began at 0: late
     owner[5] = 1
-    assert K._late_chunk(owner, started, 3, 3, fastest) == 3
+    assert _core._nn_late_chunk(owner, started, 3, 3, fastest) == 3

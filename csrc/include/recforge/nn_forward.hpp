@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <random>
 
 namespace recforge::nn {
 
@@ -23,37 +24,61 @@ namespace recforge::nn {
 struct Blas {
     void (*gemm)(char* transa, char* transb, int* m, int* n, int* k, float* alpha, float* a,
                  int* lda, float* b, int* ldb, float* beta, float* c, int* ldc);
-    void (*gemv)(char* trans, int* m, int* n, float* alpha, float* a, int* lda, float* x,
-                 int* incx, float* beta, float* y, int* incy);
+    void (*gemv)(char* trans, int* m, int* n, float* alpha, float* a, int* lda, float* x, int* incx,
+                 float* beta, float* y, int* incy);
     float (*dot)(int* n, float* x, int* incx, float* y, int* incy);
 };
 
-// C (m x n) = A (m x k) @ B (k x n), all C-contiguous, by the BLAS call Numba's np.dot(A, B, C)
-// makes (so the two give the same bits): zeros when a dimension is 0, sdot for 1 x 1, sgemv when
-// one side is a vector, else sgemm on the column-major product C^T = B^T A^T.
-inline void matmul(const Blas& blas, const float* A, const float* B, float* C, int m, int k,
-                   int n) {
+// A float32 matrix as Numba's np.dot sees it: rows x cols, C-ordered or F-ordered (a transposed
+// view of a C-ordered array), at data.
+struct Mat {
+    const float* data;
+    int rows, cols;
+    bool c_order;
+};
+
+// out (x.rows x y.cols, C-ordered) = x @ y by the BLAS call Numba's np.dot(x, y, out) makes, so
+// the two give the same bits: zeros when the inner dimension is 0, sdot for 1 x 1, sgemv when one
+// side is a vector, else sgemm on the column-major product out^T = y^T x^T.
+inline void numba_dot(const Blas& blas, Mat x, Mat y, float* out) {
+    int m = x.rows, k = x.cols, n = y.cols;
     if (m == 0 || n == 0) return;
     if (k == 0) {
-        std::fill(C, C + static_cast<int64_t>(m) * n, 0.0f);
+        std::fill(out, out + static_cast<int64_t>(m) * n, 0.0f);
         return;
     }
     float one = 1.0f, zero = 0.0f;
     int inc = 1;
-    auto* a = const_cast<float*>(A);
-    auto* b = const_cast<float*>(B);
+    auto* xd = const_cast<float*>(x.data);
+    auto* yd = const_cast<float*>(y.data);
+    // a matrix operand of sgemv: (BLAS rows, BLAS columns, leading dimension) of its storage
+    auto gemv_shape = [](const Mat& a, int& rows, int& cols, int& ld) {
+        rows = a.c_order ? a.cols : a.rows;
+        cols = a.c_order ? a.rows : a.cols;
+        ld = rows;
+    };
+    int rows, cols, ld;
     if (n == 1 && m == 1) {
-        C[0] = blas.dot(&k, a, &inc, b, &inc);
-    } else if (n == 1) {  // matrix x vector: A read as its column-major transpose
-        char t = 't';
-        blas.gemv(&t, &k, &m, &one, a, &k, b, &inc, &zero, C, &inc);
+        out[0] = blas.dot(&k, xd, &inc, yd, &inc);
+    } else if (n == 1) {  // matrix x vector
+        char trans = x.c_order ? 't' : 'n';
+        gemv_shape(x, rows, cols, ld);
+        blas.gemv(&trans, &rows, &cols, &one, xd, &ld, yd, &inc, &zero, out, &inc);
     } else if (m == 1) {  // vector x matrix
-        char no = 'n';
-        blas.gemv(&no, &n, &k, &one, b, &n, a, &inc, &zero, C, &inc);
+        char trans = y.c_order ? 'n' : 't';
+        gemv_shape(y, rows, cols, ld);
+        blas.gemv(&trans, &rows, &cols, &one, yd, &ld, xd, &inc, &zero, out, &inc);
     } else {
-        char no = 'n';
-        blas.gemm(&no, &no, &n, &m, &k, &one, b, &n, a, &k, &zero, C, &n);
+        char ta = y.c_order ? 'n' : 't', tb = x.c_order ? 'n' : 't';
+        int lda = y.c_order ? y.cols : y.rows, ldb = x.c_order ? x.cols : x.rows;
+        blas.gemm(&ta, &tb, &n, &m, &k, &one, yd, &lda, xd, &ldb, &zero, out, &n);
     }
+}
+
+// C (m x n) = A (m x k) @ B (k x n), all C-ordered (numba_dot).
+inline void matmul(const Blas& blas, const float* A, const float* B, float* C, int m, int k,
+                   int n) {
+    numba_dot(blas, {A, m, k, true}, {B, k, n, true}, C);
 }
 
 // The inputs of the dense part, see the layout above.
@@ -111,26 +136,53 @@ void gather_inputs(const Inputs& in, int64_t d0, int64_t nb, Row&& row, float* x
     }
 }
 
+// Numba's np.random.random() on a generator seeded by np.random.seed(seed) (MT19937 with the
+// reference initialisation, 53 bits from two draws): the dropout masks of the training pass.
+class NumbaRandom {
+  public:
+    explicit NumbaRandom(uint32_t seed) : mt_(seed) {}
+    double random() {
+        const double a = static_cast<double>(mt_() >> 5), b = static_cast<double>(mt_() >> 6);
+        return (a * 67108864.0 + b) / 9007199254740992.0;
+    }
+
+  private:
+    std::mt19937 mt_;
+};
+
 // The dense layers on x0 (nb, d0): layer l's output (nb, sizes[l+1]) goes to acts at offset
-// nb * (sizes[1] + ... + sizes[l]); returns the (nb,) logits (the last block of acts).
+// nb * (sizes[1] + ... + sizes[l]); returns the (nb,) logits (the last block of acts). With
+// dropout > 0 (training), each hidden unit is zeroed with that probability (one draw of `rng` per
+// unit, rows then units, layer by layer) and the kept ones scaled by 1 / (1 - dropout).
 inline float* mlp_forward(const Blas& blas, const Layers& net, const float* x0, int64_t nb,
-                          float* acts) {
+                          float* acts, double dropout = 0.0, NumbaRandom* rng = nullptr) {
     const float* inp = x0;
     float* out = acts;
     const float* p = net.params;
+    const float keep_scale = static_cast<float>(1.0 / (1.0 - dropout));
     for (int l = 0; l < net.n_layers; ++l) {
         const int64_t k = net.sizes[l], m = net.sizes[l + 1];
         const float* W = p;
         const float* b = p + k * m;
         p = b + m;
-        matmul(blas, inp, W, out, static_cast<int>(nb), static_cast<int>(k),
-               static_cast<int>(m));
+        matmul(blas, inp, W, out, static_cast<int>(nb), static_cast<int>(k), static_cast<int>(m));
         const bool relu = l < net.n_layers - 1;
-        for (int64_t r = 0; r < nb; ++r) {
-            float* o = out + r * m;
-            for (int64_t j = 0; j < m; ++j) {
-                const float v = o[j] + b[j];
-                o[j] = relu && v < 0.0f ? 0.0f : v;
+        if (relu && dropout > 0.0) {
+            for (int64_t r = 0; r < nb; ++r) {
+                float* o = out + r * m;
+                for (int64_t j = 0; j < m; ++j) {
+                    float v = o[j] + b[j];
+                    if (v < 0.0f) v = 0.0f;
+                    o[j] = rng->random() < dropout ? 0.0f : v * keep_scale;
+                }
+            }
+        } else {
+            for (int64_t r = 0; r < nb; ++r) {
+                float* o = out + r * m;
+                for (int64_t j = 0; j < m; ++j) {
+                    const float v = o[j] + b[j];
+                    o[j] = relu && v < 0.0f ? 0.0f : v;
+                }
             }
         }
         inp = out;

@@ -5,15 +5,12 @@ All are scikit-learn style binary classifiers (``fit``, ``predict_proba``, ``pre
 :mod:`recforge.rank._base` for the shared conventions.
 """
 
-from .._lazy import lazy_attributes
 from ._base import Ranker
+from .dnn import DNN
 from .gbdt import GBDTClassifier, GBDTRanker, GBDTRegressor
 from .gbdt_lr import GBDTLR
 from .linear import LogisticRegression
-
-#: the rankers built on Numba kernels: their modules (and Numba, about 0.5 s of import) load on
-#: first access, so ``import recforge.rank`` and the other rankers never pay for them
-_NUMBA_RANKERS = {"DNN": ".dnn", "WideDeep": ".wide_deep"}
+from .wide_deep import WideDeep
 
 __all__ = [
     "DNN",
@@ -25,6 +22,3 @@ __all__ = [
     "Ranker",
     "WideDeep",
 ]
-
-
-__getattr__, __dir__ = lazy_attributes(__name__, _NUMBA_RANKERS, globals(), __all__)

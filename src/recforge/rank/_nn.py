@@ -1,7 +1,7 @@
 """What DNN and Wide&Deep share: their inputs, the parameter layout and initialisation, the training
 loop (epochs, shuffling, early stopping on AUC, progress bar, callback), prediction and save/load.
 
-The kernels are in :mod:`recforge.kernels.nn` (see its docstring for the array layout).
+The kernels are in :mod:`recforge.kernels.nn` (C++; see its docstring for the array layout).
 """
 
 from __future__ import annotations
@@ -15,13 +15,7 @@ import scipy.sparse as sp
 
 from .. import _core
 from .._progress import progress_bar
-from .._threads import (
-    limit_blas_threads,
-    load_numba_blas,
-    numba_threads,
-    resolve_n_threads,
-    use_scipy_blas,
-)
+from .._threads import limit_blas_threads, load_scipy_blas, resolve_n_threads
 from .._validation import FLOAT32_MAX, check_choice, check_float, check_int, check_random_state
 from ..io import ModelArrays
 from ..kernels import nn as nn_kernels
@@ -341,9 +335,9 @@ class NeuralRanker(Ranker):
         try:
             # one BLAS thread: a batch's products (<= 1024 x 128 x 128) are too small for threaded BLAS to
             # pay — two OpenBLAS threads made an Adult epoch 6-17x slower on a busy 2-core machine
-            # (bench/bench_nn.py); ``n_threads`` Numba threads share each batch's chunks of rows
-            load_numba_blas()
-            with limit_blas_threads(1), numba_threads(n_threads):
+            # (bench/bench_nn.py); ``n_threads`` workers share each batch's chunks of rows
+            load_scipy_blas()
+            with limit_blas_threads(1):
                 for epoch in range(1, epochs + 1):
                     t0 = time.perf_counter()
                     order = rng.permutation(n).astype(np.int64)
@@ -420,15 +414,15 @@ class NeuralRanker(Ranker):
 
     # -- prediction ---------------------------------------------------------------------------------
     def _logits(self, inp: NNInputs, n_threads: int = 1) -> np.ndarray:
-        """Logits (float64) of every row: the compiled forward pass (``_core.nn_predict_logits``)
+        """Logits (float64) of every row: the compiled forward pass (``kernels.nn.predict_logits``)
         in blocks of ``PREDICT_CHUNK`` rows on up to ``n_threads`` threads, one BLAS thread each.
         The blocks do not depend on ``n_threads``, so neither do the results."""
         n = inp.codes.shape[0]
         out = np.empty(n, np.float64)
         indptr, indices, data = inp.wide_arrays()
-        use_scipy_blas()
+        load_scipy_blas()
         with limit_blas_threads(1):
-            _core.nn_predict_logits(
+            nn_kernels.predict_logits(
                 inp.codes,
                 inp.dense,
                 0,

@@ -7,7 +7,7 @@ from ._nn import NeuralRanker
 
 class DNN(NeuralRanker):
     r"""Deep neural network for click prediction, trained with mini-batch Adam, Adagrad or SGD on
-    Numba kernels (BLAS matrix products for the dense layers, sparse embedding updates).
+    C++ kernels (scipy's BLAS for the dense layers' matrix products, sparse embedding updates).
 
     Every categorical column (and, with ``embed_numeric``, every numeric column's quantile bucket)
     goes through its own embedding table; the embeddings and the standardised numeric columns are

@@ -128,8 +128,9 @@ def _keras_model(kind, model, inp):
 def _epoch_runner(model, inp, y, n_threads, seed=0):
     """One training epoch of a fitted recforge model on encoded inputs (what ``fit`` runs per epoch)
     on ``n_threads`` threads."""
-    from recforge._threads import limit_blas_threads, numba_threads
+    from recforge._threads import limit_blas_threads, load_scipy_blas
 
+    load_scipy_blas()
     rng = np.random.default_rng(seed)
     yy = y.astype(np.float64)
     sw = np.ones_like(yy)
@@ -137,7 +138,7 @@ def _epoch_runner(model, inp, y, n_threads, seed=0):
 
     def run():
         order = rng.permutation(n).astype(np.int64)
-        with limit_blas_threads(1), numba_threads(n_threads):  # as in fit
+        with limit_blas_threads(1):  # as in fit
             return model._train_call(inp, yy, sw, order, 0, n, model.batch_size, 0, n_threads)
 
     return run

@@ -190,10 +190,10 @@ inline void mlp_backward(const Blas& blas, const Layers& net, const float* x0, i
         const float* inp = l == 0 ? x0 : acts + a_off[l - 1] * nb;
         // gW = inp^T @ G, as Numba's np.dot(inp.T, G) (inp.T an F-ordered view)
         float* gW = s.gw.data();
-        numba_dot(blas, {inp, static_cast<int>(k), n, false}, {G, n, static_cast<int>(m), true}, gW);
+        numba_dot(blas, {inp, static_cast<int>(k), n, false}, {G, n, static_cast<int>(m), true},
+                  gW);
         float* gk = grads + w_off[l];
-        for (int64_t q = 0; q < k * m; ++q)
-            gk[q] = static_cast<float>(gW[q] + 2.0 * l2 * W[q]);
+        for (int64_t q = 0; q < k * m; ++q) gk[q] = static_cast<float>(gW[q] + 2.0 * l2 * W[q]);
         float* gb = gk + k * m;
         for (int64_t j = 0; j < m; ++j) {
             float sum = 0.0f;
@@ -412,7 +412,8 @@ class Trainer {
           owner_(static_cast<size_t>(std::max<int64_t>(1, n_batches_ * max_chunks_))),
           started_(owner_.size()),
           home_(static_cast<size_t>(max_chunks_)) {
-        for (auto* v : {&claimed_, &published_, &blocks_, &parts_}) for (auto& a : *v) a.store(0);
+        for (auto* v : {&claimed_, &published_, &blocks_, &parts_})
+            for (auto& a : *v) a.store(0);
         for (auto& a : owner_) a.store(-1);
         for (auto& a : started_) a.store(kNever);
         for (int64_t c = 0; c < max_chunks_; ++c) home_[c] = c;
@@ -420,7 +421,8 @@ class Trainer {
         int64_t max_dim = 0;
         for (int64_t c = 0; c < md.in.n_cat; ++c) max_dim = std::max(max_dim, md.in.col_dim[c]);
         const int64_t cap = batch_size * md.in.n_cat;
-        listing_.mark.assign(static_cast<size_t>(md.in.n_cat > 0 ? md.col_row_off[md.in.n_cat] : 0), -1);
+        listing_.mark.assign(static_cast<size_t>(md.in.n_cat > 0 ? md.col_row_off[md.in.n_cat] : 0),
+                             -1);
         listing_.touched.resize(static_cast<size_t>(cap));
         listing_.touched_col.resize(static_cast<size_t>(cap));
         listing_.goff.resize(static_cast<size_t>(cap));
@@ -432,8 +434,8 @@ class Trainer {
     }
 
     double run() {
-        parallel_for(n_workers_, n_workers_, [&](int64_t w, int) { worker(static_cast<int>(w)); },
-                     1);
+        parallel_for(
+            n_workers_, n_workers_, [&](int64_t w, int) { worker(static_cast<int>(w)); }, 1);
         return total_;
     }
 
@@ -477,8 +479,8 @@ class Trainer {
                             const int64_t q = blocks_[b].fetch_add(1);
                             if (q < n_blocks_) {
                                 const int64_t q0 = q * kUpdateBlock;
-                                dense_update(t, q0, std::min(md_.n_params, q0 + kUpdateBlock),
-                                             o0, n_chunks);
+                                dense_update(t, q0, std::min(md_.n_params, q0 + kUpdateBlock), o0,
+                                             n_chunks);
                                 if (parts_[b].fetch_add(1) == n_blocks_) opened_.store(b + 1);
                                 continue;
                             }
@@ -542,8 +544,8 @@ class Trainer {
         }
         add_l2_grad(md_.net, offsets_, hp_.l2, g, q0, q1);
         const float alpha = adam_rate(hp_.lr, hp_.b1, hp_.b2, t);
-        update(md_.params + q0, g + q0, md_.p_m + q0, md_.p_v + q0, q1 - q0, hp_.opt, hp_.lr,
-               alpha, hp_.b1, hp_.b2, hp_.eps, 0.0, 0.0);
+        update(md_.params + q0, g + q0, md_.p_m + q0, md_.p_v + q0, q1 - q0, hp_.opt, hp_.lr, alpha,
+               hp_.b1, hp_.b2, hp_.eps, 0.0, 0.0);
     }
 
     // What of a batch's update the worker that published its last chunk runs alone: the loss

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from .. import _core
 from .._progress import progress_bar
-from .._threads import limit_blas_threads, load_scipy_blas, resolve_n_threads
+from .._threads import available_cores, limit_blas_threads, load_scipy_blas, resolve_n_threads
 from .._validation import FLOAT32_MAX, check_choice, check_float, check_int, check_random_state
 from ..io import ModelArrays
 from ..kernels import nn as nn_kernels
@@ -307,7 +307,10 @@ class NeuralRanker(Ranker):
         )
 
     def _fit(self, X, y, sw, evals):
-        n_threads = resolve_n_threads(self.n_threads)
+        # the training workers wait for each other at every batch (spinning, then 50 us sleeps):
+        # more of them than cores would only take turns (as Numba's threads, capped at the cores,
+        # did when these kernels were Numba's); the results are the same for any count
+        n_threads = min(resolve_n_threads(self.n_threads), available_cores())
         inp = self._as_inputs(X, fit=True)
         ev = [(self._as_inputs(Xe, fit=False), ye, swe) for Xe, ye, swe in evals]
         rng = check_random_state(self.random_state)

@@ -1,0 +1,121 @@
+"""Busy core, paired rounds: the cases of ``bench_busy.py`` with their idle and busy runs interleaved.
+
+``bench_busy.py`` times a case's 1-thread idle rounds, then its 2-thread busy rounds: on a shared
+host whose speed drifts by 10-20 % within minutes, that drift lands in the ratio. Here one foreign
+``while True: pass`` process lives for the whole run and is paused (SIGSTOP) for the idle runs and
+resumed (SIGCONT) for the busy ones, so that each round times the two back to back, in alternating
+order (idle first in even rounds, busy first in odd ones: a linear drift cancels over two rounds).
+The report per case: the median of each mode, the ratio of the medians (1-thread idle / 2-threads
+busy, as compare.py prints for ``bench_busy.py``; >= 1 is the target) and the median of the
+per-round ratios, with the cores each mode used (CPU seconds / wall seconds).
+
+The team of the C++ kernels reads the machine's runnable threads (``/proc/loadavg``'s fourth field)
+before each call: a paused process is not runnable, so the idle runs see an idle machine.
+
+    python -m bench.busy_paired                 # every case, 7 rounds (from the repository root)
+    python -m bench.busy_paired gbdt lr --rounds 11
+    RECFORGE_BENCH_SIZE=smoke python -m bench.busy_paired --rounds 3
+
+Timings on a shared machine are noisy: the numbers are a report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+from .bench_busy import CASES, CoreShare, case
+
+#: seconds a resumed foreign process gets to be scheduled before a busy run starts
+RESUME_SECONDS = 0.05
+
+
+def timed(run, n_threads, foreign_pid):
+    """(wall seconds, cores used by this process, cores used by the foreign process) of one run."""
+    share = CoreShare(foreign_pid)
+    start = time.perf_counter()
+    run(n_threads)
+    wall = time.perf_counter() - start
+    ours, foreign = share.stop()
+    return wall, ours, foreign
+
+
+def paired_rounds(name: str, rounds: int, spinner: subprocess.Popen) -> dict:
+    """Idle (1 thread, spinner paused) and busy (2 threads, spinner running) runs of one case."""
+    run = case(name)
+    times = {"idle": [], "busy": []}
+    cores = {"idle": [], "busy": [], "foreign": []}
+
+    def idle():
+        os.kill(spinner.pid, signal.SIGSTOP)
+        wall, ours, _ = timed(run, 1, None)
+        times["idle"].append(wall)
+        cores["idle"].append(ours)
+
+    def busy():
+        os.kill(spinner.pid, signal.SIGCONT)
+        time.sleep(RESUME_SECONDS)
+        wall, ours, foreign = timed(run, 2, spinner.pid)
+        times["busy"].append(wall)
+        cores["busy"].append(ours)
+        cores["foreign"].append(foreign)
+
+    os.kill(spinner.pid, signal.SIGSTOP)
+    run(1)  # warm-up: data built, kernels loaded
+    os.kill(spinner.pid, signal.SIGCONT)
+    run(2)
+    for r in range(rounds):
+        for step in (idle, busy) if r % 2 == 0 else (busy, idle):
+            step()
+    os.kill(spinner.pid, signal.SIGCONT)
+    idle_med, busy_med = statistics.median(times["idle"]), statistics.median(times["busy"])
+    return {
+        "case": name,
+        "idle_s": idle_med,
+        "busy_s": busy_med,
+        "ratio": idle_med / busy_med,
+        "paired_ratio": statistics.median(a / b for a, b in zip(times["idle"], times["busy"])),
+        "idle_cores": statistics.median(cores["idle"]),
+        "busy_cores": statistics.median(cores["busy"]),
+        "foreign_cores": statistics.median(cores["foreign"]),
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", metavar="CASE", help=f"default: all of {CASES}")
+    parser.add_argument("--rounds", type=int, default=7, help="paired rounds per case (default 7)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown cases {unknown}; choose from {CASES}")
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        print(
+            f"{'case':<20} {'idle 1t s':>10} {'busy 2t s':>10} {'ratio':>6} {'paired':>7} "
+            f"{'cores idle':>10} {'cores busy':>10} {'foreign':>8}",
+            flush=True,
+        )
+        for name in args.cases or CASES:
+            r = paired_rounds(name, args.rounds, spinner)
+            print(
+                f"{r['case']:<20} {r['idle_s']:>10.4f} {r['busy_s']:>10.4f} {r['ratio']:>6.2f} "
+                f"{r['paired_ratio']:>7.2f} {r['idle_cores']:>10.2f} {r['busy_cores']:>10.2f} "
+                f"{r['foreign_cores']:>8.2f}",
+                flush=True,
+            )
+            assert spinner.poll() is None, "the foreign process died"
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,12 +8,13 @@ they use). Numba's disk cache serves later processes, so nothing compiles there,
 still pays twice for its kernels (measured by ``bench/warmup_first_call.py``, CPU seconds on a busy
 2-core machine): once for Numba's start at its first kernel call (its typing and target contexts:
 85-130 modules imported, Numba's own, scipy.linalg and cffi, every ``@overload`` registry
-installed; 0.25-0.28 s after ``import recforge.rank`` / ``recforge.recall``, whatever the
-kernel, no recforge code in it; a ``parallel=True`` kernel adds ~5 ms to start the threading
-layer), and 3-20 ms for each kernel signature's first call (loaded from the cache and linked).
-``import numba`` itself (~0.33 s) is paid by ``import recforge.rank`` / ``recforge.recall``. A
-process whose first request must be fast calls :func:`warmup` itself at start (~1.2 s of CPU with
-a filled cache).
+installed; 0.25-0.28 s, whatever the kernel, no recforge code in it; a ``parallel=True`` kernel
+adds ~5 ms to start the threading layer), and 3-20 ms for each kernel signature's first call
+(loaded from the cache and linked). ``import numba`` itself (~0.33 s) is paid by the first import
+of a module with Numba kernels (PersonalRank, FTRL, the metrics, the pipeline); the C++ models
+(ItemCF, UserCF, LFM, Item2Vec, LR with L-BFGS, GBDT, DNN, Wide&Deep) never load it. A process
+whose first request must be fast calls :func:`warmup` itself at start (~1.2 s of CPU with a
+filled cache).
 """
 
 from __future__ import annotations

@@ -268,9 +268,7 @@ double train_batches_py(const I32& codes, const F32& dense, const F64& y, const 
     with_model(
         a, stop - start, [ord, start](int64_t r) { return ord[start + r]; },
         [&](auto& md) {
-            using Model = std::remove_reference_t<decltype(md)>;
             using Indptr = std::remove_const_t<std::remove_pointer_t<decltype(md.wide.indptr)>>;
-            static_assert(std::is_same_v<Model, N::Model<Indptr>>);
             N::Trainer<Indptr> trainer(blas, md, hp, ord, start, stop, batch_size, n_workers);
             py::gil_scoped_release release;
             total = trainer.run();

@@ -31,7 +31,8 @@ Fn capsule_function(const py::dict& capsules, const char* name) {
 }
 
 // scipy's BLAS routines (scipy.linalg.cython_blas's capsules), fetched by the first call that
-// needs them (with the GIL held: the calls are serialised) and kept for the process.
+// needs them, with the GIL held, and kept for the process (a thread that enters while the first
+// one imports sets the same pointers again).
 const N::Blas& scipy_blas() {
     static N::Blas blas{};
     static bool loaded = false;
@@ -104,6 +105,21 @@ void check_wide_rows(const py::array& w_indptr, const Indptr* ip, const I32& w_i
     }
 }
 
+// f(wide): the wide part's arrays checked against each other and typed by indptr's dtype; when
+// has_wide, its rows row(0), ..., row(count - 1) are checked too (check_wide_rows).
+template <class Row, class F>
+void with_wide(bool has_wide, const py::array& w_indptr, const I32& w_indices, const F32& w_data,
+               const F32& wide_w, int64_t count, Row&& row, F&& f) {
+    require(wide_w.ndim() == 1 && w_indices.ndim() == 1 && w_data.ndim() == 1 &&
+                w_data.shape(0) == w_indices.shape(0),
+            "wide_w, w_indices and w_data must be 1-D, w_data as long as w_indices");
+    visit_dtype<int32_t, int64_t>(w_indptr, "w_indptr", "int32 or int64", [&](auto ip) {
+        if (has_wide) check_wide_rows(w_indptr, ip, w_indices, wide_w.shape(0), count, row);
+        using Indptr = std::remove_const_t<std::remove_pointer_t<decltype(ip)>>;
+        f(N::Wide<Indptr>{has_wide, ip, w_indices.data(), w_data.data(), wide_w.data()});
+    });
+}
+
 N::Layers check_layers(const I64& sizes, const F32& params) {
     require(sizes.ndim() == 1 && sizes.shape(0) >= 2,
             "sizes must be an int64 array [d0, h1, ..., 1] of length >= 2");
@@ -133,16 +149,9 @@ void predict_logits_py(const I32& codes, const F32& dense, int64_t lo, int64_t h
     check_codes(in, col_row_off.data(), hi - lo, [lo](int64_t r) { return lo + r; });
     require(chunk >= 1 && chunk <= INT32_MAX, "chunk must be >= 1");
     require(out.ndim() == 1 && out.shape(0) >= hi, "out must be a float64 array of >= hi values");
-    require(wide_w.ndim() == 1 && w_indices.ndim() == 1 && w_data.ndim() == 1 &&
-                w_data.shape(0) == w_indices.shape(0),
-            "wide_w, w_indices and w_data must be 1-D, w_data as long as w_indices");
     double* o = out.mutable_data();
-    visit_dtype<int32_t, int64_t>(w_indptr, "w_indptr", "int32 or int64", [&](auto ip) {
-        using Indptr = std::remove_const_t<std::remove_pointer_t<decltype(ip)>>;
-        const N::Wide<Indptr> wide{has_wide, ip, w_indices.data(), w_data.data(), wide_w.data()};
-        if (has_wide)
-            check_wide_rows(w_indptr, ip, w_indices, wide_w.shape(0), hi - lo,
-                            [lo](int64_t r) { return lo + r; });
+    auto row = [lo](int64_t r) { return lo + r; };
+    with_wide(has_wide, w_indptr, w_indices, w_data, wide_w, hi - lo, row, [&](const auto& wide) {
         const int64_t n_blocks = (hi - lo + chunk - 1) / chunk;
         const int threads = team_threads(n_blocks, n_threads);
         std::vector<std::vector<float>> x0(threads), acts(threads);
@@ -203,37 +212,33 @@ void with_model(TrainArgs& a, int64_t count, Row&& row, F&& f) {
     check_like(a.emb_v, a.emb, "emb_m and emb_v must be float32 arrays like emb");
     check_like(a.p_m, a.params, "p_m and p_v must be float32 arrays like params");
     check_like(a.p_v, a.params, "p_m and p_v must be float32 arrays like params");
-    require(a.wide_w.ndim() == 1, "wide_w must be 1-D");
-    check_like(a.wide_m, a.wide_w, "wide_m and wide_v must be float32 arrays like wide_w");
-    check_like(a.wide_v, a.wide_w, "wide_m and wide_v must be float32 arrays like wide_w");
-    require(a.w_indices.ndim() == 1 && a.w_data.ndim() == 1 &&
-                a.w_data.shape(0) == a.w_indices.shape(0),
-            "w_indices and w_data must be 1-D of the same length");
     require(a.step.ndim() == 1 && a.step.shape(0) == 1, "step must be an int64 array of 1");
     check_codes(in, a.col_row_off.data(), count, row);
-    visit_dtype<int32_t, int64_t>(a.w_indptr, "w_indptr", "int32 or int64", [&](auto ip) {
-        using Indptr = std::remove_const_t<std::remove_pointer_t<decltype(ip)>>;
-        if (a.has_wide) check_wide_rows(a.w_indptr, ip, a.w_indices, a.wide_w.shape(0), count, row);
-        N::Model<Indptr> md{in,
-                            a.col_row_off.data(),
-                            net,
-                            {a.has_wide, ip, a.w_indices.data(), a.w_data.data(), a.wide_w.data()},
-                            a.y.data(),
-                            a.sw.data(),
-                            a.emb.mutable_data(),
-                            a.emb_m.mutable_data(),
-                            a.emb_v.mutable_data(),
-                            a.params.mutable_data(),
-                            a.p_m.mutable_data(),
-                            a.p_v.mutable_data(),
-                            a.params.shape(0),
-                            a.wide_w.mutable_data(),
-                            a.wide_m.mutable_data(),
-                            a.wide_v.mutable_data(),
-                            a.wide_w.shape(0),
-                            a.step.mutable_data()};
-        f(md);
-    });
+    with_wide(
+        a.has_wide, a.w_indptr, a.w_indices, a.w_data, a.wide_w, count, row, [&](const auto& wide) {
+            check_like(a.wide_m, a.wide_w, "wide_m and wide_v must be float32 arrays like wide_w");
+            check_like(a.wide_v, a.wide_w, "wide_m and wide_v must be float32 arrays like wide_w");
+            using Indptr = typename std::decay_t<decltype(wide)>::IndptrType;
+            N::Model<Indptr> md{in,
+                                a.col_row_off.data(),
+                                net,
+                                wide,
+                                a.y.data(),
+                                a.sw.data(),
+                                a.emb.mutable_data(),
+                                a.emb_m.mutable_data(),
+                                a.emb_v.mutable_data(),
+                                a.params.mutable_data(),
+                                a.p_m.mutable_data(),
+                                a.p_v.mutable_data(),
+                                a.params.shape(0),
+                                a.wide_w.mutable_data(),
+                                a.wide_m.mutable_data(),
+                                a.wide_v.mutable_data(),
+                                a.wide_w.shape(0),
+                                a.step.mutable_data()};
+            f(md);
+        });
 }
 
 void check_optimizer(int opt, const char* msg) { require(opt >= N::kSgd && opt <= N::kFtrl, msg); }
@@ -268,7 +273,7 @@ double train_batches_py(const I32& codes, const F32& dense, const F64& y, const 
     with_model(
         a, stop - start, [ord, start](int64_t r) { return ord[start + r]; },
         [&](auto& md) {
-            using Indptr = std::remove_const_t<std::remove_pointer_t<decltype(md.wide.indptr)>>;
+            using Indptr = typename std::decay_t<decltype(md.wide)>::IndptrType;
             N::Trainer<Indptr> trainer(blas, md, hp, ord, start, stop, batch_size, n_workers);
             py::gil_scoped_release release;
             total = trainer.run();

@@ -111,6 +111,7 @@ struct Layers {
 // The wide part (CSR of the model's n rows) and its weights; has == false: no wide part.
 template <class Indptr>
 struct Wide {
+    using IndptrType = Indptr;
     bool has;
     const Indptr* indptr;
     const int32_t* indices;

@@ -6,7 +6,7 @@
 // so results are bit-identical for a seed whatever the number of workers. The workers stay in one
 // parallel call: a worker with nothing left to claim re-computes a late chunk (one whose holder
 // has most likely been preempted: it has run kLateChunkFactor times the fastest chunk pass), then
-// shares the batch's dense update in blocks of kUpdateBlock parameters (see train_worker).
+// shares the batch's dense update in blocks of kUpdateBlock parameters (see Trainer::worker).
 //
 // The arithmetic is written as the Numba kernels it replaces computed it (float32 storage, float64
 // where a float64 operand took part, the same BLAS calls), so their results are the same bits.
@@ -327,7 +327,7 @@ int64_t wide_grads(const Model<Indptr>& md, const int64_t* rows, int64_t n, cons
     return nw;
 }
 
-// The slots of chunk results: n_slots of each (see train_worker for who writes which).
+// The slots of chunk results: n_slots of each (see Trainer::worker for who writes which).
 struct Slots {
     int64_t d0, n_params;
     std::vector<float> dx0, dz, grads;

@@ -5,13 +5,13 @@ Then each model runs in its own fresh Python process: the demo's model (``recfor
 twice on the bundled data (recall: ml-latest-small positives, rankers: UCI Adult), then one
 evaluation / prediction. Both fits start from cold CPU caches (a 256 MiB buffer is streamed
 through them before each): the ratio compares the process's first call with a later one, not a
-cache-cold fit with one that runs right after itself on the same arrays. The model's module is imported (the model constructed) before the first
-fit, its seconds in a column of their own. The report lists each fit's seconds, their ratio
-(target: first / warm <= 1.5), the same ratio in CPU seconds of the process (steadier on a busy
-machine), and every Numba signature compiled (not loaded from the cache) in the model's process:
-there should be none; a listed signature is one that ``warmup`` does not cover. Each model runs in
-``--repeat`` fresh processes (default 5) and each column is the median over them: a first fit of a
-few milliseconds moves by tens of percent from one process to the next.
+cache-cold fit with one that runs right after itself on the same arrays. The model's module is
+imported (the model constructed) before the first fit, its seconds in a column of their own. The
+report lists each fit's seconds, their ratio (target: first / warm <= 1.5), the same ratio in CPU
+seconds of the process (steadier on a busy machine), and every Numba signature compiled (not loaded
+from the cache) in the model's process: there should be none; a listed signature is one that
+``warmup`` does not cover. Each model runs in ``--repeat`` fresh processes (default 5) and each
+column is the median over them: a first fit of a few milliseconds moves by tens of percent from one process to the next.
 
 The first fit's extra seconds (first - warm) are split into what Numba does once per process and
 what is left:

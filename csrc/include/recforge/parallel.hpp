@@ -476,6 +476,13 @@ inline int team_size_for_load(int runnable, int size, int cpus) {
     return std::max(1, cpus - (runnable - 1));
 }
 
+// The machine's cores, read once (std::thread::hardware_concurrency reads sysfs on every call:
+// about 6 us, which a team call that reads the load must not pay each time).
+inline int machine_cores() {
+    static const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    return cores;
+}
+
 // Whether parallel_team reads the machine's load before a team call (tests switch it off to run
 // their teams whatever the load).
 inline std::atomic<bool>& team_load_check() {
@@ -575,9 +582,8 @@ void parallel_team(int n_threads, Body&& body) {
     // spinning after its last parallel region, must not send the next calls solo. Each call reads
     // the load afresh.
     if (detail::team_load_check().load(std::memory_order_relaxed)) {
-        n_threads =
-            detail::team_size_for_load(detail::runnable_threads(), n_threads,
-                                       static_cast<int>(std::thread::hardware_concurrency()));
+        n_threads = detail::team_size_for_load(detail::runnable_threads(), n_threads,
+                                               detail::machine_cores());
         if (n_threads <= 1) {
             run_solo();
             return;

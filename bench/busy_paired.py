@@ -7,7 +7,12 @@ resumed (SIGCONT) for the busy ones, so that each round times the two back to ba
 order (idle first in even rounds, busy first in odd ones: a linear drift cancels over two rounds).
 The report per case: the median of each mode, the ratio of the medians (1-thread idle / 2-threads
 busy, as compare.py prints for ``bench_busy.py``; >= 1 is the target) and the median of the
-per-round ratios, with the cores each mode used (CPU seconds / wall seconds).
+per-round ratios, with the cores each mode used (CPU seconds / wall seconds). A third run per
+round, 1 thread with the foreign process running (``busy 1t``; ``control`` = 1-thread idle / 1-thread
+busy), shows what the foreign process costs a single thread that never shares its core: on this
+VM it moved between 1.00 and 0.87 from one hour to the next (the host runs a busy second vCPU
+slower, or lets it slow the first), and a 2-thread busy ratio below 1 by about as much is the
+host's, not the kernel's.
 
 The team of the C++ kernels reads the machine's runnable threads (``/proc/loadavg``'s fourth field)
 before each call: a paused process is not runnable, so the idle runs see an idle machine.
@@ -46,9 +51,10 @@ def timed(run, n_threads, foreign_pid):
 
 
 def paired_rounds(name: str, rounds: int, spinner: subprocess.Popen) -> dict:
-    """Idle (1 thread, spinner paused) and busy (2 threads, spinner running) runs of one case."""
+    """Idle (1 thread, spinner paused), busy (2 threads, spinner running) and busy-control
+    (1 thread, spinner running) runs of one case."""
     run = case(name)
-    times = {"idle": [], "busy": []}
+    times = {"idle": [], "busy": [], "control": []}
     cores = {"idle": [], "busy": [], "foreign": []}
 
     def idle():
@@ -65,21 +71,29 @@ def paired_rounds(name: str, rounds: int, spinner: subprocess.Popen) -> dict:
         cores["busy"].append(ours)
         cores["foreign"].append(foreign)
 
+    def control():
+        os.kill(spinner.pid, signal.SIGCONT)
+        time.sleep(RESUME_SECONDS)
+        times["control"].append(timed(run, 1, None)[0])
+
     os.kill(spinner.pid, signal.SIGSTOP)
     run(1)  # warm-up: data built, kernels loaded
     os.kill(spinner.pid, signal.SIGCONT)
     run(2)
     for r in range(rounds):
-        for step in (idle, busy) if r % 2 == 0 else (busy, idle):
+        for step in (idle, busy, control) if r % 2 == 0 else (control, busy, idle):
             step()
     os.kill(spinner.pid, signal.SIGCONT)
     idle_med, busy_med = statistics.median(times["idle"]), statistics.median(times["busy"])
+    control_med = statistics.median(times["control"])
     return {
         "case": name,
         "idle_s": idle_med,
         "busy_s": busy_med,
         "ratio": idle_med / busy_med,
         "paired_ratio": statistics.median(a / b for a, b in zip(times["idle"], times["busy"])),
+        "control_s": control_med,
+        "control_ratio": idle_med / control_med,
         "idle_cores": statistics.median(cores["idle"]),
         "busy_cores": statistics.median(cores["busy"]),
         "foreign_cores": statistics.median(cores["foreign"]),
@@ -100,15 +114,16 @@ def main(argv=None) -> None:
     try:
         print(
             f"{'case':<20} {'idle 1t s':>10} {'busy 2t s':>10} {'ratio':>6} {'paired':>7} "
-            f"{'cores idle':>10} {'cores busy':>10} {'foreign':>8}",
+            f"{'busy 1t s':>10} {'control':>8} {'cores idle':>10} {'cores busy':>10} "
+            f"{'foreign':>8}",
             flush=True,
         )
         for name in args.cases or CASES:
             r = paired_rounds(name, args.rounds, spinner)
             print(
                 f"{r['case']:<20} {r['idle_s']:>10.4f} {r['busy_s']:>10.4f} {r['ratio']:>6.2f} "
-                f"{r['paired_ratio']:>7.2f} {r['idle_cores']:>10.2f} {r['busy_cores']:>10.2f} "
-                f"{r['foreign_cores']:>8.2f}",
+                f"{r['paired_ratio']:>7.2f} {r['control_s']:>10.4f} {r['control_ratio']:>8.2f} "
+                f"{r['idle_cores']:>10.2f} {r['busy_cores']:>10.2f} {r['foreign_cores']:>8.2f}",
                 flush=True,
             )
             assert spinner.poll() is None, "the foreign process died"

@@ -160,12 +160,13 @@ class GBDTLR(Ranker):
     # ---- features for the LR -------------------------------------------------------------------
     def _features(self, X):
         """``[leaf one-hot | original one-hot]`` CSR (n_rows, n_leaf_features_ + n_original_features_),
-        float64 ones: per row its ``n_trees`` leaf columns, then its original features' bucket
-        columns (ascending, so the indices are canonical)."""
+        float32 ones (the LR's pattern kernels never read them; half the bytes of float64) and
+        int32 column indices: per row its ``n_trees`` leaf columns, then its original features'
+        bucket columns (ascending, so the indices are canonical)."""
         leaves = self.gbdt_.apply(X, numbering="leaf")  # (n, n_trees): leaf number within each tree
         n = leaves.shape[0]
-        columns = [leaves + self.leaf_offsets_[None, :-1]]
         n_columns = self.n_leaf_features_
+        bins = None
         if self.include_original:
             bins = self._original_bins.transform(
                 self.gbdt_.encode_input(X), n_threads=resolve_n_threads(self.n_threads)
@@ -173,16 +174,24 @@ class GBDTLR(Ranker):
             n_bins = self._original_bins.n_bins_.astype(np.int64)
             width = n_bins + 1  # + the missing bucket
             starts = n_columns + np.concatenate([[0], np.cumsum(width)[:-1]])
-            buckets = np.where(bins == MISSING_BIN, n_bins[None, :], bins)
-            columns.append(buckets + starts[None, :])
             n_columns += int(width.sum())
+        index_dtype = np.int32 if n_columns <= np.iinfo(np.int32).max else np.int64
         # every row has the same number of entries: one block of columns, no sparse stacking
-        indices = (
-            np.concatenate(columns, axis=1, dtype=np.int64) if len(columns) > 1 else columns[0]
+        per_row = leaves.shape[1] + (bins.shape[1] if bins is not None else 0)
+        indices = np.empty((n, per_row), index_dtype)
+        np.add(
+            leaves, self.leaf_offsets_[:-1].astype(index_dtype), out=indices[:, : leaves.shape[1]]
         )
-        per_row = indices.shape[1]
+        if bins is not None:
+            buckets = indices[:, leaves.shape[1] :]
+            np.copyto(buckets, bins, casting="unsafe")
+            missing = bins == MISSING_BIN
+            buckets[missing] = np.broadcast_to(n_bins.astype(index_dtype), bins.shape)[missing]
+            buckets += starts.astype(index_dtype)
         indptr = np.arange(0, n * per_row + 1, per_row, dtype=np.int64)
-        return sp.csr_matrix((np.ones(n * per_row), indices.ravel(), indptr), shape=(n, n_columns))
+        return sp.csr_matrix(
+            (np.ones(n * per_row, np.float32), indices.ravel(), indptr), shape=(n, n_columns)
+        )
 
     def _set_leaf_layout(self):
         self.leaf_offsets_ = np.concatenate([[0], np.cumsum(self.gbdt_.leaves_per_tree_)]).astype(

@@ -219,7 +219,8 @@ class _BaseGBDT(Ranker):
         if numbering == "node":
             return nodes
         ordinal, roots = self._forest.leaf_ordinals(self._n_used())
-        return ordinal[roots[None, :] + nodes]
+        nodes += roots.astype(nodes.dtype)  # (this call's own array: no int64 temporary)
+        return ordinal[nodes]
 
     @property
     def leaves_per_tree_(self):

@@ -100,16 +100,23 @@ def paired_rounds(name: str, rounds: int, spinner: subprocess.Popen) -> dict:
     }
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", metavar="CASE", help=f"default: all of {CASES}")
+def parse_cases(description: str, cases: list[str], argv=None) -> argparse.Namespace:
+    """``cases`` (default: all of them) and ``rounds`` of a paired bench's command line."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("cases", nargs="*", metavar="CASE", help=f"default: all of {cases}")
     parser.add_argument("--rounds", type=int, default=7, help="paired rounds per case (default 7)")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.cases) - set(CASES))
+    unknown = sorted(set(args.cases) - set(cases))
     if unknown:
-        parser.error(f"unknown cases {unknown}; choose from {CASES}")
+        parser.error(f"unknown cases {unknown}; choose from {cases}")
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
+    args.cases = args.cases or list(cases)
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_cases(__doc__.splitlines()[0], CASES, argv)
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         print(
@@ -118,7 +125,7 @@ def main(argv=None) -> None:
             f"{'foreign':>8}",
             flush=True,
         )
-        for name in args.cases or CASES:
+        for name in args.cases:
             r = paired_rounds(name, args.rounds, spinner)
             print(
                 f"{r['case']:<20} {r['idle_s']:>10.4f} {r['busy_s']:>10.4f} {r['ratio']:>6.2f} "

@@ -20,10 +20,10 @@ Timings on a shared machine are noisy: the numbers are a report, not a test.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
+from .busy_paired import parse_cases
 from .conftest import pick, synthetic_ctr_split
 
 CASES = ["adult", "synth-1m"]
@@ -84,21 +84,13 @@ def paired_rounds(name: str, rounds: int) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", metavar="CASE", help=f"default: all of {CASES}")
-    parser.add_argument("--rounds", type=int, default=7, help="paired rounds per case (default 7)")
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.cases) - set(CASES))
-    if unknown:
-        parser.error(f"unknown cases {unknown}; choose from {CASES}")
-    if args.rounds < 1:
-        parser.error("--rounds must be >= 1")
+    args = parse_cases(__doc__.splitlines()[0], CASES, argv)
     print(
         f"{'case':<10} {'1 thread s':>10} {'2 threads s':>11} {'ratio':>6} {'paired':>7} "
         f"{'cores 1t':>8} {'cores 2t':>8}",
         flush=True,
     )
-    for name in args.cases or CASES:
+    for name in args.cases:
         r = paired_rounds(name, args.rounds)
         print(
             f"{r['case']:<10} {r['one_s']:>10.4f} {r['two_s']:>11.4f} {r['ratio']:>6.2f} "

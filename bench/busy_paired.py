@@ -38,6 +38,9 @@ from .bench_busy import CASES, CoreShare, case
 
 #: seconds a resumed foreign process gets to be scheduled before a busy run starts
 RESUME_SECONDS = 0.05
+#: each round's runs, in this order in even rounds and reversed in odd ones: (threads, whether the
+#: foreign process runs)
+MODES = {"idle": (1, False), "busy": (2, True), "control": (1, True)}
 
 
 def timed(run, n_threads, foreign_pid):
@@ -54,35 +57,30 @@ def paired_rounds(name: str, rounds: int, spinner: subprocess.Popen) -> dict:
     """Idle (1 thread, spinner paused), busy (2 threads, spinner running) and busy-control
     (1 thread, spinner running) runs of one case."""
     run = case(name)
-    times = {"idle": [], "busy": [], "control": []}
-    cores = {"idle": [], "busy": [], "foreign": []}
+    times = {mode: [] for mode in MODES}
+    cores = {mode: [] for mode in MODES}
+    foreign = []
 
-    def idle():
-        os.kill(spinner.pid, signal.SIGSTOP)
-        wall, ours, _ = timed(run, 1, None)
-        times["idle"].append(wall)
-        cores["idle"].append(ours)
-
-    def busy():
-        os.kill(spinner.pid, signal.SIGCONT)
-        time.sleep(RESUME_SECONDS)
-        wall, ours, foreign = timed(run, 2, spinner.pid)
-        times["busy"].append(wall)
-        cores["busy"].append(ours)
-        cores["foreign"].append(foreign)
-
-    def control():
-        os.kill(spinner.pid, signal.SIGCONT)
-        time.sleep(RESUME_SECONDS)
-        times["control"].append(timed(run, 1, None)[0])
+    def step(mode):
+        n_threads, spinning = MODES[mode]
+        if spinning:
+            os.kill(spinner.pid, signal.SIGCONT)
+            time.sleep(RESUME_SECONDS)
+        else:
+            os.kill(spinner.pid, signal.SIGSTOP)
+        wall, ours, theirs = timed(run, n_threads, spinner.pid if spinning else None)
+        times[mode].append(wall)
+        cores[mode].append(ours)
+        if mode == "busy":
+            foreign.append(theirs)
 
     os.kill(spinner.pid, signal.SIGSTOP)
     run(1)  # warm-up: data built, kernels loaded
     os.kill(spinner.pid, signal.SIGCONT)
     run(2)
     for r in range(rounds):
-        for step in (idle, busy, control) if r % 2 == 0 else (control, busy, idle):
-            step()
+        for mode in MODES if r % 2 == 0 else reversed(MODES):
+            step(mode)
     os.kill(spinner.pid, signal.SIGCONT)
     idle_med, busy_med = statistics.median(times["idle"]), statistics.median(times["busy"])
     control_med = statistics.median(times["control"])
@@ -96,7 +94,7 @@ def paired_rounds(name: str, rounds: int, spinner: subprocess.Popen) -> dict:
         "control_ratio": idle_med / control_med,
         "idle_cores": statistics.median(cores["idle"]),
         "busy_cores": statistics.median(cores["busy"]),
-        "foreign_cores": statistics.median(cores["foreign"]),
+        "foreign_cores": statistics.median(foreign),
     }
 
 

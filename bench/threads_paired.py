@@ -21,9 +21,8 @@ Timings on a shared machine are noisy: the numbers are a report, not a test.
 from __future__ import annotations
 
 import statistics
-import time
 
-from .busy_paired import parse_cases
+from .busy_paired import parse_cases, timed
 from .conftest import pick, synthetic_ctr_split
 
 CASES = ["adult", "synth-1m"]
@@ -53,14 +52,6 @@ def case(name: str):
     return fit
 
 
-def timed(fit, n_threads):
-    """(wall seconds, cores used) of one fit."""
-    start, cpu = time.perf_counter(), time.process_time()
-    fit(n_threads)
-    wall = time.perf_counter() - start
-    return wall, (time.process_time() - cpu) / wall
-
-
 def paired_rounds(name: str, rounds: int) -> dict:
     fit = case(name)
     fit(1)  # warm-up: data binned once, caches and pools started
@@ -68,7 +59,7 @@ def paired_rounds(name: str, rounds: int) -> dict:
     times, cores = {1: [], 2: []}, {1: [], 2: []}
     for r in range(rounds):
         for n_threads in (1, 2) if r % 2 == 0 else (2, 1):
-            wall, used = timed(fit, n_threads)
+            wall, used, _ = timed(fit, n_threads, None)
             times[n_threads].append(wall)
             cores[n_threads].append(used)
     one, two = statistics.median(times[1]), statistics.median(times[2])

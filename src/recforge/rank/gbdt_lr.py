@@ -185,8 +185,7 @@ class GBDTLR(Ranker):
         if bins is not None:
             buckets = indices[:, leaves.shape[1] :]
             np.copyto(buckets, bins, casting="unsafe")
-            missing = bins == MISSING_BIN
-            buckets[missing] = np.broadcast_to(n_bins.astype(index_dtype), bins.shape)[missing]
+            np.copyto(buckets, n_bins, casting="unsafe", where=bins == MISSING_BIN)
             buckets += starts.astype(index_dtype)
         indptr = np.arange(0, n * per_row + 1, per_row, dtype=np.int64)
         return sp.csr_matrix(

@@ -12,7 +12,10 @@ round, 1 thread with the foreign process running (``busy 1t``; ``control`` = 1-t
 busy), shows what the foreign process costs a single thread that never shares its core: on this
 VM it moved between 1.00 and 0.87 from one hour to the next (the host runs a busy second vCPU
 slower, or lets it slow the first), and a 2-thread busy ratio below 1 by about as much is the
-host's, not the kernel's.
+host's, not the kernel's. Between rounds (the foreign process paused) it measures where the host
+put the two CPUs (``host_cores.round_trip_ns``: a cache line's round trip, ~55 ns near, ~330 ns
+far); ``far`` counts the rounds that ran far apart (either reading), and ``near`` is the median
+per-round ratio of the others (``-`` when none or not measurable).
 
 The team of the C++ kernels reads the machine's runnable threads (``/proc/loadavg``'s fourth field)
 before each call: a paused process is not runnable, so the idle runs see an idle machine.
@@ -34,6 +37,7 @@ import subprocess
 import sys
 import time
 
+from . import host_cores
 from .bench_busy import CASES, CoreShare, case
 
 #: seconds a resumed foreign process gets to be scheduled before a busy run starts
@@ -74,14 +78,22 @@ def paired_rounds(name: str, rounds: int, spinner: subprocess.Popen) -> dict:
         if mode == "busy":
             foreign.append(theirs)
 
+    def where_cores():
+        os.kill(spinner.pid, signal.SIGSTOP)
+        return host_cores.round_trip_ns()
+
     os.kill(spinner.pid, signal.SIGSTOP)
     run(1)  # warm-up: data built, kernels loaded
     os.kill(spinner.pid, signal.SIGCONT)
     run(2)
+    readings = [where_cores()]
     for r in range(rounds):
         for mode in MODES if r % 2 == 0 else reversed(MODES):
             step(mode)
+        readings.append(where_cores())
     os.kill(spinner.pid, signal.SIGCONT)
+    per_round = [a / b for a, b in zip(times["idle"], times["busy"])]
+    far_rounds, near_ratio = host_cores.split_rounds(per_round, readings)
     idle_med, busy_med = statistics.median(times["idle"]), statistics.median(times["busy"])
     control_med = statistics.median(times["control"])
     return {
@@ -89,12 +101,14 @@ def paired_rounds(name: str, rounds: int, spinner: subprocess.Popen) -> dict:
         "idle_s": idle_med,
         "busy_s": busy_med,
         "ratio": idle_med / busy_med,
-        "paired_ratio": statistics.median(a / b for a, b in zip(times["idle"], times["busy"])),
+        "paired_ratio": statistics.median(per_round),
         "control_s": control_med,
         "control_ratio": idle_med / control_med,
         "idle_cores": statistics.median(cores["idle"]),
         "busy_cores": statistics.median(cores["busy"]),
         "foreign_cores": statistics.median(foreign),
+        "far_rounds": far_rounds,
+        "near_paired_ratio": near_ratio,
     }
 
 
@@ -113,6 +127,10 @@ def parse_cases(description: str, cases: list[str], argv=None) -> argparse.Names
     return args
 
 
+def _ratio(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def main(argv=None) -> None:
     args = parse_cases(__doc__.splitlines()[0], CASES, argv)
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -120,7 +138,7 @@ def main(argv=None) -> None:
         print(
             f"{'case':<20} {'idle 1t s':>10} {'busy 2t s':>10} {'ratio':>6} {'paired':>7} "
             f"{'busy 1t s':>10} {'control':>8} {'cores idle':>10} {'cores busy':>10} "
-            f"{'foreign':>8}",
+            f"{'foreign':>8} {'far':>4} {'near':>5}",
             flush=True,
         )
         for name in args.cases:
@@ -128,7 +146,8 @@ def main(argv=None) -> None:
             print(
                 f"{r['case']:<20} {r['idle_s']:>10.4f} {r['busy_s']:>10.4f} {r['ratio']:>6.2f} "
                 f"{r['paired_ratio']:>7.2f} {r['control_s']:>10.4f} {r['control_ratio']:>8.2f} "
-                f"{r['idle_cores']:>10.2f} {r['busy_cores']:>10.2f} {r['foreign_cores']:>8.2f}",
+                f"{r['idle_cores']:>10.2f} {r['busy_cores']:>10.2f} {r['foreign_cores']:>8.2f} "
+                f"{r['far_rounds']:>4} {_ratio(r['near_paired_ratio']):>5}",
                 flush=True,
             )
             assert spinner.poll() is None, "the foreign process died"

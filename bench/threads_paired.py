@@ -6,7 +6,9 @@ from 1.30 to 1.55 between runs). Here each round fits at 1 and at 2 threads back
 alternating order (1 thread first in even rounds, 2 first in odd ones: a linear drift cancels over
 two rounds). The report per case: the median of each, their ratio (1 thread / 2 threads: the
 second thread's speed-up; issue 13's targets are >= 1.4 on Adult and >= 1.7 on 1M x 50) and the
-median of the per-round ratios, with the cores each used (CPU seconds / wall seconds).
+median of the per-round ratios, with the cores each used (CPU seconds / wall seconds), the rounds
+that ran with the two CPUs far apart (``far``; ``host_cores``, measured between rounds) and the
+median per-round ratio of the others (``near``).
 
 Cases: ``adult`` (UCI Adult, the raw DataFrame with its categories, 300 trees) and ``synth-1m``
 (``synthetic_ctr`` 1M x 50 float32, 100 trees); depth 6, eta 0.1, 256 bins, as in bench_gbdt.py.
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 import statistics
 
-from .busy_paired import parse_cases, timed
+from . import host_cores
+from .busy_paired import _ratio, parse_cases, timed
 from .conftest import pick, synthetic_ctr_split
 
 CASES = ["adult", "synth-1m"]
@@ -57,20 +60,26 @@ def paired_rounds(name: str, rounds: int) -> dict:
     fit(1)  # warm-up: data binned once, caches and pools started
     fit(2)
     times, cores = {1: [], 2: []}, {1: [], 2: []}
+    readings = [host_cores.round_trip_ns()]
     for r in range(rounds):
         for n_threads in (1, 2) if r % 2 == 0 else (2, 1):
             wall, used, _ = timed(fit, n_threads, None)
             times[n_threads].append(wall)
             cores[n_threads].append(used)
+        readings.append(host_cores.round_trip_ns())
     one, two = statistics.median(times[1]), statistics.median(times[2])
+    per_round = [a / b for a, b in zip(times[1], times[2])]
+    far_rounds, near_ratio = host_cores.split_rounds(per_round, readings)
     return {
         "case": name,
         "one_s": one,
         "two_s": two,
         "ratio": one / two,
-        "paired_ratio": statistics.median(a / b for a, b in zip(times[1], times[2])),
+        "paired_ratio": statistics.median(per_round),
         "one_cores": statistics.median(cores[1]),
         "two_cores": statistics.median(cores[2]),
+        "far_rounds": far_rounds,
+        "near_paired_ratio": near_ratio,
     }
 
 
@@ -78,14 +87,15 @@ def main(argv=None) -> None:
     args = parse_cases(__doc__.splitlines()[0], CASES, argv)
     print(
         f"{'case':<10} {'1 thread s':>10} {'2 threads s':>11} {'ratio':>6} {'paired':>7} "
-        f"{'cores 1t':>8} {'cores 2t':>8}",
+        f"{'cores 1t':>8} {'cores 2t':>8} {'far':>4} {'near':>5}",
         flush=True,
     )
     for name in args.cases:
         r = paired_rounds(name, args.rounds)
         print(
             f"{r['case']:<10} {r['one_s']:>10.4f} {r['two_s']:>11.4f} {r['ratio']:>6.2f} "
-            f"{r['paired_ratio']:>7.2f} {r['one_cores']:>8.2f} {r['two_cores']:>8.2f}",
+            f"{r['paired_ratio']:>7.2f} {r['one_cores']:>8.2f} {r['two_cores']:>8.2f} "
+            f"{r['far_rounds']:>4} {_ratio(r['near_paired_ratio']):>5}",
             flush=True,
         )
 

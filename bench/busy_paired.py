@@ -150,7 +150,7 @@ def main(argv=None) -> None:
                 f"{r['far_rounds']:>4} {_ratio(r['near_paired_ratio']):>5}",
                 flush=True,
             )
-            assert spinner.poll() is None, "the foreign process died"
+            assert spinner.poll() is None, f"the foreign process died (status {spinner.returncode})"
     finally:
         spinner.kill()
         spinner.wait()

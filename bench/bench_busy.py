@@ -5,7 +5,9 @@ Each case is one group ``busy-<case>`` with two entries, run back to back:
 ``test_busy[<case>-one_thread_idle]`` (the reference, compare.py's "peer") and
 ``test_busy[<case>-recforge_two_threads_busy]`` (the ``busy_core`` fixture runs
 ``while True: pass`` in a separate process). compare.py prints the ratio
-1-thread-idle / 2-threads-busy: it must be >= 1. Medians of ROUNDS rounds each, after one warm-up
+1-thread-idle / 2-threads-busy: it must be >= 1, and ``far`` after an entry whose rounds began or
+ended with the two CPUs far apart (``host_cores``: a cache line's round trip, read before and
+after each entry, the foreign process paused for the reading). Medians of ROUNDS rounds each, after one warm-up
 round (Numba kernels loaded, data built) outside the timings.
 
 Cases: ItemCF and UserCF fit + recommend (similarity, fused two-hop top-k), PersonalRank ``cg``
@@ -22,9 +24,13 @@ Run:  pytest bench/bench_busy.py --benchmark-only --benchmark-json=/tmp/busy.jso
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
+from . import host_cores
 from .conftest import pick
 
 ROUNDS = pick(7, 3)  # (medians of 3 moved by +-10 % between runs on a shared 2-core host)
@@ -217,7 +223,20 @@ def test_busy(benchmark, request, name, mode):
         shares.append(share.stop())
         return out
 
+    def where_cores():
+        if foreign_pid is None:
+            return host_cores.round_trip_ns()
+        os.kill(foreign_pid, signal.SIGSTOP)  # (its spinning would stretch the round trips)
+        try:
+            return host_cores.round_trip_ns()
+        finally:
+            os.kill(foreign_pid, signal.SIGCONT)
+
+    before = where_cores()
     result = benchmark.pedantic(measured, args=(n_threads,), rounds=ROUNDS, warmup_rounds=1)
+    readings = [before, where_cores()]
+    benchmark.extra_info["round_trip_ns"] = readings
+    benchmark.extra_info["cores_far_apart"] = host_cores.any_far(readings)
     benchmark.extra_info["cores_used"] = float(np.median([s[0] for s in shares]))
     if foreign_pid is not None:
         benchmark.extra_info["foreign_cores_used"] = float(np.median([s[1] for s in shares]))

@@ -25,7 +25,12 @@ def main(path: str) -> None:
         for name, median, extra in sorted(rows, key=lambda r: r[1]):
             ratio = f"  peer/ours = {peer / median:6.2f}x" if peer and "recforge" in name else ""
             cores = "".join(f"  {k}={v:.2f}" for k, v in extra.items() if k.endswith("cores_used"))
-            print(f"  {name:<55} median {median * 1e3:10.2f} ms{ratio}{cores}")
+            print(f"  {name:<55} median {median * 1e3:10.2f} ms{ratio}{cores}{_where(extra)}")
+
+
+def _where(extra: dict) -> str:
+    """``  far`` after an entry that ran with the two CPUs far apart (bench_busy.py's reading)."""
+    return "  far" if extra.get("cores_far_apart") else ""
 
 
 if __name__ == "__main__":

@@ -53,6 +53,11 @@ def round_trip_ns(seconds: float = 0.1) -> float | None:
     return float(run.stdout) if run.returncode == 0 else None
 
 
+def any_far(readings) -> bool:
+    """Whether any of the readings (``round_trip_ns``; None: not measured) says far apart."""
+    return any(r is not None and r > FAR_NS for r in readings)
+
+
 def split_rounds(ratios, readings) -> tuple[int, float | None]:
     """Rounds' ratios split by where the CPUs were: round r ran between ``readings[r]`` and
     ``readings[r + 1]`` (``round_trip_ns``), far apart if either says so. Returns the number of far

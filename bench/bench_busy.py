@@ -24,9 +24,6 @@ Run:  pytest bench/bench_busy.py --benchmark-only --benchmark-json=/tmp/busy.jso
 
 from __future__ import annotations
 
-import os
-import signal
-
 import numpy as np
 import pytest
 
@@ -223,18 +220,9 @@ def test_busy(benchmark, request, name, mode):
         shares.append(share.stop())
         return out
 
-    def where_cores():
-        if foreign_pid is None:
-            return host_cores.round_trip_ns()
-        os.kill(foreign_pid, signal.SIGSTOP)  # (its spinning would stretch the round trips)
-        try:
-            return host_cores.round_trip_ns()
-        finally:
-            os.kill(foreign_pid, signal.SIGCONT)
-
-    before = where_cores()
+    before = host_cores.round_trip_ns(paused_pid=foreign_pid)
     result = benchmark.pedantic(measured, args=(n_threads,), rounds=ROUNDS, warmup_rounds=1)
-    readings = [before, where_cores()]
+    readings = [before, host_cores.round_trip_ns(paused_pid=foreign_pid)]
     benchmark.extra_info["round_trip_ns"] = readings
     benchmark.extra_info["cores_far_apart"] = host_cores.any_far(readings)
     benchmark.extra_info["cores_used"] = float(np.median([s[0] for s in shares]))

@@ -78,19 +78,15 @@ def paired_rounds(name: str, rounds: int, spinner: subprocess.Popen) -> dict:
         if mode == "busy":
             foreign.append(theirs)
 
-    def where_cores():
-        os.kill(spinner.pid, signal.SIGSTOP)
-        return host_cores.round_trip_ns()
-
     os.kill(spinner.pid, signal.SIGSTOP)
     run(1)  # warm-up: data built, kernels loaded
     os.kill(spinner.pid, signal.SIGCONT)
     run(2)
-    readings = [where_cores()]
+    readings = [host_cores.round_trip_ns(paused_pid=spinner.pid)]
     for r in range(rounds):
         for mode in MODES if r % 2 == 0 else reversed(MODES):
             step(mode)
-        readings.append(where_cores())
+        readings.append(host_cores.round_trip_ns(paused_pid=spinner.pid))
     os.kill(spinner.pid, signal.SIGCONT)
     per_round = [a / b for a, b in zip(times["idle"], times["busy"])]
     far_rounds, near_ratio = host_cores.split_rounds(per_round, readings)
@@ -127,7 +123,8 @@ def parse_cases(description: str, cases: list[str], argv=None) -> argparse.Names
     return args
 
 
-def _ratio(x) -> str:
+def format_ratio(x) -> str:
+    """A ratio with 2 decimals, ``-`` for None."""
     return "-" if x is None else f"{x:.2f}"
 
 
@@ -147,7 +144,7 @@ def main(argv=None) -> None:
                 f"{r['case']:<20} {r['idle_s']:>10.4f} {r['busy_s']:>10.4f} {r['ratio']:>6.2f} "
                 f"{r['paired_ratio']:>7.2f} {r['control_s']:>10.4f} {r['control_ratio']:>8.2f} "
                 f"{r['idle_cores']:>10.2f} {r['busy_cores']:>10.2f} {r['foreign_cores']:>8.2f} "
-                f"{r['far_rounds']:>4} {_ratio(r['near_paired_ratio']):>5}",
+                f"{r['far_rounds']:>4} {format_ratio(r['near_paired_ratio']):>5}",
                 flush=True,
             )
             assert spinner.poll() is None, f"the foreign process died (status {spinner.returncode})"

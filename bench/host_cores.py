@@ -4,7 +4,7 @@ A VM's vCPUs run wherever the host schedules them. On this project's 2-vCPU VM t
 of a cache line between the two measured ~55 ns (near: one L3) or ~330 ns (far), switching
 within minutes; far apart, work whose threads write the same data gets slower: a 2-thread
 word2vec CBOW epoch took 0.75-0.93 s instead of 0.29-0.31 s (1 thread: 0.52 s), a 2-thread Adult
-GBDT fit 0.41-0.46 s instead of 0.22-0.31 s (1 thread: 0.36 s). The paired benches
+GBDT fit 0.41 and 0.46 s in a far round (1 thread: 0.36 s), 0.22-0.41 s near. The paired benches
 (``busy_paired.py``, ``threads_paired.py``) measure it between rounds with
 :func:`round_trip_ns` and report the rounds that ran far apart separately.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -44,12 +45,21 @@ def _build():
     return _tool[0]
 
 
-def round_trip_ns(seconds: float = 0.1) -> float | None:
-    """Median round trip of a cache line between the first two CPUs (ns), or None."""
+def round_trip_ns(seconds: float = 0.1, paused_pid: int | None = None) -> float | None:
+    """Median round trip of a cache line between the first two CPUs (ns), or None.
+
+    ``paused_pid``: a process (a busy loop) stopped for the reading, whose spinning would stretch
+    the round trips; it is resumed afterwards."""
     tool = _build()
     if tool is None:
         return None
-    run = subprocess.run([str(tool), str(seconds)], capture_output=True, text=True)
+    if paused_pid is not None:
+        os.kill(paused_pid, signal.SIGSTOP)
+    try:
+        run = subprocess.run([str(tool), str(seconds)], capture_output=True, text=True)
+    finally:
+        if paused_pid is not None:
+            os.kill(paused_pid, signal.SIGCONT)
     return float(run.stdout) if run.returncode == 0 else None
 
 
@@ -62,11 +72,9 @@ def split_rounds(ratios, readings) -> tuple[int, float | None]:
     """Rounds' ratios split by where the CPUs were: round r ran between ``readings[r]`` and
     ``readings[r + 1]`` (``round_trip_ns``), far apart if either says so. Returns the number of far
     rounds and the median ratio of the near ones (None: none, or a reading was not measurable)."""
-    far = [
-        any(x > FAR_NS for x in pair) for pair in itertools.pairwise(readings) if None not in pair
-    ]
     if None in readings:
         return 0, None
+    far = [any_far(pair) for pair in itertools.pairwise(readings)]
     near = [x for x, f in zip(ratios, far, strict=True) if not f]
     return sum(far), statistics.median(near) if near else None
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import statistics
 
 from . import host_cores
-from .busy_paired import _ratio, parse_cases, timed
+from .busy_paired import format_ratio, parse_cases, timed
 from .conftest import pick, synthetic_ctr_split
 
 CASES = ["adult", "synth-1m"]
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
         print(
             f"{r['case']:<10} {r['one_s']:>10.4f} {r['two_s']:>11.4f} {r['ratio']:>6.2f} "
             f"{r['paired_ratio']:>7.2f} {r['one_cores']:>8.2f} {r['two_cores']:>8.2f} "
-            f"{r['far_rounds']:>4} {_ratio(r['near_paired_ratio']):>5}",
+            f"{r['far_rounds']:>4} {format_ratio(r['near_paired_ratio']):>5}",
             flush=True,
         )
 

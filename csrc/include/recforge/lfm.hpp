@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "recforge/adaptive_parallel.hpp"
 #include "recforge/parallel.hpp"
 #include "recforge/rng.hpp"
 #include "recforge/simd.hpp"
@@ -366,7 +367,8 @@ inline int64_t lfm_block_steps(int64_t n_steps) {
 // One epoch of n_steps SGD steps. Each step picks a positive uniformly among the sampler's; its
 // negatives are drawn from the sampler's alias table and redrawn while the user touched them.
 // One random stream per block of steps (seeded from cfg.seed and the block index): bit-identical at
-// n_threads=1; Hogwild races with more threads.
+// n_threads=1; Hogwild races with more threads, which run the blocks while they are measured faster
+// than the calling thread alone (parallel_for_adaptive).
 inline LfmEpochResult lfm_train_epoch(const LfmSampler& sampler, int64_t n_steps,
                                       float* user_factors, float* item_factors, float* item_bias,
                                       int k, const LfmConfig& cfg) {
@@ -375,7 +377,8 @@ inline LfmEpochResult lfm_train_epoch(const LfmSampler& sampler, int64_t n_steps
     const int64_t block_steps = lfm_block_steps(n_steps);
     const int64_t n_blocks = (n_steps + block_steps - 1) / block_steps;
     std::vector<LfmEpochResult> parts(static_cast<size_t>(n_blocks));
-    parallel_for(
+    static detail::AdaptiveMemory memory;  // (the epochs of a fit)
+    parallel_for_adaptive(
         n_blocks, cfg.n_threads,
         [&](int64_t b, int) {
             const int64_t steps = std::min(block_steps, n_steps - b * block_steps);
@@ -383,7 +386,7 @@ inline LfmEpochResult lfm_train_epoch(const LfmSampler& sampler, int64_t n_steps
                 lfm_train_block(sampler, steps, user_factors, item_factors, item_bias, k, cfg,
                                 derive_seed(cfg.seed, static_cast<uint64_t>(b)));
         },
-        1);
+        &memory);
     for (const auto& r : parts) total.merge(r);
     return total;
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "recforge/adaptive_parallel.hpp"
 #include "recforge/parallel.hpp"
 #include "recforge/rng.hpp"
 #include "recforge/simd.hpp"
@@ -449,7 +450,9 @@ inline int64_t sgns_train_block(const int64_t* offsets, int64_t s_begin, int64_t
 // (subsampling). Randomness comes from two streams per block of sequences (subsampling and windows;
 // negatives), both seeded from cfg.seed and the block index, and the learning rate of a sequence
 // from its position in the corpus, so at n_threads=1 the result is bit-identical for a seed; with
-// more threads the Hogwild updates race (as in word2vec and gensim). Returns the number of words
+// more threads the Hogwild updates race (as in word2vec and gensim), and the threads run the blocks
+// while they are measured faster than the calling thread alone (parallel_for_adaptive: far-apart
+// cores or a busy one can make them slower). Returns the number of words
 // trained on (after subsampling).
 inline int64_t sgns_train_epoch(const int64_t* offsets, int64_t n_seq, const int32_t* items,
                                 const float* keep_prob, const AliasTable& negatives, float* in_vecs,
@@ -463,14 +466,15 @@ inline int64_t sgns_train_epoch(const int64_t* offsets, int64_t n_seq, const int
     if (block_start.back() != n_seq) block_start.push_back(n_seq);
     const int64_t n_blocks = static_cast<int64_t>(block_start.size()) - 1;
     std::vector<int64_t> trained(static_cast<size_t>(n_blocks), 0);
-    parallel_for(
+    static detail::AdaptiveMemory memory[2];  // (skip-gram, CBOW: the epochs of a fit)
+    parallel_for_adaptive(
         n_blocks, cfg.n_threads,
         [&](int64_t b, int) {
             trained[static_cast<size_t>(b)] = sgns_train_block(
                 offsets, block_start[b], block_start[b + 1], items, keep_prob, negatives, in_vecs,
                 out_vecs, cfg, derive_seed(cfg.seed, static_cast<uint64_t>(b)), first, total);
         },
-        1);
+        &memory[cfg.cbow]);
     int64_t sum = 0;
     for (int64_t c : trained) sum += c;
     return sum;

@@ -230,8 +230,9 @@ AdaptiveRun parallel_for_adaptive(int64_t n_tasks, int n_threads, Fn&& fn,
     std::exception_ptr error;
     std::mutex mutex;
     std::condition_variable wake;
-    auto run_task = [&](int64_t t, int tid) {
-        const double cpu_start = detail::thread_cpu_seconds();
+    // task t on thread tid, whose CPU clock read cpu_mark after its last task (one clock read a
+    // task: the few instructions between two tasks count with the next one)
+    auto run_task = [&](int64_t t, int tid, double& cpu_mark) {
         try {
             fn(t, tid);
         } catch (...) {
@@ -239,8 +240,10 @@ AdaptiveRun parallel_for_adaptive(int64_t n_tasks, int n_threads, Fn&& fn,
             if (!error) error = std::current_exception();
             failed.store(true, std::memory_order_relaxed);
         }
-        cpu_ns.fetch_add(static_cast<int64_t>(1e9 * (detail::thread_cpu_seconds() - cpu_start)),
+        const double cpu_now = detail::thread_cpu_seconds();
+        cpu_ns.fetch_add(static_cast<int64_t>(1e9 * (cpu_now - cpu_mark)),
                          std::memory_order_relaxed);
+        cpu_mark = cpu_now;
         done.fetch_add(1, std::memory_order_release);
     };
     // the machine's runnable threads that are not this call's (its running ones: the team's, or
@@ -258,25 +261,31 @@ AdaptiveRun parallel_for_adaptive(int64_t n_tasks, int n_threads, Fn&& fn,
     job.max_threads = n_threads;
     job.fn = [&](int64_t, int tid) {  // a member: (tid 0 is the caller's, done with the lead)
         if (tid == 0) return;
+        double cpu_mark = detail::thread_cpu_seconds();
         while (!finished()) {
             if (!team_on.load(std::memory_order_acquire)) {
-                std::unique_lock<std::mutex> lock(mutex);
-                wake.wait(lock,
-                          [&] { return team_on.load(std::memory_order_acquire) || finished(); });
+                {
+                    std::unique_lock<std::mutex> lock(mutex);
+                    wake.wait(lock, [&] {
+                        return team_on.load(std::memory_order_acquire) || finished();
+                    });
+                }
+                cpu_mark = detail::thread_cpu_seconds();
                 continue;
             }
             const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
             if (t >= n_tasks) break;
-            run_task(t, tid);
+            run_task(t, tid, cpu_mark);
             member_tasks.fetch_add(1, std::memory_order_relaxed);
         }
     };
     job.lead = [&] {
+        double cpu_mark = detail::thread_cpu_seconds();
         while (!failed.load(std::memory_order_relaxed)) {
             const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
             if (t >= n_tasks) break;
             const bool team = schedule->team();
-            run_task(t, 0);
+            run_task(t, 0, cpu_mark);
             ++(team ? run.team_tasks : run.solo_tasks);
             const int64_t tasks_done = done.load(std::memory_order_acquire);
             const double cpu = 1e-9 * static_cast<double>(cpu_ns.load(std::memory_order_relaxed));

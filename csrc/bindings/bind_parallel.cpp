@@ -152,12 +152,11 @@ void bind_parallel(py::module_& m) {
     m.def(
         "_parallel_for_adaptive_check",
         [](int64_t n_tasks, int n_threads, int task_us, bool contended, int64_t fail_at) {
-            // each task runs task_us microseconds of its thread's CPU time; contended: holding a
-            // spin lock, so that a second thread spends its CPU waiting and a team does no more
-            // tasks per second than one thread
+            // each task runs task_us microseconds of its thread's CPU time; contended: 5x that
+            // when the task before it ran on another thread (as rows another core wrote last)
             std::vector<int64_t> runs(static_cast<size_t>(std::max<int64_t>(n_tasks, 0)), 0);
             std::atomic<int64_t> bad_ids{0};
-            std::atomic<bool> held{false};
+            std::atomic<int> last_thread{-1};
             recforge::AdaptiveRun run;
             {
                 py::gil_scoped_release release;
@@ -165,14 +164,13 @@ void bind_parallel(py::module_& m) {
                     if (t == fail_at)
                         throw std::invalid_argument("task " + std::to_string(t) + " failed");
                     if (tid < 0 || tid >= n_threads) ++bad_ids;
-                    if (contended)
-                        while (held.exchange(true, std::memory_order_acquire)) {
-                        }
+                    const int before = last_thread.exchange(tid);
+                    const double cost =
+                        1e-6 * task_us * (contended && before >= 0 && before != tid ? 5 : 1);
                     const double start = recforge::detail::thread_cpu_seconds();
-                    while (recforge::detail::thread_cpu_seconds() - start < 1e-6 * task_us) {
+                    while (recforge::detail::thread_cpu_seconds() - start < cost) {
                     }
                     ++runs[static_cast<size_t>(t)];
-                    if (contended) held.store(false, std::memory_order_release);
                 });
             }
             return py::make_tuple(py::cast(runs), bad_ids.load(), run.solo_tasks, run.team_tasks,
@@ -181,8 +179,8 @@ void bind_parallel(py::module_& m) {
         py::arg("n_tasks"), py::arg("n_threads"), py::arg("task_us"), py::arg("contended"),
         py::arg("fail_at") = -1,
         "Run parallel_for_adaptive(n_tasks, n_threads) on tasks of task_us microseconds of CPU "
-        "time (one at a time under a spin lock if contended); returns (runs of each task, tasks "
-        "run on a thread id outside [0, n_threads), tasks run while the caller ran alone, tasks "
-        "run while the team did, switches). Task `fail_at` throws (→ ValueError). Private: for "
-        "tests.");
+        "time (if contended, 5x that for a task that follows one of another thread); returns "
+        "(runs of each task, tasks run on a thread id outside [0, n_threads), tasks run while the "
+        "caller ran alone, tasks run while the team did, switches). Task `fail_at` throws (→ "
+        "ValueError). Private: for tests.");
 }

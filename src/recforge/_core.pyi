@@ -56,9 +56,10 @@ def _parallel_for_adaptive_check(
     n_tasks: int, n_threads: int, task_us: int, contended: bool, fail_at: int = -1
 ) -> tuple[list[int], int, int, int, int]:
     """Run parallel_for_adaptive(n_tasks, n_threads) on tasks of task_us microseconds of CPU
-    time (one at a time under a spin lock if contended); returns (runs of each task, tasks run on
-    a thread id outside [0, n_threads), tasks run while the caller ran alone, tasks run while the
-    team did, switches). Task `fail_at` throws (→ ValueError). Private: for tests."""
+    time (if contended, 5x that for a task that follows one of another thread); returns (runs of
+    each task, tasks run on a thread id outside [0, n_threads), tasks run while the caller ran
+    alone, tasks run while the team did, switches). Task `fail_at` throws (→ ValueError).
+    Private: for tests."""
 
 def encoder_bucketize(
     x: NDArray[np.number], edges: NDArray[np.float64], out: NDArray[np.int64]

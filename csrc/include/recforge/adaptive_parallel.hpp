@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -29,18 +28,19 @@ namespace detail {
 // cores / (k + others)) — on 2 cores with one taken, the team's 2 threads get 4/3, the caller
 // alone a whole core). Alternately a window of one way (the way chosen last: a commit, which grows
 // while the choice stays the same and ends early when that way falls behind the other's last
-// measure) and a short probe of the other, then the faster of the two — the team only if it is
-// kTeamMargin faster (a second thread that gains less costs a core another process could use).
-// The first window is a probe of the team, the second one of the caller alone.
+// measure) and a short probe of the other, then the faster of the two — but the way chosen last
+// (at first, the team) changes only for one kSwitchMargin faster, so that the noise of a busy
+// machine's measures does not flip it. The first window is a probe of the team, the second one of
+// the caller alone.
 class AdaptiveSchedule {
   public:
     static constexpr double kProbeSeconds = 0.04;  // a probe window ...
     static constexpr int64_t kMinWindowTasks = 8;  // ... of at least this many tasks
     static constexpr double kFirstCommitSeconds = 0.25;
     static constexpr double kMaxCommitSeconds = 2.0;
-    static constexpr double kTeamMargin = 1.05;
-    static constexpr double kClearRatio =
-        1.5;  // a choice this clear lets the commit grow 4x, else 2x
+    static constexpr double kSwitchMargin = 1.1;
+    // a choice this clear lets the commit grow 4x, else 2x
+    static constexpr double kClearRatio = 1.5;
 
     AdaptiveSchedule(double now, int n_threads, int cores)
         : n_threads_(n_threads), cores_(std::max(1, cores)), last_now_(now) {
@@ -79,7 +79,8 @@ class AdaptiveSchedule {
         const int busy = others();
         const double solo = per_cpu_[0] * cores_for(1, busy);
         const double team_rate = per_cpu_[1] * cores_for(n_threads_, busy);
-        const bool team = team_rate >= kTeamMargin * solo;
+        const bool team = has_choice_ && !choice_ ? team_rate > kSwitchMargin * solo
+                                                  : solo <= kSwitchMargin * team_rate;
         const double ratio =
             team ? team_rate / std::max(solo, 1e-12) : solo / std::max(team_rate, 1e-12);
         if (has_choice_ && team == choice_)
@@ -125,7 +126,8 @@ class AdaptiveSchedule {
         const int busy = others();
         const double solo = (team_ ? per_cpu_[0] : measured) * cores_for(1, busy);
         const double team_rate = (team_ ? measured : per_cpu_[1]) * cores_for(n_threads_, busy);
-        const bool lost = team_ ? team_rate < kTeamMargin * solo : team_rate >= kTeamMargin * solo;
+        const bool lost =
+            team_ ? solo > kSwitchMargin * team_rate : team_rate > kSwitchMargin * solo;
         if (lost) per_cpu_[team_] = measured;
         return lost;
     }
@@ -187,11 +189,12 @@ struct AdaptiveRun {
 };
 
 // fn(task, thread_id) for task in [0, n_tasks) on up to n_threads threads (thread_id < n_threads),
-// one task at a time from a shared counter, each thread's tasks in increasing order; the calling
-// thread alone whenever that does more tasks per second than the threads together
-// (detail::AdaptiveSchedule: measured in windows of at least 20 ms, so a call shorter than that
-// runs on all its threads). The other threads, while the caller runs alone, sleep on a condition
-// variable. The first exception thrown by a task stops the hand-out and is rethrown once no
+// one task at a time from a shared counter, each thread's tasks in increasing order; on the calling
+// thread alone whenever that does more work per second than the threads together
+// (detail::AdaptiveSchedule, measured in windows of at least 40 ms; with `memory`, across the
+// calls of a kernel). The threads other than the caller leave after their task when the caller goes
+// on alone (a call that ends so waits for nobody), and are called again from the pool when the team
+// is chosen again. The first exception thrown by a task stops the hand-out and is rethrown once no
 // thread runs a task. For tasks whose results do not depend on which thread runs them.
 template <typename Fn>
 AdaptiveRun parallel_for_adaptive(int64_t n_tasks, int n_threads, Fn&& fn,
@@ -226,17 +229,16 @@ AdaptiveRun parallel_for_adaptive(int64_t n_tasks, int n_threads, Fn&& fn,
     }
     const int switches_before = schedule->switches();
     std::atomic<int64_t> next{0}, done{0}, member_tasks{0}, cpu_ns{0};
-    std::atomic<bool> team_on{schedule->team()}, stop{false}, failed{false};
+    std::atomic<bool> team_on{false}, failed{false};
     std::exception_ptr error;
-    std::mutex mutex;
-    std::condition_variable wake;
+    std::mutex error_mutex;
     // task t on thread tid, whose CPU clock read cpu_mark after its last task (one clock read a
     // task: the few instructions between two tasks count with the next one)
     auto run_task = [&](int64_t t, int tid, double& cpu_mark) {
         try {
             fn(t, tid);
         } catch (...) {
-            std::lock_guard<std::mutex> lock(mutex);
+            std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();
             failed.store(true, std::memory_order_relaxed);
         }
@@ -247,67 +249,72 @@ AdaptiveRun parallel_for_adaptive(int64_t n_tasks, int n_threads, Fn&& fn,
         done.fetch_add(1, std::memory_order_release);
     };
     // the machine's runnable threads that are not this call's (its running ones: the team's, or
-    // the caller alone)
+    // the caller alone): the lower of this reading and the last, so that a thread runnable for an
+    // instant (a kernel worker) does not count as a busy core
+    int last_others = -1;
     auto others = [&] {
         const int runnable = detail::runnable_threads();
-        return runnable < 0 ? 0 : runnable - (schedule->team() ? n_threads : 1);
+        const int now =
+            std::max(0, runnable < 0 ? 0 : runnable - (schedule->team() ? n_threads : 1));
+        const int lower = last_others < 0 ? now : std::min(now, last_others);
+        last_others = now;
+        return lower;
     };
-    auto finished = [&] {
-        return stop.load(std::memory_order_acquire) || failed.load(std::memory_order_relaxed);
+    // The caller's tasks until none is left (returns true) or the schedule wants the team while no
+    // members work with the caller (false). in_team: called as the lead of a team phase, whose
+    // members work until the schedule chooses the caller alone.
+    double cpu_mark = detail::thread_cpu_seconds();
+    auto lead = [&](bool in_team) {
+        bool members = in_team;
+        while (!failed.load(std::memory_order_relaxed)) {
+            const bool team = schedule->team();
+            if (team && !members) return false;
+            const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
+            if (t >= n_tasks) return true;
+            run_task(t, 0, cpu_mark);
+            ++(team ? run.team_tasks : run.solo_tasks);
+            const int64_t tasks_done = done.load(std::memory_order_acquire);
+            const double cpu = 1e-9 * static_cast<double>(cpu_ns.load(std::memory_order_relaxed));
+            if (schedule->update(detail::steady_seconds(), tasks_done, cpu, others) != team &&
+                team) {
+                team_on.store(false, std::memory_order_release);  // (they leave after their task)
+                members = false;
+            }
+        }
+        return true;
     };
     detail::Job job;
     job.n_tasks = n_threads - 1;
     job.chunk = 1;
     job.max_threads = n_threads;
-    job.fn = [&](int64_t, int tid) {  // a member: (tid 0 is the caller's, done with the lead)
+    job.fn = [&](int64_t, int tid) {  // a member (tid 0 is the caller's, done with the lead)
         if (tid == 0) return;
-        double cpu_mark = detail::thread_cpu_seconds();
-        while (!finished()) {
-            if (!team_on.load(std::memory_order_acquire)) {
-                {
-                    std::unique_lock<std::mutex> lock(mutex);
-                    wake.wait(lock, [&] {
-                        return team_on.load(std::memory_order_acquire) || finished();
-                    });
-                }
-                cpu_mark = detail::thread_cpu_seconds();
-                continue;
-            }
+        double mark = detail::thread_cpu_seconds();
+        while (team_on.load(std::memory_order_acquire) && !failed.load(std::memory_order_relaxed)) {
             const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
             if (t >= n_tasks) break;
-            run_task(t, tid, cpu_mark);
+            run_task(t, tid, mark);
             member_tasks.fetch_add(1, std::memory_order_relaxed);
         }
     };
-    job.lead = [&] {
-        double cpu_mark = detail::thread_cpu_seconds();
-        while (!failed.load(std::memory_order_relaxed)) {
-            const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
-            if (t >= n_tasks) break;
-            const bool team = schedule->team();
-            run_task(t, 0, cpu_mark);
-            ++(team ? run.team_tasks : run.solo_tasks);
-            const int64_t tasks_done = done.load(std::memory_order_acquire);
-            const double cpu = 1e-9 * static_cast<double>(cpu_ns.load(std::memory_order_relaxed));
-            if (schedule->update(detail::steady_seconds(), tasks_done, cpu, others) != team) {
-                {
-                    std::lock_guard<std::mutex> lock(mutex);
-                    team_on.store(!team, std::memory_order_release);
-                }
-                if (!team) wake.notify_all();
-            }
+    for (bool finished = false; !finished;) {
+        if (schedule->team()) {  // a team phase
+            team_on.store(true, std::memory_order_release);
+            job.next.store(0, std::memory_order_relaxed);
+            job.next_thread_id.store(1, std::memory_order_relaxed);
+            job.lead = [&] {
+                finished = lead(true);
+                team_on.store(false, std::memory_order_release);
+            };
+            detail::run_job(job);
+            if (job.error) std::rethrow_exception(job.error);
+        } else {
+            finished = lead(false);
         }
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            stop.store(true, std::memory_order_release);
-        }
-        wake.notify_all();
-        run.switches = schedule->switches() - switches_before;
-    };
-    detail::run_job(job);
+    }
+    run.switches = schedule->switches() - switches_before;
     run.team_tasks += member_tasks.load();
     if (error) std::rethrow_exception(error);
-    if (job.error) std::rethrow_exception(job.error);
     return run;
 }
 

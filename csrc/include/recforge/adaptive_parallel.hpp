@@ -3,8 +3,8 @@
 // their cores, at ~60 ns each when the cores share a cache and at ~330 ns when they do not (two
 // vCPUs the host placed far apart: a 2-thread CBOW epoch took 0.75-0.93 s there, 0.48-0.62 s on
 // one thread); or when one core is taken by another process. parallel_for_adaptive measures, as it
-// runs, the tasks per second of its threads together and of the calling thread alone, and runs
-// the tasks the faster way, measuring again from time to time.
+// runs, the work of its threads together and of the calling thread alone (per CPU-second, scaled
+// by the cores each gets), and runs the tasks the faster way, measuring again from time to time.
 #pragma once
 
 #include <algorithm>
@@ -76,13 +76,11 @@ class AdaptiveSchedule {
             return team_;
         }
         probing_ = false;
-        const int busy = others();
-        const double solo = per_cpu_[0] * cores_for(1, busy);
-        const double team_rate = per_cpu_[1] * cores_for(n_threads_, busy);
-        const bool team = has_choice_ && !choice_ ? team_rate > kSwitchMargin * solo
-                                                  : solo <= kSwitchMargin * team_rate;
-        const double ratio =
-            team ? team_rate / std::max(solo, 1e-12) : solo / std::max(team_rate, 1e-12);
+        const Rates rates = estimate(per_cpu_[0], per_cpu_[1], others());
+        const bool last_was_team = !has_choice_ || choice_;
+        const bool team = rates.leads(!last_was_team) ? !last_was_team : last_was_team;
+        const double ratio = team ? rates.team / std::max(rates.solo, 1e-12)
+                                  : rates.solo / std::max(rates.team, 1e-12);
         if (has_choice_ && team == choice_)
             commit_ = std::min(kMaxCommitSeconds, commit_ * (ratio >= kClearRatio ? 4.0 : 2.0));
         else
@@ -108,6 +106,19 @@ class AdaptiveSchedule {
     }
 
   private:
+    // Tasks per second the caller alone and the team would do, from their tasks per CPU-second.
+    struct Rates {
+        double solo, team;
+        // whether that way (true: the team) is kSwitchMargin faster than the other
+        bool leads(bool team_way) const {
+            return team_way ? team > kSwitchMargin * solo : solo > kSwitchMargin * team;
+        }
+    };
+
+    Rates estimate(double solo_per_cpu, double team_per_cpu, int others) const {
+        return {solo_per_cpu * cores_for(1, others), team_per_cpu * cores_for(n_threads_, others)};
+    }
+
     static double per_cpu(int64_t tasks, double cpu) {
         return static_cast<double>(tasks) / std::max(cpu, 1e-9);
     }
@@ -123,11 +134,9 @@ class AdaptiveSchedule {
         check_start_ = now;
         check_done_ = done;
         check_cpu_ = cpu;
-        const int busy = others();
-        const double solo = (team_ ? per_cpu_[0] : measured) * cores_for(1, busy);
-        const double team_rate = (team_ ? measured : per_cpu_[1]) * cores_for(n_threads_, busy);
-        const bool lost =
-            team_ ? solo > kSwitchMargin * team_rate : team_rate > kSwitchMargin * solo;
+        const Rates rates = team_ ? estimate(per_cpu_[0], measured, others())
+                                  : estimate(measured, per_cpu_[1], others());
+        const bool lost = rates.leads(!team_);
         if (lost) per_cpu_[team_] = measured;
         return lost;
     }
@@ -202,9 +211,9 @@ AdaptiveRun parallel_for_adaptive(int64_t n_tasks, int n_threads, Fn&& fn,
     AdaptiveRun run;
     if (n_tasks <= 0) return run;
     n_threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_tasks)));
+    static const bool thread_clock = detail::thread_cpu_seconds() >= 0.0;
     if (n_threads == 1 || detail::Team::current() != nullptr ||
-        !detail::adaptive_schedule_on().load(std::memory_order_relaxed) ||
-        detail::thread_cpu_seconds() < 0.0) {
+        !detail::adaptive_schedule_on().load(std::memory_order_relaxed) || !thread_clock) {
         parallel_for(n_tasks, n_threads, fn, 1);
         return run;
     }

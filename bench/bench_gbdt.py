@@ -616,56 +616,15 @@ def test_fit_onehot(benchmark, onehot_data, n_threads, library):
     )
 
 
-def _exclusive_bundles(X):
-    """Greedy exclusive feature bundling (LightGBM's EFB without its conflict budget): lists of
-    columns of X no two of which are non-zero in the same row, the densest columns first."""
-    nonzero = X != 0
-    bundles, occupied = [], []
-    for j in np.argsort(-nonzero.sum(axis=0), kind="stable"):
-        for cols, rows in zip(bundles, occupied):
-            if not (rows & nonzero[:, j]).any():
-                cols.append(j)
-                rows |= nonzero[:, j]
-                break
-        else:
-            bundles.append([j])
-            occupied.append(nonzero[:, j].copy())
-    return bundles
-
-
-def _bundled(X, bundles):
-    """Each bundle as one categorical column: 0 where all its columns are zero, k where its k-th
-    column is non-zero (for 0/1 columns: the same information)."""
-    out = np.zeros((len(X), len(bundles)), np.float32)
-    for b, cols in enumerate(bundles):
-        for k, j in enumerate(cols, 1):
-            out[X[:, j] != 0, b] = k
-    return out
-
-
-@pytest.fixture(scope="module")
-def onehot_bundled(onehot_data):
-    Xtr, ytr, Xte, yte = onehot_data
-    bundles = _exclusive_bundles(Xtr)
-    return _bundled(Xtr, bundles), ytr, _bundled(Xte, bundles), yte
-
-
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_fit_onehot_bundled_prototype(benchmark, onehot_bundled, n_threads):
-    """recforge on the one-hot set after exclusive feature bundling (a prototype, done untimed
-    in the fixture: 475 columns -> 30 categorical ones split one value vs the rest, the same split
-    candidates as the one-hot columns), to decide whether to offer EFB (issue 17)."""
-    n_features = onehot_bundled[0].shape[1]
+def test_recforge_fit_onehot_unbundled(benchmark, onehot_data, n_threads):
+    """recforge with ``feature_bundling=False``: the 475 one-hot columns grown as columns (the
+    same trees as the bundled default, for the record of what bundling gains)."""
     _fit_and_record(
         benchmark,
         f"gbdt-fit-onehot-{n_threads}thr",
         f"onehot-{n_threads}",
-        lambda: _ours(
-            ONEHOT_TREES,
-            n_threads,
-            categorical_features=list(range(n_features)),
-            categorical_split="one_vs_rest",
-        ),
-        onehot_bundled,
+        lambda: _ours(ONEHOT_TREES, n_threads, feature_bundling=False),
+        onehot_data,
         ROUNDS_ADULT,
     )

@@ -12,6 +12,7 @@ void bind_constants(py::module_& m) {
     c.attr("GBDT_N_BINS") = gb::kBins;
     c.attr("GBDT_MISSING_BIN") = static_cast<int>(gb::kMissingBin);
     c.attr("GBDT_MAX_BIN") = gb::kMaxBin;
+    c.attr("GBDT_BUNDLE_COLUMN") = static_cast<int>(gb::kBundleColumn);
     py::dict objectives;
     objectives["binary:logistic"] = static_cast<int>(gb::kBinaryLogistic);
     objectives["reg:squarederror"] = static_cast<int>(gb::kSquaredError);

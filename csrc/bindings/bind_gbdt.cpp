@@ -12,6 +12,7 @@
 #include "arrays.hpp"
 #include "gbdt_tree_arrays.hpp"
 #include "recforge/constants.hpp"
+#include "recforge/feature_bundle.hpp"
 #include "recforge/gbdt_grow.hpp"
 #include "recforge/histogram.hpp"
 #include "recforge/partition.hpp"
@@ -51,6 +52,51 @@ CArray<uint8_t> bin_features_py(CArray<float> X, CArray<float> edges, CArray<int
         py::gil_scoped_release release;
         gb::bin_features(X.data(), n, F, edges.data(), off, is_cat.data(), out.mutable_data(),
                          n_threads);
+    }
+    return out;
+}
+
+py::tuple bundle_exclusive_py(CArray<uint8_t> X, CArray<int32_t> candidates, int32_t max_members) {
+    require(X.ndim() == 2, "X must be 2-D");
+    const int64_t n = X.shape(0), F = X.shape(1);
+    require(candidates.ndim() == 1, "candidates must be 1-D");
+    require(max_members >= 1 && max_members <= gb::kMaxBin, "max_members must be in [1, 255]");
+    const int64_t C = candidates.shape(0);
+    if (C > 0) require_indices(candidates.data(), C, F, "candidates must be column indices of X");
+    CArray<int32_t> bundle_of(C), code_of(C);
+    CArray<uint8_t> common(C), constant(C);
+    int32_t n_bundles;
+    {
+        py::gil_scoped_release release;
+        n_bundles = gb::bundle_exclusive(X.data(), n, F, candidates.data(), C, max_members,
+                                         bundle_of.mutable_data(), code_of.mutable_data(),
+                                         common.mutable_data(), constant.mutable_data());
+    }
+    return py::make_tuple(bundle_of, code_of, common, constant, n_bundles);
+}
+
+CArray<uint8_t> bundle_columns_py(CArray<uint8_t> X, CArray<int32_t> plain, CArray<int32_t> member,
+                                  CArray<uint8_t> common_bin, CArray<int32_t> bundle_of,
+                                  CArray<int32_t> code_of, int64_t n_bundles, int n_threads) {
+    require(X.ndim() == 2, "X must be 2-D");
+    const int64_t n = X.shape(0), F = X.shape(1), M = member.shape(0);
+    require(plain.ndim() == 1 && member.ndim() == 1 && common_bin.ndim() == 1 &&
+                bundle_of.ndim() == 1 && code_of.ndim() == 1 && common_bin.shape(0) == M &&
+                bundle_of.shape(0) == M && code_of.shape(0) == M,
+            "member, common_bin, bundle_of and code_of must be 1-D of equal length");
+    require_indices(plain.data(), plain.shape(0), F, "plain must be column indices of X");
+    require_indices(member.data(), M, F, "member must be column indices of X");
+    require(n_bundles >= 0, "n_bundles must be >= 0");
+    if (M > 0) {
+        require_indices(bundle_of.data(), M, n_bundles, "bundle_of must be in [0, n_bundles)");
+        require_indices(code_of.data(), M, gb::kMaxBin, "code_of must be in [0, 255)");
+    }
+    CArray<uint8_t> out({n, plain.shape(0) + n_bundles});
+    {
+        py::gil_scoped_release release;
+        gb::bundle_columns(X.data(), n, F, plain.data(), plain.shape(0), member.data(),
+                           common_bin.data(), bundle_of.data(), code_of.data(), M, n_bundles,
+                           out.mutable_data(), n_threads);
     }
     return out;
 }
@@ -130,7 +176,8 @@ py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<doub
                           std::optional<CArray<uint8_t>> feature_mask, double reg_lambda,
                           double gamma, double min_child_weight, int n_threads,
                           int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
-                          double cat_l2, double min_group_weight, double min_category_weight) {
+                          double cat_l2, double min_group_weight, double min_category_weight,
+                          std::optional<CArray<int32_t>> split_rank) {
     require(hist.ndim() == 4 && hist.shape(2) == gb::kBins && hist.shape(3) == 2,
             "hist must be (K, F, 256, 2)");
     const int64_t K = hist.shape(0), F = hist.shape(1);
@@ -142,7 +189,7 @@ py::object find_splits_py(CArray<double> hist, CArray<double> sum_g, CArray<doub
     if (feature_mask) require(feature_mask->shape(0) == F, "feature_mask length");
     const gb::SplitParams sp = recforge::bindings::split_params(
         reg_lambda, gamma, min_child_weight, max_cat_to_onehot, max_cat_threshold, cat_smooth,
-        cat_l2, min_group_weight, min_category_weight);
+        cat_l2, min_group_weight, min_category_weight, split_rank, F);
     std::vector<gb::SplitResult> res(static_cast<size_t>(K));
     {
         py::gil_scoped_release release;
@@ -444,8 +491,8 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
                             CArray<double> hist_ws, CArray<double> raw, int n_threads,
                             int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
                             double cat_l2, double min_group_weight, double min_category_weight,
-                            int next_objective, std::optional<CArray<float>> y,
-                            std::optional<CArray<float>> weight,
+                            std::optional<CArray<int32_t>> split_rank, int next_objective,
+                            std::optional<CArray<float>> y, std::optional<CArray<float>> weight,
                             std::optional<CArray<float>> threshold_table) {
     int64_t m, F;
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
@@ -465,7 +512,7 @@ py::tuple grow_depthwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
     const gb::TreeParams params{
         recforge::bindings::split_params(reg_lambda, gamma, min_child_weight, max_cat_to_onehot,
                                          max_cat_threshold, cat_smooth, cat_l2, min_group_weight,
-                                         min_category_weight),
+                                         min_category_weight, split_rank, F),
         max_depth, learning_rate, swap_rows};
     gb::GrownTree t;
     {
@@ -501,6 +548,17 @@ void bind_gbdt(py::module_& m) {
           py::arg("edges").noconvert(), py::arg("offsets").noconvert(),
           py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
           "Bin float32 X (n, F) by per-feature sorted edges -> uint8 (n, F); NaN -> 255.");
+    m.def("gbdt_bundle_exclusive", &bundle_exclusive_py, py::arg("X").noconvert(),
+          py::arg("candidates").noconvert(), py::arg("max_members"),
+          "Exclusive bundles of the columns candidates (at most two value bins) of binned X "
+          "(n, F) uint8 (feature_bundle.hpp) -> (bundle_of int32 (C,) (-1: not bundled), code_of "
+          "int32 (C,), common_bin uint8 (C,), constant uint8 (C,), n_bundles).");
+    m.def("gbdt_bundle_columns", &bundle_columns_py, py::arg("X").noconvert(),
+          py::arg("plain").noconvert(), py::arg("member").noconvert(),
+          py::arg("common_bin").noconvert(), py::arg("bundle_of").noconvert(),
+          py::arg("code_of").noconvert(), py::arg("n_bundles"), py::arg("n_threads") = 1,
+          "The bundled matrix of binned X: its plain columns, then one column per bundle -> "
+          "uint8 (n, n_plain + n_bundles).");
     m.def("gbdt_build_histograms", &build_histograms_py, py::arg("X_binned").noconvert(),
           py::arg("gh").noconvert(), py::arg("rows").noconvert().none(true),
           py::arg("starts").noconvert(), py::arg("ends").noconvert(),
@@ -519,6 +577,7 @@ void bind_gbdt(py::module_& m) {
           py::arg("n_threads") = 1, py::arg("max_cat_to_onehot") = gb::kBins,
           py::arg("max_cat_threshold") = 32, py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0,
           py::arg("min_group_weight") = 0.0, py::arg("min_category_weight") = 0.0,
+          py::arg("split_rank").noconvert().none(true) = py::none(),
           "Best split per node -> GBDTSplits(feature, threshold, default_left, loss_chg, left_g, "
           "left_h, cat_set); categorical features with more than max_cat_to_onehot bins by a "
           "sorted partition.");
@@ -580,7 +639,8 @@ void bind_gbdt(py::module_& m) {
           py::arg("raw").noconvert(), py::arg("n_threads") = 1,
           py::arg("max_cat_to_onehot") = gb::kBins, py::arg("max_cat_threshold") = 32,
           py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0, py::arg("min_group_weight") = 0.0,
-          py::arg("min_category_weight") = 0.0, py::arg("next_objective") = -1,
+          py::arg("min_category_weight") = 0.0,
+          py::arg("split_rank").noconvert().none(true) = py::none(), py::arg("next_objective") = -1,
           py::arg("y").noconvert().none(true) = py::none(),
           py::arg("weight").noconvert().none(true) = py::none(),
           py::arg("threshold_table").noconvert().none(true) = py::none(),

@@ -28,18 +28,16 @@ namespace {
 
 py::handle leafwise_result_type;  // the named tuple type (the module holds the reference)
 
-py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_t> rows,
-                            CArray<uint8_t> other_X, CArray<float> other_gh,
-                            CArray<int32_t> other_rows, CArray<int32_t> n_bins,
-                            CArray<uint8_t> is_cat, std::optional<CArray<uint8_t>> feature_mask,
-                            int32_t max_leaves, int32_t max_depth, double min_child_weight,
-                            double reg_lambda, double gamma, double learning_rate,
-                            int64_t swap_rows, int64_t index_bytes, int n_threads,
-                            int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth,
-                            double cat_l2, double min_group_weight, double min_category_weight,
-                            std::optional<CArray<double>> raw, int next_objective,
-                            std::optional<CArray<float>> y, std::optional<CArray<float>> weight,
-                            std::optional<CArray<float>> threshold_table) {
+py::object grow_leafwise_py(
+    CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_t> rows, CArray<uint8_t> other_X,
+    CArray<float> other_gh, CArray<int32_t> other_rows, CArray<int32_t> n_bins,
+    CArray<uint8_t> is_cat, std::optional<CArray<uint8_t>> feature_mask, int32_t max_leaves,
+    int32_t max_depth, double min_child_weight, double reg_lambda, double gamma,
+    double learning_rate, int64_t swap_rows, int64_t index_bytes, int n_threads,
+    int32_t max_cat_to_onehot, int32_t max_cat_threshold, double cat_smooth, double cat_l2,
+    double min_group_weight, double min_category_weight, std::optional<CArray<int32_t>> split_rank,
+    std::optional<CArray<double>> raw, int next_objective, std::optional<CArray<float>> y,
+    std::optional<CArray<float>> weight, std::optional<CArray<float>> threshold_table) {
     int64_t m, F;
     check_node_ordered(Xn, ghn, rows, other_X, other_gh, other_rows, n_bins, is_cat, feature_mask,
                        m, F);
@@ -57,7 +55,7 @@ py::object grow_leafwise_py(CArray<uint8_t> Xn, CArray<float> ghn, CArray<int32_
     const gb::LeafwiseParams params{
         {recforge::bindings::split_params(reg_lambda, gamma, min_child_weight, max_cat_to_onehot,
                                           max_cat_threshold, cat_smooth, cat_l2, min_group_weight,
-                                          min_category_weight),
+                                          min_category_weight, split_rank, F),
          max_depth, learning_rate, swap_rows},
         max_leaves,
         index_bytes};
@@ -101,6 +99,7 @@ void bind_gbdt_leafwise(py::module_& m) {
         py::arg("n_threads") = 1, py::arg("max_cat_to_onehot") = gb::kBins,
         py::arg("max_cat_threshold") = 32, py::arg("cat_smooth") = 10.0, py::arg("cat_l2") = 0.0,
         py::arg("min_group_weight") = 0.0, py::arg("min_category_weight") = 0.0,
+        py::arg("split_rank").noconvert().none(true) = py::none(),
         py::arg("raw").noconvert().none(true) = py::none(), py::arg("next_objective") = -1,
         py::arg("y").noconvert().none(true) = py::none(),
         py::arg("weight").noconvert().none(true) = py::none(),

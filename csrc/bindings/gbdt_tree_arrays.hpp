@@ -49,15 +49,29 @@ inline void check_node_ordered(const CArray<uint8_t>& Xn, const CArray<float>& g
 inline gbdt::SplitParams split_params(double reg_lambda, double gamma, double min_child_weight,
                                       int32_t max_cat_to_onehot, int32_t max_cat_threshold,
                                       double cat_smooth, double cat_l2, double min_group_weight,
-                                      double min_category_weight) {
+                                      double min_category_weight,
+                                      const std::optional<CArray<int32_t>>& split_rank,
+                                      int64_t n_features) {
     require(max_cat_to_onehot >= 0, "max_cat_to_onehot must be >= 0");
     require(max_cat_threshold >= 1, "max_cat_threshold must be >= 1");
     require(cat_smooth >= 0.0, "cat_smooth must be >= 0");
     require(cat_l2 >= 0.0, "cat_l2 must be >= 0");
     require(min_group_weight >= 0.0, "min_group_weight must be >= 0");
     require(min_category_weight >= 0.0, "min_category_weight must be >= 0");
-    return {reg_lambda, gamma,  min_child_weight, max_cat_to_onehot,  max_cat_threshold,
-            cat_smooth, cat_l2, min_group_weight, min_category_weight};
+    if (split_rank)
+        require(split_rank->ndim() == 2 && split_rank->shape(0) == n_features &&
+                    split_rank->shape(1) == gbdt::kBins,
+                "split_rank must be (n_features, 256) int32");
+    return {reg_lambda,
+            gamma,
+            min_child_weight,
+            max_cat_to_onehot,
+            max_cat_threshold,
+            cat_smooth,
+            cat_l2,
+            min_group_weight,
+            min_category_weight,
+            split_rank ? split_rank->data() : nullptr};
 }
 
 // A (n_nodes, kCatSetWords) uint64 array of per-node bin sets (or None), checked; its data.

@@ -14,6 +14,10 @@ constexpr uint8_t kMissingBin = 255;
 // Most value bins of a feature: a numeric feature has at most kMaxBin - 1 edges (kMaxBin bins), a
 // categorical feature at most kMaxBin categories (one bin each).
 constexpr int kMaxBin = kMissingBin;
+// The kernels' is_categorical flag per column: 0 numeric, 1 categorical, kBundleColumn a column of
+// exclusive two-bin features (feature_bundle.hpp), split one bin vs the rest with missing values in
+// the rest.
+constexpr uint8_t kBundleColumn = 2;
 
 // Objective codes of the gradient kernels.
 enum Objective : int {

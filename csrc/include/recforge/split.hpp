@@ -12,10 +12,12 @@
 // missing values go left).
 // Categorical features with at most max_cat_to_onehot value bins: one category vs the rest (left =
 // bin == t), missing values right, then (with missing values) left.
-// Categorical features with more bins: a sorted partition (LightGBM's and xgboost's search for many
-// categories). The node's bins with hessian H_b > 0 and H_b >= min_category_weight (rarer
-// categories are not sorted: they stay on the right, the "other" side) are sorted by
-// G_b / (H_b + cat_smooth) (ascending, ties by bin); prefixes of that order of at most
+// A column of bundled features (kind kBundleColumn, feature_bundle.hpp): one bin vs the rest,
+// missing values (no member off its common bin) always with the rest: each candidate is one
+// member's split. Categorical features with more bins: a sorted partition (LightGBM's and xgboost's
+// search for many categories). The node's bins with hessian H_b > 0 and H_b >= min_category_weight
+// (rarer categories are not sorted: they stay on the right, the "other" side) are sorted by G_b /
+// (H_b + cat_smooth) (ascending, ties by bin); prefixes of that order of at most
 // min(max_cat_threshold, (n_used + 1) / 2) bins are scanned from the front, then from the back,
 // each with missing values right, then (with missing values) left. As in LightGBM's
 // min_data_per_group (here in hessian, as min_child_weight, since histograms carry no row counts),
@@ -47,6 +49,10 @@ struct SplitParams {
     double cat_l2 = 0.0;             // added to λ in the children's terms of a partition's gain
     double min_group_weight = 0.0;   // least hessian of a group of categories and of the right side
     double min_category_weight = 0.0;  // categories with less hessian are not sorted (go right)
+    // (n_features, kBins) or null: of two candidates of equal loss_chg, the one of lower
+    // split_rank[f * kBins + max(t, 0)] wins (null: the lower feature). A bundled matrix's
+    // columns rank each member by its original feature, so ties go as without bundling.
+    const int32_t* split_rank = nullptr;
 };
 
 constexpr int kCatSetWords = kBins / 64;  // a set of bins: 4 x 64 bits
@@ -62,6 +68,16 @@ struct SplitResult {
     bool has_set() const { return (cat_set[0] | cat_set[1] | cat_set[2] | cat_set[3]) != 0; }
 };
 
+// Whether candidate (loss_chg chg, feature f, threshold t) replaces best: better, or (with a
+// split_rank) as good and of lower rank. Without a split_rank a candidate scanned later never
+// replaces an equal one, so the lower feature (and the first threshold scanned) wins ties.
+inline bool beats(double chg, int32_t f, int32_t t, const SplitResult& best, const SplitParams& p) {
+    if (chg > best.loss_chg) return true;
+    if (!p.split_rank || chg != best.loss_chg || best.feature < 0) return false;
+    return p.split_rank[static_cast<int64_t>(f) * kBins + std::max(t, 0)] <
+           p.split_rank[static_cast<int64_t>(best.feature) * kBins + std::max(best.threshold, 0)];
+}
+
 inline bool set_has(const uint64_t* set, int b) { return (set[b >> 6] >> (b & 63)) & 1u; }
 
 inline double calc_gain(double g, double h, const SplitParams& p) {
@@ -69,9 +85,9 @@ inline double calc_gain(double g, double h, const SplitParams& p) {
     return g * g / (h + p.reg_lambda);
 }
 
-inline void best_split_feature(const double* H, int32_t f, int n_bins, bool categorical,
-                               double sum_g, double sum_h, const SplitParams& p,
-                               SplitResult& best) {
+inline void best_split_feature(const double* H, int32_t f, int n_bins, uint8_t kind, double sum_g,
+                               double sum_h, const SplitParams& p, SplitResult& best) {
+    const bool categorical = kind != 0;
     const double parent_gain = calc_gain(sum_g, sum_h, p);
     const double miss_g = H[2 * kMissingBin], miss_h = H[2 * kMissingBin + 1];
     const bool has_missing = miss_h != 0.0 || miss_g != 0.0;
@@ -81,7 +97,7 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, bool cate
         if (lh < p.min_child_weight || rh < p.min_child_weight || lh <= 0.0 || rh <= 0.0)
             return false;
         const double chg = calc_gain(lg, lh, child_p) + calc_gain(rg, rh, child_p) - parent_gain;
-        if (chg > best.loss_chg) {
+        if (beats(chg, f, t, best, p)) {
             best = SplitResult();
             best.feature = f;
             best.threshold = t;
@@ -93,6 +109,10 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, bool cate
         }
         return false;
     };
+    if (kind == kBundleColumn) {
+        for (int b = 0; b < n_bins; ++b) consider(H[2 * b], H[2 * b + 1], b, false);
+        return;
+    }
     if (categorical && n_bins > p.max_cat_to_onehot) {
         int used[kBins];
         double key[kBins];
@@ -167,8 +187,8 @@ inline SplitResult best_split_features(const double* H, int64_t f0, int64_t f1, 
     best.loss_chg = 1e-6;  // xgboost's kRtEps
     for (int64_t f = f0; f < f1; ++f) {
         if (feature_mask && !feature_mask[f]) continue;
-        best_split_feature(H + f * kBins * 2, static_cast<int32_t>(f), n_bins[f],
-                           is_categorical[f] != 0, sum_g, sum_h, p, best);
+        best_split_feature(H + f * kBins * 2, static_cast<int32_t>(f), n_bins[f], is_categorical[f],
+                           sum_g, sum_h, p, best);
     }
     return best;
 }
@@ -179,7 +199,9 @@ inline SplitResult finish_best_split(const SplitResult* ranges, int64_t n, const
     SplitResult best;
     best.loss_chg = 1e-6;
     for (int64_t i = 0; i < n; ++i)
-        if (ranges[i].feature >= 0 && ranges[i].loss_chg > best.loss_chg) best = ranges[i];
+        if (ranges[i].feature >= 0 &&
+            beats(ranges[i].loss_chg, ranges[i].feature, ranges[i].threshold, best, p))
+            best = ranges[i];
     if (best.feature >= 0 && best.loss_chg < p.gamma) best = SplitResult();
     if (best.feature < 0) best.loss_chg = 0.0;
     return best;
@@ -214,7 +236,7 @@ inline void find_splits(const double* hist, int64_t n_nodes, int64_t n_features,
         r.loss_chg = 1e-6;  // xgboost's kRtEps: anything not better than this is no split
         if (feature_mask && !feature_mask[f]) return;
         best_split_feature(hist + k * node_stride + static_cast<int64_t>(f) * kBins * 2, f,
-                           n_bins[f], is_categorical[f] != 0, sum_g[k], sum_h[k], p, r);
+                           n_bins[f], is_categorical[f], sum_g[k], sum_h[k], p, r);
     });
     for (int64_t k = 0; k < n_nodes; ++k) {
         out[k] = finish_best_split(per.data() + k * n_features, n_features, p);

@@ -16,6 +16,9 @@ from ..._threads import ChunkPool, run_chunks
 from ...kernels import gbdt as kern
 from ...kernels.gbdt import MAX_BIN
 
+#: bytes of the sample transposed at a time in :meth:`BinMapper.fit`
+_TRANSPOSE_BYTES = 4 << 20
+
 
 class BinMapper:
     """Learn bin edges on training data and map any data to uint8 bins.
@@ -52,10 +55,9 @@ class BinMapper:
             rng = self.random_state if self.random_state is not None else np.random.default_rng(0)
             idx = np.sort(rng.choice(n_rows, self.subsample, replace=False))
             sample = X[idx]
-        sample_t = np.ascontiguousarray(sample.T)  # one pass, then every column is contiguous
 
-        def edges(f):
-            col = X[:, f] if self.is_categorical_[f] else sample_t[f]
+        def edges(f, sample_col):
+            col = X[:, f] if self.is_categorical_[f] else sample_col
             col = col[~np.isnan(col)]
             if self.is_categorical_[f]:
                 codes = np.unique(col)
@@ -67,9 +69,21 @@ class BinMapper:
                 return codes.astype(np.float32)
             return _numeric_edges(col, self.max_bin)
 
+        # the sample's columns a block at a time, each block transposed once so that every column
+        # is contiguous (a block, not the whole sample: a buffer the allocator reuses, not a fresh
+        # mapping whose first touch costs as much as the edges on a one-hot matrix)
+        width = max(1, _TRANSPOSE_BYTES // max(1, 4 * sample.shape[0]))
+        n_blocks = -(-n_features // width)
+
+        def block_edges(b):
+            f0, f1 = b * width, min(n_features, (b + 1) * width)
+            block_t = np.ascontiguousarray(sample[:, f0:f1].T)
+            return [edges(f, block_t[f - f0]) for f in range(f0, f1)]
+
         threaded = n_threads > 1 and n_features > 1 and sample.shape[0] > 10_000
-        with ChunkPool(min(n_threads, n_features) if threaded else 1) as pool:
-            self.edges_ = run_chunks(edges, n_features, pool)  # np.sort releases the GIL
+        with ChunkPool(min(n_threads, n_blocks) if threaded else 1) as pool:
+            blocks = run_chunks(block_edges, n_blocks, pool)  # np.sort releases the GIL
+        self.edges_ = [e for block in blocks for e in block]
         self.n_bins_ = np.array(
             [len(e) if c else len(e) + 1 for e, c in zip(self.edges_, self.is_categorical_)],
             dtype=np.int32,
@@ -167,6 +181,12 @@ def _numeric_edges(values, max_bin):
     """Edges (float32, strictly increasing) so that bins hold about equal numbers of values."""
     if values.size == 0:
         return np.zeros(0, np.float32)
+    lo, hi = values.min(), values.max()
+    n_lo = np.count_nonzero(values == lo)
+    if n_lo == values.size:
+        return np.zeros(0, np.float32)
+    if n_lo + np.count_nonzero(values == hi) == values.size:  # two values (one-hot): no sort
+        return np.array([hi], np.float32)
     ordered = np.sort(values)
     is_new = np.empty(ordered.size, bool)
     is_new[0] = True

@@ -43,10 +43,15 @@ class GrowParams:
     # filter, in hessian units)
     min_group_weight: float = 0.0
     min_category_weight: float = 0.0
+    # int32 (n_columns, 256) or None: which of two splits of equal gain wins (split.hpp), for a
+    # bundled matrix (FeatureBundles.split_rank); None: the lower column
+    split_rank: np.ndarray | None = None
 
     def cat_kwargs(self):
-        """The categorical search parameters as the kernels' keyword arguments."""
+        """The split search parameters as the kernels' keyword arguments."""
+        rank = {} if self.split_rank is None else {"split_rank": self.split_rank}
         return {
+            **rank,
             "max_cat_to_onehot": self.max_cat_to_onehot,
             "max_cat_threshold": self.max_cat_threshold,
             "cat_smooth": self.cat_smooth,

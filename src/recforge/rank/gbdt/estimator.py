@@ -27,6 +27,7 @@ from .._base import (
     target_vector,
 )
 from ._binning import BinMapper
+from ._bundling import FeatureBundles
 from ._grower import (
     CAT_ONE_VS_REST,
     FusedDepthwiseGrower,
@@ -64,6 +65,7 @@ GBDT_PARAMS = {
     "subsample": 1.0,
     "colsample_bytree": 1.0,
     "max_bin": 256,
+    "feature_bundling": True,
     "base_score": None,
     "categorical_features": "auto",
     "categorical_split": "auto",
@@ -128,6 +130,10 @@ class _BaseGBDT(Ranker):
             min_inclusive=False,
         )
         check_int(self.max_bin, "max_bin", min_value=2, max_value=kern.N_BINS)
+        if not isinstance(self.feature_bundling, (bool, np.bool_)):
+            raise TypeError(
+                f"feature_bundling must be True or False, got {self.feature_bundling!r}"
+            )
         check_choice(self.categorical_split, "categorical_split", set(_CATEGORICAL_SPLITS))
         check_int(self.max_cat_to_onehot, "max_cat_to_onehot", min_value=1)
         check_int(self.max_cat_threshold, "max_cat_threshold", min_value=1)
@@ -267,6 +273,16 @@ class _BaseGBDT(Ranker):
             Xf, self._schema.is_categorical, n_threads=n_threads
         )
         Xb = mapper.transform(Xf, n_threads=n_threads)
+        n_col = max(1, round(float(self.colsample_bytree) * n_features))
+        # (a column sample draws original features: bundles would draw them together)
+        bundles = None
+        if self.feature_bundling and n_col == n_features:
+            bundles = FeatureBundles.find(Xb, mapper)
+        grow_bins = mapper
+        if bundles is not None:
+            Xb = bundles.transform(Xb, n_threads=n_threads)
+            grow_bins = bundles.bin_view(mapper)
+        n_columns = Xb.shape[1]
         self.binning_seconds_ = self._prepare_seconds + time.perf_counter() - t_start
         t_train = time.perf_counter()
         if self.early_stopping_rounds is not None and not evals:
@@ -291,8 +307,8 @@ class _BaseGBDT(Ranker):
             float(self.gamma),
             float(self.learning_rate),
             **self._categorical_search(),
+            split_rank=None if bundles is None else bundles.split_rank(),
         )
-        n_col = max(1, round(float(self.colsample_bytree) * n_features))
         history = {f"validation_{i}": {metric: []} for i in range(len(evals))}
         best_score, best_it, since_best = None, 0, 0
         rounds = range(int(self.n_estimators))
@@ -307,8 +323,8 @@ class _BaseGBDT(Ranker):
         rows_perm = np.arange(n, dtype=np.int32)
         ghn_full = np.empty((n, 2), np.float32)
         fused = None
-        if FusedDepthwiseGrower.usable(params, n_features):
-            fused = FusedDepthwiseGrower(mapper, params, n_features, n_threads=n_threads)
+        if FusedDepthwiseGrower.usable(params, n_columns):
+            fused = FusedDepthwiseGrower(grow_bins, params, n_columns, n_threads=n_threads)
         # on all rows, the growers fill the next tree's gradients as they add the leaf values
         # (objectives of the kernels' own; the ranker's come from its query groups)
         next_gradients = None
@@ -343,19 +359,19 @@ class _BaseGBDT(Ranker):
                 )
             else:
                 grower = TreeGrower(
-                    Xn, ghn, rows, scratch, mapper, mask, params, n_threads=n_threads
+                    Xn, ghn, rows, scratch, grow_bins, mask, params, n_threads=n_threads
                 )
                 tree = grower.grow(raw, next_gradients).arrays()  # (leaf values added to raw)
             if not np.isfinite(tree["value"]).all():
                 raise self._diverged(f"tree {it} has non-finite leaf values")
-            forest.append(tree)
             if self.subsample < 1.0:  # the rows not sampled, through their bins
                 out_rows = np.flatnonzero(~in_sample).astype(np.int32)
-                add_tree_values_binned(Xb, out_rows, tree, mapper, raw, n_threads)
+                add_tree_values_binned(Xb, out_rows, tree, grow_bins, raw, n_threads)
             elif fused is None:
                 # the grower may have swapped its arrays with the scratch buffers: keep its final ones
                 Xb, ghn_full, rows_perm = grower.X, grower.gh, grower.rows
                 scratch_full = grower.scratch
+            forest.append(tree if bundles is None else bundles.unbundle(tree, mapper))
             for k, (Xe, ye, we) in enumerate(evals):
                 forest.predict_raw(Xe, t0=it, t1=it + 1, out=eval_raw[k], n_threads=n_threads)
                 history[f"validation_{k}"][metric].append(self._metric(metric, ye, eval_raw[k], we))
@@ -546,6 +562,14 @@ _DOC_PARAMS = """
     max_bin : int in [2, 256], default 256
         Bins per feature as in xgboost: at most ``min(max_bin, 255)`` value bins (quantiles) plus one
         bin for missing values.
+    feature_bundling : bool, default True
+        Grow on exclusive bundles of two-valued features (LightGBM's EFB, exact): one-hot columns
+        that are never non-zero in the same training row share one histogram column, and each
+        tree is mapped back onto the original columns. The split candidates are the same as
+        without bundling, so the trees are too (up to the order of floating-point sums and ties
+        between equal splits); a one-hot-heavy matrix fits several times faster. Only with
+        ``colsample_bytree=1`` (a column sample draws original columns) and on one machine
+        (:func:`recforge.distributed.fit_gbdt` grows on the original columns).
     base_score : float or None, default None
         Initial prediction (a probability for the classifier). None: the (weighted) mean of ``y``.
     categorical_features : "auto", None, array of int/str or bool mask, default "auto"

@@ -77,16 +77,20 @@ def test_bundles_are_exclusive_and_their_columns_name_the_member_off_its_common_
         np.testing.assert_array_equal(column == 255, ~off.any(axis=1))
 
 
-def test_bundle_placement_matches_a_python_greedy():
+@pytest.mark.parametrize(("n", "n_threads"), [(500, 1), (20_000, 1), (20_000, 2)])
+def test_bundle_placement_matches_a_python_greedy(n, n_threads):
     """The C++ placement against a plain reference: the features off their common bin in the
-    most rows first, each into the first bundle it shares no such row with."""
+    most rows first, each into the first bundle it shares no such row with (at 20k rows: several
+    blocks of rows, counted and listed by two threads)."""
     rng = np.random.default_rng(3)
-    n, F = 500, 40
+    F = 40
     Xb = (rng.random((n, F)) < rng.uniform(0.005, 0.6, F)).astype(np.uint8)
     Xb[rng.random(n) < 0.02, 7] = 255  # a missing value: not bundled
     cand = np.arange(F, dtype=np.int32)
     Xb[:, 11] = 0  # constant: not bundled
-    bundle_of, code_of, common, constant, n_bundles = _core.gbdt_bundle_exclusive(Xb, cand, 255)
+    bundle_of, code_of, common, constant, n_bundles = _core.gbdt_bundle_exclusive(
+        Xb, cand, 255, n_threads
+    )
     np.testing.assert_array_equal(np.flatnonzero(constant), [11])
     ones = (Xb == 1).sum(axis=0)
     np.testing.assert_array_equal(common, (ones > n - ones).astype(np.uint8))

@@ -56,7 +56,21 @@ CArray<uint8_t> bin_features_py(CArray<float> X, CArray<float> edges, CArray<int
     return out;
 }
 
-py::tuple bundle_exclusive_py(CArray<uint8_t> X, CArray<int32_t> candidates, int32_t max_members) {
+py::tuple two_valued_columns_py(CArray<float> X) {
+    require(X.ndim() == 2, "X must be 2-D");
+    const int64_t n = X.shape(0), F = X.shape(1);
+    CArray<float> lo(F), hi(F);
+    CArray<uint8_t> two_valued(F);
+    {
+        py::gil_scoped_release release;
+        gb::two_valued_columns(X.data(), n, F, lo.mutable_data(), hi.mutable_data(),
+                               two_valued.mutable_data());
+    }
+    return py::make_tuple(lo, hi, two_valued);
+}
+
+py::tuple bundle_exclusive_py(CArray<uint8_t> X, CArray<int32_t> candidates, int32_t max_members,
+                              int n_threads) {
     require(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
     require(candidates.ndim() == 1, "candidates must be 1-D");
@@ -70,7 +84,7 @@ py::tuple bundle_exclusive_py(CArray<uint8_t> X, CArray<int32_t> candidates, int
         py::gil_scoped_release release;
         n_bundles = gb::bundle_exclusive(X.data(), n, F, candidates.data(), C, max_members,
                                          bundle_of.mutable_data(), code_of.mutable_data(),
-                                         common.mutable_data(), constant.mutable_data());
+                                         common.mutable_data(), constant.mutable_data(), n_threads);
     }
     return py::make_tuple(bundle_of, code_of, common, constant, n_bundles);
 }
@@ -548,8 +562,11 @@ void bind_gbdt(py::module_& m) {
           py::arg("edges").noconvert(), py::arg("offsets").noconvert(),
           py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
           "Bin float32 X (n, F) by per-feature sorted edges -> uint8 (n, F); NaN -> 255.");
+    m.def("gbdt_two_valued_columns", &two_valued_columns_py, py::arg("X").noconvert(),
+          "Per column of float32 X (n, F): (lo float32 (F,), hi float32 (F,), two_valued uint8 "
+          "(F,)): whether it holds at most two values besides NaN, and those (NaN: none).");
     m.def("gbdt_bundle_exclusive", &bundle_exclusive_py, py::arg("X").noconvert(),
-          py::arg("candidates").noconvert(), py::arg("max_members"),
+          py::arg("candidates").noconvert(), py::arg("max_members"), py::arg("n_threads") = 1,
           "Exclusive bundles of the columns candidates (at most two value bins) of binned X "
           "(n, F) uint8 (feature_bundle.hpp) -> (bundle_of int32 (C,) (-1: not bundled), code_of "
           "int32 (C,), common_bin uint8 (C,), constant uint8 (C,), n_bundles).");

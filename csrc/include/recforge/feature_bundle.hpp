@@ -17,28 +17,48 @@
 namespace recforge {
 namespace gbdt {
 
+// Rows per task of bundle_exclusive's passes (its per-block counts fit int32).
+constexpr int64_t kBundleBlockRows = 8192;
+
 // Bundle the candidate features cand[0, C) (columns of X (n, F) uint8 with at most two value
 // bins): a candidate's common bin common[c] is the one most of its rows are in (0 on a tie); a
 // candidate with a missing value in some row takes no part (bundle_of[c] = -1), nor one whose rows
 // all sit in bin 0 (constant[c] = 1, bundle_of[c] = -1: no split can part them). The others are
-// placed, the
-// ones off their common bin in most rows first (ties: in cand's order, as LightGBM places them),
-// into the first bundle none of whose members is off its common bin in a row where the candidate is
-// off its own, while that bundle has fewer than max_members members; else into a new bundle.
-// bundle_of[c] and code_of[c] (int32 (C,)) get the bundle and the candidate's position in it.
-// Returns the number of bundles.
+// placed, the ones off their common bin in most rows first (ties: in cand's order, as LightGBM
+// places them), into the first bundle none of whose members is off its common bin in a row where
+// the candidate is off its own, while that bundle has fewer than max_members members; else into a
+// new bundle. bundle_of[c] and code_of[c] (int32 (C,)) get the bundle and the candidate's
+// position in it. Returns the number of bundles. The two passes over the rows run on n_threads
+// (blocks of rows; the result does not depend on n_threads), the placement on the caller.
 inline int32_t bundle_exclusive(const uint8_t* X, int64_t n, int64_t F, const int32_t* cand,
                                 int64_t C, int32_t max_members, int32_t* bundle_of,
-                                int32_t* code_of, uint8_t* common, uint8_t* constant) {
-    std::vector<int64_t> ones(static_cast<size_t>(C), 0), missing(static_cast<size_t>(C), 0);
-    for (int64_t r = 0; r < n; ++r) {
-        const uint8_t* row = X + r * F;
-        for (int64_t c = 0; c < C; ++c) {
-            const uint8_t v = row[cand[c]];
-            ones[c] += v == 1;
-            missing[c] += v == kMissingBin;
+                                int32_t* code_of, uint8_t* common, uint8_t* constant,
+                                int n_threads = 1) {
+    const int64_t n_blocks = (n + kBundleBlockRows - 1) / kBundleBlockRows;
+    auto block_rows = [&](int64_t b) {
+        return std::min(n, (b + 1) * kBundleBlockRows) - b * kBundleBlockRows;
+    };
+    std::vector<int32_t> block_ones(static_cast<size_t>(n_blocks * C), 0),
+        block_missing(static_cast<size_t>(n_blocks * C), 0);
+    parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
+        int32_t* ones = block_ones.data() + b * C;
+        int32_t* missing = block_missing.data() + b * C;
+        const int64_t r0 = b * kBundleBlockRows;
+        for (int64_t r = r0; r < r0 + block_rows(b); ++r) {
+            const uint8_t* row = X + r * F;
+            for (int64_t c = 0; c < C; ++c) {
+                const uint8_t v = row[cand[c]];
+                ones[c] += v == 1;
+                missing[c] += v == kMissingBin;
+            }
         }
-    }
+    });
+    std::vector<int64_t> ones(static_cast<size_t>(C), 0), missing(static_cast<size_t>(C), 0);
+    for (int64_t b = 0; b < n_blocks; ++b)
+        for (int64_t c = 0; c < C; ++c) {
+            ones[c] += block_ones[b * C + c];
+            missing[c] += block_missing[b * C + c];
+        }
     std::vector<int64_t> order;
     for (int64_t c = 0; c < C; ++c) {
         common[c] = ones[c] > n - ones[c] ? 1 : 0;
@@ -48,22 +68,35 @@ inline int32_t bundle_exclusive(const uint8_t* X, int64_t n, int64_t F, const in
         if (missing[c] == 0 && !constant[c])
             order.push_back(c);
         else
-            missing[c] = 1;  // (kept out of the passes below)
+            missing[c] = 1;  // (kept out of the pass below)
     }
     auto off = [&](int64_t c) { return common[c] ? n - ones[c] : ones[c]; };
     std::stable_sort(order.begin(), order.end(),
                      [&](int64_t a, int64_t b) { return off(a) > off(b); });
-    // the rows where each placed candidate is off its common bin (CSC), from one more pass
+    // the rows where each placed candidate is off its common bin (CSC, rows ascending): each
+    // block writes its rows from its own offset
     std::vector<int64_t> start(static_cast<size_t>(C) + 1, 0);
     for (int64_t c = 0; c < C; ++c) start[c + 1] = start[c] + (missing[c] == 0 ? off(c) : 0);
-    std::vector<int32_t> active(static_cast<size_t>(start[C]));
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t r = 0; r < n; ++r) {
-        const uint8_t* row = X + r * F;
-        for (int64_t c = 0; c < C; ++c)
-            if (row[cand[c]] != common[c] && missing[c] == 0)
-                active[fill[c]++] = static_cast<int32_t>(r);
+    std::vector<int64_t> fill(static_cast<size_t>(n_blocks * C));
+    for (int64_t c = 0; c < C; ++c) {
+        int64_t at = start[c];
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            fill[b * C + c] = at;
+            const int64_t o = block_ones[b * C + c];
+            at += missing[c] == 0 ? (common[c] ? block_rows(b) - o : o) : 0;
+        }
     }
+    std::vector<int32_t> active(static_cast<size_t>(start[C]));
+    parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
+        int64_t* at = fill.data() + b * C;
+        const int64_t r0 = b * kBundleBlockRows;
+        for (int64_t r = r0; r < r0 + block_rows(b); ++r) {
+            const uint8_t* row = X + r * F;
+            for (int64_t c = 0; c < C; ++c)
+                if (row[cand[c]] != common[c] && missing[c] == 0)
+                    active[at[c]++] = static_cast<int32_t>(r);
+        }
+    });
     const int64_t words = (n + 63) / 64;
     std::vector<std::vector<uint64_t>> occupied;  // per bundle: the rows some member is off in
     std::vector<int32_t> members;

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "recforge/constants.hpp"
@@ -51,12 +52,28 @@ inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, con
     const int64_t block =
         256;  // rows per task: the block of X stays in cache while features change
     const int64_t n_blocks = (n_rows + block - 1) / block;
+    // numeric features of one edge (two-valued, one-hot columns): one compare per value, row by
+    // row (a pass down each column's stride costs more than the compare)
+    std::vector<int64_t> one_edge;
+    for (int64_t f = 0; f < n_features; ++f)
+        if (!is_categorical[f] && offsets[f + 1] - offsets[f] == 1) one_edge.push_back(f);
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
         const int64_t r0 = b * block, r1 = std::min(n_rows, r0 + block);
+        if (!one_edge.empty())
+            for (int64_t r = r0; r < r1; ++r) {
+                const float* x = X + r * n_features;
+                uint8_t* o = out + r * n_features;
+                for (const int64_t f : one_edge) {
+                    const float v = x[f];
+                    o[f] =
+                        std::isnan(v) ? kMissingBin : static_cast<uint8_t>(edges[offsets[f]] <= v);
+                }
+            }
         for (int64_t f = 0; f < n_features; ++f) {
             const float* e0 = edges + offsets[f];
             const int64_t len = offsets[f + 1] - offsets[f];
             const bool cat = is_categorical[f] != 0;
+            if (!cat && len == 1) continue;  // (done above)
             if (!cat && len > 0) {  // numeric: kBinLanes rows at a time (the last group padded)
                 auto lane_group = [&](int64_t r, int lanes) {  // rows [r, r + lanes)
                     float v[kBinLanes];
@@ -93,6 +110,35 @@ inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, con
             }
         }
     });
+}
+
+// Per column of X (n_rows, n_features) float32, C order: whether it holds at most two distinct
+// values besides NaN (two_valued[f]) and, if so, the smaller (lo[f]) and the larger (hi[f]); NaN
+// for a value it lacks (an all-NaN column: both; a constant one: hi). One pass over the rows.
+inline void two_valued_columns(const float* X, int64_t n_rows, int64_t n_features, float* lo,
+                               float* hi, uint8_t* two_valued) {
+    constexpr float kNone = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> a(static_cast<size_t>(n_features), kNone), b(a);
+    std::vector<uint8_t> more(static_cast<size_t>(n_features), 0);
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const float* x = X + r * n_features;
+        for (int64_t f = 0; f < n_features; ++f) {
+            const float v = x[f];
+            if (v == a[f] || v == b[f] || std::isnan(v)) continue;  // (NaN == nothing)
+            if (std::isnan(a[f]))
+                a[f] = v;
+            else if (std::isnan(b[f]))
+                b[f] = v;
+            else
+                more[f] = 1;
+        }
+    }
+    for (int64_t f = 0; f < n_features; ++f) {
+        two_valued[f] = !more[f];
+        const bool swap = !std::isnan(b[f]) && b[f] < a[f];
+        lo[f] = swap ? b[f] : a[f];
+        hi[f] = swap ? a[f] : b[f];
+    }
 }
 
 // One-hot-like columns (LightGBM's trick): when most of a node's rows share one bin of a feature

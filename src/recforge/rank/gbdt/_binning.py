@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import _core
 from ..._threads import ChunkPool, run_chunks
 from ...kernels import gbdt as kern
 from ...kernels.gbdt import MAX_BIN
@@ -69,6 +70,10 @@ class BinMapper:
                 return codes.astype(np.float32)
             return _numeric_edges(col, self.max_bin)
 
+        # columns of at most two values (one-hot ones, flags) from one pass over the rows: their
+        # edge is the larger value (_numeric_edges' edges without the sort)
+        lo, hi, two_valued = _core.gbdt_two_valued_columns(np.ascontiguousarray(sample))
+        few = two_valued.astype(bool) & ~self.is_categorical_
         # the sample's columns a block at a time, each block transposed once so that every column
         # is contiguous (a block, not the whole sample: a buffer the allocator reuses, not a fresh
         # mapping whose first touch costs as much as the edges on a one-hot matrix)
@@ -77,8 +82,13 @@ class BinMapper:
 
         def block_edges(b):
             f0, f1 = b * width, min(n_features, (b + 1) * width)
+            if few[f0:f1].all():
+                return [_few_edges(lo[f], hi[f]) for f in range(f0, f1)]
             block_t = np.ascontiguousarray(sample[:, f0:f1].T)
-            return [edges(f, block_t[f - f0]) for f in range(f0, f1)]
+            return [
+                _few_edges(lo[f], hi[f]) if few[f] else edges(f, block_t[f - f0])
+                for f in range(f0, f1)
+            ]
 
         threaded = n_threads > 1 and n_features > 1 and sample.shape[0] > 10_000
         with ChunkPool(min(n_threads, n_blocks) if threaded else 1) as pool:
@@ -177,16 +187,18 @@ class BinMapper:
         return mapper
 
 
+def _few_edges(lo, hi):
+    """:func:`_numeric_edges` of a column whose values (NaN aside) are ``lo`` and ``hi`` (NaN: a
+    value it lacks)."""
+    if np.isnan(hi):
+        return np.zeros(0, np.float32)
+    return np.array([hi], np.float32)
+
+
 def _numeric_edges(values, max_bin):
     """Edges (float32, strictly increasing) so that bins hold about equal numbers of values."""
     if values.size == 0:
         return np.zeros(0, np.float32)
-    lo, hi = values.min(), values.max()
-    n_lo = np.count_nonzero(values == lo)
-    if n_lo == values.size:
-        return np.zeros(0, np.float32)
-    if n_lo + np.count_nonzero(values == hi) == values.size:  # two values (one-hot): no sort
-        return np.array([hi], np.float32)
     ordered = np.sort(values)
     is_new = np.empty(ordered.size, bool)
     is_new[0] = True

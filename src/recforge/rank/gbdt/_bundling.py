@@ -57,7 +57,7 @@ class FeatureBundles:
         return len(self.plain) + self.n_bundles
 
     @classmethod
-    def find(cls, Xb, bin_mapper):
+    def find(cls, Xb, bin_mapper, n_threads=1):
         """The bundles of ``Xb`` (uint8 (n_rows, n_features), binned by ``bin_mapper``), or None when
         no two of its two-bin features can share a column and none is constant."""
         n_features = Xb.shape[1]
@@ -66,7 +66,7 @@ class FeatureBundles:
             return None
         cand = cand.astype(np.int32)
         bundle_of, code_of, common, constant, n_found = _core.gbdt_bundle_exclusive(
-            Xb, cand, MAX_BIN
+            Xb, cand, MAX_BIN, n_threads
         )
         shared = np.bincount(bundle_of[bundle_of >= 0], minlength=n_found) >= 2
         if not shared.any() and not constant.any():

@@ -277,7 +277,7 @@ class _BaseGBDT(Ranker):
         # (a column sample draws original features: bundles would draw them together)
         bundles = None
         if self.feature_bundling and n_col == n_features:
-            bundles = FeatureBundles.find(Xb, mapper)
+            bundles = FeatureBundles.find(Xb, mapper, n_threads=n_threads)
         grow_bins = mapper
         if bundles is not None:
             Xb = bundles.transform(Xb, n_threads=n_threads)

@@ -183,6 +183,34 @@ def gbdt_bin_features(
 ) -> NDArray[np.uint8]:
     """Bin float32 X (n, F) by per-feature sorted edges -> uint8 (n, F); NaN -> 255."""
 
+def gbdt_bundle_columns(
+    X: NDArray[np.uint8],
+    plain: NDArray[np.int32],
+    member: NDArray[np.int32],
+    common_bin: NDArray[np.uint8],
+    bundle_of: NDArray[np.int32],
+    code_of: NDArray[np.int32],
+    n_bundles: int,
+    n_threads: int = 1,
+) -> NDArray[np.uint8]:
+    """The bundled matrix of binned X: its plain columns, then one column per bundle -> uint8
+    (n, n_plain + n_bundles)."""
+
+def gbdt_bundle_exclusive(
+    X: NDArray[np.uint8],
+    candidates: NDArray[np.int32],
+    max_members: int,
+    n_threads: int = 1,
+) -> tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.uint8], NDArray[np.uint8], int]:
+    """Exclusive bundles of the columns candidates (at most two value bins) of binned X ->
+    (bundle_of (-1: not bundled), code_of, common_bin, constant, n_bundles)."""
+
+def gbdt_two_valued_columns(
+    X: NDArray[np.float32],
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.uint8]]:
+    """Per column of float32 X: (lo, hi, two_valued): whether it holds at most two values besides
+    NaN, and those (NaN: none)."""
+
 def gbdt_build_child_histograms(
     Xn: NDArray[np.uint8],
     ghn: NDArray[np.float32],
@@ -222,6 +250,9 @@ def gbdt_find_splits(
     max_cat_threshold: int = 32,
     cat_smooth: float = 10.0,
     cat_l2: float = 0.0,
+    min_group_weight: float = 0.0,
+    min_category_weight: float = 0.0,
+    split_rank: NDArray[np.int32] | None = None,
 ) -> GBDTSplits:
     """Best split per node -> GBDTSplits; categorical features with more than max_cat_to_onehot
     bins by a sorted partition."""
@@ -603,6 +634,7 @@ def gbdt_grow_depthwise(
     cat_l2: float = 0.0,
     min_group_weight: float = 0.0,
     min_category_weight: float = 0.0,
+    split_rank: NDArray[np.int32] | None = None,
     next_objective: int = -1,
     y: NDArray[np.float32] | None = None,
     weight: NDArray[np.float32] | None = None,
@@ -639,6 +671,7 @@ def gbdt_grow_leafwise(
     cat_l2: float = 0.0,
     min_group_weight: float = 0.0,
     min_category_weight: float = 0.0,
+    split_rank: NDArray[np.int32] | None = None,
     raw: NDArray[np.float64] | None = None,
     next_objective: int = -1,
     y: NDArray[np.float32] | None = None,

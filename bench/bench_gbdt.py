@@ -42,8 +42,9 @@ Groups (1 and 2 threads each; the peer's name has no "recforge"):
   bundles exclusive columns (EFB), and so does recforge by default (``feature_bundling=True``:
   427 columns -> 30 bundles, the 48 constant ones left out).
   ``test_recforge_fit_onehot_unbundled`` is recforge with ``feature_bundling=False`` (the same
-  trees): at full size on 2026-12-07, 1 thread, recforge 1.34 s, unbundled 9.95 s, LightGBM
-  1.40 s, xgboost 6.19 s; AUC 0.8205 / 0.8205 / 0.8206 / 0.8205.
+  trees): at full size on 2026-12-07, 1 thread, recforge 1.52 s, unbundled 9.95 s, LightGBM
+  1.55 s, xgboost 7.63 s; 2 threads 0.97 / 5.66 / 1.10 / 4.40 s; AUC 0.8205 / 0.8205 / 0.8206 /
+  0.8205.
 
 Every fit records its test AUC and the binning / training split (``binning_s`` / ``training_s``)
 in ``extra_info``; in each group recforge's AUC must be at least every peer's minus 0.002 (equal

@@ -344,7 +344,8 @@ inline void accumulate_rows_strided(const uint8_t* X, int64_t n_features, const 
 // therefore add into a copy whose features lie kSkewStride doubles apart (a 64-byte line more)
 // and copy the sums back: the same additions in the same order, so the same sums.
 constexpr int64_t kSkewStride = kBins * 2 + 8;
-constexpr int64_t kSkewMinAdds = int64_t{1} << 15;  // rows x features: the copies cost ~3 %
+constexpr int64_t kSkewMinAdds = int64_t{1}
+                                 << 15;  // rows x features (smaller: the copies cost as much)
 inline void accumulate_contiguous_features(const uint8_t* X, int64_t n_features, const float* gh,
                                            const int32_t* rows, int64_t s, int64_t e, int64_t f0,
                                            int64_t f1, double* H) {

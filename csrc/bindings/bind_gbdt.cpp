@@ -59,14 +59,13 @@ CArray<uint8_t> bin_features_py(CArray<float> X, CArray<float> edges, CArray<int
 py::tuple two_valued_columns_py(CArray<float> X) {
     require(X.ndim() == 2, "X must be 2-D");
     const int64_t n = X.shape(0), F = X.shape(1);
-    CArray<float> lo(F), hi(F);
+    CArray<float> upper(F);
     CArray<uint8_t> two_valued(F);
     {
         py::gil_scoped_release release;
-        gb::two_valued_columns(X.data(), n, F, lo.mutable_data(), hi.mutable_data(),
-                               two_valued.mutable_data());
+        gb::two_valued_columns(X.data(), n, F, upper.mutable_data(), two_valued.mutable_data());
     }
-    return py::make_tuple(lo, hi, two_valued);
+    return py::make_tuple(upper, two_valued);
 }
 
 py::tuple bundle_exclusive_py(CArray<uint8_t> X, CArray<int32_t> candidates, int32_t max_members,
@@ -563,8 +562,8 @@ void bind_gbdt(py::module_& m) {
           py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
           "Bin float32 X (n, F) by per-feature sorted edges -> uint8 (n, F); NaN -> 255.");
     m.def("gbdt_two_valued_columns", &two_valued_columns_py, py::arg("X").noconvert(),
-          "Per column of float32 X (n, F): (lo float32 (F,), hi float32 (F,), two_valued uint8 "
-          "(F,)): whether it holds at most two values besides NaN, and those (NaN: none).");
+          "Per column of float32 X (n, F): (upper float32 (F,), two_valued uint8 (F,)): whether "
+          "it holds at most two values besides NaN, and the larger of two (NaN: fewer).");
     m.def("gbdt_bundle_exclusive", &bundle_exclusive_py, py::arg("X").noconvert(),
           py::arg("candidates").noconvert(), py::arg("max_members"), py::arg("n_threads") = 1,
           "Exclusive bundles of the columns candidates (at most two value bins) of binned X "

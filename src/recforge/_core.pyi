@@ -207,9 +207,9 @@ def gbdt_bundle_exclusive(
 
 def gbdt_two_valued_columns(
     X: NDArray[np.float32],
-) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.uint8]]:
-    """Per column of float32 X: (lo, hi, two_valued): whether it holds at most two values besides
-    NaN, and those (NaN: none)."""
+) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    """Per column of float32 X: (upper, two_valued): whether it holds at most two values besides
+    NaN, and the larger of two (NaN: fewer)."""
 
 def gbdt_build_child_histograms(
     Xn: NDArray[np.uint8],

@@ -59,31 +59,33 @@ inline int32_t bundle_exclusive(const uint8_t* X, int64_t n, int64_t F, const in
             ones[c] += block_ones[b * C + c];
             missing[c] += block_missing[b * C + c];
         }
-    std::vector<int64_t> order;
+    std::vector<int64_t> order;  // the candidates placed
+    std::vector<uint8_t> placed(static_cast<size_t>(C), 0);
     for (int64_t c = 0; c < C; ++c) {
         common[c] = ones[c] > n - ones[c] ? 1 : 0;
         bundle_of[c] = -1;
         code_of[c] = -1;
         constant[c] = missing[c] == 0 && ones[c] == 0 && n > 0;
-        if (missing[c] == 0 && !constant[c])
-            order.push_back(c);
-        else
-            missing[c] = 1;  // (kept out of the pass below)
+        placed[c] = missing[c] == 0 && !constant[c];
+        if (placed[c]) order.push_back(c);
     }
-    auto off = [&](int64_t c) { return common[c] ? n - ones[c] : ones[c]; };
+    // rows off candidate c's common bin among `rows` rows of which `ones_c` are in bin 1 (a placed
+    // candidate has no missing value)
+    auto off = [&](int64_t c, int64_t ones_c, int64_t rows) {
+        return placed[c] ? (common[c] ? rows - ones_c : ones_c) : 0;
+    };
     std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return off(a) > off(b); });
+                     [&](int64_t a, int64_t b) { return off(a, ones[a], n) > off(b, ones[b], n); });
     // the rows where each placed candidate is off its common bin (CSC, rows ascending): each
     // block writes its rows from its own offset
     std::vector<int64_t> start(static_cast<size_t>(C) + 1, 0);
-    for (int64_t c = 0; c < C; ++c) start[c + 1] = start[c] + (missing[c] == 0 ? off(c) : 0);
+    for (int64_t c = 0; c < C; ++c) start[c + 1] = start[c] + off(c, ones[c], n);
     std::vector<int64_t> fill(static_cast<size_t>(n_blocks * C));
     for (int64_t c = 0; c < C; ++c) {
         int64_t at = start[c];
         for (int64_t b = 0; b < n_blocks; ++b) {
             fill[b * C + c] = at;
-            const int64_t o = block_ones[b * C + c];
-            at += missing[c] == 0 ? (common[c] ? block_rows(b) - o : o) : 0;
+            at += off(c, block_ones[b * C + c], block_rows(b));
         }
     }
     std::vector<int32_t> active(static_cast<size_t>(start[C]));
@@ -93,7 +95,7 @@ inline int32_t bundle_exclusive(const uint8_t* X, int64_t n, int64_t F, const in
         for (int64_t r = r0; r < r0 + block_rows(b); ++r) {
             const uint8_t* row = X + r * F;
             for (int64_t c = 0; c < C; ++c)
-                if (row[cand[c]] != common[c] && missing[c] == 0)
+                if (placed[c] && row[cand[c]] != common[c])
                     active[at[c]++] = static_cast<int32_t>(r);
         }
     });

@@ -113,10 +113,10 @@ inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, con
 }
 
 // Per column of X (n_rows, n_features) float32, C order: whether it holds at most two distinct
-// values besides NaN (two_valued[f]) and, if so, the smaller (lo[f]) and the larger (hi[f]); NaN
-// for a value it lacks (an all-NaN column: both; a constant one: hi). One pass over the rows.
-inline void two_valued_columns(const float* X, int64_t n_rows, int64_t n_features, float* lo,
-                               float* hi, uint8_t* two_valued) {
+// values besides NaN (two_valued[f]) and, if it holds two, the larger (upper[f]; NaN when it holds
+// fewer). One pass over the rows.
+inline void two_valued_columns(const float* X, int64_t n_rows, int64_t n_features, float* upper,
+                               uint8_t* two_valued) {
     constexpr float kNone = std::numeric_limits<float>::quiet_NaN();
     std::vector<float> a(static_cast<size_t>(n_features), kNone), b(a);
     std::vector<uint8_t> more(static_cast<size_t>(n_features), 0);
@@ -135,9 +135,7 @@ inline void two_valued_columns(const float* X, int64_t n_rows, int64_t n_feature
     }
     for (int64_t f = 0; f < n_features; ++f) {
         two_valued[f] = !more[f];
-        const bool swap = !std::isnan(b[f]) && b[f] < a[f];
-        lo[f] = swap ? b[f] : a[f];
-        hi[f] = swap ? a[f] : b[f];
+        upper[f] = std::isnan(b[f]) ? kNone : std::max(a[f], b[f]);
     }
 }
 

@@ -109,11 +109,8 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, uint8_t k
         }
         return false;
     };
-    if (kind == kBundleColumn) {
-        for (int b = 0; b < n_bins; ++b) consider(H[2 * b], H[2 * b + 1], b, false);
-        return;
-    }
-    if (categorical && n_bins > p.max_cat_to_onehot) {
+    const bool bundle = kind == kBundleColumn;
+    if (categorical && !bundle && n_bins > p.max_cat_to_onehot) {
         int used[kBins];
         double key[kBins];
         int n_used = 0;
@@ -154,7 +151,7 @@ inline void best_split_feature(const double* H, int32_t f, int n_bins, uint8_t k
     }
     if (categorical) {
         for (int b = 0; b < n_bins; ++b) consider(H[2 * b], H[2 * b + 1], b, false);
-        if (has_missing)
+        if (has_missing && !bundle)  // (a bundle's missing bin stays with the rest)
             for (int b = 0; b < n_bins; ++b)
                 consider(H[2 * b] + miss_g, H[2 * b + 1] + miss_h, b, true);
         return;

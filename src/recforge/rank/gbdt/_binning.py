@@ -72,7 +72,7 @@ class BinMapper:
 
         # columns of at most two values (one-hot ones, flags) from one pass over the rows: their
         # edge is the larger value (_numeric_edges' edges without the sort)
-        lo, hi, two_valued = _core.gbdt_two_valued_columns(np.ascontiguousarray(sample))
+        upper, two_valued = _core.gbdt_two_valued_columns(np.ascontiguousarray(sample))
         few = two_valued.astype(bool) & ~self.is_categorical_
         # the sample's columns a block at a time, each block transposed once so that every column
         # is contiguous (a block, not the whole sample: a buffer the allocator reuses, not a fresh
@@ -82,12 +82,9 @@ class BinMapper:
 
         def block_edges(b):
             f0, f1 = b * width, min(n_features, (b + 1) * width)
-            if few[f0:f1].all():
-                return [_few_edges(lo[f], hi[f]) for f in range(f0, f1)]
-            block_t = np.ascontiguousarray(sample[:, f0:f1].T)
+            block_t = None if few[f0:f1].all() else np.ascontiguousarray(sample[:, f0:f1].T)
             return [
-                _few_edges(lo[f], hi[f]) if few[f] else edges(f, block_t[f - f0])
-                for f in range(f0, f1)
+                _few_edges(upper[f]) if few[f] else edges(f, block_t[f - f0]) for f in range(f0, f1)
             ]
 
         threaded = n_threads > 1 and n_features > 1 and sample.shape[0] > 10_000
@@ -187,12 +184,12 @@ class BinMapper:
         return mapper
 
 
-def _few_edges(lo, hi):
-    """:func:`_numeric_edges` of a column whose values (NaN aside) are ``lo`` and ``hi`` (NaN: a
-    value it lacks)."""
-    if np.isnan(hi):
+def _few_edges(upper):
+    """:func:`_numeric_edges` of a column of at most two values (NaN aside): its larger value
+    ``upper`` when it has two (NaN: fewer, no edge)."""
+    if np.isnan(upper):
         return np.zeros(0, np.float32)
-    return np.array([hi], np.float32)
+    return np.array([upper], np.float32)
 
 
 def _numeric_edges(values, max_bin):

@@ -153,8 +153,7 @@ class FeatureBundles:
             tree["threshold_bin"][on_bundle] = 0
             tree["threshold"][on_bundle] = bin_mapper.threshold_table_[original, 1]
             tree["default_left"][on_bundle] = 0
-            tree["categorical"][on_bundle] = 0
-            tree["cat_set"][on_bundle] = 0
+            tree["categorical"][on_bundle] = 0  # (a bundle split has no cat_set)
             swap = on_bundle[self._common[original] == 0]
             if len(swap):
                 left, right = tree["left"], tree["right"]

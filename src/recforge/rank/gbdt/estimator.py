@@ -566,8 +566,9 @@ _DOC_PARAMS = """
         Grow on exclusive bundles of two-valued features (LightGBM's EFB, exact): one-hot columns
         that are never non-zero in the same training row share one histogram column, and each
         tree is mapped back onto the original columns. The split candidates are the same as
-        without bundling, so the trees are too (up to the order of floating-point sums and ties
-        between equal splits); a one-hot-heavy matrix fits several times faster. Only with
+        without bundling and ties between equal splits go to the lower original column, so the
+        trees are too (up to the rounding of histogram sums); a one-hot-heavy matrix fits several
+        times faster. Only with
         ``colsample_bytree=1`` (a column sample draws original columns) and on one machine
         (:func:`recforge.distributed.fit_gbdt` grows on the original columns).
     base_score : float or None, default None

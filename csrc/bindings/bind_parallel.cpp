@@ -143,6 +143,60 @@ void bind_parallel(py::module_& m) {
         "the thread that prefers them). Step `fail_step`'s last task throws (→ ValueError). "
         "Private: for tests.");
     m.def(
+        "_parallel_for_affine_groups_check",
+        [](int64_t n_steps, int64_t n_groups, int64_t group_size, int n_threads,
+           int64_t fail_step) {
+            // n_steps parallel_for_affine_groups steps inside parallel_team(n_threads); each
+            // thread's tasks of a step are checked against the order it must take them in
+            const int64_t n = std::max<int64_t>(n_groups * group_size, 0);
+            const int64_t owners = std::max<int64_t>(1, std::min<int64_t>(n_threads, n_groups));
+            std::vector<int64_t> runs(static_cast<size_t>(n), 0);
+            std::atomic<int64_t> bad_ids{0}, own{0}, out_of_order{0};
+            {
+                py::gil_scoped_release release;
+                recforge::parallel_team(n_threads, [&] {
+                    for (int64_t k = 0; k < n_steps; ++k) {
+                        // per thread id: the last own task (its rank) and the last taken one
+                        std::vector<int64_t> last_own(static_cast<size_t>(n_threads), -1),
+                            last_other(static_cast<size_t>(n_threads), n);
+                        recforge::parallel_for_affine_groups(
+                            n_groups, group_size, n_threads, [&](int64_t g, int64_t i, int tid) {
+                                if (k == fail_step && g == n_groups - 1 && i == group_size - 1)
+                                    throw std::invalid_argument("step " + std::to_string(k) +
+                                                                " failed");
+                                if (tid < 0 || tid >= n_threads) {
+                                    ++bad_ids;
+                                    return;
+                                }
+                                const int64_t t = g * group_size + i;
+                                auto& lo = last_own[static_cast<size_t>(tid)];
+                                auto& lt = last_other[static_cast<size_t>(tid)];
+                                if (g % owners == tid) {  // own: ascending, before any other
+                                    ++own;
+                                    if (t <= lo || lt < n) ++out_of_order;
+                                    lo = t;
+                                } else {  // taken from another group: descending
+                                    if (t >= lt) ++out_of_order;
+                                    lt = t;
+                                }
+                                ++runs[static_cast<size_t>(t)];  // (each task by one thread)
+                            });
+                    }
+                });
+            }
+            return py::make_tuple(py::cast(runs), bad_ids.load(), own.load(), out_of_order.load());
+        },
+        py::arg("n_steps"), py::arg("n_groups"), py::arg("group_size"), py::arg("n_threads"),
+        py::arg("fail_step") = -1,
+        "Run n_steps parallel_for_affine_groups(n_groups, group_size, n_threads) steps inside "
+        "parallel_team(n_threads); returns (runs of each task (group-major), tasks run on a thread "
+        "id outside [0, n_threads), tasks run by their group's owner, tasks a thread took out of "
+        "order: own groups' ascending first, then the others' descending). Step `fail_step`'s last "
+        "task throws (→ ValueError). Private: for tests.");
+    m.def(
+        "_lingering_workers", [] { return recforge::detail::lingering_workers().load(); },
+        "Pool workers spinning for the next job after a parallel_team call. Private: for tests.");
+    m.def(
         "_adaptive_schedule",
         [](bool on) { return recforge::detail::adaptive_schedule_on().exchange(on); },
         py::arg("on"),

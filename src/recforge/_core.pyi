@@ -47,6 +47,18 @@ def _parallel_for_affine_check(
     thread that prefers them). Step `fail_step`'s last task throws (→ ValueError). Private: for
     tests."""
 
+def _parallel_for_affine_groups_check(
+    n_steps: int, n_groups: int, group_size: int, n_threads: int, fail_step: int = -1
+) -> tuple[list[int], int, int, int]:
+    """Run n_steps parallel_for_affine_groups(n_groups, group_size, n_threads) steps inside
+    parallel_team(n_threads); returns (runs of each task (group-major), tasks run on a thread id
+    outside [0, n_threads), tasks run by their group's owner, tasks a thread took out of order:
+    own groups' ascending first, then the others' descending). Step `fail_step`'s last task
+    throws (→ ValueError). Private: for tests."""
+
+def _lingering_workers() -> int:
+    """Pool workers spinning for the next job after a parallel_team call. Private: for tests."""
+
 def _adaptive_schedule(on: bool) -> bool:
     """Switch the measured choice of the Hogwild trainers (word2vec, LFM) between their threads
     and the calling thread alone on or off (off: always their threads); returns the previous

@@ -141,3 +141,40 @@ def test_a_call_solo_for_the_load_is_not_recorded_as_crowded():
         _core._team_load_check(before)
     alone = GBDTClassifier(n_estimators=4, max_depth=4, n_threads=1).fit(X, y)
     np.testing.assert_array_equal(loaded.predict_proba(X), alone.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    ("n_groups", "group_size", "n_threads"),
+    [(8, 1, 2), (8, 32, 2), (2, 16, 2), (3, 5, 3), (4, 7, 1), (1, 9, 2), (5, 0, 2)],
+)
+def test_affine_group_steps_run_every_task_once_in_their_order(n_groups, group_size, n_threads):
+    # (the GBDT depth-wise grower's nodes of a row block: a thread runs its own blocks' nodes in
+    # order, then takes the others' from their ends)
+    n_steps = 500
+    runs, bad_ids, own, out_of_order = _core._parallel_for_affine_groups_check(
+        n_steps, n_groups, group_size, n_threads
+    )
+    assert runs == [n_steps] * (n_groups * group_size)
+    assert bad_ids == 0
+    assert out_of_order == 0
+    assert 0 <= own <= n_steps * n_groups * group_size
+    if min(n_threads, n_groups) == 1:
+        assert own == n_steps * n_groups * group_size
+
+
+def test_exception_in_an_affine_group_step_reaches_python():
+    with pytest.raises(ValueError, match="step 41 failed"):
+        _core._parallel_for_affine_groups_check(100, 4, 8, 2, fail_step=41)
+    assert _core._parallel_for_affine_groups_check(50, 4, 8, 2)[0] == [50] * 32
+
+
+def test_pool_workers_linger_after_a_team_call_and_then_sleep():
+    import time
+
+    seen = 0
+    for _ in range(50):
+        _core._parallel_team_check(20, 2)
+        seen = max(seen, _core._lingering_workers())
+    assert seen >= 1  # awake for the next call right after one
+    time.sleep(0.2)  # (the linger lasts a millisecond)
+    assert _core._lingering_workers() == 0

@@ -224,6 +224,15 @@ inline void add_level_children(GrownTree& tree, const std::vector<SplitResult>& 
 constexpr int64_t kGrowBlockRows = 16000;
 constexpr int64_t kMaxGrowBlocks = 8;
 constexpr int64_t kMaxPartialBytes = int64_t{128} << 20;
+// A level's work in a block is cut into tasks of its nodes (parallel_for_affine_groups), about
+// kGrowTaskRows rows or more each: a thread that the host slows down (a preemption, a far core)
+// then holds back one node's rows instead of a block's.
+constexpr int64_t kGrowTaskRows = 512;
+// The tasks of a block's S split nodes when the block has rows_per_block rows in them: consecutive
+// nodes, at least kGrowTaskRows rows per task on average, one node each at most.
+inline int64_t node_chunks(int64_t rows_per_block, int64_t S) {
+    return std::max<int64_t>(1, std::min<int64_t>(S, rows_per_block / kGrowTaskRows));
+}
 inline int64_t grow_blocks(int64_t m) {
     return std::max<int64_t>(1, std::min<int64_t>(kMaxGrowBlocks, m / kGrowBlockRows));
 }
@@ -318,9 +327,10 @@ inline int64_t split_block_node(NodeData cur, NodeData scratch, int32_t* idx, in
 
 // grow_depthwise on B >= 2 fixed row blocks (grow_blocks): the same steps, but every block keeps
 // its own node-ordered rows inside its positions (node k of the level is positions [st[b][k],
-// en[b][k]) of block b), so each level is one parallel region: one task per block partitions its
-// rows of every split node and builds a partial histogram of each smaller child (the child with the
-// smaller hessian sum, the left one on a tie); the task that completes a node's last block sums
+// en[b][k]) of block b), so each level is one parallel region: a task partitions a block's rows of
+// one or a few split nodes (node_chunks; the threads keep to their own blocks first) and builds a
+// partial histogram of each smaller child (the child with the smaller hessian sum, the left one
+// on a tie); the task that completes a node's last block sums
 // the blocks' partials in block order, takes the larger child as parent - smaller and finds both
 // children's splits (waking threads costs tens of microseconds: a second region per level cost
 // more than it saved). A block's rows stay on the thread that last touched them, and the histograms
@@ -397,8 +407,9 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                 lv[j] = tree.value[c_ids[2 * j]];
                 rv[j] = tree.value[c_ids[2 * j + 1]];
             }
-            parallel_for_affine(B, n_threads, [&](int64_t b, int) {
-                for (int64_t j = 0; j < S; ++j)
+            const int64_t C = node_chunks(m / B, S);
+            parallel_for_affine_groups(B, C, n_threads, [&](int64_t b, int64_t c, int) {
+                for (int64_t j = c * S / C; j < (c + 1) * S / C; ++j)
                     add_split_node_values(cur.X, F, cur.rows, st[b * K + ok_index[j]],
                                           en[b * K + ok_index[j]], feat[j], thr[j], dleft[j],
                                           is_cat, lv[j], rv[j], raw, node_set(sets.data(), j), next,
@@ -433,8 +444,9 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
         };
         std::unique_ptr<std::atomic<int64_t>[]> blocks_done(new std::atomic<int64_t>[S]);
         for (int64_t j = 0; j < S; ++j) blocks_done[j].store(0, std::memory_order_relaxed);
-        parallel_for_affine(B, level_threads, [&](int64_t b, int) {
-            for (int64_t i = 0; i < S; ++i) {
+        const int64_t C = node_chunks(rows_split / B, S);
+        parallel_for_affine_groups(B, C, level_threads, [&](int64_t b, int64_t c, int) {
+            for (int64_t i = c * S / C; i < (c + 1) * S / C; ++i) {
                 // (blocks start at different nodes, so that the threads share the finishing)
                 const int64_t j = (i + b * S / B) % S;
                 const int64_t k = ok_index[j];
@@ -461,8 +473,9 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
     }
     if (!leaf_id.empty()) {
         const int64_t L = static_cast<int64_t>(leaf_id.size());
-        parallel_for_affine(B, n_threads, [&](int64_t b, int) {
-            for (int64_t l = 0; l < L; ++l) {
+        const int64_t C = node_chunks(m / B, L);
+        parallel_for_affine_groups(B, C, n_threads, [&](int64_t b, int64_t c, int) {
+            for (int64_t l = c * L / C; l < (c + 1) * L / C; ++l) {
                 const double v = tree.value[leaf_id[l]];
                 for (int64_t q = leaf_st[l * B + b]; q < leaf_en[l * B + b]; ++q)
                     add_value_at(raw, cur.rows[q], v, next, cur.gh, q);

@@ -86,16 +86,22 @@ inline void cpu_relax() {
 // The spin yields its core every few microseconds, so a foreign process that wants it gets it.
 constexpr int64_t kSpinNs = 100000;
 
-// Spin (yielding) until done() or kSpinNs have passed; returns done().
+// How long a pool worker, done with a parallel_team call's job, stays awake for the next job before
+// it blocks: a GBDT fit's trees (one team call each) follow each other after a little Python work
+// (0.1-0.3 ms on Adult), and a worker woken from its condition variable for each tree arrived too
+// late for the tree's first step (the root histogram of Adult then ran on the caller alone).
+constexpr int64_t kLingerNs = 1000000;
+
+// Spin (yielding) until done() or spin_ns have passed; returns done().
 template <typename Done>
-bool spin_until(Done&& done) {
+bool spin_until(Done&& done, int64_t spin_ns = kSpinNs) {
     const auto start = std::chrono::steady_clock::now();
     for (int spins = 1; !done(); ++spins) {
         if (spins % 64 != 0) {
             cpu_relax();
             continue;
         }
-        if (std::chrono::steady_clock::now() - start > std::chrono::nanoseconds(kSpinNs))
+        if (std::chrono::steady_clock::now() - start > std::chrono::nanoseconds(spin_ns))
             return done();
         std::this_thread::yield();
     }
@@ -109,6 +115,7 @@ struct Job {
     int64_t n_tasks = 0;
     int64_t chunk = 1;
     int max_threads = 1;
+    int64_t linger_ns = 0;  // how long the workers stay awake for the next job after this one
     std::atomic<int64_t> next{0};
     std::atomic<int> next_thread_id{1};  // 0 is the caller
     std::atomic<bool> failed{false};
@@ -130,6 +137,13 @@ struct Job {
         }
     }
 };
+
+// The pool workers spinning for the next job (Job::linger_ns): runnable threads of this process
+// that the load check of a team call does not count as the machine's.
+inline std::atomic<int>& lingering_workers() {
+    static std::atomic<int> n{0};
+    return n;
+}
 
 class Pool {
   public:
@@ -153,7 +167,7 @@ class Pool {
             while (static_cast<int>(workers_.size()) < job.max_threads - 1)
                 workers_.push_back(new std::thread([this] { worker_loop(); }));
             current_ = &job;
-            ++generation_;
+            generation_.fetch_add(1, std::memory_order_release);
         }
         wake_.notify_all();
         if (job.lead) job.lead();
@@ -177,16 +191,27 @@ class Pool {
         uint64_t seen = 0;
         std::unique_lock<std::mutex> lock(mutex_);
         for (;;) {
-            wake_.wait(lock, [&] { return current_ != nullptr && generation_ != seen; });
-            seen = generation_;
+            wake_.wait(lock, [&] {
+                return current_ != nullptr && generation_.load(std::memory_order_relaxed) != seen;
+            });
+            seen = generation_.load(std::memory_order_relaxed);
             Job* job = current_;
             const int thread_id = job->next_thread_id.fetch_add(1);
             if (thread_id >= job->max_threads) continue;
             inside_.fetch_add(1, std::memory_order_relaxed);
+            const int64_t linger_ns = job->linger_ns;  // (the job ends once inside_ drops)
             lock.unlock();
             job->work(thread_id);
             lock.lock();
             if (inside_.fetch_sub(1, std::memory_order_acq_rel) == 1) idle_.notify_all();
+            if (linger_ns > 0) {
+                lock.unlock();
+                lingering_workers().fetch_add(1, std::memory_order_relaxed);
+                spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; },
+                           linger_ns);
+                lingering_workers().fetch_sub(1, std::memory_order_relaxed);
+                lock.lock();
+            }
         }
     }
 
@@ -198,8 +223,8 @@ class Pool {
     std::mutex mutex_;
     std::condition_variable wake_, idle_;
     Job* current_ = nullptr;
-    uint64_t generation_ = 0;
-    std::atomic<int> inside_{0};  // (changed under mutex_)
+    std::atomic<uint64_t> generation_{0};  // (changed under mutex_)
+    std::atomic<int> inside_{0};           // (changed under mutex_)
     const decltype(RECFORGE_GETPID()) pid_;
 };
 
@@ -551,6 +576,64 @@ void parallel_for_affine(int64_t n_tasks, int n_threads, Fn&& fn) {
         1);
 }
 
+// fn(group, i, thread_id) for every task (group, i) of n_groups groups of group_size tasks, on up
+// to n_threads threads, where a group stands for data that a thread should find in its own cache
+// (as parallel_for_affine's tasks): thread_id first runs the tasks of its groups (group =
+// thread_id, thread_id + n_threads, ...; i ascending), then takes the tasks left in the other
+// groups from their ends (last group first, i descending: those their owners would reach last).
+// Tasks finer than the groups even out what the host's noise does to the threads' speeds. Every
+// task runs once; which thread runs it never changes the result.
+template <typename Fn>
+void parallel_for_affine_groups(int64_t n_groups, int64_t group_size, int n_threads, Fn&& fn) {
+    const int64_t n_tasks = n_groups * group_size;
+    if (n_tasks <= 0) return;
+    n_threads =
+        std::max(1, std::min<int>(n_threads, static_cast<int>(std::min<int64_t>(
+                                                 n_groups, std::numeric_limits<int>::max()))));
+    if (n_threads == 1) {
+        for (int64_t g = 0; g < n_groups; ++g)
+            for (int64_t i = 0; i < group_size; ++i) fn(g, i, 0);
+        return;
+    }
+    // (a group's flags, and a thread's cursors, on cache lines of their own: the threads claim
+    // tasks all the time, and a line written by both moves between their cores at each claim)
+    constexpr int64_t kLine = 64;
+    const int64_t stride = (group_size + kLine - 1) / kLine * kLine;
+    std::unique_ptr<std::atomic<bool>[]> taken(new std::atomic<bool>[n_groups * stride]);
+    for (int64_t t = 0; t < n_groups * stride; ++t)
+        taken[t].store(false, std::memory_order_relaxed);
+    struct alignas(kLine) Cursors {
+        int64_t own = 0;    // the next position in the thread's own tasks
+        int64_t other = 0;  // ... in the tasks it takes from the others
+    };
+    std::vector<Cursors> cursors(static_cast<size_t>(n_threads));
+    const int64_t own_groups_max = (n_groups + n_threads - 1) / n_threads;
+    parallel_for(
+        n_tasks, n_threads,
+        [&](int64_t, int tid) {
+            const int own = tid % n_threads;
+            auto try_run = [&](int64_t g, int64_t i) {
+                std::atomic<bool>& flag = taken[g * stride + i];
+                if (flag.load(std::memory_order_relaxed) ||
+                    flag.exchange(true, std::memory_order_acq_rel))
+                    return false;
+                fn(g, i, tid);
+                return true;
+            };
+            Cursors& c = cursors[static_cast<size_t>(tid)];
+            for (; c.own < own_groups_max * group_size; ++c.own) {
+                const int64_t g = own + (c.own / group_size) * n_threads;
+                if (g < n_groups && try_run(g, c.own % group_size)) return ++c.own, void();
+            }
+            for (; c.other < n_tasks; ++c.other) {
+                const int64_t g = n_groups - 1 - c.other / group_size;
+                if (g % n_threads != own && try_run(g, group_size - 1 - c.other % group_size))
+                    return ++c.other, void();
+            }
+        },
+        1);
+}
+
 // Run body() on the calling thread with a team of up to n_threads threads: every parallel_for the
 // body makes on this thread (not those of its tasks) runs on the team, whose threads stay awake
 // between the calls for a short spin (detail::kSpinNs, then they block), instead of being woken per
@@ -582,8 +665,11 @@ void parallel_team(int n_threads, Body&& body) {
     // spinning after its last parallel region, must not send the next calls solo. Each call reads
     // the load afresh.
     if (detail::team_load_check().load(std::memory_order_relaxed)) {
-        n_threads = detail::team_size_for_load(detail::runnable_threads(), n_threads,
-                                               detail::machine_cores());
+        int runnable = detail::runnable_threads();
+        if (runnable > 1)
+            runnable =
+                std::max(1, runnable - detail::lingering_workers().load(std::memory_order_relaxed));
+        n_threads = detail::team_size_for_load(runnable, n_threads, detail::machine_cores());
         if (n_threads <= 1) {
             run_solo();
             return;
@@ -596,6 +682,7 @@ void parallel_team(int n_threads, Body&& body) {
     job.n_tasks = n_threads - 1;
     job.chunk = 1;
     job.max_threads = n_threads;
+    job.linger_ns = detail::kLingerNs;
     job.lead = [&] {
         {
             detail::CurrentTeamScope scope(&team);

@@ -549,40 +549,13 @@ void parallel_for(int64_t n_tasks, int n_threads, Fn&& fn, int64_t chunk = 0) {
     if (job.error) std::rethrow_exception(job.error);
 }
 
-// parallel_for(n_tasks, n_threads, fn, 1) where task t stands for data that a thread should find
-// in its own cache: thread_id first takes tasks t = thread_id, thread_id + n_threads, ... (those it
-// ran the last time, inside a parallel_team whose threads keep their ids), then any other task
-// left. Every task runs once; which thread runs it never changes the result.
-template <typename Fn>
-void parallel_for_affine(int64_t n_tasks, int n_threads, Fn&& fn) {
-    n_threads =
-        std::max(1, std::min<int>(n_threads, static_cast<int>(std::min<int64_t>(
-                                                 n_tasks, std::numeric_limits<int>::max()))));
-    if (n_threads == 1) {
-        for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
-        return;
-    }
-    std::unique_ptr<std::atomic<bool>[]> taken(new std::atomic<bool>[n_tasks]);
-    for (int64_t t = 0; t < n_tasks; ++t) taken[t].store(false, std::memory_order_relaxed);
-    parallel_for(
-        n_tasks, n_threads,
-        [&](int64_t, int tid) {
-            const int own = tid % n_threads;
-            for (int64_t t = own; t < n_tasks; t += n_threads)
-                if (!taken[t].exchange(true, std::memory_order_acq_rel)) return fn(t, tid);
-            for (int64_t t = 0; t < n_tasks; ++t)
-                if (!taken[t].exchange(true, std::memory_order_acq_rel)) return fn(t, tid);
-        },
-        1);
-}
-
 // fn(group, i, thread_id) for every task (group, i) of n_groups groups of group_size tasks, on up
-// to n_threads threads, where a group stands for data that a thread should find in its own cache
-// (as parallel_for_affine's tasks): thread_id first runs the tasks of its groups (group =
-// thread_id, thread_id + n_threads, ...; i ascending), then takes the tasks left in the other
-// groups from their ends (last group first, i descending: those their owners would reach last).
-// Tasks finer than the groups even out what the host's noise does to the threads' speeds. Every
-// task runs once; which thread runs it never changes the result.
+// to n_threads threads, where a group stands for data that a thread should find in its own cache:
+// thread_id first runs the tasks of its groups (group = thread_id, thread_id + n_threads, ...: the
+// groups it ran the last time, inside a parallel_team whose threads keep their ids; i ascending),
+// then takes the tasks left in the other groups from their ends (last group first, i descending:
+// those their owners would reach last). Tasks finer than the groups even out what the host's noise
+// does to the threads' speeds. Every task runs once; which thread runs it never changes the result.
 template <typename Fn>
 void parallel_for_affine_groups(int64_t n_groups, int64_t group_size, int n_threads, Fn&& fn) {
     const int64_t n_tasks = n_groups * group_size;
@@ -632,6 +605,14 @@ void parallel_for_affine_groups(int64_t n_groups, int64_t group_size, int n_thre
             }
         },
         1);
+}
+
+// parallel_for_affine_groups with one task per group: fn(task, thread_id), thread_id first taking
+// tasks thread_id, thread_id + n_threads, ..., then the others' from the last one down.
+template <typename Fn>
+void parallel_for_affine(int64_t n_tasks, int n_threads, Fn&& fn) {
+    parallel_for_affine_groups(n_tasks, 1, n_threads,
+                               [&](int64_t t, int64_t, int tid) { fn(t, tid); });
 }
 
 // Run body() on the calling thread with a team of up to n_threads threads: every parallel_for the

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -52,6 +53,18 @@ CArray<uint8_t> bin_features_py(CArray<float> X, CArray<float> edges, CArray<int
         py::gil_scoped_release release;
         gb::bin_features(X.data(), n, F, edges.data(), off, is_cat.data(), out.mutable_data(),
                          n_threads);
+    }
+    return out;
+}
+
+CArray<float> sort_values_py(CArray<float> values) {
+    require(values.ndim() == 1, "values must be 1-D");
+    const int64_t n = values.shape(0);
+    for (int64_t i = 0; i < n; ++i) require(!std::isnan(values.data()[i]), "values hold NaN");
+    CArray<float> out(n);
+    {
+        py::gil_scoped_release release;
+        gb::sort_floats(values.data(), n, out.mutable_data());
     }
     return out;
 }
@@ -561,6 +574,8 @@ void bind_gbdt(py::module_& m) {
           py::arg("edges").noconvert(), py::arg("offsets").noconvert(),
           py::arg("is_categorical").noconvert(), py::arg("n_threads") = 1,
           "Bin float32 X (n, F) by per-feature sorted edges -> uint8 (n, F); NaN -> 255.");
+    m.def("gbdt_sort_values", &sort_values_py, py::arg("values").noconvert(),
+          "float32 values (n,), no NaN, sorted ascending (a radix sort; -0.0 before 0.0).");
     m.def("gbdt_two_valued_columns", &two_valued_columns_py, py::arg("X").noconvert(),
           "Per column of float32 X (n, F): (upper float32 (F,), two_valued uint8 (F,)): whether "
           "it holds at most two values besides NaN, and the larger of two (NaN: fewer).");

@@ -217,6 +217,9 @@ def gbdt_bundle_exclusive(
     """Exclusive bundles of the columns candidates (at most two value bins) of binned X ->
     (bundle_of (-1: not bundled), code_of, common_bin, constant, n_bundles)."""
 
+def gbdt_sort_values(values: NDArray[np.float32]) -> NDArray[np.float32]:
+    """float32 values (n,), no NaN, sorted ascending (a radix sort; -0.0 before 0.0)."""
+
 def gbdt_two_valued_columns(
     X: NDArray[np.float32],
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:

@@ -364,3 +364,57 @@ def test_gradients_at_rows_equal_gathered_gradients(objective):
             np.empty((1, 2), np.float32),
             1,
         )
+
+
+def _values(n, kind, seed=0):
+    rng = np.random.default_rng(seed)
+    if kind == "normal":
+        return rng.standard_normal(n).astype(np.float32)
+    if kind == "duplicates":
+        return rng.integers(-5, 5, n).astype(np.float32)
+    v = (rng.standard_normal(n) * 1e-40).astype(np.float32)  # denormals
+    for step, special in [(7, -0.0), (11, 0.0), (13, np.inf), (17, -np.inf), (19, 3.4e38)]:
+        v[::step] = special
+    return v
+
+
+@pytest.mark.parametrize("n", [0, 1, 4095, 4096, 200_000])
+@pytest.mark.parametrize("kind", ["normal", "duplicates", "special"])
+def test_sort_values_matches_numpy_sort(n, kind):
+    from recforge import _core
+
+    values = _values(n, kind)
+    ordered = _core.gbdt_sort_values(values)
+    np.testing.assert_array_equal(ordered, np.sort(values))
+    zeros = np.signbit(ordered[ordered == 0])
+    assert not np.any(zeros[1:] & ~zeros[:-1])  # -0.0 before 0.0
+
+
+def test_sort_values_rejects_nan():
+    from recforge import _core
+
+    values = _values(5000, "normal")
+    values[123] = np.nan
+    with pytest.raises(ValueError, match="values hold NaN"):
+        _core.gbdt_sort_values(values)
+
+
+def test_numeric_edges_are_the_quantiles_of_the_sorted_sample():
+    from recforge.rank.gbdt._binning import BinMapper
+
+    rng = np.random.default_rng(3)
+    X = np.column_stack(
+        [_values(60_000, k, seed=s) for s, k in enumerate(["normal", "duplicates", "special"])]
+        + [rng.exponential(size=60_000).astype(np.float32)]
+    )
+    X[rng.random(X.shape) < 0.05] = np.nan
+    edges = BinMapper(max_bin=64).fit(X, np.zeros(X.shape[1], bool)).edges_
+    for f in range(X.shape[1]):
+        ordered = np.sort(X[:, f][~np.isnan(X[:, f])])
+        distinct = np.unique(ordered)
+        if distinct.size <= 64:
+            expected = distinct[1:]
+        else:
+            picked = np.unique(ordered[(np.arange(1, 64) * ordered.size) // 64])
+            expected = picked[picked > ordered[0]]
+        np.testing.assert_array_equal(edges[f], expected.astype(np.float32))

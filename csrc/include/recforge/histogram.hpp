@@ -112,6 +112,46 @@ inline void bin_features(const float* X, int64_t n_rows, int64_t n_features, con
     });
 }
 
+// out[0, n) = values[0, n) in ascending order (no NaN; -0.0 before 0.0, which compare equal): an
+// LSD radix sort of the values' order-preserving 32-bit keys, three passes of 11, 11 and 10 bits
+// (the binning's quantiles of a 200k-value sample: a comparison sort took 25-30 ns per value).
+inline void sort_floats(const float* values, int64_t n, float* out) {
+    // keys in the values' order: a negative's bits all flipped (reversed, below the positives),
+    // a positive's sign bit set
+    std::vector<uint32_t> a(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+        uint32_t u;
+        std::memcpy(&u, values + i, 4);
+        a[static_cast<size_t>(i)] = u ^ ((u >> 31) ? 0xFFFFFFFFu : 0x80000000u);
+    }
+    if (n < 4096) {
+        std::sort(a.begin(), a.end());
+    } else {
+        constexpr int kShift[3] = {0, 11, 22};
+        constexpr uint32_t kMask[3] = {0x7FF, 0x7FF, 0x3FF};
+        std::vector<uint32_t> b(static_cast<size_t>(n));
+        std::vector<int64_t> count(3 * 2048, 0);
+        for (const uint32_t k : a)
+            for (int p = 0; p < 3; ++p) ++count[p * 2048 + ((k >> kShift[p]) & kMask[p])];
+        for (int p = 0; p < 3; ++p) {
+            int64_t* c = count.data() + p * 2048;
+            int64_t sum = 0;
+            for (int d = 0; d < 2048; ++d) {
+                const int64_t k = c[d];
+                c[d] = sum;
+                sum += k;
+            }
+            for (const uint32_t k : a) b[static_cast<size_t>(c[(k >> kShift[p]) & kMask[p]]++)] = k;
+            a.swap(b);
+        }
+    }
+    for (int64_t i = 0; i < n; ++i) {
+        const uint32_t k = a[static_cast<size_t>(i)];
+        const uint32_t u = k ^ ((k >> 31) ? 0x80000000u : 0xFFFFFFFFu);
+        std::memcpy(out + i, &u, 4);
+    }
+}
+
 // Per column of X (n_rows, n_features) float32, C order: whether it holds at most two distinct
 // values besides NaN (two_valued[f]) and, if it holds two, the larger (upper[f]; NaN when it holds
 // fewer). One pass over the rows.

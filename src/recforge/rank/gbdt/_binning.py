@@ -89,7 +89,7 @@ class BinMapper:
 
         threaded = n_threads > 1 and n_features > 1 and sample.shape[0] > 10_000
         with ChunkPool(min(n_threads, n_blocks) if threaded else 1) as pool:
-            blocks = run_chunks(block_edges, n_blocks, pool)  # np.sort releases the GIL
+            blocks = run_chunks(block_edges, n_blocks, pool)  # the sorts release the GIL
         self.edges_ = [e for block in blocks for e in block]
         self.n_bins_ = np.array(
             [len(e) if c else len(e) + 1 for e, c in zip(self.edges_, self.is_categorical_)],
@@ -193,10 +193,12 @@ def _few_edges(upper):
 
 
 def _numeric_edges(values, max_bin):
-    """Edges (float32, strictly increasing) so that bins hold about equal numbers of values."""
+    """Edges (float32, strictly increasing) so that bins hold about equal numbers of values.
+
+    ``values``: float32 (n,), no NaN."""
     if values.size == 0:
         return np.zeros(0, np.float32)
-    ordered = np.sort(values)
+    ordered = _core.gbdt_sort_values(np.ascontiguousarray(values, dtype=np.float32))
     is_new = np.empty(ordered.size, bool)
     is_new[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=is_new[1:])

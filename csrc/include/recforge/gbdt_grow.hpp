@@ -224,14 +224,20 @@ inline void add_level_children(GrownTree& tree, const std::vector<SplitResult>& 
 constexpr int64_t kGrowBlockRows = 16000;
 constexpr int64_t kMaxGrowBlocks = 8;
 constexpr int64_t kMaxPartialBytes = int64_t{128} << 20;
-// A level's work in a block is cut into tasks of its nodes (parallel_for_affine_groups), about
-// kGrowTaskRows rows or more each: a thread that the host slows down (a preemption, a far core)
-// then holds back one node's rows instead of a block's.
+// A level's work in a block is cut into tasks of its nodes, about kGrowTaskRows rows or more each:
+// a thread that the host slows down (a preemption, a far core) then holds back one node's rows
+// instead of a block's.
 constexpr int64_t kGrowTaskRows = 512;
-// The tasks of a block's S split nodes when the block has rows_per_block rows in them: consecutive
-// nodes, at least kGrowTaskRows rows per task on average, one node each at most.
-inline int64_t node_chunks(int64_t rows_per_block, int64_t S) {
-    return std::max<int64_t>(1, std::min<int64_t>(S, rows_per_block / kGrowTaskRows));
+// fn(b, k, thread_id) for node k < S of every block b < B (rows_per_block: a block's rows in the S
+// nodes) on up to n_threads threads: a task is one node of a block, or consecutive ones holding
+// kGrowTaskRows rows on average; each thread runs its own blocks' tasks first
+// (parallel_for_affine_groups).
+template <typename Fn>
+void for_each_block_node(int64_t B, int64_t S, int64_t rows_per_block, int n_threads, Fn&& fn) {
+    const int64_t C = std::max<int64_t>(1, std::min<int64_t>(S, rows_per_block / kGrowTaskRows));
+    parallel_for_affine_groups(B, C, n_threads, [&](int64_t b, int64_t c, int tid) {
+        for (int64_t k = c * S / C; k < (c + 1) * S / C; ++k) fn(b, k, tid);
+    });
 }
 inline int64_t grow_blocks(int64_t m) {
     return std::max<int64_t>(1, std::min<int64_t>(kMaxGrowBlocks, m / kGrowBlockRows));
@@ -328,17 +334,17 @@ inline int64_t split_block_node(NodeData cur, NodeData scratch, int32_t* idx, in
 // grow_depthwise on B >= 2 fixed row blocks (grow_blocks): the same steps, but every block keeps
 // its own node-ordered rows inside its positions (node k of the level is positions [st[b][k],
 // en[b][k]) of block b), so each level is one parallel region: a task partitions a block's rows of
-// one or a few split nodes (node_chunks; the threads keep to their own blocks first) and builds a
-// partial histogram of each smaller child (the child with the smaller hessian sum, the left one
-// on a tie); the task that completes a node's last block sums
-// the blocks' partials in block order, takes the larger child as parent - smaller and finds both
-// children's splits (waking threads costs tens of microseconds: a second region per level cost
-// more than it saved). A block's rows stay on the thread that last touched them, and the histograms
-// are sums in a fixed order, so the trees do not depend on n_threads. (They equal the single-range
-// sums of the other growers whenever float64 sums of the float32 (g, h) are exact, which they are
-// while log2(rows) plus the span of the gradients' binary exponents stays within 29 bits: the
-// condition under which the distributed fit equals one machine too.) The data never moves to
-// `other`, which serves as the partition's scratch space.
+// one or a few split nodes (for_each_block_node; the threads keep to their own blocks first) and
+// builds a partial histogram of each smaller child (the child with the smaller hessian sum, the
+// left one on a tie); the task that completes a node's last block sums the blocks' partials in
+// block order, takes the larger child as parent - smaller and finds both children's splits (waking
+// threads costs tens of microseconds: a second region per level cost more than it saved). A block's
+// rows stay on the thread that last touched them, and the histograms are sums in a fixed order, so
+// the trees do not depend on n_threads. (They equal the single-range sums of the other growers
+// whenever float64 sums of the float32 (g, h) are exact, which they are while log2(rows) plus the
+// span of the gradients' binary exponents stays within 29 bits: the condition under which the
+// distributed fit equals one machine too.) The data never moves to `other`, which serves as the
+// partition's scratch space.
 inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m, int64_t F,
                                         const int32_t* n_bins, const uint8_t* is_cat,
                                         const uint8_t* feature_mask, const TreeParams& p,
@@ -407,13 +413,10 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
                 lv[j] = tree.value[c_ids[2 * j]];
                 rv[j] = tree.value[c_ids[2 * j + 1]];
             }
-            const int64_t C = node_chunks(m / B, S);
-            parallel_for_affine_groups(B, C, n_threads, [&](int64_t b, int64_t c, int) {
-                for (int64_t j = c * S / C; j < (c + 1) * S / C; ++j)
-                    add_split_node_values(cur.X, F, cur.rows, st[b * K + ok_index[j]],
-                                          en[b * K + ok_index[j]], feat[j], thr[j], dleft[j],
-                                          is_cat, lv[j], rv[j], raw, node_set(sets.data(), j), next,
-                                          cur.gh);
+            for_each_block_node(B, S, m / B, n_threads, [&](int64_t b, int64_t j, int) {
+                add_split_node_values(cur.X, F, cur.rows, st[b * K + ok_index[j]],
+                                      en[b * K + ok_index[j]], feat[j], thr[j], dleft[j], is_cat,
+                                      lv[j], rv[j], raw, node_set(sets.data(), j), next, cur.gh);
             });
             break;
         }
@@ -444,24 +447,21 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
         };
         std::unique_ptr<std::atomic<int64_t>[]> blocks_done(new std::atomic<int64_t>[S]);
         for (int64_t j = 0; j < S; ++j) blocks_done[j].store(0, std::memory_order_relaxed);
-        const int64_t C = node_chunks(rows_split / B, S);
-        parallel_for_affine_groups(B, C, level_threads, [&](int64_t b, int64_t c, int) {
-            for (int64_t i = c * S / C; i < (c + 1) * S / C; ++i) {
-                // (blocks start at different nodes, so that the threads share the finishing)
-                const int64_t j = (i + b * S / B) % S;
-                const int64_t k = ok_index[j];
-                const int64_t s = st[b * K + k], e = en[b * K + k];
-                const int64_t n_left = split_block_node(
-                    cur, other, nullptr, nullptr, F, s, e, feat[j], luts.data() + j * kBins,
-                    static_cast<int>(small[j]), n_bins, feature_mask, partial(b, j));
-                int64_t* cs = cst.data() + b * 2 * S;
-                int64_t* ce = cen.data() + b * 2 * S;
-                cs[2 * j] = s;
-                ce[2 * j] = s + n_left;
-                cs[2 * j + 1] = s + n_left;
-                ce[2 * j + 1] = e;
-                if (blocks_done[j].fetch_add(1, std::memory_order_acq_rel) == B - 1) finish_node(j);
-            }
+        for_each_block_node(B, S, rows_split / B, level_threads, [&](int64_t b, int64_t i, int) {
+            // (blocks start at different nodes, so that the threads share the finishing)
+            const int64_t j = (i + b * S / B) % S;
+            const int64_t k = ok_index[j];
+            const int64_t s = st[b * K + k], e = en[b * K + k];
+            const int64_t n_left = split_block_node(
+                cur, other, nullptr, nullptr, F, s, e, feat[j], luts.data() + j * kBins,
+                static_cast<int>(small[j]), n_bins, feature_mask, partial(b, j));
+            int64_t* cs = cst.data() + b * 2 * S;
+            int64_t* ce = cen.data() + b * 2 * S;
+            cs[2 * j] = s;
+            ce[2 * j] = s + n_left;
+            cs[2 * j + 1] = s + n_left;
+            ce[2 * j + 1] = e;
+            if (blocks_done[j].fetch_add(1, std::memory_order_acq_rel) == B - 1) finish_node(j);
         });
         std::swap(hist, hist_next);
         std::swap(split, c_split);
@@ -473,13 +473,10 @@ inline GrownTree grow_depthwise_blocked(NodeData cur, NodeData other, int64_t m,
     }
     if (!leaf_id.empty()) {
         const int64_t L = static_cast<int64_t>(leaf_id.size());
-        const int64_t C = node_chunks(m / B, L);
-        parallel_for_affine_groups(B, C, n_threads, [&](int64_t b, int64_t c, int) {
-            for (int64_t l = c * L / C; l < (c + 1) * L / C; ++l) {
-                const double v = tree.value[leaf_id[l]];
-                for (int64_t q = leaf_st[l * B + b]; q < leaf_en[l * B + b]; ++q)
-                    add_value_at(raw, cur.rows[q], v, next, cur.gh, q);
-            }
+        for_each_block_node(B, L, m / B, n_threads, [&](int64_t b, int64_t l, int) {
+            const double v = tree.value[leaf_id[l]];
+            for (int64_t q = leaf_st[l * B + b]; q < leaf_en[l * B + b]; ++q)
+                add_value_at(raw, cur.rows[q], v, next, cur.gh, q);
         });
     }
     return tree;

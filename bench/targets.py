@@ -18,7 +18,6 @@ Timings on a shared machine are noisy: the report is a measurement, not a test (
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -279,19 +278,13 @@ def format_results(results: list[Result]) -> str:
 
 
 def main(argv=None) -> int:
-    choices = [*SECTIONS, "threads"]
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", metavar="SECTION", help=f"default: all of {choices}")
-    parser.add_argument("--rounds", type=int, default=7, help="threads_paired rounds (default 7)")
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.sections) - set(choices))
-    if unknown:
-        parser.error(f"unknown sections {unknown}; choose from {choices}")
-    if args.rounds < 1:
-        parser.error("--rounds must be >= 1")
+    from .busy_paired import parse_cases
+
+    # the sections, and --rounds: the paired rounds of the "threads" section
+    args = parse_cases(__doc__.splitlines()[0], [*SECTIONS, "threads"], argv)
     results, failed = [], False
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.sections or choices:
+        for name in args.cases:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             if name == "threads":
                 results += second_thread_results(args.rounds)

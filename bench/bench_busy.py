@@ -200,15 +200,19 @@ def case(name):
     }[name]
 
 
+#: the two runs of a case: its reference (1 thread, idle machine) and ours (2 threads, a core busy)
+IDLE, BUSY = "one_thread_idle", "recforge_two_threads_busy"
+
+
 # One test function, the mode innermost: the idle and the busy run of a case follow each other, so a
 # change of load on the shared machine between them stays small.
-@pytest.mark.parametrize("mode", ["one_thread_idle", "recforge_two_threads_busy"])
+@pytest.mark.parametrize("mode", [IDLE, BUSY])
 @pytest.mark.parametrize("name", CASES)
 def test_busy(benchmark, request, name, mode):
     benchmark.group = f"busy-{name}"
     run = case(name)
     n_threads = 1
-    if mode == "recforge_two_threads_busy":
+    if mode == BUSY:
         busy_core = request.getfixturevalue("busy_core")
         n_threads = 2
     foreign_pid = busy_core.pid if n_threads == 2 else None

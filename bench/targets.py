@@ -178,7 +178,6 @@ SECOND_THREAD = {
     "adult": ("GBDT second thread, Adult 300 trees (1 / 2 threads)", 1.4),
     "synth-1m": ("GBDT second thread, 1M x 50 100 trees (1 / 2 threads)", 1.7),
 }
-BUSY_IDLE, BUSY_BUSY = "one_thread_idle", "recforge_two_threads_busy"
 
 
 def medians(benchmarks: list[dict]) -> dict[tuple[str, str], float]:
@@ -204,6 +203,8 @@ def row_results(section: str, rows: list[Row], benchmarks: list[dict]) -> list[R
 def busy_rows(benchmarks: list[dict]) -> list[Row]:
     """One row per case of bench_busy.py's results: its 2-thread busy run against its 1-thread idle
     run (target >= 1)."""
+    from .bench_busy import BUSY, IDLE
+
     cases = sorted(
         {b["group"][len("busy-") :] for b in benchmarks if b["group"].startswith("busy-")}
     )
@@ -211,8 +212,8 @@ def busy_rows(benchmarks: list[dict]) -> list[Row]:
         Row(
             f"busy core: {case} (1 thread idle / 2 threads busy)",
             f"busy-{case}",
-            f"test_busy[{case}-{BUSY_BUSY}]",
-            f"test_busy[{case}-{BUSY_IDLE}]",
+            f"test_busy[{case}-{BUSY}]",
+            f"test_busy[{case}-{IDLE}]",
             1.0,
         )
         for case in cases

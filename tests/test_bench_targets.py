@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench import targets
+from bench import bench_busy, targets
 
 
 def entry(group, name, median):
@@ -31,10 +31,10 @@ def test_a_row_is_the_peer_median_over_ours_against_its_target():
 
 def test_the_busy_group_gives_one_row_per_case_idle_over_busy():
     benchmarks = [
-        entry("busy-gbdt", f"test_busy[gbdt-{targets.BUSY_IDLE}]", 0.18),
-        entry("busy-gbdt", f"test_busy[gbdt-{targets.BUSY_BUSY}]", 0.20),
-        entry("busy-lr", f"test_busy[lr-{targets.BUSY_IDLE}]", 0.12),
-        entry("busy-lr", f"test_busy[lr-{targets.BUSY_BUSY}]", 0.10),
+        entry("busy-gbdt", f"test_busy[gbdt-{bench_busy.IDLE}]", 0.18),
+        entry("busy-gbdt", f"test_busy[gbdt-{bench_busy.BUSY}]", 0.20),
+        entry("busy-lr", f"test_busy[lr-{bench_busy.IDLE}]", 0.12),
+        entry("busy-lr", f"test_busy[lr-{bench_busy.BUSY}]", 0.10),
         entry("lr-fit-adult", "test_sklearn_lbfgs_adult", 0.14),
     ]
     results = targets.section_results("busy", benchmarks)

@@ -198,13 +198,17 @@ def test_matches_scikit_learn():
 
 
 @pytest.mark.parametrize("fmt", ["csr", "dense"])
-def test_results_do_not_depend_on_threads(fmt, monkeypatch, request):
+@pytest.mark.parametrize("helpers", ["on time", "late"])
+def test_results_do_not_depend_on_threads(fmt, helpers, monkeypatch, request):
     from recforge.rank import linear
 
     # small data, but really use 2 threads, whatever the load
     monkeypatch.setattr(linear, "MIN_ENTRIES_PER_THREAD", 1000)
     previous = _core._team_load_check(False)
     request.addfinalizer(lambda: _core._team_load_check(previous))
+    if helpers == "late":  # the passes' helpers sleep in each chunk: the caller takes them over
+        delay = _core._takeover_helper_delay(2_000_000)
+        request.addfinalizer(lambda: _core._takeover_helper_delay(delay))
     rng = np.random.default_rng(5)
     X = sp.random(40_000, 30, density=0.2, format="csr", dtype=np.float32, random_state=rng)
     if fmt == "dense":

@@ -2,6 +2,8 @@
 the NumPy reference to 1e-12, results independent of the chunking, and bad input refused with an
 exception naming the argument (never a crash)."""
 
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -105,11 +107,23 @@ def chunk_pass(fmt, X, y, sw, w, b, n_chunks, n_threads):
     return losses, partial
 
 
+@pytest.fixture
+def late_helpers():
+    """Helpers of a pass that sleep 20 ms after claiming each chunk (as one preempted on a busy
+    core), so that the caller takes their chunks over; restored after the test."""
+    before = _core._takeover_helper_delay(20_000_000)
+    yield
+    logistic.release_pass_inputs()
+    _core._takeover_helper_delay(before)
+
+
 @pytest.mark.parametrize("fmt", ["dense64", "csr32", "pattern"])
-@pytest.mark.parametrize("load", ["unchecked", "no core free"])
-def test_a_chunked_pass_equals_the_chunks_one_by_one_on_any_threads(fmt, load):
+@pytest.mark.parametrize("helpers", ["on time", "late"])
+def test_a_chunked_pass_equals_the_chunks_one_by_one_on_any_threads(fmt, helpers, request):
     # every chunk's partial row and loss are those of the row-range kernel, bit for bit, whatever
-    # the threads of the team (and when a loaded machine sends the pass solo)
+    # the threads, and when the caller takes over the chunks of late helpers
+    if helpers == "late":
+        request.getfixturevalue("late_helpers")
     X, y, sw, w, b = problem(n=20_000, one_hot=fmt == "pattern", seed=3)
     n_chunks = 7
     bounds = K.chunk_bounds(X.shape[0], n_chunks)
@@ -128,16 +142,31 @@ def test_a_chunked_pass_equals_the_chunks_one_by_one_on_any_threads(fmt, load):
             )
     partial = np.empty((n_chunks, X.shape[1] + 1))
     losses = np.array([kernel(bounds[c], bounds[c + 1], partial[c]) for c in range(n_chunks)])
-    # the team runs its threads whatever the machine's load, or reads a load that sends it solo
-    previous = _core._team_load_check(load == "no core free")
-    forced = _core._team_load_override(8 if load == "no core free" else -1)
-    try:
-        for n_threads in (1, 2, 3):
-            got_losses, got_partial = chunk_pass(fmt, X, y, sw, w, b, n_chunks, n_threads)
-            assert np.array_equal(got_losses, losses) and np.array_equal(got_partial, partial)
-    finally:
-        _core._team_load_override(forced)
-        _core._team_load_check(previous)
+    taken_before = _core._chunks_taken_over()
+    for n_threads in (1, 2, 3):
+        got_losses, got_partial = chunk_pass(fmt, X, y, sw, w, b, n_chunks, n_threads)
+        assert np.array_equal(got_losses, losses) and np.array_equal(got_partial, partial)
+    if helpers == "late":
+        assert _core._chunks_taken_over() > taken_before
+
+
+def test_a_pass_holds_the_arrays_its_late_helpers_read_until_they_are_released(late_helpers):
+    # the caller returns while a late helper still sleeps inside its chunk: the pass keeps a
+    # reference to every array the helper reads, and release_pass_inputs waits for it to leave
+    X, y, sw, w, b = problem(n=20_000, seed=4)
+    w_refs = sys.getrefcount(w)
+    expected = chunk_pass("csr32", X, y, sw, w, b, 16, 1)
+    for _attempt in range(20):  # (until a helper has joined a pass: it is woken, not waited for)
+        taken_before = _core._chunks_taken_over()
+        got = chunk_pass("csr32", X, y, sw, w, b, 16, 2)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+        if _core._chunks_taken_over() > taken_before:
+            break
+    else:
+        pytest.fail("no helper joined 20 passes of 16 chunks")
+    assert sys.getrefcount(w) > w_refs  # (its helper sleeps 20 ms in the chunk it took)
+    logistic.release_pass_inputs()
+    assert sys.getrefcount(w) == w_refs
 
 
 def test_a_chunked_pass_refuses_bad_bounds_and_shapes():

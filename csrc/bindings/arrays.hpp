@@ -90,9 +90,11 @@ decltype(auto) visit_dtype_tag(const pybind11::array& a, const char* name, const
 // f(p) with p a const T* to the elements of `a` in C order, for the first of the dtypes Ts that
 // `a` has (visit_dtype_tag). `a` must be C-contiguous (std::invalid_argument naming `name`); at a
 // misaligned address (a view into received bytes) its elements are read from an aligned copy, as
-// CArray::aligned does for the arguments of one dtype.
+// CArray::aligned does for the arguments of one dtype. `read`, if given, receives the array p
+// points into (`a` or the copy), for a caller whose threads may read it after f returns.
 template <class T, class... Ts, class F>
-decltype(auto) visit_dtype(const pybind11::array& a, const char* name, const char* dtypes, F&& f) {
+decltype(auto) visit_dtype(const pybind11::array& a, const char* name, const char* dtypes, F&& f,
+                           pybind11::object* read = nullptr) {
     return visit_dtype_tag<T, Ts...>(a, name, dtypes, [&](auto tag) -> decltype(auto) {
         using U = decltype(tag);
         if (!(pybind11::detail::array_proxy(a.ptr())->flags &
@@ -100,6 +102,7 @@ decltype(auto) visit_dtype(const pybind11::array& a, const char* name, const cha
             throw std::invalid_argument(std::string(name) + " must be C-contiguous");
         const CArray<U> typed =
             CArray<U>::aligned(pybind11::reinterpret_borrow<typename CArray<U>::Base>(a));
+        if (read != nullptr) *read = typed;
         return f(typed.data());
     });
 }

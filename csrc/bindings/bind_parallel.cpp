@@ -1,5 +1,5 @@
-// Private self-checks of recforge::parallel_for and parallel_team, so their guarantees are tested
-// from Python.
+// Private self-checks of recforge::parallel_for, parallel_team and run_chunks_with_takeover, so
+// their guarantees are tested from Python.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -10,6 +10,7 @@
 
 #include "recforge/adaptive_parallel.hpp"
 #include "recforge/parallel.hpp"
+#include "recforge/takeover_chunks.hpp"
 
 namespace py = pybind11;
 
@@ -40,6 +41,17 @@ void bind_parallel(py::module_& m) {
         py::arg("runnable"),
         "Make parallel_team read `runnable` runnable threads instead of /proc/loadavg's (-1: read "
         "the machine's again); returns the previous setting. Private: for tests.");
+    m.def(
+        "_takeover_helper_delay",
+        [](int64_t ns) { return recforge::detail::takeover_helper_delay_ns().exchange(ns); },
+        py::arg("ns"),
+        "Make run_chunks_with_takeover's helpers sleep `ns` nanoseconds after claiming each chunk "
+        "(0: not at all), as a helper preempted on a busy core; returns the previous setting. "
+        "Private: for tests.");
+    m.def(
+        "_chunks_taken_over", [] { return recforge::detail::chunks_taken_over().load(); },
+        "Chunks that run_chunks_with_takeover's callers have taken over from helpers so far. "
+        "Private: for tests.");
     m.def(
         "_team_health",
         [](int record_crowded) {

@@ -7,14 +7,22 @@ Pure functions on arrays; validation lives in :mod:`recforge.rank.linear`. The r
 specification is :mod:`recforge._reference.linear`.
 
 Threads: the loss/gradient and margin kernels work on a row range and release the GIL. An L-BFGS
-pass runs all its row chunks in one call (``loss_grad_*_chunks``), and the margins of a row range
-theirs (``n_threads``), on the C++ thread team of ``parallel.hpp`` (a hand-off of microseconds; the
-team shrinks to the cores the machine's other runnable threads leave free, and runs on the caller
-alone when they leave none). Its threads do not spin between calls (unlike an OpenMP team, which
-spins after each parallel region and starves the L-BFGS driver, and everyone else, on a busy
-machine). The rows are split into ``n_chunks`` contiguous chunks chosen by :func:`n_chunks_for`
-from the data's shape only; each chunk writes its own row of a partial gradient buffer, and the
-rows are summed in chunk order, so results are bit-identical for any number of threads.
+pass runs all its row chunks in one call (``loss_grad_*_chunks``) on the caller and up to
+``n_threads - 1`` helper threads that it never waits for (``takeover_chunks.hpp``): when the chunks
+run out, the caller redoes a chunk that a helper has held for over twice the caller's own time
+per chunk (a helper preempted by a foreign process on a busy core) instead of waiting for the
+helper to be scheduled again, so a busy core costs a pass about two chunks, and a helper that
+runs still does its share. A helper may thus still be inside a chunk after the call has returned;
+the call keeps references to the arrays it reads until it leaves, and
+:func:`release_pass_inputs` (called at the end of every L-BFGS fit) waits for that. The helpers
+sleep between calls, and stay awake for the next one only while the machine has a core free for
+them. The margins of a row range run their chunks (``n_threads``) on the C++ thread team of
+``parallel.hpp`` (the team shrinks to the cores the machine's other runnable threads leave free).
+Neither spins between calls like an OpenMP team (which starves the L-BFGS driver, and everyone
+else, on a busy machine). The rows are split into ``n_chunks`` contiguous chunks of about
+:data:`PASS_CHUNK_ROWS` rows chosen by :func:`n_chunks_for` from the data's shape only; each
+chunk's partial gradient row and loss are written once, by whoever computed them, and the rows
+are summed in chunk order, so results are bit-identical for any number of threads.
 
 Layout of the partial-gradient buffer::
 
@@ -33,7 +41,9 @@ Kernels (each on rows ``lo:hi``; X float32 or float64, CSR ``indptr`` int32/int6
 * ``loss_grad_dense_chunks(X, y, sw, w, b, bounds, partial, losses, n_threads)``, and the same
   with ``(indptr, indices, data, ...)`` / ``(indptr, indices, ...)`` for CSR / pattern: every
   chunk ``c`` of rows ``bounds[c]:bounds[c + 1]`` (int64) into ``partial[c]`` (n_chunks, d + 1)
-  and ``losses[c]`` (n_chunks,), on up to ``n_threads`` threads.
+  and ``losses[c]`` (n_chunks,), on the caller and up to ``n_threads - 1`` helpers.
+* ``release_pass_inputs()`` — waits until no helper of an earlier pass reads its arrays, and
+  drops the pass's references to them.
 * ``margins_dense(X, w, b, lo, hi, out, n_threads=1)``, ``margins_csr(indptr, indices, data, w, b,
   lo, hi, out, n_threads=1)`` — ``out[lo:hi] = X[lo:hi] @ w + b`` (each row's own sum: the same
   values on any number of threads).
@@ -51,17 +61,21 @@ loss_grad_pattern = _core.linear_loss_grad_pattern
 loss_grad_dense_chunks = _core.linear_loss_grad_dense_chunks
 loss_grad_csr_chunks = _core.linear_loss_grad_csr_chunks
 loss_grad_pattern_chunks = _core.linear_loss_grad_pattern_chunks
+release_pass_inputs = _core.linear_release_pass_inputs
 margins_dense = _core.linear_margins_dense
 margins_csr = _core.linear_margins_csr
 
-CHUNK_ROWS = _core.LINEAR_CHUNK_ROWS  # (16384: linear.hpp's kChunkRows, the margins' chunk too)
+CHUNK_ROWS = _core.LINEAR_CHUNK_ROWS  # (16384: linear.hpp's kChunkRows, the margins' chunk)
+#: Rows per chunk of an L-BFGS pass (at most MAX_CHUNKS chunks): small enough that a helper's
+#: chunk which the caller redoes (a helper preempted on a busy core) is a few per cent of a pass.
+PASS_CHUNK_ROWS = 2048
 MAX_CHUNKS = 64
 MAX_PARTIAL_FLOATS = 1 << 24  # 128 MB of float64 partial gradients at most
 
 
 def n_chunks_for(n_rows: int, n_features: int) -> int:
     """Row chunks of the loss/gradient kernels: a function of the data's shape only (not of threads)."""
-    by_rows = -(-n_rows // CHUNK_ROWS)
+    by_rows = -(-n_rows // PASS_CHUNK_ROWS)
     by_memory = MAX_PARTIAL_FLOATS // (n_features + 1)
     return int(max(1, min(by_rows, MAX_CHUNKS, by_memory)))
 

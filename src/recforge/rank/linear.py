@@ -293,6 +293,7 @@ class LogisticRegression(Ranker):
                 callback=on_iteration,
             )
         finally:
+            K.release_pass_inputs()  # (no helper thread of a pass reads the arrays after the fit)
             if bar is not None:
                 bar.close()
         theta = res.x

@@ -241,7 +241,29 @@ def test_two_ranker_fits_in_two_threads_equal_sequential_fits(pair, tabular):
         )
 
 
+def test_lr_passes_in_two_threads_equal_a_serial_pass(tabular):
+    # two threads' passes at once: one gets the takeover helpers, the other runs alone
+    X, y, _ = tabular
+    want = _lr_pass(X, y)
+    with ThreadPoolExecutor(2) as pool:
+        for got in pool.map(lambda _: _lr_pass(X, y), range(40)):
+            _assert_same(got, want, "lr-pass")
+
+
 # ---- fork after the thread pools have run --------------------------------------------------------
+def _lr_pass(X, y):
+    """(partial, losses) of an L-BFGS pass of 4 chunks on 2 threads: the caller and a takeover
+    helper (the crew of the process: the parent's, or the child's own after the fork)."""
+    from recforge.kernels import logistic
+
+    bounds = logistic.chunk_bounds(len(X), 4)
+    partial, losses = np.empty((4, X.shape[1] + 1)), np.empty(4)
+    w, sw = np.full(X.shape[1], 0.1), np.ones(len(X))
+    logistic.loss_grad_dense_chunks(X, y.astype(np.float64), sw, w, 0.0, bounds, partial, losses, 2)
+    logistic.release_pass_inputs()
+    return partial, losses
+
+
 def _answers(model, data, ranker, X_new, tabular_target):
     """What the child must reproduce: recall calls, a ranker's probabilities, fresh fits."""
     out = {name: call() for name, call in _recall_calls(model, data)}
@@ -253,6 +275,7 @@ def _answers(model, data, ranker, X_new, tabular_target):
     )
     lfm = LFM(n_factors=8, epochs=2, n_threads=2, random_state=0).fit(data)
     out["refit-LFM-finite"] = np.isfinite(lfm.recommend(data.user_map.ids[:29], k=6)[1][:, 0]).all()
+    out["lr-pass"] = _lr_pass(*tabular_target)
     out["refit-GBDT"] = (
         GBDTClassifier(n_estimators=4, max_depth=3, n_threads=2)
         .fit(*tabular_target)

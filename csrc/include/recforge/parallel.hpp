@@ -145,17 +145,26 @@ inline std::atomic<int>& lingering_workers() {
     return n;
 }
 
+// The T of this process, made by T() on first use, and again in a child after fork() (the parent's
+// is abandoned: its threads were not copied). Never destroyed: no std::thread destructor runs at
+// interpreter exit (joining sleeping threads there could deadlock); the OS reclaims them.
+template <class T>
+T& per_process_instance() {
+    static std::mutex create_mutex;
+    static T* instance = nullptr;
+    static decltype(RECFORGE_GETPID()) owner = 0;
+    std::lock_guard<std::mutex> lock(create_mutex);
+    if (instance == nullptr || owner != RECFORGE_GETPID()) {
+        instance = new T();
+        owner = RECFORGE_GETPID();
+    }
+    return *instance;
+}
+
 class Pool {
   public:
-    // The pool of this process (a child after fork() gets a fresh one; the parent's is abandoned).
-    static Pool& instance() {
-        static std::mutex create_mutex;
-        static Pool* pool = nullptr;
-        std::lock_guard<std::mutex> lock(create_mutex);
-        if (pool == nullptr || pool->pid_ != RECFORGE_GETPID())
-            pool = new Pool();  // never destroyed: see below
-        return *pool;
-    }
+    // The pool of this process (per_process_instance).
+    static Pool& instance() { return per_process_instance<Pool>(); }
 
     // Run `job` on the caller plus up to job.max_threads - 1 pool workers. Returns false, without
     // running anything, if the pool is serving another call.
@@ -185,7 +194,8 @@ class Pool {
     }
 
   private:
-    Pool() : pid_(RECFORGE_GETPID()) {}
+    friend Pool& per_process_instance<Pool>();
+    Pool() = default;
 
     void worker_loop() {
         uint64_t seen = 0;
@@ -215,9 +225,7 @@ class Pool {
         }
     }
 
-    // Workers are detached in spirit: the pool is never destroyed, so no std::thread destructor
-    // runs at interpreter exit (joining sleeping workers there could deadlock); the OS reclaims
-    // them.
+    // Workers are never joined (per_process_instance).
     std::vector<std::thread*> workers_;
     std::mutex run_mutex_;
     std::mutex mutex_;
@@ -225,7 +233,6 @@ class Pool {
     Job* current_ = nullptr;
     std::atomic<uint64_t> generation_{0};  // (changed under mutex_)
     std::atomic<int> inside_{0};           // (changed under mutex_)
-    const decltype(RECFORGE_GETPID()) pid_;
 };
 
 }  // namespace detail

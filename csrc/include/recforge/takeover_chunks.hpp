@@ -154,14 +154,8 @@ namespace detail {
 // of the time the scheduler gives this process there).
 class TakeoverCrew {
   public:
-    // The crew of this process (a child after fork() gets a fresh one; the parent's is abandoned).
-    static TakeoverCrew& instance() {
-        static std::mutex create_mutex;
-        static TakeoverCrew* crew = nullptr;
-        std::lock_guard<std::mutex> lock(create_mutex);
-        if (crew == nullptr || crew->pid_ != RECFORGE_GETPID()) crew = new TakeoverCrew();
-        return *crew;
-    }
+    // The crew of this process (per_process_instance).
+    static TakeoverCrew& instance() { return per_process_instance<TakeoverCrew>(); }
 
     // Runs `call` with up to n_helpers helpers; false, without running it, if the crew is serving
     // another call.
@@ -185,7 +179,8 @@ class TakeoverCrew {
     }
 
   private:
-    TakeoverCrew() : pid_(RECFORGE_GETPID()) {}
+    friend TakeoverCrew& per_process_instance<TakeoverCrew>();
+    TakeoverCrew() = default;
 
     void helper_loop() {
         std::vector<double> scratch;
@@ -219,7 +214,7 @@ class TakeoverCrew {
         return runnable < 0 || runnable <= machine_cores();
     }
 
-    // Helpers are never joined: the crew is never destroyed (as the Pool's workers).
+    // Helpers are never joined (per_process_instance).
     std::vector<std::thread*> helpers_;
     std::mutex run_mutex_;
     std::mutex mutex_;
@@ -228,7 +223,6 @@ class TakeoverCrew {
     int max_helpers_ = 0;
     int joined_ = 0;
     std::atomic<uint64_t> generation_{0};  // (changed under mutex_)
-    const decltype(RECFORGE_GETPID()) pid_;
 };
 
 }  // namespace detail

@@ -233,7 +233,7 @@ class LogisticRegression(Ranker):
         pattern = csr and K.all_ones(X.data)  # one-hot: the kernel skips the value stream
         indices = K.narrow_indices(X.indices, d) if csr else None
         losses = np.empty(n_chunks)
-        _core.reset_team_health()  # (a busy spell during an earlier fit sends no pass solo)
+        _core.reset_team_health()  # (a busy spell of an earlier fit sends no eval margins solo)
 
         def fun(theta):
             w = np.ascontiguousarray(theta[:d])
@@ -511,7 +511,8 @@ def _margins(X, w, b, n_threads=1) -> np.ndarray:
 
 
 #: stored entries per thread below which extra threads cost more than they save (the loss/gradient
-#: passes and the margins run their row chunks on the C++ thread team: a hand-off of microseconds):
+#: passes run their row chunks on takeover helpers, the margins on the C++ thread team: a hand-off
+#: of microseconds):
 #: Adult's 650k entries run on 2 threads, a one-row request on 1
 MIN_ENTRIES_PER_THREAD = 100_000
 

@@ -427,9 +427,14 @@ def test_train_batches_is_deterministic():
 
 @pytest.mark.parametrize("n_workers", [2, 3, 8])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_train_batches_same_for_any_number_of_workers(n_workers, dropout):
+@pytest.mark.parametrize("load", ["the machine's", "no core free"])
+def test_train_batches_same_for_any_number_of_workers(n_workers, dropout, load, request):
     """Batches of 3 chunks (64, 64, 22 rows) and a short last batch: the workers claim chunks,
-    re-compute chunks others hold, share the dense update in blocks; results equal one worker's."""
+    re-compute chunks others hold, share the dense update in blocks; results equal one worker's
+    (also when the machine reads as having no core free: every wait then sleeps from its start)."""
+    if load == "no core free":
+        forced = _core._team_load_override(8)
+        request.addfinalizer(lambda: _core._team_load_override(forced))
     P = _problem(seed=8, n=500, hidden=(40, 70))  # 47 + 40*70 + ... > UPDATE_BLOCK parameters
     assert P["params"].size > K.UPDATE_BLOCK
     order = np.random.default_rng(1).permutation(500).astype(np.int64)

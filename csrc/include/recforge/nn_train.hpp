@@ -43,14 +43,14 @@ constexpr int kSpinsBeforeSleep = 64;
 constexpr int kSleepMicroseconds = 50;
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
-inline int64_t monotonic_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
+using detail::monotonic_ns;
 
-// One step of a wait loop; returns n_waits + 1.
+// One step of a wait loop (n_waits: the steps so far); returns the steps now. A wait that starts
+// with no core free for spinning (detail::core_free_for_spinning: a foreign process holds the
+// other core, which this thread shares) sleeps from its first step: spinning there would take the
+// time the scheduler gives this process on that core from the thread it waits for.
 inline int wait_a_little(int n_waits) {
+    if (n_waits == 0 && !detail::core_free_for_spinning()) n_waits = kSpinsBeforeSleep;
     if (n_waits < kSpinsBeforeSleep) {
         for (int i = 0; i < 32; ++i) detail::cpu_relax();
     } else {

@@ -92,6 +92,13 @@ constexpr int64_t kSpinNs = 100000;
 // late for the tree's first step (the root histogram of Adult then ran on the caller alone).
 constexpr int64_t kLingerNs = 1000000;
 
+// steady_clock's time in nanoseconds.
+inline int64_t monotonic_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 // Spin (yielding) until done() or spin_ns have passed; returns done().
 template <typename Done>
 bool spin_until(Done&& done, int64_t spin_ns = kSpinNs) {
@@ -513,6 +520,14 @@ inline int team_size_for_load(int runnable, int size, int cpus) {
 inline int machine_cores() {
     static const int cores = static_cast<int>(std::thread::hardware_concurrency());
     return cores;
+}
+
+// Whether the machine's runnable threads (the calling thread included) leave a core free for a
+// thread that spins while it waits (unknown: yes). A thread spinning on a core that a foreign
+// process uses takes its share of that core's time from the thread it waits for.
+inline bool core_free_for_spinning() {
+    const int runnable = runnable_threads();
+    return runnable < 0 || runnable <= machine_cores();
 }
 
 // Whether parallel_team reads the machine's load before a team call (tests switch it off to run

@@ -68,12 +68,13 @@ class TakeoverCall {
     // The caller: claims chunks until none is left, then takes over those a helper has held for
     // over kGraceChunks of the caller's own time per chunk (kDefaultGraceNs if it ran none).
     void lead() {
-        const int64_t start = now_ns();
+        const int64_t start = detail::monotonic_ns();
         int64_t ran = 0;
         for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < n_chunks_; ++ran)
             if (take(c, kFree)) run_here(c);
         const int64_t grace =
-            ran > 0 ? std::max<int64_t>(kMinGraceNs, kGraceChunks * (now_ns() - start) / ran)
+            ran > 0 ? std::max<int64_t>(kMinGraceNs,
+                                        kGraceChunks * (detail::monotonic_ns() - start) / ran)
                     : kDefaultGraceNs;
         for (int64_t c = 0; c < n_chunks_; ++c) {
             for (int spins = 0;; ++spins) {
@@ -81,7 +82,7 @@ class TakeoverCall {
                 if (s == kLeader || s == kDone) break;
                 const int64_t claimed = claimed_ns_[c].load(std::memory_order_relaxed);
                 const bool wait = s == kPublishing  // a helper copying its result: ~100 ns
-                                  || (s == kHelper && now_ns() - claimed < grace);
+                                  || (s == kHelper && detail::monotonic_ns() - claimed < grace);
                 if (!wait && take(c, s)) {  // free, or held too long: computed here instead
                     if (s == kHelper) detail::chunks_taken_over().fetch_add(1);
                     run_here(c);
@@ -100,7 +101,8 @@ class TakeoverCall {
         scratch.resize(static_cast<size_t>(width_));
         for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < n_chunks_;) {
             int expected = kFree;
-            claimed_ns_[c].store(now_ns(), std::memory_order_relaxed);  // (published by the CAS)
+            claimed_ns_[c].store(detail::monotonic_ns(),
+                                 std::memory_order_relaxed);  // (published by the CAS)
             if (!state_[c].compare_exchange_strong(expected, kHelper, std::memory_order_acq_rel))
                 continue;
             if (const int64_t delay = detail::takeover_helper_delay_ns().load(); delay > 0)
@@ -124,12 +126,6 @@ class TakeoverCall {
     static constexpr int64_t kGraceChunks = 2;
     static constexpr int64_t kMinGraceNs = 20000;
     static constexpr int64_t kDefaultGraceNs = 200000;
-
-    static int64_t now_ns() {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(
-                   std::chrono::steady_clock::now().time_since_epoch())
-            .count();
-    }
 
     bool take(int64_t c, int from) {
         return state_[c].compare_exchange_strong(from, kLeader, std::memory_order_acq_rel);
@@ -199,19 +195,12 @@ class TakeoverCrew {
             call->help(scratch);
             call->leave();
             call.reset();
-            if (core_free()) {
+            if (core_free_for_spinning()) {
                 spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; },
                            kLingerNs);
             }
             lock.lock();
         }
-    }
-
-    // Whether the machine's runnable threads (this helper included) leave a core free for a
-    // lingering helper (unknown: yes).
-    static bool core_free() {
-        const int runnable = runnable_threads();
-        return runnable < 0 || runnable <= machine_cores();
     }
 
     // Helpers are never joined (per_process_instance).

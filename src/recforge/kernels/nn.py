@@ -95,7 +95,9 @@ FIRST_LATE_NS = _core.NN_FIRST_LATE_NS
 #: the workers pull blocks of :data:`UPDATE_BLOCK` dense parameters to update while that worker
 #: updates the embedding rows and wide coordinates; the last part done opens the next batch. A
 #: worker waiting (for a chunk it cannot take over yet or for the update) spins briefly, then
-#: sleeps.
+#: sleeps — at once when the machine has no core free for its spinning (``/proc/loadavg``: a
+#: foreign process on the core it shares, whose time there it would otherwise take from the
+#: worker it waits for).
 train_batches = _core.nn_train_batches
 
 #: ``loss_grad(codes, dense, y, sw, rows, col_flat_off, col_row_off, col_dim, col_in_off, emb,

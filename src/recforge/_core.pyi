@@ -35,6 +35,15 @@ def _team_load_override(runnable: int) -> int:
     """Make parallel_team read `runnable` runnable threads instead of /proc/loadavg's (-1: read
     the machine's again); returns the previous setting. Private: for tests."""
 
+def _takeover_helper_delay(ns: int) -> int:
+    """Make run_chunks_with_takeover's helpers sleep `ns` nanoseconds after claiming each chunk
+    (0: not at all), as a helper preempted on a busy core; returns the previous setting. Private:
+    for tests."""
+
+def _chunks_taken_over() -> int:
+    """Chunks that run_chunks_with_takeover's callers have taken over from helpers so far.
+    Private: for tests."""
+
 def _team_health(record_crowded: int = 0) -> tuple[int, int]:
     """Record `record_crowded` crowded parallel_team calls, then return (calls left to run solo,
     the next solo window). Private: for tests."""
@@ -759,6 +768,10 @@ def linear_loss_grad_pattern(
     """linear_loss_grad_csr for a CSR matrix whose stored values are all 1 (reads the pattern
     only)."""
 
+def linear_release_pass_inputs() -> None:
+    """Wait until no helper thread of an earlier linear_loss_grad_*_chunks call reads its inputs,
+    and release them (call it when a run of passes, an L-BFGS fit, ends)."""
+
 def linear_loss_grad_dense_chunks(
     X: NDArray[np.float32] | NDArray[np.float64],
     y: NDArray[np.float64],
@@ -772,8 +785,9 @@ def linear_loss_grad_dense_chunks(
 ) -> None:
     """linear_loss_grad_dense of every row chunk c = bounds[c]:bounds[c + 1] (bounds int64,
     n_chunks + 1 non-decreasing): partial[c] (n_chunks, d + 1) float64 its gradient sums,
-    losses[c] (n_chunks,) float64 its loss sum; the chunks on up to n_threads threads (fewer on a
-    loaded machine), the results independent of them."""
+    losses[c] (n_chunks,) float64 its loss sum; the chunks on the caller and up to n_threads - 1
+    helper threads, a helper's chunk redone by the caller rather than waited for, the results
+    independent of them (see linear_release_pass_inputs)."""
 
 def linear_loss_grad_csr_chunks(
     indptr: NDArray[np.int32] | NDArray[np.int64],

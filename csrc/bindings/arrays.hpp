@@ -54,16 +54,15 @@ inline void require(bool ok, const char* msg) {
     if (!ok) throw std::invalid_argument(msg);
 }
 
-// require(every idx[0, n) in [0, bound), msg): one branch-free min/max pass (vectorised), not a
-// branch per index.
+// require(every idx[0, n) in [0, bound), msg): one branch-free pass, not a branch per index. As
+// unsigned numbers the negative indices are >= 2^31, so one unsigned compare per index checks
+// both ends; it vectorises with SSE2 alone (a signed min/max pass needs SSE4.1, and ran 7x slower
+// on a GBDT fit's 32k rows per tree).
 inline void require_indices(const int32_t* idx, int64_t n, int64_t bound, const char* msg) {
-    int32_t lo = 0, hi = 0;
-    if (n > 0) lo = hi = idx[0];
-    for (int64_t i = 0; i < n; ++i) {
-        lo = std::min(lo, idx[i]);
-        hi = std::max(hi, idx[i]);
-    }
-    require(lo >= 0 && hi < bound, msg);
+    const auto end = static_cast<uint32_t>(std::clamp<int64_t>(bound, 0, int64_t{1} << 31));
+    uint32_t out_of_range = 0;
+    for (int64_t i = 0; i < n; ++i) out_of_range |= static_cast<uint32_t>(idx[i]) >= end;
+    require(out_of_range == 0, msg);
 }
 
 // Whether `a` has dtype T in native byte order (an equivalent dtype counts: int64 is 'l' or 'q').

@@ -366,6 +366,23 @@ def test_gradients_at_rows_equal_gathered_gradients(objective):
         )
 
 
+@pytest.mark.parametrize(
+    "bad", [-1, 10, -(2**31), 2**31 - 1], ids=["-1", "n", "int32 min", "int32 max"]
+)
+def test_row_indices_outside_0_to_n_are_refused_anywhere_in_the_array(bad):
+    from recforge import _core
+
+    n = 10
+    raw, y = np.zeros(n), np.zeros(n, np.float32)
+    ok = np.arange(1000, dtype=np.int32) % n  # every index from 0 to n - 1: accepted
+    _core.gbdt_gradients_at(0, raw, y, None, ok, np.empty((1000, 2), np.float32), 1)
+    for position in (0, 517, 999):  # (inside and at both ends of the vectorised pass)
+        rows = ok.copy()
+        rows[position] = bad
+        with pytest.raises(ValueError, match="rows must index raw"):
+            _core.gbdt_gradients_at(0, raw, y, None, rows, np.empty((1000, 2), np.float32), 1)
+
+
 def _values(n, kind, seed=0):
     rng = np.random.default_rng(seed)
     if kind == "normal":

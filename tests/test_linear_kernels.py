@@ -208,6 +208,7 @@ def test_margins_match_numpy():
 
 def test_margins_on_threads_equal_one_thread_across_row_chunks():
     # 40k rows: three row chunks of the kernel; a sub-range that starts and ends inside chunks
+    assert 2 * K.CHUNK_ROWS < 33_001 - 5 and 40_000 <= 3 * K.CHUNK_ROWS
     X, _, _, w, b = problem(n=40_000, seed=6)
     csr = sp.csr_matrix(X)
     Xd = np.ascontiguousarray(X)

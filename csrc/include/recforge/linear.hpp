@@ -25,8 +25,8 @@
 namespace recforge::linear {
 
 inline constexpr int64_t kBlockRows = 128;
-// Rows of a row chunk that one thread takes (recforge.kernels.logistic.CHUNK_ROWS: the L-BFGS pass
-// splits its rows by it, a margins call too).
+// Rows of a margins call's row chunk, one thread's (recforge.kernels.logistic.CHUNK_ROWS; an L-BFGS
+// pass has its own, smaller chunks: PASS_CHUNK_ROWS there).
 inline constexpr int64_t kChunkRows = 16384;
 
 // exp(-a) = 2^-k exp(r), r = k ln2 - a in [-ln2/2, ln2/2]; ln 2 is split so that k * kLn2Hi is

@@ -252,6 +252,38 @@ def test_partition_of_narrow_rows_moves_each_row_once_to_its_side(n_features):
     np.testing.assert_array_equal(rows[outside], ids[outside])
 
 
+@pytest.mark.parametrize("first_rows", ["alternating", "one_side", "mostly_one_side"])
+def test_narrow_partition_picks_slots_by_branch_or_mask_with_the_same_result(first_rows):
+    # 14-byte rows: a node whose first rows change direction often has its slots picked by a mask,
+    # one with long runs of one side by a branch (directions_alternate); both give the stable
+    # partition. The nodes' later rows have random directions either way.
+    n, n_features, split = 4_000, 14, 5
+    Xb, gh = _binned(n, n_features, 7, n_values=40, missing=0.0)
+    head = np.arange(64)
+    Xb[head, split] = {
+        "alternating": np.where(head % 2 == 0, 3, 30),
+        "one_side": np.full(64, 3),
+        "mostly_one_side": np.where(head % 16 == 15, 30, 3),
+    }[first_rows]
+    ids = np.random.default_rng(8).permutation(n).astype(np.int32)
+    Xn, ghn, rows = Xb.copy(), gh.copy(), ids.copy()
+    starts, ends = np.array([0, 2_500]), np.array([2_500, n])
+    feature = np.array([split, split], np.int32)
+    threshold = np.array([20, 20], np.int32)
+    zeros = np.zeros(2, np.uint8)
+    n_left = kern.partition_ordered(
+        Xn, ghn, rows, starts, ends, feature, threshold, zeros, np.zeros(n_features, np.uint8)
+    )
+    for k in range(2):
+        seg = np.arange(starts[k], ends[k])
+        go = Xb[seg, split] <= threshold[k]
+        order = np.concatenate([seg[go], seg[~go]])
+        assert 0 < n_left[k] == go.sum() < len(seg)
+        np.testing.assert_array_equal(Xn[seg], Xb[order])
+        np.testing.assert_array_equal(ghn[seg], gh[order])
+        np.testing.assert_array_equal(rows[seg], ids[order])
+
+
 @pytest.mark.parametrize("n,n_threads", [(1000, 1), (250_000, 2)])
 def test_partition_into_scratch_leaves_arrays_and_fills_scratch(n, n_threads):
     from recforge import _core

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -182,10 +181,8 @@ inline std::atomic<bool>& adaptive_schedule_on() {
     return on;
 }
 
-inline double steady_seconds() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
+// monotonic_ns() in seconds.
+inline double steady_seconds() { return 1e-9 * static_cast<double>(monotonic_ns()); }
 
 }  // namespace detail
 

@@ -357,6 +357,7 @@ def test_a_failing_worker_raises_its_own_error_and_releases_the_others(client, x
         pure=False,
     )
     binned.result()
+    gbdt._wait_raising(shards)  # (as fit_gbdt does: the cluster reads where each shard is held)
     cluster = gbdt._Cluster(client, shards)
     with pytest.raises(AttributeError):  # the unbinned shard's own error, not a CollectiveError
         gbdt._train_on_workers(model, cluster, mapper, np.random.default_rng(0))

@@ -85,9 +85,10 @@ inline int64_t append_right_rows(uint8_t* Xn, int64_t F, float* ghn, int32_t* ro
 
 // Whether the directions (lut[bin of `feature`]) of rows [s, e) change often among their first
 // kSampleRows rows (at least once per kAlternateRows): a branch on the direction would then be
-// mispredicted often, so partition_node_narrow picks each row's slot by a mask instead. (On 1M
-// rows of 14 bytes: a branch 2.9 ns per row on long runs of one side, as skewed features give,
-// 8.4 ns on random directions; the mask 4.2 ns on either: even at about one change per 9 rows.)
+// mispredicted often, so partition_node_narrow picks each row's slot by a mask instead (lut holds
+// 0 or 1). On 1M rows of 14 bytes: a branch 2.9 ns per row on long runs of one side, as skewed
+// features give, 8.4 ns on random directions; the mask 4.2 ns on either (even at about one change
+// per 9 rows).
 inline bool directions_alternate(const uint8_t* Xn, int64_t F, int64_t s, int64_t e,
                                  int32_t feature, const uint8_t* lut) {
     constexpr int64_t kSampleRows = 64, kAlternateRows = 8;
@@ -136,12 +137,11 @@ inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
 // partition_node for rows of 8 to 16 bytes: every row moves as one 16-byte block whose tail runs
 // into the next position, written once, to the slot of its side (16-25 % faster on Adult's 14-byte
 // rows than writing both slots; the slot picked by a branch, or by a mask when Branchless: see
-// directions_alternate). Row p + 1 is loaded
-// before row p is stored, so a tail never destroys a row still to be read (a left tail at p + 1
-// rewrites the bytes it holds); a tail written at position q lands in position q + 1 < e, which
-// is written again later (by the next row of its side, or by the right rows copied behind the left
-// ones) or lies past its side's rows; the last row of the node is copied exactly, so nothing is
-// written outside [s, e) of either buffer.
+// directions_alternate). Row p + 1 is loaded before row p is stored, so a tail never destroys a
+// row still to be read (a left tail at p + 1 rewrites the bytes it holds); a tail written at
+// position q lands in position q + 1 < e, which is written again later (by the next row of its
+// side, or by the right rows copied behind the left ones) or lies past its side's rows; the last
+// row of the node is copied exactly, so nothing is written outside [s, e) of either buffer.
 template <bool Branchless>
 int64_t partition_node_narrow(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
                               uint8_t* __restrict sX, float* __restrict sgh,

@@ -168,6 +168,34 @@ T& per_process_instance() {
     return *instance;
 }
 
+// How threads sleeping between calls learn of a new one (the pool's workers, the takeover crew's
+// helpers): the caller posts it as a new generation (under its owner's mutex) and wakes them; a
+// thread, holding that mutex, waits for a generation it has not seen while a call is posted, and
+// after its share may linger, spinning for a while until the next call is posted.
+class CallSignal {
+  public:
+    void post() { generation_.fetch_add(1, std::memory_order_release); }  // (under the mutex)
+    void wake_all() { wake_.notify_all(); }
+
+    // Blocks on `lock` until posted() and a generation other than `seen`; returns that generation.
+    template <typename Posted>
+    uint64_t wait_for_new(std::unique_lock<std::mutex>& lock, uint64_t seen, Posted&& posted) {
+        wake_.wait(lock,
+                   [&] { return posted() && generation_.load(std::memory_order_relaxed) != seen; });
+        return generation_.load(std::memory_order_relaxed);
+    }
+
+    // Spins (yielding, the mutex not held) for up to linger_ns or until a call after `seen` is
+    // posted.
+    void linger(uint64_t seen, int64_t linger_ns) const {
+        spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }, linger_ns);
+    }
+
+  private:
+    std::condition_variable wake_;
+    std::atomic<uint64_t> generation_{0};  // (changed under the owner's mutex)
+};
+
 class Pool {
   public:
     // The pool of this process (per_process_instance).
@@ -183,9 +211,9 @@ class Pool {
             while (static_cast<int>(workers_.size()) < job.max_threads - 1)
                 workers_.push_back(new std::thread([this] { worker_loop(); }));
             current_ = &job;
-            generation_.fetch_add(1, std::memory_order_release);
+            calls_.post();
         }
-        wake_.notify_all();
+        calls_.wake_all();
         if (job.lead) job.lead();
         job.work(0);
         {
@@ -208,10 +236,7 @@ class Pool {
         uint64_t seen = 0;
         std::unique_lock<std::mutex> lock(mutex_);
         for (;;) {
-            wake_.wait(lock, [&] {
-                return current_ != nullptr && generation_.load(std::memory_order_relaxed) != seen;
-            });
-            seen = generation_.load(std::memory_order_relaxed);
+            seen = calls_.wait_for_new(lock, seen, [&] { return current_ != nullptr; });
             Job* job = current_;
             const int thread_id = job->next_thread_id.fetch_add(1);
             if (thread_id >= job->max_threads) continue;
@@ -224,8 +249,7 @@ class Pool {
             if (linger_ns > 0) {
                 lock.unlock();
                 lingering_workers().fetch_add(1, std::memory_order_relaxed);
-                spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; },
-                           linger_ns);
+                calls_.linger(seen, linger_ns);
                 lingering_workers().fetch_sub(1, std::memory_order_relaxed);
                 lock.lock();
             }
@@ -236,10 +260,10 @@ class Pool {
     std::vector<std::thread*> workers_;
     std::mutex run_mutex_;
     std::mutex mutex_;
-    std::condition_variable wake_, idle_;
+    CallSignal calls_;  // (posted under mutex_)
+    std::condition_variable idle_;
     Job* current_ = nullptr;
-    std::atomic<uint64_t> generation_{0};  // (changed under mutex_)
-    std::atomic<int> inside_{0};           // (changed under mutex_)
+    std::atomic<int> inside_{0};  // (changed under mutex_)
 };
 
 }  // namespace detail

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -165,9 +164,9 @@ class TakeoverCrew {
             current_ = call;
             max_helpers_ = n_helpers;
             joined_ = 0;
-            generation_.fetch_add(1, std::memory_order_release);
+            calls_.post();
         }
-        wake_.notify_all();
+        calls_.wake_all();
         call->lead();
         std::lock_guard<std::mutex> lock(mutex_);
         current_.reset();  // no helper joins it from now on
@@ -183,10 +182,7 @@ class TakeoverCrew {
         uint64_t seen = 0;
         std::unique_lock<std::mutex> lock(mutex_);
         for (;;) {
-            wake_.wait(lock, [&] {
-                return current_ != nullptr && generation_.load(std::memory_order_relaxed) != seen;
-            });
-            seen = generation_.load(std::memory_order_relaxed);
+            seen = calls_.wait_for_new(lock, seen, [&] { return current_ != nullptr; });
             if (joined_ >= max_helpers_) continue;
             ++joined_;
             std::shared_ptr<TakeoverCall> call = current_;
@@ -195,10 +191,7 @@ class TakeoverCrew {
             call->help(scratch);
             call->leave();
             call.reset();
-            if (core_free_for_spinning()) {
-                spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; },
-                           kLingerNs);
-            }
+            if (core_free_for_spinning()) calls_.linger(seen, kLingerNs);
             lock.lock();
         }
     }
@@ -207,11 +200,10 @@ class TakeoverCrew {
     std::vector<std::thread*> helpers_;
     std::mutex run_mutex_;
     std::mutex mutex_;
-    std::condition_variable wake_;
+    CallSignal calls_;  // (posted under mutex_)
     std::shared_ptr<TakeoverCall> current_;
     int max_helpers_ = 0;
     int joined_ = 0;
-    std::atomic<uint64_t> generation_{0};  // (changed under mutex_)
 };
 
 }  // namespace detail

@@ -277,6 +277,41 @@ def test_schema_fit_transform_equals_fit_then_transform():
     assert np.isnan(out[:, 0]).sum() == df["city"].isna().sum()
 
 
+def test_schema_transform_row_by_row_and_after_a_refit():
+    # one row at a time gives the whole frame's rows (unseen labels and missing values NaN,
+    # nullable columns' NA too); a schema fitted again codes by its new categories
+    from recforge.rank.gbdt._input import InputSchema
+
+    rng = np.random.default_rng(5)
+    n = 400
+    train = pd.DataFrame(
+        {
+            "city": rng.choice(["paris", "rome", "oslo"], size=n).astype(object),
+            "count": pd.array(rng.integers(0, 9, size=n), dtype="Int64"),
+            "flag": rng.random(n) < 0.5,
+            "num": rng.normal(size=n),
+        }
+    )
+    test = train.iloc[:40].copy()
+    test.loc[test.index[::7], "city"] = "tokyo"
+    test.loc[test.index[3::9], "city"] = None
+    test.loc[test.index[5::6], "count"] = pd.NA
+    schema = InputSchema().fit(train)
+    whole = schema.transform(test)
+    rows = np.vstack([schema.transform(test.iloc[[i]]) for i in range(len(test))])
+    np.testing.assert_array_equal(rows, whole)
+    codes = {"oslo": 0, "paris": 1, "rome": 2}
+    expected_city = [codes.get(c, np.nan) if isinstance(c, str) else np.nan for c in test["city"]]
+    np.testing.assert_array_equal(whole[:, 0], np.array(expected_city, np.float32))
+    assert np.isnan(whole[5::6, 1]).all() and not np.isnan(whole[::6, 1]).all()
+
+    schema.fit(train.assign(city=train["city"].replace({"paris": "athens"})))
+    again = schema.transform(test.iloc[:3])
+    expected = {"athens": 0, "oslo": 1, "rome": 2}
+    for value, code in zip(test["city"].iloc[:3], again[:, 0]):
+        assert (np.isnan(code) and value not in expected) or code == expected[value]
+
+
 def test_categorical_codes_in_numpy():
     rng = np.random.default_rng(2)
     codes = rng.integers(0, 6, size=2000).astype(float)

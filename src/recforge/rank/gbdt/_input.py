@@ -13,6 +13,8 @@ import scipy.sparse as sp
 
 from .._base import check_2d, check_min_shape
 
+_FEW_ROWS = 32  # a text column of up to this many rows is looked up row by row, not factorized
+
 
 def _is_categorical_series(s: pd.Series) -> bool:
     return isinstance(s.dtype, pd.CategoricalDtype) or not (
@@ -52,7 +54,7 @@ class InputSchema:
         is_cat = np.zeros(n_features, bool)
         if isinstance(categorical_features, str) and categorical_features == "auto":
             if self.is_frame:
-                is_cat[:] = [_is_categorical_series(X.iloc[:, j]) for j in range(n_features)]
+                is_cat[:] = [_is_categorical_series(s) for _, s in X.items()]
         elif categorical_features is not None:
             sel = np.asarray(categorical_features)
             if sel.dtype == bool:
@@ -77,10 +79,12 @@ class InputSchema:
         self.categories = [
             None
         ] * n_features  # labels (str arrays) of DataFrame categorical columns
+        self._code_tables = {}
         factorized = {}
         if self.is_frame:
+            columns = [s for _, s in X.items()]  # (items(): a fraction of iloc's cost)
             for j in np.flatnonzero(is_cat):
-                s = X.iloc[:, j]
+                s = columns[j]
                 if isinstance(s.dtype, pd.CategoricalDtype):
                     labels = np.asarray(s.cat.categories.astype(str))
                 elif pd.api.types.is_numeric_dtype(s):
@@ -93,6 +97,12 @@ class InputSchema:
                     factorized[j] = (value_ids, value_codes)
                 self.categories[j] = labels.astype(str)
         return factorized
+
+    def _category_codes(self, j):
+        """``{label: code}`` of column j's categories, built at its first use after fit or load."""
+        if j not in self._code_tables:
+            self._code_tables[j] = {c: code for code, c in enumerate(self.categories[j].tolist())}
+        return self._code_tables[j]
 
     def transform(self, X, name="X"):
         """float32 (n_rows, n_features), C order."""
@@ -113,16 +123,25 @@ class InputSchema:
                     f"{self.columns[:5]}..."
                 )
             out = np.empty(X.shape, np.float32)
-            for j in range(self.n_features):
-                s = X.iloc[:, j]
+            for j, (_, s) in enumerate(X.items()):
                 if self.categories[j] is not None:
                     # code of str(value) among the categories, found once per distinct value
                     if j in factorized:
                         value_ids, value_codes = factorized[j]
                     else:
-                        value_ids, values = pd.factorize(s)  # missing values: -1
-                        value_codes = pd.Index(self.categories[j]).get_indexer(
-                            np.asarray(values, dtype=object).astype(str)
+                        if len(s) <= _FEW_ROWS:  # (factorize's fixed cost is that of many rows)
+                            values = s.to_numpy(dtype=object)
+                            value_ids = np.where(pd.isna(values), -1, np.arange(len(values)))
+                        else:
+                            value_ids, values = pd.factorize(s)  # missing values: -1
+                        codes = self._category_codes(j)
+                        value_codes = np.fromiter(
+                            (
+                                codes.get(v, -1)
+                                for v in np.asarray(values, dtype=object).astype(str)
+                            ),
+                            np.int64,
+                            len(values),
                         )
                     col = np.append(value_codes, -1)[value_ids].astype(np.float32)
                     col[col < 0] = np.nan
@@ -133,8 +152,12 @@ class InputSchema:
                         "categorical_features"
                     )
                 else:
-                    with np.errstate(over="ignore"):
-                        out[:, j] = s.to_numpy(dtype=np.float32, na_value=np.nan)
+                    with np.errstate(over="ignore"):  # (NumPy dtypes as they are: no NA)
+                        out[:, j] = (
+                            s.to_numpy()
+                            if isinstance(s.dtype, np.dtype)
+                            else s.to_numpy(dtype=np.float32, na_value=np.nan)
+                        )
         else:
             arr = np.asarray(X)
             check_2d(arr, name)
@@ -219,4 +242,5 @@ class InputSchema:
         self.categories = [
             flat[off[j] : off[j + 1]].astype(str) if has[j] else None for j in range(n)
         ]
+        self._code_tables = {}
         return self

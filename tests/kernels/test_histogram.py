@@ -284,6 +284,47 @@ def test_narrow_partition_picks_slots_by_branch_or_mask_with_the_same_result(fir
         np.testing.assert_array_equal(rows[seg], ids[order])
 
 
+@pytest.mark.parametrize("n_features", [3, 14, 20, 50])
+def test_partition_leaves_a_leading_run_of_left_rows_and_partitions_the_rest(n_features):
+    # nodes that open with a run of left rows (left in place), of every length up to the whole
+    # node, and the smallest nodes: the stable partition, nothing outside the nodes touched
+    split = 1
+    sizes = [1, 2, 3, 40, 300, 300, 300, 300]
+    n = sum(sizes) + 5
+    Xb, gh = _binned(n, n_features, 9, n_values=40, missing=0.0)
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    leading = [1, 1, 2, 39, 0, 150, 299, 300]  # left rows first, then the node's own bins
+    for s, run in zip(starts, leading):
+        Xb[s : s + run, split] = 3
+    Xb[starts[1] + 1, split] = 30  # the 2-row node: one left, then one right
+    ids = np.random.default_rng(10).permutation(n).astype(np.int32)
+    Xn, ghn, rows = Xb.copy(), gh.copy(), ids.copy()
+    k = len(sizes)
+    n_left = kern.partition_ordered(
+        Xn,
+        ghn,
+        rows,
+        starts,
+        ends,
+        np.full(k, split, np.int32),
+        np.full(k, 20, np.int32),
+        np.zeros(k, np.uint8),
+        np.zeros(n_features, np.uint8),
+    )
+    for j in range(k):
+        seg = np.arange(starts[j], ends[j])
+        go = Xb[seg, split] <= 20
+        order = np.concatenate([seg[go], seg[~go]])
+        assert n_left[j] == go.sum() >= leading[j]
+        np.testing.assert_array_equal(Xn[seg], Xb[order])
+        np.testing.assert_array_equal(ghn[seg], gh[order])
+        np.testing.assert_array_equal(rows[seg], ids[order])
+    outside = np.arange(ends[-1], n)
+    np.testing.assert_array_equal(Xn[outside], Xb[outside])
+    np.testing.assert_array_equal(rows[outside], ids[outside])
+
+
 @pytest.mark.parametrize("n,n_threads", [(1000, 1), (250_000, 2)])
 def test_partition_into_scratch_leaves_arrays_and_fills_scratch(n, n_threads):
     from recforge import _core

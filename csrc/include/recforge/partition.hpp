@@ -115,16 +115,22 @@ inline int64_t partition_node(uint8_t* Xn, int64_t F, float* ghn, int32_t* rows,
                               uint8_t* __restrict sX, float* __restrict sgh,
                               int32_t* __restrict srows, int64_t s, int64_t e, int32_t feature,
                               const uint8_t* __restrict lut) {
-    if (F >= 8 && F <= 16 && e - s >= 2) {
-        if (directions_alternate(Xn, F, s, e, feature, lut))
-            return partition_node_narrow<true>(Xn, F, ghn, rows, sX, sgh, srows, s, e, feature,
-                                               lut);
-        return partition_node_narrow<false>(Xn, F, ghn, rows, sX, sgh, srows, s, e, feature, lut);
+    // The node's leading run of left rows is in place already: it is skipped (copied onto itself,
+    // a row's words would each wait for the store of the row before, which they overlap).
+    const uint8_t* col = Xn + feature;
+    int64_t first = s;
+    while (first < e && lut[col[first * F]]) ++first;
+    if (F >= 8 && F <= 16 && e - first >= 2) {
+        const int64_t n_left = directions_alternate(Xn, F, first, e, feature, lut)
+                                   ? partition_node_narrow<true>(Xn, F, ghn, rows, sX, sgh, srows,
+                                                                 first, e, feature, lut)
+                                   : partition_node_narrow<false>(Xn, F, ghn, rows, sX, sgh, srows,
+                                                                  first, e, feature, lut);
+        return first - s + n_left;
     }
     const size_t row_bytes = static_cast<size_t>(F);
-    const uint8_t* col = Xn + feature;
-    int64_t li = s, ri = 0;
-    for (int64_t p = s; p < e; ++p) {
+    int64_t li = first, ri = 0;
+    for (int64_t p = first; p < e; ++p) {
         const int64_t l = lut[col[p * F]];
         copy_row(sX + ri * F, Xn + p * F, row_bytes);
         copy_row(Xn + li * F, Xn + p * F,

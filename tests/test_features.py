@@ -303,3 +303,30 @@ def test_bucket_count_matches_searchsorted():
         expected = 1 + np.searchsorted(edges, x, side="right")
         expected[np.isnan(x)] = 0
         np.testing.assert_array_equal(out, expected)
+
+
+def test_a_few_rows_encode_as_the_same_rows_of_a_long_frame():
+    # frames of a few rows read their text columns as Python objects, longer ones from the
+    # column's own storage (Arrow strings, categoricals, nullable dtypes): the same features
+    rng = np.random.default_rng(3)
+    n = 80
+    city = rng.choice(np.array(["a", "b", "c", "?", None], dtype=object), size=n)
+    frame = pd.DataFrame(
+        {
+            "city": pd.array(city, dtype="string"),
+            "plain": city.copy(),
+            "kind": pd.Categorical(rng.choice(["x", "y", "z"], size=n)),
+            "count": pd.array(np.where(rng.random(n) < 0.2, None, rng.integers(0, 5, n)), "Int64"),
+            "mixed": rng.choice(np.array([1, "1", 2.0, "two", np.nan], dtype=object), size=n),
+            "flag": pd.array(rng.random(n) < 0.5, dtype="boolean"),
+            "age": rng.normal(40, 10, n),
+        }
+    )
+    enc = FeatureEncoder(n_bins=3, crosses=[("city", "kind")]).fit(frame.iloc[::2])
+    sparse_rows, dense_rows = enc.transform(frame), enc.transform_dense(frame)
+    for i in range(0, n, 3):
+        one = frame.iloc[[i]]
+        np.testing.assert_array_equal(dense(enc.transform(one)), dense(sparse_rows[i]))
+        np.testing.assert_array_equal(enc.transform_dense(one), dense_rows[i : i + 1])
+    few = frame.iloc[5:30]
+    np.testing.assert_array_equal(dense(enc.transform(few)), dense(sparse_rows[5:30]))

@@ -78,6 +78,9 @@ class BinMapper:
         # is contiguous (a block, not the whole sample: a buffer the allocator reuses, not a fresh
         # mapping whose first touch costs as much as the edges on a one-hot matrix)
         width = max(1, _TRANSPOSE_BYTES // max(1, 4 * sample.shape[0]))
+        threaded = n_threads > 1 and n_features > 1 and sample.shape[0] > 10_000
+        if threaded:  # two blocks per thread or more, taken one at a time
+            width = min(width, -(-n_features // (2 * n_threads)))
         n_blocks = -(-n_features // width)
 
         def block_edges(b):
@@ -87,7 +90,6 @@ class BinMapper:
                 _few_edges(upper[f]) if few[f] else edges(f, block_t[f - f0]) for f in range(f0, f1)
             ]
 
-        threaded = n_threads > 1 and n_features > 1 and sample.shape[0] > 10_000
         with ChunkPool(min(n_threads, n_blocks) if threaded else 1) as pool:
             blocks = run_chunks(block_edges, n_blocks, pool)  # the sorts release the GIL
         self.edges_ = [e for block in blocks for e in block]

@@ -508,3 +508,26 @@ def test_numeric_edges_are_the_quantiles_of_the_sorted_sample():
             picked = np.unique(ordered[(np.arange(1, 64) * ordered.size) // 64])
             expected = picked[picked > ordered[0]]
         np.testing.assert_array_equal(edges[f], expected.astype(np.float32))
+
+
+def test_bin_edges_do_not_depend_on_the_threads_or_blocks():
+    # with threads the columns are cut into more blocks (two per thread or more), each block's
+    # edges found by whichever thread takes it: the same edges, in column order
+    from recforge.rank.gbdt._binning import BinMapper
+
+    rng = np.random.default_rng(4)
+    n = 12_000
+    X = np.column_stack(
+        [_values(n, k, seed=s) for s, k in enumerate(["normal", "duplicates", "special"] * 3)]
+        + [rng.integers(0, 7, n).astype(np.float32), (rng.random(n) < 0.3).astype(np.float32)]
+    )
+    X[rng.random(X.shape) < 0.05] = np.nan
+    is_cat = np.zeros(X.shape[1], bool)
+    is_cat[-2] = True
+    alone = BinMapper(max_bin=64).fit(X, is_cat, n_threads=1)
+    for n_threads in (2, 3):
+        threaded = BinMapper(max_bin=64).fit(X, is_cat, n_threads=n_threads)
+        assert len(threaded.edges_) == X.shape[1]
+        for mine, theirs in zip(threaded.edges_, alone.edges_):
+            np.testing.assert_array_equal(mine, theirs)
+        np.testing.assert_array_equal(threaded.n_bins_, alone.n_bins_)

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-# A text (or categorical, nullable) column of up to this many rows is factorised as Python objects,
-# not from its Arrow or categorical storage, whose factorisation costs ~4x as much on a few rows.
-_FEW_ROWS = 32
+# A DataFrame's text (or categorical, nullable) column of up to this many rows is factorised as
+# Python objects, not from its Arrow or categorical storage, whose factorisation costs ~4x as much
+# on a few rows (the encoder's reads here, GBDT's InputSchema).
+FEW_ROWS = 32
 
 
 class Table:
@@ -80,7 +81,7 @@ class Table:
         if self.frame is not None:
             col = self.frame[self._frame_key(key)]
             if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype.kind not in "biuf":
-                if len(col) <= _FEW_ROWS:  # (factorize's fixed cost on a column's own storage)
+                if len(col) <= FEW_ROWS:
                     col = col.to_numpy(dtype=object)
                 return Column.factorize(col, missing_values, object_values=True)
             values = col.to_numpy()

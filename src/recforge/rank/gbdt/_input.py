@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ...features._columns import FEW_ROWS
 from .._base import check_2d, check_min_shape
-
-_FEW_ROWS = 32  # a text column of up to this many rows is looked up row by row, not factorized
 
 
 def _is_categorical_series(s: pd.Series) -> bool:
@@ -129,11 +128,9 @@ class InputSchema:
                     if j in factorized:
                         value_ids, value_codes = factorized[j]
                     else:
-                        if len(s) <= _FEW_ROWS:  # (factorize's fixed cost is that of many rows)
-                            values = s.to_numpy(dtype=object)
-                            value_ids = np.where(pd.isna(values), -1, np.arange(len(values)))
-                        else:
-                            value_ids, values = pd.factorize(s)  # missing values: -1
+                        if len(s) <= FEW_ROWS:
+                            s = s.to_numpy(dtype=object)
+                        value_ids, values = pd.factorize(s)  # missing values: -1
                         codes = self._category_codes(j)
                         value_codes = np.fromiter(
                             (

@@ -14,8 +14,14 @@ import scipy.sparse as sp
 
 # A DataFrame's text (or categorical, nullable) column of up to this many rows is factorised as
 # Python objects, not from its Arrow or categorical storage, whose factorisation costs ~4x as much
-# on a few rows (the encoder's reads here, GBDT's InputSchema).
+# on a few rows (few_rows_as_objects: the encoder's reads here, GBDT's InputSchema).
 FEW_ROWS = 32
+
+
+def few_rows_as_objects(col: pd.Series):
+    """What to factorise of a DataFrame's column: its values as an object array when it has at most
+    ``FEW_ROWS`` rows, else the column itself (factorised from its own storage)."""
+    return col.to_numpy(dtype=object) if len(col) <= FEW_ROWS else col
 
 
 class Table:
@@ -81,9 +87,9 @@ class Table:
         if self.frame is not None:
             col = self.frame[self._frame_key(key)]
             if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype.kind not in "biuf":
-                if len(col) <= FEW_ROWS:
-                    col = col.to_numpy(dtype=object)
-                return Column.factorize(col, missing_values, object_values=True)
+                return Column.factorize(
+                    few_rows_as_objects(col), missing_values, object_values=True
+                )
             values = col.to_numpy()
         else:
             values = self.array[:, self.names.index(key)]

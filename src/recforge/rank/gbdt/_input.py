@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ...features._columns import FEW_ROWS
+from ...features._columns import few_rows_as_objects
 from .._base import check_2d, check_min_shape
 
 
@@ -39,8 +39,10 @@ class InputSchema:
         if sp.issparse(X):
             raise TypeError("X is a sparse matrix; GBDT needs a dense array or a DataFrame")
         self.is_frame = isinstance(X, pd.DataFrame)
+        frame_columns = None
         if self.is_frame:
             self.columns = [str(c) for c in X.columns]
+            frame_columns = [s for _, s in X.items()]  # (items(): a fraction of iloc's cost)
             shape = X.shape
         else:
             arr = np.asarray(X)
@@ -53,7 +55,7 @@ class InputSchema:
         is_cat = np.zeros(n_features, bool)
         if isinstance(categorical_features, str) and categorical_features == "auto":
             if self.is_frame:
-                is_cat[:] = [_is_categorical_series(s) for _, s in X.items()]
+                is_cat[:] = [_is_categorical_series(s) for s in frame_columns]
         elif categorical_features is not None:
             sel = np.asarray(categorical_features)
             if sel.dtype == bool:
@@ -81,9 +83,8 @@ class InputSchema:
         self._code_tables = {}
         factorized = {}
         if self.is_frame:
-            columns = [s for _, s in X.items()]  # (items(): a fraction of iloc's cost)
             for j in np.flatnonzero(is_cat):
-                s = columns[j]
+                s = frame_columns[j]
                 if isinstance(s.dtype, pd.CategoricalDtype):
                     labels = np.asarray(s.cat.categories.astype(str))
                 elif pd.api.types.is_numeric_dtype(s):
@@ -128,9 +129,7 @@ class InputSchema:
                     if j in factorized:
                         value_ids, value_codes = factorized[j]
                     else:
-                        if len(s) <= FEW_ROWS:
-                            s = s.to_numpy(dtype=object)
-                        value_ids, values = pd.factorize(s)  # missing values: -1
+                        value_ids, values = pd.factorize(few_rows_as_objects(s))  # missing: -1
                         codes = self._category_codes(j)
                         value_codes = np.fromiter(
                             (
